@@ -1,0 +1,108 @@
+/* leadscore/client.h -- the C client library for the leadscore service.
+ *
+ * A storefront or a batch job links libleadscore and talks to a running
+ * `leadscore serve` over ZeroMQ (PROTOCOL.md).  One ls_client is one
+ * connection; it is not thread-safe (use one per thread).  Every function
+ * returns 0 (LS_OK) or a negative status from leadscore/error.h; when the
+ * server answered with an error the status is the matching code (e.g.
+ * LS_EBADREQ) and ls_client_last_error() holds the server's message.
+ *
+ *     ls_client *c;
+ *     ls_client_connect(&c, "tcp://127.0.0.1:5555", 2000);
+ *     ls_client_event ev = {.customer = "alice", .type = "add_to_cart", .price = 40, .has = LS_HAS_PRICE};
+ *     ls_track_result tr;
+ *     ls_client_track(c, &ev, 1, &tr);
+ *     ls_score s;
+ *     ls_client_score(c, "alice", &s);   // s.score, s.tier ...
+ *     ls_client_close(&c);
+ */
+#ifndef LEADSCORE_CLIENT_H
+#define LEADSCORE_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "leadscore/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ls_client ls_client;
+
+/* Which optional numeric fields of an ls_client_event are set. */
+enum {
+    LS_HAS_PRICE = 1 << 0,
+    LS_HAS_QUANTITY = 1 << 1,
+    LS_HAS_VALUE = 1 << 2,
+    LS_HAS_DISCOUNTED = 1 << 3,
+    LS_HAS_RATING = 1 << 4
+};
+
+/* One event to send (PROTOCOL.md section 2).  NULL strings are left out;
+ * ts_ms 0 means "now, by the server's clock". */
+typedef struct {
+    const char *customer;   /* required */
+    const char *type;       /* required: "product_view", "purchase", ... */
+    int64_t ts_ms;
+    const char *event_id;
+    const char *session;
+    const char *product;
+    const char *category;
+    const char *order_id;
+    const char *birthday;   /* "MM-DD" */
+    double price;
+    int64_t quantity;
+    double value;
+    int discounted;
+    int rating;
+    unsigned has;           /* LS_HAS_* bits */
+} ls_client_event;
+
+typedef struct {
+    uint32_t accepted;
+    uint32_t duplicates;
+    uint32_t rejected;
+} ls_track_result;
+
+typedef struct {
+    char customer[257];
+    int known;
+    double score;
+    int score_100;
+    char tier[16];
+    char model[160];
+} ls_score;
+
+/* Connects to endpoint (e.g. "tcp://127.0.0.1:5555").  timeout_ms bounds
+ * each call's wait for its reply (<= 0: 5000 ms). */
+int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms);
+
+/* Closes the connection and frees it; NULLs *c. */
+void ls_client_close(ls_client **c);
+
+/* Sends events[0..n) as one track batch; returns once the server has
+ * durably committed the accepted ones.  On LS_ETIMEOUT the batch may or
+ * may not have been stored: resend it with the same event_ids. */
+int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out);
+
+/* Scores one customer (unknown ones get the cold-start score). */
+int ls_client_score(ls_client *c, const char *customer, ls_score *out);
+
+/* Round trip with the server; version (if not NULL) gets its version. */
+int ls_client_ping(ls_client *c, char *version, size_t cap);
+
+/* Generic call: sends {"op": op, "id": <auto>, <fields>} where fields is
+ * msgpack holding nfields key/value pairs (may be NULL with 0), and returns
+ * the whole reply map as msgpack in *reply (malloc'd; free() it).  The
+ * status is that of the reply: LS_OK when "ok" is true. */
+int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fields_len,
+                   uint32_t nfields, void **reply, size_t *reply_len);
+
+/* The server's message for the last failed call, or a local one. */
+const char *ls_client_last_error(const ls_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,30 @@
+/* cli.h -- the `leadscore` command line: one function per subcommand
+ * (each returns the process exit status: 0 ok, 1 failure, 2 usage) and the
+ * few helpers they share. */
+#ifndef LS_CLI_H
+#define LS_CLI_H
+
+#include <stdint.h>
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+#define CLI_DEFAULT_CONNECT "tcp://127.0.0.1:5555"
+
+int cmd_serve(int argc, char **argv);
+int cmd_track(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_model(int argc, char **argv);
+
+/* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
+int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Parses a command-line time (Unix seconds, ms, or ISO 8601) into ms.
+ * Returns 0 or a negative status. */
+int cli_parse_time(const char *s, int64_t *out_ms);
+
+#endif

@@ -1,0 +1,254 @@
+/* cmd_client.c -- the one-off request commands (`track`, `score`,
+ * `profile`, `ping`, `stats`, `model`): each builds one request with the C
+ * client library, sends it to a running service and prints the reply,
+ * readably or as JSON (--json). */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "jsonout.h"
+#include "leadscore/client.h"
+
+typedef struct {
+    const char *cmd;
+    const char *connect;
+    int json;
+    int explain;
+    int timeout_ms;
+    int64_t now_ms;
+    int has_now;
+} client_opts;
+
+static void client_help(const char *cmd, const char *args, const char *what)
+{
+    printf("usage: leadscore %s [--connect EP] [--json] [--timeout MS]%s\n\n%s\n\n"
+           "  --connect EP   service endpoint (default $LEADSCORE_CONNECT or %s)\n"
+           "  --json         print the reply as JSON\n"
+           "  --timeout MS   how long to wait for the reply (default 5000)\n",
+           cmd, args, what, CLI_DEFAULT_CONNECT);
+    if (strcmp(cmd, "score") == 0)
+        printf("  --explain      list each feature's contribution to the score\n"
+               "  --now TIME     score as of TIME (Unix seconds or ISO 8601)\n");
+}
+
+/* Parses the shared options; returns the index of the first operand, or a
+ * negative exit status (-CLI_USAGE, or -100 after --help). */
+static int parse_opts(int argc, char **argv, client_opts *o, const char *args, const char *what)
+{
+    static const struct option opts[] = {
+        {"connect", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 't'}, {"explain", no_argument, NULL, 'e'},
+        {"now", required_argument, NULL, 'n'},     {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    const char *env = getenv("LEADSCORE_CONNECT");
+    o->connect = env && *env ? env : CLI_DEFAULT_CONNECT;
+    o->timeout_ms = 5000;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o->connect = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'e': o->explain = 1; break;
+        case 't': o->timeout_ms = atoi(optarg); break;
+        case 'n':
+            if (cli_parse_time(optarg, &o->now_ms) != 0)
+                return -cli_error(o->cmd, CLI_USAGE, "--now: \"%s\" is not a time (Unix seconds or ISO 8601)", optarg);
+            o->has_now = 1;
+            break;
+        case 'h': client_help(o->cmd, args, what); return -100;
+        default: return -CLI_USAGE;
+        }
+    }
+    if ((strcmp(o->cmd, "score") != 0) && (o->explain || o->has_now))
+        return -cli_error(o->cmd, CLI_USAGE, "--explain and --now belong to score");
+    return optind;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* Sends op with the given fields and prints the reply. */
+static int call_and_print(client_opts *o, const char *op, msgpack_sbuffer *fields, uint32_t nfields)
+{
+    ls_client *c;
+    void *reply = NULL;
+    size_t len = 0;
+    if (ls_client_connect(&c, o->connect, o->timeout_ms) != LS_OK)
+        return cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
+    int rc = ls_client_call(c, op, fields ? fields->data : NULL, fields ? fields->size : 0, nfields, &reply, &len);
+    if (rc == LS_ETIMEOUT) {
+        ls_client_close(&c);
+        return cli_error(o->cmd, CLI_FAIL, "no reply from %s within %d ms: is `leadscore serve` running there?",
+                         o->connect, o->timeout_ms);
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (reply && msgpack_unpack_next(&up, reply, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        if (o->json) {
+            jsonout_json(stdout, &up.data);
+            putchar('\n');
+        } else if (rc == LS_OK) {
+            jsonout_readable(stdout, &up.data, 0);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    if (rc != LS_OK && !o->json)
+        cli_error(o->cmd, CLI_FAIL, "%s: %s", ls_wire_code(rc), ls_client_last_error(c));
+    free(reply);
+    ls_client_close(&c);
+    return rc == LS_OK ? CLI_OK : CLI_FAIL;
+}
+
+/* ------------------------------------------------------------------ */
+/* track                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Packs one field=value argument with the type its name calls for. */
+static int pack_field(client_opts *o, msgpack_packer *pk, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return cli_error(o->cmd, CLI_USAGE, "\"%s\" is not field=value", arg);
+    char name[64];
+    const char *v = eq + 1;
+    char *end;
+    snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+    pack_str(pk, name);
+    if (strcmp(name, "ts") == 0) {
+        int64_t ms;
+        if (cli_parse_time(v, &ms) != 0)
+            return cli_error(o->cmd, CLI_USAGE, "ts: \"%s\" is not a time (Unix seconds, ms or ISO 8601)", v);
+        msgpack_pack_int64(pk, ms);
+    } else if (!strcmp(name, "price") || !strcmp(name, "value")) {
+        double d = strtod(v, &end);
+        if (end == v || *end)
+            return cli_error(o->cmd, CLI_USAGE, "%s: \"%s\" is not a number", name, v);
+        msgpack_pack_double(pk, d);
+    } else if (!strcmp(name, "quantity") || !strcmp(name, "rating")) {
+        long long n = strtoll(v, &end, 10);
+        if (end == v || *end)
+            return cli_error(o->cmd, CLI_USAGE, "%s: \"%s\" is not a whole number", name, v);
+        msgpack_pack_int64(pk, n);
+    } else if (!strcmp(name, "discounted")) {
+        int yes = !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes");
+        if (!yes && strcmp(v, "false") && strcmp(v, "0") && strcmp(v, "no"))
+            return cli_error(o->cmd, CLI_USAGE, "discounted: \"%s\" is not true or false", v);
+        yes ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    } else {
+        pack_str(pk, v);
+    }
+    return CLI_OK;
+}
+
+int cmd_track(int argc, char **argv)
+{
+    client_opts o = {.cmd = "track"};
+    int first = parse_opts(argc, argv, &o, " CUSTOMER TYPE [field=value ...]",
+                           "Sends one event and waits until it is durably stored.\n"
+                           "Fields: ts, event_id, session, product, category, price, quantity, value,\n"
+                           "discounted, rating, order_id, birthday (PROTOCOL.md section 2).\n"
+                           "Example: leadscore track alice add_to_cart price=40 category=shoes/running");
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (argc - first < 2)
+        return cli_error("track", CLI_USAGE, "give CUSTOMER and TYPE (see --help)");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_str(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, (size_t)(argc - first));
+    pack_str(&pk, "customer");
+    pack_str(&pk, argv[first]);
+    pack_str(&pk, "type");
+    pack_str(&pk, argv[first + 1]);
+    int rc = CLI_OK;
+    for (int i = first + 2; i < argc && rc == CLI_OK; i++)
+        rc = pack_field(&o, &pk, argv[i]);
+    if (rc == CLI_OK)
+        rc = call_and_print(&o, "track", &sb, 1);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* score, profile and the field-less ones                              */
+/* ------------------------------------------------------------------ */
+
+int cmd_score(int argc, char **argv)
+{
+    client_opts o = {.cmd = "score"};
+    int first = parse_opts(argc, argv, &o, " [--explain] [--now TIME] ID...",
+                           "Scores customers: purchase readiness, tier and (with --explain) why.");
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    int n = argc - first;
+    if (n < 1)
+        return cli_error("score", CLI_USAGE, "give at least one customer ID (see --help)");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_str(&pk, n == 1 ? "customer" : "customers");
+    if (n > 1)
+        msgpack_pack_array(&pk, (size_t)n);
+    for (int i = first; i < argc; i++)
+        pack_str(&pk, argv[i]);
+    uint32_t nfields = 1;
+    if (o.explain) {
+        pack_str(&pk, "explain");
+        msgpack_pack_true(&pk);
+        nfields++;
+    }
+    if (o.has_now) {
+        pack_str(&pk, "now");
+        msgpack_pack_int64(&pk, o.now_ms);
+        nfields++;
+    }
+    int rc = call_and_print(&o, "score", &sb, nfields);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int cmd_profile(int argc, char **argv)
+{
+    client_opts o = {.cmd = "profile"};
+    int first = parse_opts(argc, argv, &o, " ID", "Shows a customer's raw feature values.");
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (argc - first != 1)
+        return cli_error("profile", CLI_USAGE, "give exactly one customer ID");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_str(&pk, "customer");
+    pack_str(&pk, argv[first]);
+    int rc = call_and_print(&o, "profile", &sb, 1);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int plain_command(int argc, char **argv, const char *cmd, const char *what)
+{
+    client_opts o = {.cmd = cmd};
+    int first = parse_opts(argc, argv, &o, "", what);
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (first != argc)
+        return cli_error(cmd, CLI_USAGE, "unexpected argument \"%s\"", argv[first]);
+    return call_and_print(&o, cmd, NULL, 0);
+}
+
+int cmd_ping(int argc, char **argv) { return plain_command(argc, argv, "ping", "Checks that the service answers."); }
+int cmd_stats(int argc, char **argv) { return plain_command(argc, argv, "stats", "Shows counters and latency percentiles."); }
+int cmd_model(int argc, char **argv) { return plain_command(argc, argv, "model", "Shows the active model."); }

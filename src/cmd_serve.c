@@ -1,0 +1,136 @@
+/* cmd_serve.c -- `leadscore serve`: reads the settings (defaults, then
+ * --config FILE, then command-line options), starts the server, prints
+ * where it listens, and stops it cleanly on SIGINT / SIGTERM. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "leadscore/error.h"
+#include "server.h"
+
+#ifndef LS_VERSION
+#define LS_VERSION "0.0.0-dev"
+#endif
+
+/* The one piece of process-wide state: where the signal handler asks the
+ * running server to stop.  Set once before signals are installed. */
+static server *running;
+static volatile sig_atomic_t signals_seen;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signals_seen++ > 0) {
+        static const char msg[] = "leadscore serve: second signal, exiting now (the store stays consistent)\n";
+        ssize_t r = write(2, msg, sizeof msg - 1);
+        (void)r;
+        _exit(1);
+    }
+    server_request_stop(running);
+}
+
+static void serve_help(FILE *out)
+{
+    fprintf(out, "usage: leadscore serve [--config FILE] [--data DIR] [--model FILE] [--bind EP] [--pull EP] [options]\n\n"
+                 "Runs the scoring service.  Settings come from the defaults below, then the\n"
+                 "config file (name = value lines), then the command line.\n\n"
+                 "  --config FILE          read settings from FILE\n");
+    config_print_help(out);
+}
+
+/* Builds the getopt table from the config table, plus --config, --help. */
+static struct option *long_options(void)
+{
+    const config_option *t = config_table();
+    int n = 0;
+    while (t[n].name)
+        n++;
+    struct option *o = calloc((size_t)n + 3, sizeof *o);
+    if (!o)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        o[i] = (struct option){t[i].name, required_argument, NULL, 1000 + i};
+    o[n] = (struct option){"config", required_argument, NULL, 'c'};
+    o[n + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    return o;
+}
+
+/* Two passes: the config file first, then every other option over it. */
+static int read_settings(int argc, char **argv, config *cfg)
+{
+    struct option *opts = long_options();
+    char err[600];
+    int c, rc = CLI_OK;
+    if (!opts)
+        return cli_error("serve", CLI_FAIL, "out of memory");
+    config_defaults(cfg);
+    opterr = 1;
+    for (int pass = 0; pass < 2 && rc == CLI_OK; pass++) {
+        optind = 0;
+        while (rc == CLI_OK && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+            if (c == 'h') {
+                serve_help(stdout);
+                rc = -1;
+            } else if (c == '?') {
+                rc = CLI_USAGE;
+            } else if (c == 'c' && pass == 0) {
+                if (config_load_file(cfg, optarg, err, sizeof err) != LS_OK)
+                    rc = cli_error("serve", CLI_USAGE, "%s", err);
+            } else if (c >= 1000 && pass == 1) {
+                if (config_set(cfg, config_table()[c - 1000].name, optarg, err, sizeof err) != LS_OK)
+                    rc = cli_error("serve", CLI_USAGE, "%s", err);
+            }
+        }
+        if (rc == CLI_OK && optind < argc)
+            rc = cli_error("serve", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    }
+    free(opts);
+    return rc;
+}
+
+static void announce(const server *s, const config *cfg)
+{
+    printf("leadscore %s serving\n", LS_VERSION);
+    printf("  requests  %s   (REQ or DEALER clients, msgpack)\n", server_endpoint(s));
+    if (strcmp(cfg->pull, "none") != 0)
+        printf("  events    %s   (PUSH, fire-and-forget batches)\n", server_pull_endpoint(s));
+    printf("  data      %s\n", cfg->data_dir);
+    printf("  model     %s\n", server_model_tag(s));
+    printf("Try it from another terminal:\n"
+           "  leadscore track --connect %s alice add_to_cart price=40 category=shoes/running\n"
+           "  leadscore score --connect %s --explain alice\n"
+           "Stop with Ctrl-C: pending events are committed before it exits.\n",
+           server_endpoint(s), server_endpoint(s));
+    fflush(stdout);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    config cfg;
+    char err[1024] = "";
+    int rc = read_settings(argc, argv, &cfg);
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    server *s;
+    if (server_start(&s, &cfg, err, sizeof err) != LS_OK)
+        return cli_error("serve", CLI_FAIL, "%s", err[0] ? err : "cannot start");
+    running = s;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    announce(s, &cfg);
+    rc = server_run(s);
+    server_destroy(&s);
+    fprintf(stderr, "leadscore serve: stopped cleanly\n");
+    return rc == LS_OK ? CLI_OK : CLI_FAIL;
+}

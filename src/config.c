@@ -1,0 +1,208 @@
+/* config.c -- the one table of serve settings, with defaults, bounds and
+ * help, and the parsers for its value kinds (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "leadscore/error.h"
+#include "timefmt.h"
+
+#define OPT(field) offsetof(config, field)
+
+static const config_option options[] = {
+    {"data", CONFIG_STRING, OPT(data_dir), CONFIG_PATH_MAX, "./leadscore-data", 0, 0,
+     "directory of the LMDB store (created if missing)"},
+    {"model", CONFIG_STRING, OPT(model_path), CONFIG_PATH_MAX, "models/default.json", 0, 0,
+     "model file; when the default path does not exist the built-in copy of models/default.json is used"},
+    {"bind", CONFIG_STRING, OPT(bind), 256, "tcp://127.0.0.1:5555", 0, 0,
+     "ZeroMQ ROUTER endpoint for requests (REQ and DEALER clients)"},
+    {"pull", CONFIG_STRING, OPT(pull), 256, "tcp://127.0.0.1:5556", 0, 0,
+     "ZeroMQ PULL endpoint for fire-and-forget event batches (\"none\" to disable)"},
+    {"workers", CONFIG_INT, OPT(workers), 0, "2", 1, 64,
+     "worker threads for batched requests and event decoding"},
+    {"max-frame", CONFIG_SIZE, OPT(max_frame), 0, "1MiB", 64, 256LL << 20,
+     "largest request frame; larger ones get too_large"},
+    {"max-batch", CONFIG_SIZE, OPT(max_events), 0, "10000", 1, 1000000,
+     "most events in one track batch"},
+    {"max-string", CONFIG_SIZE, OPT(max_string), 0, "256", 1, 256,
+     "longest customer id, event id or string field, in bytes"},
+    {"max-customers", CONFIG_SIZE, OPT(max_customers), 0, "1000", 1, 100000,
+     "most customers in one batched score request"},
+    {"dedupe-window", CONFIG_DURATION, OPT(dedupe_window_ms), 0, "7d", 0, 3650LL * 86400000,
+     "how long an event_id is remembered, counted from when the server received it"},
+    {"commit-max-events", CONFIG_SIZE, OPT(commit_max_events), 0, "50000", 1, 10000000,
+     "group commit: most events in one LMDB transaction"},
+    {"commit-window", CONFIG_DURATION, OPT(commit_window_ms), 0, "2ms", 0, 1000,
+     "group commit: longest time spent collecting batches for one transaction"},
+    {"sync", CONFIG_BOOL, OPT(sync), 0, "on", 0, 1,
+     "fsync each commit so an acknowledged event survives power loss (off: faster, NOT durable)"},
+    {"map-size", CONFIG_SIZE, OPT(map_size), 0, "64GiB", 1LL << 20, 1LL << 50,
+     "LMDB map size (virtual address space; the file only grows as data is written)"},
+    {NULL, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+const config_option *config_table(void)
+{
+    return options;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct { const char *suffix; uint64_t mult; } units[] = {
+        {"", 1}, {"B", 1}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30},
+        {"TiB", 1ULL << 40}, {"K", 1000}, {"M", 1000000}, {"G", 1000000000}};
+    char *end;
+    if (!s || !*s || *s == '-')
+        return LS_EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return LS_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return LS_EINVAL;
+            *out = v * units[i].mult;
+            return LS_OK;
+        }
+    }
+    return LS_EINVAL;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *yes[] = {"on", "true", "yes", "1"}, *no[] = {"off", "false", "no", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) { *out = 1; return LS_OK; }
+        if (strcasecmp(s, no[i]) == 0) { *out = 0; return LS_OK; }
+    }
+    return LS_EINVAL;
+}
+
+static int bad_value(const config_option *o, const char *value, const char *what, char *err, size_t n)
+{
+    if (err && n)
+        snprintf(err, n, "--%s: \"%s\" is not %s", o->name, value, what);
+    return LS_EINVAL;
+}
+
+static int set_number(config *cfg, const config_option *o, const char *value, char *err, size_t n)
+{
+    char *p = (char *)cfg + o->offset;
+    uint64_t u;
+    int64_t d;
+    char *end;
+    switch (o->kind) {
+    case CONFIG_INT: {
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || end == value || *end || v < o->min || v > o->max)
+            return bad_value(o, value, "a whole number in range", err, n);
+        *(int *)p = (int)v;
+        return LS_OK;
+    }
+    case CONFIG_SIZE:
+        if (config_parse_size(value, &u) || (int64_t)u < o->min || (int64_t)u > o->max)
+            return bad_value(o, value, "a size in range (e.g. 1048576, 64KiB, 1MiB)", err, n);
+        *(uint64_t *)p = u;
+        return LS_OK;
+    case CONFIG_DURATION:
+        if (timefmt_parse_duration(value, &d) || d < o->min || d > o->max)
+            return bad_value(o, value, "a duration in range (e.g. 500ms, 30s, 7d)", err, n);
+        *(int64_t *)p = d;
+        return LS_OK;
+    case CONFIG_BOOL:
+        if (parse_bool(value, (int *)p))
+            return bad_value(o, value, "on or off", err, n);
+        return LS_OK;
+    default:
+        return LS_EINVAL;
+    }
+}
+
+int config_set(config *cfg, const char *name, const char *value, char *err, size_t n)
+{
+    for (const config_option *o = options; o->name; o++) {
+        if (strcmp(o->name, name) != 0)
+            continue;
+        if (o->kind != CONFIG_STRING)
+            return set_number(cfg, o, value, err, n);
+        size_t len = strlen(value);
+        if (len == 0 || len >= o->cap)
+            return bad_value(o, value, "a non-empty value of sensible length", err, n);
+        memcpy((char *)cfg + o->offset, value, len + 1);
+        return LS_OK;
+    }
+    if (err && n)
+        snprintf(err, n, "unknown option --%s", name);
+    return LS_ENOTFOUND;
+}
+
+void config_defaults(config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (const config_option *o = options; o->name; o++)
+        config_set(cfg, o->name, o->defval, NULL, 0);
+}
+
+void config_print_help(FILE *out)
+{
+    for (const config_option *o = options; o->name; o++)
+        fprintf(out, "  --%-18s %s\n  %-20s (default: %s)\n", o->name, o->help, "", o->defval);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+/* Parses one line; returns 0 (also for blank and comment lines) or a status. */
+static int config_line(config *cfg, char *line, char *err, size_t errlen)
+{
+    char *hash = strchr(line, '#');
+    if (hash)
+        *hash = '\0';
+    char *s = trim(line);
+    if (*s == '\0')
+        return LS_OK;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        snprintf(err, errlen, "expected `name = value`");
+        return LS_EINVAL;
+    }
+    *eq = '\0';
+    char *name = trim(s), *value = trim(eq + 1);
+    return config_set(cfg, name, value, err, errlen);
+}
+
+int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
+{
+    char line[4096], why[512];
+    int lineno = 0, rc = LS_OK;
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        return LS_EIO;
+    }
+    while (rc == LS_OK && fgets(line, sizeof line, fp)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(fp)) {
+            snprintf(why, sizeof why, "line too long");
+            rc = LS_EINVAL;
+            break;
+        }
+        rc = config_line(cfg, line, why, sizeof why);
+    }
+    if (rc != LS_OK)
+        snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+    fclose(fp);
+    return rc == LS_ENOTFOUND ? LS_EINVAL : rc;
+}

@@ -1,0 +1,65 @@
+/* config.h -- every setting of `leadscore serve`, described once.
+ *
+ * config_table() lists each option with its name, kind, default and help
+ * text; the command line (`serve --NAME VALUE`), `serve --help` and the
+ * config file all read that one table, so they cannot drift apart. */
+#ifndef LS_CONFIG_H
+#define LS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_PATH_MAX 1024
+
+typedef struct {
+    char data_dir[CONFIG_PATH_MAX];
+    char model_path[CONFIG_PATH_MAX];
+    char bind[256];
+    char pull[256];
+    int workers;                 /* threads for batch requests and event decoding */
+    uint64_t max_frame;          /* bytes */
+    uint64_t max_events;         /* events per batch */
+    uint64_t max_string;         /* bytes per id / string field (<= 256) */
+    uint64_t max_customers;      /* ids per batched score */
+    int64_t dedupe_window_ms;    /* how long event ids are remembered */
+    uint64_t commit_max_events;  /* group commit: events per transaction */
+    int64_t commit_window_ms;    /* group commit: longest collection time */
+    int sync;                    /* 1: fsync every commit (durable acks) */
+    uint64_t map_size;           /* LMDB map size, bytes */
+} config;
+
+typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;
+
+typedef struct {
+    const char *name;        /* option name, as in --name */
+    config_kind kind;
+    size_t offset;           /* where in config */
+    size_t cap;              /* CONFIG_STRING: buffer size */
+    const char *defval;      /* default, written as on the command line */
+    int64_t min, max;        /* bounds for numbers */
+    const char *help;
+} config_option;
+
+/* The option table, terminated by a row with name NULL. */
+const config_option *config_table(void);
+
+/* Fills cfg with every default.  Never fails. */
+void config_defaults(config *cfg);
+
+/* Sets option `name` from text.  Returns 0, LS_ENOTFOUND for an unknown
+ * name, or LS_EINVAL with a reason in err. */
+int config_set(config *cfg, const char *name, const char *value, char *err, size_t errlen);
+
+/* Reads a config file of `name = value` lines (`#` starts a comment; the
+ * names are the option names without --).  Returns 0, LS_EIO when the file
+ * cannot be read, or LS_EINVAL with "FILE:LINE: reason" in err. */
+int config_load_file(config *cfg, const char *path, char *err, size_t errlen);
+
+/* Prints the options, their defaults and help, for --help. */
+void config_print_help(FILE *out);
+
+/* Parses a size such as "1048576", "64KiB", "1MiB", "64GiB".  0 or LS_EINVAL. */
+int config_parse_size(const char *s, uint64_t *out);
+
+#endif

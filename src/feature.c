@@ -1,0 +1,551 @@
+/* feature.c -- folding events into a customer's feature record, decaying
+ * it in time, encoding it for the store, and naming its values for models.
+ * The decay scheme is explained at the top of feature.h. */
+#include "feature.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+
+#define MS_PER_DAY 86400000.0
+
+/* How much one event of each type says about interest in its category. */
+static const double category_weight[EV_TYPE_COUNT] = {
+    [EV_PAGE_VIEW] = 0.5, [EV_PRODUCT_VIEW] = 1.0, [EV_SEARCH] = 0.5,
+    [EV_ADD_TO_CART] = 2.0, [EV_CHECKOUT] = 2.0, [EV_PURCHASE] = 3.0,
+    [EV_REVIEW] = 1.0, [EV_SHARE] = 1.0,
+};
+
+double feature_decay_factor(int64_t dt_ms, int64_t half_life_ms)
+{
+    if (dt_ms <= 0 || half_life_ms <= 0)
+        return 1.0;
+    return exp2(-(double)dt_ms / (double)half_life_ms);
+}
+
+void feature_init(ls_features *f)
+{
+    memset(f, 0, sizeof *f);
+}
+
+int feature_empty(const ls_features *f)
+{
+    return f->first_seen_ms == 0 && f->last_seen_ms == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Folding events in                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Moves every decayed value from the current anchor to new_anchor. */
+static void move_anchor(ls_features *f, int64_t new_anchor, const feature_decay *d)
+{
+    int64_t dt = new_anchor - f->last_seen_ms;
+    double ks = feature_decay_factor(dt, d->short_ms);
+    double kl = feature_decay_factor(dt, d->long_ms);
+    for (int i = 0; i < EV_TYPE_COUNT; i++) {
+        f->recent[i] *= ks;
+        f->decayed[i] *= kl;
+    }
+    f->sessions_recent *= ks;
+    f->sessions_decayed *= kl;
+    for (int i = 0; i < f->ncategories; i++) {
+        f->categories[i].recent *= ks;
+        f->categories[i].decayed *= kl;
+    }
+    f->last_seen_ms = new_anchor;
+}
+
+/* Extends [first_seen, last_seen] to cover ts, moving the anchor forward. */
+static void cover_time(ls_features *f, int64_t ts, const feature_decay *d)
+{
+    if (feature_empty(f)) {
+        f->first_seen_ms = f->last_seen_ms = ts;
+        return;
+    }
+    if (ts > f->last_seen_ms)
+        move_anchor(f, ts, d);
+    if (ts < f->first_seen_ms)
+        f->first_seen_ms = ts;
+}
+
+static uint32_t hash32(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 16777619u;
+    }
+    return h ? h : 1; /* 0 marks an empty ring slot */
+}
+
+/* Sessions are counted by id.  The last FEATURE_SESSION_RING distinct ids
+ * are remembered, so events of a recent session count it once whatever
+ * their order; an id older than that which comes back counts again. */
+static void note_session(ls_features *f, const ls_str *session, double ws, double wl)
+{
+    if (session->len == 0)
+        return;
+    uint32_t h = hash32(session->ptr, session->len);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        if (f->session_ring[i] == h)
+            return;
+    f->session_ring[f->sessions % FEATURE_SESSION_RING] = h;
+    f->sessions++;
+    f->sessions_recent += ws;
+    f->sessions_decayed += wl;
+}
+
+static int find_category(const ls_features *f, const char *name, size_t len)
+{
+    for (int i = 0; i < f->ncategories; i++)
+        if (f->categories[i].len == len && memcmp(f->categories[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+/* Slot for a category not yet in the table: a free one, or the one with the
+ * least long-term interest if the newcomer's weight beats it; -1 if not. */
+static int category_slot(ls_features *f, double wl)
+{
+    if (f->ncategories < FEATURE_MAX_CATEGORIES)
+        return f->ncategories++;
+    int weakest = 0;
+    for (int i = 1; i < f->ncategories; i++)
+        if (f->categories[i].decayed < f->categories[weakest].decayed)
+            weakest = i;
+    return f->categories[weakest].decayed < wl ? weakest : -1;
+}
+
+static void add_category(ls_features *f, const char *name, size_t len, uint32_t count,
+                         double ws, double wl)
+{
+    int i = find_category(f, name, len);
+    if (i < 0) {
+        i = category_slot(f, wl);
+        if (i < 0)
+            return;
+        feature_category *c = &f->categories[i];
+        memset(c, 0, sizeof *c);
+        c->len = (uint16_t)len;
+        memcpy(c->name, name, len);
+    }
+    f->categories[i].count += count;
+    f->categories[i].recent += ws;
+    f->categories[i].decayed += wl;
+}
+
+static void apply_money(ls_features *f, const ls_event *ev)
+{
+    switch (ev->type) {
+    case EV_PURCHASE:
+        f->spend += ev->value;
+        if (ev->discounted)
+            f->discounted_spend += ev->value;
+        f->cart_value -= ev->value;
+        if (f->first_purchase_ms == 0 || ev->ts_ms < f->first_purchase_ms)
+            f->first_purchase_ms = ev->ts_ms;
+        if (ev->ts_ms > f->last_purchase_ms)
+            f->last_purchase_ms = ev->ts_ms;
+        break;
+    case EV_REFUND:
+        f->refunded += ev->value;
+        break;
+    case EV_ADD_TO_CART:
+        f->cart_value += ev->value;
+        if (ev->ts_ms > f->last_cart_ms)
+            f->last_cart_ms = ev->ts_ms;
+        break;
+    case EV_REMOVE_FROM_CART:
+        f->cart_value -= ev->value;
+        break;
+    default:
+        break;
+    }
+}
+
+static void apply_opinion(ls_features *f, const ls_event *ev)
+{
+    if (ev->type == EV_REVIEW && (ev->has & EVF_RATING)) {
+        f->rating_sum += (uint32_t)ev->rating;
+        f->rating_n++;
+        if (ev->rating <= 2)
+            f->bad_reviews++;
+        if (ev->rating >= 4)
+            f->good_reviews++;
+    }
+    if (ev->has & EVF_BIRTHDAY)
+        f->birthday_mmdd = (uint16_t)ev->birthday_mmdd;
+}
+
+void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *d)
+{
+    cover_time(f, ev->ts_ms, d);
+    int64_t age = f->last_seen_ms - ev->ts_ms;
+    double ws = feature_decay_factor(age, d->short_ms);
+    double wl = feature_decay_factor(age, d->long_ms);
+    f->count[ev->type]++;
+    f->recent[ev->type] += ws;
+    f->decayed[ev->type] += wl;
+    note_session(f, &ev->session, ws, wl);
+    apply_money(f, ev);
+    apply_opinion(f, ev);
+    double cw = category_weight[ev->type];
+    if (ev->category.len > 0 && cw > 0)
+        add_category(f, ev->category.ptr, ev->category.len, 1, cw * ws, cw * wl);
+}
+
+static int64_t min_nonzero(int64_t a, int64_t b)
+{
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return a < b ? a : b;
+}
+
+static void merge_sessions(ls_features *dst, const ls_features *src)
+{
+    uint32_t shared = 0;
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        for (int j = 0; src->session_ring[i] && j < FEATURE_SESSION_RING; j++)
+            if (src->session_ring[i] == dst->session_ring[j])
+                shared++;
+    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
+        uint32_t h = src->session_ring[i];
+        int seen = 0;
+        for (int j = 0; h && j < FEATURE_SESSION_RING; j++)
+            seen |= dst->session_ring[j] == h;
+        if (h && !seen)
+            dst->session_ring[(dst->sessions + i) % FEATURE_SESSION_RING] = h;
+    }
+    dst->sessions += src->sessions - (shared < src->sessions ? shared : src->sessions);
+    dst->sessions_recent += src->sessions_recent;
+    dst->sessions_decayed += src->sessions_decayed;
+}
+
+void feature_merge(ls_features *dst, const ls_features *src_in, const feature_decay *d)
+{
+    if (feature_empty(src_in))
+        return;
+    ls_features src = *src_in;
+    if (feature_empty(dst)) {
+        *dst = src;
+        return;
+    }
+    if (src.last_seen_ms > dst->last_seen_ms)
+        move_anchor(dst, src.last_seen_ms, d);
+    else if (src.last_seen_ms < dst->last_seen_ms)
+        move_anchor(&src, dst->last_seen_ms, d);
+    dst->first_seen_ms = min_nonzero(dst->first_seen_ms, src.first_seen_ms);
+    for (int i = 0; i < EV_TYPE_COUNT; i++) {
+        dst->count[i] += src.count[i];
+        dst->recent[i] += src.recent[i];
+        dst->decayed[i] += src.decayed[i];
+    }
+    merge_sessions(dst, &src);
+    dst->spend += src.spend;
+    dst->refunded += src.refunded;
+    dst->discounted_spend += src.discounted_spend;
+    dst->cart_value += src.cart_value;
+    dst->first_purchase_ms = min_nonzero(dst->first_purchase_ms, src.first_purchase_ms);
+    if (src.last_purchase_ms > dst->last_purchase_ms)
+        dst->last_purchase_ms = src.last_purchase_ms;
+    if (src.last_cart_ms > dst->last_cart_ms)
+        dst->last_cart_ms = src.last_cart_ms;
+    dst->rating_sum += src.rating_sum;
+    dst->rating_n += src.rating_n;
+    dst->bad_reviews += src.bad_reviews;
+    dst->good_reviews += src.good_reviews;
+    if (dst->birthday_mmdd == 0)
+        dst->birthday_mmdd = src.birthday_mmdd;
+    for (int i = 0; i < src.ncategories; i++) {
+        const feature_category *c = &src.categories[i];
+        add_category(dst, c->name, c->len, c->count, c->recent, c->decayed);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoding: little-endian, field by field, version byte first          */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t *p;
+    size_t left;
+    int bad;
+} wcur;
+
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    int bad;
+} rcur;
+
+static void put_bytes(wcur *w, const void *src, size_t n)
+{
+    if (w->bad || w->left < n) {
+        w->bad = 1;
+        return;
+    }
+    memcpy(w->p, src, n);
+    w->p += n;
+    w->left -= n;
+}
+
+static void get_bytes(rcur *r, void *dst, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
+/* The store is little-endian on every platform we build for (x86-64,
+ * arm64); the static assert below keeps it honest. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "record format is little-endian");
+
+static void put_u8(wcur *w, uint8_t v) { put_bytes(w, &v, 1); }
+static void put_u16(wcur *w, uint16_t v) { put_bytes(w, &v, 2); }
+static void put_u32(wcur *w, uint32_t v) { put_bytes(w, &v, 4); }
+static void put_i64(wcur *w, int64_t v) { put_bytes(w, &v, 8); }
+static void put_f32(wcur *w, double v) { float x = (float)v; put_bytes(w, &x, 4); }
+static void put_f64(wcur *w, double v) { put_bytes(w, &v, 8); }
+
+static uint8_t get_u8(rcur *r) { uint8_t v; get_bytes(r, &v, 1); return v; }
+static uint16_t get_u16(rcur *r) { uint16_t v; get_bytes(r, &v, 2); return v; }
+static uint32_t get_u32(rcur *r) { uint32_t v; get_bytes(r, &v, 4); return v; }
+static int64_t get_i64(rcur *r) { int64_t v; get_bytes(r, &v, 8); return v; }
+static double get_f32(rcur *r) { float v; get_bytes(r, &v, 4); return v; }
+static double get_f64(rcur *r) { double v; get_bytes(r, &v, 8); return v; }
+
+int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
+{
+    wcur w = {buf, cap, 0};
+    put_u8(&w, FEATURE_RECORD_VERSION);
+    put_u8(&w, f->ncategories);
+    put_u16(&w, f->birthday_mmdd);
+    put_i64(&w, f->first_seen_ms);
+    put_i64(&w, f->last_seen_ms);
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        put_u32(&w, f->count[i]);
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        put_f32(&w, f->recent[i]);
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        put_f32(&w, f->decayed[i]);
+    put_u32(&w, f->sessions);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        put_u32(&w, f->session_ring[i]);
+    put_f32(&w, f->sessions_recent);
+    put_f32(&w, f->sessions_decayed);
+    put_f64(&w, f->spend);
+    put_f64(&w, f->refunded);
+    put_f64(&w, f->discounted_spend);
+    put_f64(&w, f->cart_value);
+    put_i64(&w, f->first_purchase_ms);
+    put_i64(&w, f->last_purchase_ms);
+    put_i64(&w, f->last_cart_ms);
+    put_u32(&w, f->rating_sum);
+    put_u32(&w, f->rating_n);
+    put_u32(&w, f->bad_reviews);
+    put_u32(&w, f->good_reviews);
+    for (int i = 0; i < f->ncategories && i < FEATURE_MAX_CATEGORIES; i++) {
+        const feature_category *c = &f->categories[i];
+        put_u16(&w, c->len);
+        put_bytes(&w, c->name, c->len > EVENT_MAX_STR ? EVENT_MAX_STR : c->len);
+        put_u32(&w, c->count);
+        put_f32(&w, c->recent);
+        put_f32(&w, c->decayed);
+    }
+    if (w.bad || f->ncategories > FEATURE_MAX_CATEGORIES)
+        return LS_EINVAL;
+    *len = cap - w.left;
+    return LS_OK;
+}
+
+static void decode_category(rcur *r, feature_category *c)
+{
+    c->len = get_u16(r);
+    if (c->len > EVENT_MAX_STR) {
+        r->bad = 1;
+        c->len = 0;
+        return;
+    }
+    get_bytes(r, c->name, c->len);
+    c->name[c->len] = '\0';
+    c->count = get_u32(r);
+    c->recent = get_f32(r);
+    c->decayed = get_f32(r);
+}
+
+int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
+{
+    rcur r = {buf, len, 0};
+    feature_init(f);
+    uint8_t version = get_u8(&r);
+    if (r.bad)
+        return LS_EPARSE;
+    if (version > FEATURE_RECORD_VERSION)
+        return LS_EVERSION;
+    f->ncategories = get_u8(&r);
+    f->birthday_mmdd = get_u16(&r);
+    f->first_seen_ms = get_i64(&r);
+    f->last_seen_ms = get_i64(&r);
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        f->count[i] = get_u32(&r);
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        f->recent[i] = get_f32(&r);
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        f->decayed[i] = get_f32(&r);
+    f->sessions = get_u32(&r);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        f->session_ring[i] = get_u32(&r);
+    f->sessions_recent = get_f32(&r);
+    f->sessions_decayed = get_f32(&r);
+    f->spend = get_f64(&r);
+    f->refunded = get_f64(&r);
+    f->discounted_spend = get_f64(&r);
+    f->cart_value = get_f64(&r);
+    f->first_purchase_ms = get_i64(&r);
+    f->last_purchase_ms = get_i64(&r);
+    f->last_cart_ms = get_i64(&r);
+    f->rating_sum = get_u32(&r);
+    f->rating_n = get_u32(&r);
+    f->bad_reviews = get_u32(&r);
+    f->good_reviews = get_u32(&r);
+    if (f->ncategories > FEATURE_MAX_CATEGORIES)
+        return LS_EPARSE;
+    for (int i = 0; i < f->ncategories; i++)
+        decode_category(&r, &f->categories[i]);
+    return (r.bad || r.left != 0) ? LS_EPARSE : LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Named values                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef double (*value_fn)(const ls_features *f, const feature_ctx *ctx, int arg);
+
+static double days_between(int64_t later, int64_t earlier)
+{
+    if (earlier == 0)
+        return FEATURE_NEVER_DAYS;
+    double d = (double)(later - earlier) / MS_PER_DAY;
+    if (d < 0)
+        d = 0;
+    return d > FEATURE_NEVER_DAYS ? FEATURE_NEVER_DAYS : d;
+}
+
+static double ratio(double num, double den)
+{
+    return den > 0 ? num / den : 0.0;
+}
+
+static double decay_to_now(double at_anchor, const ls_features *f, const feature_ctx *c, int64_t h)
+{
+    return at_anchor * feature_decay_factor(c->now_ms - f->last_seen_ms, h);
+}
+
+static double v_count(const ls_features *f, const feature_ctx *c, int t) { (void)c; return f->count[t]; }
+static double v_recent(const ls_features *f, const feature_ctx *c, int t) { return decay_to_now(f->recent[t], f, c, c->decay.short_ms); }
+static double v_decayed(const ls_features *f, const feature_ctx *c, int t) { return decay_to_now(f->decayed[t], f, c, c->decay.long_ms); }
+
+enum {
+    V_FIRST_SEEN_DAYS, V_LAST_SEEN_DAYS, V_LAST_PURCHASE_DAYS, V_FIRST_PURCHASE_DAYS,
+    V_LAST_CART_DAYS, V_SPEND, V_NET_SPEND, V_AOV, V_REFUND_RATE, V_DISCOUNTED_SHARE,
+    V_AVG_RATING, V_BAD_REVIEWS, V_GOOD_REVIEWS, V_OPEN_CART, V_CART_OPEN, V_SESSIONS,
+    V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY
+};
+
+static double v_derived(const ls_features *f, const feature_ctx *c, int which)
+{
+    double open_cart = f->cart_value > 0.005 ? f->cart_value : 0.0;
+    switch (which) {
+    case V_FIRST_SEEN_DAYS: return days_between(c->now_ms, f->first_seen_ms);
+    case V_LAST_SEEN_DAYS: return days_between(c->now_ms, f->last_seen_ms);
+    case V_LAST_PURCHASE_DAYS: return days_between(c->now_ms, f->last_purchase_ms);
+    case V_FIRST_PURCHASE_DAYS: return days_between(c->now_ms, f->first_purchase_ms);
+    case V_LAST_CART_DAYS: return days_between(c->now_ms, f->last_cart_ms);
+    case V_SPEND: return f->spend;
+    case V_NET_SPEND: return f->spend - f->refunded > 0 ? f->spend - f->refunded : 0.0;
+    case V_AOV: return ratio(f->spend, f->count[EV_PURCHASE]);
+    case V_REFUND_RATE: return ratio(f->refunded, f->spend) > 1 ? 1.0 : ratio(f->refunded, f->spend);
+    case V_DISCOUNTED_SHARE: return ratio(f->discounted_spend, f->spend);
+    case V_AVG_RATING: return ratio(f->rating_sum, f->rating_n);
+    case V_BAD_REVIEWS: return f->bad_reviews;
+    case V_GOOD_REVIEWS: return f->good_reviews;
+    case V_OPEN_CART: return open_cart;
+    case V_CART_OPEN: return open_cart > 0 && f->last_cart_ms > f->last_purchase_ms ? 1.0 : 0.0;
+    case V_SESSIONS: return f->sessions;
+    case V_SESSIONS_RECENT: return decay_to_now(f->sessions_recent, f, c, c->decay.short_ms);
+    case V_SESSIONS_DECAYED: return decay_to_now(f->sessions_decayed, f, c, c->decay.long_ms);
+    case V_CATEGORIES: return f->ncategories;
+    case V_HAS_BIRTHDAY: return f->birthday_mmdd ? 1.0 : 0.0;
+    }
+    return 0.0;
+}
+
+static const struct {
+    const char *name;
+    value_fn fn;
+    int arg;
+} named[] = {
+#define FEATURE_COUNT_ROW(sym, name) {name "_count", v_count, EV_##sym},
+    EVENT_TYPE_MAP(FEATURE_COUNT_ROW)
+#undef FEATURE_COUNT_ROW
+#define FEATURE_RECENT_ROW(sym, name) {name "_recent", v_recent, EV_##sym},
+    EVENT_TYPE_MAP(FEATURE_RECENT_ROW)
+#undef FEATURE_RECENT_ROW
+#define FEATURE_DECAYED_ROW(sym, name) {name "_decayed", v_decayed, EV_##sym},
+    EVENT_TYPE_MAP(FEATURE_DECAYED_ROW)
+#undef FEATURE_DECAYED_ROW
+    {"days_since_first_seen", v_derived, V_FIRST_SEEN_DAYS},
+    {"days_since_last_seen", v_derived, V_LAST_SEEN_DAYS},
+    {"days_since_last_purchase", v_derived, V_LAST_PURCHASE_DAYS},
+    {"days_since_first_purchase", v_derived, V_FIRST_PURCHASE_DAYS},
+    {"days_since_last_cart", v_derived, V_LAST_CART_DAYS},
+    {"spend", v_derived, V_SPEND},
+    {"net_spend", v_derived, V_NET_SPEND},
+    {"avg_order_value", v_derived, V_AOV},
+    {"refund_rate", v_derived, V_REFUND_RATE},
+    {"discounted_share", v_derived, V_DISCOUNTED_SHARE},
+    {"avg_rating", v_derived, V_AVG_RATING},
+    {"bad_reviews", v_derived, V_BAD_REVIEWS},
+    {"good_reviews", v_derived, V_GOOD_REVIEWS},
+    {"open_cart_value", v_derived, V_OPEN_CART},
+    {"cart_open", v_derived, V_CART_OPEN},
+    {"sessions", v_derived, V_SESSIONS},
+    {"sessions_recent", v_derived, V_SESSIONS_RECENT},
+    {"sessions_decayed", v_derived, V_SESSIONS_DECAYED},
+    {"categories", v_derived, V_CATEGORIES},
+    {"has_birthday", v_derived, V_HAS_BIRTHDAY},
+};
+
+int feature_count(void)
+{
+    return (int)(sizeof named / sizeof named[0]);
+}
+
+const char *feature_name(int id)
+{
+    return (id >= 0 && id < feature_count()) ? named[id].name : NULL;
+}
+
+int feature_lookup(const char *name)
+{
+    for (int i = 0; i < feature_count(); i++)
+        if (strcmp(named[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+double feature_value(const ls_features *f, int id, const feature_ctx *ctx)
+{
+    if (id < 0 || id >= feature_count())
+        return 0.0;
+    return named[id].fn(f, ctx, named[id].arg);
+}

@@ -1,0 +1,118 @@
+/* feature.h -- the per-customer feature record and all of its maths.
+ *
+ * One ls_features per customer is what the store keeps (one LMDB value,
+ * encoded by feature_encode).  The writer folds events into it with
+ * feature_apply(); the scorer reads named values out of it with
+ * feature_value(), decayed to the query time.
+ *
+ * Time decay.  Every decayed counter is kept as its value at the record's
+ * anchor time (the latest event time seen, last_seen_ms):
+ *     D(anchor) = sum over events i of 2^(-(anchor - ts_i) / half_life).
+ * A newer event moves the anchor forward (D *= 2^(-dt/h), then D += 1); a
+ * late event adds its own decayed share 2^(-(anchor - ts)/h).  Both paths
+ * give the same sum, so the record does not depend on arrival order (up to
+ * float rounding: decayed values are stored as 32-bit floats).  At query
+ * time the value is decayed once more, from the anchor to `now`. */
+#ifndef LS_FEATURE_H
+#define LS_FEATURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define FEATURE_MAX_CATEGORIES 8
+#define FEATURE_SESSION_RING 4
+/* Largest encoded record, in bytes (every string at its maximum). */
+#define FEATURE_MAX_ENCODED 4096
+/* Cap for "days since" features when the thing never happened. */
+#define FEATURE_NEVER_DAYS 3650.0
+#define FEATURE_RECORD_VERSION 1
+
+/* The two half-lives of every decayed counter, in ms.  "recent" uses the
+ * short one (days: this week's intent), "decayed" the long one (weeks:
+ * this season's engagement).  Fixed per store, see store.h. */
+typedef struct {
+    int64_t short_ms;
+    int64_t long_ms;
+} feature_decay;
+
+typedef struct {
+    uint16_t len;
+    char name[EVENT_MAX_STR + 1];
+    uint32_t count;       /* events in this category, ever */
+    double recent;        /* interest decayed with the short half-life */
+    double decayed;       /* interest decayed with the long half-life */
+} feature_category;
+
+typedef struct {
+    int64_t first_seen_ms;      /* 0 while the record is empty */
+    int64_t last_seen_ms;       /* the anchor of every decayed value */
+    uint32_t count[EV_TYPE_COUNT];
+    double recent[EV_TYPE_COUNT];
+    double decayed[EV_TYPE_COUNT];
+    uint32_t sessions;          /* distinct session ids (see feature.c) */
+    uint32_t session_ring[FEATURE_SESSION_RING];
+    double sessions_recent;
+    double sessions_decayed;
+    double spend;               /* gross purchase value */
+    double refunded;            /* refund value */
+    double discounted_spend;    /* purchase value bought on sale */
+    double cart_value;          /* added - removed - bought (may dip < 0) */
+    int64_t first_purchase_ms;  /* 0 = never */
+    int64_t last_purchase_ms;
+    int64_t last_cart_ms;       /* latest add_to_cart */
+    uint32_t rating_sum;
+    uint32_t rating_n;
+    uint32_t bad_reviews;       /* rating <= 2 */
+    uint32_t good_reviews;      /* rating >= 4 */
+    uint16_t birthday_mmdd;     /* 0 = unknown */
+    uint8_t ncategories;
+    feature_category categories[FEATURE_MAX_CATEGORIES];
+} ls_features;
+
+/* What feature_value() needs besides the record. */
+typedef struct {
+    int64_t now_ms;
+    feature_decay decay;
+} feature_ctx;
+
+/* An empty record: a customer with no events. */
+void feature_init(ls_features *f);
+
+/* 1 when the record has seen no event. */
+int feature_empty(const ls_features *f);
+
+/* Folds one validated event into the record.  Never fails. */
+void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *decay);
+
+/* Folds record src into dst as if dst had seen all of src's events (used
+ * when an anonymous visitor is aliased to a customer).  Never fails. */
+void feature_merge(ls_features *dst, const ls_features *src, const feature_decay *decay);
+
+/* Serialises f into buf (capacity cap, at least FEATURE_MAX_ENCODED is
+ * always enough).  Returns 0 and the length in *len, or LS_EINVAL. */
+int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len);
+
+/* Parses a stored record.  Returns 0, LS_EVERSION for a record written by a
+ * newer format, or LS_EPARSE for a truncated or corrupt one. */
+int feature_decode(ls_features *f, const uint8_t *buf, size_t len);
+
+/* ---- named feature values, as models and the profile op see them ---- */
+
+/* Number of named features; ids run from 0 to feature_count() - 1. */
+int feature_count(void);
+
+/* Name of feature id ("add_to_cart_recent"), or NULL when out of range. */
+const char *feature_name(int id);
+
+/* Id of a named feature, or -1. */
+int feature_lookup(const char *name);
+
+/* Value of feature id for record f at ctx->now_ms. */
+double feature_value(const ls_features *f, int id, const feature_ctx *ctx);
+
+/* Decay factor 2^(-dt/half_life) for dt >= 0 (1 for dt <= 0). */
+double feature_decay_factor(int64_t dt_ms, int64_t half_life_ms);
+
+#endif

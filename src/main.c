@@ -1,0 +1,75 @@
+/* main.c -- the `leadscore` binary: finds the subcommand and runs it.
+ * Every subcommand lives in a cmd_*.c file and answers --help. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "leadscore/error.h"
+#include "timefmt.h"
+
+#ifndef LS_VERSION
+#define LS_VERSION "0.0.0-dev"
+#endif
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"serve", cmd_serve, "run the scoring service"},
+    {"track", cmd_track, "send one event to a running service"},
+    {"score", cmd_score, "score customers on a running service"},
+    {"profile", cmd_profile, "show a customer's raw features"},
+    {"ping", cmd_ping, "check that a service answers"},
+    {"stats", cmd_stats, "show a service's counters and latencies"},
+    {"model", cmd_model, "show the model a service is using"},
+};
+
+int cli_error(const char *cmd, int status, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "leadscore %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return status;
+}
+
+int cli_parse_time(const char *s, int64_t *out_ms)
+{
+    return timefmt_parse(s, strlen(s), TIMEFMT_AUTO, out_ms);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "leadscore %s -- lead scoring for online shops\n\n"
+                 "usage: leadscore COMMAND [options]   (leadscore COMMAND --help for its options)\n\ncommands:\n",
+            LS_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nThe wire protocol and files are described in PROTOCOL.md; README.md has a tour.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("leadscore %s\n", LS_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "leadscore: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}

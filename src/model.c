@@ -1,0 +1,313 @@
+/* model.c -- model files (JSON, read with jansson) and the logistic
+ * readiness score.  jansson gives us line numbers in parse errors and a
+ * well-tested parser, which a hand-written one would not. */
+#include "model.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+
+#define MS_PER_DAY 86400000.0
+
+enum { TRANSFORM_NONE, TRANSFORM_LOG1P };
+
+typedef struct {
+    int feature;
+    int transform;
+    double mean, scale, coef;
+} model_term;
+
+struct model {
+    atomic_int refs;
+    char name[64];
+    char version[64];
+    char trained_at[64];
+    double horizon_days;
+    feature_decay decay;
+    double intercept;
+    int nterms;
+    model_term terms[MODEL_MAX_TERMS];
+    double tier_hot, tier_warm;
+};
+
+/* Defined in the file CMake generates from models/default.json. */
+extern const char ls_builtin_model_json[];
+extern const size_t ls_builtin_model_json_len;
+
+/* ------------------------------------------------------------------ */
+/* Loading                                                             */
+/* ------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return LS_EPARSE;
+}
+
+static int get_string(json_t *root, const char *key, char *dst, size_t cap, int required,
+                      char *err, size_t errlen)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v && !required) {
+        dst[0] = '\0';
+        return LS_OK;
+    }
+    if (!json_is_string(v))
+        return fail(err, errlen, "model file: \"%s\" must be a string", key);
+    if (json_string_length(v) >= cap)
+        return fail(err, errlen, "model file: \"%s\" is too long", key);
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return LS_OK;
+}
+
+/* A finite number (integer or real) at key, > 0 when positive is set. */
+static int get_number(json_t *obj, const char *key, double *out, int positive,
+                      char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_number(v))
+        return fail(err, errlen, "model file: \"%s\" must be a number", key);
+    *out = json_number_value(v);
+    if (!isfinite(*out) || (positive && *out <= 0))
+        return fail(err, errlen, "model file: \"%s\" must be a finite positive number", key);
+    return LS_OK;
+}
+
+static int parse_decay(model *m, json_t *root, char *err, size_t errlen)
+{
+    json_t *hl = json_object_get(root, "half_lives_days");
+    double s, l;
+    int rc;
+    if (!json_is_object(hl))
+        return fail(err, errlen, "model file: %s must be an object {\"short\": days, \"long\": days}",
+                    "\"half_lives_days\"");
+    if ((rc = get_number(hl, "short", &s, 1, err, errlen)) || (rc = get_number(hl, "long", &l, 1, err, errlen)))
+        return rc;
+    m->decay.short_ms = (int64_t)llround(s * MS_PER_DAY);
+    m->decay.long_ms = (int64_t)llround(l * MS_PER_DAY);
+    return LS_OK;
+}
+
+static int parse_term(model_term *t, json_t *j, char *err, size_t errlen)
+{
+    json_t *fname = json_object_get(j, "feature");
+    json_t *tr = json_object_get(j, "transform");
+    int rc;
+    if (!json_is_string(fname))
+        return fail(err, errlen, "model file: every logistic term needs a %s", "\"feature\" name");
+    t->feature = feature_lookup(json_string_value(fname));
+    if (t->feature < 0)
+        return fail(err, errlen, "model file: unknown feature \"%s\" (see README, Features)",
+                    json_string_value(fname));
+    t->transform = TRANSFORM_NONE;
+    if (tr && (!json_is_string(tr) ||
+               (strcmp(json_string_value(tr), "none") && strcmp(json_string_value(tr), "log1p"))))
+        return fail(err, errlen, "model file: %s must be \"none\" or \"log1p\"", "\"transform\"");
+    if (tr && strcmp(json_string_value(tr), "log1p") == 0)
+        t->transform = TRANSFORM_LOG1P;
+    t->mean = 0.0;
+    t->scale = 1.0;
+    if (json_object_get(j, "mean") && (rc = get_number(j, "mean", &t->mean, 0, err, errlen)))
+        return rc;
+    if (json_object_get(j, "scale") && (rc = get_number(j, "scale", &t->scale, 1, err, errlen)))
+        return rc;
+    return get_number(j, "coef", &t->coef, 0, err, errlen);
+}
+
+static int parse_logistic(model *m, json_t *root, char *err, size_t errlen)
+{
+    json_t *lg = json_object_get(root, "logistic");
+    json_t *terms = json_object_get(lg, "terms");
+    int rc;
+    if (!json_is_object(lg) || !json_is_array(terms))
+        return fail(err, errlen, "model file: %s", "\"logistic\" must be an object with \"intercept\" and \"terms\"");
+    if ((rc = get_number(lg, "intercept", &m->intercept, 0, err, errlen)))
+        return rc;
+    if (json_array_size(terms) > MODEL_MAX_TERMS)
+        return fail(err, errlen, "model file: %s", "more than 64 logistic terms");
+    m->nterms = (int)json_array_size(terms);
+    for (int i = 0; i < m->nterms; i++)
+        if ((rc = parse_term(&m->terms[i], json_array_get(terms, (size_t)i), err, errlen)))
+            return rc;
+    return LS_OK;
+}
+
+static int parse_tiers(model *m, json_t *root, char *err, size_t errlen)
+{
+    json_t *tiers = json_object_get(root, "tiers");
+    int rc;
+    if (!json_is_object(tiers))
+        return fail(err, errlen, "model file: %s", "\"tiers\" must be an object {\"hot\": p, \"warm\": p}");
+    if ((rc = get_number(tiers, "hot", &m->tier_hot, 1, err, errlen)) ||
+        (rc = get_number(tiers, "warm", &m->tier_warm, 1, err, errlen)))
+        return rc;
+    if (m->tier_hot > 1 || m->tier_warm > m->tier_hot)
+        return fail(err, errlen, "model file: %s", "tiers need 0 < warm <= hot <= 1");
+    return LS_OK;
+}
+
+static int parse_model(model *m, json_t *root, char *err, size_t errlen)
+{
+    int rc;
+    if (!json_is_object(root))
+        return fail(err, errlen, "model file: %s", "the top level must be a JSON object");
+    if ((rc = get_string(root, "name", m->name, sizeof m->name, 1, err, errlen)) ||
+        (rc = get_string(root, "version", m->version, sizeof m->version, 1, err, errlen)) ||
+        (rc = get_string(root, "trained_at", m->trained_at, sizeof m->trained_at, 0, err, errlen)) ||
+        (rc = get_number(root, "horizon_days", &m->horizon_days, 1, err, errlen)) ||
+        (rc = parse_decay(m, root, err, errlen)) ||
+        (rc = parse_logistic(m, root, err, errlen)) ||
+        (rc = parse_tiers(m, root, err, errlen)))
+        return rc;
+    return LS_OK;
+}
+
+int model_load_text(const char *text, size_t len, model **out, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    *out = NULL;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (err && errlen)
+            snprintf(err, errlen, "model file: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return LS_EPARSE;
+    }
+    model *m = calloc(1, sizeof *m);
+    if (!m) {
+        json_decref(root);
+        return LS_ENOMEM;
+    }
+    int rc = parse_model(m, root, err, errlen);
+    json_decref(root);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    atomic_init(&m->refs, 1);
+    *out = m;
+    return LS_OK;
+}
+
+int model_load_file(const char *path, model **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        if (err && errlen)
+            snprintf(err, errlen, "cannot open model file %s", path);
+        return LS_EIO;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = LS_OK;
+    for (;;) {
+        if (len + 65536 > cap) {
+            if (cap >= (64u << 20)) {
+                rc = fail(err, errlen, "model file %s is larger than 64 MiB", path);
+                break;
+            }
+            char *nb = realloc(buf, cap = cap ? cap * 2 : 65536 * 2);
+            if (!nb) {
+                rc = LS_ENOMEM;
+                break;
+            }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, cap - len, fp);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (rc == LS_OK && ferror(fp))
+        rc = LS_EIO;
+    fclose(fp);
+    if (rc == LS_OK)
+        rc = model_load_text(buf, len, out, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int model_load_builtin(model **out, char *err, size_t errlen)
+{
+    return model_load_text(ls_builtin_model_json, ls_builtin_model_json_len, out, err, errlen);
+}
+
+model *model_ref(model *m)
+{
+    atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+void model_unref(model **mp)
+{
+    if (!mp || !*mp)
+        return;
+    if (atomic_fetch_sub(&(*mp)->refs, 1) == 1)
+        free(*mp);
+    *mp = NULL;
+}
+
+const char *model_name(const model *m) { return m->name; }
+const char *model_version(const model *m) { return m->version; }
+const char *model_trained_at(const model *m) { return m->trained_at; }
+double model_horizon_days(const model *m) { return m->horizon_days; }
+const feature_decay *model_decay(const model *m) { return &m->decay; }
+int model_nterms(const model *m) { return m->nterms; }
+double model_intercept(const model *m) { return m->intercept; }
+int model_term_feature(const model *m, int i) { return m->terms[i].feature; }
+
+/* ------------------------------------------------------------------ */
+/* Scoring                                                             */
+/* ------------------------------------------------------------------ */
+
+static double term_contribution(const model_term *t, double x)
+{
+    double v = x;
+    if (t->transform == TRANSFORM_LOG1P)
+        v = log1p(x > 0 ? x : 0);
+    return t->coef * (v - t->mean) / t->scale;
+}
+
+static int by_magnitude(const void *a, const void *b)
+{
+    double x = fabs(((const model_contrib *)a)->contribution);
+    double y = fabs(((const model_contrib *)b)->contribution);
+    return (x < y) - (x > y);
+}
+
+static double sigmoid(double x)
+{
+    return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+}
+
+void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                 model_result *out)
+{
+    double logit = m->intercept;
+    out->ncontrib = 0;
+    for (int i = 0; i < m->nterms; i++) {
+        double x = feature_value(f, m->terms[i].feature, ctx);
+        double c = term_contribution(&m->terms[i], x);
+        logit += c;
+        if (explain)
+            out->contrib[out->ncontrib++] = (model_contrib){m->terms[i].feature, x, c};
+    }
+    if (explain)
+        qsort(out->contrib, (size_t)out->ncontrib, sizeof out->contrib[0], by_magnitude);
+    out->logit = logit;
+    out->score = sigmoid(logit);
+    out->score_100 = (int)lround(out->score * 100.0);
+    out->tier = out->score >= m->tier_hot ? "hot" : out->score >= m->tier_warm ? "warm" : "cold";
+}

@@ -1,0 +1,70 @@
+/* model.h -- a scoring model: loaded from a JSON model file, immutable
+ * once loaded, shared between worker threads by reference count.
+ *
+ * The readiness score is a logistic model over standardised features:
+ *     z_i   = (transform_i(x_i) - mean_i) / scale_i
+ *     logit = intercept + sum_i coef_i * z_i
+ *     score = 1 / (1 + exp(-logit))
+ * where x_i is a named feature of the customer's record at query time
+ * (feature.h) and transform_i is "none" or "log1p".  coef_i * z_i is the
+ * term's contribution to the log-odds, which `explain` reports.
+ * The file format is documented in README.md and models/default.json. */
+#ifndef LS_MODEL_H
+#define LS_MODEL_H
+
+#include <stddef.h>
+
+#include "feature.h"
+
+#define MODEL_MAX_TERMS 64
+
+typedef struct model model;
+
+typedef struct {
+    int feature;          /* feature id (feature.h) */
+    double value;         /* the raw feature value */
+    double contribution;  /* coef * standardised value, in log-odds */
+} model_contrib;
+
+typedef struct {
+    double logit;
+    double score;         /* calibrated probability, 0..1 */
+    int score_100;        /* round(100 * score) */
+    const char *tier;     /* "hot", "warm" or "cold"; static storage */
+    int ncontrib;         /* terms in contrib[], largest |contribution| first */
+    model_contrib contrib[MODEL_MAX_TERMS];
+} model_result;
+
+/* Loads a model file.  On failure *out is NULL, the status is LS_EIO (file
+ * unreadable) or LS_EPARSE (bad JSON or bad content) and err holds the
+ * reason with the JSON line where there is one.  The new model has one
+ * reference, owned by the caller. */
+int model_load_file(const char *path, model **out, char *err, size_t errlen);
+
+/* Same, from a JSON text of len bytes. */
+int model_load_text(const char *text, size_t len, model **out, char *err, size_t errlen);
+
+/* Loads models/default.json as it was compiled into the binary. */
+int model_load_builtin(model **out, char *err, size_t errlen);
+
+/* Reference counting: model_ref adds one and returns m; model_unref drops
+ * one, frees the model at zero, and NULLs *m. */
+model *model_ref(model *m);
+void model_unref(model **m);
+
+const char *model_name(const model *m);
+const char *model_version(const model *m);
+const char *model_trained_at(const model *m);
+double model_horizon_days(const model *m);
+const feature_decay *model_decay(const model *m);
+int model_nterms(const model *m);
+double model_intercept(const model *m);
+/* Feature id of term i. */
+int model_term_feature(const model *m, int i);
+
+/* Scores record f at ctx.  With explain, fills out->contrib sorted by
+ * |contribution| (largest first); without, out->ncontrib is 0. */
+void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                 model_result *out);
+
+#endif

@@ -1,0 +1,43 @@
+/* msgio.h -- multipart ZeroMQ messages: receiving them whole, and carrying
+ * a request's routing envelope (the frames up to the empty delimiter) from
+ * thread to thread so a reply can find its way back to the client. */
+#ifndef LS_MSGIO_H
+#define LS_MSGIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#define MSGIO_MAX_FRAMES 16
+
+typedef struct {
+    zmq_msg_t frame[MSGIO_MAX_FRAMES];
+    int n;           /* frames held */
+    int dropped;     /* frames past MSGIO_MAX_FRAMES, received and discarded */
+} msgio_parts;
+
+/* Receives every frame of one message.  Returns 0, or -1 with errno (e.g.
+ * EAGAIN with ZMQ_DONTWAIT, ETERM); on -1 nothing is held. */
+int msgio_recv(void *sock, msgio_parts *p, int flags);
+
+/* Closes every held frame. */
+void msgio_close(msgio_parts *p);
+
+/* Sends frames [from, to) of p, moving them (they are empty afterwards),
+ * with SNDMORE on all of them when more is set, else on all but the last. */
+int msgio_send_frames(void *sock, msgio_parts *p, int from, int to, int more);
+
+/* Bytes needed to pack frames [from, to). */
+size_t msgio_envelope_size(const msgio_parts *p, int from, int to);
+
+/* Packs frames [from, to) into out as (u32 length, bytes) pairs; out must
+ * hold msgio_envelope_size bytes.  Returns the bytes written. */
+size_t msgio_pack_envelope(const msgio_parts *p, int from, int to, uint8_t *out);
+
+/* Sends a packed envelope as separate frames, all with SNDMORE. */
+int msgio_send_envelope(void *sock, const uint8_t *env, size_t len);
+
+/* Sends len bytes as one frame (SNDMORE when more). */
+int msgio_send_bytes(void *sock, const void *data, size_t len, int more);
+
+#endif

@@ -1,0 +1,547 @@
+/* ops.c -- the op table and every handler (see ops.h).  Wire field names
+ * and reply shapes follow PROTOCOL.md section 3. */
+#include "ops.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+#include "model.h"
+#include "timefmt.h"
+#include "writer.h"
+
+#ifndef LS_VERSION
+#define LS_VERSION "0.0.0-dev"
+#endif
+
+typedef int (*ops_handler)(ops_call *c);
+
+typedef struct {
+    const char *name;
+    ops_handler run;
+    int where;                 /* WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE */
+    const char *const *fields; /* allowed request keys */
+} ops_entry;
+
+enum { WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE };
+
+/* ------------------------------------------------------------------ */
+/* Reply helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+__attribute__((format(printf, 3, 4)))
+static int fail(ops_call *c, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof c->why, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+/* Starts {"ok": true, "id": ...; the handler adds its fields and cw_end. */
+static void begin_ok(ops_call *c)
+{
+    codec_writer_reset(c->w);
+    cw_map(c->w);
+    cw_key(c->w, "ok");
+    cw_bool(c->w, 1);
+    if (c->req->id) {
+        cw_key(c->w, "id");
+        cw_object(c->w, c->req->id);
+    }
+}
+
+static void kv_int(codec_writer *w, const char *k, int64_t v) { cw_key(w, k); cw_int(w, v); }
+static void kv_double(codec_writer *w, const char *k, double v) { cw_key(w, k); cw_double(w, v); }
+static void kv_str(codec_writer *w, const char *k, const char *v) { cw_key(w, k); cw_str(w, v); }
+
+/* Reads the optional "now" (ms) of a request into c->now_ms. */
+static int read_now(ops_call *c)
+{
+    int64_t now;
+    int rc = codec_get_int(&c->req->root, "now", &now);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc || now < 0)
+        return fail(c, LS_EBADREQ, "%s", "\"now\" must be an integer (Unix epoch milliseconds)");
+    c->now_ms = now;
+    return LS_OK;
+}
+
+/* A customer id string within the configured limit. */
+static int check_customer(ops_call *c, const msgpack_object *o, ls_str *out)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0)
+        return fail(c, LS_EBADREQ, "%s", "\"customer\" must be a non-empty string");
+    if (o->via.str.size > c->svc->cfg.max_string)
+        return fail(c, LS_ETOOLARGE, "%s", "customer id is longer than the string limit (max-string)");
+    out->ptr = o->via.str.ptr;
+    out->len = o->via.str.size;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* ping, model                                                         */
+/* ------------------------------------------------------------------ */
+
+static int op_ping(ops_call *c)
+{
+    begin_ok(c);
+    cw_key(c->w, "pong");
+    cw_bool(c->w, 1);
+    kv_str(c->w, "version", LS_VERSION);
+    cw_end(c->w);
+    return LS_OK;
+}
+
+static int op_model(ops_call *c)
+{
+    model *m = service_model_acquire(c->svc);
+    const feature_decay *d = model_decay(m);
+    begin_ok(c);
+    kv_str(c->w, "name", model_name(m));
+    kv_str(c->w, "version", model_version(m));
+    kv_str(c->w, "trained_at", model_trained_at(m));
+    kv_double(c->w, "horizon_days", model_horizon_days(m));
+    cw_key(c->w, "half_lives_days");
+    cw_map(c->w);
+    kv_double(c->w, "short", (double)d->short_ms / 86400000.0);
+    kv_double(c->w, "long", (double)d->long_ms / 86400000.0);
+    cw_end(c->w);
+    cw_key(c->w, "features");
+    cw_array(c->w);
+    for (int i = 0; i < model_nterms(m); i++)
+        cw_str(c->w, feature_name(model_term_feature(m, i)));
+    cw_end(c->w);
+    cw_end(c->w);
+    model_unref(&m);
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* score                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Writes one score result's fields into the open map. */
+static void write_result(ops_call *c, const model *m, const ls_str *id, int explain)
+{
+    ls_features f;
+    int known = store_reader_get(c->reader, id->ptr, id->len, &f) == LS_OK;
+    feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
+    model_result r;
+    char tag[160];
+    model_score(m, &f, &ctx, explain, &r);
+    cw_key(c->w, "customer");
+    cw_strn(c->w, id->ptr, id->len);
+    cw_key(c->w, "known");
+    cw_bool(c->w, known);
+    kv_double(c->w, "score", r.score);
+    kv_int(c->w, "score_100", r.score_100);
+    kv_str(c->w, "tier", r.tier);
+    snprintf(tag, sizeof tag, "%s@%s", model_name(m), model_version(m));
+    kv_str(c->w, "model", tag);
+    if (!explain)
+        return;
+    kv_double(c->w, "logit", r.logit);
+    kv_double(c->w, "intercept", model_intercept(m));
+    cw_key(c->w, "explain");
+    cw_array(c->w);
+    for (int i = 0; i < r.ncontrib; i++) {
+        cw_map(c->w);
+        kv_str(c->w, "feature", feature_name(r.contrib[i].feature));
+        kv_double(c->w, "value", r.contrib[i].value);
+        kv_double(c->w, "contribution", r.contrib[i].contribution);
+        cw_end(c->w);
+    }
+    cw_end(c->w);
+}
+
+static int score_many(ops_call *c, const model *m, const msgpack_object *ids, int explain)
+{
+    if (ids->type != MSGPACK_OBJECT_ARRAY)
+        return fail(c, LS_EBADREQ, "%s", "\"customers\" must be an array of strings");
+    if (ids->via.array.size > c->svc->cfg.max_customers)
+        return fail(c, LS_ETOOLARGE, "%s", "too many customers in one request (max-customers)");
+    ls_str id;
+    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+        int rc = check_customer(c, &ids->via.array.ptr[i], &id);
+        if (rc)
+            return rc;
+    }
+    begin_ok(c);
+    cw_key(c->w, "results");
+    cw_array(c->w);
+    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+        check_customer(c, &ids->via.array.ptr[i], &id);
+        cw_map(c->w);
+        write_result(c, m, &id, explain);
+        cw_end(c->w);
+    }
+    cw_end(c->w);
+    cw_end(c->w);
+    return LS_OK;
+}
+
+static int op_score(ops_call *c)
+{
+    const msgpack_object *one = codec_map_get(&c->req->root, "customer");
+    const msgpack_object *many = codec_map_get(&c->req->root, "customers");
+    int explain = 0, rc;
+    ls_str id;
+    if ((rc = read_now(c)))
+        return rc;
+    if (codec_get_bool(&c->req->root, "explain", &explain) == LS_EBADREQ)
+        return fail(c, LS_EBADREQ, "%s", "\"explain\" must be a boolean");
+    if (!one == !many)
+        return fail(c, LS_EBADREQ, "%s", "give exactly one of \"customer\" (string) or \"customers\" (array)");
+    if (one && (rc = check_customer(c, one, &id)))
+        return rc;
+    model *m = service_model_acquire(c->svc);
+    if ((rc = store_reader_begin(c->reader)) != LS_OK) {
+        model_unref(&m);
+        return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
+    }
+    if (one) {
+        begin_ok(c);
+        write_result(c, m, &id, explain);
+        cw_end(c->w);
+    } else {
+        rc = score_many(c, m, many, explain);
+    }
+    store_reader_end(c->reader);
+    model_unref(&m);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* profile                                                             */
+/* ------------------------------------------------------------------ */
+
+static void write_features(ops_call *c, const ls_features *f)
+{
+    feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
+    cw_key(c->w, "features");
+    cw_map(c->w);
+    kv_int(c->w, "first_seen", f->first_seen_ms);
+    kv_int(c->w, "last_seen", f->last_seen_ms);
+    kv_int(c->w, "first_purchase", f->first_purchase_ms);
+    kv_int(c->w, "last_purchase", f->last_purchase_ms);
+    kv_int(c->w, "last_cart", f->last_cart_ms);
+    for (int i = 0; i < feature_count(); i++)
+        kv_double(c->w, feature_name(i), feature_value(f, i, &ctx));
+    cw_end(c->w);
+    if (f->birthday_mmdd) {
+        char bd[8];
+        snprintf(bd, sizeof bd, "%02d-%02d", f->birthday_mmdd / 100, f->birthday_mmdd % 100);
+        kv_str(c->w, "birthday", bd);
+    }
+    cw_key(c->w, "top_categories");
+    cw_array(c->w);
+    for (int i = 0; i < f->ncategories; i++) {
+        const feature_category *cat = &f->categories[i];
+        cw_map(c->w);
+        cw_key(c->w, "category");
+        cw_strn(c->w, cat->name, cat->len);
+        kv_int(c->w, "count", cat->count);
+        kv_double(c->w, "recent", cat->recent * feature_decay_factor(c->now_ms - f->last_seen_ms, ctx.decay.short_ms));
+        kv_double(c->w, "decayed", cat->decayed * feature_decay_factor(c->now_ms - f->last_seen_ms, ctx.decay.long_ms));
+        cw_end(c->w);
+    }
+    cw_end(c->w);
+}
+
+static int op_profile(ops_call *c)
+{
+    ls_str id;
+    ls_features f;
+    int rc;
+    if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id)))
+        return rc;
+    if (store_reader_begin(c->reader) != LS_OK)
+        return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
+    int known = store_reader_get(c->reader, id.ptr, id.len, &f) == LS_OK;
+    store_reader_end(c->reader);
+    begin_ok(c);
+    cw_key(c->w, "customer");
+    cw_strn(c->w, id.ptr, id.len);
+    cw_key(c->w, "known");
+    cw_bool(c->w, known);
+    write_features(c, &f);
+    cw_end(c->w);
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* stats (server loop thread only: it reads the loop's histograms)     */
+/* ------------------------------------------------------------------ */
+
+static void write_latency(codec_writer *w, const hist *h)
+{
+    cw_map(w);
+    kv_int(w, "count", (int64_t)hist_count(h));
+    kv_double(w, "p50_us", (double)hist_percentile(h, 50) / 1e3);
+    kv_double(w, "p90_us", (double)hist_percentile(h, 90) / 1e3);
+    kv_double(w, "p99_us", (double)hist_percentile(h, 99) / 1e3);
+    kv_double(w, "p999_us", (double)hist_percentile(h, 99.9) / 1e3);
+    kv_double(w, "max_us", (double)hist_max(h) / 1e3);
+    cw_end(w);
+}
+
+static void write_counters(codec_writer *w, stats *st)
+{
+    uint64_t commits = atomic_load(&st->commits);
+    kv_int(w, "events_accepted", (int64_t)atomic_load(&st->events_accepted));
+    kv_int(w, "events_rejected", (int64_t)atomic_load(&st->events_rejected));
+    kv_int(w, "events_duplicate", (int64_t)atomic_load(&st->events_duplicate));
+    kv_int(w, "commits", (int64_t)commits);
+    kv_int(w, "commit_failures", (int64_t)atomic_load(&st->commit_failures));
+    kv_double(w, "events_per_commit", commits ? (double)atomic_load(&st->commit_events) / (double)commits : 0.0);
+    kv_double(w, "commit_ms_avg", commits ? (double)atomic_load(&st->commit_ns) / 1e6 / (double)commits : 0.0);
+    kv_int(w, "pull_batches", (int64_t)atomic_load(&st->pull_batches));
+    kv_int(w, "event_ids_pruned", (int64_t)atomic_load(&st->event_ids_pruned));
+}
+
+static int op_stats(ops_call *c)
+{
+    stats *st = &c->svc->stats;
+    store_stats ss;
+    store_stat(c->svc->store, &ss);
+    begin_ok(c);
+    write_counters(c->w, st);
+    kv_int(c->w, "customers", (int64_t)ss.customers);
+    kv_int(c->w, "event_ids", (int64_t)ss.event_ids);
+    kv_int(c->w, "store_bytes", (int64_t)ss.used_bytes);
+    kv_int(c->w, "store_map_bytes", (int64_t)ss.map_bytes);
+    kv_double(c->w, "uptime_s", (double)(timefmt_now_ms() - st->started_ms) / 1e3);
+    cw_key(c->w, "requests");
+    cw_map(c->w);
+    for (int i = 0; i < ops_count(); i++)
+        kv_int(c->w, ops_name(i), (int64_t)st->requests[i]);
+    cw_end(c->w);
+    cw_key(c->w, "errors");
+    cw_map(c->w);
+    for (int i = 0; i < ops_count(); i++)
+        kv_int(c->w, ops_name(i), (int64_t)st->errors[i]);
+    cw_end(c->w);
+    cw_key(c->w, "latency");
+    cw_map(c->w);
+    for (int i = 0; i < ops_count(); i++) {
+        if (!st->latency[i] || hist_count(st->latency[i]) == 0)
+            continue;
+        cw_key(c->w, ops_name(i));
+        write_latency(c->w, st->latency[i]);
+    }
+    cw_end(c->w);
+    cw_end(c->w);
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* track                                                               */
+/* ------------------------------------------------------------------ */
+
+static void note_rejected(ops_call *c, uint32_t index, int status, const char *message)
+{
+    cw_map(c->scratch);
+    kv_int(c->scratch, "index", index);
+    kv_str(c->scratch, "code", ls_wire_code(status));
+    kv_str(c->scratch, "message", message);
+    cw_end(c->scratch);
+}
+
+/* Decodes and validates every event of arr; the valid ones go to *out
+ * (malloc'd, caller frees), the others into c->scratch.  Returns the count
+ * of valid events through *nvalid and of rejected ones through *nrej. */
+static int sort_events(ops_call *c, const msgpack_object *arr, ls_event **out, size_t *nvalid, uint32_t *nrej)
+{
+    ls_event *evs = malloc((arr->via.array.size ? arr->via.array.size : 1) * sizeof *evs);
+    char why[160];
+    if (!evs)
+        return fail(c, LS_ENOMEM, "%s", "out of memory");
+    *nvalid = 0;
+    *nrej = 0;
+    codec_writer_reset(c->scratch);
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        ls_event *ev = &evs[*nvalid];
+        const char *reason = why;
+        int rc = codec_decode_event(&arr->via.array.ptr[i], ev, why, sizeof why);
+        if (rc == LS_OK)
+            rc = event_validate(ev, c->now_ms, c->svc->cfg.max_string, &reason);
+        if (rc == LS_OK) {
+            (*nvalid)++;
+        } else {
+            note_rejected(c, i, rc, reason);
+            (*nrej)++;
+        }
+    }
+    atomic_fetch_add(&c->svc->stats.events_rejected, *nrej);
+    *out = evs;
+    return LS_OK;
+}
+
+static int events_array(ops_call *c, const msgpack_object *evs)
+{
+    if (!evs || evs->type != MSGPACK_OBJECT_ARRAY)
+        return fail(c, LS_EBADREQ, "%s", "\"events\" must be an array of event maps");
+    if (evs->via.array.size > c->svc->cfg.max_events)
+        return fail(c, LS_ETOOLARGE, "%s", "too many events in one batch (max-batch)");
+    return LS_OK;
+}
+
+/* Hands the valid events to the writer; reply is 1 for a track request. */
+static int submit(ops_call *c, const ls_event *evs, size_t n, uint32_t nrej, int reply)
+{
+    msgpack_sbuffer idbuf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&idbuf);
+    msgpack_packer_init(&pk, &idbuf, msgpack_sbuffer_write);
+    if (reply && c->req->id)
+        msgpack_pack_object(&pk, *c->req->id);
+    writer_job *job = writer_job_new(evs, n, c->envelope, reply ? c->envelope_len : 0,
+                                     idbuf.data, idbuf.size, c->scratch->sb.data, c->scratch->sb.size, nrej);
+    msgpack_sbuffer_destroy(&idbuf);
+    if (!job)
+        return fail(c, LS_ENOMEM, "%s", "out of memory");
+    job->reply = reply;
+    job->op = c->op;
+    job->start_ns = c->start_ns;
+    job->received_ms = timefmt_now_ms();
+    if (writer_submit(c->writer_push, job) != LS_OK) {
+        writer_job_free(&job);
+        return fail(c, LS_EUNAVAIL, "%s", "the writer is not taking events (shutting down)");
+    }
+    return LS_OK;
+}
+
+static int op_track(ops_call *c)
+{
+    const msgpack_object *arr = codec_map_get(&c->req->root, "events");
+    ls_event *evs = NULL;
+    size_t nvalid;
+    uint32_t nrej;
+    int rc = events_array(c, arr);
+    if (rc || (rc = sort_events(c, arr, &evs, &nvalid, &nrej)))
+        return rc;
+    if (nvalid > 0) {
+        rc = submit(c, evs, nvalid, nrej, 1);
+        c->async = rc == LS_OK;
+    } else {
+        begin_ok(c);
+        kv_int(c->w, "accepted", 0);
+        kv_int(c->w, "duplicates", 0);
+        cw_key(c->w, "rejected");
+        cw_array(c->w);
+        cw_raw(c->w, c->scratch->sb.data, c->scratch->sb.size, nrej);
+        cw_end(c->w);
+        cw_end(c->w);
+    }
+    free(evs);
+    return rc;
+}
+
+int ops_pull_batch(ops_call *c, const char *body, size_t len, msgpack_zone *zone)
+{
+    codec_request req;
+    const char *why;
+    size_t off = 0;
+    memset(&req, 0, sizeof req);
+    c->req = &req;
+    if (codec_prescan(body, len, CODEC_MAX_DEPTH, &why) ||
+        msgpack_unpack(body, len, &off, zone, &req.root) != MSGPACK_UNPACK_SUCCESS)
+        return LS_EBADREQ;
+    const msgpack_object *arr = &req.root;
+    if (req.root.type == MSGPACK_OBJECT_MAP)
+        arr = codec_map_get(&req.root, "events");
+    ls_event *evs = NULL;
+    size_t nvalid;
+    uint32_t nrej;
+    int rc = events_array(c, arr);
+    if (rc || (rc = sort_events(c, arr, &evs, &nvalid, &nrej)))
+        return rc;
+    atomic_fetch_add(&c->svc->stats.pull_batches, 1);
+    if (nvalid > 0)
+        rc = submit(c, evs, nvalid, nrej, 0);
+    free(evs);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
+/* ------------------------------------------------------------------ */
+
+static const char *const f_plain[] = {"op", "id", NULL};
+static const char *const f_track[] = {"op", "id", "events", NULL};
+static const char *const f_score[] = {"op", "id", "customer", "customers", "explain", "now", NULL};
+static const char *const f_profile[] = {"op", "id", "customer", "now", NULL};
+
+static const ops_entry table[] = {
+    {"ping", op_ping, WHERE_LOOP, f_plain},
+    {"track", op_track, WHERE_WORKER, f_track},
+    {"score", op_score, WHERE_BY_SIZE, f_score},
+    {"profile", op_profile, WHERE_LOOP, f_profile},
+    {"stats", op_stats, WHERE_LOOP, f_plain},
+    {"model", op_model, WHERE_LOOP, f_plain},
+    {"invalid", NULL, WHERE_LOOP, f_plain},
+};
+#define N_OPS ((int)(sizeof table / sizeof table[0]))
+
+int ops_count(void) { return N_OPS; }
+int ops_invalid(void) { return N_OPS - 1; }
+
+const char *ops_name(int op)
+{
+    return op >= 0 && op < N_OPS ? table[op].name : "invalid";
+}
+
+int ops_lookup(const ls_str *name)
+{
+    for (int i = 0; i < N_OPS - 1; i++)
+        if (strlen(table[i].name) == name->len && memcmp(table[i].name, name->ptr, name->len) == 0)
+            return i;
+    return ops_invalid();
+}
+
+int ops_inline(int op, const codec_request *req)
+{
+    if (op < 0 || op >= N_OPS)
+        return 1;
+    if (table[op].where == WHERE_BY_SIZE)
+        return codec_map_get(&req->root, "customers") == NULL;
+    return table[op].where == WHERE_LOOP;
+}
+
+static void printable(char *out, size_t cap, const ls_str *s)
+{
+    int n = s->len > 48 ? 48 : (int)s->len;
+    snprintf(out, cap, "%.*s", n, s->ptr);
+    for (char *p = out; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+}
+
+int ops_run(ops_call *c)
+{
+    char name[64];
+    int rc;
+    c->async = 0;
+    if (c->op == ops_invalid()) {
+        printable(name, sizeof name, &c->req->op);
+        rc = fail(c, LS_EUNKNOWNOP, "unknown op \"%s\"", name);
+    } else {
+        const msgpack_object *bad = codec_unknown_key(&c->req->root, table[c->op].fields);
+        if (bad) {
+            ls_str k = {bad->via.str.ptr, bad->via.str.size};
+            printable(name, sizeof name, &k);
+            rc = fail(c, LS_EBADREQ, "unknown request field \"%s\"", name);
+        } else {
+            rc = table[c->op].run(c);
+        }
+    }
+    if (rc != LS_OK)
+        codec_error_reply(c->w, c->req->id, rc, c->why);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* ops.h -- the operations of the wire protocol (PROTOCOL.md section 3):
+ * one table row per op, and the handlers that answer them.
+ *
+ * A handler reads the parsed request in an ops_call and writes its reply
+ * into call->w.  Handlers run either on the server loop thread (cheap
+ * single-customer reads, answered without a thread hop) or on a worker
+ * (batches); ops_inline() says which.  `track` replies asynchronously: the
+ * handler hands the batch to the writer, which answers after the commit. */
+#ifndef LS_OPS_H
+#define LS_OPS_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "service.h"
+#include "store.h"
+
+typedef struct {
+    service *svc;
+    store_reader *reader;      /* this thread's read snapshot handle */
+    codec_writer *w;           /* the reply is written here */
+    codec_writer *scratch;     /* workers: rejected-event list under construction */
+    const codec_request *req;
+    int op;
+    int64_t now_ms;
+    int64_t start_ns;
+    void *writer_push;         /* workers: PUSH socket to the writer */
+    const uint8_t *envelope;   /* workers: the request's packed routing frames */
+    size_t envelope_len;
+    int async;                 /* set by a handler whose reply the writer sends */
+    char why[256];             /* error message for the reply */
+} ops_call;
+
+/* Rows in the op table, plus one pseudo-op "invalid" for requests that
+ * could not be parsed or named no known op (so stats can count them). */
+int ops_count(void);
+const char *ops_name(int op);
+
+/* Index of the op called name, or ops_invalid() when there is none. */
+int ops_lookup(const ls_str *name);
+int ops_invalid(void);
+
+/* 1 when the server loop should answer this request itself. */
+int ops_inline(int op, const codec_request *req);
+
+/* Answers the request in call.  On return either call->w holds the reply
+ * (success or error) or call->async is set.  Returns the status the reply
+ * carries (0 for ok). */
+int ops_run(ops_call *call);
+
+/* Decodes a fire-and-forget batch from the PULL socket (a track request
+ * map, or a bare array of events) and submits its valid events to the
+ * writer.  Returns 0 or the status that made the whole batch unusable. */
+int ops_pull_batch(ops_call *call, const char *body, size_t len, msgpack_zone *zone);
+
+#endif

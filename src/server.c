@@ -1,0 +1,429 @@
+/* server.c -- start-up, the server loop and the drained shutdown of one
+ * leadscore service (see the picture in server.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "codec.h"
+#include "leadscore/error.h"
+#include "msgio.h"
+#include "ops.h"
+#include "service.h"
+#include "timefmt.h"
+#include "worker.h"
+#include "writer.h"
+
+#define MAX_WORKERS 64
+#define BURST 256              /* messages taken from one socket per poll round */
+#define CLIENT_HWM 100000
+#define ROUTER_LINGER_MS 1000
+
+struct server {
+    service svc;
+    void *router, *pull, *work, *replies;
+    int wake[2];               /* self-pipe: server_request_stop writes here */
+    worker *workers[MAX_WORKERS];
+    int nworkers;
+    writer *writer;
+    store_reader *reader;      /* the loop's own read handle */
+    codec_writer reply;
+    msgpack_zone zone;
+    char endpoint[256], pull_endpoint[256], model_tag[160];
+    int stopping, workers_done, writer_done;
+};
+
+model *service_model_acquire(service *svc)
+{
+    pthread_mutex_lock(&svc->model_lock);
+    model *m = model_ref(svc->model);
+    pthread_mutex_unlock(&svc->model_lock);
+    return m;
+}
+
+void service_model_swap(service *svc, model *m)
+{
+    pthread_mutex_lock(&svc->model_lock);
+    model *old = svc->model;
+    svc->model = m;
+    pthread_mutex_unlock(&svc->model_lock);
+    model_unref(&old);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start-up                                                            */
+/* ------------------------------------------------------------------ */
+
+static int load_model(server *s, char *err, size_t errlen)
+{
+    struct stat st;
+    const char *path = s->svc.cfg.model_path;
+    if (strcmp(path, "models/default.json") == 0 && stat(path, &st) != 0)
+        return model_load_builtin(&s->svc.model, err, errlen);
+    return model_load_file(path, &s->svc.model, err, errlen);
+}
+
+static int open_store(server *s, char *err, size_t errlen)
+{
+    store_options opt = {.map_size = s->svc.cfg.map_size, .no_sync = !s->svc.cfg.sync};
+    const feature_decay *want = model_decay(s->svc.model);
+    int rc = store_open(&s->svc.store, s->svc.cfg.data_dir, &opt, want, err, errlen);
+    if (rc)
+        return rc;
+    const feature_decay *have = store_decay(s->svc.store);
+    if (have->short_ms != want->short_ms || have->long_ms != want->long_ms) {
+        snprintf(err, errlen, "model %s keeps half-lives of %.4g and %.4g days but the store in %s was "
+                 "created with %.4g and %.4g days: use a model with the store's half-lives or a new --data directory",
+                 model_name(s->svc.model), want->short_ms / 864e5, want->long_ms / 864e5, s->svc.cfg.data_dir,
+                 have->short_ms / 864e5, have->long_ms / 864e5);
+        return LS_EINVAL;
+    }
+    return LS_OK;
+}
+
+static void *client_socket(server *s, int type, const char *ep, char *bound, char *err, size_t errlen)
+{
+    int hwm = CLIENT_HWM, linger = ROUTER_LINGER_MS;
+    int64_t maxmsg = (int64_t)s->svc.cfg.max_frame * 4 + 65536;
+    size_t len = 256;
+    void *sock = zmq_socket(s->svc.zmq, type);
+    if (!sock)
+        return NULL;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(sock, ep) != 0) {
+        snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
+        zmq_close(sock);
+        return NULL;
+    }
+    zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, bound, &len);
+    return sock;
+}
+
+static void *inproc_socket(server *s, int type, const char *ep)
+{
+    int zero = 0;
+    void *sock = zmq_socket(s->svc.zmq, type);
+    if (!sock)
+        return NULL;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    if (zmq_bind(sock, ep) != 0) {
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+static int open_sockets(server *s, char *err, size_t errlen)
+{
+    s->router = client_socket(s, ZMQ_ROUTER, s->svc.cfg.bind, s->endpoint, err, errlen);
+    if (!s->router)
+        return LS_EIO;
+    if (strcmp(s->svc.cfg.pull, "none") != 0) {
+        s->pull = client_socket(s, ZMQ_PULL, s->svc.cfg.pull, s->pull_endpoint, err, errlen);
+        if (!s->pull)
+            return LS_EIO;
+    }
+    s->work = inproc_socket(s, ZMQ_PUSH, SERVICE_EP_WORK);
+    s->replies = inproc_socket(s, ZMQ_PULL, SERVICE_EP_REPLIES);
+    if (!s->work || !s->replies) {
+        snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
+        return LS_EINTERNAL;
+    }
+    return LS_OK;
+}
+
+/* The writer waits for a finish token from each worker; when some never
+ * started, the loop sends theirs so the writer can still exit. */
+static void finish_for_missing(server *s, int missing)
+{
+    int zero = 0;
+    void *push = zmq_socket(s->svc.zmq, ZMQ_PUSH);
+    if (!push)
+        return;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(push, SERVICE_EP_WRITER) == 0)
+        for (int i = 0; i < missing; i++)
+            writer_finish(push);
+    zmq_close(push);
+}
+
+static int start_threads(server *s, char *err, size_t errlen)
+{
+    int n = s->svc.cfg.workers;
+    if (writer_start(&s->writer, &s->svc, n) != LS_OK) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        return LS_EINTERNAL;
+    }
+    for (int i = 0; i < n && i < MAX_WORKERS; i++) {
+        if (worker_start(&s->workers[i], &s->svc) != LS_OK) {
+            snprintf(err, errlen, "cannot start worker thread %d", i);
+            finish_for_missing(s, n - i);
+            return LS_EINTERNAL;
+        }
+        s->nworkers++;
+    }
+    return LS_OK;
+}
+
+static int set_up(server *s, char *err, size_t errlen)
+{
+    int rc;
+    if ((rc = load_model(s, err, errlen)) || (rc = open_store(s, err, errlen)))
+        return rc;
+    snprintf(s->model_tag, sizeof s->model_tag, "%s@%s", model_name(s->svc.model), model_version(s->svc.model));
+    if ((rc = stats_init(&s->svc.stats, ops_count(), timefmt_now_ms())) ||
+        (rc = store_reader_open(s->svc.store, &s->reader)))
+        return rc;
+    if (pipe(s->wake) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return LS_EIO;
+    }
+    fcntl(s->wake[0], F_SETFL, O_NONBLOCK);
+    fcntl(s->wake[1], F_SETFL, O_NONBLOCK);
+    s->svc.zmq = zmq_ctx_new();
+    if (!s->svc.zmq)
+        return LS_EINTERNAL;
+    if ((rc = open_sockets(s, err, errlen)))
+        return rc;
+    return start_threads(s, err, errlen);
+}
+
+int server_start(server **out, const config *cfg, char *err, size_t errlen)
+{
+    server *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return LS_ENOMEM;
+    s->svc.cfg = *cfg;
+    s->wake[0] = s->wake[1] = -1;
+    pthread_mutex_init(&s->svc.model_lock, NULL);
+    codec_writer_init(&s->reply);
+    msgpack_zone_init(&s->zone, 65536);
+    int rc = set_up(s, err, errlen);
+    if (rc) {
+        if (s->writer || s->nworkers) {
+            /* threads are up: stop them the normal way */
+            server_request_stop(s);
+            server_run(s);
+        }
+        server_destroy(&s);
+        return rc;
+    }
+    *out = s;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+/* ------------------------------------------------------------------ */
+
+static void send_reply(server *s, msgio_parts *p, int env_end, int op, int ok, int64_t start_ns)
+{
+    if (msgio_send_frames(s->router, p, 0, env_end, 1) == 0)
+        zmq_send(s->router, s->reply.sb.data, s->reply.sb.size, 0);
+    stats_request(&s->svc.stats, op, ok, (uint64_t)(timefmt_mono_ns() - start_ns));
+}
+
+/* Replies with an error to a request that could not be parsed. */
+static void reject(server *s, msgio_parts *p, int env_end, const msgpack_object *id, int status,
+                   const char *why, int64_t start_ns)
+{
+    codec_error_reply(&s->reply, id, status, why);
+    send_reply(s, p, env_end, ops_invalid(), 0, start_ns);
+}
+
+/* Finds the empty delimiter frame; returns its index or -1. */
+static int find_delimiter(const msgio_parts *p)
+{
+    for (int i = 1; i < p->n; i++)
+        if (zmq_msg_size((zmq_msg_t *)&p->frame[i]) == 0)
+            return i;
+    return -1;
+}
+
+static void forward_to_worker(server *s, msgio_parts *p, int op, int env_end, const msgpack_object *id,
+                              int64_t start_ns)
+{
+    service_meta meta = {META_REQUEST, (uint8_t)op, 1, {0}, start_ns};
+    if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        reject(s, p, env_end, id, LS_EUNAVAIL, "server busy: retry", start_ns);
+        return;
+    }
+    msgio_send_frames(s->work, p, 0, p->n, 0);
+}
+
+static void handle_request(server *s, msgio_parts *p)
+{
+    int64_t start_ns = timefmt_mono_ns();
+    int delim = find_delimiter(p);
+    codec_request req;
+    const char *why = NULL;
+    if (delim < 0) {
+        /* no delimiter: answer the identity frame anyway, REQ-style */
+        codec_error_reply(&s->reply, NULL, LS_EBADREQ, "missing the empty delimiter frame before the request");
+        if (zmq_msg_send(&p->frame[0], s->router, ZMQ_SNDMORE) >= 0 && zmq_send(s->router, "", 0, ZMQ_SNDMORE) >= 0)
+            zmq_send(s->router, s->reply.sb.data, s->reply.sb.size, 0);
+        stats_request(&s->svc.stats, ops_invalid(), 0, 0);
+        return;
+    }
+    int env_end = delim + 1;
+    if (p->n != env_end + 1 || p->dropped) {
+        reject(s, p, env_end, NULL, LS_EBADREQ, "a request is exactly one frame after the delimiter", start_ns);
+        return;
+    }
+    zmq_msg_t *body = &p->frame[env_end];
+    if (zmq_msg_size(body) > s->svc.cfg.max_frame) {
+        reject(s, p, env_end, NULL, LS_ETOOLARGE, "request frame larger than the limit (max-frame)", start_ns);
+        return;
+    }
+    int rc = codec_parse_request(zmq_msg_data(body), zmq_msg_size(body), &s->zone, &req, &why);
+    if (rc) {
+        reject(s, p, env_end, req.id, rc, why, start_ns);
+        return;
+    }
+    int op = ops_lookup(&req.op);
+    if (s->stopping) {
+        reject(s, p, env_end, req.id, LS_EUNAVAIL, "shutting down", start_ns);
+        return;
+    }
+    if (!ops_inline(op, &req)) {
+        forward_to_worker(s, p, op, env_end, req.id, start_ns);
+        return;
+    }
+    ops_call c = {.svc = &s->svc, .reader = s->reader, .w = &s->reply, .req = &req, .op = op,
+                  .now_ms = timefmt_now_ms(), .start_ns = start_ns};
+    rc = ops_run(&c);
+    send_reply(s, p, env_end, op, rc == LS_OK, start_ns);
+}
+
+static void handle_reply(server *s, msgio_parts *p)
+{
+    service_meta meta;
+    if (p->n < 1 || zmq_msg_size(&p->frame[0]) != sizeof meta)
+        return;
+    memcpy(&meta, zmq_msg_data(&p->frame[0]), sizeof meta);
+    if (meta.kind == META_WORKER_DONE) {
+        s->workers_done++;
+    } else if (meta.kind == META_WRITER_DONE) {
+        s->writer_done = 1;
+    } else if (meta.kind == META_REPLY && p->n >= 2) {
+        msgio_send_frames(s->router, p, 1, p->n, 0);
+        stats_request(&s->svc.stats, meta.op, meta.ok, (uint64_t)(timefmt_mono_ns() - meta.start_ns));
+    }
+}
+
+static void forward_pull(server *s, msgio_parts *p)
+{
+    service_meta meta = {META_PULL, 0, 1, {0}, timefmt_mono_ns()};
+    if (p->n != 1 || p->dropped || zmq_msg_size(&p->frame[0]) > s->svc.cfg.max_frame) {
+        atomic_fetch_add(&s->svc.stats.events_rejected, 1);
+        return;
+    }
+    if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE) >= 0)
+        msgio_send_frames(s->work, p, 0, 1, 0);
+}
+
+/* Takes up to BURST messages from sock and hands each to fn. */
+static void drain(server *s, void *sock, void (*fn)(server *, msgio_parts *))
+{
+    msgio_parts p;
+    for (int i = 0; i < BURST; i++) {
+        if (msgio_recv(sock, &p, ZMQ_DONTWAIT) != 0)
+            return;
+        fn(s, &p);
+        msgio_close(&p);
+        msgpack_zone_clear(&s->zone);
+    }
+}
+
+static void begin_stop(server *s)
+{
+    service_meta stop = {META_STOP, 0, 1, {0}, 0};
+    char buf[64];
+    while (read(s->wake[0], buf, sizeof buf) > 0)
+        ;
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    for (int i = 0; i < s->nworkers; i++)
+        zmq_send(s->work, &stop, sizeof stop, 0);
+}
+
+int server_run(server *s)
+{
+    while (!(s->stopping && s->writer_done && s->workers_done >= s->nworkers)) {
+        zmq_pollitem_t items[4] = {
+            {s->replies, 0, ZMQ_POLLIN, 0},
+            {NULL, s->wake[0], ZMQ_POLLIN, 0},
+            {s->router, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
+            {s->pull, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
+        };
+        int n = s->pull ? 4 : 3;
+        if (zmq_poll(items, n, -1) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            begin_stop(s);
+        if (items[0].revents & ZMQ_POLLIN)
+            drain(s, s->replies, handle_reply);
+        if (items[2].revents & ZMQ_POLLIN)
+            drain(s, s->router, handle_request);
+        if (n == 4 && (items[3].revents & ZMQ_POLLIN))
+            drain(s, s->pull, forward_pull);
+    }
+    return LS_OK;
+}
+
+void server_request_stop(server *s)
+{
+    if (s && s->wake[1] >= 0) {
+        ssize_t r = write(s->wake[1], "x", 1);
+        (void)r;
+    }
+}
+
+const char *server_endpoint(const server *s) { return s->endpoint; }
+const char *server_pull_endpoint(const server *s) { return s->pull_endpoint; }
+const char *server_model_tag(const server *s) { return s->model_tag; }
+
+void server_destroy(server **sp)
+{
+    if (!sp || !*sp)
+        return;
+    server *s = *sp;
+    for (int i = 0; i < s->nworkers; i++)
+        worker_join(&s->workers[i]);
+    writer_join(&s->writer);
+    void *socks[] = {s->router, s->pull, s->work, s->replies};
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
+        if (socks[i])
+            zmq_close(socks[i]);
+    if (s->svc.zmq)
+        zmq_ctx_term(s->svc.zmq);
+    store_reader_close(&s->reader);
+    store_close(&s->svc.store);
+    model_unref(&s->svc.model);
+    stats_destroy(&s->svc.stats);
+    codec_writer_destroy(&s->reply);
+    msgpack_zone_destroy(&s->zone);
+    for (int i = 0; i < 2; i++)
+        if (s->wake[i] >= 0)
+            close(s->wake[i]);
+    pthread_mutex_destroy(&s->svc.model_lock);
+    free(s);
+    *sp = NULL;
+}

@@ -1,0 +1,62 @@
+/* service.h -- the state one running `leadscore serve` shares between its
+ * threads, and the small internal message format they pass each other.
+ *
+ * Threads (see server.c for the picture):
+ *   server loop  owns the client sockets, answers single-customer reads
+ *                inline, forwards batch work to the workers;
+ *   workers      decode and validate batches, answer batched reads;
+ *   writer       owns every LMDB write and commits in groups.
+ * Nothing here is global: server.c allocates one service and hands it to
+ * each thread. */
+#ifndef LS_SERVICE_H
+#define LS_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "model.h"
+#include "stats.h"
+#include "store.h"
+
+/* inproc endpoints between the threads */
+#define SERVICE_EP_WORK "inproc://leadscore-work"
+#define SERVICE_EP_REPLIES "inproc://leadscore-replies"
+#define SERVICE_EP_WRITER "inproc://leadscore-writer"
+
+/* What the first frame of an internal message says. */
+enum {
+    META_REQUEST = 'R',     /* server loop -> worker: [meta, envelope..., body] */
+    META_PULL = 'P',        /* server loop -> worker: [meta, body] */
+    META_STOP = 'S',        /* server loop -> worker: finish and exit */
+    META_REPLY = 'A',       /* worker/writer -> loop: [meta, envelope..., body] */
+    META_WORKER_DONE = 'W', /* worker -> loop: exited */
+    META_WRITER_DONE = 'D'  /* writer -> loop: exited after its last commit */
+};
+
+typedef struct {
+    uint8_t kind;
+    uint8_t op;
+    uint8_t ok;
+    uint8_t pad[5];
+    int64_t start_ns;       /* monotonic time the request arrived */
+} service_meta;
+
+typedef struct service {
+    config cfg;
+    void *zmq;                    /* the ZeroMQ context */
+    store *store;
+    pthread_mutex_t model_lock;   /* guards `model` swaps */
+    model *model;
+    stats stats;
+} service;
+
+/* The active model with one reference for the caller (model_unref it). */
+model *service_model_acquire(service *svc);
+
+/* Makes m the active model (taking over the caller's reference); requests
+ * already holding the old one finish with it. */
+void service_model_swap(service *svc, model *m);
+
+#endif

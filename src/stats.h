@@ -1,0 +1,41 @@
+/* stats.h -- the service's counters and latency histograms.
+ *
+ * Event and commit counters are atomics, bumped by the writer thread.
+ * Request counters and the per-op latency histograms belong to the server
+ * loop thread alone (every reply passes through it), so they need no lock;
+ * the `stats` op runs on that thread too. */
+#ifndef LS_STATS_H
+#define LS_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "histogram.h"
+
+#define STATS_MAX_OPS 32
+
+typedef struct {
+    atomic_uint_fast64_t events_accepted;
+    atomic_uint_fast64_t events_duplicate;
+    atomic_uint_fast64_t events_rejected;
+    atomic_uint_fast64_t commits;
+    atomic_uint_fast64_t commit_events;
+    atomic_uint_fast64_t commit_ns;        /* total time inside commit calls */
+    atomic_uint_fast64_t commit_failures;
+    atomic_uint_fast64_t pull_batches;
+    atomic_uint_fast64_t event_ids_pruned;
+    /* server loop thread only: */
+    uint64_t requests[STATS_MAX_OPS];
+    uint64_t errors[STATS_MAX_OPS];
+    hist *latency[STATS_MAX_OPS];          /* nanoseconds */
+    int64_t started_ms;
+} stats;
+
+/* Prepares counters and one histogram per op.  0 or LS_ENOMEM. */
+int stats_init(stats *s, int nops, int64_t now_ms);
+void stats_destroy(stats *s);
+
+/* Server loop thread: counts a finished request of op with its latency. */
+void stats_request(stats *s, int op, int ok, uint64_t latency_ns);
+
+#endif

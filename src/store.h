@@ -1,0 +1,100 @@
+/* store.h -- the LMDB environment that holds every customer's feature
+ * record and the idempotency keys of recent events.
+ *
+ * Layout (named LMDB databases inside one environment directory):
+ *   meta          "schema" -> u32 schema version, "decay" -> 2 x i64 half-lives
+ *   customers     customer id -> encoded ls_features (feature.h)
+ *   event_ids     event id -> i64 receive time (ms) + customer id
+ *   event_ids_by_time  be64 receive time + event id -> "" (for pruning)
+ *
+ * Threads: exactly one thread writes (the writer, see writer.h) through a
+ * store_wtxn; any number of threads read, each through its own
+ * store_reader, and readers never wait for the writer (LMDB MVCC).
+ * The store never logs: every function returns a status from error.h;
+ * store_open also explains a failure in words, for the person starting it. */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "feature.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+typedef struct store_reader store_reader;
+typedef struct store_wtxn store_wtxn;
+
+typedef struct {
+    uint64_t map_size;      /* LMDB map size in bytes (virtual; 0 = default 64 GiB) */
+    int no_sync;            /* 1: skip fsync on commit (NOT durable; bulk loads only) */
+    int read_only;          /* 1: open for reading only (rescore, kpis) */
+    unsigned max_readers;   /* 0 = default 126 */
+} store_options;
+
+typedef struct {
+    uint64_t customers;     /* records in the customers database */
+    uint64_t event_ids;     /* idempotency keys held */
+    uint64_t used_bytes;    /* pages in use x page size */
+    uint64_t map_bytes;     /* the map size */
+} store_stats;
+
+/* Opens (creating if needed) the store in directory dir.  A new store
+ * records decay as its half-lives; an existing one keeps its own (read them
+ * with store_decay).  A store written by a newer schema is refused with
+ * LS_EVERSION.  On failure *out is NULL and err (if not NULL) holds a
+ * message for a person. */
+int store_open(store **out, const char *dir, const store_options *opt,
+               const feature_decay *decay, char *err, size_t errlen);
+
+/* Closes the environment; every reader and write txn must be gone.  NULLs
+ * *s; a NULL *s is harmless. */
+void store_close(store **s);
+
+/* The half-lives this store's records are kept with. */
+const feature_decay *store_decay(const store *s);
+
+int store_stat(store *s, store_stats *out);
+
+/* ---- reading (one store_reader per thread) ---- */
+
+int store_reader_open(store *s, store_reader **out);
+void store_reader_close(store_reader **r);
+
+/* Starts a snapshot; everything committed before this call is visible. */
+int store_reader_begin(store_reader *r);
+/* Ends the snapshot; pointers obtained inside it become invalid. */
+void store_reader_end(store_reader *r);
+
+/* Reads a customer's record inside the current snapshot.  LS_ENOTFOUND
+ * when the store has none (out is then an empty record). */
+int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *out);
+
+/* Calls fn for every customer in id order inside the current snapshot,
+ * stopping early (and returning fn's value) when fn returns non-zero. */
+typedef int (*store_visit_fn)(void *arg, const char *id, size_t len, const ls_features *f);
+int store_reader_scan(store_reader *r, store_visit_fn fn, void *arg);
+
+/* ---- writing (the writer thread only) ---- */
+
+int store_write_begin(store *s, store_wtxn **out);
+/* Commits (and, unless no_sync, syncs) the txn.  Frees it either way. */
+int store_write_commit(store_wtxn **w);
+void store_write_abort(store_wtxn **w);
+
+int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out);
+int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features *f);
+
+/* Records event id `eid` as received at received_ms for customer id.
+ * *seen is set to 1 (and nothing is written) when the id is already held,
+ * including when it was recorded earlier in this same txn. */
+int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
+                              const char *customer, size_t customer_len,
+                              int64_t received_ms, int *seen);
+
+/* Deletes at most max idempotency keys received before cutoff_ms, oldest
+ * first.  *pruned says how many went. */
+int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned);
+
+#endif

@@ -1,0 +1,165 @@
+/* worker.c -- the worker thread loop (see worker.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "worker.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "codec.h"
+#include "leadscore/error.h"
+#include "msgio.h"
+#include "ops.h"
+#include "timefmt.h"
+#include "writer.h"
+
+#define ZONE_CHUNK 65536
+
+struct worker {
+    service *svc;
+    pthread_t thread;
+    void *in, *out, *to_writer;
+    store_reader *reader;
+    codec_writer reply, scratch;
+    msgpack_zone zone;
+    uint8_t *envelope;
+    size_t envelope_cap;
+};
+
+static int pack_envelope(worker *w, const msgio_parts *p, int from, int to, size_t *len)
+{
+    size_t need = msgio_envelope_size(p, from, to);
+    if (need > w->envelope_cap) {
+        uint8_t *e = realloc(w->envelope, need);
+        if (!e)
+            return LS_ENOMEM;
+        w->envelope = e;
+        w->envelope_cap = need;
+    }
+    *len = msgio_pack_envelope(p, from, to, w->envelope);
+    return LS_OK;
+}
+
+/* Answers one forwarded request: parts = [meta, envelope..., body]. */
+static void handle_request(worker *w, msgio_parts *p, const service_meta *meta)
+{
+    const char *why = NULL;
+    codec_request req;
+    zmq_msg_t *body = &p->frame[p->n - 1];
+    ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
+                  .req = &req, .op = meta->op, .now_ms = timefmt_now_ms(), .start_ns = meta->start_ns,
+                  .writer_push = w->to_writer};
+    int rc = codec_parse_request(zmq_msg_data(body), zmq_msg_size(body), &w->zone, &req, &why);
+    if (rc == LS_OK)
+        rc = pack_envelope(w, p, 1, p->n - 1, &c.envelope_len);
+    c.envelope = w->envelope;
+    if (rc == LS_OK)
+        rc = ops_run(&c);
+    else
+        codec_error_reply(&w->reply, req.id, rc, why ? why : "out of memory");
+    if (!c.async) {
+        service_meta back = {META_REPLY, meta->op, rc == LS_OK, {0}, meta->start_ns};
+        if (msgio_send_bytes(w->out, &back, sizeof back, 1) == 0 && msgio_send_frames(w->out, p, 1, p->n - 1, 1) == 0)
+            msgio_send_bytes(w->out, w->reply.sb.data, w->reply.sb.size, 0);
+    }
+    msgpack_zone_clear(&w->zone);
+}
+
+static void handle_pull(worker *w, msgio_parts *p)
+{
+    ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
+                  .now_ms = timefmt_now_ms(), .start_ns = timefmt_mono_ns(), .writer_push = w->to_writer};
+    zmq_msg_t *body = &p->frame[p->n - 1];
+    if (ops_pull_batch(&c, zmq_msg_data(body), zmq_msg_size(body), &w->zone) != LS_OK)
+        atomic_fetch_add(&w->svc->stats.events_rejected, 1);
+    msgpack_zone_clear(&w->zone);
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    msgio_parts p;
+    for (;;) {
+        if (msgio_recv(w->in, &p, 0) != 0)
+            break;
+        service_meta meta;
+        if (p.n < 1 || zmq_msg_size(&p.frame[0]) != sizeof meta) {
+            msgio_close(&p);
+            continue;
+        }
+        memcpy(&meta, zmq_msg_data(&p.frame[0]), sizeof meta);
+        if (meta.kind == META_STOP) {
+            msgio_close(&p);
+            break;
+        }
+        if (meta.kind == META_REQUEST && p.n >= 3)
+            handle_request(w, &p, &meta);
+        else if (meta.kind == META_PULL && p.n >= 2)
+            handle_pull(w, &p);
+        msgio_close(&p);
+    }
+    writer_finish(w->to_writer);
+    service_meta done = {META_WORKER_DONE, 0, 1, {0}, 0};
+    msgio_send_bytes(w->out, &done, sizeof done, 0);
+    return NULL;
+}
+
+static void *open_socket(void *ctx, int type, const char *ep)
+{
+    int zero = 0;
+    void *s = zmq_socket(ctx, type);
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+    if (zmq_connect(s, ep) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void close_worker(worker *w)
+{
+    if (w->in) zmq_close(w->in);
+    if (w->out) zmq_close(w->out);
+    if (w->to_writer) zmq_close(w->to_writer);
+    store_reader_close(&w->reader);
+    codec_writer_destroy(&w->reply);
+    codec_writer_destroy(&w->scratch);
+    msgpack_zone_destroy(&w->zone);
+    free(w->envelope);
+    free(w);
+}
+
+int worker_start(worker **out, service *svc)
+{
+    worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return LS_ENOMEM;
+    w->svc = svc;
+    codec_writer_init(&w->reply);
+    codec_writer_init(&w->scratch);
+    msgpack_zone_init(&w->zone, ZONE_CHUNK);
+    w->in = open_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WORK);
+    w->out = open_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES);
+    w->to_writer = open_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER);
+    if (!w->in || !w->out || !w->to_writer || store_reader_open(svc->store, &w->reader) != LS_OK ||
+        pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        close_worker(w);
+        return LS_EINTERNAL;
+    }
+    *out = w;
+    return LS_OK;
+}
+
+void worker_join(worker **wp)
+{
+    if (!wp || !*wp)
+        return;
+    pthread_join((*wp)->thread, NULL);
+    close_worker(*wp);
+    *wp = NULL;
+}

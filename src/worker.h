@@ -1,0 +1,21 @@
+/* worker.h -- the worker threads: batched reads, and decoding plus
+ * validation of track batches before they go to the writer.
+ *
+ * A worker takes [meta, envelope..., body] messages from the server loop
+ * (SERVICE_EP_WORK), answers through SERVICE_EP_REPLIES, and hands event
+ * batches to the writer (SERVICE_EP_WRITER).  On META_STOP it tells the
+ * writer it is finished, reports META_WORKER_DONE and exits. */
+#ifndef LS_WORKER_H
+#define LS_WORKER_H
+
+#include "service.h"
+
+typedef struct worker worker;
+
+/* Starts one worker thread.  0, or LS_ENOMEM / LS_EINTERNAL. */
+int worker_start(worker **out, service *svc);
+
+/* Waits for the thread to exit and frees it; NULLs *w. */
+void worker_join(worker **w);
+
+#endif

@@ -1,0 +1,59 @@
+/* writer.h -- the single writer thread and its group commit.
+ *
+ * Workers turn each accepted track batch into a writer_job and hand the
+ * pointer over an inproc socket.  The writer takes every job waiting (up to
+ * commit-max-events, for at most commit-window), applies them all in ONE
+ * LMDB write transaction, commits and syncs it, and only then sends each
+ * job's reply back through the server loop.  So an `ok:true` always means
+ * the events are on disk, and one fsync is shared by many requests. */
+#ifndef LS_WRITER_H
+#define LS_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "service.h"
+
+typedef struct {
+    int reply;               /* 0 for fire-and-forget (PULL) batches */
+    int op;
+    int64_t start_ns;
+    int64_t received_ms;     /* idempotency keys are dated from this */
+    size_t nevents;
+    ls_event *events;        /* strings point into this job's own memory */
+    uint32_t accepted;       /* filled by the writer */
+    uint32_t duplicates;
+    uint32_t nrejected;      /* rejected at validation, already encoded: */
+    const uint8_t *rejected; /* msgpack values, rejected_len bytes */
+    size_t rejected_len;
+    const uint8_t *id;       /* the request's msgpack "id", or NULL */
+    size_t id_len;
+    const uint8_t *envelope; /* routing frames, each as u32 length + bytes */
+    size_t envelope_len;
+} writer_job;
+
+/* Builds a job owning copies of everything it points at (one allocation).
+ * Returns NULL when out of memory.  Free with writer_job_free. */
+writer_job *writer_job_new(const ls_event *events, size_t n,
+                           const void *envelope, size_t envelope_len,
+                           const void *id, size_t id_len,
+                           const void *rejected, size_t rejected_len, uint32_t nrejected);
+void writer_job_free(writer_job **job);
+
+typedef struct writer writer;
+
+/* Starts the writer thread; it binds SERVICE_EP_WRITER before this
+ * returns, and exits after nproducers producers have sent writer_finish. */
+int writer_start(writer **out, service *svc, int nproducers);
+
+/* Waits for the thread to exit (it sends META_WRITER_DONE first). */
+void writer_join(writer **w);
+
+/* Producer side, on the producer's own PUSH socket connected to
+ * SERVICE_EP_WRITER: hand a job over (the writer then owns it), or say that
+ * this producer will send no more. */
+int writer_submit(void *push, writer_job *job);
+int writer_finish(void *push);
+
+#endif

@@ -1,0 +1,288 @@
+/* testutil.c -- shared helpers for the test suites (see testutil.h). */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "leadscore/error.h"
+
+void tu_tempdir(char *buf, size_t cap)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/leadscore-test-XXXXXX", base && *base ? base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void tu_config(config *cfg, const char *dir)
+{
+    config_defaults(cfg);
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", dir);
+    snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:*");
+    snprintf(cfg->pull, sizeof cfg->pull, "tcp://127.0.0.1:*");
+    cfg->map_size = 1ULL << 30;
+}
+
+static void *server_thread(void *arg)
+{
+    tu_server *ts = arg;
+    server_run(ts->srv);
+    return NULL;
+}
+
+void tu_server_start(tu_server *ts, const config *cfg_in)
+{
+    config cfg;
+    char err[512] = "";
+    memset(ts, 0, sizeof *ts);
+    if (cfg_in) {
+        cfg = *cfg_in;
+    } else {
+        tu_tempdir(ts->dir, sizeof ts->dir);
+        ts->own_dir = 1;
+        tu_config(&cfg, ts->dir);
+    }
+    int rc = server_start(&ts->srv, &cfg, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "server_start: %s", err);
+    snprintf(ts->endpoint, sizeof ts->endpoint, "%s", server_endpoint(ts->srv));
+    snprintf(ts->pull_endpoint, sizeof ts->pull_endpoint, "%s", server_pull_endpoint(ts->srv));
+    ck_assert_int_eq(pthread_create(&ts->thread, NULL, server_thread, ts), 0);
+}
+
+void tu_server_stop(tu_server *ts)
+{
+    server_request_stop(ts->srv);
+    pthread_join(ts->thread, NULL);
+    server_destroy(&ts->srv);
+    if (ts->own_dir)
+        tu_rmtree(ts->dir);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Reads the child's stdout until the "requests" line (<= 20 s). */
+static int read_endpoint(int fd, char *endpoint, size_t cap)
+{
+    char buf[4096];
+    size_t len = 0;
+    int64_t deadline = now_ms() + 20000;
+    while (now_ms() < deadline && len < sizeof buf - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            return -1;
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *at = strstr(buf, "requests  ");
+        if (at && strchr(at, '\n')) {
+            sscanf(at + 10, "%255s", endpoint);
+            (void)cap;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+pid_t tu_spawn_serve(const char *dir, char *endpoint, size_t cap, const char *const *extra)
+{
+    int out[2];
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[32] = {LEADSCORE_BIN, "serve", "--data", dir, "--bind", "tcp://127.0.0.1:*",
+                                "--pull", "tcp://127.0.0.1:*", "--map-size", "1GiB"};
+        int n = 10;
+        for (int i = 0; extra && extra[i] && n < 30; i++)
+            argv[n++] = extra[i];
+        argv[n] = NULL;
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    int rc = read_endpoint(out[0], endpoint, cap);
+    /* keep the pipe's read end open so the child never gets SIGPIPE; it is
+     * closed when this test process exits */
+    ck_assert_msg(rc == 0, "leadscore serve did not start");
+    return pid;
+}
+
+int tu_kill_wait(pid_t pid, int sig)
+{
+    int status = -1;
+    kill(pid, sig);
+    for (int i = 0; i < 2000; i++) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int tu_run_cli(char *out, size_t cap, const char *const *args)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *argv[64] = {LEADSCORE_BIN};
+        int n = 1;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(p[0], out + len, cap - 1 - len)) > 0 && len < cap - 1)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(p[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void tu_connect(tu_conn *c, const char *endpoint, int type)
+{
+    int zero = 0, timeout = 10000;
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, type);
+    ck_assert_ptr_nonnull(c->sock);
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    ck_assert_int_eq(zmq_connect(c->sock, endpoint), 0);
+}
+
+void tu_disconnect(tu_conn *c)
+{
+    zmq_close(c->sock);
+    zmq_ctx_term(c->ctx);
+}
+
+int tu_call_raw(tu_conn *c, const void *body, size_t len, msgpack_unpacked *up)
+{
+    char buf[1 << 16];
+    zmq_msg_t m;
+    if (zmq_send(c->sock, "", 0, ZMQ_SNDMORE) < 0 || zmq_send(c->sock, body, len, 0) < 0)
+        return -1;
+    if (zmq_recv(c->sock, buf, sizeof buf, 0) < 0) /* delimiter */
+        return -1;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, c->sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return -1;
+    }
+    msgpack_unpacked_destroy(up);
+    msgpack_unpacked_init(up);
+    /* copy into the unpacked zone's own buffer lifetime: unpack_next copies */
+    int rc = msgpack_unpack_next(up, zmq_msg_data(&m), zmq_msg_size(&m), NULL) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+    zmq_msg_close(&m);
+    return rc;
+}
+
+void tu_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+const msgpack_object *tu_get(const msgpack_object *map, const char *key)
+{
+    size_t n = strlen(key);
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+int tu_get_bool(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *v = tu_get(map, key);
+    ck_assert_msg(v && v->type == MSGPACK_OBJECT_BOOLEAN, "no boolean \"%s\"", key);
+    return v->via.boolean;
+}
+
+int64_t tu_get_int(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *v = tu_get(map, key);
+    ck_assert_msg(v && (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER),
+                  "no integer \"%s\"", key);
+    return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)v->via.u64 : v->via.i64;
+}
+
+double tu_get_double(const msgpack_object *map, const char *key)
+{
+    const msgpack_object *v = tu_get(map, key);
+    ck_assert_msg(v != NULL, "no number \"%s\"", key);
+    if (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32)
+        return v->via.f64;
+    return (double)tu_get_int(map, key);
+}
+
+int tu_is_error(const msgpack_object *map, const char *code)
+{
+    const msgpack_object *ok = tu_get(map, "ok"), *err = tu_get(map, "error");
+    const msgpack_object *c = err ? tu_get(err, "code") : NULL;
+    return ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean && c && c->type == MSGPACK_OBJECT_STR &&
+           c->via.str.size == strlen(code) && memcmp(c->via.str.ptr, code, c->via.str.size) == 0;
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

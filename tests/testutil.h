@@ -1,0 +1,80 @@
+/* testutil.h -- what the test suites share: temporary directories, a
+ * server running in-process on ephemeral loopback ports, the real
+ * `leadscore` binary started as a child process, and raw msgpack requests.
+ * Every wait here is bounded in time. */
+#ifndef LS_TESTUTIL_H
+#define LS_TESTUTIL_H
+
+#include <check.h>
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "server.h"
+
+/* A fresh directory under $TMPDIR (or /tmp); path written into buf. */
+void tu_tempdir(char *buf, size_t cap);
+/* rm -rf of a directory made by tu_tempdir. */
+void tu_rmtree(const char *path);
+
+/* A config for tests: data in dir, both endpoints on 127.0.0.1:*. */
+void tu_config(config *cfg, const char *dir);
+
+typedef struct {
+    server *srv;
+    pthread_t thread;
+    char dir[512];
+    char endpoint[256];
+    char pull_endpoint[256];
+    int own_dir;
+} tu_server;
+
+/* Starts a server in a thread on cfg (or tu_config defaults over a new
+ * temporary directory when cfg is NULL). */
+void tu_server_start(tu_server *ts, const config *cfg);
+/* Asks it to stop, waits for the drain, removes its directory if owned. */
+void tu_server_stop(tu_server *ts);
+
+/* Starts `leadscore serve --data dir` with ephemeral endpoints as a child
+ * process, waits (<= 20 s) until it prints its request endpoint, and
+ * returns the pid.  extra is NULL or a NULL-terminated list of options. */
+pid_t tu_spawn_serve(const char *dir, char *endpoint, size_t cap, const char *const *extra);
+/* Sends sig to pid and waits (<= 20 s) for it; returns the wait status. */
+int tu_kill_wait(pid_t pid, int sig);
+
+/* Runs the leadscore binary with args (NULL-terminated, without argv[0]),
+ * capturing stdout+stderr into out (NUL-terminated, truncated to cap).
+ * Returns the exit status, or -1. */
+int tu_run_cli(char *out, size_t cap, const char *const *args);
+
+/* A DEALER connection that sends raw frames and receives replies. */
+typedef struct {
+    void *ctx;
+    void *sock;
+} tu_conn;
+
+void tu_connect(tu_conn *c, const char *endpoint, int type);
+void tu_disconnect(tu_conn *c);
+/* Sends body (one frame after the empty delimiter) and receives the reply
+ * body into up (<= 10 s).  Returns 0, or -1 on timeout. */
+int tu_call_raw(tu_conn *c, const void *body, size_t len, msgpack_unpacked *up);
+
+/* Packs a request from a printf-like spec is overkill; tests build maps with
+ * these helpers on an sbuffer-backed packer. */
+void tu_pack_str(msgpack_packer *pk, const char *s);
+
+/* Value at key in a reply map, or NULL. */
+const msgpack_object *tu_get(const msgpack_object *map, const char *key);
+/* Asserting readers. */
+int tu_get_bool(const msgpack_object *map, const char *key);
+int64_t tu_get_int(const msgpack_object *map, const char *key);
+double tu_get_double(const msgpack_object *map, const char *key);
+/* 1 when the reply is {"ok": false, "error": {"code": code, ...}}. */
+int tu_is_error(const msgpack_object *map, const char *code);
+
+/* Runs the suite (CK_NORMAL) and returns the process exit status. */
+int tu_run_suite(Suite *s);
+
+#endif
