@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <string.h>
 
 static void json_string(FILE *out, const char *s, size_t n)
 {
@@ -78,9 +79,14 @@ void jsonout_json(FILE *out, const msgpack_object *o)
     }
 }
 
+/* Empty containers print inline, as [] and {}. */
 static int is_scalar(const msgpack_object *o)
 {
-    return o->type != MSGPACK_OBJECT_MAP && o->type != MSGPACK_OBJECT_ARRAY;
+    if (o->type == MSGPACK_OBJECT_MAP)
+        return o->via.map.size == 0;
+    if (o->type == MSGPACK_OBJECT_ARRAY)
+        return o->via.array.size == 0;
+    return 1;
 }
 
 static void scalar(FILE *out, const msgpack_object *o)
@@ -89,26 +95,48 @@ static void scalar(FILE *out, const msgpack_object *o)
         fprintf(out, "%.*s", (int)o->via.str.size, o->via.str.ptr);
     else if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
         fprintf(out, "%.6g", o->via.f64);
+    else if (o->type == MSGPACK_OBJECT_MAP)
+        fputs("{}", out);
+    else if (o->type == MSGPACK_OBJECT_ARRAY)
+        fputs("[]", out);
     else
         jsonout_json(out, o);
 }
 
-void jsonout_readable(FILE *out, const msgpack_object *o, int indent)
+static int key_is(const msgpack_object *k, const char *name)
 {
+    size_t n = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static void readable_at(FILE *out, const msgpack_object *o, int indent, int inline_first);
+
+/* One "key: value" entry; when pad is 0 the indentation was already written. */
+static void readable_entry(FILE *out, const msgpack_object *k, const msgpack_object *v, int indent, int pad)
+{
+    fprintf(out, "%*s", pad ? indent : 0, "");
+    scalar(out, k);
+    fputc(':', out);
+    if (is_scalar(v)) {
+        fputc(' ', out);
+        scalar(out, v);
+        fputc('\n', out);
+    } else {
+        fputc('\n', out);
+        readable_at(out, v, indent + 2, 0);
+    }
+}
+
+static void readable_at(FILE *out, const msgpack_object *o, int indent, int inline_first)
+{
+    int first = 1;
     if (o->type == MSGPACK_OBJECT_MAP) {
         for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-            fprintf(out, "%*s", indent, "");
-            scalar(out, k);
-            fputc(':', out);
-            if (is_scalar(v)) {
-                fputc(' ', out);
-                scalar(out, v);
-                fputc('\n', out);
-            } else {
-                fputc('\n', out);
-                jsonout_readable(out, v, indent + 2);
-            }
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            if (indent == 0 && (key_is(k, "ok") || key_is(k, "id")))
+                continue; /* the envelope of a reply, not its content */
+            readable_entry(out, k, &o->via.map.ptr[i].val, indent, !(first && inline_first));
+            first = 0;
         }
     } else if (o->type == MSGPACK_OBJECT_ARRAY) {
         for (uint32_t i = 0; i < o->via.array.size; i++) {
@@ -118,8 +146,7 @@ void jsonout_readable(FILE *out, const msgpack_object *o, int indent)
                 scalar(out, v);
                 fputc('\n', out);
             } else {
-                fputc('\n', out);
-                jsonout_readable(out, v, indent + 2);
+                readable_at(out, v, indent + 2, 1);
             }
         }
     } else {
@@ -127,4 +154,9 @@ void jsonout_readable(FILE *out, const msgpack_object *o, int indent)
         scalar(out, o);
         fputc('\n', out);
     }
+}
+
+void jsonout_readable(FILE *out, const msgpack_object *o, int indent)
+{
+    readable_at(out, o, indent, 0);
 }

@@ -11,7 +11,8 @@
  * of hex, non-finite floats as null). */
 void jsonout_json(FILE *out, const msgpack_object *o);
 
-/* Writes o as indented "key: value" lines. */
+/* Writes o as indented "key: value" lines; at the top level the reply
+ * envelope keys "ok" and "id" are left out. */
 void jsonout_readable(FILE *out, const msgpack_object *o, int indent);
 
 #endif

@@ -88,7 +88,7 @@ static int get_number(json_t *obj, const char *key, double *out, int positive,
 static int parse_decay(model *m, json_t *root, char *err, size_t errlen)
 {
     json_t *hl = json_object_get(root, "half_lives_days");
-    double s, l;
+    double s = 0, l = 0;
     int rc;
     if (!json_is_object(hl))
         return fail(err, errlen, "model file: %s must be an object {\"short\": days, \"long\": days}",
@@ -277,7 +277,8 @@ static double term_contribution(const model_term *t, double x)
     double v = x;
     if (t->transform == TRANSFORM_LOG1P)
         v = log1p(x > 0 ? x : 0);
-    return t->coef * (v - t->mean) / t->scale;
+    double c = t->coef * (v - t->mean) / t->scale;
+    return c + 0.0; /* no -0 for people to puzzle over */
 }
 
 static int by_magnitude(const void *a, const void *b)

@@ -166,7 +166,7 @@ static int score_many(ops_call *c, const model *m, const msgpack_object *ids, in
         return fail(c, LS_EBADREQ, "%s", "\"customers\" must be an array of strings");
     if (ids->via.array.size > c->svc->cfg.max_customers)
         return fail(c, LS_ETOOLARGE, "%s", "too many customers in one request (max-customers)");
-    ls_str id;
+    ls_str id = {NULL, 0};
     for (uint32_t i = 0; i < ids->via.array.size; i++) {
         int rc = check_customer(c, &ids->via.array.ptr[i], &id);
         if (rc)
@@ -191,7 +191,7 @@ static int op_score(ops_call *c)
     const msgpack_object *one = codec_map_get(&c->req->root, "customer");
     const msgpack_object *many = codec_map_get(&c->req->root, "customers");
     int explain = 0, rc;
-    ls_str id;
+    ls_str id = {NULL, 0};
     if ((rc = read_now(c)))
         return rc;
     if (codec_get_bool(&c->req->root, "explain", &explain) == LS_EBADREQ)
@@ -256,7 +256,7 @@ static void write_features(ops_call *c, const ls_features *f)
 
 static int op_profile(ops_call *c)
 {
-    ls_str id;
+    ls_str id = {NULL, 0};
     ls_features f;
     int rc;
     if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id)))

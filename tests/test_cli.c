@@ -1,0 +1,128 @@
+/* test_cli.c -- the `leadscore` command line as a user types it: help and
+ * usage errors with the documented exit codes, and the one-off request
+ * commands against a running server. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+static char out[1 << 16];
+
+START_TEST(help_and_version_exit_zero)
+{
+    const char *top[] = {"--help", NULL}, *ver[] = {"--version", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, top), 0);
+    ck_assert_ptr_nonnull(strstr(out, "serve"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, ver), 0);
+    ck_assert_ptr_nonnull(strstr(out, "leadscore 0.1.0"));
+    const char *cmds[] = {"serve", "track", "score", "profile", "ping", "stats", "model"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const char *args[] = {cmds[i], "--help", NULL};
+        ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+        ck_assert_ptr_nonnull(strstr(out, "usage: leadscore"));
+    }
+    const char *serve[] = {"serve", "--help", NULL};
+    tu_run_cli(out, sizeof out, serve);
+    ck_assert_ptr_nonnull(strstr(out, "--dedupe-window"));
+}
+END_TEST
+
+START_TEST(usage_errors_exit_two)
+{
+    const char *none[] = {NULL}, *unknown[] = {"fly", NULL}, *badopt[] = {"serve", "--no-such-option", NULL};
+    const char *badval[] = {"serve", "--max-frame", "lots", NULL}, *missing[] = {"track", "onlyone", NULL};
+    const char *badfield[] = {"track", "alice", "add_to_cart", "price=cheap", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, none), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, unknown), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, badopt), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, badval), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--max-frame"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, missing), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, badfield), 2);
+    ck_assert_ptr_nonnull(strstr(out, "price"));
+}
+END_TEST
+
+START_TEST(no_server_is_a_clear_failure)
+{
+    const char *args[] = {"ping", "--connect", "tcp://127.0.0.1:1", "--timeout", "300", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 1);
+    ck_assert_ptr_nonnull(strstr(out, "is `leadscore serve` running"));
+}
+END_TEST
+
+START_TEST(track_score_profile_against_a_server)
+{
+    char dir[512], ep[256];
+    tu_tempdir(dir, sizeof dir);
+    pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, NULL);
+    const char *track[] = {"track", "--connect", ep, "alice", "add_to_cart", "price=40",
+                           "category=shoes/running", "ts=2026-11-01T10:00:00Z", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, track), 0);
+    ck_assert_ptr_nonnull(strstr(out, "accepted: 1"));
+    const char *score[] = {"score", "--connect", ep, "--json", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, score), 0);
+    json_error_t jerr;
+    json_t *j = json_loads(out, 0, &jerr);
+    ck_assert_msg(j != NULL, "not JSON: %s", out);
+    ck_assert(json_is_true(json_object_get(j, "known")));
+    ck_assert_str_eq(json_string_value(json_object_get(j, "customer")), "alice");
+    double s = json_real_value(json_object_get(j, "score"));
+    ck_assert(s > 0 && s < 1);
+    json_decref(j);
+    const char *profile[] = {"profile", "--connect", ep, "alice", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, profile), 0);
+    ck_assert_ptr_nonnull(strstr(out, "add_to_cart_count: 1"));
+    ck_assert_ptr_nonnull(strstr(out, "first_seen: 1793527200000"));
+    const char *bad[] = {"track", "--connect", ep, "alice", "teleport", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 0); /* the batch is ok; the event is listed as rejected */
+    ck_assert_ptr_nonnull(strstr(out, "accepted: 0"));
+    ck_assert_ptr_nonnull(strstr(out, "bad_request"));
+    const char *unknown_id[] = {"score", "--connect", ep, "nobody", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, unknown_id), 0);
+    ck_assert_ptr_nonnull(strstr(out, "known: false"));
+    int status = tu_kill_wait(pid, SIGTERM);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(serve_refuses_a_bad_model_file_clearly)
+{
+    char dir[512], path[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bad.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"name\": \"x\",\n \"version\": 1,,}\n", f);
+    fclose(f);
+    const char *args[] = {"serve", "--data", dir, "--model", path, "--bind", "tcp://127.0.0.1:*",
+                          "--pull", "none", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 1);
+    ck_assert_ptr_nonnull(strstr(out, "line 2"));
+    tu_rmtree(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("commands");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, help_and_version_exit_zero);
+    tcase_add_test(tc, usage_errors_exit_two);
+    tcase_add_test(tc, no_server_is_a_clear_failure);
+    tcase_add_test(tc, track_score_profile_against_a_server);
+    tcase_add_test(tc, serve_refuses_a_bad_model_file_clearly);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(suite());
+}
