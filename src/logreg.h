@@ -75,8 +75,12 @@ logreg_opts logreg_opts_default(void);
  *   LS_ENOMEM    out of memory;
  *   LS_ECONVERGE the gradient test was not met within max_iter steps, no
  *                halved step improved F, or the Hessian is numerically
- *                singular (possible only with lambda == 0, e.g. collinear
- *                features or separable data). */
+ *                singular (in practice only with lambda == 0 and collinear
+ *                features).
+ * With lambda == 0 on perfectly separable data there is no optimum; the fit
+ * then "converges" where the gradient underflows the tolerance, with very
+ * large coefficients (hundreds, on the standardised scale).  Use
+ * lambda > 0 unless the data are known not to separate. */
 int logreg_fit_opts(const double *X, const double *y, const double *w,
                     size_t n, int d, const logreg_opts *opts,
                     logreg_model *out);

@@ -519,6 +519,117 @@ START_TEST(stop_drains_and_acknowledged_events_survive_a_restart)
 }
 END_TEST
 
+
+START_TEST(old_history_resent_still_dedupes)
+{
+    /* event times from 2001: the dedupe window counts from when the server
+     * received the key, not from the event's own time */
+    ls_client *c;
+    ls_track_result tr;
+    ls_client_event evs[2] = {
+        {.customer = "hist", .type = "purchase", .event_id = "h-1", .ts_ms = 978307200000LL, .value = 10, .has = LS_HAS_VALUE},
+        {.customer = "hist", .type = "purchase", .event_id = "h-2", .ts_ms = 978393600000LL, .value = 15, .has = LS_HAS_VALUE},
+    };
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_track(c, evs, 2, &tr), LS_OK);
+    ck_assert_int_eq(tr.accepted, 2);
+    ck_assert_int_eq(ls_client_track(c, evs, 2, &tr), LS_OK);
+    ck_assert_int_eq(tr.duplicates, 2);
+    ls_client_close(&c);
+}
+END_TEST
+
+START_TEST(event_ids_are_forgotten_after_the_window)
+{
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.dedupe_window_ms = 300;
+    tu_server_start(&s2, &cfg);
+    ls_client *c;
+    ls_track_result tr;
+    ls_client_event ev = {.customer = "win", .type = "page_view", .event_id = "w-1"};
+    ck_assert_int_eq(ls_client_connect(&c, s2.endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_track(c, &ev, 1, &tr), LS_OK);
+    ck_assert_int_eq(ls_client_track(c, &ev, 1, &tr), LS_OK);
+    ck_assert_int_eq(tr.duplicates, 1);
+    /* the writer prunes about once a second; wait for it (bounded: 5 s) */
+    int accepted_again = 0;
+    for (int i = 0; i < 50 && !accepted_again; i++) {
+        usleep(100000);
+        tu_conn t;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        tu_connect(&t, s2.endpoint, ZMQ_DEALER);
+        begin(&sb, &pk, "stats", 0);
+        call(&t, &sb, &up);
+        int pruned = tu_get_int(&up.data, "event_ids_pruned") >= 1;
+        msgpack_unpacked_destroy(&up);
+        tu_disconnect(&t);
+        if (pruned) {
+            ck_assert_int_eq(ls_client_track(c, &ev, 1, &tr), LS_OK);
+            accepted_again = tr.accepted == 1;
+        }
+    }
+    ck_assert_msg(accepted_again, "the key was never pruned");
+    ls_client_close(&c);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(concurrent_batches_share_commits)
+{
+    enum { BATCHES = 200 };
+    tu_conn c;
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    for (int b = 0; b < BATCHES; b++) { /* all in flight at once */
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        begin(&sb, &pk, "track", 1);
+        tu_pack_str(&pk, "events");
+        msgpack_pack_array(&pk, 10);
+        for (int i = 0; i < 10; i++) {
+            msgpack_pack_map(&pk, 2);
+            tu_pack_str(&pk, "customer");
+            tu_pack_str(&pk, "grp");
+            tu_pack_str(&pk, "type");
+            tu_pack_str(&pk, "search");
+        }
+        ck_assert_int_ge(zmq_send(c.sock, "", 0, ZMQ_SNDMORE), 0);
+        ck_assert_int_ge(zmq_send(c.sock, sb.data, sb.size, 0), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    for (int b = 0; b < BATCHES; b++) {
+        char buf[4096];
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        ck_assert_int_ge(zmq_recv(c.sock, buf, sizeof buf, 0), 0);
+        int n = zmq_recv(c.sock, buf, sizeof buf, 0);
+        ck_assert(n > 0 && msgpack_unpack_next(&up, buf, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS);
+        ck_assert(tu_get_bool(&up.data, "ok"));
+        ck_assert_int_eq(tu_get_int(&up.data, "accepted"), 10);
+        msgpack_unpacked_destroy(&up);
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    begin(&sb, &pk, "stats", 0);
+    call(&c, &sb, &up);
+    ck_assert_int_eq(tu_get_int(&up.data, "events_accepted"), BATCHES * 10);
+    ck_assert_int_lt(tu_get_int(&up.data, "commits"), BATCHES); /* grouped */
+    ck_assert(tu_get_double(&up.data, "events_per_commit") > 10.0);
+    msgpack_unpacked_destroy(&up);
+    ck_assert_int_eq(feature_count(&c, "grp", "search_count"), BATCHES * 10);
+    tu_disconnect(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -537,10 +648,13 @@ static Suite *suite(void)
     tcase_add_test(tc, rejected_events_are_listed_and_the_rest_stored);
     tcase_add_test(tc, malformed_requests_get_their_codes_and_the_server_carries_on);
     tcase_add_test(tc, pull_socket_batches_are_stored);
+    tcase_add_test(tc, old_history_resent_still_dedupes);
+    tcase_add_test(tc, concurrent_batches_share_commits);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);
     tcase_add_test(restart, stop_drains_and_acknowledged_events_survive_a_restart);
+    tcase_add_test(restart, event_ids_are_forgotten_after_the_window);
     suite_add_tcase(s, restart);
     return s;
 }

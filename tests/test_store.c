@@ -1,0 +1,545 @@
+/* test_store.c -- the LMDB store, in temporary directories: creating and
+ * reopening (half-lives and schema version kept in meta), records, the
+ * event-id idempotency keys and their pruning, read snapshots, scans and
+ * stats. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feature.h"
+#include "leadscore/error.h"
+#include "store.h"
+#include "testutil.h"
+
+#define DAY 86400000LL
+#define T0 1700000000000LL
+#define MAP_SIZE (64ULL << 20)
+
+static const feature_decay DECAY = {3 * DAY, 30 * DAY};
+static char dir[512];
+static char err[512];
+
+static void setup(void)
+{
+    tu_tempdir(dir, sizeof dir);
+    err[0] = '\0';
+}
+
+static void teardown(void)
+{
+    tu_rmtree(dir);
+}
+
+static store *open_store(const feature_decay *decay)
+{
+    store_options opt = {.map_size = MAP_SIZE, .no_sync = 1};
+    store *s = NULL;
+    int rc = store_open(&s, dir, &opt, decay, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "store_open: %d %s", rc, err);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+/* A record with n page_views, the last at T0 + n ms. */
+static void record_with(ls_features *f, int n)
+{
+    feature_init(f);
+    for (int i = 1; i <= n; i++) {
+        ls_event ev;
+        event_init(&ev);
+        ev.type = EV_PAGE_VIEW;
+        ev.customer = (ls_str){"x", 1};
+        ev.ts_ms = T0 + i;
+        ev.has = EVF_TS;
+        feature_apply(f, &ev, &DECAY);
+    }
+}
+
+static void put(store *s, const char *id, int n)
+{
+    store_wtxn *w = NULL;
+    ls_features f;
+    record_with(&f, n);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_put(w, id, strlen(id), &f), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_ptr_null(w);
+}
+
+/* Page views in the record a fresh snapshot holds for id, or -1. */
+static int views_of(store *s, const char *id)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    int rc = store_reader_get(r, id, strlen(id), &f);
+    store_reader_end(r);
+    store_reader_close(&r);
+    ck_assert_ptr_null(r);
+    if (rc == LS_ENOTFOUND)
+        return -1;
+    ck_assert_int_eq(rc, LS_OK);
+    return (int)f.count[EV_PAGE_VIEW];
+}
+
+static int claim(store_wtxn *w, const char *eid, int64_t received)
+{
+    int seen = -1;
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, eid, strlen(eid), "cust", 4, received, &seen), LS_OK);
+    ck_assert(seen == 0 || seen == 1);
+    return seen;
+}
+
+/* Whether the store holds event id eid (checked in a txn that is aborted). */
+static int holds(store *s, const char *eid)
+{
+    store_wtxn *w = NULL;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    int seen = claim(w, eid, T0);
+    store_write_abort(&w);
+    ck_assert_ptr_null(w);
+    return seen;
+}
+
+static uint64_t event_ids_held(store *s)
+{
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    return st.event_ids;
+}
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(create_then_reopen_keeps_the_half_lives)
+{
+    store *s = open_store(&DECAY);
+    ck_assert_int_eq(store_decay(s)->short_ms, 3 * DAY);
+    ck_assert_int_eq(store_decay(s)->long_ms, 30 * DAY);
+    put(s, "alice", 2);
+    store_close(&s);
+    ck_assert_ptr_null(s);
+    store_close(&s); /* harmless */
+
+    /* reopened with other half-lives: the store keeps its own */
+    const feature_decay other = {1 * DAY, 7 * DAY};
+    s = open_store(&other);
+    ck_assert_int_eq(store_decay(s)->short_ms, 3 * DAY);
+    ck_assert_int_eq(store_decay(s)->long_ms, 30 * DAY);
+    ck_assert_int_eq(views_of(s, "alice"), 2);
+    store_close(&s);
+
+    /* and read-only, as rescore opens it */
+    store_options ro = {.map_size = MAP_SIZE, .read_only = 1};
+    ck_assert_int_eq(store_open(&s, dir, &ro, &other, err, sizeof err), LS_OK);
+    ck_assert_int_eq(store_decay(s)->short_ms, 3 * DAY);
+    ck_assert_int_eq(views_of(s, "alice"), 2);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(read_only_open_of_an_empty_directory_fails)
+{
+    store *s = (store *)&s; /* must be NULLed */
+    store_options ro = {.map_size = MAP_SIZE, .read_only = 1};
+    int rc = store_open(&s, dir, &ro, &DECAY, err, sizeof err);
+    ck_assert_int_ne(rc, LS_OK);
+    ck_assert_ptr_null(s);
+    ck_assert_str_ne(err, "");
+}
+END_TEST
+
+START_TEST(put_then_get)
+{
+    store *s = open_store(&DECAY);
+    store_wtxn *w = NULL;
+    ls_features f, g;
+    uint8_t a[FEATURE_MAX_ENCODED], b[FEATURE_MAX_ENCODED];
+    size_t na, nb;
+
+    record_with(&f, 3);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_put(w, "bob", 3, &f), LS_OK);
+    /* the writer sees its own uncommitted put */
+    ck_assert_int_eq(store_wtxn_get(w, "bob", 3, &g), LS_OK);
+    ck_assert_uint_eq(g.count[EV_PAGE_VIEW], 3);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+
+    store_reader *r = NULL;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "bob", 3, &g), LS_OK);
+    store_reader_end(r);
+    /* the stored record is the encoded one, byte for byte */
+    ck_assert_int_eq(feature_encode(&f, a, sizeof a, &na), LS_OK);
+    ck_assert_int_eq(feature_encode(&g, b, sizeof b, &nb), LS_OK);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_mem_eq(a, b, na);
+    ck_assert_int_eq(g.first_seen_ms, T0 + 1);
+    ck_assert_int_eq(g.last_seen_ms, T0 + 3);
+
+    /* a second put replaces the record */
+    put(s, "bob", 5);
+    ck_assert_int_eq(views_of(s, "bob"), 5);
+
+    /* a put in an aborted txn is not kept */
+    record_with(&f, 9);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_put(w, "bob", 3, &f), LS_OK);
+    ck_assert_int_eq(store_wtxn_put(w, "carol", 5, &f), LS_OK);
+    store_write_abort(&w);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(views_of(s, "bob"), 5);
+    ck_assert_int_eq(views_of(s, "carol"), -1);
+
+    /* ids are bytes: a prefix or a longer id is another customer */
+    ck_assert_int_eq(views_of(s, "bo"), -1);
+    ck_assert_int_eq(views_of(s, "bobby"), -1);
+    store_reader_close(&r);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(unknown_ids_are_not_found)
+{
+    store *s = open_store(&DECAY);
+    put(s, "known", 1);
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    memset(&f, 0x77, sizeof f);
+    ck_assert_int_eq(store_reader_get(r, "unknown", 7, &f), LS_ENOTFOUND);
+    ck_assert(feature_empty(&f)); /* out is an empty record */
+    ck_assert_uint_eq(f.count[EV_PAGE_VIEW], 0);
+    ck_assert_int_eq(store_reader_get(r, "", 0, &f), LS_ENOTFOUND);
+    static char huge[600];
+    memset(huge, 'h', sizeof huge);
+    ck_assert_int_eq(store_reader_get(r, huge, sizeof huge, &f), LS_ENOTFOUND);
+    ck_assert_int_eq(store_reader_get(r, "known", 5, &f), LS_OK);
+    store_reader_end(r);
+    store_reader_close(&r);
+
+    store_wtxn *w = NULL;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    memset(&f, 0x77, sizeof f);
+    ck_assert_int_eq(store_wtxn_get(w, "unknown", 7, &f), LS_ENOTFOUND);
+    ck_assert(feature_empty(&f));
+    store_write_abort(&w);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(claim_event_id_reports_seen)
+{
+    store *s = open_store(&DECAY);
+    store_wtxn *w = NULL;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(claim(w, "e1", T0), 0);
+    ck_assert_int_eq(claim(w, "e1", T0 + 5), 1); /* again in the same txn */
+    ck_assert_int_eq(claim(w, "e2", T0), 0);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(event_ids_held(s), 2);
+
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(claim(w, "e1", T0 + DAY), 1); /* in a later txn */
+    ck_assert_int_eq(claim(w, "e2", T0 + DAY), 1);
+    ck_assert_int_eq(claim(w, "e3", T0 + DAY), 0);
+    store_write_abort(&w); /* e3's claim is dropped */
+
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(claim(w, "e3", T0 + DAY), 0);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(event_ids_held(s), 3);
+
+    /* the same id survives a reopen */
+    store_close(&s);
+    s = open_store(&DECAY);
+    ck_assert_int_eq(holds(s, "e1"), 1);
+    ck_assert_int_eq(holds(s, "e4"), 0);
+
+    /* bad sizes are refused, not stored */
+    int seen = -1;
+    static char big[EVENT_MAX_STR + 1];
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, "", 0, "c", 1, T0, &seen), LS_EINVAL);
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, big, sizeof big, "c", 1, T0, &seen), LS_EINVAL);
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, "e9", 2, big, sizeof big, T0, &seen), LS_EINVAL);
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, big, EVENT_MAX_STR, big, EVENT_MAX_STR, T0, &seen), LS_OK);
+    ck_assert_int_eq(seen, 0);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(event_ids_held(s), 4);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(prune_removes_old_ids_oldest_first)
+{
+    store *s = open_store(&DECAY);
+    store_wtxn *w = NULL;
+    size_t pruned = 99;
+    /* received at T0+1000 .. T0+4000, claimed out of order */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(claim(w, "e3", T0 + 3000), 0);
+    ck_assert_int_eq(claim(w, "e1", T0 + 1000), 0);
+    ck_assert_int_eq(claim(w, "e4", T0 + 4000), 0);
+    ck_assert_int_eq(claim(w, "e2", T0 + 2000), 0);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+
+    /* bounded by max: only the oldest goes */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 3000, 1, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 1);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(holds(s, "e1"), 0);
+    ck_assert_int_eq(holds(s, "e2"), 1);
+    ck_assert_uint_eq(event_ids_held(s), 3);
+
+    /* max 0 prunes nothing */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 9999, 0, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 0);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(event_ids_held(s), 3);
+
+    /* everything before the cutoff, and only that: e3 at the cutoff stays */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 3000, 100, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 1);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(holds(s, "e2"), 0);
+    ck_assert_int_eq(holds(s, "e3"), 1);
+    ck_assert_int_eq(holds(s, "e4"), 1);
+    ck_assert_uint_eq(event_ids_held(s), 2);
+
+    /* nothing left before the cutoff */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 3000, 100, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 0);
+    /* an aborted prune keeps the ids */
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 10000, 100, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 2);
+    store_write_abort(&w);
+    ck_assert_uint_eq(event_ids_held(s), 2);
+
+    /* a pruned id may be used again */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(claim(w, "e1", T0 + 5000), 0);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 10000, 100, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 3);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(event_ids_held(s), 0);
+
+    /* an empty index prunes nothing, successfully */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 10000, 100, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 0);
+    store_write_abort(&w);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(reader_snapshots_are_isolated)
+{
+    store *s = open_store(&DECAY);
+    store_reader *before = NULL, *after = NULL;
+    ls_features f;
+    put(s, "dave", 1);
+
+    ck_assert_int_eq(store_reader_open(s, &before), LS_OK);
+    ck_assert_int_eq(store_reader_open(s, &after), LS_OK);
+    ck_assert_int_eq(store_reader_begin(before), LS_OK);
+    ck_assert_int_eq(store_reader_get(before, "erin", 4, &f), LS_ENOTFOUND);
+
+    put(s, "erin", 1);  /* a new customer ... */
+    put(s, "dave", 4);  /* ... and an update, committed after `before` began */
+
+    ck_assert_int_eq(store_reader_get(before, "erin", 4, &f), LS_ENOTFOUND);
+    ck_assert_int_eq(store_reader_get(before, "dave", 4, &f), LS_OK);
+    ck_assert_uint_eq(f.count[EV_PAGE_VIEW], 1);
+
+    ck_assert_int_eq(store_reader_begin(after), LS_OK);
+    ck_assert_int_eq(store_reader_get(after, "erin", 4, &f), LS_OK);
+    ck_assert_int_eq(store_reader_get(after, "dave", 4, &f), LS_OK);
+    ck_assert_uint_eq(f.count[EV_PAGE_VIEW], 4);
+    store_reader_end(after);
+
+    /* a new snapshot on the old reader sees the commits */
+    store_reader_end(before);
+    ck_assert_int_eq(store_reader_begin(before), LS_OK);
+    ck_assert_int_eq(store_reader_get(before, "erin", 4, &f), LS_OK);
+    ck_assert_int_eq(store_reader_get(before, "dave", 4, &f), LS_OK);
+    ck_assert_uint_eq(f.count[EV_PAGE_VIEW], 4);
+    /* begin twice in a row renews the snapshot */
+    put(s, "frank", 1);
+    ck_assert_int_eq(store_reader_begin(before), LS_OK);
+    ck_assert_int_eq(store_reader_get(before, "frank", 5, &f), LS_OK);
+    store_reader_end(before);
+    store_reader_end(before); /* harmless */
+
+    store_reader_close(&before);
+    store_reader_close(&after);
+    ck_assert_ptr_null(before);
+    store_reader_close(&before); /* harmless */
+    store_close(&s);
+}
+END_TEST
+
+typedef struct {
+    char ids[8][16];
+    int views[8];
+    int n;
+    int stop_after;
+} visit_log;
+
+static int visit(void *arg, const char *id, size_t len, const ls_features *f)
+{
+    visit_log *log = arg;
+    ck_assert_int_lt(log->n, 8);
+    ck_assert_uint_lt(len, sizeof log->ids[0]);
+    memcpy(log->ids[log->n], id, len);
+    log->ids[log->n][len] = '\0';
+    log->views[log->n] = (int)f->count[EV_PAGE_VIEW];
+    log->n++;
+    return log->n == log->stop_after ? 42 : 0;
+}
+
+START_TEST(scan_visits_customers_in_id_order)
+{
+    store *s = open_store(&DECAY);
+    static const char *const put_order[] = {"c", "a", "b2", "aa", "b"};
+    static const char *const id_order[] = {"a", "aa", "b", "b2", "c"};
+    for (int i = 0; i < 5; i++)
+        put(s, put_order[i], i + 1);
+    store_reader *r = NULL;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+
+    visit_log log = {.stop_after = -1};
+    ck_assert_int_eq(store_reader_scan(r, visit, &log), LS_OK);
+    ck_assert_int_eq(log.n, 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_str_eq(log.ids[i], id_order[i]);
+        int put_at = 0;
+        while (strcmp(put_order[put_at], id_order[i]) != 0)
+            put_at++;
+        ck_assert_int_eq(log.views[i], put_at + 1); /* the record read is that customer's */
+    }
+
+    /* a non-zero return stops the scan and is returned */
+    visit_log early = {.stop_after = 2};
+    ck_assert_int_eq(store_reader_scan(r, visit, &early), 42);
+    ck_assert_int_eq(early.n, 2);
+    ck_assert_str_eq(early.ids[0], "a");
+    ck_assert_str_eq(early.ids[1], "aa");
+    store_reader_end(r);
+    store_reader_close(&r);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(scan_of_an_empty_store_visits_nothing)
+{
+    store *s = open_store(&DECAY);
+    store_reader *r = NULL;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    visit_log log = {.stop_after = 1};
+    ck_assert_int_eq(store_reader_scan(r, visit, &log), LS_OK);
+    ck_assert_int_eq(log.n, 0);
+    store_reader_end(r);
+    store_reader_close(&r);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(newer_schema_is_refused)
+{
+    store *s = open_store(&DECAY);
+    put(s, "gina", 1);
+    store_close(&s);
+
+    /* write meta "schema" = STORE_SCHEMA_VERSION + 1 with LMDB directly */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint32_t version = STORE_SCHEMA_VERSION + 1;
+    MDB_val k = {6, "schema"}, v = {sizeof version, &version};
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, MAP_SIZE), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    store_options opt = {.map_size = MAP_SIZE};
+    s = (store *)&s;
+    int rc = store_open(&s, dir, &opt, &DECAY, err, sizeof err);
+    ck_assert_int_eq(rc, LS_EVERSION);
+    ck_assert_ptr_null(s);
+    char want[64];
+    snprintf(want, sizeof want, "schema version %u", STORE_SCHEMA_VERSION + 1);
+    ck_assert_msg(strstr(err, want) != NULL, "message \"%s\" lacks \"%s\"", err, want);
+
+    /* read-only as well */
+    store_options ro = {.map_size = MAP_SIZE, .read_only = 1};
+    err[0] = '\0';
+    ck_assert_int_eq(store_open(&s, dir, &ro, &DECAY, err, sizeof err), LS_EVERSION);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err, "schema version"));
+}
+END_TEST
+
+START_TEST(stat_counts_customers)
+{
+    store *s = open_store(&DECAY);
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.customers, 0);
+    ck_assert_uint_eq(st.event_ids, 0);
+    ck_assert_uint_eq(st.map_bytes, MAP_SIZE);
+    ck_assert_uint_gt(st.used_bytes, 0);
+    uint64_t used_empty = st.used_bytes;
+
+    char id[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof id, "customer-%03d", i);
+        put(s, id, 1 + i % 3);
+    }
+    put(s, "customer-000", 7); /* an update is not a new customer */
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.customers, 300);
+    ck_assert_uint_gt(st.used_bytes, used_empty);
+    ck_assert_uint_le(st.used_bytes, st.map_bytes);
+    store_close(&s);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, create_then_reopen_keeps_the_half_lives);
+    tcase_add_test(tc, read_only_open_of_an_empty_directory_fails);
+    tcase_add_test(tc, put_then_get);
+    tcase_add_test(tc, unknown_ids_are_not_found);
+    tcase_add_test(tc, claim_event_id_reports_seen);
+    tcase_add_test(tc, prune_removes_old_ids_oldest_first);
+    tcase_add_test(tc, reader_snapshots_are_isolated);
+    tcase_add_test(tc, scan_visits_customers_in_id_order);
+    tcase_add_test(tc, scan_of_an_empty_store_visits_nothing);
+    tcase_add_test(tc, newer_schema_is_refused);
+    tcase_add_test(tc, stat_counts_customers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run_suite(suite()); }
