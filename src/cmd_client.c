@@ -20,6 +20,7 @@ typedef struct {
     int timeout_ms;
     int64_t now_ms;
     int has_now;
+    int k;
 } client_opts;
 
 static void client_help(const char *cmd, const char *args, const char *what)
@@ -29,6 +30,8 @@ static void client_help(const char *cmd, const char *args, const char *what)
            "  --json         print the reply as JSON\n"
            "  --timeout MS   how long to wait for the reply (default 5000)\n",
            cmd, args, what, CLI_DEFAULT_CONNECT);
+    if (strcmp(cmd, "recommend") == 0)
+        printf("  --k N          how many segments (default: the model's)\n");
     if (strcmp(cmd, "score") == 0)
         printf("  --explain      list each feature's contribution to the score\n"
                "  --now TIME     score as of TIME (Unix seconds or ISO 8601)\n");
@@ -42,6 +45,7 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
         {"connect", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
         {"timeout", required_argument, NULL, 't'}, {"explain", no_argument, NULL, 'e'},
         {"now", required_argument, NULL, 'n'},     {"help", no_argument, NULL, 'h'},
+        {"k", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0}};
     int c;
     const char *env = getenv("LEADSCORE_CONNECT");
@@ -58,6 +62,11 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
             if (cli_parse_time(optarg, &o->now_ms) != 0)
                 return -cli_error(o->cmd, CLI_USAGE, "--now: \"%s\" is not a time (Unix seconds or ISO 8601)", optarg);
             o->has_now = 1;
+            break;
+        case 'k':
+            o->k = atoi(optarg);
+            if (o->k < 1 || o->k > 50 || strcmp(o->cmd, "recommend") != 0)
+                return -cli_error(o->cmd, CLI_USAGE, "--k takes a number from 1 to 50, with recommend");
             break;
         case 'h': client_help(o->cmd, args, what); return -100;
         default: return -CLI_USAGE;
@@ -238,6 +247,30 @@ int cmd_profile(int argc, char **argv)
     return rc;
 }
 
+int cmd_recommend(int argc, char **argv)
+{
+    client_opts o = {.cmd = "recommend"};
+    int first = parse_opts(argc, argv, &o, " [--k N] ID",
+                           "Ranks the content segments to show a customer, each with its reason.");
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (argc - first != 1)
+        return cli_error("recommend", CLI_USAGE, "give exactly one customer ID");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_str(&pk, "customer");
+    pack_str(&pk, argv[first]);
+    if (o.k > 0) {
+        pack_str(&pk, "k");
+        msgpack_pack_int(&pk, o.k);
+    }
+    int rc = call_and_print(&o, "recommend", &sb, o.k > 0 ? 2 : 1);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 static int plain_command(int argc, char **argv, const char *cmd, const char *what)
 {
     client_opts o = {.cmd = cmd};
@@ -252,3 +285,30 @@ static int plain_command(int argc, char **argv, const char *cmd, const char *wha
 int cmd_ping(int argc, char **argv) { return plain_command(argc, argv, "ping", "Checks that the service answers."); }
 int cmd_stats(int argc, char **argv) { return plain_command(argc, argv, "stats", "Shows counters and latency percentiles."); }
 int cmd_model(int argc, char **argv) { return plain_command(argc, argv, "model", "Shows the active model."); }
+
+int cmd_reload(int argc, char **argv)
+{
+    client_opts o = {.cmd = "reload"};
+    int first = parse_opts(argc, argv, &o, " [FILE]",
+                           "Loads a model file into the running service (default: its --model file).\n"
+                           "On a bad file the old model stays and the error is printed.");
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (argc - first > 1)
+        return cli_error("reload", CLI_USAGE, "give at most one FILE");
+    if (argc - first == 0)
+        return call_and_print(&o, "reload", NULL, 0);
+    char *abs = realpath(argv[first], NULL);
+    if (!abs)
+        return cli_error("reload", CLI_FAIL, "cannot find %s", argv[first]);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_str(&pk, "path");
+    pack_str(&pk, abs);
+    free(abs);
+    int rc = call_and_print(&o, "reload", &sb, 1);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}

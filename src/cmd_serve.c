@@ -23,6 +23,12 @@
 static server *running;
 static volatile sig_atomic_t signals_seen;
 
+static void on_hangup(int sig)
+{
+    (void)sig;
+    server_request_reload(running);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -105,7 +111,7 @@ static void announce(const server *s, const config *cfg)
     printf("Try it from another terminal:\n"
            "  leadscore track --connect %s alice add_to_cart price=40 category=shoes/running\n"
            "  leadscore score --connect %s --explain alice\n"
-           "Stop with Ctrl-C: pending events are committed before it exits.\n",
+           "Stop with Ctrl-C: pending events are committed before it exits.  SIGHUP reloads the model.\n",
            server_endpoint(s), server_endpoint(s));
     fflush(stdout);
 }
@@ -127,6 +133,8 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     announce(s, &cfg);
     rc = server_run(s);

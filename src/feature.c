@@ -136,6 +136,36 @@ static void add_category(ls_features *f, const char *name, size_t len, uint32_t 
     f->categories[i].decayed += wl;
 }
 
+/* Keeps the FEATURE_CART_RING latest cart events by time (an older one
+ * than all kept, with the ring full, is dropped), so the open cart below
+ * does not depend on arrival order. */
+static void note_cart(ls_features *f, int64_t ts, double value)
+{
+    int slot = 0;
+    for (int i = 1; i < FEATURE_CART_RING; i++)
+        if (f->cart[i].ts_ms < f->cart[slot].ts_ms)
+            slot = i;
+    if (f->cart[slot].ts_ms != 0 && f->cart[slot].ts_ms >= ts)
+        return;
+    f->cart[slot].ts_ms = ts;
+    f->cart[slot].value = (float)value;
+}
+
+double feature_open_cart(const ls_features *f)
+{
+    double v = 0;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        if (f->cart[i].ts_ms > f->last_purchase_ms)
+            v += f->cart[i].value;
+    return v > 0.005 ? v : 0.0;
+}
+
+static void note_negative(ls_features *f, int64_t ts)
+{
+    if (ts > f->last_negative_ms)
+        f->last_negative_ms = ts;
+}
+
 static void apply_money(ls_features *f, const ls_event *ev)
 {
     switch (ev->type) {
@@ -143,22 +173,27 @@ static void apply_money(ls_features *f, const ls_event *ev)
         f->spend += ev->value;
         if (ev->discounted)
             f->discounted_spend += ev->value;
-        f->cart_value -= ev->value;
-        if (f->first_purchase_ms == 0 || ev->ts_ms < f->first_purchase_ms)
+        if (f->first_purchase_ms == 0 || ev->ts_ms < f->first_purchase_ms) {
             f->first_purchase_ms = ev->ts_ms;
+            f->first_purchase_value = ev->value;
+        }
         if (ev->ts_ms > f->last_purchase_ms)
             f->last_purchase_ms = ev->ts_ms;
         break;
     case EV_REFUND:
         f->refunded += ev->value;
+        note_negative(f, ev->ts_ms);
+        break;
+    case EV_SUPPORT_TICKET:
+        note_negative(f, ev->ts_ms);
         break;
     case EV_ADD_TO_CART:
-        f->cart_value += ev->value;
+        note_cart(f, ev->ts_ms, ev->value);
         if (ev->ts_ms > f->last_cart_ms)
             f->last_cart_ms = ev->ts_ms;
         break;
     case EV_REMOVE_FROM_CART:
-        f->cart_value -= ev->value;
+        note_cart(f, ev->ts_ms, -ev->value);
         break;
     default:
         break;
@@ -170,8 +205,12 @@ static void apply_opinion(ls_features *f, const ls_event *ev)
     if (ev->type == EV_REVIEW && (ev->has & EVF_RATING)) {
         f->rating_sum += (uint32_t)ev->rating;
         f->rating_n++;
-        if (ev->rating <= 2)
+        if (ev->ts_ms > f->last_review_ms)
+            f->last_review_ms = ev->ts_ms;
+        if (ev->rating <= 2) {
             f->bad_reviews++;
+            note_negative(f, ev->ts_ms);
+        }
         if (ev->rating >= 4)
             f->good_reviews++;
     }
@@ -248,8 +287,16 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
     dst->spend += src.spend;
     dst->refunded += src.refunded;
     dst->discounted_spend += src.discounted_spend;
-    dst->cart_value += src.cart_value;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        if (src.cart[i].ts_ms)
+            note_cart(dst, src.cart[i].ts_ms, src.cart[i].value);
+    if (src.first_purchase_ms && (!dst->first_purchase_ms || src.first_purchase_ms < dst->first_purchase_ms))
+        dst->first_purchase_value = src.first_purchase_value;
     dst->first_purchase_ms = min_nonzero(dst->first_purchase_ms, src.first_purchase_ms);
+    if (src.last_review_ms > dst->last_review_ms)
+        dst->last_review_ms = src.last_review_ms;
+    if (src.last_negative_ms > dst->last_negative_ms)
+        dst->last_negative_ms = src.last_negative_ms;
     if (src.last_purchase_ms > dst->last_purchase_ms)
         dst->last_purchase_ms = src.last_purchase_ms;
     if (src.last_cart_ms > dst->last_cart_ms)
@@ -345,10 +392,16 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     put_f64(&w, f->spend);
     put_f64(&w, f->refunded);
     put_f64(&w, f->discounted_spend);
-    put_f64(&w, f->cart_value);
+    for (int i = 0; i < FEATURE_CART_RING; i++) {
+        put_i64(&w, f->cart[i].ts_ms);
+        put_f32(&w, f->cart[i].value);
+    }
     put_i64(&w, f->first_purchase_ms);
     put_i64(&w, f->last_purchase_ms);
     put_i64(&w, f->last_cart_ms);
+    put_f64(&w, f->first_purchase_value);
+    put_i64(&w, f->last_review_ms);
+    put_i64(&w, f->last_negative_ms);
     put_u32(&w, f->rating_sum);
     put_u32(&w, f->rating_n);
     put_u32(&w, f->bad_reviews);
@@ -409,10 +462,16 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
     f->spend = get_f64(&r);
     f->refunded = get_f64(&r);
     f->discounted_spend = get_f64(&r);
-    f->cart_value = get_f64(&r);
+    for (int i = 0; i < FEATURE_CART_RING; i++) {
+        f->cart[i].ts_ms = get_i64(&r);
+        f->cart[i].value = (float)get_f32(&r);
+    }
     f->first_purchase_ms = get_i64(&r);
     f->last_purchase_ms = get_i64(&r);
     f->last_cart_ms = get_i64(&r);
+    f->first_purchase_value = get_f64(&r);
+    f->last_review_ms = get_i64(&r);
+    f->last_negative_ms = get_i64(&r);
     f->rating_sum = get_u32(&r);
     f->rating_n = get_u32(&r);
     f->bad_reviews = get_u32(&r);
@@ -463,7 +522,7 @@ enum {
 
 static double v_derived(const ls_features *f, const feature_ctx *c, int which)
 {
-    double open_cart = f->cart_value > 0.005 ? f->cart_value : 0.0;
+    double open_cart = feature_open_cart(f);
     switch (which) {
     case V_FIRST_SEEN_DAYS: return days_between(c->now_ms, f->first_seen_ms);
     case V_LAST_SEEN_DAYS: return days_between(c->now_ms, f->last_seen_ms);

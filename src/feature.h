@@ -23,6 +23,7 @@
 
 #define FEATURE_MAX_CATEGORIES 8
 #define FEATURE_SESSION_RING 4
+#define FEATURE_CART_RING 6
 /* Largest encoded record, in bytes (every string at its maximum). */
 #define FEATURE_MAX_ENCODED 4096
 /* Cap for "days since" features when the thing never happened. */
@@ -58,10 +59,16 @@ typedef struct {
     double spend;               /* gross purchase value */
     double refunded;            /* refund value */
     double discounted_spend;    /* purchase value bought on sale */
-    double cart_value;          /* added - removed - bought (may dip < 0) */
+    struct {
+        int64_t ts_ms;          /* 0 = empty slot */
+        float value;            /* + added, - removed */
+    } cart[FEATURE_CART_RING];  /* the latest cart events by time */
     int64_t first_purchase_ms;  /* 0 = never */
     int64_t last_purchase_ms;
     int64_t last_cart_ms;       /* latest add_to_cart */
+    double first_purchase_value; /* value of the earliest purchase */
+    int64_t last_review_ms;     /* latest review */
+    int64_t last_negative_ms;   /* latest refund, bad review (<= 2) or support ticket */
     uint32_t rating_sum;
     uint32_t rating_n;
     uint32_t bad_reviews;       /* rating <= 2 */
@@ -111,6 +118,10 @@ int feature_lookup(const char *name);
 
 /* Value of feature id for record f at ctx->now_ms. */
 double feature_value(const ls_features *f, int id, const feature_ctx *ctx);
+
+/* The open cart: cart adds minus removes after the last purchase, among
+ * the FEATURE_CART_RING latest cart events; 0 when that is not positive. */
+double feature_open_cart(const ls_features *f);
 
 /* Decay factor 2^(-dt/half_life) for dt >= 0 (1 for dt <= 0). */
 double feature_decay_factor(int64_t dt_ms, int64_t half_life_ms);

@@ -88,7 +88,7 @@ static int opts_valid(const logreg_opts *o)
 static int args_valid(const double *X, const double *y, size_t n, int d,
                       const logreg_opts *opts, const logreg_model *out)
 {
-    return X && y && out && n > 0 && d >= 1
+    return X && y && out && n > 0 && d >= 1 && d <= LOGREG_MAX_FEATURES
         && n <= SIZE_MAX / (size_t)d && opts_valid(opts);
 }
 
@@ -409,7 +409,7 @@ int logreg_fit_opts(const double *X, const double *y, const double *w,
                     size_t n, int d, const logreg_opts *opts,
                     logreg_model *out)
 {
-    struct fit f = {.X = X, .y = y, .w = w, .n = n, .d = d, .p = d + 1};
+    struct fit f = {.X = X, .y = y, .w = w, .n = n, .d = d};
     double ymean = 0.0;
     int rc;
 
@@ -417,6 +417,7 @@ int logreg_fit_opts(const double *X, const double *y, const double *w,
         memset(out, 0, sizeof *out);
     if (!args_valid(X, y, n, d, opts, out))
         return LS_EINVAL;
+    f.p = d + 1;
     f.lambda = opts->lambda;
     if ((rc = check_labels(&f, &ymean)) != LS_OK)
         goto leave;

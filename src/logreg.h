@@ -34,6 +34,9 @@
 
 #include <stddef.h>
 
+/* Most features a fit accepts; the Hessian takes 8 (d + 1)^2 bytes. */
+#define LOGREG_MAX_FEATURES 4096
+
 /* A fitted model.  The caller owns the struct; coef, mean and scale are
  * separate heap arrays of d doubles each, owned by the model and released
  * by logreg_destroy() -- do not free them yourself.  A model whose every
@@ -68,17 +71,18 @@ logreg_opts logreg_opts_default(void);
  * On LS_OK *out holds a new model owned by the caller (logreg_destroy()).
  * On any failure *out is left zeroed and owns nothing.  Whatever *out held
  * before is overwritten, not freed.  Errors:
- *   LS_EINVAL    NULL pointer, n == 0, d < 1, n * d overflows, a NaN or
- *                infinite value, y outside [0, 1], a negative weight, a
- *                zero sum of weights, only one class present (the weighted
- *                mean of y is 0 or 1), or bad options;
+ *   LS_EINVAL    NULL pointer, n == 0, d outside 1..LOGREG_MAX_FEATURES,
+ *                n * d overflows size_t, a NaN or infinite value, y
+ *                outside [0, 1], a negative weight, a zero sum of weights,
+ *                only one class present (the weighted mean of y is 0 or 1),
+ *                or bad options;
  *   LS_ENOMEM    out of memory;
  *   LS_ECONVERGE the gradient test was not met within max_iter steps, no
  *                halved step improved F, or the Hessian is numerically
  *                singular (in practice only with lambda == 0 and collinear
  *                features).
  * With lambda == 0 on perfectly separable data there is no optimum; the fit
- * then "converges" where the gradient underflows the tolerance, with very
+ * then "converges" once the gradient falls below the tolerance, with very
  * large coefficients (hundreds, on the standardised scale).  Use
  * lambda > 0 unless the data are known not to separate. */
 int logreg_fit_opts(const double *X, const double *y, const double *w,

@@ -20,10 +20,12 @@ static const struct {
     {"serve", cmd_serve, "run the scoring service"},
     {"track", cmd_track, "send one event to a running service"},
     {"score", cmd_score, "score customers on a running service"},
+    {"recommend", cmd_recommend, "rank the content segments for a customer"},
     {"profile", cmd_profile, "show a customer's raw features"},
     {"ping", cmd_ping, "check that a service answers"},
     {"stats", cmd_stats, "show a service's counters and latencies"},
     {"model", cmd_model, "show the model a service is using"},
+    {"reload", cmd_reload, "load a model file into a running service"},
 };
 
 int cli_error(const char *cmd, int status, const char *fmt, ...)

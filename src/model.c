@@ -34,6 +34,9 @@ struct model {
     int nterms;
     model_term terms[MODEL_MAX_TERMS];
     double tier_hot, tier_warm;
+    model_clv clv;
+    journey_rules journey;
+    segments_catalogue segments;
 };
 
 /* Defined in the file CMake generates from models/default.json. */
@@ -158,11 +161,68 @@ static int parse_tiers(model *m, json_t *root, char *err, size_t errlen)
     return LS_OK;
 }
 
+static int parse_params(json_t *obj, const char *what, const char *const *keys, double *out, int n,
+                        char *err, size_t errlen)
+{
+    if (!json_is_object(obj))
+        return fail(err, errlen, "model file: clv.%s must be an object", what);
+    for (int i = 0; i < n; i++) {
+        int rc = get_number(obj, keys[i], &out[i], 1, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return LS_OK;
+}
+
+static int parse_clv(model *m, json_t *root, char *err, size_t errlen)
+{
+    static const char *const bg[] = {"r", "alpha", "a", "b"}, *const gg[] = {"p", "q", "gamma"};
+    json_t *c = json_object_get(root, "clv");
+    double b[4], g[3];
+    int rc;
+    if (!json_is_object(c))
+        return fail(err, errlen, "model file: %s", "\"clv\" must be an object (time_unit_days, bgnbd, gamma_gamma, horizon_days)");
+    if ((rc = get_number(c, "time_unit_days", &m->clv.time_unit_days, 1, err, errlen)) ||
+        (rc = get_number(c, "horizon_days", &m->clv.horizon_days, 1, err, errlen)) ||
+        (rc = parse_params(json_object_get(c, "bgnbd"), "bgnbd", bg, b, 4, err, errlen)) ||
+        (rc = parse_params(json_object_get(c, "gamma_gamma"), "gamma_gamma", gg, g, 3, err, errlen)))
+        return rc;
+    if (json_object_get(c, "discount_rate_annual") &&
+        (rc = get_number(c, "discount_rate_annual", &m->clv.discount_rate_annual, 0, err, errlen)))
+        return rc;
+    if (m->clv.discount_rate_annual < 0 || g[1] <= 1)
+        return fail(err, errlen, "model file: %s", "clv needs discount_rate_annual >= 0 and gamma_gamma.q > 1");
+    m->clv.bgnbd = (clv_bgnbd){b[0], b[1], b[2], b[3]};
+    m->clv.gamma_gamma = (clv_gamma_gamma){g[0], g[1], g[2]};
+    return LS_OK;
+}
+
+static int check_keys(json_t *root, char *err, size_t errlen)
+{
+    static const char *const known[] = {"name", "version", "trained_at", "horizon_days", "half_lives_days",
+                                        "notes", "logistic", "tiers", "clv", "journey", "segments",
+                                        "metrics", "data", NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        int ok = 0;
+        for (int i = 0; known[i] && !ok; i++)
+            ok = strcmp(known[i], key) == 0;
+        if (!ok)
+            return fail(err, errlen, "model file: unknown top-level key \"%s\"", key);
+    }
+    return LS_OK;
+}
+
 static int parse_model(model *m, json_t *root, char *err, size_t errlen)
 {
     int rc;
     if (!json_is_object(root))
         return fail(err, errlen, "model file: %s", "the top level must be a JSON object");
+    if ((rc = check_keys(root, err, errlen)) || (rc = parse_clv(m, root, err, errlen)) ||
+        (rc = journey_parse(json_object_get(root, "journey"), &m->journey, err, errlen)) ||
+        (rc = segments_parse(json_object_get(root, "segments"), &m->segments, err, errlen)))
+        return rc;
     if ((rc = get_string(root, "name", m->name, sizeof m->name, 1, err, errlen)) ||
         (rc = get_string(root, "version", m->version, sizeof m->version, 1, err, errlen)) ||
         (rc = get_string(root, "trained_at", m->trained_at, sizeof m->trained_at, 0, err, errlen)) ||
@@ -266,6 +326,9 @@ double model_horizon_days(const model *m) { return m->horizon_days; }
 const feature_decay *model_decay(const model *m) { return &m->decay; }
 int model_nterms(const model *m) { return m->nterms; }
 double model_intercept(const model *m) { return m->intercept; }
+const model_clv *model_clv_params(const model *m) { return &m->clv; }
+const journey_rules *model_journey(const model *m) { return &m->journey; }
+const segments_catalogue *model_segments(const model *m) { return &m->segments; }
 int model_term_feature(const model *m, int i) { return m->terms[i].feature; }
 
 /* ------------------------------------------------------------------ */

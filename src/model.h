@@ -14,11 +14,24 @@
 
 #include <stddef.h>
 
+#include "clv.h"
 #include "feature.h"
+#include "journey.h"
+#include "segments.h"
 
 #define MODEL_MAX_TERMS 64
 
 typedef struct model model;
+
+/* The customer-base section: BG/NBD and Gamma-Gamma parameters in the
+ * model's time unit, and how the customer value is summed. */
+typedef struct {
+    double time_unit_days;      /* 7: parameters are per week */
+    clv_bgnbd bgnbd;
+    clv_gamma_gamma gamma_gamma;
+    double horizon_days;        /* the clv horizon, 365 */
+    double discount_rate_annual; /* 0: undiscounted */
+} model_clv;
 
 typedef struct {
     int feature;          /* feature id (feature.h) */
@@ -61,6 +74,9 @@ int model_nterms(const model *m);
 double model_intercept(const model *m);
 /* Feature id of term i. */
 int model_term_feature(const model *m, int i);
+const model_clv *model_clv_params(const model *m);
+const journey_rules *model_journey(const model *m);
+const segments_catalogue *model_segments(const model *m);
 
 /* Scores record f at ctx.  With explain, fills out->contrib sorted by
  * |contribution| (largest first); without, out->ncontrib is 0. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "leadscore/error.h"
+#include "assess.h"
 #include "model.h"
 #include "timefmt.h"
 #include "writer.h"
@@ -126,38 +127,70 @@ static int op_model(ops_call *c)
 /* score                                                               */
 /* ------------------------------------------------------------------ */
 
-/* Writes one score result's fields into the open map. */
+static void write_segments(codec_writer *w, const assess_result *a)
+{
+    cw_array(w);
+    for (int i = 0; i < a->nsegments; i++) {
+        cw_map(w);
+        kv_str(w, "segment", a->segments[i].segment);
+        kv_double(w, "weight", a->segments[i].weight);
+        kv_str(w, "reason", a->segments[i].reason);
+        cw_end(w);
+    }
+    cw_end(w);
+}
+
+static void write_explain(codec_writer *w, const model *m, const assess_result *a)
+{
+    kv_double(w, "logit", a->logistic.logit);
+    kv_double(w, "intercept", model_intercept(m));
+    cw_key(w, "explain");
+    cw_array(w);
+    for (int i = 0; i < a->logistic.ncontrib; i++) {
+        cw_map(w);
+        kv_str(w, "feature", feature_name(a->logistic.contrib[i].feature));
+        kv_double(w, "value", a->logistic.contrib[i].value);
+        kv_double(w, "contribution", a->logistic.contrib[i].contribution);
+        cw_end(w);
+    }
+    cw_end(w);
+}
+
+/* Writes one score result's fields (PROTOCOL.md section 3) into the open map. */
 static void write_result(ops_call *c, const model *m, const ls_str *id, int explain)
 {
     ls_features f;
+    assess_result a;
+    char tag[160];
     int known = store_reader_get(c->reader, id->ptr, id->len, &f) == LS_OK;
     feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
-    model_result r;
-    char tag[160];
-    model_score(m, &f, &ctx, explain, &r);
+    assess_customer(m, &f, &ctx, explain, -1, &a);
     cw_key(c->w, "customer");
     cw_strn(c->w, id->ptr, id->len);
     cw_key(c->w, "known");
     cw_bool(c->w, known);
-    kv_double(c->w, "score", r.score);
-    kv_int(c->w, "score_100", r.score_100);
-    kv_str(c->w, "tier", r.tier);
+    kv_double(c->w, "score", a.logistic.score);
+    kv_int(c->w, "score_100", a.logistic.score_100);
+    kv_str(c->w, "tier", a.logistic.tier);
+    kv_double(c->w, "p_alive", a.p_alive);
+    kv_double(c->w, "expected_purchases_30d", a.expected_purchases_30d);
+    kv_double(c->w, "clv", a.clv);
+    kv_str(c->w, "customer_type", journey_type_name(a.journey.type));
+    kv_str(c->w, "phase", journey_phase_name(a.journey.phase));
+    kv_int(c->w, "loyalty_points", a.journey.loyalty_points);
+    kv_str(c->w, "loyalty_tier", a.journey.loyalty_tier);
+    cw_key(c->w, "actions");
+    cw_array(c->w);
+    for (int i = 0; i < JA_COUNT; i++)
+        if (a.journey.actions & (1u << i))
+            cw_str(c->w, journey_action_name((journey_action)i));
+    cw_end(c->w);
+    cw_key(c->w, "segments");
+    write_segments(c->w, &a);
     snprintf(tag, sizeof tag, "%s@%s", model_name(m), model_version(m));
     kv_str(c->w, "model", tag);
-    if (!explain)
-        return;
-    kv_double(c->w, "logit", r.logit);
-    kv_double(c->w, "intercept", model_intercept(m));
-    cw_key(c->w, "explain");
-    cw_array(c->w);
-    for (int i = 0; i < r.ncontrib; i++) {
-        cw_map(c->w);
-        kv_str(c->w, "feature", feature_name(r.contrib[i].feature));
-        kv_double(c->w, "value", r.contrib[i].value);
-        kv_double(c->w, "contribution", r.contrib[i].contribution);
-        cw_end(c->w);
-    }
-    cw_end(c->w);
+    if (explain)
+        write_explain(c->w, m, &a);
 }
 
 static int score_many(ops_call *c, const model *m, const msgpack_object *ids, int explain)
@@ -272,6 +305,68 @@ static int op_profile(ops_call *c)
     cw_bool(c->w, known);
     write_features(c, &f);
     cw_end(c->w);
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* recommend                                                           */
+/* ------------------------------------------------------------------ */
+
+static int op_recommend(ops_call *c)
+{
+    ls_str id = {NULL, 0};
+    ls_features f;
+    assess_result a;
+    int64_t k = -1;
+    int rc;
+    if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id)))
+        return rc;
+    rc = codec_get_int(&c->req->root, "k", &k);
+    if (rc == LS_EBADREQ || (rc == LS_OK && (k < 1 || k > SEGMENTS_MAX_K)))
+        return fail(c, LS_EBADREQ, "\"k\" must be an integer from 1 to %d", SEGMENTS_MAX_K);
+    model *m = service_model_acquire(c->svc);
+    if (store_reader_begin(c->reader) != LS_OK) {
+        model_unref(&m);
+        return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
+    }
+    store_reader_get(c->reader, id.ptr, id.len, &f);
+    store_reader_end(c->reader);
+    feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
+    assess_customer(m, &f, &ctx, 0, (int)k, &a);
+    model_unref(&m);
+    begin_ok(c);
+    cw_key(c->w, "customer");
+    cw_strn(c->w, id.ptr, id.len);
+    cw_key(c->w, "segments");
+    write_segments(c->w, &a);
+    cw_end(c->w);
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* reload                                                              */
+/* ------------------------------------------------------------------ */
+
+static int op_reload(ops_call *c)
+{
+    ls_str path = {NULL, 0};
+    char buf[CONFIG_PATH_MAX], err[512] = "";
+    int rc = codec_get_str(&c->req->root, "path", &path);
+    if (rc == LS_EBADREQ || (rc == LS_OK && (path.len == 0 || path.len >= sizeof buf)))
+        return fail(c, LS_EBADREQ, "%s", "\"path\" must be a non-empty string");
+    if (rc == LS_OK) {
+        memcpy(buf, path.ptr, path.len);
+        buf[path.len] = '\0';
+    }
+    rc = service_reload_model(c->svc, rc == LS_OK ? buf : NULL, err, sizeof err);
+    if (rc)
+        return fail(c, LS_EBADREQ, "the model was not reloaded, the old one stays: %s", err);
+    model *m = service_model_acquire(c->svc);
+    begin_ok(c);
+    kv_str(c->w, "name", model_name(m));
+    kv_str(c->w, "version", model_version(m));
+    cw_end(c->w);
+    model_unref(&m);
     return LS_OK;
 }
 
@@ -477,6 +572,8 @@ static const char *const f_plain[] = {"op", "id", NULL};
 static const char *const f_track[] = {"op", "id", "events", NULL};
 static const char *const f_score[] = {"op", "id", "customer", "customers", "explain", "now", NULL};
 static const char *const f_profile[] = {"op", "id", "customer", "now", NULL};
+static const char *const f_recommend[] = {"op", "id", "customer", "k", "now", NULL};
+static const char *const f_reload[] = {"op", "id", "path", NULL};
 
 static const ops_entry table[] = {
     {"ping", op_ping, WHERE_LOOP, f_plain},
@@ -485,6 +582,8 @@ static const ops_entry table[] = {
     {"profile", op_profile, WHERE_LOOP, f_profile},
     {"stats", op_stats, WHERE_LOOP, f_plain},
     {"model", op_model, WHERE_LOOP, f_plain},
+    {"recommend", op_recommend, WHERE_LOOP, f_recommend},
+    {"reload", op_reload, WHERE_WORKER, f_reload},
     {"invalid", NULL, WHERE_LOOP, f_plain},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))

@@ -61,13 +61,39 @@ void service_model_swap(service *svc, model *m)
 /* Start-up                                                            */
 /* ------------------------------------------------------------------ */
 
-static int load_model(server *s, char *err, size_t errlen)
+/* Loads path; the default path falls back to the built-in copy. */
+static int load_model_file(const char *path, model **out, char *err, size_t errlen)
 {
     struct stat st;
-    const char *path = s->svc.cfg.model_path;
     if (strcmp(path, "models/default.json") == 0 && stat(path, &st) != 0)
-        return model_load_builtin(&s->svc.model, err, errlen);
-    return model_load_file(path, &s->svc.model, err, errlen);
+        return model_load_builtin(out, err, errlen);
+    return model_load_file(path, out, err, errlen);
+}
+
+static int same_decay(const feature_decay *a, const feature_decay *b)
+{
+    return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
+}
+
+int service_reload_model(service *svc, const char *path, char *err, size_t errlen)
+{
+    model *m = NULL;
+    int rc = load_model_file(path ? path : svc->cfg.model_path, &m, err, errlen);
+    if (rc)
+        return rc;
+    if (!same_decay(model_decay(m), store_decay(svc->store))) {
+        snprintf(err, errlen, "model %s keeps half-lives other than the store's (%.4g and %.4g days)",
+                 model_name(m), store_decay(svc->store)->short_ms / 864e5, store_decay(svc->store)->long_ms / 864e5);
+        model_unref(&m);
+        return LS_EINVAL;
+    }
+    service_model_swap(svc, m);
+    return LS_OK;
+}
+
+static int load_model(server *s, char *err, size_t errlen)
+{
+    return load_model_file(s->svc.cfg.model_path, &s->svc.model, err, errlen);
 }
 
 static int open_store(server *s, char *err, size_t errlen)
@@ -78,7 +104,7 @@ static int open_store(server *s, char *err, size_t errlen)
     if (rc)
         return rc;
     const feature_decay *have = store_decay(s->svc.store);
-    if (have->short_ms != want->short_ms || have->long_ms != want->long_ms) {
+    if (!same_decay(have, want)) {
         snprintf(err, errlen, "model %s keeps half-lives of %.4g and %.4g days but the store in %s was "
                  "created with %.4g and %.4g days: use a model with the store's half-lives or a new --data directory",
                  model_name(s->svc.model), want->short_ms / 864e5, want->long_ms / 864e5, s->svc.cfg.data_dir,
@@ -348,12 +374,30 @@ static void drain(server *s, void *sock, void (*fn)(server *, msgio_parts *))
     }
 }
 
+static void begin_stop(server *s);
+
+/* Reads the wake pipe: 'h' asks for a model reload, anything else to stop. */
+static void on_wake(server *s)
+{
+    char buf[64], err[512];
+    ssize_t n;
+    int stop = 0, reload = 0;
+    while ((n = read(s->wake[0], buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            buf[i] == 'h' ? (reload = 1) : (stop = 1);
+    if (reload) {
+        if (service_reload_model(&s->svc, NULL, err, sizeof err) == LS_OK)
+            fprintf(stderr, "leadscore serve: reloaded model %s\n", s->svc.cfg.model_path);
+        else
+            fprintf(stderr, "leadscore serve: model NOT reloaded, the old one stays: %s\n", err);
+    }
+    if (stop)
+        begin_stop(s);
+}
+
 static void begin_stop(server *s)
 {
     service_meta stop = {META_STOP, 0, 1, {0}, 0};
-    char buf[64];
-    while (read(s->wake[0], buf, sizeof buf) > 0)
-        ;
     if (s->stopping)
         return;
     s->stopping = 1;
@@ -377,7 +421,7 @@ int server_run(server *s)
             break;
         }
         if (items[1].revents & ZMQ_POLLIN)
-            begin_stop(s);
+            on_wake(s);
         if (items[0].revents & ZMQ_POLLIN)
             drain(s, s->replies, handle_reply);
         if (items[2].revents & ZMQ_POLLIN)
@@ -392,6 +436,14 @@ void server_request_stop(server *s)
 {
     if (s && s->wake[1] >= 0) {
         ssize_t r = write(s->wake[1], "x", 1);
+        (void)r;
+    }
+}
+
+void server_request_reload(server *s)
+{
+    if (s && s->wake[1] >= 0) {
+        ssize_t r = write(s->wake[1], "h", 1);
         (void)r;
     }
 }

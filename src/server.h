@@ -31,6 +31,10 @@ int server_run(server *s);
 /* Asks server_run to stop.  Async-signal-safe (one write to a pipe). */
 void server_request_stop(server *s);
 
+/* Asks the loop to reload the model from --model (SIGHUP).  Async-signal-
+ * safe.  A bad file leaves the old model and is reported on stderr. */
+void server_request_reload(server *s);
+
 /* The bound request / pull endpoints, with the real port. */
 const char *server_endpoint(const server *s);
 const char *server_pull_endpoint(const server *s);

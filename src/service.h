@@ -59,4 +59,9 @@ model *service_model_acquire(service *svc);
  * already holding the old one finish with it. */
 void service_model_swap(service *svc, model *m);
 
+/* Loads the model file at path (NULL: the configured --model) and makes it
+ * active, or leaves the old one in place and explains why in err: an
+ * unreadable or invalid file, or half-lives other than the store's. */
+int service_reload_model(service *svc, const char *path, char *err, size_t errlen);
+
 #endif

@@ -16,6 +16,11 @@
  * the numbers at write time: the hex ids go through a keyed bijective
  * mixer, so they look random but can never collide.
  *
+ * Determinism rule: no expression holds two calls that draw from the same
+ * generator (C leaves the order of operands and arguments unspecified, and
+ * gcc and clang do pick different orders); each draw gets its own
+ * statement or initialiser.
+ *
  * Prefixes: `shopgen_` public; static helpers unprefixed, grouped by the
  * banners below.  Errors during the simulation are sticky in gen.err (an
  * emit that cannot grow the buffer writes to a scratch record), so the
@@ -127,8 +132,10 @@ static double normal(rng *r)
  * shape + 1 and multiplying by U^(1/shape). */
 static double gamma_draw(rng *r, double shape, double scale)
 {
-    if (shape < 1.0)
-        return gamma_draw(r, shape + 1.0, scale) * pow(unit_open(r), 1.0 / shape);
+    if (shape < 1.0) {
+        double g = gamma_draw(r, shape + 1.0, scale); /* first: the draw order is fixed */
+        return g * pow(unit_open(r), 1.0 / shape);
+    }
     double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
     for (;;) {
         double x = normal(r), v = 1.0 + c * x;
@@ -158,7 +165,10 @@ static uint32_t poisson(rng *r, double mean)
         double n = floor(mean + sqrt(mean) * normal(r) + 0.5);
         return n < 0.0 ? 0 : (uint32_t)n;
     }
-    double limit = exp(-mean), prod = unit(r);
+    double prod = unit(r);
+    if (prod <= 1.0 - mean) /* exp(-mean) >= 1 - mean: surely none, no exp() */
+        return 0;
+    double limit = exp(-mean);
     uint32_t k = 0;
     while (prod > limit) {
         k++;
@@ -228,7 +238,7 @@ static const persona personas[SHOPGEN_NSEGMENTS] = {
     {"occasional", 1.0, 1.0, 0.10, 0.020, 20, 0.12, 0.12, 1, 0.20, 1.0, 0.10, 0.05, 0.18},
     {"regular", 2.5, 0.5, 0.15, 0.060, 30, 0.10, 0.10, 1, 0.30, 0.7, 0.20, 0.06, 0.30},
     {"big_spender", 1.5, 0.7, 0.12, 0.040, 30, 0.08, 0.08, 3, 0.50, 1.5, 0.15, 0.06, 0.25},
-    {"sale_hunter", 1.0, 1.0, 0.25, 0.080, 30, 0.85, 0.55, 1, 0.30, 1.3, 0.10, 0.10, 0.40},
+    {"sale_hunter", 1.0, 1.0, 0.25, 0.080, 30, 0.90, 0.55, 1, 0.30, 1.3, 0.10, 0.10, 0.40},
 };
 
 /* Share of sessions starting in each UTC hour (evening peak). */
@@ -274,6 +284,8 @@ typedef struct {
     uint8_t prefs[3];       /* favourite categories, most liked first */
 } customer;
 
+_Static_assert(sizeof(customer) <= 96, "the per-customer state should stay small");
+
 /* One event, numbers only; strings are made at write time. */
 enum {
     F_ANON = 1 << 0,       /* customer field is the anon id */
@@ -299,6 +311,8 @@ typedef struct {
     uint16_t birthday;  /* MM*100+DD, 0 = absent */
 } rec;
 
+_Static_assert(sizeof(rec) == 32, "an event record should stay 32 bytes");
+
 typedef struct {
     FILE *f;
     char *buf;
@@ -321,6 +335,7 @@ typedef struct {
     size_t nev, cap;
     rec scratch;                   /* target of emits after a failed grow */
     uint64_t *keys, *tmp;          /* sort space, cap each */
+    double *fade;                  /* [segment * days + age]: exp(-age / visit_fade) */
     int day;
     int64_t cutoff, horizon_end;   /* ms since start */
     outbuf out;
@@ -747,8 +762,9 @@ static void sess_open(sess *s)
     profile_event(s);
 }
 
-/* Browsing: a category, a few products, now and then a cart. */
-static void browse_session(sess *s)
+/* Browsing: a category, a few products, now and then a cart.  sign_up:
+ * the visitor registers right after landing (first visit). */
+static void browse_session(sess *s, int sign_up)
 {
     gen *g = s->g;
     customer *c = s->c;
@@ -758,6 +774,8 @@ static void browse_session(sess *s)
     int last_disc = 0;
 
     sess_open(s);
+    if (sign_up)
+        signup(s);
     if (unit(&g->r) < 0.3)
         search(s, cat);
     for (uint32_t n = 1 + poisson(&g->r, 1.5); n > 0; n--) {
@@ -800,10 +818,12 @@ static void intent_session(sess *s)
     if (unit(&g->r) < 0.4)
         search(s, cat);
     for (uint32_t n = 1 + poisson(&g->r, 1.0); n > 0; n--) {
-        if (unit(&g->r) < 0.6)
+        if (unit(&g->r) < 0.6) {
             view(s, c->intent, disc);
-        else
-            view(s, pick_product(g, c, cat), unit(&g->r) < personas[c->segment].disc_view);
+        } else {
+            uint16_t other = pick_product(g, c, cat);
+            view(s, other, unit(&g->r) < personas[c->segment].disc_view);
+        }
     }
     if (unit(&g->r) < 0.35) {
         line l = {c->intent, draw_quantity(g, c)};
@@ -1009,8 +1029,9 @@ static double days_to_purchase(const gen *g, const customer *c)
 static double browse_rate(const gen *g, const customer *c)
 {
     const persona *ps = &personas[c->segment];
-    double age = (double)(g->day - c->arrival_day);
-    double rate = ps->visit_floor + (ps->visit0 - ps->visit_floor) * exp(-age / ps->visit_fade);
+    size_t age = (size_t)(g->day - c->arrival_day);
+    double fade = g->fade[(size_t)c->segment * (size_t)g->cfg->days + age];
+    double rate = ps->visit_floor + (ps->visit0 - ps->visit_floor) * fade;
 
     return (c->flags & C_ALIVE) ? rate : rate * 0.3;
 }
@@ -1060,25 +1081,27 @@ static void plan_day(gen *g, uint32_t idx, agenda *a)
     }
     if (c->next_buy < day0 + DAY_MS)
         agenda_add(a, clamp_ms(c->next_buy - day0), A_PURCHASE);
-    for (uint32_t n = poisson(&g->r, browse + intent); n > 0; n--)
-        agenda_add(a, time_of_day(g), unit(&g->r) * (browse + intent) < intent ? A_INTENT : A_BROWSE);
+    for (uint32_t n = poisson(&g->r, browse + intent); n > 0; n--) {
+        uint32_t ms = time_of_day(g);
+        agenda_add(a, ms, unit(&g->r) * (browse + intent) < intent ? A_INTENT : A_BROWSE);
+    }
 }
 
-/* Plays one slot no earlier than *cursor (end of the customer's previous
- * session that day); moves the cursor past it. */
-static void play_slot(gen *g, uint32_t idx, agenda *a, slot sl, uint32_t *cursor, int *bought)
+/* Plays one slot after *cursor (the end of the customer's previous session
+ * that day, -1 before the first) and a pause; moves the cursor past it. */
+static void play_slot(gen *g, uint32_t idx, agenda *a, slot sl, int64_t *cursor, int *bought)
 {
     customer *c = &g->cust[idx];
-    uint32_t earliest = *cursor ? *cursor + 60000u + below(&g->r, 1200000u) : 0;
+    int64_t earliest = *cursor < 0 ? 0 : *cursor + 60000 + below(&g->r, 1200000u);
     sess s;
 
-    if (earliest > DAY_MS - 1 - SESSION_MAX_MS) {
+    if (earliest > DAY_MS - 1 - SESSION_MAX_MS) { /* so every session fits the day */
         if (sl.kind == A_PURCHASE) /* no room left today: tomorrow */
             c->next_buy = ((int64_t)g->day + 1) * DAY_MS + time_of_day(g);
         return;
     }
     if (sl.kind == A_PURCHASE) {
-        *cursor = purchase_session(g, idx, sl.ms, earliest);
+        *cursor = purchase_session(g, idx, sl.ms, (uint32_t)earliest);
         int64_t day_end = ((int64_t)g->day + 1) * DAY_MS;
         if (c->next_buy < day_end && ++*bought < PURCHASES_PER_DAY)
             agenda_add(a, clamp_ms(c->next_buy - (int64_t)g->day * DAY_MS), A_PURCHASE);
@@ -1092,13 +1115,11 @@ static void play_slot(gen *g, uint32_t idx, agenda *a, slot sl, uint32_t *cursor
         e->session = 0; /* the click lands, then the session starts */
         sess_step(&s);
     }
-    if (sl.kind == A_ARRIVAL && !(c->flags & (C_ANON | C_REGISTERED)))
-        signup(&s);
     if (sl.kind == A_INTENT && c->intent != NO_PRODUCT)
         intent_session(&s);
     else
-        browse_session(&s);
-    uint32_t start = sl.ms > earliest ? sl.ms : earliest;
+        browse_session(&s, sl.kind == A_ARRIVAL && !(c->flags & (C_ANON | C_REGISTERED)));
+    uint32_t start = sl.ms > earliest ? sl.ms : (uint32_t)earliest;
     if (start + s.t > DAY_MS - 1)
         start = (uint32_t)(DAY_MS - 1) - s.t;
     sess_place(&s, start);
@@ -1113,12 +1134,13 @@ static void play_slot(gen *g, uint32_t idx, agenda *a, slot sl, uint32_t *cursor
 static void customer_day(gen *g, uint32_t idx)
 {
     customer *c = &g->cust[idx];
-    agenda a = {.n = 0};
-    uint32_t cursor = 0;
+    agenda a;
+    int64_t cursor = -1;
     int bought = 0;
 
     if (g->day < c->arrival_day)
         return;
+    a.n = 0;
     if (g->day == c->arrival_day) {
         if (c->flags & C_REGISTERED) { /* known before the stream */
             if (c->flags & C_ALIVE)
@@ -1205,18 +1227,29 @@ static char *put(char *p, const char *s, size_t n)
 
 #define PUT(p, lit) put((p), (lit), sizeof(lit) - 1)
 
+/* Decimal, two digits per division. */
 static char *put_u64(char *p, uint64_t v)
 {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                "25262728293031323334353637383940414243444546474849"
+                                "50515253545556575859606162636465666768697071727374"
+                                "75767778798081828384858687888990919293949596979899";
     char tmp[20];
-    int n = 0;
+    int n = 20;
 
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--n] = pairs[d + 1];
+        tmp[--n] = pairs[d];
+    }
+    if (v >= 10) {
+        tmp[--n] = pairs[v * 2 + 1];
+        tmp[--n] = pairs[v * 2];
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
+    return put(p, tmp + n, (size_t)(20 - n));
 }
 
 static char *put_hex16(char *p, uint64_t v)
@@ -1491,8 +1524,12 @@ static int gen_open(gen *g, const shopgen_config *cfg, FILE *events)
     g->out.f = events;
     g->cust = calloc((size_t)g->ncust, sizeof *g->cust);
     g->out.buf = malloc(OUT_CAP);
-    if (!g->cust || !g->out.buf || grow_events(g))
+    g->fade = malloc((size_t)SHOPGEN_NSEGMENTS * (size_t)cfg->days * sizeof *g->fade);
+    if (!g->cust || !g->out.buf || !g->fade || grow_events(g))
         return LS_ENOMEM;
+    for (int seg = 0; seg < SHOPGEN_NSEGMENTS; seg++)
+        for (int age = 0; age < cfg->days; age++)
+            g->fade[seg * cfg->days + age] = exp(-age / personas[seg].visit_fade);
     build_catalogue(g);
     for (uint32_t i = 0; i < g->ncust; i++)
         customer_init(g, i);
@@ -1505,6 +1542,7 @@ static void gen_close(gen *g)
     free(g->ev);
     free(g->keys);
     free(g->tmp);
+    free(g->fade);
     free(g->out.buf);
 }
 

@@ -464,3 +464,13 @@ int64_t timefmt_mono_ns(void)
         return 0;
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+void timefmt_civil(int64_t ms, int64_t *year, int *month, int *day)
+{
+    civil_from_days(floor_div(ms, 86400000), year, month, day);
+}
+
+int64_t timefmt_days_from_civil(int64_t year, int month, int day)
+{
+    return days_from_civil(year, month, day);
+}

@@ -88,6 +88,12 @@ int timefmt_parse_duration(const char *s, int64_t *out_ms);
 /* Wall-clock time (CLOCK_REALTIME) in epoch ms; 0 if the clock fails. */
 int64_t timefmt_now_ms(void);
 
+/* The UTC calendar date of ms: year, month 1..12, day 1..31.  Pure. */
+void timefmt_civil(int64_t ms, int64_t *year, int *month, int *day);
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12). */
+int64_t timefmt_days_from_civil(int64_t year, int month, int day);
+
 /* Monotonic time (CLOCK_MONOTONIC) in ns from an arbitrary origin, for
  * measuring intervals; 0 if the clock fails. */
 int64_t timefmt_mono_ns(void);

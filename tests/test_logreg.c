@@ -159,9 +159,8 @@ START_TEST(test_recovers_known_coefficients)
         ck_assert_double_eq_tol(m.mean[j], shift[j], 0.05);
         ck_assert_double_eq_tol(m.scale[j], 1.0 / stretch[j], 0.01 / stretch[j]);
     }
-    {   /* the point x' = shift, i.e. x = 0, has logit b0 = -0.5 */
-        ck_assert_double_eq_tol(logreg_logit(&m, shift), -0.5, 0.05);
-    }
+    /* the point x' = shift, i.e. x = 0, has logit b0 = -0.5 */
+    ck_assert_double_eq_tol(logreg_logit(&m, shift), -0.5, 0.05);
     ck_assert(m.grad_norm <= 1e-9 * (double)n);
     logreg_destroy(&m);
     free(X);
@@ -191,6 +190,17 @@ START_TEST(test_lambda_shrinks_monotonically)
         logreg_destroy(&m);
     }
     ck_assert(prev_norm < 0.05);   /* lambda 1e5 on 2000 rows: near zero */
+    {   /* the intercept is not penalised: it stays at the log-odds of the
+         * mean label however hard the coefficients are pushed to 0 */
+        logreg_model m = {0};
+        double ybar = 0.0;
+        for (size_t i = 0; i < n; i++)
+            ybar += y[i] / (double)n;
+        ck_assert_int_eq(logreg_fit(X, y, NULL, n, 3, 1e12, &m), LS_OK);
+        ck_assert(coef_norm(&m) < 1e-8);
+        ck_assert_double_eq_tol(m.intercept, logit_of(ybar), 1e-8);
+        logreg_destroy(&m);
+    }
     free(X);
     free(y);
 }
@@ -330,6 +340,7 @@ START_TEST(test_rejects_bad_args)
     ck_assert_int_eq(logreg_fit(X, y, NULL, 0, 1, 1.0, &m), LS_EINVAL);
     ck_assert_int_eq(logreg_fit(X, y, NULL, 4, 0, 1.0, &m), LS_EINVAL);
     ck_assert_int_eq(logreg_fit(X, y, NULL, 4, -1, 1.0, &m), LS_EINVAL);
+    ck_assert_int_eq(logreg_fit(X, y, NULL, 1, LOGREG_MAX_FEATURES + 1, 1.0, &m), LS_EINVAL);
     ck_assert_int_eq(logreg_fit(X, y, NULL, SIZE_MAX / 2, 3, 1.0, &m), LS_EINVAL);
     ck_assert_int_eq(logreg_fit(X, y, NULL, 4, 1, -1.0, &m), LS_EINVAL);
     ck_assert_int_eq(logreg_fit(X, y, NULL, 4, 1, nan, &m), LS_EINVAL);

@@ -1,0 +1,82 @@
+/* assess.c -- one customer's full assessment (see assess.h). */
+#include "assess.h"
+
+#include <math.h>
+
+#include "clv.h"
+#include "leadscore/error.h"
+
+#define MS_PER_DAY 86400000.0
+
+int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, double *x, double *t_x, double *T)
+{
+    double unit_ms = c->time_unit_days * MS_PER_DAY;
+    *x = *t_x = *T = 0;
+    if (f->count[EV_PURCHASE] == 0 || f->first_purchase_ms == 0)
+        return 0;
+    *x = (double)f->count[EV_PURCHASE] - 1;
+    *t_x = (double)(f->last_purchase_ms - f->first_purchase_ms) / unit_ms;
+    *T = (double)(now_ms - f->first_purchase_ms) / unit_ms;
+    if (*T < *t_x) /* asked about a time before the last purchase */
+        *T = *t_x;
+    return 1;
+}
+
+/* Mean value of the repeat purchases, or the mean order value when that
+ * cannot be told (out-of-range data). */
+static double repeat_mean(const ls_features *f, double x)
+{
+    if (x <= 0)
+        return 0;
+    double rest = (f->spend - f->first_purchase_value) / x;
+    return rest > 0 ? rest : f->spend / (x + 1);
+}
+
+static double customer_value(const model_clv *c, double x, double t_x, double T, double zbar)
+{
+    double horizon = c->horizon_days / c->time_unit_days, v = 0;
+    int rc;
+    if (c->discount_rate_annual > 0) {
+        double period = 30.0 / c->time_unit_days;
+        double rate = pow(1.0 + c->discount_rate_annual, 30.0 / 365.0) - 1.0;
+        rc = clv_value_discounted(&c->bgnbd, &c->gamma_gamma, x, t_x, T, zbar, horizon, period, rate, &v);
+    } else {
+        rc = clv_value(&c->bgnbd, &c->gamma_gamma, x, t_x, T, zbar, horizon, &v);
+    }
+    return rc == LS_OK && isfinite(v) ? v : 0.0;
+}
+
+static void customer_base(const model *m, const ls_features *f, int64_t now_ms, assess_result *out)
+{
+    const model_clv *c = model_clv_params(m);
+    double x, t_x, T, mean_order = 0;
+    clv_gamma_gamma_expected_spend(&c->gamma_gamma, 0, 0, &mean_order);
+    if (!assess_summary(c, f, now_ms, &x, &t_x, &T)) {
+        double h = model_horizon_days(m);
+        out->p_alive = 1.0;
+        out->expected_purchases_30d = out->logistic.score * (h > 30 ? 30.0 / h : 1.0);
+        out->clv = out->logistic.score * mean_order;
+        return;
+    }
+    double p = 0, e = 0;
+    out->p_alive = clv_bgnbd_p_alive(&c->bgnbd, x, t_x, T, &p) == LS_OK ? p : 0.0;
+    out->expected_purchases_30d =
+        clv_bgnbd_expected(&c->bgnbd, x, t_x, T, 30.0 / c->time_unit_days, &e) == LS_OK ? e : 0.0;
+    out->clv = customer_value(c, x, t_x, T, repeat_mean(f, x));
+}
+
+void assess_customer(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
+                     assess_result *out)
+{
+    model_score(m, f, ctx, explain, &out->logistic);
+    customer_base(m, f, ctx->now_ms, out);
+    journey_inputs ji = {ctx->now_ms, out->p_alive, out->clv};
+    journey_eval(model_journey(m), f, &ji, &out->journey);
+    out->nsegments = 0;
+    if (k < 0)
+        k = model_segments(m)->k;
+    if (k > 0) {
+        segments_inputs si = {*ctx, out->journey, out->p_alive, out->clv};
+        out->nsegments = segments_rank(model_segments(m), f, &si, k, out->segments);
+    }
+}

@@ -1,0 +1,43 @@
+/* assess.h -- everything a score result says about one customer, computed
+ * in one place: the readiness score (model.h), the customer-base figures
+ * (BG/NBD P(alive) and expected purchases, Gamma-Gamma spend, CLV: clv.h),
+ * the marketing reading (type, phase, loyalty, actions: journey.h) and the
+ * content segments (segments.h).
+ *
+ * BG/NBD describes buyers.  A customer with purchases is summarised as
+ * x = purchases - 1 (repeat purchases), t_x = last - first purchase and
+ * T = now - first purchase, in the model's time unit.  For a prospect (no
+ * purchase yet) BG/NBD says nothing, so: p_alive = 1 (its x = 0
+ * convention), expected_purchases_30d = score x min(1, 30 / horizon_days)
+ * and clv = score x the population mean order value (one expected first
+ * order).  The Gamma-Gamma zbar is the mean value of the repeat purchases
+ * (spend minus the first order, over x). */
+#ifndef LS_ASSESS_H
+#define LS_ASSESS_H
+
+#include "feature.h"
+#include "journey.h"
+#include "model.h"
+#include "segments.h"
+
+typedef struct {
+    model_result logistic;
+    double p_alive;
+    double expected_purchases_30d;
+    double clv;
+    journey_result journey;
+    int nsegments;
+    segments_item segments[SEGMENTS_MAX_K];
+} assess_result;
+
+/* The BG/NBD summary of a record at now_ms; returns 0 when the customer
+ * never bought (x, t_x, T then 0). */
+int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, double *x, double *t_x, double *T);
+
+/* Assesses record f at ctx->now_ms: k segments (0: none, < 0: the
+ * model's default k), contributions when explain is set.  Never fails: a
+ * numerical failure in the BG/NBD maths leaves that figure at 0. */
+void assess_customer(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
+                     assess_result *out);
+
+#endif

@@ -1,0 +1,293 @@
+/* journey.c -- customer type, loyalty phase, loyalty points and tier, and
+ * the action triggers, from the rules in the model file (see journey.h). */
+#include "journey.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+#include "timefmt.h"
+
+#define MS_PER_DAY 86400000.0
+
+static const char *const type_names[] = {
+#define NAME(sym, name) name,
+    JOURNEY_TYPE_MAP(NAME)};
+static const char *const phase_names[] = {JOURNEY_PHASE_MAP(NAME)};
+static const char *const action_names[] = {JOURNEY_ACTION_MAP(NAME)
+#undef NAME
+};
+
+const char *journey_type_name(journey_type t) { return t < JT_COUNT ? type_names[t] : "prospect"; }
+const char *journey_phase_name(journey_phase p) { return p < JP_COUNT ? phase_names[p] : "prospect"; }
+const char *journey_action_name(journey_action a) { return a < JA_COUNT ? action_names[a] : "?"; }
+
+/* ------------------------------------------------------------------ */
+/* Rules: defaults and the model file                                  */
+/* ------------------------------------------------------------------ */
+
+/* One row per numeric rule: its key in the model file and its field. */
+#define RULE(group, key, field) {group, key, offsetof(journey_rules, field)}
+static const struct {
+    const char *group;
+    const char *key;
+    size_t off;
+} rule_keys[] = {
+    RULE("types", "new_max_days", new_max_days),
+    RULE("types", "regular_min_purchases", regular_min_purchases),
+    RULE("types", "regular_min_p_alive", regular_min_p_alive),
+    RULE("types", "big_spender_min_clv", big_spender_min_clv),
+    RULE("types", "big_spender_min_spend", big_spender_min_spend),
+    RULE("types", "sale_hunter_min_share", sale_hunter_min_share),
+    RULE("types", "sale_hunter_min_purchases", sale_hunter_min_purchases),
+    RULE("phases", "advocate_min_shares", advocate_min_shares),
+    RULE("phases", "advocate_min_good_reviews", advocate_min_good_reviews),
+    RULE("phases", "disappointment_days", disappointment_days),
+    RULE("phases", "lapsing_max_p_alive", lapsing_max_p_alive),
+    RULE("loyalty", "points_per_currency", points_per_currency),
+    RULE("loyalty", "points_per_review", points_per_review),
+    RULE("loyalty", "points_per_share", points_per_share),
+    RULE("loyalty", "points_per_referral", points_per_referral),
+    RULE("loyalty", "points_per_signup", points_per_signup),
+    RULE("actions", "cart_min_hours", cart_min_hours),
+    RULE("actions", "cart_max_days", cart_max_days),
+    RULE("actions", "winback_min_purchases", winback_min_purchases),
+    RULE("actions", "winback_max_p_alive", winback_max_p_alive),
+    RULE("actions", "winback_min_days", winback_min_days),
+    RULE("actions", "birthday_days_ahead", birthday_days_ahead),
+    RULE("actions", "anniversary_days_ahead", anniversary_days_ahead),
+    RULE("actions", "vip_min_clv", vip_min_clv),
+    RULE("actions", "review_min_days", review_min_days),
+    RULE("actions", "review_max_days", review_max_days),
+};
+#undef RULE
+#define N_RULES (sizeof rule_keys / sizeof rule_keys[0])
+
+void journey_defaults(journey_rules *r)
+{
+    memset(r, 0, sizeof *r);
+    *r = (journey_rules){
+        .new_max_days = 60, .regular_min_purchases = 3, .regular_min_p_alive = 0.5,
+        .big_spender_min_clv = 1000, .big_spender_min_spend = 2000,
+        .sale_hunter_min_share = 0.6, .sale_hunter_min_purchases = 2,
+        .advocate_min_shares = 1, .advocate_min_good_reviews = 2,
+        .disappointment_days = 45, .lapsing_max_p_alive = 0.3,
+        .points_per_currency = 1, .points_per_review = 50, .points_per_share = 20,
+        .points_per_referral = 200, .points_per_signup = 100,
+        .cart_min_hours = 1, .cart_max_days = 7,
+        .winback_min_purchases = 2, .winback_max_p_alive = 0.5, .winback_min_days = 90,
+        .birthday_days_ahead = 7, .anniversary_days_ahead = 7, .vip_min_clv = 1500,
+        .review_min_days = 7, .review_max_days = 30,
+    };
+    static const struct { const char *name; double min; } tiers[] = {{"bronze", 0}, {"silver", 500}, {"gold", 2000}};
+    r->ntiers = 3;
+    for (int i = 0; i < 3; i++) {
+        snprintf(r->tiers[i].name, sizeof r->tiers[i].name, "%s", tiers[i].name);
+        r->tiers[i].min_points = tiers[i].min;
+    }
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return LS_EPARSE;
+}
+
+static int parse_tiers(json_t *arr, journey_rules *r, char *err, size_t errlen)
+{
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > JOURNEY_MAX_TIERS)
+        return fail(err, errlen, "model file: journey.loyalty.tiers must be 1 to %d {name, min_points}", JOURNEY_MAX_TIERS);
+    r->ntiers = (int)json_array_size(arr);
+    for (int i = 0; i < r->ntiers; i++) {
+        json_t *t = json_array_get(arr, (size_t)i);
+        json_t *name = json_object_get(t, "name"), *min = json_object_get(t, "min_points");
+        if (!json_is_string(name) || json_string_length(name) >= sizeof r->tiers[i].name || !json_is_number(min))
+            return fail(err, errlen, "model file: journey.loyalty.tiers[%d] needs a short name and min_points", i);
+        snprintf(r->tiers[i].name, sizeof r->tiers[i].name, "%s", json_string_value(name));
+        r->tiers[i].min_points = json_number_value(min);
+        if (i > 0 && r->tiers[i].min_points <= r->tiers[i - 1].min_points)
+            return fail(err, errlen, "model file: journey.loyalty.tiers must ascend by min_points");
+    }
+    return LS_OK;
+}
+
+static int parse_group(json_t *grp, const char *group, journey_rules *r, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(grp, key, v) {
+        if (strcmp(group, "loyalty") == 0 && strcmp(key, "tiers") == 0) {
+            int rc = parse_tiers(v, r, err, errlen);
+            if (rc)
+                return rc;
+            continue;
+        }
+        size_t i = 0;
+        while (i < N_RULES && !(strcmp(rule_keys[i].group, group) == 0 && strcmp(rule_keys[i].key, key) == 0))
+            i++;
+        if (i == N_RULES)
+            return fail(err, errlen, "model file: unknown rule journey.%s.%s", group, key);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0)
+            return fail(err, errlen, "model file: journey.%s.%s must be a number >= 0", group, key);
+        *(double *)((char *)r + rule_keys[i].off) = json_number_value(v);
+    }
+    return LS_OK;
+}
+
+int journey_parse(json_t *obj, journey_rules *r, char *err, size_t errlen)
+{
+    static const char *const groups[] = {"types", "phases", "loyalty", "actions"};
+    const char *key;
+    json_t *v;
+    journey_defaults(r);
+    if (!obj)
+        return LS_OK;
+    if (!json_is_object(obj))
+        return fail(err, errlen, "model file: \"journey\" must be an object");
+    json_object_foreach(obj, key, v) {
+        size_t g = 0;
+        while (g < 4 && strcmp(groups[g], key) != 0)
+            g++;
+        if (g == 4)
+            return fail(err, errlen, "model file: unknown journey section \"%s\" (types, phases, loyalty, actions)", key);
+        if (!json_is_object(v))
+            return fail(err, errlen, "model file: journey.%s must be an object", key);
+        int rc = parse_group(v, groups[g], r, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Evaluation                                                          */
+/* ------------------------------------------------------------------ */
+
+static double days_since(int64_t now, int64_t then)
+{
+    return then ? (double)(now - then) / MS_PER_DAY : INFINITY;
+}
+
+static journey_type type_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)
+{
+    double purchases = f->count[EV_PURCHASE];
+    double net = f->spend - f->refunded;
+    double share = f->spend > 0 ? f->discounted_spend / f->spend : 0;
+    if (purchases == 0)
+        return JT_PROSPECT;
+    if (in->clv >= r->big_spender_min_clv || net >= r->big_spender_min_spend)
+        return JT_BIG_SPENDER;
+    if (purchases >= r->sale_hunter_min_purchases && share >= r->sale_hunter_min_share)
+        return JT_SALE_HUNTER;
+    if (purchases >= r->regular_min_purchases && in->p_alive >= r->regular_min_p_alive)
+        return JT_REGULAR;
+    if (purchases == 1 && days_since(in->now_ms, f->first_purchase_ms) <= r->new_max_days)
+        return JT_NEW;
+    return JT_OCCASIONAL;
+}
+
+static journey_phase phase_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)
+{
+    double purchases = f->count[EV_PURCHASE];
+    if (purchases == 0)
+        return JP_PROSPECT;
+    int hurt = f->last_negative_ms && days_since(in->now_ms, f->last_negative_ms) <= r->disappointment_days;
+    int lapsing = purchases >= 2 && in->p_alive < r->lapsing_max_p_alive;
+    if (hurt || lapsing)
+        return JP_DISAPPOINTMENT;
+    double shares = (double)f->count[EV_REFERRAL] + f->count[EV_SHARE];
+    if ((r->advocate_min_shares > 0 && shares >= r->advocate_min_shares) ||
+        (r->advocate_min_good_reviews > 0 && f->good_reviews >= r->advocate_min_good_reviews))
+        return JP_IDENTIFICATION;
+    return purchases >= 2 ? JP_TRUST : JP_ILLUSION;
+}
+
+static int64_t points_of(const journey_rules *r, const ls_features *f)
+{
+    double net = f->spend - f->refunded;
+    double p = r->points_per_currency * (net > 0 ? net : 0) + r->points_per_review * f->count[EV_REVIEW] +
+               r->points_per_share * f->count[EV_SHARE] + r->points_per_referral * f->count[EV_REFERRAL] +
+               r->points_per_signup * (f->count[EV_SIGNUP] > 0);
+    return (int64_t)floor(p);
+}
+
+static const char *tier_of(const journey_rules *r, int64_t points)
+{
+    const char *tier = r->ntiers ? r->tiers[0].name : "";
+    for (int i = 0; i < r->ntiers; i++)
+        if ((double)points >= r->tiers[i].min_points)
+            tier = r->tiers[i].name;
+    return tier;
+}
+
+/* Days from now until the next (month, day), 0 when it is today.  A 29
+ * February falls on 28 February in other years. */
+static int days_until(int64_t now_ms, int month, int day)
+{
+    int64_t y;
+    int m, d;
+    timefmt_civil(now_ms, &y, &m, &d);
+    int64_t today = timefmt_days_from_civil(y, m, d);
+    for (int64_t year = y; year <= y + 1; year++) {
+        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        int dd = (month == 2 && day == 29 && !leap) ? 28 : day;
+        int64_t next = timefmt_days_from_civil(year, month, dd);
+        if (next >= today)
+            return (int)(next - today);
+    }
+    return 366;
+}
+
+static int date_within(int64_t now_ms, int month, int day, double ahead)
+{
+    return month >= 1 && days_until(now_ms, month, day) <= ahead;
+}
+
+static unsigned actions_of(const journey_rules *r, const ls_features *f, const journey_inputs *in,
+                           journey_phase phase)
+{
+    unsigned a = 0;
+    double purchases = f->count[EV_PURCHASE];
+    double cart_age_h = days_since(in->now_ms, f->last_cart_ms) * 24.0;
+    if (feature_open_cart(f) > 0 && f->last_cart_ms > f->last_purchase_ms && cart_age_h >= r->cart_min_hours &&
+        cart_age_h <= r->cart_max_days * 24.0)
+        a |= 1u << JA_ABANDONED_CART;
+    if (purchases >= r->winback_min_purchases &&
+        (in->p_alive < r->winback_max_p_alive || days_since(in->now_ms, f->last_purchase_ms) >= r->winback_min_days))
+        a |= 1u << JA_WIN_BACK;
+    if (f->birthday_mmdd && date_within(in->now_ms, f->birthday_mmdd / 100, f->birthday_mmdd % 100, r->birthday_days_ahead))
+        a |= 1u << JA_BIRTHDAY;
+    if (f->first_purchase_ms && days_since(in->now_ms, f->first_purchase_ms) >= 300) {
+        int64_t y;
+        int m, d;
+        timefmt_civil(f->first_purchase_ms, &y, &m, &d);
+        if (date_within(in->now_ms, m, d, r->anniversary_days_ahead))
+            a |= 1u << JA_ANNIVERSARY;
+    }
+    if (purchases > 0 && in->clv >= r->vip_min_clv)
+        a |= 1u << JA_VIP_REWARD;
+    double since_buy = days_since(in->now_ms, f->last_purchase_ms);
+    if (purchases > 0 && since_buy >= r->review_min_days && since_buy <= r->review_max_days &&
+        f->last_review_ms < f->last_purchase_ms)
+        a |= 1u << JA_REVIEW_REQUEST;
+    if (phase == JP_DISAPPOINTMENT)
+        a |= 1u << JA_RECOVERY;
+    if (purchases > 0 && f->count[EV_SIGNUP] == 0)
+        a |= 1u << JA_ACCOUNT_INVITE;
+    return a;
+}
+
+void journey_eval(const journey_rules *r, const ls_features *f, const journey_inputs *in, journey_result *out)
+{
+    out->type = type_of(r, f, in);
+    out->phase = phase_of(r, f, in);
+    out->loyalty_points = points_of(r, f);
+    out->loyalty_tier = tier_of(r, out->loyalty_points);
+    out->actions = actions_of(r, f, in, out->phase);
+}

@@ -1,0 +1,274 @@
+/* segments.c -- the content-segment catalogue and the ranking of segments
+ * for one customer (see segments.h). */
+#include "segments.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+
+#define MS_PER_DAY 86400000.0
+/* Candidates considered before the k best are kept. */
+#define MAX_CANDIDATES (FEATURE_MAX_CATEGORIES + 2 + SEGMENTS_MAX_DEFAULTS)
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return LS_EPARSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* The catalogue                                                       */
+/* ------------------------------------------------------------------ */
+
+static int copy_name(char *dst, json_t *v)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= SEGMENTS_NAME)
+        return -1;
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int parse_fixed(json_t *v, segments_fixed *out)
+{
+    json_t *w = json_object_get(v, "weight");
+    if (!json_is_object(v) || copy_name(out->segment, json_object_get(v, "segment")) || !json_is_number(w) ||
+        json_number_value(w) < 0)
+        return -1;
+    out->weight = json_number_value(w);
+    return 0;
+}
+
+static int parse_rules(json_t *arr, segments_catalogue *cat, char *err, size_t errlen)
+{
+    if (!json_is_array(arr) || json_array_size(arr) > SEGMENTS_MAX_RULES)
+        return fail(err, errlen, "model file: segments.catalogue must be an array of at most %d {prefix, segment}",
+                    SEGMENTS_MAX_RULES);
+    cat->nrules = (int)json_array_size(arr);
+    for (int i = 0; i < cat->nrules; i++) {
+        json_t *r = json_array_get(arr, (size_t)i), *p = json_object_get(r, "prefix");
+        if (!json_is_string(p) || json_string_length(p) == 0 || json_string_length(p) >= sizeof cat->rules[i].prefix ||
+            copy_name(cat->rules[i].segment, json_object_get(r, "segment")))
+            return fail(err, errlen, "model file: segments.catalogue[%d] needs a prefix and a segment name", i);
+        memcpy(cat->rules[i].prefix, json_string_value(p), json_string_length(p) + 1);
+        cat->rules[i].prefix_len = json_string_length(p);
+    }
+    return LS_OK;
+}
+
+/* Reads {"name": {segment, weight}, ...} keyed by type or phase names. */
+static int parse_named(json_t *obj, segments_fixed *out, int n, const char *(*name_of)(int), const char *what,
+                       char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(obj))
+        return fail(err, errlen, "model file: segments.%s must be an object", what);
+    json_object_foreach(obj, key, v) {
+        int i = 0;
+        while (i < n && strcmp(name_of(i), key) != 0)
+            i++;
+        if (i == n)
+            return fail(err, errlen, "model file: segments.%s: unknown name \"%s\"", what, key);
+        if (parse_fixed(v, &out[i]))
+            return fail(err, errlen, "model file: segments.%s.%s needs {segment, weight >= 0}", what, key);
+    }
+    return LS_OK;
+}
+
+static const char *type_name_of(int i) { return journey_type_name((journey_type)i); }
+static const char *phase_name_of(int i) { return journey_phase_name((journey_phase)i); }
+
+static int parse_defaults(json_t *arr, segments_catalogue *cat, char *err, size_t errlen)
+{
+    if (!json_is_array(arr) || json_array_size(arr) > SEGMENTS_MAX_DEFAULTS)
+        return fail(err, errlen, "model file: segments.defaults must be an array of at most %d {segment, weight}",
+                    SEGMENTS_MAX_DEFAULTS);
+    cat->ndefaults = (int)json_array_size(arr);
+    for (int i = 0; i < cat->ndefaults; i++)
+        if (parse_fixed(json_array_get(arr, (size_t)i), &cat->defaults[i]))
+            return fail(err, errlen, "model file: segments.defaults[%d] needs {segment, weight >= 0}", i);
+    return LS_OK;
+}
+
+int segments_parse(json_t *obj, segments_catalogue *cat, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    int rc = LS_OK;
+    memset(cat, 0, sizeof *cat);
+    cat->k = 3;
+    cat->long_term_weight = 0.25;
+    if (!obj)
+        return LS_OK;
+    if (!json_is_object(obj))
+        return fail(err, errlen, "model file: \"segments\" must be an object");
+    json_object_foreach(obj, key, v) {
+        if (strcmp(key, "k") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SEGMENTS_MAX_K)
+                return fail(err, errlen, "model file: segments.k must be an integer from 1 to %d", SEGMENTS_MAX_K);
+            cat->k = (int)json_integer_value(v);
+        } else if (strcmp(key, "long_term_weight") == 0) {
+            if (!json_is_number(v) || json_number_value(v) < 0)
+                return fail(err, errlen, "model file: segments.long_term_weight must be a number >= 0");
+            cat->long_term_weight = json_number_value(v);
+        } else if (strcmp(key, "catalogue") == 0) {
+            rc = parse_rules(v, cat, err, errlen);
+        } else if (strcmp(key, "by_type") == 0) {
+            rc = parse_named(v, cat->by_type, JT_COUNT, type_name_of, "by_type", err, errlen);
+        } else if (strcmp(key, "by_phase") == 0) {
+            rc = parse_named(v, cat->by_phase, JP_COUNT, phase_name_of, "by_phase", err, errlen);
+        } else if (strcmp(key, "defaults") == 0) {
+            rc = parse_defaults(v, cat, err, errlen);
+        } else {
+            return fail(err, errlen, "model file: unknown key segments.%s", key);
+        }
+        if (rc)
+            return rc;
+    }
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Ranking                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The rule with the longest prefix matching category c, or -1.  A prefix
+ * matches the whole category or a leading part ending at a '/'. */
+static int match_rule(const segments_catalogue *cat, const feature_category *c)
+{
+    int best = -1;
+    size_t best_len = 0;
+    for (int i = 0; i < cat->nrules; i++) {
+        size_t n = cat->rules[i].prefix_len;
+        if (n > c->len || memcmp(cat->rules[i].prefix, c->name, n) != 0)
+            continue;
+        if (n < c->len && c->name[n] != '/' && cat->rules[i].prefix[n - 1] != '/')
+            continue;
+        if (n > best_len) {
+            best = i;
+            best_len = n;
+        }
+    }
+    return best;
+}
+
+/* Adds weight to the candidate named seg (creating it); the reason is kept
+ * from the strongest contribution. */
+static void add_candidate(segments_item *cands, int *n, const char *seg, double w, const char *reason)
+{
+    int i = 0;
+    while (i < *n && strcmp(cands[i].segment, seg) != 0)
+        i++;
+    if (i == *n) {
+        if (*n >= MAX_CANDIDATES)
+            return;
+        memset(&cands[i], 0, sizeof cands[i]);
+        snprintf(cands[i].segment, sizeof cands[i].segment, "%s", seg);
+        snprintf(cands[i].reason, sizeof cands[i].reason, "%s", reason);
+        cands[i].weight = 0;
+        (*n)++;
+    } else if (w > cands[i].weight) {
+        snprintf(cands[i].reason, sizeof cands[i].reason, "%s", reason);
+    }
+    cands[i].weight += w;
+}
+
+static void category_candidates(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in,
+                                segments_item *cands, int *n)
+{
+    int64_t dt = in->ctx.now_ms - f->last_seen_ms;
+    double ks = feature_decay_factor(dt, in->ctx.decay.short_ms);
+    double kl = feature_decay_factor(dt, in->ctx.decay.long_ms);
+    for (int i = 0; i < f->ncategories; i++) {
+        const feature_category *c = &f->categories[i];
+        int r = match_rule(cat, c);
+        if (r < 0)
+            continue;
+        double recent = c->recent * ks;
+        double w = recent + cat->long_term_weight * c->decayed * kl;
+        if (w < 1e-3)
+            continue;
+        char reason[200];
+        snprintf(reason, sizeof reason, "browsed %.120s %u time%s (recent interest %.1f)", c->name, c->count,
+                 c->count == 1 ? "" : "s", recent);
+        add_candidate(cands, n, cat->rules[r].segment, w, reason);
+    }
+}
+
+static void type_reason(char *buf, size_t cap, const ls_features *f, const segments_inputs *in)
+{
+    double days = f->first_purchase_ms ? (double)(in->ctx.now_ms - f->first_purchase_ms) / MS_PER_DAY : 0;
+    switch (in->journey.type) {
+    case JT_SALE_HUNTER:
+        snprintf(buf, cap, "sale hunter: %.0f%% of spend on discounted items", 100.0 * f->discounted_spend / f->spend);
+        break;
+    case JT_NEW: snprintf(buf, cap, "new customer: first purchase %.0f days ago", days); break;
+    case JT_BIG_SPENDER: snprintf(buf, cap, "big spender: expected value %.0f over the next year", in->clv); break;
+    case JT_REGULAR: snprintf(buf, cap, "regular: %u purchases, P(alive) %.2f", f->count[EV_PURCHASE], in->p_alive); break;
+    case JT_OCCASIONAL: snprintf(buf, cap, "occasional buyer: %u purchases", f->count[EV_PURCHASE]); break;
+    default: snprintf(buf, cap, "prospect: no purchase yet"); break;
+    }
+}
+
+static void phase_reason(char *buf, size_t cap, const ls_features *f, const segments_inputs *in)
+{
+    switch (in->journey.phase) {
+    case JP_DISAPPOINTMENT:
+        if (f->last_negative_ms && f->last_negative_ms >= f->last_purchase_ms - 1)
+            snprintf(buf, cap, "at risk: refund, bad review or support ticket %.0f days ago",
+                     (double)(in->ctx.now_ms - f->last_negative_ms) / MS_PER_DAY);
+        else
+            snprintf(buf, cap, "at risk: activity fading, P(alive) %.2f", in->p_alive);
+        break;
+    case JP_IDENTIFICATION:
+        snprintf(buf, cap, "advocate: %u referrals/shares, %u good reviews",
+                 f->count[EV_REFERRAL] + f->count[EV_SHARE], f->good_reviews);
+        break;
+    case JP_TRUST: snprintf(buf, cap, "repeat buyer: %u purchases", f->count[EV_PURCHASE]); break;
+    case JP_ILLUSION: snprintf(buf, cap, "first purchase made"); break;
+    default: snprintf(buf, cap, "no purchase yet"); break;
+    }
+}
+
+static int by_weight(const void *a, const void *b)
+{
+    double x = ((const segments_item *)a)->weight, y = ((const segments_item *)b)->weight;
+    if (x != y)
+        return (x < y) - (x > y);
+    return strcmp(((const segments_item *)a)->segment, ((const segments_item *)b)->segment);
+}
+
+int segments_rank(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in, int k,
+                  segments_item *out)
+{
+    segments_item cands[MAX_CANDIDATES];
+    char reason[200];
+    int n = 0;
+    category_candidates(cat, f, in, cands, &n);
+    const segments_fixed *t = &cat->by_type[in->journey.type], *p = &cat->by_phase[in->journey.phase];
+    if (t->segment[0]) {
+        type_reason(reason, sizeof reason, f, in);
+        add_candidate(cands, &n, t->segment, t->weight, reason);
+    }
+    if (p->segment[0]) {
+        phase_reason(reason, sizeof reason, f, in);
+        add_candidate(cands, &n, p->segment, p->weight, reason);
+    }
+    for (int i = 0; i < cat->ndefaults; i++)
+        add_candidate(cands, &n, cat->defaults[i].segment, cat->defaults[i].weight, "default for everyone");
+    qsort(cands, (size_t)n, sizeof cands[0], by_weight);
+    if (k > SEGMENTS_MAX_K)
+        k = SEGMENTS_MAX_K;
+    if (n > k)
+        n = k;
+    memcpy(out, cands, (size_t)(n > 0 ? n : 0) * sizeof cands[0]);
+    return n;
+}
