@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -20,7 +22,7 @@ START_TEST(help_and_version_exit_zero)
     ck_assert_ptr_nonnull(strstr(out, "serve"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, ver), 0);
     ck_assert_ptr_nonnull(strstr(out, "leadscore 0.1.0"));
-    const char *cmds[] = {"serve", "track", "score", "profile", "ping", "stats", "model"};
+    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *args[] = {cmds[i], "--help", NULL};
         ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
@@ -108,6 +110,32 @@ START_TEST(serve_refuses_a_bad_model_file_clearly)
 }
 END_TEST
 
+START_TEST(sighup_reloads_the_model_file)
+{
+    char dir[512], ep[256], model[600], src[1600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(model, sizeof model, "%s/m.json", dir);
+    snprintf(src, sizeof src, "cp %s/models/default.json %s", LS_SOURCE_DIR, model);
+    ck_assert_int_eq(system(src), 0);
+    const char *extra[] = {"--model", model, NULL};
+    pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, extra);
+    snprintf(src, sizeof src, "sed -i 's/\"version\": \"0.1.0\"/\"version\": \"0.2.0\"/' %s", model);
+    ck_assert_int_eq(system(src), 0);
+    kill(pid, SIGHUP);
+    const char *args[] = {"model", "--connect", ep, "--json", NULL};
+    int reloaded = 0;
+    for (int i = 0; i < 100 && !reloaded; i++) { /* <= 5 s */
+        usleep(50000);
+        ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+        reloaded = strstr(out, "\"version\":\"0.2.0\"") != NULL;
+    }
+    ck_assert(reloaded);
+    int status = tu_kill_wait(pid, SIGTERM);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -118,6 +146,7 @@ static Suite *suite(void)
     tcase_add_test(tc, no_server_is_a_clear_failure);
     tcase_add_test(tc, track_score_profile_against_a_server);
     tcase_add_test(tc, serve_refuses_a_bad_model_file_clearly);
+    tcase_add_test(tc, sighup_reloads_the_model_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -630,6 +631,211 @@ START_TEST(concurrent_batches_share_commits)
 }
 END_TEST
 
+/* Writes models/default.json with its version replaced into dir/name. */
+static void write_model_version(const char *dir, const char *name, const char *version, char *path, size_t cap)
+{
+    char src[1024], *text = NULL;
+    size_t len = 0;
+    snprintf(src, sizeof src, "%s/models/default.json", LS_SOURCE_DIR);
+    FILE *in = fopen(src, "r");
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(getdelim(&text, &len, '\0', in) > 0, 1);
+    fclose(in);
+    char *at = strstr(text, "\"version\": \"0.1.0\"");
+    ck_assert_ptr_nonnull(at);
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *out = fopen(path, "w");
+    fprintf(out, "%.*s\"version\": \"%s\"%s", (int)(at - text), text, version, at + strlen("\"version\": \"0.1.0\""));
+    fclose(out);
+    free(text);
+}
+
+static void reload(tu_conn *c, const char *path, msgpack_unpacked *up)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    begin(&sb, &pk, "reload", 1);
+    tu_pack_str(&pk, "path");
+    tu_pack_str(&pk, path);
+    call(c, &sb, up);
+}
+
+START_TEST(score_result_has_every_contract_field)
+{
+    tu_conn c;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    begin(&sb, &pk, "score", 1);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "nobody-yet");
+    call(&c, &sb, &up);
+    static const char *fields[] = {"customer", "known", "score", "score_100", "tier", "p_alive",
+                                   "expected_purchases_30d", "clv", "customer_type", "phase", "loyalty_points",
+                                   "loyalty_tier", "actions", "segments", "model"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        ck_assert_msg(tu_get(&up.data, fields[i]) != NULL, "no %s", fields[i]);
+    const msgpack_object *t = tu_get(&up.data, "customer_type");
+    ck_assert(t->via.str.size == 8 && memcmp(t->via.str.ptr, "prospect", 8) == 0);
+    ck_assert(tu_get(&up.data, "explain") == NULL);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+}
+END_TEST
+
+START_TEST(recommend_ranks_segments_with_reasons)
+{
+    ls_client *lc;
+    ls_client_event evs[3] = {
+        {.customer = "rita", .type = "product_view", .category = "electronics/audio"},
+        {.customer = "rita", .type = "product_view", .category = "electronics/audio"},
+        {.customer = "rita", .type = "product_view", .category = "books"},
+    };
+    ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_track(lc, evs, 3, NULL), LS_OK);
+    ls_client_close(&lc);
+    tu_conn c;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    begin(&sb, &pk, "recommend", 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "rita");
+    tu_pack_str(&pk, "k");
+    msgpack_pack_int(&pk, 2);
+    call(&c, &sb, &up);
+    const msgpack_object *segs = tu_get(&up.data, "segments");
+    ck_assert(segs && segs->via.array.size == 2);
+    const msgpack_object *first = tu_get(&segs->via.array.ptr[0], "segment");
+    const msgpack_object *why = tu_get(&segs->via.array.ptr[0], "reason");
+    ck_assert(first->via.str.size == 5 && memcmp(first->via.str.ptr, "audio", 5) == 0);
+    ck_assert(why->via.str.size > 0 && memmem(why->via.str.ptr, why->via.str.size, "electronics/audio 2 times", 25));
+    begin(&sb, &pk, "recommend", 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "rita");
+    tu_pack_str(&pk, "k");
+    msgpack_pack_int(&pk, 0);
+    call(&c, &sb, &up);
+    ck_assert(tu_is_error(&up.data, "bad_request"));
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+}
+END_TEST
+
+START_TEST(reload_swaps_models_and_a_bad_file_keeps_the_old_one)
+{
+    char dir[512], v2[700], bad[700];
+    tu_tempdir(dir, sizeof dir);
+    write_model_version(dir, "v2.json", "2.0.0", v2, sizeof v2);
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    FILE *f = fopen(bad, "w");
+    fputs("{ \"name\": \"broken\", ", f);
+    fclose(f);
+    tu_conn c;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    reload(&c, v2, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    const msgpack_object *v = tu_get(&up.data, "version");
+    ck_assert(v->via.str.size == 5 && memcmp(v->via.str.ptr, "2.0.0", 5) == 0);
+    reload(&c, bad, &up);
+    ck_assert(tu_is_error(&up.data, "bad_request"));
+    const msgpack_object *msg = tu_get(tu_get(&up.data, "error"), "message");
+    ck_assert(memmem(msg->via.str.ptr, msg->via.str.size, "old one stays", 13) != NULL);
+    ls_client *lc;
+    ls_score sc;
+    ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_score(lc, "x", &sc), LS_OK);
+    ck_assert_str_eq(sc.model, "default@2.0.0");
+    ls_client_close(&lc);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+    tu_rmtree(dir);
+}
+END_TEST
+
+typedef struct {
+    const char *endpoint;
+    int sent, ok, v1, v2;
+} load_args;
+
+/* Keeps 32 score requests in flight, 4000 in all, counting the model tags. */
+static void *score_load(void *arg)
+{
+    load_args *a = arg;
+    tu_conn c;
+    tu_connect(&c, a->endpoint, ZMQ_DEALER);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    begin(&sb, &pk, "score", 1);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "load");
+    int inflight = 0, received = 0;
+    while (received < 4000) {
+        while (inflight < 32 && a->sent < 4000) {
+            zmq_send(c.sock, "", 0, ZMQ_SNDMORE);
+            zmq_send(c.sock, sb.data, sb.size, 0);
+            a->sent++;
+            inflight++;
+        }
+        char buf[8192];
+        if (zmq_recv(c.sock, buf, sizeof buf, 0) < 0)
+            break;
+        int n = zmq_recv(c.sock, buf, sizeof buf, 0);
+        inflight--;
+        received++;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        if (n > 0 && msgpack_unpack_next(&up, buf, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS) {
+            const msgpack_object *ok = tu_get(&up.data, "ok"), *m = tu_get(&up.data, "model");
+            if (ok && ok->via.boolean && m) {
+                a->ok++;
+                a->v1 += memmem(m->via.str.ptr, m->via.str.size, "@1.0.0", 6) != NULL;
+                a->v2 += memmem(m->via.str.ptr, m->via.str.size, "@2.0.0", 6) != NULL;
+            }
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    tu_disconnect(&c);
+    return NULL;
+}
+
+START_TEST(reload_under_load_loses_no_request)
+{
+    char dir[512], v1[700], v2[700];
+    tu_tempdir(dir, sizeof dir);
+    write_model_version(dir, "v1.json", "1.0.0", v1, sizeof v1);
+    write_model_version(dir, "v2.json", "2.0.0", v2, sizeof v2);
+    load_args a = {srv.endpoint, 0, 0, 0, 0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, score_load, &a), 0);
+    tu_conn c;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    int reloads_ok = 0;
+    for (int i = 0; i < 40; i++) {
+        reload(&c, i % 2 ? v2 : v1, &up);
+        reloads_ok += tu_get_bool(&up.data, "ok");
+        usleep(2000);
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(reloads_ok, 40);
+    ck_assert_int_eq(a.sent, 4000);
+    ck_assert_int_eq(a.ok, 4000);
+    ck_assert_int_gt(a.v1 + a.v2, 0);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -650,6 +856,10 @@ static Suite *suite(void)
     tcase_add_test(tc, pull_socket_batches_are_stored);
     tcase_add_test(tc, old_history_resent_still_dedupes);
     tcase_add_test(tc, concurrent_batches_share_commits);
+    tcase_add_test(tc, score_result_has_every_contract_field);
+    tcase_add_test(tc, recommend_ranks_segments_with_reasons);
+    tcase_add_test(tc, reload_swaps_models_and_a_bad_file_keeps_the_old_one);
+    tcase_add_test(tc, reload_under_load_loses_no_request);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);

@@ -838,6 +838,7 @@ START_TEST(test_sale_hunters_discounted)
     c.days = 60;
     c.share_sale_hunter = 0.3;
     c.share_occasional = 0.3;
+    c.alpha = 30.0; /* busier buyers: more orders per customer */
     ck_assert_int_eq(run_text(&c, &ev, &truth, NULL), LS_OK);
     segment = calloc(c.customers, 1);
     cursor = truth.data;

@@ -1,0 +1,422 @@
+/* test_assess.c -- the full score result on worked examples: a customer
+ * built from events gives the expected type, phase, loyalty, actions and
+ * segments under models/default.json; BG/NBD figures match the paper's
+ * formula by hand; readiness moves the right way with carts and refunds. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <math.h>
+#include <string.h>
+
+#include "assess.h"
+#include "leadscore/error.h"
+#include "testutil.h"
+#include "timefmt.h"
+
+#define DAY 86400000LL
+#define HOUR 3600000LL
+
+static model *m;
+static const int64_t NOW = 1793527200000LL; /* 2026-11-01T10:00:00Z */
+
+static void setup(void)
+{
+    char err[256];
+    ck_assert_int_eq(model_load_builtin(&m, err, sizeof err), LS_OK);
+}
+
+static void teardown(void) { model_unref(&m); }
+
+/* Applies one event of type t at NOW - ago_ms. */
+static void ev(ls_features *f, event_type t, int64_t ago_ms, double value, const char *category)
+{
+    ls_event e;
+    event_init(&e);
+    e.type = t;
+    e.ts_ms = NOW - ago_ms;
+    e.customer = (ls_str){"c", 1};
+    e.value = value;
+    if (category)
+        e.category = (ls_str){category, strlen(category)};
+    if (t == EV_REVIEW) {
+        e.has |= EVF_RATING;
+        e.rating = (int)value;
+        e.value = 0;
+    }
+    feature_apply(f, &e, model_decay(m));
+}
+
+static void assess(const ls_features *f, assess_result *a)
+{
+    feature_ctx ctx = {NOW, *model_decay(m)};
+    assess_customer(m, f, &ctx, 0, -1, a);
+}
+
+static int has(const assess_result *a, journey_action x) { return (a->journey.actions >> x) & 1u; }
+
+START_TEST(a_browser_is_a_prospect)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PRODUCT_VIEW, 2 * HOUR, 0, "shoes/running");
+    assess(&f, &a);
+    ck_assert_int_eq(a.journey.type, JT_PROSPECT);
+    ck_assert_int_eq(a.journey.phase, JP_PROSPECT);
+    ck_assert_double_eq(a.p_alive, 1.0);
+    /* a prospect's expected purchases: score x 30/horizon (horizon is 30) */
+    ck_assert_double_eq_tol(a.expected_purchases_30d, a.logistic.score, 1e-12);
+    /* clv: score x population mean order value p*gamma/(q-1) */
+    ck_assert_double_eq_tol(a.clv, a.logistic.score * 6.25 * 15.44 / 2.74, 1e-9);
+    ck_assert_int_eq(a.journey.loyalty_points, 0);
+    ck_assert_str_eq(a.journey.loyalty_tier, "bronze");
+    ck_assert_uint_eq(a.journey.actions, 0);
+    ck_assert_int_eq(a.nsegments, 2);
+    ck_assert_str_eq(a.segments[0].segment, "running");
+    ck_assert_str_eq(a.segments[0].reason, "browsed shoes/running 1 time (recent interest 1.0)");
+    ck_assert_str_eq(a.segments[1].segment, "bestsellers");
+}
+END_TEST
+
+START_TEST(one_recent_purchase_is_new_in_the_illusion_phase)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 10 * DAY, 60, NULL);
+    assess(&f, &a);
+    ck_assert_int_eq(a.journey.type, JT_NEW);
+    ck_assert_int_eq(a.journey.phase, JP_ILLUSION);
+    ck_assert(has(&a, JA_REVIEW_REQUEST));  /* 10 days after, not reviewed */
+    ck_assert(has(&a, JA_ACCOUNT_INVITE));  /* bought as a guest */
+    ck_assert(!has(&a, JA_WIN_BACK));
+    ck_assert_int_eq(a.journey.loyalty_points, 60);
+    ck_assert_str_eq(a.segments[0].segment, "welcome-series");
+    ck_assert_str_eq(a.segments[0].reason, "new customer: first purchase 10 days ago");
+    ev(&f, EV_REVIEW, 2 * DAY, 5, NULL);
+    ev(&f, EV_SIGNUP, 2 * DAY, 0, NULL);
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_REVIEW_REQUEST));
+    ck_assert(!has(&a, JA_ACCOUNT_INVITE));
+    ck_assert_int_eq(a.journey.loyalty_points, 60 + 50 + 100);
+}
+END_TEST
+
+START_TEST(steady_repeat_buyer_is_regular_with_trust)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 364 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 250 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 120 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 28 * DAY, 50, NULL);
+    assess(&f, &a);
+    /* x = 3, t_x = 336/7, T = 364/7 weeks: P(alive) by the paper's formula
+     * 1 / (1 + a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)) = 0.814712 */
+    ck_assert_double_eq_tol(a.p_alive, 0.814712, 1e-5);
+    ck_assert_int_eq(a.journey.type, JT_REGULAR);
+    ck_assert_int_eq(a.journey.phase, JP_TRUST);
+    ck_assert(!has(&a, JA_WIN_BACK));
+    ck_assert(a.expected_purchases_30d > 0 && a.clv > 0);
+}
+END_TEST
+
+START_TEST(a_lapsing_regular_is_disappointed_and_won_back)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 364 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 340 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 320 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 300 * DAY, 50, NULL);
+    assess(&f, &a);
+    ck_assert_double_eq_tol(a.p_alive, 0.051930, 1e-5); /* x 3, t_x 64/7, T 52 weeks */
+    ck_assert_int_eq(a.journey.phase, JP_DISAPPOINTMENT);
+    ck_assert(has(&a, JA_WIN_BACK));
+    ck_assert(has(&a, JA_RECOVERY));
+    ck_assert_int_eq(a.journey.type, JT_OCCASIONAL); /* too unlikely alive to be regular */
+    ck_assert_str_eq(a.segments[0].segment, "service-recovery");
+}
+END_TEST
+
+START_TEST(discounted_buyer_is_a_sale_hunter)
+{
+    ls_features f;
+    assess_result a;
+    ls_event e;
+    feature_init(&f);
+    for (int i = 0; i < 3; i++) {
+        event_init(&e);
+        e.type = EV_PURCHASE;
+        e.ts_ms = NOW - (30 + 20 * i) * DAY;
+        e.customer = (ls_str){"c", 1};
+        e.value = 40;
+        e.discounted = i < 2; /* 80 of 120 = 67 % */
+        feature_apply(&f, &e, model_decay(m));
+    }
+    assess(&f, &a);
+    ck_assert_int_eq(a.journey.type, JT_SALE_HUNTER);
+    ck_assert_str_eq(a.segments[0].segment, "deals");
+    ck_assert_str_eq(a.segments[0].reason, "sale hunter: 67% of spend on discounted items");
+}
+END_TEST
+
+START_TEST(high_spend_is_a_big_spender_and_gold)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 40 * DAY, 1500, NULL);
+    ev(&f, EV_PURCHASE, 10 * DAY, 900, NULL);
+    assess(&f, &a);
+    ck_assert_int_eq(a.journey.type, JT_BIG_SPENDER);
+    ck_assert_int_eq(a.journey.loyalty_points, 2400);
+    ck_assert_str_eq(a.journey.loyalty_tier, "gold");
+}
+END_TEST
+
+START_TEST(advocates_identify_until_disappointed)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 90 * DAY, 100, NULL);
+    ev(&f, EV_PURCHASE, 60 * DAY, 100, NULL);
+    ev(&f, EV_REFERRAL, 50 * DAY, 0, NULL);
+    assess(&f, &a);
+    ck_assert_int_eq(a.journey.phase, JP_IDENTIFICATION);
+    ck_assert_int_eq(a.journey.loyalty_points, 200 + 200);
+    ck_assert_str_eq(a.journey.loyalty_tier, "bronze");
+    ev(&f, EV_REFUND, 5 * DAY, 100, NULL); /* disappointment wins while it lasts */
+    assess(&f, &a);
+    ck_assert_int_eq(a.journey.phase, JP_DISAPPOINTMENT);
+    ck_assert(has(&a, JA_RECOVERY));
+    ck_assert_int_eq(a.journey.loyalty_points, 100 + 200); /* points on net spend */
+    ck_assert_str_eq(a.segments[0].segment, "service-recovery");
+    ck_assert_str_eq(a.segments[0].reason, "at risk: refund, bad review or support ticket 5 days ago");
+    /* 60 days later the refund is past the 45-day window: back to advocate */
+    feature_ctx later = {NOW + 60 * DAY, *model_decay(m)};
+    assess_customer(m, &f, &later, 0, -1, &a);
+    ck_assert_int_eq(a.journey.phase, JP_IDENTIFICATION);
+}
+END_TEST
+
+START_TEST(abandoned_cart_needs_an_open_cart_in_the_window)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_ADD_TO_CART, 30 * 60000LL, 120, "shoes/running");
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_ABANDONED_CART)); /* 30 minutes: still shopping */
+    feature_init(&f);
+    ev(&f, EV_ADD_TO_CART, 3 * HOUR, 120, "shoes/running");
+    assess(&f, &a);
+    ck_assert(has(&a, JA_ABANDONED_CART));
+    ev(&f, EV_REMOVE_FROM_CART, 2 * HOUR, 120, NULL); /* emptied: nothing open */
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_ABANDONED_CART));
+    feature_init(&f);
+    ev(&f, EV_ADD_TO_CART, 8 * DAY, 120, NULL); /* past the 7-day window */
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_ABANDONED_CART));
+    feature_init(&f);
+    ev(&f, EV_ADD_TO_CART, 5 * HOUR, 120, NULL);
+    ev(&f, EV_PURCHASE, 4 * HOUR, 120, NULL); /* bought */
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_ABANDONED_CART));
+    ev(&f, EV_ADD_TO_CART, 2 * HOUR, 30, NULL); /* a new cart after the purchase */
+    assess(&f, &a);
+    ck_assert(has(&a, JA_ABANDONED_CART));
+    ck_assert_double_eq_tol(feature_open_cart(&f), 30.0, 1e-6);
+}
+END_TEST
+
+static void birthday_at(ls_features *f, int mmdd)
+{
+    ls_event e;
+    event_init(&e);
+    e.type = EV_PROFILE;
+    e.ts_ms = NOW - DAY;
+    e.customer = (ls_str){"c", 1};
+    e.has |= EVF_BIRTHDAY;
+    e.birthday_mmdd = mmdd;
+    feature_init(f);
+    feature_apply(f, &e, model_decay(m));
+}
+
+START_TEST(birthdays_within_a_week_including_across_new_year)
+{
+    ls_features f;
+    assess_result a;
+    birthday_at(&f, 1104); /* NOW is 1 November: 3 days ahead */
+    assess(&f, &a);
+    ck_assert(has(&a, JA_BIRTHDAY));
+    birthday_at(&f, 1111); /* 10 days ahead */
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_BIRTHDAY));
+    birthday_at(&f, 1031); /* yesterday: next one is a year away */
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_BIRTHDAY));
+    birthday_at(&f, 102);
+    feature_ctx dec30 = {timefmt_days_from_civil(2026, 12, 30) * DAY + 10 * HOUR, *model_decay(m)};
+    assess_customer(m, &f, &dec30, 0, 0, &a);
+    ck_assert(has(&a, JA_BIRTHDAY)); /* 2 January, three days after 30 December */
+}
+END_TEST
+
+START_TEST(first_purchase_anniversary)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 362 * DAY, 40, NULL); /* 2025-11-04: anniversary in 3 days */
+    ev(&f, EV_SIGNUP, 362 * DAY, 0, NULL);
+    assess(&f, &a);
+    ck_assert(has(&a, JA_ANNIVERSARY));
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 200 * DAY, 40, NULL);
+    assess(&f, &a);
+    ck_assert(!has(&a, JA_ANNIVERSARY));
+}
+END_TEST
+
+START_TEST(segments_follow_the_longest_prefix_and_k)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    for (int i = 0; i < 5; i++)
+        ev(&f, EV_PRODUCT_VIEW, HOUR, 0, "shoes/running/road");
+    ev(&f, EV_PRODUCT_VIEW, HOUR, 0, "shoes/boots");
+    ev(&f, EV_PRODUCT_VIEW, HOUR, 0, "garden/tools");   /* in no catalogue rule */
+    ev(&f, EV_PRODUCT_VIEW, HOUR, 0, "shoesies");       /* "shoes" is not its prefix */
+    feature_ctx ctx = {NOW, *model_decay(m)};
+    assess_customer(m, &f, &ctx, 0, 10, &a);
+    ck_assert_int_eq(a.nsegments, 3);
+    ck_assert_str_eq(a.segments[0].segment, "running");
+    ck_assert_str_eq(a.segments[1].segment, "footwear");
+    ck_assert_str_eq(a.segments[2].segment, "bestsellers");
+    ck_assert(a.segments[0].weight > a.segments[1].weight && a.segments[1].weight > a.segments[2].weight);
+    assess_customer(m, &f, &ctx, 0, 1, &a);
+    ck_assert_int_eq(a.nsegments, 1);
+}
+END_TEST
+
+START_TEST(nothing_from_no_evidence_but_the_defaults)
+{
+    char err[256];
+    model *bare;
+    static const char *json =
+        "{\"name\":\"t\",\"version\":\"1\",\"horizon_days\":30,\"half_lives_days\":{\"short\":3,\"long\":30},"
+        "\"logistic\":{\"intercept\":-3,\"terms\":[]},\"tiers\":{\"hot\":0.5,\"warm\":0.2},"
+        "\"clv\":{\"time_unit_days\":7,\"horizon_days\":365,\"bgnbd\":{\"r\":0.243,\"alpha\":4.414,\"a\":0.793,\"b\":2.426},"
+        "\"gamma_gamma\":{\"p\":6.25,\"q\":3.74,\"gamma\":15.44}},"
+        "\"segments\":{\"catalogue\":[{\"prefix\":\"shoes\",\"segment\":\"footwear\"}]}}";
+    ck_assert_int_eq(model_load_text(json, strlen(json), &bare, err, sizeof err), LS_OK);
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    feature_ctx ctx = {NOW, *model_decay(bare)};
+    assess_customer(bare, &f, &ctx, 0, -1, &a);
+    ck_assert_int_eq(a.nsegments, 0);
+    ck_assert_double_eq_tol(a.logistic.score, 1.0 / (1.0 + exp(3.0)), 1e-12);
+    model_unref(&bare);
+}
+END_TEST
+
+START_TEST(more_recent_cart_activity_never_lowers_readiness)
+{
+    /* over a grid of base customers, a cart add (sooner or later) never
+     * lowers the score, and a refund or ticket never raises it */
+    for (int base = 0; base < 27; base++) {
+        ls_features f;
+        assess_result before, after;
+        feature_init(&f);
+        for (int v = 0; v < base % 3; v++)
+            ev(&f, EV_PRODUCT_VIEW, (v + 1) * DAY, 0, "books");
+        for (int p = 0; p < (base / 3) % 3; p++)
+            ev(&f, EV_PURCHASE, (p + 2) * 20 * DAY, 35, NULL);
+        if (base / 9 == 1)
+            ev(&f, EV_ADD_TO_CART, 10 * DAY, 20, NULL);
+        if (base / 9 == 2)
+            ev(&f, EV_REFUND, 15 * DAY, 35, NULL);
+        assess(&f, &before);
+        ls_features g = f;
+        ev(&g, EV_ADD_TO_CART, 6 * DAY, 25, NULL);
+        assess(&g, &after);
+        ck_assert(after.logistic.score >= before.logistic.score);
+        ls_features h = g;
+        ev(&h, EV_ADD_TO_CART, 0, 25, NULL); /* the same add, but more recent */
+        ev(&g, EV_ADD_TO_CART, 5 * DAY, 25, NULL);
+        assess(&h, &after);
+        assess(&g, &before);
+        ck_assert(after.logistic.score >= before.logistic.score);
+        ls_features r = f;
+        ev(&r, EV_REFUND, DAY, 35, NULL);
+        assess(&f, &before);
+        assess(&r, &after);
+        ck_assert(after.logistic.score <= before.logistic.score);
+        ev(&f, EV_SUPPORT_TICKET, DAY, 0, NULL);
+        assess(&f, &after);
+        ck_assert(after.logistic.score <= before.logistic.score);
+    }
+}
+END_TEST
+
+START_TEST(bad_journey_and_segment_sections_are_refused)
+{
+    static const char *head =
+        "{\"name\":\"t\",\"version\":\"1\",\"horizon_days\":30,\"half_lives_days\":{\"short\":3,\"long\":30},"
+        "\"logistic\":{\"intercept\":-3,\"terms\":[]},\"tiers\":{\"hot\":0.5,\"warm\":0.2},"
+        "\"clv\":{\"time_unit_days\":7,\"horizon_days\":365,\"bgnbd\":{\"r\":0.243,\"alpha\":4.414,\"a\":0.793,\"b\":2.426},"
+        "\"gamma_gamma\":{\"p\":6.25,\"q\":3.74,\"gamma\":15.44}}";
+    static const struct { const char *tail; const char *needle; } cases[] = {
+        {",\"journey\":{\"types\":{\"new_max_dayz\":3}}}", "new_max_dayz"},
+        {",\"journey\":{\"moods\":{}}}", "moods"},
+        {",\"journey\":{\"loyalty\":{\"tiers\":[{\"name\":\"a\",\"min_points\":5},{\"name\":\"b\",\"min_points\":1}]}}}", "ascend"},
+        {",\"journey\":{\"actions\":{\"vip_min_clv\":-1}}}", "vip_min_clv"},
+        {",\"segments\":{\"k\":0}}", "segments.k"},
+        {",\"segments\":{\"by_type\":{\"wizard\":{\"segment\":\"x\",\"weight\":1}}}}", "wizard"},
+        {",\"segments\":{\"catalogue\":[{\"prefix\":\"\",\"segment\":\"x\"}]}}", "catalogue[0]"},
+        {",\"colour\":\"red\"}", "colour"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[2048], err[256] = "";
+        model *bad = NULL;
+        snprintf(text, sizeof text, "%s%s", head, cases[i].tail);
+        ck_assert_int_eq(model_load_text(text, strlen(text), &bad, err, sizeof err), LS_EPARSE);
+        ck_assert_msg(strstr(err, cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].needle);
+        ck_assert_ptr_null(bad);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("assess");
+    TCase *tc = tcase_create("rules");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, a_browser_is_a_prospect);
+    tcase_add_test(tc, one_recent_purchase_is_new_in_the_illusion_phase);
+    tcase_add_test(tc, steady_repeat_buyer_is_regular_with_trust);
+    tcase_add_test(tc, a_lapsing_regular_is_disappointed_and_won_back);
+    tcase_add_test(tc, discounted_buyer_is_a_sale_hunter);
+    tcase_add_test(tc, high_spend_is_a_big_spender_and_gold);
+    tcase_add_test(tc, advocates_identify_until_disappointed);
+    tcase_add_test(tc, abandoned_cart_needs_an_open_cart_in_the_window);
+    tcase_add_test(tc, birthdays_within_a_week_including_across_new_year);
+    tcase_add_test(tc, first_purchase_anniversary);
+    tcase_add_test(tc, segments_follow_the_longest_prefix_and_k);
+    tcase_add_test(tc, nothing_from_no_evidence_but_the_defaults);
+    tcase_add_test(tc, more_recent_cart_activity_never_lowers_readiness);
+    tcase_add_test(tc, bad_journey_and_segment_sections_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(suite());
+}
