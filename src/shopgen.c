@@ -53,21 +53,18 @@ typedef struct {
     uint64_t s[4];
 } rng;
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-/* The splitmix64 finaliser alone: a bijection on 64-bit words. */
+/* The splitmix64 finaliser: a bijection on 64-bit words (each step is
+ * invertible), so distinct inputs give distinct ids. */
 static uint64_t mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
     return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    return mix64(*x += UINT64_C(0x9E3779B97F4A7C15));
 }
 
 static void rng_seed(rng *r, uint64_t seed)
@@ -108,8 +105,8 @@ static double unit_open(rng *r)
     return ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
 }
 
-/* Uniform integer in [0, n), n >= 1 (multiply-shift; the bias is below
- * 2^-32 for the small n used here). */
+/* Uniform integer in [0, n), n >= 1, by multiply-shift: each value's
+ * probability is off by at most n / 2^32 relative, harmless here. */
 static uint32_t below(rng *r, uint32_t n)
 {
     return (uint32_t)(((rng_next(r) >> 32) * (uint64_t)n) >> 32);
