@@ -1,8 +1,8 @@
 /* shopgen.c -- the synthetic shop of shopgen.h.
  *
  * How a run goes.  Customers are drawn once, each from its own generator
- * seeded by (seed, index), so a customer's traits do not depend on the
- * stream length.  Then the days are simulated in order with one run
+ * seeded by (seed, index), so a customer's persona, rates and tastes do
+ * not depend on the other customers or on the stream length.  Then the days are simulated in order with one run
  * generator: for each customer that has arrived, first the follow-ups due
  * that day (refund, review), then an agenda of the day's sessions (the
  * first visit, campaign clicks, purchases falling due, browsing and intent
@@ -347,7 +347,7 @@ void shopgen_defaults(shopgen_config *c)
 {
     memset(c, 0, sizeof *c);
     c->seed = 1;
-    c->customers = 1000;
+    c->customers = 10000;
     c->days = 90;
     c->start_ms = SHOPGEN_DEFAULT_START_MS;
     c->cutoff_ms = SHOPGEN_CUTOFF_AUTO;
@@ -655,6 +655,8 @@ typedef struct {
     uint8_t quantity;
 } line;
 
+/* Session numbers wrap at 2^24 per customer (ids would then repeat; at a
+ * hundred sessions a day that takes 460 years). */
 static void sess_begin(sess *s, gen *g, uint32_t idx)
 {
     s->g = g;
@@ -1459,9 +1461,9 @@ static int write_truth(const gen *g, FILE *f)
     for (uint32_t i = 0; i < g->ncust; i++) {
         const customer *c = &g->cust[i];
         *put_customer(id, g, i, c->flags & C_ANON) = '\0';
-        if (fprintf(f, "%s,%u,%d,%u,%d,%.6g,%.6g,%s\n", id, c->before_cutoff, c->in_horizon > 0,
-                    c->in_horizon, alive_at(c, g->cutoff), c->lambda, c->p_drop,
-                    personas[c->segment].name) < 0)
+        if (fprintf(f, "%s,%lu,%d,%lu,%d,%.6g,%.6g,%s\n", id, (unsigned long)c->before_cutoff,
+                    c->in_horizon > 0, (unsigned long)c->in_horizon, alive_at(c, g->cutoff),
+                    c->lambda, c->p_drop, personas[c->segment].name) < 0)
             return LS_EIO;
     }
     for (uint32_t i = 0; i < g->ncust; i++) {
@@ -1494,11 +1496,41 @@ static void summarise(gen *g)
 /* The run                                                             */
 /* ------------------------------------------------------------------ */
 
+static uint64_t fold(uint64_t h, uint64_t v)
+{
+    return mix64(h ^ mix64(v));
+}
+
+static uint64_t fold_double(uint64_t h, double v)
+{
+    uint64_t bits;
+
+    memcpy(&bits, &v, sizeof bits);
+    return fold(h, bits);
+}
+
+/* A hash of everything that shapes the events (not the format, cutoff or
+ * horizon): two different streams get different event id prefixes, so
+ * loading both into one store does not "deduplicate" one away. */
+static uint64_t stream_tag(const shopgen_config *c)
+{
+    const double params[] = {c->r, c->alpha, c->a, c->b, c->share_occasional,
+                             c->share_regular, c->share_big_spender, c->share_sale_hunter,
+                             c->existing_share, c->anon_share, c->refund_rate,
+                             c->intent_boost, c->intent_days};
+    uint64_t h = fold(fold(fold(mix64(c->seed), c->customers), (uint64_t)c->days),
+                      (uint64_t)c->start_ms);
+
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+        h = fold_double(h, params[i]);
+    return h;
+}
+
 static int gen_open(gen *g, const shopgen_config *cfg, FILE *events)
 {
     static const char hex[] = "0123456789abcdef";
     uint64_t k = cfg->seed ^ UINT64_C(0x73686f7067656e31);
-    uint64_t tag = mix64(cfg->seed);
+    uint64_t tag = stream_tag(cfg);
     int64_t end = (int64_t)cfg->days * DAY_MS;
 
     g->cfg = cfg;

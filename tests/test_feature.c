@@ -100,6 +100,27 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+typedef struct {
+    int64_t ts_ms;
+    double value;
+} cart_slot;
+
+static int cmp_slot(const void *a, const void *b)
+{
+    const cart_slot *x = a, *y = b;
+    if (x->ts_ms != y->ts_ms)
+        return (x->ts_ms > y->ts_ms) - (x->ts_ms < y->ts_ms);
+    return (x->value > y->value) - (x->value < y->value);
+}
+
+/* The cart ring as a set: its slot order is bookkeeping. */
+static void sorted_cart(const ls_features *f, cart_slot out[FEATURE_CART_RING])
+{
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        out[i] = (cart_slot){f->cart[i].ts_ms, f->cart[i].value};
+    qsort(out, FEATURE_CART_RING, sizeof out[0], cmp_slot);
+}
+
 static const feature_category *find_cat(const ls_features *f, const char *name, size_t len)
 {
     for (int i = 0; i < f->ncategories; i++)
@@ -137,10 +158,19 @@ static void assert_same(const ls_features *a, const ls_features *b, const char *
     SAME_DBL(spend);
     SAME_DBL(refunded);
     SAME_DBL(discounted_spend);
-    SAME_DBL(cart_value);
+    cart_slot sa[FEATURE_CART_RING], sb[FEATURE_CART_RING];
+    sorted_cart(a, sa);
+    sorted_cart(b, sb);
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        ck_assert_msg(sa[i].ts_ms == sb[i].ts_ms && sa[i].value == sb[i].value,
+                      "%s: cart rings differ at %d: (%lld, %g) != (%lld, %g)", what, i, (long long)sa[i].ts_ms,
+                      sa[i].value, (long long)sb[i].ts_ms, sb[i].value);
     SAME_INT(first_purchase_ms);
     SAME_INT(last_purchase_ms);
     SAME_INT(last_cart_ms);
+    SAME_DBL(first_purchase_value);
+    SAME_INT(last_review_ms);
+    SAME_INT(last_negative_ms);
     SAME_INT(rating_sum);
     SAME_INT(rating_n);
     SAME_INT(bad_reviews);
@@ -444,6 +474,7 @@ START_TEST(money_features)
     apply(&f, &rm);
     /* open cart = added - removed = 60 - 20 */
     ASSERT_FV(&f, "open_cart_value", T0 + DAY, 40.0);
+    ck_assert_double_eq(feature_open_cart(&f), 40.0);
     ASSERT_FV(&f, "cart_open", T0 + DAY, 1.0);
     ASSERT_FV(&f, "spend", T0 + DAY, 0.0);
     ASSERT_FV(&f, "avg_order_value", T0 + DAY, 0.0);
@@ -456,11 +487,13 @@ START_TEST(money_features)
     p1.has |= EVF_DISCOUNTED;
     ls_event p2 = mk_value(EV_PURCHASE, T0 + 2 * DAY, 50);
     apply(&f, &p2);
-    apply(&f, &p1);
+    apply(&f, &p1); /* the first purchase arrives second */
     ck_assert_double_eq(f.spend, 150.0);
     ck_assert_double_eq(f.discounted_spend, 100.0);
-    /* 60 - 20 - 100 - 50 = -110: the raw value may dip, the feature is clamped */
-    ck_assert_double_eq(f.cart_value, -110.0);
+    ck_assert_double_eq(f.first_purchase_value, 100.0);
+    ck_assert_int_eq(f.first_purchase_ms, T0 + DAY);
+    ck_assert_int_eq(f.last_purchase_ms, T0 + 2 * DAY);
+    /* the purchase closed the cart: nothing added since */
     ASSERT_FV(&f, "open_cart_value", T0 + 4 * DAY, 0.0);
     ASSERT_FV(&f, "cart_open", T0 + 4 * DAY, 0.0);
     ASSERT_FV(&f, "spend", T0 + 4 * DAY, 150.0);
@@ -471,26 +504,76 @@ START_TEST(money_features)
     ASSERT_FV(&f, "days_since_first_purchase", T0 + 4 * DAY, 3.0);
     ASSERT_FV(&f, "days_since_last_purchase", T0 + 4 * DAY, 2.0);
     ASSERT_FV(&f, "days_since_last_cart", T0 + 4 * DAY, 4.0);
+    ck_assert_int_eq(f.last_negative_ms, 0);
 
     ls_event r = mk_value(EV_REFUND, T0 + 3 * DAY, 30);
     apply(&f, &r);
     ck_assert_double_eq(f.refunded, 30.0);
+    ck_assert_int_eq(f.last_negative_ms, T0 + 3 * DAY);
     ASSERT_FV(&f, "refund_rate", T0 + 4 * DAY, 0.2);
     ASSERT_FV(&f, "net_spend", T0 + 4 * DAY, 120.0);
     ASSERT_FV(&f, "spend", T0 + 4 * DAY, 150.0); /* gross */
 
     /* refunds beyond the spend: the rate caps at 1, net spend at 0 */
-    ls_event r2 = mk_value(EV_REFUND, T0 + 3 * DAY, 200);
+    ls_event r2 = mk_value(EV_REFUND, T0 + 2 * DAY, 200);
     apply(&f, &r2);
+    ck_assert_int_eq(f.last_negative_ms, T0 + 3 * DAY); /* the latest, not the last to arrive */
     ASSERT_FV(&f, "refund_rate", T0 + 4 * DAY, 1.0);
     ASSERT_FV(&f, "net_spend", T0 + 4 * DAY, 0.0);
 
-    /* a fresh cart after the purchases: -110 + 500 = 390, open again */
+    /* a fresh cart after the purchases: 500 - 120 = 380 */
     ls_event add2 = mk_value(EV_ADD_TO_CART, T0 + 5 * DAY, 500);
     apply(&f, &add2);
-    ASSERT_FV(&f, "open_cart_value", T0 + 5 * DAY, 390.0);
+    ASSERT_FV(&f, "open_cart_value", T0 + 5 * DAY, 500.0);
     ASSERT_FV(&f, "cart_open", T0 + 5 * DAY, 1.0);
     ASSERT_FV(&f, "days_since_last_cart", T0 + 5 * DAY, 0.0);
+    ls_event rm2 = mk_value(EV_REMOVE_FROM_CART, T0 + 5 * DAY + 1000, 120);
+    apply(&f, &rm2);
+    ASSERT_FV(&f, "open_cart_value", T0 + 6 * DAY, 380.0);
+    /* a late cart add from before the last purchase does not reopen anything */
+    ls_event late = mk_value(EV_ADD_TO_CART, T0 + DAY + DAY / 2, 70);
+    apply(&f, &late);
+    ASSERT_FV(&f, "open_cart_value", T0 + 6 * DAY, 380.0);
+    ck_assert_int_eq(f.last_cart_ms, T0 + 5 * DAY);
+    /* removing more than is in the cart: clamped at 0 when read */
+    ls_event rm3 = mk_value(EV_REMOVE_FROM_CART, T0 + 5 * DAY + 2000, 1000);
+    apply(&f, &rm3);
+    ASSERT_FV(&f, "open_cart_value", T0 + 6 * DAY, 0.0);
+    ASSERT_FV(&f, "cart_open", T0 + 6 * DAY, 0.0);
+    ck_assert_double_eq(feature_open_cart(&f), 0.0);
+}
+END_TEST
+
+/* Seven cart adds of 1, 2, 4 .. 64: the ring keeps the six latest by time
+ * (2 + 4 + .. + 64 = 126) whatever the arrival order, and so does a merge
+ * of two records that split them. */
+START_TEST(cart_ring_keeps_the_latest_by_time)
+{
+    ls_event ev[7];
+    for (int k = 0; k < 7; k++)
+        ev[k] = mk_value(EV_ADD_TO_CART, T0 + k * 3600000LL, (double)(1 << k));
+    ls_features fwd, rev, odd, even;
+    feature_init(&fwd);
+    feature_init(&rev);
+    feature_init(&odd);
+    feature_init(&even);
+    for (int k = 0; k < 7; k++) {
+        apply(&fwd, &ev[k]);
+        apply(&rev, &ev[6 - k]);
+        apply(k % 2 ? &odd : &even, &ev[k]);
+    }
+    ck_assert_uint_eq(FEATURE_CART_RING, 6);
+    ASSERT_FV(&fwd, "open_cart_value", T0 + DAY, 126.0);
+    ASSERT_FV(&rev, "open_cart_value", T0 + DAY, 126.0);
+    feature_merge(&even, &odd, &DECAY);
+    ASSERT_FV(&even, "open_cart_value", T0 + DAY, 126.0);
+    ls_features a, b, c;
+    roundtrip(&fwd, &a);
+    roundtrip(&rev, &b);
+    roundtrip(&even, &c);
+    assert_same(&a, &b, "cart ring, reversed");
+    assert_same(&a, &c, "cart ring, merged");
+    ASSERT_FV(&a, "open_cart_value", T0 + DAY, 126.0);
 }
 END_TEST
 
@@ -509,6 +592,8 @@ START_TEST(reviews_and_birthday)
     ASSERT_FV(&f, "bad_reviews", T0, 2.0);
     ASSERT_FV(&f, "good_reviews", T0, 3.0);
     ASSERT_FV(&f, "has_birthday", T0, 0.0);
+    ck_assert_int_eq(f.last_review_ms, T0 + 5000);
+    ck_assert_int_eq(f.last_negative_ms, T0 + 1000); /* the 2-star review */
     ls_event p = mk(EV_PROFILE, T0);
     p.birthday_mmdd = 1224;
     p.has |= EVF_BIRTHDAY;
@@ -767,7 +852,13 @@ START_TEST(encode_decode_round_trip)
     ck_assert_double_eq(g.spend, f.spend); /* money is kept as double */
     ck_assert_double_eq(g.refunded, f.refunded);
     ck_assert_double_eq(g.discounted_spend, f.discounted_spend);
-    ck_assert_double_eq(g.cart_value, f.cart_value);
+    for (int i = 0; i < FEATURE_CART_RING; i++) {
+        ck_assert_int_eq(g.cart[i].ts_ms, f.cart[i].ts_ms);
+        ck_assert(g.cart[i].value == f.cart[i].value);
+    }
+    ck_assert_double_eq(g.first_purchase_value, f.first_purchase_value);
+    ck_assert_int_eq(g.last_review_ms, f.last_review_ms);
+    ck_assert_int_eq(g.last_negative_ms, f.last_negative_ms);
     ck_assert_int_eq(g.first_purchase_ms, f.first_purchase_ms);
     ck_assert_int_eq(g.last_purchase_ms, f.last_purchase_ms);
     ck_assert_int_eq(g.last_cart_ms, f.last_cart_ms);
@@ -867,6 +958,79 @@ START_TEST(corrupt_or_newer_records_are_refused)
 }
 END_TEST
 
+/* The record layout of the first release (commit b560223), which wrote
+ * version byte 1: ..., spend, refunded, discounted_spend, cart_value (f64),
+ * first_purchase_ms, last_purchase_ms, last_cart_ms, the four review
+ * counters, then the categories. */
+static size_t v1_record(uint8_t *buf)
+{
+    uint8_t *p = buf;
+#define PUT(type, v) do { type x_ = (v); memcpy(p, &x_, sizeof x_); p += sizeof x_; } while (0)
+    PUT(uint8_t, 1);                 /* version */
+    PUT(uint8_t, 1);                 /* ncategories */
+    PUT(uint16_t, 1224);             /* birthday */
+    PUT(int64_t, T0);                /* first_seen */
+    PUT(int64_t, T0 + DAY);          /* last_seen */
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        PUT(uint32_t, i == EV_PURCHASE || i == EV_ADD_TO_CART ? 1u : 0u);
+    for (int k = 0; k < 2; k++)      /* recent, decayed */
+        for (int i = 0; i < EV_TYPE_COUNT; i++)
+            PUT(float, i == EV_PURCHASE ? 1.0f : i == EV_ADD_TO_CART ? 0.5f : 0.0f);
+    PUT(uint32_t, 0);                /* sessions */
+    for (int i = 0; i < 4; i++)
+        PUT(uint32_t, 0);            /* session ring */
+    PUT(float, 0.0f);
+    PUT(float, 0.0f);
+    PUT(double, 40.0);               /* spend */
+    PUT(double, 0.0);                /* refunded */
+    PUT(double, 0.0);                /* discounted_spend */
+    PUT(double, 25.0);               /* cart_value */
+    PUT(int64_t, T0 + DAY);          /* first_purchase */
+    PUT(int64_t, T0 + DAY);          /* last_purchase */
+    PUT(int64_t, T0);                /* last_cart */
+    for (int i = 0; i < 4; i++)
+        PUT(uint32_t, 0);            /* rating_sum, rating_n, bad, good */
+    PUT(uint16_t, 5);
+    memcpy(p, "books", 5);
+    p += 5;
+    PUT(uint32_t, 2);
+    PUT(float, 3.0f);
+    PUT(float, 3.0f);
+#undef PUT
+    return (size_t)(p - buf);
+}
+
+/* EXPECTS A FIX in src/feature.c / feature.h: commit e8576d6 replaced
+ * cart_value (8 bytes) with a 6-slot cart ring and added
+ * first_purchase_value, last_review_ms and last_negative_ms, but kept
+ * FEATURE_RECORD_VERSION at 1.  Every record an earlier binary stored now
+ * fails to decode (LS_EPARSE: store_reader_get fails, store_reader_scan
+ * silently skips the customer), and an older binary reading a new record
+ * gets LS_EPARSE instead of LS_EVERSION.  PROTOCOL.md section 5: "a newer
+ * binary opens an older store, and an older binary refuses a newer store
+ * with a clear error".  Bump the version and keep reading version 1. */
+START_TEST(records_of_the_first_layout_still_decode)
+{
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    ls_features f;
+    size_t n = v1_record(buf);
+    int rc = feature_decode(&f, buf, n);
+    ck_assert_msg(rc == LS_OK, "a version-1 record of the first layout (%zu bytes) gives %d", n, rc);
+    ck_assert_int_eq(f.first_seen_ms, T0);
+    ck_assert_int_eq(f.last_seen_ms, T0 + DAY);
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 1);
+    ck_assert_uint_eq(f.count[EV_ADD_TO_CART], 1);
+    ck_assert_double_eq(f.recent[EV_PURCHASE], 1.0);
+    ck_assert_double_eq(f.spend, 40.0);
+    ck_assert_int_eq(f.last_purchase_ms, T0 + DAY);
+    ck_assert_int_eq(f.last_cart_ms, T0);
+    ck_assert_uint_eq(f.birthday_mmdd, 1224);
+    ck_assert_uint_eq(f.ncategories, 1);
+    ck_assert_uint_eq(f.categories[0].count, 2);
+    ck_assert_mem_eq(f.categories[0].name, "books", 5);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Named values                                                        */
 /* ------------------------------------------------------------------ */
@@ -960,6 +1124,7 @@ static Suite *suite(void)
 
     tc = tcase_create("content");
     tcase_add_test(tc, money_features);
+    tcase_add_test(tc, cart_ring_keeps_the_latest_by_time);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
     tcase_add_test(tc, category_top_k_keeps_the_strongest);
@@ -975,6 +1140,7 @@ static Suite *suite(void)
     tcase_add_test(tc, encode_into_a_short_buffer_fails);
     tcase_add_test(tc, truncated_record_is_a_parse_error_at_every_length);
     tcase_add_test(tc, corrupt_or_newer_records_are_refused);
+    tcase_add_test(tc, records_of_the_first_layout_still_decode); /* expects a fix */
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");

@@ -86,24 +86,37 @@ static void disappointed_buyer(ls_features *f)
     add(f, EV_REVIEW, T0, -1, NULL);
 }
 
-/* A model text with the given parts (each ends in ",\n" except tiers). */
-static char *model_text(const char *half_lives, const char *logistic, const char *tiers)
+/* The customer-base section every model file needs (as default.json). */
+#define CLV_OK                                                                                       \
+    "  \"clv\": {\"time_unit_days\": 7, \"horizon_days\": 365,\n"                                      \
+    "          \"bgnbd\": {\"r\": 0.243, \"alpha\": 4.414, \"a\": 0.793, \"b\": 2.426},\n"               \
+    "          \"gamma_gamma\": {\"p\": 6.25, \"q\": 3.74, \"gamma\": 15.44}}\n"
+
+/* A model text with the given parts, each "" or ending in ",\n"; the clv
+ * section comes last (CLV_OK when clv is NULL). */
+static char *model_text_clv(const char *half_lives, const char *logistic, const char *tiers, const char *clv)
 {
-    static char buf[8192];
-    snprintf(buf, sizeof buf,
+    static char buf[16384];
+    int n = snprintf(buf, sizeof buf,
              "{\n"
              "  \"name\": \"t\",\n"
              "  \"version\": \"1\",\n"
              "  \"horizon_days\": 30,\n"
-             "%s%s%s"
+             "%s%s%s%s"
              "}\n",
-             half_lives, logistic, tiers);
+             half_lives, logistic, tiers, clv ? clv : CLV_OK);
+    ck_assert_int_lt(n, (int)sizeof buf);
     return buf;
+}
+
+static char *model_text(const char *half_lives, const char *logistic, const char *tiers)
+{
+    return model_text_clv(half_lives, logistic, tiers, NULL);
 }
 
 #define HL_OK "  \"half_lives_days\": {\"short\": 3, \"long\": 30},\n"
 #define LG_OK "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"purchase_count\", \"transform\": \"log1p\", \"coef\": 0.5}]},\n"
-#define TI_OK "  \"tiers\": {\"hot\": 0.3, \"warm\": 0.1}\n"
+#define TI_OK "  \"tiers\": {\"hot\": 0.3, \"warm\": 0.1},\n"
 
 static int load_text(const char *text, model **m, char *err, size_t cap)
 {
@@ -215,15 +228,20 @@ START_TEST(score_by_hand_cart_shopper)
     ck_assert_int_eq(r.score_100, 12);
     ck_assert_str_eq(r.tier, "warm");
 
-    /* two purchases of 0 at T0 more: purchase_count 2, purchase_decayed 2:
-     * logit = -1.206062 + 0.7 ln3 + 0.6 ln3 = 0.222162, score 0.555 -> hot */
-    add(&f, EV_PURCHASE, T0, 0, NULL);
-    add(&f, EV_PURCHASE, T0, 0, NULL);
+    /* two purchases at T0 more: purchase_count 2, purchase_decayed 2, and
+     * the purchase closes the cart (open_cart_value 100 -> 0):
+     * logit = -1.206062 - 0.12 ln101 + 0.7 ln3 + 0.6 ln3
+     *       = -1.206062 - 0.553815 + 0.769029 + 0.659167 = -0.331681,
+     * score = 0.417830 -> 42, hot (>= 0.30) */
+    add(&f, EV_PURCHASE, T0, 100, NULL);
+    add(&f, EV_PURCHASE, T0, 20, NULL);
     score_at(m, &f, T0, 0, &r);
-    want = -1.2060621577693253 + 0.7 * log1p(2) + 0.6 * log1p(2);
+    want = -1.2060621577693253 - 0.12 * log1p(100) + 0.7 * log1p(2) + 0.6 * log1p(2);
+    ck_assert_double_eq_tol(want, -0.3316806, 1e-6);
     ck_assert_double_eq_tol(r.logit, want, 1e-9);
     ck_assert_double_eq_tol(r.score, 1.0 / (1.0 + exp(-want)), 1e-12);
-    ck_assert_int_eq(r.score_100, 56);
+    ck_assert_double_eq_tol(r.score, 0.41783, 1e-5);
+    ck_assert_int_eq(r.score_100, 42);
     ck_assert_str_eq(r.tier, "hot");
     model_unref(&m);
 }
@@ -362,7 +380,7 @@ static void tier_case(const char *intercept, const char *hot, const char *warm, 
     ls_features f;
     model_result r;
     snprintf(logistic, sizeof logistic, "  \"logistic\": {\"intercept\": %s, \"terms\": []},\n", intercept);
-    snprintf(tiers, sizeof tiers, "  \"tiers\": {\"hot\": %s, \"warm\": %s}\n", hot, warm);
+    snprintf(tiers, sizeof tiers, "  \"tiers\": {\"hot\": %s, \"warm\": %s},\n", hot, warm);
     ck_assert_msg(load_text(model_text(HL_OK, logistic, tiers), &m, err, sizeof err) == LS_OK, "%s", err);
     feature_init(&f);
     score_at(m, &f, T0, 0, &r);
@@ -417,7 +435,7 @@ START_TEST(bad_model_texts_are_parse_errors)
     assert_bad("{\n  \"name\": \"x\",\n  \"version\": \"1\" \"oops\",\n  \"horizon_days\": 30\n}\n", "line 3");
     assert_bad("{\n\n\n\n  \"name\": \"x\",,\n}", "line 5");
     assert_bad("", "line 1");
-    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3, \"hot\": 0.1}\n"), "duplicate");
+    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3, \"hot\": 0.1},\n"), "duplicate");
 
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"nope_recent\", \"coef\": 1}]},\n",
@@ -435,11 +453,25 @@ START_TEST(bad_model_texts_are_parse_errors)
                "\"coef\"");
     assert_bad(model_text(HL_OK, "  \"logistic\": {\"intercept\": \"-1\", \"terms\": []},\n", TI_OK),
                "\"intercept\"");
-    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3, \"warm\": 0.5}\n"), "warm");
-    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 1.5, \"warm\": 0.5}\n"), "tiers");
-    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3, \"warm\": 0}\n"), "\"warm\"");
-    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3}\n"), "\"warm\"");
-    assert_bad(model_text(HL_OK, LG_OK, "  \"nothing\": 1\n"), "\"tiers\"");
+    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3, \"warm\": 0.5},\n"), "warm");
+    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 1.5, \"warm\": 0.5},\n"), "tiers");
+    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3, \"warm\": 0},\n"), "\"warm\"");
+    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": {\"hot\": 0.3},\n"), "\"warm\"");
+    assert_bad(model_text(HL_OK, LG_OK, ""), "\"tiers\"");
+    assert_bad(model_text(HL_OK, LG_OK, "  \"tiers\": [0.3, 0.1],\n"), "\"tiers\"");
+    assert_bad(model_text(HL_OK, LG_OK, TI_OK "  \"colour\": \"blue\",\n"), "unknown top-level key \"colour\"");
+    assert_bad(model_text_clv(HL_OK, LG_OK, TI_OK, "  \"x\": 1\n"), "unknown top-level key \"x\"");
+    assert_bad(model_text_clv(HL_OK, LG_OK, TI_OK, "  \"clv\": 7\n"), "\"clv\"");
+    assert_bad(model_text_clv(HL_OK, LG_OK, TI_OK,
+                              "  \"clv\": {\"time_unit_days\": 7, \"horizon_days\": 365,\n"
+                              "          \"bgnbd\": {\"alpha\": 4.414, \"a\": 0.793, \"b\": 2.426},\n"
+                              "          \"gamma_gamma\": {\"p\": 6.25, \"q\": 3.74, \"gamma\": 15.44}}\n"),
+               "\"r\"");
+    assert_bad(model_text_clv(HL_OK, LG_OK, TI_OK,
+                              "  \"clv\": {\"time_unit_days\": 7, \"horizon_days\": 365,\n"
+                              "          \"bgnbd\": {\"r\": 0.243, \"alpha\": 4.414, \"a\": 0.793, \"b\": 2.426},\n"
+                              "          \"gamma_gamma\": {\"p\": 6.25, \"q\": 1, \"gamma\": 15.44}}\n"),
+               "gamma_gamma.q");
     assert_bad(model_text("", LG_OK, TI_OK), "\"half_lives_days\"");
     assert_bad(model_text("  \"half_lives_days\": 3,\n", LG_OK, TI_OK), "\"half_lives_days\"");
     assert_bad(model_text("  \"half_lives_days\": {\"short\": 0, \"long\": 30},\n", LG_OK, TI_OK), "\"short\"");
@@ -462,12 +494,12 @@ START_TEST(bad_model_texts_are_parse_errors)
                           TI_OK),
                "\"feature\"");
     assert_bad("[1, 2]", "top level");
-    assert_bad("{\"version\": \"1\", \"horizon_days\": 30}", "\"name\"");
-    assert_bad("{\"name\": 5, \"version\": \"1\", \"horizon_days\": 30}", "\"name\"");
-    assert_bad("{\"name\": \"n\", \"version\": \"1\", \"horizon_days\": -30}", "\"horizon_days\"");
+    assert_bad("{\"version\": \"1\", \"horizon_days\": 30,\n" CLV_OK "}", "\"name\"");
+    assert_bad("{\"name\": 5, \"version\": \"1\", \"horizon_days\": 30,\n" CLV_OK "}", "\"name\"");
+    assert_bad("{\"name\": \"n\", \"version\": \"1\", \"horizon_days\": -30,\n" CLV_OK "}", "\"horizon_days\"");
 
     /* more terms than MODEL_MAX_TERMS */
-    static char many[16384];
+    static char many[8192];
     size_t at = (size_t)snprintf(many, sizeof many, "  \"logistic\": {\"intercept\": 0, \"terms\": [");
     for (int i = 0; i <= MODEL_MAX_TERMS; i++)
         at += (size_t)snprintf(many + at, sizeof many - at, "%s{\"feature\": \"spend\", \"coef\": 0.01}",

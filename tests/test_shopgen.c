@@ -483,6 +483,47 @@ START_TEST(test_deterministic)
 }
 END_TEST
 
+/* The event id prefix of a run (up to the '-'), from its first line. */
+static void id_prefix(const shopgen_config *c, char *out, size_t cap)
+{
+    text ev;
+
+    ck_assert_int_eq(run_text(c, &ev, NULL, NULL), LS_OK);
+    const char *p = strstr(ev.data, "\"event_id\":\"");
+    ck_assert_ptr_nonnull(p);
+    p += strlen("\"event_id\":\"");
+    size_t n = strcspn(p, "-");
+    ck_assert_uint_lt(n, cap);
+    memcpy(out, p, n);
+    out[n] = '\0';
+    text_free(&ev);
+}
+
+/* Different streams never share event ids (a store would drop one as
+ * duplicates); settings that leave the events alone keep them. */
+START_TEST(test_event_id_prefix)
+{
+    shopgen_config c;
+    char base[32], other[32];
+
+    small_config(&c, SHOPGEN_JSONL);
+    id_prefix(&c, base, sizeof base);
+    ck_assert_uint_eq(strlen(base), 8);
+    c.customers++;
+    id_prefix(&c, other, sizeof other);
+    ck_assert_str_ne(base, other);
+    small_config(&c, SHOPGEN_JSONL);
+    c.refund_rate = 0.05;
+    id_prefix(&c, other, sizeof other);
+    ck_assert_str_ne(base, other);
+    small_config(&c, SHOPGEN_JSONL);
+    c.horizon_days = 3;
+    c.cutoff_ms = c.start_ms;
+    id_prefix(&c, other, sizeof other);
+    ck_assert_str_eq(base, other);
+}
+END_TEST
+
 START_TEST(test_jsonl_schema_order_ids)
 {
     shopgen_config c;
@@ -923,6 +964,7 @@ static Suite *shopgen_suite(void)
     tcase_add_test(basic, test_defaults);
     tcase_add_test(basic, test_invalid_config);
     tcase_add_loop_test(basic, test_deterministic, 0, 2);
+    tcase_add_test(basic, test_event_id_prefix);
     tcase_add_test(basic, test_jsonl_schema_order_ids);
     tcase_add_test(basic, test_csv_shape);
     tcase_add_test(basic, test_progress);
