@@ -158,13 +158,13 @@ int codec_parse_request(const char *buf, size_t len, msgpack_zone *zone, codec_r
         *why = "the request must be a msgpack map";
         return LS_EBADREQ;
     }
+    req->id = codec_map_get(&req->root, "id"); /* first, so every error can echo it */
     for (uint32_t i = 0; i < req->root.via.map.size; i++) {
         if (req->root.via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
             *why = "request map keys must be strings";
             return LS_EBADREQ;
         }
     }
-    req->id = codec_map_get(&req->root, "id");
     rc = codec_get_str(&req->root, "op", &req->op);
     if (rc) {
         *why = rc == LS_ENOTFOUND ? "missing \"op\"" : "\"op\" must be a string";

@@ -55,7 +55,7 @@ int config_parse_size(const char *s, uint64_t *out)
         {"", 1}, {"B", 1}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30},
         {"TiB", 1ULL << 40}, {"K", 1000}, {"M", 1000000}, {"G", 1000000000}};
     char *end;
-    if (!s || !*s || *s == '-')
+    if (!s || *s < '0' || *s > '9') /* no sign, no leading space */
         return LS_EINVAL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

@@ -80,21 +80,63 @@ static uint32_t hash32(const char *s, size_t len)
     return h ? h : 1; /* 0 marks an empty ring slot */
 }
 
-/* Sessions are counted by id.  The last FEATURE_SESSION_RING distinct ids
- * are remembered, so events of a recent session count it once whatever
- * their order; an id older than that which comes back counts again. */
-static void note_session(ls_features *f, const ls_str *session, double ws, double wl)
+/* Sessions are counted by id, and a session weighs as its latest event.
+ * The FEATURE_SESSION_RING most recent sessions (by their latest event)
+ * are remembered with that time, so events of those sessions count the
+ * session once, and at the same weight, whatever their arrival order.  A
+ * session older than all remembered ones, when the ring is full, counts as
+ * new.  Refunds and support tickets do not make a visit. */
+static int ring_find(const ls_features *f, uint32_t h)
 {
-    if (session->len == 0)
-        return;
-    uint32_t h = hash32(session->ptr, session->len);
     for (int i = 0; i < FEATURE_SESSION_RING; i++)
-        if (f->session_ring[i] == h)
-            return;
-    f->session_ring[f->sessions % FEATURE_SESSION_RING] = h;
+        if (f->session_ring[i].hash == h)
+            return i;
+    return -1;
+}
+
+/* Remembers session h at ts in the slot of the oldest remembered one,
+ * unless ts is older than all of them. */
+static void ring_insert(ls_features *f, uint32_t h, int64_t ts)
+{
+    int slot = -1;
+    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
+        if (f->session_ring[i].hash == 0) {
+            slot = i; /* a free slot */
+            break;
+        }
+        if (slot < 0 || f->session_ring[i].ts_ms < f->session_ring[slot].ts_ms)
+            slot = i; /* else the oldest */
+    }
+    if (f->session_ring[slot].hash != 0 && f->session_ring[slot].ts_ms > ts)
+        return;
+    f->session_ring[slot].hash = h;
+    f->session_ring[slot].ts_ms = ts;
+}
+
+static double weight_at(const ls_features *f, int64_t ts, int64_t half_life)
+{
+    return feature_decay_factor(f->last_seen_ms - ts, half_life);
+}
+
+static void note_session(ls_features *f, const ls_event *ev, const feature_decay *d)
+{
+    if (ev->session.len == 0 || ev->type == EV_REFUND || ev->type == EV_SUPPORT_TICKET)
+        return;
+    uint32_t h = hash32(ev->session.ptr, ev->session.len);
+    int i = ring_find(f, h);
+    if (i >= 0) {
+        int64_t old = f->session_ring[i].ts_ms;
+        if (ev->ts_ms > old) {
+            f->sessions_recent += weight_at(f, ev->ts_ms, d->short_ms) - weight_at(f, old, d->short_ms);
+            f->sessions_decayed += weight_at(f, ev->ts_ms, d->long_ms) - weight_at(f, old, d->long_ms);
+            f->session_ring[i].ts_ms = ev->ts_ms;
+        }
+        return;
+    }
+    ring_insert(f, h, ev->ts_ms);
     f->sessions++;
-    f->sessions_recent += ws;
-    f->sessions_decayed += wl;
+    f->sessions_recent += weight_at(f, ev->ts_ms, d->short_ms);
+    f->sessions_decayed += weight_at(f, ev->ts_ms, d->long_ms);
 }
 
 static int find_category(const ls_features *f, const char *name, size_t len)
@@ -214,8 +256,11 @@ static void apply_opinion(ls_features *f, const ls_event *ev)
         if (ev->rating >= 4)
             f->good_reviews++;
     }
-    if (ev->has & EVF_BIRTHDAY)
+    if ((ev->has & EVF_BIRTHDAY) && (ev->ts_ms > f->birthday_ts_ms || !f->birthday_mmdd ||
+                                     (ev->ts_ms == f->birthday_ts_ms && ev->birthday_mmdd > f->birthday_mmdd))) {
         f->birthday_mmdd = (uint16_t)ev->birthday_mmdd;
+        f->birthday_ts_ms = ev->ts_ms;
+    }
 }
 
 void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *d)
@@ -227,7 +272,7 @@ void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *d)
     f->count[ev->type]++;
     f->recent[ev->type] += ws;
     f->decayed[ev->type] += wl;
-    note_session(f, &ev->session, ws, wl);
+    note_session(f, ev, d);
     apply_money(f, ev);
     apply_opinion(f, ev);
     double cw = category_weight[ev->type];
@@ -244,24 +289,30 @@ static int64_t min_nonzero(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-static void merge_sessions(ls_features *dst, const ls_features *src)
+/* Both records are at the same anchor here.  A session both remember was
+ * counted, and weighed, in each: it is counted once, at its latest time. */
+static void merge_sessions(ls_features *dst, const ls_features *src, const feature_decay *d)
 {
-    uint32_t shared = 0;
-    for (int i = 0; i < FEATURE_SESSION_RING; i++)
-        for (int j = 0; src->session_ring[i] && j < FEATURE_SESSION_RING; j++)
-            if (src->session_ring[i] == dst->session_ring[j])
-                shared++;
-    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
-        uint32_t h = src->session_ring[i];
-        int seen = 0;
-        for (int j = 0; h && j < FEATURE_SESSION_RING; j++)
-            seen |= dst->session_ring[j] == h;
-        if (h && !seen)
-            dst->session_ring[(dst->sessions + i) % FEATURE_SESSION_RING] = h;
-    }
-    dst->sessions += src->sessions - (shared < src->sessions ? shared : src->sessions);
+    dst->sessions += src->sessions;
     dst->sessions_recent += src->sessions_recent;
     dst->sessions_decayed += src->sessions_decayed;
+    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
+        uint32_t h = src->session_ring[i].hash;
+        int64_t ts = src->session_ring[i].ts_ms;
+        if (!h)
+            continue;
+        int j = ring_find(dst, h);
+        if (j < 0) {
+            ring_insert(dst, h, ts);
+            continue;
+        }
+        int64_t older = ts < dst->session_ring[j].ts_ms ? ts : dst->session_ring[j].ts_ms;
+        dst->sessions--;
+        dst->sessions_recent -= weight_at(dst, older, d->short_ms);
+        dst->sessions_decayed -= weight_at(dst, older, d->long_ms);
+        if (ts > dst->session_ring[j].ts_ms)
+            dst->session_ring[j].ts_ms = ts;
+    }
 }
 
 void feature_merge(ls_features *dst, const ls_features *src_in, const feature_decay *d)
@@ -283,7 +334,7 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
         dst->recent[i] += src.recent[i];
         dst->decayed[i] += src.decayed[i];
     }
-    merge_sessions(dst, &src);
+    merge_sessions(dst, &src, d);
     dst->spend += src.spend;
     dst->refunded += src.refunded;
     dst->discounted_spend += src.discounted_spend;
@@ -305,8 +356,10 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
     dst->rating_n += src.rating_n;
     dst->bad_reviews += src.bad_reviews;
     dst->good_reviews += src.good_reviews;
-    if (dst->birthday_mmdd == 0)
+    if (src.birthday_mmdd && (!dst->birthday_mmdd || src.birthday_ts_ms > dst->birthday_ts_ms)) {
         dst->birthday_mmdd = src.birthday_mmdd;
+        dst->birthday_ts_ms = src.birthday_ts_ms;
+    }
     for (int i = 0; i < src.ncategories; i++) {
         const feature_category *c = &src.categories[i];
         add_category(dst, c->name, c->len, c->count, c->recent, c->decayed);
@@ -376,6 +429,7 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     put_u8(&w, FEATURE_RECORD_VERSION);
     put_u8(&w, f->ncategories);
     put_u16(&w, f->birthday_mmdd);
+    put_i64(&w, f->birthday_ts_ms);
     put_i64(&w, f->first_seen_ms);
     put_i64(&w, f->last_seen_ms);
     for (int i = 0; i < EV_TYPE_COUNT; i++)
@@ -385,8 +439,10 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     for (int i = 0; i < EV_TYPE_COUNT; i++)
         put_f32(&w, f->decayed[i]);
     put_u32(&w, f->sessions);
-    for (int i = 0; i < FEATURE_SESSION_RING; i++)
-        put_u32(&w, f->session_ring[i]);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
+        put_u32(&w, f->session_ring[i].hash);
+        put_i64(&w, f->session_ring[i].ts_ms);
+    }
     put_f32(&w, f->sessions_recent);
     put_f32(&w, f->sessions_decayed);
     put_f64(&w, f->spend);
@@ -435,17 +491,46 @@ static void decode_category(rcur *r, feature_category *c)
     c->decayed = get_f32(r);
 }
 
+static void decode_sessions(rcur *r, ls_features *f, int v1)
+{
+    f->sessions = get_u32(r);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
+        f->session_ring[i].hash = get_u32(r);
+        /* version 1 kept no session times: take the record's anchor */
+        f->session_ring[i].ts_ms = v1 ? (f->session_ring[i].hash ? f->last_seen_ms : 0) : get_i64(r);
+    }
+    f->sessions_recent = get_f32(r);
+    f->sessions_decayed = get_f32(r);
+}
+
+/* Version 1 kept a running cart sum instead of the cart ring; a positive
+ * one becomes one cart event at the last cart time. */
+static void decode_cart(rcur *r, ls_features *f, int v1, double *v1_cart)
+{
+    if (v1) {
+        *v1_cart = get_f64(r);
+        return;
+    }
+    for (int i = 0; i < FEATURE_CART_RING; i++) {
+        f->cart[i].ts_ms = get_i64(r);
+        f->cart[i].value = (float)get_f32(r);
+    }
+}
+
 int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
 {
     rcur r = {buf, len, 0};
+    double v1_cart = 0;
     feature_init(f);
     uint8_t version = get_u8(&r);
-    if (r.bad)
+    if (r.bad || version == 0)
         return LS_EPARSE;
     if (version > FEATURE_RECORD_VERSION)
         return LS_EVERSION;
+    int v1 = version == 1;
     f->ncategories = get_u8(&r);
     f->birthday_mmdd = get_u16(&r);
+    f->birthday_ts_ms = v1 ? 0 : get_i64(&r);
     f->first_seen_ms = get_i64(&r);
     f->last_seen_ms = get_i64(&r);
     for (int i = 0; i < EV_TYPE_COUNT; i++)
@@ -454,24 +539,22 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
         f->recent[i] = get_f32(&r);
     for (int i = 0; i < EV_TYPE_COUNT; i++)
         f->decayed[i] = get_f32(&r);
-    f->sessions = get_u32(&r);
-    for (int i = 0; i < FEATURE_SESSION_RING; i++)
-        f->session_ring[i] = get_u32(&r);
-    f->sessions_recent = get_f32(&r);
-    f->sessions_decayed = get_f32(&r);
+    decode_sessions(&r, f, v1);
     f->spend = get_f64(&r);
     f->refunded = get_f64(&r);
     f->discounted_spend = get_f64(&r);
-    for (int i = 0; i < FEATURE_CART_RING; i++) {
-        f->cart[i].ts_ms = get_i64(&r);
-        f->cart[i].value = (float)get_f32(&r);
-    }
+    decode_cart(&r, f, v1, &v1_cart);
     f->first_purchase_ms = get_i64(&r);
     f->last_purchase_ms = get_i64(&r);
     f->last_cart_ms = get_i64(&r);
-    f->first_purchase_value = get_f64(&r);
-    f->last_review_ms = get_i64(&r);
-    f->last_negative_ms = get_i64(&r);
+    if (!v1) {
+        f->first_purchase_value = get_f64(&r);
+        f->last_review_ms = get_i64(&r);
+        f->last_negative_ms = get_i64(&r);
+    } else if (v1_cart > 0.005) {
+        f->cart[0].ts_ms = f->last_cart_ms ? f->last_cart_ms : f->last_seen_ms;
+        f->cart[0].value = (float)v1_cart;
+    }
     f->rating_sum = get_u32(&r);
     f->rating_n = get_u32(&r);
     f->bad_reviews = get_u32(&r);

@@ -28,7 +28,9 @@
 #define FEATURE_MAX_ENCODED 4096
 /* Cap for "days since" features when the thing never happened. */
 #define FEATURE_NEVER_DAYS 3650.0
-#define FEATURE_RECORD_VERSION 1
+/* 2: session times, cart ring, birthday time, first order value, last
+ * review and negative times.  Version-1 records still decode. */
+#define FEATURE_RECORD_VERSION 2
 
 /* The two half-lives of every decayed counter, in ms.  "recent" uses the
  * short one (days: this week's intent), "decayed" the long one (weeks:
@@ -53,7 +55,10 @@ typedef struct {
     double recent[EV_TYPE_COUNT];
     double decayed[EV_TYPE_COUNT];
     uint32_t sessions;          /* distinct session ids (see feature.c) */
-    uint32_t session_ring[FEATURE_SESSION_RING];
+    struct {
+        uint32_t hash;          /* 0 = empty slot */
+        int64_t ts_ms;          /* the session's latest event */
+    } session_ring[FEATURE_SESSION_RING];
     double sessions_recent;
     double sessions_decayed;
     double spend;               /* gross purchase value */
@@ -74,6 +79,7 @@ typedef struct {
     uint32_t bad_reviews;       /* rating <= 2 */
     uint32_t good_reviews;      /* rating >= 4 */
     uint16_t birthday_mmdd;     /* 0 = unknown */
+    int64_t birthday_ts_ms;     /* time of the profile event that set it */
     uint8_t ncategories;
     feature_category categories[FEATURE_MAX_CATEGORIES];
 } ls_features;

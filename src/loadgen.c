@@ -724,8 +724,9 @@ static int echo_one(void *from, void *to)
     for (;;) {
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, from, ZMQ_DONTWAIT) < 0) {
+            int err = zmq_errno();
             zmq_msg_close(&m);
-            return zmq_errno() == EAGAIN ? 0 : -1;
+            return err == EAGAIN ? 0 : -1;
         }
         int more = zmq_msg_more(&m);
         if (to)
@@ -1009,8 +1010,9 @@ static int receive_one(lg_client *c)
     zmq_msg_t m;
     zmq_msg_init(&m);
     if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+        int err = zmq_errno();
         zmq_msg_close(&m);
-        return zmq_errno() == EAGAIN ? 0 : -1;
+        return err == EAGAIN || err == EFSM ? 0 : -1; /* EFSM: a REQ with nothing asked */
     }
     /* a DEALER reply is [empty delimiter, body]: step to the last frame */
     while (zmq_msg_more(&m)) {
@@ -1060,8 +1062,8 @@ static void request_loop(lg_client *c)
         if (stop >= 2)
             break;
         send_due(c);
-        int got;
-        while ((got = receive_one(c)) > 0)
+        int got = 0;
+        while (c->outstanding > 0 && (got = receive_one(c)) > 0)
             ;
         if (got < 0)
             break;

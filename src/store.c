@@ -149,8 +149,8 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
             say(err, errlen, "the store's meta record is corrupt");
         return st;
     }
-    rc = s->read_only ? (mdb_txn_abort(txn), 0) : mdb_txn_commit(txn);
-    return from_mdb(rc);
+    /* committing (even a read-only txn) keeps the table handles open */
+    return from_mdb(mdb_txn_commit(txn));
 }
 
 int store_open(store **out, const char *dir, const store_options *opt,

@@ -94,12 +94,6 @@ static int close_rel(double a, double b)
     return fabs(a - b) <= 1e-5 * fmax(fabs(a), fabs(b)) + 1e-9;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct {
     int64_t ts_ms;
     double value;
@@ -119,6 +113,27 @@ static void sorted_cart(const ls_features *f, cart_slot out[FEATURE_CART_RING])
     for (int i = 0; i < FEATURE_CART_RING; i++)
         out[i] = (cart_slot){f->cart[i].ts_ms, f->cart[i].value};
     qsort(out, FEATURE_CART_RING, sizeof out[0], cmp_slot);
+}
+
+typedef struct {
+    uint32_t hash;
+    int64_t ts_ms;
+} session_slot;
+
+static int cmp_session(const void *x, const void *y)
+{
+    const session_slot *a = x, *b = y;
+    if (a->hash != b->hash)
+        return a->hash < b->hash ? -1 : 1;
+    return (a->ts_ms > b->ts_ms) - (a->ts_ms < b->ts_ms);
+}
+
+/* The session ring as a sorted set of (id hash, latest time). */
+static void session_set(const ls_features *f, session_slot *out)
+{
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        out[i] = (session_slot){f->session_ring[i].hash, f->session_ring[i].ts_ms};
+    qsort(out, FEATURE_SESSION_RING, sizeof out[0], cmp_session);
 }
 
 static const feature_category *find_cat(const ls_features *f, const char *name, size_t len)
@@ -147,12 +162,11 @@ static void assert_same(const ls_features *a, const ls_features *b, const char *
         SAME_DBL(decayed[i]);
     }
     SAME_INT(sessions);
-    uint32_t ra[FEATURE_SESSION_RING], rb[FEATURE_SESSION_RING];
-    memcpy(ra, a->session_ring, sizeof ra);
-    memcpy(rb, b->session_ring, sizeof rb);
-    qsort(ra, FEATURE_SESSION_RING, sizeof ra[0], cmp_u32);
-    qsort(rb, FEATURE_SESSION_RING, sizeof rb[0], cmp_u32);
-    ck_assert_msg(memcmp(ra, rb, sizeof ra) == 0, "%s: session rings differ", what);
+    session_slot ra[FEATURE_SESSION_RING], rb[FEATURE_SESSION_RING];
+    session_set(a, ra);
+    session_set(b, rb);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        ck_assert_msg(ra[i].hash == rb[i].hash && ra[i].ts_ms == rb[i].ts_ms, "%s: session rings differ", what);
     SAME_DBL(sessions_recent);
     SAME_DBL(sessions_decayed);
     SAME_DBL(spend);
