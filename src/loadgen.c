@@ -1371,23 +1371,31 @@ static int stats_open(stats_conn *s, const char *endpoint, int timeout_ms)
     return LS_OK;
 }
 
-/* Sends body and unpacks the reply into up.  0, LS_ETIMEOUT or LS_EPARSE. */
-static int call_once(void *sock, const void *body, size_t len, msgpack_unpacked *up)
+/* A reply held for reading: msgpack-c points strings into the frame, so
+ * the frame stays open until reply_done. */
+typedef struct {
+    zmq_msg_t msg;
+    msgpack_unpacked up;
+} lg_reply;
+
+/* Sends body and unpacks the reply into r (release with reply_done, also
+ * after a failure).  0, LS_ETIMEOUT or LS_EPARSE. */
+static int call_once(void *sock, const void *body, size_t len, lg_reply *r)
 {
-    zmq_msg_t m;
-    if (zmq_send(sock, body, len, 0) < 0)
+    zmq_msg_init(&r->msg);
+    msgpack_unpacked_init(&r->up);
+    if (zmq_send(sock, body, len, 0) < 0 || zmq_msg_recv(&r->msg, sock, 0) < 0)
         return LS_ETIMEOUT;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, sock, 0) < 0) {
-        zmq_msg_close(&m);
-        return LS_ETIMEOUT;
-    }
-    int rc = msgpack_unpack_next(up, zmq_msg_data(&m), zmq_msg_size(&m), NULL) == MSGPACK_UNPACK_SUCCESS &&
-                     up->data.type == MSGPACK_OBJECT_MAP
-                 ? LS_OK
-                 : LS_EPARSE;
-    zmq_msg_close(&m);
-    return rc;
+    if (msgpack_unpack_next(&r->up, zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), NULL) != MSGPACK_UNPACK_SUCCESS ||
+        r->up.data.type != MSGPACK_OBJECT_MAP)
+        return LS_EPARSE;
+    return LS_OK;
+}
+
+static void reply_done(lg_reply *r)
+{
+    msgpack_unpacked_destroy(&r->up);
+    zmq_msg_close(&r->msg);
 }
 
 static const msgpack_object *map_get(const msgpack_object *map, const char *key)
@@ -1410,39 +1418,37 @@ static int map_uint(const msgpack_object *map, const char *key, uint64_t *out)
     return LS_OK;
 }
 
+/* Asks for "stats" on s and reads the three event counters. */
+static int read_event_counters(stats_conn *s, uint64_t *accepted, uint64_t *duplicate, uint64_t *rejected)
+{
+    static const uint8_t req[] = {0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's'};
+    lg_reply r;
+    int rc = call_once(s->sock, req, sizeof req, &r);
+    if (rc == LS_OK && (map_uint(&r.up.data, "events_accepted", accepted) ||
+                        map_uint(&r.up.data, "events_duplicate", duplicate) ||
+                        map_uint(&r.up.data, "events_rejected", rejected)))
+        rc = LS_EPARSE;
+    reply_done(&r);
+    return rc;
+}
+
 /* accepted + duplicate + rejected, as the server counts them. */
 static int stats_landed(stats_conn *s, uint64_t *landed)
 {
-    static const uint8_t req[] = {0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's'};
-    msgpack_unpacked up;
     uint64_t a, d, r;
-    msgpack_unpacked_init(&up);
-    int rc = call_once(s->sock, req, sizeof req, &up);
-    if (rc == LS_OK && (map_uint(&up.data, "events_accepted", &a) || map_uint(&up.data, "events_duplicate", &d) ||
-                        map_uint(&up.data, "events_rejected", &r)))
-        rc = LS_EPARSE;
+    int rc = read_event_counters(s, &a, &d, &r);
     if (rc == LS_OK)
         *landed = a + d + r;
-    msgpack_unpacked_destroy(&up);
     return rc;
 }
 
 int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accepted, uint64_t *duplicate,
                           uint64_t *rejected)
 {
-    static const uint8_t req[] = {0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's'};
     stats_conn s = {0};
-    msgpack_unpacked up;
     int rc = stats_open(&s, endpoint, timeout_ms);
-    if (rc)
-        return rc;
-    msgpack_unpacked_init(&up);
-    rc = call_once(s.sock, req, sizeof req, &up);
-    if (rc == LS_OK && (map_uint(&up.data, "events_accepted", accepted) ||
-                        map_uint(&up.data, "events_duplicate", duplicate) ||
-                        map_uint(&up.data, "events_rejected", rejected)))
-        rc = LS_EPARSE;
-    msgpack_unpacked_destroy(&up);
+    if (rc == LS_OK)
+        rc = read_event_counters(&s, accepted, duplicate, rejected);
     stats_close(&s);
     return rc;
 }
@@ -1609,12 +1615,26 @@ static int status_of_code(const char *code)
     return LS_EREMOTE;
 }
 
+/* Reads an error reply's code and message: the status, words in why. */
+static int error_status(const msgpack_object *reply, char *why, size_t cap)
+{
+    const msgpack_object *err = map_get(reply, "error");
+    const msgpack_object *cd = err ? map_get(err, "code") : NULL, *msg = err ? map_get(err, "message") : NULL;
+    char code[64] = "";
+    if (cd && cd->type == MSGPACK_OBJECT_STR)
+        snprintf(code, sizeof code, "%.*s", (int)(cd->via.str.size < 63 ? cd->via.str.size : 63), cd->via.str.ptr);
+    snprintf(why, cap, "%s: %.*s", code[0] ? code : "error",
+             msg && msg->type == MSGPACK_OBJECT_STR ? (int)(msg->via.str.size < 200 ? msg->via.str.size : 200) : 0,
+             msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "");
+    return code[0] ? status_of_code(code) : LS_EREMOTE;
+}
+
 int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
 {
     lg_run run;
     lg_client c;
     stats_conn s = {0};
-    msgpack_unpacked up;
+    lg_reply r;
     int kind;
     uint32_t items;
     memset(&run, 0, sizeof run);
@@ -1629,31 +1649,17 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
         begin_request(&c, 0, 1, "ping");
     else
         build_request(&c, 1, &kind, &items);
-    const char *ep = cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint;
-    int rc = stats_open(&s, ep, cfg->timeout_ms);
-    msgpack_unpacked_init(&up);
-    if (rc == LS_OK)
-        rc = call_once(s.sock, c.sb.data, c.sb.size, &up);
-    snprintf(why, cap, "%s", rc == LS_ETIMEOUT ? "no reply" : rc ? "a reply that is not a msgpack map" : "");
+    int rc = stats_open(&s, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
     if (rc == LS_OK) {
-        const msgpack_object *ok = map_get(&up.data, "ok");
-        if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean) {
-            char code[64];
-            const msgpack_object *err = map_get(&up.data, "error");
-            const msgpack_object *cd = err ? map_get(err, "code") : NULL;
-            const msgpack_object *msg = err ? map_get(err, "message") : NULL;
-            snprintf(code, sizeof code, "%.*s", cd && cd->type == MSGPACK_OBJECT_STR ? (int)cd->via.str.size : 0,
-                     cd && cd->type == MSGPACK_OBJECT_STR ? cd->via.str.ptr : "");
-            snprintf(why, cap, "%s: %.*s", code[0] ? code : "error",
-                     msg && msg->type == MSGPACK_OBJECT_STR ? (int)msg->via.str.size : 0,
-                     msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "");
-            rc = code[0] ? status_of_code(code) : LS_EREMOTE;
-        } else if (!ok && !cfg->echo) {
-            snprintf(why, cap, "a reply without \"ok\": is this a leadscore server?");
-            rc = LS_EPARSE;
-        }
+        rc = call_once(s.sock, c.sb.data, c.sb.size, &r);
+        snprintf(why, cap, "%s", rc == LS_ETIMEOUT ? "no reply" : rc ? "a reply that is not a msgpack map" : "");
+        const msgpack_object *ok = rc == LS_OK ? map_get(&r.up.data, "ok") : NULL;
+        if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean)
+            rc = error_status(&r.up.data, why, cap);
+        else if (rc == LS_OK && !ok && !cfg->echo)
+            rc = LS_EPARSE, snprintf(why, cap, "a reply without \"ok\": is this a leadscore server?");
+        reply_done(&r);
     }
-    msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&c.sb);
     stats_close(&s);
     return rc;

@@ -26,6 +26,7 @@ static const struct {
     {"stats", cmd_stats, "show a service's counters and latencies"},
     {"model", cmd_model, "show the model a service is using"},
     {"reload", cmd_reload, "load a model file into a running service"},
+    {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };
 
 int cli_error(const char *cmd, int status, const char *fmt, ...)

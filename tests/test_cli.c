@@ -22,7 +22,7 @@ START_TEST(help_and_version_exit_zero)
     ck_assert_ptr_nonnull(strstr(out, "serve"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, ver), 0);
     ck_assert_ptr_nonnull(strstr(out, "leadscore 0.1.0"));
-    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload"};
+    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload", "gen"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *args[] = {cmds[i], "--help", NULL};
         ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
@@ -136,6 +136,34 @@ START_TEST(sighup_reloads_the_model_file)
 }
 END_TEST
 
+START_TEST(gen_is_deterministic_and_writes_truth)
+{
+    char dir[512], a[600], b[600], t[600], cmp[1400];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.csv", dir);
+    snprintf(b, sizeof b, "%s/b.csv", dir);
+    snprintf(t, sizeof t, "%s/truth.csv", dir);
+    const char *one[] = {"gen", "--customers", "300", "--days", "30", "--seed", "7", "--format", "csv",
+                         "--out", a, "--truth", t, NULL};
+    const char *two[] = {"gen", "--customers", "300", "--days", "30", "--seed", "7", "--format", "csv",
+                         "--out", b, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, one), 0);
+    ck_assert_ptr_nonnull(strstr(out, "events for"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, two), 0);
+    snprintf(cmp, sizeof cmp, "cmp -s %s %s", a, b);
+    ck_assert_int_eq(system(cmp), 0);
+    FILE *f = fopen(t, "r");
+    char line[256];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    ck_assert_str_eq(line, "customer,purchases_before_cutoff,purchased_in_horizon,purchases_in_horizon,"
+                           "alive_at_cutoff,lambda_per_day,p_dropout,segment\n");
+    fclose(f);
+    const char *bad[] = {"gen", "--format", "xml", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -147,6 +175,7 @@ static Suite *suite(void)
     tcase_add_test(tc, track_score_profile_against_a_server);
     tcase_add_test(tc, serve_refuses_a_bad_model_file_clearly);
     tcase_add_test(tc, sighup_reloads_the_model_file);
+    tcase_add_test(tc, gen_is_deterministic_and_writes_truth);
     suite_add_tcase(s, tc);
     return s;
 }
