@@ -22,6 +22,9 @@ int cmd_model(int argc, char **argv);
 int cmd_recommend(int argc, char **argv);
 int cmd_reload(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_alias(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 /* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
 int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

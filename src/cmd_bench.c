@@ -796,7 +796,7 @@ static void plot_data(FILE *gp, const char *name, const hist *h)
 {
     uint64_t n = h ? hist_count(h) : 0;
     fprintf(gp, "$%s << EOD\n", name);
-    for (int i = 0; n && i <= 120; i++) {
+    for (int i = 0; n && i <= 240; i++) {
         double tail = pow(10, -i / 40.0);
         if (tail * (double)n < 1)
             break;
@@ -821,7 +821,7 @@ static int write_plot(const bench_opts *o, const loadgen_result *ls, const loadg
                 "set title 'leadscore bench: %s, %d clients x %d in flight' noenhanced\n"
                 "set logscale x\nset logscale y\nset grid\nset key top left\n"
                 "set xlabel 'percentile'\nset ylabel 'latency (us)'\n"
-                "set xtics ('0%%' 1, '90%%' 10, '99%%' 100, '99.9%%' 1000, '99.99%%' 10000, '99.999%%' 100000)\n",
+                "set xtics ('0%%%%' 1, '50%%%%' 2, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000, '99.999%%%%' 100000)\n",
             o->plot_path, loadgen_workload_name(o->lg.workload), o->lg.clients, o->lg.inflight);
     plot_data(gp, "ls", ls ? ls->latency : NULL);
     plot_data(gp, "echo", echo ? echo->latency : NULL);

@@ -286,6 +286,46 @@ int cmd_ping(int argc, char **argv) { return plain_command(argc, argv, "ping", "
 int cmd_stats(int argc, char **argv) { return plain_command(argc, argv, "stats", "Shows counters and latency percentiles."); }
 int cmd_model(int argc, char **argv) { return plain_command(argc, argv, "model", "Shows the active model."); }
 
+/* Sends op with string fields names[i] = the operands, in order. */
+static int string_fields_command(int argc, char **argv, const char *cmd, const char *args, const char *what,
+                                 const char *const *names, int n)
+{
+    client_opts o = {.cmd = cmd};
+    int first = parse_opts(argc, argv, &o, args, what);
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (argc - first != n)
+        return cli_error(cmd, CLI_USAGE, "expected%s (see --help)", args);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (int i = 0; i < n; i++) {
+        pack_str(&pk, names[i]);
+        pack_str(&pk, argv[first + i]);
+    }
+    int rc = call_and_print(&o, cmd, &sb, (uint32_t)n);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int cmd_alias(int argc, char **argv)
+{
+    static const char *const names[] = {"from", "to"};
+    return string_fields_command(argc, argv, "alias", " ANONYMOUS_ID CUSTOMER_ID",
+                                 "Folds an anonymous visitor's history into a customer (call it at login);\n"
+                                 "afterwards both ids answer for the merged customer.", names, 2);
+}
+
+int cmd_forget(int argc, char **argv)
+{
+    static const char *const names[] = {"customer"};
+    return string_fields_command(argc, argv, "forget", " CUSTOMER_ID",
+                                 "Erases a customer, its aliases and its idempotency keys (right to erasure).\n"
+                                 "Run `leadscore compact` afterwards to rewrite the store without freed pages.",
+                                 names, 1);
+}
+
 int cmd_reload(int argc, char **argv)
 {
     client_opts o = {.cmd = "reload"};

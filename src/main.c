@@ -26,6 +26,9 @@ static const struct {
     {"stats", cmd_stats, "show a service's counters and latencies"},
     {"model", cmd_model, "show the model a service is using"},
     {"reload", cmd_reload, "load a model file into a running service"},
+    {"alias", cmd_alias, "merge an anonymous visitor into a customer"},
+    {"forget", cmd_forget, "erase a customer (right to erasure)"},
+    {"compact", cmd_compact, "rewrite a store keeping only live data"},
     {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };
 

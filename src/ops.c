@@ -344,6 +344,53 @@ static int op_recommend(ops_call *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* alias and forget: identity changes go through the writer             */
+/* ------------------------------------------------------------------ */
+
+static int submit_identity(ops_call *c, int kind, const ls_str *subject, const ls_str *object)
+{
+    msgpack_sbuffer idbuf;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&idbuf);
+    msgpack_packer_init(&pk, &idbuf, msgpack_sbuffer_write);
+    if (c->req->id)
+        msgpack_pack_object(&pk, *c->req->id);
+    writer_job *job = writer_job_identity(kind, subject, object, c->envelope, c->envelope_len, idbuf.data, idbuf.size);
+    msgpack_sbuffer_destroy(&idbuf);
+    if (!job)
+        return fail(c, LS_ENOMEM, "%s", "out of memory");
+    job->reply = 1;
+    job->op = c->op;
+    job->start_ns = c->start_ns;
+    job->received_ms = timefmt_now_ms();
+    if (writer_submit(c->writer_push, job) != LS_OK) {
+        writer_job_free(&job);
+        return fail(c, LS_EUNAVAIL, "%s", "the writer is not taking requests (shutting down)");
+    }
+    c->async = 1;
+    return LS_OK;
+}
+
+static int op_alias(ops_call *c)
+{
+    ls_str from = {NULL, 0}, to = {NULL, 0};
+    int rc;
+    if ((rc = check_customer(c, codec_map_get(&c->req->root, "from"), &from)) ||
+        (rc = check_customer(c, codec_map_get(&c->req->root, "to"), &to)))
+        return rc == LS_EBADREQ ? fail(c, rc, "%s", "\"from\" and \"to\" must be non-empty strings") : rc;
+    if (from.len == to.len && memcmp(from.ptr, to.ptr, to.len) == 0)
+        return fail(c, LS_EBADREQ, "%s", "\"from\" and \"to\" are the same id");
+    return submit_identity(c, JOB_ALIAS, &from, &to);
+}
+
+static int op_forget(ops_call *c)
+{
+    ls_str id = {NULL, 0};
+    int rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id);
+    return rc ? rc : submit_identity(c, JOB_FORGET, &id, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 /* reload                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -574,6 +621,8 @@ static const char *const f_score[] = {"op", "id", "customer", "customers", "expl
 static const char *const f_profile[] = {"op", "id", "customer", "now", NULL};
 static const char *const f_recommend[] = {"op", "id", "customer", "k", "now", NULL};
 static const char *const f_reload[] = {"op", "id", "path", NULL};
+static const char *const f_alias[] = {"op", "id", "from", "to", NULL};
+static const char *const f_forget[] = {"op", "id", "customer", NULL};
 
 static const ops_entry table[] = {
     {"ping", op_ping, WHERE_LOOP, f_plain},
@@ -584,6 +633,8 @@ static const ops_entry table[] = {
     {"model", op_model, WHERE_LOOP, f_plain},
     {"recommend", op_recommend, WHERE_LOOP, f_recommend},
     {"reload", op_reload, WHERE_WORKER, f_reload},
+    {"alias", op_alias, WHERE_WORKER, f_alias},
+    {"forget", op_forget, WHERE_WORKER, f_forget},
     {"invalid", NULL, WHERE_LOOP, f_plain},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))

@@ -18,9 +18,10 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, customers, event_ids, event_ids_by_time;
+    MDB_dbi meta, customers, event_ids, event_ids_by_time, aliases, alias_targets;
     feature_decay decay;
     int read_only;
+    int has_aliases;   /* 0 only for a version-1 store opened read-only */
 };
 
 struct store_reader {
@@ -111,6 +112,13 @@ static int check_meta(store *s, MDB_txn *txn, const feature_decay *decay, char *
         return LS_EPARSE;
     uint32_t version;
     memcpy(&version, v.mv_data, sizeof version);
+    if (version < STORE_SCHEMA_VERSION && !s->read_only) {
+        /* upgrade in place: the tables a newer schema adds exist by now */
+        uint32_t now = STORE_SCHEMA_VERSION;
+        MDB_val nv = {sizeof now, &now};
+        if ((rc = mdb_put(txn, s->meta, &k, &nv, 0)) != 0)
+            return from_mdb(rc);
+    }
     if (version > STORE_SCHEMA_VERSION) {
         say(err, errlen, "this store has schema version %u but this leadscore only understands up to %u: "
             "run a newer leadscore on it", version, STORE_SCHEMA_VERSION);
@@ -126,6 +134,16 @@ static int check_meta(store *s, MDB_txn *txn, const feature_decay *decay, char *
     return LS_OK;
 }
 
+/* The alias tables; a version-1 store opened read-only has none. */
+static int open_alias_dbs(store *s, MDB_txn *txn, unsigned create)
+{
+    int rc = mdb_dbi_open(txn, "aliases", create, &s->aliases);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "alias_targets", create, &s->alias_targets);
+    s->has_aliases = rc == 0;
+    return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
+}
+
 static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errlen)
 {
     MDB_txn *txn;
@@ -136,7 +154,8 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
     if ((rc = mdb_dbi_open(txn, "meta", create, &s->meta)) ||
         (rc = mdb_dbi_open(txn, "customers", create, &s->customers)) ||
         (rc = mdb_dbi_open(txn, "event_ids", create, &s->event_ids)) ||
-        (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time))) {
+        (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time)) ||
+        (rc = open_alias_dbs(s, txn, create))) {
         mdb_txn_abort(txn);
         say(err, errlen, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
                                                       : "cannot open the store's tables", mdb_strerror(rc));
@@ -267,12 +286,23 @@ static int get_record(MDB_txn *txn, MDB_dbi dbi, const char *id, size_t len, ls_
     return feature_decode(out, v.mv_data, v.mv_size);
 }
 
+/* Follows an alias: *id / *len become the target when there is one. */
+static void follow_alias(MDB_txn *txn, const store *s, const char **id, size_t *len)
+{
+    MDB_val k = {*len, (void *)*id}, v;
+    if (s->has_aliases && mdb_get(txn, s->aliases, &k, &v) == 0) {
+        *id = v.mv_data;
+        *len = v.mv_size;
+    }
+}
+
 int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *out)
 {
     if (len == 0 || len > 511) {
         feature_init(out);
         return LS_ENOTFOUND;
     }
+    follow_alias(r->txn, r->s, &id, &len);
     return get_record(r->txn, r->s->customers, id, len, out);
 }
 
@@ -336,6 +366,16 @@ void store_write_abort(store_wtxn **wp)
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out)
 {
     return get_record(w->txn, w->s->customers, id, len, out);
+}
+
+int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **out, size_t *out_len)
+{
+    if (len == 0 || len > 511)
+        return LS_EINVAL;
+    follow_alias(w->txn, w->s, &id, &len);
+    *out = id;
+    *out_len = len;
+    return LS_OK;
 }
 
 int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features *f)
@@ -408,4 +448,226 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
     mdb_cursor_close(cur);
     *pruned = n;
     return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Aliases and erasure                                                 */
+/* ------------------------------------------------------------------ */
+
+#define ID_MAX 512
+
+/* Key of the reverse index: target NUL anonymous. */
+static size_t target_key(uint8_t *buf, const char *target, size_t tlen, const char *anon, size_t alen)
+{
+    memcpy(buf, target, tlen);
+    buf[tlen] = 0;
+    memcpy(buf + tlen + 1, anon, alen);
+    return tlen + 1 + alen;
+}
+
+static int put_alias(store_wtxn *w, const char *anon, size_t alen, const char *target, size_t tlen)
+{
+    uint8_t key[2 * ID_MAX + 1];
+    MDB_val k = {alen, (void *)anon}, v = {tlen, (void *)target}, empty = {0, ""};
+    int rc = mdb_put(w->txn, w->s->aliases, &k, &v, 0);
+    if (rc)
+        return from_mdb(rc);
+    MDB_val rk = {target_key(key, target, tlen, anon, alen), key};
+    return from_mdb(mdb_put(w->txn, w->s->alias_targets, &rk, &empty, 0));
+}
+
+/* Calls fn for every anonymous id aliased to target (copied out first, so
+ * fn may write). */
+typedef int (*alias_fn)(store_wtxn *w, const char *anon, size_t alen, void *arg);
+
+static int each_alias_of(store_wtxn *w, const char *target, size_t tlen, alias_fn fn, void *arg)
+{
+    uint8_t prefix[ID_MAX + 1], anon[ID_MAX];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    memcpy(prefix, target, tlen);
+    prefix[tlen] = 0;
+    for (;;) {
+        int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur);
+        if (rc)
+            return from_mdb(rc);
+        k = (MDB_val){tlen + 1, prefix};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        int match = rc == 0 && k.mv_size > tlen + 1 && memcmp(k.mv_data, prefix, tlen + 1) == 0;
+        size_t alen = match ? k.mv_size - tlen - 1 : 0;
+        if (match)
+            memcpy(anon, (uint8_t *)k.mv_data + tlen + 1, alen);
+        mdb_cursor_close(cur);
+        if (!match)
+            return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+        /* fn must remove this reverse entry, or the loop would not end */
+        if ((rc = fn(w, (const char *)anon, alen, arg)) != LS_OK)
+            return rc;
+    }
+}
+
+typedef struct {
+    const char *target;
+    size_t tlen;
+    const char *old;
+    size_t olen;
+} repoint;
+
+/* Moves one alias of `old` over to the new target. */
+static int repoint_alias(store_wtxn *w, const char *anon, size_t alen, void *arg)
+{
+    repoint *rp = arg;
+    uint8_t key[2 * ID_MAX + 1];
+    MDB_val rk = {target_key(key, rp->old, rp->olen, anon, alen), key};
+    int rc = mdb_del(w->txn, w->s->alias_targets, &rk, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    return put_alias(w, anon, alen, rp->target, rp->tlen);
+}
+
+int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const char *to_in, size_t to_len_in,
+                     int *merged)
+{
+    char to[ID_MAX];
+    const char *t, *cur;
+    size_t tlen, clen;
+    ls_features a, b;
+    *merged = 0;
+    if (from_len == 0 || from_len >= ID_MAX || to_len_in == 0 || to_len_in >= ID_MAX)
+        return LS_EINVAL;
+    int rc = store_wtxn_resolve(w, to_in, to_len_in, &t, &tlen);
+    if (rc)
+        return rc;
+    memcpy(to, t, tlen); /* copy before writing in the txn */
+    if ((rc = store_wtxn_resolve(w, from, from_len, &cur, &clen)))
+        return rc;
+    if (clen == tlen && memcmp(cur, to, tlen) == 0)
+        return LS_OK; /* already lands there: idempotent */
+    if (clen != from_len || memcmp(cur, from, from_len) != 0)
+        return LS_EINVAL; /* merged into someone else already */
+    int have_from = store_wtxn_get(w, from, from_len, &a) == LS_OK;
+    if (have_from) {
+        rc = store_wtxn_get(w, to, tlen, &b);
+        if (rc != LS_OK && rc != LS_ENOTFOUND)
+            return rc;
+        feature_merge(&b, &a, &w->s->decay);
+        MDB_val k = {from_len, (void *)from};
+        if ((rc = store_wtxn_put(w, to, tlen, &b)) || (rc = from_mdb(mdb_del(w->txn, w->s->customers, &k, NULL))))
+            return rc;
+    }
+    repoint rp = {to, tlen, from, from_len};
+    if ((rc = each_alias_of(w, from, from_len, repoint_alias, &rp)) || (rc = put_alias(w, from, from_len, to, tlen)))
+        return rc;
+    *merged = 1;
+    return LS_OK;
+}
+
+/* The ids whose events count for a customer being forgotten. */
+typedef struct {
+    size_t n;
+    size_t len[64];
+    char id[64][ID_MAX];
+    int overflow;
+} id_set;
+
+static int id_set_has(const id_set *set, const void *id, size_t len)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (set->len[i] == len && memcmp(set->id[i], id, len) == 0)
+            return 1;
+    return 0;
+}
+
+static void id_set_add(id_set *set, const char *id, size_t len)
+{
+    if (set->n == 64) {
+        set->overflow = 1;
+        return;
+    }
+    memcpy(set->id[set->n], id, len);
+    set->len[set->n++] = len;
+}
+
+/* Drops one alias of the customer being forgotten, remembering its id. */
+static int drop_alias(store_wtxn *w, const char *anon, size_t alen, void *arg)
+{
+    id_set *set = arg;
+    uint8_t key[2 * ID_MAX + 1];
+    MDB_val k = {alen, (void *)anon};
+    MDB_val rk = {target_key(key, set->id[0], set->len[0], anon, alen), key};
+    int rc = mdb_del(w->txn, w->s->aliases, &k, NULL);
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = mdb_del(w->txn, w->s->alias_targets, &rk, NULL);
+    id_set_add(set, anon, alen);
+    return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
+/* Deletes every idempotency key recorded for one of the ids in set.  A
+ * full scan of the keys: erasure is rare, and the keys are bounded by the
+ * dedupe window. */
+static int drop_event_ids(store_wtxn *w, const id_set *set, int *deleted)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t tkey[8 + EVENT_MAX_STR];
+    int rc = mdb_cursor_open(w->txn, w->s->event_ids, &cur);
+    if (rc)
+        return from_mdb(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size < 8 || !id_set_has(set, (uint8_t *)v.mv_data + 8, v.mv_size - 8) || k.mv_size > EVENT_MAX_STR)
+            continue;
+        int64_t received;
+        memcpy(&received, v.mv_data, 8);
+        be64(tkey, (uint64_t)received);
+        memcpy(tkey + 8, k.mv_data, k.mv_size);
+        MDB_val tk = {8 + k.mv_size, tkey};
+        int d = mdb_del(w->txn, w->s->event_ids_by_time, &tk, NULL);
+        if (d && d != MDB_NOTFOUND)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        *deleted = 1;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
+static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *set, int *deleted)
+{
+    const char *id;
+    size_t len;
+    int rc = store_wtxn_resolve(w, id_in, len_in, &id, &len);
+    if (rc)
+        return rc;
+    id_set_add(set, id, len); /* set->id[0] is the customer itself */
+    if (len != len_in || memcmp(id, id_in, len) != 0)
+        id_set_add(set, id_in, len_in);
+    MDB_val k = {len, set->id[0]};
+    rc = mdb_del(w->txn, w->s->customers, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    *deleted = rc == 0;
+    size_t before = set->n;
+    if ((rc = each_alias_of(w, set->id[0], set->len[0], drop_alias, set)))
+        return rc;
+    *deleted |= set->n > before;
+    if (set->overflow) /* more aliases than one pass can track: refuse rather than half-erase */
+        return LS_ETOOLARGE;
+    return drop_event_ids(w, set, deleted);
+}
+
+int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted)
+{
+    id_set *set = calloc(1, sizeof *set); /* 32 KiB: not on the writer's stack */
+    *deleted = 0;
+    if (!set)
+        return LS_ENOMEM;
+    int rc = forget_in(w, id, len, set, deleted);
+    free(set);
+    return rc;
+}
+
+int store_compact(store *s, const char *out)
+{
+    return from_mdb(mdb_env_copy2(s->env, out, MDB_CP_COMPACT));
 }

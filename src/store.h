@@ -6,6 +6,11 @@
  *   customers     customer id -> encoded ls_features (feature.h)
  *   event_ids     event id -> i64 receive time (ms) + customer id
  *   event_ids_by_time  be64 receive time + event id -> "" (for pruning)
+ *   aliases       anonymous id -> customer id it was merged into
+ *   alias_targets customer id + NUL + anonymous id -> "" (reverse index)
+ *
+ * Schema versions: 1 had no alias tables; opening a version-1 store for
+ * writing creates them and records version 2 (an in-place upgrade).
  *
  * Threads: exactly one thread writes (the writer, see writer.h) through a
  * store_wtxn; any number of threads read, each through its own
@@ -20,7 +25,7 @@
 
 #include "feature.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -67,8 +72,9 @@ int store_reader_begin(store_reader *r);
 /* Ends the snapshot; pointers obtained inside it become invalid. */
 void store_reader_end(store_reader *r);
 
-/* Reads a customer's record inside the current snapshot.  LS_ENOTFOUND
- * when the store has none (out is then an empty record). */
+/* Reads a customer's record inside the current snapshot, following an
+ * alias (an anonymous id merged into a customer answers for it).
+ * LS_ENOTFOUND when the store has none (out is then an empty record). */
 int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *out);
 
 /* Calls fn for every customer in id order inside the current snapshot,
@@ -84,6 +90,25 @@ int store_write_commit(store_wtxn **w);
 void store_write_abort(store_wtxn **w);
 
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out);
+
+/* The id whose record `id` lands on: itself, or the customer an alias
+ * points to.  *out points into the txn's memory (valid until the next
+ * write in the txn: copy it) or at id itself. */
+int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **out, size_t *out_len);
+
+/* Merges anonymous id `from` into customer `to` (resolved through its own
+ * alias): from's record is folded into to's (feature_merge) and deleted,
+ * from (and every id aliased to from) then answers for to.  *merged is 0,
+ * and nothing changes, when from already lands on to.  LS_EINVAL when from
+ * is already merged into a different customer, or from and to are one id. */
+int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const char *to, size_t to_len,
+                     int *merged);
+
+/* Erases a customer: its record, every alias pointing to it and every
+ * idempotency key of its events.  *deleted says whether anything was
+ * there.  Freed LMDB pages keep their old bytes until reused: see
+ * store_compact for a copy that holds only live data. */
+int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted);
 int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features *f);
 
 /* Records event id `eid` as received at received_ms for customer id.
@@ -96,5 +121,9 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
 /* Deletes at most max idempotency keys received before cutoff_ms, oldest
  * first.  *pruned says how many went. */
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned);
+
+/* Writes a compacted copy of the store (live pages only) into the
+ * directory out, which must exist and be empty.  0 or a status. */
+int store_compact(store *s, const char *out);
 
 #endif

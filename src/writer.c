@@ -89,6 +89,26 @@ writer_job *writer_job_new(const ls_event *events, size_t n,
     return job;
 }
 
+writer_job *writer_job_identity(int kind, const ls_str *subject, const ls_str *object,
+                                const void *envelope, size_t envelope_len, const void *id, size_t id_len)
+{
+    ls_event pair[2];
+    event_init(&pair[0]);
+    event_init(&pair[1]);
+    pair[0].customer = *subject;
+    if (object)
+        pair[1].customer = *object;
+    /* the two strings travel as the customers of two placeholder events */
+    writer_job *job = writer_job_new(pair, 2, envelope, envelope_len, id, id_len, NULL, 0, 0);
+    if (!job)
+        return NULL;
+    job->kind = kind;
+    job->subject = job->events[0].customer;
+    job->object = job->events[1].customer;
+    job->nevents = 0;
+    return job;
+}
+
 void writer_job_free(writer_job **job)
 {
     if (job) {
@@ -114,35 +134,65 @@ int writer_finish(void *push)
 
 /* The record being updated, kept while consecutive events share a customer. */
 typedef struct {
-    const char *id;
+    int open;
     size_t len;
+    char id[512];        /* the resolved id (an alias's target) */
     ls_features f;
 } open_record;
 
 static int flush_record(store_wtxn *txn, open_record *r)
 {
-    int rc = r->id ? store_wtxn_put(txn, r->id, r->len, &r->f) : LS_OK;
-    r->id = NULL;
+    int rc = r->open ? store_wtxn_put(txn, r->id, r->len, &r->f) : LS_OK;
+    r->open = 0;
     return rc;
 }
 
+/* Makes r the record that events of customer `id` land on (its alias's
+ * target, if it has one), writing back the one held before. */
 static int load_record(store_wtxn *txn, open_record *r, const ls_str *id)
 {
-    if (r->id && r->len == id->len && memcmp(r->id, id->ptr, id->len) == 0)
-        return LS_OK;
-    int rc = flush_record(txn, r);
+    const char *target;
+    size_t len;
+    int rc = store_wtxn_resolve(txn, id->ptr, id->len, &target, &len);
     if (rc)
         return rc;
-    rc = store_wtxn_get(txn, id->ptr, id->len, &r->f);
+    if (r->open && r->len == len && memcmp(r->id, target, len) == 0)
+        return LS_OK;
+    char copy[512];
+    memcpy(copy, target, len); /* txn memory: copy before the next write */
+    if ((rc = flush_record(txn, r)))
+        return rc;
+    rc = store_wtxn_get(txn, copy, len, &r->f);
     if (rc != LS_OK && rc != LS_ENOTFOUND)
         return rc;
-    r->id = id->ptr;
-    r->len = id->len;
+    memcpy(r->id, copy, len);
+    r->len = len;
+    r->open = 1;
     return LS_OK;
+}
+
+/* Alias and forget change records directly: the open one is written
+ * back first.  A refused alias is the job's own outcome, not the group's. */
+static int apply_identity(store_wtxn *txn, writer_job *job, open_record *rec)
+{
+    int rc = flush_record(txn, rec);
+    if (rc)
+        return rc;
+    if (job->kind == JOB_ALIAS)
+        rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len, &job->result);
+    else
+        rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
+    if (rc == LS_EINVAL || rc == LS_ETOOLARGE) {
+        job->status = rc;
+        return LS_OK;
+    }
+    return rc;
 }
 
 static int apply_job(store_wtxn *txn, writer_job *job, open_record *rec, const feature_decay *decay)
 {
+    if (job->kind != JOB_EVENTS)
+        return apply_identity(txn, job, rec);
     for (size_t i = 0; i < job->nevents; i++) {
         const ls_event *ev = &job->events[i];
         if (ev->event_id.len) {
@@ -172,7 +222,7 @@ static int apply_group(writer *w, size_t njobs)
     int rc = rec ? store_write_begin(w->svc->store, &txn) : LS_ENOMEM;
     if (rc)
         goto done;
-    rec->id = NULL;
+    rec->open = 0;
     const feature_decay *decay = store_decay(w->svc->store);
     for (size_t j = 0; j < njobs && rc == LS_OK; j++)
         rc = apply_job(txn, w->group[j], rec, decay);
@@ -193,8 +243,20 @@ done:
 /* Replies and bookkeeping                                             */
 /* ------------------------------------------------------------------ */
 
+static const char *job_error(const writer_job *job, int status)
+{
+    if (job->status == LS_EINVAL)
+        return "\"from\" is already merged into another customer, or \"from\" and \"to\" are the same id";
+    if (job->status == LS_ETOOLARGE)
+        return "the customer has more than 63 aliases: nothing was erased; contact the developers";
+    return status == LS_EFULL ? "the store is full: events were not stored, retry later"
+                              : "the events could not be committed; nothing was stored, retry";
+}
+
 static void encode_reply(codec_writer *cw, const writer_job *job, int status)
 {
+    if (status == LS_OK && job->status != LS_OK)
+        status = job->status;
     codec_writer_reset(cw);
     cw_map(cw);
     cw_key(cw, "ok");
@@ -203,7 +265,10 @@ static void encode_reply(codec_writer *cw, const writer_job *job, int status)
         cw_key(cw, "id");
         cw_raw(cw, job->id, job->id_len, 1);
     }
-    if (status == LS_OK) {
+    if (status == LS_OK && job->kind != JOB_EVENTS) {
+        cw_key(cw, job->kind == JOB_ALIAS ? "merged" : "deleted");
+        cw_bool(cw, job->result);
+    } else if (status == LS_OK) {
         cw_key(cw, "accepted");
         cw_int(cw, job->accepted);
         cw_key(cw, "duplicates");
@@ -218,8 +283,7 @@ static void encode_reply(codec_writer *cw, const writer_job *job, int status)
         cw_key(cw, "code");
         cw_str(cw, ls_wire_code(status));
         cw_key(cw, "message");
-        cw_str(cw, status == LS_EFULL ? "the store is full: events were not stored, retry later"
-                                      : "the events could not be committed; nothing was stored, retry");
+        cw_str(cw, job_error(job, status));
         cw_end(cw);
     }
     cw_end(cw);
@@ -227,7 +291,7 @@ static void encode_reply(codec_writer *cw, const writer_job *job, int status)
 
 static void send_reply(writer *w, writer_job *job, int status)
 {
-    service_meta meta = {META_REPLY, (uint8_t)job->op, status == LS_OK, {0}, job->start_ns};
+    service_meta meta = {META_REPLY, (uint8_t)job->op, status == LS_OK && job->status == LS_OK, {0}, job->start_ns};
     encode_reply(&w->reply, job, status);
     if (msgio_send_bytes(w->replies, &meta, sizeof meta, 1) == 0 &&
         msgio_send_envelope(w->replies, job->envelope, job->envelope_len) == 0)

@@ -15,7 +15,14 @@
 #include "event.h"
 #include "service.h"
 
+/* What a job asks of the writer. */
+enum { JOB_EVENTS, JOB_ALIAS, JOB_FORGET };
+
 typedef struct {
+    int kind;                /* JOB_EVENTS, JOB_ALIAS (subject -> object), JOB_FORGET (subject) */
+    ls_str subject, object;  /* alias: from, to; forget: the customer */
+    int result;              /* alias: merged; forget: deleted */
+    int status;              /* this job's own outcome (e.g. an alias refused) */
     int reply;               /* 0 for fire-and-forget (PULL) batches */
     int op;
     int64_t start_ns;
@@ -40,6 +47,10 @@ writer_job *writer_job_new(const ls_event *events, size_t n,
                            const void *id, size_t id_len,
                            const void *rejected, size_t rejected_len, uint32_t nrejected);
 void writer_job_free(writer_job **job);
+
+/* A JOB_ALIAS or JOB_FORGET job (object is ignored for forget). */
+writer_job *writer_job_identity(int kind, const ls_str *subject, const ls_str *object,
+                                const void *envelope, size_t envelope_len, const void *id, size_t id_len);
 
 typedef struct writer writer;
 

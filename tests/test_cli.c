@@ -22,7 +22,7 @@ START_TEST(help_and_version_exit_zero)
     ck_assert_ptr_nonnull(strstr(out, "serve"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, ver), 0);
     ck_assert_ptr_nonnull(strstr(out, "leadscore 0.1.0"));
-    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload", "gen"};
+    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload", "gen", "alias", "forget", "compact"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *args[] = {cmds[i], "--help", NULL};
         ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
@@ -164,6 +164,45 @@ START_TEST(gen_is_deterministic_and_writes_truth)
 }
 END_TEST
 
+/* 1 when the bytes of needle occur in the file at path. */
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    static char buf[1 << 22];
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return memmem(buf, n, needle, strlen(needle)) != NULL;
+}
+
+START_TEST(forget_then_compact_leaves_no_trace_in_the_file)
+{
+    char dir[512], ep[256], data[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, NULL);
+    const char *track[] = {"track", "--connect", ep, "zz-secret-person-42", "purchase", "value=10", NULL};
+    const char *keep[] = {"track", "--connect", ep, "someone-who-stays", "purchase", "value=10", NULL};
+    const char *forget[] = {"forget", "--connect", ep, "zz-secret-person-42", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, track), 0);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, keep), 0);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, forget), 0);
+    ck_assert_ptr_nonnull(strstr(out, "deleted: true"));
+    int status = tu_kill_wait(pid, SIGTERM);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    const char *compact[] = {"compact", "--data", dir, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, compact), 0);
+    ck_assert(!file_contains(data, "zz-secret-person-42"));
+    ck_assert(file_contains(data, "someone-who-stays"));
+    pid = tu_spawn_serve(dir, ep, sizeof ep, NULL); /* the compacted store serves */
+    const char *profile[] = {"profile", "--connect", ep, "someone-who-stays", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, profile), 0);
+    ck_assert_ptr_nonnull(strstr(out, "purchase_count: 1"));
+    tu_kill_wait(pid, SIGTERM);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -176,6 +215,7 @@ static Suite *suite(void)
     tcase_add_test(tc, serve_refuses_a_bad_model_file_clearly);
     tcase_add_test(tc, sighup_reloads_the_model_file);
     tcase_add_test(tc, gen_is_deterministic_and_writes_truth);
+    tcase_add_test(tc, forget_then_compact_leaves_no_trace_in_the_file);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -836,6 +836,114 @@ START_TEST(reload_under_load_loses_no_request)
 }
 END_TEST
 
+/* Sends one request with string fields (k1, v1[, k2, v2]) and returns the reply in up. */
+static void call2(tu_conn *c, const char *op, const char *k1, const char *v1, const char *k2, const char *v2,
+                  msgpack_unpacked *up)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    begin(&sb, &pk, op, k2 ? 2 : 1);
+    tu_pack_str(&pk, k1);
+    tu_pack_str(&pk, v1);
+    if (k2) {
+        tu_pack_str(&pk, k2);
+        tu_pack_str(&pk, v2);
+    }
+    call(c, &sb, up);
+}
+
+static void track_one(const char *customer, const char *type, const char *eid, int64_t ts)
+{
+    ls_client *lc;
+    ls_track_result tr;
+    ls_client_event ev = {.customer = customer, .type = type, .event_id = eid, .ts_ms = ts,
+                          .category = "shoes/running", .session = "s-stitch"};
+    ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_track(lc, &ev, 1, &tr), LS_OK);
+    ls_client_close(&lc);
+}
+
+START_TEST(alias_folds_an_anonymous_history_in_once)
+{
+    int64_t t0 = 1790000000000LL;
+    tu_conn c;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    track_one("anon-1", "product_view", "a1", t0);
+    track_one("anon-1", "add_to_cart", "a2", t0 + 1000);
+    track_one("cust-1", "product_view", "c1", t0 + 2000);
+    /* the same story told to one id from the start, for comparison */
+    track_one("control", "product_view", "x1", t0);
+    track_one("control", "add_to_cart", "x2", t0 + 1000);
+    track_one("control", "product_view", "x3", t0 + 2000);
+    call2(&c, "alias", "from", "anon-1", "to", "cust-1", &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    ck_assert(tu_get_bool(&up.data, "merged"));
+    call2(&c, "alias", "from", "anon-1", "to", "cust-1", &up); /* idempotent */
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    ck_assert(!tu_get_bool(&up.data, "merged"));
+    call2(&c, "alias", "from", "anon-1", "to", "someone-else", &up);
+    ck_assert(tu_is_error(&up.data, "bad_request"));
+    /* late events to either id land on the one record, counted once */
+    track_one("anon-1", "page_view", "a3", t0 - 5000);
+    track_one("anon-1", "page_view", "a3", t0 - 5000);
+    track_one("control", "page_view", "x4", t0 - 5000);
+    ck_assert_int_eq(feature_count(&c, "cust-1", "product_view_count"), 2);
+    ck_assert_int_eq(feature_count(&c, "cust-1", "add_to_cart_count"), 1);
+    ck_assert_int_eq(feature_count(&c, "cust-1", "page_view_count"), 1);
+    ck_assert_int_eq(feature_count(&c, "anon-1", "add_to_cart_count"), 1); /* the old id answers too */
+    ck_assert_int_eq(feature_count(&c, "cust-1", "sessions"), feature_count(&c, "control", "sessions"));
+    msgpack_unpacked a, b;
+    msgpack_unpacked_init(&a);
+    msgpack_unpacked_init(&b);
+    profile_of(&c, "cust-1", &a);
+    profile_of(&c, "control", &b);
+    const msgpack_object *fa = tu_get(&a.data, "features"), *fb = tu_get(&b.data, "features");
+    for (uint32_t i = 0; i < fa->via.map.size; i++) {
+        const msgpack_object *k = &fa->via.map.ptr[i].key;
+        char name[80];
+        snprintf(name, sizeof name, "%.*s", (int)k->via.str.size, k->via.str.ptr);
+        if (strstr(name, "days_since"))
+            continue; /* measured against the wall clock */
+        ck_assert_msg(fabs(tu_get_double(fa, name) - tu_get_double(fb, name)) <= 1e-4 * (1 + fabs(tu_get_double(fb, name))),
+                      "%s differs after the merge", name);
+    }
+    msgpack_unpacked_destroy(&a);
+    msgpack_unpacked_destroy(&b);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+}
+END_TEST
+
+START_TEST(forget_erases_a_customer_its_aliases_and_keys)
+{
+    tu_conn c;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    track_one("anon-9", "product_view", "f1", 0);
+    track_one("cust-9", "purchase", "f2", 0);
+    call2(&c, "alias", "from", "anon-9", "to", "cust-9", &up);
+    ck_assert(tu_get_bool(&up.data, "merged"));
+    call2(&c, "forget", "customer", "cust-9", NULL, NULL, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    ck_assert(tu_get_bool(&up.data, "deleted"));
+    profile_of(&c, "cust-9", &up);
+    ck_assert(!tu_get_bool(&up.data, "known"));
+    profile_of(&c, "anon-9", &up);
+    ck_assert(!tu_get_bool(&up.data, "known"));
+    /* its idempotency keys went too: the same event ids count as new */
+    track_one("anon-9", "product_view", "f1", 0);
+    ck_assert_int_eq(feature_count(&c, "anon-9", "product_view_count"), 1);
+    call2(&c, "forget", "customer", "never-seen", NULL, NULL, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    ck_assert(!tu_get_bool(&up.data, "deleted"));
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -860,6 +968,8 @@ static Suite *suite(void)
     tcase_add_test(tc, recommend_ranks_segments_with_reasons);
     tcase_add_test(tc, reload_swaps_models_and_a_bad_file_keeps_the_old_one);
     tcase_add_test(tc, reload_under_load_loses_no_request);
+    tcase_add_test(tc, alias_folds_an_anonymous_history_in_once);
+    tcase_add_test(tc, forget_erases_a_customer_its_aliases_and_keys);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);

@@ -555,6 +555,102 @@ START_TEST(stat_counts_customers)
 }
 END_TEST
 
+/* Writes a version-1 store by hand: the four tables of schema 1 only. */
+static void write_v1_store(const char *path)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, cust, ids, byt;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", MDB_CREATE, &cust), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "event_ids", MDB_CREATE, &ids), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "event_ids_by_time", MDB_CREATE, &byt), 0);
+    uint32_t one = 1;
+    int64_t hl[2] = {3 * 86400000LL, 30 * 86400000LL};
+    MDB_val k = {6, "schema"}, v = {4, &one}, dk = {5, "decay"}, dv = {16, hl};
+    ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_put(txn, meta, &dk, &dv, 0), 0);
+    ls_features f;
+    ls_event e;
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    size_t len;
+    feature_init(&f);
+    event_init(&e);
+    e.type = EV_PURCHASE;
+    e.ts_ms = 1700000000000LL;
+    e.customer = (ls_str){"old", 3};
+    e.value = 12;
+    feature_decay d = {hl[0], hl[1]};
+    feature_apply(&f, &e, &d);
+    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &len), LS_OK);
+    MDB_val ck = {3, "old"}, cv = {len, buf};
+    ck_assert_int_eq(mdb_put(txn, cust, &ck, &cv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static uint32_t schema_of(const char *path)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    MDB_val k = {6, "schema"}, v;
+    uint32_t version = 0;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    ck_assert_int_eq(mdb_env_open(env, path, MDB_RDONLY, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    ck_assert_int_eq(mdb_get(txn, meta, &k, &v), 0);
+    memcpy(&version, v.mv_data, 4);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return version;
+}
+
+START_TEST(a_version_one_store_opens_and_is_upgraded)
+{
+    char v1dir[512], why[256];
+    store *s;
+    store_reader *r;
+    ls_features f;
+    feature_decay d = {3 * 86400000LL, 30 * 86400000LL};
+    tu_tempdir(v1dir, sizeof v1dir);
+    write_v1_store(v1dir);
+    store_options ro = {.read_only = 1, .map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, v1dir, &ro, &d, why, sizeof why), LS_OK); /* read-only: no upgrade */
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "old", 3, &f), LS_OK);
+    ck_assert_int_eq(f.count[EV_PURCHASE], 1);
+    store_reader_end(r);
+    store_reader_close(&r);
+    store_close(&s);
+    ck_assert_int_eq(schema_of(v1dir), 1);
+    store_options rw = {.map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, v1dir, &rw, &d, why, sizeof why), LS_OK);
+    ck_assert_int_eq(schema_of(v1dir), STORE_SCHEMA_VERSION);
+    store_wtxn *w;
+    int merged = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_alias(w, "anon", 4, "old", 3, &merged), LS_OK); /* the new tables work */
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(merged, 1);
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "anon", 4, &f), LS_OK);
+    ck_assert_int_eq(f.count[EV_PURCHASE], 1);
+    store_reader_end(r);
+    store_reader_close(&r);
+    store_close(&s);
+    tu_rmtree(v1dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -571,6 +667,7 @@ static Suite *suite(void)
     tcase_add_test(tc, scan_visits_customers_in_id_order);
     tcase_add_test(tc, scan_of_an_empty_store_visits_nothing);
     tcase_add_test(tc, newer_schema_is_refused);
+    tcase_add_test(tc, a_version_one_store_opens_and_is_upgraded);
     tcase_add_test(tc, stat_counts_customers);
     suite_add_tcase(s, tc);
     return s;

@@ -218,10 +218,18 @@ int tu_call_raw(tu_conn *c, const void *body, size_t len, msgpack_unpacked *up)
         zmq_msg_close(&m);
         return -1;
     }
+    /* decoded strings point into the bytes they came from, so the bytes
+     * are copied into the zone the unpacked object owns */
     msgpack_unpacked_destroy(up);
     msgpack_unpacked_init(up);
-    /* copy into the unpacked zone's own buffer lifetime: unpack_next copies */
-    int rc = msgpack_unpack_next(up, zmq_msg_data(&m), zmq_msg_size(&m), NULL) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+    size_t n = zmq_msg_size(&m), off = 0;
+    up->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+    char *copy = up->zone ? msgpack_zone_malloc(up->zone, n ? n : 1) : NULL;
+    int rc = -1;
+    if (copy) {
+        memcpy(copy, zmq_msg_data(&m), n);
+        rc = msgpack_unpack(copy, n, &off, up->zone, &up->data) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+    }
     zmq_msg_close(&m);
     return rc;
 }

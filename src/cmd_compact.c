@@ -1,0 +1,81 @@
+/* cmd_compact.c -- `leadscore compact`: rewrites a store keeping only its
+ * live pages.  LMDB reuses freed pages but does not wipe them, so after
+ * `forget` the old bytes can stay in the file until overwritten; a
+ * compacted copy holds none of them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "leadscore/error.h"
+#include "model.h"
+#include "store.h"
+
+static void compact_help(void)
+{
+    printf("usage: leadscore compact [--data DIR] [--out DIR2]\n\n"
+           "Writes a compacted copy of the store: only live data, none of the freed pages that may\n"
+           "still hold erased customers' bytes.  Without --out the copy replaces DIR (stop\n"
+           "`leadscore serve` first: the files are swapped under it otherwise).\n\n"
+           "  --data DIR   the store (default ./leadscore-data)\n"
+           "  --out DIR2   write the copy there (an empty or new directory) and leave DIR alone\n");
+}
+
+static int swap_in(const char *dir, const char *tmp)
+{
+    char from[1200], to[1200];
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", tmp, files[i]);
+        snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+        if (i == 0 && rename(from, to) != 0)
+            return cli_error("compact", CLI_FAIL, "cannot move %s to %s: %s", from, to, strerror(errno));
+        if (i == 1)
+            unlink(from);
+    }
+    rmdir(tmp);
+    return CLI_OK;
+}
+
+int cmd_compact(int argc, char **argv)
+{
+    static const struct option opts[] = {{"data", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *dir = "./leadscore-data", *out = NULL;
+    char tmp[1100], err[600];
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'd') dir = optarg;
+        else if (c == 'o') out = optarg;
+        else if (c == 'h') { compact_help(); return CLI_OK; }
+        else return CLI_USAGE;
+    }
+    if (optind < argc)
+        return cli_error("compact", CLI_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    store *s;
+    store_options so = {.read_only = 1};
+    if (store_open(&s, dir, &so, NULL, err, sizeof err) != LS_OK)
+        return cli_error("compact", CLI_FAIL, "%s", err);
+    snprintf(tmp, sizeof tmp, "%s/compact.tmp", dir);
+    const char *target = out ? out : tmp;
+    if (mkdir(target, 0750) != 0 && errno != EEXIST) {
+        store_close(&s);
+        return cli_error("compact", CLI_FAIL, "cannot create %s: %s", target, strerror(errno));
+    }
+    store_stats before;
+    store_stat(s, &before);
+    int rc = store_compact(s, target);
+    store_close(&s);
+    if (rc != LS_OK)
+        return cli_error("compact", CLI_FAIL, "copy failed (%s); %s is unchanged", ls_strerror(rc), dir);
+    if (!out && (rc = swap_in(dir, tmp)) != CLI_OK)
+        return rc;
+    printf("compacted %s: %llu customers, %llu bytes in use before\n", out ? out : dir,
+           (unsigned long long)before.customers, (unsigned long long)before.used_bytes);
+    return CLI_OK;
+}

@@ -1,0 +1,578 @@
+/* test_bench.c -- Check suite for the load generator (loadgen.h) and the
+ * `leadscore bench` command.
+ *
+ * Every workload runs for about a second against an in-process server
+ * whose store was preloaded with 1,000 synthetic customers, and must end
+ * with requests answered, no errors and ordered percentiles; the pull
+ * workload must also find every event it sent on the server.  No test
+ * asserts a time or a rate.  Then the pieces: the Zipf sampler against
+ * the exact law, the id order of the preload, the reply scanner, the
+ * histogram merge, the echo server, config checks, and the command line
+ * (help, usage errors, a short spawned run writing JSON). */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "leadscore/error.h"
+#include "loadgen.h"
+#include "model.h"
+#include "store.h"
+#include "testutil.h"
+#include "timefmt.h"
+
+#define CUSTOMERS 1000
+
+/* ------------------------------------------------------------------ */
+/* A preloaded server                                                  */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    tu_server ts;
+    char dir[512];
+} bench_server;
+
+static void preload(const char *dir, uint64_t n)
+{
+    model *m = NULL;
+    store *st = NULL;
+    store_wtxn *txn = NULL;
+    char err[256] = "", id[32];
+    struct stat sb;
+    store_options opt = {.map_size = 1ULL << 30, .no_sync = 1};
+    int rc = stat("models/default.json", &sb) == 0 ? model_load_file("models/default.json", &m, err, sizeof err)
+                                                   : model_load_builtin(&m, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "model: %s", err);
+    ck_assert_int_eq(store_open(&st, dir, &opt, model_decay(m), err, sizeof err), LS_OK);
+    ck_assert_int_eq(store_write_begin(st, &txn), LS_OK);
+    int64_t now = timefmt_now_ms();
+    for (uint64_t k = 1; k <= n; k++) {
+        ls_features f;
+        int nev = 0;
+        loadgen_customer_record(k, 7, now, store_decay(st), &f, &nev);
+        ck_assert_int_ge(nev, 2);
+        ck_assert_int_eq(store_wtxn_put(txn, id, loadgen_customer_id(k, id, sizeof id), &f), LS_OK);
+    }
+    ck_assert_int_eq(store_write_commit(&txn), LS_OK);
+    store_close(&st);
+    model_unref(&m);
+}
+
+static void server_up(bench_server *bs)
+{
+    config cfg;
+    tu_tempdir(bs->dir, sizeof bs->dir);
+    preload(bs->dir, CUSTOMERS);
+    tu_config(&cfg, bs->dir);
+    tu_server_start(&bs->ts, &cfg);
+}
+
+static void server_down(bench_server *bs)
+{
+    tu_server_stop(&bs->ts);
+    tu_rmtree(bs->dir);
+}
+
+/* A short run's config against bs. */
+static void short_run(loadgen_config *cfg, const bench_server *bs, loadgen_workload w)
+{
+    loadgen_config_defaults(cfg);
+    cfg->workload = w;
+    cfg->endpoint = bs->ts.endpoint;
+    cfg->pull_endpoint = bs->ts.pull_endpoint;
+    cfg->customers = CUSTOMERS;
+    cfg->clients = 2;
+    cfg->inflight = 4;
+    cfg->duration_s = 1.0;
+    cfg->warmup_s = 0.2;
+    cfg->batch = 20;
+    cfg->timeout_ms = 10000;
+}
+
+/* What every completed run must show, whatever the machine's speed. */
+static void assert_sane(const loadgen_result *r)
+{
+    ck_assert_msg(r->errors == 0, "%llu errors, first: %s", (unsigned long long)r->errors, r->first_error);
+    ck_assert_uint_gt(r->requests, 0);
+    ck_assert_ptr_nonnull(r->latency);
+    ck_assert_uint_eq(hist_count(r->latency), r->requests); /* the per-thread histograms all merged */
+    uint64_t p50 = hist_percentile(r->latency, 50), p99 = hist_percentile(r->latency, 99);
+    ck_assert_uint_le(p50, p99);
+    ck_assert_uint_le(p99, hist_max(r->latency));
+    ck_assert_uint_gt(hist_max(r->latency), 0);
+    ck_assert(r->elapsed_s > 0);
+    ck_assert(r->requests_per_s > 0);
+    ck_assert_uint_ge(r->items, r->requests);
+    ck_assert(!r->interrupted);
+}
+
+static void run_workload(loadgen_workload w, int inflight)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    char why[256];
+    server_up(&bs);
+    short_run(&cfg, &bs, w);
+    cfg.inflight = inflight;
+    ck_assert_msg(loadgen_probe(&cfg, why, sizeof why) == LS_OK, "probe: %s", why);
+    int rc = loadgen_run(&cfg, &r);
+    ck_assert_msg(rc == LS_OK, "loadgen_run: %s", r.first_error);
+    assert_sane(&r);
+    if (w == LOADGEN_SCORE_BATCH || w == LOADGEN_TRACK)
+        ck_assert_uint_eq(r.items, r.requests * (uint64_t)cfg.batch);
+    loadgen_result_free(&r);
+    loadgen_result_free(&r); /* harmless twice */
+    server_down(&bs);
+}
+
+/* ------------------------------------------------------------------ */
+/* Workloads                                                           */
+/* ------------------------------------------------------------------ */
+
+START_TEST(score_req_one_at_a_time)
+{
+    run_workload(LOADGEN_SCORE, 1);
+}
+END_TEST
+
+START_TEST(score_dealer_pipelined)
+{
+    run_workload(LOADGEN_SCORE, 8);
+}
+END_TEST
+
+START_TEST(score_batch)
+{
+    run_workload(LOADGEN_SCORE_BATCH, 2);
+}
+END_TEST
+
+START_TEST(track_durable)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    uint64_t accepted = 0, dup = 0, rej = 0;
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_TRACK);
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    /* every acknowledged event is on the server, none a duplicate */
+    ck_assert_int_eq(loadgen_server_events(bs.ts.endpoint, 5000, &accepted, &dup, &rej), LS_OK);
+    ck_assert_uint_ge(accepted, r.items);
+    ck_assert_uint_eq(dup, 0);
+    ck_assert_uint_eq(rej, 0);
+    loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
+START_TEST(mixed_open_loop)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_MIXED);
+    cfg.batch = 1;
+    cfg.mix_read_pct = 70;
+    cfg.rate = 400;
+    cfg.zipf_s = 1.1;
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    ck_assert_uint_gt(r.kind_requests[LOADGEN_KIND_READ], 0);
+    ck_assert_uint_gt(r.kind_requests[LOADGEN_KIND_WRITE], 0);
+    ck_assert_uint_eq(r.kind_requests[LOADGEN_KIND_READ] + r.kind_requests[LOADGEN_KIND_WRITE], r.requests);
+    ck_assert_uint_eq(hist_count(r.kind_latency[LOADGEN_KIND_READ]), r.kind_requests[LOADGEN_KIND_READ]);
+    /* open loop: about rate x duration requests, never a burst beyond it */
+    ck_assert_uint_le(r.requests, (uint64_t)(cfg.rate * cfg.duration_s) + 2);
+    loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
+START_TEST(pull_nothing_lost)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_PULL);
+    cfg.rate = 200; /* bounded, so the check does not wait on a backlog under ASan */
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    ck_assert_int_eq(r.pull_checked, 1);
+    ck_assert_uint_gt(r.pull_events_sent, 0);
+    ck_assert_int_eq(r.pull_events_lost, 0);
+    ck_assert_uint_eq(r.pull_events_landed, r.pull_events_sent);
+    loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
+START_TEST(requests_mode_counts_exactly)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_SCORE);
+    cfg.clients = 3;
+    cfg.requests = 1001;
+    cfg.warmup_s = 0;
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    ck_assert_uint_eq(r.requests, 1001);
+    loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
+START_TEST(stop_flag_ends_the_run)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    volatile sig_atomic_t stop = 1;
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_SCORE);
+    cfg.duration_s = 3600; /* only the flag can end it */
+    cfg.stop = &stop;
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    ck_assert_int_eq(r.interrupted, 1);
+    loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
+START_TEST(echo_baseline)
+{
+    loadgen_echo *echo = NULL;
+    loadgen_config cfg;
+    loadgen_result r;
+    char why[128];
+    ck_assert_int_eq(loadgen_echo_start(&echo), LS_OK);
+    loadgen_config_defaults(&cfg);
+    cfg.echo = echo;
+    cfg.endpoint = loadgen_echo_endpoint(echo);
+    cfg.customers = CUSTOMERS;
+    cfg.clients = 2;
+    cfg.inflight = 4;
+    cfg.duration_s = 0.5;
+    cfg.warmup_s = 0;
+    ck_assert_int_eq(loadgen_probe(&cfg, why, sizeof why), LS_OK);
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    ck_assert(r.reply_bytes == r.request_bytes); /* it echoes */
+    loadgen_result_free(&r);
+    cfg.workload = LOADGEN_PULL;
+    cfg.pull_endpoint = loadgen_echo_pull_endpoint(echo);
+    cfg.rate = 500;
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    ck_assert_int_eq(r.pull_events_lost, 0);
+    ck_assert_uint_eq(loadgen_echo_pulled(echo) * (uint64_t)cfg.batch, r.pull_events_sent);
+    loadgen_result_free(&r);
+    loadgen_echo_stop(&echo);
+    ck_assert_ptr_null(echo);
+    loadgen_echo_stop(&echo); /* harmless twice */
+}
+END_TEST
+
+START_TEST(no_server_times_out)
+{
+    loadgen_config cfg;
+    char why[128];
+    loadgen_config_defaults(&cfg);
+    cfg.endpoint = "tcp://127.0.0.1:1"; /* nothing listens there */
+    cfg.timeout_ms = 200;
+    ck_assert_int_eq(loadgen_probe(&cfg, why, sizeof why), LS_ETIMEOUT);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The pieces                                                          */
+/* ------------------------------------------------------------------ */
+
+static double harmonic(int n, double s)
+{
+    double h = 0;
+    for (int k = 1; k <= n; k++)
+        h += pow(k, -s);
+    return h;
+}
+
+START_TEST(zipf_matches_the_law)
+{
+    loadgen_zipf z;
+    loadgen_rng rng;
+    static uint64_t counts[101];
+    const int draws = 200000;
+    memset(counts, 0, sizeof counts);
+    ck_assert_int_eq(loadgen_zipf_init(&z, 100, 1.0), LS_OK);
+    loadgen_rng_seed(&rng, 42);
+    for (int i = 0; i < draws; i++) {
+        uint64_t k = loadgen_zipf_next(&z, &rng);
+        ck_assert(k >= 1 && k <= 100);
+        counts[k]++;
+    }
+    double h = harmonic(100, 1.0); /* H(100) = 5.187... */
+    /* the binomial sd of the rank-1 share is 0.0009: 0.005 is over 5 sd */
+    ck_assert_double_eq_tol((double)counts[1] / draws, 1 / h, 0.005);
+    ck_assert_double_eq_tol((double)counts[2] / draws, 1 / (2 * h), 0.004);
+    ck_assert_double_eq_tol((double)counts[10] / draws, 1 / (10 * h), 0.002);
+    ck_assert_uint_gt(counts[100], 0);
+}
+END_TEST
+
+START_TEST(zipf_other_exponents)
+{
+    loadgen_zipf z;
+    loadgen_rng rng;
+    const double s[] = {0.5, 1.5, 2.5};
+    ck_assert_int_eq(loadgen_zipf_init(&z, 0, 1.0), LS_EINVAL);
+    ck_assert_int_eq(loadgen_zipf_init(&z, 10, 0), LS_EINVAL);
+    ck_assert_int_eq(loadgen_zipf_init(&z, 10, -1), LS_EINVAL);
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        uint64_t ones = 0;
+        const int draws = 100000;
+        ck_assert_int_eq(loadgen_zipf_init(&z, 1000, s[i]), LS_OK);
+        loadgen_rng_seed(&rng, 7);
+        for (int d = 0; d < draws; d++) {
+            uint64_t k = loadgen_zipf_next(&z, &rng);
+            ck_assert(k >= 1 && k <= 1000);
+            ones += k == 1;
+        }
+        ck_assert_double_eq_tol((double)ones / draws, 1 / harmonic(1000, s[i]), 0.006);
+    }
+    /* ten million keys cost no memory and still work */
+    ck_assert_int_eq(loadgen_zipf_init(&z, 10000000, 1.2), LS_OK);
+    for (int d = 0; d < 1000; d++) {
+        uint64_t k = loadgen_zipf_next(&z, &rng);
+        ck_assert(k >= 1 && k <= 10000000);
+    }
+}
+END_TEST
+
+typedef struct {
+    uint64_t n, seen;
+    char last[32];
+    unsigned char *hit;
+} order_check;
+
+static int check_order(void *arg, uint64_t k)
+{
+    order_check *oc = arg;
+    char id[32];
+    loadgen_customer_id(k, id, sizeof id);
+    ck_assert(k >= 1 && k <= oc->n);
+    ck_assert_msg(!oc->hit[k], "customer %llu visited twice", (unsigned long long)k);
+    oc->hit[k] = 1;
+    ck_assert_msg(oc->seen == 0 || strcmp(oc->last, id) < 0, "%s after %s", id, oc->last);
+    snprintf(oc->last, sizeof oc->last, "%s", id);
+    oc->seen++;
+    return 0;
+}
+
+START_TEST(preload_visits_ids_in_key_order)
+{
+    const uint64_t sizes[] = {1, 9, 10, 11, 99, 100, 101, 1000, 12345};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        order_check oc = {.n = sizes[i], .hit = calloc(sizes[i] + 1, 1)};
+        ck_assert_int_eq(loadgen_customers_in_key_order(sizes[i], check_order, &oc), 0);
+        ck_assert_uint_eq(oc.seen, sizes[i]);
+        free(oc.hit);
+    }
+}
+END_TEST
+
+START_TEST(customer_records_are_reproducible)
+{
+    ls_features a, b;
+    feature_decay d = {3 * 86400000LL, 30 * 86400000LL};
+    int64_t now = 1700000000000LL;
+    char id[32];
+    uint8_t ea[FEATURE_MAX_ENCODED], eb[FEATURE_MAX_ENCODED];
+    size_t la, lb;
+    loadgen_customer_record(42, 1, now, &d, &a, NULL);
+    loadgen_customer_record(42, 1, now, &d, &b, NULL);
+    ck_assert_int_eq(feature_encode(&a, ea, sizeof ea, &la), LS_OK);
+    ck_assert_int_eq(feature_encode(&b, eb, sizeof eb, &lb), LS_OK);
+    ck_assert_uint_eq(la, lb);
+    ck_assert_int_eq(memcmp(ea, eb, la), 0);
+    ck_assert(!feature_empty(&a));
+    ck_assert_int_le(a.last_seen_ms, now);
+    ck_assert_uint_eq(loadgen_customer_id(42, id, sizeof id), 7);
+    ck_assert_str_eq(id, "cust-42");
+}
+END_TEST
+
+START_TEST(reply_scanner)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int ok, has_id;
+    uint64_t id;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* {"ok": true, "results": [{"x": 1}], "id": 123456789012} */
+    msgpack_pack_map(&pk, 3);
+    tu_pack_str(&pk, "ok");
+    msgpack_pack_true(&pk);
+    tu_pack_str(&pk, "results");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    tu_pack_str(&pk, "x");
+    msgpack_pack_int(&pk, 1);
+    tu_pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, 123456789012ULL);
+    ck_assert_int_eq(loadgen_scan_reply(sb.data, sb.size, &ok, &id, &has_id), LS_OK);
+    ck_assert_int_eq(ok, 1);
+    ck_assert_int_eq(has_id, 1);
+    ck_assert_uint_eq(id, 123456789012ULL);
+    /* truncated anywhere: an error or a partial answer, never a crash */
+    for (size_t cut = 0; cut < sb.size; cut++)
+        loadgen_scan_reply(sb.data, cut, &ok, &id, &has_id);
+    ck_assert_int_eq(loadgen_scan_reply(sb.data, 0, &ok, &id, &has_id), LS_EPARSE);
+    ck_assert_int_eq(loadgen_scan_reply("\x93\x01\x02\x03", 4, &ok, &id, &has_id), LS_EPARSE);
+    /* an echoed request has no "ok" */
+    ck_assert_int_eq(loadgen_scan_reply("\x81\xa2id\x05", 5, &ok, &id, &has_id), LS_OK);
+    ck_assert_int_eq(ok, -1);
+    ck_assert_int_eq(has_id, 1);
+    ck_assert_uint_eq(id, 5);
+    msgpack_sbuffer_destroy(&sb);
+}
+END_TEST
+
+START_TEST(histogram_merge)
+{
+    hist *a = NULL, *b = NULL, *sum = NULL;
+    ck_assert_int_eq(hist_init(&a, LOADGEN_HIST_LOWEST, LOADGEN_HIST_HIGHEST, LOADGEN_HIST_DIGITS), LS_OK);
+    ck_assert_int_eq(hist_init(&b, LOADGEN_HIST_LOWEST, LOADGEN_HIST_HIGHEST, LOADGEN_HIST_DIGITS), LS_OK);
+    ck_assert_int_eq(hist_init(&sum, LOADGEN_HIST_LOWEST, LOADGEN_HIST_HIGHEST, LOADGEN_HIST_DIGITS), LS_OK);
+    for (uint64_t v = 1; v <= 1000; v++) {
+        hist_record(a, v * 1000);          /* 1..1000 us */
+        hist_record(b, (v + 1000) * 1000); /* 1001..2000 us */
+    }
+    ck_assert_int_eq(hist_merge(sum, a), LS_OK);
+    ck_assert_int_eq(hist_merge(sum, b), LS_OK);
+    ck_assert_uint_eq(hist_count(sum), 2000);
+    ck_assert_double_eq_tol((double)hist_percentile(sum, 50), 1000e3, 1000e3 * 0.001);
+    ck_assert_double_eq_tol((double)hist_percentile(sum, 99), 1980e3, 1980e3 * 0.001);
+    ck_assert_double_eq_tol((double)hist_max(sum), 2000e3, 2000e3 * 0.001);
+    ck_assert_uint_eq(hist_count(a), 1000); /* sources unchanged */
+    hist_destroy(&a);
+    hist_destroy(&b);
+    hist_destroy(&sum);
+}
+END_TEST
+
+START_TEST(config_checks)
+{
+    loadgen_config cfg;
+    char why[128];
+    loadgen_workload w;
+    loadgen_config_defaults(&cfg);
+    cfg.endpoint = "tcp://127.0.0.1:5555";
+    ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_OK);
+    cfg.clients = 0;
+    ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_EINVAL);
+    cfg.clients = 1;
+    cfg.batch = LOADGEN_MAX_BATCH + 1;
+    ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_EINVAL);
+    cfg.batch = 10;
+    cfg.workload = LOADGEN_PULL; /* needs the PULL endpoint */
+    ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_EINVAL);
+    for (int i = 0; i < LOADGEN_WORKLOAD_COUNT; i++) {
+        ck_assert_int_eq(loadgen_workload_parse(loadgen_workload_name((loadgen_workload)i), &w), LS_OK);
+        ck_assert_int_eq(w, i);
+    }
+    ck_assert_int_eq(loadgen_workload_parse("rescore", &w), LS_EINVAL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The command line                                                    */
+/* ------------------------------------------------------------------ */
+
+START_TEST(cli_help_and_usage)
+{
+    static char out[16384];
+    const char *help[] = {"bench", "--help", NULL};
+    const char *bad[] = {"bench", "--workload", "nope", NULL};
+    const char *both[] = {"bench", "--spawn", "--connect", "tcp://127.0.0.1:5555", NULL};
+    const char *none[] = {"bench", "--connect", "tcp://127.0.0.1:1", "--timeout", "200", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, help), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--baseline"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, both), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, none), 1);
+    ck_assert_ptr_nonnull(strstr(out, "no reply"));
+}
+END_TEST
+
+START_TEST(cli_spawned_run_with_baseline_and_json)
+{
+    static char out[16384];
+    char dir[512], json_path[600];
+    json_error_t jerr;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(json_path, sizeof json_path, "%s/figures.json", dir);
+    const char *args[] = {"bench", "--customers", "500", "--duration", "0.5", "--warmup", "0", "--inflight", "4",
+                          "--baseline", "--json", json_path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+    ck_assert_ptr_nonnull(strstr(out, "p99 (us)"));
+    ck_assert_ptr_nonnull(strstr(out, "ratio"));
+    json_t *root = json_load_file(json_path, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    json_t *ls = json_object_get(root, "leadscore"), *echo = json_object_get(root, "echo");
+    ck_assert(json_number_value(json_object_get(ls, "requests")) > 0);
+    ck_assert(json_number_value(json_object_get(echo, "requests")) > 0);
+    ck_assert(json_number_value(json_object_get(ls, "errors")) == 0);
+    ck_assert(json_number_value(json_object_get(ls, "p50_us")) <= json_number_value(json_object_get(ls, "max_us")));
+    ck_assert(json_is_object(json_object_get(root, "ratio")));
+    ck_assert(json_array_size(json_object_get(ls, "percentiles_us")) > 2);
+    json_decref(root);
+    tu_rmtree(dir);
+}
+END_TEST
+
+static Suite *bench_suite(void)
+{
+    Suite *s = suite_create("bench");
+    TCase *work = tcase_create("workloads");
+    tcase_set_timeout(work, 60);
+    tcase_add_test(work, score_req_one_at_a_time);
+    tcase_add_test(work, score_dealer_pipelined);
+    tcase_add_test(work, score_batch);
+    tcase_add_test(work, track_durable);
+    tcase_add_test(work, mixed_open_loop);
+    tcase_add_test(work, pull_nothing_lost);
+    tcase_add_test(work, requests_mode_counts_exactly);
+    tcase_add_test(work, stop_flag_ends_the_run);
+    tcase_add_test(work, echo_baseline);
+    tcase_add_test(work, no_server_times_out);
+    suite_add_tcase(s, work);
+    TCase *parts = tcase_create("parts");
+    tcase_add_test(parts, zipf_matches_the_law);
+    tcase_add_test(parts, zipf_other_exponents);
+    tcase_add_test(parts, preload_visits_ids_in_key_order);
+    tcase_add_test(parts, customer_records_are_reproducible);
+    tcase_add_test(parts, reply_scanner);
+    tcase_add_test(parts, histogram_merge);
+    tcase_add_test(parts, config_checks);
+    suite_add_tcase(s, parts);
+    TCase *cli = tcase_create("cli");
+    tcase_set_timeout(cli, 60);
+    tcase_add_test(cli, cli_help_and_usage);
+    tcase_add_test(cli, cli_spawned_run_with_baseline_and_json);
+    suite_add_tcase(s, cli);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(bench_suite());
+}
