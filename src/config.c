@@ -39,8 +39,10 @@ static const config_option options[] = {
      "group commit: longest time spent collecting batches for one transaction"},
     {"sync", CONFIG_BOOL, OPT(sync), 0, "on", 0, 1,
      "fsync each commit so an acknowledged event survives power loss (off: faster, NOT durable)"},
-    {"map-size", CONFIG_SIZE, OPT(map_size), 0, "64GiB", 1LL << 20, 1LL << 50,
-     "LMDB map size (virtual address space; the file only grows as data is written)"},
+    {"map-size", CONFIG_SIZE, OPT(map_size), 0, "1GiB", 1LL << 20, 1LL << 50,
+     "initial LMDB map size (address space; the file only grows as data is written)"},
+    {"map-max", CONFIG_SIZE, OPT(map_max), 0, "256GiB", 1LL << 20, 1LL << 50,
+     "the map doubles when full, up to this; past it, track answers unavailable and reads go on"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

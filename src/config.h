@@ -26,7 +26,8 @@ typedef struct {
     uint64_t commit_max_events;  /* group commit: events per transaction */
     int64_t commit_window_ms;    /* group commit: longest collection time */
     int sync;                    /* 1: fsync every commit (durable acks) */
-    uint64_t map_size;           /* LMDB map size, bytes */
+    uint64_t map_size;           /* initial LMDB map size, bytes */
+    uint64_t map_max;            /* the map grows up to this, bytes */
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

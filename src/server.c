@@ -99,6 +99,8 @@ static int load_model(server *s, char *err, size_t errlen)
 static int open_store(server *s, char *err, size_t errlen)
 {
     store_options opt = {.map_size = s->svc.cfg.map_size, .no_sync = !s->svc.cfg.sync};
+    if (s->svc.cfg.map_max < s->svc.cfg.map_size)
+        s->svc.cfg.map_max = s->svc.cfg.map_size;
     const feature_decay *want = model_decay(s->svc.model);
     int rc = store_open(&s->svc.store, s->svc.cfg.data_dir, &opt, want, err, errlen);
     if (rc)

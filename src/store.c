@@ -1,9 +1,10 @@
 /* store.c -- LMDB behind the store.h interface: opening and versioning the
  * environment, per-thread read snapshots, and the writer's transactions. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <lmdb.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 
 #include "leadscore/error.h"
 
-#define DEFAULT_MAP_SIZE (64ULL << 30)
+#define DEFAULT_MAP_SIZE (1ULL << 30)
 #define DEFAULT_MAX_READERS 126
 
 struct store {
@@ -22,6 +23,9 @@ struct store {
     feature_decay decay;
     int read_only;
     int has_aliases;   /* 0 only for a version-1 store opened read-only */
+    /* Snapshots hold it shared; store_grow holds it alone while LMDB
+     * remaps (writer-preferring, so a steady read load cannot starve it). */
+    pthread_rwlock_t map_lock;
 };
 
 struct store_reader {
@@ -180,8 +184,13 @@ int store_open(store **out, const char *dir, const store_options *opt,
     if (!opt)
         opt = &defaults;
     store *s = calloc(1, sizeof *s);
+    pthread_rwlockattr_t attr;
     if (!s)
         return LS_ENOMEM;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->map_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     s->read_only = opt->read_only;
     int rc = open_env(s, dir, opt, err, errlen);
     if (rc == LS_OK)
@@ -200,6 +209,7 @@ void store_close(store **sp)
         return;
     if ((*sp)->env)
         mdb_env_close((*sp)->env);
+    pthread_rwlock_destroy(&(*sp)->map_lock);
     free(*sp);
     *sp = NULL;
 }
@@ -215,9 +225,12 @@ int store_stat(store *s, store_stats *out)
     MDB_stat st;
     MDB_envinfo info;
     memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (rc)
+    if (rc) {
+        pthread_rwlock_unlock(&s->map_lock);
         return from_mdb(rc);
+    }
     if (mdb_stat(txn, s->customers, &st) == 0)
         out->customers = st.ms_entries;
     if (mdb_stat(txn, s->event_ids, &st) == 0)
@@ -225,9 +238,29 @@ int store_stat(store *s, store_stats *out)
     mdb_txn_abort(txn);
     mdb_env_stat(s->env, &st);
     mdb_env_info(s->env, &info);
+    pthread_rwlock_unlock(&s->map_lock);
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
     out->map_bytes = info.me_mapsize;
     return LS_OK;
+}
+
+int store_grow(store *s, uint64_t max_bytes)
+{
+    MDB_envinfo info;
+    pthread_rwlock_wrlock(&s->map_lock);
+    mdb_env_info(s->env, &info);
+    uint64_t now = info.me_mapsize, next = now * 2 > max_bytes ? max_bytes : now * 2;
+    int rc = next > now ? mdb_env_set_mapsize(s->env, next) : MDB_MAP_FULL;
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc == 0 ? LS_OK : LS_EFULL;
+}
+
+/* Another process grew the map: adopt its size (no snapshot is open). */
+static void adopt_map_size(store *s)
+{
+    pthread_rwlock_wrlock(&s->map_lock);
+    mdb_env_set_mapsize(s->env, 0);
+    pthread_rwlock_unlock(&s->map_lock);
 }
 
 /* ------------------------------------------------------------------ */
@@ -239,7 +272,9 @@ int store_reader_open(store *s, store_reader **out)
     store_reader *r = calloc(1, sizeof *r);
     if (!r)
         return LS_ENOMEM;
+    pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    pthread_rwlock_unlock(&s->map_lock);
     if (rc) {
         free(r);
         return from_mdb(rc);
@@ -254,6 +289,7 @@ void store_reader_close(store_reader **rp)
 {
     if (!rp || !*rp)
         return;
+    store_reader_end(*rp);
     mdb_txn_abort((*rp)->txn);
     free(*rp);
     *rp = NULL;
@@ -261,18 +297,29 @@ void store_reader_close(store_reader **rp)
 
 int store_reader_begin(store_reader *r)
 {
-    if (r->active)
-        mdb_txn_reset(r->txn);
-    int rc = mdb_txn_renew(r->txn);
-    r->active = rc == 0;
-    return from_mdb(rc);
+    store_reader_end(r);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        pthread_rwlock_rdlock(&r->s->map_lock);
+        int rc = mdb_txn_renew(r->txn);
+        if (rc == 0) {
+            r->active = 1;
+            return LS_OK;
+        }
+        pthread_rwlock_unlock(&r->s->map_lock);
+        if (rc != MDB_MAP_RESIZED)
+            return from_mdb(rc);
+        adopt_map_size(r->s);
+    }
+    return LS_EINTERNAL;
 }
 
 void store_reader_end(store_reader *r)
 {
-    if (r->active)
-        mdb_txn_reset(r->txn);
+    if (!r->active)
+        return;
+    mdb_txn_reset(r->txn);
     r->active = 0;
+    pthread_rwlock_unlock(&r->s->map_lock);
 }
 
 static int get_record(MDB_txn *txn, MDB_dbi dbi, const char *id, size_t len, ls_features *out)
@@ -337,6 +384,10 @@ int store_write_begin(store *s, store_wtxn **out)
     if (!w)
         return LS_ENOMEM;
     int rc = mdb_txn_begin(s->env, NULL, 0, &w->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        adopt_map_size(s);
+        rc = mdb_txn_begin(s->env, NULL, 0, &w->txn);
+    }
     if (rc) {
         free(w);
         return from_mdb(rc);

@@ -32,7 +32,7 @@ typedef struct store_reader store_reader;
 typedef struct store_wtxn store_wtxn;
 
 typedef struct {
-    uint64_t map_size;      /* LMDB map size in bytes (virtual; 0 = default 64 GiB) */
+    uint64_t map_size;      /* initial LMDB map size in bytes (virtual; 0 = default 1 GiB) */
     int no_sync;            /* 1: skip fsync on commit (NOT durable; bulk loads only) */
     int read_only;          /* 1: open for reading only (rescore, kpis) */
     unsigned max_readers;   /* 0 = default 126 */
@@ -61,6 +61,12 @@ void store_close(store **s);
 const feature_decay *store_decay(const store *s);
 
 int store_stat(store *s, store_stats *out);
+
+/* Doubles the map size, to at most max_bytes, while no snapshot is open
+ * (readers wait for the moment it takes).  The writer calls it when a
+ * transaction fails with LS_EFULL, then retries.  LS_EFULL when the map
+ * is already at max_bytes. */
+int store_grow(store *s, uint64_t max_bytes);
 
 /* ---- reading (one store_reader per thread) ---- */
 

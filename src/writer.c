@@ -215,7 +215,17 @@ static int apply_job(store_wtxn *txn, writer_job *job, open_record *rec, const f
     return LS_OK;
 }
 
-static int apply_group(writer *w, size_t njobs)
+/* Clears what an aborted attempt wrote into the jobs. */
+static void reset_jobs(writer *w, size_t njobs)
+{
+    for (size_t j = 0; j < njobs; j++) {
+        w->group[j]->accepted = w->group[j]->duplicates = 0;
+        w->group[j]->status = LS_OK;
+        w->group[j]->result = 0;
+    }
+}
+
+static int try_group(writer *w, size_t njobs)
 {
     store_wtxn *txn = NULL;
     open_record *rec = malloc(sizeof *rec);
@@ -236,6 +246,19 @@ static int apply_group(writer *w, size_t njobs)
 done:
     store_write_abort(&txn);
     free(rec);
+    return rc;
+}
+
+/* Applies the group; when the map is full it grows it (up to map-max) and
+ * tries again, so the batch is not lost. */
+static int apply_group(writer *w, size_t njobs)
+{
+    int rc;
+    while ((rc = try_group(w, njobs)) == LS_EFULL) {
+        reset_jobs(w, njobs);
+        if (store_grow(w->svc->store, w->svc->cfg.map_max) != LS_OK)
+            break;
+    }
     return rc;
 }
 

@@ -944,6 +944,79 @@ START_TEST(forget_erases_a_customer_its_aliases_and_keys)
 }
 END_TEST
 
+/* Tracks batches of new customers (long ids, so pages fill fast) until
+ * the store answers unavailable; returns the batches acknowledged. */
+static int fill_until_unavailable(tu_conn *c, int *unavailable)
+{
+    int acked = 0;
+    char id[300];
+    *unavailable = 0;
+    for (int b = 0; b < 2000 && !*unavailable; b++) { /* bounded */
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        begin(&sb, &pk, "track", 1);
+        tu_pack_str(&pk, "events");
+        msgpack_pack_array(&pk, 50);
+        for (int i = 0; i < 50; i++) {
+            snprintf(id, sizeof id, "%0200d-%d-%d", 0, b, i);
+            msgpack_pack_map(&pk, 3);
+            tu_pack_str(&pk, "customer");
+            tu_pack_str(&pk, id);
+            tu_pack_str(&pk, "type");
+            tu_pack_str(&pk, "page_view");
+            tu_pack_str(&pk, "event_id");
+            tu_pack_str(&pk, id);
+        }
+        call(c, &sb, &up);
+        if (tu_get_bool(&up.data, "ok")) {
+            ck_assert_int_eq(tu_get_int(&up.data, "accepted"), 50);
+            acked++;
+        } else {
+            ck_assert(tu_is_error(&up.data, "unavailable"));
+            *unavailable = 1;
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    return acked;
+}
+
+START_TEST(a_full_store_grows_then_refuses_writes_and_keeps_reading)
+{
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.map_size = 1 << 20;   /* 1 MiB to start */
+    cfg.map_max = 8 << 20;    /* may grow to 8 MiB */
+    tu_server_start(&s2, &cfg);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    int unavailable;
+    int acked = fill_until_unavailable(&c, &unavailable);
+    ck_assert(unavailable);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    begin(&sb, &pk, "stats", 0);
+    call(&c, &sb, &up);
+    ck_assert_int_eq(tu_get_int(&up.data, "store_map_bytes"), 8 << 20); /* it grew */
+    ck_assert_int_eq(tu_get_int(&up.data, "customers"), acked * 50);   /* every acknowledged batch, whole */
+    ck_assert_int_gt(tu_get_int(&up.data, "store_bytes"), 1 << 20);     /* more than the first map held */
+    msgpack_unpacked_destroy(&up);
+    ck_assert_int_eq(feature_count(&c, "nobody", "page_view_count"), 0); /* reads go on */
+    char first[300];
+    snprintf(first, sizeof first, "%0200d-%d-%d", 0, 0, 7);
+    ck_assert_int_eq(feature_count(&c, first, "page_view_count"), 1);
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -975,6 +1048,7 @@ static Suite *suite(void)
     tcase_set_timeout(restart, 120);
     tcase_add_test(restart, stop_drains_and_acknowledged_events_survive_a_restart);
     tcase_add_test(restart, event_ids_are_forgotten_after_the_window);
+    tcase_add_test(restart, a_full_store_grows_then_refuses_writes_and_keeps_reading);
     suite_add_tcase(s, restart);
     return s;
 }
