@@ -24,7 +24,32 @@ static int local_error(ls_client *c, int status, const char *msg)
     return status;
 }
 
+static int connect_with(ls_client **out, const char *endpoint, int timeout_ms, const char *const keys[3]);
+
 int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms)
+{
+    return connect_with(out, endpoint, timeout_ms, NULL);
+}
+
+int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_ms, const char *server_public,
+                             const char *client_public, const char *client_secret)
+{
+    const char *keys[3] = {server_public, client_public, client_secret};
+    for (int i = 0; i < 3; i++)
+        if (!keys[i] || strlen(keys[i]) != 40)
+            return LS_EINVAL;
+    return connect_with(out, endpoint, timeout_ms, keys);
+}
+
+/* Sets the CURVE client options (before connect). */
+static int set_curve(void *sock, const char *const keys[3])
+{
+    return zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, keys[0], 40) ||
+           zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, keys[1], 40) ||
+           zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, keys[2], 40);
+}
+
+static int connect_with(ls_client **out, const char *endpoint, int timeout_ms, const char *const keys[3])
 {
     int zero = 0;
     ls_client *c = calloc(1, sizeof *c);
@@ -39,7 +64,7 @@ int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms)
     if (!c->sock || zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &c->timeout_ms, sizeof c->timeout_ms) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms) != 0 ||
-        zmq_connect(c->sock, endpoint) != 0) {
+        (keys && set_curve(c->sock, keys)) || zmq_connect(c->sock, endpoint) != 0) {
         ls_client_close(&c);
         return LS_EINVAL;
     }

@@ -115,7 +115,11 @@ static void bench_help(void)
            "  --duration SEC     measured time (default 10; 500ms, 2m also work)\n"
            "  --requests N       stop after N measured requests instead\n"
            "  --warmup SEC       unrecorded warm-up first (default 1)\n"
-           "  --timeout MS       a request unanswered this long is an error (default 5000)\n\n"
+           "  --timeout MS       a request unanswered this long is an error (default 5000)\n"
+           "  --pull-backlog N   pull: most events sent but not yet stored by the server; the\n"
+           "                     clients wait for it to catch up, so events/s is what it\n"
+           "                     sustains (default 200000; 0: no limit, a flood)\n"
+           "  --pull-wait SEC    pull: longest wait for the server's count to settle (default 60)\n\n"
            "report\n"
            "  --baseline         first run the same pattern against a bare ZeroMQ echo server\n"
            "  --json FILE        write every figure as JSON (- for stdout)\n"
@@ -213,6 +217,10 @@ static int apply_option(bench_opts *o, int c, const char *name, const char *v)
         return parse_count(v, &lg->requests) || lg->requests < 1 ? bad_value(name, v, "a count >= 1") : 0;
     case 'u': return parse_seconds(v, &lg->warmup_s) ? bad_value(name, v, "a duration") : 0;
     case 't': return parse_int(v, 1, 3600000, &lg->timeout_ms) ? bad_value(name, v, "milliseconds") : 0;
+    case 'G': return parse_count(v, &lg->pull_backlog) ? bad_value(name, v, "an event count") : 0;
+    case 'W':
+        return parse_seconds(v, &lg->pull_max_wait_s) || lg->pull_max_wait_s < 1 ? bad_value(name, v, "a duration >= 1 s")
+                                                                                   : 0;
     case 'B': o->baseline = 1; return 0;
     case 'j': o->json_path = v; return 0;
     case 'p': o->plot_path = v; return 0;
@@ -246,6 +254,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         {"inflight", required_argument, NULL, 'k'}, {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'N'},
         {"warmup", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
+        {"pull-backlog", required_argument, NULL, 'G'}, {"pull-wait", required_argument, NULL, 'W'},
         {"baseline", no_argument, NULL, 'B'}, {"json", required_argument, NULL, 'j'},
         {"plot", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
@@ -400,7 +409,6 @@ static int preload(const bench_opts *o, const config *cfg)
         p.rc = store_write_commit(&p.txn);
     store_write_abort(&p.txn);
     store_close(&p.st);
-    preload_show(&p);
     clear_progress(o);
     if (p.rc == LS_ETIMEOUT && bench_interrupted)
         return cli_error("bench", CLI_FAIL, "interrupted while preloading");
@@ -545,7 +553,7 @@ static const figure figures[] = {
     {"track p99 (us)", "track_p99_us", FMT_US, SHOW_MIXED, 1, f_write_p99},
     {"events sent", "events_sent", FMT_COUNT, SHOW_PULL, 0, f_sent},
     {"events landed/s", "events_landed_per_s", FMT_RATE, SHOW_PULL, 1, f_landed_ps},
-    {"events lost", "events_lost", FMT_COUNT, SHOW_PULL, 0, f_lost},
+    {"events missing", "events_missing", FMT_COUNT, SHOW_PULL, 0, f_lost},
     {"settle wait (s)", "settle_wait_s", FMT_SECONDS, SHOW_PULL, 0, f_settle},
     {"request bytes", "request_bytes", FMT_BYTES, SHOW_REQUESTS | SHOW_PULL, 0, f_req_bytes},
     {"reply bytes", "reply_bytes", FMT_BYTES, SHOW_REQUESTS, 0, f_reply_bytes},
@@ -669,7 +677,9 @@ static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls
 static void print_pull_notes(FILE *out, const loadgen_result *ls)
 {
     if (!ls->pull_checked)
-        fprintf(out, "pull check: the server's event count did not settle%s%s\n", ls->first_error[0] ? ": " : "",
+        fprintf(out, "pull check: the server's event count was still moving after %.0f s: %lld events had not "
+                     "landed yet (queued, not necessarily lost)%s%s\n",
+                ls->pull_settle_wait_s, (long long)ls->pull_events_lost, ls->first_error[0] ? "; " : "",
                 ls->first_error);
     else if (ls->pull_events_lost > 0)
         fprintf(out, "pull check: %lld of %llu events sent never landed on the server\n",

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "jsonout.h"
 #include "leadscore/client.h"
+#include "security.h"
 
 typedef struct {
     const char *cmd;
@@ -21,6 +22,8 @@ typedef struct {
     int64_t now_ms;
     int has_now;
     int k;
+    const char *server_key;   /* file with the server's public key */
+    const char *key_prefix;   /* PREFIX.pub / PREFIX.key of this client */
 } client_opts;
 
 static void client_help(const char *cmd, const char *args, const char *what)
@@ -28,7 +31,10 @@ static void client_help(const char *cmd, const char *args, const char *what)
     printf("usage: leadscore %s [--connect EP] [--json] [--timeout MS]%s\n\n%s\n\n"
            "  --connect EP   service endpoint (default $LEADSCORE_CONNECT or %s)\n"
            "  --json         print the reply as JSON\n"
-           "  --timeout MS   how long to wait for the reply (default 5000)\n",
+           "  --timeout MS   how long to wait for the reply (default 5000)\n"
+           "  --server-key FILE, --key PREFIX\n"
+           "                 CurveZMQ: the server's public key file, and this client's key pair\n"
+           "                 (PREFIX.pub, PREFIX.key from `leadscore keygen`)\n",
            cmd, args, what, CLI_DEFAULT_CONNECT);
     if (strcmp(cmd, "recommend") == 0)
         printf("  --k N          how many segments (default: the model's)\n");
@@ -46,6 +52,7 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
         {"timeout", required_argument, NULL, 't'}, {"explain", no_argument, NULL, 'e'},
         {"now", required_argument, NULL, 'n'},     {"help", no_argument, NULL, 'h'},
         {"k", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
     int c;
     const char *env = getenv("LEADSCORE_CONNECT");
@@ -68,10 +75,14 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
             if (o->k < 1 || o->k > 50 || strcmp(o->cmd, "recommend") != 0)
                 return -cli_error(o->cmd, CLI_USAGE, "--k takes a number from 1 to 50, with recommend");
             break;
+        case 'S': o->server_key = optarg; break;
+        case 'K': o->key_prefix = optarg; break;
         case 'h': client_help(o->cmd, args, what); return -100;
         default: return -CLI_USAGE;
         }
     }
+    if (!o->server_key != !o->key_prefix)
+        return -cli_error(o->cmd, CLI_USAGE, "--server-key and --key go together");
     if ((strcmp(o->cmd, "score") != 0) && (o->explain || o->has_now))
         return -cli_error(o->cmd, CLI_USAGE, "--explain and --now belong to score");
     return optind;
@@ -84,14 +95,36 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+/* Connects, over CurveZMQ when keys were given. */
+static int open_client(client_opts *o, ls_client **c)
+{
+    char server[SECURITY_KEY_Z85], pub[SECURITY_KEY_Z85], sec[SECURITY_KEY_Z85], path[1100], err[600];
+    if (!o->server_key)
+        return ls_client_connect(c, o->connect, o->timeout_ms) == LS_OK
+                   ? CLI_OK
+                   : cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
+    int rc = security_read_key(o->server_key, server, err, sizeof err);
+    snprintf(path, sizeof path, "%s.pub", o->key_prefix);
+    if (rc == LS_OK)
+        rc = security_read_key(path, pub, err, sizeof err);
+    snprintf(path, sizeof path, "%s.key", o->key_prefix);
+    if (rc == LS_OK)
+        rc = security_read_key(path, sec, err, sizeof err);
+    if (rc != LS_OK)
+        return cli_error(o->cmd, CLI_FAIL, "%s", err);
+    rc = ls_client_connect_secure(c, o->connect, o->timeout_ms, server, pub, sec);
+    memset(sec, 0, sizeof sec);
+    return rc == LS_OK ? CLI_OK : cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
+}
+
 /* Sends op with the given fields and prints the reply. */
 static int call_and_print(client_opts *o, const char *op, msgpack_sbuffer *fields, uint32_t nfields)
 {
     ls_client *c;
     void *reply = NULL;
     size_t len = 0;
-    if (ls_client_connect(&c, o->connect, o->timeout_ms) != LS_OK)
-        return cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
+    if (open_client(o, &c) != CLI_OK)
+        return CLI_FAIL;
     int rc = ls_client_call(c, op, fields ? fields->data : NULL, fields ? fields->size : 0, nfields, &reply, &len);
     if (rc == LS_ETIMEOUT) {
         ls_client_close(&c);

@@ -43,6 +43,12 @@ static const config_option options[] = {
      "initial LMDB map size (address space; the file only grows as data is written)"},
     {"map-max", CONFIG_SIZE, OPT(map_max), 0, "256GiB", 1LL << 20, 1LL << 50,
      "the map doubles when full, up to this; past it, track answers unavailable and reads go on"},
+    {"curve-secret", CONFIG_STRING, OPT(curve_secret), CONFIG_PATH_MAX, "", 0, 0,
+     "turn CurveZMQ on with this secret key file (from `leadscore keygen`)"},
+    {"allow", CONFIG_STRING, OPT(allow), CONFIG_PATH_MAX, "", 0, 0,
+     "client public keys (Z85, one per line) that may track, score, recommend, profile, alias"},
+    {"admin", CONFIG_STRING, OPT(admin), CONFIG_PATH_MAX, "", 0, 0,
+     "admin public keys: may also reload, forget and read stats"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -133,7 +139,7 @@ int config_set(config *cfg, const char *name, const char *value, char *err, size
         if (o->kind != CONFIG_STRING)
             return set_number(cfg, o, value, err, n);
         size_t len = strlen(value);
-        if (len == 0 || len >= o->cap)
+        if ((len == 0 && *o->defval) || len >= o->cap) /* empty only where unset is the default */
             return bad_value(o, value, "a non-empty value of sensible length", err, n);
         memcpy((char *)cfg + o->offset, value, len + 1);
         return LS_OK;
@@ -153,7 +159,7 @@ void config_defaults(config *cfg)
 void config_print_help(FILE *out)
 {
     for (const config_option *o = options; o->name; o++)
-        fprintf(out, "  --%-18s %s\n  %-20s (default: %s)\n", o->name, o->help, "", o->defval);
+        fprintf(out, "  --%-18s %s\n  %-20s (default: %s)\n", o->name, o->help, "", *o->defval ? o->defval : "none");
 }
 
 static char *trim(char *s)

@@ -28,6 +28,9 @@ typedef struct {
     int sync;                    /* 1: fsync every commit (durable acks) */
     uint64_t map_size;           /* initial LMDB map size, bytes */
     uint64_t map_max;            /* the map grows up to this, bytes */
+    char curve_secret[CONFIG_PATH_MAX]; /* empty: no CURVE */
+    char allow[CONFIG_PATH_MAX];
+    char admin[CONFIG_PATH_MAX];
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

@@ -100,6 +100,7 @@ void loadgen_config_defaults(loadgen_config *cfg)
     cfg->timeout_ms = 5000;
     cfg->pull_settle_s = 1;
     cfg->pull_max_wait_s = 60;
+    cfg->pull_backlog = 200000;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -362,6 +363,7 @@ typedef struct {
 } lg_slot;
 
 typedef struct lg_run lg_run;
+typedef struct stats_conn stats_conn;
 
 typedef struct {
     lg_run *run;
@@ -406,8 +408,10 @@ struct lg_run {
     uint32_t nonce;           /* makes event ids unique per run */
     int64_t t0_ns, measure_ns, end_ns;
     atomic_int stop;          /* 1: send no more; 2: stop waiting too */
-    pthread_barrier_t start;
-    int barrier_ready;
+    stats_conn *pull_stats;   /* pull: where landed events are counted */
+    uint64_t pull_before;     /* pull: the count before the run */
+    atomic_uint_fast64_t pull_sent, pull_allowed; /* pull: the backlog gate */
+    atomic_int go;            /* 0: wait; 1: run; -1: set-up failed, exit */
     lg_client *clients;
     int nclients;
 };
@@ -1080,6 +1084,23 @@ static void request_loop(lg_client *c)
 /* Client threads: fire-and-forget PUSH                                */
 /* ------------------------------------------------------------------ */
 
+/* Waits until the server has caught up enough to take n more events
+ * (cfg->pull_backlog).  Returns 0 when it may send, -1 when the run ends
+ * first. */
+static int pull_gate(lg_client *c, uint64_t n)
+{
+    lg_run *run = c->run;
+    while (run->cfg->pull_backlog &&
+           atomic_load_explicit(&run->pull_sent, memory_order_relaxed) + n >
+               atomic_load_explicit(&run->pull_allowed, memory_order_relaxed)) {
+        if (atomic_load_explicit(&run->stop, memory_order_relaxed) || mono() >= run->end_ns)
+            return -1;
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 static void push_loop(lg_client *c)
 {
     for (;;) {
@@ -1090,6 +1111,10 @@ static void push_loop(lg_client *c)
             sleep_until(due);
             continue;
         }
+        if (pull_gate(c, (uint64_t)c->run->cfg->batch) != 0)
+            break; /* the run ended while the server was catching up */
+        if (!c->interval_ns)
+            due = mono(); /* closed loop: due once the gate opened */
         int kind;
         uint32_t items;
         build_request(c, 0, &kind, &items);
@@ -1109,6 +1134,7 @@ static void push_loop(lg_client *c)
             continue;
         }
         c->pull_events_sent += items;
+        atomic_fetch_add_explicit(&c->run->pull_sent, items, memory_order_relaxed);
         c->req_bytes += c->sb.size;
         c->req_count++;
         atomic_fetch_add_explicit(&c->live_done, 1, memory_order_relaxed);
@@ -1123,7 +1149,15 @@ static void *client_main(void *arg)
 {
     lg_client *c = arg;
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    pthread_barrier_wait(&c->run->start);
+    int go;
+    while ((go = atomic_load(&c->run->go)) == 0) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    if (go < 0) {
+        atomic_store(&c->finished, 1);
+        return NULL;
+    }
     c->next_due = c->run->t0_ns + (c->interval_ns ? c->interval_ns * c->index / c->run->nclients : 0);
     if (c->type == ZMQ_PUSH)
         push_loop(c);
@@ -1197,8 +1231,12 @@ static int client_init(lg_run *run, lg_client *c, int index)
 
 static void client_free(lg_client *c)
 {
-    if (c->sock)
+    int zero = 0;
+    if (c->sock) {
+        /* the pull check has already waited for what was queued */
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
         zmq_close(c->sock);
+    }
     msgpack_sbuffer_destroy(&c->sb);
     free(c->slots);
     free(c->free_slots);
@@ -1241,9 +1279,6 @@ static int setup_run(lg_run *run, const loadgen_config *cfg, loadgen_result *out
             return rc;
         }
     }
-    if (pthread_barrier_init(&run->start, NULL, (unsigned)cfg->clients + 1) != 0)
-        return LS_EINTERNAL;
-    run->barrier_ready = 1;
     return LS_OK;
 }
 
@@ -1260,24 +1295,17 @@ static int start_clients(lg_run *run, loadgen_result *out)
     run->t0_ns = mono() + START_DELAY_NS;
     run->measure_ns = run->t0_ns + seconds_ns(cfg->warmup_s);
     run->end_ns = cfg->requests ? INT64_MAX : run->measure_ns + seconds_ns(cfg->duration_s);
-    pthread_barrier_wait(&run->start);
+    atomic_store(&run->go, 1); /* publishes the times above */
     return LS_OK;
 }
 
-/* Releases the clients without running them (set-up failed half-way). */
+/* Sends the started clients home without running (set-up failed). */
 static void abort_clients(lg_run *run)
 {
-    int started = 0;
-    for (int i = 0; i < run->nclients; i++)
-        started += run->clients[i].thread_started;
-    if (!started)
-        return;
-    atomic_store(&run->stop, 2);
-    run->t0_ns = run->measure_ns = run->end_ns = 0;
-    if (started == run->nclients)
-        pthread_barrier_wait(&run->start);
-    /* else: threads stuck at the barrier; cannot happen without
-       pthread_create failing, which only occurs before any run */
+    atomic_store(&run->go, -1);
+    for (int i = 0; run->clients && i < run->nclients; i++)
+        if (run->clients[i].thread_started)
+            pthread_join(run->clients[i].thread, NULL);
 }
 
 static int all_finished(lg_run *run)
@@ -1305,6 +1333,17 @@ static void report_progress(lg_run *run, int64_t now, uint64_t *last_done, int64
     cfg->progress(cfg->progress_arg, &p);
 }
 
+static int landed_now(const loadgen_config *cfg, stats_conn *s, uint64_t *landed);
+
+/* Opens the pull gate as far as the server has caught up. */
+static void update_pull_gate(lg_run *run)
+{
+    uint64_t landed;
+    if (!run->cfg->pull_backlog || landed_now(run->cfg, run->pull_stats, &landed) != LS_OK)
+        return;
+    atomic_store(&run->pull_allowed, landed - run->pull_before + run->cfg->pull_backlog);
+}
+
 /* Waits for the clients to finish, telling them to stop on an interrupt
  * or when they overrun the end by more than a timeout. */
 static void supervise(lg_run *run, loadgen_result *out)
@@ -1324,6 +1363,8 @@ static void supervise(lg_run *run, loadgen_result *out)
         }
         if (now > hard_end)
             atomic_store(&run->stop, 2);
+        if (run->cfg->workload == LOADGEN_PULL)
+            update_pull_gate(run);
         if (cfg->progress && now >= next_progress) {
             report_progress(run, now, &last_done, &last_ns);
             next_progress += PROGRESS_EVERY_NS;
@@ -1336,10 +1377,10 @@ static void supervise(lg_run *run, loadgen_result *out)
 
 /* ---- the pull check: did every event sent land on the server? ---- */
 
-typedef struct {
+struct stats_conn {
     void *zmq, *sock;
     int timeout_ms;
-} stats_conn;
+};
 
 static void stats_close(stats_conn *s)
 {
@@ -1552,8 +1593,6 @@ static void teardown_run(lg_run *run)
     for (int i = 0; run->clients && i < run->nclients; i++)
         client_free(&run->clients[i]);
     free(run->clients);
-    if (run->barrier_ready)
-        pthread_barrier_destroy(&run->start);
     if (run->zmq)
         zmq_ctx_term(run->zmq);
 }
@@ -1578,13 +1617,13 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
         return LS_ETIMEOUT;
     }
     int rc = setup_run(&run, cfg, out);
+    run.pull_stats = &sc;
+    run.pull_before = before;
+    atomic_store(&run.pull_allowed, cfg->pull_backlog);
     if (rc == LS_OK)
         rc = start_clients(&run, out);
     if (rc != LS_OK) {
         abort_clients(&run);
-        for (int i = 0; i < run.nclients && run.clients; i++)
-            if (run.clients[i].thread_started)
-                pthread_join(run.clients[i].thread, NULL);
     } else {
         supervise(&run, out);
         rc = sum_up(&run, out);
@@ -1656,8 +1695,10 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
         const msgpack_object *ok = rc == LS_OK ? map_get(&r.up.data, "ok") : NULL;
         if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean)
             rc = error_status(&r.up.data, why, cap);
-        else if (rc == LS_OK && !ok && !cfg->echo)
-            rc = LS_EPARSE, snprintf(why, cap, "a reply without \"ok\": is this a leadscore server?");
+        else if (rc == LS_OK && !ok && !cfg->echo) {
+            snprintf(why, cap, "a reply without \"ok\": is this a leadscore server?");
+            rc = LS_EPARSE;
+        }
         reply_done(&r);
     }
     msgpack_sbuffer_destroy(&c.sb);

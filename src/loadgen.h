@@ -107,6 +107,10 @@ typedef struct {
     double pull_settle_s;        /* pull: how long events_accepted must stay
                                     unchanged before the check ends */
     double pull_max_wait_s;      /* pull: longest wait for the server to catch up */
+    uint64_t pull_backlog;       /* pull: most events sent and not yet landed on
+                                    the server (clients wait for it to catch up,
+                                    so the rate is what it sustains); 0: no
+                                    limit, a flood */
     volatile sig_atomic_t *stop; /* non-NULL and set: stop early */
     loadgen_progress_fn progress;
     void *progress_arg;
@@ -148,7 +152,8 @@ typedef struct {
 
 /* Fills cfg with the defaults: score, 100,000 uniform customers, 1 client,
  * 1 in flight, closed loop, 10 s after a 1 s warm-up, batch 100, mix 90,
- * seed 1, timeout 5000 ms, pull settle 1 s / max wait 60 s. */
+ * seed 1, timeout 5000 ms, pull settle 1 s / max wait 60 s / backlog
+ * 200,000 events. */
 void loadgen_config_defaults(loadgen_config *cfg);
 
 /* Checks cfg.  Returns 0, or LS_EINVAL with a reason for people in why. */

@@ -25,6 +25,7 @@ typedef struct {
     ops_handler run;
     int where;                 /* WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE */
     const char *const *fields; /* allowed request keys */
+    int admin;                 /* admin keys only, when CurveZMQ is on */
 } ops_entry;
 
 enum { WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE };
@@ -625,17 +626,17 @@ static const char *const f_alias[] = {"op", "id", "from", "to", NULL};
 static const char *const f_forget[] = {"op", "id", "customer", NULL};
 
 static const ops_entry table[] = {
-    {"ping", op_ping, WHERE_LOOP, f_plain},
-    {"track", op_track, WHERE_WORKER, f_track},
-    {"score", op_score, WHERE_BY_SIZE, f_score},
-    {"profile", op_profile, WHERE_LOOP, f_profile},
-    {"stats", op_stats, WHERE_LOOP, f_plain},
-    {"model", op_model, WHERE_LOOP, f_plain},
-    {"recommend", op_recommend, WHERE_LOOP, f_recommend},
-    {"reload", op_reload, WHERE_WORKER, f_reload},
-    {"alias", op_alias, WHERE_WORKER, f_alias},
-    {"forget", op_forget, WHERE_WORKER, f_forget},
-    {"invalid", NULL, WHERE_LOOP, f_plain},
+    {"ping", op_ping, WHERE_LOOP, f_plain, 0},
+    {"track", op_track, WHERE_WORKER, f_track, 0},
+    {"score", op_score, WHERE_BY_SIZE, f_score, 0},
+    {"profile", op_profile, WHERE_LOOP, f_profile, 0},
+    {"stats", op_stats, WHERE_LOOP, f_plain, 1},
+    {"model", op_model, WHERE_LOOP, f_plain, 0},
+    {"recommend", op_recommend, WHERE_LOOP, f_recommend, 0},
+    {"reload", op_reload, WHERE_WORKER, f_reload, 1},
+    {"alias", op_alias, WHERE_WORKER, f_alias, 0},
+    {"forget", op_forget, WHERE_WORKER, f_forget, 1},
+    {"invalid", NULL, WHERE_LOOP, f_plain, 0},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))
 
@@ -653,6 +654,11 @@ int ops_lookup(const ls_str *name)
         if (strlen(table[i].name) == name->len && memcmp(table[i].name, name->ptr, name->len) == 0)
             return i;
     return ops_invalid();
+}
+
+int ops_admin_only(int op)
+{
+    return op >= 0 && op < N_OPS && table[op].admin;
 }
 
 int ops_inline(int op, const codec_request *req)

@@ -42,6 +42,9 @@ const char *ops_name(int op);
 int ops_lookup(const ls_str *name);
 int ops_invalid(void);
 
+/* 1 when only admin keys may call op (when CurveZMQ is on). */
+int ops_admin_only(int op);
+
 /* 1 when the server loop should answer this request itself. */
 int ops_inline(int op, const codec_request *req);
 

@@ -16,6 +16,7 @@
 #include "leadscore/error.h"
 #include "msgio.h"
 #include "ops.h"
+#include "security.h"
 #include "service.h"
 #include "timefmt.h"
 #include "worker.h"
@@ -33,6 +34,7 @@ struct server {
     worker *workers[MAX_WORKERS];
     int nworkers;
     writer *writer;
+    security *sec;             /* NULL: no CurveZMQ */
     store_reader *reader;      /* the loop's own read handle */
     codec_writer reply;
     msgpack_zone zone;
@@ -128,6 +130,11 @@ static void *client_socket(server *s, int type, const char *ep, char *bound, cha
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (s->sec && security_apply(s->sec, sock) != LS_OK) {
+        snprintf(err, errlen, "cannot turn CurveZMQ on for %s", ep);
+        zmq_close(sock);
+        return NULL;
+    }
     if (zmq_bind(sock, ep) != 0) {
         snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
         zmq_close(sock);
@@ -153,8 +160,43 @@ static void *inproc_socket(server *s, int type, const char *ep)
     return sock;
 }
 
+static int is_loopback(const char *ep)
+{
+    static const char *const local[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://"};
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++)
+        if (strncmp(ep, local[i], strlen(local[i])) == 0)
+            return 1;
+    return 0;
+}
+
+static void warn_if_open(const server *s, const char *ep)
+{
+    if (!s->sec && !is_loopback(ep))
+        fprintf(stderr, "\n*** WARNING: %s is not a loopback address and CurveZMQ is off: anyone who can reach it\n"
+                        "*** can read every score and write events.  Use --curve-secret with --allow/--admin.\n\n", ep);
+}
+
+static int start_security(server *s, char *err, size_t errlen)
+{
+    const config *c = &s->svc.cfg;
+    if (!c->curve_secret[0]) {
+        if (c->allow[0] || c->admin[0]) {
+            snprintf(err, errlen, "--allow and --admin need --curve-secret");
+            return LS_EINVAL;
+        }
+        return LS_OK;
+    }
+    return security_start(&s->sec, s->svc.zmq, c->curve_secret, c->allow, c->admin, err, errlen);
+}
+
 static int open_sockets(server *s, char *err, size_t errlen)
 {
+    int rc = start_security(s, err, errlen);
+    if (rc)
+        return rc;
+    warn_if_open(s, s->svc.cfg.bind);
+    if (strcmp(s->svc.cfg.pull, "none") != 0)
+        warn_if_open(s, s->svc.cfg.pull);
     s->router = client_socket(s, ZMQ_ROUTER, s->svc.cfg.bind, s->endpoint, err, errlen);
     if (!s->router)
         return LS_EIO;
@@ -322,6 +364,13 @@ static void handle_request(server *s, msgio_parts *p)
         return;
     }
     int op = ops_lookup(&req.op);
+    if (s->sec && ops_admin_only(op)) {
+        const char *user = zmq_msg_gets(body, "User-Id");
+        if (!user || strcmp(user, SECURITY_ROLE_ADMIN) != 0) {
+            reject(s, p, env_end, req.id, LS_EUNAUTH, "this op needs an admin key", start_ns);
+            return;
+        }
+    }
     if (s->stopping) {
         reject(s, p, env_end, req.id, LS_EUNAVAIL, "shutting down", start_ns);
         return;
@@ -453,6 +502,7 @@ void server_request_reload(server *s)
 const char *server_endpoint(const server *s) { return s->endpoint; }
 const char *server_pull_endpoint(const server *s) { return s->pull_endpoint; }
 const char *server_model_tag(const server *s) { return s->model_tag; }
+const char *server_public_key(const server *s) { return s->sec ? security_public_key(s->sec) : NULL; }
 
 void server_destroy(server **sp)
 {
@@ -467,7 +517,8 @@ void server_destroy(server **sp)
         if (socks[i])
             zmq_close(socks[i]);
     if (s->svc.zmq)
-        zmq_ctx_term(s->svc.zmq);
+        zmq_ctx_term(s->svc.zmq); /* ends the ZAP handler's wait too */
+    security_stop(&s->sec);
     store_reader_close(&s->reader);
     store_close(&s->svc.store);
     model_unref(&s->svc.model);

@@ -39,6 +39,9 @@ void server_request_reload(server *s);
 const char *server_endpoint(const server *s);
 const char *server_pull_endpoint(const server *s);
 
+/* The server's CurveZMQ public key (Z85), or NULL when CURVE is off. */
+const char *server_public_key(const server *s);
+
 /* Name and version of the model the server started with. */
 const char *server_model_tag(const server *s);
 

@@ -78,6 +78,12 @@ typedef struct {
  * each call's wait for its reply (<= 0: 5000 ms). */
 int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms);
 
+/* Same over CurveZMQ: the server's public key and this client's key pair,
+ * each 40 Z85 characters (see `leadscore keygen`).  A key the server does
+ * not allow gets no answer: calls then end in LS_ETIMEOUT. */
+int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_ms, const char *server_public,
+                             const char *client_public, const char *client_secret);
+
 /* Closes the connection and frees it; NULLs *c. */
 void ls_client_close(ls_client **c);
 

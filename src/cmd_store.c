@@ -1,4 +1,5 @@
-/* cmd_compact.c -- `leadscore compact`: rewrites a store keeping only its
+/* cmd_store.c -- the store-maintenance commands: `leadscore keygen` (CurveZMQ key
+ * pairs) and `leadscore compact`: rewrites a store keeping only its
  * live pages.  LMDB reuses freed pages but does not wipe them, so after
  * `forget` the old bytes can stay in the file until overwritten; a
  * compacted copy holds none of them. */
@@ -13,6 +14,7 @@
 #include "cli.h"
 #include "leadscore/error.h"
 #include "model.h"
+#include "security.h"
 #include "store.h"
 
 static void compact_help(void)
@@ -77,5 +79,38 @@ int cmd_compact(int argc, char **argv)
         return rc;
     printf("compacted %s: %llu customers, %llu bytes in use before\n", out ? out : dir,
            (unsigned long long)before.customers, (unsigned long long)before.used_bytes);
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* keygen                                                              */
+/* ------------------------------------------------------------------ */
+
+int cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *prefix = NULL;
+    char err[600];
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'o') {
+            prefix = optarg;
+        } else if (c == 'h') {
+            printf("usage: leadscore keygen --out PREFIX\n\n"
+                   "Writes a CurveZMQ key pair: PREFIX.key (the secret, mode 0600) and PREFIX.pub (the\n"
+                   "public key, Z85 text).  The server uses its .key with --curve-secret; client public\n"
+                   "keys go into the --allow or --admin list files, one per line.\n");
+            return CLI_OK;
+        } else {
+            return CLI_USAGE;
+        }
+    }
+    if (!prefix || optind < argc)
+        return cli_error("keygen", CLI_USAGE, "give --out PREFIX (and nothing else)");
+    if (security_keygen(prefix, err, sizeof err) != LS_OK)
+        return cli_error("keygen", CLI_FAIL, "%s", err);
+    printf("wrote %s.key (secret, mode 0600) and %s.pub\n", prefix, prefix);
     return CLI_OK;
 }
