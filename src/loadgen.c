@@ -1158,6 +1158,8 @@ static void *client_main(void *arg)
         atomic_store(&c->finished, 1);
         return NULL;
     }
+    while (mono() < c->run->t0_ns)
+        sleep_until(c->run->t0_ns);
     c->next_due = c->run->t0_ns + (c->interval_ns ? c->interval_ns * c->index / c->run->nclients : 0);
     if (c->type == ZMQ_PUSH)
         push_loop(c);
