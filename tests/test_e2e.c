@@ -1017,6 +1017,31 @@ START_TEST(a_full_store_grows_then_refuses_writes_and_keeps_reading)
 }
 END_TEST
 
+START_TEST(a_client_that_never_reads_does_not_stall_others)
+{
+    void *ctx = zmq_ctx_new(), *rude = zmq_socket(ctx, ZMQ_DEALER);
+    int hwm = 10, zero = 0;
+    zmq_setsockopt(rude, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(rude, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(rude, srv.endpoint), 0);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    begin(&sb, &pk, "ping", 0);
+    for (int i = 0; i < 20000; i++) { /* and never reads a reply */
+        zmq_send(rude, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send(rude, sb.data, sb.size, ZMQ_DONTWAIT);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    ls_client *c;
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 5000), LS_OK);
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(ls_client_ping(c, NULL, 0), LS_OK);
+    ls_client_close(&c);
+    zmq_close(rude);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -1043,6 +1068,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reload_under_load_loses_no_request);
     tcase_add_test(tc, alias_folds_an_anonymous_history_in_once);
     tcase_add_test(tc, forget_erases_a_customer_its_aliases_and_keys);
+    tcase_add_test(tc, a_client_that_never_reads_does_not_stall_others);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);
