@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
 #include "leadscore/error.h"
+#include "log.h"
 #include "server.h"
 
 #ifndef LS_VERSION
@@ -29,9 +31,20 @@ static void on_hangup(int sig)
     server_request_reload(running);
 }
 
+static volatile sig_atomic_t first_signal_s;
+
+/* The first SIGINT/SIGTERM drains; another one at least a second later
+ * (a person insisting, not one signal delivered twice to the process and
+ * its group) exits at once. */
 static void on_signal(int sig)
 {
+    struct timespec now;
     (void)sig;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe */
+    if (signals_seen > 0 && now.tv_sec - first_signal_s < 1)
+        return;
+    if (signals_seen == 0)
+        first_signal_s = (sig_atomic_t)now.tv_sec;
     if (signals_seen++ > 0) {
         static const char msg[] = "leadscore serve: second signal, exiting now (the store stays consistent)\n";
         ssize_t r = write(2, msg, sizeof msg - 1);
@@ -141,6 +154,6 @@ int cmd_serve(int argc, char **argv)
     announce(s, &cfg);
     rc = server_run(s);
     server_destroy(&s);
-    fprintf(stderr, "leadscore serve: stopped cleanly\n");
+    LOG_INFO("stopped", "clean=%d", rc == LS_OK);
     return rc == LS_OK ? CLI_OK : CLI_FAIL;
 }

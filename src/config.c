@@ -49,6 +49,12 @@ static const config_option options[] = {
      "client public keys (Z85, one per line) that may track, score, recommend, profile, alias"},
     {"admin", CONFIG_STRING, OPT(admin), CONFIG_PATH_MAX, "", 0, 0,
      "admin public keys: may also reload, forget and read stats"},
+    {"log-level", CONFIG_STRING, OPT(log_level), 16, "info", 0, 0,
+     "error, warn, info or debug (logfmt lines on stderr; nothing per request below debug)"},
+    {"slow-ms", CONFIG_DURATION, OPT(slow_ms), 0, "0", 0, 3600000,
+     "log every request slower than this (e.g. 5ms); 0 turns it off"},
+    {"metrics", CONFIG_STRING, OPT(metrics), 256, "", 0, 0,
+     "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9464)"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

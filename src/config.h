@@ -31,6 +31,9 @@ typedef struct {
     char curve_secret[CONFIG_PATH_MAX]; /* empty: no CURVE */
     char allow[CONFIG_PATH_MAX];
     char admin[CONFIG_PATH_MAX];
+    char log_level[16];
+    int64_t slow_ms;             /* log requests slower than this; 0: off */
+    char metrics[256];           /* HOST:PORT of the Prometheus endpoint; empty: off */
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

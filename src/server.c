@@ -14,6 +14,7 @@
 
 #include "codec.h"
 #include "leadscore/error.h"
+#include "log.h"
 #include "msgio.h"
 #include "ops.h"
 #include "security.h"
@@ -172,8 +173,8 @@ static int is_loopback(const char *ep)
 static void warn_if_open(const server *s, const char *ep)
 {
     if (!s->sec && !is_loopback(ep))
-        fprintf(stderr, "\n*** WARNING: %s is not a loopback address and CurveZMQ is off: anyone who can reach it\n"
-                        "*** can read every score and write events.  Use --curve-secret with --allow/--admin.\n\n", ep);
+        LOG_WARN("insecure_bind", "endpoint=%s message=\"*** NOT loopback and CurveZMQ is off: anyone who can reach "
+                 "it can read every score and write events; use --curve-secret with --allow/--admin ***\"", ep);
 }
 
 static int start_security(server *s, char *err, size_t errlen)
@@ -250,6 +251,12 @@ static int start_threads(server *s, char *err, size_t errlen)
 static int set_up(server *s, char *err, size_t errlen)
 {
     int rc;
+    log_level level;
+    if (log_parse_level(s->svc.cfg.log_level, &level) != LS_OK) {
+        snprintf(err, errlen, "--log-level: \"%s\" is not error, warn, info or debug", s->svc.cfg.log_level);
+        return LS_EINVAL;
+    }
+    log_set_level(level);
     if ((rc = load_model(s, err, errlen)) || (rc = open_store(s, err, errlen)))
         return rc;
     snprintf(s->model_tag, sizeof s->model_tag, "%s@%s", model_name(s->svc.model), model_version(s->svc.model));
@@ -299,11 +306,20 @@ int server_start(server **out, const config *cfg, char *err, size_t errlen)
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
 
+/* Counts a finished request, and logs it when slower than --slow-ms. */
+static void finished(server *s, int op, int ok, int64_t start_ns)
+{
+    uint64_t ns = (uint64_t)(timefmt_mono_ns() - start_ns);
+    stats_request(&s->svc.stats, op, ok, ns);
+    if (s->svc.cfg.slow_ms > 0 && ns > (uint64_t)s->svc.cfg.slow_ms * 1000000u)
+        LOG_WARN("slow_request", "op=%s ok=%d latency_ms=%.3f", ops_name(op), ok, (double)ns / 1e6);
+}
+
 static void send_reply(server *s, msgio_parts *p, int env_end, int op, int ok, int64_t start_ns)
 {
     if (msgio_send_frames(s->router, p, 0, env_end, 1) == 0)
         zmq_send(s->router, s->reply.sb.data, s->reply.sb.size, 0);
-    stats_request(&s->svc.stats, op, ok, (uint64_t)(timefmt_mono_ns() - start_ns));
+    finished(s, op, ok, start_ns);
 }
 
 /* Replies with an error to a request that could not be parsed. */
@@ -397,7 +413,7 @@ static void handle_reply(server *s, msgio_parts *p)
         s->writer_done = 1;
     } else if (meta.kind == META_REPLY && p->n >= 2) {
         msgio_send_frames(s->router, p, 1, p->n, 0);
-        stats_request(&s->svc.stats, meta.op, meta.ok, (uint64_t)(timefmt_mono_ns() - meta.start_ns));
+        finished(s, meta.op, meta.ok, meta.start_ns);
     }
 }
 
@@ -438,9 +454,10 @@ static void on_wake(server *s)
             buf[i] == 'h' ? (reload = 1) : (stop = 1);
     if (reload) {
         if (service_reload_model(&s->svc, NULL, err, sizeof err) == LS_OK)
-            fprintf(stderr, "leadscore serve: reloaded model %s\n", s->svc.cfg.model_path);
+            LOG_INFO("model_reloaded", "path=\"%s\"", s->svc.cfg.model_path);
         else
-            fprintf(stderr, "leadscore serve: model NOT reloaded, the old one stays: %s\n", err);
+            LOG_ERROR("model_reload_failed", "path=\"%s\" reason=\"%s\" note=\"the old model stays\"",
+                      s->svc.cfg.model_path, err);
     }
     if (stop)
         begin_stop(s);
@@ -451,6 +468,7 @@ static void begin_stop(server *s)
     service_meta stop = {META_STOP, 0, 1, {0}, 0};
     if (s->stopping)
         return;
+    LOG_INFO("stopping", "note=\"draining: pending batches are committed and acknowledged\"");
     s->stopping = 1;
     for (int i = 0; i < s->nworkers; i++)
         zmq_send(s->work, &stop, sizeof stop, 0);
@@ -458,6 +476,9 @@ static void begin_stop(server *s)
 
 int server_run(server *s)
 {
+    LOG_INFO("serving", "requests=%s events=%s data=\"%s\" model=%s curve=%s workers=%d", s->endpoint,
+             s->pull ? s->pull_endpoint : "off", s->svc.cfg.data_dir, s->model_tag, s->sec ? "on" : "off",
+             s->nworkers);
     while (!(s->stopping && s->writer_done && s->workers_done >= s->nworkers)) {
         zmq_pollitem_t items[4] = {
             {s->replies, 0, ZMQ_POLLIN, 0},

@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "leadscore/error.h"
+#include "log.h"
 #include "msgio.h"
 #include "timefmt.h"
 
@@ -256,9 +257,17 @@ static int apply_group(writer *w, size_t njobs)
     int rc;
     while ((rc = try_group(w, njobs)) == LS_EFULL) {
         reset_jobs(w, njobs);
-        if (store_grow(w->svc->store, w->svc->cfg.map_max) != LS_OK)
+        store_stats st;
+        if (store_grow(w->svc->store, w->svc->cfg.map_max) != LS_OK) {
+            LOG_ERROR("store_full", "map_max=%llu note=\"track answers unavailable; reads go on\"",
+                      (unsigned long long)w->svc->cfg.map_max);
             break;
+        }
+        store_stat(w->svc->store, &st);
+        LOG_INFO("store_grown", "map_bytes=%llu", (unsigned long long)st.map_bytes);
     }
+    if (rc != LS_OK && rc != LS_EFULL)
+        LOG_ERROR("commit_failed", "jobs=%zu reason=\"%s\"", njobs, ls_strerror(rc));
     return rc;
 }
 
