@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libzmq3-dev libmsgpack-dev liblmdb-dev libjansson-dev zlib1g-dev
+  libzmq3-dev libmsgpack-dev liblmdb-dev libjansson-dev zlib1g-dev libmicrohttpd-dev
   check libsubunit-dev
 )
 

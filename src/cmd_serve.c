@@ -121,6 +121,9 @@ static void announce(const server *s, const config *cfg)
         printf("  events    %s   (PUSH, fire-and-forget batches)\n", server_pull_endpoint(s));
     printf("  data      %s\n", cfg->data_dir);
     printf("  model     %s\n", server_model_tag(s));
+    if (server_metrics_port(s))
+        printf("  metrics   http://%.*s:%d/metrics\n", (int)strcspn(cfg->metrics, ":"), cfg->metrics,
+               server_metrics_port(s));
     if (server_public_key(s))
         printf("  curve     on: server public key %s\n", server_public_key(s));
     printf("Try it from another terminal:\n"

@@ -518,6 +518,7 @@ static int sort_events(ops_call *c, const msgpack_object *arr, ls_event **out, s
             (*nvalid)++;
         } else {
             note_rejected(c, i, rc, reason);
+            atomic_fetch_add(rc == LS_ETOOLARGE ? &c->svc->stats.rejected_too_large : &c->svc->stats.rejected_bad_request, 1);
             (*nrej)++;
         }
     }

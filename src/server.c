@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "leadscore/error.h"
 #include "log.h"
+#include "metrics.h"
 #include "msgio.h"
 #include "ops.h"
 #include "security.h"
@@ -36,6 +37,8 @@ struct server {
     int nworkers;
     writer *writer;
     security *sec;             /* NULL: no CurveZMQ */
+    metrics *metrics;          /* NULL: no --metrics */
+    int64_t metrics_ns;        /* when the metrics text was last rendered */
     store_reader *reader;      /* the loop's own read handle */
     codec_writer reply;
     msgpack_zone zone;
@@ -274,6 +277,8 @@ static int set_up(server *s, char *err, size_t errlen)
         return LS_EINTERNAL;
     if ((rc = open_sockets(s, err, errlen)))
         return rc;
+    if (s->svc.cfg.metrics[0] && (rc = metrics_start(&s->metrics, s->svc.cfg.metrics, err, errlen)))
+        return rc;
     return start_threads(s, err, errlen);
 }
 
@@ -474,6 +479,26 @@ static void begin_stop(server *s)
         zmq_send(s->work, &stop, sizeof stop, 0);
 }
 
+#define METRICS_EVERY_NS 250000000LL
+
+/* Renders the Prometheus text from the loop's own figures (every 250 ms). */
+static void publish_metrics(server *s)
+{
+    int64_t now = timefmt_mono_ns();
+    if (!s->metrics || now - s->metrics_ns < METRICS_EVERY_NS)
+        return;
+    s->metrics_ns = now;
+    model *m = service_model_acquire(&s->svc);
+    metrics_inputs in = {&s->svc.stats, ops_count(), ops_name, {0}, model_name(m), model_version(m),
+                         (double)(timefmt_now_ms() - s->svc.stats.started_ms) / 1e3};
+    store_stat(s->svc.store, &in.store);
+    char *text;
+    size_t len;
+    if (metrics_render(&in, &text, &len) == LS_OK)
+        metrics_publish(s->metrics, text, len);
+    model_unref(&m);
+}
+
 int server_run(server *s)
 {
     LOG_INFO("serving", "requests=%s events=%s data=\"%s\" model=%s curve=%s workers=%d", s->endpoint,
@@ -487,7 +512,8 @@ int server_run(server *s)
             {s->pull, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
         };
         int n = s->pull ? 4 : 3;
-        if (zmq_poll(items, n, -1) < 0) {
+        publish_metrics(s);
+        if (zmq_poll(items, n, s->metrics ? 250 : -1) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
@@ -524,12 +550,14 @@ const char *server_endpoint(const server *s) { return s->endpoint; }
 const char *server_pull_endpoint(const server *s) { return s->pull_endpoint; }
 const char *server_model_tag(const server *s) { return s->model_tag; }
 const char *server_public_key(const server *s) { return s->sec ? security_public_key(s->sec) : NULL; }
+int server_metrics_port(const server *s) { return s->metrics ? metrics_port(s->metrics) : 0; }
 
 void server_destroy(server **sp)
 {
     if (!sp || !*sp)
         return;
     server *s = *sp;
+    metrics_stop(&s->metrics);
     for (int i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
     writer_join(&s->writer);

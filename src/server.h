@@ -42,6 +42,9 @@ const char *server_pull_endpoint(const server *s);
 /* The server's CurveZMQ public key (Z85), or NULL when CURVE is off. */
 const char *server_public_key(const server *s);
 
+/* The port of the Prometheus endpoint, or 0 when --metrics is off. */
+int server_metrics_port(const server *s);
+
 /* Name and version of the model the server started with. */
 const char *server_model_tag(const server *s);
 

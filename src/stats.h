@@ -13,6 +13,14 @@
 #include "histogram.h"
 
 #define STATS_MAX_OPS 32
+#define STATS_LATENCY_BUCKETS 14   /* Prometheus histogram buckets, seconds */
+#define STATS_COMMIT_SIZE_BUCKETS 7
+#define STATS_COMMIT_TIME_BUCKETS 10
+
+/* Upper bounds of the fixed buckets (the Prometheus "le" labels). */
+extern const double stats_latency_bounds[STATS_LATENCY_BUCKETS];
+extern const double stats_commit_size_bounds[STATS_COMMIT_SIZE_BUCKETS];
+extern const double stats_commit_time_bounds[STATS_COMMIT_TIME_BUCKETS];
 
 typedef struct {
     atomic_uint_fast64_t events_accepted;
@@ -24,10 +32,16 @@ typedef struct {
     atomic_uint_fast64_t commit_failures;
     atomic_uint_fast64_t pull_batches;
     atomic_uint_fast64_t event_ids_pruned;
+    atomic_uint_fast64_t rejected_bad_request;  /* events rejected, by reason */
+    atomic_uint_fast64_t rejected_too_large;
+    atomic_uint_fast64_t commit_size_buckets[STATS_COMMIT_SIZE_BUCKETS]; /* not cumulative */
+    atomic_uint_fast64_t commit_time_buckets[STATS_COMMIT_TIME_BUCKETS];
     /* server loop thread only: */
     uint64_t requests[STATS_MAX_OPS];
     uint64_t errors[STATS_MAX_OPS];
     hist *latency[STATS_MAX_OPS];          /* nanoseconds */
+    uint64_t latency_buckets[STATS_MAX_OPS][STATS_LATENCY_BUCKETS]; /* not cumulative */
+    double latency_sum_s[STATS_MAX_OPS];
     int64_t started_ms;
 } stats;
 
@@ -37,5 +51,8 @@ void stats_destroy(stats *s);
 
 /* Server loop thread: counts a finished request of op with its latency. */
 void stats_request(stats *s, int op, int ok, uint64_t latency_ns);
+
+/* Writer thread: counts one commit of events events that took ns. */
+void stats_commit(stats *s, uint64_t events, uint64_t ns);
 
 #endif

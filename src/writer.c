@@ -242,7 +242,12 @@ static int try_group(writer *w, size_t njobs)
     if (rc == LS_OK) {
         int64_t t0 = timefmt_mono_ns();
         rc = store_write_commit(&txn);
-        atomic_fetch_add(&w->svc->stats.commit_ns, (uint64_t)(timefmt_mono_ns() - t0));
+        uint64_t ns = (uint64_t)(timefmt_mono_ns() - t0), events = 0;
+        for (size_t j = 0; j < njobs; j++)
+            events += w->group[j]->accepted;
+        atomic_fetch_add(&w->svc->stats.commit_ns, ns);
+        if (rc == LS_OK)
+            stats_commit(&w->svc->stats, events, ns);
     }
 done:
     store_write_abort(&txn);

@@ -1,0 +1,231 @@
+/* metrics.c -- Prometheus text rendering and the libmicrohttpd endpoint
+ * (see metrics.h).  libmicrohttpd does the HTTP; nothing here parses it. */
+#define _GNU_SOURCE
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+
+#ifndef LS_VERSION
+#define LS_VERSION "0.0.0-dev"
+#endif
+#ifndef LS_GIT_COMMIT
+#define LS_GIT_COMMIT "unknown"
+#endif
+
+struct metrics {
+    struct MHD_Daemon *daemon;
+    pthread_mutex_t lock;
+    char *text;
+    size_t len;
+    int port;
+};
+
+/* ------------------------------------------------------------------ */
+/* Rendering                                                           */
+/* ------------------------------------------------------------------ */
+
+static void help(FILE *f, const char *name, const char *type, const char *text)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void render_requests(FILE *f, const metrics_inputs *in)
+{
+    const stats *st = in->st;
+    help(f, "leadscore_requests_total", "counter", "Requests answered, by op and result.");
+    for (int i = 0; i < in->nops; i++) {
+        fprintf(f, "leadscore_requests_total{op=\"%s\",result=\"ok\"} %llu\n", in->op_name(i),
+                (unsigned long long)(st->requests[i] - st->errors[i]));
+        fprintf(f, "leadscore_requests_total{op=\"%s\",result=\"error\"} %llu\n", in->op_name(i),
+                (unsigned long long)st->errors[i]);
+    }
+    help(f, "leadscore_request_duration_seconds", "histogram", "Time from a request's arrival to its reply.");
+    for (int i = 0; i < in->nops; i++) {
+        uint64_t cum = 0;
+        for (int b = 0; b < STATS_LATENCY_BUCKETS; b++) {
+            cum += st->latency_buckets[i][b];
+            fprintf(f, "leadscore_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n", in->op_name(i),
+                    stats_latency_bounds[b], (unsigned long long)cum);
+        }
+        fprintf(f, "leadscore_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n", in->op_name(i),
+                (unsigned long long)st->requests[i]);
+        fprintf(f, "leadscore_request_duration_seconds_sum{op=\"%s\"} %.9f\n", in->op_name(i), st->latency_sum_s[i]);
+        fprintf(f, "leadscore_request_duration_seconds_count{op=\"%s\"} %llu\n", in->op_name(i),
+                (unsigned long long)st->requests[i]);
+    }
+}
+
+static void render_atomic_histogram(FILE *f, const char *name, const atomic_uint_fast64_t *buckets,
+                                    const double *bounds, int n, uint64_t total, double sum)
+{
+    uint64_t cum = 0;
+    for (int b = 0; b < n; b++) {
+        cum += atomic_load(&buckets[b]);
+        fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[b], (unsigned long long)cum);
+    }
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name, (unsigned long long)total, name,
+            sum, name, (unsigned long long)total);
+}
+
+static void render_events(FILE *f, const stats *st)
+{
+    help(f, "leadscore_events_total", "counter", "Events by outcome: accepted, duplicate (event_id seen), rejected.");
+    fprintf(f, "leadscore_events_total{result=\"accepted\"} %llu\n", (unsigned long long)atomic_load(&st->events_accepted));
+    fprintf(f, "leadscore_events_total{result=\"duplicate\"} %llu\n", (unsigned long long)atomic_load(&st->events_duplicate));
+    help(f, "leadscore_events_rejected_total", "counter", "Events rejected at validation, by reason.");
+    fprintf(f, "leadscore_events_rejected_total{reason=\"bad_request\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_bad_request));
+    fprintf(f, "leadscore_events_rejected_total{reason=\"too_large\"} %llu\n",
+            (unsigned long long)atomic_load(&st->rejected_too_large));
+    uint64_t commits = atomic_load(&st->commits);
+    help(f, "leadscore_commit_events", "histogram", "Events per group commit (one LMDB transaction).");
+    render_atomic_histogram(f, "leadscore_commit_events", st->commit_size_buckets, stats_commit_size_bounds,
+                            STATS_COMMIT_SIZE_BUCKETS, commits, (double)atomic_load(&st->commit_events));
+    help(f, "leadscore_commit_duration_seconds", "histogram", "Time to commit and sync one group.");
+    render_atomic_histogram(f, "leadscore_commit_duration_seconds", st->commit_time_buckets, stats_commit_time_bounds,
+                            STATS_COMMIT_TIME_BUCKETS, commits, (double)atomic_load(&st->commit_ns) / 1e9);
+    help(f, "leadscore_commit_failures_total", "counter", "Group commits that failed (nothing of them stored).");
+    fprintf(f, "leadscore_commit_failures_total %llu\n", (unsigned long long)atomic_load(&st->commit_failures));
+}
+
+static void render_state(FILE *f, const metrics_inputs *in)
+{
+    help(f, "leadscore_customers", "gauge", "Customer records in the store.");
+    fprintf(f, "leadscore_customers %llu\n", (unsigned long long)in->store.customers);
+    help(f, "leadscore_event_ids", "gauge", "Idempotency keys held (within the dedupe window).");
+    fprintf(f, "leadscore_event_ids %llu\n", (unsigned long long)in->store.event_ids);
+    help(f, "leadscore_store_bytes", "gauge", "Bytes of the LMDB store in use.");
+    fprintf(f, "leadscore_store_bytes %llu\n", (unsigned long long)in->store.used_bytes);
+    help(f, "leadscore_store_map_bytes", "gauge", "The LMDB map size (the store grows up to --map-max).");
+    fprintf(f, "leadscore_store_map_bytes %llu\n", (unsigned long long)in->store.map_bytes);
+    help(f, "leadscore_model_info", "gauge", "The active model.");
+    fprintf(f, "leadscore_model_info{name=\"%s\",version=\"%s\"} 1\n", in->model_name, in->model_version);
+    help(f, "leadscore_uptime_seconds", "gauge", "Seconds since the service started.");
+    fprintf(f, "leadscore_uptime_seconds %.3f\n", in->uptime_s);
+    help(f, "leadscore_build_info", "gauge", "Version and git commit of this binary.");
+    fprintf(f, "leadscore_build_info{version=\"%s\",commit=\"%s\"} 1\n", LS_VERSION, LS_GIT_COMMIT);
+}
+
+int metrics_render(const metrics_inputs *in, char **out, size_t *len)
+{
+    FILE *f = open_memstream(out, len);
+    if (!f)
+        return LS_ENOMEM;
+    render_requests(f, in);
+    render_events(f, in->st);
+    render_state(f, in);
+    return fclose(f) == 0 ? LS_OK : LS_ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
+/* The HTTP endpoint                                                   */
+/* ------------------------------------------------------------------ */
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_len, void **state)
+{
+    metrics *m = cls;
+    (void)version;
+    (void)upload;
+    (void)upload_len;
+    (void)state;
+    struct MHD_Response *r;
+    unsigned status = MHD_HTTP_OK;
+    if (strcmp(method, "GET") != 0 || strcmp(url, "/metrics") != 0) {
+        static const char nf[] = "leadscore: metrics are at GET /metrics\n";
+        status = strcmp(method, "GET") ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
+        r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+    } else {
+        pthread_mutex_lock(&m->lock);
+        r = MHD_create_response_from_buffer(m->len, m->text ? m->text : "", MHD_RESPMEM_MUST_COPY);
+        pthread_mutex_unlock(&m->lock);
+        if (r)
+            MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (!r)
+        return MHD_NO;
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static int parse_hostport(const char *hp, struct sockaddr_in *addr)
+{
+    const char *colon = strrchr(hp, ':');
+    char host[64];
+    char *end;
+    if (!colon || (size_t)(colon - hp) >= sizeof host)
+        return -1;
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || port < 0 || port > 65535)
+        return -1;
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    return inet_pton(AF_INET, host, &addr->sin_addr) == 1 ? 0 : -1;
+}
+
+int metrics_start(metrics **out, const char *hostport, char *err, size_t errlen)
+{
+    struct sockaddr_in addr;
+    *out = NULL;
+    if (parse_hostport(hostport, &addr) != 0) {
+        snprintf(err, errlen, "--metrics: \"%s\" is not IPV4-ADDRESS:PORT (e.g. 127.0.0.1:9464)", hostport);
+        return LS_EINVAL;
+    }
+    metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return LS_ENOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    if (!m->daemon) {
+        snprintf(err, errlen, "--metrics: cannot listen on %s (in use?)", hostport);
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return LS_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    m->port = info ? info->port : ntohs(addr.sin_port);
+    *out = m;
+    return LS_OK;
+}
+
+void metrics_publish(metrics *m, char *text, size_t len)
+{
+    pthread_mutex_lock(&m->lock);
+    char *old = m->text;
+    m->text = text;
+    m->len = len;
+    pthread_mutex_unlock(&m->lock);
+    free(old);
+}
+
+int metrics_port(const metrics *m)
+{
+    return m->port;
+}
+
+void metrics_stop(metrics **mp)
+{
+    if (!mp || !*mp)
+        return;
+    metrics *m = *mp;
+    MHD_stop_daemon(m->daemon);
+    pthread_mutex_destroy(&m->lock);
+    free(m->text);
+    free(m);
+    *mp = NULL;
+}

@@ -1,0 +1,149 @@
+/* test_metrics.c -- the Prometheus endpoint scraped over HTTP on loopback
+ * and parsed: exact counter values after known traffic, histogram
+ * consistency, HELP/TYPE for every family, 404 elsewhere, bad --metrics. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "leadscore/client.h"
+#include "testutil.h"
+
+/* GETs path from 127.0.0.1:port; returns the body (static) and status. */
+static const char *http_get(int port, const char *path, int *status)
+{
+    static char buf[1 << 20];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct timeval tv = {5, 0};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    size_t len = 0;
+    ssize_t r;
+    while ((r = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)r;
+    close(fd);
+    buf[len] = '\0';
+    *status = atoi(buf + 9); /* "HTTP/1.x NNN" */
+    char *body = strstr(buf, "\r\n\r\n");
+    return body ? body + 4 : "";
+}
+
+/* The value of the sample whose name and labels are exactly `series`, or -1. */
+static double sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            return atof(line + n + 1);
+    return -1;
+}
+
+static double wait_for(int port, const char *series, double want)
+{
+    double v = -1;
+    int status;
+    for (int i = 0; i < 40 && v != want; i++) { /* <= 4 s: the text is renewed every 250 ms */
+        usleep(100000);
+        v = sample(http_get(port, "/metrics", &status), series);
+    }
+    return v;
+}
+
+START_TEST(scrape_reports_the_traffic_exactly)
+{
+    config cfg;
+    char dir[512];
+    tu_server srv;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    snprintf(cfg.metrics, sizeof cfg.metrics, "127.0.0.1:0");
+    tu_server_start(&srv, &cfg);
+    int port = server_metrics_port(srv.srv);
+    ck_assert_int_gt(port, 0);
+    ls_client *c;
+    ls_track_result tr;
+    ls_client_event evs[3] = {{.customer = "m1", .type = "page_view"},
+                              {.customer = "m1", .type = "page_view", .event_id = "dup"},
+                              {.customer = "m1", .type = "bogus"}};
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 5000), LS_OK);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ls_client_ping(c, NULL, 0), LS_OK);
+    ck_assert_int_eq(ls_client_track(c, evs, 3, &tr), LS_OK);
+    ck_assert_int_eq(ls_client_track(c, &evs[1], 1, &tr), LS_OK); /* a duplicate */
+    ls_client_close(&c);
+    ck_assert_double_eq(wait_for(port, "leadscore_requests_total{op=\"ping\",result=\"ok\"}", 3), 3);
+    int status;
+    const char *text = http_get(port, "/metrics", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_double_eq(sample(text, "leadscore_requests_total{op=\"track\",result=\"ok\"}"), 2);
+    ck_assert_double_eq(sample(text, "leadscore_events_total{result=\"accepted\"}"), 2);
+    ck_assert_double_eq(sample(text, "leadscore_events_total{result=\"duplicate\"}"), 1);
+    ck_assert_double_eq(sample(text, "leadscore_events_rejected_total{reason=\"bad_request\"}"), 1);
+    ck_assert_double_eq(sample(text, "leadscore_customers"), 1);
+    ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_count{op=\"ping\"}"), 3);
+    ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"+Inf\"}"), 3);
+    ck_assert_double_eq(sample(text, "leadscore_model_info{name=\"default\",version=\"0.1.0\"}"), 1);
+    ck_assert(sample(text, "leadscore_commit_events_count") >= 1);
+    ck_assert(sample(text, "leadscore_store_bytes") > 0);
+    /* every sample line is NAME{labels} VALUE, and every family has HELP and TYPE */
+    int families = 0;
+    for (const char *line = text; *line; line = strchr(line, '\n') + 1) {
+        if (strncmp(line, "# TYPE ", 7) == 0)
+            families++;
+        else if (line[0] != '#') {
+            char name[256];
+            double v;
+            ck_assert_msg(sscanf(line, "%255[a-z_]%*[^ ] %lf", name, &v) == 2 || sscanf(line, "%255[a-z_] %lf", name, &v) == 2,
+                          "bad line: %.80s", line);
+            ck_assert_msg(strncmp(name, "leadscore_", 10) == 0, "unprefixed metric %s", name);
+        }
+        if (!strchr(line, '\n'))
+            break;
+    }
+    ck_assert_int_ge(families, 12);
+    http_get(port, "/nope", &status);
+    ck_assert_int_eq(status, 404);
+    tu_server_stop(&srv);
+    tu_rmtree(dir);
+}
+END_TEST
+
+START_TEST(bad_metrics_address_is_refused)
+{
+    config cfg;
+    char dir[512], err[256];
+    server *s = NULL;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    snprintf(cfg.metrics, sizeof cfg.metrics, "somewhere");
+    ck_assert_int_ne(server_start(&s, &cfg, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "--metrics"));
+    tu_rmtree(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("metrics");
+    TCase *tc = tcase_create("prometheus");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, scrape_reports_the_traffic_exactly);
+    tcase_add_test(tc, bad_metrics_address_is_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(suite());
+}
