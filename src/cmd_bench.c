@@ -32,6 +32,7 @@
 #include "leadscore/error.h"
 #include "loadgen.h"
 #include "model.h"
+#include "security.h"
 #include "server.h"
 #include "store.h"
 #include "timefmt.h"
@@ -64,7 +65,10 @@ typedef struct {
     int quiet;
     const char *json_path;
     const char *plot_path;
+    const char *server_key_path;  /* --server-key FILE */
+    const char *key_prefix;       /* --key PREFIX */
     char pull_buf[256];
+    char server_key[SECURITY_KEY_Z85], client_public[SECURITY_KEY_Z85], client_secret[SECURITY_KEY_Z85];
 } bench_opts;
 
 /* A server started in-process (--spawn). */
@@ -96,7 +100,11 @@ static void bench_help(void)
            "  --data DIR         --spawn: keep the store in DIR, and reuse it when it already\n"
            "                     holds N customers\n"
            "  --set NAME=VALUE   --spawn: a `serve` option for the server (repeatable),\n"
-           "                     e.g. --set workers=4 --set sync=off\n\n"
+           "                     e.g. --set workers=4 --set sync=off\n"
+           "  --server-key FILE, --key PREFIX\n"
+           "                     CurveZMQ: the server's public key and this client's key pair\n"
+           "                     (PREFIX.pub, PREFIX.key, see `leadscore keygen`); the pull\n"
+           "                     check needs an admin key; --baseline then uses a CURVE echo\n\n"
            "workload\n"
            "  --workload W       one of:\n");
     for (int w = 0; w < LOADGEN_WORKLOAD_COUNT; w++)
@@ -225,6 +233,8 @@ static int apply_option(bench_opts *o, int c, const char *name, const char *v)
     case 'j': o->json_path = v; return 0;
     case 'p': o->plot_path = v; return 0;
     case 'q': o->quiet = 1; return 0;
+    case 'K': o->key_prefix = v; return 0;
+    case 'Y': o->server_key_path = v; return 0;
     default: return CLI_USAGE;
     }
 }
@@ -257,6 +267,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         {"pull-backlog", required_argument, NULL, 'G'}, {"pull-wait", required_argument, NULL, 'W'},
         {"baseline", no_argument, NULL, 'B'}, {"json", required_argument, NULL, 'j'},
         {"plot", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
+        {"server-key", required_argument, NULL, 'Y'}, {"key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c, idx = 0, spawn = 0;
     loadgen_config_defaults(&o->lg);
@@ -279,6 +290,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         return cli_error("bench", CLI_USAGE, "--connect and --spawn exclude each other");
     if (o->connect && (o->data || o->nsets))
         return cli_error("bench", CLI_USAGE, "--data and --set are for --spawn, not --connect");
+    if (!o->server_key_path != !o->key_prefix)
+        return cli_error("bench", CLI_USAGE, "--server-key and --key go together");
     if (!o->batch_given && o->lg.workload == LOADGEN_MIXED)
         o->lg.batch = 1;
     if (o->connect && o->lg.workload == LOADGEN_PULL && !o->pull) {
@@ -287,6 +300,28 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         o->pull = o->pull_buf;
     }
     return 0;
+}
+
+/* Reads the CurveZMQ keys named by --server-key and --key into o.
+ * Returns an exit status. */
+static int read_keys(bench_opts *o)
+{
+    char path[1100], err[600];
+    if (!o->server_key_path)
+        return CLI_OK;
+    int rc = security_read_key(o->server_key_path, o->server_key, err, sizeof err);
+    snprintf(path, sizeof path, "%s.pub", o->key_prefix);
+    if (rc == LS_OK)
+        rc = security_read_key(path, o->client_public, err, sizeof err);
+    snprintf(path, sizeof path, "%s.key", o->key_prefix);
+    if (rc == LS_OK)
+        rc = security_read_key(path, o->client_secret, err, sizeof err);
+    if (rc != LS_OK)
+        return cli_error("bench", CLI_FAIL, "%s", err);
+    o->lg.server_key = o->server_key;
+    o->lg.client_public = o->client_public;
+    o->lg.client_secret = o->client_secret;
+    return CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -442,6 +477,7 @@ static int spawn_config(const bench_opts *o, const char *dir, config *cfg)
     config_defaults(cfg);
     snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:*");
     snprintf(cfg->pull, sizeof cfg->pull, "tcp://127.0.0.1:*");
+    config_set(cfg, "log-level", "warn", err, sizeof err); /* keep the report readable */
     for (int i = 0; i < o->nsets; i++) {
         char name[64];
         const char *eq = strchr(o->sets[i], '=');
@@ -451,6 +487,10 @@ static int spawn_config(const bench_opts *o, const char *dir, config *cfg)
                              strcmp(err, "") ? err : "no such serve option");
     }
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", dir);
+    /* room for the customer base (records are 330-450 bytes) and the run */
+    uint64_t need = o->lg.customers * 1024 + (512ULL << 20);
+    if (cfg->map_size < need)
+        cfg->map_size = need;
     return CLI_OK;
 }
 
@@ -895,7 +935,7 @@ static int check_target(const bench_opts *o, const char *ep)
 static int run_baseline(const bench_opts *o, loadgen_result *out)
 {
     loadgen_echo *echo;
-    if (loadgen_echo_start(&echo) != LS_OK)
+    if (loadgen_echo_start(&echo, o->lg.client_public != NULL) != LS_OK)
         return cli_error("bench", CLI_FAIL, "cannot start the echo server");
     int rc = run_against(o, "echo", echo, loadgen_echo_endpoint(echo), loadgen_echo_pull_endpoint(echo), out);
     loadgen_echo_stop(&echo);
@@ -933,6 +973,8 @@ int cmd_bench(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
+    if ((rc = read_keys(&o)) != CLI_OK)
+        return rc;
     struct sigaction sa = {0}, old_int;
     sa.sa_handler = on_sigint;
     sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process */

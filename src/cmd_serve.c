@@ -59,7 +59,8 @@ static void serve_help(FILE *out)
     fprintf(out, "usage: leadscore serve [--config FILE] [--data DIR] [--model FILE] [--bind EP] [--pull EP] [options]\n\n"
                  "Runs the scoring service.  Settings come from the defaults below, then the\n"
                  "config file (name = value lines), then the command line.\n\n"
-                 "  --config FILE          read settings from FILE\n");
+                 "  --config FILE          read settings from FILE\n"
+                 "  --sample-config        print a commented config file with every default\n");
     config_print_help(out);
 }
 
@@ -70,13 +71,14 @@ static struct option *long_options(void)
     int n = 0;
     while (t[n].name)
         n++;
-    struct option *o = calloc((size_t)n + 3, sizeof *o);
+    struct option *o = calloc((size_t)n + 4, sizeof *o);
     if (!o)
         return NULL;
     for (int i = 0; i < n; i++)
         o[i] = (struct option){t[i].name, required_argument, NULL, 1000 + i};
     o[n] = (struct option){"config", required_argument, NULL, 'c'};
     o[n + 1] = (struct option){"help", no_argument, NULL, 'h'};
+    o[n + 2] = (struct option){"sample-config", no_argument, NULL, 's'};
     return o;
 }
 
@@ -95,6 +97,9 @@ static int read_settings(int argc, char **argv, config *cfg)
         while (rc == CLI_OK && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
             if (c == 'h') {
                 serve_help(stdout);
+                rc = -1;
+            } else if (c == 's') {
+                config_print_sample(stdout);
                 rc = -1;
             } else if (c == '?') {
                 rc = CLI_USAGE;

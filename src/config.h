@@ -63,6 +63,10 @@ int config_set(config *cfg, const char *name, const char *value, char *err, size
  * cannot be read, or LS_EINVAL with "FILE:LINE: reason" in err. */
 int config_load_file(config *cfg, const char *path, char *err, size_t errlen);
 
+/* Prints a sample config file: every option with its help and default,
+ * commented out (dist/leadscore.conf is this output). */
+void config_print_sample(FILE *out);
+
 /* Prints the options, their defaults and help, for --help. */
 void config_print_help(FILE *out);
 

@@ -717,6 +717,8 @@ struct loadgen_echo {
     void *zmq, *router, *pull;
     pthread_t thread;
     char endpoint[256], pull_endpoint[256];
+    int curve;
+    char public_key[41], secret_key[41];
     atomic_uint_fast64_t pulled;
 };
 
@@ -772,6 +774,11 @@ static void *echo_socket(loadgen_echo *e, int type, char *bound)
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (e->curve) {
+        int one = 1;
+        zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e->secret_key, 40);
+    }
     if (zmq_bind(s, "tcp://127.0.0.1:*") != 0) {
         zmq_close(s);
         return NULL;
@@ -780,13 +787,19 @@ static void *echo_socket(loadgen_echo *e, int type, char *bound)
     return s;
 }
 
-int loadgen_echo_start(loadgen_echo **out)
+int loadgen_echo_start(loadgen_echo **out, int curve)
 {
     loadgen_echo *e = calloc(1, sizeof *e);
     *out = NULL;
     if (!e)
         return LS_ENOMEM;
+    e->curve = curve;
     e->zmq = zmq_ctx_new();
+    if (curve && zmq_curve_keypair(e->public_key, e->secret_key) != 0) {
+        zmq_ctx_term(e->zmq);
+        free(e);
+        return LS_EINTERNAL;
+    }
     if (e->zmq) {
         e->router = echo_socket(e, ZMQ_ROUTER, e->endpoint);
         e->pull = echo_socket(e, ZMQ_PULL, e->pull_endpoint);
@@ -807,6 +820,18 @@ int loadgen_echo_start(loadgen_echo **out)
 
 const char *loadgen_echo_endpoint(const loadgen_echo *e) { return e->endpoint; }
 const char *loadgen_echo_pull_endpoint(const loadgen_echo *e) { return e->pull_endpoint; }
+const char *loadgen_echo_server_key(const loadgen_echo *e) { return e->curve ? e->public_key : NULL; }
+
+/* Makes sock a CurveZMQ client when cfg has keys (before connect). */
+static void apply_curve(const loadgen_config *cfg, void *sock)
+{
+    const char *server = cfg->echo ? loadgen_echo_server_key(cfg->echo) : cfg->server_key;
+    if (!server || !cfg->client_public || !cfg->client_secret)
+        return;
+    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 40);
+    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cfg->client_public, 40);
+    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cfg->client_secret, 40);
+}
 
 uint64_t loadgen_echo_pulled(const loadgen_echo *e)
 {
@@ -1191,6 +1216,7 @@ static int open_client_socket(lg_client *c)
         zmq_setsockopt(c->sock, ZMQ_REQ_RELAXED, &one, sizeof one);
     if (pull)
         zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+    apply_curve(cfg, c->sock);
     const char *ep = pull ? cfg->pull_endpoint : cfg->endpoint;
     if (cfg->echo)
         ep = pull ? loadgen_echo_pull_endpoint(cfg->echo) : loadgen_echo_endpoint(cfg->echo);
@@ -1393,7 +1419,7 @@ static void stats_close(stats_conn *s)
     s->sock = s->zmq = NULL;
 }
 
-static int stats_open(stats_conn *s, const char *endpoint, int timeout_ms)
+static int stats_open(stats_conn *s, const loadgen_config *cfg, const char *endpoint, int timeout_ms)
 {
     int zero = 0, one = 1;
     s->timeout_ms = timeout_ms;
@@ -1407,6 +1433,8 @@ static int stats_open(stats_conn *s, const char *endpoint, int timeout_ms)
     zmq_setsockopt(s->sock, ZMQ_REQ_RELAXED, &one, sizeof one);
     zmq_setsockopt(s->sock, ZMQ_REQ_CORRELATE, &one, sizeof one);
     zmq_setsockopt(s->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    if (cfg)
+        apply_curve(cfg, s->sock);
     if (zmq_connect(s->sock, endpoint) != 0) {
         stats_close(s);
         return LS_EINTERNAL;
@@ -1489,7 +1517,7 @@ int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accept
                           uint64_t *rejected)
 {
     stats_conn s = {0};
-    int rc = stats_open(&s, endpoint, timeout_ms);
+    int rc = stats_open(&s, NULL, endpoint, timeout_ms);
     if (rc == LS_OK)
         rc = read_event_counters(&s, accepted, duplicate, rejected);
     stats_close(&s);
@@ -1608,13 +1636,14 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
     if (loadgen_config_check(cfg, out->first_error, sizeof out->first_error))
         return LS_EINVAL;
     int pull = cfg->workload == LOADGEN_PULL;
-    if (pull && !cfg->echo && stats_open(&sc, cfg->endpoint, cfg->timeout_ms) != LS_OK) {
+    if (pull && !cfg->echo && stats_open(&sc, cfg, cfg->endpoint, cfg->timeout_ms) != LS_OK) {
         snprintf(out->first_error, sizeof out->first_error, "cannot open a socket for the server's stats");
         return LS_EINTERNAL;
     }
     if (pull && landed_now(cfg, &sc, &before) != LS_OK) {
         snprintf(out->first_error, sizeof out->first_error,
-                 "the pull workload needs the server's \"stats\" op and it did not answer at %s", cfg->endpoint);
+                 "the pull workload reads the server's \"stats\" op (an admin key under CurveZMQ), "
+                 "and it did not answer at %s", cfg->endpoint);
         stats_close(&sc);
         return LS_ETIMEOUT;
     }
@@ -1690,7 +1719,7 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
         begin_request(&c, 0, 1, "ping");
     else
         build_request(&c, 1, &kind, &items);
-    int rc = stats_open(&s, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
+    int rc = stats_open(&s, cfg, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
     if (rc == LS_OK) {
         rc = call_once(s.sock, c.sb.data, c.sb.size, &r);
         snprintf(why, cap, "%s", rc == LS_ETIMEOUT ? "no reply" : rc ? "a reply that is not a msgpack map" : "");

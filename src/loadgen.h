@@ -92,6 +92,10 @@ typedef struct {
     const char *endpoint;        /* the ROUTER: requests, and stats for pull */
     const char *pull_endpoint;   /* the PULL socket, for the pull workload */
     const loadgen_echo *echo;    /* non-NULL: the target is this echo server */
+    const char *server_key;      /* CurveZMQ: the server's public key, Z85 (40 */
+    const char *client_public;   /* characters), and this client's key pair; */
+    const char *client_secret;   /* all NULL: plain TCP.  An echo target uses
+                                    its own server key with the client pair. */
     uint64_t customers;          /* ids cust-1 .. cust-<customers> */
     double zipf_s;               /* 0: uniform; > 0: Zipf exponent */
     int clients;                 /* client threads */
@@ -198,11 +202,15 @@ int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accept
 
 /* Starts a bare ZeroMQ echo server on its own thread: a ROUTER on
  * tcp://127.0.0.1:* that sends every message straight back, and a PULL
- * on tcp://127.0.0.1:* that counts what it receives.  Returns 0 or
+ * on tcp://127.0.0.1:* that counts what it receives.  With curve, both
+ * are CurveZMQ servers with a fresh key pair (any client key is let in),
+ * so an encrypted run is compared with an encrypted echo.  Returns 0 or
  * LS_EINTERNAL.  Stop it with loadgen_echo_stop. */
-int loadgen_echo_start(loadgen_echo **out);
+int loadgen_echo_start(loadgen_echo **out, int curve);
 const char *loadgen_echo_endpoint(const loadgen_echo *e);
 const char *loadgen_echo_pull_endpoint(const loadgen_echo *e);
+/* The echo server's public key (Z85), or NULL without curve. */
+const char *loadgen_echo_server_key(const loadgen_echo *e);
 /* Messages the PULL socket has received so far (any thread). */
 uint64_t loadgen_echo_pulled(const loadgen_echo *e);
 /* Stops the thread, closes everything, NULLs *e; NULL is harmless. */

@@ -4,6 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <lmdb.h>
+#include <microhttpd.h>
+#include <msgpack.h>
+#include <zlib.h>
+#include <zmq.h>
+
 #include "cli.h"
 #include "leadscore/error.h"
 #include "timefmt.h"
@@ -11,6 +18,18 @@
 #ifndef LS_VERSION
 #define LS_VERSION "0.0.0-dev"
 #endif
+#ifndef LS_GIT_COMMIT
+#define LS_GIT_COMMIT "unknown"
+#endif
+
+static void print_version(void)
+{
+    int zmaj, zmin, zpat;
+    zmq_version(&zmaj, &zmin, &zpat);
+    printf("leadscore %s (commit %s)\n", LS_VERSION, LS_GIT_COMMIT);
+    printf("built with libzmq %d.%d.%d, msgpack-c %s, %s, jansson %s, zlib %s, libmicrohttpd %s\n", zmaj, zmin,
+           zpat, msgpack_version(), mdb_version(NULL, NULL, NULL), JANSSON_VERSION, zlibVersion(), MHD_get_version());
+}
 
 static const struct {
     const char *name;
@@ -70,7 +89,7 @@ int main(int argc, char **argv)
         return CLI_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("leadscore %s\n", LS_VERSION);
+        print_version();
         return CLI_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

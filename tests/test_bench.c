@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zmq.h>
 
 #include "leadscore/error.h"
 #include "loadgen.h"
@@ -254,7 +255,7 @@ START_TEST(echo_baseline)
     loadgen_config cfg;
     loadgen_result r;
     char why[128];
-    ck_assert_int_eq(loadgen_echo_start(&echo), LS_OK);
+    ck_assert_int_eq(loadgen_echo_start(&echo, 0), LS_OK);
     loadgen_config_defaults(&cfg);
     cfg.echo = echo;
     cfg.endpoint = loadgen_echo_endpoint(echo);
@@ -278,6 +279,31 @@ START_TEST(echo_baseline)
     loadgen_echo_stop(&echo);
     ck_assert_ptr_null(echo);
     loadgen_echo_stop(&echo); /* harmless twice */
+}
+END_TEST
+
+START_TEST(echo_baseline_over_curve)
+{
+    loadgen_echo *echo = NULL;
+    loadgen_config cfg;
+    loadgen_result r;
+    char pub[41], sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(pub, sec), 0);
+    ck_assert_int_eq(loadgen_echo_start(&echo, 1), LS_OK);
+    ck_assert_ptr_nonnull(loadgen_echo_server_key(echo));
+    loadgen_config_defaults(&cfg);
+    cfg.echo = echo;
+    cfg.endpoint = loadgen_echo_endpoint(echo);
+    cfg.client_public = pub;
+    cfg.client_secret = sec;
+    cfg.customers = CUSTOMERS;
+    cfg.inflight = 4;
+    cfg.duration_s = 0.3;
+    cfg.warmup_s = 0;
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    loadgen_result_free(&r);
+    loadgen_echo_stop(&echo);
 }
 END_TEST
 
@@ -553,6 +579,7 @@ static Suite *bench_suite(void)
     tcase_add_test(work, requests_mode_counts_exactly);
     tcase_add_test(work, stop_flag_ends_the_run);
     tcase_add_test(work, echo_baseline);
+    tcase_add_test(work, echo_baseline_over_curve);
     tcase_add_test(work, no_server_times_out);
     suite_add_tcase(s, work);
     TCase *parts = tcase_create("parts");
