@@ -925,8 +925,9 @@ static int check_target(const bench_opts *o, const char *ep)
         return -1;
     }
     if (rc == LS_ETIMEOUT)
-        return cli_error("bench", CLI_FAIL, "no reply from %s within %d ms: is `leadscore serve` running there?", ep,
-                         o->lg.timeout_ms);
+        return cli_error("bench", CLI_FAIL,
+                         "no reply from %s within %d ms: is `leadscore serve` running there? (a CurveZMQ "
+                         "server answers only known keys: --server-key and --key)", ep, o->lg.timeout_ms);
     return cli_error("bench", CLI_FAIL, "the server at %s refused a %s request: %s", ep,
                      loadgen_workload_name(o->lg.workload), why);
 }
@@ -960,12 +961,47 @@ static int report(const bench_opts *o, const char *target, const loadgen_result 
     return rc;
 }
 
+/* SIGINT stops the run (figures are still printed); a second one, with
+ * the default action restored by SA_RESETHAND, ends the process. */
+static void catch_sigint(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    bench_interrupted = 0;
+    sigaction(SIGINT, &sa, old);
+}
+
+/* Finds the server to drive: --connect's, or one spawned in-process.
+ * Sets the endpoints and a description for the report; an exit status. */
+static int open_target(const bench_opts *o, spawned *sp, const char **ep, const char **pull_ep, char *target,
+                       size_t cap)
+{
+    *ep = o->connect;
+    *pull_ep = o->pull;
+    if (o->connect) {
+        snprintf(target, cap, "%s", o->connect);
+        return CLI_OK;
+    }
+    int rc = spawn_start(o, sp);
+    if (rc == CLI_OK) {
+        *ep = server_endpoint(sp->srv);
+        *pull_ep = server_pull_endpoint(sp->srv);
+        snprintf(target, cap, "spawned at %s (store %s)", *ep, sp->dir);
+    }
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     bench_opts o;
     spawned sp;
     loadgen_result ls, echo;
-    char target[1400];
+    struct sigaction old_int;
+    const char *ep = NULL, *pull_ep = NULL;
+    char target[1400] = "";
     memset(&o, 0, sizeof o);
     memset(&sp, 0, sizeof sp);
     memset(&ls, 0, sizeof ls);
@@ -975,24 +1011,8 @@ int cmd_bench(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     if ((rc = read_keys(&o)) != CLI_OK)
         return rc;
-    struct sigaction sa = {0}, old_int;
-    sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process */
-    sigemptyset(&sa.sa_mask);
-    bench_interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-
-    const char *ep = o.connect, *pull_ep = o.pull;
-    if (!o.connect) {
-        rc = spawn_start(&o, &sp);
-        if (rc == CLI_OK) {
-            ep = server_endpoint(sp.srv);
-            pull_ep = server_pull_endpoint(sp.srv);
-        }
-        snprintf(target, sizeof target, "spawned at %s (store %s)", ep ? ep : "-", sp.dir);
-    } else {
-        snprintf(target, sizeof target, "%s", o.connect);
-    }
+    catch_sigint(&old_int);
+    rc = open_target(&o, &sp, &ep, &pull_ep, target, sizeof target);
     if (rc == CLI_OK)
         rc = check_target(&o, ep);
     if (rc == CLI_OK && o.baseline)
@@ -1004,9 +1024,12 @@ int cmd_bench(int argc, char **argv)
         rc = report(&o, target, ran ? &ls : NULL, o.baseline ? &echo : NULL);
     else if (rc < 0)
         rc = CLI_OK; /* a skipped workload */
+    sigaction(SIGINT, &old_int, NULL); /* from here Ctrl-C quits at once */
+    if (sp.running && ran && ls.pull_events_lost > 0 && !o.quiet)
+        fprintf(stderr, "waiting for the spawned server to store the %lld events still queued before it stops "
+                        "(Ctrl-C quits now)\n", (long long)ls.pull_events_lost);
     spawn_stop(&sp);
     loadgen_result_free(&ls);
     loadgen_result_free(&echo);
-    sigaction(SIGINT, &old_int, NULL);
     return rc;
 }

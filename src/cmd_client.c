@@ -261,25 +261,6 @@ int cmd_score(int argc, char **argv)
     return rc;
 }
 
-int cmd_profile(int argc, char **argv)
-{
-    client_opts o = {.cmd = "profile"};
-    int first = parse_opts(argc, argv, &o, " ID", "Shows a customer's raw feature values.");
-    if (first < 0)
-        return first == -100 ? CLI_OK : -first;
-    if (argc - first != 1)
-        return cli_error("profile", CLI_USAGE, "give exactly one customer ID");
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_str(&pk, "customer");
-    pack_str(&pk, argv[first]);
-    int rc = call_and_print(&o, "profile", &sb, 1);
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
-}
-
 int cmd_recommend(int argc, char **argv)
 {
     client_opts o = {.cmd = "recommend"};
@@ -340,6 +321,12 @@ static int string_fields_command(int argc, char **argv, const char *cmd, const c
     int rc = call_and_print(&o, cmd, &sb, (uint32_t)n);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+int cmd_profile(int argc, char **argv)
+{
+    static const char *const names[] = {"customer"};
+    return string_fields_command(argc, argv, "profile", " ID", "Shows a customer's raw feature values.", names, 1);
 }
 
 int cmd_alias(int argc, char **argv)

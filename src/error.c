@@ -1,6 +1,9 @@
 /* error.c -- messages and wire codes for the status table in error.h. */
 #include "leadscore/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *ls_strerror(int status)
 {
     switch (status) {
@@ -19,4 +22,15 @@ const char *ls_wire_code(int status)
 #undef LS_ERROR_WIRE
     }
     return "internal";
+}
+
+int ls_fail(char *err, size_t errlen, int status, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return status;
 }

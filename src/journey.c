@@ -89,30 +89,20 @@ void journey_defaults(journey_rules *r)
     }
 }
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return LS_EPARSE;
-}
-
 static int parse_tiers(json_t *arr, journey_rules *r, char *err, size_t errlen)
 {
     if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > JOURNEY_MAX_TIERS)
-        return fail(err, errlen, "model file: journey.loyalty.tiers must be 1 to %d {name, min_points}", JOURNEY_MAX_TIERS);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: journey.loyalty.tiers must be 1 to %d {name, min_points}", JOURNEY_MAX_TIERS);
     r->ntiers = (int)json_array_size(arr);
     for (int i = 0; i < r->ntiers; i++) {
         json_t *t = json_array_get(arr, (size_t)i);
         json_t *name = json_object_get(t, "name"), *min = json_object_get(t, "min_points");
         if (!json_is_string(name) || json_string_length(name) >= sizeof r->tiers[i].name || !json_is_number(min))
-            return fail(err, errlen, "model file: journey.loyalty.tiers[%d] needs a short name and min_points", i);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: journey.loyalty.tiers[%d] needs a short name and min_points", i);
         snprintf(r->tiers[i].name, sizeof r->tiers[i].name, "%s", json_string_value(name));
         r->tiers[i].min_points = json_number_value(min);
         if (i > 0 && r->tiers[i].min_points <= r->tiers[i - 1].min_points)
-            return fail(err, errlen, "model file: journey.loyalty.tiers must ascend by min_points");
+            return ls_fail(err, errlen, LS_EPARSE, "model file: journey.loyalty.tiers must ascend by min_points");
     }
     return LS_OK;
 }
@@ -132,9 +122,9 @@ static int parse_group(json_t *grp, const char *group, journey_rules *r, char *e
         while (i < N_RULES && !(strcmp(rule_keys[i].group, group) == 0 && strcmp(rule_keys[i].key, key) == 0))
             i++;
         if (i == N_RULES)
-            return fail(err, errlen, "model file: unknown rule journey.%s.%s", group, key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: unknown rule journey.%s.%s", group, key);
         if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0)
-            return fail(err, errlen, "model file: journey.%s.%s must be a number >= 0", group, key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: journey.%s.%s must be a number >= 0", group, key);
         *(double *)((char *)r + rule_keys[i].off) = json_number_value(v);
     }
     return LS_OK;
@@ -149,15 +139,15 @@ int journey_parse(json_t *obj, journey_rules *r, char *err, size_t errlen)
     if (!obj)
         return LS_OK;
     if (!json_is_object(obj))
-        return fail(err, errlen, "model file: \"journey\" must be an object");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: \"journey\" must be an object");
     json_object_foreach(obj, key, v) {
         size_t g = 0;
         while (g < 4 && strcmp(groups[g], key) != 0)
             g++;
         if (g == 4)
-            return fail(err, errlen, "model file: unknown journey section \"%s\" (types, phases, loyalty, actions)", key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: unknown journey section \"%s\" (types, phases, loyalty, actions)", key);
         if (!json_is_object(v))
-            return fail(err, errlen, "model file: journey.%s must be an object", key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: journey.%s must be an object", key);
         int rc = parse_group(v, groups[g], r, err, errlen);
         if (rc)
             return rc;

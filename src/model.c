@@ -47,18 +47,6 @@ extern const size_t ls_builtin_model_json_len;
 /* Loading                                                             */
 /* ------------------------------------------------------------------ */
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return LS_EPARSE;
-}
-
 static int get_string(json_t *root, const char *key, char *dst, size_t cap, int required,
                       char *err, size_t errlen)
 {
@@ -68,9 +56,9 @@ static int get_string(json_t *root, const char *key, char *dst, size_t cap, int 
         return LS_OK;
     }
     if (!json_is_string(v))
-        return fail(err, errlen, "model file: \"%s\" must be a string", key);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: \"%s\" must be a string", key);
     if (json_string_length(v) >= cap)
-        return fail(err, errlen, "model file: \"%s\" is too long", key);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: \"%s\" is too long", key);
     memcpy(dst, json_string_value(v), json_string_length(v) + 1);
     return LS_OK;
 }
@@ -81,10 +69,10 @@ static int get_number(json_t *obj, const char *key, double *out, int positive,
 {
     json_t *v = json_object_get(obj, key);
     if (!json_is_number(v))
-        return fail(err, errlen, "model file: \"%s\" must be a number", key);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: \"%s\" must be a number", key);
     *out = json_number_value(v);
     if (!isfinite(*out) || (positive && *out <= 0))
-        return fail(err, errlen, "model file: \"%s\" must be a finite positive number", key);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: \"%s\" must be a finite positive number", key);
     return LS_OK;
 }
 
@@ -94,7 +82,7 @@ static int parse_decay(model *m, json_t *root, char *err, size_t errlen)
     double s = 0, l = 0;
     int rc;
     if (!json_is_object(hl))
-        return fail(err, errlen, "model file: %s must be an object {\"short\": days, \"long\": days}",
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be an object {\"short\": days, \"long\": days}",
                     "\"half_lives_days\"");
     if ((rc = get_number(hl, "short", &s, 1, err, errlen)) || (rc = get_number(hl, "long", &l, 1, err, errlen)))
         return rc;
@@ -109,15 +97,15 @@ static int parse_term(model_term *t, json_t *j, char *err, size_t errlen)
     json_t *tr = json_object_get(j, "transform");
     int rc;
     if (!json_is_string(fname))
-        return fail(err, errlen, "model file: every logistic term needs a %s", "\"feature\" name");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: every logistic term needs a %s", "\"feature\" name");
     t->feature = feature_lookup(json_string_value(fname));
     if (t->feature < 0)
-        return fail(err, errlen, "model file: unknown feature \"%s\" (see README, Features)",
+        return ls_fail(err, errlen, LS_EPARSE, "model file: unknown feature \"%s\" (see README, Features)",
                     json_string_value(fname));
     t->transform = TRANSFORM_NONE;
     if (tr && (!json_is_string(tr) ||
                (strcmp(json_string_value(tr), "none") && strcmp(json_string_value(tr), "log1p"))))
-        return fail(err, errlen, "model file: %s must be \"none\" or \"log1p\"", "\"transform\"");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be \"none\" or \"log1p\"", "\"transform\"");
     if (tr && strcmp(json_string_value(tr), "log1p") == 0)
         t->transform = TRANSFORM_LOG1P;
     t->mean = 0.0;
@@ -135,11 +123,11 @@ static int parse_logistic(model *m, json_t *root, char *err, size_t errlen)
     json_t *terms = json_object_get(lg, "terms");
     int rc;
     if (!json_is_object(lg) || !json_is_array(terms))
-        return fail(err, errlen, "model file: %s", "\"logistic\" must be an object with \"intercept\" and \"terms\"");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"logistic\" must be an object with \"intercept\" and \"terms\"");
     if ((rc = get_number(lg, "intercept", &m->intercept, 0, err, errlen)))
         return rc;
     if (json_array_size(terms) > MODEL_MAX_TERMS)
-        return fail(err, errlen, "model file: %s", "more than 64 logistic terms");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "more than 64 logistic terms");
     m->nterms = (int)json_array_size(terms);
     for (int i = 0; i < m->nterms; i++)
         if ((rc = parse_term(&m->terms[i], json_array_get(terms, (size_t)i), err, errlen)))
@@ -152,12 +140,12 @@ static int parse_tiers(model *m, json_t *root, char *err, size_t errlen)
     json_t *tiers = json_object_get(root, "tiers");
     int rc;
     if (!json_is_object(tiers))
-        return fail(err, errlen, "model file: %s", "\"tiers\" must be an object {\"hot\": p, \"warm\": p}");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"tiers\" must be an object {\"hot\": p, \"warm\": p}");
     if ((rc = get_number(tiers, "hot", &m->tier_hot, 1, err, errlen)) ||
         (rc = get_number(tiers, "warm", &m->tier_warm, 1, err, errlen)))
         return rc;
     if (m->tier_hot > 1 || m->tier_warm > m->tier_hot)
-        return fail(err, errlen, "model file: %s", "tiers need 0 < warm <= hot <= 1");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "tiers need 0 < warm <= hot <= 1");
     return LS_OK;
 }
 
@@ -165,7 +153,7 @@ static int parse_params(json_t *obj, const char *what, const char *const *keys, 
                         char *err, size_t errlen)
 {
     if (!json_is_object(obj))
-        return fail(err, errlen, "model file: clv.%s must be an object", what);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: clv.%s must be an object", what);
     for (int i = 0; i < n; i++) {
         int rc = get_number(obj, keys[i], &out[i], 1, err, errlen);
         if (rc)
@@ -181,7 +169,7 @@ static int parse_clv(model *m, json_t *root, char *err, size_t errlen)
     double b[4], g[3];
     int rc;
     if (!json_is_object(c))
-        return fail(err, errlen, "model file: %s", "\"clv\" must be an object (time_unit_days, bgnbd, gamma_gamma, horizon_days)");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"clv\" must be an object (time_unit_days, bgnbd, gamma_gamma, horizon_days)");
     if ((rc = get_number(c, "time_unit_days", &m->clv.time_unit_days, 1, err, errlen)) ||
         (rc = get_number(c, "horizon_days", &m->clv.horizon_days, 1, err, errlen)) ||
         (rc = parse_params(json_object_get(c, "bgnbd"), "bgnbd", bg, b, 4, err, errlen)) ||
@@ -191,7 +179,7 @@ static int parse_clv(model *m, json_t *root, char *err, size_t errlen)
         (rc = get_number(c, "discount_rate_annual", &m->clv.discount_rate_annual, 0, err, errlen)))
         return rc;
     if (m->clv.discount_rate_annual < 0 || g[1] <= 1)
-        return fail(err, errlen, "model file: %s", "clv needs discount_rate_annual >= 0 and gamma_gamma.q > 1");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "clv needs discount_rate_annual >= 0 and gamma_gamma.q > 1");
     m->clv.bgnbd = (clv_bgnbd){b[0], b[1], b[2], b[3]};
     m->clv.gamma_gamma = (clv_gamma_gamma){g[0], g[1], g[2]};
     return LS_OK;
@@ -209,7 +197,7 @@ static int check_keys(json_t *root, char *err, size_t errlen)
         for (int i = 0; known[i] && !ok; i++)
             ok = strcmp(known[i], key) == 0;
         if (!ok)
-            return fail(err, errlen, "model file: unknown top-level key \"%s\"", key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: unknown top-level key \"%s\"", key);
     }
     return LS_OK;
 }
@@ -218,7 +206,7 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
 {
     int rc;
     if (!json_is_object(root))
-        return fail(err, errlen, "model file: %s", "the top level must be a JSON object");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "the top level must be a JSON object");
     if ((rc = check_keys(root, err, errlen)) || (rc = parse_clv(m, root, err, errlen)) ||
         (rc = journey_parse(json_object_get(root, "journey"), &m->journey, err, errlen)) ||
         (rc = segments_parse(json_object_get(root, "segments"), &m->segments, err, errlen)))
@@ -275,7 +263,7 @@ int model_load_file(const char *path, model **out, char *err, size_t errlen)
     for (;;) {
         if (len + 65536 > cap) {
             if (cap >= (64u << 20)) {
-                rc = fail(err, errlen, "model file %s is larger than 64 MiB", path);
+                rc = ls_fail(err, errlen, LS_EPARSE, "model file %s is larger than 64 MiB", path);
                 break;
             }
             char *nb = realloc(buf, cap = cap ? cap * 2 : 65536 * 2);

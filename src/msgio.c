@@ -3,6 +3,22 @@
 
 #include <string.h>
 
+void *msgio_inproc_socket(void *ctx, int type, const char *endpoint, int bind)
+{
+    int zero = 0;
+    void *s = zmq_socket(ctx, type);
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+    if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 int msgio_recv(void *sock, msgio_parts *p, int flags)
 {
     p->n = 0;

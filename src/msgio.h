@@ -16,6 +16,11 @@ typedef struct {
     int dropped;     /* frames past MSGIO_MAX_FRAMES, received and discarded */
 } msgio_parts;
 
+/* An inproc socket between the service's threads: no linger, no
+ * high-water mark (the queues are bounded by the senders' work), bound when
+ * bind is set, else connected.  NULL on failure. */
+void *msgio_inproc_socket(void *ctx, int type, const char *endpoint, int bind);
+
 /* Receives every frame of one message.  Returns 0, or -1 with errno (e.g.
  * EAGAIN with ZMQ_DONTWAIT, ETERM); on -1 nothing is held. */
 int msgio_recv(void *sock, msgio_parts *p, int flags);

@@ -86,6 +86,32 @@ static int check_customer(ops_call *c, const msgpack_object *o, ls_str *out)
     return LS_OK;
 }
 
+/* The request's "id" as msgpack bytes (empty when it has none), for a
+ * reply the writer will send.  Destroy the buffer after use. */
+static void pack_request_id(const ops_call *c, msgpack_sbuffer *out)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(out);
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    if (c->req->id)
+        msgpack_pack_object(&pk, *c->req->id);
+}
+
+/* Fills the bookkeeping every job carries and hands it to the writer
+ * (which then owns it).  0, or LS_EUNAVAIL while shutting down. */
+static int hand_over(ops_call *c, writer_job *job, int reply)
+{
+    job->reply = reply;
+    job->op = c->op;
+    job->start_ns = c->start_ns;
+    job->received_ms = timefmt_now_ms();
+    if (writer_submit(c->writer_push, job) != LS_OK) {
+        writer_job_free(&job);
+        return fail(c, LS_EUNAVAIL, "%s", "the writer is not taking requests (shutting down)");
+    }
+    return LS_OK;
+}
+
 /* ------------------------------------------------------------------ */
 /* ping, model                                                         */
 /* ------------------------------------------------------------------ */
@@ -351,25 +377,12 @@ static int op_recommend(ops_call *c)
 static int submit_identity(ops_call *c, int kind, const ls_str *subject, const ls_str *object)
 {
     msgpack_sbuffer idbuf;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&idbuf);
-    msgpack_packer_init(&pk, &idbuf, msgpack_sbuffer_write);
-    if (c->req->id)
-        msgpack_pack_object(&pk, *c->req->id);
+    pack_request_id(c, &idbuf);
     writer_job *job = writer_job_identity(kind, subject, object, c->envelope, c->envelope_len, idbuf.data, idbuf.size);
     msgpack_sbuffer_destroy(&idbuf);
-    if (!job)
-        return fail(c, LS_ENOMEM, "%s", "out of memory");
-    job->reply = 1;
-    job->op = c->op;
-    job->start_ns = c->start_ns;
-    job->received_ms = timefmt_now_ms();
-    if (writer_submit(c->writer_push, job) != LS_OK) {
-        writer_job_free(&job);
-        return fail(c, LS_EUNAVAIL, "%s", "the writer is not taking requests (shutting down)");
-    }
-    c->async = 1;
-    return LS_OK;
+    int rc = job ? hand_over(c, job, 1) : fail(c, LS_ENOMEM, "%s", "out of memory");
+    c->async = rc == LS_OK;
+    return rc;
 }
 
 static int op_alias(ops_call *c)
@@ -540,25 +553,11 @@ static int events_array(ops_call *c, const msgpack_object *evs)
 static int submit(ops_call *c, const ls_event *evs, size_t n, uint32_t nrej, int reply)
 {
     msgpack_sbuffer idbuf;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&idbuf);
-    msgpack_packer_init(&pk, &idbuf, msgpack_sbuffer_write);
-    if (reply && c->req->id)
-        msgpack_pack_object(&pk, *c->req->id);
-    writer_job *job = writer_job_new(evs, n, c->envelope, reply ? c->envelope_len : 0,
-                                     idbuf.data, idbuf.size, c->scratch->sb.data, c->scratch->sb.size, nrej);
+    pack_request_id(c, &idbuf);
+    writer_job *job = writer_job_new(evs, n, c->envelope, reply ? c->envelope_len : 0, reply ? idbuf.data : NULL,
+                                     reply ? idbuf.size : 0, c->scratch->sb.data, c->scratch->sb.size, nrej);
     msgpack_sbuffer_destroy(&idbuf);
-    if (!job)
-        return fail(c, LS_ENOMEM, "%s", "out of memory");
-    job->reply = reply;
-    job->op = c->op;
-    job->start_ns = c->start_ns;
-    job->received_ms = timefmt_now_ms();
-    if (writer_submit(c->writer_push, job) != LS_OK) {
-        writer_job_free(&job);
-        return fail(c, LS_EUNAVAIL, "%s", "the writer is not taking events (shutting down)");
-    }
-    return LS_OK;
+    return job ? hand_over(c, job, reply) : fail(c, LS_ENOMEM, "%s", "out of memory");
 }
 
 static int op_track(ops_call *c)

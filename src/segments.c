@@ -14,16 +14,6 @@
 /* Candidates considered before the k best are kept. */
 #define MAX_CANDIDATES (FEATURE_MAX_CATEGORIES + 2 + SEGMENTS_MAX_DEFAULTS)
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return LS_EPARSE;
-}
-
 /* ------------------------------------------------------------------ */
 /* The catalogue                                                       */
 /* ------------------------------------------------------------------ */
@@ -49,14 +39,14 @@ static int parse_fixed(json_t *v, segments_fixed *out)
 static int parse_rules(json_t *arr, segments_catalogue *cat, char *err, size_t errlen)
 {
     if (!json_is_array(arr) || json_array_size(arr) > SEGMENTS_MAX_RULES)
-        return fail(err, errlen, "model file: segments.catalogue must be an array of at most %d {prefix, segment}",
+        return ls_fail(err, errlen, LS_EPARSE, "model file: segments.catalogue must be an array of at most %d {prefix, segment}",
                     SEGMENTS_MAX_RULES);
     cat->nrules = (int)json_array_size(arr);
     for (int i = 0; i < cat->nrules; i++) {
         json_t *r = json_array_get(arr, (size_t)i), *p = json_object_get(r, "prefix");
         if (!json_is_string(p) || json_string_length(p) == 0 || json_string_length(p) >= sizeof cat->rules[i].prefix ||
             copy_name(cat->rules[i].segment, json_object_get(r, "segment")))
-            return fail(err, errlen, "model file: segments.catalogue[%d] needs a prefix and a segment name", i);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: segments.catalogue[%d] needs a prefix and a segment name", i);
         memcpy(cat->rules[i].prefix, json_string_value(p), json_string_length(p) + 1);
         cat->rules[i].prefix_len = json_string_length(p);
     }
@@ -70,15 +60,15 @@ static int parse_named(json_t *obj, segments_fixed *out, int n, const char *(*na
     const char *key;
     json_t *v;
     if (!json_is_object(obj))
-        return fail(err, errlen, "model file: segments.%s must be an object", what);
+        return ls_fail(err, errlen, LS_EPARSE, "model file: segments.%s must be an object", what);
     json_object_foreach(obj, key, v) {
         int i = 0;
         while (i < n && strcmp(name_of(i), key) != 0)
             i++;
         if (i == n)
-            return fail(err, errlen, "model file: segments.%s: unknown name \"%s\"", what, key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: segments.%s: unknown name \"%s\"", what, key);
         if (parse_fixed(v, &out[i]))
-            return fail(err, errlen, "model file: segments.%s.%s needs {segment, weight >= 0}", what, key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: segments.%s.%s needs {segment, weight >= 0}", what, key);
     }
     return LS_OK;
 }
@@ -89,12 +79,12 @@ static const char *phase_name_of(int i) { return journey_phase_name((journey_pha
 static int parse_defaults(json_t *arr, segments_catalogue *cat, char *err, size_t errlen)
 {
     if (!json_is_array(arr) || json_array_size(arr) > SEGMENTS_MAX_DEFAULTS)
-        return fail(err, errlen, "model file: segments.defaults must be an array of at most %d {segment, weight}",
+        return ls_fail(err, errlen, LS_EPARSE, "model file: segments.defaults must be an array of at most %d {segment, weight}",
                     SEGMENTS_MAX_DEFAULTS);
     cat->ndefaults = (int)json_array_size(arr);
     for (int i = 0; i < cat->ndefaults; i++)
         if (parse_fixed(json_array_get(arr, (size_t)i), &cat->defaults[i]))
-            return fail(err, errlen, "model file: segments.defaults[%d] needs {segment, weight >= 0}", i);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: segments.defaults[%d] needs {segment, weight >= 0}", i);
     return LS_OK;
 }
 
@@ -109,15 +99,15 @@ int segments_parse(json_t *obj, segments_catalogue *cat, char *err, size_t errle
     if (!obj)
         return LS_OK;
     if (!json_is_object(obj))
-        return fail(err, errlen, "model file: \"segments\" must be an object");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: \"segments\" must be an object");
     json_object_foreach(obj, key, v) {
         if (strcmp(key, "k") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > SEGMENTS_MAX_K)
-                return fail(err, errlen, "model file: segments.k must be an integer from 1 to %d", SEGMENTS_MAX_K);
+                return ls_fail(err, errlen, LS_EPARSE, "model file: segments.k must be an integer from 1 to %d", SEGMENTS_MAX_K);
             cat->k = (int)json_integer_value(v);
         } else if (strcmp(key, "long_term_weight") == 0) {
             if (!json_is_number(v) || json_number_value(v) < 0)
-                return fail(err, errlen, "model file: segments.long_term_weight must be a number >= 0");
+                return ls_fail(err, errlen, LS_EPARSE, "model file: segments.long_term_weight must be a number >= 0");
             cat->long_term_weight = json_number_value(v);
         } else if (strcmp(key, "catalogue") == 0) {
             rc = parse_rules(v, cat, err, errlen);
@@ -128,7 +118,7 @@ int segments_parse(json_t *obj, segments_catalogue *cat, char *err, size_t errle
         } else if (strcmp(key, "defaults") == 0) {
             rc = parse_defaults(v, cat, err, errlen);
         } else {
-            return fail(err, errlen, "model file: unknown key segments.%s", key);
+            return ls_fail(err, errlen, LS_EPARSE, "model file: unknown key segments.%s", key);
         }
         if (rc)
             return rc;

@@ -148,22 +148,6 @@ static void *client_socket(server *s, int type, const char *ep, char *bound, cha
     return sock;
 }
 
-static void *inproc_socket(server *s, int type, const char *ep)
-{
-    int zero = 0;
-    void *sock = zmq_socket(s->svc.zmq, type);
-    if (!sock)
-        return NULL;
-    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
-    if (zmq_bind(sock, ep) != 0) {
-        zmq_close(sock);
-        return NULL;
-    }
-    return sock;
-}
-
 static int is_loopback(const char *ep)
 {
     static const char *const local[] = {"tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://"};
@@ -209,8 +193,8 @@ static int open_sockets(server *s, char *err, size_t errlen)
         if (!s->pull)
             return LS_EIO;
     }
-    s->work = inproc_socket(s, ZMQ_PUSH, SERVICE_EP_WORK);
-    s->replies = inproc_socket(s, ZMQ_PULL, SERVICE_EP_REPLIES);
+    s->work = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_WORK, 1);
+    s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1);
     if (!s->work || !s->replies) {
         snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
         return LS_EINTERNAL;

@@ -54,17 +54,6 @@ static int from_mdb(int rc)
     }
 }
 
-__attribute__((format(printf, 3, 4)))
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ------------------------------------------------------------------ */
 /* Opening                                                             */
 /* ------------------------------------------------------------------ */
@@ -73,7 +62,7 @@ static int open_env(store *s, const char *dir, const store_options *opt, char *e
 {
     int rc;
     if (!opt->read_only && mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        say(err, errlen, "cannot create data directory %s: %s", dir, strerror(errno));
+        ls_fail(err, errlen, 0, "cannot create data directory %s: %s", dir, strerror(errno));
         return LS_EIO;
     }
     if ((rc = mdb_env_create(&s->env)) != 0)
@@ -90,7 +79,7 @@ static int open_env(store *s, const char *dir, const store_options *opt, char *e
         goto fail;
     return LS_OK;
 fail:
-    say(err, errlen, "cannot open store in %s: %s", dir, mdb_strerror(rc));
+    ls_fail(err, errlen, 0, "cannot open store in %s: %s", dir, mdb_strerror(rc));
     return from_mdb(rc);
 }
 
@@ -101,7 +90,7 @@ static int check_meta(store *s, MDB_txn *txn, const feature_decay *decay, char *
     int rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
         if (s->read_only) {
-            say(err, errlen, "the data directory holds no leadscore store yet");
+            ls_fail(err, errlen, 0, "the data directory holds no leadscore store yet");
             return LS_ENOTFOUND;
         }
         uint32_t version = STORE_SCHEMA_VERSION;
@@ -124,7 +113,7 @@ static int check_meta(store *s, MDB_txn *txn, const feature_decay *decay, char *
             return from_mdb(rc);
     }
     if (version > STORE_SCHEMA_VERSION) {
-        say(err, errlen, "this store has schema version %u but this leadscore only understands up to %u: "
+        ls_fail(err, errlen, 0, "this store has schema version %u but this leadscore only understands up to %u: "
             "run a newer leadscore on it", version, STORE_SCHEMA_VERSION);
         return LS_EVERSION;
     }
@@ -161,7 +150,7 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
         (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time)) ||
         (rc = open_alias_dbs(s, txn, create))) {
         mdb_txn_abort(txn);
-        say(err, errlen, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
+        ls_fail(err, errlen, 0, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
                                                       : "cannot open the store's tables", mdb_strerror(rc));
         return rc == MDB_NOTFOUND ? LS_ENOTFOUND : from_mdb(rc);
     }
@@ -169,7 +158,7 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
     if (st) {
         mdb_txn_abort(txn);
         if (st == LS_EPARSE)
-            say(err, errlen, "the store's meta record is corrupt");
+            ls_fail(err, errlen, 0, "the store's meta record is corrupt");
         return st;
     }
     /* committing (even a read-only txn) keeps the table handles open */

@@ -386,16 +386,6 @@ static void keep_terms(train_report *rep, const logreg_model *m, const int *use)
     }
 }
 
-__attribute__((format(printf, 3, 4)))
-static int say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return LS_EINVAL;
-}
-
 /* Fits model and baseline on c1, evaluates both on c2. */
 static int fit_readiness(trainer *t, train_report *rep, char *err, size_t errlen)
 {
@@ -408,14 +398,14 @@ static int fit_readiness(trainer *t, train_report *rep, char *err, size_t errlen
     if ((rc = build_dataset(t, 0, &tr)) || (rc = build_dataset(t, 1, &ev)))
         goto done;
     if (tr.n == 0 || ev.n == 0) {
-        rc = say(err, errlen, "no customer was seen before the training cutoff: move --cutoff later or give more history");
+        rc = ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the training cutoff: move --cutoff later or give more history");
         goto done;
     }
     rc = fit_constrained(&tr, t->opt.lambda, use, &m, &rep->dropped);
     if (rc == LS_OK)
         rc = logreg_fit(tr.recency, tr.y, NULL, tr.n, 1, t->opt.lambda, &base);
     if (rc) {
-        rc = say(err, errlen, "the readiness model cannot be fitted (%s): the training window needs both buyers "
+        rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted (%s): the training window needs both buyers "
                  "and non-buyers", ls_strerror(rc));
         goto done;
     }

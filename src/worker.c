@@ -105,22 +105,6 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static void *open_socket(void *ctx, int type, const char *ep)
-{
-    int zero = 0;
-    void *s = zmq_socket(ctx, type);
-    if (!s)
-        return NULL;
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
-    if (zmq_connect(s, ep) != 0) {
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
-}
-
 static void close_worker(worker *w)
 {
     if (w->in) zmq_close(w->in);
@@ -143,9 +127,9 @@ int worker_start(worker **out, service *svc)
     codec_writer_init(&w->reply);
     codec_writer_init(&w->scratch);
     msgpack_zone_init(&w->zone, ZONE_CHUNK);
-    w->in = open_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WORK);
-    w->out = open_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES);
-    w->to_writer = open_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER);
+    w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WORK, 0);
+    w->out = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0);
+    w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0);
     if (!w->in || !w->out || !w->to_writer || store_reader_open(svc->store, &w->reader) != LS_OK ||
         pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         close_worker(w);

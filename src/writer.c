@@ -455,21 +455,14 @@ static void *writer_main(void *arg)
 int writer_start(writer **out, service *svc, int nproducers)
 {
     writer *w = calloc(1, sizeof *w);
-    int hwm = 0, linger = 0;
     if (!w)
         return LS_ENOMEM;
     w->svc = svc;
     w->nproducers = nproducers;
     codec_writer_init(&w->reply);
-    w->pull = zmq_socket(svc->zmq, ZMQ_PULL);
-    w->replies = zmq_socket(svc->zmq, ZMQ_PUSH);
+    w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1);
+    w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0);
     if (!w->pull || !w->replies)
-        goto fail;
-    zmq_setsockopt(w->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(w->replies, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(w->replies, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(w->pull, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(w->pull, SERVICE_EP_WRITER) || zmq_connect(w->replies, SERVICE_EP_REPLIES))
         goto fail;
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
         goto fail;

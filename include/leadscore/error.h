@@ -8,6 +8,8 @@
 #ifndef LEADSCORE_ERROR_H
 #define LEADSCORE_ERROR_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,6 +45,10 @@ const char *ls_strerror(int status);
 
 /* Wire error code (PROTOCOL.md section 1) for a status; never NULL. */
 const char *ls_wire_code(int status);
+
+/* Formats a message for a person into err (when err is not NULL) and
+ * returns status, so a failure path reads `return ls_fail(err, n, LS_EPARSE, "...", ...)`. */
+int ls_fail(char *err, size_t errlen, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #ifdef __cplusplus
 }
