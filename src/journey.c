@@ -3,7 +3,6 @@
 #include "journey.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
