@@ -48,6 +48,7 @@ static const struct {
     {"alias", cmd_alias, "merge an anonymous visitor into a customer"},
     {"forget", cmd_forget, "erase a customer (right to erasure)"},
     {"compact", cmd_compact, "rewrite a store keeping only live data"},
+    {"bench", cmd_bench, "load generator and latency report, against an echo baseline"},
     {"keygen", cmd_keygen, "write a CurveZMQ key pair"},
     {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };

@@ -11,6 +11,7 @@
  * (help, usage errors, a short spawned run writing JSON). */
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,53 @@ START_TEST(echo_baseline_over_curve)
 }
 END_TEST
 
+/* A stand-in for an older server: answers one request with unknown_op. */
+static void *unknown_op_server(void *sock)
+{
+    static const char reply[] = "\x82\xa2ok\xc2\xa5" "error\x82\xa4" "code\xaa" "unknown_op\xa7" "message\xa2no";
+    zmq_msg_t part;
+    int more = 1;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, sock, 0) < 0) /* identity */
+        return NULL;
+    zmq_msg_send(&part, sock, ZMQ_SNDMORE);
+    while (more) { /* the delimiter, then the body */
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, 0) < 0)
+            return NULL;
+        more = zmq_msg_more(&part);
+        if (more)
+            zmq_msg_send(&part, sock, ZMQ_SNDMORE);
+        else
+            zmq_msg_close(&part);
+    }
+    zmq_send(sock, reply, sizeof reply - 1, 0);
+    return NULL;
+}
+
+START_TEST(unknown_op_is_reported_for_a_skip)
+{
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    char ep[256], why[128];
+    size_t len = sizeof ep;
+    int zero = 0;
+    pthread_t t;
+    loadgen_config cfg;
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(sock, "tcp://127.0.0.1:*"), 0);
+    zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, ep, &len);
+    ck_assert_int_eq(pthread_create(&t, NULL, unknown_op_server, sock), 0);
+    loadgen_config_defaults(&cfg);
+    cfg.workload = LOADGEN_RECOMMEND;
+    cfg.endpoint = ep;
+    ck_assert_int_eq(loadgen_probe(&cfg, why, sizeof why), LS_EUNKNOWNOP);
+    ck_assert_ptr_nonnull(strstr(why, "unknown_op"));
+    pthread_join(t, NULL);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(no_server_times_out)
 {
     loadgen_config cfg;
@@ -581,6 +629,7 @@ static Suite *bench_suite(void)
     tcase_add_test(work, echo_baseline);
     tcase_add_test(work, echo_baseline_over_curve);
     tcase_add_test(work, no_server_times_out);
+    tcase_add_test(work, unknown_op_is_reported_for_a_skip);
     suite_add_tcase(s, work);
     TCase *parts = tcase_create("parts");
     tcase_add_test(parts, zipf_matches_the_law);
