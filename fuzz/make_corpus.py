@@ -217,9 +217,12 @@ def opts(delim=",", ws=False, maxrec=0, gz=False, straddle=None, by_path=False):
     b = ",\t;|".index(delim)
     b |= 4 if ws else 0
     b |= {0: 0, 4: 1, 32: 2, 1024: 3}[maxrec] << 3
-    b |= 0x20 if gz else 0
-    b |= 0x40 if straddle is not None else 0
-    b |= 0x80 if by_path else 0
+    if straddle is not None:      # fuzz_csv.c FEED_*
+        assert not gz and not by_path
+        feed = 7
+    else:
+        feed = {(False, False): 0, (False, True): 3, (True, False): 4, (True, True): 6}[(gz, by_path)]
+    b |= feed << 5
     return bytes([b]) + (bytes([straddle]) if straddle is not None else b"")
 
 
@@ -257,7 +260,8 @@ def csv_seeds():
     s["straddle-quoted"] = opts(straddle=10) + b'a,"0123456789"",x\ny",z\r\nnext,row\n'
     s["straddle-crlf"] = opts(straddle=4) + b"abc\r\ndef\r\n"
     s["straddle-whitespace"] = opts(ws=True, straddle=3) + b"  a   b  \n c\n"
-    s["straddle-gzip"] = opts(gz=True, straddle=7) + b"x,y\n\"1\",2\n"
+    s["straddle-lone-cr"] = opts(straddle=7) + b"x,y\r\"1\"\r2\r"
+    s["gzip-by-path"] = opts(gz=True, by_path=True) + b"x;y\n1;2\n"
     s["lone-quote"] = opts() + b'"\n'
     s["empty"] = opts()
     return s

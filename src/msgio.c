@@ -3,15 +3,15 @@
 
 #include <string.h>
 
-void *msgio_inproc_socket(void *ctx, int type, const char *endpoint, int bind)
+void *msgio_inproc_socket(void *ctx, int type, const char *endpoint, int bind, int hwm)
 {
     int zero = 0;
     void *s = zmq_socket(ctx, type);
     if (!s)
         return NULL;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if ((bind ? zmq_bind(s, endpoint) : zmq_connect(s, endpoint)) != 0) {
         zmq_close(s);
         return NULL;

@@ -16,10 +16,10 @@ typedef struct {
     int dropped;     /* frames past MSGIO_MAX_FRAMES, received and discarded */
 } msgio_parts;
 
-/* An inproc socket between the service's threads: no linger, no
- * high-water mark (the queues are bounded by the senders' work), bound when
- * bind is set, else connected.  NULL on failure. */
-void *msgio_inproc_socket(void *ctx, int type, const char *endpoint, int bind);
+/* An inproc socket between the service's threads: no linger, a high-water
+ * mark of hwm messages each way (0: unbounded), bound when bind is set,
+ * else connected.  NULL on failure. */
+void *msgio_inproc_socket(void *ctx, int type, const char *endpoint, int bind, int hwm);
 
 /* Receives every frame of one message.  Returns 0, or -1 with errno (e.g.
  * EAGAIN with ZMQ_DONTWAIT, ETERM); on -1 nothing is held. */

@@ -149,9 +149,22 @@ static int match_rule(const segments_catalogue *cat, const feature_category *c)
     return best;
 }
 
+/* Why a candidate is there; the text is written only for the segments
+ * returned (formatting is most of the cost of ranking). */
+enum { WHY_CATEGORY, WHY_TYPE, WHY_PHASE, WHY_DEFAULT };
+
+typedef struct {
+    const char *segment;  /* points into the catalogue */
+    double weight;
+    double best;          /* the strongest single contribution, for the reason */
+    int why;              /* WHY_* of that contribution */
+    int category;         /* with WHY_CATEGORY: index in the record */
+    double recent;        /* with WHY_CATEGORY: its recent interest */
+} candidate;
+
 /* Adds weight to the candidate named seg (creating it); the reason is kept
  * from the strongest contribution. */
-static void add_candidate(segments_item *cands, int *n, const char *seg, double w, const char *reason)
+static void add_candidate(candidate *cands, int *n, const char *seg, double w, int why, int category, double recent)
 {
     int i = 0;
     while (i < *n && strcmp(cands[i].segment, seg) != 0)
@@ -159,19 +172,20 @@ static void add_candidate(segments_item *cands, int *n, const char *seg, double 
     if (i == *n) {
         if (*n >= MAX_CANDIDATES)
             return;
-        memset(&cands[i], 0, sizeof cands[i]);
-        snprintf(cands[i].segment, sizeof cands[i].segment, "%s", seg);
-        snprintf(cands[i].reason, sizeof cands[i].reason, "%s", reason);
-        cands[i].weight = 0;
+        cands[i] = (candidate){seg, 0, -1, why, category, recent};
         (*n)++;
-    } else if (w > cands[i].weight) {
-        snprintf(cands[i].reason, sizeof cands[i].reason, "%s", reason);
+    }
+    if (w > cands[i].best) {
+        cands[i].best = w;
+        cands[i].why = why;
+        cands[i].category = category;
+        cands[i].recent = recent;
     }
     cands[i].weight += w;
 }
 
 static void category_candidates(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in,
-                                segments_item *cands, int *n)
+                                candidate *cands, int *n)
 {
     int64_t dt = in->ctx.now_ms - f->last_seen_ms;
     double ks = feature_decay_factor(dt, in->ctx.decay.short_ms);
@@ -185,10 +199,7 @@ static void category_candidates(const segments_catalogue *cat, const ls_features
         double w = recent + cat->long_term_weight * c->decayed * kl;
         if (w < 1e-3)
             continue;
-        char reason[200];
-        snprintf(reason, sizeof reason, "browsed %.120s %u time%s (recent interest %.1f)", c->name, c->count,
-                 c->count == 1 ? "" : "s", recent);
-        add_candidate(cands, n, cat->rules[r].segment, w, reason);
+        add_candidate(cands, n, cat->rules[r].segment, w, WHY_CATEGORY, i, recent);
     }
 }
 
@@ -229,35 +240,48 @@ static void phase_reason(char *buf, size_t cap, const ls_features *f, const segm
 
 static int by_weight(const void *a, const void *b)
 {
-    double x = ((const segments_item *)a)->weight, y = ((const segments_item *)b)->weight;
+    double x = ((const candidate *)a)->weight, y = ((const candidate *)b)->weight;
     if (x != y)
         return (x < y) - (x > y);
-    return strcmp(((const segments_item *)a)->segment, ((const segments_item *)b)->segment);
+    return strcmp(((const candidate *)a)->segment, ((const candidate *)b)->segment);
+}
+
+static void write_reason(const candidate *c, const ls_features *f, const segments_inputs *in, char *buf, size_t cap)
+{
+    const feature_category *cat = &f->categories[c->category];
+    switch (c->why) {
+    case WHY_CATEGORY:
+        snprintf(buf, cap, "browsed %.120s %u time%s (recent interest %.1f)", cat->name, cat->count,
+                 cat->count == 1 ? "" : "s", c->recent);
+        break;
+    case WHY_TYPE: type_reason(buf, cap, f, in); break;
+    case WHY_PHASE: phase_reason(buf, cap, f, in); break;
+    default: snprintf(buf, cap, "default for everyone"); break;
+    }
 }
 
 int segments_rank(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in, int k,
                   segments_item *out)
 {
-    segments_item cands[MAX_CANDIDATES];
-    char reason[200];
+    candidate cands[MAX_CANDIDATES];
     int n = 0;
     category_candidates(cat, f, in, cands, &n);
     const segments_fixed *t = &cat->by_type[in->journey.type], *p = &cat->by_phase[in->journey.phase];
-    if (t->segment[0]) {
-        type_reason(reason, sizeof reason, f, in);
-        add_candidate(cands, &n, t->segment, t->weight, reason);
-    }
-    if (p->segment[0]) {
-        phase_reason(reason, sizeof reason, f, in);
-        add_candidate(cands, &n, p->segment, p->weight, reason);
-    }
+    if (t->segment[0])
+        add_candidate(cands, &n, t->segment, t->weight, WHY_TYPE, 0, 0);
+    if (p->segment[0])
+        add_candidate(cands, &n, p->segment, p->weight, WHY_PHASE, 0, 0);
     for (int i = 0; i < cat->ndefaults; i++)
-        add_candidate(cands, &n, cat->defaults[i].segment, cat->defaults[i].weight, "default for everyone");
+        add_candidate(cands, &n, cat->defaults[i].segment, cat->defaults[i].weight, WHY_DEFAULT, 0, 0);
     qsort(cands, (size_t)n, sizeof cands[0], by_weight);
     if (k > SEGMENTS_MAX_K)
         k = SEGMENTS_MAX_K;
     if (n > k)
         n = k;
-    memcpy(out, cands, (size_t)(n > 0 ? n : 0) * sizeof cands[0]);
-    return n;
+    for (int i = 0; i < n; i++) {
+        snprintf(out[i].segment, sizeof out[i].segment, "%s", cands[i].segment);
+        out[i].weight = cands[i].weight;
+        write_reason(&cands[i], f, in, out[i].reason, sizeof out[i].reason);
+    }
+    return n > 0 ? n : 0;
 }

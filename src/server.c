@@ -124,7 +124,8 @@ static int open_store(server *s, char *err, size_t errlen)
 
 static void *client_socket(server *s, int type, const char *ep, char *bound, char *err, size_t errlen)
 {
-    int hwm = CLIENT_HWM, linger = ROUTER_LINGER_MS;
+    /* the PULL queue is short, so a flood backs up into TCP and slows the sender */
+    int hwm = type == ZMQ_PULL ? SERVICE_WORK_HWM : CLIENT_HWM, linger = ROUTER_LINGER_MS;
     int64_t maxmsg = (int64_t)s->svc.cfg.max_frame * 4 + 65536;
     size_t len = 256;
     void *sock = zmq_socket(s->svc.zmq, type);
@@ -192,9 +193,10 @@ static int open_sockets(server *s, char *err, size_t errlen)
         s->pull = client_socket(s, ZMQ_PULL, s->svc.cfg.pull, s->pull_endpoint, err, errlen);
         if (!s->pull)
             return LS_EIO;
+
     }
-    s->work = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_WORK, 1);
-    s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1);
+    s->work = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_WORK, 1, SERVICE_WORK_HWM);
+    s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1, 0);
     if (!s->work || !s->replies) {
         snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
         return LS_EINTERNAL;
@@ -413,8 +415,30 @@ static void forward_pull(server *s, msgio_parts *p)
         atomic_fetch_add(&s->svc.stats.events_rejected, 1);
         return;
     }
+    /* blocking: drain_pull only reads while the queue has room */
     if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE) >= 0)
         msgio_send_frames(s->work, p, 0, 1, 0);
+}
+
+static int work_queue_has_room(server *s)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(s->work, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLOUT);
+}
+
+/* Reads fire-and-forget batches only while the workers' queue has room;
+ * otherwise they wait in ZeroMQ's and the kernel's buffers, and a fast
+ * tracker is slowed down instead of events being dropped. */
+static void drain_pull(server *s)
+{
+    msgio_parts p;
+    for (int i = 0; i < BURST && work_queue_has_room(s); i++) {
+        if (msgio_recv(s->pull, &p, ZMQ_DONTWAIT) != 0)
+            return;
+        forward_pull(s, &p);
+        msgio_close(&p);
+    }
 }
 
 /* Takes up to BURST messages from sock and hands each to fn. */
@@ -493,11 +517,15 @@ int server_run(server *s)
             {s->replies, 0, ZMQ_POLLIN, 0},
             {NULL, s->wake[0], ZMQ_POLLIN, 0},
             {s->router, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
-            {s->pull, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
+            {s->pull, 0, s->stopping || !work_queue_has_room(s) ? 0 : ZMQ_POLLIN, 0},
         };
         int n = s->pull ? 4 : 3;
         publish_metrics(s);
-        if (zmq_poll(items, n, s->metrics ? 250 : -1) < 0) {
+        /* with PULL held back, wake up soon to see whether the workers caught up */
+        int wait = s->pull && !(items[3].events & ZMQ_POLLIN) && !s->stopping ? 5 : -1;
+        if (s->metrics && (wait < 0 || wait > 250))
+            wait = 250;
+        if (zmq_poll(items, n, wait) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
             break;
@@ -509,7 +537,7 @@ int server_run(server *s)
         if (items[2].revents & ZMQ_POLLIN)
             drain(s, s->router, handle_request);
         if (n == 4 && (items[3].revents & ZMQ_POLLIN))
-            drain(s, s->pull, forward_pull);
+            drain_pull(s);
     }
     return LS_OK;
 }

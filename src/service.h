@@ -25,6 +25,13 @@
 #define SERVICE_EP_REPLIES "inproc://leadscore-replies"
 #define SERVICE_EP_WRITER "inproc://leadscore-writer"
 
+/* Queue bounds between the threads, in messages.  Bounded queues are what
+ * turn a flood on the PULL socket into TCP back-pressure on the senders
+ * instead of memory growth: the loop reads PULL only while the work queue
+ * has room, and workers block when the writer is this far behind. */
+#define SERVICE_WORK_HWM 1000
+#define SERVICE_WRITER_HWM 64
+
 /* What the first frame of an internal message says. */
 enum {
     META_REQUEST = 'R',     /* server loop -> worker: [meta, envelope..., body] */

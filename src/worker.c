@@ -127,9 +127,9 @@ int worker_start(worker **out, service *svc)
     codec_writer_init(&w->reply);
     codec_writer_init(&w->scratch);
     msgpack_zone_init(&w->zone, ZONE_CHUNK);
-    w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WORK, 0);
-    w->out = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0);
-    w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0);
+    w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WORK, 0, SERVICE_WORK_HWM);
+    w->out = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
+    w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0, SERVICE_WRITER_HWM);
     if (!w->in || !w->out || !w->to_writer || store_reader_open(svc->store, &w->reader) != LS_OK ||
         pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         close_worker(w);

@@ -460,8 +460,8 @@ int writer_start(writer **out, service *svc, int nproducers)
     w->svc = svc;
     w->nproducers = nproducers;
     codec_writer_init(&w->reply);
-    w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1);
-    w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0);
+    w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1, SERVICE_WRITER_HWM);
+    w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
     if (!w->pull || !w->replies)
         goto fail;
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0)

@@ -268,6 +268,8 @@ class Client:
         self._closed = False
         #: attempts the last call needed (1 = answered the first time)
         self.last_attempts = 0
+        #: replies discarded because their request was already given up on
+        self.discarded_replies = 0
         self._connect()
 
     @classmethod
@@ -360,11 +362,13 @@ class Client:
                     if reply.get("ok") is not True:
                         self._reset()
                         raise _error_from_reply(reply)
+                    self.discarded_replies += 1
                     continue
                 try:
                     i = inflight.pop(rid)
                 except (KeyError, TypeError):
-                    continue                    # a late reply: discard
+                    self.discarded_replies += 1     # a late reply: discard
+                    continue
                 if reply.get("ok") is not True:
                     # Other replies still due are discarded by id later.
                     raise _error_from_reply(reply)
