@@ -161,6 +161,8 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     announce(s, &cfg);
     rc = server_run(s);
+    if (rc == LS_ETIMEOUT)
+        _exit(CLI_FAIL); /* threads may be stuck: leave without joining them */
     server_destroy(&s);
     LOG_INFO("stopped", "clean=%d", rc == LS_OK);
     return rc == LS_OK ? CLI_OK : CLI_FAIL;

@@ -53,6 +53,8 @@ static const config_option options[] = {
      "error, warn, info or debug (logfmt lines on stderr; nothing per request below debug)"},
     {"slow-ms", CONFIG_DURATION, OPT(slow_ms), 0, "0", 0, 3600000,
      "log every request slower than this (e.g. 5ms); 0 turns it off"},
+    {"drain-timeout", CONFIG_DURATION, OPT(drain_timeout_ms), 0, "30s", 100, 3600000,
+     "on SIGTERM, the longest wait for pending batches to commit before exiting anyway"},
     {"metrics", CONFIG_STRING, OPT(metrics), 256, "", 0, 0,
      "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9464)"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},

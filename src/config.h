@@ -33,6 +33,7 @@ typedef struct {
     char admin[CONFIG_PATH_MAX];
     char log_level[16];
     int64_t slow_ms;             /* log requests slower than this; 0: off */
+    int64_t drain_timeout_ms;    /* longest shutdown drain before a forced exit */
     char metrics[256];           /* HOST:PORT of the Prometheus endpoint; empty: off */
 } config;
 

@@ -44,6 +44,7 @@ struct server {
     msgpack_zone zone;
     char endpoint[256], pull_endpoint[256], model_tag[160];
     int stopping, workers_done, writer_done;
+    int64_t drain_deadline_ns;  /* set when stopping begins */
 };
 
 model *service_model_acquire(service *svc)
@@ -482,6 +483,7 @@ static void begin_stop(server *s)
     if (s->stopping)
         return;
     LOG_INFO("stopping", "note=\"draining: pending batches are committed and acknowledged\"");
+    s->drain_deadline_ns = timefmt_mono_ns() + s->svc.cfg.drain_timeout_ms * 1000000;
     s->stopping = 1;
     for (int i = 0; i < s->nworkers; i++)
         zmq_send(s->work, &stop, sizeof stop, 0);
@@ -513,6 +515,11 @@ int server_run(server *s)
              s->pull ? s->pull_endpoint : "off", s->svc.cfg.data_dir, s->model_tag, s->sec ? "on" : "off",
              s->nworkers);
     while (!(s->stopping && s->writer_done && s->workers_done >= s->nworkers)) {
+        if (s->stopping && timefmt_mono_ns() > s->drain_deadline_ns) {
+            LOG_ERROR("drain_timeout", "timeout_ms=%lld note=\"exiting with batches pending; the store stays consistent\"",
+                      (long long)s->svc.cfg.drain_timeout_ms);
+            return LS_ETIMEOUT;
+        }
         zmq_pollitem_t items[4] = {
             {s->replies, 0, ZMQ_POLLIN, 0},
             {NULL, s->wake[0], ZMQ_POLLIN, 0},
@@ -523,6 +530,8 @@ int server_run(server *s)
         publish_metrics(s);
         /* with PULL held back, wake up soon to see whether the workers caught up */
         int wait = s->pull && !(items[3].events & ZMQ_POLLIN) && !s->stopping ? 5 : -1;
+        if (s->stopping)
+            wait = 100; /* watch the drain deadline */
         if (s->metrics && (wait < 0 || wait > 250))
             wait = 250;
         if (zmq_poll(items, n, wait) < 0) {

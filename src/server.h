@@ -25,7 +25,9 @@ int server_start(server **out, const config *cfg, char *err, size_t errlen);
 
 /* Serves until server_request_stop, then drains: stops reading requests,
  * lets workers finish, commits and acknowledges every pending batch.
- * Returns 0 after a clean drain. */
+ * Returns 0 after a clean drain, LS_ETIMEOUT when the drain outlasted
+ * --drain-timeout (then do not call server_destroy: threads may still be
+ * busy; exit the process, LMDB keeps the store consistent). */
 int server_run(server *s);
 
 /* Asks server_run to stop.  Async-signal-safe (one write to a pipe). */
