@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libmsgpack-dev liblmdb-dev libjansson-dev zlib1g-dev libmicrohttpd-dev
   check libsubunit-dev
+  python3-zmq python3-msgpack
 )
 
 missing=()

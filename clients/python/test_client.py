@@ -282,13 +282,13 @@ class TestOps(ServerTestCase):
     def test_profile_counts(self):
         c = uid("prof")
         now = int(time.time() * 1000)
-        events = ([ev(c, "product_view", category="apparel", ts=now - 3000)] * 1 +
-                  [ev(c, "product_view", category="apparel", ts=now - 2000),
-                   ev(c, "product_view", category="apparel", ts=now - 1000),
-                   ev(c, "add_to_cart", price=20.0, ts=now - 900),
-                   ev(c, "add_to_cart", price=20.0, ts=now - 800),
-                   ev(c, "purchase", price=20.0, quantity=2, order_id="o1", ts=now - 500),
-                   ev(c, "page_view", ts=now - 100)])
+        events = [ev(c, "page_view", ts=now - 100),      # out of order on purpose
+                  ev(c, "product_view", category="apparel", ts=now - 3000),
+                  ev(c, "product_view", category="apparel", ts=now - 2000),
+                  ev(c, "product_view", category="apparel", ts=now - 1000),
+                  ev(c, "add_to_cart", price=20.0, ts=now - 900),
+                  ev(c, "add_to_cart", price=20.0, ts=now - 800),
+                  ev(c, "purchase", price=20.0, quantity=2, order_id="o1", ts=now - 500)]
         self.assertEqual(self.ls.track(events)["accepted"], len(events))
         p = self.ls.profile(c)
         self.assertEqual(p["customer"], c)

@@ -1,0 +1,779 @@
+/* cmd_import.c -- `leadscore import`: bulk-loads shop events from CSV or
+ * JSON Lines exports (eventfile.h reads them) either straight into an LMDB
+ * store (--data) or through a running service (--connect).
+ *
+ * Straight into the store, events are applied exactly as the service's
+ * writer applies them (writer.c): in one write transaction per batch of
+ * --batch events, each event id claimed first (an id seen before is a
+ * duplicate and changes nothing), then the customer's record read, folded
+ * (feature_apply) and written back, with the record kept open while
+ * consecutive events share a customer.  Every event carries an id
+ * (eventfile.h derives one when the file has none), so importing a file
+ * again changes nothing.  A transaction that fills the map grows it and is
+ * replayed; on SIGINT/SIGTERM the batch in progress is aborted, never
+ * committed in part, and the command exits 1.
+ *
+ * Through a service, the same batches go out as `track` requests, each
+ * waiting for its acknowledgement (the service commits durably before it
+ * answers); a timed-out batch is resent with the same ids. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "eventfile.h"
+#include "feature.h"
+#include "leadscore/client.h"
+#include "leadscore/error.h"
+#include "model.h"
+#include "security.h"
+#include "store.h"
+#include "timefmt.h"
+
+#define DEFAULT_DATA_DIR "./leadscore-data"
+#define STORE_BATCH 50000
+#define SERVICE_BATCH 2000
+#define MAX_BATCH 1000000
+#define SHOWN_ERRORS 20
+#define MAX_REASONS 32
+#define MAP_MAX_BYTES (256ULL << 30)
+#define TRACK_TRIES 3
+#define ARENA_CHUNK ((size_t)1 << 20)
+/* a positive "status" of the apply functions: stopped by a signal */
+#define INTERRUPTED 1
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *data_dir;
+    const char *connect;
+    const char *model_path;
+    const char *server_key;
+    const char *key_prefix;
+    eventfile_options ef;
+    long max_errors;        /* -1: no limit */
+    size_t batch;           /* 0: the mode's default */
+    int timeout_ms;
+    int no_sync;
+    int quiet;
+} import_opts;
+
+static void import_help(void)
+{
+    printf("usage: leadscore import [--data DIR | --connect EP] [options] FILE...\n\n"
+           "Bulk-loads shop events from CSV (header row; or whitespace-separated) or JSON Lines files,\n"
+           "plain or .gz (\"-\" is standard input), straight into the store or through a running service.\n"
+           "Every event gets an id (the file's event_id column, else a hash of the row), so importing a\n"
+           "file again changes nothing: its events are counted as duplicates.\n\n"
+           "Where to:\n"
+           "  --data DIR          the store (default ./leadscore-data; created if missing)\n"
+           "  --connect EP        a running service instead (e.g. tcp://127.0.0.1:5555)\n"
+           "  --server-key FILE, --key PREFIX   CurveZMQ keys for --connect\n"
+           "  --timeout MS        --connect: wait for each batch's acknowledgement (default 30000)\n"
+           "  --model FILE        half-lives for a NEW store (default: the built-in model)\n"
+           "  --no-sync           do not fsync each commit (faster; a crash may lose the last batches)\n\n"
+           "Reading:\n"
+           "  --map COLUMNS       source column of each event field: customer=user_id,ts=event_time,\n"
+           "                      type=event_type; a constant is field=:value (type=:purchase); field=\n"
+           "                      leaves a field out.  Unmapped fields come from columns named like them.\n"
+           "                      Columns can also be named by position: 1, 2, ...\n"
+           "  --types VALUES      translate source type values: view=product_view,cart=add_to_cart\n"
+           "  --format csv|jsonl  default: by the file name (.jsonl/.ndjson/.json[.gz] are JSON Lines)\n"
+           "  --ts-format F       auto (default), seconds, millis or iso\n"
+           "  --delimiter C       CSV field separator (default ','; 'tab' for tabs)\n"
+           "  --whitespace        fields separated by runs of blanks (e.g. CDNOW_master.txt)\n"
+           "  --no-header         no header row: columns are named 1, 2, ...\n"
+           "  --allow-old         accept event times before 2000-01-01 (--data only)\n"
+           "  --no-fold           keep order lines as separate events (default: consecutive lines of\n"
+           "                      one order_id fold into one purchase)\n\n"
+           "Running:\n"
+           "  --batch N           events per transaction / per track request (default %d / %d)\n"
+           "  --max-errors N      stop after more than N rejected rows (default: no limit)\n"
+           "  --quiet             no progress bar\n\n"
+           "Bad rows are reported on stderr as FILE:LINE: reason (the first %d), then counted in the\n"
+           "summary.  Exit status: 0 when every file was read, 1 on a failure, an interrupt or\n"
+           "--max-errors, 2 on a usage error.\n",
+           STORE_BATCH, SERVICE_BATCH, SHOWN_ERRORS);
+}
+
+static int parse_count(const char *s, long max, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < 0 || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses the options; returns the index of the first file, or a negative
+ * exit status (-CLI_USAGE; -100 after --help). */
+static int parse_opts(int argc, char **argv, import_opts *o)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},       {"connect", required_argument, NULL, 'c'},
+        {"map", required_argument, NULL, 'm'},        {"types", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'},     {"ts-format", required_argument, NULL, 'T'},
+        {"delimiter", required_argument, NULL, 'D'},  {"whitespace", no_argument, NULL, 'w'},
+        {"no-header", no_argument, NULL, 'H'},        {"max-errors", required_argument, NULL, 'e'},
+        {"batch", required_argument, NULL, 'b'},      {"allow-old", no_argument, NULL, 'o'},
+        {"no-fold", no_argument, NULL, 'F'},          {"model", required_argument, NULL, 'M'},
+        {"no-sync", no_argument, NULL, 'n'},          {"timeout", required_argument, NULL, 'W'},
+        {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
+        {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    char err[512];
+    long v;
+    int c;
+    o->max_errors = -1;
+    o->timeout_ms = 30000;
+    eventfile_options_init(&o->ef);
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "+hq", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->data_dir = optarg; break;
+        case 'c': o->connect = optarg; break;
+        case 'm':
+            if (eventfile_parse_map(optarg, &o->ef.map, err, sizeof err) != LS_OK)
+                return -cli_error("import", CLI_USAGE, "--map: %s", err);
+            break;
+        case 't':
+            if (eventfile_parse_types(optarg, &o->ef.types, err, sizeof err) != LS_OK)
+                return -cli_error("import", CLI_USAGE, "--types: %s", err);
+            break;
+        case 'f':
+            if (strcmp(optarg, "csv") == 0)
+                o->ef.format = EVENTFILE_CSV;
+            else if (strcmp(optarg, "jsonl") == 0)
+                o->ef.format = EVENTFILE_JSONL;
+            else
+                return -cli_error("import", CLI_USAGE, "--format is csv or jsonl");
+            break;
+        case 'T':
+            if (eventfile_parse_ts_format(optarg, &o->ef.ts_format) != LS_OK)
+                return -cli_error("import", CLI_USAGE, "--ts-format is auto, seconds, millis or iso");
+            break;
+        case 'D':
+            if (strcmp(optarg, "tab") == 0 || strcmp(optarg, "\\t") == 0)
+                o->ef.delimiter = '\t';
+            else if (strlen(optarg) == 1 && !strchr("\"\r\n", optarg[0]))
+                o->ef.delimiter = optarg[0];
+            else
+                return -cli_error("import", CLI_USAGE, "--delimiter takes one character (or tab), not a quote or newline");
+            break;
+        case 'w': o->ef.whitespace = 1; break;
+        case 'H': o->ef.no_header = 1; break;
+        case 'e':
+            if (parse_count(optarg, 1000000000L, &v))
+                return -cli_error("import", CLI_USAGE, "--max-errors takes a whole number >= 0");
+            o->max_errors = v;
+            break;
+        case 'b':
+            if (parse_count(optarg, MAX_BATCH, &v) || v < 1)
+                return -cli_error("import", CLI_USAGE, "--batch takes a number from 1 to %d", MAX_BATCH);
+            o->batch = (size_t)v;
+            break;
+        case 'o': o->ef.min_ts_ms = 0; break;
+        case 'F': o->ef.no_fold = 1; break;
+        case 'M': o->model_path = optarg; break;
+        case 'n': o->no_sync = 1; break;
+        case 'W':
+            if (parse_count(optarg, 3600000L, &v) || v < 1)
+                return -cli_error("import", CLI_USAGE, "--timeout takes milliseconds, 1 to 3600000");
+            o->timeout_ms = (int)v;
+            break;
+        case 'S': o->server_key = optarg; break;
+        case 'K': o->key_prefix = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': import_help(); return -100;
+        default: return -CLI_USAGE;
+        }
+    }
+    if (o->data_dir && o->connect)
+        return -cli_error("import", CLI_USAGE, "--data and --connect exclude each other: a store or a service");
+    if (o->connect && o->ef.min_ts_ms < EVENT_MIN_TS_MS)
+        return -cli_error("import", CLI_USAGE, "--allow-old works with --data only: the service refuses times before 2000");
+    if (!o->connect && (o->server_key || o->key_prefix))
+        return -cli_error("import", CLI_USAGE, "--server-key and --key go with --connect");
+    if (!o->server_key != !o->key_prefix)
+        return -cli_error("import", CLI_USAGE, "--server-key and --key go together");
+    if (o->connect && (o->model_path || o->no_sync))
+        return -cli_error("import", CLI_USAGE, "--model and --no-sync go with --data");
+    if (optind >= argc)
+        return -cli_error("import", CLI_USAGE, "give at least one FILE (\"-\" for standard input; see --help)");
+    if (!o->data_dir)
+        o->data_dir = DEFAULT_DATA_DIR;
+    if (!o->batch)
+        o->batch = o->connect ? SERVICE_BATCH : STORE_BATCH;
+    return optind;
+}
+
+/* ------------------------------------------------------------------ */
+/* The batch: events copied out of the reader until they are applied   */
+/* ------------------------------------------------------------------ */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    char data[];
+} chunk;
+
+typedef struct {
+    chunk *head, *cur;
+    ls_event *ev;             /* --data */
+    ls_client_event *cev;     /* --connect */
+    size_t n, cap;
+} batch;
+
+/* Copies len bytes and a NUL into the arena; NULL when out of memory. */
+static char *arena_copy(batch *b, const char *s, size_t len)
+{
+    while (b->cur && b->cur->cap - b->cur->used < len + 1)
+        b->cur = b->cur->next;
+    if (!b->cur) {
+        size_t cap = len + 1 > ARENA_CHUNK ? len + 1 : ARENA_CHUNK;
+        chunk *c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->next = b->head; /* reused chunks are found from head on the next batch */
+        b->head = c;
+        b->cur = c;
+    }
+    char *at = b->cur->data + b->cur->used;
+    if (len)
+        memcpy(at, s, len);
+    at[len] = '\0';
+    b->cur->used += len + 1;
+    return at;
+}
+
+static void batch_reset(batch *b)
+{
+    for (chunk *c = b->head; c; c = c->next)
+        c->used = 0;
+    b->cur = b->head;
+    b->n = 0;
+}
+
+static void batch_free(batch *b)
+{
+    while (b->head) {
+        chunk *next = b->head->next;
+        free(b->head);
+        b->head = next;
+    }
+    free(b->ev);
+    free(b->cev);
+    memset(b, 0, sizeof *b);
+}
+
+static int copy_ls_str(batch *b, ls_str *s)
+{
+    if (!s->len)
+        return LS_OK;
+    const char *p = arena_copy(b, s->ptr, s->len);
+    if (!p)
+        return LS_ENOMEM;
+    s->ptr = p;
+    return LS_OK;
+}
+
+/* Adds a copy of ev (for the store) or its client form (for a service). */
+static int batch_add(batch *b, const ls_event *ev, int for_service, size_t cap)
+{
+    if (!b->cap) {
+        if (for_service)
+            b->cev = malloc(cap * sizeof *b->cev);
+        else
+            b->ev = malloc(cap * sizeof *b->ev);
+        if (!b->ev && !b->cev)
+            return LS_ENOMEM;
+        b->cap = cap;
+    }
+    ls_event e = *ev;
+    int rc;
+    if ((rc = copy_ls_str(b, &e.customer)) || (rc = copy_ls_str(b, &e.event_id)) || (rc = copy_ls_str(b, &e.session)) ||
+        (rc = copy_ls_str(b, &e.product)) || (rc = copy_ls_str(b, &e.category)) || (rc = copy_ls_str(b, &e.order_id)))
+        return rc;
+    if (!for_service) {
+        b->ev[b->n++] = e;
+        return LS_OK;
+    }
+    ls_client_event *c = &b->cev[b->n];
+    memset(c, 0, sizeof *c);
+    c->customer = e.customer.ptr;
+    c->type = event_type_name(e.type);
+    c->ts_ms = e.ts_ms;
+    c->event_id = e.event_id.len ? e.event_id.ptr : NULL;
+    c->session = e.session.len ? e.session.ptr : NULL;
+    c->product = e.product.len ? e.product.ptr : NULL;
+    c->category = e.category.len ? e.category.ptr : NULL;
+    c->order_id = e.order_id.len ? e.order_id.ptr : NULL;
+    if (e.has & EVF_BIRTHDAY) {
+        char bd[8];
+        snprintf(bd, sizeof bd, "%02d-%02d", (e.birthday_mmdd / 100) % 100, e.birthday_mmdd % 100);
+        if (!(c->birthday = arena_copy(b, bd, 5)))
+            return LS_ENOMEM;
+    }
+    c->price = e.price;
+    c->quantity = e.quantity;
+    c->value = e.value;
+    c->discounted = e.discounted;
+    c->rating = e.rating;
+    c->has = ((e.has & EVF_PRICE) ? LS_HAS_PRICE : 0u) | ((e.has & EVF_QUANTITY) ? LS_HAS_QUANTITY : 0u) |
+             ((e.has & EVF_VALUE) ? LS_HAS_VALUE : 0u) | ((e.has & EVF_DISCOUNTED) ? LS_HAS_DISCOUNTED : 0u) |
+             ((e.has & EVF_RATING) ? LS_HAS_RATING : 0u);
+    b->n++;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The import: totals, progress and the two sinks                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *kind; /* static (eventfile_error_kind) */
+    uint64_t n;
+} reason_count;
+
+typedef struct {
+    import_opts *o;
+    store *st;
+    ls_client *client;
+    batch b;
+    /* totals */
+    uint64_t files, rows, folded, imported, duplicates, rejected, service_rejected, other_reasons;
+    uint64_t rows_before;   /* rows of the files already closed */
+    size_t lost;            /* events of the batch an interrupt threw away */
+    reason_count reasons[MAX_REASONS];
+    size_t nreasons;
+    /* progress */
+    int progress;
+    int64_t start_ns, drawn_ns;
+    int drawn;
+} importer;
+
+/* ---- straight into the store (as writer.c applies a group) ---- */
+
+typedef struct {
+    int open;
+    size_t len;
+    char id[EVENT_MAX_STR + 1]; /* the resolved id (an alias's target) */
+    ls_features f;
+} open_record;
+
+static int flush_record(store_wtxn *txn, open_record *r)
+{
+    int rc = r->open ? store_wtxn_put(txn, r->id, r->len, &r->f) : LS_OK;
+    r->open = 0;
+    return rc;
+}
+
+static int load_record(store_wtxn *txn, open_record *r, const ls_str *id)
+{
+    const char *target;
+    size_t len;
+    int rc = store_wtxn_resolve(txn, id->ptr, id->len, &target, &len);
+    if (rc)
+        return rc;
+    if (len > EVENT_MAX_STR)
+        return LS_ETOOLARGE;
+    if (r->open && r->len == len && memcmp(r->id, target, len) == 0)
+        return LS_OK;
+    char copy[EVENT_MAX_STR + 1];
+    memcpy(copy, target, len); /* txn memory: copy before the next write */
+    if ((rc = flush_record(txn, r)))
+        return rc;
+    rc = store_wtxn_get(txn, copy, len, &r->f);
+    if (rc != LS_OK && rc != LS_ENOTFOUND)
+        return rc;
+    memcpy(r->id, copy, len);
+    r->len = len;
+    r->open = 1;
+    return LS_OK;
+}
+
+/* One attempt at the batch in one transaction: LS_OK (committed, counts
+ * set), INTERRUPTED (aborted), or a status (aborted). */
+static int store_try(importer *im, open_record *rec, uint64_t *accepted, uint64_t *dups)
+{
+    store_wtxn *txn = NULL;
+    const feature_decay *decay = store_decay(im->st);
+    int64_t received = timefmt_now_ms();
+    int rc = store_write_begin(im->st, &txn);
+    *accepted = *dups = 0;
+    rec->open = 0;
+    for (size_t i = 0; rc == LS_OK && i < im->b.n; i++) {
+        const ls_event *ev = &im->b.ev[i];
+        int seen = 0;
+        if (ev->event_id.len) {
+            rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len, ev->customer.ptr,
+                                           ev->customer.len, received, &seen);
+            if (rc)
+                break;
+            if (seen) {
+                (*dups)++;
+                continue;
+            }
+        }
+        if ((rc = load_record(txn, rec, &ev->customer)))
+            break;
+        feature_apply(&rec->f, ev, decay);
+        (*accepted)++;
+    }
+    if (rc == LS_OK)
+        rc = flush_record(txn, rec);
+    if (rc == LS_OK && interrupted)
+        rc = INTERRUPTED; /* nothing of this batch is committed */
+    if (rc == LS_OK)
+        rc = store_write_commit(&txn);
+    store_write_abort(&txn);
+    return rc;
+}
+
+static int store_apply(importer *im)
+{
+    uint64_t accepted, dups;
+    open_record *rec = malloc(sizeof *rec);
+    int rc;
+    if (!rec)
+        return cli_error("import", LS_ENOMEM, "out of memory");
+    while ((rc = store_try(im, rec, &accepted, &dups)) == LS_EFULL) {
+        if (store_grow(im->st, MAP_MAX_BYTES) != LS_OK)
+            break;
+    }
+    free(rec);
+    if (rc == LS_OK) {
+        im->imported += accepted;
+        im->duplicates += dups;
+    } else if (rc != INTERRUPTED) {
+        cli_error("import", rc, "cannot write to the store in %s: %s%s; the %zu events of this batch were not stored",
+                  im->o->data_dir, ls_strerror(rc), rc == LS_EFULL ? " (the map reached 256 GiB)" : "", im->b.n);
+    }
+    return rc;
+}
+
+/* ---- through a running service ---- */
+
+static int service_track(importer *im, size_t lo, size_t n)
+{
+    ls_track_result tr;
+    int rc = LS_OK;
+    for (int attempt = 0; attempt < TRACK_TRIES; attempt++) {
+        rc = ls_client_track(im->client, im->b.cev + lo, n, &tr);
+        if (rc != LS_ETIMEOUT || interrupted)
+            break;
+    }
+    if (rc == LS_ETOOLARGE && n > 1) {
+        /* over the service's frame or batch limit: send it in halves */
+        if ((rc = service_track(im, lo, n / 2)) != LS_OK)
+            return rc;
+        return service_track(im, lo + n / 2, n - n / 2);
+    }
+    if (rc != LS_OK) {
+        if (interrupted)
+            return INTERRUPTED;
+        return cli_error("import", rc, "track to %s failed: %s%s", im->o->connect, ls_client_last_error(im->client),
+                         rc == LS_ETIMEOUT ? " (that batch may or may not be stored: running the import again is safe)"
+                                           : "");
+    }
+    im->imported += tr.accepted;
+    im->duplicates += tr.duplicates;
+    im->service_rejected += tr.rejected;
+    im->rejected += tr.rejected;
+    return LS_OK;
+}
+
+static int flush_batch(importer *im)
+{
+    int rc = LS_OK;
+    if (im->b.n == 0)
+        return LS_OK;
+    if (interrupted)
+        rc = INTERRUPTED;
+    else
+        rc = im->client ? service_track(im, 0, im->b.n) : store_apply(im);
+    if (rc == INTERRUPTED)
+        im->lost = im->b.n;
+    batch_reset(&im->b);
+    return rc;
+}
+
+/* ---- progress and reporting ---- */
+
+static void clear_progress(importer *im)
+{
+    if (im->drawn) {
+        fputs("\r\033[K", stderr);
+        im->drawn = 0;
+    }
+}
+
+static void draw_progress(importer *im, const eventfile *f, int force)
+{
+    int64_t now = timefmt_mono_ns();
+    if (!im->progress || (!force && now - im->drawn_ns < 200000000))
+        return;
+    im->drawn_ns = now;
+    eventfile_stats s;
+    eventfile_get_stats(f, &s);
+    double secs = (double)(now - im->start_ns) / 1e9;
+    uint64_t rows = im->rows_before + s.rows;
+    double rate = secs > 0 ? (double)rows / secs : 0;
+    char eta[48] = "";
+    if (s.bytes_total && s.bytes_read > 0 && s.bytes_read <= s.bytes_total) {
+        double frac = (double)s.bytes_read / (double)s.bytes_total;
+        int n = snprintf(eta, sizeof eta, "  %3.0f%%", frac * 100);
+        if (im->rows_before == 0 && n > 0) {
+            /* the first file's own pace: its bytes so far over its time so far */
+            int left = (int)(secs * (1 - frac) / frac);
+            snprintf(eta + n, sizeof eta - (size_t)n, "  ETA %d:%02d", left / 60, left % 60);
+        }
+    }
+    fprintf(stderr, "\r\033[K%s: %llu rows  %.0f rows/s%s", eventfile_path(f), (unsigned long long)rows, rate, eta);
+    fflush(stderr);
+    im->drawn = 1;
+}
+
+static void count_reason(importer *im, const char *kind)
+{
+    for (size_t i = 0; i < im->nreasons; i++) {
+        if (im->reasons[i].kind == kind || strcmp(im->reasons[i].kind, kind) == 0) {
+            im->reasons[i].n++;
+            return;
+        }
+    }
+    if (im->nreasons < MAX_REASONS)
+        im->reasons[im->nreasons++] = (reason_count){kind, 1};
+    else
+        im->other_reasons++;
+}
+
+static void bad_row(importer *im, const eventfile *f)
+{
+    im->rejected++;
+    count_reason(im, eventfile_error_kind(f));
+    if (im->rejected <= SHOWN_ERRORS) {
+        clear_progress(im);
+        fprintf(stderr, "%s\n", eventfile_error(f));
+        if (im->rejected == SHOWN_ERRORS)
+            fprintf(stderr, "leadscore import: further bad rows are counted, not shown\n");
+    }
+}
+
+static void summary(const importer *im)
+{
+    double secs = (double)(timefmt_mono_ns() - im->start_ns) / 1e9;
+    printf("files read:          %llu\n", (unsigned long long)im->files);
+    printf("rows read:           %llu\n", (unsigned long long)im->rows);
+    if (im->folded)
+        printf("order lines folded:  %llu\n", (unsigned long long)im->folded);
+    printf("events imported:     %llu\n", (unsigned long long)im->imported);
+    printf("duplicates:          %llu\n", (unsigned long long)im->duplicates);
+    printf("rejected:            %llu\n", (unsigned long long)im->rejected);
+    for (size_t i = 0; i < im->nreasons; i++)
+        printf("  %-40s %llu\n", im->reasons[i].kind, (unsigned long long)im->reasons[i].n);
+    if (im->other_reasons)
+        printf("  %-40s %llu\n", "other reasons", (unsigned long long)im->other_reasons);
+    if (im->service_rejected)
+        printf("  %-40s %llu\n", "rejected by the service", (unsigned long long)im->service_rejected);
+    printf("time:                %.2f s (%.0f rows/s)\n", secs, secs > 0 ? (double)im->rows / secs : 0.0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening the sink, reading the files                                  */
+/* ------------------------------------------------------------------ */
+
+static int same_decay(const feature_decay *a, const feature_decay *b)
+{
+    return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
+}
+
+static int open_store(importer *im)
+{
+    char err[600];
+    model *m = NULL;
+    int rc = im->o->model_path ? model_load_file(im->o->model_path, &m, err, sizeof err)
+                               : model_load_builtin(&m, err, sizeof err);
+    if (rc)
+        return cli_error("import", CLI_FAIL, "%s", err);
+    store_options so = {.no_sync = im->o->no_sync};
+    const feature_decay *want = model_decay(m);
+    rc = store_open(&im->st, im->o->data_dir, &so, want, err, sizeof err);
+    if (rc) {
+        model_unref(&m);
+        return cli_error("import", CLI_FAIL, "%s", err);
+    }
+    if (im->o->model_path && !same_decay(store_decay(im->st), want)) {
+        const feature_decay *have = store_decay(im->st);
+        cli_error("import", CLI_FAIL, "the store in %s keeps half-lives of %.4g and %.4g days, the model %s %.4g "
+                  "and %.4g: it was created with another model", im->o->data_dir, have->short_ms / 864e5,
+                  have->long_ms / 864e5, im->o->model_path, want->short_ms / 864e5, want->long_ms / 864e5);
+        model_unref(&m);
+        return CLI_FAIL;
+    }
+    model_unref(&m);
+    return CLI_OK;
+}
+
+static int open_service(importer *im)
+{
+    import_opts *o = im->o;
+    char server[SECURITY_KEY_Z85], pub[SECURITY_KEY_Z85], sec[SECURITY_KEY_Z85], path[1100], err[600];
+    int rc;
+    if (!o->server_key) {
+        rc = ls_client_connect(&im->client, o->connect, o->timeout_ms);
+    } else {
+        rc = security_read_key(o->server_key, server, err, sizeof err);
+        snprintf(path, sizeof path, "%s.pub", o->key_prefix);
+        if (rc == LS_OK)
+            rc = security_read_key(path, pub, err, sizeof err);
+        snprintf(path, sizeof path, "%s.key", o->key_prefix);
+        if (rc == LS_OK)
+            rc = security_read_key(path, sec, err, sizeof err);
+        if (rc != LS_OK)
+            return cli_error("import", CLI_FAIL, "%s", err);
+        rc = ls_client_connect_secure(&im->client, o->connect, o->timeout_ms, server, pub, sec);
+        memset(sec, 0, sizeof sec);
+    }
+    if (rc != LS_OK)
+        return cli_error("import", CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
+    if ((rc = ls_client_ping(im->client, NULL, 0)) != LS_OK)
+        return cli_error("import", CLI_FAIL, "no answer from %s: %s (is `leadscore serve` running there?)", o->connect,
+                         ls_client_last_error(im->client));
+    return CLI_OK;
+}
+
+/* Why the import stopped early, if it did. */
+enum { GO_ON = 0, STOP_ERRORS, STOP_FAILED, STOP_SIGNAL };
+
+/* Reads one file into batches.  Returns GO_ON, or why to stop; *file_failed
+ * is set when this file could not be read to its end. */
+static int import_file(importer *im, const char *path, int *file_failed)
+{
+    char err[700];
+    eventfile *f = NULL;
+    int rc = eventfile_open(&f, path, &im->o->ef, err, sizeof err);
+    if (rc != LS_OK) {
+        clear_progress(im);
+        cli_error("import", CLI_FAIL, "%s", err);
+        *file_failed = 1;
+        return GO_ON;
+    }
+    im->files++;
+    int stop = GO_ON;
+    ls_event ev;
+    unsigned tick = 0;
+    while (stop == GO_ON && (rc = eventfile_next(f, &ev)) != 0) {
+        if (interrupted) {
+            stop = STOP_SIGNAL;
+        } else if (rc == 1) {
+            if ((rc = batch_add(&im->b, &ev, im->client != NULL, im->o->batch)) != LS_OK) {
+                cli_error("import", CLI_FAIL, "out of memory");
+                stop = STOP_FAILED;
+            } else if (im->b.n == im->o->batch) {
+                rc = flush_batch(im);
+                stop = rc == INTERRUPTED ? STOP_SIGNAL : rc != LS_OK ? STOP_FAILED : GO_ON;
+            }
+        } else if (rc == EVENTFILE_BAD_ROW) {
+            bad_row(im, f);
+            if (im->o->max_errors >= 0 && im->rejected > (uint64_t)im->o->max_errors)
+                stop = STOP_ERRORS;
+        } else {
+            clear_progress(im);
+            cli_error("import", CLI_FAIL, "%s", eventfile_error(f));
+            *file_failed = 1;
+            break;
+        }
+        if ((++tick & 1023) == 0)
+            draw_progress(im, f, 0);
+    }
+    if (stop == GO_ON && interrupted)
+        stop = STOP_SIGNAL;
+    eventfile_stats s;
+    eventfile_get_stats(f, &s);
+    im->rows += s.rows;
+    im->rows_before += s.rows;
+    im->folded += s.folded_rows;
+    draw_progress(im, f, 1);
+    eventfile_close(&f);
+    return stop;
+}
+
+int cmd_import(int argc, char **argv)
+{
+    import_opts o;
+    memset(&o, 0, sizeof o);
+    int first = parse_opts(argc, argv, &o);
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+
+    importer im;
+    memset(&im, 0, sizeof im);
+    im.o = &o;
+    if ((o.connect ? open_service(&im) : open_store(&im)) != CLI_OK) {
+        ls_client_close(&im.client);
+        store_close(&im.st);
+        return CLI_FAIL;
+    }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART; /* a second signal ends the process at once */
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    im.progress = !o.quiet && isatty(STDERR_FILENO);
+    im.start_ns = timefmt_mono_ns();
+    int stop = GO_ON, failed = 0;
+    for (int i = first; i < argc && stop == GO_ON; i++)
+        stop = import_file(&im, argv[i], &failed);
+    if (stop == GO_ON || stop == STOP_ERRORS) {
+        /* what was read is valid: commit it, also when stopping on errors */
+        int rc = flush_batch(&im);
+        if (rc == INTERRUPTED)
+            stop = STOP_SIGNAL;
+        else if (rc != LS_OK)
+            stop = STOP_FAILED;
+    }
+    if (stop == STOP_SIGNAL && im.b.n)
+        im.lost = im.b.n;
+    batch_reset(&im.b);
+    clear_progress(&im);
+
+    summary(&im);
+    if (stop == STOP_SIGNAL)
+        cli_error("import", CLI_FAIL, "interrupted: %s; what earlier batches stored stays, the batch in progress "
+                  "(%zu events read) was not committed.  Running the same import again is safe: stored events "
+                  "are skipped as duplicates", o.connect ? "stopped sending" : "the transaction was aborted", im.lost);
+    else if (stop == STOP_ERRORS)
+        cli_error("import", CLI_FAIL, "stopped after more than %ld rejected rows (--max-errors); the events read "
+                  "before were imported", o.max_errors);
+    else if (failed)
+        cli_error("import", CLI_FAIL, "some input could not be read (see above)");
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    batch_free(&im.b);
+    ls_client_close(&im.client);
+    store_close(&im.st);
+    return stop == GO_ON && !failed ? CLI_OK : CLI_FAIL;
+}
