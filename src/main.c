@@ -50,6 +50,8 @@ static const struct {
     {"compact", cmd_compact, "rewrite a store keeping only live data"},
     {"bench", cmd_bench, "load generator and latency report, against an echo baseline"},
     {"keygen", cmd_keygen, "write a CurveZMQ key pair"},
+    {"import", cmd_import, "bulk-load events from CSV or JSON Lines files"},
+    {"train", cmd_train, "fit a model from event files, with a hold-out report"},
     {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };
 

@@ -286,6 +286,12 @@ int model_load_file(const char *path, model **out, char *err, size_t errlen)
     return rc;
 }
 
+const char *model_builtin_text(size_t *len)
+{
+    *len = ls_builtin_model_json_len;
+    return ls_builtin_model_json;
+}
+
 int model_load_builtin(model **out, char *err, size_t errlen)
 {
     return model_load_text(ls_builtin_model_json, ls_builtin_model_json_len, out, err, errlen);

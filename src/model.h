@@ -60,6 +60,9 @@ int model_load_text(const char *text, size_t len, model **out, char *err, size_t
 /* Loads models/default.json as it was compiled into the binary. */
 int model_load_builtin(model **out, char *err, size_t errlen);
 
+/* The text of that built-in model file (static storage). */
+const char *model_builtin_text(size_t *len);
+
 /* Reference counting: model_ref adds one and returns m; model_unref drops
  * one, frees the model at zero, and NULLs *m. */
 model *model_ref(model *m);

@@ -497,7 +497,7 @@ int train_fit(trainer *t, train_report *rep, char *err, size_t errlen)
     rep->train_cutoff_ms = t->cut[0];
     rep->eval_cutoff_ms = t->cut[1];
     int rc = fit_customer_base(t, rep);
-    if (rc == LS_OK)
+    if (rc == LS_OK && !t->opt.clv_only)
         rc = fit_readiness(t, rep, err, errlen);
     rep->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
     return rc;

@@ -43,6 +43,7 @@ typedef struct {
     double time_unit_days;    /* BG/NBD time unit (7: weeks) */
     clv_bgnbd bgnbd_start;    /* optimiser start values */
     clv_gamma_gamma gg_start;
+    int clv_only;             /* fit only BG/NBD and Gamma-Gamma; keep the base logistic model */
 } train_options;
 
 typedef struct {
