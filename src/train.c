@@ -208,8 +208,12 @@ int train_add(trainer *t, const ls_event *ev)
 /* ------------------------------------------------------------------ */
 
 /* Candidate features: name, log1p transform, sign constraint (+1: the
- * coefficient may not be negative, -1: not positive, 0: free).  No plain
- * recency or tenure term, for the reason models/default.json explains. */
+ * coefficient may not be negative, -1: not positive, 0: free).  Engagement
+ * (views, searches, e-mail, sessions, carts, checkouts) may only raise
+ * readiness and disappointment only lower it, so a marketer can read every
+ * explanation at face value; purchase history is free (a purchase just made
+ * can make the next one less likely).  No plain recency or tenure term, for
+ * the reason models/handset.json explains. */
 static const struct {
     const char *name;
     int log1p;
@@ -217,8 +221,8 @@ static const struct {
 } candidates[] = {
     {"add_to_cart_recent", 1, +1}, {"add_to_cart_decayed", 1, +1}, {"checkout_recent", 1, +1},
     {"open_cart_value", 1, +1},    {"sessions_recent", 1, +1},     {"sessions_decayed", 1, +1},
-    {"product_view_recent", 1, 0}, {"product_view_decayed", 1, 0}, {"page_view_recent", 1, 0},
-    {"search_recent", 1, 0},       {"email_open_recent", 1, 0},    {"email_click_recent", 1, 0},
+    {"product_view_recent", 1, +1}, {"product_view_decayed", 1, +1}, {"page_view_recent", 1, +1},
+    {"search_recent", 1, +1},       {"email_open_recent", 1, +1},    {"email_click_recent", 1, +1},
     {"purchase_count", 1, 0},      {"purchase_decayed", 1, 0},     {"discounted_share", 0, 0},
     {"refund_rate", 0, -1},        {"refund_decayed", 1, -1},      {"support_ticket_recent", 1, -1},
     {"bad_reviews", 1, -1},
@@ -558,8 +562,9 @@ static json_t *notes_json(const train_report *rep)
         "Readiness: L2-regularised logistic regression (Newton/IRLS) on standardised features (z = (transform(x) - "
         "mean) / scale), features as of the training cutoff, label = a purchase within horizon_days after it."));
     json_array_append_new(notes, json_string(
-        "Sign constraints: cart, checkout and session terms may not be negative; refund, support-ticket and "
-        "bad-review terms may not be positive; a violating feature is dropped and the model refitted."));
+        "Sign constraints: engagement terms (views, searches, e-mail, sessions, carts, checkouts) may not be "
+        "negative; refund, support-ticket and bad-review terms may not be positive; a violating feature is dropped "
+        "and the model refitted."));
     snprintf(line, sizeof line, "Hold-out (later cutoff): AUC %.3f vs %.3f for a recency baseline; lift in the top "
              "10%% %.2f vs %.2f.", rep->model.auc, rep->baseline.auc, rep->model.lift_top10, rep->baseline.lift_top10);
     json_array_append_new(notes, json_string(line));

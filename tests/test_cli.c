@@ -115,7 +115,7 @@ START_TEST(sighup_reloads_the_model_file)
     char dir[512], ep[256], model[600], src[1600];
     tu_tempdir(dir, sizeof dir);
     snprintf(model, sizeof model, "%s/m.json", dir);
-    snprintf(src, sizeof src, "cp %s/models/default.json %s", LS_SOURCE_DIR, model);
+    snprintf(src, sizeof src, "cp %s/models/handset.json %s", LS_SOURCE_DIR, model);
     ck_assert_int_eq(system(src), 0);
     const char *extra[] = {"--model", model, NULL};
     pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, extra);

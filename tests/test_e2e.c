@@ -92,7 +92,7 @@ START_TEST(track_then_score_reflects_it)
     ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 10000), LS_OK);
     ck_assert_int_eq(ls_client_score(c, "alice", &before), LS_OK);
     ck_assert_int_eq(before.known, 0);
-    ck_assert_str_eq(before.model, "default@0.1.0");
+    ck_assert_str_eq(before.model, "handset@0.1.0");
     ls_client_event evs[3] = {
         {.customer = "alice", .type = "product_view", .category = "shoes/running", .session = "s1"},
         {.customer = "alice", .type = "add_to_cart", .price = 40, .has = LS_HAS_PRICE, .session = "s1"},
@@ -106,7 +106,7 @@ START_TEST(track_then_score_reflects_it)
     ck_assert_int_eq(after.known, 1);
     ck_assert_str_eq(after.customer, "alice");
     ck_assert(after.score > before.score);
-    /* hand-computed with models/default.json: all three events "now", so
+    /* hand-computed with models/handset.json: all three events "now", so
      * each recent count is 1; sessions_recent 1; open cart 40:
      * logit = -3.6 + ln2*(0.8 + 1.0 + 0.35 + 0.3) + 0.12*ln(41) */
     double logit = -3.6 + log(2.0) * (0.8 + 1.0 + 0.35 + 0.3) + 0.12 * log(41.0);
@@ -317,7 +317,7 @@ START_TEST(model_and_stats_ops_report)
     begin(&sb, &pk, "model", 0);
     call(&c, &sb, &up);
     const msgpack_object *name = tu_get(&up.data, "name");
-    ck_assert(name && name->via.str.size == 7 && memcmp(name->via.str.ptr, "default", 7) == 0);
+    ck_assert(name && name->via.str.size == 7 && memcmp(name->via.str.ptr, "handset", 7) == 0);
     ck_assert_double_eq(tu_get_double(&up.data, "horizon_days"), 30);
     ck_assert(tu_get(&up.data, "features")->via.array.size == 13);
     begin(&sb, &pk, "stats", 0);
@@ -631,12 +631,12 @@ START_TEST(concurrent_batches_share_commits)
 }
 END_TEST
 
-/* Writes models/default.json with its version replaced into dir/name. */
+/* Writes models/handset.json with its version replaced into dir/name. */
 static void write_model_version(const char *dir, const char *name, const char *version, char *path, size_t cap)
 {
     char src[1024], *text = NULL;
     size_t len = 0;
-    snprintf(src, sizeof src, "%s/models/default.json", LS_SOURCE_DIR);
+    snprintf(src, sizeof src, "%s/models/handset.json", LS_SOURCE_DIR);
     FILE *in = fopen(src, "r");
     ck_assert_ptr_nonnull(in);
     ck_assert_int_eq(getdelim(&text, &len, '\0', in) > 0, 1);
@@ -751,7 +751,7 @@ START_TEST(reload_swaps_models_and_a_bad_file_keeps_the_old_one)
     ls_score sc;
     ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
     ck_assert_int_eq(ls_client_score(lc, "x", &sc), LS_OK);
-    ck_assert_str_eq(sc.model, "default@2.0.0");
+    ck_assert_str_eq(sc.model, "handset@2.0.0");
     ls_client_close(&lc);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);

@@ -92,7 +92,7 @@ START_TEST(scrape_reports_the_traffic_exactly)
     ck_assert_double_eq(sample(text, "leadscore_customers"), 1);
     ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_count{op=\"ping\"}"), 3);
     ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"+Inf\"}"), 3);
-    ck_assert_double_eq(sample(text, "leadscore_model_info{name=\"default\",version=\"0.1.0\"}"), 1);
+    ck_assert_double_eq(sample(text, "leadscore_model_info{name=\"handset\",version=\"0.1.0\"}"), 1);
     ck_assert(sample(text, "leadscore_commit_events_count") >= 1);
     ck_assert(sample(text, "leadscore_store_bytes") > 0);
     /* every sample line is NAME{labels} VALUE, and every family has HELP and TYPE */

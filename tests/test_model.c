@@ -25,6 +25,17 @@ static const feature_decay DECAY = {3 * DAY, 30 * DAY};
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
+/* models/handset.json: the hand-set model the worked examples use */
+static model *load_handset(void)
+{
+    char err[256] = "";
+    model *m = NULL;
+    int rc = model_load_file(LS_SOURCE_DIR "/models/handset.json", &m, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "hand-set model: %s", err);
+    ck_assert_ptr_nonnull(m);
+    return m;
+}
+
 static model *load_builtin(void)
 {
     char err[256] = "";
@@ -157,8 +168,11 @@ START_TEST(builtin_equals_the_default_file)
     score_at(f, &x, T0, 0, &rf);
     ck_assert_double_eq(rb.logit, rf.logit);
 
-    /* what the default model is */
-    ck_assert_str_eq(model_name(b), "default");
+    model_unref(&f);
+    model_unref(&b);
+    /* what the hand-set model is */
+    b = load_handset();
+    ck_assert_str_eq(model_name(b), "handset");
     ck_assert_str_eq(model_version(b), "0.1.0");
     ck_assert_double_eq(model_horizon_days(b), 30.0);
     ck_assert_int_eq(model_decay(b)->short_ms, 3 * DAY);
@@ -206,7 +220,7 @@ END_TEST
  *         = -1.952107,  score = 0.124324 -> 12, warm. */
 START_TEST(score_by_hand_cart_shopper)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     ls_features f;
     model_result r;
     cart_shopper(&f);
@@ -255,7 +269,7 @@ END_TEST
  *         = -3.888222,  score = 0.020071 -> 2, cold. */
 START_TEST(score_by_hand_disappointed_buyer)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     ls_features f;
     model_result r;
     disappointed_buyer(&f);
@@ -282,7 +296,7 @@ END_TEST
 
 START_TEST(explain_sums_to_the_logit_largest_first)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     ls_features f;
     model_result r, plain;
     feature_ctx ctx = {T0, *model_decay(m)};
@@ -542,7 +556,7 @@ END_TEST
 
 START_TEST(ref_and_unref_count)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     model *a = model_ref(m);
     model *b = model_ref(m);
     ck_assert_ptr_eq(a, m);
@@ -552,7 +566,7 @@ START_TEST(ref_and_unref_count)
     model_unref(&a);
     ck_assert_ptr_null(a);
     /* one reference left: still usable (ASan would flag a use after free) */
-    ck_assert_str_eq(model_name(b), "default");
+    ck_assert_str_eq(model_name(b), "handset");
     ls_features f;
     model_result r;
     feature_init(&f);
@@ -643,7 +657,7 @@ static void with_event(const model *m, int base, event_type type, const char *se
 
 START_TEST(intent_never_lowers_the_score)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     static const event_type intent[] = {EV_ADD_TO_CART, EV_CHECKOUT, EV_PRODUCT_VIEW};
     static const char *const sessions[] = {NULL, "fresh-session", "h1"};
     for (int base = 0; base < N_BASES; base++)
@@ -660,7 +674,7 @@ END_TEST
 
 START_TEST(disappointment_never_raises_the_score)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     static const event_type bad[] = {EV_REFUND, EV_SUPPORT_TICKET};
     for (int base = 0; base < N_BASES; base++)
         for (int t = 0; t < 2; t++) {
@@ -682,7 +696,7 @@ END_TEST
  * support ticket raise the score by making the customer 'recently seen'"). */
 START_TEST(disappointment_in_a_new_session_never_raises_the_score)
 {
-    model *m = load_builtin();
+    model *m = load_handset();
     static const event_type bad[] = {EV_REFUND, EV_SUPPORT_TICKET};
     int raised = 0;
     char first[160] = "";

@@ -45,6 +45,8 @@ void tu_config(config *cfg, const char *dir)
     snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:*");
     snprintf(cfg->pull, sizeof cfg->pull, "tcp://127.0.0.1:*");
     cfg->map_size = 1ULL << 30;
+    /* the hand-set model: the tests' worked examples are computed with it */
+    snprintf(cfg->model_path, sizeof cfg->model_path, "%s", LS_SOURCE_DIR "/models/handset.json");
 }
 
 static void *server_thread(void *arg)
@@ -122,8 +124,9 @@ pid_t tu_spawn_serve(const char *dir, char *endpoint, size_t cap, const char *co
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         const char *argv[32] = {LEADSCORE_BIN, "serve", "--data", dir, "--bind", "tcp://127.0.0.1:*",
-                                "--pull", "tcp://127.0.0.1:*", "--map-size", "1GiB"};
-        int n = 10;
+                                "--pull", "tcp://127.0.0.1:*", "--map-size", "1GiB",
+                                "--model", LS_SOURCE_DIR "/models/handset.json"};
+        int n = 12;
         for (int i = 0; extra && extra[i] && n < 30; i++)
             argv[n++] = extra[i];
         argv[n] = NULL;
