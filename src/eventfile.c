@@ -921,7 +921,8 @@ static int read_row(eventfile *f, ls_event *ev)
 
 static void copy_str(char *dst, ls_str *s)
 {
-    memcpy(dst, s->ptr, s->len);
+    if (s->len)
+        memcpy(dst, s->ptr, s->len);
     dst[s->len] = '\0';
     s->ptr = dst;
 }

@@ -94,7 +94,8 @@ static const char *write_gz(char *path, size_t cap, const char *name, const char
 static void copy_s(char *dst, size_t cap, ls_str s)
 {
     ck_assert_uint_lt(s.len, cap);
-    memcpy(dst, s.ptr, s.len);
+    if (s.len)
+        memcpy(dst, s.ptr, s.len);
     dst[s.len] = '\0';
 }
 
