@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "eventfile.h"
 #include "feature.h"
 #include "leadscore/client.h"
@@ -66,6 +67,7 @@ typedef struct {
     const char *key_prefix;
     eventfile_options ef;
     long max_errors;        /* -1: no limit */
+    uint64_t map_size;      /* 0: the store's default */
     size_t batch;           /* 0: the mode's default */
     int timeout_ms;
     int no_sync;
@@ -80,12 +82,14 @@ static void import_help(void)
            "Every event gets an id (the file's event_id column, else a hash of the row), so importing a\n"
            "file again changes nothing: its events are counted as duplicates.\n\n"
            "Where to:\n"
-           "  --data DIR          the store (default ./leadscore-data; created if missing)\n"
+           "  --data DIR          the store (default ./leadscore-data; created if missing).  While\n"
+           "                      `leadscore serve` runs on it, import through --connect instead\n"
            "  --connect EP        a running service instead (e.g. tcp://127.0.0.1:5555)\n"
            "  --server-key FILE, --key PREFIX   CurveZMQ keys for --connect\n"
            "  --timeout MS        --connect: wait for each batch's acknowledgement (default 30000)\n"
            "  --model FILE        half-lives for a NEW store (default: the built-in model)\n"
-           "  --no-sync           do not fsync each commit (faster; a crash may lose the last batches)\n\n"
+           "  --no-sync           do not fsync each commit (faster; a crash may lose the last batches)\n"
+           "  --map-size SIZE     initial LMDB map size of a new store (default 1GiB; it doubles when full)\n\n"
            "Reading:\n"
            "  --map COLUMNS       source column of each event field: customer=user_id,ts=event_time,\n"
            "                      type=event_type; a constant is field=:value (type=:purchase); field=\n"
@@ -135,6 +139,7 @@ static int parse_opts(int argc, char **argv, import_opts *o)
         {"no-sync", no_argument, NULL, 'n'},          {"timeout", required_argument, NULL, 'W'},
         {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
+        {"map-size", required_argument, NULL, 'z'},
         {NULL, 0, NULL, 0}};
     char err[512];
     long v;
@@ -198,6 +203,10 @@ static int parse_opts(int argc, char **argv, import_opts *o)
             break;
         case 'S': o->server_key = optarg; break;
         case 'K': o->key_prefix = optarg; break;
+        case 'z':
+            if (config_parse_size(optarg, &o->map_size) != LS_OK || o->map_size < (1u << 20))
+                return -cli_error("import", CLI_USAGE, "--map-size takes a size of at least 1MiB (e.g. 64MiB, 4GiB)");
+            break;
         case 'q': o->quiet = 1; break;
         case 'h': import_help(); return -100;
         default: return -CLI_USAGE;
@@ -211,8 +220,8 @@ static int parse_opts(int argc, char **argv, import_opts *o)
         return -cli_error("import", CLI_USAGE, "--server-key and --key go with --connect");
     if (!o->server_key != !o->key_prefix)
         return -cli_error("import", CLI_USAGE, "--server-key and --key go together");
-    if (o->connect && (o->model_path || o->no_sync))
-        return -cli_error("import", CLI_USAGE, "--model and --no-sync go with --data");
+    if (o->connect && (o->model_path || o->no_sync || o->map_size))
+        return -cli_error("import", CLI_USAGE, "--model, --no-sync and --map-size go with --data");
     if (optind >= argc)
         return -cli_error("import", CLI_USAGE, "give at least one FILE (\"-\" for standard input; see --help)");
     if (!o->data_dir)
@@ -438,6 +447,7 @@ static int store_try(importer *im, open_record *rec, uint64_t *accepted, uint64_
     int rc = store_write_begin(im->st, &txn);
     *accepted = *dups = 0;
     rec->open = 0;
+    memset(im->b.seen, 0, im->b.n); /* a replay (after LS_EFULL) starts afresh */
     for (size_t i = 0; rc == LS_OK && i < im->b.n; i++) {
         const ls_event *ev = im->b.order[i];
         int seen = 0;
@@ -477,7 +487,6 @@ static int store_apply(importer *im)
         return cli_error("import", LS_ENOMEM, "out of memory");
     if (!im->b.seen && !(im->b.seen = calloc(im->b.cap, 1)))
         return cli_error("import", LS_ENOMEM, "out of memory");
-    memset(im->b.seen, 0, im->b.n);
     for (size_t i = 0; i < im->b.n; i++)
         im->b.order[i] = &im->b.ev[i];
     qsort(im->b.order, im->b.n, sizeof *im->b.order, by_id);
@@ -559,7 +568,7 @@ static void clear_progress(importer *im)
 static void draw_progress(importer *im, const eventfile *f, int force)
 {
     int64_t now = timefmt_mono_ns();
-    if (!im->progress || (!force && now - im->drawn_ns < 200000000))
+    if (!im->progress || (!force && (now - im->drawn_ns < 200000000 || now - im->start_ns < 500000000)))
         return;
     im->drawn_ns = now;
     eventfile_stats s;
@@ -571,7 +580,7 @@ static void draw_progress(importer *im, const eventfile *f, int force)
     if (s.bytes_total && s.bytes_read > 0 && s.bytes_read <= s.bytes_total) {
         double frac = (double)s.bytes_read / (double)s.bytes_total;
         int n = snprintf(eta, sizeof eta, "  %3.0f%%", frac * 100);
-        if (im->rows_before == 0 && n > 0) {
+        if (im->rows_before == 0 && n > 0 && frac >= 0.01 && secs >= 1) {
             /* the first file's own pace: its bytes so far over its time so far */
             int left = (int)(secs * (1 - frac) / frac);
             snprintf(eta + n, sizeof eta - (size_t)n, "  ETA %d:%02d", left / 60, left % 60);
@@ -625,6 +634,7 @@ static void summary(const importer *im)
     if (im->service_rejected)
         printf("  %-40s %llu\n", "rejected by the service", (unsigned long long)im->service_rejected);
     printf("time:                %.2f s (%.0f rows/s)\n", secs, secs > 0 ? (double)im->rows / secs : 0.0);
+    fflush(stdout); /* before any closing message on stderr */
 }
 
 /* ------------------------------------------------------------------ */
@@ -644,7 +654,7 @@ static int open_store(importer *im)
                                : model_load_builtin(&m, err, sizeof err);
     if (rc)
         return cli_error("import", CLI_FAIL, "%s", err);
-    store_options so = {.no_sync = im->o->no_sync};
+    store_options so = {.no_sync = im->o->no_sync, .map_size = im->o->map_size};
     const feature_decay *want = model_decay(m);
     rc = store_open(&im->st, im->o->data_dir, &so, want, err, sizeof err);
     if (rc) {
@@ -739,12 +749,12 @@ static int import_file(importer *im, const char *path, int *file_failed)
     }
     if (stop == GO_ON && interrupted)
         stop = STOP_SIGNAL;
+    draw_progress(im, f, 1);
     eventfile_stats s;
     eventfile_get_stats(f, &s);
     im->rows += s.rows;
     im->rows_before += s.rows;
     im->folded += s.folded_rows;
-    draw_progress(im, f, 1);
     eventfile_close(&f);
     return stop;
 }
@@ -795,10 +805,14 @@ int cmd_import(int argc, char **argv)
     clear_progress(&im);
 
     summary(&im);
-    if (stop == STOP_SIGNAL)
-        cli_error("import", CLI_FAIL, "interrupted: %s; what earlier batches stored stays, the batch in progress "
-                  "(%zu events read) was not committed.  Running the same import again is safe: stored events "
-                  "are skipped as duplicates", o.connect ? "stopped sending" : "the transaction was aborted", im.lost);
+    if (stop == STOP_SIGNAL && o.connect)
+        cli_error("import", CLI_FAIL, "interrupted: the batches the service acknowledged are stored; the batch in "
+                  "flight (%zu events) may or may not be.  Running the same import again is safe: stored events "
+                  "are skipped as duplicates", im.lost);
+    else if (stop == STOP_SIGNAL)
+        cli_error("import", CLI_FAIL, "interrupted: the transaction in progress was aborted, so the %zu events read "
+                  "into it were not committed; earlier batches stay.  Running the same import again is safe: "
+                  "stored events are skipped as duplicates", im.lost);
     else if (stop == STOP_ERRORS)
         cli_error("import", CLI_FAIL, "stopped after more than %ld rejected rows (--max-errors); the events read "
                   "before were imported", o.max_errors);

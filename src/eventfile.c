@@ -35,6 +35,8 @@
 /* Finished orders remembered to catch lines of one order that are not
  * consecutive (a direct-mapped cache of order-key hashes). */
 #define RECENT_ORDERS 4096
+/* Most distinct row contents remembered per ts run (see occurrence()). */
+#define OCC_MAX_USED ((size_t)1 << 20)
 #define NUMBUF 40
 
 typedef struct {
@@ -499,7 +501,8 @@ static int open_csv(eventfile *f, char *err, size_t errlen)
     if (!f->o.no_header) {
         rc = csv_next(f->csv, &hdr);
         if (rc < 0)
-            return ls_fail(err, errlen, rc == LS_EIO ? LS_EIO : LS_EPARSE, "%s: %s", f->path, csv_error(f->csv));
+            return ls_fail(err, errlen, rc == LS_EIO ? LS_EIO : LS_EPARSE, "%s: %s%s", f->path, csv_error(f->csv),
+                           rc == LS_EIO ? "" : " (read as CSV; for JSON Lines use --format jsonl)");
         if (rc == 0)
             return ls_fail(err, errlen, LS_EPARSE, "%s: the file is empty (a header row was expected; "
                            "use --no-header for a file without one)", f->path);
@@ -1011,10 +1014,13 @@ static int emit_order(eventfile *f, ls_event *out)
 }
 
 /* How many copies of content hash h the current ts run has seen,
- * counting this one. */
+ * counting this one.  Memory is bounded: after OCC_MAX_USED distinct
+ * contents in one run (a file whose ts is a constant) the count starts
+ * over, at the same row every time the file is read, so ids stay stable;
+ * only an identical copy across that boundary would share an id. */
 static uint32_t occurrence(eventfile *f, int64_t ts, uint64_t h)
 {
-    if (!f->run_open || ts != f->run_ts) {
+    if (!f->run_open || ts != f->run_ts || f->occ_used >= OCC_MAX_USED) {
         f->run_open = 1;
         f->run_ts = ts;
         f->occ_used = 0;

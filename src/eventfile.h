@@ -23,20 +23,27 @@
  * Formats.  EVENTFILE_AUTO picks JSON Lines for names ending in .jsonl,
  * .ndjson or .json (each optionally followed by .gz), CSV otherwise; gzip
  * is recognised by its magic bytes, not by the name, so "-" (stdin) works
- * compressed too.  CSV is read by csv.h (RFC 4180: quoted fields with
- * commas and newlines, CRLF, a UTF-8 BOM, a last line without newline).
+ * compressed too (stdin is CSV unless options.format says JSONL).  CSV is
+ * read by csv.h (RFC 4180: quoted fields with commas and newlines, CRLF, a
+ * UTF-8 BOM, a last line without newline); CSV quoting it cannot get past
+ * is fatal.  JSON Lines: one object per line (jansson), blank lines
+ * skipped, CRLF and a BOM accepted, a line that is not an object is a bad
+ * row.  Input is read in 256 KiB chunks: on a pipe, rows arrive in bursts.
  *
  * Columns.  Every event field (PROTOCOL.md section 2) may come from a
  * source column: for CSV a header name, or a 1-based position ("1", "2",
  * ... -- the only names there are with no_header, and usable with a header
  * too when no header column has that name); for JSON Lines a top-level key
  * of each object (strings, numbers and booleans are read as their text,
- * null or a missing key means the field is absent).  The map says which
- * column feeds which field (eventfile_parse_map); a field the map does not
- * name is read from a column named like the field ("customer", "price"),
- * matched exactly, else ignoring case, if the file has one.  A field may
- * instead be a constant for every row ("type=:purchase").  customer, type
- * and ts are required: a CSV file lacking any of them fails to open.
+ * null or a missing key means the field is absent; other keys are
+ * ignored).  The map says which column feeds which field
+ * (eventfile_parse_map); a field the map does not name is read from a
+ * column named like the field ("customer", "price") if the file has one
+ * (CSV headers: matched exactly, else ignoring case; JSON keys: exactly).
+ * A field may instead be a constant for every row ("type=:purchase").
+ * customer, type and ts are required: a CSV file lacking any of them fails
+ * to open.  With a header, a row with another number of fields than the
+ * header is a bad row (an unquoted delimiter would shift the columns).
  *
  * Values.  Fields are trimmed of blanks (space, tab, CR, LF) first.  An
  * empty optional field is absent; an empty customer, type or ts is a bad
@@ -74,7 +81,13 @@
  * purchases; the k-th identical copy (k >= 2) among the rows sharing one
  * ts run (consecutive rows with the same ts) gets the hash of the content
  * plus k.  Identical events always share their ts, so in a file sorted by
- * time, or by customer then time, every copy is told apart.
+ * time, or by customer then time, every copy is told apart.  (Memory for
+ * this is bounded: past 2^20 distinct rows in one ts run, e.g. a constant
+ * ts, the count starts over at a fixed row.)
+ *
+ * Memory per open file: the CSV or JSON read buffers (256 KiB each plus
+ * zlib's), one record or line (at most 1 MiB), a 32 KiB table of recent
+ * orders and the identical-row table of the current ts run.
  *
  * Ownership.  The eventfile owns every string an ls_event it returns points
  * to; they stay valid until the next eventfile_next() or eventfile_close()

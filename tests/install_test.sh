@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# install_test.sh CMAKE BUILD_DIR SOURCE_DIR -- installs the build into a
+# install_test.sh CMAKE BUILD_DIR SOURCE_DIR [SANITIZE] -- installs the build into a
 # temporary prefix and checks what a shop's ops team and a C storefront rely
 # on: the files are where they belong, the sample config is the generated
 # one, and a program built against the installed library with pkg-config
 # talks to the installed server.
 set -euo pipefail
-cmake=$1 build=$2 src=$3
+cmake=$1 build=$2 src=$3 sanitize=${4:-OFF}
+# a library built with the sanitizers needs a program built with them too
+cflags=""; [ "$sanitize" = ON ] && cflags="-fsanitize=address,undefined"
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/leadscore-install-XXXXXX")
 server=""
 cleanup() { if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$prefix"; }
@@ -42,7 +44,7 @@ int main(int argc, char **argv)
 }
 C
 export PKG_CONFIG_PATH="$(dirname "$pc")"
-cc -o "$prefix/storefront" "$prefix/storefront.c" $(pkg-config --cflags --libs leadscore)
+cc $cflags -o "$prefix/storefront" "$prefix/storefront.c" $(pkg-config --cflags --libs leadscore)
 "$prefix/bin/leadscore" serve --data "$prefix/data" --bind 'tcp://127.0.0.1:*' --pull none > "$prefix/serve.out" 2>&1 &
 server=$!
 for _ in $(seq 100); do grep -q 'requests  ' "$prefix/serve.out" && break; sleep 0.1; done

@@ -328,6 +328,30 @@ START_TEST(csv_no_header_positions)
 }
 END_TEST
 
+START_TEST(csv_fatal_quote)
+{
+    char p[600];
+    /* an unterminated quote: csv.h cannot resynchronise, so it is fatal
+     * (LS_EPARSE) after the rows before it; an order being folded is
+     * handed out first */
+    const char *path = write_file(p, sizeof p, "q.csv",
+        "customer,type,ts,order_id,value\n"
+        "a,page_view,1700000000,,\n"
+        "a,purchase,1700000001,o1,2\n"
+        "a,purchase,1700000001,o1,3\n"
+        "b,page_view,1700000002,\"oops,\n"
+        "c,page_view,1700000003,,\n");
+    got g;
+    eventfile_options o;
+    opts(&o, NULL, NULL);
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.status, LS_EPARSE);
+    ck_assert_int_eq(g.nev, 2);
+    ck_assert_double_eq(g.ev[1].value, 5);
+    ck_assert_msg(strstr(g.bad[0], path) && strstr(g.bad[0], "line 5: unterminated quoted field"), "%s", g.bad[0]);
+}
+END_TEST
+
 START_TEST(csv_open_errors)
 {
     char p[600], err[600];
@@ -858,6 +882,29 @@ START_TEST(cli_idempotent)
 }
 END_TEST
 
+START_TEST(cli_store_grows)
+{
+    /* a 1 MiB map fills up: the transaction is grown and replayed, not lost */
+    char out[16384], p[600], data[600];
+    snprintf(data, sizeof data, "%s/store", tmp);
+    const char *path = make_shop(p, sizeof p, "big.csv", 4000, 0);
+    const char *args[] = {"import", "--data", data, "--map-size", "1MiB", "--no-sync", "--map",
+                          "customer=user_id,ts=event_time,type=event_type", "--types",
+                          "view=product_view,cart=add_to_cart,transaction=purchase", path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 12000);
+    store *s = open_ro(data);
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.customers, 4000);
+    ck_assert_uint_eq(st.event_ids, 12000);
+    ck_assert_uint_gt(st.map_bytes, 1u << 20);
+    store_close(&s);
+    const char *bad[] = {"import", "--data", data, "--map-size", "12", path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+}
+END_TEST
+
 START_TEST(cli_max_errors)
 {
     char out[32768], p[600], data[600];
@@ -976,7 +1023,7 @@ START_TEST(cli_sigint)
     size_t n = fread(out, 1, sizeof out - 1, fp);
     out[n] = '\0';
     fclose(fp);
-    ck_assert_msg(strstr(out, "interrupted") && strstr(out, "was not committed"), "%s", out);
+    ck_assert_msg(strstr(out, "interrupted") && strstr(out, "were not committed"), "%s", out);
     ck_assert_int_eq(summary_num(out, "events imported:"), (long long)committed);
     store *s = open_ro(data);
     ls_features f;
@@ -1119,6 +1166,7 @@ static Suite *import_suite(void)
     tcase_add_test(reader, csv_edge_cases);
     tcase_add_test(reader, csv_bad_values);
     tcase_add_test(reader, csv_no_header_positions);
+    tcase_add_test(reader, csv_fatal_quote);
     tcase_add_test(reader, csv_open_errors);
     tcase_add_test(reader, timestamps);
     tcase_add_test(reader, map_and_constants);
@@ -1133,6 +1181,7 @@ static Suite *import_suite(void)
     tcase_set_timeout(cli, 120);
     tcase_add_test(cli, cli_usage);
     tcase_add_test(cli, cli_idempotent);
+    tcase_add_test(cli, cli_store_grows);
     tcase_add_test(cli, cli_max_errors);
     tcase_add_test(cli, cli_connect);
     tcase_add_test(cli, cli_sigint);

@@ -1,0 +1,1132 @@
+/* rescore.c -- scoring every customer of a store from one read snapshot
+ * (see rescore.h): the row formats, the --where filters, the bounded
+ * top-N heap and the scan -> score -> write pipeline. */
+#define _GNU_SOURCE
+#include "rescore.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "assess.h"
+#include "leadscore/error.h"
+#include "timefmt.h"
+
+/* Customers per batch handed to a scoring thread. */
+#define BATCH 256
+/* Longest id a store key can be (LMDB's default key limit). */
+#define ID_MAX 511
+/* The single-threaded path writes its buffer out past this size. */
+#define FLUSH_AT (256u << 10)
+
+/* ------------------------------------------------------------------ */
+/* Output buffer and the number and string writers                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} obuf;
+
+static int ob_grow(obuf *b, size_t n)
+{
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = 1;
+        return 0;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+/* Room for n more bytes; 0 when memory ran out (the row is then lost and
+ * b->oom reported by the caller). */
+static inline int ob_room(obuf *b, size_t n)
+{
+    return b->len + n <= b->cap || ob_grow(b, n);
+}
+
+static inline void ob_put(obuf *b, const char *s, size_t n)
+{
+    if (ob_room(b, n)) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+static inline void ob_c(obuf *b, char c)
+{
+    if (ob_room(b, 1))
+        b->p[b->len++] = c;
+}
+
+static inline void ob_s(obuf *b, const char *s)
+{
+    ob_put(b, s, strlen(s));
+}
+
+static void ob_free(obuf *b)
+{
+    free(b->p);
+    *b = (obuf){0};
+}
+
+static void ob_u64(obuf *b, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    ob_put(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
+static void ob_i64(obuf *b, int64_t v)
+{
+    if (v < 0) {
+        ob_c(b, '-');
+        ob_u64(b, (uint64_t)0 - (uint64_t)v);
+    } else {
+        ob_u64(b, (uint64_t)v);
+    }
+}
+
+static const double pow10d[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
+/* upper[e + 5] = 10^(e + 1), for e from -5 to 9 */
+static const double upper[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+
+/* v with 10 significant digits, as %.10g would write it in the range
+ * where %.10g uses no exponent (1e-5 <= |v| < 1e10); snprintf elsewhere.
+ * Non-finite: null_text. */
+static void ob_num(obuf *b, double v, const char *null_text)
+{
+    if (!isfinite(v)) {
+        ob_s(b, null_text);
+        return;
+    }
+    if (v == 0) {
+        ob_c(b, '0');
+        return;
+    }
+    double a = fabs(v);
+    if (a < 1e-5 || a >= 1e10) {
+        char tmp[32];
+        int n = snprintf(tmp, sizeof tmp, "%.10g", v);
+        ob_put(b, tmp, (size_t)n);
+        return;
+    }
+    /* a in [10^e, 10^(e+1)), e from -5 to 9: keep 9 - e decimals */
+    int e = -5;
+    while (e < 9 && a >= upper[e + 5])
+        e++;
+    int dec = 9 - e;
+    uint64_t scale = (uint64_t)pow10d[dec];
+    uint64_t u = (uint64_t)llround(a * pow10d[dec]);
+    uint64_t ip = u / scale, fp = u % scale;
+    if (v < 0)
+        ob_c(b, '-');
+    ob_u64(b, ip);
+    if (fp == 0)
+        return;
+    char tmp[24];
+    int n = dec;
+    while (fp % 10 == 0) {
+        fp /= 10;
+        n--;
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        tmp[i] = (char)('0' + fp % 10);
+        fp /= 10;
+    }
+    ob_c(b, '.');
+    ob_put(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; min = 0x80; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; min = 0x800; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; min = 0x10000; }
+    else return 0;
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A JSON string: quotes, escapes, invalid UTF-8 bytes as U+FFFD. */
+static void ob_json_str(obuf *b, const char *s, size_t n)
+{
+    static const char hexd[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    if (!ob_room(b, n + 2))
+        return;
+    b->p[b->len++] = '"';
+    size_t run = 0; /* start of the pending plain bytes */
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        size_t ul = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
+        if (ul) {
+            i += ul;
+            continue;
+        }
+        ob_put(b, s + run, i - run);
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            ob_put(b, esc, 2);
+        } else if (c == '\n') {
+            ob_put(b, "\\n", 2);
+        } else if (c == '\t') {
+            ob_put(b, "\\t", 2);
+        } else if (c < 0x20) {
+            char esc[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
+            ob_put(b, esc, 6);
+        } else {
+            ob_put(b, "\\ufffd", 6);
+        }
+        run = ++i;
+    }
+    ob_put(b, s + run, n - run);
+    ob_c(b, '"');
+}
+
+/* A CSV field: as is, or quoted with "" when it holds , " CR or LF. */
+static void ob_csv_str(obuf *b, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s[i] != ',' && s[i] != '"' && s[i] != '\n' && s[i] != '\r')
+        i++;
+    if (i == n) {
+        ob_put(b, s, n);
+        return;
+    }
+    ob_c(b, '"');
+    size_t run = 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] == '"') {
+            ob_put(b, s + run, i + 1 - run);
+            ob_c(b, '"');
+            run = i + 1;
+        }
+    }
+    ob_put(b, s + run, n - run);
+    ob_c(b, '"');
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows                                                                */
+/* ------------------------------------------------------------------ */
+
+/* What every row shares, prepared once. */
+typedef struct {
+    const rescore_options *o;
+    char tag[160];        /* name@version */
+    size_t tag_len;
+} row_ctx;
+
+static int tier_code(const char *tier)
+{
+    return tier[0] == 'h' ? 0 : tier[0] == 'w' ? 1 : 2;
+}
+
+static void json_segments(obuf *b, const assess_result *a)
+{
+    ob_c(b, '[');
+    for (int i = 0; i < a->nsegments; i++) {
+        const segments_item *s = &a->segments[i];
+        ob_s(b, i ? ",{\"segment\":" : "{\"segment\":");
+        ob_json_str(b, s->segment, strlen(s->segment));
+        ob_s(b, ",\"weight\":");
+        ob_num(b, s->weight, "null");
+        ob_s(b, ",\"reason\":");
+        ob_json_str(b, s->reason, strlen(s->reason));
+        ob_c(b, '}');
+    }
+    ob_c(b, ']');
+}
+
+static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, const assess_result *a)
+{
+    ob_s(b, "{\"customer\":");
+    ob_json_str(b, id, len);
+    ob_s(b, ",\"known\":true,\"score\":");
+    ob_num(b, a->logistic.score, "null");
+    ob_s(b, ",\"score_100\":");
+    ob_i64(b, a->logistic.score_100);
+    ob_s(b, ",\"tier\":\"");
+    ob_s(b, a->logistic.tier);
+    ob_s(b, "\",\"p_alive\":");
+    ob_num(b, a->p_alive, "null");
+    ob_s(b, ",\"expected_purchases_30d\":");
+    ob_num(b, a->expected_purchases_30d, "null");
+    ob_s(b, ",\"clv\":");
+    ob_num(b, a->clv, "null");
+    ob_s(b, ",\"customer_type\":\"");
+    ob_s(b, journey_type_name(a->journey.type));
+    ob_s(b, "\",\"phase\":\"");
+    ob_s(b, journey_phase_name(a->journey.phase));
+    ob_s(b, "\",\"loyalty_points\":");
+    ob_i64(b, a->journey.loyalty_points);
+    ob_s(b, ",\"loyalty_tier\":");
+    ob_json_str(b, a->journey.loyalty_tier, strlen(a->journey.loyalty_tier));
+    ob_s(b, ",\"actions\":[");
+    int first = 1;
+    for (int i = 0; i < JA_COUNT; i++) {
+        if (a->journey.actions & (1u << i)) {
+            ob_s(b, first ? "\"" : ",\"");
+            ob_s(b, journey_action_name((journey_action)i));
+            ob_c(b, '"');
+            first = 0;
+        }
+    }
+    ob_s(b, "],\"segments\":");
+    json_segments(b, a);
+    ob_s(b, ",\"model\":");
+    ob_json_str(b, rc->tag, rc->tag_len);
+    ob_s(b, "}\n");
+}
+
+static void row_csv(obuf *b, const row_ctx *rc, const char *id, size_t len, const assess_result *a)
+{
+    ob_csv_str(b, id, len);
+    ob_s(b, ",true,");
+    ob_num(b, a->logistic.score, "");
+    ob_c(b, ',');
+    ob_i64(b, a->logistic.score_100);
+    ob_c(b, ',');
+    ob_s(b, a->logistic.tier);
+    ob_c(b, ',');
+    ob_num(b, a->p_alive, "");
+    ob_c(b, ',');
+    ob_num(b, a->expected_purchases_30d, "");
+    ob_c(b, ',');
+    ob_num(b, a->clv, "");
+    ob_c(b, ',');
+    ob_s(b, journey_type_name(a->journey.type));
+    ob_c(b, ',');
+    ob_s(b, journey_phase_name(a->journey.phase));
+    ob_c(b, ',');
+    ob_i64(b, a->journey.loyalty_points);
+    ob_c(b, ',');
+    ob_csv_str(b, a->journey.loyalty_tier, strlen(a->journey.loyalty_tier));
+    ob_c(b, ',');
+    int first = 1;
+    for (int i = 0; i < JA_COUNT; i++) {
+        if (a->journey.actions & (1u << i)) {
+            if (!first)
+                ob_c(b, '|');
+            ob_s(b, journey_action_name((journey_action)i));
+            first = 0;
+        }
+    }
+    ob_c(b, ',');
+    /* segment names come from the model file: quote the whole list when needed */
+    char names[SEGMENTS_MAX_K * SEGMENTS_NAME];
+    size_t n = 0;
+    for (int i = 0; i < a->nsegments; i++) {
+        size_t l = strlen(a->segments[i].segment);
+        if (i)
+            names[n++] = '|';
+        memcpy(names + n, a->segments[i].segment, l);
+        n += l;
+    }
+    ob_csv_str(b, names, n);
+    ob_c(b, ',');
+    ob_csv_str(b, rc->tag, rc->tag_len);
+    if (rc->o->segments_detail) {
+        obuf d = {0};
+        json_segments(&d, a);
+        ob_c(b, ',');
+        if (d.oom)
+            b->oom = 1;
+        else
+            ob_csv_str(b, d.p, d.len);
+        ob_free(&d);
+    }
+    ob_c(b, '\n');
+}
+
+static void write_row(obuf *b, const row_ctx *rc, const char *id, size_t len, const assess_result *a)
+{
+    if (rc->o->format == RESCORE_JSONL)
+        row_jsonl(b, rc, id, len, a);
+    else
+        row_csv(b, rc, id, len, a);
+}
+
+const char *rescore_csv_header(const rescore_options *o)
+{
+    return o->segments_detail
+               ? "customer,known,score,score_100,tier,p_alive,expected_purchases_30d,clv,customer_type,phase,"
+                 "loyalty_points,loyalty_tier,actions,segments,model,segments_detail\n"
+               : "customer,known,score,score_100,tier,p_alive,expected_purchases_30d,clv,customer_type,phase,"
+                 "loyalty_points,loyalty_tier,actions,segments,model\n";
+}
+
+/* ------------------------------------------------------------------ */
+/* Filters                                                             */
+/* ------------------------------------------------------------------ */
+
+#define WHERE_NAME(sym, name) name,
+static const char *const where_names[] = {RESCORE_WHERE_MAP(WHERE_NAME)};
+#undef WHERE_NAME
+
+static const char *tier_name_of(int i) { static const char *const t[] = {"hot", "warm", "cold"}; return t[i]; }
+static const char *type_name_of(int i) { return journey_type_name((journey_type)i); }
+static const char *phase_name_of(int i) { return journey_phase_name((journey_phase)i); }
+static const char *action_name_of(int i) { return journey_action_name((journey_action)i); }
+static const char *known_name_of(int i) { return i ? "true" : "false"; }
+
+/* Index of value among n names, or -1. */
+static int lookup(const char *v, size_t len, const char *(*name_of)(int), int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(name_of(i)) == len && memcmp(name_of(i), v, len) == 0)
+            return i;
+    return -1;
+}
+
+static void list_names(char *buf, size_t cap, const char *(*name_of)(int), int n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", name_of(i));
+}
+
+int rescore_parse_where(const char *expr, rescore_filter *out, char *err, size_t errlen)
+{
+    const char *eq = strchr(expr, '=');
+    memset(out, 0, sizeof *out);
+    if (!eq)
+        return ls_fail(err, errlen, LS_EINVAL, "--where \"%s\" is not FIELD=VALUE", expr);
+    size_t flen = (size_t)(eq - expr);
+    int field = -1;
+    for (int i = 0; i < RESCORE_WHERE_COUNT; i++)
+        if (strlen(where_names[i]) == flen && memcmp(where_names[i], expr, flen) == 0)
+            field = i;
+    if (field < 0 && flen == 4 && memcmp(expr, "type", 4) == 0)
+        field = RESCORE_WHERE_CUSTOMER_TYPE;
+    if (field < 0)
+        return ls_fail(err, errlen, LS_EINVAL,
+                       "--where: unknown field \"%.*s\" (fields: tier, customer_type, phase, action, segment, known)",
+                       (int)flen, expr);
+    out->field = (rescore_where_field)field;
+    const char *(*name_of)(int) = NULL;
+    int n = 0;
+    switch (out->field) {
+    case RESCORE_WHERE_TIER: name_of = tier_name_of; n = 3; break;
+    case RESCORE_WHERE_CUSTOMER_TYPE: name_of = type_name_of; n = JT_COUNT; break;
+    case RESCORE_WHERE_PHASE: name_of = phase_name_of; n = JP_COUNT; break;
+    case RESCORE_WHERE_ACTION: name_of = action_name_of; n = JA_COUNT; break;
+    case RESCORE_WHERE_KNOWN: name_of = known_name_of; n = 2; break;
+    default: break;
+    }
+    const char *v = eq + 1;
+    if (!*v)
+        return ls_fail(err, errlen, LS_EINVAL, "--where %s: give a value", where_names[field]);
+    for (;;) {
+        const char *comma = strchr(v, ',');
+        size_t vlen = comma ? (size_t)(comma - v) : strlen(v);
+        if (vlen == 0)
+            return ls_fail(err, errlen, LS_EINVAL, "--where %s: empty value in \"%s\"", where_names[field], eq + 1);
+        if (out->field == RESCORE_WHERE_SEGMENT) {
+            if (out->nsegments == RESCORE_MAX_VALUES || vlen >= SEGMENTS_NAME)
+                return ls_fail(err, errlen, LS_EINVAL, "--where segment: at most %d names of at most %d bytes",
+                               RESCORE_MAX_VALUES, SEGMENTS_NAME - 1);
+            memcpy(out->segments[out->nsegments], v, vlen);
+            out->segments[out->nsegments++][vlen] = '\0';
+        } else {
+            int i = lookup(v, vlen, name_of, n);
+            if (i < 0 && out->field == RESCORE_WHERE_KNOWN)
+                i = lookup(v, vlen, known_name_of, 2) >= 0 ? 0
+                    : (vlen == 1 && (*v == '1' || *v == '0')) ? *v - '0' : -1;
+            if (i < 0) {
+                char names[400];
+                list_names(names, sizeof names, name_of, n);
+                return ls_fail(err, errlen, LS_EINVAL, "--where %s: \"%.*s\" is not one of %s", where_names[field],
+                               (int)vlen, v, names);
+            }
+            out->mask |= 1u << i;
+        }
+        if (!comma)
+            break;
+        v = comma + 1;
+    }
+    return LS_OK;
+}
+
+int rescore_parse_by(const char *name, rescore_key *out)
+{
+    if (strcmp(name, "score") == 0)
+        *out = RESCORE_BY_SCORE;
+    else if (strcmp(name, "clv") == 0)
+        *out = RESCORE_BY_CLV;
+    else if (strcmp(name, "expected_purchases") == 0 || strcmp(name, "expected_purchases_30d") == 0)
+        *out = RESCORE_BY_EXPECTED;
+    else
+        return LS_EINVAL;
+    return LS_OK;
+}
+
+static int has_segment(const assess_result *a, const rescore_filter *f)
+{
+    for (int i = 0; i < a->nsegments; i++)
+        for (int j = 0; j < f->nsegments; j++)
+            if (strcmp(a->segments[i].segment, f->segments[j]) == 0)
+                return 1;
+    return 0;
+}
+
+static int matches(const rescore_options *o, const assess_result *a)
+{
+    for (int i = 0; i < o->nwhere; i++) {
+        const rescore_filter *f = &o->where[i];
+        int ok;
+        switch (f->field) {
+        case RESCORE_WHERE_TIER: ok = (f->mask >> tier_code(a->logistic.tier)) & 1; break;
+        case RESCORE_WHERE_CUSTOMER_TYPE: ok = (f->mask >> a->journey.type) & 1; break;
+        case RESCORE_WHERE_PHASE: ok = (f->mask >> a->journey.phase) & 1; break;
+        case RESCORE_WHERE_ACTION: ok = (f->mask & a->journey.actions) != 0; break;
+        case RESCORE_WHERE_SEGMENT: ok = has_segment(a, f); break;
+        case RESCORE_WHERE_KNOWN: ok = (f->mask >> 1) & 1; break; /* every stored record is known */
+        default: ok = 0; break;
+        }
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The top-N heap                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    double key;
+    char *buf;            /* id bytes, then row bytes */
+    size_t id_len, row_len, cap;
+} top_slot;
+
+struct rescore_top {
+    size_t n, count, cap;
+    top_slot *slot;       /* slot[0] is the worst row (a min-heap) */
+};
+
+static double clean_key(double k)
+{
+    return isnan(k) ? -INFINITY : k;
+}
+
+/* 1 when row a is worse than row b: a lower key, or an equal key and a
+ * larger id. */
+static int worse(double ka, const char *ia, size_t la, double kb, const char *ib, size_t lb)
+{
+    if (ka != kb)
+        return ka < kb;
+    size_t l = la < lb ? la : lb;
+    int c = l ? memcmp(ia, ib, l) : 0;
+    return c != 0 ? c > 0 : la > lb;
+}
+
+static int slot_worse(const top_slot *a, const top_slot *b)
+{
+    return worse(a->key, a->buf, a->id_len, b->key, b->buf, b->id_len);
+}
+
+static void sift_down(top_slot *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && slot_worse(&h[l], &h[w]))
+            w = l;
+        if (r < n && slot_worse(&h[r], &h[w]))
+            w = r;
+        if (w == i)
+            return;
+        top_slot t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static void sift_up(top_slot *h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!slot_worse(&h[i], &h[p]))
+            return;
+        top_slot t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+int rescore_top_new(size_t n, rescore_top **out)
+{
+    *out = NULL;
+    if (n == 0 || n > SIZE_MAX / sizeof(top_slot))
+        return LS_EINVAL;
+    rescore_top *t = calloc(1, sizeof *t);
+    if (!t)
+        return LS_ENOMEM;
+    /* slots are allocated as rows arrive, so a huge N costs nothing up front */
+    t->n = n;
+    *out = t;
+    return LS_OK;
+}
+
+void rescore_top_free(rescore_top **tp)
+{
+    if (!tp || !*tp)
+        return;
+    for (size_t i = 0; i < (*tp)->count; i++)
+        free((*tp)->slot[i].buf);
+    free((*tp)->slot);
+    free(*tp);
+    *tp = NULL;
+}
+
+int rescore_top_wants(const rescore_top *t, double key, const char *id, size_t id_len)
+{
+    if (t->count < t->n)
+        return 1;
+    const top_slot *w = &t->slot[0];
+    return worse(w->key, w->buf, w->id_len, clean_key(key), id, id_len);
+}
+
+static int fill_slot(top_slot *s, double key, const char *id, size_t id_len, const char *row, size_t row_len)
+{
+    size_t need = id_len + row_len;
+    if (need > s->cap) {
+        char *p = realloc(s->buf, need);
+        if (!p)
+            return LS_ENOMEM;
+        s->buf = p;
+        s->cap = need;
+    }
+    if (id_len)
+        memcpy(s->buf, id, id_len);
+    if (row_len)
+        memcpy(s->buf + id_len, row, row_len);
+    s->key = key;
+    s->id_len = id_len;
+    s->row_len = row_len;
+    return LS_OK;
+}
+
+int rescore_top_offer(rescore_top *t, double key, const char *id, size_t id_len, const char *row, size_t row_len)
+{
+    key = clean_key(key);
+    if (!rescore_top_wants(t, key, id, id_len))
+        return 0;
+    if (t->count < t->n) {
+        if (t->count == t->cap) { /* grow by doubling, up to n */
+            size_t cap = t->cap ? t->cap * 2 : 16;
+            if (cap > t->n || cap < t->cap)
+                cap = t->n;
+            top_slot *p = realloc(t->slot, cap * sizeof *p);
+            if (!p)
+                return LS_ENOMEM;
+            t->slot = p;
+            t->cap = cap;
+        }
+        top_slot *s = &t->slot[t->count];
+        *s = (top_slot){0};
+        if (fill_slot(s, key, id, id_len, row, row_len) != LS_OK)
+            return LS_ENOMEM;
+        sift_up(t->slot, t->count++);
+        return 1;
+    }
+    if (fill_slot(&t->slot[0], key, id, id_len, row, row_len) != LS_OK)
+        return LS_ENOMEM;
+    sift_down(t->slot, t->count, 0);
+    return 1;
+}
+
+int rescore_top_merge(rescore_top *dst, const rescore_top *src)
+{
+    for (size_t i = 0; i < src->count; i++) {
+        const top_slot *s = &src->slot[i];
+        int rc = rescore_top_offer(dst, s->key, s->buf, s->id_len, s->buf + s->id_len, s->row_len);
+        if (rc < 0)
+            return rc;
+    }
+    return LS_OK;
+}
+
+size_t rescore_top_count(const rescore_top *t)
+{
+    return t->count;
+}
+
+size_t rescore_top_bytes(const rescore_top *t)
+{
+    size_t bytes = sizeof *t + t->cap * sizeof(top_slot);
+    for (size_t i = 0; i < t->count; i++)
+        bytes += t->slot[i].cap;
+    return bytes;
+}
+
+static int best_first(const void *a, const void *b)
+{
+    const top_slot *x = a, *y = b;
+    return slot_worse(y, x) ? -1 : slot_worse(x, y) ? 1 : 0;
+}
+
+void rescore_top_sort(rescore_top *t)
+{
+    if (t->count > 1)
+        qsort(t->slot, t->count, sizeof t->slot[0], best_first);
+}
+
+void rescore_top_row(const rescore_top *t, size_t i, double *key, const char **row, size_t *row_len)
+{
+    const top_slot *s = &t->slot[i];
+    *key = s->key;
+    *row = s->buf + s->id_len;
+    *row_len = s->row_len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scoring one customer                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct run run;
+
+/* One scoring thread's state (the caller's too, when single-threaded). */
+typedef struct {
+    run *r;
+    pthread_t thread;
+    assess_result a;
+    obuf row;             /* a top-N candidate row */
+    rescore_top *top;
+    uint64_t customers, matched, tiers[3], types[JT_COUNT];
+    int failed;           /* out of memory */
+} scorer;
+
+/* A batch of decoded records on its way to a scoring thread. */
+typedef struct {
+    enum { B_FREE, B_FILLING, B_FILLED, B_BUSY } state;
+    uint64_t seq;
+    int n;
+    size_t ids_used;
+    char *ids;                    /* BATCH * ID_MAX bytes */
+    uint32_t id_off[BATCH];
+    uint16_t id_len[BATCH];
+    ls_features *recs;            /* BATCH records */
+    obuf out;                     /* the batch's rows, in scan order */
+} batch;
+
+struct run {
+    const rescore_options *o;
+    const model *m;
+    feature_ctx ctx;
+    row_ctx rc;
+    int nscorers;
+    scorer *scorers;
+    /* single-threaded: rows accumulate here */
+    obuf out;
+    /* the pipeline */
+    pthread_mutex_t mu;
+    pthread_cond_t filled, freed, written;
+    int nbatches;
+    batch *batches;
+    batch *cur;                   /* the batch the scanner fills */
+    uint64_t next_seq, next_write;
+    int scan_done;
+    int write_failed;             /* an fwrite failed: stop */
+    int oom;
+    uint64_t scanned;
+};
+
+static double key_of(const rescore_options *o, const assess_result *a)
+{
+    switch (o->by) {
+    case RESCORE_BY_CLV: return a->clv;
+    case RESCORE_BY_EXPECTED: return a->expected_purchases_30d;
+    default: return a->logistic.score;
+    }
+}
+
+/* Assesses one customer, counts it and, if it passes the filters, writes
+ * its row into out (streaming) or offers it to the heap (top N). */
+static void score_one(scorer *sc, obuf *out, const char *id, size_t len, const ls_features *f)
+{
+    run *r = sc->r;
+    const rescore_options *o = r->o;
+    assess_result *a = &sc->a;
+    assess_customer(r->m, f, &r->ctx, 0, -1, a);
+    sc->customers++;
+    sc->tiers[tier_code(a->logistic.tier)]++;
+    sc->types[a->journey.type]++;
+    if (o->nwhere && !matches(o, a))
+        return;
+    sc->matched++;
+    if (!sc->top) {
+        write_row(out, &r->rc, id, len, a);
+        return;
+    }
+    double key = key_of(o, a);
+    if (!rescore_top_wants(sc->top, key, id, len))
+        return;
+    sc->row.len = 0;
+    write_row(&sc->row, &r->rc, id, len, a);
+    if (sc->row.oom || rescore_top_offer(sc->top, key, id, len, sc->row.p, sc->row.len) < 0)
+        sc->failed = 1;
+}
+
+static int write_out(run *r, const obuf *b)
+{
+    if (b->len && fwrite(b->p, 1, b->len, r->o->out) != b->len)
+        return -1;
+    return 0;
+}
+
+static void tick(run *r)
+{
+    r->scanned++;
+    uint64_t every = r->o->progress_every ? r->o->progress_every : 4096;
+    if (r->o->progress && r->scanned % every == 0)
+        r->o->progress(r->o->progress_arg, r->scanned);
+}
+
+/* ---- single-threaded: score inside the scan callback ---- */
+
+static int visit_inline(void *arg, const char *id, size_t len, const ls_features *f)
+{
+    run *r = arg;
+    scorer *sc = &r->scorers[0];
+    score_one(sc, &r->out, id, len, f);
+    tick(r);
+    if (r->out.oom || sc->failed) {
+        r->oom = 1;
+        return LS_ENOMEM;
+    }
+    if (r->out.len >= FLUSH_AT) {
+        if (write_out(r, &r->out) != 0) {
+            r->write_failed = 1;
+            return LS_EIO;
+        }
+        r->out.len = 0;
+    }
+    return 0;
+}
+
+/* ---- multi-threaded: the scanner fills batches, scorers drain them ---- */
+
+static void batch_process(scorer *sc, batch *b)
+{
+    b->out.len = 0;
+    for (int i = 0; i < b->n; i++)
+        score_one(sc, &b->out, b->ids + b->id_off[i], b->id_len[i], &b->recs[i]);
+}
+
+static void *scorer_main(void *arg)
+{
+    scorer *sc = arg;
+    run *r = sc->r;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        batch *b = NULL;
+        for (int i = 0; i < r->nbatches; i++)
+            if (r->batches[i].state == B_FILLED && (!b || r->batches[i].seq < b->seq))
+                b = &r->batches[i];
+        if (!b) {
+            if (r->scan_done)
+                break;
+            pthread_cond_wait(&r->filled, &r->mu);
+            continue;
+        }
+        b->state = B_BUSY;
+        pthread_mutex_unlock(&r->mu);
+        batch_process(sc, b);
+        pthread_mutex_lock(&r->mu);
+        if (b->out.oom || sc->failed)
+            r->oom = 1;
+        while (r->next_write != b->seq)
+            pthread_cond_wait(&r->written, &r->mu);
+        if (!r->write_failed && !r->oom) {
+            /* our turn: nobody else writes until next_write moves */
+            pthread_mutex_unlock(&r->mu);
+            int bad = write_out(r, &b->out);
+            pthread_mutex_lock(&r->mu);
+            if (bad)
+                r->write_failed = 1;
+        }
+        r->next_write++;
+        b->state = B_FREE;
+        pthread_cond_broadcast(&r->written);
+        pthread_cond_signal(&r->freed);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* Hands the scanner's batch over (caller holds mu). */
+static void publish(run *r)
+{
+    r->cur->seq = r->next_seq++;
+    r->cur->state = B_FILLED;
+    r->cur = NULL;
+    pthread_cond_signal(&r->filled);
+}
+
+static batch *take_free(run *r)
+{
+    for (;;) {
+        for (int i = 0; i < r->nbatches; i++) {
+            batch *b = &r->batches[i];
+            if (b->state == B_FREE) {
+                b->state = B_FILLING;
+                b->n = 0;
+                b->ids_used = 0;
+                return b;
+            }
+        }
+        pthread_cond_wait(&r->freed, &r->mu);
+    }
+}
+
+static int visit_batched(void *arg, const char *id, size_t len, const ls_features *f)
+{
+    run *r = arg;
+    batch *b = r->cur;
+    if (len > ID_MAX)
+        len = ID_MAX; /* cannot happen with LMDB's default key size */
+    b->id_off[b->n] = (uint32_t)b->ids_used;
+    b->id_len[b->n] = (uint16_t)len;
+    memcpy(b->ids + b->ids_used, id, len);
+    b->ids_used += len;
+    /* only the categories in use: the record is mostly the unused tail */
+    memcpy(&b->recs[b->n], f, offsetof(ls_features, categories) + f->ncategories * sizeof(feature_category));
+    b->n++;
+    tick(r);
+    if (b->n == BATCH) {
+        pthread_mutex_lock(&r->mu);
+        publish(r);
+        int stop = r->write_failed || r->oom;
+        r->cur = take_free(r);
+        pthread_mutex_unlock(&r->mu);
+        if (stop)
+            return r->oom ? LS_ENOMEM : LS_EIO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The run                                                             */
+/* ------------------------------------------------------------------ */
+
+void rescore_options_init(rescore_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->now_ms = timefmt_now_ms();
+    o->format = RESCORE_CSV;
+    o->by = RESCORE_BY_SCORE;
+    o->out = stdout;
+}
+
+static int auto_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+static int setup(run *r, int threads)
+{
+    r->nscorers = threads;
+    r->scorers = calloc((size_t)threads, sizeof *r->scorers);
+    if (!r->scorers)
+        return LS_ENOMEM;
+    for (int i = 0; i < threads; i++) {
+        r->scorers[i].r = r;
+        if (r->o->top && rescore_top_new(r->o->top, &r->scorers[i].top) != LS_OK)
+            return LS_ENOMEM;
+    }
+    if (threads == 1)
+        return LS_OK;
+    r->nbatches = 2 * threads + 2;
+    r->batches = calloc((size_t)r->nbatches, sizeof *r->batches);
+    if (!r->batches)
+        return LS_ENOMEM;
+    for (int i = 0; i < r->nbatches; i++) {
+        r->batches[i].ids = malloc((size_t)BATCH * ID_MAX);
+        r->batches[i].recs = calloc(BATCH, sizeof(ls_features));
+        if (!r->batches[i].ids || !r->batches[i].recs)
+            return LS_ENOMEM;
+    }
+    return LS_OK;
+}
+
+static void teardown(run *r)
+{
+    for (int i = 0; i < r->nscorers && r->scorers; i++) {
+        rescore_top_free(&r->scorers[i].top);
+        ob_free(&r->scorers[i].row);
+    }
+    free(r->scorers);
+    for (int i = 0; i < r->nbatches && r->batches; i++) {
+        free(r->batches[i].ids);
+        free(r->batches[i].recs);
+        ob_free(&r->batches[i].out);
+    }
+    free(r->batches);
+    ob_free(&r->out);
+}
+
+/* Runs the scan with nscorers threads; returns the scan's status. */
+static int scan_threaded(run *r, store_reader *rd)
+{
+    int started = 0, rc;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->filled, NULL);
+    pthread_cond_init(&r->freed, NULL);
+    pthread_cond_init(&r->written, NULL);
+    for (; started < r->nscorers; started++)
+        if (pthread_create(&r->scorers[started].thread, NULL, scorer_main, &r->scorers[started]) != 0)
+            break;
+    if (started == 0) {
+        rc = LS_ENOMEM;
+    } else {
+        pthread_mutex_lock(&r->mu);
+        r->cur = take_free(r);
+        pthread_mutex_unlock(&r->mu);
+        rc = store_reader_scan(rd, visit_batched, r);
+        pthread_mutex_lock(&r->mu);
+        if (r->cur->n > 0)
+            publish(r);
+        else
+            r->cur->state = B_FREE;
+        r->scan_done = 1;
+        pthread_cond_broadcast(&r->filled);
+        pthread_mutex_unlock(&r->mu);
+    }
+    /* the snapshot could end here: the scorers work on copies */
+    for (int i = 0; i < started; i++)
+        pthread_join(r->scorers[i].thread, NULL);
+    pthread_cond_destroy(&r->written);
+    pthread_cond_destroy(&r->freed);
+    pthread_cond_destroy(&r->filled);
+    pthread_mutex_destroy(&r->mu);
+    return rc;
+}
+
+/* Merges the scorers' heaps and writes the N best rows. */
+static int write_top(run *r, rescore_summary *sum)
+{
+    rescore_top *all = r->scorers[0].top;
+    for (int i = 1; i < r->nscorers; i++)
+        if (rescore_top_merge(all, r->scorers[i].top) != LS_OK)
+            return LS_ENOMEM;
+    for (int i = 0; i < r->nscorers; i++)
+        sum->top_bytes += rescore_top_bytes(r->scorers[i].top);
+    rescore_top_sort(all);
+    for (size_t i = 0; i < rescore_top_count(all); i++) {
+        double key;
+        const char *row;
+        size_t len;
+        rescore_top_row(all, i, &key, &row, &len);
+        if (fwrite(row, 1, len, r->o->out) != len)
+            return LS_EIO;
+    }
+    sum->rows = rescore_top_count(all);
+    return LS_OK;
+}
+
+static int same_decay(const feature_decay *a, const feature_decay *b)
+{
+    return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
+}
+
+int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summary *sum_out, char *err,
+                size_t errlen)
+{
+    rescore_summary dummy, *sum = sum_out ? sum_out : &dummy;
+    memset(sum, 0, sizeof *sum);
+    const feature_decay *sd = store_decay(s), *md = model_decay(m);
+    if (!same_decay(sd, md))
+        return ls_fail(err, errlen, LS_EINVAL,
+                       "the model %s@%s has half-lives of %.4g and %.4g days but the store keeps %.4g and %.4g: "
+                       "use the model the store was created with",
+                       model_name(m), model_version(m), md->short_ms / 864e5, md->long_ms / 864e5,
+                       sd->short_ms / 864e5, sd->long_ms / 864e5);
+    if (o->nwhere < 0 || o->nwhere > RESCORE_MAX_WHERE || !o->out)
+        return ls_fail(err, errlen, LS_EINVAL, "bad rescore options");
+    int threads = o->threads > 0 ? o->threads : auto_threads();
+    if (threads > RESCORE_MAX_THREADS)
+        threads = RESCORE_MAX_THREADS;
+    run r = {.o = o, .m = m, .ctx = {o->now_ms, *sd}};
+    r.rc.o = o;
+    int n = snprintf(r.rc.tag, sizeof r.rc.tag, "%s@%s", model_name(m), model_version(m));
+    r.rc.tag_len = n < 0 ? 0 : (size_t)n >= sizeof r.rc.tag ? sizeof r.rc.tag - 1 : (size_t)n;
+    store_reader *rd = NULL;
+    int64_t t0 = timefmt_mono_ns();
+    int rc = setup(&r, threads);
+    if (rc == LS_OK)
+        rc = store_reader_open(s, &rd);
+    if (rc == LS_OK && o->format == RESCORE_CSV && fputs(rescore_csv_header(o), o->out) == EOF)
+        rc = LS_EIO;
+    if (rc == LS_OK && (rc = store_reader_begin(rd)) == LS_OK) {
+        rc = threads == 1 ? store_reader_scan(rd, visit_inline, &r) : scan_threaded(&r, rd);
+        store_reader_end(rd);
+    }
+    if (rc == LS_OK && threads == 1 && write_out(&r, &r.out) != 0)
+        r.write_failed = 1;
+    for (int i = 0; i < r.nscorers && r.scorers; i++) {
+        scorer *sc = &r.scorers[i];
+        sum->customers += sc->customers;
+        sum->matched += sc->matched;
+        for (int t = 0; t < 3; t++)
+            sum->tiers[t] += sc->tiers[t];
+        for (int t = 0; t < JT_COUNT; t++)
+            sum->types[t] += sc->types[t];
+    }
+    if (r.oom)
+        rc = LS_ENOMEM;
+    if (r.write_failed)
+        rc = LS_EIO;
+    if (rc == LS_OK && o->top)
+        rc = write_top(&r, sum);
+    else if (!o->top)
+        sum->rows = sum->matched;
+    if (rc == LS_OK && fflush(o->out) != 0)
+        rc = LS_EIO;
+    sum->threads = threads;
+    sum->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
+    store_reader_close(&rd);
+    teardown(&r);
+    if (rc == LS_EIO)
+        return ls_fail(err, errlen, rc, "writing the rows failed");
+    if (rc != LS_OK)
+        return ls_fail(err, errlen, rc, "rescore failed: %s", ls_strerror(rc));
+    return LS_OK;
+}
