@@ -79,15 +79,23 @@ static void ob_free(obuf *b)
     *b = (obuf){0};
 }
 
-static void ob_u64(obuf *b, uint64_t v)
+/* Writes v in decimal at p; returns the length (at most 20). */
+static inline size_t fmt_u64(char *p, uint64_t v)
 {
-    char tmp[24];
-    int n = 0;
+    char tmp[20];
+    size_t n = 0;
     do {
         tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    ob_put(b, tmp + sizeof tmp - n, (size_t)n);
+    memcpy(p, tmp + sizeof tmp - n, n);
+    return n;
+}
+
+static void ob_u64(obuf *b, uint64_t v)
+{
+    if (ob_room(b, 20))
+        b->len += fmt_u64(b->p + b->len, v);
 }
 
 static void ob_i64(obuf *b, int64_t v)
@@ -125,30 +133,33 @@ static void ob_num(obuf *b, double v, const char *null_text)
         return;
     }
     /* a in [10^e, 10^(e+1)), e from -5 to 9: keep 9 - e decimals */
-    int e = -5;
+    int e = a < 1 ? -5 : 0;
     while (e < 9 && a >= upper[e + 5])
         e++;
     int dec = 9 - e;
     uint64_t scale = (uint64_t)pow10d[dec];
-    uint64_t u = (uint64_t)llround(a * pow10d[dec]);
+    uint64_t u = (uint64_t)(a * pow10d[dec] + 0.5); /* < 10^10 + 1: exact in a double */
     uint64_t ip = u / scale, fp = u % scale;
-    if (v < 0)
-        ob_c(b, '-');
-    ob_u64(b, ip);
-    if (fp == 0)
+    if (!ob_room(b, 40))
         return;
-    char tmp[24];
-    int n = dec;
-    while (fp % 10 == 0) {
-        fp /= 10;
-        n--;
+    char *p = b->p + b->len;
+    if (v < 0)
+        *p++ = '-';
+    p += fmt_u64(p, ip);
+    if (fp) {
+        int n = dec;
+        while (fp % 10 == 0) {
+            fp /= 10;
+            n--;
+        }
+        *p++ = '.';
+        for (int i = n - 1; i >= 0; i--) {
+            p[i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        p += n;
     }
-    for (int i = n - 1; i >= 0; i--) {
-        tmp[i] = (char)('0' + fp % 10);
-        fp /= 10;
-    }
-    ob_c(b, '.');
-    ob_put(b, tmp, (size_t)n);
+    b->len = (size_t)(p - b->p);
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */

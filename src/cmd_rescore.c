@@ -1,0 +1,260 @@
+/* cmd_rescore.c -- `leadscore rescore`: the batch job that scores every
+ * customer of a store from one consistent snapshot while the service keeps
+ * running, and writes the results as CSV or JSON Lines (rescore.h does
+ * the work; this file is options, files, progress and the summary). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "leadscore/error.h"
+#include "model.h"
+#include "rescore.h"
+#include "store.h"
+#include "timefmt.h"
+
+#define DEFAULT_DATA "./leadscore-data"
+#define DEFAULT_MODEL "models/default.json"
+
+static void rescore_help(void)
+{
+    printf("usage: leadscore rescore [--data DIR] [--model FILE] [--now TIME] [--format csv|jsonl] [--out FILE]\n"
+           "                         [--top N --by score|clv|expected_purchases] [--where FIELD=VALUE]...\n\n"
+           "Scores every customer in the store from one consistent snapshot (the service may keep\n"
+           "running and writing) and writes one row per customer: every field of a score result.\n\n"
+           "  --data DIR         the store (default %s); opened read-only\n"
+           "  --model FILE       model file (default %s if it exists, else the built-in copy);\n"
+           "                     its half-lives must be the store's\n"
+           "  --now TIME         score as of TIME (Unix seconds or ISO 8601; default: now)\n"
+           "  --format F         csv (default: header row; actions and segments joined with '|')\n"
+           "                     or jsonl (one score result object per line, the wire reply's keys)\n"
+           "  --out FILE         write there (default: standard output)\n"
+           "  --top N            only the N best rows, best first (memory O(N), not O(customers))\n"
+           "  --by KEY           what --top ranks by: score (default), clv or expected_purchases\n"
+           "  --where F=V        keep rows where F is V; repeatable (ANDed); V may list alternatives\n"
+           "                     as V1,V2.  F: tier (hot, warm, cold), customer_type, phase, action\n"
+           "                     (the customer has it), segment (among its segments), known (true)\n"
+           "  --segments-detail  CSV: add a segments_detail column (JSON: segment, weight, reason)\n"
+           "  --threads N        scoring threads (default: one per CPU, at most 8; 1: no threads)\n"
+           "  --quiet            no progress line and no summary on stderr\n\n"
+           "Without --top, rows come in customer-id order as they are scored.  A summary (customers,\n"
+           "tiers, types, time, customers/s) goes to stderr at the end.\n",
+           DEFAULT_DATA, DEFAULT_MODEL);
+}
+
+typedef struct {
+    const char *data, *model_path, *out_path;
+    int quiet;
+    int has_by;
+    rescore_options ro;
+} rescore_cli;
+
+/* Parses the options; CLI_OK, CLI_USAGE, or -1 after --help. */
+static int parse_args(int argc, char **argv, rescore_cli *c)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},    {"model", required_argument, NULL, 'm'},
+        {"now", required_argument, NULL, 'n'},     {"format", required_argument, NULL, 'f'},
+        {"out", required_argument, NULL, 'o'},     {"top", required_argument, NULL, 't'},
+        {"by", required_argument, NULL, 'b'},      {"where", required_argument, NULL, 'w'},
+        {"segments-detail", no_argument, NULL, 'S'}, {"threads", required_argument, NULL, 'T'},
+        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    char err[400];
+    char *end;
+    int opt;
+    c->data = DEFAULT_DATA;
+    rescore_options_init(&c->ro);
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': c->data = optarg; break;
+        case 'm': c->model_path = optarg; break;
+        case 'o': c->out_path = optarg; break;
+        case 'q': c->quiet = 1; break;
+        case 'S': c->ro.segments_detail = 1; break;
+        case 'n':
+            if (cli_parse_time(optarg, &c->ro.now_ms) != 0)
+                return cli_error("rescore", CLI_USAGE, "--now: \"%s\" is not a time (Unix seconds or ISO 8601)", optarg);
+            break;
+        case 'f':
+            if (strcmp(optarg, "csv") == 0)
+                c->ro.format = RESCORE_CSV;
+            else if (strcmp(optarg, "jsonl") == 0)
+                c->ro.format = RESCORE_JSONL;
+            else
+                return cli_error("rescore", CLI_USAGE, "--format takes csv or jsonl, not \"%s\"", optarg);
+            break;
+        case 't': {
+            errno = 0;
+            unsigned long long n = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || n == 0 || optarg[0] == '-')
+                return cli_error("rescore", CLI_USAGE, "--top takes a whole number >= 1, not \"%s\"", optarg);
+            c->ro.top = (size_t)n;
+            break;
+        }
+        case 'b':
+            if (rescore_parse_by(optarg, &c->ro.by) != LS_OK)
+                return cli_error("rescore", CLI_USAGE, "--by takes score, clv or expected_purchases, not \"%s\"",
+                                 optarg);
+            c->has_by = 1;
+            break;
+        case 'w':
+            if (c->ro.nwhere == RESCORE_MAX_WHERE)
+                return cli_error("rescore", CLI_USAGE, "at most %d --where", RESCORE_MAX_WHERE);
+            if (rescore_parse_where(optarg, &c->ro.where[c->ro.nwhere], err, sizeof err) != LS_OK)
+                return cli_error("rescore", CLI_USAGE, "%s", err);
+            c->ro.nwhere++;
+            break;
+        case 'T': {
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > RESCORE_MAX_THREADS)
+                return cli_error("rescore", CLI_USAGE, "--threads takes a number from 1 to %d", RESCORE_MAX_THREADS);
+            c->ro.threads = (int)n;
+            break;
+        }
+        case 'h': rescore_help(); return -1;
+        default: return CLI_USAGE;
+        }
+    }
+    if (optind < argc)
+        return cli_error("rescore", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    if (c->has_by && !c->ro.top)
+        return cli_error("rescore", CLI_USAGE, "--by goes with --top N");
+    if (c->ro.segments_detail && c->ro.format != RESCORE_CSV)
+        return cli_error("rescore", CLI_USAGE, "--segments-detail is for CSV (JSON Lines always has the details)");
+    return CLI_OK;
+}
+
+static int load_model(const rescore_cli *c, model **m)
+{
+    char err[600];
+    struct stat st;
+    int rc;
+    if (c->model_path)
+        rc = model_load_file(c->model_path, m, err, sizeof err);
+    else if (stat(DEFAULT_MODEL, &st) == 0)
+        rc = model_load_file(DEFAULT_MODEL, m, err, sizeof err);
+    else
+        rc = model_load_builtin(m, err, sizeof err);
+    return rc == LS_OK ? CLI_OK : cli_error("rescore", CLI_FAIL, "%s", err);
+}
+
+static int open_store(const char *dir, store **s)
+{
+    char err[600], path[1100];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || stat(path, &st) != 0)
+        return cli_error("rescore", CLI_FAIL, "no leadscore store in %s (give --data DIR)", dir);
+    store_options so = {.read_only = 1};
+    if (store_open(s, dir, &so, NULL, err, sizeof err) != LS_OK)
+        return cli_error("rescore", CLI_FAIL, "%s", err);
+    return CLI_OK;
+}
+
+/* ---- progress on a terminal ---- */
+
+typedef struct {
+    int64_t start_ns, drawn_ns;
+    uint64_t total; /* customers when we started (the store keeps growing) */
+    int drawn;
+} progress;
+
+static void draw(void *arg, uint64_t scanned)
+{
+    progress *p = arg;
+    int64_t now = timefmt_mono_ns();
+    if (now - p->drawn_ns < 200000000 || now - p->start_ns < 300000000)
+        return;
+    p->drawn_ns = now;
+    double secs = (double)(now - p->start_ns) / 1e9;
+    if (p->total)
+        fprintf(stderr, "\r\033[Krescore: %llu of ~%llu customers scored (%.0f%%), %.0f customers/s",
+                (unsigned long long)scanned, (unsigned long long)p->total,
+                scanned >= p->total ? 100.0 : 100.0 * (double)scanned / (double)p->total, (double)scanned / secs);
+    else
+        fprintf(stderr, "\r\033[Krescore: %llu customers scored, %.0f customers/s", (unsigned long long)scanned,
+                (double)scanned / secs);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+static void summary(const rescore_cli *c, const model *m, const rescore_summary *s)
+{
+    char when[TIMEFMT_ISO_BUFSZ];
+    timefmt_format_iso(c->ro.now_ms, when, sizeof when);
+    fprintf(stderr, "rescore: %llu customers scored in %.2f s (%.0f customers/s, %d scoring thread%s)\n",
+            (unsigned long long)s->customers, s->seconds, s->seconds > 0 ? (double)s->customers / s->seconds : 0.0,
+            s->threads, s->threads == 1 ? "" : "s");
+    fprintf(stderr, "  as of          %s, model %s@%s\n", when, model_name(m), model_version(m));
+    fprintf(stderr, "  rows written   %llu", (unsigned long long)s->rows);
+    if (c->ro.nwhere || c->ro.top)
+        fprintf(stderr, " (%llu matched%s)", (unsigned long long)s->matched, c->ro.nwhere ? " the filters" : "");
+    fprintf(stderr, "\n  tiers          hot %llu  warm %llu  cold %llu\n  types         ", (unsigned long long)s->tiers[0],
+            (unsigned long long)s->tiers[1], (unsigned long long)s->tiers[2]);
+    for (int t = 0; t < JT_COUNT; t++)
+        fprintf(stderr, " %s %llu", journey_type_name((journey_type)t), (unsigned long long)s->types[t]);
+    fputc('\n', stderr);
+}
+
+int cmd_rescore(int argc, char **argv)
+{
+    rescore_cli c = {0};
+    int rc = parse_args(argc, argv, &c);
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    model *m = NULL;
+    store *s = NULL;
+    if (load_model(&c, &m) != CLI_OK)
+        return CLI_FAIL;
+    if (open_store(c.data, &s) != CLI_OK) {
+        model_unref(&m);
+        return CLI_FAIL;
+    }
+    FILE *out = stdout;
+    int regular = 0;
+    if (c.out_path) {
+        struct stat st;
+        if (!(out = fopen(c.out_path, "w"))) {
+            rc = cli_error("rescore", CLI_FAIL, "cannot write %s: %s", c.out_path, strerror(errno));
+            goto done;
+        }
+        regular = fstat(fileno(out), &st) == 0 && S_ISREG(st.st_mode);
+    }
+    c.ro.out = out;
+    progress p = {.start_ns = timefmt_mono_ns()};
+    if (!c.quiet && isatty(STDERR_FILENO)) {
+        store_stats ss;
+        if (store_stat(s, &ss) == LS_OK)
+            p.total = ss.customers;
+        c.ro.progress = draw;
+        c.ro.progress_arg = &p;
+    }
+    char err[600];
+    rescore_summary sum;
+    int st = rescore_run(s, m, &c.ro, &sum, err, sizeof err);
+    if (p.drawn)
+        fputs("\r\033[K", stderr);
+    if (out != stdout && fclose(out) != 0 && st == LS_OK)
+        st = ls_fail(err, sizeof err, LS_EIO, "writing %s failed: %s", c.out_path, strerror(errno));
+    if (st != LS_OK) {
+        rc = cli_error("rescore", CLI_FAIL, "%s%s%s", err, st == LS_EIO && c.out_path ? ": " : "",
+                       st == LS_EIO && c.out_path ? c.out_path : "");
+        if (regular)
+            unlink(c.out_path); /* never leave a partial file that looks complete */
+    } else {
+        rc = CLI_OK;
+        if (!c.quiet)
+            summary(&c, m, &sum);
+    }
+done:
+    store_close(&s);
+    model_unref(&m);
+    return rc;
+}
