@@ -213,13 +213,16 @@ def request_seeds():
 
 # ---------------------------------------------------------------- csv
 
-def opts(delim=",", ws=False, maxrec=0, gz=False, straddle=None, by_path=False):
+def opts(delim=",", ws=False, maxrec=0, gz=False, straddle=None, by_path=False, big_field=False):
     b = ",\t;|".index(delim)
     b |= 4 if ws else 0
     b |= {0: 0, 4: 1, 32: 2, 1024: 3}[maxrec] << 3
     if straddle is not None:      # fuzz_csv.c FEED_*
-        assert not gz and not by_path
+        assert not gz and not by_path and not big_field
         feed = 7
+    elif big_field:
+        assert not gz and not by_path
+        feed = 2
     else:
         feed = {(False, False): 0, (False, True): 3, (True, False): 4, (True, True): 6}[(gz, by_path)]
     b |= feed << 5
@@ -261,6 +264,8 @@ def csv_seeds():
     s["straddle-crlf"] = opts(straddle=4) + b"abc\r\ndef\r\n"
     s["straddle-whitespace"] = opts(ws=True, straddle=3) + b"  a   b  \n c\n"
     s["straddle-lone-cr"] = opts(straddle=7) + b"x,y\r\"1\"\r2\r"
+    s["big-field"] = opts(big_field=True) + b',"q""",' + b"," * 100 + b"\nnext,row\n"
+    s["big-field-whitespace"] = opts(ws=True, big_field=True) + b"  y\n z\n"
     s["gzip-by-path"] = opts(gz=True, by_path=True) + b"x;y\n1;2\n"
     s["lone-quote"] = opts() + b'"\n'
     s["empty"] = opts()

@@ -80,7 +80,8 @@ typedef struct {
  * the snapshot (ending any r had open) and ends it before returning.
  * Returns 0; LS_EINVAL (out untouched but for from/to) when from_ms >= to_ms
  * or the period spans more than KPIS_MAX_COHORTS months; or the store's
- * status.  Cost: one pass over every record (about 0.5 s per million). */
+ * status.  Cost: one pass over every record (about 0.3 s per million customers);
+ * the result is about 17 KB: keep it off small stacks. */
 int kpis_compute(store_reader *r, int64_t from_ms, int64_t to_ms, kpis_result *out);
 
 /* Writes the KPIs as key/value pairs into the map open in w (so an op

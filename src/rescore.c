@@ -73,6 +73,9 @@ static inline void ob_s(obuf *b, const char *s)
     ob_put(b, s, strlen(s));
 }
 
+/* A string literal (its length known at compile time). */
+#define ob_lit(b, lit) ob_put((b), "" lit, sizeof(lit) - 1)
+
 static void ob_free(obuf *b)
 {
     free(b->p);
@@ -109,11 +112,12 @@ static void ob_i64(obuf *b, int64_t v)
 }
 
 static const double pow10d[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
-/* upper[e + 5] = 10^(e + 1), for e from -5 to 9 */
+/* upper[e + 5] = 10^(e + 1), for e from -4 to 9 */
 static const double upper[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
 
 /* v with 10 significant digits, as %.10g would write it in the range
- * where %.10g uses no exponent (1e-5 <= |v| < 1e10); snprintf elsewhere.
+ * where %.10g uses no exponent (1e-4 <= |v| < 1e10; the last digit may
+ * differ in a near-tie), snprintf elsewhere.
  * Non-finite: null_text. */
 static void ob_num(obuf *b, double v, const char *null_text)
 {
@@ -126,14 +130,14 @@ static void ob_num(obuf *b, double v, const char *null_text)
         return;
     }
     double a = fabs(v);
-    if (a < 1e-5 || a >= 1e10) {
+    if (a < 1e-4 || a >= 1e10) {
         char tmp[32];
         int n = snprintf(tmp, sizeof tmp, "%.10g", v);
         ob_put(b, tmp, (size_t)n);
         return;
     }
-    /* a in [10^e, 10^(e+1)), e from -5 to 9: keep 9 - e decimals */
-    int e = a < 1 ? -5 : 0;
+    /* a in [10^e, 10^(e+1)), e from -4 to 9: keep 9 - e decimals */
+    int e = a < 1 ? -4 : 0;
     while (e < 9 && a >= upper[e + 5])
         e++;
     int dec = 9 - e;
@@ -250,6 +254,31 @@ static void ob_csv_str(obuf *b, const char *s, size_t n)
     ob_c(b, '"');
 }
 
+/* CSV-quotes, in place, the field written at b->p[start .. b->len). */
+static void ob_csv_tail(obuf *b, size_t start)
+{
+    size_t n = b->len - start, quotes = 0;
+    int special = 0;
+    for (size_t i = start; i < b->len; i++) {
+        char c = b->p[i];
+        quotes += c == '"';
+        special |= c == ',' || c == '"' || c == '\n' || c == '\r';
+    }
+    if (!special || !ob_room(b, quotes + 2))
+        return;
+    char *p = b->p + start;
+    size_t src = n, dst = n + quotes + 1;
+    p[dst] = '"';
+    while (src > 0) {
+        char c = p[--src];
+        p[--dst] = c;
+        if (c == '"')
+            p[--dst] = '"';
+    }
+    p[0] = '"';
+    b->len += quotes + 2;
+}
+
 /* ------------------------------------------------------------------ */
 /* Rows                                                                */
 /* ------------------------------------------------------------------ */
@@ -273,9 +302,9 @@ static void json_segments(obuf *b, const assess_result *a)
         const segments_item *s = &a->segments[i];
         ob_s(b, i ? ",{\"segment\":" : "{\"segment\":");
         ob_json_str(b, s->segment, strlen(s->segment));
-        ob_s(b, ",\"weight\":");
+        ob_lit(b, ",\"weight\":");
         ob_num(b, s->weight, "null");
-        ob_s(b, ",\"reason\":");
+        ob_lit(b, ",\"reason\":");
         ob_json_str(b, s->reason, strlen(s->reason));
         ob_c(b, '}');
     }
@@ -284,29 +313,29 @@ static void json_segments(obuf *b, const assess_result *a)
 
 static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, const assess_result *a)
 {
-    ob_s(b, "{\"customer\":");
+    ob_lit(b, "{\"customer\":");
     ob_json_str(b, id, len);
-    ob_s(b, ",\"known\":true,\"score\":");
+    ob_lit(b, ",\"known\":true,\"score\":");
     ob_num(b, a->logistic.score, "null");
-    ob_s(b, ",\"score_100\":");
+    ob_lit(b, ",\"score_100\":");
     ob_i64(b, a->logistic.score_100);
-    ob_s(b, ",\"tier\":\"");
+    ob_lit(b, ",\"tier\":\"");
     ob_s(b, a->logistic.tier);
-    ob_s(b, "\",\"p_alive\":");
+    ob_lit(b, "\",\"p_alive\":");
     ob_num(b, a->p_alive, "null");
-    ob_s(b, ",\"expected_purchases_30d\":");
+    ob_lit(b, ",\"expected_purchases_30d\":");
     ob_num(b, a->expected_purchases_30d, "null");
-    ob_s(b, ",\"clv\":");
+    ob_lit(b, ",\"clv\":");
     ob_num(b, a->clv, "null");
-    ob_s(b, ",\"customer_type\":\"");
+    ob_lit(b, ",\"customer_type\":\"");
     ob_s(b, journey_type_name(a->journey.type));
-    ob_s(b, "\",\"phase\":\"");
+    ob_lit(b, "\",\"phase\":\"");
     ob_s(b, journey_phase_name(a->journey.phase));
-    ob_s(b, "\",\"loyalty_points\":");
+    ob_lit(b, "\",\"loyalty_points\":");
     ob_i64(b, a->journey.loyalty_points);
-    ob_s(b, ",\"loyalty_tier\":");
+    ob_lit(b, ",\"loyalty_tier\":");
     ob_json_str(b, a->journey.loyalty_tier, strlen(a->journey.loyalty_tier));
-    ob_s(b, ",\"actions\":[");
+    ob_lit(b, ",\"actions\":[");
     int first = 1;
     for (int i = 0; i < JA_COUNT; i++) {
         if (a->journey.actions & (1u << i)) {
@@ -316,17 +345,17 @@ static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, co
             first = 0;
         }
     }
-    ob_s(b, "],\"segments\":");
+    ob_lit(b, "],\"segments\":");
     json_segments(b, a);
-    ob_s(b, ",\"model\":");
+    ob_lit(b, ",\"model\":");
     ob_json_str(b, rc->tag, rc->tag_len);
-    ob_s(b, "}\n");
+    ob_lit(b, "}\n");
 }
 
 static void row_csv(obuf *b, const row_ctx *rc, const char *id, size_t len, const assess_result *a)
 {
     ob_csv_str(b, id, len);
-    ob_s(b, ",true,");
+    ob_lit(b, ",true,");
     ob_num(b, a->logistic.score, "");
     ob_c(b, ',');
     ob_i64(b, a->logistic.score_100);
@@ -358,27 +387,20 @@ static void row_csv(obuf *b, const row_ctx *rc, const char *id, size_t len, cons
     }
     ob_c(b, ',');
     /* segment names come from the model file: quote the whole list when needed */
-    char names[SEGMENTS_MAX_K * SEGMENTS_NAME];
-    size_t n = 0;
+    size_t start = b->len;
     for (int i = 0; i < a->nsegments; i++) {
-        size_t l = strlen(a->segments[i].segment);
         if (i)
-            names[n++] = '|';
-        memcpy(names + n, a->segments[i].segment, l);
-        n += l;
+            ob_c(b, '|');
+        ob_s(b, a->segments[i].segment);
     }
-    ob_csv_str(b, names, n);
+    ob_csv_tail(b, start);
     ob_c(b, ',');
     ob_csv_str(b, rc->tag, rc->tag_len);
     if (rc->o->segments_detail) {
-        obuf d = {0};
-        json_segments(&d, a);
         ob_c(b, ',');
-        if (d.oom)
-            b->oom = 1;
-        else
-            ob_csv_str(b, d.p, d.len);
-        ob_free(&d);
+        start = b->len;
+        json_segments(b, a);
+        ob_csv_tail(b, start);
     }
     ob_c(b, '\n');
 }
@@ -1032,6 +1054,7 @@ static int scan_threaded(run *r, store_reader *rd)
         r->cur = take_free(r);
         pthread_mutex_unlock(&r->mu);
         rc = store_reader_scan(rd, visit_batched, r);
+        store_reader_end(rd); /* the scorers work on copies: let LMDB reuse the pages */
         pthread_mutex_lock(&r->mu);
         if (r->cur->n > 0)
             publish(r);
@@ -1041,7 +1064,6 @@ static int scan_threaded(run *r, store_reader *rd)
         pthread_cond_broadcast(&r->filled);
         pthread_mutex_unlock(&r->mu);
     }
-    /* the snapshot could end here: the scorers work on copies */
     for (int i = 0; i < started; i++)
         pthread_join(r->scorers[i].thread, NULL);
     pthread_cond_destroy(&r->written);
@@ -1081,7 +1103,7 @@ static int same_decay(const feature_decay *a, const feature_decay *b)
 int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summary *sum_out, char *err,
                 size_t errlen)
 {
-    rescore_summary dummy, *sum = sum_out ? sum_out : &dummy;
+    rescore_summary dummy = {0}, *sum = sum_out ? sum_out : &dummy;
     memset(sum, 0, sizeof *sum);
     const feature_decay *sd = store_decay(s), *md = model_decay(m);
     if (!same_decay(sd, md))
