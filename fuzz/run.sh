@@ -74,15 +74,17 @@ for h in $targets; do
 
   echo "== fuzz_$h: ${secs}s from $seeds seeds (log: ${log#"$root"/})"
   rc=0
+  start=$(date +%s)
   "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -timeout=30 \
          -print_final_stats=1 -dict="$dict" -artifact_prefix="$work/crashes/" \
          "$work/corpus" >"$log" 2>&1 || rc=$?
+  took=$(( $(date +%s) - start ))
 
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   units=$(find "$work/corpus" -type f | wc -l)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   line=$(printf '%-14s %10s execs in %ss, coverage %s, corpus %s -> %s' \
-         "fuzz_$h" "${execs:-?}" "$secs" "${cov:-?}" "$seeds" "$units")
+         "fuzz_$h" "${execs:-?}" "$took" "${cov:-?}" "$seeds" "$units")
   found=$(find "$work/crashes" -type f | head -1)
   if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
     line="$line  FAILED (exit $rc)"

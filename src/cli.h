@@ -29,6 +29,8 @@ int cmd_keygen(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_rescore(int argc, char **argv);
+int cmd_kpis(int argc, char **argv);
 
 /* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
 int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

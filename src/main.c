@@ -51,6 +51,8 @@ static const struct {
     {"bench", cmd_bench, "load generator and latency report, against an echo baseline"},
     {"keygen", cmd_keygen, "write a CurveZMQ key pair"},
     {"import", cmd_import, "bulk-load events from CSV or JSON Lines files"},
+    {"rescore", cmd_rescore, "score every customer from one snapshot, to CSV or JSON Lines"},
+    {"kpis", cmd_kpis, "loyalty KPIs over a period"},
     {"train", cmd_train, "fit a model from event files, with a hold-out report"},
     {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };

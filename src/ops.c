@@ -10,6 +10,7 @@
 
 #include "leadscore/error.h"
 #include "assess.h"
+#include "kpis.h"
 #include "model.h"
 #include "timefmt.h"
 #include "writer.h"
@@ -616,6 +617,36 @@ int ops_pull_batch(ops_call *c, const char *body, size_t len, msgpack_zone *zone
 /* The table                                                           */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* kpis: a scan of the whole store, so it runs on a worker              */
+/* ------------------------------------------------------------------ */
+
+static int op_kpis(ops_call *c)
+{
+    int64_t from = 0, to = c->now_ms;
+    int rc = codec_get_int(&c->req->root, "to", &to);
+    if (rc == LS_EBADREQ)
+        return fail(c, LS_EBADREQ, "%s", "\"to\" must be an integer (Unix epoch milliseconds)");
+    rc = codec_get_int(&c->req->root, "from", &from);
+    if (rc == LS_EBADREQ)
+        return fail(c, LS_EBADREQ, "%s", "\"from\" must be an integer (Unix epoch milliseconds)");
+    if (rc == LS_ENOTFOUND)
+        from = to - KPIS_DEFAULT_PERIOD_MS;
+    kpis_result *k = malloc(sizeof *k); /* ~17 KB: not on the stack */
+    if (!k)
+        return fail(c, LS_ENOMEM, "%s", "out of memory");
+    rc = kpis_compute(c->reader, from, to, k);
+    if (rc == LS_OK) {
+        begin_ok(c);
+        kpis_write_msgpack(k, c->w);
+        cw_end(c->w);
+    }
+    free(k);
+    if (rc == LS_EINVAL)
+        return fail(c, LS_EBADREQ, "\"from\" must be before \"to\", at most %d months apart", KPIS_MAX_COHORTS);
+    return rc == LS_OK ? LS_OK : fail(c, LS_EINTERNAL, "%s", "cannot read the store");
+}
+
 static const char *const f_plain[] = {"op", "id", NULL};
 static const char *const f_track[] = {"op", "id", "events", NULL};
 static const char *const f_score[] = {"op", "id", "customer", "customers", "explain", "now", NULL};
@@ -624,6 +655,7 @@ static const char *const f_recommend[] = {"op", "id", "customer", "k", "now", NU
 static const char *const f_reload[] = {"op", "id", "path", NULL};
 static const char *const f_alias[] = {"op", "id", "from", "to", NULL};
 static const char *const f_forget[] = {"op", "id", "customer", NULL};
+static const char *const f_kpis[] = {"op", "id", "from", "to", NULL};
 
 static const ops_entry table[] = {
     {"ping", op_ping, WHERE_LOOP, f_plain, 0},
@@ -636,6 +668,7 @@ static const ops_entry table[] = {
     {"reload", op_reload, WHERE_WORKER, f_reload, 1},
     {"alias", op_alias, WHERE_WORKER, f_alias, 0},
     {"forget", op_forget, WHERE_WORKER, f_forget, 1},
+    {"kpis", op_kpis, WHERE_WORKER, f_kpis, 0},
     {"invalid", NULL, WHERE_LOOP, f_plain, 0},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))
