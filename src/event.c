@@ -137,5 +137,9 @@ int event_validate(ls_event *ev, int64_t now_ms, size_t max_str, const char **wh
         return rc;
     if (!(ev->has & EVF_VALUE))
         ev->value = (ev->has & EVF_PRICE) ? ev->price * (double)ev->quantity : 0.0;
+    if (ev->value > 1e12) { /* the same cap as an explicit value */
+        *why = "price x quantity must not exceed 1e12";
+        return LS_EBADREQ;
+    }
     return LS_OK;
 }

@@ -355,11 +355,35 @@ START_TEST(empty_customer_is_rejected)
 }
 END_TEST
 
+START_TEST(default_value_has_the_same_cap_as_an_explicit_one)
+{
+    ls_event ev;
+    const char *why = NULL;
+    event_init(&ev);
+    ev.type = EV_ADD_TO_CART;
+    ev.customer = (ls_str){"c", 1};
+    ev.has = EVF_PRICE | EVF_QUANTITY;
+    ev.price = 1e9;
+    ev.quantity = 1000; /* 1e12: at the cap, accepted */
+    ck_assert_int_eq(event_validate(&ev, 1800000000000LL, 256, &why), LS_OK);
+    ck_assert_double_eq(ev.value, 1e12);
+    event_init(&ev);
+    ev.type = EV_ADD_TO_CART;
+    ev.customer = (ls_str){"c", 1};
+    ev.has = EVF_PRICE | EVF_QUANTITY;
+    ev.price = 1e9;
+    ev.quantity = 1001; /* over it */
+    ck_assert_int_eq(event_validate(&ev, 1800000000000LL, 256, &why), LS_EBADREQ);
+    ck_assert_ptr_nonnull(strstr(why, "1e12"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("event");
     TCase *tc = tcase_create("types");
     tcase_add_test(tc, type_names_round_trip_for_all_17_types);
+    tcase_add_test(tc, default_value_has_the_same_cap_as_an_explicit_one);
     tcase_add_test(tc, unknown_type_is_rejected);
     suite_add_tcase(s, tc);
 
