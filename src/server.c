@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,8 @@ static int open_sockets(server *s, char *err, size_t errlen)
     return LS_OK;
 }
 
+static int spawn_threads(server *s, int n, char *err, size_t errlen);
+
 /* The writer waits for a finish token from each worker; when some never
  * started, the loop sends theirs so the writer can still exit. */
 static void finish_for_missing(server *s, int missing)
@@ -223,6 +226,18 @@ static void finish_for_missing(server *s, int missing)
 static int start_threads(server *s, char *err, size_t errlen)
 {
     int n = s->svc.cfg.workers;
+    sigset_t all, old;
+    int rc = LS_OK;
+    /* signals belong to the thread that installed the handlers */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = spawn_threads(s, n, err, errlen);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int spawn_threads(server *s, int n, char *err, size_t errlen)
+{
     if (writer_start(&s->writer, &s->svc, n) != LS_OK) {
         snprintf(err, errlen, "cannot start the writer thread");
         return LS_EINTERNAL;
@@ -357,6 +372,10 @@ static void handle_request(server *s, msgio_parts *p)
         return;
     }
     int env_end = delim + 1;
+    if (p->n >= MSGIO_MAX_FRAMES) { /* the meta frame must still fit when forwarded */
+        reject(s, p, env_end < p->n ? env_end : 1, NULL, LS_EBADREQ, "too many routing frames", start_ns);
+        return;
+    }
     if (p->n != env_end + 1 || p->dropped) {
         reject(s, p, env_end, NULL, LS_EBADREQ, "a request is exactly one frame after the delimiter", start_ns);
         return;
@@ -477,16 +496,26 @@ static void on_wake(server *s)
         begin_stop(s);
 }
 
+/* PULL batches ZeroMQ already holds count as received: they go to the
+ * workers before the stop (the workers keep consuming, so this ends). */
+static void drain_pull_for_stop(server *s)
+{
+    msgio_parts p;
+    for (int i = 0; s->pull && i < 100000 && msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0; i++) {
+        forward_pull(s, &p);
+        msgio_close(&p);
+    }
+}
+
 static void begin_stop(server *s)
 {
-    service_meta stop = {META_STOP, 0, 1, {0}, 0};
     if (s->stopping)
         return;
     LOG_INFO("stopping", "note=\"draining: pending batches are committed and acknowledged\"");
     s->drain_deadline_ns = timefmt_mono_ns() + s->svc.cfg.drain_timeout_ms * 1000000;
     s->stopping = 1;
-    for (int i = 0; i < s->nworkers; i++)
-        zmq_send(s->work, &stop, sizeof stop, 0);
+    drain_pull_for_stop(s);
+    atomic_store(&s->svc.stopping, 1); /* each worker exits once its queue is empty */
 }
 
 #define METRICS_EVERY_NS 250000000LL

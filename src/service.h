@@ -36,7 +36,6 @@
 enum {
     META_REQUEST = 'R',     /* server loop -> worker: [meta, envelope..., body] */
     META_PULL = 'P',        /* server loop -> worker: [meta, body] */
-    META_STOP = 'S',        /* server loop -> worker: finish and exit */
     META_REPLY = 'A',       /* worker/writer -> loop: [meta, envelope..., body] */
     META_WORKER_DONE = 'W', /* worker -> loop: exited */
     META_WRITER_DONE = 'D'  /* writer -> loop: exited after its last commit */
@@ -57,6 +56,7 @@ typedef struct service {
     pthread_mutex_t model_lock;   /* guards `model` swaps */
     model *model;
     stats stats;
+    atomic_int stopping;          /* set by the loop; workers exit once their queue is empty */
 } service;
 
 /* The active model with one reference for the caller (model_unref it). */

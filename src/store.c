@@ -578,6 +578,8 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
     int rc = store_wtxn_resolve(w, to_in, to_len_in, &t, &tlen);
     if (rc)
         return rc;
+    if (tlen + 1 + from_len > 511) /* LMDB's key limit, for the reverse index */
+        return LS_ETOOLARGE;
     memcpy(to, t, tlen); /* copy before writing in the txn */
     if ((rc = store_wtxn_resolve(w, from, from_len, &cur, &clen)))
         return rc;
@@ -602,12 +604,13 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
     return LS_OK;
 }
 
-/* The ids whose events count for a customer being forgotten. */
+/* The ids whose events count for a customer being forgotten: the
+ * customer and every alias, however many. */
 typedef struct {
-    size_t n;
-    size_t len[64];
-    char id[64][ID_MAX];
-    int overflow;
+    size_t n, cap;
+    size_t *len;
+    char (*id)[ID_MAX];
+    int failed;      /* out of memory */
 } id_set;
 
 static int id_set_has(const id_set *set, const void *id, size_t len)
@@ -620,9 +623,18 @@ static int id_set_has(const id_set *set, const void *id, size_t len)
 
 static void id_set_add(id_set *set, const char *id, size_t len)
 {
-    if (set->n == 64) {
-        set->overflow = 1;
-        return;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        size_t *l = realloc(set->len, cap * sizeof *l);
+        if (l)
+            set->len = l;
+        char(*ids)[ID_MAX] = l ? realloc(set->id, cap * sizeof *ids) : NULL;
+        if (!ids) {
+            set->failed = 1;
+            return;
+        }
+        set->id = ids;
+        set->cap = cap;
     }
     memcpy(set->id[set->n], id, len);
     set->len[set->n++] = len;
@@ -691,19 +703,18 @@ static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *se
     if ((rc = each_alias_of(w, set->id[0], set->len[0], drop_alias, set)))
         return rc;
     *deleted |= set->n > before;
-    if (set->overflow) /* more aliases than one pass can track: refuse rather than half-erase */
-        return LS_ETOOLARGE;
+    if (set->failed)
+        return LS_ENOMEM; /* the whole group's transaction is aborted: nothing half-erased */
     return drop_event_ids(w, set, deleted);
 }
 
 int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted)
 {
-    id_set *set = calloc(1, sizeof *set); /* 32 KiB: not on the writer's stack */
+    id_set set = {0};
     *deleted = 0;
-    if (!set)
-        return LS_ENOMEM;
-    int rc = forget_in(w, id, len, set, deleted);
-    free(set);
+    int rc = forget_in(w, id, len, &set, deleted);
+    free(set.len);
+    free(set.id);
     return rc;
 }
 

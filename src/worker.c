@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "worker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,23 +77,35 @@ static void handle_pull(worker *w, msgio_parts *p)
     msgpack_zone_clear(&w->zone);
 }
 
+#define STOP_CHECK_MS 50
+
+/* Waits for the next message; 0 with one in p, 1 when it is time to stop
+ * (the loop has said so and nothing is left to read). */
+static int next_message(worker *w, msgio_parts *p)
+{
+    for (;;) {
+        if (msgio_recv(w->in, p, ZMQ_DONTWAIT) == 0)
+            return 0;
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
+            return 1; /* the context is closing */
+        if (atomic_load(&w->svc->stopping))
+            return 1;
+        zmq_pollitem_t item = {w->in, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, STOP_CHECK_MS);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     msgio_parts p;
-    for (;;) {
-        if (msgio_recv(w->in, &p, 0) != 0)
-            break;
+    while (next_message(w, &p) == 0) {
         service_meta meta;
         if (p.n < 1 || zmq_msg_size(&p.frame[0]) != sizeof meta) {
             msgio_close(&p);
             continue;
         }
         memcpy(&meta, zmq_msg_data(&p.frame[0]), sizeof meta);
-        if (meta.kind == META_STOP) {
-            msgio_close(&p);
-            break;
-        }
         if (meta.kind == META_REQUEST && p.n >= 3)
             handle_request(w, &p, &meta);
         else if (meta.kind == META_PULL && p.n >= 2)

@@ -3,8 +3,9 @@
  *
  * A worker takes [meta, envelope..., body] messages from the server loop
  * (SERVICE_EP_WORK), answers through SERVICE_EP_REPLIES, and hands event
- * batches to the writer (SERVICE_EP_WRITER).  On META_STOP it tells the
- * writer it is finished, reports META_WORKER_DONE and exits. */
+ * batches to the writer (SERVICE_EP_WRITER).  Once the loop sets service.stopping and
+ * its queue is empty, it tells the writer it is finished, reports
+ * META_WORKER_DONE and exits. */
 #ifndef LS_WORKER_H
 #define LS_WORKER_H
 

@@ -183,8 +183,8 @@ static int apply_identity(store_wtxn *txn, writer_job *job, open_record *rec)
         rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len, &job->result);
     else
         rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
-    if (rc == LS_EINVAL || rc == LS_ETOOLARGE) {
-        job->status = rc;
+    if (job->kind == JOB_ALIAS && (rc == LS_EINVAL || rc == LS_ETOOLARGE)) {
+        job->status = rc; /* refused before it changed anything */
         return LS_OK;
     }
     return rc;
@@ -285,7 +285,7 @@ static const char *job_error(const writer_job *job, int status)
     if (job->status == LS_EINVAL)
         return "\"from\" is already merged into another customer, or \"from\" and \"to\" are the same id";
     if (job->status == LS_ETOOLARGE)
-        return "the customer has more than 63 aliases: nothing was erased; contact the developers";
+        return "\"from\" and \"to\" together are longer than 510 bytes: an alias cannot hold them";
     return status == LS_EFULL ? "the store is full: events were not stored, retry later"
                               : "the events could not be committed; nothing was stored, retry";
 }

@@ -1042,6 +1042,110 @@ START_TEST(a_client_that_never_reads_does_not_stall_others)
 }
 END_TEST
 
+START_TEST(review_regressions_alias_limits_many_aliases_and_frames)
+{
+    tu_conn c;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv.endpoint, ZMQ_DEALER);
+    /* two ids too long together for an alias: refused, nothing else hurt */
+    char a[257], b[256];
+    memset(a, 'a', 256);
+    a[256] = '\0';
+    memset(b, 'b', 255);
+    b[255] = '\0';
+    call2(&c, "alias", "from", a, "to", b, &up);
+    ck_assert(tu_is_error(&up.data, "too_large"));
+    track_one("after-alias", "page_view", NULL, 0);
+    ck_assert_int_eq(feature_count(&c, "after-alias", "page_view_count"), 1);
+    /* forget a customer with 70 aliases: everything goes */
+    char anon[32], eid[32];
+    for (int i = 0; i < 70; i++) {
+        snprintf(anon, sizeof anon, "anon-many-%d", i);
+        snprintf(eid, sizeof eid, "many-%d", i);
+        track_one(anon, "page_view", eid, 0);
+        call2(&c, "alias", "from", anon, "to", "many", &up);
+        ck_assert(tu_get_bool(&up.data, "merged"));
+    }
+    ck_assert_int_eq(feature_count(&c, "many", "page_view_count"), 70);
+    call2(&c, "forget", "customer", "many", NULL, NULL, &up);
+    ck_assert(tu_get_bool(&up.data, "deleted"));
+    profile_of(&c, "anon-many-69", &up);
+    ck_assert(!tu_get_bool(&up.data, "known"));
+    track_one("anon-many-3", "page_view", "many-3", 0); /* its key went too */
+    ck_assert_int_eq(feature_count(&c, "anon-many-3", "page_view_count"), 1);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+    /* 13 routing frames before the delimiter: an error reply, still routable */
+    void *ctx = zmq_ctx_new(), *d = zmq_socket(ctx, ZMQ_DEALER);
+    int timeout = 5000, zero = 0;
+    zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(d, srv.endpoint), 0);
+    for (int i = 0; i < 13; i++)
+        zmq_send(d, "hop", 3, ZMQ_SNDMORE);
+    zmq_send(d, "", 0, ZMQ_SNDMORE);
+    zmq_send(d, "\x81\xa2op\xa4ping", 8, 0);
+    int frames = 0, more = 1;
+    char buf[4096];
+    while (more) {
+        ck_assert_int_ge(zmq_recv(d, buf, sizeof buf, 0), 0);
+        size_t len = sizeof more;
+        zmq_getsockopt(d, ZMQ_RCVMORE, &more, &len);
+        frames++;
+    }
+    ck_assert_int_eq(frames, 15); /* the 13 hops, the delimiter, the reply */
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+START_TEST(stop_during_a_pull_flood_drains_promptly)
+{
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    tu_server_start(&s2, &cfg);
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    ck_assert_int_eq(zmq_connect(push, s2.pull_endpoint), 0);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 10);
+    for (int i = 0; i < 10; i++) {
+        msgpack_pack_map(&pk, 2);
+        tu_pack_str(&pk, "customer");
+        tu_pack_str(&pk, "flood");
+        tu_pack_str(&pk, "type");
+        tu_pack_str(&pk, "page_view");
+    }
+    for (int b = 0; b < 20000; b++) /* bounded flood, faster than the store */
+        zmq_send(push, sb.data, sb.size, ZMQ_DONTWAIT);
+    msgpack_sbuffer_destroy(&sb);
+    usleep(100000);
+    int64_t t0 = tu_now_ms();
+    tu_server_stop(&s2); /* must not hang with full queues */
+    ck_assert_int_lt(tu_now_ms() - t0, 20000);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    tu_server_start(&s2, &cfg);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    int64_t n = feature_count(&c, "flood", "page_view_count");
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(n % 10, 0); /* whole batches */
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -1069,12 +1173,14 @@ static Suite *suite(void)
     tcase_add_test(tc, alias_folds_an_anonymous_history_in_once);
     tcase_add_test(tc, forget_erases_a_customer_its_aliases_and_keys);
     tcase_add_test(tc, a_client_that_never_reads_does_not_stall_others);
+    tcase_add_test(tc, review_regressions_alias_limits_many_aliases_and_frames);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);
     tcase_add_test(restart, stop_drains_and_acknowledged_events_survive_a_restart);
     tcase_add_test(restart, event_ids_are_forgotten_after_the_window);
     tcase_add_test(restart, a_full_store_grows_then_refuses_writes_and_keeps_reading);
+    tcase_add_test(restart, stop_during_a_pull_flood_drains_promptly);
     suite_add_tcase(s, restart);
     return s;
 }

@@ -84,7 +84,7 @@ void tu_server_stop(tu_server *ts)
         tu_rmtree(ts->dir);
 }
 
-static int64_t now_ms(void)
+int64_t tu_now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -96,8 +96,8 @@ static int read_endpoint(int fd, char *endpoint, size_t cap)
 {
     char buf[4096];
     size_t len = 0;
-    int64_t deadline = now_ms() + 20000;
-    while (now_ms() < deadline && len < sizeof buf - 1) {
+    int64_t deadline = tu_now_ms() + 20000;
+    while (tu_now_ms() < deadline && len < sizeof buf - 1) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 200) <= 0)
             continue;

@@ -74,6 +74,9 @@ double tu_get_double(const msgpack_object *map, const char *key);
 /* 1 when the reply is {"ok": false, "error": {"code": code, ...}}. */
 int tu_is_error(const msgpack_object *map, const char *code);
 
+/* Monotonic milliseconds, for bounding waits. */
+int64_t tu_now_ms(void);
+
 /* Runs the suite (CK_NORMAL) and returns the process exit status. */
 int tu_run_suite(Suite *s);
 
