@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_offline.h"
 #include "cli.h"
 #include "config.h"
 #include "leadscore/error.h"
@@ -110,6 +111,9 @@ static void bench_help(void)
     for (int w = 0; w < LOADGEN_WORKLOAD_COUNT; w++)
         printf("                       %-12s %s\n", loadgen_workload_name((loadgen_workload)w),
                loadgen_workload_help((loadgen_workload)w));
+    printf("                       %-12s %s\n                       %-12s %s\n", "import",
+           "offline: generate --customers, time `leadscore import` of the CSV (rows/s)", "rescore",
+           "offline: then time `leadscore rescore` of that store, warm (customers/s)");
     printf("  --batch B          customers or events per request (default 100; 1 for mixed)\n"
            "  --mix P            mixed: P %% scores, the rest track (default 90)\n"
            "  --zipf S           draw customers by a Zipf law with exponent S > 0 (default uniform)\n"
@@ -996,6 +1000,8 @@ static int open_target(const bench_opts *o, spawned *sp, const char **ep, const 
 
 int cmd_bench(int argc, char **argv)
 {
+    if (bench_offline_wanted(argc, argv))
+        return bench_offline(argc, argv);
     bench_opts o;
     spawned sp;
     loadgen_result ls, echo;

@@ -613,12 +613,28 @@ START_TEST(cli_spawned_run_with_baseline_and_json)
 }
 END_TEST
 
+START_TEST(offline_workloads_import_and_rescore_report_rates)
+{
+    static char out[1 << 14];
+    const char *imp[] = {"bench", "--workload", "import", "--customers", "300", "--quiet", NULL};
+    const char *res[] = {"bench", "--workload", "rescore", "--customers", "300", "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, imp), 0);
+    ck_assert_ptr_nonnull(strstr(out, "rows/s"));
+    ck_assert_ptr_null(strstr(out, "events imported")); /* only the bench's own report */
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, res), 0);
+    ck_assert_ptr_nonnull(strstr(out, "customers/s"));
+    const char *bad[] = {"bench", "--workload", "import", "--clients", "3", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+}
+END_TEST
+
 static Suite *bench_suite(void)
 {
     Suite *s = suite_create("bench");
     TCase *work = tcase_create("workloads");
     tcase_set_timeout(work, 60);
     tcase_add_test(work, score_req_one_at_a_time);
+    tcase_add_test(work, offline_workloads_import_and_rescore_report_rates);
     tcase_add_test(work, score_dealer_pipelined);
     tcase_add_test(work, score_batch);
     tcase_add_test(work, track_durable);
