@@ -384,44 +384,6 @@ typedef struct {
 
 /* ---- straight into the store (as writer.c applies a group) ---- */
 
-typedef struct {
-    int open;
-    size_t len;
-    char id[EVENT_MAX_STR + 1]; /* the resolved id (an alias's target) */
-    ls_features f;
-} open_record;
-
-static int flush_record(store_wtxn *txn, open_record *r)
-{
-    int rc = r->open ? store_wtxn_put(txn, r->id, r->len, &r->f) : LS_OK;
-    r->open = 0;
-    return rc;
-}
-
-static int load_record(store_wtxn *txn, open_record *r, const ls_str *id)
-{
-    const char *target;
-    size_t len;
-    int rc = store_wtxn_resolve(txn, id->ptr, id->len, &target, &len);
-    if (rc)
-        return rc;
-    if (len > EVENT_MAX_STR)
-        return LS_ETOOLARGE;
-    if (r->open && r->len == len && memcmp(r->id, target, len) == 0)
-        return LS_OK;
-    char copy[EVENT_MAX_STR + 1];
-    memcpy(copy, target, len); /* txn memory: copy before the next write */
-    if ((rc = flush_record(txn, r)))
-        return rc;
-    rc = store_wtxn_get(txn, copy, len, &r->f);
-    if (rc != LS_OK && rc != LS_ENOTFOUND)
-        return rc;
-    memcpy(r->id, copy, len);
-    r->len = len;
-    r->open = 1;
-    return LS_OK;
-}
-
 static int by_id(const void *a, const void *b)
 {
     const ls_event *x = *(const ls_event *const *)a, *y = *(const ls_event *const *)b;
@@ -439,14 +401,14 @@ static int by_id(const void *a, const void *b)
  * claimed first, in id order (neighbouring keys share B-tree pages: about
  * 20% faster than file order on random ids), then the events are applied
  * in file order.  One transaction, so the result is the same. */
-static int store_try(importer *im, open_record *rec, uint64_t *accepted, uint64_t *dups)
+static int store_try(importer *im, store_held *rec, uint64_t *accepted, uint64_t *dups)
 {
     store_wtxn *txn = NULL;
     const feature_decay *decay = store_decay(im->st);
     int64_t received = timefmt_now_ms();
     int rc = store_write_begin(im->st, &txn);
     *accepted = *dups = 0;
-    rec->open = 0;
+    rec->open = 0; /* nothing held yet */
     memset(im->b.seen, 0, im->b.n); /* a replay (after LS_EFULL) starts afresh */
     for (size_t i = 0; rc == LS_OK && i < im->b.n; i++) {
         const ls_event *ev = im->b.order[i];
@@ -465,13 +427,13 @@ static int store_try(importer *im, open_record *rec, uint64_t *accepted, uint64_
             (*dups)++;
             continue;
         }
-        if ((rc = load_record(txn, rec, &ev->customer)))
+        if ((rc = store_wtxn_hold(txn, rec, &ev->customer)))
             break;
         feature_apply(&rec->f, ev, decay);
         (*accepted)++;
     }
     if (rc == LS_OK)
-        rc = flush_record(txn, rec);
+        rc = store_wtxn_put_back(txn, rec);
     if (rc == LS_OK && interrupted)
         rc = INTERRUPTED; /* nothing of this batch is committed */
     if (rc == LS_OK)
@@ -490,7 +452,7 @@ static int store_apply(importer *im)
     for (size_t i = 0; i < im->b.n; i++)
         im->b.order[i] = &im->b.ev[i];
     qsort(im->b.order, im->b.n, sizeof *im->b.order, by_id);
-    open_record *rec = malloc(sizeof *rec);
+    store_held *rec = malloc(sizeof *rec);
     int rc;
     if (!rec)
         return cli_error("import", LS_ENOMEM, "out of memory");

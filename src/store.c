@@ -429,6 +429,37 @@ int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features 
     return from_mdb(mdb_put(w->txn, w->s->customers, &k, &v, 0));
 }
 
+int store_wtxn_put_back(store_wtxn *w, store_held *h)
+{
+    int rc = h->open ? store_wtxn_put(w, h->id, h->len, &h->f) : LS_OK;
+    h->open = 0;
+    return rc;
+}
+
+int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id)
+{
+    const char *target;
+    size_t len;
+    int rc = store_wtxn_resolve(w, id->ptr, id->len, &target, &len);
+    if (rc)
+        return rc;
+    if (len >= sizeof h->id)
+        return LS_ETOOLARGE;
+    if (h->open && h->len == len && memcmp(h->id, target, len) == 0)
+        return LS_OK;
+    char copy[sizeof h->id];
+    memcpy(copy, target, len); /* txn memory: copy before the next write */
+    if ((rc = store_wtxn_put_back(w, h)))
+        return rc;
+    rc = store_wtxn_get(w, copy, len, &h->f);
+    if (rc != LS_OK && rc != LS_ENOTFOUND)
+        return rc;
+    memcpy(h->id, copy, len);
+    h->len = len;
+    h->open = 1;
+    return LS_OK;
+}
+
 static void be64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)

@@ -97,6 +97,24 @@ void store_write_abort(store_wtxn **w);
 
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out);
 
+/* A customer record held in memory while consecutive events of one
+ * customer are applied, written back when another customer comes or on
+ * store_wtxn_put_back.  The writer and `import --data` both use it. */
+typedef struct {
+    int open;
+    size_t len;
+    char id[512];      /* the resolved id (an alias's target) */
+    ls_features f;
+} store_held;
+
+/* Makes h hold the record events of customer `id` land on (following an
+ * alias; an empty record when there is none), writing back the record
+ * held before.  0 or a status. */
+int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id);
+
+/* Writes the held record back (if any) and empties h.  0 or a status. */
+int store_wtxn_put_back(store_wtxn *w, store_held *h);
+
 /* The id whose record `id` lands on: itself, or the customer an alias
  * points to.  *out points into the txn's memory (valid until the next
  * write in the txn: copy it) or at id itself. */

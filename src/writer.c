@@ -133,50 +133,11 @@ int writer_finish(void *push)
 /* Applying a group in one transaction                                 */
 /* ------------------------------------------------------------------ */
 
-/* The record being updated, kept while consecutive events share a customer. */
-typedef struct {
-    int open;
-    size_t len;
-    char id[512];        /* the resolved id (an alias's target) */
-    ls_features f;
-} open_record;
-
-static int flush_record(store_wtxn *txn, open_record *r)
-{
-    int rc = r->open ? store_wtxn_put(txn, r->id, r->len, &r->f) : LS_OK;
-    r->open = 0;
-    return rc;
-}
-
-/* Makes r the record that events of customer `id` land on (its alias's
- * target, if it has one), writing back the one held before. */
-static int load_record(store_wtxn *txn, open_record *r, const ls_str *id)
-{
-    const char *target;
-    size_t len;
-    int rc = store_wtxn_resolve(txn, id->ptr, id->len, &target, &len);
-    if (rc)
-        return rc;
-    if (r->open && r->len == len && memcmp(r->id, target, len) == 0)
-        return LS_OK;
-    char copy[512];
-    memcpy(copy, target, len); /* txn memory: copy before the next write */
-    if ((rc = flush_record(txn, r)))
-        return rc;
-    rc = store_wtxn_get(txn, copy, len, &r->f);
-    if (rc != LS_OK && rc != LS_ENOTFOUND)
-        return rc;
-    memcpy(r->id, copy, len);
-    r->len = len;
-    r->open = 1;
-    return LS_OK;
-}
-
 /* Alias and forget change records directly: the open one is written
  * back first.  A refused alias is the job's own outcome, not the group's. */
-static int apply_identity(store_wtxn *txn, writer_job *job, open_record *rec)
+static int apply_identity(store_wtxn *txn, writer_job *job, store_held *rec)
 {
-    int rc = flush_record(txn, rec);
+    int rc = store_wtxn_put_back(txn, rec);
     if (rc)
         return rc;
     if (job->kind == JOB_ALIAS)
@@ -190,7 +151,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, open_record *rec)
     return rc;
 }
 
-static int apply_job(store_wtxn *txn, writer_job *job, open_record *rec, const feature_decay *decay)
+static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, const feature_decay *decay)
 {
     if (job->kind != JOB_EVENTS)
         return apply_identity(txn, job, rec);
@@ -207,7 +168,7 @@ static int apply_job(store_wtxn *txn, writer_job *job, open_record *rec, const f
                 continue;
             }
         }
-        int rc = load_record(txn, rec, &ev->customer);
+        int rc = store_wtxn_hold(txn, rec, &ev->customer);
         if (rc)
             return rc;
         feature_apply(&rec->f, ev, decay);
@@ -229,16 +190,16 @@ static void reset_jobs(writer *w, size_t njobs)
 static int try_group(writer *w, size_t njobs)
 {
     store_wtxn *txn = NULL;
-    open_record *rec = malloc(sizeof *rec);
+    store_held *rec = malloc(sizeof *rec);
     int rc = rec ? store_write_begin(w->svc->store, &txn) : LS_ENOMEM;
     if (rc)
         goto done;
-    rec->open = 0;
+    rec->open = 0; /* nothing held yet */
     const feature_decay *decay = store_decay(w->svc->store);
     for (size_t j = 0; j < njobs && rc == LS_OK; j++)
         rc = apply_job(txn, w->group[j], rec, decay);
     if (rc == LS_OK)
-        rc = flush_record(txn, rec);
+        rc = store_wtxn_put_back(txn, rec);
     if (rc == LS_OK) {
         int64_t t0 = timefmt_mono_ns();
         rc = store_write_commit(&txn);
