@@ -1036,11 +1036,7 @@ END_TEST
 START_TEST(cdnow)
 {
     char path[600], data[600], out[16384];
-    snprintf(path, sizeof path, "%s/cdnow/CDNOW_master.txt", LS_SHARED_DATA_DIR);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "test_import: skipping the CDNOW test: %s is missing\n", path);
-        return;
-    }
+    snprintf(path, sizeof path, "%s/cdnow/CDNOW_master.txt", tu_data_dir());
     /* the expected totals, straight from the file */
     FILE *fp = fopen(path, "r");
     ck_assert_ptr_nonnull(fp);
@@ -1111,11 +1107,7 @@ static int add_up(void *arg, const char *id, size_t len, const ls_features *f)
 START_TEST(cdnow_totals)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/cdnow/CDNOW_master.txt", LS_SHARED_DATA_DIR);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "test_import: skipping the CDNOW totals test: %s is missing\n", path);
-        return;
-    }
+    snprintf(path, sizeof path, "%s/cdnow/CDNOW_master.txt", tu_data_dir());
     /* the reader alone, in-process: every row an event, the dollars add up */
     eventfile_options o;
     opts(&o, "customer=1,ts=2,quantity=3,value=4,type=:purchase", NULL);

@@ -74,6 +74,12 @@ double tu_get_double(const msgpack_object *map, const char *key);
 /* 1 when the reply is {"ok": false, "error": {"code": code, ...}}. */
 int tu_is_error(const msgpack_object *map, const char *code);
 
+/* The public data sets (../shared/data, see its README): the first of
+ * $LEADSCORE_DATA_DIR, the compiled LS_SHARED_DATA_DIR and /work/shared/data
+ * that holds cdnow/.  Fails the test, naming where it looked, when none
+ * does: a data test never passes by skipping. */
+const char *tu_data_dir(void);
+
 /* Monotonic milliseconds, for bounding waits. */
 int64_t tu_now_ms(void);
 
