@@ -12,9 +12,10 @@ int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, dou
 {
     double unit_ms = c->time_unit_days * MS_PER_DAY;
     *x = *t_x = *T = 0;
-    if (f->count[EV_PURCHASE] == 0 || f->first_purchase_ms == 0)
+    if (f->purchase_days == 0 || f->first_purchase_ms == 0)
         return 0;
-    *x = (double)f->count[EV_PURCHASE] - 1;
+    /* transactions are purchase days, as in `train` (history.h) */
+    *x = (double)f->purchase_days - 1;
     *t_x = (double)(f->last_purchase_ms - f->first_purchase_ms) / unit_ms;
     *T = (double)(now_ms - f->first_purchase_ms) / unit_ms;
     if (*T < *t_x) /* asked about a time before the last purchase */

@@ -2,14 +2,15 @@
  * JSON Lines exports (eventfile.h reads them) either straight into an LMDB
  * store (--data) or through a running service (--connect).
  *
- * Straight into the store, events are applied exactly as the service's
- * writer applies them (writer.c): in one write transaction per batch of
- * --batch events, each event id claimed first (an id seen before is a
- * duplicate and changes nothing), then the customer's record read, folded
- * (feature_apply) and written back, with the record kept open while
- * consecutive events share a customer.  Every event carries an id
- * (eventfile.h derives one when the file has none), so importing a file
- * again changes nothing.  A transaction that fills the map grows it and is
+ * Straight into the store, events are added exactly as the service's
+ * writer adds them (writer.c): in one write transaction per batch of
+ * --batch events, sorted by customer, each added to its customer's event
+ * history (an event whose id the history already holds is a duplicate and
+ * changes nothing), then the customer's record brought up to date and
+ * written back once per batch (store_wtxn_put_back).  Every event carries
+ * an id (eventfile.h derives one from the row's content and its position
+ * among identical rows when the file has none), so importing a file again,
+ * however much later, changes nothing while its events are in retention.  A transaction that fills the map grows it and is
  * replayed; on SIGINT/SIGTERM the batch in progress is aborted, never
  * committed in part, and the command exits 1.
  *
@@ -245,8 +246,7 @@ typedef struct {
     chunk *head, *cur;
     ls_event *ev;             /* --data */
     ls_client_event *cev;     /* --connect */
-    const ls_event **order;   /* --data: ev[] sorted by event id */
-    char *seen;
+    const ls_event **order;   /* --data: ev[] sorted by customer */
     size_t n, cap;
 } batch;
 
@@ -292,7 +292,6 @@ static void batch_free(batch *b)
     free(b->ev);
     free(b->cev);
     free(b->order);
-    free(b->seen);
     memset(b, 0, sizeof *b);
 }
 
@@ -368,6 +367,7 @@ typedef struct {
 typedef struct {
     import_opts *o;
     store *st;
+    store_held held;          /* --data: the customer being written */
     ls_client *client;
     batch b;
     /* totals */
@@ -384,53 +384,38 @@ typedef struct {
 
 /* ---- straight into the store (as writer.c applies a group) ---- */
 
-static int by_id(const void *a, const void *b)
+/* Customer order (then file order): each customer's events of a batch
+ * are added while its record is held, and the record written once. */
+static int by_customer(const void *a, const void *b)
 {
     const ls_event *x = *(const ls_event *const *)a, *y = *(const ls_event *const *)b;
-    size_t n = x->event_id.len < y->event_id.len ? x->event_id.len : y->event_id.len;
-    int c = memcmp(x->event_id.ptr, y->event_id.ptr, n);
+    size_t n = x->customer.len < y->customer.len ? x->customer.len : y->customer.len;
+    int c = memcmp(x->customer.ptr, y->customer.ptr, n);
     if (c)
         return c;
-    if (x->event_id.len != y->event_id.len)
-        return x->event_id.len < y->event_id.len ? -1 : 1;
+    if (x->customer.len != y->customer.len)
+        return x->customer.len < y->customer.len ? -1 : 1;
     return x < y ? -1 : x > y;
 }
 
 /* One attempt at the batch in one transaction: LS_OK (committed, counts
- * set), INTERRUPTED (aborted), or a status (aborted).  The event ids are
- * claimed first, in id order (neighbouring keys share B-tree pages: about
- * 20% faster than file order on random ids), then the events are applied
- * in file order.  One transaction, so the result is the same. */
+ * set), INTERRUPTED (aborted), or a status (aborted).  The result does not
+ * depend on the order events are added in (history.h), so they go in
+ * customer order. */
 static int store_try(importer *im, store_held *rec, uint64_t *accepted, uint64_t *dups)
 {
     store_wtxn *txn = NULL;
-    const feature_decay *decay = store_decay(im->st);
-    int64_t received = timefmt_now_ms();
     int rc = store_write_begin(im->st, &txn);
     *accepted = *dups = 0;
     rec->open = 0; /* nothing held yet */
-    memset(im->b.seen, 0, im->b.n); /* a replay (after LS_EFULL) starts afresh */
     for (size_t i = 0; rc == LS_OK && i < im->b.n; i++) {
-        const ls_event *ev = im->b.order[i];
-        int seen = 0;
-        if (ev->event_id.len) {
-            rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len, ev->customer.ptr,
-                                           ev->customer.len, received, &seen);
-            if (rc)
-                break;
-            im->b.seen[ev - im->b.ev] = (char)seen;
-        }
-    }
-    for (size_t i = 0; rc == LS_OK && i < im->b.n; i++) {
-        const ls_event *ev = &im->b.ev[i];
-        if (im->b.seen[i]) {
-            (*dups)++;
-            continue;
-        }
-        if ((rc = store_wtxn_hold(txn, rec, &ev->customer)))
+        int dup = 0;
+        if ((rc = store_wtxn_add_event(txn, rec, im->b.order[i], &dup)))
             break;
-        feature_apply(&rec->f, ev, decay);
-        (*accepted)++;
+        if (dup)
+            (*dups)++;
+        else
+            (*accepted)++;
     }
     if (rc == LS_OK)
         rc = store_wtxn_put_back(txn, rec);
@@ -439,6 +424,7 @@ static int store_try(importer *im, store_held *rec, uint64_t *accepted, uint64_t
     if (rc == LS_OK)
         rc = store_write_commit(&txn);
     store_write_abort(&txn);
+    rec->open = 0;
     return rc;
 }
 
@@ -447,20 +433,14 @@ static int store_apply(importer *im)
     uint64_t accepted, dups;
     if (!im->b.order && !(im->b.order = malloc(im->b.cap * sizeof *im->b.order)))
         return cli_error("import", LS_ENOMEM, "out of memory");
-    if (!im->b.seen && !(im->b.seen = calloc(im->b.cap, 1)))
-        return cli_error("import", LS_ENOMEM, "out of memory");
     for (size_t i = 0; i < im->b.n; i++)
         im->b.order[i] = &im->b.ev[i];
-    qsort(im->b.order, im->b.n, sizeof *im->b.order, by_id);
-    store_held *rec = malloc(sizeof *rec);
+    qsort(im->b.order, im->b.n, sizeof *im->b.order, by_customer);
     int rc;
-    if (!rec)
-        return cli_error("import", LS_ENOMEM, "out of memory");
-    while ((rc = store_try(im, rec, &accepted, &dups)) == LS_EFULL) {
+    while ((rc = store_try(im, &im->held, &accepted, &dups)) == LS_EFULL) {
         if (store_grow(im->st, MAP_MAX_BYTES) != LS_OK)
             break;
     }
-    free(rec);
     if (rc == LS_OK) {
         im->imported += accepted;
         im->duplicates += dups;
@@ -731,10 +711,12 @@ int cmd_import(int argc, char **argv)
 
     importer im;
     memset(&im, 0, sizeof im);
+    store_held_init(&im.held);
     im.o = &o;
     if ((o.connect ? open_service(&im) : open_store(&im)) != CLI_OK) {
         ls_client_close(&im.client);
         store_close(&im.st);
+        store_held_free(&im.held);
         return CLI_FAIL;
     }
     struct sigaction sa, old_int, old_term;
@@ -786,5 +768,6 @@ int cmd_import(int argc, char **argv)
     batch_free(&im.b);
     ls_client_close(&im.client);
     store_close(&im.st);
+    store_held_free(&im.held);
     return stop == GO_ON && !failed ? CLI_OK : CLI_FAIL;
 }

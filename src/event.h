@@ -74,6 +74,7 @@ typedef struct {
     ls_str product;
     ls_str category;
     ls_str order_id;
+    uint32_t session_hash; /* 0: hash `session` when needed (history replay sets it) */
     double price;
     int64_t quantity;    /* 1 when absent */
     double value;        /* order total; price * quantity when absent */

@@ -70,7 +70,7 @@ static void cover_time(ls_features *f, int64_t ts, const feature_decay *d)
         f->first_seen_ms = ts;
 }
 
-static uint32_t hash32(const char *s, size_t len)
+uint32_t feature_session_hash(const char *s, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < len; i++) {
@@ -120,9 +120,9 @@ static double weight_at(const ls_features *f, int64_t ts, int64_t half_life)
 
 static void note_session(ls_features *f, const ls_event *ev, const feature_decay *d)
 {
-    if (ev->session.len == 0 || ev->type == EV_REFUND || ev->type == EV_SUPPORT_TICKET)
+    if ((ev->session.len == 0 && ev->session_hash == 0) || ev->type == EV_REFUND || ev->type == EV_SUPPORT_TICKET)
         return;
-    uint32_t h = hash32(ev->session.ptr, ev->session.len);
+    uint32_t h = ev->session_hash ? ev->session_hash : feature_session_hash(ev->session.ptr, ev->session.len);
     int i = ring_find(f, h);
     if (i >= 0) {
         int64_t old = f->session_ring[i].ts_ms;
@@ -208,19 +208,46 @@ static void note_negative(ls_features *f, int64_t ts)
         f->last_negative_ms = ts;
 }
 
+static int64_t utc_day(int64_t ms)
+{
+    return ms >= 0 ? ms / 86400000LL : -((-ms + 86400000LL - 1) / 86400000LL);
+}
+
+/* A purchase line: value and units always count; a new purchase day is a
+ * BG/NBD transaction; the first day's value is Gamma-Gamma's first
+ * transaction. */
+static void apply_purchase(ls_features *f, const ls_event *ev)
+{
+    int64_t day = utc_day(ev->ts_ms);
+    f->spend += ev->value;
+    if (ev->discounted)
+        f->discounted_spend += ev->value;
+    f->purchase_lines++;
+    f->purchase_units += ev->quantity > 0 && ev->quantity < UINT32_MAX ? (uint32_t)ev->quantity : 1;
+    if (f->first_purchase_ms == 0) {
+        f->purchase_days = 1;
+        f->first_purchase_ms = f->last_purchase_ms = ev->ts_ms;
+        f->first_purchase_value = ev->value;
+        return;
+    }
+    if (day == utc_day(f->first_purchase_ms))
+        f->first_purchase_value += ev->value;
+    else if (ev->ts_ms < f->first_purchase_ms) {
+        f->first_purchase_value = ev->value; /* out of order: a new first day */
+        f->purchase_days++;
+    } else if (day != utc_day(f->last_purchase_ms))
+        f->purchase_days++;
+    if (ev->ts_ms < f->first_purchase_ms)
+        f->first_purchase_ms = ev->ts_ms;
+    if (ev->ts_ms > f->last_purchase_ms)
+        f->last_purchase_ms = ev->ts_ms;
+}
+
 static void apply_money(ls_features *f, const ls_event *ev)
 {
     switch (ev->type) {
     case EV_PURCHASE:
-        f->spend += ev->value;
-        if (ev->discounted)
-            f->discounted_spend += ev->value;
-        if (f->first_purchase_ms == 0 || ev->ts_ms < f->first_purchase_ms) {
-            f->first_purchase_ms = ev->ts_ms;
-            f->first_purchase_value = ev->value;
-        }
-        if (ev->ts_ms > f->last_purchase_ms)
-            f->last_purchase_ms = ev->ts_ms;
+        apply_purchase(f, ev);
         break;
     case EV_REFUND:
         f->refunded += ev->value;
@@ -265,19 +292,45 @@ static void apply_opinion(ls_features *f, const ls_event *ev)
 
 void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *d)
 {
+    feature_apply_line(f, ev, d, 0);
+}
+
+void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay *d, int continues_order)
+{
     cover_time(f, ev->ts_ms, d);
     int64_t age = f->last_seen_ms - ev->ts_ms;
     double ws = feature_decay_factor(age, d->short_ms);
     double wl = feature_decay_factor(age, d->long_ms);
-    f->count[ev->type]++;
-    f->recent[ev->type] += ws;
-    f->decayed[ev->type] += wl;
+    if (!(continues_order && ev->type == EV_PURCHASE)) {
+        f->count[ev->type]++;
+        f->recent[ev->type] += ws;
+        f->decayed[ev->type] += wl;
+    }
     note_session(f, ev, d);
     apply_money(f, ev);
     apply_opinion(f, ev);
     double cw = category_weight[ev->type];
     if (ev->category.len > 0 && cw > 0)
         add_category(f, ev->category.ptr, ev->category.len, 1, cw * ws, cw * wl);
+}
+
+static double as_f32(double v)
+{
+    return (double)(float)v;
+}
+
+void feature_round(ls_features *f)
+{
+    for (int i = 0; i < EV_TYPE_COUNT; i++) {
+        f->recent[i] = as_f32(f->recent[i]);
+        f->decayed[i] = as_f32(f->decayed[i]);
+    }
+    f->sessions_recent = as_f32(f->sessions_recent);
+    f->sessions_decayed = as_f32(f->sessions_decayed);
+    for (int i = 0; i < f->ncategories; i++) {
+        f->categories[i].recent = as_f32(f->categories[i].recent);
+        f->categories[i].decayed = as_f32(f->categories[i].decayed);
+    }
 }
 
 static int64_t min_nonzero(int64_t a, int64_t b)
@@ -336,6 +389,9 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
     }
     merge_sessions(dst, &src, d);
     dst->spend += src.spend;
+    dst->purchase_lines += src.purchase_lines;
+    dst->purchase_days += src.purchase_days; /* days both bought on count twice: merge is rare */
+    dst->purchase_units += src.purchase_units;
     dst->refunded += src.refunded;
     dst->discounted_spend += src.discounted_spend;
     for (int i = 0; i < FEATURE_CART_RING; i++)
@@ -462,6 +518,9 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     put_u32(&w, f->rating_n);
     put_u32(&w, f->bad_reviews);
     put_u32(&w, f->good_reviews);
+    put_u32(&w, f->purchase_lines);
+    put_u32(&w, f->purchase_days);
+    put_u32(&w, f->purchase_units);
     for (int i = 0; i < f->ncategories && i < FEATURE_MAX_CATEGORIES; i++) {
         const feature_category *c = &f->categories[i];
         put_u16(&w, c->len);
@@ -559,6 +618,15 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
     f->rating_n = get_u32(&r);
     f->bad_reviews = get_u32(&r);
     f->good_reviews = get_u32(&r);
+    if (version >= 3) {
+        f->purchase_lines = get_u32(&r);
+        f->purchase_days = get_u32(&r);
+        f->purchase_units = get_u32(&r);
+    } else {
+        /* older records counted purchase events: each is taken as an order
+         * of one unit on a day of its own */
+        f->purchase_lines = f->purchase_days = f->purchase_units = f->count[EV_PURCHASE];
+    }
     if (f->ncategories > FEATURE_MAX_CATEGORIES)
         return LS_EPARSE;
     for (int i = 0; i < f->ncategories; i++)
@@ -600,7 +668,8 @@ enum {
     V_FIRST_SEEN_DAYS, V_LAST_SEEN_DAYS, V_LAST_PURCHASE_DAYS, V_FIRST_PURCHASE_DAYS,
     V_LAST_CART_DAYS, V_SPEND, V_NET_SPEND, V_AOV, V_REFUND_RATE, V_DISCOUNTED_SHARE,
     V_AVG_RATING, V_BAD_REVIEWS, V_GOOD_REVIEWS, V_OPEN_CART, V_CART_OPEN, V_SESSIONS,
-    V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY
+    V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY,
+    V_PURCHASE_LINES, V_PURCHASE_DAYS, V_PURCHASE_UNITS
 };
 
 static double v_derived(const ls_features *f, const feature_ctx *c, int which)
@@ -627,6 +696,9 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_SESSIONS_DECAYED: return decay_to_now(f->sessions_decayed, f, c, c->decay.long_ms);
     case V_CATEGORIES: return f->ncategories;
     case V_HAS_BIRTHDAY: return f->birthday_mmdd ? 1.0 : 0.0;
+    case V_PURCHASE_LINES: return f->purchase_lines;
+    case V_PURCHASE_DAYS: return f->purchase_days;
+    case V_PURCHASE_UNITS: return f->purchase_units;
     }
     return 0.0;
 }
@@ -665,6 +737,9 @@ static const struct {
     {"sessions_decayed", v_derived, V_SESSIONS_DECAYED},
     {"categories", v_derived, V_CATEGORIES},
     {"has_birthday", v_derived, V_HAS_BIRTHDAY},
+    {"purchase_lines", v_derived, V_PURCHASE_LINES},
+    {"purchase_days", v_derived, V_PURCHASE_DAYS},
+    {"purchase_units", v_derived, V_PURCHASE_UNITS},
 };
 
 int feature_count(void)

@@ -29,8 +29,10 @@
 /* Cap for "days since" features when the thing never happened. */
 #define FEATURE_NEVER_DAYS 3650.0
 /* 2: session times, cart ring, birthday time, first order value, last
- * review and negative times.  Version-1 records still decode. */
-#define FEATURE_RECORD_VERSION 2
+ * review and negative times.  3: orders (count[EV_PURCHASE] counts
+ * orders), purchase lines, purchase days and units.  Older records still
+ * decode. */
+#define FEATURE_RECORD_VERSION 3
 
 /* The two half-lives of every decayed counter, in ms.  "recent" uses the
  * short one (days: this week's intent), "decayed" the long one (weeks:
@@ -68,10 +70,13 @@ typedef struct {
         int64_t ts_ms;          /* 0 = empty slot */
         float value;            /* + added, - removed */
     } cart[FEATURE_CART_RING];  /* the latest cart events by time */
+    uint32_t purchase_lines;    /* purchase events (count[EV_PURCHASE] counts orders) */
+    uint32_t purchase_days;     /* distinct UTC days with a purchase: BG/NBD transactions */
+    uint32_t purchase_units;    /* quantities bought, summed */
     int64_t first_purchase_ms;  /* 0 = never */
     int64_t last_purchase_ms;
     int64_t last_cart_ms;       /* latest add_to_cart */
-    double first_purchase_value; /* value of the earliest purchase */
+    double first_purchase_value; /* value bought on the first purchase day */
     int64_t last_review_ms;     /* latest review */
     int64_t last_negative_ms;   /* latest refund, bad review (<= 2) or support ticket */
     uint32_t rating_sum;
@@ -96,8 +101,24 @@ void feature_init(ls_features *f);
 /* 1 when the record has seen no event. */
 int feature_empty(const ls_features *f);
 
-/* Folds one validated event into the record.  Never fails. */
+/* Folds one validated event into the record.  Never fails.  Every
+ * purchase is an order of its own here; see feature_apply_line. */
 void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *decay);
+
+/* The same, for a purchase line that continues an order already counted
+ * when continues_order is 1: its value, quantity and category count, but
+ * it is not another order (count, recent and decayed purchase counts stay).
+ * Purchase days are exact when events are applied in time order, as the
+ * store always does (history.h). */
+void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay *decay, int continues_order);
+
+/* Rounds the values the encoding keeps as 32-bit floats, so that a record
+ * in memory equals what the store gives back after feature_encode and
+ * feature_decode.  The canonical replay rounds after every event. */
+void feature_round(ls_features *f);
+
+/* The session hash sessions are counted by (FNV-1a, never 0). */
+uint32_t feature_session_hash(const char *s, size_t len);
 
 /* Folds record src into dst as if dst had seen all of src's events (used
  * when an anonymous visitor is aliased to a customer).  Never fails. */

@@ -190,7 +190,7 @@ static void write_result(ops_call *c, const model *m, const ls_str *id, int expl
     ls_features f;
     assess_result a;
     char tag[160];
-    int known = store_reader_get(c->reader, id->ptr, id->len, &f) == LS_OK;
+    int known = store_reader_get_asof(c->reader, id->ptr, id->len, c->now_ms, &f) == LS_OK;
     feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, explain, -1, &a);
     cw_key(c->w, "customer");
@@ -324,7 +324,7 @@ static int op_profile(ops_call *c)
         return rc;
     if (store_reader_begin(c->reader) != LS_OK)
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
-    int known = store_reader_get(c->reader, id.ptr, id.len, &f) == LS_OK;
+    int known = store_reader_get_asof(c->reader, id.ptr, id.len, c->now_ms, &f) == LS_OK;
     store_reader_end(c->reader);
     begin_ok(c);
     cw_key(c->w, "customer");
@@ -357,7 +357,7 @@ static int op_recommend(ops_call *c)
         model_unref(&m);
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
     }
-    store_reader_get(c->reader, id.ptr, id.len, &f);
+    store_reader_get_asof(c->reader, id.ptr, id.len, c->now_ms, &f);
     store_reader_end(c->reader);
     feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, 0, (int)k, &a);

@@ -1053,7 +1053,7 @@ static int scan_threaded(run *r, store_reader *rd)
         pthread_mutex_lock(&r->mu);
         r->cur = take_free(r);
         pthread_mutex_unlock(&r->mu);
-        rc = store_reader_scan(rd, visit_batched, r);
+        rc = store_reader_scan_asof(rd, r->o->now_ms, visit_batched, r);
         store_reader_end(rd); /* the scorers work on copies: let LMDB reuse the pages */
         pthread_mutex_lock(&r->mu);
         if (r->cur->n > 0)
@@ -1129,7 +1129,7 @@ int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summ
     if (rc == LS_OK && o->format == RESCORE_CSV && fputs(rescore_csv_header(o), o->out) == EOF)
         rc = LS_EIO;
     if (rc == LS_OK && (rc = store_reader_begin(rd)) == LS_OK) {
-        rc = threads == 1 ? store_reader_scan(rd, visit_inline, &r) : scan_threaded(&r, rd);
+        rc = threads == 1 ? store_reader_scan_asof(rd, o->now_ms, visit_inline, &r) : scan_threaded(&r, rd);
         store_reader_end(rd);
     }
     if (rc == LS_OK && threads == 1 && write_out(&r, &r.out) != 0)

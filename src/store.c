@@ -19,10 +19,12 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, customers, event_ids, event_ids_by_time, aliases, alias_targets;
+    MDB_dbi meta, customers, event_ids, event_ids_by_time, aliases, alias_targets, history;
     feature_decay decay;
+    int64_t retention_ms;
     int read_only;
     int has_aliases;   /* 0 only for a version-1 store opened read-only */
+    int has_history;   /* 0 only for a version-1 or -2 store opened read-only */
     /* Snapshots hold it shared; store_grow holds it alone while LMDB
      * remaps (writer-preferring, so a steady read load cannot starve it). */
     pthread_rwlock_t map_lock;
@@ -32,6 +34,7 @@ struct store_reader {
     store *s;
     MDB_txn *txn;
     int active;
+    history h;         /* scratch for as-of reads */
 };
 
 struct store_wtxn {
@@ -67,7 +70,7 @@ static int open_env(store *s, const char *dir, const store_options *opt, char *e
     }
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 10);
     mdb_env_set_maxreaders(s->env, opt->max_readers ? opt->max_readers : DEFAULT_MAX_READERS);
     mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE);
     unsigned flags = MDB_NOTLS;
@@ -137,6 +140,14 @@ static int open_alias_dbs(store *s, MDB_txn *txn, unsigned create)
     return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
 }
 
+/* The history table; a version-1 or -2 store opened read-only has none. */
+static int open_history_db(store *s, MDB_txn *txn, unsigned create)
+{
+    int rc = mdb_dbi_open(txn, "history", create, &s->history);
+    s->has_history = rc == 0;
+    return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
+}
+
 static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errlen)
 {
     MDB_txn *txn;
@@ -148,7 +159,7 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
         (rc = mdb_dbi_open(txn, "customers", create, &s->customers)) ||
         (rc = mdb_dbi_open(txn, "event_ids", create, &s->event_ids)) ||
         (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time)) ||
-        (rc = open_alias_dbs(s, txn, create))) {
+        (rc = open_alias_dbs(s, txn, create)) || (rc = open_history_db(s, txn, create))) {
         mdb_txn_abort(txn);
         ls_fail(err, errlen, 0, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
                                                       : "cannot open the store's tables", mdb_strerror(rc));
@@ -181,6 +192,7 @@ int store_open(store **out, const char *dir, const store_options *opt,
     pthread_rwlock_init(&s->map_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     s->read_only = opt->read_only;
+    s->retention_ms = (int64_t)(opt->history_days > 0 ? opt->history_days : HISTORY_DEFAULT_DAYS) * 86400000LL;
     int rc = open_env(s, dir, opt, err, errlen);
     if (rc == LS_OK)
         rc = open_dbs(s, decay, err, errlen);
@@ -224,6 +236,8 @@ int store_stat(store *s, store_stats *out)
         out->customers = st.ms_entries;
     if (mdb_stat(txn, s->event_ids, &st) == 0)
         out->event_ids = st.ms_entries;
+    if (s->has_history && mdb_stat(txn, s->history, &st) == 0)
+        out->histories = st.ms_entries;
     mdb_txn_abort(txn);
     mdb_env_stat(s->env, &st);
     mdb_env_info(s->env, &info);
@@ -270,6 +284,7 @@ int store_reader_open(store *s, store_reader **out)
     }
     mdb_txn_reset(r->txn);
     r->s = s;
+    history_init(&r->h);
     *out = r;
     return LS_OK;
 }
@@ -280,6 +295,7 @@ void store_reader_close(store_reader **rp)
         return;
     store_reader_end(*rp);
     mdb_txn_abort((*rp)->txn);
+    history_free(&(*rp)->h);
     free(*rp);
     *rp = NULL;
 }
@@ -342,7 +358,85 @@ int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *o
     return get_record(r->txn, r->s->customers, id, len, out);
 }
 
-int store_reader_scan(store_reader *r, store_visit_fn fn, void *arg)
+/* A customer's history; a customer with a record and no history (written
+ * by an older version) has its record as `before`. */
+static int load_history(MDB_txn *txn, const store *s, const char *id, size_t len, const ls_features *rec,
+                        history *h)
+{
+    MDB_val k = {len, (void *)id}, v;
+    history_clear(h);
+    int rc = s->has_history ? mdb_get(txn, s->history, &k, &v) : MDB_NOTFOUND;
+    if (rc == 0)
+        return history_decode(h, v.mv_data, v.mv_size);
+    if (rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    if (rec && !feature_empty(rec)) {
+        h->before = *rec;
+        h->has_before = 1;
+    }
+    return LS_OK;
+}
+
+/* The record as of asof_ms, given the running one (rec) of customer id. */
+static int record_asof(store_reader *r, const char *id, size_t len, int64_t asof_ms, ls_features *rec)
+{
+    if (rec->last_seen_ms <= asof_ms)
+        return LS_OK;
+    int rc = load_history(r->txn, r->s, id, len, rec, &r->h);
+    if (rc == LS_OK)
+        rc = history_replay(&r->h, asof_ms, &r->s->decay, rec);
+    if (rc == LS_OK && feature_empty(rec))
+        rc = LS_ENOTFOUND;
+    return rc;
+}
+
+int store_reader_get_asof(store_reader *r, const char *id, size_t len, int64_t asof_ms, ls_features *out)
+{
+    if (len == 0 || len > 511) {
+        feature_init(out);
+        return LS_ENOTFOUND;
+    }
+    follow_alias(r->txn, r->s, &id, &len);
+    int rc = get_record(r->txn, r->s->customers, id, len, out);
+    if (rc == LS_OK)
+        rc = record_asof(r, id, len, asof_ms, out);
+    if (rc != LS_OK)
+        feature_init(out);
+    return rc;
+}
+
+int store_reader_get_history(store_reader *r, const char *id, size_t len, history *out)
+{
+    ls_features f;
+    history_clear(out);
+    if (len == 0 || len > 511)
+        return LS_ENOTFOUND;
+    follow_alias(r->txn, r->s, &id, &len);
+    int rc = get_record(r->txn, r->s->customers, id, len, &f);
+    return rc == LS_OK ? load_history(r->txn, r->s, id, len, &f, out) : rc;
+}
+
+/* One pass over the customers; each record is given as of asof_ms
+ * (INT64_MAX: as stored) and, when want_history, with its history. */
+typedef struct {
+    int64_t asof_ms;
+    store_visit_fn visit;
+    store_history_fn visit_history;
+    void *arg;
+} scan_plan;
+
+static int scan_one(store_reader *r, const MDB_val *k, ls_features *f, const scan_plan *p)
+{
+    if (p->visit_history) {
+        int rc = load_history(r->txn, r->s, k->mv_data, k->mv_size, f, &r->h);
+        return rc == LS_OK ? p->visit_history(p->arg, k->mv_data, k->mv_size, f, &r->h) : LS_OK;
+    }
+    if (record_asof(r, k->mv_data, k->mv_size, p->asof_ms, f) != LS_OK)
+        return LS_OK; /* not a customer yet at asof, or unreadable: skipped */
+    return p->visit(p->arg, k->mv_data, k->mv_size, f);
+}
+
+static int scan(store_reader *r, const scan_plan *p)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -354,13 +448,31 @@ int store_reader_scan(store_reader *r, store_visit_fn fn, void *arg)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (feature_decode(&f, v.mv_data, v.mv_size) != LS_OK)
             continue; /* a record this binary cannot read is skipped, not fatal */
-        if ((st = fn(arg, k.mv_data, k.mv_size, &f)) != 0)
+        if ((st = scan_one(r, &k, &f, p)) != 0)
             break;
     }
     mdb_cursor_close(cur);
     if (st == LS_OK && rc != MDB_NOTFOUND && rc != 0)
         st = from_mdb(rc);
     return st;
+}
+
+int store_reader_scan(store_reader *r, store_visit_fn fn, void *arg)
+{
+    scan_plan p = {INT64_MAX, fn, NULL, arg};
+    return scan(r, &p);
+}
+
+int store_reader_scan_asof(store_reader *r, int64_t asof_ms, store_visit_fn fn, void *arg)
+{
+    scan_plan p = {asof_ms, fn, NULL, arg};
+    return scan(r, &p);
+}
+
+int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg)
+{
+    scan_plan p = {INT64_MAX, NULL, fn, arg};
+    return scan(r, &p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -429,9 +541,54 @@ int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features 
     return from_mdb(mdb_put(w->txn, w->s->customers, &k, &v, 0));
 }
 
+void store_held_init(store_held *h)
+{
+    memset(h, 0, sizeof *h);
+    history_init(&h->h);
+}
+
+void store_held_free(store_held *h)
+{
+    history_free(&h->h);
+    free(h->buf);
+    h->buf = NULL;
+    h->buf_cap = 0;
+    h->open = 0;
+}
+
+int store_wtxn_put_history(store_wtxn *w, const char *id, size_t len, const history *h, uint8_t **buf,
+                           size_t *buf_cap)
+{
+    size_t need = history_encoded_size(h), n;
+    if (need > *buf_cap) {
+        uint8_t *b = realloc(*buf, need);
+        if (!b)
+            return LS_ENOMEM;
+        *buf = b;
+        *buf_cap = need;
+    }
+    int rc = history_encode(h, *buf, *buf_cap, &n);
+    if (rc)
+        return rc;
+    MDB_val k = {len, (void *)id}, v = {n, *buf};
+    return from_mdb(mdb_put(w->txn, w->s->history, &k, &v, 0));
+}
+
 int store_wtxn_put_back(store_wtxn *w, store_held *h)
 {
-    int rc = h->open ? store_wtxn_put(w, h->id, h->len, &h->f) : LS_OK;
+    int rc = LS_OK;
+    if (h->open && h->changed) {
+        if (h->first_new >= h->n_at_hold) /* new events at the tail only */
+            rc = history_apply_range(&h->h, h->n_at_hold, h->h.n, &w->s->decay, &h->f);
+        else
+            rc = history_replay(&h->h, INT64_MAX, &w->s->decay, &h->f);
+        if (rc == LS_OK)
+            rc = history_fold(&h->h, w->s->retention_ms, HISTORY_MAX_EVENTS, &w->s->decay, NULL);
+        if (rc == LS_OK)
+            rc = store_wtxn_put(w, h->id, h->len, &h->f);
+        if (rc == LS_OK)
+            rc = store_wtxn_put_history(w, h->id, h->len, &h->h, &h->buf, &h->buf_cap);
+    }
     h->open = 0;
     return rc;
 }
@@ -454,9 +611,28 @@ int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id)
     rc = store_wtxn_get(w, copy, len, &h->f);
     if (rc != LS_OK && rc != LS_ENOTFOUND)
         return rc;
+    if ((rc = load_history(w->txn, w->s, copy, len, &h->f, &h->h)))
+        return rc;
     memcpy(h->id, copy, len);
     h->len = len;
     h->open = 1;
+    h->changed = 0;
+    h->n_at_hold = h->first_new = h->h.n;
+    return LS_OK;
+}
+
+int store_wtxn_add_event(store_wtxn *w, store_held *h, const ls_event *ev, int *dup)
+{
+    size_t at;
+    int rc = store_wtxn_hold(w, h, &ev->customer);
+    if (rc)
+        return rc;
+    uint64_t ident = ev->event_id.len ? history_ident(ev->event_id.ptr, ev->event_id.len) : 0;
+    if ((rc = history_add(&h->h, ev, ident, dup, &at)) || *dup)
+        return rc;
+    h->changed = 1;
+    if (at < h->first_new)
+        h->first_new = at;
     return LS_OK;
 }
 
@@ -596,13 +772,46 @@ static int repoint_alias(store_wtxn *w, const char *anon, size_t alen, void *arg
     return put_alias(w, anon, alen, rp->target, rp->tlen);
 }
 
+/* Folds customer from's history (and record a) into to's, replays the
+ * merged history into to's record, and deletes from's record and history. */
+static int merge_histories(store_wtxn *w, const char *from, size_t from_len, const ls_features *a, const char *to,
+                           size_t tlen)
+{
+    store_held held;
+    ls_features b;
+    history src;
+    store_held_init(&held);
+    history_init(&src);
+    int rc = store_wtxn_get(w, to, tlen, &b);
+    if (rc == LS_OK || rc == LS_ENOTFOUND)
+        rc = load_history(w->txn, w->s, to, tlen, &b, &held.h);
+    if (rc == LS_OK)
+        rc = load_history(w->txn, w->s, from, from_len, a, &src);
+    if (rc == LS_OK)
+        rc = history_merge(&held.h, &src, &w->s->decay);
+    if (rc == LS_OK)
+        rc = history_replay(&held.h, INT64_MAX, &w->s->decay, &b);
+    if (rc == LS_OK && (rc = store_wtxn_put(w, to, tlen, &b)) == LS_OK)
+        rc = store_wtxn_put_history(w, to, tlen, &held.h, &held.buf, &held.buf_cap);
+    MDB_val k = {from_len, (void *)from};
+    if (rc == LS_OK)
+        rc = from_mdb(mdb_del(w->txn, w->s->customers, &k, NULL));
+    if (rc == LS_OK) {
+        int d = mdb_del(w->txn, w->s->history, &k, NULL);
+        rc = d == MDB_NOTFOUND ? LS_OK : from_mdb(d);
+    }
+    history_free(&src);
+    store_held_free(&held);
+    return rc;
+}
+
 int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const char *to_in, size_t to_len_in,
                      int *merged)
 {
     char to[ID_MAX];
     const char *t, *cur;
     size_t tlen, clen;
-    ls_features a, b;
+    ls_features a;
     *merged = 0;
     if (from_len == 0 || from_len >= ID_MAX || to_len_in == 0 || to_len_in >= ID_MAX)
         return LS_EINVAL;
@@ -619,15 +828,8 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
     if (clen != from_len || memcmp(cur, from, from_len) != 0)
         return LS_EINVAL; /* merged into someone else already */
     int have_from = store_wtxn_get(w, from, from_len, &a) == LS_OK;
-    if (have_from) {
-        rc = store_wtxn_get(w, to, tlen, &b);
-        if (rc != LS_OK && rc != LS_ENOTFOUND)
-            return rc;
-        feature_merge(&b, &a, &w->s->decay);
-        MDB_val k = {from_len, (void *)from};
-        if ((rc = store_wtxn_put(w, to, tlen, &b)) || (rc = from_mdb(mdb_del(w->txn, w->s->customers, &k, NULL))))
-            return rc;
-    }
+    if (have_from && (rc = merge_histories(w, from, from_len, &a, to, tlen)))
+        return rc;
     repoint rp = {to, tlen, from, from_len};
     if ((rc = each_alias_of(w, from, from_len, repoint_alias, &rp)) || (rc = put_alias(w, from, from_len, to, tlen)))
         return rc;
@@ -730,6 +932,10 @@ static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *se
     if (rc && rc != MDB_NOTFOUND)
         return from_mdb(rc);
     *deleted = rc == 0;
+    rc = mdb_del(w->txn, w->s->history, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    *deleted |= rc == 0;
     size_t before = set->n;
     if ((rc = each_alias_of(w, set->id[0], set->len[0], drop_alias, set)))
         return rc;

@@ -6,11 +6,20 @@
  *   customers     customer id -> encoded ls_features (feature.h)
  *   event_ids     event id -> i64 receive time (ms) + customer id
  *   event_ids_by_time  be64 receive time + event id -> "" (for pruning)
+ *   history       customer id -> encoded event history (history.h)
  *   aliases       anonymous id -> customer id it was merged into
  *   alias_targets customer id + NUL + anonymous id -> "" (reverse index)
  *
- * Schema versions: 1 had no alias tables; opening a version-1 store for
- * writing creates them and records version 2 (an in-place upgrade).
+ * The running vector in `customers` is, bit for bit, the canonical replay
+ * of the customer's history (history.h): the writer keeps it so.  Reads
+ * for "now" decode it alone (O(1)); reads as of an earlier time replay the
+ * history up to that time.
+ *
+ * Schema versions: 1 had no alias tables, 2 no history.  Opening an older
+ * store for writing creates the missing tables and records version 3 (an
+ * in-place upgrade).  A customer written by an older version has a record
+ * and no history: its record counts as the history's "before" aggregate
+ * (what happened before the upgrade), and new events go to its history.
  *
  * Threads: exactly one thread writes (the writer, see writer.h) through a
  * store_wtxn; any number of threads read, each through its own
@@ -24,8 +33,9 @@
 #include <stdint.h>
 
 #include "feature.h"
+#include "history.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -36,11 +46,13 @@ typedef struct {
     int no_sync;            /* 1: skip fsync on commit (NOT durable; bulk loads only) */
     int read_only;          /* 1: open for reading only (rescore, kpis) */
     unsigned max_readers;   /* 0 = default 126 */
+    int history_days;       /* retention back from each customer's newest event; 0 = 730 */
 } store_options;
 
 typedef struct {
     uint64_t customers;     /* records in the customers database */
     uint64_t event_ids;     /* idempotency keys held */
+    uint64_t histories;     /* customers with an event history */
     uint64_t used_bytes;    /* pages in use x page size */
     uint64_t map_bytes;     /* the map size */
 } store_stats;
@@ -83,10 +95,32 @@ void store_reader_end(store_reader *r);
  * LS_ENOTFOUND when the store has none (out is then an empty record). */
 int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *out);
 
+/* The record as of asof_ms: the running vector when the customer's newest
+ * event is not later than asof_ms (O(1)), else the replay of its history
+ * up to asof_ms.  LS_ENOTFOUND when the store has none, or the customer
+ * was first seen after asof_ms (out is then an empty record). */
+int store_reader_get_asof(store_reader *r, const char *id, size_t len, int64_t asof_ms, ls_features *out);
+
+/* The history of a customer (following an alias).  A customer written by
+ * an older version, or with no events in retention, has an empty one
+ * (maybe with `before`).  LS_ENOTFOUND when the store has no such
+ * customer. */
+int store_reader_get_history(store_reader *r, const char *id, size_t len, history *out);
+
 /* Calls fn for every customer in id order inside the current snapshot,
  * stopping early (and returning fn's value) when fn returns non-zero. */
 typedef int (*store_visit_fn)(void *arg, const char *id, size_t len, const ls_features *f);
 int store_reader_scan(store_reader *r, store_visit_fn fn, void *arg);
+
+/* The same, with every record as of asof_ms (store_reader_get_asof):
+ * customers first seen after asof_ms are skipped. */
+int store_reader_scan_asof(store_reader *r, int64_t asof_ms, store_visit_fn fn, void *arg);
+
+/* Calls fn for every customer with its running record and its history
+ * (valid during the call only). */
+typedef int (*store_history_fn)(void *arg, const char *id, size_t len, const ls_features *f, const history *h);
+int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg);
+
 
 /* ---- writing (the writer thread only) ---- */
 
@@ -97,22 +131,40 @@ void store_write_abort(store_wtxn **w);
 
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out);
 
-/* A customer record held in memory while consecutive events of one
- * customer are applied, written back when another customer comes or on
- * store_wtxn_put_back.  The writer and `import --data` both use it. */
+/* A customer's record and history held in memory while consecutive
+ * events of one customer are added, written back when another customer
+ * comes or on store_wtxn_put_back.  The writer and `import --data` both
+ * use it.  store_held_init before the first use, store_held_free after the
+ * last. */
 typedef struct {
     int open;
     size_t len;
     char id[512];      /* the resolved id (an alias's target) */
-    ls_features f;
+    ls_features f;     /* the running vector */
+    history h;
+    size_t n_at_hold;  /* events f covers (the history's first n_at_hold) */
+    size_t first_new;  /* lowest index an event was added at */
+    int changed;       /* events were added */
+    uint8_t *buf;      /* encoding buffer */
+    size_t buf_cap;
 } store_held;
+
+void store_held_init(store_held *h);
+void store_held_free(store_held *h);
 
 /* Makes h hold the record events of customer `id` land on (following an
  * alias; an empty record when there is none), writing back the record
  * held before.  0 or a status. */
 int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id);
 
-/* Writes the held record back (if any) and empties h.  0 or a status. */
+/* Adds a validated event to its customer's history (holding that
+ * customer).  *dup is 1, and nothing changes, when the customer's history
+ * already holds an event with the same event id.  0 or a status. */
+int store_wtxn_add_event(store_wtxn *w, store_held *h, const ls_event *ev, int *dup);
+
+/* Brings the held running vector up to date with the events added (the
+ * canonical replay), folds what left retention into the history's
+ * `before`, writes both back (if anything is held) and empties h. */
 int store_wtxn_put_back(store_wtxn *w, store_held *h);
 
 /* The id whose record `id` lands on: itself, or the customer an alias
@@ -134,6 +186,11 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
  * store_compact for a copy that holds only live data. */
 int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted);
 int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features *f);
+
+/* Writes a customer's record and history (the record must be the replay of
+ * the history: see store_held).  0 or a status. */
+int store_wtxn_put_history(store_wtxn *w, const char *id, size_t len, const history *h, uint8_t **buf,
+                           size_t *buf_cap);
 
 /* Records event id `eid` as received at received_ms for customer id.
  * *seen is set to 1 (and nothing is written) when the id is already held,

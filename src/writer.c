@@ -31,6 +31,7 @@ struct writer {
     writer_job **group;
     size_t group_cap;
     int64_t last_prune_ms;
+    store_held held;   /* the customer being written, reused across groups */
 };
 
 /* ------------------------------------------------------------------ */
@@ -151,7 +152,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, store_held *rec)
     return rc;
 }
 
-static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, const feature_decay *decay)
+static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec)
 {
     if (job->kind != JOB_EVENTS)
         return apply_identity(txn, job, rec);
@@ -168,11 +169,13 @@ static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, const fe
                 continue;
             }
         }
-        int rc = store_wtxn_hold(txn, rec, &ev->customer);
+        int dup = 0, rc = store_wtxn_add_event(txn, rec, ev, &dup);
         if (rc)
             return rc;
-        feature_apply(&rec->f, ev, decay);
-        job->accepted++;
+        if (dup)
+            job->duplicates++; /* its id is in the customer's history */
+        else
+            job->accepted++;
     }
     return LS_OK;
 }
@@ -190,14 +193,13 @@ static void reset_jobs(writer *w, size_t njobs)
 static int try_group(writer *w, size_t njobs)
 {
     store_wtxn *txn = NULL;
-    store_held *rec = malloc(sizeof *rec);
-    int rc = rec ? store_write_begin(w->svc->store, &txn) : LS_ENOMEM;
+    store_held *rec = &w->held;
+    int rc = store_write_begin(w->svc->store, &txn);
     if (rc)
         goto done;
     rec->open = 0; /* nothing held yet */
-    const feature_decay *decay = store_decay(w->svc->store);
     for (size_t j = 0; j < njobs && rc == LS_OK; j++)
-        rc = apply_job(txn, w->group[j], rec, decay);
+        rc = apply_job(txn, w->group[j], rec);
     if (rc == LS_OK)
         rc = store_wtxn_put_back(txn, rec);
     if (rc == LS_OK) {
@@ -212,7 +214,7 @@ static int try_group(writer *w, size_t njobs)
     }
 done:
     store_write_abort(&txn);
-    free(rec);
+    rec->open = 0;
     return rc;
 }
 
@@ -420,6 +422,7 @@ int writer_start(writer **out, service *svc, int nproducers)
         return LS_ENOMEM;
     w->svc = svc;
     w->nproducers = nproducers;
+    store_held_init(&w->held);
     codec_writer_init(&w->reply);
     w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1, SERVICE_WRITER_HWM);
     w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
@@ -448,6 +451,7 @@ void writer_join(writer **wp)
     zmq_close(w->pull);
     zmq_close(w->replies);
     codec_writer_destroy(&w->reply);
+    store_held_free(&w->held);
     free(w->group);
     free(w);
     *wp = NULL;

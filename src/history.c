@@ -1,0 +1,689 @@
+/* history.c -- a customer's event history in memory and on disk, and the
+ * canonical replay that defines its features (see history.h). */
+#include "history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+
+#define MS_PER_DAY 86400000LL
+
+void history_init(history *h)
+{
+    memset(h, 0, sizeof *h);
+}
+
+void history_free(history *h)
+{
+    free(h->ev);
+    free(h->str);
+    free(h->off);
+    free(h->len);
+    history_init(h);
+}
+
+void history_clear(history *h)
+{
+    h->has_before = 0;
+    h->n = 0;
+    h->str_used = 0;
+    h->nstr = 0;
+}
+
+uint64_t history_ident(const char *event_id, size_t len)
+{
+    uint64_t x = 1469598103934665603ULL; /* FNV-1a 64, then a finaliser */
+    for (size_t i = 0; i < len; i++) {
+        x ^= (uint8_t)event_id[i];
+        x *= 1099511628211ULL;
+    }
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x ? x : 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The string table                                                    */
+/* ------------------------------------------------------------------ */
+
+ls_str history_string(const history *h, uint32_t ref)
+{
+    ls_str s = {"", 0};
+    if (ref >= 1 && ref <= h->nstr) {
+        s.ptr = h->str + h->off[ref - 1];
+        s.len = h->len[ref - 1];
+    }
+    return s;
+}
+
+static int str_append(history *h, const char *p, size_t len, uint32_t *ref)
+{
+    if (h->nstr == h->str_slots) {
+        size_t slots = h->str_slots ? h->str_slots * 2 : 8;
+        uint32_t *off = realloc(h->off, slots * sizeof *off);
+        if (!off)
+            return LS_ENOMEM;
+        h->off = off;
+        uint16_t *ln = realloc(h->len, slots * sizeof *ln);
+        if (!ln)
+            return LS_ENOMEM;
+        h->len = ln;
+        h->str_slots = slots;
+    }
+    if (h->str_used + len > h->str_cap) {
+        size_t cap = h->str_cap ? h->str_cap : 256;
+        while (cap < h->str_used + len)
+            cap *= 2;
+        char *s = realloc(h->str, cap);
+        if (!s)
+            return LS_ENOMEM;
+        h->str = s;
+        h->str_cap = cap;
+    }
+    if (len)
+        memcpy(h->str + h->str_used, p, len);
+    h->off[h->nstr] = (uint32_t)h->str_used;
+    h->len[h->nstr] = (uint16_t)len;
+    h->str_used += len;
+    *ref = (uint32_t)++h->nstr;
+    return LS_OK;
+}
+
+/* The ref of a string, added when new; 0 for an empty one. */
+static int str_intern(history *h, ls_str s, uint32_t *ref)
+{
+    *ref = 0;
+    if (s.len == 0)
+        return LS_OK;
+    for (size_t i = 0; i < h->nstr; i++)
+        if (h->len[i] == s.len && memcmp(h->str + h->off[i], s.ptr, s.len) == 0) {
+            *ref = (uint32_t)i + 1;
+            return LS_OK;
+        }
+    return str_append(h, s.ptr, s.len, ref);
+}
+
+static int str_cmp(const history *ha, uint32_t a, const history *hb, uint32_t b)
+{
+    ls_str x = history_string(ha, a), y = history_string(hb, b);
+    size_t n = x.len < y.len ? x.len : y.len;
+    int c = n ? memcmp(x.ptr, y.ptr, n) : 0;
+    if (c)
+        return c;
+    return x.len < y.len ? -1 : x.len > y.len;
+}
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+/* ------------------------------------------------------------------ */
+
+#define CMP(a, b) do { if ((a) != (b)) return (a) < (b) ? -1 : 1; } while (0)
+
+/* The canonical order: time, then every field, strings by content, so
+ * that it does not depend on arrival order or on the string table. */
+static int event_cmp(const history *ha, const history_event *a, const history *hb, const history_event *b)
+{
+    CMP(a->ts_ms, b->ts_ms);
+    CMP(a->type, b->type);
+    CMP(a->ident, b->ident);
+    CMP(a->bits, b->bits);
+    CMP(a->value, b->value);
+    CMP(a->quantity, b->quantity);
+    CMP(a->session_hash, b->session_hash);
+    CMP(a->rating, b->rating);
+    CMP(a->birthday_mmdd, b->birthday_mmdd);
+    int c;
+    if ((c = str_cmp(ha, a->order, hb, b->order)) || (c = str_cmp(ha, a->category, hb, b->category)))
+        return c;
+    return str_cmp(ha, a->product, hb, b->product);
+}
+
+static int reserve(history *h, size_t n)
+{
+    if (n <= h->cap)
+        return LS_OK;
+    size_t cap = h->cap ? h->cap : 16;
+    while (cap < n)
+        cap *= 2;
+    history_event *ev = realloc(h->ev, cap * sizeof *ev);
+    if (!ev)
+        return LS_ENOMEM;
+    h->ev = ev;
+    h->cap = cap;
+    return LS_OK;
+}
+
+/* Index where e belongs: after every event that sorts before or equal. */
+static size_t insert_point(const history *h, const history *eh, const history_event *e)
+{
+    size_t lo = 0, hi = h->n;
+    if (hi > 0 && event_cmp(h, &h->ev[hi - 1], eh, e) <= 0)
+        return hi; /* the common case: a new event at the tail */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (event_cmp(h, &h->ev[mid], eh, e) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int holds_ident(const history *h, uint64_t ident)
+{
+    for (size_t i = h->n; i-- > 0;)
+        if (h->ev[i].ident == ident)
+            return 1;
+    return 0;
+}
+
+static int insert_event(history *h, const history *eh, const history_event *e, size_t *at)
+{
+    if (reserve(h, h->n + 1))
+        return LS_ENOMEM;
+    size_t i = insert_point(h, eh, e);
+    if (i < h->n)
+        memmove(&h->ev[i + 1], &h->ev[i], (h->n - i) * sizeof *e);
+    h->ev[i] = *e;
+    h->n++;
+    if (at)
+        *at = i;
+    return LS_OK;
+}
+
+static int from_event(history *h, const ls_event *ev, uint64_t ident, history_event *e)
+{
+    int rc;
+    memset(e, 0, sizeof *e);
+    e->ts_ms = ev->ts_ms;
+    e->type = (uint8_t)ev->type;
+    e->ident = ident;
+    e->quantity = ev->quantity;
+    e->bits = (uint8_t)((ident ? HB_IDENT : 0) | (ev->quantity != 1 ? HB_QUANTITY : 0) |
+                        (ev->discounted ? HB_DISCOUNTED : 0));
+    if (ev->value != 0) {
+        e->value = ev->value;
+        e->bits |= HB_VALUE;
+    }
+    if (ev->session.len || ev->session_hash) {
+        e->session_hash = ev->session_hash ? ev->session_hash : feature_session_hash(ev->session.ptr, ev->session.len);
+        e->bits |= HB_SESSION;
+    }
+    if ((rc = str_intern(h, ev->category, &e->category)) || (rc = str_intern(h, ev->product, &e->product)) ||
+        (rc = str_intern(h, ev->order_id, &e->order)))
+        return rc;
+    e->bits |= (e->category ? HB_CATEGORY : 0) | (e->product ? HB_PRODUCT : 0) | (e->order ? HB_ORDER : 0);
+    if (ev->type == EV_REVIEW && (ev->has & EVF_RATING))
+        e->rating = (uint8_t)ev->rating;
+    if (ev->has & EVF_BIRTHDAY)
+        e->birthday_mmdd = (uint16_t)ev->birthday_mmdd;
+    return LS_OK;
+}
+
+int history_add(history *h, const ls_event *ev, uint64_t ident, int *dup, size_t *at)
+{
+    history_event e;
+    *dup = 0;
+    if (ident && holds_ident(h, ident)) {
+        *dup = 1;
+        return LS_OK;
+    }
+    int rc = from_event(h, ev, ident, &e);
+    return rc ? rc : insert_event(h, h, &e, at);
+}
+
+size_t history_upto(const history *h, int64_t asof_ms)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->ev[mid].ts_ms <= asof_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void history_event_get(const history *h, size_t i, ls_event *out)
+{
+    const history_event *e = &h->ev[i];
+    event_init(out);
+    out->type = (event_type)e->type;
+    out->ts_ms = e->ts_ms;
+    out->has = EVF_TS | (e->bits & HB_VALUE ? EVF_VALUE : 0) | (e->bits & HB_QUANTITY ? EVF_QUANTITY : 0) |
+               (e->bits & HB_DISCOUNTED ? EVF_DISCOUNTED : 0) | (e->rating ? EVF_RATING : 0) |
+               (e->birthday_mmdd ? EVF_BIRTHDAY : 0);
+    out->value = e->value;
+    out->quantity = e->quantity;
+    out->discounted = (e->bits & HB_DISCOUNTED) != 0;
+    out->rating = e->rating;
+    out->birthday_mmdd = e->birthday_mmdd;
+    out->session_hash = e->session_hash;
+    out->category = history_string(h, e->category);
+    out->product = history_string(h, e->product);
+    out->order_id = history_string(h, e->order);
+}
+
+/* ------------------------------------------------------------------ */
+/* Replay                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Which order ids a replay has seen a purchase line of. */
+typedef struct {
+    uint8_t local[256];
+    uint8_t *seen;
+} order_set;
+
+static int orders_open(order_set *o, size_t nstr)
+{
+    memset(o->local, 0, sizeof o->local);
+    o->seen = nstr + 1 <= sizeof o->local ? o->local : calloc(nstr + 1, 1);
+    return o->seen ? LS_OK : LS_ENOMEM;
+}
+
+static void orders_close(order_set *o)
+{
+    if (o->seen != o->local)
+        free(o->seen);
+}
+
+/* 1 when event e continues an order already seen; marks it seen. */
+static int orders_note(order_set *o, const history_event *e)
+{
+    if (e->type != EV_PURCHASE || e->order == 0)
+        return 0;
+    int seen = o->seen[e->order];
+    o->seen[e->order] = 1;
+    return seen;
+}
+
+static void apply_events(const history *h, size_t from, size_t to, order_set *o, const feature_decay *d,
+                         ls_features *f)
+{
+    ls_event ev;
+    for (size_t i = from; i < to; i++) {
+        int cont = orders_note(o, &h->ev[i]);
+        history_event_get(h, i, &ev);
+        feature_apply_line(f, &ev, d, cont);
+        feature_round(f);
+    }
+}
+
+int history_apply_range(const history *h, size_t from, size_t to, const feature_decay *d, ls_features *f)
+{
+    order_set o;
+    if (to > h->n)
+        to = h->n;
+    if (from >= to)
+        return LS_OK;
+    if (orders_open(&o, h->nstr))
+        return LS_ENOMEM;
+    for (size_t i = 0; i < from; i++)
+        orders_note(&o, &h->ev[i]);
+    apply_events(h, from, to, &o, d, f);
+    orders_close(&o);
+    return LS_OK;
+}
+
+int history_replay(const history *h, int64_t asof_ms, const feature_decay *d, ls_features *out)
+{
+    if (h->has_before && h->before.first_seen_ms <= asof_ms)
+        *out = h->before;
+    else
+        feature_init(out);
+    return history_apply_range(h, 0, history_upto(h, asof_ms), d, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Retention and merging                                               */
+/* ------------------------------------------------------------------ */
+
+/* Rebuilds the string table with only the strings events refer to. */
+static int compact_strings(history *h)
+{
+    history old = *h;
+    history fresh;
+    history_init(&fresh);
+    for (size_t i = 0; i < h->n; i++) {
+        history_event *e = &h->ev[i];
+        uint32_t *refs[3] = {&e->category, &e->product, &e->order};
+        for (int k = 0; k < 3; k++) {
+            if (*refs[k] == 0)
+                continue;
+            int rc = str_intern(&fresh, history_string(&old, *refs[k]), refs[k]);
+            if (rc) {
+                free(fresh.str);
+                free(fresh.off);
+                free(fresh.len);
+                return rc; /* refs already rewritten point into fresh: keep going is unsafe */
+            }
+        }
+    }
+    free(h->str);
+    free(h->off);
+    free(h->len);
+    h->str = fresh.str;
+    h->str_used = fresh.str_used;
+    h->str_cap = fresh.str_cap;
+    h->off = fresh.off;
+    h->len = fresh.len;
+    h->nstr = fresh.nstr;
+    h->str_slots = fresh.str_slots;
+    return LS_OK;
+}
+
+int history_fold(history *h, int64_t retention_ms, size_t max_events, const feature_decay *d, size_t *folded)
+{
+    size_t k = 0;
+    if (folded)
+        *folded = 0;
+    if (h->n == 0)
+        return LS_OK;
+    if (retention_ms > 0) {
+        int64_t newest = h->ev[h->n - 1].ts_ms, cut = newest - retention_ms;
+        while (k < h->n && h->ev[k].ts_ms < cut)
+            k++;
+    }
+    if (max_events > 0 && h->n - k > max_events)
+        k = h->n - max_events;
+    if (k == 0)
+        return LS_OK;
+    if (!h->has_before)
+        feature_init(&h->before);
+    int rc = history_apply_range(h, 0, k, d, &h->before);
+    if (rc)
+        return rc;
+    h->has_before = 1;
+    memmove(h->ev, h->ev + k, (h->n - k) * sizeof *h->ev);
+    h->n -= k;
+    if (folded)
+        *folded = k;
+    return compact_strings(h);
+}
+
+int history_merge(history *dst, const history *src, const feature_decay *d)
+{
+    if (src->has_before) {
+        if (dst->has_before)
+            feature_merge(&dst->before, &src->before, d);
+        else
+            dst->before = src->before;
+        dst->has_before = 1;
+    }
+    if (reserve(dst, dst->n + src->n))
+        return LS_ENOMEM;
+    for (size_t i = 0; i < src->n; i++) {
+        history_event e = src->ev[i];
+        if (e.ident && holds_ident(dst, e.ident))
+            continue;
+        ls_str cat = history_string(src, e.category), prod = history_string(src, e.product),
+               ord = history_string(src, e.order);
+        int rc;
+        if ((rc = str_intern(dst, cat, &e.category)) || (rc = str_intern(dst, prod, &e.product)) ||
+            (rc = str_intern(dst, ord, &e.order)) || (rc = insert_event(dst, dst, &e, NULL)))
+            return rc;
+    }
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoding                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t *p;
+    size_t left;
+    int bad;
+} wbuf;
+
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    int bad;
+} rbuf;
+
+static void put(wbuf *w, const void *src, size_t n)
+{
+    if (w->bad || w->left < n) {
+        w->bad = 1;
+        return;
+    }
+    memcpy(w->p, src, n);
+    w->p += n;
+    w->left -= n;
+}
+
+static void put_varint(wbuf *w, uint64_t v)
+{
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            b[n] |= 0x80;
+        n++;
+    } while (v);
+    put(w, b, n);
+}
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >>= 7)
+        n++;
+    return n;
+}
+
+static uint64_t zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static int64_t unzigzag(uint64_t v)
+{
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static void get(rbuf *r, void *dst, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
+static uint64_t get_varint(rbuf *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b;
+        get(r, &b, 1);
+        if (r->bad)
+            return 0;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static size_t event_size(const history_event *e, int64_t prev)
+{
+    size_t n = varint_size((uint64_t)(e->ts_ms - prev)) + 2;
+    n += e->bits & HB_VALUE ? 8 : 0;
+    n += e->bits & HB_QUANTITY ? varint_size(zigzag(e->quantity)) : 0;
+    n += e->bits & HB_IDENT ? 8 : 0;
+    n += e->bits & HB_SESSION ? 4 : 0;
+    n += e->bits & HB_CATEGORY ? varint_size(e->category) : 0;
+    n += e->bits & HB_PRODUCT ? varint_size(e->product) : 0;
+    n += e->bits & HB_ORDER ? varint_size(e->order) : 0;
+    n += e->type == EV_REVIEW ? 1 : 0;
+    n += e->type == EV_PROFILE ? varint_size(e->birthday_mmdd) : 0;
+    return n;
+}
+
+size_t history_encoded_size(const history *h)
+{
+    size_t n = 2 + (h->has_before ? 10 + FEATURE_MAX_ENCODED : 0) + varint_size(h->nstr) + varint_size(h->n);
+    for (size_t i = 0; i < h->nstr; i++)
+        n += varint_size(h->len[i]) + h->len[i];
+    int64_t prev = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        n += event_size(&h->ev[i], prev);
+        prev = h->ev[i].ts_ms;
+    }
+    return n;
+}
+
+static void encode_event(wbuf *w, const history_event *e, int64_t prev)
+{
+    put_varint(w, (uint64_t)(e->ts_ms - prev));
+    put(w, &e->type, 1);
+    put(w, &e->bits, 1);
+    if (e->bits & HB_VALUE)
+        put(w, &e->value, 8);
+    if (e->bits & HB_QUANTITY)
+        put_varint(w, zigzag(e->quantity));
+    if (e->bits & HB_IDENT)
+        put(w, &e->ident, 8);
+    if (e->bits & HB_SESSION)
+        put(w, &e->session_hash, 4);
+    if (e->bits & HB_CATEGORY)
+        put_varint(w, e->category);
+    if (e->bits & HB_PRODUCT)
+        put_varint(w, e->product);
+    if (e->bits & HB_ORDER)
+        put_varint(w, e->order);
+    if (e->type == EV_REVIEW)
+        put(w, &e->rating, 1);
+    if (e->type == EV_PROFILE)
+        put_varint(w, e->birthday_mmdd);
+}
+
+int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
+{
+    wbuf w = {buf, cap, 0};
+    uint8_t head[2] = {HISTORY_VERSION, (uint8_t)(h->has_before ? 1 : 0)};
+    put(&w, head, 2);
+    if (h->has_before) {
+        uint8_t rec[FEATURE_MAX_ENCODED];
+        size_t n;
+        if (feature_encode(&h->before, rec, sizeof rec, &n))
+            return LS_EINVAL;
+        put_varint(&w, n);
+        put(&w, rec, n);
+    }
+    put_varint(&w, h->nstr);
+    for (size_t i = 0; i < h->nstr; i++) {
+        put_varint(&w, h->len[i]);
+        put(&w, h->str + h->off[i], h->len[i]);
+    }
+    put_varint(&w, h->n);
+    int64_t prev = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        encode_event(&w, &h->ev[i], prev);
+        prev = h->ev[i].ts_ms;
+    }
+    if (w.bad)
+        return LS_EINVAL;
+    *len = cap - w.left;
+    return LS_OK;
+}
+
+static int decode_strings(history *h, rbuf *r)
+{
+    uint64_t nstr = get_varint(r);
+    if (r->bad || nstr > r->left)
+        return LS_EPARSE;
+    for (uint64_t i = 0; i < nstr; i++) {
+        uint64_t len = get_varint(r);
+        uint32_t ref;
+        if (r->bad || len > EVENT_MAX_STR || len > r->left)
+            return LS_EPARSE;
+        if (str_append(h, (const char *)r->p, (size_t)len, &ref))
+            return LS_ENOMEM;
+        r->p += len;
+        r->left -= len;
+    }
+    return LS_OK;
+}
+
+static int decode_event(const history *h, rbuf *r, history_event *e, int64_t prev)
+{
+    memset(e, 0, sizeof *e);
+    uint64_t dt = get_varint(r);
+    e->ts_ms = prev + (int64_t)dt;
+    get(r, &e->type, 1);
+    get(r, &e->bits, 1);
+    e->quantity = 1;
+    if (e->bits & HB_VALUE)
+        get(r, &e->value, 8);
+    if (e->bits & HB_QUANTITY)
+        e->quantity = unzigzag(get_varint(r));
+    if (e->bits & HB_IDENT)
+        get(r, &e->ident, 8);
+    if (e->bits & HB_SESSION)
+        get(r, &e->session_hash, 4);
+    if (e->bits & HB_CATEGORY)
+        e->category = (uint32_t)get_varint(r);
+    if (e->bits & HB_PRODUCT)
+        e->product = (uint32_t)get_varint(r);
+    if (e->bits & HB_ORDER)
+        e->order = (uint32_t)get_varint(r);
+    if (e->type == EV_REVIEW)
+        get(r, &e->rating, 1);
+    if (e->type == EV_PROFILE)
+        e->birthday_mmdd = (uint16_t)get_varint(r);
+    if (r->bad || dt > (uint64_t)INT64_MAX - (uint64_t)prev || e->type >= EV_TYPE_COUNT ||
+        e->category > h->nstr || e->product > h->nstr || e->order > h->nstr || e->rating > 5)
+        return LS_EPARSE;
+    return LS_OK;
+}
+
+int history_decode(history *h, const uint8_t *buf, size_t len)
+{
+    rbuf r = {buf, len, 0};
+    uint8_t head[2];
+    history_clear(h);
+    get(&r, head, 2);
+    if (r.bad || head[0] == 0)
+        return LS_EPARSE;
+    if (head[0] > HISTORY_VERSION)
+        return LS_EVERSION;
+    h->has_before = head[1] & 1;
+    if (h->has_before) {
+        uint64_t n = get_varint(&r);
+        if (r.bad || n > r.left)
+            return LS_EPARSE;
+        int rc = feature_decode(&h->before, r.p, (size_t)n);
+        if (rc)
+            return rc;
+        r.p += n;
+        r.left -= n;
+    }
+    int rc = decode_strings(h, &r);
+    if (rc)
+        return rc;
+    uint64_t n = get_varint(&r);
+    if (r.bad || n > r.left / 3 + 1)
+        return LS_EPARSE;
+    if (reserve(h, (size_t)n))
+        return LS_ENOMEM;
+    int64_t prev = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if ((rc = decode_event(h, &r, &h->ev[i], prev)))
+            return rc;
+        prev = h->ev[i].ts_ms;
+    }
+    h->n = (size_t)n;
+    return r.left == 0 ? LS_OK : LS_EPARSE;
+}

@@ -1,0 +1,142 @@
+/* history.h -- a customer's event history: every event the store keeps
+ * beside the running feature vector, so that any figure can be computed
+ * as of any time.
+ *
+ * One history per customer (one LMDB value in the `history` table, see
+ * store.h), kept in time order.  In memory it is an array of
+ * history_event plus a per-customer string table (categories, products,
+ * order ids; an event refers to a string by its 1-based index), and a
+ * "before" aggregate: the feature record of the events that fell out of
+ * retention (older than the customer's newest event minus history_days,
+ * or beyond HISTORY_MAX_EVENTS), so lifetime counts stay right.
+ *
+ * Canonical replay.  The features of a customer are DEFINED as the replay
+ * of its history: start from `before`, apply every event in canonical
+ * order (time, then content), rounding the record after each event exactly
+ * as the store's encoding rounds it (feature_round).  The writer keeps the
+ * running vector equal to that replay bit for bit (it applies new events
+ * at the tail incrementally, and replays when an event lands in the
+ * middle), so the vector read for "now" and a replay as of a later time
+ * agree exactly, whatever order the events arrived in.  As of a time T the
+ * replay stops at the last event with ts <= T.
+ *
+ * Orders: purchase lines of one customer with the same order id are one
+ * order (history_replay tells feature_apply_line which line continues an
+ * order).  Duplicates: an event whose identity (a 64-bit hash of its event
+ * id, see history_ident) is already held is not added again.
+ *
+ * Encoding (little-endian, version byte first):
+ *   u8 version (1), u8 flags (bit 0: has before)
+ *   [varint len, feature_encode bytes]         the before aggregate
+ *   varint nstrings, { varint len, bytes }     the string table
+ *   varint nevents, then per event:
+ *     varint ts delta (the first: ts itself), u8 type, u8 field bits,
+ *     then the fields the bits say: value f64, quantity varint,
+ *     identity u64, session hash u32, category/product/order varints,
+ *     rating u8, birthday varint.
+ * A page view with a session and a category costs about 11 bytes; with an
+ * event id 19; a purchase line with a value and an order about 30. */
+#ifndef LS_HISTORY_H
+#define LS_HISTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "feature.h"
+
+#define HISTORY_VERSION 1
+/* Default retention, in days back from the customer's newest event. */
+#define HISTORY_DEFAULT_DAYS 730
+/* Most events kept per customer; older ones are folded into `before`. */
+#define HISTORY_MAX_EVENTS 20000
+
+/* history_event.bits */
+enum {
+    HB_VALUE = 1 << 0,
+    HB_QUANTITY = 1 << 1,     /* quantity != 1 */
+    HB_IDENT = 1 << 2,
+    HB_SESSION = 1 << 3,
+    HB_CATEGORY = 1 << 4,
+    HB_PRODUCT = 1 << 5,
+    HB_ORDER = 1 << 6,
+    HB_DISCOUNTED = 1 << 7
+};
+
+typedef struct {
+    int64_t ts_ms;
+    uint64_t ident;           /* identity hash of the event id; 0 = none */
+    double value;             /* order total / cart value (HB_VALUE) */
+    int64_t quantity;
+    uint32_t session_hash;    /* feature_session_hash of the session id */
+    uint32_t category;        /* 1-based string refs; 0 = none */
+    uint32_t product;
+    uint32_t order;
+    uint16_t birthday_mmdd;   /* profile events; 0 = none */
+    uint8_t type;             /* event_type */
+    uint8_t rating;           /* review events; 0 = none */
+    uint8_t bits;             /* HB_* */
+} history_event;
+
+typedef struct {
+    int has_before;
+    ls_features before;       /* events folded out of retention */
+    history_event *ev;
+    size_t n, cap;
+    /* string table: string i (1-based) is str + off[i-1], len[i-1] bytes */
+    char *str;
+    size_t str_used, str_cap;
+    uint32_t *off;
+    uint16_t *len;
+    size_t nstr, str_slots;
+} history;
+
+void history_init(history *h);
+void history_free(history *h);
+/* Empties h (keeps its memory). */
+void history_clear(history *h);
+
+/* Replaces h's content with a stored history.  0, LS_EVERSION (newer
+ * format), LS_EPARSE (corrupt) or LS_ENOMEM. */
+int history_decode(history *h, const uint8_t *buf, size_t len);
+
+/* Bytes history_encode will write. */
+size_t history_encoded_size(const history *h);
+/* Writes h into buf (at least history_encoded_size bytes); *len is set. */
+int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len);
+
+/* The identity of an event id: a 64-bit hash, never 0. */
+uint64_t history_ident(const char *event_id, size_t len);
+
+/* Adds a validated event, keeping time order.  When ident is not 0 and an
+ * event with that identity is held, nothing changes and *dup is 1.
+ * *at (may be NULL) is the index it landed at.  0 or LS_ENOMEM. */
+int history_add(history *h, const ls_event *ev, uint64_t ident, int *dup, size_t *at);
+
+/* Index of the first event with ts > asof_ms (h->n when none). */
+size_t history_upto(const history *h, int64_t asof_ms);
+
+/* The string of a 1-based ref ("" for 0). */
+ls_str history_string(const history *h, uint32_t ref);
+
+/* Event i as an ls_event (strings point into h; session hash set). */
+void history_event_get(const history *h, size_t i, ls_event *out);
+
+/* The features as of asof_ms (INT64_MAX: all): `before`, then events
+ * [0, history_upto(asof)) in order.  0 or LS_ENOMEM. */
+int history_replay(const history *h, int64_t asof_ms, const feature_decay *d, ls_features *out);
+
+/* Applies events [from, to) onto f, which must be the replay of [0, from)
+ * (the writer's incremental path).  0 or LS_ENOMEM. */
+int history_apply_range(const history *h, size_t from, size_t to, const feature_decay *d, ls_features *f);
+
+/* Folds into `before` the events older than (newest - retention_ms) and
+ * the oldest ones beyond max_events.  The running features do not change.
+ * *folded (may be NULL) counts them.  0 or LS_ENOMEM. */
+int history_fold(history *h, int64_t retention_ms, size_t max_events, const feature_decay *d, size_t *folded);
+
+/* Merges src into dst (an alias: both customers' events, one history;
+ * befores merged with feature_merge).  0 or LS_ENOMEM. */
+int history_merge(history *dst, const history *src, const feature_decay *d);
+
+#endif
