@@ -32,7 +32,11 @@ static const config_option options[] = {
     {"max-customers", CONFIG_SIZE, OPT(max_customers), 0, "1000", 1, 100000,
      "most customers in one batched score request"},
     {"dedupe-window", CONFIG_DURATION, OPT(dedupe_window_ms), 0, "7d", 0, 3650LL * 86400000,
-     "how long an event_id is remembered, counted from when the server received it"},
+     "how long an event_id is remembered across customers, counted from when the server received it (a "
+     "customer's own history remembers its event ids for as long as it keeps the events)"},
+    {"history-days", CONFIG_INT, OPT(history_days), 0, "730", 1, 36500,
+     "event history kept per customer, in days back from that customer's newest event; older events are "
+     "folded into a lifetime aggregate"},
     {"commit-max-events", CONFIG_SIZE, OPT(commit_max_events), 0, "50000", 1, 10000000,
      "group commit: most events in one LMDB transaction"},
     {"commit-window", CONFIG_DURATION, OPT(commit_window_ms), 0, "2ms", 0, 1000,

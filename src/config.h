@@ -23,6 +23,7 @@ typedef struct {
     uint64_t max_string;         /* bytes per id / string field (<= 256) */
     uint64_t max_customers;      /* ids per batched score */
     int64_t dedupe_window_ms;    /* how long event ids are remembered */
+    int history_days;            /* per-customer history retention (store.h) */
     uint64_t commit_max_events;  /* group commit: events per transaction */
     int64_t commit_window_ms;    /* group commit: longest collection time */
     int sync;                    /* 1: fsync every commit (durable acks) */

@@ -106,7 +106,8 @@ static int load_model(server *s, char *err, size_t errlen)
 
 static int open_store(server *s, char *err, size_t errlen)
 {
-    store_options opt = {.map_size = s->svc.cfg.map_size, .no_sync = !s->svc.cfg.sync};
+    store_options opt = {.map_size = s->svc.cfg.map_size, .no_sync = !s->svc.cfg.sync,
+                         .history_days = s->svc.cfg.history_days};
     if (s->svc.cfg.map_max < s->svc.cfg.map_size)
         s->svc.cfg.map_max = s->svc.cfg.map_size;
     const feature_decay *want = model_decay(s->svc.model);
