@@ -366,6 +366,7 @@ static void clear_progress(const bench_opts *o)
 typedef struct {
     store *st;
     store_wtxn *txn;
+    store_held held;
     const feature_decay *decay;
     uint64_t seed, done, total;
     int64_t now_ms, started_ns, shown_ns;
@@ -386,17 +387,27 @@ static void preload_show(preload_ctx *p)
     fflush(stderr);
 }
 
-/* Puts customer k's record; commits every PRELOAD_COMMIT_EVERY. */
+/* Adds one event to its customer's history, as the writer does. */
+static int preload_event(void *arg, const ls_event *ev)
+{
+    preload_ctx *p = arg;
+    int dup;
+    if (p->rc == LS_OK)
+        p->rc = store_wtxn_add_event(p->txn, &p->held, ev, &dup);
+    return p->rc;
+}
+
+/* Writes customer k's history and record; commits every
+ * PRELOAD_COMMIT_EVERY. */
 static int preload_one(void *arg, uint64_t k)
 {
     preload_ctx *p = arg;
-    ls_features f;
-    char id[32];
     if (bench_interrupted)
         return p->rc = LS_ETIMEOUT;
-    loadgen_customer_record(k, p->seed, p->now_ms, p->decay, &f, NULL);
-    size_t len = loadgen_customer_id(k, id, sizeof id);
-    if ((p->rc = store_wtxn_put(p->txn, id, len, &f)) != LS_OK)
+    loadgen_customer_events(k, p->seed, p->now_ms, preload_event, p);
+    if (p->rc == LS_OK)
+        p->rc = store_wtxn_put_back(p->txn, &p->held);
+    if (p->rc != LS_OK)
         return p->rc;
     if (++p->done % PRELOAD_COMMIT_EVERY == 0) {
         if ((p->rc = store_write_commit(&p->txn)) || (p->rc = store_write_begin(p->st, &p->txn)))
@@ -441,12 +452,14 @@ static int preload(const bench_opts *o, const config *cfg)
         return CLI_OK;
     }
     decay = *store_decay(p.st);
+    store_held_init(&p.held);
     p.rc = store_write_begin(p.st, &p.txn);
     if (p.rc == LS_OK)
         loadgen_customers_in_key_order(o->lg.customers, preload_one, &p);
     if (p.rc == LS_OK)
         p.rc = store_write_commit(&p.txn);
     store_write_abort(&p.txn);
+    store_held_free(&p.held);
     store_close(&p.st);
     clear_progress(o);
     if (p.rc == LS_ETIMEOUT && bench_interrupted)

@@ -311,8 +311,7 @@ static void synthetic_event(ls_event *ev, loadgen_rng *r, event_type type, int64
     }
 }
 
-void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const feature_decay *decay,
-                             ls_features *out, int *nevents)
+int loadgen_customer_events(uint64_t k, uint64_t seed, int64_t now_ms, loadgen_event_fn fn, void *arg)
 {
     static const event_type browse[] = {EV_PAGE_VIEW, EV_PRODUCT_VIEW, EV_PRODUCT_VIEW, EV_SEARCH,
                                         EV_EMAIL_OPEN, EV_ADD_TO_CART};
@@ -326,25 +325,45 @@ void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const fe
     int cat = (int)loadgen_rng_below(&r, N_CATEGORIES);
     snprintf(sess, sizeof sess, "s-%016llx", (unsigned long long)loadgen_rng_next(&r));
     ls_str session = lit(sess);
-    feature_init(out);
     for (int i = 0; i < n; i++) {
         synthetic_event(&ev, &r, browse[loadgen_rng_below(&r, sizeof browse / sizeof browse[0])], t, cat,
                         &customer, &session);
-        feature_apply(out, &ev, decay);
+        fn(arg, &ev);
         t += (int64_t)loadgen_rng_below(&r, (uint64_t)(now_ms - t) / 2 + 1);
     }
     int roll = (int)loadgen_rng_below(&r, 100);
     if (roll < 25) { /* a buyer, sometimes with a review */
         synthetic_event(&ev, &r, EV_PURCHASE, t, cat, &customer, &session);
-        feature_apply(out, &ev, decay);
+        fn(arg, &ev);
         n++;
         if (roll < 8) {
             synthetic_event(&ev, &r, EV_REVIEW, t + 3 * DAY_MS < now_ms ? t + 3 * DAY_MS : now_ms, cat,
                             &customer, &session);
-            feature_apply(out, &ev, decay);
+            fn(arg, &ev);
             n++;
         }
     }
+    return n;
+}
+
+typedef struct {
+    ls_features *f;
+    const feature_decay *decay;
+} fold_into;
+
+static int fold_event(void *arg, const ls_event *ev)
+{
+    fold_into *fi = arg;
+    feature_apply(fi->f, ev, fi->decay);
+    return 0;
+}
+
+void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const feature_decay *decay,
+                             ls_features *out, int *nevents)
+{
+    fold_into fi = {out, decay};
+    feature_init(out);
+    int n = loadgen_customer_events(k, seed, now_ms, fold_event, &fi);
     if (nevents)
         *nevents = n;
 }

@@ -248,10 +248,15 @@ uint64_t loadgen_zipf_next(const loadgen_zipf *z, loadgen_rng *r);
  * returns its length. */
 size_t loadgen_customer_id(uint64_t k, char *buf, size_t cap);
 
-/* The synthetic record preloaded for customer k: two to eight events
+/* The synthetic events preloaded for customer k: two to eight events
  * (views, searches, sometimes a cart, a purchase, a review) over the 90
- * days before now_ms, the same for the same (seed, k), folded with
- * feature_apply.  *nevents (if not NULL) says how many. */
+ * days before now_ms, the same for the same (seed, k), handed to fn one by
+ * one in time order (strings valid during the call).  Returns how many. */
+typedef int (*loadgen_event_fn)(void *arg, const ls_event *ev);
+int loadgen_customer_events(uint64_t k, uint64_t seed, int64_t now_ms, loadgen_event_fn fn, void *arg);
+
+/* Those events folded into one record with feature_apply.  *nevents (if
+ * not NULL) says how many. */
 void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const feature_decay *decay,
                              ls_features *out, int *nevents);
 
