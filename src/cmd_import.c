@@ -69,6 +69,7 @@ typedef struct {
     eventfile_options ef;
     long max_errors;        /* -1: no limit */
     uint64_t map_size;      /* 0: the store's default */
+    int history_days;       /* 0: the store's default (730) */
     size_t batch;           /* 0: the mode's default */
     int timeout_ms;
     int no_sync;
@@ -90,7 +91,9 @@ static void import_help(void)
            "  --timeout MS        --connect: wait for each batch's acknowledgement (default 30000)\n"
            "  --model FILE        half-lives for a NEW store (default: the built-in model)\n"
            "  --no-sync           do not fsync each commit (faster; a crash may lose the last batches)\n"
-           "  --map-size SIZE     initial LMDB map size of a new store (default 1GiB; it doubles when full)\n\n"
+           "  --map-size SIZE     initial LMDB map size of a new store (default 1GiB; it doubles when full)\n"
+           "  --history-days N    event history kept per customer, back from its newest event (default\n"
+           "                      730; older events fold into a lifetime aggregate)\n\n"
            "Reading:\n"
            "  --map COLUMNS       source column of each event field: customer=user_id,ts=event_time,\n"
            "                      type=event_type; a constant is field=:value (type=:purchase); field=\n"
@@ -140,7 +143,7 @@ static int parse_opts(int argc, char **argv, import_opts *o)
         {"no-sync", no_argument, NULL, 'n'},          {"timeout", required_argument, NULL, 'W'},
         {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {"map-size", required_argument, NULL, 'z'},
+        {"map-size", required_argument, NULL, 'z'},   {"history-days", required_argument, NULL, 'Y'},
         {NULL, 0, NULL, 0}};
     char err[512];
     long v;
@@ -208,6 +211,11 @@ static int parse_opts(int argc, char **argv, import_opts *o)
             if (config_parse_size(optarg, &o->map_size) != LS_OK || o->map_size < (1u << 20))
                 return -cli_error("import", CLI_USAGE, "--map-size takes a size of at least 1MiB (e.g. 64MiB, 4GiB)");
             break;
+        case 'Y':
+            if (parse_count(optarg, 36500, &v) || v < 1)
+                return -cli_error("import", CLI_USAGE, "--history-days takes a number of days, 1 to 36500");
+            o->history_days = (int)v;
+            break;
         case 'q': o->quiet = 1; break;
         case 'h': import_help(); return -100;
         default: return -CLI_USAGE;
@@ -221,8 +229,8 @@ static int parse_opts(int argc, char **argv, import_opts *o)
         return -cli_error("import", CLI_USAGE, "--server-key and --key go with --connect");
     if (!o->server_key != !o->key_prefix)
         return -cli_error("import", CLI_USAGE, "--server-key and --key go together");
-    if (o->connect && (o->model_path || o->no_sync || o->map_size))
-        return -cli_error("import", CLI_USAGE, "--model, --no-sync and --map-size go with --data");
+    if (o->connect && (o->model_path || o->no_sync || o->map_size || o->history_days))
+        return -cli_error("import", CLI_USAGE, "--model, --no-sync, --map-size and --history-days go with --data");
     if (optind >= argc)
         return -cli_error("import", CLI_USAGE, "give at least one FILE (\"-\" for standard input; see --help)");
     if (!o->data_dir)
@@ -596,7 +604,7 @@ static int open_store(importer *im)
                                : model_load_builtin(&m, err, sizeof err);
     if (rc)
         return cli_error("import", CLI_FAIL, "%s", err);
-    store_options so = {.no_sync = im->o->no_sync, .map_size = im->o->map_size};
+    store_options so = {.no_sync = im->o->no_sync, .map_size = im->o->map_size, .history_days = im->o->history_days};
     const feature_decay *want = model_decay(m);
     rc = store_open(&im->st, im->o->data_dir, &so, want, err, sizeof err);
     if (rc) {
