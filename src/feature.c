@@ -314,22 +314,27 @@ void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay 
         add_category(f, ev->category.ptr, ev->category.len, 1, cw * ws, cw * wl);
 }
 
-static double as_f32(double v)
+/* Rounds *v to the nearest float, as put_f32 stores it.  The float is
+ * volatile on purpose: GCC 12's SLP vectoriser at -O2 folds a pair of
+ * neighbouring double->float->double round trips into nothing (the
+ * stores vanish), which would break the bit-for-bit replay. */
+static void round_f32(double *v)
 {
-    return (double)(float)v;
+    volatile float x = (float)*v;
+    *v = (double)x;
 }
 
 void feature_round(ls_features *f)
 {
+    round_f32(&f->sessions_recent);
+    round_f32(&f->sessions_decayed);
     for (int i = 0; i < EV_TYPE_COUNT; i++) {
-        f->recent[i] = as_f32(f->recent[i]);
-        f->decayed[i] = as_f32(f->decayed[i]);
+        round_f32(&f->recent[i]);
+        round_f32(&f->decayed[i]);
     }
-    f->sessions_recent = as_f32(f->sessions_recent);
-    f->sessions_decayed = as_f32(f->sessions_decayed);
-    for (int i = 0; i < f->ncategories; i++) {
-        f->categories[i].recent = as_f32(f->categories[i].recent);
-        f->categories[i].decayed = as_f32(f->categories[i].decayed);
+    for (int i = 0; i < f->ncategories && i < FEATURE_MAX_CATEGORIES; i++) {
+        round_f32(&f->categories[i].recent);
+        round_f32(&f->categories[i].decayed);
     }
 }
 
