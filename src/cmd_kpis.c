@@ -21,10 +21,12 @@
 static void kpis_help(void)
 {
     printf("usage: leadscore kpis [--data DIR] [--from TIME] [--to TIME] [--json]\n\n"
-           "Loyalty KPIs over the period [from, to), from one snapshot of the store (the service may\n"
-           "keep running): customers, active, buyers, repeat-purchase rate, purchase frequency,\n"
-           "average order value, retention and churn (overall and by monthly cohort of first\n"
-           "purchase), macro and micro conversion.  src/kpis.h defines each one.\n\n"
+           "Loyalty KPIs over the period [from, to), from every customer's event history in one\n"
+           "snapshot of the store (the service may keep running); only events before --to count:\n"
+           "customers, active, buyers, orders, gross and net revenue, average order value, purchase\n"
+           "frequency, repeat-purchase rate (in the period and lifetime), conversion, macro and micro\n"
+           "conversion, retention and churn by monthly cohort of first order with a retention curve.\n"
+           "src/kpis.h defines each one.\n\n"
            "  --data DIR   the store (default %s); opened read-only\n"
            "  --from TIME  start of the period (Unix seconds or ISO 8601; default: 365 days before --to)\n"
            "  --to TIME    end of the period, excluded (default: now)\n"
@@ -80,9 +82,10 @@ int cmd_kpis(int argc, char **argv)
     if (!has_to)
         to = timefmt_now_ms();
     if (!has_from)
-        from = to - KPIS_DEFAULT_PERIOD_MS;
-    if (from >= to)
-        return cli_error("kpis", CLI_USAGE, "--from must be before --to");
+        from = kpis_default_from(to);
+    const char *why = kpis_period_error(from, to);
+    if (why)
+        return cli_error("kpis", CLI_USAGE, "bad period (--from, --to): %s", why);
 
     char err[600], path[1100];
     struct stat st;
@@ -100,9 +103,7 @@ int cmd_kpis(int argc, char **argv)
         rc = kpis_compute(r, from, to, k);
     store_reader_close(&r);
     store_close(&s);
-    if (rc == LS_EINVAL)
-        rc = cli_error("kpis", CLI_USAGE, "the period is longer than %d months", KPIS_MAX_COHORTS);
-    else if (rc != LS_OK)
+    if (rc != LS_OK)
         rc = cli_error("kpis", CLI_FAIL, "reading the store failed: %s", ls_strerror(rc));
     else if (json)
         rc = print_json(k);

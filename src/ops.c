@@ -632,8 +632,8 @@ static int op_kpis(ops_call *c)
     if (rc == LS_EBADREQ)
         return fail(c, LS_EBADREQ, "%s", "\"from\" must be an integer (Unix epoch milliseconds)");
     if (rc == LS_ENOTFOUND)
-        from = to - KPIS_DEFAULT_PERIOD_MS;
-    kpis_result *k = malloc(sizeof *k); /* ~17 KB: not on the stack */
+        from = kpis_default_from(to); /* saturates: no overflow */
+    kpis_result *k = malloc(sizeof *k); /* ~470 KB: not on the stack */
     if (!k)
         return fail(c, LS_ENOMEM, "%s", "out of memory");
     rc = kpis_compute(c->reader, from, to, k);
