@@ -197,14 +197,13 @@ static uint64_t begin_request(ls_client *c, msgpack_packer *pk, const char *op, 
     return id;
 }
 
-int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fields_len,
-                   uint32_t nfields, void **reply, size_t *reply_len)
+/* Sends the request begun with id and hands back the whole reply map as
+ * msgpack (malloc'd into *reply) with the reply's status. */
+static int call_reply(ls_client *c, uint64_t id, void **reply, size_t *reply_len)
 {
-    msgpack_packer pk;
     zmq_msg_t msg;
-    uint64_t id = begin_request(c, &pk, op, nfields);
-    if (fields_len)
-        msgpack_sbuffer_write(&c->req, fields, fields_len);
+    *reply = NULL;
+    *reply_len = 0;
     int rc = roundtrip(c, id, &msg);
     if (rc)
         return rc;
@@ -223,6 +222,16 @@ int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fiel
              : local_error(c, LS_EREMOTE, "the reply is not msgpack");
     msgpack_unpacked_destroy(&up);
     return rc;
+}
+
+int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fields_len,
+                   uint32_t nfields, void **reply, size_t *reply_len)
+{
+    msgpack_packer pk;
+    uint64_t id = begin_request(c, &pk, op, nfields);
+    if (fields_len)
+        msgpack_sbuffer_write(&c->req, fields, fields_len);
+    return call_reply(c, id, reply, reply_len);
 }
 
 /* Calls op and hands the parsed reply root to fn. */
@@ -350,13 +359,73 @@ static int read_score(ls_client *c, const msgpack_object *root, void *arg)
     return LS_OK;
 }
 
+/* Begins a read request {"op", "id", "customer", ["now"], [extra]}:
+ * nextra more fields are packed by the caller. */
+static uint64_t begin_read(ls_client *c, msgpack_packer *pk, const char *op, const char *customer, int64_t now_ms,
+                           uint32_t nextra)
+{
+    uint64_t id = begin_request(c, pk, op, 1 + (now_ms > 0) + nextra);
+    pack_str(pk, "customer");
+    pack_str(pk, customer);
+    if (now_ms > 0) {
+        pack_str(pk, "now");
+        msgpack_pack_int64(pk, now_ms);
+    }
+    return id;
+}
+
 int ls_client_score(ls_client *c, const char *customer, ls_score *out)
 {
+    return ls_client_score_at(c, customer, 0, out);
+}
+
+int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_score *out)
+{
     msgpack_packer pk;
-    uint64_t id = begin_request(c, &pk, "score", 1);
-    pack_str(&pk, "customer");
-    pack_str(&pk, customer);
+    uint64_t id = begin_read(c, &pk, "score", customer, now_ms, 0);
     return call_parsed(c, id, read_score, out);
+}
+
+int ls_client_profile(ls_client *c, const char *customer, int64_t now_ms, void **reply, size_t *reply_len)
+{
+    msgpack_packer pk;
+    uint64_t id = begin_read(c, &pk, "profile", customer, now_ms, 0);
+    return call_reply(c, id, reply, reply_len);
+}
+
+int ls_client_recommend(ls_client *c, const char *customer, int k, int64_t now_ms, void **reply,
+                        size_t *reply_len)
+{
+    msgpack_packer pk;
+    uint64_t id = begin_read(c, &pk, "recommend", customer, now_ms, k > 0);
+    if (k > 0) {
+        pack_str(&pk, "k");
+        msgpack_pack_int(&pk, k);
+    }
+    return call_reply(c, id, reply, reply_len);
+}
+
+int ls_client_profile_value(const void *reply, size_t reply_len, const char *name, double *value)
+{
+    msgpack_unpacked up;
+    int rc = LS_EPARSE;
+    *value = 0.0;
+    msgpack_unpacked_init(&up);
+    if (reply && msgpack_unpack_next(&up, reply, reply_len, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *features = map_get(&up.data, "features");
+        const msgpack_object *v = features ? map_get(features, name) : NULL;
+        if (!features || features->type != MSGPACK_OBJECT_MAP)
+            rc = LS_EPARSE;
+        else if (!v || (v->type != MSGPACK_OBJECT_FLOAT64 && v->type != MSGPACK_OBJECT_FLOAT32 &&
+                        v->type != MSGPACK_OBJECT_POSITIVE_INTEGER && v->type != MSGPACK_OBJECT_NEGATIVE_INTEGER))
+            rc = LS_ENOTFOUND;
+        else {
+            *value = get_double(features, name);
+            rc = LS_OK;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
 }
 
 typedef struct {

@@ -26,6 +26,12 @@ typedef struct {
     const char *key_prefix;   /* PREFIX.pub / PREFIX.key of this client */
 } client_opts;
 
+/* The reads that can be made as of a time (--now). */
+static int takes_now(const char *cmd)
+{
+    return !strcmp(cmd, "score") || !strcmp(cmd, "profile") || !strcmp(cmd, "recommend");
+}
+
 static void client_help(const char *cmd, const char *args, const char *what)
 {
     printf("usage: leadscore %s [--connect EP] [--json] [--timeout MS]%s\n\n%s\n\n"
@@ -39,8 +45,10 @@ static void client_help(const char *cmd, const char *args, const char *what)
     if (strcmp(cmd, "recommend") == 0)
         printf("  --k N          how many segments (default: the model's)\n");
     if (strcmp(cmd, "score") == 0)
-        printf("  --explain      list each feature's contribution to the score\n"
-               "  --now TIME     score as of TIME (Unix seconds or ISO 8601)\n");
+        printf("  --explain      list each feature's contribution to the score\n");
+    if (takes_now(cmd))
+        printf("  --now TIME     answer as of TIME (Unix seconds or ISO 8601): the customer's\n"
+               "                 events up to then, replayed from its history\n");
 }
 
 /* Parses the shared options; returns the index of the first operand, or a
@@ -83,8 +91,10 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
     }
     if (!o->server_key != !o->key_prefix)
         return -cli_error(o->cmd, CLI_USAGE, "--server-key and --key go together");
-    if ((strcmp(o->cmd, "score") != 0) && (o->explain || o->has_now))
-        return -cli_error(o->cmd, CLI_USAGE, "--explain and --now belong to score");
+    if (strcmp(o->cmd, "score") != 0 && o->explain)
+        return -cli_error(o->cmd, CLI_USAGE, "--explain belongs to score");
+    if (!takes_now(o->cmd) && o->has_now)
+        return -cli_error(o->cmd, CLI_USAGE, "--now belongs to score, profile and recommend");
     return optind;
 }
 
@@ -93,6 +103,16 @@ static void pack_str(msgpack_packer *pk, const char *s)
     size_t n = strlen(s);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, s, n);
+}
+
+/* Packs "now" when --now was given; returns the fields packed (0 or 1). */
+static uint32_t pack_now(const client_opts *o, msgpack_packer *pk)
+{
+    if (!o->has_now)
+        return 0;
+    pack_str(pk, "now");
+    msgpack_pack_int64(pk, o->now_ms);
+    return 1;
 }
 
 /* Connects, over CurveZMQ when keys were given. */
@@ -251,11 +271,7 @@ int cmd_score(int argc, char **argv)
         msgpack_pack_true(&pk);
         nfields++;
     }
-    if (o.has_now) {
-        pack_str(&pk, "now");
-        msgpack_pack_int64(&pk, o.now_ms);
-        nfields++;
-    }
+    nfields += pack_now(&o, &pk);
     int rc = call_and_print(&o, "score", &sb, nfields);
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -264,7 +280,7 @@ int cmd_score(int argc, char **argv)
 int cmd_recommend(int argc, char **argv)
 {
     client_opts o = {.cmd = "recommend"};
-    int first = parse_opts(argc, argv, &o, " [--k N] ID",
+    int first = parse_opts(argc, argv, &o, " [--k N] [--now TIME] ID",
                            "Ranks the content segments to show a customer, each with its reason.");
     if (first < 0)
         return first == -100 ? CLI_OK : -first;
@@ -276,11 +292,13 @@ int cmd_recommend(int argc, char **argv)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     pack_str(&pk, "customer");
     pack_str(&pk, argv[first]);
+    uint32_t nfields = 1 + pack_now(&o, &pk);
     if (o.k > 0) {
         pack_str(&pk, "k");
         msgpack_pack_int(&pk, o.k);
+        nfields++;
     }
-    int rc = call_and_print(&o, "recommend", &sb, o.k > 0 ? 2 : 1);
+    int rc = call_and_print(&o, "recommend", &sb, nfields);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -325,8 +343,22 @@ static int string_fields_command(int argc, char **argv, const char *cmd, const c
 
 int cmd_profile(int argc, char **argv)
 {
-    static const char *const names[] = {"customer"};
-    return string_fields_command(argc, argv, "profile", " ID", "Shows a customer's raw feature values.", names, 1);
+    client_opts o = {.cmd = "profile"};
+    int first = parse_opts(argc, argv, &o, " [--now TIME] ID",
+                           "Shows a customer's raw feature values (with --now, as they were then).");
+    if (first < 0)
+        return first == -100 ? CLI_OK : -first;
+    if (argc - first != 1)
+        return cli_error("profile", CLI_USAGE, "give exactly one customer ID");
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_str(&pk, "customer");
+    pack_str(&pk, argv[first]);
+    int rc = call_and_print(&o, "profile", &sb, 1 + pack_now(&o, &pk));
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
 }
 
 int cmd_alias(int argc, char **argv)

@@ -581,6 +581,24 @@ static void decode_cart(rcur *r, ls_features *f, int v1, double *v1_cart)
     }
 }
 
+/* Every time in a record is 0 (never) or an event time: a negative one is
+ * corrupt, and would overflow the decay arithmetic (move_anchor). */
+static int times_valid(const ls_features *f)
+{
+    const int64_t t[] = {f->first_seen_ms, f->last_seen_ms, f->birthday_ts_ms, f->first_purchase_ms,
+                         f->last_purchase_ms, f->last_cart_ms, f->last_review_ms, f->last_negative_ms};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i] < 0)
+            return 0;
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        if (f->session_ring[i].ts_ms < 0)
+            return 0;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        if (f->cart[i].ts_ms < 0)
+            return 0;
+    return 1;
+}
+
 int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
 {
     rcur r = {buf, len, 0};
@@ -636,7 +654,7 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
         return LS_EPARSE;
     for (int i = 0; i < f->ncategories; i++)
         decode_category(&r, &f->categories[i]);
-    return (r.bad || r.left != 0) ? LS_EPARSE : LS_OK;
+    return (r.bad || r.left != 0 || !times_valid(f)) ? LS_EPARSE : LS_OK;
 }
 
 /* ------------------------------------------------------------------ */

@@ -375,6 +375,32 @@ static int compact_strings(history *h)
     return LS_OK;
 }
 
+/* The largest fold point <= k that splits no order: the replay counts an
+ * order at its first line (orders_note) and `before` keeps no order ids,
+ * so an order's lines are folded all together or not at all.  A point j
+ * is whole when no purchase line at or after j belongs to an order whose
+ * first line is before j. */
+static int whole_orders_point(const history *h, size_t k, size_t *out)
+{
+    size_t *first = calloc(h->nstr + 1, sizeof *first); /* 1 + index of each order's first line */
+    if (!first)
+        return LS_ENOMEM;
+    for (size_t i = 0; i < h->n; i++) {
+        const history_event *e = &h->ev[i];
+        if (e->type == EV_PURCHASE && e->order && first[e->order] == 0)
+            first[e->order] = i + 1;
+    }
+    size_t j = h->n, m = SIZE_MAX; /* m: the earliest first line of the orders with a line at >= j */
+    while (j > 0 && !(j <= k && m >= j)) {
+        const history_event *e = &h->ev[--j];
+        if (e->type == EV_PURCHASE && e->order && first[e->order] - 1 < m)
+            m = first[e->order] - 1;
+    }
+    free(first);
+    *out = j;
+    return LS_OK;
+}
+
 int history_fold(history *h, int64_t retention_ms, size_t max_events, const feature_decay *d, size_t *folded)
 {
     size_t k = 0;
@@ -389,6 +415,8 @@ int history_fold(history *h, int64_t retention_ms, size_t max_events, const feat
     }
     if (max_events > 0 && h->n - k > max_events)
         k = h->n - max_events;
+    if (k > 0 && whole_orders_point(h, k, &k))
+        return LS_ENOMEM;
     if (k == 0)
         return LS_OK;
     if (!h->has_before)
@@ -621,7 +649,10 @@ static int decode_event(const history *h, rbuf *r, history_event *e, int64_t pre
 {
     memset(e, 0, sizeof *e);
     uint64_t dt = get_varint(r);
-    e->ts_ms = prev + (int64_t)dt;
+    if (dt > (uint64_t)INT64_MAX - (uint64_t)prev) /* prev >= 0: checked before the sum overflows */
+        r->bad = 1;
+    else
+        e->ts_ms = prev + (int64_t)dt;
     get(r, &e->type, 1);
     get(r, &e->bits, 1);
     e->quantity = 1;
@@ -643,7 +674,7 @@ static int decode_event(const history *h, rbuf *r, history_event *e, int64_t pre
         get(r, &e->rating, 1);
     if (e->type == EV_PROFILE)
         e->birthday_mmdd = (uint16_t)get_varint(r);
-    if (r->bad || dt > (uint64_t)INT64_MAX - (uint64_t)prev || e->type >= EV_TYPE_COUNT ||
+    if (r->bad || e->type >= EV_TYPE_COUNT ||
         e->category > h->nstr || e->product > h->nstr || e->order > h->nstr || e->rating > 5)
         return LS_EPARSE;
     return LS_OK;

@@ -827,8 +827,14 @@ static void rich_record(ls_features *f)
         if (t == EV_PURCHASE) {
             ev.discounted = 1;
             ev.has |= EVF_DISCOUNTED;
+            ev.order_id = (ls_str){"o1", 2};
         }
         apply(f, &ev);
+        if (t == EV_PURCHASE) { /* a second line of the order: 3 units */
+            ev.quantity = 3;
+            ev.has |= EVF_QUANTITY;
+            feature_apply_line(f, &ev, &DECAY, 1);
+        }
     }
     for (int i = 0; i < 8; i++) {
         memset(names[i], 'a' + i, EVENT_MAX_STR);
@@ -880,6 +886,13 @@ START_TEST(encode_decode_round_trip)
     ck_assert_uint_eq(g.rating_n, f.rating_n);
     ck_assert_uint_eq(g.bad_reviews, f.bad_reviews);
     ck_assert_uint_eq(g.good_reviews, f.good_reviews);
+    ck_assert_uint_eq(g.purchase_lines, f.purchase_lines);
+    ck_assert_uint_eq(g.purchase_days, f.purchase_days);
+    ck_assert_uint_eq(g.purchase_units, f.purchase_units);
+    ck_assert_uint_eq(g.purchase_lines, 2);
+    ck_assert_uint_eq(g.purchase_units, 4);
+    ck_assert_uint_eq(g.purchase_days, 1);
+    ck_assert_uint_eq(g.count[EV_PURCHASE], 1);
     ck_assert_uint_eq(g.birthday_mmdd, f.birthday_mmdd);
     ck_assert_uint_eq(g.ncategories, f.ncategories);
     for (int i = 0; i < f.ncategories; i++) {
@@ -969,6 +982,104 @@ START_TEST(corrupt_or_newer_records_are_refused)
     len = EVENT_MAX_STR + 1;
     memcpy(buf + cats, &len, 2);
     ck_assert_int_eq(feature_decode(&g, buf, n), LS_EPARSE);
+}
+END_TEST
+
+/* A negative time is corrupt: no event is that old, and the decay
+ * arithmetic would overflow on it. */
+START_TEST(negative_times_are_corrupt)
+{
+    ls_features f, g;
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    size_t n = 0;
+    rich_record(&f);
+    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
+    /* first_seen, last_seen: the i64s after version, ncategories, birthday, birthday time */
+    for (size_t at = 1 + 1 + 2 + 8; at <= 1 + 1 + 2 + 8 + 8; at += 8) {
+        buf[at + 7] ^= 0x80;
+        ck_assert_int_eq(feature_decode(&g, buf, n), LS_EPARSE);
+        buf[at + 7] ^= 0x80;
+    }
+    ck_assert_int_eq(feature_decode(&g, buf, n), LS_OK);
+    f.cart[2].ts_ms = -5;
+    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
+    ck_assert_int_eq(feature_decode(&g, buf, n), LS_EPARSE);
+}
+END_TEST
+
+/* Version 2 had no purchase_lines, purchase_days, purchase_units (3 x u32
+ * after good_reviews): such a record still decodes, each purchase taken as
+ * an order of one line and one unit on a day of its own, and is written
+ * back as version 3. */
+START_TEST(records_of_version_two_still_decode)
+{
+    ls_features f, g, h;
+    uint8_t buf[FEATURE_MAX_ENCODED], again[FEATURE_MAX_ENCODED];
+    size_t n = 0, m = 0, cats = 0;
+    rich_record(&f);
+    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
+    for (int i = 0; i < f.ncategories; i++)
+        cats += 2 + f.categories[i].len + 12;
+    memmove(buf + n - cats - 12, buf + n - cats, cats);
+    n -= 12;
+    buf[0] = 2;
+    ck_assert_int_eq(feature_decode(&g, buf, n), LS_OK);
+    roundtrip(&f, &h);
+    h.purchase_lines = h.purchase_days = h.purchase_units = h.count[EV_PURCHASE];
+    ck_assert_uint_eq(g.purchase_lines, 1);
+    ck_assert_int_eq(feature_encode(&g, again, sizeof again, &m), LS_OK);
+    ck_assert_uint_eq(again[0], FEATURE_RECORD_VERSION);
+    ck_assert_int_eq(feature_encode(&h, buf, sizeof buf, &n), LS_OK);
+    ck_assert_uint_eq(m, n);
+    ck_assert_mem_eq(again, buf, n);
+    /* a version-2 record cut short, or a version-3 one without the new fields, is corrupt */
+    ck_assert_int_eq(feature_decode(&g, buf, n - 12), LS_EPARSE);
+}
+END_TEST
+
+/* Lines of one order: feature_apply_line with continues_order counts the
+ * line's value, units and category but not another order. */
+START_TEST(order_lines_count_one_order)
+{
+    ls_features f;
+    feature_init(&f);
+    int64_t day0 = T0 / DAY * DAY;
+    ls_event a = mk_value(EV_PURCHASE, day0 + 3600000, 10);
+    a.category = (ls_str){"books", 5};
+    ls_event b = a;
+    b.value = 5;
+    b.quantity = 4;
+    b.has |= EVF_QUANTITY;
+    feature_apply_line(&f, &a, &DECAY, 0);
+    feature_apply_line(&f, &b, &DECAY, 1);
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 1);
+    ck_assert_double_eq(f.recent[EV_PURCHASE], 1.0);
+    ck_assert_uint_eq(f.purchase_lines, 2);
+    ck_assert_uint_eq(f.purchase_units, 5);
+    ck_assert_uint_eq(f.purchase_days, 1);
+    ck_assert_double_eq(f.spend, 15);
+    ck_assert_double_eq(f.first_purchase_value, 15);
+    ck_assert_uint_eq(f.categories[0].count, 2);
+    ASSERT_FV(&f, "avg_order_value", day0 + DAY, 15.0);
+    ASSERT_FV(&f, "purchase_lines", day0 + DAY, 2.0);
+    /* another order the same day: a second order, still one day */
+    ls_event c = mk_value(EV_PURCHASE, day0 + 20 * 3600000LL, 30);
+    feature_apply_line(&f, &c, &DECAY, 0);
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 2);
+    ck_assert_uint_eq(f.purchase_days, 1);
+    ck_assert_double_eq(f.first_purchase_value, 45);
+    ASSERT_FV(&f, "avg_order_value", day0 + DAY, 22.5);
+    /* the next day: a second day; a refund is neither an order nor a line */
+    ls_event d = mk_value(EV_PURCHASE, day0 + DAY + 1, 1);
+    feature_apply_line(&f, &d, &DECAY, 0);
+    ls_event r = mk_value(EV_REFUND, day0 + DAY + 2, 1);
+    feature_apply_line(&f, &r, &DECAY, 1); /* continues_order means nothing for a refund */
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 3);
+    ck_assert_uint_eq(f.count[EV_REFUND], 1);
+    ck_assert_uint_eq(f.purchase_lines, 4);
+    ck_assert_uint_eq(f.purchase_days, 2);
+    ASSERT_FV(&f, "purchase_days", day0 + 2 * DAY, 2.0);
+    ASSERT_FV(&f, "purchase_units", day0 + 2 * DAY, 7.0);
 }
 END_TEST
 
@@ -1138,6 +1249,7 @@ static Suite *suite(void)
 
     tc = tcase_create("content");
     tcase_add_test(tc, money_features);
+    tcase_add_test(tc, order_lines_count_one_order);
     tcase_add_test(tc, cart_ring_keeps_the_latest_by_time);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
@@ -1155,6 +1267,8 @@ static Suite *suite(void)
     tcase_add_test(tc, truncated_record_is_a_parse_error_at_every_length);
     tcase_add_test(tc, corrupt_or_newer_records_are_refused);
     tcase_add_test(tc, records_of_the_first_layout_still_decode); /* expects a fix */
+    tcase_add_test(tc, records_of_version_two_still_decode);
+    tcase_add_test(tc, negative_times_are_corrupt);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("names");

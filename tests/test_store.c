@@ -1,7 +1,8 @@
 /* test_store.c -- the LMDB store, in temporary directories: creating and
  * reopening (half-lives and schema version kept in meta), records, the
  * event-id idempotency keys and their pruning, read snapshots, scans and
- * stats. */
+ * stats, and opening stores of schema 1 and 2 (read-only as they are,
+ * upgraded in place for writing). */
 #define _GNU_SOURCE
 #include <check.h>
 #include <lmdb.h>
@@ -651,6 +652,233 @@ START_TEST(a_version_one_store_opens_and_is_upgraded)
 }
 END_TEST
 
+/* A record as version 2 wrote it: the version-3 layout without
+ * purchase_lines, purchase_days and purchase_units (3 x u32 after
+ * good_reviews, before the categories). */
+static size_t v2_record(const ls_features *f, uint8_t *buf)
+{
+    size_t n = 0, cats = 0;
+    ck_assert_int_eq(feature_encode(f, buf, FEATURE_MAX_ENCODED, &n), LS_OK);
+    for (int i = 0; i < f->ncategories; i++)
+        cats += 2 + f->categories[i].len + 3 * 4;
+    size_t at = n - cats - 3 * 4;
+    memmove(buf + at, buf + at + 12, cats);
+    buf[0] = 2;
+    return n - 12;
+}
+
+/* Writes a version-2 store by hand: schema 1's tables and the alias
+ * tables, no history; customer "old" (two purchases on two days and a
+ * product view, written by version 2) and the alias "anon2" -> "old". */
+static void write_v2_store(const char *path, ls_features *old)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, cust, ids, byt, al, alt;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &meta), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", MDB_CREATE, &cust), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "event_ids", MDB_CREATE, &ids), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "event_ids_by_time", MDB_CREATE, &byt), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "aliases", MDB_CREATE, &al), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "alias_targets", MDB_CREATE, &alt), 0);
+    uint32_t two = 2;
+    int64_t hl[2] = {DECAY.short_ms, DECAY.long_ms};
+    MDB_val k = {6, "schema"}, v = {4, &two}, dk = {5, "decay"}, dv = {16, hl};
+    ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_put(txn, meta, &dk, &dv, 0), 0);
+    feature_init(old);
+    for (int i = 0; i < 3; i++) {
+        ls_event e;
+        event_init(&e);
+        e.type = i < 2 ? EV_PURCHASE : EV_PRODUCT_VIEW;
+        e.ts_ms = T0 + i * DAY;
+        e.customer = (ls_str){"old", 3};
+        e.category = (ls_str){"books", 5};
+        e.value = i < 2 ? 10 + i : 0;
+        e.quantity = 3; /* version 2 kept no units: they read back as one a purchase */
+        feature_apply(old, &e, &DECAY);
+    }
+    feature_round(old);
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    size_t len = v2_record(old, buf);
+    MDB_val ck = {3, "old"}, cv = {len, buf};
+    ck_assert_int_eq(mdb_put(txn, cust, &ck, &cv, 0), 0);
+    MDB_val ak = {5, "anon2"}, av = {3, "old"}, tk = {9, "old\0anon2"}, tv = {0, ""};
+    ck_assert_int_eq(mdb_put(txn, al, &ak, &av, 0), 0);
+    ck_assert_int_eq(mdb_put(txn, alt, &tk, &tv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    /* what a version-3 binary reads out of it */
+    old->purchase_units = 2;
+}
+
+/* The version byte of customer id's raw record. */
+static int record_version_of(const char *path, const char *id)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi cust;
+    MDB_val k = {strlen(id), (void *)id}, v;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 10);
+    ck_assert_int_eq(mdb_env_open(env, path, MDB_RDONLY, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &cust), 0);
+    ck_assert_int_eq(mdb_get(txn, cust, &k, &v), 0);
+    int version = ((const uint8_t *)v.mv_data)[0];
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return version;
+}
+
+static void assert_same_record(const ls_features *a, const ls_features *b, const char *what)
+{
+    uint8_t x[FEATURE_MAX_ENCODED], y[FEATURE_MAX_ENCODED];
+    size_t nx = 0, ny = 0;
+    ck_assert_int_eq(feature_encode(a, x, sizeof x, &nx), LS_OK);
+    ck_assert_int_eq(feature_encode(b, y, sizeof y, &ny), LS_OK);
+    ck_assert_msg(nx == ny && memcmp(x, y, nx) == 0, "%s: the records differ", what);
+}
+
+/* Reads of "old" in the version-2 store, whatever its schema by now. */
+static void check_v2_reads(store *s, const ls_features *old)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    history h;
+    history_init(&h);
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "old", 3, &f), LS_OK);
+    assert_same_record(&f, old, "the version-2 record");
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 2);
+    ck_assert_uint_eq(f.purchase_lines, 2); /* each old purchase is an order of one unit on a day of its own */
+    ck_assert_uint_eq(f.purchase_days, 2);
+    ck_assert_uint_eq(f.purchase_units, 2);
+    ck_assert_int_eq(store_reader_get(r, "anon2", 5, &f), LS_OK); /* the old alias table */
+    assert_same_record(&f, old, "through the alias");
+    /* no history: the record is its `before` */
+    ck_assert_int_eq(store_reader_get_history(r, "old", 3, &h), LS_OK);
+    ck_assert_int_eq(h.has_before, 1);
+    ck_assert_uint_eq(h.n, 0);
+    assert_same_record(&h.before, old, "the record as before");
+    /* as of any time from its first event on, the record; before that, nobody */
+    ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 + 9 * DAY, &f), LS_OK);
+    assert_same_record(&f, old, "as of later");
+    ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 + DAY, &f), LS_OK);
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 2); /* `before` cannot be split */
+    ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 - 1, &f), LS_ENOTFOUND);
+    ck_assert_int_eq(store_reader_get_asof(r, "anon2", 5, T0 - 1, &f), LS_ENOTFOUND);
+    store_reader_end(r);
+    store_reader_close(&r);
+    history_free(&h);
+}
+
+START_TEST(a_version_two_store_opens_and_is_upgraded)
+{
+    char v2dir[512], why[256];
+    store *s = NULL;
+    ls_features old, f;
+    tu_tempdir(v2dir, sizeof v2dir);
+    write_v2_store(v2dir, &old);
+
+    /* read-only: readable, not upgraded, not writable */
+    store_options ro = {.read_only = 1, .map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, v2dir, &ro, &DECAY, why, sizeof why), LS_OK);
+    check_v2_reads(s, &old);
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.customers, 1);
+    ck_assert_uint_eq(st.histories, 0);
+    store_wtxn *w = NULL;
+    ck_assert_int_ne(store_write_begin(s, &w), LS_OK);
+    store_close(&s);
+    ck_assert_int_eq(schema_of(v2dir), 2);
+
+    /* read-write: upgraded to schema 3, the old record still reads */
+    store_options rw = {.map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, v2dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    ck_assert_int_eq(schema_of(v2dir), STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 3);
+    check_v2_reads(s, &old);
+
+    /* new events add to it: an order of two lines, through the alias too */
+    store_held held;
+    store_held_init(&held);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    for (int i = 0; i < 3; i++) {
+        ls_event e;
+        int dup = -1;
+        event_init(&e);
+        e.type = i < 2 ? EV_PURCHASE : EV_PAGE_VIEW;
+        e.ts_ms = T0 + 10 * DAY + i;
+        e.customer = i == 1 ? (ls_str){"anon2", 5} : (ls_str){"old", 3};
+        e.order_id = (ls_str){"n1", 2};
+        e.value = 4;
+        e.quantity = 2;
+        e.has = EVF_TS | EVF_VALUE | EVF_QUANTITY;
+        ck_assert_int_eq(store_wtxn_add_event(w, &held, &e, &dup), LS_OK);
+        ck_assert_int_eq(dup, 0);
+    }
+    ck_assert_int_eq(store_wtxn_put_back(w, &held), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_held_free(&held);
+
+    store_reader *r = NULL;
+    history h;
+    ls_features replay;
+    history_init(&h);
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "old", 3, &f), LS_OK);
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 3);
+    ck_assert_uint_eq(f.purchase_lines, 4);
+    ck_assert_uint_eq(f.purchase_days, 3);
+    ck_assert_uint_eq(f.purchase_units, 2 + 4);
+    ck_assert_uint_eq(f.count[EV_PAGE_VIEW], 1);
+    ck_assert_uint_eq(f.count[EV_PRODUCT_VIEW], 1);
+    ck_assert_double_eq(f.spend, 10 + 11 + 8);
+    ck_assert_int_eq(f.first_seen_ms, T0);
+    ck_assert_int_eq(f.last_seen_ms, T0 + 10 * DAY + 2);
+    ck_assert_int_eq(store_reader_get_history(r, "old", 3, &h), LS_OK);
+    ck_assert_int_eq(h.has_before, 1);
+    ck_assert_uint_eq(h.n, 3);
+    assert_same_record(&h.before, &old, "before after the upgrade");
+    ck_assert_int_eq(history_replay(&h, INT64_MAX, &DECAY, &replay), LS_OK);
+    assert_same_record(&f, &replay, "running vs replay");
+    /* as of a time before the new events: the old record, bit for bit */
+    ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 + 10 * DAY - 1, &f), LS_OK);
+    assert_same_record(&f, &old, "as of before the new events");
+    ck_assert_int_eq(store_reader_get_asof(r, "anon2", 5, T0 + 10 * DAY, &f), LS_OK);
+    ck_assert_uint_eq(f.count[EV_PURCHASE], 3);
+    ck_assert_uint_eq(f.purchase_lines, 3); /* the first line only */
+    store_reader_end(r);
+    store_reader_close(&r);
+    history_free(&h);
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.histories, 1);
+    store_close(&s);
+    ck_assert_int_eq(record_version_of(v2dir, "old"), FEATURE_RECORD_VERSION);
+
+    /* and the upgraded store opens read-only */
+    ck_assert_int_eq(store_open(&s, v2dir, &ro, &DECAY, why, sizeof why), LS_OK);
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.histories, 1);
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 + 10 * DAY - 1, &f), LS_OK);
+    assert_same_record(&f, &old, "as of before the new events, read-only");
+    store_reader_end(r);
+    store_reader_close(&r);
+    store_close(&s);
+    tu_rmtree(v2dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -668,6 +896,7 @@ static Suite *suite(void)
     tcase_add_test(tc, scan_of_an_empty_store_visits_nothing);
     tcase_add_test(tc, newer_schema_is_refused);
     tcase_add_test(tc, a_version_one_store_opens_and_is_upgraded);
+    tcase_add_test(tc, a_version_two_store_opens_and_is_upgraded);
     tcase_add_test(tc, stat_counts_customers);
     suite_add_tcase(s, tc);
     return s;

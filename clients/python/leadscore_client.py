@@ -471,18 +471,27 @@ class Client:
             out.extend(results)
         return out
 
-    def recommend(self, customer, k=None):
+    def recommend(self, customer, k=None, now=None):
         """Content segments for a customer: ``{customer, segments: [{segment,
-        weight, reason}, ...]}`` best first; ``k`` bounds the list."""
+        weight, reason}, ...]}`` best first; ``k`` bounds the list.
+        ``now``: Unix epoch ms (or a datetime) to answer as of."""
         req = {"op": "recommend", "customer": customer}
         if k is not None:
             req["k"] = k
+        if now is not None:
+            req["now"] = _to_ms(now)
         return self._exchange([req], True)[0]
 
-    def profile(self, customer):
+    def profile(self, customer, now=None):
         """Raw features: ``{customer, known, features: {...}}``, with a
-        ``<type>_count`` for every event type, ``first_seen``, ``last_seen``."""
-        return self._exchange([{"op": "profile", "customer": customer}], True)[0]
+        ``<type>_count`` for every event type, ``first_seen``, ``last_seen``.
+        ``now``: Unix epoch ms (or a datetime): the features as they were
+        then, replayed from the customer's event history (``known: False``
+        when it was first seen later)."""
+        req = {"op": "profile", "customer": customer}
+        if now is not None:
+            req["now"] = _to_ms(now)
+        return self._exchange([req], True)[0]
 
     def alias(self, from_id, to_id):
         """Fold an anonymous id into a customer id (at login): ``{merged}``.

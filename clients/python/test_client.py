@@ -303,6 +303,31 @@ class TestOps(ServerTestCase):
         self.assertEqual(f["last_seen"], now - 100)
         self.assertIs(self.ls.profile(uid("nobody"))["known"], False)
 
+    def test_reads_as_of_a_time(self):
+        c = uid("asof")
+        day = 86400000
+        t0 = int(time.time() * 1000) - 30 * day
+        events = [ev(c, "product_view", category="shoes/running/road", ts=t0),
+                  ev(c, "purchase", price=10.0, order_id="o1", ts=t0 + day),
+                  ev(c, "purchase", price=5.0, order_id="o1", ts=t0 + day),
+                  ev(c, "purchase", price=7.0, order_id="o2", ts=t0 + 10 * day),
+                  ev(c, "page_view", category="books", ts=t0 + 11 * day)]
+        self.assertEqual(self.ls.track(events)["accepted"], len(events))
+        then = self.ls.profile(c, now=t0 + 2 * day)
+        self.assertIs(then["known"], True)
+        f = then["features"]
+        self.assertEqual((f["purchase_count"], f["purchase_lines"], f["page_view_count"]), (1, 2, 0))
+        self.assertEqual(f["spend"], 15.0)
+        self.assertEqual(f["last_seen"], t0 + day)
+        f = self.ls.profile(c)["features"]
+        self.assertEqual((f["purchase_count"], f["purchase_lines"], f["page_view_count"]), (2, 3, 1))
+        self.assertIs(self.ls.profile(c, now=t0 - 1)["known"], False)
+        self.assertIs(self.ls.score(c, now=t0 - 1)["known"], False)
+        self.assertIs(self.ls.score(c, now=t0)["known"], True)
+        r = self.ls.recommend(c, now=t0 + 2 * day)
+        self.assertEqual(r["segments"][0]["segment"], "running")
+        self.assertIsInstance(self.ls.recommend(c, k=1, now=t0 - 1)["segments"], list)
+
     def test_model_reload_stats(self):
         m = self.ls.model()
         for field in ("name", "version", "trained_at", "horizon_days", "features"):

@@ -95,6 +95,31 @@ int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_tr
 /* Scores one customer (unknown ones get the cold-start score). */
 int ls_client_score(ls_client *c, const char *customer, ls_score *out);
 
+/* ---- reads as of a time ----
+ * now_ms is the Unix epoch time, in ms, a read is made as of: the
+ * customer's features are replayed from its event history up to then, so
+ * a customer first seen later is unknown.  now_ms <= 0 means "now, by the
+ * server's clock", as the plain calls do. */
+
+/* ls_client_score as of now_ms. */
+int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_score *out);
+
+/* A customer's raw feature values (the profile op) as of now_ms.  *reply
+ * is the whole reply map as msgpack ({"customer", "known", "features":
+ * {name: value}, "top_categories", ...}), malloc'd: free() it; read one
+ * value with ls_client_profile_value. */
+int ls_client_profile(ls_client *c, const char *customer, int64_t now_ms, void **reply, size_t *reply_len);
+
+/* The content segments to show a customer (the recommend op) as of
+ * now_ms; k <= 0 takes the model's default.  *reply as ls_client_profile. */
+int ls_client_recommend(ls_client *c, const char *customer, int k, int64_t now_ms, void **reply,
+                        size_t *reply_len);
+
+/* Reads features[name] out of a profile reply into *value: LS_OK, or
+ * LS_ENOTFOUND when the reply holds no such number, or LS_EPARSE when it
+ * is not a profile reply. */
+int ls_client_profile_value(const void *reply, size_t reply_len, const char *name, double *value);
+
 /* Round trip with the server; version (if not NULL) gets its version. */
 int ls_client_ping(ls_client *c, char *version, size_t cap);
 
