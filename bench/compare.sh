@@ -9,8 +9,7 @@
 #     -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build /tmp/old/build --target leadscore
 # Workloads: import (a generated shop of CUSTOMERS, synced, rows/s), rescore
 # (that store, warm, customers/s), track (4 clients x batches of 100, durable
-# acks, events/s) and score (1 REQ client, p50 us, with the echo baseline's
-# ratio).  Each round runs old then new (then new then old on odd rounds), so
+# acks, events/s).  Each round runs old then new (then new then old on odd rounds), so
 # drift on a shared machine hits both.  Figures only: nothing is asserted.
 set -euo pipefail
 old=${1:?usage: bench/compare.sh OLD_BIN NEW_BIN [ROUNDS] [CUSTOMERS]}
@@ -20,13 +19,12 @@ customers=${4:-100000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# one figure from a bench --json file: per_second, or the p50 in us
+# one figure from a bench --json file: per_second of an offline workload,
+# items_per_s of a served one
 figure() {
     python3 -c 'import json,sys
 d=json.load(open(sys.argv[1]))
-k=sys.argv[2]
-if k=="p50": print(d["latency_us"]["p50"] if "latency_us" in d else d["p50_us"])
-else: print(d[k])' "$1" "$2"
+print(d["leadscore"]["items_per_s"] if "leadscore" in d else d["per_second"])' "$1"
 }
 
 run() { # BIN WORKLOAD OUT -- extra args
@@ -44,11 +42,11 @@ for ((r = 0; r < rounds; r++)); do
         [[ $who == new ]] && bin=$new
         printf '\rround %d/%d: %s   ' $((r + 1)) "$rounds" "$who" >&2
         run "$bin" import "$work/i.json" --customers "$customers"
-        vals[$who,import]+="$(figure "$work/i.json" per_second) "
+        vals[$who,import]+="$(figure "$work/i.json") "
         run "$bin" rescore "$work/r.json" --customers "$customers"
-        vals[$who,rescore]+="$(figure "$work/r.json" per_second) "
+        vals[$who,rescore]+="$(figure "$work/r.json") "
         run "$bin" track "$work/t.json" --customers "$customers" --clients 4 --batch 100 --duration 5
-        vals[$who,track]+="$(figure "$work/t.json" per_second) "
+        vals[$who,track]+="$(figure "$work/t.json") "
     done
 done
 printf '\r\033[K' >&2
@@ -58,5 +56,5 @@ printf '%-10s %16s %16s %8s   (median of %d rounds, %d customers)\n' workload ol
 for wl in import rescore track; do
     o=$(echo "${vals[old,$wl]}" | median)
     n=$(echo "${vals[new,$wl]}" | median)
-    printf '%-10s %16.0f %16.0f %8.2f\n' "$wl" "$o" "$n" "$(awk -v a="$n" -v b="$o" 'BEGIN {print b > 0 ? a / b : 0}')"
+    printf '%-10s %16.0f %16.0f %8.2f\n' "$wl" "$o" "$n" "$(awk -v a="$n" -v b="$o" 'BEGIN {print (b > 0 ? a / b : 0)}')"
 done

@@ -1,29 +1,56 @@
-/* cmd_train.c -- `leadscore train`: reads event files (the same readers
- * and --map/--types as `import`), fits the readiness model and the
- * customer-base models (train.c), prints the hold-out report and writes a
- * model file that `serve --model` and `reload` accept. */
+/* cmd_train.c -- `leadscore train`: fits the readiness model and the
+ * customer-base models (train.c) from the event histories of a store,
+ * prints the hold-out report and writes a model file that `serve --model`
+ * and `reload` accept.
+ *
+ * Two sources, one definition of the features:
+ *   --data DIR   a store (opened read-only, read in one snapshot; it may
+ *                be served at the same time);
+ *   FILE...      event files (the same readers and --map/--types as
+ *                `import`), loaded first into a temporary store exactly as
+ *                `import --data` loads them (store_wtxn_add_event, in
+ *                batches sorted by customer), which is removed at the end.
+ * Either way train_from_store replays each customer's history, so the
+ * model is fitted on the features the service scores. */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "eventfile.h"
 #include "leadscore/error.h"
 #include "model.h"
+#include "store.h"
 #include "timefmt.h"
 #include "train.h"
 
 #define MS_PER_DAY 86400000LL
+#define LOAD_BATCH 50000
+#define ARENA_CHUNK ((size_t)1 << 20)
+#define MAP_MAX_BYTES (256ULL << 30)
+#define TEMP_HISTORY_DAYS 36500 /* the temporary store keeps every event */
+#define SHOWN_BAD_ROWS 10
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
 
 typedef struct {
-    const char *out, *base, *name, *version;
+    const char *out, *base, *name, *version, *data_dir;
     int64_t cutoff_ms;
-    int has_cutoff, horizon_days, json;
+    int has_cutoff, horizon_days, json, quiet;
     double lambda;
     int clv_only;
     eventfile_options files;
@@ -31,23 +58,29 @@ typedef struct {
 
 static void train_help(void)
 {
-    printf("usage: leadscore train --out FILE [--map COLUMNS] [--types VALUES] [--cutoff TIME] [--horizon DAYS]\n"
-           "                       [--json] [options] FILE...\n\n"
-           "Fits a model from event files (CSV or JSON Lines, plain or .gz, read as `import` reads them):\n"
-           "features as of the cutoff, label = a purchase within the horizon after it.  The readiness\n"
-           "model is trained at cutoff - horizon and evaluated, against a plain recency baseline, at the\n"
-           "cutoff (a hold-out by time); BG/NBD and Gamma-Gamma are fitted on the purchase history.\n\n"
+    printf("usage: leadscore train --out FILE [--data DIR | FILE...] [--cutoff TIME] [--horizon DAYS] [--json]\n"
+           "                       [--map COLUMNS] [--types VALUES] [options]\n\n"
+           "Fits a model from the event histories of a store (--data, read-only, one snapshot: it may be\n"
+           "served at the same time) or of event files (CSV or JSON Lines, plain or .gz, read as `import`\n"
+           "reads them into a temporary store).  Features are those the service scores: each customer's\n"
+           "history replayed as of the cutoff; label = an order within the horizon after it (no later\n"
+           "event is read).  The readiness model is trained at cutoff - horizon and evaluated, against a\n"
+           "plain recency baseline, at the cutoff (a hold-out by time); BG/NBD and Gamma-Gamma are fitted\n"
+           "on the repeat-purchase summary as of the cutoff (transactions = purchase days).\n\n"
            "  --out FILE        the model file to write (required)\n"
+           "  --data DIR        train from this store instead of files\n"
            "  --cutoff TIME     evaluation cutoff (default: the horizon before the last event)\n"
            "  --horizon DAYS    label horizon (default: the base model's, 30)\n"
            "  --lambda L        L2 penalty on the standardised coefficients (default 1)\n"
            "  --base FILE       model file whose journey, segments, tiers and half-lives are kept\n"
-           "                    (default: the built-in models/default.json)\n"
+           "                    (default: the built-in models/default.json); with --data its half-lives\n"
+           "                    must be the store's\n"
            "  --name N, --version V  of the new model (default: trained, and the time of training)\n"
            "  --clv-only        fit only BG/NBD and Gamma-Gamma (purchase-only data such as CDNOW)\n"
            "  --json            print the report as JSON\n"
+           "  --quiet           no progress on the terminal\n"
            "  --map, --types, --format csv|jsonl, --ts-format seconds|millis|iso, --delimiter C,\n"
-           "  --whitespace, --no-header, --allow-old   as for `leadscore import`\n");
+           "  --whitespace, --no-header, --allow-old   as for `leadscore import` (files only)\n");
 }
 
 static int parse_args(int argc, char **argv, train_cli *o)
@@ -62,11 +95,12 @@ static int parse_args(int argc, char **argv, train_cli *o)
         {"ts-format", required_argument, NULL, 'T'}, {"delimiter", required_argument, NULL, 'd'},
         {"whitespace", no_argument, NULL, 'w'},     {"no-header", no_argument, NULL, 'N'},
         {"allow-old", no_argument, NULL, 'a'},      {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'D'},     {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0}};
     char err[512];
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
         switch (c) {
         case 'o': o->out = optarg; break;
         case 'm':
@@ -97,6 +131,8 @@ static int parse_args(int argc, char **argv, train_cli *o)
         case 'v': o->version = optarg; break;
         case 'C': o->clv_only = 1; break;
         case 'j': o->json = 1; break;
+        case 'D': o->data_dir = optarg; break;
+        case 'q': o->quiet = 1; break;
         case 'f':
             if (strcmp(optarg, "csv") && strcmp(optarg, "jsonl"))
                 return -cli_error("train", CLI_USAGE, "--format is csv or jsonl");
@@ -116,62 +152,299 @@ static int parse_args(int argc, char **argv, train_cli *o)
     }
     if (!o->out)
         return -cli_error("train", CLI_USAGE, "give --out FILE");
-    if (optind >= argc)
-        return -cli_error("train", CLI_USAGE, "give at least one event FILE");
+    if (o->data_dir && optind < argc)
+        return -cli_error("train", CLI_USAGE, "--data and event FILEs exclude each other: a store or files");
+    if (!o->data_dir && optind >= argc)
+        return -cli_error("train", CLI_USAGE, "give --data DIR or at least one event FILE");
     return optind;
 }
 
-/* Calls fn for every event of every file; counts bad rows. */
-typedef int (*event_fn)(void *arg, const ls_event *ev);
+/* ------------------------------------------------------------------ */
+/* Progress on a terminal                                              */
+/* ------------------------------------------------------------------ */
 
-static int each_event(const train_cli *o, char **files, int n, event_fn fn, void *arg, uint64_t *bad)
+typedef struct {
+    int on;                   /* stderr is a terminal and not --quiet */
+    int drawn;
+    int64_t start_ns, drawn_ns;
+    uint64_t total;           /* customers in the store, for the scan */
+} progress;
+
+static void progress_clear(progress *p)
 {
-    char err[600];
-    int tty = isatty(2);
-    uint64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        eventfile *f;
-        ls_event ev;
-        int rc;
-        if (eventfile_open(&f, files[i], &o->files, err, sizeof err) != LS_OK)
-            return cli_error("train", CLI_FAIL, "%s", err);
-        while ((rc = eventfile_next(f, &ev)) != 0) {
-            if (rc == EVENTFILE_BAD_ROW) {
-                if ((*bad)++ < 10)
-                    fprintf(stderr, "leadscore train: %s\n", eventfile_error(f));
-                continue;
-            }
-            if (rc < 0) {
-                cli_error("train", CLI_FAIL, "%s", eventfile_error(f));
-                eventfile_close(&f);
-                return CLI_FAIL;
-            }
-            if (fn(arg, &ev) != LS_OK) {
-                eventfile_close(&f);
-                return cli_error("train", CLI_FAIL, "out of memory");
-            }
-            if (tty && ++total % 500000 == 0)
-                fprintf(stderr, "\rtrain: %" PRIu64 " events read", total);
-        }
-        eventfile_close(&f);
-    }
-    if (tty && total >= 500000)
-        fputc('\n', stderr);
-    return CLI_OK;
+    if (p->drawn)
+        fputs("\r\033[K", stderr);
+    p->drawn = 0;
 }
 
-static int note_last(void *arg, const ls_event *ev)
+/* Draws one status line, at most five times a second. */
+static void progress_draw(progress *p, const char *what, uint64_t done, uint64_t total)
 {
-    int64_t *last = arg;
-    if (ev->ts_ms > *last)
-        *last = ev->ts_ms;
+    int64_t now = timefmt_mono_ns();
+    if (!p->on || now - p->drawn_ns < 200000000 || now - p->start_ns < 300000000)
+        return;
+    p->drawn_ns = now;
+    double secs = (double)(now - p->start_ns) / 1e9;
+    if (total)
+        fprintf(stderr, "\r\033[Ktrain: %s %" PRIu64 " of %" PRIu64 " (%.0f%%), %.0f s", what, done, total,
+                done >= total ? 100.0 : 100.0 * (double)done / (double)total, secs);
+    else
+        fprintf(stderr, "\r\033[Ktrain: %s %" PRIu64 ", %.0f s", what, done, secs);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+/* train_from_store's progress hook: draws, and stops on Ctrl-C. */
+static int scan_progress(void *arg, uint64_t done)
+{
+    progress *p = arg;
+    progress_draw(p, "customers replayed:", done, p->total);
+    return interrupted != 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files into a temporary store, as `import --data` loads them          */
+/* ------------------------------------------------------------------ */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    char data[];
+} chunk;
+
+/* Events copied out of the reader until their batch is written. */
+typedef struct {
+    chunk *head, *cur;
+    ls_event *ev;
+    const ls_event **order;   /* ev[] sorted by customer */
+    size_t n;
+} batch;
+
+static char *arena_copy(batch *b, const char *s, size_t len)
+{
+    while (b->cur && b->cur->cap - b->cur->used < len + 1)
+        b->cur = b->cur->next;
+    if (!b->cur) {
+        size_t cap = len + 1 > ARENA_CHUNK ? len + 1 : ARENA_CHUNK;
+        chunk *c = malloc(sizeof *c + cap);
+        if (!c)
+            return NULL;
+        c->used = 0;
+        c->cap = cap;
+        c->next = b->head;
+        b->head = c;
+        b->cur = c;
+    }
+    char *at = b->cur->data + b->cur->used;
+    if (len)
+        memcpy(at, s, len);
+    at[len] = '\0';
+    b->cur->used += len + 1;
+    return at;
+}
+
+static void batch_reset(batch *b)
+{
+    for (chunk *c = b->head; c; c = c->next)
+        c->used = 0;
+    b->cur = b->head;
+    b->n = 0;
+}
+
+static void batch_free(batch *b)
+{
+    while (b->head) {
+        chunk *next = b->head->next;
+        free(b->head);
+        b->head = next;
+    }
+    free(b->ev);
+    free(b->order);
+    memset(b, 0, sizeof *b);
+}
+
+static int copy_str(batch *b, ls_str *s)
+{
+    if (!s->len)
+        return LS_OK;
+    const char *p = arena_copy(b, s->ptr, s->len);
+    if (!p)
+        return LS_ENOMEM;
+    s->ptr = p;
     return LS_OK;
 }
 
-static int feed(void *arg, const ls_event *ev)
+static int batch_add(batch *b, const ls_event *ev)
 {
-    return train_add(arg, ev);
+    if (!b->ev && (!(b->ev = malloc(LOAD_BATCH * sizeof *b->ev)) || !(b->order = malloc(LOAD_BATCH * sizeof *b->order))))
+        return LS_ENOMEM;
+    ls_event e = *ev;
+    int rc;
+    if ((rc = copy_str(b, &e.customer)) || (rc = copy_str(b, &e.event_id)) || (rc = copy_str(b, &e.session)) ||
+        (rc = copy_str(b, &e.product)) || (rc = copy_str(b, &e.category)) || (rc = copy_str(b, &e.order_id)))
+        return rc;
+    b->ev[b->n++] = e;
+    return LS_OK;
 }
+
+/* Customer order, then file order (as import sorts a batch). */
+static int by_customer(const void *a, const void *b)
+{
+    const ls_event *x = *(const ls_event *const *)a, *y = *(const ls_event *const *)b;
+    size_t n = x->customer.len < y->customer.len ? x->customer.len : y->customer.len;
+    int c = memcmp(x->customer.ptr, y->customer.ptr, n);
+    if (c)
+        return c;
+    if (x->customer.len != y->customer.len)
+        return x->customer.len < y->customer.len ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* One attempt at the batch in one write transaction. */
+static int write_try(store *st, store_held *held, const batch *b)
+{
+    store_wtxn *txn = NULL;
+    int rc = store_write_begin(st, &txn);
+    held->open = 0;
+    for (size_t i = 0; rc == LS_OK && i < b->n; i++) {
+        int dup;
+        rc = store_wtxn_add_event(txn, held, b->order[i], &dup);
+    }
+    if (rc == LS_OK)
+        rc = store_wtxn_put_back(txn, held);
+    if (rc == LS_OK)
+        rc = store_write_commit(&txn);
+    store_write_abort(&txn);
+    held->open = 0;
+    return rc;
+}
+
+static int write_batch(store *st, store_held *held, batch *b)
+{
+    int rc;
+    for (size_t i = 0; i < b->n; i++)
+        b->order[i] = &b->ev[i];
+    qsort(b->order, b->n, sizeof *b->order, by_customer);
+    while ((rc = write_try(st, held, b)) == LS_EFULL)
+        if (store_grow(st, MAP_MAX_BYTES) != LS_OK)
+            break;
+    batch_reset(b);
+    return rc == LS_OK ? CLI_OK : cli_error("train", CLI_FAIL, "cannot write the temporary store: %s", ls_strerror(rc));
+}
+
+/* Reads one file into batches written to st; counts rows and bad rows. */
+static int load_file(const train_cli *o, const char *path, store *st, store_held *held, batch *b, progress *p,
+                     uint64_t *rows, uint64_t *bad)
+{
+    char err[600];
+    eventfile *f;
+    ls_event ev;
+    int rc, status = CLI_OK;
+    if (eventfile_open(&f, path, &o->files, err, sizeof err) != LS_OK) {
+        progress_clear(p);
+        return cli_error("train", CLI_FAIL, "%s", err);
+    }
+    while (status == CLI_OK && (rc = eventfile_next(f, &ev)) != 0) {
+        if (interrupted) {
+            status = CLI_FAIL;
+        } else if (rc == EVENTFILE_BAD_ROW) {
+            if ((*bad)++ < SHOWN_BAD_ROWS) {
+                progress_clear(p);
+                fprintf(stderr, "leadscore train: %s\n", eventfile_error(f));
+            }
+        } else if (rc < 0) {
+            progress_clear(p);
+            status = cli_error("train", CLI_FAIL, "%s", eventfile_error(f));
+        } else if (batch_add(b, &ev) != LS_OK) {
+            status = cli_error("train", CLI_FAIL, "out of memory");
+        } else {
+            if (b->n == LOAD_BATCH)
+                status = write_batch(st, held, b);
+            if ((++*rows & 4095) == 0)
+                progress_draw(p, "events loaded:", *rows, 0);
+        }
+    }
+    eventfile_close(&f);
+    return status;
+}
+
+static int load_files(const train_cli *o, char **files, int n, store *st, progress *p, uint64_t *bad)
+{
+    store_held held;
+    batch b;
+    uint64_t rows = 0;
+    int rc = CLI_OK;
+    memset(&b, 0, sizeof b);
+    store_held_init(&held);
+    for (int i = 0; i < n && rc == CLI_OK; i++)
+        rc = load_file(o, files[i], st, &held, &b, p, &rows, bad);
+    if (rc == CLI_OK && b.n)
+        rc = write_batch(st, &held, &b);
+    if (rc == CLI_OK && interrupted)
+        rc = CLI_FAIL;
+    store_held_free(&held);
+    batch_free(&b);
+    return rc;
+}
+
+/* The temporary store's directory: its files, then itself. */
+static void remove_temp_dir(const char *dir)
+{
+    char path[1200];
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+static int open_temp_store(char *dir, size_t cap, const model *base, store **st)
+{
+    char err[600];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, cap, "%s/leadscore-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        dir[0] = '\0';
+        return cli_error("train", CLI_FAIL, "cannot make a temporary directory for the store: %s", strerror(errno));
+    }
+    store_options so = {.no_sync = 1, .history_days = TEMP_HISTORY_DAYS};
+    if (store_open(st, dir, &so, model_decay(base), err, sizeof err) != LS_OK)
+        return cli_error("train", CLI_FAIL, "%s", err);
+    return CLI_OK;
+}
+
+static int same_decay(const feature_decay *a, const feature_decay *b)
+{
+    return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
+}
+
+static int open_data_store(const train_cli *o, const model *base, store **st)
+{
+    char err[600], path[1100];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data.mdb", o->data_dir);
+    if (stat(path, &sb) != 0)
+        return cli_error("train", CLI_FAIL, "no leadscore store in %s", o->data_dir);
+    store_options so = {.read_only = 1};
+    if (store_open(st, o->data_dir, &so, NULL, err, sizeof err) != LS_OK)
+        return cli_error("train", CLI_FAIL, "%s", err);
+    const feature_decay *have = store_decay(*st), *want = model_decay(base);
+    if (!same_decay(have, want))
+        return cli_error("train", CLI_FAIL, "the store in %s keeps half-lives of %.4g and %.4g days, the base model "
+                         "%.4g and %.4g: give the store's model with --base", o->data_dir, have->short_ms / 864e5,
+                         have->long_ms / 864e5, want->short_ms / 864e5, want->long_ms / 864e5);
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reporting                                                           */
+/* ------------------------------------------------------------------ */
 
 static void print_metrics(const char *label, const train_metrics *m)
 {
@@ -187,7 +460,7 @@ static void print_report(const train_report *r, const train_options *opt)
     printf("data: %" PRIu64 " events, %" PRIu64 " customers; train cutoff %s, hold-out cutoff %s, horizon %d days\n",
            r->events, r->customers, c1, c2, opt->horizon_days);
     if (r->nterms > 0) {
-        printf("readiness (hold-out: features at %s, purchases in the %d days after):\n", c2, opt->horizon_days);
+        printf("readiness (hold-out: features at %s, orders in the %d days after):\n", c2, opt->horizon_days);
         print_metrics("model", &r->model);
         print_metrics("recency baseline", &r->baseline);
         print_metrics("model on training data", &r->train);
@@ -228,58 +501,93 @@ static int load_base(const train_cli *o, json_t **root, model **m)
     return *root ? CLI_OK : cli_error("train", CLI_FAIL, "cannot read the base model: %s", jerr.text);
 }
 
-static int train_and_write(train_cli *o, char **files, int nfiles, json_t *base_json, const model *base)
+/* Writes the model file and the report; checks that serve will load it. */
+static int write_model(const train_cli *o, const train_report *rep, const train_options *opt, json_t *base_json)
 {
-    train_options opt = {.horizon_days = o->horizon_days ? o->horizon_days : (int)model_horizon_days(base),
-                         .lambda = o->lambda, .decay = *model_decay(base),
-                         .time_unit_days = model_clv_params(base)->time_unit_days,
-                         .bgnbd_start = model_clv_params(base)->bgnbd, .gg_start = model_clv_params(base)->gamma_gamma,
-                         .clv_only = o->clv_only};
-    uint64_t bad = 0;
     char err[600], when[40];
-    int rc;
-    if (!o->has_cutoff) {
-        int64_t last = 0;
-        if ((rc = each_event(o, files, nfiles, note_last, &last, &bad)) != CLI_OK)
-            return rc;
-        if (last == 0)
-            return cli_error("train", CLI_FAIL, "no valid event in the files");
-        o->cutoff_ms = last - (int64_t)opt.horizon_days * MS_PER_DAY;
-        bad = 0;
-    }
-    opt.cutoff_ms = o->cutoff_ms;
-    trainer *t;
-    if (train_new(&t, &opt) != LS_OK)
-        return cli_error("train", CLI_FAIL, "out of memory");
-    rc = each_event(o, files, nfiles, feed, t, &bad);
-    train_report rep;
-    if (rc == CLI_OK && train_fit(t, &rep, err, sizeof err) != LS_OK)
-        rc = cli_error("train", CLI_FAIL, "%s", err);
-    train_free(&t);
-    if (rc != CLI_OK)
-        return rc;
     timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
-    json_t *m = train_model_json(&rep, &opt, base_json, o->name ? o->name : "trained", o->version ? o->version : when);
+    json_t *m = train_model_json(rep, opt, base_json, o->name ? o->name : "trained", o->version ? o->version : when);
     if (!m || json_dump_file(m, o->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
         json_decref(m);
         return cli_error("train", CLI_FAIL, "cannot write %s", o->out);
     }
-    json_t *metrics = json_object_get(m, "metrics");
     if (o->json) {
-        json_dumpf(metrics, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_dumpf(json_object_get(m, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
     } else {
-        print_report(&rep, &opt);
+        print_report(rep, opt);
     }
     json_decref(m);
     model *check;
     if (model_load_file(o->out, &check, err, sizeof err) != LS_OK) /* what serve will do with it */
         return cli_error("train", CLI_FAIL, "the written model does not load: %s", err);
     model_unref(&check);
+    return CLI_OK;
+}
+
+/* Trains from one snapshot of st and writes the model. */
+static int train_store(train_cli *o, store *st, json_t *base_json, const model *base, progress *p)
+{
+    const model_clv *clv = model_clv_params(base);
+    train_options opt = {.horizon_days = o->horizon_days ? o->horizon_days : (int)model_horizon_days(base),
+                         .lambda = o->lambda, .decay = *store_decay(st), .time_unit_days = clv->time_unit_days,
+                         .bgnbd_start = clv->bgnbd, .gg_start = clv->gamma_gamma, .clv_only = o->clv_only,
+                         .progress = scan_progress, .progress_arg = p};
+    store_reader *r = NULL;
+    store_stats ss;
+    train_report rep;
+    char err[600];
+    int rc = store_reader_open(st, &r);
+    if (rc == LS_OK)
+        rc = store_reader_begin(r);
+    if (rc != LS_OK) {
+        store_reader_close(&r);
+        return cli_error("train", CLI_FAIL, "cannot read the store: %s", ls_strerror(rc));
+    }
+    if (!o->has_cutoff) {
+        int64_t last = 0;
+        if ((rc = train_last_event(r, &last)) == LS_OK && last == 0)
+            rc = LS_ENOTFOUND;
+        o->cutoff_ms = last - (int64_t)opt.horizon_days * MS_PER_DAY;
+    }
+    opt.cutoff_ms = o->cutoff_ms;
+    p->total = store_stat(st, &ss) == LS_OK ? ss.customers : 0;
+    p->start_ns = timefmt_mono_ns();
+    if (rc == LS_OK)
+        rc = train_from_store(r, &opt, &rep, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "%s", rc == LS_ENOTFOUND ? "no event in the store" : ls_strerror(rc));
+    store_reader_end(r);
+    store_reader_close(&r);
+    progress_clear(p);
+    if (rc != LS_OK)
+        return interrupted ? CLI_FAIL : cli_error("train", CLI_FAIL, "%s", err);
+    return write_model(o, &rep, &opt, base_json);
+}
+
+static int run(train_cli *o, char **files, int nfiles, json_t *base_json, const model *base)
+{
+    char dir[1024] = "";
+    store *st = NULL;
+    uint64_t bad = 0;
+    progress p = {.on = !o->quiet && isatty(STDERR_FILENO), .start_ns = timefmt_mono_ns()};
+    int rc = o->data_dir ? open_data_store(o, base, &st) : open_temp_store(dir, sizeof dir, base, &st);
+    if (rc == CLI_OK && !o->data_dir)
+        rc = load_files(o, files, nfiles, st, &p, &bad);
+    progress_clear(&p);
+    if (rc == CLI_OK)
+        rc = train_store(o, st, base_json, base, &p);
+    store_close(&st);
+    if (dir[0])
+        remove_temp_dir(dir);
+    fflush(stdout); /* the report before the closing lines on stderr */
+    if (interrupted)
+        return cli_error("train", CLI_FAIL, "interrupted: nothing written");
     if (bad)
         fprintf(stderr, "leadscore train: %" PRIu64 " bad rows skipped\n", bad);
-    fprintf(stderr, "leadscore train: wrote %s\n", o->out);
-    return CLI_OK;
+    if (rc == CLI_OK)
+        fprintf(stderr, "leadscore train: wrote %s\n", o->out);
+    return rc;
 }
 
 int cmd_train(int argc, char **argv)
@@ -293,9 +601,19 @@ int cmd_train(int argc, char **argv)
         return first == -100 ? CLI_OK : -first;
     json_t *base_json = NULL;
     model *base = NULL;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process */
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     int rc = load_base(&o, &base_json, &base);
     if (rc == CLI_OK)
-        rc = train_and_write(&o, argv + first, argc - first, base_json, base);
+        rc = run(&o, argv + first, argc - first, base_json, base);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     json_decref(base_json);
     model_unref(&base);
     return rc;

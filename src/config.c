@@ -61,6 +61,11 @@ static const config_option options[] = {
      "on SIGTERM, the longest wait for pending batches to commit before exiting anyway"},
     {"metrics", CONFIG_STRING, OPT(metrics), 256, "", 0, 0,
      "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9464)"},
+    {"retrain-every", CONFIG_DURATION, OPT(retrain_every_ms), 0, "0", 0, 3650LL * 86400000,
+     "retrain from the store this often (e.g. 1d) in a background thread with its own read snapshot: for the "
+     "serving model's horizon h, trained on features as of now-2h and tested on features as of now-h (labels: "
+     "orders in the h after); the new model replaces the serving one only when it scores a higher hold-out AUC "
+     "(tie: lower log-loss) on the same customers; in memory only (restart or reload reads --model); 0 turns it off"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

@@ -36,6 +36,7 @@ typedef struct {
     int64_t slow_ms;             /* log requests slower than this; 0: off */
     int64_t drain_timeout_ms;    /* longest shutdown drain before a forced exit */
     char metrics[256];           /* HOST:PORT of the Prometheus endpoint; empty: off */
+    int64_t retrain_every_ms;    /* scheduled retraining (retrain.h); 0: off */
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

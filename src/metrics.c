@@ -96,6 +96,19 @@ static void render_events(FILE *f, const stats *st)
     fprintf(f, "leadscore_commit_failures_total %llu\n", (unsigned long long)atomic_load(&st->commit_failures));
 }
 
+static void render_retrain(FILE *f, const stats *st)
+{
+    help(f, "leadscore_retrain_runs_total", "counter", "Scheduled retrainings that trained and decided (--retrain-every).");
+    fprintf(f, "leadscore_retrain_runs_total %llu\n", (unsigned long long)atomic_load(&st->retrain_runs));
+    help(f, "leadscore_retrain_swaps_total", "counter", "Retrainings whose new model beat the serving one and replaced it.");
+    fprintf(f, "leadscore_retrain_swaps_total %llu\n", (unsigned long long)atomic_load(&st->retrain_swaps));
+    help(f, "leadscore_retrain_failures_total", "counter", "Retrainings that could not train (the serving model stayed).");
+    fprintf(f, "leadscore_retrain_failures_total %llu\n", (unsigned long long)atomic_load(&st->retrain_failures));
+    help(f, "leadscore_retrain_holdout_auc", "gauge", "Hold-out AUC of the last retraining: the new and the serving model.");
+    fprintf(f, "leadscore_retrain_holdout_auc{model=\"new\"} %.6f\n", stats_load_double(&st->retrain_auc_new));
+    fprintf(f, "leadscore_retrain_holdout_auc{model=\"serving\"} %.6f\n", stats_load_double(&st->retrain_auc_serving));
+}
+
 static void render_state(FILE *f, const metrics_inputs *in)
 {
     help(f, "leadscore_customers", "gauge", "Customer records in the store.");
@@ -121,6 +134,7 @@ int metrics_render(const metrics_inputs *in, char **out, size_t *len)
         return LS_ENOMEM;
     render_requests(f, in);
     render_events(f, in->st);
+    render_retrain(f, in->st);
     render_state(f, in);
     return fclose(f) == 0 ? LS_OK : LS_ENOMEM;
 }

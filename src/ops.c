@@ -471,7 +471,6 @@ static int op_stats(ops_call *c)
     write_counters(c->w, st);
     kv_int(c->w, "customers", (int64_t)ss.customers);
     kv_int(c->w, "event_ids", (int64_t)ss.event_ids);
-    kv_int(c->w, "histories", (int64_t)ss.histories);
     kv_int(c->w, "store_bytes", (int64_t)ss.used_bytes);
     kv_int(c->w, "store_map_bytes", (int64_t)ss.map_bytes);
     kv_double(c->w, "uptime_s", (double)(timefmt_now_ms() - st->started_ms) / 1e3);

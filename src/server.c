@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "msgio.h"
 #include "ops.h"
+#include "retrain.h"
 #include "security.h"
 #include "service.h"
 #include "timefmt.h"
@@ -39,6 +40,7 @@ struct server {
     writer *writer;
     security *sec;             /* NULL: no CurveZMQ */
     metrics *metrics;          /* NULL: no --metrics */
+    retrain *retrain;          /* NULL: no --retrain-every */
     int64_t metrics_ns;        /* when the metrics text was last rendered */
     store_reader *reader;      /* the loop's own read handle */
     codec_writer reply;
@@ -282,7 +284,11 @@ static int set_up(server *s, char *err, size_t errlen)
         return rc;
     if (s->svc.cfg.metrics[0] && (rc = metrics_start(&s->metrics, s->svc.cfg.metrics, err, errlen)))
         return rc;
-    return start_threads(s, err, errlen);
+    if ((rc = start_threads(s, err, errlen)))
+        return rc;
+    if (s->svc.cfg.retrain_every_ms > 0 && (rc = retrain_start(&s->retrain, &s->svc, s->svc.cfg.retrain_every_ms)))
+        snprintf(err, errlen, "cannot start the retraining thread");
+    return rc;
 }
 
 int server_start(server **out, const config *cfg, char *err, size_t errlen)
@@ -515,6 +521,7 @@ static void begin_stop(server *s)
     LOG_INFO("stopping", "note=\"draining: pending batches are committed and acknowledged\"");
     s->drain_deadline_ns = timefmt_mono_ns() + s->svc.cfg.drain_timeout_ms * 1000000;
     s->stopping = 1;
+    retrain_request_stop(s->retrain);
     drain_pull_for_stop(s);
     atomic_store(&s->svc.stopping, 1); /* each worker exits once its queue is empty */
 }
@@ -609,6 +616,7 @@ void server_destroy(server **sp)
         return;
     server *s = *sp;
     metrics_stop(&s->metrics);
+    retrain_join(&s->retrain);
     for (int i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
     writer_join(&s->writer);

@@ -69,3 +69,18 @@ void stats_commit(stats *s, uint64_t events, uint64_t ns)
     if (b < STATS_COMMIT_TIME_BUCKETS)
         atomic_fetch_add(&s->commit_time_buckets[b], 1);
 }
+
+void stats_store_double(atomic_uint_fast64_t *slot, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    atomic_store(slot, bits);
+}
+
+double stats_load_double(const atomic_uint_fast64_t *slot)
+{
+    uint64_t bits = atomic_load(slot);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}

@@ -36,6 +36,12 @@ typedef struct {
     atomic_uint_fast64_t rejected_too_large;
     atomic_uint_fast64_t commit_size_buckets[STATS_COMMIT_SIZE_BUCKETS]; /* not cumulative */
     atomic_uint_fast64_t commit_time_buckets[STATS_COMMIT_TIME_BUCKETS];
+    /* the retraining thread (retrain.h): */
+    atomic_uint_fast64_t retrain_runs;         /* retrainings that trained and decided */
+    atomic_uint_fast64_t retrain_swaps;        /* ... of which swapped the new model in */
+    atomic_uint_fast64_t retrain_failures;     /* retrainings that could not train */
+    atomic_uint_fast64_t retrain_auc_new;      /* last run's hold-out AUC: the new model (double bits) */
+    atomic_uint_fast64_t retrain_auc_serving;  /* ... and the model serving then (double bits) */
     /* server loop thread only: */
     uint64_t requests[STATS_MAX_OPS];
     uint64_t errors[STATS_MAX_OPS];
@@ -54,5 +60,10 @@ void stats_request(stats *s, int op, int ok, uint64_t latency_ns);
 
 /* Writer thread: counts one commit of events events that took ns. */
 void stats_commit(stats *s, uint64_t events, uint64_t ns);
+
+/* A double kept in an atomic 64-bit counter (its bits), for gauges one
+ * thread sets and another reads. */
+void stats_store_double(atomic_uint_fast64_t *slot, double v);
+double stats_load_double(const atomic_uint_fast64_t *slot);
 
 #endif

@@ -19,12 +19,11 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, customers, event_ids, event_ids_by_time, aliases, alias_targets, history;
+    MDB_dbi meta, customers, event_ids, event_ids_by_time, aliases, alias_targets;
     feature_decay decay;
     int64_t retention_ms;
     int read_only;
     int has_aliases;   /* 0 only for a version-1 store opened read-only */
-    int has_history;   /* 0 only for a version-1 or -2 store opened read-only */
     /* Snapshots hold it shared; store_grow holds it alone while LMDB
      * remaps (writer-preferring, so a steady read load cannot starve it). */
     pthread_rwlock_t map_lock;
@@ -140,14 +139,6 @@ static int open_alias_dbs(store *s, MDB_txn *txn, unsigned create)
     return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
 }
 
-/* The history table; a version-1 or -2 store opened read-only has none. */
-static int open_history_db(store *s, MDB_txn *txn, unsigned create)
-{
-    int rc = mdb_dbi_open(txn, "history", create, &s->history);
-    s->has_history = rc == 0;
-    return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
-}
-
 static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errlen)
 {
     MDB_txn *txn;
@@ -159,7 +150,7 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
         (rc = mdb_dbi_open(txn, "customers", create, &s->customers)) ||
         (rc = mdb_dbi_open(txn, "event_ids", create, &s->event_ids)) ||
         (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time)) ||
-        (rc = open_alias_dbs(s, txn, create)) || (rc = open_history_db(s, txn, create))) {
+        (rc = open_alias_dbs(s, txn, create))) {
         mdb_txn_abort(txn);
         ls_fail(err, errlen, 0, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
                                                       : "cannot open the store's tables", mdb_strerror(rc));
@@ -236,8 +227,6 @@ int store_stat(store *s, store_stats *out)
         out->customers = st.ms_entries;
     if (mdb_stat(txn, s->event_ids, &st) == 0)
         out->event_ids = st.ms_entries;
-    if (s->has_history && mdb_stat(txn, s->history, &st) == 0)
-        out->histories = st.ms_entries;
     mdb_txn_abort(txn);
     mdb_env_stat(s->env, &st);
     mdb_env_info(s->env, &info);
@@ -327,6 +316,72 @@ void store_reader_end(store_reader *r)
     pthread_rwlock_unlock(&r->s->map_lock);
 }
 
+/* A customer's value in `customers`: a plain feature record (written by
+ * schema 2 or earlier, or by store_wtxn_put), or VALUE_MARK, a varint
+ * record length, the record, then the encoded history (history.h).  One
+ * value, so a write touches one B-tree leaf and a read for "now" decodes
+ * the record alone. */
+#define VALUE_MARK 0xC3
+_Static_assert(FEATURE_RECORD_VERSION < VALUE_MARK, "a record version must not look like the value mark");
+
+typedef struct {
+    const uint8_t *rec, *hist;
+    size_t rec_len, hist_len;   /* hist_len 0: no history (a plain record) */
+} value_parts;
+
+static int split_value(const MDB_val *v, value_parts *out)
+{
+    const uint8_t *p = v->mv_data;
+    size_t n = v->mv_size, len = 0, i = 1;
+    memset(out, 0, sizeof *out);
+    if (n == 0 || p[0] != VALUE_MARK) {
+        out->rec = p;
+        out->rec_len = n;
+        return LS_OK;
+    }
+    for (int shift = 0; i < n && shift < 35; shift += 7) {
+        len |= (size_t)(p[i] & 0x7f) << shift;
+        if (!(p[i++] & 0x80))
+            break;
+    }
+    if (i > n || len > n - i)
+        return LS_EPARSE;
+    out->rec = p + i;
+    out->rec_len = len;
+    out->hist = p + i + len;
+    out->hist_len = n - i - len;
+    return LS_OK;
+}
+
+static int decode_value_record(const MDB_val *v, ls_features *out)
+{
+    value_parts parts;
+    int rc = split_value(v, &parts);
+    if (rc) {
+        feature_init(out);
+        return rc;
+    }
+    return feature_decode(out, parts.rec, parts.rec_len);
+}
+
+/* The history in a value; a plain record (no history) is its own
+ * `before` aggregate, so its replay is the record. */
+static int decode_value_history(const MDB_val *v, const ls_features *rec, history *h)
+{
+    value_parts parts;
+    history_clear(h);
+    int rc = split_value(v, &parts);
+    if (rc)
+        return rc;
+    if (parts.hist_len)
+        return history_decode(h, parts.hist, parts.hist_len);
+    if (rec && !feature_empty(rec)) {
+        h->before = *rec;
+        h->has_before = 1;
+    }
+    return LS_OK;
+}
+
 static int get_record(MDB_txn *txn, MDB_dbi dbi, const char *id, size_t len, ls_features *out)
 {
     MDB_val k = {len, (void *)id}, v;
@@ -335,7 +390,7 @@ static int get_record(MDB_txn *txn, MDB_dbi dbi, const char *id, size_t len, ls_
         feature_init(out);
         return from_mdb(rc);
     }
-    return feature_decode(out, v.mv_data, v.mv_size);
+    return decode_value_record(&v, out);
 }
 
 /* Follows an alias: *id / *len become the target when there is one. */
@@ -358,23 +413,17 @@ int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *o
     return get_record(r->txn, r->s->customers, id, len, out);
 }
 
-/* A customer's history; a customer with a record and no history (written
- * by an older version) has its record as `before`. */
+/* A customer's history (see decode_value_history); an empty one when the
+ * store has no such customer. */
 static int load_history(MDB_txn *txn, const store *s, const char *id, size_t len, const ls_features *rec,
                         history *h)
 {
     MDB_val k = {len, (void *)id}, v;
     history_clear(h);
-    int rc = s->has_history ? mdb_get(txn, s->history, &k, &v) : MDB_NOTFOUND;
-    if (rc == 0)
-        return history_decode(h, v.mv_data, v.mv_size);
-    if (rc != MDB_NOTFOUND)
-        return from_mdb(rc);
-    if (rec && !feature_empty(rec)) {
-        h->before = *rec;
-        h->has_before = 1;
-    }
-    return LS_OK;
+    int rc = mdb_get(txn, s->customers, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return LS_OK;
+    return rc ? from_mdb(rc) : decode_value_history(&v, rec, h);
 }
 
 /* The record as of asof_ms, given the running one (rec) of customer id. */
@@ -425,14 +474,17 @@ typedef struct {
     void *arg;
 } scan_plan;
 
-static int scan_one(store_reader *r, const MDB_val *k, ls_features *f, const scan_plan *p)
+static int scan_one(store_reader *r, const MDB_val *k, const MDB_val *v, ls_features *f, const scan_plan *p)
 {
     if (p->visit_history) {
-        int rc = load_history(r->txn, r->s, k->mv_data, k->mv_size, f, &r->h);
+        int rc = decode_value_history(v, f, &r->h);
         return rc == LS_OK ? p->visit_history(p->arg, k->mv_data, k->mv_size, f, &r->h) : LS_OK;
     }
-    if (record_asof(r, k->mv_data, k->mv_size, p->asof_ms, f) != LS_OK)
-        return LS_OK; /* not a customer yet at asof, or unreadable: skipped */
+    if (f->last_seen_ms > p->asof_ms) {
+        if (decode_value_history(v, f, &r->h) != LS_OK ||
+            history_replay(&r->h, p->asof_ms, &r->s->decay, f) != LS_OK || feature_empty(f))
+            return LS_OK; /* not a customer yet at asof, or unreadable: skipped */
+    }
     return p->visit(p->arg, k->mv_data, k->mv_size, f);
 }
 
@@ -446,9 +498,9 @@ static int scan(store_reader *r, const scan_plan *p)
         return from_mdb(rc);
     int st = LS_OK;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (feature_decode(&f, v.mv_data, v.mv_size) != LS_OK)
+        if (decode_value_record(&v, &f) != LS_OK)
             continue; /* a record this binary cannot read is skipped, not fatal */
-        if ((st = scan_one(r, &k, &f, p)) != 0)
+        if ((st = scan_one(r, &k, &v, &f, p)) != 0)
             break;
     }
     mdb_cursor_close(cur);
@@ -556,10 +608,15 @@ void store_held_free(store_held *h)
     h->open = 0;
 }
 
-int store_wtxn_put_history(store_wtxn *w, const char *id, size_t len, const history *h, uint8_t **buf,
-                           size_t *buf_cap)
+int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
+                            uint8_t **buf, size_t *buf_cap)
 {
-    size_t need = history_encoded_size(h), n;
+    uint8_t rec[FEATURE_MAX_ENCODED];
+    size_t rec_len, hist_len, head = 1;
+    int rc = feature_encode(f, rec, sizeof rec, &rec_len);
+    if (rc)
+        return rc;
+    size_t need = 1 + 5 + rec_len + history_encoded_size(h);
     if (need > *buf_cap) {
         uint8_t *b = realloc(*buf, need);
         if (!b)
@@ -567,11 +624,18 @@ int store_wtxn_put_history(store_wtxn *w, const char *id, size_t len, const hist
         *buf = b;
         *buf_cap = need;
     }
-    int rc = history_encode(h, *buf, *buf_cap, &n);
-    if (rc)
+    uint8_t *p = *buf;
+    p[0] = VALUE_MARK;
+    for (size_t v = rec_len; ; v >>= 7) {
+        p[head++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+        if (v < 0x80)
+            break;
+    }
+    memcpy(p + head, rec, rec_len);
+    if ((rc = history_encode(h, p + head + rec_len, *buf_cap - head - rec_len, &hist_len)))
         return rc;
-    MDB_val k = {len, (void *)id}, v = {n, *buf};
-    return from_mdb(mdb_put(w->txn, w->s->history, &k, &v, 0));
+    MDB_val k = {len, (void *)id}, v = {head + rec_len + hist_len, p};
+    return from_mdb(mdb_put(w->txn, w->s->customers, &k, &v, 0));
 }
 
 int store_wtxn_put_back(store_wtxn *w, store_held *h)
@@ -585,9 +649,7 @@ int store_wtxn_put_back(store_wtxn *w, store_held *h)
         if (rc == LS_OK)
             rc = history_fold(&h->h, w->s->retention_ms, HISTORY_MAX_EVENTS, &w->s->decay, NULL);
         if (rc == LS_OK)
-            rc = store_wtxn_put(w, h->id, h->len, &h->f);
-        if (rc == LS_OK)
-            rc = store_wtxn_put_history(w, h->id, h->len, &h->h, &h->buf, &h->buf_cap);
+            rc = store_wtxn_put_customer(w, h->id, h->len, &h->f, &h->h, &h->buf, &h->buf_cap);
     }
     h->open = 0;
     return rc;
@@ -791,15 +853,11 @@ static int merge_histories(store_wtxn *w, const char *from, size_t from_len, con
         rc = history_merge(&held.h, &src, &w->s->decay);
     if (rc == LS_OK)
         rc = history_replay(&held.h, INT64_MAX, &w->s->decay, &b);
-    if (rc == LS_OK && (rc = store_wtxn_put(w, to, tlen, &b)) == LS_OK)
-        rc = store_wtxn_put_history(w, to, tlen, &held.h, &held.buf, &held.buf_cap);
+    if (rc == LS_OK)
+        rc = store_wtxn_put_customer(w, to, tlen, &b, &held.h, &held.buf, &held.buf_cap);
     MDB_val k = {from_len, (void *)from};
     if (rc == LS_OK)
         rc = from_mdb(mdb_del(w->txn, w->s->customers, &k, NULL));
-    if (rc == LS_OK) {
-        int d = mdb_del(w->txn, w->s->history, &k, NULL);
-        rc = d == MDB_NOTFOUND ? LS_OK : from_mdb(d);
-    }
     history_free(&src);
     store_held_free(&held);
     return rc;
@@ -932,10 +990,6 @@ static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *se
     if (rc && rc != MDB_NOTFOUND)
         return from_mdb(rc);
     *deleted = rc == 0;
-    rc = mdb_del(w->txn, w->s->history, &k, NULL);
-    if (rc && rc != MDB_NOTFOUND)
-        return from_mdb(rc);
-    *deleted |= rc == 0;
     size_t before = set->n;
     if ((rc = each_alias_of(w, set->id[0], set->len[0], drop_alias, set)))
         return rc;

@@ -3,10 +3,12 @@
  *
  * Layout (named LMDB databases inside one environment directory):
  *   meta          "schema" -> u32 schema version, "decay" -> 2 x i64 half-lives
- *   customers     customer id -> encoded ls_features (feature.h)
+ *   customers     customer id -> the customer's running feature record
+ *                 (feature.h) and its event history (history.h), in one
+ *                 value: a write touches one B-tree leaf, a read for "now"
+ *                 decodes the record part alone
  *   event_ids     event id -> i64 receive time (ms) + customer id
  *   event_ids_by_time  be64 receive time + event id -> "" (for pruning)
- *   history       customer id -> encoded event history (history.h)
  *   aliases       anonymous id -> customer id it was merged into
  *   alias_targets customer id + NUL + anonymous id -> "" (reverse index)
  *
@@ -17,9 +19,11 @@
  *
  * Schema versions: 1 had no alias tables, 2 no history.  Opening an older
  * store for writing creates the missing tables and records version 3 (an
- * in-place upgrade).  A customer written by an older version has a record
- * and no history: its record counts as the history's "before" aggregate
- * (what happened before the upgrade), and new events go to its history.
+ * in-place upgrade; a version-2 binary must not read values with a
+ * history, which is why the version moves).  A customer written by an
+ * older version has a record and no history: its record counts as the
+ * history's "before" aggregate (what happened before the upgrade), and new
+ * events go to its history.
  *
  * Threads: exactly one thread writes (the writer, see writer.h) through a
  * store_wtxn; any number of threads read, each through its own
@@ -52,7 +56,6 @@ typedef struct {
 typedef struct {
     uint64_t customers;     /* records in the customers database */
     uint64_t event_ids;     /* idempotency keys held */
-    uint64_t histories;     /* customers with an event history */
     uint64_t used_bytes;    /* pages in use x page size */
     uint64_t map_bytes;     /* the map size */
 } store_stats;
@@ -187,10 +190,12 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
 int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted);
 int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features *f);
 
-/* Writes a customer's record and history (the record must be the replay of
- * the history: see store_held).  0 or a status. */
-int store_wtxn_put_history(store_wtxn *w, const char *id, size_t len, const history *h, uint8_t **buf,
-                           size_t *buf_cap);
+/* Writes a customer's record and history as one value (the record must be
+ * the replay of the history: see store_held), encoding into *buf (grown as
+ * needed).  store_wtxn_put writes a record without a history, which then
+ * counts as the history's `before` aggregate.  0 or a status. */
+int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
+                            uint8_t **buf, size_t *buf_cap);
 
 /* Records event id `eid` as received at received_ms for customer id.
  * *seen is set to 1 (and nothing is written) when the id is already held,

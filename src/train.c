@@ -1,210 +1,28 @@
-/* train.c -- the trainer: one pass over events into per-customer state,
- * then the logistic fit with sign constraints, the hold-out evaluation
- * against a recency baseline, and the BG/NBD and Gamma-Gamma fits (see
- * train.h). */
+/* train.c -- the trainer: one pass over the customer histories of a store
+ * snapshot into training rows (features as of each cutoff by canonical
+ * replay, labels from the orders in the horizon after it) and the
+ * customer-base summary; then the logistic fit with sign constraints, the
+ * hold-out evaluation against a recency baseline (and, optionally, an
+ * existing model), and the BG/NBD and Gamma-Gamma fits (see train.h). */
 #include "train.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "assess.h"
+#include "history.h"
 #include "leadscore/error.h"
 #include "logreg.h"
 #include "timefmt.h"
 
 #define MS_PER_DAY 86400000LL
+/* customers between two progress calls */
+#define PROGRESS_EVERY 4096
 
 /* ------------------------------------------------------------------ */
-/* Per-customer state in an open-addressing hash table                  */
-/* ------------------------------------------------------------------ */
-
-typedef struct {
-    uint8_t *data;
-    uint16_t len;
-} blob;
-
-typedef struct {
-    char *id;                 /* NULL: free slot */
-    uint32_t id_len;
-    uint64_t hash;
-    blob rec[2];              /* features as of c1 and c2 */
-    uint8_t label[2];         /* bought in (c1, c1+h] / (c2, c2+h] */
-    /* purchase days up to c2, for BG/NBD and Gamma-Gamma */
-    int32_t first_day, last_day, ndays;
-    double first_day_value, total_value;
-} customer;
-
-struct trainer {
-    train_options opt;
-    int64_t cut[2];           /* c1, c2 */
-    customer *slots;
-    size_t cap, used;
-    uint64_t events;
-    int64_t first_ts, last_ts;
-};
-
-static uint64_t hash_id(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static int grow(trainer *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 4096;
-    customer *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return LS_ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        customer *c = &t->slots[i];
-        if (!c->id)
-            continue;
-        size_t j = c->hash & (cap - 1);
-        while (slots[j].id)
-            j = (j + 1) & (cap - 1);
-        slots[j] = *c;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    return LS_OK;
-}
-
-static customer *find_or_add(trainer *t, const ls_str *id)
-{
-    if ((t->used + 1) * 10 >= t->cap * 7 && grow(t) != LS_OK)
-        return NULL;
-    uint64_t h = hash_id(id->ptr, id->len);
-    size_t j = h & (t->cap - 1);
-    for (;; j = (j + 1) & (t->cap - 1)) {
-        customer *c = &t->slots[j];
-        if (!c->id)
-            break;
-        if (c->hash == h && c->id_len == id->len && memcmp(c->id, id->ptr, id->len) == 0)
-            return c;
-    }
-    customer *c = &t->slots[j];
-    c->id = malloc(id->len + 1);
-    if (!c->id)
-        return NULL;
-    memcpy(c->id, id->ptr, id->len);
-    c->id[id->len] = '\0';
-    c->id_len = (uint32_t)id->len;
-    c->hash = h;
-    t->used++;
-    return c;
-}
-
-int train_new(trainer **out, const train_options *opt)
-{
-    trainer *t = calloc(1, sizeof *t);
-    if (!t)
-        return LS_ENOMEM;
-    t->opt = *opt;
-    t->cut[1] = opt->cutoff_ms;
-    t->cut[0] = opt->cutoff_ms - (int64_t)opt->horizon_days * MS_PER_DAY;
-    if (grow(t) != LS_OK) {
-        free(t);
-        return LS_ENOMEM;
-    }
-    *out = t;
-    return LS_OK;
-}
-
-void train_free(trainer **tp)
-{
-    if (!tp || !*tp)
-        return;
-    trainer *t = *tp;
-    for (size_t i = 0; i < t->cap; i++) {
-        free(t->slots[i].id);
-        free(t->slots[i].rec[0].data);
-        free(t->slots[i].rec[1].data);
-    }
-    free(t->slots);
-    free(t);
-    *tp = NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Folding events in                                                   */
-/* ------------------------------------------------------------------ */
-
-static int update_record(blob *b, const ls_event *ev, const feature_decay *d)
-{
-    ls_features f;
-    uint8_t buf[FEATURE_MAX_ENCODED];
-    size_t len;
-    if (b->len == 0)
-        feature_init(&f);
-    else if (feature_decode(&f, b->data, b->len) != LS_OK)
-        return LS_EINTERNAL;
-    feature_apply(&f, ev, d);
-    if (feature_encode(&f, buf, sizeof buf, &len) != LS_OK)
-        return LS_EINTERNAL;
-    if (len > b->len) {
-        uint8_t *p = realloc(b->data, len);
-        if (!p)
-            return LS_ENOMEM;
-        b->data = p;
-    }
-    memcpy(b->data, buf, len);
-    b->len = (uint16_t)len;
-    return LS_OK;
-}
-
-/* Purchase days up to c2: same-day purchases are one transaction. */
-static void note_purchase_day(customer *c, const ls_event *ev)
-{
-    int32_t day = (int32_t)(ev->ts_ms / MS_PER_DAY);
-    c->total_value += ev->value;
-    if (c->ndays == 0) {
-        c->first_day = c->last_day = day;
-        c->ndays = 1;
-        c->first_day_value = ev->value;
-    } else if (day == c->first_day) {
-        c->first_day_value += ev->value;
-    } else if (day < c->first_day) { /* arrived out of order */
-        c->first_day = day;
-        c->first_day_value = ev->value;
-        c->ndays++;
-    } else if (day > c->last_day) {
-        c->last_day = day;
-        c->ndays++;
-    }
-}
-
-int train_add(trainer *t, const ls_event *ev)
-{
-    customer *c = find_or_add(t, &ev->customer);
-    int rc = LS_OK;
-    if (!c)
-        return LS_ENOMEM;
-    t->events++;
-    if (t->first_ts == 0 || ev->ts_ms < t->first_ts)
-        t->first_ts = ev->ts_ms;
-    if (ev->ts_ms > t->last_ts)
-        t->last_ts = ev->ts_ms;
-    int64_t h = (int64_t)t->opt.horizon_days * MS_PER_DAY;
-    for (int k = 0; k < 2 && rc == LS_OK; k++) {
-        if (ev->ts_ms <= t->cut[k])
-            rc = update_record(&c->rec[k], ev, &t->opt.decay);
-        else if (ev->type == EV_PURCHASE && ev->ts_ms <= t->cut[k] + h)
-            c->label[k] = 1;
-    }
-    if (ev->type == EV_PURCHASE && ev->ts_ms <= t->cut[1])
-        note_purchase_day(c, ev);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ */
-/* The readiness model                                                 */
+/* Candidate features                                                  */
 /* ------------------------------------------------------------------ */
 
 /* Candidate features: name, log1p transform, sign constraint (+1: the
@@ -229,12 +47,23 @@ static const struct {
 };
 #define N_CANDIDATES ((int)(sizeof candidates / sizeof candidates[0]))
 
+static double transformed(const ls_features *f, int cand, const feature_ctx *ctx)
+{
+    double v = feature_value(f, feature_lookup(candidates[cand].name), ctx);
+    return candidates[cand].log1p ? log1p(v > 0 ? v : 0) : v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows and the customer-base summary, grown as customers are read      */
+/* ------------------------------------------------------------------ */
+
 typedef struct {
-    size_t n;
-    double *x;       /* n x nfeat transformed values */
+    size_t n, cap;
+    double *x;       /* n x N_CANDIDATES transformed values */
     double *y;
     uint8_t *label;
     double *recency; /* log1p(days since last seen), for the baseline */
+    double *compare; /* the compared model's scores (hold-out rows only), or NULL */
 } dataset;
 
 static void dataset_free(dataset *d)
@@ -243,47 +72,242 @@ static void dataset_free(dataset *d)
     free(d->y);
     free(d->label);
     free(d->recency);
+    free(d->compare);
     memset(d, 0, sizeof *d);
 }
 
-static double transformed(const ls_features *f, int cand, const feature_ctx *ctx)
+/* Makes room for one more row.  0 or LS_ENOMEM (d unchanged). */
+static int dataset_reserve(dataset *d, int with_compare)
 {
-    double v = feature_value(f, feature_lookup(candidates[cand].name), ctx);
-    return candidates[cand].log1p ? log1p(v > 0 ? v : 0) : v;
-}
-
-/* Rows of every customer seen by cutoff k, with all candidate features. */
-static int build_dataset(const trainer *t, int k, dataset *d)
-{
-    feature_ctx ctx = {t->cut[k], t->opt.decay};
-    ls_features f;
-    memset(d, 0, sizeof *d);
-    size_t n = 0;
-    for (size_t i = 0; i < t->cap; i++)
-        n += t->slots[i].id && t->slots[i].rec[k].len;
-    if (n == 0)
+    if (d->n < d->cap)
         return LS_OK;
-    d->x = malloc(n * N_CANDIDATES * sizeof *d->x);
-    d->y = malloc(n * sizeof *d->y);
-    d->label = malloc(n);
-    d->recency = malloc(n * sizeof *d->recency);
-    if (!d->x || !d->y || !d->label || !d->recency) {
-        dataset_free(d);
+    size_t cap = d->cap ? d->cap * 2 : 4096;
+    double *x = realloc(d->x, cap * N_CANDIDATES * sizeof *x);
+    if (x)
+        d->x = x;
+    double *y = realloc(d->y, cap * sizeof *y);
+    if (y)
+        d->y = y;
+    uint8_t *label = realloc(d->label, cap);
+    if (label)
+        d->label = label;
+    double *rec = realloc(d->recency, cap * sizeof *rec);
+    if (rec)
+        d->recency = rec;
+    double *cmp = with_compare ? realloc(d->compare, cap * sizeof *cmp) : NULL;
+    if (cmp)
+        d->compare = cmp;
+    if (!x || !y || !label || !rec || (with_compare && !cmp))
         return LS_ENOMEM;
-    }
-    for (size_t i = 0; i < t->cap; i++) {
-        const customer *c = &t->slots[i];
-        if (!c->id || !c->rec[k].len || feature_decode(&f, c->rec[k].data, c->rec[k].len) != LS_OK)
-            continue;
-        for (int j = 0; j < N_CANDIDATES; j++)
-            d->x[d->n * N_CANDIDATES + j] = transformed(&f, j, &ctx);
-        d->recency[d->n] = log1p(feature_value(&f, feature_lookup("days_since_last_seen"), &ctx));
-        d->label[d->n] = c->label[k];
-        d->y[d->n] = c->label[k];
-        d->n++;
-    }
+    d->cap = cap;
     return LS_OK;
 }
+
+/* BG/NBD inputs of every buyer as of c2 (x, t_x, T) and its Gamma-Gamma zbar. */
+typedef struct {
+    size_t n, cap;
+    double *x, *tx, *T, *zbar;
+} base_set;
+
+static void base_free(base_set *b)
+{
+    free(b->x);
+    free(b->tx);
+    free(b->T);
+    free(b->zbar);
+    memset(b, 0, sizeof *b);
+}
+
+static int base_reserve(base_set *b)
+{
+    if (b->n < b->cap)
+        return LS_OK;
+    size_t cap = b->cap ? b->cap * 2 : 4096;
+    double **cols[] = {&b->x, &b->tx, &b->T, &b->zbar};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        double *p = realloc(*cols[i], cap * sizeof *p);
+        if (!p)
+            return LS_ENOMEM;
+        *cols[i] = p;
+    }
+    b->cap = cap;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The pass over the histories                                         */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const train_options *opt;
+    int64_t cut[2];           /* c1, c2 */
+    int64_t horizon_ms;
+    int64_t end_ms;           /* c2 + horizon: nothing later is read */
+    model_clv clv;            /* the time unit assess_summary counts in */
+    dataset rows[2];          /* rows at c1 (training) and c2 (hold-out) */
+    base_set base;
+    uint64_t events, customers, scanned;
+    int64_t first_ts, last_ts;
+} collector;
+
+static void collector_init(collector *c, const train_options *opt)
+{
+    memset(c, 0, sizeof *c);
+    c->opt = opt;
+    c->horizon_ms = (int64_t)opt->horizon_days * MS_PER_DAY;
+    c->cut[1] = opt->cutoff_ms;
+    c->cut[0] = opt->cutoff_ms - c->horizon_ms;
+    c->end_ms = opt->cutoff_ms + c->horizon_ms;
+    c->clv.time_unit_days = opt->time_unit_days;
+}
+
+static void collector_free(collector *c)
+{
+    dataset_free(&c->rows[0]);
+    dataset_free(&c->rows[1]);
+    base_free(&c->base);
+}
+
+/* 1 when the history holds an order (a purchase event) in (from, to]. */
+static int ordered_in(const history *h, int64_t from, int64_t to)
+{
+    for (size_t i = history_upto(h, from); i < h->n && h->ev[i].ts_ms <= to; i++)
+        if (h->ev[i].type == EV_PURCHASE)
+            return 1;
+    return 0;
+}
+
+/* The features as of c1 and c2.  The second continues the first's replay
+ * (the same operations in the same order, so the same bits) unless the
+ * `before` aggregate counts at c2 and not at c1. */
+static int replay_both(const collector *c, const history *h, ls_features f[2])
+{
+    const feature_decay *d = &c->opt->decay;
+    int rc = history_replay(h, c->cut[0], d, &f[0]);
+    if (rc)
+        return rc;
+    if (h->has_before && h->before.first_seen_ms > c->cut[0] && h->before.first_seen_ms <= c->cut[1])
+        return history_replay(h, c->cut[1], d, &f[1]);
+    f[1] = f[0];
+    return history_apply_range(h, history_upto(h, c->cut[0]), history_upto(h, c->cut[1]), d, &f[1]);
+}
+
+/* Counts the customer's events up to end_ms in the data summary. */
+static void note_data(collector *c, const history *h)
+{
+    size_t n = history_upto(h, c->end_ms);
+    int64_t first = 0, last = 0;
+    if (h->has_before && h->before.first_seen_ms <= c->end_ms) {
+        first = h->before.first_seen_ms;
+        last = h->before.last_seen_ms;
+    }
+    if (n > 0) {
+        if (first == 0 || h->ev[0].ts_ms < first)
+            first = h->ev[0].ts_ms;
+        if (h->ev[n - 1].ts_ms > last)
+            last = h->ev[n - 1].ts_ms;
+    }
+    if (first == 0)
+        return;
+    c->events += n;
+    c->customers++;
+    if (c->first_ts == 0 || first < c->first_ts)
+        c->first_ts = first;
+    if (last > c->last_ts)
+        c->last_ts = last;
+}
+
+/* One row at cutoff k: every candidate feature, the recency, the label
+ * and, on the hold-out, the compared model's score. */
+static int add_row(collector *c, int k, const ls_features *f, const history *h)
+{
+    feature_ctx ctx = {c->cut[k], c->opt->decay};
+    const model *cmp = k == 1 ? c->opt->compare : NULL;
+    dataset *d = &c->rows[k];
+    int rc = dataset_reserve(d, cmp != NULL);
+    if (rc)
+        return rc;
+    for (int j = 0; j < N_CANDIDATES; j++)
+        d->x[d->n * N_CANDIDATES + j] = transformed(f, j, &ctx);
+    d->recency[d->n] = log1p(feature_value(f, feature_lookup("days_since_last_seen"), &ctx));
+    d->label[d->n] = (uint8_t)ordered_in(h, c->cut[k], c->cut[k] + c->horizon_ms);
+    d->y[d->n] = d->label[d->n];
+    if (cmp) {
+        model_result res;
+        model_score(cmp, f, &ctx, 0, &res);
+        d->compare[d->n] = res.score;
+    }
+    d->n++;
+    return LS_OK;
+}
+
+/* Mean value of the purchase days after the first -- the zbar assess.c
+ * scores with (its repeat_mean) -- or the mean per purchase day when that
+ * cannot be told. */
+static double repeat_mean(const ls_features *f, double x)
+{
+    if (x <= 0)
+        return 0;
+    double rest = (f->spend - f->first_purchase_value) / x;
+    return rest > 0 ? rest : f->spend / (x + 1);
+}
+
+/* The customer's BG/NBD summary as of c2, as scoring computes it. */
+static int add_base(collector *c, const ls_features *f)
+{
+    double x, tx, T;
+    if (!assess_summary(&c->clv, f, c->cut[1], &x, &tx, &T))
+        return LS_OK;
+    int rc = base_reserve(&c->base);
+    if (rc)
+        return rc;
+    base_set *b = &c->base;
+    b->x[b->n] = x;
+    b->tx[b->n] = tx;
+    b->T[b->n] = T;
+    b->zbar[b->n] = repeat_mean(f, x);
+    b->n++;
+    return LS_OK;
+}
+
+static int visit(void *arg, const char *id, size_t len, const ls_features *now, const history *h)
+{
+    collector *c = arg;
+    ls_features f[2];
+    int rc;
+    (void)id;
+    (void)len;
+    (void)now;
+    if (c->opt->progress && ++c->scanned % PROGRESS_EVERY == 0 && c->opt->progress(c->opt->progress_arg, c->scanned))
+        return LS_EUNAVAIL;
+    note_data(c, h);
+    if ((rc = replay_both(c, h, f)))
+        return rc;
+    for (int k = 0; k < 2 && !c->opt->clv_only; k++)
+        if (!feature_empty(&f[k]) && (rc = add_row(c, k, &f[k], h)))
+            return rc;
+    return feature_empty(&f[1]) ? LS_OK : add_base(c, &f[1]);
+}
+
+static int note_last(void *arg, const char *id, size_t len, const ls_features *f)
+{
+    int64_t *last = arg;
+    (void)id;
+    (void)len;
+    if (f->last_seen_ms > *last)
+        *last = f->last_seen_ms;
+    return LS_OK;
+}
+
+int train_last_event(store_reader *r, int64_t *out_ms)
+{
+    *out_ms = 0;
+    return store_reader_scan(r, note_last, out_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* The readiness model                                                 */
+/* ------------------------------------------------------------------ */
 
 /* Copies the columns in use (use[j] set) into a dense matrix. */
 static double *select_columns(const dataset *d, const int *use, int nuse)
@@ -390,41 +414,44 @@ static void keep_terms(train_report *rep, const logreg_model *m, const int *use)
     }
 }
 
-/* Fits model and baseline on c1, evaluates both on c2. */
-static int fit_readiness(trainer *t, train_report *rep, char *err, size_t errlen)
+
+/* Fits model and baseline on the c1 rows, evaluates both (and the
+ * compared model) on the c2 rows. */
+static int fit_readiness(collector *c, train_report *rep, char *err, size_t errlen)
 {
-    dataset tr = {0}, ev = {0};
+    dataset *tr = &c->rows[0], *ev = &c->rows[1];
     logreg_model m = {0}, base = {0};
     int use[N_CANDIDATES], rc;
     double *p = NULL;
     for (int j = 0; j < N_CANDIDATES; j++)
         use[j] = 1;
-    if ((rc = build_dataset(t, 0, &tr)) || (rc = build_dataset(t, 1, &ev)))
-        goto done;
-    if (tr.n == 0 || ev.n == 0) {
-        rc = ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the training cutoff: move --cutoff later or give more history");
-        goto done;
-    }
-    rc = fit_constrained(&tr, t->opt.lambda, use, &m, &rep->dropped);
+    if (tr->n == 0 || ev->n == 0)
+        return ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the training cutoff: move --cutoff later "
+                       "or give more history");
+    rc = fit_constrained(tr, c->opt->lambda, use, &m, &rep->dropped);
     if (rc == LS_OK)
-        rc = logreg_fit(tr.recency, tr.y, NULL, tr.n, 1, t->opt.lambda, &base);
+        rc = logreg_fit(tr->recency, tr->y, NULL, tr->n, 1, c->opt->lambda, &base);
     if (rc) {
-        rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted (%s): the training window needs both buyers "
-                 "and non-buyers", ls_strerror(rc));
+        rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted (%s): the training window needs "
+                     "both buyers and non-buyers", ls_strerror(rc));
         goto done;
     }
     keep_terms(rep, &m, use);
-    if (!(p = predict_all(&m, &tr, use, 0)))
+    if (!(p = predict_all(&m, tr, use, 0)))
         goto nomem;
-    evaluate(p, tr.label, tr.n, &rep->train);
+    evaluate(p, tr->label, tr->n, &rep->train);
     free(p);
-    if (!(p = predict_all(&m, &ev, use, 0)))
+    if (!(p = predict_all(&m, ev, use, 0)))
         goto nomem;
-    evaluate(p, ev.label, ev.n, &rep->model);
+    evaluate(p, ev->label, ev->n, &rep->model);
     free(p);
-    if (!(p = predict_all(&base, &ev, use, 1)))
+    if (!(p = predict_all(&base, ev, use, 1)))
         goto nomem;
-    evaluate(p, ev.label, ev.n, &rep->baseline);
+    evaluate(p, ev->label, ev->n, &rep->baseline);
+    if (ev->compare) {
+        evaluate(ev->compare, ev->label, ev->n, &rep->compare);
+        rep->compared = 1;
+    }
     goto done;
 nomem:
     rc = LS_ENOMEM;
@@ -432,8 +459,6 @@ done:
     free(p);
     logreg_destroy(&m);
     logreg_destroy(&base);
-    dataset_free(&tr);
-    dataset_free(&ev);
     return rc;
 }
 
@@ -441,68 +466,49 @@ done:
 /* The customer base                                                   */
 /* ------------------------------------------------------------------ */
 
-static int fit_customer_base(trainer *t, train_report *rep)
+static void fit_customer_base(const collector *c, train_report *rep)
 {
-    size_t n = 0, k = 0;
-    for (size_t i = 0; i < t->cap; i++)
-        n += t->slots[i].id && t->slots[i].ndays > 0;
-    rep->bgnbd = t->opt.bgnbd_start;
-    rep->gg = t->opt.gg_start;
-    if (n == 0)
-        return LS_OK;
-    double *x = malloc(n * sizeof *x), *tx = malloc(n * sizeof *tx), *T = malloc(n * sizeof *T);
-    double *zbar = malloc(n * sizeof *zbar);
-    int rc = LS_ENOMEM;
-    if (!x || !tx || !T || !zbar)
-        goto done;
-    double unit = t->opt.time_unit_days;
-    double end_day = (double)t->cut[1] / (double)MS_PER_DAY;
-    for (size_t i = 0; i < t->cap; i++) {
-        const customer *c = &t->slots[i];
-        if (!c->id || c->ndays == 0)
-            continue;
-        x[k] = c->ndays - 1;
-        tx[k] = (c->last_day - c->first_day) / unit;
-        T[k] = (end_day - c->first_day) / unit;
-        if (T[k] < tx[k])
-            T[k] = tx[k];
-        zbar[k] = x[k] > 0 ? (c->total_value - c->first_day_value) / x[k] : 0;
-        if (x[k] > 0 && zbar[k] <= 0)
-            zbar[k] = c->total_value / (x[k] + 1);
-        k++;
-    }
-    rep->bgnbd_customers = k;
-    rep->bgnbd_ok = clv_bgnbd_fit(x, tx, T, k, &rep->bgnbd, &rep->bgnbd_loglik) == LS_OK;
-    for (size_t i = 0; i < k; i++)
-        rep->gg_customers += x[i] > 0;
-    rep->gg_ok = rep->gg_customers > 0 && clv_gamma_gamma_fit(x, zbar, k, &rep->gg, &rep->gg_loglik) == LS_OK &&
+    const base_set *b = &c->base;
+    rep->bgnbd = c->opt->bgnbd_start;
+    rep->gg = c->opt->gg_start;
+    rep->bgnbd_customers = b->n;
+    if (b->n == 0)
+        return;
+    rep->bgnbd_ok = clv_bgnbd_fit(b->x, b->tx, b->T, b->n, &rep->bgnbd, &rep->bgnbd_loglik) == LS_OK;
+    for (size_t i = 0; i < b->n; i++)
+        rep->gg_customers += b->x[i] > 0;
+    rep->gg_ok = rep->gg_customers > 0 && clv_gamma_gamma_fit(b->x, b->zbar, b->n, &rep->gg, &rep->gg_loglik) == LS_OK &&
                  rep->gg.q > 1;
     if (!rep->bgnbd_ok)
-        rep->bgnbd = t->opt.bgnbd_start;
+        rep->bgnbd = c->opt->bgnbd_start;
     if (!rep->gg_ok)
-        rep->gg = t->opt.gg_start;
-    rc = LS_OK;
-done:
-    free(x);
-    free(tx);
-    free(T);
-    free(zbar);
-    return rc;
+        rep->gg = c->opt->gg_start;
 }
 
-int train_fit(trainer *t, train_report *rep, char *err, size_t errlen)
+int train_from_store(store_reader *r, const train_options *opt, train_report *rep, char *err, size_t errlen)
 {
     int64_t t0 = timefmt_mono_ns();
+    collector c;
     memset(rep, 0, sizeof *rep);
-    rep->events = t->events;
-    rep->customers = t->used;
-    rep->first_ts_ms = t->first_ts;
-    rep->last_ts_ms = t->last_ts;
-    rep->train_cutoff_ms = t->cut[0];
-    rep->eval_cutoff_ms = t->cut[1];
-    int rc = fit_customer_base(t, rep);
-    if (rc == LS_OK && !t->opt.clv_only)
-        rc = fit_readiness(t, rep, err, errlen);
+    if (opt->horizon_days < 1 || !(opt->time_unit_days > 0))
+        return ls_fail(err, errlen, LS_EINVAL, "the horizon and the BG/NBD time unit must be positive");
+    collector_init(&c, opt);
+    int rc = store_reader_scan_history(r, visit, &c);
+    if (rc == LS_EUNAVAIL)
+        ls_fail(err, errlen, rc, "training stopped before the end of the store");
+    else if (rc)
+        ls_fail(err, errlen, rc, "cannot read the store: %s", ls_strerror(rc));
+    rep->events = c.events;
+    rep->customers = c.customers;
+    rep->first_ts_ms = c.first_ts;
+    rep->last_ts_ms = c.last_ts;
+    rep->train_cutoff_ms = c.cut[0];
+    rep->eval_cutoff_ms = c.cut[1];
+    if (rc == LS_OK)
+        fit_customer_base(&c, rep);
+    if (rc == LS_OK && !opt->clv_only)
+        rc = fit_readiness(&c, rep, err, errlen);
+    collector_free(&c);
     rep->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
     return rc;
 }
@@ -560,7 +566,8 @@ static json_t *notes_json(const train_report *rep)
     json_array_append_new(notes, json_string(line));
     json_array_append_new(notes, json_string(
         "Readiness: L2-regularised logistic regression (Newton/IRLS) on standardised features (z = (transform(x) - "
-        "mean) / scale), features as of the training cutoff, label = a purchase within horizon_days after it."));
+        "mean) / scale), features as of the training cutoff (the replay of each customer's event history), label = an "
+        "order within horizon_days after it."));
     json_array_append_new(notes, json_string(
         "Sign constraints: engagement terms (views, searches, e-mail, sessions, carts, checkouts) may not be "
         "negative; refund, support-ticket and bad-review terms may not be positive; a violating feature is dropped "
@@ -569,8 +576,9 @@ static json_t *notes_json(const train_report *rep)
              "10%% %.2f vs %.2f.", rep->model.auc, rep->baseline.auc, rep->model.lift_top10, rep->baseline.lift_top10);
     json_array_append_new(notes, json_string(line));
     json_array_append_new(notes, json_string(
-        "clv: BG/NBD and Gamma-Gamma fitted by maximum likelihood on the purchase history up to the evaluation "
-        "cutoff (purchases on one day = one transaction); journey, segments and tiers come from the base model."));
+        "clv: BG/NBD and Gamma-Gamma fitted by maximum likelihood on the repeat-purchase summary as of the "
+        "evaluation cutoff, as scoring computes it (transactions = purchase days, x = purchase_days - 1); journey, "
+        "segments and tiers come from the base model."));
     return notes;
 }
 
@@ -600,6 +608,8 @@ json_t *train_model_json(const train_report *rep, const train_options *opt, json
         "bgnbd_converged", rep->bgnbd_ok, "bgnbd_loglik", rep->bgnbd_loglik,
         "bgnbd_customers", (json_int_t)rep->bgnbd_customers, "gamma_gamma_converged", rep->gg_ok,
         "gamma_gamma_loglik", rep->gg_loglik, "gamma_gamma_customers", (json_int_t)rep->gg_customers));
+    if (rep->compared)
+        json_object_set_new(json_object_get(m, "metrics"), "holdout_compared_model", metrics_json(&rep->compare));
     json_object_set_new(m, "data", json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:f}", "events",
         (json_int_t)rep->events, "customers", (json_int_t)rep->customers, "first_event", first, "last_event", last,
         "train_cutoff", c1, "eval_cutoff", c2, "lambda", opt->lambda));

@@ -1,24 +1,34 @@
-/* train.h -- fitting a model from a shop's event history.
+/* train.h -- fitting a model from the event histories in a store.
  *
- * The trainer sees every event once (train_add, any order) and keeps, per
- * customer, two encoded feature records: as of the training cutoff
- * c1 = cutoff - horizon, and as of the evaluation cutoff c2 = cutoff.  A
- * customer's label is whether it bought in the horizon after each cutoff.
- * train_fit then
- *   - fits the L2-regularised logistic readiness model on (features at c1,
- *     label after c1), with sign constraints that keep the model sensible
- *     (cart activity never lowers readiness, refunds/tickets/bad reviews
- *     never raise it: a feature whose coefficient comes out on the wrong
- *     side is dropped and the model refitted);
- *   - evaluates it on the later, held-out cutoff (features at c2, label
- *     after c2): AUC, log-loss, Brier, lift in the top 10 %, calibration by
- *     decile -- next to a plain recency baseline (a logistic model on days
- *     since last seen) fitted and evaluated the same way;
- *   - fits BG/NBD and Gamma-Gamma by maximum likelihood on the purchase
- *     history up to c2, counting as the papers do: purchases on the same
- *     day are one transaction, x counts repeat transactions, t_x and T are
- *     in the model's time unit with T running to c2.
- * The trainer never prints; the caller reports. */
+ * The trainer reads one store snapshot (a store_reader with a snapshot
+ * begun by the caller: a live store being served, or the temporary store
+ * `leadscore train FILE...` loads its files into).  Features are what the
+ * service scores, by definition: the canonical replay of each customer's
+ * history as of a time (history_replay, history.h).  Two cutoffs:
+ *     c1 = cutoff - horizon   training:  features as of c1,
+ *     c2 = cutoff             hold-out:  features as of c2,
+ * and for each a label: whether the customer placed an order (a purchase
+ * event) in (c, c + horizon].  A customer first seen after a cutoff has no
+ * row at that cutoff.  No event later than c2 + horizon is read at all, so
+ * events after it change nothing in the report.
+ *
+ * train_from_store then
+ *   - fits the L2-regularised logistic readiness model on the c1 rows, with
+ *     sign constraints that keep the model sensible (cart activity never
+ *     lowers readiness, refunds/tickets/bad reviews never raise it: a
+ *     feature whose coefficient comes out on the wrong side is dropped and
+ *     the model refitted);
+ *   - evaluates it on the c2 rows (a hold-out by time): AUC, log-loss,
+ *     Brier, lift in the top 10 %, calibration by decile -- next to a plain
+ *     recency baseline fitted and evaluated the same way, and (optionally)
+ *     next to an existing model scored exactly as the service scores it;
+ *   - fits BG/NBD and Gamma-Gamma by maximum likelihood on the customers'
+ *     repeat-purchase summary as of c2, computed as scoring computes it
+ *     (assess_summary, assess.h): transactions are purchase days, x =
+ *     purchase_days - 1, t_x and T from the first and last purchase in the
+ *     model's time unit with T running to c2, and Gamma-Gamma's zbar the
+ *     mean value of the purchase days after the first.
+ * The trainer never prints or logs; the caller reports. */
 #ifndef LS_TRAIN_H
 #define LS_TRAIN_H
 
@@ -28,22 +38,30 @@
 
 #include "clv.h"
 #include "evalmetrics.h"
-#include "event.h"
 #include "feature.h"
 #include "model.h"
+#include "store.h"
 
 #define TRAIN_MAX_FEATURES 32
 #define TRAIN_DECILES 10
+
+/* Called every few thousand customers with the number scanned so far;
+ * a non-zero return stops the training (train_from_store then returns
+ * LS_EUNAVAIL). */
+typedef int (*train_progress_fn)(void *arg, uint64_t customers_done);
 
 typedef struct {
     int64_t cutoff_ms;        /* the evaluation cutoff c2 */
     int horizon_days;
     double lambda;            /* L2 penalty (on standardised coefficients) */
-    feature_decay decay;      /* half-lives of the records */
+    feature_decay decay;      /* half-lives: the store's (store_decay) */
     double time_unit_days;    /* BG/NBD time unit (7: weeks) */
     clv_bgnbd bgnbd_start;    /* optimiser start values */
     clv_gamma_gamma gg_start;
     int clv_only;             /* fit only BG/NBD and Gamma-Gamma; keep the base logistic model */
+    const model *compare;     /* NULL, or a model to evaluate on the same hold-out (train_report.compare) */
+    train_progress_fn progress; /* NULL: none */
+    void *progress_arg;
 } train_options;
 
 typedef struct {
@@ -54,7 +72,7 @@ typedef struct {
 } train_metrics;
 
 typedef struct {
-    /* data */
+    /* data: the events read (ts <= c2 + horizon) and their customers */
     uint64_t events, customers;
     int64_t first_ts_ms, last_ts_ms, train_cutoff_ms, eval_cutoff_ms;
     /* readiness */
@@ -65,6 +83,8 @@ typedef struct {
     double intercept;
     int dropped;                 /* features dropped by the sign constraints */
     train_metrics train, model, baseline;
+    int compared;                /* 1: `compare` holds options.compare on the hold-out */
+    train_metrics compare;
     /* customer base */
     int bgnbd_ok, gg_ok;
     clv_bgnbd bgnbd;
@@ -73,21 +93,19 @@ typedef struct {
     clv_gamma_gamma gg;
     double gg_loglik;
     size_t gg_customers;
-    double seconds;
+    double seconds;              /* scan and fits */
 } train_report;
 
-typedef struct trainer trainer;
+/* The newest event time in the reader's snapshot (0 for an empty store).
+ * 0 or a store status. */
+int train_last_event(store_reader *r, int64_t *out_ms);
 
-int train_new(trainer **out, const train_options *opt);
-void train_free(trainer **t);
-
-/* Folds one validated event in.  0 or LS_ENOMEM. */
-int train_add(trainer *t, const ls_event *ev);
-
-/* Fits and evaluates (see above).  LS_EINVAL when the data cannot support
- * a model (no customer before c1, or only one class of label), with the
- * reason in err. */
-int train_fit(trainer *t, train_report *rep, char *err, size_t errlen);
+/* Builds the training set from every customer history in the reader's
+ * current snapshot (which the caller begins and ends) and fits and
+ * evaluates as above.  LS_EINVAL when the data cannot support a model (no
+ * customer before c1, or only one class of label), with the reason in err;
+ * LS_EUNAVAIL when opt->progress asked to stop; else a store status. */
+int train_from_store(store_reader *r, const train_options *opt, train_report *rep, char *err, size_t errlen);
 
 /* Builds the model file: base (a parsed model file, e.g. the built-in
  * default) with the fitted logistic terms, BG/NBD and Gamma-Gamma

@@ -729,7 +729,12 @@ static int record_version_of(const char *path, const char *id)
     ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &cust), 0);
     ck_assert_int_eq(mdb_get(txn, cust, &k, &v), 0);
-    int version = ((const uint8_t *)v.mv_data)[0];
+    const uint8_t *p = v.mv_data;
+    size_t i = 0;
+    if (p[0] == 0xC3) /* record and history in one value: mark, varint length, record */
+        for (i = 1; i < v.mv_size && (p[i] & 0x80); i++)
+            ;
+    int version = p[i == 0 ? 0 : i + 1];
     mdb_txn_abort(txn);
     mdb_env_close(env);
     return version;
@@ -778,6 +783,27 @@ static void check_v2_reads(store *s, const ls_features *old)
     history_free(&h);
 }
 
+/* Customers whose history holds at least one event. */
+static int count_with_history(void *arg, const char *id, size_t len, const ls_features *f, const history *h)
+{
+    (void)id;
+    (void)len;
+    (void)f;
+    *(uint64_t *)arg += h->n > 0;
+    return 0;
+}
+
+static uint64_t customers_with_history(store *s)
+{
+    store_reader *r = NULL;
+    uint64_t n = 0;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_scan_history(r, count_with_history, &n), LS_OK);
+    store_reader_close(&r);
+    return n;
+}
+
 START_TEST(a_version_two_store_opens_and_is_upgraded)
 {
     char v2dir[512], why[256];
@@ -793,7 +819,7 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
     store_stats st;
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
     ck_assert_uint_eq(st.customers, 1);
-    ck_assert_uint_eq(st.histories, 0);
+    ck_assert_uint_eq(customers_with_history(s), 0);
     store_wtxn *w = NULL;
     ck_assert_int_ne(store_write_begin(s, &w), LS_OK);
     store_close(&s);
@@ -860,14 +886,14 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
     store_reader_close(&r);
     history_free(&h);
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    ck_assert_uint_eq(st.histories, 1);
+    ck_assert_uint_eq(customers_with_history(s), 1);
     store_close(&s);
     ck_assert_int_eq(record_version_of(v2dir, "old"), FEATURE_RECORD_VERSION);
 
     /* and the upgraded store opens read-only */
     ck_assert_int_eq(store_open(&s, v2dir, &ro, &DECAY, why, sizeof why), LS_OK);
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    ck_assert_uint_eq(st.histories, 1);
+    ck_assert_uint_eq(customers_with_history(s), 1);
     ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
     ck_assert_int_eq(store_reader_begin(r), LS_OK);
     ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 + 10 * DAY - 1, &f), LS_OK);

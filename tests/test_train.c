@@ -1,19 +1,64 @@
 /* test_train.c -- `leadscore train` end to end: the CDNOW fits reproduce
- * the published estimates from the raw purchase file, a model trained on
- * the synthetic shop beats the recency baseline on the hold-out and loads
- * into `serve`, and usage errors exit 2. */
+ * the published estimates from the raw purchase file (and from a store it
+ * was imported into), a model trained on the synthetic shop beats the
+ * recency baseline on the hold-out and loads into `serve`, training from
+ * a store gives the report training from the same events in a file gives,
+ * labels read nothing after cutoff + horizon, usage errors exit 2; and
+ * scheduled retraining (retrain.h) swaps in a better model and keeps the
+ * serving one otherwise. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "leadscore/error.h"
 #include "model.h"
+#include "retrain.h"
+#include "service.h"
+#include "store.h"
 #include "testutil.h"
+#include "timefmt.h"
+#include "train.h"
+
+#define DAY_MS 86400000LL
 
 static char out[1 << 16];
+
+/* Runs the CLI and fails the test, showing its output, unless it exits 0. */
+static void run_ok(const char *const *args)
+{
+    int rc = tu_run_cli(out, sizeof out, args);
+    ck_assert_msg(rc == 0, "leadscore %s exited %d:\n%s", args[0], rc, out);
+}
+
+static json_t *load_json(const char *path)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s: %s", path, jerr.text);
+    return j;
+}
+
+/* The parts of two model files that depend on the data -- the metrics, the
+ * fitted terms, the clv parameters and the data summary -- are equal. */
+static void assert_same_fit(const char *a_path, const char *b_path)
+{
+    static const char *const parts[] = {"metrics", "logistic", "clv", "data", NULL};
+    json_t *a = load_json(a_path), *b = load_json(b_path);
+    for (int i = 0; parts[i]; i++) {
+        json_t *x = json_object_get(a, parts[i]), *y = json_object_get(b, parts[i]);
+        char *xs = json_dumps(x, JSON_SORT_KEYS | JSON_COMPACT), *ys = json_dumps(y, JSON_SORT_KEYS | JSON_COMPACT);
+        ck_assert_msg(xs && ys && strcmp(xs, ys) == 0, "%s differs:\n%s\n%s", parts[i], xs ? xs : "(none)",
+                      ys ? ys : "(none)");
+        free(xs);
+        free(ys);
+    }
+    json_decref(a);
+    json_decref(b);
+}
 
 static double num(json_t *o, const char *a, const char *b)
 {
@@ -50,6 +95,17 @@ START_TEST(cdnow_fits_reproduce_the_papers)
     ck_assert_double_eq_tol(num(clv, "gamma_gamma", "q"), 3.74, 0.005);
     ck_assert_double_eq_tol(num(clv, "gamma_gamma", "gamma"), 15.44, 0.05);
     json_decref(m);
+    /* the same purchases imported into a store and trained from there */
+    char store_dir[600], store_model[600];
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    snprintf(store_model, sizeof store_model, "%s/cdnow-store.json", dir);
+    const char *import[] = {"import", "--data", store_dir, "--no-sync", "--quiet", "--no-header", "--whitespace",
+                            "--allow-old", "--map", "customer=2,ts=3,quantity=4,value=5,type=:purchase", data, NULL};
+    run_ok(import);
+    const char *from_store[] = {"train", "--clv-only", "--out", store_model, "--data", store_dir, "--cutoff",
+                                "1997-09-30", "--horizon", "273", NULL};
+    run_ok(from_store);
+    assert_same_fit(model_path, store_model);
     tu_rmtree(dir);
 }
 END_TEST
@@ -99,10 +155,223 @@ START_TEST(usage_and_input_errors)
 {
     const char *noout[] = {"train", "x.jsonl", NULL}, *nofile[] = {"train", "--out", "/tmp/x.json", NULL};
     const char *missing[] = {"train", "--out", "/tmp/never-written.json", "/nonexistent/events.csv", NULL};
+    const char *both[] = {"train", "--out", "/tmp/x.json", "--data", "/tmp", "x.jsonl", NULL};
+    const char *nostore[] = {"train", "--out", "/tmp/never-written.json", "--data", "/nonexistent/store", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, noout), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, nofile), 2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, both), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, missing), 1);
     ck_assert_ptr_nonnull(strstr(out, "/nonexistent/events.csv"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, nostore), 1);
+    ck_assert_ptr_nonnull(strstr(out, "/nonexistent/store"));
+}
+END_TEST
+
+/* ---- a store and a file: one definition ---- */
+
+/* A generated shop (JSON Lines) in dir/shop.jsonl, imported into dir/store. */
+static void make_shop(const char *dir, const char *customers, const char *days, const char *seed)
+{
+    char events[600], store_dir[600];
+    snprintf(events, sizeof events, "%s/shop.jsonl", dir);
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    const char *gen[] = {"gen", "--customers", customers, "--days", days, "--seed", seed, "--out", events, NULL};
+    run_ok(gen);
+    const char *import[] = {"import", "--data", store_dir, "--no-sync", "--quiet", events, NULL};
+    run_ok(import);
+}
+
+START_TEST(training_from_a_store_equals_training_from_its_file)
+{
+    char dir[512], events[600], store_dir[600], a[600], b[600];
+    tu_tempdir(dir, sizeof dir);
+    make_shop(dir, "4000", "90", "7");
+    snprintf(events, sizeof events, "%s/shop.jsonl", dir);
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    snprintf(a, sizeof a, "%s/from-file.json", dir);
+    snprintf(b, sizeof b, "%s/from-store.json", dir);
+    const char *from_file[] = {"train", "--out", a, events, NULL};
+    const char *from_store[] = {"train", "--out", b, "--data", store_dir, NULL};
+    run_ok(from_file);
+    run_ok(from_store);
+    assert_same_fit(a, b);
+    json_t *m = load_json(b);
+    ck_assert(num(json_object_get(m, "metrics"), "holdout", "rows") > 1000);
+    json_decref(m);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* Copies the events of a time-sorted JSON Lines file with ts <= last_ms;
+ * returns how many were left out. */
+static long copy_until(const char *from, const char *to, int64_t last_ms)
+{
+    FILE *in = fopen(from, "r"), *o = fopen(to, "w");
+    char *line = NULL;
+    size_t cap = 0;
+    long dropped = 0;
+    ck_assert(in && o);
+    while (getline(&line, &cap, in) > 0) {
+        const char *ts = strstr(line, "\"ts\":");
+        ck_assert_ptr_nonnull(ts);
+        if (strtoll(ts + 5, NULL, 10) <= last_ms)
+            fputs(line, o);
+        else
+            dropped++;
+    }
+    free(line);
+    fclose(in);
+    fclose(o);
+    return dropped;
+}
+
+START_TEST(labels_read_nothing_after_cutoff_plus_horizon)
+{
+    char dir[512], events[600], cut_events[600], store_dir[600], a[600], b[600], cutoff[40];
+    int64_t start_ms = 0;
+    tu_tempdir(dir, sizeof dir);
+    make_shop(dir, "4000", "100", "8");
+    snprintf(events, sizeof events, "%s/shop.jsonl", dir);
+    snprintf(cut_events, sizeof cut_events, "%s/until-horizon.jsonl", dir);
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    snprintf(a, sizeof a, "%s/full-store.json", dir);
+    snprintf(b, sizeof b, "%s/cut-file.json", dir);
+    /* hold-out cutoff on day 60 of 100, horizon 30: days 90-100 lie beyond */
+    const char *start = "2026-01-01T00:00:00Z"; /* gen's default first day */
+    ck_assert_int_eq(timefmt_parse(start, strlen(start), TIMEFMT_ISO, &start_ms), 0);
+    int64_t cutoff_ms = start_ms + 60 * DAY_MS;
+    timefmt_format_iso(cutoff_ms, cutoff, sizeof cutoff);
+    ck_assert_int_gt(copy_until(events, cut_events, cutoff_ms + 30 * DAY_MS), 1000);
+    const char *full[] = {"train", "--out", a, "--data", store_dir, "--cutoff", cutoff, "--horizon", "30", NULL};
+    const char *cut[] = {"train", "--out", b, "--cutoff", cutoff, "--horizon", "30", cut_events, NULL};
+    run_ok(full);
+    run_ok(cut);
+    assert_same_fit(a, b);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* ---- scheduled retraining: the decision ---- */
+
+START_TEST(retrain_prefers_auc_then_log_loss)
+{
+    train_metrics serving = {.auc = 0.80, .logloss = 0.20, .rows = 100};
+    train_metrics better = serving, worse = serving, tie_better = serving, tie_worse = serving, empty = serving;
+    better.auc = 0.81;
+    worse.auc = 0.79;
+    worse.logloss = 0.01; /* a better log-loss does not make up for a worse AUC */
+    tie_better.logloss = 0.19;
+    tie_worse.logloss = 0.21;
+    empty.rows = 0;
+    empty.auc = 0.99;
+    ck_assert_int_eq(retrain_better(&better, &serving), 1);
+    ck_assert_int_eq(retrain_better(&worse, &serving), 0);
+    ck_assert_int_eq(retrain_better(&tie_better, &serving), 1);
+    ck_assert_int_eq(retrain_better(&tie_worse, &serving), 0);
+    ck_assert_int_eq(retrain_better(&serving, &serving), 0); /* the same model is not swapped in */
+    ck_assert_int_eq(retrain_better(&empty, &serving), 0);
+    better.auc = NAN;
+    ck_assert_int_eq(retrain_better(&better, &serving), 0);
+}
+END_TEST
+
+/* Writes a copy of model file from with every logistic coefficient negated. */
+static void write_inverted(const char *from, const char *to)
+{
+    json_t *m = load_json(from), *t;
+    size_t i;
+    json_array_foreach(json_object_get(json_object_get(m, "logistic"), "terms"), i, t)
+        json_object_set_new(t, "coef", json_real(-json_number_value(json_object_get(t, "coef"))));
+    json_object_set_new(m, "version", json_string("inverted"));
+    ck_assert_int_eq(json_dump_file(m, to, JSON_INDENT(2)), 0);
+    json_decref(m);
+}
+
+/* Serves model file path in svc, runs one retraining as of now_ms and
+ * returns whether the model was swapped (checking the pointer too). */
+static int retrain_with(service *svc, store_reader *r, const char *path, int64_t now_ms, retrain_outcome *o)
+{
+    char err[512];
+    model *m;
+    ck_assert_msg(model_load_file(path, &m, err, sizeof err) == LS_OK, "%s", err);
+    service_model_swap(svc, m);
+    ck_assert_msg(retrain_run(svc, r, now_ms, NULL, o, err, sizeof err) == LS_OK, "%s", err);
+    model *now = service_model_acquire(svc);
+    int swapped = now != m;
+    if (swapped)
+        ck_assert_str_eq(model_version(now), o->version);
+    model_unref(&now);
+    ck_assert_int_eq(swapped, o->swapped);
+    return swapped;
+}
+
+START_TEST(retrain_swaps_a_better_model_and_keeps_otherwise)
+{
+    char dir[512], store_dir[600], same[600], inverted[600], cheat[600], err[600], c_same[40], c_cheat[40];
+    tu_tempdir(dir, sizeof dir);
+    make_shop(dir, "5000", "120", "9");
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    snprintf(same, sizeof same, "%s/same.json", dir);
+    snprintf(inverted, sizeof inverted, "%s/inverted.json", dir);
+    snprintf(cheat, sizeof cheat, "%s/cheat.json", dir);
+    store *st;
+    store_reader *r;
+    store_options so = {.read_only = 1};
+    ck_assert_msg(store_open(&st, store_dir, &so, NULL, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_int_eq(store_reader_open(st, &r), LS_OK);
+    int64_t last = 0;
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(train_last_event(r, &last), LS_OK);
+    store_reader_end(r);
+    /* retraining "now" is 30 days before the last event; the default horizon is 30 days, so it trains at
+     * now - 60d and tests at now - 30d with orders up to now */
+    int64_t now_ms = last - 30 * DAY_MS;
+    timefmt_format_iso(now_ms - 30 * DAY_MS, c_same, sizeof c_same);
+    timefmt_format_iso(now_ms, c_cheat, sizeof c_cheat);
+    /* the model retraining will fit; one fitted on the hold-out itself (features at now - 30d, orders up to now) */
+    const char *train_same[] = {"train", "--out", same, "--data", store_dir, "--cutoff", c_same, NULL};
+    const char *train_cheat[] = {"train", "--out", cheat, "--data", store_dir, "--cutoff", c_cheat, NULL};
+    run_ok(train_same);
+    run_ok(train_cheat);
+    write_inverted(same, inverted);
+
+    service svc;
+    memset(&svc, 0, sizeof svc);
+    config_defaults(&svc.cfg); /* base model: models/default.json, as the test runs in the source tree */
+    svc.store = st;
+    pthread_mutex_init(&svc.model_lock, NULL);
+    ck_assert_int_eq(stats_init(&svc.stats, 1, 0), LS_OK);
+    retrain_outcome o;
+    /* an inverted model is beaten: swapped */
+    ck_assert_int_eq(retrain_with(&svc, r, inverted, now_ms, &o), 1);
+    ck_assert_msg(o.serving.auc < 0.5 && o.candidate.auc > 0.75, "new %.4f serving %.4f", o.candidate.auc, o.serving.auc);
+    ck_assert_int_eq(o.candidate.rows, o.serving.rows);
+    ck_assert_int_eq(o.candidate.positives, o.serving.positives);
+    /* the very model retraining fits: a tie, kept */
+    ck_assert_int_eq(retrain_with(&svc, r, same, now_ms, &o), 0);
+    ck_assert_double_eq_tol(o.candidate.auc, o.serving.auc, 1e-9);
+    /* a model fitted on the hold-out window does better there: kept */
+    ck_assert_int_eq(retrain_with(&svc, r, cheat, now_ms, &o), 0);
+    ck_assert_msg(o.serving.auc > o.candidate.auc, "new %.4f serving %.4f", o.candidate.auc, o.serving.auc);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_runs), 3);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_swaps), 1);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 0);
+    ck_assert_double_eq(stats_load_double(&svc.stats.retrain_auc_serving), o.serving.auc);
+    /* too little history for the horizon: a failure, counted; the model stays */
+    model *before = service_model_acquire(&svc);
+    ck_assert_int_ne(retrain_run(&svc, r, last - 200 * DAY_MS, NULL, &o, err, sizeof err), LS_OK);
+    model *after = service_model_acquire(&svc);
+    ck_assert_ptr_eq(before, after);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 1);
+    model_unref(&before);
+    model_unref(&after);
+
+    model_unref(&svc.model);
+    stats_destroy(&svc.stats);
+    pthread_mutex_destroy(&svc.model_lock);
+    store_reader_close(&r);
+    store_close(&st);
+    tu_rmtree(dir);
 }
 END_TEST
 
@@ -114,6 +383,10 @@ static Suite *suite(void)
     tcase_add_test(tc, cdnow_fits_reproduce_the_papers);
     tcase_add_test(tc, a_model_trained_on_the_shop_beats_recency_and_serves);
     tcase_add_test(tc, usage_and_input_errors);
+    tcase_add_test(tc, training_from_a_store_equals_training_from_its_file);
+    tcase_add_test(tc, labels_read_nothing_after_cutoff_plus_horizon);
+    tcase_add_test(tc, retrain_prefers_auc_then_log_loss);
+    tcase_add_test(tc, retrain_swaps_a_better_model_and_keeps_otherwise);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,273 @@
+/* retrain.c -- the scheduled retraining thread of `serve` and the decision
+ * whether its model replaces the serving one (see retrain.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "retrain.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "leadscore/error.h"
+#include "log.h"
+#include "timefmt.h"
+
+#define MS_PER_DAY 86400000LL
+#define RETRAIN_LAMBDA 1.0
+/* differences below these are rounding, not a better model */
+#define AUC_TIE 1e-9
+#define LOGLOSS_TIE 1e-9
+#define DEFAULT_MODEL_PATH "models/default.json"
+
+struct retrain {
+    service *svc;
+    int64_t every_ms;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;          /* signalled on stop */
+    int stop_requested;           /* under lock */
+    atomic_int stop;              /* read by the trainer's progress hook */
+};
+
+/* ------------------------------------------------------------------ */
+/* The decision                                                        */
+/* ------------------------------------------------------------------ */
+
+static int usable(const train_metrics *m)
+{
+    return m->rows > 0 && isfinite(m->auc) && isfinite(m->logloss);
+}
+
+int retrain_better(const train_metrics *candidate, const train_metrics *serving)
+{
+    if (!usable(candidate) || !usable(serving))
+        return 0;
+    if (fabs(candidate->auc - serving->auc) > AUC_TIE)
+        return candidate->auc > serving->auc;
+    return candidate->logloss < serving->logloss - LOGLOSS_TIE;
+}
+
+/* ------------------------------------------------------------------ */
+/* One run                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The JSON of the configured model file, as `reload` would read it. */
+static json_t *load_base_json(const service *svc, char *err, size_t errlen)
+{
+    const char *path = svc->cfg.model_path;
+    json_error_t jerr;
+    struct stat st;
+    json_t *j;
+    if (strcmp(path, DEFAULT_MODEL_PATH) == 0 && stat(path, &st) != 0) {
+        size_t len;
+        const char *text = model_builtin_text(&len);
+        j = json_loadb(text, len, 0, &jerr);
+    } else {
+        j = json_load_file(path, 0, &jerr);
+    }
+    if (!j)
+        ls_fail(err, errlen, LS_EPARSE, "cannot read the base model %s: %s", path, jerr.text);
+    return j;
+}
+
+static int should_stop(void *arg, uint64_t done)
+{
+    (void)done;
+    return arg && atomic_load((const atomic_int *)arg);
+}
+
+static int same_decay(const feature_decay *a, const feature_decay *b)
+{
+    return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
+}
+
+/* Builds the model file of rep and loads it. */
+static int build_model(const service *svc, const train_report *rep, const train_options *opt, const model *serving,
+                       const char *version, model **out, char *err, size_t errlen)
+{
+    json_t *base = load_base_json(svc, err, errlen);
+    if (!base)
+        return LS_EPARSE;
+    json_t *j = train_model_json(rep, opt, base, model_name(serving), version);
+    char *text = j ? json_dumps(j, JSON_PRESERVE_ORDER) : NULL;
+    int rc = text ? model_load_text(text, strlen(text), out, err, errlen) : ls_fail(err, errlen, LS_ENOMEM, "out of memory");
+    if (rc == LS_OK && !same_decay(model_decay(*out), store_decay(svc->store))) {
+        model_unref(out);
+        rc = ls_fail(err, errlen, LS_EINVAL, "the base model %s keeps half-lives other than the store's",
+                     svc->cfg.model_path);
+    }
+    free(text);
+    json_decref(j);
+    json_decref(base);
+    return rc;
+}
+
+static void count_run(stats *st, const retrain_outcome *out)
+{
+    atomic_fetch_add(&st->retrain_runs, 1);
+    if (out->swapped)
+        atomic_fetch_add(&st->retrain_swaps, 1);
+    stats_store_double(&st->retrain_auc_new, out->candidate.auc);
+    stats_store_double(&st->retrain_auc_serving, out->serving.auc);
+}
+
+int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int *stop, retrain_outcome *out,
+                char *err, size_t errlen)
+{
+    int64_t t0 = timefmt_mono_ns();
+    char when[40];
+    train_report rep;
+    model *serving = service_model_acquire(svc), *fresh = NULL;
+    const model_clv *clv = model_clv_params(serving);
+    memset(out, 0, sizeof *out);
+    out->horizon_days = (int)lround(model_horizon_days(serving));
+    out->eval_cutoff_ms = now_ms - (int64_t)out->horizon_days * MS_PER_DAY;
+    train_options opt = {.cutoff_ms = out->eval_cutoff_ms, .horizon_days = out->horizon_days,
+                         .lambda = RETRAIN_LAMBDA, .decay = *store_decay(svc->store),
+                         .time_unit_days = clv->time_unit_days, .bgnbd_start = clv->bgnbd,
+                         .gg_start = clv->gamma_gamma, .compare = serving, .progress = should_stop,
+                         .progress_arg = (void *)stop};
+    int rc;
+    if (out->horizon_days < 1) {
+        rc = ls_fail(err, errlen, LS_EINVAL, "the serving model has no horizon");
+    } else if ((rc = store_reader_begin(r)) != LS_OK) {
+        ls_fail(err, errlen, rc, "cannot read the store: %s", ls_strerror(rc));
+    } else {
+        rc = train_from_store(r, &opt, &rep, err, errlen);
+        store_reader_end(r);
+    }
+    if (rc == LS_OK) {
+        out->candidate = rep.model;
+        out->serving = rep.compare;
+        timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
+        snprintf(out->version, sizeof out->version, "retrained-%s", when);
+        if (retrain_better(&out->candidate, &out->serving) &&
+            (rc = build_model(svc, &rep, &opt, serving, out->version, &fresh, err, errlen)) == LS_OK) {
+            service_model_swap(svc, fresh); /* takes the reference */
+            out->swapped = 1;
+        }
+    }
+    if (rc == LS_OK)
+        count_run(&svc->stats, out);
+    else if (rc != LS_EUNAVAIL)
+        atomic_fetch_add(&svc->stats.retrain_failures, 1);
+    model_unref(&serving);
+    out->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The thread                                                          */
+/* ------------------------------------------------------------------ */
+
+static void run_logged(retrain *rt, store_reader *r)
+{
+    char err[512], cut[40];
+    retrain_outcome o;
+    int rc = retrain_run(rt->svc, r, timefmt_now_ms(), &rt->stop, &o, err, sizeof err);
+    if (rc == LS_EUNAVAIL)
+        return; /* stopping */
+    if (rc != LS_OK) {
+        LOG_WARN("retrain_failed", "reason=\"%s\" note=\"the serving model stays\"", err);
+        return;
+    }
+    timefmt_format_iso(o.eval_cutoff_ms, cut, sizeof cut);
+    LOG_INFO("retrain", "swapped=%d auc_new=%.4f auc_serving=%.4f logloss_new=%.4f logloss_serving=%.4f rows=%zu "
+             "buyers=%zu holdout_cutoff=%s horizon_days=%d seconds=%.2f version=%s", o.swapped, o.candidate.auc,
+             o.serving.auc, o.candidate.logloss, o.serving.logloss, o.candidate.rows, o.candidate.positives, cut,
+             o.horizon_days, o.seconds, o.swapped ? o.version : "kept");
+}
+
+/* Waits until the next run is due; 0 when asked to stop. */
+static int wait_next(retrain *rt)
+{
+    struct timespec due;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    due.tv_sec += (time_t)(rt->every_ms / 1000);
+    due.tv_nsec += (long)(rt->every_ms % 1000) * 1000000L;
+    if (due.tv_nsec >= 1000000000L) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&rt->lock);
+    while (!rt->stop_requested && pthread_cond_timedwait(&rt->wake, &rt->lock, &due) == 0)
+        ; /* woken without a stop: wait on */
+    int go = !rt->stop_requested;
+    pthread_mutex_unlock(&rt->lock);
+    return go;
+}
+
+static void *retrain_main(void *arg)
+{
+    retrain *rt = arg;
+    store_reader *r = NULL;
+    if (store_reader_open(rt->svc->store, &r) != LS_OK) {
+        LOG_ERROR("retrain_failed", "reason=\"cannot open a store reader\" note=\"scheduled retraining is off\"");
+        return NULL;
+    }
+    while (wait_next(rt))
+        run_logged(rt, r);
+    store_reader_close(&r);
+    return NULL;
+}
+
+int retrain_start(retrain **out, service *svc, int64_t every_ms)
+{
+    pthread_condattr_t ca;
+    sigset_t all, old;
+    *out = NULL;
+    if (every_ms <= 0)
+        return LS_EINVAL;
+    retrain *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return LS_ENOMEM;
+    rt->svc = svc;
+    rt->every_ms = every_ms;
+    atomic_init(&rt->stop, 0);
+    pthread_mutex_init(&rt->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rt->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    sigfillset(&all); /* signals belong to the thread that installed the handlers */
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&rt->thread, NULL, retrain_main, rt);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&rt->wake);
+        pthread_mutex_destroy(&rt->lock);
+        free(rt);
+        return LS_EINTERNAL;
+    }
+    *out = rt;
+    return LS_OK;
+}
+
+void retrain_request_stop(retrain *rt)
+{
+    if (!rt)
+        return;
+    atomic_store(&rt->stop, 1);
+    pthread_mutex_lock(&rt->lock);
+    rt->stop_requested = 1;
+    pthread_cond_signal(&rt->wake);
+    pthread_mutex_unlock(&rt->lock);
+}
+
+void retrain_join(retrain **rtp)
+{
+    if (!rtp || !*rtp)
+        return;
+    retrain *rt = *rtp;
+    retrain_request_stop(rt);
+    pthread_join(rt->thread, NULL);
+    pthread_cond_destroy(&rt->wake);
+    pthread_mutex_destroy(&rt->lock);
+    free(rt);
+    *rtp = NULL;
+}

@@ -1,0 +1,74 @@
+/* retrain.h -- scheduled retraining inside `serve` (--retrain-every).
+ *
+ * A background thread wakes every `every` and runs one retraining, never
+ * on the request path: with its own store reader and one read snapshot it
+ * trains from the live store's histories (train.h) for the serving
+ * model's horizon h, with every label complete at the time `now`:
+ *   training rows:  features as of now - 2h, orders in (now - 2h, now - h];
+ *   hold-out rows:  features as of now - h,  orders in (now - h, now].
+ * The serving model is scored on the same hold-out rows exactly as the
+ * service scores them (model_score).  The new model replaces it -- by the
+ * atomic swap `reload` uses (service_model_swap) -- only when
+ * retrain_better says it did better there: a higher AUC, on a tie a lower
+ * log-loss.  Each run is logged (logfmt) and counted in the stats
+ * (retrain_runs, retrain_swaps, retrain_failures, the last AUCs of the new
+ * and the serving model) that /metrics shows.
+ *
+ * The new model keeps the serving model's name (version
+ * "retrained-<time>"); journey, segments, tiers, half-lives and clv
+ * settings come from the configured --model file (the built-in default
+ * when that is the missing default path), as `reload` would read them.
+ * It lives in memory only: a restart or a `reload` goes back to the file.
+ *
+ * Note: the snapshot is held for the whole scan, and while it is open
+ * LMDB cannot reuse the pages the writer frees, nor can the writer grow
+ * the map (store_grow waits for open snapshots). */
+#ifndef LS_RETRAIN_H
+#define LS_RETRAIN_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "service.h"
+#include "store.h"
+#include "train.h"
+
+typedef struct retrain retrain;
+
+typedef struct {
+    int swapped;                 /* the new model is serving now */
+    train_metrics candidate;     /* the new model on the hold-out */
+    train_metrics serving;       /* the model that was serving, on the same hold-out */
+    int64_t eval_cutoff_ms;      /* now - horizon */
+    int horizon_days;
+    double seconds;
+    char version[64];            /* the new model's version */
+} retrain_outcome;
+
+/* 1 when candidate did better than serving on the same hold-out: a higher
+ * AUC, or the same AUC (within 1e-9) and a log-loss lower by more than
+ * 1e-9; 0 otherwise (also when either has no rows or a non-finite
+ * figure), so a model equal to the serving one is not swapped in. */
+int retrain_better(const train_metrics *candidate, const train_metrics *serving);
+
+/* One retraining as of now_ms with reader r (a reader of svc->store owned
+ * by the calling thread; the snapshot is begun and ended here).  Swaps
+ * the model when retrain_better, counts the run in svc->stats, fills out.
+ * stop (may be NULL) ends a scan early when set (LS_EUNAVAIL).  0, or a
+ * status with the reason in err (the serving model then stays).  Does not
+ * log: the thread does. */
+int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int *stop, retrain_outcome *out,
+                char *err, size_t errlen);
+
+/* Starts the thread (every_ms > 0) with signals blocked in it.  0 or a
+ * status; *out is NULL on failure. */
+int retrain_start(retrain **out, service *svc, int64_t every_ms);
+
+/* Asks the thread to stop (a run in progress ends at its next progress
+ * check).  Does not wait.  NULL is harmless. */
+void retrain_request_stop(retrain *rt);
+
+/* Stops the thread, waits for it and frees it; NULLs *rt. */
+void retrain_join(retrain **rt);
+
+#endif
