@@ -460,6 +460,16 @@ static void write_counters(codec_writer *w, stats *st)
     kv_double(w, "commit_ms_avg", commits ? (double)atomic_load(&st->commit_ns) / 1e6 / (double)commits : 0.0);
     kv_int(w, "pull_batches", (int64_t)atomic_load(&st->pull_batches));
     kv_int(w, "event_ids_pruned", (int64_t)atomic_load(&st->event_ids_pruned));
+    kv_int(w, "retrain_runs", (int64_t)atomic_load(&st->retrain_runs));
+    kv_int(w, "retrain_swaps", (int64_t)atomic_load(&st->retrain_swaps));
+    kv_int(w, "retrain_failures", (int64_t)atomic_load(&st->retrain_failures));
+    if (atomic_load(&st->retrain_runs) > 0) {
+        uint64_t bits[2] = {atomic_load(&st->retrain_auc_new), atomic_load(&st->retrain_auc_serving)};
+        double auc[2];
+        memcpy(auc, bits, sizeof auc);
+        kv_double(w, "retrain_auc_new", auc[0]);
+        kv_double(w, "retrain_auc_serving", auc[1]);
+    }
 }
 
 static int op_stats(ops_call *c)
