@@ -181,7 +181,7 @@ static void add_category(ls_features *f, const char *name, size_t len, uint32_t 
 /* Keeps the FEATURE_CART_RING latest cart events by time (an older one
  * than all kept, with the ring full, is dropped), so the open cart below
  * does not depend on arrival order. */
-static void note_cart(ls_features *f, int64_t ts, double value)
+static void note_cart(ls_features *f, int64_t ts, double value, int items)
 {
     int slot = 0;
     for (int i = 1; i < FEATURE_CART_RING; i++)
@@ -191,6 +191,7 @@ static void note_cart(ls_features *f, int64_t ts, double value)
         return;
     f->cart[slot].ts_ms = ts;
     f->cart[slot].value = (float)value;
+    f->cart[slot].items = (int16_t)(items > 999 ? 999 : items < -999 ? -999 : items);
 }
 
 double feature_open_cart(const ls_features *f)
@@ -200,6 +201,15 @@ double feature_open_cart(const ls_features *f)
         if (f->cart[i].ts_ms > f->last_purchase_ms)
             v += f->cart[i].value;
     return v > 0.005 ? v : 0.0;
+}
+
+int feature_cart_is_open(const ls_features *f)
+{
+    int items = 0;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        if (f->cart[i].ts_ms > f->last_purchase_ms)
+            items += f->cart[i].items;
+    return f->last_cart_ms > f->last_purchase_ms && (items > 0 || feature_open_cart(f) > 0);
 }
 
 static void note_negative(ls_features *f, int64_t ts)
@@ -257,12 +267,24 @@ static void apply_money(ls_features *f, const ls_event *ev)
         note_negative(f, ev->ts_ms);
         break;
     case EV_ADD_TO_CART:
-        note_cart(f, ev->ts_ms, ev->value);
+        note_cart(f, ev->ts_ms, ev->value, (int)(ev->quantity > 0 ? ev->quantity : 1));
         if (ev->ts_ms > f->last_cart_ms)
             f->last_cart_ms = ev->ts_ms;
         break;
     case EV_REMOVE_FROM_CART:
-        note_cart(f, ev->ts_ms, -ev->value);
+        note_cart(f, ev->ts_ms, -ev->value, -(int)(ev->quantity > 0 ? ev->quantity : 1));
+        break;
+    case EV_CHECKOUT:
+        if (ev->ts_ms > f->last_checkout_ms)
+            f->last_checkout_ms = ev->ts_ms;
+        break;
+    case EV_SHARE:
+    case EV_REFERRAL:
+        /* one a day counts (loyalty points cannot be farmed); exact in time order */
+        if (f->last_share_ms == 0 || utc_day(ev->ts_ms) != utc_day(f->last_share_ms))
+            f->share_days++;
+        if (ev->ts_ms > f->last_share_ms)
+            f->last_share_ms = ev->ts_ms;
         break;
     default:
         break;
@@ -271,6 +293,8 @@ static void apply_money(ls_features *f, const ls_event *ev)
 
 static void apply_opinion(ls_features *f, const ls_event *ev)
 {
+    if (ev->type == EV_REVIEW && (f->last_review_ms == 0 || utc_day(ev->ts_ms) != utc_day(f->last_review_ms)))
+        f->review_days++;
     if (ev->type == EV_REVIEW && (ev->has & EVF_RATING)) {
         f->rating_sum += (uint32_t)ev->rating;
         f->rating_n++;
@@ -401,7 +425,7 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
     dst->discounted_spend += src.discounted_spend;
     for (int i = 0; i < FEATURE_CART_RING; i++)
         if (src.cart[i].ts_ms)
-            note_cart(dst, src.cart[i].ts_ms, src.cart[i].value);
+            note_cart(dst, src.cart[i].ts_ms, src.cart[i].value, src.cart[i].items);
     if (src.first_purchase_ms && (!dst->first_purchase_ms || src.first_purchase_ms < dst->first_purchase_ms))
         dst->first_purchase_value = src.first_purchase_value;
     dst->first_purchase_ms = min_nonzero(dst->first_purchase_ms, src.first_purchase_ms);
@@ -413,6 +437,12 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
         dst->last_purchase_ms = src.last_purchase_ms;
     if (src.last_cart_ms > dst->last_cart_ms)
         dst->last_cart_ms = src.last_cart_ms;
+    if (src.last_checkout_ms > dst->last_checkout_ms)
+        dst->last_checkout_ms = src.last_checkout_ms;
+    if (src.last_share_ms > dst->last_share_ms)
+        dst->last_share_ms = src.last_share_ms;
+    dst->share_days += src.share_days;
+    dst->review_days += src.review_days;
     dst->rating_sum += src.rating_sum;
     dst->rating_n += src.rating_n;
     dst->bad_reviews += src.bad_reviews;
@@ -512,6 +542,7 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     for (int i = 0; i < FEATURE_CART_RING; i++) {
         put_i64(&w, f->cart[i].ts_ms);
         put_f32(&w, f->cart[i].value);
+        put_u16(&w, (uint16_t)f->cart[i].items);
     }
     put_i64(&w, f->first_purchase_ms);
     put_i64(&w, f->last_purchase_ms);
@@ -526,6 +557,10 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     put_u32(&w, f->purchase_lines);
     put_u32(&w, f->purchase_days);
     put_u32(&w, f->purchase_units);
+    put_i64(&w, f->last_checkout_ms);
+    put_i64(&w, f->last_share_ms);
+    put_u32(&w, f->share_days);
+    put_u32(&w, f->review_days);
     for (int i = 0; i < f->ncategories && i < FEATURE_MAX_CATEGORIES; i++) {
         const feature_category *c = &f->categories[i];
         put_u16(&w, c->len);
@@ -569,15 +604,18 @@ static void decode_sessions(rcur *r, ls_features *f, int v1)
 
 /* Version 1 kept a running cart sum instead of the cart ring; a positive
  * one becomes one cart event at the last cart time. */
-static void decode_cart(rcur *r, ls_features *f, int v1, double *v1_cart)
+static void decode_cart(rcur *r, ls_features *f, int version, double *v1_cart)
 {
-    if (v1) {
+    if (version == 1) {
         *v1_cart = get_f64(r);
         return;
     }
     for (int i = 0; i < FEATURE_CART_RING; i++) {
         f->cart[i].ts_ms = get_i64(r);
         f->cart[i].value = (float)get_f32(r);
+        /* version 2 kept no item counts: one per priced event */
+        f->cart[i].items = version >= 3 ? (int16_t)get_u16(r)
+                                        : (int16_t)(f->cart[i].value > 0 ? 1 : f->cart[i].value < 0 ? -1 : 0);
     }
 }
 
@@ -586,7 +624,8 @@ static void decode_cart(rcur *r, ls_features *f, int v1, double *v1_cart)
 static int times_valid(const ls_features *f)
 {
     const int64_t t[] = {f->first_seen_ms, f->last_seen_ms, f->birthday_ts_ms, f->first_purchase_ms,
-                         f->last_purchase_ms, f->last_cart_ms, f->last_review_ms, f->last_negative_ms};
+                         f->last_purchase_ms, f->last_cart_ms, f->last_review_ms, f->last_negative_ms,
+                         f->last_checkout_ms, f->last_share_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] < 0)
             return 0;
@@ -625,7 +664,7 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
     f->spend = get_f64(&r);
     f->refunded = get_f64(&r);
     f->discounted_spend = get_f64(&r);
-    decode_cart(&r, f, v1, &v1_cart);
+    decode_cart(&r, f, version, &v1_cart);
     f->first_purchase_ms = get_i64(&r);
     f->last_purchase_ms = get_i64(&r);
     f->last_cart_ms = get_i64(&r);
@@ -636,6 +675,7 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
     } else if (v1_cart > 0.005) {
         f->cart[0].ts_ms = f->last_cart_ms ? f->last_cart_ms : f->last_seen_ms;
         f->cart[0].value = (float)v1_cart;
+        f->cart[0].items = 1;
     }
     f->rating_sum = get_u32(&r);
     f->rating_n = get_u32(&r);
@@ -645,10 +685,16 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
         f->purchase_lines = get_u32(&r);
         f->purchase_days = get_u32(&r);
         f->purchase_units = get_u32(&r);
+        f->last_checkout_ms = get_i64(&r);
+        f->last_share_ms = get_i64(&r);
+        f->share_days = get_u32(&r);
+        f->review_days = get_u32(&r);
     } else {
         /* older records counted purchase events: each is taken as an order
          * of one unit on a day of its own */
         f->purchase_lines = f->purchase_days = f->purchase_units = f->count[EV_PURCHASE];
+        f->share_days = f->count[EV_SHARE] + f->count[EV_REFERRAL]; /* at most one a day: unknown */
+        f->review_days = f->count[EV_REVIEW];
     }
     if (f->ncategories > FEATURE_MAX_CATEGORIES)
         return LS_EPARSE;
@@ -692,8 +738,29 @@ enum {
     V_LAST_CART_DAYS, V_SPEND, V_NET_SPEND, V_AOV, V_REFUND_RATE, V_DISCOUNTED_SHARE,
     V_AVG_RATING, V_BAD_REVIEWS, V_GOOD_REVIEWS, V_OPEN_CART, V_CART_OPEN, V_SESSIONS,
     V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY,
-    V_PURCHASE_LINES, V_PURCHASE_DAYS, V_PURCHASE_UNITS
+    V_PURCHASE_LINES, V_PURCHASE_DAYS, V_PURCHASE_UNITS, V_LAST_CHECKOUT_DAYS, V_CHECKOUT_OPEN,
+    V_MEAN_GAP_DAYS, V_RECENCY_GAP_RATIO, V_LINES_PER_ORDER, V_UNITS_PER_ORDER, V_SHARE_DAYS, V_REVIEW_DAYS
 };
+
+/* Mean days between purchase days (0 below two of them). */
+static double mean_gap_days(const ls_features *f)
+{
+    if (f->purchase_days < 2 || f->last_purchase_ms <= f->first_purchase_ms)
+        return 0.0;
+    return (double)(f->last_purchase_ms - f->first_purchase_ms) / MS_PER_DAY / (double)(f->purchase_days - 1);
+}
+
+/* Days since the last purchase over the mean gap: about 1 when the next
+ * purchase is due, far above when it is overdue (0 below two purchase
+ * days; at most 100). */
+static double recency_gap_ratio(const ls_features *f, const feature_ctx *c)
+{
+    double gap = mean_gap_days(f);
+    if (gap <= 0)
+        return 0.0;
+    double r = days_between(c->now_ms, f->last_purchase_ms) / (gap > 1 ? gap : 1.0);
+    return r > 100 ? 100.0 : r;
+}
 
 static double v_derived(const ls_features *f, const feature_ctx *c, int which)
 {
@@ -713,7 +780,7 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_BAD_REVIEWS: return f->bad_reviews;
     case V_GOOD_REVIEWS: return f->good_reviews;
     case V_OPEN_CART: return open_cart;
-    case V_CART_OPEN: return open_cart > 0 && f->last_cart_ms > f->last_purchase_ms ? 1.0 : 0.0;
+    case V_CART_OPEN: return feature_cart_is_open(f) ? 1.0 : 0.0;
     case V_SESSIONS: return f->sessions;
     case V_SESSIONS_RECENT: return decay_to_now(f->sessions_recent, f, c, c->decay.short_ms);
     case V_SESSIONS_DECAYED: return decay_to_now(f->sessions_decayed, f, c, c->decay.long_ms);
@@ -722,6 +789,14 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_PURCHASE_LINES: return f->purchase_lines;
     case V_PURCHASE_DAYS: return f->purchase_days;
     case V_PURCHASE_UNITS: return f->purchase_units;
+    case V_LAST_CHECKOUT_DAYS: return days_between(c->now_ms, f->last_checkout_ms);
+    case V_CHECKOUT_OPEN: return f->last_checkout_ms > f->last_purchase_ms ? 1.0 : 0.0;
+    case V_MEAN_GAP_DAYS: return mean_gap_days(f);
+    case V_RECENCY_GAP_RATIO: return recency_gap_ratio(f, c);
+    case V_LINES_PER_ORDER: return ratio(f->purchase_lines, f->count[EV_PURCHASE]);
+    case V_UNITS_PER_ORDER: return ratio(f->purchase_units, f->count[EV_PURCHASE]);
+    case V_SHARE_DAYS: return f->share_days;
+    case V_REVIEW_DAYS: return f->review_days;
     }
     return 0.0;
 }
@@ -763,6 +838,14 @@ static const struct {
     {"purchase_lines", v_derived, V_PURCHASE_LINES},
     {"purchase_days", v_derived, V_PURCHASE_DAYS},
     {"purchase_units", v_derived, V_PURCHASE_UNITS},
+    {"days_since_last_checkout", v_derived, V_LAST_CHECKOUT_DAYS},
+    {"checkout_open", v_derived, V_CHECKOUT_OPEN},
+    {"mean_purchase_gap_days", v_derived, V_MEAN_GAP_DAYS},
+    {"purchase_recency_ratio", v_derived, V_RECENCY_GAP_RATIO},
+    {"lines_per_order", v_derived, V_LINES_PER_ORDER},
+    {"units_per_order", v_derived, V_UNITS_PER_ORDER},
+    {"share_days", v_derived, V_SHARE_DAYS},
+    {"review_days", v_derived, V_REVIEW_DAYS},
 };
 
 int feature_count(void)

@@ -69,6 +69,7 @@ typedef struct {
     struct {
         int64_t ts_ms;          /* 0 = empty slot */
         float value;            /* + added, - removed */
+        int16_t items;          /* + quantity added, - removed (a cart without prices counts too) */
     } cart[FEATURE_CART_RING];  /* the latest cart events by time */
     uint32_t purchase_lines;    /* purchase events (count[EV_PURCHASE] counts orders) */
     uint32_t purchase_days;     /* distinct UTC days with a purchase: BG/NBD transactions */
@@ -76,6 +77,10 @@ typedef struct {
     int64_t first_purchase_ms;  /* 0 = never */
     int64_t last_purchase_ms;
     int64_t last_cart_ms;       /* latest add_to_cart */
+    int64_t last_checkout_ms;   /* latest checkout */
+    int64_t last_share_ms;      /* latest share or referral */
+    uint32_t share_days;        /* distinct UTC days with a share or referral */
+    uint32_t review_days;       /* distinct UTC days with a review */
     double first_purchase_value; /* value bought on the first purchase day */
     int64_t last_review_ms;     /* latest review */
     int64_t last_negative_ms;   /* latest refund, bad review (<= 2) or support ticket */
@@ -149,6 +154,10 @@ double feature_value(const ls_features *f, int id, const feature_ctx *ctx);
 /* The open cart: cart adds minus removes after the last purchase, among
  * the FEATURE_CART_RING latest cart events; 0 when that is not positive. */
 double feature_open_cart(const ls_features *f);
+
+/* 1 when a cart is open: items (or value) added after the last purchase
+ * outnumber those removed, whether or not the events carried prices. */
+int feature_cart_is_open(const ls_features *f);
 
 /* Decay factor 2^(-dt/half_life) for dt >= 0 (1 for dt <= 0). */
 double feature_decay_factor(int64_t dt_ms, int64_t half_life_ms);

@@ -544,6 +544,15 @@ static uint64_t get_varint(rbuf *r)
     return 0;
 }
 
+/* The type byte's high bit says a non-profile event carries a birthday
+ * (profile events always have the field). */
+#define TYPE_BIRTHDAY 0x80
+
+static int has_birthday_field(const history_event *e)
+{
+    return e->type == EV_PROFILE || e->birthday_mmdd != 0;
+}
+
 static size_t event_size(const history_event *e, int64_t prev)
 {
     size_t n = varint_size((uint64_t)(e->ts_ms - prev)) + 2;
@@ -555,7 +564,7 @@ static size_t event_size(const history_event *e, int64_t prev)
     n += e->bits & HB_PRODUCT ? varint_size(e->product) : 0;
     n += e->bits & HB_ORDER ? varint_size(e->order) : 0;
     n += e->type == EV_REVIEW ? 1 : 0;
-    n += e->type == EV_PROFILE ? varint_size(e->birthday_mmdd) : 0;
+    n += has_birthday_field(e) ? varint_size(e->birthday_mmdd) : 0;
     return n;
 }
 
@@ -574,8 +583,9 @@ size_t history_encoded_size(const history *h)
 
 static void encode_event(wbuf *w, const history_event *e, int64_t prev)
 {
+    uint8_t type = (uint8_t)(e->type | (e->type != EV_PROFILE && e->birthday_mmdd ? TYPE_BIRTHDAY : 0));
     put_varint(w, (uint64_t)(e->ts_ms - prev));
-    put(w, &e->type, 1);
+    put(w, &type, 1);
     put(w, &e->bits, 1);
     if (e->bits & HB_VALUE)
         put(w, &e->value, 8);
@@ -593,7 +603,7 @@ static void encode_event(wbuf *w, const history_event *e, int64_t prev)
         put_varint(w, e->order);
     if (e->type == EV_REVIEW)
         put(w, &e->rating, 1);
-    if (e->type == EV_PROFILE)
+    if (has_birthday_field(e))
         put_varint(w, e->birthday_mmdd);
 }
 
@@ -654,6 +664,8 @@ static int decode_event(const history *h, rbuf *r, history_event *e, int64_t pre
     else
         e->ts_ms = prev + (int64_t)dt;
     get(r, &e->type, 1);
+    int birthday = e->type == EV_PROFILE || (e->type & TYPE_BIRTHDAY);
+    e->type &= (uint8_t)~TYPE_BIRTHDAY;
     get(r, &e->bits, 1);
     e->quantity = 1;
     if (e->bits & HB_VALUE)
@@ -672,7 +684,7 @@ static int decode_event(const history *h, rbuf *r, history_event *e, int64_t pre
         e->order = (uint32_t)get_varint(r);
     if (e->type == EV_REVIEW)
         get(r, &e->rating, 1);
-    if (e->type == EV_PROFILE)
+    if (birthday)
         e->birthday_mmdd = (uint16_t)get_varint(r);
     if (r->bad || e->type >= EV_TYPE_COUNT ||
         e->category > h->nstr || e->product > h->nstr || e->order > h->nstr || e->rating > 5)

@@ -20,6 +20,12 @@
  * agree exactly, whatever order the events arrived in.  As of a time T the
  * replay stops at the last event with ts <= T.
  *
+ * Retention folds whole orders: the lines of one order are folded
+ * together or not at all, so a history may keep a few more events than
+ * the limits say.  An event older than the retention boundary that
+ * arrives late is folded into `before` after the events already there
+ * (counts stay right; its decayed weight then depends on arrival order).
+ *
  * Orders: purchase lines of one customer with the same order id are one
  * order (history_replay tells feature_apply_line which line continues an
  * order).  Duplicates: an event whose identity (a 64-bit hash of its event
@@ -30,10 +36,11 @@
  *   [varint len, feature_encode bytes]         the before aggregate
  *   varint nstrings, { varint len, bytes }     the string table
  *   varint nevents, then per event:
- *     varint ts delta (the first: ts itself), u8 type, u8 field bits,
- *     then the fields the bits say: value f64, quantity varint,
- *     identity u64, session hash u32, category/product/order varints,
- *     rating u8, birthday varint.
+ *     varint ts delta (the first: ts itself), u8 type (high bit: a
+ *     non-profile event with a birthday), u8 field bits, then the fields
+ *     the bits say: value f64, quantity varint, identity u64, session
+ *     hash u32, category/product/order varints; rating u8 on reviews,
+ *     birthday varint on profile events and where the type's high bit says.
  * A page view with a session and a category costs about 11 bytes; with an
  * event id 19; a purchase line with a value and an order about 30. */
 #ifndef LS_HISTORY_H

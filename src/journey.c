@@ -41,15 +41,18 @@ static const struct {
     RULE("types", "big_spender_min_spend", big_spender_min_spend),
     RULE("types", "sale_hunter_min_share", sale_hunter_min_share),
     RULE("types", "sale_hunter_min_purchases", sale_hunter_min_purchases),
+    RULE("phases", "advocate_min_purchases", advocate_min_purchases),
     RULE("phases", "advocate_min_shares", advocate_min_shares),
     RULE("phases", "advocate_min_good_reviews", advocate_min_good_reviews),
     RULE("phases", "disappointment_days", disappointment_days),
     RULE("phases", "lapsing_max_p_alive", lapsing_max_p_alive),
+    RULE("phases", "lapsed_days", lapsed_days),
     RULE("loyalty", "points_per_currency", points_per_currency),
     RULE("loyalty", "points_per_review", points_per_review),
     RULE("loyalty", "points_per_share", points_per_share),
     RULE("loyalty", "points_per_referral", points_per_referral),
     RULE("loyalty", "points_per_signup", points_per_signup),
+    RULE("loyalty", "engagement_max_points", engagement_max_points),
     RULE("actions", "cart_min_hours", cart_min_hours),
     RULE("actions", "cart_max_days", cart_max_days),
     RULE("actions", "winback_min_purchases", winback_min_purchases),
@@ -71,10 +74,10 @@ void journey_defaults(journey_rules *r)
         .new_max_days = 60, .regular_min_purchases = 3, .regular_min_p_alive = 0.5,
         .big_spender_min_clv = 1000, .big_spender_min_spend = 2000,
         .sale_hunter_min_share = 0.6, .sale_hunter_min_purchases = 2,
-        .advocate_min_shares = 1, .advocate_min_good_reviews = 2,
-        .disappointment_days = 45, .lapsing_max_p_alive = 0.3,
+        .advocate_min_purchases = 2, .advocate_min_shares = 2, .advocate_min_good_reviews = 2,
+        .disappointment_days = 45, .lapsing_max_p_alive = 0.3, .lapsed_days = 365,
         .points_per_currency = 1, .points_per_review = 50, .points_per_share = 20,
-        .points_per_referral = 200, .points_per_signup = 100,
+        .points_per_referral = 200, .points_per_signup = 100, .engagement_max_points = 1000,
         .cart_min_hours = 1, .cart_max_days = 7,
         .winback_min_purchases = 2, .winback_max_p_alive = 0.5, .winback_min_days = 90,
         .birthday_days_ahead = 7, .anniversary_days_ahead = 7, .vip_min_clv = 1500,
@@ -181,6 +184,14 @@ static journey_type type_of(const journey_rules *r, const ls_features *f, const 
     return JT_OCCASIONAL;
 }
 
+/* A buyer silent for lapsed_days since the last purchase, whatever
+ * P(alive) says (BG/NBD gives a one-time buyer P(alive) = 1 forever). */
+static int lapsed(const journey_rules *r, const ls_features *f, const journey_inputs *in)
+{
+    return f->count[EV_PURCHASE] > 0 && r->lapsed_days > 0 &&
+           days_since(in->now_ms, f->last_purchase_ms) >= r->lapsed_days;
+}
+
 static journey_phase phase_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)
 {
     double purchases = f->count[EV_PURCHASE];
@@ -188,22 +199,29 @@ static journey_phase phase_of(const journey_rules *r, const ls_features *f, cons
         return JP_PROSPECT;
     int hurt = f->last_negative_ms && days_since(in->now_ms, f->last_negative_ms) <= r->disappointment_days;
     int lapsing = purchases >= 2 && in->p_alive < r->lapsing_max_p_alive;
-    if (hurt || lapsing)
+    if (hurt || lapsing || lapsed(r, f, in))
         return JP_DISAPPOINTMENT;
-    double shares = (double)f->count[EV_REFERRAL] + f->count[EV_SHARE];
-    if ((r->advocate_min_shares > 0 && shares >= r->advocate_min_shares) ||
-        (r->advocate_min_good_reviews > 0 && f->good_reviews >= r->advocate_min_good_reviews))
+    int advocacy = (r->advocate_min_shares > 0 && f->share_days >= r->advocate_min_shares) ||
+                   (r->advocate_min_good_reviews > 0 && f->good_reviews >= r->advocate_min_good_reviews);
+    if (advocacy && purchases >= r->advocate_min_purchases)
         return JP_IDENTIFICATION;
     return purchases >= 2 ? JP_TRUST : JP_ILLUSION;
 }
 
+/* Purchases earn points by net value; reviews, shares and referrals at
+ * most once a day each (review_days, share_days), and all of those plus
+ * the sign-up at most engagement_max_points, so points cannot be farmed
+ * by repeating a free action. */
 static int64_t points_of(const journey_rules *r, const ls_features *f)
 {
     double net = f->spend - f->refunded;
-    double p = r->points_per_currency * (net > 0 ? net : 0) + r->points_per_review * f->count[EV_REVIEW] +
-               r->points_per_share * f->count[EV_SHARE] + r->points_per_referral * f->count[EV_REFERRAL] +
-               r->points_per_signup * (f->count[EV_SIGNUP] > 0);
-    return (int64_t)floor(p);
+    double referrals = f->count[EV_REFERRAL] < f->share_days ? f->count[EV_REFERRAL] : f->share_days;
+    double engagement = r->points_per_review * f->review_days +
+                        r->points_per_share * (f->share_days - referrals) + r->points_per_referral * referrals +
+                        r->points_per_signup * (f->count[EV_SIGNUP] > 0);
+    if (r->engagement_max_points > 0 && engagement > r->engagement_max_points)
+        engagement = r->engagement_max_points;
+    return (int64_t)floor(r->points_per_currency * (net > 0 ? net : 0) + engagement);
 }
 
 static const char *tier_of(const journey_rules *r, int64_t points)
@@ -244,11 +262,11 @@ static unsigned actions_of(const journey_rules *r, const ls_features *f, const j
     unsigned a = 0;
     double purchases = f->count[EV_PURCHASE];
     double cart_age_h = days_since(in->now_ms, f->last_cart_ms) * 24.0;
-    if (feature_open_cart(f) > 0 && f->last_cart_ms > f->last_purchase_ms && cart_age_h >= r->cart_min_hours &&
-        cart_age_h <= r->cart_max_days * 24.0)
+    if (feature_cart_is_open(f) && cart_age_h >= r->cart_min_hours && cart_age_h <= r->cart_max_days * 24.0)
         a |= 1u << JA_ABANDONED_CART;
-    if (purchases >= r->winback_min_purchases &&
-        (in->p_alive < r->winback_max_p_alive || days_since(in->now_ms, f->last_purchase_ms) >= r->winback_min_days))
+    if ((purchases >= r->winback_min_purchases &&
+         (in->p_alive < r->winback_max_p_alive || days_since(in->now_ms, f->last_purchase_ms) >= r->winback_min_days)) ||
+        lapsed(r, f, in))
         a |= 1u << JA_WIN_BACK;
     if (f->birthday_mmdd && date_within(in->now_ms, f->birthday_mmdd / 100, f->birthday_mmdd % 100, r->birthday_days_ahead))
         a |= 1u << JA_BIRTHDAY;

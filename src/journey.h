@@ -50,12 +50,15 @@ typedef struct {
     double sale_hunter_min_share;     /* discounted share of spend at least this ... */
     double sale_hunter_min_purchases; /* ... over at least this many purchases */
     /* phases */
-    double advocate_min_shares;       /* referrals + shares at least this ... */
-    double advocate_min_good_reviews; /* ... or good reviews (>= 4) at least this */
+    double advocate_min_purchases;    /* an advocate has bought at least this often ... */
+    double advocate_min_shares;       /* ... and shared or referred on at least this many days ... */
+    double advocate_min_good_reviews; /* ... or written at least this many good reviews (>= 4) */
     double disappointment_days;       /* a refund, bad review or ticket this recent */
     double lapsing_max_p_alive;       /* a repeat buyer below this P(alive) is lapsing */
+    double lapsed_days;               /* any buyer silent this long since the last purchase is lapsed */
     /* loyalty programme */
     double points_per_currency, points_per_review, points_per_share, points_per_referral, points_per_signup;
+    double engagement_max_points;     /* cap on the points of reviews, shares, referrals and sign-up */
     int ntiers;
     struct {
         char name[32];

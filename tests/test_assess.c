@@ -185,14 +185,17 @@ START_TEST(advocates_identify_until_disappointed)
     ev(&f, EV_PURCHASE, 60 * DAY, 100, NULL);
     ev(&f, EV_REFERRAL, 50 * DAY, 0, NULL);
     assess(&f, &a);
+    ck_assert_int_eq(a.journey.phase, JP_TRUST); /* one referral alone is not an advocate */
+    ev(&f, EV_SHARE, 40 * DAY, 0, NULL);          /* advocacy on a second day */
+    assess(&f, &a);
     ck_assert_int_eq(a.journey.phase, JP_IDENTIFICATION);
-    ck_assert_int_eq(a.journey.loyalty_points, 200 + 200);
+    ck_assert_int_eq(a.journey.loyalty_points, 200 + 200 + 20);
     ck_assert_str_eq(a.journey.loyalty_tier, "bronze");
     ev(&f, EV_REFUND, 5 * DAY, 100, NULL); /* disappointment wins while it lasts */
     assess(&f, &a);
     ck_assert_int_eq(a.journey.phase, JP_DISAPPOINTMENT);
     ck_assert(has(&a, JA_RECOVERY));
-    ck_assert_int_eq(a.journey.loyalty_points, 100 + 200); /* points on net spend */
+    ck_assert_int_eq(a.journey.loyalty_points, 100 + 200 + 20); /* points on net spend */
     ck_assert_str_eq(a.segments[0].segment, "service-recovery");
     ck_assert_str_eq(a.segments[0].reason, "at risk: refund, bad review or support ticket 5 days ago");
     /* 60 days later the refund is past the 45-day window: back to advocate */

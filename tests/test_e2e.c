@@ -47,7 +47,7 @@ static void profile_of(tu_conn *c, const char *customer, msgpack_unpacked *up)
     ck_assert(tu_get_bool(&up->data, "ok"));
 }
 
-static int64_t feature_count(tu_conn *c, const char *customer, const char *feature)
+static int64_t profile_feature(tu_conn *c, const char *customer, const char *feature)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -136,7 +136,7 @@ START_TEST(a_batch_of_ten_thousand_events_is_accepted)
     ls_client_close(&c);
     tu_conn t;
     tu_connect(&t, srv.endpoint, ZMQ_DEALER);
-    ck_assert_int_eq(feature_count(&t, "c42", "page_view_count"), N / 100);
+    ck_assert_int_eq(profile_feature(&t, "c42", "page_view_count"), N / 100);
     tu_disconnect(&t);
 }
 END_TEST
@@ -365,8 +365,8 @@ START_TEST(rejected_events_are_listed_and_the_rest_stored)
         ck_assert(code->via.str.size == 11 && memcmp(code->via.str.ptr, "bad_request", 11) == 0);
     }
     msgpack_unpacked_destroy(&up);
-    ck_assert_int_eq(feature_count(&c, "carl", "page_view_count"), 1);
-    ck_assert_int_eq(feature_count(&c, "carl", "add_to_cart_count"), 0);
+    ck_assert_int_eq(profile_feature(&c, "carl", "page_view_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, "carl", "add_to_cart_count"), 0);
     tu_disconnect(&c);
 }
 END_TEST
@@ -481,7 +481,7 @@ START_TEST(pull_socket_batches_are_stored)
     tu_connect(&c, srv.endpoint, ZMQ_DEALER);
     int64_t n = 0;
     for (int i = 0; i < 500 && n < 1000; i++) { /* <= 5 s */
-        n = feature_count(&c, "puller", "product_view_count");
+        n = profile_feature(&c, "puller", "product_view_count");
         if (n < 1000)
             usleep(10000);
     }
@@ -513,7 +513,7 @@ START_TEST(stop_drains_and_acknowledged_events_survive_a_restart)
     tu_conn t;
     tu_connect(&t, s2.endpoint, ZMQ_DEALER);
     ck_assert_int_eq(acked, 50);
-    ck_assert_int_eq(feature_count(&t, "dora", "email_open_count"), 50);
+    ck_assert_int_eq(profile_feature(&t, "dora", "email_open_count"), 50);
     tu_disconnect(&t);
     tu_server_stop(&s2);
     tu_rmtree(dir);
@@ -630,7 +630,7 @@ START_TEST(concurrent_batches_share_commits)
     ck_assert_int_lt(tu_get_int(&up.data, "commits"), BATCHES); /* grouped */
     ck_assert(tu_get_double(&up.data, "events_per_commit") > 10.0);
     msgpack_unpacked_destroy(&up);
-    ck_assert_int_eq(feature_count(&c, "grp", "search_count"), BATCHES * 10);
+    ck_assert_int_eq(profile_feature(&c, "grp", "search_count"), BATCHES * 10);
     tu_disconnect(&c);
 }
 END_TEST
@@ -893,11 +893,11 @@ START_TEST(alias_folds_an_anonymous_history_in_once)
     track_one("anon-1", "page_view", "a3", t0 - 5000);
     track_one("anon-1", "page_view", "a3", t0 - 5000);
     track_one("control", "page_view", "x4", t0 - 5000);
-    ck_assert_int_eq(feature_count(&c, "cust-1", "product_view_count"), 2);
-    ck_assert_int_eq(feature_count(&c, "cust-1", "add_to_cart_count"), 1);
-    ck_assert_int_eq(feature_count(&c, "cust-1", "page_view_count"), 1);
-    ck_assert_int_eq(feature_count(&c, "anon-1", "add_to_cart_count"), 1); /* the old id answers too */
-    ck_assert_int_eq(feature_count(&c, "cust-1", "sessions"), feature_count(&c, "control", "sessions"));
+    ck_assert_int_eq(profile_feature(&c, "cust-1", "product_view_count"), 2);
+    ck_assert_int_eq(profile_feature(&c, "cust-1", "add_to_cart_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, "cust-1", "page_view_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, "anon-1", "add_to_cart_count"), 1); /* the old id answers too */
+    ck_assert_int_eq(profile_feature(&c, "cust-1", "sessions"), profile_feature(&c, "control", "sessions"));
     msgpack_unpacked a, b;
     msgpack_unpacked_init(&a);
     msgpack_unpacked_init(&b);
@@ -939,7 +939,7 @@ START_TEST(forget_erases_a_customer_its_aliases_and_keys)
     ck_assert(!tu_get_bool(&up.data, "known"));
     /* its idempotency keys went too: the same event ids count as new */
     track_one("anon-9", "product_view", "f1", 0);
-    ck_assert_int_eq(feature_count(&c, "anon-9", "product_view_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, "anon-9", "product_view_count"), 1);
     call2(&c, "forget", "customer", "never-seen", NULL, NULL, &up);
     ck_assert(tu_get_bool(&up.data, "ok"));
     ck_assert(!tu_get_bool(&up.data, "deleted"));
@@ -1011,10 +1011,10 @@ START_TEST(a_full_store_grows_then_refuses_writes_and_keeps_reading)
     ck_assert_int_eq(tu_get_int(&up.data, "customers"), acked * 50);   /* every acknowledged batch, whole */
     ck_assert_int_gt(tu_get_int(&up.data, "store_bytes"), 1 << 20);     /* more than the first map held */
     msgpack_unpacked_destroy(&up);
-    ck_assert_int_eq(feature_count(&c, "nobody", "page_view_count"), 0); /* reads go on */
+    ck_assert_int_eq(profile_feature(&c, "nobody", "page_view_count"), 0); /* reads go on */
     char first[300];
     snprintf(first, sizeof first, "%0200d-%d-%d", 0, 0, 7);
-    ck_assert_int_eq(feature_count(&c, first, "page_view_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, first, "page_view_count"), 1);
     tu_disconnect(&c);
     tu_server_stop(&s2);
     tu_rmtree(dir);
@@ -1061,7 +1061,7 @@ START_TEST(review_regressions_alias_limits_many_aliases_and_frames)
     call2(&c, "alias", "from", a, "to", b, &up);
     ck_assert(tu_is_error(&up.data, "too_large"));
     track_one("after-alias", "page_view", NULL, 0);
-    ck_assert_int_eq(feature_count(&c, "after-alias", "page_view_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, "after-alias", "page_view_count"), 1);
     /* forget a customer with 70 aliases: everything goes */
     char anon[32], eid[32];
     for (int i = 0; i < 70; i++) {
@@ -1071,13 +1071,13 @@ START_TEST(review_regressions_alias_limits_many_aliases_and_frames)
         call2(&c, "alias", "from", anon, "to", "many", &up);
         ck_assert(tu_get_bool(&up.data, "merged"));
     }
-    ck_assert_int_eq(feature_count(&c, "many", "page_view_count"), 70);
+    ck_assert_int_eq(profile_feature(&c, "many", "page_view_count"), 70);
     call2(&c, "forget", "customer", "many", NULL, NULL, &up);
     ck_assert(tu_get_bool(&up.data, "deleted"));
     profile_of(&c, "anon-many-69", &up);
     ck_assert(!tu_get_bool(&up.data, "known"));
     track_one("anon-many-3", "page_view", "many-3", 0); /* its key went too */
-    ck_assert_int_eq(feature_count(&c, "anon-many-3", "page_view_count"), 1);
+    ck_assert_int_eq(profile_feature(&c, "anon-many-3", "page_view_count"), 1);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
     /* 13 routing frames before the delimiter: an error reply, still routable */
@@ -1141,7 +1141,7 @@ START_TEST(stop_during_a_pull_flood_drains_promptly)
     tu_server_start(&s2, &cfg);
     tu_conn c;
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
-    int64_t n = feature_count(&c, "flood", "page_view_count");
+    int64_t n = profile_feature(&c, "flood", "page_view_count");
     ck_assert_int_gt(n, 0);
     ck_assert_int_eq(n % 10, 0); /* whole batches */
     tu_disconnect(&c);

@@ -1007,25 +1007,27 @@ START_TEST(negative_times_are_corrupt)
 }
 END_TEST
 
-/* Version 2 had no purchase_lines, purchase_days, purchase_units (3 x u32
- * after good_reviews): such a record still decodes, each purchase taken as
- * an order of one line and one unit on a day of its own, and is written
- * back as version 3. */
+/* Version 2 had no cart item counts and none of purchase_lines,
+ * purchase_days, purchase_units, last checkout, last share, share and
+ * review days: such a record still decodes, each purchase taken as an
+ * order of one line and one unit on a day of its own, and is written back
+ * as version 3. */
 START_TEST(records_of_version_two_still_decode)
 {
     ls_features f, g, h;
     uint8_t buf[FEATURE_MAX_ENCODED], again[FEATURE_MAX_ENCODED];
-    size_t n = 0, m = 0, cats = 0;
+    size_t n = 0, m = 0;
     rich_record(&f);
-    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
-    for (int i = 0; i < f.ncategories; i++)
-        cats += 2 + f.categories[i].len + 12;
-    memmove(buf + n - cats - 12, buf + n - cats, cats);
-    n -= 12;
-    buf[0] = 2;
+    n = tu_encode_v2_record(&f, buf);
     ck_assert_int_eq(feature_decode(&g, buf, n), LS_OK);
     roundtrip(&f, &h);
     h.purchase_lines = h.purchase_days = h.purchase_units = h.count[EV_PURCHASE];
+    /* what version 2 did not keep, derived as feature_decode documents */
+    h.share_days = h.count[EV_SHARE] + h.count[EV_REFERRAL];
+    h.review_days = h.count[EV_REVIEW];
+    h.last_checkout_ms = h.last_share_ms = 0;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        h.cart[i].items = (int16_t)(h.cart[i].value > 0 ? 1 : h.cart[i].value < 0 ? -1 : 0);
     ck_assert_uint_eq(g.purchase_lines, 1);
     ck_assert_int_eq(feature_encode(&g, again, sizeof again, &m), LS_OK);
     ck_assert_uint_eq(again[0], FEATURE_RECORD_VERSION);

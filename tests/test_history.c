@@ -211,6 +211,10 @@ static void gen_customer(gen_set *s, uint64_t *r, const char *cust, int64_t star
         case EV_PROFILE:
             g->birthday = (1 + (int)below(r, 12)) * 100 + 1 + (int)below(r, 28);
             break;
+        case EV_SIGNUP: /* a birthday may come with any event: the history keeps it too */
+            if (below(r, 2))
+                g->birthday = (1 + (int)below(r, 12)) * 100 + 1 + (int)below(r, 28);
+            break;
         default:
             break;
         }

@@ -316,3 +316,26 @@ int tu_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+/* Version 3 added 2 bytes (cart items) to each of the 6 cart slots, which
+ * start at byte 316, and 36 bytes (purchase lines, days, units, last
+ * checkout, last share, share days, review days) after good_reviews. */
+size_t tu_encode_v2_record(const ls_features *f, uint8_t *buf)
+{
+    enum { CART_AT = 316, SLOT3 = 14, SLOT2 = 12, AFTER_CART = 64, V3_TAIL = 36 };
+    uint8_t v3[FEATURE_MAX_ENCODED];
+    size_t n = 0, out = 0, at;
+    ck_assert_int_eq(feature_encode(f, v3, sizeof v3, &n), LS_OK);
+    memcpy(buf, v3, CART_AT);
+    out = CART_AT;
+    for (int i = 0; i < FEATURE_CART_RING; i++, out += SLOT2)
+        memcpy(buf + out, v3 + CART_AT + i * SLOT3, SLOT2);
+    at = CART_AT + FEATURE_CART_RING * SLOT3;
+    memcpy(buf + out, v3 + at, AFTER_CART);
+    out += AFTER_CART;
+    at += AFTER_CART + V3_TAIL;
+    memcpy(buf + out, v3 + at, n - at);
+    out += n - at;
+    buf[0] = 2;
+    return out;
+}

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "feature.h"
 #include "server.h"
 
 /* A fresh directory under $TMPDIR (or /tmp); path written into buf. */
@@ -82,6 +83,11 @@ const char *tu_data_dir(void);
 
 /* Monotonic milliseconds, for bounding waits. */
 int64_t tu_now_ms(void);
+
+/* Encodes f as a version-2 feature record would have stored it (no cart
+ * item counts, none of the version-3 fields after good_reviews); returns
+ * its length.  buf holds FEATURE_MAX_ENCODED bytes. */
+size_t tu_encode_v2_record(const ls_features *f, uint8_t *buf);
 
 /* Runs the suite (CK_NORMAL) and returns the process exit status. */
 int tu_run_suite(Suite *s);
