@@ -642,6 +642,9 @@ static int op_kpis(ops_call *c)
         return fail(c, LS_EBADREQ, "%s", "\"from\" must be an integer (Unix epoch milliseconds)");
     if (rc == LS_ENOTFOUND)
         from = kpis_default_from(to); /* saturates: no overflow */
+    const char *bad_period = kpis_period_error(from, to);
+    if (bad_period)
+        return fail(c, LS_EBADREQ, "%s", bad_period);
     kpis_result *k = malloc(sizeof *k); /* ~470 KB: not on the stack */
     if (!k)
         return fail(c, LS_ENOMEM, "%s", "out of memory");
@@ -652,8 +655,6 @@ static int op_kpis(ops_call *c)
         cw_end(c->w);
     }
     free(k);
-    if (rc == LS_EINVAL)
-        return fail(c, LS_EBADREQ, "\"from\" must be before \"to\", at most %d months apart", KPIS_MAX_COHORTS);
     return rc == LS_OK ? LS_OK : fail(c, LS_EINTERNAL, "%s", "cannot read the store");
 }
 
