@@ -1,0 +1,673 @@
+/* test_personas.c -- what a marketer expects of the shipped model
+ * (models/default.json), written as persona tests (issue 12).
+ *
+ * A persona is a short event history relative to a fixed NOW: a visitor
+ * who checked out today, a regular buyer, a sale hunter, a one-time buyer
+ * silent for two years...  Each is written through a real temporary store
+ * (store_wtxn_add_event, as the writer does) and read back with
+ * store_reader_get_asof at the time it is scored, so it gets exactly the
+ * features the service computes; assess_customer then gives the score
+ * result the service would send.
+ *
+ * The tests compare personas with each other (orderings, exact) and never
+ * against numbers tuned to one model: they must hold for any default model
+ * worth shipping, fitted or not.  Names say what the marketer expects.
+ *
+ * The model is LS_SOURCE_DIR/models/default.json, or the file named by
+ * $LEADSCORE_PERSONA_MODEL (to check a freshly trained model before it
+ * replaces the default). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assess.h"
+#include "event.h"
+#include "leadscore/error.h"
+#include "model.h"
+#include "store.h"
+#include "testutil.h"
+
+#define HOUR 3600000LL
+#define DAY 86400000LL
+#define MINUTE 60000LL
+/* 2026-06-15T12:00:00Z: every persona's history ends at or before it */
+#define NOW 1781524800000LL
+#define PERSONA_MAX_EVENTS 400
+
+/* ------------------------------------------------------------------ */
+/* The model under test                                                */
+/* ------------------------------------------------------------------ */
+
+static model *M;
+static double tier_hot, tier_warm;
+
+static const char *model_path(void)
+{
+    const char *env = getenv("LEADSCORE_PERSONA_MODEL");
+    return env && *env ? env : LS_SOURCE_DIR "/models/default.json";
+}
+
+static void setup(void)
+{
+    char err[512] = "";
+    const char *path = model_path();
+    int rc = model_load_file(path, &M, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "%s: %s", path, err);
+    /* the tier thresholds, as the model file states them */
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s: %s", path, jerr.text);
+    json_t *tiers = json_object_get(root, "tiers");
+    ck_assert_msg(json_is_number(json_object_get(tiers, "hot")) && json_is_number(json_object_get(tiers, "warm")),
+                  "%s: no tiers.hot / tiers.warm", path);
+    tier_hot = json_number_value(json_object_get(tiers, "hot"));
+    tier_warm = json_number_value(json_object_get(tiers, "warm"));
+    json_decref(root);
+}
+
+static void teardown(void) { model_unref(&M); }
+
+/* ------------------------------------------------------------------ */
+/* Personas: event histories, built up by visits                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    event_type type;
+    int64_t ts_ms;
+    double price;          /* add_to_cart: unit price, 0 = none sent */
+    double value;          /* purchase, refund: the order total */
+    int discounted;
+    char session[16];
+    char order_id[16];
+    char product[16];
+    char category[16];
+} persona_event;
+
+typedef struct {
+    const char *name;      /* for failure messages */
+    int n;
+    int sessions;          /* sessions started so far */
+    int orders;            /* orders placed so far */
+    persona_event ev[PERSONA_MAX_EVENTS];
+} persona;
+
+static void p_init(persona *p, const char *name)
+{
+    memset(p, 0, sizeof *p);
+    p->name = name;
+}
+
+/* Appends an event of type t at ts in the current session. */
+static persona_event *p_add(persona *p, event_type t, int64_t ts)
+{
+    ck_assert_int_lt(p->n, PERSONA_MAX_EVENTS);
+    persona_event *e = &p->ev[p->n++];
+    memset(e, 0, sizeof *e);
+    e->type = t;
+    e->ts_ms = ts;
+    if (p->sessions > 0)
+        snprintf(e->session, sizeof e->session, "s%d", p->sessions);
+    return e;
+}
+
+/* A new visit at ts: a page view, then nviews product views a minute apart. */
+static void p_visit(persona *p, int64_t ts, int nviews)
+{
+    p->sessions++;
+    p_add(p, EV_PAGE_VIEW, ts);
+    for (int i = 0; i < nviews; i++) {
+        persona_event *e = p_add(p, EV_PRODUCT_VIEW, ts + (i + 1) * MINUTE);
+        snprintf(e->product, sizeof e->product, "p%d", i % 5);
+        snprintf(e->category, sizeof e->category, "shoes");
+    }
+}
+
+/* Adds product p0 to the cart at ts, at unit price (0: no price sent). */
+static void p_cart(persona *p, int64_t ts, double price)
+{
+    persona_event *e = p_add(p, EV_ADD_TO_CART, ts);
+    e->price = price;
+    snprintf(e->product, sizeof e->product, "p0");
+    snprintf(e->category, sizeof e->category, "shoes");
+}
+
+static void p_checkout(persona *p, int64_t ts) { p_add(p, EV_CHECKOUT, ts); }
+
+/* A buying visit that ends with an order of `value` at ts: two product
+ * views, the cart and the checkout in the 20 minutes before it. */
+static void p_order(persona *p, int64_t ts, double value, int discounted)
+{
+    p_visit(p, ts - 20 * MINUTE, 2);
+    p_cart(p, ts - 10 * MINUTE, value);
+    p_checkout(p, ts - 5 * MINUTE);
+    persona_event *e = p_add(p, EV_PURCHASE, ts);
+    e->value = value;
+    e->discounted = discounted;
+    snprintf(e->order_id, sizeof e->order_id, "o%d", ++p->orders);
+    snprintf(e->product, sizeof e->product, "p0");
+    snprintf(e->category, sizeof e->category, "shoes");
+}
+
+/* The latest order refunded in full at ts. */
+static void p_refund(persona *p, int64_t ts, double value)
+{
+    persona_event *e = p_add(p, EV_REFUND, ts);
+    e->value = value;
+    snprintf(e->order_id, sizeof e->order_id, "o%d", p->orders);
+}
+
+static void p_simple(persona *p, event_type t, int64_t ts) { p_add(p, t, ts); }
+
+/* ------------------------------------------------------------------ */
+/* Scoring a persona as the service does                               */
+/* ------------------------------------------------------------------ */
+
+static ls_str S(const char *s) { return (ls_str){s, strlen(s)}; }
+
+static const persona_event *sort_base;
+static int by_time(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    int64_t ta = sort_base[i].ts_ms, tb = sort_base[j].ts_ms;
+    return ta < tb ? -1 : ta > tb ? 1 : (i > j) - (i < j);
+}
+
+/* The validated ls_event of e for customer id (points into e). */
+static ls_event as_event(const persona_event *e, const char *id)
+{
+    ls_event ev;
+    const char *why = "";
+    event_init(&ev);
+    ev.type = e->type;
+    ev.ts_ms = e->ts_ms;
+    ev.has = EVF_TS;
+    ev.customer = S(id);
+    ev.session = S(e->session);
+    ev.order_id = S(e->order_id);
+    ev.product = S(e->product);
+    ev.category = S(e->category);
+    if (e->price > 0) {
+        ev.price = e->price;
+        ev.has |= EVF_PRICE;
+    }
+    if (e->value > 0) {
+        ev.value = e->value;
+        ev.has |= EVF_VALUE;
+    }
+    if (e->discounted) {
+        ev.discounted = 1;
+        ev.has |= EVF_DISCOUNTED;
+    }
+    int rc = event_validate(&ev, NOW, EVENT_MAX_STR, &why);
+    ck_assert_msg(rc == LS_OK, "invalid persona event: %s", why);
+    return ev;
+}
+
+/* Writes persona p (NULL: nobody) into a fresh store, as the writer does,
+ * and assesses it at each of times[0, n) through store_reader_get_asof,
+ * as the score op does.  Returns 1 when the store knew the customer. */
+static int assess_persona(const persona *p, const int64_t *times, int n, assess_result *out)
+{
+    static const char id[] = "persona";
+    char dir[512], err[512] = "";
+    store *st = NULL;
+    store_options opt = {.map_size = 64ULL << 20, .no_sync = 1};
+    tu_tempdir(dir, sizeof dir);
+    int rc = store_open(&st, dir, &opt, model_decay(M), err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "store_open: %s", err);
+    if (p && p->n > 0) {
+        int order[PERSONA_MAX_EVENTS];
+        for (int i = 0; i < p->n; i++)
+            order[i] = i;
+        sort_base = p->ev;
+        qsort(order, (size_t)p->n, sizeof order[0], by_time);
+        store_held held;
+        store_wtxn *w = NULL;
+        store_held_init(&held);
+        ck_assert_int_eq(store_write_begin(st, &w), LS_OK);
+        for (int i = 0; i < p->n; i++) {
+            ls_event ev = as_event(&p->ev[order[i]], id);
+            int dup = -1;
+            ck_assert_int_eq(store_wtxn_add_event(w, &held, &ev, &dup), LS_OK);
+            ck_assert_int_eq(dup, 0);
+        }
+        ck_assert_int_eq(store_wtxn_put_back(w, &held), LS_OK);
+        ck_assert_int_eq(store_write_commit(&w), LS_OK);
+        store_held_free(&held);
+    }
+    store_reader *r = NULL;
+    int known = 0;
+    ck_assert_int_eq(store_reader_open(st, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    for (int i = 0; i < n; i++) {
+        ls_features f;
+        rc = store_reader_get_asof(r, id, strlen(id), times[i], &f);
+        ck_assert(rc == LS_OK || rc == LS_ENOTFOUND);
+        known = rc == LS_OK;
+        feature_ctx ctx = {times[i], *store_decay(st)};
+        assess_customer(M, &f, &ctx, 0, -1, &out[i]);
+    }
+    store_reader_end(r);
+    store_reader_close(&r);
+    store_close(&st);
+    tu_rmtree(dir);
+    return known;
+}
+
+/* The persona's score result at time `at`. */
+static assess_result assess_at(const persona *p, int64_t at)
+{
+    assess_result a;
+    assess_persona(p, &at, 1, &a);
+    return a;
+}
+
+static double score_now(const persona *p) { return assess_at(p, NOW).logistic.score; }
+
+static int has_action(const assess_result *a, journey_action x) { return (a->journey.actions >> x) & 1u; }
+
+#define ck_assert_scores_above(hi_name, hi, lo_name, lo)                                                   \
+    ck_assert_msg((hi) > (lo), "%s (score %.6f) should score above %s (score %.6f)", hi_name, (double)(hi), \
+                  lo_name, (double)(lo))
+
+/* ------------------------------------------------------------------ */
+/* The personas                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Today's funnel, each step adding to the one before: two product views
+ * two hours ago, then the cart (priced), then the checkout; no order. */
+static void views_today(persona *p)
+{
+    p_init(p, "two product views today");
+    p_visit(p, NOW - 2 * HOUR, 2);
+}
+
+static void cart_today(persona *p)
+{
+    views_today(p);
+    p->name = "add-to-cart today";
+    p_cart(p, NOW - 2 * HOUR + 5 * MINUTE, 59.0);
+}
+
+static void checkout_today(persona *p)
+{
+    cart_today(p);
+    p->name = "checkout today";
+    p_checkout(p, NOW - 2 * HOUR + 10 * MINUTE);
+}
+
+/* Six orders of about 50 over the past year, every two months, the last
+ * three weeks ago. */
+static void regular_buyer(persona *p)
+{
+    static const int ago[] = {340, 280, 210, 150, 80, 21};
+    p_init(p, "regular buyer (6 orders in a year, last 3 weeks ago)");
+    for (int i = 0; i < 6; i++)
+        p_order(p, NOW - ago[i] * DAY, 45.0 + 3 * i, 0);
+}
+
+static void one_time_buyer(persona *p)
+{
+    p_init(p, "one-time buyer (one order 3 weeks ago)");
+    p_order(p, NOW - 21 * DAY, 50.0, 0);
+}
+
+static void big_spender(persona *p)
+{
+    static const int ago[] = {300, 220, 150, 90, 30};
+    p_init(p, "big spender (5 orders of 600 in a year)");
+    for (int i = 0; i < 5; i++)
+        p_order(p, NOW - ago[i] * DAY, 600.0, 0);
+}
+
+static void sale_hunter(persona *p)
+{
+    static const int ago[] = {200, 140, 70, 14};
+    p_init(p, "sale hunter (4 discounted orders)");
+    for (int i = 0; i < 4; i++)
+        p_order(p, NOW - ago[i] * DAY, 25.0, 1);
+}
+
+/* Ten orders over the year before last, none since: the last a year ago. */
+static void lapsed_ten_orders(persona *p)
+{
+    p_init(p, "10 orders, the last a year ago");
+    for (int i = 0; i < 10; i++)
+        p_order(p, NOW - (365 + 36 * i) * DAY - 3 * HOUR, 55.0, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Readiness: orderings a marketer expects                             */
+/* ------------------------------------------------------------------ */
+
+START_TEST(checkout_today_beats_cart_today_beats_two_views_today_beats_unknown)
+{
+    persona views, cart, checkout;
+    views_today(&views);
+    cart_today(&cart);
+    checkout_today(&checkout);
+    double s_unknown = score_now(NULL), s_views = score_now(&views);
+    double s_cart = score_now(&cart), s_checkout = score_now(&checkout);
+    ck_assert_scores_above(checkout.name, s_checkout, cart.name, s_cart);
+    ck_assert_scores_above(cart.name, s_cart, views.name, s_views);
+    ck_assert_scores_above(views.name, s_views, "an unknown id", s_unknown);
+}
+END_TEST
+
+START_TEST(an_unknown_id_is_a_prospect_scoring_below_one_half)
+{
+    assess_result a;
+    int64_t now = NOW;
+    ck_assert_int_eq(assess_persona(NULL, &now, 1, &a), 0);
+    ck_assert_msg(a.logistic.score < 0.5, "an unknown id scores %.6f, want < 0.5", a.logistic.score);
+    ck_assert_int_eq(a.journey.type, JT_PROSPECT);
+    ck_assert_int_eq(a.journey.phase, JP_PROSPECT);
+    ck_assert_uint_eq(a.journey.actions, 0);
+}
+END_TEST
+
+START_TEST(a_regular_buyer_outscores_the_same_buyer_a_year_later_with_nothing_new)
+{
+    persona p;
+    regular_buyer(&p);
+    double now = assess_at(&p, NOW).logistic.score;
+    double later = assess_at(&p, NOW + 365 * DAY).logistic.score;
+    ck_assert_scores_above(p.name, now, "the same buyer a year later with nothing new", later);
+}
+END_TEST
+
+START_TEST(a_regular_buyer_outscores_a_one_time_buyer_with_the_same_last_order)
+{
+    persona regular, once;
+    regular_buyer(&regular);
+    one_time_buyer(&once);
+    ck_assert_scores_above(regular.name, score_now(&regular), once.name, score_now(&once));
+}
+END_TEST
+
+/* The times silence is checked at, from NOW on. */
+static const int64_t silence_days[] = {0, 1, 7, 30, 90, 365, 730};
+#define N_SILENCE ((int)(sizeof silence_days / sizeof silence_days[0]))
+
+static void assert_silence_never_raises(const persona *p)
+{
+    int64_t times[N_SILENCE];
+    assess_result a[N_SILENCE];
+    for (int i = 0; i < N_SILENCE; i++)
+        times[i] = NOW + silence_days[i] * DAY;
+    ck_assert_int_eq(assess_persona(p, times, N_SILENCE, a), 1);
+    for (int i = 1; i < N_SILENCE; i++)
+        ck_assert_msg(a[i].logistic.score <= a[i - 1].logistic.score,
+                      "%s: silence raised the score from %.6f (+%lld days) to %.6f (+%lld days)", p->name,
+                      a[i - 1].logistic.score, (long long)silence_days[i - 1], a[i].logistic.score,
+                      (long long)silence_days[i]);
+}
+
+START_TEST(silence_alone_never_raises_a_buyers_score)
+{
+    static void (*const buyers[])(persona *) = {one_time_buyer, regular_buyer, big_spender, sale_hunter,
+                                               lapsed_ten_orders};
+    persona p;
+    for (size_t i = 0; i < sizeof buyers / sizeof buyers[0]; i++) {
+        buyers[i](&p);
+        assert_silence_never_raises(&p);
+    }
+}
+END_TEST
+
+START_TEST(silence_alone_never_raises_a_visitors_score)
+{
+    persona p;
+    checkout_today(&p);
+    assert_silence_never_raises(&p);
+}
+END_TEST
+
+START_TEST(a_refund_right_after_an_order_lowers_the_score)
+{
+    persona kept, refunded;
+    one_time_buyer(&kept);
+    one_time_buyer(&refunded);
+    refunded.name = "the same one-time buyer, refunded the next day";
+    p_refund(&refunded, NOW - 20 * DAY, 50.0);
+    ck_assert_scores_above(kept.name, score_now(&kept), refunded.name, score_now(&refunded));
+
+    regular_buyer(&kept);
+    regular_buyer(&refunded);
+    refunded.name = "the same regular buyer, last order refunded the next day";
+    p_refund(&refunded, NOW - 20 * DAY, 60.0);
+    ck_assert_scores_above(kept.name, score_now(&kept), refunded.name, score_now(&refunded));
+}
+END_TEST
+
+START_TEST(more_engagement_today_never_lowers_a_prospects_score)
+{
+    /* a visitor from last week comes back today and goes a step further each time */
+    persona p;
+    p_init(&p, "a visitor from last week");
+    p_visit(&p, NOW - 8 * DAY, 1);
+    double before = score_now(&p);
+    static const char *const steps[] = {"a page view",   "a product view", "a search",  "another product view",
+                                        "an add-to-cart", "a checkout",    "an e-mail click"};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        int64_t t = NOW - 3 * HOUR + (int64_t)i * 5 * MINUTE;
+        switch (i) {
+        case 0: p_visit(&p, t, 0); break;
+        case 1: case 3: p_add(&p, EV_PRODUCT_VIEW, t); break;
+        case 2: p_simple(&p, EV_SEARCH, t); break;
+        case 4: p_cart(&p, t, 80.0); break;
+        case 5: p_checkout(&p, t); break;
+        default: p_simple(&p, EV_EMAIL_CLICK, t); break;
+        }
+        double after = score_now(&p);
+        ck_assert_msg(after >= before, "a prospect's score fell from %.6f to %.6f after %s today", before, after,
+                      steps[i]);
+        before = after;
+    }
+}
+END_TEST
+
+START_TEST(ten_orders_lapsed_a_year_ago_score_below_a_checkout_today)
+{
+    persona lapsed, checkout;
+    lapsed_ten_orders(&lapsed);
+    checkout_today(&checkout);
+    ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Journey: phases, moments and points                                 */
+/* ------------------------------------------------------------------ */
+
+START_TEST(a_one_time_buyer_silent_for_two_years_is_disappointed_and_gets_win_back)
+{
+    persona p;
+    p_init(&p, "one-time buyer, silent for two years");
+    p_order(&p, NOW - 2 * 365 * DAY - 30 * DAY, 50.0, 0);
+    assess_result a = assess_at(&p, NOW);
+    ck_assert_msg(a.journey.phase != JP_ILLUSION, "%s is still in illusion", p.name);
+    ck_assert_str_eq(journey_phase_name(a.journey.phase), "disappointment");
+    ck_assert_msg(has_action(&a, JA_WIN_BACK), "%s gets no win_back", p.name);
+}
+END_TEST
+
+START_TEST(a_loyal_buyer_who_lapses_gets_win_back)
+{
+    persona p;
+    regular_buyer(&p);
+    assess_result a = assess_at(&p, NOW);
+    ck_assert_msg(!has_action(&a, JA_WIN_BACK), "%s gets win_back while still buying", p.name);
+    a = assess_at(&p, NOW + 365 * DAY);
+    ck_assert_msg(has_action(&a, JA_WIN_BACK), "%s, silent for a year, gets no win_back", p.name);
+
+    p_init(&p, "loyal buyer (4 orders), silent for 400 days");
+    for (int i = 0; i < 4; i++)
+        p_order(&p, NOW - (400 + 60 * i) * DAY, 70.0, 0);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(has_action(&a, JA_WIN_BACK), "%s gets no win_back", p.name);
+}
+END_TEST
+
+/* Two orders (90 and 30 days ago), then shares on `share_days` days. */
+static journey_phase repeat_buyer_sharing(int share_days)
+{
+    persona p;
+    p_init(&p, "repeat buyer who shares");
+    p_order(&p, NOW - 90 * DAY, 40.0, 0);
+    p_order(&p, NOW - 30 * DAY, 40.0, 0);
+    for (int d = 0; d < share_days; d++)
+        p_simple(&p, EV_SHARE, NOW - (20 - 3 * d) * DAY);
+    return assess_at(&p, NOW).journey.phase;
+}
+
+START_TEST(one_share_is_not_advocacy_but_a_repeat_buyer_sharing_on_two_days_is)
+{
+    ck_assert_str_ne(journey_phase_name(repeat_buyer_sharing(1)), "identification");
+    ck_assert_str_eq(journey_phase_name(repeat_buyer_sharing(2)), "identification");
+    /* shares without purchases are no advocacy either */
+    persona p;
+    p_init(&p, "a visitor who shares a lot");
+    p_visit(&p, NOW - 40 * DAY, 2);
+    for (int d = 0; d < 5; d++)
+        p_simple(&p, EV_SHARE, NOW - (30 - 5 * d) * DAY);
+    ck_assert_str_eq(journey_phase_name(assess_at(&p, NOW).journey.phase), "prospect");
+    /* nor does one purchase with shares make an advocate */
+    p_init(&p, "a one-time buyer who shares");
+    p_order(&p, NOW - 30 * DAY, 40.0, 0);
+    for (int d = 0; d < 3; d++)
+        p_simple(&p, EV_SHARE, NOW - (20 - 3 * d) * DAY);
+    ck_assert_str_ne(journey_phase_name(assess_at(&p, NOW).journey.phase), "identification");
+}
+END_TEST
+
+START_TEST(a_cart_added_three_hours_ago_without_a_price_is_abandoned)
+{
+    persona p;
+    p_init(&p, "a cart without a price, 3 hours ago");
+    p_visit(&p, NOW - 3 * HOUR - 5 * MINUTE, 1);
+    p_cart(&p, NOW - 3 * HOUR, 0);
+    assess_result a = assess_at(&p, NOW);
+    ck_assert_msg(has_action(&a, JA_ABANDONED_CART), "%s: no abandoned_cart", p.name);
+    /* and a priced one too, and not once the order is placed */
+    p_init(&p, "a priced cart, 3 hours ago");
+    p_visit(&p, NOW - 3 * HOUR - 5 * MINUTE, 1);
+    p_cart(&p, NOW - 3 * HOUR, 35.0);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(has_action(&a, JA_ABANDONED_CART), "%s: no abandoned_cart", p.name);
+    p_order(&p, NOW - 2 * HOUR, 35.0, 0);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(!has_action(&a, JA_ABANDONED_CART), "a cart that became an order is not abandoned");
+}
+END_TEST
+
+static void assert_below_top_tier(const persona *p)
+{
+    const journey_rules *r = model_journey(M);
+    ck_assert_int_ge(r->ntiers, 2);
+    assess_result a = assess_at(p, NOW);
+    ck_assert_msg(strcmp(a.journey.loyalty_tier, r->tiers[r->ntiers - 1].name) != 0,
+                  "%s reaches the top tier %s with %lld points", p->name, a.journey.loyalty_tier,
+                  (long long)a.journey.loyalty_points);
+}
+
+START_TEST(a_hundred_shares_never_reach_the_top_loyalty_tier)
+{
+    persona p;
+    p_init(&p, "100 shares on one day");
+    p_simple(&p, EV_SIGNUP, NOW - 2 * DAY);
+    for (int i = 0; i < 100; i++)
+        p_simple(&p, EV_SHARE, NOW - DAY + i * MINUTE);
+    assert_below_top_tier(&p);
+
+    p_init(&p, "100 shares on 100 days");
+    p_simple(&p, EV_SIGNUP, NOW - 101 * DAY);
+    for (int i = 0; i < 100; i++)
+        p_simple(&p, EV_SHARE, NOW - (100 - i) * DAY);
+    assert_below_top_tier(&p);
+
+    p_init(&p, "a small buyer with 100 shares and 100 referrals on 100 days");
+    p_simple(&p, EV_SIGNUP, NOW - 110 * DAY);
+    p_order(&p, NOW - 105 * DAY, 30.0, 0);
+    for (int i = 0; i < 100; i++) {
+        p_simple(&p, EV_SHARE, NOW - (100 - i) * DAY);
+        p_simple(&p, EV_REFERRAL, NOW - (100 - i) * DAY + HOUR);
+    }
+    assert_below_top_tier(&p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Plausible probabilities                                             */
+/* ------------------------------------------------------------------ */
+
+static void assert_plausible(const persona *p, const assess_result *a, int64_t at)
+{
+    const model_result *s = &a->logistic;
+    const char *who = p ? p->name : "an unknown id";
+    long long days = (long long)((at - NOW) / DAY);
+    ck_assert_msg(isfinite(s->score) && s->score >= 0 && s->score <= 1, "%s (+%lld d): score %g", who, days, s->score);
+    ck_assert_msg(s->score_100 == (int)lround(100 * s->score), "%s: score_100 %d for score %.6f", who, s->score_100,
+                  s->score);
+    const char *want = s->score >= tier_hot ? "hot" : s->score >= tier_warm ? "warm" : "cold";
+    ck_assert_msg(strcmp(s->tier, want) == 0, "%s: tier %s for score %.6f (hot >= %g, warm >= %g)", who, s->tier,
+                  s->score, tier_hot, tier_warm);
+    ck_assert_msg(isfinite(a->p_alive) && a->p_alive >= 0 && a->p_alive <= 1, "%s: p_alive %g", who, a->p_alive);
+    ck_assert_msg(isfinite(a->expected_purchases_30d) && a->expected_purchases_30d >= 0, "%s: expected purchases %g",
+                  who, a->expected_purchases_30d);
+    ck_assert_msg(isfinite(a->clv) && a->clv >= 0, "%s: clv %g", who, a->clv);
+}
+
+START_TEST(every_score_is_a_probability_with_the_models_tier)
+{
+    static void (*const all[])(persona *) = {views_today,    cart_today,  checkout_today,   regular_buyer,
+                                             one_time_buyer, big_spender, sale_hunter, lapsed_ten_orders};
+    int64_t times[N_SILENCE];
+    assess_result a[N_SILENCE];
+    for (int i = 0; i < N_SILENCE; i++)
+        times[i] = NOW + silence_days[i] * DAY;
+    assess_persona(NULL, times, N_SILENCE, a);
+    for (int i = 0; i < N_SILENCE; i++)
+        assert_plausible(NULL, &a[i], times[i]);
+    persona p;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        all[k](&p);
+        assess_persona(&p, times, N_SILENCE, a);
+        for (int i = 0; i < N_SILENCE; i++)
+            assert_plausible(&p, &a[i], times[i]);
+    }
+}
+END_TEST
+
+static Suite *personas_suite(void)
+{
+    Suite *s = suite_create("personas");
+    TCase *rank = tcase_create("readiness");
+    tcase_add_checked_fixture(rank, setup, teardown);
+    tcase_add_test(rank, checkout_today_beats_cart_today_beats_two_views_today_beats_unknown);
+    tcase_add_test(rank, an_unknown_id_is_a_prospect_scoring_below_one_half);
+    tcase_add_test(rank, a_regular_buyer_outscores_the_same_buyer_a_year_later_with_nothing_new);
+    tcase_add_test(rank, a_regular_buyer_outscores_a_one_time_buyer_with_the_same_last_order);
+    tcase_add_test(rank, silence_alone_never_raises_a_buyers_score);
+    tcase_add_test(rank, silence_alone_never_raises_a_visitors_score);
+    tcase_add_test(rank, a_refund_right_after_an_order_lowers_the_score);
+    tcase_add_test(rank, more_engagement_today_never_lowers_a_prospects_score);
+    tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
+    tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);
+    suite_add_tcase(s, rank);
+    TCase *journey = tcase_create("journey");
+    tcase_add_checked_fixture(journey, setup, teardown);
+    tcase_add_test(journey, a_one_time_buyer_silent_for_two_years_is_disappointed_and_gets_win_back);
+    tcase_add_test(journey, a_loyal_buyer_who_lapses_gets_win_back);
+    tcase_add_test(journey, one_share_is_not_advocacy_but_a_repeat_buyer_sharing_on_two_days_is);
+    tcase_add_test(journey, a_cart_added_three_hours_ago_without_a_price_is_abandoned);
+    tcase_add_test(journey, a_hundred_shares_never_reach_the_top_loyalty_tier);
+    suite_add_tcase(s, journey);
+    return s;
+}
+
+int main(void) { return tu_run_suite(personas_suite()); }
