@@ -3,7 +3,7 @@
 # build-fuzz/ and runs each one for a while on a copy of its seed corpus.
 #
 #   fuzz/run.sh [SECONDS]        every harness for SECONDS (default 30), one after another
-#   FUZZ_TARGETS="csv" fuzz/run.sh 600      only some of: request event csv
+#   FUZZ_TARGETS="csv" fuzz/run.sh 600      only some of: request event csv reload_path
 #
 # The repository is never written to: the corpora are copied to
 # build-fuzz/run/<harness>/corpus (new inputs libFuzzer finds go there) and
@@ -36,7 +36,7 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=$root/build-fuzz
-targets=${FUZZ_TARGETS:-request event csv}
+targets=${FUZZ_TARGETS:-request event csv reload_path}
 
 # ---- tools: the project's packages, plus clang and its libFuzzer runtime
 if [ -x "$root/scripts/deps.sh" ]; then "$root/scripts/deps.sh"; fi
@@ -70,6 +70,7 @@ for h in $targets; do
   seeds=$(find "$work/corpus" -type f | wc -l)
   dict=$here/msgpack.dict
   [ "$h" = csv ] && dict=$here/csv.dict
+  [ "$h" = reload_path ] && dict=$here/reload_path.dict
   log=$work/fuzz.log
 
   echo "== fuzz_$h: ${secs}s from $seeds seeds (log: ${log#"$root"/})"

@@ -35,16 +35,30 @@ static double repeat_mean(const ls_features *f, double x)
 
 static double customer_value(const model_clv *c, double x, double t_x, double T, double zbar)
 {
-    double horizon = c->horizon_days / c->time_unit_days, v = 0;
-    int rc;
+    double horizon = c->horizon_days / c->time_unit_days, v = 0, period = 0, rate = 0;
     if (c->discount_rate_annual > 0) {
-        double period = 30.0 / c->time_unit_days;
-        double rate = pow(1.0 + c->discount_rate_annual, 30.0 / 365.0) - 1.0;
-        rc = clv_value_discounted(&c->bgnbd, &c->gamma_gamma, x, t_x, T, zbar, horizon, period, rate, &v);
-    } else {
-        rc = clv_value(&c->bgnbd, &c->gamma_gamma, x, t_x, T, zbar, horizon, &v);
+        period = 30.0 / c->time_unit_days;
+        rate = pow(1.0 + c->discount_rate_annual, 30.0 / 365.0) - 1.0;
     }
+    int rc = clv_repeat_value(&c->repeat, &c->gamma_gamma, x, t_x, T, zbar, horizon, period, rate, &v);
     return rc == LS_OK && isfinite(v) ? v : 0.0;
+}
+
+void assess_repeat_summary(const model_clv *c, double x, double t_x, double T, double horizon_days, double *p_buy,
+                           double *expected)
+{
+    double tau = horizon_days / c->time_unit_days, p = 0, e = 0;
+    *p_buy = clv_repeat_p_buy(&c->repeat, x, t_x, T, tau, &p) == LS_OK && isfinite(p) ? p : 0.0;
+    *expected = clv_repeat_expected(&c->repeat, x, t_x, T, tau, &e) == LS_OK && isfinite(e) ? e : 0.0;
+}
+
+void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, double horizon_days, double *p_buy,
+                   double *expected)
+{
+    double x, t_x, T;
+    *p_buy = *expected = 0;
+    if (assess_summary(c, f, now_ms, &x, &t_x, &T))
+        assess_repeat_summary(c, x, t_x, T, horizon_days, p_buy, expected);
 }
 
 static void customer_base(const model *m, const ls_features *f, int64_t now_ms, assess_result *out)
@@ -60,9 +74,9 @@ static void customer_base(const model *m, const ls_features *f, int64_t now_ms, 
         return;
     }
     double p = 0, e = 0;
-    out->p_alive = clv_bgnbd_p_alive(&c->bgnbd, x, t_x, T, &p) == LS_OK ? p : 0.0;
+    out->p_alive = clv_repeat_p_alive(&c->repeat, x, t_x, T, &p) == LS_OK ? p : 0.0;
     out->expected_purchases_30d =
-        clv_bgnbd_expected(&c->bgnbd, x, t_x, T, 30.0 / c->time_unit_days, &e) == LS_OK ? e : 0.0;
+        clv_repeat_expected(&c->repeat, x, t_x, T, 30.0 / c->time_unit_days, &e) == LS_OK ? e : 0.0;
     out->clv = customer_value(c, x, t_x, T, repeat_mean(f, x));
 }
 

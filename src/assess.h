@@ -4,7 +4,8 @@
  * the marketing reading (type, phase, loyalty, actions: journey.h) and the
  * content segments (segments.h).
  *
- * BG/NBD describes buyers.  A customer with purchases is summarised as
+ * BG/NBD (or its no-dropout limit, the NBD, when the model file's
+ * clv.model says "nbd": P(alive) is then 1) describes buyers.  A customer with purchases is summarised as
  * x = purchases - 1 (repeat purchases), t_x = last - first purchase and
  * T = now - first purchase, in the model's time unit.  For a prospect (no
  * purchase yet) BG/NBD says nothing, so: p_alive = 1 (its x = 0
@@ -33,6 +34,19 @@ typedef struct {
 /* The BG/NBD summary of a record at now_ms; returns 0 when the customer
  * never bought (x, t_x, T then 0). */
 int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, double *x, double *t_x, double *T);
+
+/* The repeat-purchase figures of a buyer with summary (x, t_x, T) (time
+ * units of c) over the next horizon_days: *p_buy = P(at least one order)
+ * and *expected = expected orders, under c's BG/NBD or NBD
+ * (clv_repeat_p_buy, clv_repeat_expected).  A figure the maths cannot give
+ * is 0.  THE definition of the model-level features repeat_p_buy and
+ * repeat_expected (model.h): model_score and `train` both come here. */
+void assess_repeat_summary(const model_clv *c, double x, double t_x, double T, double horizon_days, double *p_buy,
+                           double *expected);
+
+/* The same for record f at now_ms; both 0 for a customer who never bought. */
+void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, double horizon_days, double *p_buy,
+                   double *expected);
 
 /* Assesses record f at ctx->now_ms: k segments (0: none, < 0: the
  * model's default k), contributions when explain is set.  Never fails: a

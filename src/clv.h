@@ -134,6 +134,74 @@ int clv_bgnbd_fit_weighted(const double *x, const double *t_x,
                            const double *T, const double *weight, size_t n,
                            clv_bgnbd *inout, double *loglik_out);
 
+/* *out = P(at least one purchase in (T, T+tau] | x, t_x, T), tau >= 0.
+ * Exact for BG/NBD, since a customer can only drop out right after a
+ * purchase, so one alive at T buys in the window unless the Poisson
+ * process stays silent:
+ *     P(none) = 1 - P(alive) + P(alive) * ((alpha+T)/(alpha+T+tau))^(r+x),
+ *     *out    = P(alive) * (1 - ((alpha+T)/(alpha+T+tau))^(r+x)),
+ * computed with expm1/log1p (no cancellation for small tau). */
+int clv_bgnbd_p_buy(const clv_bgnbd *m, double x, double t_x, double T,
+                    double tau, double *out);
+
+/* ------------------------------------------------------------------------
+ * NBD: the BG/NBD without dropout (b -> infinity), P(alive) = 1
+ *
+ * A shop whose data give BG/NBD no interior optimum (dropout b running off
+ * to infinity, a/(a+b) -> 0) is described by this limit, fitted by maximum
+ * likelihood itself rather than by keeping another shop's parameters.
+ * --------------------------------------------------------------------- */
+
+/* NBD parameters, both > 0: purchase rate ~ Gamma(r, alpha). */
+typedef struct {
+    double r;
+    double alpha;
+} clv_nbd;
+
+/* *out = 1 - ((alpha+T)/(alpha+T+tau))^(r+x) (t_x is validated, unused). */
+int clv_nbd_p_buy(const clv_nbd *m, double x, double t_x, double T,
+                  double tau, double *out);
+
+/* *out = E[purchases in (T, T+t]] = (r+x) / (alpha+T) * t. */
+int clv_nbd_expected(const clv_nbd *m, double x, double t_x, double T,
+                     double t, double *out);
+
+/* *out = ln G(r+x) - ln G(r) + r ln alpha - (r+x) ln(alpha+T): the same
+ * likelihood as clv_bgnbd_loglik() (timing included) in the limit b ->
+ * infinity, so the two are comparable. */
+int clv_nbd_loglik(const clv_nbd *m, double x, double t_x, double T,
+                   double *out);
+
+/* Maximum-likelihood fit as clv_bgnbd_fit_weighted() (fallback start
+ * {1, 1}); LS_ECONVERGE when r runs off to infinity (no heterogeneity)
+ * or to 0. */
+int clv_nbd_fit_weighted(const double *x, const double *t_x, const double *T,
+                         const double *weight, size_t n, clv_nbd *inout,
+                         double *loglik_out);
+
+/* ------------------------------------------------------------------------
+ * A repeat-purchase model: BG/NBD or NBD, one interface for the scorer
+ * --------------------------------------------------------------------- */
+
+typedef enum { CLV_MODEL_BGNBD = 0, CLV_MODEL_NBD = 1 } clv_model_kind;
+
+typedef struct {
+    clv_model_kind kind;
+    clv_bgnbd bgnbd;      /* with CLV_MODEL_BGNBD */
+    clv_nbd nbd;          /* with CLV_MODEL_NBD */
+} clv_repeat;
+
+/* P(alive) (1 under the NBD), expected purchases in (T, T+t] and P(at
+ * least one purchase in (T, T+tau]) under whichever model m holds. */
+int clv_repeat_p_alive(const clv_repeat *m, double x, double t_x, double T, double *out);
+int clv_repeat_expected(const clv_repeat *m, double x, double t_x, double T, double t, double *out);
+int clv_repeat_p_buy(const clv_repeat *m, double x, double t_x, double T, double tau, double *out);
+
+/* clv_value_discounted() under whichever model m holds (rate 0 or
+ * period <= 0: undiscounted, clv_value()). */
+int clv_repeat_value(const clv_repeat *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+                     double zbar, double horizon, double period, double rate, double *out);
+
 /* ------------------------------------------------------------------------
  * Gamma-Gamma
  * --------------------------------------------------------------------- */

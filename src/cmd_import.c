@@ -454,7 +454,11 @@ static int store_apply(importer *im)
         im->duplicates += dups;
     } else if (rc != INTERRUPTED) {
         cli_error("import", rc, "cannot write to the store in %s: %s%s; the %zu events of this batch were not stored",
-                  im->o->data_dir, ls_strerror(rc), rc == LS_EFULL ? " (the map reached 256 GiB)" : "", im->b.n);
+                  im->o->data_dir, ls_strerror(rc),
+                  rc == LS_EFULL     ? " (the map reached 256 GiB)"
+                  : rc == LS_EUNAVAIL ? " (the disk is full: free space, then run the import again)"
+                                      : "",
+                  im->b.n);
     }
     return rc;
 }

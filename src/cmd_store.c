@@ -2,7 +2,8 @@
  * pairs) and `leadscore compact`: rewrites a store keeping only its
  * live pages.  LMDB reuses freed pages but does not wipe them, so after
  * `forget` the old bytes can stay in the file until overwritten; a
- * compacted copy holds none of them. */
+ * compacted copy holds none of them.  In place it holds the store's
+ * writer lock, so it cannot swap files under a running `serve`. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
@@ -16,13 +17,14 @@
 #include "model.h"
 #include "security.h"
 #include "store.h"
+#include "storefile.h"
 
 static void compact_help(void)
 {
     printf("usage: leadscore compact [--data DIR] [--out DIR2]\n\n"
            "Writes a compacted copy of the store: only live data, none of the freed pages that may\n"
            "still hold erased customers' bytes.  Without --out the copy replaces DIR (stop\n"
-           "`leadscore serve` first: the files are swapped under it otherwise).\n\n"
+           "`leadscore serve` first: while a writer holds DIR/leadscore.lock it is refused).\n\n"
            "  --data DIR   the store (default ./leadscore-data)\n"
            "  --out DIR2   write the copy there (an empty or new directory) and leave DIR alone\n");
 }
@@ -61,21 +63,32 @@ int cmd_compact(int argc, char **argv)
         return cli_error("compact", CLI_USAGE, "unexpected argument \"%s\"", argv[optind]);
     store *s;
     store_options so = {.read_only = 1};
-    if (store_open(&s, dir, &so, NULL, err, sizeof err) != LS_OK)
+    int lock = -1; /* in place, the files are swapped: no writer may have them open */
+    if (!out && storefile_lock(dir, &lock, err, sizeof err) != LS_OK)
         return cli_error("compact", CLI_FAIL, "%s", err);
+    if (store_open(&s, dir, &so, NULL, err, sizeof err) != LS_OK) {
+        storefile_unlock(&lock);
+        return cli_error("compact", CLI_FAIL, "%s", err);
+    }
     snprintf(tmp, sizeof tmp, "%s/compact.tmp", dir);
     const char *target = out ? out : tmp;
     if (mkdir(target, 0750) != 0 && errno != EEXIST) {
         store_close(&s);
+        storefile_unlock(&lock);
         return cli_error("compact", CLI_FAIL, "cannot create %s: %s", target, strerror(errno));
     }
     store_stats before;
     store_stat(s, &before);
     int rc = store_compact(s, target);
     store_close(&s);
-    if (rc != LS_OK)
+    if (rc != LS_OK) {
+        storefile_unlock(&lock);
         return cli_error("compact", CLI_FAIL, "copy failed (%s); %s is unchanged", ls_strerror(rc), dir);
-    if (!out && (rc = swap_in(dir, tmp)) != CLI_OK)
+    }
+    if (!out)
+        rc = swap_in(dir, tmp);
+    storefile_unlock(&lock);
+    if (rc != CLI_OK)
         return rc;
     printf("compacted %s: %llu customers, %llu bytes in use before\n", out ? out : dir,
            (unsigned long long)before.customers, (unsigned long long)before.used_bytes);

@@ -52,7 +52,7 @@ typedef struct {
     int64_t cutoff_ms;
     int has_cutoff, horizon_days, json, quiet;
     double lambda;
-    int clv_only;
+    int lambda_given, clv_only, force;
     eventfile_options files;
 } train_cli;
 
@@ -64,14 +64,20 @@ static void train_help(void)
            "served at the same time) or of event files (CSV or JSON Lines, plain or .gz, read as `import`\n"
            "reads them into a temporary store).  Features are those the service scores: each customer's\n"
            "history replayed as of the cutoff; label = an order within the horizon after it (no later\n"
-           "event is read).  The readiness model is trained at cutoff - horizon and evaluated, against a\n"
-           "plain recency baseline, at the cutoff (a hold-out by time); BG/NBD and Gamma-Gamma are fitted\n"
-           "on the repeat-purchase summary as of the cutoff (transactions = purchase days).\n\n"
+           "event is read).  Readiness is a calibrated probability: a logistic model fitted on rows pooled\n"
+           "from four cutoffs (spaced by half the horizon, ending two horizons before the cutoff), its L2\n"
+           "penalty chosen and its Platt calibration fitted one horizon before the cutoff, and evaluated at\n"
+           "the cutoff (a hold-out by time) next to recency and RFM baselines.  A model that loses to the\n"
+           "RFM baseline (AUC) is not written without --force.  The repeat-purchase model (BG/NBD, or the\n"
+           "NBD when BG/NBD degenerates) and Gamma-Gamma are fitted on the summary as of the cutoff\n"
+           "(transactions = purchase days).\n\n"
            "  --out FILE        the model file to write (required)\n"
            "  --data DIR        train from this store instead of files\n"
            "  --cutoff TIME     evaluation cutoff (default: the horizon before the last event)\n"
            "  --horizon DAYS    label horizon (default: the base model's, 30)\n"
-           "  --lambda L        L2 penalty on the standardised coefficients (default 1)\n"
+           "  --lambda L        fixed L2 penalty on the standardised coefficients (default: chosen by\n"
+           "                    validation from 0.1, 1, ..., 10000)\n"
+           "  --force           write the model even when it loses to the RFM baseline\n"
            "  --base FILE       model file whose journey, segments, tiers and half-lives are kept\n"
            "                    (default: the built-in models/default.json); with --data its half-lives\n"
            "                    must be the store's\n"
@@ -96,6 +102,7 @@ static int parse_args(int argc, char **argv, train_cli *o)
         {"whitespace", no_argument, NULL, 'w'},     {"no-header", no_argument, NULL, 'N'},
         {"allow-old", no_argument, NULL, 'a'},      {"help", no_argument, NULL, 'h'},
         {"data", required_argument, NULL, 'D'},     {"quiet", no_argument, NULL, 'q'},
+        {"force", no_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
     char err[512];
     int c;
@@ -125,7 +132,9 @@ static int parse_args(int argc, char **argv, train_cli *o)
             o->lambda = strtod(optarg, NULL);
             if (!(o->lambda >= 0))
                 return -cli_error("train", CLI_USAGE, "--lambda must be >= 0");
+            o->lambda_given = 1;
             break;
+        case 'F': o->force = 1; break;
         case 'b': o->base = optarg; break;
         case 'n': o->name = optarg; break;
         case 'v': o->version = optarg; break;
@@ -190,6 +199,17 @@ static void progress_draw(progress *p, const char *what, uint64_t done, uint64_t
                 done >= total ? 100.0 : 100.0 * (double)done / (double)total, secs);
     else
         fprintf(stderr, "\r\033[Ktrain: %s %" PRIu64 ", %.0f s", what, done, secs);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+/* train_from_store's stage hook: one line per long step after the scan. */
+static void scan_stage(void *arg, const char *what)
+{
+    progress *p = arg;
+    if (!p->on)
+        return;
+    fprintf(stderr, "\r\033[Ktrain: %s, %.0f s", what, (double)(timefmt_mono_ns() - p->start_ns) / 1e9);
     fflush(stderr);
     p->drawn = 1;
 }
@@ -448,34 +468,70 @@ static int open_data_store(const train_cli *o, const model *base, store **st)
 
 static void print_metrics(const char *label, const train_metrics *m)
 {
-    printf("  %-22s AUC %.4f  log-loss %.4f  Brier %.4f  lift@10%% %.2f  (%zu rows, %zu buyers, %.2f%%)\n", label,
-           m->auc, m->logloss, m->brier, m->lift_top10, m->rows, m->positives, 100.0 * m->base_rate);
+    printf("  %-24s AUC %.4f  log-loss %.4f  Brier %.4f  lift@10%% %.2f  mean p %.4f vs observed %.4f  (%zu rows)\n",
+           label, m->auc, m->logloss, m->brier, m->lift_top10, m->mean_predicted, m->base_rate, m->rows);
+}
+
+static void print_readiness(const train_report *r, const train_options *opt)
+{
+    char c[40];
+    timefmt_format_iso(r->eval_cutoff_ms, c, sizeof c);
+    printf("readiness = calibrated P(order within %d days); hold-out: features at %s:\n", opt->horizon_days, c);
+    print_metrics("model", &r->model);
+    print_metrics("RFM baseline", &r->rfm);
+    print_metrics("recency baseline", &r->baseline);
+    if (r->compared)
+        print_metrics("compared model", &r->compare);
+    print_metrics("model, calibration rows", &r->calib);
+    print_metrics("model, fit rows", &r->train);
+    printf("  reliability on the hold-out (10 bins by predicted probability):\n"
+           "    bin   rows    predicted  observed\n");
+    for (int i = 0; i < TRAIN_DECILES; i++)
+        printf("    %3d  %6zu  %9.4f  %8.4f\n", i + 1, r->model.calib_count[i], r->model.calib_predicted[i],
+               r->model.calib_observed[i]);
+    if (r->short_history)
+        printf("  SHORT HISTORY: under three horizons of data; fitted on the calibration rows, lambda %g, NOT "
+               "calibrated\n", r->lambda);
+    else
+        printf("  lambda %g (%s); Platt calibration a %.4f b %+.4f\n", r->lambda,
+               r->nlambdas ? "chosen by calibrated log-loss on the calibration rows" : "given", r->cal_a, r->cal_b);
+    for (int i = 0; i < r->nlambdas; i++)
+        printf("    lambda %-8g log-loss %.5f  AUC %.4f\n", r->grid_lambda[i], r->grid_logloss[i], r->grid_auc[i]);
+    printf("  terms (%d; %d held at 0 by the sign constraints):\n", r->nterms, r->held_at_zero);
+    for (int i = 0; i < r->nterms; i++)
+        printf("    %-26s %-6s coef %+.4f\n", model_feature_name(r->term_feature[i]), r->term_log1p[i] ? "log1p" : "none",
+               r->term_coef[i]);
+    if (r->recs_measured) {
+        double n = r->recs_customers ? (double)r->recs_customers : 1;
+        printf("recommendations (hold-out, %zu customers whose next order maps to a segment): hit rate@3 %.4f vs "
+               "%.4f for the most bought [", r->recs_customers, (double)r->recs_hits / n,
+               (double)r->recs_popular_hits / n);
+        for (int i = 0; i < r->recs_npopular; i++)
+            printf("%s%s", i ? ", " : "", r->recs_popular[i]);
+        printf("]\n");
+    }
 }
 
 static void print_report(const train_report *r, const train_options *opt)
 {
-    char c1[40], c2[40];
+    char c1[40], c2[40], c3[40];
     timefmt_format_iso(r->train_cutoff_ms, c1, sizeof c1);
-    timefmt_format_iso(r->eval_cutoff_ms, c2, sizeof c2);
-    printf("data: %" PRIu64 " events, %" PRIu64 " customers; train cutoff %s, hold-out cutoff %s, horizon %d days\n",
-           r->events, r->customers, c1, c2, opt->horizon_days);
-    if (r->nterms > 0) {
-        printf("readiness (hold-out: features at %s, orders in the %d days after):\n", c2, opt->horizon_days);
-        print_metrics("model", &r->model);
-        print_metrics("recency baseline", &r->baseline);
-        print_metrics("model on training data", &r->train);
-        printf("  calibration by decile of predicted score (hold-out):\n    decile  rows    predicted  observed\n");
-        for (int i = 0; i < TRAIN_DECILES; i++)
-            printf("    %6d  %6zu  %9.4f  %8.4f\n", i + 1, r->model.calib_count[i], r->model.calib_predicted[i],
-                   r->model.calib_observed[i]);
-        printf("  terms (%d; %d dropped by the sign constraints):\n", r->nterms, r->dropped);
-        for (int i = 0; i < r->nterms; i++)
-            printf("    %-24s %-6s coef %+.4f\n", feature_name(r->term_feature[i]), r->term_log1p[i] ? "log1p" : "none",
-                   r->term_coef[i]);
-    }
-    printf("BG/NBD (%zu customers, time unit %g days)%s: r %.4f  alpha %.4f  a %.4f  b %.4f  log-likelihood %.2f\n",
-           r->bgnbd_customers, opt->time_unit_days, r->bgnbd_ok ? "" : " NOT CONVERGED, base kept", r->bgnbd.r,
-           r->bgnbd.alpha, r->bgnbd.a, r->bgnbd.b, r->bgnbd_loglik);
+    timefmt_format_iso(r->calib_cutoff_ms, c2, sizeof c2);
+    timefmt_format_iso(r->eval_cutoff_ms, c3, sizeof c3);
+    printf("data: %" PRIu64 " events, %" PRIu64 " customers; fit cutoffs up to %s, calibration cutoff %s, hold-out "
+           "cutoff %s, horizon %d days\n", r->events, r->customers, c1, c2, c3, opt->horizon_days);
+    if (r->nterms > 0)
+        print_readiness(r, opt);
+    const train_repeat_fit *f = &r->repeat;
+    if (!f->fitted)
+        printf("REPEAT-PURCHASE MODEL NOT FITTED (%zu buyers): %s\n", f->customers, f->reason);
+    else if (f->model.kind == CLV_MODEL_NBD)
+        printf("NBD (%zu buyers, time unit %g days): r %.4f  alpha %.4f  log-likelihood %.2f\n  (%s)\n", f->customers,
+               opt->time_unit_days, f->model.nbd.r, f->model.nbd.alpha, f->loglik, f->reason);
+    else
+        printf("BG/NBD (%zu buyers, time unit %g days): r %.4f  alpha %.4f  a %.4f  b %.4f  log-likelihood %.2f\n",
+               f->customers, opt->time_unit_days, f->model.bgnbd.r, f->model.bgnbd.alpha, f->model.bgnbd.a,
+               f->model.bgnbd.b, f->loglik);
     printf("Gamma-Gamma (%zu repeat buyers)%s: p %.4f  q %.4f  gamma %.4f  log-likelihood %.2f\n", r->gg_customers,
            r->gg_ok ? "" : " NOT CONVERGED, base kept", r->gg.p, r->gg.q, r->gg.gamma, r->gg_loglik);
     printf("fitted in %.2f s\n", r->seconds);
@@ -506,6 +562,20 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
 {
     char err[600], when[40];
     timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
+    int loses = rep->nterms > 0 && !(rep->model.auc >= rep->rfm.auc);
+    if (loses && !o->force) {
+        if (o->json) {
+            json_t *mj = train_model_json(rep, opt, base_json, "rejected", when);
+            json_dumpf(json_object_get(mj, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            putchar('\n');
+            json_decref(mj);
+        } else {
+            print_report(rep, opt);
+        }
+        fflush(stdout);
+        return cli_error("train", CLI_FAIL, "the model loses to the RFM baseline on the hold-out (AUC %.4f vs %.4f): "
+                         "%s not written (--force writes it anyway)", rep->model.auc, rep->rfm.auc, o->out);
+    }
     json_t *m = train_model_json(rep, opt, base_json, o->name ? o->name : "trained", o->version ? o->version : when);
     if (!m || json_dump_file(m, o->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
         json_decref(m);
@@ -530,9 +600,10 @@ static int train_store(train_cli *o, store *st, json_t *base_json, const model *
 {
     const model_clv *clv = model_clv_params(base);
     train_options opt = {.horizon_days = o->horizon_days ? o->horizon_days : (int)model_horizon_days(base),
-                         .lambda = o->lambda, .decay = *store_decay(st), .time_unit_days = clv->time_unit_days,
-                         .bgnbd_start = clv->bgnbd, .gg_start = clv->gamma_gamma, .clv_only = o->clv_only,
-                         .progress = scan_progress, .progress_arg = p};
+                         .lambda = o->lambda, .lambda_fixed = o->lambda_given, .decay = *store_decay(st),
+                         .time_unit_days = clv->time_unit_days, .repeat_start = clv->repeat,
+                         .gg_start = clv->gamma_gamma, .clv_only = o->clv_only, .base = base,
+                         .progress = scan_progress, .stage = scan_stage, .progress_arg = p};
     store_reader *r = NULL;
     store_stats ss;
     train_report rep;

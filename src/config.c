@@ -52,7 +52,7 @@ static const config_option options[] = {
     {"allow", CONFIG_STRING, OPT(allow), CONFIG_PATH_MAX, "", 0, 0,
      "client public keys (Z85, one per line) that may track, score, recommend, profile, alias"},
     {"admin", CONFIG_STRING, OPT(admin), CONFIG_PATH_MAX, "", 0, 0,
-     "admin public keys: may also reload, forget and read stats"},
+     "admin public keys: may also reload, forget, read stats and run kpis"},
     {"log-level", CONFIG_STRING, OPT(log_level), 16, "info", 0, 0,
      "error, warn, info or debug (logfmt lines on stderr; nothing per request below debug)"},
     {"slow-ms", CONFIG_DURATION, OPT(slow_ms), 0, "0", 0, 3600000,
@@ -66,6 +66,22 @@ static const config_option options[] = {
      "serving model's horizon h, trained on features as of now-2h and tested on features as of now-h (labels: "
      "orders in the h after); the new model replaces the serving one only when it scores a higher hold-out AUC "
      "(tie: lower log-loss) on the same customers; in memory only (restart or reload reads --model); 0 turns it off"},
+    {"client-hwm", CONFIG_SIZE, OPT(client_hwm), 0, "1000", 1, 1000000,
+     "replies the server queues for one client that does not read them (ZeroMQ high-water mark, in messages); "
+     "past it that client's replies are dropped and counted (leadscore_replies_dropped_total) while other "
+     "clients are served as usual"},
+    {"max-envelope", CONFIG_SIZE, OPT(max_envelope), 0, "4KiB", 256, 1LL << 20,
+     "largest routing envelope (the frames before the empty delimiter, in bytes) a request may carry; a larger "
+     "one is answered too_large without it (to the connection's own identity only) and counted"},
+    {"scan-threads", CONFIG_INT, OPT(scan_threads), 0, "1", 1, 16,
+     "threads that run whole-store scans (kpis), apart from the workers that serve track and score"},
+    {"max-scans", CONFIG_INT, OPT(max_scans), 0, "4", 1, 1024,
+     "most kpis scans running or queued at once; more get unavailable (retry later)"},
+    {"model-dirs", CONFIG_STRING, OPT(model_dirs), CONFIG_PATH_MAX, "", 0, 0,
+     "directories (separated by :) from which `reload` may load a model file by path, besides the directory "
+     "of --model; any other path is refused"},
+    {"model-max-bytes", CONFIG_SIZE, OPT(model_max_bytes), 0, "16MiB", 1024, 64LL << 20,
+     "largest model file `reload` reads; a larger one is refused before it is read"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

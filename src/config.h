@@ -37,6 +37,13 @@ typedef struct {
     int64_t drain_timeout_ms;    /* longest shutdown drain before a forced exit */
     char metrics[256];           /* HOST:PORT of the Prometheus endpoint; empty: off */
     int64_t retrain_every_ms;    /* scheduled retraining (retrain.h); 0: off */
+    /* limits on what one client can make the server hold or do (server.c) */
+    uint64_t client_hwm;         /* replies queued per client, in messages */
+    uint64_t max_envelope;       /* bytes of routing frames one request may carry */
+    int scan_threads;            /* threads for store scans (kpis) */
+    int max_scans;               /* scans running or queued at once */
+    char model_dirs[CONFIG_PATH_MAX]; /* more directories `reload` may read (':'-separated) */
+    uint64_t model_max_bytes;    /* largest model file `reload` reads */
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

@@ -34,6 +34,7 @@ struct fit {
     size_t n;
     int d, p;                 /* p = d + 1 parameters, intercept first */
     double lambda, wsum;
+    const signed char *sign;  /* d entries or NULL (see logreg.h) */
     double *mean, *scale;     /* d each, owned by the output model */
     double *inv;              /* d: 1 / scale, or 0 for a constant column */
     double *theta, *trial;    /* p each */
@@ -325,6 +326,66 @@ static int line_search(struct fit *f, double *F, double *ll)
 
 /* Runs Newton steps from theta (with eta matching it) until the gradient
  * test passes.  Fills iterations, loglik and grad_norm of m. */
+/* Sign constraints: holds at 0 the constrained coefficients at their
+ * bound whose gradient points outwards (their Hessian row and column
+ * become the identity, their gradient 0) and returns the largest
+ * remaining |gradient| component. */
+static double hold_bounds(struct fit *f)
+{
+    int p = f->p;
+    double gmax = 0.0;
+
+    for (int a = 1; a < p; a++) {
+        int s = f->sign[a - 1];
+        if (s != 0 && f->theta[a] * s <= 0.0 && f->grad[a] * s <= 0.0) {
+            f->theta[a] = 0.0;
+            f->grad[a] = 0.0;
+            for (int b = 0; b < p; b++)
+                f->hess[a * p + b] = f->hess[b * p + a] = 0.0;
+            f->hess[a * p + a] = 1.0;
+        }
+    }
+    for (int a = 0; a < p; a++)
+        if (fabs(f->grad[a]) > gmax)
+            gmax = fabs(f->grad[a]);
+    return gmax;
+}
+
+/* The line search of the constrained fit: every trial point is projected
+ * onto the constraints, so the change in eta is recomputed per trial. */
+static int line_search_projected(struct fit *f, double *F, double *ll)
+{
+    double t = 1.0, *dir = f->step;
+
+    for (int k = 0; k < MAX_HALVINGS; k++, t *= 0.5) {
+        double trial_ll, move[LOGREG_MAX_FEATURES + 1];
+        int moved = 0;
+        for (int a = 0; a < f->p; a++) {
+            double v = f->theta[a] + t * dir[a];
+            if (a > 0 && f->sign[a - 1] != 0 && v * f->sign[a - 1] < 0.0)
+                v = 0.0;
+            f->trial[a] = v;
+            move[a] = v - f->theta[a];
+            moved |= move[a] != 0.0;
+        }
+        if (!moved)
+            return 0;
+        f->step = move; /* direction() turns step into deta */
+        direction(f);
+        f->step = dir;
+        double Fn = objective(f, 1.0, f->trial, &trial_ll);
+        if (isfinite(Fn) && Fn >= *F - OBJECTIVE_SLACK * (fabs(*F) + 1.0)) {
+            memcpy(f->theta, f->trial, (size_t)f->p * sizeof(double));
+            for (size_t i = 0; i < f->n; i++)
+                f->eta[i] += f->deta[i];
+            *F = Fn;
+            *ll = trial_ll;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int newton(struct fit *f, const logreg_opts *o, logreg_model *m)
 {
     double ll, F = objective(f, 0.0, f->theta, &ll);
@@ -332,6 +393,8 @@ static int newton(struct fit *f, const logreg_opts *o, logreg_model *m)
     for (int it = 0;; it++) {
         accumulate(f);
         double gmax = penalise(f);
+        if (f->sign)
+            gmax = hold_bounds(f);
         m->iterations = it;
         m->loglik = ll;
         m->grad_norm = gmax;
@@ -339,6 +402,11 @@ static int newton(struct fit *f, const logreg_opts *o, logreg_model *m)
             return LS_OK;
         if (it == o->max_iter || cholesky_solve(f) != 0)
             return LS_ECONVERGE;
+        if (f->sign) {
+            if (!line_search_projected(f, &F, &ll))
+                return LS_ECONVERGE;
+            continue;
+        }
         direction(f);
         if (!line_search(f, &F, &ll))
             return LS_ECONVERGE;
@@ -401,7 +469,7 @@ static void fit_start(struct fit *f, double ymean)
 
 logreg_opts logreg_opts_default(void)
 {
-    logreg_opts o = {.lambda = 1.0, .max_iter = 50, .tol = 1e-9};
+    logreg_opts o = {.lambda = 1.0, .max_iter = 50, .tol = 1e-9, .sign = NULL};
     return o;
 }
 
@@ -419,6 +487,10 @@ int logreg_fit_opts(const double *X, const double *y, const double *w,
         return LS_EINVAL;
     f.p = d + 1;
     f.lambda = opts->lambda;
+    f.sign = opts->sign;
+    for (int j = 0; f.sign && j < d; j++)
+        if (f.sign[j] < -1 || f.sign[j] > 1)
+            return LS_EINVAL;
     if ((rc = check_labels(&f, &ymean)) != LS_OK)
         goto leave;
     if ((rc = fit_alloc(&f, out)) != LS_OK)

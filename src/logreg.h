@@ -53,12 +53,23 @@ typedef struct {
     double grad_norm;   /* largest |gradient component| of F at the fit */
 } logreg_model;
 
-/* Fitting options.  logreg_opts_default() gives lambda 1, max_iter 50 and
- * tol 1e-9. */
+/* Fitting options.  logreg_opts_default() gives lambda 1, max_iter 50,
+ * tol 1e-9 and no sign constraints.
+ *
+ * Sign constraints (sign != NULL, d entries): +1 keeps coef_j >= 0, -1
+ * keeps coef_j <= 0, 0 leaves it free.  The fit is then a projected
+ * Newton method: a constrained coefficient at 0 whose gradient points out
+ * of its half-line is held at 0 for the step, the others take the Newton
+ * step on their own block of the Hessian, and every trial point of the
+ * line search is projected back (a coefficient crossing 0 stops at 0).
+ * Convergence is tested on the projected gradient.  The result is the
+ * maximum of F over the constrained set (F is concave), which is what
+ * dropping the offending features one by one approximates. */
 typedef struct {
     double lambda;      /* L2 penalty, finite and >= 0 */
     int max_iter;       /* most Newton steps, >= 1 */
     double tol;         /* relative gradient tolerance, finite and > 0 */
+    const signed char *sign; /* NULL, or d entries in {-1, 0, +1} */
 } logreg_opts;
 
 logreg_opts logreg_opts_default(void);

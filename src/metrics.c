@@ -75,6 +75,18 @@ static void render_atomic_histogram(FILE *f, const char *name, const atomic_uint
             sum, name, (unsigned long long)total);
 }
 
+static void render_limits(FILE *f, const stats *st)
+{
+    help(f, "leadscore_replies_dropped_total", "counter",
+         "Replies dropped: the client had --client-hwm replies queued (not reading) or was gone.");
+    fprintf(f, "leadscore_replies_dropped_total{reason=\"client_full\"} %llu\n", (unsigned long long)st->replies_dropped_full);
+    fprintf(f, "leadscore_replies_dropped_total{reason=\"client_gone\"} %llu\n", (unsigned long long)st->replies_dropped_gone);
+    help(f, "leadscore_requests_refused_total", "counter",
+         "Requests refused by a server limit: envelope over --max-envelope, kpis over --max-scans.");
+    fprintf(f, "leadscore_requests_refused_total{reason=\"max_envelope\"} %llu\n", (unsigned long long)st->envelopes_refused);
+    fprintf(f, "leadscore_requests_refused_total{reason=\"max_scans\"} %llu\n", (unsigned long long)st->scans_refused);
+}
+
 static void render_events(FILE *f, const stats *st)
 {
     help(f, "leadscore_events_total", "counter", "Events by outcome: accepted, duplicate (event_id seen), rejected.");
@@ -133,6 +145,7 @@ int metrics_render(const metrics_inputs *in, char **out, size_t *len)
     if (!f)
         return LS_ENOMEM;
     render_requests(f, in);
+    render_limits(f, in->st);
     render_events(f, in->st);
     render_retrain(f, in->st);
     render_state(f, in);
@@ -191,6 +204,19 @@ static int parse_hostport(const char *hp, struct sockaddr_in *addr)
     return inet_pton(AF_INET, host, &addr->sin_addr) == 1 ? 0 : -1;
 }
 
+/* Concurrent scrapes served; more are refused by libmicrohttpd. */
+#define METRICS_MAX_CONNECTIONS 64
+
+/* libmicrohttpd's own thread waits with epoll (Linux) or poll: never with
+ * select, which cannot watch a descriptor numbered past FD_SETSIZE (1024),
+ * so the endpoint kept working only while the process had few files open. */
+static unsigned polling_mode(void)
+{
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+        return MHD_USE_EPOLL_INTERNAL_THREAD;
+    return MHD_USE_POLL_INTERNAL_THREAD;
+}
+
 int metrics_start(metrics **out, const char *hostport, char *err, size_t errlen)
 {
     struct sockaddr_in addr;
@@ -203,8 +229,9 @@ int metrics_start(metrics **out, const char *hostport, char *err, size_t errlen)
     if (!m)
         return LS_ENOMEM;
     pthread_mutex_init(&m->lock, NULL);
-    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    m->daemon = MHD_start_daemon(polling_mode(), 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)METRICS_MAX_CONNECTIONS, MHD_OPTION_END);
     if (!m->daemon) {
         snprintf(err, errlen, "--metrics: cannot listen on %s (in use?)", hostport);
         pthread_mutex_destroy(&m->lock);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assess.h"
 #include "leadscore/error.h"
 
 #define MS_PER_DAY 86400000.0
@@ -30,6 +31,8 @@ struct model {
     double horizon_days;
     feature_decay decay;
     double intercept;
+    double cal_a, cal_b;      /* Platt calibration; 1, 0 = none */
+    int model_level;          /* 1: some term needs assess_repeat */
     int nterms;
     model_term terms[MODEL_MAX_TERMS];
     double tier_hot, tier_warm;
@@ -97,7 +100,7 @@ static int parse_term(model_term *t, json_t *j, char *err, size_t errlen)
     int rc;
     if (!json_is_string(fname))
         return ls_fail(err, errlen, LS_EPARSE, "model file: every logistic term needs a %s", "\"feature\" name");
-    t->feature = feature_lookup(json_string_value(fname));
+    t->feature = model_feature_lookup(json_string_value(fname));
     if (t->feature < 0)
         return ls_fail(err, errlen, LS_EPARSE, "model file: unknown feature \"%s\" (see README, Features)",
                     json_string_value(fname));
@@ -128,9 +131,33 @@ static int parse_logistic(model *m, json_t *root, char *err, size_t errlen)
     if (json_array_size(terms) > MODEL_MAX_TERMS)
         return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "more than 64 logistic terms");
     m->nterms = (int)json_array_size(terms);
-    for (int i = 0; i < m->nterms; i++)
+    for (int i = 0; i < m->nterms; i++) {
         if ((rc = parse_term(&m->terms[i], json_array_get(terms, (size_t)i), err, errlen)))
             return rc;
+        m->model_level |= m->terms[i].feature >= MODEL_FEATURE_REPEAT_P_BUY;
+    }
+    return LS_OK;
+}
+
+/* "calibration": {"method": "platt", "a": > 0, "b": number, ...}; absent:
+ * the identity. */
+static int parse_calibration(model *m, json_t *root, char *err, size_t errlen)
+{
+    json_t *c = json_object_get(root, "calibration"), *method = json_object_get(c, "method");
+    int rc;
+    m->cal_a = 1.0;
+    m->cal_b = 0.0;
+    if (!c)
+        return LS_OK;
+    if (!json_is_object(c) || !json_is_string(method))
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"calibration\" must be an object with a \"method\"");
+    if (strcmp(json_string_value(method), "none") == 0)
+        return LS_OK;
+    if (strcmp(json_string_value(method), "platt") != 0)
+        return ls_fail(err, errlen, LS_EPARSE, "model file: calibration.method \"%s\" is not \"platt\" or \"none\"",
+                       json_string_value(method));
+    if ((rc = get_number(c, "a", &m->cal_a, 1, err, errlen)) || (rc = get_number(c, "b", &m->cal_b, 0, err, errlen)))
+        return rc;
     return LS_OK;
 }
 
@@ -161,17 +188,42 @@ static int parse_params(json_t *obj, const char *what, const char *const *keys, 
     return LS_OK;
 }
 
+/* clv.model: "bgnbd" (also when absent, as in older files) with clv.bgnbd
+ * {r, alpha, a, b}, or "nbd" with clv.nbd {r, alpha}. */
+static int parse_repeat(model *m, json_t *c, char *err, size_t errlen)
+{
+    static const char *const bg[] = {"r", "alpha", "a", "b"}, *const nb[] = {"r", "alpha"};
+    json_t *kind = json_object_get(c, "model");
+    double b[4];
+    int rc;
+    if (kind && (!json_is_string(kind) ||
+                 (strcmp(json_string_value(kind), "bgnbd") && strcmp(json_string_value(kind), "nbd"))))
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "clv.model must be \"bgnbd\" or \"nbd\"");
+    if (kind && strcmp(json_string_value(kind), "nbd") == 0) {
+        if ((rc = parse_params(json_object_get(c, "nbd"), "nbd", nb, b, 2, err, errlen)))
+            return rc;
+        m->clv.repeat.kind = CLV_MODEL_NBD;
+        m->clv.repeat.nbd = (clv_nbd){b[0], b[1]};
+        return LS_OK;
+    }
+    if ((rc = parse_params(json_object_get(c, "bgnbd"), "bgnbd", bg, b, 4, err, errlen)))
+        return rc;
+    m->clv.repeat.kind = CLV_MODEL_BGNBD;
+    m->clv.repeat.bgnbd = (clv_bgnbd){b[0], b[1], b[2], b[3]};
+    return LS_OK;
+}
+
 static int parse_clv(model *m, json_t *root, char *err, size_t errlen)
 {
-    static const char *const bg[] = {"r", "alpha", "a", "b"}, *const gg[] = {"p", "q", "gamma"};
+    static const char *const gg[] = {"p", "q", "gamma"};
     json_t *c = json_object_get(root, "clv");
-    double b[4], g[3];
+    double g[3];
     int rc;
     if (!json_is_object(c))
         return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"clv\" must be an object (time_unit_days, bgnbd, gamma_gamma, horizon_days)");
     if ((rc = get_number(c, "time_unit_days", &m->clv.time_unit_days, 1, err, errlen)) ||
         (rc = get_number(c, "horizon_days", &m->clv.horizon_days, 1, err, errlen)) ||
-        (rc = parse_params(json_object_get(c, "bgnbd"), "bgnbd", bg, b, 4, err, errlen)) ||
+        (rc = parse_repeat(m, c, err, errlen)) ||
         (rc = parse_params(json_object_get(c, "gamma_gamma"), "gamma_gamma", gg, g, 3, err, errlen)))
         return rc;
     if (json_object_get(c, "discount_rate_annual") &&
@@ -179,7 +231,6 @@ static int parse_clv(model *m, json_t *root, char *err, size_t errlen)
         return rc;
     if (m->clv.discount_rate_annual < 0 || g[1] <= 1)
         return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "clv needs discount_rate_annual >= 0 and gamma_gamma.q > 1");
-    m->clv.bgnbd = (clv_bgnbd){b[0], b[1], b[2], b[3]};
     m->clv.gamma_gamma = (clv_gamma_gamma){g[0], g[1], g[2]};
     return LS_OK;
 }
@@ -188,7 +239,7 @@ static int check_keys(json_t *root, char *err, size_t errlen)
 {
     static const char *const known[] = {"name", "version", "trained_at", "horizon_days", "half_lives_days",
                                         "notes", "logistic", "tiers", "clv", "journey", "segments",
-                                        "metrics", "data", NULL};
+                                        "metrics", "data", "calibration", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -216,6 +267,7 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
         (rc = get_number(root, "horizon_days", &m->horizon_days, 1, err, errlen)) ||
         (rc = parse_decay(m, root, err, errlen)) ||
         (rc = parse_logistic(m, root, err, errlen)) ||
+        (rc = parse_calibration(m, root, err, errlen)) ||
         (rc = parse_tiers(m, root, err, errlen)))
         return rc;
     return LS_OK;
@@ -318,22 +370,46 @@ const char *model_trained_at(const model *m) { return m->trained_at; }
 double model_horizon_days(const model *m) { return m->horizon_days; }
 const feature_decay *model_decay(const model *m) { return &m->decay; }
 int model_nterms(const model *m) { return m->nterms; }
-double model_intercept(const model *m) { return m->intercept; }
+double model_intercept(const model *m) { return m->cal_a * m->intercept + m->cal_b; }
 const model_clv *model_clv_params(const model *m) { return &m->clv; }
 const journey_rules *model_journey(const model *m) { return &m->journey; }
 const segments_catalogue *model_segments(const model *m) { return &m->segments; }
 int model_term_feature(const model *m, int i) { return m->terms[i].feature; }
 
+void model_calibration(const model *m, double *a, double *b)
+{
+    *a = m->cal_a;
+    *b = m->cal_b;
+}
+
+static const char *const model_level_names[] = {"repeat_p_buy", "repeat_expected"};
+
+const char *model_feature_name(int id)
+{
+    if (id >= MODEL_FEATURE_REPEAT_P_BUY && id < MODEL_FEATURE_END)
+        return model_level_names[id - MODEL_FEATURE_REPEAT_P_BUY];
+    return feature_name(id);
+}
+
+int model_feature_lookup(const char *name)
+{
+    for (int i = 0; i < MODEL_FEATURE_END - MODEL_FEATURE_REPEAT_P_BUY; i++)
+        if (strcmp(model_level_names[i], name) == 0)
+            return MODEL_FEATURE_REPEAT_P_BUY + i;
+    return feature_lookup(name);
+}
+
 /* ------------------------------------------------------------------ */
 /* Scoring                                                             */
 /* ------------------------------------------------------------------ */
 
-static double term_contribution(const model_term *t, double x)
+/* The term's contribution on the calibrated scale (times cal_a). */
+static double term_contribution(const model *m, const model_term *t, double x)
 {
     double v = x;
     if (t->transform == TRANSFORM_LOG1P)
         v = log1p(x > 0 ? x : 0);
-    double c = t->coef * (v - t->mean) / t->scale;
+    double c = m->cal_a * t->coef * (v - t->mean) / t->scale;
     return c + 0.0; /* no -0 for people to puzzle over */
 }
 
@@ -352,11 +428,14 @@ static double sigmoid(double x)
 void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
                  model_result *out)
 {
-    double logit = m->intercept;
+    double logit = model_intercept(m), level[2] = {0, 0};
     out->ncontrib = 0;
+    if (m->model_level)
+        assess_repeat(&m->clv, f, ctx->now_ms, m->horizon_days, &level[0], &level[1]);
     for (int i = 0; i < m->nterms; i++) {
-        double x = feature_value(f, m->terms[i].feature, ctx);
-        double c = term_contribution(&m->terms[i], x);
+        int id = m->terms[i].feature;
+        double x = id >= MODEL_FEATURE_REPEAT_P_BUY ? level[id - MODEL_FEATURE_REPEAT_P_BUY] : feature_value(f, id, ctx);
+        double c = term_contribution(m, &m->terms[i], x);
         logit += c;
         if (explain)
             out->contrib[out->ncontrib++] = (model_contrib){m->terms[i].feature, x, c};

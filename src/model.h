@@ -6,8 +6,22 @@
  *     logit = intercept + sum_i coef_i * z_i
  *     score = 1 / (1 + exp(-logit))
  * where x_i is a named feature of the customer's record at query time
- * (feature.h) and transform_i is "none" or "log1p".  coef_i * z_i is the
- * term's contribution to the log-odds, which `explain` reports.
+ * (feature.h) or a model-level feature (below) and transform_i is "none"
+ * or "log1p".
+ *
+ * Calibration.  A model file may carry "calibration": {"method": "platt",
+ * "a": a > 0, "b": b}; the score is then sigmoid(a * logit + b), and the
+ * logit, the intercept and every contribution model_score reports are on
+ * that calibrated scale (a * coef_i * z_i; intercept a * intercept + b), so
+ * they still add up to the logit `explain` shows.  Without the key the
+ * calibration is the identity (a = 1, b = 0), as in older files.
+ *
+ * Model-level features are computed from the model's own repeat-purchase
+ * part (its "clv" section) rather than read from the record:
+ *   repeat_p_buy     P(at least one order within horizon_days) under the
+ *                    fitted BG/NBD or NBD (0 for a customer who never bought);
+ *   repeat_expected  expected orders within horizon_days (0 likewise).
+ * assess_repeat (assess.h) is their one definition; `train` uses it too.
  * The file format is documented in README.md and models/default.json. */
 #ifndef LS_MODEL_H
 #define LS_MODEL_H
@@ -21,13 +35,16 @@
 
 #define MODEL_MAX_TERMS 64
 
+/* Ids of the model-level features (beyond feature.h's ids). */
+enum { MODEL_FEATURE_REPEAT_P_BUY = 10000, MODEL_FEATURE_REPEAT_EXPECTED, MODEL_FEATURE_END };
+
 typedef struct model model;
 
 /* The customer-base section: BG/NBD and Gamma-Gamma parameters in the
  * model's time unit, and how the customer value is summed. */
 typedef struct {
     double time_unit_days;      /* 7: parameters are per week */
-    clv_bgnbd bgnbd;
+    clv_repeat repeat;          /* "model": "bgnbd" (the default) or "nbd" */
     clv_gamma_gamma gamma_gamma;
     double horizon_days;        /* the clv horizon, 365 */
     double discount_rate_annual; /* 0: undiscounted */
@@ -80,6 +97,17 @@ int model_term_feature(const model *m, int i);
 const model_clv *model_clv_params(const model *m);
 const journey_rules *model_journey(const model *m);
 const segments_catalogue *model_segments(const model *m);
+
+/* The name of a feature id: a record feature (feature_name) or a
+ * model-level one ("repeat_p_buy"); NULL when unknown. */
+const char *model_feature_name(int id);
+
+/* The id of a record or model-level feature name, or -1. */
+int model_feature_lookup(const char *name);
+
+/* Platt calibration of the model: score = sigmoid(a * raw logit + b);
+ * a = 1, b = 0 when the file has none. */
+void model_calibration(const model *m, double *a, double *b);
 
 /* Scores record f at ctx.  With explain, fills out->contrib sorted by
  * |contribution| (largest first); without, out->ncontrib is 0. */

@@ -61,6 +61,26 @@ int msgio_send_frames(void *sock, msgio_parts *p, int from, int to, int more)
     return 0;
 }
 
+int msgio_route(void *router, msgio_parts *p, int from, int to, const void *body, size_t len)
+{
+    for (int i = from; i < to; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < to || body ? ZMQ_SNDMORE : 0);
+        if (zmq_msg_send(&p->frame[i], router, flags) < 0)
+            return -1;
+    }
+    if (body && zmq_send(router, body, len, ZMQ_DONTWAIT) < 0)
+        return -1;
+    return 0;
+}
+
+size_t msgio_frames_bytes(const msgio_parts *p, int from, int to)
+{
+    size_t n = 0;
+    for (int i = from; i < to; i++)
+        n += zmq_msg_size((zmq_msg_t *)&p->frame[i]);
+    return n;
+}
+
 size_t msgio_envelope_size(const msgio_parts *p, int from, int to)
 {
     size_t n = 0;

@@ -32,6 +32,18 @@ void msgio_close(msgio_parts *p);
  * with SNDMORE on all of them when more is set, else on all but the last. */
 int msgio_send_frames(void *sock, msgio_parts *p, int from, int to, int more);
 
+/* Sends frames [from, to) of p, then body (when not NULL) as the last
+ * frame, as one message on a ROUTER socket with ZMQ_ROUTER_MANDATORY,
+ * never blocking (ZMQ_DONTWAIT on every frame): frame `from` names the
+ * peer.  Returns 0, or -1 with zmq_errno() EAGAIN (the peer's queue is at
+ * its high-water mark: it is not reading) or EHOSTUNREACH (no such peer,
+ * e.g. it disconnected); then the message was not queued, and frames not
+ * sent stay in p for msgio_close. */
+int msgio_route(void *router, msgio_parts *p, int from, int to, const void *body, size_t len);
+
+/* Bytes held in frames [from, to) (their payloads only). */
+size_t msgio_frames_bytes(const msgio_parts *p, int from, int to);
+
 /* Bytes needed to pack frames [from, to). */
 size_t msgio_envelope_size(const msgio_parts *p, int from, int to);
 

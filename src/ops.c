@@ -11,7 +11,9 @@
 #include "leadscore/error.h"
 #include "assess.h"
 #include "kpis.h"
+#include "log.h"
 #include "model.h"
+#include "modelpath.h"
 #include "timefmt.h"
 #include "writer.h"
 
@@ -24,12 +26,14 @@ typedef int (*ops_handler)(ops_call *c);
 typedef struct {
     const char *name;
     ops_handler run;
-    int where;                 /* WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE */
+    int where;                 /* WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE, WHERE_SCAN */
     const char *const *fields; /* allowed request keys */
     int admin;                 /* admin keys only, when CurveZMQ is on */
 } ops_entry;
 
-enum { WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE };
+/* WHERE_SCAN: a whole-store scan, run by a scanner thread (worker.h) so
+ * it never delays the workers that decode track batches. */
+enum { WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE, WHERE_SCAN };
 
 /* ------------------------------------------------------------------ */
 /* Reply helpers                                                       */
@@ -144,7 +148,7 @@ static int op_model(ops_call *c)
     cw_key(c->w, "features");
     cw_array(c->w);
     for (int i = 0; i < model_nterms(m); i++)
-        cw_str(c->w, feature_name(model_term_feature(m, i)));
+        cw_str(c->w, model_feature_name(model_term_feature(m, i)));
     cw_end(c->w);
     cw_end(c->w);
     model_unref(&m);
@@ -176,7 +180,7 @@ static void write_explain(codec_writer *w, const model *m, const assess_result *
     cw_array(w);
     for (int i = 0; i < a->logistic.ncontrib; i++) {
         cw_map(w);
-        kv_str(w, "feature", feature_name(a->logistic.contrib[i].feature));
+        kv_str(w, "feature", model_feature_name(a->logistic.contrib[i].feature));
         kv_double(w, "value", a->logistic.contrib[i].value);
         kv_double(w, "contribution", a->logistic.contrib[i].contribution);
         cw_end(w);
@@ -409,20 +413,73 @@ static int op_forget(ops_call *c)
 /* reload                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Copies up to cap-1 bytes of s into out with every byte that could break
+ * a logfmt line (control bytes, quotes, backslashes, non-ASCII) as '?'. */
+static void loggable(char *out, size_t cap, const char *s)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < cap; i++)
+        out[i] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '"' || s[i] == '\\' ? '?' : s[i];
+    out[i] = '\0';
+}
+
+/* Logs why a reload failed (err may quote the file) and answers with
+ * `what` only: nothing read from the file goes back on the wire. */
+static int reload_refused(ops_call *c, const char *path, const char *err, const char *what)
+{
+    char p[256], e[512];
+    loggable(p, sizeof p, path ? path : c->svc->cfg.model_path);
+    loggable(e, sizeof e, err);
+    LOG_WARN("reload_refused", "path=\"%s\" reason=\"%s\" note=\"the old model stays\"", p, e);
+    return fail(c, LS_EBADREQ, "the model was not reloaded, the old one stays: %s", what);
+}
+
+/* Loads the model file at path when it lies in a model directory (see
+ * modelpath.h) and makes it active. */
+static int reload_from(ops_call *c, const char *path)
+{
+    const config *cfg = &c->svc->cfg;
+    char real[CONFIG_PATH_MAX], err[512] = "", what[160], *text = NULL;
+    size_t len = 0;
+    model *m = NULL;
+    int rc = modelpath_resolve(cfg->model_path, cfg->model_dirs, path, real, sizeof real, err, sizeof err);
+    if (rc)
+        return reload_refused(c, path, err,
+                              "\"path\" must name a file inside a model directory (that of --model, or in model-dirs)");
+    rc = modelpath_read(real, cfg->model_max_bytes, &text, &len, err, sizeof err);
+    if (rc == LS_EINVAL)
+        return reload_refused(c, path, err, "the path is not a regular file");
+    if (rc == LS_ETOOLARGE) {
+        snprintf(what, sizeof what, "the file is larger than model-max-bytes (%llu bytes)",
+                 (unsigned long long)cfg->model_max_bytes);
+        return reload_refused(c, path, err, what);
+    }
+    if (rc)
+        return reload_refused(c, path, err, "cannot read the file: see the server log");
+    rc = model_load_text(text, len, &m, err, sizeof err);
+    free(text);
+    if (rc)
+        return reload_refused(c, path, err, "not a valid model file: see the server log");
+    if (service_install_model(c->svc, m, err, sizeof err) != LS_OK)
+        return fail(c, LS_EBADREQ, "the model was not reloaded, the old one stays: %s", err);
+    return LS_OK;
+}
+
 static int op_reload(ops_call *c)
 {
     ls_str path = {NULL, 0};
     char buf[CONFIG_PATH_MAX], err[512] = "";
     int rc = codec_get_str(&c->req->root, "path", &path);
-    if (rc == LS_EBADREQ || (rc == LS_OK && (path.len == 0 || path.len >= sizeof buf)))
+    if (rc == LS_EBADREQ || (rc == LS_OK && (path.len == 0 || path.len >= sizeof buf || memchr(path.ptr, 0, path.len))))
         return fail(c, LS_EBADREQ, "%s", "\"path\" must be a non-empty string");
     if (rc == LS_OK) {
         memcpy(buf, path.ptr, path.len);
         buf[path.len] = '\0';
+        if ((rc = reload_from(c, buf)))
+            return rc;
+    } else if (service_reload_model(c->svc, NULL, err, sizeof err) != LS_OK) {
+        return reload_refused(c, NULL, err, "the --model file did not load: see the server log");
     }
-    rc = service_reload_model(c->svc, rc == LS_OK ? buf : NULL, err, sizeof err);
-    if (rc)
-        return fail(c, LS_EBADREQ, "the model was not reloaded, the old one stays: %s", err);
     model *m = service_model_acquire(c->svc);
     begin_ok(c);
     kv_str(c->w, "name", model_name(m));
@@ -484,6 +541,9 @@ static int op_stats(ops_call *c)
     kv_int(c->w, "store_bytes", (int64_t)ss.used_bytes);
     kv_int(c->w, "store_map_bytes", (int64_t)ss.map_bytes);
     kv_double(c->w, "uptime_s", (double)(timefmt_now_ms() - st->started_ms) / 1e3);
+    kv_int(c->w, "replies_dropped", (int64_t)(st->replies_dropped_full + st->replies_dropped_gone));
+    kv_int(c->w, "envelopes_refused", (int64_t)st->envelopes_refused);
+    kv_int(c->w, "scans_refused", (int64_t)st->scans_refused);
     cw_key(c->w, "requests");
     cw_map(c->w);
     for (int i = 0; i < ops_count(); i++)
@@ -628,7 +688,7 @@ int ops_pull_batch(ops_call *c, const char *body, size_t len, msgpack_zone *zone
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */
-/* kpis: a scan of the whole store, so it runs on a worker              */
+/* kpis: a scan of the whole store, so it runs on a scanner thread      */
 /* ------------------------------------------------------------------ */
 
 static int op_kpis(ops_call *c)
@@ -679,7 +739,7 @@ static const ops_entry table[] = {
     {"reload", op_reload, WHERE_WORKER, f_reload, 1},
     {"alias", op_alias, WHERE_WORKER, f_alias, 0},
     {"forget", op_forget, WHERE_WORKER, f_forget, 1},
-    {"kpis", op_kpis, WHERE_WORKER, f_kpis, 0},
+    {"kpis", op_kpis, WHERE_SCAN, f_kpis, 1},
     {"invalid", NULL, WHERE_LOOP, f_plain, 0},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))
@@ -703,6 +763,11 @@ int ops_lookup(const ls_str *name)
 int ops_admin_only(int op)
 {
     return op >= 0 && op < N_OPS && table[op].admin;
+}
+
+int ops_scan(int op)
+{
+    return op >= 0 && op < N_OPS && table[op].where == WHERE_SCAN;
 }
 
 int ops_inline(int op, const codec_request *req)

@@ -4,7 +4,8 @@
  * A handler reads the parsed request in an ops_call and writes its reply
  * into call->w.  Handlers run either on the server loop thread (cheap
  * single-customer reads, answered without a thread hop) or on a worker
- * (batches); ops_inline() says which.  `track` replies asynchronously: the
+ * (batches), or on a scanner (whole-store scans); ops_inline() and
+ * ops_scan() say which.  `track` replies asynchronously: the
  * handler hands the batch to the writer, which answers after the commit. */
 #ifndef LS_OPS_H
 #define LS_OPS_H
@@ -44,6 +45,10 @@ int ops_invalid(void);
 
 /* 1 when only admin keys may call op (when CurveZMQ is on). */
 int ops_admin_only(int op);
+
+/* 1 when op scans the whole store: the loop hands it to a scanner thread,
+ * never to the workers, and bounds how many run (--max-scans). */
+int ops_scan(int op);
 
 /* 1 when the server loop should answer this request itself. */
 int ops_inline(int op, const codec_request *req);

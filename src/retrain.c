@@ -18,6 +18,7 @@
 #include "timefmt.h"
 
 #define MS_PER_DAY 86400000LL
+/* used only where the history is too short to choose lambda by validation */
 #define RETRAIN_LAMBDA 1.0
 /* differences below these are rounding, not a better model */
 #define AUC_TIE 1e-9
@@ -129,7 +130,7 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
     out->eval_cutoff_ms = now_ms - (int64_t)out->horizon_days * MS_PER_DAY;
     train_options opt = {.cutoff_ms = out->eval_cutoff_ms, .horizon_days = out->horizon_days,
                          .lambda = RETRAIN_LAMBDA, .decay = *store_decay(svc->store),
-                         .time_unit_days = clv->time_unit_days, .bgnbd_start = clv->bgnbd,
+                         .time_unit_days = clv->time_unit_days, .repeat_start = clv->repeat,
                          .gg_start = clv->gamma_gamma, .compare = serving, .progress = should_stop,
                          .progress_arg = (void *)stop};
     int rc;

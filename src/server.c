@@ -1,5 +1,11 @@
 /* server.c -- start-up, the server loop and the drained shutdown of one
- * leadscore service (see the picture in server.h). */
+ * leadscore service (see the picture in server.h).
+ *
+ * What one client can make the server hold is bounded: --client-hwm
+ * replies queued per client (the ROUTER drops, and this file counts, the
+ * ones past it: a client that does not read loses replies, others do not
+ * wait), --max-envelope bytes of routing frames per request, and
+ * --max-scans store scans in flight across all clients. */
 #define _POSIX_C_SOURCE 200809L
 #include "server.h"
 
@@ -9,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -27,16 +34,20 @@
 #include "writer.h"
 
 #define MAX_WORKERS 64
+#define MAX_SCANNERS 16        /* the bound of --scan-threads */
 #define BURST 256              /* messages taken from one socket per poll round */
-#define CLIENT_HWM 100000
+#define CLIENT_RCVHWM 100      /* requests ZeroMQ holds per client before TCP back-pressure */
 #define ROUTER_LINGER_MS 1000
 
 struct server {
     service svc;
-    void *router, *pull, *work, *replies;
+    void *router, *pull, *work, *scan, *replies;
     int wake[2];               /* self-pipe: server_request_stop writes here */
     worker *workers[MAX_WORKERS];
     int nworkers;
+    worker *scanners[MAX_SCANNERS];
+    int nscanners;
+    int scans_inflight;        /* forwarded to the scanners, not yet answered */
     writer *writer;
     security *sec;             /* NULL: no CurveZMQ */
     metrics *metrics;          /* NULL: no --metrics */
@@ -89,8 +100,11 @@ int service_reload_model(service *svc, const char *path, char *err, size_t errle
 {
     model *m = NULL;
     int rc = load_model_file(path ? path : svc->cfg.model_path, &m, err, errlen);
-    if (rc)
-        return rc;
+    return rc ? rc : service_install_model(svc, m, err, errlen);
+}
+
+int service_install_model(service *svc, model *m, char *err, size_t errlen)
+{
     if (!same_decay(model_decay(m), store_decay(svc->store))) {
         snprintf(err, errlen, "model %s keeps half-lives other than the store's (%.4g and %.4g days)",
                  model_name(m), store_decay(svc->store)->short_ms / 864e5, store_decay(svc->store)->long_ms / 864e5);
@@ -127,17 +141,27 @@ static int open_store(server *s, char *err, size_t errlen)
     return LS_OK;
 }
 
+/* A client-facing socket.  The PULL queue is short, so a flood backs up
+ * into TCP and slows the sender.  The ROUTER queues at most --client-hwm
+ * replies per client (and CLIENT_RCVHWM requests: more wait in TCP, the
+ * client is slowed, nothing is lost), and with ZMQ_ROUTER_MANDATORY a send to a
+ * full or vanished client fails at once (EAGAIN, EHOSTUNREACH) instead of
+ * vanishing silently, so the loop can count it.  No frame may exceed
+ * ZMQ_MAXMSGSIZE (a peer sending one is disconnected); it stays above
+ * --max-frame so a somewhat larger request is answered too_large. */
 static void *client_socket(server *s, int type, const char *ep, char *bound, char *err, size_t errlen)
 {
-    /* the PULL queue is short, so a flood backs up into TCP and slows the sender */
-    int hwm = type == ZMQ_PULL ? SERVICE_WORK_HWM : CLIENT_HWM, linger = ROUTER_LINGER_MS;
+    int sndhwm = type == ZMQ_PULL ? SERVICE_WORK_HWM : (int)s->svc.cfg.client_hwm;
+    int rcvhwm = type == ZMQ_PULL ? SERVICE_WORK_HWM : CLIENT_RCVHWM, linger = ROUTER_LINGER_MS, one = 1;
     int64_t maxmsg = (int64_t)s->svc.cfg.max_frame * 4 + 65536;
     size_t len = 256;
     void *sock = zmq_socket(s->svc.zmq, type);
     if (!sock)
         return NULL;
-    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_ROUTER)
+        zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (s->sec && security_apply(s->sec, sock) != LS_OK) {
@@ -201,8 +225,9 @@ static int open_sockets(server *s, char *err, size_t errlen)
 
     }
     s->work = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_WORK, 1, SERVICE_WORK_HWM);
+    s->scan = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_SCAN, 1, s->svc.cfg.max_scans);
     s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1, 0);
-    if (!s->work || !s->replies) {
+    if (!s->work || !s->scan || !s->replies) {
         snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
         return LS_EINTERNAL;
     }
@@ -253,7 +278,34 @@ static int spawn_threads(server *s, int n, char *err, size_t errlen)
         }
         s->nworkers++;
     }
+    for (int i = 0; i < s->svc.cfg.scan_threads && i < MAX_SCANNERS; i++) {
+        if (worker_start_scanner(&s->scanners[i], &s->svc, s->svc.cfg.max_scans) != LS_OK) {
+            snprintf(err, errlen, "cannot start scan thread %d", i);
+            return LS_EINTERNAL;
+        }
+        s->nscanners++;
+    }
     return LS_OK;
+}
+
+/* Raises the soft limit on open files to the hard one: each client
+ * connection and each /metrics scrape holds a descriptor. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            LOG_WARN("fd_limit", "soft=%llu hard=%llu note=\"cannot raise the soft limit: %s\"", (unsigned long long)was,
+                     (unsigned long long)rl.rlim_max, strerror(errno));
+            return;
+        }
+    }
+    LOG_INFO("fd_limit", "soft=%llu hard=%llu was=%llu", (unsigned long long)rl.rlim_cur,
+             (unsigned long long)rl.rlim_max, (unsigned long long)was);
 }
 
 static int set_up(server *s, char *err, size_t errlen)
@@ -265,6 +317,7 @@ static int set_up(server *s, char *err, size_t errlen)
         return LS_EINVAL;
     }
     log_set_level(level);
+    raise_fd_limit();
     if ((rc = load_model(s, err, errlen)) || (rc = open_store(s, err, errlen)))
         return rc;
     snprintf(s->model_tag, sizeof s->model_tag, "%s@%s", model_name(s->svc.model), model_version(s->svc.model));
@@ -304,7 +357,7 @@ int server_start(server **out, const config *cfg, char *err, size_t errlen)
     msgpack_zone_init(&s->zone, 65536);
     int rc = set_up(s, err, errlen);
     if (rc) {
-        if (s->writer || s->nworkers) {
+        if (s->writer || s->nworkers || s->nscanners) {
             /* threads are up: stop them the normal way */
             server_request_stop(s);
             server_run(s);
@@ -329,11 +382,33 @@ static void finished(server *s, int op, int ok, int64_t start_ns)
         LOG_WARN("slow_request", "op=%s ok=%d latency_ms=%.3f", ops_name(op), ok, (double)ns / 1e6);
 }
 
+/* Counts a reply the ROUTER would not queue (msgio_route failed): the
+ * client is at --client-hwm, not reading, or it is gone.  It is dropped. */
+static void count_drop(server *s)
+{
+    if (zmq_errno() == EAGAIN)
+        s->svc.stats.replies_dropped_full++;
+    else
+        s->svc.stats.replies_dropped_gone++;
+}
+
 static void send_reply(server *s, msgio_parts *p, int env_end, int op, int ok, int64_t start_ns)
 {
-    if (msgio_send_frames(s->router, p, 0, env_end, 1) == 0)
-        zmq_send(s->router, s->reply.sb.data, s->reply.sb.size, 0);
+    if (msgio_route(s->router, p, 0, env_end, s->reply.sb.data, s->reply.sb.size) != 0)
+        count_drop(s);
     finished(s, op, ok, start_ns);
+}
+
+/* Answers the connection itself (its identity frame, the delimiter and
+ * s->reply) without the rest of the request's envelope: for requests whose
+ * envelope is missing or too big to echo. */
+static void reply_to_identity(server *s, msgio_parts *p)
+{
+    if (zmq_msg_send(&p->frame[0], s->router, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(s->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(s->router, s->reply.sb.data, s->reply.sb.size, ZMQ_DONTWAIT) < 0)
+        count_drop(s);
+    stats_request(&s->svc.stats, ops_invalid(), 0, 0);
 }
 
 /* Replies with an error to a request that could not be parsed. */
@@ -353,15 +428,38 @@ static int find_delimiter(const msgio_parts *p)
     return -1;
 }
 
+/* Hands the whole request to the threads reading sock (workers or
+ * scanners).  0, or -1 when their queue is full (nothing was sent). */
+static int forward(void *sock, msgio_parts *p, int op, int64_t start_ns)
+{
+    service_meta meta = {META_REQUEST, (uint8_t)op, 1, {0}, start_ns};
+    if (zmq_send(sock, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    msgio_send_frames(sock, p, 0, p->n, 0);
+    return 0;
+}
+
 static void forward_to_worker(server *s, msgio_parts *p, int op, int env_end, const msgpack_object *id,
                               int64_t start_ns)
 {
-    service_meta meta = {META_REQUEST, (uint8_t)op, 1, {0}, start_ns};
-    if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (forward(s->work, p, op, start_ns) != 0)
         reject(s, p, env_end, id, LS_EUNAVAIL, "server busy: retry", start_ns);
+}
+
+/* Scans go to the scanners, at most --max-scans at a time: the others are
+ * answered unavailable at once rather than queued without bound. */
+static void forward_to_scanner(server *s, msgio_parts *p, int op, int env_end, const msgpack_object *id,
+                               int64_t start_ns)
+{
+    char why[160];
+    if (s->scans_inflight >= s->svc.cfg.max_scans || forward(s->scan, p, op, start_ns) != 0) {
+        s->svc.stats.scans_refused++;
+        snprintf(why, sizeof why, "too many store scans at once (max-scans %d): retry later", s->svc.cfg.max_scans);
+        codec_error_reply(&s->reply, id, LS_EUNAVAIL, why);
+        send_reply(s, p, env_end, op, 0, start_ns);
         return;
     }
-    msgio_send_frames(s->work, p, 0, p->n, 0);
+    s->scans_inflight++;
 }
 
 static void handle_request(server *s, msgio_parts *p)
@@ -373,9 +471,14 @@ static void handle_request(server *s, msgio_parts *p)
     if (delim < 0) {
         /* no delimiter: answer the identity frame anyway, REQ-style */
         codec_error_reply(&s->reply, NULL, LS_EBADREQ, "missing the empty delimiter frame before the request");
-        if (zmq_msg_send(&p->frame[0], s->router, ZMQ_SNDMORE) >= 0 && zmq_send(s->router, "", 0, ZMQ_SNDMORE) >= 0)
-            zmq_send(s->router, s->reply.sb.data, s->reply.sb.size, 0);
-        stats_request(&s->svc.stats, ops_invalid(), 0, 0);
+        reply_to_identity(s, p);
+        return;
+    }
+    if (msgio_frames_bytes(p, 0, delim) > s->svc.cfg.max_envelope) {
+        /* echoing it would make each queued reply as big as the envelope */
+        s->svc.stats.envelopes_refused++;
+        codec_error_reply(&s->reply, NULL, LS_ETOOLARGE, "routing envelope larger than the limit (max-envelope)");
+        reply_to_identity(s, p);
         return;
     }
     int env_end = delim + 1;
@@ -409,6 +512,10 @@ static void handle_request(server *s, msgio_parts *p)
         reject(s, p, env_end, req.id, LS_EUNAVAIL, "shutting down", start_ns);
         return;
     }
+    if (ops_scan(op)) {
+        forward_to_scanner(s, p, op, env_end, req.id, start_ns);
+        return;
+    }
     if (!ops_inline(op, &req)) {
         forward_to_worker(s, p, op, env_end, req.id, start_ns);
         return;
@@ -430,7 +537,10 @@ static void handle_reply(server *s, msgio_parts *p)
     } else if (meta.kind == META_WRITER_DONE) {
         s->writer_done = 1;
     } else if (meta.kind == META_REPLY && p->n >= 2) {
-        msgio_send_frames(s->router, p, 1, p->n, 0);
+        if (ops_scan(meta.op) && s->scans_inflight > 0)
+            s->scans_inflight--;
+        if (msgio_route(s->router, p, 1, p->n, NULL, 0) != 0)
+            count_drop(s);
         finished(s, meta.op, meta.ok, meta.start_ns);
     }
 }
@@ -548,10 +658,10 @@ static void publish_metrics(server *s)
 
 int server_run(server *s)
 {
-    LOG_INFO("serving", "requests=%s events=%s data=\"%s\" model=%s curve=%s workers=%d", s->endpoint,
-             s->pull ? s->pull_endpoint : "off", s->svc.cfg.data_dir, s->model_tag, s->sec ? "on" : "off",
-             s->nworkers);
-    while (!(s->stopping && s->writer_done && s->workers_done >= s->nworkers)) {
+    LOG_INFO("serving", "requests=%s events=%s data=\"%s\" model=%s curve=%s workers=%d scanners=%d client_hwm=%llu",
+             s->endpoint, s->pull ? s->pull_endpoint : "off", s->svc.cfg.data_dir, s->model_tag, s->sec ? "on" : "off",
+             s->nworkers, s->nscanners, (unsigned long long)s->svc.cfg.client_hwm);
+    while (!(s->stopping && s->writer_done && s->workers_done >= s->nworkers + s->nscanners)) {
         if (s->stopping && timefmt_mono_ns() > s->drain_deadline_ns) {
             LOG_ERROR("drain_timeout", "timeout_ms=%lld note=\"exiting with batches pending; the store stays consistent\"",
                       (long long)s->svc.cfg.drain_timeout_ms);
@@ -619,8 +729,10 @@ void server_destroy(server **sp)
     retrain_join(&s->retrain);
     for (int i = 0; i < s->nworkers; i++)
         worker_join(&s->workers[i]);
+    for (int i = 0; i < s->nscanners; i++)
+        worker_join(&s->scanners[i]);
     writer_join(&s->writer);
-    void *socks[] = {s->router, s->pull, s->work, s->replies};
+    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);

@@ -5,6 +5,8 @@
  *   server loop  owns the client sockets, answers single-customer reads
  *                inline, forwards batch work to the workers;
  *   workers      decode and validate batches, answer batched reads;
+ *   scanners     run whole-store scans (kpis), each with its own read
+ *                snapshot, so a scan never holds up track or score;
  *   writer       owns every LMDB write and commits in groups.
  * Nothing here is global: server.c allocates one service and hands it to
  * each thread. */
@@ -24,6 +26,7 @@
 #define SERVICE_EP_WORK "inproc://leadscore-work"
 #define SERVICE_EP_REPLIES "inproc://leadscore-replies"
 #define SERVICE_EP_WRITER "inproc://leadscore-writer"
+#define SERVICE_EP_SCAN "inproc://leadscore-scan"
 
 /* Queue bounds between the threads, in messages.  Bounded queues are what
  * turn a flood on the PULL socket into TCP back-pressure on the senders
@@ -34,10 +37,10 @@
 
 /* What the first frame of an internal message says. */
 enum {
-    META_REQUEST = 'R',     /* server loop -> worker: [meta, envelope..., body] */
+    META_REQUEST = 'R',     /* server loop -> worker or scanner: [meta, envelope..., body] */
     META_PULL = 'P',        /* server loop -> worker: [meta, body] */
-    META_REPLY = 'A',       /* worker/writer -> loop: [meta, envelope..., body] */
-    META_WORKER_DONE = 'W', /* worker -> loop: exited */
+    META_REPLY = 'A',       /* worker/scanner/writer -> loop: [meta, envelope..., body] */
+    META_WORKER_DONE = 'W', /* worker or scanner -> loop: exited */
     META_WRITER_DONE = 'D'  /* writer -> loop: exited after its last commit */
 };
 
@@ -65,6 +68,11 @@ model *service_model_acquire(service *svc);
 /* Makes m the active model (taking over the caller's reference); requests
  * already holding the old one finish with it. */
 void service_model_swap(service *svc, model *m);
+
+/* Makes m the active model (taking over the caller's reference) when its
+ * half-lives are the store's; otherwise drops m, keeps the old model and
+ * explains in err (LS_EINVAL). */
+int service_install_model(service *svc, model *m, char *err, size_t errlen);
 
 /* Loads the model file at path (NULL: the configured --model) and makes it
  * active, or leaves the old one in place and explains why in err: an

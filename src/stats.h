@@ -48,7 +48,17 @@ typedef struct {
     hist *latency[STATS_MAX_OPS];          /* nanoseconds */
     uint64_t latency_buckets[STATS_MAX_OPS][STATS_LATENCY_BUCKETS]; /* not cumulative */
     double latency_sum_s[STATS_MAX_OPS];
+    uint64_t replies_dropped_full;         /* the client's queue was at --client-hwm */
+    uint64_t replies_dropped_gone;         /* the client had disconnected */
+    uint64_t envelopes_refused;            /* requests with an envelope over --max-envelope */
+    uint64_t scans_refused;                /* kpis over --max-scans */
     int64_t started_ms;
+    /* the writer thread (writer.h), appended: events it could not store,
+     * by reason, whether or not a reply told a client (PULL has none) */
+    atomic_uint_fast64_t events_unstored_full;        /* the map was at map-max */
+    atomic_uint_fast64_t events_unstored_unavailable; /* the disk was full, or the commit failed */
+    atomic_uint_fast64_t events_unstored_failed;      /* their own job failed alone (bad key, write error) */
+    atomic_uint_fast64_t jobs_failed_alone;           /* jobs left out of their group (bad key, write error) */
 } stats;
 
 /* Prepares counters and one histogram per op.  0 or LS_ENOMEM. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "leadscore/error.h"
+#include "storefile.h"
 
 #define DEFAULT_MAP_SIZE (1ULL << 30)
 #define DEFAULT_MAX_READERS 126
@@ -24,6 +26,8 @@ struct store {
     int64_t retention_ms;
     int read_only;
     int has_aliases;   /* 0 only for a version-1 store opened read-only */
+    int lock_fd;       /* the writer lock (storefile.h); -1 when read-only */
+    atomic_uint_fast64_t stale_cleared; /* reader slots of dead processes cleared */
     /* Snapshots hold it shared; store_grow holds it alone while LMDB
      * remaps (writer-preferring, so a steady read load cannot starve it). */
     pthread_rwlock_t map_lock;
@@ -39,6 +43,7 @@ struct store_reader {
 struct store_wtxn {
     store *s;
     MDB_txn *txn;
+    uint64_t writes;   /* puts and deletes handed to LMDB (store_wtxn_writes) */
 };
 
 /* Maps an LMDB or errno code to a status. */
@@ -48,8 +53,11 @@ static int from_mdb(int rc)
     case MDB_SUCCESS: return LS_OK;
     case MDB_NOTFOUND: return LS_ENOTFOUND;
     case MDB_MAP_FULL: return LS_EFULL;
-    case ENOSPC: return LS_EFULL;
+    case ENOSPC:       /* the disk is full: growing the map would not help */
+    case EDQUOT:
+    case EFBIG: return LS_EUNAVAIL;
     case ENOMEM: return LS_ENOMEM;
+    case MDB_BAD_VALSIZE: return LS_ETOOLARGE; /* a key past LMDB's limit */
     case MDB_VERSION_MISMATCH:
     case MDB_INVALID: return LS_EVERSION;
     default: return rc == EIO || rc == EACCES || rc == ENOENT || rc == EROFS ? LS_EIO : LS_EINTERNAL;
@@ -60,13 +68,26 @@ static int from_mdb(int rc)
 /* Opening                                                             */
 /* ------------------------------------------------------------------ */
 
-static int open_env(store *s, const char *dir, const store_options *opt, char *err, size_t errlen)
+/* The files before LMDB maps them: a writer takes the directory's lock
+ * first (so no other writer changes them under the check), then data.mdb
+ * is checked. */
+static int check_files(store *s, const char *dir, const store_options *opt, char *err, size_t errlen)
 {
     int rc;
-    if (!opt->read_only && mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        ls_fail(err, errlen, 0, "cannot create data directory %s: %s", dir, strerror(errno));
-        return LS_EIO;
+    if (!opt->read_only) {
+        if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+            return ls_fail(err, errlen, LS_EIO, "cannot create data directory %s: %s", dir, strerror(errno));
+        if ((rc = storefile_lock(dir, &s->lock_fd, err, errlen)))
+            return rc;
     }
+    return storefile_check(dir, err, errlen);
+}
+
+static int open_env(store *s, const char *dir, const store_options *opt, char *err, size_t errlen)
+{
+    int rc = check_files(s, dir, opt, err, errlen);
+    if (rc)
+        return rc;
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
     mdb_env_set_maxdbs(s->env, 10);
@@ -79,6 +100,8 @@ static int open_env(store *s, const char *dir, const store_options *opt, char *e
         flags |= MDB_RDONLY;
     if ((rc = mdb_env_open(s->env, dir, flags, 0640)) != 0)
         goto fail;
+    if (!opt->read_only)
+        store_reader_check(s, NULL);
     return LS_OK;
 fail:
     ls_fail(err, errlen, 0, "cannot open store in %s: %s", dir, mdb_strerror(rc));
@@ -183,6 +206,7 @@ int store_open(store **out, const char *dir, const store_options *opt,
     pthread_rwlock_init(&s->map_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     s->read_only = opt->read_only;
+    s->lock_fd = -1;
     s->retention_ms = (int64_t)(opt->history_days > 0 ? opt->history_days : HISTORY_DEFAULT_DAYS) * 86400000LL;
     int rc = open_env(s, dir, opt, err, errlen);
     if (rc == LS_OK)
@@ -201,6 +225,7 @@ void store_close(store **sp)
         return;
     if ((*sp)->env)
         mdb_env_close((*sp)->env);
+    storefile_unlock(&(*sp)->lock_fd); /* after the env: no writer may start before it is shut */
     pthread_rwlock_destroy(&(*sp)->map_lock);
     free(*sp);
     *sp = NULL;
@@ -209,6 +234,34 @@ void store_close(store **sp)
 const feature_decay *store_decay(const store *s)
 {
     return &s->decay;
+}
+
+/* Counts reader slots from LMDB's reader table listing: one line per
+ * taken slot, "pid thread txnid" ("-" when no snapshot is open). */
+typedef struct {
+    uint64_t taken, active;
+} reader_count;
+
+static int count_reader_line(const char *msg, void *arg)
+{
+    reader_count *c = arg;
+    int pid;
+    char tid[40], txn[40];
+    for (const char *line = msg; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (sscanf(line, "%d %39s %39s", &pid, tid, txn) == 3) {
+            c->taken++;
+            c->active += strcmp(txn, "-") != 0;
+        }
+    }
+    return 0;
+}
+
+static void count_readers(store *s, uint64_t *taken, uint64_t *active)
+{
+    reader_count c = {0, 0};
+    mdb_reader_list(s->env, count_reader_line, &c);
+    *taken = c.taken;
+    *active = c.active;
 }
 
 int store_stat(store *s, store_stats *out)
@@ -233,7 +286,28 @@ int store_stat(store *s, store_stats *out)
     pthread_rwlock_unlock(&s->map_lock);
     out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
     out->map_bytes = info.me_mapsize;
+    out->readers_max = info.me_maxreaders;
+    count_readers(s, &out->readers, &out->readers_active);
+    out->readers_stale_cleared = atomic_load(&s->stale_cleared);
     return LS_OK;
+}
+
+int store_set_map_size(store *s, uint64_t bytes)
+{
+    pthread_rwlock_wrlock(&s->map_lock);
+    int rc = mdb_env_set_mapsize(s->env, bytes); /* LMDB keeps at least the pages in use */
+    pthread_rwlock_unlock(&s->map_lock);
+    return from_mdb(rc);
+}
+
+int store_reader_check(store *s, int *cleared)
+{
+    int dead = 0, rc = mdb_reader_check(s->env, &dead);
+    if (rc == 0 && dead > 0)
+        atomic_fetch_add(&s->stale_cleared, (uint64_t)dead);
+    if (cleared)
+        *cleared = rc == 0 ? dead : 0;
+    return from_mdb(rc);
 }
 
 int store_grow(store *s, uint64_t max_bytes)
@@ -528,8 +602,119 @@ int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
+/* Fault injection (see store.h)                                       */
+/* ------------------------------------------------------------------ */
+
+static atomic_int fault_on;   /* STORE_FAULT_* bits armed */
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char key[STORE_MAX_KEY];
+    size_t key_len;
+    int key_err;
+    int commit_err, commit_count;
+} fault;
+
+void store_fault_set(int kind, const char *key, int err, int count)
+{
+    pthread_mutex_lock(&fault_lock);
+    if (kind == STORE_FAULT_KEY && key) {
+        fault.key_len = strlen(key) < sizeof fault.key ? strlen(key) : sizeof fault.key;
+        memcpy(fault.key, key, fault.key_len);
+        fault.key_err = err ? err : MDB_BAD_VALSIZE;
+        atomic_fetch_or(&fault_on, STORE_FAULT_KEY);
+    } else if (kind == STORE_FAULT_COMMIT) {
+        fault.commit_err = err ? err : EIO;
+        fault.commit_count = count;
+        atomic_fetch_or(&fault_on, STORE_FAULT_COMMIT);
+    }
+    pthread_mutex_unlock(&fault_lock);
+}
+
+void store_fault_clear(void)
+{
+    pthread_mutex_lock(&fault_lock);
+    atomic_store(&fault_on, 0);
+    memset(&fault, 0, sizeof fault);
+    pthread_mutex_unlock(&fault_lock);
+}
+
+/* The LMDB code an armed key fault gives a write of k, or 0. */
+static int fault_key(const MDB_val *k)
+{
+    if (!(atomic_load(&fault_on) & STORE_FAULT_KEY))
+        return 0;
+    pthread_mutex_lock(&fault_lock);
+    int rc = fault.key_len == k->mv_size && memcmp(fault.key, k->mv_data, k->mv_size) == 0 ? fault.key_err : 0;
+    pthread_mutex_unlock(&fault_lock);
+    return rc;
+}
+
+/* The errno an armed commit fault gives this commit, or 0. */
+static int fault_commit(void)
+{
+    if (!(atomic_load(&fault_on) & STORE_FAULT_COMMIT))
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&fault_lock);
+    if (fault.commit_count != 0) {
+        rc = fault.commit_err;
+        if (fault.commit_count > 0)
+            fault.commit_count--;
+    }
+    pthread_mutex_unlock(&fault_lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
+
+int store_check_customer_id(size_t len)
+{
+    return len == 0 ? LS_EINVAL : len > STORE_MAX_KEY ? LS_ETOOLARGE : LS_OK;
+}
+
+int store_check_event(size_t customer_len, size_t event_id_len)
+{
+    if (customer_len == 0)
+        return LS_EINVAL;
+    /* the customer id also travels in the event id's value (claim_event_id) */
+    if (customer_len > EVENT_MAX_STR || event_id_len > EVENT_MAX_STR)
+        return LS_ETOOLARGE;
+    return LS_OK;
+}
+
+int store_check_alias(size_t from_len, size_t to_len)
+{
+    if (from_len == 0 || to_len == 0)
+        return LS_EINVAL;
+    return from_len + 1 + to_len > STORE_MAX_KEY ? LS_ETOOLARGE : LS_OK;
+}
+
+/* Every write of the writer goes through here: a key LMDB would refuse
+ * (MDB_BAD_VALSIZE, LS_ETOOLARGE) is refused before LMDB sees it, and an
+ * armed fault answers for LMDB.  An LMDB code. */
+static int wput(store_wtxn *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+    if (k->mv_size == 0 || k->mv_size > STORE_MAX_KEY)
+        return MDB_BAD_VALSIZE;
+    int rc = fault_key(k);
+    w->writes++;
+    return rc ? rc : mdb_put(w->txn, dbi, k, v, flags);
+}
+
+/* Every delete by key goes through here (cursor deletes count
+ * themselves).  An LMDB code. */
+static int wdel(store_wtxn *w, MDB_dbi dbi, MDB_val *k)
+{
+    w->writes++;
+    return mdb_del(w->txn, dbi, k, NULL);
+}
+
+uint64_t store_wtxn_writes(const store_wtxn *w)
+{
+    return w->writes;
+}
 
 int store_write_begin(store *s, store_wtxn **out)
 {
@@ -552,7 +737,11 @@ int store_write_begin(store *s, store_wtxn **out)
 
 int store_write_commit(store_wtxn **wp)
 {
-    int rc = mdb_txn_commit((*wp)->txn);
+    int rc = fault_commit();
+    if (rc)
+        mdb_txn_abort((*wp)->txn); /* as a commit that failed writing */
+    else
+        rc = mdb_txn_commit((*wp)->txn);
     free(*wp);
     *wp = NULL;
     return from_mdb(rc);
@@ -574,8 +763,9 @@ int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out)
 
 int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **out, size_t *out_len)
 {
-    if (len == 0 || len > 511)
-        return LS_EINVAL;
+    int rc = store_check_customer_id(len);
+    if (rc)
+        return rc;
     follow_alias(w->txn, w->s, &id, &len);
     *out = id;
     *out_len = len;
@@ -590,7 +780,7 @@ int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features 
     if (rc)
         return rc;
     MDB_val k = {len, (void *)id}, v = {n, buf};
-    return from_mdb(mdb_put(w->txn, w->s->customers, &k, &v, 0));
+    return from_mdb(wput(w, w->s->customers, &k, &v, 0));
 }
 
 void store_held_init(store_held *h)
@@ -635,7 +825,7 @@ int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_
     if ((rc = history_encode(h, p + head + rec_len, *buf_cap - head - rec_len, &hist_len)))
         return rc;
     MDB_val k = {len, (void *)id}, v = {head + rec_len + hist_len, p};
-    return from_mdb(mdb_put(w->txn, w->s->customers, &k, &v, 0));
+    return from_mdb(wput(w, w->s->customers, &k, &v, 0));
 }
 
 int store_wtxn_put_back(store_wtxn *w, store_held *h)
@@ -717,13 +907,15 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
                               int64_t received_ms, int *seen)
 {
     uint8_t val[8 + EVENT_MAX_STR], tkey[8 + EVENT_MAX_STR];
-    if (eid_len == 0 || eid_len > EVENT_MAX_STR || customer_len > EVENT_MAX_STR)
+    if (eid_len == 0)
         return LS_EINVAL;
+    if (eid_len > EVENT_MAX_STR || customer_len > EVENT_MAX_STR)
+        return LS_ETOOLARGE;
     MDB_val k = {eid_len, (void *)eid};
     memcpy(val, &received_ms, 8);
     memcpy(val + 8, customer, customer_len);
     MDB_val v = {8 + customer_len, val};
-    int rc = mdb_put(w->txn, w->s->event_ids, &k, &v, MDB_NOOVERWRITE);
+    int rc = wput(w, w->s->event_ids, &k, &v, MDB_NOOVERWRITE);
     *seen = rc == MDB_KEYEXIST;
     if (rc == MDB_KEYEXIST)
         return LS_OK;
@@ -732,7 +924,7 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
     be64(tkey, (uint64_t)received_ms);
     memcpy(tkey + 8, eid, eid_len);
     MDB_val tk = {8 + eid_len, tkey}, tv = {0, ""};
-    return from_mdb(mdb_put(w->txn, w->s->event_ids_by_time, &tk, &tv, 0));
+    return from_mdb(wput(w, w->s->event_ids_by_time, &tk, &tv, 0));
 }
 
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned)
@@ -747,9 +939,10 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
         if (k.mv_size < 8 || (int64_t)read_be64(k.mv_data) >= cutoff_ms)
             break;
         MDB_val ek = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
-        rc = mdb_del(w->txn, w->s->event_ids, &ek, NULL);
+        rc = wdel(w, w->s->event_ids, &ek);
         if (rc && rc != MDB_NOTFOUND)
             break;
+        w->writes++;
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
         n++;
@@ -778,11 +971,11 @@ static int put_alias(store_wtxn *w, const char *anon, size_t alen, const char *t
 {
     uint8_t key[2 * ID_MAX + 1];
     MDB_val k = {alen, (void *)anon}, v = {tlen, (void *)target}, empty = {0, ""};
-    int rc = mdb_put(w->txn, w->s->aliases, &k, &v, 0);
+    int rc = wput(w, w->s->aliases, &k, &v, 0);
     if (rc)
         return from_mdb(rc);
     MDB_val rk = {target_key(key, target, tlen, anon, alen), key};
-    return from_mdb(mdb_put(w->txn, w->s->alias_targets, &rk, &empty, 0));
+    return from_mdb(wput(w, w->s->alias_targets, &rk, &empty, 0));
 }
 
 /* Calls fn for every anonymous id aliased to target (copied out first, so
@@ -815,6 +1008,33 @@ static int each_alias_of(store_wtxn *w, const char *target, size_t tlen, alias_f
     }
 }
 
+/* LS_ETOOLARGE when an anonymous id aliased to `old` would not fit the
+ * reverse index once moved to a target of tlen bytes: checked before an
+ * alias writes anything, so a refusal leaves the txn as it was. */
+static int aliases_fit(store_wtxn *w, const char *old, size_t olen, size_t tlen)
+{
+    uint8_t prefix[ID_MAX + 1];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    memcpy(prefix, old, olen);
+    prefix[olen] = 0;
+    int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur);
+    if (rc)
+        return from_mdb(rc);
+    k = (MDB_val){olen + 1, prefix};
+    int st = LS_OK;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && st == LS_OK;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= olen + 1 || memcmp(k.mv_data, prefix, olen + 1) != 0)
+            break;
+        st = store_check_alias(k.mv_size - olen - 1, tlen);
+    }
+    mdb_cursor_close(cur);
+    if (st == LS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = from_mdb(rc);
+    return st;
+}
+
 typedef struct {
     const char *target;
     size_t tlen;
@@ -828,7 +1048,7 @@ static int repoint_alias(store_wtxn *w, const char *anon, size_t alen, void *arg
     repoint *rp = arg;
     uint8_t key[2 * ID_MAX + 1];
     MDB_val rk = {target_key(key, rp->old, rp->olen, anon, alen), key};
-    int rc = mdb_del(w->txn, w->s->alias_targets, &rk, NULL);
+    int rc = wdel(w, w->s->alias_targets, &rk);
     if (rc && rc != MDB_NOTFOUND)
         return from_mdb(rc);
     return put_alias(w, anon, alen, rp->target, rp->tlen);
@@ -857,7 +1077,7 @@ static int merge_histories(store_wtxn *w, const char *from, size_t from_len, con
         rc = store_wtxn_put_customer(w, to, tlen, &b, &held.h, &held.buf, &held.buf_cap);
     MDB_val k = {from_len, (void *)from};
     if (rc == LS_OK)
-        rc = from_mdb(mdb_del(w->txn, w->s->customers, &k, NULL));
+        rc = from_mdb(wdel(w, w->s->customers, &k));
     history_free(&src);
     store_held_free(&held);
     return rc;
@@ -871,13 +1091,13 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
     size_t tlen, clen;
     ls_features a;
     *merged = 0;
-    if (from_len == 0 || from_len >= ID_MAX || to_len_in == 0 || to_len_in >= ID_MAX)
-        return LS_EINVAL;
-    int rc = store_wtxn_resolve(w, to_in, to_len_in, &t, &tlen);
+    int rc = store_check_alias(from_len, to_len_in);
     if (rc)
         return rc;
-    if (tlen + 1 + from_len > 511) /* LMDB's key limit, for the reverse index */
-        return LS_ETOOLARGE;
+    if ((rc = store_wtxn_resolve(w, to_in, to_len_in, &t, &tlen)))
+        return rc;
+    if ((rc = store_check_alias(from_len, tlen))) /* the target the reverse index keys on */
+        return rc;
     memcpy(to, t, tlen); /* copy before writing in the txn */
     if ((rc = store_wtxn_resolve(w, from, from_len, &cur, &clen)))
         return rc;
@@ -885,6 +1105,8 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
         return LS_OK; /* already lands there: idempotent */
     if (clen != from_len || memcmp(cur, from, from_len) != 0)
         return LS_EINVAL; /* merged into someone else already */
+    if ((rc = aliases_fit(w, from, from_len, tlen)))
+        return rc;
     int have_from = store_wtxn_get(w, from, from_len, &a) == LS_OK;
     if (have_from && (rc = merge_histories(w, from, from_len, &a, to, tlen)))
         return rc;
@@ -938,9 +1160,9 @@ static int drop_alias(store_wtxn *w, const char *anon, size_t alen, void *arg)
     uint8_t key[2 * ID_MAX + 1];
     MDB_val k = {alen, (void *)anon};
     MDB_val rk = {target_key(key, set->id[0], set->len[0], anon, alen), key};
-    int rc = mdb_del(w->txn, w->s->aliases, &k, NULL);
+    int rc = wdel(w, w->s->aliases, &k);
     if (rc == 0 || rc == MDB_NOTFOUND)
-        rc = mdb_del(w->txn, w->s->alias_targets, &rk, NULL);
+        rc = wdel(w, w->s->alias_targets, &rk);
     id_set_add(set, anon, alen);
     return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
 }
@@ -964,9 +1186,10 @@ static int drop_event_ids(store_wtxn *w, const id_set *set, int *deleted)
         be64(tkey, (uint64_t)received);
         memcpy(tkey + 8, k.mv_data, k.mv_size);
         MDB_val tk = {8 + k.mv_size, tkey};
-        int d = mdb_del(w->txn, w->s->event_ids_by_time, &tk, NULL);
+        int d = wdel(w, w->s->event_ids_by_time, &tk);
         if (d && d != MDB_NOTFOUND)
             break;
+        w->writes++;
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
         *deleted = 1;
@@ -986,7 +1209,7 @@ static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *se
     if (len != len_in || memcmp(id, id_in, len) != 0)
         id_set_add(set, id_in, len_in);
     MDB_val k = {len, set->id[0]};
-    rc = mdb_del(w->txn, w->s->customers, &k, NULL);
+    rc = wdel(w, w->s->customers, &k);
     if (rc && rc != MDB_NOTFOUND)
         return from_mdb(rc);
     *deleted = rc == 0;

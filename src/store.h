@@ -25,6 +25,11 @@
  * history's "before" aggregate (what happened before the upgrade), and new
  * events go to its history.
  *
+ * Files in the directory: data.mdb and lock.mdb (LMDB's), and
+ * leadscore.lock, the writer lock (storefile.h).  data.mdb is checked
+ * before it is mapped, so a damaged file is refused with a message, not
+ * met later as a SIGBUS.
+ *
  * Threads: exactly one thread writes (the writer, see writer.h) through a
  * store_wtxn; any number of threads read, each through its own
  * store_reader, and readers never wait for the writer (LMDB MVCC).
@@ -58,13 +63,29 @@ typedef struct {
     uint64_t event_ids;     /* idempotency keys held */
     uint64_t used_bytes;    /* pages in use x page size */
     uint64_t map_bytes;     /* the map size */
+    uint64_t readers;       /* LMDB reader slots taken, by any process (a dead one's too, until cleared) */
+    uint64_t readers_active;/* ... of which hold a snapshot open (and so keep old pages from reuse) */
+    uint64_t readers_max;   /* reader slots there are */
+    uint64_t readers_stale_cleared; /* slots of dead processes cleared by this handle (store_reader_check) */
 } store_stats;
+
+/* LMDB's key limit (bytes); ids the store keys on must fit under it. */
+#define STORE_MAX_KEY 511
 
 /* Opens (creating if needed) the store in directory dir.  A new store
  * records decay as its half-lives; an existing one keeps its own (read them
  * with store_decay).  A store written by a newer schema is refused with
  * LS_EVERSION.  On failure *out is NULL and err (if not NULL) holds a
- * message for a person. */
+ * message for a person.
+ *
+ * Before LMDB maps data.mdb its meta pages are checked (storefile.h): a
+ * truncated, empty or foreign file is refused with LS_EPARSE and a message
+ * naming the problem and the recovery, instead of a SIGBUS later.  An open
+ * for writing takes the directory's writer lock (DIR/leadscore.lock) for
+ * the life of the handle: a second writer, in this process or another, is
+ * refused with LS_EUNAVAIL naming the holder's pid; read-only opens take
+ * no lock.  A writer also clears reader slots left by dead processes
+ * (store_reader_check). */
 int store_open(store **out, const char *dir, const store_options *opt,
                const feature_decay *decay, char *err, size_t errlen);
 
@@ -82,6 +103,30 @@ int store_stat(store *s, store_stats *out);
  * transaction fails with LS_EFULL, then retries.  LS_EFULL when the map
  * is already at max_bytes. */
 int store_grow(store *s, uint64_t max_bytes);
+
+/* Sets the map size to bytes, or to the pages in use when they need more
+ * (so it can shrink back after a temporary growth), while no snapshot is
+ * open.  No write txn of this handle may be open.  0 or a status. */
+int store_set_map_size(store *s, uint64_t bytes);
+
+/* Clears the reader slots of processes that died inside a read (a killed
+ * `rescore`: its snapshot would keep every page freed since from reuse,
+ * and the file would grow until a restart).  *cleared (may be NULL) says
+ * how many went; they also add up in store_stats.readers_stale_cleared.
+ * The writer runs it at store_open and every few seconds. */
+int store_reader_check(store *s, int *cleared);
+
+/* Key checks a writer can run before its transaction, so a request that
+ * cannot be stored is refused alone (the same checks guard every write
+ * inside the store): LS_OK, LS_EINVAL for an empty id, LS_ETOOLARGE when
+ * a key would pass LMDB's limit.  A customer id; an event id (keyed with
+ * an 8-byte time prefix, and held with its customer, so at most
+ * EVENT_MAX_STR); an alias from -> to (the reverse index keys on
+ * to NUL from; store_wtxn_alias also checks the ids already aliased to
+ * from, which move over to to). */
+int store_check_customer_id(size_t len);
+int store_check_event(size_t customer_len, size_t event_id_len); /* event_id_len 0: none */
+int store_check_alias(size_t from_len, size_t to_len);
 
 /* ---- reading (one store_reader per thread) ---- */
 
@@ -128,7 +173,10 @@ int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg);
 /* ---- writing (the writer thread only) ---- */
 
 int store_write_begin(store *s, store_wtxn **out);
-/* Commits (and, unless no_sync, syncs) the txn.  Frees it either way. */
+/* Commits (and, unless no_sync, syncs) the txn.  Frees it either way.
+ * Any write in the txn, or the commit, answers LS_EFULL when the map is
+ * full (store_grow, then retry) and LS_EUNAVAIL when the disk is full
+ * (ENOSPC, EDQUOT: retry once space is freed; the map must not grow). */
 int store_write_commit(store_wtxn **w);
 void store_write_abort(store_wtxn **w);
 
@@ -175,11 +223,18 @@ int store_wtxn_put_back(store_wtxn *w, store_held *h);
  * write in the txn: copy it) or at id itself. */
 int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **out, size_t *out_len);
 
+/* How many puts and deletes the txn has handed to LMDB so far.  A call
+ * that fails with the count unchanged left the txn as it was (a clean
+ * refusal); one that fails after writing must be rolled back. */
+uint64_t store_wtxn_writes(const store_wtxn *w);
+
 /* Merges anonymous id `from` into customer `to` (resolved through its own
  * alias): from's record is folded into to's (feature_merge) and deleted,
  * from (and every id aliased to from) then answers for to.  *merged is 0,
  * and nothing changes, when from already lands on to.  LS_EINVAL when from
- * is already merged into a different customer, or from and to are one id. */
+ * is already merged into a different customer, or from and to are one id;
+ * LS_ETOOLARGE when a reverse-index key would pass LMDB's limit; both
+ * before anything is written. */
 int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const char *to, size_t to_len,
                      int *merged);
 
@@ -211,5 +266,20 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
 /* Writes a compacted copy of the store (live pages only) into the
  * directory out, which must exist and be empty.  0 or a status. */
 int store_compact(store *s, const char *out);
+
+/* ---- fault injection (for tests; compiled in, off by default) ----
+ * Process-wide switches that make the write path fail as if LMDB had,
+ * so tests can reach failure paths no real input reaches.  While off they
+ * cost one atomic load per write.
+ *   STORE_FAULT_KEY     every write of the key `key` (any table) fails as
+ *                       LMDB fails an over-long key (MDB_BAD_VALSIZE:
+ *                       LS_EINTERNAL), inside the transaction;
+ *   STORE_FAULT_COMMIT  the next `count` commits of write txns (count < 0:
+ *                       all, until cleared) fail with errno `err` after the
+ *                       txn is aborted: ENOSPC is a full disk (LS_EUNAVAIL).
+ * store_fault_clear turns every fault off. */
+enum { STORE_FAULT_KEY = 1, STORE_FAULT_COMMIT = 2 };
+void store_fault_set(int kind, const char *key, int err, int count);
+void store_fault_clear(void);
 
 #endif

@@ -1,12 +1,15 @@
 /* train.c -- the trainer: one pass over the customer histories of a store
- * snapshot into training rows (features as of each cutoff by canonical
- * replay, labels from the orders in the horizon after it) and the
- * customer-base summary; then the logistic fit with sign constraints, the
- * hold-out evaluation against a recency baseline (and, optionally, an
- * existing model), and the BG/NBD and Gamma-Gamma fits (see train.h). */
+ * snapshot into rows at every cutoff (features as of the cutoff by
+ * canonical replay, labels from the orders in the horizon after it, the
+ * buyers' repeat-purchase summaries); then the repeat-purchase fits per
+ * cutoff, the constrained logistic fit on the pooled fit rows with lambda
+ * chosen on the calibration rows, Platt scaling, the hold-out evaluation
+ * against recency and RFM baselines (and, optionally, an existing model),
+ * the recommendation hit rate and Gamma-Gamma (see train.h). */
 #include "train.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,50 +23,101 @@
 #define MS_PER_DAY 86400000LL
 /* customers between two progress calls */
 #define PROGRESS_EVERY 4096
+#define MAX_CUTOFFS (TRAIN_FIT_CUTOFFS + 2)
+/* BG/NBD is degenerate (the NBD limit) beyond these */
+#define DEGENERATE_B 1e3
+#define DEGENERATE_DROP 1e-3
+/* the short-history model's lambda when none is given */
+#define DEFAULT_LAMBDA 1.0
+#define BASELINE_LAMBDA 1.0
+
+static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
+#define N_LAMBDAS ((int)(sizeof lambda_grid / sizeof lambda_grid[0]))
 
 /* ------------------------------------------------------------------ */
 /* Candidate features                                                  */
 /* ------------------------------------------------------------------ */
 
 /* Candidate features: name, log1p transform, sign constraint (+1: the
- * coefficient may not be negative, -1: not positive, 0: free).  Engagement
- * (views, searches, e-mail, sessions, carts, checkouts) may only raise
- * readiness and disappointment only lower it, so a marketer can read every
- * explanation at face value; purchase history is free (a purchase just made
- * can make the next one less likely).  No plain recency or tenure term, for
- * the reason models/handset.json explains. */
+ * coefficient may not be negative, -1: not positive, 0: free).
+ *   +1  intent and engagement (decayed counts, open cart or checkout,
+ *       repeat_p_buy): they only fall with silence;
+ *   -1  silence (days since the last event, purchase, cart or checkout,
+ *       recency / mean gap): they only grow with silence;
+ *   -1  disappointment (refund rate and count, tickets, bad reviews): as
+ *       lifetime figures, which silence does not change;
+ *   +1  repeat buying (orders, purchase days): a customer who came back
+ *       more often is never less ready than one who bought once, all else
+ *       equal (a marketer's first rule; a persona test holds the default
+ *       to it);
+ *    0  the rest of the purchase history, which silence does not change
+ *       (spend, gaps, basket size, discount share).
+ * Tenure (days since first seen or first purchase) is no candidate: it
+ * grows with silence, so it could only enter with a negative sign, and a
+ * customer of many years would then rank below a newcomer for having been
+ * around (a persona test holds the default to the opposite).
+ * So with silence alone every term moves the score down or not at all:
+ * a buyer's score never rises by waiting, and a refund never raises it.
+ * `level` marks a model-level feature (model.h), filled in after the
+ * repeat-purchase fit of the row's cutoff. */
 static const struct {
     const char *name;
     int log1p;
     int sign;
+    int level;
 } candidates[] = {
-    {"add_to_cart_recent", 1, +1}, {"add_to_cart_decayed", 1, +1}, {"checkout_recent", 1, +1},
-    {"open_cart_value", 1, +1},    {"sessions_recent", 1, +1},     {"sessions_decayed", 1, +1},
-    {"product_view_recent", 1, +1}, {"product_view_decayed", 1, +1}, {"page_view_recent", 1, +1},
-    {"search_recent", 1, +1},       {"email_open_recent", 1, +1},    {"email_click_recent", 1, +1},
-    {"purchase_count", 1, 0},      {"purchase_decayed", 1, 0},     {"discounted_share", 0, 0},
-    {"refund_rate", 0, -1},        {"refund_decayed", 1, -1},      {"support_ticket_recent", 1, -1},
-    {"bad_reviews", 1, -1},
+    {"page_view_recent", 1, +1, 0},      {"page_view_decayed", 1, +1, 0},
+    {"product_view_recent", 1, +1, 0},   {"product_view_decayed", 1, +1, 0},
+    {"search_recent", 1, +1, 0},         {"search_decayed", 1, +1, 0},
+    {"add_to_cart_recent", 1, +1, 0},    {"add_to_cart_decayed", 1, +1, 0},
+    {"checkout_recent", 1, +1, 0},       {"checkout_decayed", 1, +1, 0},
+    {"purchase_recent", 1, +1, 0},       {"purchase_decayed", 1, +1, 0},
+    {"email_open_decayed", 1, +1, 0},    {"email_click_recent", 1, +1, 0},
+    {"email_click_decayed", 1, +1, 0},   {"sms_click_decayed", 1, +1, 0},
+    {"review_decayed", 1, +1, 0},        {"share_decayed", 1, +1, 0},
+    {"sessions_recent", 1, +1, 0},       {"sessions_decayed", 1, +1, 0},
+    {"cart_open", 0, +1, 0},             {"checkout_open", 0, +1, 0},
+    {"open_cart_value", 1, +1, 0},
+    {"days_since_last_seen", 1, -1, 0},  {"days_since_last_purchase", 1, -1, 0},
+    {"days_since_last_cart", 1, -1, 0},  {"days_since_last_checkout", 1, -1, 0},
+    {"purchase_recency_ratio", 1, -1, 0},
+    {"purchase_count", 1, +1, 0},        {"purchase_days", 1, +1, 0},
+    {"spend", 1, 0, 0},                  {"avg_order_value", 1, 0, 0},
+    {"mean_purchase_gap_days", 1, 0, 0}, {"lines_per_order", 1, 0, 0},
+    {"units_per_order", 1, 0, 0},        {"discounted_share", 0, 0, 0},
+    {"sessions", 1, 0, 0},
+    {"refund_rate", 0, -1, 0},           {"refund_count", 1, -1, 0},
+    {"support_ticket_count", 1, -1, 0},  {"bad_reviews", 1, -1, 0},
+    {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY},
+    {"repeat_expected", 1, +1, MODEL_FEATURE_REPEAT_EXPECTED},
 };
 #define N_CANDIDATES ((int)(sizeof candidates / sizeof candidates[0]))
+#define N_RFM 3
 
-static double transformed(const ls_features *f, int cand, const feature_ctx *ctx)
+static double transform(int cand, double v)
 {
-    double v = feature_value(f, feature_lookup(candidates[cand].name), ctx);
     return candidates[cand].log1p ? log1p(v > 0 ? v : 0) : v;
 }
 
+static double named(const ls_features *f, const char *name, const feature_ctx *ctx)
+{
+    return feature_value(f, feature_lookup(name), ctx);
+}
+
 /* ------------------------------------------------------------------ */
-/* Rows and the customer-base summary, grown as customers are read      */
+/* Rows, one table per cutoff                                          */
 /* ------------------------------------------------------------------ */
 
 typedef struct {
     size_t n, cap;
-    double *x;       /* n x N_CANDIDATES transformed values */
+    double *x;        /* n x N_CANDIDATES transformed values */
     double *y;
     uint8_t *label;
-    double *recency; /* log1p(days since last seen), for the baseline */
-    double *compare; /* the compared model's scores (hold-out rows only), or NULL */
+    uint8_t *buyer;   /* has a repeat-purchase summary */
+    double *sx, *stx, *sT, *zbar; /* the summary, time units */
+    double *recency;  /* log1p(days since last seen) */
+    double *rfm;      /* n x N_RFM: log1p days since last purchase, orders, spend */
+    double *compare;  /* the compared model's scores (hold-out only), or NULL */
 } dataset;
 
 static void dataset_free(dataset *d)
@@ -71,67 +125,101 @@ static void dataset_free(dataset *d)
     free(d->x);
     free(d->y);
     free(d->label);
+    free(d->buyer);
+    free(d->sx);
+    free(d->stx);
+    free(d->sT);
+    free(d->zbar);
     free(d->recency);
+    free(d->rfm);
     free(d->compare);
     memset(d, 0, sizeof *d);
 }
 
-/* Makes room for one more row.  0 or LS_ENOMEM (d unchanged). */
-static int dataset_reserve(dataset *d, int with_compare)
+static int grow(void **p, size_t bytes)
+{
+    void *q = realloc(*p, bytes);
+    if (!q)
+        return LS_ENOMEM;
+    *p = q;
+    return LS_OK;
+}
+
+/* Makes room for one more row.  0 or LS_ENOMEM. */
+static int dataset_reserve(dataset *d, int features, int with_compare)
 {
     if (d->n < d->cap)
         return LS_OK;
     size_t cap = d->cap ? d->cap * 2 : 4096;
-    double *x = realloc(d->x, cap * N_CANDIDATES * sizeof *x);
-    if (x)
-        d->x = x;
-    double *y = realloc(d->y, cap * sizeof *y);
-    if (y)
-        d->y = y;
-    uint8_t *label = realloc(d->label, cap);
-    if (label)
-        d->label = label;
-    double *rec = realloc(d->recency, cap * sizeof *rec);
-    if (rec)
-        d->recency = rec;
-    double *cmp = with_compare ? realloc(d->compare, cap * sizeof *cmp) : NULL;
-    if (cmp)
-        d->compare = cmp;
-    if (!x || !y || !label || !rec || (with_compare && !cmp))
-        return LS_ENOMEM;
-    d->cap = cap;
-    return LS_OK;
+    int rc = LS_OK;
+    double **cols[] = {&d->y, &d->sx, &d->stx, &d->sT, &d->zbar, &d->recency};
+    for (size_t i = 0; rc == LS_OK && i < sizeof cols / sizeof cols[0]; i++)
+        rc = grow((void **)cols[i], cap * sizeof(double));
+    if (rc == LS_OK)
+        rc = grow((void **)&d->label, cap);
+    if (rc == LS_OK)
+        rc = grow((void **)&d->buyer, cap);
+    if (rc == LS_OK && features)
+        rc = grow((void **)&d->x, cap * N_CANDIDATES * sizeof(double));
+    if (rc == LS_OK && features)
+        rc = grow((void **)&d->rfm, cap * N_RFM * sizeof(double));
+    if (rc == LS_OK && with_compare)
+        rc = grow((void **)&d->compare, cap * sizeof(double));
+    if (rc == LS_OK)
+        d->cap = cap;
+    return rc;
 }
 
-/* BG/NBD inputs of every buyer as of c2 (x, t_x, T) and its Gamma-Gamma zbar. */
+/* ------------------------------------------------------------------ */
+/* Segments of the base model's catalogue, for the recommendation test  */
+/* ------------------------------------------------------------------ */
+
 typedef struct {
-    size_t n, cap;
-    double *x, *tx, *T, *zbar;
-} base_set;
+    const segments_catalogue *cat;
+    int nseg;
+    const char *seg[SEGMENTS_MAX_RULES];  /* distinct catalogue segments */
+    int rule_seg[SEGMENTS_MAX_RULES];     /* rule -> index in seg[] */
+    uint64_t bought[SEGMENTS_MAX_RULES];  /* purchase lines before c, per segment */
+    int *target;                          /* per hold-out row with a target: its segment */
+    size_t ntarget, target_cap;
+    size_t hits;
+} rec_state;
 
-static void base_free(base_set *b)
+static void rec_init(rec_state *s, const model *base)
 {
-    free(b->x);
-    free(b->tx);
-    free(b->T);
-    free(b->zbar);
-    memset(b, 0, sizeof *b);
+    memset(s, 0, sizeof *s);
+    if (!base)
+        return;
+    s->cat = model_segments(base);
+    for (int r = 0; r < s->cat->nrules; r++) {
+        int i = 0;
+        while (i < s->nseg && strcmp(s->seg[i], s->cat->rules[r].segment) != 0)
+            i++;
+        if (i == s->nseg)
+            s->seg[s->nseg++] = s->cat->rules[r].segment;
+        s->rule_seg[r] = i;
+    }
 }
 
-static int base_reserve(base_set *b)
+/* The segment of a category (segments.c's rule: the longest prefix that
+ * matches the whole category or a leading part ending at a '/'), or -1. */
+static int category_segment(const rec_state *s, ls_str name)
 {
-    if (b->n < b->cap)
-        return LS_OK;
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    double **cols[] = {&b->x, &b->tx, &b->T, &b->zbar};
-    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
-        double *p = realloc(*cols[i], cap * sizeof *p);
-        if (!p)
-            return LS_ENOMEM;
-        *cols[i] = p;
+    int best = -1;
+    size_t best_len = 0;
+    for (int i = 0; s->cat && i < s->cat->nrules; i++) {
+        size_t n = s->cat->rules[i].prefix_len;
+        const char *p = s->cat->rules[i].prefix;
+        if (n > name.len || memcmp(p, name.ptr, n) != 0)
+            continue;
+        if (n < name.len && name.ptr[n] != '/' && p[n - 1] != '/')
+            continue;
+        if (n > best_len) {
+            best = i;
+            best_len = n;
+        }
     }
-    b->cap = cap;
-    return LS_OK;
+    return best < 0 ? -1 : s->rule_seg[best];
 }
 
 /* ------------------------------------------------------------------ */
@@ -140,12 +228,13 @@ static int base_reserve(base_set *b)
 
 typedef struct {
     const train_options *opt;
-    int64_t cut[2];           /* c1, c2 */
+    int ncut, nfit, ical, ieval;   /* cut[0..nfit) fit, cut[ical], cut[ieval] */
+    int64_t cut[MAX_CUTOFFS];
     int64_t horizon_ms;
-    int64_t end_ms;           /* c2 + horizon: nothing later is read */
-    model_clv clv;            /* the time unit assess_summary counts in */
-    dataset rows[2];          /* rows at c1 (training) and c2 (hold-out) */
-    base_set base;
+    int64_t end_ms;                /* c + horizon: nothing later is read */
+    model_clv clv;                 /* the time unit assess_summary counts in */
+    dataset rows[MAX_CUTOFFS];
+    rec_state rec;
     uint64_t events, customers, scanned;
     int64_t first_ts, last_ts;
 } collector;
@@ -155,17 +244,25 @@ static void collector_init(collector *c, const train_options *opt)
     memset(c, 0, sizeof *c);
     c->opt = opt;
     c->horizon_ms = (int64_t)opt->horizon_days * MS_PER_DAY;
-    c->cut[1] = opt->cutoff_ms;
-    c->cut[0] = opt->cutoff_ms - c->horizon_ms;
+    c->nfit = opt->clv_only ? 0 : TRAIN_FIT_CUTOFFS;
+    for (int i = 0; i < c->nfit; i++) /* oldest first */
+        c->cut[i] = opt->cutoff_ms - 2 * c->horizon_ms - (int64_t)(c->nfit - 1 - i) * (c->horizon_ms / 2);
+    c->ical = c->nfit;
+    c->ieval = c->nfit + 1;
+    c->cut[c->ical] = opt->cutoff_ms - c->horizon_ms;
+    c->cut[c->ieval] = opt->cutoff_ms;
+    c->ncut = c->ieval + 1;
     c->end_ms = opt->cutoff_ms + c->horizon_ms;
     c->clv.time_unit_days = opt->time_unit_days;
+    c->clv.horizon_days = opt->horizon_days;
+    rec_init(&c->rec, opt->clv_only ? NULL : opt->base);
 }
 
 static void collector_free(collector *c)
 {
-    dataset_free(&c->rows[0]);
-    dataset_free(&c->rows[1]);
-    base_free(&c->base);
+    for (int k = 0; k < MAX_CUTOFFS; k++)
+        dataset_free(&c->rows[k]);
+    free(c->rec.target);
 }
 
 /* 1 when the history holds an order (a purchase event) in (from, to]. */
@@ -177,19 +274,22 @@ static int ordered_in(const history *h, int64_t from, int64_t to)
     return 0;
 }
 
-/* The features as of c1 and c2.  The second continues the first's replay
- * (the same operations in the same order, so the same bits) unless the
- * `before` aggregate counts at c2 and not at c1. */
-static int replay_both(const collector *c, const history *h, ls_features f[2])
+/* The features as of every cutoff.  Each continues the previous one's
+ * replay (the same operations in the same order, so the same bits) unless
+ * the `before` aggregate starts to count between the two. */
+static int replay_all(const collector *c, const history *h, ls_features *f)
 {
     const feature_decay *d = &c->opt->decay;
     int rc = history_replay(h, c->cut[0], d, &f[0]);
-    if (rc)
-        return rc;
-    if (h->has_before && h->before.first_seen_ms > c->cut[0] && h->before.first_seen_ms <= c->cut[1])
-        return history_replay(h, c->cut[1], d, &f[1]);
-    f[1] = f[0];
-    return history_apply_range(h, history_upto(h, c->cut[0]), history_upto(h, c->cut[1]), d, &f[1]);
+    for (int k = 1; rc == LS_OK && k < c->ncut; k++) {
+        if (h->has_before && h->before.first_seen_ms > c->cut[k - 1] && h->before.first_seen_ms <= c->cut[k]) {
+            rc = history_replay(h, c->cut[k], d, &f[k]);
+            continue;
+        }
+        f[k] = f[k - 1];
+        rc = history_apply_range(h, history_upto(h, c->cut[k - 1]), history_upto(h, c->cut[k]), d, &f[k]);
+    }
+    return rc;
 }
 
 /* Counts the customer's events up to end_ms in the data summary. */
@@ -217,30 +317,6 @@ static void note_data(collector *c, const history *h)
         c->last_ts = last;
 }
 
-/* One row at cutoff k: every candidate feature, the recency, the label
- * and, on the hold-out, the compared model's score. */
-static int add_row(collector *c, int k, const ls_features *f, const history *h)
-{
-    feature_ctx ctx = {c->cut[k], c->opt->decay};
-    const model *cmp = k == 1 ? c->opt->compare : NULL;
-    dataset *d = &c->rows[k];
-    int rc = dataset_reserve(d, cmp != NULL);
-    if (rc)
-        return rc;
-    for (int j = 0; j < N_CANDIDATES; j++)
-        d->x[d->n * N_CANDIDATES + j] = transformed(f, j, &ctx);
-    d->recency[d->n] = log1p(feature_value(f, feature_lookup("days_since_last_seen"), &ctx));
-    d->label[d->n] = (uint8_t)ordered_in(h, c->cut[k], c->cut[k] + c->horizon_ms);
-    d->y[d->n] = d->label[d->n];
-    if (cmp) {
-        model_result res;
-        model_score(cmp, f, &ctx, 0, &res);
-        d->compare[d->n] = res.score;
-    }
-    d->n++;
-    return LS_OK;
-}
-
 /* Mean value of the purchase days after the first -- the zbar assess.c
  * scores with (its repeat_mean) -- or the mean per purchase day when that
  * cannot be told. */
@@ -252,28 +328,92 @@ static double repeat_mean(const ls_features *f, double x)
     return rest > 0 ? rest : f->spend / (x + 1);
 }
 
-/* The customer's BG/NBD summary as of c2, as scoring computes it. */
-static int add_base(collector *c, const ls_features *f)
+static void fill_features(dataset *d, const ls_features *f, const feature_ctx *ctx)
 {
-    double x, tx, T;
-    if (!assess_summary(&c->clv, f, c->cut[1], &x, &tx, &T))
-        return LS_OK;
-    int rc = base_reserve(&c->base);
+    double *x = &d->x[d->n * N_CANDIDATES];
+    for (int j = 0; j < N_CANDIDATES; j++)
+        x[j] = candidates[j].level ? 0.0 : transform(j, named(f, candidates[j].name, ctx));
+    double *r = &d->rfm[d->n * N_RFM];
+    r[0] = log1p(named(f, "days_since_last_purchase", ctx));
+    r[1] = log1p(named(f, "purchase_count", ctx));
+    r[2] = log1p(fmax(named(f, "spend", ctx), 0));
+}
+
+/* One row at cutoff k: features, label, summary, baselines' inputs and,
+ * on the hold-out, the compared model's score. */
+static int add_row(collector *c, int k, const ls_features *f, const history *h)
+{
+    feature_ctx ctx = {c->cut[k], c->opt->decay};
+    const model *cmp = k == c->ieval && !c->opt->clv_only ? c->opt->compare : NULL;
+    dataset *d = &c->rows[k];
+    int features = !c->opt->clv_only;
+    int rc = dataset_reserve(d, features, cmp != NULL);
     if (rc)
         return rc;
-    base_set *b = &c->base;
-    b->x[b->n] = x;
-    b->tx[b->n] = tx;
-    b->T[b->n] = T;
-    b->zbar[b->n] = repeat_mean(f, x);
-    b->n++;
+    size_t i = d->n;
+    d->buyer[i] = (uint8_t)assess_summary(&c->clv, f, c->cut[k], &d->sx[i], &d->stx[i], &d->sT[i]);
+    d->zbar[i] = repeat_mean(f, d->sx[i]);
+    d->label[i] = (uint8_t)ordered_in(h, c->cut[k], c->cut[k] + c->horizon_ms);
+    d->y[i] = d->label[i];
+    d->recency[i] = log1p(named(f, "days_since_last_seen", &ctx));
+    if (features)
+        fill_features(d, f, &ctx);
+    if (cmp) {
+        model_result res;
+        model_score(cmp, f, &ctx, 0, &res);
+        d->compare[i] = res.score;
+    }
+    d->n++;
     return LS_OK;
+}
+
+/* The recommendation test for one hold-out customer: the segment of its
+ * next order in the horizon (if it maps to one), and whether the base
+ * model's top 3 as of the cutoff hold it. */
+static int add_recommendation(collector *c, const ls_features *f, const history *h)
+{
+    rec_state *s = &c->rec;
+    int64_t cut = c->cut[c->ieval];
+    int target = -1;
+    for (size_t i = history_upto(h, cut); i < h->n && h->ev[i].ts_ms <= cut + c->horizon_ms && target < 0; i++)
+        if (h->ev[i].type == EV_PURCHASE && h->ev[i].category)
+            target = category_segment(s, history_string(h, h->ev[i].category));
+    if (target < 0)
+        return LS_OK;
+    if (s->ntarget == s->target_cap) {
+        size_t cap = s->target_cap ? s->target_cap * 2 : 4096;
+        if (grow((void **)&s->target, cap * sizeof *s->target))
+            return LS_ENOMEM;
+        s->target_cap = cap;
+    }
+    s->target[s->ntarget++] = target;
+    feature_ctx ctx = {cut, c->opt->decay};
+    assess_result a;
+    assess_customer(c->opt->base, f, &ctx, 0, TRAIN_TOP_SEGMENTS, &a);
+    for (int i = 0; i < a.nsegments; i++)
+        if (strcmp(a.segments[i].segment, s->seg[target]) == 0) {
+            s->hits++;
+            break;
+        }
+    return LS_OK;
+}
+
+/* Purchase lines before the hold-out cutoff, per segment. */
+static void count_bought(collector *c, const history *h)
+{
+    size_t n = history_upto(h, c->cut[c->ieval]);
+    for (size_t i = 0; i < n; i++)
+        if (h->ev[i].type == EV_PURCHASE && h->ev[i].category) {
+            int s = category_segment(&c->rec, history_string(h, h->ev[i].category));
+            if (s >= 0)
+                c->rec.bought[s]++;
+        }
 }
 
 static int visit(void *arg, const char *id, size_t len, const ls_features *now, const history *h)
 {
     collector *c = arg;
-    ls_features f[2];
+    ls_features f[MAX_CUTOFFS];
     int rc;
     (void)id;
     (void)len;
@@ -281,12 +421,17 @@ static int visit(void *arg, const char *id, size_t len, const ls_features *now, 
     if (c->opt->progress && ++c->scanned % PROGRESS_EVERY == 0 && c->opt->progress(c->opt->progress_arg, c->scanned))
         return LS_EUNAVAIL;
     note_data(c, h);
-    if ((rc = replay_both(c, h, f)))
+    if ((rc = replay_all(c, h, f)))
         return rc;
-    for (int k = 0; k < 2 && !c->opt->clv_only; k++)
+    for (int k = c->opt->clv_only ? c->ieval : 0; k < c->ncut; k++)
         if (!feature_empty(&f[k]) && (rc = add_row(c, k, &f[k], h)))
             return rc;
-    return feature_empty(&f[1]) ? LS_OK : add_base(c, &f[1]);
+    if (c->rec.cat) {
+        count_bought(c, h);
+        if (!feature_empty(&f[c->ieval]) && (rc = add_recommendation(c, &f[c->ieval], h)))
+            return rc;
+    }
+    return LS_OK;
 }
 
 static int note_last(void *arg, const char *id, size_t len, const ls_features *f)
@@ -305,66 +450,238 @@ int train_last_event(store_reader *r, int64_t *out_ms)
     return store_reader_scan(r, note_last, out_ms);
 }
 
-/* ------------------------------------------------------------------ */
-/* The readiness model                                                 */
-/* ------------------------------------------------------------------ */
-
-/* Copies the columns in use (use[j] set) into a dense matrix. */
-static double *select_columns(const dataset *d, const int *use, int nuse)
+/* Tells the caller's stage hook "<what> <cutoff>". */
+static void stage(const collector *c, const char *what, int64_t at_ms)
 {
-    double *x = malloc(d->n * (size_t)nuse * sizeof *x);
-    if (!x)
-        return NULL;
-    for (size_t r = 0; r < d->n; r++)
-        for (int j = 0, o = 0; j < N_CANDIDATES; j++)
-            if (use[j])
-                x[r * (size_t)nuse + (size_t)o++] = d->x[r * N_CANDIDATES + j];
-    return x;
+    char when[40], line[200];
+    if (!c->opt->stage)
+        return;
+    timefmt_format_iso(at_ms, when, sizeof when);
+    snprintf(line, sizeof line, "%s %s", what, when);
+    c->opt->stage(c->opt->progress_arg, line);
 }
 
-/* Fits on the columns in use, dropping sign violators until none is left. */
-static int fit_constrained(const dataset *d, double lambda, int *use, logreg_model *m, int *dropped)
+/* ------------------------------------------------------------------ */
+/* The repeat-purchase model, per cutoff                               */
+/* ------------------------------------------------------------------ */
+
+/* The buyers' summaries of a table, packed. */
+static int pack_buyers(const dataset *d, double **x, double **tx, double **T, size_t *n)
 {
-    for (;;) {
-        int nuse = 0;
-        for (int j = 0; j < N_CANDIDATES; j++)
-            nuse += use[j];
-        if (nuse == 0)
-            return LS_EINVAL;
-        double *x = select_columns(d, use, nuse);
-        if (!x)
-            return LS_ENOMEM;
-        int rc = logreg_fit(x, d->y, NULL, d->n, nuse, lambda, m);
-        free(x);
-        if (rc)
-            return rc;
-        int worst = -1;
-        double worst_v = 0;
-        for (int j = 0, o = 0; j < N_CANDIDATES; j++) {
-            if (!use[j])
-                continue;
-            double v = m->coef[o++] * candidates[j].sign;
-            if (v < worst_v) {
-                worst_v = v;
-                worst = j;
-            }
+    size_t m = 0;
+    for (size_t i = 0; i < d->n; i++)
+        m += d->buyer[i];
+    *x = malloc((m ? m : 1) * sizeof **x);
+    *tx = malloc((m ? m : 1) * sizeof **tx);
+    *T = malloc((m ? m : 1) * sizeof **T);
+    if (!*x || !*tx || !*T)
+        return LS_ENOMEM;
+    *n = 0;
+    for (size_t i = 0; i < d->n; i++)
+        if (d->buyer[i]) {
+            (*x)[*n] = d->sx[i];
+            (*tx)[*n] = d->stx[i];
+            (*T)[*n] = d->sT[i];
+            (*n)++;
         }
-        if (worst < 0)
-            return LS_OK;
-        use[worst] = 0; /* the worst violator goes; refit without it */
-        (*dropped)++;
-        logreg_destroy(m);
+    return LS_OK;
+}
+
+/* BG/NBD; the NBD when BG/NBD degenerates or fails; the start values,
+ * with the reason, when neither fits.  nbd_only: straight to the NBD (the
+ * earlier cutoffs of a shop whose hold-out fit is the NBD, so that the
+ * model-level features mean the same at every cutoff). */
+static int fit_repeat(const dataset *d, const train_options *opt, int nbd_only, train_repeat_fit *out)
+{
+    const clv_repeat *s = &opt->repeat_start;
+    double *x = NULL, *tx = NULL, *T = NULL;
+    size_t n = 0;
+    memset(out, 0, sizeof *out);
+    out->model = *s;
+    int rc = pack_buyers(d, &x, &tx, &T, &n);
+    out->customers = n;
+    if (rc || n == 0) {
+        snprintf(out->reason, sizeof out->reason, "no buyer to fit: the base model's parameters were kept");
+        goto done;
     }
+    clv_bgnbd bg = s->kind == CLV_MODEL_BGNBD ? s->bgnbd : (clv_bgnbd){s->nbd.r, s->nbd.alpha, 1, 1};
+    clv_nbd nb = s->kind == CLV_MODEL_NBD ? s->nbd : (clv_nbd){s->bgnbd.r, s->bgnbd.alpha};
+    out->bgnbd_converged = !nbd_only && clv_bgnbd_fit(x, tx, T, n, &bg, &out->bgnbd_loglik) == LS_OK;
+    out->bgnbd_attempt = bg;
+    out->nbd_converged = clv_nbd_fit_weighted(x, tx, T, NULL, n, &nb, &out->nbd_loglik) == LS_OK;
+    double drop = bg.a / (bg.a + bg.b);
+    if (out->bgnbd_converged && bg.b <= DEGENERATE_B && drop >= DEGENERATE_DROP) {
+        out->model = (clv_repeat){.kind = CLV_MODEL_BGNBD, .bgnbd = bg};
+        out->fitted = 1;
+        out->loglik = out->bgnbd_loglik;
+        goto done;
+    }
+    if (nbd_only)
+        snprintf(out->reason, sizeof out->reason, "the NBD, as at the hold-out cutoff");
+    else if (out->bgnbd_converged)
+        snprintf(out->reason, sizeof out->reason, "BG/NBD degenerates (b %.4g, dropout a/(a+b) %.2g: no dropout "
+                 "in these data)", bg.b, drop);
+    else
+        snprintf(out->reason, sizeof out->reason, "BG/NBD did not converge (the dropout parameters ran off)");
+    if (out->nbd_converged) {
+        out->model = (clv_repeat){.kind = CLV_MODEL_NBD, .nbd = nb};
+        out->fitted = 1;
+        out->loglik = out->nbd_loglik;
+        strncat(out->reason, ": the NBD (P(alive) = 1) was fitted instead", sizeof out->reason - strlen(out->reason) - 1);
+    } else {
+        strncat(out->reason, "; the NBD did not converge either: THE BASE MODEL'S PARAMETERS WERE KEPT",
+                sizeof out->reason - strlen(out->reason) - 1);
+    }
+done:
+    free(x);
+    free(tx);
+    free(T);
+    return rc;
+}
+
+/* Fills the model-level columns of table d from its cutoff's fit. */
+static void fill_repeat_columns(const collector *c, dataset *d, const clv_repeat *m)
+{
+    model_clv clv = c->clv;
+    int jp = -1, je = -1;
+    clv.repeat = *m;
+    for (int j = 0; j < N_CANDIDATES; j++) {
+        if (candidates[j].level == MODEL_FEATURE_REPEAT_P_BUY)
+            jp = j;
+        if (candidates[j].level == MODEL_FEATURE_REPEAT_EXPECTED)
+            je = j;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        double p = 0, e = 0;
+        if (d->buyer[i])
+            assess_repeat_summary(&clv, d->sx[i], d->stx[i], d->sT[i], c->opt->horizon_days, &p, &e);
+        d->x[i * N_CANDIDATES + jp] = transform(jp, p);
+        d->x[i * N_CANDIDATES + je] = transform(je, e);
+    }
+}
+
+static int fit_customer_base(collector *c, train_report *rep)
+{
+    const dataset *d = &c->rows[c->ieval];
+    stage(c, "fitting the repeat-purchase model at", c->cut[c->ieval]);
+    int rc = fit_repeat(d, c->opt, 0, &rep->repeat);
+    if (rc)
+        return rc;
+    rep->gg = c->opt->gg_start;
+    double *x = malloc((d->n ? d->n : 1) * sizeof *x), *z = malloc((d->n ? d->n : 1) * sizeof *z);
+    size_t n = 0;
+    if (!x || !z) {
+        rc = LS_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        if (d->buyer[i]) {
+            x[n] = d->sx[i];
+            z[n] = d->zbar[i];
+            rep->gg_customers += x[n] > 0;
+            n++;
+        }
+    rep->gg_ok = rep->gg_customers > 0 && clv_gamma_gamma_fit(x, z, n, &rep->gg, &rep->gg_loglik) == LS_OK &&
+                 rep->gg.q > 1;
+    if (!rep->gg_ok)
+        rep->gg = c->opt->gg_start;
+done:
+    free(x);
+    free(z);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fitting and evaluating                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    double *x, *y;
+    size_t n;
+    int d;
+} matrix;
+
+static void matrix_free(matrix *m)
+{
+    free(m->x);
+    free(m->y);
+    memset(m, 0, sizeof *m);
+}
+
+/* Which columns: the candidates, the recency baseline or the RFM one. */
+enum { COLS_MODEL, COLS_RECENCY, COLS_RFM };
+
+static int ncols(int which)
+{
+    return which == COLS_MODEL ? N_CANDIDATES : which == COLS_RECENCY ? 1 : N_RFM;
+}
+
+static const double *row_of(const dataset *d, size_t i, int which)
+{
+    return which == COLS_MODEL ? &d->x[i * N_CANDIDATES] : which == COLS_RECENCY ? &d->recency[i] : &d->rfm[i * N_RFM];
+}
+
+/* Stacks tables [from, to) into one matrix. */
+static int stack(const collector *c, int from, int to, int which, matrix *m)
+{
+    memset(m, 0, sizeof *m);
+    m->d = ncols(which);
+    for (int k = from; k < to; k++)
+        m->n += c->rows[k].n;
+    m->x = malloc((m->n ? m->n : 1) * (size_t)m->d * sizeof *m->x);
+    m->y = malloc((m->n ? m->n : 1) * sizeof *m->y);
+    if (!m->x || !m->y)
+        return LS_ENOMEM;
+    size_t o = 0;
+    for (int k = from; k < to; k++)
+        for (size_t i = 0; i < c->rows[k].n; i++, o++) {
+            memcpy(&m->x[o * (size_t)m->d], row_of(&c->rows[k], i, which), (size_t)m->d * sizeof *m->x);
+            m->y[o] = c->rows[k].y[i];
+        }
+    return LS_OK;
+}
+
+static int both_classes(const matrix *m)
+{
+    size_t pos = 0;
+    for (size_t i = 0; i < m->n; i++)
+        pos += m->y[i] > 0.5;
+    return pos > 0 && pos < m->n;
+}
+
+/* A fitted scorer: the logistic model and its Platt calibration. */
+typedef struct {
+    logreg_model lr;
+    int which;
+    double a, b;
+} scorer;
+
+static double sigmoid(double t)
+{
+    return t >= 0 ? 1.0 / (1.0 + exp(-t)) : exp(t) / (1.0 + exp(t));
+}
+
+/* Calibrated probabilities of table d. */
+static double *predict(const scorer *s, const dataset *d)
+{
+    double *p = malloc((d->n ? d->n : 1) * sizeof *p);
+    for (size_t i = 0; p && i < d->n; i++)
+        p[i] = sigmoid(s->a * logreg_logit(&s->lr, row_of(d, i, s->which)) + s->b);
+    return p;
 }
 
 static void evaluate(const double *p, const uint8_t *label, size_t n, train_metrics *out)
 {
     evalm_calib_row rows[TRAIN_DECILES];
+    double sum = 0;
     memset(out, 0, sizeof *out);
     out->rows = n;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         out->positives += label[i];
+        sum += p[i];
+    }
     out->base_rate = n ? (double)out->positives / (double)n : 0;
+    out->mean_predicted = n ? sum / (double)n : 0;
     evalm_auc(p, label, n, &out->auc);
     evalm_logloss(p, label, n, &out->logloss);
     evalm_brier(p, label, n, &out->brier);
@@ -377,112 +694,245 @@ static void evaluate(const double *p, const uint8_t *label, size_t n, train_metr
         }
 }
 
-/* Predictions of m on the dataset's columns in use. */
-static double *predict_all(const logreg_model *m, const dataset *d, const int *use, int baseline)
+/* Platt scaling on table d: score = sigmoid(a * logit + b).  Keeps the
+ * identity when the fit fails or a would not be positive (a must keep
+ * the ranking and the signs). */
+static int platt(scorer *s, const dataset *d)
 {
-    double *p = malloc((d->n ? d->n : 1) * sizeof *p), row[N_CANDIDATES];
+    double *z = malloc((d->n ? d->n : 1) * sizeof *z);
+    logreg_model m = {0};
+    s->a = 1;
+    s->b = 0;
+    if (!z)
+        return LS_ENOMEM;
+    for (size_t i = 0; i < d->n; i++)
+        z[i] = logreg_logit(&s->lr, row_of(d, i, s->which));
+    int rc = d->n ? logreg_fit(z, d->y, NULL, d->n, 1, 1e-6, &m) : LS_EINVAL;
+    if (rc == LS_OK && m.coef[0] / m.scale[0] > 0) {
+        s->a = m.coef[0] / m.scale[0];
+        s->b = m.intercept - s->a * m.mean[0];
+    }
+    logreg_destroy(&m);
+    free(z);
+    return rc == LS_ENOMEM ? rc : LS_OK;
+}
+
+/* Fits a scorer on m (signs for the model's columns) and calibrates it
+ * on table cal (NULL: identity). */
+static int fit_scorer(const matrix *m, int which, double lambda, const dataset *cal, scorer *s)
+{
+    signed char sign[N_CANDIDATES];
+    logreg_opts o = logreg_opts_default();
+    o.lambda = lambda;
+    if (which == COLS_MODEL) {
+        for (int j = 0; j < N_CANDIDATES; j++)
+            sign[j] = (signed char)candidates[j].sign;
+        o.sign = sign;
+    }
+    memset(s, 0, sizeof *s);
+    s->which = which;
+    s->a = 1;
+    int rc = logreg_fit_opts(m->x, m->y, NULL, m->n, m->d, &o, &s->lr);
+    if (rc == LS_OK && cal)
+        rc = platt(s, cal);
+    return rc;
+}
+
+static int evaluate_on(const scorer *s, const dataset *d, train_metrics *out)
+{
+    double *p = predict(s, d);
     if (!p)
-        return NULL;
-    for (size_t r = 0; r < d->n; r++) {
-        if (baseline) {
-            p[r] = logreg_predict(m, &d->recency[r]);
+        return LS_ENOMEM;
+    evaluate(p, d->label, d->n, out);
+    free(p);
+    return LS_OK;
+}
+
+static void keep_terms(train_report *rep, const scorer *s)
+{
+    const logreg_model *m = &s->lr;
+    rep->nterms = 0;
+    rep->held_at_zero = 0;
+    rep->intercept = m->intercept;
+    for (int j = 0; j < N_CANDIDATES; j++) {
+        if (m->coef[j] == 0.0) { /* held at 0 by its sign, or a constant column: not written */
+            rep->held_at_zero += candidates[j].sign != 0 && m->scale[j] != 1.0;
             continue;
         }
-        int o = 0;
-        for (int j = 0; j < N_CANDIDATES; j++)
-            if (use[j])
-                row[o++] = d->x[r * N_CANDIDATES + j];
-        p[r] = logreg_predict(m, row);
-    }
-    return p;
-}
-
-static void keep_terms(train_report *rep, const logreg_model *m, const int *use)
-{
-    rep->nterms = 0;
-    rep->intercept = m->intercept;
-    for (int j = 0, o = 0; j < N_CANDIDATES; j++) {
-        if (!use[j])
-            continue;
         int i = rep->nterms++;
-        rep->term_feature[i] = feature_lookup(candidates[j].name);
+        rep->term_feature[i] = model_feature_lookup(candidates[j].name);
         rep->term_log1p[i] = candidates[j].log1p;
-        rep->term_mean[i] = m->mean[o];
-        rep->term_scale[i] = m->scale[o];
-        rep->term_coef[i] = m->coef[o];
-        o++;
+        rep->term_mean[i] = m->mean[j];
+        rep->term_scale[i] = m->scale[j];
+        rep->term_coef[i] = m->coef[j];
     }
+    rep->calibrated = s->a != 1.0 || s->b != 0.0;
+    rep->cal_a = s->a;
+    rep->cal_b = s->b;
 }
 
+/* Lambda by the calibrated log-loss on the calibration rows. */
+static int choose_lambda(collector *c, const matrix *m, train_report *rep, double *best)
+{
+    const dataset *cal = &c->rows[c->ical];
+    double best_ll = HUGE_VAL;
+    *best = DEFAULT_LAMBDA;
+    for (int g = 0; g < N_LAMBDAS && g < TRAIN_MAX_LAMBDAS; g++) {
+        char what[80];
+        scorer s;
+        snprintf(what, sizeof what, "fitting the readiness model, lambda %g (%d of %d)", lambda_grid[g], g + 1,
+                 N_LAMBDAS);
+        if (c->opt->stage)
+            c->opt->stage(c->opt->progress_arg, what);
+        train_metrics v;
+        int rc = fit_scorer(m, COLS_MODEL, lambda_grid[g], cal, &s);
+        if (rc == LS_OK)
+            rc = evaluate_on(&s, cal, &v);
+        logreg_destroy(&s.lr);
+        if (rc == LS_ENOMEM)
+            return rc;
+        rep->grid_lambda[rep->nlambdas] = lambda_grid[g];
+        rep->grid_logloss[rep->nlambdas] = rc == LS_OK ? v.logloss : NAN;
+        rep->grid_auc[rep->nlambdas] = rc == LS_OK ? v.auc : NAN;
+        rep->nlambdas++;
+        if (rc == LS_OK && v.logloss < best_ll) {
+            best_ll = v.logloss;
+            *best = lambda_grid[g];
+        }
+    }
+    return best_ll < HUGE_VAL ? LS_OK : LS_ECONVERGE;
+}
 
-/* Fits model and baseline on the c1 rows, evaluates both (and the
- * compared model) on the c2 rows. */
+/* One baseline: fitted on the fit rows, calibrated, evaluated. */
+static int fit_baseline(collector *c, int from, int to, int which, const dataset *cal, train_metrics *out)
+{
+    matrix m;
+    scorer s;
+    memset(&s, 0, sizeof s);
+    int rc = stack(c, from, to, which, &m);
+    if (rc == LS_OK)
+        rc = fit_scorer(&m, which, BASELINE_LAMBDA, cal, &s);
+    if (rc == LS_OK)
+        rc = evaluate_on(&s, &c->rows[c->ieval], out);
+    logreg_destroy(&s.lr);
+    matrix_free(&m);
+    return rc;
+}
+
 static int fit_readiness(collector *c, train_report *rep, char *err, size_t errlen)
 {
-    dataset *tr = &c->rows[0], *ev = &c->rows[1];
-    logreg_model m = {0}, base = {0};
-    int use[N_CANDIDATES], rc;
-    double *p = NULL;
-    for (int j = 0; j < N_CANDIDATES; j++)
-        use[j] = 1;
-    if (tr->n == 0 || ev->n == 0)
-        return ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the training cutoff: move --cutoff later "
-                       "or give more history");
-    rc = fit_constrained(tr, c->opt->lambda, use, &m, &rep->dropped);
+    dataset *ev = &c->rows[c->ieval];
+    const dataset *cal = &c->rows[c->ical];
+    matrix m;
+    scorer s;
+    int rc, from = 0, to = c->nfit;
+    memset(&s, 0, sizeof s);
+    if (ev->n == 0 || cal->n == 0)
+        return ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the calibration cutoff: move --cutoff "
+                       "later or give more history");
+    if ((rc = stack(c, from, to, COLS_MODEL, &m)))
+        return rc;
+    if (!both_classes(&m)) { /* too little history for separate fit rows */
+        matrix_free(&m);
+        rep->short_history = 1;
+        from = c->ical;
+        to = c->ical + 1;
+        cal = NULL;
+        if ((rc = stack(c, from, to, COLS_MODEL, &m)))
+            return rc;
+    }
+    rep->lambda = c->opt->lambda_fixed ? c->opt->lambda : DEFAULT_LAMBDA;
+    if (!c->opt->lambda_fixed && cal && (rc = choose_lambda(c, &m, rep, &rep->lambda)) == LS_ENOMEM)
+        goto done;
+    stage(c, "fitting the readiness model and its baselines, hold-out", c->cut[c->ieval]);
+    rc = fit_scorer(&m, COLS_MODEL, rep->lambda, cal, &s);
     if (rc == LS_OK)
-        rc = logreg_fit(tr->recency, tr->y, NULL, tr->n, 1, c->opt->lambda, &base);
+        rc = fit_baseline(c, from, to, COLS_RECENCY, cal, &rep->baseline);
+    if (rc == LS_OK)
+        rc = fit_baseline(c, from, to, COLS_RFM, cal, &rep->rfm);
+    if (rc == LS_ENOMEM)
+        goto done;
     if (rc) {
         rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted (%s): the training window needs "
                      "both buyers and non-buyers", ls_strerror(rc));
         goto done;
     }
-    keep_terms(rep, &m, use);
-    if (!(p = predict_all(&m, tr, use, 0)))
-        goto nomem;
-    evaluate(p, tr->label, tr->n, &rep->train);
+    keep_terms(rep, &s);
+    double *p = malloc((m.n ? m.n : 1) * sizeof *p);
+    if (!p) {
+        rc = LS_ENOMEM;
+        goto done;
+    }
+    uint8_t *lab = malloc(m.n ? m.n : 1);
+    for (size_t i = 0; lab && i < m.n; i++) {
+        p[i] = sigmoid(s.a * logreg_logit(&s.lr, &m.x[i * (size_t)m.d]) + s.b);
+        lab[i] = m.y[i] > 0.5;
+    }
+    if (lab)
+        evaluate(p, lab, m.n, &rep->train);
     free(p);
-    if (!(p = predict_all(&m, ev, use, 0)))
-        goto nomem;
-    evaluate(p, ev->label, ev->n, &rep->model);
-    free(p);
-    if (!(p = predict_all(&base, ev, use, 1)))
-        goto nomem;
-    evaluate(p, ev->label, ev->n, &rep->baseline);
+    free(lab);
+    if ((rc = evaluate_on(&s, &c->rows[c->ical], &rep->calib)) || (rc = evaluate_on(&s, ev, &rep->model)))
+        goto done;
     if (ev->compare) {
         evaluate(ev->compare, ev->label, ev->n, &rep->compare);
         rep->compared = 1;
     }
-    goto done;
-nomem:
-    rc = LS_ENOMEM;
 done:
-    free(p);
-    logreg_destroy(&m);
-    logreg_destroy(&base);
+    logreg_destroy(&s.lr);
+    matrix_free(&m);
     return rc;
 }
 
-/* ------------------------------------------------------------------ */
-/* The customer base                                                   */
-/* ------------------------------------------------------------------ */
-
-static void fit_customer_base(const collector *c, train_report *rep)
+/* The recommendation figures: hits, and the most-bought baseline. */
+static void finish_recommendations(const collector *c, train_report *rep)
 {
-    const base_set *b = &c->base;
-    rep->bgnbd = c->opt->bgnbd_start;
-    rep->gg = c->opt->gg_start;
-    rep->bgnbd_customers = b->n;
-    if (b->n == 0)
+    const rec_state *s = &c->rec;
+    int top[TRAIN_TOP_SEGMENTS], ntop = 0;
+    if (!s->cat)
         return;
-    rep->bgnbd_ok = clv_bgnbd_fit(b->x, b->tx, b->T, b->n, &rep->bgnbd, &rep->bgnbd_loglik) == LS_OK;
-    for (size_t i = 0; i < b->n; i++)
-        rep->gg_customers += b->x[i] > 0;
-    rep->gg_ok = rep->gg_customers > 0 && clv_gamma_gamma_fit(b->x, b->zbar, b->n, &rep->gg, &rep->gg_loglik) == LS_OK &&
-                 rep->gg.q > 1;
-    if (!rep->bgnbd_ok)
-        rep->bgnbd = c->opt->bgnbd_start;
-    if (!rep->gg_ok)
-        rep->gg = c->opt->gg_start;
+    for (int t = 0; t < TRAIN_TOP_SEGMENTS; t++) {
+        int best = -1;
+        for (int i = 0; i < s->nseg; i++) {
+            int taken = 0;
+            for (int u = 0; u < ntop; u++)
+                taken |= top[u] == i;
+            if (!taken && s->bought[i] > 0 && (best < 0 || s->bought[i] > s->bought[best]))
+                best = i;
+        }
+        if (best < 0)
+            break;
+        top[ntop++] = best;
+        snprintf(rep->recs_popular[t], sizeof rep->recs_popular[t], "%s", s->seg[best]);
+    }
+    rep->recs_npopular = ntop;
+    rep->recs_measured = 1;
+    rep->recs_customers = s->ntarget;
+    rep->recs_hits = s->hits;
+    for (size_t i = 0; i < s->ntarget; i++)
+        for (int u = 0; u < ntop; u++)
+            if (s->target[i] == top[u]) {
+                rep->recs_popular_hits++;
+                break;
+            }
+}
+
+/* Repeat-purchase fits at the fit and calibration cutoffs (the hold-out's
+ * is the customer base fit), each on the data up to its own cutoff. */
+static int fill_model_level(collector *c, const train_report *rep)
+{
+    for (int k = 0; k < c->ieval; k++) {
+        train_repeat_fit fit;
+        if (c->rows[k].n == 0)
+            continue;
+        stage(c, "fitting the repeat-purchase model at", c->cut[k]);
+        int rc = fit_repeat(&c->rows[k], c->opt, rep->repeat.fitted && rep->repeat.model.kind == CLV_MODEL_NBD, &fit);
+        if (rc)
+            return rc;
+        fill_repeat_columns(c, &c->rows[k], &fit.model);
+    }
+    fill_repeat_columns(c, &c->rows[c->ieval], &rep->repeat.model);
+    return LS_OK;
 }
 
 int train_from_store(store_reader *r, const train_options *opt, train_report *rep, char *err, size_t errlen)
@@ -502,12 +952,24 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
     rep->customers = c.customers;
     rep->first_ts_ms = c.first_ts;
     rep->last_ts_ms = c.last_ts;
-    rep->train_cutoff_ms = c.cut[0];
-    rep->eval_cutoff_ms = c.cut[1];
+    rep->nfit = c.nfit;
+    for (int k = 0; k < c.nfit; k++) {
+        rep->fit_cutoff_ms[k] = c.cut[k];
+        rep->fit_rows[k] = c.rows[k].n;
+    }
+    rep->train_cutoff_ms = c.nfit ? c.cut[c.nfit - 1] : c.cut[c.ical];
+    rep->calib_cutoff_ms = c.cut[c.ical];
+    rep->eval_cutoff_ms = c.cut[c.ieval];
     if (rc == LS_OK)
-        fit_customer_base(&c, rep);
+        rc = fit_customer_base(&c, rep);
+    if (rc == LS_OK && !opt->clv_only)
+        rc = fill_model_level(&c, rep);
     if (rc == LS_OK && !opt->clv_only)
         rc = fit_readiness(&c, rep, err, errlen);
+    if (rc == LS_OK && !opt->clv_only)
+        finish_recommendations(&c, rep);
+    if (rc == LS_ENOMEM)
+        ls_fail(err, errlen, rc, "out of memory");
     collector_free(&c);
     rep->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
     return rc;
@@ -519,9 +981,10 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
 
 static json_t *metrics_json(const train_metrics *m)
 {
-    json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:f, s:I, s:I}", "auc", m->auc, "log_loss", m->logloss,
+    json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I}", "auc", m->auc, "log_loss", m->logloss,
                           "brier", m->brier, "lift_top10", m->lift_top10, "base_rate", m->base_rate,
-                          "rows", (json_int_t)m->rows, "positives", (json_int_t)m->positives);
+                          "mean_predicted", m->mean_predicted, "rows", (json_int_t)m->rows,
+                          "positives", (json_int_t)m->positives);
     json_t *cal = json_array();
     for (int i = 0; i < TRAIN_DECILES && o && cal; i++)
         json_array_append_new(cal, json_pack("{s:I, s:f, s:f}", "count", (json_int_t)m->calib_count[i],
@@ -536,82 +999,196 @@ static json_t *logistic_json(const train_report *rep)
     json_t *terms = json_array();
     for (int i = 0; i < rep->nterms && terms; i++)
         json_array_append_new(terms, json_pack("{s:s, s:s, s:f, s:f, s:f}", "feature",
-                                               feature_name(rep->term_feature[i]), "transform",
+                                               model_feature_name(rep->term_feature[i]), "transform",
                                                rep->term_log1p[i] ? "log1p" : "none", "mean", rep->term_mean[i],
                                                "scale", rep->term_scale[i], "coef", rep->term_coef[i]));
     return json_pack("{s:f, s:o}", "intercept", rep->intercept, "terms", terms);
 }
 
+static json_t *iso_json(int64_t ms)
+{
+    char s[40];
+    timefmt_format_iso(ms, s, sizeof s);
+    return json_string(s);
+}
+
+/* clv.fit: what data fitted the repeat-purchase model, and how it went. */
+static json_t *repeat_fit_json(const train_report *rep)
+{
+    const train_repeat_fit *f = &rep->repeat;
+    json_t *o = json_pack("{s:I, s:o, s:b, s:s, s:s}", "customers", (json_int_t)f->customers, "cutoff",
+                          iso_json(rep->eval_cutoff_ms), "converged", f->fitted, "model",
+                          !f->fitted ? "base parameters kept" : f->model.kind == CLV_MODEL_NBD ? "nbd" : "bgnbd",
+                          "reason", f->reason[0] ? f->reason : "BG/NBD fitted by maximum likelihood");
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "loglik", f->fitted ? json_real(f->loglik) : json_null());
+    json_object_set_new(o, "bgnbd_attempt",
+                        f->bgnbd_converged
+                            ? json_pack("{s:b, s:f, s:f, s:f, s:f, s:f}", "converged", 1, "r", f->bgnbd_attempt.r,
+                                        "alpha", f->bgnbd_attempt.alpha, "a", f->bgnbd_attempt.a, "b",
+                                        f->bgnbd_attempt.b, "loglik", f->bgnbd_loglik)
+                            : json_pack("{s:b}", "converged", 0));
+    json_object_set_new(o, "nbd_loglik", f->nbd_converged ? json_real(f->nbd_loglik) : json_null());
+    return o;
+}
+
 static json_t *clv_json(const train_report *rep, const train_options *opt, json_t *base_clv)
 {
     json_t *c = json_is_object(base_clv) ? json_deep_copy(base_clv) : json_object();
+    const clv_repeat *m = &rep->repeat.model;
     if (!c)
         return NULL;
+    json_object_del(c, "bgnbd");
+    json_object_del(c, "nbd");
+    json_object_set_new(c, "model", json_string(m->kind == CLV_MODEL_NBD ? "nbd" : "bgnbd"));
     json_object_set_new(c, "time_unit_days", json_real(opt->time_unit_days));
-    json_object_set_new(c, "bgnbd", json_pack("{s:f, s:f, s:f, s:f}", "r", rep->bgnbd.r, "alpha", rep->bgnbd.alpha,
-                                              "a", rep->bgnbd.a, "b", rep->bgnbd.b));
+    if (m->kind == CLV_MODEL_NBD)
+        json_object_set_new(c, "nbd", json_pack("{s:f, s:f}", "r", m->nbd.r, "alpha", m->nbd.alpha));
+    else
+        json_object_set_new(c, "bgnbd", json_pack("{s:f, s:f, s:f, s:f}", "r", m->bgnbd.r, "alpha", m->bgnbd.alpha,
+                                                  "a", m->bgnbd.a, "b", m->bgnbd.b));
     json_object_set_new(c, "gamma_gamma", json_pack("{s:f, s:f, s:f}", "p", rep->gg.p, "q", rep->gg.q,
                                                     "gamma", rep->gg.gamma));
     if (!json_object_get(c, "horizon_days"))
         json_object_set_new(c, "horizon_days", json_integer(365));
+    json_object_set_new(c, "fit", repeat_fit_json(rep));
     return c;
+}
+
+static void note(json_t *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void note(json_t *notes, const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    json_array_append_new(notes, json_string(line));
 }
 
 static json_t *notes_json(const train_report *rep)
 {
-    char line[512];
     json_t *notes = json_array();
-    snprintf(line, sizeof line, "Trained by `leadscore train` on %llu events of %llu customers in %.1f s.",
-             (unsigned long long)rep->events, (unsigned long long)rep->customers, rep->seconds);
-    json_array_append_new(notes, json_string(line));
-    json_array_append_new(notes, json_string(
-        "Readiness: L2-regularised logistic regression (Newton/IRLS) on standardised features (z = (transform(x) - "
-        "mean) / scale), features as of the training cutoff (the replay of each customer's event history), label = an "
-        "order within horizon_days after it."));
-    json_array_append_new(notes, json_string(
-        "Sign constraints: engagement terms (views, searches, e-mail, sessions, carts, checkouts) may not be "
-        "negative; refund, support-ticket and bad-review terms may not be positive; a violating feature is dropped "
-        "and the model refitted."));
-    snprintf(line, sizeof line, "Hold-out (later cutoff): AUC %.3f vs %.3f for a recency baseline; lift in the top "
-             "10%% %.2f vs %.2f.", rep->model.auc, rep->baseline.auc, rep->model.lift_top10, rep->baseline.lift_top10);
-    json_array_append_new(notes, json_string(line));
-    json_array_append_new(notes, json_string(
-        "clv: BG/NBD and Gamma-Gamma fitted by maximum likelihood on the repeat-purchase summary as of the "
-        "evaluation cutoff, as scoring computes it (transactions = purchase days, x = purchase_days - 1); journey, "
-        "segments and tiers come from the base model."));
+    note(notes, "Trained by `leadscore train` on %llu events of %llu customers in %.1f s.",
+         (unsigned long long)rep->events, (unsigned long long)rep->customers, rep->seconds);
+    if (rep->nterms > 0) {
+        note(notes, "Readiness = calibrated P(an order within horizon_days): L2-regularised logistic regression on "
+             "standardised features (z = (transform(x) - mean) / scale), rows pooled from %d cutoffs (a customer "
+             "counts once per cutoff), lambda %g chosen by log-loss on a later calibration cutoff, then Platt "
+             "scaling there (\"calibration\").", rep->short_history ? 1 : rep->nfit, rep->lambda);
+        if (rep->short_history)
+            note(notes, "SHORT HISTORY: fewer than three horizons of data, so the model was fitted on the "
+                 "calibration cutoff's rows with a fixed lambda and is NOT calibrated.");
+        note(notes, "Sign constraints: intent and engagement terms (views, carts, checkouts, sessions, e-mail, "
+             "repeat_p_buy) and repeat buying (orders, purchase days) >= 0; silence terms (days since the last "
+             "event, purchase, cart or checkout; purchase_recency_ratio) <= 0; refund, ticket and bad-review "
+             "terms <= 0: silence alone never raises a score. Tenure is no candidate. Terms held at 0 are left out.");
+        note(notes, "repeat_p_buy / repeat_expected: P(an order) and expected orders within horizon_days under the "
+             "clv section's repeat-purchase model (0 for non-buyers); in training each cutoff's rows use a model "
+             "fitted on the data up to that cutoff.");
+        note(notes, "Hold-out (final cutoff): AUC %.3f vs %.3f recency and %.3f RFM; mean predicted %.4f vs "
+             "observed %.4f.", rep->model.auc, rep->baseline.auc, rep->rfm.auc, rep->model.mean_predicted,
+             rep->model.base_rate);
+    }
+    note(notes, "clv: %s on the repeat-purchase summary as of the evaluation cutoff (transactions = purchase days, "
+         "x = purchase_days - 1)%s%s; Gamma-Gamma %s. Journey, segments and tiers come from the base model.",
+         !rep->repeat.fitted ? "NOTHING FITTED, the base model's parameters were kept"
+         : rep->repeat.model.kind == CLV_MODEL_NBD ? "NBD fitted by maximum likelihood" : "BG/NBD fitted by maximum likelihood",
+         rep->repeat.reason[0] ? ": " : "", rep->repeat.reason,
+         rep->gg_ok ? "fitted by maximum likelihood" : "NOT fitted, the base model's parameters were kept");
     return notes;
+}
+
+static json_t *calibration_json(const train_report *rep)
+{
+    return json_pack("{s:s, s:f, s:f, s:{s:o, s:I, s:I}}", "method", "platt", "a", rep->cal_a, "b", rep->cal_b,
+                     "fitted_on", "cutoff", iso_json(rep->calib_cutoff_ms), "rows", (json_int_t)rep->calib.rows,
+                     "positives", (json_int_t)rep->calib.positives);
+}
+
+static json_t *recs_json(const train_report *rep)
+{
+    json_t *pop = json_array();
+    for (int i = 0; i < rep->recs_npopular; i++)
+        json_array_append_new(pop, json_string(rep->recs_popular[i]));
+    double n = rep->recs_customers ? (double)rep->recs_customers : 1;
+    return json_pack("{s:I, s:f, s:f, s:o}", "customers", (json_int_t)rep->recs_customers, "hit_rate_at_3",
+                     (double)rep->recs_hits / n, "popular_hit_rate_at_3", (double)rep->recs_popular_hits / n,
+                     "popular", pop);
+}
+
+static json_t *grid_json(const train_report *rep)
+{
+    json_t *g = json_array();
+    for (int i = 0; i < rep->nlambdas; i++)
+        json_array_append_new(g, json_pack("{s:f, s:o, s:o}", "lambda", rep->grid_lambda[i], "log_loss",
+                                           isfinite(rep->grid_logloss[i]) ? json_real(rep->grid_logloss[i]) : json_null(),
+                                           "auc", isfinite(rep->grid_auc[i]) ? json_real(rep->grid_auc[i]) : json_null()));
+    return g;
+}
+
+static json_t *metrics_all_json(const train_report *rep)
+{
+    json_t *m = json_object();
+    if (rep->nterms > 0) {
+        json_object_set_new(m, "train", metrics_json(&rep->train));
+        json_object_set_new(m, "calibration_set", metrics_json(&rep->calib));
+        json_object_set_new(m, "holdout", metrics_json(&rep->model));
+        json_object_set_new(m, "holdout_recency_baseline", metrics_json(&rep->baseline));
+        json_object_set_new(m, "holdout_rfm_baseline", metrics_json(&rep->rfm));
+        if (rep->compared)
+            json_object_set_new(m, "holdout_compared_model", metrics_json(&rep->compare));
+        if (rep->recs_measured)
+            json_object_set_new(m, "recommendations", recs_json(rep));
+        json_object_set_new(m, "lambda_grid", grid_json(rep));
+    }
+    json_object_set_new(m, "clv", json_pack("{s:s, s:b, s:s, s:f, s:I, s:b, s:f, s:b, s:f, s:I}", "model",
+        rep->repeat.model.kind == CLV_MODEL_NBD ? "nbd" : "bgnbd", "repeat_fitted", rep->repeat.fitted, "reason",
+        rep->repeat.reason, "bgnbd_loglik", rep->repeat.bgnbd_loglik, "bgnbd_customers",
+        (json_int_t)rep->repeat.customers, "bgnbd_converged", rep->repeat.bgnbd_converged, "nbd_loglik",
+        rep->repeat.nbd_loglik, "gamma_gamma_converged", rep->gg_ok, "gamma_gamma_loglik", rep->gg_loglik,
+        "gamma_gamma_customers", (json_int_t)rep->gg_customers));
+    return m;
+}
+
+static json_t *data_json(const train_report *rep, const train_options *opt)
+{
+    json_t *fit = json_array();
+    for (int k = 0; k < rep->nfit; k++)
+        json_array_append_new(fit, json_pack("{s:o, s:I}", "cutoff", iso_json(rep->fit_cutoff_ms[k]), "rows",
+                                             (json_int_t)rep->fit_rows[k]));
+    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:f, s:b}", "events", (json_int_t)rep->events,
+                     "customers", (json_int_t)rep->customers, "first_event", iso_json(rep->first_ts_ms), "last_event",
+                     iso_json(rep->last_ts_ms), "train_cutoff", iso_json(rep->train_cutoff_ms), "fit_cutoffs", fit,
+                     "calibration_cutoff", iso_json(rep->calib_cutoff_ms), "eval_cutoff",
+                     iso_json(rep->eval_cutoff_ms), "short_history", rep->short_history, "lambda",
+                     opt->clv_only ? opt->lambda : rep->lambda, "lambda_chosen", !opt->lambda_fixed && rep->nlambdas > 0);
 }
 
 json_t *train_model_json(const train_report *rep, const train_options *opt, json_t *base, const char *name,
                          const char *version)
 {
-    char when[40], c1[40], c2[40], first[40], last[40];
+    char when[40];
     json_t *m = json_deep_copy(base);
     if (!m)
         return NULL;
     timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
-    timefmt_format_iso(rep->train_cutoff_ms, c1, sizeof c1);
-    timefmt_format_iso(rep->eval_cutoff_ms, c2, sizeof c2);
-    timefmt_format_iso(rep->first_ts_ms, first, sizeof first);
-    timefmt_format_iso(rep->last_ts_ms, last, sizeof last);
     json_object_set_new(m, "name", json_string(name));
     json_object_set_new(m, "version", json_string(version));
     json_object_set_new(m, "trained_at", json_string(when));
     json_object_set_new(m, "horizon_days", json_integer(opt->horizon_days));
     json_object_set_new(m, "notes", notes_json(rep));
-    if (rep->nterms > 0)
+    if (rep->nterms > 0) {
         json_object_set_new(m, "logistic", logistic_json(rep));
+        if (rep->calibrated)
+            json_object_set_new(m, "calibration", calibration_json(rep));
+        else
+            json_object_del(m, "calibration");
+    }
     json_object_set_new(m, "clv", clv_json(rep, opt, json_object_get(base, "clv")));
-    json_object_set_new(m, "metrics", json_pack("{s:o, s:o, s:o, s:{s:b, s:f, s:I, s:b, s:f, s:I}}",
-        "train", metrics_json(&rep->train), "holdout", metrics_json(&rep->model),
-        "holdout_recency_baseline", metrics_json(&rep->baseline), "clv",
-        "bgnbd_converged", rep->bgnbd_ok, "bgnbd_loglik", rep->bgnbd_loglik,
-        "bgnbd_customers", (json_int_t)rep->bgnbd_customers, "gamma_gamma_converged", rep->gg_ok,
-        "gamma_gamma_loglik", rep->gg_loglik, "gamma_gamma_customers", (json_int_t)rep->gg_customers));
-    if (rep->compared)
-        json_object_set_new(json_object_get(m, "metrics"), "holdout_compared_model", metrics_json(&rep->compare));
-    json_object_set_new(m, "data", json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:f}", "events",
-        (json_int_t)rep->events, "customers", (json_int_t)rep->customers, "first_event", first, "last_event", last,
-        "train_cutoff", c1, "eval_cutoff", c2, "lambda", opt->lambda));
+    json_object_set_new(m, "metrics", metrics_all_json(rep));
+    json_object_set_new(m, "data", data_json(rep, opt));
     return m;
 }

@@ -4,30 +4,48 @@
  * begun by the caller: a live store being served, or the temporary store
  * `leadscore train FILE...` loads its files into).  Features are what the
  * service scores, by definition: the canonical replay of each customer's
- * history as of a time (history_replay, history.h).  Two cutoffs:
- *     c1 = cutoff - horizon   training:  features as of c1,
- *     c2 = cutoff             hold-out:  features as of c2,
+ * history as of a time (history_replay, history.h).  With h the horizon
+ * and c the evaluation cutoff, the cutoffs are
+ *     fit:          c - 2h - i*h/2, i = 0..3   (pooled training rows)
+ *     calibration:  c - h                     (lambda choice, Platt scaling)
+ *     evaluation:   c                         (the final hold-out)
  * and for each a label: whether the customer placed an order (a purchase
- * event) in (c, c + horizon].  A customer first seen after a cutoff has no
- * row at that cutoff.  No event later than c2 + horizon is read at all, so
- * events after it change nothing in the report.
+ * event) in (cutoff, cutoff + h] -- the fit windows all end by the
+ * calibration cutoff, whose window ends at c, so no row is labelled with
+ * anything a later stage is judged on.  A customer contributes one row per
+ * cutoff at which it exists.  No event later than c + h is read at all.
+ * When the history is too short for fit rows (no fit row, or one class),
+ * the model is fitted on the calibration rows with the fixed lambda and
+ * no calibration, and the report says so (short_history).
  *
  * train_from_store then
- *   - fits the L2-regularised logistic readiness model on the c1 rows, with
- *     sign constraints that keep the model sensible (cart activity never
- *     lowers readiness, refunds/tickets/bad reviews never raise it: a
- *     feature whose coefficient comes out on the wrong side is dropped and
- *     the model refitted);
- *   - evaluates it on the c2 rows (a hold-out by time): AUC, log-loss,
- *     Brier, lift in the top 10 %, calibration by decile -- next to a plain
- *     recency baseline fitted and evaluated the same way, and (optionally)
- *     next to an existing model scored exactly as the service scores it;
- *   - fits BG/NBD and Gamma-Gamma by maximum likelihood on the customers'
- *     repeat-purchase summary as of c2, computed as scoring computes it
- *     (assess_summary, assess.h): transactions are purchase days, x =
- *     purchase_days - 1, t_x and T from the first and last purchase in the
- *     model's time unit with T running to c2, and Gamma-Gamma's zbar the
- *     mean value of the purchase days after the first.
+ *   - fits the repeat-purchase model at every cutoff on the buyers'
+ *     summary as of that cutoff, as scoring computes it (assess_summary,
+ *     assess.h: transactions are purchase days): BG/NBD, or the NBD when
+ *     BG/NBD degenerates (dropout b -> infinity, a/(a+b) -> 0, or no
+ *     convergence), or -- loudly -- the start parameters when neither
+ *     fits.  Its P(order within h) and expected orders (assess_repeat,
+ *     the model-level features repeat_p_buy, repeat_expected) are columns
+ *     of the rows at that cutoff: no row sees a repeat model fitted on data
+ *     after its cutoff.  The fit at c is the one the model file keeps;
+ *     Gamma-Gamma is fitted at c;
+ *   - fits the L2-regularised logistic readiness model on the pooled fit
+ *     rows with sign constraints (logreg.h: intent and engagement terms
+ *     never negative, silence and tenure terms never positive,
+ *     disappointment terms never positive, so silence alone never raises
+ *     a score), choosing lambda from a small grid by the calibrated
+ *     log-loss on the calibration rows, then Platt-scales it there;
+ *   - evaluates it on the evaluation rows: AUC, log-loss, Brier, lift in
+ *     the top 10 %, mean predicted vs observed rate, a 10-bin reliability
+ *     table -- next to a recency baseline and an RFM baseline (logistic on
+ *     log recency, log frequency, log monetary value) fitted and calibrated
+ *     the same way, and (optionally) next to an existing model scored
+ *     exactly as the service scores it;
+ *   - with a base model, measures its recommendations: the share of the
+ *     customers whose next order in the horizon after c falls in a
+ *     catalogue segment that find it among the top 3 segments recommended
+ *     as of c (assess_customer with the base model, as the recommend op),
+ *     next to the 3 segments most bought before c.
  * The trainer never prints or logs; the caller reports. */
 #ifndef LS_TRAIN_H
 #define LS_TRAIN_H
@@ -40,56 +58,94 @@
 #include "evalmetrics.h"
 #include "feature.h"
 #include "model.h"
+#include "segments.h"
 #include "store.h"
 
-#define TRAIN_MAX_FEATURES 32
+#define TRAIN_MAX_FEATURES 64
 #define TRAIN_DECILES 10
+#define TRAIN_FIT_CUTOFFS 4
+#define TRAIN_MAX_LAMBDAS 8
+#define TRAIN_TOP_SEGMENTS 3
 
 /* Called every few thousand customers with the number scanned so far;
  * a non-zero return stops the training (train_from_store then returns
  * LS_EUNAVAIL). */
 typedef int (*train_progress_fn)(void *arg, uint64_t customers_done);
 
+/* Called (with progress_arg) as each long step after the scan begins. */
+typedef void (*train_stage_fn)(void *arg, const char *what);
+
 typedef struct {
-    int64_t cutoff_ms;        /* the evaluation cutoff c2 */
+    int64_t cutoff_ms;        /* the evaluation cutoff c */
     int horizon_days;
-    double lambda;            /* L2 penalty (on standardised coefficients) */
+    double lambda;            /* with lambda_fixed: the L2 penalty (standardised coefficients) */
+    int lambda_fixed;         /* 0: choose lambda from the grid on the calibration rows */
     feature_decay decay;      /* half-lives: the store's (store_decay) */
     double time_unit_days;    /* BG/NBD time unit (7: weeks) */
-    clv_bgnbd bgnbd_start;    /* optimiser start values */
+    clv_repeat repeat_start;  /* optimiser start values; kept (loudly) when nothing fits */
     clv_gamma_gamma gg_start;
-    int clv_only;             /* fit only BG/NBD and Gamma-Gamma; keep the base logistic model */
+    int clv_only;             /* fit only the repeat-purchase model and Gamma-Gamma */
     const model *compare;     /* NULL, or a model to evaluate on the same hold-out (train_report.compare) */
+    const model *base;        /* NULL, or the model whose recommendations are measured */
     train_progress_fn progress; /* NULL: none */
+    train_stage_fn stage;     /* NULL: none */
     void *progress_arg;
 } train_options;
 
 typedef struct {
-    double auc, logloss, brier, lift_top10, base_rate;
+    double auc, logloss, brier, lift_top10, base_rate, mean_predicted;
     size_t rows, positives;
     size_t calib_count[TRAIN_DECILES];
     double calib_predicted[TRAIN_DECILES], calib_observed[TRAIN_DECILES];
 } train_metrics;
 
+/* The repeat-purchase fit at one cutoff. */
 typedef struct {
-    /* data: the events read (ts <= c2 + horizon) and their customers */
+    clv_repeat model;            /* what the rows (and, at c, the model file) use */
+    int fitted;                  /* 0: nothing fitted, the start parameters were kept */
+    double loglik;               /* of `model` (when fitted) */
+    size_t customers;            /* buyers summarised */
+    int bgnbd_converged;         /* the BG/NBD attempt converged (it may still be degenerate) */
+    clv_bgnbd bgnbd_attempt;
+    double bgnbd_loglik;
+    int nbd_converged;
+    double nbd_loglik;
+    char reason[200];            /* why this model; "" when BG/NBD fitted well */
+} train_repeat_fit;
+
+typedef struct {
+    /* data: the events read (ts <= c + horizon) and their customers */
     uint64_t events, customers;
-    int64_t first_ts_ms, last_ts_ms, train_cutoff_ms, eval_cutoff_ms;
+    int64_t first_ts_ms, last_ts_ms;
+    int nfit;                              /* fit cutoffs */
+    int64_t fit_cutoff_ms[TRAIN_FIT_CUTOFFS];
+    size_t fit_rows[TRAIN_FIT_CUTOFFS];
+    int64_t train_cutoff_ms;               /* the latest fit cutoff */
+    int64_t calib_cutoff_ms, eval_cutoff_ms;
+    int short_history;                     /* fitted on the calibration rows, uncalibrated */
     /* readiness */
     int nterms;
-    int term_feature[TRAIN_MAX_FEATURES];
+    int term_feature[TRAIN_MAX_FEATURES];  /* model_feature_lookup ids */
     int term_log1p[TRAIN_MAX_FEATURES];
     double term_mean[TRAIN_MAX_FEATURES], term_scale[TRAIN_MAX_FEATURES], term_coef[TRAIN_MAX_FEATURES];
     double intercept;
-    int dropped;                 /* features dropped by the sign constraints */
-    train_metrics train, model, baseline;
+    int held_at_zero;                      /* terms the sign constraints hold at 0 */
+    double lambda;                         /* the lambda used */
+    int nlambdas;                          /* the grid tried (0: fixed) */
+    double grid_lambda[TRAIN_MAX_LAMBDAS], grid_logloss[TRAIN_MAX_LAMBDAS], grid_auc[TRAIN_MAX_LAMBDAS];
+    int calibrated;                        /* Platt a, b fitted on the calibration rows */
+    double cal_a, cal_b;
+    train_metrics train, calib, model, baseline, rfm;
     int compared;                /* 1: `compare` holds options.compare on the hold-out */
     train_metrics compare;
-    /* customer base */
-    int bgnbd_ok, gg_ok;
-    clv_bgnbd bgnbd;
-    double bgnbd_loglik;
-    size_t bgnbd_customers;
+    /* recommendations (options.base) on the hold-out */
+    int recs_measured;
+    size_t recs_customers, recs_hits, recs_popular_hits;
+    char recs_popular[TRAIN_TOP_SEGMENTS][SEGMENTS_NAME];
+    int recs_npopular;
+    /* customer base, at the evaluation cutoff */
+    train_repeat_fit repeat;
+    int gg_ok;
     clv_gamma_gamma gg;
     double gg_loglik;
     size_t gg_customers;
@@ -108,9 +164,10 @@ int train_last_event(store_reader *r, int64_t *out_ms);
 int train_from_store(store_reader *r, const train_options *opt, train_report *rep, char *err, size_t errlen);
 
 /* Builds the model file: base (a parsed model file, e.g. the built-in
- * default) with the fitted logistic terms, BG/NBD and Gamma-Gamma
- * parameters, horizon, name, version, trained_at, metrics and a data
- * summary.  Returns a new JSON object (json_decref it) or NULL. */
+ * default) with the fitted logistic terms, the calibration, the
+ * repeat-purchase model ("clv": {"model": "bgnbd"|"nbd", ..., "fit":
+ * {...}}) and Gamma-Gamma parameters, horizon, name, version, trained_at,
+ * metrics and a data summary.  Returns a new JSON object (json_decref it) or NULL. */
 json_t *train_model_json(const train_report *rep, const train_options *opt, json_t *base,
                          const char *name, const char *version);
 

@@ -1,4 +1,4 @@
-/* worker.c -- the worker thread loop (see worker.h). */
+/* worker.c -- the worker and scanner thread loop (see worker.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "worker.h"
 
@@ -112,7 +112,8 @@ static void *worker_main(void *arg)
             handle_pull(w, &p);
         msgio_close(&p);
     }
-    writer_finish(w->to_writer);
+    if (w->to_writer)
+        writer_finish(w->to_writer);
     service_meta done = {META_WORKER_DONE, 0, 1, {0}, 0};
     msgio_send_bytes(w->out, &done, sizeof done, 0);
     return NULL;
@@ -131,7 +132,8 @@ static void close_worker(worker *w)
     free(w);
 }
 
-int worker_start(worker **out, service *svc)
+/* Starts a thread reading endpoint (queue of hwm); writes: connect to the writer. */
+static int start(worker **out, service *svc, const char *endpoint, int hwm, int writes)
 {
     worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -140,16 +142,27 @@ int worker_start(worker **out, service *svc)
     codec_writer_init(&w->reply);
     codec_writer_init(&w->scratch);
     msgpack_zone_init(&w->zone, ZONE_CHUNK);
-    w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WORK, 0, SERVICE_WORK_HWM);
+    w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, endpoint, 0, hwm);
     w->out = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
-    w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0, SERVICE_WRITER_HWM);
-    if (!w->in || !w->out || !w->to_writer || store_reader_open(svc->store, &w->reader) != LS_OK ||
+    if (writes)
+        w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0, SERVICE_WRITER_HWM);
+    if (!w->in || !w->out || (writes && !w->to_writer) || store_reader_open(svc->store, &w->reader) != LS_OK ||
         pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         close_worker(w);
         return LS_EINTERNAL;
     }
     *out = w;
     return LS_OK;
+}
+
+int worker_start(worker **out, service *svc)
+{
+    return start(out, svc, SERVICE_EP_WORK, SERVICE_WORK_HWM, 1);
+}
+
+int worker_start_scanner(worker **out, service *svc, int queue_max)
+{
+    return start(out, svc, SERVICE_EP_SCAN, queue_max, 0);
 }
 
 void worker_join(worker **wp)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -19,6 +20,10 @@
 #define PRUNE_EVERY_MS 1000
 #define PRUNE_CHUNK 5000
 #define IDLE_POLL_MS 200
+#define READER_CHECK_MS 5000      /* how often dead readers are looked for */
+#define MAX_GROWS 64              /* map doublings one group may wait for */
+#define FORGET_RESERVE_MIN (1ULL << 20)
+#define FORGET_RESERVE_MAX (1ULL << 30)
 
 struct writer {
     service *svc;
@@ -31,6 +36,7 @@ struct writer {
     writer_job **group;
     size_t group_cap;
     int64_t last_prune_ms;
+    int64_t last_reader_check_ms;
     store_held held;   /* the customer being written, reused across groups */
 };
 
@@ -134,108 +140,276 @@ int writer_finish(void *push)
 /* Applying a group in one transaction                                 */
 /* ------------------------------------------------------------------ */
 
-/* Alias and forget change records directly: the open one is written
- * back first.  A refused alias is the job's own outcome, not the group's. */
-static int apply_identity(store_wtxn *txn, writer_job *job, store_held *rec)
+/* A failure that is the store's or the disk's, not one job's: the whole
+ * group waits (the map grows) or fails.  Any other failure inside a job
+ * is that job's alone: it is left out and the group tried again. */
+static int group_level(int rc)
 {
-    int rc = store_wtxn_put_back(txn, rec);
-    if (rc)
-        return rc;
+    return rc == LS_EFULL || rc == LS_EUNAVAIL || rc == LS_ENOMEM || rc == LS_EIO;
+}
+
+/* A refusal of an identity request: its answer, not a failure. */
+static int refusal(int rc)
+{
+    return rc == LS_EINVAL || rc == LS_ETOOLARGE;
+}
+
+/* Every key a job would write, checked before the transaction (the store
+ * checks them again on each write). */
+static int check_job(const writer_job *job)
+{
+    if (job->kind == JOB_ALIAS)
+        return store_check_alias(job->subject.len, job->object.len);
+    if (job->kind == JOB_FORGET)
+        return store_check_customer_id(job->subject.len);
+    for (size_t i = 0; i < job->nevents; i++) {
+        int rc = store_check_event(job->events[i].customer.len, job->events[i].event_id.len);
+        if (rc)
+            return rc;
+    }
+    return LS_OK;
+}
+
+/* Alias and forget change records directly.  A request refused before it
+ * wrote anything (an alias whose from is merged elsewhere) is the job's
+ * answer; a failure after it wrote is a failure, rolled back. */
+static int apply_identity(store_wtxn *txn, writer_job *job)
+{
+    uint64_t writes = store_wtxn_writes(txn);
+    int rc;
     if (job->kind == JOB_ALIAS)
         rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len, &job->result);
     else
         rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
-    if (job->kind == JOB_ALIAS && (rc == LS_EINVAL || rc == LS_ETOOLARGE)) {
-        job->status = rc; /* refused before it changed anything */
+    if (refusal(rc) && store_wtxn_writes(txn) == writes) {
+        job->status = rc;
         return LS_OK;
     }
     return rc;
 }
 
-static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec)
+/* Applies one job.  The customer its events land on stays held for the
+ * next job (consecutive jobs of one customer write it back once), unless
+ * strict: then it is written back before the job ends, so every write a
+ * job causes is made while that job is applied and a failure names it. */
+static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int strict)
 {
-    if (job->kind != JOB_EVENTS)
-        return apply_identity(txn, job, rec);
-    for (size_t i = 0; i < job->nevents; i++) {
+    int rc;
+    if (job->kind != JOB_EVENTS) /* changes records directly: the held one goes back first */
+        return (rc = store_wtxn_put_back(txn, rec)) ? rc : apply_identity(txn, job);
+    rc = LS_OK;
+    for (size_t i = 0; i < job->nevents && rc == LS_OK; i++) {
         const ls_event *ev = &job->events[i];
         if (ev->event_id.len) {
             int seen = 0;
-            int rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len,
-                                               ev->customer.ptr, ev->customer.len, job->received_ms, &seen);
+            rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len,
+                                           ev->customer.ptr, ev->customer.len, job->received_ms, &seen);
             if (rc)
-                return rc;
+                break;
             if (seen) {
                 job->duplicates++;
                 continue;
             }
         }
-        int dup = 0, rc = store_wtxn_add_event(txn, rec, ev, &dup);
+        int dup = 0;
+        rc = store_wtxn_add_event(txn, rec, ev, &dup);
         if (rc)
-            return rc;
+            break;
         if (dup)
             job->duplicates++; /* its id is in the customer's history */
         else
             job->accepted++;
     }
-    return LS_OK;
+    if (rc == LS_OK && strict)
+        rc = store_wtxn_put_back(txn, rec);
+    return rc;
 }
 
-/* Clears what an aborted attempt wrote into the jobs. */
-static void reset_jobs(writer *w, size_t njobs)
+/* Clears what an aborted attempt wrote into the jobs (not the outcome of
+ * a job already left out). */
+static void reset_jobs(writer_job **jobs, size_t n)
 {
-    for (size_t j = 0; j < njobs; j++) {
-        w->group[j]->accepted = w->group[j]->duplicates = 0;
-        w->group[j]->status = LS_OK;
-        w->group[j]->result = 0;
+    for (size_t j = 0; j < n; j++) {
+        jobs[j]->accepted = jobs[j]->duplicates = 0;
+        jobs[j]->result = 0;
+        if (!jobs[j]->failed_alone)
+            jobs[j]->status = LS_OK;
     }
 }
 
-static int try_group(writer *w, size_t njobs)
+/* One attempt at the jobs not left out, in one transaction.  0 when it
+ * committed; else the status, and *culprit says whose failure it was: the
+ * index of the job that failed on its own (strict only), n when it was
+ * the group's, n + 1 when a job failed but which one is not known (a
+ * held customer written back late): then try again strict. */
+static int try_group(service *svc, store_held *rec, writer_job **jobs, size_t n, int strict, size_t *culprit)
 {
     store_wtxn *txn = NULL;
-    store_held *rec = &w->held;
-    int rc = store_write_begin(w->svc->store, &txn);
-    if (rc)
-        goto done;
+    *culprit = n;
     rec->open = 0; /* nothing held yet */
-    for (size_t j = 0; j < njobs && rc == LS_OK; j++)
-        rc = apply_job(txn, w->group[j], rec);
-    if (rc == LS_OK)
-        rc = store_wtxn_put_back(txn, rec);
+    int rc = store_write_begin(svc->store, &txn);
+    for (size_t j = 0; j < n && rc == LS_OK; j++) {
+        if (jobs[j]->failed_alone)
+            continue;
+        rc = apply_job(txn, jobs[j], rec, strict);
+        if (rc != LS_OK && !group_level(rc))
+            *culprit = strict ? j : n + 1;
+    }
+    if (rc == LS_OK && (rc = store_wtxn_put_back(txn, rec)) != LS_OK && !group_level(rc))
+        *culprit = n + 1;
     if (rc == LS_OK) {
         int64_t t0 = timefmt_mono_ns();
         rc = store_write_commit(&txn);
         uint64_t ns = (uint64_t)(timefmt_mono_ns() - t0), events = 0;
-        for (size_t j = 0; j < njobs; j++)
-            events += w->group[j]->accepted;
-        atomic_fetch_add(&w->svc->stats.commit_ns, ns);
+        for (size_t j = 0; j < n; j++)
+            events += jobs[j]->accepted;
+        atomic_fetch_add(&svc->stats.commit_ns, ns);
         if (rc == LS_OK)
-            stats_commit(&w->svc->stats, events, ns);
+            stats_commit(&svc->stats, events, ns);
     }
-done:
     store_write_abort(&txn);
     rec->open = 0;
     return rc;
 }
 
-/* Applies the group; when the map is full it grows it (up to map-max) and
- * tries again, so the batch is not lost. */
-static int apply_group(writer *w, size_t njobs)
+/* The room a forget may use past map-max when the map is full: erasure
+ * is a legal duty, so it must not wait for an operator. */
+static uint64_t forget_reserve(uint64_t map_max)
 {
-    int rc;
-    while ((rc = try_group(w, njobs)) == LS_EFULL) {
-        reset_jobs(w, njobs);
-        store_stats st;
-        if (store_grow(w->svc->store, w->svc->cfg.map_max) != LS_OK) {
-            LOG_ERROR("store_full", "map_max=%llu note=\"track answers unavailable; reads go on\"",
-                      (unsigned long long)w->svc->cfg.map_max);
-            break;
+    uint64_t r = map_max / 16;
+    return r < FORGET_RESERVE_MIN ? FORGET_RESERVE_MIN : r > FORGET_RESERVE_MAX ? FORGET_RESERVE_MAX : r;
+}
+
+/* After the group failed for want of room (map or disk), a forget runs
+ * alone: deletes need few pages, and they may come from the freed pages
+ * inside the file.  When the map has none, it lends the forget a reserve
+ * past map-max and shrinks back after (to the pages then in use), so
+ * tracks cannot take the reserve. */
+static void forget_alone(service *svc, store_held *rec, writer_job *job)
+{
+    writer_job *one[1] = {job};
+    size_t culprit;
+    job->status = LS_OK;
+    int rc = try_group(svc, rec, one, 1, 1, &culprit);
+    if (rc == LS_EFULL) {
+        reset_jobs(one, 1);
+        uint64_t max = svc->cfg.map_max;
+        if (store_set_map_size(svc->store, max + forget_reserve(max)) == LS_OK)
+            rc = try_group(svc, rec, one, 1, 1, &culprit);
+        store_set_map_size(svc->store, max); /* LMDB keeps what is in use */
+    }
+    if (rc != LS_OK) {
+        reset_jobs(one, 1);
+        job->status = rc;
+        if (culprit == 0)
+            job->failed_alone = 1;
+    } else {
+        atomic_fetch_add(&svc->stats.commits, 1);
+        LOG_INFO("forget_alone", "note=\"the store was full; the forget ran alone\"");
+    }
+}
+
+/* Adds the outcome of the group's jobs to the counters. */
+static void count_jobs(service *svc, writer_job **jobs, size_t n, int rc)
+{
+    stats *st = &svc->stats;
+    uint64_t accepted = 0, dups = 0;
+    for (size_t j = 0; j < n; j++) {
+        const writer_job *job = jobs[j];
+        if (job->failed_alone)
+            atomic_fetch_add(&st->jobs_failed_alone, 1);
+        if (job->status == LS_OK) {
+            accepted += job->accepted;
+            dups += job->duplicates;
+        } else if (job->nevents == 0) {
+            continue;
+        } else if (job->failed_alone) {
+            atomic_fetch_add(&st->events_unstored_failed, job->nevents);
+        } else if (job->status == LS_EFULL) {
+            atomic_fetch_add(&st->events_unstored_full, job->nevents);
+        } else {
+            atomic_fetch_add(&st->events_unstored_unavailable, job->nevents);
         }
-        store_stat(w->svc->store, &st);
+    }
+    if (rc == LS_OK) {
+        atomic_fetch_add(&st->commits, 1);
+        atomic_fetch_add(&st->commit_events, accepted);
+    } else {
+        atomic_fetch_add(&st->commit_failures, 1);
+    }
+    atomic_fetch_add(&st->events_accepted, accepted);
+    atomic_fetch_add(&st->events_duplicate, dups);
+}
+
+static void log_failure(const service *svc, int rc, size_t njobs)
+{
+    if (rc == LS_EFULL)
+        LOG_ERROR("store_full", "map_max=%llu note=\"writes answer unavailable; reads go on; raise map-max\"",
+                  (unsigned long long)svc->cfg.map_max);
+    else if (rc == LS_EUNAVAIL)
+        LOG_ERROR("disk_full", "dir=%s note=\"writes answer unavailable until space is freed; reads go on\"",
+                  svc->cfg.data_dir);
+    else
+        LOG_ERROR("commit_failed", "jobs=%zu reason=\"%s\"", njobs, ls_strerror(rc));
+}
+
+/* The group commit (see writer.h): when the map is full it grows it (up
+ * to map-max) and tries again, so the batch is not lost; a job that fails
+ * on its own is found (a strict attempt), left out and the rest tried
+ * again, so one bad request cannot sink the others.  Bounded: each retry
+ * turns strict once, leaves a job out, or grows the map. */
+static int apply_group(service *svc, store_held *rec, writer_job **jobs, size_t n)
+{
+    int rc = LS_OK;
+    for (size_t j = 0; j < n; j++) {
+        writer_job *job = jobs[j];
+        job->failed_alone = 0;
+        job->status = check_job(job);
+        job->failed_alone = job->status != LS_OK;
+    }
+    int strict = 0;
+    for (size_t attempt = 0; attempt < n + MAX_GROWS + 1; attempt++) {
+        size_t culprit;
+        rc = try_group(svc, rec, jobs, n, strict, &culprit);
+        if (rc == LS_OK)
+            break;
+        reset_jobs(jobs, n);
+        if (culprit == n + 1 && !strict) {
+            strict = 1; /* a job failed: find which */
+            continue;
+        }
+        if (culprit < n) {
+            jobs[culprit]->status = rc;
+            jobs[culprit]->failed_alone = 1;
+            LOG_WARN("job_failed", "kind=%d reason=\"%s\" note=\"rolled back alone; the rest of its group goes on\"",
+                     jobs[culprit]->kind, ls_strerror(rc));
+            continue;
+        }
+        if (rc != LS_EFULL || store_grow(svc->store, svc->cfg.map_max) != LS_OK)
+            break;
+        store_stats st;
+        store_stat(svc->store, &st);
         LOG_INFO("store_grown", "map_bytes=%llu", (unsigned long long)st.map_bytes);
     }
-    if (rc != LS_OK && rc != LS_EFULL)
-        LOG_ERROR("commit_failed", "jobs=%zu reason=\"%s\"", njobs, ls_strerror(rc));
+    if (rc != LS_OK) {
+        log_failure(svc, rc, n);
+        for (size_t j = 0; j < n; j++)
+            if (!jobs[j]->failed_alone)
+                jobs[j]->status = rc;
+        for (size_t j = 0; j < n && (rc == LS_EFULL || rc == LS_EUNAVAIL); j++)
+            if (jobs[j]->kind == JOB_FORGET && !jobs[j]->failed_alone)
+                forget_alone(svc, rec, jobs[j]);
+    }
+    count_jobs(svc, jobs, n, rc);
+    return rc;
+}
+
+int writer_apply(service *svc, writer_job **jobs, size_t n)
+{
+    store_held rec;
+    store_held_init(&rec);
+    int rc = apply_group(svc, &rec, jobs, n);
+    store_held_free(&rec);
     return rc;
 }
 
@@ -243,20 +417,32 @@ static int apply_group(writer *w, size_t njobs)
 /* Replies and bookkeeping                                             */
 /* ------------------------------------------------------------------ */
 
-static const char *job_error(const writer_job *job, int status)
+static const char *job_error(const writer_job *job, int status, char *buf, size_t cap)
 {
-    if (job->status == LS_EINVAL)
+    if (job->kind == JOB_ALIAS && status == LS_EINVAL)
         return "\"from\" is already merged into another customer, or \"from\" and \"to\" are the same id";
-    if (job->status == LS_ETOOLARGE)
-        return "\"from\" and \"to\" together are longer than 510 bytes: an alias cannot hold them";
-    return status == LS_EFULL ? "the store is full: events were not stored, retry later"
-                              : "the events could not be committed; nothing was stored, retry";
+    if (job->kind == JOB_ALIAS && status == LS_ETOOLARGE)
+        return "\"from\" and \"to\" (or an id already merged into \"from\") are longer than 510 bytes together: "
+               "an alias cannot hold them";
+    if (status == LS_ETOOLARGE)
+        return "an id in this request is longer than the store can key: nothing of it was stored";
+    if (job->failed_alone) {
+        snprintf(buf, cap, "this request could not be written (%s): nothing of it was stored; other requests "
+                 "were not affected", ls_strerror(status));
+        return buf;
+    }
+    if (status == LS_EFULL)
+        return "the store is full (its map reached map-max): nothing was stored; reads go on; retry after the "
+               "operator raises map-max or erases data";
+    if (status == LS_EUNAVAIL)
+        return "the disk holding the store is full: nothing was stored; reads go on; retry when space is freed";
+    return "the events could not be committed; nothing was stored, retry";
 }
 
-static void encode_reply(codec_writer *cw, const writer_job *job, int status)
+static void encode_reply(codec_writer *cw, const writer_job *job)
 {
-    if (status == LS_OK && job->status != LS_OK)
-        status = job->status;
+    int status = job->status;
+    char buf[200];
     codec_writer_reset(cw);
     cw_map(cw);
     cw_key(cw, "ok");
@@ -283,41 +469,41 @@ static void encode_reply(codec_writer *cw, const writer_job *job, int status)
         cw_key(cw, "code");
         cw_str(cw, ls_wire_code(status));
         cw_key(cw, "message");
-        cw_str(cw, job_error(job, status));
+        cw_str(cw, job_error(job, status, buf, sizeof buf));
         cw_end(cw);
     }
     cw_end(cw);
 }
 
-static void send_reply(writer *w, writer_job *job, int status)
+static void send_reply(writer *w, writer_job *job)
 {
-    service_meta meta = {META_REPLY, (uint8_t)job->op, status == LS_OK && job->status == LS_OK, {0}, job->start_ns};
-    encode_reply(&w->reply, job, status);
+    service_meta meta = {META_REPLY, (uint8_t)job->op, job->status == LS_OK, {0}, job->start_ns};
+    encode_reply(&w->reply, job);
     if (msgio_send_bytes(w->replies, &meta, sizeof meta, 1) == 0 &&
         msgio_send_envelope(w->replies, job->envelope, job->envelope_len) == 0)
         msgio_send_bytes(w->replies, w->reply.sb.data, w->reply.sb.size, 0);
 }
 
-static void finish_group(writer *w, size_t njobs, int status)
+/* Replies (after the commit) and frees the group's jobs. */
+static void finish_group(writer *w, size_t njobs)
 {
-    stats *st = &w->svc->stats;
-    uint64_t accepted = 0, dups = 0;
     for (size_t j = 0; j < njobs; j++) {
-        writer_job *job = w->group[j];
-        accepted += job->accepted;
-        dups += job->duplicates;
-        if (job->reply)
-            send_reply(w, job, status);
+        if (w->group[j]->reply)
+            send_reply(w, w->group[j]);
         writer_job_free(&w->group[j]);
     }
-    if (status == LS_OK) {
-        atomic_fetch_add(&st->commits, 1);
-        atomic_fetch_add(&st->commit_events, accepted);
-        atomic_fetch_add(&st->events_accepted, accepted);
-        atomic_fetch_add(&st->events_duplicate, dups);
-    } else {
-        atomic_fetch_add(&st->commit_failures, 1);
-    }
+}
+
+/* Clears the reader slots of dead processes every few seconds. */
+static void check_readers(writer *w)
+{
+    int64_t now = timefmt_now_ms();
+    int cleared = 0;
+    if (now - w->last_reader_check_ms < READER_CHECK_MS)
+        return;
+    w->last_reader_check_ms = now;
+    if (store_reader_check(w->svc->store, &cleared) == LS_OK && cleared > 0) /* counted in store_stats */
+        LOG_WARN("stale_readers_cleared", "count=%d note=\"a process died inside a read (kill -9?)\"", cleared);
 }
 
 static void prune_event_ids(writer *w)
@@ -388,7 +574,11 @@ static size_t collect(writer *w, int wait_ms)
         if (got == 0)
             continue;
         if (grow_group(w, n + 1) != LS_OK) {
-            send_reply(w, job, LS_ENOMEM);
+            job->status = LS_ENOMEM;
+            if (job->reply)
+                send_reply(w, job);
+            else
+                atomic_fetch_add(&w->svc->stats.events_unstored_unavailable, job->nevents);
             writer_job_free(&job);
             break;
         }
@@ -405,10 +595,13 @@ static void *writer_main(void *arg)
     writer *w = arg;
     while (w->finished < w->nproducers) {
         size_t n = collect(w, IDLE_POLL_MS);
-        if (n > 0)
-            finish_group(w, n, apply_group(w, n));
+        if (n > 0) {
+            apply_group(w->svc, &w->held, w->group, n);
+            finish_group(w, n);
+        }
         if (w->svc->cfg.dedupe_window_ms > 0)
             prune_event_ids(w);
+        check_readers(w);
     }
     service_meta done = {META_WRITER_DONE, 0, 1, {0}, 0};
     msgio_send_bytes(w->replies, &done, sizeof done, 0);

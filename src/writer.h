@@ -5,7 +5,17 @@
  * commit-max-events, for at most commit-window), applies them all in ONE
  * LMDB write transaction, commits and syncs it, and only then sends each
  * job's reply back through the server loop.  So an `ok:true` always means
- * the events are on disk, and one fsync is shared by many requests. */
+ * the events are on disk, and one fsync is shared by many requests.
+ *
+ * Failures: every key a job would write is checked before the
+ * transaction; a job that still fails inside it (a write LMDB refuses) is
+ * left out and the group applied again without it, so it fails alone.  A
+ * full map grows (to map-max) and the group is retried; at map-max, or on
+ * a full disk, the group fails with LS_EFULL / LS_EUNAVAIL ("unavailable"
+ * on the wire) and reads go on, and each forget in it runs alone, past
+ * map-max by a small reserve if it must (erasure may not wait).  A job
+ * without a reply (PULL) that is not stored is counted in stats by reason
+ * (events_unstored_*). */
 #ifndef LS_WRITER_H
 #define LS_WRITER_H
 
@@ -22,7 +32,8 @@ typedef struct {
     int kind;                /* JOB_EVENTS, JOB_ALIAS (subject -> object), JOB_FORGET (subject) */
     ls_str subject, object;  /* alias: from, to; forget: the customer */
     int result;              /* alias: merged; forget: deleted */
-    int status;              /* this job's own outcome (e.g. an alias refused) */
+    int status;              /* this job's outcome, set by the writer: 0 stored, else why not */
+    int failed_alone;        /* the job was left out of its group (its own failure) */
     int reply;               /* 0 for fire-and-forget (PULL) batches */
     int op;
     int64_t start_ns;
@@ -53,6 +64,13 @@ writer_job *writer_job_identity(int kind, const ls_str *subject, const ls_str *o
                                 const void *envelope, size_t envelope_len, const void *id, size_t id_len);
 
 typedef struct writer writer;
+
+/* Applies jobs[0..n) as one group commit, as the writer thread does for
+ * each group, without replying: sets each job's status (and accepted,
+ * duplicates, result), adds to svc->stats and returns the group's status
+ * (0 when the transaction committed).  Uses svc->store, svc->cfg.map_max
+ * and svc->cfg.data_dir only.  For the writer thread, and for tests. */
+int writer_apply(service *svc, writer_job **jobs, size_t n);
 
 /* Starts the writer thread; it binds SERVICE_EP_WRITER before this
  * returns, and exits after nproducers producers have sent writer_finish. */

@@ -745,6 +745,83 @@ END_TEST
  * Runner
  * ===================================================================== */
 
+
+/* P(an order in (T, T+tau]) by hand, CDNOW parameters, x = 2, t_x = 30.43,
+ * T = 38.86, tau = 4 weeks:
+ *   P(alive) = 1 / (1 + 0.793/3.426 * (43.274/34.844)^2.243) = 0.7265786
+ *   silent   = (43.274/47.274)^2.243                            = 0.8201236
+ *   p_buy    = 0.7265786 * (1 - 0.8201236)                      = 0.1306943
+ * (P(none) = 1 - P(alive) + P(alive) * silent = 0.8693057.)  The NBD
+ * (r 0.5, alpha 10; x 3, T 20, tau 8): 1 - (30/38)^3.5 = 0.5627983. */
+START_TEST(p_buy_by_hand)
+{
+    clv_nbd nbd = {0.5, 10.0};
+    clv_repeat rep = {.kind = CLV_MODEL_NBD, .nbd = nbd};
+    double p, pa, e;
+
+    ck_assert_int_eq(clv_bgnbd_p_buy(&PUBLISHED, 2, 30.43, 38.86, 4.0, &p), LS_OK);
+    ck_assert_close(p, 0.13069432378471696, 1e-12);
+    ck_assert_int_eq(clv_bgnbd_p_buy(&PUBLISHED, 2, 30.43, 38.86, 0.0, &p), LS_OK);
+    ck_assert_close(p, 0.0, 0.0);
+    /* a long window tends to P(alive) */
+    ck_assert_int_eq(clv_bgnbd_p_buy(&PUBLISHED, 2, 30.43, 38.86, 1e9, &p), LS_OK);
+    ck_assert_close(p, 0.726578570080673, 1e-6);
+    ck_assert_int_eq(clv_nbd_p_buy(&nbd, 3, 12, 20, 8, &p), LS_OK);
+    ck_assert_close(p, 0.5627983388751414, 1e-12);
+    ck_assert_int_eq(clv_repeat_p_buy(&rep, 3, 12, 20, 8, &p), LS_OK);
+    ck_assert_close(p, 0.5627983388751414, 1e-12);
+    ck_assert_int_eq(clv_repeat_p_alive(&rep, 3, 12, 20, &pa), LS_OK);
+    ck_assert_close(pa, 1.0, 0.0);
+    ck_assert_int_eq(clv_nbd_expected(&nbd, 3, 12, 20, 8, &e), LS_OK);
+    ck_assert_close(e, 3.5 / 30.0 * 8.0, 1e-15);
+    ck_assert_int_eq(clv_bgnbd_p_buy(&PUBLISHED, 2, 30.43, 38.86, -1, &p), LS_EINVAL);
+    ck_assert_int_eq(clv_nbd_p_buy(&nbd, 3, 21, 20, 8, &p), LS_EINVAL);
+}
+END_TEST
+
+/* The NBD is the BG/NBD without dropout: its log-likelihood is the BG/NBD
+ * one as b -> infinity; on data with no sign of dropout (everyone bought
+ * at the very end) BG/NBD has no interior optimum and the NBD fits. */
+START_TEST(nbd_is_the_no_dropout_limit_and_fits)
+{
+    clv_nbd nbd = {0.7, 3.0};
+    clv_bgnbd near = {0.7, 3.0, 1.0, 1e6}; /* (larger b loses digits in ln G(b+x) - ln G(b)) */
+    double l1, l2;
+    ck_assert_int_eq(clv_nbd_loglik(&nbd, 4, 10, 15, &l1), LS_OK);
+    ck_assert_int_eq(clv_bgnbd_loglik(&near, 4, 10, 15, &l2), LS_OK);
+    ck_assert_close(l1, l2, 1e-5);
+
+    const double x[] = {0, 1, 2, 3, 5, 8, 1, 0, 2, 4, 6, 0};
+    const double T[] = {10, 12, 20, 25, 30, 30, 8, 40, 15, 22, 35, 5};
+    double tx[12];
+    for (int i = 0; i < 12; i++)
+        tx[i] = x[i] > 0 ? T[i] : 0;
+    clv_bgnbd bg = {1, 1, 1, 1};
+    double llb = 0, lln = 0;
+    int rc = clv_bgnbd_fit(x, tx, T, 12, &bg, &llb);
+    ck_assert(rc == LS_ECONVERGE || bg.a / (bg.a + bg.b) < 1e-3);
+    clv_nbd fit = {1, 1};
+    ck_assert_int_eq(clv_nbd_fit_weighted(x, tx, T, NULL, 12, &fit, &lln), LS_OK);
+    ck_assert(fit.r > 0 && fit.alpha > 0 && isfinite(lln));
+    /* a maximum: moving either parameter lowers the likelihood */
+    double sum = 0, other;
+    for (int i = 0; i < 12; i++) {
+        clv_nbd_loglik(&fit, x[i], tx[i], T[i], &other);
+        sum += other;
+    }
+    ck_assert_close(sum, lln, 1e-9);
+    for (int k = 0; k < 4; k++) {
+        clv_nbd moved = {fit.r * (k == 0 ? 1.05 : k == 1 ? 0.95 : 1), fit.alpha * (k == 2 ? 1.05 : k == 3 ? 0.95 : 1)};
+        double s2 = 0;
+        for (int i = 0; i < 12; i++) {
+            clv_nbd_loglik(&moved, x[i], tx[i], T[i], &other);
+            s2 += other;
+        }
+        ck_assert(s2 < lln);
+    }
+}
+END_TEST
+
 static Suite *clv_suite(void)
 {
     Suite *s = suite_create("clv");
@@ -767,6 +844,8 @@ static Suite *clv_suite(void)
     tcase_add_test(bg, bgnbd_expected_limits);
     tcase_add_test(bg, bgnbd_loglik_hand);
     tcase_add_test(bg, bgnbd_invalid);
+    tcase_add_test(bg, p_buy_by_hand);
+    tcase_add_test(fit, nbd_is_the_no_dropout_limit_and_fits);
     tcase_add_test(fit, bgnbd_fit_cdnow);
     tcase_add_test(fit, bgnbd_fit_weighted_is_repetition);
     tcase_add_test(fit, bgnbd_fit_no_interior_optimum);

@@ -4,7 +4,8 @@
  * track batches and counts what was acknowledged; the server is killed with
  * SIGKILL while batches are in flight, restarted on the same data
  * directory, and every acknowledged event must be there exactly once
- * (batches carry event_ids, and an unacknowledged batch is retried). */
+ * (batches carry event_ids, and an unacknowledged batch is retried).
+ * And a second writer on a served store is refused, not let race. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <pthread.h>
@@ -198,6 +199,91 @@ START_TEST(twenty_random_kills_lose_nothing_and_count_once)
 }
 END_TEST
 
+/* Runs the leadscore binary with args, output into out; its exit status,
+ * or -1 when a signal ended it.  The child gets SIGALRM after 20 s (an
+ * alarm outlives exec), so a command that wrongly keeps running is
+ * bounded. */
+static int run_bounded(char *out, size_t cap, const char *const *args)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[32] = {LEADSCORE_BIN};
+        int n = 1;
+        for (int i = 0; args[i] && n < 31; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        alarm(20);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t got;
+    while (len < cap - 1 && (got = read(p[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)got;
+    out[len] = '\0';
+    close(p[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* One writer per store: a second `serve` or an `import --data` on a
+ * served store is refused naming the server's pid; read-only commands run
+ * beside it; once the server is killed (-9) the lock is free again. */
+START_TEST(a_second_writer_on_a_served_store_is_refused)
+{
+    char dir[512], ep[256], out[4096], pid_text[32], csv[600];
+    tu_tempdir(dir, sizeof dir);
+    pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, NULL);
+    snprintf(pid_text, sizeof pid_text, "process %ld", (long)pid);
+    ls_client *c;
+    ck_assert_int_eq(ls_client_connect(&c, ep, 2000), LS_OK);
+    ck_assert(send_batch(c, 0));
+    ls_client_close(&c);
+
+    const char *serve[] = {"serve", "--data", dir, "--bind", "tcp://127.0.0.1:*", "--pull", "tcp://127.0.0.1:*",
+                           "--model", LS_SOURCE_DIR "/models/handset.json", NULL};
+    int rc = run_bounded(out, sizeof out, serve);
+    ck_assert_msg(rc > 0, "a second serve exited with %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "already open for writing") && strstr(out, pid_text), "output: %s", out);
+
+    snprintf(csv, sizeof csv, "%s.csv", dir);
+    FILE *fp = fopen(csv, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs("customer,ts,type\nx,1700000000,page_view\n", fp);
+    fclose(fp);
+    const char *import[] = {"import", "--data", dir, csv, NULL};
+    rc = run_bounded(out, sizeof out, import);
+    ck_assert_msg(rc > 0, "import --data exited with %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "already open for writing") && strstr(out, pid_text), "output: %s", out);
+
+    const char *compact[] = {"compact", "--data", dir, NULL};
+    rc = run_bounded(out, sizeof out, compact);
+    ck_assert_msg(rc > 0 && strstr(out, pid_text), "compact in place exited with %d: %s", rc, out);
+
+    const char *kpis[] = {"kpis", "--data", dir, NULL}; /* read-only: allowed */
+    rc = run_bounded(out, sizeof out, kpis);
+    ck_assert_msg(rc == 0, "kpis beside the server exited with %d: %s", rc, out);
+
+    tu_kill_wait(pid, SIGKILL);
+    rc = run_bounded(out, sizeof out, import);
+    ck_assert_msg(rc == 0, "import after the server died exited with %d: %s", rc, out);
+    pid = tu_spawn_serve(dir, ep, sizeof ep, NULL);
+    ck_assert_int_eq(count_of(ep, "kim"), BATCH);
+    ck_assert(WIFEXITED(tu_kill_wait(pid, SIGTERM)));
+    unlink(csv);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("durability");
@@ -206,6 +292,7 @@ static Suite *suite(void)
     tcase_add_test(tc, acknowledged_events_survive_sigkill);
     tcase_add_test(tc, kill_during_a_stream_loses_no_acknowledged_event);
     tcase_add_test(tc, twenty_random_kills_lose_nothing_and_count_once);
+    tcase_add_test(tc, a_second_writer_on_a_served_store_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

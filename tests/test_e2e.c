@@ -16,9 +16,24 @@
 #include "testutil.h"
 
 static tu_server srv;
+static char data_dir[512], models_dir[512]; /* models_dir: where reload may read (model-dirs) */
 
-static void setup(void) { tu_server_start(&srv, NULL); }
-static void teardown(void) { tu_server_stop(&srv); }
+static void setup(void)
+{
+    config cfg;
+    tu_tempdir(data_dir, sizeof data_dir);
+    tu_tempdir(models_dir, sizeof models_dir);
+    tu_config(&cfg, data_dir);
+    snprintf(cfg.model_dirs, sizeof cfg.model_dirs, "%s", models_dir);
+    tu_server_start(&srv, &cfg);
+}
+
+static void teardown(void)
+{
+    tu_server_stop(&srv);
+    tu_rmtree(data_dir);
+    tu_rmtree(models_dir);
+}
 
 /* Packs {"op": op} plus nfields pairs the caller packs next. */
 static void begin(msgpack_sbuffer *sb, msgpack_packer *pk, const char *op, uint32_t nfields)
@@ -732,8 +747,8 @@ END_TEST
 
 START_TEST(reload_swaps_models_and_a_bad_file_keeps_the_old_one)
 {
-    char dir[512], v2[700], bad[700];
-    tu_tempdir(dir, sizeof dir);
+    char v2[700], bad[700];
+    const char *dir = models_dir;
     write_model_version(dir, "v2.json", "2.0.0", v2, sizeof v2);
     snprintf(bad, sizeof bad, "%s/bad.json", dir);
     FILE *f = fopen(bad, "w");
@@ -759,7 +774,6 @@ START_TEST(reload_swaps_models_and_a_bad_file_keeps_the_old_one)
     ls_client_close(&lc);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
-    tu_rmtree(dir);
 }
 END_TEST
 
@@ -812,8 +826,8 @@ static void *score_load(void *arg)
 
 START_TEST(reload_under_load_loses_no_request)
 {
-    char dir[512], v1[700], v2[700];
-    tu_tempdir(dir, sizeof dir);
+    char v1[700], v2[700];
+    const char *dir = models_dir;
     write_model_version(dir, "v1.json", "1.0.0", v1, sizeof v1);
     write_model_version(dir, "v2.json", "2.0.0", v2, sizeof v2);
     load_args a = {srv.endpoint, 0, 0, 0, 0};
@@ -836,7 +850,6 @@ START_TEST(reload_under_load_loses_no_request)
     ck_assert_int_gt(a.v1 + a.v2, 0);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
-    tu_rmtree(dir);
 }
 END_TEST
 

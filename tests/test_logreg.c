@@ -432,6 +432,54 @@ START_TEST(test_destroy_twice_and_extreme_predictions)
 }
 END_TEST
 
+
+/* Sign constraints: a feature whose free coefficient comes out negative is
+ * held at exactly 0 under sign +1, and the rest of the fit is then the fit
+ * without that feature; a feature whose free coefficient is already on the
+ * allowed side is not affected. */
+START_TEST(sign_constraints_hold_a_coefficient_at_zero)
+{
+    enum { N = 400 };
+    static double X[N * 2], X1[N], y[N];
+    uint32_t seed = 12345;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1103515245u + 12345u;
+        double u = (double)(seed >> 8) / 16777216.0;
+        seed = seed * 1103515245u + 12345u;
+        double v = (double)(seed >> 8) / 16777216.0;
+        X[2 * i] = u;
+        X[2 * i + 1] = u + 0.3 * v;  /* correlated; its own effect negative */
+        X1[i] = u;
+        y[i] = (3.0 * u - 1.5 * v + 0.2 * ((i * 7) % 5 - 2) > 0.6) ? 1.0 : 0.0;
+    }
+    logreg_model free_m = {0}, con = {0}, one = {0};
+    logreg_opts o = logreg_opts_default();
+    ck_assert_int_eq(logreg_fit_opts(X, y, NULL, N, 2, &o, &free_m), LS_OK);
+    ck_assert(free_m.coef[1] < 0);
+    const signed char sign[2] = {0, +1};
+    o.sign = sign;
+    ck_assert_int_eq(logreg_fit_opts(X, y, NULL, N, 2, &o, &con), LS_OK);
+    ck_assert(con.coef[1] == 0.0);
+    o.sign = NULL;
+    ck_assert_int_eq(logreg_fit_opts(X1, y, NULL, N, 1, &o, &one), LS_OK);
+    /* same model as without the column: coefficients on the raw scale agree */
+    ck_assert(fabs(con.coef[0] / con.scale[0] - one.coef[0] / one.scale[0]) < 1e-6);
+    const signed char keep[2] = {0, -1};
+    logreg_model same = {0};
+    o.sign = keep;
+    ck_assert_int_eq(logreg_fit_opts(X, y, NULL, N, 2, &o, &same), LS_OK);
+    ck_assert(fabs(same.coef[1] - free_m.coef[1]) < 1e-6 && fabs(same.coef[0] - free_m.coef[0]) < 1e-6);
+    const signed char bad[2] = {0, 2};
+    o.sign = bad;
+    logreg_model none = {0};
+    ck_assert_int_eq(logreg_fit_opts(X, y, NULL, N, 2, &o, &none), LS_EINVAL);
+    logreg_destroy(&free_m);
+    logreg_destroy(&con);
+    logreg_destroy(&one);
+    logreg_destroy(&same);
+}
+END_TEST
+
 static Suite *logreg_suite(void)
 {
     Suite *s = suite_create("logreg");
@@ -440,6 +488,7 @@ static Suite *logreg_suite(void)
     TCase *errors = tcase_create("errors");
 
     tcase_set_timeout(answers, 60);
+    tcase_add_test(answers, sign_constraints_hold_a_coefficient_at_zero);
     tcase_add_test(answers, test_binary_feature_closed_form);
     tcase_add_test(answers, test_recovers_known_coefficients);
     tcase_add_test(answers, test_lambda_shrinks_monotonically);

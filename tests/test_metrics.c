@@ -1,13 +1,17 @@
 /* test_metrics.c -- the Prometheus endpoint scraped over HTTP on loopback
  * and parsed: exact counter values after known traffic, histogram
- * consistency, HELP/TYPE for every family, 404 elsewhere, bad --metrics. */
+ * consistency, HELP/TYPE for every family, 404 elsewhere, bad --metrics,
+ * and scrapes still answered once the process has more than 1,024 files
+ * open (no select(): its FD_SETSIZE stops at 1,024). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <check.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -118,6 +122,52 @@ START_TEST(scrape_reports_the_traffic_exactly)
 }
 END_TEST
 
+#define HIGH_FD 1100
+
+START_TEST(scrape_works_with_more_than_1024_files_open)
+{
+    struct rlimit rl;
+    int fds[HIGH_FD], n = 0;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    ck_assert_msg(rl.rlim_max >= HIGH_FD + 200, "the hard limit on open files (%llu) is too low for this test",
+                  (unsigned long long)rl.rlim_max);
+    if (rl.rlim_cur < HIGH_FD + 200) {
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    int null = open("/dev/null", O_RDONLY);
+    ck_assert_int_ge(null, 0);
+    for (int fd = null; fd < HIGH_FD && n < HIGH_FD; n++) /* bounded: at most HIGH_FD dups */
+        ck_assert_int_ge(fd = fds[n] = dup(null), 0);
+    /* every descriptor the server and this test open from here is past 1,024 */
+    config cfg;
+    char dir[512];
+    tu_server srv;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    snprintf(cfg.metrics, sizeof cfg.metrics, "127.0.0.1:0");
+    tu_server_start(&srv, &cfg);
+    int port = server_metrics_port(srv.srv);
+    ck_assert_int_gt(port, 0);
+    ls_client *c;
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 5000), LS_OK);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(ls_client_ping(c, NULL, 0), LS_OK);
+    ls_client_close(&c);
+    ck_assert_double_eq(wait_for(port, "leadscore_requests_total{op=\"ping\",result=\"ok\"}", 2), 2);
+    int status = 0;
+    for (int i = 0; i < 20; i++) { /* many scrapes, each on a new descriptor */
+        http_get(port, "/metrics", &status);
+        ck_assert_int_eq(status, 200);
+    }
+    tu_server_stop(&srv);
+    tu_rmtree(dir);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    close(null);
+}
+END_TEST
+
 START_TEST(bad_metrics_address_is_refused)
 {
     config cfg;
@@ -139,6 +189,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, scrape_reports_the_traffic_exactly);
     tcase_add_test(tc, bad_metrics_address_is_refused);
+    tcase_add_test(tc, scrape_works_with_more_than_1024_files_open);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -715,6 +715,67 @@ START_TEST(disappointment_in_a_new_session_never_raises_the_score)
 }
 END_TEST
 
+
+/* clv.model "nbd", a Platt calibration and the model-level feature
+ * repeat_p_buy, by hand.  NBD r 0.5, alpha 10 (weeks), horizon 30 days;
+ * a buyer with purchases 70, 35 and 14 days before now: x = 2, T = 10
+ * weeks, so repeat_p_buy = 1 - (20 / (20 + 30/7))^2.5 = 0.3845429.
+ * Raw logit -2 + 2 * 0.3845429; calibrated 0.5 * raw - 0.25 = -0.8654571,
+ * score 0.2962005; intercept reported on that scale: 0.5 * -2 - 0.25. */
+START_TEST(nbd_calibration_and_repeat_p_buy_by_hand)
+{
+    char err[256];
+    model *m;
+    const char *clv = "  \"clv\": {\"model\": \"nbd\", \"time_unit_days\": 7, \"horizon_days\": 365,\n"
+                      "          \"nbd\": {\"r\": 0.5, \"alpha\": 10},\n"
+                      "          \"gamma_gamma\": {\"p\": 6.25, \"q\": 3.74, \"gamma\": 15.44},\n"
+                      "          \"fit\": {\"customers\": 3}},\n"
+                      "  \"calibration\": {\"method\": \"platt\", \"a\": 0.5, \"b\": -0.25, \"fitted_on\": {}}\n";
+    const char *lg = "  \"logistic\": {\"intercept\": -2, \"terms\": [{\"feature\": \"repeat_p_buy\", \"coef\": 2}]},\n";
+    ck_assert_msg(load_text(model_text_clv(HL_OK, lg, TI_OK, clv), &m, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_int_eq(model_clv_params(m)->repeat.kind, CLV_MODEL_NBD);
+    ck_assert_int_eq(model_term_feature(m, 0), MODEL_FEATURE_REPEAT_P_BUY);
+    ck_assert_str_eq(model_feature_name(model_term_feature(m, 0)), "repeat_p_buy");
+    ck_assert_int_eq(model_feature_lookup("repeat_expected"), MODEL_FEATURE_REPEAT_EXPECTED);
+    ck_assert_double_eq_tol(model_intercept(m), -1.25, 1e-15);
+    int64_t now = 1790000000000LL;
+    ls_features f;
+    feature_init(&f);
+    add(&f, EV_PURCHASE, now - 70 * DAY, 10, NULL);
+    add(&f, EV_PURCHASE, now - 35 * DAY, 10, NULL);
+    add(&f, EV_PURCHASE, now - 14 * DAY, 10, NULL);
+    feature_ctx ctx = {now, DECAY};
+    model_result r;
+    model_score(m, &f, &ctx, 1, &r);
+    ck_assert_double_eq_tol(r.logit, -0.8654570994557576, 1e-9);
+    ck_assert_double_eq_tol(r.score, 0.29620046354381835, 1e-9);
+    ck_assert_int_eq(r.ncontrib, 1);
+    ck_assert_double_eq_tol(r.contrib[0].value, 0.38454290054424245, 1e-9);
+    ck_assert_double_eq_tol(r.contrib[0].contribution, 0.38454290054424245, 1e-9);
+    ck_assert_double_eq_tol(model_intercept(m) + r.contrib[0].contribution, r.logit, 1e-12);
+    /* a prospect has repeat_p_buy 0 */
+    ls_features g;
+    feature_init(&g);
+    add(&g, EV_PAGE_VIEW, now - DAY, -1, "s");
+    model_score(m, &g, &ctx, 0, &r);
+    ck_assert_double_eq_tol(r.logit, -1.25, 1e-12);
+    model_unref(&m);
+    /* bad calibration and clv.model values are refused */
+    const char *bad_a = "  \"calibration\": {\"method\": \"platt\", \"a\": -1, \"b\": 0},\n";
+    const char *bad_method = "  \"calibration\": {\"method\": \"isotonic\", \"a\": 1, \"b\": 0},\n";
+    char text[8192];
+    snprintf(text, sizeof text, "%s%s", bad_a, LG_OK);
+    ck_assert_int_eq(load_text(model_text(HL_OK, text, TI_OK), &m, err, sizeof err), LS_EPARSE);
+    snprintf(text, sizeof text, "%s%s", bad_method, LG_OK);
+    ck_assert_int_eq(load_text(model_text(HL_OK, text, TI_OK), &m, err, sizeof err), LS_EPARSE);
+    const char *bad_kind = "  \"clv\": {\"model\": \"pareto\", \"time_unit_days\": 7, \"horizon_days\": 365,\n"
+                           "          \"nbd\": {\"r\": 0.5, \"alpha\": 10},\n"
+                           "          \"gamma_gamma\": {\"p\": 6.25, \"q\": 3.74, \"gamma\": 15.44}}\n";
+    ck_assert_int_eq(load_text(model_text_clv(HL_OK, LG_OK, TI_OK, bad_kind), &m, err, sizeof err), LS_EPARSE);
+    ck_assert_ptr_nonnull(strstr(err, "clv.model"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("model");
@@ -732,6 +793,7 @@ static Suite *suite(void)
     tcase_add_test(tc, explain_sums_to_the_logit_largest_first);
     tcase_add_test(tc, mean_scale_and_transform);
     tcase_add_test(tc, tier_thresholds);
+    tcase_add_test(tc, nbd_calibration_and_repeat_p_buy_by_hand);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("properties");

@@ -126,8 +126,10 @@ START_TEST(only_listed_keys_get_answers_and_only_admins_admin_ops)
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "stats", NULL, NULL), LS_EUNAUTH);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "forget", "customer", "x"), LS_EUNAUTH);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "reload", NULL, NULL), LS_EUNAUTH);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "kpis", NULL, NULL), LS_EUNAUTH); /* a full scan */
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "stats", NULL, NULL), LS_OK);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "forget", "customer", "x"), LS_OK);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "kpis", NULL, NULL), LS_OK);
     /* the CLI with key files */
     char pubfile[700], prefix[700];
     snprintf(pubfile, sizeof pubfile, "%s/server.pub", dir);

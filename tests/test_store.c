@@ -301,8 +301,8 @@ START_TEST(claim_event_id_reports_seen)
     memset(big, 'b', sizeof big);
     ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
     ck_assert_int_eq(store_wtxn_claim_event_id(w, "", 0, "c", 1, T0, &seen), LS_EINVAL);
-    ck_assert_int_eq(store_wtxn_claim_event_id(w, big, sizeof big, "c", 1, T0, &seen), LS_EINVAL);
-    ck_assert_int_eq(store_wtxn_claim_event_id(w, "e9", 2, big, sizeof big, T0, &seen), LS_EINVAL);
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, big, sizeof big, "c", 1, T0, &seen), LS_ETOOLARGE);
+    ck_assert_int_eq(store_wtxn_claim_event_id(w, "e9", 2, big, sizeof big, T0, &seen), LS_ETOOLARGE);
     ck_assert_int_eq(store_wtxn_claim_event_id(w, big, EVENT_MAX_STR, big, EVENT_MAX_STR, T0, &seen), LS_OK);
     ck_assert_int_eq(seen, 0);
     ck_assert_int_eq(store_write_commit(&w), LS_OK);

@@ -110,6 +110,60 @@ START_TEST(cdnow_fits_reproduce_the_papers)
 }
 END_TEST
 
+/* Applies one event to f (customer "c", session s). */
+static void apply(ls_features *f, const model *m, event_type type, int64_t ts, double value, const char *session)
+{
+    ls_event ev;
+    event_init(&ev);
+    ev.type = type;
+    ev.customer = (ls_str){"c", 1};
+    ev.ts_ms = ts;
+    ev.has = EVF_TS;
+    if (value >= 0) {
+        ev.value = value;
+        ev.has |= EVF_VALUE;
+    }
+    if (session)
+        ev.session = (ls_str){session, strlen(session)};
+    feature_apply(f, &ev, model_decay(m));
+}
+
+/* Property: with silence alone (no event, time passing) a buyer's score
+ * never rises, whatever kind of buyer: one order, several, with an open
+ * cart, with a refund, a fresh one and an old one. */
+static void assert_silence_never_raises(const model *m)
+{
+    const int64_t t0 = 1780000000000LL;
+    for (int kind = 0; kind < 6; kind++) {
+        ls_features f;
+        feature_init(&f);
+        int orders = kind == 0 ? 1 : 2 + kind * 2;
+        for (int i = 0; i < orders; i++) {
+            apply(&f, m, EV_PRODUCT_VIEW, t0 + i * (5 + kind) * DAY_MS - 3600000, -1, "s");
+            apply(&f, m, EV_PURCHASE, t0 + i * (5 + kind) * DAY_MS, 40 + 10 * i, "s");
+        }
+        int64_t last = f.last_seen_ms;
+        if (kind == 2) {
+            apply(&f, m, EV_ADD_TO_CART, last + DAY_MS, 30, "t");
+            apply(&f, m, EV_CHECKOUT, last + DAY_MS + 60000, -1, "t");
+        }
+        if (kind == 3)
+            apply(&f, m, EV_REFUND, last + DAY_MS, 20, NULL);
+        if (kind == 4)
+            apply(&f, m, EV_EMAIL_CLICK, last + 2 * DAY_MS, -1, NULL);
+        last = f.last_seen_ms;
+        double prev = 2;
+        for (int d = 0; d <= 720; d++) {
+            feature_ctx ctx = {last + (int64_t)d * DAY_MS / 2, *model_decay(m)};
+            model_result r;
+            model_score(m, &f, &ctx, 0, &r);
+            ck_assert_msg(r.score <= prev + 1e-12, "buyer kind %d: score %.9f after %.1f silent days rose from %.9f",
+                          kind, r.score, d / 2.0, prev);
+            prev = r.score;
+        }
+    }
+}
+
 START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
 {
     char dir[512], events[600], model_path[600], err[512];
@@ -130,13 +184,32 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
     ck_assert_msg(auc > base + 0.02, "hold-out AUC %.3f vs recency %.3f", auc, base);
     ck_assert_msg(lift > base_lift, "lift %.2f vs %.2f", lift, base_lift);
     ck_assert(auc > 0.75);
+    /* it beats RFM too, and its probabilities are calibrated: the mean
+     * predicted probability on the hold-out is close to the observed rate */
+    ck_assert_msg(auc >= num(metrics, "holdout_rfm_baseline", "auc"), "AUC %.3f vs RFM %.3f", auc,
+                  num(metrics, "holdout_rfm_baseline", "auc"));
+    double mean_p = num(metrics, "holdout", "mean_predicted"), rate = num(metrics, "holdout", "base_rate");
+    ck_assert_msg(fabs(mean_p - rate) < 0.25 * rate, "mean predicted %.4f vs observed %.4f", mean_p, rate);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "calibration"), "method")), "platt");
+    ck_assert(num(m, "calibration", "a") > 0);
+    /* recommendations beat the most-bought segments */
+    ck_assert(num(metrics, "recommendations", "customers") > 50);
+    ck_assert_msg(num(metrics, "recommendations", "hit_rate_at_3") > num(metrics, "recommendations", "popular_hit_rate_at_3"),
+                  "hit rate@3 %.3f vs popular %.3f", num(metrics, "recommendations", "hit_rate_at_3"),
+                  num(metrics, "recommendations", "popular_hit_rate_at_3"));
+    /* the repeat-purchase model says what fitted it */
+    json_t *fit = json_object_get(json_object_get(m, "clv"), "fit");
+    ck_assert(json_is_object(fit) && json_integer_value(json_object_get(fit, "customers")) > 100);
+    ck_assert(json_is_string(json_object_get(fit, "reason")));
     /* the sign constraints hold in what was written */
     json_t *terms = json_object_get(json_object_get(m, "logistic"), "terms"), *t;
     size_t i;
     json_array_foreach(terms, i, t) {
         const char *f = json_string_value(json_object_get(t, "feature"));
         double c = json_number_value(json_object_get(t, "coef"));
-        if (strstr(f, "cart") || strstr(f, "checkout") || strstr(f, "sessions"))
+        if (strstr(f, "days_since") || strstr(f, "recency_ratio"))
+            ck_assert_msg(c <= 0, "%s has coef %g", f, c);
+        else if (strstr(f, "cart") || strstr(f, "checkout") || strstr(f, "sessions_") || strstr(f, "repeat_"))
             ck_assert_msg(c >= 0, "%s has coef %g", f, c);
         if (strstr(f, "refund") || strstr(f, "support") || strstr(f, "bad_reviews"))
             ck_assert_msg(c <= 0, "%s has coef %g", f, c);
@@ -146,6 +219,7 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
     model *loaded;
     ck_assert_msg(model_load_file(model_path, &loaded, err, sizeof err) == LS_OK, "%s", err); /* serve/reload accept it */
     ck_assert_str_eq(model_version(loaded), "t1");
+    assert_silence_never_raises(loaded);
     model_unref(&loaded);
     tu_rmtree(dir);
 }

@@ -1,0 +1,224 @@
+/* storefile.c -- the writer's lock file and the check of data.mdb's meta
+ * pages before LMDB maps the file (see storefile.h). */
+#define _GNU_SOURCE
+#include "storefile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "leadscore/error.h"
+
+#define RECOVERY "restore the directory from a backup (or from a copy made with `mdb_copy` or " \
+                 "`leadscore compact --out`), or move it away to start an empty store"
+
+/* ------------------------------------------------------------------ */
+/* The writer's lock                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The pid written in the lock file, or 0 when it holds none. */
+static long lock_holder(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    long pid = strtol(buf, NULL, 10);
+    return pid > 0 ? pid : 0;
+}
+
+int storefile_lock(const char *dir, int *fd, char *err, size_t errlen)
+{
+    char path[4200];
+    *fd = -1;
+    snprintf(path, sizeof path, "%s/%s", dir, STOREFILE_LOCK_NAME);
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (f < 0)
+        return ls_fail(err, errlen, LS_EIO, "cannot open the store's lock file %s: %s", path, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        long pid = e == EWOULDBLOCK ? lock_holder(f) : 0;
+        close(f);
+        if (e != EWOULDBLOCK)
+            return ls_fail(err, errlen, LS_EIO, "cannot lock %s: %s", path, strerror(e));
+        char who[48] = "another process";
+        if (pid)
+            snprintf(who, sizeof who, "process %ld", pid);
+        return ls_fail(err, errlen, LS_EUNAVAIL,
+                       "the store in %s is already open for writing by %s (lock %s): stop it first -- only one "
+                       "`serve` or `import --data` may write a store; read-only commands (rescore, kpis, "
+                       "train --data) may run beside it", dir, who, path);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
+        int e = errno;
+        close(f);
+        return ls_fail(err, errlen, LS_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    *fd = f;
+    return LS_OK;
+}
+
+void storefile_unlock(int *fd)
+{
+    if (!fd || *fd < 0)
+        return;
+    if (ftruncate(*fd, 0) != 0) {
+        /* the pid stays behind; the lock itself goes with the close */
+    }
+    close(*fd);
+    *fd = -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* data.mdb's meta pages                                               */
+/* ------------------------------------------------------------------ */
+
+/* LMDB 0.9's on-disk layout (lmdb/mdb.c): pages 0 and 1 are meta pages, a
+ * page header (pgno, pad, flags, lower, upper) followed by MDB_meta
+ * (magic, version, address, mapsize, the free and main MDB_db, the last
+ * page used, the txn id).  The page size is kept in the free db's md_pad.
+ * Offsets are computed from the word size, as the compiler lays it out. */
+#define MDB_MAGIC_NUMBER 0xBEEFC0DEu
+#define MDB_DATA_VERSION_EXPECTED 1u
+#define P_META_FLAG 0x08u
+#define WORD sizeof(size_t)
+#define PAGE_HDR (WORD + 8)
+#define DB_SIZE (8 + 5 * WORD)                  /* md_pad, md_flags, md_depth, 4 counts, md_root */
+#define META_DBS (PAGE_HDR + 8 + sizeof(void *) + WORD)
+#define META_LAST_PG (META_DBS + 2 * DB_SIZE)
+#define META_TXNID (META_LAST_PG + WORD)
+#define META_END (META_TXNID + WORD)
+#define P_INVALID (~(uint64_t)0)
+
+_Static_assert(sizeof(void *) == sizeof(size_t), "the meta layout assumes pointers as wide as size_t");
+
+typedef struct {
+    uint32_t magic, version, psize;
+    uint16_t flags;
+    uint64_t root[2];    /* free and main db roots */
+    uint64_t last_pg, txnid;
+} meta_page;
+
+static uint64_t word_at(const uint8_t *p)
+{
+    if (WORD == 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v == UINT32_MAX ? P_INVALID : v;
+}
+
+static void parse_meta(const uint8_t *p, meta_page *m)
+{
+    memcpy(&m->flags, p + WORD + 2, 2);
+    memcpy(&m->magic, p + PAGE_HDR, 4);
+    memcpy(&m->version, p + PAGE_HDR + 4, 4);
+    memcpy(&m->psize, p + META_DBS, 4);
+    for (int i = 0; i < 2; i++)
+        m->root[i] = word_at(p + META_DBS + (size_t)i * DB_SIZE + 8 + 4 * WORD);
+    m->last_pg = word_at(p + META_LAST_PG);
+    m->txnid = word_at(p + META_TXNID);
+}
+
+/* Why meta page i (already read) cannot be LMDB's, or NULL. */
+static const char *meta_problem(const meta_page *m, char *why, size_t cap)
+{
+    if (m->magic != MDB_MAGIC_NUMBER)
+        snprintf(why, cap, "not an LMDB data file (bad magic 0x%08x)", m->magic);
+    else if (m->version != MDB_DATA_VERSION_EXPECTED)
+        snprintf(why, cap, "LMDB data format version %u, this build reads %u", m->version, MDB_DATA_VERSION_EXPECTED);
+    else if (!(m->flags & P_META_FLAG))
+        snprintf(why, cap, "not marked as a meta page");
+    else
+        return NULL;
+    return why;
+}
+
+/* 1 when dir holds nothing but data.mdb (and our lock file). */
+static int otherwise_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int empty = 1;
+    if (!d)
+        return 0;
+    while (empty && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "data.mdb") &&
+            strcmp(e->d_name, STOREFILE_LOCK_NAME))
+            empty = 0;
+    }
+    closedir(d);
+    return empty;
+}
+
+static int check_metas(int fd, const char *path, uint64_t size, char *err, size_t errlen)
+{
+    uint8_t buf[META_END];
+    meta_page m[2];
+    char why[120];
+    if (size < META_END || pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf)
+        return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: only %llu bytes, too short for an LMDB store "
+                       "(truncated?); %s", path, (unsigned long long)size, RECOVERY);
+    parse_meta(buf, &m[0]);
+    if (meta_problem(&m[0], why, sizeof why))
+        return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: its first meta page is %s; %s", path, why, RECOVERY);
+    uint32_t ps = m[0].psize;
+    if (ps < 512 || ps > 65536 || (ps & (ps - 1)))
+        return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: its meta page gives a page size of %u; %s", path, ps,
+                       RECOVERY);
+    if (size < 2ULL * ps || pread(fd, buf, sizeof buf, ps) != (ssize_t)sizeof buf)
+        return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: %llu bytes cannot hold its two meta pages of %u "
+                       "bytes (truncated?); %s", path, (unsigned long long)size, ps, RECOVERY);
+    parse_meta(buf, &m[1]);
+    if (meta_problem(&m[1], why, sizeof why))
+        return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: its second meta page is %s; %s", path, why, RECOVERY);
+    const meta_page *newer = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
+    uint64_t pages = size / ps;
+    if (newer->last_pg >= pages)
+        return ls_fail(err, errlen, LS_EPARSE, "%s is truncated: its newest commit (txn %llu) uses %llu pages of "
+                       "%u bytes but the file holds only %llu bytes; %s", path, (unsigned long long)newer->txnid,
+                       (unsigned long long)newer->last_pg + 1, ps, (unsigned long long)size, RECOVERY);
+    for (int i = 0; i < 2; i++)
+        if (newer->root[i] != P_INVALID && newer->root[i] > newer->last_pg)
+            return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: a tree root (page %llu) lies past the last "
+                           "page used (%llu); %s", path, (unsigned long long)newer->root[i],
+                           (unsigned long long)newer->last_pg, RECOVERY);
+    return LS_OK;
+}
+
+int storefile_check(const char *dir, char *err, size_t errlen)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? LS_OK
+                               : ls_fail(err, errlen, LS_EIO, "cannot read %s: %s", path, strerror(errno));
+    int rc = LS_OK;
+    if (fstat(fd, &st) != 0)
+        rc = ls_fail(err, errlen, LS_EIO, "cannot stat %s: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = ls_fail(err, errlen, LS_EPARSE, "%s is not a regular file; %s", path, RECOVERY);
+    else if (st.st_size == 0 && !otherwise_empty(dir))
+        rc = ls_fail(err, errlen, LS_EPARSE, "%s is empty but the directory holds other store files: the store "
+                     "lost its data (an empty file is taken as a new store only in an otherwise empty "
+                     "directory); %s", path, RECOVERY);
+    else if (st.st_size > 0)
+        rc = check_metas(fd, path, (uint64_t)st.st_size, err, errlen);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,773 @@
+/* test_faults.c -- how the store and the writer fail, in temporary
+ * directories: a job that fails inside the group commit fails alone (the
+ * rest commit, nothing vanishes uncounted); over-long keys are refused
+ * before the transaction; a full disk answers `unavailable` and writes
+ * resume; a forget goes through on a full map; dead readers' slots are
+ * cleared; damaged data.mdb files are refused before LMDB maps them; a
+ * second writer is refused naming the first one's pid.
+ *
+ * Failures no real input reaches come from store.h's fault switches.
+ * Forked children stand for other processes (a reader killed with -9, a
+ * second writer); each is waited for within a bounded time. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "leadscore/error.h"
+#include "service.h"
+#include "stats.h"
+#include "store.h"
+#include "storefile.h"
+#include "testutil.h"
+#include "writer.h"
+
+#define DAY 86400000LL
+#define T0 1700000000000LL
+#define MIB (1ULL << 20)
+
+static const feature_decay DECAY = {3 * DAY, 30 * DAY};
+static char dir[512];
+static char err[1024];
+
+static void setup(void)
+{
+    tu_tempdir(dir, sizeof dir);
+    err[0] = '\0';
+}
+
+static void teardown(void)
+{
+    store_fault_clear();
+    tu_rmtree(dir);
+}
+
+static store *open_rw(uint64_t map_size)
+{
+    store_options opt = {.map_size = map_size, .no_sync = 1};
+    store *s = NULL;
+    int rc = store_open(&s, dir, &opt, &DECAY, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "store_open: %d %s", rc, err);
+    return s;
+}
+
+/* Page views of id in a fresh snapshot, or -1 when the store has none. */
+static int views(store *s, const char *id)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    int rc = store_reader_get(r, id, strlen(id), &f);
+    store_reader_end(r);
+    store_reader_close(&r);
+    if (rc == LS_ENOTFOUND)
+        return -1;
+    ck_assert_int_eq(rc, LS_OK);
+    return (int)f.count[EV_PAGE_VIEW];
+}
+
+static void put(store *s, const char *id)
+{
+    store_wtxn *w = NULL;
+    ls_features f;
+    feature_init(&f);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_put(w, id, strlen(id), &f), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+}
+
+/* ------------------------------------------------------------------ */
+/* The writer's group commit, without its thread                       */
+/* ------------------------------------------------------------------ */
+
+static void rig_open(service *svc, uint64_t map_size, uint64_t map_max)
+{
+    memset(svc, 0, sizeof *svc);
+    config_defaults(&svc->cfg);
+    snprintf(svc->cfg.data_dir, sizeof svc->cfg.data_dir, "%s", dir);
+    svc->cfg.map_size = map_size;
+    svc->cfg.map_max = map_max;
+    ck_assert_int_eq(stats_init(&svc->stats, 0, 0), LS_OK);
+    svc->store = open_rw(map_size);
+}
+
+static void rig_close(service *svc)
+{
+    store_close(&svc->store);
+    stats_destroy(&svc->stats);
+}
+
+/* A track job: page views, event i of customers[i], with event ids
+ * prefix-i (no ids when prefix is NULL).  reply 0 is a PULL batch. */
+static writer_job *job_of(const char *const *customers, int n, const char *prefix, int reply)
+{
+    ls_event evs[64];
+    char ids[64][320];
+    ck_assert_int_le(n, 64);
+    for (int i = 0; i < n; i++) {
+        event_init(&evs[i]);
+        evs[i].type = EV_PAGE_VIEW;
+        evs[i].has = EVF_TS;
+        evs[i].ts_ms = T0 + i;
+        evs[i].customer = (ls_str){customers[i], strlen(customers[i])};
+        if (prefix) {
+            snprintf(ids[i], sizeof ids[i], "%s-%d", prefix, i);
+            evs[i].event_id = (ls_str){ids[i], strlen(ids[i])};
+        }
+    }
+    writer_job *job = writer_job_new(evs, (size_t)n, NULL, 0, NULL, 0, NULL, 0, 0);
+    ck_assert_ptr_nonnull(job);
+    job->reply = reply;
+    job->received_ms = T0;
+    return job;
+}
+
+static writer_job *track(const char *customer, int n, const char *prefix, int reply)
+{
+    const char *c[64];
+    for (int i = 0; i < n && i < 64; i++)
+        c[i] = customer;
+    return job_of(c, n, prefix, reply);
+}
+
+static writer_job *identity(int kind, const char *subject, const char *object)
+{
+    ls_str a = {subject, strlen(subject)}, b = {object ? object : "", object ? strlen(object) : 0};
+    writer_job *job = writer_job_identity(kind, &a, object ? &b : NULL, NULL, 0, NULL, 0);
+    ck_assert_ptr_nonnull(job);
+    job->reply = 1;
+    return job;
+}
+
+static void free_jobs(writer_job **jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        writer_job_free(&jobs[i]);
+}
+
+static uint64_t counter(atomic_uint_fast64_t *c)
+{
+    return (uint64_t)atomic_load(c);
+}
+
+/* A group of a good track, a job whose write fails inside the
+ * transaction, a PULL batch and an alias: the bad job fails alone. */
+static void one_bad_job_in_a_group(int fault_err, int want_status)
+{
+    service svc;
+    rig_open(&svc, 16 * MIB, 16 * MIB);
+    store_fault_set(STORE_FAULT_KEY, "poison", fault_err, 0);
+    /* bob is written back before poison fails: that must go too */
+    const char *bad[] = {"bob", "bob", "poison"};
+    writer_job *jobs[4] = {track("alice", 3, "a", 1), job_of(bad, 3, "b", 1), track("carol", 2, "c", 0),
+                           identity(JOB_ALIAS, "anon", "alice")};
+    ck_assert_int_eq(writer_apply(&svc, jobs, 4), LS_OK);
+    ck_assert_int_eq(jobs[0]->status, LS_OK);
+    ck_assert_uint_eq(jobs[0]->accepted, 3);
+    ck_assert_int_eq(jobs[1]->status, want_status);
+    ck_assert_int_eq(jobs[1]->failed_alone, 1);
+    ck_assert_uint_eq(jobs[1]->accepted, 0);
+    ck_assert_int_eq(jobs[2]->status, LS_OK);
+    ck_assert_uint_eq(jobs[2]->accepted, 2);
+    ck_assert_int_eq(jobs[3]->status, LS_OK);
+    ck_assert_int_eq(jobs[3]->result, 1);
+    ck_assert_int_eq(views(svc.store, "alice"), 3);
+    ck_assert_int_eq(views(svc.store, "anon"), 3);
+    ck_assert_int_eq(views(svc.store, "carol"), 2); /* the PULL batch is stored */
+    ck_assert_int_eq(views(svc.store, "bob"), -1);  /* the bad job left nothing */
+    ck_assert_int_eq(views(svc.store, "poison"), -1);
+    ck_assert_uint_eq(counter(&svc.stats.jobs_failed_alone), 1);
+    ck_assert_uint_eq(counter(&svc.stats.events_unstored_failed), 3);
+    ck_assert_uint_eq(counter(&svc.stats.events_accepted), 5);
+    ck_assert_uint_eq(counter(&svc.stats.commit_failures), 0);
+    free_jobs(jobs, 4);
+    /* nothing of it was kept, not even its event ids: sent again, it counts */
+    store_fault_clear();
+    jobs[0] = job_of(bad, 3, "b", 1);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 1), LS_OK);
+    ck_assert_int_eq(jobs[0]->status, LS_OK);
+    ck_assert_uint_eq(jobs[0]->accepted, 3);
+    ck_assert_uint_eq(jobs[0]->duplicates, 0);
+    ck_assert_int_eq(views(svc.store, "bob"), 2);
+    free_jobs(jobs, 1);
+    rig_close(&svc);
+}
+
+START_TEST(a_job_failing_inside_the_transaction_fails_alone)
+{
+    one_bad_job_in_a_group(0, LS_ETOOLARGE);       /* as LMDB refuses an over-long key */
+    tu_rmtree(dir);
+    tu_tempdir(dir, sizeof dir);
+    one_bad_job_in_a_group(MDB_CORRUPTED, LS_EINTERNAL); /* any other write error of one job */
+}
+END_TEST
+
+START_TEST(over_long_keys_are_refused_before_the_transaction)
+{
+    service svc;
+    rig_open(&svc, 16 * MIB, 16 * MIB);
+    char longid[301], anon[251], target[301], from[257], to[256];
+    memset(longid, 'l', 300);
+    longid[300] = '\0';
+    memset(anon, 'n', 250);
+    anon[250] = '\0';
+    memset(target, 't', 300);
+    target[300] = '\0';
+    memset(from, 'f', 256);
+    from[256] = '\0';
+    memset(to, 'o', 255);
+    to[255] = '\0';
+    const char *long_event_id[] = {"erin"};
+    writer_job *jobs[6] = {track(longid, 2, "l", 1), track("dora", 1, "d", 1), job_of(long_event_id, 1, longid, 0),
+                           identity(JOB_ALIAS, from, to), identity(JOB_ALIAS, anon, "x"), track("x", 1, "x", 1)};
+    ck_assert_int_eq(writer_apply(&svc, jobs, 6), LS_OK);
+    ck_assert_int_eq(jobs[0]->status, LS_ETOOLARGE);
+    ck_assert_int_eq(jobs[1]->status, LS_OK);
+    ck_assert_int_eq(jobs[2]->status, LS_ETOOLARGE);
+    ck_assert_int_eq(jobs[3]->status, LS_ETOOLARGE);
+    ck_assert_int_eq(jobs[4]->status, LS_OK);
+    ck_assert_int_eq(jobs[5]->status, LS_OK);
+    ck_assert_uint_eq(counter(&svc.stats.events_unstored_failed), 3); /* counted, not lost silently */
+    free_jobs(jobs, 6);
+    /* x -> target: fits alone, but anon (aliased to x) would not under target */
+    jobs[0] = identity(JOB_ALIAS, "x", target);
+    jobs[1] = track("dora", 1, "d2", 1);
+    jobs[2] = identity(JOB_FORGET, longid, NULL);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 3), LS_OK);
+    ck_assert_int_eq(jobs[0]->status, LS_ETOOLARGE);
+    ck_assert_int_eq(jobs[0]->failed_alone, 0); /* refused before it wrote: an answer */
+    ck_assert_int_eq(jobs[1]->status, LS_OK);
+    ck_assert_int_eq(jobs[2]->status, LS_OK); /* 300 bytes is a key LMDB takes */
+    ck_assert_int_eq(views(svc.store, anon), 1); /* still lands on x */
+    ck_assert_int_eq(views(svc.store, "dora"), 2);
+    ck_assert_int_eq(views(svc.store, target), -1);
+    free_jobs(jobs, 3);
+    rig_close(&svc);
+}
+END_TEST
+
+START_TEST(a_full_disk_answers_unavailable_and_writes_resume)
+{
+    service svc;
+    store_stats before, after;
+    rig_open(&svc, 4 * MIB, 64 * MIB);
+    writer_job *jobs[3] = {track("alice", 2, "a", 1)};
+    ck_assert_int_eq(writer_apply(&svc, jobs, 1), LS_OK);
+    free_jobs(jobs, 1);
+    ck_assert_int_eq(store_stat(svc.store, &before), LS_OK);
+
+    store_fault_set(STORE_FAULT_COMMIT, NULL, ENOSPC, -1); /* the disk stays full */
+    jobs[0] = track("bob", 2, "b", 1);
+    jobs[1] = track("carol", 1, "c", 0);
+    jobs[2] = identity(JOB_FORGET, "alice", NULL);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 3), LS_EUNAVAIL);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(jobs[i]->status, LS_EUNAVAIL);
+        ck_assert_str_eq(ls_wire_code(jobs[i]->status), "unavailable");
+    }
+    ck_assert_uint_eq(counter(&svc.stats.events_unstored_unavailable), 3);
+    ck_assert_int_eq(store_stat(svc.store, &after), LS_OK);
+    ck_assert_uint_eq(after.map_bytes, before.map_bytes); /* a full disk does not grow the map */
+    ck_assert_int_eq(views(svc.store, "alice"), 2);      /* reads go on */
+    free_jobs(jobs, 3);
+
+    /* one failed commit: the group fails, the forget then runs alone */
+    store_fault_set(STORE_FAULT_COMMIT, NULL, ENOSPC, 1);
+    jobs[0] = track("dan", 1, "d", 1);
+    jobs[1] = identity(JOB_FORGET, "alice", NULL);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 2), LS_EUNAVAIL);
+    ck_assert_int_eq(jobs[0]->status, LS_EUNAVAIL);
+    ck_assert_int_eq(jobs[1]->status, LS_OK);
+    ck_assert_int_eq(jobs[1]->result, 1);
+    ck_assert_int_eq(views(svc.store, "alice"), -1);
+    ck_assert_int_eq(views(svc.store, "dan"), -1);
+    free_jobs(jobs, 2);
+
+    store_fault_clear(); /* space is back */
+    jobs[0] = track("bob", 2, "b", 1);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 1), LS_OK);
+    ck_assert_int_eq(jobs[0]->status, LS_OK);
+    ck_assert_int_eq(views(svc.store, "bob"), 2);
+    free_jobs(jobs, 1);
+    rig_close(&svc);
+}
+END_TEST
+
+/* ---- a request over the wire ---- */
+
+static void pack_track(msgpack_sbuffer *sb, const char *customer)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "op");
+    tu_pack_str(&pk, "track");
+    tu_pack_str(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, customer);
+    tu_pack_str(&pk, "type");
+    tu_pack_str(&pk, "page_view");
+}
+
+static void call(tu_conn *c, msgpack_sbuffer *sb, msgpack_unpacked *up)
+{
+    ck_assert_int_eq(tu_call_raw(c, sb->data, sb->size, up), 0);
+    msgpack_sbuffer_destroy(sb);
+}
+
+START_TEST(the_server_answers_unavailable_with_a_reason_when_the_disk_is_full)
+{
+    config cfg;
+    tu_server ts;
+    tu_conn c;
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    tu_config(&cfg, dir);
+    tu_server_start(&ts, &cfg);
+    tu_connect(&c, ts.endpoint, ZMQ_DEALER);
+    msgpack_unpacked_init(&up);
+    pack_track(&sb, "kim");
+    call(&c, &sb, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+
+    store_fault_set(STORE_FAULT_COMMIT, NULL, ENOSPC, -1);
+    pack_track(&sb, "kim");
+    call(&c, &sb, &up);
+    ck_assert(tu_is_error(&up.data, "unavailable"));
+    const msgpack_object *msg = tu_get(tu_get(&up.data, "error"), "message");
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_int_eq(msg->type, MSGPACK_OBJECT_STR);
+    char text[300];
+    snprintf(text, sizeof text, "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
+    ck_assert_msg(strstr(text, "disk") && strstr(text, "full"), "message: %s", text);
+
+    store_fault_clear();
+    pack_track(&sb, "kim");
+    call(&c, &sb, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+    tu_server_stop(&ts);
+}
+END_TEST
+
+/* ---- another process's reader ---- */
+
+/* Forks a child that opens the store read-only and holds a snapshot until
+ * killed (or 60 s pass); returns once the snapshot is open. */
+static pid_t pin_snapshot(void)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        store *s = NULL;
+        store_reader *r = NULL;
+        store_options ro = {.read_only = 1};
+        /* a process of its own, as `rescore` is: none of the parent's files
+         * (a forked child would share the parent's writer lock) */
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != p[1])
+                close(fd);
+        if (store_open(&s, dir, &ro, NULL, NULL, 0) || store_reader_open(s, &r) || store_reader_begin(r))
+            _exit(1);
+        if (write(p[1], "r", 1) != 1)
+            _exit(1);
+        for (int i = 0; i < 600; i++)
+            usleep(100000);
+        _exit(0);
+    }
+    close(p[1]);
+    struct pollfd pf = {p[0], POLLIN, 0};
+    char c = 0;
+    ck_assert_int_eq(poll(&pf, 1, 20000), 1);
+    ck_assert_int_eq(read(p[0], &c, 1), 1);
+    close(p[0]);
+    return pid;
+}
+
+static void kill9(pid_t pid)
+{
+    int status = tu_kill_wait(pid, SIGKILL);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+START_TEST(a_forget_goes_through_when_the_map_is_full)
+{
+    service svc;
+    store_stats st;
+    rig_open(&svc, 1 * MIB, 1 * MIB);
+    writer_job *jobs[2] = {track("victim", 20, "v", 1)};
+    ck_assert_int_eq(writer_apply(&svc, jobs, 1), LS_OK);
+    free_jobs(jobs, 1);
+    /* an old snapshot elsewhere keeps every page freed from now on from reuse */
+    pid_t reader = pin_snapshot();
+    int rc = LS_OK, i;
+    char name[32], prefix[32];
+    for (i = 0; i < 5000 && rc == LS_OK; i++) {
+        snprintf(name, sizeof name, "fill-%d", i);
+        snprintf(prefix, sizeof prefix, "f%d", i);
+        jobs[0] = track(name, 30, prefix, 1);
+        rc = writer_apply(&svc, jobs, 1);
+        free_jobs(jobs, 1);
+    }
+    ck_assert_int_eq(rc, LS_EFULL);
+    for (i = 0, rc = LS_OK; i < 5000 && rc == LS_OK; i++) { /* to the last page */
+        snprintf(name, sizeof name, "crumb-%d", i);
+        jobs[0] = track(name, 1, name, 1);
+        rc = writer_apply(&svc, jobs, 1);
+        free_jobs(jobs, 1);
+    }
+    ck_assert_int_eq(rc, LS_EFULL);
+    ck_assert_int_eq(store_stat(svc.store, &st), LS_OK);
+    ck_assert_uint_eq(st.map_bytes, 1 * MIB);
+
+    jobs[0] = track("late", 60, "late", 1); /* bigger than the job that did not fit */
+    jobs[1] = identity(JOB_FORGET, "victim", NULL);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 2), LS_EFULL);
+    ck_assert_int_eq(jobs[0]->status, LS_EFULL);
+    ck_assert_str_eq(ls_wire_code(jobs[0]->status), "unavailable");
+    ck_assert_int_eq(jobs[1]->status, LS_OK); /* erasure does not wait for room */
+    ck_assert_int_eq(jobs[1]->result, 1);
+    free_jobs(jobs, 2);
+    ck_assert_int_eq(views(svc.store, "victim"), -1);
+    ck_assert_int_eq(views(svc.store, "fill-0"), 30); /* reads go on */
+    ck_assert_int_eq(store_stat(svc.store, &st), LS_OK);
+    ck_assert_uint_ge(st.map_bytes, 1 * MIB);
+    ck_assert_uint_gt(st.used_bytes, 1 * MIB); /* it needed the reserve: the map had no page left */
+    ck_assert_uint_le(st.map_bytes, 2 * MIB); /* map-max plus at most the reserve */
+    ck_assert_uint_eq(counter(&svc.stats.events_unstored_full), 30 + 1 + 60); /* the fills that did not fit, late */
+
+    /* the reserve is not for tracks */
+    jobs[0] = track("late", 60, "late", 1);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 1), LS_EFULL);
+    free_jobs(jobs, 1);
+
+    /* the old reader dies: once its slot is cleared, freed pages serve writes */
+    kill9(reader);
+    int cleared = 0;
+    ck_assert_int_eq(store_reader_check(svc.store, &cleared), LS_OK);
+    ck_assert_int_eq(cleared, 1);
+    jobs[0] = track("late", 60, "late", 1);
+    ck_assert_int_eq(writer_apply(&svc, jobs, 1), LS_OK);
+    ck_assert_int_eq(jobs[0]->status, LS_OK);
+    free_jobs(jobs, 1);
+    ck_assert_int_eq(views(svc.store, "late"), 60);
+    rig_close(&svc);
+}
+END_TEST
+
+START_TEST(a_dead_readers_slot_is_cleared)
+{
+    store *s = open_rw(16 * MIB);
+    store_stats st;
+    put(s, "alice");
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    uint64_t base = st.readers;
+    ck_assert_uint_ge(st.readers_max, 100);
+    pid_t pid = pin_snapshot();
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.readers, base + 1);
+    ck_assert_uint_ge(st.readers_active, 1);
+    kill9(pid);
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.readers, base + 1); /* the dead reader's slot stays ... */
+    int cleared = -1;
+    ck_assert_int_eq(store_reader_check(s, &cleared), LS_OK);
+    ck_assert_int_eq(cleared, 1); /* ... until the check */
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.readers, base);
+    ck_assert_uint_eq(st.readers_stale_cleared, 1);
+    ck_assert_int_eq(store_reader_check(s, &cleared), LS_OK);
+    ck_assert_int_eq(cleared, 0);
+
+    /* opening for writing clears them too (while another process keeps
+     * the store open: the first opener resets the reader table anyway) */
+    pid_t alive = pin_snapshot();
+    pid = pin_snapshot();
+    kill9(pid);
+    store_close(&s);
+    s = open_rw(16 * MIB);
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.readers_stale_cleared, 1);
+    ck_assert_uint_eq(st.readers, 1);
+    kill9(alive);
+    store_close(&s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Damaged store files                                                 */
+/* ------------------------------------------------------------------ */
+
+static char data_path[600];
+
+/* A store with some pages of customers, closed. */
+static void make_store(void)
+{
+    store *s = open_rw(16 * MIB);
+    store_wtxn *w = NULL;
+    ls_features f;
+    char id[32];
+    feature_init(&f);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(id, sizeof id, "customer-%05d", i);
+        ck_assert_int_eq(store_wtxn_put(w, id, strlen(id), &f), LS_OK);
+    }
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_close(&s);
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+}
+
+static off_t size_of(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_size;
+}
+
+static void write_at(const char *path, off_t at, const void *bytes, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT, 0640);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, bytes, len, at), (ssize_t)len);
+    close(fd);
+}
+
+/* Opening (for writing, then read-only) is refused with a message that
+ * names the problem and the way back. */
+static void expect_refused(const char *problem)
+{
+    for (int read_only = 0; read_only < 2; read_only++) {
+        store_options opt = {.map_size = 16 * MIB, .read_only = read_only};
+        store *s = (store *)&s;
+        err[0] = '\0';
+        ck_assert_int_eq(store_open(&s, dir, &opt, &DECAY, err, sizeof err), LS_EPARSE);
+        ck_assert_ptr_null(s);
+        ck_assert_msg(strstr(err, problem), "wanted \"%s\" in: %s", problem, err);
+        ck_assert_msg(strstr(err, "data.mdb") && strstr(err, "backup") && strstr(err, "mdb_copy"), "message: %s",
+                      err);
+    }
+}
+
+START_TEST(a_truncated_data_file_is_refused_not_a_sigbus)
+{
+    make_store();
+    off_t size = size_of(data_path);
+    ck_assert_int_gt(size, 16 * 4096);
+    ck_assert_int_eq(truncate(data_path, size / 2), 0);
+    expect_refused("truncated");
+    /* and a command in its own process says so and exits, killed by nothing */
+    char out[4096];
+    const char *args[] = {"kpis", "--data", dir, NULL};
+    int rc = tu_run_cli(out, sizeof out, args);
+    ck_assert_msg(rc > 0, "kpis exited with %d: %s", rc, out);
+    ck_assert_msg(strstr(out, "truncated"), "output: %s", out);
+}
+END_TEST
+
+START_TEST(an_empty_data_file_beside_store_files_is_refused)
+{
+    make_store();
+    ck_assert_int_eq(truncate(data_path, 0), 0); /* lock.mdb is still there */
+    expect_refused("empty");
+}
+END_TEST
+
+START_TEST(an_empty_data_file_alone_is_a_new_store)
+{
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    int fd = open(data_path, O_WRONLY | O_CREAT, 0640);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    store *s = open_rw(16 * MIB);
+    put(s, "alice");
+    store_close(&s);
+    s = open_rw(16 * MIB);
+    ck_assert_int_eq(views(s, "alice"), 0);
+    store_close(&s);
+}
+END_TEST
+
+START_TEST(a_garbage_data_file_is_refused)
+{
+    unsigned char junk[65536];
+    unsigned seed = 7;
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (unsigned char)rand_r(&seed);
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    write_at(data_path, 0, junk, sizeof junk);
+    expect_refused("bad magic");
+    /* and one too short to hold a meta page */
+    ck_assert_int_eq(truncate(data_path, 100), 0);
+    expect_refused("too short");
+}
+END_TEST
+
+START_TEST(a_bad_magic_in_either_meta_page_is_refused)
+{
+    const uint32_t zero = 0;
+    const off_t magic_at = (off_t)sizeof(size_t) + 8; /* after the page header */
+    make_store();
+    write_at(data_path, magic_at, &zero, sizeof zero);
+    expect_refused("first meta page");
+    expect_refused("bad magic");
+}
+END_TEST
+
+START_TEST(the_second_meta_page_is_checked_too)
+{
+    const uint32_t zero = 0;
+    make_store();
+    off_t page = sysconf(_SC_PAGESIZE);
+    write_at(data_path, page + (off_t)sizeof(size_t) + 8, &zero, sizeof zero);
+    expect_refused("second meta page");
+}
+END_TEST
+
+START_TEST(whole_stores_pass_the_check)
+{
+    char copy[600];
+    make_store();
+    ck_assert_int_eq(storefile_check(dir, err, sizeof err), LS_OK);
+    store *s = open_rw(16 * MIB);
+    snprintf(copy, sizeof copy, "%s/copy", dir);
+    ck_assert_int_eq(mkdir(copy, 0750), 0);
+    ck_assert_int_eq(store_compact(s, copy), LS_OK);
+    store_close(&s);
+    ck_assert_int_eq(storefile_check(copy, err, sizeof err), LS_OK);
+    store_options ro = {.read_only = 1};
+    ck_assert_int_eq(store_open(&s, copy, &ro, NULL, err, sizeof err), LS_OK);
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    ck_assert_uint_eq(st.customers, 2000);
+    store_close(&s);
+    ck_assert_int_eq(storefile_check(dir, err, sizeof err), LS_OK); /* and the original after a reopen */
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* One writer per store                                                */
+/* ------------------------------------------------------------------ */
+
+/* Runs fn in a forked child; its exit status (bounded: 20 s). */
+static int in_child(int (*fn)(void))
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(fn());
+    int status = -1;
+    for (int i = 0; i < 2000; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return 101;
+}
+
+static char parent_pid[32];
+
+/* A second writer in another process: refused, naming the holder's pid. */
+static int child_opens_for_writing(void)
+{
+    store *s = NULL;
+    store_options opt = {.map_size = 16 * MIB};
+    char msg[1024] = "";
+    int rc = store_open(&s, dir, &opt, &DECAY, msg, sizeof msg);
+    if (rc == LS_OK)
+        return 1;
+    if (rc != LS_EUNAVAIL || !strstr(msg, parent_pid) || !strstr(msg, "already open for writing"))
+        return 2;
+    return 0;
+}
+
+/* A reader in another process, beside the writer. */
+static int child_reads(void)
+{
+    store *s = NULL;
+    store_reader *r = NULL;
+    store_options ro = {.read_only = 1};
+    ls_features f;
+    if (store_open(&s, dir, &ro, NULL, NULL, 0) != LS_OK || store_reader_open(s, &r) != LS_OK ||
+        store_reader_begin(r) != LS_OK)
+        return 1;
+    return store_reader_get(r, "alice", 5, &f) == LS_OK ? 0 : 2;
+}
+
+START_TEST(a_second_writer_is_refused_naming_the_first)
+{
+    store *a = open_rw(16 * MIB), *b = (store *)&b;
+    put(a, "alice");
+    snprintf(parent_pid, sizeof parent_pid, "%ld", (long)getpid());
+    store_options opt = {.map_size = 16 * MIB};
+    ck_assert_int_eq(store_open(&b, dir, &opt, &DECAY, err, sizeof err), LS_EUNAVAIL);
+    ck_assert_ptr_null(b);
+    ck_assert_msg(strstr(err, parent_pid) && strstr(err, STOREFILE_LOCK_NAME), "message: %s", err);
+    ck_assert_int_eq(in_child(child_opens_for_writing), 0);
+    ck_assert_int_eq(in_child(child_reads), 0);
+    /* the lock file names the holder while it is held */
+    char path[700], text[32] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, STOREFILE_LOCK_NAME);
+    FILE *fp = fopen(path, "r");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_ptr_nonnull(fgets(text, sizeof text, fp));
+    fclose(fp);
+    ck_assert_int_eq(atol(text), (long)getpid());
+    store_close(&a);
+    b = open_rw(16 * MIB); /* free again */
+    ck_assert_int_eq(views(b, "alice"), 0);
+    store_close(&b);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *wtc = tcase_create("writer");
+    tcase_add_checked_fixture(wtc, setup, teardown);
+    tcase_set_timeout(wtc, 120);
+    tcase_add_test(wtc, a_job_failing_inside_the_transaction_fails_alone);
+    tcase_add_test(wtc, over_long_keys_are_refused_before_the_transaction);
+    tcase_add_test(wtc, a_full_disk_answers_unavailable_and_writes_resume);
+    tcase_add_test(wtc, the_server_answers_unavailable_with_a_reason_when_the_disk_is_full);
+    tcase_add_test(wtc, a_forget_goes_through_when_the_map_is_full);
+    suite_add_tcase(s, wtc);
+    TCase *files = tcase_create("files");
+    tcase_add_checked_fixture(files, setup, teardown);
+    tcase_set_timeout(files, 60);
+    tcase_add_test(files, a_dead_readers_slot_is_cleared);
+    tcase_add_test(files, a_truncated_data_file_is_refused_not_a_sigbus);
+    tcase_add_test(files, an_empty_data_file_beside_store_files_is_refused);
+    tcase_add_test(files, an_empty_data_file_alone_is_a_new_store);
+    tcase_add_test(files, a_garbage_data_file_is_refused);
+    tcase_add_test(files, a_bad_magic_in_either_meta_page_is_refused);
+    tcase_add_test(files, the_second_meta_page_is_checked_too);
+    tcase_add_test(files, whole_stores_pass_the_check);
+    tcase_add_test(files, a_second_writer_is_refused_naming_the_first);
+    suite_add_tcase(s, files);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(suite());
+}
