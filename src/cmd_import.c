@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "eventbatch.h"
 #include "eventfile.h"
 #include "feature.h"
 #include "leadscore/client.h"
@@ -45,7 +46,6 @@
 #define MAX_REASONS 32
 #define MAP_MAX_BYTES (256ULL << 30)
 #define TRACK_TRIES 3
-#define ARENA_CHUNK ((size_t)1 << 20)
 /* a positive "status" of the apply functions: stopped by a signal */
 #define INTERRUPTED 1
 
@@ -244,98 +244,24 @@ static int parse_opts(int argc, char **argv, import_opts *o)
 /* The batch: events copied out of the reader until they are applied   */
 /* ------------------------------------------------------------------ */
 
-typedef struct chunk {
-    struct chunk *next;
-    size_t used, cap;
-    char data[];
-} chunk;
-
 typedef struct {
-    chunk *head, *cur;
-    ls_event *ev;             /* --data */
-    ls_client_event *cev;     /* --connect */
-    const ls_event **order;   /* --data: ev[] sorted by customer */
-    size_t n, cap;
+    eventbatch ev;            /* the events, their strings in its arena */
+    ls_client_event *cev;     /* --connect: their client form */
 } batch;
 
-/* Copies len bytes and a NUL into the arena; NULL when out of memory. */
-static char *arena_copy(batch *b, const char *s, size_t len)
-{
-    while (b->cur && b->cur->cap - b->cur->used < len + 1)
-        b->cur = b->cur->next;
-    if (!b->cur) {
-        size_t cap = len + 1 > ARENA_CHUNK ? len + 1 : ARENA_CHUNK;
-        chunk *c = malloc(sizeof *c + cap);
-        if (!c)
-            return NULL;
-        c->used = 0;
-        c->cap = cap;
-        c->next = b->head; /* reused chunks are found from head on the next batch */
-        b->head = c;
-        b->cur = c;
-    }
-    char *at = b->cur->data + b->cur->used;
-    if (len)
-        memcpy(at, s, len);
-    at[len] = '\0';
-    b->cur->used += len + 1;
-    return at;
-}
-
-static void batch_reset(batch *b)
-{
-    for (chunk *c = b->head; c; c = c->next)
-        c->used = 0;
-    b->cur = b->head;
-    b->n = 0;
-}
-
-static void batch_free(batch *b)
-{
-    while (b->head) {
-        chunk *next = b->head->next;
-        free(b->head);
-        b->head = next;
-    }
-    free(b->ev);
-    free(b->cev);
-    free(b->order);
-    memset(b, 0, sizeof *b);
-}
-
-static int copy_ls_str(batch *b, ls_str *s)
-{
-    if (!s->len)
-        return LS_OK;
-    const char *p = arena_copy(b, s->ptr, s->len);
-    if (!p)
-        return LS_ENOMEM;
-    s->ptr = p;
-    return LS_OK;
-}
-
-/* Adds a copy of ev (for the store) or its client form (for a service). */
+/* Adds a copy of ev, and for a service its client form too. */
 static int batch_add(batch *b, const ls_event *ev, int for_service, size_t cap)
 {
-    if (!b->cap) {
-        if (for_service)
-            b->cev = malloc(cap * sizeof *b->cev);
-        else
-            b->ev = malloc(cap * sizeof *b->ev);
-        if (!b->ev && !b->cev)
-            return LS_ENOMEM;
-        b->cap = cap;
-    }
-    ls_event e = *ev;
-    int rc;
-    if ((rc = copy_ls_str(b, &e.customer)) || (rc = copy_ls_str(b, &e.event_id)) || (rc = copy_ls_str(b, &e.session)) ||
-        (rc = copy_ls_str(b, &e.product)) || (rc = copy_ls_str(b, &e.category)) || (rc = copy_ls_str(b, &e.order_id)))
+    const ls_event *copy;
+    if (!b->ev.cap && eventbatch_init(&b->ev, cap) != LS_OK)
+        return LS_ENOMEM;
+    if (for_service && !b->cev && !(b->cev = malloc(cap * sizeof *b->cev)))
+        return LS_ENOMEM;
+    int rc = eventbatch_add(&b->ev, ev, &copy);
+    if (rc || !for_service)
         return rc;
-    if (!for_service) {
-        b->ev[b->n++] = e;
-        return LS_OK;
-    }
-    ls_client_event *c = &b->cev[b->n];
+    const ls_event e = *copy;
+    ls_client_event *c = &b->cev[b->ev.n - 1];
     memset(c, 0, sizeof *c);
     c->customer = e.customer.ptr;
     c->type = event_type_name(e.type);
@@ -348,7 +274,7 @@ static int batch_add(batch *b, const ls_event *ev, int for_service, size_t cap)
     if (e.has & EVF_BIRTHDAY) {
         char bd[8];
         snprintf(bd, sizeof bd, "%02d-%02d", (e.birthday_mmdd / 100) % 100, e.birthday_mmdd % 100);
-        if (!(c->birthday = arena_copy(b, bd, 5)))
+        if (!(c->birthday = eventbatch_copy(&b->ev, bd, 5)))
             return LS_ENOMEM;
     }
     c->price = e.price;
@@ -359,7 +285,6 @@ static int batch_add(batch *b, const ls_event *ev, int for_service, size_t cap)
     c->has = ((e.has & EVF_PRICE) ? LS_HAS_PRICE : 0u) | ((e.has & EVF_QUANTITY) ? LS_HAS_QUANTITY : 0u) |
              ((e.has & EVF_VALUE) ? LS_HAS_VALUE : 0u) | ((e.has & EVF_DISCOUNTED) ? LS_HAS_DISCOUNTED : 0u) |
              ((e.has & EVF_RATING) ? LS_HAS_RATING : 0u);
-    b->n++;
     return LS_OK;
 }
 
@@ -392,75 +317,24 @@ typedef struct {
 
 /* ---- straight into the store (as writer.c applies a group) ---- */
 
-/* Customer order (then file order): each customer's events of a batch
- * are added while its record is held, and the record written once. */
-static int by_customer(const void *a, const void *b)
-{
-    const ls_event *x = *(const ls_event *const *)a, *y = *(const ls_event *const *)b;
-    size_t n = x->customer.len < y->customer.len ? x->customer.len : y->customer.len;
-    int c = memcmp(x->customer.ptr, y->customer.ptr, n);
-    if (c)
-        return c;
-    if (x->customer.len != y->customer.len)
-        return x->customer.len < y->customer.len ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
-
-/* One attempt at the batch in one transaction: LS_OK (committed, counts
- * set), INTERRUPTED (aborted), or a status (aborted).  The result does not
- * depend on the order events are added in (history.h), so they go in
- * customer order. */
-static int store_try(importer *im, store_held *rec, uint64_t *accepted, uint64_t *dups)
-{
-    store_wtxn *txn = NULL;
-    int rc = store_write_begin(im->st, &txn);
-    *accepted = *dups = 0;
-    rec->open = 0; /* nothing held yet */
-    for (size_t i = 0; rc == LS_OK && i < im->b.n; i++) {
-        int dup = 0;
-        if ((rc = store_wtxn_add_event(txn, rec, im->b.order[i], &dup)))
-            break;
-        if (dup)
-            (*dups)++;
-        else
-            (*accepted)++;
-    }
-    if (rc == LS_OK)
-        rc = store_wtxn_put_back(txn, rec);
-    if (rc == LS_OK && interrupted)
-        rc = INTERRUPTED; /* nothing of this batch is committed */
-    if (rc == LS_OK)
-        rc = store_write_commit(&txn);
-    store_write_abort(&txn);
-    rec->open = 0;
-    return rc;
-}
-
+/* Writes the batch (eventbatch.h: one transaction, customer order, the
+ * map grown when full): LS_OK, INTERRUPTED (nothing committed) or a status. */
 static int store_apply(importer *im)
 {
-    uint64_t accepted, dups;
-    if (!im->b.order && !(im->b.order = malloc(im->b.cap * sizeof *im->b.order)))
-        return cli_error("import", LS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < im->b.n; i++)
-        im->b.order[i] = &im->b.ev[i];
-    qsort(im->b.order, im->b.n, sizeof *im->b.order, by_customer);
-    int rc;
-    while ((rc = store_try(im, &im->held, &accepted, &dups)) == LS_EFULL) {
-        if (store_grow(im->st, MAP_MAX_BYTES) != LS_OK)
-            break;
-    }
+    uint64_t accepted = 0, dups = 0;
+    int rc = eventbatch_store(&im->b.ev, im->st, &im->held, MAP_MAX_BYTES, &interrupted, &accepted, &dups);
     if (rc == LS_OK) {
         im->imported += accepted;
         im->duplicates += dups;
-    } else if (rc != INTERRUPTED) {
+    } else if (rc != EVENTBATCH_STOPPED) {
         cli_error("import", rc, "cannot write to the store in %s: %s%s; the %zu events of this batch were not stored",
                   im->o->data_dir, ls_strerror(rc),
                   rc == LS_EFULL     ? " (the map reached 256 GiB)"
                   : rc == LS_EUNAVAIL ? " (the disk is full: free space, then run the import again)"
                                       : "",
-                  im->b.n);
+                  im->b.ev.n);
     }
-    return rc;
+    return rc == EVENTBATCH_STOPPED ? INTERRUPTED : rc;
 }
 
 /* ---- through a running service ---- */
@@ -497,15 +371,15 @@ static int service_track(importer *im, size_t lo, size_t n)
 static int flush_batch(importer *im)
 {
     int rc = LS_OK;
-    if (im->b.n == 0)
+    if (im->b.ev.n == 0)
         return LS_OK;
     if (interrupted)
         rc = INTERRUPTED;
     else
-        rc = im->client ? service_track(im, 0, im->b.n) : store_apply(im);
+        rc = im->client ? service_track(im, 0, im->b.ev.n) : store_apply(im);
     if (rc == INTERRUPTED)
-        im->lost = im->b.n;
-    batch_reset(&im->b);
+        im->lost = im->b.ev.n;
+    eventbatch_reset(&im->b.ev);
     return rc;
 }
 
@@ -682,7 +556,7 @@ static int import_file(importer *im, const char *path, int *file_failed)
             if ((rc = batch_add(&im->b, &ev, im->client != NULL, im->o->batch)) != LS_OK) {
                 cli_error("import", CLI_FAIL, "out of memory");
                 stop = STOP_FAILED;
-            } else if (im->b.n == im->o->batch) {
+            } else if (im->b.ev.n == im->o->batch) {
                 rc = flush_batch(im);
                 stop = rc == INTERRUPTED ? STOP_SIGNAL : rc != LS_OK ? STOP_FAILED : GO_ON;
             }
@@ -755,9 +629,9 @@ int cmd_import(int argc, char **argv)
         else if (rc != LS_OK)
             stop = STOP_FAILED;
     }
-    if (stop == STOP_SIGNAL && im.b.n)
-        im.lost = im.b.n;
-    batch_reset(&im.b);
+    if (stop == STOP_SIGNAL && im.b.ev.n)
+        im.lost = im.b.ev.n;
+    eventbatch_reset(&im.b.ev);
     clear_progress(&im);
 
     summary(&im);
@@ -777,7 +651,8 @@ int cmd_import(int argc, char **argv)
 
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    batch_free(&im.b);
+    eventbatch_free(&im.b.ev);
+    free(im.b.cev);
     ls_client_close(&im.client);
     store_close(&im.st);
     store_held_free(&im.held);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "eventbatch.h"
 #include "eventfile.h"
 #include "leadscore/error.h"
 #include "model.h"
@@ -35,7 +36,6 @@
 
 #define MS_PER_DAY 86400000LL
 #define LOAD_BATCH 50000
-#define ARENA_CHUNK ((size_t)1 << 20)
 #define MAP_MAX_BYTES (256ULL << 30)
 #define TEMP_HISTORY_DAYS 36500 /* the temporary store keeps every event */
 #define SHOWN_BAD_ROWS 10
@@ -226,134 +226,16 @@ static int scan_progress(void *arg, uint64_t done)
 /* Files into a temporary store, as `import --data` loads them          */
 /* ------------------------------------------------------------------ */
 
-typedef struct chunk {
-    struct chunk *next;
-    size_t used, cap;
-    char data[];
-} chunk;
-
-/* Events copied out of the reader until their batch is written. */
-typedef struct {
-    chunk *head, *cur;
-    ls_event *ev;
-    const ls_event **order;   /* ev[] sorted by customer */
-    size_t n;
-} batch;
-
-static char *arena_copy(batch *b, const char *s, size_t len)
+/* Writes the batch into the temporary store and empties it. */
+static int write_batch(store *st, store_held *held, eventbatch *b)
 {
-    while (b->cur && b->cur->cap - b->cur->used < len + 1)
-        b->cur = b->cur->next;
-    if (!b->cur) {
-        size_t cap = len + 1 > ARENA_CHUNK ? len + 1 : ARENA_CHUNK;
-        chunk *c = malloc(sizeof *c + cap);
-        if (!c)
-            return NULL;
-        c->used = 0;
-        c->cap = cap;
-        c->next = b->head;
-        b->head = c;
-        b->cur = c;
-    }
-    char *at = b->cur->data + b->cur->used;
-    if (len)
-        memcpy(at, s, len);
-    at[len] = '\0';
-    b->cur->used += len + 1;
-    return at;
-}
-
-static void batch_reset(batch *b)
-{
-    for (chunk *c = b->head; c; c = c->next)
-        c->used = 0;
-    b->cur = b->head;
-    b->n = 0;
-}
-
-static void batch_free(batch *b)
-{
-    while (b->head) {
-        chunk *next = b->head->next;
-        free(b->head);
-        b->head = next;
-    }
-    free(b->ev);
-    free(b->order);
-    memset(b, 0, sizeof *b);
-}
-
-static int copy_str(batch *b, ls_str *s)
-{
-    if (!s->len)
-        return LS_OK;
-    const char *p = arena_copy(b, s->ptr, s->len);
-    if (!p)
-        return LS_ENOMEM;
-    s->ptr = p;
-    return LS_OK;
-}
-
-static int batch_add(batch *b, const ls_event *ev)
-{
-    if (!b->ev && (!(b->ev = malloc(LOAD_BATCH * sizeof *b->ev)) || !(b->order = malloc(LOAD_BATCH * sizeof *b->order))))
-        return LS_ENOMEM;
-    ls_event e = *ev;
-    int rc;
-    if ((rc = copy_str(b, &e.customer)) || (rc = copy_str(b, &e.event_id)) || (rc = copy_str(b, &e.session)) ||
-        (rc = copy_str(b, &e.product)) || (rc = copy_str(b, &e.category)) || (rc = copy_str(b, &e.order_id)))
-        return rc;
-    b->ev[b->n++] = e;
-    return LS_OK;
-}
-
-/* Customer order, then file order (as import sorts a batch). */
-static int by_customer(const void *a, const void *b)
-{
-    const ls_event *x = *(const ls_event *const *)a, *y = *(const ls_event *const *)b;
-    size_t n = x->customer.len < y->customer.len ? x->customer.len : y->customer.len;
-    int c = memcmp(x->customer.ptr, y->customer.ptr, n);
-    if (c)
-        return c;
-    if (x->customer.len != y->customer.len)
-        return x->customer.len < y->customer.len ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
-
-/* One attempt at the batch in one write transaction. */
-static int write_try(store *st, store_held *held, const batch *b)
-{
-    store_wtxn *txn = NULL;
-    int rc = store_write_begin(st, &txn);
-    held->open = 0;
-    for (size_t i = 0; rc == LS_OK && i < b->n; i++) {
-        int dup;
-        rc = store_wtxn_add_event(txn, held, b->order[i], &dup);
-    }
-    if (rc == LS_OK)
-        rc = store_wtxn_put_back(txn, held);
-    if (rc == LS_OK)
-        rc = store_write_commit(&txn);
-    store_write_abort(&txn);
-    held->open = 0;
-    return rc;
-}
-
-static int write_batch(store *st, store_held *held, batch *b)
-{
-    int rc;
-    for (size_t i = 0; i < b->n; i++)
-        b->order[i] = &b->ev[i];
-    qsort(b->order, b->n, sizeof *b->order, by_customer);
-    while ((rc = write_try(st, held, b)) == LS_EFULL)
-        if (store_grow(st, MAP_MAX_BYTES) != LS_OK)
-            break;
-    batch_reset(b);
+    int rc = eventbatch_store(b, st, held, MAP_MAX_BYTES, NULL, NULL, NULL);
+    eventbatch_reset(b);
     return rc == LS_OK ? CLI_OK : cli_error("train", CLI_FAIL, "cannot write the temporary store: %s", ls_strerror(rc));
 }
 
 /* Reads one file into batches written to st; counts rows and bad rows. */
-static int load_file(const train_cli *o, const char *path, store *st, store_held *held, batch *b, progress *p,
+static int load_file(const train_cli *o, const char *path, store *st, store_held *held, eventbatch *b, progress *p,
                      uint64_t *rows, uint64_t *bad)
 {
     char err[600];
@@ -375,7 +257,7 @@ static int load_file(const train_cli *o, const char *path, store *st, store_held
         } else if (rc < 0) {
             progress_clear(p);
             status = cli_error("train", CLI_FAIL, "%s", eventfile_error(f));
-        } else if (batch_add(b, &ev) != LS_OK) {
+        } else if (eventbatch_add(b, &ev, NULL) != LS_OK) {
             status = cli_error("train", CLI_FAIL, "out of memory");
         } else {
             if (b->n == LOAD_BATCH)
@@ -391,10 +273,11 @@ static int load_file(const train_cli *o, const char *path, store *st, store_held
 static int load_files(const train_cli *o, char **files, int n, store *st, progress *p, uint64_t *bad)
 {
     store_held held;
-    batch b;
+    eventbatch b;
     uint64_t rows = 0;
+    if (eventbatch_init(&b, LOAD_BATCH) != LS_OK)
+        return cli_error("train", CLI_FAIL, "out of memory");
     int rc = CLI_OK;
-    memset(&b, 0, sizeof b);
     store_held_init(&held);
     for (int i = 0; i < n && rc == CLI_OK; i++)
         rc = load_file(o, files[i], st, &held, &b, p, &rows, bad);
@@ -403,7 +286,7 @@ static int load_files(const train_cli *o, char **files, int n, store *st, progre
     if (rc == CLI_OK && interrupted)
         rc = CLI_FAIL;
     store_held_free(&held);
-    batch_free(&b);
+    eventbatch_free(&b);
     return rc;
 }
 

@@ -779,27 +779,6 @@ END_TEST
 #define PROP_CUSTOMERS 200
 #define PROP_EVENTS 50
 
-/* Customers whose history holds at least one event. */
-static int count_with_history(void *arg, const char *id, size_t len, const ls_features *f, const history *h)
-{
-    (void)id;
-    (void)len;
-    (void)f;
-    *(uint64_t *)arg += h->n > 0;
-    return 0;
-}
-
-static uint64_t customers_with_history(store *s)
-{
-    store_reader *r = NULL;
-    uint64_t n = 0;
-    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
-    ck_assert_int_eq(store_reader_begin(r), LS_OK);
-    ck_assert_int_eq(store_reader_scan_history(r, count_with_history, &n), LS_OK);
-    store_reader_close(&r);
-    return n;
-}
-
 START_TEST(running_vector_equals_replay_in_every_arrival_order)
 {
     gen_set set = {0};
@@ -847,7 +826,7 @@ START_TEST(running_vector_equals_replay_in_every_arrival_order)
         store_stats st;
         ck_assert_int_eq(store_stat(s, &st), LS_OK);
         ck_assert_uint_eq(st.customers, PROP_CUSTOMERS);
-        ck_assert_uint_eq(customers_with_history(s), PROP_CUSTOMERS);
+        ck_assert_uint_eq(tu_customers_with_history(s), PROP_CUSTOMERS);
         store_reader_end(rd);
         store_reader_close(&rd);
         store_close(&s);
@@ -1196,7 +1175,7 @@ START_TEST(an_alias_merge_equals_one_customer_with_all_events)
     store_stats st;
     ck_assert_int_eq(store_stat(merged, &st), LS_OK);
     ck_assert_uint_eq(st.customers, 1);
-    ck_assert_uint_eq(customers_with_history(merged), 1);
+    ck_assert_uint_eq(tu_customers_with_history(merged), 1);
     store_close(&merged);
     store_close(&single);
     tu_rmtree(d1);

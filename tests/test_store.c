@@ -776,27 +776,6 @@ static void check_v2_reads(store *s, const ls_features *old)
     history_free(&h);
 }
 
-/* Customers whose history holds at least one event. */
-static int count_with_history(void *arg, const char *id, size_t len, const ls_features *f, const history *h)
-{
-    (void)id;
-    (void)len;
-    (void)f;
-    *(uint64_t *)arg += h->n > 0;
-    return 0;
-}
-
-static uint64_t customers_with_history(store *s)
-{
-    store_reader *r = NULL;
-    uint64_t n = 0;
-    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
-    ck_assert_int_eq(store_reader_begin(r), LS_OK);
-    ck_assert_int_eq(store_reader_scan_history(r, count_with_history, &n), LS_OK);
-    store_reader_close(&r);
-    return n;
-}
-
 START_TEST(a_version_two_store_opens_and_is_upgraded)
 {
     char v2dir[512], why[256];
@@ -812,7 +791,7 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
     store_stats st;
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
     ck_assert_uint_eq(st.customers, 1);
-    ck_assert_uint_eq(customers_with_history(s), 0);
+    ck_assert_uint_eq(tu_customers_with_history(s), 0);
     store_wtxn *w = NULL;
     ck_assert_int_ne(store_write_begin(s, &w), LS_OK);
     store_close(&s);
@@ -879,14 +858,14 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
     store_reader_close(&r);
     history_free(&h);
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    ck_assert_uint_eq(customers_with_history(s), 1);
+    ck_assert_uint_eq(tu_customers_with_history(s), 1);
     store_close(&s);
     ck_assert_int_eq(record_version_of(v2dir, "old"), FEATURE_RECORD_VERSION);
 
     /* and the upgraded store opens read-only */
     ck_assert_int_eq(store_open(&s, v2dir, &ro, &DECAY, why, sizeof why), LS_OK);
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    ck_assert_uint_eq(customers_with_history(s), 1);
+    ck_assert_uint_eq(tu_customers_with_history(s), 1);
     ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
     ck_assert_int_eq(store_reader_begin(r), LS_OK);
     ck_assert_int_eq(store_reader_get_asof(r, "old", 3, T0 + 10 * DAY - 1, &f), LS_OK);

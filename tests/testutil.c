@@ -339,3 +339,23 @@ size_t tu_encode_v2_record(const ls_features *f, uint8_t *buf)
     buf[0] = 2;
     return out;
 }
+
+static int count_with_history(void *arg, const char *id, size_t len, const ls_features *f, const history *h)
+{
+    (void)id;
+    (void)len;
+    (void)f;
+    *(uint64_t *)arg += h->n > 0;
+    return 0;
+}
+
+uint64_t tu_customers_with_history(store *s)
+{
+    store_reader *r = NULL;
+    uint64_t n = 0;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_scan_history(r, count_with_history, &n), LS_OK);
+    store_reader_close(&r);
+    return n;
+}

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "feature.h"
+#include "store.h"
 #include "server.h"
 
 /* A fresh directory under $TMPDIR (or /tmp); path written into buf. */
@@ -88,6 +89,9 @@ int64_t tu_now_ms(void);
  * item counts, none of the version-3 fields after good_reviews); returns
  * its length.  buf holds FEATURE_MAX_ENCODED bytes. */
 size_t tu_encode_v2_record(const ls_features *f, uint8_t *buf);
+
+/* Customers of s whose history holds at least one event (one snapshot). */
+uint64_t tu_customers_with_history(store *s);
 
 /* Runs the suite (CK_NORMAL) and returns the process exit status. */
 int tu_run_suite(Suite *s);
