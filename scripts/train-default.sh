@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # train-default.sh -- regenerates models/default.json from data anyone can
 # regenerate (issue 12): builds `leadscore` if needed, writes the synthetic
-# shop with `leadscore gen` (fixed seed, so the same bytes every time, with
-# its ground truth), fits the default with `leadscore train` over
-# models/handset.json (whose journey, segments, tiers and half-lives it
-# keeps), fits BG/NBD and Gamma-Gamma on the CDNOW sample as a check of the
-# customer-base maths, runs the persona tests (tests/test_personas.c)
+# shop with `leadscore gen` (fixed seed, with its ground truth), adds the
+# CDNOW sample's purchases (real, purchase-only customers; their dates moved
+# so that CDNOW's last day is the shop's, by scripts/cdnow-events.awk), fits
+# the default on both with `leadscore train` over models/handset.json (whose
+# journey, segments, tiers and half-lives it keeps), fits BG/NBD and
+# Gamma-Gamma on the CDNOW sample alone as a check of the customer-base
+# maths against the paper, runs the persona tests (tests/test_personas.c)
 # against the new model and only then writes it.  Prints both train
 # reports, so the model's notes can cite them.  No network is needed once
 # the build dependencies (scripts/deps.sh) are installed.
@@ -18,7 +20,8 @@ usage() {
 usage: scripts/train-default.sh --version X.Y.Z [options] [-- TRAIN-OPTIONS...]
 
 Regenerates the default model from the synthetic shop (`leadscore gen`) and
-checks the customer-base fit on the CDNOW sample.
+the CDNOW sample's purchases (moved in time to end with the shop), and checks
+the customer-base fit on the CDNOW sample against the paper.
 
   --version V      version of the new model (required)
   --out FILE       where to write the model (default: models/default.json)
@@ -108,10 +111,22 @@ say "generating the synthetic shop: $CUSTOMERS customers, $DAYS days, seed $SEED
   --out "$EVENTS" --truth "$WORK/shop-truth.csv" 2>"$WORK/gen.log" || { cat "$WORK/gen.log" >&2; die "gen failed"; }
 say "$(tail -n 1 "$WORK/gen.log")"
 
+# CDNOW's purchases as events, ending on the shop's last day, so that the
+# default also learns from real purchase-only customers (shops that send
+# no browsing events)
+SHOP_LAST_MS=$(tail -n 1 "$EVENTS" | sed -n 's/.*"ts":\([0-9]*\).*/\1/p')
+[ -n "$SHOP_LAST_MS" ] || die "cannot read the shop's last event time from $EVENTS"
+CDNOW_LAST_DAY=$(awk -v shift=0 -v prefix= -f scripts/cdnow-events.awk "$CDNOW" |
+  sed -n 's/.*"ts":\([0-9]*\)000,.*/\1/p' | sort -n | tail -n 1)
+SHIFT_DAYS=$(( SHOP_LAST_MS / 86400000 - CDNOW_LAST_DAY / 86400 ))
+CDNOW_EVENTS="$WORK/cdnow.jsonl"
+awk -v shift="$SHIFT_DAYS" -v prefix=cdnow- -f scripts/cdnow-events.awk "$CDNOW" >"$CDNOW_EVENTS"
+say "CDNOW's $(wc -l <"$CDNOW_EVENTS") purchases moved by $SHIFT_DAYS days to end with the shop"
+
 CANDIDATE="$WORK/default.json"
-say "training the default on the shop (leadscore train)"
+say "training the default on the shop and CDNOW (leadscore train)"
 "$BIN" train --quiet --base "$BASE" --name default --version "$VERSION" --out "$CANDIDATE" \
-  ${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"} "$EVENTS" >"$WORK/shop-report.txt" 2>"$WORK/shop-train.log" ||
+  ${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"} "$EVENTS" "$CDNOW_EVENTS" >"$WORK/shop-report.txt" 2>"$WORK/shop-train.log" ||
   { cat "$WORK/shop-report.txt" "$WORK/shop-train.log" >&2; die "train on the shop failed"; }
 
 # --- CDNOW: the customer-base maths on real purchases -----------------------
@@ -136,7 +151,8 @@ if [ "$PERSONAS" -eq 1 ]; then
 fi
 
 # --- report ----------------------------------------------------------------
-echo "== synthetic shop: leadscore gen --customers $CUSTOMERS --days $DAYS --seed $SEED =="
+echo "== synthetic shop (leadscore gen --customers $CUSTOMERS --days $DAYS --seed $SEED) + CDNOW purchases =="
+
 cat "$WORK/shop-report.txt"
 echo
 echo "== CDNOW sample (2357 customers, calibration 1997-01-01 .. 1997-09-30): train --clv-only =="
