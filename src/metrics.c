@@ -121,6 +121,21 @@ static void render_retrain(FILE *f, const stats *st)
     fprintf(f, "leadscore_retrain_holdout_auc{model=\"serving\"} %.6f\n", stats_load_double(&st->retrain_auc_serving));
 }
 
+/* Events the writer could not store, by reason, and jobs left out of
+ * their group (writer.h). */
+static void render_unstored(FILE *f, const stats *st)
+{
+    help(f, "leadscore_events_unstored_total", "counter", "Events read off a socket that could not be stored, by reason.");
+    fprintf(f, "leadscore_events_unstored_total{reason=\"store_full\"} %llu\n",
+            (unsigned long long)atomic_load(&st->events_unstored_full));
+    fprintf(f, "leadscore_events_unstored_total{reason=\"unavailable\"} %llu\n",
+            (unsigned long long)atomic_load(&st->events_unstored_unavailable));
+    fprintf(f, "leadscore_events_unstored_total{reason=\"job_failed\"} %llu\n",
+            (unsigned long long)atomic_load(&st->events_unstored_failed));
+    help(f, "leadscore_jobs_failed_alone_total", "counter", "Jobs that failed inside a group commit and were left out of it.");
+    fprintf(f, "leadscore_jobs_failed_alone_total %llu\n", (unsigned long long)atomic_load(&st->jobs_failed_alone));
+}
+
 static void render_state(FILE *f, const metrics_inputs *in)
 {
     help(f, "leadscore_customers", "gauge", "Customer records in the store.");
@@ -131,6 +146,12 @@ static void render_state(FILE *f, const metrics_inputs *in)
     fprintf(f, "leadscore_store_bytes %llu\n", (unsigned long long)in->store.used_bytes);
     help(f, "leadscore_store_map_bytes", "gauge", "The LMDB map size (the store grows up to --map-max).");
     fprintf(f, "leadscore_store_map_bytes %llu\n", (unsigned long long)in->store.map_bytes);
+    help(f, "leadscore_store_readers", "gauge", "LMDB reader slots taken (by any process), and those holding a snapshot.");
+    fprintf(f, "leadscore_store_readers{state=\"taken\"} %llu\n", (unsigned long long)in->store.readers);
+    fprintf(f, "leadscore_store_readers{state=\"active\"} %llu\n", (unsigned long long)in->store.readers_active);
+    help(f, "leadscore_store_readers_stale_cleared_total", "counter", "Reader slots of dead processes cleared.");
+    fprintf(f, "leadscore_store_readers_stale_cleared_total %llu\n",
+            (unsigned long long)in->store.readers_stale_cleared);
     help(f, "leadscore_model_info", "gauge", "The active model.");
     fprintf(f, "leadscore_model_info{name=\"%s\",version=\"%s\"} 1\n", in->model_name, in->model_version);
     help(f, "leadscore_uptime_seconds", "gauge", "Seconds since the service started.");
@@ -148,6 +169,7 @@ int metrics_render(const metrics_inputs *in, char **out, size_t *len)
     render_limits(f, in->st);
     render_events(f, in->st);
     render_retrain(f, in->st);
+    render_unstored(f, in->st);
     render_state(f, in);
     return fclose(f) == 0 ? LS_OK : LS_ENOMEM;
 }

@@ -517,6 +517,10 @@ static void write_counters(codec_writer *w, stats *st)
     kv_double(w, "commit_ms_avg", commits ? (double)atomic_load(&st->commit_ns) / 1e6 / (double)commits : 0.0);
     kv_int(w, "pull_batches", (int64_t)atomic_load(&st->pull_batches));
     kv_int(w, "event_ids_pruned", (int64_t)atomic_load(&st->event_ids_pruned));
+    kv_int(w, "events_unstored_full", (int64_t)atomic_load(&st->events_unstored_full));
+    kv_int(w, "events_unstored_unavailable", (int64_t)atomic_load(&st->events_unstored_unavailable));
+    kv_int(w, "events_unstored_failed", (int64_t)atomic_load(&st->events_unstored_failed));
+    kv_int(w, "jobs_failed_alone", (int64_t)atomic_load(&st->jobs_failed_alone));
     kv_int(w, "retrain_runs", (int64_t)atomic_load(&st->retrain_runs));
     kv_int(w, "retrain_swaps", (int64_t)atomic_load(&st->retrain_swaps));
     kv_int(w, "retrain_failures", (int64_t)atomic_load(&st->retrain_failures));
@@ -540,6 +544,10 @@ static int op_stats(ops_call *c)
     kv_int(c->w, "event_ids", (int64_t)ss.event_ids);
     kv_int(c->w, "store_bytes", (int64_t)ss.used_bytes);
     kv_int(c->w, "store_map_bytes", (int64_t)ss.map_bytes);
+    kv_int(c->w, "readers", (int64_t)ss.readers);
+    kv_int(c->w, "readers_active", (int64_t)ss.readers_active);
+    kv_int(c->w, "readers_max", (int64_t)ss.readers_max);
+    kv_int(c->w, "readers_stale_cleared", (int64_t)ss.readers_stale_cleared);
     kv_double(c->w, "uptime_s", (double)(timefmt_now_ms() - st->started_ms) / 1e3);
     kv_int(c->w, "replies_dropped", (int64_t)(st->replies_dropped_full + st->replies_dropped_gone));
     kv_int(c->w, "envelopes_refused", (int64_t)st->envelopes_refused);

@@ -3,9 +3,10 @@
  * A background thread wakes every `every` and runs one retraining, never
  * on the request path: with its own store reader and one read snapshot it
  * trains from the live store's histories (train.h) for the serving
- * model's horizon h, with every label complete at the time `now`:
- *   training rows:  features as of now - 2h, orders in (now - 2h, now - h];
- *   hold-out rows:  features as of now - h,  orders in (now - h, now].
+ * model's horizon h with train's cutoffs ending at c = now - h, so every
+ * label is complete at the time `now`: fit rows pooled from cutoffs up to
+ * now - 3h, calibration at now - 2h, hold-out rows as of now - h with
+ * orders in (now - h, now].
  * The serving model is scored on the same hold-out rows exactly as the
  * service scores them (model_score).  The new model replaces it -- by the
  * atomic swap `reload` uses (service_model_swap) -- only when

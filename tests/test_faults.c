@@ -359,6 +359,19 @@ START_TEST(the_server_answers_unavailable_with_a_reason_when_the_disk_is_full)
     pack_track(&sb, "kim");
     call(&c, &sb, &up);
     ck_assert(tu_get_bool(&up.data, "ok"));
+
+    /* the event the full disk refused is counted, by its reason */
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    tu_pack_str(&pk, "op");
+    tu_pack_str(&pk, "stats");
+    call(&c, &sb, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    ck_assert_int_eq(tu_get_int(&up.data, "events_unstored_unavailable"), 1);
+    ck_assert_int_eq(tu_get_int(&up.data, "events_accepted"), 2);
+    ck_assert_int_ge(tu_get_int(&up.data, "readers_max"), 1);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
     tu_server_stop(&ts);
