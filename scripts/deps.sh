@@ -7,7 +7,8 @@ PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libmsgpack-dev liblmdb-dev libjansson-dev zlib1g-dev libmicrohttpd-dev
   check libsubunit-dev
-  python3-zmq python3-msgpack
+  python3-zmq python3-msgpack python3-setuptools python3-wheel python3-pip python3-venv
+  libsystemd-dev systemd groff-base man-db zsh
 )
 
 missing=()

@@ -8,7 +8,8 @@ id) and buys.
 
     /usr/bin/python3 clients/python/example_storefront.py --connect tcp://127.0.0.1:5555
 
-(Debian's /usr/bin/python3 with python3-zmq and python3-msgpack.)
+(Debian's /usr/bin/python3 with python3-zmq and python3-msgpack; the
+``leadscore`` package installed, or found next to this file.)
 """
 
 import argparse
@@ -16,9 +17,9 @@ import os
 import sys
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from leadscore_client import Client, LeadscoreError, Timeout, UnknownOp  # noqa: E402
+# Run as a script, this file's directory comes first on sys.path, so the
+# ``leadscore`` package next to it is used; elsewhere, the installed one.
+from leadscore import Client, LeadscoreError, Timeout, UnknownOp
 
 # What the page shows for each content segment of the model's catalogue.
 CONTENT_BLOCKS = {

@@ -1,199 +1,29 @@
 #!/usr/bin/python3
-"""Tests of leadscore_client against a real `leadscore serve`.
-
-    /usr/bin/python3 -m unittest -v clients/python/test_client.py   # from the repo root
-    clients/python/run_tests.sh
-
-The binary comes from $LEADSCORE_BIN (default: build-dev/leadscore in this
-repository).  Every server binds 127.0.0.1 on ephemeral ports and keeps its
-store in a temporary directory; every wait is bounded.
-"""
+"""Tests of the synchronous leadscore.Client and Pusher against a real
+`leadscore serve` (see run_tests.sh; support.py starts the servers)."""
 
 import os
-import queue
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
-import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+from support import (BIN, EVENT_TYPES, PKG_DIR, SCORE_FIELDS, Server,
+                     ServerTestCase, ev, free_port, setUpModule, uid,
+                     wait_until)
 
-import zmq  # noqa: E402
+import zmq
 
-import leadscore_client as lc  # noqa: E402
-from leadscore_client import (  # noqa: E402
-    BadRequest, Client, LeadscoreError, Pusher, Timeout, TooLarge,
-    Unauthorized, UnknownOp)
+import leadscore as lc
+from leadscore import (BadRequest, Client, LeadscoreError, Pusher, Timeout,
+                       TooLarge, Unauthorized, UnknownOp)
 
-BIN = os.environ.get("LEADSCORE_BIN", os.path.join(REPO, "build-dev", "leadscore"))
+HERE = PKG_DIR
 
-EVENT_TYPES = [
-    "page_view", "product_view", "search", "add_to_cart", "remove_from_cart",
-    "checkout", "purchase", "refund", "review", "email_open", "email_click",
-    "sms_click", "signup", "referral", "share", "support_ticket", "profile"]
-
-SCORE_FIELDS = [
-    "customer", "known", "score", "score_100", "tier", "p_alive",
-    "expected_purchases_30d", "clv", "customer_type", "phase", "actions",
-    "segments", "model"]
-
-REQUESTS_RE = re.compile(r"^\s+requests\s+(tcp://\S+)")
-EVENTS_RE = re.compile(r"^\s+events\s+(tcp://\S+)")
-
-
-def uid(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
-
-
-def ev(customer, etype, **fields):
-    e = {"customer": customer, "type": etype, "event_id": uid("ev")}
-    e.update(fields)
-    return e
-
-
-def free_port():
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred, timeout=5.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
-
-
-class Server:
-    """One `leadscore serve` process on a temporary store."""
-
-    def __init__(self, data_dir, bind="tcp://127.0.0.1:*",
-                 pull="tcp://127.0.0.1:*", extra=()):
-        self.data_dir = data_dir
-        self.args = [BIN, "serve", "--data", data_dir, "--bind", bind,
-                     "--pull", pull, "--workers", "2"] + list(extra)
-        self.proc = None
-        self.endpoint = None
-        self.pull_endpoint = None
-        self._stderr = None
-        self._stderr_text = ""
-
-    def start(self, timeout=10.0):
-        self._stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, stdin=subprocess.DEVNULL)
-        lines = queue.Queue()
-
-        def drain(out):
-            for line in iter(out.readline, b""):
-                lines.put(line.decode("utf-8", "replace"))
-            lines.put(None)
-        self._drain = threading.Thread(target=drain, args=(self.proc.stdout,), daemon=True)
-        self._drain.start()
-        deadline = time.monotonic() + timeout
-        seen = []
-        while self.endpoint is None or self.pull_endpoint is None:
-            left = deadline - time.monotonic()
-            try:
-                line = lines.get(timeout=max(0.01, left)) if left > 0 else None
-            except queue.Empty:
-                line = None
-            if line is None:
-                self.kill()
-                raise RuntimeError("leadscore serve did not report its endpoints "
-                                   "within %gs\nstdout: %s\nstderr: %s"
-                                   % (timeout, "".join(seen), self.stderr_text()))
-            seen.append(line)
-            m = REQUESTS_RE.match(line)
-            if m:
-                self.endpoint = m.group(1)
-            m = EVENTS_RE.match(line)
-            if m:
-                self.pull_endpoint = m.group(1)
-        return self
-
-    def stop(self, timeout=15.0):
-        """SIGTERM and wait; returns the exit status."""
-        if self.proc is None:
-            return None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-        self._release()
-        return rc
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self._release()
-
-    def _release(self):
-        if self.proc is not None:
-            self._drain.join(5)
-            self.proc.stdout.close()
-            self.proc = None
-        if self._stderr is not None:
-            self._stderr.seek(0)
-            self._stderr_text = self._stderr.read().decode("utf-8", "replace")
-            self._stderr.close()
-            self._stderr = None
-
-    def stderr_text(self):
-        if self._stderr is not None:
-            self._stderr.seek(0)
-            return self._stderr.read().decode("utf-8", "replace")
-        return self._stderr_text
-
-
-def setUpModule():
-    if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
-        raise RuntimeError(
-            "no leadscore binary at %s: build it (cmake -S . -B build-dev && "
-            "cmake --build build-dev --target leadscore) or set LEADSCORE_BIN" % BIN)
-
-
-class ServerTestCase(unittest.TestCase):
-    """A shared server for the class; tests use their own customer ids."""
-
-    server_extra = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="leadscore-pytest-")
-        cls.server = Server(os.path.join(cls.tmp, "data"), extra=cls.server_extra).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            rc = cls.server.stop()
-            if rc != 0:
-                raise AssertionError("leadscore serve exited %r on SIGTERM\n%s"
-                                     % (rc, cls.server.stderr_text()))
-        finally:
-            cls.server.kill()
-            shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.ls = Client(self.server.endpoint, timeout=2.0, retries=1)
-
-    def tearDown(self):
-        self.ls.close()
+__all__ = ["setUpModule"]
 
 
 class TestOps(ServerTestCase):
@@ -633,12 +463,46 @@ class TestOffline(unittest.TestCase):
         for code, cls in (("bad_request", lc.BadRequest), ("unknown_op", lc.UnknownOp),
                           ("too_large", lc.TooLarge), ("unauthorized", lc.Unauthorized),
                           ("unavailable", lc.Unavailable), ("internal", lc.Internal)):
-            e = lc._error_from_reply({"ok": False, "error": {"code": code, "message": "m"}})
+            e = lc.error_from_reply({"ok": False, "error": {"code": code, "message": "m"}})
             self.assertIs(type(e), cls)
             self.assertEqual((e.code, e.message), (code, "m"))
-        e = lc._error_from_reply({"ok": False, "error": {"code": "new_code", "message": "m"}})
+        e = lc.error_from_reply({"ok": False, "error": {"code": "new_code", "message": "m"}})
         self.assertIs(type(e), LeadscoreError)
         self.assertEqual(e.code, "new_code")
+        self.assertIs(type(lc.error_from_reply({"ok": False})), lc.ProtocolError)
+        self.assertEqual(str(lc.TooLarge("too_large", "big")), "too_large: big")
+        self.assertEqual(lc.Timeout("slow").code, "timeout")
+        self.assertTrue(lc.Unavailable.retryable)
+        self.assertFalse(lc.BadRequest.retryable)
+        for cls, code in lc.ERROR_CLASSES.items():
+            self.assertEqual(cls, code.code)
+            self.assertTrue(issubclass(code, LeadscoreError))
+            self.assertIs(lc.error_class(cls), code)
+        self.assertIs(lc.error_class("new_code"), LeadscoreError)
+        import pickle
+        e = pickle.loads(pickle.dumps(lc.Unauthorized("unauthorized", "admin only")))
+        self.assertIs(type(e), lc.Unauthorized)
+        self.assertEqual((e.code, e.message), ("unauthorized", "admin only"))
+        e = pickle.loads(pickle.dumps(lc.Timeout("slow")))
+        self.assertEqual((type(e), e.code, e.message), (lc.Timeout, "timeout", "slow"))
+
+    def test_legacy_module(self):
+        """leadscore_client, the old single module, still works from the
+        source directory (with /usr/bin/python3, nothing installed)."""
+        code = ("import leadscore_client as lc, leadscore;"
+                "assert lc.Client is leadscore.Client;"
+                "assert lc.BadRequest is leadscore.BadRequest;"
+                "assert lc.DEFAULT_ENDPOINT == 'tcp://127.0.0.1:5555';"
+                "assert lc._error_from_reply({'ok': False, 'error': "
+                "{'code': 'too_large', 'message': 'm'}}).code == 'too_large';"
+                "print(leadscore.__file__)")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = PKG_DIR
+        p = subprocess.run([sys.executable, "-c", code], env=env, cwd=tempfile.gettempdir(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertTrue(p.stdout.decode().strip().endswith(
+            os.path.join("leadscore", "__init__.py")))
 
 
 if __name__ == "__main__":

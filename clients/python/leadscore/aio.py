@@ -1,0 +1,322 @@
+"""The asyncio request/reply :class:`AsyncClient` (pyzmq's asyncio
+sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+import zmq
+import zmq.asyncio
+
+from . import _common as c
+from ._common import (DEFAULT_ENDPOINT, CurveKey, Event, IDEMPOTENT_OPS,
+                      Reply, TimeLike)
+from .errors import LeadscoreError, Timeout
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """asyncio request/reply client for the service's ROUTER socket.
+
+    The same ops, arguments, retries and errors as
+    :class:`~leadscore.Client`, as coroutines::
+
+        async with AsyncClient("tcp://127.0.0.1:5555") as ls:
+            scores = await asyncio.gather(*(ls.score(c) for c in ids))
+
+    One DEALER socket (a ``zmq.asyncio`` socket) carries every request;
+    any number of coroutines may call at once, and a reader task matches
+    each reply to its request by ``id`` (the server answers pipelined
+    requests out of order).  A reply to a request already given up on is
+    discarded (counted in :attr:`discarded_replies`).
+
+    ``timeout`` bounds each attempt (sending included); on a timeout the
+    calls that are safe to repeat (reads; ``track`` when every event has an
+    ``event_id``) are re-sent with a new ``id`` up to ``retries`` times,
+    the others raise :class:`~leadscore.Timeout` at once.  When nothing
+    else is in flight a timeout also drops the socket and its queue, and
+    the next request connects afresh.
+
+    A reply without ``id`` (the server could not read the request: a frame
+    over ``--max-frame``) goes to the only request in flight, or, with
+    several in flight, to the largest one -- the only kind of request this
+    client can send that the server cannot read.
+
+    Use it from one event loop.  ``async with`` or :meth:`close` releases
+    the socket; requests still waiting then raise ``RuntimeError``.
+    """
+
+    #: ops that only read: always safe to send again
+    IDEMPOTENT_OPS = IDEMPOTENT_OPS
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 2.0,
+                 retries: int = 2, curve_server_key: Optional[CurveKey] = None,
+                 curve_public_key: Optional[CurveKey] = None,
+                 curve_secret_key: Optional[CurveKey] = None,
+                 context: Optional[zmq.asyncio.Context] = None) -> None:
+        """Check the arguments; the socket is made at the first call.
+        ``context``: a ``zmq.asyncio.Context`` instead of the global one."""
+        c.check_timeout(timeout, retries)
+        self.endpoint = endpoint
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self._curve = c.curve_options(curve_server_key, curve_public_key,
+                                      curve_secret_key)
+        self._ctx = (context if context is not None
+                     else zmq.asyncio.Context.instance())
+        self._ids = itertools.count(1)
+        self._sock: Optional[zmq.asyncio.Socket] = None
+        self._reader: Optional[asyncio.Task] = None
+        self._waiters: Dict[int, asyncio.Future] = {}
+        self._sizes: Dict[int, int] = {}
+        self._closed = False
+        #: attempts the call that finished last needed (1 = first time)
+        self.last_attempts = 0
+        #: replies discarded because their request was already given up on
+        self.discarded_replies = 0
+
+    @classmethod
+    def from_key_files(cls, endpoint: str, server_pub_path: str,
+                       client_key_prefix: str, **kwargs: Any) -> "AsyncClient":
+        """A CurveZMQ client from ``leadscore keygen`` files: the server's
+        ``.pub`` file and this client's ``PREFIX.pub`` / ``PREFIX.key``.
+        Other keyword arguments go to the constructor."""
+        kwargs.update(c.key_files(server_pub_path, client_key_prefix))
+        return cls(endpoint, **kwargs)
+
+    # -- socket ----------------------------------------------------------
+
+    def _ensure(self) -> zmq.asyncio.Socket:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if self._sock is None:
+            sock = self._ctx.socket(zmq.DEALER)
+            try:
+                sock.setsockopt(zmq.LINGER, 0)
+                c.apply_curve(sock, self._curve)
+                sock.connect(self.endpoint)
+            except Exception:
+                sock.close(0)
+                raise
+            self._sock = sock
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read_loop(self._sock))
+        return self._sock
+
+    def _reset(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    async def _read_loop(self, sock: zmq.asyncio.Socket) -> None:
+        """Hand each reply to the waiter of its id."""
+        while True:
+            try:
+                frames = await sock.recv_multipart()
+            except zmq.ZMQError:
+                return                          # the socket was closed
+            try:
+                reply = c.decode_reply(frames)
+            except LeadscoreError as e:
+                # Nothing to match it by: every request on it is suspect.
+                self._fail_all(e)
+                if self._sock is sock:
+                    self._reader = None         # this task ends here
+                    self._sock = None
+                    sock.close(0)
+                return
+            rid = reply.get("id", c.MISSING)
+            if rid is c.MISSING:
+                waiting = [r for r, f in self._waiters.items() if not f.done()]
+                if len(waiting) == 1:
+                    rid = waiting[0]
+                elif waiting and reply.get("ok") is not True:
+                    rid = max(waiting, key=lambda r: self._sizes.get(r, 0))
+            try:
+                fut = self._waiters.get(rid)
+            except TypeError:                   # an unhashable id: not ours
+                fut = None
+            if fut is None or fut.done():
+                self.discarded_replies += 1
+                continue
+            fut.set_result(reply)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet answered or given up on."""
+        return len(self._waiters)
+
+    def close(self) -> None:
+        """Close the socket; requests still waiting raise ``RuntimeError``."""
+        self._closed = True
+        self._fail_all(RuntimeError("the client was closed"))
+        self._reset()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, as a coroutine (lets the reader task finish)."""
+        reader = self._reader
+        self.close()
+        if reader is not None:
+            try:
+                await reader
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return "AsyncClient(%r, timeout=%r, retries=%r%s)" % (
+            self.endpoint, self.timeout, self.retries,
+            ", curve" if self._curve else "")
+
+    # -- exchange --------------------------------------------------------
+
+    async def _attempt(self, sock: zmq.asyncio.Socket, frames: List[bytes],
+                       fut: asyncio.Future) -> Dict[str, Any]:
+        await sock.send_multipart(frames)
+        return await fut
+
+    async def _request(self, req: Mapping[str, Any], retry: bool) -> Reply:
+        """Send one request; re-send it after a timeout when ``retry``
+        allows; return the reply without ``ok``/``id`` or raise its error."""
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        while True:
+            attempts += 1
+            sock = self._ensure()
+            rid = next(self._ids)
+            frames = c.pack_request(req, rid)
+            fut: asyncio.Future = loop.create_future()
+            self._waiters[rid] = fut
+            self._sizes[rid] = len(frames[1])
+            reply: Optional[Dict[str, Any]] = None
+            try:
+                reply = await asyncio.wait_for(self._attempt(sock, frames, fut),
+                                               self.timeout)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self._waiters.pop(rid, None)
+                self._sizes.pop(rid, None)
+            if reply is not None:
+                self.last_attempts = attempts
+                return c.reply_result(reply)
+            if not self._waiters and not self._closed:
+                self._reset()       # drop the queue; connect afresh next time
+            if not retry or attempts > self.retries:
+                self.last_attempts = attempts
+                raise Timeout("no reply from %s to %r within %gs (%d attempt%s)"
+                              % (self.endpoint, req.get("op"), self.timeout,
+                                 attempts, "" if attempts == 1 else "s"))
+
+    async def _pipeline(self, reqs: List[Dict[str, Any]], retry: bool) -> List[Reply]:
+        """Send every request at once; the replies in request order.  The
+        first error cancels the others (their late replies are discarded)."""
+        tasks = [asyncio.ensure_future(self._request(r, retry)) for r in reqs]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def call(self, op: str, fields: Optional[Mapping[str, Any]] = None,
+                   retry: Optional[bool] = None) -> Reply:
+        """Send any op (``fields``: the other request fields) and return the
+        reply without ``ok``/``id``.  ``retry`` defaults to whether ``op`` is
+        one of :attr:`IDEMPOTENT_OPS`."""
+        req, safe = c.call_request(op, fields, retry)
+        return await self._request(req, safe)
+
+    # -- ops -------------------------------------------------------------
+
+    async def track(self, events: Union[Event, Iterable[Event]]) -> Reply:
+        """Store a batch of events: ``{accepted, duplicates, rejected}``.
+        Re-sent after a timeout only when every event has an ``event_id``
+        (see :meth:`leadscore.Client.track`)."""
+        req, safe = c.track_request(events)
+        return await self._request(req, safe)
+
+    async def score(self, customer: str, explain: bool = False,
+                    now: Optional[TimeLike] = None) -> Reply:
+        """Score one customer (``known: False`` for an unknown id);
+        ``explain`` adds the explanation keys, ``now`` (epoch ms or a
+        datetime) scores as of then."""
+        return await self._request(c.score_request(customer, explain, now), True)
+
+    async def score_many(self, customers: Iterable[str], explain: bool = False,
+                         now: Optional[TimeLike] = None,
+                         batch_size: int = 1000) -> List[Reply]:
+        """Score several customers, results in the same order; more than
+        ``batch_size`` go as several requests in flight at once."""
+        reqs = c.score_many_requests(customers, explain, now, batch_size)
+        if not reqs:
+            return []
+        return c.score_many_results(reqs, await self._pipeline(reqs, True))
+
+    async def recommend(self, customer: str, k: Optional[int] = None,
+                        now: Optional[TimeLike] = None) -> Reply:
+        """Content segments, best first: ``{customer, segments}``; ``k``
+        bounds the list, ``now`` answers as of then."""
+        return await self._request(c.recommend_request(customer, k, now), True)
+
+    async def profile(self, customer: str,
+                      now: Optional[TimeLike] = None) -> Reply:
+        """Raw features ``{customer, known, features, ...}``; with ``now``,
+        as they were then."""
+        return await self._request(c.profile_request(customer, now), True)
+
+    async def alias(self, from_id: str, to_id: str) -> Reply:
+        """Fold an anonymous id into a customer id: ``{merged}``.  Not
+        re-sent on a timeout."""
+        return await self._request({"op": "alias", "from": from_id, "to": to_id},
+                                   False)
+
+    async def forget(self, customer: str) -> Reply:
+        """Erase a customer and its aliases (admin): ``{deleted}``.  Not
+        re-sent on a timeout."""
+        return await self._request({"op": "forget", "customer": customer}, False)
+
+    async def model(self) -> Reply:
+        """The active model: ``name``, ``version``, ``trained_at``, ..."""
+        return await self._request({"op": "model"}, True)
+
+    async def reload(self, path: Optional[str] = None) -> Reply:
+        """Load a model file atomically (admin): ``{name, version}``.  Not
+        re-sent on a timeout."""
+        return await self._request(c.reload_request(path), False)
+
+    async def kpis(self, from_ms: Optional[TimeLike] = None,
+                   to_ms: Optional[TimeLike] = None) -> Reply:
+        """Loyalty KPIs over a period (admin)."""
+        return await self._request(c.kpis_request(from_ms, to_ms), True)
+
+    async def stats(self) -> Reply:
+        """Server counters, latency percentiles per op, uptime (admin)."""
+        return await self._request({"op": "stats"}, True)
+
+    async def ping(self) -> Reply:
+        """``{pong: True, version}``."""
+        return await self._request({"op": "ping"}, True)

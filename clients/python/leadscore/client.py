@@ -1,0 +1,299 @@
+"""The synchronous request/reply :class:`Client`."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+import zmq
+
+from . import _common as c
+from ._common import (DEFAULT_ENDPOINT, CurveKey, Event, IDEMPOTENT_OPS,
+                      Reply, TimeLike)
+from .errors import Timeout, error_from_reply
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Synchronous request/reply client for the service's ROUTER socket.
+
+    ``endpoint``: the request endpoint (``tcp://host:5555``).  ``timeout``:
+    seconds to wait for one attempt's reply.  ``retries``: extra attempts
+    after a timeout, for the calls that are safe to repeat (see below), so
+    an idempotent call gives up after about ``timeout * (retries + 1)``
+    seconds and raises :class:`~leadscore.Timeout`.
+
+    The socket is a DEALER speaking the REQ envelope (an empty delimiter
+    frame, then one msgpack map).  Every request carries an incrementing
+    ``id``; replies are matched by it and a reply to an earlier, abandoned
+    request is discarded (counted in :attr:`discarded_replies`).  After a
+    timeout the socket is closed (dropping whatever was still queued) and a
+    fresh one connected.
+
+    Retries and idempotency: ``score``, ``score_many``, ``recommend``,
+    ``profile``, ``model``, ``kpis``, ``stats`` and ``ping`` only read, so
+    they are re-sent on a timeout (on a new connection, so a server restart
+    is ridden out).  ``track`` is re-sent only when *every* event carries an
+    ``event_id``: the server counts an ``event_id`` once, so a repeat cannot
+    double count.  Otherwise a ``track`` timeout raises ``Timeout`` at once:
+    the batch may or may not have been stored, and the caller decides.
+    ``alias``, ``forget`` and ``reload`` are never re-sent.
+
+    Errors the server reports raise the :class:`~leadscore.LeadscoreError`
+    subclass of their wire code: ``BadRequest``, ``UnknownOp``,
+    ``TooLarge``, ``Unauthorized``, ``Unavailable``, ``Internal``.
+
+    CurveZMQ: give ``curve_server_key`` (the server's public key, Z85 text
+    as in the ``.pub`` file of ``leadscore keygen``) together with this
+    client's ``curve_public_key`` and ``curve_secret_key``; or use
+    :meth:`from_key_files`.  A key the server does not list gets no answer
+    at all, so it shows up as ``Timeout``.
+
+    Methods return the reply map without ``ok`` and ``id``.  Not
+    thread-safe (ZeroMQ sockets are not): use one Client per thread, or
+    :class:`~leadscore.AsyncClient` for many requests in flight.  Use it in
+    a ``with`` block, or call :meth:`close`.
+    """
+
+    #: ops that only read: always safe to send again
+    IDEMPOTENT_OPS = IDEMPOTENT_OPS
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 2.0,
+                 retries: int = 2, curve_server_key: Optional[CurveKey] = None,
+                 curve_public_key: Optional[CurveKey] = None,
+                 curve_secret_key: Optional[CurveKey] = None,
+                 context: Optional[zmq.Context] = None) -> None:
+        """Connect (lazily: nothing is sent until the first call).
+        ``context``: a ``zmq.Context`` to use instead of the global one."""
+        c.check_timeout(timeout, retries)
+        self.endpoint = endpoint
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self._curve = c.curve_options(curve_server_key, curve_public_key,
+                                      curve_secret_key)
+        self._ctx = context if context is not None else zmq.Context.instance()
+        self._ids = itertools.count(1)
+        self._sock: Optional[zmq.Socket] = None
+        self._closed = False
+        #: attempts the last call needed (1 = answered the first time)
+        self.last_attempts = 0
+        #: replies discarded because their request was already given up on
+        self.discarded_replies = 0
+        self._connect()
+
+    @classmethod
+    def from_key_files(cls, endpoint: str, server_pub_path: str,
+                       client_key_prefix: str, **kwargs: Any) -> "Client":
+        """A CurveZMQ client from ``leadscore keygen`` files: the server's
+        ``.pub`` file and this client's ``PREFIX.pub`` / ``PREFIX.key``.
+        Other keyword arguments go to the constructor."""
+        kwargs.update(c.key_files(server_pub_path, client_key_prefix))
+        return cls(endpoint, **kwargs)
+
+    # -- socket ----------------------------------------------------------
+
+    def _connect(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            # A full send queue must not block forever.
+            sock.setsockopt(zmq.SNDTIMEO, int(self.timeout * 1000))
+            c.apply_curve(sock, self._curve)
+            sock.connect(self.endpoint)
+        except Exception:
+            sock.close(0)
+            raise
+        self._sock = sock
+
+    def _reset(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the socket (requests still queued are dropped).  Calls after
+        this raise ``RuntimeError``."""
+        self._reset()
+        self._closed = True
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "Client(%r, timeout=%r, retries=%r%s)" % (
+            self.endpoint, self.timeout, self.retries,
+            ", curve" if self._curve else "")
+
+    # -- exchange --------------------------------------------------------
+
+    def _exchange(self, requests: List[Dict[str, Any]], retry: bool) -> List[Reply]:
+        """Send every request map, pipelined; return the replies in order.
+        Raises the first error reply; re-sends unanswered requests after a
+        timeout when ``retry`` allows."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        replies: List[Any] = [None] * len(requests)
+        pending = set(range(len(requests)))
+        attempts = 0
+        while True:
+            attempts += 1
+            self.last_attempts = attempts
+            if self._sock is None:
+                self._connect()
+            sock = self._sock
+            assert sock is not None
+            inflight: Dict[int, int] = {}        # id -> request index
+            timed_out = False
+            try:
+                for i in sorted(pending):
+                    rid = next(self._ids)
+                    sock.send_multipart(c.pack_request(requests[i], rid))
+                    inflight[rid] = i
+            except zmq.Again:
+                timed_out = True
+            deadline = time.monotonic() + self.timeout
+            while inflight and not timed_out:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sock.poll(max(1, int(left * 1000)), zmq.POLLIN):
+                    timed_out = True
+                    break
+                try:
+                    reply = c.decode_reply(sock.recv_multipart())
+                except Exception:
+                    self._reset()
+                    raise
+                rid = reply.get("id", c.MISSING)
+                if rid is c.MISSING and len(inflight) == 1:
+                    # The server could not read our id (a frame over
+                    # max-frame): with one request out it is that one's.
+                    rid = next(iter(inflight))
+                if rid is c.MISSING:
+                    if reply.get("ok") is not True:
+                        self._reset()
+                        raise error_from_reply(reply)
+                    self.discarded_replies += 1
+                    continue
+                try:
+                    i = inflight.pop(rid)
+                except (KeyError, TypeError):
+                    self.discarded_replies += 1     # a late reply: discard
+                    continue
+                # An error raises; replies still due are discarded by id later.
+                replies[i] = c.reply_result(reply)
+                pending.discard(i)
+            if not pending:
+                return replies
+            # Timed out: drop this socket and whatever it still queues.
+            self._reset()
+            if not retry or attempts > self.retries:
+                op = requests[min(pending)].get("op")
+                raise Timeout("no reply from %s to %r within %gs (%d attempt%s)"
+                              % (self.endpoint, op, self.timeout, attempts,
+                                 "" if attempts == 1 else "s"))
+
+    def call(self, op: str, fields: Optional[Mapping[str, Any]] = None,
+             retry: Optional[bool] = None) -> Reply:
+        """Send any op (``fields``: the other request fields) and return the
+        reply without ``ok``/``id``.  ``retry`` defaults to whether ``op`` is
+        one of :attr:`IDEMPOTENT_OPS`."""
+        req, safe = c.call_request(op, fields, retry)
+        return self._exchange([req], safe)[0]
+
+    # -- ops -------------------------------------------------------------
+
+    def track(self, events: Union[Event, Iterable[Event]]) -> Reply:
+        """Store a batch of events (a list of event maps; one map is taken
+        as a batch of one).  Returns ``{accepted, duplicates, rejected}``;
+        ``rejected`` lists ``{index, code, message}`` for the events the
+        server refused (an unknown type, ...) while the others are stored.
+        A return means every accepted event is durably committed.
+
+        Retries: the batch is re-sent after a timeout only when EVERY event
+        carries an ``event_id`` (the server counts an ``event_id`` once, so
+        re-sending is safe).  Without event ids a timeout raises ``Timeout``
+        at once -- the batch may or may not have been stored.  Give events
+        ids to get at-least-once delivery with exactly-once counting."""
+        req, safe = c.track_request(events)
+        return self._exchange([req], safe)[0]
+
+    def score(self, customer: str, explain: bool = False,
+              now: Optional[TimeLike] = None) -> Reply:
+        """Score one customer (an unknown id gets a cold-start score with
+        ``known: False``).  ``explain``: add the explanation keys.  ``now``:
+        Unix epoch ms (or a datetime) to score as of.  Returns the result map
+        (``score``, ``score_100``, ``tier``, ``p_alive``, ``clv``,
+        ``segments``, ...)."""
+        return self._exchange([c.score_request(customer, explain, now)], True)[0]
+
+    def score_many(self, customers: Iterable[str], explain: bool = False,
+                   now: Optional[TimeLike] = None,
+                   batch_size: int = 1000) -> List[Reply]:
+        """Score several customers; returns the results in the same order.
+        Lists longer than ``batch_size`` (the server's ``--max-customers``,
+        1000 by default) go as several pipelined requests."""
+        reqs = c.score_many_requests(customers, explain, now, batch_size)
+        if not reqs:
+            return []
+        return c.score_many_results(reqs, self._exchange(reqs, True))
+
+    def recommend(self, customer: str, k: Optional[int] = None,
+                  now: Optional[TimeLike] = None) -> Reply:
+        """Content segments for a customer: ``{customer, segments: [{segment,
+        weight, reason}, ...]}`` best first; ``k`` bounds the list (1-50).
+        ``now``: Unix epoch ms (or a datetime) to answer as of."""
+        return self._exchange([c.recommend_request(customer, k, now)], True)[0]
+
+    def profile(self, customer: str, now: Optional[TimeLike] = None) -> Reply:
+        """Raw features: ``{customer, known, features: {...}, ...}``, with a
+        ``<type>_count`` for every event type, ``first_seen``, ``last_seen``.
+        ``now``: Unix epoch ms (or a datetime): the features as they were
+        then, replayed from the customer's event history (``known: False``
+        when it was first seen later)."""
+        return self._exchange([c.profile_request(customer, now)], True)[0]
+
+    def alias(self, from_id: str, to_id: str) -> Reply:
+        """Fold an anonymous id into a customer id (at login): ``{merged}``.
+        Not re-sent on a timeout."""
+        return self._exchange([{"op": "alias", "from": from_id, "to": to_id}],
+                              False)[0]
+
+    def forget(self, customer: str) -> Reply:
+        """Erase a customer and its aliases (admin): ``{deleted}``.  Not
+        re-sent on a timeout."""
+        return self._exchange([{"op": "forget", "customer": customer}], False)[0]
+
+    def model(self) -> Reply:
+        """The active model: ``name``, ``version``, ``trained_at``,
+        ``horizon_days``, ``half_lives_days``, ``features``."""
+        return self._exchange([{"op": "model"}], True)[0]
+
+    def reload(self, path: Optional[str] = None) -> Reply:
+        """Load a model file atomically (admin): ``{name, version}``.
+        ``path`` is opened by the server (default: its ``--model``).  On a
+        bad file the old model stays and this raises ``BadRequest``.  Not
+        re-sent on a timeout."""
+        return self._exchange([c.reload_request(path)], False)[0]
+
+    def kpis(self, from_ms: Optional[TimeLike] = None,
+             to_ms: Optional[TimeLike] = None) -> Reply:
+        """Loyalty KPIs over a period (admin; Unix epoch ms or datetimes;
+        default: the last 365 days)."""
+        return self._exchange([c.kpis_request(from_ms, to_ms)], True)[0]
+
+    def stats(self) -> Reply:
+        """Server counters, latency percentiles per op, uptime (admin)."""
+        return self._exchange([{"op": "stats"}], True)[0]
+
+    def ping(self) -> Reply:
+        """``{pong: True, version}``."""
+        return self._exchange([{"op": "ping"}], True)[0]
