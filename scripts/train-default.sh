@@ -107,7 +107,7 @@ BIN="$BUILD/leadscore"
 # --- the synthetic shop --------------------------------------------------
 EVENTS="$WORK/shop.jsonl"
 say "generating the synthetic shop: $CUSTOMERS customers, $DAYS days, seed $SEED"
-"$BIN" gen --customers "$CUSTOMERS" --days "$DAYS" --seed "$SEED" --format jsonl \
+"$BIN" gen --customers "$CUSTOMERS" --start 2026-01-01 --days "$DAYS" --seed "$SEED" --format jsonl \
   --out "$EVENTS" --truth "$WORK/shop-truth.csv" 2>"$WORK/gen.log" || { cat "$WORK/gen.log" >&2; die "gen failed"; }
 say "$(tail -n 1 "$WORK/gen.log")"
 
@@ -151,7 +151,7 @@ if [ "$PERSONAS" -eq 1 ]; then
 fi
 
 # --- report ----------------------------------------------------------------
-echo "== synthetic shop (leadscore gen --customers $CUSTOMERS --days $DAYS --seed $SEED) + CDNOW purchases =="
+echo "== synthetic shop (leadscore gen --customers $CUSTOMERS --start 2026-01-01 --days $DAYS --seed $SEED) + CDNOW purchases =="
 
 cat "$WORK/shop-report.txt"
 echo

@@ -345,18 +345,116 @@ static double get_double(const msgpack_object *root, const char *key)
     return v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (double)v->via.i64 : 0.0;
 }
 
+static int get_bool(const msgpack_object *root, const char *key)
+{
+    const msgpack_object *v = map_get(root, key);
+    return v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+}
+
+static int64_t get_i64(const msgpack_object *root, const char *key)
+{
+    const msgpack_object *v = map_get(root, key);
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return v->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->via.u64;
+    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return v->via.i64;
+    return (int64_t)get_double(root, key);
+}
+
+/* A msgpack string's length, 0 for anything else. */
+static size_t str_len(const msgpack_object *v)
+{
+    return v && v->type == MSGPACK_OBJECT_STR ? v->via.str.size : 0;
+}
+
+/* Copies a msgpack string (or "" for anything else) to *at, NUL-terminated,
+ * and returns it; *at moves past it. */
+static char *take_str(char **at, const msgpack_object *v)
+{
+    char *s = *at;
+    size_t n = str_len(v);
+    if (n)
+        memcpy(s, v->via.str.ptr, n);
+    s[n] = '\0';
+    *at += n + 1;
+    return s;
+}
+
+/* actions: one block holding the pointer array and the strings. */
+static int read_actions(ls_client *c, const msgpack_object *arr, ls_score *out)
+{
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
+        return LS_OK;
+    size_t n = arr->via.array.size, bytes = n * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += str_len(&arr->via.array.ptr[i]) + 1;
+    char **list = malloc(bytes);
+    if (!list)
+        return local_error(c, LS_ENOMEM, "out of memory reading the score's actions");
+    char *at = (char *)(list + n);
+    for (size_t i = 0; i < n; i++)
+        list[i] = take_str(&at, &arr->via.array.ptr[i]);
+    out->actions = list;
+    out->n_actions = n;
+    return LS_OK;
+}
+
+/* segments: one block holding the ls_segment array and the strings. */
+static int read_segments(ls_client *c, const msgpack_object *arr, ls_score *out)
+{
+    if (!arr || arr->type != MSGPACK_OBJECT_ARRAY || arr->via.array.size == 0)
+        return LS_OK;
+    size_t n = arr->via.array.size, bytes = n * sizeof(ls_segment);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &arr->via.array.ptr[i];
+        bytes += str_len(map_get(e, "segment")) + 1 + str_len(map_get(e, "reason")) + 1;
+    }
+    ls_segment *list = malloc(bytes);
+    if (!list)
+        return local_error(c, LS_ENOMEM, "out of memory reading the score's segments");
+    char *at = (char *)(list + n);
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *e = &arr->via.array.ptr[i];
+        list[i].segment = take_str(&at, map_get(e, "segment"));
+        list[i].weight = get_double(e, "weight");
+        list[i].reason = take_str(&at, map_get(e, "reason"));
+    }
+    out->segments = list;
+    out->n_segments = n;
+    return LS_OK;
+}
+
 static int read_score(ls_client *c, const msgpack_object *root, void *arg)
 {
     ls_score *out = arg;
-    const msgpack_object *known = map_get(root, "known");
-    (void)c;
     copy_str(out->customer, sizeof out->customer, map_get(root, "customer"));
-    out->known = known && known->type == MSGPACK_OBJECT_BOOLEAN && known->via.boolean;
+    out->known = get_bool(root, "known");
     out->score = get_double(root, "score");
-    out->score_100 = (int)get_double(root, "score_100");
+    out->score_100 = (int)get_i64(root, "score_100");
     copy_str(out->tier, sizeof out->tier, map_get(root, "tier"));
     copy_str(out->model, sizeof out->model, map_get(root, "model"));
-    return LS_OK;
+    out->p_alive = get_double(root, "p_alive");
+    out->expected_purchases_30d = get_double(root, "expected_purchases_30d");
+    out->clv = get_double(root, "clv");
+    copy_str(out->customer_type, sizeof out->customer_type, map_get(root, "customer_type"));
+    copy_str(out->phase, sizeof out->phase, map_get(root, "phase"));
+    out->loyalty_points = get_i64(root, "loyalty_points");
+    copy_str(out->loyalty_tier, sizeof out->loyalty_tier, map_get(root, "loyalty_tier"));
+    int rc = read_actions(c, map_get(root, "actions"), out);
+    if (rc == LS_OK)
+        rc = read_segments(c, map_get(root, "segments"), out);
+    if (rc != LS_OK)
+        ls_score_free(out);
+    return rc;
+}
+
+void ls_score_free(ls_score *s)
+{
+    if (!s)
+        return;
+    free(s->actions);
+    free(s->segments);
+    memset(s, 0, sizeof *s);
 }
 
 /* Begins a read request {"op", "id", "customer", ["now"], [extra]}:
@@ -382,6 +480,7 @@ int ls_client_score(ls_client *c, const char *customer, ls_score *out)
 int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_score *out)
 {
     msgpack_packer pk;
+    memset(out, 0, sizeof *out);
     uint64_t id = begin_read(c, &pk, "score", customer, now_ms, 0);
     return call_parsed(c, id, read_score, out);
 }

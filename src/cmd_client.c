@@ -36,7 +36,7 @@ static void client_help(const char *cmd, const char *args, const char *what)
 {
     printf("usage: leadscore %s [--connect EP] [--json] [--timeout MS]%s\n\n%s\n\n"
            "  --connect EP   service endpoint (default $LEADSCORE_CONNECT or %s)\n"
-           "  --json         print the reply as JSON\n"
+           "  --json         print the whole reply as one line of JSON (doubles to 17 digits)\n"
            "  --timeout MS   how long to wait for the reply (default 5000)\n"
            "  --server-key FILE, --key PREFIX\n"
            "                 CurveZMQ: the server's public key file, and this client's key pair\n"
@@ -45,7 +45,8 @@ static void client_help(const char *cmd, const char *args, const char *what)
     if (strcmp(cmd, "recommend") == 0)
         printf("  --k N          how many segments (default: the model's)\n");
     if (strcmp(cmd, "score") == 0)
-        printf("  --explain      list each feature's contribution to the score\n");
+        printf("  --explain      list each feature's contribution to the score\n"
+               "  (with --json the reply is always {\"ok\":true,\"id\":N,\"results\":[...]}, one result per ID)\n");
     if (takes_now(cmd))
         printf("  --now TIME     answer as of TIME (Unix seconds or ISO 8601): the customer's\n"
                "                 events up to then, replayed from its history\n");
@@ -72,7 +73,15 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
         case 'c': o->connect = optarg; break;
         case 'j': o->json = 1; break;
         case 'e': o->explain = 1; break;
-        case 't': o->timeout_ms = atoi(optarg); break;
+        case 't': {
+            char *end;
+            long ms = strtol(optarg, &end, 10);
+            if (end == optarg || *end || ms < 1 || ms > 3600000)
+                return -cli_error(o->cmd, CLI_USAGE, "--timeout takes milliseconds from 1 to 3600000, not \"%s\"",
+                                  optarg);
+            o->timeout_ms = (int)ms;
+            break;
+        }
         case 'n':
             if (cli_parse_time(optarg, &o->now_ms) != 0)
                 return -cli_error(o->cmd, CLI_USAGE, "--now: \"%s\" is not a time (Unix seconds or ISO 8601)", optarg);
@@ -137,7 +146,43 @@ static int open_client(client_opts *o, ls_client **c)
     return rc == LS_OK ? CLI_OK : cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
 }
 
-/* Sends op with the given fields and prints the reply. */
+/* The value at key in a msgpack map, or NULL. */
+static const msgpack_object *map_get(const msgpack_object *m, const char *key)
+{
+    size_t n = strlen(key);
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
+            return &m->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+/* track: explains each event the service rejected on stderr; returns how
+ * many there were. */
+static int report_rejected(const client_opts *o, const msgpack_object *reply)
+{
+    const msgpack_object *rej = map_get(reply, "rejected");
+    if (!rej || rej->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    for (uint32_t i = 0; i < rej->via.array.size; i++) {
+        const msgpack_object *code = map_get(&rej->via.array.ptr[i], "code");
+        const msgpack_object *msg = map_get(&rej->via.array.ptr[i], "message");
+        cli_error(o->cmd, CLI_FAIL, "the event was rejected: %.*s: %.*s",
+                  code && code->type == MSGPACK_OBJECT_STR ? (int)code->via.str.size : 1,
+                  code && code->type == MSGPACK_OBJECT_STR ? code->via.str.ptr : "?",
+                  msg && msg->type == MSGPACK_OBJECT_STR ? (int)msg->via.str.size : 0,
+                  msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "");
+    }
+    return (int)rej->via.array.size;
+}
+
+/* Sends op with the given fields and prints the reply: as one line of JSON
+ * with --json (error replies too), else readably.  Exit 1 on an error reply
+ * (explained on stderr either way) and, for track, when the service
+ * rejected the event. */
 static int call_and_print(client_opts *o, const char *op, msgpack_sbuffer *fields, uint32_t nfields)
 {
     ls_client *c;
@@ -151,22 +196,28 @@ static int call_and_print(client_opts *o, const char *op, msgpack_sbuffer *field
         return cli_error(o->cmd, CLI_FAIL, "no reply from %s within %d ms: is `leadscore serve` running there?",
                          o->connect, o->timeout_ms);
     }
+    int status = rc == LS_OK ? CLI_OK : CLI_FAIL;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     if (reply && msgpack_unpack_next(&up, reply, len, NULL) == MSGPACK_UNPACK_SUCCESS) {
         if (o->json) {
-            jsonout_json(stdout, &up.data);
+            if (jsonout_json(stdout, &up.data) != 0)
+                status = cli_error(o->cmd, CLI_FAIL, "cannot print the reply as JSON (out of memory?)");
             putchar('\n');
         } else if (rc == LS_OK) {
             jsonout_readable(stdout, &up.data, 0);
         }
+        if (rc == LS_OK && strcmp(op, "track") == 0 && report_rejected(o, &up.data) > 0)
+            status = CLI_FAIL;
     }
     msgpack_unpacked_destroy(&up);
-    if (rc != LS_OK && !o->json)
+    if (rc != LS_OK)
         cli_error(o->cmd, CLI_FAIL, "%s: %s", ls_wire_code(rc), ls_client_last_error(c));
     free(reply);
     ls_client_close(&c);
-    return rc == LS_OK ? CLI_OK : CLI_FAIL;
+    if (fflush(stdout) != 0)
+        status = cli_error(o->cmd, CLI_FAIL, "cannot write the reply to standard output");
+    return status;
 }
 
 /* ------------------------------------------------------------------ */
@@ -214,7 +265,8 @@ int cmd_track(int argc, char **argv)
 {
     client_opts o = {.cmd = "track"};
     int first = parse_opts(argc, argv, &o, " CUSTOMER TYPE [field=value ...]",
-                           "Sends one event and waits until it is durably stored.\n"
+                           "Sends one event and waits until it is durably stored.  Exit 1 when the\n"
+                           "service rejects it (the reason on stderr; the reply is still printed).\n"
                            "Fields: ts, event_id, session, product, category, price, quantity, value,\n"
                            "discounted, rating, order_id, birthday (PROTOCOL.md section 2).\n"
                            "Example: leadscore track alice add_to_cart price=40 category=shoes/running");
@@ -260,8 +312,11 @@ int cmd_score(int argc, char **argv)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_str(&pk, n == 1 ? "customer" : "customers");
-    if (n > 1)
+    /* With --json the request is always a batch, so the reply has one
+     * shape for one ID and for many: {"ok": true, "id": N, "results": [...]}. */
+    int batch = n > 1 || o.json;
+    pack_str(&pk, batch ? "customers" : "customer");
+    if (batch)
         msgpack_pack_array(&pk, (size_t)n);
     for (int i = first; i < argc; i++)
         pack_str(&pk, argv[i]);

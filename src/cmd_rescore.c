@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "leadscore/error.h"
+#include "error_internal.h"
 #include "model.h"
 #include "rescore.h"
 #include "store.h"
@@ -43,12 +43,15 @@ static void rescore_help(void)
            "  --threads N        scoring threads (default: one per CPU, at most 8; 1: no threads)\n"
            "  --quiet            no progress line and no summary on stderr\n\n"
            "Without --top, rows come in customer-id order as they are scored.  A summary (customers,\n"
-           "tiers, types, time, customers/s) goes to stderr at the end.\n",
+           "the model used and its file, tiers, types, time, customers/s) goes to stderr at the end.\n"
+           "JSON Lines rows are written with jansson: doubles to 17 significant digits (they\n"
+           "round-trip), invalid UTF-8 in ids as U+FFFD; CSV numbers have 10 significant digits.\n",
            DEFAULT_DATA, DEFAULT_MODEL);
 }
 
 typedef struct {
     const char *data, *model_path, *out_path;
+    const char *model_used; /* the file loaded, or NULL for the built-in copy */
     int quiet;
     int has_by;
     rescore_options ro;
@@ -131,17 +134,23 @@ static int parse_args(int argc, char **argv, rescore_cli *c)
     return CLI_OK;
 }
 
-static int load_model(const rescore_cli *c, model **m)
+/* The model `serve` would use with the same --model: the file given, else
+ * DEFAULT_MODEL when it exists, else the built-in copy of it. */
+static int load_model(rescore_cli *c, model **m)
 {
     char err[600];
     struct stat st;
     int rc;
-    if (c->model_path)
+    if (c->model_path) {
+        c->model_used = c->model_path;
         rc = model_load_file(c->model_path, m, err, sizeof err);
-    else if (stat(DEFAULT_MODEL, &st) == 0)
+    } else if (stat(DEFAULT_MODEL, &st) == 0) {
+        c->model_used = DEFAULT_MODEL;
         rc = model_load_file(DEFAULT_MODEL, m, err, sizeof err);
-    else
+    } else {
+        c->model_used = NULL;
         rc = model_load_builtin(m, err, sizeof err);
+    }
     return rc == LS_OK ? CLI_OK : cli_error("rescore", CLI_FAIL, "%s", err);
 }
 
@@ -192,7 +201,15 @@ static void summary(const rescore_cli *c, const model *m, const rescore_summary 
     fprintf(stderr, "rescore: %llu customers scored in %.2f s (%.0f customers/s, %d scoring thread%s)\n",
             (unsigned long long)s->customers, s->seconds, s->seconds > 0 ? (double)s->customers / s->seconds : 0.0,
             s->threads, s->threads == 1 ? "" : "s");
-    fprintf(stderr, "  as of          %s, model %s@%s\n", when, model_name(m), model_version(m));
+    fprintf(stderr, "  as of          %s\n", when);
+    if (c->model_used) {
+        char *abs = realpath(c->model_used, NULL);
+        fprintf(stderr, "  model          %s@%s from %s\n", model_name(m), model_version(m), abs ? abs : c->model_used);
+        free(abs);
+    } else {
+        fprintf(stderr, "  model          %s@%s, the built-in copy (%s does not exist here)\n", model_name(m),
+                model_version(m), DEFAULT_MODEL);
+    }
     fprintf(stderr, "  rows written   %llu", (unsigned long long)s->rows);
     if (c->ro.nwhere || c->ro.top)
         fprintf(stderr, " (%llu matched%s)", (unsigned long long)s->matched, c->ro.nwhere ? " the filters" : "");

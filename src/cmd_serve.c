@@ -1,8 +1,13 @@
 /* cmd_serve.c -- `leadscore serve`: reads the settings (defaults, then
  * --config FILE, then command-line options), starts the server, prints
- * where it listens, and stops it cleanly on SIGINT / SIGTERM. */
+ * where it listens, and stops it cleanly on SIGINT / SIGTERM.  Under
+ * systemd (Type=notify) it reports READY=1 once the store is open and the
+ * sockets are bound, and STOPPING=1 when the drain begins. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +19,7 @@
 #include "config.h"
 #include "leadscore/error.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #ifndef LS_VERSION
@@ -33,6 +39,61 @@ static void on_hangup(int sig)
 
 static volatile sig_atomic_t first_signal_s;
 
+/* STOPPING=1 is sent by a small thread, not by the signal handler itself
+ * (sd_notify is not async-signal-safe): the handler writes 's' to this
+ * pipe, cmd_serve writes 'q' when serving is over.  -1 when $NOTIFY_SOCKET
+ * is unset. */
+static int notify_pipe[2] = {-1, -1};
+
+static void *notifier(void *arg)
+{
+    char c;
+    int stopping_sent = 0;
+    (void)arg;
+    for (;;) {
+        ssize_t r = read(notify_pipe[0], &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || c == 'q')
+            break;
+        if (c == 's' && !stopping_sent) {
+            int e = sdnotify("STOPPING=1\nSTATUS=draining: committing pending batches");
+            if (e < 0)
+                LOG_WARN("sd_notify_failed", "state=STOPPING error=\"%s\"", strerror(-e));
+            stopping_sent = 1;
+        }
+    }
+    return NULL;
+}
+
+/* Starts the notifier thread with every signal blocked in it. */
+static int notifier_start(pthread_t *t)
+{
+    const char *ns = getenv("NOTIFY_SOCKET");
+    sigset_t all, old;
+    if (!ns || !ns[0] || pipe2(notify_pipe, O_CLOEXEC) != 0)
+        return 0;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(t, NULL, notifier, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        close(notify_pipe[0]);
+        close(notify_pipe[1]);
+        notify_pipe[0] = notify_pipe[1] = -1;
+        return 0;
+    }
+    return 1;
+}
+
+static void notifier_post(char c)
+{
+    if (notify_pipe[1] >= 0) {
+        ssize_t r = write(notify_pipe[1], &c, 1); /* async-signal-safe */
+        (void)r;
+    }
+}
+
 /* The first SIGINT/SIGTERM drains; another one at least a second later
  * (a person insisting, not one signal delivered twice to the process and
  * its group) exits at once. */
@@ -51,6 +112,7 @@ static void on_signal(int sig)
         (void)r;
         _exit(1);
     }
+    notifier_post('s');
     server_request_stop(running);
 }
 
@@ -150,6 +212,8 @@ int cmd_serve(int argc, char **argv)
     if (server_start(&s, &cfg, err, sizeof err) != LS_OK)
         return cli_error("serve", CLI_FAIL, "%s", err[0] ? err : "cannot start");
     running = s;
+    pthread_t notify_thread;
+    int notifying = notifier_start(&notify_thread); /* before the handlers that post to it */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -160,9 +224,28 @@ int cmd_serve(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     announce(s, &cfg);
+    if (notifying) {
+        /* the store is open and the endpoints are bound (server_start): ready */
+        char state[1024];
+        snprintf(state, sizeof state, "READY=1\nSTATUS=serving requests on %s, events on %s", server_endpoint(s),
+                 strcmp(cfg.pull, "none") != 0 ? server_pull_endpoint(s) : "(off)");
+        int e = sdnotify(state);
+        if (e < 0)
+            LOG_WARN("sd_notify_failed", "state=READY error=\"%s\" socket=\"%s\"", strerror(-e),
+                     getenv("NOTIFY_SOCKET"));
+        else
+            LOG_DEBUG("sd_notify", "state=READY via=%s", sdnotify_backend());
+    }
     rc = server_run(s);
     if (rc == LS_ETIMEOUT)
         _exit(CLI_FAIL); /* threads may be stuck: leave without joining them */
+    if (notifying) {
+        notifier_post('q');
+        pthread_join(notify_thread, NULL);
+        close(notify_pipe[0]);
+        close(notify_pipe[1]);
+        notify_pipe[0] = notify_pipe[1] = -1;
+    }
     server_destroy(&s);
     LOG_INFO("stopped", "clean=%d", rc == LS_OK);
     return rc == LS_OK ? CLI_OK : CLI_FAIL;

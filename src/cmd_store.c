@@ -101,27 +101,42 @@ int cmd_compact(int argc, char **argv)
 
 int cmd_keygen(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     const char *prefix = NULL;
-    char err[600];
-    int c;
+    char err[600], path[1100];
+    int c, force = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'o') {
             prefix = optarg;
+        } else if (c == 'f') {
+            force = 1;
         } else if (c == 'h') {
-            printf("usage: leadscore keygen --out PREFIX\n\n"
+            printf("usage: leadscore keygen --out PREFIX [--force]\n\n"
                    "Writes a CurveZMQ key pair: PREFIX.key (the secret, mode 0600) and PREFIX.pub (the\n"
                    "public key, Z85 text).  The server uses its .key with --curve-secret; client public\n"
-                   "keys go into the --allow or --admin list files, one per line.\n");
+                   "keys go into the --allow or --admin list files, one per line.\n\n"
+                   "  --out PREFIX   where to write the pair\n"
+                   "  --force        replace an existing PREFIX.key or PREFIX.pub (without it, an existing\n"
+                   "                 file is an error: a lost secret key cannot be recovered)\n");
             return CLI_OK;
         } else {
             return CLI_USAGE;
         }
     }
-    if (!prefix || optind < argc)
+    if (!prefix || !*prefix || optind < argc)
         return cli_error("keygen", CLI_USAGE, "give --out PREFIX (and nothing else)");
+    if (!force) {
+        static const char *const ext[] = {".key", ".pub"};
+        for (int i = 0; i < 2; i++) {
+            struct stat st;
+            snprintf(path, sizeof path, "%s%s", prefix, ext[i]);
+            if (lstat(path, &st) == 0)
+                return cli_error("keygen", CLI_FAIL, "%s exists: not overwritten (--force replaces the key pair)",
+                                 path);
+        }
+    }
     if (security_keygen(prefix, err, sizeof err) != LS_OK)
         return cli_error("keygen", CLI_FAIL, "%s", err);
     printf("wrote %s.key (secret, mode 0600) and %s.pub\n", prefix, prefix);

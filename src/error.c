@@ -1,5 +1,5 @@
 /* error.c -- messages and wire codes for the status table in error.h. */
-#include "leadscore/error.h"
+#include "error_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

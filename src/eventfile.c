@@ -27,7 +27,7 @@
 #include <zlib.h>
 
 #include "csv.h"
-#include "leadscore/error.h"
+#include "error_internal.h"
 #include "timefmt.h"
 
 #define JSONL_READ_BUF (256u * 1024u)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "leadscore/error.h"
+#include "error_internal.h"
 #include "timefmt.h"
 
 #define MS_PER_DAY 86400000.0

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "gitdescribe.h" /* LS_GIT_DESCRIBE, generated at build time (CMakeLists.txt) */
 #include "leadscore/error.h"
 #include "timefmt.h"
 
@@ -21,12 +22,17 @@
 #ifndef LS_GIT_COMMIT
 #define LS_GIT_COMMIT "unknown"
 #endif
+#ifndef LS_GIT_DESCRIBE
+#define LS_GIT_DESCRIBE LS_GIT_COMMIT
+#endif
 
 static void print_version(void)
 {
     int zmaj, zmin, zpat;
     zmq_version(&zmaj, &zmin, &zpat);
-    printf("leadscore %s (commit %s)\n", LS_VERSION, LS_GIT_COMMIT);
+    /* `git describe --tags --always --dirty` of the tree it was built from,
+     * e.g. "v0.1.0-42-gd28e18f-dirty"; the short commit without tags */
+    printf("leadscore %s (git %s)\n", LS_VERSION, LS_GIT_DESCRIBE);
     printf("built with libzmq %d.%d.%d, msgpack-c %s, %s, jansson %s, zlib %s, libmicrohttpd %s\n", zmaj, zmin,
            zpat, msgpack_version(), mdb_version(NULL, NULL, NULL), JANSSON_VERSION, zlibVersion(), MHD_get_version());
 }

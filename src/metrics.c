@@ -4,12 +4,15 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "leadscore/error.h"
 
@@ -160,6 +163,89 @@ static void render_state(FILE *f, const metrics_inputs *in)
     fprintf(f, "leadscore_build_info{version=\"%s\",commit=\"%s\"} 1\n", LS_VERSION, LS_GIT_COMMIT);
 }
 
+/* ------------------------------------------------------------------ */
+/* process_* (the Prometheus client libraries' standard set)           */
+/* ------------------------------------------------------------------ */
+
+/* Open descriptors: the entries of /proc/self/fd (the one opendir uses
+ * excluded); -1 when it cannot be read. */
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* The system's boot time (Unix seconds) from /proc/stat's btime; 0 when unknown. */
+static long long boot_time(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    char line[256];
+    long long bt = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "btime %lld", &bt) == 1)
+            break;
+    fclose(f);
+    return bt;
+}
+
+static int metrics_render_process(FILE *f)
+{
+    char buf[1024];
+    FILE *st = fopen("/proc/self/stat", "r");
+    if (!st)
+        return LS_EIO;
+    size_t n = fread(buf, 1, sizeof buf - 1, st);
+    fclose(st);
+    buf[n] = '\0';
+    /* fields after the command name (which may hold spaces and parentheses) */
+    char *p = strrchr(buf, ')');
+    unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
+    long long rss = 0;
+    if (!p || sscanf(p + 1,
+                     " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
+                     &utime, &stime, &start, &vsize, &rss) != 5)
+        return LS_EIO;
+    double ticks = (double)sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    if (ticks <= 0)
+        ticks = 100;
+    help(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    fprintf(f, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / ticks);
+    help(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    fprintf(f, "process_resident_memory_bytes %lld\n", rss * (long long)page);
+    help(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    fprintf(f, "process_virtual_memory_bytes %llu\n", vsize);
+    long long bt = boot_time();
+    if (bt > 0) {
+        help(f, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+        fprintf(f, "process_start_time_seconds %.2f\n", (double)bt + (double)start / ticks);
+    }
+    long fds = open_fds();
+    if (fds >= 0) {
+        help(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+        fprintf(f, "process_open_fds %ld\n", fds);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        help(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        if (rl.rlim_cur == RLIM_INFINITY)
+            fprintf(f, "process_max_fds +Inf\n");
+        else
+            fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+    return LS_OK;
+}
+
 int metrics_render(const metrics_inputs *in, char **out, size_t *len)
 {
     FILE *f = open_memstream(out, len);
@@ -193,9 +279,25 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
         status = strcmp(method, "GET") ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
         r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
     } else {
-        pthread_mutex_lock(&m->lock);
-        r = MHD_create_response_from_buffer(m->len, m->text ? m->text : "", MHD_RESPMEM_MUST_COPY);
-        pthread_mutex_unlock(&m->lock);
+        /* the service's text (renewed by the server loop), then process_*
+         * read now from /proc/self */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (f) {
+            pthread_mutex_lock(&m->lock);
+            if (m->text)
+                fwrite(m->text, 1, m->len, f);
+            pthread_mutex_unlock(&m->lock);
+            metrics_render_process(f);
+            if (fclose(f) != 0) {
+                free(text);
+                text = NULL;
+            }
+        }
+        r = text ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!r)
+            free(text);
         if (r)
             MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "assess.h"
-#include "leadscore/error.h"
+#include "error_internal.h"
 
 #define MS_PER_DAY 86400000.0
 

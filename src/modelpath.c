@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "leadscore/error.h"
+#include "error_internal.h"
 
 /* 1 when the resolved path lies strictly below the resolved directory dir. */
 static int below(const char *dir, const char *path)

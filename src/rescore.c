@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #include "assess.h"
-#include "leadscore/error.h"
+#include "error_internal.h"
+#include "jsonout.h"
 #include "timefmt.h"
 
 /* Customers per batch handed to a scoring thread. */
@@ -30,6 +31,7 @@ typedef struct {
     char *p;
     size_t len, cap;
     int oom;
+    json_t *jnum, *jstr; /* reused scalars: every JSON value is encoded by jansson */
 } obuf;
 
 static int ob_grow(obuf *b, size_t n)
@@ -78,6 +80,8 @@ static inline void ob_s(obuf *b, const char *s)
 
 static void ob_free(obuf *b)
 {
+    json_decref(b->jnum);
+    json_decref(b->jstr);
     free(b->p);
     *b = (obuf){0};
 }
@@ -166,71 +170,6 @@ static void ob_num(obuf *b, double v, const char *null_text)
     b->len = (size_t)(p - b->p);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; min = 0x10000; }
-    else return 0;
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* A JSON string: quotes, escapes, invalid UTF-8 bytes as U+FFFD. */
-static void ob_json_str(obuf *b, const char *s, size_t n)
-{
-    static const char hexd[] = "0123456789abcdef";
-    const unsigned char *u = (const unsigned char *)s;
-    if (!ob_room(b, n + 2))
-        return;
-    b->p[b->len++] = '"';
-    size_t run = 0; /* start of the pending plain bytes */
-    for (size_t i = 0; i < n;) {
-        unsigned char c = u[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            i++;
-            continue;
-        }
-        size_t ul = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
-        if (ul) {
-            i += ul;
-            continue;
-        }
-        ob_put(b, s + run, i - run);
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            ob_put(b, esc, 2);
-        } else if (c == '\n') {
-            ob_put(b, "\\n", 2);
-        } else if (c == '\t') {
-            ob_put(b, "\\t", 2);
-        } else if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hexd[c >> 4], hexd[c & 15]};
-            ob_put(b, esc, 6);
-        } else {
-            ob_put(b, "\\ufffd", 6);
-        }
-        run = ++i;
-    }
-    ob_put(b, s + run, n - run);
-    ob_c(b, '"');
-}
-
 /* A CSV field: as is, or quoted with "" when it holds , " CR or LF. */
 static void ob_csv_str(obuf *b, const char *s, size_t n)
 {
@@ -295,38 +234,105 @@ static int tier_code(const char *tier)
     return tier[0] == 'h' ? 0 : tier[0] == 'w' ? 1 : 2;
 }
 
+/* Appends the JSON text of the scalar j as jansson writes it (JSONOUT_FLAGS:
+ * doubles to 17 significant digits, so they round-trip). */
+static void ob_jdump(obuf *b, const json_t *j)
+{
+    size_t room = b->cap - b->len;
+    size_t n = json_dumpb(j, b->p ? b->p + b->len : NULL, b->p ? room : 0, JSONOUT_FLAGS | JSON_ENCODE_ANY);
+    if (n > room) {
+        if (ob_room(b, n))
+            n = json_dumpb(j, b->p + b->len, n, JSONOUT_FLAGS | JSON_ENCODE_ANY);
+        else
+            n = 0;
+    }
+    if (n == 0)
+        b->oom = 1;
+    b->len += n;
+}
+
+/* A JSON number (null when not finite). */
+static void ob_jnum(obuf *b, double v)
+{
+    if (!isfinite(v)) {
+        ob_lit(b, "null");
+        return;
+    }
+    if (ob_room(b, JSONOUT_REAL_MAX)) { /* jansson's text, without printf, for the usual range */
+        size_t n = jsonout_real_text(b->p + b->len, v);
+        if (n) {
+            b->len += n;
+            return;
+        }
+    }
+    if (!b->jnum && !(b->jnum = json_real(v))) {
+        b->oom = 1;
+        return;
+    }
+    json_real_set(b->jnum, v);
+    ob_jdump(b, b->jnum);
+}
+
+/* A JSON string: jansson's escaping, invalid UTF-8 bytes as U+FFFD. */
+static void ob_jstr(obuf *b, const char *s, size_t n)
+{
+    /* printable ASCII without '"' or '\\': jansson writes it quoted as is */
+    size_t i = 0;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\')
+        i++;
+    if (i == n && ob_room(b, n + 2)) {
+        b->p[b->len++] = '"';
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len++] = '"';
+        return;
+    }
+    if (!b->jstr && !(b->jstr = json_string_nocheck(""))) {
+        b->oom = 1;
+        return;
+    }
+    if (jsonout_string_set(b->jstr, s, n) != 0) {
+        b->oom = 1;
+        return;
+    }
+    ob_jdump(b, b->jstr);
+}
+
 static void json_segments(obuf *b, const assess_result *a)
 {
     ob_c(b, '[');
     for (int i = 0; i < a->nsegments; i++) {
         const segments_item *s = &a->segments[i];
         ob_s(b, i ? ",{\"segment\":" : "{\"segment\":");
-        ob_json_str(b, s->segment, strlen(s->segment));
+        ob_jstr(b, s->segment, strlen(s->segment));
         ob_lit(b, ",\"weight\":");
-        ob_num(b, s->weight, "null");
+        ob_jnum(b, s->weight);
         ob_lit(b, ",\"reason\":");
-        ob_json_str(b, s->reason, strlen(s->reason));
+        ob_jstr(b, s->reason, strlen(s->reason));
         ob_c(b, '}');
     }
     ob_c(b, ']');
 }
 
+/* One JSON Lines row: the keys of the score op's result, in its order.
+ * The keys and the enumerated values (tier, type, phase, actions) are fixed
+ * ASCII names; every other value is encoded by jansson. */
 static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, const assess_result *a)
 {
     ob_lit(b, "{\"customer\":");
-    ob_json_str(b, id, len);
+    ob_jstr(b, id, len);
     ob_lit(b, ",\"known\":true,\"score\":");
-    ob_num(b, a->logistic.score, "null");
+    ob_jnum(b, a->logistic.score);
     ob_lit(b, ",\"score_100\":");
     ob_i64(b, a->logistic.score_100);
     ob_lit(b, ",\"tier\":\"");
     ob_s(b, a->logistic.tier);
     ob_lit(b, "\",\"p_alive\":");
-    ob_num(b, a->p_alive, "null");
+    ob_jnum(b, a->p_alive);
     ob_lit(b, ",\"expected_purchases_30d\":");
-    ob_num(b, a->expected_purchases_30d, "null");
+    ob_jnum(b, a->expected_purchases_30d);
     ob_lit(b, ",\"clv\":");
-    ob_num(b, a->clv, "null");
+    ob_jnum(b, a->clv);
     ob_lit(b, ",\"customer_type\":\"");
     ob_s(b, journey_type_name(a->journey.type));
     ob_lit(b, "\",\"phase\":\"");
@@ -334,7 +340,7 @@ static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, co
     ob_lit(b, "\",\"loyalty_points\":");
     ob_i64(b, a->journey.loyalty_points);
     ob_lit(b, ",\"loyalty_tier\":");
-    ob_json_str(b, a->journey.loyalty_tier, strlen(a->journey.loyalty_tier));
+    ob_jstr(b, a->journey.loyalty_tier, strlen(a->journey.loyalty_tier));
     ob_lit(b, ",\"actions\":[");
     int first = 1;
     for (int i = 0; i < JA_COUNT; i++) {
@@ -348,7 +354,7 @@ static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, co
     ob_lit(b, "],\"segments\":");
     json_segments(b, a);
     ob_lit(b, ",\"model\":");
-    ob_json_str(b, rc->tag, rc->tag_len);
+    ob_jstr(b, rc->tag, rc->tag_len);
     ob_lit(b, "}\n");
 }
 

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "leadscore/error.h"
+#include "error_internal.h"
 #include "log.h"
 #include "timefmt.h"
 

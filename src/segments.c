@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "leadscore/error.h"
+#include "error_internal.h"
 
 #define MS_PER_DAY 86400000.0
 /* Candidates considered before the k best are kept. */

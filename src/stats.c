@@ -9,8 +9,10 @@
 #define LATENCY_LOWEST_NS 1000ULL
 #define LATENCY_HIGHEST_NS 100000000000ULL
 
+/* From 10 us: a score from the page cache answers in tens of microseconds. */
 const double stats_latency_bounds[STATS_LATENCY_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 const double stats_commit_size_bounds[STATS_COMMIT_SIZE_BUCKETS] = {1, 10, 100, 1000, 10000, 100000, 1000000};
 const double stats_commit_time_bounds[STATS_COMMIT_TIME_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};

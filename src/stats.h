@@ -13,7 +13,7 @@
 #include "histogram.h"
 
 #define STATS_MAX_OPS 32
-#define STATS_LATENCY_BUCKETS 14   /* Prometheus histogram buckets, seconds */
+#define STATS_LATENCY_BUCKETS 19   /* Prometheus histogram buckets, seconds: 10 us .. 10 s */
 #define STATS_COMMIT_SIZE_BUCKETS 7
 #define STATS_COMMIT_TIME_BUCKETS 10
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "leadscore/error.h"
+#include "error_internal.h"
 #include "storefile.h"
 
 #define DEFAULT_MAP_SIZE (1ULL << 30)

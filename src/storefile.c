@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "leadscore/error.h"
+#include "error_internal.h"
 
 #define RECOVERY "restore the directory from a backup (or from a copy made with `mdb_copy` or " \
                  "`leadscore compact --out`), or move it away to start an empty store"

@@ -16,7 +16,7 @@
 
 #include "assess.h"
 #include "history.h"
-#include "leadscore/error.h"
+#include "error_internal.h"
 #include "logreg.h"
 #include "timefmt.h"
 

@@ -1,6 +1,9 @@
 /* test_cli.c -- the `leadscore` command line as a user types it: help and
- * usage errors with the documented exit codes, and the one-off request
- * commands against a running server. */
+ * usage errors with the documented exit codes (a table over every
+ * subcommand: 0 ok, 1 failure explained on stderr, 2 usage), the one-off
+ * request commands against a running server, every JSON output parsed
+ * strictly (invalid UTF-8 ids, doubles that need 17 digits), gen's
+ * window, keygen's refusal to overwrite and rescore's model line. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <jansson.h>
@@ -9,11 +12,85 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <math.h>
+#include <time.h>
 
+#include "jsonout.h"
 #include "testutil.h"
 
 static char out[1 << 16];
+
+/* Runs the binary with args; stdout and stderr into separate buffers. */
+static int run_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args)
+{
+    char dir[512], po[600], pe[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(po, sizeof po, "%s/out", dir);
+    snprintf(pe, sizeof pe, "%s/err", dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[64] = {LEADSCORE_BIN};
+        int n = 1;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        if (!freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
+            _exit(126);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    const char *paths[2] = {po, pe};
+    char *bufs[2] = {o, e};
+    size_t caps[2] = {ocap, ecap};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "rb");
+        size_t n = f ? fread(bufs[i], 1, caps[i] - 1, f) : 0;
+        bufs[i][n] = '\0';
+        if (f)
+            fclose(f);
+    }
+    tu_rmtree(dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Parses text as exactly one JSON value, strictly: jansson with duplicate
+ * keys refused (it also refuses invalid UTF-8 and bare control bytes),
+ * and nothing but one newline after it.  New reference. */
+static json_t *strict_json(const char *text)
+{
+    json_error_t jerr;
+    size_t n = strlen(text);
+    ck_assert_msg(n > 1 && text[n - 1] == '\n' && !memchr(text, '\n', n - 1), "not one line: %s", text);
+    json_t *j = json_loadb(text, n - 1, JSON_REJECT_DUPLICATES, &jerr);
+    ck_assert_msg(j != NULL, "not strict JSON (%s): %s", jerr.text, text);
+    return j;
+}
+
+/* The same text through python3's json module (strict UTF-8, duplicate
+ * keys refused), when python3 is there. */
+static void python_parses(const char *path)
+{
+    if (system("command -v python3 >/dev/null 2>&1") != 0)
+        return;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys\n"
+             "def h(p):\n"
+             "    d=dict(p)\n"
+             "    assert len(d)==len(p), \"duplicate key\"\n"
+             "    return d\n"
+             "n=0\n"
+             "for line in open(sys.argv[1], encoding=\"utf-8\", errors=\"strict\"):\n"
+             "    json.loads(line, object_pairs_hook=h); n+=1\n"
+             "assert n>0' %s",
+             path);
+    ck_assert_msg(system(cmd) == 0, "python3 json refused %s", path);
+}
 
 START_TEST(help_and_version_exit_zero)
 {
@@ -69,9 +146,11 @@ START_TEST(track_score_profile_against_a_server)
     ck_assert_ptr_nonnull(strstr(out, "accepted: 1"));
     const char *score[] = {"score", "--connect", ep, "--json", "alice", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, score), 0);
-    json_error_t jerr;
-    json_t *j = json_loads(out, 0, &jerr);
-    ck_assert_msg(j != NULL, "not JSON: %s", out);
+    json_t *all = strict_json(out); /* one shape for one ID and for many */
+    ck_assert(json_is_true(json_object_get(all, "ok")));
+    ck_assert_int_eq(json_array_size(json_object_get(all, "results")), 1);
+    json_t *j = json_incref(json_array_get(json_object_get(all, "results"), 0));
+    json_decref(all);
     ck_assert(json_is_true(json_object_get(j, "known")));
     ck_assert_str_eq(json_string_value(json_object_get(j, "customer")), "alice");
     double s = json_real_value(json_object_get(j, "score"));
@@ -82,9 +161,9 @@ START_TEST(track_score_profile_against_a_server)
     ck_assert_ptr_nonnull(strstr(out, "add_to_cart_count: 1"));
     ck_assert_ptr_nonnull(strstr(out, "first_seen: 1793527200000"));
     const char *bad[] = {"track", "--connect", ep, "alice", "teleport", NULL};
-    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 0); /* the batch is ok; the event is listed as rejected */
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 1); /* the reply is printed; the rejection is exit 1 */
     ck_assert_ptr_nonnull(strstr(out, "accepted: 0"));
-    ck_assert_ptr_nonnull(strstr(out, "bad_request"));
+    ck_assert_ptr_nonnull(strstr(out, "leadscore track: the event was rejected: bad_request"));
     const char *unknown_id[] = {"score", "--connect", ep, "nobody", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, unknown_id), 0);
     ck_assert_ptr_nonnull(strstr(out, "known: false"));
@@ -203,11 +282,429 @@ START_TEST(forget_then_compact_leaves_no_trace_in_the_file)
 }
 END_TEST
 
+/* Every --json output is one line of strict JSON: request commands (also
+ * error replies and a rejected track), kpis --json, rescore --format
+ * jsonl and train --json; an id with invalid UTF-8 comes out with U+FFFD
+ * in its place; a double needing 17 significant digits survives. */
+START_TEST(json_outputs_parse_strictly)
+{
+    static char o[1 << 20], e[1 << 16];
+    char dir[512], ep[256], all[600], rows[600], model[600], shop[600], trained[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(all, sizeof all, "%s/all.jsonl", dir);
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+    snprintf(model, sizeof model, "%s/models/handset.json", LS_SOURCE_DIR);
+    pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, NULL);
+    const char *bad_id = "bad\xff\xfe-id\xc3";                   /* two stray bytes, a cut sequence */
+    const char *bad_clean = "bad\xef\xbf\xbd\xef\xbf\xbd-id\xef\xbf\xbd"; /* each bad byte: U+FFFD */
+    const char *const cmds[][12] = {
+        {"track", "--json", bad_id, "purchase", "value=1234.5678901234567", "order_id=o-1", NULL},
+        {"track", "--json", "alice", "add_to_cart", "price=0.1", NULL},
+        {"track", "--json", "alice", "teleport", NULL}, /* rejected: exit 1, still the reply */
+        {"score", "--json", bad_id, NULL},
+        {"score", "--json", bad_id, "alice", "nobody", NULL},
+        {"score", "--json", "--explain", "alice", NULL},
+        {"profile", "--json", bad_id, NULL},
+        {"recommend", "--json", bad_id, NULL},
+        {"alias", "--json", "anon-\xff", "alice", NULL},
+        {"model", "--json", NULL},
+        {"stats", "--json", NULL},
+        {"ping", "--json", NULL},
+        {"reload", "--json", NULL},
+        {"reload", "--json", LS_SOURCE_DIR "/CMakeLists.txt", NULL}, /* outside the model directories: error reply */
+        {"forget", "--json", "nobody", NULL},
+    };
+    const int want[] = {0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+    FILE *f = fopen(all, "w");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const char *args[16] = {cmds[i][0], "--connect", ep};
+        int n = 3;
+        for (int k = 1; cmds[i][k]; k++)
+            args[n++] = cmds[i][k];
+        args[n] = NULL;
+        int rc = run_split(o, sizeof o, e, sizeof e, args);
+        ck_assert_msg(rc == want[i], "%s: exit %d, want %d (%s)", cmds[i][0], rc, want[i], e);
+        json_t *j = strict_json(o);
+        fputs(o, f);
+        ck_assert(json_is_boolean(json_object_get(j, "ok")));
+        if (rc != 0) { /* explained on stderr too */
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "leadscore %s: ", cmds[i][0]);
+            ck_assert_msg(strstr(e, prefix) != NULL, "no explanation: %s", e);
+        }
+        if (i == 3 || i == 4) { /* score: {"ok", "id", "results": [...]} for one ID and for many */
+            json_t *res = json_object_get(j, "results");
+            ck_assert_int_eq(json_array_size(res), i == 3 ? 1 : 3);
+            ck_assert_str_eq(json_string_value(json_object_get(json_array_get(res, 0), "customer")), bad_clean);
+        }
+        if (i == 6) { /* the value went in as 17 digits and comes back as the same double */
+            json_t *spend = json_object_get(json_object_get(j, "features"), "spend");
+            ck_assert(json_real_value(spend) == strtod("1234.5678901234567", NULL));
+            ck_assert_ptr_nonnull(strstr(o, "\"spend\":1234.5678901234567"));
+            ck_assert_str_eq(json_string_value(json_object_get(j, "customer")), bad_clean);
+        }
+        json_decref(j);
+    }
+    /* kpis --json and train --json go to the same file */
+    const char *kpis[] = {"kpis", "--data", dir, "--json", NULL};
+    ck_assert_int_eq(tu_kill_wait(pid, SIGTERM), 0);
+    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, kpis), 0);
+    json_decref(strict_json(o));
+    fputs(o, f);
+    snprintf(shop, sizeof shop, "%s/shop.jsonl", dir);
+    snprintf(trained, sizeof trained, "%s/m.json", dir);
+    const char *gen[] = {"gen", "--customers", "300", "--days", "90", "--end", "2026-03-01", "--out", shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
+    const char *train[] = {"train", "--clv-only", "--quiet", "--json", "--out", trained, shop, NULL};
+    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, train), 0);
+    json_t *tj = json_loads(o, JSON_REJECT_DUPLICATES, NULL); /* indented: not one line */
+    ck_assert_ptr_nonnull(tj);
+    json_decref(tj);
+    fclose(f);
+    python_parses(all);
+    /* rescore --format jsonl: every line strict, the bad id cleaned */
+    const char *rescore[] = {"rescore", "--data", dir, "--model", model, "--format", "jsonl", "--out", rows, "--quiet", NULL};
+    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, rescore), 0);
+    f = fopen(rows, "r");
+    char line[1 << 14];
+    int lines = 0, found = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = strict_json(line);
+        found |= strcmp(json_string_value(json_object_get(j, "customer")), bad_clean) == 0;
+        ck_assert(json_is_real(json_object_get(j, "score")));
+        ck_assert(json_is_array(json_object_get(j, "segments")));
+        lines++;
+        json_decref(j);
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, 2); /* the bad id and alice (nobody was never stored) */
+    ck_assert(found);
+    python_parses(rows);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* One row per subcommand of main.c: arguments that succeed (0), that fail
+ * with an explanation on stderr (1), and a usage error (2) besides the
+ * unknown option every command is also tried with.  "@D" is replaced by a
+ * temporary directory, "@EP" by a running server's endpoint, "@X" by an
+ * endpoint nobody listens on.  Rows run in order (gen makes the shop that
+ * import loads, which rescore, kpis and compact read). */
+typedef struct {
+    const char *cmd;
+    const char *ok[14], *fail[14], *usage[14];
+} exit_row;
+
+static const exit_row exit_rows[] = {
+    {"serve", {"serve", "--sample-config"},
+     {"serve", "--data", "@D/s", "--model", "@D/no-such-model.json", "--bind", "tcp://127.0.0.1:*", "--pull", "none"},
+     {"serve", "--max-frame", "lots"}},
+    {"track", {"track", "--connect", "@EP", "alice", "add_to_cart", "price=40"},
+     {"track", "--connect", "@EP", "alice", "teleport"},
+     {"track", "--connect", "@EP", "alice"}},
+    {"score", {"score", "--connect", "@EP", "alice", "bob"}, {"score", "--connect", "@X", "--timeout", "300", "alice"},
+     {"score", "--connect", "@EP"}},
+    {"recommend", {"recommend", "--connect", "@EP", "alice"},
+     {"recommend", "--connect", "@X", "--timeout", "300", "alice"}, {"recommend", "--connect", "@EP", "--k", "0", "alice"}},
+    {"profile", {"profile", "--connect", "@EP", "alice"}, {"profile", "--connect", "@X", "--timeout", "300", "alice"},
+     {"profile", "--connect", "@EP"}},
+    {"ping", {"ping", "--connect", "@EP"}, {"ping", "--connect", "@X", "--timeout", "300"},
+     {"ping", "--connect", "@EP", "--timeout"}},
+    {"stats", {"stats", "--connect", "@EP"}, {"stats", "--connect", "@X", "--timeout", "300"},
+     {"stats", "--connect", "@EP", "extra"}},
+    {"model", {"model", "--connect", "@EP"}, {"model", "--connect", "@X", "--timeout", "300"},
+     {"model", "--connect", "@EP", "--timeout", "soon"}},
+    {"reload", {"reload", "--connect", "@EP"}, {"reload", "--connect", "@EP", "@D/no-such-model.json"},
+     {"reload", "--connect", "@EP", "a.json", "b.json"}},
+    {"alias", {"alias", "--connect", "@EP", "anon-1", "alice"}, {"alias", "--connect", "@X", "--timeout", "300", "a", "b"},
+     {"alias", "--connect", "@EP", "anon-1"}},
+    {"forget", {"forget", "--connect", "@EP", "bob"}, {"forget", "--connect", "@X", "--timeout", "300", "bob"},
+     {"forget", "--connect", "@EP"}},
+    {"gen", {"gen", "--customers", "300", "--days", "90", "--end", "2026-03-01", "--out", "@D/shop.jsonl"},
+     {"gen", "--customers", "10", "--out", "@D/no/such/dir/shop.jsonl"}, {"gen", "--days"}},
+    {"import", {"import", "--data", "@D/store", "--no-sync", "--quiet", "@D/shop.jsonl"},
+     {"import", "--data", "@D/store2", "--quiet", "@D/no-such.jsonl"}, {"import", "--data", "@D/store2"}},
+    {"rescore", {"rescore", "--data", "@D/store", "--quiet", "--out", "@D/rows.csv"},
+     {"rescore", "--data", "@D/no-such-store"}, {"rescore", "--data", "@D/store", "--top", "0"}},
+    {"kpis", {"kpis", "--data", "@D/store", "--json"}, {"kpis", "--data", "@D/no-such-store"},
+     {"kpis", "--data", "@D/store", "--from", "2026-02-01", "--to", "2026-01-01"}},
+    {"compact", {"compact", "--data", "@D/store", "--out", "@D/compacted"}, {"compact", "--data", "@D/no-such-store"},
+     {"compact", "--data"}},
+    {"train", {"train", "--clv-only", "--quiet", "--out", "@D/m.json", "@D/shop.jsonl"},
+     {"train", "--quiet", "--cutoff", "2026-01-01", "--out", "@D/m2.json", "@D/shop.jsonl"}, /* no history before it */
+     {"train", "@D/shop.jsonl"}},
+    {"keygen", {"keygen", "--out", "@D/k"}, {"keygen", "--out", "@D/k"}, /* exists: not overwritten */
+     {"keygen"}},
+    {"bench", {"bench", "--spawn", "--customers", "200", "--requests", "100", "--warmup", "0", "--quiet"},
+     {"bench", "--connect", "@X", "--requests", "5", "--warmup", "0", "--timeout", "200", "--quiet"},
+     {"bench", "--workload", "no-such-workload"}},
+};
+
+static int run_row(const char *const *row, const char *dir, const char *ep, const char *dead, char *e, size_t ecap)
+{
+    static char o[1 << 18];
+    static char words[14][700];
+    const char *args[16];
+    int n = 0;
+    for (; row[n] && n < 14; n++) {
+        const char *w = row[n];
+        if (strcmp(w, "@EP") == 0)
+            args[n] = ep;
+        else if (strcmp(w, "@X") == 0)
+            args[n] = dead;
+        else if (strncmp(w, "@D", 2) == 0) {
+            snprintf(words[n], sizeof words[n], "%s%s", dir, w + 2);
+            args[n] = words[n];
+        } else
+            args[n] = w;
+    }
+    args[n] = NULL;
+    return run_split(o, sizeof o, e, ecap, args);
+}
+
+START_TEST(every_subcommand_exits_as_documented)
+{
+    static char e[1 << 16];
+    char dir[512], sdir[600], ep[256];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(sdir, sizeof sdir, "%s/serve", dir);
+    mkdir(sdir, 0700);
+    pid_t pid = tu_spawn_serve(sdir, ep, sizeof ep, NULL);
+    /* every command main.c lists has a row */
+    const char *help[] = {"--help", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, help), 0);
+    int listed = 0;
+    for (const char *l = strstr(out, "commands:\n"); l && (l = strchr(l, '\n')) != NULL; l++) {
+        char name[32];
+        if (sscanf(l + 1, "  %31s", name) != 1 || l[1] != ' ')
+            continue;
+        int found = 0;
+        for (size_t i = 0; i < sizeof exit_rows / sizeof exit_rows[0]; i++)
+            found |= strcmp(exit_rows[i].cmd, name) == 0;
+        ck_assert_msg(found, "no exit-code row for `leadscore %s`", name);
+        listed++;
+    }
+    ck_assert_int_eq(listed, (int)(sizeof exit_rows / sizeof exit_rows[0]));
+    for (size_t i = 0; i < sizeof exit_rows / sizeof exit_rows[0]; i++) {
+        const exit_row *r = &exit_rows[i];
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "leadscore %s: ", r->cmd);
+        int rc = run_row(r->ok, dir, ep, "tcp://127.0.0.1:1", e, sizeof e);
+        ck_assert_msg(rc == 0, "%s: exit %d on success (%s)", r->cmd, rc, e);
+        rc = run_row(r->fail, dir, ep, "tcp://127.0.0.1:1", e, sizeof e);
+        ck_assert_msg(rc == 1, "%s: exit %d on a failure, want 1 (%s)", r->cmd, rc, e);
+        ck_assert_msg(strstr(e, prefix) != NULL, "%s: the failure is not explained on stderr: %s", r->cmd, e);
+        rc = run_row(r->usage, dir, ep, "tcp://127.0.0.1:1", e, sizeof e);
+        ck_assert_msg(rc == 2, "%s: exit %d on a usage error, want 2 (%s)", r->cmd, rc, e);
+        ck_assert_msg(e[0] != '\0', "%s: the usage error says nothing", r->cmd);
+        const char *unknown[] = {r->cmd, "--no-such-option", NULL};
+        rc = run_split(out, sizeof out, e, sizeof e, unknown);
+        ck_assert_msg(rc == 2, "%s: exit %d on an unknown option, want 2", r->cmd, rc);
+        ck_assert_msg(e[0] != '\0', "%s: the unknown option is not reported", r->cmd);
+    }
+    ck_assert_int_eq(tu_kill_wait(pid, SIGTERM), 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* gen's window: by default it ends today (00:00 UTC) so no event lies in
+ * the future; --end and --start give the same bytes for the same window;
+ * --start, --end and --days must agree. */
+START_TEST(gen_window_ends_today_by_default)
+{
+    char dir[512], a[600], b[600], c[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(a, sizeof a, "%s/a.jsonl", dir);
+    snprintf(b, sizeof b, "%s/b.jsonl", dir);
+    snprintf(c, sizeof c, "%s/c.jsonl", dir);
+    int64_t now = (int64_t)time(NULL) * 1000, today = now - now % 86400000;
+    const char *def[] = {"gen", "--customers", "200", "--days", "10", "--out", a, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, def), 0);
+    FILE *f = fopen(a, "r");
+    char line[4096];
+    long long lo = INT64_MAX, hi = 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *ts = strstr(line, "\"ts\":");
+        ck_assert_ptr_nonnull(ts);
+        long long t = atoll(ts + 5);
+        lo = t < lo ? t : lo;
+        hi = t > hi ? t : hi;
+        n++;
+    }
+    fclose(f);
+    ck_assert_int_gt(n, 100);
+    ck_assert_msg(hi < today + 86400000 && hi < now + 1000, "an event in the future: %lld (now %lld)", hi, (long long)now);
+    ck_assert_int_ge(lo, today - 10 * 86400000LL - 86400000LL); /* the day may turn during the test */
+    ck_assert_int_ge(hi, today - 3 * 86400000LL);                /* and it reaches the recent days */
+    const char *by_end[] = {"gen", "--customers", "200", "--days", "10", "--end", "2026-03-11", "--out", a, NULL};
+    const char *by_start[] = {"gen", "--customers", "200", "--days", "10", "--start", "2026-03-01", "--out", b, NULL};
+    const char *both[] = {"gen", "--customers", "200", "--start", "2026-03-01", "--end", "2026-03-11", "--out", c, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, by_end), 0);
+    ck_assert_ptr_nonnull(strstr(out, "2026-03-01T00:00:00Z to 2026-03-11T00:00:00Z"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, by_start), 0);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, both), 0);
+    char cmp[2600];
+    snprintf(cmp, sizeof cmp, "cmp -s %s %s && cmp -s %s %s", a, b, a, c);
+    ck_assert_int_eq(system(cmp), 0);
+    const char *disagree[] = {"gen", "--days", "5", "--start", "2026-03-01", "--end", "2026-03-11", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, disagree), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--days"));
+    const char *backwards[] = {"gen", "--start", "2026-03-11", "--end", "2026-03-01", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, backwards), 2);
+    tu_rmtree(dir);
+}
+END_TEST
+
+static void read_small(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+START_TEST(keygen_keeps_an_existing_key_without_force)
+{
+    char dir[512], prefix[600], key[700], pub[700], k1[256], k2[256], p1[256];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(prefix, sizeof prefix, "%s/server", dir);
+    snprintf(key, sizeof key, "%s.key", prefix);
+    snprintf(pub, sizeof pub, "%s.pub", prefix);
+    const char *gen[] = {"keygen", "--out", prefix, NULL}, *force[] = {"keygen", "--out", prefix, "--force", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
+    read_small(key, k1, sizeof k1);
+    read_small(pub, p1, sizeof p1);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 1);
+    ck_assert_ptr_nonnull(strstr(out, "leadscore keygen: "));
+    ck_assert_ptr_nonnull(strstr(out, "--force"));
+    read_small(key, k2, sizeof k2);
+    ck_assert_str_eq(k1, k2);
+    unlink(key); /* only the public half left: still refused */
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 1);
+    read_small(pub, k2, sizeof k2);
+    ck_assert_str_eq(p1, k2);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, force), 0);
+    read_small(key, k2, sizeof k2);
+    ck_assert_str_ne(k1, k2);
+    struct stat st;
+    ck_assert_int_eq(stat(key, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* rescore's summary names the model and the file it came from: --model,
+ * else models/default.json of the working directory (as serve would). */
+START_TEST(rescore_says_which_model_it_used)
+{
+    static char o[1 << 16], e[1 << 16];
+    char dir[512], shop[600], store_dir[600], handset[600], want[800];
+    ck_assert_int_eq(chdir(LS_SOURCE_DIR), 0); /* as ctest runs it */
+    tu_tempdir(dir, sizeof dir);
+    snprintf(shop, sizeof shop, "%s/shop.jsonl", dir);
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    const char *gen[] = {"gen", "--customers", "100", "--days", "30", "--end", "2026-03-01", "--out", shop, NULL};
+    const char *imp[] = {"import", "--data", store_dir, "--no-sync", "--quiet", shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, imp), 0);
+    const char *def[] = {"rescore", "--data", store_dir, "--out", "/dev/null", NULL};
+    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, def), 0); /* the tests run in the source tree */
+    char *real = realpath(LS_SOURCE_DIR "/models/default.json", NULL);
+    snprintf(want, sizeof want, "from %s\n", real);
+    free(real);
+    ck_assert_msg(strstr(e, "  model          default@") && strstr(e, want), "%s", e);
+    snprintf(handset, sizeof handset, "%s/models/handset.json", LS_SOURCE_DIR);
+    const char *given[] = {"rescore", "--data", store_dir, "--model", handset, "--out", "/dev/null", NULL};
+    int rc = run_split(o, sizeof o, e, sizeof e, given);
+    if (rc == 0) { /* (the handset model's half-lives may differ from the store's: then exit 1) */
+        real = realpath(handset, NULL);
+        snprintf(want, sizeof want, "from %s\n", real);
+        free(real);
+        ck_assert_msg(strstr(e, want), "%s", e);
+    } else {
+        ck_assert_int_eq(rc, 1);
+    }
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* jsonout's pieces: invalid UTF-8 becomes one U+FFFD per bad byte (and the
+ * result is strict JSON), and the printf-free number writer of rescore's
+ * hot loop gives jansson's very bytes (2 million values and the edges). */
+START_TEST(jsonout_strings_and_numbers)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *want;
+    } strs[] = {
+        {"plain", 5, "\"plain\""},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+        {"a\xff" "b", 3, "\"a\xef\xbf\xbd" "b\""},
+        {"\xc0\xaf", 2, "\"\xef\xbf\xbd\xef\xbf\xbd\""},                 /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* past U+10FFFF */
+        {"end\xe2\x82", 5, "\"end\xef\xbf\xbd\xef\xbf\xbd\""},           /* cut short */
+        {"q\"b\\n\x01\n", 7, "\"q\\\"b\\\\n\\u0001\\n\""},
+        {"nul\0x", 5, "\"nul\\u0000x\""},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        json_t *j = jsonout_string(strs[i].in, strs[i].n);
+        ck_assert_ptr_nonnull(j);
+        char *text = json_dumps(j, JSONOUT_FLAGS | JSON_ENCODE_ANY);
+        ck_assert_str_eq(text, strs[i].want);
+        json_t *back = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        ck_assert_ptr_nonnull(back);
+        json_decref(back);
+        free(text);
+        json_decref(j);
+    }
+    json_t *num = json_real(0);
+    char mine[JSONOUT_REAL_MAX], theirs[64];
+    uint64_t st = 88172645463325252ULL;
+    int fast = 0;
+    static const double edges[] = {1e-4, 0.0001000000000000001, 9.999999999999999e9, 1.0, 0.1, 0.5, 2.5, 1e9,
+                                   0.30000000000000004, 1234.5678901234567, 9.9999999999999995e-5, 1e10, 0.0,
+                                   -0.0, 5e-324, 1.7976931348623157e308};
+    for (int i = 0; i < 2000000 + (int)(sizeof edges / sizeof edges[0]); i++) {
+        double v;
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        if (i >= 2000000) {
+            v = edges[i - 2000000];
+        } else if (i % 3 == 0) { /* log-uniform over 1e-5 .. 1e11 */
+            v = 1e-5 * exp((double)(st >> 11) / 9007199254740992.0 * log(1e16));
+        } else if (i % 3 == 1) { /* any bits with an exponent around the range */
+            uint64_t bits = (st & 0x000fffffffffffffULL) | ((uint64_t)(1023 - 16 + (st >> 52) % 52) << 52);
+            memcpy(&v, &bits, sizeof v);
+        } else { /* short decimals */
+            v = (double)(st % 100000) / pow(10, (double)((st >> 20) % 8));
+        }
+        if (st >> 63)
+            v = -v;
+        size_t n = jsonout_real_text(mine, v);
+        if (!n)
+            continue;
+        fast++;
+        json_real_set(num, v);
+        size_t m = json_dumpb(num, theirs, sizeof theirs - 1, JSONOUT_FLAGS | JSON_ENCODE_ANY);
+        theirs[m] = '\0';
+        ck_assert_msg(m == n && memcmp(mine, theirs, n) == 0, "%.17g: %s, jansson %s", v, mine, theirs);
+        ck_assert(strtod(mine, NULL) == v); /* and it round-trips */
+    }
+    ck_assert_int_gt(fast, 1500000);
+    json_decref(num);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("commands");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 240);
     tcase_add_test(tc, help_and_version_exit_zero);
     tcase_add_test(tc, usage_errors_exit_two);
     tcase_add_test(tc, no_server_is_a_clear_failure);
@@ -216,6 +713,12 @@ static Suite *suite(void)
     tcase_add_test(tc, sighup_reloads_the_model_file);
     tcase_add_test(tc, gen_is_deterministic_and_writes_truth);
     tcase_add_test(tc, forget_then_compact_leaves_no_trace_in_the_file);
+    tcase_add_test(tc, json_outputs_parse_strictly);
+    tcase_add_test(tc, jsonout_strings_and_numbers);
+    tcase_add_test(tc, every_subcommand_exits_as_documented);
+    tcase_add_test(tc, gen_window_ends_today_by_default);
+    tcase_add_test(tc, keygen_keeps_an_existing_key_without_force);
+    tcase_add_test(tc, rescore_says_which_model_it_used);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -128,6 +128,35 @@ START_TEST(track_then_score_reflects_it)
     ck_assert_double_eq_tol(after.score, 1.0 / (1.0 + exp(-logit)), 1e-4);
     ck_assert_int_eq(after.score_100, (int)lround(100.0 / (1.0 + exp(-logit))));
     ck_assert_str_eq(after.tier, "warm");
+    /* every other field of the reply: no order yet */
+    ck_assert_str_eq(after.customer_type, "prospect");
+    ck_assert_str_eq(after.phase, "prospect");
+    ck_assert_double_eq(after.p_alive, 1.0);
+    ck_assert(after.expected_purchases_30d > 0 && after.clv > 0);
+    ck_assert_int_eq(after.loyalty_points, 0);
+    ck_assert(after.loyalty_tier[0] != '\0');
+    ck_assert_uint_eq(after.n_actions, 0);
+    ck_assert_ptr_null(after.actions);
+    ck_assert_uint_ge(after.n_segments, 1);
+    for (size_t i = 0; i < after.n_segments; i++)
+        ck_assert(after.segments[i].segment[0] && after.segments[i].reason[0] && after.segments[i].weight >= 0);
+    ls_score_free(&before);
+    ls_score_free(&after);
+    ck_assert_ptr_null(after.segments);
+    ls_score_free(&after); /* twice is harmless */
+
+    /* a buyer has actions (no signup yet: account_invite) */
+    ls_client_event buy = {.customer = "alice", .type = "purchase", .price = 40, .has = LS_HAS_PRICE, .order_id = "o1"};
+    ck_assert_int_eq(ls_client_track(c, &buy, 1, &tr), LS_OK);
+    ck_assert_int_eq(ls_client_score(c, "alice", &after), LS_OK);
+    ck_assert_uint_ge(after.n_actions, 1);
+    int invite = 0;
+    for (size_t i = 0; i < after.n_actions; i++)
+        invite |= strcmp(after.actions[i], "account_invite") == 0;
+    ck_assert(invite);
+    ck_assert_str_ne(after.customer_type, "prospect");
+    ck_assert_str_eq(after.phase, "illusion");
+    ls_score_free(&after);
     ls_client_close(&c);
 }
 END_TEST
@@ -771,6 +800,7 @@ START_TEST(reload_swaps_models_and_a_bad_file_keeps_the_old_one)
     ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
     ck_assert_int_eq(ls_client_score(lc, "x", &sc), LS_OK);
     ck_assert_str_eq(sc.model, "handset@2.0.0");
+    ls_score_free(&sc);
     ls_client_close(&lc);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "histogram.h"
+#include "stats.h"
 #include "leadscore/error.h"
 
 #define HOUR_NS UINT64_C(3600000000000)   /* 3.6e12 */
@@ -557,6 +558,32 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 
+/* The Prometheus latency buckets (stats.h, rendered by metrics.c) start
+ * at 10 us, rise strictly, and count a request in the first bucket whose
+ * bound it does not exceed. */
+START_TEST(test_prometheus_latency_buckets_start_at_10us)
+{
+    ck_assert_double_eq(stats_latency_bounds[0], 0.00001);
+    for (int b = 1; b < STATS_LATENCY_BUCKETS; b++)
+        ck_assert(stats_latency_bounds[b] > stats_latency_bounds[b - 1]);
+    ck_assert(stats_latency_bounds[STATS_LATENCY_BUCKETS - 1] >= 2.5);
+    stats *st = calloc(1, sizeof *st);
+    ck_assert_int_eq(stats_init(st, 1, 0), LS_OK);
+    stats_request(st, 0, 1, 4000);    /* 4 us  -> le 1e-05 */
+    stats_request(st, 0, 1, 10000);   /* 10 us -> le 1e-05 (bounds are inclusive) */
+    stats_request(st, 0, 1, 30000);   /* 30 us -> le 5e-05 */
+    stats_request(st, 0, 1, 200000);  /* 200 us -> le 0.00025 */
+    ck_assert_uint_eq(st->latency_buckets[0][0], 2);
+    ck_assert_uint_eq(st->latency_buckets[0][1], 0);
+    ck_assert_uint_eq(st->latency_buckets[0][2], 1);
+    ck_assert_uint_eq(st->latency_buckets[0][4], 1);
+    /* the HDR histogram behind the percentiles is unchanged */
+    ck_assert_uint_eq(hist_count(st->latency[0]), 4);
+    stats_destroy(st);
+    free(st);
+}
+END_TEST
+
 static Suite *histogram_suite(void)
 {
     Suite *s = suite_create("histogram");
@@ -594,6 +621,7 @@ static Suite *histogram_suite(void)
     tcase_add_test(limits, test_destroy_twice_is_harmless);
     tcase_add_test(limits, test_reset_empties);
     tcase_add_test(limits, test_footprint_hour_in_ns);
+    tcase_add_test(limits, test_prometheus_latency_buckets_start_at_10us);
     suite_add_tcase(s, limits);
     return s;
 }

@@ -436,6 +436,7 @@ START_TEST(kpis_scans_are_bounded_and_keep_off_the_track_path)
     ck_assert_int_eq(ls_client_track(c, &ev, 1, &tr), LS_OK);
     ck_assert_uint_eq(tr.accepted, 1);
     ck_assert_int_eq(ls_client_score(c, "during-scans", &sc), LS_OK);
+    ls_score_free(&sc);
     ls_client_close(&c);
     int ok = 0, unavailable = 0;
     for (int i = 0; i < KPIS_CLIENTS; i++) {

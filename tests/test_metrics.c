@@ -2,7 +2,8 @@
  * and parsed: exact counter values after known traffic, histogram
  * consistency, HELP/TYPE for every family, 404 elsewhere, bad --metrics,
  * and scrapes still answered once the process has more than 1,024 files
- * open (no select(): its FD_SETSIZE stops at 1,024). */
+ * open (no select(): its FD_SETSIZE stops at 1,024); latency buckets from
+ * 10 us; the process_* families (memory, CPU, start time, descriptors). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <check.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "leadscore/client.h"
@@ -109,14 +111,80 @@ START_TEST(scrape_reports_the_traffic_exactly)
             double v;
             ck_assert_msg(sscanf(line, "%255[a-z_]%*[^ ] %lf", name, &v) == 2 || sscanf(line, "%255[a-z_] %lf", name, &v) == 2,
                           "bad line: %.80s", line);
-            ck_assert_msg(strncmp(name, "leadscore_", 10) == 0, "unprefixed metric %s", name);
+            ck_assert_msg(strncmp(name, "leadscore_", 10) == 0 || strncmp(name, "process_", 8) == 0,
+                          "unprefixed metric %s", name);
         }
         if (!strchr(line, '\n'))
             break;
     }
     ck_assert_int_ge(families, 12);
+    /* the latency buckets start at 10 us */
+    const char *first = strstr(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",");
+    ck_assert_ptr_nonnull(first);
+    const char *want_first = "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"1e-05\"} ";
+    ck_assert(strncmp(first, want_first, strlen(want_first)) == 0);
+    ck_assert(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"2.5e-05\"}") >= 0);
+    ck_assert(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"1e-05\"}") <=
+              sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"0.0001\"}"));
+    ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"10\"}"), 3);
     http_get(port, "/nope", &status);
     ck_assert_int_eq(status, 404);
+    tu_server_stop(&srv);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* The process_* families, read from /proc/self at each scrape (the
+ * server runs in this test's process). */
+START_TEST(scrape_has_process_metrics)
+{
+    config cfg;
+    char dir[512];
+    tu_server srv;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    snprintf(cfg.metrics, sizeof cfg.metrics, "127.0.0.1:0");
+    tu_server_start(&srv, &cfg);
+    int port = server_metrics_port(srv.srv);
+    ck_assert_double_eq(wait_for(port, "leadscore_customers", 0), 0);
+    /* burn a little CPU so the counter moves */
+    volatile double x = 0;
+    for (int i = 0; i < 20000000; i++)
+        x += i * 0.5;
+    int status;
+    const char *text = http_get(port, "/metrics", &status);
+    ck_assert_int_eq(status, 200);
+    static const char *const families[][2] = {
+        {"process_cpu_seconds_total", "counter"},  {"process_resident_memory_bytes", "gauge"},
+        {"process_virtual_memory_bytes", "gauge"}, {"process_start_time_seconds", "gauge"},
+        {"process_open_fds", "gauge"},             {"process_max_fds", "gauge"}};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        char type[128];
+        snprintf(type, sizeof type, "# TYPE %s %s\n", families[i][0], families[i][1]);
+        ck_assert_msg(strstr(text, type) != NULL, "no %s", type);
+    }
+    double rss = sample(text, "process_resident_memory_bytes");
+    double vm = sample(text, "process_virtual_memory_bytes");
+    double cpu = sample(text, "process_cpu_seconds_total");
+    double start = sample(text, "process_start_time_seconds");
+    double fds = sample(text, "process_open_fds"), max_fds = sample(text, "process_max_fds");
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    ck_assert_msg(rss > 1e6 && rss < 1e11, "rss %g", rss);
+    ck_assert_msg(vm >= rss, "vm %g < rss %g", vm, rss);
+    ck_assert_msg(cpu > 0 && cpu < 1e5, "cpu %g", cpu);
+    double now = (double)time(NULL);
+    ck_assert_msg(start > now - 3600 && start <= now + 2, "start %f, now %f", start, now);
+    ck_assert_msg(fds >= 4 && fds <= max_fds, "open fds %g of %g", fds, max_fds);
+    ck_assert_double_eq(max_fds, (double)rl.rlim_cur);
+    /* open 50 more: the next scrape counts them */
+    int extra[50];
+    for (int i = 0; i < 50; i++)
+        extra[i] = open("/dev/null", O_RDONLY);
+    double more = sample(http_get(port, "/metrics", &status), "process_open_fds");
+    ck_assert_msg(more >= fds + 45 && more <= fds + 60, "open fds %g then %g", fds, more);
+    for (int i = 0; i < 50; i++)
+        close(extra[i]);
     tu_server_stop(&srv);
     tu_rmtree(dir);
 }
@@ -189,6 +257,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, scrape_reports_the_traffic_exactly);
     tcase_add_test(tc, bad_metrics_address_is_refused);
+    tcase_add_test(tc, scrape_has_process_metrics);
     tcase_add_test(tc, scrape_works_with_more_than_1024_files_open);
     suite_add_tcase(s, tc);
     return s;

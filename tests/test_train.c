@@ -170,7 +170,8 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
     tu_tempdir(dir, sizeof dir);
     snprintf(events, sizeof events, "%s/shop.jsonl", dir);
     snprintf(model_path, sizeof model_path, "%s/model.json", dir);
-    const char *gen[] = {"gen", "--customers", "15000", "--days", "120", "--seed", "11", "--out", events, NULL};
+    const char *gen[] = {"gen", "--customers", "15000", "--start", "2026-01-01", "--days", "120", "--seed", "11",
+                         "--out", events, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
     const char *train[] = {"train", "--out", model_path, "--name", "shop", "--version", "t1", events, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, train), 0);
@@ -249,7 +250,8 @@ static void make_shop(const char *dir, const char *customers, const char *days, 
     char events[600], store_dir[600];
     snprintf(events, sizeof events, "%s/shop.jsonl", dir);
     snprintf(store_dir, sizeof store_dir, "%s/store", dir);
-    const char *gen[] = {"gen", "--customers", customers, "--days", days, "--seed", seed, "--out", events, NULL};
+    const char *gen[] = {"gen", "--customers", customers, "--start", "2026-01-01", "--days", days, "--seed", seed,
+                         "--out", events, NULL};
     run_ok(gen);
     const char *import[] = {"import", "--data", store_dir, "--no-sync", "--quiet", events, NULL};
     run_ok(import);

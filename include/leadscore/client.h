@@ -13,7 +13,8 @@
  *     ls_track_result tr;
  *     ls_client_track(c, &ev, 1, &tr);
  *     ls_score s;
- *     ls_client_score(c, "alice", &s);   // s.score, s.tier ...
+ *     ls_client_score(c, "alice", &s);   // s.score, s.tier, s.actions ...
+ *     ls_score_free(&s);
  *     ls_client_close(&c);
  */
 #ifndef LEADSCORE_CLIENT_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "leadscore/error.h"
+#include "leadscore/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,35 +67,65 @@ typedef struct {
     uint32_t rejected;
 } ls_track_result;
 
+/* One content segment of a score reply (as the recommend op ranks them). */
+typedef struct {
+    char *segment;          /* the segment's name */
+    double weight;
+    char *reason;           /* why, for a person: "browsed shoes/running 5 times ..." */
+} ls_segment;
+
+/* A score reply (PROTOCOL.md section 3.2), every field of it.  The fixed
+ * strings are NUL-terminated (cut at their size); actions and segments are
+ * malloc'd by ls_client_score / ls_client_score_at: free them with
+ * ls_score_free() once done (it is safe on a zeroed or failed result, and
+ * zeroes the struct).  Call ls_score_free before reusing an ls_score. */
 typedef struct {
     char customer[257];
-    int known;
-    double score;
-    int score_100;
-    char tier[16];
-    char model[160];
+    int known;                      /* the store knows the customer */
+    double score;                   /* purchase readiness, 0-1 */
+    int score_100;                  /* round(100 x score) */
+    char tier[16];                  /* "hot", "warm" or "cold" */
+    char model[160];                /* "name@version" of the model */
+    double p_alive;
+    double expected_purchases_30d;
+    double clv;
+    char customer_type[32];         /* "prospect", "big_spender", "sale_hunter", "regular", "new", "occasional" */
+    char phase[32];                 /* "prospect", "illusion", "trust", "identification", "disappointment" */
+    int64_t loyalty_points;
+    char loyalty_tier[32];          /* a tier name from the model */
+    char **actions;                 /* n_actions codes: "abandoned_cart", "win_back", ... */
+    size_t n_actions;
+    ls_segment *segments;           /* n_segments, best first */
+    size_t n_segments;
 } ls_score;
 
 /* Connects to endpoint (e.g. "tcp://127.0.0.1:5555").  timeout_ms bounds
  * each call's wait for its reply (<= 0: 5000 ms). */
-int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms);
+LS_API int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms);
 
 /* Same over CurveZMQ: the server's public key and this client's key pair,
  * each 40 Z85 characters (see `leadscore keygen`).  A key the server does
  * not allow gets no answer: calls then end in LS_ETIMEOUT. */
-int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_ms, const char *server_public,
-                             const char *client_public, const char *client_secret);
+LS_API int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_ms,
+                                   const char *server_public, const char *client_public,
+                                   const char *client_secret);
 
 /* Closes the connection and frees it; NULLs *c. */
-void ls_client_close(ls_client **c);
+LS_API void ls_client_close(ls_client **c);
 
 /* Sends events[0..n) as one track batch; returns once the server has
  * durably committed the accepted ones.  On LS_ETIMEOUT the batch may or
  * may not have been stored: resend it with the same event_ids. */
-int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out);
+LS_API int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out);
 
-/* Scores one customer (unknown ones get the cold-start score). */
-int ls_client_score(ls_client *c, const char *customer, ls_score *out);
+/* Scores one customer (unknown ones get the cold-start score) into *out,
+ * which is overwritten (zeroed first, also on failure): release it with
+ * ls_score_free. */
+LS_API int ls_client_score(ls_client *c, const char *customer, ls_score *out);
+
+/* Frees what a score call allocated in *s (actions, segments) and zeroes
+ * it; s may be NULL. */
+LS_API void ls_score_free(ls_score *s);
 
 /* ---- reads as of a time ----
  * now_ms is the Unix epoch time, in ms, a read is made as of: the
@@ -102,36 +134,36 @@ int ls_client_score(ls_client *c, const char *customer, ls_score *out);
  * server's clock", as the plain calls do. */
 
 /* ls_client_score as of now_ms. */
-int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_score *out);
+LS_API int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_score *out);
 
 /* A customer's raw feature values (the profile op) as of now_ms.  *reply
  * is the whole reply map as msgpack ({"customer", "known", "features":
  * {name: value}, "top_categories", ...}), malloc'd: free() it; read one
  * value with ls_client_profile_value. */
-int ls_client_profile(ls_client *c, const char *customer, int64_t now_ms, void **reply, size_t *reply_len);
+LS_API int ls_client_profile(ls_client *c, const char *customer, int64_t now_ms, void **reply, size_t *reply_len);
 
 /* The content segments to show a customer (the recommend op) as of
  * now_ms; k <= 0 takes the model's default.  *reply as ls_client_profile. */
-int ls_client_recommend(ls_client *c, const char *customer, int k, int64_t now_ms, void **reply,
-                        size_t *reply_len);
+LS_API int ls_client_recommend(ls_client *c, const char *customer, int k, int64_t now_ms, void **reply,
+                               size_t *reply_len);
 
 /* Reads features[name] out of a profile reply into *value: LS_OK, or
  * LS_ENOTFOUND when the reply holds no such number, or LS_EPARSE when it
  * is not a profile reply. */
-int ls_client_profile_value(const void *reply, size_t reply_len, const char *name, double *value);
+LS_API int ls_client_profile_value(const void *reply, size_t reply_len, const char *name, double *value);
 
 /* Round trip with the server; version (if not NULL) gets its version. */
-int ls_client_ping(ls_client *c, char *version, size_t cap);
+LS_API int ls_client_ping(ls_client *c, char *version, size_t cap);
 
 /* Generic call: sends {"op": op, "id": <auto>, <fields>} where fields is
  * msgpack holding nfields key/value pairs (may be NULL with 0), and returns
  * the whole reply map as msgpack in *reply (malloc'd; free() it).  The
  * status is that of the reply: LS_OK when "ok" is true. */
-int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fields_len,
-                   uint32_t nfields, void **reply, size_t *reply_len);
+LS_API int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fields_len,
+                          uint32_t nfields, void **reply, size_t *reply_len);
 
 /* The server's message for the last failed call, or a local one. */
-const char *ls_client_last_error(const ls_client *c);
+LS_API const char *ls_client_last_error(const ls_client *c);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "leadscore/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,14 +43,10 @@ typedef enum {
 } ls_status;
 
 /* Human-readable message for a status code; never NULL, static storage. */
-const char *ls_strerror(int status);
+LS_API const char *ls_strerror(int status);
 
 /* Wire error code (PROTOCOL.md section 1) for a status; never NULL. */
-const char *ls_wire_code(int status);
-
-/* Formats a message for a person into err (when err is not NULL) and
- * returns status, so a failure path reads `return ls_fail(err, n, LS_EPARSE, "...", ...)`. */
-int ls_fail(char *err, size_t errlen, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+LS_API const char *ls_wire_code(int status);
 
 #ifdef __cplusplus
 }
