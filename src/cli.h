@@ -4,6 +4,7 @@
 #ifndef LS_CLI_H
 #define LS_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CLI_OK 0
@@ -38,5 +39,14 @@ int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((
 /* Parses a command-line time (Unix seconds, ms, or ISO 8601) into ms.
  * Returns 0 or a negative status. */
 int cli_parse_time(const char *s, int64_t *out_ms);
+
+/* The event-file options `import` and `train` share, as cliopts.h
+ * custom parsers (defined in cmd_import.c): --map into an eventfile_map,
+ * --types into an eventfile_types, --ts-format into an int (timefmt_hint),
+ * --delimiter into a char ("tab" for a tab). */
+int cli_opt_map(const char *arg, void *dest, char *why, size_t cap);
+int cli_opt_types(const char *arg, void *dest, char *why, size_t cap);
+int cli_opt_ts_format(const char *arg, void *dest, char *why, size_t cap);
+int cli_opt_delimiter(const char *arg, void *dest, char *why, size_t cap);
 
 #endif

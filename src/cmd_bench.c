@@ -16,7 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ftw.h>
-#include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -29,6 +29,7 @@
 
 #include "bench_offline.h"
 #include "cli.h"
+#include "cliopts.h"
 #include "config.h"
 #include "leadscore/error.h"
 #include "loadgen.h"
@@ -64,6 +65,7 @@ typedef struct {
     int batch_given;
     int baseline;
     int quiet;
+    int spawn;
     const char *json_path;
     const char *plot_path;
     const char *server_key_path;  /* --server-key FILE */
@@ -85,163 +87,119 @@ typedef struct {
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
 
-static void bench_help(void)
+static void workload_list(FILE *out)
 {
-    printf("usage: leadscore bench [--connect EP | --spawn] [--workload W] [options]\n\n"
-           "Load generator and report: runs one workload against a leadscore server and\n"
-           "prints latency percentiles, throughput and errors.  With --baseline the same\n"
-           "requests first go to a bare ZeroMQ echo server, and every figure is shown\n"
-           "beside it with the ratio leadscore/echo (on a noisy machine, compare ratios).\n\n"
-           "target\n"
-           "  --connect EP       drive a running server (its ROUTER endpoint)\n"
-           "  --pull EP          with --connect: its PULL endpoint (default: EP's port + 1)\n"
-           "  --spawn            start a server in-process on a temporary store (the default)\n"
-           "  --customers N      customer base cust-1..cust-N, preloaded by --spawn (default 100000;\n"
-           "                     k/M suffixes: 10M)\n"
-           "  --data DIR         --spawn: keep the store in DIR, and reuse it when it already\n"
-           "                     holds N customers\n"
-           "  --set NAME=VALUE   --spawn: a `serve` option for the server (repeatable),\n"
-           "                     e.g. --set workers=4 --set sync=off\n"
-           "  --server-key FILE, --key PREFIX\n"
-           "                     CurveZMQ: the server's public key and this client's key pair\n"
-           "                     (PREFIX.pub, PREFIX.key, see `leadscore keygen`); the pull\n"
-           "                     check needs an admin key; --baseline then uses a CURVE echo\n\n"
-           "workload\n"
-           "  --workload W       one of:\n");
     for (int w = 0; w < LOADGEN_WORKLOAD_COUNT; w++)
-        printf("                       %-12s %s\n", loadgen_workload_name((loadgen_workload)w),
-               loadgen_workload_help((loadgen_workload)w));
-    printf("                       %-12s %s\n                       %-12s %s\n", "import",
-           "offline: generate --customers, time `leadscore import` of the CSV (rows/s)", "rescore",
-           "offline: then time `leadscore rescore` of that store, warm (customers/s)");
-    printf("  --batch B          customers or events per request (default 100; 1 for mixed)\n"
-           "  --mix P            mixed: P %% scores, the rest track (default 90)\n"
-           "  --zipf S           draw customers by a Zipf law with exponent S > 0 (default uniform)\n"
-           "  --seed N           random seed (default 1): the same seed sends the same requests\n\n"
-           "load\n"
-           "  --clients C        client threads, one socket each (default 1)\n"
-           "  --inflight K       requests outstanding per client: 1 = REQ, one at a time;\n"
-           "                     more = DEALER, pipelined (default 1)\n"
-           "  --rate R           open loop: R requests/s in total, latency from each request's\n"
-           "                     intended send time (default: closed loop, as fast as answered)\n"
-           "  --duration SEC     measured time (default 10; 500ms, 2m also work)\n"
-           "  --requests N       stop after N measured requests instead\n"
-           "  --warmup SEC       unrecorded warm-up first (default 1)\n"
-           "  --timeout MS       a request unanswered this long is an error (default 5000)\n"
-           "  --pull-backlog N   pull: most events sent but not yet stored by the server; the\n"
-           "                     clients wait for it to catch up, so events/s is what it\n"
-           "                     sustains (default 200000; 0: no limit, a flood)\n"
-           "  --pull-wait SEC    pull: longest wait for the server's count to settle (default 60)\n\n"
-           "report\n"
-           "  --baseline         first run the same pattern against a bare ZeroMQ echo server\n"
-           "  --json FILE        write every figure as JSON (- for stdout)\n"
-           "  --plot FILE.png    write a latency-percentile plot (needs gnuplot)\n"
-           "  --quiet            no progress line\n\n"
-           "Ctrl-C stops the run early and still prints the figures.  Exit status: 0 when\n"
-           "the run completed, 1 when no request succeeded or pull events were lost, 2 on a\n"
-           "usage error.\n");
+        fprintf(out, "                       %-12s %s\n", loadgen_workload_name((loadgen_workload)w),
+                loadgen_workload_help((loadgen_workload)w));
+    fprintf(out, "                       %-12s %s\n                       %-12s %s\n", "import",
+            "offline: generate --customers, time `leadscore import` of the CSV (rows/s)", "rescore",
+            "offline: then time `leadscore rescore` of that store, warm (customers/s)");
 }
 
-/* A count with an optional k/M/G suffix. */
-static int parse_count(const char *s, uint64_t *out)
+static int parse_workload(const char *arg, void *dest, char *why, size_t cap)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || v < 0)
-        return -1;
-    if (*end == 'k' || *end == 'K')
-        v *= 1e3, end++;
-    else if (*end == 'M')
-        v *= 1e6, end++;
-    else if (*end == 'G')
-        v *= 1e9, end++;
-    if (*end || v > 1e15 || v != floor(v))
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    uint64_t v;
-    if (parse_count(s, &v) || v < (uint64_t)lo || v > (uint64_t)hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return end == s || *end || errno || !isfinite(*out) ? -1 : 0;
-}
-
-static int parse_seconds(const char *s, double *out)
-{
-    int64_t ms;
-    if (timefmt_parse_duration(s, &ms) != LS_OK)
-        return -1;
-    *out = (double)ms / 1000.0;
-    return 0;
-}
-
-static int bad_value(const char *opt, const char *value, const char *want)
-{
-    return cli_error("bench", CLI_USAGE, "--%s: \"%s\" is not %s", opt, value, want);
-}
-
-/* Applies one option; returns 0 or an exit status. */
-static int apply_option(bench_opts *o, int c, const char *name, const char *v)
-{
-    loadgen_config *lg = &o->lg;
-    switch (c) {
-    case 'c': o->connect = v; return 0;
-    case 'P': o->pull = v; return 0;
-    case 'S': return 0;
-    case 'D': o->data = v; return 0;
-    case 'n':
-        return parse_count(v, &lg->customers) || lg->customers < 1 ? bad_value(name, v, "a count >= 1") : 0;
-    case 's':
-        if (!strchr(v, '=') || o->nsets == MAX_SETS)
-            return bad_value(name, v, "NAME=VALUE");
-        o->sets[o->nsets++] = v;
+    if (loadgen_workload_parse(arg, dest) == 0)
         return 0;
-    case 'w':
-        return loadgen_workload_parse(v, &lg->workload) ? bad_value(name, v, "a workload (see --help)") : 0;
-    case 'b':
-        o->batch_given = 1;
-        return parse_int(v, 1, LOADGEN_MAX_BATCH, &lg->batch) ? bad_value(name, v, "a batch size 1..10000") : 0;
-    case 'm': return parse_int(v, 0, 100, &lg->mix_read_pct) ? bad_value(name, v, "a percentage") : 0;
-    case 'z':
-        return parse_double(v, &lg->zipf_s) || !(lg->zipf_s > 0) ? bad_value(name, v, "an exponent > 0") : 0;
-    case 'e': return parse_count(v, &lg->seed) ? bad_value(name, v, "a whole number") : 0;
-    case 'C':
-        return parse_int(v, 1, LOADGEN_MAX_CLIENTS, &lg->clients) ? bad_value(name, v, "a client count 1..1024") : 0;
-    case 'k':
-        return parse_int(v, 1, LOADGEN_MAX_INFLIGHT, &lg->inflight) ? bad_value(name, v, "a depth 1..65536") : 0;
-    case 'r': return parse_double(v, &lg->rate) || !(lg->rate > 0) ? bad_value(name, v, "a rate > 0") : 0;
-    case 'd':
-        return parse_seconds(v, &lg->duration_s) || !(lg->duration_s > 0) ? bad_value(name, v, "a duration > 0") : 0;
-    case 'N':
-        return parse_count(v, &lg->requests) || lg->requests < 1 ? bad_value(name, v, "a count >= 1") : 0;
-    case 'u': return parse_seconds(v, &lg->warmup_s) ? bad_value(name, v, "a duration") : 0;
-    case 't': return parse_int(v, 1, 3600000, &lg->timeout_ms) ? bad_value(name, v, "milliseconds") : 0;
-    case 'G': return parse_count(v, &lg->pull_backlog) ? bad_value(name, v, "an event count") : 0;
-    case 'W':
-        return parse_seconds(v, &lg->pull_max_wait_s) || lg->pull_max_wait_s < 1 ? bad_value(name, v, "a duration >= 1 s")
-                                                                                   : 0;
-    case 'B': o->baseline = 1; return 0;
-    case 'j': o->json_path = v; return 0;
-    case 'p': o->plot_path = v; return 0;
-    case 'q': o->quiet = 1; return 0;
-    case 'K': o->key_prefix = v; return 0;
-    case 'Y': o->server_key_path = v; return 0;
-    default: return CLI_USAGE;
-    }
+    snprintf(why, cap, "\"%s\" is not a workload (see --help)", arg);
+    return -1;
 }
+
+/* A finite number > 0 (--zipf, --rate). */
+static int parse_positive(const char *arg, void *dest, char *why, size_t cap)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || errno || !isfinite(v) || !(v > 0)) {
+        snprintf(why, cap, "\"%s\" is not a number > 0", arg);
+        return -1;
+    }
+    *(double *)dest = v;
+    return 0;
+}
+
+#define F(field) CLIOPT_FIELD(bench_opts, field)
+static const cliopt bench_rows[] = {
+    {.kind = CLIOPT_SECTION, .help = "target"},
+    {.name = "connect", .kind = CLIOPT_STRING, F(connect), .arg = "EP",
+     .help = "drive a running server (its ROUTER endpoint)"},
+    {.name = "pull", .kind = CLIOPT_STRING, F(pull), .arg = "EP",
+     .help = "with --connect: its PULL endpoint (default: EP's port + 1)"},
+    {.name = "spawn", .kind = CLIOPT_FLAG, F(spawn),
+     .help = "start a server in-process on a temporary store (the default)"},
+    {.name = "customers", .kind = CLIOPT_COUNT, F(lg.customers), .lo = 1, .hi = LLONG_MAX, .want = "a count >= 1",
+     .arg = "N", .help = "customer base cust-1..cust-N, preloaded by --spawn (default 100000;\nk/M suffixes: 10M)"},
+    {.name = "data", .kind = CLIOPT_STRING, F(data), .arg = "DIR",
+     .help = "--spawn: keep the store in DIR, and reuse it when it already\nholds N customers"},
+    {.name = "set", .kind = CLIOPT_LIST, F(sets), CLIOPT_GIVEN(bench_opts, nsets), .hi = MAX_SETS, .arg = "NAME=VALUE",
+     .help = "--spawn: a `serve` option for the server (repeatable),\ne.g. --set workers=4 --set sync=off"},
+    {.name = "server-key", .kind = CLIOPT_STRING, F(server_key_path), .arg = "FILE",
+     .help = "CurveZMQ: the server's public key file"},
+    {.name = "key", .kind = CLIOPT_STRING, F(key_prefix), .arg = "PREFIX",
+     .help = "CurveZMQ: this client's key pair (PREFIX.pub, PREFIX.key, see\n`leadscore keygen`); the pull check needs an admin key;\n"
+             "--baseline then uses a CURVE echo"},
+    {.kind = CLIOPT_SECTION, .help = "workload"},
+    {.name = "workload", .kind = CLIOPT_CUSTOM, F(lg.workload), .parse = parse_workload, .arg = "W",
+     .help = "one of:", .more_help = workload_list},
+    {.name = "batch", .kind = CLIOPT_COUNT, F(lg.batch), CLIOPT_GIVEN(bench_opts, batch_given), .lo = 1,
+     .hi = LOADGEN_MAX_BATCH, .want = "a batch size 1..10000", .arg = "B",
+     .help = "customers or events per request (default 100; 1 for mixed)"},
+    {.name = "mix", .kind = CLIOPT_COUNT, F(lg.mix_read_pct), .lo = 0, .hi = 100, .want = "a percentage", .arg = "P",
+     .help = "mixed: P % scores, the rest track (default 90)"},
+    {.name = "zipf", .kind = CLIOPT_CUSTOM, F(lg.zipf_s), .parse = parse_positive, .arg = "S",
+     .help = "draw customers by a Zipf law with exponent S > 0 (default uniform)"},
+    {.name = "seed", .kind = CLIOPT_COUNT, F(lg.seed), .lo = 0, .hi = LLONG_MAX, .want = "a whole number", .arg = "N",
+     .help = "random seed (default 1): the same seed sends the same requests"},
+    {.kind = CLIOPT_SECTION, .help = "load"},
+    {.name = "clients", .kind = CLIOPT_COUNT, F(lg.clients), .lo = 1, .hi = LOADGEN_MAX_CLIENTS,
+     .want = "a client count 1..1024", .arg = "C", .help = "client threads, one socket each (default 1)"},
+    {.name = "inflight", .kind = CLIOPT_COUNT, F(lg.inflight), .lo = 1, .hi = LOADGEN_MAX_INFLIGHT,
+     .want = "a depth 1..65536", .arg = "K",
+     .help = "requests outstanding per client: 1 = REQ, one at a time;\nmore = DEALER, pipelined (default 1)"},
+    {.name = "rate", .kind = CLIOPT_CUSTOM, F(lg.rate), .parse = parse_positive, .arg = "R",
+     .help = "open loop: R requests/s in total, latency from each request's\n"
+             "intended send time (default: closed loop, as fast as answered)"},
+    {.name = "duration", .kind = CLIOPT_DURATION, F(lg.duration_s), .lo = 1, .hi = LLONG_MAX, .want = "a duration > 0",
+     .arg = "SEC", .help = "measured time (default 10; 500ms, 2m also work)"},
+    {.name = "requests", .kind = CLIOPT_COUNT, F(lg.requests), .lo = 1, .hi = LLONG_MAX, .want = "a count >= 1",
+     .arg = "N", .help = "stop after N measured requests instead"},
+    {.name = "warmup", .kind = CLIOPT_DURATION, F(lg.warmup_s), .lo = LLONG_MIN, .hi = LLONG_MAX, .want = "a duration",
+     .arg = "SEC", .help = "unrecorded warm-up first (default 1)"},
+    {.name = "timeout", .kind = CLIOPT_COUNT, F(lg.timeout_ms), .lo = 1, .hi = 3600000, .want = "milliseconds",
+     .arg = "MS", .help = "a request unanswered this long is an error (default 5000)"},
+    {.name = "pull-backlog", .kind = CLIOPT_COUNT, F(lg.pull_backlog), .lo = 0, .hi = LLONG_MAX,
+     .want = "an event count", .arg = "N",
+     .help = "pull: most events sent but not yet stored by the server; the\n"
+             "clients wait for it to catch up, so events/s is what it\n"
+             "sustains (default 200000; 0: no limit, a flood)"},
+    {.name = "pull-wait", .kind = CLIOPT_DURATION, F(lg.pull_max_wait_s), .lo = 1000, .hi = LLONG_MAX,
+     .want = "a duration >= 1 s", .arg = "SEC",
+     .help = "pull: longest wait for the server's count to settle (default 60)"},
+    {.kind = CLIOPT_SECTION, .help = "report"},
+    {.name = "baseline", .kind = CLIOPT_FLAG, F(baseline),
+     .help = "first run the same pattern against a bare ZeroMQ echo server"},
+    {.name = "json", .kind = CLIOPT_STRING, F(json_path), .arg = "FILE",
+     .help = "write every figure as JSON (- for stdout)"},
+    {.name = "plot", .kind = CLIOPT_STRING, F(plot_path), .arg = "FILE.png",
+     .help = "write a latency-percentile plot (needs gnuplot)"},
+    {.name = "quiet", .kind = CLIOPT_FLAG, F(quiet), .help = "no progress line"},
+    CLIOPT_END};
+#undef F
+
+static const cliopts_spec bench_spec = {
+    .cmd = "bench",
+    .usage = "leadscore bench [--connect EP | --spawn] [--workload W] [options]",
+    .about = "Load generator and report: runs one workload against a leadscore server and\n"
+             "prints latency percentiles, throughput and errors.  With --baseline the same\n"
+             "requests first go to a bare ZeroMQ echo server, and every figure is shown\n"
+             "beside it with the ratio leadscore/echo (on a noisy machine, compare ratios).",
+    .epilog = "Ctrl-C stops the run early and still prints the figures.  Exit status: 0 when\n"
+              "the run completed, 1 when no request succeeded or pull events were lost, 2 on a\n"
+              "usage error.",
+    .opts = bench_rows,
+    .in_order = 1,
+};
 
 /* Derives tcp://host:(port+1) from tcp://host:port, as serve's defaults. */
 static int derive_pull(const char *ep, char *out, size_t cap)
@@ -258,38 +216,16 @@ static int derive_pull(const char *ep, char *out, size_t cap)
 /* Parses argv into o.  Returns 0, -1 after --help, or an exit status. */
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
-    static const struct option opts[] = {
-        {"connect", required_argument, NULL, 'c'}, {"pull", required_argument, NULL, 'P'},
-        {"spawn", no_argument, NULL, 'S'}, {"data", required_argument, NULL, 'D'},
-        {"customers", required_argument, NULL, 'n'}, {"set", required_argument, NULL, 's'},
-        {"workload", required_argument, NULL, 'w'}, {"batch", required_argument, NULL, 'b'},
-        {"mix", required_argument, NULL, 'm'}, {"zipf", required_argument, NULL, 'z'},
-        {"seed", required_argument, NULL, 'e'}, {"clients", required_argument, NULL, 'C'},
-        {"inflight", required_argument, NULL, 'k'}, {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'N'},
-        {"warmup", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
-        {"pull-backlog", required_argument, NULL, 'G'}, {"pull-wait", required_argument, NULL, 'W'},
-        {"baseline", no_argument, NULL, 'B'}, {"json", required_argument, NULL, 'j'},
-        {"plot", required_argument, NULL, 'p'}, {"quiet", no_argument, NULL, 'q'},
-        {"server-key", required_argument, NULL, 'Y'}, {"key", required_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c, idx = 0, spawn = 0;
     loadgen_config_defaults(&o->lg);
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, &idx)) != -1) {
-        if (c == 'h') {
-            bench_help();
-            return -1;
-        }
-        if (c == '?')
-            return CLI_USAGE;
-        spawn |= c == 'S';
-        int rc = apply_option(o, c, opts[idx].name, optarg);
-        if (rc)
-            return rc;
-    }
-    if (optind < argc)
-        return cli_error("bench", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    int first = cliopts_parse(&bench_spec, argc, argv, o);
+    if (first < 0)
+        return first == CLIOPTS_HELP ? -1 : CLI_USAGE;
+    for (int i = 0; i < o->nsets; i++)
+        if (!strchr(o->sets[i], '='))
+            return cli_error("bench", CLI_USAGE, "--set: \"%s\" is not NAME=VALUE", o->sets[i]);
+    int spawn = o->spawn;
+    if (first < argc)
+        return cli_error("bench", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[first]);
     if (spawn && o->connect)
         return cli_error("bench", CLI_USAGE, "--connect and --spawn exclude each other");
     if (o->connect && (o->data || o->nsets))

@@ -3,12 +3,12 @@
  * client library, sends it to a running service and prints the reply,
  * readably or as JSON (--json). */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "jsonout.h"
 #include "leadscore/client.h"
 #include "security.h"
@@ -26,85 +26,62 @@ typedef struct {
     const char *key_prefix;   /* PREFIX.pub / PREFIX.key of this client */
 } client_opts;
 
-/* The reads that can be made as of a time (--now). */
-static int takes_now(const char *cmd)
-{
-    return !strcmp(cmd, "score") || !strcmp(cmd, "profile") || !strcmp(cmd, "recommend");
-}
+#define F(field) CLIOPT_FIELD(client_opts, field)
+/* The options every one-off request command takes. */
+#define CLIENT_ROWS                                                                                                   \
+    {.name = "connect", .kind = CLIOPT_STRING, F(connect), .arg = "EP",                                            \
+     .help = "service endpoint (default $LEADSCORE_CONNECT or " CLI_DEFAULT_CONNECT ")"},                            \
+        {.name = "json", .kind = CLIOPT_FLAG, F(json),                                                               \
+         .help = "print the whole reply as one line of JSON (doubles to 17 digits)"},                                \
+        {.name = "timeout", .kind = CLIOPT_INT, F(timeout_ms), .lo = 1, .hi = 3600000,                               \
+         .want = "milliseconds from 1 to 3600000", .arg = "MS", .help = "how long to wait for the reply (default 5000)"}, \
+        {.name = "server-key", .kind = CLIOPT_STRING, F(server_key), .arg = "FILE",                                  \
+         .help = "CurveZMQ: the server's public key file"},                                                          \
+        {.name = "key", .kind = CLIOPT_STRING, F(key_prefix), .arg = "PREFIX",                                       \
+         .help = "CurveZMQ: this client's key pair (PREFIX.pub, PREFIX.key from `leadscore keygen`)"}
+#define NOW_ROW                                                                                                       \
+    {.name = "now", .kind = CLIOPT_TIME, F(now_ms), CLIOPT_GIVEN(client_opts, has_now), .arg = "TIME",            \
+     .help = "answer as of TIME (Unix seconds or ISO 8601): the customer's\n"                                        \
+             "events up to then, replayed from its history"}
 
-static void client_help(const char *cmd, const char *args, const char *what)
-{
-    printf("usage: leadscore %s [--connect EP] [--json] [--timeout MS]%s\n\n%s\n\n"
-           "  --connect EP   service endpoint (default $LEADSCORE_CONNECT or %s)\n"
-           "  --json         print the whole reply as one line of JSON (doubles to 17 digits)\n"
-           "  --timeout MS   how long to wait for the reply (default 5000)\n"
-           "  --server-key FILE, --key PREFIX\n"
-           "                 CurveZMQ: the server's public key file, and this client's key pair\n"
-           "                 (PREFIX.pub, PREFIX.key from `leadscore keygen`)\n",
-           cmd, args, what, CLI_DEFAULT_CONNECT);
-    if (strcmp(cmd, "recommend") == 0)
-        printf("  --k N          how many segments (default: the model's)\n");
-    if (strcmp(cmd, "score") == 0)
-        printf("  --explain      list each feature's contribution to the score\n"
-               "  (with --json the reply is always {\"ok\":true,\"id\":N,\"results\":[...]}, one result per ID)\n");
-    if (takes_now(cmd))
-        printf("  --now TIME     answer as of TIME (Unix seconds or ISO 8601): the customer's\n"
-               "                 events up to then, replayed from its history\n");
-}
+static const cliopt plain_rows[] = {CLIENT_ROWS, CLIOPT_END};
+static const cliopt profile_rows[] = {CLIENT_ROWS, NOW_ROW, CLIOPT_END};
+static const cliopt score_rows[] = {
+    CLIENT_ROWS,
+    {.name = "explain", .kind = CLIOPT_FLAG, F(explain),
+     .help = "list each feature's contribution to the score\n"
+             "(with --json the reply is always {\"ok\":true,\"id\":N,\"results\":[...]}, one result per ID)"},
+    NOW_ROW, CLIOPT_END};
+static const cliopt recommend_rows[] = {
+    CLIENT_ROWS,
+    {.name = "k", .kind = CLIOPT_INT, F(k), .lo = 1, .hi = 50, .arg = "N", .help = "how many segments (default: the model's)"},
+    NOW_ROW, CLIOPT_END};
+#undef F
 
-/* Parses the shared options; returns the index of the first operand, or a
- * negative exit status (-CLI_USAGE, or -100 after --help). */
+/* Parses the options of o->cmd (args: its operands for the usage line,
+ * what: its description); returns the index of the first operand, or a
+ * negative cliopts_parse status. */
 static int parse_opts(int argc, char **argv, client_opts *o, const char *args, const char *what)
 {
-    static const struct option opts[] = {
-        {"connect", required_argument, NULL, 'c'}, {"json", no_argument, NULL, 'j'},
-        {"timeout", required_argument, NULL, 't'}, {"explain", no_argument, NULL, 'e'},
-        {"now", required_argument, NULL, 'n'},     {"help", no_argument, NULL, 'h'},
-        {"k", required_argument, NULL, 'k'},
-        {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
-        {NULL, 0, NULL, 0}};
-    int c;
+    char usage[256];
+    snprintf(usage, sizeof usage, "leadscore %s [--connect EP] [--json] [--timeout MS]%s", o->cmd, args);
+    const cliopts_spec spec = {
+        .cmd = o->cmd,
+        .usage = usage,
+        .about = what,
+        .opts = !strcmp(o->cmd, "score")       ? score_rows
+                : !strcmp(o->cmd, "recommend") ? recommend_rows
+                : !strcmp(o->cmd, "profile")   ? profile_rows
+                                               : plain_rows,
+        .in_order = 1,
+    };
     const char *env = getenv("LEADSCORE_CONNECT");
     o->connect = env && *env ? env : CLI_DEFAULT_CONNECT;
     o->timeout_ms = 5000;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': o->connect = optarg; break;
-        case 'j': o->json = 1; break;
-        case 'e': o->explain = 1; break;
-        case 't': {
-            char *end;
-            long ms = strtol(optarg, &end, 10);
-            if (end == optarg || *end || ms < 1 || ms > 3600000)
-                return -cli_error(o->cmd, CLI_USAGE, "--timeout takes milliseconds from 1 to 3600000, not \"%s\"",
-                                  optarg);
-            o->timeout_ms = (int)ms;
-            break;
-        }
-        case 'n':
-            if (cli_parse_time(optarg, &o->now_ms) != 0)
-                return -cli_error(o->cmd, CLI_USAGE, "--now: \"%s\" is not a time (Unix seconds or ISO 8601)", optarg);
-            o->has_now = 1;
-            break;
-        case 'k':
-            o->k = atoi(optarg);
-            if (o->k < 1 || o->k > 50 || strcmp(o->cmd, "recommend") != 0)
-                return -cli_error(o->cmd, CLI_USAGE, "--k takes a number from 1 to 50, with recommend");
-            break;
-        case 'S': o->server_key = optarg; break;
-        case 'K': o->key_prefix = optarg; break;
-        case 'h': client_help(o->cmd, args, what); return -100;
-        default: return -CLI_USAGE;
-        }
-    }
-    if (!o->server_key != !o->key_prefix)
-        return -cli_error(o->cmd, CLI_USAGE, "--server-key and --key go together");
-    if (strcmp(o->cmd, "score") != 0 && o->explain)
-        return -cli_error(o->cmd, CLI_USAGE, "--explain belongs to score");
-    if (!takes_now(o->cmd) && o->has_now)
-        return -cli_error(o->cmd, CLI_USAGE, "--now belongs to score, profile and recommend");
-    return optind;
+    int first = cliopts_parse(&spec, argc, argv, o);
+    if (first >= 0 && !o->server_key != !o->key_prefix)
+        return cli_error(o->cmd, CLI_USAGE, "--server-key and --key go together"), CLIOPTS_USAGE;
+    return first;
 }
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -271,7 +248,7 @@ int cmd_track(int argc, char **argv)
                            "discounted, rating, order_id, birthday (PROTOCOL.md section 2).\n"
                            "Example: leadscore track alice add_to_cart price=40 category=shoes/running");
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     if (argc - first < 2)
         return cli_error("track", CLI_USAGE, "give CUSTOMER and TYPE (see --help)");
     msgpack_sbuffer sb;
@@ -304,7 +281,7 @@ int cmd_score(int argc, char **argv)
     int first = parse_opts(argc, argv, &o, " [--explain] [--now TIME] ID...",
                            "Scores customers: purchase readiness, tier and (with --explain) why.");
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     int n = argc - first;
     if (n < 1)
         return cli_error("score", CLI_USAGE, "give at least one customer ID (see --help)");
@@ -338,7 +315,7 @@ int cmd_recommend(int argc, char **argv)
     int first = parse_opts(argc, argv, &o, " [--k N] [--now TIME] ID",
                            "Ranks the content segments to show a customer, each with its reason.");
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     if (argc - first != 1)
         return cli_error("recommend", CLI_USAGE, "give exactly one customer ID");
     msgpack_sbuffer sb;
@@ -363,7 +340,7 @@ static int plain_command(int argc, char **argv, const char *cmd, const char *wha
     client_opts o = {.cmd = cmd};
     int first = parse_opts(argc, argv, &o, "", what);
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     if (first != argc)
         return cli_error(cmd, CLI_USAGE, "unexpected argument \"%s\"", argv[first]);
     return call_and_print(&o, cmd, NULL, 0);
@@ -380,7 +357,7 @@ static int string_fields_command(int argc, char **argv, const char *cmd, const c
     client_opts o = {.cmd = cmd};
     int first = parse_opts(argc, argv, &o, args, what);
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     if (argc - first != n)
         return cli_error(cmd, CLI_USAGE, "expected%s (see --help)", args);
     msgpack_sbuffer sb;
@@ -402,7 +379,7 @@ int cmd_profile(int argc, char **argv)
     int first = parse_opts(argc, argv, &o, " [--now TIME] ID",
                            "Shows a customer's raw feature values (with --now, as they were then).");
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     if (argc - first != 1)
         return cli_error("profile", CLI_USAGE, "give exactly one customer ID");
     msgpack_sbuffer sb;
@@ -440,7 +417,7 @@ int cmd_reload(int argc, char **argv)
                            "Loads a model file into the running service (default: its --model file).\n"
                            "On a bad file the old model stays and the error is printed.");
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     if (argc - first > 1)
         return cli_error("reload", CLI_USAGE, "give at most one FILE");
     if (argc - first == 0)

@@ -2,7 +2,7 @@
  * (JSON Lines or CSV) with its ground truth, for tests, demos, training
  * and benchmarks.  The simulation itself is shopgen.c. */
 #define _GNU_SOURCE
-#include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "leadscore/error.h"
 #include "shopgen.h"
 #include "timefmt.h"
@@ -29,29 +30,6 @@ static void show_progress(void *arg, uint64_t events, int done, int total)
             secs > 0 ? (double)events / secs : 0.0);
     if (done == total)
         fputc('\n', stderr);
-}
-
-static void gen_help(void)
-{
-    printf("usage: leadscore gen [--customers N] [--days D] [--seed S] [--format csv|jsonl] [--out FILE]\n"
-           "                     [--truth FILE] [--end TIME | --start TIME] [--cutoff TIME] [--horizon DAYS]\n\n"
-           "Writes a deterministic synthetic shop event stream: customers with individual purchase\n"
-           "rates and drop-out (the BG/NBD story), browsing funnels, category tastes, sale hunters,\n"
-           "refunds, reviews, referrals, birthdays, anonymous visitors who sign in later.\n\n"
-           "  --customers N   people simulated (default 10000)\n"
-           "  --days D        length of the stream in days (default 90)\n"
-           "  --seed S        random seed: the same seed gives the same bytes (default 1)\n"
-           "  --format F      jsonl (default) or csv\n"
-           "  --out FILE      events file (default: standard output)\n"
-           "  --truth FILE    ground truth per customer: who buys in the horizon after the cutoff\n"
-           "  --end TIME      end of the stream, excluded (default: today 00:00 UTC, so every event\n"
-           "                  lies in the past); the stream is the --days days before it\n"
-           "  --start TIME    time of the first day instead (the stream is the --days days from it);\n"
-           "                  with --end too, the days between them (--days, if given, must agree)\n"
-           "  --cutoff TIME   truth cutoff (default: the horizon before the end)\n"
-           "  --horizon DAYS  truth horizon (default 30)\n\n"
-           "The same --seed, --customers, --days and --start or --end give the same bytes; without\n"
-           "--start and --end the stream moves with the calendar day.\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -97,45 +75,75 @@ static int resolve_window(shopgen_config *c, int has_start, int has_end, int has
     return CLI_OK;
 }
 
-static int parse_args(int argc, char **argv, shopgen_config *c, const char **out, const char **truth)
+static int parse_seed(const char *arg, void *dest, char *why, size_t cap)
 {
-    static const struct option opts[] = {
-        {"customers", required_argument, NULL, 'n'}, {"days", required_argument, NULL, 'd'},
-        {"seed", required_argument, NULL, 's'},      {"format", required_argument, NULL, 'f'},
-        {"out", required_argument, NULL, 'o'},       {"truth", required_argument, NULL, 't'},
-        {"start", required_argument, NULL, 'S'},     {"cutoff", required_argument, NULL, 'C'},
-        {"horizon", required_argument, NULL, 'H'},   {"help", no_argument, NULL, 'h'},
-        {"end", required_argument, NULL, 'E'},       {NULL, 0, NULL, 0}};
-    uint64_t u;
-    int64_t end_ms = 0;
-    int has_start = 0, has_end = 0, has_days = 0;
-    int ch;
-    optind = 0;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'n': if (parse_u64(optarg, &c->customers)) return cli_error("gen", CLI_USAGE, "--customers: not a number"); break;
-        case 'd': if (parse_u64(optarg, &u) || u > 100000) return cli_error("gen", CLI_USAGE, "--days: not a day count"); c->days = (int)u; has_days = 1; break;
-        case 's': if (parse_u64(optarg, &c->seed)) return cli_error("gen", CLI_USAGE, "--seed: not a number"); break;
-        case 'H': if (parse_u64(optarg, &u) || u > 100000) return cli_error("gen", CLI_USAGE, "--horizon: not a day count"); c->horizon_days = (int)u; break;
-        case 'f':
-            if (strcmp(optarg, "jsonl") && strcmp(optarg, "csv"))
-                return cli_error("gen", CLI_USAGE, "--format is csv or jsonl");
-            c->format = strcmp(optarg, "csv") == 0 ? SHOPGEN_CSV : SHOPGEN_JSONL;
-            break;
-        case 'o': *out = optarg; break;
-        case 't': *truth = optarg; break;
-        case 'S': if (cli_parse_time(optarg, &c->start_ms)) return cli_error("gen", CLI_USAGE, "--start: not a time"); has_start = 1; break;
-        case 'E': if (cli_parse_time(optarg, &end_ms)) return cli_error("gen", CLI_USAGE, "--end: not a time"); has_end = 1; break;
-        case 'C': if (cli_parse_time(optarg, &c->cutoff_ms)) return cli_error("gen", CLI_USAGE, "--cutoff: not a time"); break;
-        case 'h': gen_help(); return -1;
-        default: return CLI_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_error("gen", CLI_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    if (parse_u64(arg, dest) == 0)
+        return 0;
+    snprintf(why, cap, "\"%s\" is not a number", arg);
+    return -1;
+}
+
+typedef struct {
+    shopgen_config c;
+    const char *out, *truth;
+    int64_t end_ms;
+    int has_start, has_end, has_days;
+} gen_cli;
+
+static const char *const format_words[] = {"csv", "jsonl", NULL};
+static const int format_values[] = {SHOPGEN_CSV, SHOPGEN_JSONL};
+
+#define F(field) CLIOPT_FIELD(gen_cli, field)
+static const cliopt gen_rows[] = {
+    {.name = "customers", .kind = CLIOPT_INT, F(c.customers), .lo = 0, .hi = LLONG_MAX, .want = "a number", .arg = "N",
+     .help = "people simulated (default 10000)"},
+    {.name = "days", .kind = CLIOPT_INT, F(c.days), CLIOPT_GIVEN(gen_cli, has_days), .lo = 0, .hi = 100000,
+     .want = "a day count", .arg = "D", .help = "length of the stream in days (default 90)"},
+    {.name = "seed", .kind = CLIOPT_CUSTOM, F(c.seed), .parse = parse_seed, .arg = "S",
+     .help = "random seed: the same seed gives the same bytes (default 1)"},
+    {.name = "format", .kind = CLIOPT_ENUM, F(c.format), .choices = format_words, .values = format_values,
+     .arg = "F", .help = "jsonl (default) or csv"},
+    {.name = "out", .kind = CLIOPT_STRING, F(out), .arg = "FILE", .help = "events file (default: standard output)"},
+    {.name = "truth", .kind = CLIOPT_STRING, F(truth), .arg = "FILE",
+     .help = "ground truth per customer: who buys in the horizon after the cutoff"},
+    {.name = "end", .kind = CLIOPT_TIME, F(end_ms), CLIOPT_GIVEN(gen_cli, has_end), .arg = "TIME",
+     .help = "end of the stream, excluded (default: today 00:00 UTC, so every event\n"
+             "lies in the past); the stream is the --days days before it"},
+    {.name = "start", .kind = CLIOPT_TIME, F(c.start_ms), CLIOPT_GIVEN(gen_cli, has_start), .arg = "TIME",
+     .help = "time of the first day instead (the stream is the --days days from it);\n"
+             "with --end too, the days between them (--days, if given, must agree)"},
+    {.name = "cutoff", .kind = CLIOPT_TIME, F(c.cutoff_ms), .arg = "TIME",
+     .help = "truth cutoff (default: the horizon before the end)"},
+    {.name = "horizon", .kind = CLIOPT_INT, F(c.horizon_days), .lo = 0, .hi = 100000, .want = "a day count",
+     .arg = "DAYS", .help = "truth horizon (default 30)"},
+    CLIOPT_END};
+#undef F
+
+static const cliopts_spec gen_spec = {
+    .cmd = "gen",
+    .usage = "leadscore gen [--customers N] [--days D] [--seed S] [--format csv|jsonl] [--out FILE]\n"
+             "                     [--truth FILE] [--end TIME | --start TIME] [--cutoff TIME] [--horizon DAYS]",
+    .about = "Writes a deterministic synthetic shop event stream: customers with individual purchase\n"
+             "rates and drop-out (the BG/NBD story), browsing funnels, category tastes, sale hunters,\n"
+             "refunds, reviews, referrals, birthdays, anonymous visitors who sign in later.",
+    .epilog = "The same --seed, --customers, --days and --start or --end give the same bytes; without\n"
+              "--start and --end the stream moves with the calendar day.",
+    .opts = gen_rows,
+};
+
+/* Parses the options into g (its config holding the defaults): CLI_OK,
+ * CLI_USAGE (explained), or -1 after --help. */
+static int parse_args(int argc, char **argv, gen_cli *g)
+{
+    shopgen_config *c = &g->c;
+    int first = cliopts_parse(&gen_spec, argc, argv, g);
+    if (first < 0)
+        return first == CLIOPTS_HELP ? -1 : CLI_USAGE;
+    if (first < argc)
+        return cli_error("gen", CLI_USAGE, "unexpected argument \"%s\"", argv[first]);
     if (c->days < 1)
         return cli_error("gen", CLI_USAGE, "--days: at least 1");
-    int rc = resolve_window(c, has_start, has_end, has_days, end_ms);
+    int rc = resolve_window(c, g->has_start, g->has_end, g->has_days, g->end_ms);
     if (rc != CLI_OK)
         return rc;
     if (shopgen_validate(c) != LS_OK)
@@ -145,13 +153,14 @@ static int parse_args(int argc, char **argv, shopgen_config *c, const char **out
 
 int cmd_gen(int argc, char **argv)
 {
-    shopgen_config c;
+    gen_cli g = {0};
     shopgen_summary sum;
-    const char *out = NULL, *truth = NULL;
-    shopgen_defaults(&c);
-    int rc = parse_args(argc, argv, &c, &out, &truth);
+    shopgen_defaults(&g.c);
+    int rc = parse_args(argc, argv, &g);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
+    shopgen_config c = g.c;
+    const char *out = g.out, *truth = g.truth;
     FILE *ev = out && strcmp(out, "-") ? fopen(out, "w") : stdout;
     FILE *tr = truth ? fopen(truth, "w") : NULL;
     if (!ev || (truth && !tr)) {

@@ -18,7 +18,6 @@
  * waiting for its acknowledgement (the service commits durably before it
  * answers); a timed-out batch is resent with the same ids. */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "config.h"
 #include "eventbatch.h"
 #include "eventfile.h"
@@ -73,171 +73,152 @@ typedef struct {
     size_t batch;           /* 0: the mode's default */
     int timeout_ms;
     int no_sync;
+    int allow_old;
     int quiet;
 } import_opts;
 
-static void import_help(void)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The event-file option parsers, shared with train (cli.h). */
+int cli_opt_map(const char *arg, void *dest, char *why, size_t cap)
 {
-    printf("usage: leadscore import [--data DIR | --connect EP] [options] FILE...\n\n"
-           "Bulk-loads shop events from CSV (header row; or whitespace-separated) or JSON Lines files,\n"
-           "plain or .gz (\"-\" is standard input), straight into the store or through a running service.\n"
-           "Every event gets an id (the file's event_id column, else a hash of the row), so importing a\n"
-           "file again changes nothing: its events are counted as duplicates.\n\n"
-           "Where to:\n"
-           "  --data DIR          the store (default ./leadscore-data; created if missing).  While\n"
-           "                      `leadscore serve` runs on it, import through --connect instead\n"
-           "  --connect EP        a running service instead (e.g. tcp://127.0.0.1:5555)\n"
-           "  --server-key FILE, --key PREFIX   CurveZMQ keys for --connect\n"
-           "  --timeout MS        --connect: wait for each batch's acknowledgement (default 30000)\n"
-           "  --model FILE        half-lives for a NEW store (default: the built-in model)\n"
-           "  --no-sync           do not fsync each commit (faster; a crash may lose the last batches)\n"
-           "  --map-size SIZE     initial LMDB map size of a new store (default 1GiB; it doubles when full)\n"
-           "  --history-days N    event history kept per customer, back from its newest event (default\n"
-           "                      730; older events fold into a lifetime aggregate)\n\n"
-           "Reading:\n"
-           "  --map COLUMNS       source column of each event field: customer=user_id,ts=event_time,\n"
-           "                      type=event_type; a constant is field=:value (type=:purchase); field=\n"
-           "                      leaves a field out.  Unmapped fields come from columns named like them.\n"
-           "                      Columns can also be named by position: 1, 2, ...\n"
-           "  --types VALUES      translate source type values: view=product_view,cart=add_to_cart\n"
-           "  --format csv|jsonl  default: by the file name (.jsonl/.ndjson/.json[.gz] are JSON Lines)\n"
-           "  --ts-format F       auto (default), seconds, millis or iso\n"
-           "  --delimiter C       CSV field separator (default ','; 'tab' for tabs)\n"
-           "  --whitespace        fields separated by runs of blanks (e.g. CDNOW_master.txt)\n"
-           "  --no-header         no header row: columns are named 1, 2, ...\n"
-           "  --allow-old         accept event times before 2000-01-01 (--data only)\n"
-           "  --no-fold           keep order lines as separate events (default: consecutive lines of\n"
-           "                      one order_id fold into one purchase)\n\n"
-           "Running:\n"
-           "  --batch N           events per transaction / per track request (default %d / %d)\n"
-           "  --max-errors N      stop after more than N rejected rows (default: no limit)\n"
-           "  --quiet             no progress bar\n\n"
-           "Bad rows are reported on stderr as FILE:LINE: reason (the first %d), then counted in the\n"
-           "summary.  Exit status: 0 when every file was read, 1 on a failure, an interrupt or\n"
-           "--max-errors, 2 on a usage error.\n",
-           STORE_BATCH, SERVICE_BATCH, SHOWN_ERRORS);
+    return eventfile_parse_map(arg, dest, why, cap) == LS_OK ? 0 : -1;
 }
 
-static int parse_count(const char *s, long max, long *out)
+int cli_opt_types(const char *arg, void *dest, char *why, size_t cap)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < 0 || v > max)
+    return eventfile_parse_types(arg, dest, why, cap) == LS_OK ? 0 : -1;
+}
+
+int cli_opt_ts_format(const char *arg, void *dest, char *why, size_t cap)
+{
+    if (eventfile_parse_ts_format(arg, dest) == LS_OK)
+        return 0;
+    snprintf(why, cap, "\"%s\" is not auto, seconds, millis or iso", arg);
+    return -1;
+}
+
+int cli_opt_delimiter(const char *arg, void *dest, char *why, size_t cap)
+{
+    char *d = dest;
+    if (strcmp(arg, "tab") == 0 || strcmp(arg, "\\t") == 0)
+        *d = '\t';
+    else if (strlen(arg) == 1 && !strchr("\"\r\n", arg[0]))
+        *d = arg[0];
+    else {
+        snprintf(why, cap, "takes one character (or tab), not a quote or newline");
         return -1;
-    *out = v;
+    }
     return 0;
 }
 
+static const char *const format_words[] = {"csv", "jsonl", NULL};
+static const int format_values[] = {EVENTFILE_CSV, EVENTFILE_JSONL};
+
+#define F(field) CLIOPT_FIELD(import_opts, field)
+static const cliopt import_rows[] = {
+    {.kind = CLIOPT_SECTION, .help = "Where to:"},
+    {.name = "data", .kind = CLIOPT_STRING, F(data_dir), .arg = "DIR",
+     .help = "the store (default " DEFAULT_DATA_DIR "; created if missing).  While\n"
+             "`leadscore serve` runs on it, import through --connect instead"},
+    {.name = "connect", .kind = CLIOPT_STRING, F(connect), .arg = "EP",
+     .help = "a running service instead (e.g. tcp://127.0.0.1:5555)"},
+    {.name = "server-key", .kind = CLIOPT_STRING, F(server_key), .arg = "FILE",
+     .help = "--connect over CurveZMQ: the server's public key file"},
+    {.name = "key", .kind = CLIOPT_STRING, F(key_prefix), .arg = "PREFIX",
+     .help = "--connect over CurveZMQ: this client's key pair (PREFIX.pub, PREFIX.key)"},
+    {.name = "timeout", .kind = CLIOPT_INT, F(timeout_ms), .lo = 1, .hi = 3600000, .want = "milliseconds, 1 to 3600000",
+     .arg = "MS", .help = "--connect: wait for each batch's acknowledgement (default 30000)"},
+    {.name = "model", .kind = CLIOPT_STRING, F(model_path), .arg = "FILE",
+     .help = "half-lives for a NEW store (default: the built-in model)"},
+    {.name = "no-sync", .kind = CLIOPT_FLAG, F(no_sync),
+     .help = "do not fsync each commit (faster; a crash may lose the last batches)"},
+    {.name = "map-size", .kind = CLIOPT_SIZE, F(map_size), .lo = 1 << 20,
+     .want = "a size of at least 1MiB (e.g. 64MiB, 4GiB)", .arg = "SIZE",
+     .help = "initial LMDB map size of a new store (default 1GiB; it doubles when full)"},
+    {.name = "history-days", .kind = CLIOPT_INT, F(history_days), .lo = 1, .hi = 36500,
+     .want = "a number of days, 1 to 36500", .arg = "N",
+     .help = "event history kept per customer, back from its newest event (default\n"
+             "730; older events fold into a lifetime aggregate)"},
+    {.kind = CLIOPT_SECTION, .help = "Reading:"},
+    {.name = "map", .kind = CLIOPT_CUSTOM, F(ef.map), .parse = cli_opt_map, .arg = "COLUMNS",
+     .help = "source column of each event field: customer=user_id,ts=event_time,\n"
+             "type=event_type; a constant is field=:value (type=:purchase); field=\n"
+             "leaves a field out.  Unmapped fields come from columns named like them.\n"
+             "Columns can also be named by position: 1, 2, ..."},
+    {.name = "types", .kind = CLIOPT_CUSTOM, F(ef.types), .parse = cli_opt_types, .arg = "VALUES",
+     .help = "translate source type values: view=product_view,cart=add_to_cart"},
+    {.name = "format", .kind = CLIOPT_ENUM, F(ef.format), .choices = format_words, .values = format_values,
+     .arg = "csv|jsonl", .help = "default: by the file name (.jsonl/.ndjson/.json[.gz] are JSON Lines)"},
+    {.name = "ts-format", .kind = CLIOPT_CUSTOM, F(ef.ts_format), .parse = cli_opt_ts_format, .arg = "F",
+     .help = "auto (default), seconds, millis or iso"},
+    {.name = "delimiter", .kind = CLIOPT_CUSTOM, F(ef.delimiter), .parse = cli_opt_delimiter, .arg = "C",
+     .help = "CSV field separator (default ','; 'tab' for tabs)"},
+    {.name = "whitespace", .kind = CLIOPT_FLAG, F(ef.whitespace),
+     .help = "fields separated by runs of blanks (e.g. CDNOW_master.txt)"},
+    {.name = "no-header", .kind = CLIOPT_FLAG, F(ef.no_header), .help = "no header row: columns are named 1, 2, ..."},
+    {.name = "allow-old", .kind = CLIOPT_FLAG, F(allow_old),
+     .help = "accept event times before 2000-01-01 (--data only)"},
+    {.name = "no-fold", .kind = CLIOPT_FLAG, F(ef.no_fold),
+     .help = "keep order lines as separate events (default: consecutive lines of\n"
+             "one order_id fold into one purchase)"},
+    {.kind = CLIOPT_SECTION, .help = "Running:"},
+    {.name = "batch", .kind = CLIOPT_INT, F(batch), .lo = 1, .hi = MAX_BATCH, .arg = "N",
+     .help = "events per transaction / per track request (default " STR(STORE_BATCH) " / " STR(SERVICE_BATCH) ")"},
+    {.name = "max-errors", .kind = CLIOPT_INT, F(max_errors), .lo = 0, .hi = 1000000000L, .want = "a whole number >= 0",
+     .arg = "N", .help = "stop after more than N rejected rows (default: no limit)"},
+    {.name = "quiet", .short_name = 'q', .kind = CLIOPT_FLAG, F(quiet), .help = "no progress bar"},
+    CLIOPT_END};
+#undef F
+
+static const cliopts_spec import_spec = {
+    .cmd = "import",
+    .usage = "leadscore import [--data DIR | --connect EP] [options] FILE...",
+    .about = "Bulk-loads shop events from CSV (header row; or whitespace-separated) or JSON Lines files,\n"
+             "plain or .gz (\"-\" is standard input), straight into the store or through a running service.\n"
+             "Every event gets an id (the file's event_id column, else a hash of the row), so importing a\n"
+             "file again changes nothing: its events are counted as duplicates.",
+    .epilog = "Bad rows are reported on stderr as FILE:LINE: reason (the first " STR(SHOWN_ERRORS) "), then counted in the\n"
+              "summary.  Exit status: 0 when every file was read, 1 on a failure, an interrupt or\n"
+              "--max-errors, 2 on a usage error.",
+    .opts = import_rows,
+    .in_order = 1,
+};
+
 /* Parses the options; returns the index of the first file, or a negative
- * exit status (-CLI_USAGE; -100 after --help). */
+ * cliopts_parse status (CLIOPTS_HELP, CLIOPTS_USAGE). */
 static int parse_opts(int argc, char **argv, import_opts *o)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},       {"connect", required_argument, NULL, 'c'},
-        {"map", required_argument, NULL, 'm'},        {"types", required_argument, NULL, 't'},
-        {"format", required_argument, NULL, 'f'},     {"ts-format", required_argument, NULL, 'T'},
-        {"delimiter", required_argument, NULL, 'D'},  {"whitespace", no_argument, NULL, 'w'},
-        {"no-header", no_argument, NULL, 'H'},        {"max-errors", required_argument, NULL, 'e'},
-        {"batch", required_argument, NULL, 'b'},      {"allow-old", no_argument, NULL, 'o'},
-        {"no-fold", no_argument, NULL, 'F'},          {"model", required_argument, NULL, 'M'},
-        {"no-sync", no_argument, NULL, 'n'},          {"timeout", required_argument, NULL, 'W'},
-        {"server-key", required_argument, NULL, 'S'}, {"key", required_argument, NULL, 'K'},
-        {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {"map-size", required_argument, NULL, 'z'},   {"history-days", required_argument, NULL, 'Y'},
-        {NULL, 0, NULL, 0}};
-    char err[512];
-    long v;
-    int c;
     o->max_errors = -1;
     o->timeout_ms = 30000;
     eventfile_options_init(&o->ef);
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "+hq", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': o->data_dir = optarg; break;
-        case 'c': o->connect = optarg; break;
-        case 'm':
-            if (eventfile_parse_map(optarg, &o->ef.map, err, sizeof err) != LS_OK)
-                return -cli_error("import", CLI_USAGE, "--map: %s", err);
-            break;
-        case 't':
-            if (eventfile_parse_types(optarg, &o->ef.types, err, sizeof err) != LS_OK)
-                return -cli_error("import", CLI_USAGE, "--types: %s", err);
-            break;
-        case 'f':
-            if (strcmp(optarg, "csv") == 0)
-                o->ef.format = EVENTFILE_CSV;
-            else if (strcmp(optarg, "jsonl") == 0)
-                o->ef.format = EVENTFILE_JSONL;
-            else
-                return -cli_error("import", CLI_USAGE, "--format is csv or jsonl");
-            break;
-        case 'T':
-            if (eventfile_parse_ts_format(optarg, &o->ef.ts_format) != LS_OK)
-                return -cli_error("import", CLI_USAGE, "--ts-format is auto, seconds, millis or iso");
-            break;
-        case 'D':
-            if (strcmp(optarg, "tab") == 0 || strcmp(optarg, "\\t") == 0)
-                o->ef.delimiter = '\t';
-            else if (strlen(optarg) == 1 && !strchr("\"\r\n", optarg[0]))
-                o->ef.delimiter = optarg[0];
-            else
-                return -cli_error("import", CLI_USAGE, "--delimiter takes one character (or tab), not a quote or newline");
-            break;
-        case 'w': o->ef.whitespace = 1; break;
-        case 'H': o->ef.no_header = 1; break;
-        case 'e':
-            if (parse_count(optarg, 1000000000L, &v))
-                return -cli_error("import", CLI_USAGE, "--max-errors takes a whole number >= 0");
-            o->max_errors = v;
-            break;
-        case 'b':
-            if (parse_count(optarg, MAX_BATCH, &v) || v < 1)
-                return -cli_error("import", CLI_USAGE, "--batch takes a number from 1 to %d", MAX_BATCH);
-            o->batch = (size_t)v;
-            break;
-        case 'o': o->ef.min_ts_ms = 0; break;
-        case 'F': o->ef.no_fold = 1; break;
-        case 'M': o->model_path = optarg; break;
-        case 'n': o->no_sync = 1; break;
-        case 'W':
-            if (parse_count(optarg, 3600000L, &v) || v < 1)
-                return -cli_error("import", CLI_USAGE, "--timeout takes milliseconds, 1 to 3600000");
-            o->timeout_ms = (int)v;
-            break;
-        case 'S': o->server_key = optarg; break;
-        case 'K': o->key_prefix = optarg; break;
-        case 'z':
-            if (config_parse_size(optarg, &o->map_size) != LS_OK || o->map_size < (1u << 20))
-                return -cli_error("import", CLI_USAGE, "--map-size takes a size of at least 1MiB (e.g. 64MiB, 4GiB)");
-            break;
-        case 'Y':
-            if (parse_count(optarg, 36500, &v) || v < 1)
-                return -cli_error("import", CLI_USAGE, "--history-days takes a number of days, 1 to 36500");
-            o->history_days = (int)v;
-            break;
-        case 'q': o->quiet = 1; break;
-        case 'h': import_help(); return -100;
-        default: return -CLI_USAGE;
-        }
-    }
+    int first = cliopts_parse(&import_spec, argc, argv, o);
+    if (first < 0)
+        return first;
+    if (o->allow_old)
+        o->ef.min_ts_ms = 0;
     if (o->data_dir && o->connect)
-        return -cli_error("import", CLI_USAGE, "--data and --connect exclude each other: a store or a service");
-    if (o->connect && o->ef.min_ts_ms < EVENT_MIN_TS_MS)
-        return -cli_error("import", CLI_USAGE, "--allow-old works with --data only: the service refuses times before 2000");
+        return cli_error("import", CLI_USAGE, "--data and --connect exclude each other: a store or a service"),
+               CLIOPTS_USAGE;
+    if (o->connect && o->allow_old)
+        return cli_error("import", CLI_USAGE, "--allow-old works with --data only: the service refuses times before 2000"),
+               CLIOPTS_USAGE;
     if (!o->connect && (o->server_key || o->key_prefix))
-        return -cli_error("import", CLI_USAGE, "--server-key and --key go with --connect");
+        return cli_error("import", CLI_USAGE, "--server-key and --key go with --connect"), CLIOPTS_USAGE;
     if (!o->server_key != !o->key_prefix)
-        return -cli_error("import", CLI_USAGE, "--server-key and --key go together");
+        return cli_error("import", CLI_USAGE, "--server-key and --key go together"), CLIOPTS_USAGE;
     if (o->connect && (o->model_path || o->no_sync || o->map_size || o->history_days))
-        return -cli_error("import", CLI_USAGE, "--model, --no-sync, --map-size and --history-days go with --data");
-    if (optind >= argc)
-        return -cli_error("import", CLI_USAGE, "give at least one FILE (\"-\" for standard input; see --help)");
+        return cli_error("import", CLI_USAGE, "--model, --no-sync, --map-size and --history-days go with --data"),
+               CLIOPTS_USAGE;
+    if (first >= argc)
+        return cli_error("import", CLI_USAGE, "give at least one FILE (\"-\" for standard input; see --help)"),
+               CLIOPTS_USAGE;
     if (!o->data_dir)
         o->data_dir = DEFAULT_DATA_DIR;
     if (!o->batch)
         o->batch = o->connect ? SERVICE_BATCH : STORE_BATCH;
-    return optind;
+    return first;
 }
 
 /* ------------------------------------------------------------------ */
@@ -593,7 +574,7 @@ int cmd_import(int argc, char **argv)
     memset(&o, 0, sizeof o);
     int first = parse_opts(argc, argv, &o);
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
 
     importer im;
     memset(&im, 0, sizeof im);

@@ -2,13 +2,13 @@
  * period (kpis.h computes them), as a table for people or, with --json,
  * as the same object the `kpis` op answers with (minus ok and id). */
 #define _GNU_SOURCE
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "codec.h"
 #include "jsonout.h"
 #include "kpis.h"
@@ -18,21 +18,35 @@
 
 #define DEFAULT_DATA "./leadscore-data"
 
-static void kpis_help(void)
-{
-    printf("usage: leadscore kpis [--data DIR] [--from TIME] [--to TIME] [--json]\n\n"
-           "Loyalty KPIs over the period [from, to), from every customer's event history in one\n"
-           "snapshot of the store (the service may keep running); only events before --to count:\n"
-           "customers, active, buyers, orders, gross and net revenue, average order value, purchase\n"
-           "frequency, repeat-purchase rate (in the period and lifetime), conversion, macro and micro\n"
-           "conversion, retention and churn by monthly cohort of first order with a retention curve.\n"
-           "src/kpis.h defines each one.\n\n"
-           "  --data DIR   the store (default %s); opened read-only\n"
-           "  --from TIME  start of the period (Unix seconds or ISO 8601; default: 365 days before --to)\n"
-           "  --to TIME    end of the period, excluded (default: now)\n"
-           "  --json       one JSON object, the `kpis` op's reply fields\n",
-           DEFAULT_DATA);
-}
+typedef struct {
+    const char *dir;
+    int64_t from, to;
+    int has_from, has_to, json;
+} kpis_cli;
+
+#define F(field) CLIOPT_FIELD(kpis_cli, field)
+static const cliopt kpis_rows[] = {
+    {.name = "data", .kind = CLIOPT_STRING, F(dir), .arg = "DIR",
+     .help = "the store (default " DEFAULT_DATA "); opened read-only"},
+    {.name = "from", .kind = CLIOPT_TIME, F(from), CLIOPT_GIVEN(kpis_cli, has_from), .arg = "TIME",
+     .help = "start of the period (Unix seconds or ISO 8601; default: 365 days before --to)"},
+    {.name = "to", .kind = CLIOPT_TIME, F(to), CLIOPT_GIVEN(kpis_cli, has_to), .arg = "TIME",
+     .help = "end of the period, excluded (default: now)"},
+    {.name = "json", .kind = CLIOPT_FLAG, F(json), .help = "one JSON object, the `kpis` op's reply fields"},
+    CLIOPT_END};
+#undef F
+
+static const cliopts_spec kpis_spec = {
+    .cmd = "kpis",
+    .usage = "leadscore kpis [--data DIR] [--from TIME] [--to TIME] [--json]",
+    .about = "Loyalty KPIs over the period [from, to), from every customer's event history in one\n"
+             "snapshot of the store (the service may keep running); only events before --to count:\n"
+             "customers, active, buyers, orders, gross and net revenue, average order value, purchase\n"
+             "frequency, repeat-purchase rate (in the period and lifetime), conversion, macro and micro\n"
+             "conversion, retention and churn by monthly cohort of first order with a retention curve.\n"
+             "src/kpis.h defines each one.",
+    .opts = kpis_rows,
+};
 
 static int print_json(const kpis_result *k)
 {
@@ -55,30 +69,15 @@ static int print_json(const kpis_result *k)
 
 int cmd_kpis(int argc, char **argv)
 {
-    static const struct option opts[] = {{"data", required_argument, NULL, 'd'}, {"from", required_argument, NULL, 'f'},
-                                         {"to", required_argument, NULL, 't'},   {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
-    const char *dir = DEFAULT_DATA;
-    int64_t from = 0, to = 0;
-    int has_from = 0, has_to = 0, json = 0, c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': dir = optarg; break;
-        case 'j': json = 1; break;
-        case 'f':
-        case 't':
-            if (cli_parse_time(optarg, c == 'f' ? &from : &to) != 0)
-                return cli_error("kpis", CLI_USAGE, "--%s: \"%s\" is not a time (Unix seconds or ISO 8601)",
-                                 c == 'f' ? "from" : "to", optarg);
-            *(c == 'f' ? &has_from : &has_to) = 1;
-            break;
-        case 'h': kpis_help(); return CLI_OK;
-        default: return CLI_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_error("kpis", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    kpis_cli o = {.dir = DEFAULT_DATA};
+    int first = cliopts_parse(&kpis_spec, argc, argv, &o);
+    if (first < 0)
+        return cliopts_status(first);
+    if (first < argc)
+        return cli_error("kpis", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[first]);
+    const char *dir = o.dir;
+    int64_t from = o.from, to = o.to;
+    int has_from = o.has_from, has_to = o.has_to, json = o.json;
     if (!has_to)
         to = timefmt_now_ms();
     if (!has_from)

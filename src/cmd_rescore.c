@@ -4,7 +4,7 @@
  * the work; this file is options, files, progress and the summary). */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "error_internal.h"
 #include "model.h"
 #include "rescore.h"
@@ -21,34 +22,6 @@
 #define DEFAULT_DATA "./leadscore-data"
 #define DEFAULT_MODEL "models/default.json"
 
-static void rescore_help(void)
-{
-    printf("usage: leadscore rescore [--data DIR] [--model FILE] [--now TIME] [--format csv|jsonl] [--out FILE]\n"
-           "                         [--top N --by score|clv|expected_purchases] [--where FIELD=VALUE]...\n\n"
-           "Scores every customer in the store from one consistent snapshot (the service may keep\n"
-           "running and writing) and writes one row per customer: every field of a score result.\n\n"
-           "  --data DIR         the store (default %s); opened read-only\n"
-           "  --model FILE       model file (default %s if it exists, else the built-in copy);\n"
-           "                     its half-lives must be the store's\n"
-           "  --now TIME         score as of TIME (Unix seconds or ISO 8601; default: now)\n"
-           "  --format F         csv (default: header row; actions and segments joined with '|')\n"
-           "                     or jsonl (one score result object per line, the wire reply's keys)\n"
-           "  --out FILE         write there (default: standard output)\n"
-           "  --top N            only the N best rows, best first (memory O(N), not O(customers))\n"
-           "  --by KEY           what --top ranks by: score (default), clv or expected_purchases\n"
-           "  --where F=V        keep rows where F is V; repeatable (ANDed); V may list alternatives\n"
-           "                     as V1,V2.  F: tier (hot, warm, cold), customer_type, phase, action\n"
-           "                     (the customer has it), segment (among its segments), known (true)\n"
-           "  --segments-detail  CSV: add a segments_detail column (JSON: segment, weight, reason)\n"
-           "  --threads N        scoring threads (default: one per CPU, at most 8; 1: no threads)\n"
-           "  --quiet            no progress line and no summary on stderr\n\n"
-           "Without --top, rows come in customer-id order as they are scored.  A summary (customers,\n"
-           "the model used and its file, tiers, types, time, customers/s) goes to stderr at the end.\n"
-           "JSON Lines rows are written with jansson: doubles to 17 significant digits (they\n"
-           "round-trip), invalid UTF-8 in ids as U+FFFD; CSV numbers have 10 significant digits.\n",
-           DEFAULT_DATA, DEFAULT_MODEL);
-}
-
 typedef struct {
     const char *data, *model_path, *out_path;
     const char *model_used; /* the file loaded, or NULL for the built-in copy */
@@ -57,76 +30,86 @@ typedef struct {
     rescore_options ro;
 } rescore_cli;
 
+static int parse_by(const char *arg, void *dest, char *why, size_t cap)
+{
+    if (rescore_parse_by(arg, dest) == LS_OK)
+        return 0;
+    snprintf(why, cap, "takes score, clv or expected_purchases, not \"%s\"", arg);
+    return -1;
+}
+
+/* --where: appended to the filters of the rescore_options at dest. */
+static int parse_where(const char *arg, void *dest, char *why, size_t cap)
+{
+    rescore_options *ro = dest;
+    if (ro->nwhere == RESCORE_MAX_WHERE) {
+        snprintf(why, cap, "at most %d", RESCORE_MAX_WHERE);
+        return -1;
+    }
+    if (rescore_parse_where(arg, &ro->where[ro->nwhere], why, cap) != LS_OK) {
+        if (strncmp(why, "--where: ", 9) == 0) /* cliopts puts the option's name in front */
+            memmove(why, why + 9, strlen(why + 9) + 1);
+        return -1;
+    }
+    ro->nwhere++;
+    return 0;
+}
+
+static const char *const format_words[] = {"csv", "jsonl", NULL};
+static const int format_values[] = {RESCORE_CSV, RESCORE_JSONL};
+
+#define F(field) CLIOPT_FIELD(rescore_cli, field)
+static const cliopt rescore_rows[] = {
+    {.name = "data", .kind = CLIOPT_STRING, F(data), .arg = "DIR",
+     .help = "the store (default " DEFAULT_DATA "); opened read-only"},
+    {.name = "model", .kind = CLIOPT_STRING, F(model_path), .arg = "FILE",
+     .help = "model file (default " DEFAULT_MODEL " if it exists, else the built-in copy);\n"
+             "its half-lives must be the store's"},
+    {.name = "now", .kind = CLIOPT_TIME, F(ro.now_ms), .arg = "TIME",
+     .help = "score as of TIME (Unix seconds or ISO 8601; default: now)"},
+    {.name = "format", .kind = CLIOPT_ENUM, F(ro.format), .choices = format_words, .values = format_values, .arg = "F",
+     .help = "csv (default: header row; actions and segments joined with '|')\n"
+             "or jsonl (one score result object per line, the wire reply's keys)"},
+    {.name = "out", .kind = CLIOPT_STRING, F(out_path), .arg = "FILE", .help = "write there (default: standard output)"},
+    {.name = "top", .kind = CLIOPT_INT, F(ro.top), .lo = 1, .hi = LLONG_MAX, .arg = "N",
+     .help = "only the N best rows, best first (memory O(N), not O(customers))"},
+    {.name = "by", .kind = CLIOPT_CUSTOM, F(ro.by), CLIOPT_GIVEN(rescore_cli, has_by), .parse = parse_by, .arg = "KEY",
+     .help = "what --top ranks by: score (default), clv or expected_purchases"},
+    {.name = "where", .kind = CLIOPT_CUSTOM, F(ro), .parse = parse_where, .arg = "F=V",
+     .help = "keep rows where F is V; repeatable (ANDed); V may list alternatives\n"
+             "as V1,V2.  F: tier (hot, warm, cold), customer_type, phase, action\n"
+             "(the customer has it), segment (among its segments), known (true)"},
+    {.name = "segments-detail", .kind = CLIOPT_FLAG, F(ro.segments_detail),
+     .help = "CSV: add a segments_detail column (JSON: segment, weight, reason)"},
+    {.name = "threads", .kind = CLIOPT_INT, F(ro.threads), .lo = 1, .hi = RESCORE_MAX_THREADS, .arg = "N",
+     .help = "scoring threads (default: one per CPU, at most 8; 1: no threads)"},
+    {.name = "quiet", .kind = CLIOPT_FLAG, F(quiet), .help = "no progress line and no summary on stderr"},
+    CLIOPT_END};
+#undef F
+
+static const cliopts_spec rescore_spec = {
+    .cmd = "rescore",
+    .usage = "leadscore rescore [--data DIR] [--model FILE] [--now TIME] [--format csv|jsonl] [--out FILE]\n"
+             "                         [--top N --by score|clv|expected_purchases] [--where FIELD=VALUE]...",
+    .about = "Scores every customer in the store from one consistent snapshot (the service may keep\n"
+             "running and writing) and writes one row per customer: every field of a score result.",
+    .epilog = "Without --top, rows come in customer-id order as they are scored.  A summary (customers,\n"
+              "the model used and its file, tiers, types, time, customers/s) goes to stderr at the end.\n"
+              "JSON Lines rows are written with jansson: doubles to 17 significant digits (they\n"
+              "round-trip), invalid UTF-8 in ids as U+FFFD; CSV numbers have 10 significant digits.",
+    .opts = rescore_rows,
+};
+
 /* Parses the options; CLI_OK, CLI_USAGE, or -1 after --help. */
 static int parse_args(int argc, char **argv, rescore_cli *c)
 {
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},    {"model", required_argument, NULL, 'm'},
-        {"now", required_argument, NULL, 'n'},     {"format", required_argument, NULL, 'f'},
-        {"out", required_argument, NULL, 'o'},     {"top", required_argument, NULL, 't'},
-        {"by", required_argument, NULL, 'b'},      {"where", required_argument, NULL, 'w'},
-        {"segments-detail", no_argument, NULL, 'S'}, {"threads", required_argument, NULL, 'T'},
-        {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    char err[400];
-    char *end;
-    int opt;
     c->data = DEFAULT_DATA;
     rescore_options_init(&c->ro);
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'd': c->data = optarg; break;
-        case 'm': c->model_path = optarg; break;
-        case 'o': c->out_path = optarg; break;
-        case 'q': c->quiet = 1; break;
-        case 'S': c->ro.segments_detail = 1; break;
-        case 'n':
-            if (cli_parse_time(optarg, &c->ro.now_ms) != 0)
-                return cli_error("rescore", CLI_USAGE, "--now: \"%s\" is not a time (Unix seconds or ISO 8601)", optarg);
-            break;
-        case 'f':
-            if (strcmp(optarg, "csv") == 0)
-                c->ro.format = RESCORE_CSV;
-            else if (strcmp(optarg, "jsonl") == 0)
-                c->ro.format = RESCORE_JSONL;
-            else
-                return cli_error("rescore", CLI_USAGE, "--format takes csv or jsonl, not \"%s\"", optarg);
-            break;
-        case 't': {
-            errno = 0;
-            unsigned long long n = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || n == 0 || optarg[0] == '-')
-                return cli_error("rescore", CLI_USAGE, "--top takes a whole number >= 1, not \"%s\"", optarg);
-            c->ro.top = (size_t)n;
-            break;
-        }
-        case 'b':
-            if (rescore_parse_by(optarg, &c->ro.by) != LS_OK)
-                return cli_error("rescore", CLI_USAGE, "--by takes score, clv or expected_purchases, not \"%s\"",
-                                 optarg);
-            c->has_by = 1;
-            break;
-        case 'w':
-            if (c->ro.nwhere == RESCORE_MAX_WHERE)
-                return cli_error("rescore", CLI_USAGE, "at most %d --where", RESCORE_MAX_WHERE);
-            if (rescore_parse_where(optarg, &c->ro.where[c->ro.nwhere], err, sizeof err) != LS_OK)
-                return cli_error("rescore", CLI_USAGE, "%s", err);
-            c->ro.nwhere++;
-            break;
-        case 'T': {
-            long n = strtol(optarg, &end, 10);
-            if (end == optarg || *end || n < 1 || n > RESCORE_MAX_THREADS)
-                return cli_error("rescore", CLI_USAGE, "--threads takes a number from 1 to %d", RESCORE_MAX_THREADS);
-            c->ro.threads = (int)n;
-            break;
-        }
-        case 'h': rescore_help(); return -1;
-        default: return CLI_USAGE;
-        }
-    }
-    if (optind < argc)
-        return cli_error("rescore", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    int first = cliopts_parse(&rescore_spec, argc, argv, c);
+    if (first < 0)
+        return first == CLIOPTS_HELP ? -1 : CLI_USAGE;
+    if (first < argc)
+        return cli_error("rescore", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[first]);
     if (c->has_by && !c->ro.top)
         return cli_error("rescore", CLI_USAGE, "--by goes with --top N");
     if (c->ro.segments_detail && c->ro.format != RESCORE_CSV)

@@ -6,28 +6,60 @@
  * writer lock, so it cannot swap files under a running `serve`. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "leadscore/error.h"
 #include "model.h"
 #include "security.h"
 #include "store.h"
 #include "storefile.h"
 
-static void compact_help(void)
-{
-    printf("usage: leadscore compact [--data DIR] [--out DIR2]\n\n"
-           "Writes a compacted copy of the store: only live data, none of the freed pages that may\n"
-           "still hold erased customers' bytes.  Without --out the copy replaces DIR (stop\n"
-           "`leadscore serve` first: while a writer holds DIR/leadscore.lock it is refused).\n\n"
-           "  --data DIR   the store (default ./leadscore-data)\n"
-           "  --out DIR2   write the copy there (an empty or new directory) and leave DIR alone\n");
-}
+typedef struct {
+    const char *dir, *out;
+} compact_cli;
+
+static const cliopt compact_rows[] = {
+    {.name = "data", .kind = CLIOPT_STRING, CLIOPT_FIELD(compact_cli, dir), .arg = "DIR",
+     .help = "the store (default ./leadscore-data)"},
+    {.name = "out", .kind = CLIOPT_STRING, CLIOPT_FIELD(compact_cli, out), .arg = "DIR2",
+     .help = "write the copy there (an empty or new directory) and leave DIR alone"},
+    CLIOPT_END};
+
+static const cliopts_spec compact_spec = {
+    .cmd = "compact",
+    .usage = "leadscore compact [--data DIR] [--out DIR2]",
+    .about = "Writes a compacted copy of the store: only live data, none of the freed pages that may\n"
+             "still hold erased customers' bytes.  Without --out the copy replaces DIR (stop\n"
+             "`leadscore serve` first: while a writer holds DIR/leadscore.lock it is refused).",
+    .opts = compact_rows,
+};
+
+typedef struct {
+    const char *prefix;
+    int force;
+} keygen_cli;
+
+static const cliopt keygen_rows[] = {
+    {.name = "out", .kind = CLIOPT_STRING, CLIOPT_FIELD(keygen_cli, prefix), .arg = "PREFIX",
+     .help = "where to write the pair"},
+    {.name = "force", .kind = CLIOPT_FLAG, CLIOPT_FIELD(keygen_cli, force),
+     .help = "replace an existing PREFIX.key or PREFIX.pub (without it, an existing\n"
+             "file is an error: a lost secret key cannot be recovered)"},
+    CLIOPT_END};
+
+static const cliopts_spec keygen_spec = {
+    .cmd = "keygen",
+    .usage = "leadscore keygen --out PREFIX [--force]",
+    .about = "Writes a CurveZMQ key pair: PREFIX.key (the secret, mode 0600) and PREFIX.pub (the\n"
+             "public key, Z85 text).  The server uses its .key with --curve-secret; client public\n"
+             "keys go into the --allow or --admin list files, one per line.",
+    .opts = keygen_rows,
+};
 
 static int swap_in(const char *dir, const char *tmp)
 {
@@ -47,20 +79,14 @@ static int swap_in(const char *dir, const char *tmp)
 
 int cmd_compact(int argc, char **argv)
 {
-    static const struct option opts[] = {{"data", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    const char *dir = "./leadscore-data", *out = NULL;
+    compact_cli o = {.dir = "./leadscore-data"};
     char tmp[1100], err[600];
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'd') dir = optarg;
-        else if (c == 'o') out = optarg;
-        else if (c == 'h') { compact_help(); return CLI_OK; }
-        else return CLI_USAGE;
-    }
-    if (optind < argc)
-        return cli_error("compact", CLI_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    int first = cliopts_parse(&compact_spec, argc, argv, &o);
+    if (first < 0)
+        return cliopts_status(first);
+    if (first < argc)
+        return cli_error("compact", CLI_USAGE, "unexpected argument \"%s\"", argv[first]);
+    const char *dir = o.dir, *out = o.out;
     store *s;
     store_options so = {.read_only = 1};
     int lock = -1; /* in place, the files are swapped: no writer may have them open */
@@ -101,31 +127,14 @@ int cmd_compact(int argc, char **argv)
 
 int cmd_keygen(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'},
-                                         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    const char *prefix = NULL;
+    keygen_cli o = {0};
     char err[600], path[1100];
-    int c, force = 0;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'o') {
-            prefix = optarg;
-        } else if (c == 'f') {
-            force = 1;
-        } else if (c == 'h') {
-            printf("usage: leadscore keygen --out PREFIX [--force]\n\n"
-                   "Writes a CurveZMQ key pair: PREFIX.key (the secret, mode 0600) and PREFIX.pub (the\n"
-                   "public key, Z85 text).  The server uses its .key with --curve-secret; client public\n"
-                   "keys go into the --allow or --admin list files, one per line.\n\n"
-                   "  --out PREFIX   where to write the pair\n"
-                   "  --force        replace an existing PREFIX.key or PREFIX.pub (without it, an existing\n"
-                   "                 file is an error: a lost secret key cannot be recovered)\n");
-            return CLI_OK;
-        } else {
-            return CLI_USAGE;
-        }
-    }
-    if (!prefix || !*prefix || optind < argc)
+    int first = cliopts_parse(&keygen_spec, argc, argv, &o);
+    if (first < 0)
+        return cliopts_status(first);
+    const char *prefix = o.prefix;
+    int force = o.force;
+    if (!prefix || !*prefix || first < argc)
         return cli_error("keygen", CLI_USAGE, "give --out PREFIX (and nothing else)");
     if (!force) {
         static const char *const ext[] = {".key", ".pub"};

@@ -15,7 +15,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
+#include <math.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "eventbatch.h"
 #include "eventfile.h"
 #include "leadscore/error.h"
@@ -52,120 +53,101 @@ typedef struct {
     int64_t cutoff_ms;
     int has_cutoff, horizon_days, json, quiet;
     double lambda;
-    int lambda_given, clv_only, force;
+    int lambda_given, clv_only, force, allow_old;
     eventfile_options files;
 } train_cli;
 
-static void train_help(void)
+static int parse_lambda(const char *arg, void *dest, char *why, size_t cap)
 {
-    printf("usage: leadscore train --out FILE [--data DIR | FILE...] [--cutoff TIME] [--horizon DAYS] [--json]\n"
-           "                       [--map COLUMNS] [--types VALUES] [options]\n\n"
-           "Fits a model from the event histories of a store (--data, read-only, one snapshot: it may be\n"
-           "served at the same time) or of event files (CSV or JSON Lines, plain or .gz, read as `import`\n"
-           "reads them into a temporary store).  Features are those the service scores: each customer's\n"
-           "history replayed as of the cutoff; label = an order within the horizon after it (no later\n"
-           "event is read).  Readiness is a calibrated probability: a logistic model fitted on rows pooled\n"
-           "from four cutoffs (spaced by half the horizon, ending two horizons before the cutoff), its L2\n"
-           "penalty chosen and its Platt calibration fitted one horizon before the cutoff, and evaluated at\n"
-           "the cutoff (a hold-out by time) next to recency and RFM baselines.  A model that loses to the\n"
-           "RFM baseline (AUC) is not written without --force.  The repeat-purchase model (BG/NBD, or the\n"
-           "NBD when BG/NBD degenerates) and Gamma-Gamma are fitted on the summary as of the cutoff\n"
-           "(transactions = purchase days).\n\n"
-           "  --out FILE        the model file to write (required)\n"
-           "  --data DIR        train from this store instead of files\n"
-           "  --cutoff TIME     evaluation cutoff (default: the horizon before the last event)\n"
-           "  --horizon DAYS    label horizon (default: the base model's, 30)\n"
-           "  --lambda L        fixed L2 penalty on the standardised coefficients (default: chosen by\n"
-           "                    validation from 0.1, 1, ..., 10000)\n"
-           "  --force           write the model even when it loses to the RFM baseline\n"
-           "  --base FILE       model file whose journey, segments, tiers and half-lives are kept\n"
-           "                    (default: the built-in models/default.json); with --data its half-lives\n"
-           "                    must be the store's\n"
-           "  --name N, --version V  of the new model (default: trained, and the time of training)\n"
-           "  --clv-only        fit only BG/NBD and Gamma-Gamma (purchase-only data such as CDNOW)\n"
-           "  --json            print the report as JSON\n"
-           "  --quiet           no progress on the terminal\n"
-           "  --map, --types, --format csv|jsonl, --ts-format seconds|millis|iso, --delimiter C,\n"
-           "  --whitespace, --no-header, --allow-old   as for `leadscore import` (files only)\n");
+    char *end;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(v >= 0) || !isfinite(v)) {
+        snprintf(why, cap, "must be a number >= 0, not \"%s\"", arg);
+        return -1;
+    }
+    *(double *)dest = v;
+    return 0;
 }
 
+static const char *const format_words[] = {"csv", "jsonl", NULL};
+static const int format_values[] = {EVENTFILE_CSV, EVENTFILE_JSONL};
+
+#define F(field) CLIOPT_FIELD(train_cli, field)
+static const cliopt train_rows[] = {
+    {.name = "out", .kind = CLIOPT_STRING, F(out), .arg = "FILE", .help = "the model file to write (required)"},
+    {.name = "data", .kind = CLIOPT_STRING, F(data_dir), .arg = "DIR", .help = "train from this store instead of files"},
+    {.name = "cutoff", .kind = CLIOPT_TIME, F(cutoff_ms), CLIOPT_GIVEN(train_cli, has_cutoff), .arg = "TIME",
+     .help = "evaluation cutoff (default: the horizon before the last event)"},
+    {.name = "horizon", .kind = CLIOPT_INT, F(horizon_days), .lo = 1, .hi = 3650, .want = "1 to 3650 days",
+     .arg = "DAYS", .help = "label horizon (default: the base model's, 30)"},
+    {.name = "lambda", .kind = CLIOPT_CUSTOM, F(lambda), CLIOPT_GIVEN(train_cli, lambda_given), .parse = parse_lambda,
+     .arg = "L",
+     .help = "fixed L2 penalty on the standardised coefficients (default: chosen by\n"
+             "validation from 0.1, 1, ..., 10000)"},
+    {.name = "force", .kind = CLIOPT_FLAG, F(force), .help = "write the model even when it loses to the RFM baseline"},
+    {.name = "base", .kind = CLIOPT_STRING, F(base), .arg = "FILE",
+     .help = "model file whose journey, segments, tiers and half-lives are kept\n"
+             "(default: the built-in models/default.json); with --data its half-lives\n"
+             "must be the store's"},
+    {.name = "name", .kind = CLIOPT_STRING, F(name), .arg = "N", .help = "of the new model (default: trained)"},
+    {.name = "version", .kind = CLIOPT_STRING, F(version), .arg = "V",
+     .help = "of the new model (default: the time of training)"},
+    {.name = "clv-only", .kind = CLIOPT_FLAG, F(clv_only),
+     .help = "fit only BG/NBD and Gamma-Gamma (purchase-only data such as CDNOW)"},
+    {.name = "json", .kind = CLIOPT_FLAG, F(json), .help = "print the report as JSON"},
+    {.name = "quiet", .short_name = 'q', .kind = CLIOPT_FLAG, F(quiet), .help = "no progress on the terminal"},
+    {.kind = CLIOPT_SECTION, .help = "Event FILEs, read as `leadscore import` reads them (see its --help):"},
+    {.name = "map", .kind = CLIOPT_CUSTOM, F(files.map), .parse = cli_opt_map, .arg = "COLUMNS",
+     .help = "source column of each event field"},
+    {.name = "types", .kind = CLIOPT_CUSTOM, F(files.types), .parse = cli_opt_types, .arg = "VALUES",
+     .help = "translate source type values"},
+    {.name = "format", .kind = CLIOPT_ENUM, F(files.format), .choices = format_words, .values = format_values,
+     .arg = "csv|jsonl", .help = "default: by the file name"},
+    {.name = "ts-format", .kind = CLIOPT_CUSTOM, F(files.ts_format), .parse = cli_opt_ts_format,
+     .arg = "F", .help = "auto (default), seconds, millis or iso"},
+    {.name = "delimiter", .kind = CLIOPT_CUSTOM, F(files.delimiter), .parse = cli_opt_delimiter, .arg = "C",
+     .help = "CSV field separator (default ','; 'tab' for tabs)"},
+    {.name = "whitespace", .kind = CLIOPT_FLAG, F(files.whitespace), .help = "fields separated by runs of blanks"},
+    {.name = "no-header", .kind = CLIOPT_FLAG, F(files.no_header), .help = "no header row: columns are named 1, 2, ..."},
+    {.name = "allow-old", .kind = CLIOPT_FLAG, F(allow_old), .help = "accept event times before 2000-01-01"},
+    CLIOPT_END};
+#undef F
+
+static const cliopts_spec train_spec = {
+    .cmd = "train",
+    .usage = "leadscore train --out FILE [--data DIR | FILE...] [--cutoff TIME] [--horizon DAYS] [--json]\n"
+             "                       [--map COLUMNS] [--types VALUES] [options]",
+    .about = "Fits a model from the event histories of a store (--data, read-only, one snapshot: it may be\n"
+             "served at the same time) or of event files (CSV or JSON Lines, plain or .gz, read as `import`\n"
+             "reads them into a temporary store).  Features are those the service scores: each customer's\n"
+             "history replayed as of the cutoff; label = an order within the horizon after it (no later\n"
+             "event is read).  Readiness is a calibrated probability: a logistic model fitted on rows pooled\n"
+             "from four cutoffs (spaced by half the horizon, ending two horizons before the cutoff), its L2\n"
+             "penalty chosen and its Platt calibration fitted one horizon before the cutoff, and evaluated at\n"
+             "the cutoff (a hold-out by time) next to recency and RFM baselines.  A model that loses to the\n"
+             "RFM baseline (AUC) is not written without --force.  The repeat-purchase model (BG/NBD, or the\n"
+             "NBD when BG/NBD degenerates) and Gamma-Gamma are fitted on the summary as of the cutoff\n"
+             "(transactions = purchase days).",
+    .opts = train_rows,
+};
+
+/* Parses the options into o (its defaults set); returns the index of the
+ * first FILE, or a negative cliopts_parse status. */
 static int parse_args(int argc, char **argv, train_cli *o)
 {
-    static const struct option opts[] = {
-        {"out", required_argument, NULL, 'o'},      {"map", required_argument, NULL, 'm'},
-        {"types", required_argument, NULL, 't'},    {"cutoff", required_argument, NULL, 'c'},
-        {"horizon", required_argument, NULL, 'H'},  {"lambda", required_argument, NULL, 'l'},
-        {"base", required_argument, NULL, 'b'},     {"name", required_argument, NULL, 'n'},
-        {"version", required_argument, NULL, 'v'},  {"clv-only", no_argument, NULL, 'C'},
-        {"json", no_argument, NULL, 'j'},           {"format", required_argument, NULL, 'f'},
-        {"ts-format", required_argument, NULL, 'T'}, {"delimiter", required_argument, NULL, 'd'},
-        {"whitespace", no_argument, NULL, 'w'},     {"no-header", no_argument, NULL, 'N'},
-        {"allow-old", no_argument, NULL, 'a'},      {"help", no_argument, NULL, 'h'},
-        {"data", required_argument, NULL, 'D'},     {"quiet", no_argument, NULL, 'q'},
-        {"force", no_argument, NULL, 'F'},
-        {NULL, 0, NULL, 0}};
-    char err[512];
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': o->out = optarg; break;
-        case 'm':
-            if (eventfile_parse_map(optarg, &o->files.map, err, sizeof err) != LS_OK)
-                return -cli_error("train", CLI_USAGE, "--map: %s", err);
-            break;
-        case 't':
-            if (eventfile_parse_types(optarg, &o->files.types, err, sizeof err) != LS_OK)
-                return -cli_error("train", CLI_USAGE, "--types: %s", err);
-            break;
-        case 'c':
-            if (cli_parse_time(optarg, &o->cutoff_ms) != 0)
-                return -cli_error("train", CLI_USAGE, "--cutoff: \"%s\" is not a time", optarg);
-            o->has_cutoff = 1;
-            break;
-        case 'H':
-            o->horizon_days = atoi(optarg);
-            if (o->horizon_days < 1 || o->horizon_days > 3650)
-                return -cli_error("train", CLI_USAGE, "--horizon takes 1 to 3650 days");
-            break;
-        case 'l':
-            o->lambda = strtod(optarg, NULL);
-            if (!(o->lambda >= 0))
-                return -cli_error("train", CLI_USAGE, "--lambda must be >= 0");
-            o->lambda_given = 1;
-            break;
-        case 'F': o->force = 1; break;
-        case 'b': o->base = optarg; break;
-        case 'n': o->name = optarg; break;
-        case 'v': o->version = optarg; break;
-        case 'C': o->clv_only = 1; break;
-        case 'j': o->json = 1; break;
-        case 'D': o->data_dir = optarg; break;
-        case 'q': o->quiet = 1; break;
-        case 'f':
-            if (strcmp(optarg, "csv") && strcmp(optarg, "jsonl"))
-                return -cli_error("train", CLI_USAGE, "--format is csv or jsonl");
-            o->files.format = strcmp(optarg, "csv") == 0 ? EVENTFILE_CSV : EVENTFILE_JSONL;
-            break;
-        case 'T':
-            if (eventfile_parse_ts_format(optarg, &o->files.ts_format) != LS_OK)
-                return -cli_error("train", CLI_USAGE, "--ts-format is seconds, millis or iso");
-            break;
-        case 'd': o->files.delimiter = optarg[0] == '\\' && optarg[1] == 't' ? '\t' : optarg[0]; break;
-        case 'w': o->files.whitespace = 1; break;
-        case 'N': o->files.no_header = 1; break;
-        case 'a': o->files.min_ts_ms = 0; break;
-        case 'h': train_help(); return -100;
-        default: return -CLI_USAGE;
-        }
-    }
+    int first = cliopts_parse(&train_spec, argc, argv, o);
+    if (first < 0)
+        return first;
+    if (o->allow_old)
+        o->files.min_ts_ms = 0;
     if (!o->out)
-        return -cli_error("train", CLI_USAGE, "give --out FILE");
-    if (o->data_dir && optind < argc)
-        return -cli_error("train", CLI_USAGE, "--data and event FILEs exclude each other: a store or files");
-    if (!o->data_dir && optind >= argc)
-        return -cli_error("train", CLI_USAGE, "give --data DIR or at least one event FILE");
-    return optind;
+        return cli_error("train", CLI_USAGE, "give --out FILE"), CLIOPTS_USAGE;
+    if (o->data_dir && first < argc)
+        return cli_error("train", CLI_USAGE, "--data and event FILEs exclude each other: a store or files"),
+               CLIOPTS_USAGE;
+    if (!o->data_dir && first >= argc)
+        return cli_error("train", CLI_USAGE, "give --data DIR or at least one event FILE"), CLIOPTS_USAGE;
+    return first;
 }
 
 /* ------------------------------------------------------------------ */
@@ -552,7 +534,7 @@ int cmd_train(int argc, char **argv)
     eventfile_options_init(&o.files);
     int first = parse_args(argc, argv, &o);
     if (first < 0)
-        return first == -100 ? CLI_OK : -first;
+        return cliopts_status(first);
     json_t *base_json = NULL;
     model *base = NULL;
     struct sigaction sa, old_int, old_term;

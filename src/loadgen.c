@@ -1,50 +1,33 @@
-/* loadgen.c -- the load generator behind `leadscore bench` (see loadgen.h).
+/* loadgen.c -- the load generator behind `leadscore bench` (see loadgen.h):
+ * the workload table and configuration; the controller that starts,
+ * times, stops and sums up a run; the pull check (did every event sent
+ * land on the server?); the probe and the server's event counters.
  *
- * Sections: the workload table and configuration; random numbers, the Zipf
- * sampler and the synthetic customer base; request building; reading
- * replies; the echo server; the client threads (request/reply and PUSH);
- * the controller that starts, times, stops and sums up a run; the probe
- * and the server's event counters.
- *
- * Timing.  Every client has a window of `inflight` slots.  A slot holds
- * one outstanding request: its generation number (carried in the request
- * "id" together with the slot index, so a late reply to a request that
- * timed out is recognised and dropped), the time it was DUE and the time
- * it was sent.  Latency is reply time minus due time.  In a closed loop a
- * request is due when a slot frees up; in an open loop at fixed intervals,
- * whether or not a slot is free.  Clients wait on their socket's ZMQ_FD
- * with ppoll (nanosecond timeouts, 1 ns timer slack), so an open-loop
- * client wakes on time for its next request without spinning. */
-#define _GNU_SOURCE
+ * The rest lives beside it: loadgen_customers.c (random numbers, the Zipf
+ * sampler and the synthetic customer base), loadgen_request.c (request
+ * bytes and reply scanning), loadgen_client.c (the client threads) and
+ * loadgen_echo.c (the echo server of --baseline). */
 #include "loadgen.h"
 
-#include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <stdarg.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <msgpack.h>
 #include <zmq.h>
 
 #include "leadscore/error.h"
+#include "loadgen_client.h"
+#include "loadgen_request.h"
 #include "timefmt.h"
 
-#define SLOT_BITS 20                  /* id = generation << SLOT_BITS | slot */
-#define SLOT_MASK ((UINT64_C(1) << SLOT_BITS) - 1)
-#define WAIT_SLICE_NS 20000000LL      /* longest single wait: 20 ms */
-#define EXPIRE_EVERY_NS 20000000LL    /* how often slots are checked for timeouts */
 #define PROGRESS_EVERY_NS 1000000000LL
 #define CONTROL_TICK_NS 50000000LL
 #define PULL_POLL_NS 50000000LL
 #define START_DELAY_NS 20000000LL     /* lets the clients connect before t0 */
-#define DAY_MS 86400000LL
 
 /* ------------------------------------------------------------------ */
 /* Workloads and configuration                                         */
@@ -147,1152 +130,6 @@ int loadgen_config_check(const loadgen_config *cfg, char *why, size_t cap)
 }
 
 /* ------------------------------------------------------------------ */
-/* Random numbers and the Zipf sampler                                 */
-/* ------------------------------------------------------------------ */
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-void loadgen_rng_seed(loadgen_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-uint64_t loadgen_rng_next(loadgen_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-double loadgen_rng_unit(loadgen_rng *r)
-{
-    return (double)(loadgen_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-uint64_t loadgen_rng_below(loadgen_rng *r, uint64_t n)
-{
-    return (uint64_t)(((unsigned __int128)loadgen_rng_next(r) * n) >> 64);
-}
-
-/* log1p(x)/x and expm1(x)/x, with their limits near 0. */
-static double helper1(double x)
-{
-    return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x * (0.5 - x * (1.0 / 3 - 0.25 * x));
-}
-
-static double helper2(double x)
-{
-    return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x * 0.5 * (1 + x * (1.0 / 3) * (1 + 0.25 * x));
-}
-
-/* H(x) = integral of x^-s (up to a constant), its inverse, and h(x) = x^-s. */
-static double zipf_hint(double s, double x)
-{
-    double lx = log(x);
-    return helper2((1 - s) * lx) * lx;
-}
-
-static double zipf_hint_inverse(double s, double x)
-{
-    double t = x * (1 - s);
-    if (t < -1)
-        t = -1;
-    return exp(helper1(t) * x);
-}
-
-static double zipf_h(double s, double x)
-{
-    return exp(-s * log(x));
-}
-
-int loadgen_zipf_init(loadgen_zipf *z, uint64_t n, double s)
-{
-    if (n < 1 || !(s > 0) || !isfinite(s))
-        return LS_EINVAL;
-    z->n = n;
-    z->s = s;
-    z->h_x1 = zipf_hint(s, 1.5) - 1;
-    z->h_n = zipf_hint(s, (double)n + 0.5);
-    z->threshold = 2 - zipf_hint_inverse(s, zipf_hint(s, 2.5) - zipf_h(s, 2));
-    return LS_OK;
-}
-
-uint64_t loadgen_zipf_next(const loadgen_zipf *z, loadgen_rng *r)
-{
-    for (;;) {
-        double u = z->h_n + loadgen_rng_unit(r) * (z->h_x1 - z->h_n);
-        double x = zipf_hint_inverse(z->s, u);
-        double kd = floor(x + 0.5);
-        uint64_t k = kd < 1 ? 1 : kd > (double)z->n ? z->n : (uint64_t)kd;
-        if ((double)k - x <= z->threshold || u >= zipf_hint(z->s, (double)k + 0.5) - zipf_h(z->s, (double)k))
-            return k;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* The customer base                                                   */
-/* ------------------------------------------------------------------ */
-
-size_t loadgen_customer_id(uint64_t k, char *buf, size_t cap)
-{
-    int n = snprintf(buf, cap, "cust-%llu", (unsigned long long)k);
-    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
-int loadgen_customers_in_key_order(uint64_t n, int (*fn)(void *arg, uint64_t k), void *arg)
-{
-    uint64_t k = 1;
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = fn(arg, k);
-        if (rc)
-            return rc;
-        if (k <= n / 10) {
-            k *= 10;
-        } else {
-            if (k >= n)
-                k /= 10;
-            k++;
-            while (k % 10 == 0)
-                k /= 10;
-        }
-    }
-    return 0;
-}
-
-static const char *const categories[] = {
-    "shoes/running", "shoes/casual", "apparel/jackets", "apparel/shirts", "electronics/audio",
-    "electronics/phones", "home/kitchen", "home/garden", "beauty/skin", "sports/cycling",
-    "toys/lego", "books/fiction"};
-#define N_CATEGORIES (sizeof categories / sizeof categories[0])
-
-static ls_str lit(const char *s)
-{
-    ls_str v = {s, strlen(s)};
-    return v;
-}
-
-/* One synthetic event of customer record building. */
-static void synthetic_event(ls_event *ev, loadgen_rng *r, event_type type, int64_t ts, int cat,
-                            const ls_str *customer, const ls_str *session)
-{
-    event_init(ev);
-    ev->type = type;
-    ev->ts_ms = ts;
-    ev->has = EVF_TS;
-    ev->customer = *customer;
-    ev->session = *session;
-    ev->category = lit(categories[cat]);
-    if (type == EV_PRODUCT_VIEW || type == EV_ADD_TO_CART || type == EV_PURCHASE) {
-        ev->price = 5.0 + (double)loadgen_rng_below(r, 19500) / 100.0;
-        ev->has |= EVF_PRICE;
-        ev->value = ev->price;
-    }
-    if (type == EV_REVIEW) {
-        ev->rating = 1 + (int)loadgen_rng_below(r, 5);
-        ev->has |= EVF_RATING;
-    }
-}
-
-int loadgen_customer_events(uint64_t k, uint64_t seed, int64_t now_ms, loadgen_event_fn fn, void *arg)
-{
-    static const event_type browse[] = {EV_PAGE_VIEW, EV_PRODUCT_VIEW, EV_PRODUCT_VIEW, EV_SEARCH,
-                                        EV_EMAIL_OPEN, EV_ADD_TO_CART};
-    loadgen_rng r;
-    char id[32], sess[32];
-    ls_event ev;
-    loadgen_rng_seed(&r, seed * UINT64_C(0x9e3779b97f4a7c15) ^ k);
-    ls_str customer = {id, loadgen_customer_id(k, id, sizeof id)};
-    int n = 2 + (int)loadgen_rng_below(&r, 5);
-    int64_t t = now_ms - (int64_t)(1 + loadgen_rng_below(&r, 90)) * DAY_MS;
-    int cat = (int)loadgen_rng_below(&r, N_CATEGORIES);
-    snprintf(sess, sizeof sess, "s-%016llx", (unsigned long long)loadgen_rng_next(&r));
-    ls_str session = lit(sess);
-    for (int i = 0; i < n; i++) {
-        synthetic_event(&ev, &r, browse[loadgen_rng_below(&r, sizeof browse / sizeof browse[0])], t, cat,
-                        &customer, &session);
-        fn(arg, &ev);
-        t += (int64_t)loadgen_rng_below(&r, (uint64_t)(now_ms - t) / 2 + 1);
-    }
-    int roll = (int)loadgen_rng_below(&r, 100);
-    if (roll < 25) { /* a buyer, sometimes with a review */
-        synthetic_event(&ev, &r, EV_PURCHASE, t, cat, &customer, &session);
-        fn(arg, &ev);
-        n++;
-        if (roll < 8) {
-            synthetic_event(&ev, &r, EV_REVIEW, t + 3 * DAY_MS < now_ms ? t + 3 * DAY_MS : now_ms, cat,
-                            &customer, &session);
-            fn(arg, &ev);
-            n++;
-        }
-    }
-    return n;
-}
-
-typedef struct {
-    ls_features *f;
-    const feature_decay *decay;
-} fold_into;
-
-static int fold_event(void *arg, const ls_event *ev)
-{
-    fold_into *fi = arg;
-    feature_apply(fi->f, ev, fi->decay);
-    return 0;
-}
-
-void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const feature_decay *decay,
-                             ls_features *out, int *nevents)
-{
-    fold_into fi = {out, decay};
-    feature_init(out);
-    int n = loadgen_customer_events(k, seed, now_ms, fold_event, &fi);
-    if (nevents)
-        *nevents = n;
-}
-
-/* ------------------------------------------------------------------ */
-/* Shared run state and clients                                        */
-/* ------------------------------------------------------------------ */
-
-typedef struct {
-    uint64_t gen;        /* 0: free */
-    int64_t due_ns;
-    int64_t sent_ns;
-    uint32_t items;
-    uint8_t kind;
-    uint8_t measured;
-} lg_slot;
-
-typedef struct lg_run lg_run;
-typedef struct stats_conn stats_conn;
-
-typedef struct {
-    lg_run *run;
-    int index;
-    pthread_t thread;
-    int thread_started;
-    void *sock;
-    int type;                 /* ZMQ_REQ, ZMQ_DEALER or ZMQ_PUSH */
-    int fd;                   /* the socket's ZMQ_FD */
-    loadgen_rng rng;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    lg_slot *slots;
-    uint32_t *free_slots;
-    int nfree, outstanding;
-    uint64_t next_gen;
-    uint64_t quota;           /* measured requests to send; 0: no limit */
-    uint64_t sent_measured;
-    int done_sending;
-    int64_t next_due, interval_ns, last_expire_ns;
-    uint64_t event_seq;
-    hist *lat, *kind_lat[LOADGEN_KINDS];
-    /* figures, read by the controller after the join */
-    uint64_t ok_measured, items, kind_n[LOADGEN_KINDS], warmup_ok;
-    uint64_t error_replies, timeouts, send_failures, abandoned;
-    uint64_t req_bytes, req_count, reply_bytes, reply_count;
-    uint64_t pull_events_sent;
-    int64_t last_done_ns;
-    char first_error[256];
-    /* live counters for the progress line */
-    _Alignas(64) atomic_uint_fast64_t live_done;
-    atomic_uint_fast64_t live_errors;
-    atomic_int finished;
-} lg_client;
-
-struct lg_run {
-    const loadgen_config *cfg;
-    void *zmq;
-    int use_zipf;
-    loadgen_zipf zipf;
-    uint64_t perm_a, perm_b;  /* rank r -> customer 1 + ((r-1)*a + b) mod n */
-    uint32_t nonce;           /* makes event ids unique per run */
-    int64_t t0_ns, measure_ns, end_ns;
-    atomic_int stop;          /* 1: send no more; 2: stop waiting too */
-    stats_conn *pull_stats;   /* pull: where landed events are counted */
-    uint64_t pull_before;     /* pull: the count before the run */
-    atomic_uint_fast64_t pull_sent, pull_allowed; /* pull: the backlog gate */
-    atomic_int go;            /* 0: wait; 1: run; -1: set-up failed, exit */
-    lg_client *clients;
-    int nclients;
-};
-
-static uint64_t gcd64(uint64_t a, uint64_t b)
-{
-    while (b) {
-        uint64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-/* A multiplier coprime with n near n/phi, so hot ranks land far apart. */
-static void choose_permutation(lg_run *run, uint64_t n)
-{
-    uint64_t a = (uint64_t)((double)n * 0.6180339887498949) | 1;
-    while (a > 1 && gcd64(a, n) != 1)
-        a++;
-    run->perm_a = n > 1 ? a % n : 0;
-    run->perm_b = n / 3;
-    if (run->perm_a == 0)
-        run->perm_a = 1;
-}
-
-static uint64_t pick_customer(lg_client *c)
-{
-    lg_run *run = c->run;
-    uint64_t n = run->cfg->customers;
-    if (!run->use_zipf)
-        return 1 + loadgen_rng_below(&c->rng, n);
-    uint64_t r = loadgen_zipf_next(&run->zipf, &c->rng) - 1;
-    return 1 + (uint64_t)(((unsigned __int128)r * run->perm_a + run->perm_b) % n);
-}
-
-/* ------------------------------------------------------------------ */
-/* Request building                                                    */
-/* ------------------------------------------------------------------ */
-
-static void pack_strn(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_lit(msgpack_packer *pk, const char *s)
-{
-    pack_strn(pk, s, strlen(s));
-}
-
-static void pack_customer(lg_client *c)
-{
-    char id[32];
-    pack_strn(&c->pk, id, loadgen_customer_id(pick_customer(c), id, sizeof id));
-}
-
-/* Starts a request map of nfields entries after "id" and "op". */
-static void begin_request(lg_client *c, uint32_t nfields, uint64_t id, const char *op)
-{
-    c->sb.size = 0;
-    msgpack_pack_map(&c->pk, nfields + (id ? 2 : 1));
-    if (id) {
-        pack_lit(&c->pk, "id");
-        msgpack_pack_fix_uint64(&c->pk, id);
-    }
-    pack_lit(&c->pk, "op");
-    pack_lit(&c->pk, op);
-}
-
-/* A track event of realistic shape: about 150 bytes of msgpack. */
-static void pack_event(lg_client *c, int64_t now_ms)
-{
-    static const struct {
-        const char *type;
-        int weight, priced;
-    } mix[] = {{"page_view", 35, 0}, {"product_view", 30, 1}, {"search", 10, 0}, {"add_to_cart", 10, 1},
-               {"remove_from_cart", 2, 1}, {"checkout", 4, 0}, {"purchase", 4, 1}, {"email_open", 3, 0},
-               {"email_click", 2, 0}};
-    char buf[64];
-    int roll = (int)loadgen_rng_below(&c->rng, 100), t = 0;
-    while (roll >= mix[t].weight) {
-        roll -= mix[t].weight;
-        t++;
-    }
-    uint64_t customer = pick_customer(c);
-    msgpack_pack_map(&c->pk, mix[t].priced ? 8 : 7);
-    pack_lit(&c->pk, "customer");
-    pack_strn(&c->pk, buf, loadgen_customer_id(customer, buf, sizeof buf));
-    pack_lit(&c->pk, "type");
-    pack_lit(&c->pk, mix[t].type);
-    pack_lit(&c->pk, "ts");
-    msgpack_pack_int64(&c->pk, now_ms);
-    pack_lit(&c->pk, "event_id");
-    snprintf(buf, sizeof buf, "%08x-%03x-%010llx", (unsigned)c->run->nonce, (unsigned)c->index & 0xfff,
-             (unsigned long long)(++c->event_seq & UINT64_C(0xffffffffff)));
-    pack_lit(&c->pk, buf);
-    pack_lit(&c->pk, "session");
-    snprintf(buf, sizeof buf, "s-%016llx", (unsigned long long)(customer * UINT64_C(0x9e3779b97f4a7c15)));
-    pack_lit(&c->pk, buf);
-    pack_lit(&c->pk, "product");
-    snprintf(buf, sizeof buf, "sku-%05u", (unsigned)loadgen_rng_below(&c->rng, 100000));
-    pack_lit(&c->pk, buf);
-    pack_lit(&c->pk, "category");
-    pack_lit(&c->pk, categories[loadgen_rng_below(&c->rng, N_CATEGORIES)]);
-    if (mix[t].priced) {
-        pack_lit(&c->pk, "price");
-        msgpack_pack_double(&c->pk, 5.0 + (double)loadgen_rng_below(&c->rng, 19500) / 100.0);
-    }
-}
-
-static void build_track(lg_client *c, uint64_t id, int nevents)
-{
-    int64_t now_ms = timefmt_now_ms();
-    begin_request(c, 1, id, "track");
-    pack_lit(&c->pk, "events");
-    msgpack_pack_array(&c->pk, (size_t)nevents);
-    for (int i = 0; i < nevents; i++)
-        pack_event(c, now_ms);
-}
-
-/* Builds the next request of the workload into c->sb; sets its kind and
- * the number of items it carries. */
-static void build_request(lg_client *c, uint64_t id, int *kind, uint32_t *items)
-{
-    const loadgen_config *cfg = c->run->cfg;
-    loadgen_workload w = cfg->workload;
-    if (w == LOADGEN_MIXED)
-        w = (int)loadgen_rng_below(&c->rng, 100) < cfg->mix_read_pct ? LOADGEN_SCORE : LOADGEN_TRACK;
-    *kind = LOADGEN_KIND_READ;
-    *items = 1;
-    switch (w) {
-    case LOADGEN_SCORE_BATCH:
-        begin_request(c, 1, id, "score");
-        pack_lit(&c->pk, "customers");
-        msgpack_pack_array(&c->pk, (size_t)cfg->batch);
-        for (int i = 0; i < cfg->batch; i++)
-            pack_customer(c);
-        *items = (uint32_t)cfg->batch;
-        break;
-    case LOADGEN_TRACK:
-    case LOADGEN_PULL:
-        build_track(c, id, cfg->batch);
-        *kind = LOADGEN_KIND_WRITE;
-        *items = (uint32_t)cfg->batch;
-        break;
-    case LOADGEN_RECOMMEND:
-        begin_request(c, 1, id, "recommend");
-        pack_lit(&c->pk, "customer");
-        pack_customer(c);
-        break;
-    default:
-        begin_request(c, 1, id, "score");
-        pack_lit(&c->pk, "customer");
-        pack_customer(c);
-        break;
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* Reading replies                                                     */
-/* ------------------------------------------------------------------ */
-
-static uint64_t read_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* Reads the header of the value at *pos: how many payload bytes follow it
- * and how many child values it contains.  Advances *pos past the header.
- * Returns 0, or -1 for a bad or cut-short header. */
-static int mp_header(const uint8_t *p, size_t len, size_t *pos, uint64_t *payload, uint64_t *children)
-{
-    static const signed char fixed[32] = {0, -1, 0, 0, -2, -2, -2, -3, -3, -3, 4, 8, 1, 2, 4, 8,
-                                          1, 2, 4, 8, 2, 3, 5, 9, 17, -2, -2, -2, -4, -4, -5, -5};
-    static const unsigned char lenb[32] = {[4] = 1, [5] = 2, [6] = 4, [7] = 1, [8] = 2, [9] = 4,
-                                           [25] = 1, [26] = 2, [27] = 4, [28] = 2, [29] = 4, [30] = 2, [31] = 4};
-    if (*pos >= len)
-        return -1;
-    uint8_t b = p[(*pos)++];
-    *payload = *children = 0;
-    if (b <= 0x7f || b >= 0xe0)
-        return 0;
-    if (b <= 0x8f) { *children = 2u * (b & 0x0f); return 0; }
-    if (b <= 0x9f) { *children = b & 0x0f; return 0; }
-    if (b <= 0xbf) { *payload = b & 0x1f; return 0; }
-    int idx = b - 0xc0, kind = fixed[idx];
-    if (kind == -1)
-        return -1;
-    if (kind >= 0) {
-        *payload = (uint64_t)kind;
-        return 0;
-    }
-    if (len - *pos < lenb[idx])
-        return -1;
-    uint64_t v = read_be(p + *pos, lenb[idx]);
-    *pos += lenb[idx];
-    if (kind == -2) *payload = v;
-    else if (kind == -3) *payload = v + 1;
-    else if (kind == -4) *children = v;
-    else *children = 2 * v;
-    return 0;
-}
-
-/* Skips one whole value (and everything inside it). */
-static int mp_skip(const uint8_t *p, size_t len, size_t *pos)
-{
-    uint64_t pending = 1;
-    while (pending > 0) {
-        uint64_t payload, children;
-        pending--;
-        if (mp_header(p, len, pos, &payload, &children) || payload > len - *pos || children > len - *pos)
-            return -1;
-        *pos += (size_t)payload;
-        pending += children;
-    }
-    return 0;
-}
-
-/* Reads an unsigned integer value; -1 when the value is something else. */
-static int mp_uint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
-{
-    uint8_t b = p[*pos];
-    int n = b <= 0x7f ? 0 : b >= 0xcc && b <= 0xcf ? 1 << (b - 0xcc) : -1;
-    if (n < 0 || len - *pos < (size_t)n + 1)
-        return -1;
-    *out = n == 0 ? b : read_be(p + *pos + 1, n);
-    *pos += (size_t)n + 1;
-    return 0;
-}
-
-int loadgen_scan_reply(const void *buf, size_t len, int *ok, uint64_t *id, int *has_id)
-{
-    const uint8_t *p = buf;
-    size_t pos = 0;
-    uint64_t payload, entries;
-    *ok = -1;
-    *has_id = 0;
-    if (!p || len == 0 || ((p[0] & 0xf0) != 0x80 && p[0] != 0xde && p[0] != 0xdf) ||
-        mp_header(p, len, &pos, &payload, &entries))
-        return LS_EPARSE;
-    for (uint64_t i = 0; i < entries / 2 && (*ok < 0 || !*has_id); i++) {
-        size_t kpos = pos;
-        if (mp_skip(p, len, &pos) || pos >= len)
-            return LS_EPARSE;
-        size_t klen = pos - kpos;
-        if (klen == 3 && p[kpos] == 0xa2 && memcmp(p + kpos + 1, "ok", 2) == 0 && (p[pos] == 0xc2 || p[pos] == 0xc3)) {
-            *ok = p[pos++] == 0xc3;
-            continue;
-        }
-        if (klen == 3 && p[kpos] == 0xa2 && memcmp(p + kpos + 1, "id", 2) == 0 && mp_uint(p, len, &pos, id) == 0) {
-            *has_id = 1;
-            continue;
-        }
-        if (mp_skip(p, len, &pos))
-            return LS_EPARSE;
-    }
-    return LS_OK;
-}
-
-/* The slow path for an error reply: "code: message" into out. */
-static void describe_error(const void *buf, size_t len, char *out, size_t cap)
-{
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    snprintf(out, cap, "an error reply that could not be read");
-    if (msgpack_unpack_next(&up, buf, len, NULL) == MSGPACK_UNPACK_SUCCESS && up.data.type == MSGPACK_OBJECT_MAP) {
-        const msgpack_object *err = NULL;
-        for (uint32_t i = 0; i < up.data.via.map.size; i++) {
-            const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
-            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 5 &&
-                memcmp(kv->key.via.str.ptr, "error", 5) == 0 && kv->val.type == MSGPACK_OBJECT_MAP)
-                err = &kv->val;
-        }
-        const char *code = "?", *msg = "";
-        int code_len = 1, msg_len = 0;
-        for (uint32_t i = 0; err && i < err->via.map.size; i++) {
-            const msgpack_object_kv *kv = &err->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR)
-                continue;
-            if (kv->key.via.str.size == 4 && memcmp(kv->key.via.str.ptr, "code", 4) == 0) {
-                code = kv->val.via.str.ptr;
-                code_len = (int)kv->val.via.str.size;
-            } else if (kv->key.via.str.size == 7 && memcmp(kv->key.via.str.ptr, "message", 7) == 0) {
-                msg = kv->val.via.str.ptr;
-                msg_len = (int)kv->val.via.str.size;
-            }
-        }
-        if (err)
-            snprintf(out, cap, "%.*s: %.*s", code_len > 64 ? 64 : code_len, code, msg_len > 160 ? 160 : msg_len, msg);
-    }
-    msgpack_unpacked_destroy(&up);
-}
-
-/* ------------------------------------------------------------------ */
-/* The echo server                                                     */
-/* ------------------------------------------------------------------ */
-
-struct loadgen_echo {
-    void *zmq, *router, *pull;
-    pthread_t thread;
-    char endpoint[256], pull_endpoint[256];
-    int curve;
-    char public_key[41], secret_key[41];
-    atomic_uint_fast64_t pulled;
-};
-
-/* Moves one whole message from `from` back out of `to` (frame by frame,
- * flags preserved).  Returns -1 when the context is shutting down. */
-static int echo_one(void *from, void *to)
-{
-    zmq_msg_t m;
-    for (;;) {
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, from, ZMQ_DONTWAIT) < 0) {
-            int err = zmq_errno();
-            zmq_msg_close(&m);
-            return err == EAGAIN ? 0 : -1;
-        }
-        int more = zmq_msg_more(&m);
-        if (to)
-            zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0);
-        zmq_msg_close(&m);
-        if (!more)
-            return 1;
-    }
-}
-
-static void *echo_main(void *arg)
-{
-    loadgen_echo *e = arg;
-    for (;;) {
-        zmq_pollitem_t items[2] = {{e->router, 0, ZMQ_POLLIN, 0}, {e->pull, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, -1) < 0 && zmq_errno() != EINTR)
-            break;
-        int rc = 0;
-        while (rc >= 0 && (rc = echo_one(e->router, e->router)) > 0)
-            ;
-        int pc = 0;
-        while (pc >= 0 && (pc = echo_one(e->pull, NULL)) > 0)
-            atomic_fetch_add(&e->pulled, 1);
-        if (rc < 0 || pc < 0)
-            break;
-    }
-    zmq_close(e->router);
-    zmq_close(e->pull);
-    return NULL;
-}
-
-static void *echo_socket(loadgen_echo *e, int type, char *bound)
-{
-    int hwm = 100000, zero = 0;
-    size_t len = 256;
-    void *s = zmq_socket(e->zmq, type);
-    if (!s)
-        return NULL;
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    if (e->curve) {
-        int one = 1;
-        zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
-        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, e->secret_key, 40);
-    }
-    if (zmq_bind(s, "tcp://127.0.0.1:*") != 0) {
-        zmq_close(s);
-        return NULL;
-    }
-    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &len);
-    return s;
-}
-
-int loadgen_echo_start(loadgen_echo **out, int curve)
-{
-    loadgen_echo *e = calloc(1, sizeof *e);
-    *out = NULL;
-    if (!e)
-        return LS_ENOMEM;
-    e->curve = curve;
-    e->zmq = zmq_ctx_new();
-    if (curve && zmq_curve_keypair(e->public_key, e->secret_key) != 0) {
-        zmq_ctx_term(e->zmq);
-        free(e);
-        return LS_EINTERNAL;
-    }
-    if (e->zmq) {
-        e->router = echo_socket(e, ZMQ_ROUTER, e->endpoint);
-        e->pull = echo_socket(e, ZMQ_PULL, e->pull_endpoint);
-    }
-    if (!e->router || !e->pull || pthread_create(&e->thread, NULL, echo_main, e) != 0) {
-        if (e->router)
-            zmq_close(e->router);
-        if (e->pull)
-            zmq_close(e->pull);
-        if (e->zmq)
-            zmq_ctx_term(e->zmq);
-        free(e);
-        return LS_EINTERNAL;
-    }
-    *out = e;
-    return LS_OK;
-}
-
-const char *loadgen_echo_endpoint(const loadgen_echo *e) { return e->endpoint; }
-const char *loadgen_echo_pull_endpoint(const loadgen_echo *e) { return e->pull_endpoint; }
-const char *loadgen_echo_server_key(const loadgen_echo *e) { return e->curve ? e->public_key : NULL; }
-
-/* Makes sock a CurveZMQ client when cfg has keys (before connect). */
-static void apply_curve(const loadgen_config *cfg, void *sock)
-{
-    const char *server = cfg->echo ? loadgen_echo_server_key(cfg->echo) : cfg->server_key;
-    if (!server || !cfg->client_public || !cfg->client_secret)
-        return;
-    zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 40);
-    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, cfg->client_public, 40);
-    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cfg->client_secret, 40);
-}
-
-uint64_t loadgen_echo_pulled(const loadgen_echo *e)
-{
-    return atomic_load(&((loadgen_echo *)e)->pulled);
-}
-
-void loadgen_echo_stop(loadgen_echo **ep)
-{
-    if (!ep || !*ep)
-        return;
-    loadgen_echo *e = *ep;
-    zmq_ctx_shutdown(e->zmq); /* wakes the thread with ETERM */
-    pthread_join(e->thread, NULL);
-    zmq_ctx_term(e->zmq);
-    free(e);
-    *ep = NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Client threads: common parts                                        */
-/* ------------------------------------------------------------------ */
-
-static int64_t mono(void)
-{
-    return timefmt_mono_ns();
-}
-
-static void note_error(lg_client *c, const char *what)
-{
-    if (!c->first_error[0])
-        snprintf(c->first_error, sizeof c->first_error, "%s", what);
-    atomic_fetch_add_explicit(&c->live_errors, 1, memory_order_relaxed);
-}
-
-/* Waits until the socket may have something to read, for at most ns. */
-static void wait_readable(lg_client *c, int64_t ns)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    if (zmq_getsockopt(c->sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN))
-        return;
-    if (ns <= 0)
-        return;
-    struct pollfd p = {c->fd, POLLIN, 0};
-    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-    ppoll(&p, 1, &ts, NULL);
-}
-
-/* Sleeps until the monotonic time `until` (or for at most a slice). */
-static void sleep_until(int64_t until)
-{
-    int64_t now = mono(), ns = until - now;
-    if (ns <= 0)
-        return;
-    if (ns > WAIT_SLICE_NS)
-        ns = WAIT_SLICE_NS;
-    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-    nanosleep(&ts, NULL);
-}
-
-/* The next request's due time, or -1 when this client sends no more. */
-static int64_t next_due(lg_client *c, int64_t now)
-{
-    lg_run *run = c->run;
-    if (c->done_sending || atomic_load_explicit(&run->stop, memory_order_relaxed))
-        return -1;
-    int64_t due = c->interval_ns ? c->next_due : now;
-    if (due >= run->end_ns || (c->quota && c->sent_measured >= c->quota && due >= run->measure_ns)) {
-        c->done_sending = 1;
-        return -1;
-    }
-    return due;
-}
-
-/* Moves the schedule past a request that was due at `due`. */
-static void advance(lg_client *c, int64_t due)
-{
-    if (due >= c->run->measure_ns)
-        c->sent_measured++;
-    if (c->interval_ns)
-        c->next_due += c->interval_ns;
-}
-
-static void record(lg_client *c, int kind, int64_t latency_ns, uint32_t items, int64_t now)
-{
-    uint64_t v = latency_ns > 0 ? (uint64_t)latency_ns : 0;
-    hist_record(c->lat, v);
-    if (c->kind_lat[kind])
-        hist_record(c->kind_lat[kind], v);
-    c->kind_n[kind]++;
-    c->ok_measured++;
-    c->items += items;
-    c->last_done_ns = now;
-}
-
-/* ------------------------------------------------------------------ */
-/* Client threads: request / reply                                     */
-/* ------------------------------------------------------------------ */
-
-static void free_slot(lg_client *c, uint32_t idx)
-{
-    c->slots[idx].gen = 0;
-    c->free_slots[c->nfree++] = idx;
-    c->outstanding--;
-}
-
-/* Sends one request due at `due`.  Returns 0 when sent, 1 when the socket
- * cannot take it now (try again later), -1 on a failure (counted). */
-static int send_request(lg_client *c, int64_t due)
-{
-    uint32_t idx = c->free_slots[c->nfree - 1];
-    uint64_t gen = ++c->next_gen, id = gen << SLOT_BITS | idx;
-    int kind;
-    uint32_t items;
-    build_request(c, id, &kind, &items);
-    if (c->type == ZMQ_DEALER && zmq_send(c->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        c->next_gen--;
-        return zmq_errno() == EAGAIN ? 1 : -1;
-    }
-    if (zmq_send(c->sock, c->sb.data, c->sb.size, ZMQ_DONTWAIT) < 0) {
-        if (zmq_errno() == EAGAIN && c->type == ZMQ_REQ) {
-            c->next_gen--;
-            return 1;
-        }
-        c->send_failures++;
-        note_error(c, zmq_strerror(zmq_errno()));
-        return -1;
-    }
-    c->nfree--;
-    c->outstanding++;
-    lg_slot *s = &c->slots[idx];
-    s->gen = gen;
-    s->due_ns = due;
-    s->sent_ns = mono();
-    s->items = items;
-    s->kind = (uint8_t)kind;
-    s->measured = due >= c->run->measure_ns;
-    c->req_bytes += c->sb.size;
-    c->req_count++;
-    return 0;
-}
-
-/* Sends every request that is due and has a free slot. */
-static void send_due(lg_client *c)
-{
-    while (c->nfree > 0) {
-        int64_t now = mono(), due = next_due(c, now);
-        if (due < 0 || due > now)
-            return;
-        int rc = send_request(c, due);
-        if (rc > 0)
-            return;
-        advance(c, due);
-        if (rc < 0)
-            return;
-    }
-}
-
-/* Finds the slot a reply belongs to; -1 for a late or unknown one. */
-static int match_slot(lg_client *c, int has_id, uint64_t id)
-{
-    if (!has_id) /* a REQ socket has one slot, and only its reply can come */
-        return c->type == ZMQ_REQ && c->slots[0].gen ? 0 : -1;
-    uint64_t idx = id & SLOT_MASK;
-    if (idx >= (uint64_t)c->run->cfg->inflight || c->slots[idx].gen != id >> SLOT_BITS || c->slots[idx].gen == 0)
-        return -1;
-    return (int)idx;
-}
-
-static void handle_reply(lg_client *c, const void *body, size_t len, int64_t now)
-{
-    int ok, has_id;
-    uint64_t id = 0;
-    c->reply_bytes += len;
-    c->reply_count++;
-    if (loadgen_scan_reply(body, len, &ok, &id, &has_id) != LS_OK) {
-        c->error_replies++;
-        note_error(c, "a reply that is not a msgpack map");
-        return;
-    }
-    int idx = match_slot(c, has_id, id);
-    if (idx < 0)
-        return; /* the answer to a request that already timed out */
-    lg_slot s = c->slots[idx];
-    free_slot(c, (uint32_t)idx);
-    atomic_fetch_add_explicit(&c->live_done, 1, memory_order_relaxed);
-    if (ok == 0 || (ok < 0 && !c->run->cfg->echo)) {
-        char why[256];
-        c->error_replies++;
-        if (!c->first_error[0])
-            describe_error(body, len, why, sizeof why);
-        note_error(c, why);
-        return;
-    }
-    if (s.measured)
-        record(c, s.kind, now - s.due_ns, s.items, now);
-    else
-        c->warmup_ok++;
-}
-
-/* Receives one reply body (after the DEALER delimiter) if one is waiting.
- * Returns 1 when one was handled, 0 when none is there, -1 on ETERM. */
-static int receive_one(lg_client *c)
-{
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
-        int err = zmq_errno();
-        zmq_msg_close(&m);
-        return err == EAGAIN || err == EFSM ? 0 : -1; /* EFSM: a REQ with nothing asked */
-    }
-    /* a DEALER reply is [empty delimiter, body]: step to the last frame */
-    while (zmq_msg_more(&m)) {
-        zmq_msg_close(&m);
-        zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, c->sock, 0) < 0) {
-            zmq_msg_close(&m);
-            return -1;
-        }
-    }
-    handle_reply(c, zmq_msg_data(&m), zmq_msg_size(&m), mono());
-    zmq_msg_close(&m);
-    return 1;
-}
-
-/* Gives up on requests outstanding for longer than the timeout. */
-static void expire(lg_client *c, int64_t now)
-{
-    int64_t limit = (int64_t)c->run->cfg->timeout_ms * 1000000;
-    if (now - c->last_expire_ns < EXPIRE_EVERY_NS || c->outstanding == 0)
-        return;
-    c->last_expire_ns = now;
-    for (uint32_t i = 0; i < (uint32_t)c->run->cfg->inflight; i++) {
-        if (c->slots[i].gen && now - c->slots[i].sent_ns > limit) {
-            free_slot(c, i);
-            c->timeouts++;
-            note_error(c, "no reply within the timeout");
-        }
-    }
-}
-
-/* How long to wait for a reply before the next thing to do. */
-static int64_t wait_budget(lg_client *c, int64_t now)
-{
-    if (c->nfree > 0) {
-        int64_t due = next_due(c, now);
-        if (due >= 0)
-            return due - now < WAIT_SLICE_NS ? due - now : WAIT_SLICE_NS;
-    }
-    return WAIT_SLICE_NS;
-}
-
-static void request_loop(lg_client *c)
-{
-    for (;;) {
-        int stop = atomic_load_explicit(&c->run->stop, memory_order_relaxed);
-        if (stop >= 2)
-            break;
-        send_due(c);
-        int got = 0;
-        while (c->outstanding > 0 && (got = receive_one(c)) > 0)
-            ;
-        if (got < 0)
-            break;
-        int64_t now = mono();
-        expire(c, now);
-        if (c->outstanding == 0 && next_due(c, now) < 0)
-            break;
-        wait_readable(c, wait_budget(c, now));
-    }
-    c->abandoned += (uint64_t)c->outstanding;
-}
-
-/* ------------------------------------------------------------------ */
-/* Client threads: fire-and-forget PUSH                                */
-/* ------------------------------------------------------------------ */
-
-/* Waits until the server has caught up enough to take n more events
- * (cfg->pull_backlog).  Returns 0 when it may send, -1 when the run ends
- * first. */
-static int pull_gate(lg_client *c, uint64_t n)
-{
-    lg_run *run = c->run;
-    while (run->cfg->pull_backlog &&
-           atomic_load_explicit(&run->pull_sent, memory_order_relaxed) + n >
-               atomic_load_explicit(&run->pull_allowed, memory_order_relaxed)) {
-        if (atomic_load_explicit(&run->stop, memory_order_relaxed) || mono() >= run->end_ns)
-            return -1;
-        struct timespec ts = {0, 200000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
-static void push_loop(lg_client *c)
-{
-    for (;;) {
-        int64_t now = mono(), due = next_due(c, now);
-        if (due < 0)
-            break;
-        if (due > now) {
-            sleep_until(due);
-            continue;
-        }
-        if (pull_gate(c, (uint64_t)c->run->cfg->batch) != 0)
-            break; /* the run ended while the server was catching up */
-        if (!c->interval_ns)
-            due = mono(); /* closed loop: due once the gate opened */
-        int kind;
-        uint32_t items;
-        build_request(c, 0, &kind, &items);
-        int rc;
-        while ((rc = zmq_send(c->sock, c->sb.data, c->sb.size, 0)) < 0 && zmq_errno() == EAGAIN &&
-               !atomic_load_explicit(&c->run->stop, memory_order_relaxed))
-            ; /* blocked by the high-water mark: SNDTIMEO lets us look at stop */
-        now = mono();
-        advance(c, due);
-        if (rc < 0) {
-            if (zmq_errno() == EAGAIN) {
-                c->abandoned++;
-                break;
-            }
-            c->send_failures++;
-            note_error(c, zmq_strerror(zmq_errno()));
-            continue;
-        }
-        c->pull_events_sent += items;
-        atomic_fetch_add_explicit(&c->run->pull_sent, items, memory_order_relaxed);
-        c->req_bytes += c->sb.size;
-        c->req_count++;
-        atomic_fetch_add_explicit(&c->live_done, 1, memory_order_relaxed);
-        if (due >= c->run->measure_ns)
-            record(c, kind, now - due, items, now);
-        else
-            c->warmup_ok++;
-    }
-}
-
-static void *client_main(void *arg)
-{
-    lg_client *c = arg;
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-    int go;
-    while ((go = atomic_load(&c->run->go)) == 0) {
-        struct timespec ts = {0, 100000};
-        nanosleep(&ts, NULL);
-    }
-    if (go < 0) {
-        atomic_store(&c->finished, 1);
-        return NULL;
-    }
-    while (mono() < c->run->t0_ns)
-        sleep_until(c->run->t0_ns);
-    c->next_due = c->run->t0_ns + (c->interval_ns ? c->interval_ns * c->index / c->run->nclients : 0);
-    if (c->type == ZMQ_PUSH)
-        push_loop(c);
-    else
-        request_loop(c);
-    atomic_store(&c->finished, 1);
-    return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Setting clients up and down                                         */
-/* ------------------------------------------------------------------ */
-
-static int open_client_socket(lg_client *c)
-{
-    const loadgen_config *cfg = c->run->cfg;
-    int pull = cfg->workload == LOADGEN_PULL;
-    int hwm = cfg->inflight * 2 > 1000 ? cfg->inflight * 2 : 1000, zero = 0, one = 1;
-    int linger = pull ? (int)(cfg->pull_max_wait_s * 1000) : 0, sndtimeo = 100;
-    size_t len = sizeof c->fd;
-    c->type = pull ? ZMQ_PUSH : cfg->inflight == 1 ? ZMQ_REQ : ZMQ_DEALER;
-    c->sock = zmq_socket(c->run->zmq, c->type);
-    if (!c->sock)
-        return LS_EINTERNAL;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, pull ? &linger : &zero, sizeof(int));
-    zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (c->type == ZMQ_REQ)
-        zmq_setsockopt(c->sock, ZMQ_REQ_RELAXED, &one, sizeof one);
-    if (pull)
-        zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
-    apply_curve(cfg, c->sock);
-    const char *ep = pull ? cfg->pull_endpoint : cfg->endpoint;
-    if (cfg->echo)
-        ep = pull ? loadgen_echo_pull_endpoint(cfg->echo) : loadgen_echo_endpoint(cfg->echo);
-    if (zmq_connect(c->sock, ep) != 0 || zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &len) != 0)
-        return LS_EINTERNAL;
-    return LS_OK;
-}
-
-static int new_hist(hist **h)
-{
-    return hist_init(h, LOADGEN_HIST_LOWEST, LOADGEN_HIST_HIGHEST, LOADGEN_HIST_DIGITS);
-}
-
-static int client_init(lg_run *run, lg_client *c, int index)
-{
-    const loadgen_config *cfg = run->cfg;
-    c->run = run;
-    c->index = index;
-    msgpack_sbuffer_init(&c->sb);
-    msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
-    loadgen_rng_seed(&c->rng, cfg->seed * 1000003 + (uint64_t)index);
-    c->slots = calloc((size_t)cfg->inflight, sizeof *c->slots);
-    c->free_slots = malloc((size_t)cfg->inflight * sizeof *c->free_slots);
-    if (!c->slots || !c->free_slots || new_hist(&c->lat))
-        return LS_ENOMEM;
-    if (cfg->workload == LOADGEN_MIXED)
-        for (int k = 0; k < LOADGEN_KINDS; k++)
-            if (new_hist(&c->kind_lat[k]))
-                return LS_ENOMEM;
-    for (int i = cfg->inflight - 1; i >= 0; i--)
-        c->free_slots[c->nfree++] = (uint32_t)i;
-    if (cfg->requests)
-        c->quota = cfg->requests / (uint64_t)cfg->clients + ((uint64_t)index < cfg->requests % (uint64_t)cfg->clients);
-    if (cfg->rate > 0)
-        c->interval_ns = (int64_t)(1e9 * cfg->clients / cfg->rate);
-    if (cfg->rate > 0 && c->interval_ns < 1)
-        c->interval_ns = 1;
-    return open_client_socket(c);
-}
-
-static void client_free(lg_client *c)
-{
-    int zero = 0;
-    if (c->sock) {
-        /* the pull check has already waited for what was queued */
-        zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_close(c->sock);
-    }
-    msgpack_sbuffer_destroy(&c->sb);
-    free(c->slots);
-    free(c->free_slots);
-    hist_destroy(&c->lat);
-    for (int k = 0; k < LOADGEN_KINDS; k++)
-        hist_destroy(&c->kind_lat[k]);
-}
-
-/* ------------------------------------------------------------------ */
 /* The controller                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -1309,9 +146,9 @@ static int setup_run(lg_run *run, const loadgen_config *cfg, loadgen_result *out
     run->use_zipf = cfg->zipf_s > 0;
     if (run->use_zipf)
         loadgen_zipf_init(&run->zipf, cfg->customers, cfg->zipf_s);
-    choose_permutation(run, cfg->customers);
-    uint64_t seed = (uint64_t)timefmt_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)mono();
-    run->nonce = (uint32_t)splitmix64(&seed);
+    lg_request_permutation(run, cfg->customers);
+    uint64_t seed = (uint64_t)timefmt_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)timefmt_mono_ns();
+    run->nonce = (uint32_t)loadgen_splitmix64(&seed);
     run->zmq = zmq_ctx_new();
     run->clients = calloc((size_t)cfg->clients, sizeof *run->clients);
     if (!run->zmq || !run->clients) {
@@ -1319,7 +156,7 @@ static int setup_run(lg_run *run, const loadgen_config *cfg, loadgen_result *out
         return LS_ENOMEM;
     }
     for (int i = 0; i < cfg->clients; i++) {
-        int rc = client_init(run, &run->clients[i], i);
+        int rc = lg_client_init(run, &run->clients[i], i);
         if (rc) {
             snprintf(out->first_error, sizeof out->first_error, "cannot set up client %d: %s", i,
                      rc == LS_ENOMEM ? "out of memory" : zmq_strerror(zmq_errno()));
@@ -1332,14 +169,14 @@ static int setup_run(lg_run *run, const loadgen_config *cfg, loadgen_result *out
 static int start_clients(lg_run *run, loadgen_result *out)
 {
     for (int i = 0; i < run->nclients; i++) {
-        if (pthread_create(&run->clients[i].thread, NULL, client_main, &run->clients[i]) != 0) {
+        if (pthread_create(&run->clients[i].thread, NULL, lg_client_main, &run->clients[i]) != 0) {
             snprintf(out->first_error, sizeof out->first_error, "cannot start client thread %d", i);
             return LS_EINTERNAL;
         }
         run->clients[i].thread_started = 1;
     }
     const loadgen_config *cfg = run->cfg;
-    run->t0_ns = mono() + START_DELAY_NS;
+    run->t0_ns = timefmt_mono_ns() + START_DELAY_NS;
     run->measure_ns = run->t0_ns + seconds_ns(cfg->warmup_s);
     run->end_ns = cfg->requests ? INT64_MAX : run->measure_ns + seconds_ns(cfg->duration_s);
     atomic_store(&run->go, 1); /* publishes the times above */
@@ -1403,7 +240,7 @@ static void supervise(lg_run *run, loadgen_result *out)
     while (!all_finished(run)) {
         struct timespec tick = {0, CONTROL_TICK_NS};
         nanosleep(&tick, NULL);
-        int64_t now = mono();
+        int64_t now = timefmt_mono_ns();
         if (cfg->stop && *cfg->stop && !out->interrupted) {
             out->interrupted = 1;
             atomic_store(&run->stop, 2);
@@ -1453,7 +290,7 @@ static int stats_open(stats_conn *s, const loadgen_config *cfg, const char *endp
     zmq_setsockopt(s->sock, ZMQ_REQ_CORRELATE, &one, sizeof one);
     zmq_setsockopt(s->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
     if (cfg)
-        apply_curve(cfg, s->sock);
+        lg_client_curve(cfg, s->sock);
     if (zmq_connect(s->sock, endpoint) != 0) {
         stats_close(s);
         return LS_EINTERNAL;
@@ -1559,14 +396,14 @@ static int landed_now(const loadgen_config *cfg, stats_conn *s, uint64_t *landed
 static void pull_check(lg_run *run, stats_conn *s, uint64_t before, loadgen_result *out)
 {
     const loadgen_config *cfg = run->cfg;
-    int64_t sent_end = mono(), changed = sent_end, limit = sent_end + seconds_ns(cfg->pull_max_wait_s);
+    int64_t sent_end = timefmt_mono_ns(), changed = sent_end, limit = sent_end + seconds_ns(cfg->pull_max_wait_s);
     uint64_t last = before, now_landed = before;
     for (;;) {
         if (landed_now(cfg, s, &now_landed) != LS_OK) {
             snprintf(out->first_error, sizeof out->first_error, "the pull check could not read the server's stats");
             return;
         }
-        int64_t now = mono();
+        int64_t now = timefmt_mono_ns();
         if (now_landed != last) {
             last = now_landed;
             changed = now;
@@ -1593,7 +430,7 @@ static int merge_into(hist **dst, const hist *src)
 {
     if (!src)
         return LS_OK;
-    if (!*dst && new_hist(dst))
+    if (!*dst && lg_client_new_hist(dst))
         return LS_ENOMEM;
     return hist_merge(*dst, src);
 }
@@ -1640,7 +477,7 @@ static int sum_up(lg_run *run, loadgen_result *out)
 static void teardown_run(lg_run *run)
 {
     for (int i = 0; run->clients && i < run->nclients; i++)
-        client_free(&run->clients[i]);
+        lg_client_free(&run->clients[i]);
     free(run->clients);
     if (run->zmq)
         zmq_ctx_term(run->zmq);
@@ -1729,15 +566,15 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
     memset(&run, 0, sizeof run);
     memset(&c, 0, sizeof c);
     run.cfg = cfg;
-    choose_permutation(&run, cfg->customers ? cfg->customers : 1);
+    lg_request_permutation(&run, cfg->customers ? cfg->customers : 1);
     c.run = &run;
     msgpack_sbuffer_init(&c.sb);
     msgpack_packer_init(&c.pk, &c.sb, msgpack_sbuffer_write);
     loadgen_rng_seed(&c.rng, cfg->seed);
     if (cfg->workload == LOADGEN_PULL)
-        begin_request(&c, 0, 1, "ping");
+        lg_request_begin(&c, 0, 1, "ping");
     else
-        build_request(&c, 1, &kind, &items);
+        lg_request_build(&c, 1, &kind, &items);
     int rc = stats_open(&s, cfg, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
     if (rc == LS_OK) {
         rc = call_once(s.sock, c.sb.data, c.sb.size, &r);

@@ -41,6 +41,8 @@
 
 #include "feature.h"
 #include "histogram.h"
+#include "loadgen_customers.h" /* the customer base: rng, Zipf, ids, records */
+#include "loadgen_echo.h"      /* the echo server of --baseline */
 
 /* X(enum suffix, name on the command line, what it sends) */
 #define LOADGEN_WORKLOAD_MAP(X)                                                   \
@@ -72,8 +74,6 @@ enum { LOADGEN_KIND_READ, LOADGEN_KIND_WRITE, LOADGEN_KINDS };
 /* Most customers or events in one request (the server's default limits
  * are 1,000 customers per score and 10,000 events per batch). */
 #define LOADGEN_MAX_BATCH 10000
-
-typedef struct loadgen_echo loadgen_echo;
 
 /* What loadgen_run() calls about once a second from the controller. */
 typedef struct {
@@ -197,74 +197,6 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap);
  * counters.  0, LS_ETIMEOUT or LS_EPARSE. */
 int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accepted,
                           uint64_t *duplicate, uint64_t *rejected);
-
-/* ---- the echo server, for --baseline ---- */
-
-/* Starts a bare ZeroMQ echo server on its own thread: a ROUTER on
- * tcp://127.0.0.1:* that sends every message straight back, and a PULL
- * on tcp://127.0.0.1:* that counts what it receives.  With curve, both
- * are CurveZMQ servers with a fresh key pair (any client key is let in),
- * so an encrypted run is compared with an encrypted echo.  Returns 0 or
- * LS_EINTERNAL.  Stop it with loadgen_echo_stop. */
-int loadgen_echo_start(loadgen_echo **out, int curve);
-const char *loadgen_echo_endpoint(const loadgen_echo *e);
-const char *loadgen_echo_pull_endpoint(const loadgen_echo *e);
-/* The echo server's public key (Z85), or NULL without curve. */
-const char *loadgen_echo_server_key(const loadgen_echo *e);
-/* Messages the PULL socket has received so far (any thread). */
-uint64_t loadgen_echo_pulled(const loadgen_echo *e);
-/* Stops the thread, closes everything, NULLs *e; NULL is harmless. */
-void loadgen_echo_stop(loadgen_echo **e);
-
-/* ---- the customer base ---- */
-
-/* A small, fast, seedable generator (xoshiro256**). */
-typedef struct {
-    uint64_t s[4];
-} loadgen_rng;
-
-void loadgen_rng_seed(loadgen_rng *r, uint64_t seed);
-uint64_t loadgen_rng_next(loadgen_rng *r);
-/* Uniform double in [0, 1). */
-double loadgen_rng_unit(loadgen_rng *r);
-/* Uniform integer in [0, n), n > 0, without modulo bias worth noting. */
-uint64_t loadgen_rng_below(loadgen_rng *r, uint64_t n);
-
-/* Zipf over ranks 1..n with exponent s > 0: P(k) = k^-s / H(n, s).
- * Rejection-inversion sampling (Hormann and Derflinger, 1996): O(1)
- * memory and time per draw for any n, so 10 million keys cost nothing. */
-typedef struct {
-    uint64_t n;
-    double s;
-    double h_x1, h_n, threshold;
-} loadgen_zipf;
-
-/* 0, or LS_EINVAL unless n >= 1 and s > 0 (and finite). */
-int loadgen_zipf_init(loadgen_zipf *z, uint64_t n, double s);
-/* A rank in 1..n; rank 1 is the most frequent. */
-uint64_t loadgen_zipf_next(const loadgen_zipf *z, loadgen_rng *r);
-
-/* Writes customer k's id ("cust-<k>") into buf (cap >= 32 is enough);
- * returns its length. */
-size_t loadgen_customer_id(uint64_t k, char *buf, size_t cap);
-
-/* The synthetic events preloaded for customer k: two to eight events
- * (views, searches, sometimes a cart, a purchase, a review) over the 90
- * days before now_ms, the same for the same (seed, k), handed to fn one by
- * one in time order (strings valid during the call).  Returns how many. */
-typedef int (*loadgen_event_fn)(void *arg, const ls_event *ev);
-int loadgen_customer_events(uint64_t k, uint64_t seed, int64_t now_ms, loadgen_event_fn fn, void *arg);
-
-/* Those events folded into one record with feature_apply.  *nevents (if
- * not NULL) says how many. */
-void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const feature_decay *decay,
-                             ls_features *out, int *nevents);
-
-/* Calls fn(arg, k) for k = 1..n in the byte order of the ids "cust-<k>"
- * (1, 10, 100, 1000, ..., 101, ..., 2, 20, ...), so that a preload puts
- * keys into LMDB in sorted order.  Stops early, returning fn's value,
- * when fn returns non-zero. */
-int loadgen_customers_in_key_order(uint64_t n, int (*fn)(void *arg, uint64_t k), void *arg);
 
 /* ---- replies ---- */
 

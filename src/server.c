@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -61,63 +60,13 @@ struct server {
     int64_t drain_deadline_ns;  /* set when stopping begins */
 };
 
-model *service_model_acquire(service *svc)
-{
-    pthread_mutex_lock(&svc->model_lock);
-    model *m = model_ref(svc->model);
-    pthread_mutex_unlock(&svc->model_lock);
-    return m;
-}
-
-void service_model_swap(service *svc, model *m)
-{
-    pthread_mutex_lock(&svc->model_lock);
-    model *old = svc->model;
-    svc->model = m;
-    pthread_mutex_unlock(&svc->model_lock);
-    model_unref(&old);
-}
-
 /* ------------------------------------------------------------------ */
 /* Start-up                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Loads path; the default path falls back to the built-in copy. */
-static int load_model_file(const char *path, model **out, char *err, size_t errlen)
-{
-    struct stat st;
-    if (strcmp(path, "models/default.json") == 0 && stat(path, &st) != 0)
-        return model_load_builtin(out, err, errlen);
-    return model_load_file(path, out, err, errlen);
-}
-
 static int same_decay(const feature_decay *a, const feature_decay *b)
 {
     return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
-}
-
-int service_reload_model(service *svc, const char *path, char *err, size_t errlen)
-{
-    model *m = NULL;
-    int rc = load_model_file(path ? path : svc->cfg.model_path, &m, err, errlen);
-    return rc ? rc : service_install_model(svc, m, err, errlen);
-}
-
-int service_install_model(service *svc, model *m, char *err, size_t errlen)
-{
-    if (!same_decay(model_decay(m), store_decay(svc->store))) {
-        snprintf(err, errlen, "model %s keeps half-lives other than the store's (%.4g and %.4g days)",
-                 model_name(m), store_decay(svc->store)->short_ms / 864e5, store_decay(svc->store)->long_ms / 864e5);
-        model_unref(&m);
-        return LS_EINVAL;
-    }
-    service_model_swap(svc, m);
-    return LS_OK;
-}
-
-static int load_model(server *s, char *err, size_t errlen)
-{
-    return load_model_file(s->svc.cfg.model_path, &s->svc.model, err, errlen);
 }
 
 static int open_store(server *s, char *err, size_t errlen)
@@ -318,7 +267,7 @@ static int set_up(server *s, char *err, size_t errlen)
     }
     log_set_level(level);
     raise_fd_limit();
-    if ((rc = load_model(s, err, errlen)) || (rc = open_store(s, err, errlen)))
+    if ((rc = service_load_model(&s->svc, err, errlen)) || (rc = open_store(s, err, errlen)))
         return rc;
     snprintf(s->model_tag, sizeof s->model_tag, "%s@%s", model_name(s->svc.model), model_version(s->svc.model));
     if ((rc = stats_init(&s->svc.stats, ops_count(), timefmt_now_ms())) ||

@@ -9,7 +9,10 @@
  *                snapshot, so a scan never holds up track or score;
  *   writer       owns every LMDB write and commits in groups.
  * Nothing here is global: server.c allocates one service and hands it to
- * each thread. */
+ * each thread.  service.c keeps the model handle: the reference-counted
+ * active model and its swaps; it calls nobody above it (server, ops,
+ * workers, writer, retraining), so they all depend on it, never on each
+ * other through it. */
 #ifndef LS_SERVICE_H
 #define LS_SERVICE_H
 
@@ -61,6 +64,11 @@ typedef struct service {
     stats stats;
     atomic_int stopping;          /* set by the loop; workers exit once their queue is empty */
 } service;
+
+/* Loads the configured --model (the built-in copy when the default path
+ * does not exist) as the first active model, before the store is open:
+ * no half-life check.  Call once, before any thread starts. */
+int service_load_model(service *svc, char *err, size_t errlen);
 
 /* The active model with one reference for the caller (model_unref it). */
 model *service_model_acquire(service *svc);

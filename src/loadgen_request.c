@@ -1,0 +1,309 @@
+/* loadgen_request.c -- the bytes of `leadscore bench` (see
+ * loadgen_request.h): which customer a request names (uniform, or Zipf
+ * ranks scattered over the ids by a fixed permutation), the msgpack
+ * request maps of every workload, and the fast scan of a reply for its
+ * "ok" and "id" (plus the slow path that reads an error's words). */
+#include "loadgen_request.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "leadscore/error.h"
+#include "timefmt.h"
+
+/* ------------------------------------------------------------------ */
+/* Which customer a request names                                      */
+/* ------------------------------------------------------------------ */
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* A multiplier coprime with n near n/phi, so hot ranks land far apart. */
+void lg_request_permutation(lg_run *run, uint64_t n)
+{
+    uint64_t a = (uint64_t)((double)n * 0.6180339887498949) | 1;
+    while (a > 1 && gcd64(a, n) != 1)
+        a++;
+    run->perm_a = n > 1 ? a % n : 0;
+    run->perm_b = n / 3;
+    if (run->perm_a == 0)
+        run->perm_a = 1;
+}
+
+static uint64_t pick_customer(lg_client *c)
+{
+    lg_run *run = c->run;
+    uint64_t n = run->cfg->customers;
+    if (!run->use_zipf)
+        return 1 + loadgen_rng_below(&c->rng, n);
+    uint64_t r = loadgen_zipf_next(&run->zipf, &c->rng) - 1;
+    return 1 + (uint64_t)(((unsigned __int128)r * run->perm_a + run->perm_b) % n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Request building                                                    */
+/* ------------------------------------------------------------------ */
+
+static void pack_strn(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_lit(msgpack_packer *pk, const char *s)
+{
+    pack_strn(pk, s, strlen(s));
+}
+
+static void pack_customer(lg_client *c)
+{
+    char id[32];
+    pack_strn(&c->pk, id, loadgen_customer_id(pick_customer(c), id, sizeof id));
+}
+
+/* Starts a request map of nfields entries after "id" and "op". */
+void lg_request_begin(lg_client *c, uint32_t nfields, uint64_t id, const char *op)
+{
+    c->sb.size = 0;
+    msgpack_pack_map(&c->pk, nfields + (id ? 2 : 1));
+    if (id) {
+        pack_lit(&c->pk, "id");
+        msgpack_pack_fix_uint64(&c->pk, id);
+    }
+    pack_lit(&c->pk, "op");
+    pack_lit(&c->pk, op);
+}
+
+/* A track event of realistic shape: about 150 bytes of msgpack. */
+static void pack_event(lg_client *c, int64_t now_ms)
+{
+    static const struct {
+        const char *type;
+        int weight, priced;
+    } mix[] = {{"page_view", 35, 0}, {"product_view", 30, 1}, {"search", 10, 0}, {"add_to_cart", 10, 1},
+               {"remove_from_cart", 2, 1}, {"checkout", 4, 0}, {"purchase", 4, 1}, {"email_open", 3, 0},
+               {"email_click", 2, 0}};
+    char buf[64];
+    int roll = (int)loadgen_rng_below(&c->rng, 100), t = 0;
+    while (roll >= mix[t].weight) {
+        roll -= mix[t].weight;
+        t++;
+    }
+    uint64_t customer = pick_customer(c);
+    msgpack_pack_map(&c->pk, mix[t].priced ? 8 : 7);
+    pack_lit(&c->pk, "customer");
+    pack_strn(&c->pk, buf, loadgen_customer_id(customer, buf, sizeof buf));
+    pack_lit(&c->pk, "type");
+    pack_lit(&c->pk, mix[t].type);
+    pack_lit(&c->pk, "ts");
+    msgpack_pack_int64(&c->pk, now_ms);
+    pack_lit(&c->pk, "event_id");
+    snprintf(buf, sizeof buf, "%08x-%03x-%010llx", (unsigned)c->run->nonce, (unsigned)c->index & 0xfff,
+             (unsigned long long)(++c->event_seq & UINT64_C(0xffffffffff)));
+    pack_lit(&c->pk, buf);
+    pack_lit(&c->pk, "session");
+    snprintf(buf, sizeof buf, "s-%016llx", (unsigned long long)(customer * UINT64_C(0x9e3779b97f4a7c15)));
+    pack_lit(&c->pk, buf);
+    pack_lit(&c->pk, "product");
+    snprintf(buf, sizeof buf, "sku-%05u", (unsigned)loadgen_rng_below(&c->rng, 100000));
+    pack_lit(&c->pk, buf);
+    pack_lit(&c->pk, "category");
+    pack_lit(&c->pk, loadgen_categories[loadgen_rng_below(&c->rng, LOADGEN_N_CATEGORIES)]);
+    if (mix[t].priced) {
+        pack_lit(&c->pk, "price");
+        msgpack_pack_double(&c->pk, 5.0 + (double)loadgen_rng_below(&c->rng, 19500) / 100.0);
+    }
+}
+
+static void build_track(lg_client *c, uint64_t id, int nevents)
+{
+    int64_t now_ms = timefmt_now_ms();
+    lg_request_begin(c, 1, id, "track");
+    pack_lit(&c->pk, "events");
+    msgpack_pack_array(&c->pk, (size_t)nevents);
+    for (int i = 0; i < nevents; i++)
+        pack_event(c, now_ms);
+}
+
+/* Builds the next request of the workload into c->sb; sets its kind and
+ * the number of items it carries. */
+void lg_request_build(lg_client *c, uint64_t id, int *kind, uint32_t *items)
+{
+    const loadgen_config *cfg = c->run->cfg;
+    loadgen_workload w = cfg->workload;
+    if (w == LOADGEN_MIXED)
+        w = (int)loadgen_rng_below(&c->rng, 100) < cfg->mix_read_pct ? LOADGEN_SCORE : LOADGEN_TRACK;
+    *kind = LOADGEN_KIND_READ;
+    *items = 1;
+    switch (w) {
+    case LOADGEN_SCORE_BATCH:
+        lg_request_begin(c, 1, id, "score");
+        pack_lit(&c->pk, "customers");
+        msgpack_pack_array(&c->pk, (size_t)cfg->batch);
+        for (int i = 0; i < cfg->batch; i++)
+            pack_customer(c);
+        *items = (uint32_t)cfg->batch;
+        break;
+    case LOADGEN_TRACK:
+    case LOADGEN_PULL:
+        build_track(c, id, cfg->batch);
+        *kind = LOADGEN_KIND_WRITE;
+        *items = (uint32_t)cfg->batch;
+        break;
+    case LOADGEN_RECOMMEND:
+        lg_request_begin(c, 1, id, "recommend");
+        pack_lit(&c->pk, "customer");
+        pack_customer(c);
+        break;
+    default:
+        lg_request_begin(c, 1, id, "score");
+        pack_lit(&c->pk, "customer");
+        pack_customer(c);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading replies                                                     */
+/* ------------------------------------------------------------------ */
+
+static uint64_t read_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Reads the header of the value at *pos: how many payload bytes follow it
+ * and how many child values it contains.  Advances *pos past the header.
+ * Returns 0, or -1 for a bad or cut-short header. */
+static int mp_header(const uint8_t *p, size_t len, size_t *pos, uint64_t *payload, uint64_t *children)
+{
+    static const signed char fixed[32] = {0, -1, 0, 0, -2, -2, -2, -3, -3, -3, 4, 8, 1, 2, 4, 8,
+                                          1, 2, 4, 8, 2, 3, 5, 9, 17, -2, -2, -2, -4, -4, -5, -5};
+    static const unsigned char lenb[32] = {[4] = 1, [5] = 2, [6] = 4, [7] = 1, [8] = 2, [9] = 4,
+                                           [25] = 1, [26] = 2, [27] = 4, [28] = 2, [29] = 4, [30] = 2, [31] = 4};
+    if (*pos >= len)
+        return -1;
+    uint8_t b = p[(*pos)++];
+    *payload = *children = 0;
+    if (b <= 0x7f || b >= 0xe0)
+        return 0;
+    if (b <= 0x8f) { *children = 2u * (b & 0x0f); return 0; }
+    if (b <= 0x9f) { *children = b & 0x0f; return 0; }
+    if (b <= 0xbf) { *payload = b & 0x1f; return 0; }
+    int idx = b - 0xc0, kind = fixed[idx];
+    if (kind == -1)
+        return -1;
+    if (kind >= 0) {
+        *payload = (uint64_t)kind;
+        return 0;
+    }
+    if (len - *pos < lenb[idx])
+        return -1;
+    uint64_t v = read_be(p + *pos, lenb[idx]);
+    *pos += lenb[idx];
+    if (kind == -2) *payload = v;
+    else if (kind == -3) *payload = v + 1;
+    else if (kind == -4) *children = v;
+    else *children = 2 * v;
+    return 0;
+}
+
+/* Skips one whole value (and everything inside it). */
+static int mp_skip(const uint8_t *p, size_t len, size_t *pos)
+{
+    uint64_t pending = 1;
+    while (pending > 0) {
+        uint64_t payload, children;
+        pending--;
+        if (mp_header(p, len, pos, &payload, &children) || payload > len - *pos || children > len - *pos)
+            return -1;
+        *pos += (size_t)payload;
+        pending += children;
+    }
+    return 0;
+}
+
+/* Reads an unsigned integer value; -1 when the value is something else. */
+static int mp_uint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    uint8_t b = p[*pos];
+    int n = b <= 0x7f ? 0 : b >= 0xcc && b <= 0xcf ? 1 << (b - 0xcc) : -1;
+    if (n < 0 || len - *pos < (size_t)n + 1)
+        return -1;
+    *out = n == 0 ? b : read_be(p + *pos + 1, n);
+    *pos += (size_t)n + 1;
+    return 0;
+}
+
+int loadgen_scan_reply(const void *buf, size_t len, int *ok, uint64_t *id, int *has_id)
+{
+    const uint8_t *p = buf;
+    size_t pos = 0;
+    uint64_t payload, entries;
+    *ok = -1;
+    *has_id = 0;
+    if (!p || len == 0 || ((p[0] & 0xf0) != 0x80 && p[0] != 0xde && p[0] != 0xdf) ||
+        mp_header(p, len, &pos, &payload, &entries))
+        return LS_EPARSE;
+    for (uint64_t i = 0; i < entries / 2 && (*ok < 0 || !*has_id); i++) {
+        size_t kpos = pos;
+        if (mp_skip(p, len, &pos) || pos >= len)
+            return LS_EPARSE;
+        size_t klen = pos - kpos;
+        if (klen == 3 && p[kpos] == 0xa2 && memcmp(p + kpos + 1, "ok", 2) == 0 && (p[pos] == 0xc2 || p[pos] == 0xc3)) {
+            *ok = p[pos++] == 0xc3;
+            continue;
+        }
+        if (klen == 3 && p[kpos] == 0xa2 && memcmp(p + kpos + 1, "id", 2) == 0 && mp_uint(p, len, &pos, id) == 0) {
+            *has_id = 1;
+            continue;
+        }
+        if (mp_skip(p, len, &pos))
+            return LS_EPARSE;
+    }
+    return LS_OK;
+}
+
+/* The slow path for an error reply: "code: message" into out. */
+void lg_request_describe_error(const void *buf, size_t len, char *out, size_t cap)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    snprintf(out, cap, "an error reply that could not be read");
+    if (msgpack_unpack_next(&up, buf, len, NULL) == MSGPACK_UNPACK_SUCCESS && up.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *err = NULL;
+        for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+            const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 5 &&
+                memcmp(kv->key.via.str.ptr, "error", 5) == 0 && kv->val.type == MSGPACK_OBJECT_MAP)
+                err = &kv->val;
+        }
+        const char *code = "?", *msg = "";
+        int code_len = 1, msg_len = 0;
+        for (uint32_t i = 0; err && i < err->via.map.size; i++) {
+            const msgpack_object_kv *kv = &err->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR || kv->val.type != MSGPACK_OBJECT_STR)
+                continue;
+            if (kv->key.via.str.size == 4 && memcmp(kv->key.via.str.ptr, "code", 4) == 0) {
+                code = kv->val.via.str.ptr;
+                code_len = (int)kv->val.via.str.size;
+            } else if (kv->key.via.str.size == 7 && memcmp(kv->key.via.str.ptr, "message", 7) == 0) {
+                msg = kv->val.via.str.ptr;
+                msg_len = (int)kv->val.via.str.size;
+            }
+        }
+        if (err)
+            snprintf(out, cap, "%.*s: %.*s", code_len > 64 ? 64 : code_len, code, msg_len > 160 ? 160 : msg_len, msg);
+    }
+    msgpack_unpacked_destroy(&up);
+}
