@@ -309,15 +309,16 @@ int cmd_score(int argc, char **argv)
     return rc;
 }
 
-int cmd_recommend(int argc, char **argv)
+/* profile and recommend: one customer ID, `now` when given, and for
+ * recommend `k`. */
+static int customer_read_command(int argc, char **argv, const char *cmd, const char *args, const char *what)
 {
-    client_opts o = {.cmd = "recommend"};
-    int first = parse_opts(argc, argv, &o, " [--k N] [--now TIME] ID",
-                           "Ranks the content segments to show a customer, each with its reason.");
+    client_opts o = {.cmd = cmd};
+    int first = parse_opts(argc, argv, &o, args, what);
     if (first < 0)
         return cliopts_status(first);
     if (argc - first != 1)
-        return cli_error("recommend", CLI_USAGE, "give exactly one customer ID");
+        return cli_error(cmd, CLI_USAGE, "give exactly one customer ID");
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
@@ -330,9 +331,15 @@ int cmd_recommend(int argc, char **argv)
         msgpack_pack_int(&pk, o.k);
         nfields++;
     }
-    int rc = call_and_print(&o, "recommend", &sb, nfields);
+    int rc = call_and_print(&o, cmd, &sb, nfields);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+int cmd_recommend(int argc, char **argv)
+{
+    return customer_read_command(argc, argv, "recommend", " [--k N] [--now TIME] ID",
+                                 "Ranks the content segments to show a customer, each with its reason.");
 }
 
 static int plain_command(int argc, char **argv, const char *cmd, const char *what)
@@ -375,22 +382,8 @@ static int string_fields_command(int argc, char **argv, const char *cmd, const c
 
 int cmd_profile(int argc, char **argv)
 {
-    client_opts o = {.cmd = "profile"};
-    int first = parse_opts(argc, argv, &o, " [--now TIME] ID",
-                           "Shows a customer's raw feature values (with --now, as they were then).");
-    if (first < 0)
-        return cliopts_status(first);
-    if (argc - first != 1)
-        return cli_error("profile", CLI_USAGE, "give exactly one customer ID");
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_str(&pk, "customer");
-    pack_str(&pk, argv[first]);
-    int rc = call_and_print(&o, "profile", &sb, 1 + pack_now(&o, &pk));
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    return customer_read_command(argc, argv, "profile", " [--now TIME] ID",
+                                 "Shows a customer's raw feature values (with --now, as they were then).");
 }
 
 int cmd_alias(int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bytecur.h"
 #include "leadscore/error.h"
 
 #define MS_PER_DAY 86400000.0
@@ -461,58 +462,26 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
 /* Encoding: little-endian, field by field, version byte first          */
 /* ------------------------------------------------------------------ */
 
-typedef struct {
-    uint8_t *p;
-    size_t left;
-    int bad;
-} wcur;
-
-typedef struct {
-    const uint8_t *p;
-    size_t left;
-    int bad;
-} rcur;
-
-static void put_bytes(wcur *w, const void *src, size_t n)
-{
-    if (w->bad || w->left < n) {
-        w->bad = 1;
-        return;
-    }
-    memcpy(w->p, src, n);
-    w->p += n;
-    w->left -= n;
-}
-
-static void get_bytes(rcur *r, void *dst, size_t n)
-{
-    if (r->bad || r->left < n) {
-        r->bad = 1;
-        memset(dst, 0, n);
-        return;
-    }
-    memcpy(dst, r->p, n);
-    r->p += n;
-    r->left -= n;
-}
+typedef bytecur_w wcur;
+typedef bytecur_r rcur;
 
 /* The store is little-endian on every platform we build for (x86-64,
  * arm64); the static assert below keeps it honest. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "record format is little-endian");
 
-static void put_u8(wcur *w, uint8_t v) { put_bytes(w, &v, 1); }
-static void put_u16(wcur *w, uint16_t v) { put_bytes(w, &v, 2); }
-static void put_u32(wcur *w, uint32_t v) { put_bytes(w, &v, 4); }
-static void put_i64(wcur *w, int64_t v) { put_bytes(w, &v, 8); }
-static void put_f32(wcur *w, double v) { float x = (float)v; put_bytes(w, &x, 4); }
-static void put_f64(wcur *w, double v) { put_bytes(w, &v, 8); }
+static void put_u8(wcur *w, uint8_t v) { bytecur_put(w, &v, 1); }
+static void put_u16(wcur *w, uint16_t v) { bytecur_put(w, &v, 2); }
+static void put_u32(wcur *w, uint32_t v) { bytecur_put(w, &v, 4); }
+static void put_i64(wcur *w, int64_t v) { bytecur_put(w, &v, 8); }
+static void put_f32(wcur *w, double v) { float x = (float)v; bytecur_put(w, &x, 4); }
+static void put_f64(wcur *w, double v) { bytecur_put(w, &v, 8); }
 
-static uint8_t get_u8(rcur *r) { uint8_t v; get_bytes(r, &v, 1); return v; }
-static uint16_t get_u16(rcur *r) { uint16_t v; get_bytes(r, &v, 2); return v; }
-static uint32_t get_u32(rcur *r) { uint32_t v; get_bytes(r, &v, 4); return v; }
-static int64_t get_i64(rcur *r) { int64_t v; get_bytes(r, &v, 8); return v; }
-static double get_f32(rcur *r) { float v; get_bytes(r, &v, 4); return v; }
-static double get_f64(rcur *r) { double v; get_bytes(r, &v, 8); return v; }
+static uint8_t get_u8(rcur *r) { uint8_t v; bytecur_get(r, &v, 1); return v; }
+static uint16_t get_u16(rcur *r) { uint16_t v; bytecur_get(r, &v, 2); return v; }
+static uint32_t get_u32(rcur *r) { uint32_t v; bytecur_get(r, &v, 4); return v; }
+static int64_t get_i64(rcur *r) { int64_t v; bytecur_get(r, &v, 8); return v; }
+static double get_f32(rcur *r) { float v; bytecur_get(r, &v, 4); return v; }
+static double get_f64(rcur *r) { double v; bytecur_get(r, &v, 8); return v; }
 
 int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
 {
@@ -564,7 +533,7 @@ int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
     for (int i = 0; i < f->ncategories && i < FEATURE_MAX_CATEGORIES; i++) {
         const feature_category *c = &f->categories[i];
         put_u16(&w, c->len);
-        put_bytes(&w, c->name, c->len > EVENT_MAX_STR ? EVENT_MAX_STR : c->len);
+        bytecur_put(&w, c->name, c->len > EVENT_MAX_STR ? EVENT_MAX_STR : c->len);
         put_u32(&w, c->count);
         put_f32(&w, c->recent);
         put_f32(&w, c->decayed);
@@ -583,7 +552,7 @@ static void decode_category(rcur *r, feature_category *c)
         c->len = 0;
         return;
     }
-    get_bytes(r, c->name, c->len);
+    bytecur_get(r, c->name, c->len);
     c->name[c->len] = '\0';
     c->count = get_u32(r);
     c->recent = get_f32(r);

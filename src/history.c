@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytecur.h"
 #include "leadscore/error.h"
 
 #define MS_PER_DAY 86400000LL
@@ -461,50 +462,8 @@ int history_merge(history *dst, const history *src, const feature_decay *d)
 /* Encoding                                                            */
 /* ------------------------------------------------------------------ */
 
-typedef struct {
-    uint8_t *p;
-    size_t left;
-    int bad;
-} wbuf;
-
-typedef struct {
-    const uint8_t *p;
-    size_t left;
-    int bad;
-} rbuf;
-
-static void put(wbuf *w, const void *src, size_t n)
-{
-    if (w->bad || w->left < n) {
-        w->bad = 1;
-        return;
-    }
-    memcpy(w->p, src, n);
-    w->p += n;
-    w->left -= n;
-}
-
-static void put_varint(wbuf *w, uint64_t v)
-{
-    uint8_t b[10];
-    size_t n = 0;
-    do {
-        b[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            b[n] |= 0x80;
-        n++;
-    } while (v);
-    put(w, b, n);
-}
-
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >>= 7)
-        n++;
-    return n;
-}
+typedef bytecur_w wbuf;
+typedef bytecur_r rbuf;
 
 static uint64_t zigzag(int64_t v)
 {
@@ -514,34 +473,6 @@ static uint64_t zigzag(int64_t v)
 static int64_t unzigzag(uint64_t v)
 {
     return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-}
-
-static void get(rbuf *r, void *dst, size_t n)
-{
-    if (r->bad || r->left < n) {
-        r->bad = 1;
-        memset(dst, 0, n);
-        return;
-    }
-    memcpy(dst, r->p, n);
-    r->p += n;
-    r->left -= n;
-}
-
-static uint64_t get_varint(rbuf *r)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b;
-        get(r, &b, 1);
-        if (r->bad)
-            return 0;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-    r->bad = 1;
-    return 0;
 }
 
 /* The type byte's high bit says a non-profile event carries a birthday
@@ -555,24 +486,24 @@ static int has_birthday_field(const history_event *e)
 
 static size_t event_size(const history_event *e, int64_t prev)
 {
-    size_t n = varint_size((uint64_t)(e->ts_ms - prev)) + 2;
+    size_t n = bytecur_varint_size((uint64_t)(e->ts_ms - prev)) + 2;
     n += e->bits & HB_VALUE ? 8 : 0;
-    n += e->bits & HB_QUANTITY ? varint_size(zigzag(e->quantity)) : 0;
+    n += e->bits & HB_QUANTITY ? bytecur_varint_size(zigzag(e->quantity)) : 0;
     n += e->bits & HB_IDENT ? 8 : 0;
     n += e->bits & HB_SESSION ? 4 : 0;
-    n += e->bits & HB_CATEGORY ? varint_size(e->category) : 0;
-    n += e->bits & HB_PRODUCT ? varint_size(e->product) : 0;
-    n += e->bits & HB_ORDER ? varint_size(e->order) : 0;
+    n += e->bits & HB_CATEGORY ? bytecur_varint_size(e->category) : 0;
+    n += e->bits & HB_PRODUCT ? bytecur_varint_size(e->product) : 0;
+    n += e->bits & HB_ORDER ? bytecur_varint_size(e->order) : 0;
     n += e->type == EV_REVIEW ? 1 : 0;
-    n += has_birthday_field(e) ? varint_size(e->birthday_mmdd) : 0;
+    n += has_birthday_field(e) ? bytecur_varint_size(e->birthday_mmdd) : 0;
     return n;
 }
 
 size_t history_encoded_size(const history *h)
 {
-    size_t n = 2 + (h->has_before ? 10 + FEATURE_MAX_ENCODED : 0) + varint_size(h->nstr) + varint_size(h->n);
+    size_t n = 2 + (h->has_before ? 10 + FEATURE_MAX_ENCODED : 0) + bytecur_varint_size(h->nstr) + bytecur_varint_size(h->n);
     for (size_t i = 0; i < h->nstr; i++)
-        n += varint_size(h->len[i]) + h->len[i];
+        n += bytecur_varint_size(h->len[i]) + h->len[i];
     int64_t prev = 0;
     for (size_t i = 0; i < h->n; i++) {
         n += event_size(&h->ev[i], prev);
@@ -584,48 +515,48 @@ size_t history_encoded_size(const history *h)
 static void encode_event(wbuf *w, const history_event *e, int64_t prev)
 {
     uint8_t type = (uint8_t)(e->type | (e->type != EV_PROFILE && e->birthday_mmdd ? TYPE_BIRTHDAY : 0));
-    put_varint(w, (uint64_t)(e->ts_ms - prev));
-    put(w, &type, 1);
-    put(w, &e->bits, 1);
+    bytecur_put_varint(w, (uint64_t)(e->ts_ms - prev));
+    bytecur_put(w, &type, 1);
+    bytecur_put(w, &e->bits, 1);
     if (e->bits & HB_VALUE)
-        put(w, &e->value, 8);
+        bytecur_put(w, &e->value, 8);
     if (e->bits & HB_QUANTITY)
-        put_varint(w, zigzag(e->quantity));
+        bytecur_put_varint(w, zigzag(e->quantity));
     if (e->bits & HB_IDENT)
-        put(w, &e->ident, 8);
+        bytecur_put(w, &e->ident, 8);
     if (e->bits & HB_SESSION)
-        put(w, &e->session_hash, 4);
+        bytecur_put(w, &e->session_hash, 4);
     if (e->bits & HB_CATEGORY)
-        put_varint(w, e->category);
+        bytecur_put_varint(w, e->category);
     if (e->bits & HB_PRODUCT)
-        put_varint(w, e->product);
+        bytecur_put_varint(w, e->product);
     if (e->bits & HB_ORDER)
-        put_varint(w, e->order);
+        bytecur_put_varint(w, e->order);
     if (e->type == EV_REVIEW)
-        put(w, &e->rating, 1);
+        bytecur_put(w, &e->rating, 1);
     if (has_birthday_field(e))
-        put_varint(w, e->birthday_mmdd);
+        bytecur_put_varint(w, e->birthday_mmdd);
 }
 
 int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
 {
     wbuf w = {buf, cap, 0};
     uint8_t head[2] = {HISTORY_VERSION, (uint8_t)(h->has_before ? 1 : 0)};
-    put(&w, head, 2);
+    bytecur_put(&w, head, 2);
     if (h->has_before) {
         uint8_t rec[FEATURE_MAX_ENCODED];
         size_t n;
         if (feature_encode(&h->before, rec, sizeof rec, &n))
             return LS_EINVAL;
-        put_varint(&w, n);
-        put(&w, rec, n);
+        bytecur_put_varint(&w, n);
+        bytecur_put(&w, rec, n);
     }
-    put_varint(&w, h->nstr);
+    bytecur_put_varint(&w, h->nstr);
     for (size_t i = 0; i < h->nstr; i++) {
-        put_varint(&w, h->len[i]);
-        put(&w, h->str + h->off[i], h->len[i]);
+        bytecur_put_varint(&w, h->len[i]);
+        bytecur_put(&w, h->str + h->off[i], h->len[i]);
     }
-    put_varint(&w, h->n);
+    bytecur_put_varint(&w, h->n);
     int64_t prev = 0;
     for (size_t i = 0; i < h->n; i++) {
         encode_event(&w, &h->ev[i], prev);
@@ -639,11 +570,11 @@ int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
 
 static int decode_strings(history *h, rbuf *r)
 {
-    uint64_t nstr = get_varint(r);
+    uint64_t nstr = bytecur_get_varint(r);
     if (r->bad || nstr > r->left)
         return LS_EPARSE;
     for (uint64_t i = 0; i < nstr; i++) {
-        uint64_t len = get_varint(r);
+        uint64_t len = bytecur_get_varint(r);
         uint32_t ref;
         if (r->bad || len > EVENT_MAX_STR || len > r->left)
             return LS_EPARSE;
@@ -658,34 +589,34 @@ static int decode_strings(history *h, rbuf *r)
 static int decode_event(const history *h, rbuf *r, history_event *e, int64_t prev)
 {
     memset(e, 0, sizeof *e);
-    uint64_t dt = get_varint(r);
+    uint64_t dt = bytecur_get_varint(r);
     if (dt > (uint64_t)INT64_MAX - (uint64_t)prev) /* prev >= 0: checked before the sum overflows */
         r->bad = 1;
     else
         e->ts_ms = prev + (int64_t)dt;
-    get(r, &e->type, 1);
+    bytecur_get(r, &e->type, 1);
     int birthday = e->type == EV_PROFILE || (e->type & TYPE_BIRTHDAY);
     e->type &= (uint8_t)~TYPE_BIRTHDAY;
-    get(r, &e->bits, 1);
+    bytecur_get(r, &e->bits, 1);
     e->quantity = 1;
     if (e->bits & HB_VALUE)
-        get(r, &e->value, 8);
+        bytecur_get(r, &e->value, 8);
     if (e->bits & HB_QUANTITY)
-        e->quantity = unzigzag(get_varint(r));
+        e->quantity = unzigzag(bytecur_get_varint(r));
     if (e->bits & HB_IDENT)
-        get(r, &e->ident, 8);
+        bytecur_get(r, &e->ident, 8);
     if (e->bits & HB_SESSION)
-        get(r, &e->session_hash, 4);
+        bytecur_get(r, &e->session_hash, 4);
     if (e->bits & HB_CATEGORY)
-        e->category = (uint32_t)get_varint(r);
+        e->category = (uint32_t)bytecur_get_varint(r);
     if (e->bits & HB_PRODUCT)
-        e->product = (uint32_t)get_varint(r);
+        e->product = (uint32_t)bytecur_get_varint(r);
     if (e->bits & HB_ORDER)
-        e->order = (uint32_t)get_varint(r);
+        e->order = (uint32_t)bytecur_get_varint(r);
     if (e->type == EV_REVIEW)
-        get(r, &e->rating, 1);
+        bytecur_get(r, &e->rating, 1);
     if (birthday)
-        e->birthday_mmdd = (uint16_t)get_varint(r);
+        e->birthday_mmdd = (uint16_t)bytecur_get_varint(r);
     if (r->bad || e->type >= EV_TYPE_COUNT ||
         e->category > h->nstr || e->product > h->nstr || e->order > h->nstr || e->rating > 5)
         return LS_EPARSE;
@@ -697,14 +628,14 @@ int history_decode(history *h, const uint8_t *buf, size_t len)
     rbuf r = {buf, len, 0};
     uint8_t head[2];
     history_clear(h);
-    get(&r, head, 2);
+    bytecur_get(&r, head, 2);
     if (r.bad || head[0] == 0)
         return LS_EPARSE;
     if (head[0] > HISTORY_VERSION)
         return LS_EVERSION;
     h->has_before = head[1] & 1;
     if (h->has_before) {
-        uint64_t n = get_varint(&r);
+        uint64_t n = bytecur_get_varint(&r);
         if (r.bad || n > r.left)
             return LS_EPARSE;
         int rc = feature_decode(&h->before, r.p, (size_t)n);
@@ -716,7 +647,7 @@ int history_decode(history *h, const uint8_t *buf, size_t len)
     int rc = decode_strings(h, &r);
     if (rc)
         return rc;
-    uint64_t n = get_varint(&r);
+    uint64_t n = bytecur_get_varint(&r);
     if (r.bad || n > r.left / 3 + 1)
         return LS_EPARSE;
     if (reserve(h, (size_t)n))

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytecur.h"
 #include "error_internal.h"
 #include "storefile.h"
 
@@ -406,24 +407,20 @@ typedef struct {
 static int split_value(const MDB_val *v, value_parts *out)
 {
     const uint8_t *p = v->mv_data;
-    size_t n = v->mv_size, len = 0, i = 1;
     memset(out, 0, sizeof *out);
-    if (n == 0 || p[0] != VALUE_MARK) {
+    if (v->mv_size == 0 || p[0] != VALUE_MARK) {
         out->rec = p;
-        out->rec_len = n;
+        out->rec_len = v->mv_size;
         return LS_OK;
     }
-    for (int shift = 0; i < n && shift < 35; shift += 7) {
-        len |= (size_t)(p[i] & 0x7f) << shift;
-        if (!(p[i++] & 0x80))
-            break;
-    }
-    if (i > n || len > n - i)
+    bytecur_r r = {p + 1, v->mv_size - 1, 0};
+    uint64_t len = bytecur_get_varint(&r);
+    if (r.bad || len > r.left)
         return LS_EPARSE;
-    out->rec = p + i;
-    out->rec_len = len;
-    out->hist = p + i + len;
-    out->hist_len = n - i - len;
+    out->rec = r.p;
+    out->rec_len = (size_t)len;
+    out->hist = r.p + len;
+    out->hist_len = r.left - (size_t)len;
     return LS_OK;
 }
 
@@ -487,25 +484,29 @@ int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *o
     return get_record(r->txn, r->s->customers, id, len, out);
 }
 
-/* A customer's history (see decode_value_history); an empty one when the
- * store has no such customer. */
-static int load_history(MDB_txn *txn, const store *s, const char *id, size_t len, const ls_features *rec,
-                        history *h)
+/* A customer's record and history from ONE lookup (id already resolved).
+ * LS_ENOTFOUND, with an empty record and history, when there is none. */
+static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t len, ls_features *rec, history *h)
 {
     MDB_val k = {len, (void *)id}, v;
+    feature_init(rec);
     history_clear(h);
     int rc = mdb_get(txn, s->customers, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return LS_OK;
-    return rc ? from_mdb(rc) : decode_value_history(&v, rec, h);
+    if (rc)
+        return from_mdb(rc);
+    if ((rc = decode_value_record(&v, rec)) == LS_OK)
+        rc = decode_value_history(&v, rec, h);
+    return rc;
 }
 
-/* The record as of asof_ms, given the running one (rec) of customer id. */
-static int record_asof(store_reader *r, const char *id, size_t len, int64_t asof_ms, ls_features *rec)
+/* rec, the running record stored in value v, made the record as of
+ * asof_ms: unchanged when nothing in it is later, else its history
+ * replayed up to asof_ms. */
+static int record_asof(store_reader *r, const MDB_val *v, int64_t asof_ms, ls_features *rec)
 {
     if (rec->last_seen_ms <= asof_ms)
         return LS_OK;
-    int rc = load_history(r->txn, r->s, id, len, rec, &r->h);
+    int rc = decode_value_history(v, rec, &r->h);
     if (rc == LS_OK)
         rc = history_replay(&r->h, asof_ms, &r->s->decay, rec);
     if (rc == LS_OK && feature_empty(rec))
@@ -520,9 +521,10 @@ int store_reader_get_asof(store_reader *r, const char *id, size_t len, int64_t a
         return LS_ENOTFOUND;
     }
     follow_alias(r->txn, r->s, &id, &len);
-    int rc = get_record(r->txn, r->s->customers, id, len, out);
-    if (rc == LS_OK)
-        rc = record_asof(r, id, len, asof_ms, out);
+    MDB_val k = {len, (void *)id}, v;
+    int rc = from_mdb(mdb_get(r->txn, r->s->customers, &k, &v));
+    if (rc == LS_OK && (rc = decode_value_record(&v, out)) == LS_OK)
+        rc = record_asof(r, &v, asof_ms, out);
     if (rc != LS_OK)
         feature_init(out);
     return rc;
@@ -535,8 +537,7 @@ int store_reader_get_history(store_reader *r, const char *id, size_t len, histor
     if (len == 0 || len > 511)
         return LS_ENOTFOUND;
     follow_alias(r->txn, r->s, &id, &len);
-    int rc = get_record(r->txn, r->s->customers, id, len, &f);
-    return rc == LS_OK ? load_history(r->txn, r->s, id, len, &f, out) : rc;
+    return read_customer(r->txn, r->s, id, len, &f, out);
 }
 
 /* One pass over the customers; each record is given as of asof_ms
@@ -801,8 +802,8 @@ void store_held_free(store_held *h)
 int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
                             uint8_t **buf, size_t *buf_cap)
 {
-    uint8_t rec[FEATURE_MAX_ENCODED];
-    size_t rec_len, hist_len, head = 1;
+    uint8_t rec[FEATURE_MAX_ENCODED], mark = VALUE_MARK;
+    size_t rec_len, hist_len;
     int rc = feature_encode(f, rec, sizeof rec, &rec_len);
     if (rc)
         return rc;
@@ -814,17 +815,15 @@ int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_
         *buf = b;
         *buf_cap = need;
     }
-    uint8_t *p = *buf;
-    p[0] = VALUE_MARK;
-    for (size_t v = rec_len; ; v >>= 7) {
-        p[head++] = (uint8_t)((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
-        if (v < 0x80)
-            break;
-    }
-    memcpy(p + head, rec, rec_len);
-    if ((rc = history_encode(h, p + head + rec_len, *buf_cap - head - rec_len, &hist_len)))
+    bytecur_w w_ = {*buf, *buf_cap, 0};
+    bytecur_put(&w_, &mark, 1);
+    bytecur_put_varint(&w_, rec_len);
+    bytecur_put(&w_, rec, rec_len);
+    if (w_.bad)
+        return LS_EINVAL;
+    if ((rc = history_encode(h, w_.p, w_.left, &hist_len)))
         return rc;
-    MDB_val k = {len, (void *)id}, v = {head + rec_len + hist_len, p};
+    MDB_val k = {len, (void *)id}, v = {*buf_cap - w_.left + hist_len, *buf};
     return from_mdb(wput(w, w->s->customers, &k, &v, 0));
 }
 
@@ -860,10 +859,8 @@ int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id)
     memcpy(copy, target, len); /* txn memory: copy before the next write */
     if ((rc = store_wtxn_put_back(w, h)))
         return rc;
-    rc = store_wtxn_get(w, copy, len, &h->f);
+    rc = read_customer(w->txn, w->s, copy, len, &h->f, &h->h);
     if (rc != LS_OK && rc != LS_ENOTFOUND)
-        return rc;
-    if ((rc = load_history(w->txn, w->s, copy, len, &h->f, &h->h)))
         return rc;
     memcpy(h->id, copy, len);
     h->len = len;
@@ -1054,21 +1051,18 @@ static int repoint_alias(store_wtxn *w, const char *anon, size_t alen, void *arg
     return put_alias(w, anon, alen, rp->target, rp->tlen);
 }
 
-/* Folds customer from's history (and record a) into to's, replays the
- * merged history into to's record, and deletes from's record and history. */
-static int merge_histories(store_wtxn *w, const char *from, size_t from_len, const ls_features *a, const char *to,
-                           size_t tlen)
+/* Folds customer from's history into to's, replays the merged history
+ * into to's record, and deletes from's record and history. */
+static int merge_histories(store_wtxn *w, const char *from, size_t from_len, const char *to, size_t tlen)
 {
     store_held held;
-    ls_features b;
+    ls_features a, b;
     history src;
     store_held_init(&held);
     history_init(&src);
-    int rc = store_wtxn_get(w, to, tlen, &b);
+    int rc = read_customer(w->txn, w->s, to, tlen, &b, &held.h);
     if (rc == LS_OK || rc == LS_ENOTFOUND)
-        rc = load_history(w->txn, w->s, to, tlen, &b, &held.h);
-    if (rc == LS_OK)
-        rc = load_history(w->txn, w->s, from, from_len, a, &src);
+        rc = read_customer(w->txn, w->s, from, from_len, &a, &src);
     if (rc == LS_OK)
         rc = history_merge(&held.h, &src, &w->s->decay);
     if (rc == LS_OK)
@@ -1108,7 +1102,7 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
     if ((rc = aliases_fit(w, from, from_len, tlen)))
         return rc;
     int have_from = store_wtxn_get(w, from, from_len, &a) == LS_OK;
-    if (have_from && (rc = merge_histories(w, from, from_len, &a, to, tlen)))
+    if (have_from && (rc = merge_histories(w, from, from_len, to, tlen)))
         return rc;
     repoint rp = {to, tlen, from, from_len};
     if ((rc = each_alias_of(w, from, from_len, repoint_alias, &rp)) || (rc = put_alias(w, from, from_len, to, tlen)))

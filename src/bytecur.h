@@ -1,0 +1,90 @@
+/* bytecur.h -- bounds-checked cursors over a byte buffer, for the store's
+ * record and history encodings (feature.c, history.c).
+ *
+ * A write past the end, or a read past the end of the input, sets `bad`
+ * and does nothing more (a read fills its destination with zeros), so an
+ * encoder or decoder checks once, at the end, instead of after every
+ * field.  Varints are LEB128 (7 bits a byte, low first).  Header-only:
+ * these run for every field of every record read. */
+#ifndef LS_BYTECUR_H
+#define LS_BYTECUR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    uint8_t *p;
+    size_t left;
+    int bad;
+} bytecur_w;
+
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+    int bad;
+} bytecur_r;
+
+static inline void bytecur_put(bytecur_w *w, const void *src, size_t n)
+{
+    if (w->bad || w->left < n) {
+        w->bad = 1;
+        return;
+    }
+    memcpy(w->p, src, n);
+    w->p += n;
+    w->left -= n;
+}
+
+static inline void bytecur_get(bytecur_r *r, void *dst, size_t n)
+{
+    if (r->bad || r->left < n) {
+        r->bad = 1;
+        memset(dst, 0, n);
+        return;
+    }
+    memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+}
+
+static inline void bytecur_put_varint(bytecur_w *w, uint64_t v)
+{
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            b[n] |= 0x80;
+        n++;
+    } while (v);
+    bytecur_put(w, b, n);
+}
+
+static inline uint64_t bytecur_get_varint(bytecur_r *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b;
+        bytecur_get(r, &b, 1);
+        if (r->bad)
+            return 0;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+/* Bytes bytecur_put_varint writes for v. */
+static inline size_t bytecur_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >>= 7)
+        n++;
+    return n;
+}
+
+#endif
