@@ -87,4 +87,58 @@ static inline size_t bytecur_varint_size(uint64_t v)
     return n;
 }
 
+/* Big-endian fixed-width integers (keys that must sort by number). */
+static inline void bytecur_store_be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static inline void bytecur_store_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static inline uint32_t bytecur_load_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t bytecur_load_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void bytecur_put_be32(bytecur_w *w, uint32_t v)
+{
+    uint8_t b[4];
+    bytecur_store_be32(b, v);
+    bytecur_put(w, b, 4);
+}
+
+static inline void bytecur_put_be64(bytecur_w *w, uint64_t v)
+{
+    uint8_t b[8];
+    bytecur_store_be64(b, v);
+    bytecur_put(w, b, 8);
+}
+
+static inline uint32_t bytecur_get_be32(bytecur_r *r)
+{
+    uint8_t b[4];
+    bytecur_get(r, b, 4);
+    return bytecur_load_be32(b);
+}
+
+static inline uint64_t bytecur_get_be64(bytecur_r *r)
+{
+    uint8_t b[8];
+    bytecur_get(r, b, 8);
+    return bytecur_load_be64(b);
+}
+
 #endif

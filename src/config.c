@@ -82,6 +82,22 @@ static const config_option options[] = {
      "of --model; any other path is refused"},
     {"model-max-bytes", CONFIG_SIZE, OPT(model_max_bytes), 0, "16MiB", 1024, 64LL << 20,
      "largest model file `reload` reads; a larger one is refused before it is read"},
+    {"triggers", CONFIG_BOOL, OPT(triggers), 0, "on", 0, 1,
+     "marketing automation: live audience membership and the trigger outbox, evaluated for every customer a "
+     "commit changes (off: neither, and track does a little less work)"},
+    {"abandoned-cart-after", CONFIG_DURATION, OPT(abandoned_cart_after_ms), 0, "1h", 1000, 3650LL * 86400000,
+     "an open cart fires the abandoned_cart trigger after this long without any event from the customer"},
+    {"trigger-cooldowns", CONFIG_STRING, OPT(trigger_cooldowns), 512, "", 0, 0,
+     "per-moment cool-downs as moment=duration,... (e.g. abandoned_cart=1d,win_back=30d); a moment left out "
+     "keeps its default: abandoned_cart 1d, win_back 30d, birthday 300d, anniversary 300d, vip_reward 30d, "
+     "review_request 7d, recovery 30d, account_invite 30d"},
+    {"trigger-retention", CONFIG_DURATION, OPT(trigger_retention_ms), 0, "7d", 60000, 3650LL * 86400000,
+     "triggers older than this leave the outbox"},
+    {"trigger-max", CONFIG_SIZE, OPT(trigger_max), 0, "1000000", 1000, 1000000000,
+     "the outbox keeps at most this many triggers (the oldest leave first)"},
+    {"audience-refresh", CONFIG_DURATION, OPT(audience_refresh_ms), 0, "15m", 1000, 3650LL * 86400000,
+     "how often every customer is re-evaluated (audiences over time-based fields such as score or "
+     "days_since_last_purchase, and a new audience's first members); events and timers re-evaluate at once"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -221,6 +237,9 @@ static int config_line(config *cfg, char *line, char *err, size_t errlen)
     }
     *eq = '\0';
     char *name = trim(s), *value = trim(eq + 1);
+    for (char *c = name; *c; c++)
+        if (*c == '_')
+            *c = '-'; /* abandoned_cart_after reads as abandoned-cart-after */
     return config_set(cfg, name, value, err, errlen);
 }
 

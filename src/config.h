@@ -44,6 +44,13 @@ typedef struct {
     int max_scans;               /* scans running or queued at once */
     char model_dirs[CONFIG_PATH_MAX]; /* more directories `reload` may read (':'-separated) */
     uint64_t model_max_bytes;    /* largest model file `reload` reads */
+    /* marketing automation (automation.h) */
+    int triggers;                /* 1: live audiences and the trigger outbox */
+    int64_t abandoned_cart_after_ms;
+    char trigger_cooldowns[512]; /* moment=duration,...; empty: the defaults */
+    int64_t trigger_retention_ms;
+    uint64_t trigger_max;
+    int64_t audience_refresh_ms;
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

@@ -137,6 +137,18 @@ static void render_unstored(FILE *f, const stats *st)
             (unsigned long long)atomic_load(&st->events_unstored_failed));
     help(f, "leadscore_jobs_failed_alone_total", "counter", "Jobs that failed inside a group commit and were left out of it.");
     fprintf(f, "leadscore_jobs_failed_alone_total %llu\n", (unsigned long long)atomic_load(&st->jobs_failed_alone));
+    help(f, "leadscore_triggers_total", "counter", "Triggers written to the outbox, by kind.");
+    fprintf(f, "leadscore_triggers_total{kind=\"moment\"} %llu\n", (unsigned long long)atomic_load(&st->triggers_moments));
+    fprintf(f, "leadscore_triggers_total{kind=\"enter\"} %llu\n", (unsigned long long)atomic_load(&st->triggers_enters));
+    fprintf(f, "leadscore_triggers_total{kind=\"exit\"} %llu\n", (unsigned long long)atomic_load(&st->triggers_exits));
+    help(f, "leadscore_triggers_suppressed_total", "counter", "Moment occurrences inside their cool-down, recorded without a trigger.");
+    fprintf(f, "leadscore_triggers_suppressed_total %llu\n", (unsigned long long)atomic_load(&st->triggers_suppressed));
+    help(f, "leadscore_triggers_pruned_total", "counter", "Triggers that left the outbox by age or count.");
+    fprintf(f, "leadscore_triggers_pruned_total %llu\n", (unsigned long long)atomic_load(&st->triggers_pruned));
+    help(f, "leadscore_automation_evaluations_total", "counter", "Customers evaluated by automation (events, timers, sweeps).");
+    fprintf(f, "leadscore_automation_evaluations_total %llu\n", (unsigned long long)atomic_load(&st->automation_evaluations));
+    help(f, "leadscore_automation_failures_total", "counter", "Background automation transactions (timers, sweeps, pruning) that failed.");
+    fprintf(f, "leadscore_automation_failures_total %llu\n", (unsigned long long)atomic_load(&st->automation_failures));
 }
 
 static void render_state(FILE *f, const metrics_inputs *in)

@@ -10,11 +10,14 @@
 
 #include "leadscore/error.h"
 #include "assess.h"
+#include "audience.h"
 #include "kpis.h"
 #include "log.h"
 #include "model.h"
 #include "modelpath.h"
+#include "nextaction.h"
 #include "timefmt.h"
+#include "trigger.h"
 #include "writer.h"
 
 #ifndef LS_VERSION
@@ -217,6 +220,7 @@ static void write_result(ops_call *c, const model *m, const ls_str *id, int expl
         if (a.journey.actions & (1u << i))
             cw_str(c->w, journey_action_name((journey_action)i));
     cw_end(c->w);
+    nextaction_emit(c->w, m, &f, &a, c->now_ms);
     cw_key(c->w, "segments");
     write_segments(c->w, &a);
     snprintf(tag, sizeof tag, "%s@%s", model_name(m), model_version(m));
@@ -521,6 +525,15 @@ static void write_counters(codec_writer *w, stats *st)
     kv_int(w, "events_unstored_unavailable", (int64_t)atomic_load(&st->events_unstored_unavailable));
     kv_int(w, "events_unstored_failed", (int64_t)atomic_load(&st->events_unstored_failed));
     kv_int(w, "jobs_failed_alone", (int64_t)atomic_load(&st->jobs_failed_alone));
+    kv_int(w, "triggers_moments", (int64_t)atomic_load(&st->triggers_moments));
+    kv_int(w, "triggers_enters", (int64_t)atomic_load(&st->triggers_enters));
+    kv_int(w, "triggers_exits", (int64_t)atomic_load(&st->triggers_exits));
+    kv_int(w, "triggers_suppressed", (int64_t)atomic_load(&st->triggers_suppressed));
+    kv_int(w, "triggers_pruned", (int64_t)atomic_load(&st->triggers_pruned));
+    kv_int(w, "automation_evaluations", (int64_t)atomic_load(&st->automation_evaluations));
+    kv_int(w, "automation_timers", (int64_t)atomic_load(&st->automation_timers));
+    kv_int(w, "automation_sweeps", (int64_t)atomic_load(&st->automation_sweeps));
+    kv_int(w, "automation_failures", (int64_t)atomic_load(&st->automation_failures));
     kv_int(w, "retrain_runs", (int64_t)atomic_load(&st->retrain_runs));
     kv_int(w, "retrain_swaps", (int64_t)atomic_load(&st->retrain_swaps));
     kv_int(w, "retrain_failures", (int64_t)atomic_load(&st->retrain_failures));
@@ -726,6 +739,216 @@ static int op_kpis(ops_call *c)
     return rc == LS_OK ? LS_OK : fail(c, LS_EINTERNAL, "%s", "cannot read the store");
 }
 
+/* ------------------------------------------------------------------ */
+/* audiences                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The request's "name": a valid audience name. */
+static int read_audience_name(ops_call *c, ls_str *name)
+{
+    char err[160];
+    const msgpack_object *o = codec_map_get(&c->req->root, "name");
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return fail(c, LS_EBADREQ, "%s", "\"name\" must be a string (the audience's name)");
+    name->ptr = o->via.str.ptr;
+    name->len = o->via.str.size;
+    if (audience_name_check(name->ptr, name->len, err, sizeof err) != LS_OK)
+        return fail(c, LS_EBADREQ, "%s", err);
+    return LS_OK;
+}
+
+static int op_audience_put(ops_call *c)
+{
+    ls_str name, rule;
+    char err[200], text[ARULE_MAX_TEXT + 1];
+    arule *parsed = NULL;
+    int rc = read_audience_name(c, &name);
+    if (rc)
+        return rc;
+    const msgpack_object *o = codec_map_get(&c->req->root, "rule");
+    if (!o || o->type != MSGPACK_OBJECT_STR)
+        return fail(c, LS_EBADREQ, "%s", "\"rule\" must be a string (e.g. \"score >= 0.6 and tier == \\\"hot\\\"\")");
+    rule.ptr = o->via.str.ptr;
+    rule.len = o->via.str.size;
+    if (rule.len > ARULE_MAX_TEXT)
+        return fail(c, LS_ETOOLARGE, "the rule is longer than %d bytes", ARULE_MAX_TEXT);
+    memcpy(text, rule.ptr, rule.len);
+    text[rule.len] = '\0';
+    if (arule_parse(text, &parsed, err, sizeof err) != LS_OK)
+        return fail(c, LS_EBADREQ, "bad rule: %s", err);
+    arule_free(&parsed);
+    msgpack_sbuffer idbuf;
+    pack_request_id(c, &idbuf);
+    writer_job *job = writer_job_identity(JOB_AUDIENCE_PUT, &name, &rule, c->envelope, c->envelope_len, idbuf.data,
+                                          idbuf.size);
+    msgpack_sbuffer_destroy(&idbuf);
+    rc = job ? hand_over(c, job, 1) : fail(c, LS_ENOMEM, "%s", "out of memory");
+    c->async = rc == LS_OK;
+    return rc;
+}
+
+static int op_audience_delete(ops_call *c)
+{
+    ls_str name;
+    int rc = read_audience_name(c, &name);
+    return rc ? rc : submit_identity(c, JOB_AUDIENCE_DELETE, &name, NULL);
+}
+
+static void write_audience(codec_writer *w, const audience_info *a)
+{
+    cw_map(w);
+    kv_str(w, "name", a->name);
+    kv_str(w, "rule", a->rule);
+    kv_int(w, "members", (int64_t)a->members);
+    cw_key(w, "ready");
+    cw_bool(w, a->ready);
+    kv_int(w, "created", a->created_ms);
+    cw_end(w);
+}
+
+static int op_audience_list(ops_call *c)
+{
+    audience_info *items = NULL;
+    size_t n = 0;
+    if (store_reader_begin(c->reader) != LS_OK)
+        return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
+    int rc = audience_list(c->reader, &items, &n);
+    store_reader_end(c->reader);
+    if (rc)
+        return fail(c, LS_EINTERNAL, "%s", "cannot read the audiences");
+    begin_ok(c);
+    cw_key(c->w, "audiences");
+    cw_array(c->w);
+    for (size_t i = 0; i < n; i++)
+        write_audience(c->w, &items[i]);
+    cw_end(c->w);
+    cw_end(c->w);
+    free(items);
+    return LS_OK;
+}
+
+/* The optional integer `key` of the request, within [lo, hi]. */
+static int read_bounded(ops_call *c, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    int rc = codec_get_int(&c->req->root, key, out);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc || *out < lo || *out > hi)
+        return fail(c, LS_EBADREQ, "\"%s\" must be an integer from %lld to %lld", key, (long long)lo, (long long)hi);
+    return LS_OK;
+}
+
+typedef struct {
+    codec_writer *w;
+    const char *last;
+    size_t last_len;
+} members_page;
+
+static int page_member(void *arg, const char *customer, size_t len, int64_t entered_ms)
+{
+    members_page *p = arg;
+    (void)entered_ms;
+    cw_strn(p->w, customer, len);
+    p->last = customer;
+    p->last_len = len;
+    return 0;
+}
+
+static int op_audience_members(ops_call *c)
+{
+    ls_str name, cursor = {NULL, 0};
+    audience_info info;
+    int64_t limit = 1000;
+    int more = 0, rc;
+    if ((rc = read_audience_name(c, &name)) || (rc = read_bounded(c, "limit", 1, AUDIENCE_PAGE_MAX, &limit)))
+        return rc;
+    const msgpack_object *o = codec_map_get(&c->req->root, "cursor");
+    if (o && o->type != MSGPACK_OBJECT_NIL) {
+        if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > STORE_MAX_KEY - 4)
+            return fail(c, LS_EBADREQ, "%s", "\"cursor\" must be the string a previous page returned, or nil");
+        cursor.ptr = o->via.str.ptr;
+        cursor.len = o->via.str.size;
+    }
+    if (store_reader_begin(c->reader) != LS_OK)
+        return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
+    rc = audience_get(c->reader, name.ptr, name.len, &info);
+    if (rc) {
+        store_reader_end(c->reader);
+        return rc == LS_ENOTFOUND ? fail(c, LS_EBADREQ, "no audience named \"%.*s\"", (int)name.len, name.ptr)
+                                  : fail(c, LS_EINTERNAL, "%s", "cannot read the audience");
+    }
+    begin_ok(c);
+    kv_str(c->w, "name", info.name);
+    cw_key(c->w, "ready");
+    cw_bool(c->w, info.ready);
+    cw_key(c->w, "members");
+    cw_array(c->w);
+    members_page page = {c->w, NULL, 0};
+    rc = audience_members(c->reader, info.id, cursor.ptr, cursor.len, (size_t)limit, page_member, &page, &more);
+    cw_end(c->w);
+    cw_key(c->w, "cursor");
+    if (rc == LS_OK && more && page.last)
+        cw_strn(c->w, page.last, page.last_len);
+    else
+        cw_nil(c->w);
+    cw_end(c->w);
+    store_reader_end(c->reader);
+    return rc == LS_OK ? LS_OK : fail(c, LS_EINTERNAL, "%s", "cannot read the members");
+}
+
+/* ------------------------------------------------------------------ */
+/* triggers                                                            */
+/* ------------------------------------------------------------------ */
+
+#define TRIGGERS_LIMIT_MAX 10000
+#define TRIGGERS_WAIT_MAX_MS 60000
+
+typedef struct {
+    codec_writer *w;
+    uint64_t last;
+} triggers_page;
+
+static int page_trigger(void *arg, uint64_t seq, const uint8_t *msgpack, size_t len)
+{
+    triggers_page *p = arg;
+    cw_raw(p->w, msgpack, len, 1);
+    p->last = seq;
+    return 0;
+}
+
+static int op_triggers(ops_call *c)
+{
+    int64_t from = 0, limit = 100, wait = 0;
+    uint64_t first = 0, last = 0;
+    int rc;
+    if ((rc = read_bounded(c, "from", 0, INT64_MAX, &from)) ||
+        (rc = read_bounded(c, "limit", 1, TRIGGERS_LIMIT_MAX, &limit)) ||
+        (rc = read_bounded(c, "wait_ms", 0, TRIGGERS_WAIT_MAX_MS, &wait)))
+        return rc;
+    if (store_reader_begin(c->reader) != LS_OK)
+        return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
+    begin_ok(c);
+    cw_key(c->w, "triggers");
+    cw_array(c->w);
+    triggers_page page = {c->w, (uint64_t)from};
+    rc = trigger_read(c->reader, (uint64_t)from, (size_t)limit, page_trigger, &page, &first, &last);
+    store_reader_end(c->reader);
+    if (rc)
+        return fail(c, LS_EINTERNAL, "%s", "cannot read the trigger outbox");
+    if (page.last == (uint64_t)from && wait > 0 && c->may_park) {
+        codec_writer_reset(c->w);
+        c->park = 1;
+        c->park_ms = wait;
+        return LS_OK;
+    }
+    cw_end(c->w);
+    kv_int(c->w, "next", (int64_t)page.last);
+    kv_int(c->w, "first", (int64_t)first);
+    kv_int(c->w, "last", (int64_t)last);
+    cw_end(c->w);
+    return LS_OK;
+}
+
 static const char *const f_plain[] = {"op", "id", NULL};
 static const char *const f_track[] = {"op", "id", "events", NULL};
 static const char *const f_score[] = {"op", "id", "customer", "customers", "explain", "now", NULL};
@@ -735,6 +958,10 @@ static const char *const f_reload[] = {"op", "id", "path", NULL};
 static const char *const f_alias[] = {"op", "id", "from", "to", NULL};
 static const char *const f_forget[] = {"op", "id", "customer", NULL};
 static const char *const f_kpis[] = {"op", "id", "from", "to", NULL};
+static const char *const f_audience_put[] = {"op", "id", "name", "rule", NULL};
+static const char *const f_audience_name[] = {"op", "id", "name", NULL};
+static const char *const f_audience_members[] = {"op", "id", "name", "limit", "cursor", NULL};
+static const char *const f_triggers[] = {"op", "id", "from", "limit", "wait_ms", NULL};
 
 static const ops_entry table[] = {
     {"ping", op_ping, WHERE_LOOP, f_plain, 0},
@@ -748,6 +975,11 @@ static const ops_entry table[] = {
     {"alias", op_alias, WHERE_WORKER, f_alias, 0},
     {"forget", op_forget, WHERE_WORKER, f_forget, 1},
     {"kpis", op_kpis, WHERE_SCAN, f_kpis, 1},
+    {"audience_put", op_audience_put, WHERE_WORKER, f_audience_put, 1},
+    {"audience_delete", op_audience_delete, WHERE_WORKER, f_audience_name, 1},
+    {"audience_list", op_audience_list, WHERE_LOOP, f_plain, 0},
+    {"audience_members", op_audience_members, WHERE_WORKER, f_audience_members, 0},
+    {"triggers", op_triggers, WHERE_LOOP, f_triggers, 0},
     {"invalid", NULL, WHERE_LOOP, f_plain, 0},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))

@@ -31,6 +31,9 @@ typedef struct {
     const uint8_t *envelope;   /* workers: the request's packed routing frames */
     size_t envelope_len;
     int async;                 /* set by a handler whose reply the writer sends */
+    int may_park;              /* the loop can hold this request until triggers come */
+    int park;                  /* set by `triggers`: nothing yet, hold it (call->w is empty) */
+    int64_t park_ms;           /* ... for at most this long */
     char why[256];             /* error message for the reply */
 } ops_call;
 

@@ -37,6 +37,16 @@
 #define BURST 256              /* messages taken from one socket per poll round */
 #define CLIENT_RCVHWM 100      /* requests ZeroMQ holds per client before TCP back-pressure */
 #define ROUTER_LINGER_MS 1000
+#define MAX_PARKED 256         /* `triggers` requests held waiting for new triggers */
+
+/* A `triggers` request with nothing to return yet, held (its frames
+ * moved here) until the writer commits triggers or its wait ends. */
+typedef struct {
+    msgio_parts parts;
+    int env_end;
+    int64_t start_ns;
+    int64_t deadline_ns;
+} parked_request;
 
 struct server {
     service svc;
@@ -58,6 +68,9 @@ struct server {
     char endpoint[256], pull_endpoint[256], model_tag[160];
     int stopping, workers_done, writer_done;
     int64_t drain_deadline_ns;  /* set when stopping begins */
+    parked_request parked[MAX_PARKED];
+    int nparked;
+    int triggers_committed;     /* the writer said so since the held requests last ran */
 };
 
 /* ------------------------------------------------------------------ */
@@ -411,6 +424,82 @@ static void forward_to_scanner(server *s, msgio_parts *p, int op, int env_end, c
     s->scans_inflight++;
 }
 
+/* Holds p (its frames move into the slot) until triggers come or
+ * wait_ms passes; 0, or -1 when every slot is taken. */
+static int park(server *s, msgio_parts *p, int env_end, int64_t start_ns, int64_t wait_ms)
+{
+    if (s->nparked == MAX_PARKED)
+        return -1;
+    parked_request *q = &s->parked[s->nparked++];
+    q->parts.n = p->n;
+    q->parts.dropped = p->dropped;
+    for (int i = 0; i < p->n; i++) {
+        zmq_msg_init(&q->parts.frame[i]);
+        zmq_msg_move(&q->parts.frame[i], &p->frame[i]);
+    }
+    q->env_end = env_end;
+    q->start_ns = start_ns;
+    q->deadline_ns = timefmt_mono_ns() + wait_ms * 1000000;
+    return 0;
+}
+
+/* Answers a request the loop runs itself; a `triggers` request with
+ * nothing to return yet is held when may_park (and room is left). */
+static void run_inline(server *s, msgio_parts *p, int env_end, const codec_request *req, int op, int64_t start_ns,
+                       int may_park)
+{
+    ops_call c = {.svc = &s->svc, .reader = s->reader, .w = &s->reply, .req = req, .op = op,
+                  .now_ms = timefmt_now_ms(), .start_ns = start_ns,
+                  .may_park = may_park && !s->stopping && s->nparked < MAX_PARKED};
+    int rc = ops_run(&c);
+    if (c.park && park(s, p, env_end, start_ns, c.park_ms) == 0)
+        return;
+    send_reply(s, p, env_end, op, rc == LS_OK, start_ns);
+}
+
+/* Runs the held requests again: each answers now when triggers came for
+ * it, its wait is over, or the server stops (all), else stays held. */
+static void wake_parked(server *s, int all)
+{
+    int64_t now = timefmt_mono_ns();
+    int kept = 0, n = s->nparked;
+    s->nparked = 0; /* run_inline may park again: into the slots from 0 */
+    for (int i = 0; i < n; i++) {
+        parked_request q = s->parked[i];
+        codec_request req;
+        const char *why = NULL;
+        zmq_msg_t *body = &q.parts.frame[q.env_end];
+        int expired = all || now >= q.deadline_ns;
+        if (codec_parse_request(zmq_msg_data(body), zmq_msg_size(body), &s->zone, &req, &why) == LS_OK) {
+            int before = s->nparked;
+            run_inline(s, &q.parts, q.env_end, &req, ops_lookup(&req.op), q.start_ns, !expired);
+            if (s->nparked > before) { /* held again: keep its first deadline */
+                s->parked[s->nparked - 1].deadline_ns = q.deadline_ns;
+                kept++;
+                msgpack_zone_clear(&s->zone);
+                continue;
+            }
+        }
+        msgio_close(&q.parts);
+        msgpack_zone_clear(&s->zone);
+    }
+    (void)kept;
+}
+
+/* The loop's poll timeout so the first held request's wait ends on time. */
+static int parked_wait_ms(const server *s, int wait)
+{
+    int64_t now = timefmt_mono_ns();
+    for (int i = 0; i < s->nparked; i++) {
+        int64_t left = (s->parked[i].deadline_ns - now) / 1000000 + 1;
+        if (left < 0)
+            left = 0;
+        if (wait < 0 || left < wait)
+            wait = (int)left;
+    }
+    return wait;
+}
+
 static void handle_request(server *s, msgio_parts *p)
 {
     int64_t start_ns = timefmt_mono_ns();
@@ -469,12 +558,8 @@ static void handle_request(server *s, msgio_parts *p)
         forward_to_worker(s, p, op, env_end, req.id, start_ns);
         return;
     }
-    ops_call c = {.svc = &s->svc, .reader = s->reader, .w = &s->reply, .req = &req, .op = op,
-                  .now_ms = timefmt_now_ms(), .start_ns = start_ns};
-    rc = ops_run(&c);
-    send_reply(s, p, env_end, op, rc == LS_OK, start_ns);
+    run_inline(s, p, env_end, &req, op, start_ns, 1);
 }
-
 static void handle_reply(server *s, msgio_parts *p)
 {
     service_meta meta;
@@ -485,6 +570,8 @@ static void handle_reply(server *s, msgio_parts *p)
         s->workers_done++;
     } else if (meta.kind == META_WRITER_DONE) {
         s->writer_done = 1;
+    } else if (meta.kind == META_TRIGGERS) {
+        s->triggers_committed = 1;
     } else if (meta.kind == META_REPLY && p->n >= 2) {
         if (ops_scan(meta.op) && s->scans_inflight > 0)
             s->scans_inflight--;
@@ -630,6 +717,7 @@ int server_run(server *s)
             wait = 100; /* watch the drain deadline */
         if (s->metrics && (wait < 0 || wait > 250))
             wait = 250;
+        wait = parked_wait_ms(s, wait);
         if (zmq_poll(items, n, wait) < 0) {
             if (zmq_errno() == EINTR)
                 continue;
@@ -643,6 +731,9 @@ int server_run(server *s)
             drain(s, s->router, handle_request);
         if (n == 4 && (items[3].revents & ZMQ_POLLIN))
             drain_pull(s);
+        if (s->nparked && (s->triggers_committed || s->stopping || parked_wait_ms(s, -1) == 0))
+            wake_parked(s, s->stopping);
+        s->triggers_committed = 0;
     }
     return LS_OK;
 }

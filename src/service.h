@@ -44,7 +44,8 @@ enum {
     META_PULL = 'P',        /* server loop -> worker: [meta, body] */
     META_REPLY = 'A',       /* worker/scanner/writer -> loop: [meta, envelope..., body] */
     META_WORKER_DONE = 'W', /* worker or scanner -> loop: exited */
-    META_WRITER_DONE = 'D'  /* writer -> loop: exited after its last commit */
+    META_WRITER_DONE = 'D', /* writer -> loop: exited after its last commit */
+    META_TRIGGERS = 'T'     /* writer -> loop: triggers up to seq start_ns are committed */
 };
 
 typedef struct {

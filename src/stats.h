@@ -58,7 +58,17 @@ typedef struct {
     atomic_uint_fast64_t events_unstored_full;        /* the map was at map-max */
     atomic_uint_fast64_t events_unstored_unavailable; /* the disk was full, or the commit failed */
     atomic_uint_fast64_t events_unstored_failed;      /* their own job failed alone (bad key, write error) */
-    atomic_uint_fast64_t jobs_failed_alone;           /* jobs left out of their group (bad key, write error) */
+    atomic_uint_fast64_t jobs_failed_alone;
+    /* automation (automation.h) */
+    atomic_uint_fast64_t triggers_moments;       /* moments fired into the outbox */
+    atomic_uint_fast64_t triggers_enters;        /* audience enters ... */
+    atomic_uint_fast64_t triggers_exits;         /* ... and exits */
+    atomic_uint_fast64_t triggers_suppressed;    /* occurrences inside a cool-down: not fired */
+    atomic_uint_fast64_t triggers_pruned;        /* left the outbox by age or count */
+    atomic_uint_fast64_t automation_evaluations; /* customers evaluated (events, timers, sweeps) */
+    atomic_uint_fast64_t automation_timers;      /* timer re-evaluations */
+    atomic_uint_fast64_t automation_sweeps;      /* sweep passes started */
+    atomic_uint_fast64_t automation_failures;    /* background automation txns that failed */           /* jobs left out of their group (bad key, write error) */
 } stats;
 
 /* Prepares counters and one histogram per op.  0 or LS_ENOMEM. */

@@ -23,6 +23,8 @@
 struct store {
     MDB_env *env;
     MDB_dbi meta, customers, event_ids, event_ids_by_time, aliases, alias_targets;
+    MDB_dbi tables[STORE_T_COUNT]; /* the automation tables (store_table) */
+    int has_tables;    /* 0 for an older store opened read-only (they read as empty) */
     feature_decay decay;
     int64_t retention_ms;
     int read_only;
@@ -91,7 +93,7 @@ static int open_env(store *s, const char *dir, const store_options *opt, char *e
         return rc;
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
-    mdb_env_set_maxdbs(s->env, 10);
+    mdb_env_set_maxdbs(s->env, 16);
     mdb_env_set_maxreaders(s->env, opt->max_readers ? opt->max_readers : DEFAULT_MAX_READERS);
     mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE);
     unsigned flags = MDB_NOTLS;
@@ -163,6 +165,22 @@ static int open_alias_dbs(store *s, MDB_txn *txn, unsigned create)
     return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
 }
 
+/* The automation tables (store_table), created by the first writer of
+ * this version: adding tables changes no value format, so the schema
+ * version stays.  An older store opened read-only has none: they read as
+ * empty. */
+static const char *const table_names[STORE_T_COUNT] = {"audiences", "audience_members", "trigger_states",
+                                                       "trigger_outbox", "trigger_timers"};
+
+static int open_tables(store *s, MDB_txn *txn, unsigned create)
+{
+    int rc = 0;
+    for (int t = 0; t < STORE_T_COUNT && rc == 0; t++)
+        rc = mdb_dbi_open(txn, table_names[t], create, &s->tables[t]);
+    s->has_tables = rc == 0;
+    return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
+}
+
 static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errlen)
 {
     MDB_txn *txn;
@@ -174,7 +192,7 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
         (rc = mdb_dbi_open(txn, "customers", create, &s->customers)) ||
         (rc = mdb_dbi_open(txn, "event_ids", create, &s->event_ids)) ||
         (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time)) ||
-        (rc = open_alias_dbs(s, txn, create))) {
+        (rc = open_alias_dbs(s, txn, create)) || (rc = open_tables(s, txn, create))) {
         mdb_txn_abort(txn);
         ls_fail(err, errlen, 0, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
                                                       : "cannot open the store's tables", mdb_strerror(rc));
@@ -885,19 +903,6 @@ int store_wtxn_add_event(store_wtxn *w, store_held *h, const ls_event *ev, int *
     return LS_OK;
 }
 
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t read_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
                               const char *customer, size_t customer_len,
@@ -918,7 +923,7 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
         return LS_OK;
     if (rc)
         return from_mdb(rc);
-    be64(tkey, (uint64_t)received_ms);
+    bytecur_store_be64(tkey, (uint64_t)received_ms);
     memcpy(tkey + 8, eid, eid_len);
     MDB_val tk = {8 + eid_len, tkey}, tv = {0, ""};
     return from_mdb(wput(w, w->s->event_ids_by_time, &tk, &tv, 0));
@@ -933,7 +938,7 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
     if (rc)
         return from_mdb(rc);
     while (n < max && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        if (k.mv_size < 8 || (int64_t)read_be64(k.mv_data) >= cutoff_ms)
+        if (k.mv_size < 8 || (int64_t)bytecur_load_be64(k.mv_data) >= cutoff_ms)
             break;
         MDB_val ek = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
         rc = wdel(w, w->s->event_ids, &ek);
@@ -1177,7 +1182,7 @@ static int drop_event_ids(store_wtxn *w, const id_set *set, int *deleted)
             continue;
         int64_t received;
         memcpy(&received, v.mv_data, 8);
-        be64(tkey, (uint64_t)received);
+        bytecur_store_be64(tkey, (uint64_t)received);
         memcpy(tkey + 8, k.mv_data, k.mv_size);
         MDB_val tk = {8 + k.mv_size, tkey};
         int d = wdel(w, w->s->event_ids_by_time, &tk);
@@ -1229,4 +1234,160 @@ int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted)
 int store_compact(store *s, const char *out)
 {
     return from_mdb(mdb_env_copy2(s->env, out, MDB_CP_COMPACT));
+}
+
+/* ------------------------------------------------------------------ */
+/* The automation tables: raw keys and values                          */
+/* ------------------------------------------------------------------ */
+
+static int table_get(MDB_txn *txn, const store *s, store_table t, const void *key, size_t klen, store_bytes *out)
+{
+    if (!s->has_tables)
+        return LS_ENOTFOUND;
+    MDB_val k = {klen, (void *)key}, v;
+    int rc = mdb_get(txn, s->tables[t], &k, &v);
+    if (rc == 0) {
+        out->ptr = v.mv_data;
+        out->len = v.mv_size;
+    }
+    return from_mdb(rc);
+}
+
+/* Visits keys >= from (from NULL: all) in order until fn returns non-zero
+ * (that value is returned) or the table ends. */
+static int table_scan(MDB_txn *txn, const store *s, store_table t, const void *from, size_t fromlen,
+                      store_kv_fn fn, void *arg)
+{
+    if (!s->has_tables)
+        return LS_OK;
+    MDB_cursor *cur;
+    MDB_val k = {fromlen, (void *)from}, v;
+    int rc = mdb_cursor_open(txn, s->tables[t], &cur);
+    if (rc)
+        return from_mdb(rc);
+    int st = LS_OK;
+    rc = mdb_cursor_get(cur, &k, &v, from && fromlen ? MDB_SET_RANGE : MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        store_bytes kb = {k.mv_data, k.mv_size}, vb = {v.mv_data, v.mv_size};
+        if ((st = fn(arg, &kb, &vb)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (st == LS_OK && rc != MDB_NOTFOUND && rc != 0)
+        st = from_mdb(rc);
+    return st;
+}
+
+static int table_last(MDB_txn *txn, const store *s, store_table t, store_bytes *key)
+{
+    if (!s->has_tables)
+        return LS_ENOTFOUND;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, s->tables[t], &cur);
+    if (rc)
+        return from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0) {
+        key->ptr = k.mv_data;
+        key->len = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+    return from_mdb(rc);
+}
+
+int store_wtxn_tget(store_wtxn *w, store_table t, const void *key, size_t klen, store_bytes *out)
+{
+    return table_get(w->txn, w->s, t, key, klen, out);
+}
+
+int store_wtxn_tput(store_wtxn *w, store_table t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    return from_mdb(wput(w, w->s->tables[t], &k, &v, 0));
+}
+
+int store_wtxn_tdel(store_wtxn *w, store_table t, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key};
+    return from_mdb(wdel(w, w->s->tables[t], &k));
+}
+
+int store_wtxn_tscan(store_wtxn *w, store_table t, const void *from, size_t fromlen, store_kv_fn fn, void *arg)
+{
+    return table_scan(w->txn, w->s, t, from, fromlen, fn, arg);
+}
+
+int store_wtxn_tlast(store_wtxn *w, store_table t, store_bytes *key)
+{
+    return table_last(w->txn, w->s, t, key);
+}
+
+int store_wtxn_tcount(store_wtxn *w, store_table t, uint64_t *n)
+{
+    MDB_stat st;
+    int rc = mdb_stat(w->txn, w->s->tables[t], &st);
+    *n = rc == 0 ? st.ms_entries : 0;
+    return from_mdb(rc);
+}
+
+int store_reader_tget(store_reader *r, store_table t, const void *key, size_t klen, store_bytes *out)
+{
+    return table_get(r->txn, r->s, t, key, klen, out);
+}
+
+int store_reader_tscan(store_reader *r, store_table t, const void *from, size_t fromlen, store_kv_fn fn, void *arg)
+{
+    return table_scan(r->txn, r->s, t, from, fromlen, fn, arg);
+}
+
+int store_reader_tlast(store_reader *r, store_table t, store_bytes *key)
+{
+    return table_last(r->txn, r->s, t, key);
+}
+
+int store_reader_tcount(store_reader *r, store_table t, uint64_t *n)
+{
+    MDB_stat st;
+    *n = 0;
+    if (!r->s->has_tables)
+        return LS_OK;
+    int rc = mdb_stat(r->txn, r->s->tables[t], &st);
+    *n = rc == 0 ? st.ms_entries : 0;
+    return from_mdb(rc);
+}
+
+/* Visits customers (their running records) with ids > after (after NULL
+ * or empty: from the first) in id order, at most max, inside the write
+ * txn.  *visited says how many; *more is 0 when the table ended. */
+int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len, size_t max,
+                              store_visit_fn fn, void *arg, size_t *visited, int *more)
+{
+    MDB_cursor *cur;
+    MDB_val k = {after_len, (void *)after}, v;
+    ls_features f;
+    *visited = 0;
+    *more = 0;
+    int rc = mdb_cursor_open(w->txn, w->s->customers, &cur);
+    if (rc)
+        return from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, after && after_len ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0 && after && after_len && k.mv_size == after_len && memcmp(k.mv_data, after, after_len) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    int st = LS_OK;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (*visited >= max) {
+            *more = 1;
+            break;
+        }
+        (*visited)++;
+        if (decode_value_record(&v, &f) != LS_OK)
+            continue;
+        if ((st = fn(arg, k.mv_data, k.mv_size, &f)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (st == LS_OK && rc != MDB_NOTFOUND && rc != 0)
+        st = from_mdb(rc);
+    return st;
 }

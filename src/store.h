@@ -267,6 +267,46 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
  * directory out, which must exist and be empty.  0 or a status. */
 int store_compact(store *s, const char *out);
 
+/* ---- the automation tables (audience.h, trigger.h): raw bytes ----
+ *   audiences         audience name -> its definition (audience.h)
+ *   audience_members  be32 audience id + customer id -> be64 entered at (ms)
+ *   trigger_states    customer id -> what automation remembers of it
+ *   trigger_outbox    be64 seq -> one trigger, msgpack (trigger.h)
+ *   trigger_timers    be64 due (ms) + customer id -> ""
+ * Created by the first writer that knows them (no value format changes,
+ * so the schema version stays 3); an older store opened read-only reads
+ * them as empty.  Values returned point into the txn (valid until its next
+ * write) or the snapshot. */
+typedef enum { STORE_T_AUDIENCES, STORE_T_MEMBERS, STORE_T_STATES, STORE_T_OUTBOX, STORE_T_TIMERS,
+               STORE_T_COUNT } store_table;
+
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} store_bytes;
+
+/* Called for each key/value in order; non-zero stops the scan (and is
+ * what the scan returns). */
+typedef int (*store_kv_fn)(void *arg, const store_bytes *key, const store_bytes *val);
+
+int store_wtxn_tget(store_wtxn *w, store_table t, const void *key, size_t klen, store_bytes *out);
+int store_wtxn_tput(store_wtxn *w, store_table t, const void *key, size_t klen, const void *val, size_t vlen);
+int store_wtxn_tdel(store_wtxn *w, store_table t, const void *key, size_t klen); /* LS_ENOTFOUND: absent */
+int store_wtxn_tscan(store_wtxn *w, store_table t, const void *from, size_t fromlen, store_kv_fn fn, void *arg);
+int store_wtxn_tlast(store_wtxn *w, store_table t, store_bytes *key);
+int store_wtxn_tcount(store_wtxn *w, store_table t, uint64_t *n);
+int store_reader_tget(store_reader *r, store_table t, const void *key, size_t klen, store_bytes *out);
+int store_reader_tscan(store_reader *r, store_table t, const void *from, size_t fromlen, store_kv_fn fn, void *arg);
+int store_reader_tlast(store_reader *r, store_table t, store_bytes *key);
+int store_reader_tcount(store_reader *r, store_table t, uint64_t *n);
+
+/* Visits the running records of customers with ids after `after` (NULL:
+ * from the first), in id order, at most max of them, inside the write txn
+ * (the automation sweep).  *visited counts them; *more is 1 when
+ * customers remain. */
+int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len, size_t max,
+                              store_visit_fn fn, void *arg, size_t *visited, int *more);
+
 /* ---- fault injection (for tests; compiled in, off by default) ----
  * Process-wide switches that make the write path fail as if LMDB had,
  * so tests can reach failure paths no real input reaches.  While off they

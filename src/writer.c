@@ -11,6 +11,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "automation.h"
 #include "codec.h"
 #include "leadscore/error.h"
 #include "log.h"
@@ -38,6 +39,9 @@ struct writer {
     int64_t last_prune_ms;
     int64_t last_reader_check_ms;
     store_held held;   /* the customer being written, reused across groups */
+    automation *autom; /* NULL: --triggers off */
+    uint64_t notified_seq;        /* the last seq told to the server loop */
+    int64_t last_auto_error_ms;   /* automation failures are logged at most every 10 s */
 };
 
 /* ------------------------------------------------------------------ */
@@ -162,6 +166,8 @@ static int check_job(const writer_job *job)
         return store_check_alias(job->subject.len, job->object.len);
     if (job->kind == JOB_FORGET)
         return store_check_customer_id(job->subject.len);
+    if (job->kind == JOB_AUDIENCE_PUT || job->kind == JOB_AUDIENCE_DELETE)
+        return LS_OK; /* checked by the op; the txn refuses what it must */
     for (size_t i = 0; i < job->nevents; i++) {
         int rc = store_check_event(job->events[i].customer.len, job->events[i].event_id.len);
         if (rc)
@@ -173,16 +179,63 @@ static int check_job(const writer_job *job)
 /* Alias and forget change records directly.  A request refused before it
  * wrote anything (an alias whose from is merged elsewhere) is the job's
  * answer; a failure after it wrote is a failure, rolled back. */
-static int apply_identity(store_wtxn *txn, writer_job *job)
+static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
 {
     uint64_t writes = store_wtxn_writes(txn);
+    const char *target;
+    size_t tlen;
+    char subject[STORE_MAX_KEY + 1];
     int rc;
-    if (job->kind == JOB_ALIAS)
+    if (job->kind == JOB_ALIAS) {
         rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len, &job->result);
-    else
-        rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
+        if (rc == LS_OK && job->result && a) /* from's record is gone into to's */
+            rc = automation_forget(a, txn, job->subject.ptr, job->subject.len);
+        if (rc == LS_OK && job->result && a)
+            rc = automation_touch(a, job->object.ptr, job->object.len);
+    } else {
+        /* the record the id lands on goes, so does what automation keeps of it */
+        rc = store_wtxn_resolve(txn, job->subject.ptr, job->subject.len, &target, &tlen);
+        if (rc == LS_OK && tlen < sizeof subject) {
+            memcpy(subject, target, tlen);
+            rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
+            if (rc == LS_OK && a)
+                rc = automation_forget(a, txn, subject, tlen);
+        } else if (rc == LS_OK) {
+            rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
+        }
+    }
     if (refusal(rc) && store_wtxn_writes(txn) == writes) {
         job->status = rc;
+        return LS_OK;
+    }
+    return rc;
+}
+
+/* Defines or deletes an audience.  A refusal (a bad rule, too many
+ * audiences) is the job's answer, written before anything is. */
+static int apply_audience(store_wtxn *txn, writer_job *job, automation *a)
+{
+    uint64_t writes = store_wtxn_writes(txn);
+    char rule[ARULE_MAX_TEXT + 1];
+    int rc;
+    if (!a) {
+        job->status = LS_EUNAVAIL;
+        snprintf(job->why, sizeof job->why, "audiences need marketing automation: the server runs with triggers off");
+        return LS_OK;
+    }
+    if (job->kind == JOB_AUDIENCE_DELETE)
+        return automation_audience_delete(a, txn, job->subject.ptr, job->subject.len, &job->result);
+    if (job->object.len > ARULE_MAX_TEXT) {
+        job->status = LS_ETOOLARGE;
+        snprintf(job->why, sizeof job->why, "the rule is longer than %d bytes", ARULE_MAX_TEXT);
+        return LS_OK;
+    }
+    memcpy(rule, job->object.ptr, job->object.len);
+    rule[job->object.len] = '\0';
+    rc = automation_audience_put(a, txn, job->subject.ptr, job->subject.len, rule, &job->result, &job->changed,
+                                 job->why, sizeof job->why);
+    if ((rc == LS_EPARSE || rc == LS_EBADREQ || rc == LS_ETOOLARGE) && store_wtxn_writes(txn) == writes) {
+        job->status = rc == LS_EPARSE ? LS_EBADREQ : rc;
         return LS_OK;
     }
     return rc;
@@ -192,11 +245,13 @@ static int apply_identity(store_wtxn *txn, writer_job *job)
  * next job (consecutive jobs of one customer write it back once), unless
  * strict: then it is written back before the job ends, so every write a
  * job causes is made while that job is applied and a failure names it. */
-static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int strict)
+static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int strict, automation *a)
 {
     int rc;
+    if (job->kind == JOB_AUDIENCE_PUT || job->kind == JOB_AUDIENCE_DELETE)
+        return apply_audience(txn, job, a);
     if (job->kind != JOB_EVENTS) /* changes records directly: the held one goes back first */
-        return (rc = store_wtxn_put_back(txn, rec)) ? rc : apply_identity(txn, job);
+        return (rc = store_wtxn_put_back(txn, rec)) ? rc : apply_identity(txn, job, a);
     rc = LS_OK;
     for (size_t i = 0; i < job->nevents && rc == LS_OK; i++) {
         const ls_event *ev = &job->events[i];
@@ -215,10 +270,13 @@ static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int stri
         rc = store_wtxn_add_event(txn, rec, ev, &dup);
         if (rc)
             break;
-        if (dup)
+        if (dup) {
             job->duplicates++; /* its id is in the customer's history */
-        else
+        } else {
             job->accepted++;
+            if (a && (rc = automation_touch(a, ev->customer.ptr, ev->customer.len)))
+                break;
+        }
     }
     if (rc == LS_OK && strict)
         rc = store_wtxn_put_back(txn, rec);
@@ -231,7 +289,8 @@ static void reset_jobs(writer_job **jobs, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         jobs[j]->accepted = jobs[j]->duplicates = 0;
-        jobs[j]->result = 0;
+        jobs[j]->result = jobs[j]->changed = 0;
+        jobs[j]->why[0] = '\0';
         if (!jobs[j]->failed_alone)
             jobs[j]->status = LS_OK;
     }
@@ -242,21 +301,29 @@ static void reset_jobs(writer_job **jobs, size_t n)
  * index of the job that failed on its own (strict only), n when it was
  * the group's, n + 1 when a job failed but which one is not known (a
  * held customer written back late): then try again strict. */
-static int try_group(service *svc, store_held *rec, writer_job **jobs, size_t n, int strict, size_t *culprit)
+static int try_group(service *svc, automation *a, store_held *rec, writer_job **jobs, size_t n, int strict,
+                     size_t *culprit)
 {
     store_wtxn *txn = NULL;
+    model *m = NULL;
     *culprit = n;
     rec->open = 0; /* nothing held yet */
     int rc = store_write_begin(svc->store, &txn);
+    if (rc == LS_OK && a) {
+        m = service_model_acquire(svc);
+        rc = automation_begin(a, txn, m, timefmt_now_ms());
+    }
     for (size_t j = 0; j < n && rc == LS_OK; j++) {
         if (jobs[j]->failed_alone)
             continue;
-        rc = apply_job(txn, jobs[j], rec, strict);
+        rc = apply_job(txn, jobs[j], rec, strict, a);
         if (rc != LS_OK && !group_level(rc))
             *culprit = strict ? j : n + 1;
     }
     if (rc == LS_OK && (rc = store_wtxn_put_back(txn, rec)) != LS_OK && !group_level(rc))
         *culprit = n + 1;
+    if (rc == LS_OK && a && (rc = automation_finish(a, txn)) != LS_OK)
+        LOG_ERROR("automation_failed", "reason=\"%s\" note=\"the group is not committed\"", ls_strerror(rc));
     if (rc == LS_OK) {
         int64_t t0 = timefmt_mono_ns();
         rc = store_write_commit(&txn);
@@ -268,6 +335,11 @@ static int try_group(service *svc, store_held *rec, writer_job **jobs, size_t n,
             stats_commit(&svc->stats, events, ns);
     }
     store_write_abort(&txn);
+    if (a && rc == LS_OK)
+        automation_committed(a);
+    else if (a)
+        automation_aborted(a);
+    model_unref(&m);
     rec->open = 0;
     return rc;
 }
@@ -285,17 +357,17 @@ static uint64_t forget_reserve(uint64_t map_max)
  * inside the file.  When the map has none, it lends the forget a reserve
  * past map-max and shrinks back after (to the pages then in use), so
  * tracks cannot take the reserve. */
-static void forget_alone(service *svc, store_held *rec, writer_job *job)
+static void forget_alone(service *svc, automation *a, store_held *rec, writer_job *job)
 {
     writer_job *one[1] = {job};
     size_t culprit;
     job->status = LS_OK;
-    int rc = try_group(svc, rec, one, 1, 1, &culprit);
+    int rc = try_group(svc, a, rec, one, 1, 1, &culprit);
     if (rc == LS_EFULL) {
         reset_jobs(one, 1);
         uint64_t max = svc->cfg.map_max;
         if (store_set_map_size(svc->store, max + forget_reserve(max)) == LS_OK)
-            rc = try_group(svc, rec, one, 1, 1, &culprit);
+            rc = try_group(svc, a, rec, one, 1, 1, &culprit);
         store_set_map_size(svc->store, max); /* LMDB keeps what is in use */
     }
     if (rc != LS_OK) {
@@ -358,7 +430,7 @@ static void log_failure(const service *svc, int rc, size_t njobs)
  * on its own is found (a strict attempt), left out and the rest tried
  * again, so one bad request cannot sink the others.  Bounded: each retry
  * turns strict once, leaves a job out, or grows the map. */
-static int apply_group(service *svc, store_held *rec, writer_job **jobs, size_t n)
+static int apply_group(service *svc, automation *a, store_held *rec, writer_job **jobs, size_t n)
 {
     int rc = LS_OK;
     for (size_t j = 0; j < n; j++) {
@@ -370,7 +442,7 @@ static int apply_group(service *svc, store_held *rec, writer_job **jobs, size_t 
     int strict = 0;
     for (size_t attempt = 0; attempt < n + MAX_GROWS + 1; attempt++) {
         size_t culprit;
-        rc = try_group(svc, rec, jobs, n, strict, &culprit);
+        rc = try_group(svc, a, rec, jobs, n, strict, &culprit);
         if (rc == LS_OK)
             break;
         reset_jobs(jobs, n);
@@ -398,7 +470,7 @@ static int apply_group(service *svc, store_held *rec, writer_job **jobs, size_t 
                 jobs[j]->status = rc;
         for (size_t j = 0; j < n && (rc == LS_EFULL || rc == LS_EUNAVAIL); j++)
             if (jobs[j]->kind == JOB_FORGET && !jobs[j]->failed_alone)
-                forget_alone(svc, rec, jobs[j]);
+                forget_alone(svc, a, rec, jobs[j]);
     }
     count_jobs(svc, jobs, n, rc);
     return rc;
@@ -408,7 +480,7 @@ int writer_apply(service *svc, writer_job **jobs, size_t n)
 {
     store_held rec;
     store_held_init(&rec);
-    int rc = apply_group(svc, &rec, jobs, n);
+    int rc = apply_group(svc, NULL, &rec, jobs, n);
     store_held_free(&rec);
     return rc;
 }
@@ -419,6 +491,8 @@ int writer_apply(service *svc, writer_job **jobs, size_t n)
 
 static const char *job_error(const writer_job *job, int status, char *buf, size_t cap)
 {
+    if (job->why[0])
+        return job->why;
     if (job->kind == JOB_ALIAS && status == LS_EINVAL)
         return "\"from\" is already merged into another customer, or \"from\" and \"to\" are the same id";
     if (job->kind == JOB_ALIAS && status == LS_ETOOLARGE)
@@ -451,7 +525,12 @@ static void encode_reply(codec_writer *cw, const writer_job *job)
         cw_key(cw, "id");
         cw_raw(cw, job->id, job->id_len, 1);
     }
-    if (status == LS_OK && job->kind != JOB_EVENTS) {
+    if (status == LS_OK && job->kind == JOB_AUDIENCE_PUT) {
+        cw_key(cw, "created");
+        cw_bool(cw, job->result);
+        cw_key(cw, "changed");
+        cw_bool(cw, job->changed);
+    } else if (status == LS_OK && job->kind != JOB_EVENTS) {
         cw_key(cw, job->kind == JOB_ALIAS ? "merged" : "deleted");
         cw_bool(cw, job->result);
     } else if (status == LS_OK) {
@@ -590,22 +669,83 @@ static size_t collect(writer *w, int wait_ms)
     return n;
 }
 
+/* Tells the server loop the newest committed trigger seq (it wakes the
+ * `triggers` requests waiting for more). */
+static void notify_triggers(writer *w)
+{
+    uint64_t seq = automation_last_seq(w->autom);
+    if (seq == 0 || seq == w->notified_seq)
+        return;
+    w->notified_seq = seq;
+    service_meta meta = {META_TRIGGERS, 0, 1, {0}, (int64_t)seq};
+    msgio_send_bytes(w->replies, &meta, sizeof meta, 0);
+}
+
+/* Timers, a sweep chunk and pruning between groups; returns how long the
+ * next wait for jobs may be, in ms. */
+static int automation_between_groups(writer *w)
+{
+    int busy = 0;
+    int64_t wake = 0, now = timefmt_now_ms();
+    uint64_t appended = 0;
+    model *m = service_model_acquire(w->svc);
+    int rc = automation_tick(w->autom, w->svc->store, m, now, &busy, &wake, &appended);
+    model_unref(&m);
+    if (rc != LS_OK) {
+        atomic_fetch_add(&w->svc->stats.automation_failures, 1);
+        if (now - w->last_auto_error_ms > 10000) {
+            w->last_auto_error_ms = now;
+            LOG_ERROR("automation_failed", "reason=\"%s\" note=\"timers and sweeps retry; events are stored\"",
+                      ls_strerror(rc));
+        }
+        return IDLE_POLL_MS;
+    }
+    notify_triggers(w);
+    if (busy)
+        return 0;
+    if (wake > 0 && wake - now < IDLE_POLL_MS)
+        return wake <= now ? 0 : (int)(wake - now);
+    return IDLE_POLL_MS;
+}
+
 static void *writer_main(void *arg)
 {
     writer *w = arg;
+    int wait_ms = IDLE_POLL_MS;
     while (w->finished < w->nproducers) {
-        size_t n = collect(w, IDLE_POLL_MS);
+        size_t n = collect(w, wait_ms);
         if (n > 0) {
-            apply_group(w->svc, &w->held, w->group, n);
+            int rc = apply_group(w->svc, w->autom, &w->held, w->group, n);
+            if (rc == LS_OK && w->autom)
+                notify_triggers(w);
             finish_group(w, n);
         }
         if (w->svc->cfg.dedupe_window_ms > 0)
             prune_event_ids(w);
         check_readers(w);
+        wait_ms = w->autom ? automation_between_groups(w) : IDLE_POLL_MS;
     }
     service_meta done = {META_WRITER_DONE, 0, 1, {0}, 0};
     msgio_send_bytes(w->replies, &done, sizeof done, 0);
     return NULL;
+}
+
+static int open_automation(writer *w)
+{
+    const config *cfg = &w->svc->cfg;
+    automation_config ac;
+    char err[200];
+    automation_config_defaults(&ac);
+    ac.abandoned_cart_after_ms = cfg->abandoned_cart_after_ms;
+    ac.retention_ms = cfg->trigger_retention_ms;
+    ac.outbox_max = cfg->trigger_max;
+    ac.refresh_ms = cfg->audience_refresh_ms;
+    ac.decay = *store_decay(w->svc->store);
+    if (automation_parse_cooldowns(cfg->trigger_cooldowns, ac.cooldown_ms, err, sizeof err) != LS_OK) {
+        LOG_ERROR("bad_config", "reason=\"%s\"", err);
+        return LS_EINVAL;
+    }
+    return automation_open(&w->autom, &ac, &w->svc->stats);
 }
 
 int writer_start(writer **out, service *svc, int nproducers)
@@ -616,6 +756,10 @@ int writer_start(writer **out, service *svc, int nproducers)
     w->svc = svc;
     w->nproducers = nproducers;
     store_held_init(&w->held);
+    if (svc->cfg.triggers && open_automation(w) != LS_OK) {
+        free(w);
+        return LS_EINVAL;
+    }
     codec_writer_init(&w->reply);
     w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1, SERVICE_WRITER_HWM);
     w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
@@ -631,6 +775,7 @@ fail:
     if (w->replies)
         zmq_close(w->replies);
     codec_writer_destroy(&w->reply);
+    automation_close(&w->autom);
     free(w);
     return LS_EINTERNAL;
 }
@@ -645,6 +790,7 @@ void writer_join(writer **wp)
     zmq_close(w->replies);
     codec_writer_destroy(&w->reply);
     store_held_free(&w->held);
+    automation_close(&w->autom);
     free(w->group);
     free(w);
     *wp = NULL;

@@ -26,12 +26,14 @@
 #include "service.h"
 
 /* What a job asks of the writer. */
-enum { JOB_EVENTS, JOB_ALIAS, JOB_FORGET };
+enum { JOB_EVENTS, JOB_ALIAS, JOB_FORGET, JOB_AUDIENCE_PUT, JOB_AUDIENCE_DELETE };
 
 typedef struct {
     int kind;                /* JOB_EVENTS, JOB_ALIAS (subject -> object), JOB_FORGET (subject) */
-    ls_str subject, object;  /* alias: from, to; forget: the customer */
-    int result;              /* alias: merged; forget: deleted */
+    ls_str subject, object;  /* alias: from, to; forget: the customer; audience: name, rule */
+    int result;              /* alias: merged; forget, audience delete: deleted; audience put: created */
+    int changed;             /* audience put: the rule changed (members are rebuilt) */
+    char why[200];           /* a refusal's reason, for the reply */
     int status;              /* this job's outcome, set by the writer: 0 stored, else why not */
     int failed_alone;        /* the job was left out of its group (its own failure) */
     int reply;               /* 0 for fire-and-forget (PULL) batches */
@@ -59,7 +61,8 @@ writer_job *writer_job_new(const ls_event *events, size_t n,
                            const void *rejected, size_t rejected_len, uint32_t nrejected);
 void writer_job_free(writer_job **job);
 
-/* A JOB_ALIAS or JOB_FORGET job (object is ignored for forget). */
+/* A JOB_ALIAS, JOB_FORGET, JOB_AUDIENCE_PUT or JOB_AUDIENCE_DELETE job
+ * (object is ignored for forget and audience delete). */
 writer_job *writer_job_identity(int kind, const ls_str *subject, const ls_str *object,
                                 const void *envelope, size_t envelope_len, const void *id, size_t id_len);
 
@@ -73,7 +76,12 @@ typedef struct writer writer;
 int writer_apply(service *svc, writer_job **jobs, size_t n);
 
 /* Starts the writer thread; it binds SERVICE_EP_WRITER before this
- * returns, and exits after nproducers producers have sent writer_finish. */
+ * returns, and exits after nproducers producers have sent writer_finish.
+ * With svc->cfg.triggers on it also runs marketing automation
+ * (automation.h): every group is evaluated before its commit, and timers,
+ * sweeps and outbox pruning run between groups; after a commit that
+ * appended triggers it sends META_TRIGGERS (the newest seq in start_ns)
+ * to the server loop, which wakes waiting `triggers` requests. */
 int writer_start(writer **out, service *svc, int nproducers);
 
 /* Waits for the thread to exit (it sends META_WRITER_DONE first). */

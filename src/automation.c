@@ -1,0 +1,836 @@
+/* automation.c -- live audiences and moments on the write path (see
+ * automation.h): per-customer state, the evaluation of one customer, the
+ * timer queue and the sweep.
+ *
+ * A customer's state (table trigger_states):
+ *   u8 version (1), be64 next_due_ms (0: no timer), u8 n, then n moments:
+ *   u8 moment, u8 in_occurrence, be64 occurrence key, be64 last fired ms;
+ *   then be16 m and m be32 ids of the audiences it is a member of. */
+#include "automation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assess.h"
+#include "bytecur.h"
+#include "error_internal.h"
+#include "leadscore/error.h"
+#include "log.h"
+#include "timefmt.h"
+#include "trigger.h"
+
+#define STATE_VERSION 1
+#define DAY_MS 86400000LL
+#define HOUR_MS 3600000LL
+#define TIMER_CHUNK 500        /* timers run per txn */
+#define SWEEP_CHUNK 500        /* customers a sweep txn evaluates */
+#define PRUNE_EVERY_MS 1000
+#define PRUNE_CHUNK 1000
+#define TOUCH_MAX_ID STORE_MAX_KEY
+
+typedef struct {
+    uint8_t occ;               /* an occurrence is under way (fired or not) */
+    int64_t key;               /* which occurrence */
+    int64_t fired_ms;          /* last trigger of this moment, 0: never */
+} moment_state;
+
+typedef struct {
+    int64_t next_due_ms;
+    moment_state moment[JA_COUNT];
+    uint16_t naud;
+    uint32_t aud[AUDIENCE_MAX];
+} cust_state;
+
+/* Customers touched in the open txn: ids packed in a buffer, a small
+ * open-addressing set over them to drop repeats. */
+typedef struct {
+    char *buf;
+    size_t used, cap;
+    size_t *offs;              /* start of each id in buf (u16 length first) */
+    size_t n, offs_cap;
+    uint32_t *slots;           /* 1-based index into offs, 0 empty */
+    size_t nslots;
+} touch_set;
+
+enum { MODE_LIVE, MODE_TIMER, MODE_SWEEP };
+
+struct automation {
+    automation_config cfg;
+    stats *st;
+    audience_set audiences;
+    int audiences_loaded;
+    trigger_outbox outbox;
+    touch_set touched;
+    const model *m;
+    int64_t now_ms;
+    uint64_t last_seq;
+    /* the sweep */
+    int sweeping;
+    char cursor[STORE_MAX_KEY + 1];
+    size_t cursor_len;
+    int64_t next_pass_ms;      /* 0: start one at once */
+    int pass_pending;          /* an audience changed: start a pass after the current */
+    uint32_t building[AUDIENCE_MAX]; /* not-ready audiences a running pass covers from its start */
+    size_t nbuilding;
+    int64_t last_prune_ms;
+    int64_t next_wake_ms;      /* the earliest timer as last seen */
+    /* scratch */
+    uint8_t state_buf[16 + JA_COUNT * 18 + 2 + AUDIENCE_MAX * 4];
+};
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+static const char DEFAULT_COOLDOWNS[] = "abandoned_cart=1d,win_back=30d,birthday=300d,anniversary=300d,"
+                                        "vip_reward=30d,review_request=7d,recovery=30d,account_invite=30d";
+
+const char *automation_cooldowns_default(void)
+{
+    return DEFAULT_COOLDOWNS;
+}
+
+int automation_parse_cooldowns(const char *text, int64_t out[JA_COUNT], char *err, size_t errlen)
+{
+    const char *p = text;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        char name[32], dur[32];
+        if (!eq || (size_t)(eq - p) >= sizeof name || len - (size_t)(eq - p) - 1 >= sizeof dur)
+            return ls_fail(err, errlen, LS_EPARSE, "trigger cool-downs: expected moment=duration, got \"%.*s\"",
+                           (int)(len > 40 ? 40 : len), p);
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = '\0';
+        memcpy(dur, eq + 1, len - (size_t)(eq - p) - 1);
+        dur[len - (size_t)(eq - p) - 1] = '\0';
+        int i = 0;
+        while (i < JA_COUNT && strcmp(journey_action_name((journey_action)i), name) != 0)
+            i++;
+        if (i == JA_COUNT)
+            return ls_fail(err, errlen, LS_EPARSE, "trigger cool-downs: unknown moment \"%s\"", name);
+        int64_t ms;
+        if (timefmt_parse_duration(dur, &ms) != LS_OK || ms < 0)
+            return ls_fail(err, errlen, LS_EPARSE, "trigger cool-downs: \"%s\" is not a duration (30s, 2h, 7d)",
+                           dur);
+        out[i] = ms;
+        p = end ? end + 1 : NULL;
+    }
+    return LS_OK;
+}
+
+void automation_config_defaults(automation_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->abandoned_cart_after_ms = HOUR_MS;
+    c->retention_ms = 7 * DAY_MS;
+    c->outbox_max = 1000000;
+    c->refresh_ms = 15 * 60 * 1000;
+    automation_parse_cooldowns(DEFAULT_COOLDOWNS, c->cooldown_ms, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The touched set                                                     */
+/* ------------------------------------------------------------------ */
+
+static uint32_t hash_id(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static void touch_free(touch_set *t)
+{
+    free(t->buf);
+    free(t->offs);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+static void touch_clear(touch_set *t)
+{
+    t->used = t->n = 0;
+    if (t->slots)
+        memset(t->slots, 0, t->nslots * sizeof *t->slots);
+}
+
+static const char *touch_get(const touch_set *t, size_t i, size_t *len)
+{
+    const char *p = t->buf + t->offs[i];
+    *len = (size_t)(uint8_t)p[0] << 8 | (uint8_t)p[1];
+    return p + 2;
+}
+
+static int touch_rehash(touch_set *t, size_t nslots)
+{
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (!slots)
+        return LS_ENOMEM;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t len;
+        const char *id = touch_get(t, i, &len);
+        size_t s = hash_id(id, len) & (nslots - 1);
+        while (slots[s])
+            s = (s + 1) & (nslots - 1);
+        slots[s] = (uint32_t)i + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = nslots;
+    return LS_OK;
+}
+
+static int touch_add(touch_set *t, const char *id, size_t len)
+{
+    if (len == 0 || len > TOUCH_MAX_ID)
+        return LS_OK; /* cannot be keyed: automation leaves it alone */
+    if ((t->n + 1) * 2 > t->nslots && touch_rehash(t, t->nslots ? t->nslots * 2 : 1024) != LS_OK)
+        return LS_ENOMEM;
+    uint32_t h = hash_id(id, len);
+    size_t s = h & (t->nslots - 1);
+    for (; t->slots[s]; s = (s + 1) & (t->nslots - 1)) {
+        size_t l;
+        const char *have = touch_get(t, t->slots[s] - 1, &l);
+        if (l == len && memcmp(have, id, len) == 0)
+            return LS_OK;
+    }
+    if (t->used + 2 + len > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 65536;
+        while (cap < t->used + 2 + len)
+            cap *= 2;
+        char *b = realloc(t->buf, cap);
+        if (!b)
+            return LS_ENOMEM;
+        t->buf = b;
+        t->cap = cap;
+    }
+    if (t->n == t->offs_cap) {
+        size_t cap = t->offs_cap ? t->offs_cap * 2 : 1024;
+        size_t *o = realloc(t->offs, cap * sizeof *o);
+        if (!o)
+            return LS_ENOMEM;
+        t->offs = o;
+        t->offs_cap = cap;
+    }
+    t->offs[t->n] = t->used;
+    t->buf[t->used] = (char)(len >> 8);
+    t->buf[t->used + 1] = (char)len;
+    memcpy(t->buf + t->used + 2, id, len);
+    t->used += 2 + len;
+    t->slots[s] = (uint32_t)++t->n;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Customer state                                                      */
+/* ------------------------------------------------------------------ */
+
+static size_t state_encode(const cust_state *s, uint8_t *buf, size_t cap)
+{
+    bytecur_w w = {buf, cap, 0};
+    uint8_t version = STATE_VERSION, n = 0;
+    for (int i = 0; i < JA_COUNT; i++)
+        n += s->moment[i].occ || s->moment[i].fired_ms;
+    bytecur_put(&w, &version, 1);
+    bytecur_put_be64(&w, (uint64_t)s->next_due_ms);
+    bytecur_put(&w, &n, 1);
+    for (int i = 0; i < JA_COUNT; i++) {
+        const moment_state *m = &s->moment[i];
+        if (!m->occ && !m->fired_ms)
+            continue;
+        uint8_t idx = (uint8_t)i;
+        bytecur_put(&w, &idx, 1);
+        bytecur_put(&w, &m->occ, 1);
+        bytecur_put_be64(&w, (uint64_t)m->key);
+        bytecur_put_be64(&w, (uint64_t)m->fired_ms);
+    }
+    uint8_t nb[2] = {(uint8_t)(s->naud >> 8), (uint8_t)s->naud};
+    bytecur_put(&w, nb, 2);
+    for (uint16_t i = 0; i < s->naud; i++)
+        bytecur_put_be32(&w, s->aud[i]);
+    return w.bad ? 0 : (size_t)(w.p - buf);
+}
+
+static int state_decode(cust_state *s, const uint8_t *p, size_t len)
+{
+    bytecur_r r = {p, len, 0};
+    uint8_t version = 0, n = 0, nb[2];
+    memset(s, 0, sizeof *s);
+    bytecur_get(&r, &version, 1);
+    if (version != STATE_VERSION)
+        return LS_EVERSION;
+    s->next_due_ms = (int64_t)bytecur_get_be64(&r);
+    bytecur_get(&r, &n, 1);
+    for (uint8_t i = 0; i < n && !r.bad; i++) {
+        uint8_t idx = 0, occ = 0;
+        bytecur_get(&r, &idx, 1);
+        bytecur_get(&r, &occ, 1);
+        int64_t key = (int64_t)bytecur_get_be64(&r), fired = (int64_t)bytecur_get_be64(&r);
+        if (idx < JA_COUNT) {
+            s->moment[idx].occ = occ;
+            s->moment[idx].key = key;
+            s->moment[idx].fired_ms = fired;
+        }
+    }
+    bytecur_get(&r, nb, 2);
+    uint16_t naud = (uint16_t)(nb[0] << 8 | nb[1]);
+    for (uint16_t i = 0; i < naud && !r.bad; i++) {
+        uint32_t id = bytecur_get_be32(&r);
+        if (s->naud < AUDIENCE_MAX)
+            s->aud[s->naud++] = id;
+    }
+    return r.bad ? LS_EPARSE : LS_OK;
+}
+
+static int state_has(const cust_state *s, uint32_t id)
+{
+    for (uint16_t i = 0; i < s->naud; i++)
+        if (s->aud[i] == id)
+            return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Moments                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Days from day index `today` to the next month/day on or after it. */
+static int64_t next_date(int64_t today, int month, int day)
+{
+    int64_t y;
+    int m, d;
+    timefmt_civil(today * DAY_MS, &y, &m, &d);
+    for (int64_t year = y; year <= y + 1; year++) {
+        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        int dd = (month == 2 && day == 29 && !leap) ? 28 : day;
+        int64_t at = timefmt_days_from_civil(year, month, dd);
+        if (at >= today)
+            return at;
+    }
+    return today + 366;
+}
+
+static int64_t floor_day(int64_t ms)
+{
+    return ms >= 0 ? ms / DAY_MS : -((-ms + DAY_MS - 1) / DAY_MS);
+}
+
+/* The cart condition of the trigger: open, silent for abandoned_cart_after,
+ * and not older than the model's cart_max_days. */
+static int cart_stale(const automation *a, const journey_rules *r, const ls_features *f)
+{
+    return (double)(a->now_ms - f->last_cart_ms) > r->cart_max_days * (double)DAY_MS;
+}
+
+static int cart_abandoned(const automation *a, const journey_rules *r, const ls_features *f)
+{
+    return feature_cart_is_open(f) && a->now_ms - f->last_seen_ms >= a->cfg.abandoned_cart_after_ms &&
+           !cart_stale(a, r, f);
+}
+
+/* Which occurrence of moment m holds now (see automation.h), and whether
+ * the occurrence ends when the condition stops holding. */
+static int64_t occurrence_key(const automation *a, const journey_rules *r, const ls_features *f, int m,
+                              int *ends_when_off)
+{
+    int64_t today = floor_day(a->now_ms);
+    (void)r;
+    *ends_when_off = 0;
+    switch (m) {
+    case JA_ABANDONED_CART:
+        *ends_when_off = !feature_cart_is_open(f) || cart_stale(a, r, f);
+        return f->last_purchase_ms;
+    case JA_WIN_BACK:
+    case JA_REVIEW_REQUEST:
+        return f->last_purchase_ms;
+    case JA_BIRTHDAY:
+        return f->birthday_mmdd ? next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100) : 0;
+    case JA_ANNIVERSARY: {
+        int64_t y;
+        int mo, d;
+        timefmt_civil(f->first_purchase_ms, &y, &mo, &d);
+        return next_date(today, mo, d);
+    }
+    default:
+        *ends_when_off = 1;
+        return 0;
+    }
+}
+
+/* The earliest time after now at which a time-based condition of f can
+ * change (the timer), or 0. */
+static int64_t next_due(const automation *a, const journey_rules *r, const ls_features *f)
+{
+    int64_t now = a->now_ms, best = 0, today = floor_day(now);
+    int64_t cand[16];
+    int n = 0;
+    if (feature_cart_is_open(f)) {
+        cand[n++] = f->last_seen_ms + a->cfg.abandoned_cart_after_ms;
+        cand[n++] = f->last_cart_ms + (int64_t)(r->cart_max_days * (double)DAY_MS) + 1;
+        cand[n++] = f->last_cart_ms + (int64_t)(r->cart_min_hours * (double)HOUR_MS);
+    }
+    if (f->last_purchase_ms) {
+        cand[n++] = f->last_purchase_ms + (int64_t)(r->review_min_days * (double)DAY_MS);
+        cand[n++] = f->last_purchase_ms + (int64_t)(r->review_max_days * (double)DAY_MS) + 1;
+        cand[n++] = f->last_purchase_ms + (int64_t)(r->winback_min_days * (double)DAY_MS);
+        cand[n++] = f->last_purchase_ms + (int64_t)(r->lapsed_days * (double)DAY_MS);
+    }
+    if (f->last_negative_ms)
+        cand[n++] = f->last_negative_ms + (int64_t)(r->disappointment_days * (double)DAY_MS) + 1;
+    if (f->birthday_mmdd) {
+        int64_t bday = next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100);
+        int64_t start = bday - (int64_t)r->birthday_days_ahead;
+        cand[n++] = (start > today ? start : bday + 1) * DAY_MS;
+    }
+    if (f->first_purchase_ms) {
+        int64_t y;
+        int mo, d;
+        timefmt_civil(f->first_purchase_ms, &y, &mo, &d);
+        int64_t ann = next_date(today, mo, d);
+        int64_t start = ann - (int64_t)r->anniversary_days_ahead;
+        cand[n++] = (start > today ? start : ann + 1) * DAY_MS;
+    }
+    for (int i = 0; i < n; i++)
+        if (cand[i] > now && (best == 0 || cand[i] < best))
+            best = cand[i];
+    return best;
+}
+
+/* ------------------------------------------------------------------ */
+/* Evaluating one customer                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *id;
+    size_t len;
+    const ls_features *f;
+    const assess_result *res;
+    const journey_rules *rules;
+} eval_ctx;
+
+/* Adds n to the counter `field` of the server's stats, when there are. */
+#define BUMP(a, field, n)                                  \
+    do {                                                   \
+        if ((a)->st && (n))                                \
+            atomic_fetch_add(&(a)->st->field, (n));        \
+    } while (0)
+
+static int emit(automation *a, store_wtxn *w, const eval_ctx *e, trigger_kind kind, const char *name, double value)
+{
+    const assess_result *r = e->res;
+    trigger_record t = {kind, name, e->id, e->len, a->now_ms, r->logistic.score, r->logistic.tier,
+                        journey_phase_name(r->journey.phase), journey_type_name(r->journey.type),
+                        r->nsegments ? r->segments[0].segment : "", r->clv, value};
+    return trigger_append(&a->outbox, w, &t, NULL);
+}
+
+static int step_moments(automation *a, store_wtxn *w, const eval_ctx *e, cust_state *s, int baseline)
+{
+    unsigned on = e->res->journey.actions & ~(1u << JA_ABANDONED_CART);
+    if (cart_abandoned(a, e->rules, e->f))
+        on |= 1u << JA_ABANDONED_CART;
+    for (int m = 0; m < JA_COUNT; m++) {
+        moment_state *ms = &s->moment[m];
+        int ends_when_off;
+        int64_t key = occurrence_key(a, e->rules, e->f, m, &ends_when_off);
+        if (!(on & (1u << m))) {
+            if (ends_when_off)
+                ms->occ = 0;
+            continue;
+        }
+        if (ms->occ && ms->key == key)
+            continue; /* this occurrence is handled */
+        ms->occ = 1;
+        ms->key = key;
+        if (baseline)
+            continue;
+        if (ms->fired_ms && a->now_ms - ms->fired_ms < a->cfg.cooldown_ms[m]) {
+            BUMP(a, triggers_suppressed, 1);
+            continue;
+        }
+        double value = m == JA_ABANDONED_CART ? feature_open_cart(e->f) : 0;
+        int rc = emit(a, w, e, TRIGGER_MOMENT, journey_action_name((journey_action)m), value);
+        if (rc)
+            return rc;
+        ms->fired_ms = a->now_ms;
+        BUMP(a, triggers_moments, 1);
+    }
+    return LS_OK;
+}
+
+static int building(const automation *a, uint32_t id)
+{
+    for (size_t i = 0; i < a->nbuilding; i++)
+        if (a->building[i] == id)
+            return 1;
+    return 0;
+}
+
+static int step_audiences(automation *a, store_wtxn *w, const eval_ctx *e, const ls_features *f, cust_state *s,
+                          int baseline)
+{
+    feature_ctx ctx = {a->now_ms, a->cfg.decay};
+    arule_input in = {e->res, f, &ctx, 1};
+    cust_state next = *s;
+    next.naud = 0;
+    for (size_t i = 0; i < a->audiences.n; i++) {
+        audience_def *d = &a->audiences.defs[i];
+        int member = arule_eval(d->rule, &in), was = state_has(s, d->info.id);
+        if (member)
+            next.aud[next.naud++] = d->info.id;
+        if (member == was)
+            continue;
+        int rc = audience_set_member(d, w, e->id, e->len, member, a->now_ms);
+        if (rc)
+            return rc;
+        if (baseline || !d->info.ready || building(a, d->info.id))
+            continue;
+        if ((rc = emit(a, w, e, member ? TRIGGER_ENTER : TRIGGER_EXIT, d->info.name, 0)))
+            return rc;
+        if (member)
+            BUMP(a, triggers_enters, 1);
+        else
+            BUMP(a, triggers_exits, 1);
+    }
+    s->naud = next.naud;
+    memcpy(s->aud, next.aud, next.naud * sizeof *s->aud);
+    return LS_OK;
+}
+
+/* Evaluates customer id (a record key: already resolved) at a->now_ms. */
+static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, const ls_features *f_in, int mode)
+{
+    ls_features f;
+    store_bytes old;
+    cust_state s;
+    int rc;
+    if (len > TOUCH_MAX_ID - 8)
+        return LS_OK;
+    if (f_in) {
+        f = *f_in;
+    } else if ((rc = store_wtxn_get(w, id, len, &f)) != LS_OK) {
+        return rc == LS_ENOTFOUND ? automation_forget(a, w, id, len) : rc;
+    }
+    rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
+    if (rc && rc != LS_ENOTFOUND)
+        return rc;
+    int had = rc == LS_OK;
+    uint8_t old_bytes[sizeof a->state_buf];
+    size_t old_len = had && old.len <= sizeof old_bytes ? old.len : 0;
+    if (old_len)
+        memcpy(old_bytes, old.ptr, old_len);
+    if (!had || state_decode(&s, old_bytes, old_len) != LS_OK)
+        memset(&s, 0, sizeof s);
+    if (mode == MODE_TIMER)
+        s.next_due_ms = 0; /* its timer key is already gone */
+    int baseline = mode == MODE_SWEEP && !had;
+    assess_result res;
+    feature_ctx ctx = {a->now_ms, a->cfg.decay};
+    assess_customer(a->m, &f, &ctx, 0, 1, &res);
+    eval_ctx e = {id, len, &f, &res, model_journey(a->m)};
+    if ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline)))
+        return rc;
+    int64_t due = next_due(a, e.rules, &f);
+    if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, due)))
+        return rc;
+    s.next_due_ms = due;
+    if (due && (a->next_wake_ms == 0 || due < a->next_wake_ms))
+        a->next_wake_ms = due;
+    size_t n = state_encode(&s, a->state_buf, sizeof a->state_buf);
+    if (n == 0)
+        return LS_EINTERNAL;
+    BUMP(a, automation_evaluations, 1);
+    if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
+        return LS_OK;
+    return store_wtxn_tput(w, STORE_T_STATES, id, len, a->state_buf, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* The txn protocol                                                    */
+/* ------------------------------------------------------------------ */
+
+int automation_open(automation **out, const automation_config *cfg, stats *st)
+{
+    automation *a = calloc(1, sizeof *a);
+    if (!a)
+        return LS_ENOMEM;
+    a->cfg = *cfg;
+    a->st = st;
+    trigger_outbox_init(&a->outbox);
+    *out = a;
+    return LS_OK;
+}
+
+void automation_close(automation **ap)
+{
+    if (!ap || !*ap)
+        return;
+    automation *a = *ap;
+    audience_set_free(&a->audiences);
+    trigger_outbox_free(&a->outbox);
+    touch_free(&a->touched);
+    free(a);
+    *ap = NULL;
+}
+
+int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_ms)
+{
+    int rc;
+    a->m = m;
+    a->now_ms = now_ms;
+    touch_clear(&a->touched);
+    if (!a->audiences_loaded) {
+        if ((rc = audience_set_load(&a->audiences, w)) != LS_OK)
+            return rc;
+        a->audiences_loaded = 1;
+        for (size_t i = 0; i < a->audiences.n; i++)
+            if (!a->audiences.defs[i].info.ready)
+                a->pass_pending = 1; /* a pass that was cut short by a restart */
+    }
+    return trigger_outbox_begin(&a->outbox, w);
+}
+
+int automation_touch(automation *a, const char *id, size_t len)
+{
+    return touch_add(&a->touched, id, len);
+}
+
+int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len)
+{
+    store_bytes old;
+    cust_state s;
+    if (len > TOUCH_MAX_ID - 8)
+        return LS_OK;
+    int rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc)
+        return rc;
+    if (state_decode(&s, old.ptr, old.len) != LS_OK)
+        memset(&s, 0, sizeof s);
+    if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, 0)))
+        return rc;
+    for (uint16_t i = 0; i < s.naud; i++) {
+        audience_def *d = audience_find_id(&a->audiences, s.aud[i]);
+        if (d && (rc = audience_set_member(d, w, id, len, 0, a->now_ms)))
+            return rc;
+    }
+    return store_wtxn_tdel(w, STORE_T_STATES, id, len);
+}
+
+int automation_audience_put(automation *a, store_wtxn *w, const char *name, size_t name_len, const char *rule,
+                            int *created, int *changed, char *err, size_t errlen)
+{
+    int rc = audience_put(&a->audiences, w, name, name_len, rule, a->now_ms, created, changed, err, errlen);
+    if (rc == LS_OK && *changed)
+        a->pass_pending = 1;
+    return rc;
+}
+
+int automation_audience_delete(automation *a, store_wtxn *w, const char *name, size_t name_len, int *deleted)
+{
+    return audience_delete(&a->audiences, w, name, name_len, deleted);
+}
+
+int automation_finish(automation *a, store_wtxn *w)
+{
+    for (size_t i = 0; i < a->touched.n; i++) {
+        size_t len, rlen;
+        const char *id = touch_get(&a->touched, i, &len), *target;
+        int rc = store_wtxn_resolve(w, id, len, &target, &rlen);
+        if (rc)
+            return rc;
+        char copy[STORE_MAX_KEY + 1];
+        memcpy(copy, target, rlen); /* txn memory: copy before writing */
+        if ((rc = evaluate(a, w, copy, rlen, NULL, MODE_LIVE)) != LS_OK)
+            return rc;
+    }
+    touch_clear(&a->touched);
+    return audience_flush(&a->audiences, w);
+}
+
+uint64_t automation_committed(automation *a)
+{
+    uint64_t n = a->outbox.appended;
+    if (a->outbox.next_seq > 1)
+        a->last_seq = a->outbox.next_seq - 1;
+    a->outbox.appended = 0;
+    return n;
+}
+
+void automation_aborted(automation *a)
+{
+    a->audiences_loaded = 0; /* what the txn changed in memory goes */
+    a->outbox.appended = 0;
+    touch_clear(&a->touched);
+}
+
+uint64_t automation_last_seq(const automation *a)
+{
+    return a->last_seq;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers, sweep, pruning                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    automation *a;
+    store_wtxn *w;
+    int mode;
+} visit_ctx;
+
+static int visit_due(void *arg, const char *id, size_t len, int64_t due_ms)
+{
+    visit_ctx *v = arg;
+    (void)due_ms;
+    BUMP(v->a, automation_timers, 1);
+    return evaluate(v->a, v->w, id, len, NULL, MODE_TIMER);
+}
+
+static int visit_sweep(void *arg, const char *id, size_t len, const ls_features *f)
+{
+    visit_ctx *v = arg;
+    automation *a = v->a;
+    char copy[STORE_MAX_KEY + 1];
+    memcpy(copy, id, len); /* the cursor's memory: copy before writing */
+    memcpy(a->cursor, id, len);
+    a->cursor_len = len;
+    return evaluate(a, v->w, copy, len, f, MODE_SWEEP);
+}
+
+/* Runs fn inside one txn of s with the automation's begin/finish around
+ * it, committing on success.  *appended gets the triggers committed. */
+static int in_txn(automation *a, store *s, const model *m, int64_t now_ms, int (*fn)(automation *, store_wtxn *, void *),
+                  void *arg, uint64_t *appended)
+{
+    store_wtxn *w = NULL;
+    int rc = store_write_begin(s, &w);
+    if (rc == LS_OK)
+        rc = automation_begin(a, w, m, now_ms);
+    if (rc == LS_OK)
+        rc = fn(a, w, arg);
+    if (rc == LS_OK)
+        rc = automation_finish(a, w);
+    if (rc == LS_OK)
+        rc = store_write_commit(&w);
+    store_write_abort(&w);
+    if (rc == LS_OK) {
+        *appended += automation_committed(a);
+    } else {
+        automation_aborted(a);
+    }
+    return rc;
+}
+
+static int run_timers(automation *a, store_wtxn *w, void *arg)
+{
+    size_t *taken = arg;
+    visit_ctx v = {a, w, MODE_TIMER};
+    int rc = trigger_timer_take(w, a->now_ms, TIMER_CHUNK, visit_due, &v, taken);
+    if (rc == LS_OK) {
+        a->next_wake_ms = trigger_timer_first(w);
+    }
+    return rc;
+}
+
+static int run_sweep(automation *a, store_wtxn *w, void *arg)
+{
+    int *more = arg;
+    size_t visited;
+    visit_ctx v = {a, w, MODE_SWEEP};
+    int rc = store_wtxn_scan_customers(w, a->cursor, a->cursor_len, SWEEP_CHUNK, visit_sweep, &v, &visited, more);
+    if (rc != LS_OK || *more)
+        return rc;
+    /* the pass is done: the audiences it built are ready */
+    for (size_t i = 0; i < a->nbuilding; i++) {
+        audience_def *d = audience_find_id(&a->audiences, a->building[i]);
+        if (d && !d->info.ready) {
+            d->info.ready = 1;
+            d->dirty = 1;
+        }
+    }
+    return LS_OK;
+}
+
+static int run_prune(automation *a, store_wtxn *w, void *arg)
+{
+    size_t *pruned = arg;
+    return trigger_prune(w, a->now_ms - a->cfg.retention_ms, a->cfg.outbox_max, PRUNE_CHUNK, pruned);
+}
+
+static void start_pass(automation *a, int64_t now_ms)
+{
+    a->sweeping = 1;
+    a->cursor_len = 0;
+    a->pass_pending = 0;
+    a->nbuilding = 0;
+    for (size_t i = 0; i < a->audiences.n; i++)
+        if (!a->audiences.defs[i].info.ready)
+            a->building[a->nbuilding++] = a->audiences.defs[i].info.id;
+    a->next_pass_ms = now_ms + a->cfg.refresh_ms;
+    BUMP(a, automation_sweeps, 1);
+}
+
+int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int *busy, int64_t *wake_ms,
+                    uint64_t *appended)
+{
+    int rc = LS_OK;
+    *busy = 0;
+    if (!a->audiences_loaded) {
+        store_wtxn *w = NULL;
+        if ((rc = store_write_begin(s, &w)) == LS_OK && (rc = automation_begin(a, w, m, now_ms)) == LS_OK)
+            a->next_wake_ms = trigger_timer_first(w);
+        store_write_abort(&w);
+        if (rc)
+            return rc;
+    }
+    if (a->next_wake_ms && a->next_wake_ms <= now_ms) {
+        size_t taken = 0;
+        rc = in_txn(a, s, m, now_ms, run_timers, &taken, appended);
+        if (rc)
+            return rc;
+        *busy |= taken == TIMER_CHUNK;
+    }
+    if (!a->sweeping && (a->pass_pending || a->next_pass_ms == 0 || now_ms >= a->next_pass_ms))
+        start_pass(a, now_ms);
+    if (a->sweeping) {
+        int more = 0;
+        rc = in_txn(a, s, m, now_ms, run_sweep, &more, appended);
+        if (rc)
+            return rc;
+        a->sweeping = more;
+        if (!more)
+            a->nbuilding = 0;
+        *busy |= more || a->pass_pending;
+    }
+    if (now_ms - a->last_prune_ms >= PRUNE_EVERY_MS) {
+        size_t pruned = 0;
+        a->last_prune_ms = now_ms;
+        rc = in_txn(a, s, m, now_ms, run_prune, &pruned, appended);
+        BUMP(a, triggers_pruned, pruned);
+        *busy |= pruned == PRUNE_CHUNK;
+    }
+    *wake_ms = a->next_wake_ms;
+    return rc;
+}
+
+int automation_build(automation *a, store *s, const model *m, int64_t now_ms)
+{
+    int busy = 1;
+    int64_t wake;
+    uint64_t appended = 0;
+    a->next_pass_ms = 0;
+    for (int round = 0; busy || a->sweeping || a->pass_pending; round++) {
+        int rc = automation_tick(a, s, m, now_ms, &busy, &wake, &appended);
+        if (rc)
+            return rc;
+        if (!a->sweeping && !a->pass_pending)
+            break;
+    }
+    return LS_OK;
+}

@@ -1,0 +1,362 @@
+/* trigger.c -- the trigger outbox and the timer queue in the store (see
+ * trigger.h).
+ *
+ * trigger_outbox: be64 seq -> the trigger's msgpack map; the reserved key
+ * of 8 zero bytes (seq 0, never a trigger) holds the store id.
+ * trigger_timers: be64 due_ms + customer id -> "". */
+#include "trigger.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bytecur.h"
+#include "leadscore/error.h"
+
+static const uint8_t STORE_ID_KEY[8] = {0};
+
+const char *trigger_kind_name(trigger_kind k)
+{
+    return k == TRIGGER_ENTER ? "enter" : k == TRIGGER_EXIT ? "exit" : "moment";
+}
+
+void trigger_outbox_init(trigger_outbox *o)
+{
+    memset(o, 0, sizeof *o);
+    codec_writer_init(&o->cw);
+}
+
+void trigger_outbox_free(trigger_outbox *o)
+{
+    codec_writer_destroy(&o->cw);
+}
+
+static uint64_t fresh_store_id(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
+    }
+    return id ? id : 1;
+}
+
+int trigger_outbox_begin(trigger_outbox *o, store_wtxn *w)
+{
+    store_bytes v, k;
+    o->appended = 0;
+    int rc = store_wtxn_tget(w, STORE_T_OUTBOX, STORE_ID_KEY, 8, &v);
+    if (rc == LS_OK && v.len == 8) {
+        o->store_id = bytecur_load_be64(v.ptr);
+    } else if (rc == LS_OK || rc == LS_ENOTFOUND) {
+        uint8_t b[8];
+        o->store_id = fresh_store_id();
+        bytecur_store_be64(b, o->store_id);
+        if ((rc = store_wtxn_tput(w, STORE_T_OUTBOX, STORE_ID_KEY, 8, b, 8)) != LS_OK)
+            return rc;
+    } else {
+        return rc;
+    }
+    rc = store_wtxn_tlast(w, STORE_T_OUTBOX, &k);
+    if (rc && rc != LS_ENOTFOUND)
+        return rc;
+    o->next_seq = rc == LS_OK && k.len == 8 ? bytecur_load_be64(k.ptr) + 1 : 1;
+    if (o->next_seq == 0)
+        o->next_seq = 1;
+    return LS_OK;
+}
+
+static void kv_str(codec_writer *w, const char *k, const char *v)
+{
+    cw_key(w, k);
+    cw_str(w, v ? v : "");
+}
+
+static void encode(codec_writer *cw, const trigger_record *t, uint64_t store_id, uint64_t seq)
+{
+    char id[48];
+    snprintf(id, sizeof id, "%016" PRIx64 "-%" PRIu64, store_id, seq);
+    codec_writer_reset(cw);
+    cw_map(cw);
+    cw_key(cw, "seq");
+    cw_int(cw, (int64_t)seq);
+    kv_str(cw, "id", id);
+    cw_key(cw, "customer");
+    cw_strn(cw, t->customer, t->customer_len);
+    kv_str(cw, "kind", trigger_kind_name(t->kind));
+    kv_str(cw, "name", t->name);
+    cw_key(cw, "at");
+    cw_int(cw, t->at_ms);
+    cw_key(cw, "score");
+    cw_double(cw, t->score);
+    kv_str(cw, "tier", t->tier);
+    kv_str(cw, "phase", t->phase);
+    kv_str(cw, "customer_type", t->customer_type);
+    cw_key(cw, "clv");
+    cw_double(cw, t->clv);
+    kv_str(cw, "segment", t->segment);
+    if (t->kind == TRIGGER_MOMENT && t->value > 0) {
+        cw_key(cw, "value");
+        cw_double(cw, t->value);
+    }
+    cw_end(cw);
+}
+
+int trigger_append(trigger_outbox *o, store_wtxn *w, const trigger_record *t, uint64_t *seq)
+{
+    uint8_t key[8];
+    encode(&o->cw, t, o->store_id, o->next_seq);
+    bytecur_store_be64(key, o->next_seq);
+    int rc = store_wtxn_tput(w, STORE_T_OUTBOX, key, 8, o->cw.sb.data, o->cw.sb.size);
+    if (rc)
+        return rc;
+    if (seq)
+        *seq = o->next_seq;
+    o->next_seq++;
+    o->appended++;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pruning                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The "at" of a stored trigger, read from its msgpack without a parser:
+ * the encoder above writes seq, id, customer, kind, name, at in this
+ * order, so a small walk finds it.  Returns INT64_MIN when unreadable. */
+static int64_t stored_at(const uint8_t *p, size_t len)
+{
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    int64_t at = INT64_MIN;
+    msgpack_zone_init(&zone, 512);
+    if (msgpack_unpack(len ? (const char *)p : "", len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+        o.type == MSGPACK_OBJECT_MAP) {
+        for (uint32_t i = 0; i < o.via.map.size; i++) {
+            const msgpack_object_kv *kv = &o.via.map.ptr[i];
+            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2 &&
+                memcmp(kv->key.via.str.ptr, "at", 2) == 0) {
+                if (kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    at = (int64_t)kv->val.via.u64;
+                else if (kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                    at = kv->val.via.i64;
+                break;
+            }
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    return at;
+}
+
+typedef struct {
+    int64_t before_ms;
+    uint64_t drop_below;   /* seqs below this go whatever their age */
+    size_t max, n;
+    uint64_t seqs[1024];
+} prune_ctx;
+
+static int prune_pick(void *arg, const store_bytes *key, const store_bytes *val)
+{
+    prune_ctx *pc = arg;
+    if (key->len != 8)
+        return 1;
+    uint64_t seq = bytecur_load_be64(key->ptr);
+    if (seq == 0)
+        return 0; /* the store id */
+    if (pc->n == pc->max || pc->n == sizeof pc->seqs / sizeof pc->seqs[0])
+        return 1;
+    if (seq >= pc->drop_below && stored_at(val->ptr, val->len) >= pc->before_ms)
+        return 1; /* the oldest left is young enough, and within the count */
+    pc->seqs[pc->n++] = seq;
+    return 0;
+}
+
+int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t max, size_t *pruned)
+{
+    store_bytes last;
+    prune_ctx pc = {before_ms, 0, max, 0, {0}};
+    *pruned = 0;
+    int rc = store_wtxn_tlast(w, STORE_T_OUTBOX, &last);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc)
+        return rc;
+    uint64_t newest = last.len == 8 ? bytecur_load_be64(last.ptr) : 0;
+    pc.drop_below = newest >= keep_max ? newest - keep_max + 1 : 0;
+    uint8_t from[8];
+    bytecur_store_be64(from, 1);
+    rc = store_wtxn_tscan(w, STORE_T_OUTBOX, from, 8, prune_pick, &pc);
+    if (rc != LS_OK && rc != 1)
+        return rc;
+    for (size_t i = 0; i < pc.n; i++) {
+        uint8_t key[8];
+        bytecur_store_be64(key, pc.seqs[i]);
+        if ((rc = store_wtxn_tdel(w, STORE_T_OUTBOX, key, 8)) != LS_OK)
+            return rc;
+    }
+    *pruned = pc.n;
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    size_t limit, n;
+    trigger_fn fn;
+    void *arg;
+    uint64_t first;
+} read_ctx;
+
+static int read_one(void *arg, const store_bytes *key, const store_bytes *val)
+{
+    read_ctx *rc = arg;
+    if (key->len != 8)
+        return 1;
+    uint64_t seq = bytecur_load_be64(key->ptr);
+    if (seq == 0)
+        return 0;
+    if (!rc->first)
+        rc->first = seq;
+    if (rc->n == rc->limit)
+        return 1;
+    rc->n++;
+    int st = rc->fn(rc->arg, seq, val->ptr, val->len);
+    return st ? st : 0;
+}
+
+typedef struct {
+    uint64_t first;
+} first_ctx;
+
+static int first_one(void *arg, const store_bytes *key, const store_bytes *val)
+{
+    first_ctx *fc = arg;
+    (void)val;
+    if (key->len == 8 && bytecur_load_be64(key->ptr) != 0) {
+        fc->first = bytecur_load_be64(key->ptr);
+        return 1;
+    }
+    return 0;
+}
+
+int trigger_read(store_reader *r, uint64_t from, size_t limit, trigger_fn fn, void *arg, uint64_t *first,
+                 uint64_t *last)
+{
+    store_bytes k;
+    uint8_t start[8];
+    *first = *last = 0;
+    int rc = store_reader_tlast(r, STORE_T_OUTBOX, &k);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc)
+        return rc;
+    *last = k.len == 8 ? bytecur_load_be64(k.ptr) : 0;
+    first_ctx fc = {0};
+    bytecur_store_be64(start, 1);
+    if ((rc = store_reader_tscan(r, STORE_T_OUTBOX, start, 8, first_one, &fc)) != LS_OK && rc != 1)
+        return rc;
+    *first = fc.first;
+    if (from == UINT64_MAX || from >= *last || limit == 0)
+        return LS_OK;
+    read_ctx rcx = {limit, 0, fn, arg, 0};
+    bytecur_store_be64(start, from + 1);
+    rc = store_reader_tscan(r, STORE_T_OUTBOX, start, 8, read_one, &rcx);
+    return rc == 1 ? LS_OK : rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The timer queue                                                     */
+/* ------------------------------------------------------------------ */
+
+static size_t timer_key(uint8_t *key, int64_t due_ms, const char *id, size_t len)
+{
+    bytecur_store_be64(key, (uint64_t)due_ms);
+    memcpy(key + 8, id, len);
+    return 8 + len;
+}
+
+int trigger_timer_move(store_wtxn *w, const char *id, size_t len, int64_t old_due_ms, int64_t due_ms)
+{
+    uint8_t key[8 + STORE_MAX_KEY];
+    int rc;
+    if (len > STORE_MAX_KEY - 8)
+        return LS_ETOOLARGE;
+    if (old_due_ms == due_ms)
+        return LS_OK;
+    if (old_due_ms > 0) {
+        rc = store_wtxn_tdel(w, STORE_T_TIMERS, key, timer_key(key, old_due_ms, id, len));
+        if (rc && rc != LS_ENOTFOUND)
+            return rc;
+    }
+    if (due_ms > 0 && (rc = store_wtxn_tput(w, STORE_T_TIMERS, key, timer_key(key, due_ms, id, len), "", 0)))
+        return rc;
+    return LS_OK;
+}
+
+typedef struct {
+    int64_t now_ms;
+    size_t max, n;
+    uint8_t *buf;          /* keys, each as u16 length + bytes */
+    size_t used, cap;
+} due_ctx;
+
+static int due_pick(void *arg, const store_bytes *key, const store_bytes *val)
+{
+    due_ctx *dc = arg;
+    (void)val;
+    if (key->len <= 8 || (int64_t)bytecur_load_be64(key->ptr) > dc->now_ms || dc->n == dc->max ||
+        dc->used + 2 + key->len > dc->cap)
+        return 1;
+    dc->buf[dc->used] = (uint8_t)(key->len >> 8);
+    dc->buf[dc->used + 1] = (uint8_t)key->len;
+    memcpy(dc->buf + dc->used + 2, key->ptr, key->len);
+    dc->used += 2 + key->len;
+    dc->n++;
+    return 0;
+}
+
+int trigger_timer_take(store_wtxn *w, int64_t now_ms, size_t max, trigger_due_fn fn, void *arg, size_t *taken)
+{
+    enum { CAP = 1 << 18 };
+    due_ctx dc = {now_ms, max, 0, malloc(CAP), 0, CAP};
+    *taken = 0;
+    if (!dc.buf)
+        return LS_ENOMEM;
+    int rc = store_wtxn_tscan(w, STORE_T_TIMERS, NULL, 0, due_pick, &dc);
+    if (rc == 1)
+        rc = LS_OK;
+    for (size_t at = 0; rc == LS_OK && at < dc.used;) {
+        size_t len = (size_t)dc.buf[at] << 8 | dc.buf[at + 1];
+        const uint8_t *key = dc.buf + at + 2;
+        rc = store_wtxn_tdel(w, STORE_T_TIMERS, key, len);
+        if (rc == LS_OK)
+            rc = fn(arg, (const char *)key + 8, len - 8, (int64_t)bytecur_load_be64(key));
+        at += 2 + len;
+    }
+    *taken = dc.n;
+    free(dc.buf);
+    return rc;
+}
+
+static int first_due(void *arg, const store_bytes *key, const store_bytes *val)
+{
+    (void)val;
+    *(int64_t *)arg = key->len > 8 ? (int64_t)bytecur_load_be64(key->ptr) : 0;
+    return 1;
+}
+
+int64_t trigger_timer_first(store_wtxn *w)
+{
+    int64_t due = 0;
+    store_wtxn_tscan(w, STORE_T_TIMERS, NULL, 0, first_due, &due);
+    return due;
+}
