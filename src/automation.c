@@ -286,6 +286,15 @@ static int state_decode(cust_state *s, const uint8_t *p, size_t len)
     return r.bad ? LS_EPARSE : LS_OK;
 }
 
+/* Nothing under way, never fired, in no audience, no timer. */
+static int state_empty(const cust_state *s)
+{
+    for (int i = 0; i < JA_COUNT; i++)
+        if (s->moment[i].occ || s->moment[i].fired_ms)
+            return 0;
+    return s->naud == 0 && s->next_due_ms == 0;
+}
+
 static int state_has(const cust_state *s, uint32_t id)
 {
     for (uint16_t i = 0; i < s->naud; i++)
@@ -546,6 +555,8 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     BUMP(a, automation_evaluations, 1);
     if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
         return LS_OK;
+    if (baseline && state_empty(&s))
+        return LS_OK; /* nothing to remember: an imported store gets no state per idle customer */
     return store_wtxn_tput(w, STORE_T_STATES, id, len, a->state_buf, n);
 }
 

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "leadscore/client.h"
+
 #define CLI_OK 0
 #define CLI_FAIL 1
 #define CLI_USAGE 2
@@ -32,6 +34,8 @@ int cmd_train(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_rescore(int argc, char **argv);
 int cmd_kpis(int argc, char **argv);
+int cmd_audience(int argc, char **argv);
+int cmd_triggers(int argc, char **argv);
 
 /* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
 int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -39,6 +43,21 @@ int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((
 /* Parses a command-line time (Unix seconds, ms, or ISO 8601) into ms.
  * Returns 0 or a negative status. */
 int cli_parse_time(const char *s, int64_t *out_ms);
+
+/* Where a command that talks to a running service sends its requests
+ * (--connect, --timeout, --server-key, --key). */
+typedef struct {
+    const char *endpoint;
+    int timeout_ms;           /* how long to wait for a reply */
+    const char *server_key;   /* CurveZMQ: file with the server's public key, or NULL */
+    const char *key_prefix;   /* CurveZMQ: PREFIX.pub / PREFIX.key of this client, or NULL */
+} cli_service;
+
+/* Connects *c to svc->endpoint, over CurveZMQ when svc has keys, waiting
+ * at most timeout_ms for each reply.  CLI_OK, or CLI_FAIL after
+ * "leadscore CMD: ..." on stderr (a bad key file, a bad endpoint); close
+ * *c with ls_client_close. */
+int cli_connect(const char *cmd, const cli_service *svc, int timeout_ms, ls_client **c);
 
 /* The event-file options `import` and `train` share, as cliopts.h
  * custom parsers (defined in cmd_import.c): --map into an eventfile_map,

@@ -101,26 +101,33 @@ static uint32_t pack_now(const client_opts *o, msgpack_packer *pk)
     return 1;
 }
 
-/* Connects, over CurveZMQ when keys were given. */
-static int open_client(client_opts *o, ls_client **c)
+int cli_connect(const char *cmd, const cli_service *svc, int timeout_ms, ls_client **c)
 {
     char server[SECURITY_KEY_Z85], pub[SECURITY_KEY_Z85], sec[SECURITY_KEY_Z85], path[1100], err[600];
-    if (!o->server_key)
-        return ls_client_connect(c, o->connect, o->timeout_ms) == LS_OK
+    *c = NULL;
+    if (!svc->server_key)
+        return ls_client_connect(c, svc->endpoint, timeout_ms) == LS_OK
                    ? CLI_OK
-                   : cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
-    int rc = security_read_key(o->server_key, server, err, sizeof err);
-    snprintf(path, sizeof path, "%s.pub", o->key_prefix);
+                   : cli_error(cmd, CLI_FAIL, "cannot use endpoint \"%s\"", svc->endpoint);
+    int rc = security_read_key(svc->server_key, server, err, sizeof err);
+    snprintf(path, sizeof path, "%s.pub", svc->key_prefix);
     if (rc == LS_OK)
         rc = security_read_key(path, pub, err, sizeof err);
-    snprintf(path, sizeof path, "%s.key", o->key_prefix);
+    snprintf(path, sizeof path, "%s.key", svc->key_prefix);
     if (rc == LS_OK)
         rc = security_read_key(path, sec, err, sizeof err);
     if (rc != LS_OK)
-        return cli_error(o->cmd, CLI_FAIL, "%s", err);
-    rc = ls_client_connect_secure(c, o->connect, o->timeout_ms, server, pub, sec);
+        return cli_error(cmd, CLI_FAIL, "%s", err);
+    rc = ls_client_connect_secure(c, svc->endpoint, timeout_ms, server, pub, sec);
     memset(sec, 0, sizeof sec);
-    return rc == LS_OK ? CLI_OK : cli_error(o->cmd, CLI_FAIL, "cannot use endpoint \"%s\"", o->connect);
+    return rc == LS_OK ? CLI_OK : cli_error(cmd, CLI_FAIL, "cannot use endpoint \"%s\"", svc->endpoint);
+}
+
+/* Connects, over CurveZMQ when keys were given. */
+static int open_client(client_opts *o, ls_client **c)
+{
+    const cli_service svc = {o->connect, o->timeout_ms, o->server_key, o->key_prefix};
+    return cli_connect(o->cmd, &svc, o->timeout_ms, c);
 }
 
 /* The value at key in a msgpack map, or NULL. */

@@ -217,7 +217,7 @@ static void report_progress(lg_run *run, int64_t now, uint64_t *last_done, int64
     cfg->progress(cfg->progress_arg, &p);
 }
 
-static int landed_now(const loadgen_config *cfg, stats_conn *s, uint64_t *landed);
+static int landed_now(const loadgen_config *cfg, lg_conn *s, uint64_t *landed);
 
 /* Opens the pull gate as far as the server has caught up. */
 static void update_pull_gate(lg_run *run)
@@ -261,106 +261,22 @@ static void supervise(lg_run *run, loadgen_result *out)
 
 /* ---- the pull check: did every event sent land on the server? ---- */
 
-struct stats_conn {
-    void *zmq, *sock;
-    int timeout_ms;
-};
-
-static void stats_close(stats_conn *s)
-{
-    if (s->sock)
-        zmq_close(s->sock);
-    if (s->zmq)
-        zmq_ctx_term(s->zmq);
-    s->sock = s->zmq = NULL;
-}
-
-static int stats_open(stats_conn *s, const loadgen_config *cfg, const char *endpoint, int timeout_ms)
-{
-    int zero = 0, one = 1;
-    s->timeout_ms = timeout_ms;
-    s->zmq = zmq_ctx_new();
-    s->sock = s->zmq ? zmq_socket(s->zmq, ZMQ_REQ) : NULL;
-    if (!s->sock) {
-        stats_close(s);
-        return LS_EINTERNAL;
-    }
-    zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s->sock, ZMQ_REQ_RELAXED, &one, sizeof one);
-    zmq_setsockopt(s->sock, ZMQ_REQ_CORRELATE, &one, sizeof one);
-    zmq_setsockopt(s->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    if (cfg)
-        lg_client_curve(cfg, s->sock);
-    if (zmq_connect(s->sock, endpoint) != 0) {
-        stats_close(s);
-        return LS_EINTERNAL;
-    }
-    return LS_OK;
-}
-
-/* A reply held for reading: msgpack-c points strings into the frame, so
- * the frame stays open until reply_done. */
-typedef struct {
-    zmq_msg_t msg;
-    msgpack_unpacked up;
-} lg_reply;
-
-/* Sends body and unpacks the reply into r (release with reply_done, also
- * after a failure).  0, LS_ETIMEOUT or LS_EPARSE. */
-static int call_once(void *sock, const void *body, size_t len, lg_reply *r)
-{
-    zmq_msg_init(&r->msg);
-    msgpack_unpacked_init(&r->up);
-    if (zmq_send(sock, body, len, 0) < 0 || zmq_msg_recv(&r->msg, sock, 0) < 0)
-        return LS_ETIMEOUT;
-    if (msgpack_unpack_next(&r->up, zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), NULL) != MSGPACK_UNPACK_SUCCESS ||
-        r->up.data.type != MSGPACK_OBJECT_MAP)
-        return LS_EPARSE;
-    return LS_OK;
-}
-
-static void reply_done(lg_reply *r)
-{
-    msgpack_unpacked_destroy(&r->up);
-    zmq_msg_close(&r->msg);
-}
-
-static const msgpack_object *map_get(const msgpack_object *map, const char *key)
-{
-    size_t n = strlen(key);
-    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
-static int map_uint(const msgpack_object *map, const char *key, uint64_t *out)
-{
-    const msgpack_object *v = map_get(map, key);
-    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return LS_EPARSE;
-    *out = v->via.u64;
-    return LS_OK;
-}
-
 /* Asks for "stats" on s and reads the three event counters. */
-static int read_event_counters(stats_conn *s, uint64_t *accepted, uint64_t *duplicate, uint64_t *rejected)
+static int read_event_counters(lg_conn *s, uint64_t *accepted, uint64_t *duplicate, uint64_t *rejected)
 {
     static const uint8_t req[] = {0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's'};
     lg_reply r;
-    int rc = call_once(s->sock, req, sizeof req, &r);
-    if (rc == LS_OK && (map_uint(&r.up.data, "events_accepted", accepted) ||
-                        map_uint(&r.up.data, "events_duplicate", duplicate) ||
-                        map_uint(&r.up.data, "events_rejected", rejected)))
+    int rc = lg_call(s, req, sizeof req, &r);
+    if (rc == LS_OK && (lg_map_uint(&r.up.data, "events_accepted", accepted) ||
+                        lg_map_uint(&r.up.data, "events_duplicate", duplicate) ||
+                        lg_map_uint(&r.up.data, "events_rejected", rejected)))
         rc = LS_EPARSE;
-    reply_done(&r);
+    lg_reply_done(&r);
     return rc;
 }
 
 /* accepted + duplicate + rejected, as the server counts them. */
-static int stats_landed(stats_conn *s, uint64_t *landed)
+static int stats_landed(lg_conn *s, uint64_t *landed)
 {
     uint64_t a, d, r;
     int rc = read_event_counters(s, &a, &d, &r);
@@ -372,17 +288,17 @@ static int stats_landed(stats_conn *s, uint64_t *landed)
 int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accepted, uint64_t *duplicate,
                           uint64_t *rejected)
 {
-    stats_conn s = {0};
-    int rc = stats_open(&s, NULL, endpoint, timeout_ms);
+    lg_conn s = {0};
+    int rc = lg_conn_open(&s, NULL, endpoint, timeout_ms);
     if (rc == LS_OK)
         rc = read_event_counters(&s, accepted, duplicate, rejected);
-    stats_close(&s);
+    lg_conn_close(&s);
     return rc;
 }
 
 /* Events landed so far on the target: the echo server's count of
  * batches times the batch size, or the server's counters. */
-static int landed_now(const loadgen_config *cfg, stats_conn *s, uint64_t *landed)
+static int landed_now(const loadgen_config *cfg, lg_conn *s, uint64_t *landed)
 {
     if (cfg->echo) {
         *landed = loadgen_echo_pulled(cfg->echo) * (uint64_t)cfg->batch;
@@ -393,7 +309,7 @@ static int landed_now(const loadgen_config *cfg, stats_conn *s, uint64_t *landed
 
 /* Polls until every event sent has landed, or the count has not moved
  * for pull_settle_s, or pull_max_wait_s is over, or the user stops. */
-static void pull_check(lg_run *run, stats_conn *s, uint64_t before, loadgen_result *out)
+static void pull_check(lg_run *run, lg_conn *s, uint64_t before, loadgen_result *out)
 {
     const loadgen_config *cfg = run->cfg;
     int64_t sent_end = timefmt_mono_ns(), changed = sent_end, limit = sent_end + seconds_ns(cfg->pull_max_wait_s);
@@ -486,13 +402,13 @@ static void teardown_run(lg_run *run)
 int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
 {
     lg_run run;
-    stats_conn sc = {0};
+    lg_conn sc = {0};
     uint64_t before = 0;
     memset(out, 0, sizeof *out);
     if (loadgen_config_check(cfg, out->first_error, sizeof out->first_error))
         return LS_EINVAL;
     int pull = cfg->workload == LOADGEN_PULL;
-    if (pull && !cfg->echo && stats_open(&sc, cfg, cfg->endpoint, cfg->timeout_ms) != LS_OK) {
+    if (pull && !cfg->echo && lg_conn_open(&sc, cfg, cfg->endpoint, cfg->timeout_ms) != LS_OK) {
         snprintf(out->first_error, sizeof out->first_error, "cannot open a socket for the server's stats");
         return LS_EINTERNAL;
     }
@@ -500,7 +416,7 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
         snprintf(out->first_error, sizeof out->first_error,
                  "the pull workload reads the server's \"stats\" op (an admin key under CurveZMQ), "
                  "and it did not answer at %s", cfg->endpoint);
-        stats_close(&sc);
+        lg_conn_close(&sc);
         return LS_ETIMEOUT;
     }
     int rc = setup_run(&run, cfg, out);
@@ -518,7 +434,7 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
             pull_check(&run, &sc, before, out);
     }
     teardown_run(&run);
-    stats_close(&sc);
+    lg_conn_close(&sc);
     return rc;
 }
 
@@ -533,33 +449,11 @@ void loadgen_result_free(loadgen_result *r)
 /* The probe                                                           */
 /* ------------------------------------------------------------------ */
 
-static int status_of_code(const char *code)
-{
-#define LOADGEN_CODE(name, value, wire, msg) if (strcmp(code, wire) == 0 && value != 0) return value;
-    LS_ERROR_MAP(LOADGEN_CODE)
-#undef LOADGEN_CODE
-    return LS_EREMOTE;
-}
-
-/* Reads an error reply's code and message: the status, words in why. */
-static int error_status(const msgpack_object *reply, char *why, size_t cap)
-{
-    const msgpack_object *err = map_get(reply, "error");
-    const msgpack_object *cd = err ? map_get(err, "code") : NULL, *msg = err ? map_get(err, "message") : NULL;
-    char code[64] = "";
-    if (cd && cd->type == MSGPACK_OBJECT_STR)
-        snprintf(code, sizeof code, "%.*s", (int)(cd->via.str.size < 63 ? cd->via.str.size : 63), cd->via.str.ptr);
-    snprintf(why, cap, "%s: %.*s", code[0] ? code : "error",
-             msg && msg->type == MSGPACK_OBJECT_STR ? (int)(msg->via.str.size < 200 ? msg->via.str.size : 200) : 0,
-             msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "");
-    return code[0] ? status_of_code(code) : LS_EREMOTE;
-}
-
 int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
 {
     lg_run run;
     lg_client c;
-    stats_conn s = {0};
+    lg_conn s = {0};
     lg_reply r;
     int kind;
     uint32_t items;
@@ -575,20 +469,20 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
         lg_request_begin(&c, 0, 1, "ping");
     else
         lg_request_build(&c, 1, &kind, &items);
-    int rc = stats_open(&s, cfg, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
+    int rc = lg_conn_open(&s, cfg, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
     if (rc == LS_OK) {
-        rc = call_once(s.sock, c.sb.data, c.sb.size, &r);
+        rc = lg_call(&s, c.sb.data, c.sb.size, &r);
         snprintf(why, cap, "%s", rc == LS_ETIMEOUT ? "no reply" : rc ? "a reply that is not a msgpack map" : "");
-        const msgpack_object *ok = rc == LS_OK ? map_get(&r.up.data, "ok") : NULL;
+        const msgpack_object *ok = rc == LS_OK ? lg_map_get(&r.up.data, "ok") : NULL;
         if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && !ok->via.boolean)
-            rc = error_status(&r.up.data, why, cap);
+            rc = lg_reply_status(&r.up.data, why, cap);
         else if (rc == LS_OK && !ok && !cfg->echo) {
             snprintf(why, cap, "a reply without \"ok\": is this a leadscore server?");
             rc = LS_EPARSE;
         }
-        reply_done(&r);
+        lg_reply_done(&r);
     }
     msgpack_sbuffer_destroy(&c.sb);
-    stats_close(&s);
+    lg_conn_close(&s);
     return rc;
 }

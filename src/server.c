@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "automation.h"
 #include "codec.h"
 #include "leadscore/error.h"
 #include "log.h"
@@ -279,6 +280,9 @@ static int set_up(server *s, char *err, size_t errlen)
         return LS_EINVAL;
     }
     log_set_level(level);
+    int64_t cooldowns[JA_COUNT];
+    if (automation_parse_cooldowns(s->svc.cfg.trigger_cooldowns, cooldowns, err, errlen) != LS_OK)
+        return LS_EINVAL;
     raise_fd_limit();
     if ((rc = service_load_model(&s->svc, err, errlen)) || (rc = open_store(s, err, errlen)))
         return rc;

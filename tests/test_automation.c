@@ -1,0 +1,741 @@
+/* test_automation.c -- live audiences and the trigger stream, end to end
+ * over the wire: audience ops and their errors, live enter/exit, members
+ * pages, the first pass (members without enter triggers), time-based
+ * membership through the sweep, each moment firing once per occurrence
+ * with its cool-down, carts bought within the delay firing nothing,
+ * resume from a seq, retention, the long poll, forget, and no trigger lost
+ * over kill -9. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "testutil.h"
+
+static int64_t wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- requests ---- */
+
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} req;
+
+static void req_begin(req *r, const char *op, uint32_t nfields)
+{
+    msgpack_sbuffer_init(&r->sb);
+    msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&r->pk, nfields + 1);
+    tu_pack_str(&r->pk, "op");
+    tu_pack_str(&r->pk, op);
+}
+
+static void kv_s(req *r, const char *k, const char *v)
+{
+    tu_pack_str(&r->pk, k);
+    tu_pack_str(&r->pk, v);
+}
+
+static void kv_i(req *r, const char *k, int64_t v)
+{
+    tu_pack_str(&r->pk, k);
+    msgpack_pack_int64(&r->pk, v);
+}
+
+static const msgpack_object *send_req(tu_conn *c, req *r, msgpack_unpacked *up)
+{
+    ck_assert_int_eq(tu_call_raw(c, r->sb.data, r->sb.size, up), 0);
+    msgpack_sbuffer_destroy(&r->sb);
+    return &up->data;
+}
+
+static void expect_ok(const msgpack_object *o)
+{
+    ck_assert_msg(tu_get_bool(o, "ok"), "reply not ok");
+}
+
+static void audience_put(tu_conn *c, const char *name, const char *rule)
+{
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "audience_put", 2);
+    kv_s(&r, "name", name);
+    kv_s(&r, "rule", rule);
+    expect_ok(send_req(c, &r, &up));
+    msgpack_unpacked_destroy(&up);
+}
+
+/* One event {customer, type, ts, extra...}; price/value 0 means absent. */
+typedef struct {
+    const char *customer, *type, *order_id;
+    int64_t ts;
+    double price, value;
+} ev;
+
+static void track(tu_conn *c, const ev *evs, size_t n)
+{
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "track", 1);
+    tu_pack_str(&r.pk, "events");
+    msgpack_pack_array(&r.pk, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const ev *e = &evs[i];
+        msgpack_pack_map(&r.pk, 3 + (e->price > 0) + (e->value > 0) + (e->order_id != NULL));
+        kv_s(&r, "customer", e->customer);
+        kv_s(&r, "type", e->type);
+        kv_i(&r, "ts", e->ts);
+        if (e->price > 0) {
+            tu_pack_str(&r.pk, "price");
+            msgpack_pack_double(&r.pk, e->price);
+        }
+        if (e->value > 0) {
+            tu_pack_str(&r.pk, "value");
+            msgpack_pack_double(&r.pk, e->value);
+        }
+        if (e->order_id)
+            kv_s(&r, "order_id", e->order_id);
+    }
+    const msgpack_object *o = send_req(c, &r, &up);
+    expect_ok(o);
+    ck_assert_int_eq(tu_get_int(o, "accepted"), (int64_t)n);
+    msgpack_unpacked_destroy(&up);
+}
+
+static void track1(tu_conn *c, const char *customer, const char *type, int64_t ts, double price)
+{
+    ev e = {customer, type, NULL, ts, price, 0};
+    track(c, &e, 1);
+}
+
+/* ---- reading triggers ---- */
+
+typedef struct {
+    char customer[64], kind[16], name[64], id[64];
+    uint64_t seq;
+    double value;
+} trig;
+
+static void str_of(const msgpack_object *map, const char *key, char *out, size_t cap)
+{
+    const msgpack_object *v = tu_get(map, key);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(v->type, MSGPACK_OBJECT_STR);
+    snprintf(out, cap, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+}
+
+/* Reads triggers with seq > from (one page of at most limit); fills
+ * out (up to cap) and returns how many; *next, *first from the reply. */
+static size_t read_page(tu_conn *c, uint64_t from, int64_t limit, int64_t wait_ms, trig *out, size_t cap,
+                        uint64_t *next, uint64_t *first)
+{
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "triggers", 2 + (wait_ms > 0));
+    kv_i(&r, "from", (int64_t)from);
+    kv_i(&r, "limit", limit);
+    if (wait_ms > 0)
+        kv_i(&r, "wait_ms", wait_ms);
+    const msgpack_object *o = send_req(c, &r, &up);
+    expect_ok(o);
+    const msgpack_object *arr = tu_get(o, "triggers");
+    ck_assert_int_eq(arr->type, MSGPACK_OBJECT_ARRAY);
+    size_t n = 0;
+    for (uint32_t i = 0; i < arr->via.array.size && n < cap; i++, n++) {
+        const msgpack_object *t = &arr->via.array.ptr[i];
+        str_of(t, "customer", out[n].customer, sizeof out[n].customer);
+        str_of(t, "kind", out[n].kind, sizeof out[n].kind);
+        str_of(t, "name", out[n].name, sizeof out[n].name);
+        str_of(t, "id", out[n].id, sizeof out[n].id);
+        out[n].seq = (uint64_t)tu_get_int(t, "seq");
+        out[n].value = tu_get(t, "value") ? tu_get_double(t, "value") : 0;
+        ck_assert(tu_get_int(t, "at") > 0);
+    }
+    if (next)
+        *next = (uint64_t)tu_get_int(o, "next");
+    if (first)
+        *first = (uint64_t)tu_get_int(o, "first");
+    msgpack_unpacked_destroy(&up);
+    return n;
+}
+
+#define MAX_TRIGS 4096
+static trig all[MAX_TRIGS];
+
+/* Every trigger in the outbox, paging by `next`. */
+static size_t read_all(tu_conn *c)
+{
+    size_t n = 0;
+    uint64_t from = 0, next;
+    for (;;) {
+        size_t got = read_page(c, from, 1000, 0, all + n, MAX_TRIGS - n, &next, NULL);
+        n += got;
+        if (got == 0 || n == MAX_TRIGS)
+            return n;
+        from = next;
+    }
+}
+
+static size_t count_of(size_t n, const char *customer, const char *kind, const char *name)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((!customer || strcmp(all[i].customer, customer) == 0) && strcmp(all[i].kind, kind) == 0 &&
+            strcmp(all[i].name, name) == 0)
+            k++;
+    return k;
+}
+
+/* Waits (<= ms) until the outbox holds `want` triggers (customer, kind,
+ * name). */
+static int wait_count(tu_conn *c, const char *customer, const char *kind, const char *name, size_t want, int ms)
+{
+    int64_t deadline = tu_now_ms() + ms;
+    while (tu_now_ms() < deadline) {
+        if (count_of(read_all(c), customer, kind, name) >= want)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+static int wait_for(tu_conn *c, const char *customer, const char *kind, const char *name, int ms)
+{
+    return wait_count(c, customer, kind, name, 1, ms);
+}
+
+/* The members of an audience, all pages of `limit`; returns the count and
+ * writes them (comma-joined) into out. */
+static size_t members(tu_conn *c, const char *name, int64_t limit, char *out, size_t cap, int *pages)
+{
+    size_t n = 0;
+    char cursor[128] = "";
+    out[0] = '\0';
+    *pages = 0;
+    for (;;) {
+        req r;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        req_begin(&r, "audience_members", 2 + (cursor[0] != 0));
+        kv_s(&r, "name", name);
+        kv_i(&r, "limit", limit);
+        if (cursor[0])
+            kv_s(&r, "cursor", cursor);
+        const msgpack_object *o = send_req(c, &r, &up);
+        expect_ok(o);
+        (*pages)++;
+        const msgpack_object *arr = tu_get(o, "members");
+        for (uint32_t i = 0; i < arr->via.array.size; i++, n++) {
+            size_t len = strlen(out);
+            snprintf(out + len, cap - len, "%s%.*s", len ? "," : "", (int)arr->via.array.ptr[i].via.str.size,
+                     arr->via.array.ptr[i].via.str.ptr);
+        }
+        const msgpack_object *cur = tu_get(o, "cursor");
+        if (!cur || cur->type == MSGPACK_OBJECT_NIL) {
+            msgpack_unpacked_destroy(&up);
+            return n;
+        }
+        snprintf(cursor, sizeof cursor, "%.*s", (int)cur->via.str.size, cur->via.str.ptr);
+        msgpack_unpacked_destroy(&up);
+    }
+}
+
+/* ---- a server per test ---- */
+
+static tu_server srv;
+static char dir[512];
+static tu_conn conn;
+
+static void start(const char *cart_after, const char *cooldowns, const char *refresh, uint64_t trigger_max)
+{
+    config cfg;
+    char err[256];
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    if (cart_after)
+        ck_assert_int_eq(config_set(&cfg, "abandoned-cart-after", cart_after, err, sizeof err), 0);
+    if (cooldowns)
+        ck_assert_int_eq(config_set(&cfg, "trigger-cooldowns", cooldowns, err, sizeof err), 0);
+    if (refresh)
+        ck_assert_int_eq(config_set(&cfg, "audience-refresh", refresh, err, sizeof err), 0);
+    if (trigger_max)
+        cfg.trigger_max = trigger_max;
+    tu_server_start(&srv, &cfg);
+    tu_connect(&conn, srv.endpoint, ZMQ_DEALER);
+}
+
+static void stop(void)
+{
+    tu_disconnect(&conn);
+    tu_server_stop(&srv);
+    tu_rmtree(dir);
+}
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(bad_rules_and_names)
+{
+    static const struct {
+        const char *name, *rule, *want;
+    } cases[] = {
+        {"a", "scor > 1", "unknown field"},
+        {"a", "score >= ", "column"},
+        {"a", "score >= 0.5 and", "column"},
+        {"a", "tier == 3", "column"},
+        {"bad name", "known", "audience name"},
+        {"", "known", "audience name"},
+    };
+    start(NULL, NULL, NULL, 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        req r;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        req_begin(&r, "audience_put", 2);
+        kv_s(&r, "name", cases[i].name);
+        kv_s(&r, "rule", cases[i].rule);
+        const msgpack_object *o = send_req(&conn, &r, &up);
+        ck_assert_msg(tu_is_error(o, "bad_request"), "case %zu accepted", i);
+        char msg[256];
+        str_of(tu_get(o, "error"), "message", msg, sizeof msg);
+        ck_assert_msg(strstr(msg, cases[i].want), "case %zu: \"%s\" lacks \"%s\"", i, msg, cases[i].want);
+        msgpack_unpacked_destroy(&up);
+    }
+    /* unknown audience; unknown field; wrong types */
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "audience_members", 1);
+    kv_s(&r, "name", "nope");
+    ck_assert(tu_is_error(send_req(&conn, &r, &up), "bad_request"));
+    req_begin(&r, "triggers", 1);
+    kv_s(&r, "from", "x");
+    ck_assert(tu_is_error(send_req(&conn, &r, &up), "bad_request"));
+    req_begin(&r, "triggers", 1);
+    kv_i(&r, "limit", 0);
+    ck_assert(tu_is_error(send_req(&conn, &r, &up), "bad_request"));
+    req_begin(&r, "audience_list", 1);
+    kv_s(&r, "extra", "1");
+    ck_assert(tu_is_error(send_req(&conn, &r, &up), "bad_request"));
+    msgpack_unpacked_destroy(&up);
+    stop();
+}
+END_TEST
+
+START_TEST(put_list_delete)
+{
+    start(NULL, NULL, NULL, 0);
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "audience_put", 2);
+    kv_s(&r, "name", "hot");
+    kv_s(&r, "rule", "score>=0.6   and tier==\"hot\"");
+    const msgpack_object *o = send_req(&conn, &r, &up);
+    expect_ok(o);
+    ck_assert(tu_get_bool(o, "created") && tu_get_bool(o, "changed"));
+    /* the same rule in another spelling changes nothing */
+    req_begin(&r, "audience_put", 2);
+    kv_s(&r, "name", "hot");
+    kv_s(&r, "rule", "(score >= 0.6) and (tier == \"hot\")");
+    o = send_req(&conn, &r, &up);
+    ck_assert(!tu_get_bool(o, "created") && !tu_get_bool(o, "changed"));
+    audience_put(&conn, "a.first", "known");
+    req_begin(&r, "audience_list", 0);
+    o = send_req(&conn, &r, &up);
+    const msgpack_object *arr = tu_get(o, "audiences");
+    ck_assert_int_eq(arr->via.array.size, 2);
+    char name[64], rule[128];
+    str_of(&arr->via.array.ptr[0], "name", name, sizeof name); /* name order */
+    ck_assert_str_eq(name, "a.first");
+    str_of(&arr->via.array.ptr[1], "rule", rule, sizeof rule);
+    ck_assert_str_eq(rule, "score >= 0.6 and tier == \"hot\"");
+    req_begin(&r, "audience_delete", 1);
+    kv_s(&r, "name", "hot");
+    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "deleted"));
+    req_begin(&r, "audience_delete", 1);
+    kv_s(&r, "name", "hot");
+    o = send_req(&conn, &r, &up);
+    expect_ok(o);
+    ck_assert(!tu_get_bool(o, "deleted"));
+    req_begin(&r, "audience_list", 0);
+    ck_assert_int_eq(tu_get(send_req(&conn, &r, &up), "audiences")->via.array.size, 1);
+    msgpack_unpacked_destroy(&up);
+    stop();
+}
+END_TEST
+
+/* Enter on the event that makes the rule hold, exit on the one that ends
+ * it; members follow. */
+START_TEST(live_enter_exit)
+{
+    char list[1024];
+    int pages;
+    start("1h", NULL, NULL, 0);
+    audience_put(&conn, "carts", "cart_open == 1");
+    int64_t now = wall_ms();
+    track1(&conn, "alice", "add_to_cart", now, 40);
+    track1(&conn, "bob", "page_view", now, 0);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "alice", "enter", "carts"), 1);
+    ck_assert_int_eq(count_of(n, "bob", "enter", "carts"), 0);
+    ck_assert_int_eq(members(&conn, "carts", 100, list, sizeof list, &pages), 1);
+    ck_assert_str_eq(list, "alice");
+    ev buy = {"alice", "purchase", "o-1", now + 1, 0, 40};
+    track(&conn, &buy, 1);
+    n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "alice", "exit", "carts"), 1);
+    ck_assert_int_eq(members(&conn, "carts", 100, list, sizeof list, &pages), 0);
+    /* seqs are 1, 2, ... in order, ids distinct */
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(all[i].seq, i + 1);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_str_ne(all[i].id, all[j].id);
+    }
+    stop();
+}
+END_TEST
+
+START_TEST(members_pages)
+{
+    char list[4096], want[4096] = "", id[32];
+    int pages;
+    start(NULL, NULL, NULL, 0);
+    audience_put(&conn, "everyone", "known");
+    ev evs[25];
+    char ids[25][16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(ids[i], sizeof ids[i], "c%02d", i);
+        evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0};
+        snprintf(id, sizeof id, "%s%s", i ? "," : "", ids[i]);
+        strcat(want, id);
+    }
+    track(&conn, evs, 25);
+    ck_assert_int_eq(members(&conn, "everyone", 10, list, sizeof list, &pages), 25);
+    ck_assert_str_eq(list, want);
+    ck_assert_int_eq(pages, 3);
+    ck_assert_int_eq(members(&conn, "everyone", 25, list, sizeof list, &pages), 25);
+    ck_assert_int_eq(pages, 1);
+    stop();
+}
+END_TEST
+
+/* Customers already in the store when an audience is defined become its
+ * members on the first pass, without enter triggers; later ones enter. */
+START_TEST(first_pass_members_without_triggers)
+{
+    char list[1024];
+    int pages;
+    start(NULL, NULL, NULL, 0);
+    int64_t now = wall_ms();
+    track1(&conn, "old1", "page_view", now, 0);
+    track1(&conn, "old2", "page_view", now, 0);
+    audience_put(&conn, "seen", "known");
+    int64_t deadline = tu_now_ms() + 10000;
+    while (members(&conn, "seen", 100, list, sizeof list, &pages) < 2 && tu_now_ms() < deadline)
+        usleep(20000);
+    ck_assert_str_eq(list, "old1,old2");
+    track1(&conn, "new1", "page_view", now, 0);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, NULL, "enter", "seen"), 1);
+    ck_assert_int_eq(count_of(n, "new1", "enter", "seen"), 1);
+    stop();
+}
+END_TEST
+
+/* Time alone moves a customer into an audience (the sweep). */
+START_TEST(time_based_membership)
+{
+    start(NULL, NULL, "1s", 0);
+    audience_put(&conn, "quiet", "days_since_last_seen > 0.00003"); /* ~2.6 s */
+    track1(&conn, "q", "page_view", wall_ms(), 0);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "q", "enter", "quiet"), 0);
+    ck_assert_msg(wait_for(&conn, "q", "enter", "quiet", 10000), "no enter after the customer went quiet");
+    stop();
+}
+END_TEST
+
+/* The issue's scenario: exactly one abandoned-cart trigger per abandoned
+ * cart, none for a cart bought within the delay, none per read. */
+START_TEST(abandoned_cart_once)
+{
+    start("1s", NULL, NULL, 0);
+    int64_t now = wall_ms();
+    track1(&conn, "cart1", "add_to_cart", now, 84.5);
+    track1(&conn, "cart2", "add_to_cart", now, 20);
+    ev buy = {"cart2", "purchase", "o-2", now + 200, 0, 20};
+    track(&conn, &buy, 1);
+    ck_assert(wait_for(&conn, "cart1", "moment", "abandoned_cart", 8000));
+    /* reads and time do not fire it again */
+    for (int i = 0; i < 5; i++) {
+        req r;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        req_begin(&r, "score", 1);
+        kv_s(&r, "customer", "cart1");
+        expect_ok(send_req(&conn, &r, &up));
+        msgpack_unpacked_destroy(&up);
+    }
+    usleep(2500000);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "cart1", "moment", "abandoned_cart"), 1);
+    ck_assert_int_eq(count_of(n, "cart2", "moment", "abandoned_cart"), 0);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i].name, "abandoned_cart") == 0)
+            ck_assert_double_eq_tol(all[i].value, 84.5, 1e-9);
+    /* the customer comes back without buying and leaves again: the same
+     * cart, no second trigger */
+    track1(&conn, "cart1", "page_view", wall_ms(), 0);
+    usleep(2500000);
+    n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "cart1", "moment", "abandoned_cart"), 1);
+    stop();
+}
+END_TEST
+
+/* A new cart after a purchase is a new occurrence: it fires again once
+ * the cool-down allows, and is recorded without a trigger inside it. */
+START_TEST(cooldown)
+{
+    start("1s", "abandoned_cart=4s", NULL, 0);
+    int64_t now = wall_ms();
+    track1(&conn, "k", "add_to_cart", now, 10);
+    ck_assert(wait_for(&conn, "k", "moment", "abandoned_cart", 8000));
+    ev buy = {"k", "purchase", "o-k1", wall_ms(), 0, 10};
+    track(&conn, &buy, 1);
+    track1(&conn, "k", "add_to_cart", wall_ms() + 1, 11); /* a new cart, inside the 4 s cool-down */
+    usleep(2500000);
+    ck_assert_int_eq(count_of(read_all(&conn), "k", "moment", "abandoned_cart"), 1);
+    usleep(2000000); /* the cool-down is over: the same occurrence still does not fire */
+    ck_assert_int_eq(count_of(read_all(&conn), "k", "moment", "abandoned_cart"), 1);
+    ev buy2 = {"k", "purchase", "o-k2", wall_ms(), 0, 11};
+    track(&conn, &buy2, 1);
+    track1(&conn, "k", "add_to_cart", wall_ms() + 1, 12); /* a third cart, after the cool-down */
+    ck_assert(wait_count(&conn, "k", "moment", "abandoned_cart", 2, 8000));
+    ck_assert_int_eq(count_of(read_all(&conn), "k", "moment", "abandoned_cart"), 2);
+    stop();
+}
+END_TEST
+
+/* Event-driven moments fire once per occurrence too. */
+START_TEST(moments_once)
+{
+    start(NULL, NULL, NULL, 0);
+    int64_t now = wall_ms();
+    ev buy = {"m", "purchase", "o-m1", now, 0, 30};
+    track(&conn, &buy, 1);
+    track1(&conn, "m", "page_view", now + 1, 0);
+    track1(&conn, "m", "page_view", now + 2, 0);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "m", "moment", "account_invite"), 1);
+    track1(&conn, "m", "signup", now + 3, 0); /* the condition ends */
+    n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "m", "moment", "account_invite"), 1);
+    stop();
+}
+END_TEST
+
+/* Pages by `next` give every trigger once, in order; `from` is exclusive;
+ * ids are the same on every read. */
+START_TEST(resume_from_seq)
+{
+    start(NULL, NULL, NULL, 0);
+    audience_put(&conn, "all", "known");
+    ev evs[30];
+    char ids[30][16];
+    for (int i = 0; i < 30; i++) {
+        snprintf(ids[i], sizeof ids[i], "r%02d", i);
+        evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0};
+    }
+    track(&conn, evs, 30);
+    trig page[8], first_read[30];
+    uint64_t from = 0, next;
+    size_t total = 0;
+    for (int round = 0; round < 10; round++) {
+        size_t got = read_page(&conn, from, 7, 0, page, 8, &next, NULL);
+        for (size_t i = 0; i < got; i++) {
+            ck_assert_int_eq(page[i].seq, from + 1 + i);
+            first_read[total++] = page[i];
+        }
+        if (got == 0) {
+            ck_assert_int_eq(next, from);
+            break;
+        }
+        from = next;
+    }
+    ck_assert_int_eq(total, 30);
+    /* from = 0 reads everything; from = 29 only seq 30; again the same ids */
+    ck_assert_int_eq(read_page(&conn, 29, 100, 0, page, 8, &next, NULL), 1);
+    ck_assert_int_eq(page[0].seq, 30);
+    ck_assert_str_eq(page[0].id, first_read[29].id);
+    ck_assert_int_eq(read_page(&conn, 30, 100, 0, page, 8, &next, NULL), 0);
+    stop();
+}
+END_TEST
+
+/* The outbox keeps the newest trigger-max triggers; a reader from before
+ * them starts at the first kept and is told where that is. */
+START_TEST(retention)
+{
+    start(NULL, NULL, NULL, 1000);
+    audience_put(&conn, "all", "known");
+    static ev evs[500];
+    static char ids[1500][16];
+    for (int b = 0; b < 3; b++) {
+        for (int i = 0; i < 500; i++) {
+            snprintf(ids[b * 500 + i], sizeof ids[0], "t%04d", b * 500 + i);
+            evs[i] = (ev){ids[b * 500 + i], "page_view", NULL, wall_ms(), 0, 0};
+        }
+        track(&conn, evs, 500);
+    }
+    trig page[4];
+    uint64_t next, first = 0;
+    int64_t deadline = tu_now_ms() + 10000;
+    while (tu_now_ms() < deadline) {
+        read_page(&conn, 0, 1, 0, page, 4, &next, &first);
+        if (first == 501)
+            break;
+        usleep(100000);
+    }
+    ck_assert_int_eq(first, 501);
+    ck_assert_int_eq(read_page(&conn, 0, 1, 0, page, 4, &next, &first), 1);
+    ck_assert_int_eq(page[0].seq, 501);
+    ck_assert_str_eq(page[0].customer, "t0500");
+    stop();
+}
+END_TEST
+
+typedef struct {
+    const char *endpoint;
+    int delay_ms;
+} later_arg;
+
+static void *track_later(void *arg)
+{
+    later_arg *a = arg;
+    tu_conn c;
+    usleep((useconds_t)a->delay_ms * 1000);
+    tu_connect(&c, a->endpoint, ZMQ_DEALER);
+    track1(&c, "late", "page_view", wall_ms(), 0);
+    tu_disconnect(&c);
+    return NULL;
+}
+
+/* A waiting `triggers` answers as soon as a trigger is committed, and
+ * with nothing when its wait ends. */
+START_TEST(long_poll)
+{
+    start(NULL, NULL, NULL, 0);
+    audience_put(&conn, "all", "known");
+    trig page[4];
+    uint64_t next;
+    int64_t t0 = tu_now_ms();
+    ck_assert_int_eq(read_page(&conn, 0, 10, 300, page, 4, &next, NULL), 0);
+    int64_t waited = tu_now_ms() - t0;
+    ck_assert_msg(waited >= 250 && waited < 3000, "an empty wait of 300 ms took %lld ms", (long long)waited);
+    pthread_t th;
+    later_arg a = {srv.endpoint, 300};
+    ck_assert_int_eq(pthread_create(&th, NULL, track_later, &a), 0);
+    t0 = tu_now_ms();
+    ck_assert_int_eq(read_page(&conn, 0, 10, 8000, page, 4, &next, NULL), 1);
+    waited = tu_now_ms() - t0;
+    pthread_join(th, NULL);
+    ck_assert_str_eq(page[0].customer, "late");
+    ck_assert_msg(waited < 5000, "the trigger came after %lld ms", (long long)waited);
+    stop();
+}
+END_TEST
+
+/* forget takes the customer out of every audience (no trigger) and
+ * drops its timer. */
+START_TEST(forget_leaves_audiences)
+{
+    char list[256];
+    int pages;
+    start(NULL, NULL, NULL, 0);
+    audience_put(&conn, "all", "known");
+    track1(&conn, "gone", "add_to_cart", wall_ms(), 5);
+    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 1);
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "forget", 1);
+    kv_s(&r, "customer", "gone");
+    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "deleted"));
+    msgpack_unpacked_destroy(&up);
+    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 0);
+    ck_assert_int_eq(count_of(read_all(&conn), "gone", "exit", "all"), 0);
+    stop();
+}
+END_TEST
+
+/* kill -9 right after acknowledged events: every trigger those events
+ * caused is in the outbox after the restart.  Bounded: 4 rounds. */
+START_TEST(kill9_loses_no_trigger)
+{
+    char ddir[512], ep[256];
+    tu_tempdir(ddir, sizeof ddir);
+    const char *extra[] = {"--abandoned-cart-after", "1h", NULL};
+    int sent = 0;
+    for (int round = 0; round < 4; round++) {
+        pid_t pid = tu_spawn_serve(ddir, ep, sizeof ep, extra);
+        tu_connect(&conn, ep, ZMQ_DEALER);
+        if (round == 0)
+            audience_put(&conn, "all", "known");
+        /* acknowledged: committed with their triggers */
+        for (int i = 0; i < 50; i++, sent++) {
+            char id[32];
+            snprintf(id, sizeof id, "k%04d", sent);
+            track1(&conn, id, "page_view", wall_ms(), 0);
+        }
+        tu_disconnect(&conn);
+        tu_kill_wait(pid, SIGKILL);
+    }
+    pid_t pid = tu_spawn_serve(ddir, ep, sizeof ep, extra);
+    tu_connect(&conn, ep, ZMQ_DEALER);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, NULL, "enter", "all"), (size_t)sent);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(all[i].seq, i + 1); /* no gap, no repeat */
+    tu_disconnect(&conn);
+    tu_kill_wait(pid, SIGTERM);
+    tu_rmtree(ddir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("automation");
+    TCase *tc = tcase_create("wire");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, bad_rules_and_names);
+    tcase_add_test(tc, put_list_delete);
+    tcase_add_test(tc, live_enter_exit);
+    tcase_add_test(tc, members_pages);
+    tcase_add_test(tc, first_pass_members_without_triggers);
+    tcase_add_test(tc, time_based_membership);
+    tcase_add_test(tc, abandoned_cart_once);
+    tcase_add_test(tc, cooldown);
+    tcase_add_test(tc, moments_once);
+    tcase_add_test(tc, resume_from_seq);
+    tcase_add_test(tc, retention);
+    tcase_add_test(tc, long_poll);
+    tcase_add_test(tc, forget_leaves_audiences);
+    tcase_add_test(tc, kill9_loses_no_trigger);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
