@@ -539,7 +539,7 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     int baseline = mode == MODE_SWEEP && !had;
     assess_result res;
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
-    assess_customer(a->m, &f, &ctx, 0, 1, &res);
+    assess_customer(a->m, &f, &ctx, 0, -1, &res); /* segments as the score reply has them */
     eval_ctx e = {id, len, &f, &res, model_journey(a->m)};
     if ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline)))
         return rc;
