@@ -75,6 +75,7 @@ struct arule {
     const char *pool;
     const char *text; /* canonical form, NUL-terminated */
     size_t textlen;
+    int uses_segments; /* reads `segment` or `segments` */
 };
 
 static const char *field_name(int id)
@@ -892,9 +893,14 @@ static size_t align8(size_t n)
 }
 
 /* Copies the parsed tree and its canonical form into one new block. */
+static int reads_segments(const arule_operand *o)
+{
+    return o->kind == K_FIELD && (o->field == F_SEGMENT || o->field == F_SEGMENTS);
+}
+
 static int build(parser *p, int root, arule **out)
 {
-    arule view = {root, p->nodes, p->items, p->pool, NULL, 0};
+    arule view = {root, p->nodes, p->items, p->pool, NULL, 0, 0};
     size_t textlen = format_into(&view, NULL, 0);
     if (textlen > ARULE_MAX_TEXT) {
         fail_at(p, 0, "rule too long (its canonical form is over %d bytes)", ARULE_MAX_TEXT);
@@ -911,8 +917,11 @@ static int build(parser *p, int root, arule **out)
     memcpy(block + o_nodes, p->nodes, sizeof(arule_node) * (size_t)p->nnodes);
     memcpy(block + o_items, p->items, sizeof(arule_operand) * (size_t)p->nitems);
     memcpy(block + o_pool, p->pool, p->npool);
+    int segs = 0;
+    for (int i = 0; i < p->nnodes; i++)
+        segs |= reads_segments(&p->nodes[i].l) || reads_segments(&p->nodes[i].r);
     *r = (arule){root, (arule_node *)(void *)(block + o_nodes), (arule_operand *)(void *)(block + o_items),
-                 block + o_pool, block + o_text, textlen};
+                 block + o_pool, block + o_text, textlen, segs};
     format_into(r, block + o_text, textlen + 1);
     *out = r;
     return LS_OK;
@@ -951,4 +960,9 @@ void arule_free(arule **r)
         return;
     free(*r);
     *r = NULL;
+}
+
+int arule_uses_segments(const arule *r)
+{
+    return r && r->uses_segments;
 }

@@ -76,6 +76,10 @@ int arule_format(const arule *r, char *buf, size_t cap);
 /* The canonical form, owned by r (valid while r lives). */
 const char *arule_text(const arule *r);
 
+/* 1 when r reads `segment` or `segments` (whose ranking costs more than
+ * the rest of an assessment: an evaluator may skip it otherwise). */
+int arule_uses_segments(const arule *r);
+
 /* Frees *r and sets it to NULL; harmless on NULL. */
 void arule_free(arule **r);
 

@@ -24,7 +24,7 @@
 #define DAY_MS 86400000LL
 #define HOUR_MS 3600000LL
 #define TIMER_CHUNK 500        /* timers run per txn */
-#define SWEEP_CHUNK 500        /* customers a sweep txn evaluates */
+#define SWEEP_CHUNK 256        /* customers a sweep txn evaluates (a few ms: a track waits at most that) */
 #define PRUNE_EVERY_MS 1000
 #define PRUNE_CHUNK 1000
 #define TOUCH_MAX_ID STORE_MAX_KEY
@@ -417,9 +417,27 @@ typedef struct {
     const char *id;
     size_t len;
     const ls_features *f;
-    const assess_result *res;
+    assess_result *res;
     const journey_rules *rules;
+    const model *m;
+    int64_t now_ms;
+    const feature_decay *decay;
+    int segments_done;          /* res->segments are ranked (they are only when needed) */
 } eval_ctx;
+
+/* Ranks the customer's content segments into e->res, once: a trigger
+ * carries the top one, and a rule may read them; most evaluations need
+ * neither. */
+static void need_segments(eval_ctx *e)
+{
+    if (e->segments_done)
+        return;
+    e->segments_done = 1;
+    feature_ctx ctx = {e->now_ms, *e->decay};
+    segments_inputs si = {ctx, e->res->journey, e->res->p_alive, e->res->clv};
+    const segments_catalogue *cat = model_segments(e->m);
+    e->res->nsegments = segments_rank(cat, e->f, &si, cat->k, e->res->segments);
+}
 
 /* Adds n to the counter `field` of the server's stats, when there are. */
 #define BUMP(a, field, n)                                  \
@@ -428,8 +446,9 @@ typedef struct {
             atomic_fetch_add(&(a)->st->field, (n));        \
     } while (0)
 
-static int emit(automation *a, store_wtxn *w, const eval_ctx *e, trigger_kind kind, const char *name, double value)
+static int emit(automation *a, store_wtxn *w, eval_ctx *e, trigger_kind kind, const char *name, double value)
 {
+    need_segments(e);
     const assess_result *r = e->res;
     trigger_record t = {kind, name, e->id, e->len, a->now_ms, r->logistic.score, r->logistic.tier,
                         journey_phase_name(r->journey.phase), journey_type_name(r->journey.type),
@@ -437,7 +456,7 @@ static int emit(automation *a, store_wtxn *w, const eval_ctx *e, trigger_kind ki
     return trigger_append(&a->outbox, w, &t, NULL);
 }
 
-static int step_moments(automation *a, store_wtxn *w, const eval_ctx *e, cust_state *s, int baseline)
+static int step_moments(automation *a, store_wtxn *w, eval_ctx *e, cust_state *s, int baseline)
 {
     unsigned on = e->res->journey.actions & ~(1u << JA_ABANDONED_CART);
     if (cart_abandoned(a, e->rules, e->f))
@@ -479,7 +498,7 @@ static int building(const automation *a, uint32_t id)
     return 0;
 }
 
-static int step_audiences(automation *a, store_wtxn *w, const eval_ctx *e, const ls_features *f, cust_state *s,
+static int step_audiences(automation *a, store_wtxn *w, eval_ctx *e, const ls_features *f, cust_state *s,
                           int baseline)
 {
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
@@ -488,6 +507,8 @@ static int step_audiences(automation *a, store_wtxn *w, const eval_ctx *e, const
     next.naud = 0;
     for (size_t i = 0; i < a->audiences.n; i++) {
         audience_def *d = &a->audiences.defs[i];
+        if (arule_uses_segments(d->rule))
+            need_segments(e);
         int member = arule_eval(d->rule, &in), was = state_has(s, d->info.id);
         if (member)
             next.aud[next.naud++] = d->info.id;
@@ -539,8 +560,8 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     int baseline = mode == MODE_SWEEP && !had;
     assess_result res;
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
-    assess_customer(a->m, &f, &ctx, 0, -1, &res); /* segments as the score reply has them */
-    eval_ctx e = {id, len, &f, &res, model_journey(a->m)};
+    assess_customer(a->m, &f, &ctx, 0, 0, &res); /* segments: need_segments */
+    eval_ctx e = {id, len, &f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0};
     if ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline)))
         return rc;
     int64_t due = next_due(a, e.rules, &f);
@@ -683,6 +704,16 @@ void automation_aborted(automation *a)
 uint64_t automation_last_seq(const automation *a)
 {
     return a->last_seq;
+}
+
+int automation_audiences_ready(const automation *a)
+{
+    if (!a->audiences_loaded || a->pass_pending)
+        return 0;
+    for (size_t i = 0; i < a->audiences.n; i++)
+        if (!a->audiences.defs[i].info.ready)
+            return 0;
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -113,6 +113,9 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
  * in txns of s.  0 or a status. */
 int automation_build(automation *a, store *s, const model *m, int64_t now_ms);
 
+/* 1 when every audience has had its first pass (is `ready`). */
+int automation_audiences_ready(const automation *a);
+
 /* The newest committed trigger seq (0: none yet). */
 uint64_t automation_last_seq(const automation *a);
 

@@ -25,6 +25,8 @@
 #define MAX_GROWS 64              /* map doublings one group may wait for */
 #define FORGET_RESERVE_MIN (1ULL << 20)
 #define FORGET_RESERVE_MAX (1ULL << 30)
+#define AUDIENCE_REPLY_WAIT_MS 5000 /* an audience_put waits this long for its first pass */
+#define MAX_WAITING 256
 
 struct writer {
     service *svc;
@@ -41,6 +43,8 @@ struct writer {
     store_held held;   /* the customer being written, reused across groups */
     automation *autom; /* NULL: --triggers off */
     uint64_t notified_seq;        /* the last seq told to the server loop */
+    writer_job *waiting[MAX_WAITING]; /* audience_put replies held until the first pass */
+    int nwaiting;
     int64_t last_auto_error_ms;   /* automation failures are logged at most every 10 s */
 };
 
@@ -530,6 +534,8 @@ static void encode_reply(codec_writer *cw, const writer_job *job)
         cw_bool(cw, job->result);
         cw_key(cw, "changed");
         cw_bool(cw, job->changed);
+        cw_key(cw, "ready");
+        cw_bool(cw, job->ready);
     } else if (status == LS_OK && job->kind != JOB_EVENTS) {
         cw_key(cw, job->kind == JOB_ALIAS ? "merged" : "deleted");
         cw_bool(cw, job->result);
@@ -563,10 +569,47 @@ static void send_reply(writer *w, writer_job *job)
         msgio_send_bytes(w->replies, w->reply.sb.data, w->reply.sb.size, 0);
 }
 
+/* A new or changed audience is answered once its first pass is done
+ * (members then exact), or after AUDIENCE_REPLY_WAIT_MS with ready false,
+ * so a client can read members right after the reply. */
+static int hold_reply(writer *w, writer_job *job)
+{
+    if (job->kind != JOB_AUDIENCE_PUT || job->status != LS_OK || !w->autom || !job->reply ||
+        w->nwaiting == MAX_WAITING)
+        return 0;
+    job->ready = !job->changed && automation_audiences_ready(w->autom);
+    if (!job->changed)
+        return 0;
+    job->reply_by_ms = timefmt_now_ms() + AUDIENCE_REPLY_WAIT_MS;
+    w->waiting[w->nwaiting++] = job;
+    return 1;
+}
+
+/* Answers the held audience_put replies whose audience is ready, or whose
+ * wait is over (all of them when `all`). */
+static void release_waiting(writer *w, int all)
+{
+    int ready = w->autom && automation_audiences_ready(w->autom), kept = 0;
+    int64_t now = timefmt_now_ms();
+    for (int i = 0; i < w->nwaiting; i++) {
+        writer_job *job = w->waiting[i];
+        if (!all && !ready && now < job->reply_by_ms) {
+            w->waiting[kept++] = job;
+            continue;
+        }
+        job->ready = ready;
+        send_reply(w, job);
+        writer_job_free(&job);
+    }
+    w->nwaiting = kept;
+}
+
 /* Replies (after the commit) and frees the group's jobs. */
 static void finish_group(writer *w, size_t njobs)
 {
     for (size_t j = 0; j < njobs; j++) {
+        if (hold_reply(w, w->group[j]))
+            continue;
         if (w->group[j]->reply)
             send_reply(w, w->group[j]);
         writer_job_free(&w->group[j]);
@@ -724,7 +767,13 @@ static void *writer_main(void *arg)
             prune_event_ids(w);
         check_readers(w);
         wait_ms = w->autom ? automation_between_groups(w) : IDLE_POLL_MS;
+        if (w->nwaiting) {
+            release_waiting(w, 0);
+            if (w->nwaiting && wait_ms > 50)
+                wait_ms = 50; /* look again soon: a held reply has a deadline */
+        }
     }
+    release_waiting(w, 1);
     service_meta done = {META_WRITER_DONE, 0, 1, {0}, 0};
     msgio_send_bytes(w->replies, &done, sizeof done, 0);
     return NULL;

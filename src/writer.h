@@ -33,6 +33,8 @@ typedef struct {
     ls_str subject, object;  /* alias: from, to; forget: the customer; audience: name, rule */
     int result;              /* alias: merged; forget, audience delete: deleted; audience put: created */
     int changed;             /* audience put: the rule changed (members are rebuilt) */
+    int ready;               /* audience put: its first pass was done when the reply went */
+    int64_t reply_by_ms;     /* audience put: reply at the latest then, ready or not */
     char why[200];           /* a refusal's reason, for the reply */
     int status;              /* this job's outcome, set by the writer: 0 stored, else why not */
     int failed_alone;        /* the job was left out of its group (its own failure) */

@@ -443,10 +443,17 @@ START_TEST(first_pass_members_without_triggers)
     int64_t now = wall_ms();
     track1(&conn, "old1", "page_view", now, 0);
     track1(&conn, "old2", "page_view", now, 0);
-    audience_put(&conn, "seen", "known");
-    int64_t deadline = tu_now_ms() + 10000;
-    while (members(&conn, "seen", 100, list, sizeof list, &pages) < 2 && tu_now_ms() < deadline)
-        usleep(20000);
+    /* the reply waits for the first pass: members are exact right after it */
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "audience_put", 2);
+    kv_s(&r, "name", "seen");
+    kv_s(&r, "rule", "known");
+    const msgpack_object *o = send_req(&conn, &r, &up);
+    ck_assert(tu_get_bool(o, "created") && tu_get_bool(o, "ready"));
+    msgpack_unpacked_destroy(&up);
+    ck_assert_int_eq(members(&conn, "seen", 100, list, sizeof list, &pages), 2);
     ck_assert_str_eq(list, "old1,old2");
     track1(&conn, "new1", "page_view", now, 0);
     size_t n = read_all(&conn);
