@@ -4,11 +4,13 @@
 # checks they agree), and the values of options that take a file, a
 # directory or one of a few words.
 
-_leadscore_commands="serve track score recommend profile ping stats model reload alias forget compact bench keygen import rescore kpis train gen"
+_leadscore_commands="serve track score recommend profile ping stats model reload alias forget compact bench keygen import rescore kpis audience triggers train gen"
+_leadscore_audience_actions="add list rm export"
 
-_leadscore_serve_settings="data model bind pull workers max-frame max-batch max-string max-customers dedupe-window history-days commit-max-events commit-window sync map-size map-max curve-secret allow admin log-level slow-ms drain-timeout metrics retrain-every client-hwm max-envelope scan-threads max-scans model-dirs model-max-bytes"
+_leadscore_serve_settings="data model bind pull workers max-frame max-batch max-string max-customers dedupe-window history-days commit-max-events commit-window sync map-size map-max curve-secret allow admin log-level slow-ms drain-timeout metrics retrain-every client-hwm max-envelope scan-threads max-scans model-dirs model-max-bytes triggers abandoned-cart-after trigger-cooldowns trigger-retention trigger-max audience-refresh"
 
-# _leadscore_options CMD: prints "FLAGS|VALUE-OPTIONS" of CMD.
+# _leadscore_options CMD [ACTION]: prints "FLAGS|VALUE-OPTIONS" of CMD (of
+# ACTION for audience; all of them without one).
 _leadscore_options()
 {
     local common="--connect --timeout --server-key --key"
@@ -25,12 +27,20 @@ _leadscore_options()
     compact) echo "--help|--data --out" ;;
     keygen) echo "--help --force|--out" ;;
     bench)
-        echo "--help --spawn --baseline --quiet|--connect --pull --data --customers --set --workload --batch --mix --zipf --seed --clients --inflight --rate --duration --requests --warmup --timeout --pull-backlog --pull-wait --json --plot --server-key --key" ;;
+        echo "--help --spawn --baseline --quiet|--connect --pull --data --customers --set --workload --batch --mix --audiences --rounds --zipf --seed --clients --inflight --rate --duration --requests --warmup --timeout --pull-backlog --pull-wait --json --plot --server-key --key" ;;
     import)
         echo "--help --whitespace --no-header --allow-old --no-fold --no-sync --quiet|--data --connect --server-key --key --timeout --model --map-size --history-days --map --types --format --ts-format --delimiter --batch --max-errors" ;;
     rescore)
         echo "--help --segments-detail --quiet|--data --model --now --format --out --top --by --where --threads" ;;
     kpis) echo "--help --json|--data --from --to" ;;
+    audience)
+        case $2 in
+        add) echo "--help --json|--data $common --model" ;;
+        list | rm) echo "--help --json|--data $common" ;;
+        export) echo "--help|--data $common --format --out" ;;
+        *) echo "--help --json|--data $common --model --format --out" ;;
+        esac ;;
+    triggers) echo "--help --follow|--connect --data --from --limit --wait --timeout --server-key --key" ;;
     train)
         echo "--help --force --clv-only --json --quiet --whitespace --no-header --allow-old|--out --data --cutoff --horizon --lambda --base --name --version --map --types --format --ts-format --delimiter" ;;
     gen) echo "--help|--customers --days --seed --format --out --truth --end --start --cutoff --horizon" ;;
@@ -68,10 +78,10 @@ _leadscore_value()
         _leadscore_files files "$cur" ;;
     --format) _leadscore_words "csv jsonl" "$cur" ;;
     --ts-format) _leadscore_words "auto seconds millis iso" "$cur" ;;
-    --workload) _leadscore_words "score score-batch track mixed recommend pull import rescore" "$cur" ;;
+    --workload) _leadscore_words "score score-batch track mixed recommend pull triggers import rescore" "$cur" ;;
     --by) _leadscore_words "score clv expected_purchases" "$cur" ;;
     --log-level) _leadscore_words "error warn info debug" "$cur" ;;
-    --sync) _leadscore_words "on off" "$cur" ;;
+    --sync | --triggers) _leadscore_words "on off" "$cur" ;;
     --delimiter) _leadscore_words ", tab" "$cur" ;;
     --where)
         compopt -o nospace 2>/dev/null
@@ -96,8 +106,12 @@ _leadscore()
         return 0
     fi
     local cmd=${COMP_WORDS[1]}
+    if [[ $cmd == audience ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
+        _leadscore_words "$_leadscore_audience_actions" "$cur"
+        return 0
+    fi
     local spec
-    spec=$(_leadscore_options "$cmd")
+    spec=$(_leadscore_options "$cmd" "${COMP_WORDS[2]}")
     [[ -n $spec ]] || return 0
     local flags=${spec%%|*} valopts=${spec#*|}
 

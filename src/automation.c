@@ -70,6 +70,7 @@ struct automation {
     char cursor[STORE_MAX_KEY + 1];
     size_t cursor_len;
     int64_t next_pass_ms;      /* 0: start one at once */
+    uint64_t pass_visited;     /* customers the running pass has evaluated */
     int pass_pending;          /* an audience changed: start a pass after the current */
     uint32_t building[AUDIENCE_MAX]; /* not-ready audiences a running pass covers from its start */
     size_t nbuilding;
@@ -543,7 +544,7 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     if (f_in) {
         f = *f_in;
     } else if ((rc = store_wtxn_get(w, id, len, &f)) != LS_OK) {
-        return rc == LS_ENOTFOUND ? automation_forget(a, w, id, len) : rc;
+        return rc == LS_ENOTFOUND ? automation_forget(a, w, id, len, 0) : rc;
     }
     rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
     if (rc && rc != LS_ENOTFOUND)
@@ -631,13 +632,17 @@ int automation_touch(automation *a, const char *id, size_t len)
     return touch_add(&a->touched, id, len);
 }
 
-int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len)
+int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers)
 {
     store_bytes old;
     cust_state s;
+    size_t erased = 0;
     if (len > TOUCH_MAX_ID - 8)
         return LS_OK;
-    int rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
+    int rc = erase_triggers ? trigger_forget(w, id, len, &erased) : LS_OK; /* erasure: the outbox too */
+    if (rc)
+        return rc;
+    rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
     if (rc == LS_ENOTFOUND)
         return LS_OK;
     if (rc)
@@ -786,6 +791,7 @@ static int run_sweep(automation *a, store_wtxn *w, void *arg)
     size_t visited;
     visit_ctx v = {a, w, MODE_SWEEP};
     int rc = store_wtxn_scan_customers(w, a->cursor, a->cursor_len, SWEEP_CHUNK, visit_sweep, &v, &visited, more);
+    a->pass_visited += visited;
     if (rc != LS_OK || *more)
         return rc;
     /* the pass is done: the audiences it built are ready */
@@ -809,6 +815,7 @@ static void start_pass(automation *a, int64_t now_ms)
 {
     a->sweeping = 1;
     a->cursor_len = 0;
+    a->pass_visited = 0;
     a->pass_pending = 0;
     a->nbuilding = 0;
     for (size_t i = 0; i < a->audiences.n; i++)
@@ -861,18 +868,20 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
     return rc;
 }
 
-int automation_build(automation *a, store *s, const model *m, int64_t now_ms)
+int automation_build(automation *a, store *s, const model *m, int64_t now_ms, automation_progress_fn progress,
+                     void *arg)
 {
     int busy = 1;
     int64_t wake;
     uint64_t appended = 0;
     a->next_pass_ms = 0;
-    for (int round = 0; busy || a->sweeping || a->pass_pending; round++) {
+    for (;;) {
         int rc = automation_tick(a, s, m, now_ms, &busy, &wake, &appended);
         if (rc)
             return rc;
+        if (progress)
+            progress(arg, a->pass_visited);
         if (!a->sweeping && !a->pass_pending)
-            break;
+            return LS_OK;
     }
-    return LS_OK;
 }

@@ -79,8 +79,10 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
 int automation_touch(automation *a, const char *id, size_t len);
 
 /* Removes what automation keeps of customer id (state, memberships,
- * timer): a forget, or an alias whose `from` is merged away.  No trigger. */
-int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len);
+ * timer), and with erase_triggers its triggers in the outbox too: a
+ * forget (1), or an alias whose `from` is merged away (0: what fired for
+ * it stays in the outbox).  No trigger. */
+int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers);
 
 /* Defines or deletes an audience in this txn (audience.h); a change
  * starts a sweep pass after the commit. */
@@ -110,8 +112,11 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
                     uint64_t *appended);
 
 /* Runs sweep passes until every audience is ready (`audience add --data`),
- * in txns of s.  0 or a status. */
-int automation_build(automation *a, store *s, const model *m, int64_t now_ms);
+ * in txns of s; progress (may be NULL) hears after each chunk how many
+ * customers the running pass has evaluated.  0 or a status. */
+typedef void (*automation_progress_fn)(void *arg, uint64_t visited);
+int automation_build(automation *a, store *s, const model *m, int64_t now_ms, automation_progress_fn progress,
+                     void *arg);
 
 /* 1 when every audience has had its first pass (is `ready`). */
 int automation_audiences_ready(const automation *a);

@@ -2,14 +2,20 @@
  * teams run before they trust a leadscore deployment.
  *
  * It drives a running server (--connect EP) or, by default, starts one
- * in-process on a temporary store that it first preloads with a synthetic
- * customer base, straight through the store API in large no-sync
- * transactions.  The run itself is loadgen_run() (loadgen.h).  With
- * --baseline the same request pattern first goes to a bare ZeroMQ echo
- * server, and every figure is printed beside its echo counterpart with the
- * ratio leadscore/echo: on a noisy machine only the ratios are comparable.
- * --json writes every figure for machines, --plot a latency-percentile
- * chart through gnuplot.
+ * in-process (bench_spawn.h) on a temporary store that it first preloads
+ * with a synthetic customer base.  The run itself is loadgen_run()
+ * (loadgen.h).  With --baseline the same request pattern first goes to a
+ * bare ZeroMQ echo server, and every figure is printed beside its echo
+ * counterpart with the ratio leadscore/echo: on a noisy machine only the
+ * ratios are comparable.  --json writes every figure for machines, --plot
+ * a latency-percentile chart through gnuplot.
+ *
+ * Marketing automation: the `triggers` workload defines an audience every
+ * new customer enters and times each event's trigger at a consumer, with
+ * the acknowledged track latency of the same run beside it as its
+ * baseline; `--audiences N` on a write workload hands over to
+ * bench_audiences.c, which compares three servers (triggers off, on, on
+ * with N audiences); the offline workloads go to bench_offline.c.
  *
  * The figures are described once, in the `figures` table below; the text
  * table, the JSON and the ratios all read it. */
@@ -27,7 +33,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_audiences.h"
 #include "bench_offline.h"
+#include "bench_spawn.h"
 #include "cli.h"
 #include "cliopts.h"
 #include "config.h"
@@ -43,8 +51,9 @@
 #define LS_VERSION "0.0.0-dev"
 #endif
 
-#define PRELOAD_COMMIT_EVERY 100000
 #define MAX_SETS 32
+#define DEFAULT_ROUNDS 3
+#define TRIGGERS_HEADROOM (32ULL << 30)
 
 /* The one piece of process-wide state: set by SIGINT, read by the run. */
 static volatile sig_atomic_t bench_interrupted;
@@ -63,6 +72,8 @@ typedef struct {
     const char *sets[MAX_SETS];
     int nsets;
     int batch_given;
+    int audiences;            /* --audiences N */
+    int rounds, rounds_given; /* --rounds R */
     int baseline;
     int quiet;
     int spawn;
@@ -73,15 +84,6 @@ typedef struct {
     char pull_buf[256];
     char server_key[SECURITY_KEY_Z85], client_public[SECURITY_KEY_Z85], client_secret[SECURITY_KEY_Z85];
 } bench_opts;
-
-/* A server started in-process (--spawn). */
-typedef struct {
-    server *srv;
-    pthread_t thread;
-    int running;
-    char dir[1024];
-    int own_dir;
-} spawned;
 
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
@@ -144,9 +146,20 @@ static const cliopt bench_rows[] = {
      .help = "one of:", .more_help = workload_list},
     {.name = "batch", .kind = CLIOPT_COUNT, F(lg.batch), CLIOPT_GIVEN(bench_opts, batch_given), .lo = 1,
      .hi = LOADGEN_MAX_BATCH, .want = "a batch size 1..10000", .arg = "B",
-     .help = "customers or events per request (default 100; 1 for mixed)"},
+     .help = "customers or events per request (default 100; 1 for mixed and\ntriggers)"},
     {.name = "mix", .kind = CLIOPT_COUNT, F(lg.mix_read_pct), .lo = 0, .hi = 100, .want = "a percentage", .arg = "P",
      .help = "mixed: P % scores, the rest track (default 90)"},
+    {.name = "audiences", .kind = CLIOPT_COUNT, F(audiences), .lo = 1, .hi = LOADGEN_AUDIENCES,
+     .want = "a count 1..20", .arg = "N",
+     .help = "what marketing automation costs (track, mixed, pull; --spawn):\n"
+             "run against three servers, --triggers off, on, and on with N of\n"
+             "20 built-in audiences (listed in the report), and print each\n"
+             "one's median and the ratios b/a and c/a; triggers: define those\n"
+             "N audiences on the server as well"},
+    {.name = "rounds", .kind = CLIOPT_COUNT, F(rounds), CLIOPT_GIVEN(bench_opts, rounds_given), .lo = 1, .hi = 100,
+     .want = "a count 1..100", .arg = "R",
+     .help = "--audiences: runs per configuration, in rotated order, each\n"
+             "on a freshly started server (default 3)"},
     {.name = "zipf", .kind = CLIOPT_CUSTOM, F(lg.zipf_s), .parse = parse_positive, .arg = "S",
      .help = "draw customers by a Zipf law with exponent S > 0 (default uniform)"},
     {.name = "seed", .kind = CLIOPT_COUNT, F(lg.seed), .lo = 0, .hi = LLONG_MAX, .want = "a whole number", .arg = "N",
@@ -178,7 +191,7 @@ static const cliopt bench_rows[] = {
      .help = "pull: longest wait for the server's count to settle (default 60)"},
     {.kind = CLIOPT_SECTION, .help = "report"},
     {.name = "baseline", .kind = CLIOPT_FLAG, F(baseline),
-     .help = "first run the same pattern against a bare ZeroMQ echo server"},
+     .help = "first run the same pattern against a bare ZeroMQ echo server\n(triggers and --audiences have baselines of their own)"},
     {.name = "json", .kind = CLIOPT_STRING, F(json_path), .arg = "FILE",
      .help = "write every figure as JSON (- for stdout)"},
     {.name = "plot", .kind = CLIOPT_STRING, F(plot_path), .arg = "FILE.png",
@@ -193,10 +206,19 @@ static const cliopts_spec bench_spec = {
     .about = "Load generator and report: runs one workload against a leadscore server and\n"
              "prints latency percentiles, throughput and errors.  With --baseline the same\n"
              "requests first go to a bare ZeroMQ echo server, and every figure is shown\n"
-             "beside it with the ratio leadscore/echo (on a noisy machine, compare ratios).",
+             "beside it with the ratio leadscore/echo (on a noisy machine, compare ratios).\n"
+             "\n"
+             "Marketing automation: --workload triggers defines an audience (`known`) that\n"
+             "every new customer enters, sends each event as a new customer's first, and\n"
+             "times every enter trigger from the event to a consumer long-polling the\n"
+             "\"triggers\" op, beside the acknowledged track latency of the same run;\n"
+             "--audiences N with track, mixed or pull runs the workload against three\n"
+             "spawned servers (triggers off / on / on with N audiences) for --rounds R\n"
+             "and prints the medians and the ratios b/a and c/a.  A spawned server with\n"
+             "triggers on first sweeps its store; runs begin after that sweep.",
     .epilog = "Ctrl-C stops the run early and still prints the figures.  Exit status: 0 when\n"
-              "the run completed, 1 when no request succeeded or pull events were lost, 2 on a\n"
-              "usage error.",
+              "the run completed, 1 when no request succeeded, pull events were lost or\n"
+              "triggers were missing, 2 on a usage error.",
     .opts = bench_rows,
     .in_order = 1,
 };
@@ -232,8 +254,32 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         return cli_error("bench", CLI_USAGE, "--data and --set are for --spawn, not --connect");
     if (!o->server_key_path != !o->key_prefix)
         return cli_error("bench", CLI_USAGE, "--server-key and --key go together");
-    if (!o->batch_given && o->lg.workload == LOADGEN_MIXED)
+    if (!o->batch_given && (o->lg.workload == LOADGEN_MIXED || o->lg.workload == LOADGEN_TRIGGERS))
         o->lg.batch = 1;
+    if (o->rounds_given && !o->audiences)
+        return cli_error("bench", CLI_USAGE, "--rounds goes with --audiences");
+    if (!o->rounds_given)
+        o->rounds = DEFAULT_ROUNDS;
+    if (o->lg.workload == LOADGEN_TRIGGERS && o->baseline)
+        return cli_error("bench", CLI_USAGE, "the triggers workload has its own baseline (the acknowledged track "
+                                             "latency of the same run): --baseline does not apply");
+    if (o->audiences && o->lg.workload != LOADGEN_TRIGGERS) {
+        if (!bench_audiences_workload_ok(o->lg.workload))
+            return cli_error("bench", CLI_USAGE, "--audiences measures the write path: use it with the track, "
+                                                 "mixed, pull or triggers workload");
+        if (o->connect)
+            return cli_error("bench", CLI_USAGE, "--audiences starts its own servers (--spawn), not --connect");
+        if (o->baseline || o->plot_path)
+            return cli_error("bench", CLI_USAGE, "--audiences compares against its own baseline (--triggers off): "
+                                                 "--baseline and --plot do not apply");
+        for (int i = 0; i < o->nsets; i++)
+            if (strncmp(o->sets[i], "triggers=", 9) == 0)
+                return cli_error("bench", CLI_USAGE, "--audiences sets --triggers itself: leave out --set %s",
+                                 o->sets[i]);
+    }
+    if (o->audiences && o->lg.workload == LOADGEN_TRIGGERS && o->connect)
+        return cli_error("bench", CLI_USAGE, "--audiences defines audiences that stay: with --connect, define them "
+                                             "with `leadscore audience` instead");
     if (o->connect && o->lg.workload == LOADGEN_PULL && !o->pull) {
         if (derive_pull(o->connect, o->pull_buf, sizeof o->pull_buf))
             return cli_error("bench", CLI_USAGE, "give the server's PULL endpoint with --pull EP");
@@ -296,203 +342,10 @@ static void clear_progress(const bench_opts *o)
 }
 
 /* ------------------------------------------------------------------ */
-/* Preload and the spawned server                                      */
-/* ------------------------------------------------------------------ */
-
-typedef struct {
-    store *st;
-    store_wtxn *txn;
-    store_held held;
-    const feature_decay *decay;
-    uint64_t seed, done, total;
-    int64_t now_ms, started_ns, shown_ns;
-    int show;
-    int rc;
-} preload_ctx;
-
-static void preload_show(preload_ctx *p)
-{
-    int64_t now = timefmt_mono_ns();
-    if (!p->show || (now - p->shown_ns < 1000000000 && p->done < p->total))
-        return;
-    p->shown_ns = now;
-    double secs = (double)(now - p->started_ns) / 1e9, rate = secs > 0 ? (double)p->done / secs : 0;
-    fprintf(stderr, "\r\033[K  preloading %llu / %llu customers (%.0f%%)  %.0f/s  ETA %.0f s",
-            (unsigned long long)p->done, (unsigned long long)p->total, 100.0 * (double)p->done / (double)p->total,
-            rate, rate > 0 ? (double)(p->total - p->done) / rate : 0);
-    fflush(stderr);
-}
-
-/* Adds one event to its customer's history, as the writer does. */
-static int preload_event(void *arg, const ls_event *ev)
-{
-    preload_ctx *p = arg;
-    int dup;
-    if (p->rc == LS_OK)
-        p->rc = store_wtxn_add_event(p->txn, &p->held, ev, &dup);
-    return p->rc;
-}
-
-/* Writes customer k's history and record; commits every
- * PRELOAD_COMMIT_EVERY. */
-static int preload_one(void *arg, uint64_t k)
-{
-    preload_ctx *p = arg;
-    if (bench_interrupted)
-        return p->rc = LS_ETIMEOUT;
-    loadgen_customer_events(k, p->seed, p->now_ms, preload_event, p);
-    if (p->rc == LS_OK)
-        p->rc = store_wtxn_put_back(p->txn, &p->held);
-    if (p->rc != LS_OK)
-        return p->rc;
-    if (++p->done % PRELOAD_COMMIT_EVERY == 0) {
-        if ((p->rc = store_write_commit(&p->txn)) || (p->rc = store_write_begin(p->st, &p->txn)))
-            return p->rc;
-        preload_show(p);
-    }
-    return 0;
-}
-
-/* Loads the model the server will use, to learn the half-lives. */
-static int load_decay(const config *cfg, feature_decay *out, char *err, size_t errlen)
-{
-    model *m = NULL;
-    struct stat st;
-    int rc = strcmp(cfg->model_path, "models/default.json") == 0 && stat(cfg->model_path, &st) != 0
-                 ? model_load_builtin(&m, err, errlen)
-                 : model_load_file(cfg->model_path, &m, err, errlen);
-    if (rc)
-        return rc;
-    *out = *model_decay(m);
-    model_unref(&m);
-    return LS_OK;
-}
-
-/* Fills the store in cfg->data_dir with cust-1..cust-N, unless it holds
- * that many already.  Returns an exit status. */
-static int preload(const bench_opts *o, const config *cfg)
-{
-    char err[512] = "";
-    feature_decay decay;
-    store_options sopt = {.map_size = cfg->map_size, .no_sync = 1};
-    store_stats ss;
-    preload_ctx p = {.seed = o->lg.seed, .total = o->lg.customers, .now_ms = timefmt_now_ms(),
-                     .started_ns = timefmt_mono_ns(), .show = progress_wanted(o), .decay = &decay};
-    if (load_decay(cfg, &decay, err, sizeof err) || store_open(&p.st, cfg->data_dir, &sopt, &decay, err, sizeof err))
-        return cli_error("bench", CLI_FAIL, "%s", err);
-    if (store_stat(p.st, &ss) == LS_OK && ss.customers >= o->lg.customers) {
-        if (!o->quiet)
-            fprintf(stderr, "reusing the store in %s: %llu customers\n", cfg->data_dir,
-                    (unsigned long long)ss.customers);
-        store_close(&p.st);
-        return CLI_OK;
-    }
-    decay = *store_decay(p.st);
-    store_held_init(&p.held);
-    p.rc = store_write_begin(p.st, &p.txn);
-    if (p.rc == LS_OK)
-        loadgen_customers_in_key_order(o->lg.customers, preload_one, &p);
-    if (p.rc == LS_OK)
-        p.rc = store_write_commit(&p.txn);
-    store_write_abort(&p.txn);
-    store_held_free(&p.held);
-    store_close(&p.st);
-    clear_progress(o);
-    if (p.rc == LS_ETIMEOUT && bench_interrupted)
-        return cli_error("bench", CLI_FAIL, "interrupted while preloading");
-    if (p.rc)
-        return cli_error("bench", CLI_FAIL, "preloading the store in %s: %s", cfg->data_dir, ls_strerror(p.rc));
-    if (!o->quiet)
-        fprintf(stderr, "preloaded %llu customers in %.2f s\n", (unsigned long long)p.done,
-                (double)(timefmt_mono_ns() - p.started_ns) / 1e9);
-    return CLI_OK;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void *server_thread(void *arg)
-{
-    server_run(arg);
-    return NULL;
-}
-
-/* The spawned server's settings: defaults, loopback ephemeral ports,
- * then the user's --set options, on our data directory. */
-static int spawn_config(const bench_opts *o, const char *dir, config *cfg)
-{
-    char err[512];
-    config_defaults(cfg);
-    snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:*");
-    snprintf(cfg->pull, sizeof cfg->pull, "tcp://127.0.0.1:*");
-    config_set(cfg, "log-level", "warn", err, sizeof err); /* keep the report readable */
-    for (int i = 0; i < o->nsets; i++) {
-        char name[64];
-        const char *eq = strchr(o->sets[i], '=');
-        snprintf(name, sizeof name, "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
-        if (config_set(cfg, name, eq + 1, err, sizeof err) != LS_OK)
-            return cli_error("bench", CLI_USAGE, "--set %s: %s", o->sets[i],
-                             strcmp(err, "") ? err : "no such serve option");
-    }
-    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", dir);
-    /* room for the customer base (records are 330-450 bytes) and the run */
-    uint64_t need = o->lg.customers * 1024 + (512ULL << 20);
-    if (cfg->map_size < need)
-        cfg->map_size = need;
-    return CLI_OK;
-}
-
-static void spawn_stop(spawned *sp)
-{
-    if (sp->running) {
-        server_request_stop(sp->srv);
-        pthread_join(sp->thread, NULL);
-        sp->running = 0;
-    }
-    server_destroy(&sp->srv);
-    if (sp->own_dir && sp->dir[0])
-        nftw(sp->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    sp->dir[0] = '\0';
-}
-
-/* Makes the store directory, preloads it and starts the server. */
-static int spawn_start(const bench_opts *o, spawned *sp)
-{
-    config cfg;
-    char err[512] = "";
-    memset(sp, 0, sizeof *sp);
-    if (o->data) {
-        snprintf(sp->dir, sizeof sp->dir, "%s", o->data);
-    } else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(sp->dir, sizeof sp->dir, "%s/leadscore-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(sp->dir))
-            return cli_error("bench", CLI_FAIL, "cannot make a temporary directory: %s", strerror(errno));
-        sp->own_dir = 1;
-    }
-    int rc = spawn_config(o, sp->dir, &cfg);
-    if (rc == CLI_OK)
-        rc = preload(o, &cfg);
-    if (rc != CLI_OK)
-        return rc;
-    if (server_start(&sp->srv, &cfg, err, sizeof err) != LS_OK)
-        return cli_error("bench", CLI_FAIL, "cannot start the server: %s", err);
-    if (pthread_create(&sp->thread, NULL, server_thread, sp->srv) != 0)
-        return cli_error("bench", CLI_FAIL, "cannot start the server thread");
-    sp->running = 1;
-    return CLI_OK;
-}
-
-/* ------------------------------------------------------------------ */
 /* The figures                                                         */
 /* ------------------------------------------------------------------ */
 
-enum { SHOW_REQUESTS = 1, SHOW_PULL = 2, SHOW_BATCHED = 4, SHOW_MIXED = 8 };
+enum { SHOW_REQUESTS = 1, SHOW_PULL = 2, SHOW_BATCHED = 4, SHOW_MIXED = 8, SHOW_TRIGGERS = 16 };
 enum { FMT_COUNT, FMT_RATE, FMT_US, FMT_SECONDS, FMT_BYTES };
 
 static double us(const hist *h, double pct)
@@ -520,6 +373,17 @@ static double f_sent(const loadgen_result *r) { return (double)r->pull_events_se
 static double f_landed_ps(const loadgen_result *r) { return r->pull_ingest_per_s; }
 static double f_lost(const loadgen_result *r) { return (double)r->pull_events_lost; }
 static double f_settle(const loadgen_result *r) { return r->pull_settle_wait_s; }
+static double f_trig_p50(const loadgen_result *r) { return us(r->trigger_latency, 50); }
+static double f_trig_p90(const loadgen_result *r) { return us(r->trigger_latency, 90); }
+static double f_trig_p99(const loadgen_result *r) { return us(r->trigger_latency, 99); }
+static double f_trig_p999(const loadgen_result *r) { return us(r->trigger_latency, 99.9); }
+static double f_trig_max(const loadgen_result *r) { return us(r->trigger_latency, 100); }
+static double f_trig_mean(const loadgen_result *r) { return r->trigger_latency ? hist_mean(r->trigger_latency) / 1e3 : 0; }
+static double f_acked(const loadgen_result *r) { return (double)r->items_acked; }
+static double f_trig_received(const loadgen_result *r) { return (double)r->triggers_received; }
+static double f_trig_missing(const loadgen_result *r) { return (double)r->triggers_missing; }
+static double f_trig_other(const loadgen_result *r) { return (double)r->triggers_other; }
+static double f_trig_drain(const loadgen_result *r) { return r->trigger_drain_s; }
 
 typedef struct {
     const char *label;   /* the text table's row; NULL: "<items>/s" */
@@ -551,6 +415,18 @@ static const figure figures[] = {
     {"request bytes", "request_bytes", FMT_BYTES, SHOW_REQUESTS | SHOW_PULL, 0, f_req_bytes},
     {"reply bytes", "reply_bytes", FMT_BYTES, SHOW_REQUESTS, 0, f_reply_bytes},
     {"errors", "errors", FMT_COUNT, SHOW_REQUESTS | SHOW_PULL, 0, f_errors},
+    /* the triggers workload: printed in their own section */
+    {"p50 (us)", "trigger_p50_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_p50},
+    {"p90 (us)", "trigger_p90_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_p90},
+    {"p99 (us)", "trigger_p99_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_p99},
+    {"p99.9 (us)", "trigger_p999_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_p999},
+    {"max (us)", "trigger_max_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_max},
+    {"mean (us)", "trigger_mean_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_mean},
+    {"events acked", "events_acked", FMT_COUNT, SHOW_TRIGGERS, 0, f_acked},
+    {"triggers received", "triggers_received", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_received},
+    {"triggers missing", "triggers_missing", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_missing},
+    {"other triggers", "triggers_other", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_other},
+    {"drain (s)", "trigger_drain_s", FMT_SECONDS, SHOW_TRIGGERS, 0, f_trig_drain},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
@@ -560,10 +436,12 @@ static int shown_for(loadgen_workload w)
     if (w == LOADGEN_PULL)
         return SHOW_PULL;
     int show = SHOW_REQUESTS;
-    if (w == LOADGEN_SCORE_BATCH || w == LOADGEN_TRACK || w == LOADGEN_MIXED)
+    if (w == LOADGEN_SCORE_BATCH || w == LOADGEN_TRACK || w == LOADGEN_MIXED || w == LOADGEN_TRIGGERS)
         show |= SHOW_BATCHED;
     if (w == LOADGEN_MIXED)
         show |= SHOW_MIXED;
+    if (w == LOADGEN_TRIGGERS)
+        show |= SHOW_TRIGGERS;
     return show;
 }
 
@@ -610,6 +488,14 @@ static void print_header(FILE *out, const bench_opts *o, const char *target)
     else
         fprintf(out, "  %g s", lg->duration_s);
     fprintf(out, " after %g s warm-up  seed %llu  server %s\n", lg->warmup_s, (unsigned long long)lg->seed, target);
+    if (lg->workload == LOADGEN_TRIGGERS) {
+        fprintf(out, "every event is a new customer's first: it enters audience %s (rule `%s`)\n", lg->trigger_audience,
+                LOADGEN_TRIGGER_RULE);
+        if (o->audiences)
+            fprintf(out, "%d built-in audience%s defined as well:\n", o->audiences, o->audiences == 1 ? "" : "s");
+        for (int i = 0; i < o->audiences; i++)
+            fprintf(out, "  %-22s %s\n", loadgen_audiences[i].name, loadgen_audiences[i].rule);
+    }
 }
 
 /* The pull workload sends batches, not requests, and times the send. */
@@ -640,7 +526,7 @@ static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls
     fprintf(out, "%s\n", ls && echo ? "     ratio" : "");
     for (size_t i = 0; i < N_FIGURES; i++) {
         const figure *f = &figures[i];
-        if (!(f->show & show))
+        if (!(f->show & show) || f->show == SHOW_TRIGGERS)
             continue;
         if (f->label)
             snprintf(label, sizeof label, "%s", f->label);
@@ -684,6 +570,41 @@ static void print_pull_notes(FILE *out, const loadgen_result *ls)
                  " server's ingest rate, from the first send until its count stopped moving)\n");
 }
 
+/* The triggers workload: each latency percentile of the acknowledged
+ * track requests beside the same percentile of event -> trigger, and the
+ * counts (every event acknowledged must have its trigger). */
+static void print_trigger_section(FILE *out, const loadgen_result *ls)
+{
+    static const struct {
+        double (*ack)(const loadgen_result *r);
+        double (*trig)(const loadgen_result *r);
+        const char *label;
+    } rows[] = {{f_p50, f_trig_p50, "p50 (us)"},     {f_p90, f_trig_p90, "p90 (us)"},
+                {f_p99, f_trig_p99, "p99 (us)"},     {f_p999, f_trig_p999, "p99.9 (us)"},
+                {f_max, f_trig_max, "max (us)"},     {f_mean, f_trig_mean, "mean (us)"}};
+    fprintf(out, "\n%-18s %12s %12s %12s\n", "event -> trigger", "track ack", "trigger", "trigger/ack");
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        double a = rows[i].ack(ls), t = rows[i].trig(ls);
+        fprintf(out, "%-18s %12.1f %12.1f", rows[i].label, a, t);
+        if (a > 0)
+            fprintf(out, " %12.2f\n", t / a);
+        else
+            fprintf(out, " %12s\n", "-");
+    }
+    fprintf(out, "%-18s %12llu  (warm-up included: the triggers expected)\n", "events acked",
+            (unsigned long long)ls->items_acked);
+    fprintf(out, "%-18s %12llu  (%llu timed, %llu of warm-up events)\n", "triggers received",
+            (unsigned long long)ls->triggers_received,
+            (unsigned long long)(ls->triggers_received - ls->triggers_warmup), (unsigned long long)ls->triggers_warmup);
+    fprintf(out, "%-18s %12lld\n", "triggers missing", (long long)ls->triggers_missing);
+    fprintf(out, "%-18s %12llu  (moments and other audiences' triggers read meanwhile)\n", "other triggers",
+            (unsigned long long)ls->triggers_other);
+    fprintf(out, "%-18s %12.2f  (from the last acknowledgement to the last trigger)\n", "drain (s)",
+            ls->trigger_drain_s);
+    fprintf(out, "(both latencies run from the time each track request was due; a trigger is\n"
+                 " committed with its event, so it cannot come before the acknowledgement's commit)\n");
+}
+
 static void print_notes(FILE *out, const bench_opts *o, const loadgen_result *ls, const loadgen_result *echo)
 {
     if (!ls) {
@@ -699,6 +620,12 @@ static void print_notes(FILE *out, const bench_opts *o, const loadgen_result *ls
                 (unsigned long long)ls->abandoned);
     if (o->lg.workload == LOADGEN_PULL)
         print_pull_notes(out, ls);
+    if (o->lg.workload == LOADGEN_TRIGGERS) {
+        print_trigger_section(out, ls);
+        if (ls->triggers_missing > 0 && !ls->interrupted)
+            fprintf(out, "%lld of %llu events acknowledged had no trigger after %d ms\n",
+                    (long long)ls->triggers_missing, (unsigned long long)ls->items_acked, o->lg.timeout_ms);
+    }
     if (ls->interrupted || (echo && echo->interrupted))
         fprintf(out, "interrupted: the figures cover the time until Ctrl-C\n");
     if (echo)
@@ -765,13 +692,24 @@ static json_t *ratio_json(const loadgen_result *ls, const loadgen_result *echo, 
 static json_t *config_json(const bench_opts *o, const char *target)
 {
     const loadgen_config *lg = &o->lg;
-    return json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s, s:f, s:f, s:f, s:I, s:f, s:i, s:i, s:I, s:i, s:b}",
-                     "leadscore_version", LS_VERSION, "workload", loadgen_workload_name(lg->workload), "server",
-                     target, "clients", lg->clients, "inflight", lg->inflight, "customers", (json_int_t)lg->customers,
-                     "distribution", lg->zipf_s > 0 ? "zipf" : "uniform", "zipf_s", lg->zipf_s, "rate", lg->rate,
-                     "duration_s", lg->requests ? 0.0 : lg->duration_s, "requests", (json_int_t)lg->requests,
-                     "warmup_s", lg->warmup_s, "batch", lg->batch, "mix_score_pct", lg->mix_read_pct, "seed",
-                     (json_int_t)lg->seed, "timeout_ms", lg->timeout_ms, "baseline", o->baseline);
+    json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s, s:f, s:f, s:f, s:I, s:f, s:i, s:i, s:I, s:i, s:b}",
+                          "leadscore_version", LS_VERSION, "workload", loadgen_workload_name(lg->workload), "server",
+                          target, "clients", lg->clients, "inflight", lg->inflight, "customers",
+                          (json_int_t)lg->customers, "distribution", lg->zipf_s > 0 ? "zipf" : "uniform", "zipf_s",
+                          lg->zipf_s, "rate", lg->rate, "duration_s", lg->requests ? 0.0 : lg->duration_s, "requests",
+                          (json_int_t)lg->requests, "warmup_s", lg->warmup_s, "batch", lg->batch, "mix_score_pct",
+                          lg->mix_read_pct, "seed", (json_int_t)lg->seed, "timeout_ms", lg->timeout_ms, "baseline",
+                          o->baseline);
+    if (lg->workload == LOADGEN_TRIGGERS) {
+        json_t *auds = json_array();
+        json_array_append_new(auds,
+                              json_pack("{s:s, s:s}", "name", lg->trigger_audience, "rule", LOADGEN_TRIGGER_RULE));
+        for (int i = 0; i < o->audiences; i++)
+            json_array_append_new(auds, json_pack("{s:s, s:s}", "name", loadgen_audiences[i].name, "rule",
+                                                  loadgen_audiences[i].rule));
+        json_object_set_new(c, "audiences", auds);
+    }
+    return c;
 }
 
 static int write_json(const bench_opts *o, const char *target, const loadgen_result *ls, const loadgen_result *echo)
@@ -808,7 +746,9 @@ static void plot_data(FILE *gp, const char *name, const hist *h)
     fprintf(gp, "EOD\n");
 }
 
-static int write_plot(const bench_opts *o, const loadgen_result *ls, const loadgen_result *echo)
+/* Plots the latency curves h1 (title t1) and h2 (t2); either may be
+ * NULL. */
+static int write_plot(const bench_opts *o, const hist *h1, const char *t1, const hist *h2, const char *t2)
 {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         fprintf(stderr, "leadscore bench: --plot needs gnuplot, which is not installed: "
@@ -826,10 +766,14 @@ static int write_plot(const bench_opts *o, const loadgen_result *ls, const loadg
                 "set xlabel 'percentile'\nset ylabel 'latency (us)'\n"
                 "set xtics ('0%%%%' 1, '50%%%%' 2, '90%%%%' 10, '99%%%%' 100, '99.9%%%%' 1000, '99.99%%%%' 10000, '99.999%%%%' 100000)\n",
             o->plot_path, loadgen_workload_name(o->lg.workload), o->lg.clients, o->lg.inflight);
-    plot_data(gp, "ls", ls ? ls->latency : NULL);
-    plot_data(gp, "echo", echo ? echo->latency : NULL);
-    fprintf(gp, "plot %s%s%s\n", ls ? "$ls using 1:2 with lines lw 2 title 'leadscore'" : "", ls && echo ? ", " : "",
-            echo ? "$echo using 1:2 with lines lw 2 title 'zmq echo'" : "");
+    plot_data(gp, "a", h1);
+    plot_data(gp, "b", h2);
+    fprintf(gp, "plot ");
+    if (h1)
+        fprintf(gp, "$a using 1:2 with lines lw 2 title '%s'%s", t1, h2 ? ", " : "");
+    if (h2)
+        fprintf(gp, "$b using 1:2 with lines lw 2 title '%s'", t2);
+    fprintf(gp, "\n");
     int rc = pclose(gp);
     if (rc != 0)
         return cli_error("bench", CLI_FAIL, "gnuplot failed writing %s", o->plot_path);
@@ -861,6 +805,18 @@ static int run_against(const bench_opts *o, const char *name, const loadgen_echo
     return CLI_OK;
 }
 
+/* The op loadgen_probe asks about for workload w. */
+static const char *probe_op(loadgen_workload w)
+{
+    switch (w) {
+    case LOADGEN_RECOMMEND: return "recommend";
+    case LOADGEN_TRIGGERS: return "triggers";
+    case LOADGEN_PULL: return "ping";
+    case LOADGEN_TRACK: return "track";
+    default: return "score";
+    }
+}
+
 /* Asks the server once before the run.  Returns CLI_OK, CLI_FAIL, or -1
  * when the workload's op is unknown there (skip). */
 static int check_target(const bench_opts *o, const char *ep)
@@ -873,8 +829,7 @@ static int check_target(const bench_opts *o, const char *ep)
         return CLI_OK;
     if (rc == LS_EUNKNOWNOP) {
         fprintf(stderr, "leadscore bench: the server at %s does not know the \"%s\" op (%s): skipping the %s "
-                        "workload\n", ep, o->lg.workload == LOADGEN_RECOMMEND ? "recommend" : "score", why,
-                loadgen_workload_name(o->lg.workload));
+                        "workload\n", ep, probe_op(o->lg.workload), why, loadgen_workload_name(o->lg.workload));
         return -1;
     }
     if (rc == LS_ETIMEOUT)
@@ -908,8 +863,12 @@ static int report(const bench_opts *o, const char *target, const loadgen_result 
     if (o->json_path)
         rc = write_json(o, target, ls, echo);
     if (o->plot_path && rc == CLI_OK)
-        rc = write_plot(o, ls, echo);
-    if (rc == CLI_OK && ls && (ls->requests == 0 || ls->pull_events_lost > 0) && !ls->interrupted)
+        rc = o->lg.workload == LOADGEN_TRIGGERS
+                 ? write_plot(o, ls ? ls->latency : NULL, "track, acknowledged", ls ? ls->trigger_latency : NULL,
+                              "event -> trigger at the consumer")
+                 : write_plot(o, ls ? ls->latency : NULL, "leadscore", echo ? echo->latency : NULL, "zmq echo");
+    if (rc == CLI_OK && ls && (ls->requests == 0 || ls->pull_events_lost > 0 || ls->triggers_missing > 0) &&
+        !ls->interrupted)
         rc = CLI_FAIL;
     return rc;
 }
@@ -927,24 +886,100 @@ static void catch_sigint(struct sigaction *old)
     sigaction(SIGINT, &sa, old);
 }
 
+/* What bench_spawn needs of o. */
+static bench_spawn_opts spawn_opts(const bench_opts *o)
+{
+    bench_spawn_opts so = {.customers = o->lg.customers, .seed = o->lg.seed, .sets = o->sets, .nsets = o->nsets,
+                           .show_progress = progress_wanted(o), .quiet = o->quiet, .stop = &bench_interrupted};
+    if (o->lg.workload == LOADGEN_TRIGGERS) /* every event a new customer, about 2 KB with its automation */
+        so.headroom = TRIGGERS_HEADROOM;
+    return so;
+}
+
+/* How long to wait for a server's automation (a sweep, an audience's
+ * first pass): a minute, plus a second per 10,000 customers. */
+static double automation_wait_s(const bench_opts *o)
+{
+    return 60 + (double)o->lg.customers / 10000;
+}
+
+/* A spawned server with triggers on sweeps its whole store when it
+ * starts; the run waits for that, or it would share the writer with it. */
+static int settle_spawned(const bench_opts *o, const bench_spawned *sp, const char *ep)
+{
+    loadgen_config cfg = o->lg;
+    char why[512];
+    if (!sp->triggers)
+        return CLI_OK;
+    cfg.endpoint = ep;
+    if (!o->quiet)
+        fprintf(stderr, "waiting for the spawned server's automation to sweep its store once\n");
+    if (loadgen_automation_settle(&cfg, o->lg.customers, automation_wait_s(o), why, sizeof why) != LS_OK)
+        return cli_error("bench", CLI_FAIL, "%s", why);
+    return CLI_OK;
+}
+
 /* Finds the server to drive: --connect's, or one spawned in-process.
  * Sets the endpoints and a description for the report; an exit status. */
-static int open_target(const bench_opts *o, spawned *sp, const char **ep, const char **pull_ep, char *target,
+static int open_target(const bench_opts *o, bench_spawned *sp, const char **ep, const char **pull_ep, char *target,
                        size_t cap)
 {
+    bench_spawn_opts so = spawn_opts(o);
     *ep = o->connect;
     *pull_ep = o->pull;
     if (o->connect) {
         snprintf(target, cap, "%s", o->connect);
         return CLI_OK;
     }
-    int rc = spawn_start(o, sp);
+    int rc = bench_spawn_prepare(sp, &so, o->data);
+    if (rc == CLI_OK)
+        rc = bench_spawn_start(sp, &so, NULL);
     if (rc == CLI_OK) {
-        *ep = server_endpoint(sp->srv);
-        *pull_ep = server_pull_endpoint(sp->srv);
+        *ep = bench_spawn_endpoint(sp);
+        *pull_ep = bench_spawn_pull_endpoint(sp);
         snprintf(target, cap, "spawned at %s (store %s)", *ep, sp->dir);
+        rc = settle_spawned(o, sp, *ep);
     }
     return rc;
+}
+
+/* The triggers workload: defines its audience (and --audiences N of the
+ * built-in ones) and waits until they are ready.  An exit status. */
+static int define_audiences(const bench_opts *o, const char *ep)
+{
+    loadgen_audience list[1 + LOADGEN_AUDIENCES] = {{o->lg.trigger_audience, LOADGEN_TRIGGER_RULE}};
+    loadgen_config cfg = o->lg;
+    char why[600];
+    for (int i = 0; i < o->audiences; i++)
+        list[1 + i] = loadgen_audiences[i];
+    cfg.endpoint = ep;
+    if (!o->quiet)
+        fprintf(stderr, "defining audience %s (`%s`)%s; waiting for the server's first pass over its store\n",
+                o->lg.trigger_audience, LOADGEN_TRIGGER_RULE, o->audiences ? " and the built-in ones" : "");
+    int rc = loadgen_audiences_put(&cfg, list, 1 + (size_t)o->audiences, automation_wait_s(o), why, sizeof why);
+    if (rc == LS_EUNAUTH)
+        return cli_error("bench", CLI_FAIL, "%s (audience_put is an admin op: --key needs an admin key)", why);
+    return rc == LS_OK ? CLI_OK : cli_error("bench", CLI_FAIL, "%s", why);
+}
+
+/* After a triggers run against --connect: the bench's audience goes. */
+static void undefine_audience(const bench_opts *o, const char *ep)
+{
+    loadgen_config cfg = o->lg;
+    char why[300];
+    cfg.endpoint = ep;
+    if (loadgen_audience_delete(&cfg, o->lg.trigger_audience, why, sizeof why) != LS_OK)
+        fprintf(stderr, "leadscore bench: could not delete audience %s: %s\n", o->lg.trigger_audience, why);
+}
+
+/* --audiences N on a write workload: bench_audiences.c. */
+static int run_audience_cost(const bench_opts *o)
+{
+    bench_audiences_opts ao = {.lg = o->lg, .spawn = spawn_opts(o), .data = o->data, .audiences = o->audiences,
+                               .rounds = o->rounds, .json_path = o->json_path, .quiet = o->quiet,
+                               .progress = progress_wanted(o)};
+    ao.lg.stop = &bench_interrupted;
+    return bench_audiences_run(&ao);
 }
 
 int cmd_bench(int argc, char **argv)
@@ -952,7 +987,7 @@ int cmd_bench(int argc, char **argv)
     if (bench_offline_wanted(argc, argv))
         return bench_offline(argc, argv);
     bench_opts o;
-    spawned sp;
+    bench_spawned sp;
     loadgen_result ls, echo;
     struct sigaction old_int;
     const char *ep = NULL, *pull_ep = NULL;
@@ -967,14 +1002,24 @@ int cmd_bench(int argc, char **argv)
     if ((rc = read_keys(&o)) != CLI_OK)
         return rc;
     catch_sigint(&old_int);
+    if (o.audiences && o.lg.workload != LOADGEN_TRIGGERS) {
+        rc = run_audience_cost(&o);
+        sigaction(SIGINT, &old_int, NULL);
+        return rc;
+    }
     rc = open_target(&o, &sp, &ep, &pull_ep, target, sizeof target);
     if (rc == CLI_OK)
         rc = check_target(&o, ep);
+    int defined = rc == CLI_OK && o.lg.workload == LOADGEN_TRIGGERS;
+    if (defined)
+        rc = define_audiences(&o, ep);
     if (rc == CLI_OK && o.baseline)
         rc = run_baseline(&o, &echo);
     int ran = rc == CLI_OK && !bench_interrupted;
     if (ran)
         rc = run_against(&o, "leadscore", NULL, ep, pull_ep, &ls);
+    if (defined && o.connect)
+        undefine_audience(&o, ep);
     if (rc == CLI_OK)
         rc = report(&o, target, ran ? &ls : NULL, o.baseline ? &echo : NULL);
     else if (rc < 0)
@@ -983,7 +1028,7 @@ int cmd_bench(int argc, char **argv)
     if (sp.running && ran && ls.pull_events_lost > 0 && !o.quiet)
         fprintf(stderr, "waiting for the spawned server to store the %lld events still queued before it stops "
                         "(Ctrl-C quits now)\n", (long long)ls.pull_events_lost);
-    spawn_stop(&sp);
+    bench_spawn_stop(&sp);
     loadgen_result_free(&ls);
     loadgen_result_free(&echo);
     return rc;

@@ -5,8 +5,10 @@
  *
  * The rest lives beside it: loadgen_customers.c (random numbers, the Zipf
  * sampler and the synthetic customer base), loadgen_request.c (request
- * bytes and reply scanning), loadgen_client.c (the client threads) and
- * loadgen_echo.c (the echo server of --baseline). */
+ * bytes, reply scanning and one-off calls), loadgen_client.c (the client
+ * threads), loadgen_triggers.c (audiences, automation and the trigger
+ * consumer of the triggers workload) and loadgen_echo.c (the echo server
+ * of --baseline). */
 #include "loadgen.h"
 
 #include <math.h>
@@ -22,6 +24,7 @@
 #include "leadscore/error.h"
 #include "loadgen_client.h"
 #include "loadgen_request.h"
+#include "loadgen_triggers.h"
 #include "timefmt.h"
 
 #define PROGRESS_EVERY_NS 1000000000LL
@@ -65,7 +68,8 @@ int loadgen_workload_parse(const char *name, loadgen_workload *out)
 
 int loadgen_workload_batched(loadgen_workload w)
 {
-    return w == LOADGEN_SCORE_BATCH || w == LOADGEN_TRACK || w == LOADGEN_PULL || w == LOADGEN_MIXED;
+    return w == LOADGEN_SCORE_BATCH || w == LOADGEN_TRACK || w == LOADGEN_PULL || w == LOADGEN_MIXED ||
+           w == LOADGEN_TRIGGERS;
 }
 
 void loadgen_config_defaults(loadgen_config *cfg)
@@ -84,6 +88,7 @@ void loadgen_config_defaults(loadgen_config *cfg)
     cfg->pull_settle_s = 1;
     cfg->pull_max_wait_s = 60;
     cfg->pull_backlog = 200000;
+    cfg->trigger_audience = LOADGEN_TRIGGER_AUDIENCE;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -104,6 +109,10 @@ int loadgen_config_check(const loadgen_config *cfg, char *why, size_t cap)
         return invalid(why, cap, "no endpoint to connect to");
     if (cfg->workload == LOADGEN_PULL && (!cfg->pull_endpoint || !*cfg->pull_endpoint))
         return invalid(why, cap, "the pull workload needs the server's PULL endpoint");
+    if (cfg->workload == LOADGEN_TRIGGERS && cfg->echo)
+        return invalid(why, cap, "the triggers workload needs a leadscore server, not the echo");
+    if (cfg->workload == LOADGEN_TRIGGERS && (!cfg->trigger_audience || !*cfg->trigger_audience))
+        return invalid(why, cap, "the triggers workload needs the name of its audience");
     if (cfg->customers < 1)
         return invalid(why, cap, "customers must be at least 1");
     if (!(cfg->zipf_s >= 0) || !isfinite(cfg->zipf_s))
@@ -372,6 +381,7 @@ static int sum_up(lg_run *run, loadgen_result *out)
         out->send_failures += c->send_failures;
         out->abandoned += c->abandoned;
         out->pull_events_sent += c->pull_events_sent;
+        out->items_acked += c->items_acked;
         req_bytes += c->req_bytes;
         req_count += c->req_count;
         reply_bytes += c->reply_bytes;
@@ -423,6 +433,8 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
     run.pull_stats = &sc;
     run.pull_before = before;
     atomic_store(&run.pull_allowed, cfg->pull_backlog);
+    if (rc == LS_OK && cfg->workload == LOADGEN_TRIGGERS)
+        rc = lg_consumer_start(&run, &run.consumer, out->first_error, sizeof out->first_error);
     if (rc == LS_OK)
         rc = start_clients(&run, out);
     if (rc != LS_OK) {
@@ -432,7 +444,10 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
         rc = sum_up(&run, out);
         if (pull)
             pull_check(&run, &sc, before, out);
+        if (run.consumer)
+            lg_consumer_finish(run.consumer, out->items_acked, out);
     }
+    lg_consumer_free(&run.consumer);
     teardown_run(&run);
     lg_conn_close(&sc);
     return rc;
@@ -441,6 +456,7 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
 void loadgen_result_free(loadgen_result *r)
 {
     hist_destroy(&r->latency);
+    hist_destroy(&r->trigger_latency);
     for (int k = 0; k < LOADGEN_KINDS; k++)
         hist_destroy(&r->kind_latency[k]);
 }
@@ -465,10 +481,19 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
     msgpack_sbuffer_init(&c.sb);
     msgpack_packer_init(&c.pk, &c.sb, msgpack_sbuffer_write);
     loadgen_rng_seed(&c.rng, cfg->seed);
-    if (cfg->workload == LOADGEN_PULL)
+    if (cfg->workload == LOADGEN_PULL) {
         lg_request_begin(&c, 0, 1, "ping");
-    else
+    } else if (cfg->workload == LOADGEN_TRIGGERS) {
+        lg_request_begin(&c, 2, 1, "triggers"); /* does the server know the op? */
+        msgpack_pack_str(&c.pk, 4);
+        msgpack_pack_str_body(&c.pk, "from", 4);
+        msgpack_pack_uint64(&c.pk, 0);
+        msgpack_pack_str(&c.pk, 5);
+        msgpack_pack_str_body(&c.pk, "limit", 5);
+        msgpack_pack_uint64(&c.pk, 1);
+    } else {
         lg_request_build(&c, 1, &kind, &items);
+    }
     int rc = lg_conn_open(&s, cfg, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
     if (rc == LS_OK) {
         rc = lg_call(&s, c.sb.data, c.sb.size, &r);

@@ -51,7 +51,8 @@
     X(TRACK, "track", "\"track\" of --batch events per request, durable acks")  \
     X(MIXED, "mixed", "--mix % single scores, the rest \"track\" requests")     \
     X(RECOMMEND, "recommend", "one \"recommend\" per request")                  \
-    X(PULL, "pull", "fire-and-forget batches of --batch events to the PULL socket")
+    X(PULL, "pull", "fire-and-forget batches of --batch events to the PULL socket") \
+    X(TRIGGERS, "triggers", "\"track\" of new customers; event -> trigger latency at a consumer")
 
 typedef enum {
 #define LOADGEN_WORKLOAD_ENUM(sym, name, what) LOADGEN_##sym,
@@ -74,6 +75,12 @@ enum { LOADGEN_KIND_READ, LOADGEN_KIND_WRITE, LOADGEN_KINDS };
 /* Most customers or events in one request (the server's default limits
  * are 1,000 customers per score and 10,000 events per batch). */
 #define LOADGEN_MAX_BATCH 10000
+
+/* The triggers workload times the enter triggers of this audience, whose
+ * rule holds for every customer the store has: each new customer's first
+ * event enters it.  The caller defines it (loadgen_audiences_put). */
+#define LOADGEN_TRIGGER_AUDIENCE "bench-new-customers"
+#define LOADGEN_TRIGGER_RULE "known"
 
 /* What loadgen_run() calls about once a second from the controller. */
 typedef struct {
@@ -115,6 +122,8 @@ typedef struct {
                                     the server (clients wait for it to catch up,
                                     so the rate is what it sustains); 0: no
                                     limit, a flood */
+    const char *trigger_audience; /* triggers: whose enter triggers are timed
+                                    (default LOADGEN_TRIGGER_AUDIENCE) */
     volatile sig_atomic_t *stop; /* non-NULL and set: stop early */
     loadgen_progress_fn progress;
     void *progress_arg;
@@ -128,6 +137,8 @@ typedef struct {
 
     uint64_t requests;        /* measured requests answered ok */
     uint64_t items;           /* customers scored / events sent in them */
+    uint64_t items_acked;     /* items of every ok reply, warm-up included
+                                 (triggers: the triggers expected) */
     uint64_t warmup_requests; /* answered during the warm-up (not measured) */
     uint64_t errors;          /* error_replies + timeouts + send_failures */
     uint64_t error_replies;   /* {"ok": false} (warm-up included) */
@@ -150,6 +161,19 @@ typedef struct {
     double pull_ingest_per_s;     /* landed / (first send .. last change) */
     double pull_settle_wait_s;    /* from the last send until the count settled */
     int pull_checked;             /* 1: the count settled; 0: gave up or no stats */
+
+    /* triggers only: a consumer thread long-polls the outbox during the
+       run and, after it, until every event acknowledged has its trigger
+       or timeout_ms passes without one */
+    hist *trigger_latency;        /* ns from a measured event's due time to
+                                     the arrival of its trigger; owned here */
+    uint64_t triggers_received;   /* enter triggers of the audience for this
+                                     run's customers (warm-up included) */
+    uint64_t triggers_warmup;     /* ... of them for warm-up events */
+    uint64_t triggers_other;      /* other triggers read meanwhile */
+    int64_t triggers_missing;     /* items_acked - triggers_received */
+    uint64_t trigger_polls;       /* "triggers" requests the consumer made */
+    double trigger_drain_s;       /* clients' last reply to the last trigger */
 } loadgen_result;
 
 /* ---- configuration ---- */
@@ -197,6 +221,46 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap);
  * counters.  0, LS_ETIMEOUT or LS_EPARSE. */
 int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accepted,
                           uint64_t *duplicate, uint64_t *rejected);
+
+/* ---- marketing automation (loadgen_triggers.c) ---- */
+
+typedef struct {
+    const char *name;
+    const char *rule;
+} loadgen_audience;
+
+/* A realistic mix of audiences over score fields and features (hot leads,
+ * lapsing buyers, open carts, segments, ...); `bench --audiences N`
+ * defines the first N. */
+#define LOADGEN_AUDIENCES 20
+extern const loadgen_audience loadgen_audiences[LOADGEN_AUDIENCES];
+
+/* Defines the n audiences of a (audience_put, an admin op) on the server
+ * at cfg->endpoint, then waits up to wait_s for every one to be ready
+ * (the server's first pass over its store).  Returns 0, LS_ETIMEOUT, or
+ * the status of an error reply, with the reason for people in why. */
+int loadgen_audiences_put(const loadgen_config *cfg, const loadgen_audience *a, size_t n, double wait_s, char *why,
+                          size_t cap);
+
+/* Deletes audience name there (audience_delete); 0 also when it did not
+ * exist. */
+int loadgen_audience_delete(const loadgen_config *cfg, const char *name, char *why, size_t cap);
+
+/* The server's automation counters (from "stats", an admin op). */
+typedef struct {
+    uint64_t moments, enters, exits;  /* triggers fired */
+    uint64_t evaluations, sweeps;     /* customers evaluated; sweep passes begun */
+} loadgen_automation_counters;
+
+int loadgen_automation_read(const loadgen_config *cfg, loadgen_automation_counters *out);
+
+/* Waits up to wait_s until the server's automation is at rest: a sweep
+ * pass has begun, at least min_evaluations customers were evaluated (a
+ * freshly started server sweeps its whole store once), and the count has
+ * not moved for half a second.  A run started before would share the
+ * writer with the sweep.  0, LS_ETIMEOUT (reason in why) or a status. */
+int loadgen_automation_settle(const loadgen_config *cfg, uint64_t min_evaluations, double wait_s, char *why,
+                              size_t cap);
 
 /* ---- replies ---- */
 

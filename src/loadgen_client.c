@@ -134,6 +134,7 @@ static int send_request(lg_client *c, int64_t due)
     uint64_t gen = ++c->next_gen, id = gen << SLOT_BITS | idx;
     int kind;
     uint32_t items;
+    c->due_ns = due;
     lg_request_build(c, id, &kind, &items);
     if (c->type == ZMQ_DEALER && zmq_send(c->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         c->next_gen--;
@@ -214,6 +215,7 @@ static void handle_reply(lg_client *c, const void *body, size_t len, int64_t now
         note_error(c, why);
         return;
     }
+    c->items_acked += s.items;
     if (s.measured)
         record(c, s.kind, now - s.due_ns, s.items, now);
     else
@@ -328,6 +330,7 @@ static void push_loop(lg_client *c)
             break; /* the run ended while the server was catching up */
         if (!c->interval_ns)
             due = timefmt_mono_ns(); /* closed loop: due once the gate opened */
+        c->due_ns = due;
         int kind;
         uint32_t items;
         lg_request_build(c, 0, &kind, &items);

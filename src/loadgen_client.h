@@ -30,7 +30,8 @@ typedef struct {
 } lg_slot;
 
 typedef struct lg_run lg_run;
-typedef struct stats_conn stats_conn;
+typedef struct lg_conn lg_conn;
+typedef struct lg_consumer lg_consumer;
 
 typedef struct {
     lg_run *run;
@@ -52,12 +53,15 @@ typedef struct {
     int done_sending;
     int64_t next_due, interval_ns, last_expire_ns;
     uint64_t event_seq;
+    int64_t due_ns;           /* when the request being built is due */
+    uint64_t new_customers;   /* triggers: customers made so far */
     hist *lat, *kind_lat[LOADGEN_KINDS];
     /* figures, read by the controller after the join */
     uint64_t ok_measured, items, kind_n[LOADGEN_KINDS], warmup_ok;
     uint64_t error_replies, timeouts, send_failures, abandoned;
     uint64_t req_bytes, req_count, reply_bytes, reply_count;
     uint64_t pull_events_sent;
+    uint64_t items_acked;     /* items of every ok reply, warm-up included */
     int64_t last_done_ns;
     char first_error[256];
     /* live counters for the progress line */
@@ -75,10 +79,11 @@ struct lg_run {
     uint32_t nonce;           /* makes event ids unique per run */
     int64_t t0_ns, measure_ns, end_ns;
     atomic_int stop;          /* 1: send no more; 2: stop waiting too */
-    stats_conn *pull_stats;   /* pull: where landed events are counted */
+    lg_conn *pull_stats;      /* pull: where landed events are counted */
     uint64_t pull_before;     /* pull: the count before the run */
     atomic_uint_fast64_t pull_sent, pull_allowed; /* pull: the backlog gate */
     atomic_int go;            /* 0: wait; 1: run; -1: set-up failed, exit */
+    lg_consumer *consumer;    /* triggers: the thread reading the outbox */
     lg_client *clients;
     int nclients;
 };

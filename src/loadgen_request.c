@@ -81,8 +81,9 @@ void lg_request_begin(lg_client *c, uint32_t nfields, uint64_t id, const char *o
     pack_lit(&c->pk, op);
 }
 
-/* A track event of realistic shape: about 150 bytes of msgpack. */
-static void pack_event(lg_client *c, int64_t now_ms)
+/* A track event of realistic shape for customer id (number k): about
+ * 150 bytes of msgpack. */
+static void pack_event_of(lg_client *c, int64_t now_ms, const char *id, size_t id_len, uint64_t k)
 {
     static const struct {
         const char *type;
@@ -96,10 +97,9 @@ static void pack_event(lg_client *c, int64_t now_ms)
         roll -= mix[t].weight;
         t++;
     }
-    uint64_t customer = pick_customer(c);
     msgpack_pack_map(&c->pk, mix[t].priced ? 8 : 7);
     pack_lit(&c->pk, "customer");
-    pack_strn(&c->pk, buf, loadgen_customer_id(customer, buf, sizeof buf));
+    pack_strn(&c->pk, id, id_len);
     pack_lit(&c->pk, "type");
     pack_lit(&c->pk, mix[t].type);
     pack_lit(&c->pk, "ts");
@@ -109,7 +109,7 @@ static void pack_event(lg_client *c, int64_t now_ms)
              (unsigned long long)(++c->event_seq & UINT64_C(0xffffffffff)));
     pack_lit(&c->pk, buf);
     pack_lit(&c->pk, "session");
-    snprintf(buf, sizeof buf, "s-%016llx", (unsigned long long)(customer * UINT64_C(0x9e3779b97f4a7c15)));
+    snprintf(buf, sizeof buf, "s-%016llx", (unsigned long long)(k * UINT64_C(0x9e3779b97f4a7c15)));
     pack_lit(&c->pk, buf);
     pack_lit(&c->pk, "product");
     snprintf(buf, sizeof buf, "sku-%05u", (unsigned)loadgen_rng_below(&c->rng, 100000));
@@ -122,14 +122,61 @@ static void pack_event(lg_client *c, int64_t now_ms)
     }
 }
 
-static void build_track(lg_client *c, uint64_t id, int nevents)
+/* An event of a customer of the base. */
+static void pack_event(lg_client *c, int64_t now_ms)
+{
+    char id[32];
+    uint64_t k = pick_customer(c);
+    pack_event_of(c, now_ms, id, loadgen_customer_id(k, id, sizeof id), k);
+}
+
+/* The first event of a new customer whose id says when its request was
+ * due (the triggers workload). */
+static void pack_new_customer_event(lg_client *c, int64_t now_ms)
+{
+    char id[96];
+    uint64_t seq = ++c->new_customers;
+    int n = snprintf(id, sizeof id, "bt-%08x-%d-%llu-%lld", (unsigned)c->run->nonce, c->index, (unsigned long long)seq,
+                     (long long)c->due_ns);
+    pack_event_of(c, now_ms, id, (size_t)n, seq);
+}
+
+static void build_track(lg_client *c, uint64_t id, int nevents, int new_customers)
 {
     int64_t now_ms = timefmt_now_ms();
     lg_request_begin(c, 1, id, "track");
     pack_lit(&c->pk, "events");
     msgpack_pack_array(&c->pk, (size_t)nevents);
-    for (int i = 0; i < nevents; i++)
-        pack_event(c, now_ms);
+    for (int i = 0; i < nevents; i++) {
+        if (new_customers)
+            pack_new_customer_event(c, now_ms);
+        else
+            pack_event(c, now_ms);
+    }
+}
+
+int lg_request_trigger_due(uint32_t nonce, const char *id, size_t len, int64_t *due_ns)
+{
+    char prefix[16];
+    int n = snprintf(prefix, sizeof prefix, "bt-%08x-", (unsigned)nonce);
+    if (len <= (size_t)n || memcmp(id, prefix, (size_t)n) != 0)
+        return -1;
+    size_t i = (size_t)n;
+    for (int dashes = 0; dashes < 2; i++) { /* past <client>- and <seq>- */
+        if (i >= len || (id[i] != '-' && (id[i] < '0' || id[i] > '9')))
+            return -1;
+        dashes += id[i] == '-';
+    }
+    int64_t v = 0;
+    if (i >= len)
+        return -1;
+    for (; i < len; i++) {
+        if (id[i] < '0' || id[i] > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (id[i] - '0');
+    }
+    *due_ns = v;
+    return 0;
 }
 
 /* Builds the next request of the workload into c->sb; sets its kind and
@@ -153,7 +200,8 @@ void lg_request_build(lg_client *c, uint64_t id, int *kind, uint32_t *items)
         break;
     case LOADGEN_TRACK:
     case LOADGEN_PULL:
-        build_track(c, id, cfg->batch);
+    case LOADGEN_TRIGGERS:
+        build_track(c, id, cfg->batch, w == LOADGEN_TRIGGERS);
         *kind = LOADGEN_KIND_WRITE;
         *items = (uint32_t)cfg->batch;
         break;
@@ -306,4 +354,114 @@ void lg_request_describe_error(const void *buf, size_t len, char *out, size_t ca
             snprintf(out, cap, "%.*s: %.*s", code_len > 64 ? 64 : code_len, code, msg_len > 160 ? 160 : msg_len, msg);
     }
     msgpack_unpacked_destroy(&up);
+}
+
+/* ------------------------------------------------------------------ */
+/* One-off calls                                                       */
+/* ------------------------------------------------------------------ */
+
+void lg_conn_close(lg_conn *s)
+{
+    if (s->sock)
+        zmq_close(s->sock);
+    if (s->zmq)
+        zmq_ctx_term(s->zmq);
+    s->sock = s->zmq = NULL;
+}
+
+int lg_conn_open(lg_conn *s, const loadgen_config *cfg, const char *endpoint, int timeout_ms)
+{
+    int zero = 0, one = 1;
+    s->timeout_ms = timeout_ms;
+    s->zmq = zmq_ctx_new();
+    s->sock = s->zmq ? zmq_socket(s->zmq, ZMQ_REQ) : NULL;
+    if (!s->sock) {
+        lg_conn_close(s);
+        return LS_EINTERNAL;
+    }
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s->sock, ZMQ_REQ_RELAXED, &one, sizeof one);
+    zmq_setsockopt(s->sock, ZMQ_REQ_CORRELATE, &one, sizeof one);
+    zmq_setsockopt(s->sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
+    if (cfg)
+        lg_client_curve(cfg, s->sock);
+    if (zmq_connect(s->sock, endpoint) != 0) {
+        lg_conn_close(s);
+        return LS_EINTERNAL;
+    }
+    return LS_OK;
+}
+
+int lg_call(lg_conn *s, const void *body, size_t len, lg_reply *r)
+{
+    zmq_msg_init(&r->msg);
+    msgpack_unpacked_init(&r->up);
+    if (zmq_send(s->sock, body, len, 0) < 0 || zmq_msg_recv(&r->msg, s->sock, 0) < 0)
+        return LS_ETIMEOUT;
+    if (msgpack_unpack_next(&r->up, zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), NULL) != MSGPACK_UNPACK_SUCCESS ||
+        r->up.data.type != MSGPACK_OBJECT_MAP)
+        return LS_EPARSE;
+    return LS_OK;
+}
+
+void lg_reply_done(lg_reply *r)
+{
+    msgpack_unpacked_destroy(&r->up);
+    zmq_msg_close(&r->msg);
+}
+
+const msgpack_object *lg_map_get(const msgpack_object *map, const char *key)
+{
+    size_t n = strlen(key);
+    for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+int lg_map_uint(const msgpack_object *map, const char *key, uint64_t *out)
+{
+    const msgpack_object *v = lg_map_get(map, key);
+    if (!v || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return LS_EPARSE;
+    *out = v->via.u64;
+    return LS_OK;
+}
+
+int lg_map_str_is(const msgpack_object *map, const char *key, const char *s)
+{
+    const msgpack_object *v = lg_map_get(map, key);
+    size_t n = strlen(s);
+    return v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == n && memcmp(v->via.str.ptr, s, n) == 0;
+}
+
+static int status_of_code(const char *code)
+{
+#define LOADGEN_CODE(name, value, wire, msg) if (strcmp(code, wire) == 0 && value != 0) return value;
+    LS_ERROR_MAP(LOADGEN_CODE)
+#undef LOADGEN_CODE
+    return LS_EREMOTE;
+}
+
+int lg_reply_status(const msgpack_object *reply, char *why, size_t cap)
+{
+    const msgpack_object *err = lg_map_get(reply, "error");
+    const msgpack_object *cd = err ? lg_map_get(err, "code") : NULL, *msg = err ? lg_map_get(err, "message") : NULL;
+    char code[64] = "";
+    if (cd && cd->type == MSGPACK_OBJECT_STR)
+        snprintf(code, sizeof code, "%.*s", (int)(cd->via.str.size < 63 ? cd->via.str.size : 63), cd->via.str.ptr);
+    snprintf(why, cap, "%s: %.*s", code[0] ? code : "error",
+             msg && msg->type == MSGPACK_OBJECT_STR ? (int)(msg->via.str.size < 200 ? msg->via.str.size : 200) : 0,
+             msg && msg->type == MSGPACK_OBJECT_STR ? msg->via.str.ptr : "");
+    return code[0] ? status_of_code(code) : LS_EREMOTE;
+}
+
+int lg_reply_check(const lg_reply *r, char *why, size_t cap)
+{
+    const msgpack_object *ok = lg_map_get(&r->up.data, "ok");
+    if (ok && ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean)
+        return LS_OK;
+    return lg_reply_status(&r->up.data, why, cap);
 }

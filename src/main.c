@@ -59,6 +59,8 @@ static const struct {
     {"import", cmd_import, "bulk-load events from CSV or JSON Lines files"},
     {"rescore", cmd_rescore, "score every customer from one snapshot, to CSV or JSON Lines"},
     {"kpis", cmd_kpis, "loyalty KPIs over a period"},
+    {"audience", cmd_audience, "define, list, delete and export live audiences"},
+    {"triggers", cmd_triggers, "print the trigger outbox as JSON lines (--follow: as they fire)"},
     {"train", cmd_train, "fit a model from event files, with a hold-out report"},
     {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };

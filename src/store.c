@@ -170,7 +170,7 @@ static int open_alias_dbs(store *s, MDB_txn *txn, unsigned create)
  * version stays.  An older store opened read-only has none: they read as
  * empty. */
 static const char *const table_names[STORE_T_COUNT] = {"audiences", "audience_members", "trigger_states",
-                                                       "trigger_outbox", "trigger_timers"};
+                                                       "trigger_outbox", "trigger_timers", "trigger_by_customer"};
 
 static int open_tables(store *s, MDB_txn *txn, unsigned create)
 {
@@ -982,7 +982,7 @@ static int put_alias(store_wtxn *w, const char *anon, size_t alen, const char *t
 
 /* Calls fn for every anonymous id aliased to target (copied out first, so
  * fn may write). */
-typedef int (*alias_fn)(store_wtxn *w, const char *anon, size_t alen, void *arg);
+typedef store_alias_fn alias_fn;
 
 static int each_alias_of(store_wtxn *w, const char *target, size_t tlen, alias_fn fn, void *arg)
 {
@@ -1389,5 +1389,53 @@ int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len
     mdb_cursor_close(cur);
     if (st == LS_OK && rc != MDB_NOTFOUND && rc != 0)
         st = from_mdb(rc);
+    return st;
+}
+
+int store_wtxn_each_alias(store_wtxn *w, const char *target, size_t tlen, store_alias_fn fn, void *arg)
+{
+    uint8_t prefix[ID_MAX + 1];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    char *ids = NULL; /* the ids, each as u16 length + bytes: collected first, fn may write */
+    size_t used = 0, cap = 0;
+    if (!w->s->has_aliases || tlen > ID_MAX)
+        return LS_OK;
+    memcpy(prefix, target, tlen);
+    prefix[tlen] = 0;
+    int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur), st = LS_OK;
+    if (rc)
+        return from_mdb(rc);
+    k = (MDB_val){tlen + 1, prefix};
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= tlen + 1 || memcmp(k.mv_data, prefix, tlen + 1) != 0)
+            break;
+        size_t alen = k.mv_size - tlen - 1;
+        if (used + 2 + alen > cap) {
+            size_t ncap = cap ? cap * 2 : 4096;
+            while (ncap < used + 2 + alen)
+                ncap *= 2;
+            char *more = realloc(ids, ncap);
+            if (!more) {
+                st = LS_ENOMEM;
+                break;
+            }
+            ids = more;
+            cap = ncap;
+        }
+        ids[used] = (char)(alen >> 8);
+        ids[used + 1] = (char)alen;
+        memcpy(ids + used + 2, (uint8_t *)k.mv_data + tlen + 1, alen);
+        used += 2 + alen;
+    }
+    mdb_cursor_close(cur);
+    if (st == LS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = from_mdb(rc);
+    for (size_t at = 0; st == LS_OK && at < used;) {
+        size_t alen = (size_t)(uint8_t)ids[at] << 8 | (uint8_t)ids[at + 1];
+        st = fn(w, ids + at + 2, alen, arg);
+        at += 2 + alen;
+    }
+    free(ids);
     return st;
 }

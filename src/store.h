@@ -238,6 +238,11 @@ uint64_t store_wtxn_writes(const store_wtxn *w);
 int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const char *to, size_t to_len,
                      int *merged);
 
+/* Calls fn for every anonymous id aliased to customer target (collected
+ * first: fn may write anything). */
+typedef int (*store_alias_fn)(store_wtxn *w, const char *anon, size_t alen, void *arg);
+int store_wtxn_each_alias(store_wtxn *w, const char *target, size_t tlen, store_alias_fn fn, void *arg);
+
 /* Erases a customer: its record, every alias pointing to it and every
  * idempotency key of its events.  *deleted says whether anything was
  * there.  Freed LMDB pages keep their old bytes until reused: see
@@ -273,12 +278,14 @@ int store_compact(store *s, const char *out);
  *   trigger_states    customer id -> what automation remembers of it
  *   trigger_outbox    be64 seq -> one trigger, msgpack (trigger.h)
  *   trigger_timers    be64 due (ms) + customer id -> ""
+ *   trigger_by_customer  be16 id length + customer id + be64 seq -> ""
+ *                     (so forget finds a customer's triggers)
  * Created by the first writer that knows them (no value format changes,
  * so the schema version stays 3); an older store opened read-only reads
  * them as empty.  Values returned point into the txn (valid until its next
  * write) or the snapshot. */
 typedef enum { STORE_T_AUDIENCES, STORE_T_MEMBERS, STORE_T_STATES, STORE_T_OUTBOX, STORE_T_TIMERS,
-               STORE_T_COUNT } store_table;
+               STORE_T_BY_CUSTOMER, STORE_T_COUNT } store_table;
 
 typedef struct {
     const uint8_t *ptr;

@@ -3,7 +3,9 @@
  *
  * trigger_outbox: be64 seq -> the trigger's msgpack map; the reserved key
  * of 8 zero bytes (seq 0, never a trigger) holds the store id.
- * trigger_timers: be64 due_ms + customer id -> "". */
+ * trigger_timers: be64 due_ms + customer id -> "".
+ * trigger_by_customer: be16 id length + customer id + be64 seq -> "" (an
+ * index, so forget can erase a customer's triggers). */
 #include "trigger.h"
 
 #include <fcntl.h>
@@ -108,12 +110,31 @@ static void encode(codec_writer *cw, const trigger_record *t, uint64_t store_id,
     cw_end(cw);
 }
 
+/* The by-customer index key of (id, seq); seq UINT64_MAX is left out (a
+ * prefix).  Returns its length, 0 when the id is too long to index. */
+static size_t index_key(uint8_t *key, const char *id, size_t len, uint64_t seq, int with_seq)
+{
+    if (len > STORE_MAX_KEY - 10)
+        return 0;
+    key[0] = (uint8_t)(len >> 8);
+    key[1] = (uint8_t)len;
+    memcpy(key + 2, id, len);
+    if (with_seq)
+        bytecur_store_be64(key + 2 + len, seq);
+    return 2 + len + (with_seq ? 8 : 0);
+}
+
 int trigger_append(trigger_outbox *o, store_wtxn *w, const trigger_record *t, uint64_t *seq)
 {
-    uint8_t key[8];
+    uint8_t key[8], ikey[STORE_MAX_KEY];
+    size_t ilen = index_key(ikey, t->customer, t->customer_len, o->next_seq, 1);
+    if (ilen == 0)
+        return LS_ETOOLARGE;
     encode(&o->cw, t, o->store_id, o->next_seq);
     bytecur_store_be64(key, o->next_seq);
     int rc = store_wtxn_tput(w, STORE_T_OUTBOX, key, 8, o->cw.sb.data, o->cw.sb.size);
+    if (rc == LS_OK)
+        rc = store_wtxn_tput(w, STORE_T_BY_CUSTOMER, ikey, ilen, "", 0);
     if (rc)
         return rc;
     if (seq)
@@ -127,32 +148,50 @@ int trigger_append(trigger_outbox *o, store_wtxn *w, const trigger_record *t, ui
 /* Pruning                                                             */
 /* ------------------------------------------------------------------ */
 
-/* The "at" of a stored trigger, read from its msgpack without a parser:
- * the encoder above writes seq, id, customer, kind, name, at in this
- * order, so a small walk finds it.  Returns INT64_MIN when unreadable. */
-static int64_t stored_at(const uint8_t *p, size_t len)
+/* The "at" and "customer" of a stored trigger (customer copied into
+ * cust, at most cap bytes; *cust_len 0 when absent).  *at is INT64_MIN
+ * when unreadable. */
+static void stored_fields(const uint8_t *p, size_t len, int64_t *at, char *cust, size_t cap, size_t *cust_len)
 {
     msgpack_zone zone;
     msgpack_object o;
     size_t off = 0;
-    int64_t at = INT64_MIN;
+    *at = INT64_MIN;
+    *cust_len = 0;
     msgpack_zone_init(&zone, 512);
     if (msgpack_unpack(len ? (const char *)p : "", len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
         o.type == MSGPACK_OBJECT_MAP) {
         for (uint32_t i = 0; i < o.via.map.size; i++) {
             const msgpack_object_kv *kv = &o.via.map.ptr[i];
-            if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2 &&
-                memcmp(kv->key.via.str.ptr, "at", 2) == 0) {
+            if (kv->key.type != MSGPACK_OBJECT_STR)
+                continue;
+            if (kv->key.via.str.size == 2 && memcmp(kv->key.via.str.ptr, "at", 2) == 0) {
                 if (kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                    at = (int64_t)kv->val.via.u64;
+                    *at = (int64_t)kv->val.via.u64;
                 else if (kv->val.type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-                    at = kv->val.via.i64;
-                break;
+                    *at = kv->val.via.i64;
+            } else if (kv->key.via.str.size == 8 && memcmp(kv->key.via.str.ptr, "customer", 8) == 0 &&
+                       kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size <= cap) {
+                memcpy(cust, kv->val.via.str.ptr, kv->val.via.str.size);
+                *cust_len = kv->val.via.str.size;
             }
         }
     }
     msgpack_zone_destroy(&zone);
-    return at;
+}
+
+/* Deletes trigger seq from the outbox and its index entry. */
+static int delete_trigger(store_wtxn *w, uint64_t seq, const char *customer, size_t len)
+{
+    uint8_t key[8], ikey[STORE_MAX_KEY];
+    bytecur_store_be64(key, seq);
+    int rc = store_wtxn_tdel(w, STORE_T_OUTBOX, key, 8);
+    if (rc && rc != LS_ENOTFOUND)
+        return rc;
+    size_t ilen = index_key(ikey, customer, len, seq, 1);
+    if (ilen && (rc = store_wtxn_tdel(w, STORE_T_BY_CUSTOMER, ikey, ilen)) && rc != LS_ENOTFOUND)
+        return rc;
+    return LS_OK;
 }
 
 typedef struct {
@@ -160,6 +199,8 @@ typedef struct {
     uint64_t drop_below;   /* seqs below this go whatever their age */
     size_t max, n;
     uint64_t seqs[1024];
+    uint16_t cust_len[1024];
+    char (*cust)[STORE_MAX_KEY];
 } prune_ctx;
 
 static int prune_pick(void *arg, const store_bytes *key, const store_bytes *val)
@@ -172,8 +213,12 @@ static int prune_pick(void *arg, const store_bytes *key, const store_bytes *val)
         return 0; /* the store id */
     if (pc->n == pc->max || pc->n == sizeof pc->seqs / sizeof pc->seqs[0])
         return 1;
-    if (seq >= pc->drop_below && stored_at(val->ptr, val->len) >= pc->before_ms)
+    int64_t at;
+    size_t clen;
+    stored_fields(val->ptr, val->len, &at, pc->cust[pc->n], STORE_MAX_KEY, &clen);
+    if (seq >= pc->drop_below && at >= pc->before_ms)
         return 1; /* the oldest left is young enough, and within the count */
+    pc->cust_len[pc->n] = (uint16_t)clen;
     pc->seqs[pc->n++] = seq;
     return 0;
 }
@@ -181,28 +226,69 @@ static int prune_pick(void *arg, const store_bytes *key, const store_bytes *val)
 int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t max, size_t *pruned)
 {
     store_bytes last;
-    prune_ctx pc = {before_ms, 0, max, 0, {0}};
+    prune_ctx pc = {before_ms, 0, max, 0, {0}, {0}, NULL};
     *pruned = 0;
     int rc = store_wtxn_tlast(w, STORE_T_OUTBOX, &last);
     if (rc == LS_ENOTFOUND)
         return LS_OK;
     if (rc)
         return rc;
+    char (*cust)[STORE_MAX_KEY] = malloc(sizeof(*cust) * 1024);
+    if (!cust)
+        return LS_ENOMEM;
+    pc.cust = cust;
     uint64_t newest = last.len == 8 ? bytecur_load_be64(last.ptr) : 0;
     pc.drop_below = newest >= keep_max ? newest - keep_max + 1 : 0;
     uint8_t from[8];
     bytecur_store_be64(from, 1);
     rc = store_wtxn_tscan(w, STORE_T_OUTBOX, from, 8, prune_pick, &pc);
-    if (rc != LS_OK && rc != 1)
-        return rc;
-    for (size_t i = 0; i < pc.n; i++) {
-        uint8_t key[8];
-        bytecur_store_be64(key, pc.seqs[i]);
-        if ((rc = store_wtxn_tdel(w, STORE_T_OUTBOX, key, 8)) != LS_OK)
+    if (rc == 1)
+        rc = LS_OK;
+    for (size_t i = 0; i < pc.n && rc == LS_OK; i++)
+        rc = delete_trigger(w, pc.seqs[i], pc.cust[i], pc.cust_len[i]);
+    free(cust);
+    if (rc == LS_OK)
+        *pruned = pc.n;
+    return rc;
+}
+
+typedef struct {
+    const uint8_t *prefix;
+    size_t prefix_len;
+    uint64_t seqs[512];
+    size_t n;
+} forget_ctx;
+
+static int forget_pick(void *arg, const store_bytes *key, const store_bytes *val)
+{
+    forget_ctx *fc = arg;
+    (void)val;
+    if (key->len != fc->prefix_len + 8 || memcmp(key->ptr, fc->prefix, fc->prefix_len) != 0 ||
+        fc->n == sizeof fc->seqs / sizeof fc->seqs[0])
+        return 1;
+    fc->seqs[fc->n++] = bytecur_load_be64(key->ptr + fc->prefix_len);
+    return 0;
+}
+
+int trigger_forget(store_wtxn *w, const char *id, size_t len, size_t *erased)
+{
+    uint8_t prefix[STORE_MAX_KEY];
+    size_t plen = index_key(prefix, id, len, 0, 0);
+    *erased = 0;
+    if (plen == 0)
+        return LS_OK;
+    for (;;) {
+        forget_ctx fc = {prefix, plen, {0}, 0};
+        int rc = store_wtxn_tscan(w, STORE_T_BY_CUSTOMER, prefix, plen, forget_pick, &fc);
+        if (rc != LS_OK && rc != 1)
             return rc;
+        if (fc.n == 0)
+            return LS_OK;
+        for (size_t i = 0; i < fc.n; i++)
+            if ((rc = delete_trigger(w, fc.seqs[i], id, len)) != LS_OK)
+                return rc;
+        *erased += fc.n;
     }
-    *pruned = pc.n;
-    return LS_OK;
 }
 
 /* ------------------------------------------------------------------ */

@@ -60,6 +60,10 @@ int trigger_append(trigger_outbox *o, store_wtxn *w, const trigger_record *t, ui
  * keep_max, at most max per call; *pruned says how many went. */
 int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t max, size_t *pruned);
 
+/* Erases every trigger of customer id from the outbox (forget: the
+ * outbox must not keep an erased customer's id).  *erased says how many. */
+int trigger_forget(store_wtxn *w, const char *id, size_t len, size_t *erased);
+
 /* Calls fn with the stored msgpack bytes of up to limit triggers with
  * seq > from, in seq order.  *first is the oldest seq the outbox holds
  * (0 when empty) and *last the newest. */

@@ -183,6 +183,11 @@ static int check_job(const writer_job *job)
 /* Alias and forget change records directly.  A request refused before it
  * wrote anything (an alias whose from is merged elsewhere) is the job's
  * answer; a failure after it wrote is a failure, rolled back. */
+static int forget_alias_triggers(store_wtxn *txn, const char *anon, size_t alen, void *arg)
+{
+    return automation_forget(arg, txn, anon, alen, 1);
+}
+
 static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
 {
     uint64_t writes = store_wtxn_writes(txn);
@@ -193,7 +198,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
     if (job->kind == JOB_ALIAS) {
         rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len, &job->result);
         if (rc == LS_OK && job->result && a) /* from's record is gone into to's */
-            rc = automation_forget(a, txn, job->subject.ptr, job->subject.len);
+            rc = automation_forget(a, txn, job->subject.ptr, job->subject.len, 0);
         if (rc == LS_OK && job->result && a)
             rc = automation_touch(a, job->object.ptr, job->object.len);
     } else {
@@ -201,9 +206,13 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
         rc = store_wtxn_resolve(txn, job->subject.ptr, job->subject.len, &target, &tlen);
         if (rc == LS_OK && tlen < sizeof subject) {
             memcpy(subject, target, tlen);
-            rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
+            /* triggers fired for ids merged into it name those ids: they go too */
+            if (a)
+                rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
+            if (rc == LS_OK)
+                rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
             if (rc == LS_OK && a)
-                rc = automation_forget(a, txn, subject, tlen);
+                rc = automation_forget(a, txn, subject, tlen, 1);
         } else if (rc == LS_OK) {
             rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
         }

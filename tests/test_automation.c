@@ -667,8 +667,8 @@ START_TEST(long_poll)
 }
 END_TEST
 
-/* forget takes the customer out of every audience (no trigger) and
- * drops its timer. */
+/* forget takes the customer out of every audience (no trigger), drops
+ * its timer and erases its triggers from the outbox. */
 START_TEST(forget_leaves_audiences)
 {
     char list[256];
@@ -676,16 +676,34 @@ START_TEST(forget_leaves_audiences)
     start(NULL, NULL, NULL, 0);
     audience_put(&conn, "all", "known");
     track1(&conn, "gone", "add_to_cart", wall_ms(), 5);
-    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 1);
+    track1(&conn, "stays", "add_to_cart", wall_ms(), 5);
+    track1(&conn, "anon-1", "page_view", wall_ms(), 0);
+    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 3);
+    ck_assert_int_eq(count_of(read_all(&conn), "gone", "enter", "all"), 1);
+    ck_assert_int_eq(count_of(read_all(&conn), "anon-1", "enter", "all"), 1);
     req r;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    /* the visitor logs in: merged into "gone", out of the audience as itself */
+    req_begin(&r, "alias", 2);
+    kv_s(&r, "from", "anon-1");
+    kv_s(&r, "to", "gone");
+    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "merged"));
+    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 2);
+    ck_assert_str_eq(list, "gone,stays");
     req_begin(&r, "forget", 1);
     kv_s(&r, "customer", "gone");
     ck_assert(tu_get_bool(send_req(&conn, &r, &up), "deleted"));
     msgpack_unpacked_destroy(&up);
-    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 0);
-    ck_assert_int_eq(count_of(read_all(&conn), "gone", "exit", "all"), 0);
+    ck_assert_int_eq(members(&conn, "all", 10, list, sizeof list, &pages), 1);
+    ck_assert_str_eq(list, "stays");
+    /* erasure: no trigger of the customer is left in the outbox, others are */
+    size_t n = read_all(&conn);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_ne(all[i].customer, "gone");
+        ck_assert_str_ne(all[i].customer, "anon-1"); /* merged into it: its triggers go too */
+    }
+    ck_assert_int_eq(count_of(n, "stays", "enter", "all"), 1);
     stop();
 }
 END_TEST

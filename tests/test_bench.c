@@ -8,7 +8,12 @@
  * asserts a time or a rate.  Then the pieces: the Zipf sampler against
  * the exact law, the id order of the preload, the reply scanner, the
  * histogram merge, the echo server, config checks, and the command line
- * (help, usage errors, a short spawned run writing JSON). */
+ * (help, usage errors, a short spawned run writing JSON).
+ *
+ * Marketing automation: the triggers workload must receive one trigger
+ * for every event acknowledged, and both it and `--audiences N` must
+ * print their figure lines with numbers that parse (never a time or a
+ * rate asserted); the built-in audience rules must all parse. */
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -18,6 +23,8 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include "audience.h"
+#include "audience_rule.h"
 #include "leadscore/error.h"
 #include "loadgen.h"
 #include "model.h"
@@ -229,6 +236,45 @@ START_TEST(requests_mode_counts_exactly)
     assert_sane(&r);
     ck_assert_uint_eq(r.requests, 1001);
     loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
+START_TEST(triggers_one_per_event_acknowledged)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    loadgen_audience mine = {LOADGEN_TRIGGER_AUDIENCE, LOADGEN_TRIGGER_RULE};
+    char why[512];
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_TRIGGERS);
+    cfg.batch = 5;
+    ck_assert_msg(loadgen_probe(&cfg, why, sizeof why) == LS_OK, "probe: %s", why);
+    ck_assert_msg(loadgen_audiences_put(&cfg, &mine, 1, 60, why, sizeof why) == LS_OK, "audience: %s", why);
+    ck_assert_msg(loadgen_audiences_put(&cfg, loadgen_audiences, 4, 60, why, sizeof why) == LS_OK, "put: %s", why);
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    assert_sane(&r);
+    ck_assert_uint_eq(r.items, r.requests * (uint64_t)cfg.batch);
+    /* every event acknowledged (warm-up included) made a customer, whose
+       enter trigger the consumer received */
+    ck_assert_uint_ge(r.items_acked, r.items);
+    ck_assert_uint_eq(r.triggers_received, r.items_acked);
+    ck_assert_int_eq(r.triggers_missing, 0);
+    ck_assert_ptr_nonnull(r.trigger_latency);
+    ck_assert_uint_eq(hist_count(r.trigger_latency), r.triggers_received - r.triggers_warmup);
+    ck_assert_uint_eq(hist_count(r.trigger_latency), r.items); /* one per measured event */
+    ck_assert_uint_le(hist_percentile(r.trigger_latency, 50), hist_percentile(r.trigger_latency, 99));
+    ck_assert_uint_gt(hist_percentile(r.trigger_latency, 50), 0);
+    loadgen_result_free(&r);
+    ck_assert_ptr_null(r.trigger_latency);
+    /* the automation counters moved; a second put changes nothing */
+    loadgen_automation_counters k;
+    ck_assert_int_eq(loadgen_automation_read(&cfg, &k), LS_OK);
+    ck_assert_uint_ge(k.enters, r.triggers_received);
+    ck_assert_uint_ge(k.sweeps, 1);
+    ck_assert_int_eq(loadgen_automation_settle(&cfg, CUSTOMERS, 60, why, sizeof why), LS_OK);
+    ck_assert_int_eq(loadgen_audience_delete(&cfg, LOADGEN_TRIGGER_AUDIENCE, why, sizeof why), LS_OK);
     server_down(&bs);
 }
 END_TEST
@@ -559,6 +605,12 @@ START_TEST(config_checks)
     cfg.batch = 10;
     cfg.workload = LOADGEN_PULL; /* needs the PULL endpoint */
     ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_EINVAL);
+    cfg.workload = LOADGEN_TRIGGERS;
+    ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_OK);
+    cfg.trigger_audience = "";
+    ck_assert_int_eq(loadgen_config_check(&cfg, why, sizeof why), LS_EINVAL);
+    cfg.trigger_audience = LOADGEN_TRIGGER_AUDIENCE;
+    ck_assert(loadgen_workload_batched(LOADGEN_TRIGGERS));
     for (int i = 0; i < LOADGEN_WORKLOAD_COUNT; i++) {
         ck_assert_int_eq(loadgen_workload_parse(loadgen_workload_name((loadgen_workload)i), &w), LS_OK);
         ck_assert_int_eq(w, i);
@@ -613,6 +665,130 @@ START_TEST(cli_spawned_run_with_baseline_and_json)
 }
 END_TEST
 
+/* The number after `label` on the line that starts with it (after
+ * optional spaces), or NAN. */
+static double number_after(const char *out, const char *label)
+{
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        const char *q = p;
+        while (*q == ' ')
+            q++;
+        if (strncmp(q, label, strlen(label)) == 0) {
+            char *end;
+            double v = strtod(q + strlen(label), &end);
+            return end == q + strlen(label) ? NAN : v;
+        }
+    }
+    return NAN;
+}
+
+/* Reads n numbers after `label` on its line into v; returns how many. */
+static int numbers_after(const char *out, const char *label, double *v, int n)
+{
+    const char *p = strstr(out, label);
+    int got = 0;
+    if (!p)
+        return 0;
+    p += strlen(label);
+    const char *eol = strchr(p, '\n');
+    while (got < n) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || (eol && end > eol))
+            break;
+        v[got++] = x;
+        p = end;
+    }
+    return got;
+}
+
+START_TEST(cli_triggers_workload_prints_its_figures)
+{
+    static char out[1 << 16];
+    double v[3];
+    const char *args[] = {"bench", "--workload", "triggers", "--customers", "300", "--duration", "0.5",
+                          "--warmup", "0.2", "--clients", "2", "--batch", "3", "--audiences", "2", "--quiet", NULL};
+    ck_assert_msg(tu_run_cli(out, sizeof out, args) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "event -> trigger"));
+    ck_assert_ptr_nonnull(strstr(out, "hot-leads")); /* the built-in audiences it defined are listed */
+    /* the acknowledged track latency beside the trigger latency, and their ratio */
+    const char *section = strstr(out, "event -> trigger");
+    ck_assert_int_eq(numbers_after(section, "p50 (us)", v, 3), 3);
+    ck_assert(v[0] > 0 && v[1] > 0 && v[2] > 0);
+    ck_assert_int_eq(numbers_after(section, "p99 (us)", v, 3), 3);
+    ck_assert_int_eq(numbers_after(section, "p99.9 (us)", v, 3), 3);
+    double acked = number_after(out, "events acked"), received = number_after(out, "triggers received");
+    ck_assert_msg(acked > 0, "%s", out);
+    ck_assert(received == acked); /* every event sent and acknowledged has its trigger */
+    ck_assert(number_after(out, "triggers missing") == 0);
+    ck_assert(number_after(out, "events/s") > 0);
+    const char *bad[] = {"bench", "--workload", "triggers", "--baseline", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+}
+END_TEST
+
+START_TEST(cli_audience_cost_prints_ratios)
+{
+    static char out[1 << 16];
+    char dir[512], json_path[600];
+    double v[5];
+    json_error_t jerr;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(json_path, sizeof json_path, "%s/cost.json", dir);
+    const char *args[] = {"bench", "--workload", "track", "--audiences", "3", "--rounds", "1", "--customers", "300",
+                          "--duration", "0.5", "--warmup", "0.1", "--clients", "2", "--batch", "10", "--quiet",
+                          "--json", json_path, NULL};
+    ck_assert_msg(tu_run_cli(out, sizeof out, args) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "the 3 audiences of (c):"));
+    ck_assert_ptr_nonnull(strstr(out, "big-spenders")); /* the third is listed, */
+    ck_assert_ptr_null(strstr(out, "regulars"));        /* the fourth is not */
+    /* one run per configuration, then the medians: rate, p50, p99 */
+    const char *median = strstr(out, "\nmedian");
+    ck_assert_ptr_nonnull(median);
+    ck_assert_int_eq(numbers_after(median, "(a) triggers off", v, 4), 3); /* no triggers column: "-" */
+    ck_assert(v[0] > 0);
+    ck_assert_int_eq(numbers_after(median, "(b) triggers on, no audience", v, 5), 5);
+    ck_assert(v[0] > 0 && v[4] > 0);
+    ck_assert_int_eq(numbers_after(median, "(c) triggers on, 3 audiences", v, 5), 5);
+    ck_assert(v[0] > 0 && v[4] > 0);
+    ck_assert(number_after(out, "ratio b/a") > 0);
+    ck_assert(number_after(out, "ratio c/a") > 0);
+    json_t *root = json_load_file(json_path, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    ck_assert_int_eq(json_array_size(json_object_get(root, "audiences")), 3);
+    json_t *ratio = json_object_get(root, "ratio");
+    ck_assert(json_number_value(json_object_get(ratio, "b_a")) > 0);
+    ck_assert(json_number_value(json_object_get(ratio, "c_a")) > 0);
+    json_t *c = json_object_get(json_object_get(root, "configurations"), "c");
+    ck_assert_int_eq(json_array_size(json_object_get(c, "runs")), 1);
+    ck_assert(json_number_value(json_object_get(json_object_get(c, "median"), "per_s")) > 0);
+    json_decref(root);
+    tu_rmtree(dir);
+    const char *bad[] = {"bench", "--workload", "score", "--audiences", "3", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+    const char *rounds[] = {"bench", "--rounds", "2", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, rounds), 2);
+}
+END_TEST
+
+START_TEST(builtin_audiences_parse)
+{
+    char err[256];
+    for (int i = 0; i < LOADGEN_AUDIENCES; i++) {
+        arule *r = NULL;
+        const loadgen_audience *a = &loadgen_audiences[i];
+        ck_assert_msg(audience_name_check(a->name, strlen(a->name), err, sizeof err) == LS_OK, "%s", err);
+        ck_assert_msg(arule_parse(a->rule, &r, err, sizeof err) == LS_OK, "%s: %s", a->name, err);
+        arule_free(&r);
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(a->name, loadgen_audiences[j].name);
+    }
+    arule *r = NULL;
+    ck_assert_int_eq(arule_parse(LOADGEN_TRIGGER_RULE, &r, err, sizeof err), LS_OK);
+    arule_free(&r);
+}
+END_TEST
+
 START_TEST(offline_workloads_import_and_rescore_report_rates)
 {
     static char out[1 << 14];
@@ -642,6 +818,7 @@ static Suite *bench_suite(void)
     tcase_add_test(work, pull_nothing_lost);
     tcase_add_test(work, requests_mode_counts_exactly);
     tcase_add_test(work, stop_flag_ends_the_run);
+    tcase_add_test(work, triggers_one_per_event_acknowledged);
     tcase_add_test(work, echo_baseline);
     tcase_add_test(work, echo_baseline_over_curve);
     tcase_add_test(work, no_server_times_out);
@@ -655,11 +832,14 @@ static Suite *bench_suite(void)
     tcase_add_test(parts, reply_scanner);
     tcase_add_test(parts, histogram_merge);
     tcase_add_test(parts, config_checks);
+    tcase_add_test(parts, builtin_audiences_parse);
     suite_add_tcase(s, parts);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 60);
     tcase_add_test(cli, cli_help_and_usage);
     tcase_add_test(cli, cli_spawned_run_with_baseline_and_json);
+    tcase_add_test(cli, cli_triggers_workload_prints_its_figures);
+    tcase_add_test(cli, cli_audience_cost_prints_ratios);
     suite_add_tcase(s, cli);
     return s;
 }

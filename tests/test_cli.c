@@ -99,7 +99,7 @@ START_TEST(help_and_version_exit_zero)
     ck_assert_ptr_nonnull(strstr(out, "serve"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, ver), 0);
     ck_assert_ptr_nonnull(strstr(out, "leadscore 0.1.0"));
-    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload", "gen", "alias", "forget", "compact", "import", "train", "rescore", "kpis", "bench", "keygen"};
+    const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload", "gen", "alias", "forget", "compact", "import", "train", "rescore", "kpis", "bench", "keygen", "audience", "triggers"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *args[] = {cmds[i], "--help", NULL};
         ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
@@ -435,6 +435,11 @@ static const exit_row exit_rows[] = {
      {"train", "@D/shop.jsonl"}},
     {"keygen", {"keygen", "--out", "@D/k"}, {"keygen", "--out", "@D/k"}, /* exists: not overwritten */
      {"keygen"}},
+    {"audience", {"audience", "add", "--connect", "@EP", "buyers", "purchase_count >= 1"},
+     {"audience", "add", "--connect", "@EP", "bad", "purchase_count >>= 1"}, /* the column on stderr */
+     {"audience", "add", "--connect", "@EP", "buyers"}},
+    {"triggers", {"triggers", "--connect", "@EP"}, {"triggers", "--connect", "@X", "--timeout", "300"},
+     {"triggers", "--data", "@D/store", "--follow"}},
     {"bench", {"bench", "--spawn", "--customers", "200", "--requests", "100", "--warmup", "0", "--quiet"},
      {"bench", "--connect", "@X", "--requests", "5", "--warmup", "0", "--timeout", "200", "--quiet"},
      {"bench", "--workload", "no-such-workload"}},

@@ -32,7 +32,21 @@ CurveOpts = Optional[Tuple[bytes, bytes, bytes]]
 
 #: ops that only read: always safe to send again
 IDEMPOTENT_OPS = frozenset(
-    ("score", "recommend", "profile", "model", "kpis", "stats", "ping"))
+    ("score", "recommend", "profile", "model", "kpis", "stats", "ping",
+     "audience_list", "audience_members", "triggers"))
+
+#: the longest an ``audience_put`` reply waits for the audience's first
+#: pass over the store (seconds); the call's timeout is this on top
+AUDIENCE_PUT_WAIT = 5.0
+
+#: ``follow_triggers``: the first pause after the service did not answer,
+#: doubled after each further miss up to :data:`FOLLOW_PAUSE_MAX` (seconds)
+FOLLOW_PAUSE_FIRST = 0.5
+FOLLOW_PAUSE_MAX = 10.0
+#: ``follow_triggers``: an empty page that came back sooner than half its
+#: ``wait_ms`` (the server could not hold the request) is followed by this
+#: pause, so a loop never spins (seconds)
+FOLLOW_EARLY_EMPTY = 0.2
 
 MISSING: Any = object()
 
@@ -216,6 +230,72 @@ def kpis_request(from_ms: Optional[TimeLike], to_ms_: Optional[TimeLike]) -> Dic
     if to_ms_ is not None:
         req["to"] = to_ms(to_ms_)
     return req
+
+
+def audience_put_request(name: str, rule: str) -> Dict[str, Any]:
+    return {"op": "audience_put", "name": name, "rule": rule}
+
+
+def audience_members_request(name: str, limit: Optional[int],
+                             cursor: Optional[str]) -> Dict[str, Any]:
+    req: Dict[str, Any] = {"op": "audience_members", "name": name}
+    if limit is not None:
+        req["limit"] = limit
+    if cursor is not None:
+        req["cursor"] = cursor
+    return req
+
+
+def audiences_of(reply: Mapping[str, Any]) -> List[Reply]:
+    """The ``audiences`` list of an ``audience_list`` reply."""
+    audiences = reply.get("audiences")
+    if not isinstance(audiences, list):
+        raise ProtocolError("audience_list reply has no audiences list: %r" % (reply,))
+    return audiences
+
+
+def check_page_size(page: int) -> None:
+    if not isinstance(page, int) or page < 1:
+        raise ValueError("page must be a whole number >= 1")
+
+
+def triggers_request(from_seq: int, limit: Optional[int],
+                     wait_ms: Optional[int]) -> Dict[str, Any]:
+    req: Dict[str, Any] = {"op": "triggers", "from": from_seq}
+    if limit is not None:
+        req["limit"] = limit
+    if wait_ms is not None:
+        req["wait_ms"] = wait_ms
+    return req
+
+
+def triggers_timeout(timeout: float, wait_ms: Optional[int]) -> float:
+    """One attempt of a ``triggers`` call waits ``timeout`` on top of the
+    time the server may hold it."""
+    return timeout + (wait_ms or 0) / 1000.0
+
+
+def check_triggers_page(reply: Mapping[str, Any]) -> Tuple[List[Reply], int]:
+    """The triggers of a ``triggers`` reply and the ``from`` of the next
+    call; raises :class:`ProtocolError` for a reply of another shape."""
+    triggers = reply.get("triggers")
+    nxt = reply.get("next")
+    if not isinstance(triggers, list) or not isinstance(nxt, int):
+        raise ProtocolError("triggers reply has no triggers list or next: %r" % (reply,))
+    return triggers, nxt
+
+
+def missed_triggers(from_seq: int, reply: Mapping[str, Any]) -> Optional[str]:
+    """A warning when triggers after ``from_seq`` left the outbox (by age
+    or count, the server's ``--trigger-retention`` / ``--trigger-max``)
+    before they were read: the oldest it holds, ``first``, is past
+    ``from_seq + 1``."""
+    first = reply.get("first")
+    if isinstance(first, int) and first > from_seq + 1:
+        return ("triggers %d to %d left the outbox before they were read "
+                "(the server's --trigger-retention, --trigger-max); continuing with %d"
+                % (from_seq + 1, first - 1, first))
+    return None
 
 
 def call_request(op: str, fields: Optional[Mapping[str, Any]],

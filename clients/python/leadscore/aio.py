@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+import time
+import warnings
+from typing import (Any, AsyncIterator, Dict, Iterable, List, Mapping,
+                    Optional, Union)
 
 import zmq
 import zmq.asyncio
@@ -13,7 +16,7 @@ import zmq.asyncio
 from . import _common as c
 from ._common import (DEFAULT_ENDPOINT, CurveKey, Event, IDEMPOTENT_OPS,
                       Reply, TimeLike)
-from .errors import LeadscoreError, Timeout
+from .errors import LeadscoreError, Timeout, Unavailable
 
 __all__ = ["AsyncClient"]
 
@@ -197,9 +200,13 @@ class AsyncClient:
         await sock.send_multipart(frames)
         return await fut
 
-    async def _request(self, req: Mapping[str, Any], retry: bool) -> Reply:
+    async def _request(self, req: Mapping[str, Any], retry: bool,
+                       timeout: Optional[float] = None) -> Reply:
         """Send one request; re-send it after a timeout when ``retry``
-        allows; return the reply without ``ok``/``id`` or raise its error."""
+        allows; return the reply without ``ok``/``id`` or raise its error.
+        ``timeout``: this call's wait per attempt, instead of
+        :attr:`timeout`."""
+        wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         attempts = 0
         while True:
@@ -213,7 +220,7 @@ class AsyncClient:
             reply: Optional[Dict[str, Any]] = None
             try:
                 reply = await asyncio.wait_for(self._attempt(sock, frames, fut),
-                                               self.timeout)
+                                               wait)
             except asyncio.TimeoutError:
                 pass
             finally:
@@ -227,7 +234,7 @@ class AsyncClient:
             if not retry or attempts > self.retries:
                 self.last_attempts = attempts
                 raise Timeout("no reply from %s to %r within %gs (%d attempt%s)"
-                              % (self.endpoint, req.get("op"), self.timeout,
+                              % (self.endpoint, req.get("op"), wait,
                                  attempts, "" if attempts == 1 else "s"))
 
     async def _pipeline(self, reqs: List[Dict[str, Any]], retry: bool) -> List[Reply]:
@@ -320,3 +327,80 @@ class AsyncClient:
     async def ping(self) -> Reply:
         """``{pong: True, version}``."""
         return await self._request({"op": "ping"}, True)
+
+    # -- audiences and triggers --------------------------------------------
+
+    async def audience_put(self, name: str, rule: str) -> Reply:
+        """Define or redefine audience ``name`` by ``rule`` (admin):
+        ``{created, changed, ready}``; a bad rule raises ``BadRequest`` with its
+        column (see :meth:`leadscore.Client.audience_put`).  Not re-sent on
+        a timeout."""
+        return await self._request(c.audience_put_request(name, rule), False,
+                                   self.timeout + c.AUDIENCE_PUT_WAIT)
+
+    async def audience_delete(self, name: str) -> Reply:
+        """Delete audience ``name`` (admin): ``{deleted}``.  Not re-sent on
+        a timeout."""
+        return await self._request({"op": "audience_delete", "name": name}, False)
+
+    async def audience_list(self) -> List[Reply]:
+        """Every audience: a list of ``{name, rule, members, ready,
+        created}``."""
+        return c.audiences_of(await self._request({"op": "audience_list"}, True))
+
+    async def audience_members(self, name: str, limit: Optional[int] = None,
+                               cursor: Optional[str] = None) -> Reply:
+        """One page of members, in id order: ``{name, ready, members,
+        cursor}`` (``cursor`` None on the last page); see
+        :meth:`iter_audience_members`."""
+        return await self._request(c.audience_members_request(name, limit, cursor), True)
+
+    async def iter_audience_members(self, name: str, page: int = 1000) -> AsyncIterator[str]:
+        """Every member id of audience ``name``, in order, fetched ``page``
+        at a time (an async generator: ``async for``)."""
+        c.check_page_size(page)
+        cursor: Optional[str] = None
+        while True:
+            r = await self.audience_members(name, limit=page, cursor=cursor)
+            for member in r.get("members", []):
+                yield member
+            cursor = r.get("cursor")
+            if cursor is None:
+                return
+
+    async def triggers(self, from_seq: int = 0, limit: Optional[int] = None,
+                       wait_ms: Optional[int] = None) -> Reply:
+        """The trigger outbox after ``from_seq``: ``{triggers, next, first,
+        last}``; ``wait_ms`` long-polls (see
+        :meth:`leadscore.Client.triggers`)."""
+        return await self._request(c.triggers_request(from_seq, limit, wait_ms), True,
+                                   c.triggers_timeout(self.timeout, wait_ms))
+
+    async def follow_triggers(self, from_seq: int = 0,
+                              wait_ms: int = 10000) -> AsyncIterator[Reply]:
+        """Every trigger after ``from_seq``, then each new one as it is
+        committed, forever (an async generator: ``async for``), resuming
+        from the last seq yielded and riding out a restart of the service
+        (see :meth:`leadscore.Client.follow_triggers`)."""
+        seq = from_seq
+        pause = 0.0
+        while True:
+            asked = time.monotonic()
+            try:
+                page = await self.triggers(seq, wait_ms=wait_ms)
+            except (Timeout, Unavailable):
+                pause = min(max(pause * 2, c.FOLLOW_PAUSE_FIRST), c.FOLLOW_PAUSE_MAX)
+                await asyncio.sleep(pause)
+                continue
+            pause = 0.0
+            triggers, nxt = c.check_triggers_page(page)
+            missed = c.missed_triggers(seq, page)
+            if missed:
+                warnings.warn(missed, RuntimeWarning, stacklevel=2)
+            for t in triggers:
+                if isinstance(t.get("seq"), int):
+                    seq = max(seq, t["seq"])
+                yield t
+            seq = max(seq, nxt)
+            if not triggers and time.monotonic() - asked < wait_ms / 2000.0:
+                await asyncio.sleep(c.FOLLOW_EARLY_EMPTY)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+import warnings
+from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Union)
 
 import zmq
 
 from . import _common as c
 from ._common import (DEFAULT_ENDPOINT, CurveKey, Event, IDEMPOTENT_OPS,
                       Reply, TimeLike)
-from .errors import Timeout, error_from_reply
+from .errors import Timeout, Unavailable, error_from_reply
 
 __all__ = ["Client"]
 
@@ -33,13 +35,15 @@ class Client:
     fresh one connected.
 
     Retries and idempotency: ``score``, ``score_many``, ``recommend``,
-    ``profile``, ``model``, ``kpis``, ``stats`` and ``ping`` only read, so
+    ``profile``, ``model``, ``kpis``, ``stats``, ``ping``,
+    ``audience_list``, ``audience_members`` and ``triggers`` only read, so
     they are re-sent on a timeout (on a new connection, so a server restart
     is ridden out).  ``track`` is re-sent only when *every* event carries an
     ``event_id``: the server counts an ``event_id`` once, so a repeat cannot
     double count.  Otherwise a ``track`` timeout raises ``Timeout`` at once:
     the batch may or may not have been stored, and the caller decides.
-    ``alias``, ``forget`` and ``reload`` are never re-sent.
+    ``alias``, ``forget``, ``reload``, ``audience_put`` and
+    ``audience_delete`` are never re-sent.
 
     Errors the server reports raise the :class:`~leadscore.LeadscoreError`
     subclass of their wire code: ``BadRequest``, ``UnknownOp``,
@@ -136,10 +140,13 @@ class Client:
 
     # -- exchange --------------------------------------------------------
 
-    def _exchange(self, requests: List[Dict[str, Any]], retry: bool) -> List[Reply]:
+    def _exchange(self, requests: List[Dict[str, Any]], retry: bool,
+                  timeout: Optional[float] = None) -> List[Reply]:
         """Send every request map, pipelined; return the replies in order.
         Raises the first error reply; re-sends unanswered requests after a
-        timeout when ``retry`` allows."""
+        timeout when ``retry`` allows.  ``timeout``: this call's wait per
+        attempt, instead of :attr:`timeout`."""
+        wait = self.timeout if timeout is None else timeout
         if self._closed:
             raise RuntimeError("the client is closed")
         replies: List[Any] = [None] * len(requests)
@@ -161,7 +168,7 @@ class Client:
                     inflight[rid] = i
             except zmq.Again:
                 timed_out = True
-            deadline = time.monotonic() + self.timeout
+            deadline = time.monotonic() + wait
             while inflight and not timed_out:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sock.poll(max(1, int(left * 1000)), zmq.POLLIN):
@@ -198,7 +205,7 @@ class Client:
             if not retry or attempts > self.retries:
                 op = requests[min(pending)].get("op")
                 raise Timeout("no reply from %s to %r within %gs (%d attempt%s)"
-                              % (self.endpoint, op, self.timeout, attempts,
+                              % (self.endpoint, op, wait, attempts,
                                  "" if attempts == 1 else "s"))
 
     def call(self, op: str, fields: Optional[Mapping[str, Any]] = None,
@@ -297,3 +304,107 @@ class Client:
     def ping(self) -> Reply:
         """``{pong: True, version}``."""
         return self._exchange([{"op": "ping"}], True)[0]
+
+    # -- audiences and triggers --------------------------------------------
+
+    def audience_put(self, name: str, rule: str) -> Reply:
+        """Define audience ``name`` by ``rule`` (admin), or redefine it:
+        ``{created, changed, ready}``.  The rule is the audience language of
+        PROTOCOL.md over the score result and the features, e.g.
+        ``'purchase_count >= 2 and tier == "hot"'``; a bad one raises
+        :class:`~leadscore.BadRequest` whose message gives the column
+        (``bad rule: at column 8: ...``).  The same rule again changes
+        nothing (``changed: False``); a different one starts the audience
+        over: its first members come from a pass over the store (no enter
+        triggers).  The server answers once that pass is done (``ready``
+        True: the members are exact now), or after 5 s with the pass still
+        running (``ready`` False: :meth:`audience_list` says when it is).
+        The call waits that long on top of :attr:`timeout`.  Not re-sent on
+        a timeout."""
+        return self._exchange([c.audience_put_request(name, rule)], False,
+                              self.timeout + c.AUDIENCE_PUT_WAIT)[0]
+
+    def audience_delete(self, name: str) -> Reply:
+        """Delete audience ``name`` and its member list (admin):
+        ``{deleted}`` (False when there was none).  Not re-sent on a
+        timeout."""
+        return self._exchange([{"op": "audience_delete", "name": name}], False)[0]
+
+    def audience_list(self) -> List[Reply]:
+        """Every audience, by name: a list of ``{name, rule (canonical
+        form), members, ready (the first pass over the store is done),
+        created (Unix ms)}``."""
+        return c.audiences_of(self._exchange([{"op": "audience_list"}], True)[0])
+
+    def audience_members(self, name: str, limit: Optional[int] = None,
+                         cursor: Optional[str] = None) -> Reply:
+        """One page of the members of audience ``name``, in customer-id
+        order: ``{name, ready, members: [ids], cursor}``.  ``limit``: at
+        most this many (1-10000, server default 1000); ``cursor``: the
+        ``cursor`` of the previous page (None: from the start).  The last
+        page has ``cursor`` None.  An unknown audience raises
+        :class:`~leadscore.BadRequest`.  Each page is read from a snapshot
+        of its own.  See :meth:`iter_audience_members`."""
+        return self._exchange([c.audience_members_request(name, limit, cursor)], True)[0]
+
+    def iter_audience_members(self, name: str, page: int = 1000) -> Iterator[str]:
+        """Every member id of audience ``name``, in order, fetched ``page``
+        at a time as the iteration goes (a generator)."""
+        c.check_page_size(page)
+        cursor: Optional[str] = None
+        while True:
+            r = self.audience_members(name, limit=page, cursor=cursor)
+            for member in r.get("members", []):
+                yield member
+            cursor = r.get("cursor")
+            if cursor is None:
+                return
+
+    def triggers(self, from_seq: int = 0, limit: Optional[int] = None,
+                 wait_ms: Optional[int] = None) -> Reply:
+        """Read the trigger outbox after ``from_seq`` (exclusive):
+        ``{triggers: [...], next, first, last}``.  Each trigger is ``{seq,
+        id, customer, kind ("moment", "enter" or "exit"), name, at, score,
+        tier, phase, customer_type, clv, segment}`` (and ``value``, the
+        open cart's value, for ``abandoned_cart``); ``id`` is the same on
+        every delivery.  Pass ``next`` as ``from_seq`` to go on.  ``first``
+        / ``last``: the oldest and newest seq the outbox holds (0: empty);
+        ``first > from_seq + 1`` means triggers left it before they were
+        read.  ``limit``: at most this many (1-10000, server default 100).
+        ``wait_ms`` (0-60000): when nothing is there yet, the server holds
+        the request until a trigger is committed or the time is up (this
+        call then waits that long on top of :attr:`timeout`)."""
+        req = c.triggers_request(from_seq, limit, wait_ms)
+        return self._exchange([req], True, c.triggers_timeout(self.timeout, wait_ms))[0]
+
+    def follow_triggers(self, from_seq: int = 0, wait_ms: int = 10000) -> Iterator[Reply]:
+        """Every trigger after ``from_seq``, then each new one as it is
+        committed, forever (a generator; stop by leaving the loop).
+        Long-polls with ``wait_ms``; resumes from the last seq yielded.
+        While the service does not answer (a restart) it retries from the
+        same seq, pausing 0.5 s, then twice as long each time up to 10 s.
+        Triggers that left the outbox before they were read are reported
+        with a ``RuntimeWarning``.  Store the ``seq`` of each trigger you
+        handle and pass it as ``from_seq`` after a restart of your own."""
+        seq = from_seq
+        pause = 0.0
+        while True:
+            asked = time.monotonic()
+            try:
+                page = self.triggers(seq, wait_ms=wait_ms)
+            except (Timeout, Unavailable):
+                pause = min(max(pause * 2, c.FOLLOW_PAUSE_FIRST), c.FOLLOW_PAUSE_MAX)
+                time.sleep(pause)
+                continue
+            pause = 0.0
+            triggers, nxt = c.check_triggers_page(page)
+            missed = c.missed_triggers(seq, page)
+            if missed:
+                warnings.warn(missed, RuntimeWarning, stacklevel=2)
+            for t in triggers:
+                if isinstance(t.get("seq"), int):
+                    seq = max(seq, t["seq"])
+                yield t
+            seq = max(seq, nxt)
+            if not triggers and time.monotonic() - asked < wait_ms / 2000.0:
+                time.sleep(c.FOLLOW_EARLY_EMPTY)

@@ -55,7 +55,8 @@ class LeadscoreError(Exception):
 class BadRequest(LeadscoreError):
     """``bad_request``: not msgpack or not a map, a missing, unknown or
     ill-typed field, a value out of range, an ``alias`` that is refused, a
-    ``reload`` that failed (the old model stays)."""
+    ``reload`` that failed (the old model stays), an audience rule that
+    does not parse (the message gives the column), an unknown audience."""
 
     code = "bad_request"
 
@@ -76,7 +77,8 @@ class TooLarge(LeadscoreError):
 
 class Unauthorized(LeadscoreError):
     """``unauthorized``: under CurveZMQ, a client-role key called an admin
-    op (``reload``, ``forget``, ``stats``, ``kpis``)."""
+    op (``reload``, ``forget``, ``stats``, ``kpis``, ``audience_put``,
+    ``audience_delete``)."""
 
     code = "unauthorized"
 

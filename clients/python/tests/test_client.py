@@ -424,6 +424,23 @@ class TestCurve(unittest.TestCase):
             with self.assertRaises(Timeout):
                 stranger.ping()
 
+    def test_curve_audiences(self):
+        k = self.k
+        ep = self.server.endpoint
+        name = uid("secure")
+        with Client.from_key_files(ep, k("server.pub"), k("shop"), timeout=2.0) as shop:
+            with self.assertRaises(Unauthorized):        # defining and deleting: admin keys only
+                shop.audience_put(name, "score >= 0.5")
+            with Client.from_key_files(ep, k("server.pub"), k("ops")) as ops:
+                r = ops.audience_put(name, "score >= 0.5")
+                self.assertEqual((r["created"], r["changed"]), (True, True))
+                self.assertIn(name, [a["name"] for a in shop.audience_list()])   # reading: any key
+                self.assertEqual(shop.audience_members(name)["name"], name)
+                self.assertIn("next", shop.triggers(0))
+                with self.assertRaises(Unauthorized):
+                    shop.audience_delete(name)
+                self.assertEqual(ops.audience_delete(name), {"deleted": True})
+
     def test_curve_pusher(self):
         k = self.k
         c = uid("securepush")

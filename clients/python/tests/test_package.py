@@ -22,7 +22,10 @@ ERROR_CLASSES = [leadscore.LeadscoreError, leadscore.BadRequest, leadscore.Unkno
                  leadscore.TooLarge, leadscore.Unauthorized, leadscore.Unavailable,
                  leadscore.Internal, leadscore.Timeout, leadscore.ProtocolError]
 OPS = ["track", "score", "score_many", "recommend", "profile", "alias", "forget",
-       "model", "reload", "kpis", "stats", "ping", "call"]
+       "model", "reload", "kpis", "stats", "ping", "call",
+       "audience_put", "audience_delete", "audience_list", "audience_members", "triggers"]
+#: generators on Client, async generators on AsyncClient
+ITERATORS = ["iter_audience_members", "follow_triggers"]
 
 
 def public_methods(cls):
@@ -68,6 +71,14 @@ class TestPackage(unittest.TestCase):
             self.assertEqual(
                 list(inspect.signature(getattr(leadscore.Client, op)).parameters),
                 list(inspect.signature(getattr(leadscore.AsyncClient, op)).parameters), op)
+        for name in ITERATORS:
+            self.assertTrue(inspect.isgeneratorfunction(getattr(leadscore.Client, name)), name)
+            self.assertTrue(inspect.isasyncgenfunction(getattr(leadscore.AsyncClient, name)), name)
+            self.assertEqual(
+                list(inspect.signature(getattr(leadscore.Client, name)).parameters),
+                list(inspect.signature(getattr(leadscore.AsyncClient, name)).parameters), name)
+        for op in ("audience_list", "audience_members", "triggers"):
+            self.assertIn(op, leadscore.IDEMPOTENT_OPS)
 
     def test_type_hints(self):
         for cls in PUBLIC_CLASSES:
