@@ -384,6 +384,8 @@ static double f_trig_received(const loadgen_result *r) { return (double)r->trigg
 static double f_trig_missing(const loadgen_result *r) { return (double)r->triggers_missing; }
 static double f_trig_other(const loadgen_result *r) { return (double)r->triggers_other; }
 static double f_trig_drain(const loadgen_result *r) { return r->trigger_drain_s; }
+static double f_trig_polls(const loadgen_result *r) { return (double)r->trigger_polls; }
+static double f_trig_poll_failures(const loadgen_result *r) { return (double)r->trigger_poll_failures; }
 
 typedef struct {
     const char *label;   /* the text table's row; NULL: "<items>/s" */
@@ -427,6 +429,8 @@ static const figure figures[] = {
     {"triggers missing", "triggers_missing", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_missing},
     {"other triggers", "triggers_other", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_other},
     {"drain (s)", "trigger_drain_s", FMT_SECONDS, SHOW_TRIGGERS, 0, f_trig_drain},
+    {"trigger polls", "trigger_polls", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_polls},
+    {"failed polls", "trigger_poll_failures", FMT_COUNT, SHOW_TRIGGERS, 0, f_trig_poll_failures},
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
@@ -601,6 +605,10 @@ static void print_trigger_section(FILE *out, const loadgen_result *ls)
             (unsigned long long)ls->triggers_other);
     fprintf(out, "%-18s %12.2f  (from the last acknowledgement to the last trigger)\n", "drain (s)",
             ls->trigger_drain_s);
+    fprintf(out, "%-18s %12llu  (long polls of the consumer", "trigger polls", (unsigned long long)ls->trigger_polls);
+    if (ls->trigger_poll_failures)
+        fprintf(out, "; %llu failed, first: %s", (unsigned long long)ls->trigger_poll_failures, ls->first_error);
+    fprintf(out, ")\n");
     fprintf(out, "(both latencies run from the time each track request was due; a trigger is\n"
                  " committed with its event, so it cannot come before the acknowledgement's commit)\n");
 }

@@ -173,6 +173,8 @@ typedef struct {
     uint64_t triggers_other;      /* other triggers read meanwhile */
     int64_t triggers_missing;     /* items_acked - triggers_received */
     uint64_t trigger_polls;       /* "triggers" requests the consumer made */
+    uint64_t trigger_poll_failures; /* ... that failed (no reply in time, an
+                                     error reply); first_error says why */
     double trigger_drain_s;       /* clients' last reply to the last trigger */
 } loadgen_result;
 

@@ -417,6 +417,7 @@ void lg_consumer_finish(lg_consumer *c, uint64_t expected, loadgen_result *out)
     out->triggers_other = c->other;
     out->triggers_missing = (int64_t)expected - (int64_t)c->received;
     out->trigger_polls = c->polls;
+    out->trigger_poll_failures = c->failures;
     int64_t clients_end = 0;
     for (int i = 0; i < c->run->nclients; i++)
         if (c->run->clients[i].last_done_ns > clients_end)
