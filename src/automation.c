@@ -65,6 +65,7 @@ struct automation {
     const model *m;
     int64_t now_ms;
     uint64_t last_seq;
+    int64_t since_ms;          /* when automation first ran on this store */
     /* the sweep */
     int sweeping;
     char cursor[STORE_MAX_KEY + 1];
@@ -558,27 +559,40 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
         memset(&s, 0, sizeof s);
     if (mode == MODE_TIMER)
         s.next_due_ms = 0; /* its timer key is already gone */
-    int baseline = mode == MODE_SWEEP && !had;
+    /* Met first by the sweep, and silent since automation began on this
+     * store: imported or stored before it; what holds is recorded, not
+     * fired.  (A customer with an event since then was evaluated on it:
+     * its missing state just means nothing was under way.) */
+    int baseline = mode == MODE_SWEEP && !had && f.last_seen_ms < a->since_ms;
     assess_result res;
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
     assess_customer(a->m, &f, &ctx, 0, 0, &res); /* segments: need_segments */
     eval_ctx e = {id, len, &f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0};
     if ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline)))
         return rc;
+    /* The timer moves only when it must ring earlier: one that rings too
+     * early finds nothing due and re-arms, which costs less than moving it
+     * on every event (an open cart's silence restarts with each). */
     int64_t due = next_due(a, e.rules, &f);
-    if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, due)))
-        return rc;
-    s.next_due_ms = due;
-    if (due && (a->next_wake_ms == 0 || due < a->next_wake_ms))
-        a->next_wake_ms = due;
+    if (due && (s.next_due_ms == 0 || due < s.next_due_ms || s.next_due_ms <= a->now_ms)) {
+        if ((rc = trigger_timer_set(w, id, len, due)))
+            return rc;
+        s.next_due_ms = due;
+        BUMP(a, automation_timer_moves, 1);
+    }
+    if (s.next_due_ms && (a->next_wake_ms == 0 || s.next_due_ms < a->next_wake_ms))
+        a->next_wake_ms = s.next_due_ms;
     size_t n = state_encode(&s, a->state_buf, sizeof a->state_buf);
     if (n == 0)
         return LS_EINTERNAL;
     BUMP(a, automation_evaluations, 1);
     if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
         return LS_OK;
-    if (baseline && state_empty(&s))
-        return LS_OK; /* nothing to remember: an imported store gets no state per idle customer */
+    if (state_empty(&s) && !had) /* nothing to remember: no record (one page fewer for most new visitors) */
+        return LS_OK;
+    BUMP(a, automation_state_writes, 1);
+    if (state_empty(&s))
+        return store_wtxn_tdel(w, STORE_T_STATES, id, len);
     return store_wtxn_tput(w, STORE_T_STATES, id, len, a->state_buf, n);
 }
 
@@ -617,7 +631,8 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
     a->now_ms = now_ms;
     touch_clear(&a->touched);
     if (!a->audiences_loaded) {
-        if ((rc = audience_set_load(&a->audiences, w)) != LS_OK)
+        if ((rc = audience_set_load(&a->audiences, w)) != LS_OK ||
+            (rc = audience_since(w, now_ms, &a->since_ms)) != LS_OK)
             return rc;
         a->audiences_loaded = 1;
         for (size_t i = 0; i < a->audiences.n; i++)
@@ -649,8 +664,7 @@ int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, 
         return rc;
     if (state_decode(&s, old.ptr, old.len) != LS_OK)
         memset(&s, 0, sizeof s);
-    if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, 0)))
-        return rc;
+    /* its timer, if any, is dropped as stale when it comes due (no state) */
     for (uint16_t i = 0; i < s.naud; i++) {
         audience_def *d = audience_find_id(&a->audiences, s.aud[i]);
         if (d && (rc = audience_set_member(d, w, id, len, 0, a->now_ms)))
@@ -731,10 +745,20 @@ typedef struct {
     int mode;
 } visit_ctx;
 
+/* A timer came due: a stale one (the customer's state names another time,
+ * or it has no state) is dropped, the one that counts re-evaluates. */
 static int visit_due(void *arg, const char *id, size_t len, int64_t due_ms)
 {
     visit_ctx *v = arg;
-    (void)due_ms;
+    store_bytes cur;
+    cust_state s;
+    int rc = store_wtxn_tget(v->w, STORE_T_STATES, id, len, &cur);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc)
+        return rc;
+    if (state_decode(&s, cur.ptr, cur.len) != LS_OK || s.next_due_ms != due_ms)
+        return LS_OK;
     BUMP(v->a, automation_timers, 1);
     return evaluate(v->a, v->w, id, len, NULL, MODE_TIMER);
 }

@@ -21,16 +21,13 @@
  * table, the JSON and the ratios all read it. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <jansson.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench_audiences.h"
@@ -38,14 +35,9 @@
 #include "bench_spawn.h"
 #include "cli.h"
 #include "cliopts.h"
-#include "config.h"
 #include "leadscore/error.h"
 #include "loadgen.h"
-#include "model.h"
 #include "security.h"
-#include "server.h"
-#include "store.h"
-#include "timefmt.h"
 
 #ifndef LS_VERSION
 #define LS_VERSION "0.0.0-dev"

@@ -533,6 +533,8 @@ static void write_counters(codec_writer *w, stats *st)
     kv_int(w, "automation_evaluations", (int64_t)atomic_load(&st->automation_evaluations));
     kv_int(w, "automation_timers", (int64_t)atomic_load(&st->automation_timers));
     kv_int(w, "automation_sweeps", (int64_t)atomic_load(&st->automation_sweeps));
+    kv_int(w, "automation_state_writes", (int64_t)atomic_load(&st->automation_state_writes));
+    kv_int(w, "automation_timer_moves", (int64_t)atomic_load(&st->automation_timer_moves));
     kv_int(w, "automation_failures", (int64_t)atomic_load(&st->automation_failures));
     kv_int(w, "retrain_runs", (int64_t)atomic_load(&st->retrain_runs));
     kv_int(w, "retrain_swaps", (int64_t)atomic_load(&st->retrain_swaps));
@@ -759,7 +761,7 @@ static int read_audience_name(ops_call *c, ls_str *name)
 
 static int op_audience_put(ops_call *c)
 {
-    ls_str name, rule;
+    ls_str name = {NULL, 0}, rule = {NULL, 0};
     char err[200], text[ARULE_MAX_TEXT + 1];
     arule *parsed = NULL;
     int rc = read_audience_name(c, &name);
@@ -789,7 +791,7 @@ static int op_audience_put(ops_call *c)
 
 static int op_audience_delete(ops_call *c)
 {
-    ls_str name;
+    ls_str name = {NULL, 0};
     int rc = read_audience_name(c, &name);
     return rc ? rc : submit_identity(c, JOB_AUDIENCE_DELETE, &name, NULL);
 }
@@ -856,7 +858,7 @@ static int page_member(void *arg, const char *customer, size_t len, int64_t ente
 
 static int op_audience_members(ops_call *c)
 {
-    ls_str name, cursor = {NULL, 0};
+    ls_str name = {NULL, 0}, cursor = {NULL, 0};
     audience_info info;
     int64_t limit = 1000;
     int more = 0, rc;

@@ -261,6 +261,8 @@ START_TEST(triggers_one_per_event_acknowledged)
     ck_assert_uint_ge(r.items_acked, r.items);
     ck_assert_uint_eq(r.triggers_received, r.items_acked);
     ck_assert_int_eq(r.triggers_missing, 0);
+    ck_assert_uint_gt(r.trigger_polls, 0);
+    ck_assert_uint_eq(r.trigger_poll_failures, 0);
     ck_assert_ptr_nonnull(r.trigger_latency);
     ck_assert_uint_eq(hist_count(r.trigger_latency), r.triggers_received - r.triggers_warmup);
     ck_assert_uint_eq(hist_count(r.trigger_latency), r.items); /* one per measured event */
