@@ -78,7 +78,7 @@ struct automation {
     int64_t last_prune_ms;
     int64_t next_wake_ms;      /* the earliest timer as last seen */
     /* scratch */
-    uint8_t state_buf[16 + JA_COUNT * 18 + 2 + AUDIENCE_MAX * 4];
+    uint8_t state_buf[AUTOMATION_STATE_MAX];
 };
 
 /* ------------------------------------------------------------------ */
@@ -542,15 +542,14 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     int rc;
     if (len > TOUCH_MAX_ID - 8)
         return LS_OK;
-    if (f_in) {
-        f = *f_in;
-    } else if ((rc = store_wtxn_get(w, id, len, &f)) != LS_OK) {
-        return rc == LS_ENOTFOUND ? automation_forget(a, w, id, len, 0) : rc;
-    }
-    rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
-    if (rc && rc != LS_ENOTFOUND)
+    rc = store_wtxn_get_state(w, id, len, f_in ? NULL : &f, &old);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK; /* gone (forget, alias) before its turn: automation_forget saw to it */
+    if (rc)
         return rc;
-    int had = rc == LS_OK;
+    if (f_in)
+        f = *f_in;
+    int had = old.len > 0;
     uint8_t old_bytes[sizeof a->state_buf];
     size_t old_len = had && old.len <= sizeof old_bytes ? old.len : 0;
     if (old_len)
@@ -572,10 +571,12 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
         return rc;
     /* The timer moves only when it must ring earlier: one that rings too
      * early finds nothing due and re-arms, which costs less than moving it
-     * on every event (an open cart's silence restarts with each). */
+     * on every event (an open cart's silence restarts with each).  A
+     * customer has at most one timer, the one its state names, so a forget
+     * can delete it (the key holds the id). */
     int64_t due = next_due(a, e.rules, &f);
     if (due && (s.next_due_ms == 0 || due < s.next_due_ms || s.next_due_ms <= a->now_ms)) {
-        if ((rc = trigger_timer_set(w, id, len, due)))
+        if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, due)))
             return rc;
         s.next_due_ms = due;
         BUMP(a, automation_timer_moves, 1);
@@ -588,12 +589,10 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     BUMP(a, automation_evaluations, 1);
     if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
         return LS_OK;
-    if (state_empty(&s) && !had) /* nothing to remember: no record (one page fewer for most new visitors) */
+    if (state_empty(&s) && !had) /* nothing to remember */
         return LS_OK;
     BUMP(a, automation_state_writes, 1);
-    if (state_empty(&s))
-        return store_wtxn_tdel(w, STORE_T_STATES, id, len);
-    return store_wtxn_tput(w, STORE_T_STATES, id, len, a->state_buf, n);
+    return store_wtxn_put_state(w, id, len, a->state_buf, state_empty(&s) ? 0 : n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -647,30 +646,41 @@ int automation_touch(automation *a, const char *id, size_t len)
     return touch_add(&a->touched, id, len);
 }
 
-int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers)
+int automation_state_read(store_wtxn *w, const char *id, size_t len, uint8_t *buf, size_t cap, size_t *n)
 {
-    store_bytes old;
+    store_bytes st;
+    *n = 0;
+    int rc = store_wtxn_get_state(w, id, len, NULL, &st);
+    if (rc == LS_ENOTFOUND)
+        return LS_OK;
+    if (rc)
+        return rc;
+    if (st.len > cap)
+        return LS_EPARSE;
+    memcpy(buf, st.ptr, st.len);
+    *n = st.len;
+    return LS_OK;
+}
+
+int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers,
+                      const uint8_t *state, size_t state_len)
+{
     cust_state s;
     size_t erased = 0;
     if (len > TOUCH_MAX_ID - 8)
         return LS_OK;
     int rc = erase_triggers ? trigger_forget(w, id, len, &erased) : LS_OK; /* erasure: the outbox too */
-    if (rc)
+    if (rc || state_len == 0 || state_decode(&s, state, state_len) != LS_OK)
         return rc;
-    rc = store_wtxn_tget(w, STORE_T_STATES, id, len, &old);
-    if (rc == LS_ENOTFOUND)
-        return LS_OK;
-    if (rc)
+    /* its timer goes too: the key holds the id */
+    if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, 0)))
         return rc;
-    if (state_decode(&s, old.ptr, old.len) != LS_OK)
-        memset(&s, 0, sizeof s);
-    /* its timer, if any, is dropped as stale when it comes due (no state) */
     for (uint16_t i = 0; i < s.naud; i++) {
         audience_def *d = audience_find_id(&a->audiences, s.aud[i]);
         if (d && (rc = audience_set_member(d, w, id, len, 0, a->now_ms)))
             return rc;
     }
-    return store_wtxn_tdel(w, STORE_T_STATES, id, len);
+    return LS_OK;
 }
 
 int automation_audience_put(automation *a, store_wtxn *w, const char *name, size_t name_len, const char *rule,
@@ -745,19 +755,19 @@ typedef struct {
     int mode;
 } visit_ctx;
 
-/* A timer came due: a stale one (the customer's state names another time,
- * or it has no state) is dropped, the one that counts re-evaluates. */
+/* A timer came due: the customer re-evaluates (a timer its state does
+ * not name, left by a failure or a forget racing it, is dropped). */
 static int visit_due(void *arg, const char *id, size_t len, int64_t due_ms)
 {
     visit_ctx *v = arg;
     store_bytes cur;
     cust_state s;
-    int rc = store_wtxn_tget(v->w, STORE_T_STATES, id, len, &cur);
+    int rc = store_wtxn_get_state(v->w, id, len, NULL, &cur);
     if (rc == LS_ENOTFOUND)
         return LS_OK;
     if (rc)
         return rc;
-    if (state_decode(&s, cur.ptr, cur.len) != LS_OK || s.next_due_ms != due_ms)
+    if (cur.len == 0 || state_decode(&s, cur.ptr, cur.len) != LS_OK || s.next_due_ms != due_ms)
         return LS_OK;
     BUMP(v->a, automation_timers, 1);
     return evaluate(v->a, v->w, id, len, NULL, MODE_TIMER);

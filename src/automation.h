@@ -78,11 +78,19 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
  * finish).  An id aliased elsewhere is resolved at finish. */
 int automation_touch(automation *a, const char *id, size_t len);
 
-/* Removes what automation keeps of customer id (state, memberships,
- * timer), and with erase_triggers its triggers in the outbox too: a
- * forget (1), or an alias whose `from` is merged away (0: what fired for
- * it stays in the outbox).  No trigger. */
-int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers);
+/* Longest automation state of one customer, in bytes. */
+#define AUTOMATION_STATE_MAX (18 + JA_COUNT * 18 + 2 + AUDIENCE_MAX * 4)
+
+/* Copies customer id's automation state (kept in its value) into buf:
+ * read it before a forget or an alias deletes the value.  *n 0: none. */
+int automation_state_read(store_wtxn *w, const char *id, size_t len, uint8_t *buf, size_t cap, size_t *n);
+
+/* After customer id's value is gone (a forget, or an alias that merged
+ * `from` away): takes it out of the audiences its state (read before)
+ * names, and with erase_triggers erases its triggers from the outbox too
+ * (a forget: 1; an alias: 0, what fired for it stays).  No trigger. */
+int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers,
+                      const uint8_t *state, size_t state_len);
 
 /* Defines or deletes an audience in this txn (audience.h); a change
  * starts a sweep pass after the commit. */

@@ -47,6 +47,8 @@ struct store_wtxn {
     store *s;
     MDB_txn *txn;
     uint64_t writes;   /* puts and deletes handed to LMDB (store_wtxn_writes) */
+    uint8_t *buf, *copy;  /* store_wtxn_put_state's encoding and copy buffers */
+    size_t buf_cap, copy_cap;
 };
 
 /* Maps an LMDB or errno code to a status. */
@@ -169,8 +171,8 @@ static int open_alias_dbs(store *s, MDB_txn *txn, unsigned create)
  * this version: adding tables changes no value format, so the schema
  * version stays.  An older store opened read-only has none: they read as
  * empty. */
-static const char *const table_names[STORE_T_COUNT] = {"audiences", "audience_members", "trigger_states",
-                                                       "trigger_outbox", "trigger_timers", "trigger_by_customer"};
+static const char *const table_names[STORE_T_COUNT] = {"audiences", "audience_members", "trigger_outbox",
+                                                       "trigger_timers", "trigger_by_customer"};
 
 static int open_tables(store *s, MDB_txn *txn, unsigned create)
 {
@@ -415,18 +417,23 @@ void store_reader_end(store_reader *r)
  * value, so a write touches one B-tree leaf and a read for "now" decodes
  * the record alone. */
 #define VALUE_MARK 0xC3
+/* Schema 4: the same with the customer's automation state (automation.h)
+ * between record and history, as a varint length and its bytes, so that
+ * state lives in the leaf the customer's events already dirty. */
+#define VALUE_MARK_STATE 0xC4
 _Static_assert(FEATURE_RECORD_VERSION < VALUE_MARK, "a record version must not look like the value mark");
 
 typedef struct {
-    const uint8_t *rec, *hist;
+    const uint8_t *rec, *hist, *state;
     size_t rec_len, hist_len;   /* hist_len 0: no history (a plain record) */
+    size_t state_len;           /* 0: no automation state */
 } value_parts;
 
 static int split_value(const MDB_val *v, value_parts *out)
 {
     const uint8_t *p = v->mv_data;
     memset(out, 0, sizeof *out);
-    if (v->mv_size == 0 || p[0] != VALUE_MARK) {
+    if (v->mv_size == 0 || (p[0] != VALUE_MARK && p[0] != VALUE_MARK_STATE)) {
         out->rec = p;
         out->rec_len = v->mv_size;
         return LS_OK;
@@ -437,8 +444,19 @@ static int split_value(const MDB_val *v, value_parts *out)
         return LS_EPARSE;
     out->rec = r.p;
     out->rec_len = (size_t)len;
-    out->hist = r.p + len;
-    out->hist_len = r.left - (size_t)len;
+    r.p += len;
+    r.left -= (size_t)len;
+    if (p[0] == VALUE_MARK_STATE) {
+        uint64_t slen = bytecur_get_varint(&r);
+        if (r.bad || slen > r.left)
+            return LS_EPARSE;
+        out->state = r.p;
+        out->state_len = (size_t)slen;
+        r.p += slen;
+        r.left -= (size_t)slen;
+    }
+    out->hist = r.p;
+    out->hist_len = r.left;
     return LS_OK;
 }
 
@@ -502,11 +520,14 @@ int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *o
     return get_record(r->txn, r->s->customers, id, len, out);
 }
 
-/* A customer's record and history from ONE lookup (id already resolved).
+/* A customer's record, history and automation state (state may be NULL;
+ * its bytes point into the txn) from ONE lookup (id already resolved).
  * LS_ENOTFOUND, with an empty record and history, when there is none. */
-static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t len, ls_features *rec, history *h)
+static int read_customer_state(MDB_txn *txn, const store *s, const char *id, size_t len, ls_features *rec,
+                               history *h, store_bytes *state)
 {
     MDB_val k = {len, (void *)id}, v;
+    value_parts parts;
     feature_init(rec);
     history_clear(h);
     int rc = mdb_get(txn, s->customers, &k, &v);
@@ -514,7 +535,16 @@ static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t le
         return from_mdb(rc);
     if ((rc = decode_value_record(&v, rec)) == LS_OK)
         rc = decode_value_history(&v, rec, h);
+    if (rc == LS_OK && state && split_value(&v, &parts) == LS_OK) {
+        state->ptr = parts.state;
+        state->len = parts.state_len;
+    }
     return rc;
+}
+
+static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t len, ls_features *rec, history *h)
+{
+    return read_customer_state(txn, s, id, len, rec, h, NULL);
 }
 
 /* rec, the running record stored in value v, made the record as of
@@ -761,6 +791,8 @@ int store_write_commit(store_wtxn **wp)
         mdb_txn_abort((*wp)->txn); /* as a commit that failed writing */
     else
         rc = mdb_txn_commit((*wp)->txn);
+    free((*wp)->buf);
+    free((*wp)->copy);
     free(*wp);
     *wp = NULL;
     return from_mdb(rc);
@@ -771,6 +803,8 @@ void store_write_abort(store_wtxn **wp)
     if (!wp || !*wp)
         return;
     mdb_txn_abort((*wp)->txn);
+    free((*wp)->buf);
+    free((*wp)->copy);
     free(*wp);
     *wp = NULL;
 }
@@ -812,20 +846,42 @@ void store_held_free(store_held *h)
 {
     history_free(&h->h);
     free(h->buf);
-    h->buf = NULL;
-    h->buf_cap = 0;
+    free(h->state);
+    h->buf = h->state = NULL;
+    h->buf_cap = h->state_cap = h->state_len = 0;
     h->open = 0;
 }
 
-int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
-                            uint8_t **buf, size_t *buf_cap)
+/* Copies the automation state bytes of the customer being held (they
+ * point into the txn) so put_back writes them back unchanged. */
+static int held_keep_state(store_held *h, const store_bytes *state)
 {
-    uint8_t rec[FEATURE_MAX_ENCODED], mark = VALUE_MARK;
-    size_t rec_len, hist_len;
-    int rc = feature_encode(f, rec, sizeof rec, &rec_len);
-    if (rc)
-        return rc;
-    size_t need = 1 + 5 + rec_len + history_encoded_size(h);
+    if (state->len > h->state_cap) {
+        uint8_t *b = realloc(h->state, state->len);
+        if (!b)
+            return LS_ENOMEM;
+        h->state = b;
+        h->state_cap = state->len;
+    }
+    if (state->len)
+        memcpy(h->state, state->ptr, state->len);
+    h->state_len = state->len;
+    return LS_OK;
+}
+
+/* Encodes a value -- record, history (h NULL or hist bytes: as given),
+ * state -- into *buf and writes it.  The history goes in as encoded bytes
+ * when hist is given (put_state keeps it unread), else from h. */
+static int put_value(store_wtxn *w, const char *id, size_t len, const uint8_t *rec, size_t rec_len, const history *h,
+                     const uint8_t *hist, size_t hist_len, const uint8_t *state, size_t state_len, uint8_t **buf,
+                     size_t *buf_cap)
+{
+    uint8_t mark = state_len ? VALUE_MARK_STATE : VALUE_MARK;
+    size_t need = 1 + 10 + rec_len + 10 + state_len + (h ? history_encoded_size(h) : hist_len);
+    if (!h && !hist_len && !state_len) { /* a plain record: no history, no state */
+        MDB_val k = {len, (void *)id}, v = {rec_len, (void *)rec};
+        return from_mdb(wput(w, w->s->customers, &k, &v, 0));
+    }
     if (need > *buf_cap) {
         uint8_t *b = realloc(*buf, need);
         if (!b)
@@ -833,16 +889,83 @@ int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_
         *buf = b;
         *buf_cap = need;
     }
-    bytecur_w w_ = {*buf, *buf_cap, 0};
-    bytecur_put(&w_, &mark, 1);
-    bytecur_put_varint(&w_, rec_len);
-    bytecur_put(&w_, rec, rec_len);
-    if (w_.bad)
+    bytecur_w c = {*buf, *buf_cap, 0};
+    bytecur_put(&c, &mark, 1);
+    bytecur_put_varint(&c, rec_len);
+    bytecur_put(&c, rec, rec_len);
+    if (state_len) {
+        bytecur_put_varint(&c, state_len);
+        bytecur_put(&c, state, state_len);
+    }
+    if (c.bad)
         return LS_EINVAL;
-    if ((rc = history_encode(h, w_.p, w_.left, &hist_len)))
-        return rc;
-    MDB_val k = {len, (void *)id}, v = {*buf_cap - w_.left + hist_len, *buf};
+    if (h) {
+        size_t written;
+        int rc = history_encode(h, c.p, c.left, &written);
+        if (rc)
+            return rc;
+        c.p += written;
+        c.left -= written;
+    } else {
+        bytecur_put(&c, hist, hist_len);
+    }
+    if (c.bad)
+        return LS_EINVAL;
+    MDB_val k = {len, (void *)id}, v = {(size_t)(c.p - *buf), *buf};
     return from_mdb(wput(w, w->s->customers, &k, &v, 0));
+}
+
+int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
+                            const uint8_t *state, size_t state_len, uint8_t **buf, size_t *buf_cap)
+{
+    uint8_t rec[FEATURE_MAX_ENCODED];
+    size_t rec_len;
+    int rc = feature_encode(f, rec, sizeof rec, &rec_len);
+    return rc ? rc : put_value(w, id, len, rec, rec_len, h, NULL, 0, state, state_len, buf, buf_cap);
+}
+
+int store_wtxn_get_state(store_wtxn *w, const char *id, size_t len, ls_features *f, store_bytes *state)
+{
+    MDB_val k = {len, (void *)id}, v;
+    value_parts parts;
+    state->ptr = NULL;
+    state->len = 0;
+    if (f)
+        feature_init(f);
+    int rc = mdb_get(w->txn, w->s->customers, &k, &v);
+    if (rc)
+        return from_mdb(rc);
+    if ((rc = split_value(&v, &parts)) != LS_OK)
+        return rc;
+    state->ptr = parts.state;
+    state->len = parts.state_len;
+    return f ? feature_decode(f, parts.rec, parts.rec_len) : LS_OK;
+}
+
+int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *state, size_t state_len)
+{
+    MDB_val k = {len, (void *)id}, v;
+    value_parts parts;
+    int rc = mdb_get(w->txn, w->s->customers, &k, &v);
+    if (rc)
+        return from_mdb(rc);
+    if ((rc = split_value(&v, &parts)) != LS_OK)
+        return rc;
+    if (parts.state_len == state_len && (state_len == 0 || memcmp(parts.state, state, state_len) == 0))
+        return LS_OK;
+    /* the value's bytes live in the map: copy what is kept before writing */
+    size_t keep = parts.rec_len + parts.hist_len;
+    if (keep > w->copy_cap) {
+        uint8_t *b = realloc(w->copy, keep);
+        if (!b)
+            return LS_ENOMEM;
+        w->copy = b;
+        w->copy_cap = keep;
+    }
+    memcpy(w->copy, parts.rec, parts.rec_len);
+    memcpy(w->copy + parts.rec_len, parts.hist, parts.hist_len);
+    return put_value(w, id, len, w->copy, parts.rec_len, NULL, w->copy + parts.rec_len, parts.hist_len, state,
+                     state_len, &w->buf, &w->buf_cap);
 }
 
 int store_wtxn_put_back(store_wtxn *w, store_held *h)
@@ -856,7 +979,8 @@ int store_wtxn_put_back(store_wtxn *w, store_held *h)
         if (rc == LS_OK)
             rc = history_fold(&h->h, w->s->retention_ms, HISTORY_MAX_EVENTS, &w->s->decay, NULL);
         if (rc == LS_OK)
-            rc = store_wtxn_put_customer(w, h->id, h->len, &h->f, &h->h, &h->buf, &h->buf_cap);
+            rc = store_wtxn_put_customer(w, h->id, h->len, &h->f, &h->h, h->state, h->state_len, &h->buf,
+                                         &h->buf_cap);
     }
     h->open = 0;
     return rc;
@@ -877,8 +1001,11 @@ int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id)
     memcpy(copy, target, len); /* txn memory: copy before the next write */
     if ((rc = store_wtxn_put_back(w, h)))
         return rc;
-    rc = read_customer(w->txn, w->s, copy, len, &h->f, &h->h);
+    store_bytes state = {NULL, 0};
+    rc = read_customer_state(w->txn, w->s, copy, len, &h->f, &h->h, &state);
     if (rc != LS_OK && rc != LS_ENOTFOUND)
+        return rc;
+    if ((rc = held_keep_state(h, &state)) != LS_OK)
         return rc;
     memcpy(h->id, copy, len);
     h->len = len;
@@ -1063,17 +1190,21 @@ static int merge_histories(store_wtxn *w, const char *from, size_t from_len, con
     store_held held;
     ls_features a, b;
     history src;
+    store_bytes state = {NULL, 0};
     store_held_init(&held);
     history_init(&src);
-    int rc = read_customer(w->txn, w->s, to, tlen, &b, &held.h);
+    int rc = read_customer_state(w->txn, w->s, to, tlen, &b, &held.h, &state);
     if (rc == LS_OK || rc == LS_ENOTFOUND)
+        rc = held_keep_state(&held, &state); /* to's automation state stays */
+    if (rc == LS_OK)
         rc = read_customer(w->txn, w->s, from, from_len, &a, &src);
     if (rc == LS_OK)
         rc = history_merge(&held.h, &src, &w->s->decay);
     if (rc == LS_OK)
         rc = history_replay(&held.h, INT64_MAX, &w->s->decay, &b);
     if (rc == LS_OK)
-        rc = store_wtxn_put_customer(w, to, tlen, &b, &held.h, &held.buf, &held.buf_cap);
+        rc = store_wtxn_put_customer(w, to, tlen, &b, &held.h, held.state, held.state_len, &held.buf,
+                                     &held.buf_cap);
     MDB_val k = {from_len, (void *)from};
     if (rc == LS_OK)
         rc = from_mdb(wdel(w, w->s->customers, &k));

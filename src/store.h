@@ -4,9 +4,10 @@
  * Layout (named LMDB databases inside one environment directory):
  *   meta          "schema" -> u32 schema version, "decay" -> 2 x i64 half-lives
  *   customers     customer id -> the customer's running feature record
- *                 (feature.h) and its event history (history.h), in one
- *                 value: a write touches one B-tree leaf, a read for "now"
- *                 decodes the record part alone
+ *                 (feature.h), its event history (history.h) and its
+ *                 automation state (automation.h), in one value: a write
+ *                 touches one B-tree leaf, a read for "now" decodes the
+ *                 record part alone
  *   event_ids     event id -> i64 receive time (ms) + customer id
  *   event_ids_by_time  be64 receive time + event id -> "" (for pruning)
  *   aliases       anonymous id -> customer id it was merged into
@@ -17,10 +18,11 @@
  * for "now" decode it alone (O(1)); reads as of an earlier time replay the
  * history up to that time.
  *
- * Schema versions: 1 had no alias tables, 2 no history.  Opening an older
- * store for writing creates the missing tables and records version 3 (an
- * in-place upgrade; a version-2 binary must not read values with a
- * history, which is why the version moves).  A customer written by an
+ * Schema versions: 1 had no alias tables, 2 no history, 3 no automation
+ * state in the value and no automation tables.  Opening an older store for
+ * writing creates the missing tables and records version 4 (an in-place
+ * upgrade; an older binary must not read values in a format it does not
+ * know, which is why the version moves).  A customer written by an
  * older version has a record and no history: its record counts as the
  * history's "before" aggregate (what happened before the upgrade), and new
  * events go to its history.
@@ -44,11 +46,18 @@
 #include "feature.h"
 #include "history.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store store;
 typedef struct store_reader store_reader;
 typedef struct store_wtxn store_wtxn;
+
+/* Bytes in the store (valid until the txn's next write, or the snapshot's
+ * end). */
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} store_bytes;
 
 typedef struct {
     uint64_t map_size;      /* initial LMDB map size in bytes (virtual; 0 = default 1 GiB) */
@@ -194,6 +203,8 @@ typedef struct {
     ls_features f;     /* the running vector */
     history h;
     size_t n_at_hold;  /* events f covers (the history's first n_at_hold) */
+    uint8_t *state;    /* the customer's automation state, written back as it was */
+    size_t state_len, state_cap;
     size_t first_new;  /* lowest index an event was added at */
     int changed;       /* events were added */
     uint8_t *buf;      /* encoding buffer */
@@ -255,7 +266,18 @@ int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features 
  * needed).  store_wtxn_put writes a record without a history, which then
  * counts as the history's `before` aggregate.  0 or a status. */
 int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
-                            uint8_t **buf, size_t *buf_cap);
+                            const uint8_t *state, size_t state_len, uint8_t **buf, size_t *buf_cap);
+
+/* The automation state (automation.h) kept at the end of a customer's
+ * value (schema 4), and with f non-NULL its running record, from one
+ * lookup: state->len 0 when it has none (its bytes point into the txn).
+ * LS_ENOTFOUND when there is no such customer. */
+int store_wtxn_get_state(store_wtxn *w, const char *id, size_t len, ls_features *f, store_bytes *state);
+
+/* Replaces that state (state_len 0: none), keeping record and history as
+ * they are; the customer's leaf is usually dirty already, so this costs
+ * no page of its own.  LS_ENOTFOUND when there is no such customer. */
+int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *state, size_t state_len);
 
 /* Records event id `eid` as received at received_ms for customer id.
  * *seen is set to 1 (and nothing is written) when the id is already held,
@@ -275,7 +297,6 @@ int store_compact(store *s, const char *out);
 /* ---- the automation tables (audience.h, trigger.h): raw bytes ----
  *   audiences         audience name -> its definition (audience.h)
  *   audience_members  be32 audience id + customer id -> be64 entered at (ms)
- *   trigger_states    customer id -> what automation remembers of it
  *   trigger_outbox    be64 seq -> one trigger, msgpack (trigger.h)
  *   trigger_timers    be64 due (ms) + customer id -> ""
  *   trigger_by_customer  be16 id length + customer id + be64 seq -> ""
@@ -284,13 +305,8 @@ int store_compact(store *s, const char *out);
  * so the schema version stays 3); an older store opened read-only reads
  * them as empty.  Values returned point into the txn (valid until its next
  * write) or the snapshot. */
-typedef enum { STORE_T_AUDIENCES, STORE_T_MEMBERS, STORE_T_STATES, STORE_T_OUTBOX, STORE_T_TIMERS,
-               STORE_T_BY_CUSTOMER, STORE_T_COUNT } store_table;
-
-typedef struct {
-    const uint8_t *ptr;
-    size_t len;
-} store_bytes;
+typedef enum { STORE_T_AUDIENCES, STORE_T_MEMBERS, STORE_T_OUTBOX, STORE_T_TIMERS, STORE_T_BY_CUSTOMER,
+               STORE_T_COUNT } store_table;
 
 /* Called for each key/value in order; non-zero stops the scan (and is
  * what the scan returns). */

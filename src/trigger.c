@@ -370,12 +370,22 @@ static size_t timer_key(uint8_t *key, int64_t due_ms, const char *id, size_t len
     return 8 + len;
 }
 
-int trigger_timer_set(store_wtxn *w, const char *id, size_t len, int64_t due_ms)
+int trigger_timer_move(store_wtxn *w, const char *id, size_t len, int64_t old_due_ms, int64_t due_ms)
 {
     uint8_t key[8 + STORE_MAX_KEY];
+    int rc;
     if (len > STORE_MAX_KEY - 8)
         return LS_ETOOLARGE;
-    return store_wtxn_tput(w, STORE_T_TIMERS, key, timer_key(key, due_ms, id, len), "", 0);
+    if (old_due_ms == due_ms)
+        return LS_OK;
+    if (old_due_ms > 0) {
+        rc = store_wtxn_tdel(w, STORE_T_TIMERS, key, timer_key(key, old_due_ms, id, len));
+        if (rc && rc != LS_ENOTFOUND)
+            return rc;
+    }
+    if (due_ms > 0 && (rc = store_wtxn_tput(w, STORE_T_TIMERS, key, timer_key(key, due_ms, id, len), "", 0)))
+        return rc;
+    return LS_OK;
 }
 
 typedef struct {

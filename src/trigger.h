@@ -73,11 +73,9 @@ int trigger_read(store_reader *r, uint64_t from, size_t limit, trigger_fn fn, vo
 
 /* ---- the timer queue ---- */
 
-/* Schedules customer id at due_ms.  A timer it replaces is not deleted
- * (a delete in the middle of the queue dirties a page of its own; keys at
- * the queue's near end cluster): the owner keeps the due time that counts
- * and drops a stale one when it comes off the queue. */
-int trigger_timer_set(store_wtxn *w, const char *id, size_t len, int64_t due_ms);
+/* Schedules customer id at due_ms (0: nothing) in place of old_due_ms
+ * (0: none). */
+int trigger_timer_move(store_wtxn *w, const char *id, size_t len, int64_t old_due_ms, int64_t due_ms);
 
 /* Takes up to max customers due at or before now_ms off the queue: their
  * ids go to fn, in due order, after their keys are deleted.  *taken says

@@ -180,25 +180,33 @@ static int check_job(const writer_job *job)
     return LS_OK;
 }
 
-/* Alias and forget change records directly.  A request refused before it
- * wrote anything (an alias whose from is merged elsewhere) is the job's
- * answer; a failure after it wrote is a failure, rolled back. */
+/* A forget erases the triggers of the ids merged into the customer too. */
 static int forget_alias_triggers(store_wtxn *txn, const char *anon, size_t alen, void *arg)
 {
-    return automation_forget(arg, txn, anon, alen, 1);
+    return automation_forget(arg, txn, anon, alen, 1, NULL, 0);
 }
 
+/* Alias and forget change records directly.  A request refused before it
+ * wrote anything (an alias whose from is merged elsewhere) is the job's
+ * answer; a failure after it wrote is a failure, rolled back.  What
+ * automation keeps of a customer lives in its value: it is read first,
+ * then cleaned up after the value is gone. */
 static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
 {
+    static _Thread_local uint8_t state[AUTOMATION_STATE_MAX];
     uint64_t writes = store_wtxn_writes(txn);
     const char *target;
-    size_t tlen;
+    size_t tlen, state_len = 0;
     char subject[STORE_MAX_KEY + 1];
-    int rc;
+    int rc = LS_OK;
     if (job->kind == JOB_ALIAS) {
-        rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len, &job->result);
+        if (a && job->subject.len <= STORE_MAX_KEY)
+            rc = automation_state_read(txn, job->subject.ptr, job->subject.len, state, sizeof state, &state_len);
+        if (rc == LS_OK)
+            rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len,
+                                  &job->result);
         if (rc == LS_OK && job->result && a) /* from's record is gone into to's */
-            rc = automation_forget(a, txn, job->subject.ptr, job->subject.len, 0);
+            rc = automation_forget(a, txn, job->subject.ptr, job->subject.len, 0, state, state_len);
         if (rc == LS_OK && job->result && a)
             rc = automation_touch(a, job->object.ptr, job->object.len);
     } else {
@@ -206,13 +214,15 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
         rc = store_wtxn_resolve(txn, job->subject.ptr, job->subject.len, &target, &tlen);
         if (rc == LS_OK && tlen < sizeof subject) {
             memcpy(subject, target, tlen);
-            /* triggers fired for ids merged into it name those ids: they go too */
             if (a)
+                rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
+            /* triggers fired for ids merged into it name those ids: they go too */
+            if (rc == LS_OK && a)
                 rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
             if (rc == LS_OK)
                 rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
             if (rc == LS_OK && a)
-                rc = automation_forget(a, txn, subject, tlen, 1);
+                rc = automation_forget(a, txn, subject, tlen, 1, state, state_len);
         } else if (rc == LS_OK) {
             rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
         }
