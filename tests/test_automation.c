@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -82,6 +83,7 @@ typedef struct {
     const char *customer, *type, *order_id;
     int64_t ts;
     double price, value;
+    const char *birthday; /* profile events: MM-DD */
 } ev;
 
 static void track(tu_conn *c, const ev *evs, size_t n)
@@ -94,7 +96,7 @@ static void track(tu_conn *c, const ev *evs, size_t n)
     msgpack_pack_array(&r.pk, (uint32_t)n);
     for (size_t i = 0; i < n; i++) {
         const ev *e = &evs[i];
-        msgpack_pack_map(&r.pk, 3 + (e->price > 0) + (e->value > 0) + (e->order_id != NULL));
+        msgpack_pack_map(&r.pk, 3 + (e->price > 0) + (e->value > 0) + (e->order_id != NULL) + (e->birthday != NULL));
         kv_s(&r, "customer", e->customer);
         kv_s(&r, "type", e->type);
         kv_i(&r, "ts", e->ts);
@@ -108,6 +110,8 @@ static void track(tu_conn *c, const ev *evs, size_t n)
         }
         if (e->order_id)
             kv_s(&r, "order_id", e->order_id);
+        if (e->birthday)
+            kv_s(&r, "birthday", e->birthday);
     }
     const msgpack_object *o = send_req(c, &r, &up);
     expect_ok(o);
@@ -117,7 +121,7 @@ static void track(tu_conn *c, const ev *evs, size_t n)
 
 static void track1(tu_conn *c, const char *customer, const char *type, int64_t ts, double price)
 {
-    ev e = {customer, type, NULL, ts, price, 0};
+    ev e = {customer, type, NULL, ts, price, 0, NULL};
     track(c, &e, 1);
 }
 
@@ -394,7 +398,7 @@ START_TEST(live_enter_exit)
     ck_assert_int_eq(count_of(n, "bob", "enter", "carts"), 0);
     ck_assert_int_eq(members(&conn, "carts", 100, list, sizeof list, &pages), 1);
     ck_assert_str_eq(list, "alice");
-    ev buy = {"alice", "purchase", "o-1", now + 1, 0, 40};
+    ev buy = {"alice", "purchase", "o-1", now + 1, 0, 40, NULL};
     track(&conn, &buy, 1);
     n = read_all(&conn);
     ck_assert_int_eq(count_of(n, "alice", "exit", "carts"), 1);
@@ -419,7 +423,7 @@ START_TEST(members_pages)
     char ids[25][16];
     for (int i = 0; i < 25; i++) {
         snprintf(ids[i], sizeof ids[i], "c%02d", i);
-        evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0};
+        evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0, NULL};
         snprintf(id, sizeof id, "%s%s", i ? "," : "", ids[i]);
         strcat(want, id);
     }
@@ -484,7 +488,7 @@ START_TEST(abandoned_cart_once)
     int64_t now = wall_ms();
     track1(&conn, "cart1", "add_to_cart", now, 84.5);
     track1(&conn, "cart2", "add_to_cart", now, 20);
-    ev buy = {"cart2", "purchase", "o-2", now + 200, 0, 20};
+    ev buy = {"cart2", "purchase", "o-2", now + 200, 0, 20, NULL};
     track(&conn, &buy, 1);
     ck_assert(wait_for(&conn, "cart1", "moment", "abandoned_cart", 8000));
     /* reads and time do not fire it again */
@@ -522,14 +526,14 @@ START_TEST(cooldown)
     int64_t now = wall_ms();
     track1(&conn, "k", "add_to_cart", now, 10);
     ck_assert(wait_for(&conn, "k", "moment", "abandoned_cart", 8000));
-    ev buy = {"k", "purchase", "o-k1", wall_ms(), 0, 10};
+    ev buy = {"k", "purchase", "o-k1", wall_ms(), 0, 10, NULL};
     track(&conn, &buy, 1);
     track1(&conn, "k", "add_to_cart", wall_ms() + 1, 11); /* a new cart, inside the 4 s cool-down */
     usleep(2500000);
     ck_assert_int_eq(count_of(read_all(&conn), "k", "moment", "abandoned_cart"), 1);
     usleep(2000000); /* the cool-down is over: the same occurrence still does not fire */
     ck_assert_int_eq(count_of(read_all(&conn), "k", "moment", "abandoned_cart"), 1);
-    ev buy2 = {"k", "purchase", "o-k2", wall_ms(), 0, 11};
+    ev buy2 = {"k", "purchase", "o-k2", wall_ms(), 0, 11, NULL};
     track(&conn, &buy2, 1);
     track1(&conn, "k", "add_to_cart", wall_ms() + 1, 12); /* a third cart, after the cool-down */
     ck_assert(wait_count(&conn, "k", "moment", "abandoned_cart", 2, 8000));
@@ -543,7 +547,7 @@ START_TEST(moments_once)
 {
     start(NULL, NULL, NULL, 0);
     int64_t now = wall_ms();
-    ev buy = {"m", "purchase", "o-m1", now, 0, 30};
+    ev buy = {"m", "purchase", "o-m1", now, 0, 30, NULL};
     track(&conn, &buy, 1);
     track1(&conn, "m", "page_view", now + 1, 0);
     track1(&conn, "m", "page_view", now + 2, 0);
@@ -552,6 +556,54 @@ START_TEST(moments_once)
     track1(&conn, "m", "signup", now + 3, 0); /* the condition ends */
     n = read_all(&conn);
     ck_assert_int_eq(count_of(n, "m", "moment", "account_invite"), 1);
+    stop();
+}
+END_TEST
+
+/* Every moment fires once for its occurrence, whatever follows: a
+ * birthday this week, a lapsed buyer (win_back, and recovery: lapsed is
+ * disappointment), a purchase 10 days ago without a review, a refund, a
+ * big spender. */
+START_TEST(each_moment_once)
+{
+    start(NULL, NULL, NULL, 0);
+    int64_t now = wall_ms(), day = 86400000;
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    char mmdd[32];
+    gmtime_r(&t, &tm);
+    snprintf(mmdd, sizeof mmdd, "%02d-%02d", tm.tm_mon + 1, tm.tm_mday);
+    ev evs[] = {
+        {"bd", "profile", NULL, now, 0, 0, mmdd},
+        {"wb", "purchase", "wb-1", now - 500 * day, 0, 80, NULL},
+        {"wb", "purchase", "wb-2", now - 400 * day, 0, 80, NULL},
+        {"rv", "purchase", "rv-1", now - 10 * day, 0, 50, NULL},
+        {"rf", "purchase", "rf-1", now - 2 * day, 0, 60, NULL},
+        {"rf", "refund", NULL, now - day, 0, 60, NULL},
+        {"vip", "purchase", "vip-1", now - 120 * day, 0, 40000, NULL},
+        {"vip", "purchase", "vip-2", now - 60 * day, 0, 40000, NULL},
+        {"vip", "purchase", "vip-3", now - 3 * day, 0, 40000, NULL},
+    };
+    static const struct {
+        const char *customer, *moment;
+    } want[] = {{"bd", "birthday"},       {"wb", "win_back"}, {"wb", "recovery"},   {"rv", "review_request"},
+                {"rf", "recovery"},       {"vip", "vip_reward"}, {"rv", "account_invite"}};
+    track(&conn, evs, sizeof evs / sizeof evs[0]);
+    size_t n = read_all(&conn);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(count_of(n, want[i].customer, "moment", want[i].moment) == 1, "%s: %s fired %zu times",
+                      want[i].customer, want[i].moment, count_of(n, want[i].customer, "moment", want[i].moment));
+    ck_assert_int_eq(count_of(n, "bd", "moment", "win_back"), 0); /* never bought */
+    /* more events: nothing fires again */
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < 5; i++) {
+            const char *who[] = {"bd", "wb", "rv", "rf", "vip"};
+            track1(&conn, who[i], "page_view", wall_ms(), 0);
+        }
+    n = read_all(&conn);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(count_of(n, want[i].customer, "moment", want[i].moment) == 1, "%s: %s fired again",
+                      want[i].customer, want[i].moment);
     stop();
 }
 END_TEST
@@ -566,7 +618,7 @@ START_TEST(resume_from_seq)
     char ids[30][16];
     for (int i = 0; i < 30; i++) {
         snprintf(ids[i], sizeof ids[i], "r%02d", i);
-        evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0};
+        evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0, NULL};
     }
     track(&conn, evs, 30);
     trig page[8], first_read[30];
@@ -605,7 +657,7 @@ START_TEST(retention)
     for (int b = 0; b < 3; b++) {
         for (int i = 0; i < 500; i++) {
             snprintf(ids[b * 500 + i], sizeof ids[0], "t%04d", b * 500 + i);
-            evs[i] = (ev){ids[b * 500 + i], "page_view", NULL, wall_ms(), 0, 0};
+            evs[i] = (ev){ids[b * 500 + i], "page_view", NULL, wall_ms(), 0, 0, NULL};
         }
         track(&conn, evs, 500);
     }
@@ -756,6 +808,7 @@ int main(void)
     tcase_add_test(tc, abandoned_cart_once);
     tcase_add_test(tc, cooldown);
     tcase_add_test(tc, moments_once);
+    tcase_add_test(tc, each_moment_once);
     tcase_add_test(tc, resume_from_seq);
     tcase_add_test(tc, retention);
     tcase_add_test(tc, long_poll);
