@@ -309,22 +309,6 @@ static int state_has(const cust_state *s, uint32_t id)
 /* Moments                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Days from day index `today` to the next month/day on or after it. */
-static int64_t next_date(int64_t today, int month, int day)
-{
-    int64_t y;
-    int m, d;
-    timefmt_civil(today * DAY_MS, &y, &m, &d);
-    for (int64_t year = y; year <= y + 1; year++) {
-        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        int dd = (month == 2 && day == 29 && !leap) ? 28 : day;
-        int64_t at = timefmt_days_from_civil(year, month, dd);
-        if (at >= today)
-            return at;
-    }
-    return today + 366;
-}
-
 static int64_t floor_day(int64_t ms)
 {
     return ms >= 0 ? ms / DAY_MS : -((-ms + DAY_MS - 1) / DAY_MS);
@@ -359,12 +343,12 @@ static int64_t occurrence_key(const automation *a, const journey_rules *r, const
     case JA_REVIEW_REQUEST:
         return f->last_purchase_ms;
     case JA_BIRTHDAY:
-        return f->birthday_mmdd ? next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100) : 0;
+        return f->birthday_mmdd ? timefmt_next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100) : 0;
     case JA_ANNIVERSARY: {
         int64_t y;
         int mo, d;
         timefmt_civil(f->first_purchase_ms, &y, &mo, &d);
-        return next_date(today, mo, d);
+        return timefmt_next_date(today, mo, d);
     }
     default:
         *ends_when_off = 1;
@@ -393,7 +377,7 @@ static int64_t next_due(const automation *a, const journey_rules *r, const ls_fe
     if (f->last_negative_ms)
         cand[n++] = f->last_negative_ms + (int64_t)(r->disappointment_days * (double)DAY_MS) + 1;
     if (f->birthday_mmdd) {
-        int64_t bday = next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100);
+        int64_t bday = timefmt_next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100);
         int64_t start = bday - (int64_t)r->birthday_days_ahead;
         cand[n++] = (start > today ? start : bday + 1) * DAY_MS;
     }
@@ -401,7 +385,7 @@ static int64_t next_due(const automation *a, const journey_rules *r, const ls_fe
         int64_t y;
         int mo, d;
         timefmt_civil(f->first_purchase_ms, &y, &mo, &d);
-        int64_t ann = next_date(today, mo, d);
+        int64_t ann = timefmt_next_date(today, mo, d);
         int64_t start = ann - (int64_t)r->anniversary_days_ahead;
         cand[n++] = (start > today ? start : ann + 1) * DAY_MS;
     }

@@ -87,10 +87,7 @@ static int preload_one(void *arg, uint64_t k)
 static int load_decay(const config *cfg, feature_decay *out, char *err, size_t errlen)
 {
     model *m = NULL;
-    struct stat st;
-    int rc = strcmp(cfg->model_path, "models/default.json") == 0 && stat(cfg->model_path, &st) != 0
-                 ? model_load_builtin(&m, err, errlen)
-                 : model_load_file(cfg->model_path, &m, err, errlen);
+    int rc = model_load_default(cfg->model_path, &m, NULL, err, errlen);
     if (rc)
         return rc;
     *out = *model_decay(m);

@@ -40,7 +40,6 @@
 #include "timefmt.h"
 
 #define CMD "audience"
-#define DEFAULT_MODEL "models/default.json"
 #define PAGE 1000                /* members per audience_members request */
 #define MAP_MAX (256ULL << 30)   /* the offline first pass grows the map up to this, as serve's --map-max */
 #define PROGRESS_CUSTOMERS 100000 /* an offline first pass over more says so on a terminal */
@@ -88,7 +87,7 @@ static const int format_values[] = {FORMAT_CSV, FORMAT_JSONL};
 #define ROW_MODEL                                                                                                    \
     {.name = "model", .kind = CLIOPT_STRING, F(model_path), .arg = "FILE",                                         \
      .help = "with --data: the model the rules see scores from, as serve's --model\n"                           \
-             "(default " DEFAULT_MODEL " if it exists, else the built-in copy)"}
+             "(default " MODEL_DEFAULT_PATH " if it exists, else the built-in copy)"}
 #define ROW_JSON {.name = "json", .kind = CLIOPT_FLAG, F(json), .help = "print the result as one line of JSON"}
 #define ROW_FORMAT                                                                                                   \
     {.name = "format", .kind = CLIOPT_ENUM, F(format), .choices = format_words, .values = format_values,           \
@@ -259,20 +258,12 @@ static int open_store(const audience_cli *o, int writable, store **s)
     return rc == LS_OK ? CLI_OK : cli_error(CMD, CLI_FAIL, "%s", err);
 }
 
-/* The model `serve` would use with the same --model (the file given, else
- * DEFAULT_MODEL when it exists, else the built-in copy), which must keep
- * the store's half-lives. */
+/* The model `serve` would use with the same --model (model_load_default),
+ * which must keep the store's half-lives. */
 static int load_model(const audience_cli *o, store *s, model **m)
 {
     char err[600];
-    struct stat st;
-    int rc;
-    if (o->model_path)
-        rc = model_load_file(o->model_path, m, err, sizeof err);
-    else if (stat(DEFAULT_MODEL, &st) == 0)
-        rc = model_load_file(DEFAULT_MODEL, m, err, sizeof err);
-    else
-        rc = model_load_builtin(m, err, sizeof err);
+    int rc = model_load_default(o->model_path, m, NULL, err, sizeof err);
     if (rc != LS_OK)
         return cli_error(CMD, CLI_FAIL, "%s", err);
     const feature_decay *sd = store_decay(s), *md = model_decay(*m);

@@ -20,7 +20,6 @@
 #include "timefmt.h"
 
 #define DEFAULT_DATA "./leadscore-data"
-#define DEFAULT_MODEL "models/default.json"
 
 typedef struct {
     const char *data, *model_path, *out_path;
@@ -63,7 +62,7 @@ static const cliopt rescore_rows[] = {
     {.name = "data", .kind = CLIOPT_STRING, F(data), .arg = "DIR",
      .help = "the store (default " DEFAULT_DATA "); opened read-only"},
     {.name = "model", .kind = CLIOPT_STRING, F(model_path), .arg = "FILE",
-     .help = "model file (default " DEFAULT_MODEL " if it exists, else the built-in copy);\n"
+     .help = "model file (default " MODEL_DEFAULT_PATH " if it exists, else the built-in copy);\n"
              "its half-lives must be the store's"},
     {.name = "now", .kind = CLIOPT_TIME, F(ro.now_ms), .arg = "TIME",
      .help = "score as of TIME (Unix seconds or ISO 8601; default: now)"},
@@ -118,22 +117,11 @@ static int parse_args(int argc, char **argv, rescore_cli *c)
 }
 
 /* The model `serve` would use with the same --model: the file given, else
- * DEFAULT_MODEL when it exists, else the built-in copy of it. */
+ * the default path when a file is there, else the built-in copy of it. */
 static int load_model(rescore_cli *c, model **m)
 {
     char err[600];
-    struct stat st;
-    int rc;
-    if (c->model_path) {
-        c->model_used = c->model_path;
-        rc = model_load_file(c->model_path, m, err, sizeof err);
-    } else if (stat(DEFAULT_MODEL, &st) == 0) {
-        c->model_used = DEFAULT_MODEL;
-        rc = model_load_file(DEFAULT_MODEL, m, err, sizeof err);
-    } else {
-        c->model_used = NULL;
-        rc = model_load_builtin(m, err, sizeof err);
-    }
+    int rc = model_load_default(c->model_path, m, &c->model_used, err, sizeof err);
     return rc == LS_OK ? CLI_OK : cli_error("rescore", CLI_FAIL, "%s", err);
 }
 
@@ -191,7 +179,7 @@ static void summary(const rescore_cli *c, const model *m, const rescore_summary 
         free(abs);
     } else {
         fprintf(stderr, "  model          %s@%s, the built-in copy (%s does not exist here)\n", model_name(m),
-                model_version(m), DEFAULT_MODEL);
+                model_version(m), MODEL_DEFAULT_PATH);
     }
     fprintf(stderr, "  rows written   %llu", (unsigned long long)s->rows);
     if (c->ro.nwhere || c->ro.top)

@@ -233,27 +233,9 @@ static const char *tier_of(const journey_rules *r, int64_t points)
     return tier;
 }
 
-/* Days from now until the next (month, day), 0 when it is today.  A 29
- * February falls on 28 February in other years. */
-static int days_until(int64_t now_ms, int month, int day)
-{
-    int64_t y;
-    int m, d;
-    timefmt_civil(now_ms, &y, &m, &d);
-    int64_t today = timefmt_days_from_civil(y, m, d);
-    for (int64_t year = y; year <= y + 1; year++) {
-        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        int dd = (month == 2 && day == 29 && !leap) ? 28 : day;
-        int64_t next = timefmt_days_from_civil(year, month, dd);
-        if (next >= today)
-            return (int)(next - today);
-    }
-    return 366;
-}
-
 static int date_within(int64_t now_ms, int month, int day, double ahead)
 {
-    return month >= 1 && days_until(now_ms, month, day) <= ahead;
+    return month >= 1 && timefmt_days_until(now_ms, month, day) <= ahead;
 }
 
 static unsigned actions_of(const journey_rules *r, const ls_features *f, const journey_inputs *in,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "assess.h"
 #include "error_internal.h"
@@ -446,4 +447,22 @@ void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, i
     out->score = sigmoid(logit);
     out->score_100 = (int)lround(out->score * 100.0);
     out->tier = out->score >= m->tier_hot ? "hot" : out->score >= m->tier_warm ? "warm" : "cold";
+}
+
+int model_path_is_builtin(const char *path)
+{
+    struct stat st;
+    if (!path)
+        path = MODEL_DEFAULT_PATH;
+    return strcmp(path, MODEL_DEFAULT_PATH) == 0 && stat(path, &st) != 0;
+}
+
+int model_load_default(const char *path, model **out, const char **used, char *err, size_t errlen)
+{
+    if (!path)
+        path = MODEL_DEFAULT_PATH;
+    int builtin = model_path_is_builtin(path);
+    if (used)
+        *used = builtin ? NULL : path;
+    return builtin ? model_load_builtin(out, err, errlen) : model_load_file(path, out, err, errlen);
 }

@@ -80,6 +80,19 @@ int model_load_builtin(model **out, char *err, size_t errlen);
 /* The text of that built-in model file (static storage). */
 const char *model_builtin_text(size_t *len);
 
+/* The default --model path; when no file is there, the built-in copy. */
+#define MODEL_DEFAULT_PATH "models/default.json"
+
+/* 1 when path (NULL: MODEL_DEFAULT_PATH) stands for the built-in copy:
+ * the default path where no file is. */
+int model_path_is_builtin(const char *path);
+
+/* Loads the model `serve --model path` would use: the file, or for the
+ * default path without a file there, the built-in copy (path NULL: the
+ * default).  *used (may be NULL) names the file read, NULL for the
+ * built-in copy. */
+int model_load_default(const char *path, model **out, const char **used, char *err, size_t errlen);
+
 /* Reference counting: model_ref adds one and returns m; model_unref drops
  * one, frees the model at zero, and NULLs *m. */
 model *model_ref(model *m);

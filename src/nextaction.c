@@ -94,24 +94,6 @@ static void age_text(char *buf, size_t cap, int64_t now_ms, int64_t then_ms)
     say(buf, cap, "%.0f day%s", days, days == 1 ? "" : "s");
 }
 
-/* Days from now until the next (month, day), 0 today; 29 February falls
- * on 28 February in other years (as journey.c counts it). */
-static int days_until(int64_t now_ms, int month, int day)
-{
-    int64_t y;
-    int m, d;
-    timefmt_civil(now_ms, &y, &m, &d);
-    int64_t today = timefmt_days_from_civil(y, m, d);
-    for (int64_t year = y; year <= y + 1; year++) {
-        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        int dd = (month == 2 && day == 29 && !leap) ? 28 : day;
-        int64_t next = timefmt_days_from_civil(year, month, dd);
-        if (next >= today)
-            return (int)(next - today);
-    }
-    return 366;
-}
-
 static void in_days_text(char *buf, size_t cap, int days)
 {
     if (days == 0)
@@ -164,7 +146,7 @@ static void rule_birthday(const ls_features *f, const inputs *in, int64_t now, n
     it->p = in->s;
     it->stake = in->order;
     if (valid_mmdd(f->birthday_mmdd))
-        in_days_text(when, sizeof when, days_until(now, f->birthday_mmdd / 100, f->birthday_mmdd % 100));
+        in_days_text(when, sizeof when, timefmt_days_until(now, f->birthday_mmdd / 100, f->birthday_mmdd % 100));
     say(it->reason, sizeof it->reason, "birthday %s; average order %.2f; readiness %.2f", when, in->order, in->s);
 }
 
@@ -181,7 +163,7 @@ static void rule_anniversary(const ls_features *f, const inputs *in, int64_t now
     int m, d;
     char when[24];
     timefmt_civil(f->first_purchase_ms, &y_first, &m, &d);
-    int days = days_until(now, m, d);
+    int days = timefmt_days_until(now, m, d);
     in_days_text(when, sizeof when, days);
     timefmt_civil(now + (int64_t)days * 86400000LL, &y, &m, &d);
     long long years = (long long)(y - y_first);

@@ -23,7 +23,6 @@
 /* differences below these are rounding, not a better model */
 #define AUC_TIE 1e-9
 #define LOGLOSS_TIE 1e-9
-#define DEFAULT_MODEL_PATH "models/default.json"
 
 struct retrain {
     service *svc;
@@ -62,9 +61,8 @@ static json_t *load_base_json(const service *svc, char *err, size_t errlen)
 {
     const char *path = svc->cfg.model_path;
     json_error_t jerr;
-    struct stat st;
     json_t *j;
-    if (strcmp(path, DEFAULT_MODEL_PATH) == 0 && stat(path, &st) != 0) {
+    if (model_path_is_builtin(path)) {
         size_t len;
         const char *text = model_builtin_text(&len);
         j = json_loadb(text, len, 0, &jerr);

@@ -33,15 +33,6 @@ void service_model_swap(service *svc, model *m)
     model_unref(&old);
 }
 
-/* Loads path; the default path falls back to the built-in copy. */
-static int load_model_file(const char *path, model **out, char *err, size_t errlen)
-{
-    struct stat st;
-    if (strcmp(path, "models/default.json") == 0 && stat(path, &st) != 0)
-        return model_load_builtin(out, err, errlen);
-    return model_load_file(path, out, err, errlen);
-}
-
 static int same_decay(const feature_decay *a, const feature_decay *b)
 {
     return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
@@ -49,13 +40,13 @@ static int same_decay(const feature_decay *a, const feature_decay *b)
 
 int service_load_model(service *svc, char *err, size_t errlen)
 {
-    return load_model_file(svc->cfg.model_path, &svc->model, err, errlen);
+    return model_load_default(svc->cfg.model_path, &svc->model, NULL, err, errlen);
 }
 
 int service_reload_model(service *svc, const char *path, char *err, size_t errlen)
 {
     model *m = NULL;
-    int rc = load_model_file(path ? path : svc->cfg.model_path, &m, err, errlen);
+    int rc = model_load_default(path ? path : svc->cfg.model_path, &m, NULL, err, errlen);
     return rc ? rc : service_install_model(svc, m, err, errlen);
 }
 

@@ -474,3 +474,27 @@ int64_t timefmt_days_from_civil(int64_t year, int month, int day)
 {
     return days_from_civil(year, month, day);
 }
+
+int64_t timefmt_next_date(int64_t today, int month, int day)
+{
+    int64_t y;
+    int m, d;
+    timefmt_civil(today * 86400000LL, &y, &m, &d);
+    for (int64_t year = y; year <= y + 1; year++) {
+        int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        int dd = (month == 2 && day == 29 && !leap) ? 28 : day;
+        int64_t at = timefmt_days_from_civil(year, month, dd);
+        if (at >= today)
+            return at;
+    }
+    return today + 366;
+}
+
+int timefmt_days_until(int64_t now_ms, int month, int day)
+{
+    int64_t y;
+    int m, d;
+    timefmt_civil(now_ms, &y, &m, &d);
+    int64_t today = timefmt_days_from_civil(y, m, d);
+    return (int)(timefmt_next_date(today, month, day) - today);
+}

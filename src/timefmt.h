@@ -94,6 +94,15 @@ void timefmt_civil(int64_t ms, int64_t *year, int *month, int *day);
 /* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12). */
 int64_t timefmt_days_from_civil(int64_t year, int month, int day);
 
+/* The day number (days since 1970-01-01) of the next month/day on or
+ * after day number `today`; 29 February falls on 28 February in other
+ * years.  For birthdays and anniversaries. */
+int64_t timefmt_next_date(int64_t today, int month, int day);
+
+/* Days from now_ms's UTC day until the next month/day, 0 when it is
+ * today (timefmt_next_date). */
+int timefmt_days_until(int64_t now_ms, int month, int day);
+
 /* Monotonic time (CLOCK_MONOTONIC) in ns from an arbitrary origin, for
  * measuring intervals; 0 if the clock fails. */
 int64_t timefmt_mono_ns(void);

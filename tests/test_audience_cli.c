@@ -33,36 +33,7 @@ static char out[1 << 16], err[1 << 16];
 /* Runs the binary with args; stdout and stderr into out and err. */
 static int run(const char *const *args)
 {
-    char dir[512], po[600], pe[600];
-    tu_tempdir(dir, sizeof dir);
-    snprintf(po, sizeof po, "%s/out", dir);
-    snprintf(pe, sizeof pe, "%s/err", dir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        const char *argv[64] = {LEADSCORE_BIN};
-        int n = 1;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        if (!freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
-            _exit(126);
-        execv(LEADSCORE_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    const char *paths[2] = {po, pe};
-    char *bufs[2] = {out, err};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "rb");
-        size_t n = f ? fread(bufs[i], 1, sizeof out - 1, f) : 0;
-        bufs[i][n] = '\0';
-        if (f)
-            fclose(f);
-    }
-    tu_rmtree(dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return tu_run_cli_split(out, sizeof out, err, sizeof err, args);
 }
 
 static void read_file(const char *path, char *buf, size_t cap)

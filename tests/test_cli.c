@@ -22,42 +22,6 @@
 
 static char out[1 << 16];
 
-/* Runs the binary with args; stdout and stderr into separate buffers. */
-static int run_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args)
-{
-    char dir[512], po[600], pe[600];
-    tu_tempdir(dir, sizeof dir);
-    snprintf(po, sizeof po, "%s/out", dir);
-    snprintf(pe, sizeof pe, "%s/err", dir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        const char *argv[64] = {LEADSCORE_BIN};
-        int n = 1;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        if (!freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
-            _exit(126);
-        execv(LEADSCORE_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    const char *paths[2] = {po, pe};
-    char *bufs[2] = {o, e};
-    size_t caps[2] = {ocap, ecap};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "rb");
-        size_t n = f ? fread(bufs[i], 1, caps[i] - 1, f) : 0;
-        bufs[i][n] = '\0';
-        if (f)
-            fclose(f);
-    }
-    tu_rmtree(dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Parses text as exactly one JSON value, strictly: jansson with duplicate
  * keys refused (it also refuses invalid UTF-8 and bare control bytes),
  * and nothing but one newline after it.  New reference. */
@@ -322,7 +286,7 @@ START_TEST(json_outputs_parse_strictly)
         for (int k = 1; cmds[i][k]; k++)
             args[n++] = cmds[i][k];
         args[n] = NULL;
-        int rc = run_split(o, sizeof o, e, sizeof e, args);
+        int rc = tu_run_cli_split(o, sizeof o, e, sizeof e, args);
         ck_assert_msg(rc == want[i], "%s: exit %d, want %d (%s)", cmds[i][0], rc, want[i], e);
         json_t *j = strict_json(o);
         fputs(o, f);
@@ -348,7 +312,7 @@ START_TEST(json_outputs_parse_strictly)
     /* kpis --json and train --json go to the same file */
     const char *kpis[] = {"kpis", "--data", dir, "--json", NULL};
     ck_assert_int_eq(tu_kill_wait(pid, SIGTERM), 0);
-    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, kpis), 0);
+    ck_assert_int_eq(tu_run_cli_split(o, sizeof o, e, sizeof e, kpis), 0);
     json_decref(strict_json(o));
     fputs(o, f);
     snprintf(shop, sizeof shop, "%s/shop.jsonl", dir);
@@ -356,7 +320,7 @@ START_TEST(json_outputs_parse_strictly)
     const char *gen[] = {"gen", "--customers", "300", "--days", "90", "--end", "2026-03-01", "--out", shop, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
     const char *train[] = {"train", "--clv-only", "--quiet", "--json", "--out", trained, shop, NULL};
-    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, train), 0);
+    ck_assert_int_eq(tu_run_cli_split(o, sizeof o, e, sizeof e, train), 0);
     json_t *tj = json_loads(o, JSON_REJECT_DUPLICATES, NULL); /* indented: not one line */
     ck_assert_ptr_nonnull(tj);
     json_decref(tj);
@@ -364,7 +328,7 @@ START_TEST(json_outputs_parse_strictly)
     python_parses(all);
     /* rescore --format jsonl: every line strict, the bad id cleaned */
     const char *rescore[] = {"rescore", "--data", dir, "--model", model, "--format", "jsonl", "--out", rows, "--quiet", NULL};
-    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, rescore), 0);
+    ck_assert_int_eq(tu_run_cli_split(o, sizeof o, e, sizeof e, rescore), 0);
     f = fopen(rows, "r");
     char line[1 << 14];
     int lines = 0, found = 0;
@@ -464,7 +428,7 @@ static int run_row(const char *const *row, const char *dir, const char *ep, cons
             args[n] = w;
     }
     args[n] = NULL;
-    return run_split(o, sizeof o, e, ecap, args);
+    return tu_run_cli_split(o, sizeof o, e, ecap, args);
 }
 
 START_TEST(every_subcommand_exits_as_documented)
@@ -503,7 +467,7 @@ START_TEST(every_subcommand_exits_as_documented)
         ck_assert_msg(rc == 2, "%s: exit %d on a usage error, want 2 (%s)", r->cmd, rc, e);
         ck_assert_msg(e[0] != '\0', "%s: the usage error says nothing", r->cmd);
         const char *unknown[] = {r->cmd, "--no-such-option", NULL};
-        rc = run_split(out, sizeof out, e, sizeof e, unknown);
+        rc = tu_run_cli_split(out, sizeof out, e, sizeof e, unknown);
         ck_assert_msg(rc == 2, "%s: exit %d on an unknown option, want 2", r->cmd, rc);
         ck_assert_msg(e[0] != '\0', "%s: the unknown option is not reported", r->cmd);
     }
@@ -615,14 +579,14 @@ START_TEST(rescore_says_which_model_it_used)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, imp), 0);
     const char *def[] = {"rescore", "--data", store_dir, "--out", "/dev/null", NULL};
-    ck_assert_int_eq(run_split(o, sizeof o, e, sizeof e, def), 0); /* the tests run in the source tree */
+    ck_assert_int_eq(tu_run_cli_split(o, sizeof o, e, sizeof e, def), 0); /* the tests run in the source tree */
     char *real = realpath(LS_SOURCE_DIR "/models/default.json", NULL);
     snprintf(want, sizeof want, "from %s\n", real);
     free(real);
     ck_assert_msg(strstr(e, "  model          default@") && strstr(e, want), "%s", e);
     snprintf(handset, sizeof handset, "%s/models/handset.json", LS_SOURCE_DIR);
     const char *given[] = {"rescore", "--data", store_dir, "--model", handset, "--out", "/dev/null", NULL};
-    int rc = run_split(o, sizeof o, e, sizeof e, given);
+    int rc = tu_run_cli_split(o, sizeof o, e, sizeof e, given);
     if (rc == 0) { /* (the handset model's half-lives may differ from the store's: then exit 1) */
         real = realpath(handset, NULL);
         snprintf(want, sizeof want, "from %s\n", real);

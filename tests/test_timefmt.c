@@ -394,6 +394,25 @@ START_TEST(clocks)
 }
 END_TEST
 
+/* Birthdays and anniversaries: the next date on or after a day, by hand.
+ * Day numbers: 2026-12-06 is 20793, 2027-01-03 is 20821, 2028-02-29 is
+ * 21243 (days since 1970-01-01). */
+START_TEST(next_dates)
+{
+    int64_t dec6 = timefmt_days_from_civil(2026, 12, 6);
+    ck_assert_int_eq(dec6, 20793);
+    ck_assert_int_eq(timefmt_next_date(dec6, 12, 6), dec6);          /* today */
+    ck_assert_int_eq(timefmt_next_date(dec6, 12, 7), dec6 + 1);
+    ck_assert_int_eq(timefmt_next_date(dec6, 1, 3), 20821);          /* across the new year */
+    ck_assert_int_eq(timefmt_next_date(dec6, 12, 5), timefmt_days_from_civil(2027, 12, 5));
+    /* 29 February: 28 February in 2027, itself in 2028 */
+    ck_assert_int_eq(timefmt_next_date(dec6, 2, 29), timefmt_days_from_civil(2027, 2, 28));
+    ck_assert_int_eq(timefmt_next_date(timefmt_days_from_civil(2027, 3, 1), 2, 29), 21243);
+    ck_assert_int_eq(timefmt_days_until((int64_t)dec6 * 86400000 + 3600000, 12, 13), 7);
+    ck_assert_int_eq(timefmt_days_until((int64_t)dec6 * 86400000 + 86399999, 12, 6), 0);
+}
+END_TEST
+
 static Suite *timefmt_suite(void)
 {
     Suite *s = suite_create("timefmt");
@@ -416,6 +435,7 @@ static Suite *timefmt_suite(void)
     tcase_set_timeout(format, 60);
     tcase_add_test(misc, durations);
     tcase_add_test(misc, clocks);
+    tcase_add_test(misc, next_dates);
     suite_add_tcase(s, parse);
     suite_add_tcase(s, format);
     suite_add_tcase(s, misc);

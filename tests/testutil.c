@@ -359,3 +359,38 @@ uint64_t tu_customers_with_history(store *s)
     store_reader_close(&r);
     return n;
 }
+
+int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args)
+{
+    char dir[512], po[600], pe[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(po, sizeof po, "%s/out", dir);
+    snprintf(pe, sizeof pe, "%s/err", dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[64] = {LEADSCORE_BIN};
+        int n = 1;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        if (!freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
+            _exit(126);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    const char *paths[2] = {po, pe};
+    char *bufs[2] = {o, e};
+    size_t caps[2] = {ocap, ecap};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "rb");
+        size_t n = f ? fread(bufs[i], 1, caps[i] - 1, f) : 0;
+        bufs[i][n] = '\0';
+        if (f)
+            fclose(f);
+    }
+    tu_rmtree(dir);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

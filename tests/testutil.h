@@ -51,6 +51,10 @@ int tu_kill_wait(pid_t pid, int sig);
  * Returns the exit status, or -1. */
 int tu_run_cli(char *out, size_t cap, const char *const *args);
 
+/* The same with stdout into o and stderr into e (each NUL-terminated,
+ * truncated to its cap). */
+int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args);
+
 /* A DEALER connection that sends raw frames and receives replies. */
 typedef struct {
     void *ctx;
