@@ -641,7 +641,8 @@ int automation_state_read(store_wtxn *w, const char *id, size_t len, uint8_t *bu
         return rc;
     if (st.len > cap)
         return LS_EPARSE;
-    memcpy(buf, st.ptr, st.len);
+    if (st.len)
+        memcpy(buf, st.ptr, st.len);
     *n = st.len;
     return LS_OK;
 }

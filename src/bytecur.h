@@ -31,7 +31,8 @@ static inline void bytecur_put(bytecur_w *w, const void *src, size_t n)
         w->bad = 1;
         return;
     }
-    memcpy(w->p, src, n);
+    if (n) /* src may be NULL when n is 0 */
+        memcpy(w->p, src, n);
     w->p += n;
     w->left -= n;
 }

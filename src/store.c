@@ -963,7 +963,8 @@ int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *
         w->copy_cap = keep;
     }
     memcpy(w->copy, parts.rec, parts.rec_len);
-    memcpy(w->copy + parts.rec_len, parts.hist, parts.hist_len);
+    if (parts.hist_len) /* a plain record has none (hist NULL) */
+        memcpy(w->copy + parts.rec_len, parts.hist, parts.hist_len);
     return put_value(w, id, len, w->copy, parts.rec_len, NULL, w->copy + parts.rec_len, parts.hist_len, state,
                      state_len, &w->buf, &w->buf_cap);
 }
