@@ -21,7 +21,23 @@ void history_free(history *h)
     free(h->str);
     free(h->off);
     free(h->len);
+    free(h->str_hash);
     history_init(h);
+}
+
+/* Empties the string index: a big one is let go (a customer with
+ * thousands of strings is rare; the next small one should not pay to
+ * clear its slots). */
+static void str_index_clear(history *h)
+{
+    if (h->str_hash_slots > 4096) {
+        free(h->str_hash);
+        h->str_hash = NULL;
+        h->str_hash_slots = 0;
+    } else if (h->str_indexed && h->str_hash) {
+        memset(h->str_hash, 0, h->str_hash_slots * sizeof *h->str_hash);
+    }
+    h->str_indexed = 0;
 }
 
 void history_clear(history *h)
@@ -30,6 +46,7 @@ void history_clear(history *h)
     h->n = 0;
     h->str_used = 0;
     h->nstr = 0;
+    str_index_clear(h);
 }
 
 uint64_t history_ident(const char *event_id, size_t len)
@@ -92,18 +109,75 @@ static int str_append(history *h, const char *p, size_t len, uint32_t *ref)
     return LS_OK;
 }
 
+/* Strings below this many are looked up by a scan; from it on, by the
+ * hash index (a hot customer's thousands of order ids and products made
+ * every write, and every fold, quadratic). */
+#define STR_INDEX_FROM 32
+
+static uint32_t str_hash_of(const char *p, size_t len)
+{
+    uint32_t x = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        x = (x ^ (uint8_t)p[i]) * 16777619u;
+    return x;
+}
+
+static void str_index_put(history *h, uint32_t ref)
+{
+    size_t mask = h->str_hash_slots - 1;
+    size_t i = str_hash_of(h->str + h->off[ref - 1], h->len[ref - 1]) & mask;
+    while (h->str_hash[i])
+        i = (i + 1) & mask;
+    h->str_hash[i] = ref;
+}
+
+/* Brings the index up to every string of the table (growing it to keep
+ * it at most half full).  0 or LS_ENOMEM. */
+static int str_index_sync(history *h)
+{
+    if ((h->nstr + 1) * 2 > h->str_hash_slots) {
+        size_t slots = h->str_hash_slots ? h->str_hash_slots : 64;
+        while ((h->nstr + 1) * 2 > slots)
+            slots *= 2;
+        uint32_t *t = calloc(slots, sizeof *t);
+        if (!t)
+            return LS_ENOMEM;
+        free(h->str_hash);
+        h->str_hash = t;
+        h->str_hash_slots = slots;
+        h->str_indexed = 0;
+    }
+    for (; h->str_indexed < h->nstr; h->str_indexed++)
+        str_index_put(h, (uint32_t)h->str_indexed + 1);
+    return LS_OK;
+}
+
 /* The ref of a string, added when new; 0 for an empty one. */
 static int str_intern(history *h, ls_str s, uint32_t *ref)
 {
     *ref = 0;
     if (s.len == 0)
         return LS_OK;
-    for (size_t i = 0; i < h->nstr; i++)
-        if (h->len[i] == s.len && memcmp(h->str + h->off[i], s.ptr, s.len) == 0) {
-            *ref = (uint32_t)i + 1;
+    if (h->nstr < STR_INDEX_FROM) {
+        for (size_t i = 0; i < h->nstr; i++)
+            if (h->len[i] == s.len && memcmp(h->str + h->off[i], s.ptr, s.len) == 0) {
+                *ref = (uint32_t)i + 1;
+                return LS_OK;
+            }
+        return str_append(h, s.ptr, s.len, ref);
+    }
+    int rc = str_index_sync(h);
+    if (rc)
+        return rc;
+    size_t mask = h->str_hash_slots - 1;
+    for (size_t i = str_hash_of(s.ptr, s.len) & mask; h->str_hash[i]; i = (i + 1) & mask) {
+        uint32_t r = h->str_hash[i];
+        if (h->len[r - 1] == s.len && memcmp(h->str + h->off[r - 1], s.ptr, s.len) == 0) {
+            *ref = r;
             return LS_OK;
         }
-    return str_append(h, s.ptr, s.len, ref);
+    }
+    return str_append(h, s.ptr, s.len, ref); /* indexed at the next sync */
 }
 
 static int str_cmp(const history *ha, uint32_t a, const history *hb, uint32_t b)
@@ -359,6 +433,7 @@ static int compact_strings(history *h)
                 free(fresh.str);
                 free(fresh.off);
                 free(fresh.len);
+                free(fresh.str_hash);
                 return rc; /* refs already rewritten point into fresh: keep going is unsafe */
             }
         }
@@ -366,6 +441,7 @@ static int compact_strings(history *h)
     free(h->str);
     free(h->off);
     free(h->len);
+    free(h->str_hash);
     h->str = fresh.str;
     h->str_used = fresh.str_used;
     h->str_cap = fresh.str_cap;
@@ -373,6 +449,9 @@ static int compact_strings(history *h)
     h->len = fresh.len;
     h->nstr = fresh.nstr;
     h->str_slots = fresh.str_slots;
+    h->str_hash = fresh.str_hash;
+    h->str_hash_slots = fresh.str_hash_slots;
+    h->str_indexed = fresh.str_indexed;
     return LS_OK;
 }
 

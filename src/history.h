@@ -96,6 +96,10 @@ typedef struct {
     uint32_t *off;
     uint16_t *len;
     size_t nstr, str_slots;
+    /* a hash index over the string table once it is big (str_intern):
+     * slots hold refs (0: empty); the first str_indexed strings are in */
+    uint32_t *str_hash;
+    size_t str_hash_slots, str_indexed;
 } history;
 
 void history_init(history *h);

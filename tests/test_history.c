@@ -772,6 +772,57 @@ START_TEST(a_time_delta_that_overflows_is_a_parse_error)
 }
 END_TEST
 
+/* A hot customer: thousands of distinct order ids and a few hundred
+ * products go through the string table's hash index (past 32 strings);
+ * every string is kept once, refs resolve to their own text, and an
+ * encode/decode round trip (which re-interns them all) keeps them. */
+START_TEST(a_big_string_table_interns_each_string_once)
+{
+    history h, back;
+    history_init(&h);
+    history_init(&back);
+    char order[32], product[32];
+    for (int i = 0; i < 3000; i++) {
+        ls_event e;
+        event_init(&e);
+        snprintf(order, sizeof order, "o-%d", i);
+        snprintf(product, sizeof product, "p-%d", i % 300);
+        e.customer = (ls_str){"hot", 3};
+        e.type = EV_PURCHASE;
+        e.ts_ms = 1700000000000 + (int64_t)((i * 7919) % 3000) * 1000; /* out of order */
+        e.value = 10;
+        e.order_id = (ls_str){order, strlen(order)};
+        e.product = (ls_str){product, strlen(product)};
+        e.category = (ls_str){"shoes", 5};
+        int dup = 0;
+        size_t at;
+        ck_assert_int_eq(history_add(&h, &e, 0, &dup, &at), LS_OK);
+        ck_assert_int_eq(dup, 0);
+        if (i % 500 == 0) { /* the same strings again add nothing */
+            size_t before = h.nstr;
+            ck_assert_int_eq(history_add(&h, &e, 0, &dup, &at), LS_OK);
+            ck_assert_uint_eq(h.nstr, before);
+        }
+    }
+    ck_assert_uint_eq(h.nstr, 3000 + 300 + 1);
+    for (size_t i = 0; i < h.n; i++) {
+        ls_str o = history_string(&h, h.ev[i].order), p = history_string(&h, h.ev[i].product);
+        ck_assert(o.len > 2 && memcmp(o.ptr, "o-", 2) == 0);
+        ck_assert(p.len > 2 && memcmp(p.ptr, "p-", 2) == 0);
+        ck_assert_int_eq(atoi(o.ptr + 2) % 300, atoi(p.ptr + 2)); /* each event kept its own pair */
+    }
+    size_t cap = history_encoded_size(&h), len;
+    uint8_t *buf = malloc(cap);
+    ck_assert_int_eq(history_encode(&h, buf, cap, &len), LS_OK);
+    ck_assert_int_eq(history_decode(&back, buf, len), LS_OK);
+    ck_assert_uint_eq(back.nstr, h.nstr);
+    ck_assert_uint_eq(back.n, h.n);
+    free(buf);
+    history_free(&h);
+    history_free(&back);
+}
+END_TEST
+
 /* ================================================================== */
 /* The running vector is the replay, whatever the arrival order         */
 /* ================================================================== */
@@ -1461,6 +1512,7 @@ static Suite *suite(void)
     tcase_add_test(tc, every_truncation_is_a_parse_error);
     tcase_add_test(tc, random_byte_flips_never_crash);
     tcase_add_test(tc, a_time_delta_that_overflows_is_a_parse_error);
+    tcase_add_test(tc, a_big_string_table_interns_each_string_once);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("replay");
