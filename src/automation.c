@@ -25,6 +25,8 @@
 #define HOUR_MS 3600000LL
 #define TIMER_CHUNK 500        /* timers run per txn */
 #define SWEEP_CHUNK 256        /* customers a sweep txn evaluates (a few ms: a track waits at most that) */
+#define SWEEP_YIELD_EVERY 16   /* ... but it looks for waiting requests this often, and stops for them */
+#define SWEEP_YIELD 1
 #define PRUNE_EVERY_MS 1000
 #define PRUNE_CHUNK 1000
 #define TOUCH_MAX_ID STORE_MAX_KEY
@@ -72,6 +74,9 @@ struct automation {
     size_t cursor_len;
     int64_t next_pass_ms;      /* 0: start one at once */
     uint64_t pass_visited;     /* customers the running pass has evaluated */
+    int (*should_yield)(void *); /* the writer: requests are waiting (the sweep stops its chunk) */
+    void *yield_arg;
+    unsigned since_yield_check;
     int pass_pending;          /* an audience changed: start a pass after the current */
     uint32_t building[AUDIENCE_MAX]; /* not-ready audiences a running pass covers from its start */
     size_t nbuilding;
@@ -720,6 +725,12 @@ uint64_t automation_last_seq(const automation *a)
     return a->last_seq;
 }
 
+void automation_set_yield(automation *a, int (*should_yield)(void *), void *arg)
+{
+    a->should_yield = should_yield;
+    a->yield_arg = arg;
+}
+
 int automation_audiences_ready(const automation *a)
 {
     if (!a->audiences_loaded || a->pass_pending)
@@ -763,6 +774,11 @@ static int visit_sweep(void *arg, const char *id, size_t len, const ls_features 
     visit_ctx *v = arg;
     automation *a = v->a;
     char copy[STORE_MAX_KEY + 1];
+    if (a->should_yield && ++a->since_yield_check >= SWEEP_YIELD_EVERY) {
+        a->since_yield_check = 0;
+        if (a->should_yield(a->yield_arg))
+            return SWEEP_YIELD; /* this customer is the next chunk's first */
+    }
     memcpy(copy, id, len); /* the cursor's memory: copy before writing */
     memcpy(a->cursor, id, len);
     a->cursor_len = len;
@@ -811,6 +827,10 @@ static int run_sweep(automation *a, store_wtxn *w, void *arg)
     visit_ctx v = {a, w, MODE_SWEEP};
     int rc = store_wtxn_scan_customers(w, a->cursor, a->cursor_len, SWEEP_CHUNK, visit_sweep, &v, &visited, more);
     a->pass_visited += visited;
+    if (rc == SWEEP_YIELD) { /* requests came: commit what is done, go on later */
+        *more = 1;
+        return LS_OK;
+    }
     if (rc != LS_OK || *more)
         return rc;
     /* the pass is done: the audiences it built are ready */
@@ -840,7 +860,7 @@ static void start_pass(automation *a, int64_t now_ms)
     for (size_t i = 0; i < a->audiences.n; i++)
         if (!a->audiences.defs[i].info.ready)
             a->building[a->nbuilding++] = a->audiences.defs[i].info.id;
-    a->next_pass_ms = now_ms + a->cfg.refresh_ms;
+    (void)now_ms;
     BUMP(a, automation_sweeps, 1);
 }
 
@@ -872,8 +892,10 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
         if (rc)
             return rc;
         a->sweeping = more;
-        if (!more)
+        if (!more) { /* the next pass starts a refresh after this one ended */
             a->nbuilding = 0;
+            a->next_pass_ms = now_ms + a->cfg.refresh_ms;
+        }
         *busy |= more || a->pass_pending;
     }
     if (now_ms - a->last_prune_ms >= PRUNE_EVERY_MS) {

@@ -11,9 +11,10 @@
  * timer queue at the next time one of its time-based conditions can flip
  * (abandoned cart after `abandoned_cart_after` of silence, the review
  * window, win-back, lapse, birthday and anniversary windows, the end of a
- * disappointment), and a sweep re-evaluates everyone every
- * `audience_refresh` (score and P(alive) drift with time; a new audience
- * needs its first members).
+ * disappointment), and a sweep re-evaluates everyone, a pass starting
+ * `audience_refresh` after the last one ended (score and P(alive) drift
+ * with time; a new audience needs its first members); it runs in small
+ * chunks between groups and stops a chunk early when requests wait.
  *
  * A moment fires once per occurrence.  An occurrence of abandoned_cart,
  * win_back and review_request belongs to the last purchase (a new cart
@@ -125,6 +126,10 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
 typedef void (*automation_progress_fn)(void *arg, uint64_t visited);
 int automation_build(automation *a, store *s, const model *m, int64_t now_ms, automation_progress_fn progress,
                      void *arg);
+
+/* The sweep asks should_yield(arg) every few customers and ends its chunk
+ * (committing what it did) when it answers 1: requests are waiting. */
+void automation_set_yield(automation *a, int (*should_yield)(void *), void *arg);
 
 /* 1 when every audience has had its first pass (is `ready`). */
 int automation_audiences_ready(const automation *a);

@@ -1571,3 +1571,277 @@ int store_wtxn_each_alias(store_wtxn *w, const char *target, size_t tlen, store_
     free(ids);
     return st;
 }
+
+/* ------------------------------------------------------------------ */
+/* Parallel scans: one snapshot, split keys, key ranges (store.h)      */
+/* ------------------------------------------------------------------ */
+
+#include <sched.h>
+
+int store_reader_begin_same(store_reader *const *rs, int n)
+{
+    if (n < 1)
+        return LS_EINVAL;
+    for (int attempt = 0; attempt < STORE_SAME_ATTEMPTS; attempt++) {
+        int rc = store_reader_begin(rs[0]); /* adopts a grown map with no other snapshot open */
+        if (rc != LS_OK)
+            return rc;
+        size_t id = mdb_txn_id(rs[0]->txn);
+        int i = 1, again = 0;
+        for (; i < n && !again; i++) {
+            store_reader *r = rs[i];
+            store_reader_end(r);
+            /* a second shared hold by this thread: only try it, so a
+             * waiting store_grow (writer-preferring lock) cannot deadlock us */
+            if (pthread_rwlock_tryrdlock(&r->s->map_lock) != 0) {
+                again = 1;
+                break;
+            }
+            rc = mdb_txn_renew(r->txn);
+            if (rc != 0) {
+                pthread_rwlock_unlock(&r->s->map_lock);
+                if (rc != MDB_MAP_RESIZED) {
+                    for (int j = 0; j < i; j++)
+                        store_reader_end(rs[j]);
+                    return from_mdb(rc);
+                }
+                again = 1; /* the next round's first begin adopts the new size */
+                break;
+            }
+            r->active = 1;
+            again = mdb_txn_id(r->txn) != id; /* a commit landed in between */
+        }
+        if (!again)
+            return LS_OK;
+        for (int j = 0; j < n; j++)
+            store_reader_end(rs[j]);
+        sched_yield();
+    }
+    return LS_EUNAVAIL;
+}
+
+void store_split_free(store_split *sp)
+{
+    free(sp->bytes);
+    free(sp->off);
+    memset(sp, 0, sizeof *sp);
+}
+
+static int split_push(store_split *sp, const void *key, size_t len)
+{
+    if (sp->n + 2 > sp->off_cap) {
+        size_t cap = sp->off_cap ? sp->off_cap * 2 : 256;
+        size_t *off = realloc(sp->off, cap * sizeof *off);
+        if (!off)
+            return LS_ENOMEM;
+        sp->off = off;
+        sp->off_cap = cap;
+        if (sp->n == 0)
+            sp->off[0] = 0;
+    }
+    size_t used = sp->off[sp->n];
+    if (used + len > sp->bytes_cap) {
+        size_t cap = sp->bytes_cap ? sp->bytes_cap * 2 : 4096;
+        while (cap < used + len)
+            cap *= 2;
+        uint8_t *b = realloc(sp->bytes, cap);
+        if (!b)
+            return LS_ENOMEM;
+        sp->bytes = b;
+        sp->bytes_cap = cap;
+    }
+    memcpy(sp->bytes + used, key, len);
+    sp->off[++sp->n] = used + len;
+    return LS_OK;
+}
+
+/* The page-level sampler reads the separator keys of the customers
+ * B-tree's upper branch pages straight from the map, in LMDB's on-disk
+ * page format (0.9, 64-bit: 16-byte page header - pgno, pad, flags,
+ * lower, upper - then u16 node offsets; a branch node is u16 lo, hi,
+ * flags (the child pgno's three parts), u16 key size, key).  Everything
+ * is checked against the page bounds; any surprise makes it give up and
+ * the caller falls back to a cursor walk.  Split keys only balance the
+ * work: a wrong one would cost speed, never a row. */
+typedef struct {
+    const uint8_t *base;
+    size_t psize;
+    uint64_t npages;
+    store_split *out;   /* NULL: count only */
+    uint64_t count;
+    int bad;
+} page_walk;
+
+static uint16_t rd16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Emits, in key order, the separators of branch page pgno (at level lvl,
+ * the root being 1) and of its branch descendants down to level deepest. */
+static void walk_branch(page_walk *w, uint64_t pgno, int lvl, int deepest)
+{
+    if (w->bad || pgno >= w->npages) {
+        w->bad = 1;
+        return;
+    }
+    const uint8_t *p = w->base + pgno * w->psize;
+    uint16_t flags = rd16(p + 10), lower = rd16(p + 12), upper = rd16(p + 14);
+    if (rd64(p) != pgno || !(flags & 0x01) || lower < 16 || lower > upper || upper > w->psize) {
+        w->bad = 1;
+        return;
+    }
+    int n = (lower - 16) / 2;
+    for (int i = 0; i < n && !w->bad; i++) {
+        size_t off = rd16(p + 16 + 2 * i);
+        if (off < upper || off + 8 > w->psize || off + 8 + rd16(p + off + 6) > w->psize) {
+            w->bad = 1;
+            return;
+        }
+        const uint8_t *node = p + off;
+        if (i > 0) { /* a branch page's first key is empty: it is the parent's */
+            w->count++;
+            if (w->out && split_push(w->out, node + 8, rd16(node + 6)) != LS_OK)
+                w->bad = 1;
+        }
+        if (lvl < deepest)
+            walk_branch(w, (uint64_t)rd16(node) | (uint64_t)rd16(node + 2) << 16 | (uint64_t)rd16(node + 4) << 32,
+                        lvl + 1, deepest);
+    }
+}
+
+/* The customers tree's upper separators, about `want` of them, through
+ * the pages; LS_EINTERNAL when the pages are not what the walk expects. */
+static int split_by_pages(store_reader *r, const MDB_stat *st, size_t want, store_split *raw)
+{
+    MDB_dbi main_dbi;
+    MDB_val k = {9, "customers"}, v;
+    MDB_envinfo info;
+    if (sizeof(void *) != 8 || st->ms_depth < 2 || mdb_dbi_open(r->txn, NULL, 0, &main_dbi) != 0 ||
+        mdb_get(r->txn, main_dbi, &k, &v) != 0 || v.mv_size < 48 || mdb_env_info(r->s->env, &info) != 0)
+        return LS_EINTERNAL;
+    uint64_t root = rd64((const uint8_t *)v.mv_data + 40); /* MDB_db.md_root */
+    /* the map's base, from the page that holds the table's record: pages
+     * are psize-aligned in a page-aligned map and start with their pgno */
+    uintptr_t at = (uintptr_t)v.mv_data & ~(uintptr_t)(st->ms_psize - 1);
+    uint64_t pgno = rd64((const uint8_t *)at);
+    if (pgno > info.me_last_pgno || pgno * st->ms_psize > at)
+        return LS_EINTERNAL;
+    page_walk w = {(const uint8_t *)(at - pgno * st->ms_psize), st->ms_psize, (uint64_t)info.me_last_pgno + 1, NULL,
+                   0, 0};
+    int deepest = 1;
+    for (; deepest < (int)st->ms_depth - 1; deepest++) { /* the shallowest level with enough keys */
+        w.count = 0;
+        walk_branch(&w, root, 1, deepest);
+        if (w.bad)
+            return LS_EINTERNAL;
+        if (w.count >= want)
+            break;
+        if (w.count > ((uint64_t)1 << 20) / 256) /* the next level would be too many keys to copy */
+            break;
+    }
+    w.out = raw;
+    w.count = 0;
+    walk_branch(&w, root, 1, deepest);
+    return w.bad ? LS_EINTERNAL : LS_OK;
+}
+
+/* The public fallback: every (entries / want)-th key by a cursor walk. */
+static int split_by_walk(store_reader *r, const MDB_stat *st, size_t want, store_split *raw)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    size_t every = st->ms_entries / want, i = 0;
+    if (every == 0)
+        every = 1;
+    int rc = mdb_cursor_open(r->txn, r->s->customers, &cur), st2 = LS_OK;
+    if (rc)
+        return from_mdb(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if (i++ % every == 0 && i > 1 && (st2 = split_push(raw, k.mv_data, k.mv_size)) != LS_OK)
+            break;
+    mdb_cursor_close(cur);
+    return st2;
+}
+
+int store_reader_split_keys(store_reader *r, size_t want, store_split *out, int *by_pages)
+{
+    MDB_stat st;
+    store_split raw = {0};
+    memset(out, 0, sizeof *out);
+    *by_pages = 0;
+    if (want < 2 || !r->active)
+        return LS_OK;
+    int rc = from_mdb(mdb_stat(r->txn, r->s->customers, &st));
+    if (rc != LS_OK || st.ms_entries < 2)
+        return rc;
+    if (want > st.ms_entries)
+        want = st.ms_entries;
+    if (split_by_pages(r, &st, want - 1, &raw) == LS_OK) {
+        *by_pages = 1;
+    } else {
+        store_split_free(&raw);
+        if ((rc = split_by_walk(r, &st, want, &raw)) != LS_OK) {
+            store_split_free(&raw);
+            return rc;
+        }
+    }
+    /* thin to at most want - 1 keys, evenly */
+    for (size_t i = 0; i < raw.n && rc == LS_OK; i++) {
+        if (raw.n >= want && (i + 1) * (want - 1) / raw.n == i * (want - 1) / raw.n)
+            continue;
+        rc = split_push(out, raw.bytes + raw.off[i], raw.off[i + 1] - raw.off[i]);
+    }
+    store_split_free(&raw);
+    if (rc != LS_OK)
+        store_split_free(out);
+    return rc;
+}
+
+/* One record of a range scan, as of asof_ms, counting replays. */
+static int range_one(store_reader *r, const MDB_val *k, const MDB_val *v, int64_t asof_ms, store_visit_fn fn,
+                     void *arg, store_scan_stats *stats)
+{
+    ls_features f;
+    if (decode_value_record(v, &f) != LS_OK)
+        return LS_OK; /* as scan(): unreadable records are skipped */
+    if (f.last_seen_ms > asof_ms) {
+        if (decode_value_history(v, &f, &r->h) != LS_OK)
+            return LS_OK;
+        stats->replayed++;
+        stats->events_replayed += history_upto(&r->h, asof_ms);
+        if (history_replay(&r->h, asof_ms, &r->s->decay, &f) != LS_OK || feature_empty(&f))
+            return LS_OK;
+    }
+    return fn(arg, k->mv_data, k->mv_size, &f);
+}
+
+int store_reader_scan_range_asof(store_reader *r, const void *from, size_t from_len, const void *to, size_t to_len,
+                                 int64_t asof_ms, store_visit_fn fn, void *arg, store_scan_stats *stats)
+{
+    MDB_cursor *cur;
+    MDB_val k = {from_len, (void *)from}, v, end = {to_len, (void *)to};
+    int rc = mdb_cursor_open(r->txn, r->s->customers, &cur), st = LS_OK;
+    if (rc)
+        return from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (to && mdb_cmp(r->txn, r->s->customers, &k, &end) >= 0)
+            break;
+        if ((st = range_one(r, &k, &v, asof_ms, fn, arg, stats)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (st == LS_OK && rc != MDB_NOTFOUND && rc != 0)
+        st = from_mdb(rc);
+    return st;
+}

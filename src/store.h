@@ -330,6 +330,55 @@ int store_reader_tcount(store_reader *r, store_table t, uint64_t *n);
 int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len, size_t max,
                               store_visit_fn fn, void *arg, size_t *visited, int *more);
 
+/* ---- parallel scans over key ranges (rescore) ----
+ * Several threads read ONE snapshot, each through its own reader: the
+ * readers are begun together on the calling thread with
+ * store_reader_begin_same, which checks that every one of them sees the
+ * same commit (LMDB's txn id: the same id is the same snapshot, the same
+ * B-tree roots) and begins them again when a commit landed in between.
+ * The store opens LMDB with MDB_NOTLS, so a read txn may then be handed to
+ * another thread as long as one thread at a time uses it (LMDB's rule):
+ * begin and end them on the calling thread, scan each on one worker. */
+
+/* Rounds store_reader_begin_same tries before giving up. */
+#define STORE_SAME_ATTEMPTS 1000
+
+/* Begins rs[0..n-1] on one snapshot (ending any they held).  0; LS_EUNAVAIL
+ * when commits kept landing between the begins STORE_SAME_ATTEMPTS times
+ * (none is then active: fall back to one reader); or a store status. */
+int store_reader_begin_same(store_reader *const *rs, int n);
+
+/* Keys, in order: key i is bytes[off[i] .. off[i + 1]). */
+typedef struct {
+    size_t n;
+    uint8_t *bytes;
+    size_t *off;
+    size_t bytes_cap, off_cap;
+} store_split;
+
+void store_split_free(store_split *sp);
+
+/* At most want - 1 customer ids, in order, that cut the customers table
+ * of r's snapshot into about `want` ranges of similar size: the
+ * separator keys of the upper branch pages of its B-tree (read from the
+ * map; no leaf is touched), evenly thinned.  When the pages cannot be
+ * read that way, a cursor walk over the keys instead (*by_pages 0).
+ * Empty when there are fewer than 2 customers.  out is the caller's
+ * (store_split_free); a split key need not be a customer. */
+int store_reader_split_keys(store_reader *r, size_t want, store_split *out, int *by_pages);
+
+/* What a scan replayed: customers whose record was later than the as-of
+ * time, and the events of their histories replayed to get there. */
+typedef struct {
+    uint64_t replayed;
+    uint64_t events_replayed;
+} store_scan_stats;
+
+/* store_reader_scan_asof over the customers with from <= id < to (from
+ * NULL: from the first; to NULL: to the last), adding to *stats. */
+int store_reader_scan_range_asof(store_reader *r, const void *from, size_t from_len, const void *to, size_t to_len,
+                                 int64_t asof_ms, store_visit_fn fn, void *arg, store_scan_stats *stats);
+
 /* ---- fault injection (for tests; compiled in, off by default) ----
  * Process-wide switches that make the write path fail as if LMDB had,
  * so tests can reach failure paths no real input reaches.  While off they

@@ -798,6 +798,14 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* 1 when a job waits on the writer's socket (the sweep yields to it). */
+static int jobs_waiting(void *arg)
+{
+    writer *w = arg;
+    zmq_pollitem_t item = {w->pull, 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&item, 1, 0) > 0;
+}
+
 static int open_automation(writer *w)
 {
     const config *cfg = &w->svc->cfg;
@@ -813,7 +821,10 @@ static int open_automation(writer *w)
         LOG_ERROR("bad_config", "reason=\"%s\"", err);
         return LS_EINVAL;
     }
-    return automation_open(&w->autom, &ac, &w->svc->stats);
+    int rc = automation_open(&w->autom, &ac, &w->svc->stats);
+    if (rc == LS_OK)
+        automation_set_yield(w->autom, jobs_waiting, w);
+    return rc;
 }
 
 int writer_start(writer **out, service *svc, int nproducers)
