@@ -96,8 +96,9 @@ static const config_option options[] = {
     {"trigger-max", CONFIG_SIZE, OPT(trigger_max), 0, "1000000", 1000, 1000000000,
      "the outbox keeps at most this many triggers (the oldest leave first)"},
     {"audience-refresh", CONFIG_DURATION, OPT(audience_refresh_ms), 0, "15m", 1000, 3650LL * 86400000,
-     "how often every customer is re-evaluated (audiences over time-based fields such as score or "
-     "days_since_last_purchase, and a new audience's first members); events and timers re-evaluate at once"},
+     "pause between two passes that re-evaluate every customer (audiences over time-based fields such as "
+     "score or days_since_last_purchase, and a new audience's first members); events and timers "
+     "re-evaluate at once"},
     {NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

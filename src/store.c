@@ -1773,17 +1773,24 @@ static int split_by_walk(store_reader *r, const MDB_stat *st, size_t want, store
     return st2;
 }
 
-int store_reader_split_keys(store_reader *r, size_t want, store_split *out, int *by_pages)
+int store_reader_split_keys(store_reader *r, size_t min_ranges, size_t per_range, store_split *out, int *by_pages)
 {
     MDB_stat st;
     store_split raw = {0};
     memset(out, 0, sizeof *out);
     *by_pages = 0;
-    if (want < 2 || !r->active)
-        return LS_OK;
+    if (!r->active)
+        return LS_EINVAL;
     int rc = from_mdb(mdb_stat(r->txn, r->s->customers, &st));
     if (rc != LS_OK || st.ms_entries < 2)
         return rc;
+    size_t want = st.ms_entries / (per_range ? per_range : 1);
+    if (want < min_ranges)
+        want = min_ranges;
+    if (want > STORE_SPLIT_MAX)
+        want = STORE_SPLIT_MAX;
+    if (want < 2)
+        return LS_OK;
     if (want > st.ms_entries)
         want = st.ms_entries;
     if (split_by_pages(r, &st, want - 1, &raw) == LS_OK) {

@@ -358,14 +358,18 @@ typedef struct {
 
 void store_split_free(store_split *sp);
 
-/* At most want - 1 customer ids, in order, that cut the customers table
- * of r's snapshot into about `want` ranges of similar size: the
+/* Most ranges store_reader_split_keys makes. */
+#define STORE_SPLIT_MAX 65536
+
+/* Customer ids, in order, that cut the customers table of r's (active)
+ * snapshot into about max(min_ranges, customers / per_range) ranges (at
+ * most STORE_SPLIT_MAX, at most one per customer) of similar size: the
  * separator keys of the upper branch pages of its B-tree (read from the
  * map; no leaf is touched), evenly thinned.  When the pages cannot be
  * read that way, a cursor walk over the keys instead (*by_pages 0).
  * Empty when there are fewer than 2 customers.  out is the caller's
  * (store_split_free); a split key need not be a customer. */
-int store_reader_split_keys(store_reader *r, size_t want, store_split *out, int *by_pages);
+int store_reader_split_keys(store_reader *r, size_t min_ranges, size_t per_range, store_split *out, int *by_pages);
 
 /* What a scan replayed: customers whose record was later than the as-of
  * time, and the events of their histories replayed to get there. */
