@@ -47,6 +47,7 @@ typedef struct {
     uint64_t records;        /* customers in the LMDB benchmarks */
     int batch, clients;      /* the track benchmark's group commit */
     int txns;                /* transactions per LMDB put benchmark */
+    int cpu_only;            /* --cpu-only: no LMDB rows */
 } options;
 
 /* Shared inputs, built once. */
@@ -231,14 +232,14 @@ static void b_model_score(inputs *in, uint64_t iters)
     sink = acc;
 }
 
-static void assess_loop(inputs *in, const ls_features *f, uint64_t iters)
+static void assess_loop(inputs *in, const ls_features *f, uint64_t iters, unsigned flags)
 {
     feature_ctx ctx = {in->now_ms, in->decay};
     assess_result a;
     double acc = 0;
     for (uint64_t i = 0; i < iters; i++) {
         ctx.now_ms = in->now_ms + (int64_t)(i & 1023);
-        assess_customer(in->m, f, &ctx, 0, -1, &a);
+        assess_customer_ex(in->m, f, &ctx, 0, -1, flags, &a);
         acc += a.clv;
     }
     sink = acc;
@@ -246,12 +247,22 @@ static void assess_loop(inputs *in, const ls_features *f, uint64_t iters)
 
 static void b_assess_buyer(inputs *in, uint64_t iters)
 {
-    assess_loop(in, &in->record, iters);
+    assess_loop(in, &in->record, iters, 0);
+}
+
+static void b_assess_buyer_no_reasons(inputs *in, uint64_t iters)
+{
+    assess_loop(in, &in->record, iters, ASSESS_NO_REASONS);
 }
 
 static void b_assess_browser(inputs *in, uint64_t iters)
 {
-    assess_loop(in, &in->browser, iters);
+    assess_loop(in, &in->browser, iters, 0);
+}
+
+static void b_assess_browser_no_reasons(inputs *in, uint64_t iters)
+{
+    assess_loop(in, &in->browser, iters, ASSESS_NO_REASONS);
 }
 
 static void b_decode_track(inputs *in, uint64_t iters)
@@ -517,6 +528,7 @@ static int put_benchmark(inputs *in, int n, int txns, int writer, txn_figures *o
 static int parse_options(int argc, char **argv, options *o)
 {
     static const struct option opts[] = {{"quick", no_argument, NULL, 'q'}, {"clients", required_argument, NULL, 'c'},
+                                         {"cpu-only", no_argument, NULL, 'u'},
                                          {"batch", required_argument, NULL, 'b'},
                                          {"records", required_argument, NULL, 'r'},
                                          {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
@@ -525,15 +537,17 @@ static int parse_options(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'q': o->quick = 1; break;
+        case 'u': o->cpu_only = 1; break;
         case 'c': o->clients = atoi(optarg); break;
         case 'b': o->batch = atoi(optarg); break;
         case 'r': o->records = strtoull(optarg, NULL, 10); break;
         case 'h':
-            printf("usage: bench_components [--quick] [--clients N] [--batch B] [--records N]\n\n"
+            printf("usage: bench_components [--quick] [--cpu-only] [--clients N] [--batch B] [--records N]\n\n"
                    "Median costs of the pieces of a leadscore request (see the top of\n"
                    "bench/bench_components.c).  --clients and --batch give the track benchmark's\n"
                    "group-commit size (default 4 x 100 events); --records the LMDB customer count\n"
-                   "(default 100000); --quick a fraction of the work, for CI.\n");
+                   "(default 100000); --quick a fraction of the work, for CI; --cpu-only skips the\n"
+                   "LMDB rows (the CPU rows alone take a few seconds).\n");
             return 1;
         default: return 2;
         }
@@ -561,6 +575,10 @@ static void cpu_rows(inputs *in, const options *o)
         "ns/op", "score + BG/NBD + journey + segments");
     row("assess_customer, browser (never bought)", time_per_op(b_assess_browser, in, o->iters / 20, o->reps), "ns/op",
         "");
+    row("assess_customer_ex, buyer, ASSESS_NO_REASONS", time_per_op(b_assess_buyer_no_reasons, in, o->iters / 20, o->reps),
+        "ns/op", "segment names without reasons (CSV, train)");
+    row("assess_customer_ex, browser, ASSESS_NO_REASONS",
+        time_per_op(b_assess_browser_no_reasons, in, o->iters / 20, o->reps), "ns/op", "");
     snprintf(note, sizeof note, "%zu-byte request", in->track_len);
     row("decode track request (parse + decode_event)", time_per_op(b_decode_track, in, o->iters, o->reps), "ns/op",
         note);
@@ -619,7 +637,7 @@ int main(int argc, char **argv)
     make_track_request(&in);
     printf("%-50s %12s  %-9s %s\n", "component", "median", "unit", "note");
     cpu_rows(&in, &o);
-    rc = store_setup(&in, &o) == 0 ? lmdb_rows(&in, &o) : -1;
+    rc = o.cpu_only ? 0 : store_setup(&in, &o) == 0 ? lmdb_rows(&in, &o) : -1;
     store_teardown(&in);
     model_unref(&in.m);
     return rc == 0 ? 0 : 1;

@@ -33,23 +33,14 @@ static double repeat_mean(const ls_features *f, double x)
     return rest > 0 ? rest : f->spend / (x + 1);
 }
 
-static double customer_value(const model_clv *c, double x, double t_x, double T, double zbar)
-{
-    double horizon = c->horizon_days / c->time_unit_days, v = 0, period = 0, rate = 0;
-    if (c->discount_rate_annual > 0) {
-        period = 30.0 / c->time_unit_days;
-        rate = pow(1.0 + c->discount_rate_annual, 30.0 / 365.0) - 1.0;
-    }
-    int rc = clv_repeat_value(&c->repeat, &c->gamma_gamma, x, t_x, T, zbar, horizon, period, rate, &v);
-    return rc == LS_OK && isfinite(v) ? v : 0.0;
-}
-
 void assess_repeat_summary(const model_clv *c, double x, double t_x, double T, double horizon_days, double *p_buy,
                            double *expected)
 {
     double tau = horizon_days / c->time_unit_days, p = 0, e = 0;
-    *p_buy = clv_repeat_p_buy(&c->repeat, x, t_x, T, tau, &p) == LS_OK && isfinite(p) ? p : 0.0;
-    *expected = clv_repeat_expected(&c->repeat, x, t_x, T, tau, &e) == LS_OK && isfinite(e) ? e : 0.0;
+    int rp, re;
+    clv_repeat_window(&c->repeat, x, t_x, T, tau, &rp, &p, &re, &e);   /* P(alive) once */
+    *p_buy = rp == LS_OK && isfinite(p) ? p : 0.0;
+    *expected = re == LS_OK && isfinite(e) ? e : 0.0;
 }
 
 void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, double horizon_days, double *p_buy,
@@ -61,27 +52,45 @@ void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, dou
         assess_repeat_summary(c, x, t_x, T, horizon_days, p_buy, expected);
 }
 
+void assess_prepare(const model_clv *c, double horizon_days, assess_consts *out)
+{
+    double mean_order = 0;
+    clv_gamma_gamma_expected_spend(&c->gamma_gamma, 0, 0, &mean_order);
+    out->mean_order = mean_order;
+    out->prospect_share = horizon_days > 30 ? 30.0 / horizon_days : 1.0;
+    out->tau_30 = 30.0 / c->time_unit_days;
+    out->horizon = c->horizon_days / c->time_unit_days;
+    out->period = out->rate = 0;
+    if (c->discount_rate_annual > 0) {
+        out->period = 30.0 / c->time_unit_days;
+        out->rate = pow(1.0 + c->discount_rate_annual, 30.0 / 365.0) - 1.0;
+    }
+}
+
+/* P(alive), expected purchases in 30 days and the value over the clv
+ * horizon (clv_repeat_customer: P(alive) once).  A prospect: p_alive 1,
+ * its score's share of 30 days, its score times the mean order. */
 static void customer_base(const model *m, const ls_features *f, int64_t now_ms, assess_result *out)
 {
     const model_clv *c = model_clv_params(m);
-    double x, t_x, T, mean_order = 0;
-    clv_gamma_gamma_expected_spend(&c->gamma_gamma, 0, 0, &mean_order);
+    const assess_consts *k = model_assess_consts(m);
+    double x, t_x, T;
     if (!assess_summary(c, f, now_ms, &x, &t_x, &T)) {
-        double h = model_horizon_days(m);
         out->p_alive = 1.0;
-        out->expected_purchases_30d = out->logistic.score * (h > 30 ? 30.0 / h : 1.0);
-        out->clv = out->logistic.score * mean_order;
+        out->expected_purchases_30d = out->logistic.score * k->prospect_share;
+        out->clv = out->logistic.score * k->mean_order;
         return;
     }
-    double p = 0, e = 0;
-    out->p_alive = clv_repeat_p_alive(&c->repeat, x, t_x, T, &p) == LS_OK ? p : 0.0;
-    out->expected_purchases_30d =
-        clv_repeat_expected(&c->repeat, x, t_x, T, 30.0 / c->time_unit_days, &e) == LS_OK ? e : 0.0;
-    out->clv = customer_value(c, x, t_x, T, repeat_mean(f, x));
+    clv_repeat_figures fig;
+    clv_repeat_customer(&c->repeat, &c->gamma_gamma, x, t_x, T, repeat_mean(f, x), k->tau_30, k->horizon, k->period,
+                        k->rate, &fig);
+    out->p_alive = fig.p_alive_rc == LS_OK ? fig.p_alive : 0.0;
+    out->expected_purchases_30d = fig.expected_rc == LS_OK ? fig.expected : 0.0;
+    out->clv = fig.value_rc == LS_OK && isfinite(fig.value) ? fig.value : 0.0;
 }
 
-void assess_customer(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
-                     assess_result *out)
+void assess_customer_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
+                        unsigned flags, assess_result *out)
 {
     model_score(m, f, ctx, explain, &out->logistic);
     customer_base(m, f, ctx->now_ms, out);
@@ -92,6 +101,12 @@ void assess_customer(const model *m, const ls_features *f, const feature_ctx *ct
         k = model_segments(m)->k;
     if (k > 0) {
         segments_inputs si = {*ctx, out->journey, out->p_alive, out->clv};
-        out->nsegments = segments_rank(model_segments(m), f, &si, k, out->segments);
+        out->nsegments = segments_rank_ex(model_segments(m), f, &si, k, !(flags & ASSESS_NO_REASONS), out->segments);
     }
+}
+
+void assess_customer(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
+                     assess_result *out)
+{
+    assess_customer_ex(m, f, ctx, explain, k, 0, out);
 }

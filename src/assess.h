@@ -54,4 +54,30 @@ void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, dou
 void assess_customer(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
                      assess_result *out);
 
+/* What assess_customer_ex may leave out. */
+enum {
+    ASSESS_NO_REASONS = 1 << 0    /* segments[i].reason left empty ("") */
+};
+
+/* assess_customer with flags (ASSESS_*): a caller that shows no segment
+ * reasons (a CSV of segment names, train's hit rate, a trigger) saves
+ * their formatting (about 70 ns a buyer; more when a type or phase reason,
+ * written with snprintf, ranks).  Every other field is the same. */
+void assess_customer_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
+                        unsigned flags, assess_result *out);
+
+/* The per-model constants of the customer-base figures, computed once by
+ * assess_prepare when a model is loaded (model.c keeps them; see
+ * model_assess_consts), with exactly the expressions assess_customer would
+ * otherwise evaluate for every customer. */
+struct assess_consts {
+    double mean_order;        /* Gamma-Gamma population mean order value (0 if q <= 1) */
+    double prospect_share;    /* a prospect's 30-day share of its score: min(1, 30 / horizon_days) */
+    double tau_30;            /* 30 days in the model's time unit */
+    double horizon;           /* the clv horizon in time units */
+    double period, rate;      /* discounting per 30 days (0, 0: none) */
+};
+
+void assess_prepare(const model_clv *c, double horizon_days, assess_consts *out);
+
 #endif

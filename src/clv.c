@@ -1223,3 +1223,119 @@ int clv_repeat_value(const clv_repeat *m, const clv_gamma_gamma *spend, double x
     *out = total * order;
     return LS_OK;
 }
+
+/* The BG/NBD part of clv_repeat_customer(): the bodies of
+ * clv_bgnbd_expected(), clv_value() and clv_value_discounted() with
+ * p_alive_row computed once (the same value, so the same products). */
+static void bgnbd_customer(const clv_bgnbd *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+                           double zbar, double t, double horizon, double period, double rate,
+                           clv_repeat_figures *out)
+{
+    double pa, span = m->alpha + T, bracket, order, prev = 0.0, total = 0.0, factor = 1.0;
+    long i, n;
+    int rc;
+
+    pa = bgnbd_p_alive_row(m, x, t_x, T);
+    out->p_alive = pa;
+    out->p_alive_rc = LS_OK;
+    if (!isfinite(t) || t < 0.0) {
+        out->expected_rc = LS_EINVAL;
+    } else {
+        rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, t / (span + t), -log1p(t / span), &bracket);
+        out->expected_rc = rc;
+        if (rc == LS_OK)
+            out->expected = bracket * pa;
+    }
+    if (!isfinite(horizon) || horizon < 0.0 || !isfinite(rate) || rate < 0.0) {
+        out->value_rc = LS_EINVAL;
+        return;
+    }
+    if (!(rate > 0.0 && period > 0.0)) {       /* clv_value() */
+        if ((rc = clv_gamma_gamma_expected_spend(spend, x, zbar, &order)) == LS_OK)
+            rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, horizon / (span + horizon),
+                               -log1p(horizon / span), &bracket);
+        out->value_rc = rc;
+        if (rc == LS_OK)
+            out->value = bracket * pa * order;
+        return;
+    }
+    /* clv_value_discounted() */
+    if (!positive_finite(period) || !(ceil(horizon / period) <= VALUE_MAX_PERIODS)) {
+        out->value_rc = LS_EINVAL;
+        return;
+    }
+    if ((rc = clv_gamma_gamma_expected_spend(spend, x, zbar, &order)) != LS_OK) {
+        out->value_rc = rc;
+        return;
+    }
+    n = (long)ceil(horizon / period);
+    for (i = 1; i <= n; i++) {
+        double ti = fmin((double)i * period, horizon), e;
+        rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, ti / (span + ti), -log1p(ti / span), &bracket);
+        if (rc != LS_OK) {
+            out->value_rc = rc;
+            return;
+        }
+        e = bracket * pa;
+        factor /= 1.0 + rate;
+        total += (e - prev) * factor;
+        prev = e;
+    }
+    out->value_rc = LS_OK;
+    out->value = total * order;
+}
+
+void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+                         double zbar, double t, double horizon, double period, double rate,
+                         clv_repeat_figures *out)
+{
+    *out = (clv_repeat_figures){LS_EINVAL, LS_EINVAL, LS_EINVAL, 0.0, 0.0, 0.0};
+    if (m == NULL)
+        return;
+    if (m->kind != CLV_MODEL_BGNBD) {   /* closed forms: nothing to share */
+        out->p_alive_rc = clv_repeat_p_alive(m, x, t_x, T, &out->p_alive);
+        out->expected_rc = clv_repeat_expected(m, x, t_x, T, t, &out->expected);
+        out->value_rc = clv_repeat_value(m, spend, x, t_x, T, zbar, horizon, period, rate, &out->value);
+        if (out->p_alive_rc != LS_OK)
+            out->p_alive = 0.0;
+        if (out->expected_rc != LS_OK)
+            out->expected = 0.0;
+        if (out->value_rc != LS_OK)
+            out->value = 0.0;
+        return;
+    }
+    if (!bgnbd_valid(&m->bgnbd) || !customer_valid(x, t_x, T))
+        return;   /* every public function says LS_EINVAL first */
+    bgnbd_customer(&m->bgnbd, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
+}
+
+void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, double tau, int *p_buy_rc,
+                       double *p_buy, int *expected_rc, double *expected)
+{
+    double pa, span, silent, bracket;
+
+    *p_buy = *expected = 0.0;
+    if (m == NULL || m->kind != CLV_MODEL_BGNBD) {   /* closed forms: nothing to share */
+        *p_buy_rc = clv_repeat_p_buy(m, x, t_x, T, tau, p_buy);
+        *expected_rc = clv_repeat_expected(m, x, t_x, T, tau, expected);
+        if (*p_buy_rc != LS_OK)
+            *p_buy = 0.0;
+        if (*expected_rc != LS_OK)
+            *expected = 0.0;
+        return;
+    }
+    /* clv_bgnbd_p_buy() and clv_bgnbd_expected() check the same things */
+    if (!bgnbd_valid(&m->bgnbd) || !customer_valid(x, t_x, T) || !isfinite(tau) || tau < 0.0) {
+        *p_buy_rc = *expected_rc = LS_EINVAL;
+        return;
+    }
+    pa = bgnbd_p_alive_row(&m->bgnbd, x, t_x, T);
+    span = m->bgnbd.alpha + T;
+    silent = -expm1(-(m->bgnbd.r + x) * log1p(tau / (m->bgnbd.alpha + T)));
+    *p_buy = pa * silent;
+    *p_buy_rc = LS_OK;
+    *expected_rc = bgnbd_bracket(&m->bgnbd, m->bgnbd.r + x, m->bgnbd.a + m->bgnbd.b + x - 1.0, tau / (span + tau),
+                                 -log1p(tau / span), &bracket);
+    if (*expected_rc == LS_OK)
+        *expected = bracket * pa;
+}

@@ -202,6 +202,29 @@ int clv_repeat_p_buy(const clv_repeat *m, double x, double t_x, double T, double
 int clv_repeat_value(const clv_repeat *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
                      double zbar, double horizon, double period, double rate, double *out);
 
+/* Everything a score needs of one buyer, in one call: P(alive), the
+ * expected purchases in (T, T+t] and the value over (T, T+horizon]
+ * (discounted as clv_repeat_value() with period and rate), each with its
+ * own status.  Every figure is bit for bit what clv_repeat_p_alive(),
+ * clv_repeat_expected() and clv_repeat_value() give for the same
+ * arguments (and each status the same); P(alive), which all three need,
+ * is computed once. */
+typedef struct {
+    int p_alive_rc, expected_rc, value_rc;
+    double p_alive, expected, value;   /* 0 where the status is not LS_OK */
+} clv_repeat_figures;
+
+void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+                         double zbar, double t, double horizon, double period, double rate,
+                         clv_repeat_figures *out);
+
+/* P(at least one purchase in (T, T+tau]) and the expected purchases in
+ * it, each with its status, bit for bit what clv_repeat_p_buy() and
+ * clv_repeat_expected() give (tau = t), P(alive) computed once.  The
+ * figures are 0 where their status is not LS_OK. */
+void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, double tau, int *p_buy_rc,
+                       double *p_buy, int *expected_rc, double *expected);
+
 /* ------------------------------------------------------------------------
  * Gamma-Gamma
  * --------------------------------------------------------------------- */

@@ -81,7 +81,8 @@ static const cliopt rescore_rows[] = {
     {.name = "segments-detail", .kind = CLIOPT_FLAG, F(ro.segments_detail),
      .help = "CSV: add a segments_detail column (JSON: segment, weight, reason)"},
     {.name = "threads", .kind = CLIOPT_INT, F(ro.threads), .lo = 1, .hi = RESCORE_MAX_THREADS, .arg = "N",
-     .help = "scoring threads (default: one per CPU, at most 8; 1: no threads)"},
+     .help = "scoring threads, each scanning its own key ranges of the one snapshot\n"
+             "(default: one per online CPU, at most 8; 1: no threads); same output"},
     {.name = "quiet", .kind = CLIOPT_FLAG, F(quiet), .help = "no progress line and no summary on stderr"},
     CLIOPT_END};
 #undef F
@@ -169,9 +170,15 @@ static void summary(const rescore_cli *c, const model *m, const rescore_summary 
 {
     char when[TIMEFMT_ISO_BUFSZ];
     timefmt_format_iso(c->ro.now_ms, when, sizeof when);
-    fprintf(stderr, "rescore: %llu customers scored in %.2f s (%.0f customers/s, %d scoring thread%s)\n",
+    fprintf(stderr, "rescore: %llu customers scored in %.2f s (%.0f customers/s, %d scoring thread%s)",
             (unsigned long long)s->customers, s->seconds, s->seconds > 0 ? (double)s->customers / s->seconds : 0.0,
             s->threads, s->threads == 1 ? "" : "s");
+    /* as of the past: the histories replayed are the work, so their rate */
+    if (s->replayed)
+        fprintf(stderr, "; as-of replay: %llu events of %llu histories (%.0f events/s)",
+                (unsigned long long)s->events_replayed, (unsigned long long)s->replayed,
+                s->seconds > 0 ? (double)s->events_replayed / s->seconds : 0.0);
+    fputc('\n', stderr);
     fprintf(stderr, "  as of          %s\n", when);
     if (c->model_used) {
         char *abs = realpath(c->model_used, NULL);

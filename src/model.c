@@ -22,6 +22,7 @@ typedef struct {
     int feature;
     int transform;
     double mean, scale, coef;
+    double cal_coef;          /* cal_a * coef, computed at load */
 } model_term;
 
 struct model {
@@ -33,6 +34,7 @@ struct model {
     feature_decay decay;
     double intercept;
     double cal_a, cal_b;      /* Platt calibration; 1, 0 = none */
+    double cal_intercept;     /* cal_a * intercept + cal_b, computed at load */
     int model_level;          /* 1: some term needs assess_repeat */
     int nterms;
     model_term terms[MODEL_MAX_TERMS];
@@ -40,6 +42,7 @@ struct model {
     model_clv clv;
     journey_rules journey;
     segments_catalogue segments;
+    assess_consts assess;     /* computed at load (assess_prepare) */
 };
 
 /* Defined in the file CMake generates from models/default.json. */
@@ -271,6 +274,12 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
         (rc = parse_calibration(m, root, err, errlen)) ||
         (rc = parse_tiers(m, root, err, errlen)))
         return rc;
+    /* per-model constants of scoring, with the very expressions model_score
+     * and assess_customer would evaluate per customer */
+    m->cal_intercept = m->cal_a * m->intercept + m->cal_b;
+    for (int i = 0; i < m->nterms; i++)
+        m->terms[i].cal_coef = m->cal_a * m->terms[i].coef;
+    assess_prepare(&m->clv, m->horizon_days, &m->assess);
     return LS_OK;
 }
 
@@ -371,10 +380,11 @@ const char *model_trained_at(const model *m) { return m->trained_at; }
 double model_horizon_days(const model *m) { return m->horizon_days; }
 const feature_decay *model_decay(const model *m) { return &m->decay; }
 int model_nterms(const model *m) { return m->nterms; }
-double model_intercept(const model *m) { return m->cal_a * m->intercept + m->cal_b; }
+double model_intercept(const model *m) { return m->cal_intercept; }
 const model_clv *model_clv_params(const model *m) { return &m->clv; }
 const journey_rules *model_journey(const model *m) { return &m->journey; }
 const segments_catalogue *model_segments(const model *m) { return &m->segments; }
+const assess_consts *model_assess_consts(const model *m) { return &m->assess; }
 int model_term_feature(const model *m, int i) { return m->terms[i].feature; }
 
 void model_calibration(const model *m, double *a, double *b)
@@ -404,13 +414,14 @@ int model_feature_lookup(const char *name)
 /* Scoring                                                             */
 /* ------------------------------------------------------------------ */
 
-/* The term's contribution on the calibrated scale (times cal_a). */
-static double term_contribution(const model *m, const model_term *t, double x)
+/* The term's contribution on the calibrated scale (times cal_a):
+ * cal_a * coef * (v - mean) / scale, cal_a * coef taken from the load. */
+static double term_contribution(const model_term *t, double x)
 {
     double v = x;
     if (t->transform == TRANSFORM_LOG1P)
         v = log1p(x > 0 ? x : 0);
-    double c = m->cal_a * t->coef * (v - t->mean) / t->scale;
+    double c = t->cal_coef * (v - t->mean) / t->scale;
     return c + 0.0; /* no -0 for people to puzzle over */
 }
 
@@ -423,7 +434,10 @@ static int by_magnitude(const void *a, const void *b)
 
 static double sigmoid(double x)
 {
-    return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+    if (x >= 0)
+        return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
 }
 
 void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
@@ -436,7 +450,7 @@ void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, i
     for (int i = 0; i < m->nterms; i++) {
         int id = m->terms[i].feature;
         double x = id >= MODEL_FEATURE_REPEAT_P_BUY ? level[id - MODEL_FEATURE_REPEAT_P_BUY] : feature_value(f, id, ctx);
-        double c = term_contribution(m, &m->terms[i], x);
+        double c = term_contribution(&m->terms[i], x);
         logit += c;
         if (explain)
             out->contrib[out->ncontrib++] = (model_contrib){m->terms[i].feature, x, c};

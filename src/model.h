@@ -39,6 +39,7 @@
 enum { MODEL_FEATURE_REPEAT_P_BUY = 10000, MODEL_FEATURE_REPEAT_EXPECTED, MODEL_FEATURE_END };
 
 typedef struct model model;
+typedef struct assess_consts assess_consts;   /* assess.h */
 
 /* The customer-base section: BG/NBD and Gamma-Gamma parameters in the
  * model's time unit, and how the customer value is summed. */
@@ -110,6 +111,8 @@ int model_term_feature(const model *m, int i);
 const model_clv *model_clv_params(const model *m);
 const journey_rules *model_journey(const model *m);
 const segments_catalogue *model_segments(const model *m);
+/* The assessment's per-model constants (assess.h), computed at load. */
+const assess_consts *model_assess_consts(const model *m);
 
 /* The name of a feature id: a record feature (feature_name) or a
  * model-level one ("repeat_p_buy"); NULL when unknown. */

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,17 @@
 #include "jsonout.h"
 #include "timefmt.h"
 
-/* Customers per batch handed to a scoring thread. */
-#define BATCH 256
-/* Longest id a store key can be (LMDB's default key limit). */
-#define ID_MAX 511
-/* The single-threaded path writes its buffer out past this size. */
+/* A scorer writes its rows out past this size while its range is the
+ * one being written ... */
 #define FLUSH_AT (256u << 10)
+/* ... and holds at most about this much of a later range's rows before it
+ * waits for that range's turn (memory: threads x HOLD_AT at most). */
+#define HOLD_AT (4u << 20)
+/* Customers per range by default, and ranges per thread at least. */
+#define RANGE_CUSTOMERS 2048
+#define RANGES_PER_THREAD 8
+/* A scan callback's "stop": the run failed elsewhere. */
+#define RUN_STOPPED 1
 
 /* ------------------------------------------------------------------ */
 /* Output buffer and the number and string writers                     */
@@ -761,51 +767,58 @@ void rescore_top_row(const rescore_top *t, size_t i, double *key, const char **r
 
 typedef struct run run;
 
-/* One scoring thread's state (the caller's too, when single-threaded). */
+/* One scoring thread's state (scorers[0] is the calling thread's).  Each
+ * has its own reader on the run's one snapshot and scans whole ranges. */
 typedef struct {
     run *r;
     pthread_t thread;
+    store_reader *rd;
+    int is_caller;        /* the calling thread: it reports progress */
     assess_result a;
     obuf row;             /* a top-N candidate row */
+    obuf out;             /* the current range's rows, in scan order */
     rescore_top *top;
+    uint64_t range;       /* the range being scanned */
     uint64_t customers, matched, tiers[3], types[JT_COUNT];
+    store_scan_stats replay;
+    uint64_t unreported;  /* customers scored and not yet added to r->scanned */
     int failed;           /* out of memory */
 } scorer;
-
-/* A batch of decoded records on its way to a scoring thread. */
-typedef struct {
-    enum { B_FREE, B_FILLING, B_FILLED, B_BUSY } state;
-    uint64_t seq;
-    int n;
-    size_t ids_used;
-    char *ids;                    /* BATCH * ID_MAX bytes */
-    uint32_t id_off[BATCH];
-    uint16_t id_len[BATCH];
-    ls_features *recs;            /* BATCH records */
-    obuf out;                     /* the batch's rows, in scan order */
-} batch;
 
 struct run {
     const rescore_options *o;
     const model *m;
     feature_ctx ctx;
     row_ctx rc;
-    int nscorers;
+    int nscorers;         /* scoring threads (fewer than nalloc when one snapshot could not be shared) */
+    int nalloc;
     scorer *scorers;
-    /* single-threaded: rows accumulate here */
-    obuf out;
-    /* the pipeline */
+    /* the ranges: range i is [split key i - 1, split key i) */
+    store_split split;
+    uint64_t nranges;
+    atomic_uint_fast64_t next_range;  /* the next range to claim */
+    /* ranges are written in order: only the scorer of range next_write
+     * writes, and it may write early (streaming) while it is that one */
     pthread_mutex_t mu;
-    pthread_cond_t filled, freed, written;
-    int nbatches;
-    batch *batches;
-    batch *cur;                   /* the batch the scanner fills */
-    uint64_t next_seq, next_write;
-    int scan_done;
-    int write_failed;             /* an fwrite failed: stop */
-    int oom;
-    uint64_t scanned;
+    pthread_cond_t written;
+    atomic_uint_fast64_t next_write;
+    atomic_int stop;                  /* a failure: every scorer stops */
+    int status;                       /* the first failure (under mu) */
+    atomic_uint_fast64_t scanned;
+    uint64_t next_tick;               /* the caller's next progress report */
+    int started;                      /* scoring threads running, the caller's included */
 };
+
+static void *scorer_main(void *arg);
+
+/* Starts the other scoring threads: once the caller holds its first
+ * range, so that it scores (and reports progress) whatever the timing. */
+static void start_helpers(run *r)
+{
+    for (; r->started < r->nscorers; r->started++)
+        if (pthread_create(&r->scorers[r->started].thread, NULL, scorer_main, &r->scorers[r->started]) != 0)
+            break; /* fewer threads: ranges are claimed, not assigned */
+}
 
 static double key_of(const rescore_options *o, const assess_result *a)
 {
@@ -850,135 +863,114 @@ static int write_out(run *r, const obuf *b)
     return 0;
 }
 
-static void tick(run *r)
+/* ------------------------------------------------------------------ */
+/* Ranges in parallel, rows in order                                   */
+/* ------------------------------------------------------------------ */
+
+/* Records the run's first failure and wakes every scorer to stop. */
+static void fail(run *r, int status)
 {
-    r->scanned++;
+    pthread_mutex_lock(&r->mu);
+    if (r->status == LS_OK)
+        r->status = status;
+    atomic_store(&r->stop, 1);
+    pthread_cond_broadcast(&r->written);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Waits until range is the one to write; 0, or -1 when the run stops. */
+static int wait_turn(run *r, uint64_t range)
+{
+    if (atomic_load(&r->next_write) == range)
+        return 0;
+    pthread_mutex_lock(&r->mu);
+    while (atomic_load(&r->next_write) != range && !atomic_load(&r->stop))
+        pthread_cond_wait(&r->written, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    return atomic_load(&r->stop) ? -1 : 0;
+}
+
+/* Adds the scorer's count to the run's; the caller's thread reports
+ * progress (only it: the callback need not be thread-safe). */
+static void report(scorer *sc)
+{
+    run *r = sc->r;
+    uint64_t total = atomic_fetch_add(&r->scanned, sc->unreported) + sc->unreported;
+    sc->unreported = 0;
+    if (!sc->is_caller || !r->o->progress || total < r->next_tick)
+        return;
     uint64_t every = r->o->progress_every ? r->o->progress_every : 4096;
-    if (r->o->progress && r->scanned % every == 0)
-        r->o->progress(r->o->progress_arg, r->scanned);
+    r->next_tick = (total / every + 1) * every;
+    r->o->progress(r->o->progress_arg, total);
 }
 
-/* ---- single-threaded: score inside the scan callback ---- */
-
-static int visit_inline(void *arg, const char *id, size_t len, const ls_features *f)
+static int visit(void *arg, const char *id, size_t len, const ls_features *f)
 {
-    run *r = arg;
-    scorer *sc = &r->scorers[0];
-    score_one(sc, &r->out, id, len, f);
-    tick(r);
-    if (r->out.oom || sc->failed) {
-        r->oom = 1;
+    scorer *sc = arg;
+    run *r = sc->r;
+    score_one(sc, &sc->out, id, len, f);
+    if (sc->out.oom || sc->failed)
         return LS_ENOMEM;
-    }
-    if (r->out.len >= FLUSH_AT) {
-        if (write_out(r, &r->out) != 0) {
-            r->write_failed = 1;
+    if (++sc->unreported == 64 || sc->is_caller)
+        report(sc);
+    if (sc->out.len >= FLUSH_AT) {
+        /* stream while this range is the one being written; else hold the
+         * rows, up to HOLD_AT, then wait for its turn (bounded memory) */
+        if (atomic_load(&r->next_write) != sc->range && sc->out.len < HOLD_AT)
+            return 0;
+        if (wait_turn(r, sc->range) != 0)
+            return RUN_STOPPED;
+        if (write_out(r, &sc->out) != 0)
             return LS_EIO;
-        }
-        r->out.len = 0;
+        sc->out.len = 0;
     }
-    return 0;
+    return atomic_load(&r->stop) ? RUN_STOPPED : 0;
 }
 
-/* ---- multi-threaded: the scanner fills batches, scorers drain them ---- */
-
-static void batch_process(scorer *sc, batch *b)
+static void split_key(const run *r, uint64_t i, const void **key, size_t *len)
 {
-    b->out.len = 0;
-    for (int i = 0; i < b->n; i++)
-        score_one(sc, &b->out, b->ids + b->id_off[i], b->id_len[i], &b->recs[i]);
+    *key = r->split.bytes + r->split.off[i];
+    *len = r->split.off[i + 1] - r->split.off[i];
 }
 
+/* A scorer's loop: claims the next range, scans and scores it into its
+ * buffer, waits for its turn and writes it; until no range is left. */
 static void *scorer_main(void *arg)
 {
     scorer *sc = arg;
     run *r = sc->r;
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        batch *b = NULL;
-        for (int i = 0; i < r->nbatches; i++)
-            if (r->batches[i].state == B_FILLED && (!b || r->batches[i].seq < b->seq))
-                b = &r->batches[i];
-        if (!b) {
-            if (r->scan_done)
-                break;
-            pthread_cond_wait(&r->filled, &r->mu);
-            continue;
+    while (!atomic_load(&r->stop)) {
+        uint64_t i = atomic_fetch_add(&r->next_range, 1);
+        if (sc->is_caller && r->started == 1)
+            start_helpers(r);
+        if (i >= r->nranges)
+            break;
+        const void *from = NULL, *to = NULL;
+        size_t from_len = 0, to_len = 0;
+        if (i > 0)
+            split_key(r, i - 1, &from, &from_len);
+        if (i + 1 < r->nranges)
+            split_key(r, i, &to, &to_len);
+        sc->range = i;
+        sc->out.len = 0;
+        int rc = store_reader_scan_range_asof(sc->rd, from, from_len, to, to_len, r->o->now_ms, visit, sc,
+                                              &sc->replay);
+        report(sc);
+        if (rc == LS_OK && wait_turn(r, i) != 0)
+            rc = RUN_STOPPED;
+        if (rc == LS_OK && write_out(r, &sc->out) != 0)
+            rc = LS_EIO;
+        if (rc != LS_OK) {
+            if (rc != RUN_STOPPED)
+                fail(r, rc);
+            break;
         }
-        b->state = B_BUSY;
-        pthread_mutex_unlock(&r->mu);
-        batch_process(sc, b);
         pthread_mutex_lock(&r->mu);
-        if (b->out.oom || sc->failed)
-            r->oom = 1;
-        while (r->next_write != b->seq)
-            pthread_cond_wait(&r->written, &r->mu);
-        if (!r->write_failed && !r->oom) {
-            /* our turn: nobody else writes until next_write moves */
-            pthread_mutex_unlock(&r->mu);
-            int bad = write_out(r, &b->out);
-            pthread_mutex_lock(&r->mu);
-            if (bad)
-                r->write_failed = 1;
-        }
-        r->next_write++;
-        b->state = B_FREE;
+        atomic_store(&r->next_write, i + 1);
         pthread_cond_broadcast(&r->written);
-        pthread_cond_signal(&r->freed);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-/* Hands the scanner's batch over (caller holds mu). */
-static void publish(run *r)
-{
-    r->cur->seq = r->next_seq++;
-    r->cur->state = B_FILLED;
-    r->cur = NULL;
-    pthread_cond_signal(&r->filled);
-}
-
-static batch *take_free(run *r)
-{
-    for (;;) {
-        for (int i = 0; i < r->nbatches; i++) {
-            batch *b = &r->batches[i];
-            if (b->state == B_FREE) {
-                b->state = B_FILLING;
-                b->n = 0;
-                b->ids_used = 0;
-                return b;
-            }
-        }
-        pthread_cond_wait(&r->freed, &r->mu);
-    }
-}
-
-static int visit_batched(void *arg, const char *id, size_t len, const ls_features *f)
-{
-    run *r = arg;
-    batch *b = r->cur;
-    if (len > ID_MAX)
-        len = ID_MAX; /* cannot happen with LMDB's default key size */
-    b->id_off[b->n] = (uint32_t)b->ids_used;
-    b->id_len[b->n] = (uint16_t)len;
-    memcpy(b->ids + b->ids_used, id, len);
-    b->ids_used += len;
-    /* only the categories in use: the record is mostly the unused tail */
-    memcpy(&b->recs[b->n], f, offsetof(ls_features, categories) + f->ncategories * sizeof(feature_category));
-    b->n++;
-    tick(r);
-    if (b->n == BATCH) {
-        pthread_mutex_lock(&r->mu);
-        publish(r);
-        int stop = r->write_failed || r->oom;
-        r->cur = take_free(r);
         pthread_mutex_unlock(&r->mu);
-        if (stop)
-            return r->oom ? LS_ENOMEM : LS_EIO;
     }
-    return 0;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1000,83 +992,79 @@ static int auto_threads(void)
     return n < 1 ? 1 : n > 8 ? 8 : (int)n;
 }
 
-static int setup(run *r, int threads)
+static int setup(run *r, store *s, int threads)
 {
-    r->nscorers = threads;
+    r->nscorers = r->nalloc = threads;
     r->scorers = calloc((size_t)threads, sizeof *r->scorers);
     if (!r->scorers)
         return LS_ENOMEM;
     for (int i = 0; i < threads; i++) {
-        r->scorers[i].r = r;
-        if (r->o->top && rescore_top_new(r->o->top, &r->scorers[i].top) != LS_OK)
+        scorer *sc = &r->scorers[i];
+        sc->r = r;
+        sc->is_caller = i == 0;
+        if (r->o->top && rescore_top_new(r->o->top, &sc->top) != LS_OK)
             return LS_ENOMEM;
-    }
-    if (threads == 1)
-        return LS_OK;
-    r->nbatches = 2 * threads + 2;
-    r->batches = calloc((size_t)r->nbatches, sizeof *r->batches);
-    if (!r->batches)
-        return LS_ENOMEM;
-    for (int i = 0; i < r->nbatches; i++) {
-        r->batches[i].ids = malloc((size_t)BATCH * ID_MAX);
-        r->batches[i].recs = calloc(BATCH, sizeof(ls_features));
-        if (!r->batches[i].ids || !r->batches[i].recs)
-            return LS_ENOMEM;
+        int rc = store_reader_open(s, &sc->rd);
+        if (rc != LS_OK)
+            return rc;
     }
     return LS_OK;
 }
 
 static void teardown(run *r)
 {
-    for (int i = 0; i < r->nscorers && r->scorers; i++) {
+    for (int i = 0; i < r->nalloc && r->scorers; i++) {
         rescore_top_free(&r->scorers[i].top);
         ob_free(&r->scorers[i].row);
+        ob_free(&r->scorers[i].out);
+        store_reader_close(&r->scorers[i].rd);
     }
     free(r->scorers);
-    for (int i = 0; i < r->nbatches && r->batches; i++) {
-        free(r->batches[i].ids);
-        free(r->batches[i].recs);
-        ob_free(&r->batches[i].out);
-    }
-    free(r->batches);
-    ob_free(&r->out);
+    store_split_free(&r->split);
 }
 
-/* Runs the scan with nscorers threads; returns the scan's status. */
-static int scan_threaded(run *r, store_reader *rd)
+/* Begins the snapshot: every scorer's reader on the same one (when
+ * commits keep landing between the begins, one reader and one thread).
+ * Then cuts it into ranges. */
+static int begin(run *r)
 {
-    int started = 0, rc;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->filled, NULL);
-    pthread_cond_init(&r->freed, NULL);
-    pthread_cond_init(&r->written, NULL);
-    for (; started < r->nscorers; started++)
-        if (pthread_create(&r->scorers[started].thread, NULL, scorer_main, &r->scorers[started]) != 0)
-            break;
-    if (started == 0) {
-        rc = LS_ENOMEM;
-    } else {
-        pthread_mutex_lock(&r->mu);
-        r->cur = take_free(r);
-        pthread_mutex_unlock(&r->mu);
-        rc = store_reader_scan_asof(rd, r->o->now_ms, visit_batched, r);
-        store_reader_end(rd); /* the scorers work on copies: let LMDB reuse the pages */
-        pthread_mutex_lock(&r->mu);
-        if (r->cur->n > 0)
-            publish(r);
-        else
-            r->cur->state = B_FREE;
-        r->scan_done = 1;
-        pthread_cond_broadcast(&r->filled);
-        pthread_mutex_unlock(&r->mu);
+    store_reader *rds[RESCORE_MAX_THREADS];
+    for (int i = 0; i < r->nscorers; i++)
+        rds[i] = r->scorers[i].rd;
+    int rc = store_reader_begin_same(rds, r->nscorers);
+    if (rc == LS_EUNAVAIL) {
+        r->nscorers = 1;
+        rc = store_reader_begin(rds[0]);
     }
-    for (int i = 0; i < started; i++)
+    if (rc != LS_OK)
+        return rc;
+    r->nranges = 1;
+    if (r->nscorers > 1) {
+        int by_pages;
+        size_t per = r->o->range_customers ? r->o->range_customers : RANGE_CUSTOMERS;
+        rc = store_reader_split_keys(rds[0], (size_t)r->nscorers * RANGES_PER_THREAD, per, &r->split, &by_pages);
+        if (rc != LS_OK)
+            return rc;
+        r->nranges = r->split.n + 1;
+    }
+    return LS_OK;
+}
+
+/* Scans the ranges with nscorers threads (the caller is one of them),
+ * then ends the snapshot. */
+static int scan_ranges(run *r)
+{
+    r->started = 1;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->written, NULL);
+    scorer_main(&r->scorers[0]);
+    for (int i = 1; i < r->started; i++)
         pthread_join(r->scorers[i].thread, NULL);
+    for (int i = 0; i < r->nscorers; i++)
+        store_reader_end(r->scorers[i].rd); /* on this thread, which began them */
     pthread_cond_destroy(&r->written);
-    pthread_cond_destroy(&r->freed);
-    pthread_cond_destroy(&r->filled);
     pthread_mutex_destroy(&r->mu);
-    return rc;
+    return r->status;
 }
 
 /* Merges the scorers' heaps and writes the N best rows. */
@@ -1127,41 +1115,32 @@ int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summ
     r.rc.o = o;
     int n = snprintf(r.rc.tag, sizeof r.rc.tag, "%s@%s", model_name(m), model_version(m));
     r.rc.tag_len = n < 0 ? 0 : (size_t)n >= sizeof r.rc.tag ? sizeof r.rc.tag - 1 : (size_t)n;
-    store_reader *rd = NULL;
     int64_t t0 = timefmt_mono_ns();
-    int rc = setup(&r, threads);
-    if (rc == LS_OK)
-        rc = store_reader_open(s, &rd);
+    int rc = setup(&r, s, threads);
     if (rc == LS_OK && o->format == RESCORE_CSV && fputs(rescore_csv_header(o), o->out) == EOF)
         rc = LS_EIO;
-    if (rc == LS_OK && (rc = store_reader_begin(rd)) == LS_OK) {
-        rc = threads == 1 ? store_reader_scan_asof(rd, o->now_ms, visit_inline, &r) : scan_threaded(&r, rd);
-        store_reader_end(rd);
-    }
-    if (rc == LS_OK && threads == 1 && write_out(&r, &r.out) != 0)
-        r.write_failed = 1;
+    if (rc == LS_OK && (rc = begin(&r)) == LS_OK)
+        rc = scan_ranges(&r);
     for (int i = 0; i < r.nscorers && r.scorers; i++) {
         scorer *sc = &r.scorers[i];
         sum->customers += sc->customers;
         sum->matched += sc->matched;
+        sum->replayed += sc->replay.replayed;
+        sum->events_replayed += sc->replay.events_replayed;
         for (int t = 0; t < 3; t++)
             sum->tiers[t] += sc->tiers[t];
         for (int t = 0; t < JT_COUNT; t++)
             sum->types[t] += sc->types[t];
     }
-    if (r.oom)
-        rc = LS_ENOMEM;
-    if (r.write_failed)
-        rc = LS_EIO;
     if (rc == LS_OK && o->top)
         rc = write_top(&r, sum);
     else if (!o->top)
         sum->rows = sum->matched;
     if (rc == LS_OK && fflush(o->out) != 0)
         rc = LS_EIO;
-    sum->threads = threads;
+    sum->threads = r.nscorers;
+    sum->ranges = r.nranges;
     sum->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
-    store_reader_close(&rd);
     teardown(&r);
     if (rc == LS_EIO)
         return ls_fail(err, errlen, rc, "writing the rows failed");

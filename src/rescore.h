@@ -34,12 +34,18 @@
  * by commas (tier=hot,warm: hot OR warm).  Summary counts (tiers, types)
  * cover every customer scored; `matched` those passing the filters.
  *
- * Threads.  The scan (LMDB cursor + record decoding) runs on the calling
- * thread inside the snapshot; with threads > 1 the decoded records are
- * copied in batches to scoring threads, which assess, filter and format
- * them and write the batches in scan order.  The snapshot is released as
- * soon as the scan ends; LMDB keeps the pages of that snapshot alive (the
- * store file may grow) until then.
+ * Threads.  With threads > 1 every scoring thread has its own LMDB read
+ * txn, all begun together on ONE snapshot (store_reader_begin_same: the
+ * same txn id, begun again when a commit lands in between).  The snapshot
+ * is cut into key ranges of about range_customers customers by split
+ * keys from the B-tree's branch pages (store_reader_split_keys); each
+ * thread claims the next range, scans, assesses, filters and formats it
+ * into its own buffer, and ranges are written in key order: the output is
+ * byte for byte the single-threaded one.  The thread whose range is next
+ * streams its rows straight out; one further ahead holds at most about
+ * 4 MB of rows before it waits for its turn, so memory stays bounded.
+ * The calling thread is one of the scoring threads; the snapshot ends
+ * when the last range is scanned.
  *
  * The library never prints: rescore_run reports through its summary, the
  * optional progress callback and a status with a message. */
@@ -88,9 +94,11 @@ typedef struct {
     int nwhere;
     rescore_filter where[RESCORE_MAX_WHERE];
     int threads;                /* scoring threads; 0: one per online CPU (at most 8); 1: all on the caller */
+    size_t range_customers;     /* customers per key range with threads > 1 (0: 2048); tests set it small */
     FILE *out;                  /* rows go here (not closed) */
-    /* Called on the scanning thread, inside the snapshot, every
-     * progress_every customers (0: 4096) and never after the scan. */
+    /* Called on the calling thread, inside the snapshot, when the
+     * customers scored by all threads pass another multiple of
+     * progress_every (0: 4096), and never after the scan. */
     void (*progress)(void *arg, uint64_t scanned);
     void *progress_arg;
     uint64_t progress_every;
@@ -103,6 +111,9 @@ typedef struct {
     uint64_t tiers[3];          /* hot, warm, cold, over every customer scored */
     uint64_t types[JT_COUNT];   /* by journey_type, over every customer scored */
     size_t top_bytes;           /* bytes the top-N heaps held at the end (their peak) */
+    uint64_t replayed;          /* customers whose history was replayed (newest event after now_ms) */
+    uint64_t events_replayed;   /* events those replays applied (the as-of work) */
+    uint64_t ranges;            /* key ranges the snapshot was cut into */
     int threads;                /* scoring threads used */
     double seconds;             /* snapshot start to last row written */
 } rescore_summary;

@@ -3,6 +3,7 @@
 #include "segments.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,49 @@ static int parse_defaults(json_t *arr, segments_catalogue *cat, char *err, size_
     return LS_OK;
 }
 
+/* The id of a segment name: the index, in the order rules, by_type,
+ * by_phase, defaults, of its first entry, so that ranking compares
+ * integers instead of names. */
+static void assign_ids(segments_catalogue *cat)
+{
+    const char *names[SEGMENTS_MAX_RULES + JT_COUNT + JP_COUNT + SEGMENTS_MAX_DEFAULTS];
+    int *ids[SEGMENTS_MAX_RULES + JT_COUNT + JP_COUNT + SEGMENTS_MAX_DEFAULTS];
+    int n = 0;
+    for (int i = 0; i < cat->nrules; i++, n++) {
+        names[n] = cat->rules[i].segment;
+        ids[n] = &cat->rules[i].id;
+    }
+    for (int i = 0; i < JT_COUNT; i++, n++) {
+        names[n] = cat->by_type[i].segment;
+        ids[n] = &cat->by_type[i].id;
+    }
+    for (int i = 0; i < JP_COUNT; i++, n++) {
+        names[n] = cat->by_phase[i].segment;
+        ids[n] = &cat->by_phase[i].id;
+    }
+    for (int i = 0; i < cat->ndefaults; i++, n++) {
+        names[n] = cat->defaults[i].segment;
+        ids[n] = &cat->defaults[i].id;
+    }
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (strcmp(names[j], names[i]) != 0)
+            j++;
+        *ids[i] = j;
+    }
+}
+
+static int parse_catalogue(json_t *obj, segments_catalogue *cat, char *err, size_t errlen);
+
 int segments_parse(json_t *obj, segments_catalogue *cat, char *err, size_t errlen)
+{
+    int rc = parse_catalogue(obj, cat, err, errlen);
+    if (rc == LS_OK)
+        assign_ids(cat);
+    return rc;
+}
+
+static int parse_catalogue(json_t *obj, segments_catalogue *cat, char *err, size_t errlen)
 {
     const char *key;
     json_t *v;
@@ -137,7 +180,8 @@ static int match_rule(const segments_catalogue *cat, const feature_category *c)
     size_t best_len = 0;
     for (int i = 0; i < cat->nrules; i++) {
         size_t n = cat->rules[i].prefix_len;
-        if (n > c->len || memcmp(cat->rules[i].prefix, c->name, n) != 0)
+        /* prefix_len >= 1: the first byte turns most rules away cheaply */
+        if (n > c->len || cat->rules[i].prefix[0] != c->name[0] || memcmp(cat->rules[i].prefix, c->name, n) != 0)
             continue;
         if (n < c->len && c->name[n] != '/' && cat->rules[i].prefix[n - 1] != '/')
             continue;
@@ -155,6 +199,7 @@ enum { WHY_CATEGORY, WHY_TYPE, WHY_PHASE, WHY_DEFAULT };
 
 typedef struct {
     const char *segment;  /* points into the catalogue */
+    int id;               /* its id (segments_fixed.id) */
     double weight;
     double best;          /* the strongest single contribution, for the reason */
     int why;              /* WHY_* of that contribution */
@@ -164,15 +209,16 @@ typedef struct {
 
 /* Adds weight to the candidate named seg (creating it); the reason is kept
  * from the strongest contribution. */
-static void add_candidate(candidate *cands, int *n, const char *seg, double w, int why, int category, double recent)
+static void add_candidate(candidate *cands, int *n, const char *seg, int id, double w, int why, int category,
+                          double recent)
 {
     int i = 0;
-    while (i < *n && strcmp(cands[i].segment, seg) != 0)
+    while (i < *n && cands[i].id != id)
         i++;
     if (i == *n) {
         if (*n >= MAX_CANDIDATES)
             return;
-        cands[i] = (candidate){seg, 0, -1, why, category, recent};
+        cands[i] = (candidate){seg, id, 0, -1, why, category, recent};
         (*n)++;
     }
     if (w > cands[i].best) {
@@ -199,8 +245,18 @@ static void category_candidates(const segments_catalogue *cat, const ls_features
         double w = recent + cat->long_term_weight * c->decayed * kl;
         if (w < 1e-3)
             continue;
-        add_candidate(cands, n, cat->rules[r].segment, w, WHY_CATEGORY, i, recent);
+        add_candidate(cands, n, cat->rules[r].segment, cat->rules[r].id, w, WHY_CATEGORY, i, recent);
     }
+}
+
+/* Copies the constant text s (shorter than cap). */
+static void put_text(char *buf, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
 }
 
 static void type_reason(char *buf, size_t cap, const ls_features *f, const segments_inputs *in)
@@ -214,7 +270,7 @@ static void type_reason(char *buf, size_t cap, const ls_features *f, const segme
     case JT_BIG_SPENDER: snprintf(buf, cap, "big spender: expected value %.0f over the next year", in->clv); break;
     case JT_REGULAR: snprintf(buf, cap, "regular: %u purchases, P(alive) %.2f", f->count[EV_PURCHASE], in->p_alive); break;
     case JT_OCCASIONAL: snprintf(buf, cap, "occasional buyer: %u purchases", f->count[EV_PURCHASE]); break;
-    default: snprintf(buf, cap, "prospect: no purchase yet"); break;
+    default: put_text(buf, cap, "prospect: no purchase yet"); break;
     }
 }
 
@@ -233,55 +289,159 @@ static void phase_reason(char *buf, size_t cap, const ls_features *f, const segm
                  f->count[EV_REFERRAL] + f->count[EV_SHARE], f->good_reviews);
         break;
     case JP_TRUST: snprintf(buf, cap, "repeat buyer: %u purchases", f->count[EV_PURCHASE]); break;
-    case JP_ILLUSION: snprintf(buf, cap, "first purchase made"); break;
-    default: snprintf(buf, cap, "no purchase yet"); break;
+    case JP_ILLUSION: put_text(buf, cap, "first purchase made"); break;
+    default: put_text(buf, cap, "no purchase yet"); break;
     }
 }
 
-static int by_weight(const void *a, const void *b)
+/* Heavier first, then by name: a total order (names are unique among
+ * candidates), so any sort gives the same list. */
+static int by_weight(const candidate *a, const candidate *b)
 {
-    double x = ((const candidate *)a)->weight, y = ((const candidate *)b)->weight;
+    double x = a->weight, y = b->weight;
     if (x != y)
         return (x < y) - (x > y);
-    return strcmp(((const candidate *)a)->segment, ((const candidate *)b)->segment);
+    return strcmp(a->segment, b->segment);
+}
+
+/* Insertion sort: a score has a handful of candidates (at most
+ * MAX_CANDIDATES), where qsort's set-up and indirect calls cost more. */
+static void sort_candidates(candidate *c, int n)
+{
+    for (int i = 1; i < n; i++) {
+        candidate v = c[i];
+        int j = i;
+        while (j > 0 && by_weight(&c[j - 1], &v) > 0) {
+            c[j] = c[j - 1];
+            j--;
+        }
+        c[j] = v;
+    }
+}
+
+/* Appends the decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Appends v as printf's "%.1f" does (the exact binary value rounded to one
+ * decimal, ties to even, "-" on any negative value, -0.0 included) and
+ * returns the end; NULL (nothing written) for what it does not handle:
+ * NaN, infinities and |v| >= 1e15. */
+static char *put_fixed1(char *p, double v)
+{
+    uint64_t bits, mant, n;
+    int exp2;
+    if (!(fabs(v) < 1e15))
+        return NULL;
+    memcpy(&bits, &v, sizeof bits);
+    exp2 = (int)((bits >> 52) & 0x7ff);
+    mant = bits & ((1ULL << 52) - 1);
+    if (exp2)
+        mant |= 1ULL << 52;
+    else
+        exp2 = 1;                  /* subnormal */
+    exp2 -= 1075;                  /* |v| = mant * 2^exp2 */
+    mant *= 10;                    /* < 2^57 */
+    if (exp2 >= 0) {
+        n = mant << exp2;          /* |v| < 1e15: 10 |v| < 2^54 */
+    } else if (exp2 <= -64) {
+        n = 0;                     /* 10 |v| < 2^57 - 64 < 1/2 */
+    } else {
+        int sh = -exp2;
+        uint64_t rest = mant & ((1ULL << sh) - 1), half = 1ULL << (sh - 1);
+        n = mant >> sh;
+        if (rest > half || (rest == half && (n & 1)))
+            n++;
+    }
+    if (bits >> 63)
+        *p++ = '-';
+    p = put_uint(p, n / 10);
+    *p++ = '.';
+    *p++ = (char)('0' + n % 10);
+    return p;
+}
+
+/* "browsed NAME COUNT time(s) (recent interest %.1f)", NAME cut at 120
+ * bytes: assembled by hand, snprintf's text byte for byte (at most 182
+ * bytes, so never cut by cap >= 183), with snprintf itself as the
+ * fallback for what put_fixed1 does not handle or a smaller buffer. */
+static void category_reason(char *buf, size_t cap, const feature_category *cat, double recent)
+{
+    char tmp[200], *p = tmp;
+    size_t n = strnlen(cat->name, 120);
+    if (cap >= sizeof tmp) {
+        memcpy(p, "browsed ", 8);
+        p += 8;
+        memcpy(p, cat->name, n);
+        p += n;
+        *p++ = ' ';
+        p = put_uint(p, cat->count);
+        memcpy(p, cat->count == 1 ? " time (recent interest " : " times (recent interest ", cat->count == 1 ? 23 : 24);
+        p += cat->count == 1 ? 23 : 24;
+        if ((p = put_fixed1(p, recent)) != NULL) {
+            *p++ = ')';
+            memcpy(buf, tmp, (size_t)(p - tmp));
+            buf[p - tmp] = '\0';
+            return;
+        }
+    }
+    snprintf(buf, cap, "browsed %.120s %u time%s (recent interest %.1f)", cat->name, cat->count,
+             cat->count == 1 ? "" : "s", recent);
 }
 
 static void write_reason(const candidate *c, const ls_features *f, const segments_inputs *in, char *buf, size_t cap)
 {
     const feature_category *cat = &f->categories[c->category];
     switch (c->why) {
-    case WHY_CATEGORY:
-        snprintf(buf, cap, "browsed %.120s %u time%s (recent interest %.1f)", cat->name, cat->count,
-                 cat->count == 1 ? "" : "s", c->recent);
-        break;
+    case WHY_CATEGORY: category_reason(buf, cap, cat, c->recent); break;
     case WHY_TYPE: type_reason(buf, cap, f, in); break;
     case WHY_PHASE: phase_reason(buf, cap, f, in); break;
-    default: snprintf(buf, cap, "default for everyone"); break;
+    default: put_text(buf, cap, "default for everyone"); break;
     }
 }
 
-int segments_rank(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in, int k,
-                  segments_item *out)
+int segments_rank_ex(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in, int k,
+                     int reasons, segments_item *out)
 {
     candidate cands[MAX_CANDIDATES];
     int n = 0;
     category_candidates(cat, f, in, cands, &n);
     const segments_fixed *t = &cat->by_type[in->journey.type], *p = &cat->by_phase[in->journey.phase];
     if (t->segment[0])
-        add_candidate(cands, &n, t->segment, t->weight, WHY_TYPE, 0, 0);
+        add_candidate(cands, &n, t->segment, t->id, t->weight, WHY_TYPE, 0, 0);
     if (p->segment[0])
-        add_candidate(cands, &n, p->segment, p->weight, WHY_PHASE, 0, 0);
+        add_candidate(cands, &n, p->segment, p->id, p->weight, WHY_PHASE, 0, 0);
     for (int i = 0; i < cat->ndefaults; i++)
-        add_candidate(cands, &n, cat->defaults[i].segment, cat->defaults[i].weight, WHY_DEFAULT, 0, 0);
-    qsort(cands, (size_t)n, sizeof cands[0], by_weight);
+        add_candidate(cands, &n, cat->defaults[i].segment, cat->defaults[i].id, cat->defaults[i].weight, WHY_DEFAULT,
+                      0, 0);
+    sort_candidates(cands, n);
     if (k > SEGMENTS_MAX_K)
         k = SEGMENTS_MAX_K;
     if (n > k)
         n = k;
     for (int i = 0; i < n; i++) {
-        snprintf(out[i].segment, sizeof out[i].segment, "%s", cands[i].segment);
+        put_text(out[i].segment, sizeof out[i].segment, cands[i].segment);
         out[i].weight = cands[i].weight;
-        write_reason(&cands[i], f, in, out[i].reason, sizeof out[i].reason);
+        if (reasons)
+            write_reason(&cands[i], f, in, out[i].reason, sizeof out[i].reason);
+        else
+            out[i].reason[0] = '\0';
     }
     return n > 0 ? n : 0;
+}
+
+int segments_rank(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in, int k,
+                  segments_item *out)
+{
+    return segments_rank_ex(cat, f, in, k, 1, out);
 }

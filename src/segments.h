@@ -24,6 +24,7 @@
 typedef struct {
     char segment[SEGMENTS_NAME];
     double weight;
+    int id;                             /* same id = same segment name (set by segments_parse) */
 } segments_fixed;
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
         char prefix[128];
         size_t prefix_len;
         char segment[SEGMENTS_NAME];
+        int id;                         /* as segments_fixed.id */
     } rules[SEGMENTS_MAX_RULES];
     segments_fixed by_type[JT_COUNT];   /* empty segment name: none */
     segments_fixed by_phase[JP_COUNT];
@@ -63,5 +65,10 @@ int segments_parse(json_t *obj, segments_catalogue *cat, char *err, size_t errle
  * into out; returns how many. */
 int segments_rank(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in,
                   int k, segments_item *out);
+
+/* The same; with reasons 0 every out[i].reason is left empty (""), which
+ * saves their formatting.  segments_rank is segments_rank_ex(..., 1, ...). */
+int segments_rank_ex(const segments_catalogue *cat, const ls_features *f, const segments_inputs *in,
+                     int k, int reasons, segments_item *out);
 
 #endif

@@ -396,6 +396,215 @@ START_TEST(bad_journey_and_segment_sections_are_refused)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The per-model constants and the fast paths change no field          */
+/* ------------------------------------------------------------------ */
+
+static unsigned long long rng = 0x9E3779B97F4A7C15ULL;
+
+static double uniform(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static int same(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* A model with the given "clv" object and "horizon_days", and a catalogue
+ * where several entries share a segment name. */
+static model *model_with(const char *clv, int horizon_days)
+{
+    char text[4096], err[256] = "";
+    model *mm = NULL;
+    snprintf(text, sizeof text,
+             "{\"name\":\"t\",\"version\":\"1\",\"horizon_days\":%d,\"half_lives_days\":{\"short\":3,\"long\":30},"
+             "\"logistic\":{\"intercept\":-3,\"terms\":[{\"feature\":\"sessions_recent\",\"coef\":0.7,\"mean\":1,"
+             "\"scale\":2},{\"feature\":\"spend\",\"transform\":\"log1p\",\"coef\":0.3},{\"feature\":\"repeat_p_buy\","
+             "\"coef\":1.1},{\"feature\":\"repeat_expected\",\"coef\":-0.2}]},"
+             "\"calibration\":{\"method\":\"platt\",\"a\":0.93,\"b\":-0.11},\"tiers\":{\"hot\":0.5,\"warm\":0.2},"
+             "\"clv\":%s,\"segments\":{\"k\":4,\"catalogue\":[{\"prefix\":\"shoes/running\",\"segment\":\"running\"},"
+             "{\"prefix\":\"shoes/trail\",\"segment\":\"running\"},{\"prefix\":\"shoes\",\"segment\":\"footwear\"},"
+             "{\"prefix\":\"books\",\"segment\":\"books\"},{\"prefix\":\"home\",\"segment\":\"home\"}],"
+             "\"by_type\":{\"new\":{\"segment\":\"welcome\",\"weight\":0.8},\"regular\":{\"segment\":\"running\","
+             "\"weight\":0.3}},\"by_phase\":{\"disappointment\":{\"segment\":\"recovery\",\"weight\":2}},"
+             "\"defaults\":[{\"segment\":\"bestsellers\",\"weight\":0.05},{\"segment\":\"books\",\"weight\":0.01}]}}",
+             horizon_days, clv);
+    ck_assert_msg(model_load_text(text, strlen(text), &mm, err, sizeof err) == LS_OK, "%s", err);
+    return mm;
+}
+
+/* Mean value of the repeat purchases, as assess.c takes it. */
+static double repeat_mean_of(const ls_features *f, double x)
+{
+    if (x <= 0)
+        return 0;
+    double rest = (f->spend - f->first_purchase_value) / x;
+    return rest > 0 ? rest : f->spend / (x + 1);
+}
+
+/* p_alive, expected_purchases_30d and clv computed directly, every
+ * constant evaluated for this customer, through the public clv.h
+ * functions one by one (as assess_customer did before it kept them). */
+static void direct_base(const model *mm, const ls_features *f, int64_t now, double score, double out[3])
+{
+    const model_clv *c = model_clv_params(mm);
+    double x, t_x, T, mean_order = 0, p = 0, e = 0, v = 0, period = 0, rate = 0;
+    clv_gamma_gamma_expected_spend(&c->gamma_gamma, 0, 0, &mean_order);
+    if (!assess_summary(c, f, now, &x, &t_x, &T)) {
+        double h = model_horizon_days(mm);
+        out[0] = 1.0;
+        out[1] = score * (h > 30 ? 30.0 / h : 1.0);
+        out[2] = score * mean_order;
+        return;
+    }
+    out[0] = clv_repeat_p_alive(&c->repeat, x, t_x, T, &p) == LS_OK ? p : 0.0;
+    out[1] = clv_repeat_expected(&c->repeat, x, t_x, T, 30.0 / c->time_unit_days, &e) == LS_OK ? e : 0.0;
+    if (c->discount_rate_annual > 0) {
+        period = 30.0 / c->time_unit_days;
+        rate = pow(1.0 + c->discount_rate_annual, 30.0 / 365.0) - 1.0;
+    }
+    int rc = clv_repeat_value(&c->repeat, &c->gamma_gamma, x, t_x, T, repeat_mean_of(f, x),
+                              c->horizon_days / c->time_unit_days, period, rate, &v);
+    out[2] = rc == LS_OK && isfinite(v) ? v : 0.0;
+}
+
+/* A random customer: up to 40 events over up to 900 days before NOW. */
+static void random_customer(ls_features *f, const feature_decay *decay)
+{
+    static const char *const cats[] = {"shoes/running", "shoes/trail/x", "shoes", "shoesx", "books/fiction",
+                                       "home/kitchen", "garden", "s"};
+    int64_t span = 1 + (int64_t)(uniform() * 900) * DAY;
+    int n = (int)(uniform() * 40), buyer = uniform() < 0.7;
+    feature_init(f);
+    for (int i = 0; i < n; i++) {
+        ls_event e;
+        event_init(&e);
+        e.type = (event_type)(uniform() * EV_TYPE_COUNT);
+        if (buyer && uniform() < 0.25)
+            e.type = EV_PURCHASE;
+        if (!buyer && e.type == EV_PURCHASE)
+            e.type = EV_PAGE_VIEW;
+        e.ts_ms = NOW - (int64_t)(uniform() * (double)span);
+        e.customer = (ls_str){"c", 1};
+        const char *c = cats[(int)(uniform() * 8)];
+        e.category = (ls_str){c, strlen(c)};
+        if (e.type == EV_PURCHASE || e.type == EV_REFUND || e.type == EV_ADD_TO_CART) {
+            e.value = (double)(int)(uniform() * 50000) / 100.0;
+            e.has |= EVF_VALUE;
+        }
+        if (e.type == EV_REVIEW) {
+            e.has |= EVF_RATING;
+            e.rating = 1 + (int)(uniform() * 5);
+        }
+        feature_apply(f, &e, decay);
+    }
+}
+
+START_TEST(precomputed_constants_match_the_direct_computation)
+{
+    static const char *const clvs[] = {
+        "{\"time_unit_days\":7,\"horizon_days\":365,\"bgnbd\":{\"r\":0.243,\"alpha\":4.414,\"a\":0.793,\"b\":2.426},"
+        "\"gamma_gamma\":{\"p\":6.25,\"q\":3.74,\"gamma\":15.44}}",
+        "{\"time_unit_days\":7,\"horizon_days\":365,\"discount_rate_annual\":0.12,\"bgnbd\":{\"r\":0.4,\"alpha\":5.7,"
+        "\"a\":1,\"b\":3.8},\"gamma_gamma\":{\"p\":2.99,\"q\":1.57,\"gamma\":28.66}}",
+        "{\"time_unit_days\":1,\"horizon_days\":180,\"model\":\"nbd\",\"nbd\":{\"r\":0.7,\"alpha\":21},"
+        "\"discount_rate_annual\":0.05,\"gamma_gamma\":{\"p\":6.25,\"q\":3.74,\"gamma\":15.44}}",
+        "{\"time_unit_days\":30,\"horizon_days\":730,\"model\":\"nbd\",\"nbd\":{\"r\":1.3,\"alpha\":2},"
+        "\"gamma_gamma\":{\"p\":1.5,\"q\":1.01,\"gamma\":40}}",
+    };
+    static const int horizons[] = {30, 90, 20, 365};
+    for (size_t mi = 0; mi < sizeof clvs / sizeof clvs[0]; mi++) {
+        model *mm = model_with(clvs[mi], horizons[mi]);
+        for (int i = 0; i < 1500; i++) {
+            ls_features f;
+            assess_result a;
+            double want[3], lp = 0, le = 0;
+            random_customer(&f, model_decay(mm));
+            int64_t now = NOW + (int64_t)(uniform() * 400 * DAY) - (i % 9 == 0 ? 200 * DAY : 0);
+            feature_ctx ctx = {now, *model_decay(mm)};
+            assess_customer(mm, &f, &ctx, i % 2, -1, &a);
+            direct_base(mm, &f, now, a.logistic.score, want);
+            ck_assert_msg(same(a.p_alive, want[0]), "model %zu customer %d: p_alive %a, direct %a", mi, i, a.p_alive,
+                          want[0]);
+            ck_assert_msg(same(a.expected_purchases_30d, want[1]), "model %zu customer %d: expected %a, direct %a", mi,
+                          i, a.expected_purchases_30d, want[1]);
+            ck_assert_msg(same(a.clv, want[2]), "model %zu customer %d: clv %a, direct %a", mi, i, a.clv, want[2]);
+            /* the intercept kept at load is the calibrated one */
+            double ca, cb;
+            model_calibration(mm, &ca, &cb);
+            ck_assert(same(model_intercept(mm), ca * -3.0 + cb));
+            /* model-level features through assess_repeat, in the contributions */
+            assess_repeat(model_clv_params(mm), &f, now, model_horizon_days(mm), &lp, &le);
+            for (int j = 0; j < a.logistic.ncontrib; j++)
+                if (a.logistic.contrib[j].feature == MODEL_FEATURE_REPEAT_P_BUY)
+                    ck_assert(same(a.logistic.contrib[j].value, lp));
+            /* without reasons: every other field the same */
+            assess_result b;
+            assess_customer_ex(mm, &f, &ctx, i % 2, -1, ASSESS_NO_REASONS, &b);
+            ck_assert(same(b.logistic.logit, a.logistic.logit) && same(b.clv, a.clv));
+            ck_assert_int_eq(b.journey.actions, a.journey.actions);
+            ck_assert_int_eq(b.nsegments, a.nsegments);
+            for (int j = 0; j < a.nsegments; j++) {
+                ck_assert_str_eq(b.segments[j].segment, a.segments[j].segment);
+                ck_assert(same(b.segments[j].weight, a.segments[j].weight));
+                ck_assert_str_eq(b.segments[j].reason, "");
+                ck_assert(a.segments[j].reason[0] != '\0');
+            }
+        }
+        model_unref(&mm);
+    }
+}
+END_TEST
+
+/* The category reason is built by hand; it must read exactly as
+ * snprintf's "%.1f" would, ties (to even), signs, tiny and huge values. */
+START_TEST(category_reasons_read_as_printf_writes_them)
+{
+    static const double fixed[] = {0.0, -0.0, 0.05, 0.25, 0.75, 1.25, 2.5, -0.25, -0.04, 0.95, 9.95, 99.95,
+                                   1e-310, -1e-310, 5e-324, 1e14 + 0.25, 999999999999999.9, 1e15, -1e15, 1e300,
+                                   NAN, INFINITY, -INFINITY, 123456.45, 0.1, 0.15, 0.35, 4503599627370495.5};
+    char name[200];
+    memset(name, 'x', sizeof name);
+    memcpy(name, "shoes/running/", 14);
+    name[150] = '\0';
+    for (int i = 0; i < 40000; i++) {
+        double r;
+        if (i < (int)(sizeof fixed / sizeof fixed[0]))
+            r = fixed[i];
+        else if (i % 3 == 0)
+            r = (double)(i % 4000) / 20.0;                  /* many exact halves */
+        else
+            r = (uniform() < 0.2 ? -1 : 1) * pow(10.0, -20.0 + 36.0 * uniform());
+        ls_features f;
+        assess_result a;
+        feature_init(&f);
+        f.first_seen_ms = f.last_seen_ms = NOW;
+        f.ncategories = 1;
+        feature_category *c = &f.categories[0];
+        const char *nm = i % 2 ? "shoes/running" : name;
+        c->len = (uint16_t)strlen(nm);
+        memcpy(c->name, nm, c->len + 1);
+        c->count = i % 5 == 0 ? 1 : (unsigned)(i * 2654435761u);
+        c->recent = r;
+        c->decayed = isfinite(r) ? 8.0 * (fabs(r) + 1.0) : 1.0;   /* keep it above the 1e-3 floor */
+        assess(&f, &a);
+        char want[200];
+        snprintf(want, sizeof want, "browsed %.120s %u time%s (recent interest %.1f)", c->name, c->count,
+                 c->count == 1 ? "" : "s", r);
+        int found = 0;
+        for (int j = 0; j < a.nsegments; j++)
+            if (strcmp(a.segments[j].segment, "running") == 0) {
+                ck_assert_msg(strcmp(a.segments[j].reason, want) == 0, "%a: \"%s\" != \"%s\"", r,
+                              a.segments[j].reason, want);
+                found = 1;
+            }
+        ck_assert_msg(found || !(r + 0.25 * c->decayed >= 1e-3), "%a: no running segment", r);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("assess");
@@ -415,6 +624,8 @@ static Suite *suite(void)
     tcase_add_test(tc, nothing_from_no_evidence_but_the_defaults);
     tcase_add_test(tc, more_recent_cart_activity_never_lowers_readiness);
     tcase_add_test(tc, bad_journey_and_segment_sections_are_refused);
+    tcase_add_test(tc, precomputed_constants_match_the_direct_computation);
+    tcase_add_test(tc, category_reasons_read_as_printf_writes_them);
     suite_add_tcase(s, tc);
     return s;
 }

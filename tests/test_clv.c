@@ -822,6 +822,131 @@ START_TEST(nbd_is_the_no_dropout_limit_and_fits)
 }
 END_TEST
 
+/* ========================================================================
+ * The fast paths give the same doubles as the plain ones
+ * ===================================================================== */
+
+static unsigned long long rng = 0x2545F4914F6CDD1DULL;
+
+static double uniform(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+/* The series loop as it was before the tail test got its shortcut: the
+ * bound tested at every term.  For 0 <= z <= 0.9 clv_hyp2f1() is this
+ * sum (times exp of its scale), so the two must agree bit for bit. */
+static double plain_series(double p, double q, double s, double z)
+{
+    double term = 1.0, sum = 1.0, log_scale = 0.0;
+    for (long k = 0; k < 1000000L; k++) {
+        double kd = (double)k, rb;
+        if (term == 0.0)
+            break;
+        if (p + kd <= 0.0 || q + kd <= 0.0 || s + kd <= 0.0)
+            rb = HUGE_VAL;
+        else
+            rb = fabs(z) * fmax(1.0, (p + kd) / (kd + 1.0)) * fmax(1.0, (q + kd) / (s + kd));
+        if (rb < 1.0 && fabs(term) * rb / (1.0 - rb) <= 1e-16 * fabs(sum))
+            break;
+        term *= (p + kd) * (q + kd) / ((s + kd) * (kd + 1.0)) * z;
+        sum += term;
+        if (fabs(sum) > 1e200) {
+            sum /= 1e200;
+            term /= 1e200;
+            log_scale += 460.51701859880913680;
+        }
+    }
+    return sum == 0.0 ? 0.0 : sum * exp(log_scale);
+}
+
+START_TEST(series_shortcut_changes_no_bit)
+{
+    for (int i = 0; i < 20000; i++) {
+        double a = -3.0 + 12.0 * uniform(), b = -3.0 + 12.0 * uniform(), c = 0.05 + 10.0 * uniform();
+        double z = i % 7 == 0 ? 0.9 : i % 11 == 0 ? 1e-300 * uniform() : 0.9 * uniform(), f;
+        if (i % 5 == 0)
+            a = -(double)(i % 9);   /* polynomials too */
+        ck_assert_int_eq(clv_hyp2f1(a, b, c, z, &f), LS_OK);
+        double want = plain_series(a, b, c, z);
+        ck_assert_msg(memcmp(&f, &want, sizeof f) == 0, "2F1(%.17g, %.17g; %.17g; %.17g) = %a, plain series %a", a, b,
+                      c, z, f, want);
+    }
+}
+END_TEST
+
+/* clv_repeat_customer() against the three public functions it stands
+ * for, statuses and bits, BG/NBD and NBD, valid and invalid inputs. */
+static void check_customer(const clv_repeat *m, const clv_gamma_gamma *gg, double x, double t_x, double T, double zbar,
+                           double t, double horizon, double period, double rate)
+{
+    clv_repeat_figures fig;
+    double pa = 0, e = 0, v = 0;
+    int rp = clv_repeat_p_alive(m, x, t_x, T, &pa);
+    int re = clv_repeat_expected(m, x, t_x, T, t, &e);
+    int rv = clv_repeat_value(m, gg, x, t_x, T, zbar, horizon, period, rate, &v);
+    clv_repeat_customer(m, gg, x, t_x, T, zbar, t, horizon, period, rate, &fig);
+    ck_assert_int_eq(fig.p_alive_rc, rp);
+    /* the window figures: P(buy) and expected purchases in (T, T+t] */
+    double pb = 0, wpb, we;
+    int rb = clv_repeat_p_buy(m, x, t_x, T, t, &pb), wrb, wre;
+    clv_repeat_window(m, x, t_x, T, t, &wrb, &wpb, &wre, &we);
+    ck_assert_int_eq(wrb, rb);
+    ck_assert_int_eq(wre, re);
+    if (rb == LS_OK)
+        ck_assert(memcmp(&wpb, &pb, sizeof pb) == 0);
+    if (re == LS_OK)
+        ck_assert(memcmp(&we, &e, sizeof e) == 0);
+    ck_assert_int_eq(fig.expected_rc, re);
+    ck_assert_int_eq(fig.value_rc, rv);
+    if (rp == LS_OK)
+        ck_assert(memcmp(&fig.p_alive, &pa, sizeof pa) == 0);
+    if (re == LS_OK)
+        ck_assert_msg(memcmp(&fig.expected, &e, sizeof e) == 0, "expected %a vs %a", fig.expected, e);
+    if (rv == LS_OK)
+        ck_assert_msg(memcmp(&fig.value, &v, sizeof v) == 0, "value %a vs %a", fig.value, v);
+}
+
+START_TEST(repeat_customer_is_the_three_functions)
+{
+    clv_gamma_gamma gg = {6.25, 3.74, 15.44};
+    for (int i = 0; i < 3000; i++) {
+        clv_repeat m = {CLV_MODEL_BGNBD, {0.05 + 2.0 * uniform(), 0.5 + 20.0 * uniform(), 0.1 + 3.0 * uniform(),
+                                          0.1 + 10.0 * uniform()},
+                        {0.05 + 2.0 * uniform(), 0.5 + 20.0 * uniform()}};
+        if (i % 4 == 0)
+            m.kind = CLV_MODEL_NBD;
+        if (i % 13 == 0)
+            m.bgnbd.a = 1.0;
+        double x = (double)(i % 40), T = 200.0 * uniform(), t_x = x > 0 ? T * uniform() : 0;
+        double t = 30.0 / 7.0, horizon = 365.0 / 7.0, period = i % 3 ? 30.0 / 7.0 : 0, rate = i % 3 ? 0.01 : 0;
+        check_customer(&m, &gg, x, t_x, T, 100.0 * uniform(), t, horizon, period, rate);
+        check_customer(&m, &gg, x, t_x, T, 0, 300.0 * uniform(), 500.0 * uniform(), period, rate);
+    }
+    clv_repeat m = {CLV_MODEL_BGNBD, {0.243, 4.414, 0.793, 2.426}, {0.5, 3.0}};
+    clv_gamma_gamma bad = {6.25, 0.5, 15.44};   /* q <= 1: no mean */
+    check_customer(&m, &gg, 2.5, 1, 2, 10, 4, 52, 0, 0);          /* x not a count */
+    check_customer(&m, &gg, 2, 3, 2, 10, 4, 52, 0, 0);            /* t_x > T */
+    check_customer(&m, &gg, 2, 1, 2, 10, -1, 52, 0, 0);           /* t < 0 */
+    check_customer(&m, &gg, 2, 1, 2, 10, 4, NAN, 0, 0);           /* horizon */
+    check_customer(&m, &gg, 2, 1, 2, 10, 4, 52, 4, -0.1);         /* rate < 0 */
+    check_customer(&m, &gg, 2, 1, 2, 10, 4, 52, INFINITY, 0.1);   /* period */
+    check_customer(&m, &gg, 2, 1, 2, 10, 4, 1e9, 1e-3, 0.1);      /* too many periods */
+    check_customer(&m, &bad, 2, 1, 2, 10, 4, 52, 0, 0);
+    check_customer(&m, &bad, 2, 1, 2, 10, 4, 52, 4, 0.1);
+    check_customer(&m, &gg, 2, 1, 2, 10, 1e30, 1e30, 0, 0);       /* the series gives up */
+    m.bgnbd.r = -1;
+    check_customer(&m, &gg, 2, 1, 2, 10, 4, 52, 0, 0);
+    clv_repeat_figures fig;
+    clv_repeat_customer(NULL, &gg, 2, 1, 2, 10, 4, 52, 0, 0, &fig);
+    ck_assert_int_eq(fig.p_alive_rc, LS_EINVAL);
+    ck_assert_int_eq(fig.value_rc, LS_EINVAL);
+}
+END_TEST
+
 static Suite *clv_suite(void)
 {
     Suite *s = suite_create("clv");
@@ -854,6 +979,8 @@ static Suite *clv_suite(void)
     tcase_add_test(gg, gamma_gamma_invalid);
     tcase_add_test(gg, gamma_gamma_fit_cdnow);
     tcase_add_test(val, value_cases);
+    tcase_add_test(hyp, series_shortcut_changes_no_bit);
+    tcase_add_test(val, repeat_customer_is_the_three_functions);
     /* the fits take well under a second, but leave room for sanitizers
      * and slow machines */
     tcase_set_timeout(fit, 30);

@@ -753,7 +753,7 @@ START_TEST(test_snapshot_while_writing)
     ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &w), 0);
     for (int i = 0; i < 5000 && atomic_load(&w.commits) < 3; i++)
         usleep(1000);
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int threads = 1; threads <= 3; threads++) {
         hold_arg h = {&w, 0, 0};
         rescore_options o;
         rescore_summary sum;
@@ -977,6 +977,80 @@ START_TEST(test_cli)
 }
 END_TEST
 
+/* Ids that sort awkwardly: prefixes of each other, NUL and 0xff bytes,
+ * CSV and JSON specials, lengths from 1 to 300 bytes. */
+static size_t awkward_id(unsigned i, char *id)
+{
+    static const char *const stems[] = {"x", "x\x00", "xa", "a,b", "q\"uote", "new\nline", "caf\xc3\xa9",
+                                        "bad\xff", "\xff\xff", "\x01", "Z", "zz\\z"};
+    size_t n = (size_t)snprintf(id, 64, "%s", stems[i % 12]);
+    if (i % 12 == 1)
+        n = 2; /* "x" NUL */
+    n += (size_t)snprintf(id + n, 32, "%u", i / 12);
+    if (i % 97 == 0) { /* a few long ones */
+        memset(id + n, 'L', 300 - n);
+        n = 300;
+    }
+    return n;
+}
+
+/* The same bytes with 1, 2, 3 and 8 threads and small ranges, for every
+ * format, filter, --top and an as-of time in the past. */
+START_TEST(test_threads_byte_identical)
+{
+    store_wtxn *w = NULL;
+    ls_features f;
+    char id[512];
+    ck_assert_int_eq(store_write_begin(S, &w), LS_OK);
+    for (unsigned i = 0; i < 3000; i++) {
+        make_record(&f, i);
+        size_t n = awkward_id(i, id);
+        ck_assert_int_eq(store_wtxn_put(w, id, n, &f), LS_OK);
+    }
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    static const int threads[] = {2, 3, 8};
+    static const char *const wheres[] = {NULL, "tier=hot,warm", "action=abandoned_cart"};
+    for (int fmt = 0; fmt < 3; fmt++)
+        for (int wh = 0; wh < 3; wh++)
+            for (int top = 0; top < 2; top++)
+                for (int past = 0; past < 2; past++) {
+                    rescore_options o;
+                    rescore_summary one, sum;
+                    opts(&o, fmt == 2 ? RESCORE_JSONL : RESCORE_CSV, 1);
+                    o.segments_detail = fmt == 1;
+                    if (wheres[wh]) {
+                        ck_assert_int_eq(rescore_parse_where(wheres[wh], &o.where[0], err, sizeof err), LS_OK);
+                        o.nwhere = 1;
+                    }
+                    o.top = top ? 50 : 0;
+                    o.by = RESCORE_BY_CLV;
+                    o.now_ms = past ? NOW - 40 * DAY : NOW;
+                    char *want = run(&o, &one);
+                    for (int t = 0; t < 3; t++) {
+                        o.threads = threads[t];
+                        o.range_customers = t == 1 ? 0 : 7; /* the default, and many small ranges */
+                        char *got = run(&o, &sum);
+                        ck_assert_msg(strcmp(got, want) == 0, "fmt %d where %d top %d past %d: %d threads differ", fmt,
+                                      wh, top, past, threads[t]);
+                        ck_assert_int_eq(sum.threads, threads[t]);
+                        if (o.range_customers)
+                            ck_assert_uint_gt(sum.ranges, 100);
+                        ck_assert_uint_eq(sum.customers, one.customers);
+                        ck_assert_uint_eq(sum.matched, one.matched);
+                        ck_assert_uint_eq(sum.rows, one.rows);
+                        ck_assert_uint_eq(sum.replayed, one.replayed);
+                        ck_assert_uint_eq(sum.events_replayed, one.events_replayed);
+                        free(got);
+                    }
+                    if (past)
+                        ck_assert_uint_gt(one.replayed, 0); /* records later than the as-of time were replayed */
+                    else
+                        ck_assert_uint_eq(one.replayed, 0);
+                    free(want);
+                }
+}
+END_TEST
+
 static Suite *rescore_suite(void)
 {
     Suite *s = suite_create("rescore");
@@ -986,6 +1060,7 @@ static Suite *rescore_suite(void)
     tcase_add_test(tc, test_jsonl_rows_match_assess);
     tcase_add_test(tc, test_csv_rows_match_assess);
     tcase_add_test(tc, test_awkward_ids);
+    tcase_add_test(tc, test_threads_byte_identical);
     tcase_add_test(tc, test_top_n_each_key);
     tcase_add_test(tc, test_where);
     tcase_add_test(tc, test_where_errors);
