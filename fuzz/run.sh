@@ -3,7 +3,7 @@
 # build-fuzz/ and runs each one for a while on a copy of its seed corpus.
 #
 #   fuzz/run.sh [SECONDS]        every harness for SECONDS (default 30), one after another
-#   FUZZ_TARGETS="csv" fuzz/run.sh 600      only some of: request event csv reload_path
+#   FUZZ_TARGETS="csv" fuzz/run.sh 600      only some of: request event csv reload_path audience_rule
 #
 # The repository is never written to: the corpora are copied to
 # build-fuzz/run/<harness>/corpus (new inputs libFuzzer finds go there) and
@@ -18,7 +18,7 @@
 #         -rss_limit_mb=2048 -max_len=65536 -dict=fuzz/msgpack.dict \
 #         -artifact_prefix=build-fuzz/ build-fuzz/run/request/corpus
 #   (or -jobs=N -workers=M: N runs, M at a time, logs in ./fuzz-<n>.log).
-#   The CSV harness takes -dict=fuzz/csv.dict.
+#   The CSV harness takes -dict=fuzz/csv.dict, the rule harness fuzz/audience_rule.dict.
 # Reproduce and minimise a crash
 #     build-fuzz/fuzz_request build-fuzz/run/request/crashes/crash-…
 #     build-fuzz/fuzz_request -minimize_crash=1 -runs=100000 crash-…
@@ -36,7 +36,7 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=$root/build-fuzz
-targets=${FUZZ_TARGETS:-request event csv reload_path}
+targets=${FUZZ_TARGETS:-request event csv reload_path audience_rule}
 
 # ---- tools: the project's packages, plus clang and its libFuzzer runtime
 if [ -x "$root/scripts/deps.sh" ]; then "$root/scripts/deps.sh"; fi
@@ -71,6 +71,7 @@ for h in $targets; do
   dict=$here/msgpack.dict
   [ "$h" = csv ] && dict=$here/csv.dict
   [ "$h" = reload_path ] && dict=$here/reload_path.dict
+  [ "$h" = audience_rule ] && dict=$here/audience_rule.dict
   log=$work/fuzz.log
 
   echo "== fuzz_$h: ${secs}s from $seeds seeds (log: ${log#"$root"/})"
