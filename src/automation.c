@@ -26,6 +26,7 @@
 #define TIMER_CHUNK 500        /* timers run per txn */
 #define SWEEP_CHUNK 256        /* customers a sweep txn evaluates (a few ms: a track waits at most that) */
 #define SWEEP_YIELD_EVERY 16   /* ... but it looks for waiting requests this often, and stops for them */
+#define SWEEP_ALONG 64         /* customers a group commit evaluates for a running pass */
 #define SWEEP_YIELD 1
 #define PRUNE_EVERY_MS 1000
 #define PRUNE_CHUNK 1000
@@ -820,28 +821,49 @@ static int run_timers(automation *a, store_wtxn *w, void *arg)
     return rc;
 }
 
-static int run_sweep(automation *a, store_wtxn *w, void *arg)
+/* Evaluates up to max customers of the running pass in w; at the pass's
+ * end marks the audiences it built ready and schedules the next pass.
+ * (An aborted txn undoes the ready flags: the audiences reload not ready
+ * and a new pass starts; the customers skipped meanwhile wait for it.) */
+static int sweep_chunk(automation *a, store_wtxn *w, size_t max)
 {
-    int *more = arg;
+    int more = 0;
     size_t visited;
     visit_ctx v = {a, w, MODE_SWEEP};
-    int rc = store_wtxn_scan_customers(w, a->cursor, a->cursor_len, SWEEP_CHUNK, visit_sweep, &v, &visited, more);
+    int rc = store_wtxn_scan_customers(w, a->cursor, a->cursor_len, max, visit_sweep, &v, &visited, &more);
     a->pass_visited += visited;
-    if (rc == SWEEP_YIELD) { /* requests came: commit what is done, go on later */
-        *more = 1;
+    if (rc == SWEEP_YIELD) /* requests came: commit what is done, go on later */
         return LS_OK;
-    }
-    if (rc != LS_OK || *more)
+    if (rc != LS_OK || more)
         return rc;
-    /* the pass is done: the audiences it built are ready */
-    for (size_t i = 0; i < a->nbuilding; i++) {
+    for (size_t i = 0; i < a->nbuilding; i++) { /* the pass is done: what it built is ready */
         audience_def *d = audience_find_id(&a->audiences, a->building[i]);
         if (d && !d->info.ready) {
             d->info.ready = 1;
             d->dirty = 1;
         }
     }
-    return LS_OK;
+    a->sweeping = 0;
+    a->nbuilding = 0;
+    a->next_pass_ms = a->now_ms + a->cfg.refresh_ms; /* a refresh after this one ended */
+    return audience_flush(&a->audiences, w);
+}
+
+static int run_sweep(automation *a, store_wtxn *w, void *arg)
+{
+    (void)arg;
+    return sweep_chunk(a, w, SWEEP_CHUNK);
+}
+
+int automation_sweep_along(automation *a, store_wtxn *w)
+{
+    if (!a->sweeping)
+        return LS_OK;
+    int (*yield)(void *) = a->should_yield;
+    a->should_yield = NULL; /* inside a group: the jobs waiting are the next group's */
+    int rc = sweep_chunk(a, w, SWEEP_ALONG);
+    a->should_yield = yield;
+    return rc;
 }
 
 static int run_prune(automation *a, store_wtxn *w, void *arg)
@@ -886,18 +908,15 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
     }
     if (!a->sweeping && (a->pass_pending || a->next_pass_ms == 0 || now_ms >= a->next_pass_ms))
         start_pass(a, now_ms);
-    if (a->sweeping) {
-        int more = 0;
-        rc = in_txn(a, s, m, now_ms, run_sweep, &more, appended);
+    /* a chunk of its own only while no request waits: under load the sweep
+     * rides along the group commits (automation_sweep_along), sharing
+     * their fsync */
+    if (a->sweeping && !(a->should_yield && a->should_yield(a->yield_arg))) {
+        rc = in_txn(a, s, m, now_ms, run_sweep, NULL, appended);
         if (rc)
             return rc;
-        a->sweeping = more;
-        if (!more) { /* the next pass starts a refresh after this one ended */
-            a->nbuilding = 0;
-            a->next_pass_ms = now_ms + a->cfg.refresh_ms;
-        }
-        *busy |= more || a->pass_pending;
     }
+    *busy |= a->sweeping || a->pass_pending;
     if (now_ms - a->last_prune_ms >= PRUNE_EVERY_MS) {
         size_t pruned = 0;
         a->last_prune_ms = now_ms;

@@ -103,6 +103,11 @@ int automation_audience_delete(automation *a, store_wtxn *w, const char *name, s
  * triggers and timers into the txn. */
 int automation_finish(automation *a, store_wtxn *w);
 
+/* While a sweep pass runs, evaluates its next few customers in w: the
+ * writer calls it in each group commit, so under load the sweep shares the
+ * group's fsync instead of committing chunks of its own. */
+int automation_sweep_along(automation *a, store_wtxn *w);
+
 /* After the txn committed: its triggers are visible.  Returns the number
  * of triggers it appended. */
 uint64_t automation_committed(automation *a);

@@ -345,8 +345,13 @@ static int try_group(service *svc, automation *a, store_held *rec, writer_job **
     }
     if (rc == LS_OK && (rc = store_wtxn_put_back(txn, rec)) != LS_OK && !group_level(rc))
         *culprit = n + 1;
-    if (rc == LS_OK && a && (rc = automation_finish(a, txn)) != LS_OK && rc != LS_EFULL)
-        LOG_ERROR("automation_failed", "reason=\"%s\" note=\"the group is not committed\"", ls_strerror(rc));
+    if (rc == LS_OK && a) {
+        rc = automation_finish(a, txn);
+        if (rc == LS_OK && !strict) /* a running sweep pass rides along, sharing the fsync */
+            rc = automation_sweep_along(a, txn);
+        if (rc != LS_OK && rc != LS_EFULL)
+            LOG_ERROR("automation_failed", "reason=\"%s\" note=\"the group is not committed\"", ls_strerror(rc));
+    }
     if (rc == LS_OK) {
         int64_t t0 = timefmt_mono_ns();
         rc = store_write_commit(&txn);
