@@ -264,12 +264,16 @@ static tu_server srv;
 static char dir[512];
 static tu_conn conn;
 
+static int triggers_off; /* the next start() runs with --triggers off */
+
 static void start(const char *cart_after, const char *cooldowns, const char *refresh, uint64_t trigger_max)
 {
     config cfg;
     char err[256];
     tu_tempdir(dir, sizeof dir);
     tu_config(&cfg, dir);
+    cfg.triggers = !triggers_off;
+    triggers_off = 0;
     if (cart_after)
         ck_assert_int_eq(config_set(&cfg, "abandoned-cart-after", cart_after, err, sizeof err), 0);
     if (cooldowns)
@@ -760,6 +764,34 @@ START_TEST(forget_leaves_audiences)
 }
 END_TEST
 
+/* --triggers off: no automation work, audience writes refused with a
+ * reason, the outbox stays empty, events are stored as always. */
+START_TEST(triggers_off_does_nothing)
+{
+    triggers_off = 1;
+    start(NULL, NULL, NULL, 0);
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "audience_put", 2);
+    kv_s(&r, "name", "all");
+    kv_s(&r, "rule", "known");
+    const msgpack_object *o = send_req(&conn, &r, &up);
+    ck_assert(tu_is_error(o, "unavailable"));
+    char msg[256];
+    str_of(tu_get(o, "error"), "message", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "triggers off") != NULL, "%s", msg);
+    ev buy = {"x", "purchase", "o-x", wall_ms(), 0, 10, NULL};
+    track(&conn, &buy, 1);
+    ck_assert_int_eq(read_all(&conn), 0);
+    req_begin(&r, "stats", 0);
+    o = send_req(&conn, &r, &up);
+    ck_assert_int_eq(tu_get_int(o, "automation_evaluations"), 0);
+    msgpack_unpacked_destroy(&up);
+    stop();
+}
+END_TEST
+
 /* kill -9 right after acknowledged events: every trigger those events
  * caused is in the outbox after the restart.  Bounded: 4 rounds. */
 START_TEST(kill9_loses_no_trigger)
@@ -813,6 +845,7 @@ int main(void)
     tcase_add_test(tc, retention);
     tcase_add_test(tc, long_poll);
     tcase_add_test(tc, forget_leaves_audiences);
+    tcase_add_test(tc, triggers_off_does_nothing);
     tcase_add_test(tc, kill9_loses_no_trigger);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);

@@ -277,6 +277,36 @@ START_TEST(file_with_comments_blank_lines_and_spaces)
 }
 END_TEST
 
+/* The automation settings as the issue names them: underscores stand for
+ * dashes in a file, and the values land where the writer reads them. */
+START_TEST(file_automation_settings_with_underscores)
+{
+    config cfg;
+    char err[512] = "";
+    write_file("abandoned_cart_after = 2s\n"
+               "trigger_cooldowns = abandoned_cart=0s,win_back=14d\n"
+               "trigger-retention = 2d\n"
+               "trigger_max = 5000\n"
+               "audience_refresh = 1m\n"
+               "triggers = on\n");
+    config_defaults(&cfg);
+    ck_assert_int_eq(cfg.abandoned_cart_after_ms, 3600000);  /* the default: 1 h */
+    ck_assert_int_eq(cfg.audience_refresh_ms, 15 * 60000);
+    int rc = config_load_file(&cfg, path, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "refused: %s", err);
+    ck_assert_int_eq(cfg.abandoned_cart_after_ms, 2000);
+    ck_assert_str_eq(cfg.trigger_cooldowns, "abandoned_cart=0s,win_back=14d");
+    ck_assert_int_eq(cfg.trigger_retention_ms, 2 * DAY_MS);
+    ck_assert_uint_eq(cfg.trigger_max, 5000);
+    ck_assert_int_eq(cfg.audience_refresh_ms, 60000);
+    ck_assert_int_eq(cfg.triggers, 1);
+    /* below the bound: refused with the line */
+    write_file("abandoned_cart_after = 10ms\n");
+    ck_assert_int_eq(config_load_file(&cfg, path, err, sizeof err), LS_EINVAL);
+    ck_assert_msg(strstr(err, ":1:") != NULL, "no line in: %s", err);
+}
+END_TEST
+
 START_TEST(file_bad_value_reports_its_line)
 {
     config cfg;
@@ -424,6 +454,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_unknown_key_reports_its_line);
     tcase_add_test(tc, file_line_too_long);
     tcase_add_test(tc, missing_file_is_an_io_error);
+    tcase_add_test(tc, file_automation_settings_with_underscores);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("size");
