@@ -8,6 +8,7 @@
  *   then be16 m and m be32 ids of the audiences it is a member of. */
 #include "automation.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,7 +473,8 @@ static int step_moments(automation *a, store_wtxn *w, eval_ctx *e, cust_state *s
             BUMP(a, triggers_suppressed, 1);
             continue;
         }
-        double value = m == JA_ABANDONED_CART ? feature_open_cart(e->f) : 0;
+        /* the record keeps cart values as 32-bit floats: to the cent, 89.9 reads 89.9 */
+        double value = m == JA_ABANDONED_CART ? round(feature_open_cart(e->f) * 100.0) / 100.0 : 0;
         int rc = emit(a, w, e, TRIGGER_MOMENT, journey_action_name((journey_action)m), value);
         if (rc)
             return rc;
