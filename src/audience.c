@@ -180,64 +180,13 @@ audience_def *audience_find_id(audience_set *set, uint32_t id)
     return NULL;
 }
 
-/* A batch of keys under one prefix, collected by a scan and then deleted
- * (a cursor must not walk pages the txn is deleting from). */
-typedef struct {
-    const uint8_t *prefix;
-    size_t prefix_len;
-    uint8_t *buf;        /* keys, each as u16 length + bytes */
-    size_t used, cap;
-    size_t n;
-} key_batch;
-
-static int collect_key(void *arg, const store_bytes *key, const store_bytes *val)
-{
-    key_batch *b = arg;
-    (void)val;
-    if (key->len < b->prefix_len || memcmp(key->ptr, b->prefix, b->prefix_len) != 0)
-        return 1; /* past the prefix */
-    if (b->used + 2 + key->len > b->cap)
-        return 1; /* full: delete these, then come back */
-    b->buf[b->used] = (uint8_t)(key->len >> 8);
-    b->buf[b->used + 1] = (uint8_t)key->len;
-    memcpy(b->buf + b->used + 2, key->ptr, key->len);
-    b->used += 2 + key->len;
-    b->n++;
-    return 0;
-}
-
-/* Deletes every key of table t that starts with prefix. */
-static int delete_prefix(store_wtxn *w, store_table t, const uint8_t *prefix, size_t prefix_len)
-{
-    enum { BATCH_BYTES = 1 << 18 };
-    uint8_t *buf = malloc(BATCH_BYTES);
-    if (!buf)
-        return LS_ENOMEM;
-    int rc = LS_OK;
-    for (;;) {
-        key_batch b = {prefix, prefix_len, buf, 0, BATCH_BYTES, 0};
-        rc = store_wtxn_tscan(w, t, prefix, prefix_len, collect_key, &b);
-        if (rc == 1)
-            rc = LS_OK;
-        if (rc || b.n == 0)
-            break;
-        for (size_t at = 0; at < b.used && rc == LS_OK;) {
-            size_t len = (size_t)buf[at] << 8 | buf[at + 1];
-            rc = store_wtxn_tdel(w, t, buf + at + 2, len);
-            at += 2 + len;
-        }
-        if (rc)
-            break;
-    }
-    free(buf);
-    return rc;
-}
-
-int audience_drop_members(store_wtxn *w, uint32_t id)
+/* Deletes an audience's member index (its id is never reused). */
+static int drop_members(store_wtxn *w, uint32_t id)
 {
     uint8_t prefix[4];
+    size_t deleted;
     bytecur_store_be32(prefix, id);
-    return delete_prefix(w, STORE_T_MEMBERS, prefix, 4);
+    return store_wtxn_tdel_prefix(w, STORE_T_MEMBERS, prefix, 4, &deleted);
 }
 
 int audience_put(audience_set *set, store_wtxn *w, const char *name, size_t name_len, const char *rule_text,
@@ -266,7 +215,7 @@ int audience_put(audience_set *set, store_wtxn *w, const char *name, size_t name
         return rc;
     }
     if (d) {
-        if ((rc = audience_drop_members(w, d->info.id)) != LS_OK) {
+        if ((rc = drop_members(w, d->info.id)) != LS_OK) {
             arule_free(&rule);
             return rc;
         }
@@ -296,7 +245,7 @@ int audience_delete(audience_set *set, store_wtxn *w, const char *name, size_t n
     audience_def *d = find_name(set, name, name_len);
     if (!d)
         return LS_OK;
-    int rc = audience_drop_members(w, d->info.id);
+    int rc = drop_members(w, d->info.id);
     if (rc == LS_OK)
         rc = store_wtxn_tdel(w, STORE_T_AUDIENCES, name, name_len);
     if (rc)

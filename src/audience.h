@@ -80,10 +80,6 @@ int audience_delete(audience_set *set, store_wtxn *w, const char *name, size_t n
 /* Records customer id as entered (member 1) or left (0) audience d. */
 int audience_set_member(audience_def *d, store_wtxn *w, const char *id, size_t len, int member, int64_t now_ms);
 
-/* Deletes what a deleted audience left in the member index (ids are
- * never reused); done by audience_delete. */
-int audience_drop_members(store_wtxn *w, uint32_t id);
-
 /* Writes the member counts and ready flags changed in this txn. */
 int audience_flush(audience_set *set, store_wtxn *w);
 

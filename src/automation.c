@@ -95,11 +95,6 @@ struct automation {
 static const char DEFAULT_COOLDOWNS[] = "abandoned_cart=1d,win_back=30d,birthday=300d,anniversary=300d,"
                                         "vip_reward=30d,review_request=7d,recovery=30d,account_invite=30d";
 
-const char *automation_cooldowns_default(void)
-{
-    return DEFAULT_COOLDOWNS;
-}
-
 int automation_parse_cooldowns(const char *text, int64_t out[JA_COUNT], char *err, size_t errlen)
 {
     const char *p = text;
@@ -144,14 +139,6 @@ void automation_config_defaults(automation_config *c)
 /* The touched set                                                     */
 /* ------------------------------------------------------------------ */
 
-static uint32_t hash_id(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
-}
-
 static void touch_free(touch_set *t)
 {
     free(t->buf);
@@ -182,7 +169,7 @@ static int touch_rehash(touch_set *t, size_t nslots)
     for (size_t i = 0; i < t->n; i++) {
         size_t len;
         const char *id = touch_get(t, i, &len);
-        size_t s = hash_id(id, len) & (nslots - 1);
+        size_t s = bytecur_fnv1a32(id, len) & (nslots - 1);
         while (slots[s])
             s = (s + 1) & (nslots - 1);
         slots[s] = (uint32_t)i + 1;
@@ -199,7 +186,7 @@ static int touch_add(touch_set *t, const char *id, size_t len)
         return LS_OK; /* cannot be keyed: automation leaves it alone */
     if ((t->n + 1) * 2 > t->nslots && touch_rehash(t, t->nslots ? t->nslots * 2 : 1024) != LS_OK)
         return LS_ENOMEM;
-    uint32_t h = hash_id(id, len);
+    uint32_t h = bytecur_fnv1a32(id, len);
     size_t s = h & (t->nslots - 1);
     for (; t->slots[s]; s = (s + 1) & (t->nslots - 1)) {
         size_t l;
@@ -429,7 +416,7 @@ static void need_segments(eval_ctx *e)
     feature_ctx ctx = {e->now_ms, *e->decay};
     segments_inputs si = {ctx, e->res->journey, e->res->p_alive, e->res->clv};
     const segments_catalogue *cat = model_segments(e->m);
-    e->res->nsegments = segments_rank(cat, e->f, &si, cat->k, e->res->segments);
+    e->res->nsegments = segments_rank_ex(cat, e->f, &si, cat->k, 0, e->res->segments); /* names only */
 }
 
 /* Adds n to the counter `field` of the server's stats, when there are. */

@@ -53,11 +53,9 @@ typedef struct {
 } automation_config;
 
 /* The defaults: cart after 1 h, retention 7 d / 1,000,000, refresh 15 min,
- * cool-downs as automation_cooldowns_default. */
+ * cool-downs abandoned_cart 1d, win_back 30d, birthday and anniversary 300d,
+ * vip_reward 30d, review_request 7d, recovery 30d, account_invite 30d. */
 void automation_config_defaults(automation_config *c);
-
-/* The default cool-downs, as a list "abandoned_cart=1d,win_back=30d,...". */
-const char *automation_cooldowns_default(void);
 
 /* Parses "moment=duration,..." (durations as timefmt: 30s, 2h, 7d; a
  * moment left out keeps what out holds).  0, or LS_EPARSE with the reason

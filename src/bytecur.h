@@ -142,4 +142,15 @@ static inline uint64_t bytecur_get_be64(bytecur_r *r)
     return bytecur_load_be64(b);
 }
 
+/* FNV-1a, 32 bits: the hash of the in-memory tables keyed by byte
+ * strings (session ids, a history's strings, the writer's touched ids). */
+static inline uint32_t bytecur_fnv1a32(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
 #endif

@@ -73,11 +73,7 @@ static void cover_time(ls_features *f, int64_t ts, const feature_decay *d)
 
 uint32_t feature_session_hash(const char *s, size_t len)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 16777619u;
-    }
+    uint32_t h = bytecur_fnv1a32(s, len);
     return h ? h : 1; /* 0 marks an empty ring slot */
 }
 

@@ -114,18 +114,10 @@ static int str_append(history *h, const char *p, size_t len, uint32_t *ref)
  * every write, and every fold, quadratic). */
 #define STR_INDEX_FROM 32
 
-static uint32_t str_hash_of(const char *p, size_t len)
-{
-    uint32_t x = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ (uint8_t)p[i]) * 16777619u;
-    return x;
-}
-
 static void str_index_put(history *h, uint32_t ref)
 {
     size_t mask = h->str_hash_slots - 1;
-    size_t i = str_hash_of(h->str + h->off[ref - 1], h->len[ref - 1]) & mask;
+    size_t i = bytecur_fnv1a32(h->str + h->off[ref - 1], h->len[ref - 1]) & mask;
     while (h->str_hash[i])
         i = (i + 1) & mask;
     h->str_hash[i] = ref;
@@ -170,7 +162,7 @@ static int str_intern(history *h, ls_str s, uint32_t *ref)
     if (rc)
         return rc;
     size_t mask = h->str_hash_slots - 1;
-    for (size_t i = str_hash_of(s.ptr, s.len) & mask; h->str_hash[i]; i = (i + 1) & mask) {
+    for (size_t i = bytecur_fnv1a32(s.ptr, s.len) & mask; h->str_hash[i]; i = (i + 1) & mask) {
         uint32_t r = h->str_hash[i];
         if (h->len[r - 1] == s.len && memcmp(h->str + h->off[r - 1], s.ptr, s.len) == 0) {
             *ref = r;

@@ -836,7 +836,9 @@ static void score_one(scorer *sc, obuf *out, const char *id, size_t len, const l
     run *r = sc->r;
     const rescore_options *o = r->o;
     assess_result *a = &sc->a;
-    assess_customer(r->m, f, &r->ctx, 0, -1, a);
+    /* reasons are written only by JSON Lines and --segments-detail */
+    int reasons = o->format != RESCORE_CSV || o->segments_detail;
+    assess_customer_ex(r->m, f, &r->ctx, 0, -1, reasons ? 0 : ASSESS_NO_REASONS, a);
     sc->customers++;
     sc->tiers[tier_code(a->logistic.tier)]++;
     sc->types[a->journey.type]++;

@@ -1450,17 +1450,32 @@ int store_wtxn_tscan(store_wtxn *w, store_table t, const void *from, size_t from
     return table_scan(w->txn, w->s, t, from, fromlen, fn, arg);
 }
 
+int store_wtxn_tdel_prefix(store_wtxn *w, store_table t, const void *prefix, size_t prefix_len, size_t *deleted)
+{
+    MDB_cursor *cur;
+    MDB_val k = {prefix_len, (void *)prefix}, v;
+    *deleted = 0;
+    if (!w->s->has_tables)
+        return LS_OK;
+    int rc = mdb_cursor_open(w->txn, w->s->tables[t], &cur);
+    if (rc)
+        return from_mdb(rc);
+    /* seek the prefix again after each delete, as the other pruners do */
+    while ((k = (MDB_val){prefix_len, (void *)prefix}, rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0) {
+        if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
+            break;
+        w->writes++;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        (*deleted)++;
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
 int store_wtxn_tlast(store_wtxn *w, store_table t, store_bytes *key)
 {
     return table_last(w->txn, w->s, t, key);
-}
-
-int store_wtxn_tcount(store_wtxn *w, store_table t, uint64_t *n)
-{
-    MDB_stat st;
-    int rc = mdb_stat(w->txn, w->s->tables[t], &st);
-    *n = rc == 0 ? st.ms_entries : 0;
-    return from_mdb(rc);
 }
 
 int store_reader_tget(store_reader *r, store_table t, const void *key, size_t klen, store_bytes *out)
@@ -1476,17 +1491,6 @@ int store_reader_tscan(store_reader *r, store_table t, const void *from, size_t 
 int store_reader_tlast(store_reader *r, store_table t, store_bytes *key)
 {
     return table_last(r->txn, r->s, t, key);
-}
-
-int store_reader_tcount(store_reader *r, store_table t, uint64_t *n)
-{
-    MDB_stat st;
-    *n = 0;
-    if (!r->s->has_tables)
-        return LS_OK;
-    int rc = mdb_stat(r->txn, r->s->tables[t], &st);
-    *n = rc == 0 ? st.ms_entries : 0;
-    return from_mdb(rc);
 }
 
 /* Visits customers (their running records) with ids > after (after NULL

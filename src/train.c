@@ -389,7 +389,7 @@ static int add_recommendation(collector *c, const ls_features *f, const history 
     s->target[s->ntarget++] = target;
     feature_ctx ctx = {cut, c->opt->decay};
     assess_result a;
-    assess_customer(c->opt->base, f, &ctx, 0, TRAIN_TOP_SEGMENTS, &a);
+    assess_customer_ex(c->opt->base, f, &ctx, 0, TRAIN_TOP_SEGMENTS, ASSESS_NO_REASONS, &a); /* names only */
     for (int i = 0; i < a.nsegments; i++)
         if (strcmp(a.segments[i].segment, s->seg[target]) == 0) {
             s->hits++;

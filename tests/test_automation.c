@@ -437,6 +437,11 @@ START_TEST(members_pages)
     ck_assert_int_eq(pages, 3);
     ck_assert_int_eq(members(&conn, "everyone", 25, list, sizeof list, &pages), 25);
     ck_assert_int_eq(pages, 1);
+    /* a changed rule starts over: the old members' index entries go */
+    audience_put(&conn, "everyone", "purchase_count >= 1");
+    ck_assert_int_eq(members(&conn, "everyone", 25, list, sizeof list, &pages), 0);
+    audience_put(&conn, "everyone", "known");
+    ck_assert_int_eq(members(&conn, "everyone", 25, list, sizeof list, &pages), 25);
     stop();
 }
 END_TEST

@@ -28,6 +28,7 @@
 #include "event.h"
 #include "leadscore/error.h"
 #include "model.h"
+#include "nextaction.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -210,7 +211,7 @@ static ls_event as_event(const persona_event *e, const char *id)
 /* Writes persona p (NULL: nobody) into a fresh store, as the writer does,
  * and assesses it at each of times[0, n) through store_reader_get_asof,
  * as the score op does.  Returns 1 when the store knew the customer. */
-static int assess_persona(const persona *p, const int64_t *times, int n, assess_result *out)
+static int assess_persona(const persona *p, const int64_t *times, int n, assess_result *out, ls_features *fout)
 {
     static const char id[] = "persona";
     char dir[512], err[512] = "";
@@ -250,6 +251,8 @@ static int assess_persona(const persona *p, const int64_t *times, int n, assess_
         known = rc == LS_OK;
         feature_ctx ctx = {times[i], *store_decay(st)};
         assess_customer(M, &f, &ctx, 0, -1, &out[i]);
+        if (fout)
+            fout[i] = f;
     }
     store_reader_end(r);
     store_reader_close(&r);
@@ -262,7 +265,7 @@ static int assess_persona(const persona *p, const int64_t *times, int n, assess_
 static assess_result assess_at(const persona *p, int64_t at)
 {
     assess_result a;
-    assess_persona(p, &at, 1, &a);
+    assess_persona(p, &at, 1, &a, NULL);
     return a;
 }
 
@@ -362,7 +365,7 @@ START_TEST(an_unknown_id_is_a_prospect_scoring_below_one_half)
 {
     assess_result a;
     int64_t now = NOW;
-    ck_assert_int_eq(assess_persona(NULL, &now, 1, &a), 0);
+    ck_assert_int_eq(assess_persona(NULL, &now, 1, &a, NULL), 0);
     ck_assert_msg(a.logistic.score < 0.5, "an unknown id scores %.6f, want < 0.5", a.logistic.score);
     ck_assert_int_eq(a.journey.type, JT_PROSPECT);
     ck_assert_int_eq(a.journey.phase, JP_PROSPECT);
@@ -399,7 +402,7 @@ static void assert_silence_never_raises(const persona *p)
     assess_result a[N_SILENCE];
     for (int i = 0; i < N_SILENCE; i++)
         times[i] = NOW + silence_days[i] * DAY;
-    ck_assert_int_eq(assess_persona(p, times, N_SILENCE, a), 1);
+    ck_assert_int_eq(assess_persona(p, times, N_SILENCE, a, NULL), 1);
     for (int i = 1; i < N_SILENCE; i++)
         ck_assert_msg(a[i].logistic.score <= a[i - 1].logistic.score,
                       "%s: silence raised the score from %.6f (+%lld days) to %.6f (+%lld days)", p->name,
@@ -565,6 +568,54 @@ START_TEST(a_cart_added_three_hours_ago_without_a_price_is_abandoned)
 }
 END_TEST
 
+/* The next best actions at NOW: fills items, returns how many. */
+static int next_actions_at(const persona *p, nextaction_item items[JA_COUNT], assess_result *a)
+{
+    int64_t at = NOW;
+    ls_features f;
+    assess_persona(p, &at, 1, a, &f);
+    return nextaction_rank(M, &f, a, NOW, items);
+}
+
+static void two_orders_and_a_cart(persona *p, double cart)
+{
+    p_init(p, "two orders, then a cart left 3 hours ago");
+    p_order(p, NOW - 60 * DAY, 50.0, 0);
+    p_order(p, NOW - 45 * DAY, 50.0, 0);
+    p_visit(p, NOW - 3 * HOUR - 10 * MINUTE, 2);
+    p_cart(p, NOW - 3 * HOUR, cart);
+}
+
+/* A buyer who walked away from a big cart: the cart is the message worth
+ * most (its value is readiness x the cart), and a bigger cart is worth
+ * more; every value is p x stake, ranked. */
+START_TEST(a_big_abandoned_cart_is_the_next_best_action)
+{
+    persona p;
+    nextaction_item items[JA_COUNT], bigger[JA_COUNT];
+    assess_result a, b;
+    two_orders_and_a_cart(&p, 200.0);
+    int n = next_actions_at(&p, items, &a);
+    ck_assert_msg(n >= 2, "%s: %d next actions (account_invite and abandoned_cart expected)", p.name, n);
+    ck_assert_msg(items[0].action == JA_ABANDONED_CART, "%s: first next action is %s", p.name,
+                  journey_action_name(items[0].action));
+    ck_assert_double_eq_tol(items[0].p, a.logistic.score, 1e-12);
+    ck_assert_double_eq_tol(items[0].stake, 200.0, 1e-3);
+    for (int i = 0; i < n; i++) {
+        ck_assert_double_eq_tol(items[i].value, round(items[i].p * items[i].stake * 100) / 100, 1e-9);
+        if (i > 0)
+            ck_assert(items[i].value <= items[i - 1].value);
+        ck_assert(has_action(&a, items[i].action));
+    }
+    two_orders_and_a_cart(&p, 400.0);
+    int nb = next_actions_at(&p, bigger, &b);
+    ck_assert_int_eq(nb, n);
+    ck_assert_int_eq(bigger[0].action, JA_ABANDONED_CART);
+    ck_assert_msg(bigger[0].value > items[0].value, "a cart of 400 (%.2f) should be worth more than one of 200 (%.2f)",
+                  bigger[0].value, items[0].value);
+}
+END_TEST
+
 static void assert_below_top_tier(const persona *p)
 {
     const journey_rules *r = model_journey(M);
@@ -630,13 +681,13 @@ START_TEST(every_score_is_a_probability_with_the_models_tier)
     assess_result a[N_SILENCE];
     for (int i = 0; i < N_SILENCE; i++)
         times[i] = NOW + silence_days[i] * DAY;
-    assess_persona(NULL, times, N_SILENCE, a);
+    assess_persona(NULL, times, N_SILENCE, a, NULL);
     for (int i = 0; i < N_SILENCE; i++)
         assert_plausible(NULL, &a[i], times[i]);
     persona p;
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
         all[k](&p);
-        assess_persona(&p, times, N_SILENCE, a);
+        assess_persona(&p, times, N_SILENCE, a, NULL);
         for (int i = 0; i < N_SILENCE; i++)
             assert_plausible(&p, &a[i], times[i]);
     }
@@ -665,6 +716,7 @@ static Suite *personas_suite(void)
     tcase_add_test(journey, a_loyal_buyer_who_lapses_gets_win_back);
     tcase_add_test(journey, one_share_is_not_advocacy_but_a_repeat_buyer_sharing_on_two_days_is);
     tcase_add_test(journey, a_cart_added_three_hours_ago_without_a_price_is_abandoned);
+    tcase_add_test(journey, a_big_abandoned_cart_is_the_next_best_action);
     tcase_add_test(journey, a_hundred_shares_never_reach_the_top_loyalty_tier);
     suite_add_tcase(s, journey);
     return s;
