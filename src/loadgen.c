@@ -157,7 +157,7 @@ static int setup_run(lg_run *run, const loadgen_config *cfg, loadgen_result *out
         loadgen_zipf_init(&run->zipf, cfg->customers, cfg->zipf_s);
     lg_request_permutation(run, cfg->customers);
     uint64_t seed = (uint64_t)timefmt_now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)timefmt_mono_ns();
-    run->nonce = (uint32_t)loadgen_splitmix64(&seed);
+    run->nonce = (uint32_t)sgr_splitmix64(&seed);
     run->zmq = zmq_ctx_new();
     run->clients = calloc((size_t)cfg->clients, sizeof *run->clients);
     if (!run->zmq || !run->clients) {
@@ -480,7 +480,7 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
     c.run = &run;
     msgpack_sbuffer_init(&c.sb);
     msgpack_packer_init(&c.pk, &c.sb, msgpack_sbuffer_write);
-    loadgen_rng_seed(&c.rng, cfg->seed);
+    sgr_rng_seed(&c.rng, cfg->seed);
     if (cfg->workload == LOADGEN_PULL) {
         lg_request_begin(&c, 0, 1, "ping");
     } else if (cfg->workload == LOADGEN_TRIGGERS) {

@@ -428,7 +428,7 @@ int lg_client_init(lg_run *run, lg_client *c, int index)
     c->index = index;
     msgpack_sbuffer_init(&c->sb);
     msgpack_packer_init(&c->pk, &c->sb, msgpack_sbuffer_write);
-    loadgen_rng_seed(&c->rng, cfg->seed * 1000003 + (uint64_t)index);
+    sgr_rng_seed(&c->rng, cfg->seed * 1000003 + (uint64_t)index);
     c->slots = calloc((size_t)cfg->inflight, sizeof *c->slots);
     c->free_slots = malloc((size_t)cfg->inflight * sizeof *c->free_slots);
     if (!c->slots || !c->free_slots || lg_client_new_hist(&c->lat))

@@ -1,5 +1,5 @@
 /* loadgen_customers.c -- the synthetic customer base of `leadscore bench`
- * (see loadgen_customers.h): a seedable xoshiro256** generator, a Zipf
+ * (see loadgen_customers.h): a Zipf
  * sampler over customer ranks, the ids "cust-<k>" and the events a
  * benchmark preloads for each customer.  Nothing here touches sockets. */
 #include "loadgen_customers.h"
@@ -16,46 +16,9 @@
 /* Random numbers and the Zipf sampler                                 */
 /* ------------------------------------------------------------------ */
 
-uint64_t loadgen_splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
-void loadgen_rng_seed(loadgen_rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = loadgen_splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-uint64_t loadgen_rng_next(loadgen_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-double loadgen_rng_unit(loadgen_rng *r)
-{
-    return (double)(loadgen_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
 uint64_t loadgen_rng_below(loadgen_rng *r, uint64_t n)
 {
-    return (uint64_t)(((unsigned __int128)loadgen_rng_next(r) * n) >> 64);
+    return (uint64_t)(((unsigned __int128)sgr_rng_next(r) * n) >> 64);
 }
 
 /* log1p(x)/x and expm1(x)/x, with their limits near 0. */
@@ -104,7 +67,7 @@ int loadgen_zipf_init(loadgen_zipf *z, uint64_t n, double s)
 uint64_t loadgen_zipf_next(const loadgen_zipf *z, loadgen_rng *r)
 {
     for (;;) {
-        double u = z->h_n + loadgen_rng_unit(r) * (z->h_x1 - z->h_n);
+        double u = z->h_n + sgr_unit(r) * (z->h_x1 - z->h_n);
         double x = zipf_hint_inverse(z->s, u);
         double kd = floor(x + 0.5);
         uint64_t k = kd < 1 ? 1 : kd > (double)z->n ? z->n : (uint64_t)kd;
@@ -183,12 +146,12 @@ int loadgen_customer_events(uint64_t k, uint64_t seed, int64_t now_ms, loadgen_e
     loadgen_rng r;
     char id[32], sess[32];
     ls_event ev;
-    loadgen_rng_seed(&r, seed * UINT64_C(0x9e3779b97f4a7c15) ^ k);
+    sgr_rng_seed(&r, seed * UINT64_C(0x9e3779b97f4a7c15) ^ k);
     ls_str customer = {id, loadgen_customer_id(k, id, sizeof id)};
     int n = 2 + (int)loadgen_rng_below(&r, 5);
     int64_t t = now_ms - (int64_t)(1 + loadgen_rng_below(&r, 90)) * DAY_MS;
     int cat = (int)loadgen_rng_below(&r, LOADGEN_N_CATEGORIES);
-    snprintf(sess, sizeof sess, "s-%016llx", (unsigned long long)loadgen_rng_next(&r));
+    snprintf(sess, sizeof sess, "s-%016llx", (unsigned long long)sgr_rng_next(&r));
     ls_str session = lit(sess);
     for (int i = 0; i < n; i++) {
         synthetic_event(&ev, &r, browse[loadgen_rng_below(&r, sizeof browse / sizeof browse[0])], t, cat,

@@ -11,17 +11,14 @@
 
 #include "event.h"
 #include "feature.h"
+#include "shopgen_random.h"
 
-/* A small, fast, seedable generator (xoshiro256**). */
-typedef struct {
-    uint64_t s[4];
-} loadgen_rng;
+/* The generator is the synthetic shop's (shopgen_random.h: xoshiro256**
+ * seeded by splitmix64; sgr_rng_seed, sgr_rng_next, sgr_unit). */
+typedef sgr_rng loadgen_rng;
 
-void loadgen_rng_seed(loadgen_rng *r, uint64_t seed);
-uint64_t loadgen_rng_next(loadgen_rng *r);
-/* Uniform double in [0, 1). */
-double loadgen_rng_unit(loadgen_rng *r);
-/* Uniform integer in [0, n), n > 0, without modulo bias worth noting. */
+/* Uniform integer in [0, n), n > 0, without modulo bias worth noting (64
+ * bits, where sgr_below takes 32). */
 uint64_t loadgen_rng_below(loadgen_rng *r, uint64_t n);
 
 /* Zipf over ranks 1..n with exponent s > 0: P(k) = k^-s / H(n, s).
@@ -59,10 +56,6 @@ void loadgen_customer_record(uint64_t k, uint64_t seed, int64_t now_ms, const fe
  * keys into LMDB in sorted order.  Stops early, returning fn's value,
  * when fn returns non-zero. */
 int loadgen_customers_in_key_order(uint64_t n, int (*fn)(void *arg, uint64_t k), void *arg);
-
-/* splitmix64: advances *x and returns the next well-mixed value (seeds
- * the generators; also a one-off mixer). */
-uint64_t loadgen_splitmix64(uint64_t *x);
 
 /* The product categories synthetic events and track requests use. */
 #define LOADGEN_N_CATEGORIES 12

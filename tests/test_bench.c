@@ -434,7 +434,7 @@ START_TEST(zipf_matches_the_law)
     const int draws = 200000;
     memset(counts, 0, sizeof counts);
     ck_assert_int_eq(loadgen_zipf_init(&z, 100, 1.0), LS_OK);
-    loadgen_rng_seed(&rng, 42);
+    sgr_rng_seed(&rng, 42);
     for (int i = 0; i < draws; i++) {
         uint64_t k = loadgen_zipf_next(&z, &rng);
         ck_assert(k >= 1 && k <= 100);
@@ -461,7 +461,7 @@ START_TEST(zipf_other_exponents)
         uint64_t ones = 0;
         const int draws = 100000;
         ck_assert_int_eq(loadgen_zipf_init(&z, 1000, s[i]), LS_OK);
-        loadgen_rng_seed(&rng, 7);
+        sgr_rng_seed(&rng, 7);
         for (int d = 0; d < draws; d++) {
             uint64_t k = loadgen_zipf_next(&z, &rng);
             ck_assert(k >= 1 && k <= 1000);
