@@ -3,7 +3,10 @@
  *
  *   features   feature_apply of one event
  *   model      model_score of a typical record; the full assessment
- *              (score, BG/NBD, journey, segments) that a score reply holds
+ *              (score, BG/NBD, journey, segments) that a score reply holds;
+ *              next best actions with all eight reasons; a score result
+ *              (assessment, next actions, segments) written to a writer
+ *   record     feature_decode of the typical record
  *   codec      decoding a typical ~150-byte track request (parse + decode
  *              of its event); encoding a score reply with codec_writer
  *   LMDB       random store_reader_get of existing customers (100,000
@@ -33,6 +36,7 @@
 #include "feature.h"
 #include "leadscore/error.h"
 #include "model.h"
+#include "nextaction.h"
 #include "store.h"
 #include "timefmt.h"
 
@@ -263,6 +267,75 @@ static void b_assess_browser(inputs *in, uint64_t iters)
 static void b_assess_browser_no_reasons(inputs *in, uint64_t iters)
 {
     assess_loop(in, &in->browser, iters, ASSESS_NO_REASONS);
+}
+
+/* The next best actions of the typical record with every action flagged:
+ * eight reasons, the most a score reply writes. */
+static void b_nextaction_all(inputs *in, uint64_t iters)
+{
+    feature_ctx ctx = {in->now_ms, in->decay};
+    assess_result a;
+    nextaction_item items[JA_COUNT];
+    double acc = 0;
+    assess_customer(in->m, &in->record, &ctx, 0, -1, &a);
+    a.journey.actions = (1u << JA_COUNT) - 1;
+    for (uint64_t i = 0; i < iters; i++)
+        acc += items[nextaction_rank(in->m, &in->record, &a, in->now_ms, items) - 1].value;
+    sink = acc;
+}
+
+/* feature_decode of the typical record, as the store hands it back. */
+static void b_feature_decode(inputs *in, uint64_t iters)
+{
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    size_t n = 0;
+    ls_features f;
+    double acc = 0;
+    feature_encode(&in->record, buf, sizeof buf, &n);
+    for (uint64_t i = 0; i < iters; i++) {
+        feature_decode(&f, buf, n);
+        acc += f.spend;
+    }
+    sink = acc;
+}
+
+/* What op_score does for one buyer after the store read: the assessment,
+ * then every field of the result written (ops.c write_result, with
+ * next_actions), into a reused writer. */
+static void b_score_result(inputs *in, uint64_t iters)
+{
+    feature_ctx ctx = {in->now_ms, in->decay};
+    codec_writer w;
+    assess_result a;
+    size_t acc = 0;
+    codec_writer_init(&w);
+    for (uint64_t i = 0; i < iters; i++) {
+        codec_writer_reset(&w);
+        assess_customer(in->m, &in->record, &ctx, 0, -1, &a);
+        cw_map(&w);
+        cw_key(&w, "score");
+        cw_double(&w, a.logistic.score);
+        cw_key(&w, "clv");
+        cw_double(&w, a.clv);
+        nextaction_emit(&w, in->m, &in->record, &a, in->now_ms);
+        cw_key(&w, "segments");
+        cw_array(&w);
+        for (int s = 0; s < a.nsegments; s++) {
+            cw_map(&w);
+            cw_key(&w, "segment");
+            cw_str(&w, a.segments[s].segment);
+            cw_key(&w, "weight");
+            cw_double(&w, a.segments[s].weight);
+            cw_key(&w, "reason");
+            cw_str(&w, a.segments[s].reason);
+            cw_end(&w);
+        }
+        cw_end(&w);
+        cw_end(&w);
+        acc += w.sb.size;
+    }
+    codec_writer_destroy(&w);
+    sink = (double)acc;
 }
 
 static void b_decode_track(inputs *in, uint64_t iters)
@@ -579,6 +652,11 @@ static void cpu_rows(inputs *in, const options *o)
         "ns/op", "segment names without reasons (CSV, train)");
     row("assess_customer_ex, browser, ASSESS_NO_REASONS",
         time_per_op(b_assess_browser_no_reasons, in, o->iters / 20, o->reps), "ns/op", "");
+    row("nextaction_rank, all 8 actions (8 reasons)", time_per_op(b_nextaction_all, in, o->iters / 10, o->reps),
+        "ns/op", "");
+    row("feature_decode, typical record", time_per_op(b_feature_decode, in, o->iters, o->reps), "ns/op", "");
+    row("score result, buyer (assess + next_actions + write)", time_per_op(b_score_result, in, o->iters / 20, o->reps),
+        "ns/op", "what op_score adds to the store read");
     snprintf(note, sizeof note, "%zu-byte request", in->track_len);
     row("decode track request (parse + decode_event)", time_per_op(b_decode_track, in, o->iters, o->reps), "ns/op",
         note);

@@ -1312,7 +1312,7 @@ void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, doub
 void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, double tau, int *p_buy_rc,
                        double *p_buy, int *expected_rc, double *expected)
 {
-    double pa, span, silent, bracket;
+    double pa, span, silent, bracket, log1p_ratio;
 
     *p_buy = *expected = 0.0;
     if (m == NULL || m->kind != CLV_MODEL_BGNBD) {   /* closed forms: nothing to share */
@@ -1331,11 +1331,13 @@ void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, doub
     }
     pa = bgnbd_p_alive_row(&m->bgnbd, x, t_x, T);
     span = m->bgnbd.alpha + T;
-    silent = -expm1(-(m->bgnbd.r + x) * log1p(tau / (m->bgnbd.alpha + T)));
+    /* ln(1 + tau / (alpha + T)): the same double for both figures, once */
+    log1p_ratio = log1p(tau / span);
+    silent = -expm1(-(m->bgnbd.r + x) * log1p_ratio);
     *p_buy = pa * silent;
     *p_buy_rc = LS_OK;
     *expected_rc = bgnbd_bracket(&m->bgnbd, m->bgnbd.r + x, m->bgnbd.a + m->bgnbd.b + x - 1.0, tau / (span + tau),
-                                 -log1p(tau / span), &bracket);
+                                 -log1p_ratio, &bracket);
     if (*expected_rc == LS_OK)
         *expected = bracket * pa;
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "leadscore/error.h"
@@ -367,6 +368,7 @@ void codec_writer_init(codec_writer *w)
     msgpack_sbuffer_init(&w->sb);
     msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
     w->depth = 0;
+    w->oom = 0;
 }
 
 void codec_writer_destroy(codec_writer *w)
@@ -379,9 +381,52 @@ void codec_writer_reset(codec_writer *w)
 {
     w->sb.size = 0;
     w->depth = 0;
+    w->oom = 0;
 }
 
-static void counted(codec_writer *w)
+/* Doubles the buffer (from MSGPACK_SBUFFER_INIT_SIZE, as sbuffer does)
+ * until n more bytes fit.  0, or -1 with oom set. */
+static int grow(codec_writer *w, size_t n)
+{
+    size_t need = w->sb.size + n, cap = w->sb.alloc ? w->sb.alloc : MSGPACK_SBUFFER_INIT_SIZE;
+    if (w->oom || need < n)
+        return w->oom = 1, -1;
+    while (cap < need) {
+        if (cap * 2 <= cap) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    char *p = realloc(w->sb.data, cap);
+    if (!p)
+        return w->oom = 1, -1;
+    w->sb.data = p;
+    w->sb.alloc = cap;
+    return 0;
+}
+
+int codec_writer_reserve(codec_writer *w, size_t n)
+{
+    return w->sb.alloc - w->sb.size >= n ? 0 : grow(w, n);
+}
+
+/* Where the next n bytes go (the caller then calls done(w, used)), or
+ * NULL when the buffer cannot grow. */
+static inline unsigned char *room(codec_writer *w, size_t n)
+{
+    if (__builtin_expect(w->oom || w->sb.alloc - w->sb.size < n, 0) && grow(w, n) != 0)
+        return NULL;
+    return (unsigned char *)w->sb.data + w->sb.size;
+}
+
+static inline void done(codec_writer *w, size_t used) { w->sb.size += used; }
+
+static inline void store_be16(unsigned char *p, uint16_t v) { v = __builtin_bswap16(v); memcpy(p, &v, 2); }
+static inline void store_be32(unsigned char *p, uint32_t v) { v = __builtin_bswap32(v); memcpy(p, &v, 4); }
+static inline void store_be64(unsigned char *p, uint64_t v) { v = __builtin_bswap64(v); memcpy(p, &v, 8); }
+
+static inline void counted(codec_writer *w)
 {
     if (w->depth > 0 && !w->stack[w->depth - 1].is_map)
         w->stack[w->depth - 1].count++;
@@ -389,13 +434,17 @@ static void counted(codec_writer *w)
 
 static void open_container(codec_writer *w, int is_map)
 {
-    static const char map_hdr[3] = {(char)0xde, 0, 0};
-    static const char arr_hdr[5] = {(char)0xdd, 0, 0, 0, 0};
     counted(w);
     if (w->depth >= CODEC_MAX_DEPTH)
         return; /* a programming error; the reply will be short but valid */
+    unsigned char *p = room(w, 5);
     w->stack[w->depth++] = (codec_frame){w->sb.size, 0, is_map};
-    msgpack_sbuffer_write(&w->sb, is_map ? map_hdr : arr_hdr, is_map ? 3 : 5);
+    if (!p)
+        return;
+    /* map16 / array32 with a zero count, patched by cw_end */
+    memset(p, 0, 5);
+    p[0] = is_map ? 0xde : 0xdd;
+    done(w, is_map ? 3 : 5);
 }
 
 void cw_map(codec_writer *w) { open_container(w, 1); }
@@ -406,52 +455,136 @@ void cw_end(codec_writer *w)
     if (w->depth == 0)
         return;
     codec_frame *fr = &w->stack[--w->depth];
+    if (w->oom && fr->offset + (fr->is_map ? 3 : 5) > w->sb.size)
+        return; /* its header was dropped */
     unsigned char *p = (unsigned char *)w->sb.data + fr->offset + 1;
-    if (fr->is_map) {
-        p[0] = (unsigned char)(fr->count >> 8);
-        p[1] = (unsigned char)fr->count;
-    } else {
-        for (int i = 0; i < 4; i++)
-            p[i] = (unsigned char)(fr->count >> (24 - 8 * i));
-    }
+    if (fr->is_map)
+        store_be16(p, (uint16_t)fr->count);
+    else
+        store_be32(p, fr->count);
 }
 
-void cw_key(codec_writer *w, const char *key)
+/* A str header (msgpack_pack_str's choice of fixstr / str8 / str16 /
+ * str32) and the bytes. */
+static inline void put_str(codec_writer *w, const char *s, size_t len)
+{
+    unsigned char *p = room(w, len + 5);
+    size_t h;
+    if (!p)
+        return;
+    if (len < 32) {
+        p[0] = (unsigned char)(0xa0 | len);
+        h = 1;
+    } else if (len < 256) {
+        p[0] = 0xd9;
+        p[1] = (unsigned char)len;
+        h = 2;
+    } else if (len < 65536) {
+        p[0] = 0xda;
+        store_be16(p + 1, (uint16_t)len);
+        h = 3;
+    } else {
+        p[0] = 0xdb;
+        store_be32(p + 1, (uint32_t)len);
+        h = 5;
+    }
+    memcpy(p + h, s, len);
+    done(w, h + len);
+}
+
+void cw_keyn(codec_writer *w, const char *key, size_t len)
 {
     if (w->depth > 0)
         w->stack[w->depth - 1].count++;
-    size_t n = strlen(key);
-    msgpack_pack_str(&w->pk, n);
-    msgpack_pack_str_body(&w->pk, key, n);
+    put_str(w, key, len);
 }
+
+void cw_key(codec_writer *w, const char *key) { cw_keyn(w, key, strlen(key)); }
 
 void cw_strn(codec_writer *w, const char *s, size_t len)
 {
     counted(w);
-    msgpack_pack_str(&w->pk, len);
-    msgpack_pack_str_body(&w->pk, s, len);
+    put_str(w, s, len);
 }
 
 void cw_str(codec_writer *w, const char *s) { cw_strn(w, s, strlen(s)); }
-void cw_int(codec_writer *w, int64_t v) { counted(w); msgpack_pack_int64(&w->pk, v); }
-void cw_double(codec_writer *w, double v) { counted(w); msgpack_pack_double(&w->pk, v); }
-void cw_nil(codec_writer *w) { counted(w); msgpack_pack_nil(&w->pk); }
-void cw_object(codec_writer *w, const msgpack_object *o) { counted(w); msgpack_pack_object(&w->pk, *o); }
+
+/* msgpack_pack_int64's encoding: the smallest of fixint, int8..int64 for
+ * negatives and fixint, uint8..uint64 for the rest. */
+void cw_int(codec_writer *w, int64_t v)
+{
+    unsigned char *p = room(w, 9);
+    size_t n;
+    counted(w);
+    if (!p)
+        return;
+    if (v < -(1LL << 5)) {
+        if (v < -(1LL << 31)) {
+            p[0] = 0xd3; store_be64(p + 1, (uint64_t)v); n = 9;
+        } else if (v < -(1LL << 15)) {
+            p[0] = 0xd2; store_be32(p + 1, (uint32_t)(int32_t)v); n = 5;
+        } else if (v < -(1LL << 7)) {
+            p[0] = 0xd1; store_be16(p + 1, (uint16_t)(int16_t)v); n = 3;
+        } else {
+            p[0] = 0xd0; p[1] = (unsigned char)v; n = 2;
+        }
+    } else if (v < (1LL << 7)) {
+        p[0] = (unsigned char)v; n = 1;
+    } else if (v < (1LL << 8)) {
+        p[0] = 0xcc; p[1] = (unsigned char)v; n = 2;
+    } else if (v < (1LL << 16)) {
+        p[0] = 0xcd; store_be16(p + 1, (uint16_t)v); n = 3;
+    } else if (v < (1LL << 32)) {
+        p[0] = 0xce; store_be32(p + 1, (uint32_t)v); n = 5;
+    } else {
+        p[0] = 0xcf; store_be64(p + 1, (uint64_t)v); n = 9;
+    }
+    done(w, n);
+}
+
+/* float64, always (msgpack_pack_double). */
+void cw_double(codec_writer *w, double v)
+{
+    unsigned char *p = room(w, 9);
+    uint64_t bits;
+    counted(w);
+    if (!p)
+        return;
+    memcpy(&bits, &v, 8);
+    p[0] = 0xcb;
+    store_be64(p + 1, bits);
+    done(w, 9);
+}
+
+static inline void put_byte(codec_writer *w, unsigned char b)
+{
+    unsigned char *p = room(w, 1);
+    counted(w);
+    if (!p)
+        return;
+    p[0] = b;
+    done(w, 1);
+}
+
+void cw_nil(codec_writer *w) { put_byte(w, 0xc0); }
+void cw_bool(codec_writer *w, int v) { put_byte(w, v ? 0xc3 : 0xc2); }
+
+void cw_object(codec_writer *w, const msgpack_object *o)
+{
+    counted(w);
+    if (!w->oom)
+        msgpack_pack_object(&w->pk, *o);
+}
 
 void cw_raw(codec_writer *w, const void *bytes, size_t len, uint32_t nvalues)
 {
     if (w->depth > 0 && !w->stack[w->depth - 1].is_map)
         w->stack[w->depth - 1].count += nvalues;
-    msgpack_sbuffer_write(&w->sb, bytes, len);
-}
-
-void cw_bool(codec_writer *w, int v)
-{
-    counted(w);
-    if (v)
-        msgpack_pack_true(&w->pk);
-    else
-        msgpack_pack_false(&w->pk);
+    unsigned char *p = room(w, len);
+    if (!p || len == 0)
+        return;
+    memcpy(p, bytes, len);
+    done(w, len);
 }
 
 void codec_error_reply(codec_writer *w, const msgpack_object *id, int status, const char *message)

@@ -59,7 +59,17 @@ int codec_get_bool(const msgpack_object *map, const char *key, int *out);
  * (written into why_buf, of capacity why_cap). */
 int codec_decode_event(const msgpack_object *obj, ls_event *ev, char *why_buf, size_t why_cap);
 
-/* ---- the reply writer ---- */
+/* ---- the reply writer ----
+ *
+ * The reply is written straight into sb (a msgpack_sbuffer, so that
+ * callers keep reading sb.data / sb.size and msgpack_sbuffer_destroy
+ * still frees it): each token reserves its few bytes once and stores
+ * them, with no per-token call through msgpack_packer's write function.
+ * The bytes are those msgpack_pack_* would write (the smallest int and
+ * str headers, float64 for every double), except the patched container
+ * headers (map16 / array32).  The memory grows by doubling and is kept
+ * across codec_writer_reset.  If it cannot grow, the writer stops writing
+ * (oom is set) and the reply is short; callers do not check. */
 
 typedef struct {
     size_t offset;  /* where the header was reserved */
@@ -69,8 +79,9 @@ typedef struct {
 
 typedef struct {
     msgpack_sbuffer sb;
-    msgpack_packer pk;
+    msgpack_packer pk;  /* writes into sb; used only by cw_object */
     int depth;
+    int oom;            /* a grow failed: later tokens were dropped */
     codec_frame stack[CODEC_MAX_DEPTH];
 } codec_writer;
 
@@ -78,11 +89,16 @@ void codec_writer_init(codec_writer *w);
 void codec_writer_destroy(codec_writer *w);
 /* Empties the buffer, keeping its memory, for the next reply. */
 void codec_writer_reset(codec_writer *w);
+/* Grows the buffer so that n more bytes fit without another allocation
+ * (a reply's usual size, reserved once).  0, or -1 (oom set). */
+int codec_writer_reserve(codec_writer *w, size_t n);
 
 void cw_map(codec_writer *w);
 void cw_array(codec_writer *w);
 void cw_end(codec_writer *w);
 void cw_key(codec_writer *w, const char *key);
+/* A key of known length (no strlen): cw_keyn(w, "score", 5). */
+void cw_keyn(codec_writer *w, const char *key, size_t len);
 void cw_str(codec_writer *w, const char *s);
 void cw_strn(codec_writer *w, const char *s, size_t len);
 void cw_int(codec_writer *w, int64_t v);
@@ -92,6 +108,9 @@ void cw_nil(codec_writer *w);
 void cw_object(codec_writer *w, const msgpack_object *o);
 /* Appends len bytes of ready-made msgpack that hold nvalues values. */
 void cw_raw(codec_writer *w, const void *bytes, size_t len, uint32_t nvalues);
+
+/* A string literal as a key: its length is known at compile time. */
+#define CW_KEY(w, lit) cw_keyn((w), "" lit, sizeof(lit) - 1)
 
 /* Writes a complete error reply {"ok":false,"id":…,"error":{code,message}}. */
 void codec_error_reply(codec_writer *w, const msgpack_object *id, int status, const char *message);

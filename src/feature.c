@@ -4,6 +4,7 @@
 #include "feature.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "bytecur.h"
@@ -603,11 +604,13 @@ static int times_valid(const ls_features *f)
     return 1;
 }
 
-int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
+/* Every field of record buf into f, over a record whose fixed fields
+ * (everything before the categories) the caller has zeroed: what an older
+ * version does not store stays 0.  Returns as feature_decode. */
+static int decode_fields(ls_features *f, const uint8_t *buf, size_t len)
 {
     rcur r = {buf, len, 0};
     double v1_cart = 0;
-    feature_init(f);
     uint8_t version = get_u8(&r);
     if (r.bad || version == 0)
         return LS_EPARSE;
@@ -666,6 +669,22 @@ int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
     for (int i = 0; i < f->ncategories; i++)
         decode_category(&r, &f->categories[i]);
     return (r.bad || r.left != 0 || !times_valid(f)) ? LS_EPARSE : LS_OK;
+}
+
+/* A score decodes a record per request: only the fixed fields are zeroed
+ * first, not the category table (8 slots of 257-byte names, most of the
+ * record's size), whose slots decode_category fills up to ncategories.
+ * A record that fails to decode is decoded again the old way (all zeroed
+ * first), so that a caller sees the same partial record as before. */
+int feature_decode(ls_features *f, const uint8_t *buf, size_t len)
+{
+    memset(f, 0, offsetof(ls_features, categories));
+    int rc = decode_fields(f, buf, len);
+    if (rc != LS_OK) {
+        feature_init(f);
+        rc = decode_fields(f, buf, len);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */

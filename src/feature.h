@@ -134,7 +134,11 @@ void feature_merge(ls_features *dst, const ls_features *src, const feature_decay
 int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len);
 
 /* Parses a stored record.  Returns 0, LS_EVERSION for a record written by a
- * newer format, or LS_EPARSE for a truncated or corrupt one. */
+ * newer format, or LS_EPARSE for a truncated or corrupt one (f then holds
+ * what was read before the fault, the rest zero).  On success the category
+ * slots past ncategories, and the bytes of a name past its terminating
+ * NUL, are left as they were (nothing reads them: a slot is cleared when
+ * a category takes it); every other field is set. */
 int feature_decode(ls_features *f, const uint8_t *buf, size_t len);
 
 /* ---- named feature values, as models and the profile op see them ---- */

@@ -110,16 +110,31 @@ static const unsigned __int128 pow10_u128[21] = {
     1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL,
     10000000000000000000ULL, (unsigned __int128)10000000000000000000ULL * 10u};
 
+/* Writes v (< 10^w) as exactly w digits, zero-padded, at p. */
+static void digits32(char *p, uint32_t v, int w)
+{
+    while (w >= 2) {
+        uint32_t d = v % 100;
+        v /= 100;
+        w -= 2;
+        p[w] = (char)('0' + d / 10);
+        p[w + 1] = (char)('0' + d % 10);
+    }
+    if (w)
+        p[0] = (char)('0' + v);
+}
+
 size_t jsonout_real_text(char out[JSONOUT_REAL_MAX], double v)
 {
     double a = fabs(v);
     if (!(a >= 1e-4 && a < 1e10))
         return 0; /* (NaN, 0, and the exponent forms: not here) */
-    /* v = m * 2^e exactly, m < 2^53, e in about -66 .. -19 here */
-    int e;
-    double fr = frexp(a, &e); /* a = fr * 2^e, fr in [0.5, 1) */
-    uint64_t m = (uint64_t)ldexp(fr, 53);
-    e -= 53;
+    /* v = m * 2^e exactly, m < 2^53, e in about -66 .. -19 here: from
+     * the bits (a is normal here) */
+    uint64_t bits;
+    memcpy(&bits, &a, sizeof bits);
+    uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | UINT64_C(1) << 52;
+    int e = (int)(bits >> 52 & 0x7ff) - 1075;
     if (e >= 0 || e < -120)
         return 0;
     /* the decimal exponent X of the first digit: 10^X <= a < 10^(X+1) */
@@ -169,35 +184,43 @@ size_t jsonout_real_text(char out[JSONOUT_REAL_MAX], double v)
         return 0;
     /* %.17g in fixed notation: the digits, the point after X + 1 of them,
      * trailing zeros dropped; then ".0" when no point is left (as jansson) */
-    char dig[17];
-    uint64_t q64 = (uint64_t)q; /* < 10^17 */
-    for (int i = 16; i >= 0; i--) {
-        dig[i] = (char)('0' + (int)(q64 % 10));
-        q64 /= 10;
-    }
+    uint64_t q64 = (uint64_t)q; /* 10^16 <= q64 < 10^17 */
     int nd = 17;
-    while (nd > 1 && dig[nd - 1] == '0')
+    if (q64 % 100000000u == 0) {
+        q64 /= 100000000u;
+        nd -= 8;
+    }
+    while (q64 % 10 == 0) {
+        q64 /= 10;
         nd--;
+    }
+    char dig[17];
+    if (nd > 8) {
+        digits32(dig, (uint32_t)(q64 / 100000000u), nd - 8);
+        digits32(dig + nd - 8, (uint32_t)(q64 % 100000000u), 8);
+    } else {
+        digits32(dig, (uint32_t)q64, nd);
+    }
     size_t n = 0;
     if (v < 0)
         out[n++] = '-';
-    if (x < 0) {
-        out[n++] = '0';
-        out[n++] = '.';
-        for (int i = -1; i > x; i--)
-            out[n++] = '0';
+    if (x < 0) { /* "0." and -x - 1 zeros (x >= -4) */
+        memcpy(out + n, "0.000", 5);
+        n += (size_t)(1 - x);
         memcpy(out + n, dig, (size_t)nd);
         n += (size_t)nd;
     } else {
-        int ip = x + 1; /* digits before the point */
-        for (int i = 0; i < ip; i++)
-            out[n++] = i < nd ? dig[i] : '0';
-        out[n++] = '.';
-        if (nd > ip) {
-            memcpy(out + n, dig + ip, (size_t)(nd - ip));
-            n += (size_t)(nd - ip);
+        size_t ip = (size_t)x + 1; /* digits before the point */
+        if ((size_t)nd > ip) {
+            memcpy(out + n, dig, ip);
+            out[n + ip] = '.';
+            memcpy(out + n + ip + 1, dig + ip, (size_t)nd - ip);
+            n += (size_t)nd + 1;
         } else {
-            out[n++] = '0';
+            memcpy(out + n, dig, (size_t)nd);
+            memset(out + n + nd, '0', ip - (size_t)nd);
+            memcpy(out + n + ip, ".0", 2);
+            n += ip + 2;
         }
     }
     out[n] = '\0';

@@ -90,6 +90,14 @@ static void render_limits(FILE *f, const stats *st)
     fprintf(f, "leadscore_requests_refused_total{reason=\"max_scans\"} %llu\n", (unsigned long long)st->scans_refused);
 }
 
+static void render_reads(FILE *f, const stats *st)
+{
+    help(f, "leadscore_reads_by_workers_total", "counter",
+         "Single-customer reads (score, profile, recommend) answered by a worker thread instead of the server loop, "
+         "because requests were queuing up.");
+    fprintf(f, "leadscore_reads_by_workers_total %llu\n", (unsigned long long)st->reads_by_workers);
+}
+
 static void render_events(FILE *f, const stats *st)
 {
     help(f, "leadscore_events_total", "counter", "Events by outcome: accepted, duplicate (event_id seen), rejected.");
@@ -265,6 +273,7 @@ int metrics_render(const metrics_inputs *in, char **out, size_t *len)
         return LS_ENOMEM;
     render_requests(f, in);
     render_limits(f, in->st);
+    render_reads(f, in->st);
     render_events(f, in->st);
     render_retrain(f, in->st);
     render_unstored(f, in->st);

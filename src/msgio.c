@@ -117,6 +117,19 @@ int msgio_send_envelope(void *sock, const uint8_t *env, size_t len)
     return 0;
 }
 
+int msgio_route_packed(void *router, const uint8_t *env, size_t env_len, const void *body, size_t len)
+{
+    size_t off = 0;
+    while (off + 4 <= env_len) {
+        uint32_t n;
+        memcpy(&n, env + off, 4);
+        if (off + 4 + n > env_len || zmq_send(router, env + off + 4, n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return -1;
+        off += 4 + n;
+    }
+    return zmq_send(router, body, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
 int msgio_send_bytes(void *sock, const void *data, size_t len, int more)
 {
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;

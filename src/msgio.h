@@ -41,6 +41,10 @@ int msgio_send_frames(void *sock, msgio_parts *p, int from, int to, int more);
  * sent stay in p for msgio_close. */
 int msgio_route(void *router, msgio_parts *p, int from, int to, const void *body, size_t len);
 
+/* msgio_route for a packed envelope (msgio_pack_envelope): its frames,
+ * then body, never blocking; 0 or -1 as msgio_route. */
+int msgio_route_packed(void *router, const uint8_t *env, size_t env_len, const void *body, size_t len);
+
 /* Bytes held in frames [from, to) (their payloads only). */
 size_t msgio_frames_bytes(const msgio_parts *p, int from, int to);
 

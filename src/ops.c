@@ -16,6 +16,7 @@
 #include "model.h"
 #include "modelpath.h"
 #include "nextaction.h"
+#include "textfmt.h"
 #include "timefmt.h"
 #include "trigger.h"
 #include "writer.h"
@@ -35,8 +36,11 @@ typedef struct {
 } ops_entry;
 
 /* WHERE_SCAN: a whole-store scan, run by a scanner thread (worker.h) so
- * it never delays the workers that decode track batches. */
-enum { WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE, WHERE_SCAN };
+ * it never delays the workers that decode track batches.  WHERE_READ: a
+ * read of one customer, answered by the loop, or by a worker in a read
+ * batch when requests queue up (WHERE_BY_SIZE: the same for one customer,
+ * a worker's for many). */
+enum { WHERE_LOOP, WHERE_READ, WHERE_WORKER, WHERE_BY_SIZE, WHERE_SCAN };
 
 /* ------------------------------------------------------------------ */
 /* Reply helpers                                                       */
@@ -162,14 +166,19 @@ static int op_model(ops_call *c)
 /* score                                                               */
 /* ------------------------------------------------------------------ */
 
+/* The score reply's writers name their keys with CW_KEY (lengths known
+ * at compile time, no strlen per key). */
 static void write_segments(codec_writer *w, const assess_result *a)
 {
     cw_array(w);
     for (int i = 0; i < a->nsegments; i++) {
         cw_map(w);
-        kv_str(w, "segment", a->segments[i].segment);
-        kv_double(w, "weight", a->segments[i].weight);
-        kv_str(w, "reason", a->segments[i].reason);
+        CW_KEY(w, "segment");
+        cw_str(w, a->segments[i].segment);
+        CW_KEY(w, "weight");
+        cw_double(w, a->segments[i].weight);
+        CW_KEY(w, "reason");
+        cw_str(w, a->segments[i].reason);
         cw_end(w);
     }
     cw_end(w);
@@ -177,19 +186,27 @@ static void write_segments(codec_writer *w, const assess_result *a)
 
 static void write_explain(codec_writer *w, const model *m, const assess_result *a)
 {
-    kv_double(w, "logit", a->logistic.logit);
-    kv_double(w, "intercept", model_intercept(m));
-    cw_key(w, "explain");
+    CW_KEY(w, "logit");
+    cw_double(w, a->logistic.logit);
+    CW_KEY(w, "intercept");
+    cw_double(w, model_intercept(m));
+    CW_KEY(w, "explain");
     cw_array(w);
     for (int i = 0; i < a->logistic.ncontrib; i++) {
         cw_map(w);
-        kv_str(w, "feature", model_feature_name(a->logistic.contrib[i].feature));
-        kv_double(w, "value", a->logistic.contrib[i].value);
-        kv_double(w, "contribution", a->logistic.contrib[i].contribution);
+        CW_KEY(w, "feature");
+        cw_str(w, model_feature_name(a->logistic.contrib[i].feature));
+        CW_KEY(w, "value");
+        cw_double(w, a->logistic.contrib[i].value);
+        CW_KEY(w, "contribution");
+        cw_double(w, a->logistic.contrib[i].contribution);
         cw_end(w);
     }
     cw_end(w);
 }
+
+/* Room for one result (a typical one is about 1 KB), reserved at once. */
+#define SCORE_RESULT_RESERVE 2048
 
 /* Writes one score result's fields (PROTOCOL.md section 3) into the open map. */
 static void write_result(ops_call *c, const model *m, const ls_str *id, int explain)
@@ -197,36 +214,52 @@ static void write_result(ops_call *c, const model *m, const ls_str *id, int expl
     ls_features f;
     assess_result a;
     char tag[160];
+    codec_writer *w = c->w;
     int known = store_reader_get_asof(c->reader, id->ptr, id->len, c->now_ms, &f) == LS_OK;
     feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, explain, -1, &a);
-    cw_key(c->w, "customer");
-    cw_strn(c->w, id->ptr, id->len);
-    cw_key(c->w, "known");
-    cw_bool(c->w, known);
-    kv_double(c->w, "score", a.logistic.score);
-    kv_int(c->w, "score_100", a.logistic.score_100);
-    kv_str(c->w, "tier", a.logistic.tier);
-    kv_double(c->w, "p_alive", a.p_alive);
-    kv_double(c->w, "expected_purchases_30d", a.expected_purchases_30d);
-    kv_double(c->w, "clv", a.clv);
-    kv_str(c->w, "customer_type", journey_type_name(a.journey.type));
-    kv_str(c->w, "phase", journey_phase_name(a.journey.phase));
-    kv_int(c->w, "loyalty_points", a.journey.loyalty_points);
-    kv_str(c->w, "loyalty_tier", a.journey.loyalty_tier);
-    cw_key(c->w, "actions");
-    cw_array(c->w);
+    codec_writer_reserve(w, SCORE_RESULT_RESERVE + id->len);
+    CW_KEY(w, "customer");
+    cw_strn(w, id->ptr, id->len);
+    CW_KEY(w, "known");
+    cw_bool(w, known);
+    CW_KEY(w, "score");
+    cw_double(w, a.logistic.score);
+    CW_KEY(w, "score_100");
+    cw_int(w, a.logistic.score_100);
+    CW_KEY(w, "tier");
+    cw_str(w, a.logistic.tier);
+    CW_KEY(w, "p_alive");
+    cw_double(w, a.p_alive);
+    CW_KEY(w, "expected_purchases_30d");
+    cw_double(w, a.expected_purchases_30d);
+    CW_KEY(w, "clv");
+    cw_double(w, a.clv);
+    CW_KEY(w, "customer_type");
+    cw_str(w, journey_type_name(a.journey.type));
+    CW_KEY(w, "phase");
+    cw_str(w, journey_phase_name(a.journey.phase));
+    CW_KEY(w, "loyalty_points");
+    cw_int(w, a.journey.loyalty_points);
+    CW_KEY(w, "loyalty_tier");
+    cw_str(w, a.journey.loyalty_tier);
+    CW_KEY(w, "actions");
+    cw_array(w);
     for (int i = 0; i < JA_COUNT; i++)
         if (a.journey.actions & (1u << i))
-            cw_str(c->w, journey_action_name((journey_action)i));
-    cw_end(c->w);
-    nextaction_emit(c->w, m, &f, &a, c->now_ms);
-    cw_key(c->w, "segments");
-    write_segments(c->w, &a);
-    snprintf(tag, sizeof tag, "%s@%s", model_name(m), model_version(m));
-    kv_str(c->w, "model", tag);
+            cw_str(w, journey_action_name((journey_action)i));
+    cw_end(w);
+    nextaction_emit(w, m, &f, &a, c->now_ms);
+    CW_KEY(w, "segments");
+    write_segments(w, &a);
+    textfmt t = textfmt_begin(tag, sizeof tag);   /* "%s@%s", name and version */
+    textfmt_str(&t, model_name(m));
+    textfmt_char(&t, '@');
+    textfmt_str(&t, model_version(m));
+    CW_KEY(w, "model");
+    cw_strn(w, tag, textfmt_end(&t, tag));
     if (explain)
-        write_explain(c->w, m, &a);
+        write_explain(w, m, &a);
 }
 
 static int score_many(ops_call *c, const model *m, const msgpack_object *ids, int explain)
@@ -567,6 +600,7 @@ static int op_stats(ops_call *c)
     kv_int(c->w, "replies_dropped", (int64_t)(st->replies_dropped_full + st->replies_dropped_gone));
     kv_int(c->w, "envelopes_refused", (int64_t)st->envelopes_refused);
     kv_int(c->w, "scans_refused", (int64_t)st->scans_refused);
+    kv_int(c->w, "reads_by_workers", (int64_t)st->reads_by_workers);
     cw_key(c->w, "requests");
     cw_map(c->w);
     for (int i = 0; i < ops_count(); i++)
@@ -969,10 +1003,10 @@ static const ops_entry table[] = {
     {"ping", op_ping, WHERE_LOOP, f_plain, 0},
     {"track", op_track, WHERE_WORKER, f_track, 0},
     {"score", op_score, WHERE_BY_SIZE, f_score, 0},
-    {"profile", op_profile, WHERE_LOOP, f_profile, 0},
+    {"profile", op_profile, WHERE_READ, f_profile, 0},
     {"stats", op_stats, WHERE_LOOP, f_plain, 1},
     {"model", op_model, WHERE_LOOP, f_plain, 0},
-    {"recommend", op_recommend, WHERE_LOOP, f_recommend, 0},
+    {"recommend", op_recommend, WHERE_READ, f_recommend, 0},
     {"reload", op_reload, WHERE_WORKER, f_reload, 1},
     {"alias", op_alias, WHERE_WORKER, f_alias, 0},
     {"forget", op_forget, WHERE_WORKER, f_forget, 1},
@@ -1018,7 +1052,14 @@ int ops_inline(int op, const codec_request *req)
         return 1;
     if (table[op].where == WHERE_BY_SIZE)
         return codec_map_get(&req->root, "customers") == NULL;
-    return table[op].where == WHERE_LOOP;
+    return table[op].where == WHERE_LOOP || table[op].where == WHERE_READ;
+}
+
+int ops_any_thread(int op, const codec_request *req)
+{
+    if (op < 0 || op >= N_OPS)
+        return 0;
+    return table[op].where == WHERE_READ || (table[op].where == WHERE_BY_SIZE && ops_inline(op, req));
 }
 
 static void printable(char *out, size_t cap, const ls_str *s)

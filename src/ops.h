@@ -56,6 +56,11 @@ int ops_scan(int op);
 /* 1 when the server loop should answer this request itself. */
 int ops_inline(int op, const codec_request *req);
 
+/* 1 when the request reads one customer and nothing the loop owns, so a
+ * worker may answer it as well as the loop (score of one customer,
+ * profile, recommend). */
+int ops_any_thread(int op, const codec_request *req);
+
 /* Answers the request in call.  On return either call->w holds the reply
  * (success or error) or call->async is set.  Returns the status the reply
  * carries (0 for ok). */

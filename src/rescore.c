@@ -105,6 +105,21 @@ static inline size_t fmt_u64(char *p, uint64_t v)
     return n;
 }
 
+/* Writes v as exactly w decimal digits (zero-padded on the left; v must
+ * have at most w digits) at p, two digits per division. */
+static inline void fmt_fixed(char *p, uint64_t v, int w)
+{
+    while (w >= 2) {
+        unsigned d = (unsigned)(v % 100);
+        v /= 100;
+        w -= 2;
+        p[w] = (char)('0' + d / 10);
+        p[w + 1] = (char)('0' + d % 10);
+    }
+    if (w)
+        p[0] = (char)('0' + v % 10);
+}
+
 static void ob_u64(obuf *b, uint64_t v)
 {
     if (ob_room(b, 20))
@@ -124,6 +139,13 @@ static void ob_i64(obuf *b, int64_t v)
 static const double pow10d[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
 /* upper[e + 5] = 10^(e + 1), for e from -4 to 9 */
 static const double upper[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+
+/* 10^k for k = 0..19 */
+static const uint64_t pow10u[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+                                  100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+                                  10000000000000ull, 100000000000000ull, 1000000000000000ull,
+                                  10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
+                                  10000000000000000000ull};
 
 /* v with 10 significant digits, as %.10g would write it in the range
  * where %.10g uses no exponent (1e-4 <= |v| < 1e10; the last digit may
@@ -146,41 +168,47 @@ static void ob_num(obuf *b, double v, const char *null_text)
         ob_put(b, tmp, (size_t)n);
         return;
     }
-    /* a in [10^e, 10^(e+1)), e from -4 to 9: keep 9 - e decimals */
+    /* a in [10^e, 10^(e+1)), e from -4 to 9: keep 9 - e decimals of
+     * u = a * 10^(9 - e), rounded (< 10^10 + 1: exact in a double) */
     int e = a < 1 ? -4 : 0;
     while (e < 9 && a >= upper[e + 5])
         e++;
     int dec = 9 - e;
-    uint64_t scale = (uint64_t)pow10d[dec];
-    uint64_t u = (uint64_t)(a * pow10d[dec] + 0.5); /* < 10^10 + 1: exact in a double */
-    uint64_t ip = u / scale, fp = u % scale;
+    uint64_t u = (uint64_t)(a * pow10d[dec] + 0.5);
     if (!ob_room(b, 40))
         return;
+    /* u's digits, at least dec + 1 of them: the integer part is all but
+     * the last dec (at least "0"), the fraction the last dec, its
+     * trailing zeros dropped */
+    char dig[24];
+    int w = dec + 1;
+    while (w < 20 && u >= pow10u[w])
+        w++;
+    fmt_fixed(dig, u, w);
+    int nint = w - dec, nfrac = dec;
+    while (nfrac > 0 && dig[nint + nfrac - 1] == '0')
+        nfrac--;
     char *p = b->p + b->len;
     if (v < 0)
         *p++ = '-';
-    p += fmt_u64(p, ip);
-    if (fp) {
-        int n = dec;
-        while (fp % 10 == 0) {
-            fp /= 10;
-            n--;
-        }
+    memcpy(p, dig, (size_t)nint);
+    p += nint;
+    if (nfrac) {
         *p++ = '.';
-        for (int i = n - 1; i >= 0; i--) {
-            p[i] = (char)('0' + fp % 10);
-            fp /= 10;
-        }
-        p += n;
+        memcpy(p, dig + nint, (size_t)nfrac);
+        p += nfrac;
     }
     b->len = (size_t)(p - b->p);
 }
+
+/* Bytes that make a CSV field need quotes: , " CR LF. */
+static const unsigned char csv_special[256] = {[','] = 1, ['"'] = 1, ['\n'] = 1, ['\r'] = 1};
 
 /* A CSV field: as is, or quoted with "" when it holds , " CR or LF. */
 static void ob_csv_str(obuf *b, const char *s, size_t n)
 {
     size_t i = 0;
-    while (i < n && s[i] != ',' && s[i] != '"' && s[i] != '\n' && s[i] != '\r')
+    while (i < n && !csv_special[(unsigned char)s[i]])
         i++;
     if (i == n) {
         ob_put(b, s, n);
@@ -199,27 +227,32 @@ static void ob_csv_str(obuf *b, const char *s, size_t n)
     ob_c(b, '"');
 }
 
-/* CSV-quotes, in place, the field written at b->p[start .. b->len). */
+/* CSV-quotes, in place, the field written at b->p[start .. b->len): the
+ * text moves right a run between quotes at a time, from the end. */
 static void ob_csv_tail(obuf *b, size_t start)
 {
     size_t n = b->len - start, quotes = 0;
-    int special = 0;
+    unsigned special = 0;
     for (size_t i = start; i < b->len; i++) {
-        char c = b->p[i];
+        unsigned char c = (unsigned char)b->p[i];
         quotes += c == '"';
-        special |= c == ',' || c == '"' || c == '\n' || c == '\r';
+        special |= csv_special[c];
     }
     if (!special || !ob_room(b, quotes + 2))
         return;
     char *p = b->p + start;
-    size_t src = n, dst = n + quotes + 1;
+    size_t src = n, dst = n + quotes + 1; /* dst - src: the quotes still to insert, and the opening one */
     p[dst] = '"';
-    while (src > 0) {
-        char c = p[--src];
-        p[--dst] = c;
-        if (c == '"')
-            p[--dst] = '"';
+    while (dst - src > 1) {
+        const char *q = memrchr(p, '"', src);
+        size_t at = (size_t)(q - p), run = src - at - 1;
+        dst -= run;
+        memmove(p + dst, p + at + 1, run);
+        p[--dst] = '"';
+        p[--dst] = '"';
+        src = at;
     }
+    memmove(p + 1, p, src);
     p[0] = '"';
     b->len += quotes + 2;
 }
@@ -279,12 +312,16 @@ static void ob_jnum(obuf *b, double v)
     ob_jdump(b, b->jnum);
 }
 
+/* 1 for the bytes jansson writes as they are: printable ASCII but '"'
+ * and '\\'. */
+static const unsigned char json_plain[256] = {[0x20 ... 0x21] = 1, [0x23 ... 0x5b] = 1, [0x5d ... 0x7e] = 1};
+
 /* A JSON string: jansson's escaping, invalid UTF-8 bytes as U+FFFD. */
 static void ob_jstr(obuf *b, const char *s, size_t n)
 {
     /* printable ASCII without '"' or '\\': jansson writes it quoted as is */
     size_t i = 0;
-    while (i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\')
+    while (i < n && json_plain[(unsigned char)s[i]])
         i++;
     if (i == n && ob_room(b, n + 2)) {
         b->p[b->len++] = '"';
@@ -304,20 +341,51 @@ static void ob_jstr(obuf *b, const char *s, size_t n)
     ob_jdump(b, b->jstr);
 }
 
-static void json_segments(obuf *b, const assess_result *a)
+/* The JSON string of ob_jstr, its quotes doubled for a quoted CSV field. */
+static void ob_jstr_csv(obuf *b, const char *s, size_t n)
 {
-    ob_c(b, '[');
+    size_t i = 0;
+    while (i < n && json_plain[(unsigned char)s[i]])
+        i++;
+    if (i == n && ob_room(b, n + 4)) { /* the usual case: ""text"" */
+        memcpy(b->p + b->len, "\"\"", 2);
+        memcpy(b->p + b->len + 2, s, n);
+        memcpy(b->p + b->len + 2 + n, "\"\"", 2);
+        b->len += n + 4;
+        return;
+    }
+    size_t start = b->len;
+    ob_jstr(b, s, n);
+    ob_csv_tail(b, start); /* quoted and doubled: the outer quotes dropped below */
+    if (b->len - start >= 2 && !b->oom) {
+        memmove(b->p + start, b->p + start + 1, b->len - start - 2);
+        b->len -= 2;
+    }
+}
+
+/* A result's segments as a JSON array of {segment, weight, reason}; with
+ * csv, as the quoted CSV field holding that text (each '"' doubled). */
+static void json_segments(obuf *b, const assess_result *a, int csv)
+{
+    if (csv && a->nsegments == 0) { /* "[]" holds nothing CSV quotes */
+        ob_lit(b, "[]");
+        return;
+    }
+    void (*str)(obuf *, const char *, size_t) = csv ? ob_jstr_csv : ob_jstr;
+    ob_s(b, csv ? "\"[" : "[");
     for (int i = 0; i < a->nsegments; i++) {
         const segments_item *s = &a->segments[i];
-        ob_s(b, i ? ",{\"segment\":" : "{\"segment\":");
-        ob_jstr(b, s->segment, strlen(s->segment));
-        ob_lit(b, ",\"weight\":");
+        if (i)
+            ob_c(b, ',');
+        ob_s(b, csv ? "{\"\"segment\"\":" : "{\"segment\":");
+        str(b, s->segment, strlen(s->segment));
+        ob_s(b, csv ? ",\"\"weight\"\":" : ",\"weight\":");
         ob_jnum(b, s->weight);
-        ob_lit(b, ",\"reason\":");
-        ob_jstr(b, s->reason, strlen(s->reason));
+        ob_s(b, csv ? ",\"\"reason\"\":" : ",\"reason\":");
+        str(b, s->reason, strlen(s->reason));
         ob_c(b, '}');
     }
-    ob_c(b, ']');
+    ob_s(b, csv ? "]\"" : "]");
 }
 
 /* One JSON Lines row: the keys of the score op's result, in its order.
@@ -358,7 +426,7 @@ static void row_jsonl(obuf *b, const row_ctx *rc, const char *id, size_t len, co
         }
     }
     ob_lit(b, "],\"segments\":");
-    json_segments(b, a);
+    json_segments(b, a, 0);
     ob_lit(b, ",\"model\":");
     ob_jstr(b, rc->tag, rc->tag_len);
     ob_lit(b, "}\n");
@@ -410,9 +478,7 @@ static void row_csv(obuf *b, const row_ctx *rc, const char *id, size_t len, cons
     ob_csv_str(b, rc->tag, rc->tag_len);
     if (rc->o->segments_detail) {
         ob_c(b, ',');
-        start = b->len;
-        json_segments(b, a);
-        ob_csv_tail(b, start);
+        json_segments(b, a, 1);
     }
     ob_c(b, '\n');
 }
@@ -770,7 +836,7 @@ typedef struct run run;
 /* One scoring thread's state (scorers[0] is the calling thread's).  Each
  * has its own reader on the run's one snapshot and scans whole ranges. */
 typedef struct {
-    run *r;
+    _Alignas(64) run *r;  /* a scorer's counters share no cache line with another's */
     pthread_t thread;
     store_reader *rd;
     int is_caller;        /* the calling thread: it reports progress */
@@ -804,7 +870,7 @@ struct run {
     atomic_uint_fast64_t next_write;
     atomic_int stop;                  /* a failure: every scorer stops */
     int status;                       /* the first failure (under mu) */
-    atomic_uint_fast64_t scanned;
+    _Alignas(64) atomic_uint_fast64_t scanned; /* added to by every scorer: a line of its own */
     uint64_t next_tick;               /* the caller's next progress report */
     int started;                      /* scoring threads running, the caller's included */
 };
@@ -913,7 +979,9 @@ static int visit(void *arg, const char *id, size_t len, const ls_features *f)
     score_one(sc, &sc->out, id, len, f);
     if (sc->out.oom || sc->failed)
         return LS_ENOMEM;
-    if (++sc->unreported == 64 || sc->is_caller)
+    /* the shared count is touched every 64 customers (every one on the
+     * caller's thread while a progress callback wants exact ticks) */
+    if (++sc->unreported == 64 || (sc->is_caller && r->o->progress))
         report(sc);
     if (sc->out.len >= FLUSH_AT) {
         /* stream while this range is the one being written; else hold the
@@ -997,9 +1065,10 @@ static int auto_threads(void)
 static int setup(run *r, store *s, int threads)
 {
     r->nscorers = r->nalloc = threads;
-    r->scorers = calloc((size_t)threads, sizeof *r->scorers);
+    r->scorers = aligned_alloc(_Alignof(scorer), (size_t)threads * sizeof *r->scorers);
     if (!r->scorers)
         return LS_ENOMEM;
+    memset(r->scorers, 0, (size_t)threads * sizeof *r->scorers);
     for (int i = 0; i < threads; i++) {
         scorer *sc = &r->scorers[i];
         sc->r = r;

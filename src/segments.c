@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error_internal.h"
+#include "textfmt.h"
 
 #define MS_PER_DAY 86400000.0
 /* Candidates considered before the k best are kept. */
@@ -259,39 +260,73 @@ static void put_text(char *buf, size_t cap, const char *s)
     buf[n] = '\0';
 }
 
+/* The type and phase reasons are snprintf's text, built by hand
+ * (textfmt.h: the same bytes, cut at cap - 1 like snprintf). */
 static void type_reason(char *buf, size_t cap, const ls_features *f, const segments_inputs *in)
 {
-    double days = f->first_purchase_ms ? (double)(in->ctx.now_ms - f->first_purchase_ms) / MS_PER_DAY : 0;
+    textfmt t = textfmt_begin(buf, cap);
     switch (in->journey.type) {
     case JT_SALE_HUNTER:
-        snprintf(buf, cap, "sale hunter: %.0f%% of spend on discounted items", 100.0 * f->discounted_spend / f->spend);
+        textfmt_lit(&t, "sale hunter: ");
+        textfmt_fixed(&t, 100.0 * f->discounted_spend / f->spend, 0);
+        textfmt_lit(&t, "% of spend on discounted items");
         break;
-    case JT_NEW: snprintf(buf, cap, "new customer: first purchase %.0f days ago", days); break;
-    case JT_BIG_SPENDER: snprintf(buf, cap, "big spender: expected value %.0f over the next year", in->clv); break;
-    case JT_REGULAR: snprintf(buf, cap, "regular: %u purchases, P(alive) %.2f", f->count[EV_PURCHASE], in->p_alive); break;
-    case JT_OCCASIONAL: snprintf(buf, cap, "occasional buyer: %u purchases", f->count[EV_PURCHASE]); break;
-    default: put_text(buf, cap, "prospect: no purchase yet"); break;
+    case JT_NEW:
+        textfmt_lit(&t, "new customer: first purchase ");
+        textfmt_fixed(&t, f->first_purchase_ms ? (double)(in->ctx.now_ms - f->first_purchase_ms) / MS_PER_DAY : 0, 0);
+        textfmt_lit(&t, " days ago");
+        break;
+    case JT_BIG_SPENDER:
+        textfmt_lit(&t, "big spender: expected value ");
+        textfmt_fixed(&t, in->clv, 0);
+        textfmt_lit(&t, " over the next year");
+        break;
+    case JT_REGULAR:
+        textfmt_lit(&t, "regular: ");
+        textfmt_uint(&t, f->count[EV_PURCHASE]);
+        textfmt_lit(&t, " purchases, P(alive) ");
+        textfmt_fixed(&t, in->p_alive, 2);
+        break;
+    case JT_OCCASIONAL:
+        textfmt_lit(&t, "occasional buyer: ");
+        textfmt_uint(&t, f->count[EV_PURCHASE]);
+        textfmt_lit(&t, " purchases");
+        break;
+    default: textfmt_lit(&t, "prospect: no purchase yet"); break;
     }
+    textfmt_end(&t, buf);
 }
 
 static void phase_reason(char *buf, size_t cap, const ls_features *f, const segments_inputs *in)
 {
+    textfmt t = textfmt_begin(buf, cap);
     switch (in->journey.phase) {
     case JP_DISAPPOINTMENT:
-        if (f->last_negative_ms && f->last_negative_ms >= f->last_purchase_ms - 1)
-            snprintf(buf, cap, "at risk: refund, bad review or support ticket %.0f days ago",
-                     (double)(in->ctx.now_ms - f->last_negative_ms) / MS_PER_DAY);
-        else
-            snprintf(buf, cap, "at risk: activity fading, P(alive) %.2f", in->p_alive);
+        if (f->last_negative_ms && f->last_negative_ms >= f->last_purchase_ms - 1) {
+            textfmt_lit(&t, "at risk: refund, bad review or support ticket ");
+            textfmt_fixed(&t, (double)(in->ctx.now_ms - f->last_negative_ms) / MS_PER_DAY, 0);
+            textfmt_lit(&t, " days ago");
+        } else {
+            textfmt_lit(&t, "at risk: activity fading, P(alive) ");
+            textfmt_fixed(&t, in->p_alive, 2);
+        }
         break;
     case JP_IDENTIFICATION:
-        snprintf(buf, cap, "advocate: %u referrals/shares, %u good reviews",
-                 f->count[EV_REFERRAL] + f->count[EV_SHARE], f->good_reviews);
+        textfmt_lit(&t, "advocate: ");
+        textfmt_uint(&t, (unsigned)(f->count[EV_REFERRAL] + f->count[EV_SHARE]));
+        textfmt_lit(&t, " referrals/shares, ");
+        textfmt_uint(&t, f->good_reviews);
+        textfmt_lit(&t, " good reviews");
         break;
-    case JP_TRUST: snprintf(buf, cap, "repeat buyer: %u purchases", f->count[EV_PURCHASE]); break;
-    case JP_ILLUSION: put_text(buf, cap, "first purchase made"); break;
-    default: put_text(buf, cap, "no purchase yet"); break;
+    case JP_TRUST:
+        textfmt_lit(&t, "repeat buyer: ");
+        textfmt_uint(&t, f->count[EV_PURCHASE]);
+        textfmt_lit(&t, " purchases");
+        break;
+    case JP_ILLUSION: textfmt_lit(&t, "first purchase made"); break;
+    default: textfmt_lit(&t, "no purchase yet"); break;
     }
+    textfmt_end(&t, buf);
 }
 
 /* Heavier first, then by name: a total order (names are unique among
@@ -319,84 +354,22 @@ static void sort_candidates(candidate *c, int n)
     }
 }
 
-/* Appends the decimal digits of v at p; returns the end. */
-static char *put_uint(char *p, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-/* Appends v as printf's "%.1f" does (the exact binary value rounded to one
- * decimal, ties to even, "-" on any negative value, -0.0 included) and
- * returns the end; NULL (nothing written) for what it does not handle:
- * NaN, infinities and |v| >= 1e15. */
-static char *put_fixed1(char *p, double v)
-{
-    uint64_t bits, mant, n;
-    int exp2;
-    if (!(fabs(v) < 1e15))
-        return NULL;
-    memcpy(&bits, &v, sizeof bits);
-    exp2 = (int)((bits >> 52) & 0x7ff);
-    mant = bits & ((1ULL << 52) - 1);
-    if (exp2)
-        mant |= 1ULL << 52;
-    else
-        exp2 = 1;                  /* subnormal */
-    exp2 -= 1075;                  /* |v| = mant * 2^exp2 */
-    mant *= 10;                    /* < 2^57 */
-    if (exp2 >= 0) {
-        n = mant << exp2;          /* |v| < 1e15: 10 |v| < 2^54 */
-    } else if (exp2 <= -64) {
-        n = 0;                     /* 10 |v| < 2^57 - 64 < 1/2 */
-    } else {
-        int sh = -exp2;
-        uint64_t rest = mant & ((1ULL << sh) - 1), half = 1ULL << (sh - 1);
-        n = mant >> sh;
-        if (rest > half || (rest == half && (n & 1)))
-            n++;
-    }
-    if (bits >> 63)
-        *p++ = '-';
-    p = put_uint(p, n / 10);
-    *p++ = '.';
-    *p++ = (char)('0' + n % 10);
-    return p;
-}
-
 /* "browsed NAME COUNT time(s) (recent interest %.1f)", NAME cut at 120
- * bytes: assembled by hand, snprintf's text byte for byte (at most 182
- * bytes, so never cut by cap >= 183), with snprintf itself as the
- * fallback for what put_fixed1 does not handle or a smaller buffer. */
+ * bytes: snprintf's text byte for byte, built by hand (textfmt.h). */
 static void category_reason(char *buf, size_t cap, const feature_category *cat, double recent)
 {
-    char tmp[200], *p = tmp;
-    size_t n = strnlen(cat->name, 120);
-    if (cap >= sizeof tmp) {
-        memcpy(p, "browsed ", 8);
-        p += 8;
-        memcpy(p, cat->name, n);
-        p += n;
-        *p++ = ' ';
-        p = put_uint(p, cat->count);
-        memcpy(p, cat->count == 1 ? " time (recent interest " : " times (recent interest ", cat->count == 1 ? 23 : 24);
-        p += cat->count == 1 ? 23 : 24;
-        if ((p = put_fixed1(p, recent)) != NULL) {
-            *p++ = ')';
-            memcpy(buf, tmp, (size_t)(p - tmp));
-            buf[p - tmp] = '\0';
-            return;
-        }
-    }
-    snprintf(buf, cap, "browsed %.120s %u time%s (recent interest %.1f)", cat->name, cat->count,
-             cat->count == 1 ? "" : "s", recent);
+    textfmt t = textfmt_begin(buf, cap);
+    textfmt_lit(&t, "browsed ");
+    textfmt_mem(&t, cat->name, strnlen(cat->name, 120));
+    textfmt_char(&t, ' ');
+    textfmt_uint(&t, cat->count);
+    if (cat->count == 1)
+        textfmt_lit(&t, " time (recent interest ");
+    else
+        textfmt_lit(&t, " times (recent interest ");
+    textfmt_fixed(&t, recent, 1);
+    textfmt_char(&t, ')');
+    textfmt_end(&t, buf);
 }
 
 static void write_reason(const candidate *c, const ls_features *f, const segments_inputs *in, char *buf, size_t cap)

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "msgio.h"
 #include "ops.h"
+#include "readbatch.h"
 #include "retrain.h"
 #include "security.h"
 #include "service.h"
@@ -39,6 +40,8 @@
 #define CLIENT_RCVHWM 100      /* requests ZeroMQ holds per client before TCP back-pressure */
 #define ROUTER_LINGER_MS 1000
 #define MAX_PARKED 256         /* `triggers` requests held waiting for new triggers */
+#define READ_BATCH 8           /* single-customer reads per batch handed to a worker */
+#define READS_PER_WORKER 32    /* ... and at most this many handed to each, unanswered */
 
 /* A `triggers` request with nothing to return yet, held (its frames
  * moved here) until the writer commits triggers or its wait ends. */
@@ -72,6 +75,9 @@ struct server {
     parked_request parked[MAX_PARKED];
     int nparked;
     int triggers_committed;     /* the writer said so since the held requests last ran */
+    readbatch reads;            /* reads being gathered for a worker (readbatch.h) */
+    int reads_out;              /* reads handed to workers, not yet answered */
+    int backlog;                /* the request being handled was already waiting */
 };
 
 /* ------------------------------------------------------------------ */
@@ -504,6 +510,65 @@ static int parked_wait_ms(const server *s, int wait)
     return wait;
 }
 
+/* 1 when sock has a message waiting. */
+static int more_waiting(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
+/* Answers each read of the gathered batch "server busy" (the workers'
+ * queue is full): what a request forwarded to them would get. */
+static void refuse_reads(server *s)
+{
+    size_t off = 0;
+    readbatch_entry e;
+    while (readbatch_next(s->reads.buf, s->reads.len, &off, &e) == 1) {
+        codec_request req;
+        const char *why = NULL;
+        codec_parse_request(e.body, e.body_len, &s->zone, &req, &why);
+        codec_error_reply(&s->reply, req.id, LS_EUNAVAIL, "server busy: retry");
+        if (msgio_route_packed(s->router, e.env, e.env_len, s->reply.sb.data, s->reply.sb.size) != 0)
+            count_drop(s);
+        finished(s, e.op, 0, e.start_ns);
+        msgpack_zone_clear(&s->zone);
+    }
+}
+
+/* Hands the gathered reads to a worker in one message. */
+static void flush_reads(server *s)
+{
+    if (s->reads.n == 0)
+        return;
+    service_meta meta = {META_READS, 0, 1, {0}, 0};
+    if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+        zmq_send(s->work, s->reads.buf, s->reads.len, ZMQ_DONTWAIT) >= 0) {
+        s->reads_out += s->reads.n;
+        s->svc.stats.reads_by_workers += (uint64_t)s->reads.n;
+    } else {
+        refuse_reads(s);
+    }
+    readbatch_clear(&s->reads);
+}
+
+/* Reads use both cores: while requests wait behind the one being handled,
+ * single-customer reads go to the workers in batches of READ_BATCH, as
+ * many as keep each worker busy, and the loop answers the rest itself.
+ * A lone request (no backlog) is always answered inline, without a thread
+ * hop.  0 when p joined the batch (its reply will come from a worker). */
+static int offload_read(server *s, msgio_parts *p, int env_end, int op, int64_t start_ns)
+{
+    if (!(s->backlog || s->reads_out > 0 || more_waiting(s->router)) ||
+        s->reads_out + s->reads.n >= s->nworkers * READS_PER_WORKER)
+        return -1;
+    if (readbatch_add(&s->reads, p, env_end, op, start_ns) != LS_OK)
+        return -1;
+    if (s->reads.n == READ_BATCH)
+        flush_reads(s);
+    return 0;
+}
+
 static void handle_request(server *s, msgio_parts *p)
 {
     int64_t start_ns = timefmt_mono_ns();
@@ -562,8 +627,27 @@ static void handle_request(server *s, msgio_parts *p)
         forward_to_worker(s, p, op, env_end, req.id, start_ns);
         return;
     }
+    if (ops_any_thread(op, &req) && offload_read(s, p, env_end, op, start_ns) == 0)
+        return;
     run_inline(s, p, env_end, &req, op, start_ns, 1);
 }
+/* Routes each reply of a worker's read batch to its client.  An empty
+ * body is a reply the worker had no memory for: the client's request
+ * times out, as any lost reply does. */
+static void route_read_replies(server *s, zmq_msg_t *batch)
+{
+    const uint8_t *data = zmq_msg_data(batch);
+    size_t len = zmq_msg_size(batch), off = 0;
+    readbatch_entry e;
+    while (readbatch_next(data, len, &off, &e) == 1) {
+        if (s->reads_out > 0)
+            s->reads_out--;
+        if (e.body_len && msgio_route_packed(s->router, e.env, e.env_len, e.body, e.body_len) != 0)
+            count_drop(s);
+        finished(s, e.op, e.ok, e.start_ns);
+    }
+}
+
 static void handle_reply(server *s, msgio_parts *p)
 {
     service_meta meta;
@@ -576,6 +660,8 @@ static void handle_reply(server *s, msgio_parts *p)
         s->writer_done = 1;
     } else if (meta.kind == META_TRIGGERS) {
         s->triggers_committed = 1;
+    } else if (meta.kind == META_READ_REPLIES && p->n == 2) {
+        route_read_replies(s, &p->frame[1]);
     } else if (meta.kind == META_REPLY && p->n >= 2) {
         if (ops_scan(meta.op) && s->scans_inflight > 0)
             s->scans_inflight--;
@@ -629,6 +715,26 @@ static void drain(server *s, void *sock, void (*fn)(server *, msgio_parts *))
         msgio_close(&p);
         msgpack_zone_clear(&s->zone);
     }
+}
+
+/* Takes up to BURST requests; each one after the first was waiting, so
+ * reads among them may go to the workers (offload_read), whose replies
+ * are routed every READ_BATCH requests to keep them fed. */
+static void drain_requests(server *s)
+{
+    msgio_parts p;
+    for (int i = 0; i < BURST; i++) {
+        if (msgio_recv(s->router, &p, ZMQ_DONTWAIT) != 0)
+            break;
+        s->backlog = i > 0;
+        handle_request(s, &p);
+        msgio_close(&p);
+        msgpack_zone_clear(&s->zone);
+        if (s->reads_out > 0 && i % READ_BATCH == READ_BATCH - 1)
+            drain(s, s->replies, handle_reply);
+    }
+    flush_reads(s);
+    s->backlog = 0;
 }
 
 static void begin_stop(server *s);
@@ -732,7 +838,7 @@ int server_run(server *s)
         if (items[0].revents & ZMQ_POLLIN)
             drain(s, s->replies, handle_reply);
         if (items[2].revents & ZMQ_POLLIN)
-            drain(s, s->router, handle_request);
+            drain_requests(s);
         if (n == 4 && (items[3].revents & ZMQ_POLLIN))
             drain_pull(s);
         if (s->nparked && (s->triggers_committed || s->stopping || parked_wait_ms(s, -1) == 0))
@@ -789,6 +895,7 @@ void server_destroy(server **sp)
     stats_destroy(&s->svc.stats);
     codec_writer_destroy(&s->reply);
     msgpack_zone_destroy(&s->zone);
+    readbatch_free(&s->reads);
     for (int i = 0; i < 2; i++)
         if (s->wake[i] >= 0)
             close(s->wake[i]);

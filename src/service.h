@@ -41,6 +41,8 @@
 /* What the first frame of an internal message says. */
 enum {
     META_REQUEST = 'R',     /* server loop -> worker or scanner: [meta, envelope..., body] */
+    META_READS = 'B',       /* server loop -> worker: [meta, readbatch] (readbatch.h) */
+    META_READ_REPLIES = 'a',/* worker -> loop: [meta, readbatch of the replies to a META_READS] */
     META_PULL = 'P',        /* server loop -> worker: [meta, body] */
     META_REPLY = 'A',       /* worker/scanner/writer -> loop: [meta, envelope..., body] */
     META_WORKER_DONE = 'W', /* worker or scanner -> loop: exited */

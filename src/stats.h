@@ -52,6 +52,7 @@ typedef struct {
     uint64_t replies_dropped_gone;         /* the client had disconnected */
     uint64_t envelopes_refused;            /* requests with an envelope over --max-envelope */
     uint64_t scans_refused;                /* kpis over --max-scans */
+    uint64_t reads_by_workers;             /* single-customer reads a worker answered (server.c) */
     int64_t started_ms;
     /* the writer thread (writer.h), appended: events it could not store,
      * by reason, whether or not a reply told a client (PULL has none) */

@@ -12,6 +12,7 @@
 #include "leadscore/error.h"
 #include "msgio.h"
 #include "ops.h"
+#include "readbatch.h"
 #include "timefmt.h"
 #include "writer.h"
 
@@ -24,6 +25,7 @@ struct worker {
     store_reader *reader;
     codec_writer reply, scratch;
     msgpack_zone zone;
+    readbatch replies;           /* the replies to a read batch */
     uint8_t *envelope;
     size_t envelope_cap;
 };
@@ -67,6 +69,35 @@ static void handle_request(worker *w, msgio_parts *p, const service_meta *meta)
     msgpack_zone_clear(&w->zone);
 }
 
+/* Answers each read of a batch the loop handed over, and sends the
+ * replies back together (readbatch.h) for the loop to route. */
+static void handle_reads(worker *w, msgio_parts *p)
+{
+    zmq_msg_t *batch = &p->frame[1];
+    const uint8_t *data = zmq_msg_data(batch);
+    size_t len = zmq_msg_size(batch), off = 0;
+    readbatch_entry e;
+    readbatch_clear(&w->replies);
+    while (readbatch_next(data, len, &off, &e) == 1) {
+        const char *why = NULL;
+        codec_request req;
+        ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
+                      .req = &req, .op = e.op, .now_ms = timefmt_now_ms(), .start_ns = e.start_ns};
+        int rc = codec_parse_request(e.body, e.body_len, &w->zone, &req, &why);
+        if (rc == LS_OK)
+            rc = ops_run(&c);
+        else
+            codec_error_reply(&w->reply, req.id, rc, why);
+        if (readbatch_add_reply(&w->replies, e.op, rc == LS_OK, e.start_ns, e.env, e.env_len, w->reply.sb.data,
+                                w->reply.sb.size) != LS_OK)
+            readbatch_add_reply(&w->replies, e.op, 0, e.start_ns, e.env, e.env_len, NULL, 0); /* out of memory */
+        msgpack_zone_clear(&w->zone);
+    }
+    service_meta back = {META_READ_REPLIES, 0, 1, {0}, 0};
+    if (msgio_send_bytes(w->out, &back, sizeof back, 1) == 0)
+        msgio_send_bytes(w->out, w->replies.buf, w->replies.len, 0);
+}
+
 static void handle_pull(worker *w, msgio_parts *p)
 {
     ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
@@ -108,6 +139,8 @@ static void *worker_main(void *arg)
         memcpy(&meta, zmq_msg_data(&p.frame[0]), sizeof meta);
         if (meta.kind == META_REQUEST && p.n >= 3)
             handle_request(w, &p, &meta);
+        else if (meta.kind == META_READS && p.n == 2)
+            handle_reads(w, &p);
         else if (meta.kind == META_PULL && p.n >= 2)
             handle_pull(w, &p);
         msgio_close(&p);
@@ -128,6 +161,7 @@ static void close_worker(worker *w)
     codec_writer_destroy(&w->reply);
     codec_writer_destroy(&w->scratch);
     msgpack_zone_destroy(&w->zone);
+    readbatch_free(&w->replies);
     free(w->envelope);
     free(w);
 }

@@ -4,6 +4,7 @@
  * writer with its patched container counts. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1037,6 +1038,96 @@ START_TEST(error_reply_shape)
 }
 END_TEST
 
+/* The writer stores msgpack by hand: its bytes must be msgpack_pack_*'s,
+ * token for token (containers aside: map16 / array32, patched), for every
+ * width of int and str header, every kind of double, and across growth. */
+static void expect_header(msgpack_sbuffer *sb, int is_map, uint32_t count)
+{
+    unsigned char h[5] = {is_map ? 0xde : 0xdd};
+    if (is_map) {
+        h[1] = (unsigned char)(count >> 8);
+        h[2] = (unsigned char)count;
+    } else {
+        for (int i = 0; i < 4; i++)
+            h[1 + i] = (unsigned char)(count >> (24 - 8 * i));
+    }
+    msgpack_sbuffer_write(sb, (const char *)h, is_map ? 3 : 5);
+}
+
+START_TEST(writer_bytes_are_msgpack_pack_bytes)
+{
+    static const int64_t ints[] = {0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                                   INT64_MAX, -1, -31, -32, -33, -127, -128, -129, -32767, -32768, -32769,
+                                   -2147483647LL, -2147483648LL, -2147483649LL, INT64_MIN};
+    static const double dbls[] = {0.0, -0.0, 1.0, -1.5, 0.1, 1e300, 5e-324, DBL_MAX, NAN, INFINITY, -INFINITY};
+    static const size_t lens[] = {0, 1, 31, 32, 33, 255, 256, 257, 65535, 65536, 70000};
+    char *text = malloc(70001);
+    ck_assert_ptr_nonnull(text);
+    for (int i = 0; i < 70000; i++)
+        text[i] = (char)('a' + i % 26);
+    text[70000] = '\0';
+    for (int round = 0; round < 2; round++) {     /* the second round reuses the grown buffer */
+        codec_writer w;
+        msgpack_sbuffer want;
+        msgpack_packer pk;
+        codec_writer_init(&w);
+        if (round)
+            ck_assert_int_eq(codec_writer_reserve(&w, 100), 0);
+        msgpack_sbuffer_init(&want);
+        msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+        uint32_t n = 0;
+        cw_array(&w);
+        size_t hdr = want.size;
+        expect_header(&want, 0, 0);
+        for (int rep = 0; rep < 40; rep++) {      /* well past the first 8 KB */
+            for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++, n++) {
+                cw_int(&w, ints[k] >> (rep % 8));
+                msgpack_pack_int64(&pk, ints[k] >> (rep % 8));
+            }
+            for (size_t k = 0; k < sizeof dbls / sizeof dbls[0]; k++, n++) {
+                cw_double(&w, dbls[k] * (rep + 1));
+                msgpack_pack_double(&pk, dbls[k] * (rep + 1));
+            }
+            cw_bool(&w, rep & 1);
+            cw_nil(&w);
+            n += 2;
+            (rep & 1 ? msgpack_pack_true : msgpack_pack_false)(&pk);
+            msgpack_pack_nil(&pk);
+            cw_map(&w);
+            n++;
+            expect_header(&want, 1, 2);
+            cw_key(&w, "a");
+            cw_str(&w, "x");
+            CW_KEY(&w, "keyed by CW_KEY, 32 bytes long..");
+            cw_strn(&w, text, (size_t)rep);
+            tu_pack_str(&pk, "a");
+            tu_pack_str(&pk, "x");
+            tu_pack_str(&pk, "keyed by CW_KEY, 32 bytes long..");
+            msgpack_pack_str(&pk, (size_t)rep);
+            msgpack_pack_str_body(&pk, text, (size_t)rep);
+            cw_end(&w);
+        }
+        for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++, n++) {
+            cw_strn(&w, text, lens[k]);
+            msgpack_pack_str(&pk, lens[k]);
+            msgpack_pack_str_body(&pk, text, lens[k]);
+        }
+        cw_raw(&w, "\x01\x02", 2, 2);
+        msgpack_sbuffer_write(&want, "\x01\x02", 2);
+        n += 2;
+        cw_end(&w);
+        for (int i = 0; i < 4; i++)
+            want.data[hdr + 1 + i] = (char)(n >> (24 - 8 * i));
+        ck_assert_uint_eq(w.sb.size, want.size);
+        ck_assert(memcmp(w.sb.data, want.data, want.size) == 0);
+        ck_assert_int_eq(w.oom, 0);
+        msgpack_sbuffer_destroy(&want);
+        codec_writer_destroy(&w);
+    }
+    free(text);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("codec");
@@ -1071,6 +1162,7 @@ static Suite *suite(void)
     tcase_add_test(tc, writer_counts_beyond_small_headers);
     tcase_add_test(tc, writer_cw_raw_counts_its_values);
     tcase_add_test(tc, writer_reset_and_cw_object);
+    tcase_add_test(tc, writer_bytes_are_msgpack_pack_bytes);
     tcase_add_test(tc, error_reply_shape);
     suite_add_tcase(s, tc);
     return s;

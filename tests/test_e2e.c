@@ -285,6 +285,116 @@ START_TEST(req_client_gets_every_reply)
 }
 END_TEST
 
+/* Request i of the flood: score, profile or recommend of one of 40
+ * customers at a fixed `now` (so every answer is reproducible), and every
+ * 97th a score with a wrong type (an error answered by the same path). */
+static void flood_request(int i, int64_t now, msgpack_sbuffer *sb)
+{
+    static const char *const ops[] = {"score", "profile", "recommend"};
+    msgpack_packer pk;
+    char cust[16];
+    const char *op = ops[i % 3];
+    snprintf(cust, sizeof cust, "fl%d", i % 40);
+    begin(sb, &pk, op, strcmp(op, "recommend") == 0 ? 4 : 3);
+    tu_pack_str(&pk, "id");
+    msgpack_pack_int(&pk, i);
+    tu_pack_str(&pk, "customer");
+    if (i % 97 == 0)
+        msgpack_pack_int(&pk, 5);
+    else
+        tu_pack_str(&pk, cust);
+    tu_pack_str(&pk, "now");
+    msgpack_pack_int64(&pk, now);
+    if (strcmp(op, "recommend") == 0) {
+        tu_pack_str(&pk, "k");
+        msgpack_pack_int(&pk, 3);
+    }
+}
+
+#define FLOOD 3000
+
+/* Requests that queue up are answered on both cores: the loop hands
+ * single-customer reads to the workers in batches.  Every reply must be
+ * byte for byte the one the loop gives a lone request. */
+START_TEST(reads_in_a_flood_answer_as_a_lone_request_does)
+{
+    ls_client *lc;
+    tu_conn req, dealer;
+    int64_t now = tu_now_ms() + 86400000;
+    ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
+    for (int i = 0; i < 40; i++) {
+        char cust[16];
+        snprintf(cust, sizeof cust, "fl%d", i);
+        ls_client_event evs[2] = {
+            {.customer = cust, .type = "product_view", .category = i % 2 ? "shoes/running" : "books", .session = "s"},
+            {.customer = cust, .type = i % 3 ? "add_to_cart" : "purchase", .price = 10 + i, .has = LS_HAS_PRICE},
+        };
+        ck_assert_int_eq(ls_client_track(lc, evs, 2, NULL), LS_OK);
+    }
+    ls_client_close(&lc);
+    /* the answers to lone requests, one at a time */
+    char **want = calloc(FLOOD, sizeof *want);
+    size_t *want_len = calloc(FLOOD, sizeof *want_len);
+    tu_connect(&req, srv.endpoint, ZMQ_REQ);
+    for (int i = 0; i < FLOOD; i++) {
+        msgpack_sbuffer sb;
+        char buf[8192];
+        flood_request(i, now, &sb);
+        ck_assert_int_ge(zmq_send(req.sock, sb.data, sb.size, 0), 0);
+        msgpack_sbuffer_destroy(&sb);
+        int len = zmq_recv(req.sock, buf, sizeof buf, 0);
+        ck_assert_int_gt(len, 0);
+        ck_assert_int_lt(len, (int)sizeof buf);
+        want[i] = malloc((size_t)len);
+        memcpy(want[i], buf, (size_t)len);
+        want_len[i] = (size_t)len;
+    }
+    tu_disconnect(&req);
+    /* the same requests all at once */
+    tu_connect(&dealer, srv.endpoint, ZMQ_DEALER);
+    for (int i = 0; i < FLOOD; i++) {
+        msgpack_sbuffer sb;
+        flood_request(i, now, &sb);
+        ck_assert_int_ge(zmq_send(dealer.sock, "", 0, ZMQ_SNDMORE), 0);
+        ck_assert_int_ge(zmq_send(dealer.sock, sb.data, sb.size, 0), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    char *seen = calloc(FLOOD, 1);
+    for (int n = 0; n < FLOOD; n++) {
+        char buf[8192];
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(zmq_recv(dealer.sock, buf, sizeof buf, 0), 0); /* the delimiter */
+        int len = zmq_recv(dealer.sock, buf, sizeof buf, 0);
+        ck_assert_int_gt(len, 0);
+        ck_assert(msgpack_unpack_next(&up, buf, (size_t)len, NULL) == MSGPACK_UNPACK_SUCCESS);
+        int64_t i = tu_get_int(&up.data, "id");
+        ck_assert(i >= 0 && i < FLOOD && !seen[i]);
+        seen[i] = 1;
+        ck_assert_uint_eq((size_t)len, want_len[i]);
+        ck_assert(memcmp(buf, want[i], (size_t)len) == 0);
+        msgpack_unpacked_destroy(&up);
+    }
+    tu_disconnect(&dealer);
+    /* and the workers did answer some of them */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&req, srv.endpoint, ZMQ_DEALER);
+    begin(&sb, &pk, "stats", 0);
+    call(&req, &sb, &up);
+    ck_assert_int_gt(tu_get_int(&up.data, "reads_by_workers"), 0);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&req);
+    for (int i = 0; i < FLOOD; i++)
+        free(want[i]);
+    free(want);
+    free(want_len);
+    free(seen);
+}
+END_TEST
+
 START_TEST(batched_score_keeps_order)
 {
     tu_conn c;
@@ -1205,6 +1315,7 @@ static Suite *suite(void)
     tcase_add_test(tc, repeated_event_ids_count_once);
     tcase_add_test(tc, dealer_with_one_hundred_in_flight_gets_every_reply);
     tcase_add_test(tc, req_client_gets_every_reply);
+    tcase_add_test(tc, reads_in_a_flood_answer_as_a_lone_request_does);
     tcase_add_test(tc, batched_score_keeps_order);
     tcase_add_test(tc, explain_contributions_sum_to_the_log_odds);
     tcase_add_test(tc, model_and_stats_ops_report);

@@ -3,16 +3,20 @@
  * order and every reason), the cart without prices, monotonicity in the
  * cart value and in readiness, ties in journey_action order, finite values
  * and bounded reasons on empty and odd records, the real assessment path,
- * and the msgpack shape of `next_actions`. */
+ * the msgpack shape of `next_actions`, and the hand-built reason text
+ * (textfmt.h) against snprintf as the oracle. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "assess.h"
 #include "leadscore/error.h"
 #include "nextaction.h"
 #include "testutil.h"
+#include "textfmt.h"
 #include "timefmt.h"
 
 #define DAY 86400000LL
@@ -416,6 +420,182 @@ START_TEST(next_actions_on_the_wire)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Reason text: textfmt.h against snprintf, the oracle                 */
+/* ------------------------------------------------------------------ */
+
+static uint64_t rng = 0x2545f4914f6cdd1dULL;
+
+static double uniform01(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+/* Values that probe "%.Nf": ties (exact binary halves of the last digit),
+ * signs, -0, subnormals, the 1e15 edge of the fast path, NaN and inf. */
+static double probe_value(int i)
+{
+    static const double fixed[] = {0.0, -0.0, 0.5, 1.5, 2.5, -0.5, -2.5, 0.05, 0.125, 0.375, 0.625, 0.875,
+                                   -0.125, 0.005, 0.015, 0.025, 0.045, 1.005, 2.675, 9.995, 99.995, 0.25,
+                                   0.75, 1.25, 0.95, 9.95, 1e-310, -1e-310, 5e-324, 4.9e-324, 1e-20,
+                                   0.4999999999999999, 0.5000000000000001, 1e14 + 0.25, 1e14 + 0.125,
+                                   999999999999999.9, 999999999999999.875, 1e15, -1e15, 1e15 + 2, 1e16,
+                                   1e300, -1e300, DBL_MAX, -DBL_MAX, NAN, -NAN, INFINITY, -INFINITY,
+                                   123456.45, 0.1, 0.15, 0.35, 4503599627370495.5, 1e12, 1e12 - 0.005};
+    int nf = (int)(sizeof fixed / sizeof fixed[0]);
+    if (i < nf)
+        return fixed[i];
+    switch (i % 5) {
+    case 0: return (double)(i % 20000) / 8.0 - 1000.0;            /* exact halves, quarters, eighths */
+    case 1: return (double)(i % 100000) / 200.0;                  /* x.xx5 as near as binary gets */
+    case 2: return ldexp((double)(i % 4096), -(i % 12));          /* exact dyadic ties */
+    case 3: return (uniform01() < 0.3 ? -1 : 1) * pow(10.0, -25.0 + 42.0 * uniform01());
+    default: return (uniform01() - 0.5) * 2e15;                    /* near the fast path's edge */
+    }
+}
+
+START_TEST(fixed_point_text_is_what_snprintf_writes)
+{
+    for (int i = 0; i < 60000; i++) {
+        double v = probe_value(i);
+        for (int d = 0; d <= 2; d++) {
+            char got[400], want[400];
+            textfmt t = textfmt_begin(got, sizeof got);
+            textfmt_fixed(&t, v, d);
+            textfmt_end(&t, got);
+            snprintf(want, sizeof want, "%.*f", d, v);
+            ck_assert_msg(strcmp(got, want) == 0, "%%.%df of %a: \"%s\" != \"%s\"", d, v, got, want);
+        }
+    }
+}
+END_TEST
+
+START_TEST(integer_text_is_what_snprintf_writes)
+{
+    static const int64_t fixed[] = {0, 1, -1, 9, 10, -10, 99, 100, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN,
+                                    (int64_t)1e18, -(int64_t)1e18};
+    for (int i = 0; i < 100000; i++) {
+        int64_t v = i < 14 ? fixed[i] : (int64_t)(uniform01() * 1.8e19 - 9e18) >> (i % 60);
+        char got[40], want[40];
+        textfmt t = textfmt_begin(got, sizeof got);
+        textfmt_int(&t, v);
+        textfmt_end(&t, got);
+        snprintf(want, sizeof want, "%lld", (long long)v);
+        ck_assert_str_eq(got, want);
+        t = textfmt_begin(got, sizeof got);
+        textfmt_uint(&t, (uint64_t)v);
+        textfmt_end(&t, got);
+        snprintf(want, sizeof want, "%llu", (unsigned long long)(uint64_t)v);
+        ck_assert_str_eq(got, want);
+    }
+}
+END_TEST
+
+/* A builder cut short gives snprintf's prefix, at every capacity. */
+START_TEST(a_full_builder_cuts_like_snprintf)
+{
+    const double vals[] = {1234.5678, -0.125, NAN, 1e300, -INFINITY};
+    for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+        for (size_t cap = 1; cap <= 360; cap++) {
+            char got[400], want[400];
+            memset(got, 'Z', sizeof got);
+            textfmt t = textfmt_begin(got, cap);
+            textfmt_lit(&t, "cart of ");
+            textfmt_fixed(&t, vals[k], 2);
+            textfmt_char(&t, ' ');
+            textfmt_uint(&t, 4294967295u);
+            textfmt_str(&t, " open 3 h; readiness ");
+            textfmt_int(&t, -42);
+            size_t n = textfmt_end(&t, got);
+            int w = snprintf(want, cap, "cart of %.2f %u open 3 h; readiness %d", vals[k], 4294967295u, -42);
+            ck_assert_str_eq(got, want);
+            ck_assert_uint_eq(n, (size_t)w < cap ? (size_t)w : cap - 1);
+            ck_assert_int_eq(got[cap], 'Z');   /* nothing past the buffer */
+        }
+    }
+}
+END_TEST
+
+/* Every rule's reason, over many figures, against its format written with
+ * snprintf (the rule's text before it was built by hand). */
+START_TEST(reasons_read_as_the_printf_formats_write_them)
+{
+    char label[32], want[NEXTACTION_REASON_MAX];
+    snprintf(label, sizeof label, "%.0f-day value", model_clv_params(m)->horizon_days);
+    for (int i = 0; i < 20000; i++) {
+        ls_features f;
+        assess_result a;
+        nextaction_item it[JA_COUNT];
+        memset(&a, 0, sizeof a);
+        feature_init(&f);
+        f.first_seen_ms = NOW - 400 * DAY;
+        f.last_seen_ms = NOW - HOUR;
+        f.count[EV_PURCHASE] = (uint32_t)(i % 4);
+        f.spend = f.count[EV_PURCHASE] ? fabs(probe_value(i + 7)) : 0;
+        if (!(f.spend < 1e13))
+            f.spend = 84.0;
+        f.last_purchase_ms = f.count[EV_PURCHASE] ? NOW - (int64_t)(uniform01() * 900) * HOUR : 0;
+        f.first_purchase_ms = f.last_purchase_ms ? f.last_purchase_ms - 30 * DAY : 0;
+        f.last_cart_ms = NOW - (int64_t)(uniform01() * 200) * HOUR;
+        double s = i % 7 == 0 ? probe_value(i) : uniform01();
+        a.logistic.score = s;
+        a.p_alive = i % 11 == 0 ? probe_value(i + 3) : uniform01();
+        a.clv = i % 3 == 0 ? probe_value(i + 1) : uniform01() * 5000;
+        a.journey.actions = (1u << JA_VIP_REWARD) | (1u << JA_ACCOUNT_INVITE) | (1u << JA_WIN_BACK);
+        int n = nextaction_rank(m, &f, &a, NOW, it);
+        ck_assert_int_eq(n, 3);
+        double sc = s > 0 ? (s < 1 ? s : 1) : 0, al = a.p_alive > 0 ? (a.p_alive < 1 ? a.p_alive : 1) : 0;
+        double clv = a.clv > 0 ? (a.clv < NEXTACTION_MAX_STAKE ? a.clv : NEXTACTION_MAX_STAKE) : 0;
+        for (int j = 0; j < n; j++) {
+            double order = it[j].action == JA_WIN_BACK ? it[j].stake : 0;
+            if (it[j].action == JA_VIP_REWARD)
+                snprintf(want, sizeof want, "%s %.2f, %.0f%% credited to a reward; P(alive) %.2f", label, clv,
+                         100 * NEXTACTION_VIP_SHARE, al);
+            else if (it[j].action == JA_ACCOUNT_INVITE)
+                snprintf(want, sizeof want, "%u order%s without an account; %.0f%% of %s %.2f; readiness %.2f",
+                         f.count[EV_PURCHASE], f.count[EV_PURCHASE] == 1 ? "" : "s", 100 * NEXTACTION_INVITE_SHARE,
+                         label, clv, sc);
+            else if (f.last_purchase_ms == 0)
+                snprintf(want, sizeof want, "no order on record; average order %.2f; readiness %.2f", order, sc);
+            else {
+                double ms = NOW > f.last_purchase_ms ? (double)(NOW - f.last_purchase_ms) : 0;
+                char age[32];
+                if (ms < 48 * (double)HOUR)
+                    snprintf(age, sizeof age, "%.0f h", floor(ms / (double)HOUR));
+                else
+                    snprintf(age, sizeof age, "%.0f day%s", floor(ms / (double)DAY),
+                             floor(ms / (double)DAY) == 1 ? "" : "s");
+                snprintf(want, sizeof want, "no order for %s; average order %.2f; readiness %.2f", age, order, sc);
+            }
+            ck_assert_msg(strcmp(it[j].reason, want) == 0, "\"%s\" != \"%s\"", it[j].reason, want);
+        }
+        /* the cart, priced */
+        a.journey.actions = 1u << JA_ABANDONED_CART;
+        f.cart[0].ts_ms = NOW - HOUR;
+        f.cart[0].value = (float)(i % 5 == 0 ? probe_value(i) : uniform01() * 900);
+        f.cart[0].items = 1;
+        f.last_purchase_ms = f.first_purchase_ms = 0;
+        ck_assert_int_eq(nextaction_rank(m, &f, &a, NOW, it), 1);
+        double cart = feature_open_cart(&f);
+        if (cart > 0) {
+            double ms = (double)(NOW - f.last_cart_ms);
+            char age[32];
+            if (ms < 48 * (double)HOUR)
+                snprintf(age, sizeof age, "%.0f h", floor(ms / (double)HOUR));
+            else
+                snprintf(age, sizeof age, "%.0f day%s", floor(ms / (double)DAY),
+                         floor(ms / (double)DAY) == 1 ? "" : "s");
+            snprintf(want, sizeof want, "cart of %.2f open %s; readiness %.2f",
+                     cart < NEXTACTION_MAX_STAKE ? cart : NEXTACTION_MAX_STAKE, age, sc);
+            ck_assert_msg(strcmp(it[0].reason, want) == 0, "\"%s\" != \"%s\"", it[0].reason, want);
+        }
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("nextaction");
@@ -430,6 +610,10 @@ static Suite *suite(void)
     tcase_add_test(tc, empty_and_odd_records_stay_finite);
     tcase_add_test(tc, the_assessed_customer_gets_its_actions_ranked);
     tcase_add_test(tc, next_actions_on_the_wire);
+    tcase_add_test(tc, fixed_point_text_is_what_snprintf_writes);
+    tcase_add_test(tc, integer_text_is_what_snprintf_writes);
+    tcase_add_test(tc, a_full_builder_cuts_like_snprintf);
+    tcase_add_test(tc, reasons_read_as_the_printf_formats_write_them);
     suite_add_tcase(s, tc);
     return s;
 }
