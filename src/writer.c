@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <zmq.h>
 
 #include "automation.h"
@@ -27,6 +28,48 @@
 #define FORGET_RESERVE_MAX (1ULL << 30)
 #define AUDIENCE_REPLY_WAIT_MS 5000 /* an audience_put waits this long for its first pass */
 #define MAX_WAITING 256
+/* Jobs the writer's socket queues on its side, on top of each producer's
+ * own SERVICE_WRITER_HWM: deep enough that a backlog of fire-and-forget
+ * batches is taken in groups of commit-max-events (fewer, larger commits
+ * write each B-tree page once for more events), while a producer whose
+ * queue is full still blocks, so a flood backs up to the PULL socket. */
+#define WRITER_QUEUE_JOBS 512
+
+/* One event of a run of track jobs, in the order it is applied. */
+typedef struct {
+    const ls_event *ev;
+    writer_job *job;
+    size_t seq;        /* its place in arrival order */
+} run_event;
+
+/* What the writer reuses from group to group: the customer being
+ * written, and the events of a run sorted by customer. */
+typedef struct {
+    store_held held;
+    run_event *ev;
+    size_t ev_cap;
+    const ls_event **order; /* the same events in arrival order ... */
+    uint8_t *accepted;      /* ... and which of them were stored */
+    size_t order_cap;
+} group_scratch;
+
+static void scratch_init(group_scratch *g)
+{
+    memset(g, 0, sizeof *g);
+    store_held_init(&g->held);
+}
+
+static void scratch_free(group_scratch *g)
+{
+    store_held_free(&g->held);
+    free(g->ev);
+    free(g->order);
+    free(g->accepted);
+    g->ev = NULL;
+    g->order = NULL;
+    g->accepted = NULL;
+    g->ev_cap = g->order_cap = 0;
+}
 
 struct writer {
     service *svc;
@@ -40,7 +83,7 @@ struct writer {
     size_t group_cap;
     int64_t last_prune_ms;
     int64_t last_reader_check_ms;
-    store_held held;   /* the customer being written, reused across groups */
+    group_scratch scratch; /* the customer being written and the sorted events, reused across groups */
     automation *autom; /* NULL: --triggers off */
     uint64_t notified_seq;        /* the last seq told to the server loop */
     writer_job *waiting[MAX_WAITING]; /* audience_put replies held until the first pass */
@@ -306,6 +349,119 @@ static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int stri
     return rc;
 }
 
+/* Orders a run's events by customer id, arrival order within one. */
+static int by_customer(const void *pa, const void *pb)
+{
+    const run_event *a = pa, *b = pb;
+    size_t la = a->ev->customer.len, lb = b->ev->customer.len;
+    int c = memcmp(a->ev->customer.ptr, b->ev->customer.ptr, la < lb ? la : lb);
+    if (c == 0 && la != lb)
+        c = la < lb ? -1 : 1;
+    if (c == 0)
+        c = a->seq < b->seq ? -1 : 1;
+    return c;
+}
+
+static int reserve_run(group_scratch *g, size_t n)
+{
+    if (n > g->ev_cap) {
+        run_event *e = realloc(g->ev, n * sizeof *e);
+        if (!e)
+            return LS_ENOMEM;
+        g->ev = e;
+        g->ev_cap = n;
+    }
+    if (n > g->order_cap) {
+        const ls_event **o = realloc(g->order, n * sizeof *o);
+        if (o)
+            g->order = o;
+        uint8_t *b = o ? realloc(g->accepted, n) : NULL;
+        if (!b)
+            return LS_ENOMEM;
+        g->accepted = b;
+        g->order_cap = n;
+    }
+    return LS_OK;
+}
+
+/* Claims the event ids of a run's events in arrival order (the first of
+ * two events with one id wins, as one job after another would have it)
+ * and lists the events not seen before in g->ev.  *n says how many. */
+static int claim_run(store_wtxn *txn, writer_job **jobs, size_t count, group_scratch *g, size_t *n)
+{
+    *n = 0;
+    for (size_t j = 0; j < count; j++) {
+        writer_job *job = jobs[j];
+        for (size_t i = 0; i < job->nevents && !job->failed_alone; i++) {
+            const ls_event *ev = &job->events[i];
+            if (ev->event_id.len) {
+                int seen = 0, rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len,
+                                                             ev->customer.ptr, ev->customer.len, job->received_ms,
+                                                             &seen);
+                if (rc)
+                    return rc;
+                if (seen) {
+                    job->duplicates++;
+                    continue;
+                }
+            }
+            g->accepted[*n] = 0;
+            g->order[*n] = ev;
+            g->ev[*n] = (run_event){ev, job, *n};
+            (*n)++;
+        }
+    }
+    return LS_OK;
+}
+
+/* Applies consecutive track jobs as one run (not strict): their events
+ * sorted by customer, so each customer's record is read, replayed and
+ * written once for the run however its events were spread over the jobs,
+ * and the B-tree is walked in key order.  The outcome is the jobs' one by
+ * one: ids are claimed in arrival order, a customer's events are added in
+ * arrival order, and the customers are touched for automation in the
+ * order their first stored event arrived. */
+static int apply_run(store_wtxn *txn, writer_job **jobs, size_t count, group_scratch *g, automation *a)
+{
+    size_t total = 0, n;
+    for (size_t j = 0; j < count; j++)
+        total += jobs[j]->failed_alone ? 0 : jobs[j]->nevents;
+    int rc = reserve_run(g, total);
+    if (rc == LS_OK)
+        rc = claim_run(txn, jobs, count, g, &n);
+    if (rc)
+        return rc;
+    if (n > 1)
+        qsort(g->ev, n, sizeof *g->ev, by_customer);
+    for (size_t i = 0; i < n; i++) {
+        int dup = 0;
+        if ((rc = store_wtxn_add_event(txn, &g->held, g->ev[i].ev, &dup)) != LS_OK)
+            return rc;
+        if (dup) {
+            g->ev[i].job->duplicates++; /* its id is in the customer's history */
+        } else {
+            g->ev[i].job->accepted++;
+            g->accepted[g->ev[i].seq] = 1;
+        }
+    }
+    if (!a)
+        return LS_OK;
+    for (size_t i = 0; i < n; i++) /* in arrival order */
+        if (g->accepted[i] && (rc = automation_touch(a, g->order[i]->customer.ptr, g->order[i]->customer.len)))
+            return rc;
+    return LS_OK;
+}
+
+/* How many of jobs[0..n) are track jobs in a row (left-out jobs do not
+ * break a run); they are applied as one run unless the group is strict. */
+static size_t events_run(writer_job **jobs, size_t n)
+{
+    size_t k = 0;
+    while (k < n && jobs[k]->kind == JOB_EVENTS)
+        k++;
+    return k;
+}
+
 /* Clears what an aborted attempt wrote into the jobs (not the outcome of
  * a job already left out). */
 static void reset_jobs(writer_job **jobs, size_t n)
@@ -324,9 +480,10 @@ static void reset_jobs(writer_job **jobs, size_t n)
  * index of the job that failed on its own (strict only), n when it was
  * the group's, n + 1 when a job failed but which one is not known (a
  * held customer written back late): then try again strict. */
-static int try_group(service *svc, automation *a, store_held *rec, writer_job **jobs, size_t n, int strict,
+static int try_group(service *svc, automation *a, group_scratch *g, writer_job **jobs, size_t n, int strict,
                      size_t *culprit)
 {
+    store_held *rec = &g->held;
     store_wtxn *txn = NULL;
     model *m = NULL;
     *culprit = n;
@@ -336,10 +493,13 @@ static int try_group(service *svc, automation *a, store_held *rec, writer_job **
         m = service_model_acquire(svc);
         rc = automation_begin(a, txn, m, timefmt_now_ms());
     }
-    for (size_t j = 0; j < n && rc == LS_OK; j++) {
-        if (jobs[j]->failed_alone)
-            continue;
-        rc = apply_job(txn, jobs[j], rec, strict, a);
+    for (size_t j = 0, run; j < n && rc == LS_OK; j += run) {
+        run = strict ? 0 : events_run(jobs + j, n - j);
+        if (run > 0)
+            rc = apply_run(txn, jobs + j, run, g, a);
+        else if (!jobs[j]->failed_alone)
+            rc = apply_job(txn, jobs[j], rec, strict, a);
+        run = run ? run : 1;
         if (rc != LS_OK && !group_level(rc))
             *culprit = strict ? j : n + 1;
     }
@@ -385,17 +545,17 @@ static uint64_t forget_reserve(uint64_t map_max)
  * inside the file.  When the map has none, it lends the forget a reserve
  * past map-max and shrinks back after (to the pages then in use), so
  * tracks cannot take the reserve. */
-static void forget_alone(service *svc, automation *a, store_held *rec, writer_job *job)
+static void forget_alone(service *svc, automation *a, group_scratch *g, writer_job *job)
 {
     writer_job *one[1] = {job};
     size_t culprit;
     job->status = LS_OK;
-    int rc = try_group(svc, a, rec, one, 1, 1, &culprit);
+    int rc = try_group(svc, a, g, one, 1, 1, &culprit);
     if (rc == LS_EFULL) {
         reset_jobs(one, 1);
         uint64_t max = svc->cfg.map_max;
         if (store_set_map_size(svc->store, max + forget_reserve(max)) == LS_OK)
-            rc = try_group(svc, a, rec, one, 1, 1, &culprit);
+            rc = try_group(svc, a, g, one, 1, 1, &culprit);
         store_set_map_size(svc->store, max); /* LMDB keeps what is in use */
     }
     if (rc != LS_OK) {
@@ -458,7 +618,7 @@ static void log_failure(const service *svc, int rc, size_t njobs)
  * on its own is found (a strict attempt), left out and the rest tried
  * again, so one bad request cannot sink the others.  Bounded: each retry
  * turns strict once, leaves a job out, or grows the map. */
-static int apply_group(service *svc, automation *a, store_held *rec, writer_job **jobs, size_t n)
+static int apply_group(service *svc, automation *a, group_scratch *g, writer_job **jobs, size_t n)
 {
     int rc = LS_OK;
     for (size_t j = 0; j < n; j++) {
@@ -470,7 +630,7 @@ static int apply_group(service *svc, automation *a, store_held *rec, writer_job 
     int strict = 0;
     for (size_t attempt = 0; attempt < n + MAX_GROWS + 1; attempt++) {
         size_t culprit;
-        rc = try_group(svc, a, rec, jobs, n, strict, &culprit);
+        rc = try_group(svc, a, g, jobs, n, strict, &culprit);
         if (rc == LS_OK)
             break;
         reset_jobs(jobs, n);
@@ -498,7 +658,7 @@ static int apply_group(service *svc, automation *a, store_held *rec, writer_job 
                 jobs[j]->status = rc;
         for (size_t j = 0; j < n && (rc == LS_EFULL || rc == LS_EUNAVAIL); j++)
             if (jobs[j]->kind == JOB_FORGET && !jobs[j]->failed_alone)
-                forget_alone(svc, a, rec, jobs[j]);
+                forget_alone(svc, a, g, jobs[j]);
     }
     count_jobs(svc, jobs, n, rc);
     return rc;
@@ -506,10 +666,10 @@ static int apply_group(service *svc, automation *a, store_held *rec, writer_job 
 
 int writer_apply(service *svc, writer_job **jobs, size_t n)
 {
-    store_held rec;
-    store_held_init(&rec);
-    int rc = apply_group(svc, NULL, &rec, jobs, n);
-    store_held_free(&rec);
+    group_scratch g;
+    scratch_init(&g);
+    int rc = apply_group(svc, NULL, &g, jobs, n);
+    scratch_free(&g);
     return rc;
 }
 
@@ -777,12 +937,13 @@ static int automation_between_groups(writer *w)
 
 static void *writer_main(void *arg)
 {
+    prctl(PR_SET_NAME, "ls-writer");
     writer *w = arg;
     int wait_ms = IDLE_POLL_MS;
     while (w->finished < w->nproducers) {
         size_t n = collect(w, wait_ms);
         if (n > 0) {
-            int rc = apply_group(w->svc, w->autom, &w->held, w->group, n);
+            int rc = apply_group(w->svc, w->autom, &w->scratch, w->group, n);
             if (rc == LS_OK && w->autom)
                 notify_triggers(w);
             finish_group(w, n);
@@ -839,13 +1000,13 @@ int writer_start(writer **out, service *svc, int nproducers)
         return LS_ENOMEM;
     w->svc = svc;
     w->nproducers = nproducers;
-    store_held_init(&w->held);
+    scratch_init(&w->scratch);
     if (svc->cfg.triggers && open_automation(w) != LS_OK) {
         free(w);
         return LS_EINVAL;
     }
     codec_writer_init(&w->reply);
-    w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1, SERVICE_WRITER_HWM);
+    w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1, WRITER_QUEUE_JOBS);
     w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
     if (!w->pull || !w->replies)
         goto fail;
@@ -873,7 +1034,7 @@ void writer_join(writer **wp)
     zmq_close(w->pull);
     zmq_close(w->replies);
     codec_writer_destroy(&w->reply);
-    store_held_free(&w->held);
+    scratch_free(&w->scratch);
     automation_close(&w->autom);
     free(w->group);
     free(w);

@@ -6,6 +6,12 @@
  * LMDB write transaction, commits and syncs it, and only then sends each
  * job's reply back through the server loop.  So an `ok:true` always means
  * the events are on disk, and one fsync is shared by many requests.
+ * Consecutive track jobs of a group are applied as one run, their events
+ * sorted by customer (ids claimed and customers handed to automation in
+ * arrival order), so a customer's record is read and written once per
+ * run; the outcome is the same as applying them one by one.  The writer's
+ * queue is deep enough that a backlog of PULL batches makes groups of
+ * commit-max-events: a page written by a commit carries more events.
  *
  * Failures: every key a job would write is checked before the
  * transaction; a job that still fails inside it (a write LMDB refuses) is
