@@ -33,14 +33,22 @@ static double repeat_mean(const ls_features *f, double x)
     return rest > 0 ? rest : f->spend / (x + 1);
 }
 
+/* The model-level features from the window figures: a failed or
+ * non-finite figure is 0. */
+static void window_level(const clv_repeat_window_figures *w, double *p_buy, double *expected)
+{
+    *p_buy = w->p_buy_rc == LS_OK && isfinite(w->p_buy) ? w->p_buy : 0.0;
+    *expected = w->expected_rc == LS_OK && isfinite(w->expected) ? w->expected : 0.0;
+}
+
 void assess_repeat_summary(const model_clv *c, double x, double t_x, double T, double horizon_days, double *p_buy,
                            double *expected)
 {
-    double tau = horizon_days / c->time_unit_days, p = 0, e = 0;
-    int rp, re;
-    clv_repeat_window(&c->repeat, x, t_x, T, tau, &rp, &p, &re, &e);   /* P(alive) once */
-    *p_buy = rp == LS_OK && isfinite(p) ? p : 0.0;
-    *expected = re == LS_OK && isfinite(e) ? e : 0.0;
+    double tau = horizon_days / c->time_unit_days;
+    clv_repeat_window_figures w;
+    /* P(alive) once */
+    clv_repeat_window(&c->repeat, x, t_x, T, tau, &w.p_buy_rc, &w.p_buy, &w.expected_rc, &w.expected);
+    window_level(&w, p_buy, expected);
 }
 
 void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, double horizon_days, double *p_buy,
@@ -59,6 +67,7 @@ void assess_prepare(const model_clv *c, double horizon_days, assess_consts *out)
     out->mean_order = mean_order;
     out->prospect_share = horizon_days > 30 ? 30.0 / horizon_days : 1.0;
     out->tau_30 = 30.0 / c->time_unit_days;
+    out->tau_window = horizon_days / c->time_unit_days;   /* as assess_repeat_summary */
     out->horizon = c->horizon_days / c->time_unit_days;
     out->period = out->rate = 0;
     if (c->discount_rate_annual > 0) {
@@ -67,33 +76,56 @@ void assess_prepare(const model_clv *c, double horizon_days, assess_consts *out)
     }
 }
 
-/* P(alive), expected purchases in 30 days and the value over the clv
- * horizon (clv_repeat_customer: P(alive) once).  A prospect: p_alive 1,
- * its score's share of 30 days, its score times the mean order. */
-static void customer_base(const model *m, const ls_features *f, int64_t now_ms, assess_result *out)
+/* The customer-base figures of a buyer (x, t_x, T): P(alive), expected
+ * purchases in 30 days and the value over the clv horizon, in one
+ * clv_repeat_customer call (P(alive) once).  When the model scores with
+ * repeat_p_buy / repeat_expected, level[] gets them (assess_repeat's
+ * figures at the model's horizon) from the same call, which then also
+ * shares P(alive) and, for a 30-day horizon, the expected purchases with
+ * them; otherwise level[] is left alone. */
+static void buyer_base(const model *m, const ls_features *f, double x, double t_x, double T, assess_result *out,
+                       double level[2])
 {
     const model_clv *c = model_clv_params(m);
     const assess_consts *k = model_assess_consts(m);
-    double x, t_x, T;
-    if (!assess_summary(c, f, now_ms, &x, &t_x, &T)) {
-        out->p_alive = 1.0;
-        out->expected_purchases_30d = out->logistic.score * k->prospect_share;
-        out->clv = out->logistic.score * k->mean_order;
-        return;
-    }
+    double zbar = repeat_mean(f, x);
     clv_repeat_figures fig;
-    clv_repeat_customer(&c->repeat, &c->gamma_gamma, x, t_x, T, repeat_mean(f, x), k->tau_30, k->horizon, k->period,
-                        k->rate, &fig);
+    if (model_uses_repeat(m)) {
+        clv_repeat_window_figures w;
+        clv_repeat_customer_window(&c->repeat, &c->gamma_gamma, x, t_x, T, zbar, k->tau_30, k->horizon, k->period,
+                                   k->rate, k->tau_window, &fig, &w);
+        window_level(&w, &level[0], &level[1]);
+    } else {
+        clv_repeat_customer(&c->repeat, &c->gamma_gamma, x, t_x, T, zbar, k->tau_30, k->horizon, k->period, k->rate,
+                            &fig);
+    }
     out->p_alive = fig.p_alive_rc == LS_OK ? fig.p_alive : 0.0;
     out->expected_purchases_30d = fig.expected_rc == LS_OK ? fig.expected : 0.0;
     out->clv = fig.value_rc == LS_OK && isfinite(fig.value) ? fig.value : 0.0;
 }
 
+/* A prospect (never bought): p_alive 1, its score's share of 30 days, its
+ * score times the mean order. */
+static void prospect_base(const model *m, assess_result *out)
+{
+    const assess_consts *k = model_assess_consts(m);
+    out->p_alive = 1.0;
+    out->expected_purchases_30d = out->logistic.score * k->prospect_share;
+    out->clv = out->logistic.score * k->mean_order;
+}
+
 void assess_customer_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
                         unsigned flags, assess_result *out)
 {
-    model_score(m, f, ctx, explain, &out->logistic);
-    customer_base(m, f, ctx->now_ms, out);
+    double x, t_x, T, level[2] = {0, 0};   /* a prospect's model-level features are 0 (assess_repeat) */
+    /* the customer base first, for a buyer, so that the score takes its
+     * model-level features from the same BG/NBD pass */
+    int buyer = assess_summary(model_clv_params(m), f, ctx->now_ms, &x, &t_x, &T);
+    if (buyer)
+        buyer_base(m, f, x, t_x, T, out, level);
+    model_score_ex(m, f, ctx, explain, level, &out->logistic);
+    if (!buyer)
+        prospect_base(m, out);
     journey_inputs ji = {ctx->now_ms, out->p_alive, out->clv};
     journey_eval(model_journey(m), f, &ji, &out->journey);
     out->nsegments = 0;

@@ -40,7 +40,9 @@ int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, dou
  * and *expected = expected orders, under c's BG/NBD or NBD
  * (clv_repeat_p_buy, clv_repeat_expected).  A figure the maths cannot give
  * is 0.  THE definition of the model-level features repeat_p_buy and
- * repeat_expected (model.h): model_score and `train` both come here. */
+ * repeat_expected (model.h): model_score and `train` both come here;
+ * assess_customer_ex takes the same bits from clv_repeat_customer_window
+ * (tests/test_assess.c compares the two). */
 void assess_repeat_summary(const model_clv *c, double x, double t_x, double T, double horizon_days, double *p_buy,
                            double *expected);
 
@@ -50,7 +52,11 @@ void assess_repeat(const model_clv *c, const ls_features *f, int64_t now_ms, dou
 
 /* Assesses record f at ctx->now_ms: k segments (0: none, < 0: the
  * model's default k), contributions when explain is set.  Never fails: a
- * numerical failure in the BG/NBD maths leaves that figure at 0. */
+ * numerical failure in the BG/NBD maths leaves that figure at 0.  The
+ * result is bit for bit model_score followed by the customer-base figures
+ * computed on their own; the BG/NBD work the two share (P(alive), and the
+ * 30-day expected purchases when the model's horizon_days is 30) is done
+ * once (clv_repeat_customer_window). */
 void assess_customer(const model *m, const ls_features *f, const feature_ctx *ctx, int explain, int k,
                      assess_result *out);
 
@@ -74,6 +80,7 @@ struct assess_consts {
     double mean_order;        /* Gamma-Gamma population mean order value (0 if q <= 1) */
     double prospect_share;    /* a prospect's 30-day share of its score: min(1, 30 / horizon_days) */
     double tau_30;            /* 30 days in the model's time unit */
+    double tau_window;        /* the model's horizon_days in time units (repeat_p_buy, repeat_expected) */
     double horizon;           /* the clv horizon in time units */
     double period, rate;      /* discounting per 30 days (0, 0: none) */
 };

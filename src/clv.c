@@ -1309,10 +1309,41 @@ void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, doub
     bgnbd_customer(&m->bgnbd, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
 }
 
+/* The window figures of clv_repeat_window() for a valid BG/NBD m and
+ * customer (x, T) whose P(alive) is pa, in the expressions of
+ * clv_bgnbd_p_buy() and clv_bgnbd_expected().  When fig is not NULL it
+ * holds bgnbd_customer()'s figures for a horizon t: if tau is the same
+ * double, the expected purchases are that one (the same bracket, the same
+ * product), not computed again. */
+static void bgnbd_window(const clv_bgnbd *m, double x, double T, double pa, double tau, const clv_repeat_figures *fig,
+                         double t, clv_repeat_window_figures *out)
+{
+    double span = m->alpha + T, log1p_ratio, silent, bracket;
+
+    out->p_buy = out->expected = 0.0;
+    if (!isfinite(tau) || tau < 0.0) {
+        out->p_buy_rc = out->expected_rc = LS_EINVAL;
+        return;
+    }
+    /* ln(1 + tau / (alpha + T)): the same double for both figures, once */
+    log1p_ratio = log1p(tau / span);
+    silent = -expm1(-(m->r + x) * log1p_ratio);
+    out->p_buy = pa * silent;
+    out->p_buy_rc = LS_OK;
+    if (fig != NULL && tau == t && signbit(tau) == signbit(t)) {   /* -0.0 == 0.0 but its z differs */
+        out->expected_rc = fig->expected_rc;
+        out->expected = fig->expected;
+        return;
+    }
+    out->expected_rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, tau / (span + tau), -log1p_ratio, &bracket);
+    if (out->expected_rc == LS_OK)
+        out->expected = bracket * pa;
+}
+
 void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, double tau, int *p_buy_rc,
                        double *p_buy, int *expected_rc, double *expected)
 {
-    double pa, span, silent, bracket, log1p_ratio;
+    clv_repeat_window_figures w;
 
     *p_buy = *expected = 0.0;
     if (m == NULL || m->kind != CLV_MODEL_BGNBD) {   /* closed forms: nothing to share */
@@ -1329,15 +1360,24 @@ void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, doub
         *p_buy_rc = *expected_rc = LS_EINVAL;
         return;
     }
-    pa = bgnbd_p_alive_row(&m->bgnbd, x, t_x, T);
-    span = m->bgnbd.alpha + T;
-    /* ln(1 + tau / (alpha + T)): the same double for both figures, once */
-    log1p_ratio = log1p(tau / span);
-    silent = -expm1(-(m->bgnbd.r + x) * log1p_ratio);
-    *p_buy = pa * silent;
-    *p_buy_rc = LS_OK;
-    *expected_rc = bgnbd_bracket(&m->bgnbd, m->bgnbd.r + x, m->bgnbd.a + m->bgnbd.b + x - 1.0, tau / (span + tau),
-                                 -log1p_ratio, &bracket);
-    if (*expected_rc == LS_OK)
-        *expected = bracket * pa;
+    bgnbd_window(&m->bgnbd, x, T, bgnbd_p_alive_row(&m->bgnbd, x, t_x, T), tau, NULL, 0.0, &w);
+    *p_buy_rc = w.p_buy_rc;
+    *p_buy = w.p_buy;
+    *expected_rc = w.expected_rc;
+    *expected = w.expected;
+}
+
+void clv_repeat_customer_window(const clv_repeat *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+                                double zbar, double t, double horizon, double period, double rate, double tau,
+                                clv_repeat_figures *out, clv_repeat_window_figures *win)
+{
+    if (m == NULL || m->kind != CLV_MODEL_BGNBD || !bgnbd_valid(&m->bgnbd) || !customer_valid(x, t_x, T)) {
+        /* closed forms, or every figure LS_EINVAL: nothing to share */
+        clv_repeat_customer(m, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
+        clv_repeat_window(m, x, t_x, T, tau, &win->p_buy_rc, &win->p_buy, &win->expected_rc, &win->expected);
+        return;
+    }
+    *out = (clv_repeat_figures){LS_EINVAL, LS_EINVAL, LS_EINVAL, 0.0, 0.0, 0.0};
+    bgnbd_customer(&m->bgnbd, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
+    bgnbd_window(&m->bgnbd, x, T, out->p_alive, tau, out, t, win);
 }

@@ -225,6 +225,22 @@ void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, doub
 void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, double tau, int *p_buy_rc,
                        double *p_buy, int *expected_rc, double *expected);
 
+/* The figures of clv_repeat_window(), for clv_repeat_customer_window(). */
+typedef struct {
+    int p_buy_rc, expected_rc;
+    double p_buy, expected;   /* 0 where the status is not LS_OK */
+} clv_repeat_window_figures;
+
+/* clv_repeat_customer() into *out and clv_repeat_window() at tau into *win
+ * in one call, for a scorer that needs both (assess.c): every figure and
+ * status bit for bit what the two calls give.  P(alive) is computed once
+ * for all, and the expected purchases in (T, T+tau] are those in (T, T+t]
+ * when tau and t are the same double (under BG/NBD each is a 2F1 series;
+ * a different tau costs one more). */
+void clv_repeat_customer_window(const clv_repeat *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+                                double zbar, double t, double horizon, double period, double rate, double tau,
+                                clv_repeat_figures *out, clv_repeat_window_figures *win);
+
 /* ------------------------------------------------------------------------
  * Gamma-Gamma
  * --------------------------------------------------------------------- */

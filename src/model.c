@@ -440,13 +440,19 @@ static double sigmoid(double x)
     return e / (1.0 + e);
 }
 
-void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
-                 model_result *out)
+int model_uses_repeat(const model *m) { return m->model_level; }
+
+void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                    const double *repeat_level, model_result *out)
 {
     double logit = model_intercept(m), level[2] = {0, 0};
     out->ncontrib = 0;
-    if (m->model_level)
+    if (m->model_level && repeat_level != NULL) {
+        level[0] = repeat_level[0];
+        level[1] = repeat_level[1];
+    } else if (m->model_level) {
         assess_repeat(&m->clv, f, ctx->now_ms, m->horizon_days, &level[0], &level[1]);
+    }
     for (int i = 0; i < m->nterms; i++) {
         int id = m->terms[i].feature;
         double x = id >= MODEL_FEATURE_REPEAT_P_BUY ? level[id - MODEL_FEATURE_REPEAT_P_BUY] : feature_value(f, id, ctx);
@@ -461,6 +467,12 @@ void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, i
     out->score = sigmoid(logit);
     out->score_100 = (int)lround(out->score * 100.0);
     out->tier = out->score >= m->tier_hot ? "hot" : out->score >= m->tier_warm ? "warm" : "cold";
+}
+
+void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                 model_result *out)
+{
+    model_score_ex(m, f, ctx, explain, NULL, out);
 }
 
 int model_path_is_builtin(const char *path)

@@ -130,4 +130,16 @@ void model_calibration(const model *m, double *a, double *b);
 void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
                  model_result *out);
 
+/* 1 when some term is a model-level feature (repeat_p_buy,
+ * repeat_expected), which model_score computes with assess_repeat. */
+int model_uses_repeat(const model *m);
+
+/* model_score with the model-level features given by a caller that has
+ * them already: repeat_level[0] = repeat_p_buy, [1] = repeat_expected,
+ * which must be what assess_repeat(model_clv_params(m), f, ctx->now_ms,
+ * model_horizon_days(m)) gives (assess_customer_ex computes them with the
+ * customer-base figures).  repeat_level NULL: model_score. */
+void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                    const double *repeat_level, model_result *out);
+
 #endif

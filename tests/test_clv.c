@@ -908,6 +908,28 @@ static void check_customer(const clv_repeat *m, const clv_gamma_gamma *gg, doubl
         ck_assert_msg(memcmp(&fig.expected, &e, sizeof e) == 0, "expected %a vs %a", fig.expected, e);
     if (rv == LS_OK)
         ck_assert_msg(memcmp(&fig.value, &v, sizeof v) == 0, "value %a vs %a", fig.value, v);
+    /* clv_repeat_customer_window() is the two calls, every byte: at the
+     * same horizon (the shared expected purchases), at others, at a bad one */
+    const double taus[] = {t, t * (1 + 0x1p-52), 0.5 * t + 1.0, 0.0, -0.0, -1.0, NAN};
+    for (size_t i = 0; i < sizeof taus / sizeof taus[0]; i++) {
+        clv_repeat_figures both;
+        clv_repeat_window_figures w, want = {0, 0, 0.0, 0.0};
+        memset(&both, 0x5a, sizeof both);
+        memset(&w, 0x5a, sizeof w);
+        clv_repeat_window(m, x, t_x, T, taus[i], &want.p_buy_rc, &want.p_buy, &want.expected_rc, &want.expected);
+        clv_repeat_customer_window(m, gg, x, t_x, T, zbar, t, horizon, period, rate, taus[i], &both, &w);
+        ck_assert_int_eq(both.p_alive_rc, fig.p_alive_rc);
+        ck_assert_int_eq(both.expected_rc, fig.expected_rc);
+        ck_assert_int_eq(both.value_rc, fig.value_rc);
+        ck_assert(memcmp(&both.p_alive, &fig.p_alive, sizeof pa) == 0);
+        ck_assert(memcmp(&both.expected, &fig.expected, sizeof e) == 0);
+        ck_assert(memcmp(&both.value, &fig.value, sizeof v) == 0);
+        ck_assert_int_eq(w.p_buy_rc, want.p_buy_rc);
+        ck_assert_int_eq(w.expected_rc, want.expected_rc);
+        ck_assert_msg(memcmp(&w.p_buy, &want.p_buy, sizeof pb) == 0, "p_buy %a vs %a", w.p_buy, want.p_buy);
+        ck_assert_msg(memcmp(&w.expected, &want.expected, sizeof e) == 0, "expected %a vs %a", w.expected,
+                      want.expected);
+    }
 }
 
 START_TEST(repeat_customer_is_the_three_functions)
@@ -925,6 +947,12 @@ START_TEST(repeat_customer_is_the_three_functions)
         double t = 30.0 / 7.0, horizon = 365.0 / 7.0, period = i % 3 ? 30.0 / 7.0 : 0, rate = i % 3 ? 0.01 : 0;
         check_customer(&m, &gg, x, t_x, T, 100.0 * uniform(), t, horizon, period, rate);
         check_customer(&m, &gg, x, t_x, T, 0, 300.0 * uniform(), 500.0 * uniform(), period, rate);
+        /* edges: no repeat purchase, a heavy buyer, T == t_x, tiny and huge T */
+        double ex = i % 5 == 0 ? 0 : i % 5 == 1 ? 1e6 * uniform() : (double)(i % 7);
+        ex = floor(ex);
+        double eT = i % 3 == 0 ? 1e-9 * uniform() : i % 3 == 1 ? 1e5 * uniform() : 3.0;
+        check_customer(&m, &gg, ex, ex > 0 ? eT : 0, eT, 50.0, t, horizon, period, rate);
+        check_customer(&m, &gg, ex, ex > 0 ? eT * uniform() : 0, eT, 50.0, t, horizon, period, rate);
     }
     clv_repeat m = {CLV_MODEL_BGNBD, {0.243, 4.414, 0.793, 2.426}, {0.5, 3.0}};
     clv_gamma_gamma bad = {6.25, 0.5, 15.44};   /* q <= 1: no mean */
@@ -944,6 +972,14 @@ START_TEST(repeat_customer_is_the_three_functions)
     clv_repeat_customer(NULL, &gg, 2, 1, 2, 10, 4, 52, 0, 0, &fig);
     ck_assert_int_eq(fig.p_alive_rc, LS_EINVAL);
     ck_assert_int_eq(fig.value_rc, LS_EINVAL);
+    clv_repeat_window_figures w;
+    clv_repeat_customer_window(NULL, &gg, 2, 1, 2, 10, 4, 52, 0, 0, 4, &fig, &w);
+    ck_assert_int_eq(fig.p_alive_rc, LS_EINVAL);
+    ck_assert_int_eq(fig.expected_rc, LS_EINVAL);
+    ck_assert_int_eq(fig.value_rc, LS_EINVAL);
+    ck_assert_int_eq(w.p_buy_rc, LS_EINVAL);
+    ck_assert_int_eq(w.expected_rc, LS_EINVAL);
+    ck_assert(w.p_buy == 0.0 && w.expected == 0.0 && fig.p_alive == 0.0 && fig.expected == 0.0 && fig.value == 0.0);
 }
 END_TEST
 
