@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -203,6 +204,7 @@ static int wait_next(retrain *rt)
 
 static void *retrain_main(void *arg)
 {
+    prctl(PR_SET_NAME, "ls-retrain");
     retrain *rt = arg;
     store_reader *r = NULL;
     if (store_reader_open(rt->svc->store, &r) != LS_OK) {

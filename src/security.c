@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -193,6 +194,7 @@ static int zap_once(security *s)
 
 static void *zap_main(void *arg)
 {
+    prctl(PR_SET_NAME, "ls-zap");
     security *s = arg;
     while (zap_once(s) == 0)
         ;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <zmq.h>
 
 #include "codec.h"
@@ -130,6 +131,7 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
     msgio_parts p;
+    prctl(PR_SET_NAME, w->to_writer ? "ls-worker" : "ls-scanner"); /* what top -H and perf show */
     while (next_message(w, &p) == 0) {
         service_meta meta;
         if (p.n < 1 || zmq_msg_size(&p.frame[0]) != sizeof meta) {
