@@ -510,14 +510,6 @@ static int parked_wait_ms(const server *s, int wait)
     return wait;
 }
 
-/* 1 when sock has a message waiting. */
-static int more_waiting(void *sock)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
-}
-
 /* Answers each read of the gathered batch "server busy" (the workers'
  * queue is full): what a request forwarded to them would get. */
 static void refuse_reads(server *s)
@@ -559,8 +551,7 @@ static void flush_reads(server *s)
  * hop.  0 when p joined the batch (its reply will come from a worker). */
 static int offload_read(server *s, msgio_parts *p, int env_end, int op, int64_t start_ns)
 {
-    if (!(s->backlog || s->reads_out > 0 || more_waiting(s->router)) ||
-        s->reads_out + s->reads.n >= s->nworkers * READS_PER_WORKER)
+    if (!(s->backlog || s->reads_out > 0) || s->reads_out + s->reads.n >= s->nworkers * READS_PER_WORKER)
         return -1;
     if (readbatch_add(&s->reads, p, env_end, op, start_ns) != LS_OK)
         return -1;

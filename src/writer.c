@@ -918,6 +918,8 @@ static int automation_between_groups(writer *w)
     model *m = service_model_acquire(w->svc);
     int rc = automation_tick(w->autom, w->svc->store, m, now, &busy, &wake, &appended);
     model_unref(&m);
+    if (rc == LS_EFULL && store_grow(w->svc->store, w->svc->cfg.map_max) == LS_OK)
+        return 0; /* the map grew (up to --map-max, as for events): go on at once */
     if (rc != LS_OK) {
         atomic_fetch_add(&w->svc->stats.automation_failures, 1);
         if (now - w->last_auto_error_ms > 10000) {

@@ -1103,7 +1103,7 @@ END_TEST
 
 /* Tracks batches of new customers (long ids, so pages fill fast) until
  * the store answers unavailable; returns the batches acknowledged. */
-static int fill_until_unavailable(tu_conn *c, int *unavailable)
+static int fill_until_unavailable(tu_conn *c, const char *type, int *unavailable)
 {
     int acked = 0;
     char id[300];
@@ -1122,7 +1122,7 @@ static int fill_until_unavailable(tu_conn *c, int *unavailable)
             tu_pack_str(&pk, "customer");
             tu_pack_str(&pk, id);
             tu_pack_str(&pk, "type");
-            tu_pack_str(&pk, "page_view");
+            tu_pack_str(&pk, type);
             tu_pack_str(&pk, "event_id");
             tu_pack_str(&pk, id);
         }
@@ -1152,7 +1152,7 @@ START_TEST(a_full_store_grows_then_refuses_writes_and_keeps_reading)
     tu_conn c;
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
     int unavailable;
-    int acked = fill_until_unavailable(&c, &unavailable);
+    int acked = fill_until_unavailable(&c, "page_view", &unavailable);
     ck_assert(unavailable);
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -1168,6 +1168,57 @@ START_TEST(a_full_store_grows_then_refuses_writes_and_keeps_reading)
     char first[300];
     snprintf(first, sizeof first, "%0200d-%d-%d", 0, 0, 7);
     ck_assert_int_eq(profile_feature(&c, first, "page_view_count"), 1);
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* A store filled to its map by a server with automation off, reopened
+ * with it on and room to grow: the automation's first pass over the store
+ * grows the map as events do, instead of failing on every retry (as it
+ * did on a 10 M-customer store opened with the default --map-size). */
+START_TEST(the_automation_pass_grows_a_full_map)
+{
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    tu_conn c;
+    int unavailable;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.map_size = cfg.map_max = 1 << 20; /* 1 MiB, no growth */
+    cfg.triggers = 0;
+    tu_server_start(&s2, &cfg);
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    int acked = fill_until_unavailable(&c, "add_to_cart", &unavailable); /* open carts: state to keep */
+    ck_assert(unavailable);
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    cfg.map_max = 8 << 20;
+    cfg.triggers = 1;
+    tu_server_start(&s2, &cfg);
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    msgpack_unpacked_init(&up);
+    int64_t evaluations = 0, failures = 0, sweeps = 0;
+    for (int i = 0; i < 200 && evaluations < acked * 50; i++) { /* at most 20 s */
+        begin(&sb, &pk, "stats", 0);
+        call(&c, &sb, &up);
+        evaluations = tu_get_int(&up.data, "automation_evaluations");
+        failures = tu_get_int(&up.data, "automation_failures");
+        sweeps = tu_get_int(&up.data, "automation_sweeps");
+        usleep(100000);
+    }
+    ck_assert_int_ge(sweeps, 1);
+    ck_assert_int_eq(evaluations, acked * 50); /* every customer, once */
+    ck_assert_int_eq(failures, 0);
+    begin(&sb, &pk, "stats", 0);
+    call(&c, &sb, &up);
+    ck_assert_int_gt(tu_get_int(&up.data, "store_map_bytes"), 1 << 20); /* it grew */
+    msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
     tu_server_stop(&s2);
     tu_rmtree(dir);
@@ -1338,6 +1389,7 @@ static Suite *suite(void)
     tcase_add_test(restart, stop_drains_and_acknowledged_events_survive_a_restart);
     tcase_add_test(restart, window_keys_pruned_history_keeps_ids);
     tcase_add_test(restart, a_full_store_grows_then_refuses_writes_and_keeps_reading);
+    tcase_add_test(restart, the_automation_pass_grows_a_full_map);
     tcase_add_test(restart, stop_during_a_pull_flood_drains_promptly);
     suite_add_tcase(s, restart);
     return s;
