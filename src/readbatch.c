@@ -95,7 +95,7 @@ int readbatch_next(const uint8_t *data, size_t len, size_t *off, readbatch_entry
     memcpy(&e->start_ns, data + at + 2, 8);
     memcpy(&n32, data + at + 10, 4);
     at += HEADER;
-    if (len - at < (size_t)n32 + 4)
+    if (len - at < 4 || len - at - 4 < n32) /* no overflow where size_t is 32 bits */
         return -1;
     e->env = data + at;
     e->env_len = n32;

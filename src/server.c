@@ -55,6 +55,7 @@ typedef struct {
 struct server {
     service svc;
     void *router, *pull, *work, *scan, *replies;
+    void *reads_out_sock;      /* read batches to the workers (readbatch.h) */
     int wake[2];               /* self-pipe: server_request_stop writes here */
     worker *workers[MAX_WORKERS];
     int nworkers;
@@ -196,7 +197,8 @@ static int open_sockets(server *s, char *err, size_t errlen)
     s->work = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_WORK, 1, SERVICE_WORK_HWM);
     s->scan = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_SCAN, 1, s->svc.cfg.max_scans);
     s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1, 0);
-    if (!s->work || !s->scan || !s->replies) {
+    s->reads_out_sock = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_READS, 1, SERVICE_WORK_HWM);
+    if (!s->work || !s->scan || !s->replies || !s->reads_out_sock) {
         snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
         return LS_EINTERNAL;
     }
@@ -510,36 +512,42 @@ static int parked_wait_ms(const server *s, int wait)
     return wait;
 }
 
-/* Answers each read of the gathered batch "server busy" (the workers'
- * queue is full): what a request forwarded to them would get. */
-static void refuse_reads(server *s)
+/* Answers the gathered reads on the loop after all (the workers' read
+ * queue would not take them): exactly what the loop gives a lone read. */
+static void answer_reads_here(server *s)
 {
     size_t off = 0;
     readbatch_entry e;
     while (readbatch_next(s->reads.buf, s->reads.len, &off, &e) == 1) {
         codec_request req;
         const char *why = NULL;
-        codec_parse_request(e.body, e.body_len, &s->zone, &req, &why);
-        codec_error_reply(&s->reply, req.id, LS_EUNAVAIL, "server busy: retry");
+        int rc = codec_parse_request(e.body, e.body_len, &s->zone, &req, &why);
+        ops_call c = {.svc = &s->svc, .reader = s->reader, .w = &s->reply, .req = &req, .op = e.op,
+                      .now_ms = timefmt_now_ms(), .start_ns = e.start_ns};
+        if (rc == LS_OK)
+            rc = ops_run(&c);
+        else
+            codec_error_reply(&s->reply, req.id, rc, why);
         if (msgio_route_packed(s->router, e.env, e.env_len, s->reply.sb.data, s->reply.sb.size) != 0)
             count_drop(s);
-        finished(s, e.op, 0, e.start_ns);
+        finished(s, e.op, rc == LS_OK, e.start_ns);
         msgpack_zone_clear(&s->zone);
     }
 }
 
-/* Hands the gathered reads to a worker in one message. */
+/* Hands the gathered reads to a worker in one message (ZeroMQ checks the
+ * queue's bound on a message's first frame only: the second follows). */
 static void flush_reads(server *s)
 {
     if (s->reads.n == 0)
         return;
     service_meta meta = {META_READS, 0, 1, {0}, 0};
-    if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-        zmq_send(s->work, s->reads.buf, s->reads.len, ZMQ_DONTWAIT) >= 0) {
+    if (zmq_send(s->reads_out_sock, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+        zmq_send(s->reads_out_sock, s->reads.buf, s->reads.len, ZMQ_DONTWAIT) >= 0) {
         s->reads_out += s->reads.n;
         s->svc.stats.reads_by_workers += (uint64_t)s->reads.n;
     } else {
-        refuse_reads(s);
+        answer_reads_here(s);
     }
     readbatch_clear(&s->reads);
 }
@@ -551,7 +559,7 @@ static void flush_reads(server *s)
  * hop.  0 when p joined the batch (its reply will come from a worker). */
 static int offload_read(server *s, msgio_parts *p, int env_end, int op, int64_t start_ns)
 {
-    if (!(s->backlog || s->reads_out > 0) || s->reads_out + s->reads.n >= s->nworkers * READS_PER_WORKER)
+    if (!s->backlog || s->reads_out + s->reads.n >= s->nworkers * READS_PER_WORKER)
         return -1;
     if (readbatch_add(&s->reads, p, env_end, op, start_ns) != LS_OK)
         return -1;
@@ -625,14 +633,13 @@ static void handle_request(server *s, msgio_parts *p)
 /* Routes each reply of a worker's read batch to its client.  An empty
  * body is a reply the worker had no memory for: the client's request
  * times out, as any lost reply does. */
-static void route_read_replies(server *s, zmq_msg_t *batch)
+static void route_read_replies(server *s, zmq_msg_t *batch, int64_t answered)
 {
     const uint8_t *data = zmq_msg_data(batch);
     size_t len = zmq_msg_size(batch), off = 0;
     readbatch_entry e;
+    s->reads_out = answered < s->reads_out ? s->reads_out - (int)answered : 0;
     while (readbatch_next(data, len, &off, &e) == 1) {
-        if (s->reads_out > 0)
-            s->reads_out--;
         if (e.body_len && msgio_route_packed(s->router, e.env, e.env_len, e.body, e.body_len) != 0)
             count_drop(s);
         finished(s, e.op, e.ok, e.start_ns);
@@ -652,7 +659,7 @@ static void handle_reply(server *s, msgio_parts *p)
     } else if (meta.kind == META_TRIGGERS) {
         s->triggers_committed = 1;
     } else if (meta.kind == META_READ_REPLIES && p->n == 2) {
-        route_read_replies(s, &p->frame[1]);
+        route_read_replies(s, &p->frame[1], meta.start_ns);
     } else if (meta.kind == META_REPLY && p->n >= 2) {
         if (ops_scan(meta.op) && s->scans_inflight > 0)
             s->scans_inflight--;
@@ -873,7 +880,7 @@ void server_destroy(server **sp)
     for (int i = 0; i < s->nscanners; i++)
         worker_join(&s->scanners[i]);
     writer_join(&s->writer);
-    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies};
+    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies, s->reads_out_sock};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);

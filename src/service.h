@@ -27,6 +27,7 @@
 
 /* inproc endpoints between the threads */
 #define SERVICE_EP_WORK "inproc://leadscore-work"
+#define SERVICE_EP_READS "inproc://leadscore-reads" /* read batches: workers take these first */
 #define SERVICE_EP_REPLIES "inproc://leadscore-replies"
 #define SERVICE_EP_WRITER "inproc://leadscore-writer"
 #define SERVICE_EP_SCAN "inproc://leadscore-scan"
@@ -42,7 +43,7 @@
 enum {
     META_REQUEST = 'R',     /* server loop -> worker or scanner: [meta, envelope..., body] */
     META_READS = 'B',       /* server loop -> worker: [meta, readbatch] (readbatch.h) */
-    META_READ_REPLIES = 'a',/* worker -> loop: [meta, readbatch of the replies to a META_READS] */
+    META_READ_REPLIES = 'a',/* worker -> loop: [meta, the replies' readbatch]; start_ns: reads answered */
     META_PULL = 'P',        /* server loop -> worker: [meta, body] */
     META_REPLY = 'A',       /* worker/scanner/writer -> loop: [meta, envelope..., body] */
     META_WORKER_DONE = 'W', /* worker or scanner -> loop: exited */

@@ -22,7 +22,7 @@
 struct worker {
     service *svc;
     pthread_t thread;
-    void *in, *out, *to_writer;
+    void *in, *reads, *out, *to_writer; /* reads: the loop's read batches (workers only) */
     store_reader *reader;
     codec_writer reply, scratch;
     msgpack_zone zone;
@@ -78,8 +78,10 @@ static void handle_reads(worker *w, msgio_parts *p)
     const uint8_t *data = zmq_msg_data(batch);
     size_t len = zmq_msg_size(batch), off = 0;
     readbatch_entry e;
+    int64_t n = 0;
     readbatch_clear(&w->replies);
     while (readbatch_next(data, len, &off, &e) == 1) {
+        n++;
         const char *why = NULL;
         codec_request req;
         ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
@@ -94,7 +96,8 @@ static void handle_reads(worker *w, msgio_parts *p)
             readbatch_add_reply(&w->replies, e.op, 0, e.start_ns, e.env, e.env_len, NULL, 0); /* out of memory */
         msgpack_zone_clear(&w->zone);
     }
-    service_meta back = {META_READ_REPLIES, 0, 1, {0}, 0};
+    /* the loop counts n reads answered, whether or not each reply fit */
+    service_meta back = {META_READ_REPLIES, 0, 1, {0}, n};
     if (msgio_send_bytes(w->out, &back, sizeof back, 1) == 0)
         msgio_send_bytes(w->out, w->replies.buf, w->replies.len, 0);
 }
@@ -111,19 +114,23 @@ static void handle_pull(worker *w, msgio_parts *p)
 
 #define STOP_CHECK_MS 50
 
-/* Waits for the next message; 0 with one in p, 1 when it is time to stop
- * (the loop has said so and nothing is left to read). */
+/* Waits for the next message, read batches first (a read waiting behind
+ * a batch of events would lose the microseconds it was handed over for);
+ * 0 with one in p, 1 when it is time to stop (the loop has said so and
+ * nothing is left to read). */
 static int next_message(worker *w, msgio_parts *p)
 {
     for (;;) {
+        if (w->reads && msgio_recv(w->reads, p, ZMQ_DONTWAIT) == 0)
+            return 0;
         if (msgio_recv(w->in, p, ZMQ_DONTWAIT) == 0)
             return 0;
         if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
             return 1; /* the context is closing */
         if (atomic_load(&w->svc->stopping))
             return 1;
-        zmq_pollitem_t item = {w->in, 0, ZMQ_POLLIN, 0};
-        zmq_poll(&item, 1, STOP_CHECK_MS);
+        zmq_pollitem_t items[2] = {{w->in, 0, ZMQ_POLLIN, 0}, {w->reads, 0, ZMQ_POLLIN, 0}};
+        zmq_poll(items, w->reads ? 2 : 1, STOP_CHECK_MS);
     }
 }
 
@@ -157,6 +164,7 @@ static void *worker_main(void *arg)
 static void close_worker(worker *w)
 {
     if (w->in) zmq_close(w->in);
+    if (w->reads) zmq_close(w->reads);
     if (w->out) zmq_close(w->out);
     if (w->to_writer) zmq_close(w->to_writer);
     store_reader_close(&w->reader);
@@ -180,9 +188,11 @@ static int start(worker **out, service *svc, const char *endpoint, int hwm, int 
     msgpack_zone_init(&w->zone, ZONE_CHUNK);
     w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, endpoint, 0, hwm);
     w->out = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
-    if (writes)
+    if (writes) {
         w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0, SERVICE_WRITER_HWM);
-    if (!w->in || !w->out || (writes && !w->to_writer) || store_reader_open(svc->store, &w->reader) != LS_OK ||
+        w->reads = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_READS, 0, hwm);
+    }
+    if (!w->in || !w->out || (writes && (!w->to_writer || !w->reads)) || store_reader_open(svc->store, &w->reader) != LS_OK ||
         pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         close_worker(w);
         return LS_EINTERNAL;

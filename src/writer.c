@@ -427,6 +427,13 @@ static int apply_run(store_wtxn *txn, writer_job **jobs, size_t count, group_scr
     for (size_t j = 0; j < count; j++)
         total += jobs[j]->failed_alone ? 0 : jobs[j]->nevents;
     int rc = reserve_run(g, total);
+    if (rc == LS_ENOMEM) { /* no room to sort: the jobs one by one, as without runs */
+        rc = LS_OK;
+        for (size_t j = 0; j < count && rc == LS_OK; j++)
+            if (!jobs[j]->failed_alone)
+                rc = apply_job(txn, jobs[j], &g->held, 0, a);
+        return rc;
+    }
     if (rc == LS_OK)
         rc = claim_run(txn, jobs, count, g, &n);
     if (rc)
