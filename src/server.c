@@ -41,7 +41,7 @@
 #define ROUTER_LINGER_MS 1000
 #define MAX_PARKED 256         /* `triggers` requests held waiting for new triggers */
 #define READ_BATCH 8           /* single-customer reads per batch handed to a worker */
-#define READS_PER_WORKER 32    /* ... and at most this many handed to each, unanswered */
+#define READS_PER_WORKER 128   /* ... and at most this many handed to each, unanswered */
 
 /* A `triggers` request with nothing to return yet, held (its frames
  * moved here) until the writer commits triggers or its wait ends. */
