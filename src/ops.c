@@ -1055,11 +1055,9 @@ int ops_inline(int op, const codec_request *req)
     return table[op].where == WHERE_LOOP || table[op].where == WHERE_READ;
 }
 
-int ops_any_thread(int op, const codec_request *req)
+int ops_any_thread(int op)
 {
-    if (op < 0 || op >= N_OPS)
-        return 0;
-    return table[op].where == WHERE_READ || (table[op].where == WHERE_BY_SIZE && ops_inline(op, req));
+    return op >= 0 && op < N_OPS && (table[op].where == WHERE_READ || table[op].where == WHERE_BY_SIZE);
 }
 
 static void printable(char *out, size_t cap, const ls_str *s)
@@ -1069,6 +1067,17 @@ static void printable(char *out, size_t cap, const ls_str *s)
     for (char *p = out; *p; p++)
         if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
             *p = '?';
+}
+
+int ops_answer(ops_call *c, codec_request *req, const char *body, size_t len, msgpack_zone *zone)
+{
+    const char *why = NULL;
+    int rc = codec_parse_request(body, len, zone, req, &why);
+    c->req = req;
+    if (rc == LS_OK)
+        return ops_run(c);
+    codec_error_reply(c->w, req->id, rc, why);
+    return rc;
 }
 
 int ops_run(ops_call *c)

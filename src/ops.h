@@ -56,10 +56,15 @@ int ops_scan(int op);
 /* 1 when the server loop should answer this request itself. */
 int ops_inline(int op, const codec_request *req);
 
-/* 1 when the request reads one customer and nothing the loop owns, so a
- * worker may answer it as well as the loop (score of one customer,
- * profile, recommend). */
-int ops_any_thread(int op, const codec_request *req);
+/* For a request ops_inline() gave to the loop: 1 when it reads one
+ * customer and nothing the loop owns, so a worker may answer it as well
+ * (score of one customer, profile, recommend). */
+int ops_any_thread(int op);
+
+/* Parses the request in body/len (into req and zone) and answers it as
+ * ops_run does; a request that does not parse gets its error reply in
+ * call->w.  call->req is set to req.  Returns the reply's status. */
+int ops_answer(ops_call *call, codec_request *req, const char *body, size_t len, msgpack_zone *zone);
 
 /* Answers the request in call.  On return either call->w holds the reply
  * (success or error) or call->async is set.  Returns the status the reply

@@ -520,14 +520,9 @@ static void answer_reads_here(server *s)
     readbatch_entry e;
     while (readbatch_next(s->reads.buf, s->reads.len, &off, &e) == 1) {
         codec_request req;
-        const char *why = NULL;
-        int rc = codec_parse_request(e.body, e.body_len, &s->zone, &req, &why);
-        ops_call c = {.svc = &s->svc, .reader = s->reader, .w = &s->reply, .req = &req, .op = e.op,
+        ops_call c = {.svc = &s->svc, .reader = s->reader, .w = &s->reply, .op = e.op,
                       .now_ms = timefmt_now_ms(), .start_ns = e.start_ns};
-        if (rc == LS_OK)
-            rc = ops_run(&c);
-        else
-            codec_error_reply(&s->reply, req.id, rc, why);
+        int rc = ops_answer(&c, &req, e.body, e.body_len, &s->zone);
         if (msgio_route_packed(s->router, e.env, e.env_len, s->reply.sb.data, s->reply.sb.size) != 0)
             count_drop(s);
         finished(s, e.op, rc == LS_OK, e.start_ns);
@@ -626,7 +621,7 @@ static void handle_request(server *s, msgio_parts *p)
         forward_to_worker(s, p, op, env_end, req.id, start_ns);
         return;
     }
-    if (ops_any_thread(op, &req) && offload_read(s, p, env_end, op, start_ns) == 0)
+    if (ops_any_thread(op) && offload_read(s, p, env_end, op, start_ns) == 0)
         return;
     run_inline(s, p, env_end, &req, op, start_ns, 1);
 }

@@ -82,15 +82,10 @@ static void handle_reads(worker *w, msgio_parts *p)
     readbatch_clear(&w->replies);
     while (readbatch_next(data, len, &off, &e) == 1) {
         n++;
-        const char *why = NULL;
         codec_request req;
         ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
-                      .req = &req, .op = e.op, .now_ms = timefmt_now_ms(), .start_ns = e.start_ns};
-        int rc = codec_parse_request(e.body, e.body_len, &w->zone, &req, &why);
-        if (rc == LS_OK)
-            rc = ops_run(&c);
-        else
-            codec_error_reply(&w->reply, req.id, rc, why);
+                      .op = e.op, .now_ms = timefmt_now_ms(), .start_ns = e.start_ns};
+        int rc = ops_answer(&c, &req, e.body, e.body_len, &w->zone);
         if (readbatch_add_reply(&w->replies, e.op, rc == LS_OK, e.start_ns, e.env, e.env_len, w->reply.sb.data,
                                 w->reply.sb.size) != LS_OK)
             readbatch_add_reply(&w->replies, e.op, 0, e.start_ns, e.env, e.env_len, NULL, 0); /* out of memory */
