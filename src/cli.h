@@ -36,6 +36,7 @@ int cmd_rescore(int argc, char **argv);
 int cmd_kpis(int argc, char **argv);
 int cmd_audience(int argc, char **argv);
 int cmd_triggers(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 
 /* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
 int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -82,6 +82,13 @@ static const config_option options[] = {
      "of --model; any other path is refused"},
     {"model-max-bytes", CONFIG_SIZE, OPT(model_max_bytes), 0, "16MiB", 1024, 64LL << 20,
      "largest model file `reload` reads; a larger one is refused before it is read"},
+    {"nats", CONFIG_STRING, OPT(nats), 1024, "", 0, 0,
+     "cluster mode: comma-separated NATS server URLs (nats://HOST:PORT,...); this process becomes a shard node "
+     "of the cluster made with `leadscore cluster init` (empty: a single node, no NATS needed)"},
+    {"node", CONFIG_STRING, OPT(node), 48, "", 0, 0,
+     "cluster mode: this node's name, as given to `cluster init --nodes`"},
+    {"cluster", CONFIG_STRING, OPT(cluster), 48, "ls", 0, 0,
+     "cluster mode: the cluster's name (as given to `cluster init --cluster`)"},
     {"triggers", CONFIG_BOOL, OPT(triggers), 0, "on", 0, 1,
      "marketing automation: live audience membership and the trigger outbox, evaluated for every customer a "
      "commit changes (off: neither, and track does a little less work)"},

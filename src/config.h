@@ -51,6 +51,10 @@ typedef struct {
     int64_t trigger_retention_ms;
     uint64_t trigger_max;
     int64_t audience_refresh_ms;
+    /* cluster mode (clusternode.h); nats empty: a single node */
+    char nats[1024];             /* comma-separated nats://HOST:PORT */
+    char node[48];               /* this node's name in the cluster map */
+    char cluster[48];            /* the cluster's name */
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

@@ -62,6 +62,7 @@ static const struct {
     {"audience", cmd_audience, "define, list, delete and export live audiences"},
     {"triggers", cmd_triggers, "print the trigger outbox as JSON lines (--follow: as they fire)"},
     {"train", cmd_train, "fit a model from event files, with a hold-out report"},
+    {"cluster", cmd_cluster, "make, inspect and change a cluster of nodes on NATS JetStream"},
     {"gen", cmd_gen, "write a synthetic shop's event stream with ground truth"},
 };
 

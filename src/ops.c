@@ -11,6 +11,7 @@
 #include "leadscore/error.h"
 #include "assess.h"
 #include "audience.h"
+#include "clusternode.h"
 #include "kpis.h"
 #include "log.h"
 #include "model.h"
@@ -134,6 +135,21 @@ static int op_ping(ops_call *c)
     cw_key(c->w, "pong");
     cw_bool(c->w, 1);
     kv_str(c->w, "version", LS_VERSION);
+    cw_end(c->w);
+    return LS_OK;
+}
+
+/* Cluster mode's map for clients that route by partition
+ * (clusternode.h); a single node says so. */
+static int op_cluster(ops_call *c)
+{
+    begin_ok(c);
+    if (c->svc->cluster) {
+        clusternode_describe(c->svc->cluster, c->w);
+    } else {
+        cw_key(c->w, "mode");
+        cw_str(c->w, "single");
+    }
     cw_end(c->w);
     return LS_OK;
 }
@@ -1016,6 +1032,7 @@ static const ops_entry table[] = {
     {"audience_list", op_audience_list, WHERE_LOOP, f_plain, 0},
     {"audience_members", op_audience_members, WHERE_WORKER, f_audience_members, 0},
     {"triggers", op_triggers, WHERE_LOOP, f_triggers, 0},
+    {"cluster", op_cluster, WHERE_LOOP, f_plain, 0},
     {"invalid", NULL, WHERE_LOOP, f_plain, 0},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))
@@ -1053,6 +1070,13 @@ int ops_inline(int op, const codec_request *req)
     if (table[op].where == WHERE_BY_SIZE)
         return codec_map_get(&req->root, "customers") == NULL;
     return table[op].where == WHERE_LOOP || table[op].where == WHERE_READ;
+}
+
+int ops_cluster_unsupported(int op)
+{
+    return op >= 0 && op < N_OPS &&
+           (table[op].run == op_alias || table[op].run == op_forget || table[op].run == op_audience_put ||
+            table[op].run == op_audience_delete);
 }
 
 int ops_any_thread(int op)

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "automation.h"
+#include "clusternode.h"
 #include "codec.h"
 #include "leadscore/error.h"
 #include "log.h"
@@ -237,14 +238,20 @@ static int start_threads(server *s, char *err, size_t errlen)
 
 static int spawn_threads(server *s, int n, char *err, size_t errlen)
 {
-    if (writer_start(&s->writer, &s->svc, n) != LS_OK) {
+    /* Cluster mode: the workers hand track batches to the gateway, and the
+     * writer's one producer is the shard log (clusternode.h). */
+    if (s->svc.cfg.nats[0] &&
+        clusternode_start(&s->svc.cluster, &s->svc, n, s->endpoint, s->pull ? s->pull_endpoint : "", err, errlen))
+        return LS_EUNAVAIL;
+    if (writer_start(&s->writer, &s->svc, s->svc.cluster ? 1 : n) != LS_OK) {
         snprintf(err, errlen, "cannot start the writer thread");
         return LS_EINTERNAL;
     }
     for (int i = 0; i < n && i < MAX_WORKERS; i++) {
         if (worker_start(&s->workers[i], &s->svc) != LS_OK) {
             snprintf(err, errlen, "cannot start worker thread %d", i);
-            finish_for_missing(s, n - i);
+            if (!s->svc.cluster)
+                finish_for_missing(s, n - i);
             return LS_EINTERNAL;
         }
         s->nworkers++;
@@ -292,6 +299,10 @@ static int set_up(server *s, char *err, size_t errlen)
     if (automation_parse_cooldowns(s->svc.cfg.trigger_cooldowns, cooldowns, err, errlen) != LS_OK)
         return LS_EINVAL;
     raise_fd_limit();
+    if (s->svc.cfg.nats[0] && s->svc.cfg.triggers) {
+        LOG_INFO("cluster_triggers", "note=\"live audiences and triggers are off in cluster mode (not yet supported)\"");
+        s->svc.cfg.triggers = 0;
+    }
     if ((rc = service_load_model(&s->svc, err, errlen)) || (rc = open_store(s, err, errlen)))
         return rc;
     snprintf(s->model_tag, sizeof s->model_tag, "%s@%s", model_name(s->svc.model), model_version(s->svc.model));
@@ -563,6 +574,48 @@ static int offload_read(server *s, msgio_parts *p, int env_end, int op, int64_t 
     return 0;
 }
 
+/* The customer ids a read names: "customer", or each of "customers". */
+static int read_ids(const codec_request *req, const msgpack_object **one, const msgpack_object **many)
+{
+    *one = codec_map_get(&req->root, "customer");
+    *many = codec_map_get(&req->root, "customers");
+    return *one || *many;
+}
+
+/* Cluster mode: what this node must not answer from its own store.  A
+ * read of a customer whose partition it does not hold is refused with the
+ * owner's endpoint (the `cluster` op lists them all); the identity and
+ * audience ops are not available in cluster mode yet.  1 when refused. */
+static int cluster_refuses(server *s, msgio_parts *p, int env_end, const codec_request *req, int op,
+                           int64_t start_ns)
+{
+    char why[512], owner[CLUSTER_EP_MAX];
+    const msgpack_object *one, *many;
+    if (ops_cluster_unsupported(op)) {
+        snprintf(why, sizeof why, "%s is not available in cluster mode yet", ops_name(op));
+        reject(s, p, env_end, req->id, LS_EBADREQ, why, start_ns);
+        return 1;
+    }
+    if (!ops_any_thread(op) || !read_ids(req, &one, &many))
+        return 0;
+    for (uint32_t i = 0, n = one ? 1 : (many->type == MSGPACK_OBJECT_ARRAY ? many->via.array.size : 0); i < n; i++) {
+        const msgpack_object *id = one ? one : &many->via.array.ptr[i];
+        if (id->type != MSGPACK_OBJECT_STR)
+            return 0; /* the op's own checks answer it */
+        uint32_t part = clusternode_partition(s->svc.cluster, id->via.str.ptr, id->via.str.size);
+        if (clusternode_holds(s->svc.cluster, part))
+            continue;
+        clusternode_owner_endpoint(s->svc.cluster, part, owner, sizeof owner);
+        snprintf(why, sizeof why, "customer \"%.*s\" is in partition %u, which this node does not hold: ask its "
+                 "owner%s%s (the `cluster` op lists every partition's owner)",
+                 (int)(id->via.str.size > 64 ? 64 : id->via.str.size), id->via.str.ptr, part,
+                 owner[0] ? " at " : "", owner);
+        reject(s, p, env_end, req->id, LS_EUNAVAIL, why, start_ns);
+        return 1;
+    }
+    return 0;
+}
+
 static void handle_request(server *s, msgio_parts *p)
 {
     int64_t start_ns = timefmt_mono_ns();
@@ -613,6 +666,8 @@ static void handle_request(server *s, msgio_parts *p)
         reject(s, p, env_end, req.id, LS_EUNAVAIL, "shutting down", start_ns);
         return;
     }
+    if (s->svc.cluster && cluster_refuses(s, p, env_end, &req, op, start_ns))
+        return;
     if (ops_scan(op)) {
         forward_to_scanner(s, p, op, env_end, req.id, start_ns);
         return;
@@ -875,6 +930,7 @@ void server_destroy(server **sp)
     for (int i = 0; i < s->nscanners; i++)
         worker_join(&s->scanners[i]);
     writer_join(&s->writer);
+    clusternode_join(&s->svc.cluster);
     void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies, s->reads_out_sock};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])

@@ -31,6 +31,7 @@
 #define SERVICE_EP_REPLIES "inproc://leadscore-replies"
 #define SERVICE_EP_WRITER "inproc://leadscore-writer"
 #define SERVICE_EP_SCAN "inproc://leadscore-scan"
+#define SERVICE_EP_GATEWAY "inproc://leadscore-gateway" /* cluster mode: track batches to the log (gateway.h) */
 
 /* Queue bounds between the threads, in messages.  Bounded queues are what
  * turn a flood on the PULL socket into TCP back-pressure on the senders
@@ -59,6 +60,8 @@ typedef struct {
     int64_t start_ns;       /* monotonic time the request arrived */
 } service_meta;
 
+struct clusternode;
+
 typedef struct service {
     config cfg;
     void *zmq;                    /* the ZeroMQ context */
@@ -67,6 +70,7 @@ typedef struct service {
     model *model;
     stats stats;
     atomic_int stopping;          /* set by the loop; workers exit once their queue is empty */
+    struct clusternode *cluster;  /* cluster mode (clusternode.h); NULL: a single node */
 } service;
 
 /* Loads the configured --model (the built-in copy when the default path

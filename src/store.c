@@ -809,6 +809,55 @@ void store_write_abort(store_wtxn **wp)
     *wp = NULL;
 }
 
+/* ---- log positions (cluster mode) ---- */
+
+/* meta key of partition part's log position: "log." + 4 bytes big-endian. */
+static void log_key(uint32_t part, uint8_t key[8], MDB_val *k)
+{
+    memcpy(key, "log.", 4);
+    key[4] = (uint8_t)(part >> 24);
+    key[5] = (uint8_t)(part >> 16);
+    key[6] = (uint8_t)(part >> 8);
+    key[7] = (uint8_t)part;
+    k->mv_size = 8;
+    k->mv_data = key;
+}
+
+static int get_log_position(MDB_txn *txn, MDB_dbi meta, uint32_t part, uint64_t *seq)
+{
+    uint8_t key[8];
+    MDB_val k, v;
+    log_key(part, key, &k);
+    *seq = 0;
+    int rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return LS_OK;
+    if (rc)
+        return from_mdb(rc);
+    if (v.mv_size != sizeof *seq)
+        return LS_EPARSE;
+    memcpy(seq, v.mv_data, sizeof *seq);
+    return LS_OK;
+}
+
+int store_reader_log_position(store_reader *r, uint32_t part, uint64_t *seq)
+{
+    return get_log_position(r->txn, r->s->meta, part, seq);
+}
+
+int store_wtxn_log_position(store_wtxn *w, uint32_t part, uint64_t *seq)
+{
+    return get_log_position(w->txn, w->s->meta, part, seq);
+}
+
+int store_wtxn_set_log_position(store_wtxn *w, uint32_t part, uint64_t seq)
+{
+    uint8_t key[8];
+    MDB_val k, v = {sizeof seq, &seq};
+    log_key(part, key, &k);
+    return from_mdb(wput(w, w->s->meta, &k, &v, 0));
+}
+
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out)
 {
     return get_record(w->txn, w->s->customers, id, len, out);

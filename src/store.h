@@ -179,6 +179,11 @@ typedef int (*store_history_fn)(void *arg, const char *id, size_t len, const ls_
 int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg);
 
 
+/* Cluster mode: the last stream sequence of log partition part applied
+ * to this store (0: none), kept in `meta` in the same transaction as the
+ * records it produced, so a restart resumes exactly after it. */
+int store_reader_log_position(store_reader *r, uint32_t part, uint64_t *seq);
+
 /* ---- writing (the writer thread only) ---- */
 
 int store_write_begin(store *s, store_wtxn **out);
@@ -190,6 +195,10 @@ int store_write_commit(store_wtxn **w);
 void store_write_abort(store_wtxn **w);
 
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out);
+/* The same inside the write txn, and its update (cluster mode). */
+int store_wtxn_log_position(store_wtxn *w, uint32_t part, uint64_t *seq);
+int store_wtxn_set_log_position(store_wtxn *w, uint32_t part, uint64_t seq);
+
 
 /* A customer's record and history held in memory while consecutive
  * events of one customer are added, written back when another customer

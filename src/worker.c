@@ -184,7 +184,9 @@ static int start(worker **out, service *svc, const char *endpoint, int hwm, int 
     w->in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, endpoint, 0, hwm);
     w->out = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
     if (writes) {
-        w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0, SERVICE_WRITER_HWM);
+        /* cluster mode: track batches go to the gateway (gateway.h) */
+        w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, svc->cluster ? SERVICE_EP_GATEWAY : SERVICE_EP_WRITER,
+                                           0, SERVICE_WRITER_HWM);
         w->reads = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_READS, 0, hwm);
     }
     if (!w->in || !w->out || (writes && (!w->to_writer || !w->reads)) || store_reader_open(svc->store, &w->reader) != LS_OK ||

@@ -314,6 +314,8 @@ static int apply_audience(store_wtxn *txn, writer_job *job, automation *a)
 static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int strict, automation *a)
 {
     int rc;
+    if (job->log_skip)
+        return LS_OK;
     if (job->kind == JOB_AUDIENCE_PUT || job->kind == JOB_AUDIENCE_DELETE)
         return apply_audience(txn, job, a);
     if (job->kind != JOB_EVENTS) /* changes records directly: the held one goes back first */
@@ -392,7 +394,7 @@ static int claim_run(store_wtxn *txn, writer_job **jobs, size_t count, group_scr
     *n = 0;
     for (size_t j = 0; j < count; j++) {
         writer_job *job = jobs[j];
-        for (size_t i = 0; i < job->nevents && !job->failed_alone; i++) {
+        for (size_t i = 0; i < job->nevents && !job->failed_alone && !job->log_skip; i++) {
             const ls_event *ev = &job->events[i];
             if (ev->event_id.len) {
                 int seen = 0, rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len,
@@ -475,11 +477,35 @@ static void reset_jobs(writer_job **jobs, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         jobs[j]->accepted = jobs[j]->duplicates = 0;
+        jobs[j]->log_skip = 0;
         jobs[j]->result = jobs[j]->changed = 0;
         jobs[j]->why[0] = '\0';
         if (!jobs[j]->failed_alone)
             jobs[j]->status = LS_OK;
     }
+}
+
+/* Cluster mode: marks the log jobs already applied (log_seq not past the
+ * store's position for their partition: a redelivery) and moves each
+ * partition's position to its newest job, in the group's transaction.
+ * A job left out on its own still moves the position: its message is
+ * passed, not retried forever. */
+static int claim_log_positions(store_wtxn *txn, writer_job **jobs, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        writer_job *job = jobs[j];
+        uint64_t at = 0;
+        if (job->log_seq == 0)
+            continue;
+        int rc = store_wtxn_log_position(txn, job->log_part, &at);
+        if (rc == LS_OK && job->log_seq <= at)
+            job->log_skip = 1;
+        else if (rc == LS_OK)
+            rc = store_wtxn_set_log_position(txn, job->log_part, job->log_seq);
+        if (rc)
+            return rc;
+    }
+    return LS_OK;
 }
 
 /* One attempt at the jobs not left out, in one transaction.  0 when it
@@ -500,6 +526,8 @@ static int try_group(service *svc, automation *a, group_scratch *g, writer_job *
         m = service_model_acquire(svc);
         rc = automation_begin(a, txn, m, timefmt_now_ms());
     }
+    if (rc == LS_OK)
+        rc = claim_log_positions(txn, jobs, n);
     for (size_t j = 0, run; j < n && rc == LS_OK; j += run) {
         run = strict ? 0 : events_run(jobs + j, n - j);
         if (run > 0)

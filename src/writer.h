@@ -59,6 +59,14 @@ typedef struct {
     size_t id_len;
     const uint8_t *envelope; /* routing frames, each as u32 length + bytes */
     size_t envelope_len;
+    /* Cluster mode: a job made from message log_seq (> 0) of log
+     * partition log_part.  The writer applies it only when log_seq is past
+     * the store's position for that partition, and moves the position in
+     * the same transaction (exactly once across redeliveries and
+     * restarts); log_skip says it was already applied. */
+    uint32_t log_part;
+    uint64_t log_seq;
+    int log_skip;
 } writer_job;
 
 /* Builds a job owning copies of everything it points at (one allocation).

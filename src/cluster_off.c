@@ -1,0 +1,58 @@
+/* cluster_off.c -- cluster mode in a build without libnats: `serve
+ * --nats` and `cluster` say how to get it, and a single node runs as
+ * always.  CMake compiles this file instead of the cluster modules when
+ * libnats-dev is not installed. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "clusternode.h"
+#include "leadscore/error.h"
+
+#define NO_NATS "leadscore was built without NATS, so cluster mode is off: install libnats-dev " \
+                "(scripts/deps.sh does) and build again"
+
+int clusternode_start(clusternode **out, service *svc, int nworkers, const char *endpoint, const char *pull,
+                      char *err, size_t errlen)
+{
+    (void)svc, (void)nworkers, (void)endpoint, (void)pull;
+    *out = NULL;
+    snprintf(err, errlen, "--nats: %s", NO_NATS);
+    return LS_EUNAVAIL;
+}
+
+void clusternode_join(clusternode **cn)
+{
+    (void)cn;
+}
+
+uint32_t clusternode_partition(const clusternode *cn, const char *id, size_t len)
+{
+    (void)cn, (void)id, (void)len;
+    return 0;
+}
+
+int clusternode_holds(const clusternode *cn, uint32_t p)
+{
+    (void)cn, (void)p;
+    return 1;
+}
+
+void clusternode_describe(clusternode *cn, codec_writer *w)
+{
+    (void)cn;
+    cw_key(w, "mode");
+    cw_str(w, "single");
+}
+
+void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap)
+{
+    (void)cn, (void)p;
+    if (cap)
+        out[0] = '\0';
+}
+
+int cmd_cluster(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cli_error("cluster", CLI_FAIL, "%s", NO_NATS);
+}

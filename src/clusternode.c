@@ -1,0 +1,259 @@
+/* clusternode.c -- a shard node's NATS side: map, liveness, gateway and
+ * shard log (clusternode.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "clusternode.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster_nats.h"
+#include "clustermap.h"
+#include "gateway.h"
+#include "leadscore/error.h"
+#include "log.h"
+#include "partition.h"
+#include "shardlog.h"
+#include "timefmt.h"
+
+#define CONTROL_EVERY_MS 1000
+#define STOP_POLL_MS 100
+#define CONNECT_WAIT_MS 30000
+
+struct clusternode {
+    service *svc;
+    cnats nats;
+    char node[CLUSTER_NAME_MAX];
+    char endpoint[CLUSTER_EP_MAX], pull[CLUSTER_EP_MAX];
+    pthread_mutex_t lock;           /* map, node_ep */
+    clustermap map;
+    char node_ep[CLUSTER_MAX_NODES][CLUSTER_EP_MAX];
+    uint32_t nparts;                /* fixed at cluster init */
+    atomic_uchar held[PARTITION_MAX];
+    gateway *gw;
+    shardlog *sl;
+    pthread_t control;
+    int control_running;
+    int64_t last_error_ms;
+};
+
+static void pause_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Holds the partitions the map gives this node, releases the others. */
+static void apply_map(clusternode *cn, const clustermap *m)
+{
+    int me = clustermap_node_index(m, cn->node);
+    for (uint32_t p = 0; p < m->nparts; p++) {
+        int mine = me >= 0 && (m->owner[p] == me || m->standby[p] == me);
+        if (mine && !shardlog_holds(cn->sl, p)) {
+            if (shardlog_hold(cn->sl, p) == LS_OK)
+                atomic_store(&cn->held[p], 1);
+        } else if (!mine && shardlog_holds(cn->sl, p)) {
+            atomic_store(&cn->held[p], 0);
+            shardlog_release(cn->sl, p);
+        }
+    }
+}
+
+/* Writes this node's liveness record with its position per held partition. */
+static void put_live(clusternode *cn)
+{
+    cluster_live l;
+    store_reader *r = NULL;
+    memset(&l, 0, sizeof l);
+    snprintf(l.endpoint, sizeof l.endpoint, "%s", cn->endpoint);
+    snprintf(l.pull, sizeof l.pull, "%s", cn->pull);
+    l.pid = (long)getpid();
+    l.ts_ms = timefmt_now_ms();
+    if (store_reader_open(cn->svc->store, &r) == LS_OK && store_reader_begin(r) == LS_OK) {
+        for (uint32_t p = 0; p < cn->nparts; p++)
+            if (atomic_load(&cn->held[p])) {
+                l.part[l.nheld] = p;
+                store_reader_log_position(r, p, &l.applied[l.nheld]);
+                l.nheld++;
+            }
+        store_reader_end(r);
+    }
+    store_reader_close(&r);
+    if (cnats_live_put(&cn->nats, cn->node, &l) != LS_OK) {
+        int64_t now = timefmt_now_ms();
+        if (now - cn->last_error_ms > 10000) {
+            cn->last_error_ms = now;
+            LOG_WARN("cluster_live", "note=\"cannot write this node's liveness record to NATS; retrying\"");
+        }
+    }
+}
+
+/* Re-reads the map and the other nodes' endpoints. */
+static void refresh(clusternode *cn)
+{
+    clustermap m;
+    char err[256];
+    cluster_live l;
+    if (cnats_map_get(&cn->nats, &m, NULL, err, sizeof err) == LS_OK && m.nparts == cn->nparts) {
+        pthread_mutex_lock(&cn->lock);
+        int changed = m.epoch != cn->map.epoch;
+        cn->map = m;
+        pthread_mutex_unlock(&cn->lock);
+        if (changed) {
+            LOG_INFO("cluster_map", "epoch=%llu", (unsigned long long)m.epoch);
+            apply_map(cn, &m);
+        }
+    }
+    for (int i = 0; i < m.nnodes && i < CLUSTER_MAX_NODES; i++) {
+        if (cnats_live_get(&cn->nats, m.nodes[i], &l) != LS_OK)
+            continue;
+        pthread_mutex_lock(&cn->lock);
+        snprintf(cn->node_ep[i], sizeof cn->node_ep[i], "%s", l.endpoint);
+        pthread_mutex_unlock(&cn->lock);
+    }
+}
+
+static void *control_main(void *arg)
+{
+    clusternode *cn = arg;
+    prctl(PR_SET_NAME, "ls-cluster");
+    int64_t next = 0;
+    while (!atomic_load(&cn->svc->stopping)) {
+        int64_t now = timefmt_mono_ns();
+        if (now >= next) {
+            put_live(cn);
+            refresh(cn);
+            next = now + CONTROL_EVERY_MS * 1000000LL;
+        }
+        pause_ms(STOP_POLL_MS);
+    }
+    /* The loop drains: the gateway answers what the workers hand it, then
+     * the node stops applying and the hub tells the writer it is done. */
+    gateway_join(&cn->gw);
+    for (uint32_t p = 0; p < cn->nparts; p++)
+        atomic_store(&cn->held[p], 0);
+    put_live(cn);
+    shardlog_stop(&cn->sl);
+    return NULL;
+}
+
+int clusternode_start(clusternode **out, service *svc, int nworkers, const char *endpoint, const char *pull,
+                      char *err, size_t errlen)
+{
+    clusternode *cn = calloc(1, sizeof *cn);
+    const config *cfg = &svc->cfg;
+    int rc;
+    *out = NULL;
+    if (!cn)
+        return LS_ENOMEM;
+    cn->svc = svc;
+    pthread_mutex_init(&cn->lock, NULL);
+    snprintf(cn->node, sizeof cn->node, "%s", cfg->node);
+    snprintf(cn->endpoint, sizeof cn->endpoint, "%s", endpoint);
+    snprintf(cn->pull, sizeof cn->pull, "%s", pull ? pull : "");
+    char conn_name[96];
+    snprintf(conn_name, sizeof conn_name, "leadscore %s", cfg->node);
+    if (!clustermap_valid_name(cfg->node)) {
+        snprintf(err, errlen, "--node: give this node's name as in the cluster map (letters, digits, '-', '_')");
+        rc = LS_EINVAL;
+    } else if ((rc = cnats_connect(&cn->nats, cfg->nats, conn_name, CONNECT_WAIT_MS, err, errlen)) == LS_OK &&
+               (rc = cnats_open_kv(&cn->nats, cfg->cluster, 0, 0, CONNECT_WAIT_MS, err, errlen)) == LS_OK &&
+               (rc = cnats_map_get(&cn->nats, &cn->map, NULL, err, errlen)) == LS_OK &&
+               clustermap_node_index(&cn->map, cfg->node) < 0) {
+        snprintf(err, errlen, "node \"%s\" is not in cluster \"%s\"'s map (its nodes were given to `cluster init`)",
+                 cfg->node, cfg->cluster);
+        rc = LS_EINVAL;
+    }
+    if (rc == LS_OK) {
+        cn->nparts = cn->map.nparts;
+        rc = shardlog_start(&cn->sl, svc, &cn->nats, &cn->map, err, errlen);
+    }
+    if (rc == LS_OK)
+        rc = gateway_start(&cn->gw, svc, &cn->nats, &cn->map, cn->node, nworkers, err, errlen);
+    if (rc == LS_OK) {
+        apply_map(cn, &cn->map);
+        put_live(cn);
+        if (pthread_create(&cn->control, NULL, control_main, cn) != 0) {
+            snprintf(err, errlen, "cannot start the cluster control thread");
+            rc = LS_EINTERNAL;
+        } else {
+            cn->control_running = 1;
+        }
+    }
+    if (rc) {
+        if (cn->gw && !cn->control_running)
+            gateway_abandon(cn->gw, nworkers);
+        clusternode_join(&cn);
+        return rc;
+    }
+    LOG_INFO("cluster_node", "node=%s cluster=%s partitions=%u epoch=%llu", cn->node, cfg->cluster, cn->nparts,
+             (unsigned long long)cn->map.epoch);
+    *out = cn;
+    return LS_OK;
+}
+
+void clusternode_join(clusternode **cnp)
+{
+    if (!cnp || !*cnp)
+        return;
+    clusternode *cn = *cnp;
+    if (cn->control_running)
+        pthread_join(cn->control, NULL);
+    shardlog_stop(&cn->sl);
+    gateway_join(&cn->gw);
+    cnats_close(&cn->nats);
+    pthread_mutex_destroy(&cn->lock);
+    free(cn);
+    *cnp = NULL;
+}
+
+uint32_t clusternode_partition(const clusternode *cn, const char *id, size_t len)
+{
+    return partition_of(id, len, cn->nparts);
+}
+
+int clusternode_holds(const clusternode *cn, uint32_t p)
+{
+    return p < cn->nparts && atomic_load(&((clusternode *)cn)->held[p]);
+}
+
+void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap)
+{
+    pthread_mutex_lock(&cn->lock);
+    snprintf(out, cap, "%s", p < cn->map.nparts ? cn->node_ep[cn->map.owner[p]] : "");
+    pthread_mutex_unlock(&cn->lock);
+}
+
+void clusternode_describe(clusternode *cn, codec_writer *w)
+{
+    pthread_mutex_lock(&cn->lock);
+    const clustermap *m = &cn->map;
+    cw_key(w, "mode");
+    cw_str(w, "cluster");
+    cw_key(w, "cluster");
+    cw_str(w, m->cluster);
+    cw_key(w, "node");
+    cw_str(w, cn->node);
+    cw_key(w, "epoch");
+    cw_int(w, (int64_t)m->epoch);
+    cw_key(w, "partitions");
+    cw_int(w, m->nparts);
+    cw_key(w, "hash");
+    cw_str(w, PARTITION_HASH_NAME);
+    cw_key(w, "owners");
+    cw_array(w);
+    for (uint32_t p = 0; p < m->nparts; p++)
+        cw_str(w, cn->node_ep[m->owner[p]]);
+    cw_end(w);
+    cw_key(w, "standbys");
+    cw_array(w);
+    for (uint32_t p = 0; p < m->nparts; p++)
+        cw_str(w, m->standby[p] >= 0 ? cn->node_ep[m->standby[p]] : "");
+    cw_end(w);
+    pthread_mutex_unlock(&cn->lock);
+}

@@ -1,0 +1,307 @@
+/* cmd_cluster.c -- `leadscore cluster init|status|move`: makes a cluster
+ * on NATS JetStream (its map and one stream per partition), shows where
+ * each partition is and how far each node has applied it, and moves a
+ * partition to another node.  The nodes themselves are
+ * `leadscore serve --nats` (clusternode.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cliopts.h"
+#include "cluster_nats.h"
+#include "clustermap.h"
+#include "leadscore/error.h"
+#include "timefmt.h"
+
+#define DEDUPE_WINDOW_MS (2 * 60 * 1000) /* JetStream's Nats-Msg-Id window: covers the gateway's retries */
+
+typedef struct {
+    const char *nats;
+    const char *cluster;
+    const char *nodes;
+    long partitions;
+    long replicas;
+    double wait_s;
+    double max_age_s;
+    int json;
+} cluster_opts;
+
+static const cliopt cluster_rows[] = {
+    {.name = "nats", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, nats), .arg = "URLS",
+     .help = "NATS servers, comma-separated nats://HOST:PORT (required)"},
+    {.name = "cluster", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, cluster), .arg = "NAME",
+     .help = "the cluster's name (default ls)"},
+    {.name = "partitions", .kind = CLIOPT_INT, CLIOPT_FIELD(cluster_opts, partitions), .lo = 1, .hi = PARTITION_MAX,
+     .arg = "P", .help = "init: log partitions, fixed for the cluster's life (default 128)"},
+    {.name = "nodes", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, nodes), .arg = "N1,N2,...",
+     .help = "init: the node names; partition p is owned by the (p mod N)-th and stood by for by the next"},
+    {.name = "replicas", .kind = CLIOPT_INT, CLIOPT_FIELD(cluster_opts, replicas), .lo = 1, .hi = 5, .arg = "R",
+     .help = "init: copies of every stream and of the map (default 3: survives one NATS server lost)"},
+    {.name = "max-age", .kind = CLIOPT_DURATION, CLIOPT_FIELD(cluster_opts, max_age_s), .lo = 0,
+     .hi = 3650LL * 86400000, .arg = "DURATION",
+     .help = "init: how long the logs keep events (default 0: for ever, so a lost node rebuilds by replay)"},
+    {.name = "wait", .kind = CLIOPT_DURATION, CLIOPT_FIELD(cluster_opts, wait_s), .lo = 0, .hi = 600000,
+     .arg = "DURATION", .help = "how long to wait for NATS and JetStream to be ready (default 30s)"},
+    {.name = "json", .kind = CLIOPT_FLAG, CLIOPT_FIELD(cluster_opts, json), .help = "status: one JSON object"},
+    CLIOPT_END};
+
+static const cliopts_spec cluster_spec = {
+    .cmd = "cluster",
+    .usage = "leadscore cluster init --nats URLS --partitions P --nodes N1,N2,... [--cluster NAME] [--replicas R]\n"
+             "       leadscore cluster status --nats URLS [--cluster NAME] [--json]\n"
+             "       leadscore cluster move --nats URLS [--cluster NAME] PARTITION NODE",
+    .about = "Cluster mode runs leadscore on several machines over NATS JetStream: every event goes to its\n"
+             "partition's replicated log, and each node (`leadscore serve --nats URLS --node NAME`) applies\n"
+             "the partitions it owns or stands by for to its own store.\n"
+             "  init    creates the cluster: its map (a KV bucket) and one stream per partition\n"
+             "  status  each partition's owner, standby, log length, and how far each node applied it\n"
+             "  move    makes NODE the owner of PARTITION (the old owner becomes its standby)",
+    .opts = cluster_rows,
+    .in_order = 0};
+
+static int connect_cluster(cnats *c, const cluster_opts *o, int create_kv, char *err, size_t errlen)
+{
+    int64_t wait_ms = (int64_t)(o->wait_s * 1000);
+    int rc = cnats_connect(c, o->nats, "leadscore cluster", wait_ms, err, errlen);
+    if (rc == LS_OK)
+        rc = cnats_open_kv(c, o->cluster, create_kv, (int)o->replicas, wait_ms, err, errlen);
+    return rc;
+}
+
+/* ---- init ---- */
+
+static int split_nodes(char *buf, const char **names)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (*t && n < CLUSTER_MAX_NODES + 1)
+            names[n++] = t;
+    return n;
+}
+
+static int cluster_init(const cluster_opts *o)
+{
+    char err[512], nodes_buf[4096];
+    const char *names[CLUSTER_MAX_NODES + 1];
+    clustermap m;
+    cnats c;
+    uint64_t rev;
+    if (!o->nodes)
+        return cli_error("cluster", CLI_USAGE, "init: --nodes N1,N2,... is required (the names the nodes will run with)");
+    snprintf(nodes_buf, sizeof nodes_buf, "%s", o->nodes);
+    int nn = split_nodes(nodes_buf, names);
+    if (clustermap_init(&m, o->cluster, (uint32_t)o->partitions, timefmt_now_ms(), names, nn, err, sizeof err))
+        return cli_error("cluster", CLI_USAGE, "init: %s", err);
+    if (connect_cluster(&c, o, 1, err, sizeof err) != LS_OK)
+        return cli_error("cluster", CLI_FAIL, "%s", err);
+    clustermap *existing = malloc(sizeof *existing);
+    int rc = existing ? cnats_map_get(&c, existing, &rev, err, sizeof err) : LS_ENOMEM;
+    free(existing);
+    if (rc == LS_OK) {
+        cnats_close(&c);
+        return cli_error("cluster", CLI_FAIL, "cluster \"%s\" exists already on these NATS servers: pick another "
+                         "--cluster name (a name is never reused)", o->cluster);
+    }
+    for (uint32_t p = 0; p < m.nparts && rc != LS_EUNAVAIL; p++) {
+        rc = cnats_stream_create(&c, &m, p, (int)o->replicas, DEDUPE_WINDOW_MS, (int64_t)(o->max_age_s * 1000),
+                                 (int64_t)(o->wait_s * 1000), err, sizeof err);
+        if (rc == LS_EUNAVAIL)
+            break;
+        fprintf(stderr, "\rcluster: streams %u/%u", p + 1, m.nparts);
+    }
+    fprintf(stderr, "\n");
+    if (rc != LS_EUNAVAIL)
+        rc = cnats_map_create(&c, &m, err, sizeof err);
+    cnats_close(&c);
+    if (rc == LS_EUNAVAIL || rc == LS_EPARSE || rc == LS_ENOMEM)
+        return cli_error("cluster", CLI_FAIL, "%s", err);
+    printf("cluster %s: %u partitions on %d node%s, %ld replicas, generation %lld\n", m.cluster, m.nparts, m.nnodes,
+           m.nnodes == 1 ? "" : "s", o->replicas, (long long)m.generation);
+    return CLI_OK;
+}
+
+/* ---- status ---- */
+
+typedef struct {
+    cluster_live live[CLUSTER_MAX_NODES];
+    int has_live[CLUSTER_MAX_NODES];
+    int alive[CLUSTER_MAX_NODES];
+    uint64_t last[PARTITION_MAX];
+    char leader[PARTITION_MAX][64];
+    int stream_ok[PARTITION_MAX];
+} cluster_view;
+
+/* Node n's position in partition p, or -1 when it does not apply it. */
+static int64_t applied(const cluster_view *v, int n, uint32_t p)
+{
+    if (n < 0 || !v->has_live[n])
+        return -1;
+    for (uint32_t i = 0; i < v->live[n].nheld; i++)
+        if (v->live[n].part[i] == p)
+            return (int64_t)v->live[n].applied[i];
+    return -1;
+}
+
+static void read_view(cnats *c, const clustermap *m, cluster_view *v)
+{
+    char err[256], stream[128];
+    int64_t now = timefmt_now_ms();
+    for (int n = 0; n < m->nnodes; n++) {
+        v->has_live[n] = cnats_live_get(c, m->nodes[n], &v->live[n]) == LS_OK;
+        v->alive[n] = v->has_live[n] && now - v->live[n].ts_ms < CLUSTER_LIVE_TTL_MS && v->live[n].nheld > 0;
+    }
+    for (uint32_t p = 0; p < m->nparts; p++) {
+        clustermap_stream_name(m, p, stream, sizeof stream);
+        v->stream_ok[p] = cnats_stream_state(c, stream, &v->last[p], v->leader[p], sizeof v->leader[p], err,
+                                             sizeof err) == LS_OK;
+    }
+}
+
+static int64_t lag_of(const clustermap *m, const cluster_view *v, uint32_t p)
+{
+    int64_t a = applied(v, m->owner[p], p), b = m->standby[p] >= 0 ? applied(v, m->standby[p], p) : a;
+    int64_t low = a < b ? a : b;
+    return low < 0 ? -1 : (int64_t)v->last[p] - low;
+}
+
+static int ready(const clustermap *m, const cluster_view *v)
+{
+    for (uint32_t p = 0; p < m->nparts; p++)
+        if (!v->stream_ok[p] || !v->alive[m->owner[p]] || applied(v, m->owner[p], p) != (int64_t)v->last[p])
+            return 0;
+    return 1;
+}
+
+static void status_json(const clustermap *m, const cluster_view *v)
+{
+    json_t *o = json_object(), *nodes = json_object(), *parts = json_array();
+    for (int n = 0; n < m->nnodes; n++) {
+        json_t *nd = json_object();
+        json_object_set_new(nd, "endpoint", json_string(v->has_live[n] ? v->live[n].endpoint : ""));
+        json_object_set_new(nd, "pull", json_string(v->has_live[n] ? v->live[n].pull : ""));
+        json_object_set_new(nd, "live", json_boolean(v->alive[n]));
+        json_object_set_new(nd, "pid", json_integer(v->has_live[n] ? v->live[n].pid : 0));
+        json_object_set_new(nodes, m->nodes[n], nd);
+    }
+    for (uint32_t p = 0; p < m->nparts; p++) {
+        char stream[128];
+        json_t *pt = json_object(), *ap = json_object();
+        clustermap_stream_name(m, p, stream, sizeof stream);
+        for (int n = 0; n < m->nnodes; n++)
+            if (applied(v, n, p) >= 0)
+                json_object_set_new(ap, m->nodes[n], json_integer(applied(v, n, p)));
+        json_object_set_new(pt, "p", json_integer(p));
+        json_object_set_new(pt, "owner", json_string(m->nodes[m->owner[p]]));
+        json_object_set_new(pt, "standby", m->standby[p] >= 0 ? json_string(m->nodes[m->standby[p]]) : json_null());
+        json_object_set_new(pt, "stream", json_string(stream));
+        json_object_set_new(pt, "leader", json_string(v->leader[p]));
+        json_object_set_new(pt, "last_seq", json_integer((json_int_t)v->last[p]));
+        json_object_set_new(pt, "applied", ap);
+        json_object_set_new(pt, "lag", lag_of(m, v, p) >= 0 ? json_integer(lag_of(m, v, p)) : json_null());
+        json_array_append_new(parts, pt);
+    }
+    json_object_set_new(o, "cluster", json_string(m->cluster));
+    json_object_set_new(o, "epoch", json_integer((json_int_t)m->epoch));
+    json_object_set_new(o, "partitions", json_integer(m->nparts));
+    json_object_set_new(o, "ready", json_boolean(ready(m, v)));
+    json_object_set_new(o, "nodes", nodes);
+    json_object_set_new(o, "parts", parts);
+    json_dumpf(o, stdout, JSON_COMPACT);
+    printf("\n");
+    json_decref(o);
+}
+
+static void status_text(const clustermap *m, const cluster_view *v)
+{
+    printf("cluster %s  epoch %" PRIu64 "  %u partitions  %s\n", m->cluster, m->epoch, m->nparts,
+           ready(m, v) ? "ready" : "NOT READY (an owner is down or behind its log)");
+    for (int n = 0; n < m->nnodes; n++)
+        printf("  node %-12s %-5s %s\n", m->nodes[n], v->alive[n] ? "up" : "DOWN",
+               v->has_live[n] ? v->live[n].endpoint : "(never started)");
+    printf("  %4s  %-12s %-12s %-10s %10s %10s %10s %8s\n", "part", "owner", "standby", "leader", "last_seq",
+           "owner@", "standby@", "lag");
+    for (uint32_t p = 0; p < m->nparts; p++) {
+        int64_t a = applied(v, m->owner[p], p), b = m->standby[p] >= 0 ? applied(v, m->standby[p], p) : -1;
+        printf("  %4u  %-12s %-12s %-10s %10" PRIu64 " %10lld %10lld %8lld\n", p, m->nodes[m->owner[p]],
+               m->standby[p] >= 0 ? m->nodes[m->standby[p]] : "-", v->stream_ok[p] ? v->leader[p] : "(no stream)",
+               v->last[p], (long long)a, (long long)b, (long long)lag_of(m, v, p));
+    }
+}
+
+static int cluster_status(const cluster_opts *o)
+{
+    char err[512];
+    clustermap m;
+    cnats c;
+    cluster_view *v = calloc(1, sizeof *v);
+    if (!v)
+        return cli_error("cluster", CLI_FAIL, "out of memory");
+    int rc = connect_cluster(&c, o, 0, err, sizeof err);
+    if (rc == LS_OK)
+        rc = cnats_map_get(&c, &m, NULL, err, sizeof err);
+    if (rc == LS_OK) {
+        read_view(&c, &m, v);
+        if (o->json)
+            status_json(&m, v);
+        else
+            status_text(&m, v);
+    }
+    cnats_close(&c);
+    free(v);
+    return rc == LS_OK ? CLI_OK : cli_error("cluster", CLI_FAIL, "%s", err);
+}
+
+/* ---- move ---- */
+
+static int cluster_move(const cluster_opts *o, const char *part, const char *node)
+{
+    char err[512], *end;
+    clustermap m;
+    cnats c;
+    uint64_t rev;
+    unsigned long p = strtoul(part, &end, 10);
+    if (!*part || *end)
+        return cli_error("cluster", CLI_USAGE, "move: PARTITION must be a number, not \"%s\"", part);
+    int rc = connect_cluster(&c, o, 0, err, sizeof err);
+    if (rc == LS_OK && (rc = cnats_map_get(&c, &m, &rev, err, sizeof err)) == LS_OK &&
+        (rc = clustermap_move(&m, (uint32_t)p, node, err, sizeof err)) == LS_OK)
+        rc = cnats_map_update(&c, &m, rev, err, sizeof err);
+    cnats_close(&c);
+    if (rc)
+        return cli_error("cluster", rc == LS_EINVAL ? CLI_USAGE : CLI_FAIL, "move: %s", err);
+    printf("partition %lu: owner %s, standby %s (epoch %" PRIu64 ")\n", p, node,
+           m.standby[p] >= 0 ? m.nodes[m.standby[p]] : "-", m.epoch);
+    return CLI_OK;
+}
+
+int cmd_cluster(int argc, char **argv)
+{
+    cluster_opts o = {.cluster = "ls", .partitions = 128, .replicas = 3, .wait_s = 30};
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            cliopts_help(&cluster_spec, stdout);
+            return CLI_OK;
+        }
+        return cli_error("cluster", CLI_USAGE, "say init, status or move (see --help)");
+    }
+    const char *what = argv[1];
+    int first = cliopts_parse(&cluster_spec, argc - 1, argv + 1, &o);
+    if (first < 0)
+        return cliopts_status(first);
+    int operands = argc - 1 - first;
+    if (!o.nats)
+        return cli_error("cluster", CLI_USAGE, "--nats URLS is required (the NATS servers, nats://HOST:PORT,...)");
+    if (!clustermap_valid_name(o.cluster))
+        return cli_error("cluster", CLI_USAGE, "--cluster: use 1-47 letters, digits, '-' or '_'");
+    if (strcmp(what, "init") == 0 && operands == 0)
+        return cluster_init(&o);
+    if (strcmp(what, "status") == 0 && operands == 0)
+        return cluster_status(&o);
+    if (strcmp(what, "move") == 0 && operands == 2)
+        return cluster_move(&o, argv[1 + first], argv[2 + first]);
+    return cli_error("cluster", CLI_USAGE, "usage: cluster init|status|move (see --help)");
+}

@@ -1,0 +1,544 @@
+/* gateway.c -- publishes track batches to the partition logs and answers
+ * after JetStream's acks (gateway.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "gateway.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "codec.h"
+#include "leadscore/error.h"
+#include "log.h"
+#include "logmsg.h"
+#include "msgio.h"
+#include "partition.h"
+#include "timefmt.h"
+#include "writer.h"
+
+#define MAX_JOBS 256              /* jobs taken per round */
+#define MAX_EVENTS_PER_MSG 256    /* events in one log message */
+#define ACK_WAIT_MS 3000          /* one publish waits this long for its ack */
+#define RETRY_BUDGET_MS 15000     /* longer than a 4-9 s leader election */
+#define RETRY_PAUSE_MS 50
+#define IDLE_POLL_MS 200
+
+enum { MSG_PENDING, MSG_ACKED, MSG_FAILED };
+
+/* One log message of a round. */
+typedef struct {
+    uint32_t part;
+    char msgid[96];
+    char *data;
+    size_t len;
+    int state;
+    uint64_t seq;             /* its stream sequence, once acked */
+    natsStatus err;
+} gw_msg;
+
+/* Event e of job j goes to partition part: the round's events sorted by
+ * partition, arrival order within one. */
+typedef struct {
+    uint32_t part;
+    uint32_t job;
+    uint32_t ev;
+} gw_event;
+
+struct gateway {
+    service *svc;
+    cnats *nats;
+    jsCtx *js;                /* async publishing, acks to on_ack */
+    pthread_t thread;
+    void *pull, *replies;
+    int nproducers, finished;
+    char node[CLUSTER_NAME_MAX];
+    char boot[24];            /* this process's start, in every message id */
+    uint32_t nparts;
+    char (*subjects)[96];
+    pthread_mutex_t lock;     /* guards msgs[].state/seq/err, inflight, base */
+    pthread_cond_t acked;
+    gw_msg *msgs;
+    size_t nmsgs, msgs_cap;
+    size_t inflight;
+    uint64_t counter, base;   /* message ids are base + index within the round */
+    writer_job *jobs[MAX_JOBS];
+    size_t njobs;
+    gw_event *events;
+    size_t events_cap;
+    uint8_t *job_failed;      /* per job: a message holding its events was not acked */
+    codec_writer buf, reply;
+};
+
+/* ------------------------------------------------------------------ */
+/* Acks                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Called by the NATS library for every publish: the ack, or the error
+ * (including the MaxWait timeout).  Finds the message by its id. */
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    gateway *g = closure;
+    const char *id = NULL;
+    (void)js;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
+        const char *colon = strrchr(id, ':');
+        uint64_t n = colon ? strtoull(colon + 1, NULL, 10) : 0;
+        pthread_mutex_lock(&g->lock);
+        if (n >= g->base && n - g->base < g->nmsgs) {
+            gw_msg *m = &g->msgs[n - g->base];
+            if (m->state == MSG_PENDING) {
+                if (pa) {
+                    m->state = MSG_ACKED;
+                    m->seq = pa->Sequence;
+                } else {
+                    m->state = MSG_FAILED;
+                    m->err = pae ? pae->Err : NATS_ERR;
+                }
+                if (g->inflight)
+                    g->inflight--;
+                pthread_cond_broadcast(&g->acked);
+            }
+        }
+        pthread_mutex_unlock(&g->lock);
+    }
+    natsMsg_Destroy(msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* A round: messages built, published, acked                           */
+/* ------------------------------------------------------------------ */
+
+static int by_part(const void *pa, const void *pb)
+{
+    const gw_event *a = pa, *b = pb;
+    if (a->part != b->part)
+        return a->part < b->part ? -1 : 1;
+    if (a->job != b->job)
+        return a->job < b->job ? -1 : 1;
+    return a->ev < b->ev ? -1 : a->ev > b->ev;
+}
+
+static int add_msg(gateway *g, uint32_t part)
+{
+    if (g->nmsgs == g->msgs_cap) {
+        size_t cap = g->msgs_cap ? g->msgs_cap * 2 : 64;
+        gw_msg *m = realloc(g->msgs, cap * sizeof *m);
+        if (!m)
+            return LS_ENOMEM;
+        g->msgs = m;
+        g->msgs_cap = cap;
+    }
+    char *data = malloc(g->buf.sb.size);
+    if (!data)
+        return LS_ENOMEM;
+    memcpy(data, g->buf.sb.data, g->buf.sb.size);
+    gw_msg *m = &g->msgs[g->nmsgs];
+    memset(m, 0, sizeof *m);
+    m->part = part;
+    m->data = data;
+    m->len = g->buf.sb.size;
+    snprintf(m->msgid, sizeof m->msgid, "%s:%s:%" PRIu64, g->node, g->boot, g->base + g->nmsgs);
+    g->nmsgs++;
+    return LS_OK;
+}
+
+static void free_msgs(gateway *g)
+{
+    for (size_t i = 0; i < g->nmsgs; i++)
+        free(g->msgs[i].data);
+    g->nmsgs = 0;
+}
+
+/* Lists the round's events by partition. */
+static int sort_events(gateway *g, size_t *total)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < g->njobs; j++)
+        n += g->jobs[j]->nevents;
+    if (n > g->events_cap) {
+        gw_event *e = realloc(g->events, n * sizeof *e);
+        if (!e)
+            return LS_ENOMEM;
+        g->events = e;
+        g->events_cap = n;
+    }
+    n = 0;
+    for (size_t j = 0; j < g->njobs; j++)
+        for (size_t i = 0; i < g->jobs[j]->nevents; i++) {
+            const ls_str *c = &g->jobs[j]->events[i].customer;
+            g->events[n++] = (gw_event){partition_of(c->ptr, c->len, g->nparts), (uint32_t)j, (uint32_t)i};
+        }
+    qsort(g->events, n, sizeof *g->events, by_part);
+    *total = n;
+    return LS_OK;
+}
+
+/* Builds the round's messages: per partition, runs of at most
+ * MAX_EVENTS_PER_MSG events in arrival order. */
+static int build_msgs(gateway *g)
+{
+    size_t n, i = 0;
+    int rc = sort_events(g, &n);
+    int64_t rcv = timefmt_now_ms();
+    g->base = g->counter;
+    while (rc == LS_OK && i < n) {
+        uint32_t part = g->events[i].part;
+        size_t k = 0;
+        logmsg_begin(&g->buf, rcv, g->node);
+        for (; i < n && g->events[i].part == part && k < MAX_EVENTS_PER_MSG; i++, k++)
+            logmsg_add(&g->buf, &g->jobs[g->events[i].job]->events[g->events[i].ev]);
+        logmsg_finish(&g->buf);
+        rc = g->buf.oom ? LS_ENOMEM : add_msg(g, part);
+    }
+    g->counter += g->nmsgs;
+    return rc;
+}
+
+static natsStatus publish(gateway *g, gw_msg *m)
+{
+    natsMsg *msg = NULL;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = m->msgid;
+    po.MaxWait = ACK_WAIT_MS;
+    natsStatus s = natsMsg_Create(&msg, g->subjects[m->part], NULL, m->data, (int)m->len);
+    if (s == NATS_OK)
+        s = js_PublishMsgAsync(g->js, &msg, &po);
+    natsMsg_Destroy(msg); /* NULL when the library took it */
+    return s;
+}
+
+/* Sends every message in state MSG_FAILED again (all of them the first
+ * time, when they are all MSG_FAILED); one that cannot even be handed to
+ * the library stays failed for the next pass. */
+static void send_failed(gateway *g)
+{
+    for (size_t i = 0; i < g->nmsgs; i++) {
+        pthread_mutex_lock(&g->lock);
+        int again = g->msgs[i].state == MSG_FAILED;
+        if (again) {
+            g->msgs[i].state = MSG_PENDING;
+            g->inflight++;
+        }
+        pthread_mutex_unlock(&g->lock);
+        if (!again)
+            continue;
+        natsStatus s = publish(g, &g->msgs[i]);
+        if (s != NATS_OK) {
+            pthread_mutex_lock(&g->lock);
+            if (g->msgs[i].state == MSG_PENDING) {
+                g->msgs[i].state = MSG_FAILED;
+                g->msgs[i].err = s;
+                g->inflight--;
+            }
+            pthread_mutex_unlock(&g->lock);
+        }
+    }
+}
+
+static void pause_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Publishes the round's messages and waits until each is acked, sending
+ * the failed ones again until RETRY_BUDGET_MS has passed.  Returns how
+ * many retries it took. */
+static unsigned publish_round(gateway *g)
+{
+    unsigned retries = 0;
+    int64_t deadline = timefmt_mono_ns() + RETRY_BUDGET_MS * 1000000LL;
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; i < g->nmsgs; i++)
+        g->msgs[i].state = MSG_FAILED; /* "to send" */
+    g->inflight = 0;
+    pthread_mutex_unlock(&g->lock);
+    for (;;) {
+        send_failed(g);
+        size_t failed = 0;
+        pthread_mutex_lock(&g->lock);
+        while (g->inflight > 0 && timefmt_mono_ns() < deadline) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 100 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&g->acked, &g->lock, &until);
+        }
+        for (size_t i = 0; i < g->nmsgs; i++)
+            failed += g->msgs[i].state != MSG_ACKED;
+        natsStatus first = NATS_OK;
+        for (size_t i = 0; i < g->nmsgs && first == NATS_OK; i++)
+            if (g->msgs[i].state == MSG_FAILED)
+                first = g->msgs[i].err;
+        pthread_mutex_unlock(&g->lock);
+        if (failed == 0 || timefmt_mono_ns() + RETRY_PAUSE_MS * 1000000LL >= deadline)
+            break;
+        if (retries++ == 0)
+            LOG_WARN("log_publish_retry", "messages=%zu reason=\"%s\" note=\"sending again with the same ids\"",
+                     failed, natsStatus_GetText(first));
+        pause_ms(RETRY_PAUSE_MS);
+    }
+    return retries;
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                             */
+/* ------------------------------------------------------------------ */
+
+static void encode_ok(gateway *g, const writer_job *job)
+{
+    codec_writer *w = &g->reply;
+    codec_writer_reset(w);
+    cw_map(w);
+    cw_key(w, "ok");
+    cw_bool(w, 1);
+    if (job->id) {
+        cw_key(w, "id");
+        cw_raw(w, job->id, job->id_len, 1);
+    }
+    cw_key(w, "accepted");
+    cw_int(w, (int64_t)job->nevents);
+    cw_key(w, "duplicates");
+    cw_int(w, 0);
+    cw_key(w, "rejected");
+    cw_array(w);
+    cw_raw(w, job->rejected, job->rejected_len, job->nrejected);
+    cw_end(w);
+    cw_key(w, "log");
+    cw_map(w);
+    /* the newest sequence per partition holding this job's events */
+    for (size_t i = 0; i < g->nmsgs; i++) {
+        int mine = 0, later = 0;
+        for (size_t k = 0; k < job->nevents && !mine; k++) {
+            const ls_str *c = &job->events[k].customer;
+            mine = partition_of(c->ptr, c->len, g->nparts) == g->msgs[i].part;
+        }
+        for (size_t k = i + 1; k < g->nmsgs && mine && !later; k++)
+            later = g->msgs[k].part == g->msgs[i].part;
+        if (!mine || later)
+            continue;
+        char key[16];
+        snprintf(key, sizeof key, "%u", g->msgs[i].part);
+        cw_key(w, key);
+        cw_int(w, (int64_t)g->msgs[i].seq);
+    }
+    cw_end(w);
+    cw_end(w);
+}
+
+static void encode_unavailable(gateway *g, const writer_job *job)
+{
+    codec_writer *w = &g->reply;
+    codec_writer_reset(w);
+    cw_map(w);
+    cw_key(w, "ok");
+    cw_bool(w, 0);
+    if (job->id) {
+        cw_key(w, "id");
+        cw_raw(w, job->id, job->id_len, 1);
+    }
+    cw_key(w, "error");
+    cw_map(w);
+    cw_key(w, "code");
+    cw_str(w, ls_wire_code(LS_EUNAVAIL));
+    cw_key(w, "message");
+    cw_str(w, "the event log did not confirm the write in time: it may or may not be stored; "
+              "resend with the same event_ids (each event still counts once)");
+    cw_end(w);
+    cw_end(w);
+}
+
+static void send_reply(gateway *g, writer_job *job, size_t j)
+{
+    service_meta meta = {META_REPLY, (uint8_t)job->op, !g->job_failed[j], {0}, job->start_ns};
+    if (g->job_failed[j])
+        encode_unavailable(g, job);
+    else
+        encode_ok(g, job);
+    if (msgio_send_bytes(g->replies, &meta, sizeof meta, 1) == 0 &&
+        msgio_send_envelope(g->replies, job->envelope, job->envelope_len) == 0)
+        msgio_send_bytes(g->replies, g->reply.sb.data, g->reply.sb.size, 0);
+}
+
+/* Marks the jobs with an event in a message that was not acked. */
+static void mark_failed(gateway *g)
+{
+    memset(g->job_failed, 0, MAX_JOBS);
+    for (size_t i = 0; i < g->nmsgs; i++) {
+        if (g->msgs[i].state == MSG_ACKED)
+            continue;
+        for (size_t j = 0; j < g->njobs; j++)
+            for (size_t k = 0; k < g->jobs[j]->nevents && !g->job_failed[j]; k++) {
+                const ls_str *c = &g->jobs[j]->events[k].customer;
+                g->job_failed[j] = partition_of(c->ptr, c->len, g->nparts) == g->msgs[i].part;
+            }
+    }
+}
+
+static void finish_round(gateway *g)
+{
+    pthread_mutex_lock(&g->lock);
+    mark_failed(g);
+    pthread_mutex_unlock(&g->lock);
+    for (size_t j = 0; j < g->njobs; j++) {
+        writer_job *job = g->jobs[j];
+        if (job->reply)
+            send_reply(g, job, j);
+        else if (g->job_failed[j])
+            atomic_fetch_add(&g->svc->stats.events_unstored_unavailable, job->nevents);
+        writer_job_free(&g->jobs[j]);
+    }
+    pthread_mutex_lock(&g->lock);
+    free_msgs(g);
+    g->base = g->counter;
+    pthread_mutex_unlock(&g->lock);
+    g->njobs = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The thread                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Takes the jobs waiting (blocking up to wait_ms for the first). */
+static void collect(gateway *g, int wait_ms)
+{
+    zmq_pollitem_t item = {g->pull, 0, ZMQ_POLLIN, 0};
+    size_t events = 0;
+    if (zmq_poll(&item, 1, wait_ms) <= 0)
+        return;
+    while (g->njobs < MAX_JOBS && events < g->svc->cfg.commit_max_events && g->finished < g->nproducers) {
+        writer_job *job;
+        int n = zmq_recv(g->pull, &job, sizeof job, ZMQ_DONTWAIT);
+        if (n != (int)sizeof job)
+            break;
+        if (!job) {
+            g->finished++;
+            continue;
+        }
+        g->jobs[g->njobs++] = job; /* one with no events (all rejected) is answered at once */
+        events += job->nevents;
+    }
+}
+
+static void *gateway_main(void *arg)
+{
+    gateway *g = arg;
+    prctl(PR_SET_NAME, "ls-gateway");
+    while (g->finished < g->nproducers || g->njobs) {
+        collect(g, IDLE_POLL_MS);
+        if (!g->njobs)
+            continue;
+        if (build_msgs(g) != LS_OK) {
+            LOG_ERROR("log_publish_failed", "reason=\"out of memory\" jobs=%zu", g->njobs);
+            pthread_mutex_lock(&g->lock);
+            for (size_t i = 0; i < g->nmsgs; i++)
+                g->msgs[i].state = MSG_FAILED;
+            pthread_mutex_unlock(&g->lock);
+        } else if (g->nmsgs) {
+            publish_round(g);
+        }
+        finish_round(g);
+    }
+    return NULL;
+}
+
+static void close_gateway(gateway *g)
+{
+    if (g->js) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = 1000;
+        js_PublishAsyncComplete(g->js, &po);
+        jsCtx_Destroy(g->js);
+    }
+    zmq_close(g->pull);
+    zmq_close(g->replies);
+    free_msgs(g);
+    free(g->msgs);
+    free(g->events);
+    free(g->subjects);
+    free(g->job_failed);
+    codec_writer_destroy(&g->buf);
+    codec_writer_destroy(&g->reply);
+    pthread_cond_destroy(&g->acked);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *map, const char *node, int nproducers,
+                  char *err, size_t errlen)
+{
+    gateway *g = calloc(1, sizeof *g);
+    *out = NULL;
+    if (!g)
+        return LS_ENOMEM;
+    g->svc = svc;
+    g->nats = nats;
+    g->nproducers = nproducers;
+    g->nparts = map->nparts;
+    snprintf(g->node, sizeof g->node, "%s", node);
+    snprintf(g->boot, sizeof g->boot, "%lld", (long long)timefmt_now_ms());
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->acked, NULL);
+    codec_writer_init(&g->buf);
+    codec_writer_init(&g->reply);
+    g->subjects = calloc(map->nparts, sizeof *g->subjects);
+    g->job_failed = calloc(MAX_JOBS, 1);
+    if (!g->subjects || !g->job_failed) {
+        close_gateway(g);
+        return LS_ENOMEM;
+    }
+    for (uint32_t p = 0; p < map->nparts; p++)
+        clustermap_subject(map, p, g->subjects[p], sizeof g->subjects[p]);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = CNATS_API_WAIT_MS;
+    jo.PublishAsync.MaxPending = 8192;
+    jo.PublishAsync.AckHandler = on_ack;
+    jo.PublishAsync.AckHandlerClosure = g;
+    jo.PublishAsync.StallWait = 1000;
+    int rc = cnats_js(nats, &jo, &g->js, err, errlen);
+    g->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_GATEWAY, 1, 512);
+    g->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
+    if (rc == LS_OK && (!g->pull || !g->replies)) {
+        snprintf(err, errlen, "cannot set up the gateway's sockets");
+        rc = LS_EINTERNAL;
+    }
+    if (rc == LS_OK && pthread_create(&g->thread, NULL, gateway_main, g) != 0) {
+        snprintf(err, errlen, "cannot start the gateway thread");
+        rc = LS_EINTERNAL;
+    }
+    if (rc) {
+        close_gateway(g);
+        return rc;
+    }
+    *out = g;
+    return LS_OK;
+}
+
+void gateway_join(gateway **gp)
+{
+    if (!gp || !*gp)
+        return;
+    pthread_join((*gp)->thread, NULL);
+    close_gateway(*gp);
+    *gp = NULL;
+}
+
+void gateway_abandon(gateway *g, int nproducers)
+{
+    void *push = msgio_inproc_socket(g->svc->zmq, ZMQ_PUSH, SERVICE_EP_GATEWAY, 0, nproducers + 1);
+    for (int i = 0; push && i < nproducers; i++)
+        writer_finish(push);
+    zmq_close(push);
+}
