@@ -14,6 +14,7 @@
 
 #include "cluster_nats.h"
 #include "clustermap.h"
+#include "forward.h"
 #include "gateway.h"
 #include "leadscore/error.h"
 #include "log.h"
@@ -37,6 +38,7 @@ struct clusternode {
     atomic_uchar held[PARTITION_MAX];
     gateway *gw;
     shardlog *sl;
+    forwarder *fwd;
     pthread_t control;
     int control_running;
     int64_t last_error_ms;
@@ -175,9 +177,12 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     }
     if (rc == LS_OK)
         rc = gateway_start(&cn->gw, svc, &cn->nats, &cn->map, cn->node, nworkers, err, errlen);
+    if (rc == LS_OK)
+        rc = forward_start(&cn->fwd, svc, cn->node, err, errlen);
     if (rc == LS_OK) {
         apply_map(cn, &cn->map);
         put_live(cn);
+        refresh(cn); /* the other nodes' endpoints, for the `cluster` op at once */
         if (pthread_create(&cn->control, NULL, control_main, cn) != 0) {
             snprintf(err, errlen, "cannot start the cluster control thread");
             rc = LS_EINTERNAL;
@@ -206,6 +211,7 @@ void clusternode_join(clusternode **cnp)
         pthread_join(cn->control, NULL);
     shardlog_stop(&cn->sl);
     gateway_join(&cn->gw);
+    forward_stop(&cn->fwd);
     cnats_close(&cn->nats);
     pthread_mutex_destroy(&cn->lock);
     free(cn);
@@ -227,6 +233,20 @@ void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t c
     pthread_mutex_lock(&cn->lock);
     snprintf(out, cap, "%s", p < cn->map.nparts ? cn->node_ep[cn->map.owner[p]] : "");
     pthread_mutex_unlock(&cn->lock);
+}
+
+void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *out, size_t cap)
+{
+    pthread_mutex_lock(&cn->lock);
+    int n = p >= cn->map.nparts ? -1 : standby ? cn->map.standby[p] : cn->map.owner[p];
+    snprintf(out, cap, "%s", n >= 0 ? cn->node_ep[n] : "");
+    pthread_mutex_unlock(&cn->lock);
+}
+
+int clusternode_forwarded(const void *identity, size_t len)
+{
+    size_t n = strlen(FORWARD_ID_PREFIX);
+    return len >= n && memcmp(identity, FORWARD_ID_PREFIX, n) == 0;
 }
 
 void clusternode_describe(clusternode *cn, codec_writer *w)

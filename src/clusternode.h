@@ -47,4 +47,12 @@ void clusternode_describe(clusternode *cn, codec_writer *w);
 /* The owner's endpoint of p ("" when unknown) into out. */
 void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap);
 
+/* Where to send a read of partition p: its owner, or with standby its
+ * standby ("" when there is none or it is unknown). */
+void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *out, size_t cap);
+
+/* 1 when a request came through another node's forwarder (its routing
+ * id, the ROUTER's first frame): it is answered here, never forwarded. */
+int clusternode_forwarded(const void *identity, size_t len);
+
 #endif

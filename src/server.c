@@ -22,6 +22,7 @@
 #include "automation.h"
 #include "clusternode.h"
 #include "codec.h"
+#include "forward.h"
 #include "leadscore/error.h"
 #include "log.h"
 #include "metrics.h"
@@ -57,6 +58,7 @@ struct server {
     service svc;
     void *router, *pull, *work, *scan, *replies;
     void *reads_out_sock;      /* read batches to the workers (readbatch.h) */
+    void *forward_sock;        /* cluster mode: reads for other nodes (forward.h) */
     int wake[2];               /* self-pipe: server_request_stop writes here */
     worker *workers[MAX_WORKERS];
     int nworkers;
@@ -199,7 +201,9 @@ static int open_sockets(server *s, char *err, size_t errlen)
     s->scan = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_SCAN, 1, s->svc.cfg.max_scans);
     s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1, 0);
     s->reads_out_sock = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_READS, 1, SERVICE_WORK_HWM);
-    if (!s->work || !s->scan || !s->replies || !s->reads_out_sock) {
+    if (s->svc.cfg.nats[0])
+        s->forward_sock = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_FORWARD, 0, SERVICE_WORK_HWM);
+    if (!s->work || !s->scan || !s->replies || !s->reads_out_sock || (s->svc.cfg.nats[0] && !s->forward_sock)) {
         snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
         return LS_EINTERNAL;
     }
@@ -582,12 +586,12 @@ static int read_ids(const codec_request *req, const msgpack_object **one, const 
     return *one || *many;
 }
 
-/* Cluster mode: what this node must not answer from its own store.  A
- * read of a customer whose partition it does not hold is refused with the
- * owner's endpoint (the `cluster` op lists them all); the identity and
- * audience ops are not available in cluster mode yet.  1 when refused. */
-static int cluster_refuses(server *s, msgio_parts *p, int env_end, const codec_request *req, int op,
-                           int64_t start_ns)
+/* Cluster mode: a read of a customer whose partition this node does not
+ * hold goes to the forwarder (forward.h), which asks the owner; one that
+ * another node forwarded here is refused instead (maps disagree for a
+ * moment during a move).  The identity and audience ops are not
+ * available in cluster mode yet.  1 when the request was dealt with. */
+static int cluster_route(server *s, msgio_parts *p, int env_end, const codec_request *req, int op, int64_t start_ns)
 {
     char why[512], owner[CLUSTER_EP_MAX];
     const msgpack_object *one, *many;
@@ -605,6 +609,11 @@ static int cluster_refuses(server *s, msgio_parts *p, int env_end, const codec_r
         uint32_t part = clusternode_partition(s->svc.cluster, id->via.str.ptr, id->via.str.size);
         if (clusternode_holds(s->svc.cluster, part))
             continue;
+        if (!clusternode_forwarded(zmq_msg_data(&p->frame[0]), zmq_msg_size(&p->frame[0]))) {
+            if (forward(s->forward_sock, p, op, start_ns) != 0)
+                reject(s, p, env_end, req->id, LS_EUNAVAIL, "server busy: retry", start_ns);
+            return 1;
+        }
         clusternode_owner_endpoint(s->svc.cluster, part, owner, sizeof owner);
         snprintf(why, sizeof why, "customer \"%.*s\" is in partition %u, which this node does not hold: ask its "
                  "owner%s%s (the `cluster` op lists every partition's owner)",
@@ -666,7 +675,7 @@ static void handle_request(server *s, msgio_parts *p)
         reject(s, p, env_end, req.id, LS_EUNAVAIL, "shutting down", start_ns);
         return;
     }
-    if (s->svc.cluster && cluster_refuses(s, p, env_end, &req, op, start_ns))
+    if (s->svc.cluster && cluster_route(s, p, env_end, &req, op, start_ns))
         return;
     if (ops_scan(op)) {
         forward_to_scanner(s, p, op, env_end, req.id, start_ns);
@@ -931,7 +940,7 @@ void server_destroy(server **sp)
         worker_join(&s->scanners[i]);
     writer_join(&s->writer);
     clusternode_join(&s->svc.cluster);
-    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies, s->reads_out_sock};
+    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies, s->reads_out_sock, s->forward_sock};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);

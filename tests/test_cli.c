@@ -404,6 +404,8 @@ static const exit_row exit_rows[] = {
      {"audience", "add", "--connect", "@EP", "buyers"}},
     {"triggers", {"triggers", "--connect", "@EP"}, {"triggers", "--connect", "@X", "--timeout", "300"},
      {"triggers", "--data", "@D/store", "--follow"}},
+    {"cluster", {"cluster", "--help"}, {"cluster", "status", "--nats", "nats://127.0.0.1:1", "--wait", "0"},
+     {"cluster"}},
     {"bench", {"bench", "--spawn", "--customers", "200", "--requests", "100", "--warmup", "0", "--quiet"},
      {"bench", "--connect", "@X", "--requests", "5", "--warmup", "0", "--timeout", "200", "--quiet"},
      {"bench", "--workload", "no-such-workload"}},
