@@ -26,6 +26,10 @@
 #define STOP_POLL_MS 100
 #define CONNECT_WAIT_MS 30000
 
+/* A partition on this node: not held; applied but still catching up with
+ * its log (reads go to another holder); applied and answered here. */
+enum { HELD_NONE, HELD_APPLYING, HELD_SERVING };
+
 struct clusternode {
     service *svc;
     cnats nats;
@@ -35,7 +39,8 @@ struct clusternode {
     clustermap map;
     char node_ep[CLUSTER_MAX_NODES][CLUSTER_EP_MAX];
     uint32_t nparts;                /* fixed at cluster init */
-    atomic_uchar held[PARTITION_MAX];
+    atomic_uchar held[PARTITION_MAX];   /* HELD_* */
+    uint64_t catch_up[PARTITION_MAX];   /* HELD_APPLYING: the log's length when it was taken on */
     gateway *gw;
     shardlog *sl;
     forwarder *fwd;
@@ -57,13 +62,47 @@ static void apply_map(clusternode *cn, const clustermap *m)
     for (uint32_t p = 0; p < m->nparts; p++) {
         int mine = me >= 0 && (m->owner[p] == me || m->standby[p] == me);
         if (mine && !shardlog_holds(cn->sl, p)) {
-            if (shardlog_hold(cn->sl, p) == LS_OK)
-                atomic_store(&cn->held[p], 1);
+            if (shardlog_hold(cn->sl, p) == LS_OK) {
+                cn->catch_up[p] = UINT64_MAX; /* known at the next control pass */
+                atomic_store(&cn->held[p], HELD_APPLYING);
+            }
         } else if (!mine && shardlog_holds(cn->sl, p)) {
-            atomic_store(&cn->held[p], 0);
+            atomic_store(&cn->held[p], HELD_NONE);
             shardlog_release(cn->sl, p);
         }
     }
+}
+
+/* A partition taken on (at start, after a move, after its store was
+ * deleted) is answered here once the store has applied the log as it was
+ * when it was taken on: reads never see it behind what another holder
+ * already answered. */
+static void check_catch_up(clusternode *cn)
+{
+    store_reader *r = NULL;
+    char stream[128], err[256];
+    if (store_reader_open(cn->svc->store, &r) != LS_OK)
+        return;
+    for (uint32_t p = 0; p < cn->nparts; p++) {
+        if (atomic_load(&cn->held[p]) != HELD_APPLYING)
+            continue;
+        uint64_t at = 0, last = 0;
+        if (cn->catch_up[p] == UINT64_MAX) {
+            clustermap_stream_name(&cn->map, p, stream, sizeof stream);
+            if (cnats_stream_state(&cn->nats, stream, &last, NULL, 0, err, sizeof err) != LS_OK)
+                continue;
+            cn->catch_up[p] = last;
+        }
+        if (store_reader_begin(r) == LS_OK) {
+            store_reader_log_position(r, p, &at);
+            store_reader_end(r);
+        }
+        if (at >= cn->catch_up[p]) {
+            atomic_store(&cn->held[p], HELD_SERVING);
+            LOG_INFO("partition_serving", "partition=%u applied=%llu", p, (unsigned long long)at);
+        }
+    }
+    store_reader_close(&r);
 }
 
 /* Writes this node's liveness record with its position per held partition. */
@@ -78,7 +117,7 @@ static void put_live(clusternode *cn)
     l.ts_ms = timefmt_now_ms();
     if (store_reader_open(cn->svc->store, &r) == LS_OK && store_reader_begin(r) == LS_OK) {
         for (uint32_t p = 0; p < cn->nparts; p++)
-            if (atomic_load(&cn->held[p])) {
+            if (atomic_load(&cn->held[p]) != HELD_NONE) {
                 l.part[l.nheld] = p;
                 store_reader_log_position(r, p, &l.applied[l.nheld]);
                 l.nheld++;
@@ -127,6 +166,7 @@ static void *control_main(void *arg)
     int64_t next = 0;
     while (!atomic_load(&cn->svc->stopping)) {
         int64_t now = timefmt_mono_ns();
+        check_catch_up(cn);
         if (now >= next) {
             put_live(cn);
             refresh(cn);
@@ -138,7 +178,7 @@ static void *control_main(void *arg)
      * the node stops applying and the hub tells the writer it is done. */
     gateway_join(&cn->gw);
     for (uint32_t p = 0; p < cn->nparts; p++)
-        atomic_store(&cn->held[p], 0);
+        atomic_store(&cn->held[p], HELD_NONE);
     put_live(cn);
     shardlog_stop(&cn->sl);
     return NULL;
@@ -225,7 +265,7 @@ uint32_t clusternode_partition(const clusternode *cn, const char *id, size_t len
 
 int clusternode_holds(const clusternode *cn, uint32_t p)
 {
-    return p < cn->nparts && atomic_load(&((clusternode *)cn)->held[p]);
+    return p < cn->nparts && atomic_load(&((clusternode *)cn)->held[p]) == HELD_SERVING;
 }
 
 void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap)
@@ -239,6 +279,8 @@ void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *o
 {
     pthread_mutex_lock(&cn->lock);
     int n = p >= cn->map.nparts ? -1 : standby ? cn->map.standby[p] : cn->map.owner[p];
+    if (n >= 0 && !standby && strcmp(cn->map.nodes[n], cn->node) == 0)
+        n = cn->map.standby[p]; /* this node owns it but is still catching up: its standby answers */
     snprintf(out, cap, "%s", n >= 0 ? cn->node_ep[n] : "");
     pthread_mutex_unlock(&cn->lock);
 }

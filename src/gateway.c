@@ -19,6 +19,7 @@
 #include "logmsg.h"
 #include "msgio.h"
 #include "partition.h"
+#include "store.h"
 #include "timefmt.h"
 #include "writer.h"
 
@@ -73,6 +74,7 @@ struct gateway {
     size_t events_cap;
     uint8_t *job_failed;      /* per job: a message holding its events was not acked */
     codec_writer buf, reply;
+    store_reader *reader;     /* for the duplicates count */
 };
 
 /* ------------------------------------------------------------------ */
@@ -307,9 +309,9 @@ static void encode_ok(gateway *g, const writer_job *job)
         cw_raw(w, job->id, job->id_len, 1);
     }
     cw_key(w, "accepted");
-    cw_int(w, (int64_t)job->nevents);
+    cw_int(w, (int64_t)(job->nevents - job->duplicates));
     cw_key(w, "duplicates");
-    cw_int(w, 0);
+    cw_int(w, job->duplicates);
     cw_key(w, "rejected");
     cw_array(w);
     cw_raw(w, job->rejected, job->rejected_len, job->nrejected);
@@ -409,6 +411,25 @@ static void finish_round(gateway *g)
 /* The thread                                                          */
 /* ------------------------------------------------------------------ */
 
+/* The `duplicates` of each job: its event ids this node's store already
+ * holds (a lower bound: the shards decide when they apply, and an id of a
+ * partition held elsewhere is not seen here).  All events still go to the
+ * log; applying one twice is harmless. */
+static void count_known(gateway *g)
+{
+    if (!g->reader || store_reader_begin(g->reader) != LS_OK)
+        return;
+    for (size_t j = 0; j < g->njobs; j++) {
+        writer_job *job = g->jobs[j];
+        job->duplicates = 0;
+        for (size_t i = 0; i < job->nevents; i++)
+            if (job->events[i].event_id.len &&
+                store_reader_event_seen(g->reader, job->events[i].event_id.ptr, job->events[i].event_id.len))
+                job->duplicates++;
+    }
+    store_reader_end(g->reader);
+}
+
 /* Takes the jobs waiting (blocking up to wait_ms for the first). */
 static void collect(gateway *g, int wait_ms)
 {
@@ -438,6 +459,7 @@ static void *gateway_main(void *arg)
         collect(g, IDLE_POLL_MS);
         if (!g->njobs)
             continue;
+        count_known(g);
         if (build_msgs(g) != LS_OK) {
             LOG_ERROR("log_publish_failed", "reason=\"out of memory\" jobs=%zu", g->njobs);
             pthread_mutex_lock(&g->lock);
@@ -461,6 +483,7 @@ static void close_gateway(gateway *g)
         js_PublishAsyncComplete(g->js, &po);
         jsCtx_Destroy(g->js);
     }
+    store_reader_close(&g->reader);
     zmq_close(g->pull);
     zmq_close(g->replies);
     free_msgs(g);
@@ -510,7 +533,7 @@ int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *ma
     int rc = cnats_js(nats, &jo, &g->js, err, errlen);
     g->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_GATEWAY, 1, 512);
     g->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
-    if (rc == LS_OK && (!g->pull || !g->replies)) {
+    if (rc == LS_OK && (!g->pull || !g->replies || store_reader_open(svc->store, &g->reader) != LS_OK)) {
         snprintf(err, errlen, "cannot set up the gateway's sockets");
         rc = LS_EINTERNAL;
     }

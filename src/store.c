@@ -840,6 +840,14 @@ static int get_log_position(MDB_txn *txn, MDB_dbi meta, uint32_t part, uint64_t 
     return LS_OK;
 }
 
+int store_reader_event_seen(store_reader *r, const char *eid, size_t len)
+{
+    if (len == 0 || len > EVENT_MAX_STR)
+        return 0;
+    MDB_val k = {len, (void *)eid}, v;
+    return mdb_get(r->txn, r->s->event_ids, &k, &v) == 0;
+}
+
 int store_reader_log_position(store_reader *r, uint32_t part, uint64_t *seq)
 {
     return get_log_position(r->txn, r->s->meta, part, seq);

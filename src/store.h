@@ -179,6 +179,10 @@ typedef int (*store_history_fn)(void *arg, const char *id, size_t len, const ls_
 int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg);
 
 
+/* 1 when the store holds the idempotency key of event id eid (an event
+ * with that id was stored within the dedupe window). */
+int store_reader_event_seen(store_reader *r, const char *eid, size_t len);
+
 /* Cluster mode: the last stream sequence of log partition part applied
  * to this store (0: none), kept in `meta` in the same transaction as the
  * records it produced, so a restart resumes exactly after it. */

@@ -89,6 +89,7 @@ struct writer {
     writer_job *waiting[MAX_WAITING]; /* audience_put replies held until the first pass */
     int nwaiting;
     int64_t last_auto_error_ms;   /* automation failures are logged at most every 10 s */
+    int64_t log_rcv_ms;           /* cluster mode: newest receive time of a log job applied */
 };
 
 /* ------------------------------------------------------------------ */
@@ -847,12 +848,21 @@ static void check_readers(writer *w)
         LOG_WARN("stale_readers_cleared", "count=%d note=\"a process died inside a read (kill -9?)\"", cleared);
 }
 
+/* Forgets idempotency keys older than the dedupe window.  In cluster
+ * mode the window is counted on the log's own clock (the newest receive
+ * time applied), not the wall clock, so a replay of an old log (a
+ * rebuild) deduplicates exactly as the first pass did. */
 static void prune_event_ids(writer *w)
 {
     int64_t now = timefmt_now_ms();
     if (now - w->last_prune_ms < PRUNE_EVERY_MS)
         return;
     w->last_prune_ms = now;
+    if (w->svc->cluster) {
+        if (w->log_rcv_ms == 0)
+            return;
+        now = w->log_rcv_ms;
+    }
     store_wtxn *txn;
     size_t pruned = 0;
     if (store_write_begin(w->svc->store, &txn) != LS_OK)
@@ -981,6 +991,9 @@ static void *writer_main(void *arg)
         size_t n = collect(w, wait_ms);
         if (n > 0) {
             int rc = apply_group(w->svc, w->autom, &w->scratch, w->group, n);
+            for (size_t j = 0; j < n && rc == LS_OK; j++)
+                if (w->group[j]->log_seq && w->group[j]->received_ms > w->log_rcv_ms)
+                    w->log_rcv_ms = w->group[j]->received_ms;
             if (rc == LS_OK && w->autom)
                 notify_triggers(w);
             finish_group(w, n);
