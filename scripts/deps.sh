@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libzmq3-dev libmsgpack-dev liblmdb-dev libjansson-dev zlib1g-dev libmicrohttpd-dev
+  libnats-dev nats-server
   check libsubunit-dev
   python3-zmq python3-msgpack python3-setuptools python3-wheel python3-pip python3-venv
   libsystemd-dev systemd groff-base man-db zsh
