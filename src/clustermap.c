@@ -162,6 +162,10 @@ static int parse_map(clustermap *m, json_t *o, char *err, size_t errlen)
             return LS_EPARSE;
         }
         snprintf(m->nodes[i], sizeof m->nodes[i], "%s", json_string_value(n));
+        if (clustermap_node_index(m, m->nodes[i]) != i) {
+            snprintf(err, errlen, "the cluster map names node \"%s\" twice", m->nodes[i]);
+            return LS_EPARSE;
+        }
     }
     for (uint32_t p = 0; p < m->nparts; p++) {
         json_t *a = json_array_get(owner, p), *b = json_array_get(standby, p);
@@ -172,6 +176,10 @@ static int parse_map(clustermap *m, json_t *o, char *err, size_t errlen)
         }
         m->owner[p] = (int16_t)json_integer_value(a);
         m->standby[p] = (int16_t)json_integer_value(b);
+        if (m->owner[p] == m->standby[p]) {
+            snprintf(err, errlen, "the cluster map's partition %u has one node as owner and standby", p);
+            return LS_EPARSE;
+        }
     }
     return LS_OK;
 }
@@ -209,11 +217,30 @@ char *cluster_live_to_json(const cluster_live *l)
     return text;
 }
 
+/* A partition number as a JSON key: decimal digits, no sign, no spaces,
+ * no leading zero, below PARTITION_MAX. */
+static int partition_key(const char *key, uint32_t *out)
+{
+    uint32_t p = 0;
+    size_t n = strlen(key);
+    if (n == 0 || n > 4 || (n > 1 && key[0] == '0'))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return 0;
+        p = p * 10 + (uint32_t)(key[i] - '0');
+    }
+    if (p >= PARTITION_MAX)
+        return 0;
+    *out = p;
+    return 1;
+}
+
 int cluster_live_from_json(cluster_live *l, const char *text, size_t len)
 {
     json_error_t jerr;
     memset(l, 0, sizeof *l);
-    json_t *o = json_loadb(text, len, 0, &jerr), *ep, *pull, *pid, *ts, *applied;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), *ep, *pull, *pid, *ts, *applied;
     int rc = LS_EPARSE;
     if (!json_is_object(o))
         goto done;
@@ -223,7 +250,8 @@ int cluster_live_from_json(cluster_live *l, const char *text, size_t len)
     ts = json_object_get(o, "ts");
     applied = json_object_get(o, "applied");
     if (!json_is_string(ep) || !json_is_string(pull) || !json_is_integer(pid) || !json_is_integer(ts) ||
-        !json_is_object(applied))
+        !json_is_object(applied) || strlen(json_string_value(ep)) >= sizeof l->endpoint ||
+        strlen(json_string_value(pull)) >= sizeof l->pull)
         goto done;
     snprintf(l->endpoint, sizeof l->endpoint, "%s", json_string_value(ep));
     snprintf(l->pull, sizeof l->pull, "%s", json_string_value(pull));
@@ -232,11 +260,13 @@ int cluster_live_from_json(cluster_live *l, const char *text, size_t len)
     const char *key;
     json_t *v;
     json_object_foreach(applied, key, v) {
-        char *end;
-        unsigned long p = strtoul(key, &end, 10);
-        if (*end || p >= PARTITION_MAX || !json_is_integer(v) || l->nheld >= PARTITION_MAX)
+        uint32_t p;
+        if (!partition_key(key, &p) || !json_is_integer(v) || json_integer_value(v) < 0 || l->nheld >= PARTITION_MAX)
             goto done;
-        l->part[l->nheld] = (uint32_t)p;
+        for (uint32_t i = 0; i < l->nheld; i++)
+            if (l->part[i] == p)
+                goto done;
+        l->part[l->nheld] = p;
         l->applied[l->nheld++] = (uint64_t)json_integer_value(v);
     }
     rc = LS_OK;
