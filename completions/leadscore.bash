@@ -4,13 +4,14 @@
 # checks they agree), and the values of options that take a file, a
 # directory or one of a few words.
 
-_leadscore_commands="serve track score recommend profile ping stats model reload alias forget compact bench keygen import rescore kpis audience triggers train gen"
+_leadscore_commands="serve track score recommend profile ping stats model reload alias forget compact bench keygen import rescore kpis audience triggers train cluster gen"
 _leadscore_audience_actions="add list rm export"
+_leadscore_cluster_actions="init status move"
 
-_leadscore_serve_settings="data model bind pull workers max-frame max-batch max-string max-customers dedupe-window history-days commit-max-events commit-window sync map-size map-max curve-secret allow admin log-level slow-ms drain-timeout metrics retrain-every client-hwm max-envelope scan-threads max-scans model-dirs model-max-bytes triggers abandoned-cart-after trigger-cooldowns trigger-retention trigger-max audience-refresh"
+_leadscore_serve_settings="data model bind pull workers max-frame max-batch max-string max-customers dedupe-window history-days commit-max-events commit-window sync map-size map-max curve-secret allow admin log-level slow-ms drain-timeout metrics retrain-every client-hwm max-envelope scan-threads max-scans model-dirs model-max-bytes nats node cluster triggers abandoned-cart-after trigger-cooldowns trigger-retention trigger-max audience-refresh"
 
 # _leadscore_options CMD [ACTION]: prints "FLAGS|VALUE-OPTIONS" of CMD (of
-# ACTION for audience; all of them without one).
+# ACTION for audience and cluster; all of them without one).
 _leadscore_options()
 {
     local common="--connect --timeout --server-key --key"
@@ -43,6 +44,13 @@ _leadscore_options()
     triggers) echo "--help --follow|--connect --data --from --limit --wait --timeout --server-key --key" ;;
     train)
         echo "--help --force --clv-only --json --quiet --whitespace --no-header --allow-old|--out --data --cutoff --horizon --lambda --base --name --version --map --types --format --ts-format --delimiter" ;;
+    cluster)
+        case $2 in
+        init) echo "--help|--nats --cluster --partitions --nodes --replicas --max-age --wait" ;;
+        status) echo "--help --json|--nats --cluster --wait" ;;
+        move) echo "--help|--nats --cluster --wait" ;;
+        *) echo "--help --json|--nats --cluster --partitions --nodes --replicas --max-age --wait" ;;
+        esac ;;
     gen) echo "--help|--customers --days --seed --format --out --truth --end --start --cutoff --horizon" ;;
     esac
 }
@@ -108,6 +116,10 @@ _leadscore()
     local cmd=${COMP_WORDS[1]}
     if [[ $cmd == audience ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
         _leadscore_words "$_leadscore_audience_actions" "$cur"
+        return 0
+    fi
+    if [[ $cmd == cluster ]] && ((COMP_CWORD == 2)) && [[ $cur != -* ]]; then
+        _leadscore_words "$_leadscore_cluster_actions" "$cur"
         return 0
     fi
     local spec

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "cluster_nats.h"
 #include "clustermap.h"
@@ -18,9 +19,11 @@
 #include "gateway.h"
 #include "leadscore/error.h"
 #include "log.h"
+#include "msgio.h"
 #include "partition.h"
 #include "shardlog.h"
 #include "timefmt.h"
+#include "writer.h"
 
 #define CONTROL_EVERY_MS 1000
 #define STOP_POLL_MS 100
@@ -38,6 +41,7 @@ struct clusternode {
     pthread_mutex_t lock;           /* map, node_ep */
     clustermap map;
     char node_ep[CLUSTER_MAX_NODES][CLUSTER_EP_MAX];
+    int node_down[CLUSTER_MAX_NODES];   /* its liveness record is older than CLUSTER_LIVE_TTL_MS */
     uint32_t nparts;                /* fixed at cluster init */
     atomic_uchar held[PARTITION_MAX];   /* HELD_* */
     uint64_t catch_up[PARTITION_MAX];   /* HELD_APPLYING: the log's length when it was taken on */
@@ -151,12 +155,28 @@ static void refresh(clusternode *cn)
         }
     }
     for (int i = 0; i < m.nnodes && i < CLUSTER_MAX_NODES; i++) {
-        if (cnats_live_get(&cn->nats, m.nodes[i], &l) != LS_OK)
-            continue;
+        int rc = cnats_live_get(&cn->nats, m.nodes[i], &l);
+        if (rc != LS_OK && rc != LS_ENOTFOUND)
+            continue; /* NATS did not answer: keep what we knew */
         pthread_mutex_lock(&cn->lock);
-        snprintf(cn->node_ep[i], sizeof cn->node_ep[i], "%s", l.endpoint);
+        if (rc == LS_OK)
+            snprintf(cn->node_ep[i], sizeof cn->node_ep[i], "%s", l.endpoint);
+        cn->node_down[i] = rc != LS_OK || timefmt_now_ms() - l.ts_ms > CLUSTER_LIVE_TTL_MS || l.nheld == 0;
         pthread_mutex_unlock(&cn->lock);
     }
+}
+
+/* 1 while a node of the map has not published its endpoint yet (just
+ * after a cluster starts): the map is then re-read every STOP_POLL_MS,
+ * so the `cluster` op soon lists every owner. */
+static int endpoints_unknown(clusternode *cn)
+{
+    int unknown = 0;
+    pthread_mutex_lock(&cn->lock);
+    for (int i = 0; i < cn->map.nnodes && !unknown; i++)
+        unknown = cn->node_ep[i][0] == '\0';
+    pthread_mutex_unlock(&cn->lock);
+    return unknown;
 }
 
 static void *control_main(void *arg)
@@ -167,7 +187,7 @@ static void *control_main(void *arg)
     while (!atomic_load(&cn->svc->stopping)) {
         int64_t now = timefmt_mono_ns();
         check_catch_up(cn);
-        if (now >= next) {
+        if (now >= next || endpoints_unknown(cn)) {
             put_live(cn);
             refresh(cn);
             next = now + CONTROL_EVERY_MS * 1000000LL;
@@ -182,6 +202,16 @@ static void *control_main(void *arg)
     put_live(cn);
     shardlog_stop(&cn->sl);
     return NULL;
+}
+
+/* The writer waits for its producer's finish token: when the shard log
+ * never started, this sends it. */
+static void finish_writer_slot(service *svc)
+{
+    void *push = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER, 0, 1);
+    if (push)
+        writer_finish(push);
+    zmq_close(push);
 }
 
 int clusternode_start(clusternode **out, service *svc, int nworkers, const char *endpoint, const char *pull,
@@ -233,6 +263,8 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     if (rc) {
         if (cn->gw && !cn->control_running)
             gateway_abandon(cn->gw, nworkers);
+        if (!cn->sl)
+            finish_writer_slot(svc);
         clusternode_join(&cn);
         return rc;
     }
@@ -279,8 +311,9 @@ void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *o
 {
     pthread_mutex_lock(&cn->lock);
     int n = p >= cn->map.nparts ? -1 : standby ? cn->map.standby[p] : cn->map.owner[p];
-    if (n >= 0 && !standby && strcmp(cn->map.nodes[n], cn->node) == 0)
-        n = cn->map.standby[p]; /* this node owns it but is still catching up: its standby answers */
+    if (n >= 0 && !standby && (strcmp(cn->map.nodes[n], cn->node) == 0 || cn->node_down[n]) &&
+        cn->map.standby[p] >= 0)
+        n = cn->map.standby[p]; /* the owner is this node, still catching up, or down: its standby answers */
     snprintf(out, cap, "%s", n >= 0 ? cn->node_ep[n] : "");
     pthread_mutex_unlock(&cn->lock);
 }

@@ -26,9 +26,11 @@
 typedef struct clusternode clusternode;
 
 /* Connects, checks the map names this node, and starts the gateway (for
- * nworkers producers) and the shard log.  Call after the writer started
- * and before the workers.  endpoint and pull are the node's bound client
- * endpoints, published for other nodes and clients. */
+ * nworkers producers) and the shard log, the writer's one producer.
+ * Call after the writer started (for one producer) and before the
+ * workers.  endpoint and pull are the node's bound client endpoints,
+ * published for other nodes and clients.  On failure everything it
+ * started is stopped and the writer has its producer's finish token. */
 int clusternode_start(clusternode **out, service *svc, int nworkers, const char *endpoint, const char *pull,
                       char *err, size_t errlen);
 

@@ -243,14 +243,16 @@ static int start_threads(server *s, char *err, size_t errlen)
 static int spawn_threads(server *s, int n, char *err, size_t errlen)
 {
     /* Cluster mode: the workers hand track batches to the gateway, and the
-     * writer's one producer is the shard log (clusternode.h). */
-    if (s->svc.cfg.nats[0] &&
-        clusternode_start(&s->svc.cluster, &s->svc, n, s->endpoint, s->pull ? s->pull_endpoint : "", err, errlen))
-        return LS_EUNAVAIL;
-    if (writer_start(&s->writer, &s->svc, s->svc.cluster ? 1 : n) != LS_OK) {
+     * writer's one producer is the shard log (clusternode.h), which starts
+     * after the writer is listening. */
+    int cluster = s->svc.cfg.nats[0] != '\0';
+    if (writer_start(&s->writer, &s->svc, cluster ? 1 : n) != LS_OK) {
         snprintf(err, errlen, "cannot start the writer thread");
         return LS_EINTERNAL;
     }
+    if (cluster &&
+        clusternode_start(&s->svc.cluster, &s->svc, n, s->endpoint, s->pull ? s->pull_endpoint : "", err, errlen))
+        return LS_EUNAVAIL; /* it finished its writer slot: the writer exits with the workers' drain */
     for (int i = 0; i < n && i < MAX_WORKERS; i++) {
         if (worker_start(&s->workers[i], &s->svc) != LS_OK) {
             snprintf(err, errlen, "cannot start worker thread %d", i);
