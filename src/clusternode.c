@@ -144,15 +144,15 @@ static void refresh(clusternode *cn)
     clustermap m;
     char err[256];
     cluster_live l;
-    if (cnats_map_get(&cn->nats, &m, NULL, err, sizeof err) == LS_OK && m.nparts == cn->nparts) {
-        pthread_mutex_lock(&cn->lock);
-        int changed = m.epoch != cn->map.epoch;
-        cn->map = m;
-        pthread_mutex_unlock(&cn->lock);
-        if (changed) {
-            LOG_INFO("cluster_map", "epoch=%llu", (unsigned long long)m.epoch);
-            apply_map(cn, &m);
-        }
+    if (cnats_map_get(&cn->nats, &m, NULL, err, sizeof err) != LS_OK || m.nparts != cn->nparts)
+        return; /* NATS did not answer (or a foreign map): keep what we knew */
+    pthread_mutex_lock(&cn->lock);
+    int changed = m.epoch != cn->map.epoch;
+    cn->map = m;
+    pthread_mutex_unlock(&cn->lock);
+    if (changed) {
+        LOG_INFO("cluster_map", "epoch=%llu", (unsigned long long)m.epoch);
+        apply_map(cn, &m);
     }
     for (int i = 0; i < m.nnodes && i < CLUSTER_MAX_NODES; i++) {
         int rc = cnats_live_get(&cn->nats, m.nodes[i], &l);
@@ -226,11 +226,15 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     cn->svc = svc;
     pthread_mutex_init(&cn->lock, NULL);
     snprintf(cn->node, sizeof cn->node, "%s", cfg->node);
-    snprintf(cn->endpoint, sizeof cn->endpoint, "%s", endpoint);
+    snprintf(cn->endpoint, sizeof cn->endpoint, "%s", cfg->advertise[0] ? cfg->advertise : endpoint);
     snprintf(cn->pull, sizeof cn->pull, "%s", pull ? pull : "");
     char conn_name[96];
     snprintf(conn_name, sizeof conn_name, "leadscore %s", cfg->node);
-    if (!clustermap_valid_name(cfg->node)) {
+    if (!cfg->advertise[0] && (strstr(endpoint, "://0.0.0.0:") || strstr(endpoint, "://*:") || strstr(endpoint, "://[::]:"))) {
+        snprintf(err, errlen, "--bind %s listens on every address: give --advertise with the address other nodes "
+                 "and clients reach this one at (e.g. tcp://10.0.0.5:5555)", endpoint);
+        rc = LS_EINVAL;
+    } else if (!clustermap_valid_name(cfg->node)) {
         snprintf(err, errlen, "--node: give this node's name as in the cluster map (letters, digits, '-', '_')");
         rc = LS_EINVAL;
     } else if ((rc = cnats_connect(&cn->nats, cfg->nats, conn_name, CONNECT_WAIT_MS, err, errlen)) == LS_OK &&

@@ -89,6 +89,9 @@ static const config_option options[] = {
      "cluster mode: this node's name, as given to `cluster init --nodes`"},
     {"cluster", CONFIG_STRING, OPT(cluster), 48, "ls", 0, 0,
      "cluster mode: the cluster's name (as given to `cluster init --cluster`)"},
+    {"advertise", CONFIG_STRING, OPT(advertise), 256, "", 0, 0,
+     "cluster mode: the endpoint other nodes and clients reach this node's --bind at (e.g. tcp://10.0.0.5:5555 "
+     "when --bind is tcp://*:5555); empty: the endpoint bound"},
     {"triggers", CONFIG_BOOL, OPT(triggers), 0, "on", 0, 1,
      "marketing automation: live audience membership and the trigger outbox, evaluated for every customer a "
      "commit changes (off: neither, and track does a little less work)"},

@@ -55,6 +55,7 @@ typedef struct {
     char nats[1024];             /* comma-separated nats://HOST:PORT */
     char node[48];               /* this node's name in the cluster map */
     char cluster[48];            /* the cluster's name */
+    char advertise[256];         /* the ROUTER endpoint other nodes and clients use; empty: the bound one */
 } config;
 
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;

@@ -570,6 +570,7 @@ static void write_counters(codec_writer *w, stats *st)
     kv_double(w, "commit_ms_avg", commits ? (double)atomic_load(&st->commit_ns) / 1e6 / (double)commits : 0.0);
     kv_int(w, "pull_batches", (int64_t)atomic_load(&st->pull_batches));
     kv_int(w, "event_ids_pruned", (int64_t)atomic_load(&st->event_ids_pruned));
+    kv_int(w, "log_gaps_refused", (int64_t)atomic_load(&st->log_gaps_refused));
     kv_int(w, "events_unstored_full", (int64_t)atomic_load(&st->events_unstored_full));
     kv_int(w, "events_unstored_unavailable", (int64_t)atomic_load(&st->events_unstored_unavailable));
     kv_int(w, "events_unstored_failed", (int64_t)atomic_load(&st->events_unstored_failed));

@@ -28,11 +28,13 @@
 typedef struct {
     shardlog *sl;
     uint32_t part;
+    uint64_t gaps_seen;             /* svc->stats.log_gaps_refused when it last fetched from the store's position */
     pthread_t thread;
     int running;
     atomic_int stop;
     uint64_t next;                  /* the sequence it waits for */
     int64_t last_error_ms;
+    int64_t last_gap_log_ms;
 } fetcher;
 
 struct shardlog {
@@ -174,9 +176,14 @@ static int take_list(fetcher *f, natsMsgList *list, msgpack_zone *zone)
         if (seq < f->next)
             continue;
         if (seq > f->next) {
+            int64_t now = timefmt_now_ms();
             atomic_fetch_add(&f->sl->gaps, 1);
-            LOG_WARN("log_gap", "partition=%u expected=%llu got=%llu note=\"consumer made again from the missing message\"",
-                     f->part, (unsigned long long)f->next, (unsigned long long)seq);
+            if (now - f->last_gap_log_ms >= ERROR_LOG_EVERY_MS) { /* a log that lost its start repeats it */
+                f->last_gap_log_ms = now;
+                LOG_WARN("log_gap", "partition=%u expected=%llu got=%llu note=\"consumer made again from the missing "
+                         "message; never applied past it\"", f->part, (unsigned long long)f->next,
+                         (unsigned long long)seq);
+            }
             return -1;
         }
         writer_job *job = job_of(f, list->Msgs[i], seq, zone);
@@ -197,8 +204,19 @@ static void *fetcher_main(void *arg)
     snprintf(name, sizeof name, "ls-log-%u", f->part);
     prctl(PR_SET_NAME, name);
     msgpack_zone_init(&zone, 65536);
+    f->gaps_seen = atomic_load(&f->sl->svc->stats.log_gaps_refused);
     f->next = first_unapplied(f);
     while (!atomic_load(&f->stop)) {
+        uint64_t gaps = atomic_load(&f->sl->svc->stats.log_gaps_refused);
+        if (gaps != f->gaps_seen) { /* the writer refused a message past a hole: start again from the store */
+            f->gaps_seen = gaps;
+            f->next = first_unapplied(f);
+            if (sub) {
+                natsSubscription_Unsubscribe(sub);
+                natsSubscription_Destroy(sub);
+                sub = NULL;
+            }
+        }
         if (!sub && !(sub = subscribe(f))) {
             pause_ms(RESUBSCRIBE_PAUSE_MS);
             continue;

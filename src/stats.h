@@ -32,6 +32,7 @@ typedef struct {
     atomic_uint_fast64_t commit_failures;
     atomic_uint_fast64_t pull_batches;
     atomic_uint_fast64_t event_ids_pruned;
+    atomic_uint_fast64_t log_gaps_refused;  /* cluster mode: log messages past a hole the writer would not apply */
     atomic_uint_fast64_t rejected_bad_request;  /* events rejected, by reason */
     atomic_uint_fast64_t rejected_too_large;
     atomic_uint_fast64_t commit_size_buckets[STATS_COMMIT_SIZE_BUCKETS]; /* not cumulative */

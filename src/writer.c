@@ -478,7 +478,7 @@ static void reset_jobs(writer_job **jobs, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         jobs[j]->accepted = jobs[j]->duplicates = 0;
-        jobs[j]->log_skip = 0;
+        jobs[j]->log_skip = jobs[j]->log_gap = 0;
         jobs[j]->result = jobs[j]->changed = 0;
         jobs[j]->why[0] = '\0';
         if (!jobs[j]->failed_alone)
@@ -489,8 +489,11 @@ static void reset_jobs(writer_job **jobs, size_t n)
 /* Cluster mode: marks the log jobs already applied (log_seq not past the
  * store's position for their partition: a redelivery) and moves each
  * partition's position to its newest job, in the group's transaction.
- * A job left out on its own still moves the position: its message is
- * passed, not retried forever. */
+ * A job past a hole (log_seq beyond position + 1) is never applied: it is
+ * skipped without moving the position and counted after the commit, and
+ * the shard log fetches again from the position (shardlog.h).  A job
+ * left out on its own still moves the position: its message is passed,
+ * not retried for ever. */
 static int claim_log_positions(store_wtxn *txn, writer_job **jobs, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
@@ -499,10 +502,14 @@ static int claim_log_positions(store_wtxn *txn, writer_job **jobs, size_t n)
         if (job->log_seq == 0)
             continue;
         int rc = store_wtxn_log_position(txn, job->log_part, &at);
-        if (rc == LS_OK && job->log_seq <= at)
+        if (rc == LS_OK && job->log_seq <= at) {
             job->log_skip = 1;
-        else if (rc == LS_OK)
+        } else if (rc == LS_OK && job->log_seq > at + 1) {
+            job->log_skip = 1;
+            job->log_gap = 1;
+        } else if (rc == LS_OK) {
             rc = store_wtxn_set_log_position(txn, job->log_part, job->log_seq);
+        }
         if (rc)
             return rc;
     }
@@ -696,6 +703,12 @@ static int apply_group(service *svc, automation *a, group_scratch *g, writer_job
             if (jobs[j]->kind == JOB_FORGET && !jobs[j]->failed_alone)
                 forget_alone(svc, a, g, jobs[j]);
     }
+    for (size_t j = 0; j < n && rc == LS_OK; j++)
+        if (jobs[j]->log_gap) {
+            atomic_fetch_add(&svc->stats.log_gaps_refused, 1);
+            LOG_ERROR("log_gap_refused", "partition=%u seq=%llu note=\"not applied: past a hole; fetched again\"",
+                      jobs[j]->log_part, (unsigned long long)jobs[j]->log_seq);
+        }
     count_jobs(svc, jobs, n, rc);
     return rc;
 }

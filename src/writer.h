@@ -63,10 +63,12 @@ typedef struct {
      * partition log_part.  The writer applies it only when log_seq is past
      * the store's position for that partition, and moves the position in
      * the same transaction (exactly once across redeliveries and
-     * restarts); log_skip says it was already applied. */
+     * restarts); log_skip says it was already applied, or (log_gap) that
+     * it lies past a hole and was not applied (stats: log_gaps_refused). */
     uint32_t log_part;
     uint64_t log_seq;
     int log_skip;
+    int log_gap;             /* ... because log_seq is past a hole: not applied */
 } writer_job;
 
 /* Builds a job owning copies of everything it points at (one allocation).
