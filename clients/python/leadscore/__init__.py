@@ -16,6 +16,9 @@ reply on a ZeroMQ ROUTER socket, an ``id`` echoed in every reply, ``ok`` or
 * :class:`AsyncClient` -- the same ops as coroutines over pyzmq's asyncio
   sockets; many requests in flight, matched by id.
 * :class:`Pusher` -- fire-and-forget event batches to the PULL socket.
+* cluster mode: ``Client([ep1, ep2, ep3])`` (or ``AsyncClient``) routes
+  each customer's requests to the node owning its partition, by the map
+  the nodes publish (:class:`ClusterMap`, :func:`partition_of`).
 * :class:`LeadscoreError` and one subclass per wire error code
   (:class:`BadRequest`, :class:`UnknownOp`, :class:`TooLarge`,
   :class:`Unauthorized`, :class:`Unavailable`, :class:`Internal`), plus
@@ -28,6 +31,7 @@ from ._common import (DEFAULT_ENDPOINT, DEFAULT_PULL_ENDPOINT, IDEMPOTENT_OPS,
                       CurveKey, Event, Reply, TimeLike, read_key_file)
 from .aio import AsyncClient
 from .client import Client
+from .cluster import HASH_NAME, ClusterMap, partition_hash, partition_of
 from .errors import (ERROR_CLASSES, BadRequest, Internal, LeadscoreError,
                      ProtocolError, Timeout, TooLarge, Unauthorized,
                      Unavailable, UnknownOp, error_class, error_from_reply)
@@ -42,5 +46,6 @@ __all__ = [
     "ERROR_CLASSES", "error_class", "error_from_reply",
     "read_key_file", "DEFAULT_ENDPOINT", "DEFAULT_PULL_ENDPOINT",
     "IDEMPOTENT_OPS", "Reply", "Event", "TimeLike", "CurveKey",
+    "ClusterMap", "partition_of", "partition_hash", "HASH_NAME",
     "__version__",
 ]

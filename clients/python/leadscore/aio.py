@@ -7,16 +7,18 @@ import asyncio
 import itertools
 import time
 import warnings
-from typing import (Any, AsyncIterator, Dict, Iterable, List, Mapping,
-                    Optional, Union)
+from typing import (Any, AsyncIterator, Callable, Dict, Iterable, List,
+                    Mapping, Optional, Sequence, Tuple, Union)
 
 import zmq
 import zmq.asyncio
 
 from . import _common as c
+from . import cluster as cl
 from ._common import (DEFAULT_ENDPOINT, CurveKey, Event, IDEMPOTENT_OPS,
                       Reply, TimeLike)
-from .errors import LeadscoreError, Timeout, Unavailable
+from .cluster import ClusterMap
+from .errors import LeadscoreError, Timeout, Unavailable, UnknownOp
 
 __all__ = ["AsyncClient"]
 
@@ -50,20 +52,46 @@ class AsyncClient:
 
     Use it from one event loop.  ``async with`` or :meth:`close` releases
     the socket; requests still waiting then raise ``RuntimeError``.
+
+    Cluster mode (several endpoints, or ``cluster=True``) routes as
+    :class:`~leadscore.Client` does: one socket per node, each customer's
+    requests to its partition's owner (the standby when the owner does not
+    answer in time), ``score_many`` and ``track`` split by owner and sent
+    at once, the replies merged in the caller's order.
     """
 
     #: ops that only read: always safe to send again
     IDEMPOTENT_OPS = IDEMPOTENT_OPS
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 2.0,
+    #: cluster mode: seconds after which the map is fetched again before a
+    #: routed request (a partition may have moved; the old owner forwards,
+    #: at one more hop)
+    map_max_age: float = cl.MAP_MAX_AGE
+
+    def __init__(self, endpoint: Union[str, Sequence[str]] = DEFAULT_ENDPOINT,
+                 timeout: float = 2.0,
                  retries: int = 2, curve_server_key: Optional[CurveKey] = None,
                  curve_public_key: Optional[CurveKey] = None,
                  curve_secret_key: Optional[CurveKey] = None,
-                 context: Optional[zmq.asyncio.Context] = None) -> None:
+                 context: Optional[zmq.asyncio.Context] = None,
+                 cluster: Optional[bool] = None,
+                 failover: Optional[float] = None) -> None:
         """Check the arguments; the socket is made at the first call.
-        ``context``: a ``zmq.asyncio.Context`` instead of the global one."""
+        ``context``: a ``zmq.asyncio.Context`` instead of the global one.
+        ``endpoint``, ``cluster``, ``failover``: as for
+        :class:`~leadscore.Client` (several endpoints: cluster mode)."""
         c.check_timeout(timeout, retries)
-        self.endpoint = endpoint
+        if failover is not None and failover <= 0:
+            raise ValueError("failover must be a positive number of seconds")
+        eps = cl.parse_endpoints(endpoint)
+        #: the endpoints given
+        self.endpoints = eps
+        self._routing = len(eps) > 1 if cluster is None else bool(cluster)
+        #: where requests go: the endpoint given; in cluster mode the home
+        #: node, which gets the ops that name no customer
+        self.endpoint = (endpoint if isinstance(endpoint, str) and "," not in endpoint
+                         and not self._routing else eps[0])
+        self.failover = None if failover is None else float(failover)
         self.timeout = float(timeout)
         self.retries = int(retries)
         self._curve = c.curve_options(curve_server_key, curve_public_key,
@@ -80,9 +108,16 @@ class AsyncClient:
         self.last_attempts = 0
         #: replies discarded because their request was already given up on
         self.discarded_replies = 0
+        # cluster mode: a single-endpoint AsyncClient per node, the map
+        self._subs: Dict[str, "AsyncClient"] = {}
+        self._map: Optional[ClusterMap] = None
+        self._map_known = False
+        self._map_at = 0.0
+        self._stale = False
+        self._refreshing: Optional[asyncio.Future] = None
 
     @classmethod
-    def from_key_files(cls, endpoint: str, server_pub_path: str,
+    def from_key_files(cls, endpoint: Union[str, Sequence[str]], server_pub_path: str,
                        client_key_prefix: str, **kwargs: Any) -> "AsyncClient":
         """A CurveZMQ client from ``leadscore keygen`` files: the server's
         ``.pub`` file and this client's ``PREFIX.pub`` / ``PREFIX.key``.
@@ -164,19 +199,22 @@ class AsyncClient:
     @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered or given up on."""
-        return len(self._waiters)
+        return len(self._waiters) + sum(s.in_flight for s in self._subs.values())
 
     def close(self) -> None:
         """Close the socket; requests still waiting raise ``RuntimeError``."""
         self._closed = True
         self._fail_all(RuntimeError("the client was closed"))
         self._reset()
+        for sub in self._subs.values():
+            sub.close()
 
     async def aclose(self) -> None:
         """:meth:`close`, as a coroutine (lets the reader task finish)."""
-        reader = self._reader
+        readers = [r for r in [self._reader] + [s._reader for s in self._subs.values()]
+                   if r is not None]
         self.close()
-        if reader is not None:
+        for reader in readers:
             try:
                 await reader
             except (asyncio.CancelledError, Exception):
@@ -189,9 +227,192 @@ class AsyncClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return "AsyncClient(%r, timeout=%r, retries=%r%s)" % (
-            self.endpoint, self.timeout, self.retries,
-            ", curve" if self._curve else "")
+        return "AsyncClient(%r, timeout=%r, retries=%r%s%s)" % (
+            self.endpoints if self._routing else self.endpoint,
+            self.timeout, self.retries, ", curve" if self._curve else "",
+            ", cluster=True" if self._routing else "")
+
+    # -- cluster mode ------------------------------------------------------
+
+    @property
+    def cluster_map(self) -> Optional[ClusterMap]:
+        """The cluster map requests are routed by (None: not fetched yet, a
+        single node answered, or the client does not route)."""
+        return self._map
+
+    async def refresh_map(self) -> Optional[ClusterMap]:
+        """Ask for the cluster map now (op ``cluster``), as
+        :meth:`leadscore.Client.refresh_map` does.  Concurrent callers
+        share one request."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if not self._routing:
+            return ClusterMap.from_reply(await self._request({"op": "cluster"}, True),
+                                         self.endpoint)
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._fetch_map())
+        return await asyncio.shield(self._refreshing)
+
+    async def _fetch_map(self) -> Optional[ClusterMap]:
+        last: Optional[BaseException] = None
+        best: Optional[ClusterMap] = None
+        home = ""
+        for ep in cl.refresh_candidates(self.endpoint, self.endpoints, self._map):
+            try:
+                reply = await self._sub(ep)._request({"op": "cluster"}, False)
+            except UnknownOp:
+                reply = {"mode": "single"}      # a server older than clusters
+            except LeadscoreError as e:
+                last = e
+                continue
+            cmap = ClusterMap.from_reply(reply, ep)
+            if home:
+                best.fill_from(cmap)            # type: ignore[union-attr]
+            else:
+                best, home = cmap, ep
+            if best is None or best.complete():
+                break
+        if not home:
+            assert last is not None
+            raise last
+        self._map, self._map_known, self._stale = best, True, False
+        self._map_at = time.monotonic()
+        self.endpoint = home
+        return best
+
+    def _sub(self, ep: str) -> "AsyncClient":
+        """The single-endpoint client of one node (made at first use)."""
+        sub = self._subs.get(ep)
+        if sub is None:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            curve = self._curve or (None, None, None)
+            sub = AsyncClient(ep, timeout=self.timeout, retries=self.retries,
+                              curve_server_key=curve[0], curve_public_key=curve[1],
+                              curve_secret_key=curve[2], context=self._ctx,
+                              cluster=False)
+            sub._ids = self._ids
+            self._subs[ep] = sub
+        return sub
+
+    def _count(self) -> None:
+        self.discarded_replies = sum(s.discarded_replies for s in self._subs.values())
+
+    async def _current_map(self) -> Optional[ClusterMap]:
+        age = time.monotonic() - self._map_at
+        if (not self._map_known or self._stale or age >= self.map_max_age
+                or (self._map is not None and not self._map.complete()
+                    and age >= cl.STALE_AFTER_TIMEOUT)):
+            return await self.refresh_map()
+        return self._map
+
+    async def _leg(self, targets: Sequence[str], reqs: List[Dict[str, Any]],
+                   retry: bool, timeout: Optional[float]) -> List[Reply]:
+        """One leg of a routed request: its requests at once to the first
+        endpoint, those not answered in time to the next (owner, standby,
+        owner, ...): ``max(retries + 1, endpoints)`` attempts when
+        ``retry`` allows, else one."""
+        wait = self.timeout if timeout is None else timeout
+        most = max(self.retries + 1, len(targets)) if retry else 1
+        replies: List[Any] = [None] * len(reqs)
+        pending = list(range(len(reqs)))
+        attempts = 0
+        while True:
+            turn = attempts % len(targets)
+            attempts += 1
+            w = wait
+            if turn == 0 and len(targets) > 1 and self.failover is not None:
+                w = min(wait, self.failover)
+            sub = self._sub(targets[turn])
+            tasks = [asyncio.ensure_future(sub._request(reqs[i], False, w)) for i in pending]
+            try:
+                got = await asyncio.gather(*tasks, return_exceptions=True)
+            except BaseException:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+            left = []
+            for i, g in zip(pending, got):
+                if isinstance(g, Timeout):
+                    left.append(i)
+                elif isinstance(g, BaseException):
+                    raise g
+                else:
+                    replies[i] = g
+            self.last_attempts = attempts
+            if not left:
+                return replies
+            if time.monotonic() - self._map_at >= cl.STALE_AFTER_TIMEOUT:
+                self._stale = True          # a node may have moved or died
+            if attempts >= most:
+                raise Timeout("no reply from %s to %r within %gs (%d attempt%s)"
+                              % (" or ".join(targets), reqs[left[0]].get("op"), wait,
+                                 attempts, "" if attempts == 1 else "s"))
+            pending = left
+
+    async def _routed(self, keys: Sequence[Any],
+                      make: Callable[[List[int]], List[Dict[str, Any]]],
+                      retry: bool, timeout: Optional[float] = None
+                      ) -> List[Tuple[List[int], List[Dict[str, Any]], List[Reply]]]:
+        """As :meth:`leadscore.Client._routed`: one leg per owner, all at
+        once; raises the first leg's error; a "does not hold" refusal
+        fetches the map and resends those items, once."""
+        todo: List[int] = list(range(len(keys)))
+        done: List[Tuple[List[int], List[Dict[str, Any]], List[Reply]]] = []
+        try:
+            for again in (False, True):
+                cmap = await self._current_map()
+                legs = [(targets, idx, make(idx))
+                        for targets, idx in cl.plan(keys, todo, cmap, self.endpoint)]
+                tasks = [asyncio.ensure_future(self._leg(t, reqs, retry, timeout))
+                         for t, _, reqs in legs]
+                try:
+                    results = await asyncio.gather(*tasks, return_exceptions=True)
+                except BaseException:
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
+                first: Optional[BaseException] = None
+                refused: List[int] = []
+                for (_, idx, reqs), res in zip(legs, results):
+                    if not isinstance(res, BaseException):
+                        done.append((idx, reqs, res))
+                    elif cl.not_held(res) and not again:
+                        refused.extend(idx)
+                    elif first is None:
+                        first = res
+                if first is not None:
+                    raise first
+                if not refused:
+                    return done
+                self._stale = True
+                todo = sorted(refused)
+        finally:
+            self._count()
+        raise AssertionError("unreachable")
+
+    async def _route(self, req: Dict[str, Any], retry: bool,
+                     timeout: Optional[float] = None) -> Reply:
+        """One request in cluster mode: routed by its customer(s), or to the
+        home node."""
+        kind = cl.routed_request(req)
+        if kind == "one":
+            parts = await self._routed([req["customer"]], lambda idx: [req], retry, timeout)
+            return parts[0][2][0]
+        if kind == "many":
+            ids = req["customers"]
+            parts = await self._routed(
+                ids, lambda idx: [dict(req, customers=[ids[i] for i in idx])], retry, timeout)
+            return cl.merge_score([(idx, replies[0]) for idx, _, replies in parts], len(ids))
+        if kind == "track":
+            evs = req["events"]
+            parts = await self._routed(
+                [cl.event_customer(e) for e in evs],
+                lambda idx: [dict(req, events=[evs[i] for i in idx])], retry, timeout)
+            return cl.merge_track([(idx, replies[0]) for idx, _, replies in parts])
+        return await self._request(req, retry, timeout)
 
     # -- exchange --------------------------------------------------------
 
@@ -206,6 +427,16 @@ class AsyncClient:
         allows; return the reply without ``ok``/``id`` or raise its error.
         ``timeout``: this call's wait per attempt, instead of
         :attr:`timeout`."""
+        if self._routing:
+            # Cluster mode: an op for the home node, on its own client.
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            sub = self._sub(self.endpoint)
+            try:
+                return await sub._request(req, retry, timeout)
+            finally:
+                self.last_attempts = sub.last_attempts
+                self._count()
         wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         attempts = 0
@@ -255,6 +486,8 @@ class AsyncClient:
         reply without ``ok``/``id``.  ``retry`` defaults to whether ``op`` is
         one of :attr:`IDEMPOTENT_OPS`."""
         req, safe = c.call_request(op, fields, retry)
+        if self._routing:
+            return await self._route(req, safe)
         return await self._request(req, safe)
 
     # -- ops -------------------------------------------------------------
@@ -264,6 +497,8 @@ class AsyncClient:
         Re-sent after a timeout only when every event has an ``event_id``
         (see :meth:`leadscore.Client.track`)."""
         req, safe = c.track_request(events)
+        if self._routing:
+            return await self._route(req, safe)
         return await self._request(req, safe)
 
     async def score(self, customer: str, explain: bool = False,
@@ -271,7 +506,10 @@ class AsyncClient:
         """Score one customer (``known: False`` for an unknown id);
         ``explain`` adds the explanation keys, ``now`` (epoch ms or a
         datetime) scores as of then."""
-        return await self._request(c.score_request(customer, explain, now), True)
+        req = c.score_request(customer, explain, now)
+        if self._routing:
+            return await self._route(req, True)
+        return await self._request(req, True)
 
     async def score_many(self, customers: Iterable[str], explain: bool = False,
                          now: Optional[TimeLike] = None,
@@ -281,19 +519,35 @@ class AsyncClient:
         reqs = c.score_many_requests(customers, explain, now, batch_size)
         if not reqs:
             return []
+        if self._routing:
+            ids = [i for r in reqs for i in r["customers"]]
+            base = {k: v for k, v in reqs[0].items() if k != "customers"}
+            out: List[Any] = [None] * len(ids)
+            for idx, sent, replies in await self._routed(
+                    ids, lambda idx: cl.chunk_customers(base, [ids[i] for i in idx],
+                                                        batch_size), True):
+                for i, r in zip(idx, cl.leg_results(sent, replies)):
+                    out[i] = r
+            return out
         return c.score_many_results(reqs, await self._pipeline(reqs, True))
 
     async def recommend(self, customer: str, k: Optional[int] = None,
                         now: Optional[TimeLike] = None) -> Reply:
         """Content segments, best first: ``{customer, segments}``; ``k``
         bounds the list, ``now`` answers as of then."""
-        return await self._request(c.recommend_request(customer, k, now), True)
+        req = c.recommend_request(customer, k, now)
+        if self._routing:
+            return await self._route(req, True)
+        return await self._request(req, True)
 
     async def profile(self, customer: str,
                       now: Optional[TimeLike] = None) -> Reply:
         """Raw features ``{customer, known, features, ...}``; with ``now``,
         as they were then."""
-        return await self._request(c.profile_request(customer, now), True)
+        req = c.profile_request(customer, now)
+        if self._routing:
+            return await self._route(req, True)
+        return await self._request(req, True)
 
     async def alias(self, from_id: str, to_id: str) -> Reply:
         """Fold an anonymous id into a customer id: ``{merged}``.  Not
