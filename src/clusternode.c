@@ -247,7 +247,7 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     }
     if (rc == LS_OK) {
         cn->nparts = cn->map.nparts;
-        rc = shardlog_start(&cn->sl, svc, &cn->nats, &cn->map, err, errlen);
+        rc = shardlog_start(&cn->sl, svc, &cn->map, err, errlen);
     }
     if (rc == LS_OK)
         rc = gateway_start(&cn->gw, svc, &cn->nats, &cn->map, cn->node, nworkers, err, errlen);

@@ -35,11 +35,11 @@ typedef struct {
     uint64_t next;                  /* the sequence it waits for */
     int64_t last_error_ms;
     int64_t last_gap_log_ms;
+    cnats conn;                     /* its own connection: fetches never share a lock with another partition's */
 } fetcher;
 
 struct shardlog {
     service *svc;
-    cnats *nats;
     clustermap map;
     pthread_t hub;
     int hub_running;
@@ -127,7 +127,7 @@ static natsSubscription *subscribe(fetcher *f)
     so.Config.InactiveThreshold = 30LL * 1000000000LL;
     so.Config.MemoryStorage = true;
     so.Config.Replicas = 1;
-    natsStatus s = js_PullSubscribe(&sub, sl->nats->js, subject, NULL, NULL, &so, &jerr);
+    natsStatus s = js_PullSubscribe(&sub, f->conn.js, subject, NULL, NULL, &so, &jerr);
     if (s != NATS_OK) {
         log_error(f, "subscribe", s);
         return NULL;
@@ -195,6 +195,26 @@ static int take_list(fetcher *f, natsMsgList *list, msgpack_zone *zone)
     return 0;
 }
 
+/* Each fetcher has its own NATS connection: nats.c 3.4 serialises a
+ * connection's subscriptions and deliveries on shared locks, and the
+ * fetchers of a node must not wait on each other (or on the gateway). */
+static int connect_fetcher(fetcher *f)
+{
+    char name[96], err[512];
+    snprintf(name, sizeof name, "leadscore %s log %u", f->sl->svc->cfg.node, f->part);
+    if (f->conn.nc)
+        return LS_OK;
+    int rc = cnats_connect(&f->conn, f->sl->svc->cfg.nats, name, 2000, err, sizeof err);
+    if (rc != LS_OK) {
+        int64_t now = timefmt_now_ms();
+        if (now - f->last_error_ms >= ERROR_LOG_EVERY_MS) {
+            f->last_error_ms = now;
+            LOG_WARN("log_fetch", "partition=%u what=\"connect\" reason=\"%s\" note=\"retrying\"", f->part, err);
+        }
+    }
+    return rc;
+}
+
 static void *fetcher_main(void *arg)
 {
     fetcher *f = arg;
@@ -206,6 +226,8 @@ static void *fetcher_main(void *arg)
     msgpack_zone_init(&zone, 65536);
     f->gaps_seen = atomic_load(&f->sl->svc->stats.log_gaps_refused);
     f->next = first_unapplied(f);
+    while (!atomic_load(&f->stop) && connect_fetcher(f) != LS_OK)
+        pause_ms(RESUBSCRIBE_PAUSE_MS);
     while (!atomic_load(&f->stop)) {
         uint64_t gaps = atomic_load(&f->sl->svc->stats.log_gaps_refused);
         if (gaps != f->gaps_seen) { /* the writer refused a message past a hole: start again from the store */
@@ -243,6 +265,7 @@ static void *fetcher_main(void *arg)
         natsSubscription_Unsubscribe(sub);
         natsSubscription_Destroy(sub);
     }
+    cnats_close(&f->conn);
     msgpack_zone_destroy(&zone);
     return NULL;
 }
@@ -275,14 +298,13 @@ static void *hub_main(void *arg)
     return NULL;
 }
 
-int shardlog_start(shardlog **out, service *svc, cnats *nats, const clustermap *map, char *err, size_t errlen)
+int shardlog_start(shardlog **out, service *svc, const clustermap *map, char *err, size_t errlen)
 {
     shardlog *sl = calloc(1, sizeof *sl);
     *out = NULL;
     if (!sl)
         return LS_ENOMEM;
     sl->svc = svc;
-    sl->nats = nats;
     sl->map = *map;
     pthread_mutex_init(&sl->lock, NULL);
     pthread_cond_init(&sl->nonempty, NULL);

@@ -23,9 +23,9 @@
 
 typedef struct shardlog shardlog;
 
-/* Starts the hub (one of the writer's producers).  nats and svc must
- * outlive it; map is copied. */
-int shardlog_start(shardlog **out, service *svc, cnats *nats, const clustermap *map, char *err, size_t errlen);
+/* Starts the hub (one of the writer's producers).  svc must outlive it;
+ * map is copied.  Each fetcher connects to svc->cfg.nats on its own. */
+int shardlog_start(shardlog **out, service *svc, const clustermap *map, char *err, size_t errlen);
 
 /* Starts applying partition p (no-op when it already is). */
 int shardlog_hold(shardlog *sl, uint32_t p);
