@@ -24,11 +24,6 @@ void cnats_why(char *err, size_t errlen, const char *what, natsStatus s, jsErrCo
         snprintf(err, errlen, "%s: %s%s%s", what, natsStatus_GetText(s), detail ? ": " : "", detail ? detail : "");
 }
 
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Splits "a,b,c" into up to MAX_URLS pointers into buf. */
 static int split_urls(char *buf, const char **urls)
@@ -67,7 +62,7 @@ int cnats_connect(cnats *c, const char *urls, const char *conn_name, int64_t wai
         s = natsConnection_Connect(&c->nc, opts);
         if (s == NATS_OK)
             break;
-        pause_ms(RETRY_PAUSE_MS);
+        timefmt_sleep_ms(RETRY_PAUSE_MS);
     } while (timefmt_mono_ns() < deadline);
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
@@ -134,7 +129,7 @@ int cnats_open_kv(cnats *c, const char *cluster, int create, int replicas, int64
         }
         if (timefmt_mono_ns() >= deadline)
             break;
-        pause_ms(RETRY_PAUSE_MS);
+        timefmt_sleep_ms(RETRY_PAUSE_MS);
     }
     char what[128];
     snprintf(what, sizeof what, "cannot %s the KV bucket %s", create ? "create" : "open", bucket);
@@ -250,7 +245,7 @@ int cnats_stream_create(cnats *c, const clustermap *m, uint32_t p, int replicas,
         }
         if (jerr == JSStreamNameExistErr || timefmt_mono_ns() >= deadline)
             break;
-        pause_ms(RETRY_PAUSE_MS);
+        timefmt_sleep_ms(RETRY_PAUSE_MS);
     }
     char what[160];
     snprintf(what, sizeof what, "cannot create stream %s", name);

@@ -53,11 +53,6 @@ struct clusternode {
     int64_t last_error_ms;
 };
 
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Holds the partitions the map gives this node, releases the others. */
 static void apply_map(clusternode *cn, const clustermap *m)
@@ -192,7 +187,7 @@ static void *control_main(void *arg)
             refresh(cn);
             next = now + CONTROL_EVERY_MS * 1000000LL;
         }
-        pause_ms(STOP_POLL_MS);
+        timefmt_sleep_ms(STOP_POLL_MS);
     }
     /* The loop drains: the gateway answers what the workers hand it, then
      * the node stops applying and the hub tells the writer it is done. */

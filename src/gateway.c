@@ -244,11 +244,6 @@ static void send_failed(gateway *g)
     }
 }
 
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Publishes the round's messages and waits until each is acked, sending
  * the failed ones again until RETRY_BUDGET_MS has passed.  Returns how
@@ -288,7 +283,7 @@ static unsigned publish_round(gateway *g)
         if (retries++ == 0)
             LOG_WARN("log_publish_retry", "messages=%zu reason=\"%s\" note=\"sending again with the same ids\"",
                      failed, natsStatus_GetText(first));
-        pause_ms(RETRY_PAUSE_MS);
+        timefmt_sleep_ms(RETRY_PAUSE_MS);
     }
     return retries;
 }

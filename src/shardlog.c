@@ -53,11 +53,6 @@ struct shardlog {
     fetcher *fetchers[PARTITION_MAX];
 };
 
-static void pause_ms(int64_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Queues a job for the hub, waiting while the queue is full; frees it and
  * returns -1 when the fetcher is told to stop meanwhile. */
@@ -227,7 +222,7 @@ static void *fetcher_main(void *arg)
     f->gaps_seen = atomic_load(&f->sl->svc->stats.log_gaps_refused);
     f->next = first_unapplied(f);
     while (!atomic_load(&f->stop) && connect_fetcher(f) != LS_OK)
-        pause_ms(RESUBSCRIBE_PAUSE_MS);
+        timefmt_sleep_ms(RESUBSCRIBE_PAUSE_MS);
     while (!atomic_load(&f->stop)) {
         uint64_t gaps = atomic_load(&f->sl->svc->stats.log_gaps_refused);
         if (gaps != f->gaps_seen) { /* the writer refused a message past a hole: start again from the store */
@@ -240,7 +235,7 @@ static void *fetcher_main(void *arg)
             }
         }
         if (!sub && !(sub = subscribe(f))) {
-            pause_ms(RESUBSCRIBE_PAUSE_MS);
+            timefmt_sleep_ms(RESUBSCRIBE_PAUSE_MS);
             continue;
         }
         natsMsgList list = {0};
@@ -258,7 +253,7 @@ static void *fetcher_main(void *arg)
             natsSubscription_Unsubscribe(sub);
             natsSubscription_Destroy(sub);
             sub = NULL;
-            pause_ms(s != NATS_OK ? RESUBSCRIBE_PAUSE_MS : 10);
+            timefmt_sleep_ms(s != NATS_OK ? RESUBSCRIBE_PAUSE_MS : 10);
         }
     }
     if (sub) {

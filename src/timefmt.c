@@ -465,6 +465,12 @@ int64_t timefmt_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void timefmt_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 void timefmt_civil(int64_t ms, int64_t *year, int *month, int *day)
 {
     civil_from_days(floor_div(ms, 86400000), year, month, day);

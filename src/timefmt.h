@@ -107,4 +107,7 @@ int timefmt_days_until(int64_t now_ms, int month, int day);
  * measuring intervals; 0 if the clock fails. */
 int64_t timefmt_mono_ns(void);
 
+/* Sleeps ms milliseconds (less when a signal interrupts it). */
+void timefmt_sleep_ms(int64_t ms);
+
 #endif
