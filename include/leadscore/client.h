@@ -1,7 +1,8 @@
 /* leadscore/client.h -- the C client library for the leadscore service.
  *
  * A storefront or a batch job links libleadscore and talks to a running
- * `leadscore serve` over ZeroMQ (PROTOCOL.md).  One ls_client is one
+ * `leadscore serve` over ZeroMQ (PROTOCOL.md), or to the nodes of a
+ * leadscore cluster (see ls_client_connect).  One ls_client is one
  * connection; it is not thread-safe (use one per thread).  Every function
  * returns 0 (LS_OK) or a negative status from leadscore/error.h; when the
  * server answered with an error the status is the matching code (e.g.
@@ -100,12 +101,52 @@ typedef struct {
 } ls_score;
 
 /* Connects to endpoint (e.g. "tcp://127.0.0.1:5555").  timeout_ms bounds
- * each call's wait for its reply (<= 0: 5000 ms). */
+ * each call's wait for its reply (<= 0: 5000 ms).  LS_EINVAL for an
+ * endpoint ZeroMQ does not take (in a list, the first is checked here and
+ * the others when first used); nothing is sent until the first call.
+ *
+ * Cluster mode: endpoint may instead list some (or all) nodes of one
+ * leadscore cluster, comma-separated ("tcp://10.0.0.1:5555,tcp://10.0.0.2:5555";
+ * blanks around each are ignored; an empty item is LS_EINVAL).  The first
+ * call then asks every listed node at once for the partition map (op
+ * `cluster`, PROTOCOL.md) and keeps the first answer; then:
+ *   - ls_client_score, ls_client_score_at, ls_client_profile,
+ *     ls_client_recommend, and ls_client_call of "score" / "profile" /
+ *     "recommend" with "customer", go to the owner of the customer's
+ *     partition.  When the owner does not answer within timeout_ms (or
+ *     cannot be connected to), the same read goes to the partition's
+ *     standby, so such a call may take up to twice timeout_ms; for the
+ *     next 10 s, reads of that node's partitions go to their standby
+ *     first (and to it only if the standby does not answer).
+ *   - ls_client_track, and ls_client_call of "track", send the events of
+ *     each owner to it (to the standby while the owner is in such a 10 s
+ *     wait; any node takes a track), all parts at once, and merge the replies:
+ *     accepted and duplicates summed, "rejected" entries with their
+ *     "index" in the caller's batch, in order, "log" joined.  When any
+ *     part fails, the call fails with that part's status and message
+ *     (other parts may have been stored: resend the batch with the same
+ *     event_ids, as after any LS_ETIMEOUT).  A track part is never resent.
+ *   - ls_client_call of "score" with "customers" is split by node the same
+ *     way, each part to its owner (to the standby as above), and the
+ *     results merged in the order of the request.
+ *   - A read a node refuses because it "does not hold" the partition (the
+ *     map changed) makes the client fetch the map again and retry once.
+ *   - Every other op goes to the node that answered the map request.
+ * After a call in which a node did not answer, the next call fetches the
+ * map again first.  A socket per node is connected on first use and kept.
+ * Replies are those a single node would give (with the "id" of the call).
+ * When the listed nodes say they are no cluster (mode "single", or a
+ * server older than cluster mode), everything goes to the one that
+ * answered.  With a single endpoint none of this happens: no `cluster`
+ * request is ever sent, and a cluster node given alone forwards reads it
+ * does not hold itself (one extra hop). */
 LS_API int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms);
 
 /* Same over CurveZMQ: the server's public key and this client's key pair,
  * each 40 Z85 characters (see `leadscore keygen`).  A key the server does
- * not allow gets no answer: calls then end in LS_ETIMEOUT. */
+ * not allow gets no answer: calls then end in LS_ETIMEOUT.  endpoint may
+ * list a cluster's nodes as for ls_client_connect; every node is then
+ * expected to have the same server key. */
 LS_API int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_ms,
                                    const char *server_public, const char *client_public,
                                    const char *client_secret);
