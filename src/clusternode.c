@@ -199,6 +199,14 @@ static void *control_main(void *arg)
     return NULL;
 }
 
+/* For the gateway: 1 while this node answers reads of partition p (a
+ * partition still catching up is read elsewhere, so writes do not wait
+ * for it). */
+static int answers(void *arg, uint32_t p)
+{
+    return clusternode_holds(arg, p);
+}
+
 /* The writer waits for its producer's finish token: when the shard log
  * never started, this sends it. */
 static void finish_writer_slot(service *svc)
@@ -245,7 +253,7 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
         rc = shardlog_start(&cn->sl, svc, &cn->map, err, errlen);
     }
     if (rc == LS_OK)
-        rc = gateway_start(&cn->gw, svc, &cn->nats, &cn->map, cn->node, nworkers, err, errlen);
+        rc = gateway_start(&cn->gw, svc, &cn->nats, &cn->map, cn->node, nworkers, answers, cn, err, errlen);
     if (rc == LS_OK)
         rc = forward_start(&cn->fwd, svc, cn->node, err, errlen);
     if (rc == LS_OK) {
@@ -339,15 +347,16 @@ void clusternode_describe(clusternode *cn, codec_writer *w)
     cw_int(w, m->nparts);
     cw_key(w, "hash");
     cw_str(w, PARTITION_HASH_NAME);
+    /* a node that is down is listed as "": clients go to the other holder */
     cw_key(w, "owners");
     cw_array(w);
     for (uint32_t p = 0; p < m->nparts; p++)
-        cw_str(w, cn->node_ep[m->owner[p]]);
+        cw_str(w, cn->node_down[m->owner[p]] ? "" : cn->node_ep[m->owner[p]]);
     cw_end(w);
     cw_key(w, "standbys");
     cw_array(w);
     for (uint32_t p = 0; p < m->nparts; p++)
-        cw_str(w, m->standby[p] >= 0 ? cn->node_ep[m->standby[p]] : "");
+        cw_str(w, m->standby[p] >= 0 && !cn->node_down[m->standby[p]] ? cn->node_ep[m->standby[p]] : "");
     cw_end(w);
     pthread_mutex_unlock(&cn->lock);
 }

@@ -226,9 +226,16 @@ static void status_text(const clustermap *m, const cluster_view *v)
            "owner@", "standby@", "lag");
     for (uint32_t p = 0; p < m->nparts; p++) {
         int64_t a = applied(v, m->owner[p], p), b = m->standby[p] >= 0 ? applied(v, m->standby[p], p) : -1;
-        printf("  %4u  %-12s %-12s %-10s %10" PRIu64 " %10lld %10lld %8lld\n", p, m->nodes[m->owner[p]],
+        char as[24] = "-", bs[24] = "-", ls[24] = "-";
+        if (a >= 0)
+            snprintf(as, sizeof as, "%lld", (long long)a);
+        if (b >= 0)
+            snprintf(bs, sizeof bs, "%lld", (long long)b);
+        if (lag_of(m, v, p) >= 0)
+            snprintf(ls, sizeof ls, "%lld", (long long)lag_of(m, v, p));
+        printf("  %4u  %-12s %-12s %-10s %10" PRIu64 " %10s %10s %8s\n", p, m->nodes[m->owner[p]],
                m->standby[p] >= 0 ? m->nodes[m->standby[p]] : "-", v->stream_ok[p] ? v->leader[p] : "(no stream)",
-               v->last[p], (long long)a, (long long)b, (long long)lag_of(m, v, p));
+               v->last[p], as, bs, ls);
     }
 }
 

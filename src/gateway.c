@@ -29,6 +29,8 @@
 #define RETRY_BUDGET_MS 15000     /* longer than a 4-9 s leader election */
 #define RETRY_PAUSE_MS 50
 #define IDLE_POLL_MS 200
+#define GATEWAY_VISIBLE_WAIT_MS 200 /* then `ok` goes anyway: the events are in the log, visible a little later */
+#define VISIBLE_POLL_MS 1
 
 enum { MSG_PENDING, MSG_ACKED, MSG_FAILED };
 
@@ -74,7 +76,9 @@ struct gateway {
     size_t events_cap;
     uint8_t *job_failed;      /* per job: a message holding its events was not acked */
     codec_writer buf, reply;
-    store_reader *reader;     /* for the duplicates count */
+    store_reader *reader;     /* for the duplicates count and the applied positions */
+    gateway_holds_fn holds;
+    void *holds_arg;
 };
 
 /* ------------------------------------------------------------------ */
@@ -382,6 +386,30 @@ static void mark_failed(gateway *g)
     }
 }
 
+/* Read-your-writes: waits until this node's store has applied, for
+ * every partition it holds, the newest message of the round that was
+ * acked; at most GATEWAY_VISIBLE_WAIT_MS. */
+static void wait_visible(gateway *g)
+{
+    int64_t deadline = timefmt_mono_ns() + GATEWAY_VISIBLE_WAIT_MS * 1000000LL;
+    for (;;) {
+        int behind = 0;
+        if (store_reader_begin(g->reader) != LS_OK)
+            return;
+        for (size_t i = 0; i < g->nmsgs && !behind; i++) {
+            uint64_t at = 0;
+            const gw_msg *m = &g->msgs[i];
+            if (m->state != MSG_ACKED || !g->holds(g->holds_arg, m->part))
+                continue;
+            behind = store_reader_log_position(g->reader, m->part, &at) == LS_OK && at < m->seq;
+        }
+        store_reader_end(g->reader);
+        if (!behind || timefmt_mono_ns() >= deadline)
+            return;
+        timefmt_sleep_ms(VISIBLE_POLL_MS);
+    }
+}
+
 static void finish_round(gateway *g)
 {
     pthread_mutex_lock(&g->lock);
@@ -463,6 +491,8 @@ static void *gateway_main(void *arg)
             pthread_mutex_unlock(&g->lock);
         } else if (g->nmsgs) {
             publish_round(g);
+            if (g->holds && g->reader)
+                wait_visible(g);
         }
         finish_round(g);
     }
@@ -494,7 +524,7 @@ static void close_gateway(gateway *g)
 }
 
 int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *map, const char *node, int nproducers,
-                  char *err, size_t errlen)
+                  gateway_holds_fn holds, void *holds_arg, char *err, size_t errlen)
 {
     gateway *g = calloc(1, sizeof *g);
     *out = NULL;
@@ -503,6 +533,8 @@ int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *ma
     g->svc = svc;
     g->nats = nats;
     g->nproducers = nproducers;
+    g->holds = holds;
+    g->holds_arg = holds_arg;
     g->nparts = map->nparts;
     snprintf(g->node, sizeof g->node, "%s", node);
     snprintf(g->boot, sizeof g->boot, "%lld", (long long)timefmt_now_ms());

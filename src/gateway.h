@@ -11,7 +11,10 @@
  * the copy) until the retry budget runs out: then the request is answered
  * `unavailable`, and a resend with the same event ids is harmless (the
  * shards deduplicate by event id when they apply).  The shards
- * (shardlog.h) apply the log to LMDB; the gateway never writes the store.
+ * (shardlog.h) apply the log to LMDB; the gateway never writes the store,
+ * but before it answers it waits (at most GATEWAY_VISIBLE_WAIT_MS) until
+ * this node's store has applied the acked messages of the partitions it
+ * holds, so a read sent to the same node after `ok` sees the events.
  *
  * Fire-and-forget (PULL) batches take the same path without a reply. */
 #ifndef LS_GATEWAY_H
@@ -26,8 +29,12 @@ typedef struct gateway gateway;
 /* Starts the thread; it binds SERVICE_EP_GATEWAY before this returns and
  * exits once nproducers producers (the workers) sent writer_finish and
  * every job taken is answered.  nats must outlive the gateway. */
+/* Whether this node applies partition p (the gateway then answers only
+ * once the node's store has the request's events: read-your-writes). */
+typedef int (*gateway_holds_fn)(void *arg, uint32_t p);
+
 int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *map, const char *node, int nproducers,
-                  char *err, size_t errlen);
+                  gateway_holds_fn holds, void *holds_arg, char *err, size_t errlen);
 void gateway_join(gateway **g);
 
 /* For a start-up that failed before the workers ran: sends the
