@@ -1108,6 +1108,23 @@ def main() -> int:
         compare_all("after the resend", ids, ctl_reads, t_again, "control", tgt_name,
                     refetcher(n1, now, tgt_name + " again"))
 
+        # cluster move: partition 0 from node1 to its standby node2; the map's
+        # epoch rises, every node and the `cluster` op follow, answers stay
+        # the control's (node2 answers partition 0 now, forwarded from node1)
+        if cluster:
+            t = time.monotonic()
+            run([binary, "cluster", "move", "--nats", cluster.urls, "--cluster", cluster.name, "0", "node2"], 30,
+                "cluster move 0 node2")
+            st = cluster.settle("after cluster move 0 node2")
+            p0 = [p for p in st["parts"] if p["p"] == 0][0]
+            CHECKS.check(p0.get("owner") == "node2" and p0.get("standby") == "node1" and st.get("epoch", 0) >= 2,
+                         "after cluster move 0 node2: partition 0 is %r, epoch %r" % (p0, st.get("epoch")))
+            check_cluster_op(ctx, node_eps, control.endpoint, st)
+            m_reads = read_all(n1, ids, now, "node1 after the move")
+            compare_all("after the move", ids, ctl_reads, m_reads, "control", "node1 after the move",
+                        refetcher(n1, now, "node1 after the move again"))
+            log("cluster move checked in %.1fs" % (time.monotonic() - t))
+
         # rebuild node1 from the log
         if cluster:
             t = time.monotonic()
