@@ -35,7 +35,13 @@ static int split_urls(char *buf, const char **urls)
     return n;
 }
 
-int cnats_connect(cnats *c, const char *urls, const char *conn_name, int64_t wait_ms, char *err, size_t errlen)
+int cnats_usable(cnats *c)
+{
+    return c->nc && !natsConnection_IsClosed(c->nc);
+}
+
+int cnats_connect(cnats *c, const char *urls, const char *conn_name, int reconnect, int64_t wait_ms, char *err,
+                  size_t errlen)
 {
     char buf[2048];
     const char *list[MAX_URLS];
@@ -50,6 +56,7 @@ int cnats_connect(cnats *c, const char *urls, const char *conn_name, int64_t wai
     }
     if ((s = natsOptions_Create(&opts)) != NATS_OK || (s = natsOptions_SetServers(opts, list, n)) != NATS_OK ||
         (s = natsOptions_SetName(opts, conn_name)) != NATS_OK || (s = natsOptions_SetSendAsap(opts, true)) != NATS_OK ||
+        (s = natsOptions_SetAllowReconnect(opts, reconnect ? true : false)) != NATS_OK ||
         (s = natsOptions_SetMaxReconnect(opts, -1)) != NATS_OK ||
         (s = natsOptions_SetReconnectWait(opts, 100)) != NATS_OK ||
         (s = natsOptions_SetTimeout(opts, 2000)) != NATS_OK) {

@@ -23,9 +23,16 @@ typedef struct {
     kvStore *kv;        /* the cluster's bucket, ls_<cluster>; NULL until cnats_open_kv */
 } cnats;
 
-/* Connects to the comma-separated URLs (reconnecting for ever, sending at
- * once: SendAsap), waiting up to wait_ms for a first connection. */
-int cnats_connect(cnats *c, const char *urls, const char *conn_name, int64_t wait_ms, char *err, size_t errlen);
+/* Connects to the comma-separated URLs (sending at once: SendAsap),
+ * waiting up to wait_ms for a first connection.  With reconnect the
+ * library reconnects for ever; without, a lost connection stays closed
+ * (cnats_usable says so) and the caller connects again: the shard log's
+ * fetchers do, so nats.c never re-issues their pull subscriptions itself. */
+int cnats_connect(cnats *c, const char *urls, const char *conn_name, int reconnect, int64_t wait_ms, char *err,
+                  size_t errlen);
+
+/* 1 while the connection is up (or the library is reconnecting it). */
+int cnats_usable(cnats *c);
 void cnats_close(cnats *c);
 
 /* A JetStream context with the given options (for async publishing). */

@@ -240,7 +240,7 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     } else if (!clustermap_valid_name(cfg->node)) {
         snprintf(err, errlen, "--node: give this node's name as in the cluster map (letters, digits, '-', '_')");
         rc = LS_EINVAL;
-    } else if ((rc = cnats_connect(&cn->nats, cfg->nats, conn_name, CONNECT_WAIT_MS, err, errlen)) == LS_OK &&
+    } else if ((rc = cnats_connect(&cn->nats, cfg->nats, conn_name, 1, CONNECT_WAIT_MS, err, errlen)) == LS_OK &&
                (rc = cnats_open_kv(&cn->nats, cfg->cluster, 0, 0, CONNECT_WAIT_MS, err, errlen)) == LS_OK &&
                (rc = cnats_map_get(&cn->nats, &cn->map, NULL, err, errlen)) == LS_OK &&
                clustermap_node_index(&cn->map, cfg->node) < 0) {

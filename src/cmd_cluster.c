@@ -66,7 +66,7 @@ static const cliopts_spec cluster_spec = {
 static int connect_cluster(cnats *c, const cluster_opts *o, int create_kv, char *err, size_t errlen)
 {
     int64_t wait_ms = (int64_t)(o->wait_s * 1000);
-    int rc = cnats_connect(c, o->nats, "leadscore cluster", wait_ms, err, errlen);
+    int rc = cnats_connect(c, o->nats, "leadscore cluster", 1, wait_ms, err, errlen);
     if (rc == LS_OK)
         rc = cnats_open_kv(c, o->cluster, create_kv, (int)o->replicas, wait_ms, err, errlen);
     return rc;

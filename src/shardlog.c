@@ -199,7 +199,7 @@ static int connect_fetcher(fetcher *f)
     snprintf(name, sizeof name, "leadscore %s log %u", f->sl->svc->cfg.node, f->part);
     if (f->conn.nc)
         return LS_OK;
-    int rc = cnats_connect(&f->conn, f->sl->svc->cfg.nats, name, 2000, err, sizeof err);
+    int rc = cnats_connect(&f->conn, f->sl->svc->cfg.nats, name, 0, 2000, err, sizeof err);
     if (rc != LS_OK) {
         int64_t now = timefmt_now_ms();
         if (now - f->last_error_ms >= ERROR_LOG_EVERY_MS) {
@@ -221,9 +221,18 @@ static void *fetcher_main(void *arg)
     msgpack_zone_init(&zone, 65536);
     f->gaps_seen = atomic_load(&f->sl->svc->stats.log_gaps_refused);
     f->next = first_unapplied(f);
-    while (!atomic_load(&f->stop) && connect_fetcher(f) != LS_OK)
-        timefmt_sleep_ms(RESUBSCRIBE_PAUSE_MS);
     while (!atomic_load(&f->stop)) {
+        if (!cnats_usable(&f->conn)) { /* lost (or never made): a new connection and consumer */
+            if (sub) {
+                natsSubscription_Destroy(sub);
+                sub = NULL;
+            }
+            cnats_close(&f->conn);
+            if (connect_fetcher(f) != LS_OK) {
+                timefmt_sleep_ms(RESUBSCRIBE_PAUSE_MS);
+                continue;
+            }
+        }
         uint64_t gaps = atomic_load(&f->sl->svc->stats.log_gaps_refused);
         if (gaps != f->gaps_seen) { /* the writer refused a message past a hole: start again from the store */
             f->gaps_seen = gaps;
@@ -242,11 +251,11 @@ static void *fetcher_main(void *arg)
         jsErrCode jerr = 0;
         natsStatus s = natsSubscription_Fetch(&list, sub, FETCH_BATCH, FETCH_WAIT_MS, &jerr);
         if (s == NATS_TIMEOUT)
-            continue; /* nothing new yet */
+            s = NATS_OK; /* nothing new yet (or what came before the time ran out) */
         int again = s != NATS_OK;
         if (s != NATS_OK)
             log_error(f, "fetch", s);
-        else
+        else if (list.Count > 0)
             again = take_list(f, &list, &zone) != 0;
         natsMsgList_Destroy(&list);
         if (again) {
