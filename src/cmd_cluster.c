@@ -32,7 +32,7 @@ typedef struct {
 
 static const cliopt cluster_rows[] = {
     {.name = "nats", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, nats), .arg = "URLS",
-     .help = "NATS servers, comma-separated nats://HOST:PORT (required)"},
+     .help = "NATS servers, comma-separated nats://HOST:PORT (default $LEADSCORE_NATS)"},
     {.name = "cluster", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, cluster), .arg = "NAME",
      .help = "the cluster's name (default ls)"},
     {.name = "partitions", .kind = CLIOPT_INT, CLIOPT_FIELD(cluster_opts, partitions), .lo = 1, .hi = PARTITION_MAX,
@@ -301,7 +301,10 @@ int cmd_cluster(int argc, char **argv)
         return cliopts_status(first);
     int operands = argc - 1 - first;
     if (!o.nats)
-        return cli_error("cluster", CLI_USAGE, "--nats URLS is required (the NATS servers, nats://HOST:PORT,...)");
+        o.nats = getenv("LEADSCORE_NATS");
+    if (!o.nats || !*o.nats)
+        return cli_error("cluster", CLI_USAGE,
+                         "--nats URLS is required (the NATS servers, nats://HOST:PORT,...; or $LEADSCORE_NATS)");
     if (!clustermap_valid_name(o.cluster))
         return cli_error("cluster", CLI_USAGE, "--cluster: use 1-47 letters, digits, '-' or '_'");
     if (strcmp(what, "init") == 0 && operands == 0)
