@@ -73,6 +73,7 @@ struct forwarder {
     int npeers;
     fwd_part parts[MAX_PENDING];
     fwd_request reqs[MAX_PENDING];
+    fwd_request busy;             /* where a request that finds no slot is answered from */
     uint64_t next_tag;
     codec_writer w;
 };
@@ -359,9 +360,25 @@ static void take_request(forwarder *f, msgio_parts *m)
     if (m->n < 3 || zmq_msg_size(&m->frame[0]) != sizeof meta)
         return;
     memcpy(&meta, zmq_msg_data(&m->frame[0]), sizeof meta);
+    if (msgio_envelope_size(m, 1, m->n - 1) > ENVELOPE_MAX)
+        return; /* the loop bounds envelopes far below this: cannot happen */
     int slot = free_slot(f);
-    if (slot < 0 || msgio_envelope_size(m, 1, m->n - 1) > ENVELOPE_MAX)
-        return; /* the client times out and retries, as for any lost reply */
+    if (slot < 0) { /* MAX_PENDING forwarded reads wait already */
+        fwd_request *busy = &f->busy;
+        memset(busy, 0, sizeof *busy);
+        busy->op = meta.op;
+        busy->start_ns = meta.start_ns;
+        busy->env_len = msgio_pack_envelope(m, 1, m->n - 1, busy->env);
+        msgpack_zone_init(&busy->zone, 4096);
+        codec_request req;
+        const char *why = NULL;
+        zmq_msg_t *b = &m->frame[m->n - 1];
+        codec_parse_request(zmq_msg_data(b), zmq_msg_size(b), &busy->zone, &req, &why);
+        codec_error_reply(&f->w, req.id, LS_EUNAVAIL, "server busy: retry");
+        reply_raw(f, busy, 0, f->w.sb.data, f->w.sb.size);
+        msgpack_zone_destroy(&busy->zone);
+        return;
+    }
     fwd_request *r = &f->reqs[slot];
     memset(r, 0, sizeof *r);
     r->used = 1;
