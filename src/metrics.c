@@ -96,6 +96,10 @@ static void render_reads(FILE *f, const stats *st)
          "Single-customer reads (score, profile, recommend) answered by a worker thread instead of the server loop, "
          "because requests were queuing up.");
     fprintf(f, "leadscore_reads_by_workers_total %llu\n", (unsigned long long)st->reads_by_workers);
+    help(f, "leadscore_log_gaps_refused_total", "counter",
+         "Cluster mode: log messages the writer would not apply because they lay past a hole in their partition's "
+         "log (the node fetched again from its position); 0 on a single node.");
+    fprintf(f, "leadscore_log_gaps_refused_total %llu\n", (unsigned long long)atomic_load(&st->log_gaps_refused));
 }
 
 static void render_events(FILE *f, const stats *st)
