@@ -73,7 +73,10 @@ struct gateway {
     writer_job *jobs[MAX_JOBS];
     size_t njobs;
     gw_event *events;
+    uint32_t *event_msg;      /* by job, then event: the message it went into */
     size_t events_cap;
+    size_t job_base[MAX_JOBS];/* where each job's events start in event_msg */
+    int32_t *part_msg;        /* per partition: the newest message of the job being answered, or -1 */
     uint8_t *job_failed;      /* per job: a message holding its events was not acked */
     codec_writer buf, reply;
     store_reader *reader;     /* for the duplicates count and the applied positions */
@@ -165,13 +168,18 @@ static void free_msgs(gateway *g)
 static int sort_events(gateway *g, size_t *total)
 {
     size_t n = 0;
-    for (size_t j = 0; j < g->njobs; j++)
+    for (size_t j = 0; j < g->njobs; j++) {
+        g->job_base[j] = n;
         n += g->jobs[j]->nevents;
+    }
     if (n > g->events_cap) {
         gw_event *e = realloc(g->events, n * sizeof *e);
-        if (!e)
+        if (e)
+            g->events = e;
+        uint32_t *m = e ? realloc(g->event_msg, n * sizeof *m) : NULL;
+        if (!m)
             return LS_ENOMEM;
-        g->events = e;
+        g->event_msg = m;
         g->events_cap = n;
     }
     n = 0;
@@ -197,8 +205,11 @@ static int build_msgs(gateway *g)
         uint32_t part = g->events[i].part;
         size_t k = 0;
         logmsg_begin(&g->buf, rcv, g->node);
-        for (; i < n && g->events[i].part == part && k < MAX_EVENTS_PER_MSG; i++, k++)
-            logmsg_add(&g->buf, &g->jobs[g->events[i].job]->events[g->events[i].ev]);
+        for (; i < n && g->events[i].part == part && k < MAX_EVENTS_PER_MSG; i++, k++) {
+            const gw_event *e = &g->events[i];
+            logmsg_add(&g->buf, &g->jobs[e->job]->events[e->ev]);
+            g->event_msg[g->job_base[e->job] + e->ev] = (uint32_t)g->nmsgs;
+        }
         logmsg_finish(&g->buf);
         rc = g->buf.oom ? LS_ENOMEM : add_msg(g, part);
     }
@@ -296,7 +307,7 @@ static unsigned publish_round(gateway *g)
 /* Replies                                                             */
 /* ------------------------------------------------------------------ */
 
-static void encode_ok(gateway *g, const writer_job *job)
+static void encode_ok(gateway *g, const writer_job *job, size_t j)
 {
     codec_writer *w = &g->reply;
     codec_writer_reset(w);
@@ -317,21 +328,23 @@ static void encode_ok(gateway *g, const writer_job *job)
     cw_end(w);
     cw_key(w, "log");
     cw_map(w);
-    /* the newest sequence per partition holding this job's events */
-    for (size_t i = 0; i < g->nmsgs; i++) {
-        int mine = 0, later = 0;
-        for (size_t k = 0; k < job->nevents && !mine; k++) {
-            const ls_str *c = &job->events[k].customer;
-            mine = partition_of(c->ptr, c->len, g->nparts) == g->msgs[i].part;
-        }
-        for (size_t k = i + 1; k < g->nmsgs && mine && !later; k++)
-            later = g->msgs[k].part == g->msgs[i].part;
-        if (!mine || later)
+    /* per partition, the sequence of the newest message holding this
+     * job's events: one pass to find it, one to write and reset it */
+    const uint32_t *msg_of = g->event_msg + g->job_base[j];
+    for (size_t k = 0; k < job->nevents; k++) {
+        const gw_msg *m = &g->msgs[msg_of[k]];
+        if (g->part_msg[m->part] < (int32_t)msg_of[k])
+            g->part_msg[m->part] = (int32_t)msg_of[k];
+    }
+    for (size_t k = 0; k < job->nevents; k++) {
+        uint32_t part = g->msgs[msg_of[k]].part;
+        if (g->part_msg[part] < 0)
             continue;
         char key[16];
-        snprintf(key, sizeof key, "%u", g->msgs[i].part);
+        snprintf(key, sizeof key, "%u", part);
         cw_key(w, key);
-        cw_int(w, (int64_t)g->msgs[i].seq);
+        cw_int(w, (int64_t)g->msgs[g->part_msg[part]].seq);
+        g->part_msg[part] = -1;
     }
     cw_end(w);
     cw_end(w);
@@ -365,25 +378,19 @@ static void send_reply(gateway *g, writer_job *job, size_t j)
     if (g->job_failed[j])
         encode_unavailable(g, job);
     else
-        encode_ok(g, job);
+        encode_ok(g, job, j);
     if (msgio_send_bytes(g->replies, &meta, sizeof meta, 1) == 0 &&
         msgio_send_envelope(g->replies, job->envelope, job->envelope_len) == 0)
         msgio_send_bytes(g->replies, g->reply.sb.data, g->reply.sb.size, 0);
 }
 
 /* Marks the jobs with an event in a message that was not acked. */
-static void mark_failed(gateway *g)
+static void mark_failed(gateway *g, int built)
 {
     memset(g->job_failed, 0, MAX_JOBS);
-    for (size_t i = 0; i < g->nmsgs; i++) {
-        if (g->msgs[i].state == MSG_ACKED)
-            continue;
-        for (size_t j = 0; j < g->njobs; j++)
-            for (size_t k = 0; k < g->jobs[j]->nevents && !g->job_failed[j]; k++) {
-                const ls_str *c = &g->jobs[j]->events[k].customer;
-                g->job_failed[j] = partition_of(c->ptr, c->len, g->nparts) == g->msgs[i].part;
-            }
-    }
+    for (size_t j = 0; j < g->njobs; j++)
+        for (size_t k = 0; k < g->jobs[j]->nevents && !g->job_failed[j]; k++)
+            g->job_failed[j] = !built || g->msgs[g->event_msg[g->job_base[j] + k]].state != MSG_ACKED;
 }
 
 /* Read-your-writes: waits until this node's store has applied, for
@@ -410,10 +417,12 @@ static void wait_visible(gateway *g)
     }
 }
 
-static void finish_round(gateway *g)
+/* Answers the round's jobs; built says its messages were all made (else
+ * every job with events failed: out of memory). */
+static void finish_round(gateway *g, int built)
 {
     pthread_mutex_lock(&g->lock);
-    mark_failed(g);
+    mark_failed(g, built);
     pthread_mutex_unlock(&g->lock);
     for (size_t j = 0; j < g->njobs; j++) {
         writer_job *job = g->jobs[j];
@@ -483,18 +492,15 @@ static void *gateway_main(void *arg)
         if (!g->njobs)
             continue;
         count_known(g);
-        if (build_msgs(g) != LS_OK) {
+        int built = build_msgs(g) == LS_OK;
+        if (!built) {
             LOG_ERROR("log_publish_failed", "reason=\"out of memory\" jobs=%zu", g->njobs);
-            pthread_mutex_lock(&g->lock);
-            for (size_t i = 0; i < g->nmsgs; i++)
-                g->msgs[i].state = MSG_FAILED;
-            pthread_mutex_unlock(&g->lock);
         } else if (g->nmsgs) {
             publish_round(g);
             if (g->holds && g->reader)
                 wait_visible(g);
         }
-        finish_round(g);
+        finish_round(g, built);
     }
     return NULL;
 }
@@ -514,6 +520,8 @@ static void close_gateway(gateway *g)
     free_msgs(g);
     free(g->msgs);
     free(g->events);
+    free(g->event_msg);
+    free(g->part_msg);
     free(g->subjects);
     free(g->job_failed);
     codec_writer_destroy(&g->buf);
@@ -544,12 +552,15 @@ int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *ma
     codec_writer_init(&g->reply);
     g->subjects = calloc(map->nparts, sizeof *g->subjects);
     g->job_failed = calloc(MAX_JOBS, 1);
-    if (!g->subjects || !g->job_failed) {
+    g->part_msg = malloc(map->nparts * sizeof *g->part_msg);
+    if (!g->subjects || !g->job_failed || !g->part_msg) {
         close_gateway(g);
         return LS_ENOMEM;
     }
-    for (uint32_t p = 0; p < map->nparts; p++)
+    for (uint32_t p = 0; p < map->nparts; p++) {
         clustermap_subject(map, p, g->subjects[p], sizeof g->subjects[p]);
+        g->part_msg[p] = -1;
+    }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = CNATS_API_WAIT_MS;
