@@ -41,41 +41,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Runs argv (argv[0] found on PATH) with stdout into o and stderr into e
- * (each NUL-terminated, cut at its cap); returns the exit status, or -1.
- * No assertions: the unchecked fixture runs it in the runner process. */
-static int run_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *argv)
-{
-    char dir[512], po[600], pe[600];
-    snprintf(dir, sizeof dir, "%s/leadscore-run-XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(po, sizeof po, "%s/out", dir);
-    snprintf(pe, sizeof pe, "%s/err", dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        if (in < 0 || dup2(in, 0) < 0 || !freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
-            _exit(126);
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int status = -1;
-    if (pid > 0)
-        waitpid(pid, &status, 0);
-    const char *paths[2] = {po, pe};
-    char *bufs[2] = {o, e};
-    size_t caps[2] = {ocap, ecap};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "rb");
-        size_t n = f ? fread(bufs[i], 1, caps[i] - 1, f) : 0;
-        bufs[i][n] = '\0';
-        if (f)
-            fclose(f);
-    }
-    tu_rmtree(dir);
-    return pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 /* The value of requests[op] in a stats reply of client c. */
 static int64_t requests_of(ls_client *c, const char *op)
@@ -206,7 +171,7 @@ static void cluster_setup(void)
     const char *argv[] = {"bash", CLUSTER_SH, "up", "--dir", cl_dir, "--nodes", "3", "--partitions", "8",
                           "--cluster", name, "--leadscore", LEADSCORE_BIN, "--timeout", "90", "--",
                           "--model", LS_SOURCE_DIR "/models/handset.json", NULL};
-    if (run_split(out, sizeof out, err, sizeof err, argv) != 0) {
+    if (tu_run_program_split(out, sizeof out, err, sizeof err, argv) != 0) {
         size_t n = strlen(out);
         snprintf(up_failure, sizeof up_failure, "scripts/cluster.sh up failed:\n%.3000s\n%.3000s",
                  out + (n > 3000 ? n - 3000 : 0), err);
@@ -228,7 +193,7 @@ static void cluster_teardown(void)
 {
     static char out[16384], err[16384];
     const char *argv[] = {"bash", CLUSTER_SH, "down", "--dir", cl_dir, NULL};
-    if (cl_dir[0] && run_split(out, sizeof out, err, sizeof err, argv) != 0)
+    if (cl_dir[0] && tu_run_program_split(out, sizeof out, err, sizeof err, argv) != 0)
         fprintf(stderr, "scripts/cluster.sh down failed:\n%s\n%s\n", out, err);
     if (cl_base[0])
         tu_rmtree(cl_base);
@@ -244,7 +209,7 @@ static int caught_up(void)
 {
     static char out[65536], err[4096];
     const char *argv[] = {"bash", CLUSTER_SH, "status", "--dir", cl_dir, "--json", NULL};
-    if (run_split(out, sizeof out, err, sizeof err, argv) != 0)
+    if (tu_run_program_split(out, sizeof out, err, sizeof err, argv) != 0)
         return 0;
     json_error_t jerr;
     json_t *root = json_loads(out, 0, &jerr), *parts = json_object_get(root, "parts");
@@ -710,7 +675,7 @@ START_TEST(a_read_whose_owner_is_stopped_goes_to_the_standby)
     }
     node_requests("score", counts, stopped);
     const char *stop[] = {"bash", CLUSTER_SH, "stop", "node1", "--dir", cl_dir, NULL};
-    ck_assert_msg(run_split(out, sizeof out, err, sizeof err, stop) == 0, "cluster.sh stop: %s%s", out, err);
+    ck_assert_msg(tu_run_program_split(out, sizeof out, err, sizeof err, stop) == 0, "cluster.sh stop: %s%s", out, err);
 
     /* node1 is listed first and owns them: the standby answers; the first
      * read after the owner's timeout, the next ones at once (the client
@@ -755,10 +720,10 @@ static const char *cluster_unavailable(void)
     for (size_t i = 0; !found && i < sizeof places / sizeof places[0]; i++)
         found = access(places[i], X_OK) == 0;
     const char *which[] = {"sh", "-c", "command -v nats-server", NULL};
-    if (!found && run_split(out, sizeof out, err, sizeof err, which) != 0)
+    if (!found && tu_run_program_split(out, sizeof out, err, sizeof err, which) != 0)
         return "nats-server is not installed (scripts/deps.sh installs it)";
     const char *help[] = {LEADSCORE_BIN, "cluster", "--help", NULL};
-    if (run_split(out, sizeof out, err, sizeof err, help) != 0 || strstr(out, "without NATS") ||
+    if (tu_run_program_split(out, sizeof out, err, sizeof err, help) != 0 || strstr(out, "without NATS") ||
         strstr(err, "without NATS"))
         return "`leadscore cluster --help` failed: a build without NATS (libnats-dev)?";
     return NULL;

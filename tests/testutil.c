@@ -360,27 +360,25 @@ uint64_t tu_customers_with_history(store *s)
     return n;
 }
 
-int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args)
+int tu_run_program_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *argv)
 {
     char dir[512], po[600], pe[600];
-    tu_tempdir(dir, sizeof dir);
+    snprintf(dir, sizeof dir, "%s/leadscore-run-XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir))
+        return -1;
     snprintf(po, sizeof po, "%s/out", dir);
     snprintf(pe, sizeof pe, "%s/err", dir);
     pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        const char *argv[64] = {LEADSCORE_BIN};
-        int n = 1;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        if (!freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
+        int in = open("/dev/null", O_RDONLY);
+        if (in < 0 || dup2(in, 0) < 0 || !freopen(po, "w", stdout) || !freopen(pe, "w", stderr))
             _exit(126);
-        execv(LEADSCORE_BIN, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
-    int status;
-    waitpid(pid, &status, 0);
+    int status = -1;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
     const char *paths[2] = {po, pe};
     char *bufs[2] = {o, e};
     size_t caps[2] = {ocap, ecap};
@@ -392,5 +390,17 @@ int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *con
             fclose(f);
     }
     tu_rmtree(dir);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args)
+{
+    const char *argv[64] = {LEADSCORE_BIN};
+    int n = 1;
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int rc = tu_run_program_split(o, ocap, e, ecap, argv);
+    ck_assert_int_ge(rc, 0);
+    return rc;
 }

@@ -55,6 +55,11 @@ int tu_run_cli(char *out, size_t cap, const char *const *args);
  * truncated to its cap). */
 int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args);
 
+/* Runs argv (argv[0] found on PATH) with stdin from /dev/null, stdout into
+ * o and stderr into e (each NUL-terminated, cut at its cap); returns the
+ * exit status, or -1.  No assertions: an unchecked fixture may use it. */
+int tu_run_program_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *argv);
+
 /* A DEALER connection that sends raw frames and receives replies. */
 typedef struct {
     void *ctx;
