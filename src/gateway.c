@@ -77,6 +77,7 @@ struct gateway {
     size_t events_cap;
     size_t job_base[MAX_JOBS];/* where each job's events start in event_msg */
     int32_t *part_msg;        /* per partition: the newest message of the job being answered, or -1 */
+    int32_t job_msg[MAX_JOBS];/* a forget job's message, or -1 */
     uint8_t *job_failed;      /* per job: a message holding its events was not acked */
     codec_writer buf, reply;
     store_reader *reader;     /* for the duplicates count and the applied positions */
@@ -212,6 +213,15 @@ static int build_msgs(gateway *g)
         }
         logmsg_finish(&g->buf);
         rc = g->buf.oom ? LS_ENOMEM : add_msg(g, part);
+    }
+    for (size_t j = 0; j < g->njobs; j++) { /* a forget ends its round: it follows the events */
+        g->job_msg[j] = -1;
+        if (rc != LS_OK || g->jobs[j]->kind != JOB_FORGET)
+            continue;
+        const ls_str *c = &g->jobs[j]->subject;
+        logmsg_forget(&g->buf, rcv, g->node, c);
+        g->job_msg[j] = (int32_t)g->nmsgs;
+        rc = g->buf.oom ? LS_ENOMEM : add_msg(g, partition_of(c->ptr, c->len, g->nparts));
     }
     g->counter += g->nmsgs;
     return rc;
@@ -350,6 +360,22 @@ static void encode_ok(gateway *g, const writer_job *job, size_t j)
     cw_end(w);
 }
 
+static void encode_forgotten(gateway *g, const writer_job *job)
+{
+    codec_writer *w = &g->reply;
+    codec_writer_reset(w);
+    cw_map(w);
+    cw_key(w, "ok");
+    cw_bool(w, 1);
+    if (job->id) {
+        cw_key(w, "id");
+        cw_raw(w, job->id, job->id_len, 1);
+    }
+    cw_key(w, "deleted");
+    cw_bool(w, job->result);
+    cw_end(w);
+}
+
 static void encode_unavailable(gateway *g, const writer_job *job)
 {
     codec_writer *w = &g->reply;
@@ -377,6 +403,8 @@ static void send_reply(gateway *g, writer_job *job, size_t j)
     service_meta meta = {META_REPLY, (uint8_t)job->op, !g->job_failed[j], {0}, job->start_ns};
     if (g->job_failed[j])
         encode_unavailable(g, job);
+    else if (job->kind == JOB_FORGET)
+        encode_forgotten(g, job);
     else
         encode_ok(g, job, j);
     if (msgio_send_bytes(g->replies, &meta, sizeof meta, 1) == 0 &&
@@ -388,9 +416,12 @@ static void send_reply(gateway *g, writer_job *job, size_t j)
 static void mark_failed(gateway *g, int built)
 {
     memset(g->job_failed, 0, MAX_JOBS);
-    for (size_t j = 0; j < g->njobs; j++)
+    for (size_t j = 0; j < g->njobs; j++) {
+        if (g->jobs[j]->kind == JOB_FORGET)
+            g->job_failed[j] = !built || g->job_msg[j] < 0 || g->msgs[g->job_msg[j]].state != MSG_ACKED;
         for (size_t k = 0; k < g->jobs[j]->nevents && !g->job_failed[j]; k++)
             g->job_failed[j] = !built || g->msgs[g->event_msg[g->job_base[j] + k]].state != MSG_ACKED;
+    }
 }
 
 /* Read-your-writes: waits until this node's store has applied, for
@@ -453,6 +484,11 @@ static void count_known(gateway *g)
         return;
     for (size_t j = 0; j < g->njobs; j++) {
         writer_job *job = g->jobs[j];
+        if (job->kind == JOB_FORGET) { /* `deleted`: whether this node's store has the customer */
+            ls_features f;
+            job->result = store_reader_get(g->reader, job->subject.ptr, job->subject.len, &f) == LS_OK;
+            continue;
+        }
         job->duplicates = 0;
         for (size_t i = 0; i < job->nevents; i++)
             if (job->events[i].event_id.len &&
@@ -480,6 +516,8 @@ static void collect(gateway *g, int wait_ms)
         }
         g->jobs[g->njobs++] = job; /* one with no events (all rejected) is answered at once */
         events += job->nevents;
+        if (job->kind == JOB_FORGET)
+            break; /* it ends the round, so it follows what came before it */
     }
 }
 

@@ -77,6 +77,21 @@ void logmsg_finish(codec_writer *w)
     cw_end(w); /* the message */
 }
 
+void logmsg_forget(codec_writer *w, int64_t rcv_ms, const char *gateway, const ls_str *customer)
+{
+    codec_writer_reset(w);
+    cw_map(w);
+    cw_key(w, "v");
+    cw_int(w, LOGMSG_VERSION);
+    cw_key(w, "rcv");
+    cw_int(w, rcv_ms);
+    cw_key(w, "gw");
+    cw_str(w, gateway);
+    cw_key(w, "forget");
+    cw_strn(w, customer->ptr, customer->len);
+    cw_end(w);
+}
+
 int logmsg_decode(const char *buf, size_t len, msgpack_zone *zone, logmsg *out, char *why, size_t why_cap)
 {
     msgpack_object root;
@@ -90,12 +105,18 @@ int logmsg_decode(const char *buf, size_t len, msgpack_zone *zone, logmsg *out, 
         snprintf(why, why_cap, "not a msgpack map");
         return LS_EPARSE;
     }
-    const msgpack_object *ev = codec_map_get(&root, "ev");
+    const msgpack_object *ev = codec_map_get(&root, "ev"), *forget = codec_map_get(&root, "forget");
     if (codec_get_int(&root, "v", &v) != LS_OK || v != LOGMSG_VERSION ||
         codec_get_int(&root, "rcv", &out->rcv_ms) != LS_OK || codec_get_str(&root, "gw", &out->gateway) != LS_OK ||
-        !ev || ev->type != MSGPACK_OBJECT_ARRAY) {
+        !!ev == !!forget || (ev && ev->type != MSGPACK_OBJECT_ARRAY) ||
+        (forget && (forget->type != MSGPACK_OBJECT_STR || forget->via.str.size == 0 ||
+                    forget->via.str.size > EVENT_MAX_STR))) {
         snprintf(why, why_cap, "not a version-%d log message", LOGMSG_VERSION);
         return LS_EPARSE;
+    }
+    if (forget) {
+        out->forget = (ls_str){forget->via.str.ptr, forget->via.str.size};
+        return LS_OK;
     }
     size_t n = ev->via.array.size;
     out->events = n ? msgpack_zone_malloc(zone, n * sizeof *out->events) : NULL;

@@ -6,7 +6,10 @@
  * in arrival order, each as a v1 wire event map (docs/PROTOCOL.md 2.1)
  * with `ts` always set.  `rcv` is the gateway's receive time: the shard
  * dates idempotency keys with it and validates with it, never with its own
- * clock, so every replica and every replay computes the same bytes. */
+ * clock, so every replica and every replay computes the same bytes.
+ *
+ * A `forget` travels as {"v":1, "rcv":ms, "gw":node, "forget":customer}
+ * in the customer's partition, ordered with its events. */
 #ifndef LS_LOGMSG_H
 #define LS_LOGMSG_H
 
@@ -25,12 +28,16 @@ void logmsg_begin(codec_writer *w, int64_t rcv_ms, const char *gateway);
 void logmsg_add(codec_writer *w, const ls_event *ev);
 void logmsg_finish(codec_writer *w);
 
+/* A whole `forget` message for customer (w reset first). */
+void logmsg_forget(codec_writer *w, int64_t rcv_ms, const char *gateway, const ls_str *customer);
+
 typedef struct {
     int64_t rcv_ms;
     ls_str gateway;
     size_t nevents;
     ls_event *events;     /* in zone; strings point into buf */
     size_t invalid;       /* events that no longer validate (skipped) */
+    ls_str forget;        /* a forget message: the customer (len 0 otherwise; then no events) */
 } logmsg;
 
 /* Decodes buf (kept alive by the caller) into out, with memory from zone.

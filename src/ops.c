@@ -1076,8 +1076,13 @@ int ops_inline(int op, const codec_request *req)
 int ops_cluster_unsupported(int op)
 {
     return op >= 0 && op < N_OPS &&
-           (table[op].run == op_alias || table[op].run == op_forget || table[op].run == op_audience_put ||
+           (table[op].run == op_alias || table[op].run == op_audience_put ||
             table[op].run == op_audience_delete);
+}
+
+int ops_by_customer(int op)
+{
+    return ops_any_thread(op) || (op >= 0 && op < N_OPS && table[op].run == op_forget);
 }
 
 int ops_any_thread(int op)

@@ -61,9 +61,14 @@ int ops_inline(int op, const codec_request *req);
  * (score of one customer, profile, recommend). */
 int ops_any_thread(int op);
 
-/* 1 for the ops cluster mode does not offer yet (alias, forget,
- * audience_put, audience_delete): the loop refuses them there. */
+/* 1 for the ops cluster mode does not offer yet (alias, audience_put,
+ * audience_delete): the loop refuses them there. */
 int ops_cluster_unsupported(int op);
+
+/* 1 for the ops about one customer (or a list) that a cluster node
+ * answers only for the partitions it holds, forwarding the rest: the
+ * reads of ops_any_thread() and forget. */
+int ops_by_customer(int op);
 
 /* Parses the request in body/len (into req and zone) and answers it as
  * ops_run does; a request that does not parse gets its error reply in

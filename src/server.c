@@ -588,8 +588,9 @@ static int read_ids(const codec_request *req, const msgpack_object **one, const 
     return *one || *many;
 }
 
-/* Cluster mode: a read of a customer whose partition this node does not
- * hold goes to the forwarder (forward.h), which asks the owner; one that
+/* Cluster mode: a read or forget of a customer whose partition this node
+ * does not hold goes to the forwarder (forward.h), which asks the owner
+ * (so `forget`'s `deleted` is the owner's answer); one that
  * another node forwarded here is refused instead (maps disagree for a
  * moment during a move).  The identity and audience ops are not
  * available in cluster mode yet.  1 when the request was dealt with. */
@@ -602,7 +603,7 @@ static int cluster_route(server *s, msgio_parts *p, int env_end, const codec_req
         reject(s, p, env_end, req->id, LS_EBADREQ, why, start_ns);
         return 1;
     }
-    if (!ops_any_thread(op) || !read_ids(req, &one, &many))
+    if (!ops_by_customer(op) || !read_ids(req, &one, &many))
         return 0;
     for (uint32_t i = 0, n = one ? 1 : (many->type == MSGPACK_OBJECT_ARRAY ? many->via.array.size : 0); i < n; i++) {
         const msgpack_object *id = one ? one : &many->via.array.ptr[i];

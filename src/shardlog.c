@@ -147,7 +147,10 @@ static writer_job *job_of(fetcher *f, natsMsg *msg, uint64_t seq, msgpack_zone *
         LOG_ERROR("log_events_invalid", "partition=%u seq=%llu events=%zu note=\"passed over\"", f->part,
                   (unsigned long long)seq, lm.invalid);
     }
-    job = writer_job_new(lm.nevents ? lm.events : NULL, lm.nevents, NULL, 0, NULL, 0, NULL, 0, 0);
+    if (rc == LS_OK && lm.forget.len)
+        job = writer_job_identity(JOB_FORGET, &lm.forget, NULL, NULL, 0, NULL, 0);
+    else
+        job = writer_job_new(lm.nevents ? lm.events : NULL, lm.nevents, NULL, 0, NULL, 0, NULL, 0, 0);
     if (job) {
         job->reply = 0;
         job->received_ms = lm.rcv_ms ? lm.rcv_ms : timefmt_now_ms();

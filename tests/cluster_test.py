@@ -1125,7 +1125,31 @@ def main() -> int:
                         refetcher(n1, now, "node1 after the move again"))
             log("cluster move checked in %.1fs" % (time.monotonic() - t))
 
-        # rebuild node1 from the log
+        # forget: every 50th customer, asked of node2 (which forwards the
+        # partitions it does not answer), and of the control; the cluster and
+        # the control then agree on everyone, and `deleted` matches
+        if cluster:
+            gone = ids[::50]
+            fc = Conn(ctx, node_eps["node2"])
+            conns.append(fc)
+            for c in gone:
+                r = fc.call({"op": "forget", "customer": c}, 20.0)
+                rc = stream.control.call({"op": "forget", "customer": c}, 10.0)
+                CHECKS.check(r.get("ok") is True and r.get("deleted") == rc.get("deleted") is True,
+                             "forget %r: cluster %r, control %r" % (c, r, rc))
+            st = cluster.settle("after forgetting %d customers" % len(gone))
+            ctl_reads = read_all(cctl, ids, now, "control after the forgets")
+            want = count_sums(ctl_reads[0])
+            f_reads = read_all(n1, ids, now, "node1 after the forgets")
+            check_counts("node1 after the forgets", count_sums(f_reads[0]), want)
+            compare_all("after the forgets", ids, ctl_reads, f_reads, "control", "node1 after the forgets",
+                        refetcher(n1, now, "node1 after the forgets again"))
+            unknown = sum(1 for c, p in zip(ids, f_reads[0]) if c in set(gone) and p.get("known") is False)
+            CHECKS.check(unknown == len(gone), "after the forgets: %d of %d forgotten customers unknown on node1"
+                         % (unknown, len(gone)))
+            log("forgot %d customers through node2: unknown everywhere, the rest unchanged" % len(gone))
+
+        # rebuild node1 from the log (it replays the forgets too)
         if cluster:
             t = time.monotonic()
             n1.close()

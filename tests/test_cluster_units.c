@@ -919,6 +919,65 @@ static void assert_eparse(const char *buf, size_t len, const char *what)
     free(copy);
 }
 
+/* A forget message names its customer and carries no events; one that
+ * has both "forget" and "ev", neither, or an empty or non-string customer
+ * is not a log message. */
+START_TEST(a_forget_message_round_trips_and_bad_ones_are_refused)
+{
+    codec_writer w;
+    msgpack_zone zone;
+    logmsg lm;
+    char why[128];
+    ls_str who = {"bob", 3};
+    codec_writer_init(&w);
+    msgpack_zone_init(&zone, 4096);
+    logmsg_forget(&w, 1700000000123LL, "node7", &who);
+    ck_assert_int_eq(logmsg_decode(w.sb.data, w.sb.size, &zone, &lm, why, sizeof why), LS_OK);
+    ck_assert_uint_eq(lm.forget.len, 3);
+    ck_assert(memcmp(lm.forget.ptr, "bob", 3) == 0);
+    ck_assert_uint_eq(lm.nevents, 0);
+    ck_assert_int_eq(lm.rcv_ms, 1700000000123LL);
+    ck_assert(lm.gateway.len == 5 && memcmp(lm.gateway.ptr, "node7", 5) == 0);
+
+    static const char *const bad[] = {
+        "{\"v\":1,\"rcv\":1,\"gw\":\"n\",\"forget\":\"bob\",\"ev\":[]}",
+        "{\"v\":1,\"rcv\":1,\"gw\":\"n\"}",
+        "{\"v\":1,\"rcv\":1,\"gw\":\"n\",\"forget\":\"\"}",
+        "{\"v\":1,\"rcv\":1,\"gw\":\"n\",\"forget\":7}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_error_t jerr;
+        json_t *j = json_loads(bad[i], 0, &jerr);
+        ck_assert_ptr_nonnull(j);
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        const char *key;
+        json_t *v;
+        msgpack_pack_map(&pk, json_object_size(j));
+        json_object_foreach(j, key, v) {
+            msgpack_pack_str(&pk, strlen(key));
+            msgpack_pack_str_body(&pk, key, strlen(key));
+            if (json_is_integer(v))
+                msgpack_pack_int64(&pk, json_integer_value(v));
+            else if (json_is_string(v)) {
+                msgpack_pack_str(&pk, strlen(json_string_value(v)));
+                msgpack_pack_str_body(&pk, json_string_value(v), strlen(json_string_value(v)));
+            } else
+                msgpack_pack_array(&pk, 0);
+        }
+        msgpack_zone_clear(&zone);
+        ck_assert_msg(logmsg_decode(sb.data, sb.size, &zone, &lm, why, sizeof why) == LS_EPARSE, "accepted %s",
+                      bad[i]);
+        msgpack_sbuffer_destroy(&sb);
+        json_decref(j);
+    }
+    msgpack_zone_destroy(&zone);
+    codec_writer_destroy(&w);
+}
+END_TEST
+
 START_TEST(a_damaged_log_message_is_a_parse_error)
 {
     originals o;
@@ -1428,6 +1487,7 @@ int main(void)
     tcase_add_test(tc, a_log_message_decodes_to_the_validated_events_field_by_field);
     tcase_add_test(tc, an_invalid_event_in_a_message_is_counted_and_skipped);
     tcase_add_test(tc, a_damaged_log_message_is_a_parse_error);
+    tcase_add_test(tc, a_forget_message_round_trips_and_bad_ones_are_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("log_positions");
