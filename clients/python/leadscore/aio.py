@@ -254,27 +254,18 @@ class AsyncClient:
         return await asyncio.shield(self._refreshing)
 
     async def _fetch_map(self) -> Optional[ClusterMap]:
-        last: Optional[BaseException] = None
-        best: Optional[ClusterMap] = None
-        home = ""
+        gather = cl.MapGather()
         for ep in cl.refresh_candidates(self.endpoint, self.endpoints, self._map):
             try:
                 reply = await self._sub(ep)._request({"op": "cluster"}, False)
             except UnknownOp:
                 reply = {"mode": "single"}      # a server older than clusters
             except LeadscoreError as e:
-                last = e
+                gather.last = e
                 continue
-            cmap = ClusterMap.from_reply(reply, ep)
-            if home:
-                best.fill_from(cmap)            # type: ignore[union-attr]
-            else:
-                best, home = cmap, ep
-            if best is None or best.complete():
+            if gather.add(reply, ep):
                 break
-        if not home:
-            assert last is not None
-            raise last
+        best, home = gather.result()
         self._map, self._map_known, self._stale = best, True, False
         self._map_at = time.monotonic()
         self.endpoint = home
@@ -526,7 +517,7 @@ class AsyncClient:
             for idx, sent, replies in await self._routed(
                     ids, lambda idx: cl.chunk_customers(base, [ids[i] for i in idx],
                                                         batch_size), True):
-                for i, r in zip(idx, cl.leg_results(sent, replies)):
+                for i, r in zip(idx, c.score_many_results(sent, replies)):
                     out[i] = r
             return out
         return c.score_many_results(reqs, await self._pipeline(reqs, True))

@@ -215,9 +215,7 @@ class Client:
         if not self._routing:
             return ClusterMap.from_reply(self._exchange([{"op": "cluster"}], True)[0],
                                          self.endpoint)
-        last: Optional[BaseException] = None
-        best: Optional[ClusterMap] = None
-        home = ""
+        gather = cl.MapGather()
         for ep in cl.refresh_candidates(self.endpoint, self.endpoints, self._map):
             sub = self._sub(ep)
             try:
@@ -225,22 +223,13 @@ class Client:
             except UnknownOp:
                 reply = {"mode": "single"}      # a server older than clusters
             except LeadscoreError as e:
-                last = e
+                gather.last = e
                 continue
             finally:
                 self._count(sub)
-            cmap = ClusterMap.from_reply(reply, ep)
-            if home:
-                best.fill_from(cmap)            # type: ignore[union-attr]
-            else:
-                best, home = cmap, ep
-            if best is None or best.complete():
+            if gather.add(reply, ep):
                 break
-            # A map without some owner's endpoint (a node that has not yet
-            # heard of another): fill the gaps from the next nodes' maps.
-        if not home:
-            assert last is not None
-            raise last
+        best, home = gather.result()
         self._map, self._map_known, self._stale = best, True, False
         self._map_at = time.monotonic()
         self.endpoint = home
@@ -605,7 +594,7 @@ class Client:
             for idx, sent, replies in self._routed(
                     ids, lambda idx: cl.chunk_customers(base, [ids[i] for i in idx],
                                                         batch_size), True):
-                for i, r in zip(idx, cl.leg_results(sent, replies)):
+                for i, r in zip(idx, c.score_many_results(sent, replies)):
                     out[i] = r
             return out
         return c.score_many_results(reqs, self._exchange(reqs, True))

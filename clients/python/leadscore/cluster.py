@@ -259,6 +259,34 @@ def event_customer(event: Any) -> Any:
     return event.get("customer") if isinstance(event, Mapping) else None
 
 
+class MapGather:
+    """The cluster map gathered from the nodes' ``cluster`` replies, as
+    ``refresh_map`` asks them one after another: the first answer is the
+    map and its node the home node; later answers fill endpoints it lacks
+    (a node that has not yet heard of another)."""
+
+    def __init__(self) -> None:
+        self.best: Optional[ClusterMap] = None
+        self.home = ""
+        self.last: Optional[BaseException] = None
+
+    def add(self, reply: Mapping[str, Any], ep: str) -> bool:
+        """Takes node ``ep``'s reply; True when the map needs no more."""
+        cmap = ClusterMap.from_reply(reply, ep)
+        if self.home:
+            self.best.fill_from(cmap)           # type: ignore[union-attr]
+        else:
+            self.best, self.home = cmap, ep
+        return self.best is None or self.best.complete()
+
+    def result(self) -> Tuple[Optional[ClusterMap], str]:
+        """(map, home endpoint); raises the last error when no node answered."""
+        if not self.home:
+            assert self.last is not None
+            raise self.last
+        return self.best, self.home
+
+
 def chunk_customers(req: Mapping[str, Any], ids: Sequence[Any],
                     batch_size: int) -> List[Dict[str, Any]]:
     """``score`` requests like ``req`` for ``ids``, at most ``batch_size``
@@ -268,20 +296,6 @@ def chunk_customers(req: Mapping[str, Any], ids: Sequence[Any],
         r = dict(req)
         r["customers"] = list(ids[start:start + batch_size])
         out.append(r)
-    return out
-
-
-def leg_results(reqs: Sequence[Mapping[str, Any]],
-                replies: Sequence[Mapping[str, Any]]) -> List[Any]:
-    """The ``results`` of one leg's ``score`` replies, joined."""
-    out: List[Any] = []
-    for req, reply in zip(reqs, replies):
-        results = reply.get("results")
-        if not isinstance(results, list) or len(results) != len(req["customers"]):
-            raise ProtocolError("score reply has %s results for %d customers"
-                                % (len(results) if isinstance(results, list)
-                                   else "no", len(req["customers"])))
-        out.extend(results)
     return out
 
 
