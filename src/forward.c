@@ -113,16 +113,8 @@ static void *peer_socket(forwarder *f, const char *endpoint)
 static void reply_raw(forwarder *f, fwd_request *r, int ok, const void *body, size_t len)
 {
     service_meta meta = {META_REPLY, (uint8_t)r->op, (uint8_t)ok, {0}, r->start_ns};
-    size_t off = 0;
-    if (zmq_send(f->out, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return;
-    while (off + 4 <= r->env_len) {
-        uint32_t n;
-        memcpy(&n, r->env + off, 4);
-        zmq_send(f->out, r->env + off + 4, n, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        off += 4 + n;
-    }
-    zmq_send(f->out, body, len, ZMQ_DONTWAIT);
+    if (zmq_send(f->out, &meta, sizeof meta, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        msgio_route_packed(f->out, r->env, r->env_len, body, len);
 }
 
 static void free_request(fwd_request *r)

@@ -317,30 +317,18 @@ static unsigned publish_round(gateway *g)
 /* Replies                                                             */
 /* ------------------------------------------------------------------ */
 
-static void encode_ok(gateway *g, const writer_job *job, size_t j)
+#define NOT_CONFIRMED "the event log did not confirm the write in time: it may or may not be stored; " \
+                      "resend with the same event_ids (each event still counts once)"
+
+/* The reply's "log": per partition, the sequence of the newest message
+ * holding job j's events (one pass to find it, one to write and reset
+ * part_msg). */
+static void write_log_positions(gateway *g, const writer_job *job, size_t j)
 {
     codec_writer *w = &g->reply;
-    codec_writer_reset(w);
-    cw_map(w);
-    cw_key(w, "ok");
-    cw_bool(w, 1);
-    if (job->id) {
-        cw_key(w, "id");
-        cw_raw(w, job->id, job->id_len, 1);
-    }
-    cw_key(w, "accepted");
-    cw_int(w, (int64_t)(job->nevents - job->duplicates));
-    cw_key(w, "duplicates");
-    cw_int(w, job->duplicates);
-    cw_key(w, "rejected");
-    cw_array(w);
-    cw_raw(w, job->rejected, job->rejected_len, job->nrejected);
-    cw_end(w);
+    const uint32_t *msg_of = g->event_msg + g->job_base[j];
     cw_key(w, "log");
     cw_map(w);
-    /* per partition, the sequence of the newest message holding this
-     * job's events: one pass to find it, one to write and reset it */
-    const uint32_t *msg_of = g->event_msg + g->job_base[j];
     for (size_t k = 0; k < job->nevents; k++) {
         const gw_msg *m = &g->msgs[msg_of[k]];
         if (g->part_msg[m->part] < (int32_t)msg_of[k])
@@ -357,59 +345,24 @@ static void encode_ok(gateway *g, const writer_job *job, size_t j)
         g->part_msg[part] = -1;
     }
     cw_end(w);
-    cw_end(w);
 }
 
-static void encode_forgotten(gateway *g, const writer_job *job)
-{
-    codec_writer *w = &g->reply;
-    codec_writer_reset(w);
-    cw_map(w);
-    cw_key(w, "ok");
-    cw_bool(w, 1);
-    if (job->id) {
-        cw_key(w, "id");
-        cw_raw(w, job->id, job->id_len, 1);
-    }
-    cw_key(w, "deleted");
-    cw_bool(w, job->result);
-    cw_end(w);
-}
-
-static void encode_unavailable(gateway *g, const writer_job *job)
-{
-    codec_writer *w = &g->reply;
-    codec_writer_reset(w);
-    cw_map(w);
-    cw_key(w, "ok");
-    cw_bool(w, 0);
-    if (job->id) {
-        cw_key(w, "id");
-        cw_raw(w, job->id, job->id_len, 1);
-    }
-    cw_key(w, "error");
-    cw_map(w);
-    cw_key(w, "code");
-    cw_str(w, ls_wire_code(LS_EUNAVAIL));
-    cw_key(w, "message");
-    cw_str(w, "the event log did not confirm the write in time: it may or may not be stored; "
-              "resend with the same event_ids (each event still counts once)");
-    cw_end(w);
-    cw_end(w);
-}
-
+/* Answers job j as the writer answers a single node's track or forget
+ * (writer_reply_begin), plus "log" for a track. */
 static void send_reply(gateway *g, writer_job *job, size_t j)
 {
-    service_meta meta = {META_REPLY, (uint8_t)job->op, !g->job_failed[j], {0}, job->start_ns};
-    if (g->job_failed[j])
-        encode_unavailable(g, job);
-    else if (job->kind == JOB_FORGET)
-        encode_forgotten(g, job);
-    else
-        encode_ok(g, job, j);
-    if (msgio_send_bytes(g->replies, &meta, sizeof meta, 1) == 0 &&
-        msgio_send_envelope(g->replies, job->envelope, job->envelope_len) == 0)
-        msgio_send_bytes(g->replies, g->reply.sb.data, g->reply.sb.size, 0);
+    int events = job->kind == JOB_EVENTS;
+    if (g->job_failed[j]) {
+        job->status = LS_EUNAVAIL;
+        snprintf(job->why, sizeof job->why, "%s", NOT_CONFIRMED);
+    } else if (events) {
+        job->accepted = (uint32_t)(job->nevents - job->duplicates);
+    }
+    writer_reply_begin(&g->reply, job);
+    if (job->status == LS_OK && events)
+        write_log_positions(g, job, j);
+    cw_end(&g->reply);
+    writer_reply_send(g->replies, &g->reply, job);
 }
 
 /* Marks the jobs with an event in a message that was not acked. */

@@ -6,7 +6,8 @@
 
 #include "leadscore/error.h"
 
-void logmsg_begin(codec_writer *w, int64_t rcv_ms, const char *gateway)
+/* Every message's map starts with v, rcv and gw (w reset first). */
+static void begin_message(codec_writer *w, int64_t rcv_ms, const char *gateway)
 {
     codec_writer_reset(w);
     cw_map(w);
@@ -16,6 +17,11 @@ void logmsg_begin(codec_writer *w, int64_t rcv_ms, const char *gateway)
     cw_int(w, rcv_ms);
     cw_key(w, "gw");
     cw_str(w, gateway);
+}
+
+void logmsg_begin(codec_writer *w, int64_t rcv_ms, const char *gateway)
+{
+    begin_message(w, rcv_ms, gateway);
     cw_key(w, "ev");
     cw_array(w);
 }
@@ -79,14 +85,7 @@ void logmsg_finish(codec_writer *w)
 
 void logmsg_forget(codec_writer *w, int64_t rcv_ms, const char *gateway, const ls_str *customer)
 {
-    codec_writer_reset(w);
-    cw_map(w);
-    cw_key(w, "v");
-    cw_int(w, LOGMSG_VERSION);
-    cw_key(w, "rcv");
-    cw_int(w, rcv_ms);
-    cw_key(w, "gw");
-    cw_str(w, gateway);
+    begin_message(w, rcv_ms, gateway);
     cw_key(w, "forget");
     cw_strn(w, customer->ptr, customer->len);
     cw_end(w);

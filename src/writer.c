@@ -750,7 +750,7 @@ static const char *job_error(const writer_job *job, int status, char *buf, size_
     return "the events could not be committed; nothing was stored, retry";
 }
 
-static void encode_reply(codec_writer *cw, const writer_job *job)
+void writer_reply_begin(codec_writer *cw, const writer_job *job)
 {
     int status = job->status;
     char buf[200];
@@ -790,16 +790,21 @@ static void encode_reply(codec_writer *cw, const writer_job *job)
         cw_str(cw, job_error(job, status, buf, sizeof buf));
         cw_end(cw);
     }
-    cw_end(cw);
+}
+
+void writer_reply_send(void *replies, const codec_writer *cw, const writer_job *job)
+{
+    service_meta meta = {META_REPLY, (uint8_t)job->op, job->status == LS_OK, {0}, job->start_ns};
+    if (msgio_send_bytes(replies, &meta, sizeof meta, 1) == 0 &&
+        msgio_send_envelope(replies, job->envelope, job->envelope_len) == 0)
+        msgio_send_bytes(replies, cw->sb.data, cw->sb.size, 0);
 }
 
 static void send_reply(writer *w, writer_job *job)
 {
-    service_meta meta = {META_REPLY, (uint8_t)job->op, job->status == LS_OK, {0}, job->start_ns};
-    encode_reply(&w->reply, job);
-    if (msgio_send_bytes(w->replies, &meta, sizeof meta, 1) == 0 &&
-        msgio_send_envelope(w->replies, job->envelope, job->envelope_len) == 0)
-        msgio_send_bytes(w->replies, w->reply.sb.data, w->reply.sb.size, 0);
+    writer_reply_begin(&w->reply, job);
+    cw_end(&w->reply);
+    writer_reply_send(w->replies, &w->reply, job);
 }
 
 /* A new or changed audience is answered once its first pass is done

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "event.h"
 #include "service.h"
 
@@ -104,6 +105,17 @@ int writer_start(writer **out, service *svc, int nproducers);
 
 /* Waits for the thread to exit (it sends META_WRITER_DONE first). */
 void writer_join(writer **w);
+
+/* Writes the reply to job's request into cw (reset first) as the writer
+ * answers it from job's outcome: {ok, id, ...} with accepted, duplicates
+ * and rejected (track), merged or deleted (alias, forget), created...
+ * (audience), or the error of job->status (job->why when set).  The map is
+ * left open for more keys: close it with cw_end. */
+void writer_reply_begin(codec_writer *cw, const writer_job *job);
+
+/* Sends the reply in cw to job's client through the server loop
+ * (replies: a PUSH socket connected to SERVICE_EP_REPLIES). */
+void writer_reply_send(void *replies, const codec_writer *cw, const writer_job *job);
 
 /* Producer side, on the producer's own PUSH socket connected to
  * SERVICE_EP_WRITER: hand a job over (the writer then owns it), or say that
