@@ -35,7 +35,6 @@
 
 #define DAY 86400000LL
 #define T0 1700000000000LL
-#define MIB (1ULL << 20)
 
 /* ------------------------------------------------------------------ */
 /* partition                                                           */
@@ -1103,24 +1102,6 @@ static void teardown(void)
     tu_rmtree(dir);
 }
 
-static void rig_open(service *svc)
-{
-    char err[1024] = "";
-    store_options opt = {.map_size = 16 * MIB, .no_sync = 1};
-    memset(svc, 0, sizeof *svc);
-    config_defaults(&svc->cfg);
-    snprintf(svc->cfg.data_dir, sizeof svc->cfg.data_dir, "%s", dir);
-    svc->cfg.map_size = svc->cfg.map_max = 16 * MIB;
-    ck_assert_int_eq(stats_init(&svc->stats, 0, 0), LS_OK);
-    int rc = store_open(&svc->store, dir, &opt, &DECAY, err, sizeof err);
-    ck_assert_msg(rc == LS_OK, "store_open: %d %s", rc, err);
-}
-
-static void rig_close(service *svc)
-{
-    store_close(&svc->store);
-    stats_destroy(&svc->stats);
-}
 
 /* A PULL-style job of one page view of customer (event id: NULL for
  * none) made from message seq of log partition part (seq 0: not a log
@@ -1198,7 +1179,7 @@ static void free_jobs(writer_job **jobs, size_t n)
 START_TEST(a_redelivered_log_message_is_applied_once)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     static const char *const ids[] = {NULL, "ev-1", "ev-2", "ev-3", "ev-4"};
     writer_job *jobs[4];
     for (uint64_t seq = 1; seq <= 3; seq++) {
@@ -1235,7 +1216,7 @@ START_TEST(a_redelivered_log_message_is_applied_once)
     ck_assert_uint_eq(position(svc.store, 4), 0);
     ck_assert_uint_eq(position(svc.store, 0), 0);
     ck_assert_uint_eq((uint64_t)atomic_load(&svc.stats.events_accepted), 5);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1245,7 +1226,7 @@ END_TEST
 START_TEST(a_redelivery_is_skipped_by_its_seq_not_by_event_ids)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     writer_job *jobs[5];
     jobs[0] = log_job("carol", NULL, 3, 1, 1);
     jobs[1] = log_job("carol", NULL, 3, 2, 2);
@@ -1267,7 +1248,7 @@ START_TEST(a_redelivery_is_skipped_by_its_seq_not_by_event_ids)
     free_jobs(jobs, 5);
     ck_assert_int_eq(views(svc.store, "carol", NULL), 3);
     ck_assert_uint_eq(position(svc.store, 3), 3);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1277,7 +1258,7 @@ END_TEST
 START_TEST(a_log_message_past_a_hole_is_not_applied)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     writer_job *jobs[3];
     jobs[0] = log_job("dave", "d-1", 2, 1, 1);
     jobs[1] = log_job("dave", "d-2", 2, 2, 2);
@@ -1306,7 +1287,7 @@ START_TEST(a_log_message_past_a_hole_is_not_applied)
     ck_assert_uint_eq(position(svc.store, 2), 4);
     ck_assert_int_eq(views(svc.store, "dave", NULL), 4);
     ck_assert_uint_eq((uint64_t)atomic_load(&svc.stats.log_gaps_refused), 2);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1315,7 +1296,7 @@ END_TEST
 START_TEST(an_aborted_group_leaves_the_position_unchanged)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     writer_job *jobs[2];
     jobs[0] = log_job("dave", "d-1", 3, 1, 1);
     apply_ok(&svc, jobs, 1);
@@ -1346,7 +1327,7 @@ START_TEST(an_aborted_group_leaves_the_position_unchanged)
     ck_assert_uint_eq(position(svc.store, 5), 1);
     ck_assert_int_eq(views(svc.store, "dave", NULL), 2);
     ck_assert_int_eq(views(svc.store, "erin", NULL), 1);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1355,7 +1336,7 @@ END_TEST
 START_TEST(a_log_job_failing_alone_is_passed_and_the_rest_land)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     store_fault_set(STORE_FAULT_KEY, "poison", 0, 0);
     writer_job *jobs[3];
     jobs[0] = log_job("frank", "f-1", 3, 1, 1);
@@ -1370,7 +1351,7 @@ START_TEST(a_log_job_failing_alone_is_passed_and_the_rest_land)
     ck_assert_uint_eq(position(svc.store, 3), 3);
     ck_assert_int_eq(views(svc.store, "frank", NULL), 2);
     ck_assert_int_eq(views(svc.store, "poison", NULL), -1);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1380,7 +1361,7 @@ END_TEST
 START_TEST(a_log_job_of_no_events_moves_the_position)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     writer_job *jobs[2];
     jobs[0] = writer_job_new(NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0);
     ck_assert_ptr_nonnull(jobs[0]);
@@ -1395,7 +1376,7 @@ START_TEST(a_log_job_of_no_events_moves_the_position)
     free_jobs(jobs, 2);
     ck_assert_uint_eq(position(svc.store, 2), 1);
     ck_assert_int_eq(views(svc.store, "ivy", NULL), -1);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1404,14 +1385,14 @@ END_TEST
 START_TEST(the_position_survives_a_restart)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     writer_job *jobs[2];
     jobs[0] = log_job("gina", NULL, 9, 1, 1);
     apply_ok(&svc, jobs, 1);
     free_jobs(jobs, 1);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     ck_assert_uint_eq(position(svc.store, 9), 1);
     jobs[0] = log_job("gina", NULL, 9, 1, 1);
     jobs[1] = log_job("gina", NULL, 9, 2, 2);
@@ -1421,7 +1402,7 @@ START_TEST(the_position_survives_a_restart)
     free_jobs(jobs, 2);
     ck_assert_int_eq(views(svc.store, "gina", NULL), 2);
     ck_assert_uint_eq(position(svc.store, 9), 2);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 
@@ -1430,7 +1411,7 @@ END_TEST
 START_TEST(jobs_without_a_log_seq_never_touch_positions)
 {
     service svc;
-    rig_open(&svc);
+    tu_writer_rig_open(&svc, dir, &DECAY);
     writer_job *jobs[3];
     jobs[0] = log_job("hal", NULL, 0, 0, 1);
     jobs[1] = log_job("hal", NULL, 3, 0, 2);
@@ -1454,7 +1435,7 @@ START_TEST(jobs_without_a_log_seq_never_touch_positions)
     ck_assert_uint_eq(position(svc.store, 3), 1);
     ck_assert_uint_eq(position(svc.store, 0), 0);
     ck_assert_int_eq(views(svc.store, "hal", NULL), 6);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 

@@ -19,7 +19,6 @@
 
 #define DAY 86400000LL
 #define T0 1700000000000LL
-#define MIB (1ULL << 20)
 
 static const feature_decay DECAY = {3 * DAY, 30 * DAY};
 static char dir_group[512], dir_one[512];
@@ -34,25 +33,6 @@ static void teardown(void)
 {
     tu_rmtree(dir_group);
     tu_rmtree(dir_one);
-}
-
-static void rig_open(service *svc, const char *dir)
-{
-    char err[1024] = "";
-    store_options opt = {.map_size = 16 * MIB, .no_sync = 1};
-    memset(svc, 0, sizeof *svc);
-    config_defaults(&svc->cfg);
-    snprintf(svc->cfg.data_dir, sizeof svc->cfg.data_dir, "%s", dir);
-    svc->cfg.map_size = svc->cfg.map_max = 16 * MIB;
-    ck_assert_int_eq(stats_init(&svc->stats, 0, 0), LS_OK);
-    int rc = store_open(&svc->store, dir, &opt, &DECAY, err, sizeof err);
-    ck_assert_msg(rc == LS_OK, "store_open: %d %s", rc, err);
-}
-
-static void rig_close(service *svc)
-{
-    store_close(&svc->store);
-    stats_destroy(&svc->stats);
 }
 
 /* One event as the tests write it: customer, event id (NULL: none), type,
@@ -152,8 +132,8 @@ START_TEST(a_group_applies_as_its_events_one_at_a_time)
     const unsigned want_accepted[NJOBS] = {5, 3, 3, 0, 2}, want_dups[NJOBS] = {0, 2, 1, 0, 1};
 
     service group, one;
-    rig_open(&group, dir_group);
-    rig_open(&one, dir_one);
+    tu_writer_rig_open(&group, dir_group, &DECAY);
+    tu_writer_rig_open(&one, dir_one, &DECAY);
 
     writer_job *jobs[NJOBS];
     for (int j = 0; j < NJOBS; j++)
@@ -196,8 +176,8 @@ START_TEST(a_group_applies_as_its_events_one_at_a_time)
     ck_assert_uint_gt(record_of(group.store, "alice", buf, sizeof buf, &hn), 0);
     ck_assert_uint_eq(hn, 7); /* e2 e4 e5, anon's e6 e9 (merged), e10 e11 */
     ck_assert_uint_eq(record_of(group.store, "abe", buf, sizeof buf, &hn), 0); /* only a duplicate */
-    rig_close(&group);
-    rig_close(&one);
+    tu_writer_rig_close(&group);
+    tu_writer_rig_close(&one);
 }
 END_TEST
 
@@ -206,7 +186,7 @@ END_TEST
 START_TEST(events_of_one_customer_spread_over_jobs_all_land)
 {
     service svc;
-    rig_open(&svc, dir_group);
+    tu_writer_rig_open(&svc, dir_group, &DECAY);
     enum { NJOBS = 40 };
     writer_job *jobs[NJOBS];
     char ids[NJOBS][4][16];
@@ -232,7 +212,7 @@ START_TEST(events_of_one_customer_spread_over_jobs_all_land)
         ck_assert_uint_eq(hn, NJOBS);
     }
     ck_assert_uint_eq((uint64_t)atomic_load(&svc.stats.events_accepted), NJOBS * 4);
-    rig_close(&svc);
+    tu_writer_rig_close(&svc);
 }
 END_TEST
 

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "leadscore/error.h"
+#include "service.h"
 
 void tu_tempdir(char *buf, size_t cap)
 {
@@ -358,6 +359,25 @@ uint64_t tu_customers_with_history(store *s)
     ck_assert_int_eq(store_reader_scan_history(r, count_with_history, &n), LS_OK);
     store_reader_close(&r);
     return n;
+}
+
+void tu_writer_rig_open(service *svc, const char *dir, const feature_decay *decay)
+{
+    char err[1024] = "";
+    store_options opt = {.map_size = 16ULL << 20, .no_sync = 1};
+    memset(svc, 0, sizeof *svc);
+    config_defaults(&svc->cfg);
+    snprintf(svc->cfg.data_dir, sizeof svc->cfg.data_dir, "%s", dir);
+    svc->cfg.map_size = svc->cfg.map_max = opt.map_size;
+    ck_assert_int_eq(stats_init(&svc->stats, 0, 0), LS_OK);
+    int rc = store_open(&svc->store, dir, &opt, decay, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "store_open: %d %s", rc, err);
+}
+
+void tu_writer_rig_close(service *svc)
+{
+    store_close(&svc->store);
+    stats_destroy(&svc->stats);
 }
 
 int tu_run_program_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *argv)
