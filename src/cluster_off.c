@@ -45,17 +45,11 @@ void clusternode_describe(clusternode *cn, codec_writer *w)
     cw_str(w, "single");
 }
 
-void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap)
-{
-    (void)cn, (void)p;
-    if (cap)
-        out[0] = '\0';
-}
-
 void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *out, size_t cap)
 {
-    (void)standby;
-    clusternode_owner_endpoint(cn, p, out, cap);
+    (void)cn, (void)p, (void)standby;
+    if (cap)
+        out[0] = '\0';
 }
 
 int clusternode_forwarded(const void *identity, size_t len)

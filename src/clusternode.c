@@ -307,13 +307,6 @@ int clusternode_holds(const clusternode *cn, uint32_t p)
     return p < cn->nparts && atomic_load(&((clusternode *)cn)->held[p]) == HELD_SERVING;
 }
 
-void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap)
-{
-    pthread_mutex_lock(&cn->lock);
-    snprintf(out, cap, "%s", p < cn->map.nparts ? cn->node_ep[cn->map.owner[p]] : "");
-    pthread_mutex_unlock(&cn->lock);
-}
-
 void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *out, size_t cap)
 {
     pthread_mutex_lock(&cn->lock);

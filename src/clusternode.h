@@ -46,9 +46,6 @@ int clusternode_holds(const clusternode *cn, uint32_t p);
  * mode, cluster, node, epoch, partitions, hash, owners, standbys. */
 void clusternode_describe(clusternode *cn, codec_writer *w);
 
-/* The owner's endpoint of p ("" when unknown) into out. */
-void clusternode_owner_endpoint(clusternode *cn, uint32_t p, char *out, size_t cap);
-
 /* Where to send a read of partition p: its owner, or with standby its
  * standby ("" when there is none or it is unknown). */
 void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *out, size_t cap);

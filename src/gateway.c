@@ -55,7 +55,6 @@ typedef struct {
 
 struct gateway {
     service *svc;
-    cnats *nats;
     jsCtx *js;                /* async publishing, acks to on_ack */
     pthread_t thread;
     void *pull, *replies;
@@ -530,7 +529,6 @@ int gateway_start(gateway **out, service *svc, cnats *nats, const clustermap *ma
     if (!g)
         return LS_ENOMEM;
     g->svc = svc;
-    g->nats = nats;
     g->nproducers = nproducers;
     g->holds = holds;
     g->holds_arg = holds_arg;

@@ -617,7 +617,7 @@ static int cluster_route(server *s, msgio_parts *p, int env_end, const codec_req
                 reject(s, p, env_end, req->id, LS_EUNAVAIL, "server busy: retry", start_ns);
             return 1;
         }
-        clusternode_owner_endpoint(s->svc.cluster, part, owner, sizeof owner);
+        clusternode_read_endpoint(s->svc.cluster, part, 0, owner, sizeof owner);
         snprintf(why, sizeof why, "customer \"%.*s\" is in partition %u, which this node does not hold: ask its "
                  "owner%s%s (the `cluster` op lists every partition's owner)",
                  (int)(id->via.str.size > 64 ? 64 : id->via.str.size), id->via.str.ptr, part,

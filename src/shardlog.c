@@ -49,7 +49,6 @@ struct shardlog {
     writer_job *queue[QUEUE_MAX];
     size_t head, count;
     int stopping;                   /* the hub drains, then finishes */
-    atomic_uint_fast64_t gaps;
     fetcher *fetchers[PARTITION_MAX];
 };
 
@@ -175,7 +174,6 @@ static int take_list(fetcher *f, natsMsgList *list, msgpack_zone *zone)
             continue;
         if (seq > f->next) {
             int64_t now = timefmt_now_ms();
-            atomic_fetch_add(&f->sl->gaps, 1);
             if (now - f->last_gap_log_ms >= ERROR_LOG_EVERY_MS) { /* a log that lost its start repeats it */
                 f->last_gap_log_ms = now;
                 LOG_WARN("log_gap", "partition=%u expected=%llu got=%llu note=\"consumer made again from the missing "
@@ -365,11 +363,6 @@ void shardlog_release(shardlog *sl, uint32_t p)
 int shardlog_holds(const shardlog *sl, uint32_t p)
 {
     return p < sl->map.nparts && sl->fetchers[p] != NULL;
-}
-
-uint64_t shardlog_gaps(const shardlog *sl)
-{
-    return atomic_load(&((shardlog *)sl)->gaps);
 }
 
 void shardlog_stop(shardlog **slp)

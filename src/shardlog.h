@@ -34,9 +34,6 @@ void shardlog_release(shardlog *sl, uint32_t p);
 /* 1 while partition p is applied here. */
 int shardlog_holds(const shardlog *sl, uint32_t p);
 
-/* Messages that showed a gap so far (a consumer was re-created). */
-uint64_t shardlog_gaps(const shardlog *sl);
-
 /* Stops every fetcher, hands what they fetched to the writer, tells the
  * writer this producer is done, and frees everything. */
 void shardlog_stop(shardlog **sl);
