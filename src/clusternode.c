@@ -80,8 +80,11 @@ static void check_catch_up(clusternode *cn)
 {
     store_reader *r = NULL;
     char stream[128], err[256];
-    if (store_reader_open(cn->svc->store, &r) != LS_OK)
-        return;
+    uint32_t applying = 0;
+    for (uint32_t p = 0; p < cn->nparts; p++)
+        applying += atomic_load(&cn->held[p]) == HELD_APPLYING;
+    if (applying == 0 || store_reader_open(cn->svc->store, &r) != LS_OK)
+        return; /* the usual case: nothing to look at every STOP_POLL_MS */
     for (uint32_t p = 0; p < cn->nparts; p++) {
         if (atomic_load(&cn->held[p]) != HELD_APPLYING)
             continue;
