@@ -815,10 +815,7 @@ void store_write_abort(store_wtxn **wp)
 static void log_key(uint32_t part, uint8_t key[8], MDB_val *k)
 {
     memcpy(key, "log.", 4);
-    key[4] = (uint8_t)(part >> 24);
-    key[5] = (uint8_t)(part >> 16);
-    key[6] = (uint8_t)(part >> 8);
-    key[7] = (uint8_t)part;
+    bytecur_store_be32(key + 4, part);
     k->mv_size = 8;
     k->mv_data = key;
 }
