@@ -190,18 +190,47 @@ static double ratio_bound(double p, double q, double s, double z, double k)
  * the end: rb >= |z| always, so while rb < 1, rb / (1 - rb) >= zr =
  * |z| / (1 - |z|), and while |term| * zr is above twice the tolerance (a
  * margin far wider than the few rounding errors between the two ways of
- * computing it) the test fails and rb is not computed.  The sum, and the
- * term it stops at, are the same as with the test at every term.  The
- * shortcut is off for a sum below SERIES_TINY (subnormal rounding). */
+ * computing it) the test fails and rb is not computed.  The shortcut is
+ * off for a sum below SERIES_TINY (subnormal rounding).
+ *
+ * Terms come SERIES_BLOCK at a time with one division: t_{k+i} is
+ * t_k (n_k ... n_{k+i-1}) (d_{k+i} ... d_{k+3}) / (d_k ... d_{k+3}), n and
+ * d the ratio's numerator (with z) and denominator, so the tests above run
+ * once a block (the sum may take up to three terms more than a test at
+ * every term would, each below the tolerance).  A block's products hold
+ * eight factors, so parameters beyond SERIES_BLOCK_MAX (not met in the
+ * models; 2F1 callers may pass any) take one term at a time. */
 #define SERIES_TINY 1e-280
+#define SERIES_BLOCK 4
+#define SERIES_BLOCK_MAX 1e15
+
+/* The next SERIES_BLOCK terms after term, whose index is k, added to *sum;
+ * returns the last of them. */
+static double series_block(double p, double q, double s, double z, double k, double term, double *sum)
+{
+    double n1 = (p + k) * (q + k) * z, d0 = (s + k) * (k + 1.0);
+    double n2 = n1 * ((p + k + 1.0) * (q + k + 1.0) * z), d1 = (s + k + 1.0) * (k + 2.0);
+    double n3 = n2 * ((p + k + 2.0) * (q + k + 2.0) * z), d2 = (s + k + 2.0) * (k + 3.0);
+    double n4 = n3 * ((p + k + 3.0) * (q + k + 3.0) * z), d3 = (s + k + 3.0) * (k + 4.0);
+    double d23 = d2 * d3, d123 = d1 * d23, scaled = term / (d0 * d123);
+    double t4 = n4 * scaled;
+    *sum += n1 * d123 * scaled;
+    *sum += n2 * d23 * scaled;
+    *sum += n3 * d3 * scaled;
+    *sum += t4;
+    return t4;
+}
+
 static int hyp_series(double p, double q, double s, double z, long k0,
                       double first, double *sum_out, double *log_scale_out)
 {
     double term = first, sum = first, log_scale = 0.0;
     double az = fabs(z), zr = az < 1.0 ? az / (1.0 - az) : HUGE_VAL;
+    int step = fabs(p) < SERIES_BLOCK_MAX && fabs(q) < SERIES_BLOCK_MAX && fabs(s) < SERIES_BLOCK_MAX
+                   ? SERIES_BLOCK : 1;
     long k;
 
-    for (k = k0; k < k0 + SERIES_MAX_TERMS; k++) {
+    for (k = k0; k < k0 + SERIES_MAX_TERMS; k += step) {
         double kd = (double)k, rb;
 
         if (term == 0.0)
@@ -213,14 +242,18 @@ static int hyp_series(double p, double q, double s, double z, long k0,
                 fabs(term) * rb / (1.0 - rb) <= SERIES_TOL * fabs(sum))
                 goto done;
         }
-        term *= (p + kd) * (q + kd) / ((s + kd) * (kd + 1.0)) * z;
-        sum += term;
+        if (step == SERIES_BLOCK) {
+            term = series_block(p, q, s, z, kd, term, &sum);
+        } else {
+            term *= (p + kd) * (q + kd) / ((s + kd) * (kd + 1.0)) * z;
+            sum += term;
+        }
         if (fabs(sum) > SERIES_RESCALE) {
             sum /= SERIES_RESCALE;
             term /= SERIES_RESCALE;
             log_scale += SERIES_LOG_RESCALE;
         }
-        if (!isfinite(sum))
+        if (!isfinite(sum) || !isfinite(term))
             return LS_ECONVERGE;
     }
     return LS_ECONVERGE;

@@ -18,6 +18,10 @@
 
 enum { TRANSFORM_NONE, TRANSFORM_LOG1P };
 
+/* Most log1p terms are counts (sessions, purchases, reviews) and most of
+ * them are small: their log1p comes from a table, the same doubles. */
+#define MODEL_LOG1P_INTS 64
+
 typedef struct {
     int feature;
     int transform;
@@ -43,6 +47,7 @@ struct model {
     journey_rules journey;
     segments_catalogue segments;
     assess_consts assess;     /* computed at load (assess_prepare) */
+    double log1p_int[MODEL_LOG1P_INTS]; /* log1p(k) for k = 0 .. MODEL_LOG1P_INTS - 1, computed at load */
 };
 
 /* Defined in the file CMake generates from models/default.json. */
@@ -279,6 +284,8 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
     m->cal_intercept = m->cal_a * m->intercept + m->cal_b;
     for (int i = 0; i < m->nterms; i++)
         m->terms[i].cal_coef = m->cal_a * m->terms[i].coef;
+    for (int k = 0; k < MODEL_LOG1P_INTS; k++)
+        m->log1p_int[k] = log1p((double)k);
     assess_prepare(&m->clv, m->horizon_days, &m->assess);
     return LS_OK;
 }
@@ -416,11 +423,13 @@ int model_feature_lookup(const char *name)
 
 /* The term's contribution on the calibrated scale (times cal_a):
  * cal_a * coef * (v - mean) / scale, cal_a * coef taken from the load. */
-static double term_contribution(const model_term *t, double x)
+static double term_contribution(const model *m, const model_term *t, double x)
 {
     double v = x;
-    if (t->transform == TRANSFORM_LOG1P)
-        v = log1p(x > 0 ? x : 0);
+    if (t->transform == TRANSFORM_LOG1P) {
+        double y = x > 0 ? x : 0; /* also NaN -> 0 */
+        v = y < MODEL_LOG1P_INTS && y == (double)(int)y ? m->log1p_int[(int)y] : log1p(y);
+    }
     double c = t->cal_coef * (v - t->mean) / t->scale;
     return c + 0.0; /* no -0 for people to puzzle over */
 }
@@ -456,7 +465,7 @@ void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx
     for (int i = 0; i < m->nterms; i++) {
         int id = m->terms[i].feature;
         double x = id >= MODEL_FEATURE_REPEAT_P_BUY ? level[id - MODEL_FEATURE_REPEAT_P_BUY] : feature_value(f, id, ctx);
-        double c = term_contribution(&m->terms[i], x);
+        double c = term_contribution(m, &m->terms[i], x);
         logit += c;
         if (explain)
             out->contrib[out->ncontrib++] = (model_contrib){m->terms[i].feature, x, c};

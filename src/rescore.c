@@ -162,6 +162,12 @@ static void ob_num(obuf *b, double v, const char *null_text)
         return;
     }
     double a = fabs(v);
+    if (a < 1e10 && a == (double)(uint64_t)a) { /* a whole number (P(alive) 1, counts): its digits */
+        if (v < 0)
+            ob_c(b, '-');
+        ob_u64(b, (uint64_t)a);
+        return;
+    }
     if (a < 1e-4 || a >= 1e10) {
         char tmp[32];
         int n = snprintf(tmp, sizeof tmp, "%.10g", v);
