@@ -26,7 +26,7 @@ typedef struct {
     int feature;
     int transform;
     double mean, scale, coef;
-    double cal_coef;          /* cal_a * coef, computed at load */
+    double cal_weight;        /* cal_a * coef / scale, computed at load */
 } model_term;
 
 struct model {
@@ -283,7 +283,7 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
      * and assess_customer would evaluate per customer */
     m->cal_intercept = m->cal_a * m->intercept + m->cal_b;
     for (int i = 0; i < m->nterms; i++)
-        m->terms[i].cal_coef = m->cal_a * m->terms[i].coef;
+        m->terms[i].cal_weight = m->cal_a * m->terms[i].coef / m->terms[i].scale;
     for (int k = 0; k < MODEL_LOG1P_INTS; k++)
         m->log1p_int[k] = log1p((double)k);
     assess_prepare(&m->clv, m->horizon_days, &m->assess);
@@ -422,7 +422,7 @@ int model_feature_lookup(const char *name)
 /* ------------------------------------------------------------------ */
 
 /* The term's contribution on the calibrated scale (times cal_a):
- * cal_a * coef * (v - mean) / scale, cal_a * coef taken from the load. */
+ * (v - mean) * cal_a * coef / scale, the weight taken from the load. */
 static double term_contribution(const model *m, const model_term *t, double x)
 {
     double v = x;
@@ -430,7 +430,7 @@ static double term_contribution(const model *m, const model_term *t, double x)
         double y = x > 0 ? x : 0; /* also NaN -> 0 */
         v = y < MODEL_LOG1P_INTS && y == (double)(int)y ? m->log1p_int[(int)y] : log1p(y);
     }
-    double c = t->cal_coef * (v - t->mean) / t->scale;
+    double c = (v - t->mean) * t->cal_weight;
     return c + 0.0; /* no -0 for people to puzzle over */
 }
 
