@@ -105,19 +105,32 @@ static inline size_t fmt_u64(char *p, uint64_t v)
     return n;
 }
 
+/* "00" .. "99": two digits a lookup. */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
+
+/* Writes v < 10^8 as exactly 8 decimal digits at p. */
+static inline void fmt_8(char *p, uint32_t v)
+{
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(p, digit_pairs + 2 * (hi / 100), 2);
+    memcpy(p + 2, digit_pairs + 2 * (hi % 100), 2);
+    memcpy(p + 4, digit_pairs + 2 * (lo / 100), 2);
+    memcpy(p + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
 /* Writes v as exactly w decimal digits (zero-padded on the left; v must
- * have at most w digits) at p, two digits per division. */
+ * have at most w digits, w <= 24) at p: eight at a time from the right,
+ * the groups independent of each other. */
 static inline void fmt_fixed(char *p, uint64_t v, int w)
 {
-    while (w >= 2) {
-        unsigned d = (unsigned)(v % 100);
-        v /= 100;
-        w -= 2;
-        p[w] = (char)('0' + d / 10);
-        p[w + 1] = (char)('0' + d % 10);
-    }
-    if (w)
-        p[0] = (char)('0' + v % 10);
+    char tmp[24];
+    fmt_8(tmp + 16, (uint32_t)(v % 100000000u));
+    v /= 100000000u;
+    fmt_8(tmp + 8, (uint32_t)(v % 100000000u));
+    fmt_8(tmp, (uint32_t)(v / 100000000u % 100000000u));
+    memcpy(p, tmp + 24 - w, (size_t)w);
 }
 
 static void ob_u64(obuf *b, uint64_t v)
