@@ -708,8 +708,12 @@ static double ratio(double num, double den)
     return den > 0 ? num / den : 0.0;
 }
 
+/* A zero stays itself (the factor is finite and positive): most decayed
+ * counts of most customers are 0, and their exp2 is skipped. */
 static double decay_to_now(double at_anchor, const ls_features *f, const feature_ctx *c, int64_t h)
 {
+    if (at_anchor == 0.0)
+        return at_anchor;
     return at_anchor * feature_decay_factor(c->now_ms - f->last_seen_ms, h);
 }
 
@@ -748,7 +752,6 @@ static double recency_gap_ratio(const ls_features *f, const feature_ctx *c)
 
 static double v_derived(const ls_features *f, const feature_ctx *c, int which)
 {
-    double open_cart = feature_open_cart(f);
     switch (which) {
     case V_FIRST_SEEN_DAYS: return days_between(c->now_ms, f->first_seen_ms);
     case V_LAST_SEEN_DAYS: return days_between(c->now_ms, f->last_seen_ms);
@@ -763,7 +766,7 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_AVG_RATING: return ratio(f->rating_sum, f->rating_n);
     case V_BAD_REVIEWS: return f->bad_reviews;
     case V_GOOD_REVIEWS: return f->good_reviews;
-    case V_OPEN_CART: return open_cart;
+    case V_OPEN_CART: return feature_open_cart(f);
     case V_CART_OPEN: return feature_cart_is_open(f) ? 1.0 : 0.0;
     case V_SESSIONS: return f->sessions;
     case V_SESSIONS_RECENT: return decay_to_now(f->sessions_recent, f, c, c->decay.short_ms);
