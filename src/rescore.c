@@ -15,6 +15,7 @@
 #include "assess.h"
 #include "error_internal.h"
 #include "jsonout.h"
+#include "textfmt.h"
 #include "timefmt.h"
 
 /* A scorer writes its rows out past this size while its range is the
@@ -92,51 +93,10 @@ static void ob_free(obuf *b)
     *b = (obuf){0};
 }
 
-/* Writes v in decimal at p; returns the length (at most 20). */
-static inline size_t fmt_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(p, tmp + sizeof tmp - n, n);
-    return n;
-}
-
-/* "00" .. "99": two digits a lookup. */
-static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                                     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                                     "8081828384858687888990919293949596979899";
-
-/* Writes v < 10^8 as exactly 8 decimal digits at p. */
-static inline void fmt_8(char *p, uint32_t v)
-{
-    uint32_t hi = v / 10000, lo = v % 10000;
-    memcpy(p, digit_pairs + 2 * (hi / 100), 2);
-    memcpy(p + 2, digit_pairs + 2 * (hi % 100), 2);
-    memcpy(p + 4, digit_pairs + 2 * (lo / 100), 2);
-    memcpy(p + 6, digit_pairs + 2 * (lo % 100), 2);
-}
-
-/* Writes v as exactly w decimal digits (zero-padded on the left; v must
- * have at most w digits, w <= 24) at p: eight at a time from the right,
- * the groups independent of each other. */
-static inline void fmt_fixed(char *p, uint64_t v, int w)
-{
-    char tmp[24];
-    fmt_8(tmp + 16, (uint32_t)(v % 100000000u));
-    v /= 100000000u;
-    fmt_8(tmp + 8, (uint32_t)(v % 100000000u));
-    fmt_8(tmp, (uint32_t)(v / 100000000u % 100000000u));
-    memcpy(p, tmp + 24 - w, (size_t)w);
-}
-
 static void ob_u64(obuf *b, uint64_t v)
 {
     if (ob_room(b, 20))
-        b->len += fmt_u64(b->p + b->len, v);
+        b->len = (size_t)(textfmt_digits(b->p + b->len, v) - b->p);
 }
 
 static void ob_i64(obuf *b, int64_t v)
@@ -149,21 +109,8 @@ static void ob_i64(obuf *b, int64_t v)
     }
 }
 
-static const double pow10d[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14};
-/* upper[e + 5] = 10^(e + 1), for e from -4 to 9 */
-static const double upper[] = {1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
-
-/* 10^k for k = 0..19 */
-static const uint64_t pow10u[] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-                                  100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
-                                  10000000000000ull, 100000000000000ull, 1000000000000000ull,
-                                  10000000000000000ull, 100000000000000000ull, 1000000000000000000ull,
-                                  10000000000000000000ull};
-
-/* v with 10 significant digits, as %.10g would write it in the range
- * where %.10g uses no exponent (1e-4 <= |v| < 1e10; the last digit may
- * differ in a near-tie), snprintf elsewhere.
- * Non-finite: null_text. */
+/* v with 10 significant digits, as %.10g writes it (textfmt_g10); a
+ * zero, either sign, is "0"; non-finite: null_text. */
 static void ob_num(obuf *b, double v, const char *null_text)
 {
     if (!isfinite(v)) {
@@ -174,50 +121,8 @@ static void ob_num(obuf *b, double v, const char *null_text)
         ob_c(b, '0');
         return;
     }
-    double a = fabs(v);
-    if (a < 1e10 && a == (double)(uint64_t)a) { /* a whole number (P(alive) 1, counts): its digits */
-        if (v < 0)
-            ob_c(b, '-');
-        ob_u64(b, (uint64_t)a);
-        return;
-    }
-    if (a < 1e-4 || a >= 1e10) {
-        char tmp[32];
-        int n = snprintf(tmp, sizeof tmp, "%.10g", v);
-        ob_put(b, tmp, (size_t)n);
-        return;
-    }
-    /* a in [10^e, 10^(e+1)), e from -4 to 9: keep 9 - e decimals of
-     * u = a * 10^(9 - e), rounded (< 10^10 + 1: exact in a double) */
-    int e = a < 1 ? -4 : 0;
-    while (e < 9 && a >= upper[e + 5])
-        e++;
-    int dec = 9 - e;
-    uint64_t u = (uint64_t)(a * pow10d[dec] + 0.5);
-    if (!ob_room(b, 40))
-        return;
-    /* u's digits, at least dec + 1 of them: the integer part is all but
-     * the last dec (at least "0"), the fraction the last dec, its
-     * trailing zeros dropped */
-    char dig[24];
-    int w = dec + 1;
-    while (w < 20 && u >= pow10u[w])
-        w++;
-    fmt_fixed(dig, u, w);
-    int nint = w - dec, nfrac = dec;
-    while (nfrac > 0 && dig[nint + nfrac - 1] == '0')
-        nfrac--;
-    char *p = b->p + b->len;
-    if (v < 0)
-        *p++ = '-';
-    memcpy(p, dig, (size_t)nint);
-    p += nint;
-    if (nfrac) {
-        *p++ = '.';
-        memcpy(p, dig + nint, (size_t)nfrac);
-        p += nfrac;
-    }
-    b->len = (size_t)(p - b->p);
+    if (ob_room(b, TEXTFMT_G10_MAX))
+        b->len = (size_t)(textfmt_g10(b->p + b->len, v) - b->p);
 }
 
 /* Bytes that make a CSV field need quotes: , " CR LF. */

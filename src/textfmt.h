@@ -1,7 +1,8 @@
 /* textfmt.h -- exact, allocation-free stand-ins for the snprintf calls
- * that write reasons (segments.c, nextaction.c): a bounded text builder
- * and number appenders that give printf's bytes for "%u", "%d", "%lld",
- * "%.0f", "%.1f" and "%.2f".
+ * that write reasons (segments.c, nextaction.c) and rescore's rows
+ * (rescore.c): a bounded text builder and number appenders that give
+ * printf's bytes for "%u", "%d", "%lld", "%.0f", "%.1f", "%.2f" and
+ * "%.10g".
  *
  * A builder writes into the caller's buffer of capacity cap and keeps at
  * most cap - 1 bytes: what does not fit is dropped, exactly as snprintf
@@ -133,6 +134,111 @@ static inline char *textfmt_fixed_fast(char *p, double v, int digits)
         *p++ = (char)('0' + frac % 10);
     }
     return p;
+}
+
+/* "00" .. "99": two digits a lookup. */
+static const char textfmt_pairs[201] = "000102030405060708091011121314151617181920212223242526272829"
+                                       "303132333435363738394041424344454647484950515253545556575859"
+                                       "606162636465666768697071727374757677787980818283848586878889"
+                                       "90919293949596979899";
+
+/* Writes v < 10^8 as exactly 8 decimal digits at p. */
+static inline void textfmt_digits8(char *p, uint32_t v)
+{
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(p, textfmt_pairs + 2 * (hi / 100), 2);
+    memcpy(p + 2, textfmt_pairs + 2 * (hi % 100), 2);
+    memcpy(p + 4, textfmt_pairs + 2 * (lo / 100), 2);
+    memcpy(p + 6, textfmt_pairs + 2 * (lo % 100), 2);
+}
+
+/* Bytes textfmt_g10 writes at most: "-", 11 digits, ".", 13 more digits. */
+#define TEXTFMT_G10_MAX 32
+
+#ifdef __SIZEOF_INT128__
+/* round(a x 10^k), a finite, 0 < a < 2^53, 0 <= k <= 13, from the exact
+ * binary value (ties to even, as printf rounds); 0 when it would not fit
+ * in 64 bits.  a = mant x 2^e2, and mant x 10^k < 2^53 x 2^44 fits in 128
+ * bits. */
+static inline uint64_t textfmt_scaled(double a, int k)
+{
+    static const uint64_t pow10_of[14] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+                                          10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+                                          100000000000ull, 1000000000000ull, 10000000000000ull};
+    uint64_t bits, mant;
+    memcpy(&bits, &a, sizeof bits);
+    int e2 = (int)((bits >> 52) & 0x7ff);
+    mant = bits & ((1ULL << 52) - 1);
+    if (e2)
+        mant |= 1ULL << 52;
+    else
+        e2 = 1;
+    e2 -= 1075;
+    unsigned __int128 m = (unsigned __int128)mant * pow10_of[k], n;
+    if (e2 >= 0)
+        return 0; /* a >= 2^52: not asked for */
+    int sh = -e2;
+    if (sh >= 127)
+        return 0;
+    unsigned __int128 rest = m & (((unsigned __int128)1 << sh) - 1), half = (unsigned __int128)1 << (sh - 1);
+    n = m >> sh;
+    if (rest > half || (rest == half && (n & 1)))
+        n++;
+    return n >> 64 ? 0 : (uint64_t)n;
+}
+#endif
+
+/* Writes v as "%.10g" does at p and returns the end (at most
+ * TEXTFMT_G10_MAX bytes).  Without exponent (1e-4 <= |v| rounded <
+ * 1e10) the digits come from the exact binary value: the exponent X of
+ * v rounded to ten significant digits, then round(|v| x 10^(9 - X)),
+ * ties to even, its trailing zeros dropped; whole numbers below 1e10 as
+ * their digits.  Everything else (exponent form, zeros, NaN, infinities,
+ * a compiler without 128-bit integers) is printf itself. */
+static inline char *textfmt_g10(char *p, double v)
+{
+    double a = fabs(v);
+    char *start = p;
+    if (v != 0 && a < 1e10 && a == (double)(uint64_t)a) {
+        if (v < 0)
+            *p++ = '-';
+        return textfmt_digits(p, (uint64_t)a);
+    }
+#ifdef __SIZEOF_INT128__
+    if (a >= 1e-4 && a < 1e10) {
+        /* a's decimal exponent from thresholds: 10^0 .. 10^9 are exact
+         * doubles and the doubles nearest 10^-3 .. 10^-1 lie above them,
+         * so a >= threshold exactly when a >= the power itself */
+        static const double at_least[13] = {1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+        int x = -4;
+        for (int i = 0; i < 13; i++)
+            x += a >= at_least[i];
+        uint64_t n = textfmt_scaled(a, 9 - x);
+        if (n >= 10000000000ull && x < 9)
+            n = textfmt_scaled(a, 9 - ++x);       /* rounds up to 10^(x+1): X is one more */
+        if (n >= 1000000000ull && n < 10000000000ull) {
+            char dig[16];
+            int dec = 9 - x, w = dec + 1 > 10 ? dec + 1 : 10, nint = w - dec, nfrac = dec;
+            textfmt_digits8(dig + 8, (uint32_t)(n % 100000000u));
+            textfmt_digits8(dig, (uint32_t)(n / 100000000u)); /* n / 10^8 < 100 */
+            const char *digits = dig + 16 - w;
+            while (nfrac > 0 && digits[nint + nfrac - 1] == '0')
+                nfrac--;
+            if (v < 0)
+                *p++ = '-';
+            memcpy(p, digits, (size_t)nint);
+            p += nint;
+            if (nfrac) {
+                *p++ = '.';
+                memcpy(p, digits + nint, (size_t)nfrac);
+                p += nfrac;
+            }
+            return p;
+        }
+    }
+#endif
+    int len = snprintf(start, TEXTFMT_G10_MAX, "%.10g", v);
+    return start + (len > 0 ? (len < TEXTFMT_G10_MAX ? len : TEXTFMT_G10_MAX - 1) : 0);
 }
 
 /* "%.0f", "%.1f", "%.2f" (digits 0, 1, 2). */

@@ -494,6 +494,55 @@ START_TEST(integer_text_is_what_snprintf_writes)
 }
 END_TEST
 
+/* Values that probe "%.10g": ten-digit ties (exact binary halves of the
+ * tenth digit), the doubles on both sides of every power of ten the
+ * format switches at, values that round up to the next power, whole
+ * numbers, signs, zeros, the exponent form and what is not finite. */
+static double probe_g10(int i)
+{
+    static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 1234567890.5, 1234567891.5, -1234567890.5,
+                                   123456789.25, 123456789.75, 12345678.125, 1234567.0625, 0.5, 1.5,
+                                   9999999999.5, 9999999999.4, 999999999.95, 99.999999995, 9.9999999995,
+                                   0.99999999995, 0.000099999999995, 0.0001, 0.001, 1e9, 1e10, 9999999999.0,
+                                   1e-5, 1e-300, 5e-324, 1e300, DBL_MAX, NAN, -NAN, INFINITY, -INFINITY,
+                                   0.21361928434999999, 0.1, 0.3, 2.0 / 3.0, 150.2084535, 1e15 + 0.5};
+    static const double powers[] = {1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5,
+                                    1e6, 1e7, 1e8, 1e9, 1e10, 1e11};
+    int nf = (int)(sizeof fixed / sizeof fixed[0]), np = (int)(sizeof powers / sizeof powers[0]);
+    if (i < nf)
+        return fixed[i];
+    i -= nf;
+    if (i < np * 9) { /* -4 .. +4 ulps around each power */
+        double v = powers[i / 9];
+        for (int k = i % 9 - 4; k < 0; k++)
+            v = nextafter(v, 0);
+        for (int k = i % 9 - 4; k > 0; k--)
+            v = nextafter(v, INFINITY);
+        return i % 2 ? -v : v;
+    }
+    switch (i % 4) {
+    case 0: return ldexp((double)(rng % 100000000000ull), -(int)(i % 40)); /* dyadic: exact ties */
+    case 1: return (double)(int64_t)(uniform01() * 2e10 - 1e10);         /* whole numbers */
+    case 2: return (uniform01() < 0.3 ? -1 : 1) * pow(10.0, -6.0 + 18.0 * uniform01());
+    default: return pow(10.0, (double)(i % 16 - 5)) * (1.0 - 5e-11 * uniform01()); /* rounds up or not */
+    }
+}
+
+START_TEST(ten_digit_text_is_what_snprintf_writes)
+{
+    for (int i = 0; i < 400000; i++) {
+        double v = probe_g10(i);
+        char got[TEXTFMT_G10_MAX + 8], want[64];
+        memset(got, 'Z', sizeof got);
+        char *end = textfmt_g10(got, v);
+        ck_assert(end >= got && end < got + TEXTFMT_G10_MAX);
+        *end = '\0';
+        snprintf(want, sizeof want, "%.10g", v);
+        ck_assert_msg(strcmp(got, want) == 0, "%%.10g of %a (%.17g): \"%s\" != \"%s\"", v, v, got, want);
+    }
+}
+END_TEST
+
 /* A builder cut short gives snprintf's prefix, at every capacity. */
 START_TEST(a_full_builder_cuts_like_snprintf)
 {
@@ -612,6 +661,7 @@ static Suite *suite(void)
     tcase_add_test(tc, next_actions_on_the_wire);
     tcase_add_test(tc, fixed_point_text_is_what_snprintf_writes);
     tcase_add_test(tc, integer_text_is_what_snprintf_writes);
+    tcase_add_test(tc, ten_digit_text_is_what_snprintf_writes);
     tcase_add_test(tc, a_full_builder_cuts_like_snprintf);
     tcase_add_test(tc, reasons_read_as_the_printf_formats_write_them);
     suite_add_tcase(s, tc);

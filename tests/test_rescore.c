@@ -217,6 +217,14 @@ static void near(double got, double want, const char *what, const char *id)
     ck_assert_msg(fabs(got - want) <= 1e-9 * fabs(want) + 1e-300, "%s of %s: %.17g, want %.17g", what, id, got, want);
 }
 
+/* A CSV number is what %.10g writes for the value, byte for byte. */
+static void g10(const char *field, double want, const char *what, const char *id)
+{
+    char ref[40];
+    snprintf(ref, sizeof ref, "%.10g", want);
+    ck_assert_msg(strcmp(field, ref) == 0, "%s of %s: \"%s\", %%.10g writes \"%s\"", what, id, field, ref);
+}
+
 static void action_list(const assess_result *a, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -366,12 +374,12 @@ START_TEST(test_csv_rows_match_assess)
             ck_assert_uint_eq(row.nfields, 16);
             ck_assert_str_eq(row.field[0], id);
             ck_assert_str_eq(row.field[1], "true");
-            near(strtod(row.field[2], NULL), a.logistic.score, "score", id);
+            g10(row.field[2], a.logistic.score, "score", id);
             ck_assert_int_eq(atoi(row.field[3]), a.logistic.score_100);
             ck_assert_str_eq(row.field[4], a.logistic.tier);
-            near(strtod(row.field[5], NULL), a.p_alive, "p_alive", id);
-            near(strtod(row.field[6], NULL), a.expected_purchases_30d, "expected", id);
-            near(strtod(row.field[7], NULL), a.clv, "clv", id);
+            g10(row.field[5], a.p_alive, "p_alive", id);
+            g10(row.field[6], a.expected_purchases_30d, "expected", id);
+            g10(row.field[7], a.clv, "clv", id);
             ck_assert_str_eq(row.field[8], journey_type_name(a.journey.type));
             ck_assert_str_eq(row.field[9], journey_phase_name(a.journey.phase));
             ck_assert_int_eq(atoll(row.field[10]), a.journey.loyalty_points);
