@@ -10,6 +10,7 @@
 #include "clv.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "leadscore/error.h"
 
@@ -431,14 +432,75 @@ static double bgnbd_p_alive_row(const clv_bgnbd *m, double x, double t_x,
  * with no cancellation at a == 1 and no division by C (C+1 = a+b+x > 0).
  * log1mz = ln(1-z), passed in because the caller has it more accurately
  * than log1p(-z). */
-static int bgnbd_bracket(const clv_bgnbd *m, double A, double C, double z,
+/* Terms of the table's series summed per check: two blocks of eight
+ * partial sums. */
+#define TABLE_STEP 16
+
+/* G of bgnbd_bracket from the table's coefficients: sum_k coef[k-1] z^k,
+ * eight partial sums over z^8 steps, with hyp_series' stopping rule
+ * tested every TABLE_STEP terms.  LS_ECONVERGE when the table cannot
+ * answer (other parameters, x not in it, the series longer than it). */
+static int table_sum(const clv_bgnbd_table *t, const clv_bgnbd *m, double x, double A, double C, double z,
+                     double *out)
+{
+    int xi = (int)x;
+    if (!(x >= 0.0 && x < CLV_TABLE_X && x == (double)xi) || !(z >= 0.0 && z < 1.0) || t->params.r != m->r ||
+        t->params.alpha != m->alpha || t->params.a != m->a || t->params.b != m->b)
+        return LS_ECONVERGE;
+    const double *coef = t->coef[xi];
+    double zp[8], acc[8] = {0}, z8, power = z, zr = z / (1.0 - z);
+    zp[0] = 1.0;
+    for (int j = 1; j < 8; j++)
+        zp[j] = zp[j - 1] * z;
+    z8 = zp[7] * z;
+    for (int k = 0; k + TABLE_STEP <= t->nterms[xi]; k += TABLE_STEP) {
+        for (int j = 0; j < 8; j++)
+            acc[j] += coef[k + j] * power;
+        power *= z8;
+        for (int j = 0; j < 8; j++)
+            acc[j] += coef[k + 8 + j] * power;
+        double last = coef[k + 15] * power * zp[7], sum = 0.0; /* term k + 16 */
+        for (int j = 0; j < 8; j++)
+            sum += acc[j] * zp[j];
+        power *= z8;
+        if (!(fabs(last) * zr > 2.0 * SERIES_TOL * fabs(sum))) {
+            double rb = ratio_bound(C - A, m->a - 1.0, C, z, (double)(k + TABLE_STEP));
+            if (rb < 1.0 && fabs(last) * rb / (1.0 - rb) <= SERIES_TOL * fabs(sum)) {
+                *out = sum;
+                return isfinite(sum) ? LS_OK : LS_ECONVERGE;
+            }
+        }
+    }
+    return LS_ECONVERGE;
+}
+
+void clv_bgnbd_table_init(const clv_bgnbd *m, clv_bgnbd_table *t)
+{
+    memset(t, 0, sizeof *t);
+    t->params = *m;
+    double p = m->a + m->b - 1.0 - m->r, q = m->a - 1.0; /* C - A and e, the same for every x */
+    for (int x = 0; x < CLV_TABLE_X; x++) {
+        double s = m->a + m->b + x - 1.0, c = p;     /* C */
+        int n = 0;
+        for (; n < CLV_TABLE_TERMS && isfinite(c) && fabs(c) < 1e280; n++) {
+            t->coef[x][n] = c;
+            c *= (p + n + 1.0) * (q + n + 1.0) / ((s + n + 1.0) * (n + 2.0));
+        }
+        t->nterms[x] = n;
+    }
+}
+
+static int bgnbd_bracket(const clv_bgnbd *m, const clv_bgnbd_table *tab, double x, double A, double C, double z,
                          double log1mz, double *out)
 {
     double e = m->a - 1.0, q, g = 0.0, log_scale = 0.0, value;
-    int rc;
+    int rc = LS_ECONVERGE;
 
     q = e == 0.0 ? -log1mz : -expm1(e * log1mz) / e;
-    rc = hyp_series(C - A, e, C, z, 1, (C - A) * z, &g, &log_scale);
+    if (tab != NULL)
+        rc = table_sum(tab, m, x, A, C, z, &g);
+    if (rc != LS_OK)
+        rc = hyp_series(C - A, e, C, z, 1, (C - A) * z, &g, &log_scale);
     if (rc != LS_OK)
         return rc;
     if (g != 0.0)
@@ -463,8 +525,9 @@ int clv_bgnbd_p_alive(const clv_bgnbd *m, double x, double t_x, double T,
     return LS_OK;
 }
 
-int clv_bgnbd_expected(const clv_bgnbd *m, double x, double t_x, double T,
-                       double t, double *out)
+/* clv_bgnbd_expected() with the coefficient table tab (or NULL). */
+static int bgnbd_expected(const clv_bgnbd *m, const clv_bgnbd_table *tab, double x, double t_x, double T, double t,
+                          double *out)
 {
     double bracket, span;
     int rc;
@@ -473,12 +536,17 @@ int clv_bgnbd_expected(const clv_bgnbd *m, double x, double t_x, double T,
         !isfinite(t) || t < 0.0)
         return LS_EINVAL;
     span = m->alpha + T;
-    rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, t / (span + t),
-                       -log1p(t / span), &bracket);
+    rc = bgnbd_bracket(m, tab, x, m->r + x, m->a + m->b + x - 1.0, t / (span + t), -log1p(t / span), &bracket);
     if (rc != LS_OK)
         return rc;
     *out = bracket * bgnbd_p_alive_row(m, x, t_x, T);
     return LS_OK;
+}
+
+int clv_bgnbd_expected(const clv_bgnbd *m, double x, double t_x, double T,
+                       double t, double *out)
+{
+    return bgnbd_expected(m, NULL, x, t_x, T, t, out);
 }
 
 int clv_bgnbd_expected_unconditional(const clv_bgnbd *m, double t,
@@ -1135,9 +1203,9 @@ int clv_gamma_gamma_fit(const double *x, const double *zbar, size_t n,
  * Customer value
  * ===================================================================== */
 
-int clv_value(const clv_bgnbd *purchases, const clv_gamma_gamma *spend,
-              double x, double t_x, double T, double zbar, double horizon,
-              double *out)
+/* clv_value() with the coefficient table tab (or NULL). */
+static int value_of(const clv_bgnbd *purchases, const clv_bgnbd_table *tab, const clv_gamma_gamma *spend, double x,
+                    double t_x, double T, double zbar, double horizon, double *out)
 {
     double count, order;
     int rc;
@@ -1147,17 +1215,24 @@ int clv_value(const clv_bgnbd *purchases, const clv_gamma_gamma *spend,
     rc = clv_gamma_gamma_expected_spend(spend, x, zbar, &order);
     if (rc != LS_OK)
         return rc;
-    rc = clv_bgnbd_expected(purchases, x, t_x, T, horizon, &count);
+    rc = bgnbd_expected(purchases, tab, x, t_x, T, horizon, &count);
     if (rc != LS_OK)
         return rc;
     *out = count * order;
     return LS_OK;
 }
 
-int clv_value_discounted(const clv_bgnbd *purchases,
-                         const clv_gamma_gamma *spend, double x, double t_x,
-                         double T, double zbar, double horizon, double period,
-                         double rate, double *out)
+int clv_value(const clv_bgnbd *purchases, const clv_gamma_gamma *spend,
+              double x, double t_x, double T, double zbar, double horizon,
+              double *out)
+{
+    return value_of(purchases, NULL, spend, x, t_x, T, zbar, horizon, out);
+}
+
+/* clv_value_discounted() with the coefficient table tab (or NULL). */
+static int value_discounted_of(const clv_bgnbd *purchases, const clv_bgnbd_table *tab,
+                               const clv_gamma_gamma *spend, double x, double t_x, double T, double zbar,
+                               double horizon, double period, double rate, double *out)
 {
     double order, periods, prev = 0.0, total = 0.0, factor = 1.0;
     long i, n;
@@ -1168,7 +1243,7 @@ int clv_value_discounted(const clv_bgnbd *purchases,
         !positive_finite(period) || !isfinite(rate) || rate < 0.0)
         return LS_EINVAL;
     if (rate == 0.0)
-        return clv_value(purchases, spend, x, t_x, T, zbar, horizon, out);
+        return value_of(purchases, tab, spend, x, t_x, T, zbar, horizon, out);
     periods = ceil(horizon / period);
     if (!(periods <= VALUE_MAX_PERIODS))
         return LS_EINVAL;
@@ -1178,7 +1253,7 @@ int clv_value_discounted(const clv_bgnbd *purchases,
     n = (long)periods;
     for (i = 1; i <= n; i++) {
         double t = fmin((double)i * period, horizon), e;
-        rc = clv_bgnbd_expected(purchases, x, t_x, T, t, &e);
+        rc = bgnbd_expected(purchases, tab, x, t_x, T, t, &e);
         if (rc != LS_OK)
             return rc;
         factor /= 1.0 + rate;
@@ -1187,6 +1262,14 @@ int clv_value_discounted(const clv_bgnbd *purchases,
     }
     *out = total * order;
     return LS_OK;
+}
+
+int clv_value_discounted(const clv_bgnbd *purchases,
+                         const clv_gamma_gamma *spend, double x, double t_x,
+                         double T, double zbar, double horizon, double period,
+                         double rate, double *out)
+{
+    return value_discounted_of(purchases, NULL, spend, x, t_x, T, zbar, horizon, period, rate, out);
 }
 
 /* ========================================================================
@@ -1209,7 +1292,7 @@ int clv_repeat_expected(const clv_repeat *m, double x, double t_x, double T, dou
 {
     if (m == NULL)
         return LS_EINVAL;
-    return m->kind == CLV_MODEL_BGNBD ? clv_bgnbd_expected(&m->bgnbd, x, t_x, T, t, out)
+    return m->kind == CLV_MODEL_BGNBD ? bgnbd_expected(&m->bgnbd, m->table, x, t_x, T, t, out)
                                       : clv_nbd_expected(&m->nbd, x, t_x, T, t, out);
 }
 
@@ -1232,8 +1315,8 @@ int clv_repeat_value(const clv_repeat *m, const clv_gamma_gamma *spend, double x
         return LS_EINVAL;
     if (m->kind == CLV_MODEL_BGNBD)
         return rate > 0.0 && period > 0.0
-                   ? clv_value_discounted(&m->bgnbd, spend, x, t_x, T, zbar, horizon, period, rate, out)
-                   : clv_value(&m->bgnbd, spend, x, t_x, T, zbar, horizon, out);
+                   ? value_discounted_of(&m->bgnbd, m->table, spend, x, t_x, T, zbar, horizon, period, rate, out)
+                   : value_of(&m->bgnbd, m->table, spend, x, t_x, T, zbar, horizon, out);
     if ((rc = clv_gamma_gamma_expected_spend(spend, x, zbar, &order)) != LS_OK)
         return rc;
     if (!(rate > 0.0 && period > 0.0)) {
@@ -1260,7 +1343,8 @@ int clv_repeat_value(const clv_repeat *m, const clv_gamma_gamma *spend, double x
 /* The BG/NBD part of clv_repeat_customer(): the bodies of
  * clv_bgnbd_expected(), clv_value() and clv_value_discounted() with
  * p_alive_row computed once (the same value, so the same products). */
-static void bgnbd_customer(const clv_bgnbd *m, const clv_gamma_gamma *spend, double x, double t_x, double T,
+static void bgnbd_customer(const clv_bgnbd *m, const clv_bgnbd_table *tab, const clv_gamma_gamma *spend, double x,
+                           double t_x, double T,
                            double zbar, double t, double horizon, double period, double rate,
                            clv_repeat_figures *out)
 {
@@ -1274,7 +1358,7 @@ static void bgnbd_customer(const clv_bgnbd *m, const clv_gamma_gamma *spend, dou
     if (!isfinite(t) || t < 0.0) {
         out->expected_rc = LS_EINVAL;
     } else {
-        rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, t / (span + t), -log1p(t / span), &bracket);
+        rc = bgnbd_bracket(m, tab, x, m->r + x, m->a + m->b + x - 1.0, t / (span + t), -log1p(t / span), &bracket);
         out->expected_rc = rc;
         if (rc == LS_OK)
             out->expected = bracket * pa;
@@ -1285,7 +1369,7 @@ static void bgnbd_customer(const clv_bgnbd *m, const clv_gamma_gamma *spend, dou
     }
     if (!(rate > 0.0 && period > 0.0)) {       /* clv_value() */
         if ((rc = clv_gamma_gamma_expected_spend(spend, x, zbar, &order)) == LS_OK)
-            rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, horizon / (span + horizon),
+            rc = bgnbd_bracket(m, tab, x, m->r + x, m->a + m->b + x - 1.0, horizon / (span + horizon),
                                -log1p(horizon / span), &bracket);
         out->value_rc = rc;
         if (rc == LS_OK)
@@ -1304,7 +1388,7 @@ static void bgnbd_customer(const clv_bgnbd *m, const clv_gamma_gamma *spend, dou
     n = (long)ceil(horizon / period);
     for (i = 1; i <= n; i++) {
         double ti = fmin((double)i * period, horizon), e;
-        rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, ti / (span + ti), -log1p(ti / span), &bracket);
+        rc = bgnbd_bracket(m, tab, x, m->r + x, m->a + m->b + x - 1.0, ti / (span + ti), -log1p(ti / span), &bracket);
         if (rc != LS_OK) {
             out->value_rc = rc;
             return;
@@ -1339,7 +1423,7 @@ void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, doub
     }
     if (!bgnbd_valid(&m->bgnbd) || !customer_valid(x, t_x, T))
         return;   /* every public function says LS_EINVAL first */
-    bgnbd_customer(&m->bgnbd, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
+    bgnbd_customer(&m->bgnbd, m->table, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
 }
 
 /* The window figures of clv_repeat_window() for a valid BG/NBD m and
@@ -1348,7 +1432,8 @@ void clv_repeat_customer(const clv_repeat *m, const clv_gamma_gamma *spend, doub
  * holds bgnbd_customer()'s figures for a horizon t: if tau is the same
  * double, the expected purchases are that one (the same bracket, the same
  * product), not computed again. */
-static void bgnbd_window(const clv_bgnbd *m, double x, double T, double pa, double tau, const clv_repeat_figures *fig,
+static void bgnbd_window(const clv_bgnbd *m, const clv_bgnbd_table *tab, double x, double T, double pa, double tau,
+                         const clv_repeat_figures *fig,
                          double t, clv_repeat_window_figures *out)
 {
     double span = m->alpha + T, log1p_ratio, silent, bracket;
@@ -1368,7 +1453,8 @@ static void bgnbd_window(const clv_bgnbd *m, double x, double T, double pa, doub
         out->expected = fig->expected;
         return;
     }
-    out->expected_rc = bgnbd_bracket(m, m->r + x, m->a + m->b + x - 1.0, tau / (span + tau), -log1p_ratio, &bracket);
+    out->expected_rc = bgnbd_bracket(m, tab, x, m->r + x, m->a + m->b + x - 1.0, tau / (span + tau), -log1p_ratio,
+                                     &bracket);
     if (out->expected_rc == LS_OK)
         out->expected = bracket * pa;
 }
@@ -1393,7 +1479,7 @@ void clv_repeat_window(const clv_repeat *m, double x, double t_x, double T, doub
         *p_buy_rc = *expected_rc = LS_EINVAL;
         return;
     }
-    bgnbd_window(&m->bgnbd, x, T, bgnbd_p_alive_row(&m->bgnbd, x, t_x, T), tau, NULL, 0.0, &w);
+    bgnbd_window(&m->bgnbd, m->table, x, T, bgnbd_p_alive_row(&m->bgnbd, x, t_x, T), tau, NULL, 0.0, &w);
     *p_buy_rc = w.p_buy_rc;
     *p_buy = w.p_buy;
     *expected_rc = w.expected_rc;
@@ -1411,6 +1497,6 @@ void clv_repeat_customer_window(const clv_repeat *m, const clv_gamma_gamma *spen
         return;
     }
     *out = (clv_repeat_figures){LS_EINVAL, LS_EINVAL, LS_EINVAL, 0.0, 0.0, 0.0};
-    bgnbd_customer(&m->bgnbd, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
-    bgnbd_window(&m->bgnbd, x, T, out->p_alive, tau, out, t, win);
+    bgnbd_customer(&m->bgnbd, m->table, spend, x, t_x, T, zbar, t, horizon, period, rate, out);
+    bgnbd_window(&m->bgnbd, m->table, x, T, out->p_alive, tau, out, t, win);
 }

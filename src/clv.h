@@ -185,10 +185,34 @@ int clv_nbd_fit_weighted(const double *x, const double *t_x, const double *T,
 
 typedef enum { CLV_MODEL_BGNBD = 0, CLV_MODEL_NBD = 1 } clv_model_kind;
 
+/* The coefficients of the 2F1 series behind the BG/NBD expected purchases
+ * (and so the value) of a customer with x = 0 .. CLV_TABLE_X - 1 repeat
+ * purchases, for one parameter set: they depend on x but not on the
+ * customer's age or the horizon, so a scorer sums the series as a
+ * polynomial in z (several partial sums at once, no division a term)
+ * instead of building each term from the one before.  The same sum to
+ * about 1e-15 relative; the figures of every clv_repeat function given a
+ * clv_repeat with a table are bit for bit the same as each other.  A
+ * customer past the table (more repeat purchases, a series longer than
+ * CLV_TABLE_TERMS) takes the series.  64 KiB: a model holds one. */
+#define CLV_TABLE_X 8
+#define CLV_TABLE_TERMS 1024
+typedef struct {
+    clv_bgnbd params;               /* the parameters the coefficients are for */
+    int nterms[CLV_TABLE_X];        /* usable coefficients for each x */
+    double coef[CLV_TABLE_X][CLV_TABLE_TERMS];
+} clv_bgnbd_table;
+
+/* Fills t for the parameters m (valid BG/NBD parameters). */
+void clv_bgnbd_table_init(const clv_bgnbd *m, clv_bgnbd_table *t);
+
 typedef struct {
     clv_model_kind kind;
     clv_bgnbd bgnbd;      /* with CLV_MODEL_BGNBD */
     clv_nbd nbd;          /* with CLV_MODEL_NBD */
+    /* optional, BG/NBD: the coefficient table of bgnbd (ignored when its
+     * parameters are not bgnbd's); it must outlive this struct's copies */
+    const clv_bgnbd_table *table;
 } clv_repeat;
 
 /* P(alive) (1 under the NBD), expected purchases in (T, T+t] and P(at

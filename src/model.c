@@ -48,6 +48,7 @@ struct model {
     segments_catalogue segments;
     assess_consts assess;     /* computed at load (assess_prepare) */
     double log1p_int[MODEL_LOG1P_INTS]; /* log1p(k) for k = 0 .. MODEL_LOG1P_INTS - 1, computed at load */
+    clv_bgnbd_table bgnbd_table; /* clv.repeat.table points here (BG/NBD), computed at load */
 };
 
 /* Defined in the file CMake generates from models/default.json. */
@@ -219,6 +220,8 @@ static int parse_repeat(model *m, json_t *c, char *err, size_t errlen)
         return rc;
     m->clv.repeat.kind = CLV_MODEL_BGNBD;
     m->clv.repeat.bgnbd = (clv_bgnbd){b[0], b[1], b[2], b[3]};
+    clv_bgnbd_table_init(&m->clv.repeat.bgnbd, &m->bgnbd_table);
+    m->clv.repeat.table = &m->bgnbd_table;
     return LS_OK;
 }
 

@@ -498,6 +498,7 @@ static int fit_repeat(const dataset *d, const train_options *opt, int nbd_only, 
     size_t n = 0;
     memset(out, 0, sizeof *out);
     out->model = *s;
+    out->model.table = NULL; /* the base model's: the report may outlive it */
     int rc = pack_buyers(d, &x, &tx, &T, &n);
     out->customers = n;
     if (rc || n == 0) {

@@ -939,17 +939,67 @@ static void check_customer(const clv_repeat *m, const clv_gamma_gamma *gg, doubl
     }
 }
 
+static clv_bgnbd_table coef_table; /* 64 KiB: not on the stack */
+
+/* The coefficient table sums the same series: the expected purchases
+ * and values through a table agree with the plain series for every x it
+ * holds, at ages and horizons from a day to years, to 1e-12 (the sums
+ * agree to a few units in the last place; the bracket subtracts two parts
+ * up to a hundred times its size), and a table made for other parameters
+ * is not used (the series' own bits). */
+START_TEST(table_sums_the_series)
+{
+    clv_gamma_gamma gg = {6.25, 3.74, 15.44};
+    double worst = 0;
+    int used = 0;
+    for (int i = 0; i < 2000; i++) {
+        clv_repeat plain = {CLV_MODEL_BGNBD,
+                            {0.05 + 2.0 * uniform(), 0.5 + 20.0 * uniform(), 0.1 + 3.0 * uniform(), 0.1 + 10.0 * uniform()},
+                            {1, 1}, NULL};
+        if (i % 11 == 0)
+            plain.bgnbd.a = 1.0;
+        clv_repeat tab = plain, other = plain;
+        clv_bgnbd_table_init(&plain.bgnbd, &coef_table);
+        tab.table = &coef_table;
+        other.bgnbd.b *= 1.5;      /* parameters the table is not for */
+        other.table = &coef_table;
+        double x = (double)(i % (CLV_TABLE_X + 2)), T = 0.1 + 150.0 * uniform(), t_x = x > 0 ? T * uniform() : 0;
+        double t = i % 3 == 0 ? 30.0 / 7.0 : i % 3 == 1 ? 365.0 / 7.0 : 400.0 * uniform();
+        double a, b, c, d;
+        ck_assert_int_eq(clv_repeat_expected(&plain, x, t_x, T, t, &a), LS_OK);
+        ck_assert_int_eq(clv_repeat_expected(&tab, x, t_x, T, t, &b), LS_OK);
+        ck_assert_msg(fabs(a - b) <= 1e-12 * fabs(a), "x %g T %g t %g: series %.17g, table %.17g", x, T, t, a, b);
+        worst = fmax(worst, fabs(a - b) / fabs(a));
+        used += memcmp(&a, &b, sizeof a) != 0;
+        ck_assert_int_eq(clv_repeat_value(&plain, &gg, x, t_x, T, 40.0, t, 0, 0, &c), LS_OK);
+        ck_assert_int_eq(clv_repeat_value(&tab, &gg, x, t_x, T, 40.0, t, 0, 0, &d), LS_OK);
+        ck_assert(fabs(c - d) <= 1e-12 * fabs(c));
+        double e1, e2;
+        ck_assert_int_eq(clv_repeat_expected(&other, x, t_x, T, t, &e1), LS_OK);
+        other.table = NULL;
+        ck_assert_int_eq(clv_repeat_expected(&other, x, t_x, T, t, &e2), LS_OK);
+        ck_assert(memcmp(&e1, &e2, sizeof e1) == 0);
+    }
+    ck_assert(used > 100); /* the table did answer (its last bits differ) */
+    ck_assert(worst < 1e-12);
+}
+END_TEST
+
 START_TEST(repeat_customer_is_the_three_functions)
 {
     clv_gamma_gamma gg = {6.25, 3.74, 15.44};
     for (int i = 0; i < 3000; i++) {
         clv_repeat m = {CLV_MODEL_BGNBD, {0.05 + 2.0 * uniform(), 0.5 + 20.0 * uniform(), 0.1 + 3.0 * uniform(),
                                           0.1 + 10.0 * uniform()},
-                        {0.05 + 2.0 * uniform(), 0.5 + 20.0 * uniform()}};
+                        {0.05 + 2.0 * uniform(), 0.5 + 20.0 * uniform()}, NULL};
         if (i % 4 == 0)
             m.kind = CLV_MODEL_NBD;
         if (i % 13 == 0)
             m.bgnbd.a = 1.0;
+        if (i % 2 == 0) { /* half of them through a coefficient table, as a model's are */
+            clv_bgnbd_table_init(&m.bgnbd, &coef_table);
+            m.table = &coef_table;
+        }
         double x = (double)(i % 40), T = 200.0 * uniform(), t_x = x > 0 ? T * uniform() : 0;
         double t = 30.0 / 7.0, horizon = 365.0 / 7.0, period = i % 3 ? 30.0 / 7.0 : 0, rate = i % 3 ? 0.01 : 0;
         check_customer(&m, &gg, x, t_x, T, 100.0 * uniform(), t, horizon, period, rate);
@@ -961,7 +1011,7 @@ START_TEST(repeat_customer_is_the_three_functions)
         check_customer(&m, &gg, ex, ex > 0 ? eT : 0, eT, 50.0, t, horizon, period, rate);
         check_customer(&m, &gg, ex, ex > 0 ? eT * uniform() : 0, eT, 50.0, t, horizon, period, rate);
     }
-    clv_repeat m = {CLV_MODEL_BGNBD, {0.243, 4.414, 0.793, 2.426}, {0.5, 3.0}};
+    clv_repeat m = {CLV_MODEL_BGNBD, {0.243, 4.414, 0.793, 2.426}, {0.5, 3.0}, NULL};
     clv_gamma_gamma bad = {6.25, 0.5, 15.44};   /* q <= 1: no mean */
     check_customer(&m, &gg, 2.5, 1, 2, 10, 4, 52, 0, 0);          /* x not a count */
     check_customer(&m, &gg, 2, 3, 2, 10, 4, 52, 0, 0);            /* t_x > T */
@@ -1023,6 +1073,7 @@ static Suite *clv_suite(void)
     tcase_add_test(gg, gamma_gamma_fit_cdnow);
     tcase_add_test(val, value_cases);
     tcase_add_test(hyp, series_blocks_agree_with_plain_series);
+    tcase_add_test(hyp, table_sums_the_series);
     tcase_add_test(val, repeat_customer_is_the_three_functions);
     /* the fits take well under a second, but leave room for sanitizers
      * and slow machines */
