@@ -188,8 +188,9 @@ static inline uint64_t textfmt_scaled(double a, int k)
 }
 #endif
 
-/* Writes v as "%.10g" does at p and returns the end (at most
- * TEXTFMT_G10_MAX bytes).  Without exponent (1e-4 <= |v| rounded <
+/* Writes v as "%.10g" does at p and returns the end (p has room for
+ * TEXTFMT_G10_MAX bytes, which may all be written: past the end,
+ * scratch).  Without exponent (1e-4 <= |v| rounded <
  * 1e10) the digits come from the exact binary value: the exponent X of
  * v rounded to ten significant digits, then round(|v| x 10^(9 - X)),
  * ties to even, its trailing zeros dropped; whole numbers below 1e10 as
@@ -217,7 +218,10 @@ static inline char *textfmt_g10(char *p, double v)
         if (n >= 10000000000ull && x < 9)
             n = textfmt_scaled(a, 9 - ++x);       /* rounds up to 10^(x+1): X is one more */
         if (n >= 1000000000ull && n < 10000000000ull) {
-            char dig[16];
+            /* the w digits end dig[16]; fixed 16-byte copies, the bytes
+             * past the end of the number being scratch */
+            char dig[32];
+            memset(dig + 16, '0', 16);
             int dec = 9 - x, w = dec + 1 > 10 ? dec + 1 : 10, nint = w - dec, nfrac = dec;
             textfmt_digits8(dig + 8, (uint32_t)(n % 100000000u));
             textfmt_digits8(dig, (uint32_t)(n / 100000000u)); /* n / 10^8 < 100 */
@@ -226,12 +230,12 @@ static inline char *textfmt_g10(char *p, double v)
                 nfrac--;
             if (v < 0)
                 *p++ = '-';
-            memcpy(p, digits, (size_t)nint);
+            memcpy(p, digits, 16);
             p += nint;
             if (nfrac) {
-                *p++ = '.';
-                memcpy(p, digits + nint, (size_t)nfrac);
-                p += nfrac;
+                *p = '.';
+                memcpy(p + 1, digits + nint, 16);
+                p += 1 + nfrac;
             }
             return p;
         }
