@@ -183,7 +183,7 @@ static const cliopts_spec import_spec = {
               "summary.  Exit status: 0 when every file was read, 1 on a failure, an interrupt or\n"
               "--max-errors, 2 on a usage error.",
     .opts = import_rows,
-    .in_order = 1,
+    .in_order = 0, /* options may follow the files ("--" ends them, for a file named like one) */
 };
 
 /* Parses the options; returns the index of the first file, or a negative

@@ -806,6 +806,11 @@ START_TEST(cli_usage)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, nofile), 1); /* reads the rest, then fails */
     ck_assert_ptr_nonnull(strstr(out, "missing.csv"));
     ck_assert_int_eq(summary_num(out, "events imported:"), 1);
+    /* options may follow the files: --no-sync is an option, not a file */
+    const char *after[] = {"import", "--data", data, path, "--no-sync", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, after), 0);
+    ck_assert_int_eq(summary_num(out, "files read:"), 1);
+    ck_assert_int_eq(summary_num(out, "duplicates:"), 1); /* the row imported above */
 }
 END_TEST
 
