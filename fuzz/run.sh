@@ -3,7 +3,7 @@
 # build-fuzz/ and runs each one for a while on a copy of its seed corpus.
 #
 #   fuzz/run.sh [SECONDS]        every harness for SECONDS (default 30), one after another
-#   FUZZ_TARGETS="csv" fuzz/run.sh 600      only some of: request event csv reload_path audience_rule
+#   FUZZ_TARGETS="csv" fuzz/run.sh 600      only some of: request event csv reload_path audience_rule record
 #
 # The repository is never written to: the corpora are copied to
 # build-fuzz/run/<harness>/corpus (new inputs libFuzzer finds go there) and
@@ -36,7 +36,7 @@ fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=$root/build-fuzz
-targets=${FUZZ_TARGETS:-request event csv reload_path audience_rule}
+targets=${FUZZ_TARGETS:-request event csv reload_path audience_rule record}
 
 # ---- tools: the project's packages, plus clang and its libFuzzer runtime
 if [ -x "$root/scripts/deps.sh" ]; then "$root/scripts/deps.sh"; fi

@@ -65,17 +65,27 @@ static inline void bytecur_put_varint(bytecur_w *w, uint64_t v)
 
 static inline uint64_t bytecur_get_varint(bytecur_r *r)
 {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b;
-        bytecur_get(r, &b, 1);
-        if (r->bad)
-            return 0;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return v;
+    if (r->bad)
+        return 0;
+    if (r->left > 0 && r->p[0] < 0x80) { /* most varints: one byte */
+        uint64_t v = r->p[0];
+        r->p++;
+        r->left--;
+        return v;
     }
-    r->bad = 1;
+    uint64_t v = 0;
+    for (size_t i = 0, shift = 0; shift < 64; i++, shift += 7) {
+        if (i >= r->left)
+            break;
+        uint8_t b = r->p[i];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            r->p += i + 1;
+            r->left -= i + 1;
+            return v;
+        }
+    }
+    r->bad = 1; /* cut short, or longer than 64 bits */
     return 0;
 }
 

@@ -469,7 +469,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "record format is litt
 static void put_u8(wcur *w, uint8_t v) { bytecur_put(w, &v, 1); }
 static void put_u16(wcur *w, uint16_t v) { bytecur_put(w, &v, 2); }
 static void put_u32(wcur *w, uint32_t v) { bytecur_put(w, &v, 4); }
-static void put_i64(wcur *w, int64_t v) { bytecur_put(w, &v, 8); }
 static void put_f32(wcur *w, double v) { float x = (float)v; bytecur_put(w, &x, 4); }
 static void put_f64(wcur *w, double v) { bytecur_put(w, &v, 8); }
 
@@ -480,58 +479,146 @@ static int64_t get_i64(rcur *r) { int64_t v; bytecur_get(r, &v, 8); return v; }
 static double get_f32(rcur *r) { float v; bytecur_get(r, &v, 4); return v; }
 static double get_f64(rcur *r) { double v; bytecur_get(r, &v, 8); return v; }
 
+/* Version 4: every field of version 3, in its order, the zero ones
+ * left out.
+ *   u8 version, u8 ncategories, u16 birthday_mmdd,
+ *   varint zigzag last_seen_ms (the anchor), time first_seen_ms,
+ *   time birthday_ts_ms,
+ *   varint type mask: for each type set, varint count, f32 recent, f32 decayed,
+ *   varint sessions, u8 slot mask: for each session slot set, u32 hash, time ts,
+ *   u8 flags (V4_*): the f32 pair sessions_recent, sessions_decayed, then
+ *     f64 spend, refunded, discounted_spend, first_purchase_value, each when set,
+ *   u8 slot mask: for each cart slot set, time ts, f32 value, varint zigzag items,
+ *   times first_purchase, last_purchase, last_cart, last_review, last_negative,
+ *     last_checkout, last_share,
+ *   varints rating_sum, rating_n, bad_reviews, good_reviews, purchase_lines,
+ *     purchase_days, purchase_units, share_days, review_days,
+ *   per category: varint len, its bytes, varint count, f32 recent, f32 decayed.
+ * A time is varint 0 for 0 (never), else varint 1 + zigzag(t - last_seen).
+ * "Set" means bits other than all zero, so -0.0 keeps its sign. */
+enum {
+    V4_SESSION_FLOATS = 1 << 0,
+    V4_SPEND = 1 << 1,
+    V4_REFUNDED = 1 << 2,
+    V4_DISCOUNTED = 1 << 3,
+    V4_FIRST_VALUE = 1 << 4,
+    V4_ALL = (1 << 5) - 1
+};
+
+static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static int64_t unzigzag(uint64_t u) { return (int64_t)(u >> 1) ^ -(int64_t)(u & 1); }
+
+static int f32_set(double v)
+{
+    float x = (float)v;
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits != 0;
+}
+
+static int f64_set(double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return bits != 0;
+}
+
+static void put_var(wcur *w, uint64_t v) { bytecur_put_varint(w, v); }
+
+static void put_time(wcur *w, int64_t t, int64_t anchor)
+{
+    uint64_t zz = zigzag((int64_t)((uint64_t)t - (uint64_t)anchor));
+    if (t != 0 && zz == UINT64_MAX)
+        w->bad = 1; /* 1 + zz would wrap: a span no clock gives */
+    put_var(w, t == 0 ? 0 : zz + 1);
+}
+
+static void encode_types(wcur *w, const ls_features *f)
+{
+    uint64_t mask = 0;
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
+        if (f->count[i] || f32_set(f->recent[i]) || f32_set(f->decayed[i]))
+            mask |= (uint64_t)1 << i;
+    put_var(w, mask);
+    for (int i = 0; i < EV_TYPE_COUNT; i++) {
+        if (!(mask >> i & 1))
+            continue;
+        put_var(w, f->count[i]);
+        put_f32(w, f->recent[i]);
+        put_f32(w, f->decayed[i]);
+    }
+}
+
+static void encode_rings(wcur *w, const ls_features *f, int64_t anchor)
+{
+    uint8_t smask = 0, cmask = 0;
+    for (int i = 0; i < FEATURE_SESSION_RING; i++)
+        if (f->session_ring[i].hash || f->session_ring[i].ts_ms)
+            smask |= (uint8_t)(1u << i);
+    put_var(w, f->sessions);
+    put_u8(w, smask);
+    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
+        if (smask >> i & 1) {
+            put_u32(w, f->session_ring[i].hash);
+            put_time(w, f->session_ring[i].ts_ms, anchor);
+        }
+    }
+    uint8_t flags = (uint8_t)((f32_set(f->sessions_recent) || f32_set(f->sessions_decayed) ? V4_SESSION_FLOATS : 0) |
+                              (f64_set(f->spend) ? V4_SPEND : 0) | (f64_set(f->refunded) ? V4_REFUNDED : 0) |
+                              (f64_set(f->discounted_spend) ? V4_DISCOUNTED : 0) |
+                              (f64_set(f->first_purchase_value) ? V4_FIRST_VALUE : 0));
+    put_u8(w, flags);
+    if (flags & V4_SESSION_FLOATS) {
+        put_f32(w, f->sessions_recent);
+        put_f32(w, f->sessions_decayed);
+    }
+    if (flags & V4_SPEND)
+        put_f64(w, f->spend);
+    if (flags & V4_REFUNDED)
+        put_f64(w, f->refunded);
+    if (flags & V4_DISCOUNTED)
+        put_f64(w, f->discounted_spend);
+    if (flags & V4_FIRST_VALUE)
+        put_f64(w, f->first_purchase_value);
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        if (f->cart[i].ts_ms || f32_set(f->cart[i].value) || f->cart[i].items)
+            cmask |= (uint8_t)(1u << i);
+    put_u8(w, cmask);
+    for (int i = 0; i < FEATURE_CART_RING; i++) {
+        if (cmask >> i & 1) {
+            put_time(w, f->cart[i].ts_ms, anchor);
+            put_f32(w, f->cart[i].value);
+            put_var(w, zigzag(f->cart[i].items));
+        }
+    }
+}
+
 int feature_encode(const ls_features *f, uint8_t *buf, size_t cap, size_t *len)
 {
     wcur w = {buf, cap, 0};
+    int64_t anchor = f->last_seen_ms;
     put_u8(&w, FEATURE_RECORD_VERSION);
     put_u8(&w, f->ncategories);
     put_u16(&w, f->birthday_mmdd);
-    put_i64(&w, f->birthday_ts_ms);
-    put_i64(&w, f->first_seen_ms);
-    put_i64(&w, f->last_seen_ms);
-    for (int i = 0; i < EV_TYPE_COUNT; i++)
-        put_u32(&w, f->count[i]);
-    for (int i = 0; i < EV_TYPE_COUNT; i++)
-        put_f32(&w, f->recent[i]);
-    for (int i = 0; i < EV_TYPE_COUNT; i++)
-        put_f32(&w, f->decayed[i]);
-    put_u32(&w, f->sessions);
-    for (int i = 0; i < FEATURE_SESSION_RING; i++) {
-        put_u32(&w, f->session_ring[i].hash);
-        put_i64(&w, f->session_ring[i].ts_ms);
-    }
-    put_f32(&w, f->sessions_recent);
-    put_f32(&w, f->sessions_decayed);
-    put_f64(&w, f->spend);
-    put_f64(&w, f->refunded);
-    put_f64(&w, f->discounted_spend);
-    for (int i = 0; i < FEATURE_CART_RING; i++) {
-        put_i64(&w, f->cart[i].ts_ms);
-        put_f32(&w, f->cart[i].value);
-        put_u16(&w, (uint16_t)f->cart[i].items);
-    }
-    put_i64(&w, f->first_purchase_ms);
-    put_i64(&w, f->last_purchase_ms);
-    put_i64(&w, f->last_cart_ms);
-    put_f64(&w, f->first_purchase_value);
-    put_i64(&w, f->last_review_ms);
-    put_i64(&w, f->last_negative_ms);
-    put_u32(&w, f->rating_sum);
-    put_u32(&w, f->rating_n);
-    put_u32(&w, f->bad_reviews);
-    put_u32(&w, f->good_reviews);
-    put_u32(&w, f->purchase_lines);
-    put_u32(&w, f->purchase_days);
-    put_u32(&w, f->purchase_units);
-    put_i64(&w, f->last_checkout_ms);
-    put_i64(&w, f->last_share_ms);
-    put_u32(&w, f->share_days);
-    put_u32(&w, f->review_days);
+    put_var(&w, zigzag(anchor));
+    put_time(&w, f->first_seen_ms, anchor);
+    put_time(&w, f->birthday_ts_ms, anchor);
+    encode_types(&w, f);
+    encode_rings(&w, f, anchor);
+    const int64_t times[] = {f->first_purchase_ms, f->last_purchase_ms, f->last_cart_ms, f->last_review_ms,
+                             f->last_negative_ms, f->last_checkout_ms, f->last_share_ms};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+        put_time(&w, times[i], anchor);
+    const uint32_t counts[] = {f->rating_sum, f->rating_n, f->bad_reviews, f->good_reviews, f->purchase_lines,
+                               f->purchase_days, f->purchase_units, f->share_days, f->review_days};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        put_var(&w, counts[i]);
     for (int i = 0; i < f->ncategories && i < FEATURE_MAX_CATEGORIES; i++) {
         const feature_category *c = &f->categories[i];
-        put_u16(&w, c->len);
-        bytecur_put(&w, c->name, c->len > EVENT_MAX_STR ? EVENT_MAX_STR : c->len);
-        put_u32(&w, c->count);
+        size_t n = c->len > EVENT_MAX_STR ? EVENT_MAX_STR : c->len;
+        put_var(&w, n);
+        bytecur_put(&w, c->name, n);
+        put_var(&w, c->count);
         put_f32(&w, c->recent);
         put_f32(&w, c->decayed);
     }
@@ -604,6 +691,103 @@ static int times_valid(const ls_features *f)
     return 1;
 }
 
+/* Reads a varint of at most max; past it the record is corrupt. */
+static uint64_t get_var(rcur *r, uint64_t max)
+{
+    uint64_t v = bytecur_get_varint(r);
+    if (v > max)
+        r->bad = 1;
+    return r->bad ? 0 : v;
+}
+
+static int64_t get_time(rcur *r, int64_t anchor)
+{
+    uint64_t v = get_var(r, UINT64_MAX);
+    return v == 0 ? 0 : (int64_t)((uint64_t)anchor + (uint64_t)unzigzag(v - 1));
+}
+
+static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor)
+{
+    f->sessions = (uint32_t)get_var(r, UINT32_MAX);
+    uint8_t smask = get_u8(r);
+    if (smask >> FEATURE_SESSION_RING)
+        r->bad = 1;
+    for (int i = 0; i < FEATURE_SESSION_RING && !r->bad; i++) {
+        if (smask >> i & 1) {
+            f->session_ring[i].hash = get_u32(r);
+            f->session_ring[i].ts_ms = get_time(r, anchor);
+        }
+    }
+    uint8_t flags = get_u8(r);
+    if (flags & ~V4_ALL)
+        r->bad = 1;
+    if (flags & V4_SESSION_FLOATS) {
+        f->sessions_recent = get_f32(r);
+        f->sessions_decayed = get_f32(r);
+    }
+    if (flags & V4_SPEND)
+        f->spend = get_f64(r);
+    if (flags & V4_REFUNDED)
+        f->refunded = get_f64(r);
+    if (flags & V4_DISCOUNTED)
+        f->discounted_spend = get_f64(r);
+    if (flags & V4_FIRST_VALUE)
+        f->first_purchase_value = get_f64(r);
+    uint8_t cmask = get_u8(r);
+    if (cmask >> FEATURE_CART_RING)
+        r->bad = 1;
+    for (int i = 0; i < FEATURE_CART_RING && !r->bad; i++) {
+        if (cmask >> i & 1) {
+            f->cart[i].ts_ms = get_time(r, anchor);
+            f->cart[i].value = (float)get_f32(r);
+            int64_t items = unzigzag(get_var(r, UINT64_MAX));
+            if (items < INT16_MIN || items > INT16_MAX)
+                r->bad = 1;
+            f->cart[i].items = (int16_t)(r->bad ? 0 : items);
+        }
+    }
+}
+
+/* The fields of a version 4 record after its version byte (see
+ * feature_encode); the caller checks r->bad and the rest. */
+static void decode_v4(rcur *r, ls_features *f)
+{
+    f->ncategories = get_u8(r);
+    f->birthday_mmdd = get_u16(r);
+    int64_t anchor = unzigzag(get_var(r, UINT64_MAX));
+    f->last_seen_ms = anchor;
+    f->first_seen_ms = get_time(r, anchor);
+    f->birthday_ts_ms = get_time(r, anchor);
+    uint64_t mask = get_var(r, ((uint64_t)1 << EV_TYPE_COUNT) - 1);
+    for (int i = 0; i < EV_TYPE_COUNT && !r->bad; i++) {
+        if (mask >> i & 1) {
+            f->count[i] = (uint32_t)get_var(r, UINT32_MAX);
+            f->recent[i] = get_f32(r);
+            f->decayed[i] = get_f32(r);
+        }
+    }
+    decode_v4_rings(r, f, anchor);
+    int64_t *const times[] = {&f->first_purchase_ms, &f->last_purchase_ms, &f->last_cart_ms, &f->last_review_ms,
+                              &f->last_negative_ms, &f->last_checkout_ms, &f->last_share_ms};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+        *times[i] = get_time(r, anchor);
+    uint32_t *const counts[] = {&f->rating_sum, &f->rating_n, &f->bad_reviews, &f->good_reviews, &f->purchase_lines,
+                                &f->purchase_days, &f->purchase_units, &f->share_days, &f->review_days};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        *counts[i] = (uint32_t)get_var(r, UINT32_MAX);
+    if (f->ncategories > FEATURE_MAX_CATEGORIES)
+        return;
+    for (int i = 0; i < f->ncategories && !r->bad; i++) {
+        feature_category *c = &f->categories[i];
+        c->len = (uint16_t)get_var(r, EVENT_MAX_STR);
+        bytecur_get(r, c->name, c->len);
+        c->name[c->len] = '\0';
+        c->count = (uint32_t)get_var(r, UINT32_MAX);
+        c->recent = get_f32(r);
+        c->decayed = get_f32(r);
+    }
+}
+
 /* Every field of record buf into f, over a record whose fixed fields
  * (everything before the categories) the caller has zeroed: what an older
  * version does not store stays 0.  Returns as feature_decode. */
@@ -616,6 +800,11 @@ static int decode_fields(ls_features *f, const uint8_t *buf, size_t len)
         return LS_EPARSE;
     if (version > FEATURE_RECORD_VERSION)
         return LS_EVERSION;
+    if (version == 4) {
+        decode_v4(&r, f);
+        return (r.bad || r.left != 0 || f->ncategories > FEATURE_MAX_CATEGORIES || !times_valid(f)) ? LS_EPARSE
+                                                                                                    : LS_OK;
+    }
     int v1 = version == 1;
     f->ncategories = get_u8(&r);
     f->birthday_mmdd = get_u16(&r);

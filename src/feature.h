@@ -30,9 +30,11 @@
 #define FEATURE_NEVER_DAYS 3650.0
 /* 2: session times, cart ring, birthday time, first order value, last
  * review and negative times.  3: orders (count[EV_PURCHASE] counts
- * orders), purchase lines, purchase days and units.  Older records still
- * decode. */
-#define FEATURE_RECORD_VERSION 3
+ * orders), purchase lines, purchase days and units.  4: the same fields,
+ * sparse (see feature.c): what is zero takes a bit or a byte, counts are
+ * varints and times deltas from last_seen (a browser's record is about a
+ * quarter of its version 3).  Older records still decode. */
+#define FEATURE_RECORD_VERSION 4
 
 /* The two half-lives of every decayed counter, in ms.  "recent" uses the
  * short one (days: this week's intent), "decayed" the long one (weeks:

@@ -101,6 +101,11 @@ const char *tu_data_dir(void);
 /* Monotonic milliseconds, for bounding waits. */
 int64_t tu_now_ms(void);
 
+/* Encodes f as a version-3 feature record (every field at its full
+ * width; see the history in feature.h); returns its length.  buf holds
+ * FEATURE_MAX_ENCODED bytes. */
+size_t tu_encode_v3_record(const ls_features *f, uint8_t *buf);
+
 /* Encodes f as a version-2 feature record would have stored it (no cart
  * item counts, none of the version-3 fields after good_reviews); returns
  * its length.  buf holds FEATURE_MAX_ENCODED bytes. */
