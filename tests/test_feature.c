@@ -1285,7 +1285,7 @@ END_TEST
  * purchase_days, purchase_units, last checkout, last share, share and
  * review days: such a record still decodes, each purchase taken as an
  * order of one line and one unit on a day of its own, and is written back
- * as version 3. */
+ * as the current version. */
 START_TEST(records_of_version_two_still_decode)
 {
     ls_features f, g, h;
