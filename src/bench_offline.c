@@ -6,7 +6,9 @@
  * what an ops team's cron job would see.  The rescore workload then
  * scores the store again in-process as of the middle of the generated
  * stream, where most histories are replayed, and reports that as-of
- * rate (events replayed per second) on its own line. */
+ * rate (events replayed per second) on its own line.  With --data DIR the
+ * rescore workload keeps the shop's store in DIR and, run again with the
+ * same --customers, times it without generating and importing again. */
 #define _GNU_SOURCE
 #include "bench_offline.h"
 
@@ -31,8 +33,43 @@ typedef struct {
     const char *workload;     /* "import" or "rescore" */
     uint64_t customers;
     const char *json_path;
+    const char *data;         /* rescore: keep the shop's store here, and reuse it */
     int quiet;
 } offline_opts;
+
+/* The file in a kept store's directory that says what shop it holds:
+ * "customers first_ms last_ms". */
+#define SPAN_FILE "bench-shop"
+
+/* 1 when dir holds the store of a shop of `customers` made by this
+ * workload (its event span in *first_ms, *last_ms). */
+static int kept_shop(const char *dir, uint64_t customers, int64_t *first_ms, int64_t *last_ms)
+{
+    char path[700];
+    unsigned long long n = 0;
+    long long a = 0, b = 0;
+    snprintf(path, sizeof path, "%s/" SPAN_FILE, dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int ok = fscanf(f, "%llu %lld %lld", &n, &a, &b) == 3 && n == customers;
+    fclose(f);
+    *first_ms = a;
+    *last_ms = b;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    return ok && access(path, R_OK) == 0;
+}
+
+static int write_span(const char *dir, uint64_t customers, int64_t first_ms, int64_t last_ms)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/" SPAN_FILE, dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return LS_EIO;
+    fprintf(f, "%llu %lld %lld\n", (unsigned long long)customers, (long long)first_ms, (long long)last_ms);
+    return fclose(f) == 0 ? LS_OK : LS_EIO;
+}
 
 int bench_offline_wanted(int argc, char **argv)
 {
@@ -174,7 +211,7 @@ static int parse(int argc, char **argv, offline_opts *o)
     static const struct option opts[] = {{"workload", required_argument, NULL, 'w'},
                                          {"customers", required_argument, NULL, 'n'},
                                          {"json", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-                                         {NULL, 0, NULL, 0}};
+                                         {"data", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
     int c;
     o->customers = 100000;
     optind = 0;
@@ -184,8 +221,12 @@ static int parse(int argc, char **argv, offline_opts *o)
         else if (c == 'n') o->customers = strtoull(optarg, NULL, 10);
         else if (c == 'j') o->json_path = optarg;
         else if (c == 'q') o->quiet = 1;
-        else return cli_error("bench", CLI_USAGE, "the import and rescore workloads take --customers, --json and --quiet");
+        else if (c == 'd') o->data = optarg;
+        else return cli_error("bench", CLI_USAGE, "the import and rescore workloads take --customers, --json and --quiet "
+                                                  "(and rescore --data DIR)");
     }
+    if (o->data && strcmp(o->workload, "rescore") != 0)
+        return cli_error("bench", CLI_USAGE, "--data goes with --workload rescore: import always times a new store");
     if (o->customers < 1 || o->customers > 100000000)
         return cli_error("bench", CLI_USAGE, "--customers takes 1 to 100000000");
     return CLI_OK;
@@ -202,10 +243,22 @@ int bench_offline(int argc, char **argv)
     if (!mkdtemp(dir))
         return cli_error("bench", CLI_FAIL, "cannot make a temporary directory");
     snprintf(csv, sizeof csv, "%s/shop.csv", dir);
-    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(data, sizeof data, "%s", o.data ? o.data : dir);
+    if (!o.data)
+        strncat(data, "/data", sizeof data - strlen(data) - 1);
+    int64_t first_ms = 0, last_ms = 0;
+    if (o.data && kept_shop(data, o.customers, &first_ms, &last_ms)) {
+        if (!o.quiet)
+            fprintf(stderr, "bench: reusing the shop of %" PRIu64 " customers in %s\n", o.customers, data);
+        goto rescore;
+    }
+    if (o.data && rmdir(data) != 0 && access(data, F_OK) == 0) {
+        rc = cli_error("bench", CLI_USAGE, "--data %s holds something other than this workload's shop of %" PRIu64
+                       " customers: give a new or empty directory", data, o.customers);
+        goto done;
+    }
     if (!o.quiet)
         fprintf(stderr, "bench: generating a shop of %" PRIu64 " customers\n", o.customers);
-    int64_t first_ms = 0, last_ms = 0;
     if (generate(csv, o.customers, &rows, &first_ms, &last_ms) != LS_OK) {
         rc = cli_error("bench", CLI_FAIL, "cannot write %s", csv);
         goto done;
@@ -221,6 +274,11 @@ int bench_offline(int argc, char **argv)
         report(&o, "rows", rows, import_s, 0, NULL);
         goto done;
     }
+    if (o.data && write_span(data, o.customers, first_ms, last_ms) != LS_OK) {
+        rc = cli_error("bench", CLI_FAIL, "cannot write %s/" SPAN_FILE, data);
+        goto done;
+    }
+rescore:;
     const char *warm[] = {"rescore", "--data", data, "--quiet", "--out", "/dev/null", NULL};
     run_self(warm); /* warm the page cache, as a store in service is */
     t0 = timefmt_mono_ns();

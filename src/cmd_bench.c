@@ -88,7 +88,8 @@ static void workload_list(FILE *out)
                 loadgen_workload_help((loadgen_workload)w));
     fprintf(out, "                       %-12s %s\n                       %-12s %s\n", "import",
             "offline: generate --customers, time `leadscore import` of the CSV (rows/s)", "rescore",
-            "offline: then time `leadscore rescore` of that store, warm (customers/s)");
+            "offline: then time `leadscore rescore` of that store, warm (customers/s);\n"
+            "                                    with --data DIR the store is kept there and reused");
 }
 
 static int parse_workload(const char *arg, void *dest, char *why, size_t cap)

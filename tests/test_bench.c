@@ -803,6 +803,26 @@ START_TEST(offline_workloads_import_and_rescore_report_rates)
     ck_assert_ptr_nonnull(strstr(out, "customers/s"));
     const char *bad[] = {"bench", "--workload", "import", "--clients", "3", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+
+    /* --data: the shop's store is kept and, asked again, reused as it is */
+    char dir[512], kept[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(kept, sizeof kept, "%s/shop", dir);
+    const char *keep[] = {"bench", "--workload", "rescore", "--customers", "300", "--data", kept, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, keep), 0);
+    ck_assert_ptr_nonnull(strstr(out, "generating a shop of 300"));
+    ck_assert_ptr_nonnull(strstr(out, "customers/s"));
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, keep), 0);
+    ck_assert_ptr_nonnull(strstr(out, "reusing the shop of 300"));
+    ck_assert_ptr_null(strstr(out, "generating"));
+    ck_assert_ptr_nonnull(strstr(out, "events replayed/s"));
+    /* another size there is refused (nothing is overwritten); import takes no --data */
+    const char *other[] = {"bench", "--workload", "rescore", "--customers", "200", "--data", kept, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, other), 2);
+    ck_assert_ptr_nonnull(strstr(out, "give a new or empty directory"));
+    const char *imp_data[] = {"bench", "--workload", "import", "--data", kept, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, imp_data), 2);
+    tu_rmtree(dir);
 }
 END_TEST
 
