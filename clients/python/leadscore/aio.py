@@ -365,15 +365,9 @@ class AsyncClient:
                         t.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
                     raise
-                first: Optional[BaseException] = None
-                refused: List[int] = []
-                for (_, idx, reqs), res in zip(legs, results):
-                    if not isinstance(res, BaseException):
-                        done.append((idx, reqs, res))
-                    elif cl.not_held(res) and not again:
-                        refused.extend(idx)
-                    elif first is None:
-                        first = res
+                answered, refused, first = cl.sort_legs(
+                    legs, results, again, lambda r: isinstance(r, BaseException))
+                done.extend(answered)
                 if first is not None:
                     raise first
                 if not refused:

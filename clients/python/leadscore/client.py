@@ -420,15 +420,9 @@ class Client:
             legs = [(targets, idx, make(idx))
                     for targets, idx in cl.plan(keys, todo, cmap, self.endpoint)]
             results = self._scatter([(t, reqs) for t, _, reqs in legs], retry, timeout)
-            first: Optional[LeadscoreError] = None
-            refused: List[int] = []
-            for (_, idx, reqs), res in zip(legs, results):
-                if not isinstance(res, LeadscoreError):
-                    done.append((idx, reqs, res))
-                elif cl.not_held(res) and not again:
-                    refused.extend(idx)
-                elif first is None:
-                    first = res
+            answered, refused, first = cl.sort_legs(
+                legs, results, again, lambda r: isinstance(r, LeadscoreError))
+            done.extend(answered)
             if first is not None:
                 raise first
             if not refused:

@@ -18,7 +18,7 @@ owner does not answer.
 from __future__ import annotations
 
 import functools
-from typing import (Any, Dict, Iterable, List, Mapping, Optional, Sequence,
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence,
                     Tuple, Union)
 
 from .errors import LeadscoreError, ProtocolError
@@ -218,6 +218,26 @@ def not_held(err: BaseException) -> bool:
     does not hold (the map the client routed by is out of date)."""
     return (isinstance(err, LeadscoreError) and err.code == "unavailable"
             and "does not hold" in (err.message or ""))
+
+
+def sort_legs(legs: List[Any], results: List[Any], again: bool,
+              failed: Callable[[Any], bool]) -> Tuple[List[Any], List[int], Optional[BaseException]]:
+    """Sorts the replies of one round of legs (``(targets, idx, reqs)``,
+    results in the same order) into the answered legs ``(idx, reqs,
+    result)``, the indices a node refused because its map was out of date
+    (only in the first round: the caller asks again with a fresh map) and
+    the first other failure.  ``failed`` tells a failure from a reply."""
+    done: List[Any] = []
+    refused: List[int] = []
+    first: Optional[BaseException] = None
+    for (_, idx, reqs), res in zip(legs, results):
+        if not failed(res):
+            done.append((idx, reqs, res))
+        elif not_held(res) and not again:
+            refused.extend(idx)
+        elif first is None:
+            first = res
+    return done, refused, first
 
 
 def routable(customer: Any) -> bool:
