@@ -23,6 +23,20 @@ from .errors import LeadscoreError, Timeout, Unavailable, UnknownOp
 __all__ = ["AsyncClient"]
 
 
+async def _gather_all(coros: List[Any]) -> List[Any]:
+    """Runs coros at once; their results or exceptions, in order.  When the
+    caller is cancelled (or another BaseException comes through), every one
+    still running is cancelled and awaited before it propagates."""
+    tasks = [asyncio.ensure_future(co) for co in coros]
+    try:
+        return await asyncio.gather(*tasks, return_exceptions=True)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class AsyncClient:
     """asyncio request/reply client for the service's ROUTER socket.
 
@@ -315,14 +329,7 @@ class AsyncClient:
             if turn == 0 and len(targets) > 1 and self.failover is not None:
                 w = min(wait, self.failover)
             sub = self._sub(targets[turn])
-            tasks = [asyncio.ensure_future(sub._request(reqs[i], False, w)) for i in pending]
-            try:
-                got = await asyncio.gather(*tasks, return_exceptions=True)
-            except BaseException:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            got = await _gather_all([sub._request(reqs[i], False, w) for i in pending])
             left = []
             for i, g in zip(pending, got):
                 if isinstance(g, Timeout):
@@ -356,15 +363,8 @@ class AsyncClient:
                 cmap = await self._current_map()
                 legs = [(targets, idx, make(idx))
                         for targets, idx in cl.plan(keys, todo, cmap, self.endpoint)]
-                tasks = [asyncio.ensure_future(self._leg(t, reqs, retry, timeout))
-                         for t, _, reqs in legs]
-                try:
-                    results = await asyncio.gather(*tasks, return_exceptions=True)
-                except BaseException:
-                    for t in tasks:
-                        t.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-                    raise
+                results = await _gather_all([self._leg(t, reqs, retry, timeout)
+                                             for t, _, reqs in legs])
                 answered, refused, first = cl.sort_legs(
                     legs, results, again, lambda r: isinstance(r, BaseException))
                 done.extend(answered)
