@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "leadscore/error.h"
+#include "median.h"
 
 #define NCONF 3
 #define MAX_ROUNDS 100
@@ -197,12 +198,6 @@ static int run_once(const bench_audiences_opts *o, conf *c, int round, volatile 
 /* The summary                                                         */
 /* ------------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The median of figure `field` (an offset into run_figures) over c's
  * runs; 0 when none ran. */
 static double median(const conf *c, int rounds, size_t field)
@@ -212,10 +207,7 @@ static double median(const conf *c, int rounds, size_t field)
     for (int i = 0; i < rounds; i++)
         if (c->runs[i].ran)
             v[n++] = *(const double *)((const char *)&c->runs[i] + field);
-    if (n == 0)
-        return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return median_sort(v, (size_t)n);
 }
 
 static int runs_done(const conf *c, int rounds)

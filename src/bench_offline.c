@@ -8,7 +8,12 @@
  * stream, where most histories are replayed, and reports that as-of
  * rate (events replayed per second) on its own line.  With --data DIR the
  * rescore workload keeps the shop's store in DIR and, run again with the
- * same --customers, times it without generating and importing again. */
+ * same --customers, times it without generating and importing again.
+ *
+ * The rescore is timed --rounds times (medians are quoted), each run
+ * beside its baseline: a raw LMDB cursor walk over the same values in
+ * this process (store_reader_walk), the floor under any full scan, so
+ * the report says how close to the storage's own speed the job runs. */
 #define _GNU_SOURCE
 #include "bench_offline.h"
 
@@ -25,6 +30,7 @@
 #include "model.h"
 #include "rescore.h"
 #include "leadscore/error.h"
+#include "median.h"
 #include "shopgen.h"
 #include "store.h"
 #include "timefmt.h"
@@ -35,7 +41,19 @@ typedef struct {
     const char *json_path;
     const char *data;         /* rescore: keep the shop's store here, and reuse it */
     int quiet;
+    int rounds;               /* rescore: timed runs (medians quoted) */
+    int rounds_given;
 } offline_opts;
+
+#define MAX_ROUNDS 100
+
+/* The timed rescore runs, each with its raw walk. */
+typedef struct {
+    double rescore_s[MAX_ROUNDS], walk_s[MAX_ROUNDS];
+    int n;
+    uint64_t walked;          /* values the walk went over */
+    double rescore_median, walk_median;
+} rescore_rounds;
 
 /* The file in a kept store's directory that says what shop it holds:
  * "customers first_ms last_ms". */
@@ -169,16 +187,96 @@ static int rescore_asof(const char *dir, int64_t asof_ms, rescore_summary *sum)
     return rc;
 }
 
-/* Prints the rate of n items in secs (and, when asof is not NULL, the
- * as-of run's customers/s and events replayed/s), and writes them as one
- * JSON object to --json. */
-static void report(const offline_opts *o, const char *item, uint64_t n, double secs, int64_t asof_ms,
-                   const rescore_summary *asof)
+/* The raw walk over dir's customers (store_reader_walk), in this
+ * process, warm: *records and *secs. */
+static int raw_walk(const char *dir, uint64_t *records, double *secs)
 {
-    double rate = secs > 0 ? (double)n / secs : 0;
-    printf("workload %s  customers generated %" PRIu64 "\n", o->workload, o->customers);
-    printf("%-22s %12" PRIu64 "\n%-22s %12.2f\n%s/s%*s %12.0f\n", item, n, "seconds", secs, item,
+    store *s = NULL;
+    store_reader *r = NULL;
+    uint64_t bytes;
+    char err[256];
+    store_options so = {.read_only = 1};
+    int rc = store_open(&s, dir, &so, NULL, err, sizeof err);
+    if (rc == LS_OK)
+        rc = store_reader_open(s, &r);
+    if (rc == LS_OK)
+        rc = store_reader_begin(r);
+    if (rc == LS_OK) {
+        int64_t t0 = timefmt_mono_ns();
+        rc = store_reader_walk(r, records, &bytes);
+        *secs = (double)(timefmt_mono_ns() - t0) / 1e9;
+        store_reader_end(r);
+    }
+    store_reader_close(&r);
+    store_close(&s);
+    return rc;
+}
+
+/* Times o->rounds runs of `leadscore rescore` of dir (a child process,
+ * timed from outside, after one untimed run that warms the page cache),
+ * each followed by the raw walk, into *rr. */
+static int time_rescore(const offline_opts *o, const char *dir, rescore_rounds *rr)
+{
+    const char *args[] = {"rescore", "--data", dir, "--quiet", "--out", "/dev/null", NULL};
+    run_self(args); /* warm the page cache, as a store in service is */
+    rr->n = 0;
+    for (int i = 0; i < o->rounds; i++) {
+        int64_t t0 = timefmt_mono_ns();
+        if (run_self(args) != 0)
+            return cli_error("bench", CLI_FAIL, "leadscore rescore failed");
+        rr->rescore_s[i] = (double)(timefmt_mono_ns() - t0) / 1e9;
+        if (raw_walk(dir, &rr->walked, &rr->walk_s[i]) != LS_OK)
+            return cli_error("bench", CLI_FAIL, "cannot walk the store in %s", dir);
+        rr->n++;
+        if (!o->quiet && o->rounds > 1)
+            fprintf(stderr, "bench: round %d of %d: rescore %.3f s, raw walk %.3f s\n", i + 1, o->rounds,
+                    rr->rescore_s[i], rr->walk_s[i]);
+    }
+    double r[MAX_ROUNDS], w[MAX_ROUNDS];
+    memcpy(r, rr->rescore_s, (size_t)rr->n * sizeof *r);
+    memcpy(w, rr->walk_s, (size_t)rr->n * sizeof *w);
+    rr->rescore_median = median_sort(r, (size_t)rr->n);
+    rr->walk_median = median_sort(w, (size_t)rr->n);
+    return CLI_OK;
+}
+
+static double rate_of(uint64_t n, double secs)
+{
+    return secs > 0 ? (double)n / secs : 0;
+}
+
+/* The rounds' spread and the raw walk beside the rescore. */
+static void report_rounds(const rescore_rounds *rr, uint64_t n)
+{
+    double lo = rr->rescore_s[0], hi = lo;
+    for (int i = 1; i < rr->n; i++) {
+        lo = rr->rescore_s[i] < lo ? rr->rescore_s[i] : lo;
+        hi = rr->rescore_s[i] > hi ? rr->rescore_s[i] : hi;
+    }
+    double rate = rate_of(n, rr->rescore_median), walk = rate_of(rr->walked, rr->walk_median);
+    printf("%-22s %5.2f - %5.2f\n", "seconds min - max", lo, hi);
+    printf("%-22s %12.0f  (LMDB cursor over the same values, 1 thread, in-process)\n", "raw walk records/s",
+           walk);
+    printf("%-22s %12.3f\n", "rescore / raw walk", walk > 0 ? rate / walk : 0);
+}
+
+/* Prints the rate of n items in secs (with rr, the median of its rounds
+ * and the raw walk beside it; when asof is not NULL, the as-of run's
+ * customers/s and events replayed/s), and writes them as one JSON object
+ * to --json. */
+static void report(const offline_opts *o, const char *item, uint64_t n, double secs, const rescore_rounds *rr,
+                   int64_t asof_ms, const rescore_summary *asof)
+{
+    if (rr)
+        secs = rr->rescore_median;
+    double rate = rate_of(n, secs);
+    printf("workload %s  customers generated %" PRIu64, o->workload, o->customers);
+    if (rr)
+        printf("  rounds %d (medians)", rr->n);
+    printf("\n%-22s %12" PRIu64 "\n%-22s %12.2f\n%s/s%*s %12.0f\n", item, n, "seconds", secs, item,
            (int)(22 - strlen(item) - 2), "", rate);
+    if (rr)
+        report_rounds(rr, n);
     char when[TIMEFMT_ISO_BUFSZ] = "";
     double arate = 0, erate = 0;
     if (asof) {
@@ -195,6 +293,15 @@ static void report(const offline_opts *o, const char *item, uint64_t n, double s
         if (f) {
             fprintf(f, "{\"workload\":\"%s\",\"customers_generated\":%" PRIu64 ",\"%s\":%" PRIu64
                        ",\"seconds\":%.3f,\"per_second\":%.0f", o->workload, o->customers, item, n, secs, rate);
+            if (rr) {
+                double walk = rate_of(rr->walked, rr->walk_median);
+                fprintf(f, ",\"rounds\":%d,\"runs_seconds\":[", rr->n);
+                for (int i = 0; i < rr->n; i++)
+                    fprintf(f, "%s%.3f", i ? "," : "", rr->rescore_s[i]);
+                fprintf(f, "],\"raw_walk\":{\"records\":%" PRIu64 ",\"seconds\":%.4f,\"per_second\":%.0f}"
+                           ",\"ratio_to_raw_walk\":%.4f",
+                        rr->walked, rr->walk_median, walk, walk > 0 ? rate / walk : 0);
+            }
             if (asof)
                 fprintf(f, ",\"asof\":{\"time\":\"%s\",\"customers\":%" PRIu64 ",\"events_replayed\":%" PRIu64
                            ",\"seconds\":%.3f,\"per_second\":%.0f,\"events_per_second\":%.0f}",
@@ -211,9 +318,12 @@ static int parse(int argc, char **argv, offline_opts *o)
     static const struct option opts[] = {{"workload", required_argument, NULL, 'w'},
                                          {"customers", required_argument, NULL, 'n'},
                                          {"json", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-                                         {"data", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"rounds", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
     int c;
+    char *end;
     o->customers = 100000;
+    o->rounds = 3;
     optind = 0;
     opterr = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -222,9 +332,14 @@ static int parse(int argc, char **argv, offline_opts *o)
         else if (c == 'j') o->json_path = optarg;
         else if (c == 'q') o->quiet = 1;
         else if (c == 'd') o->data = optarg;
+        else if (c == 'r' && (o->rounds = (int)strtol(optarg, &end, 10), *end || o->rounds < 1 || o->rounds > MAX_ROUNDS))
+            return cli_error("bench", CLI_USAGE, "--rounds takes 1 to %d", MAX_ROUNDS);
+        else if (c == 'r') o->rounds_given = 1;
         else return cli_error("bench", CLI_USAGE, "the import and rescore workloads take --customers, --json and --quiet "
-                                                  "(and rescore --data DIR)");
+                                                  "(and rescore --data DIR and --rounds R)");
     }
+    if (o->rounds_given && strcmp(o->workload, "rescore") != 0)
+        return cli_error("bench", CLI_USAGE, "--rounds goes with --workload rescore: import times one new store");
     if (o->data && strcmp(o->workload, "rescore") != 0)
         return cli_error("bench", CLI_USAGE, "--data goes with --workload rescore: import always times a new store");
     if (o->customers < 1 || o->customers > 100000000)
@@ -271,7 +386,7 @@ int bench_offline(int argc, char **argv)
     }
     double import_s = (double)(timefmt_mono_ns() - t0) / 1e9;
     if (strcmp(o.workload, "import") == 0) {
-        report(&o, "rows", rows, import_s, 0, NULL);
+        report(&o, "rows", rows, import_s, NULL, 0, NULL);
         goto done;
     }
     if (o.data && write_span(data, o.customers, first_ms, last_ms) != LS_OK) {
@@ -279,21 +394,16 @@ int bench_offline(int argc, char **argv)
         goto done;
     }
 rescore:;
-    const char *warm[] = {"rescore", "--data", data, "--quiet", "--out", "/dev/null", NULL};
-    run_self(warm); /* warm the page cache, as a store in service is */
-    t0 = timefmt_mono_ns();
-    if (run_self(warm) != 0) {
-        rc = cli_error("bench", CLI_FAIL, "leadscore rescore failed");
+    rescore_rounds rr;
+    if ((rc = time_rescore(&o, data, &rr)) != CLI_OK)
         goto done;
-    }
-    double rescore_s = (double)(timefmt_mono_ns() - t0) / 1e9;
     int64_t asof_ms = first_ms + (last_ms - first_ms) / 2;
     rescore_summary asof;
     if (rescore_asof(data, asof_ms, &asof) != LS_OK) {
         rc = cli_error("bench", CLI_FAIL, "rescore as of %" PRId64 " failed", asof_ms);
         goto done;
     }
-    report(&o, "customers", customers_in(data), rescore_s, asof_ms, &asof);
+    report(&o, "customers", customers_in(data), 0, &rr, asof_ms, &asof);
 done:;
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

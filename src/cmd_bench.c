@@ -88,8 +88,11 @@ static void workload_list(FILE *out)
                 loadgen_workload_help((loadgen_workload)w));
     fprintf(out, "                       %-12s %s\n                       %-12s %s\n", "import",
             "offline: generate --customers, time `leadscore import` of the CSV (rows/s)", "rescore",
-            "offline: then time `leadscore rescore` of that store, warm (customers/s);\n"
-            "                                    with --data DIR the store is kept there and reused");
+            "offline: then time `leadscore rescore` of that store, warm (customers/s),\n"
+            "                                    the median of --rounds runs (default 3), each beside\n"
+            "                                    a raw LMDB cursor walk of the same values (the ratio\n"
+            "                                    rescore / raw walk); with --data DIR the store is\n"
+            "                                    kept there and reused");
 }
 
 static int parse_workload(const char *arg, void *dest, char *why, size_t cap)
@@ -152,7 +155,7 @@ static const cliopt bench_rows[] = {
     {.name = "rounds", .kind = CLIOPT_COUNT, F(rounds), CLIOPT_GIVEN(bench_opts, rounds_given), .lo = 1, .hi = 100,
      .want = "a count 1..100", .arg = "R",
      .help = "--audiences: runs per configuration, in rotated order, each\n"
-             "on a freshly started server (default 3)"},
+             "on a freshly started server (default 3); rescore: timed runs"},
     {.name = "zipf", .kind = CLIOPT_CUSTOM, F(lg.zipf_s), .parse = parse_positive, .arg = "S",
      .help = "draw customers by a Zipf law with exponent S > 0 (default uniform)"},
     {.name = "seed", .kind = CLIOPT_COUNT, F(lg.seed), .lo = 0, .hi = LLONG_MAX, .want = "a whole number", .arg = "N",

@@ -182,6 +182,12 @@ int store_reader_scan_asof(store_reader *r, int64_t asof_ms, store_visit_fn fn, 
 typedef int (*store_history_fn)(void *arg, const char *id, size_t len, const ls_features *f, const history *h);
 int store_reader_scan_history(store_reader *r, store_history_fn fn, void *arg);
 
+/* Walks every customer's value in id order without decoding it (its
+ * length and first byte are read): the floor under any full scan, which
+ * `bench --workload rescore` measures beside `rescore`.  *records and
+ * *bytes say how many values and bytes it went over. */
+int store_reader_walk(store_reader *r, uint64_t *records, uint64_t *bytes);
+
 
 /* 1 when the store holds the idempotency key of event id eid (an event
  * with that id was stored within the dedupe window). */

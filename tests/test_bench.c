@@ -801,8 +801,15 @@ START_TEST(offline_workloads_import_and_rescore_report_rates)
     ck_assert_ptr_null(strstr(out, "events imported")); /* only the bench's own report */
     ck_assert_int_eq(tu_run_cli(out, sizeof out, res), 0);
     ck_assert_ptr_nonnull(strstr(out, "customers/s"));
+    ck_assert_ptr_nonnull(strstr(out, "rounds 3 (medians)")); /* the default */
     const char *bad[] = {"bench", "--workload", "import", "--clients", "3", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+    const char *bad_rounds[] = {"bench", "--workload", "rescore", "--rounds", "0", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bad_rounds), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--rounds takes 1 to 100"));
+    const char *imp_rounds[] = {"bench", "--workload", "import", "--rounds", "2", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, imp_rounds), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--rounds goes with --workload rescore"));
 
     /* --data: the shop's store is kept and, asked again, reused as it is */
     char dir[512], kept[600];
@@ -816,6 +823,29 @@ START_TEST(offline_workloads_import_and_rescore_report_rates)
     ck_assert_ptr_nonnull(strstr(out, "reusing the shop of 300"));
     ck_assert_ptr_null(strstr(out, "generating"));
     ck_assert_ptr_nonnull(strstr(out, "events replayed/s"));
+
+    /* --rounds: each run reported, the medians and the raw walk beside
+     * them; the walk goes over every customer the rescore scored */
+    char json[700];
+    snprintf(json, sizeof json, "%s/rescore.json", dir);
+    const char *rounds[] = {"bench", "--workload", "rescore", "--customers", "300", "--data", kept,
+                            "--rounds", "2", "--json", json, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, rounds), 0);
+    ck_assert_ptr_nonnull(strstr(out, "round 2 of 2"));
+    ck_assert_ptr_null(strstr(out, "round 3 of"));
+    ck_assert_ptr_nonnull(strstr(out, "raw walk records/s"));
+    ck_assert_ptr_nonnull(strstr(out, "rescore / raw walk"));
+    json_error_t jerr;
+    json_t *root = json_load_file(json, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    ck_assert_int_eq(json_integer_value(json_object_get(root, "rounds")), 2);
+    ck_assert_int_eq(json_array_size(json_object_get(root, "runs_seconds")), 2);
+    json_t *walk = json_object_get(root, "raw_walk");
+    ck_assert_int_eq(json_integer_value(json_object_get(walk, "records")),
+                     json_integer_value(json_object_get(root, "customers")));
+    ck_assert(json_integer_value(json_object_get(root, "customers")) >= 300);
+    ck_assert(json_number_value(json_object_get(root, "ratio_to_raw_walk")) > 0);
+    json_decref(root);
     /* another size there is refused (nothing is overwritten); import takes no --data */
     const char *other[] = {"bench", "--workload", "rescore", "--customers", "200", "--data", kept, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, other), 2);

@@ -464,6 +464,21 @@ START_TEST(scan_visits_customers_in_id_order)
         ck_assert_int_eq(log.views[i], put_at + 1); /* the record read is that customer's */
     }
 
+    /* the raw walk goes over the same five values, their bytes as
+     * store_wtxn_put encoded them */
+    uint64_t records = 0, bytes = 0, want = 0;
+    for (int i = 0; i < 5; i++) {
+        ls_features f;
+        uint8_t buf[FEATURE_MAX_ENCODED];
+        size_t n;
+        record_with(&f, i + 1);
+        ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
+        want += n;
+    }
+    ck_assert_int_eq(store_reader_walk(r, &records, &bytes), LS_OK);
+    ck_assert_uint_eq(records, 5);
+    ck_assert_uint_eq(bytes, want);
+
     /* a non-zero return stops the scan and is returned */
     visit_log early = {.stop_after = 2};
     ck_assert_int_eq(store_reader_scan(r, visit, &early), 42);
@@ -485,6 +500,10 @@ START_TEST(scan_of_an_empty_store_visits_nothing)
     visit_log log = {.stop_after = 1};
     ck_assert_int_eq(store_reader_scan(r, visit, &log), LS_OK);
     ck_assert_int_eq(log.n, 0);
+    uint64_t records = 1, bytes = 1;
+    ck_assert_int_eq(store_reader_walk(r, &records, &bytes), LS_OK);
+    ck_assert_uint_eq(records, 0);
+    ck_assert_uint_eq(bytes, 0);
     store_reader_end(r);
     store_reader_close(&r);
     store_close(&s);

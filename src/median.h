@@ -1,0 +1,26 @@
+/* median.h -- the median of a few figures, for the benchmarks that repeat
+ * a run and quote medians (bench_audiences.c, bench_offline.c).  Header-
+ * only: one small function over a handful of values. */
+#ifndef LS_MEDIAN_H
+#define LS_MEDIAN_H
+
+#include <stddef.h>
+#include <stdlib.h>
+
+static inline int median_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts v[0..n) in place and returns its median (the mean of the middle
+ * two when n is even); 0 when n is 0. */
+static inline double median_sort(double *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, median_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#endif
