@@ -8,7 +8,7 @@ _leadscore_commands="serve track score recommend profile ping stats model reload
 _leadscore_audience_actions="add list rm export"
 _leadscore_cluster_actions="init status move"
 
-_leadscore_serve_settings="data model bind pull workers max-frame max-batch max-string max-customers dedupe-window history-days commit-max-events commit-window sync map-size map-max curve-secret allow admin log-level slow-ms drain-timeout metrics retrain-every client-hwm max-envelope scan-threads max-scans model-dirs model-max-bytes nats node cluster advertise triggers abandoned-cart-after trigger-cooldowns trigger-retention trigger-max audience-refresh"
+_leadscore_serve_settings="data model bind pull workers max-frame max-batch max-string max-customers dedupe-window history-days commit-max-events commit-window pull-max-events sync map-size map-max curve-secret allow admin log-level slow-ms drain-timeout metrics retrain-every client-hwm max-envelope scan-threads max-scans model-dirs model-max-bytes nats node cluster advertise triggers abandoned-cart-after trigger-cooldowns trigger-retention trigger-max audience-refresh"
 
 # _leadscore_options CMD [ACTION]: prints "FLAGS|VALUE-OPTIONS" of CMD (of
 # ACTION for audience and cluster; all of them without one).

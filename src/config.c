@@ -41,6 +41,10 @@ static const config_option options[] = {
      "group commit: most events in one LMDB transaction"},
     {"commit-window", CONFIG_DURATION, OPT(commit_window_ms), 0, "2ms", 0, 1000,
      "group commit: longest time spent collecting batches for one transaction"},
+    {"pull-max-events", CONFIG_SIZE, OPT(pull_max_events), 0, "5000", 1, 10000000,
+     "group commit: while acknowledged writes are coming (one in the last second), most events of "
+     "fire-and-forget PULL batches in one transaction, so an ack does not wait behind a PULL backlog "
+     "(lower: faster acks, slower PULL; at most commit-max-events)"},
     {"sync", CONFIG_BOOL, OPT(sync), 0, "on", 0, 1,
      "fsync each commit so an acknowledged event survives power loss (off: faster, NOT durable)"},
     {"map-size", CONFIG_SIZE, OPT(map_size), 0, "1GiB", 1LL << 20, 1LL << 50,

@@ -25,6 +25,7 @@ typedef struct {
     int64_t dedupe_window_ms;    /* how long event ids are remembered */
     int history_days;            /* per-customer history retention (store.h) */
     uint64_t commit_max_events;  /* group commit: events per transaction */
+    uint64_t pull_max_events;    /* ... of PULL batches, while acknowledged writes are coming */
     int64_t commit_window_ms;    /* group commit: longest collection time */
     int sync;                    /* 1: fsync every commit (durable acks) */
     uint64_t map_size;           /* initial LMDB map size, bytes */

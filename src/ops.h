@@ -17,6 +17,7 @@
 #include "codec.h"
 #include "service.h"
 #include "store.h"
+#include "writer.h"
 
 typedef struct {
     service *svc;
@@ -28,6 +29,7 @@ typedef struct {
     int64_t now_ms;
     int64_t start_ns;
     void *writer_push;         /* workers: PUSH socket to the writer */
+    writer_job **handed;       /* non-NULL: a job is left here for the caller to hand over (PULL) */
     const uint8_t *envelope;   /* workers: the request's packed routing frames */
     size_t envelope_len;
     int async;                 /* set by a handler whose reply the writer sends */
@@ -82,7 +84,9 @@ int ops_run(ops_call *call);
 
 /* Decodes a fire-and-forget batch from the PULL socket (a track request
  * map, or a bare array of events) and submits its valid events to the
- * writer.  Returns 0 or the status that made the whole batch unusable. */
+ * writer -- or, with call->handed set, leaves their job there for the
+ * caller to submit (NULL when none was valid).  Returns 0 or the status
+ * that made the whole batch unusable. */
 int ops_pull_batch(ops_call *call, const char *body, size_t len, msgpack_zone *zone);
 
 #endif

@@ -57,6 +57,7 @@ typedef struct {
 struct server {
     service svc;
     void *router, *pull, *work, *scan, *replies;
+    void *pull_work;           /* PULL batches to the workers, who take requests first */
     void *reads_out_sock;      /* read batches to the workers (readbatch.h) */
     void *forward_sock;        /* cluster mode: reads for other nodes (forward.h) */
     int wake[2];               /* self-pipe: server_request_stop writes here */
@@ -201,9 +202,11 @@ static int open_sockets(server *s, char *err, size_t errlen)
     s->scan = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_SCAN, 1, s->svc.cfg.max_scans);
     s->replies = msgio_inproc_socket(s->svc.zmq, ZMQ_PULL, SERVICE_EP_REPLIES, 1, 0);
     s->reads_out_sock = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_READS, 1, SERVICE_WORK_HWM);
+    s->pull_work = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_PULLWORK, 1, SERVICE_PULLWORK_HWM);
     if (s->svc.cfg.nats[0])
         s->forward_sock = msgio_inproc_socket(s->svc.zmq, ZMQ_PUSH, SERVICE_EP_FORWARD, 0, SERVICE_WORK_HWM);
-    if (!s->work || !s->scan || !s->replies || !s->reads_out_sock || (s->svc.cfg.nats[0] && !s->forward_sock)) {
+    if (!s->work || !s->scan || !s->replies || !s->reads_out_sock || !s->pull_work ||
+        (s->svc.cfg.nats[0] && !s->forward_sock)) {
         snprintf(err, errlen, "cannot set up internal sockets: %s", zmq_strerror(zmq_errno()));
         return LS_EINTERNAL;
     }
@@ -212,19 +215,23 @@ static int open_sockets(server *s, char *err, size_t errlen)
 
 static int spawn_threads(server *s, int n, char *err, size_t errlen);
 
-/* The writer waits for a finish token from each worker; when some never
- * started, the loop sends theirs so the writer can still exit. */
+/* The writer waits for a finish token from each worker on each of its
+ * sockets; when some never started, the loop sends theirs so the writer
+ * can still exit. */
 static void finish_for_missing(server *s, int missing)
 {
+    static const char *const endpoints[] = {SERVICE_EP_WRITER, SERVICE_EP_WRITER_BULK};
     int zero = 0;
-    void *push = zmq_socket(s->svc.zmq, ZMQ_PUSH);
-    if (!push)
-        return;
-    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(push, SERVICE_EP_WRITER) == 0)
-        for (int i = 0; i < missing; i++)
-            writer_finish(push);
-    zmq_close(push);
+    for (int e = 0; e < 2; e++) {
+        void *push = zmq_socket(s->svc.zmq, ZMQ_PUSH);
+        if (!push)
+            return;
+        zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+        if (zmq_connect(push, endpoints[e]) == 0)
+            for (int i = 0; i < missing; i++)
+                writer_finish(push);
+        zmq_close(push);
+    }
 }
 
 static int start_threads(server *s, char *err, size_t errlen)
@@ -246,7 +253,7 @@ static int spawn_threads(server *s, int n, char *err, size_t errlen)
      * writer's one producer is the shard log (clusternode.h), which starts
      * after the writer is listening. */
     int cluster = s->svc.cfg.nats[0] != '\0';
-    if (writer_start(&s->writer, &s->svc, cluster ? 1 : n) != LS_OK) {
+    if (writer_start(&s->writer, &s->svc, cluster ? 1 : n, cluster ? 0 : n) != LS_OK) {
         snprintf(err, errlen, "cannot start the writer thread");
         return LS_EINTERNAL;
     }
@@ -739,24 +746,26 @@ static void forward_pull(server *s, msgio_parts *p)
         return;
     }
     /* blocking: drain_pull only reads while the queue has room */
-    if (zmq_send(s->work, &meta, sizeof meta, ZMQ_SNDMORE) >= 0)
-        msgio_send_frames(s->work, p, 0, 1, 0);
+    if (zmq_send(s->pull_work, &meta, sizeof meta, ZMQ_SNDMORE) >= 0)
+        msgio_send_frames(s->pull_work, p, 0, 1, 0);
 }
 
-static int work_queue_has_room(server *s)
+static int pull_queue_has_room(server *s)
 {
     int events = 0;
     size_t len = sizeof events;
-    return zmq_getsockopt(s->work, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLOUT);
+    return zmq_getsockopt(s->pull_work, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLOUT);
 }
 
-/* Reads fire-and-forget batches only while the workers' queue has room;
- * otherwise they wait in ZeroMQ's and the kernel's buffers, and a fast
- * tracker is slowed down instead of events being dropped. */
+/* Reads fire-and-forget batches only while their queue to the workers
+ * (a few batches deep, taken after requests) has room; otherwise they
+ * wait in ZeroMQ's and the kernel's buffers, and a fast tracker is slowed
+ * down instead of events being dropped -- and an acknowledged request
+ * never queues behind them. */
 static void drain_pull(server *s)
 {
     msgio_parts p;
-    for (int i = 0; i < BURST && work_queue_has_room(s); i++) {
+    for (int i = 0; i < BURST && pull_queue_has_room(s); i++) {
         if (msgio_recv(s->pull, &p, ZMQ_DONTWAIT) != 0)
             return;
         forward_pull(s, &p);
@@ -877,7 +886,7 @@ int server_run(server *s)
             {s->replies, 0, ZMQ_POLLIN, 0},
             {NULL, s->wake[0], ZMQ_POLLIN, 0},
             {s->router, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
-            {s->pull, 0, s->stopping || !work_queue_has_room(s) ? 0 : ZMQ_POLLIN, 0},
+            {s->pull, 0, s->stopping || !pull_queue_has_room(s) ? 0 : ZMQ_POLLIN, 0},
         };
         int n = s->pull ? 4 : 3;
         publish_metrics(s);
@@ -943,7 +952,8 @@ void server_destroy(server **sp)
         worker_join(&s->scanners[i]);
     writer_join(&s->writer);
     clusternode_join(&s->svc.cluster);
-    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies, s->reads_out_sock, s->forward_sock};
+    void *socks[] = {s->router, s->pull, s->work, s->scan, s->replies, s->reads_out_sock, s->forward_sock,
+                     s->pull_work};
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++)
         if (socks[i])
             zmq_close(socks[i]);

@@ -30,6 +30,8 @@
 #define SERVICE_EP_READS "inproc://leadscore-reads" /* read batches: workers take these first */
 #define SERVICE_EP_REPLIES "inproc://leadscore-replies"
 #define SERVICE_EP_WRITER "inproc://leadscore-writer"
+#define SERVICE_EP_WRITER_BULK "inproc://leadscore-writer-bulk" /* PULL batches: after acked jobs */
+#define SERVICE_EP_PULLWORK "inproc://leadscore-pullwork" /* PULL batches to the workers: after requests */
 #define SERVICE_EP_SCAN "inproc://leadscore-scan"
 #define SERVICE_EP_GATEWAY "inproc://leadscore-gateway" /* cluster mode: track batches to the log (gateway.h) */
 
@@ -39,6 +41,9 @@
  * has room, and workers block when the writer is this far behind. */
 #define SERVICE_WORK_HWM 1000
 #define SERVICE_WRITER_HWM 64
+/* PULL batches queued for the workers: a few each, so a flood waits in
+ * ZeroMQ's and the kernel's buffers, not ahead of acknowledged requests */
+#define SERVICE_PULLWORK_HWM 8
 
 /* What the first frame of an internal message says. */
 enum {

@@ -23,6 +23,8 @@ struct worker {
     service *svc;
     pthread_t thread;
     void *in, *reads, *out, *to_writer; /* reads: the loop's read batches (workers only) */
+    void *pull_in, *to_bulk;     /* PULL batches in, their jobs out (workers only; to_bulk NULL in cluster mode) */
+    writer_job *pending;         /* a PULL job the writer's full queue has not taken yet */
     store_reader *reader;
     codec_writer reply, scratch;
     msgpack_zone zone;
@@ -97,35 +99,70 @@ static void handle_reads(worker *w, msgio_parts *p)
         msgio_send_bytes(w->out, w->replies.buf, w->replies.len, 0);
 }
 
+/* Hands the pending PULL job to the writer: 1 when it went (or there was
+ * none).  With ZMQ_DONTWAIT it stays pending while the writer's queue is
+ * full, and the worker goes on answering requests meanwhile. */
+static int hand_pending(worker *w, int flags)
+{
+    if (!w->pending)
+        return 1;
+    if (zmq_send(w->to_bulk, &w->pending, sizeof w->pending, flags) == (int)sizeof w->pending) {
+        w->pending = NULL;
+        return 1;
+    }
+    if (zmq_errno() == EAGAIN || zmq_errno() == EINTR)
+        return 0;
+    /* the context is closing: the batch was never acknowledged, count it */
+    atomic_fetch_add(&w->svc->stats.events_unstored_unavailable, w->pending->nevents);
+    writer_job_free(&w->pending);
+    return 1;
+}
+
+/* Decodes a fire-and-forget batch.  Its job goes to the writer's bulk
+ * socket without blocking: when the writer's queue is full the job waits
+ * here (w->pending) and the worker takes no more batches until it went,
+ * but still answers requests, so a PULL flood cannot hold up an
+ * acknowledged track (next_message). */
 static void handle_pull(worker *w, msgio_parts *p)
 {
+    writer_job *job = NULL;
     ops_call c = {.svc = w->svc, .reader = w->reader, .w = &w->reply, .scratch = &w->scratch,
-                  .now_ms = timefmt_now_ms(), .start_ns = timefmt_mono_ns(), .writer_push = w->to_writer};
+                  .now_ms = timefmt_now_ms(), .start_ns = timefmt_mono_ns(), .writer_push = w->to_writer,
+                  .handed = w->to_bulk ? &job : NULL};
     zmq_msg_t *body = &p->frame[p->n - 1];
     if (ops_pull_batch(&c, zmq_msg_data(body), zmq_msg_size(body), &w->zone) != LS_OK)
         atomic_fetch_add(&w->svc->stats.events_rejected, 1);
     msgpack_zone_clear(&w->zone);
+    w->pending = job;
+    hand_pending(w, ZMQ_DONTWAIT);
 }
 
 #define STOP_CHECK_MS 50
 
 /* Waits for the next message, read batches first (a read waiting behind
- * a batch of events would lose the microseconds it was handed over for);
- * 0 with one in p, 1 when it is time to stop (the loop has said so and
- * nothing is left to read). */
+ * a batch of events would lose the microseconds it was handed over for),
+ * then requests, then fire-and-forget batches (an acknowledged track does
+ * not wait behind a PULL flood); 0 with one in p, 1 when it is time to
+ * stop (the loop has said so and nothing is left to read). */
 static int next_message(worker *w, msgio_parts *p)
 {
     for (;;) {
+        int free_hand = hand_pending(w, ZMQ_DONTWAIT);
         if (w->reads && msgio_recv(w->reads, p, ZMQ_DONTWAIT) == 0)
             return 0;
         if (msgio_recv(w->in, p, ZMQ_DONTWAIT) == 0)
             return 0;
         if (zmq_errno() != EAGAIN && zmq_errno() != EINTR)
             return 1; /* the context is closing */
-        if (atomic_load(&w->svc->stopping))
+        if (free_hand && w->pull_in && msgio_recv(w->pull_in, p, ZMQ_DONTWAIT) == 0)
+            return 0;
+        if (atomic_load(&w->svc->stopping) && free_hand)
             return 1;
-        zmq_pollitem_t items[2] = {{w->in, 0, ZMQ_POLLIN, 0}, {w->reads, 0, ZMQ_POLLIN, 0}};
-        zmq_poll(items, w->reads ? 2 : 1, STOP_CHECK_MS);
+        zmq_pollitem_t items[4] = {{w->in, 0, ZMQ_POLLIN, 0},
+                                   {w->reads, 0, ZMQ_POLLIN, 0},
+                                   {w->pull_in, 0, free_hand ? ZMQ_POLLIN : 0, 0},
+                                   {w->to_bulk, 0, free_hand ? 0 : ZMQ_POLLOUT, 0}};
+        zmq_poll(items, !w->reads ? 1 : w->to_bulk ? 4 : 3, STOP_CHECK_MS);
     }
 }
 
@@ -149,6 +186,8 @@ static void *worker_main(void *arg)
             handle_pull(w, &p);
         msgio_close(&p);
     }
+    if (w->to_bulk)
+        writer_finish(w->to_bulk);
     if (w->to_writer)
         writer_finish(w->to_writer);
     service_meta done = {META_WORKER_DONE, 0, 1, {0}, 0};
@@ -161,7 +200,13 @@ static void close_worker(worker *w)
     if (w->in) zmq_close(w->in);
     if (w->reads) zmq_close(w->reads);
     if (w->out) zmq_close(w->out);
+    if (w->pending) { /* the context closed under it */
+        atomic_fetch_add(&w->svc->stats.events_unstored_unavailable, w->pending->nevents);
+        writer_job_free(&w->pending);
+    }
     if (w->to_writer) zmq_close(w->to_writer);
+    if (w->pull_in) zmq_close(w->pull_in);
+    if (w->to_bulk) zmq_close(w->to_bulk);
     store_reader_close(&w->reader);
     codec_writer_destroy(&w->reply);
     codec_writer_destroy(&w->scratch);
@@ -188,8 +233,12 @@ static int start(worker **out, service *svc, const char *endpoint, int hwm, int 
         w->to_writer = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, svc->cluster ? SERVICE_EP_GATEWAY : SERVICE_EP_WRITER,
                                            0, SERVICE_WRITER_HWM);
         w->reads = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_READS, 0, hwm);
+        w->pull_in = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_PULLWORK, 0, SERVICE_PULLWORK_HWM);
+        if (!svc->cluster)
+            w->to_bulk = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_WRITER_BULK, 0, SERVICE_WRITER_HWM);
     }
-    if (!w->in || !w->out || (writes && (!w->to_writer || !w->reads)) || store_reader_open(svc->store, &w->reader) != LS_OK ||
+    if (!w->in || !w->out || (writes && (!w->to_writer || !w->reads || !w->pull_in || (!svc->cluster && !w->to_bulk))) ||
+        store_reader_open(svc->store, &w->reader) != LS_OK ||
         pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         close_worker(w);
         return LS_EINTERNAL;

@@ -34,6 +34,10 @@
  * write each B-tree page once for more events), while a producer whose
  * queue is full still blocks, so a flood backs up to the PULL socket. */
 #define WRITER_QUEUE_JOBS 512
+/* While acknowledged requests keep coming (one in the last ACKED_RECENT_NS),
+ * a group takes at most --pull-max-events fire-and-forget events, so an
+ * ack waits for a short group, not for a long PULL one. */
+#define ACKED_RECENT_NS 1000000000LL
 
 /* One event of a run of track jobs, in the order it is applied. */
 typedef struct {
@@ -74,10 +78,12 @@ static void scratch_free(group_scratch *g)
 struct writer {
     service *svc;
     pthread_t thread;
-    void *pull;        /* jobs in */
+    void *pull;        /* jobs in: acknowledged requests, identity and audience jobs, the shard log */
+    void *bulk;        /* fire-and-forget (PULL) jobs in, taken after those; NULL in cluster mode */
     void *replies;     /* replies out, to the server loop */
-    int nproducers;
-    int finished;      /* producers that said they are done */
+    int nproducers, nbulk;
+    int finished, bulk_finished; /* producers that said they are done, on each socket */
+    int64_t acked_ns;  /* when the last acknowledged job came (the bulk share) */
     codec_writer reply;
     writer_job **group;
     size_t group_cap;
@@ -908,41 +914,38 @@ static int grow_group(writer *w, size_t need)
     return LS_OK;
 }
 
-/* Receives one job pointer; returns 1 for a job, 0 for a producer's
- * finish token, -1 when nothing is there (EAGAIN) or on error. */
-static int take(writer *w, int flags, writer_job **out)
+/* Receives one job pointer from sock without waiting; returns 1 for a
+ * job, 0 for a producer's finish token (counted in *finished), -1 when
+ * nothing is there (EAGAIN) or on error. */
+static int take(void *sock, int *finished, writer_job **out)
 {
     writer_job *job;
-    int n = zmq_recv(w->pull, &job, sizeof job, flags);
+    int n = zmq_recv(sock, &job, sizeof job, ZMQ_DONTWAIT);
     if (n != (int)sizeof job)
         return -1;
     if (!job) {
-        w->finished++;
+        (*finished)++;
         return 0;
     }
     *out = job;
     return 1;
 }
 
-/* Collects jobs into w->group: blocks for at most `wait_ms` for the first,
- * then takes what is waiting within the count and time budget. */
-static size_t collect(writer *w, int wait_ms)
+/* Appends the jobs waiting on sock to w->group (*n of them) while the
+ * group holds fewer than `limit` events (*events) and the deadline has
+ * not passed; 1 when one of them asks for a reply. */
+static int take_waiting(writer *w, void *sock, int *finished, size_t limit, int64_t deadline, size_t *n,
+                        size_t *events)
 {
-    zmq_pollitem_t item = {w->pull, 0, ZMQ_POLLIN, 0};
-    size_t n = 0, events = 0;
-    if (zmq_poll(&item, 1, wait_ms) <= 0)
-        return 0;
-    int64_t deadline = timefmt_mono_ns() + w->svc->cfg.commit_window_ms * 1000000;
-    int flags = 0;
-    while (events < w->svc->cfg.commit_max_events && w->finished < w->nproducers) {
+    int acked = 0;
+    while (*events < limit) {
         writer_job *job;
-        int got = take(w, flags, &job);
-        flags = ZMQ_DONTWAIT;
+        int got = take(sock, finished, &job);
         if (got < 0)
             break;
         if (got == 0)
             continue;
-        if (grow_group(w, n + 1) != LS_OK) {
+        if (grow_group(w, *n + 1) != LS_OK) {
             job->status = LS_ENOMEM;
             if (job->reply)
                 send_reply(w, job);
@@ -951,10 +954,36 @@ static size_t collect(writer *w, int wait_ms)
             writer_job_free(&job);
             break;
         }
-        w->group[n++] = job;
-        events += job->nevents;
+        acked |= job->reply;
+        w->group[(*n)++] = job;
+        *events += job->nevents;
         if (timefmt_mono_ns() > deadline)
             break;
+    }
+    return acked;
+}
+
+/* Collects jobs into w->group: blocks for at most `wait_ms` for the first,
+ * then takes what is waiting within the count and time budget: first the
+ * acknowledged requests (and identity, audience and log jobs), then the
+ * fire-and-forget batches, of which a group takes only --pull-max-events
+ * while acknowledged requests keep coming (ACKED_RECENT_NS): under a PULL
+ * flood an ack waits for short groups, and without acks PULL groups stay
+ * big. */
+static size_t collect(writer *w, int wait_ms)
+{
+    zmq_pollitem_t items[2] = {{w->pull, 0, ZMQ_POLLIN, 0}, {w->bulk, 0, ZMQ_POLLIN, 0}};
+    size_t n = 0, events = 0, max = w->svc->cfg.commit_max_events;
+    if (zmq_poll(items, w->bulk ? 2 : 1, wait_ms) <= 0)
+        return 0;
+    int64_t now = timefmt_mono_ns(), deadline = now + w->svc->cfg.commit_window_ms * 1000000;
+    if (take_waiting(w, w->pull, &w->finished, max, deadline, &n, &events))
+        w->acked_ns = now;
+    if (w->bulk && events < max) {
+        size_t limit = max;
+        if (w->acked_ns && now - w->acked_ns < ACKED_RECENT_NS)
+            limit = events + w->svc->cfg.pull_max_events;
+        take_waiting(w, w->bulk, &w->bulk_finished, limit < max ? limit : max, deadline, &n, &events);
     }
     return n;
 }
@@ -1005,7 +1034,7 @@ static void *writer_main(void *arg)
     prctl(PR_SET_NAME, "ls-writer");
     writer *w = arg;
     int wait_ms = IDLE_POLL_MS;
-    while (w->finished < w->nproducers) {
+    while (w->finished < w->nproducers || w->bulk_finished < w->nbulk) {
         size_t n = collect(w, wait_ms);
         if (n > 0) {
             int rc = apply_group(w->svc, w->autom, &w->scratch, w->group, n);
@@ -1036,8 +1065,8 @@ static void *writer_main(void *arg)
 static int jobs_waiting(void *arg)
 {
     writer *w = arg;
-    zmq_pollitem_t item = {w->pull, 0, ZMQ_POLLIN, 0};
-    return zmq_poll(&item, 1, 0) > 0;
+    zmq_pollitem_t items[2] = {{w->pull, 0, ZMQ_POLLIN, 0}, {w->bulk, 0, ZMQ_POLLIN, 0}};
+    return zmq_poll(items, w->bulk ? 2 : 1, 0) > 0;
 }
 
 static int open_automation(writer *w)
@@ -1061,13 +1090,14 @@ static int open_automation(writer *w)
     return rc;
 }
 
-int writer_start(writer **out, service *svc, int nproducers)
+int writer_start(writer **out, service *svc, int nproducers, int nbulk)
 {
     writer *w = calloc(1, sizeof *w);
     if (!w)
         return LS_ENOMEM;
     w->svc = svc;
     w->nproducers = nproducers;
+    w->nbulk = nbulk;
     scratch_init(&w->scratch);
     if (svc->cfg.triggers && open_automation(w) != LS_OK) {
         free(w);
@@ -1076,7 +1106,9 @@ int writer_start(writer **out, service *svc, int nproducers)
     codec_writer_init(&w->reply);
     w->pull = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER, 1, WRITER_QUEUE_JOBS);
     w->replies = msgio_inproc_socket(svc->zmq, ZMQ_PUSH, SERVICE_EP_REPLIES, 0, 0);
-    if (!w->pull || !w->replies)
+    if (nbulk > 0)
+        w->bulk = msgio_inproc_socket(svc->zmq, ZMQ_PULL, SERVICE_EP_WRITER_BULK, 1, WRITER_QUEUE_JOBS);
+    if (!w->pull || !w->replies || (nbulk > 0 && !w->bulk))
         goto fail;
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
         goto fail;
@@ -1085,6 +1117,8 @@ int writer_start(writer **out, service *svc, int nproducers)
 fail:
     if (w->pull)
         zmq_close(w->pull);
+    if (w->bulk)
+        zmq_close(w->bulk);
     if (w->replies)
         zmq_close(w->replies);
     codec_writer_destroy(&w->reply);
@@ -1100,6 +1134,8 @@ void writer_join(writer **wp)
     writer *w = *wp;
     pthread_join(w->thread, NULL);
     zmq_close(w->pull);
+    if (w->bulk)
+        zmq_close(w->bulk);
     zmq_close(w->replies);
     codec_writer_destroy(&w->reply);
     scratch_free(&w->scratch);

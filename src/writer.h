@@ -94,14 +94,19 @@ typedef struct writer writer;
  * and svc->cfg.data_dir only.  For the writer thread, and for tests. */
 int writer_apply(service *svc, writer_job **jobs, size_t n);
 
-/* Starts the writer thread; it binds SERVICE_EP_WRITER before this
- * returns, and exits after nproducers producers have sent writer_finish.
+/* Starts the writer thread; it binds SERVICE_EP_WRITER (and, with nbulk
+ * > 0, SERVICE_EP_WRITER_BULK) before this returns, and exits after
+ * nproducers producers have sent writer_finish on the first and nbulk on
+ * the second.  Fire-and-forget (PULL) jobs go to the second: each group
+ * takes the jobs waiting on the first, then the second's, and while
+ * acknowledged jobs keep coming only pull-max-events events of those, so
+ * an ack does not wait behind a PULL backlog.
  * With svc->cfg.triggers on it also runs marketing automation
  * (automation.h): every group is evaluated before its commit, and timers,
  * sweeps and outbox pruning run between groups; after a commit that
  * appended triggers it sends META_TRIGGERS (the newest seq in start_ns)
  * to the server loop, which wakes waiting `triggers` requests. */
-int writer_start(writer **out, service *svc, int nproducers);
+int writer_start(writer **out, service *svc, int nproducers, int nbulk);
 
 /* Waits for the thread to exit (it sends META_WRITER_DONE first). */
 void writer_join(writer **w);
@@ -118,8 +123,8 @@ void writer_reply_begin(codec_writer *cw, const writer_job *job);
 void writer_reply_send(void *replies, const codec_writer *cw, const writer_job *job);
 
 /* Producer side, on the producer's own PUSH socket connected to
- * SERVICE_EP_WRITER: hand a job over (the writer then owns it), or say that
- * this producer will send no more. */
+ * SERVICE_EP_WRITER (or SERVICE_EP_WRITER_BULK): hand a job over (the
+ * writer then owns it), or say that this producer will send no more. */
 int writer_submit(void *push, writer_job *job);
 int writer_finish(void *push);
 

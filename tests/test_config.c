@@ -76,6 +76,7 @@ START_TEST(defaults_match_the_table)
     ck_assert_int_eq(cfg.sync, 1);
     ck_assert_int_eq(cfg.workers, 2);
     ck_assert_uint_eq(cfg.commit_max_events, 50000);
+    ck_assert_uint_eq(cfg.pull_max_events, 5000);
     ck_assert_int_eq(cfg.commit_window_ms, 2);
     ck_assert_uint_eq(cfg.map_size, 1ULL << 30);
     ck_assert_uint_eq(cfg.map_max, 256ULL << 30);

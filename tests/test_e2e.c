@@ -1354,6 +1354,96 @@ START_TEST(stop_during_a_pull_flood_drains_promptly)
 }
 END_TEST
 
+static int64_t events_accepted(tu_conn *c)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    begin(&sb, &pk, "stats", 0);
+    call(c, &sb, &up);
+    int64_t n = tu_get_int(&up.data, "events_accepted");
+    msgpack_unpacked_destroy(&up);
+    return n;
+}
+
+/* A storefront's acknowledged track must not wait behind a fire-and-forget
+ * flood: PULL batches queue for the workers and the writer apart from
+ * requests, and while acks come a group takes only --pull-max-events of
+ * them.  So when the ack comes, most of a flood sent
+ * before it has not landed yet (queued in order, it would have), and in
+ * the end every event has. */
+START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
+{
+    enum { BATCHES = 1000, PER_BATCH = 100 };
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.commit_max_events = 10000;
+    tu_server_start(&s2, &cfg);
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 10000, hwm = BATCHES;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    ck_assert_int_eq(zmq_connect(push, s2.pull_endpoint), 0);
+    for (int b = 0; b < BATCHES; b++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char id[32];
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, PER_BATCH);
+        for (int i = 0; i < PER_BATCH; i++) {
+            snprintf(id, sizeof id, "flood-%d", (b * PER_BATCH + i) % 5000);
+            msgpack_pack_map(&pk, 2);
+            tu_pack_str(&pk, "customer");
+            tu_pack_str(&pk, id);
+            tu_pack_str(&pk, "type");
+            tu_pack_str(&pk, "page_view");
+        }
+        ck_assert_int_ge(zmq_send(push, sb.data, sb.size, 0), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    for (int i = 0; i < 3000 && events_accepted(&c) == 0; i++) /* <= 30 s: the flood is landing */
+        usleep(10000);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    begin(&sb, &pk, "track", 1);
+    tu_pack_str(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "storefront");
+    tu_pack_str(&pk, "type");
+    tu_pack_str(&pk, "add_to_cart");
+    call(&c, &sb, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    ck_assert_int_eq(tu_get_int(&up.data, "accepted"), 1);
+    msgpack_unpacked_destroy(&up);
+    int64_t at_ack = events_accepted(&c);
+    ck_assert_msg(at_ack < BATCHES * PER_BATCH / 2, "%lld events of %d landed before the ack", (long long)at_ack,
+                  BATCHES * PER_BATCH);
+    int64_t n = 0;
+    for (int i = 0; i < 6000 && n < BATCHES * PER_BATCH + 1; i++) { /* <= 60 s */
+        n = events_accepted(&c);
+        if (n < BATCHES * PER_BATCH + 1)
+            usleep(10000);
+    }
+    ck_assert_int_eq(n, BATCHES * PER_BATCH + 1); /* nothing lost */
+    tu_disconnect(&c);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -1391,6 +1481,7 @@ static Suite *suite(void)
     tcase_add_test(restart, a_full_store_grows_then_refuses_writes_and_keeps_reading);
     tcase_add_test(restart, the_automation_pass_grows_a_full_map);
     tcase_add_test(restart, stop_during_a_pull_flood_drains_promptly);
+    tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
     suite_add_tcase(s, restart);
     return s;
 }
