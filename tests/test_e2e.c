@@ -1381,7 +1381,8 @@ START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
     tu_server s2;
     tu_tempdir(dir, sizeof dir);
     tu_config(&cfg, dir);
-    cfg.commit_max_events = 10000;
+    cfg.commit_max_events = 10000; /* groups of 10,000 PULL events; of 1,000 while acks come */
+    cfg.pull_max_events = 1000;
     tu_server_start(&s2, &cfg);
     void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
     int linger = 10000, hwm = BATCHES;
