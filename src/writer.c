@@ -28,11 +28,13 @@
 #define FORGET_RESERVE_MAX (1ULL << 30)
 #define AUDIENCE_REPLY_WAIT_MS 5000 /* an audience_put waits this long for its first pass */
 #define MAX_WAITING 256
-/* Jobs the writer's socket queues on its side, on top of each producer's
- * own SERVICE_WRITER_HWM: deep enough that a backlog of fire-and-forget
- * batches is taken in groups of commit-max-events (fewer, larger commits
- * write each B-tree page once for more events), while a producer whose
- * queue is full still blocks, so a flood backs up to the PULL socket. */
+/* Jobs each of the writer's sockets queues on its side, on top of each
+ * producer's own SERVICE_WRITER_HWM: deep enough that a backlog of
+ * fire-and-forget batches is taken in groups of commit-max-events (fewer,
+ * larger commits write each B-tree page once for more events).  A worker
+ * whose PULL job finds the bulk queue full keeps it and takes no more
+ * PULL batches until it went (worker.c), so a flood backs up to the PULL
+ * socket. */
 #define WRITER_QUEUE_JOBS 512
 /* While acknowledged requests keep coming (one in the last ACKED_RECENT_NS),
  * a group takes at most --pull-max-events fire-and-forget events, so an
