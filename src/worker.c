@@ -99,14 +99,14 @@ static void handle_reads(worker *w, msgio_parts *p)
         msgio_send_bytes(w->out, w->replies.buf, w->replies.len, 0);
 }
 
-/* Hands the pending PULL job to the writer: 1 when it went (or there was
- * none).  With ZMQ_DONTWAIT it stays pending while the writer's queue is
- * full, and the worker goes on answering requests meanwhile. */
-static int hand_pending(worker *w, int flags)
+/* Hands the pending PULL job to the writer without waiting: 1 when it
+ * went (or there was none); 0 while the writer's queue is full (it stays
+ * pending, and the worker goes on answering requests meanwhile). */
+static int hand_pending(worker *w)
 {
     if (!w->pending)
         return 1;
-    if (zmq_send(w->to_bulk, &w->pending, sizeof w->pending, flags) == (int)sizeof w->pending) {
+    if (zmq_send(w->to_bulk, &w->pending, sizeof w->pending, ZMQ_DONTWAIT) == (int)sizeof w->pending) {
         w->pending = NULL;
         return 1;
     }
@@ -134,7 +134,7 @@ static void handle_pull(worker *w, msgio_parts *p)
         atomic_fetch_add(&w->svc->stats.events_rejected, 1);
     msgpack_zone_clear(&w->zone);
     w->pending = job;
-    hand_pending(w, ZMQ_DONTWAIT);
+    hand_pending(w);
 }
 
 #define STOP_CHECK_MS 50
@@ -147,7 +147,7 @@ static void handle_pull(worker *w, msgio_parts *p)
 static int next_message(worker *w, msgio_parts *p)
 {
     for (;;) {
-        int free_hand = hand_pending(w, ZMQ_DONTWAIT);
+        int free_hand = hand_pending(w);
         if (w->reads && msgio_recv(w->reads, p, ZMQ_DONTWAIT) == 0)
             return 0;
         if (msgio_recv(w->in, p, ZMQ_DONTWAIT) == 0)
