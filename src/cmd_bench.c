@@ -37,6 +37,7 @@
 #include "cliopts.h"
 #include "leadscore/error.h"
 #include "loadgen.h"
+#include "median.h"
 #include "security.h"
 
 #ifndef LS_VERSION
@@ -45,6 +46,7 @@
 
 #define MAX_SETS 32
 #define DEFAULT_ROUNDS 3
+#define MAX_ROUNDS 100
 #define TRIGGERS_HEADROOM (32ULL << 30)
 
 /* The one piece of process-wide state: set by SIGINT, read by the run. */
@@ -154,8 +156,11 @@ static const cliopt bench_rows[] = {
              "N audiences on the server as well"},
     {.name = "rounds", .kind = CLIOPT_COUNT, F(rounds), CLIOPT_GIVEN(bench_opts, rounds_given), .lo = 1, .hi = 100,
      .want = "a count 1..100", .arg = "R",
-     .help = "--audiences: runs per configuration, in rotated order, each\n"
-             "on a freshly started server (default 3); rescore: timed runs"},
+     .help = "repeat the run R times and report the median of each figure\n"
+             "(with --baseline the echo and leadscore runs alternate, and the\n"
+             "ratio is the median of the rounds' ratios); --audiences: runs per\n"
+             "configuration, in rotated order, each on a freshly started server\n"
+             "(default 3); rescore: timed runs (default 3)"},
     {.name = "zipf", .kind = CLIOPT_CUSTOM, F(lg.zipf_s), .parse = parse_positive, .arg = "S",
      .help = "draw customers by a Zipf law with exponent S > 0 (default uniform)"},
     {.name = "seed", .kind = CLIOPT_COUNT, F(lg.seed), .lo = 0, .hi = LLONG_MAX, .want = "a whole number", .arg = "N",
@@ -252,10 +257,11 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         return cli_error("bench", CLI_USAGE, "--server-key and --key go together");
     if (!o->batch_given && (o->lg.workload == LOADGEN_MIXED || o->lg.workload == LOADGEN_TRIGGERS))
         o->lg.batch = 1;
-    if (o->rounds_given && !o->audiences)
-        return cli_error("bench", CLI_USAGE, "--rounds goes with --audiences");
+    if (o->rounds_given && !o->audiences && o->lg.workload == LOADGEN_TRIGGERS)
+        return cli_error("bench", CLI_USAGE, "--rounds does not apply to the triggers workload (but to "
+                                             "--audiences, and to the other workloads)");
     if (!o->rounds_given)
-        o->rounds = DEFAULT_ROUNDS;
+        o->rounds = o->audiences ? DEFAULT_ROUNDS : 1;
     if (o->lg.workload == LOADGEN_TRIGGERS && o->baseline)
         return cli_error("bench", CLI_USAGE, "the triggers workload has its own baseline (the acknowledged track "
                                              "latency of the same run): --baseline does not apply");
@@ -511,10 +517,73 @@ static void pull_label(const figure *f, char *label, size_t cap)
         snprintf(label, cap, "events sent/s");
 }
 
+/* --rounds R: every figure of every round, and their medians. */
+typedef struct {
+    int n;                                   /* rounds recorded */
+    double ls[MAX_ROUNDS][N_FIGURES], echo[MAX_ROUNDS][N_FIGURES];
+    double med_ls[N_FIGURES], med_echo[N_FIGURES], med_ratio[N_FIGURES]; /* ratio: < 0 when none */
+} bench_rounds;
+
+/* Keeps the figures of one round (echo may be NULL). */
+static void rounds_record(bench_rounds *br, const loadgen_result *ls, const loadgen_result *echo)
+{
+    if (br->n >= MAX_ROUNDS)
+        return;
+    for (size_t i = 0; i < N_FIGURES; i++) {
+        br->ls[br->n][i] = figures[i].get(ls);
+        br->echo[br->n][i] = echo ? figures[i].get(echo) : 0;
+    }
+    br->n++;
+}
+
+/* The medians over the rounds; a ratio is the median of the rounds'
+ * ratios (each against the echo of its own round). */
+static void rounds_finish(bench_rounds *br, int with_echo)
+{
+    double v[MAX_ROUNDS], e[MAX_ROUNDS], r[MAX_ROUNDS];
+    for (size_t i = 0; i < N_FIGURES; i++) {
+        size_t nr = 0;
+        for (int k = 0; k < br->n; k++) {
+            v[k] = br->ls[k][i];
+            e[k] = br->echo[k][i];
+            if (with_echo && figures[i].ratio && br->echo[k][i] > 0)
+                r[nr++] = br->ls[k][i] / br->echo[k][i];
+        }
+        br->med_ls[i] = median_sort(v, (size_t)br->n);
+        br->med_echo[i] = median_sort(e, (size_t)br->n);
+        br->med_ratio[i] = nr ? median_sort(r, nr) : -1;
+    }
+}
+
+/* The row of the figure read by get. */
+static size_t figure_at(double (*get)(const loadgen_result *r))
+{
+    size_t i = 0;
+    while (i < N_FIGURES - 1 && figures[i].get != get)
+        i++;
+    return i;
+}
+
+/* One line per round on stderr: the throughput and p50 of each run. */
+static void print_round(const bench_opts *o, const bench_rounds *br, int with_echo)
+{
+    int k = br->n - 1, pull = o->lg.workload == LOADGEN_PULL;
+    size_t rate = figure_at(pull ? f_landed_ps : f_rps), p50 = figure_at(f_p50);
+    if (o->quiet)
+        return;
+    fprintf(stderr, "round %d of %d: leadscore %.0f %s, p50 %.1f us", k + 1, o->rounds, br->ls[k][rate],
+            pull ? "events landed/s" : "req/s", br->ls[k][p50]);
+    if (with_echo && br->echo[k][rate] > 0)
+        fprintf(stderr, "; echo %.0f, p50 %.1f us; ratios %.2f, %.2f", br->echo[k][rate], br->echo[k][p50],
+                br->ls[k][rate] / br->echo[k][rate], br->echo[k][p50] > 0 ? br->ls[k][p50] / br->echo[k][p50] : 0);
+    fputc('\n', stderr);
+}
+
 /* Prints one row per figure: the leadscore column, the echo column and
  * their ratio, for whichever of the two runs happened (ls or echo may be
- * NULL). */
-static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls, const loadgen_result *echo)
+ * NULL); with br, the medians of its rounds instead. */
+static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls, const loadgen_result *echo,
+                        const bench_rounds *br)
 {
     int show = shown_for(o->lg.workload);
     char label[64], v[32];
@@ -538,14 +607,14 @@ static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls
         for (int col = 0; col < 2; col++) {
             const loadgen_result *r = col == 0 ? ls : echo;
             if (r) {
-                format_value(v, sizeof v, f->fmt, f->get(r));
+                format_value(v, sizeof v, f->fmt, br ? (col == 0 ? br->med_ls[i] : br->med_echo[i]) : f->get(r));
                 fprintf(out, " %12s", v);
             }
         }
         if (ls && echo) {
-            double e = f->get(echo);
-            if (f->ratio && e > 0)
-                fprintf(out, " %9.2f", f->get(ls) / e);
+            double e = f->get(echo), ratio = br ? br->med_ratio[i] : f->ratio && e > 0 ? f->get(ls) / e : -1;
+            if (f->ratio && ratio >= 0)
+                fprintf(out, " %9.2f", ratio);
             else
                 fprintf(out, " %9s", "-");
         }
@@ -716,7 +785,34 @@ static json_t *config_json(const bench_opts *o, const char *target)
     return c;
 }
 
-static int write_json(const bench_opts *o, const char *target, const loadgen_result *ls, const loadgen_result *echo)
+/* {key: value} of the figures shown, from row[] (a round's or the
+ * medians); ratio rows below 0 (none) are left out. */
+static json_t *figures_json(const double *row, int show, int ratios_only)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < N_FIGURES; i++)
+        if ((figures[i].show & show) && (!ratios_only || figures[i].ratio) && row[i] >= 0)
+            json_object_set_new(o, figures[i].key, json_real(row[i]));
+    return o;
+}
+
+/* --rounds: every round's figures and the medians. */
+static void rounds_json(json_t *root, const bench_rounds *br, int show, int with_echo)
+{
+    json_t *runs = json_array();
+    for (int k = 0; k < br->n; k++)
+        json_array_append_new(runs, json_pack("{s:o, s:o}", "leadscore", figures_json(br->ls[k], show, 0), "echo",
+                                              with_echo ? figures_json(br->echo[k], show, 0) : json_null()));
+    json_object_set_new(root, "rounds", json_integer(br->n));
+    json_object_set_new(root, "runs", runs);
+    json_object_set_new(root, "median",
+                        json_pack("{s:o, s:o, s:o}", "leadscore", figures_json(br->med_ls, show, 0), "echo",
+                                  with_echo ? figures_json(br->med_echo, show, 0) : json_null(), "ratio",
+                                  with_echo ? figures_json(br->med_ratio, show, 1) : json_null()));
+}
+
+static int write_json(const bench_opts *o, const char *target, const loadgen_result *ls, const loadgen_result *echo,
+                      const bench_rounds *br)
 {
     int show = shown_for(o->lg.workload);
     json_t *root = json_object();
@@ -724,6 +820,8 @@ static int write_json(const bench_opts *o, const char *target, const loadgen_res
     json_object_set_new(root, "leadscore", ls ? result_json(ls, show) : json_null());
     json_object_set_new(root, "echo", echo ? result_json(echo, show) : json_null());
     json_object_set_new(root, "ratio", ls && echo ? ratio_json(ls, echo, show) : json_null());
+    if (br)
+        rounds_json(root, br, show, echo != NULL);
     int rc = strcmp(o->json_path, "-") == 0 ? json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6))
                                             : json_dump_file(root, o->json_path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     if (strcmp(o->json_path, "-") == 0)
@@ -855,17 +953,23 @@ static int run_baseline(const bench_opts *o, loadgen_result *out)
     return rc;
 }
 
-/* Prints, writes JSON and the plot; returns the exit status. */
-static int report(const bench_opts *o, const char *target, const loadgen_result *ls, const loadgen_result *echo)
+/* Prints, writes JSON and the plot; returns the exit status.  With br
+ * (--rounds), the table holds the medians of its rounds, and ls and echo
+ * are the last round's runs (notes, the JSON's full results, the plot). */
+static int report(const bench_opts *o, const char *target, const loadgen_result *ls, const loadgen_result *echo,
+                  const bench_rounds *br)
 {
     int to_stdout = o->json_path && strcmp(o->json_path, "-") == 0;
     FILE *out = to_stdout ? stderr : stdout;
     print_header(out, o, target);
-    print_table(out, o, ls, echo);
+    if (br)
+        fprintf(out, "medians of %d rounds on one server%s (notes: the last round)\n", br->n,
+                echo ? ", echo and leadscore alternating; a ratio is the median of the rounds' ratios" : "");
+    print_table(out, o, ls, echo, br);
     print_notes(out, o, ls, echo);
     int rc = CLI_OK;
     if (o->json_path)
-        rc = write_json(o, target, ls, echo);
+        rc = write_json(o, target, ls, echo, br);
     if (o->plot_path && rc == CLI_OK)
         rc = o->lg.workload == LOADGEN_TRIGGERS
                  ? write_plot(o, ls ? ls->latency : NULL, "track, acknowledged", ls ? ls->trigger_latency : NULL,
@@ -1017,17 +1121,39 @@ int cmd_bench(int argc, char **argv)
     int defined = rc == CLI_OK && o.lg.workload == LOADGEN_TRIGGERS;
     if (defined)
         rc = define_audiences(&o, ep);
-    if (rc == CLI_OK && o.baseline)
-        rc = run_baseline(&o, &echo);
-    int ran = rc == CLI_OK && !bench_interrupted;
-    if (ran)
-        rc = run_against(&o, "leadscore", NULL, ep, pull_ep, &ls);
+    bench_rounds *br = o.rounds > 1 ? calloc(1, sizeof *br) : NULL;
+    if (o.rounds > 1 && !br)
+        rc = cli_error("bench", CLI_FAIL, "out of memory");
+    int ran = 0, failed = 0;
+    for (int round = 0; round < o.rounds && rc == CLI_OK && !bench_interrupted; round++) {
+        if (round > 0) { /* the last round's runs are the ones reported in full */
+            loadgen_result_free(&ls);
+            loadgen_result_free(&echo);
+            memset(&ls, 0, sizeof ls);
+            memset(&echo, 0, sizeof echo);
+        }
+        if (o.baseline)
+            rc = run_baseline(&o, &echo);
+        ran = rc == CLI_OK && !bench_interrupted;
+        if (ran)
+            rc = run_against(&o, "leadscore", NULL, ep, pull_ep, &ls);
+        if (ran && rc == CLI_OK && br && !ls.interrupted) {
+            failed |= ls.requests == 0 || ls.pull_events_lost > 0;
+            rounds_record(br, &ls, o.baseline ? &echo : NULL);
+            print_round(&o, br, o.baseline);
+        }
+    }
+    if (br && br->n > 0)
+        rounds_finish(br, o.baseline);
     if (defined && o.connect)
         undefine_audience(&o, ep);
     if (rc == CLI_OK)
-        rc = report(&o, target, ran ? &ls : NULL, o.baseline ? &echo : NULL);
+        rc = report(&o, target, ran ? &ls : NULL, o.baseline ? &echo : NULL, br && br->n > 1 ? br : NULL);
     else if (rc < 0)
         rc = CLI_OK; /* a skipped workload */
+    if (rc == CLI_OK && failed)
+        rc = CLI_FAIL; /* an earlier round had no answer or lost events */
+    free(br);
     sigaction(SIGINT, &old_int, NULL); /* from here Ctrl-C quits at once */
     if (sp.running && ran && ls.pull_events_lost > 0 && !o.quiet)
         fprintf(stderr, "waiting for the spawned server to store the %lld events still queued before it stops "

@@ -667,6 +667,46 @@ START_TEST(cli_spawned_run_with_baseline_and_json)
 }
 END_TEST
 
+/* --rounds R: each round reported, and the table and the JSON hold the
+ * medians -- of two rounds, the mean of the two -- with each ratio the
+ * median of the rounds' own ratios. */
+START_TEST(cli_rounds_report_medians)
+{
+    static char out[16384];
+    char dir[512], json_path[600];
+    json_error_t jerr;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(json_path, sizeof json_path, "%s/rounds.json", dir);
+    const char *args[] = {"bench", "--customers", "500", "--duration", "0.4", "--warmup", "0", "--inflight", "4",
+                          "--baseline", "--rounds", "2", "--json", json_path, NULL};
+    ck_assert_msg(tu_run_cli(out, sizeof out, args) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "round 1 of 2"));
+    ck_assert_ptr_nonnull(strstr(out, "round 2 of 2"));
+    ck_assert_ptr_nonnull(strstr(out, "medians of 2 rounds"));
+    json_t *root = json_load_file(json_path, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    ck_assert_int_eq(json_integer_value(json_object_get(root, "rounds")), 2);
+    json_t *runs = json_object_get(root, "runs"), *median = json_object_get(root, "median");
+    ck_assert_int_eq(json_array_size(runs), 2);
+    const char *keys[] = {"requests_per_s", "p50_us", "p99_us"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        double l0 = json_number_value(json_object_get(json_object_get(json_array_get(runs, 0), "leadscore"), keys[i]));
+        double l1 = json_number_value(json_object_get(json_object_get(json_array_get(runs, 1), "leadscore"), keys[i]));
+        double e0 = json_number_value(json_object_get(json_object_get(json_array_get(runs, 0), "echo"), keys[i]));
+        double e1 = json_number_value(json_object_get(json_object_get(json_array_get(runs, 1), "echo"), keys[i]));
+        ck_assert(l0 > 0 && l1 > 0 && e0 > 0 && e1 > 0);
+        double ml = json_number_value(json_object_get(json_object_get(median, "leadscore"), keys[i]));
+        double mr = json_number_value(json_object_get(json_object_get(median, "ratio"), keys[i]));
+        /* the JSON gives 6 significant digits */
+        ck_assert_msg(fabs(ml - (l0 + l1) / 2) <= 2e-5 * ml, "%s: median %g of %g and %g", keys[i], ml, l0, l1);
+        double want = (l0 / e0 + l1 / e1) / 2;
+        ck_assert_msg(fabs(mr - want) <= 5e-5 * want, "%s: ratio %g, want %g", keys[i], mr, want);
+    }
+    json_decref(root);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* The number after `label` on the line that starts with it (after
  * optional spaces), or NAN. */
 static double number_after(const char *out, const char *label)
@@ -768,8 +808,9 @@ START_TEST(cli_audience_cost_prints_ratios)
     tu_rmtree(dir);
     const char *bad[] = {"bench", "--workload", "score", "--audiences", "3", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
-    const char *rounds[] = {"bench", "--rounds", "2", NULL};
+    const char *rounds[] = {"bench", "--workload", "triggers", "--rounds", "2", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, rounds), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--rounds does not apply to the triggers workload"));
 }
 END_TEST
 
@@ -890,6 +931,7 @@ static Suite *bench_suite(void)
     tcase_set_timeout(cli, 60);
     tcase_add_test(cli, cli_help_and_usage);
     tcase_add_test(cli, cli_spawned_run_with_baseline_and_json);
+    tcase_add_test(cli, cli_rounds_report_medians);
     tcase_add_test(cli, cli_triggers_workload_prints_its_figures);
     tcase_add_test(cli, cli_audience_cost_prints_ratios);
     suite_add_tcase(s, cli);
