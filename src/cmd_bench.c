@@ -257,11 +257,11 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         return cli_error("bench", CLI_USAGE, "--server-key and --key go together");
     if (!o->batch_given && (o->lg.workload == LOADGEN_MIXED || o->lg.workload == LOADGEN_TRIGGERS))
         o->lg.batch = 1;
-    if (o->rounds_given && !o->audiences && o->lg.workload == LOADGEN_TRIGGERS)
-        return cli_error("bench", CLI_USAGE, "--rounds does not apply to the triggers workload (but to "
-                                             "--audiences, and to the other workloads)");
+    if (o->rounds_given && o->lg.workload == LOADGEN_TRIGGERS) /* its customers must be new */
+        return cli_error("bench", CLI_USAGE, "--rounds does not apply to the triggers workload (every event there "
+                                             "is a new customer's first)");
     if (!o->rounds_given)
-        o->rounds = o->audiences ? DEFAULT_ROUNDS : 1;
+        o->rounds = o->audiences && o->lg.workload != LOADGEN_TRIGGERS ? DEFAULT_ROUNDS : 1;
     if (o->lg.workload == LOADGEN_TRIGGERS && o->baseline)
         return cli_error("bench", CLI_USAGE, "the triggers workload has its own baseline (the acknowledged track "
                                              "latency of the same run): --baseline does not apply");
