@@ -29,7 +29,6 @@
 #include "median.h"
 
 #define NCONF 3
-#define MAX_ROUNDS 100
 
 typedef struct {
     double rate;                /* the workload's throughput: items/s (pull: landed/s) */
@@ -49,7 +48,7 @@ typedef struct {
     char label[64];
     bench_spawned sp;
     int prepared, defined;
-    run_figures runs[MAX_ROUNDS];
+    run_figures runs[MEDIAN_MAX_RUNS];
 } conf;
 
 int bench_audiences_workload_ok(loadgen_workload w)
@@ -202,7 +201,7 @@ static int run_once(const bench_audiences_opts *o, conf *c, int round, volatile 
  * runs; 0 when none ran. */
 static double median(const conf *c, int rounds, size_t field)
 {
-    double v[MAX_ROUNDS];
+    double v[MEDIAN_MAX_RUNS];
     int n = 0;
     for (int i = 0; i < rounds; i++)
         if (c->runs[i].ran)
@@ -333,9 +332,9 @@ int bench_audiences_run(const bench_audiences_opts *o)
     conf *cs = calloc(NCONF, sizeof *cs);
     if (!cs)
         return cli_error("bench", CLI_FAIL, "out of memory");
-    if (o->rounds < 1 || o->rounds > MAX_ROUNDS || o->audiences < 1 || o->audiences > LOADGEN_AUDIENCES) {
+    if (o->rounds < 1 || o->rounds > MEDIAN_MAX_RUNS || o->audiences < 1 || o->audiences > LOADGEN_AUDIENCES) {
         free(cs);
-        return cli_error("bench", CLI_USAGE, "--rounds 1..%d and --audiences 1..%d", MAX_ROUNDS, LOADGEN_AUDIENCES);
+        return cli_error("bench", CLI_USAGE, "--rounds 1..%d and --audiences 1..%d", MEDIAN_MAX_RUNS, LOADGEN_AUDIENCES);
     }
     snprintf(dirname_c, sizeof dirname_c, "audiences-%d", o->audiences);
     cs[0] = (conf){.tag = "a", .dirname = "triggers-off", .extra = {"triggers=off", NULL}, .label = "triggers off"};

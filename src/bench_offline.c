@@ -45,14 +45,13 @@ typedef struct {
     int rounds_given;
 } offline_opts;
 
-#define MAX_ROUNDS 100
 
 /* The timed rescore runs, each with its raw walk. */
 typedef struct {
-    double rescore_s[MAX_ROUNDS], walk_s[MAX_ROUNDS];
+    double rescore_s[MEDIAN_MAX_RUNS], walk_s[MEDIAN_MAX_RUNS];
     int n;
     uint64_t walked;          /* values the walk went over */
-    double rescore_median, walk_median;
+    double rescore_median, rescore_lo, rescore_hi, walk_median;
 } rescore_rounds;
 
 /* The file in a kept store's directory that says what shop it holds:
@@ -232,10 +231,12 @@ static int time_rescore(const offline_opts *o, const char *dir, rescore_rounds *
             fprintf(stderr, "bench: round %d of %d: rescore %.3f s, raw walk %.3f s\n", i + 1, o->rounds,
                     rr->rescore_s[i], rr->walk_s[i]);
     }
-    double r[MAX_ROUNDS], w[MAX_ROUNDS];
+    double r[MEDIAN_MAX_RUNS], w[MEDIAN_MAX_RUNS];
     memcpy(r, rr->rescore_s, (size_t)rr->n * sizeof *r);
     memcpy(w, rr->walk_s, (size_t)rr->n * sizeof *w);
-    rr->rescore_median = median_sort(r, (size_t)rr->n);
+    rr->rescore_median = median_sort(r, (size_t)rr->n); /* r is sorted now */
+    rr->rescore_lo = r[0];
+    rr->rescore_hi = r[rr->n - 1];
     rr->walk_median = median_sort(w, (size_t)rr->n);
     return CLI_OK;
 }
@@ -248,13 +249,8 @@ static double rate_of(uint64_t n, double secs)
 /* The rounds' spread and the raw walk beside the rescore. */
 static void report_rounds(const rescore_rounds *rr, uint64_t n)
 {
-    double lo = rr->rescore_s[0], hi = lo;
-    for (int i = 1; i < rr->n; i++) {
-        lo = rr->rescore_s[i] < lo ? rr->rescore_s[i] : lo;
-        hi = rr->rescore_s[i] > hi ? rr->rescore_s[i] : hi;
-    }
     double rate = rate_of(n, rr->rescore_median), walk = rate_of(rr->walked, rr->walk_median);
-    printf("%-22s %5.2f - %5.2f\n", "seconds min - max", lo, hi);
+    printf("%-22s %5.2f - %5.2f\n", "seconds min - max", rr->rescore_lo, rr->rescore_hi);
     printf("%-22s %12.0f  (LMDB cursor over the same values, 1 thread, in-process)\n", "raw walk records/s",
            walk);
     printf("%-22s %12.3f\n", "rescore / raw walk", walk > 0 ? rate / walk : 0);
@@ -332,8 +328,8 @@ static int parse(int argc, char **argv, offline_opts *o)
         else if (c == 'j') o->json_path = optarg;
         else if (c == 'q') o->quiet = 1;
         else if (c == 'd') o->data = optarg;
-        else if (c == 'r' && (o->rounds = (int)strtol(optarg, &end, 10), *end || o->rounds < 1 || o->rounds > MAX_ROUNDS))
-            return cli_error("bench", CLI_USAGE, "--rounds takes 1 to %d", MAX_ROUNDS);
+        else if (c == 'r' && (o->rounds = (int)strtol(optarg, &end, 10), *end || o->rounds < 1 || o->rounds > MEDIAN_MAX_RUNS))
+            return cli_error("bench", CLI_USAGE, "--rounds takes 1 to %d", MEDIAN_MAX_RUNS);
         else if (c == 'r') o->rounds_given = 1;
         else return cli_error("bench", CLI_USAGE, "the import and rescore workloads take --customers, --json and --quiet "
                                                   "(and rescore --data DIR and --rounds R)");

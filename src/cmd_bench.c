@@ -46,7 +46,6 @@
 
 #define MAX_SETS 32
 #define DEFAULT_ROUNDS 3
-#define MAX_ROUNDS 100
 #define TRIGGERS_HEADROOM (32ULL << 30)
 
 /* The one piece of process-wide state: set by SIGINT, read by the run. */
@@ -154,7 +153,8 @@ static const cliopt bench_rows[] = {
              "20 built-in audiences (listed in the report), and print each\n"
              "one's median and the ratios b/a and c/a; triggers: define those\n"
              "N audiences on the server as well"},
-    {.name = "rounds", .kind = CLIOPT_COUNT, F(rounds), CLIOPT_GIVEN(bench_opts, rounds_given), .lo = 1, .hi = 100,
+    {.name = "rounds", .kind = CLIOPT_COUNT, F(rounds), CLIOPT_GIVEN(bench_opts, rounds_given), .lo = 1,
+     .hi = MEDIAN_MAX_RUNS,
      .want = "a count 1..100", .arg = "R",
      .help = "repeat the run R times and report the median of each figure\n"
              "(with --baseline the echo and leadscore runs alternate, and the\n"
@@ -520,14 +520,14 @@ static void pull_label(const figure *f, char *label, size_t cap)
 /* --rounds R: every figure of every round, and their medians. */
 typedef struct {
     int n;                                   /* rounds recorded */
-    double ls[MAX_ROUNDS][N_FIGURES], echo[MAX_ROUNDS][N_FIGURES];
+    double ls[MEDIAN_MAX_RUNS][N_FIGURES], echo[MEDIAN_MAX_RUNS][N_FIGURES];
     double med_ls[N_FIGURES], med_echo[N_FIGURES], med_ratio[N_FIGURES]; /* ratio: < 0 when none */
 } bench_rounds;
 
 /* Keeps the figures of one round (echo may be NULL). */
 static void rounds_record(bench_rounds *br, const loadgen_result *ls, const loadgen_result *echo)
 {
-    if (br->n >= MAX_ROUNDS)
+    if (br->n >= MEDIAN_MAX_RUNS)
         return;
     for (size_t i = 0; i < N_FIGURES; i++) {
         br->ls[br->n][i] = figures[i].get(ls);
@@ -540,7 +540,7 @@ static void rounds_record(bench_rounds *br, const loadgen_result *ls, const load
  * ratios (each against the echo of its own round). */
 static void rounds_finish(bench_rounds *br, int with_echo)
 {
-    double v[MAX_ROUNDS], e[MAX_ROUNDS], r[MAX_ROUNDS];
+    double v[MEDIAN_MAX_RUNS], e[MEDIAN_MAX_RUNS], r[MEDIAN_MAX_RUNS];
     for (size_t i = 0; i < N_FIGURES; i++) {
         size_t nr = 0;
         for (int k = 0; k < br->n; k++) {

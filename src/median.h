@@ -1,11 +1,15 @@
 /* median.h -- the median of a few figures, for the benchmarks that repeat
- * a run and quote medians (bench_audiences.c, bench_offline.c).  Header-
- * only: one small function over a handful of values. */
+ * a run and quote medians (`bench --rounds`: cmd_bench.c,
+ * bench_audiences.c, bench_offline.c).  Header-only: one small function
+ * over a handful of values. */
 #ifndef LS_MEDIAN_H
 #define LS_MEDIAN_H
 
 #include <stddef.h>
 #include <stdlib.h>
+
+/* The most runs `bench --rounds` repeats. */
+#define MEDIAN_MAX_RUNS 100
 
 static inline int median_cmp(const void *a, const void *b)
 {
