@@ -16,6 +16,7 @@
 #include "bytecur.h"
 #include "error_internal.h"
 #include "storefile.h"
+#include "valuememo.h"
 
 #define DEFAULT_MAP_SIZE (1ULL << 30)
 #define DEFAULT_MAX_READERS 126
@@ -34,6 +35,12 @@ struct store {
     /* Snapshots hold it shared; store_grow holds it alone while LMDB
      * remaps (writer-preferring, so a steady read load cannot starve it). */
     pthread_rwlock_t map_lock;
+    /* The customer values the running write txn wrote (valuememo.h):
+     * the store's, reused from txn to txn, as one write txn runs at a
+     * time; cleared when one begins.  Kept only when memo_on
+     * (store_memo_writes). */
+    valuememo memo;
+    int memo_on;
 };
 
 struct store_reader {
@@ -248,8 +255,16 @@ void store_close(store **sp)
         mdb_env_close((*sp)->env);
     storefile_unlock(&(*sp)->lock_fd); /* after the env: no writer may start before it is shut */
     pthread_rwlock_destroy(&(*sp)->map_lock);
+    valuememo_free(&(*sp)->memo);
     free(*sp);
     *sp = NULL;
+}
+
+void store_memo_writes(store *s, size_t max_bytes)
+{
+    valuememo_free(&s->memo);
+    valuememo_init(&s->memo, max_bytes);
+    s->memo_on = max_bytes > 0;
 }
 
 const feature_decay *store_decay(const store *s)
@@ -760,6 +775,43 @@ static int wdel(store_wtxn *w, MDB_dbi dbi, MDB_val *k)
     return mdb_del(w->txn, dbi, k, NULL);
 }
 
+/* The customers table in a write txn: every put and delete goes through
+ * cput / cdel, which keep the memo (valuememo.h) equal to what the txn
+ * holds.  cget asks the memo first: the reads that follow a write of the
+ * same customer use it (the automation's); a read that seldom finds the
+ * customer written (a hold) asks LMDB alone, as the answer is the same.
+ * LMDB codes; a value from cget is valid until the next write, as LMDB's. */
+static int cput(store_wtxn *w, MDB_val *k, MDB_val *v)
+{
+    int rc = wput(w, w->s->customers, k, v, 0);
+    if (!w->s->memo_on)
+        return rc;
+    if (rc == 0)
+        valuememo_put(&w->s->memo, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
+    else
+        valuememo_drop(&w->s->memo, k->mv_data, k->mv_size);
+    return rc;
+}
+
+static int cdel(store_wtxn *w, MDB_val *k)
+{
+    if (w->s->memo_on)
+        valuememo_drop(&w->s->memo, k->mv_data, k->mv_size);
+    return wdel(w, w->s->customers, k);
+}
+
+static int cget(store_wtxn *w, MDB_val *k, MDB_val *v)
+{
+    const void *p;
+    size_t n;
+    if (w->s->memo_on && valuememo_get(&w->s->memo, k->mv_data, k->mv_size, &p, &n)) {
+        v->mv_data = (void *)p;
+        v->mv_size = n;
+        return MDB_SUCCESS;
+    }
+    return mdb_get(w->txn, w->s->customers, k, v);
+}
+
 uint64_t store_wtxn_writes(const store_wtxn *w)
 {
     return w->writes;
@@ -780,6 +832,7 @@ int store_write_begin(store *s, store_wtxn **out)
         return from_mdb(rc);
     }
     w->s = s;
+    valuememo_clear(&s->memo); /* the txn's own, now that it holds the writer lock */
     *out = w;
     return LS_OK;
 }
@@ -887,7 +940,7 @@ int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features 
     if (rc)
         return rc;
     MDB_val k = {len, (void *)id}, v = {n, buf};
-    return from_mdb(wput(w, w->s->customers, &k, &v, 0));
+    return from_mdb(cput(w, &k, &v));
 }
 
 void store_held_init(store_held *h)
@@ -934,7 +987,7 @@ static int put_value(store_wtxn *w, const char *id, size_t len, const uint8_t *r
     size_t need = 1 + 10 + rec_len + 10 + state_len + (h ? history_encoded_size(h) : hist_len);
     if (!h && !hist_len && !state_len) { /* a plain record: no history, no state */
         MDB_val k = {len, (void *)id}, v = {rec_len, (void *)rec};
-        return from_mdb(wput(w, w->s->customers, &k, &v, 0));
+        return from_mdb(cput(w, &k, &v));
     }
     if (need > *buf_cap) {
         uint8_t *b = realloc(*buf, need);
@@ -966,7 +1019,7 @@ static int put_value(store_wtxn *w, const char *id, size_t len, const uint8_t *r
     if (c.bad)
         return LS_EINVAL;
     MDB_val k = {len, (void *)id}, v = {(size_t)(c.p - *buf), *buf};
-    return from_mdb(wput(w, w->s->customers, &k, &v, 0));
+    return from_mdb(cput(w, &k, &v));
 }
 
 int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_features *f, const history *h,
@@ -986,7 +1039,7 @@ int store_wtxn_get_state(store_wtxn *w, const char *id, size_t len, ls_features 
     state->len = 0;
     if (f)
         feature_init(f);
-    int rc = mdb_get(w->txn, w->s->customers, &k, &v);
+    int rc = cget(w, &k, &v);
     if (rc)
         return from_mdb(rc);
     if ((rc = split_value(&v, &parts)) != LS_OK)
@@ -1000,7 +1053,7 @@ int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *
 {
     MDB_val k = {len, (void *)id}, v;
     value_parts parts;
-    int rc = mdb_get(w->txn, w->s->customers, &k, &v);
+    int rc = cget(w, &k, &v);
     if (rc)
         return from_mdb(rc);
     if ((rc = split_value(&v, &parts)) != LS_OK)
@@ -1262,7 +1315,7 @@ static int merge_histories(store_wtxn *w, const char *from, size_t from_len, con
                                      &held.buf_cap);
     MDB_val k = {from_len, (void *)from};
     if (rc == LS_OK)
-        rc = from_mdb(wdel(w, w->s->customers, &k));
+        rc = from_mdb(cdel(w, &k));
     history_free(&src);
     store_held_free(&held);
     return rc;
@@ -1394,7 +1447,7 @@ static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *se
     if (len != len_in || memcmp(id, id_in, len) != 0)
         id_set_add(set, id_in, len_in);
     MDB_val k = {len, set->id[0]};
-    rc = wdel(w, w->s->customers, &k);
+    rc = cdel(w, &k);
     if (rc && rc != MDB_NOTFOUND)
         return from_mdb(rc);
     *deleted = rc == 0;

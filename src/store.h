@@ -109,6 +109,14 @@ void store_close(store **s);
 /* The half-lives this store's records are kept with. */
 const feature_decay *store_decay(const store *s);
 
+/* From now on each write txn remembers the customer values it writes, in
+ * at most max_bytes (valuememo.h; 0: it stops), so a read of one of them
+ * later in the same txn (the automation evaluating the customers a group
+ * changed) skips the B-tree.  The writer turns it on with the automation;
+ * a txn's reads give the same answers either way.  Call it with no write
+ * txn running. */
+void store_memo_writes(store *s, size_t max_bytes);
+
 int store_stat(store *s, store_stats *out);
 
 /* Doubles the map size, to at most max_bytes, while no snapshot is open

@@ -13,11 +13,13 @@
 #include <zmq.h>
 
 #include "automation.h"
+#include "bytecur.h"
 #include "codec.h"
 #include "leadscore/error.h"
 #include "log.h"
 #include "msgio.h"
 #include "timefmt.h"
+#include "valuememo.h"
 
 #define PRUNE_EVERY_MS 1000
 #define PRUNE_CHUNK 5000
@@ -43,6 +45,7 @@
 
 /* One event of a run of track jobs, in the order it is applied. */
 typedef struct {
+    uint64_t key[2];   /* the customer id's first 16 bytes, big-endian, zero-padded */
     const ls_event *ev;
     writer_job *job;
     size_t seq;        /* its place in arrival order */
@@ -360,10 +363,27 @@ static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int stri
     return rc;
 }
 
-/* Orders a run's events by customer id, arrival order within one. */
+/* The 8 bytes of id from byte at on, as a big-endian number, zero-padded:
+ * numbers in this order are ids in memcmp order, up to ties. */
+static uint64_t id_prefix(const ls_str *id, size_t at)
+{
+    uint8_t b[8] = {0};
+    if (at < id->len)
+        memcpy(b, id->ptr + at, id->len - at < 8 ? id->len - at : 8);
+    return bytecur_load_be64(b);
+}
+
+/* Orders a run's events by customer id, arrival order within one.  The
+ * prefixes kept in the run decide most pairs without reading the ids
+ * (scattered over the jobs' buffers); a tie is settled as LMDB orders
+ * keys, by the bytes and then the length. */
 static int by_customer(const void *pa, const void *pb)
 {
     const run_event *a = pa, *b = pb;
+    if (a->key[0] != b->key[0])
+        return a->key[0] < b->key[0] ? -1 : 1;
+    if (a->key[1] != b->key[1])
+        return a->key[1] < b->key[1] ? -1 : 1;
     size_t la = a->ev->customer.len, lb = b->ev->customer.len;
     int c = memcmp(a->ev->customer.ptr, b->ev->customer.ptr, la < lb ? la : lb);
     if (c == 0 && la != lb)
@@ -418,7 +438,7 @@ static int claim_run(store_wtxn *txn, writer_job **jobs, size_t count, group_scr
             }
             g->accepted[*n] = 0;
             g->order[*n] = ev;
-            g->ev[*n] = (run_event){ev, job, *n};
+            g->ev[*n] = (run_event){{id_prefix(&ev->customer, 0), id_prefix(&ev->customer, 8)}, ev, job, *n};
             (*n)++;
         }
     }
@@ -1087,8 +1107,10 @@ static int open_automation(writer *w)
         return LS_EINVAL;
     }
     int rc = automation_open(&w->autom, &ac, &w->svc->stats);
-    if (rc == LS_OK)
+    if (rc == LS_OK) {
         automation_set_yield(w->autom, jobs_waiting, w);
+        store_memo_writes(w->svc->store, VALUEMEMO_DEFAULT_BYTES); /* it reads back what each group wrote */
+    }
     return rc;
 }
 

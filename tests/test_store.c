@@ -896,6 +896,85 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
 }
 END_TEST
 
+/* What get_state reads in a write txn, against LMDB's own answer in the
+ * same txn (store_wtxn_get) and the state bytes last written. */
+static void check_state(store_wtxn *w, const char *id, int views, const char *state)
+{
+    ls_features f, direct;
+    store_bytes st;
+    int rc = store_wtxn_get_state(w, id, strlen(id), &f, &st);
+    int direct_rc = store_wtxn_get(w, id, strlen(id), &direct);
+    ck_assert_int_eq(rc, direct_rc);
+    if (views < 0) {
+        ck_assert_int_eq(rc, LS_ENOTFOUND);
+        return;
+    }
+    ck_assert_int_eq(rc, LS_OK);
+    ck_assert_int_eq(f.count[EV_PAGE_VIEW], (uint32_t)views);
+    ck_assert_int_eq(direct.count[EV_PAGE_VIEW], (uint32_t)views);
+    ck_assert_uint_eq(st.len, strlen(state));
+    ck_assert(st.len == 0 || memcmp(st.ptr, state, st.len) == 0);
+}
+
+/* The automation reads back, in the same txn, the values the group just
+ * wrote (store.c answers those reads from the txn's memo of them, when
+ * store_memo_writes turned it on; here off, on, and too small): every
+ * write, state change, delete and merge is seen at once, a value written
+ * twice reads as the second, and a new txn reads the committed values. */
+static const size_t MEMO_BYTES[] = {0, 1u << 20, 150}; /* off, on, too small for most values */
+
+START_TEST(a_write_txn_reads_back_what_it_wrote)
+{
+    store *s = open_store(&DECAY);
+    store_memo_writes(s, MEMO_BYTES[_i]);
+    store_wtxn *w = NULL;
+    ls_features f;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int deleted = 0, merged = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    check_state(w, "a", -1, "");
+    record_with(&f, 1);
+    ck_assert_int_eq(store_wtxn_put(w, "a", 1, &f), LS_OK);
+    check_state(w, "a", 1, "");
+    ck_assert_int_eq(store_wtxn_put_state(w, "a", 1, "S1", 2), LS_OK);
+    check_state(w, "a", 1, "S1");
+    record_with(&f, 2);
+    ck_assert_int_eq(store_wtxn_put_customer(w, "a", 1, &f, NULL, (const uint8_t *)"S22", 3, &buf, &cap), LS_OK);
+    check_state(w, "a", 2, "S22");
+    ck_assert_int_eq(store_wtxn_put_state(w, "a", 1, NULL, 0), LS_OK);
+    check_state(w, "a", 2, "");
+    record_with(&f, 3);
+    ck_assert_int_eq(store_wtxn_put(w, "b", 1, &f), LS_OK);
+    ck_assert_int_eq(store_wtxn_put_state(w, "b", 1, "T", 1), LS_OK);
+    check_state(w, "b", 3, "T");
+    ck_assert_int_eq(store_wtxn_alias(w, "a", 1, "b", 1, &merged), LS_OK); /* a's views fold into b */
+    ck_assert_int_eq(merged, 1);
+    check_state(w, "a", -1, "");
+    check_state(w, "b", 5, "T");
+    ck_assert_int_eq(store_wtxn_forget(w, "b", 1, &deleted), LS_OK);
+    ck_assert_int_eq(deleted, 1);
+    check_state(w, "b", -1, "");
+    record_with(&f, 4);
+    ck_assert_int_eq(store_wtxn_put(w, "c", 1, &f), LS_OK);
+    ck_assert_int_eq(store_wtxn_put_state(w, "c", 1, "U", 1), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK); /* a new txn: LMDB's values */
+    check_state(w, "c", 4, "U");
+    check_state(w, "a", -1, "");
+    record_with(&f, 6);
+    ck_assert_int_eq(store_wtxn_put(w, "c", 1, &f), LS_OK);
+    check_state(w, "c", 6, "");
+    store_write_abort(&w); /* an aborted txn leaves nothing behind, in LMDB or the memo */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    check_state(w, "c", 4, "U");
+    store_write_abort(&w);
+    free(buf);
+    store_close(&s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -915,6 +994,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_version_one_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_two_store_opens_and_is_upgraded);
     tcase_add_test(tc, stat_counts_customers);
+    tcase_add_loop_test(tc, a_write_txn_reads_back_what_it_wrote, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
