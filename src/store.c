@@ -53,6 +53,11 @@ struct store_reader {
 struct store_wtxn {
     store *s;
     MDB_txn *txn;
+    /* One cursor on `customers` for the holds and the writes of values:
+     * the writer holds a run's customers in key order, and a cursor
+     * finds a key on the leaf it stands on without descending the tree
+     * again.  Opened on first use; LMDB closes it with the txn. */
+    MDB_cursor *cust;
     uint64_t writes;   /* puts and deletes handed to LMDB (store_wtxn_writes) */
     uint8_t *buf, *copy;  /* store_wtxn_put_state's encoding and copy buffers */
     size_t buf_cap, copy_cap;
@@ -535,6 +540,20 @@ int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *o
     return get_record(r->txn, r->s->customers, id, len, out);
 }
 
+/* The record, history and automation state (may be NULL) in value v. */
+static int decode_customer_state(const MDB_val *v, ls_features *rec, history *h, store_bytes *state)
+{
+    value_parts parts;
+    int rc;
+    if ((rc = decode_value_record(v, rec)) == LS_OK)
+        rc = decode_value_history(v, rec, h);
+    if (rc == LS_OK && state && split_value(v, &parts) == LS_OK) {
+        state->ptr = parts.state;
+        state->len = parts.state_len;
+    }
+    return rc;
+}
+
 /* A customer's record, history and automation state (state may be NULL;
  * its bytes point into the txn) from ONE lookup (id already resolved).
  * LS_ENOTFOUND, with an empty record and history, when there is none. */
@@ -542,19 +561,10 @@ static int read_customer_state(MDB_txn *txn, const store *s, const char *id, siz
                                history *h, store_bytes *state)
 {
     MDB_val k = {len, (void *)id}, v;
-    value_parts parts;
     feature_init(rec);
     history_clear(h);
     int rc = mdb_get(txn, s->customers, &k, &v);
-    if (rc)
-        return from_mdb(rc);
-    if ((rc = decode_value_record(&v, rec)) == LS_OK)
-        rc = decode_value_history(&v, rec, h);
-    if (rc == LS_OK && state && split_value(&v, &parts) == LS_OK) {
-        state->ptr = parts.state;
-        state->len = parts.state_len;
-    }
-    return rc;
+    return rc ? from_mdb(rc) : decode_customer_state(&v, rec, h, state);
 }
 
 static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t len, ls_features *rec, history *h)
@@ -755,16 +765,24 @@ int store_check_alias(size_t from_len, size_t to_len)
     return from_len + 1 + to_len > STORE_MAX_KEY ? LS_ETOOLARGE : LS_OK;
 }
 
-/* Every write of the writer goes through here: a key LMDB would refuse
- * (MDB_BAD_VALSIZE, LS_ETOOLARGE) is refused before LMDB sees it, and an
- * armed fault answers for LMDB.  An LMDB code. */
-static int wput(store_wtxn *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+/* Every write of the writer goes through here, by key or (cur non-NULL)
+ * through a cursor on dbi: a key LMDB would refuse (MDB_BAD_VALSIZE,
+ * LS_ETOOLARGE) is refused before LMDB sees it, and an armed fault
+ * answers for LMDB.  An LMDB code. */
+static int wput_at(store_wtxn *w, MDB_dbi dbi, MDB_cursor *cur, MDB_val *k, MDB_val *v, unsigned flags)
 {
     if (k->mv_size == 0 || k->mv_size > STORE_MAX_KEY)
         return MDB_BAD_VALSIZE;
     int rc = fault_key(k);
     w->writes++;
-    return rc ? rc : mdb_put(w->txn, dbi, k, v, flags);
+    if (rc)
+        return rc;
+    return cur ? mdb_cursor_put(cur, k, v, flags) : mdb_put(w->txn, dbi, k, v, flags);
+}
+
+static int wput(store_wtxn *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned flags)
+{
+    return wput_at(w, dbi, NULL, k, v, flags);
 }
 
 /* Every delete by key goes through here (cursor deletes count
@@ -777,13 +795,21 @@ static int wdel(store_wtxn *w, MDB_dbi dbi, MDB_val *k)
 
 /* The customers table in a write txn: every put and delete goes through
  * cput / cdel, which keep the memo (valuememo.h) equal to what the txn
- * holds.  cget asks the memo first: the reads that follow a write of the
- * same customer use it (the automation's); a read that seldom finds the
+ * holds; the puts and the holds (hold_read) go through the txn's cursor.
+ * cget asks the memo first: the reads that follow a write of the same
+ * customer use it (the automation's); a read that seldom finds the
  * customer written (a hold) asks LMDB alone, as the answer is the same.
  * LMDB codes; a value from cget is valid until the next write, as LMDB's. */
+static int cust_cursor(store_wtxn *w)
+{
+    return w->cust ? MDB_SUCCESS : mdb_cursor_open(w->txn, w->s->customers, &w->cust);
+}
+
 static int cput(store_wtxn *w, MDB_val *k, MDB_val *v)
 {
-    int rc = wput(w, w->s->customers, k, v, 0);
+    int rc = cust_cursor(w);
+    if (rc == MDB_SUCCESS)
+        rc = wput_at(w, w->s->customers, w->cust, k, v, 0);
     if (!w->s->memo_on)
         return rc;
     if (rc == 0)
@@ -793,10 +819,17 @@ static int cput(store_wtxn *w, MDB_val *k, MDB_val *v)
     return rc;
 }
 
+/* A delete (a forget, an alias merge: rare) also closes the cursor, so
+ * the next hold starts from a fresh descent rather than from a position
+ * LMDB had to move off a deleted node. */
 static int cdel(store_wtxn *w, MDB_val *k)
 {
     if (w->s->memo_on)
         valuememo_drop(&w->s->memo, k->mv_data, k->mv_size);
+    if (w->cust) {
+        mdb_cursor_close(w->cust);
+        w->cust = NULL;
+    }
     return wdel(w, w->s->customers, k);
 }
 
@@ -810,6 +843,18 @@ static int cget(store_wtxn *w, MDB_val *k, MDB_val *v)
         return MDB_SUCCESS;
     }
     return mdb_get(w->txn, w->s->customers, k, v);
+}
+
+/* read_customer_state through the cursor: for the holds, in key order. */
+static int hold_read(store_wtxn *w, const char *id, size_t len, ls_features *rec, history *h, store_bytes *state)
+{
+    MDB_val k = {len, (void *)id}, v;
+    feature_init(rec);
+    history_clear(h);
+    int rc = cust_cursor(w);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_cursor_get(w->cust, &k, &v, MDB_SET);
+    return rc ? from_mdb(rc) : decode_customer_state(&v, rec, h, state);
 }
 
 uint64_t store_wtxn_writes(const store_wtxn *w)
@@ -1110,7 +1155,7 @@ int store_wtxn_hold(store_wtxn *w, store_held *h, const ls_str *id)
     if ((rc = store_wtxn_put_back(w, h)))
         return rc;
     store_bytes state = {NULL, 0};
-    rc = read_customer_state(w->txn, w->s, copy, len, &h->f, &h->h, &state);
+    rc = hold_read(w, copy, len, &h->f, &h->h, &state);
     if (rc != LS_OK && rc != LS_ENOTFOUND)
         return rc;
     if ((rc = held_keep_state(h, &state)) != LS_OK)
