@@ -50,14 +50,18 @@ struct store_reader {
     history h;         /* scratch for as-of reads */
 };
 
+enum { WC_CUSTOMERS, WC_EVENT_IDS, WC_EVENT_TIMES, WC_COUNT };
+
 struct store_wtxn {
     store *s;
     MDB_txn *txn;
-    /* One cursor on `customers` for the holds and the writes of values:
-     * the writer holds a run's customers in key order, and a cursor
-     * finds a key on the leaf it stands on without descending the tree
-     * again.  Opened on first use; LMDB closes it with the txn. */
-    MDB_cursor *cust;
+    /* One cursor per table the writer writes a row of per event or per
+     * customer (wcursor): the customers of a run are held and written in
+     * key order, and the event ids of one batch are mostly consecutive,
+     * so a cursor finds the next key on the leaf it stands on without
+     * descending the tree again.  Opened on first use; LMDB closes them
+     * with the txn. */
+    MDB_cursor *cur[WC_COUNT];
     uint64_t writes;   /* puts and deletes handed to LMDB (store_wtxn_writes) */
     uint8_t *buf, *copy;  /* store_wtxn_put_state's encoding and copy buffers */
     size_t buf_cap, copy_cap;
@@ -785,11 +789,39 @@ static int wput(store_wtxn *w, MDB_dbi dbi, MDB_val *k, MDB_val *v, unsigned fla
     return wput_at(w, dbi, NULL, k, v, flags);
 }
 
+static MDB_dbi wcursor_dbi(const store_wtxn *w, int which)
+{
+    const store *s = w->s;
+    return which == WC_CUSTOMERS ? s->customers : which == WC_EVENT_IDS ? s->event_ids : s->event_ids_by_time;
+}
+
+/* The txn's cursor on table `which`, opened on first use.  An LMDB code. */
+static int wcursor(store_wtxn *w, int which, MDB_cursor **out)
+{
+    int rc = w->cur[which] ? MDB_SUCCESS : mdb_cursor_open(w->txn, wcursor_dbi(w, which), &w->cur[which]);
+    *out = w->cur[which];
+    return rc;
+}
+
+/* Closes the txn's cursor on table dbi, if any: before a delete (rare:
+ * forget, alias, pruning), so that the next use starts from a fresh
+ * descent rather than from a position LMDB had to move off a deleted
+ * node. */
+static void wcursor_drop(store_wtxn *w, MDB_dbi dbi)
+{
+    for (int i = 0; i < WC_COUNT; i++)
+        if (w->cur[i] && wcursor_dbi(w, i) == dbi) {
+            mdb_cursor_close(w->cur[i]);
+            w->cur[i] = NULL;
+        }
+}
+
 /* Every delete by key goes through here (cursor deletes count
  * themselves).  An LMDB code. */
 static int wdel(store_wtxn *w, MDB_dbi dbi, MDB_val *k)
 {
     w->writes++;
+    wcursor_drop(w, dbi);
     return mdb_del(w->txn, dbi, k, NULL);
 }
 
@@ -800,16 +832,12 @@ static int wdel(store_wtxn *w, MDB_dbi dbi, MDB_val *k)
  * customer use it (the automation's); a read that seldom finds the
  * customer written (a hold) asks LMDB alone, as the answer is the same.
  * LMDB codes; a value from cget is valid until the next write, as LMDB's. */
-static int cust_cursor(store_wtxn *w)
-{
-    return w->cust ? MDB_SUCCESS : mdb_cursor_open(w->txn, w->s->customers, &w->cust);
-}
-
 static int cput(store_wtxn *w, MDB_val *k, MDB_val *v)
 {
-    int rc = cust_cursor(w);
+    MDB_cursor *cur;
+    int rc = wcursor(w, WC_CUSTOMERS, &cur);
     if (rc == MDB_SUCCESS)
-        rc = wput_at(w, w->s->customers, w->cust, k, v, 0);
+        rc = wput_at(w, w->s->customers, cur, k, v, 0);
     if (!w->s->memo_on)
         return rc;
     if (rc == 0)
@@ -819,17 +847,10 @@ static int cput(store_wtxn *w, MDB_val *k, MDB_val *v)
     return rc;
 }
 
-/* A delete (a forget, an alias merge: rare) also closes the cursor, so
- * the next hold starts from a fresh descent rather than from a position
- * LMDB had to move off a deleted node. */
 static int cdel(store_wtxn *w, MDB_val *k)
 {
     if (w->s->memo_on)
         valuememo_drop(&w->s->memo, k->mv_data, k->mv_size);
-    if (w->cust) {
-        mdb_cursor_close(w->cust);
-        w->cust = NULL;
-    }
     return wdel(w, w->s->customers, k);
 }
 
@@ -851,9 +872,10 @@ static int hold_read(store_wtxn *w, const char *id, size_t len, ls_features *rec
     MDB_val k = {len, (void *)id}, v;
     feature_init(rec);
     history_clear(h);
-    int rc = cust_cursor(w);
+    MDB_cursor *cur;
+    int rc = wcursor(w, WC_CUSTOMERS, &cur);
     if (rc == MDB_SUCCESS)
-        rc = mdb_cursor_get(w->cust, &k, &v, MDB_SET);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
     return rc ? from_mdb(rc) : decode_customer_state(&v, rec, h, state);
 }
 
@@ -1197,7 +1219,12 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
     memcpy(val, &received_ms, 8);
     memcpy(val + 8, customer, customer_len);
     MDB_val v = {8 + customer_len, val};
-    int rc = wput(w, w->s->event_ids, &k, &v, MDB_NOOVERWRITE);
+    MDB_cursor *ids, *times;
+    int rc = wcursor(w, WC_EVENT_IDS, &ids);
+    if (rc == MDB_SUCCESS)
+        rc = wcursor(w, WC_EVENT_TIMES, &times);
+    if (rc == MDB_SUCCESS)
+        rc = wput_at(w, w->s->event_ids, ids, &k, &v, MDB_NOOVERWRITE);
     *seen = rc == MDB_KEYEXIST;
     if (rc == MDB_KEYEXIST)
         return LS_OK;
@@ -1206,7 +1233,7 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
     bytecur_store_be64(tkey, (uint64_t)received_ms);
     memcpy(tkey + 8, eid, eid_len);
     MDB_val tk = {8 + eid_len, tkey}, tv = {0, ""};
-    return from_mdb(wput(w, w->s->event_ids_by_time, &tk, &tv, 0));
+    return from_mdb(wput_at(w, w->s->event_ids_by_time, times, &tk, &tv, 0));
 }
 
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned)
@@ -1214,6 +1241,7 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
     MDB_cursor *cur;
     MDB_val k, v;
     size_t n = 0;
+    wcursor_drop(w, w->s->event_ids_by_time); /* it deletes through a cursor of its own */
     int rc = mdb_cursor_open(w->txn, w->s->event_ids_by_time, &cur);
     if (rc)
         return from_mdb(rc);
@@ -1458,6 +1486,7 @@ static int drop_event_ids(store_wtxn *w, const id_set *set, int *deleted)
     MDB_cursor *cur;
     MDB_val k, v;
     uint8_t tkey[8 + EVENT_MAX_STR];
+    wcursor_drop(w, w->s->event_ids); /* it deletes through a cursor of its own */
     int rc = mdb_cursor_open(w->txn, w->s->event_ids, &cur);
     if (rc)
         return from_mdb(rc);
