@@ -677,10 +677,29 @@ int automation_audience_delete(automation *a, store_wtxn *w, const char *name, s
     return audience_delete(&a->audiences, w, name, name_len, deleted);
 }
 
+/* The customers evaluated a few steps ahead have their values brought
+ * into the cache (a customer's value was written a whole group ago). */
+#define PREFETCH_SLOT_AHEAD 4
+#define PREFETCH_ENTRY_AHEAD 2
+
+static void prefetch_touched(automation *a, store_wtxn *w, size_t i)
+{
+    size_t len;
+    if (i + PREFETCH_SLOT_AHEAD < a->touched.n) {
+        const char *id = touch_get(&a->touched, i + PREFETCH_SLOT_AHEAD, &len);
+        store_wtxn_prefetch(w, id, len, PREFETCH_SLOT_AHEAD);
+    }
+    if (i + PREFETCH_ENTRY_AHEAD < a->touched.n) {
+        const char *id = touch_get(&a->touched, i + PREFETCH_ENTRY_AHEAD, &len);
+        store_wtxn_prefetch(w, id, len, PREFETCH_ENTRY_AHEAD);
+    }
+}
+
 int automation_finish(automation *a, store_wtxn *w)
 {
     for (size_t i = 0; i < a->touched.n; i++) {
         size_t len, rlen;
+        prefetch_touched(a, w, i);
         const char *id = touch_get(&a->touched, i, &len), *target;
         int rc = store_wtxn_resolve(w, id, len, &target, &rlen);
         if (rc)

@@ -866,6 +866,16 @@ static int cget(store_wtxn *w, MDB_val *k, MDB_val *v)
     return mdb_get(w->txn, w->s->customers, k, v);
 }
 
+void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int ahead)
+{
+    if (!w->s->memo_on)
+        return;
+    if (ahead > 2)
+        valuememo_prefetch_slot(&w->s->memo, id, len);
+    else
+        valuememo_prefetch_entry(&w->s->memo, id, len);
+}
+
 /* read_customer_state through the cursor: for the holds, in key order. */
 static int hold_read(store_wtxn *w, const char *id, size_t len, ls_features *rec, history *h, store_bytes *state)
 {

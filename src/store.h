@@ -117,6 +117,11 @@ const feature_decay *store_decay(const store *s);
  * txn running. */
 void store_memo_writes(store *s, size_t max_bytes);
 
+/* A hint for a loop over many customers of the txn: customer id's value
+ * will be read `ahead` steps from now (2: soon; 4: later), so it is
+ * brought into the cache from the memo in two stages.  Changes nothing. */
+void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int ahead);
+
 int store_stat(store *s, store_stats *out);
 
 /* Doubles the map size, to at most max_bytes, while no snapshot is open

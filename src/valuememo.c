@@ -166,3 +166,23 @@ int valuememo_get(valuememo *m, const void *key, size_t klen, const void **val, 
     m->hits++;
     return 1;
 }
+
+void valuememo_prefetch_slot(const valuememo *m, const void *key, size_t klen)
+{
+    if (m->nslots)
+        __builtin_prefetch(&m->slots[bytecur_fnv1a32(key, klen) & (m->nslots - 1)]);
+}
+
+void valuememo_prefetch_entry(const valuememo *m, const void *key, size_t klen)
+{
+    if (!m->nslots)
+        return;
+    uint32_t hash = bytecur_fnv1a32(key, klen);
+    uint64_t slot = m->slots[hash & (m->nslots - 1)];
+    if (slot && SLOT_HASH(slot) == hash) { /* its value's first lines too: the decode reads them next */
+        const uint8_t *e = (const uint8_t *)entry_at(m, slot);
+        __builtin_prefetch(e);
+        __builtin_prefetch(e + 64);
+        __builtin_prefetch(e + 128);
+    }
+}

@@ -53,4 +53,11 @@ void valuememo_drop(valuememo *m, const void *key, size_t klen);
  * value is known, else 0. */
 int valuememo_get(valuememo *m, const void *key, size_t klen, const void **val, size_t *vlen);
 
+/* Hints for a loop that will get many keys, a few steps ahead: the slot
+ * of key is fetched into the cache (valuememo_prefetch_slot), then, a
+ * step or two later, its entry (valuememo_prefetch_entry, which reads
+ * the slot).  Neither changes anything; a get does not need them. */
+void valuememo_prefetch_slot(const valuememo *m, const void *key, size_t klen);
+void valuememo_prefetch_entry(const valuememo *m, const void *key, size_t klen);
+
 #endif
