@@ -1053,27 +1053,13 @@ static int held_keep_state(store_held *h, const store_bytes *state)
     return LS_OK;
 }
 
-/* Encodes a value -- record, history (h NULL or hist bytes: as given),
- * state -- into *buf and writes it.  The history goes in as encoded bytes
- * when hist is given (put_state keeps it unread), else from h. */
-static int put_value(store_wtxn *w, const char *id, size_t len, const uint8_t *rec, size_t rec_len, const history *h,
-                     const uint8_t *hist, size_t hist_len, const uint8_t *state, size_t state_len, uint8_t **buf,
-                     size_t *buf_cap)
+/* The value -- mark, record, state, history (from h, or as the bytes
+ * hist) -- encoded into buf; LS_ETOOLARGE when cap is short. */
+static int encode_value(uint8_t *buf, size_t cap, const uint8_t *rec, size_t rec_len, const history *h,
+                        const uint8_t *hist, size_t hist_len, const uint8_t *state, size_t state_len, size_t *out)
 {
     uint8_t mark = state_len ? VALUE_MARK_STATE : VALUE_MARK;
-    size_t need = 1 + 10 + rec_len + 10 + state_len + (h ? history_encoded_size(h) : hist_len);
-    if (!h && !hist_len && !state_len) { /* a plain record: no history, no state */
-        MDB_val k = {len, (void *)id}, v = {rec_len, (void *)rec};
-        return from_mdb(cput(w, &k, &v));
-    }
-    if (need > *buf_cap) {
-        uint8_t *b = realloc(*buf, need);
-        if (!b)
-            return LS_ENOMEM;
-        *buf = b;
-        *buf_cap = need;
-    }
-    bytecur_w c = {*buf, *buf_cap, 0};
+    bytecur_w c = {buf, cap, 0};
     bytecur_put(&c, &mark, 1);
     bytecur_put_varint(&c, rec_len);
     bytecur_put(&c, rec, rec_len);
@@ -1081,21 +1067,56 @@ static int put_value(store_wtxn *w, const char *id, size_t len, const uint8_t *r
         bytecur_put_varint(&c, state_len);
         bytecur_put(&c, state, state_len);
     }
-    if (c.bad)
-        return LS_EINVAL;
-    if (h) {
+    if (h && !c.bad) {
         size_t written;
-        int rc = history_encode(h, c.p, c.left, &written);
-        if (rc)
-            return rc;
+        if (history_encode(h, c.p, c.left, &written) != LS_OK)
+            return LS_ETOOLARGE; /* short, or not encodable: put_value tells which */
         c.p += written;
         c.left -= written;
-    } else {
+    } else if (!h) {
         bytecur_put(&c, hist, hist_len);
     }
     if (c.bad)
-        return LS_EINVAL;
-    MDB_val k = {len, (void *)id}, v = {(size_t)(c.p - *buf), *buf};
+        return LS_ETOOLARGE;
+    *out = (size_t)(c.p - buf);
+    return LS_OK;
+}
+
+static int reserve_buf(uint8_t **buf, size_t *buf_cap, size_t need)
+{
+    if (need <= *buf_cap)
+        return LS_OK;
+    uint8_t *b = realloc(*buf, need);
+    if (!b)
+        return LS_ENOMEM;
+    *buf = b;
+    *buf_cap = need;
+    return LS_OK;
+}
+
+/* Encodes a value -- record, history (h NULL or hist bytes: as given),
+ * state -- into *buf and writes it.  The history goes in as encoded bytes
+ * when hist is given (put_state keeps it unread), else from h: first into
+ * the room the buffer has (a held customer's buffer is sized by the values
+ * written before); only when that is short is its size worked out and the
+ * buffer grown. */
+static int put_value(store_wtxn *w, const char *id, size_t len, const uint8_t *rec, size_t rec_len, const history *h,
+                     const uint8_t *hist, size_t hist_len, const uint8_t *state, size_t state_len, uint8_t **buf,
+                     size_t *buf_cap)
+{
+    if (!h && !hist_len && !state_len) { /* a plain record: no history, no state */
+        MDB_val k = {len, (void *)id}, v = {rec_len, (void *)rec};
+        return from_mdb(cput(w, &k, &v));
+    }
+    size_t fixed = 1 + 10 + rec_len + 10 + state_len, n = 0;
+    int rc = reserve_buf(buf, buf_cap, fixed + (h ? 0 : hist_len));
+    if (rc == LS_OK)
+        rc = encode_value(*buf, *buf_cap, rec, rec_len, h, hist, hist_len, state, state_len, &n);
+    if (rc == LS_ETOOLARGE && h && (rc = reserve_buf(buf, buf_cap, fixed + history_encoded_size(h))) == LS_OK)
+        rc = encode_value(*buf, *buf_cap, rec, rec_len, h, hist, hist_len, state, state_len, &n);
+    if (rc)
+        return rc == LS_ETOOLARGE ? LS_EINVAL : rc; /* it had the room it needs: not encodable */
+    MDB_val k = {len, (void *)id}, v = {n, *buf};
     return from_mdb(cput(w, &k, &v));
 }
 
