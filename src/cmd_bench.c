@@ -39,6 +39,7 @@
 #include "loadgen.h"
 #include "median.h"
 #include "security.h"
+#include "writer.h"
 
 #ifndef LS_VERSION
 #define LS_VERSION "0.0.0-dev"
@@ -375,6 +376,7 @@ static double f_sent(const loadgen_result *r) { return (double)r->pull_events_se
 static double f_landed_ps(const loadgen_result *r) { return r->pull_ingest_per_s; }
 static double f_lost(const loadgen_result *r) { return (double)r->pull_events_lost; }
 static double f_settle(const loadgen_result *r) { return r->pull_settle_wait_s; }
+static double f_writer_cpu(const loadgen_result *r) { return r->pull_thread_cpu_us; }
 static double f_trig_p50(const loadgen_result *r) { return us(r->trigger_latency, 50); }
 static double f_trig_p90(const loadgen_result *r) { return us(r->trigger_latency, 90); }
 static double f_trig_p99(const loadgen_result *r) { return us(r->trigger_latency, 99); }
@@ -416,6 +418,8 @@ static const figure figures[] = {
     {"events landed/s", "events_landed_per_s", FMT_RATE, SHOW_PULL, 1, f_landed_ps},
     {"events missing", "events_missing", FMT_COUNT, SHOW_PULL, 0, f_lost},
     {"settle wait (s)", "settle_wait_s", FMT_SECONDS, SHOW_PULL, 0, f_settle},
+    /* spawned server only (NAN otherwise: "-", no JSON key) */
+    {"writer CPU/ev (us)", "writer_cpu_us_per_event", FMT_US, SHOW_PULL, 0, f_writer_cpu},
     {"request bytes", "request_bytes", FMT_BYTES, SHOW_REQUESTS | SHOW_PULL, 0, f_req_bytes},
     {"reply bytes", "reply_bytes", FMT_BYTES, SHOW_REQUESTS, 0, f_reply_bytes},
     {"errors", "errors", FMT_COUNT, SHOW_REQUESTS | SHOW_PULL, 0, f_errors},
@@ -458,6 +462,10 @@ static const char *item_name(loadgen_workload w)
 
 static void format_value(char *buf, size_t cap, int fmt, double v)
 {
+    if (isnan(v)) { /* not measured for this target */
+        snprintf(buf, cap, "-");
+        return;
+    }
     switch (fmt) {
     case FMT_COUNT: snprintf(buf, cap, "%.0f", v); break;
     case FMT_RATE: snprintf(buf, cap, v >= 100 ? "%.0f" : "%.1f", v); break;
@@ -507,7 +515,7 @@ static void print_header(FILE *out, const bench_opts *o, const char *target)
 /* The pull workload sends batches, not requests, and times the send. */
 static void pull_label(const figure *f, char *label, size_t cap)
 {
-    if (f->fmt == FMT_US)
+    if (f->fmt == FMT_US && f->get != f_writer_cpu)
         snprintf(label, cap, "send %s", f->label);
     else if (f->get == f_requests)
         snprintf(label, cap, "batches sent");
@@ -730,7 +738,7 @@ static json_t *result_json(const loadgen_result *r, int show)
 {
     json_t *o = json_object();
     for (size_t i = 0; i < N_FIGURES; i++)
-        if (figures[i].show & show)
+        if ((figures[i].show & show) && !isnan(figures[i].get(r)))
             json_object_set_new(o, figures[i].key, json_real(figures[i].get(r)));
     json_object_set_new(o, "items", json_integer((json_int_t)r->items));
     json_object_set_new(o, "warmup_requests", json_integer((json_int_t)r->warmup_requests));
@@ -896,6 +904,8 @@ static int run_against(const bench_opts *o, const char *name, const loadgen_echo
     cfg.pull_endpoint = pull_ep;
     cfg.echo = echo;
     cfg.stop = &bench_interrupted;
+    if (!echo && !o->connect)
+        cfg.cpu_thread = WRITER_THREAD_NAME; /* the spawned server's, in this process */
     if (progress_wanted(o)) {
         cfg.progress = show_progress;
         cfg.progress_arg = &pc;

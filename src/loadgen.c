@@ -25,6 +25,7 @@
 #include "loadgen_client.h"
 #include "loadgen_request.h"
 #include "loadgen_triggers.h"
+#include "threadcpu.h"
 #include "timefmt.h"
 
 #define PROGRESS_EVERY_NS 1000000000LL
@@ -429,6 +430,9 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
         lg_conn_close(&sc);
         return LS_ETIMEOUT;
     }
+    out->pull_thread_cpu_us = NAN;
+    double cpu_before = 0;
+    int cpu = pull && cfg->cpu_thread && threadcpu_seconds(cfg->cpu_thread, &cpu_before) == LS_OK;
     int rc = setup_run(&run, cfg, out);
     run.pull_stats = &sc;
     run.pull_before = before;
@@ -444,6 +448,9 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
         rc = sum_up(&run, out);
         if (pull)
             pull_check(&run, &sc, before, out);
+        double cpu_after;
+        if (cpu && out->pull_events_landed > 0 && threadcpu_seconds(cfg->cpu_thread, &cpu_after) == LS_OK)
+            out->pull_thread_cpu_us = (cpu_after - cpu_before) * 1e6 / (double)out->pull_events_landed;
         if (run.consumer)
             lg_consumer_finish(run.consumer, out->items_acked, out);
     }

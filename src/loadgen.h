@@ -122,6 +122,10 @@ typedef struct {
                                     the server (clients wait for it to catch up,
                                     so the rate is what it sustains); 0: no
                                     limit, a flood */
+    const char *cpu_thread;      /* pull: a thread of this process (a spawned
+                                    server's "ls-writer") whose CPU time over
+                                    the run is reported per event landed;
+                                    NULL: none */
     const char *trigger_audience; /* triggers: whose enter triggers are timed
                                     (default LOADGEN_TRIGGER_AUDIENCE) */
     volatile sig_atomic_t *stop; /* non-NULL and set: stop early */
@@ -161,6 +165,8 @@ typedef struct {
     double pull_ingest_per_s;     /* landed / (first send .. last change) */
     double pull_settle_wait_s;    /* from the last send until the count settled */
     int pull_checked;             /* 1: the count settled; 0: gave up or no stats */
+    double pull_thread_cpu_us;    /* cfg->cpu_thread's CPU time per event landed,
+                                     in microseconds; NAN when not measured */
 
     /* triggers only: a consumer thread long-polls the outbox during the
        run and, after it, until every event acknowledged has its trigger

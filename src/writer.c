@@ -1072,7 +1072,7 @@ static int automation_between_groups(writer *w)
 
 static void *writer_main(void *arg)
 {
-    prctl(PR_SET_NAME, "ls-writer");
+    prctl(PR_SET_NAME, WRITER_THREAD_NAME);
     writer *w = arg;
     int wait_ms = IDLE_POLL_MS;
     while (w->finished < w->nproducers || w->bulk_finished < w->nbulk) {

@@ -32,6 +32,9 @@
 #include "event.h"
 #include "service.h"
 
+/* The writer thread's name (top -H, perf; `bench` reads its CPU time). */
+#define WRITER_THREAD_NAME "ls-writer"
+
 /* What a job asks of the writer. */
 enum { JOB_EVENTS, JOB_ALIAS, JOB_FORGET, JOB_AUDIENCE_PUT, JOB_AUDIENCE_DELETE };
 

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "audience.h"
@@ -30,7 +32,9 @@
 #include "model.h"
 #include "store.h"
 #include "testutil.h"
+#include "threadcpu.h"
 #include "timefmt.h"
+#include "writer.h"
 
 #define CUSTOMERS 1000
 
@@ -217,8 +221,57 @@ START_TEST(pull_nothing_lost)
     ck_assert_uint_gt(r.pull_events_sent, 0);
     ck_assert_int_eq(r.pull_events_lost, 0);
     ck_assert_uint_eq(r.pull_events_landed, r.pull_events_sent);
+    ck_assert(isnan(r.pull_thread_cpu_us)); /* no thread asked for */
+    loadgen_result_free(&r);
+    cfg.cpu_thread = WRITER_THREAD_NAME; /* this server's, in this process */
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    ck_assert_int_eq(r.pull_events_lost, 0);
+    ck_assert_msg(r.pull_thread_cpu_us >= 0 && r.pull_thread_cpu_us < 1e6, "writer CPU %g us/event",
+                  r.pull_thread_cpu_us);
+    loadgen_result_free(&r);
+    cfg.cpu_thread = "ls-no-such";
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    ck_assert(isnan(r.pull_thread_cpu_us));
     loadgen_result_free(&r);
     server_down(&bs);
+}
+END_TEST
+
+static double thread_cpu_clock(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A thread that spins for 0.2 s of its own CPU time, then reads itself
+ * through threadcpu_seconds beside the kernel's per-thread clock. */
+static void *spin_and_read(void *arg)
+{
+    double *got = arg;
+    prctl(PR_SET_NAME, "ls-test-spin");
+    double start = thread_cpu_clock();
+    while (thread_cpu_clock() - start < 0.2)
+        ;
+    got[2] = threadcpu_seconds("ls-test-spin", &got[0]);
+    got[1] = thread_cpu_clock();
+    return NULL;
+}
+
+/* What `bench` reports as the writer's CPU per event rests on this: the
+ * time /proc gives a thread found by its name is the kernel's own
+ * per-thread CPU clock, to the clock tick; an unknown name is not found. */
+START_TEST(thread_cpu_by_name_matches_the_thread_clock)
+{
+    double got[3] = {0, 0, 0}, none = -1;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, spin_and_read, got), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq((int)got[2], LS_OK);
+    ck_assert_msg(fabs(got[0] - got[1]) <= 0.05, "/proc %.3f s, thread clock %.3f s", got[0], got[1]);
+    ck_assert(got[0] >= 0.15);
+    ck_assert_int_eq(threadcpu_seconds("ls-no-such", &none), LS_ENOTFOUND);
+    ck_assert(none == 0);
 }
 END_TEST
 
@@ -667,6 +720,31 @@ START_TEST(cli_spawned_run_with_baseline_and_json)
 }
 END_TEST
 
+/* A spawned server's PULL run reports its writer's CPU per event; the echo
+ * baseline, which has no writer, shows "-" and has no such key. */
+START_TEST(cli_pull_reports_the_writer_cpu)
+{
+    static char out[16384];
+    char dir[512], json_path[600];
+    json_error_t jerr;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(json_path, sizeof json_path, "%s/figures.json", dir);
+    const char *args[] = {"bench", "--workload", "pull", "--customers", "500", "--duration", "0.5", "--warmup", "0",
+                          "--rate", "200", "--baseline", "--json", json_path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+    ck_assert_ptr_nonnull(strstr(out, "writer CPU/ev (us)"));
+    json_t *root = json_load_file(json_path, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    json_t *ls = json_object_get(root, "leadscore"), *echo = json_object_get(root, "echo");
+    json_t *cpu = json_object_get(ls, "writer_cpu_us_per_event");
+    ck_assert(json_is_number(cpu) && json_number_value(cpu) >= 0);
+    ck_assert_ptr_null(json_object_get(echo, "writer_cpu_us_per_event"));
+    ck_assert(json_number_value(json_object_get(ls, "events_missing")) == 0);
+    json_decref(root);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* --rounds R: each round reported, and the table and the JSON hold the
  * medians -- of two rounds, the mean of the two -- with each ratio the
  * median of the rounds' own ratios. */
@@ -926,12 +1004,14 @@ static Suite *bench_suite(void)
     tcase_add_test(parts, histogram_merge);
     tcase_add_test(parts, config_checks);
     tcase_add_test(parts, builtin_audiences_parse);
+    tcase_add_test(parts, thread_cpu_by_name_matches_the_thread_clock);
     suite_add_tcase(s, parts);
     TCase *cli = tcase_create("cli");
     tcase_set_timeout(cli, 60);
     tcase_add_test(cli, cli_help_and_usage);
     tcase_add_test(cli, cli_spawned_run_with_baseline_and_json);
     tcase_add_test(cli, cli_rounds_report_medians);
+    tcase_add_test(cli, cli_pull_reports_the_writer_cpu);
     tcase_add_test(cli, cli_triggers_workload_prints_its_figures);
     tcase_add_test(cli, cli_audience_cost_prints_ratios);
     suite_add_tcase(s, cli);
