@@ -11,17 +11,24 @@
 
 #include "leadscore/error.h"
 
+/* The first line of /proc/self/task/<tid>/<file> into buf; 0 or -1. */
+static int read_line(const char *tid, const char *file, char *buf, size_t cap)
+{
+    char path[300];
+    snprintf(path, sizeof path, "/proc/self/task/%s/%s", tid, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
 /* 1 when thread tid's name is name. */
 static int named(const char *tid, const char *name)
 {
-    char path[300], comm[64];
-    snprintf(path, sizeof path, "/proc/self/task/%s/comm", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int ok = fgets(comm, sizeof comm, f) != NULL;
-    fclose(f);
-    if (!ok)
+    char comm[64];
+    if (read_line(tid, "comm", comm, sizeof comm) != 0)
         return 0;
     comm[strcspn(comm, "\n")] = '\0';
     return strcmp(comm, name) == 0;
@@ -30,17 +37,11 @@ static int named(const char *tid, const char *name)
 /* Thread tid's utime + stime, in clock ticks; 0 when it cannot be read. */
 static unsigned long long ticks_of(const char *tid)
 {
-    char path[300], line[1024];
-    snprintf(path, sizeof path, "/proc/self/task/%s/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    int ok = fgets(line, sizeof line, f) != NULL;
-    fclose(f);
+    char line[1024];
+    unsigned long long utime, stime;
     /* the name (field 2) is in parentheses and may hold spaces: count
      * the fields from the last ')' */
-    const char *p = ok ? strrchr(line, ')') : NULL;
-    unsigned long long utime, stime;
+    const char *p = read_line(tid, "stat", line, sizeof line) == 0 ? strrchr(line, ')') : NULL;
     if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
         return 0;
     return utime + stime;

@@ -694,20 +694,41 @@ START_TEST(cli_help_and_usage)
 }
 END_TEST
 
+#define MAX_BENCH_ARGS 32
+
+/* Runs `leadscore bench ARGS... --json FILE` (args: NULL-terminated),
+ * which must exit 0, with its text report in out; the JSON it wrote. */
+static json_t *bench_json(char *out, size_t cap, const char *const *args)
+{
+    char dir[512], json_path[600];
+    const char *argv[MAX_BENCH_ARGS + 3];
+    json_error_t jerr;
+    size_t n = 0;
+    while (args[n]) {
+        ck_assert_uint_lt(n, MAX_BENCH_ARGS);
+        argv[n] = args[n];
+        n++;
+    }
+    tu_tempdir(dir, sizeof dir);
+    snprintf(json_path, sizeof json_path, "%s/figures.json", dir);
+    argv[n++] = "--json";
+    argv[n++] = json_path;
+    argv[n] = NULL;
+    ck_assert_msg(tu_run_cli(out, cap, argv) == 0, "%s", out);
+    json_t *root = json_load_file(json_path, 0, &jerr);
+    ck_assert_msg(root != NULL, "%s", jerr.text);
+    tu_rmtree(dir);
+    return root;
+}
+
 START_TEST(cli_spawned_run_with_baseline_and_json)
 {
     static char out[16384];
-    char dir[512], json_path[600];
-    json_error_t jerr;
-    tu_tempdir(dir, sizeof dir);
-    snprintf(json_path, sizeof json_path, "%s/figures.json", dir);
     const char *args[] = {"bench", "--customers", "500", "--duration", "0.5", "--warmup", "0", "--inflight", "4",
-                          "--baseline", "--json", json_path, NULL};
-    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+                          "--baseline", NULL};
+    json_t *root = bench_json(out, sizeof out, args);
     ck_assert_ptr_nonnull(strstr(out, "p99 (us)"));
     ck_assert_ptr_nonnull(strstr(out, "ratio"));
-    json_t *root = json_load_file(json_path, 0, &jerr);
-    ck_assert_msg(root != NULL, "%s", jerr.text);
     json_t *ls = json_object_get(root, "leadscore"), *echo = json_object_get(root, "echo");
     ck_assert(json_number_value(json_object_get(ls, "requests")) > 0);
     ck_assert(json_number_value(json_object_get(echo, "requests")) > 0);
@@ -716,7 +737,6 @@ START_TEST(cli_spawned_run_with_baseline_and_json)
     ck_assert(json_is_object(json_object_get(root, "ratio")));
     ck_assert(json_array_size(json_object_get(ls, "percentiles_us")) > 2);
     json_decref(root);
-    tu_rmtree(dir);
 }
 END_TEST
 
@@ -725,23 +745,16 @@ END_TEST
 START_TEST(cli_pull_reports_the_writer_cpu)
 {
     static char out[16384];
-    char dir[512], json_path[600];
-    json_error_t jerr;
-    tu_tempdir(dir, sizeof dir);
-    snprintf(json_path, sizeof json_path, "%s/figures.json", dir);
     const char *args[] = {"bench", "--workload", "pull", "--customers", "500", "--duration", "0.5", "--warmup", "0",
-                          "--rate", "200", "--baseline", "--json", json_path, NULL};
-    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+                          "--rate", "200", "--baseline", NULL};
+    json_t *root = bench_json(out, sizeof out, args);
     ck_assert_ptr_nonnull(strstr(out, "writer CPU/ev (us)"));
-    json_t *root = json_load_file(json_path, 0, &jerr);
-    ck_assert_msg(root != NULL, "%s", jerr.text);
     json_t *ls = json_object_get(root, "leadscore"), *echo = json_object_get(root, "echo");
     json_t *cpu = json_object_get(ls, "writer_cpu_us_per_event");
     ck_assert(json_is_number(cpu) && json_number_value(cpu) >= 0);
     ck_assert_ptr_null(json_object_get(echo, "writer_cpu_us_per_event"));
     ck_assert(json_number_value(json_object_get(ls, "events_missing")) == 0);
     json_decref(root);
-    tu_rmtree(dir);
 }
 END_TEST
 
@@ -751,18 +764,12 @@ END_TEST
 START_TEST(cli_rounds_report_medians)
 {
     static char out[16384];
-    char dir[512], json_path[600];
-    json_error_t jerr;
-    tu_tempdir(dir, sizeof dir);
-    snprintf(json_path, sizeof json_path, "%s/rounds.json", dir);
     const char *args[] = {"bench", "--customers", "500", "--duration", "0.4", "--warmup", "0", "--inflight", "4",
-                          "--baseline", "--rounds", "2", "--json", json_path, NULL};
-    ck_assert_msg(tu_run_cli(out, sizeof out, args) == 0, "%s", out);
+                          "--baseline", "--rounds", "2", NULL};
+    json_t *root = bench_json(out, sizeof out, args);
     ck_assert_ptr_nonnull(strstr(out, "round 1 of 2"));
     ck_assert_ptr_nonnull(strstr(out, "round 2 of 2"));
     ck_assert_ptr_nonnull(strstr(out, "medians of 2 rounds"));
-    json_t *root = json_load_file(json_path, 0, &jerr);
-    ck_assert_msg(root != NULL, "%s", jerr.text);
     ck_assert_int_eq(json_integer_value(json_object_get(root, "rounds")), 2);
     json_t *runs = json_object_get(root, "runs"), *median = json_object_get(root, "median");
     ck_assert_int_eq(json_array_size(runs), 2);
@@ -781,7 +788,6 @@ START_TEST(cli_rounds_report_medians)
         ck_assert_msg(fabs(mr - want) <= 5e-5 * want, "%s: ratio %g, want %g", keys[i], mr, want);
     }
     json_decref(root);
-    tu_rmtree(dir);
 }
 END_TEST
 

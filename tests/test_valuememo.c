@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "valuememo.h"
 
 static int has(valuememo *m, const char *key, const char *want)
@@ -120,17 +121,6 @@ START_TEST(many_keys_survive_the_slots_growing)
 }
 END_TEST
 
-/* xorshift64*: fixed seed, so a failure repeats. */
-static uint64_t rng(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * UINT64_C(2685821657736338717);
-}
-
 #define KEYS 300
 #define MAX_VAL 120
 
@@ -144,14 +134,14 @@ START_TEST(random_operations_never_answer_wrong)
     valuememo_init(&m, 24 * 1024); /* fills up every few hundred puts */
     int wrong = 0, missed_with_room = 0, full_seen = 0, clears = 0, fulls = 0;
     for (int step = 0; step < 200000; step++) {
-        uint64_t r = rng(&seed);
+        uint64_t r = tu_rng_next(&seed);
         int k = (int)(r % KEYS), op = (int)((r >> 20) % 100);
         char key[16];
         size_t klen = (size_t)snprintf(key, sizeof key, "id%d", k);
         if (op < 45) {
             size_t n = (size_t)(r >> 40) % MAX_VAL;
             for (size_t i = 0; i < n; i++)
-                ref[k][i] = (uint8_t)rng(&seed);
+                ref[k][i] = (uint8_t)tu_rng_next(&seed);
             ref_len[k] = n;
             ref_has[k] = 1;
             size_t before = m.len;
@@ -201,11 +191,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
-}
+int main(void) { return tu_run_suite(suite()); }

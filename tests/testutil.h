@@ -114,6 +114,10 @@ size_t tu_encode_v2_record(const ls_features *f, uint8_t *buf);
 /* Customers of s whose history holds at least one event (one snapshot). */
 uint64_t tu_customers_with_history(store *s);
 
+/* xorshift64*: a small generator for property tests, from a fixed seed
+ * so that a failure repeats (*state must not be 0). */
+uint64_t tu_rng_next(uint64_t *state);
+
 /* Runs the suite (CK_NORMAL) and returns the process exit status. */
 int tu_run_suite(Suite *s);
 
