@@ -1,10 +1,10 @@
 /* valuememo.c -- the values one write transaction wrote, by key (see
  * valuememo.h).  Open addressing; a slot holds the key's hash beside its
  * entry's arena offset, so a probe past other keys reads no entry.  An
- * entry is a header, the key and the value, 8-byte aligned.  A key written again
- * gets a new entry and its slot moves to it (the old bytes stay until
- * the clear); a forgotten key keeps its slot, marked dead, so the probe
- * sequences of the keys after it stay whole. */
+ * entry is a header, the key and the value, 8-byte aligned.  A key
+ * written again gets a new entry and its slot moves to it (the old bytes
+ * stay until the clear); a forgotten key keeps its slot, its entry marked
+ * dead, so the probe sequences of the keys after it stay whole. */
 #include "valuememo.h"
 
 #include <stdlib.h>
@@ -70,8 +70,8 @@ static size_t find_slot(const valuememo *m, const void *key, size_t klen, uint32
     return s;
 }
 
-/* Doubles the slots (or makes the first ones), keeping every key with a
- * slot -- dead ones too, which then drop out. */
+/* Doubles the slots (or makes the first ones), moving every live key;
+ * the forgotten ones drop out. */
 static int grow_slots(valuememo *m)
 {
     size_t n = m->nslots ? m->nslots * 2 : FIRST_SLOTS;
