@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "cli.h"
 #include "leadscore/error.h"
 #include "median.h"
+#include "writer.h"
 
 #define NCONF 3
 
@@ -36,6 +38,8 @@ typedef struct {
     uint64_t errors;
     double triggers_per_1k;     /* triggers fired per 1,000 events stored
                                    (mixed: per 1,000 items answered) */
+    double writer_us;           /* pull: the server's writer CPU per event
+                                   landed, in us; NAN when not measured */
     int ran;
 } run_figures;
 
@@ -133,6 +137,8 @@ static void print_run(FILE *out, const bench_audiences_opts *o, const conf *c, i
     if (c->triggers)
         fprintf(out, "  %.1f triggers per 1000 %s", f->triggers_per_1k,
                 o->lg.workload == LOADGEN_MIXED ? "items" : "events");
+    if (!isnan(f->writer_us))
+        fprintf(out, "  writer %.2f us/event", f->writer_us);
     fprintf(out, "\n");
     fflush(out);
 }
@@ -159,6 +165,7 @@ static int run_once(const bench_audiences_opts *o, conf *c, int round, volatile 
     lg.endpoint = bench_spawn_endpoint(&c->sp);
     lg.pull_endpoint = bench_spawn_pull_endpoint(&c->sp);
     lg.stop = stop;
+    lg.cpu_thread = WRITER_THREAD_NAME; /* the spawned server's, in this process (pull) */
     if (o->progress) {
         lg.progress = show_progress;
         lg.progress_arg = &pc;
@@ -182,6 +189,7 @@ static int run_once(const bench_audiences_opts *o, conf *c, int round, volatile 
         f->p99_us = us_at(r.latency, 99);
         f->errors = r.errors + (r.pull_events_lost > 0 ? (uint64_t)r.pull_events_lost : 0);
         f->triggers_per_1k = stored ? 1000.0 * (double)(fired(&after) - fired(&before)) / (double)stored : 0;
+        f->writer_us = lg.workload == LOADGEN_PULL ? r.pull_thread_cpu_us : NAN;
         f->ran = 1;
         print_run(out, o, c, round, f);
         if (r.errors && r.first_error[0])
@@ -198,15 +206,18 @@ static int run_once(const bench_audiences_opts *o, conf *c, int round, volatile 
 /* ------------------------------------------------------------------ */
 
 /* The median of figure `field` (an offset into run_figures) over c's
- * runs; 0 when none ran. */
+ * runs that have it (not NAN); 0 when none ran, NAN when none has it. */
 static double median(const conf *c, int rounds, size_t field)
 {
     double v[MEDIAN_MAX_RUNS];
-    int n = 0;
-    for (int i = 0; i < rounds; i++)
-        if (c->runs[i].ran)
-            v[n++] = *(const double *)((const char *)&c->runs[i] + field);
-    return median_sort(v, (size_t)n);
+    int n = 0, ran = 0;
+    for (int i = 0; i < rounds; i++) {
+        double x = *(const double *)((const char *)&c->runs[i] + field);
+        ran += c->runs[i].ran;
+        if (c->runs[i].ran && !isnan(x))
+            v[n++] = x;
+    }
+    return ran && !n ? NAN : median_sort(v, (size_t)n);
 }
 
 static int runs_done(const conf *c, int rounds)
@@ -240,6 +251,26 @@ static void print_header(FILE *out, const bench_audiences_opts *o)
         fprintf(out, "  %-22s %s\n", loadgen_audiences[i].name, loadgen_audiences[i].rule);
 }
 
+/* pull: the medians of the writer's CPU per event, and their ratios to
+ * (a)'s: what the automation costs the writer, unmoved by the machine's
+ * other load as a rate is. */
+static void print_writer_cpu(FILE *out, const bench_audiences_opts *o, conf *cs)
+{
+    double w[NCONF];
+    for (int k = 0; k < NCONF; k++)
+        w[k] = median(&cs[k], o->rounds, offsetof(run_figures, writer_us));
+    if (o->lg.workload != LOADGEN_PULL || isnan(w[0]) || !(w[0] > 0))
+        return;
+    fprintf(out, "writer CPU per event landed (us):");
+    for (int k = 0; k < NCONF; k++)
+        if (!isnan(w[k]))
+            fprintf(out, "  (%s) %.2f", cs[k].tag, w[k]);
+    fprintf(out, "\n");
+    for (int k = 1; k < NCONF; k++)
+        if (!isnan(w[k]))
+            fprintf(out, "writer ratio %s/a %.3f\n", cs[k].tag, w[k] / w[0]);
+}
+
 static void print_summary(FILE *out, const bench_audiences_opts *o, conf *cs)
 {
     double base = median(&cs[0], o->rounds, offsetof(run_figures, rate));
@@ -263,14 +294,18 @@ static void print_summary(FILE *out, const bench_audiences_opts *o, conf *cs)
         if (base > 0 && runs_done(&cs[k], o->rounds))
             fprintf(out, "ratio %s/a %.3f  (%s vs triggers off)\n", cs[k].tag, rate / base, cs[k].label);
     }
+    print_writer_cpu(out, o, cs);
     fprintf(out, "(median of %d round%s per configuration; ratio = %s / (a)'s; on a noisy machine compare ratios)\n",
             o->rounds, o->rounds == 1 ? "" : "s", rate_name(o->lg.workload));
 }
 
 static json_t *figures_json(const run_figures *f)
 {
-    return json_pack("{s:f, s:f, s:f, s:I, s:f}", "per_s", f->rate, "p50_us", f->p50_us, "p99_us", f->p99_us,
-                     "errors", (json_int_t)f->errors, "triggers_per_1000_events", f->triggers_per_1k);
+    json_t *o = json_pack("{s:f, s:f, s:f, s:I, s:f}", "per_s", f->rate, "p50_us", f->p50_us, "p99_us", f->p99_us,
+                          "errors", (json_int_t)f->errors, "triggers_per_1000_events", f->triggers_per_1k);
+    if (!isnan(f->writer_us))
+        json_object_set_new(o, "writer_cpu_us_per_event", json_real(f->writer_us));
+    return o;
 }
 
 static int write_json(const bench_audiences_opts *o, conf *cs)
@@ -288,6 +323,7 @@ static int write_json(const bench_audiences_opts *o, conf *cs)
                                               loadgen_audiences[i].rule));
     json_object_set_new(root, "audiences", auds);
     double base = median(&cs[0], o->rounds, offsetof(run_figures, rate));
+    double writer_base = median(&cs[0], o->rounds, offsetof(run_figures, writer_us));
     for (int k = 0; k < NCONF; k++) {
         conf *c = &cs[k];
         json_t *runs = json_array();
@@ -296,6 +332,7 @@ static int write_json(const bench_audiences_opts *o, conf *cs)
             .p50_us = median(c, o->rounds, offsetof(run_figures, p50_us)),
             .p99_us = median(c, o->rounds, offsetof(run_figures, p99_us)),
             .triggers_per_1k = median(c, o->rounds, offsetof(run_figures, triggers_per_1k)),
+            .writer_us = median(c, o->rounds, offsetof(run_figures, writer_us)),
         };
         for (int i = 0; i < o->rounds; i++)
             json_array_append_new(runs, c->runs[i].ran ? figures_json(&c->runs[i]) : json_null());
@@ -303,10 +340,13 @@ static int write_json(const bench_audiences_opts *o, conf *cs)
                                                       c->triggers, "audiences", c->audiences, "runs", runs, "median",
                                                       figures_json(&med)));
         if (k > 0) {
-            char key[8];
+            char key[16];
             snprintf(key, sizeof key, "%s_a", c->tag);
             json_object_set_new(ratio, key, base > 0 && runs_done(c, o->rounds) ? json_real(med.rate / base)
                                                                                 : json_null());
+            snprintf(key, sizeof key, "writer_%s_a", c->tag);
+            if (writer_base > 0 && !isnan(med.writer_us)) /* pull: the writer's CPU per event, to (a)'s */
+                json_object_set_new(ratio, key, json_real(med.writer_us / writer_base));
         }
     }
     json_object_set_new(root, "configurations", confs);

@@ -898,6 +898,30 @@ START_TEST(cli_audience_cost_prints_ratios)
 }
 END_TEST
 
+/* With pull, what automation costs is also the writer's CPU per event of
+ * each configuration, and its ratio to (a)'s. */
+START_TEST(cli_audience_cost_of_pull_reports_the_writer)
+{
+    static char out[1 << 16];
+    const char *args[] = {"bench", "--workload", "pull", "--audiences", "2", "--rounds", "1", "--customers", "300",
+                          "--duration", "0.5", "--warmup", "0.1", "--rate", "1000", "--quiet", NULL};
+    json_t *root = bench_json(out, sizeof out, args); /* some 50,000 events: many clock ticks of the writer */
+    ck_assert_ptr_nonnull(strstr(out, "writer CPU per event landed (us):"));
+    ck_assert(number_after(out, "writer ratio c/a") > 0);
+    json_t *ratio = json_object_get(root, "ratio");
+    ck_assert(json_number_value(json_object_get(ratio, "writer_b_a")) > 0);
+    ck_assert(json_number_value(json_object_get(ratio, "writer_c_a")) > 0);
+    json_t *confs = json_object_get(root, "configurations");
+    const char *tags[] = {"a", "b", "c"};
+    for (int k = 0; k < 3; k++) {
+        json_t *run = json_array_get(json_object_get(json_object_get(confs, tags[k]), "runs"), 0);
+        ck_assert_msg(json_number_value(json_object_get(run, "writer_cpu_us_per_event")) > 0, "(%s)", tags[k]);
+        ck_assert(json_number_value(json_object_get(run, "errors")) == 0);
+    }
+    json_decref(root);
+}
+END_TEST
+
 START_TEST(builtin_audiences_parse)
 {
     char err[256];
@@ -1020,6 +1044,7 @@ static Suite *bench_suite(void)
     tcase_add_test(cli, cli_pull_reports_the_writer_cpu);
     tcase_add_test(cli, cli_triggers_workload_prints_its_figures);
     tcase_add_test(cli, cli_audience_cost_prints_ratios);
+    tcase_add_test(cli, cli_audience_cost_of_pull_reports_the_writer);
     suite_add_tcase(s, cli);
     return s;
 }
