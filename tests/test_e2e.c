@@ -1009,15 +1009,23 @@ static void call2(tu_conn *c, const char *op, const char *k1, const char *v1, co
     call(c, &sb, up);
 }
 
-static void track_one(const char *customer, const char *type, const char *eid, int64_t ts)
+/* Tracks one event through the C client at endpoint (an ok reply);
+ * returns the events it accepted. */
+static int64_t track_at(const char *endpoint, const ls_client_event *ev)
 {
     ls_client *lc;
     ls_track_result tr;
+    ck_assert_int_eq(ls_client_connect(&lc, endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_track(lc, ev, 1, &tr), LS_OK);
+    ls_client_close(&lc);
+    return (int64_t)tr.accepted;
+}
+
+static void track_one(const char *customer, const char *type, const char *eid, int64_t ts)
+{
     ls_client_event ev = {.customer = customer, .type = type, .event_id = eid, .ts_ms = ts,
                           .category = "shoes/running", .session = "s-stitch"};
-    ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
-    ck_assert_int_eq(ls_client_track(lc, &ev, 1, &tr), LS_OK);
-    ls_client_close(&lc);
+    track_at(srv.endpoint, &ev);
 }
 
 START_TEST(alias_folds_an_anonymous_history_in_once)
@@ -1411,22 +1419,8 @@ START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
     for (int i = 0; i < 3000 && events_accepted(&c) == 0; i++) /* <= 30 s: the flood is landing */
         usleep(10000);
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    begin(&sb, &pk, "track", 1);
-    tu_pack_str(&pk, "events");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 2);
-    tu_pack_str(&pk, "customer");
-    tu_pack_str(&pk, "storefront");
-    tu_pack_str(&pk, "type");
-    tu_pack_str(&pk, "add_to_cart");
-    call(&c, &sb, &up);
-    ck_assert(tu_get_bool(&up.data, "ok"));
-    ck_assert_int_eq(tu_get_int(&up.data, "accepted"), 1);
-    msgpack_unpacked_destroy(&up);
+    ls_client_event ack = {.customer = "storefront", .type = "add_to_cart"};
+    ck_assert_int_eq(track_at(s2.endpoint, &ack), 1);
     int64_t at_ack = events_accepted(&c);
     ck_assert_msg(at_ack < BATCHES * PER_BATCH / 2, "%lld events of %d landed before the ack", (long long)at_ack,
                   BATCHES * PER_BATCH);
