@@ -37,10 +37,20 @@ void valuememo_free(valuememo *m)
     m->nslots = m->used = m->len = m->cap = 0;
 }
 
+/* A table this much bigger than what the txn used is dropped rather than
+ * zeroed: a one-event txn after a big group costs a small calloc, not a
+ * memset of the big group's table. */
+#define SHRINK_RATIO 64
+
 void valuememo_clear(valuememo *m)
 {
-    if (m->slots && m->used)
+    if (m->slots && m->used * SHRINK_RATIO < m->nslots) {
+        free(m->slots);
+        m->slots = NULL;
+        m->nslots = 0;
+    } else if (m->slots && m->used) {
         memset(m->slots, 0, m->nslots * sizeof *m->slots);
+    }
     m->used = 0;
     m->len = 0;
 }

@@ -39,7 +39,8 @@ typedef struct {
 void valuememo_init(valuememo *m, size_t max_bytes);
 void valuememo_free(valuememo *m);
 
-/* Forgets every key and keeps the memory for the next transaction. */
+/* Forgets every key.  The arena is kept for the next transaction, and so
+ * is the slot table unless it is far bigger than this one needed. */
 void valuememo_clear(valuememo *m);
 
 /* Key's value is now val: kept (both copied) or, when it cannot be,
