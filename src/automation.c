@@ -687,11 +687,11 @@ static void prefetch_touched(automation *a, store_wtxn *w, size_t i)
     size_t len;
     if (i + PREFETCH_SLOT_AHEAD < a->touched.n) {
         const char *id = touch_get(&a->touched, i + PREFETCH_SLOT_AHEAD, &len);
-        store_wtxn_prefetch(w, id, len, PREFETCH_SLOT_AHEAD);
+        store_wtxn_prefetch(w, id, len, STORE_PREFETCH_SLOT);
     }
     if (i + PREFETCH_ENTRY_AHEAD < a->touched.n) {
         const char *id = touch_get(&a->touched, i + PREFETCH_ENTRY_AHEAD, &len);
-        store_wtxn_prefetch(w, id, len, PREFETCH_ENTRY_AHEAD);
+        store_wtxn_prefetch(w, id, len, STORE_PREFETCH_VALUE);
     }
 }
 

@@ -866,11 +866,11 @@ static int cget(store_wtxn *w, MDB_val *k, MDB_val *v)
     return mdb_get(w->txn, w->s->customers, k, v);
 }
 
-void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int ahead)
+void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int stage)
 {
     if (!w->s->memo_on)
         return;
-    if (ahead > 2)
+    if (stage == STORE_PREFETCH_SLOT)
         valuememo_prefetch_slot(&w->s->memo, id, len);
     else
         valuememo_prefetch_entry(&w->s->memo, id, len);

@@ -118,9 +118,12 @@ const feature_decay *store_decay(const store *s);
 void store_memo_writes(store *s, size_t max_bytes);
 
 /* A hint for a loop over many customers of the txn: customer id's value
- * will be read `ahead` steps from now (2: soon; 4: later), so it is
- * brought into the cache from the memo in two stages.  Changes nothing. */
-void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int ahead);
+ * will be read a few steps from now, so it is brought into the cache from
+ * the memo in two stages, its slot first (STORE_PREFETCH_SLOT, further
+ * ahead), then the value the slot points to (STORE_PREFETCH_VALUE, a step
+ * or two ahead).  Changes nothing. */
+enum { STORE_PREFETCH_SLOT, STORE_PREFETCH_VALUE };
+void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int stage);
 
 int store_stat(store *s, store_stats *out);
 
