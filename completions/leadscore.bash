@@ -28,7 +28,7 @@ _leadscore_options()
     compact) echo "--help|--data --out" ;;
     keygen) echo "--help --force|--out" ;;
     bench)
-        echo "--help --spawn --baseline --quiet|--connect --pull --data --customers --set --workload --batch --mix --audiences --rounds --zipf --seed --clients --inflight --rate --duration --requests --warmup --timeout --pull-backlog --pull-wait --json --plot --server-key --key" ;;
+        echo "--help --spawn --baseline --quiet|--connect --pull --data --customers --set --workload --batch --event-ids --mix --audiences --rounds --zipf --seed --clients --inflight --rate --duration --requests --warmup --timeout --pull-backlog --pull-wait --json --plot --server-key --key" ;;
     import)
         echo "--help --whitespace --no-header --allow-old --no-fold --no-sync --quiet|--data --connect --server-key --key --timeout --model --map-size --history-days --map --types --format --ts-format --delimiter --batch --max-errors" ;;
     rescore)
@@ -88,6 +88,7 @@ _leadscore_value()
     --ts-format) _leadscore_words "auto seconds millis iso" "$cur" ;;
     --workload) _leadscore_words "score score-batch track mixed recommend pull triggers import rescore" "$cur" ;;
     --by) _leadscore_words "score clv expected_purchases" "$cur" ;;
+    --event-ids) _leadscore_words "sequential random" "$cur" ;;
     --log-level) _leadscore_words "error warn info debug" "$cur" ;;
     --sync | --triggers) _leadscore_words "on off" "$cur" ;;
     --delimiter) _leadscore_words ", tab" "$cur" ;;

@@ -119,6 +119,9 @@ static int parse_positive(const char *arg, void *dest, char *why, size_t cap)
     return 0;
 }
 
+static const char *const event_id_words[] = {"sequential", "random", NULL};
+static const int event_id_values[] = {LOADGEN_IDS_SEQUENTIAL, LOADGEN_IDS_RANDOM};
+
 #define F(field) CLIOPT_FIELD(bench_opts, field)
 static const cliopt bench_rows[] = {
     {.kind = CLIOPT_SECTION, .help = "target"},
@@ -145,6 +148,12 @@ static const cliopt bench_rows[] = {
     {.name = "batch", .kind = CLIOPT_COUNT, F(lg.batch), CLIOPT_GIVEN(bench_opts, batch_given), .lo = 1,
      .hi = LOADGEN_MAX_BATCH, .want = "a batch size 1..10000", .arg = "B",
      .help = "customers or events per request (default 100; 1 for mixed and\ntriggers)"},
+    {.name = "event-ids", .kind = CLIOPT_ENUM, F(lg.event_ids), .choices = event_id_words,
+     .values = event_id_values, .arg = "SHAPE",
+     .help = "track, mixed, pull, triggers: the events' ids, sequential (default: each\n"
+             "client counts up) or random (UUID-shaped, as a storefront that\n"
+             "makes a UUID v4 per event sends; each id then dirties a page of\n"
+             "the server's idempotency-key table of its own)"},
     {.name = "mix", .kind = CLIOPT_COUNT, F(lg.mix_read_pct), .lo = 0, .hi = 100, .want = "a percentage", .arg = "P",
      .help = "mixed: P % scores, the rest track (default 90)"},
     {.name = "audiences", .kind = CLIOPT_COUNT, F(audiences), .lo = 1, .hi = LOADGEN_AUDIENCES,
@@ -190,7 +199,8 @@ static const cliopt bench_rows[] = {
              "sustains (default 200000; 0: no limit, a flood)"},
     {.name = "pull-wait", .kind = CLIOPT_DURATION, F(lg.pull_max_wait_s), .lo = 1000, .hi = LLONG_MAX,
      .want = "a duration >= 1 s", .arg = "SEC",
-     .help = "pull: longest wait for the server's count to settle (default 60)"},
+     .help = "pull: longest wait for the server's count to settle: unmoved\n"
+             "for a second while its events_queued is 0 (default 60)"},
     {.kind = CLIOPT_SECTION, .help = "report"},
     {.name = "baseline", .kind = CLIOPT_FLAG, F(baseline),
      .help = "first run the same pattern against a bare ZeroMQ echo server\n(triggers and --audiences have baselines of their own)"},
@@ -479,6 +489,12 @@ static void format_value(char *buf, size_t cap, int fmt, double v)
 /* The text report                                                     */
 /* ------------------------------------------------------------------ */
 
+/* 1 for the workloads whose events carry an event_id (--event-ids). */
+static int sends_event_ids(loadgen_workload w)
+{
+    return w == LOADGEN_TRACK || w == LOADGEN_MIXED || w == LOADGEN_PULL || w == LOADGEN_TRIGGERS;
+}
+
 static void print_header(FILE *out, const bench_opts *o, const char *target)
 {
     const loadgen_config *lg = &o->lg;
@@ -492,6 +508,8 @@ static void print_header(FILE *out, const bench_opts *o, const char *target)
         fprintf(out, "  batch %d", lg->batch);
     if (lg->workload == LOADGEN_MIXED)
         fprintf(out, "  mix %d%% score", lg->mix_read_pct);
+    if (sends_event_ids(lg->workload))
+        fprintf(out, "  event ids %s", event_id_words[lg->event_ids]);
     fprintf(out, "\n");
     if (lg->rate > 0)
         fprintf(out, "open loop at %g req/s", lg->rate);
@@ -790,6 +808,8 @@ static json_t *config_json(const bench_opts *o, const char *target)
                                                   loadgen_audiences[i].rule));
         json_object_set_new(c, "audiences", auds);
     }
+    if (sends_event_ids(lg->workload))
+        json_object_set_new(c, "event_ids", json_string(event_id_words[lg->event_ids]));
     return c;
 }
 

@@ -227,13 +227,13 @@ static void report_progress(lg_run *run, int64_t now, uint64_t *last_done, int64
     cfg->progress(cfg->progress_arg, &p);
 }
 
-static int landed_now(const loadgen_config *cfg, lg_conn *s, uint64_t *landed);
+static int landed_now(const loadgen_config *cfg, lg_conn *s, uint64_t *landed, uint64_t *queued);
 
 /* Opens the pull gate as far as the server has caught up. */
 static void update_pull_gate(lg_run *run)
 {
     uint64_t landed;
-    if (!run->cfg->pull_backlog || landed_now(run->cfg, run->pull_stats, &landed) != LS_OK)
+    if (!run->cfg->pull_backlog || landed_now(run->cfg, run->pull_stats, &landed, NULL) != LS_OK)
         return;
     atomic_store(&run->pull_allowed, landed - run->pull_before + run->cfg->pull_backlog);
 }
@@ -271,8 +271,11 @@ static void supervise(lg_run *run, loadgen_result *out)
 
 /* ---- the pull check: did every event sent land on the server? ---- */
 
-/* Asks for "stats" on s and reads the three event counters. */
-static int read_event_counters(lg_conn *s, uint64_t *accepted, uint64_t *duplicate, uint64_t *rejected)
+/* Asks for "stats" on s and reads the three event counters, and (when
+ * queued is not NULL) the events the server holds and has not yet stored:
+ * 0 from a server too old to say. */
+static int read_event_counters(lg_conn *s, uint64_t *accepted, uint64_t *duplicate, uint64_t *rejected,
+                               uint64_t *queued)
 {
     static const uint8_t req[] = {0x81, 0xa2, 'o', 'p', 0xa5, 's', 't', 'a', 't', 's'};
     lg_reply r;
@@ -281,15 +284,17 @@ static int read_event_counters(lg_conn *s, uint64_t *accepted, uint64_t *duplica
                         lg_map_uint(&r.up.data, "events_duplicate", duplicate) ||
                         lg_map_uint(&r.up.data, "events_rejected", rejected)))
         rc = LS_EPARSE;
+    if (rc == LS_OK && queued && lg_map_uint(&r.up.data, "events_queued", queued) != LS_OK)
+        *queued = 0;
     lg_reply_done(&r);
     return rc;
 }
 
 /* accepted + duplicate + rejected, as the server counts them. */
-static int stats_landed(lg_conn *s, uint64_t *landed)
+static int stats_landed(lg_conn *s, uint64_t *landed, uint64_t *queued)
 {
     uint64_t a, d, r;
-    int rc = read_event_counters(s, &a, &d, &r);
+    int rc = read_event_counters(s, &a, &d, &r, queued);
     if (rc == LS_OK)
         *landed = a + d + r;
     return rc;
@@ -301,31 +306,36 @@ int loadgen_server_events(const char *endpoint, int timeout_ms, uint64_t *accept
     lg_conn s = {0};
     int rc = lg_conn_open(&s, NULL, endpoint, timeout_ms);
     if (rc == LS_OK)
-        rc = read_event_counters(&s, accepted, duplicate, rejected);
+        rc = read_event_counters(&s, accepted, duplicate, rejected, NULL);
     lg_conn_close(&s);
     return rc;
 }
 
 /* Events landed so far on the target: the echo server's count of
  * batches times the batch size, or the server's counters. */
-static int landed_now(const loadgen_config *cfg, lg_conn *s, uint64_t *landed)
+static int landed_now(const loadgen_config *cfg, lg_conn *s, uint64_t *landed, uint64_t *queued)
 {
     if (cfg->echo) {
         *landed = loadgen_echo_pulled(cfg->echo) * (uint64_t)cfg->batch;
+        if (queued)
+            *queued = 0;
         return LS_OK;
     }
-    return stats_landed(s, landed);
+    return stats_landed(s, landed, queued);
 }
 
 /* Polls until every event sent has landed, or the count has not moved
- * for pull_settle_s, or pull_max_wait_s is over, or the user stops. */
+ * for pull_settle_s while the server holds no event it has yet to store
+ * (its "events_queued": a commit of a big group can take longer than
+ * pull_settle_s, and the events in it have not landed yet, nor are they
+ * lost), or pull_max_wait_s is over, or the user stops. */
 static void pull_check(lg_run *run, lg_conn *s, uint64_t before, loadgen_result *out)
 {
     const loadgen_config *cfg = run->cfg;
     int64_t sent_end = timefmt_mono_ns(), changed = sent_end, limit = sent_end + seconds_ns(cfg->pull_max_wait_s);
-    uint64_t last = before, now_landed = before;
+    uint64_t last = before, now_landed = before, queued = 0;
     for (;;) {
-        if (landed_now(cfg, s, &now_landed) != LS_OK) {
+        if (landed_now(cfg, s, &now_landed, &queued) != LS_OK) {
             snprintf(out->first_error, sizeof out->first_error, "the pull check could not read the server's stats");
             return;
         }
@@ -334,7 +344,8 @@ static void pull_check(lg_run *run, lg_conn *s, uint64_t before, loadgen_result 
             last = now_landed;
             changed = now;
         }
-        if (now_landed - before >= out->pull_events_sent || now - changed >= seconds_ns(cfg->pull_settle_s)) {
+        if (now_landed - before >= out->pull_events_sent ||
+            (queued == 0 && now - changed >= seconds_ns(cfg->pull_settle_s))) {
             out->pull_checked = 1;
             break;
         }
@@ -423,7 +434,7 @@ int loadgen_run(const loadgen_config *cfg, loadgen_result *out)
         snprintf(out->first_error, sizeof out->first_error, "cannot open a socket for the server's stats");
         return LS_EINTERNAL;
     }
-    if (pull && landed_now(cfg, &sc, &before) != LS_OK) {
+    if (pull && landed_now(cfg, &sc, &before, NULL) != LS_OK) {
         snprintf(out->first_error, sizeof out->first_error,
                  "the pull workload reads the server's \"stats\" op (an admin key under CurveZMQ), "
                  "and it did not answer at %s", cfg->endpoint);

@@ -116,12 +116,16 @@ typedef struct {
     uint64_t seed;
     int timeout_ms;              /* a request unanswered this long is an error */
     double pull_settle_s;        /* pull: how long events_accepted must stay
-                                    unchanged before the check ends */
+                                    unchanged, with the server's events_queued
+                                    at 0, before the check ends */
     double pull_max_wait_s;      /* pull: longest wait for the server to catch up */
     uint64_t pull_backlog;       /* pull: most events sent and not yet landed on
                                     the server (clients wait for it to catch up,
                                     so the rate is what it sustains); 0: no
                                     limit, a flood */
+    int event_ids;               /* write workloads: the event ids' shape,
+                                    LOADGEN_IDS_SEQUENTIAL (the default) or
+                                    LOADGEN_IDS_RANDOM (loadgen_customers.h) */
     const char *cpu_thread;      /* pull: a thread of this process (a spawned
                                     server's "ls-writer") whose CPU time over
                                     the run is reported per event landed;

@@ -86,6 +86,23 @@ size_t loadgen_customer_id(uint64_t k, char *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
+size_t loadgen_event_id(loadgen_event_ids shape, uint32_t nonce, int client, uint64_t seq, char *buf, size_t cap)
+{
+    uint64_t unique = ((uint64_t)(client & 0xfff) << 40) | (seq & UINT64_C(0xffffffffff));
+    int n;
+    if (shape == LOADGEN_IDS_RANDOM) {
+        uint64_t x = unique ^ ((uint64_t)nonce << 52 | (uint64_t)nonce << 20), hi = sgr_splitmix64(&x);
+        uint64_t y = hi, lo = sgr_splitmix64(&y);
+        n = snprintf(buf, cap, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(hi >> 32),
+                     (unsigned long long)(hi >> 16 & 0xffff), (unsigned long long)(hi & 0xffff),
+                     (unsigned long long)(lo >> 48), (unsigned long long)(lo & UINT64_C(0xffffffffffff)));
+    } else {
+        n = snprintf(buf, cap, "%08x-%03x-%010llx", (unsigned)nonce, (unsigned)(unique >> 40),
+                     (unsigned long long)(unique & UINT64_C(0xffffffffff)));
+    }
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 int loadgen_customers_in_key_order(uint64_t n, int (*fn)(void *arg, uint64_t k), void *arg)
 {
     uint64_t k = 1;

@@ -39,6 +39,18 @@ uint64_t loadgen_zipf_next(const loadgen_zipf *z, loadgen_rng *r);
  * returns its length. */
 size_t loadgen_customer_id(uint64_t k, char *buf, size_t cap);
 
+/* The shape of the event ids the write workloads send: sequential (each
+ * client counts up from its own prefix, so a run's ids land on a few
+ * B-tree leaves of the server's window table) or random (UUID-shaped text
+ * of 128 random-looking bits, as storefronts that make a UUID v4 per
+ * event send: every id lands on its own leaf). */
+typedef enum { LOADGEN_IDS_SEQUENTIAL, LOADGEN_IDS_RANDOM } loadgen_event_ids;
+
+/* Event id number seq (< 2^40) of client (< 4096) in the run of nonce,
+ * in the given shape, into buf; its length.  Unique within a run in both
+ * shapes: the random one is a bijection of (client, seq) for each nonce. */
+size_t loadgen_event_id(loadgen_event_ids shape, uint32_t nonce, int client, uint64_t seq, char *buf, size_t cap);
+
 /* The synthetic events preloaded for customer k: two to eight events
  * (views, searches, sometimes a cart, a purchase, a review) over the 90
  * days before now_ms, the same for the same (seed, k), handed to fn one by

@@ -105,9 +105,8 @@ static void pack_event_of(lg_client *c, int64_t now_ms, const char *id, size_t i
     pack_lit(&c->pk, "ts");
     msgpack_pack_int64(&c->pk, now_ms);
     pack_lit(&c->pk, "event_id");
-    snprintf(buf, sizeof buf, "%08x-%03x-%010llx", (unsigned)c->run->nonce, (unsigned)c->index & 0xfff,
-             (unsigned long long)(++c->event_seq & UINT64_C(0xffffffffff)));
-    pack_lit(&c->pk, buf);
+    pack_strn(&c->pk, buf,
+              loadgen_event_id((loadgen_event_ids)c->run->cfg->event_ids, c->run->nonce, c->index, ++c->event_seq, buf, sizeof buf));
     pack_lit(&c->pk, "session");
     snprintf(buf, sizeof buf, "s-%016llx", (unsigned long long)(k * UINT64_C(0x9e3779b97f4a7c15)));
     pack_lit(&c->pk, buf);

@@ -147,6 +147,9 @@ static void render_unstored(FILE *f, const stats *st)
             (unsigned long long)atomic_load(&st->events_unstored_unavailable));
     fprintf(f, "leadscore_events_unstored_total{reason=\"job_failed\"} %llu\n",
             (unsigned long long)atomic_load(&st->events_unstored_failed));
+    help(f, "leadscore_events_queued", "gauge",
+         "Events received for storage (track and PULL) that the writer has not yet stored or given up on.");
+    fprintf(f, "leadscore_events_queued %llu\n", (unsigned long long)atomic_load(&st->events_queued));
     help(f, "leadscore_jobs_failed_alone_total", "counter", "Jobs that failed inside a group commit and were left out of it.");
     fprintf(f, "leadscore_jobs_failed_alone_total %llu\n", (unsigned long long)atomic_load(&st->jobs_failed_alone));
     help(f, "leadscore_triggers_total", "counter", "Triggers written to the outbox, by kind.");

@@ -118,6 +118,8 @@ static int hand_over(ops_call *c, writer_job *job, int reply)
     job->op = c->op;
     job->start_ns = c->start_ns;
     job->received_ms = timefmt_now_ms();
+    job->queued = &c->svc->stats.events_queued; /* until the writer is done with it (stats: events_queued) */
+    atomic_fetch_add(job->queued, job->nevents);
     if (c->handed) {
         *c->handed = job;
         return LS_OK;
@@ -579,6 +581,7 @@ static void write_counters(codec_writer *w, stats *st)
     kv_int(w, "events_unstored_unavailable", (int64_t)atomic_load(&st->events_unstored_unavailable));
     kv_int(w, "events_unstored_failed", (int64_t)atomic_load(&st->events_unstored_failed));
     kv_int(w, "jobs_failed_alone", (int64_t)atomic_load(&st->jobs_failed_alone));
+    kv_int(w, "events_queued", (int64_t)atomic_load(&st->events_queued));
     kv_int(w, "triggers_moments", (int64_t)atomic_load(&st->triggers_moments));
     kv_int(w, "triggers_enters", (int64_t)atomic_load(&st->triggers_enters));
     kv_int(w, "triggers_exits", (int64_t)atomic_load(&st->triggers_exits));

@@ -72,6 +72,8 @@ typedef struct {
     atomic_uint_fast64_t automation_sweeps;      /* sweep passes started */
     atomic_uint_fast64_t automation_state_writes; /* customer states written or deleted */
     atomic_uint_fast64_t automation_timer_moves;  /* timers set or moved */
+    atomic_uint_fast64_t events_queued;          /* gauge: events handed towards the writer, not yet
+                                                  * stored or dropped (each job's, until it is freed) */
     atomic_uint_fast64_t automation_failures;    /* background automation txns that failed */           /* jobs left out of their group (bad key, write error) */
 } stats;
 

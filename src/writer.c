@@ -183,6 +183,8 @@ writer_job *writer_job_identity(int kind, const ls_str *subject, const ls_str *o
 void writer_job_free(writer_job **job)
 {
     if (job) {
+        if (*job && (*job)->queued)
+            atomic_fetch_sub((*job)->queued, (*job)->nevents);
         free(*job);
         *job = NULL;
     }

@@ -54,6 +54,7 @@ typedef struct {
     int64_t received_ms;     /* idempotency keys are dated from this */
     size_t nevents;
     ls_event *events;        /* strings point into this job's own memory */
+    atomic_uint_fast64_t *queued; /* a gauge its nevents count in until the job is freed, or NULL */
     uint32_t accepted;       /* filled by the writer */
     uint32_t duplicates;
     uint32_t nrejected;      /* rejected at validation, already encoded: */

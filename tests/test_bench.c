@@ -233,7 +233,147 @@ START_TEST(pull_nothing_lost)
     ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
     ck_assert(isnan(r.pull_thread_cpu_us));
     loadgen_result_free(&r);
+    uint64_t acc0, dup0, rej0, acc1, dup1, rej1;
+    ck_assert_int_eq(loadgen_server_events(bs.ts.endpoint, 5000, &acc0, &dup0, &rej0), LS_OK);
+    cfg.cpu_thread = NULL;
+    cfg.event_ids = LOADGEN_IDS_RANDOM; /* UUID-shaped ids: all land, none taken for a duplicate */
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    ck_assert_int_eq(r.pull_events_lost, 0);
+    ck_assert_int_eq(loadgen_server_events(bs.ts.endpoint, 5000, &acc1, &dup1, &rej1), LS_OK);
+    ck_assert_uint_eq(acc1 - acc0, r.pull_events_sent);
+    ck_assert_uint_eq(dup1, dup0);
+    loadgen_result_free(&r);
     server_down(&bs);
+}
+END_TEST
+
+/* A stand-in server for the pull check: it takes PULL batches and
+ * answers "stats" as a server whose commit of them outlasts the check's
+ * settle second: until HOLD_MS after the last batch came, none of them
+ * has landed, and (if report_queued) it says they are queued. */
+#define HOLD_MS 1800
+typedef struct {
+    void *zmq, *router, *pull;
+    char endpoint[64], pull_endpoint[64];
+    int report_queued, batch;
+    volatile int stop;
+    pthread_t thread;
+} slow_committer;
+
+static void bind_ephemeral(void *sock, char *endpoint, size_t cap)
+{
+    ck_assert_int_eq(zmq_bind(sock, "tcp://127.0.0.1:*"), 0);
+    ck_assert_int_eq(zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &cap), 0);
+}
+
+static void slow_stats_reply(slow_committer *sc, uint64_t received, int64_t last_ms)
+{
+    int landed = last_ms > 0 && timefmt_mono_ns() / 1000000 - last_ms >= HOLD_MS;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, sc->report_queued ? 5 : 4);
+    const char *keys[] = {"ok", "events_accepted", "events_duplicate", "events_rejected", "events_queued"};
+    msgpack_pack_str_with_body(&pk, keys[0], 2);
+    msgpack_pack_true(&pk);
+    msgpack_pack_str_with_body(&pk, keys[1], strlen(keys[1]));
+    msgpack_pack_uint64(&pk, landed ? received : 0);
+    for (int k = 2; k < 4; k++) {
+        msgpack_pack_str_with_body(&pk, keys[k], strlen(keys[k]));
+        msgpack_pack_uint64(&pk, 0);
+    }
+    if (sc->report_queued) {
+        msgpack_pack_str_with_body(&pk, keys[4], strlen(keys[4]));
+        msgpack_pack_uint64(&pk, landed ? 0 : received);
+    }
+    ck_assert_int_eq(zmq_send(sc->router, sb.data, sb.size, 0), (int)sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void *slow_committer_main(void *arg)
+{
+    slow_committer *sc = arg;
+    uint64_t received = 0;
+    int64_t last_ms = 0;
+    while (!sc->stop) {
+        zmq_pollitem_t items[2] = {{sc->router, 0, ZMQ_POLLIN, 0}, {sc->pull, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, 10) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if ((items[1].revents & ZMQ_POLLIN) && zmq_msg_recv(&m, sc->pull, 0) >= 0) {
+            received += (uint64_t)sc->batch;
+            last_ms = timefmt_mono_ns() / 1000000;
+        }
+        if (items[0].revents & ZMQ_POLLIN) { /* the envelope back, then the stats */
+            while (zmq_msg_recv(&m, sc->router, 0) >= 0 && zmq_msg_more(&m))
+                zmq_send(sc->router, zmq_msg_data(&m), zmq_msg_size(&m), ZMQ_SNDMORE);
+            slow_stats_reply(sc, received, last_ms);
+        }
+        zmq_msg_close(&m);
+    }
+    return NULL;
+}
+
+static void slow_committer_start(slow_committer *sc, int report_queued, int batch)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->report_queued = report_queued;
+    sc->batch = batch;
+    sc->zmq = zmq_ctx_new();
+    sc->router = zmq_socket(sc->zmq, ZMQ_ROUTER);
+    sc->pull = zmq_socket(sc->zmq, ZMQ_PULL);
+    bind_ephemeral(sc->router, sc->endpoint, sizeof sc->endpoint);
+    bind_ephemeral(sc->pull, sc->pull_endpoint, sizeof sc->pull_endpoint);
+    ck_assert_int_eq(pthread_create(&sc->thread, NULL, slow_committer_main, sc), 0);
+}
+
+static void slow_committer_stop(slow_committer *sc)
+{
+    sc->stop = 1;
+    pthread_join(sc->thread, NULL);
+    zmq_close(sc->router);
+    zmq_close(sc->pull);
+    zmq_ctx_term(sc->zmq);
+}
+
+/* The pull check waits while the server says events are queued, so a
+ * commit longer than its settle second is not counted as a loss; a server
+ * that does not say (an older one) gets the old rule: settled after a
+ * second without change, and here every event then shows as missing. */
+START_TEST(pull_check_waits_for_a_long_commit)
+{
+    for (int report = 1; report >= 0; report--) {
+        slow_committer sc;
+        loadgen_config cfg;
+        loadgen_result r;
+        slow_committer_start(&sc, report, 10);
+        loadgen_config_defaults(&cfg);
+        cfg.workload = LOADGEN_PULL;
+        cfg.endpoint = sc.endpoint;
+        cfg.pull_endpoint = sc.pull_endpoint;
+        cfg.customers = CUSTOMERS;
+        cfg.clients = 1;
+        cfg.duration_s = 0.3;
+        cfg.warmup_s = 0;
+        cfg.batch = 10;
+        cfg.rate = 100;
+        cfg.pull_backlog = 0;
+        cfg.timeout_ms = 5000;
+        ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+        ck_assert_int_eq(r.pull_checked, 1);
+        ck_assert_uint_gt(r.pull_events_sent, 0);
+        if (report) {
+            ck_assert_int_eq(r.pull_events_lost, 0);
+            ck_assert_uint_eq(r.pull_events_landed, r.pull_events_sent);
+            ck_assert_msg(r.pull_settle_wait_s > 1.0, "settle wait %g s", r.pull_settle_wait_s);
+        } else {
+            ck_assert_int_eq(r.pull_events_lost, (int64_t)r.pull_events_sent);
+        }
+        loadgen_result_free(&r);
+        slow_committer_stop(&sc);
+    }
 }
 END_TEST
 
@@ -563,6 +703,51 @@ START_TEST(preload_visits_ids_in_key_order)
 }
 END_TEST
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Both shapes give ids unique within a run (3 clients x 20,000); the
+ * sequential ones rise with seq, the random ones are UUID-shaped and
+ * rise about half the time from one to the next. */
+START_TEST(event_ids_are_unique_in_both_shapes)
+{
+    enum { CLIENTS = 3, PER = 20000, N = CLIENTS * PER };
+    static char ids[N][40];
+    static const char *sorted[N];
+    for (int shape = LOADGEN_IDS_SEQUENTIAL; shape <= LOADGEN_IDS_RANDOM; shape++) {
+        size_t rises = 0;
+        for (int c = 0; c < CLIENTS; c++)
+            for (int q = 0; q < PER; q++) {
+                int i = c * PER + q;
+                size_t len = loadgen_event_id((loadgen_event_ids)shape, 0x5eed1234u, c, (uint64_t)q + 1, ids[i],
+                                              sizeof ids[i]);
+                ck_assert_uint_eq(len, strlen(ids[i]));
+                if (shape == LOADGEN_IDS_RANDOM && (len != 36 || ids[i][8] != '-' || ids[i][13] != '-' ||
+                                                    ids[i][18] != '-' || ids[i][23] != '-'))
+                    ck_abort_msg("not UUID-shaped: %s", ids[i]);
+                if (q > 0 && strcmp(ids[i - 1], ids[i]) < 0)
+                    rises++;
+                sorted[i] = ids[i];
+            }
+        qsort(sorted, N, sizeof *sorted, cmp_id);
+        for (int i = 1; i < N; i++)
+            if (strcmp(sorted[i - 1], sorted[i]) == 0)
+                ck_abort_msg("shape %d: id %s twice", shape, sorted[i]);
+        if (shape == LOADGEN_IDS_SEQUENTIAL)
+            ck_assert_uint_eq(rises, (size_t)CLIENTS * (PER - 1));
+        else
+            ck_assert_msg(rises > N * 45 / 100 && rises < N * 55 / 100, "%zu rises of %d", rises, N);
+    }
+    /* another run (nonce) gets other random ids */
+    char a[40], b[40];
+    loadgen_event_id(LOADGEN_IDS_RANDOM, 1, 0, 1, a, sizeof a);
+    loadgen_event_id(LOADGEN_IDS_RANDOM, 2, 0, 1, b, sizeof b);
+    ck_assert_str_ne(a, b);
+}
+END_TEST
+
 START_TEST(customer_records_are_reproducible)
 {
     ls_features a, b;
@@ -746,9 +931,11 @@ START_TEST(cli_pull_reports_the_writer_cpu)
 {
     static char out[16384];
     const char *args[] = {"bench", "--workload", "pull", "--customers", "500", "--duration", "0.5", "--warmup", "0",
-                          "--rate", "200", "--baseline", NULL};
+                          "--rate", "200", "--baseline", "--event-ids", "random", NULL};
     json_t *root = bench_json(out, sizeof out, args);
     ck_assert_ptr_nonnull(strstr(out, "writer CPU/ev (us)"));
+    ck_assert_ptr_nonnull(strstr(out, "batch 100  event ids random\n")); /* the header says which ids */
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(root, "config"), "event_ids")), "random");
     json_t *ls = json_object_get(root, "leadscore"), *echo = json_object_get(root, "echo");
     json_t *cpu = json_object_get(ls, "writer_cpu_us_per_event");
     ck_assert(json_is_number(cpu) && json_number_value(cpu) >= 0);
@@ -1017,6 +1204,7 @@ static Suite *bench_suite(void)
     tcase_add_test(work, track_durable);
     tcase_add_test(work, mixed_open_loop);
     tcase_add_test(work, pull_nothing_lost);
+    tcase_add_test(work, pull_check_waits_for_a_long_commit);
     tcase_add_test(work, requests_mode_counts_exactly);
     tcase_add_test(work, stop_flag_ends_the_run);
     tcase_add_test(work, triggers_one_per_event_acknowledged);
@@ -1030,6 +1218,7 @@ static Suite *bench_suite(void)
     tcase_add_test(parts, zipf_other_exponents);
     tcase_add_test(parts, preload_visits_ids_in_key_order);
     tcase_add_test(parts, customer_records_are_reproducible);
+    tcase_add_test(parts, event_ids_are_unique_in_both_shapes);
     tcase_add_test(parts, reply_scanner);
     tcase_add_test(parts, histogram_merge);
     tcase_add_test(parts, config_checks);

@@ -72,6 +72,27 @@ static int64_t profile_feature(tu_conn *c, const char *customer, const char *fea
     return (int64_t)v;
 }
 
+/* The server's events_queued once it has drained (polled for at most
+ * 5 s): every job the writer took was counted out again, whatever its
+ * outcome, so it must come back to exactly 0. */
+static int64_t queued_after_drain(tu_conn *c)
+{
+    int64_t q = -1;
+    for (int i = 0; i < 500 && q != 0; i++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        begin(&sb, &pk, "stats", 0);
+        call(c, &sb, &up);
+        q = tu_get_int(&up.data, "events_queued");
+        msgpack_unpacked_destroy(&up);
+        if (q != 0)
+            usleep(10000);
+    }
+    return q;
+}
+
 /* ------------------------------------------------------------------ */
 
 START_TEST(ping_answers_with_version_and_echoes_id)
@@ -521,6 +542,7 @@ START_TEST(rejected_events_are_listed_and_the_rest_stored)
     msgpack_unpacked_destroy(&up);
     ck_assert_int_eq(profile_feature(&c, "carl", "page_view_count"), 1);
     ck_assert_int_eq(profile_feature(&c, "carl", "add_to_cart_count"), 0);
+    ck_assert_int_eq(queued_after_drain(&c), 0);
     tu_disconnect(&c);
 }
 END_TEST
@@ -640,6 +662,7 @@ START_TEST(pull_socket_batches_are_stored)
             usleep(10000);
     }
     ck_assert_int_eq(n, 1000);
+    ck_assert_int_eq(queued_after_drain(&c), 0);
     tu_disconnect(&c);
 }
 END_TEST
@@ -1176,6 +1199,7 @@ START_TEST(a_full_store_grows_then_refuses_writes_and_keeps_reading)
     char first[300];
     snprintf(first, sizeof first, "%0200d-%d-%d", 0, 0, 7);
     ck_assert_int_eq(profile_feature(&c, first, "page_view_count"), 1);
+    ck_assert_int_eq(queued_after_drain(&c), 0); /* the refused batches were counted out too */
     tu_disconnect(&c);
     tu_server_stop(&s2);
     tu_rmtree(dir);
