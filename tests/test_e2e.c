@@ -72,6 +72,20 @@ static int64_t profile_feature(tu_conn *c, const char *customer, const char *fea
     return (int64_t)v;
 }
 
+/* One integer of the server's "stats" reply. */
+static int64_t stats_int(tu_conn *c, const char *key)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    begin(&sb, &pk, "stats", 0);
+    call(c, &sb, &up);
+    int64_t n = tu_get_int(&up.data, key);
+    msgpack_unpacked_destroy(&up);
+    return n;
+}
+
 /* The server's events_queued once it has drained (polled for at most
  * 5 s): every job the writer took was counted out again, whatever its
  * outcome, so it must come back to exactly 0. */
@@ -79,14 +93,7 @@ static int64_t queued_after_drain(tu_conn *c)
 {
     int64_t q = -1;
     for (int i = 0; i < 500 && q != 0; i++) {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_unpacked up;
-        msgpack_unpacked_init(&up);
-        begin(&sb, &pk, "stats", 0);
-        call(c, &sb, &up);
-        q = tu_get_int(&up.data, "events_queued");
-        msgpack_unpacked_destroy(&up);
+        q = stats_int(c, "events_queued");
         if (q != 0)
             usleep(10000);
     }
@@ -1388,15 +1395,7 @@ END_TEST
 
 static int64_t events_accepted(tu_conn *c)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    begin(&sb, &pk, "stats", 0);
-    call(c, &sb, &up);
-    int64_t n = tu_get_int(&up.data, "events_accepted");
-    msgpack_unpacked_destroy(&up);
-    return n;
+    return stats_int(c, "events_accepted");
 }
 
 /* A storefront's acknowledged track must not wait behind a fire-and-forget
