@@ -84,6 +84,17 @@ struct automation {
     size_t nbuilding;
     int64_t last_prune_ms;
     int64_t next_wake_ms;      /* the earliest timer as last seen */
+    /* the running txn: its evaluations (counted in stats once it commits),
+     * and the sweep as it began (put back if it aborts: the customers of
+     * a chunk that failed are evaluated again, none is skipped) */
+    uint64_t evaluations;
+    struct {
+        int sweeping;
+        char cursor[STORE_MAX_KEY + 1];
+        size_t cursor_len, nbuilding;
+        int64_t next_pass_ms;
+        uint64_t pass_visited;
+    } at_begin;
     /* scratch */
     uint8_t state_buf[AUTOMATION_STATE_MAX];
 };
@@ -565,7 +576,7 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     size_t n = state_encode(&s, a->state_buf, sizeof a->state_buf);
     if (n == 0)
         return LS_EINTERNAL;
-    BUMP(a, automation_evaluations, 1);
+    a->evaluations++;
     if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
         return LS_OK;
     if (state_empty(&s) && !had) /* nothing to remember */
@@ -608,6 +619,13 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
     a->m = m;
     a->now_ms = now_ms;
     touch_clear(&a->touched);
+    a->evaluations = 0;
+    a->at_begin.sweeping = a->sweeping;
+    memcpy(a->at_begin.cursor, a->cursor, a->cursor_len);
+    a->at_begin.cursor_len = a->cursor_len;
+    a->at_begin.nbuilding = a->nbuilding;
+    a->at_begin.next_pass_ms = a->next_pass_ms;
+    a->at_begin.pass_visited = a->pass_visited;
     if (!a->audiences_loaded) {
         if ((rc = audience_set_load(&a->audiences, w)) != LS_OK ||
             (rc = audience_since(w, now_ms, &a->since_ms)) != LS_OK)
@@ -719,6 +737,8 @@ uint64_t automation_committed(automation *a)
     if (a->outbox.next_seq > 1)
         a->last_seq = a->outbox.next_seq - 1;
     a->outbox.appended = 0;
+    BUMP(a, automation_evaluations, a->evaluations);
+    a->evaluations = 0;
     return n;
 }
 
@@ -727,6 +747,13 @@ void automation_aborted(automation *a)
     a->audiences_loaded = 0; /* what the txn changed in memory goes */
     a->outbox.appended = 0;
     touch_clear(&a->touched);
+    a->evaluations = 0;
+    a->sweeping = a->at_begin.sweeping;
+    memcpy(a->cursor, a->at_begin.cursor, a->at_begin.cursor_len);
+    a->cursor_len = a->at_begin.cursor_len;
+    a->nbuilding = a->at_begin.nbuilding;
+    a->next_pass_ms = a->at_begin.next_pass_ms;
+    a->pass_visited = a->at_begin.pass_visited;
 }
 
 uint64_t automation_last_seq(const automation *a)
@@ -831,8 +858,8 @@ static int run_timers(automation *a, store_wtxn *w, void *arg)
 
 /* Evaluates up to max customers of the running pass in w; at the pass's
  * end marks the audiences it built ready and schedules the next pass.
- * (An aborted txn undoes the ready flags: the audiences reload not ready
- * and a new pass starts; the customers skipped meanwhile wait for it.) */
+ * (An aborted txn undoes the ready flags, and automation_aborted puts the
+ * pass back where the txn began: its customers are evaluated again.) */
 static int sweep_chunk(automation *a, store_wtxn *w, size_t max)
 {
     int more = 0;
