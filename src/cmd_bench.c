@@ -152,8 +152,8 @@ static const cliopt bench_rows[] = {
      .values = event_id_values, .arg = "SHAPE",
      .help = "track, mixed, pull, triggers: the events' ids, sequential (default: each\n"
              "client counts up) or random (UUID-shaped, as a storefront that\n"
-             "makes a UUID v4 per event sends; each id then dirties a page of\n"
-             "the server's idempotency-key table of its own)"},
+             "makes a UUID v4 per event sends: they spread over the whole of\n"
+             "the server's idempotency-key table)"},
     {.name = "mix", .kind = CLIOPT_COUNT, F(lg.mix_read_pct), .lo = 0, .hi = 100, .want = "a percentage", .arg = "P",
      .help = "mixed: P % scores, the rest track (default 90)"},
     {.name = "audiences", .kind = CLIOPT_COUNT, F(audiences), .lo = 1, .hi = LOADGEN_AUDIENCES,

@@ -16,10 +16,24 @@
 #include "bytecur.h"
 #include "error_internal.h"
 #include "storefile.h"
+#include "timefmt.h"
 #include "valuememo.h"
+#include "windowkeys.h"
 
 #define DEFAULT_MAP_SIZE (1ULL << 30)
 #define DEFAULT_MAX_READERS 126
+
+/* Window keys (windowkeys.h).  A sweep starts when the unmerged keys
+ * reach an eighth of event_ids (at least WK_MIN_MERGE), or WK_MAX_BYTES of
+ * memory, or when the writer is idle and the last sweep ended
+ * WK_IDLE_SWEEP_MS ago. */
+#define WK_MIN_MERGE 4096
+#define WK_MAX_BYTES (64u << 20)
+#define WK_IDLE_SWEEP_MS 600000
+/* meta key, an i64 (ms): no event_ids_by_time key older than it has its
+ * id missing from event_ids.  A claim lowers it to its own time, in its
+ * txn; a merge raises it to the oldest key left unmerged. */
+#define WK_MARK_KEY "window_merged_before"
 
 struct store {
     MDB_env *env;
@@ -41,6 +55,12 @@ struct store {
      * (store_memo_writes). */
     valuememo memo;
     int memo_on;
+    /* The window keys claimed and not yet merged into event_ids
+     * (windowkeys.h): the writer's, like the memo. */
+    windowkeys wk;
+    int64_t wk_mark;         /* WK_MARK_KEY as the running txn leaves it */
+    int64_t wk_swept_ms;     /* when the last sweep ended (merge's clock) */
+    uint64_t wk_table_keys;  /* event_ids' entries, as of the last merge */
 };
 
 struct store_reader {
@@ -63,6 +83,7 @@ struct store_wtxn {
      * with the txn. */
     MDB_cursor *cur[WC_COUNT];
     uint64_t writes;   /* puts and deletes handed to LMDB (store_wtxn_writes) */
+    int64_t wk_mark_before; /* s->wk_mark when the txn began: restored if it aborts */
     uint8_t *buf, *copy;  /* store_wtxn_put_state's encoding and copy buffers */
     size_t buf_cap, copy_cap;
 };
@@ -199,6 +220,54 @@ static int open_tables(store *s, MDB_txn *txn, unsigned create)
     return rc == MDB_NOTFOUND && s->read_only ? 0 : rc;
 }
 
+/* Rebuilds the unmerged window keys of a writable store: the
+ * event_ids_by_time entries from the mark on whose id event_ids lacks (a
+ * legacy entry, with no customer in its value, always has its id there).
+ * A store without a mark (new, or written before window keys were merged
+ * lazily) has every id in event_ids: it gets one. */
+static int recover_window_keys(store *s, MDB_txn *txn)
+{
+    MDB_val mk = {sizeof WK_MARK_KEY - 1, WK_MARK_KEY}, mv, k, v, got;
+    MDB_stat st;
+    int64_t mark;
+    int rc = mdb_get(txn, s->meta, &mk, &mv);
+    if (rc == MDB_NOTFOUND) {
+        mark = INT64_MAX; /* every id is in event_ids: the first claim lowers it */
+        MDB_val nv = {sizeof mark, &mark};
+        rc = mdb_put(txn, s->meta, &mk, &nv, 0);
+    } else if (rc == 0 && mv.mv_size == sizeof mark) {
+        memcpy(&mark, mv.mv_data, sizeof mark);
+        uint8_t from[8];
+        bytecur_store_be64(from, (uint64_t)mark);
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, s->event_ids_by_time, &cur)) != 0)
+            return from_mdb(rc);
+        k = (MDB_val){sizeof from, from};
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            MDB_val id = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
+            if (k.mv_size <= 8 || v.mv_size == 0 || mdb_get(txn, s->event_ids, &id, &got) == 0)
+                continue;
+            int st_add = windowkeys_add(&s->wk, id.mv_data, id.mv_size, (int64_t)bytecur_load_be64(k.mv_data),
+                                        v.mv_data, v.mv_size);
+            if (st_add) {
+                mdb_cursor_close(cur);
+                return st_add;
+            }
+        }
+        mdb_cursor_close(cur);
+        windowkeys_committed(&s->wk);
+    } else if (rc == 0) {
+        return LS_EPARSE;
+    }
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    s->wk_mark = mark;
+    s->wk_swept_ms = timefmt_now_ms();
+    if (mdb_stat(txn, s->event_ids, &st) == 0)
+        s->wk_table_keys = st.ms_entries;
+    return LS_OK;
+}
+
 static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errlen)
 {
     MDB_txn *txn;
@@ -217,6 +286,8 @@ static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errl
         return rc == MDB_NOTFOUND ? LS_ENOTFOUND : from_mdb(rc);
     }
     int st = check_meta(s, txn, decay, err, errlen);
+    if (st == LS_OK && !s->read_only && (st = recover_window_keys(s, txn)) != LS_OK)
+        ls_fail(err, errlen, 0, "cannot read the store's window keys: %s", ls_strerror(st));
     if (st) {
         mdb_txn_abort(txn);
         if (st == LS_EPARSE)
@@ -244,6 +315,7 @@ int store_open(store **out, const char *dir, const store_options *opt,
     pthread_rwlockattr_destroy(&attr);
     s->read_only = opt->read_only;
     s->lock_fd = -1;
+    windowkeys_init(&s->wk);
     s->retention_ms = (int64_t)(opt->history_days > 0 ? opt->history_days : HISTORY_DEFAULT_DAYS) * 86400000LL;
     int rc = open_env(s, dir, opt, err, errlen);
     if (rc == LS_OK)
@@ -265,6 +337,7 @@ void store_close(store **sp)
     storefile_unlock(&(*sp)->lock_fd); /* after the env: no writer may start before it is shut */
     pthread_rwlock_destroy(&(*sp)->map_lock);
     valuememo_free(&(*sp)->memo);
+    windowkeys_free(&(*sp)->wk);
     free(*sp);
     *sp = NULL;
 }
@@ -324,7 +397,7 @@ int store_stat(store *s, store_stats *out)
     if (mdb_stat(txn, s->customers, &st) == 0)
         out->customers = st.ms_entries;
     if (mdb_stat(txn, s->event_ids, &st) == 0)
-        out->event_ids = st.ms_entries;
+        out->event_ids = st.ms_entries + windowkeys_live(&s->wk);
     mdb_txn_abort(txn);
     mdb_env_stat(s->env, &st);
     mdb_env_info(s->env, &info);
@@ -909,6 +982,7 @@ int store_write_begin(store *s, store_wtxn **out)
         return from_mdb(rc);
     }
     w->s = s;
+    w->wk_mark_before = s->wk_mark;
     valuememo_clear(&s->memo); /* the txn's own, now that it holds the writer lock */
     *out = w;
     return LS_OK;
@@ -921,6 +995,12 @@ int store_write_commit(store_wtxn **wp)
         mdb_txn_abort((*wp)->txn); /* as a commit that failed writing */
     else
         rc = mdb_txn_commit((*wp)->txn);
+    if (rc == 0) {
+        windowkeys_committed(&(*wp)->s->wk);
+    } else {
+        windowkeys_aborted(&(*wp)->s->wk);
+        (*wp)->s->wk_mark = (*wp)->wk_mark_before;
+    }
     free((*wp)->buf);
     free((*wp)->copy);
     free(*wp);
@@ -933,6 +1013,8 @@ void store_write_abort(store_wtxn **wp)
     if (!wp || !*wp)
         return;
     mdb_txn_abort((*wp)->txn);
+    windowkeys_aborted(&(*wp)->s->wk);
+    (*wp)->s->wk_mark = (*wp)->wk_mark_before;
     free((*wp)->buf);
     free((*wp)->copy);
     free(*wp);
@@ -1237,34 +1319,107 @@ int store_wtxn_add_event(store_wtxn *w, store_held *h, const ls_event *ev, int *
 }
 
 
+/* Writes the window mark (WK_MARK_KEY) in w's txn. */
+static int put_window_mark(store_wtxn *w, int64_t mark)
+{
+    MDB_val mk = {sizeof WK_MARK_KEY - 1, WK_MARK_KEY}, mv = {sizeof mark, &mark};
+    int rc = mdb_put(w->txn, w->s->meta, &mk, &mv, 0);
+    if (rc == 0)
+        w->s->wk_mark = mark;
+    return rc;
+}
+
 int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
                               const char *customer, size_t customer_len,
                               int64_t received_ms, int *seen)
 {
-    uint8_t val[8 + EVENT_MAX_STR], tkey[8 + EVENT_MAX_STR];
+    uint8_t tkey[8 + EVENT_MAX_STR];
+    *seen = 0;
     if (eid_len == 0)
         return LS_EINVAL;
     if (eid_len > EVENT_MAX_STR || customer_len > EVENT_MAX_STR)
         return LS_ETOOLARGE;
-    MDB_val k = {eid_len, (void *)eid};
-    memcpy(val, &received_ms, 8);
-    memcpy(val + 8, customer, customer_len);
-    MDB_val v = {8 + customer_len, val};
-    MDB_cursor *ids, *times;
+    if (windowkeys_find(&w->s->wk, eid, eid_len)) {
+        *seen = 1;
+        return LS_OK;
+    }
+    MDB_val k = {eid_len, (void *)eid}, got;
+    MDB_cursor *ids = NULL, *times = NULL;
     int rc = wcursor(w, WC_EVENT_IDS, &ids);
     if (rc == MDB_SUCCESS)
         rc = wcursor(w, WC_EVENT_TIMES, &times);
     if (rc == MDB_SUCCESS)
-        rc = wput_at(w, w->s->event_ids, ids, &k, &v, MDB_NOOVERWRITE);
-    *seen = rc == MDB_KEYEXIST;
-    if (rc == MDB_KEYEXIST)
-        return LS_OK;
-    if (rc)
+        rc = mdb_cursor_get(ids, &k, &got, MDB_SET);
+    *seen = rc == MDB_SUCCESS;
+    if (rc != MDB_NOTFOUND)
         return from_mdb(rc);
-    bytecur_store_be64(tkey, (uint64_t)received_ms);
+    /* new: its durable record is the by_time entry (the customer in its
+     * value); event_ids gets it at the next merge (windowkeys.h) */
+    int64_t key_ms = received_ms;
+    if (key_ms < w->s->wk_mark && (rc = put_window_mark(w, key_ms)) != 0)
+        return from_mdb(rc);
+    bytecur_store_be64(tkey, (uint64_t)key_ms);
     memcpy(tkey + 8, eid, eid_len);
-    MDB_val tk = {8 + eid_len, tkey}, tv = {0, ""};
-    return from_mdb(wput_at(w, w->s->event_ids_by_time, times, &tk, &tv, 0));
+    MDB_val tk = {8 + eid_len, tkey}, tv = {customer_len, (void *)customer};
+    if ((rc = wput_at(w, w->s->event_ids_by_time, times, &tk, &tv, 0)) != 0)
+        return from_mdb(rc);
+    return windowkeys_add(&w->s->wk, eid, eid_len, key_ms, customer, customer_len);
+}
+
+/* The event_ids value of a merged key: i64 by_time key time + customer. */
+static int merge_one(store_wtxn *w, MDB_cursor *ids, const windowkeys_entry *e)
+{
+    uint8_t val[8 + EVENT_MAX_STR];
+    memcpy(val, &e->key_ms, 8);
+    memcpy(val + 8, windowkeys_customer(e), e->customer_len);
+    MDB_val k = {e->id_len, (void *)windowkeys_id(e)}, v = {8 + (size_t)e->customer_len, val};
+    int rc = wput_at(w, w->s->event_ids, ids, &k, &v, MDB_NOOVERWRITE);
+    return rc == MDB_KEYEXIST ? 0 : rc; /* there already: nothing to merge */
+}
+
+/* 1 when a sweep should begin now. */
+static int sweep_due(const store *s, int64_t now_ms, int idle)
+{
+    size_t live = windowkeys_live(&s->wk);
+    uint64_t eighth = s->wk_table_keys / 8;
+    if (live == 0)
+        return 0;
+    return live >= (eighth > WK_MIN_MERGE ? eighth : WK_MIN_MERGE) || windowkeys_bytes(&s->wk) >= WK_MAX_BYTES ||
+           (idle && now_ms - s->wk_swept_ms >= WK_IDLE_SWEEP_MS);
+}
+
+int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *took, size_t *merged)
+{
+    store *s = w->s;
+    windowkeys_entry **slice;
+    size_t n;
+    int last, rc;
+    MDB_stat st;
+    *merged = 0;
+    *took = 0;
+    if (!s->wk.sweeping) {
+        if (!sweep_due(s, now_ms, idle))
+            return LS_OK;
+        if ((rc = windowkeys_sweep_begin(&s->wk, (uint64_t)now_ms)) != LS_OK)
+            return rc;
+    }
+    int64_t oldest_left;
+    windowkeys_slice(&s->wk, &slice, &n, &last, &oldest_left);
+    *took = 1;
+    MDB_cursor *ids;
+    rc = wcursor(w, WC_EVENT_IDS, &ids);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (!slice[i]->dead) { /* else pruned or forgotten since the sweep began */
+            rc = merge_one(w, ids, slice[i]);
+            ++*merged;
+        }
+    if (rc == 0 && oldest_left != s->wk_mark)
+        rc = put_window_mark(w, oldest_left);
+    if (rc == 0 && last)
+        s->wk_swept_ms = now_ms;
+    if (rc == 0 && mdb_stat(w->txn, s->event_ids, &st) == 0)
+        s->wk_table_keys = st.ms_entries;
+    return from_mdb(rc);
 }
 
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned)
@@ -1280,7 +1435,12 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
         if (k.mv_size < 8 || (int64_t)bytecur_load_be64(k.mv_data) >= cutoff_ms)
             break;
         MDB_val ek = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
-        rc = wdel(w, w->s->event_ids, &ek);
+        windowkeys_entry *e = windowkeys_find(&w->s->wk, ek.mv_data, ek.mv_size);
+        if (e && windowkeys_kill(&w->s->wk, e) != LS_OK) {
+            mdb_cursor_close(cur);
+            return LS_ENOMEM;
+        }
+        rc = e ? 0 : wdel(w, w->s->event_ids, &ek);
         if (rc && rc != MDB_NOTFOUND)
             break;
         w->writes++;
@@ -1509,11 +1669,39 @@ static int drop_alias(store_wtxn *w, const char *anon, size_t alen, void *arg)
     return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
 }
 
+typedef struct {
+    store_wtxn *w;
+    const id_set *set;
+    int *deleted;
+} drop_unmerged_ctx;
+
+/* An unmerged key of one of the set's ids: its by_time entry goes, and
+ * it leaves the window keys (undone if the txn aborts). */
+static int drop_unmerged(void *arg, windowkeys_entry *e)
+{
+    drop_unmerged_ctx *c = arg;
+    uint8_t tkey[8 + EVENT_MAX_STR];
+    if (!id_set_has(c->set, windowkeys_customer(e), e->customer_len) || e->id_len > EVENT_MAX_STR)
+        return 0;
+    bytecur_store_be64(tkey, (uint64_t)e->key_ms);
+    memcpy(tkey + 8, windowkeys_id(e), e->id_len);
+    MDB_val tk = {8 + (size_t)e->id_len, tkey};
+    int rc = wdel(c->w, c->w->s->event_ids_by_time, &tk);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    *c->deleted = 1;
+    return windowkeys_kill(&c->w->s->wk, e);
+}
+
 /* Deletes every idempotency key recorded for one of the ids in set.  A
  * full scan of the keys: erasure is rare, and the keys are bounded by the
  * dedupe window. */
 static int drop_event_ids(store_wtxn *w, const id_set *set, int *deleted)
 {
+    drop_unmerged_ctx c = {w, set, deleted};
+    int st = windowkeys_each(&w->s->wk, drop_unmerged, &c);
+    if (st)
+        return st;
     MDB_cursor *cur;
     MDB_val k, v;
     uint8_t tkey[8 + EVENT_MAX_STR];

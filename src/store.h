@@ -49,8 +49,11 @@
 /* 2: alias tables.  3: histories inside customer values.  4: automation
  * state inside them.  5: feature records of version 4 (feature.h); a
  * leadscore of schema 4 cannot read them, so a store opened for writing
- * says 5 from then on and such a leadscore refuses it whole. */
-#define STORE_SCHEMA_VERSION 5
+ * says 5 from then on and such a leadscore refuses it whole.  6: window
+ * keys merged into event_ids lazily (windowkeys.h): event_ids_by_time
+ * values hold the customer, and event_ids may lack the newest ids, which
+ * a leadscore of schema 5 would neither see nor erase. */
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct store store;
 typedef struct store_reader store_reader;
@@ -320,7 +323,9 @@ int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *
 
 /* Records event id `eid` as received at received_ms for customer id.
  * *seen is set to 1 (and nothing is written) when the id is already held,
- * including when it was recorded earlier in this same txn. */
+ * including when it was recorded earlier in this same txn.  The id goes
+ * to event_ids_by_time now and to event_ids at a later merge
+ * (store_wtxn_merge_window_keys); until then it is held in memory. */
 int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
                               const char *customer, size_t customer_len,
                               int64_t received_ms, int *seen);
@@ -328,6 +333,15 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
 /* Deletes at most max idempotency keys received before cutoff_ms, oldest
  * first.  *pruned says how many went. */
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned);
+
+/* A claimed id is kept in memory and in event_ids_by_time, and reaches
+ * event_ids later (windowkeys.h): this merges the next slice of a sweep
+ * when one is under way or due (now_ms: the wall clock; idle: the writer
+ * has nothing waiting, so a small set is merged after a while too).
+ * *took is 1 when it took a slice, which leaves memory, and the sweep goes
+ * on, once this txn commits (call it in a txn of its own); *merged says
+ * how many keys it wrote to event_ids. */
+int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *took, size_t *merged);
 
 /* Writes a compacted copy of the store (live pages only) into the
  * directory out, which must exist and be empty.  0 or a status. */

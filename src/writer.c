@@ -100,6 +100,7 @@ struct writer {
     writer_job *waiting[MAX_WAITING]; /* audience_put replies held until the first pass */
     int nwaiting;
     int64_t last_auto_error_ms;   /* automation failures are logged at most every 10 s */
+    int64_t last_merge_error_ms;  /* ... and so are window-key merge failures */
     int64_t log_rcv_ms;           /* cluster mode: newest receive time of a log job applied */
 };
 
@@ -940,6 +941,32 @@ static void prune_event_ids(writer *w)
     store_write_abort(&txn);
 }
 
+/* Merges the next slice of claimed window keys into event_ids when a
+ * sweep is under way or due (store_wtxn_merge_window_keys), in a txn of
+ * its own between groups.  A map too small for it grows (to map-max) and
+ * the slice waits for the next round; any other failure is logged and
+ * the keys wait in memory (their durable record is event_ids_by_time). */
+static void merge_window_keys(writer *w, int idle)
+{
+    store_wtxn *txn;
+    size_t merged = 0;
+    int took = 0;
+    if (store_write_begin(w->svc->store, &txn) != LS_OK)
+        return;
+    int rc = store_wtxn_merge_window_keys(txn, timefmt_now_ms(), idle, &took, &merged);
+    if (rc == LS_OK && took)
+        rc = store_write_commit(&txn);
+    store_write_abort(&txn);
+    int64_t now = timefmt_now_ms();
+    if (rc == LS_EFULL && store_grow(w->svc->store, w->svc->cfg.map_max) == LS_OK)
+        return;
+    if (rc != LS_OK && now - w->last_merge_error_ms > 10000) {
+        w->last_merge_error_ms = now;
+        LOG_WARN("window_keys_merge_failed", "reason=\"%s\" note=\"the keys are kept and merged later\"",
+                 ls_strerror(rc));
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
@@ -1090,6 +1117,7 @@ static void *writer_main(void *arg)
         }
         if (w->svc->cfg.dedupe_window_ms > 0)
             prune_event_ids(w);
+        merge_window_keys(w, n == 0);
         check_readers(w);
         wait_ms = w->autom ? automation_between_groups(w) : IDLE_POLL_MS;
         if (w->nwaiting) {

@@ -14,6 +14,7 @@
 #include "leadscore/error.h"
 #include "store.h"
 #include "testutil.h"
+#include "timefmt.h"
 
 #define DAY 86400000LL
 #define T0 1700000000000LL
@@ -373,6 +374,117 @@ START_TEST(prune_removes_old_ids_oldest_first)
     ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 10000, 100, &pruned), LS_OK);
     ck_assert_uint_eq(pruned, 0);
     store_write_abort(&w);
+    store_close(&s);
+}
+END_TEST
+
+/* Claims of ids[lo..hi) for customer c<k % 50>, received at T0 + k. */
+static void claim_range(store *s, char (*ids)[24], int lo, int hi)
+{
+    store_wtxn *w = NULL;
+    char cust[8];
+    int seen;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    for (int k = lo; k < hi; k++) {
+        snprintf(cust, sizeof cust, "c%d", k % 50);
+        ck_assert_int_eq(store_wtxn_claim_event_id(w, ids[k], strlen(ids[k]), cust, strlen(cust), T0 + k, &seen),
+                         LS_OK);
+        if (seen)
+            ck_abort_msg("%s seen on its first claim", ids[k]);
+    }
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+}
+
+/* One merge txn (a slice, when a sweep is due); commit says whether it
+ * commits.  How many keys it merged. */
+static size_t merge_once(store *s, int commit)
+{
+    store_wtxn *w = NULL;
+    size_t merged = 0;
+    int took = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    /* idle, and long after the last sweep: due whenever keys wait */
+    ck_assert_int_eq(store_wtxn_merge_window_keys(w, timefmt_now_ms() + 1000 * DAY, 1, &took, &merged), LS_OK);
+    ck_assert(took || merged == 0);
+    if (commit && took)
+        ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_write_abort(&w);
+    return merged;
+}
+
+/* Every id in [lo, hi) held (want 1) or not (0): asked as a claim would. */
+static void assert_holds(store *s, char (*ids)[24], int lo, int hi, int want)
+{
+    for (int k = lo; k < hi; k++)
+        if (holds(s, ids[k]) != want)
+            ck_abort_msg("%s: held %d, want %d", ids[k], !want, want);
+}
+
+/* Claimed ids reach event_ids lazily (windowkeys.h): whether merged,
+ * half-merged or still in memory when the store is closed (as by a
+ * crash), every one is held after a reopen; a merge that aborts keeps its
+ * keys; pruning and forgetting take merged and unmerged keys alike. */
+START_TEST(window_keys_are_held_merged_or_not_across_reopens)
+{
+    enum { N = 9000 };
+    static char ids[N][24];
+    uint64_t r = 5;
+    for (int k = 0; k < N; k++)
+        snprintf(ids[k], sizeof ids[k], "%016llx", (unsigned long long)tu_rng_next(&r));
+    store *s = open_store(&DECAY);
+    claim_range(s, ids, 0, 3000);
+    claim_range(s, ids, 3000, 6000);
+    ck_assert_uint_eq(event_ids_held(s), 6000);
+    ck_assert_uint_gt(merge_once(s, 0), 0); /* a slice merged by a txn that aborts stays */
+    ck_assert_uint_eq(event_ids_held(s), 6000);
+    size_t merged = 0;
+    for (int i = 0; i < 10; i++) /* a sweep is 8 slices (some maybe empty), then nothing is due */
+        merged += merge_once(s, 1);
+    ck_assert_uint_eq(merged, 6000);          /* a whole sweep: every key once */
+    ck_assert_uint_eq(event_ids_held(s), 6000); /* held once, not twice */
+    assert_holds(s, ids, 0, 6000, 1);
+    claim_range(s, ids, 6000, N); /* left in memory */
+    store_close(&s);
+    s = open_store(&DECAY); /* rebuilt from event_ids_by_time */
+    ck_assert_uint_eq(event_ids_held(s), N);
+    assert_holds(s, ids, 0, N, 1);
+    char fresh[24];
+    snprintf(fresh, sizeof fresh, "not-claimed");
+    ck_assert_int_eq(holds(s, fresh), 0);
+    ck_assert_uint_gt(merge_once(s, 1), 0); /* one slice of the 3,000, then a "crash" */
+    store_close(&s);
+    s = open_store(&DECAY);
+    ck_assert_uint_eq(event_ids_held(s), N);
+    assert_holds(s, ids, 0, N, 1);
+    /* prune everything received before T0 + 7500: 0..7499, merged or not */
+    store_wtxn *w = NULL;
+    size_t pruned = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 7500, N, &pruned), LS_OK);
+    ck_assert_uint_eq(pruned, 7500);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(event_ids_held(s), N - 7500);
+    assert_holds(s, ids, 0, 7500, 0);
+    assert_holds(s, ids, 7500, N, 1);
+    /* forget c7: its keys go, merged (after a sweep) or not */
+    for (int i = 0; i < 10; i++)
+        merge_once(s, 1);
+    claim_range(s, ids, 0, 50); /* c0..c49 again, unmerged */
+    int deleted = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_forget(w, "c7", 2, &deleted), LS_OK);
+    ck_assert_int_eq(deleted, 1);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    for (int k = 0; k < N; k++) {
+        int want = (k < 50 || k >= 7500) && k % 50 != 7;
+        if (holds(s, ids[k]) != want)
+            ck_abort_msg("after forget: %s (c%d) held %d, want %d", ids[k], k % 50, !want, want);
+    }
+    store_close(&s);
+    s = open_store(&DECAY); /* and so after a reopen */
+    ck_assert_int_eq(holds(s, ids[7]), 0);
+    ck_assert_int_eq(holds(s, ids[7507]), 0); /* c7's, merged before the forget */
+    ck_assert_int_eq(holds(s, ids[8]), 1);
     store_close(&s);
 }
 END_TEST
@@ -816,11 +928,11 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
     store_close(&s);
     ck_assert_int_eq(schema_of(v2dir), 2);
 
-    /* read-write: upgraded to the current schema (5), the old record still reads */
+    /* read-write: upgraded to the current schema (6), the old record still reads */
     store_options rw = {.map_size = 1 << 26};
     ck_assert_int_eq(store_open(&s, v2dir, &rw, &DECAY, why, sizeof why), LS_OK);
     ck_assert_int_eq(schema_of(v2dir), STORE_SCHEMA_VERSION);
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 5);
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 6);
     check_v2_reads(s, &old);
 
     /* new events add to it: an order of two lines, through the alias too */
@@ -986,6 +1098,7 @@ static Suite *suite(void)
     tcase_add_test(tc, put_then_get);
     tcase_add_test(tc, unknown_ids_are_not_found);
     tcase_add_test(tc, claim_event_id_reports_seen);
+    tcase_add_test(tc, window_keys_are_held_merged_or_not_across_reopens);
     tcase_add_test(tc, prune_removes_old_ids_oldest_first);
     tcase_add_test(tc, reader_snapshots_are_isolated);
     tcase_add_test(tc, scan_visits_customers_in_id_order);
