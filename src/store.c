@@ -1366,6 +1366,11 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
     return windowkeys_add(&w->s->wk, eid, eid_len, key_ms, customer, customer_len);
 }
 
+void store_wtxn_prefetch_event_id(store_wtxn *w, const char *eid, size_t eid_len)
+{
+    windowkeys_prefetch(&w->s->wk, eid, eid_len);
+}
+
 /* The event_ids value of a merged key: i64 by_time key time + customer. */
 static int merge_one(store_wtxn *w, MDB_cursor *ids, const windowkeys_entry *e)
 {

@@ -330,6 +330,10 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
                               const char *customer, size_t customer_len,
                               int64_t received_ms, int *seen);
 
+/* A hint before claims of many ids: eid's lookup in the ids held in
+ * memory is brought into the cache.  Changes nothing. */
+void store_wtxn_prefetch_event_id(store_wtxn *w, const char *eid, size_t eid_len);
+
 /* Deletes at most max idempotency keys received before cutoff_ms, oldest
  * first.  *pruned says how many went. */
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned);

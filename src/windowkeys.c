@@ -117,6 +117,12 @@ windowkeys_entry *windowkeys_find(const windowkeys *wk, const void *id, size_t l
     return NULL;
 }
 
+void windowkeys_prefetch(const windowkeys *wk, const void *id, size_t len)
+{
+    if (wk->nslots)
+        __builtin_prefetch(&wk->slots[(size_t)hash_of(id, len) & (wk->nslots - 1)]);
+}
+
 static int note_undo(windowkeys *wk, windowkeys_entry *e, int killed)
 {
     if (wk->nundo == wk->undo_cap) {

@@ -61,6 +61,9 @@ void windowkeys_free(windowkeys *wk);
 
 /* The live entry for id, or NULL. */
 windowkeys_entry *windowkeys_find(const windowkeys *wk, const void *id, size_t len);
+/* A hint for a loop that will find many ids: the slot id's lookup starts
+ * at is fetched into the cache.  Changes nothing. */
+void windowkeys_prefetch(const windowkeys *wk, const void *id, size_t len);
 /* Adds a claim (the caller checked it is not there).  LS_OK or LS_ENOMEM. */
 int windowkeys_add(windowkeys *wk, const void *id, size_t len, int64_t key_ms, const void *customer,
                    size_t customer_len);

@@ -38,6 +38,9 @@
  * PULL batches until it went (worker.c), so a flood backs up to the PULL
  * socket. */
 #define WRITER_QUEUE_JOBS 512
+/* How many events ahead a run's claims fetch their id's slot in the
+ * window keys held in memory (store_wtxn_prefetch_event_id). */
+#define CLAIM_PREFETCH 4
 /* While acknowledged requests keep coming (one in the last ACKED_RECENT_NS),
  * a group takes at most --pull-max-events fire-and-forget events, so an
  * ack waits for a short group, not for a long PULL one. */
@@ -428,6 +431,9 @@ static int claim_run(store_wtxn *txn, writer_job **jobs, size_t count, group_scr
         writer_job *job = jobs[j];
         for (size_t i = 0; i < job->nevents && !job->failed_alone && !job->log_skip; i++) {
             const ls_event *ev = &job->events[i];
+            if (i + CLAIM_PREFETCH < job->nevents && job->events[i + CLAIM_PREFETCH].event_id.len)
+                store_wtxn_prefetch_event_id(txn, job->events[i + CLAIM_PREFETCH].event_id.ptr,
+                                             job->events[i + CLAIM_PREFETCH].event_id.len);
             if (ev->event_id.len) {
                 int seen = 0, rc = store_wtxn_claim_event_id(txn, ev->event_id.ptr, ev->event_id.len,
                                                              ev->customer.ptr, ev->customer.len, job->received_ms,
