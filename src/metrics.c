@@ -172,6 +172,9 @@ static void render_state(FILE *f, const metrics_inputs *in)
     fprintf(f, "leadscore_customers %llu\n", (unsigned long long)in->store.customers);
     help(f, "leadscore_event_ids", "gauge", "Idempotency keys held (within the dedupe window).");
     fprintf(f, "leadscore_event_ids %llu\n", (unsigned long long)in->store.event_ids);
+    help(f, "leadscore_event_ids_unmerged", "gauge",
+         "Idempotency keys claimed and held in the writer's memory, not yet merged into the event_ids table.");
+    fprintf(f, "leadscore_event_ids_unmerged %llu\n", (unsigned long long)in->store.event_ids_unmerged);
     help(f, "leadscore_store_bytes", "gauge", "Bytes of the LMDB store in use.");
     fprintf(f, "leadscore_store_bytes %llu\n", (unsigned long long)in->store.used_bytes);
     help(f, "leadscore_store_map_bytes", "gauge", "The LMDB map size (the store grows up to --map-max).");

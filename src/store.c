@@ -396,8 +396,9 @@ int store_stat(store *s, store_stats *out)
     }
     if (mdb_stat(txn, s->customers, &st) == 0)
         out->customers = st.ms_entries;
+    out->event_ids_unmerged = windowkeys_live(&s->wk);
     if (mdb_stat(txn, s->event_ids, &st) == 0)
-        out->event_ids = st.ms_entries + windowkeys_live(&s->wk);
+        out->event_ids = st.ms_entries + out->event_ids_unmerged;
     mdb_txn_abort(txn);
     mdb_env_stat(s->env, &st);
     mdb_env_info(s->env, &info);

@@ -77,6 +77,7 @@ typedef struct {
 typedef struct {
     uint64_t customers;     /* records in the customers database */
     uint64_t event_ids;     /* idempotency keys held */
+    uint64_t event_ids_unmerged; /* ... of which held in the writer's memory, not yet in event_ids */
     uint64_t used_bytes;    /* pages in use x page size */
     uint64_t map_bytes;     /* the map size */
     uint64_t readers;       /* LMDB reader slots taken, by any process (a dead one's too, until cleared) */

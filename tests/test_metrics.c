@@ -101,6 +101,9 @@ START_TEST(scrape_reports_the_traffic_exactly)
     ck_assert_double_eq(sample(text, "leadscore_model_info{name=\"handset\",version=\"0.1.0\"}"), 1);
     ck_assert(sample(text, "leadscore_commit_events_count") >= 1);
     ck_assert(sample(text, "leadscore_store_bytes") > 0);
+    /* one id claimed ("dup"), held in memory until a sweep (far off for one) */
+    ck_assert_double_eq(sample(text, "leadscore_event_ids_unmerged"), 1);
+    ck_assert_double_eq(sample(text, "leadscore_event_ids"), 1);
     /* the acknowledged batches were counted out of the queue (0 is exact) */
     ck_assert_double_eq(wait_for(port, "leadscore_events_queued", 0), 0);
     /* every sample line is NAME{labels} VALUE, and every family has HELP and TYPE */

@@ -114,6 +114,14 @@ static uint64_t event_ids_held(store *s)
     return st.event_ids;
 }
 
+/* ... of which held in memory, not yet merged into event_ids. */
+static uint64_t event_ids_unmerged(store *s)
+{
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    return st.event_ids_unmerged;
+}
+
 /* ------------------------------------------------------------------ */
 
 START_TEST(create_then_reopen_keeps_the_half_lives)
@@ -435,6 +443,7 @@ START_TEST(window_keys_are_held_merged_or_not_across_reopens)
     claim_range(s, ids, 0, 3000);
     claim_range(s, ids, 3000, 6000);
     ck_assert_uint_eq(event_ids_held(s), 6000);
+    ck_assert_uint_eq(event_ids_unmerged(s), 6000);
     ck_assert_uint_gt(merge_once(s, 0), 0); /* a slice merged by a txn that aborts stays */
     ck_assert_uint_eq(event_ids_held(s), 6000);
     size_t merged = 0;
@@ -442,11 +451,13 @@ START_TEST(window_keys_are_held_merged_or_not_across_reopens)
         merged += merge_once(s, 1);
     ck_assert_uint_eq(merged, 6000);          /* a whole sweep: every key once */
     ck_assert_uint_eq(event_ids_held(s), 6000); /* held once, not twice */
+    ck_assert_uint_eq(event_ids_unmerged(s), 0);
     assert_holds(s, ids, 0, 6000, 1);
     claim_range(s, ids, 6000, N); /* left in memory */
     store_close(&s);
     s = open_store(&DECAY); /* rebuilt from event_ids_by_time */
     ck_assert_uint_eq(event_ids_held(s), N);
+    ck_assert_uint_eq(event_ids_unmerged(s), N - 6000); /* those alone: the merged ones are not read back */
     assert_holds(s, ids, 0, N, 1);
     char fresh[24];
     snprintf(fresh, sizeof fresh, "not-claimed");
