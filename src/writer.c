@@ -1,6 +1,6 @@
 /* writer.c -- the writer thread: group commit of track batches, replies
- * after the sync, and background pruning of old idempotency keys
- * (see writer.h). */
+ * after the sync, and between groups the pruning of old idempotency keys
+ * and the merge of new ones into event_ids (see writer.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "writer.h"
 
