@@ -1394,6 +1394,11 @@ static int sweep_due(const store *s, int64_t now_ms, int idle)
            (idle && now_ms - s->wk_swept_ms >= WK_IDLE_SWEEP_MS);
 }
 
+int store_window_keys_due(const store *s, int64_t now_ms, int idle)
+{
+    return s->wk.sweeping || sweep_due(s, now_ms, idle);
+}
+
 int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *took, size_t *merged)
 {
     store *s = w->s;

@@ -347,6 +347,9 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
  * on, once this txn commits (call it in a txn of its own); *merged says
  * how many keys it wrote to event_ids. */
 int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *took, size_t *merged);
+/* 1 when store_wtxn_merge_window_keys would take a slice now: the writer
+ * asks before it opens a txn for it. */
+int store_window_keys_due(const store *s, int64_t now_ms, int idle);
 
 /* Writes a compacted copy of the store (live pages only) into the
  * directory out, which must exist and be empty.  0 or a status. */

@@ -6,19 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytecur.h"
 #include "leadscore/error.h"
 
 #define SAMPLE_MAX 1024
-
-/* FNV-1a: ids are short and the table only needs a spread. */
-static uint64_t hash_of(const void *p, size_t len)
-{
-    const uint8_t *b = p;
-    uint64_t h = UINT64_C(1469598103934665603);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ b[i]) * UINT64_C(1099511628211);
-    return h;
-}
 
 /* LMDB's default key order: bytes, then the shorter first. */
 static int keycmp(const void *a, size_t alen, const void *b, size_t blen)
@@ -108,7 +99,7 @@ windowkeys_entry *windowkeys_find(const windowkeys *wk, const void *id, size_t l
 {
     if (!wk->nslots)
         return NULL;
-    uint64_t h = hash_of(id, len);
+    uint32_t h = bytecur_fnv1a32(id, len);
     for (size_t at = (size_t)h & (wk->nslots - 1); wk->slots[at]; at = (at + 1) & (wk->nslots - 1)) {
         windowkeys_entry *e = wk->slots[at];
         if (e->hash == h && !e->dead && e->id_len == len && memcmp(e->bytes, id, len) == 0)
@@ -120,7 +111,7 @@ windowkeys_entry *windowkeys_find(const windowkeys *wk, const void *id, size_t l
 void windowkeys_prefetch(const windowkeys *wk, const void *id, size_t len)
 {
     if (wk->nslots)
-        __builtin_prefetch(&wk->slots[(size_t)hash_of(id, len) & (wk->nslots - 1)]);
+        __builtin_prefetch(&wk->slots[(size_t)bytecur_fnv1a32(id, len) & (wk->nslots - 1)]);
 }
 
 static int note_undo(windowkeys *wk, windowkeys_entry *e, int killed)
@@ -142,7 +133,7 @@ int windowkeys_add(windowkeys *wk, const void *id, size_t len, int64_t key_ms, c
 {
     if (len > UINT16_MAX || customer_len > UINT16_MAX)
         return LS_ETOOLARGE;
-    if ((wk->n + 1) * 2 > wk->nslots && rebuild_slots(wk, wk->n + 1 > 2 * wk->n ? wk->n + 1 : 2 * wk->n))
+    if ((wk->n + 1) * 2 > wk->nslots && rebuild_slots(wk, 2 * wk->n + 1))
         return LS_ENOMEM;
     if (wk->n == wk->cap) {
         size_t cap = wk->cap ? wk->cap * 2 : 1024;
@@ -159,7 +150,7 @@ int windowkeys_add(windowkeys *wk, const void *id, size_t len, int64_t key_ms, c
         free(e);
         return LS_ENOMEM;
     }
-    e->hash = hash_of(id, len);
+    e->hash = bytecur_fnv1a32(id, len);
     e->key_ms = key_ms;
     e->id_len = (uint16_t)len;
     e->customer_len = (uint16_t)customer_len;

@@ -29,8 +29,8 @@
 /* One claimed id: the time its `event_ids_by_time` key carries, and the
  * customer it was claimed for. */
 typedef struct {
-    uint64_t hash;
     int64_t key_ms;
+    uint32_t hash;         /* bytecur_fnv1a32 of the id */
     uint16_t id_len, customer_len;
     uint8_t dead;          /* merged, pruned, forgotten, or its txn aborted */
     char bytes[];          /* id, then customer */

@@ -957,13 +957,13 @@ static void merge_window_keys(writer *w, int idle)
     store_wtxn *txn;
     size_t merged = 0;
     int took = 0;
-    if (store_write_begin(w->svc->store, &txn) != LS_OK)
+    int64_t now = timefmt_now_ms();
+    if (!store_window_keys_due(w->svc->store, now, idle) || store_write_begin(w->svc->store, &txn) != LS_OK)
         return;
-    int rc = store_wtxn_merge_window_keys(txn, timefmt_now_ms(), idle, &took, &merged);
+    int rc = store_wtxn_merge_window_keys(txn, now, idle, &took, &merged);
     if (rc == LS_OK && took)
         rc = store_write_commit(&txn);
     store_write_abort(&txn);
-    int64_t now = timefmt_now_ms();
     if (rc == LS_EFULL && store_grow(w->svc->store, w->svc->cfg.map_max) == LS_OK)
         return;
     if (rc != LS_OK && now - w->last_merge_error_ms > 10000) {
