@@ -175,6 +175,13 @@ static void render_state(FILE *f, const metrics_inputs *in)
     help(f, "leadscore_event_ids_unmerged", "gauge",
          "Idempotency keys claimed and held in the writer's memory, not yet merged into the event_ids table.");
     fprintf(f, "leadscore_event_ids_unmerged %llu\n", (unsigned long long)in->store.event_ids_unmerged);
+    help(f, "leadscore_event_ids_filter_bytes", "gauge",
+         "Memory of the filter of merged idempotency keys that answers claims of new ones (0 until built).");
+    fprintf(f, "leadscore_event_ids_filter_bytes %llu\n", (unsigned long long)in->store.event_ids_filter_bytes);
+    help(f, "leadscore_event_id_lookups_skipped_total", "counter",
+         "Claims of new idempotency keys the filter answered without a lookup in the event_ids table.");
+    fprintf(f, "leadscore_event_id_lookups_skipped_total %llu\n",
+            (unsigned long long)in->store.event_id_lookups_skipped);
     help(f, "leadscore_store_bytes", "gauge", "Bytes of the LMDB store in use.");
     fprintf(f, "leadscore_store_bytes %llu\n", (unsigned long long)in->store.used_bytes);
     help(f, "leadscore_store_map_bytes", "gauge", "The LMDB map size (the store grows up to --map-max).");

@@ -615,6 +615,8 @@ static int op_stats(ops_call *c)
     kv_int(c->w, "customers", (int64_t)ss.customers);
     kv_int(c->w, "event_ids", (int64_t)ss.event_ids);
     kv_int(c->w, "event_ids_unmerged", (int64_t)ss.event_ids_unmerged);
+    kv_int(c->w, "event_ids_filter_bytes", (int64_t)ss.event_ids_filter_bytes);
+    kv_int(c->w, "event_id_lookups_skipped", (int64_t)ss.event_id_lookups_skipped);
     kv_int(c->w, "store_bytes", (int64_t)ss.used_bytes);
     kv_int(c->w, "store_map_bytes", (int64_t)ss.map_bytes);
     kv_int(c->w, "readers", (int64_t)ss.readers);

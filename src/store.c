@@ -17,6 +17,7 @@
 #include "error_internal.h"
 #include "storefile.h"
 #include "timefmt.h"
+#include "idfilter.h"
 #include "valuememo.h"
 #include "windowkeys.h"
 
@@ -34,6 +35,11 @@
  * id missing from event_ids.  A claim lowers it to its own time, in its
  * txn; a merge raises it to the oldest key left unmerged. */
 #define WK_MARK_KEY "window_merged_before"
+/* The filter of merged ids is sized for twice the ids event_ids holds
+ * (merged and about to be), and at least for this many. */
+#define ID_FILTER_MIN_KEYS (1u << 20)
+/* How many keys ahead a merge fetches a key's filter block. */
+#define MERGE_PREFETCH 8
 
 struct store {
     MDB_env *env;
@@ -61,6 +67,19 @@ struct store {
     int64_t wk_mark;         /* WK_MARK_KEY as the running txn leaves it */
     int64_t wk_swept_ms;     /* when the last sweep ended (merge's clock) */
     uint64_t wk_table_keys;  /* event_ids' entries, as of the last merge */
+    uint64_t ids_min_keys;   /* store_options.id_filter_min_keys, or ID_FILTER_MIN_KEYS */
+    /* The filter of the ids merged into event_ids (idfilter.h), the
+     * writer's like the window keys, used only inside write txns.
+     * `ids` answers claims once it is whole (its words then non-NULL);
+     * `ids_next` is being built by a scan of event_ids
+     * (store_build_id_filter), which resumes after the key ids_resume.
+     * A merge adds each id to both, so an id merged behind the scan is
+     * in the new filter too. */
+    idfilter ids, ids_next;
+    int ids_building, ids_resume_set;
+    uint8_t ids_resume[STORE_MAX_KEY];
+    size_t ids_resume_len;
+    atomic_uint_fast64_t ids_bytes, ids_skipped; /* for store_stat, from any thread */
 };
 
 struct store_reader {
@@ -316,6 +335,11 @@ int store_open(store **out, const char *dir, const store_options *opt,
     s->read_only = opt->read_only;
     s->lock_fd = -1;
     windowkeys_init(&s->wk);
+    idfilter_init(&s->ids);
+    s->ids_min_keys = opt->id_filter_min_keys ? opt->id_filter_min_keys : ID_FILTER_MIN_KEYS;
+    idfilter_init(&s->ids_next);
+    atomic_init(&s->ids_bytes, 0);
+    atomic_init(&s->ids_skipped, 0);
     s->retention_ms = (int64_t)(opt->history_days > 0 ? opt->history_days : HISTORY_DEFAULT_DAYS) * 86400000LL;
     int rc = open_env(s, dir, opt, err, errlen);
     if (rc == LS_OK)
@@ -338,6 +362,8 @@ void store_close(store **sp)
     pthread_rwlock_destroy(&(*sp)->map_lock);
     valuememo_free(&(*sp)->memo);
     windowkeys_free(&(*sp)->wk);
+    idfilter_free(&(*sp)->ids);
+    idfilter_free(&(*sp)->ids_next);
     free(*sp);
     *sp = NULL;
 }
@@ -397,6 +423,8 @@ int store_stat(store *s, store_stats *out)
     if (mdb_stat(txn, s->customers, &st) == 0)
         out->customers = st.ms_entries;
     out->event_ids_unmerged = windowkeys_live(&s->wk);
+    out->event_ids_filter_bytes = atomic_load(&s->ids_bytes);
+    out->event_id_lookups_skipped = atomic_load(&s->ids_skipped);
     if (mdb_stat(txn, s->event_ids, &st) == 0)
         out->event_ids = st.ms_entries + out->event_ids_unmerged;
     mdb_txn_abort(txn);
@@ -1349,8 +1377,12 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
     int rc = wcursor(w, WC_EVENT_IDS, &ids);
     if (rc == MDB_SUCCESS)
         rc = wcursor(w, WC_EVENT_TIMES, &times);
-    if (rc == MDB_SUCCESS)
+    if (rc == MDB_SUCCESS && !idfilter_may_hold(&w->s->ids, eid, eid_len)) {
+        rc = MDB_NOTFOUND; /* never merged: the filter answers for event_ids */
+        atomic_fetch_add_explicit(&w->s->ids_skipped, 1, memory_order_relaxed);
+    } else if (rc == MDB_SUCCESS) {
         rc = mdb_cursor_get(ids, &k, &got, MDB_SET);
+    }
     *seen = rc == MDB_SUCCESS;
     if (rc != MDB_NOTFOUND)
         return from_mdb(rc);
@@ -1370,6 +1402,7 @@ int store_wtxn_claim_event_id(store_wtxn *w, const char *eid, size_t eid_len,
 void store_wtxn_prefetch_event_id(store_wtxn *w, const char *eid, size_t eid_len)
 {
     windowkeys_prefetch(&w->s->wk, eid, eid_len);
+    idfilter_prefetch(&w->s->ids, eid, eid_len);
 }
 
 /* The event_ids value of a merged key: i64 by_time key time + customer. */
@@ -1379,6 +1412,10 @@ static int merge_one(store_wtxn *w, MDB_cursor *ids, const windowkeys_entry *e)
     memcpy(val, &e->key_ms, 8);
     memcpy(val + 8, windowkeys_customer(e), e->customer_len);
     MDB_val k = {e->id_len, (void *)windowkeys_id(e)}, v = {8 + (size_t)e->customer_len, val};
+    /* into the filters first: one that holds an id whose merge then
+     * fails or aborts only sends a claim to event_ids for nothing */
+    idfilter_add(&w->s->ids, k.mv_data, k.mv_size);
+    idfilter_add(&w->s->ids_next, k.mv_data, k.mv_size);
     int rc = wput_at(w, w->s->event_ids, ids, &k, &v, MDB_NOOVERWRITE);
     return rc == MDB_KEYEXIST ? 0 : rc; /* there already: nothing to merge */
 }
@@ -1421,6 +1458,9 @@ int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *t
     rc = wcursor(w, WC_EVENT_IDS, &ids);
     for (size_t i = 0; i < n && rc == 0; i++)
         if (!slice[i]->dead) { /* else pruned or forgotten since the sweep began */
+            if (i + MERGE_PREFETCH < n) /* its filter block: a miss in a big filter */
+                idfilter_prefetch(&s->ids, windowkeys_id(slice[i + MERGE_PREFETCH]),
+                                  slice[i + MERGE_PREFETCH]->id_len);
             rc = merge_one(w, ids, slice[i]);
             ++*merged;
         }
@@ -1431,6 +1471,84 @@ int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *t
     if (rc == 0 && mdb_stat(w->txn, s->event_ids, &st) == 0)
         s->wk_table_keys = st.ms_entries;
     return from_mdb(rc);
+}
+
+/* ---- the filter of merged ids ---- */
+
+int store_id_filter_due(const store *s)
+{
+    return !s->read_only && (s->ids_building || !s->ids.words || idfilter_overfull(&s->ids));
+}
+
+/* A new filter for ids_next, sized by what event_ids holds and will. */
+static int start_id_filter(store *s)
+{
+    uint64_t keys = 2 * (s->wk_table_keys + windowkeys_live(&s->wk));
+    int rc = idfilter_make(&s->ids_next, keys > s->ids_min_keys ? keys : s->ids_min_keys);
+    if (rc != LS_OK)
+        return rc;
+    s->ids_building = 1;
+    s->ids_resume_set = 0;
+    return LS_OK;
+}
+
+/* The whole table has been scanned into ids_next: it answers now. */
+static void finish_id_filter(store *s)
+{
+    idfilter_free(&s->ids);
+    s->ids = s->ids_next;
+    idfilter_init(&s->ids_next);
+    s->ids_building = 0;
+    atomic_store(&s->ids_bytes, idfilter_bytes(&s->ids));
+}
+
+/* Adds up to budget keys of event_ids after the resume key to ids_next;
+ * *end is 1 when it reached the end of the table. */
+static int scan_id_filter(store *s, MDB_txn *txn, size_t budget, int *end)
+{
+    MDB_cursor *cur;
+    MDB_val k = {s->ids_resume_len, s->ids_resume}, v;
+    int rc = mdb_cursor_open(txn, s->event_ids, &cur);
+    if (rc)
+        return from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, s->ids_resume_set ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0 && s->ids_resume_set && k.mv_size == s->ids_resume_len &&
+        memcmp(k.mv_data, s->ids_resume, k.mv_size) == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* added by the last call */
+    for (size_t n = 0; rc == 0 && n < budget; n++) {
+        idfilter_add(&s->ids_next, k.mv_data, k.mv_size);
+        if (k.mv_size <= sizeof s->ids_resume) {
+            memcpy(s->ids_resume, k.mv_data, k.mv_size);
+            s->ids_resume_len = k.mv_size;
+            s->ids_resume_set = 1;
+        }
+        if (n + 1 < budget)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    *end = rc == MDB_NOTFOUND;
+    return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
+int store_build_id_filter(store *s, size_t budget, int *done)
+{
+    store_wtxn *w;
+    int end = 0, rc;
+    *done = 0;
+    if (!store_id_filter_due(s))
+        return LS_OK;
+    if (!s->ids_building && (rc = start_id_filter(s)) != LS_OK)
+        return rc;
+    /* a write txn: no merge runs beside the scan, and it sees them all */
+    if ((rc = store_write_begin(s, &w)) != LS_OK)
+        return rc;
+    rc = scan_id_filter(s, w->txn, budget ? budget : 1, &end);
+    store_write_abort(&w);
+    if (rc == LS_OK && end) {
+        finish_id_filter(s);
+        *done = 1;
+    }
+    return rc;
 }
 
 int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, size_t *pruned)

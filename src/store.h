@@ -72,12 +72,15 @@ typedef struct {
     int read_only;          /* 1: open for reading only (rescore, kpis) */
     unsigned max_readers;   /* 0 = default 126 */
     int history_days;       /* retention back from each customer's newest event; 0 = 730 */
+    uint64_t id_filter_min_keys; /* the least keys a filter of merged ids is sized for; 0 = 1 Mi (tests go small) */
 } store_options;
 
 typedef struct {
     uint64_t customers;     /* records in the customers database */
     uint64_t event_ids;     /* idempotency keys held */
     uint64_t event_ids_unmerged; /* ... of which held in the writer's memory, not yet in event_ids */
+    uint64_t event_ids_filter_bytes;  /* the filter of merged ids (idfilter.h) answering claims; 0 while none */
+    uint64_t event_id_lookups_skipped; /* claims of new ids that filter answered without event_ids */
     uint64_t used_bytes;    /* pages in use x page size */
     uint64_t map_bytes;     /* the map size */
     uint64_t readers;       /* LMDB reader slots taken, by any process (a dead one's too, until cleared) */
@@ -350,6 +353,19 @@ int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *t
 /* 1 when store_wtxn_merge_window_keys would take a slice now: the writer
  * asks before it opens a txn for it. */
 int store_window_keys_due(const store *s, int64_t now_ms, int idle);
+
+/* The filter of merged ids (idfilter.h) that lets a claim of a new id
+ * skip its event_ids lookup.  A writable store has none when it opens,
+ * and builds one by a scan of event_ids, `budget` keys per call, in a
+ * write txn of its own (call it between groups, outside any txn); it
+ * answers claims once the scan has reached the end.  Once more ids were
+ * merged into it than it was sized for (pruned ids stay in it), a fresh
+ * one is built the same way while it goes on answering.  *done is 1
+ * when the scan finished in this call.  LS_ENOMEM when the filter's
+ * memory cannot be had (claims then go on asking event_ids). */
+int store_build_id_filter(store *s, size_t budget, int *done);
+/* 1 when store_build_id_filter has work: a filter to make or to finish. */
+int store_id_filter_due(const store *s);
 
 /* Writes a compacted copy of the store (live pages only) into the
  * directory out, which must exist and be empty.  0 or a status. */

@@ -1,6 +1,7 @@
 /* writer.c -- the writer thread: group commit of track batches, replies
- * after the sync, and between groups the pruning of old idempotency keys
- * and the merge of new ones into event_ids (see writer.h). */
+ * after the sync, and between groups the pruning of old idempotency keys,
+ * the merge of new ones into event_ids and the build of the filter of
+ * merged ones (see writer.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "writer.h"
 
@@ -38,6 +39,12 @@
  * PULL batches until it went (worker.c), so a flood backs up to the PULL
  * socket. */
 #define WRITER_QUEUE_JOBS 512
+/* Keys of event_ids one step of the build of the filter of merged ids
+ * scans between groups (store_build_id_filter): some 10 ms.  A step
+ * that failed (no memory for the filter) is tried again after
+ * ID_FILTER_RETRY_MS. */
+#define ID_FILTER_STEP 50000
+#define ID_FILTER_RETRY_MS 60000
 /* How many events ahead a run's claims fetch their id's slot in the
  * window keys held in memory (store_wtxn_prefetch_event_id). */
 #define CLAIM_PREFETCH 4
@@ -104,6 +111,7 @@ struct writer {
     int nwaiting;
     int64_t last_auto_error_ms;   /* automation failures are logged at most every 10 s */
     int64_t last_merge_error_ms;  /* ... and so are window-key merge failures */
+    int64_t id_filter_retry_ms;   /* no build step of the id filter before then */
     int64_t log_rcv_ms;           /* cluster mode: newest receive time of a log job applied */
 };
 
@@ -973,6 +981,31 @@ static void merge_window_keys(writer *w, int idle)
     }
 }
 
+/* Builds the filter of merged event ids a step at a time between groups
+ * (store_build_id_filter); 1 while a build goes on, so that the loop
+ * comes back to it without waiting for jobs. */
+static int build_id_filter(writer *w)
+{
+    int done = 0;
+    int64_t now = timefmt_now_ms();
+    store_stats st;
+    if (now < w->id_filter_retry_ms || !store_id_filter_due(w->svc->store))
+        return 0;
+    int rc = store_build_id_filter(w->svc->store, ID_FILTER_STEP, &done);
+    if (rc != LS_OK) {
+        w->id_filter_retry_ms = now + ID_FILTER_RETRY_MS;
+        LOG_WARN("id_filter_failed", "reason=\"%s\" note=\"claims of new event ids ask event_ids meanwhile; "
+                 "retried in a minute\"", ls_strerror(rc));
+        return 0;
+    }
+    if (done) {
+        store_stat(w->svc->store, &st);
+        LOG_INFO("id_filter_ready", "bytes=%llu event_ids=%llu", (unsigned long long)st.event_ids_filter_bytes,
+                 (unsigned long long)st.event_ids);
+    }
+    return !done;
+}
+
 /* ------------------------------------------------------------------ */
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
@@ -1124,8 +1157,11 @@ static void *writer_main(void *arg)
         if (w->svc->cfg.dedupe_window_ms > 0)
             prune_event_ids(w);
         merge_window_keys(w, n == 0);
+        int building = build_id_filter(w);
         check_readers(w);
         wait_ms = w->autom ? automation_between_groups(w) : IDLE_POLL_MS;
+        if (building)
+            wait_ms = 0;
         if (w->nwaiting) {
             release_waiting(w, 0);
             if (w->nwaiting && wait_ms > 50)

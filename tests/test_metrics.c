@@ -134,6 +134,16 @@ START_TEST(scrape_reports_the_traffic_exactly)
     ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"10\"}"), 3);
     http_get(port, "/nope", &status);
     ck_assert_int_eq(status, 404);
+    /* the filter of merged event ids was built at the start (an empty
+     * table: one step) at its least size, 1 Mi keys -> 2 MiB; a claim of
+     * a new id is then answered by it without a lookup */
+    ck_assert_double_eq(wait_for(port, "leadscore_event_ids_filter_bytes", 2097152), 2097152);
+    double skipped = sample(http_get(port, "/metrics", &status), "leadscore_event_id_lookups_skipped_total");
+    ls_client_event fresh = {.customer = "m2", .type = "page_view", .event_id = "fresh"};
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 5000), LS_OK);
+    ck_assert_int_eq(ls_client_track(c, &fresh, 1, &tr), LS_OK);
+    ls_client_close(&c);
+    ck_assert_double_eq(wait_for(port, "leadscore_event_id_lookups_skipped_total", skipped + 1), skipped + 1);
     tu_server_stop(&srv);
     tu_rmtree(dir);
 }

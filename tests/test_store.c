@@ -428,6 +428,100 @@ static void assert_holds(store *s, char (*ids)[24], int lo, int hi, int want)
             ck_abort_msg("%s: held %d, want %d", ids[k], !want, want);
 }
 
+/* The store's filter of merged ids (idfilter.h) and its figures. */
+static uint64_t filter_bytes(store *s)
+{
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    return st.event_ids_filter_bytes;
+}
+
+static uint64_t lookups_skipped(store *s)
+{
+    store_stats st;
+    ck_assert_int_eq(store_stat(s, &st), LS_OK);
+    return st.event_id_lookups_skipped;
+}
+
+/* Build steps of `budget` keys until the filter answers; how many. */
+static int build_filter(store *s, size_t budget)
+{
+    int done = 0, steps = 0;
+    while (!done) {
+        ck_assert_int_eq(store_build_id_filter(s, budget, &done), LS_OK);
+        ck_assert_int_lt(++steps, 1000);
+    }
+    ck_assert_int_eq(store_id_filter_due(s), 0);
+    return steps;
+}
+
+/* Merges every key held in memory: a whole sweep, begun (idle) on a
+ * clock later than any sweep before it ended on. */
+static void merge_all(store *s)
+{
+    static int64_t later = 2000;
+    int64_t now = timefmt_now_ms() + later++ * DAY;
+    for (int i = 0; i < 10; i++) { /* a sweep is 8 slices (some maybe empty) */
+        store_wtxn *w = NULL;
+        size_t merged = 0;
+        int took = 0;
+        ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+        ck_assert_int_eq(store_wtxn_merge_window_keys(w, now, 1, &took, &merged), LS_OK);
+        ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    }
+    ck_assert_uint_eq(event_ids_unmerged(s), 0);
+}
+
+/* The filter of merged ids lets a claim of a new id skip event_ids, and
+ * never hides an id that is there: ids merged before a build, during it
+ * (the scan resumes after each step of 500 keys; random ids land behind
+ * and ahead of it), after it, across the rebuild of an overfull filter
+ * and across a reopen (no filter until built again) are all held. */
+START_TEST(the_id_filter_never_hides_a_merged_id)
+{
+    enum { N = 12000 };
+    static char ids[N][24];
+    uint64_t r = 11;
+    for (int k = 0; k < N; k++)
+        snprintf(ids[k], sizeof ids[k], "%016llx", (unsigned long long)tu_rng_next(&r));
+    store_options opt = {.map_size = MAP_SIZE, .no_sync = 1, .id_filter_min_keys = 1000};
+    store *s = NULL;
+    ck_assert_int_eq(store_open(&s, dir, &opt, &DECAY, err, sizeof err), LS_OK);
+    ck_assert_int_eq(store_id_filter_due(s), 1); /* none yet */
+    claim_range(s, ids, 0, 4000);
+    merge_all(s);
+    int done = 1;
+    ck_assert_int_eq(store_build_id_filter(s, 500, &done), LS_OK);
+    ck_assert_int_eq(done, 0);
+    ck_assert_uint_eq(filter_bytes(s), 0); /* not answering before the scan ends */
+    claim_range(s, ids, 4000, 6000);
+    merge_all(s);
+    ck_assert_int_ge(build_filter(s, 500), 8); /* resumed: 4,000 keys scanned 500 at a time */
+    ck_assert_uint_eq(filter_bytes(s), 16384); /* sized for 2 x 4,000 keys: 80,000 bits -> 16 KiB */
+    assert_holds(s, ids, 0, 6000, 1);
+    uint64_t skipped = lookups_skipped(s);
+    assert_holds(s, ids, 6000, 8000, 0); /* never claimed: most answered by the filter alone */
+    ck_assert_uint_ge(lookups_skipped(s) - skipped, 1950);
+    /* 6,000 more merged: 12,000 > the 8,000 it was sized for, a fresh one is built */
+    claim_range(s, ids, 6000, N);
+    merge_all(s);
+    ck_assert_int_eq(store_id_filter_due(s), 1);
+    ck_assert_int_eq(store_build_id_filter(s, 500, &done), LS_OK);
+    assert_holds(s, ids, 0, N, 1); /* the old one answers during the rebuild */
+    build_filter(s, 500);
+    ck_assert_uint_eq(filter_bytes(s), 32768); /* 2 x 12,000 keys */
+    assert_holds(s, ids, 0, N, 1);
+    ck_assert_int_eq(holds(s, "not-claimed"), 0);
+    store_close(&s);
+    ck_assert_int_eq(store_open(&s, dir, &opt, &DECAY, err, sizeof err), LS_OK);
+    ck_assert_uint_eq(filter_bytes(s), 0);
+    assert_holds(s, ids, 0, 100, 1); /* before a build, from event_ids */
+    build_filter(s, 5000);
+    assert_holds(s, ids, 0, N, 1);
+    store_close(&s);
+}
+END_TEST
+
 /* Claimed ids reach event_ids lazily (windowkeys.h): whether merged,
  * half-merged or still in memory when the store is closed (as by a
  * crash), every one is held after a reopen; a merge that aborts keeps its
@@ -1110,6 +1204,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unknown_ids_are_not_found);
     tcase_add_test(tc, claim_event_id_reports_seen);
     tcase_add_test(tc, window_keys_are_held_merged_or_not_across_reopens);
+    tcase_add_test(tc, the_id_filter_never_hides_a_merged_id);
     tcase_add_test(tc, prune_removes_old_ids_oldest_first);
     tcase_add_test(tc, reader_snapshots_are_isolated);
     tcase_add_test(tc, scan_visits_customers_in_id_order);
