@@ -64,5 +64,5 @@ fc=$(echo "${vals[fresh,cpu]}" | median)
 ac=$(echo "${vals[aged,cpu]}" | median)
 printf '%-13s %16.0f %18.1f\n' 'median fresh' "$fr" "$fc"
 printf '%-13s %16.0f %18.1f\n' 'median aged' "$ar" "$ac"
-printf '%-13s %16.2f %18.2f\n' 'aged / fresh' "$(awk -v a="$ar" -v b="$fr" 'BEGIN {print b > 0 ? a / b : 0}')" \
-    "$(awk -v a="$ac" -v b="$fc" 'BEGIN {print b > 0 ? a / b : 0}')"
+printf '%-13s %16.2f %18.2f\n' 'aged / fresh' "$(awk -v a="$ar" -v b="$fr" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+    "$(awk -v a="$ac" -v b="$fc" 'BEGIN {print (b > 0 ? a / b : 0)}')"

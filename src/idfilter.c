@@ -13,7 +13,7 @@
 
 /* A 64-bit hash of the key bytes, eight at a time, then a finaliser
  * (the filter lives in memory only: its value need not be portable). */
-static uint64_t key_hash(const void *key, size_t len)
+uint64_t idfilter_hash(const void *key, size_t len)
 {
     const uint8_t *p = key;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ len, w;
@@ -73,21 +73,27 @@ void idfilter_free(idfilter *f)
     idfilter_init(f);
 }
 
-void idfilter_add(idfilter *f, const void *key, size_t len)
+void idfilter_add_hash(idfilter *f, uint64_t h)
 {
     if (!f->words)
         return;
-    uint64_t h = key_hash(key, len), bits = probe_bits(h), *b = block_of(f, h);
+    uint64_t bits = probe_bits(h), *b = block_of(f, h);
     for (int i = 0; i < IDFILTER_PROBES; i++, bits >>= 9)
         b[(bits >> 6) & 7] |= 1ULL << (bits & 63);
     f->added++;
+}
+
+void idfilter_add(idfilter *f, const void *key, size_t len)
+{
+    if (f->words)
+        idfilter_add_hash(f, idfilter_hash(key, len));
 }
 
 int idfilter_may_hold(const idfilter *f, const void *key, size_t len)
 {
     if (!f->words)
         return 1; /* no filter knows nothing */
-    uint64_t h = key_hash(key, len), bits = probe_bits(h);
+    uint64_t h = idfilter_hash(key, len), bits = probe_bits(h);
     const uint64_t *b = block_of(f, h);
     for (int i = 0; i < IDFILTER_PROBES; i++, bits >>= 9)
         if (!(b[(bits >> 6) & 7] & (1ULL << (bits & 63))))
@@ -95,10 +101,16 @@ int idfilter_may_hold(const idfilter *f, const void *key, size_t len)
     return 1;
 }
 
+void idfilter_prefetch_hash(const idfilter *f, uint64_t h)
+{
+    if (f->words)
+        __builtin_prefetch(block_of(f, h));
+}
+
 void idfilter_prefetch(const idfilter *f, const void *key, size_t len)
 {
     if (f->words)
-        __builtin_prefetch(block_of(f, key_hash(key, len)));
+        idfilter_prefetch_hash(f, idfilter_hash(key, len));
 }
 
 size_t idfilter_bytes(const idfilter *f)

@@ -53,6 +53,13 @@ int idfilter_may_hold(const idfilter *f, const void *key, size_t len);
  * fetched into the cache.  Changes nothing. */
 void idfilter_prefetch(const idfilter *f, const void *key, size_t len);
 
+/* The same by the key's hash, for a loop that fetches a key's block some
+ * steps before it adds the key and hashes it once (the hash is the same
+ * for every filter). */
+uint64_t idfilter_hash(const void *key, size_t len);
+void idfilter_add_hash(idfilter *f, uint64_t hash);
+void idfilter_prefetch_hash(const idfilter *f, uint64_t hash);
+
 /* The memory its bits take. */
 size_t idfilter_bytes(const idfilter *f);
 /* 1 when more keys were added than it was sized for. */

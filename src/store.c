@@ -38,8 +38,9 @@
 /* The filter of merged ids is sized for twice the ids event_ids holds
  * (merged and about to be), and at least for this many. */
 #define ID_FILTER_MIN_KEYS (1u << 20)
-/* How many keys ahead a merge fetches a key's filter block. */
-#define MERGE_PREFETCH 8
+/* How many keys ahead a merge or a filter's scan fetches a key's block
+ * of the filter (a miss in a big one). */
+#define FILTER_AHEAD 8
 
 struct store {
     MDB_env *env;
@@ -1406,7 +1407,7 @@ void store_wtxn_prefetch_event_id(store_wtxn *w, const char *eid, size_t eid_len
 }
 
 /* The event_ids value of a merged key: i64 by_time key time + customer. */
-static int merge_one(store_wtxn *w, MDB_cursor *ids, const windowkeys_entry *e)
+static int merge_one(store_wtxn *w, MDB_cursor *ids, const windowkeys_entry *e, uint64_t hash)
 {
     uint8_t val[8 + EVENT_MAX_STR];
     memcpy(val, &e->key_ms, 8);
@@ -1414,8 +1415,8 @@ static int merge_one(store_wtxn *w, MDB_cursor *ids, const windowkeys_entry *e)
     MDB_val k = {e->id_len, (void *)windowkeys_id(e)}, v = {8 + (size_t)e->customer_len, val};
     /* into the filters first: one that holds an id whose merge then
      * fails or aborts only sends a claim to event_ids for nothing */
-    idfilter_add(&w->s->ids, k.mv_data, k.mv_size);
-    idfilter_add(&w->s->ids_next, k.mv_data, k.mv_size);
+    idfilter_add_hash(&w->s->ids, hash);
+    idfilter_add_hash(&w->s->ids_next, hash);
     int rc = wput_at(w, w->s->event_ids, ids, &k, &v, MDB_NOOVERWRITE);
     return rc == MDB_KEYEXIST ? 0 : rc; /* there already: nothing to merge */
 }
@@ -1434,6 +1435,15 @@ static int sweep_due(const store *s, int64_t now_ms, int idle)
 int store_window_keys_due(const store *s, int64_t now_ms, int idle)
 {
     return s->wk.sweeping || sweep_due(s, now_ms, idle);
+}
+
+/* The filter hash of a key to merge, its blocks fetched into the cache. */
+static uint64_t hash_ahead(store *s, const windowkeys_entry *e)
+{
+    uint64_t hash = idfilter_hash(windowkeys_id(e), e->id_len);
+    idfilter_prefetch_hash(&s->ids, hash);
+    idfilter_prefetch_hash(&s->ids_next, hash);
+    return hash;
 }
 
 int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *took, size_t *merged)
@@ -1456,14 +1466,18 @@ int store_wtxn_merge_window_keys(store_wtxn *w, int64_t now_ms, int idle, int *t
     *took = 1;
     MDB_cursor *ids;
     rc = wcursor(w, WC_EVENT_IDS, &ids);
-    for (size_t i = 0; i < n && rc == 0; i++)
+    uint64_t ahead[FILTER_AHEAD];
+    for (size_t i = 0; i < n && i < FILTER_AHEAD; i++)
+        ahead[i] = hash_ahead(s, slice[i]);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t hash = ahead[i % FILTER_AHEAD];
+        if (i + FILTER_AHEAD < n)
+            ahead[i % FILTER_AHEAD] = hash_ahead(s, slice[i + FILTER_AHEAD]);
         if (!slice[i]->dead) { /* else pruned or forgotten since the sweep began */
-            if (i + MERGE_PREFETCH < n) /* its filter block: a miss in a big filter */
-                idfilter_prefetch(&s->ids, windowkeys_id(slice[i + MERGE_PREFETCH]),
-                                  slice[i + MERGE_PREFETCH]->id_len);
-            rc = merge_one(w, ids, slice[i]);
+            rc = merge_one(w, ids, slice[i], hash);
             ++*merged;
         }
+    }
     if (rc == 0 && oldest_left != s->wk_mark)
         rc = put_window_mark(w, oldest_left);
     if (rc == 0 && last)
@@ -1515,15 +1529,25 @@ static int scan_id_filter(store *s, MDB_txn *txn, size_t budget, int *end)
     if (rc == 0 && s->ids_resume_set && k.mv_size == s->ids_resume_len &&
         memcmp(k.mv_data, s->ids_resume, k.mv_size) == 0)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT); /* added by the last call */
-    for (size_t n = 0; rc == 0 && n < budget; n++) {
-        idfilter_add(&s->ids_next, k.mv_data, k.mv_size);
-        if (k.mv_size <= sizeof s->ids_resume) {
-            memcpy(s->ids_resume, k.mv_data, k.mv_size);
-            s->ids_resume_len = k.mv_size;
-            s->ids_resume_set = 1;
-        }
+    uint64_t ahead[FILTER_AHEAD]; /* the keys' hashes, added FILTER_AHEAD keys later */
+    MDB_val last = {0, NULL};
+    size_t n = 0;
+    for (; rc == 0 && n < budget; n++) {
+        uint64_t hash = idfilter_hash(k.mv_data, k.mv_size);
+        idfilter_prefetch_hash(&s->ids_next, hash);
+        if (n >= FILTER_AHEAD)
+            idfilter_add_hash(&s->ids_next, ahead[n % FILTER_AHEAD]);
+        ahead[n % FILTER_AHEAD] = hash;
+        last = k;
         if (n + 1 < budget)
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    for (size_t i = n > FILTER_AHEAD ? n - FILTER_AHEAD : 0; i < n; i++)
+        idfilter_add_hash(&s->ids_next, ahead[i % FILTER_AHEAD]);
+    if (last.mv_data && last.mv_size <= sizeof s->ids_resume) { /* LMDB keys fit */
+        memcpy(s->ids_resume, last.mv_data, last.mv_size);
+        s->ids_resume_len = last.mv_size;
+        s->ids_resume_set = 1;
     }
     mdb_cursor_close(cur);
     *end = rc == MDB_NOTFOUND;
