@@ -107,20 +107,17 @@ static int holds(store *s, const char *eid)
     return seen;
 }
 
-static uint64_t event_ids_held(store *s)
+static store_stats stats_of(store *s)
 {
     store_stats st;
     ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    return st.event_ids;
+    return st;
 }
 
+static uint64_t event_ids_held(store *s) { return stats_of(s).event_ids; }
+
 /* ... of which held in memory, not yet merged into event_ids. */
-static uint64_t event_ids_unmerged(store *s)
-{
-    store_stats st;
-    ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    return st.event_ids_unmerged;
-}
+static uint64_t event_ids_unmerged(store *s) { return stats_of(s).event_ids_unmerged; }
 
 /* ------------------------------------------------------------------ */
 
@@ -428,20 +425,16 @@ static void assert_holds(store *s, char (*ids)[24], int lo, int hi, int want)
             ck_abort_msg("%s: held %d, want %d", ids[k], !want, want);
 }
 
-/* The store's filter of merged ids (idfilter.h) and its figures. */
-static uint64_t filter_bytes(store *s)
+/* n random 16-hex-digit ids, from seed. */
+static void random_ids(char (*ids)[24], int n, uint64_t seed)
 {
-    store_stats st;
-    ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    return st.event_ids_filter_bytes;
+    for (int k = 0; k < n; k++)
+        snprintf(ids[k], sizeof ids[k], "%016llx", (unsigned long long)tu_rng_next(&seed));
 }
 
-static uint64_t lookups_skipped(store *s)
-{
-    store_stats st;
-    ck_assert_int_eq(store_stat(s, &st), LS_OK);
-    return st.event_id_lookups_skipped;
-}
+/* The store's filter of merged ids (idfilter.h) and its figures. */
+static uint64_t filter_bytes(store *s) { return stats_of(s).event_ids_filter_bytes; }
+static uint64_t lookups_skipped(store *s) { return stats_of(s).event_id_lookups_skipped; }
 
 /* Build steps of `budget` keys until the filter answers; how many. */
 static int build_filter(store *s, size_t budget)
@@ -481,9 +474,7 @@ START_TEST(the_id_filter_never_hides_a_merged_id)
 {
     enum { N = 12000 };
     static char ids[N][24];
-    uint64_t r = 11;
-    for (int k = 0; k < N; k++)
-        snprintf(ids[k], sizeof ids[k], "%016llx", (unsigned long long)tu_rng_next(&r));
+    random_ids(ids, N, 11);
     store_options opt = {.map_size = MAP_SIZE, .no_sync = 1, .id_filter_min_keys = 1000};
     store *s = NULL;
     ck_assert_int_eq(store_open(&s, dir, &opt, &DECAY, err, sizeof err), LS_OK);
@@ -530,9 +521,7 @@ START_TEST(window_keys_are_held_merged_or_not_across_reopens)
 {
     enum { N = 9000 };
     static char ids[N][24];
-    uint64_t r = 5;
-    for (int k = 0; k < N; k++)
-        snprintf(ids[k], sizeof ids[k], "%016llx", (unsigned long long)tu_rng_next(&r));
+    random_ids(ids, N, 5);
     store *s = open_store(&DECAY);
     claim_range(s, ids, 0, 3000);
     claim_range(s, ids, 3000, 6000);
