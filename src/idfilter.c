@@ -23,7 +23,8 @@ uint64_t idfilter_hash(const void *key, size_t len)
         h ^= h >> 29;
     }
     w = 0;
-    memcpy(&w, p, len);
+    if (len)
+        memcpy(&w, p, len);
     h = (h ^ w) * 0xff51afd7ed558ccdULL;
     h ^= h >> 32;
     h *= 0xc4ceb9fe1a85ec53ULL;
@@ -32,7 +33,8 @@ uint64_t idfilter_hash(const void *key, size_t len)
     return h ^ (h >> 32);
 }
 
-/* The block of hash h: its top 24 bits (nblocks is at most 2^24). */
+/* The block of hash h: from its top 24 bits (the cap keeps nblocks at
+ * 2^22 or fewer). */
 static uint64_t *block_of(const idfilter *f, uint64_t h)
 {
     return f->words + ((h >> 40) & (f->nblocks - 1)) * WORDS_PER_BLOCK;

@@ -35,7 +35,7 @@
 
 typedef struct {
     uint64_t *words;     /* nblocks * 8 words; NULL: no filter, which may hold any key */
-    size_t nblocks;      /* a power of two, at most 2^24 */
+    size_t nblocks;      /* a power of two, at most IDFILTER_MAX_BYTES / 64 */
     uint64_t added;      /* keys added since it was made */
     uint64_t capacity;   /* the keys it was sized for */
 } idfilter;

@@ -1511,6 +1511,9 @@ static void finish_id_filter(store *s)
 {
     idfilter_free(&s->ids);
     s->ids = s->ids_next;
+    /* what it holds is the table: ids merged ahead of the scan were added
+     * twice, and a merge tried again after an abort adds its ids again */
+    s->ids.added = s->wk_table_keys;
     idfilter_init(&s->ids_next);
     s->ids_building = 0;
     atomic_store(&s->ids_bytes, idfilter_bytes(&s->ids));

@@ -448,12 +448,17 @@ static int build_filter(store *s, size_t budget)
     return steps;
 }
 
-/* Merges every key held in memory: a whole sweep, begun (idle) on a
- * clock later than any sweep before it ended on. */
-static void merge_all(store *s)
+/* A clock later than any sweep before ended on, so that one is due. */
+static int64_t sweep_clock(void)
 {
     static int64_t later = 2000;
-    int64_t now = timefmt_now_ms() + later++ * DAY;
+    return timefmt_now_ms() + later++ * DAY;
+}
+
+/* Merges every key held in memory: a whole sweep. */
+static void merge_all(store *s)
+{
+    int64_t now = sweep_clock();
     for (int i = 0; i < 10; i++) { /* a sweep is 8 slices (some maybe empty) */
         store_wtxn *w = NULL;
         size_t merged = 0;
@@ -463,6 +468,19 @@ static void merge_all(store *s)
         ck_assert_int_eq(store_write_commit(&w), LS_OK);
     }
     ck_assert_uint_eq(event_ids_unmerged(s), 0);
+}
+
+/* The first slice of a new sweep, merged in a txn that aborts; how many
+ * keys it merged. */
+static size_t merge_aborted(store *s)
+{
+    store_wtxn *w = NULL;
+    size_t merged = 0;
+    int took = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_merge_window_keys(w, sweep_clock(), 1, &took, &merged), LS_OK);
+    store_write_abort(&w);
+    return merged;
 }
 
 /* The filter of merged ids lets a claim of a new id skip event_ids, and
@@ -503,6 +521,23 @@ START_TEST(the_id_filter_never_hides_a_merged_id)
     ck_assert_uint_eq(filter_bytes(s), 32768); /* 2 x 12,000 keys */
     assert_holds(s, ids, 0, N, 1);
     ck_assert_int_eq(holds(s, "not-claimed"), 0);
+    /* a merge that aborts put its ids in the filter, and they stay held
+     * in memory; pruned ids stay in the filter, yet are new to a claim */
+    static char more[2000][24];
+    random_ids(more, 2000, 12);
+    claim_range(s, more, 0, 2000);
+    ck_assert_uint_gt(merge_aborted(s), 0);
+    assert_holds(s, more, 0, 2000, 1);
+    merge_all(s);
+    assert_holds(s, more, 0, 2000, 1);
+    store_wtxn *w = NULL;
+    size_t pruned = 0;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_prune_event_ids(w, T0 + 1000, 2 * N, &pruned), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_uint_eq(pruned, 2000); /* ids[0..1000) and more[0..1000), received before T0 + 1000 */
+    claim_range(s, ids, 0, 1000); /* asserts each is new */
+    assert_holds(s, ids, 0, N, 1);
     store_close(&s);
     ck_assert_int_eq(store_open(&s, dir, &opt, &DECAY, err, sizeof err), LS_OK);
     ck_assert_uint_eq(filter_bytes(s), 0);
