@@ -662,7 +662,8 @@ static void print_pull_notes(FILE *out, const loadgen_result *ls)
         fprintf(out, "pull check: all %llu events sent landed on the server\n",
                 (unsigned long long)ls->pull_events_sent);
     fprintf(out, "(pull: latency is the time to hand a batch to ZeroMQ; events landed/s is the\n"
-                 " server's ingest rate, from the first send until its count stopped moving)\n");
+                 " server's ingest rate, from the first send until its count stopped moving;\n"
+                 " a store after a long stream of events ingests slower: bench/aged.sh)\n");
 }
 
 /* The triggers workload: each latency percentile of the acknowledged
