@@ -987,9 +987,11 @@ static void merge_window_keys(writer *w, int idle)
 static int build_id_filter(writer *w)
 {
     int done = 0;
-    int64_t now = timefmt_now_ms();
     store_stats st;
-    if (now < w->id_filter_retry_ms || !store_id_filter_due(w->svc->store))
+    if (!store_id_filter_due(w->svc->store))
+        return 0;
+    int64_t now = timefmt_now_ms();
+    if (now < w->id_filter_retry_ms)
         return 0;
     int rc = store_build_id_filter(w->svc->store, ID_FILTER_STEP, &done);
     if (rc != LS_OK) {
