@@ -212,7 +212,11 @@ START_TEST(pull_nothing_lost)
     bench_server bs;
     loadgen_config cfg;
     loadgen_result r;
+    double cpu;
     server_up(&bs);
+    /* the writer has its name once the server is up, not once its thread
+     * first runs: a run that starts at once still finds it */
+    ck_assert_int_eq(threadcpu_seconds(WRITER_THREAD_NAME, &cpu), LS_OK);
     short_run(&cfg, &bs, LOADGEN_PULL);
     cfg.rate = 200; /* bounded, so the check does not wait on a backlog under ASan */
     ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
