@@ -243,6 +243,8 @@ int cliopts_status(int parsed)
 /* "--name ARG" (and "-x, " before it) into buf; returns its length. */
 static int label(const cliopt *r, char *buf, size_t cap)
 {
+    if (r->short_name)
+        return snprintf(buf, cap, "-%c, --%s%s%s", r->short_name, r->name, r->arg ? " " : "", r->arg ? r->arg : "");
     return snprintf(buf, cap, "--%s%s%s", r->name, r->arg ? " " : "", r->arg ? r->arg : "");
 }
 

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "gitdescribe.h" /* LS_GIT_DESCRIBE, generated at build time (CMakeLists.txt) */
 #include "leadscore/error.h"
 
 #ifndef LS_VERSION
@@ -21,6 +22,9 @@
 #endif
 #ifndef LS_GIT_COMMIT
 #define LS_GIT_COMMIT "unknown"
+#endif
+#ifndef LS_GIT_DESCRIBE
+#define LS_GIT_DESCRIBE LS_GIT_COMMIT
 #endif
 
 struct metrics {
@@ -197,7 +201,7 @@ static void render_state(FILE *f, const metrics_inputs *in)
     help(f, "leadscore_uptime_seconds", "gauge", "Seconds since the service started.");
     fprintf(f, "leadscore_uptime_seconds %.3f\n", in->uptime_s);
     help(f, "leadscore_build_info", "gauge", "Version and git commit of this binary.");
-    fprintf(f, "leadscore_build_info{version=\"%s\",commit=\"%s\"} 1\n", LS_VERSION, LS_GIT_COMMIT);
+    fprintf(f, "leadscore_build_info{version=\"%s\",commit=\"%s\"} 1\n", LS_VERSION, LS_GIT_DESCRIBE);
 }
 
 /* ------------------------------------------------------------------ */

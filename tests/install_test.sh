@@ -89,7 +89,7 @@ commands=$("$ls" --help | awk '/^commands:/{f=1; next} f && /^  [a-z]/{print $1}
 [ "$(echo "$commands" | wc -l)" -ge 19 ] || fail "leadscore --help lists too few commands"
 help_options() { # the options a command's --help defines (usage and option lines only)
   "$ls" "$1" --help | awk '/^usage:/ || /^ {10,}\[/ {print; next}
-    /^ +--/ {sub(/^ +/, ""); i = index($0, "  "); if (i) $0 = substr($0, 1, i - 1); print}' |
+    /^ +(-[a-z], )?--/ {sub(/^ +/, ""); i = index($0, "  "); if (i) $0 = substr($0, 1, i - 1); print}' |
     grep -o -- '--[a-z][a-z-]*' | sort -u
 }
 bash_complete() { # bash_complete WORD... : what the bash completion offers for the last word

@@ -123,6 +123,17 @@ START_TEST(scrape_reports_the_traffic_exactly)
             break;
     }
     ck_assert_int_ge(families, 12);
+    /* build_info names the build that runs: the commit `leadscore --version`
+     * prints ("leadscore X (git DESCRIBE)"), not the one CMake was configured at */
+    char version[512], want[600];
+    const char *version_args[] = {"--version", NULL};
+    ck_assert_int_eq(tu_run_cli(version, sizeof version, version_args), 0);
+    const char *git = strstr(version, "(git "), *close = git ? strchr(git, ')') : NULL;
+    ck_assert_ptr_nonnull(close);
+    snprintf(want, sizeof want, "commit=\"%.*s\"} 1", (int)(close - git - 5), git + 5);
+    const char *info = strstr(text, "leadscore_build_info{");
+    ck_assert_ptr_nonnull(info);
+    ck_assert_msg(strstr(info, want) && strstr(info, want) < strchr(info, '\n'), "%.120s lacks %s", info, want);
     /* the latency buckets start at 10 us */
     const char *first = strstr(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",");
     ck_assert_ptr_nonnull(first);

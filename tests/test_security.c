@@ -127,6 +127,14 @@ START_TEST(only_listed_keys_get_answers_and_only_admins_admin_ops)
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "forget", "customer", "x"), LS_EUNAUTH);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "reload", NULL, NULL), LS_EUNAUTH);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "kpis", NULL, NULL), LS_EUNAUTH); /* a full scan */
+    /* audiences: a client reads them and the trigger stream; only an admin defines them */
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "audience_put", "name", "vip"), LS_EUNAUTH);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "audience_delete", "name", "vip"), LS_EUNAUTH);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "audience_list", NULL, NULL), LS_OK);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "audience_members", "name", "vip"), LS_EBADREQ); /* none yet */
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "triggers", NULL, NULL), LS_OK);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &client, "cluster", NULL, NULL), LS_OK);
+    ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "audience_delete", "name", "vip"), LS_OK);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "stats", NULL, NULL), LS_OK);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "forget", "customer", "x"), LS_OK);
     ck_assert_int_eq(call_with(srv.endpoint, &srvkeys, &admin, "kpis", NULL, NULL), LS_OK);
