@@ -15,6 +15,8 @@
 #include "error_internal.h"
 
 #define MS_PER_DAY 86400000.0
+#define HALF_LIFE_MIN_DAYS (1.0 / 1440) /* one minute */
+#define HALF_LIFE_MAX_DAYS 36525.0       /* a century */
 
 enum { TRANSFORM_NONE, TRANSFORM_LOG1P };
 
@@ -98,6 +100,12 @@ static int parse_decay(model *m, json_t *root, char *err, size_t errlen)
                     "\"half_lives_days\"");
     if ((rc = get_number(hl, "short", &s, 1, err, errlen)) || (rc = get_number(hl, "long", &l, 1, err, errlen)))
         return rc;
+    /* stored in a store's meta as whole ms: a minute to a century, so none
+     * rounds to 0 or overflows */
+    if (s < HALF_LIFE_MIN_DAYS || s > HALF_LIFE_MAX_DAYS || l < HALF_LIFE_MIN_DAYS || l > HALF_LIFE_MAX_DAYS)
+        return ls_fail(err, errlen, LS_EPARSE,
+                       "model file: \"half_lives_days\" must lie between one minute (%.6g) and %g days, not %g / %g",
+                       HALF_LIFE_MIN_DAYS, HALF_LIFE_MAX_DAYS, s, l);
     m->decay.short_ms = (int64_t)llround(s * MS_PER_DAY);
     m->decay.long_ms = (int64_t)llround(l * MS_PER_DAY);
     return LS_OK;

@@ -835,6 +835,9 @@ static int op_audience_put(ops_call *c)
     rule.len = o->via.str.size;
     if (rule.len > ARULE_MAX_TEXT)
         return fail(c, LS_ETOOLARGE, "the rule is longer than %d bytes", ARULE_MAX_TEXT);
+    const char *nul = memchr(rule.ptr, '\0', rule.len);
+    if (nul) /* the parser reads a C string: it would stop there and keep a shorter rule */
+        return fail(c, LS_EBADREQ, "bad rule: at column %zu: a NUL byte", (size_t)(nul - rule.ptr) + 1);
     memcpy(text, rule.ptr, rule.len);
     text[rule.len] = '\0';
     if (arule_parse(text, &parsed, err, sizeof err) != LS_OK)

@@ -642,8 +642,10 @@ static void handle_request(server *s, msgio_parts *p)
     codec_request req;
     const char *why = NULL;
     if (delim < 0) {
-        /* no delimiter: answer the identity frame anyway, REQ-style */
-        codec_error_reply(&s->reply, NULL, LS_EBADREQ, "missing the empty delimiter frame before the request");
+        /* no delimiter (or none among the frames kept): answer the identity
+         * frame anyway, REQ-style */
+        codec_error_reply(&s->reply, NULL, LS_EBADREQ,
+                          p->dropped ? "too many routing frames" : "missing the empty delimiter frame before the request");
         reply_to_identity(s, p);
         return;
     }
@@ -656,7 +658,7 @@ static void handle_request(server *s, msgio_parts *p)
     }
     int env_end = delim + 1;
     if (p->n >= MSGIO_MAX_FRAMES) { /* the meta frame must still fit when forwarded */
-        reject(s, p, env_end < p->n ? env_end : 1, NULL, LS_EBADREQ, "too many routing frames", start_ns);
+        reject(s, p, env_end, NULL, LS_EBADREQ, "too many routing frames", start_ns); /* the delimiter is kept */
         return;
     }
     if (p->n != env_end + 1 || p->dropped) {

@@ -326,6 +326,20 @@ START_TEST(bad_rules_and_names)
     req r;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
+    /* a NUL byte inside the rule: the parser would have stopped there and
+     * kept "known", an audience of everyone */
+    static const char nul_rule[] = "known\0 and false";
+    req_begin(&r, "audience_put", 2);
+    kv_s(&r, "name", "nobody");
+    tu_pack_str(&r.pk, "rule");
+    msgpack_pack_str_with_body(&r.pk, nul_rule, sizeof nul_rule - 1);
+    const msgpack_object *nul_reply = send_req(&conn, &r, &up);
+    ck_assert(tu_is_error(nul_reply, "bad_request"));
+    char nul_msg[256];
+    str_of(tu_get(nul_reply, "error"), "message", nul_msg, sizeof nul_msg);
+    ck_assert_str_eq(nul_msg, "bad rule: at column 6: a NUL byte");
+    req_begin(&r, "audience_list", 0);
+    ck_assert_int_eq(tu_get(send_req(&conn, &r, &up), "audiences")->via.array.size, 0);
     req_begin(&r, "audience_members", 1);
     kv_s(&r, "name", "nope");
     ck_assert(tu_is_error(send_req(&conn, &r, &up), "bad_request"));

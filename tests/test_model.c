@@ -490,6 +490,17 @@ START_TEST(bad_model_texts_are_parse_errors)
     assert_bad(model_text("  \"half_lives_days\": 3,\n", LG_OK, TI_OK), "\"half_lives_days\"");
     assert_bad(model_text("  \"half_lives_days\": {\"short\": 0, \"long\": 30},\n", LG_OK, TI_OK), "\"short\"");
     assert_bad(model_text("  \"half_lives_days\": {\"short\": 3},\n", LG_OK, TI_OK), "\"long\"");
+    /* kept as whole ms in a store's meta: 1e308 days overflowed to a negative
+     * half-life that then locked the store; 1e-300 rounded to 0 */
+    assert_bad(model_text("  \"half_lives_days\": {\"short\": 3, \"long\": 1e308},\n", LG_OK, TI_OK), "between");
+    assert_bad(model_text("  \"half_lives_days\": {\"short\": 1e-300, \"long\": 30},\n", LG_OK, TI_OK), "between");
+    assert_bad(model_text("  \"half_lives_days\": {\"short\": 3, \"long\": 36526},\n", LG_OK, TI_OK), "between");
+    ck_assert_msg(load_text(model_text("  \"half_lives_days\": {\"short\": 0.000695, \"long\": 36525},\n", LG_OK,
+                                       TI_OK),
+                            &m, err, sizeof err) == LS_OK,
+                  "%s", err);
+    ck_assert_int_eq(model_decay(m)->long_ms, 36525LL * DAY);
+    model_unref(&m);
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"scale\": -1, \"coef\": 1}]},\n",
                           TI_OK),
