@@ -193,11 +193,15 @@ static void announce(const server *s, const config *cfg)
                server_metrics_port(s));
     if (server_public_key(s))
         printf("  curve     on: server public key %s\n", server_public_key(s));
-    printf("Try it from another terminal:\n"
-           "  leadscore track --connect %s alice add_to_cart price=40 category=shoes/running\n"
-           "  leadscore score --connect %s --explain alice\n"
+    /* under CurveZMQ a client needs the server's public key and a listed key pair */
+    const char *keys = server_public_key(s) ? " --server-key SERVER.pub --key CLIENT" : "";
+    printf("Try it from another terminal%s:\n"
+           "  leadscore track --connect %s%s alice add_to_cart price=40 category=shoes/running\n"
+           "  leadscore score --connect %s%s --explain alice\n"
            "Stop with Ctrl-C: pending events are committed before it exits.  SIGHUP reloads the model.\n",
-           server_endpoint(s), server_endpoint(s));
+           server_public_key(s) ? " (SERVER.pub: the public key above, in a file; CLIENT: a key pair on --allow)"
+                                : "",
+           server_endpoint(s), keys, server_endpoint(s), keys);
     fflush(stdout);
 }
 

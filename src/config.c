@@ -184,6 +184,8 @@ static int set_number(config *cfg, const config_option *o, const char *value, ch
     case CONFIG_DURATION:
         if (timefmt_parse_duration(value, &d) || d < o->min || d > o->max)
             return bad_value(o, value, "a duration in range (e.g. 500ms, 30s, 7d)", err, n);
+        if (d == 0 && value[strspn(value, "0.")] >= '1' && value[strspn(value, "0.")] <= '9')
+            return bad_value(o, value, "0 or at least 1ms (durations count whole milliseconds)", err, n);
         *(int64_t *)p = d;
         return LS_OK;
     case CONFIG_BOOL:

@@ -305,12 +305,15 @@ static int parse_number(const char *s, size_t len, double *out)
     return 0;
 }
 
-/* A whole number, also written "2.0". */
+/* A whole number, also written "2.0": 0, -1 when it is not one, -2 when
+ * it is beyond +-9e15 (where a double stops holding every whole number). */
 static int parse_whole(const char *s, size_t len, int64_t *out)
 {
     double d;
-    if (parse_number(s, len, &d) || d != floor(d) || fabs(d) > 9e15)
+    if (parse_number(s, len, &d) || d != floor(d))
         return -1;
+    if (fabs(d) > 9e15)
+        return -2;
     *out = (int64_t)d;
     return 0;
 }
@@ -401,7 +404,11 @@ static int build_event(eventfile *f, ls_event *ev)
     }
     i = EVENTFILE_F_QUANTITY;
     if (v[i]) {
-        if (parse_whole(v[i], n[i], &ev->quantity))
+        int bad = parse_whole(v[i], n[i], &ev->quantity);
+        if (bad == -2)
+            return ef_bad_row(f, line, "quantity must be an integer between 1 and 1000000",
+                              "quantity %s must be an integer between 1 and 1000000", ef_shown(q, sizeof q, v[i], n[i]));
+        if (bad)
             return ef_bad_row(f, line, "quantity is not a whole number", "quantity %s is not a whole number",
                            ef_shown(q, sizeof q, v[i], n[i]));
         ev->has |= EVF_QUANTITY;
@@ -409,7 +416,11 @@ static int build_event(eventfile *f, ls_event *ev)
     i = EVENTFILE_F_RATING;
     if (v[i]) {
         int64_t r;
-        if (parse_whole(v[i], n[i], &r) || r < -1000 || r > 1000)
+        int bad = parse_whole(v[i], n[i], &r);
+        if (bad == -2 || (!bad && (r < -1000 || r > 1000)))
+            return ef_bad_row(f, line, "rating must be an integer from 1 to 5",
+                              "rating %s must be an integer from 1 to 5", ef_shown(q, sizeof q, v[i], n[i]));
+        if (bad)
             return ef_bad_row(f, line, "rating is not a whole number", "rating %s is not a whole number",
                            ef_shown(q, sizeof q, v[i], n[i]));
         ev->rating = (int)r;

@@ -3,6 +3,7 @@
  * well-tested parser, which a hand-written one would not. */
 #include "model.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -333,7 +334,7 @@ int model_load_file(const char *path, model **out, char *err, size_t errlen)
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         if (err && errlen)
-            snprintf(err, errlen, "cannot open model file %s", path);
+            snprintf(err, errlen, "cannot open model file %s: %s", path, strerror(errno));
         return LS_EIO;
     }
     char *buf = NULL;
@@ -357,8 +358,10 @@ int model_load_file(const char *path, model **out, char *err, size_t errlen)
         if (n == 0)
             break;
     }
-    if (rc == LS_OK && ferror(fp))
-        rc = LS_EIO;
+    if (rc == LS_OK && ferror(fp)) /* a directory opens, then fails to read (EISDIR) */
+        rc = ls_fail(err, errlen, LS_EIO, "cannot read model file %s: %s", path, strerror(errno));
+    if (rc == LS_ENOMEM)
+        ls_fail(err, errlen, LS_ENOMEM, "out of memory reading model file %s", path);
     fclose(fp);
     if (rc == LS_OK)
         rc = model_load_text(buf, len, out, err, errlen);

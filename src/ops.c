@@ -87,13 +87,19 @@ static int read_now(ops_call *c)
     return LS_OK;
 }
 
-/* A customer id string within the configured limit. */
-static int check_customer(ops_call *c, const msgpack_object *o, ls_str *out)
+/* A customer id string within the configured limit: request field `field`,
+ * or its element `index` when index >= 0 (named so in the error). */
+static int check_customer(ops_call *c, const msgpack_object *o, const char *field, int64_t index, ls_str *out)
 {
+    char name[48];
+    if (index >= 0)
+        snprintf(name, sizeof name, "%s[%lld]", field, (long long)index);
+    else
+        snprintf(name, sizeof name, "%s", field);
     if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0)
-        return fail(c, LS_EBADREQ, "%s", "\"customer\" must be a non-empty string");
+        return fail(c, LS_EBADREQ, "\"%s\" must be a non-empty string", name);
     if (o->via.str.size > c->svc->cfg.max_string)
-        return fail(c, LS_ETOOLARGE, "%s", "customer id is longer than the string limit (max-string)");
+        return fail(c, LS_ETOOLARGE, "\"%s\": the customer id is longer than the string limit (max-string)", name);
     out->ptr = o->via.str.ptr;
     out->len = o->via.str.size;
     return LS_OK;
@@ -292,7 +298,7 @@ static int score_many(ops_call *c, const model *m, const msgpack_object *ids, in
         return fail(c, LS_ETOOLARGE, "%s", "too many customers in one request (max-customers)");
     ls_str id = {NULL, 0};
     for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        int rc = check_customer(c, &ids->via.array.ptr[i], &id);
+        int rc = check_customer(c, &ids->via.array.ptr[i], "customers", i, &id);
         if (rc)
             return rc;
     }
@@ -300,7 +306,7 @@ static int score_many(ops_call *c, const model *m, const msgpack_object *ids, in
     cw_key(c->w, "results");
     cw_array(c->w);
     for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        check_customer(c, &ids->via.array.ptr[i], &id);
+        check_customer(c, &ids->via.array.ptr[i], "customers", i, &id);
         cw_map(c->w);
         write_result(c, m, &id, explain);
         cw_end(c->w);
@@ -322,7 +328,7 @@ static int op_score(ops_call *c)
         return fail(c, LS_EBADREQ, "%s", "\"explain\" must be a boolean");
     if (!one == !many)
         return fail(c, LS_EBADREQ, "%s", "give exactly one of \"customer\" (string) or \"customers\" (array)");
-    if (one && (rc = check_customer(c, one, &id)))
+    if (one && (rc = check_customer(c, one, "customer", -1, &id)))
         return rc;
     model *m = service_model_acquire(c->svc);
     if ((rc = store_reader_begin(c->reader)) != LS_OK) {
@@ -383,7 +389,7 @@ static int op_profile(ops_call *c)
     ls_str id = {NULL, 0};
     ls_features f;
     int rc;
-    if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id)))
+    if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), "customer", -1, &id)))
         return rc;
     if (store_reader_begin(c->reader) != LS_OK)
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
@@ -410,7 +416,7 @@ static int op_recommend(ops_call *c)
     assess_result a;
     int64_t k = -1;
     int rc;
-    if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id)))
+    if ((rc = read_now(c)) || (rc = check_customer(c, codec_map_get(&c->req->root, "customer"), "customer", -1, &id)))
         return rc;
     rc = codec_get_int(&c->req->root, "k", &k);
     if (rc == LS_EBADREQ || (rc == LS_OK && (k < 1 || k > SEGMENTS_MAX_K)))
@@ -453,8 +459,8 @@ static int op_alias(ops_call *c)
 {
     ls_str from = {NULL, 0}, to = {NULL, 0};
     int rc;
-    if ((rc = check_customer(c, codec_map_get(&c->req->root, "from"), &from)) ||
-        (rc = check_customer(c, codec_map_get(&c->req->root, "to"), &to)))
+    if ((rc = check_customer(c, codec_map_get(&c->req->root, "from"), "from", -1, &from)) ||
+        (rc = check_customer(c, codec_map_get(&c->req->root, "to"), "to", -1, &to)))
         return rc == LS_EBADREQ ? fail(c, rc, "%s", "\"from\" and \"to\" must be non-empty strings") : rc;
     if (from.len == to.len && memcmp(from.ptr, to.ptr, to.len) == 0)
         return fail(c, LS_EBADREQ, "%s", "\"from\" and \"to\" are the same id");
@@ -464,7 +470,7 @@ static int op_alias(ops_call *c)
 static int op_forget(ops_call *c)
 {
     ls_str id = {NULL, 0};
-    int rc = check_customer(c, codec_map_get(&c->req->root, "customer"), &id);
+    int rc = check_customer(c, codec_map_get(&c->req->root, "customer"), "customer", -1, &id);
     return rc ? rc : submit_identity(c, JOB_FORGET, &id, NULL);
 }
 

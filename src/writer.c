@@ -794,7 +794,7 @@ static const char *job_error(const writer_job *job, int status, char *buf, size_
     if (job->why[0])
         return job->why;
     if (job->kind == JOB_ALIAS && status == LS_EINVAL)
-        return "\"from\" is already merged into another customer, or \"from\" and \"to\" are the same id";
+        return "\"from\" (the anonymous id) is already merged into another customer: an id is merged only once";
     if (job->kind == JOB_ALIAS && status == LS_ETOOLARGE)
         return "\"from\" and \"to\" (or an id already merged into \"from\") are longer than 510 bytes together: "
                "an alias cannot hold them";

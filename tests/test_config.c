@@ -167,6 +167,13 @@ START_TEST(durations)
     set_bad(&cfg, "dedupe-window", "7 days");
     set_bad(&cfg, "dedupe-window", "week");
     set_bad(&cfg, "dedupe-window", "");
+    /* a duration below 1 ms is not silently 0 (for slow-ms, 0 is "off") */
+    set_bad(&cfg, "slow-ms", "0.05ms");
+    set_bad(&cfg, "slow-ms", "0.0009");
+    ck_assert_int_eq(cfg.slow_ms, 0);
+    set_ok(&cfg, "slow-ms", "0.000s");
+    set_ok(&cfg, "slow-ms", "1.5ms");
+    ck_assert_int_eq(cfg.slow_ms, 1);
 }
 END_TEST
 

@@ -582,6 +582,24 @@ START_TEST(malformed_requests_get_their_codes_and_the_server_carries_on)
     msgpack_pack_int(&pk, 12);
     expect_error(&c, sb.data, sb.size, "bad_request");
     msgpack_sbuffer_destroy(&sb);
+    /* a bad element of "customers" is named with its index */
+    msgpack_unpacked named;
+    msgpack_unpacked_init(&named);
+    begin(&sb, &pk, "score", 1);
+    tu_pack_str(&pk, "customers");
+    msgpack_pack_array(&pk, 3);
+    tu_pack_str(&pk, "b");
+    msgpack_pack_int(&pk, 5);
+    msgpack_pack_nil(&pk);
+    ck_assert_int_eq(tu_call_raw(&c, sb.data, sb.size, &named), 0);
+    ck_assert(tu_is_error(&named.data, "bad_request"));
+    const msgpack_object *why = tu_get(tu_get(&named.data, "error"), "message");
+    ck_assert(why && why->type == MSGPACK_OBJECT_STR);
+    static const char want_why[] = "\"customers[1]\" must be a non-empty string";
+    ck_assert_msg(why->via.str.size == sizeof want_why - 1 && memcmp(why->via.str.ptr, want_why, sizeof want_why - 1) == 0,
+                  "%.*s", (int)why->via.str.size, why->via.str.ptr);
+    msgpack_unpacked_destroy(&named);
+    msgpack_sbuffer_destroy(&sb);
     begin(&sb, &pk, "ping", 1); /* unknown field */
     tu_pack_str(&pk, "colour");
     tu_pack_str(&pk, "red");
@@ -1080,6 +1098,10 @@ START_TEST(alias_folds_an_anonymous_history_in_once)
     ck_assert(!tu_get_bool(&up.data, "merged"));
     call2(&c, "alias", "from", "anon-1", "to", "someone-else", &up);
     ck_assert(tu_is_error(&up.data, "bad_request"));
+    const msgpack_object *why = tu_get(tu_get(&up.data, "error"), "message");
+    ck_assert(why && why->type == MSGPACK_OBJECT_STR);
+    ck_assert_msg(strncmp(why->via.str.ptr, "\"from\" (the anonymous id) is already merged into another customer",
+                          65) == 0, "%.*s", (int)why->via.str.size, why->via.str.ptr);
     /* late events to either id land on the one record, counted once */
     track_one("anon-1", "page_view", "a3", t0 - 5000);
     track_one("anon-1", "page_view", "a3", t0 - 5000);

@@ -271,7 +271,9 @@ START_TEST(csv_bad_values)
         "a,page_view,,,,,,,\n"
         "a,page_view,soon,,,,,,\n"
         "a,teleport,1700000000,,,,,,\n"
-        "a,purchase,1700000000,,,,,,nan\n");
+        "a,purchase,1700000000,,,,,,nan\n"
+        "a,page_view,1700000000,,4611686018427387904,,,,\n"  /* whole, but far out of range */
+        "a,review,1700000000,,,1e300,,,\n");
     got g;
     eventfile_options o;
     opts(&o, NULL, NULL);
@@ -281,14 +283,15 @@ START_TEST(csv_bad_values)
     ck_assert_int_eq(g.ev[0].qty, 2);
     ck_assert_int_eq(g.ev[0].discounted, 1);
     ck_assert_int_eq(g.ev[0].birthday, 229);
-    ck_assert_int_eq(g.nbad, 14);
+    ck_assert_int_eq(g.nbad, 16);
     static const char *const kinds[] = {
         "price is not a number", "quantity is not a whole number", "rating must be an integer from 1 to 5",
         "a review needs a rating from 1 to 5", "discounted is not true or false", "birthday is not MM-DD",
         "price must be a finite number between 0 and 1e12", "quantity must be an integer between 1 and 1000000",
         "customer is missing", "type is missing", "ts is missing", "ts is not a time", "unknown event type",
-        "value is not a number"};
-    for (int i = 0; i < 14; i++) {
+        "value is not a number", "quantity must be an integer between 1 and 1000000",
+        "rating must be an integer from 1 to 5"};
+    for (int i = 0; i < 16; i++) {
         assert_bad_line(&g, i, path, i + 3);
         ck_assert_str_eq(g.kind[i], kinds[i]);
     }

@@ -544,6 +544,12 @@ START_TEST(model_files)
     ck_assert_ptr_null(m);
     ck_assert_ptr_nonnull(strstr(err, path));
 
+    /* a directory opens but cannot be read: said so, not a bare failure */
+    err[0] = '\0';
+    ck_assert_int_eq(model_load_file(dir, &m, err, sizeof err), LS_EIO);
+    ck_assert_ptr_null(m);
+    ck_assert_msg(strstr(err, "cannot read model file") && strstr(err, dir), "%s", err);
+
     snprintf(path, sizeof path, "%s/bad.json", dir);
     FILE *fp = fopen(path, "w");
     ck_assert_ptr_nonnull(fp);
