@@ -48,8 +48,9 @@ static void list_columns(const csv_row *hdr, char *buf, size_t cap)
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < hdr->nfields && n + 8 < cap; i++) {
-        int w = snprintf(buf + n, cap - n, "%s\"%.*s\"", i ? ", " : "", (int)(hdr->len[i] > 40 ? 40 : hdr->len[i]),
-                         hdr->field[i]);
+        char shown[80]; /* quoted, control bytes as '?': a binary file's header must not drive the terminal */
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", ef_shown(shown, sizeof shown, hdr->field[i],
+                                                                         hdr->len[i] > 40 ? 40 : hdr->len[i]));
         if (w < 0 || (size_t)w >= cap - n) {
             buf[n] = '\0';
             break;
