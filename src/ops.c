@@ -535,8 +535,10 @@ static int op_reload(ops_call *c)
     ls_str path = {NULL, 0};
     char buf[CONFIG_PATH_MAX], err[512] = "";
     int rc = codec_get_str(&c->req->root, "path", &path);
-    if (rc == LS_EBADREQ || (rc == LS_OK && (path.len == 0 || path.len >= sizeof buf || memchr(path.ptr, 0, path.len))))
-        return fail(c, LS_EBADREQ, "%s", "\"path\" must be a non-empty string");
+    if (rc == LS_EBADREQ || (rc == LS_OK && (path.len == 0 || path.len >= sizeof buf)))
+        return fail(c, LS_EBADREQ, "\"path\" must be a non-empty string of at most %zu bytes", sizeof buf - 1);
+    if (rc == LS_OK && memchr(path.ptr, 0, path.len))
+        return fail(c, LS_EBADREQ, "%s", "\"path\" holds a NUL byte: no file has that name");
     if (rc == LS_OK) {
         memcpy(buf, path.ptr, path.len);
         buf[path.len] = '\0';
@@ -1109,13 +1111,18 @@ int ops_any_thread(int op)
     return op >= 0 && op < N_OPS && (table[op].where == WHERE_READ || table[op].where == WHERE_BY_SIZE);
 }
 
+/* At most 48 bytes of s for a message, each byte that is not printable
+ * ASCII (a NUL included: it must not end the text early) as '?'. */
 static void printable(char *out, size_t cap, const ls_str *s)
 {
-    int n = s->len > 48 ? 48 : (int)s->len;
-    snprintf(out, cap, "%.*s", n, s->ptr);
-    for (char *p = out; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
+    size_t n = s->len > 48 ? 48 : s->len;
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s->ptr[i];
+        out[i] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+    }
+    out[n] = '\0';
 }
 
 int ops_answer(ops_call *c, codec_request *req, const char *body, size_t len, msgpack_zone *zone)

@@ -577,6 +577,17 @@ START_TEST(malformed_requests_get_their_codes_and_the_server_carries_on)
     begin(&sb, &pk, "fly", 0);
     expect_error(&c, sb.data, sb.size, "unknown_op");
     msgpack_sbuffer_destroy(&sb);
+    /* an op name with a NUL inside is shown whole, the NUL as '?' (it once
+     * read as "ping") */
+    static const char nul_op[] = "\x81\xa2op\xa6ping\0x";
+    msgpack_unpacked shown;
+    msgpack_unpacked_init(&shown);
+    ck_assert_int_eq(tu_call_raw(&c, nul_op, sizeof nul_op - 1, &shown), 0);
+    ck_assert(tu_is_error(&shown.data, "unknown_op"));
+    const msgpack_object *shown_why = tu_get(tu_get(&shown.data, "error"), "message");
+    ck_assert(shown_why && shown_why->type == MSGPACK_OBJECT_STR && shown_why->via.str.size == 19 &&
+              memcmp(shown_why->via.str.ptr, "unknown op \"ping?x\"", 19) == 0);
+    msgpack_unpacked_destroy(&shown);
     begin(&sb, &pk, "score", 1); /* wrong type */
     tu_pack_str(&pk, "customer");
     msgpack_pack_int(&pk, 12);
