@@ -54,7 +54,8 @@ static const config_option options[] = {
     {"curve-secret", CONFIG_STRING, OPT(curve_secret), CONFIG_PATH_MAX, "", 0, 0,
      "turn CurveZMQ on with this secret key file (from `leadscore keygen`)"},
     {"allow", CONFIG_STRING, OPT(allow), CONFIG_PATH_MAX, "", 0, 0,
-     "client public keys (Z85, one per line) that may track, score, recommend, profile, alias, list audiences and their members, and read triggers"},
+     "client public keys (Z85, one per line) that may track, score, recommend, profile, alias, list audiences "
+     "and their members, and read triggers"},
     {"admin", CONFIG_STRING, OPT(admin), CONFIG_PATH_MAX, "", 0, 0,
      "admin public keys: may also reload, forget, read stats, run kpis and add or remove audiences"},
     {"log-level", CONFIG_STRING, OPT(log_level), 16, "info", 0, 0,

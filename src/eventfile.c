@@ -407,7 +407,8 @@ static int build_event(eventfile *f, ls_event *ev)
         int bad = parse_whole(v[i], n[i], &ev->quantity);
         if (bad == -2)
             return ef_bad_row(f, line, "quantity must be an integer between 1 and 1000000",
-                              "quantity %s must be an integer between 1 and 1000000", ef_shown(q, sizeof q, v[i], n[i]));
+                              "quantity %s must be an integer between 1 and 1000000",
+                              ef_shown(q, sizeof q, v[i], n[i]));
         if (bad)
             return ef_bad_row(f, line, "quantity is not a whole number", "quantity %s is not a whole number",
                            ef_shown(q, sizeof q, v[i], n[i]));

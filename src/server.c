@@ -645,7 +645,8 @@ static void handle_request(server *s, msgio_parts *p)
         /* no delimiter (or none among the frames kept): answer the identity
          * frame anyway, REQ-style */
         codec_error_reply(&s->reply, NULL, LS_EBADREQ,
-                          p->dropped ? "too many routing frames" : "missing the empty delimiter frame before the request");
+                          p->dropped ? "too many routing frames"
+                                     : "missing the empty delimiter frame before the request");
         reply_to_identity(s, p);
         return;
     }

@@ -607,7 +607,8 @@ START_TEST(malformed_requests_get_their_codes_and_the_server_carries_on)
     const msgpack_object *why = tu_get(tu_get(&named.data, "error"), "message");
     ck_assert(why && why->type == MSGPACK_OBJECT_STR);
     static const char want_why[] = "\"customers[1]\" must be a non-empty string";
-    ck_assert_msg(why->via.str.size == sizeof want_why - 1 && memcmp(why->via.str.ptr, want_why, sizeof want_why - 1) == 0,
+    ck_assert_msg(why->via.str.size == sizeof want_why - 1 &&
+                      memcmp(why->via.str.ptr, want_why, sizeof want_why - 1) == 0,
                   "%.*s", (int)why->via.str.size, why->via.str.ptr);
     msgpack_unpacked_destroy(&named);
     msgpack_sbuffer_destroy(&sb);
