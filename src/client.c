@@ -80,6 +80,7 @@ int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_
                              const char *client_public, const char *client_secret)
 {
     const char *keys[3] = {server_public, client_public, client_secret};
+    *out = NULL;
     for (int i = 0; i < 3; i++)
         if (!keys[i] || strlen(keys[i]) != 40)
             return LS_EINVAL;
@@ -345,9 +346,17 @@ static int64_t mono_ms(void)
     return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* LS_ETIMEOUT: connection k did not answer in time. */
+/* LS_ETIMEOUT: connection k did not answer in time.  Its socket goes
+ * (LINGER 0): a reply the server sends later, which may carry no id (an
+ * error to a request it could not parse), must not be taken for the next
+ * call's, and a request still queued for a server that is down is not sent
+ * when it comes back.  The next call on k connects afresh. */
 static int timed_out(ls_client *c, size_t k)
 {
+    if (c->conns[k].sock) {
+        zmq_close(c->conns[k].sock);
+        c->conns[k].sock = NULL;
+    }
     if (c->route == ROUTE_ONE)
         return local_error(c, LS_ETIMEOUT, "no reply from the server in time (is it running?)");
     c->stale = 1; /* the node may be gone: ask for the map again */
@@ -356,17 +365,10 @@ static int timed_out(ls_client *c, size_t k)
     return LS_ETIMEOUT;
 }
 
-/* Waits on connection k (already sent to) for the reply to id. */
-static int await_reply(ls_client *c, size_t k, uint64_t id, zmq_msg_t *msg)
-{
-    if (!recv_reply(c->conns[k].sock, id, msg, 0))
-        return timed_out(c, k);
-    c->conns[k].silent_until = 0;
-    return LS_OK;
-}
-
-/* The same until deadline (mono_ms), for one of several requests in
- * flight: a reply already there is taken even after the deadline. */
+/* Waits on connection k (already sent to) for the reply to id until
+ * deadline (mono_ms): replies to other ids that come meanwhile do not
+ * extend the wait.  A reply already there is taken even after the
+ * deadline (one of several requests in flight). */
 static int await_until(ls_client *c, size_t k, uint64_t id, zmq_msg_t *msg, int64_t deadline)
 {
     zmq_pollitem_t item = {.socket = c->conns[k].sock, .events = ZMQ_POLLIN};
@@ -379,6 +381,12 @@ static int await_until(ls_client *c, size_t k, uint64_t id, zmq_msg_t *msg, int6
         if (left <= 0)
             return timed_out(c, k);
     }
+}
+
+/* The same for one request: at most timeout_ms from now. */
+static int await_reply(ls_client *c, size_t k, uint64_t id, zmq_msg_t *msg)
+{
+    return await_until(c, k, id, msg, mono_ms() + c->timeout_ms);
 }
 
 /* Sends body to connection k and waits for the reply to id. */
@@ -1177,6 +1185,8 @@ int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_tr
 {
     msgpack_packer pk;
     ls_track_result ignored;
+    if (out)
+        memset(out, 0, sizeof *out); /* zero unless the service answers */
     if (n > UINT32_MAX)
         return local_error(c, LS_ETOOLARGE, "too many events");
     uint64_t id = begin_request(c, &pk, "track", 1);

@@ -251,6 +251,8 @@ static int open_store(const audience_cli *o, int writable, store **s)
     snprintf(path, sizeof path, "%s/data.mdb", o->dir);
     if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode) || stat(path, &st) != 0)
         return cli_error(CMD, CLI_FAIL, "no leadscore store in %s", o->dir);
+    if (st.st_size == 0) /* opening it for writing would make it a store */
+        return cli_error(CMD, CLI_FAIL, "no leadscore store in %s (its data.mdb is empty)", o->dir);
     store_options so = {.read_only = !writable};
     int rc = store_open(s, o->dir, &so, NULL, err, sizeof err);
     if (rc == LS_EUNAVAIL && writable)

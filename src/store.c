@@ -176,7 +176,7 @@ static int check_meta(store *s, MDB_txn *txn, const feature_decay *decay, char *
     MDB_val k = {6, "schema"}, v;
     int rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
-        if (s->read_only) {
+        if (s->read_only || !decay) { /* no decay: the caller opens a store that must exist */
             ls_fail(err, errlen, 0, "the data directory holds no leadscore store yet");
             return LS_ENOTFOUND;
         }

@@ -94,7 +94,7 @@ typedef struct {
 
 /* Opens (creating if needed) the store in directory dir.  A new store
  * records decay as its half-lives; an existing one keeps its own (read them
- * with store_decay).  A store written by a newer schema is refused with
+ * with store_decay); with decay NULL the store must exist (LS_ENOTFOUND).  A store written by a newer schema is refused with
  * LS_EVERSION.  On failure *out is NULL and err (if not NULL) holds a
  * message for a person.
  *

@@ -313,6 +313,22 @@ START_TEST(audience_offline)
     ck_assert_ptr_nonnull(strstr(err, "no leadscore store in"));
     struct stat st;
     ck_assert_int_ne(stat(missing, &st), 0); /* and none was created */
+    /* an empty data.mdb is no store either: refused, and left as it was
+     * (it once crashed, after LMDB had made it a store of 8 KiB) */
+    char empty_dir[700], empty_file[760];
+    snprintf(empty_dir, sizeof empty_dir, "%s/empty-store", dir);
+    snprintf(empty_file, sizeof empty_file, "%s/data.mdb", empty_dir);
+    ck_assert_int_eq(mkdir(empty_dir, 0700), 0);
+    FILE *ef = fopen(empty_file, "w");
+    ck_assert_ptr_nonnull(ef);
+    fclose(ef);
+    const char *add_empty[] = {"audience", "add", "--data", empty_dir, "vip", "known", NULL};
+    const char *rm_empty[] = {"audience", "rm", "--data", empty_dir, "vip", NULL};
+    ck_assert_int_eq(run(add_empty), 1);
+    ck_assert_msg(strstr(err, "no leadscore store in") && strstr(err, "empty"), "%s", err);
+    ck_assert_int_eq(run(rm_empty), 1);
+    ck_assert_int_eq(stat(empty_file, &st), 0);
+    ck_assert_int_eq(st.st_size, 0);
     tu_rmtree(dir);
 }
 END_TEST

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "leadscore/client.h"
 #include "testutil.h"
+#include "timefmt.h"
 
 static tu_server srv;
 static char data_dir[512], models_dir[512]; /* models_dir: where reload may read (model-dirs) */
@@ -1401,6 +1403,127 @@ START_TEST(review_regressions_alias_limits_many_aliases_and_frames)
 }
 END_TEST
 
+/* A stand-in server (a ROUTER on an ephemeral port) for the client
+ * library's own rules: the first request gets no answer until the client
+ * has timed out, then a late error with no id (what the server sends for a
+ * request it could not parse); while a second call waits, replies to other
+ * ids trickle in every 40 ms for 3 s; a third request is answered. */
+typedef struct {
+    void *router;
+    atomic_int late_sent, trickle_done;
+} fake_server;
+
+static void fake_reply(void *router, zmq_msg_t *who, const char *body, size_t len)
+{
+    zmq_msg_send(who, router, ZMQ_SNDMORE);
+    zmq_send(router, "", 0, ZMQ_SNDMORE);
+    zmq_send(router, body, len, 0);
+}
+
+/* Receives one request: its peer identity in *who, its id in *id. */
+static int fake_take(void *router, zmq_msg_t *who, uint64_t *id)
+{
+    char buf[512];
+    zmq_msg_init(who);
+    if (zmq_msg_recv(who, router, 0) < 0 || zmq_recv(router, buf, sizeof buf, 0) < 0)
+        return -1;
+    int n = zmq_recv(router, buf, sizeof buf, 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int ok = n > 0 && msgpack_unpack_next(&up, buf, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS;
+    const msgpack_object *rid = ok ? tu_get(&up.data, "id") : NULL;
+    *id = rid && rid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? rid->via.u64 : 0;
+    msgpack_unpacked_destroy(&up);
+    return ok ? 0 : -1;
+}
+
+static void pong_for(uint64_t id, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    tu_pack_str(&pk, "ok");
+    msgpack_pack_true(&pk);
+    tu_pack_str(&pk, "id");
+    msgpack_pack_uint64(&pk, id);
+    tu_pack_str(&pk, "pong");
+    msgpack_pack_true(&pk);
+}
+
+static void *fake_server_main(void *arg)
+{
+    fake_server *f = arg;
+    static const char idless[] = "\x82\xa2ok\xc2\xa5" "error\x82\xa4" "code\xa9too_large\xa7message\xa4late";
+    zmq_msg_t who;
+    uint64_t id;
+    msgpack_sbuffer sb;
+    /* 1: silent past the client's 300 ms, then the late id-less error */
+    if (fake_take(f->router, &who, &id) != 0)
+        return NULL;
+    usleep(500 * 1000);
+    fake_reply(f->router, &who, idless, sizeof idless - 1);
+    zmq_msg_close(&who);
+    f->late_sent = 1;
+    /* 2: replies to another id, every 40 ms for 3 s, never the one asked */
+    if (fake_take(f->router, &who, &id) != 0)
+        return NULL;
+    pong_for(id + 1000, &sb);
+    for (int i = 0; i < 75; i++) {
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, &who);
+        fake_reply(f->router, &copy, sb.data, sb.size);
+        zmq_msg_close(&copy);
+        usleep(40 * 1000);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    zmq_msg_close(&who);
+    f->trickle_done = 1;
+    /* 3: answered */
+    if (fake_take(f->router, &who, &id) != 0)
+        return NULL;
+    pong_for(id, &sb);
+    fake_reply(f->router, &who, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    zmq_msg_close(&who);
+    return NULL;
+}
+
+START_TEST(the_client_never_takes_a_late_reply_for_the_next_call)
+{
+    void *ctx = zmq_ctx_new();
+    fake_server f = {zmq_socket(ctx, ZMQ_ROUTER), 0, 0};
+    int zero = 0;
+    char ep[128];
+    size_t eplen = sizeof ep;
+    zmq_setsockopt(f.router, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(f.router, "tcp://127.0.0.1:*"), 0);
+    ck_assert_int_eq(zmq_getsockopt(f.router, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, fake_server_main, &f), 0);
+    ls_client *c;
+    ck_assert_int_eq(ls_client_connect(&c, ep, 300), LS_OK);
+    ck_assert_int_eq(ls_client_ping(c, NULL, 0), LS_ETIMEOUT);
+    while (!f.late_sent)
+        usleep(10 * 1000);
+    usleep(100 * 1000); /* the late error has had time to arrive, were it routed to the client */
+    /* the next call neither takes the late id-less error nor waits while
+     * replies to other ids keep coming: it times out on its own clock */
+    int64_t t0 = timefmt_mono_ns();
+    ck_assert_int_eq(ls_client_ping(c, NULL, 0), LS_ETIMEOUT);
+    ck_assert_msg(timefmt_mono_ns() - t0 < 2000000000LL, "a 300 ms call waited %lld ms",
+                  (long long)((timefmt_mono_ns() - t0) / 1000000));
+    while (!f.trickle_done)
+        usleep(10 * 1000);
+    ck_assert_int_eq(ls_client_ping(c, NULL, 0), LS_OK); /* the trickle is over: answered */
+    pthread_join(t, NULL);
+    ls_client_close(&c);
+    zmq_close(f.router);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 START_TEST(stop_during_a_pull_flood_drains_promptly)
 {
     config cfg;
@@ -1545,6 +1668,7 @@ static Suite *suite(void)
     tcase_add_test(tc, forget_erases_a_customer_its_aliases_and_keys);
     tcase_add_test(tc, a_client_that_never_reads_does_not_stall_others);
     tcase_add_test(tc, review_regressions_alias_limits_many_aliases_and_frames);
+    tcase_add_test(tc, the_client_never_takes_a_late_reply_for_the_next_call);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);

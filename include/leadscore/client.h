@@ -101,7 +101,12 @@ typedef struct {
 } ls_score;
 
 /* Connects to endpoint (e.g. "tcp://127.0.0.1:5555").  timeout_ms bounds
- * each call's wait for its reply (<= 0: 5000 ms).  LS_EINVAL for an
+ * each call's wait for its reply (<= 0: 5000 ms), whatever else arrives
+ * meanwhile.  After a call ends in LS_ETIMEOUT the connection is made
+ * afresh on the next call: a late reply to the timed-out call can never be
+ * taken for a later call's, and a request still queued for a server that
+ * was down is dropped, not sent when it comes back.  On any failure *out
+ * is NULL.  LS_EINVAL for an
  * endpoint ZeroMQ does not take (in a list, the first is checked here and
  * the others when first used); nothing is sent until the first call.
  *
@@ -156,7 +161,9 @@ LS_API void ls_client_close(ls_client **c);
 
 /* Sends events[0..n) as one track batch; returns once the server has
  * durably committed the accepted ones.  On LS_ETIMEOUT the batch may or
- * may not have been stored: resend it with the same event_ids. */
+ * may not have been stored: resend it with the same event_ids.  *out (may
+ * be NULL) is zeroed first, so it holds counts only when the call
+ * succeeds. */
 LS_API int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out);
 
 /* Scores one customer (unknown ones get the cold-start score) into *out,
