@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cli.h"
 #include "cliopts.h"
 #include "leadscore/error.h"
@@ -151,6 +153,18 @@ static int parse_args(int argc, char **argv, gen_cli *g)
     return CLI_OK;
 }
 
+/* 1 when paths a and b name one regular file (or one that does not exist
+ * yet): the two outputs would be written into each other.  /dev/null twice
+ * is fine. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    int ha = stat(a, &sa) == 0, hb = stat(b, &sb) == 0;
+    if (ha && hb)
+        return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !ha && !hb && strcmp(a, b) == 0;
+}
+
 int cmd_gen(int argc, char **argv)
 {
     gen_cli g = {0};
@@ -160,15 +174,21 @@ int cmd_gen(int argc, char **argv)
     if (rc)
         return rc < 0 ? CLI_OK : rc;
     shopgen_config c = g.c;
-    const char *out = g.out, *truth = g.truth;
-    FILE *ev = out && strcmp(out, "-") ? fopen(out, "w") : stdout;
-    FILE *tr = truth ? fopen(truth, "w") : NULL;
-    if (!ev || (truth && !tr)) {
-        rc = cli_error("gen", CLI_FAIL, "cannot write %s", !ev ? out : truth);
+    const char *out = g.out && strcmp(g.out, "-") ? g.out : NULL, *truth = g.truth;
+    if (out && truth && same_file(out, truth))
+        return cli_error("gen", CLI_USAGE, "--out and --truth name the same file (%s)", truth);
+    /* each output is written whole or not at all: a failed run leaves
+     * neither a partial file nor a changed old one */
+    atomicfile evf = {0}, trf = {0};
+    char err[ATOMICFILE_PATH_MAX + 200];
+    if ((out && atomicfile_open(&evf, out, err, sizeof err) != LS_OK) ||
+        (truth && atomicfile_open(&trf, truth, err, sizeof err) != LS_OK)) {
+        rc = cli_error("gen", CLI_FAIL, "%s", err);
         goto done;
     }
+    FILE *ev = out ? evf.f : stdout;
     gen_progress p = {isatty(2) && ev != stdout, timefmt_mono_ns()};
-    int st = shopgen_run(&c, ev, tr, show_progress, &p, &sum);
+    int st = shopgen_run(&c, ev, trf.f, show_progress, &p, &sum);
     if (st != LS_OK) {
         rc = cli_error("gen", CLI_FAIL, "%s", st == LS_EIO ? "write failed (disk full?)" : ls_strerror(st));
         goto done;
@@ -182,10 +202,11 @@ int cmd_gen(int argc, char **argv)
                     " repeat) in %.2f s, %.0f events/s; %s to %s (excluded); truth cutoff %s\n",
             sum.events, sum.visitors, sum.buyers, sum.repeat_buyers, secs, secs > 0 ? (double)sum.events / secs : 0.0,
             from, to, cut);
+    if ((out && atomicfile_commit(&evf, err, sizeof err) != LS_OK) ||
+        (truth && atomicfile_commit(&trf, err, sizeof err) != LS_OK))
+        rc = cli_error("gen", CLI_FAIL, "%s", err);
 done:
-    if (ev && ev != stdout && fclose(ev) != 0 && rc == CLI_OK)
-        rc = cli_error("gen", CLI_FAIL, "cannot finish writing %s", out);
-    if (tr && fclose(tr) != 0 && rc == CLI_OK)
-        rc = cli_error("gen", CLI_FAIL, "cannot finish writing %s", truth);
+    atomicfile_abort(&evf); /* what was not committed goes */
+    atomicfile_abort(&trf);
     return rc;
 }

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cli.h"
 #include "cliopts.h"
 #include "eventbatch.h"
@@ -147,6 +148,11 @@ static int parse_args(int argc, char **argv, train_cli *o)
                CLIOPTS_USAGE;
     if (!o->data_dir && first >= argc)
         return cli_error("train", CLI_USAGE, "give --data DIR or at least one event FILE"), CLIOPTS_USAGE;
+    /* what the model file may hold (model.c), checked before the training */
+    if ((o->name && (!*o->name || strlen(o->name) >= MODEL_TEXT_MAX)) ||
+        (o->version && (!*o->version || strlen(o->version) >= MODEL_TEXT_MAX)))
+        return cli_error("train", CLI_USAGE, "--name and --version take 1 to %d bytes", MODEL_TEXT_MAX - 1),
+               CLIOPTS_USAGE;
     return first;
 }
 
@@ -442,9 +448,31 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
                          "%s not written (--force writes it anyway)", rep->model.auc, rep->rfm.auc, o->out);
     }
     json_t *m = train_model_json(rep, opt, base_json, o->name ? o->name : "trained", o->version ? o->version : when);
-    if (!m || json_dump_file(m, o->out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+    /* written whole or not at all, and only once serve would load it: a
+     * failed run leaves an existing model file as it was */
+    atomicfile out;
+    if (!m)
+        return cli_error("train", CLI_FAIL, "out of memory");
+    if (atomicfile_open(&out, o->out, err, sizeof err) != LS_OK) {
         json_decref(m);
-        return cli_error("train", CLI_FAIL, "cannot write %s", o->out);
+        return cli_error("train", CLI_FAIL, "%s", err);
+    }
+    if (json_dumpf(m, out.f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 || fflush(out.f) != 0) {
+        int e = errno;
+        atomicfile_abort(&out);
+        json_decref(m);
+        return cli_error("train", CLI_FAIL, "cannot write %s: %s", o->out, strerror(e ? e : EIO));
+    }
+    model *check;
+    if (model_load_file(out.tmp[0] ? out.tmp : o->out, &check, err, sizeof err) != LS_OK) { /* what serve will do */
+        atomicfile_abort(&out);
+        json_decref(m);
+        return cli_error("train", CLI_FAIL, "the model would not load, so %s was not written: %s", o->out, err);
+    }
+    model_unref(&check);
+    if (atomicfile_commit(&out, err, sizeof err) != LS_OK) {
+        json_decref(m);
+        return cli_error("train", CLI_FAIL, "%s", err);
     }
     if (o->json) {
         json_dumpf(json_object_get(m, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -453,10 +481,6 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
         print_report(rep, opt);
     }
     json_decref(m);
-    model *check;
-    if (model_load_file(o->out, &check, err, sizeof err) != LS_OK) /* what serve will do with it */
-        return cli_error("train", CLI_FAIL, "the written model does not load: %s", err);
-    model_unref(&check);
     return CLI_OK;
 }
 

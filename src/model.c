@@ -34,9 +34,9 @@ typedef struct {
 
 struct model {
     atomic_int refs;
-    char name[64];
-    char version[64];
-    char trained_at[64];
+    char name[MODEL_TEXT_MAX];
+    char version[MODEL_TEXT_MAX];
+    char trained_at[MODEL_TEXT_MAX];
     double horizon_days;
     feature_decay decay;
     double intercept;

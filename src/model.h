@@ -99,6 +99,9 @@ int model_load_default(const char *path, model **out, const char **used, char *e
 model *model_ref(model *m);
 void model_unref(model **m);
 
+/* The longest name, version or trained_at a model file may hold, plus 1. */
+#define MODEL_TEXT_MAX 64
+
 const char *model_name(const model *m);
 const char *model_version(const model *m);
 const char *model_trained_at(const model *m);

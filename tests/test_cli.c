@@ -6,6 +6,7 @@
  * window, keygen's refusal to overwrite and rescore's model line. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -566,6 +567,60 @@ START_TEST(keygen_keeps_an_existing_key_without_force)
 }
 END_TEST
 
+/* gen and train write their files whole or not at all: a run that fails
+ * leaves no partial file, no temporary one, and an old file as it was. */
+static int temporaries_in(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp-") != NULL;
+    closedir(d);
+    return n;
+}
+
+START_TEST(failed_writes_leave_files_as_they_were)
+{
+    char dir[512], shop[600], truth[600], model[600], text[256], longname[80];
+    struct stat st;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(shop, sizeof shop, "%s/shop.jsonl", dir);
+    snprintf(truth, sizeof truth, "%s/missing-dir/truth.csv", dir);
+    snprintf(model, sizeof model, "%s/model.json", dir);
+    /* a truth file that cannot be written: no events file either */
+    const char *gen_bad[] = {"gen", "--customers", "300", "--out", shop, "--truth", truth, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen_bad), 1);
+    ck_assert_ptr_nonnull(strstr(out, "missing-dir/truth.csv"));
+    ck_assert_int_ne(stat(shop, &st), 0);
+    /* both outputs in one file: refused before anything is written */
+    const char *gen_same[] = {"gen", "--customers", "300", "--out", shop, "--truth", shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen_same), 2);
+    ck_assert_int_ne(stat(shop, &st), 0);
+    const char *gen_ok[] = {"gen", "--customers", "300", "--days", "90", "--out", shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen_ok), 0);
+    /* train: a name the model file cannot hold is a usage error before the
+     * training, and the model file already there stays as it was */
+    FILE *f = fopen(model, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"kept\": true}", f);
+    fclose(f);
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    const char *train_long[] = {"train", "--quiet", "--force", "--name", longname, "--out", model, shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, train_long), 2);
+    read_small(model, text, sizeof text);
+    ck_assert_str_eq(text, "{\"kept\": true}");
+    /* a run that succeeds replaces it */
+    const char *train_ok[] = {"train", "--quiet", "--force", "--out", model, shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, train_ok), 0);
+    read_small(model, text, sizeof text);
+    ck_assert_ptr_nonnull(strstr(text, "\"name\": \"trained\""));
+    ck_assert_int_eq(temporaries_in(dir), 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* rescore's summary names the model and the file it came from: --model,
  * else models/default.json of the working directory (as serve would). */
 START_TEST(rescore_says_which_model_it_used)
@@ -689,6 +744,7 @@ static Suite *suite(void)
     tcase_add_test(tc, every_subcommand_exits_as_documented);
     tcase_add_test(tc, gen_window_ends_today_by_default);
     tcase_add_test(tc, keygen_keeps_an_existing_key_without_force);
+    tcase_add_test(tc, failed_writes_leave_files_as_they_were);
     tcase_add_test(tc, rescore_says_which_model_it_used);
     suite_add_tcase(s, tc);
     return s;
