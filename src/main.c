@@ -1,5 +1,6 @@
 /* main.c -- the `leadscore` binary: finds the subcommand and runs it.
  * Every subcommand lives in a cmd_*.c file and answers --help. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,6 +93,20 @@ static void usage(FILE *out)
     fprintf(out, "\nThe wire protocol and files are described in PROTOCOL.md; README.md has a tour.\n");
 }
 
+/* A command's status, made a failure when what it printed on standard
+ * output did not all get there (a full disk, a closed pipe): a report or
+ * a JSON answer lost must not look like success.  Not for serve, whose
+ * banner is a courtesy: a service that stopped cleanly exits 0. */
+static int finish_output(const char *cmd, int status)
+{
+    if (strcmp(cmd, "serve") == 0)
+        return status;
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    if (bad && status == CLI_OK)
+        return cli_error(cmd, CLI_FAIL, "cannot write standard output: %s", strerror(errno ? errno : EIO));
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -108,7 +123,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+            return finish_output(commands[i].name, commands[i].run(argc - 1, argv + 1));
     fprintf(stderr, "leadscore: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;

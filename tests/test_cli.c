@@ -617,6 +617,20 @@ START_TEST(failed_writes_leave_files_as_they_were)
     read_small(model, text, sizeof text);
     ck_assert_ptr_nonnull(strstr(text, "\"name\": \"trained\""));
     ck_assert_int_eq(temporaries_in(dir), 0);
+    /* output that does not reach standard output (a full disk) is a
+     * failure, said on stderr, not exit 0 */
+    if (access("/dev/full", W_OK) == 0) {
+        char cmd[1400], err_path[700];
+        snprintf(err_path, sizeof err_path, "%s/stderr.txt", dir);
+        snprintf(cmd, sizeof cmd, "'%s' gen --customers 50 --days 10 > /dev/full 2> '%s'", LEADSCORE_BIN, err_path);
+        int wst = system(cmd);
+        ck_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 1);
+        snprintf(cmd, sizeof cmd, "'%s' train --help > /dev/full 2> '%s'", LEADSCORE_BIN, err_path);
+        wst = system(cmd);
+        ck_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 1);
+        read_small(err_path, text, sizeof text);
+        ck_assert_msg(strstr(text, "leadscore train: cannot write standard output"), "%s", text);
+    }
     tu_rmtree(dir);
 }
 END_TEST
