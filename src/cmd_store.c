@@ -61,6 +61,20 @@ static const cliopts_spec keygen_spec = {
     .opts = keygen_rows,
 };
 
+/* Removes the copy in directory d (data.mdb, lock.mdb) and, when it was
+ * made for it, d itself: what a failed or earlier interrupted compact left. */
+static void remove_copy(const char *d, int remove_dir)
+{
+    char path[1200];
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", d, files[i]);
+        unlink(path);
+    }
+    if (remove_dir)
+        rmdir(d);
+}
+
 static int swap_in(const char *dir, const char *tmp)
 {
     char from[1200], to[1200];
@@ -98,7 +112,20 @@ int cmd_compact(int argc, char **argv)
     }
     snprintf(tmp, sizeof tmp, "%s/compact.tmp", dir);
     const char *target = out ? out : tmp;
-    if (mkdir(target, 0750) != 0 && errno != EEXIST) {
+    char held[1200];
+    struct stat st;
+    if (!out)
+        remove_copy(tmp, 1); /* left by an interrupted compact: we hold the writer lock */
+    snprintf(held, sizeof held, "%s/data.mdb", target);
+    if (out && stat(held, &st) == 0) {
+        store_close(&s);
+        return cli_error("compact", CLI_FAIL, "%s already holds a store (data.mdb): give an empty or new directory",
+                         out);
+    }
+    int made = mkdir(target, 0750) == 0;
+    if (!made && errno == EEXIST && (stat(target, &st) != 0 || !S_ISDIR(st.st_mode)))
+        errno = ENOTDIR;
+    if (!made && errno != EEXIST) {
         store_close(&s);
         storefile_unlock(&lock);
         return cli_error("compact", CLI_FAIL, "cannot create %s: %s", target, strerror(errno));
@@ -108,8 +135,10 @@ int cmd_compact(int argc, char **argv)
     int rc = store_compact(s, target);
     store_close(&s);
     if (rc != LS_OK) {
+        remove_copy(target, made || !out); /* no partial copy left behind */
         storefile_unlock(&lock);
-        return cli_error("compact", CLI_FAIL, "copy failed (%s); %s is unchanged", ls_strerror(rc), dir);
+        return cli_error("compact", CLI_FAIL, "copy failed (%s); %s is unchanged",
+                         rc == LS_EUNAVAIL ? "the disk is full" : ls_strerror(rc), dir);
     }
     if (!out)
         rc = swap_in(dir, tmp);

@@ -279,6 +279,11 @@ int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
         }
         rc = config_line(cfg, line, why, sizeof why);
     }
+    if (rc == LS_OK && ferror(fp)) { /* a directory opens, then cannot be read (EISDIR) */
+        snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
+        fclose(fp);
+        return LS_EIO;
+    }
     if (rc != LS_OK)
         snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
     fclose(fp);

@@ -617,6 +617,25 @@ START_TEST(failed_writes_leave_files_as_they_were)
     read_small(model, text, sizeof text);
     ck_assert_ptr_nonnull(strstr(text, "\"name\": \"trained\""));
     ck_assert_int_eq(temporaries_in(dir), 0);
+    /* compact: a copy an interrupted run left in DIR/compact.tmp does not
+     * block the next; a directory that holds a store is not a target */
+    char store_dir[700], stale[760], stale_file[800];
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    snprintf(stale, sizeof stale, "%s/compact.tmp", store_dir);
+    snprintf(stale_file, sizeof stale_file, "%s/data.mdb", stale);
+    const char *import[] = {"import", "--data", store_dir, "--no-sync", "--quiet", shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, import), 0);
+    ck_assert_int_eq(mkdir(stale, 0750), 0);
+    f = fopen(stale_file, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("half a copy", f);
+    fclose(f);
+    const char *compact[] = {"compact", "--data", store_dir, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, compact), 0);
+    ck_assert_int_ne(stat(stale, &st), 0);
+    const char *compact_onto[] = {"compact", "--data", store_dir, "--out", store_dir, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, compact_onto), 1);
+    ck_assert_ptr_nonnull(strstr(out, "already holds a store"));
     /* output that does not reach standard output (a full disk) is a
      * failure, said on stderr, not exit 0 */
     if (access("/dev/full", W_OK) == 0) {

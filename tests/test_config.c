@@ -390,6 +390,11 @@ START_TEST(missing_file_is_an_io_error)
     ck_assert_int_eq(config_load_file(&cfg, missing, err, sizeof err), LS_EIO);
     ck_assert_ptr_nonnull(strstr(err, missing));
     ck_assert_str_eq(cfg.data_dir, "./leadscore-data");
+    /* a directory opens but cannot be read: an error, not an empty file
+     * (serve once started on its defaults) */
+    err[0] = '\0';
+    ck_assert_int_eq(config_load_file(&cfg, dir, err, sizeof err), LS_EIO);
+    ck_assert_ptr_nonnull(strstr(err, "cannot read config file"));
 }
 END_TEST
 
