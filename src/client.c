@@ -155,6 +155,11 @@ static int add_listed(ls_client *c, const char *list)
 {
     if (!list || !*list)
         return LS_EINVAL;
+    size_t items = 1;
+    for (const char *p = list; *p; p++)
+        items += *p == ',';
+    if (items > MAX_CONNS) /* with room to spare for the nodes a map names */
+        return local_error(c, LS_EINVAL, "too many endpoints in the list (at most 256)");
     if (!strchr(list, ','))
         return conn_find(c, list, strlen(list)) < 0 ? LS_ENOMEM : LS_OK;
     for (const char *at = list;; at++) {

@@ -108,7 +108,8 @@ typedef struct {
  * was down is dropped, not sent when it comes back.  On any failure *out
  * is NULL.  LS_EINVAL for an
  * endpoint ZeroMQ does not take (in a list, the first is checked here and
- * the others when first used); nothing is sent until the first call.
+ * the others when first used), or for a list of more than 256; nothing is
+ * sent until the first call.
  *
  * Cluster mode: endpoint may instead list some (or all) nodes of one
  * leadscore cluster, comma-separated ("tcp://10.0.0.1:5555,tcp://10.0.0.2:5555";
@@ -138,7 +139,8 @@ typedef struct {
  *     map changed) makes the client fetch the map again and retry once.
  *   - Every other op goes to the node that answered the map request.
  * After a call in which a node did not answer, the next call fetches the
- * map again first.  A socket per node is connected on first use and kept.
+ * map again first, so that call may take up to twice timeout_ms (the map,
+ * then the request) when a listed node is down.  A socket per node is connected on first use and kept.
  * Replies are those a single node would give (with the "id" of the call).
  * When the listed nodes say they are no cluster (mode "single", or a
  * server older than cluster mode), everything goes to the one that
@@ -187,7 +189,8 @@ LS_API int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms
 /* A customer's raw feature values (the profile op) as of now_ms.  *reply
  * is the whole reply map as msgpack ({"customer", "known", "features":
  * {name: value}, "top_categories", ...}), malloc'd: free() it; read one
- * value with ls_client_profile_value. */
+ * value with ls_client_profile_value.  On an error reply *reply holds that
+ * reply (free it too); on other failures it is NULL. */
 LS_API int ls_client_profile(ls_client *c, const char *customer, int64_t now_ms, void **reply, size_t *reply_len);
 
 /* The content segments to show a customer (the recommend op) as of
@@ -205,8 +208,9 @@ LS_API int ls_client_ping(ls_client *c, char *version, size_t cap);
 
 /* Generic call: sends {"op": op, "id": <auto>, <fields>} where fields is
  * msgpack holding nfields key/value pairs (may be NULL with 0), and returns
- * the whole reply map as msgpack in *reply (malloc'd; free() it).  The
- * status is that of the reply: LS_OK when "ok" is true. */
+ * the whole reply map as msgpack in *reply (malloc'd; free() it, also
+ * when the reply is an error).  The status is that of the reply: LS_OK
+ * when "ok" is true; *reply is NULL when no reply came. */
 LS_API int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fields_len,
                           uint32_t nfields, void **reply, size_t *reply_len);
 
