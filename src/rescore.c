@@ -628,8 +628,10 @@ static void sift_up(top_slot *h, size_t i)
 int rescore_top_new(size_t n, rescore_top **out)
 {
     *out = NULL;
-    if (n == 0 || n > SIZE_MAX / sizeof(top_slot))
+    if (n == 0)
         return LS_EINVAL;
+    if (n > SIZE_MAX / sizeof(top_slot)) /* more than any store holds: every row */
+        n = SIZE_MAX / sizeof(top_slot);
     rescore_top *t = calloc(1, sizeof *t);
     if (!t)
         return LS_ENOMEM;

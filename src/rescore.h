@@ -144,7 +144,9 @@ int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summ
 
 typedef struct rescore_top rescore_top;
 
-/* A heap for the n best rows (n >= 1).  0, LS_EINVAL or LS_ENOMEM. */
+/* A heap for the n best rows (n >= 1; slots are allocated as rows come, so
+ * a huge n costs nothing and keeps every row).  0, LS_EINVAL (n = 0) or
+ * LS_ENOMEM. */
 int rescore_top_new(size_t n, rescore_top **out);
 /* Frees the heap and its rows; NULLs *t. */
 void rescore_top_free(rescore_top **t);

@@ -827,6 +827,12 @@ START_TEST(test_top_heap_bounded)
     uint64_t x = 88172645463325252ULL;
     size_t bytes_early = 0;
     ck_assert_int_eq(rescore_top_new(0, &t), LS_EINVAL);
+    /* a top bigger than any store (--top 9223372036854775807) keeps every
+     * row, allocated as they come: no "out of memory" */
+    ck_assert_int_eq(rescore_top_new(SIZE_MAX, &t), LS_OK);
+    ck_assert_int_eq(rescore_top_offer(t, 1.0, "a", 1, "row", 3), 1);
+    ck_assert(rescore_top_bytes(t) < 4096);
+    rescore_top_free(&t);
     ck_assert_int_eq(rescore_top_new(N, &t), LS_OK);
     for (int i = 0; i < OFFERS; i++) {
         x ^= x << 13;
