@@ -2,6 +2,7 @@
  * (JSON Lines or CSV) with its ground truth, for tests, demos, training
  * and benchmarks.  The simulation itself is shopgen.c. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,8 +38,9 @@ static void show_progress(void *arg, uint64_t events, int done, int total)
 static int parse_u64(const char *s, uint64_t *out)
 {
     char *end;
+    errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *end || *s == '-')
+    if (end == s || *end || *s == '-' || errno == ERANGE) /* past 2^64 - 1 is not clamped to it */
         return -1;
     *out = v;
     return 0;
@@ -81,7 +83,7 @@ static int parse_seed(const char *arg, void *dest, char *why, size_t cap)
 {
     if (parse_u64(arg, dest) == 0)
         return 0;
-    snprintf(why, cap, "\"%s\" is not a number", arg);
+    snprintf(why, cap, "\"%s\" is not a whole number from 0 to 18446744073709551615", arg);
     return -1;
 }
 
