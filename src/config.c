@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "leadscore/error.h"
+#include "log.h"
 #include "timefmt.h"
 
 #define OPT(field) offsetof(config, field)
@@ -206,8 +207,11 @@ int config_set(config *cfg, const char *name, const char *value, char *err, size
         if (o->kind != CONFIG_STRING)
             return set_number(cfg, o, value, err, n);
         size_t len = strlen(value);
+        log_level level;
         if ((len == 0 && *o->defval) || len >= o->cap) /* empty only where unset is the default */
             return bad_value(o, value, "a non-empty value of sensible length", err, n);
+        if (strcmp(o->name, "log-level") == 0 && log_parse_level(value, &level) != LS_OK)
+            return bad_value(o, value, "error, warn, info or debug", err, n); /* a usage error, with its line */
         memcpy((char *)cfg + o->offset, value, len + 1);
         return LS_OK;
     }

@@ -181,6 +181,9 @@ START_TEST(booleans_ints_and_strings)
 {
     config cfg;
     config_defaults(&cfg);
+    set_ok(&cfg, "log-level", "debug");
+    set_bad(&cfg, "log-level", "loud"); /* refused where it is read, as any bad value */
+    ck_assert_str_eq(cfg.log_level, "debug");
     set_ok(&cfg, "sync", "off");
     ck_assert_int_eq(cfg.sync, 0);
     set_ok(&cfg, "sync", "on");
