@@ -164,15 +164,20 @@ static int print_trigger(printer *p, const msgpack_object *t)
     return LS_OK;
 }
 
-/* Warns when triggers after from left the outbox before they were read
- * (the oldest it holds is first). */
-static void check_gap(uint64_t from, uint64_t first)
+/* Warns when triggers after *from left the outbox before they were read
+ * (the oldest it holds is first; when it holds none, 0, and last is the
+ * newest ever written), and moves *from past them, so the warning is said
+ * once. */
+static void check_gap(uint64_t *from, uint64_t first, uint64_t last)
 {
-    if (first > from + 1)
-        fprintf(stderr,
-                "leadscore triggers: warning: triggers %llu to %llu left the outbox before they were read "
-                "(serve's --trigger-retention, --trigger-max); continuing with %llu\n",
-                (unsigned long long)(from + 1), (unsigned long long)(first - 1), (unsigned long long)first);
+    uint64_t gone_to = first ? first - 1 : last;
+    if (gone_to <= *from)
+        return;
+    fprintf(stderr,
+            "leadscore triggers: warning: triggers %llu to %llu left the outbox before they were read "
+            "(serve's --trigger-retention, --trigger-max); continuing with %llu\n",
+            (unsigned long long)(*from + 1), (unsigned long long)gone_to, (unsigned long long)(gone_to + 1));
+    *from = gone_to;
 }
 
 /* How many to ask for next: a page, or what --limit leaves. */
@@ -228,8 +233,9 @@ static int read_offline(const triggers_cli *o, printer *p)
     }
     store_reader_close(&r);
     store_close(&s);
+    uint64_t from = (uint64_t)o->from;
     if (rc == LS_OK || p->failed)
-        check_gap((uint64_t)o->from, first);
+        check_gap(&from, first, last);
     if (p->failed)
         return cli_error(CMD, CLI_FAIL, "cannot write to standard output: %s", strerror(errno));
     return rc == LS_OK ? CLI_OK : cli_error(CMD, CLI_FAIL, "reading the store failed: %s", ls_strerror(rc));
@@ -284,7 +290,7 @@ static int fetch_page(ls_client *c, const triggers_cli *o, printer *p, uint64_t 
     }
     codec_get_int(&up.data, "first", &first);
     codec_get_int(&up.data, "last", &newest);
-    check_gap(*from, first > 0 ? (uint64_t)first : 0);
+    check_gap(from, first > 0 ? (uint64_t)first : 0, newest > 0 ? (uint64_t)newest : 0);
     for (uint32_t i = 0; i < list->via.array.size && rc == LS_OK; i++)
         rc = print_trigger(p, &list->via.array.ptr[i]);
     *got = list->via.array.size;

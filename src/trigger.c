@@ -2,7 +2,12 @@
  * trigger.h).
  *
  * trigger_outbox: be64 seq -> the trigger's msgpack map; the reserved key
- * of 8 zero bytes (seq 0, never a trigger) holds the store id.
+ * of 8 zero bytes (seq 0, never a trigger) holds the store id, and the
+ * reserved key of 8 zero bytes and a 1 (9 bytes: it sorts after the store
+ * id and before seq 1, so no scan from seq 1 meets it) holds be64 the
+ * highest seq ever written once triggers were erased (forget, pruning):
+ * numbering goes on from there, so a seq and an id are never given twice
+ * even when the newest triggers are gone.
  * trigger_timers: be64 due_ms + customer id -> "".
  * trigger_by_customer: be16 id length + customer id + be64 seq -> "" (an
  * index, so forget can erase a customer's triggers). */
@@ -21,6 +26,45 @@
 #include "leadscore/error.h"
 
 static const uint8_t STORE_ID_KEY[8] = {0};
+static const uint8_t HIGH_SEQ_KEY[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+/* The seq of a last key (0 when it is not a trigger's). */
+static uint64_t key_seq(const store_bytes *k)
+{
+    return k->len == 8 ? bytecur_load_be64(k->ptr) : 0;
+}
+
+/* The highest seq written: the newest trigger held, or the high-water mark
+ * left when newer ones were erased. */
+static int highest_seq_w(store_wtxn *w, uint64_t *out)
+{
+    store_bytes k, v;
+    *out = 0;
+    int rc = store_wtxn_tlast(w, STORE_T_OUTBOX, &k);
+    if (rc && rc != LS_ENOTFOUND)
+        return rc;
+    if (rc == LS_OK)
+        *out = key_seq(&k);
+    rc = store_wtxn_tget(w, STORE_T_OUTBOX, HIGH_SEQ_KEY, sizeof HIGH_SEQ_KEY, &v);
+    if (rc && rc != LS_ENOTFOUND)
+        return rc;
+    if (rc == LS_OK && v.len == 8 && bytecur_load_be64(v.ptr) > *out)
+        *out = bytecur_load_be64(v.ptr);
+    return LS_OK;
+}
+
+/* Before triggers are erased: keeps the highest seq written, so the next
+ * one is numbered after it. */
+static int keep_high_seq(store_wtxn *w)
+{
+    uint64_t high;
+    uint8_t b[8];
+    int rc = highest_seq_w(w, &high);
+    if (rc || high == 0)
+        return rc;
+    bytecur_store_be64(b, high);
+    return store_wtxn_tput(w, STORE_T_OUTBOX, HIGH_SEQ_KEY, sizeof HIGH_SEQ_KEY, b, 8);
+}
 
 const char *trigger_kind_name(trigger_kind k)
 {
@@ -51,7 +95,7 @@ static uint64_t fresh_store_id(void)
 
 int trigger_outbox_begin(trigger_outbox *o, store_wtxn *w)
 {
-    store_bytes v, k;
+    store_bytes v;
     o->appended = 0;
     int rc = store_wtxn_tget(w, STORE_T_OUTBOX, STORE_ID_KEY, 8, &v);
     if (rc == LS_OK && v.len == 8) {
@@ -65,10 +109,10 @@ int trigger_outbox_begin(trigger_outbox *o, store_wtxn *w)
     } else {
         return rc;
     }
-    rc = store_wtxn_tlast(w, STORE_T_OUTBOX, &k);
-    if (rc && rc != LS_ENOTFOUND)
+    uint64_t high;
+    if ((rc = highest_seq_w(w, &high)) != LS_OK)
         return rc;
-    o->next_seq = rc == LS_OK && k.len == 8 ? bytecur_load_be64(k.ptr) + 1 : 1;
+    o->next_seq = high + 1;
     if (o->next_seq == 0)
         o->next_seq = 1;
     return LS_OK;
@@ -237,7 +281,11 @@ int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t ma
     if (!cust)
         return LS_ENOMEM;
     pc.cust = cust;
-    uint64_t newest = last.len == 8 ? bytecur_load_be64(last.ptr) : 0;
+    if ((rc = keep_high_seq(w)) != LS_OK) {
+        free(cust);
+        return rc;
+    }
+    uint64_t newest = key_seq(&last);
     pc.drop_below = newest >= keep_max ? newest - keep_max + 1 : 0;
     uint8_t from[8];
     bytecur_store_be64(from, 1);
@@ -277,9 +325,12 @@ int trigger_forget(store_wtxn *w, const char *id, size_t len, size_t *erased)
     *erased = 0;
     if (plen == 0)
         return LS_OK;
+    int rc = keep_high_seq(w);
+    if (rc)
+        return rc;
     for (;;) {
         forget_ctx fc = {prefix, plen, {0}, 0};
-        int rc = store_wtxn_tscan(w, STORE_T_BY_CUSTOMER, prefix, plen, forget_pick, &fc);
+        rc = store_wtxn_tscan(w, STORE_T_BY_CUSTOMER, prefix, plen, forget_pick, &fc);
         if (rc != LS_OK && rc != 1)
             return rc;
         if (fc.n == 0)
@@ -337,7 +388,7 @@ static int first_one(void *arg, const store_bytes *key, const store_bytes *val)
 int trigger_read(store_reader *r, uint64_t from, size_t limit, trigger_fn fn, void *arg, uint64_t *first,
                  uint64_t *last)
 {
-    store_bytes k;
+    store_bytes k, v;
     uint8_t start[8];
     *first = *last = 0;
     int rc = store_reader_tlast(r, STORE_T_OUTBOX, &k);
@@ -345,7 +396,13 @@ int trigger_read(store_reader *r, uint64_t from, size_t limit, trigger_fn fn, vo
         return LS_OK;
     if (rc)
         return rc;
-    *last = k.len == 8 ? bytecur_load_be64(k.ptr) : 0;
+    *last = key_seq(&k);
+    /* triggers erased past the newest held: the numbering's high-water mark */
+    rc = store_reader_tget(r, STORE_T_OUTBOX, HIGH_SEQ_KEY, sizeof HIGH_SEQ_KEY, &v);
+    if (rc && rc != LS_ENOTFOUND)
+        return rc;
+    if (rc == LS_OK && v.len == 8 && bytecur_load_be64(v.ptr) > *last)
+        *last = bytecur_load_be64(v.ptr);
     first_ctx fc = {0};
     bytecur_store_be64(start, 1);
     if ((rc = store_reader_tscan(r, STORE_T_OUTBOX, start, 8, first_one, &fc)) != LS_OK && rc != 1)

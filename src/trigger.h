@@ -5,8 +5,10 @@
  *
  * A trigger is stored as the msgpack map the wire carries (PROTOCOL.md
  * section 3.13): {seq, id, customer, kind, name, at, ...}.  seq starts at
- * 1 and grows by one per trigger; id is "<store id>-<seq>" in hex/decimal,
- * the same on every redelivery.  Old triggers leave the outbox by age
+ * 1 and grows by one per trigger, and is never given twice: after forget
+ * or pruning erased the newest triggers, numbering goes on past the
+ * highest seq ever written (kept in the store); id is "<store id>-<seq>"
+ * in hex/decimal, the same on every redelivery.  Old triggers leave the outbox by age
  * and by count (trigger_prune); a reader asking from before the oldest
  * one kept is told where the outbox now begins.
  *
@@ -66,7 +68,7 @@ int trigger_forget(store_wtxn *w, const char *id, size_t len, size_t *erased);
 
 /* Calls fn with the stored msgpack bytes of up to limit triggers with
  * seq > from, in seq order.  *first is the oldest seq the outbox holds
- * (0 when empty) and *last the newest. */
+ * (0 when empty) and *last the newest ever written (it may have left). */
 typedef int (*trigger_fn)(void *arg, uint64_t seq, const uint8_t *msgpack, size_t len);
 int trigger_read(store_reader *r, uint64_t from, size_t limit, trigger_fn fn, void *arg, uint64_t *first,
                  uint64_t *last);

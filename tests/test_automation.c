@@ -17,7 +17,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "leadscore/error.h"
 #include "testutil.h"
+#include "trigger.h"
 
 static int64_t wall_ms(void)
 {
@@ -845,6 +847,139 @@ START_TEST(kill9_loses_no_trigger)
 }
 END_TEST
 
+/* A seq, and so an id, is never given twice: forget erasing the newest
+ * triggers once let the next trigger take the erased one's seq and id, so
+ * a consumer that had handled it never saw the new one. */
+static void forget_over_wire(tu_conn *c, const char *customer)
+{
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "forget", 1);
+    kv_s(&r, "customer", customer);
+    ck_assert(tu_get_bool(send_req(c, &r, &up), "deleted"));
+    msgpack_unpacked_destroy(&up);
+}
+
+START_TEST(seqs_are_never_given_twice_after_forget)
+{
+    char ddir[512], ep[256], erased_id[64];
+    tu_tempdir(ddir, sizeof ddir);
+    const char *extra[] = {NULL};
+    pid_t pid = tu_spawn_serve(ddir, ep, sizeof ep, extra);
+    tu_connect(&conn, ep, ZMQ_DEALER);
+    audience_put(&conn, "all", "known");
+    track1(&conn, "u1", "page_view", wall_ms(), 0);
+    track1(&conn, "u2", "page_view", wall_ms(), 0);
+    track1(&conn, "u3", "page_view", wall_ms(), 0);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(n, 3);
+    ck_assert_str_eq(all[2].customer, "u3");
+    snprintf(erased_id, sizeof erased_id, "%s", all[2].id);
+    forget_over_wire(&conn, "u3"); /* the newest trigger goes */
+    track1(&conn, "u4", "page_view", wall_ms(), 0);
+    trig page[4];
+    uint64_t next;
+    ck_assert_int_eq(read_page(&conn, 3, 10, 0, page, 4, &next, NULL), 1); /* a reader that handled seq 3 */
+    ck_assert_int_eq(page[0].seq, 4);
+    ck_assert_str_eq(page[0].customer, "u4");
+    ck_assert_str_ne(page[0].id, erased_id);
+    /* the same across a restart, with the newest erased again */
+    forget_over_wire(&conn, "u4");
+    tu_disconnect(&conn);
+    ck_assert_int_eq(tu_kill_wait(pid, SIGTERM), 0);
+    pid = tu_spawn_serve(ddir, ep, sizeof ep, extra);
+    tu_connect(&conn, ep, ZMQ_DEALER);
+    track1(&conn, "u5", "page_view", wall_ms(), 0);
+    ck_assert_int_eq(read_page(&conn, 4, 10, 0, page, 4, &next, NULL), 1);
+    ck_assert_int_eq(page[0].seq, 5);
+    ck_assert_str_eq(page[0].customer, "u5");
+    tu_disconnect(&conn);
+    tu_kill_wait(pid, SIGTERM);
+    tu_rmtree(ddir);
+}
+END_TEST
+
+/* The same at the store when pruning empties the outbox: the reader is
+ * told where numbering stands (last), the next trigger goes on from it,
+ * and `leadscore triggers` warns a reader parked before the gap, once. */
+static int count_seen(void *arg, uint64_t seq, const uint8_t *bytes, size_t len)
+{
+    (void)seq;
+    (void)bytes;
+    (void)len;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void append_one(store *s, const char *customer, uint64_t *seq)
+{
+    trigger_outbox o;
+    store_wtxn *w;
+    trigger_record t = {TRIGGER_ENTER, "all", customer, strlen(customer), wall_ms(), 0.5, "warm", "prospect",
+                        "prospect", "", 1.0, 0};
+    trigger_outbox_init(&o);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(trigger_outbox_begin(&o, w), LS_OK);
+    ck_assert_int_eq(trigger_append(&o, w, &t, seq), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    trigger_outbox_free(&o);
+}
+
+static void read_bounds(store *s, uint64_t from, uint64_t *first, uint64_t *last, int *seen)
+{
+    store_reader *r;
+    *seen = 0;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(trigger_read(r, from, 100, count_seen, seen, first, last), LS_OK);
+    store_reader_end(r);
+    store_reader_close(&r);
+}
+
+START_TEST(seqs_go_on_when_pruning_empties_the_outbox)
+{
+    char sdir[512], err[256], out[4096], errtext[4096];
+    store *s;
+    store_options so = {0};
+    feature_decay decay = {3 * 86400000LL, 30 * 86400000LL};
+    uint64_t seq, first, last;
+    int seen;
+    size_t pruned;
+    tu_tempdir(sdir, sizeof sdir);
+    ck_assert_int_eq(store_open(&s, sdir, &so, &decay, err, sizeof err), LS_OK);
+    for (int i = 1; i <= 3; i++) {
+        append_one(s, "p", &seq);
+        ck_assert_int_eq(seq, (uint64_t)i);
+    }
+    store_wtxn *w;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(trigger_prune(w, INT64_MAX, 1000, 100, &pruned), LS_OK); /* every one is too old */
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(pruned, 3);
+    read_bounds(s, 0, &first, &last, &seen);
+    ck_assert_int_eq(first, 0); /* empty */
+    ck_assert_int_eq(last, 3);  /* but 3 were written */
+    ck_assert_int_eq(seen, 0);
+    store_close(&s);
+    /* a reader parked at 1 is told that 2 and 3 left, once */
+    const char *cli[] = {"triggers", "--data", sdir, "--from", "1", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, errtext, sizeof errtext, cli), 0);
+    ck_assert_msg(strstr(errtext, "triggers 2 to 3 left the outbox"), "%s", errtext);
+    ck_assert_ptr_null(strstr(strstr(errtext, "left the outbox") + 1, "left the outbox"));
+    /* and the next trigger is 4, also after a reopen */
+    ck_assert_int_eq(store_open(&s, sdir, &so, &decay, err, sizeof err), LS_OK);
+    append_one(s, "q", &seq);
+    ck_assert_int_eq(seq, 4);
+    read_bounds(s, 0, &first, &last, &seen);
+    ck_assert_int_eq(first, 4);
+    ck_assert_int_eq(last, 4);
+    ck_assert_int_eq(seen, 1);
+    store_close(&s);
+    tu_rmtree(sdir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("automation");
@@ -866,6 +1001,8 @@ int main(void)
     tcase_add_test(tc, forget_leaves_audiences);
     tcase_add_test(tc, triggers_off_does_nothing);
     tcase_add_test(tc, kill9_loses_no_trigger);
+    tcase_add_test(tc, seqs_are_never_given_twice_after_forget);
+    tcase_add_test(tc, seqs_go_on_when_pruning_empties_the_outbox);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
