@@ -179,8 +179,12 @@ static int set_number(config *cfg, const config_option *o, const char *value, ch
         return LS_OK;
     }
     case CONFIG_SIZE:
-        if (config_parse_size(value, &u) || (int64_t)u < o->min || (int64_t)u > o->max)
-            return bad_value(o, value, "a size in range (e.g. 1048576, 64KiB, 1MiB)", err, n);
+        if (config_parse_size(value, &u) || (int64_t)u < o->min || (int64_t)u > o->max) {
+            char what[128]; /* counts use this kind too: say the range, not only "a size" */
+            snprintf(what, sizeof what, "a number from %lld to %lld (K, M, KiB, MiB ... allowed)", (long long)o->min,
+                     (long long)o->max);
+            return bad_value(o, value, what, err, n);
+        }
         *(uint64_t *)p = u;
         return LS_OK;
     case CONFIG_DURATION:
