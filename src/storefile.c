@@ -164,7 +164,11 @@ static int otherwise_empty(const char *dir)
     return empty;
 }
 
-static int check_metas(int fd, const char *path, uint64_t size, char *err, size_t errlen)
+/* Checks the meta pages against the file's size.  *short_file is set
+ * when the newest commit needs more pages than size holds: a truncated
+ * file, or a commit that landed after size was read (a writer in another
+ * process), which the caller tells apart by looking again. */
+static int check_metas(int fd, const char *path, uint64_t size, int *short_file, char *err, size_t errlen)
 {
     uint8_t buf[META_END];
     meta_page m[2];
@@ -187,7 +191,8 @@ static int check_metas(int fd, const char *path, uint64_t size, char *err, size_
         return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: its second meta page is %s; %s", path, why, RECOVERY);
     const meta_page *newer = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
     uint64_t pages = size / ps;
-    if (newer->last_pg >= pages)
+    *short_file = newer->last_pg >= pages;
+    if (*short_file)
         return ls_fail(err, errlen, LS_EPARSE, "%s is truncated: its newest commit (txn %llu) uses %llu pages of "
                        "%u bytes but the file holds only %llu bytes; %s", path, (unsigned long long)newer->txnid,
                        (unsigned long long)newer->last_pg + 1, ps, (unsigned long long)size, RECOVERY);
@@ -208,17 +213,24 @@ int storefile_check(const char *dir, char *err, size_t errlen)
     if (fd < 0)
         return errno == ENOENT ? LS_OK
                                : ls_fail(err, errlen, LS_EIO, "cannot read %s: %s", path, strerror(errno));
-    int rc = LS_OK;
-    if (fstat(fd, &st) != 0)
-        rc = ls_fail(err, errlen, LS_EIO, "cannot stat %s: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = ls_fail(err, errlen, LS_EPARSE, "%s is not a regular file; %s", path, RECOVERY);
-    else if (st.st_size == 0 && !otherwise_empty(dir))
-        rc = ls_fail(err, errlen, LS_EPARSE, "%s is empty but the directory holds other store files: the store "
-                     "lost its data (an empty file is taken as a new store only in an otherwise empty "
-                     "directory); %s", path, RECOVERY);
-    else if (st.st_size > 0)
-        rc = check_metas(fd, path, (uint64_t)st.st_size, err, errlen);
+    int rc = LS_OK, short_file = 1;
+    /* a writer may commit between the size and the meta pages read (it
+     * writes its pages, growing the file, before its meta page): a file
+     * short of the newest commit is looked at again before it is called
+     * truncated */
+    for (int look = 0; look < 3 && short_file; look++) {
+        short_file = 0;
+        if (fstat(fd, &st) != 0)
+            rc = ls_fail(err, errlen, LS_EIO, "cannot stat %s: %s", path, strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+            rc = ls_fail(err, errlen, LS_EPARSE, "%s is not a regular file; %s", path, RECOVERY);
+        else if (st.st_size == 0 && !otherwise_empty(dir))
+            rc = ls_fail(err, errlen, LS_EPARSE, "%s is empty but the directory holds other store files: the "
+                         "store lost its data (an empty file is taken as a new store only in an otherwise empty "
+                         "directory); %s", path, RECOVERY);
+        else if (st.st_size > 0)
+            rc = check_metas(fd, path, (uint64_t)st.st_size, &short_file, err, errlen);
+    }
     close(fd);
     return rc;
 }
