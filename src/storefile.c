@@ -16,6 +16,7 @@
 
 #include "error_internal.h"
 
+#define STOREFILE_LOOKS 5 /* looks at the meta pages before a file is called damaged */
 #define RECOVERY "restore the directory from a backup (or from a copy made with `mdb_copy` or " \
                  "`leadscore compact --out`), or move it away to start an empty store"
 
@@ -164,11 +165,8 @@ static int otherwise_empty(const char *dir)
     return empty;
 }
 
-/* Checks the meta pages against the file's size.  *short_file is set
- * when the newest commit needs more pages than size holds: a truncated
- * file, or a commit that landed after size was read (a writer in another
- * process), which the caller tells apart by looking again. */
-static int check_metas(int fd, const char *path, uint64_t size, int *short_file, char *err, size_t errlen)
+/* Checks the meta pages against the file's size. */
+static int check_metas(int fd, const char *path, uint64_t size, char *err, size_t errlen)
 {
     uint8_t buf[META_END];
     meta_page m[2];
@@ -191,8 +189,7 @@ static int check_metas(int fd, const char *path, uint64_t size, int *short_file,
         return ls_fail(err, errlen, LS_EPARSE, "%s is damaged: its second meta page is %s; %s", path, why, RECOVERY);
     const meta_page *newer = m[1].txnid > m[0].txnid ? &m[1] : &m[0];
     uint64_t pages = size / ps;
-    *short_file = newer->last_pg >= pages;
-    if (*short_file)
+    if (newer->last_pg >= pages)
         return ls_fail(err, errlen, LS_EPARSE, "%s is truncated: its newest commit (txn %llu) uses %llu pages of "
                        "%u bytes but the file holds only %llu bytes; %s", path, (unsigned long long)newer->txnid,
                        (unsigned long long)newer->last_pg + 1, ps, (unsigned long long)size, RECOVERY);
@@ -213,13 +210,18 @@ int storefile_check(const char *dir, char *err, size_t errlen)
     if (fd < 0)
         return errno == ENOENT ? LS_OK
                                : ls_fail(err, errlen, LS_EIO, "cannot read %s: %s", path, strerror(errno));
-    int rc = LS_OK, short_file = 1;
-    /* a writer may commit between the size and the meta pages read (it
-     * writes its pages, growing the file, before its meta page): a file
-     * short of the newest commit is looked at again before it is called
-     * truncated */
-    for (int look = 0; look < 3 && short_file; look++) {
-        short_file = 0;
+    int rc = LS_OK, metas_bad = 1;
+    /* A writer in another process may commit while we look: between the
+     * size and the meta pages read (a newest commit bigger than the size
+     * read), or during the read of a meta page (half of it new: a root past
+     * its last page).  LMDB's own readers never see that (they take the
+     * meta under its lock protocol); this check reads the file.  So what the
+     * meta pages say wrong is looked at again, a few times a millisecond
+     * apart, before the file is called damaged: a damaged file stays so. */
+    for (int look = 0; look < STOREFILE_LOOKS && metas_bad; look++) {
+        if (look > 0)
+            usleep(1000);
+        metas_bad = 0;
         if (fstat(fd, &st) != 0)
             rc = ls_fail(err, errlen, LS_EIO, "cannot stat %s: %s", path, strerror(errno));
         else if (!S_ISREG(st.st_mode))
@@ -229,7 +231,7 @@ int storefile_check(const char *dir, char *err, size_t errlen)
                          "store lost its data (an empty file is taken as a new store only in an otherwise empty "
                          "directory); %s", path, RECOVERY);
         else if (st.st_size > 0)
-            rc = check_metas(fd, path, (uint64_t)st.st_size, &short_file, err, errlen);
+            metas_bad = (rc = check_metas(fd, path, (uint64_t)st.st_size, err, errlen)) == LS_EPARSE;
     }
     close(fd);
     return rc;
