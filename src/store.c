@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "bytecur.h"
 #include "error_internal.h"
@@ -124,6 +127,21 @@ static int from_mdb(int rc)
     case MDB_INVALID: return LS_EVERSION;
     default: return rc == EIO || rc == EACCES || rc == ENOENT || rc == EROFS ? LS_EIO : LS_EINTERNAL;
     }
+}
+
+/* LMDB reports a write that the disk cut short (it filled up during the
+ * write) as EIO, not ENOSPC: an EIO while the store's file system has
+ * (almost) no room left is taken for what it is, a full disk, so the
+ * writer answers `unavailable` "disk is full" instead of an internal
+ * error.  Any other code passes through. */
+#define DISK_FULL_BELOW (1u << 20) /* free bytes under which an EIO means "full" */
+static int disk_full_as_such(const store *s, int rc)
+{
+    int fd;
+    struct statvfs vfs;
+    if (rc != EIO || mdb_env_get_fd(s->env, &fd) != 0 || fstatvfs(fd, &vfs) != 0)
+        return rc;
+    return (uint64_t)vfs.f_bavail * vfs.f_frsize < DISK_FULL_BELOW ? ENOSPC : rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1024,7 +1042,7 @@ int store_write_commit(store_wtxn **wp)
     if (rc)
         mdb_txn_abort((*wp)->txn); /* as a commit that failed writing */
     else
-        rc = mdb_txn_commit((*wp)->txn);
+        rc = disk_full_as_such((*wp)->s, mdb_txn_commit((*wp)->txn));
     if (rc == 0) {
         windowkeys_committed(&(*wp)->s->wk);
     } else {
@@ -1921,7 +1939,19 @@ int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted)
 
 int store_compact(store *s, const char *out)
 {
-    return from_mdb(mdb_env_copy2(s->env, out, MDB_CP_COMPACT));
+    /* the file made here, with the store's own mode (LMDB's copy would
+     * make it 0644 by the umask: a store readable by everyone) */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", out);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return from_mdb(errno);
+    int rc = disk_full_as_such(s, mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT));
+    if (rc == 0 && fsync(fd) != 0)
+        rc = errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = errno;
+    return from_mdb(rc);
 }
 
 /* ------------------------------------------------------------------ */

@@ -633,6 +633,10 @@ START_TEST(failed_writes_leave_files_as_they_were)
     const char *compact[] = {"compact", "--data", store_dir, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, compact), 0);
     ck_assert_int_ne(stat(stale, &st), 0);
+    char compacted[760];
+    snprintf(compacted, sizeof compacted, "%s/data.mdb", store_dir);
+    ck_assert_int_eq(stat(compacted, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0640); /* the store's mode, not the umask's 0644 */
     const char *compact_onto[] = {"compact", "--data", store_dir, "--out", store_dir, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, compact_onto), 1);
     ck_assert_ptr_nonnull(strstr(out, "already holds a store"));
