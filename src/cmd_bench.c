@@ -170,7 +170,7 @@ static const cliopt bench_rows[] = {
              "(with --baseline the echo and leadscore runs alternate, and the\n"
              "ratio is the median of the rounds' ratios); --audiences: runs per\n"
              "configuration, in rotated order, each on a freshly started server\n"
-             "(default 3); rescore: timed runs (default 3)"},
+             "(default 3); rescore: timed runs (default 3); not for triggers"},
     {.name = "zipf", .kind = CLIOPT_CUSTOM, F(lg.zipf_s), .parse = parse_positive, .arg = "S",
      .help = "draw customers by a Zipf law with exponent S > 0 (default uniform)"},
     {.name = "seed", .kind = CLIOPT_COUNT, F(lg.seed), .lo = 0, .hi = LLONG_MAX, .want = "a whole number", .arg = "N",
@@ -208,7 +208,7 @@ static const cliopt bench_rows[] = {
      .help = "write every figure as JSON (- for stdout)"},
     {.name = "plot", .kind = CLIOPT_STRING, F(plot_path), .arg = "FILE.png",
      .help = "write a latency-percentile plot (needs gnuplot)"},
-    {.name = "quiet", .kind = CLIOPT_FLAG, F(quiet), .help = "no progress line"},
+    {.name = "quiet", .kind = CLIOPT_FLAG, F(quiet), .help = "no progress line, no line per round: the report alone"},
     CLIOPT_END};
 #undef F
 
@@ -965,6 +965,8 @@ static int check_target(const bench_opts *o, const char *ep)
                         "workload\n", ep, probe_op(o->lg.workload), why, loadgen_workload_name(o->lg.workload));
         return -1;
     }
+    if (rc == LS_EINVAL)
+        return cli_error("bench", CLI_USAGE, "--connect %s: %s", ep, why);
     if (rc == LS_ETIMEOUT)
         return cli_error("bench", CLI_FAIL,
                          "no reply from %s within %d ms: is `leadscore serve` running there? (a CurveZMQ "

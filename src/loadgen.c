@@ -513,6 +513,9 @@ int loadgen_probe(const loadgen_config *cfg, char *why, size_t cap)
         lg_request_build(&c, 1, &kind, &items);
     }
     int rc = lg_conn_open(&s, cfg, cfg->echo ? loadgen_echo_endpoint(cfg->echo) : cfg->endpoint, cfg->timeout_ms);
+    if (rc != LS_OK)
+        snprintf(why, cap, "%s", rc == LS_EINVAL ? "not an endpoint ZeroMQ can connect to (e.g. tcp://127.0.0.1:5555)"
+                                                 : "cannot open a socket");
     if (rc == LS_OK) {
         rc = lg_call(&s, c.sb.data, c.sb.size, &r);
         snprintf(why, cap, "%s", rc == LS_ETIMEOUT ? "no reply" : rc ? "a reply that is not a msgpack map" : "");

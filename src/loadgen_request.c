@@ -386,7 +386,7 @@ int lg_conn_open(lg_conn *s, const loadgen_config *cfg, const char *endpoint, in
         lg_client_curve(cfg, s->sock);
     if (zmq_connect(s->sock, endpoint) != 0) {
         lg_conn_close(s);
-        return LS_EINTERNAL;
+        return LS_EINVAL; /* not an endpoint ZeroMQ takes */
     }
     return LS_OK;
 }

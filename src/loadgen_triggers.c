@@ -167,7 +167,7 @@ int loadgen_audiences_put(const loadgen_config *cfg, const loadgen_audience *a, 
             sleep_ns(READY_POLL_NS);
         }
     }
-    if (rc == LS_EINTERNAL)
+    if (rc == LS_EINTERNAL || rc == LS_EINVAL)
         snprintf(why, cap, "cannot open a socket to %s", cfg->endpoint);
     lg_conn_close(&s);
     return rc;

@@ -880,6 +880,11 @@ START_TEST(cli_help_and_usage)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, both), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, none), 1);
     ck_assert_ptr_nonnull(strstr(out, "no reply"));
+    /* an endpoint without its scheme: a usage error that says so (it once
+     * printed "refused a score request" and uninitialised bytes) */
+    const char *noscheme[] = {"bench", "--connect", "127.0.0.1:5555", "--duration", "1", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, noscheme), 2);
+    ck_assert_msg(strstr(out, "--connect 127.0.0.1:5555: not an endpoint ZeroMQ can connect to"), "%s", out);
 }
 END_TEST
 
