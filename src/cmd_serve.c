@@ -212,6 +212,9 @@ int cmd_serve(int argc, char **argv)
     int rc = read_settings(argc, argv, &cfg);
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
+    if ((cfg.node[0] || cfg.advertise[0]) && !cfg.nats[0]) /* else a single node, silently */
+        return cli_error("serve", CLI_USAGE, "--%s is for cluster mode: give --nats URLS too (or leave it out for a "
+                         "single node)", cfg.node[0] ? "node" : "advertise");
     server *s;
     if (server_start(&s, &cfg, err, sizeof err) != LS_OK)
         return cli_error("serve", CLI_FAIL, "%s", err[0] ? err : "cannot start");

@@ -89,6 +89,10 @@ START_TEST(usage_errors_exit_two)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, missing), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, badfield), 2);
     ck_assert_ptr_nonnull(strstr(out, "price"));
+    /* a cluster setting without --nats: said, not a single node started silently */
+    const char *node_alone[] = {"serve", "--node", "node1", "--data", "/nonexistent/never-made", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, node_alone), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--nats"));
 }
 END_TEST
 
