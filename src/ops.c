@@ -91,18 +91,19 @@ static int read_now(ops_call *c)
  * or its element `index` when index >= 0 (named so in the error). */
 static int check_customer(ops_call *c, const msgpack_object *o, const char *field, int64_t index, ls_str *out)
 {
-    char name[48];
+    char idx[24] = ""; /* only for an error: not on every request */
+    int bad = !o || o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0;
+    if (!bad && o->via.str.size <= c->svc->cfg.max_string) {
+        out->ptr = o->via.str.ptr;
+        out->len = o->via.str.size;
+        return LS_OK;
+    }
     if (index >= 0)
-        snprintf(name, sizeof name, "%s[%lld]", field, (long long)index);
-    else
-        snprintf(name, sizeof name, "%s", field);
-    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0)
-        return fail(c, LS_EBADREQ, "\"%s\" must be a non-empty string", name);
-    if (o->via.str.size > c->svc->cfg.max_string)
-        return fail(c, LS_ETOOLARGE, "\"%s\": the customer id is longer than the string limit (max-string)", name);
-    out->ptr = o->via.str.ptr;
-    out->len = o->via.str.size;
-    return LS_OK;
+        snprintf(idx, sizeof idx, "[%lld]", (long long)index);
+    if (bad)
+        return fail(c, LS_EBADREQ, "\"%s%s\" must be a non-empty string", field, idx);
+    return fail(c, LS_ETOOLARGE, "\"%s%s\": the customer id is longer than the string limit (max-string)", field,
+                idx);
 }
 
 /* The request's "id" as msgpack bytes (empty when it has none), for a

@@ -54,14 +54,18 @@ static int highest_seq_w(store_wtxn *w, uint64_t *out)
 }
 
 /* Before triggers are erased: keeps the highest seq written, so the next
- * one is numbered after it. */
+ * one is numbered after it (written only when it moved). */
 static int keep_high_seq(store_wtxn *w)
 {
     uint64_t high;
     uint8_t b[8];
+    store_bytes v;
     int rc = highest_seq_w(w, &high);
     if (rc || high == 0)
         return rc;
+    if (store_wtxn_tget(w, STORE_T_OUTBOX, HIGH_SEQ_KEY, sizeof HIGH_SEQ_KEY, &v) == LS_OK && v.len == 8 &&
+        bytecur_load_be64(v.ptr) == high)
+        return LS_OK;
     bytecur_store_be64(b, high);
     return store_wtxn_tput(w, STORE_T_OUTBOX, HIGH_SEQ_KEY, sizeof HIGH_SEQ_KEY, b, 8);
 }
@@ -281,10 +285,6 @@ int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t ma
     if (!cust)
         return LS_ENOMEM;
     pc.cust = cust;
-    if ((rc = keep_high_seq(w)) != LS_OK) {
-        free(cust);
-        return rc;
-    }
     uint64_t newest = key_seq(&last);
     pc.drop_below = newest >= keep_max ? newest - keep_max + 1 : 0;
     uint8_t from[8];
@@ -292,6 +292,8 @@ int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t ma
     rc = store_wtxn_tscan(w, STORE_T_OUTBOX, from, 8, prune_pick, &pc);
     if (rc == 1)
         rc = LS_OK;
+    if (rc == LS_OK && pc.n > 0) /* only when something goes: no write on a quiet tick */
+        rc = keep_high_seq(w);
     for (size_t i = 0; i < pc.n && rc == LS_OK; i++)
         rc = delete_trigger(w, pc.seqs[i], pc.cust[i], pc.cust_len[i]);
     free(cust);
@@ -325,16 +327,16 @@ int trigger_forget(store_wtxn *w, const char *id, size_t len, size_t *erased)
     *erased = 0;
     if (plen == 0)
         return LS_OK;
-    int rc = keep_high_seq(w);
-    if (rc)
-        return rc;
-    for (;;) {
+    int rc;
+    for (int first = 1;; first = 0) {
         forget_ctx fc = {prefix, plen, {0}, 0};
         rc = store_wtxn_tscan(w, STORE_T_BY_CUSTOMER, prefix, plen, forget_pick, &fc);
         if (rc != LS_OK && rc != 1)
             return rc;
         if (fc.n == 0)
             return LS_OK;
+        if (first && (rc = keep_high_seq(w)) != LS_OK)
+            return rc;
         for (size_t i = 0; i < fc.n; i++)
             if ((rc = delete_trigger(w, fc.seqs[i], id, len)) != LS_OK)
                 return rc;
