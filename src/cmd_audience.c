@@ -21,7 +21,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 
 #include "audience.h"
 #include "automation.h"
+#include "atomicfile.h"
 #include "cli.h"
 #include "cliopts.h"
 #include "codec.h"
@@ -697,40 +697,21 @@ typedef struct {
     json_t *obj, *id;        /* jsonl: {"customer": id}, id set per row */
     int failed;              /* a write failed */
     int started;             /* the CSV header is written */
-    char tmp[1200];          /* the temporary file, or "" */
+    atomicfile out;          /* --out FILE: written whole or not at all */
 } export_out;
 
 /* Opens where the rows go: standard output, FILE directly when it is not
  * a regular file (/dev/null, a pipe), else a temporary file beside it. */
 static int export_open(export_out *x, const audience_cli *o)
 {
-    struct stat st;
+    char err[ATOMICFILE_PATH_MAX + 200];
     x->format = o->format;
     if (!o->out_path || strcmp(o->out_path, "-") == 0) {
         x->f = stdout;
-    } else if (stat(o->out_path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        if (!(x->f = fopen(o->out_path, "w")))
-            return cli_error(CMD, CLI_FAIL, "cannot write %s: %s", o->out_path, strerror(errno));
     } else {
-        char copy[1100];
-        snprintf(copy, sizeof copy, "%s", o->out_path);
-        char *base = basename(copy);
-        char dcopy[1100];
-        snprintf(dcopy, sizeof dcopy, "%s", o->out_path);
-        snprintf(x->tmp, sizeof x->tmp, "%s/.%s.tmp-XXXXXX", dirname(dcopy), base);
-        int fd = mkstemp(x->tmp);
-        if (fd < 0) {
-            x->tmp[0] = '\0';
-            return cli_error(CMD, CLI_FAIL, "cannot write %s: %s", o->out_path, strerror(errno));
-        }
-        mode_t mask = umask(0);
-        umask(mask);
-        if (fchmod(fd, 0666 & ~mask) != 0 || !(x->f = fdopen(fd, "w"))) {
-            close(fd);
-            unlink(x->tmp);
-            x->tmp[0] = '\0';
-            return cli_error(CMD, CLI_FAIL, "cannot write %s: %s", o->out_path, strerror(errno));
-        }
+        if (atomicfile_open(&x->out, o->out_path, err, sizeof err) != LS_OK)
+            return cli_error(CMD, CLI_FAIL, "%s", err);
+        x->f = x->out.f;
     }
     if (x->format == FORMAT_JSONL) {
         x->obj = json_object();
@@ -788,21 +769,20 @@ static int export_close(export_out *x, const audience_cli *o, int status)
         return status;
     if (status == CLI_OK)
         export_start(x); /* an empty audience: the header alone */
-    int bad = x->failed || fflush(x->f) != 0 || ferror(x->f);
-    if (x->tmp[0] && !bad && status == CLI_OK)
-        bad = fsync(fileno(x->f)) != 0;
-    if (x->f != stdout && fclose(x->f) != 0)
-        bad = 1;
-    const char *where = x->f == stdout ? "standard output" : o->out_path;
-    x->f = NULL;
-    if (bad && status == CLI_OK)
-        status = cli_error(CMD, CLI_FAIL, "writing %s failed: %s", where, strerror(errno));
-    if (x->tmp[0]) {
-        if (status == CLI_OK && rename(x->tmp, o->out_path) != 0)
-            status = cli_error(CMD, CLI_FAIL, "cannot rename %s to %s: %s", x->tmp, o->out_path, strerror(errno));
-        if (status != CLI_OK)
-            unlink(x->tmp); /* never a partial file, never a temporary one left behind */
+    if (x->f == stdout) {
+        x->f = NULL;
+        if ((x->failed || fflush(stdout) != 0 || ferror(stdout)) && status == CLI_OK)
+            status = cli_error(CMD, CLI_FAIL, "writing standard output failed: %s", strerror(errno));
+        return status;
     }
+    x->f = NULL;
+    char err[ATOMICFILE_PATH_MAX + 200];
+    if (status == CLI_OK && x->failed) {
+        status = cli_error(CMD, CLI_FAIL, "writing %s failed: %s", o->out_path, strerror(errno));
+    } else if (status == CLI_OK && atomicfile_commit(&x->out, err, sizeof err) != LS_OK) {
+        status = cli_error(CMD, CLI_FAIL, "%s", err);
+    }
+    atomicfile_abort(&x->out); /* never a partial file, never a temporary one left behind */
     return status;
 }
 
