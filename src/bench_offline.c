@@ -18,7 +18,6 @@
 #include "bench_offline.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cliopts.h"
 #include "model.h"
 #include "rescore.h"
 #include "leadscore/error.h"
@@ -309,37 +309,46 @@ static void report(const offline_opts *o, const char *item, uint64_t n, double s
     }
 }
 
+#define F(field) CLIOPT_FIELD(offline_opts, field)
+static const cliopt offline_rows[] = {
+    {.name = "workload", .kind = CLIOPT_STRING, F(workload), .arg = "W", .help = "import or rescore"},
+    {.name = "customers", .kind = CLIOPT_COUNT, F(customers), .lo = 1, .hi = 100000000,
+     .want = "a count from 1 to 100M", .arg = "N", .help = "customers of the generated shop (default 100000; k/M suffixes)"},
+    {.name = "json", .kind = CLIOPT_STRING, F(json_path), .arg = "FILE", .help = "also write the report as JSON"},
+    {.name = "quiet", .kind = CLIOPT_FLAG, F(quiet), .help = "no progress lines"},
+    {.name = "data", .kind = CLIOPT_STRING, F(data), .arg = "DIR", .help = "rescore: keep the store in DIR and reuse it"},
+    {.name = "rounds", .kind = CLIOPT_INT, F(rounds), CLIOPT_GIVEN(offline_opts, rounds_given), .lo = 1,
+     .hi = MEDIAN_MAX_RUNS, .arg = "R", .help = "rescore: timed runs, medians quoted (default 3)"},
+    CLIOPT_END};
+#undef F
+
+/* The offline workloads' options, checked as every other command's
+ * (cliopts.h), so --customers 1M means a million here too: CLI_OK,
+ * CLI_USAGE, or CLIOPTS_HELP once --help is printed. */
 static int parse(int argc, char **argv, offline_opts *o)
 {
-    static const struct option opts[] = {{"workload", required_argument, NULL, 'w'},
-                                         {"customers", required_argument, NULL, 'n'},
-                                         {"json", required_argument, NULL, 'j'}, {"quiet", no_argument, NULL, 'q'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"rounds", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
-    int c;
-    char *end;
+    static const cliopts_spec spec = {
+        .cmd = "bench",
+        .usage = "leadscore bench --workload import|rescore [--customers N] [--json FILE] [--quiet] [--data DIR] "
+                 "[--rounds R]",
+        .about = "The offline workloads generate a shop of N customers and time `leadscore import` of its\n"
+                 "CSV (rows/s), or then `leadscore rescore` of that store (customers/s, beside a raw LMDB\n"
+                 "walk); they take only the options below (the online ones are in `leadscore bench --help`).",
+        .opts = offline_rows,
+    };
     o->customers = 100000;
     o->rounds = 3;
-    optind = 0;
-    opterr = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'w') o->workload = optarg;
-        else if (c == 'n') o->customers = strtoull(optarg, NULL, 10);
-        else if (c == 'j') o->json_path = optarg;
-        else if (c == 'q') o->quiet = 1;
-        else if (c == 'd') o->data = optarg;
-        else if (c == 'r' && (o->rounds = (int)strtol(optarg, &end, 10), *end || o->rounds < 1 || o->rounds > MEDIAN_MAX_RUNS))
-            return cli_error("bench", CLI_USAGE, "--rounds takes 1 to %d", MEDIAN_MAX_RUNS);
-        else if (c == 'r') o->rounds_given = 1;
-        else return cli_error("bench", CLI_USAGE, "the import and rescore workloads take --customers, --json and --quiet "
-                                                  "(and rescore --data DIR and --rounds R)");
-    }
+    int first = cliopts_parse(&spec, argc, argv, o);
+    if (first == CLIOPTS_HELP)
+        return CLIOPTS_HELP;
+    if (first < 0)
+        return CLI_USAGE;
+    if (first < argc)
+        return cli_error("bench", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[first]);
     if (o->rounds_given && strcmp(o->workload, "rescore") != 0)
         return cli_error("bench", CLI_USAGE, "--rounds goes with --workload rescore: import times one new store");
     if (o->data && strcmp(o->workload, "rescore") != 0)
         return cli_error("bench", CLI_USAGE, "--data goes with --workload rescore: import always times a new store");
-    if (o->customers < 1 || o->customers > 100000000)
-        return cli_error("bench", CLI_USAGE, "--customers takes 1 to 100000000");
     return CLI_OK;
 }
 
@@ -350,7 +359,7 @@ int bench_offline(int argc, char **argv)
     uint64_t rows = 0;
     int rc = parse(argc, argv, &o);
     if (rc)
-        return rc;
+        return rc == CLIOPTS_HELP ? CLI_OK : rc;
     if (!mkdtemp(dir))
         return cli_error("bench", CLI_FAIL, "cannot make a temporary directory");
     snprintf(csv, sizeof csv, "%s/shop.csv", dir);
