@@ -115,7 +115,7 @@ int automation_parse_cooldowns(const char *text, int64_t out[JA_COUNT], char *er
         const char *eq = memchr(p, '=', len);
         char name[32], dur[32];
         if (!eq || (size_t)(eq - p) >= sizeof name || len - (size_t)(eq - p) - 1 >= sizeof dur)
-            return ls_fail(err, errlen, LS_EPARSE, "trigger cool-downs: expected moment=duration, got \"%.*s\"",
+            return ls_fail(err, errlen, LS_EPARSE, "--trigger-cooldowns: expected moment=duration, got \"%.*s\"",
                            (int)(len > 40 ? 40 : len), p);
         memcpy(name, p, (size_t)(eq - p));
         name[eq - p] = '\0';
@@ -125,10 +125,10 @@ int automation_parse_cooldowns(const char *text, int64_t out[JA_COUNT], char *er
         while (i < JA_COUNT && strcmp(journey_action_name((journey_action)i), name) != 0)
             i++;
         if (i == JA_COUNT)
-            return ls_fail(err, errlen, LS_EPARSE, "trigger cool-downs: unknown moment \"%s\"", name);
+            return ls_fail(err, errlen, LS_EPARSE, "--trigger-cooldowns: unknown moment \"%s\"", name);
         int64_t ms;
         if (timefmt_parse_duration(dur, &ms) != LS_OK || ms < 0)
-            return ls_fail(err, errlen, LS_EPARSE, "trigger cool-downs: \"%s\" is not a duration (30s, 2h, 7d)",
+            return ls_fail(err, errlen, LS_EPARSE, "--trigger-cooldowns: \"%s\" is not a duration (30s, 2h, 7d)",
                            dur);
         out[i] = ms;
         p = end ? end + 1 : NULL;

@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "automation.h"
 #include "config.h"
 #include "leadscore/error.h"
 #include "log.h"
+#include "metrics.h"
 #include "sdnotify.h"
 #include "server.h"
 
@@ -205,6 +207,23 @@ static void announce(const server *s, const config *cfg)
     fflush(stdout);
 }
 
+/* The values whose form the config table cannot check itself, checked
+ * with the rest, so a typo is a usage error (exit 2) before anything is
+ * opened rather than a failed start. */
+static int check_settings(const config *cfg)
+{
+    char err[600];
+    int64_t cooldowns[JA_COUNT];
+    if ((cfg->node[0] || cfg->advertise[0]) && !cfg->nats[0]) /* else a single node, silently */
+        return cli_error("serve", CLI_USAGE, "--%s is for cluster mode: give --nats URLS too (or leave it out for a "
+                         "single node)", cfg->node[0] ? "node" : "advertise");
+    if (automation_parse_cooldowns(cfg->trigger_cooldowns, cooldowns, err, sizeof err) != LS_OK)
+        return cli_error("serve", CLI_USAGE, "%s", err);
+    if (cfg->metrics[0] && metrics_check_endpoint(cfg->metrics, err, sizeof err) != LS_OK)
+        return cli_error("serve", CLI_USAGE, "%s", err);
+    return CLI_OK;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     config cfg;
@@ -212,9 +231,8 @@ int cmd_serve(int argc, char **argv)
     int rc = read_settings(argc, argv, &cfg);
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
-    if ((cfg.node[0] || cfg.advertise[0]) && !cfg.nats[0]) /* else a single node, silently */
-        return cli_error("serve", CLI_USAGE, "--%s is for cluster mode: give --nats URLS too (or leave it out for a "
-                         "single node)", cfg.node[0] ? "node" : "advertise");
+    if ((rc = check_settings(&cfg)) != CLI_OK)
+        return rc;
     server *s;
     if (server_start(&s, &cfg, err, sizeof err) != LS_OK)
         return cli_error("serve", CLI_FAIL, "%s", err[0] ? err : "cannot start");

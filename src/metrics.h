@@ -29,6 +29,11 @@ typedef struct {
 /* Renders every metric into a new malloc'd text (*out, *len); 0 or LS_ENOMEM. */
 int metrics_render(const metrics_inputs *in, char **out, size_t *len);
 
+/* LS_OK when hostport is what metrics_start takes, else LS_EINVAL with
+ * the reason in err ("--metrics: ..."): serve checks it with its other
+ * options, before it opens anything. */
+int metrics_check_endpoint(const char *hostport, char *err, size_t errlen);
+
 /* Listens on host:port (IPv4 address or "localhost"; port 0 = any free
  * one, see metrics_port).  On failure *out is NULL and err explains. */
 int metrics_start(metrics **out, const char *hostport, char *err, size_t errlen);

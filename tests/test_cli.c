@@ -93,6 +93,17 @@ START_TEST(usage_errors_exit_two)
     const char *node_alone[] = {"serve", "--node", "node1", "--data", "/nonexistent/never-made", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, node_alone), 2);
     ck_assert_ptr_nonnull(strstr(out, "--nats"));
+    /* values the config table cannot check alone are still checked before
+     * anything opens: a usage error naming the option, no store made */
+    const char *cooldown[] = {"serve", "--trigger-cooldowns", "win_back=soon", "--data", "/nonexistent/never-made", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, cooldown), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--trigger-cooldowns: \"soon\" is not a duration"));
+    const char *moment[] = {"serve", "--trigger-cooldowns", "lunch=1d", "--data", "/nonexistent/never-made", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, moment), 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown moment \"lunch\""));
+    const char *metrics[] = {"serve", "--metrics", "9464", "--data", "/nonexistent/never-made", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, metrics), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--metrics: \"9464\" is not IPV4-ADDRESS:PORT"));
 }
 END_TEST
 
