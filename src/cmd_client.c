@@ -73,7 +73,7 @@ static int parse_opts(int argc, char **argv, client_opts *o, const char *args, c
                 : !strcmp(o->cmd, "recommend") ? recommend_rows
                 : !strcmp(o->cmd, "profile")   ? profile_rows
                                                : plain_rows,
-        .in_order = 1,
+        .in_order = 0, /* options may follow the operands too; "--" ends them, for an id such as "-1" */
     };
     const char *env = getenv("LEADSCORE_CONNECT");
     o->connect = env && *env ? env : CLI_DEFAULT_CONNECT;

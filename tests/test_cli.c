@@ -147,6 +147,20 @@ START_TEST(track_score_profile_against_a_server)
     const char *unknown_id[] = {"score", "--connect", ep, "nobody", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, unknown_id), 0);
     ck_assert_ptr_nonnull(strstr(out, "known: false"));
+    /* options after the ids are options, as in any GNU tool ("--json"
+     * was once scored as a second id); "--" ends them for an id like "-1" */
+    const char *after[] = {"score", "alice", "--connect", ep, "--json", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, after), 0);
+    all = strict_json(out);
+    ck_assert_int_eq(json_array_size(json_object_get(all, "results")), 1);
+    json_decref(all);
+    const char *dashed[] = {"score", "--connect", ep, "--json", "--", "-1", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, dashed), 0);
+    all = strict_json(out);
+    ck_assert_int_eq(json_array_size(json_object_get(all, "results")), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(all, "results"), 0), "customer")),
+                     "-1");
+    json_decref(all);
     int status = tu_kill_wait(pid, SIGTERM);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     tu_rmtree(dir);
