@@ -71,8 +71,17 @@ static int local_error(ls_client *c, int status, const char *msg)
 
 static int connect_with(ls_client **out, const char *endpoint, int timeout_ms, const char *const keys[3]);
 
+/* A NULL the header does not allow is LS_EINVAL, never a crash: a call's
+ * arguments, checked before anything is sent (c itself non-NULL). */
+static int bad_args(ls_client *c, const char *what)
+{
+    return local_error(c, LS_EINVAL, what);
+}
+
 int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms)
 {
+    if (!out)
+        return LS_EINVAL;
     return connect_with(out, endpoint, timeout_ms, NULL);
 }
 
@@ -80,6 +89,8 @@ int ls_client_connect_secure(ls_client **out, const char *endpoint, int timeout_
                              const char *client_public, const char *client_secret)
 {
     const char *keys[3] = {server_public, client_public, client_secret};
+    if (!out)
+        return LS_EINVAL;
     *out = NULL;
     for (int i = 0; i < 3; i++)
         if (!keys[i] || strlen(keys[i]) != 40)
@@ -181,8 +192,10 @@ static int add_listed(ls_client *c, const char *list)
 
 static int connect_with(ls_client **out, const char *endpoint, int timeout_ms, const char *const keys[3])
 {
-    ls_client *c = calloc(1, sizeof *c);
     *out = NULL;
+    if (!endpoint)
+        return LS_EINVAL;
+    ls_client *c = calloc(1, sizeof *c);
     if (!c)
         return LS_ENOMEM;
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
@@ -228,6 +241,8 @@ void ls_client_close(ls_client **cp)
 
 const char *ls_client_last_error(const ls_client *c)
 {
+    if (!c)
+        return "no client (NULL)";
     return c->error;
 }
 
@@ -1110,6 +1125,14 @@ int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fiel
                    uint32_t nfields, void **reply, size_t *reply_len)
 {
     msgpack_packer pk;
+    if (!c)
+        return LS_EINVAL;
+    if (reply)
+        *reply = NULL;
+    if (reply_len)
+        *reply_len = 0;
+    if (!op || !reply || !reply_len || (fields_len && !fields))
+        return bad_args(c, "ls_client_call: op, reply and reply_len are required, and fields when fields_len > 0");
     uint64_t id = begin_request(c, &pk, op, nfields);
     if (fields_len)
         msgpack_sbuffer_write(&c->req, fields, fields_len);
@@ -1192,6 +1215,10 @@ int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_tr
     ls_track_result ignored;
     if (out)
         memset(out, 0, sizeof *out); /* zero unless the service answers */
+    if (!c)
+        return LS_EINVAL;
+    if (n && !events)
+        return bad_args(c, "ls_client_track: events is NULL");
     if (n > UINT32_MAX)
         return local_error(c, LS_ETOOLARGE, "too many events");
     uint64_t id = begin_request(c, &pk, "track", 1);
@@ -1351,6 +1378,22 @@ static uint64_t begin_read(ls_client *c, msgpack_packer *pk, const char *op, con
     return id;
 }
 
+/* The arguments of a read whose reply is handed back whole. */
+static int read_args(ls_client *c, const char *customer, void **reply, size_t *reply_len, const char *fn)
+{
+    char why[160];
+    if (reply)
+        *reply = NULL;
+    if (reply_len)
+        *reply_len = 0;
+    if (!c)
+        return LS_EINVAL;
+    if (customer && reply && reply_len)
+        return LS_OK;
+    snprintf(why, sizeof why, "%s: customer, reply and reply_len are required", fn);
+    return bad_args(c, why);
+}
+
 int ls_client_score(ls_client *c, const char *customer, ls_score *out)
 {
     return ls_client_score_at(c, customer, 0, out);
@@ -1359,7 +1402,12 @@ int ls_client_score(ls_client *c, const char *customer, ls_score *out)
 int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_score *out)
 {
     msgpack_packer pk;
-    memset(out, 0, sizeof *out);
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!c)
+        return LS_EINVAL;
+    if (!customer || !out)
+        return bad_args(c, "ls_client_score: customer and out are required");
     uint64_t id = begin_read(c, &pk, "score", customer, now_ms, 0);
     return call_parsed(c, "score", id, read_score, out);
 }
@@ -1367,6 +1415,9 @@ int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_sc
 int ls_client_profile(ls_client *c, const char *customer, int64_t now_ms, void **reply, size_t *reply_len)
 {
     msgpack_packer pk;
+    int rc = read_args(c, customer, reply, reply_len, "ls_client_profile");
+    if (rc)
+        return rc;
     uint64_t id = begin_read(c, &pk, "profile", customer, now_ms, 0);
     return call_reply(c, "profile", id, reply, reply_len);
 }
@@ -1375,6 +1426,9 @@ int ls_client_recommend(ls_client *c, const char *customer, int k, int64_t now_m
                         size_t *reply_len)
 {
     msgpack_packer pk;
+    int rc = read_args(c, customer, reply, reply_len, "ls_client_recommend");
+    if (rc)
+        return rc;
     uint64_t id = begin_read(c, &pk, "recommend", customer, now_ms, k > 0);
     if (k > 0) {
         pack_str(&pk, "k");
@@ -1387,6 +1441,8 @@ int ls_client_profile_value(const void *reply, size_t reply_len, const char *nam
 {
     msgpack_unpacked up;
     int rc = LS_EPARSE;
+    if (!value || !name)
+        return LS_EINVAL;
     *value = 0.0;
     msgpack_unpacked_init(&up);
     if (reply && msgpack_unpack_next(&up, reply, reply_len, NULL) == MSGPACK_UNPACK_SUCCESS) {
@@ -1424,6 +1480,8 @@ int ls_client_ping(ls_client *c, char *version, size_t cap)
 {
     msgpack_packer pk;
     version_out v = {version, cap};
+    if (!c)
+        return LS_EINVAL;
     uint64_t id = begin_request(c, &pk, "ping", 0);
     return call_parsed(c, "ping", id, read_version, &v);
 }

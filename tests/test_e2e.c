@@ -1524,6 +1524,48 @@ START_TEST(the_client_never_takes_a_late_reply_for_the_next_call)
 }
 END_TEST
 
+/* A NULL the header does not allow is LS_EINVAL with a message, at
+ * once (nothing is sent, so no call waits for a timeout), never a crash. */
+START_TEST(the_client_refuses_null_arguments)
+{
+    ls_client *c = NULL;
+    ls_score sc;
+    ls_track_result tr;
+    void *reply = (void *)1;
+    size_t len = 7;
+    double v = 1;
+    ck_assert_int_eq(ls_client_connect(NULL, "tcp://127.0.0.1:1", 300), LS_EINVAL);
+    ck_assert_int_eq(ls_client_connect(&c, NULL, 300), LS_EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(ls_client_connect_secure(NULL, "tcp://127.0.0.1:1", 300, NULL, NULL, NULL), LS_EINVAL);
+    ck_assert_int_eq(ls_client_ping(NULL, NULL, 0), LS_EINVAL);
+    ck_assert_int_eq(ls_client_score(NULL, "alice", &sc), LS_EINVAL);
+    ck_assert_str_eq(ls_client_last_error(NULL), "no client (NULL)");
+    ck_assert_int_eq(ls_client_connect(&c, "tcp://127.0.0.1:1", 300), LS_OK);
+    int64_t t0 = timefmt_mono_ns();
+    ck_assert_int_eq(ls_client_score(c, NULL, &sc), LS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ls_client_last_error(c), "customer and out are required"));
+    ck_assert_int_eq(ls_client_score_at(c, "alice", 0, NULL), LS_EINVAL);
+    ck_assert_int_eq(ls_client_profile(c, NULL, 0, &reply, &len), LS_EINVAL);
+    ck_assert_ptr_null(reply);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(ls_client_profile(c, "alice", 0, NULL, &len), LS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ls_client_last_error(c), "ls_client_profile: customer, reply and reply_len"));
+    ck_assert_int_eq(ls_client_recommend(c, "alice", 3, 0, &reply, NULL), LS_EINVAL);
+    ck_assert_int_eq(ls_client_track(c, NULL, 2, &tr), LS_EINVAL);
+    ck_assert_uint_eq(tr.accepted, 0);
+    ck_assert_int_eq(ls_client_call(c, NULL, NULL, 0, 0, &reply, &len), LS_EINVAL);
+    ck_assert_int_eq(ls_client_call(c, "ping", NULL, 4, 1, &reply, &len), LS_EINVAL);
+    ck_assert_int_eq(ls_client_call(c, "ping", NULL, 0, 0, NULL, NULL), LS_EINVAL);
+    ck_assert_int_eq(ls_client_profile_value(NULL, 0, "x", NULL), LS_EINVAL);
+    ck_assert_int_eq(ls_client_profile_value(NULL, 0, NULL, &v), LS_EINVAL);
+    ck_assert_msg(timefmt_mono_ns() - t0 < 250000000LL, "a refused call waited for the server");
+    ls_client_close(&c);
+    ls_client_close(&c); /* NULLed: a second close is a no-op */
+    ls_client_close(NULL);
+}
+END_TEST
+
 START_TEST(stop_during_a_pull_flood_drains_promptly)
 {
     config cfg;
@@ -1669,6 +1711,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_client_that_never_reads_does_not_stall_others);
     tcase_add_test(tc, review_regressions_alias_limits_many_aliases_and_frames);
     tcase_add_test(tc, the_client_never_takes_a_late_reply_for_the_next_call);
+    tcase_add_test(tc, the_client_refuses_null_arguments);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);

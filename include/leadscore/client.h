@@ -100,7 +100,12 @@ typedef struct {
     size_t n_segments;
 } ls_score;
 
-/* Connects to endpoint (e.g. "tcp://127.0.0.1:5555").  timeout_ms bounds
+/* Every call takes NULL only where its comment allows it; a NULL it
+ * needs (the client, a customer id, an out or reply pointer, fields with
+ * fields_len > 0) is LS_EINVAL at once, nothing sent, with the reason in
+ * ls_client_last_error.
+ *
+ * Connects to endpoint (e.g. "tcp://127.0.0.1:5555").  timeout_ms bounds
  * each call's wait for its reply (<= 0: 5000 ms), whatever else arrives
  * meanwhile.  After a call ends in LS_ETIMEOUT the connection is made
  * afresh on the next call: a late reply to the timed-out call can never be
