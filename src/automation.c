@@ -681,6 +681,31 @@ int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, 
     return LS_OK;
 }
 
+int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len, const uint8_t *from_state,
+                       size_t from_len)
+{
+    cust_state from, to;
+    store_bytes st;
+    int merged = 0;
+    if (len > TOUCH_MAX_ID - 8 || from_len == 0 || state_decode(&from, from_state, from_len) != LS_OK)
+        return LS_OK;
+    int rc = store_wtxn_get_state(w, id, len, NULL, &st);
+    if (rc)
+        return rc == LS_ENOTFOUND ? LS_OK : rc;
+    if (st.len == 0 || state_decode(&to, st.ptr, st.len) != LS_OK)
+        memset(&to, 0, sizeof to);
+    for (int i = 0; i < JA_COUNT; i++) {
+        if (from.moment[i].fired_ms > to.moment[i].fired_ms) {
+            to.moment[i].fired_ms = from.moment[i].fired_ms;
+            merged = 1;
+        }
+    }
+    if (!merged)
+        return LS_OK;
+    size_t n = state_encode(&to, a->state_buf, sizeof a->state_buf);
+    return n ? store_wtxn_put_state(w, id, len, a->state_buf, n) : LS_EINTERNAL;
+}
+
 int automation_audience_put(automation *a, store_wtxn *w, const char *name, size_t name_len, const char *rule,
                             int *created, int *changed, char *err, size_t errlen)
 {

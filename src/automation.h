@@ -84,6 +84,14 @@ int automation_touch(automation *a, const char *id, size_t len);
  * read it before a forget or an alias deletes the value.  *n 0: none. */
 int automation_state_read(store_wtxn *w, const char *id, size_t len, uint8_t *buf, size_t cap, size_t *n);
 
+/* After an alias merged `from` (its state read before, from_state) into
+ * customer id: id keeps, for each moment, the later of the two times it
+ * last fired, so what fired for the anonymous visitor (its abandoned
+ * cart) is held by that moment's cool-down instead of firing again for
+ * the customer.  Memberships and timer stay id's own.  No trigger. */
+int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len, const uint8_t *from_state,
+                       size_t from_len);
+
 /* After customer id's value is gone (a forget, or an alias that merged
  * `from` away): takes it out of the audiences its state (read before)
  * names, and with erase_triggers erases its triggers from the outbox too

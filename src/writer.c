@@ -254,6 +254,20 @@ static int forget_alias_triggers(store_wtxn *txn, const char *anon, size_t alen,
     return automation_forget(arg, txn, anon, alen, 1, NULL, 0);
 }
 
+/* An alias's target (`to`, or the customer it is itself merged into)
+ * keeps when each moment last fired for `from` (automation_inherit). */
+static int inherit_fired(store_wtxn *txn, automation *a, const ls_str *to, const uint8_t *state, size_t state_len)
+{
+    const char *target;
+    size_t tlen;
+    int rc = store_wtxn_resolve(txn, to->ptr, to->len, &target, &tlen);
+    if (rc || tlen > STORE_MAX_KEY)
+        return rc;
+    char id[STORE_MAX_KEY + 1];
+    memcpy(id, target, tlen); /* copy before writing in the txn */
+    return automation_inherit(a, txn, id, tlen, state, state_len);
+}
+
 /* Alias and forget change records directly.  A request refused before it
  * wrote anything (an alias whose from is merged elsewhere) is the job's
  * answer; a failure after it wrote is a failure, rolled back.  What
@@ -275,6 +289,8 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
                                   &job->result);
         if (rc == LS_OK && job->result && a) /* from's record is gone into to's */
             rc = automation_forget(a, txn, job->subject.ptr, job->subject.len, 0, state, state_len);
+        if (rc == LS_OK && job->result && a && state_len) /* what fired for from: on the record it joined */
+            rc = inherit_fired(txn, a, &job->object, state, state_len);
         if (rc == LS_OK && job->result && a)
             rc = automation_touch(a, job->object.ptr, job->object.len);
     } else {

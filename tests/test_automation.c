@@ -785,6 +785,44 @@ START_TEST(forget_leaves_audiences)
 }
 END_TEST
 
+/* A visitor abandons a cart, the trigger fires, then the visitor logs in:
+ * the customer it is merged into now holds the same open cart, and fires
+ * nothing more for it inside the moment's cool-down (one email per cart,
+ * not one per identity); a cart of the customer's own still fires. */
+START_TEST(an_alias_does_not_fire_the_visitors_cart_again)
+{
+    start("1s", NULL, NULL, 0);
+    int64_t now = wall_ms();
+    track1(&conn, "shopper", "page_view", now - 60000, 0);
+    track1(&conn, "visitor-7", "add_to_cart", now, 42);
+    ck_assert(wait_for(&conn, "visitor-7", "moment", "abandoned_cart", 8000));
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "alias", 2);
+    kv_s(&r, "from", "visitor-7");
+    kv_s(&r, "to", "shopper");
+    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "merged"));
+    msgpack_unpacked_destroy(&up);
+    usleep(2500000); /* the merged cart is silent for longer than the delay */
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "shopper", "moment", "abandoned_cart"), 0);
+    ck_assert_int_eq(count_of(n, "visitor-7", "moment", "abandoned_cart"), 1); /* what fired stays */
+    /* an alias of a visitor whose cart never fired changes nothing: the
+     * customer's merged cart fires once, as its own would */
+    track1(&conn, "visitor-8", "add_to_cart", wall_ms(), 9);
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "alias", 2);
+    kv_s(&r, "from", "visitor-8");
+    kv_s(&r, "to", "buyer-8");
+    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "merged"));
+    msgpack_unpacked_destroy(&up);
+    ck_assert(wait_for(&conn, "buyer-8", "moment", "abandoned_cart", 8000));
+    ck_assert_int_eq(count_of(read_all(&conn), "visitor-8", "moment", "abandoned_cart"), 0);
+    stop();
+}
+END_TEST
+
 /* --triggers off: no automation work, audience writes refused with a
  * reason, the outbox stays empty, events are stored as always. */
 START_TEST(triggers_off_does_nothing)
@@ -992,6 +1030,7 @@ int main(void)
     tcase_add_test(tc, first_pass_members_without_triggers);
     tcase_add_test(tc, time_based_membership);
     tcase_add_test(tc, abandoned_cart_once);
+    tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
     tcase_add_test(tc, cooldown);
     tcase_add_test(tc, moments_once);
     tcase_add_test(tc, each_moment_once);
