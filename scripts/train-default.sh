@@ -28,6 +28,9 @@ the customer-base fit on the CDNOW sample against the paper.
   --base FILE      model whose journey, segments, tiers and half-lives are kept
                    (default: models/handset.json)
   --customers N    people in the synthetic shop (default: 100000)
+  --start DATE     the shop's first day (default: 2025-01-01; the shop must end by
+                   today: train drops events after today, so a shop running into
+                   the future would make the model depend on the day it is made)
   --days D         days of events (default: 365)
   --seed S         generator seed (default: 1)
   --build DIR      build directory (default: build)
@@ -49,7 +52,7 @@ die() { printf 'train-default: %s\n' "$*" >&2; exit 1; }
 # A path given on the command line is the caller's; defaults are the repository's.
 abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$CALLER" "$1" ;; esac; }
 VERSION="" OUT="" BASE="" BUILD="" KEEP=""
-CUSTOMERS=100000 DAYS=365 SEED=1 PERSONAS=1 FORCE=0
+CUSTOMERS=100000 DAYS=365 SEED=1 PERSONAS=1 FORCE=0 SHOP_START=2025-01-01
 TRAIN_EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
     --base) BASE=${2:?--base needs a file}; shift 2 ;;
     --customers) CUSTOMERS=${2:?--customers needs a number}; shift 2 ;;
     --days) DAYS=${2:?--days needs a number}; shift 2 ;;
+    --start) SHOP_START=${2:?--start needs a date}; shift 2 ;;
     --seed) SEED=${2:?--seed needs a number}; shift 2 ;;
     --build) BUILD=${2:?--build needs a directory}; shift 2 ;;
     --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
@@ -75,6 +79,11 @@ BUILD=$([ -n "$BUILD" ] && abs "$BUILD" || echo "$ROOT/build")
 [ -n "$KEEP" ] && KEEP=$(abs "$KEEP")
 cd "$ROOT"
 [ -f "$BASE" ] || die "no base model $BASE"
+# The same inputs must give the same model on any day: the shop ends by today.
+SHOP_END_S=$(( $(date -u -d "$SHOP_START" +%s 2>/dev/null || echo 0) + DAYS * 86400 ))
+[ "$SHOP_END_S" -gt "$DAYS" ] || die "--start $SHOP_START is not a date (YYYY-MM-DD)"
+[ "$SHOP_END_S" -le "$(date -u +%s)" ] ||
+  die "the shop ($SHOP_START + $DAYS days) would end after today: train drops events after today, so the model would depend on the day it is made (give an earlier --start)"
 
 # The CDNOW sample, where the tests look for it (tests/testutil.c tu_data_dir).
 CDNOW=""
@@ -107,7 +116,7 @@ BIN="$BUILD/leadscore"
 # --- the synthetic shop --------------------------------------------------
 EVENTS="$WORK/shop.jsonl"
 say "generating the synthetic shop: $CUSTOMERS customers, $DAYS days, seed $SEED"
-"$BIN" gen --customers "$CUSTOMERS" --start 2026-01-01 --days "$DAYS" --seed "$SEED" --format jsonl \
+"$BIN" gen --customers "$CUSTOMERS" --start "$SHOP_START" --days "$DAYS" --seed "$SEED" --format jsonl \
   --out "$EVENTS" --truth "$WORK/shop-truth.csv" 2>"$WORK/gen.log" || { cat "$WORK/gen.log" >&2; die "gen failed"; }
 say "$(tail -n 1 "$WORK/gen.log")"
 
@@ -151,7 +160,7 @@ if [ "$PERSONAS" -eq 1 ]; then
 fi
 
 # --- report ----------------------------------------------------------------
-echo "== synthetic shop (leadscore gen --customers $CUSTOMERS --start 2026-01-01 --days $DAYS --seed $SEED) + CDNOW purchases =="
+echo "== synthetic shop (leadscore gen --customers $CUSTOMERS --start $SHOP_START --days $DAYS --seed $SEED) + CDNOW purchases =="
 
 cat "$WORK/shop-report.txt"
 echo

@@ -317,9 +317,21 @@ void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *d)
     feature_apply_line(f, ev, d, 0);
 }
 
+/* A refund, a support ticket or a review of 1 or 2 stars: a complaint,
+ * which is contact but not engagement: it moves neither last_engaged nor
+ * the session counts, so no complaint can raise an engagement term. */
+static int is_complaint(const ls_event *ev)
+{
+    return ev->type == EV_REFUND || ev->type == EV_SUPPORT_TICKET ||
+           (ev->type == EV_REVIEW && (ev->has & EVF_RATING) && ev->rating <= 2);
+}
+
 void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay *d, int continues_order)
 {
     cover_time(f, ev->ts_ms, d);
+    int engaged = !is_complaint(ev);
+    if (engaged && ev->ts_ms > f->last_engaged_ms)
+        f->last_engaged_ms = ev->ts_ms;
     int64_t age = f->last_seen_ms - ev->ts_ms;
     double ws = feature_decay_factor(age, d->short_ms);
     double wl = feature_decay_factor(age, d->long_ms);
@@ -328,7 +340,8 @@ void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay 
         f->recent[ev->type] += ws;
         f->decayed[ev->type] += wl;
     }
-    note_session(f, ev, d);
+    if (engaged) /* a complaint opens no session: a ticket is no visit to score */
+        note_session(f, ev, d);
     apply_money(f, ev);
     apply_opinion(f, ev);
     double cw = category_weight[ev->type];
@@ -431,6 +444,8 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
         dst->last_review_ms = src.last_review_ms;
     if (src.last_negative_ms > dst->last_negative_ms)
         dst->last_negative_ms = src.last_negative_ms;
+    if (src.last_engaged_ms > dst->last_engaged_ms)
+        dst->last_engaged_ms = src.last_engaged_ms;
     if (src.last_purchase_ms > dst->last_purchase_ms)
         dst->last_purchase_ms = src.last_purchase_ms;
     if (src.last_cart_ms > dst->last_cart_ms)
@@ -488,6 +503,7 @@ static double get_f64(rcur *r) { double v; bytecur_get(r, &v, 8); return v; }
  *   varint sessions, u8 slot mask: for each session slot set, u32 hash, time ts,
  *   u8 flags (V4_*): the f32 pair sessions_recent, sessions_decayed, then
  *     f64 spend, refunded, discounted_spend, first_purchase_value, each when set,
+ *     then (version 5, V5_ENGAGED) time last_engaged, when it is not last_seen,
  *   u8 slot mask: for each cart slot set, time ts, f32 value, varint zigzag items,
  *   times first_purchase, last_purchase, last_cart, last_review, last_negative,
  *     last_checkout, last_share,
@@ -502,7 +518,9 @@ enum {
     V4_REFUNDED = 1 << 2,
     V4_DISCOUNTED = 1 << 3,
     V4_FIRST_VALUE = 1 << 4,
-    V4_ALL = (1 << 5) - 1
+    V4_ALL = (1 << 5) - 1,
+    V5_ENGAGED = 1 << 5,
+    V5_ALL = (1 << 6) - 1
 };
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -566,7 +584,8 @@ static void encode_rings(wcur *w, const ls_features *f, int64_t anchor)
     uint8_t flags = (uint8_t)((f32_set(f->sessions_recent) || f32_set(f->sessions_decayed) ? V4_SESSION_FLOATS : 0) |
                               (f64_set(f->spend) ? V4_SPEND : 0) | (f64_set(f->refunded) ? V4_REFUNDED : 0) |
                               (f64_set(f->discounted_spend) ? V4_DISCOUNTED : 0) |
-                              (f64_set(f->first_purchase_value) ? V4_FIRST_VALUE : 0));
+                              (f64_set(f->first_purchase_value) ? V4_FIRST_VALUE : 0) |
+                              (f->last_engaged_ms != anchor ? V5_ENGAGED : 0));
     put_u8(w, flags);
     if (flags & V4_SESSION_FLOATS) {
         put_f32(w, f->sessions_recent);
@@ -580,6 +599,8 @@ static void encode_rings(wcur *w, const ls_features *f, int64_t anchor)
         put_f64(w, f->discounted_spend);
     if (flags & V4_FIRST_VALUE)
         put_f64(w, f->first_purchase_value);
+    if (flags & V5_ENGAGED)
+        put_time(w, f->last_engaged_ms, anchor);
     for (int i = 0; i < FEATURE_CART_RING; i++)
         if (f->cart[i].ts_ms || f32_set(f->cart[i].value) || f->cart[i].items)
             cmask |= (uint8_t)(1u << i);
@@ -678,7 +699,7 @@ static int times_valid(const ls_features *f)
 {
     const int64_t t[] = {f->first_seen_ms, f->last_seen_ms, f->birthday_ts_ms, f->first_purchase_ms,
                          f->last_purchase_ms, f->last_cart_ms, f->last_review_ms, f->last_negative_ms,
-                         f->last_checkout_ms, f->last_share_ms};
+                         f->last_checkout_ms, f->last_share_ms, f->last_engaged_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] < 0)
             return 0;
@@ -706,7 +727,7 @@ static int64_t get_time(rcur *r, int64_t anchor)
     return v == 0 ? 0 : (int64_t)((uint64_t)anchor + (uint64_t)unzigzag(v - 1));
 }
 
-static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor)
+static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor, int version)
 {
     f->sessions = (uint32_t)get_var(r, UINT32_MAX);
     uint8_t smask = get_u8(r);
@@ -719,7 +740,7 @@ static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor)
         }
     }
     uint8_t flags = get_u8(r);
-    if (flags & ~V4_ALL)
+    if (flags & ~(version >= 5 ? V5_ALL : V4_ALL))
         r->bad = 1;
     if (flags & V4_SESSION_FLOATS) {
         f->sessions_recent = get_f32(r);
@@ -733,6 +754,7 @@ static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor)
         f->discounted_spend = get_f64(r);
     if (flags & V4_FIRST_VALUE)
         f->first_purchase_value = get_f64(r);
+    f->last_engaged_ms = flags & V5_ENGAGED ? get_time(r, anchor) : anchor;
     uint8_t cmask = get_u8(r);
     if (cmask >> FEATURE_CART_RING)
         r->bad = 1;
@@ -748,9 +770,9 @@ static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor)
     }
 }
 
-/* The fields of a version 4 record after its version byte (see
+/* The fields of a version 4 or 5 record after its version byte (see
  * feature_encode); the caller checks r->bad and the rest. */
-static void decode_v4(rcur *r, ls_features *f)
+static void decode_v4(rcur *r, ls_features *f, int version)
 {
     f->ncategories = get_u8(r);
     f->birthday_mmdd = get_u16(r);
@@ -766,7 +788,7 @@ static void decode_v4(rcur *r, ls_features *f)
             f->decayed[i] = get_f32(r);
         }
     }
-    decode_v4_rings(r, f, anchor);
+    decode_v4_rings(r, f, anchor, version);
     int64_t *const times[] = {&f->first_purchase_ms, &f->last_purchase_ms, &f->last_cart_ms, &f->last_review_ms,
                               &f->last_negative_ms, &f->last_checkout_ms, &f->last_share_ms};
     for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
@@ -800,8 +822,8 @@ static int decode_fields(ls_features *f, const uint8_t *buf, size_t len)
         return LS_EPARSE;
     if (version > FEATURE_RECORD_VERSION)
         return LS_EVERSION;
-    if (version == 4) {
-        decode_v4(&r, f);
+    if (version >= 4) {
+        decode_v4(&r, f, version);
         return (r.bad || r.left != 0 || f->ncategories > FEATURE_MAX_CATEGORIES || !times_valid(f)) ? LS_EPARSE
                                                                                                     : LS_OK;
     }
@@ -853,6 +875,7 @@ static int decode_fields(ls_features *f, const uint8_t *buf, size_t len)
         f->share_days = f->count[EV_SHARE] + f->count[EV_REFERRAL]; /* at most one a day: unknown */
         f->review_days = f->count[EV_REVIEW];
     }
+    f->last_engaged_ms = f->last_seen_ms; /* not kept before version 5 */
     if (f->ncategories > FEATURE_MAX_CATEGORIES)
         return LS_EPARSE;
     for (int i = 0; i < f->ncategories; i++)
@@ -916,7 +939,8 @@ enum {
     V_AVG_RATING, V_BAD_REVIEWS, V_GOOD_REVIEWS, V_OPEN_CART, V_CART_OPEN, V_SESSIONS,
     V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY,
     V_PURCHASE_LINES, V_PURCHASE_DAYS, V_PURCHASE_UNITS, V_LAST_CHECKOUT_DAYS, V_CHECKOUT_OPEN,
-    V_MEAN_GAP_DAYS, V_RECENCY_GAP_RATIO, V_LINES_PER_ORDER, V_UNITS_PER_ORDER, V_SHARE_DAYS, V_REVIEW_DAYS
+    V_MEAN_GAP_DAYS, V_RECENCY_GAP_RATIO, V_LINES_PER_ORDER, V_UNITS_PER_ORDER, V_SHARE_DAYS, V_REVIEW_DAYS,
+    V_LAST_ENGAGED_DAYS
 };
 
 /* Mean days between purchase days (0 below two of them). */
@@ -973,6 +997,7 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_UNITS_PER_ORDER: return ratio(f->purchase_units, f->count[EV_PURCHASE]);
     case V_SHARE_DAYS: return f->share_days;
     case V_REVIEW_DAYS: return f->review_days;
+    case V_LAST_ENGAGED_DAYS: return days_between(c->now_ms, f->last_engaged_ms);
     }
     return 0.0;
 }
@@ -1022,6 +1047,7 @@ static const struct {
     {"units_per_order", v_derived, V_UNITS_PER_ORDER},
     {"share_days", v_derived, V_SHARE_DAYS},
     {"review_days", v_derived, V_REVIEW_DAYS},
+    {"days_since_last_engaged", v_derived, V_LAST_ENGAGED_DAYS},
 };
 
 int feature_count(void)

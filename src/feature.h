@@ -33,8 +33,11 @@
  * orders), purchase lines, purchase days and units.  4: the same fields,
  * sparse (see feature.c): what is zero takes a bit or a byte, counts are
  * varints and times deltas from last_seen (a browser's record is about a
- * quarter of its version 3).  Older records still decode. */
-#define FEATURE_RECORD_VERSION 4
+ * quarter of its version 3).  5: version 4 plus last_engaged_ms, stored
+ * only when it differs from last_seen_ms (the newest events were
+ * complaints); a record of an older version takes last_seen_ms for it.
+ * Older records still decode. */
+#define FEATURE_RECORD_VERSION 5
 
 /* The two half-lives of every decayed counter, in ms.  "recent" uses the
  * short one (days: this week's intent), "decayed" the long one (weeks:
@@ -86,6 +89,7 @@ typedef struct {
     double first_purchase_value; /* value bought on the first purchase day */
     int64_t last_review_ms;     /* latest review */
     int64_t last_negative_ms;   /* latest refund, bad review (<= 2) or support ticket */
+    int64_t last_engaged_ms;    /* latest event that is none of those (a complaint is no engagement); 0 = none */
     uint32_t rating_sum;
     uint32_t rating_n;
     uint32_t bad_reviews;       /* rating <= 2 */

@@ -42,8 +42,11 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
  * coefficient may not be negative, -1: not positive, 0: free).
  *   +1  intent and engagement (decayed counts, open cart or checkout,
  *       repeat_p_buy): they only fall with silence;
- *   -1  silence (days since the last event, purchase, cart or checkout,
- *       recency / mean gap): they only grow with silence;
+ *   -1  silence (days since the last engagement -- any event but a
+ *       complaint --, purchase, cart or checkout, recency / mean gap):
+ *       they only grow with silence, and a complaint does not reset the
+ *       first (days since the last event would: a refund would then read
+ *       as a visit and raise the score);
  *   -1  disappointment (refund rate and count, tickets, bad reviews): as
  *       lifetime figures, which silence does not change;
  *   +1  repeat buying (orders, purchase days): a customer who came back
@@ -51,7 +54,10 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
  *       equal (a marketer's first rule; a persona test holds the default
  *       to it);
  *    0  the rest of the purchase history, which silence does not change
- *       (spend, gaps, basket size, discount share).
+ *       (spend, gaps, basket size, discount share).  Lines per order is no
+ *       candidate: the training data (gen, CDNOW) has one line per order,
+ *       so it could only learn "has bought" and would extrapolate for a
+ *       shop that sends line items (an order of five lines read as hot).
  * Tenure (days since first seen or first purchase) is no candidate: it
  * grows with silence, so it could only enter with a negative sign, and a
  * customer of many years would then rank below a newcomer for having been
@@ -78,12 +84,12 @@ static const struct {
     {"sessions_recent", 1, +1, 0},       {"sessions_decayed", 1, +1, 0},
     {"cart_open", 0, +1, 0},             {"checkout_open", 0, +1, 0},
     {"open_cart_value", 1, +1, 0},
-    {"days_since_last_seen", 1, -1, 0},  {"days_since_last_purchase", 1, -1, 0},
+    {"days_since_last_engaged", 1, -1, 0}, {"days_since_last_purchase", 1, -1, 0},
     {"days_since_last_cart", 1, -1, 0},  {"days_since_last_checkout", 1, -1, 0},
     {"purchase_recency_ratio", 1, -1, 0},
     {"purchase_count", 1, +1, 0},        {"purchase_days", 1, +1, 0},
     {"spend", 1, 0, 0},                  {"avg_order_value", 1, 0, 0},
-    {"mean_purchase_gap_days", 1, 0, 0}, {"lines_per_order", 1, 0, 0},
+    {"mean_purchase_gap_days", 1, 0, 0},
     {"units_per_order", 1, 0, 0},        {"discounted_share", 0, 0, 0},
     {"sessions", 1, 0, 0},
     {"refund_rate", 0, -1, 0},           {"refund_count", 1, -1, 0},

@@ -919,15 +919,87 @@ START_TEST(records_of_version_three_still_decode)
             rich_record(&f);
         n3 = tu_encode_v3_record(&f, v3);
         ck_assert_int_eq(feature_decode(&g, v3, n3), LS_OK);
+        ck_assert_int_eq(g.last_engaged_ms, g.last_seen_ms); /* not kept before version 5 */
+        f.last_engaged_ms = f.last_seen_ms;
         ck_assert_int_eq(feature_encode(&f, a, sizeof a, &na), LS_OK);
         ck_assert_int_eq(feature_encode(&g, b, sizeof b, &nb), LS_OK);
-        ck_assert_uint_eq(a[0], 4);
+        ck_assert_uint_eq(a[0], 5);
         ck_assert_uint_eq(na, nb);
         ck_assert_mem_eq(a, b, na);
         ck_assert_uint_lt(na, n3);
         if (k == 0)
             ck_assert_uint_le(na * 2, n3); /* 527 bytes -> under half */
     }
+}
+END_TEST
+
+/* A complaint (refund, support ticket, review of 1 or 2 stars) is
+ * contact, not engagement: it moves last_seen but not last_engaged, so
+ * days_since_last_engaged keeps counting from the last real visit or
+ * order.  Version 5 stores last_engaged only when it differs from
+ * last_seen; a version 4 record (no such field) decodes with
+ * last_engaged = last_seen, and the bit is refused in version 4. */
+START_TEST(complaints_are_not_engagement)
+{
+    const feature_ctx at = {T0 + 40 * DAY, DECAY};
+    int engaged = feature_lookup("days_since_last_engaged"), seen = feature_lookup("days_since_last_seen");
+    ck_assert_int_ge(engaged, 0);
+    ls_features f, g;
+    feature_init(&f);
+    ck_assert_double_eq(feature_value(&f, engaged, &at), FEATURE_NEVER_DAYS);
+    ls_event ev = mk(EV_PURCHASE, T0);
+    ev.value = 50;
+    ev.has |= EVF_VALUE;
+    apply(&f, &ev);
+    ck_assert_int_eq(f.last_engaged_ms, T0);
+    ls_event refund = mk(EV_REFUND, T0 + 30 * DAY), ticket = mk(EV_SUPPORT_TICKET, T0 + 31 * DAY);
+    ls_event bad = mk(EV_REVIEW, T0 + 32 * DAY), good = mk(EV_REVIEW, T0 + 10 * DAY);
+    bad.rating = 2, bad.has |= EVF_RATING;
+    good.rating = 3, good.has |= EVF_RATING;
+    apply(&f, &refund);
+    apply(&f, &ticket);
+    apply(&f, &bad);
+    ck_assert_int_eq(f.last_seen_ms, T0 + 32 * DAY);
+    ck_assert_int_eq(f.last_engaged_ms, T0);
+    ck_assert_double_eq_tol(feature_value(&f, seen, &at), 8.0, 1e-9);
+    ck_assert_double_eq_tol(feature_value(&f, engaged, &at), 40.0, 1e-9);
+    apply(&f, &good); /* a review of 3 stars is engagement, here a late one */
+    ck_assert_int_eq(f.last_engaged_ms, T0 + 10 * DAY);
+
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    size_t n;
+    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
+    ck_assert_uint_eq(buf[0], 5);
+    ck_assert_int_eq(feature_decode(&g, buf, n), LS_OK);
+    ck_assert_int_eq(g.last_engaged_ms, T0 + 10 * DAY);
+    buf[0] = 4; /* the V5_ENGAGED bit means nothing in version 4: corrupt */
+    ck_assert_int_eq(feature_decode(&g, buf, n), LS_EPARSE);
+
+    /* only complaints: never engaged */
+    ls_features c;
+    feature_init(&c);
+    apply(&c, &ticket);
+    ck_assert_int_eq(c.last_engaged_ms, 0);
+    ck_assert_int_eq(feature_encode(&c, buf, sizeof buf, &n), LS_OK);
+    ck_assert_int_eq(feature_decode(&g, buf, n), LS_OK);
+    ck_assert_int_eq(g.last_engaged_ms, 0);
+    ck_assert_double_eq(feature_value(&g, engaged, &at), FEATURE_NEVER_DAYS);
+
+    /* engaged last: nothing more is stored, and a version 4 record with
+     * the same bytes reads the same */
+    ls_features e;
+    feature_init(&e);
+    apply(&e, &ev);
+    size_t n5;
+    ck_assert_int_eq(feature_encode(&e, buf, sizeof buf, &n5), LS_OK);
+    buf[0] = 4;
+    ck_assert_int_eq(feature_decode(&g, buf, n5), LS_OK);
+    ck_assert_int_eq(g.last_engaged_ms, T0);
+
+    /* a merge (alias) keeps the later engagement of the two */
+    ls_features m = f;
+    feature_merge(&m, &e, &DECAY);
+    ck_assert_int_eq(m.last_engaged_ms, T0 + 10 * DAY);
 }
 END_TEST
 
@@ -1539,6 +1611,7 @@ static Suite *suite(void)
 
     tc = tcase_create("encoding");
     tcase_add_test(tc, encode_decode_round_trip);
+    tcase_add_test(tc, complaints_are_not_engagement);
     tcase_add_test(tc, records_of_version_three_still_decode);
     tcase_add_test(tc, sparse_records_round_trip);
     tcase_add_test(tc, encode_into_a_short_buffer_fails);

@@ -82,6 +82,7 @@ typedef struct {
     double price;          /* add_to_cart: unit price, 0 = none sent */
     double value;          /* purchase, refund: the order total */
     int discounted;
+    int rating;            /* review: 1-5, 0 = none sent */
     char session[16];
     char order_id[16];
     char product[16];
@@ -202,6 +203,10 @@ static ls_event as_event(const persona_event *e, const char *id)
     if (e->discounted) {
         ev.discounted = 1;
         ev.has |= EVF_DISCOUNTED;
+    }
+    if (e->rating) {
+        ev.rating = e->rating;
+        ev.has |= EVF_RATING;
     }
     int rc = event_validate(&ev, NOW, EVENT_MAX_STR, &why);
     ck_assert_msg(rc == LS_OK, "invalid persona event: %s", why);
@@ -444,6 +449,60 @@ START_TEST(a_refund_right_after_an_order_lowers_the_score)
     refunded.name = "the same regular buyer, last order refunded the next day";
     p_refund(&refunded, NOW - 20 * DAY, 60.0);
     ck_assert_scores_above(kept.name, score_now(&kept), refunded.name, score_now(&refunded));
+}
+END_TEST
+
+/* A complaint -- a refund, a support ticket, a review of one or two
+ * stars, alone or together, right after the order or long after it, in
+ * the last visit's session or in a session of its own -- never raises the
+ * score, now or later: contact is not engagement.  (A refund once read as
+ * a visit: it reset the days since the last event, and a one-time buyer's
+ * score more than doubled.) */
+enum { C_REFUND = 1, C_TICKET = 2, C_BAD_REVIEW = 4, C_OWN_SESSION = 8 };
+
+static void add_complaints(persona *p, int64_t ts, unsigned kinds)
+{
+    if (kinds & C_OWN_SESSION)
+        p->sessions++;
+    if (kinds & C_REFUND)
+        p_refund(p, ts, 50.0);
+    if (kinds & C_TICKET)
+        p_simple(p, EV_SUPPORT_TICKET, ts + MINUTE);
+    if (kinds & C_BAD_REVIEW) {
+        persona_event *e = p_add(p, EV_REVIEW, ts + 2 * MINUTE);
+        e->rating = 1;
+        snprintf(e->product, sizeof e->product, "p0");
+    }
+}
+
+START_TEST(no_complaint_ever_raises_the_score)
+{
+    static void (*const buyers[])(persona *) = {one_time_buyer, regular_buyer, big_spender, sale_hunter,
+                                               lapsed_ten_orders};
+    static const unsigned kinds[] = {C_REFUND, C_TICKET, C_BAD_REVIEW, C_REFUND | C_TICKET | C_BAD_REVIEW,
+                                     C_TICKET | C_OWN_SESSION, C_BAD_REVIEW | C_OWN_SESSION};
+    static const int64_t ago_hours[] = {1, 24 * 7, 24 * 60}; /* the complaint: an hour, a week, two months ago */
+    static const int64_t later_days[] = {0, 7, 90};           /* scored now and later */
+    for (size_t b = 0; b < sizeof buyers / sizeof buyers[0]; b++) {
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            for (size_t h = 0; h < sizeof ago_hours / sizeof ago_hours[0]; h++) {
+                persona kept, upset;
+                buyers[b](&kept);
+                buyers[b](&upset);
+                int64_t at = NOW - ago_hours[h] * HOUR;
+                if (at <= kept.ev[kept.n - 1].ts_ms)
+                    continue; /* the complaint comes after the history */
+                add_complaints(&upset, at, kinds[k]);
+                for (size_t l = 0; l < sizeof later_days / sizeof later_days[0]; l++) {
+                    double s0 = assess_at(&kept, NOW + later_days[l] * DAY).logistic.score;
+                    double s1 = assess_at(&upset, NOW + later_days[l] * DAY).logistic.score;
+                    ck_assert_msg(s1 <= s0, "%s: complaints %#x %lld h ago raised the score at +%lld days from "
+                                  "%.6f to %.6f", kept.name, kinds[k], (long long)ago_hours[h],
+                                  (long long)later_days[l], s0, s1);
+                }
+            }
+        }
+    }
 }
 END_TEST
 
@@ -706,6 +765,7 @@ static Suite *personas_suite(void)
     tcase_add_test(rank, silence_alone_never_raises_a_buyers_score);
     tcase_add_test(rank, silence_alone_never_raises_a_visitors_score);
     tcase_add_test(rank, a_refund_right_after_an_order_lowers_the_score);
+    tcase_add_test(rank, no_complaint_ever_raises_the_score);
     tcase_add_test(rank, more_engagement_today_never_lowers_a_prospects_score);
     tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
     tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);
