@@ -52,8 +52,10 @@
  * says 5 from then on and such a leadscore refuses it whole.  6: window
  * keys merged into event_ids lazily (windowkeys.h): event_ids_by_time
  * values hold the customer, and event_ids may lack the newest ids, which
- * a leadscore of schema 5 would neither see nor erase. */
-#define STORE_SCHEMA_VERSION 6
+ * a leadscore of schema 5 would neither see nor erase.  7: feature
+ * records of version 5 (last_engaged), which a leadscore of schema 6
+ * would take for unknown customers. */
+#define STORE_SCHEMA_VERSION 7
 
 typedef struct store store;
 typedef struct store_reader store_reader;
