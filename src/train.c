@@ -1090,8 +1090,10 @@ static json_t *notes_json(const train_report *rep)
                  "calibration cutoff's rows with a fixed lambda and is NOT calibrated.");
         note(notes, "Sign constraints: intent and engagement terms (views, carts, checkouts, sessions, e-mail, "
              "repeat_p_buy) and repeat buying (orders, purchase days) >= 0; silence terms (days since the last "
-             "event, purchase, cart or checkout; purchase_recency_ratio) <= 0; refund, ticket and bad-review "
-             "terms <= 0: silence alone never raises a score. Tenure is no candidate. Terms held at 0 are left out.");
+             "engagement -- any event but a complaint --, purchase, cart or checkout; purchase_recency_ratio) <= 0; "
+             "refund, ticket and bad-review terms <= 0: silence alone never raises a score, and a complaint moves "
+             "only those. Tenure, days since the last event (a refund would read as a visit) and lines per order "
+             "are no candidates. Terms held at 0 are left out.");
         note(notes, "repeat_p_buy / repeat_expected: P(an order) and expected orders within horizon_days under the "
              "clv section's repeat-purchase model (0 for non-buyers); in training each cutoff's rows use a model "
              "fitted on the data up to that cutoff.");
