@@ -106,6 +106,20 @@ static void render_reads(FILE *f, const stats *st)
     fprintf(f, "leadscore_log_gaps_refused_total %llu\n", (unsigned long long)atomic_load(&st->log_gaps_refused));
 }
 
+/* A label value as the text format wants it: \\, \" and \n escaped (a
+ * model's name comes from its file, and one bad line fails the scrape). */
+static void put_label_value(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            fputc('\\', f), fputc(*s, f);
+        else if (*s == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*s, f);
+    }
+}
+
 static void render_events(FILE *f, const stats *st)
 {
     help(f, "leadscore_events_total", "counter", "Events by outcome: accepted, duplicate (event_id seen), rejected.");
@@ -197,7 +211,11 @@ static void render_state(FILE *f, const metrics_inputs *in)
     fprintf(f, "leadscore_store_readers_stale_cleared_total %llu\n",
             (unsigned long long)in->store.readers_stale_cleared);
     help(f, "leadscore_model_info", "gauge", "The active model.");
-    fprintf(f, "leadscore_model_info{name=\"%s\",version=\"%s\"} 1\n", in->model_name, in->model_version);
+    fputs("leadscore_model_info{name=\"", f);
+    put_label_value(f, in->model_name);
+    fputs("\",version=\"", f);
+    put_label_value(f, in->model_version);
+    fputs("\"} 1\n", f);
     help(f, "leadscore_uptime_seconds", "gauge", "Seconds since the service started.");
     fprintf(f, "leadscore_uptime_seconds %.3f\n", in->uptime_s);
     help(f, "leadscore_build_info", "gauge", "Version and git commit of this binary.");

@@ -549,6 +549,11 @@ static int op_reload(ops_call *c)
         return reload_refused(c, NULL, err, "the --model file did not load: see the server log");
     }
     model *m = service_model_acquire(c->svc);
+    char p[256], name[128], version[64];
+    loggable(p, sizeof p, rc == LS_OK ? buf : c->svc->cfg.model_path);
+    loggable(name, sizeof name, model_name(m));
+    loggable(version, sizeof version, model_version(m));
+    LOG_INFO("model_reloaded", "path=\"%s\" model=\"%s@%s\" by=\"reload op\"", p, name, version);
     begin_ok(c);
     kv_str(c->w, "name", model_name(m));
     kv_str(c->w, "version", model_version(m));

@@ -16,8 +16,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "leadscore/client.h"
+#include "metrics.h"
 #include "testutil.h"
 
 /* GETs path from 127.0.0.1:port; returns the body (static) and status. */
@@ -96,6 +98,21 @@ START_TEST(scrape_reports_the_traffic_exactly)
     ck_assert_double_eq(sample(text, "leadscore_events_total{result=\"duplicate\"}"), 1);
     ck_assert_double_eq(sample(text, "leadscore_events_rejected_total{reason=\"bad_request\"}"), 1);
     ck_assert_double_eq(sample(text, "leadscore_customers"), 1);
+    /* PULL messages refused whole count as `stats` counts them: one each,
+     * under their reason (garbage: bad_request; over --max-frame: too_large) */
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    int zero = 0;
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_connect(push, srv.pull_endpoint), 0);
+    static char big[(1 << 20) + 16];
+    memset(big, 0x91, sizeof big);
+    ck_assert_int_eq(zmq_send(push, "\xc1garbage", 8, 0), 8);
+    ck_assert_int_eq(zmq_send(push, big, sizeof big, 0), (int)sizeof big);
+    ck_assert_double_eq(wait_for(port, "leadscore_events_rejected_total{reason=\"too_large\"}", 1), 1);
+    ck_assert_double_eq(wait_for(port, "leadscore_events_rejected_total{reason=\"bad_request\"}", 2), 2);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    text = http_get(port, "/metrics", &status);
     ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_count{op=\"ping\"}"), 3);
     ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"+Inf\"}"), 3);
     ck_assert_double_eq(sample(text, "leadscore_model_info{name=\"handset\",version=\"0.1.0\"}"), 1);
@@ -162,6 +179,22 @@ END_TEST
 
 /* The process_* families, read from /proc/self at each scrape (the
  * server runs in this test's process). */
+/* A model's name and version come from its file: in a label they are
+ * escaped as the text format wants (one bad line fails the whole scrape). */
+START_TEST(label_values_are_escaped)
+{
+    stats st;
+    memset(&st, 0, sizeof st);
+    metrics_inputs in = {.st = &st, .nops = 0, .op_name = NULL, .model_name = "we\"ird\\na\nme",
+                         .model_version = "v\"1"};
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(metrics_render(&in, &text, &len), 0);
+    ck_assert_ptr_nonnull(strstr(text, "leadscore_model_info{name=\"we\\\"ird\\\\na\\nme\",version=\"v\\\"1\"} 1\n"));
+    free(text);
+}
+END_TEST
+
 START_TEST(scrape_has_process_metrics)
 {
     config cfg;
@@ -284,6 +317,7 @@ static Suite *suite(void)
     tcase_add_test(tc, scrape_reports_the_traffic_exactly);
     tcase_add_test(tc, bad_metrics_address_is_refused);
     tcase_add_test(tc, scrape_has_process_metrics);
+    tcase_add_test(tc, label_values_are_escaped);
     tcase_add_test(tc, scrape_works_with_more_than_1024_files_open);
     suite_add_tcase(s, tc);
     return s;
