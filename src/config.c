@@ -62,7 +62,7 @@ static const config_option options[] = {
     {"log-level", CONFIG_STRING, OPT(log_level), 16, "info", 0, 0,
      "error, warn, info or debug (logfmt lines on stderr; nothing per request below debug)"},
     {"slow-ms", CONFIG_DURATION, OPT(slow_ms), 0, "0", 0, 3600000,
-     "log every request slower than this (e.g. 5ms); 0 turns it off"},
+     "log every request slower than this (a bare number is milliseconds: 5 = 5ms; or 2s ...); 0 turns it off"},
     {"drain-timeout", CONFIG_DURATION, OPT(drain_timeout_ms), 0, "30s", 100, 3600000,
      "on SIGTERM, the longest wait for pending batches to commit before exiting anyway"},
     {"metrics", CONFIG_STRING, OPT(metrics), 256, "", 0, 0,
@@ -187,13 +187,24 @@ static int set_number(config *cfg, const config_option *o, const char *value, ch
         }
         *(uint64_t *)p = u;
         return LS_OK;
-    case CONFIG_DURATION:
+    case CONFIG_DURATION: {
+        /* an option named in ms (--slow-ms) reads a bare number as ms,
+         * as its name says: "5" is 5 ms there, 5 s elsewhere */
+        char ms[64];
+        const char *given = value;
+        size_t len = strlen(value), tail = strlen(o->name) > 3 ? strlen(o->name) - 3 : 0;
+        if (strcmp(o->name + tail, "-ms") == 0 && len > 0 && len + 3 <= sizeof ms &&
+            strspn(value, "0123456789.") == len) {
+            snprintf(ms, sizeof ms, "%sms", value);
+            value = ms;
+        }
         if (timefmt_parse_duration(value, &d) || d < o->min || d > o->max)
-            return bad_value(o, value, "a duration in range (e.g. 500ms, 30s, 7d)", err, n);
+            return bad_value(o, given, "a duration in range (e.g. 500ms, 30s, 7d)", err, n);
         if (d == 0 && value[strspn(value, "0.")] >= '1' && value[strspn(value, "0.")] <= '9')
-            return bad_value(o, value, "0 or at least 1ms (durations count whole milliseconds)", err, n);
+            return bad_value(o, given, "0 or at least 1ms (durations count whole milliseconds)", err, n);
         *(int64_t *)p = d;
         return LS_OK;
+    }
     case CONFIG_BOOL:
         if (parse_bool(value, (int *)p))
             return bad_value(o, value, "on or off", err, n);

@@ -174,6 +174,17 @@ START_TEST(durations)
     set_ok(&cfg, "slow-ms", "0.000s");
     set_ok(&cfg, "slow-ms", "1.5ms");
     ck_assert_int_eq(cfg.slow_ms, 1);
+    /* --slow-ms reads a bare number as its name says, in ms (it once took
+     * "5" for 5 s); a unit still says what it says; elsewhere bare is s */
+    set_ok(&cfg, "slow-ms", "5");
+    ck_assert_int_eq(cfg.slow_ms, 5);
+    set_ok(&cfg, "slow-ms", "2s");
+    ck_assert_int_eq(cfg.slow_ms, 2000);
+    set_ok(&cfg, "slow-ms", "3600000");
+    ck_assert_int_eq(cfg.slow_ms, 3600000);
+    set_bad(&cfg, "slow-ms", "3600001");
+    set_ok(&cfg, "drain-timeout", "5");
+    ck_assert_int_eq(cfg.drain_timeout_ms, 5000);
 }
 END_TEST
 
