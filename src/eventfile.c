@@ -480,9 +480,11 @@ int ef_check_event(eventfile *f, ls_event *ev, uint64_t line)
 /* Reads and checks the next source row.  1, 0 at the end, BAD_ROW, < 0. */
 static int read_row(eventfile *f, ls_event *ev)
 {
+    f->row_read = 0;
     int rc = f->jsonl ? efs_jsonl_row(f) : efs_csv_row(f);
     if (rc != 1)
         return rc;
+    f->row_read = 1;
     if ((rc = build_event(f, ev)) != 1)
         return rc;
     return ef_check_event(f, ev, f->row_line);
@@ -528,8 +530,10 @@ int eventfile_next(eventfile *f, ls_event *ev)
                 snprintf(f->err, sizeof f->err, "%s", f->fatal);
             return rc;
         }
-        if (rc == EVENTFILE_BAD_ROW)
+        if (rc == EVENTFILE_BAD_ROW) {
+            eff_note_refused_row(f, line);
             return counted(f, rc);
+        }
         if (f->grp.open) {
             if (eff_continues(&f->grp, &r)) {
                 eff_add_line(f, &r, line);

@@ -97,6 +97,14 @@ static uint64_t order_key(event_type type, const ls_str *customer, const ls_str 
 }
 
 
+/* Which order a row names, whatever its type: customer and order id. */
+static uint64_t named_order(const char *customer, size_t clen, const char *order_id, size_t olen)
+{
+    ls_str c = {customer, clen}, o = {order_id, olen};
+    uint64_t h = fnv_str(FNV_OFFSET, 'c', &c);
+    return mix64(fnv_str(h, 'o', &o)) | 1; /* never 0: 0 is "none" */
+}
+
 /* ------------------------------------------------------------------ */
 /* Events: order folding and ids                                        */
 /* ------------------------------------------------------------------ */
@@ -138,6 +146,9 @@ void eff_start_order(eventfile *f, const ls_event *ev, uint64_t line)
     copy_str(g->category, &g->ev.category);
     copy_str(g->event_id, &g->ev.event_id);
     g->key = order_key(ev->type, &ev->customer, &ev->order_id);
+    g->bad_key = named_order(ev->customer.ptr, ev->customer.len, ev->order_id.ptr, ev->order_id.len);
+    g->refused_line = f->last_bad_key == g->bad_key ? f->last_bad_line : 0;
+    f->last_bad_key = 0;
     g->again = f->recent[g->key % RECENT_ORDERS] == g->key;
 }
 
@@ -164,6 +175,14 @@ int eff_emit_order(eventfile *f, ls_event *out)
     char q[80], c[80];
     g->open = 0;
     f->recent[g->key % RECENT_ORDERS] = g->key;
+    if (g->refused_line)
+        return ef_bad_row(f, g->first_line, "order has a refused line",
+                       "%llu line(s) of order %s of customer %s skipped: its line %llu was refused; fix that line "
+                       "and import again to bring the whole order in (a part of it now would make the fixed order "
+                       "a duplicate)",
+                       (unsigned long long)g->nlines, ef_shown(q, sizeof q, g->ev.order_id.ptr, g->ev.order_id.len),
+                       ef_shown(c, sizeof c, g->ev.customer.ptr, g->ev.customer.len),
+                       (unsigned long long)g->refused_line);
     if (g->again && !g->ev.event_id.len)
         return ef_bad_row(f, g->first_line, "order lines not consecutive",
                        "%llu line(s) of order %s of customer %s come after other rows than that order's other lines "
@@ -233,6 +252,22 @@ static uint32_t occurrence(eventfile *f, int64_t ts, uint64_t h)
         f->occ_used++;
     }
     return ++f->occ[j].count;
+}
+
+void eff_note_refused_row(eventfile *f, uint64_t line)
+{
+    const char *cust = f->val[EVENTFILE_F_CUSTOMER], *ord = f->val[EVENTFILE_F_ORDER_ID];
+    if (!f->row_read || f->o.no_fold || !cust || !ord || !f->vlen[EVENTFILE_F_CUSTOMER] ||
+        !f->vlen[EVENTFILE_F_ORDER_ID])
+        return;
+    uint64_t key = named_order(cust, f->vlen[EVENTFILE_F_CUSTOMER], ord, f->vlen[EVENTFILE_F_ORDER_ID]);
+    if (f->grp.open && f->grp.bad_key == key) {
+        if (!f->grp.refused_line)
+            f->grp.refused_line = line;
+        return;
+    }
+    f->last_bad_key = key;
+    f->last_bad_line = line;
 }
 
 /* Hands out a row that is not part of an order, with its id. */

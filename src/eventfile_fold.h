@@ -21,6 +21,12 @@ void eff_add_line(eventfile *f, const ls_event *ev, uint64_t line);
 /* Closes the open order: hands it out in *out (1) or reports it
  * (EVENTFILE_BAD_ROW). */
 int eff_emit_order(eventfile *f, ls_event *out);
+/* A refused row that names an order (customer and order_id of the row as
+ * read) taints that order: the open one, or the next one to start with
+ * them.  A tainted order is skipped whole when it closes, so that the run
+ * after the row is fixed imports the whole order (a part imported now
+ * would make the fixed order a duplicate of it). */
+void eff_note_refused_row(eventfile *f, uint64_t line);
 /* Hands out a row that is not part of an order, with its id (1). */
 int eff_emit_row(eventfile *f, ls_event *ev, ls_event *out);
 

@@ -35,6 +35,8 @@ typedef struct {
     uint64_t first_line, last_line, nlines;
     uint64_t key;           /* hash of (type, customer, order_id) */
     int again;              /* the key was seen finishing earlier: not consecutive */
+    uint64_t bad_key;       /* hash of (customer, order_id), as a refused row names them */
+    uint64_t refused_line;  /* a refused row named this order: it is skipped whole; 0 none */
     char customer[EVENT_MAX_STR + 1], order_id[EVENT_MAX_STR + 1], session[EVENT_MAX_STR + 1];
     char product[EVENT_MAX_STR + 1], category[EVENT_MAX_STR + 1], event_id[EVENT_MAX_STR + 1];
     char id[40];            /* "order:<hex>" */
@@ -70,6 +72,9 @@ struct eventfile {
     const char *val[EVENTFILE_NFIELDS];
     size_t vlen[EVENTFILE_NFIELDS];
     uint64_t row_line;
+    int row_read;           /* the current row was read whole (f->val holds its fields) */
+    uint64_t last_bad_key;  /* the last refused row's order (bad_key), 0 none ... */
+    uint64_t last_bad_line; /* ... and its line */
 
     /* folding */
     order_fold grp;

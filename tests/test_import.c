@@ -601,6 +601,60 @@ START_TEST(order_lines_fold)
 }
 END_TEST
 
+/* A refused row that names an order (its customer and order_id) makes the
+ * whole order a bad row: importing the rest would make the fixed file's
+ * complete order a duplicate of the part (the id is the order's), and the
+ * fixed line would never land.  Before the order, inside it, or after its
+ * last line; other orders are untouched; --no-fold takes the good lines. */
+START_TEST(an_order_with_a_refused_line_is_skipped_whole)
+{
+    char p[600];
+    const char *path = write_file(p, sizeof p, "typo.csv",
+        "customer,type,ts,price,order_id\n"
+        "w1,purchase,2026-11-01T10:00:00Z,10,o1\n"
+        "w1,purchse,2026-11-01T10:00:00Z,10,o1\n"    /* line 3: refused */
+        "w1,purchase,2026-11-01T10:00:00Z,10,o1\n"
+        "w2,purchase,2026-11-01T10:00:00Z,7,o2\n"
+        "w3,purchase,2026-11-01T10:00:00Z,oops,o3\n" /* line 6: refused, before its order's lines */
+        "w3,purchase,2026-11-01T10:00:00Z,5,o3\n"
+        "w4,purchase,2026-11-01T10:00:00Z,4,o4\n"
+        "w4,purchase,2026-11-01T10:00:00Z,4,o4\n"
+        "w4,purchase,2026-11-01T10:00:00Z,x,o4\n");  /* line 10: refused, after two good lines */
+    got g;
+    eventfile_options o;
+    opts(&o, NULL, NULL);
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nev, 1); /* o2 alone */
+    ck_assert_str_eq(g.ev[0].customer, "w2");
+    ck_assert_int_eq(g.nbad, 6); /* three refused rows, three orders skipped */
+    int skipped = 0;
+    for (int i = 0; i < g.nbad; i++)
+        if (strcmp(g.kind[i], "order has a refused line") == 0) {
+            skipped++;
+            ck_assert_ptr_nonnull(strstr(g.bad[i], "fix that line and import again"));
+        }
+    ck_assert_int_eq(skipped, 3);
+
+    /* the fixed file brings each order in whole, under the id it would
+     * have had: nothing of it was imported before */
+    char p2[600];
+    const char *fixed = write_file(p2, sizeof p2, "fixed.csv",
+        "customer,type,ts,price,order_id\n"
+        "w1,purchase,2026-11-01T10:00:00Z,10,o1\n"
+        "w1,purchase,2026-11-01T10:00:00Z,10,o1\n"
+        "w1,purchase,2026-11-01T10:00:00Z,10,o1\n");
+    read_all(fixed, &o, &g);
+    ck_assert_int_eq(g.nev, 1);
+    ck_assert_int_eq(g.nbad, 0);
+    ck_assert_double_eq_tol(g.ev[0].value, 30, 1e-9);
+
+    o.no_fold = 1; /* every line its own event: the good ones go in */
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nev, 6);
+    ck_assert_int_eq(g.nbad, 3);
+}
+END_TEST
+
 START_TEST(event_ids)
 {
     char p[600];
@@ -1192,6 +1246,7 @@ static Suite *import_suite(void)
     tcase_add_test(reader, map_and_constants);
     tcase_add_test(reader, types_translation);
     tcase_add_test(reader, order_lines_fold);
+    tcase_add_test(reader, an_order_with_a_refused_line_is_skipped_whole);
     tcase_add_test(reader, event_ids);
     tcase_add_test(reader, jsonl);
     tcase_add_test(reader, gzip_input);
