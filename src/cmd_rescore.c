@@ -92,7 +92,8 @@ static const cliopts_spec rescore_spec = {
     .usage = "leadscore rescore [--data DIR] [--model FILE] [--now TIME] [--format csv|jsonl] [--out FILE]\n"
              "                         [--top N --by score|clv|expected_purchases] [--where FIELD=VALUE]...",
     .about = "Scores every customer in the store from one consistent snapshot (the service may keep\n"
-             "running and writing) and writes one row per customer: every field of a score result.",
+             "running and writing) and writes one row per customer: the fields of a score result but\n"
+             "`explain`, `logit`, `intercept` and `next_actions` (the actions themselves are in `actions`).",
     .epilog = "Without --top, rows come in customer-id order as they are scored.  A summary (customers,\n"
               "the model used and its file, tiers, types, time, customers/s) goes to stderr at the end.\n"
               "JSON Lines rows are written with jansson: doubles to 17 significant digits (they\n"
