@@ -10,6 +10,7 @@
  * literal list (a range of `items`). */
 #include "audience_rule.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -483,9 +484,12 @@ static int lex_number(parser *p, token *t)
         return fail_at(p, t->start, "number longer than %zu characters", sizeof tmp - 1);
     memcpy(tmp, p->text + t->start, t->len);
     tmp[t->len] = '\0';
+    errno = 0;
     t->num = strtod(tmp, NULL);
-    if (!isfinite(t->num))
-        return fail_at(p, t->start, "number out of range");
+    if (!isfinite(t->num) || (errno == ERANGE && t->num == 0 && tmp[strspn(tmp, "-+0.")] >= '1' &&
+                              tmp[strspn(tmp, "-+0.")] <= '9'))
+        return fail_at(p, t->start, "number out of range"); /* 1e-400 is not 0 */
+    t->num += 0.0; /* -0 is 0: the same rule in any spelling */
     t->type = TK_NUM;
     return 0;
 }

@@ -226,6 +226,7 @@ START_TEST(test_errors)
     bad("1.", "at column 3: expected a digit after '.' in a number");
     bad("score > 30d", "at column 9: malformed number");
     bad("score > 1e999", "at column 9: number out of range");
+    bad("score > 1e-400", "at column 9: number out of range"); /* not silently 0 */
     bad("score > 1e", "at column 11: expected a digit after 'e' in a number");
     bad("", "at column 1: empty rule");
     bad("   \t ", "at column 6: empty rule");
@@ -342,6 +343,8 @@ START_TEST(test_format)
         const char *in, *out;
     } cases[] = {
         {"score>=0.6 and tier==\"hot\"", "score >= 0.6 and tier == \"hot\""},
+        {"score > -0", "score > 0"}, /* -0 == 0: the same rule, so the same text (it restarted the audience) */
+        {"score > -0.0e5", "score > 0"},
         {"customer_type in(\"regular\",\"big_spender\")", "customer_type in (\"regular\", \"big_spender\")"},
         {"(known or known) or (known)", "known or known or known"},
         {"known or (known and known)", "known or known and known"},
