@@ -155,18 +155,24 @@ static int read_settings(int argc, char **argv, config *cfg)
     if (!opts)
         return cli_error("serve", CLI_FAIL, "out of memory");
     config_defaults(cfg);
-    opterr = 1;
+    opterr = 0; /* our own message, in the `leadscore serve: ...` form of every command */
     for (int pass = 0; pass < 2 && rc == CLI_OK; pass++) {
         optind = 0;
-        while (rc == CLI_OK && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        while (rc == CLI_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
             if (c == 'h') {
                 serve_help(stdout);
                 rc = -1;
             } else if (c == 's') {
                 config_print_sample(stdout);
                 rc = -1;
+            } else if (c == ':') {
+                rc = cli_error("serve", CLI_USAGE, "--%s takes a value (see --help)",
+                               optopt >= 1000 ? config_table()[optopt - 1000].name
+                               : optopt == 'c' ? "config" : "?");
             } else if (c == '?') {
-                rc = CLI_USAGE;
+                rc = optopt ? cli_error("serve", CLI_USAGE, "unknown option -%c (see --help)", optopt)
+                            : cli_error("serve", CLI_USAGE, "unknown or ambiguous option \"%s\" (see --help)",
+                                        argv[optind - 1]);
             } else if (c == 'c' && pass == 0) {
                 if (config_load_file(cfg, optarg, err, sizeof err) != LS_OK)
                     rc = cli_error("serve", CLI_USAGE, "%s", err);

@@ -296,7 +296,8 @@ int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
             rc = LS_EINVAL;
             break;
         }
-        rc = config_line(cfg, line, why, sizeof why);
+        /* a UTF-8 byte order mark (editors on Windows write one) is no part of the first name */
+        rc = config_line(cfg, lineno == 1 && memcmp(line, "\xEF\xBB\xBF", 3) == 0 ? line + 3 : line, why, sizeof why);
     }
     if (rc == LS_OK && ferror(fp)) { /* a directory opens, then cannot be read (EISDIR) */
         snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));

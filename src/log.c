@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "leadscore/error.h"
 #include "timefmt.h"
@@ -22,7 +23,7 @@ log_level log_get_level(void) { return (log_level)atomic_load_explicit(&current,
 int log_parse_level(const char *name, log_level *out)
 {
     for (int i = 0; i < 4; i++)
-        if (strcmp(name, names[i]) == 0) {
+        if (strcasecmp(name, names[i]) == 0) { /* DEBUG as debug, as `sync = OFF` reads */
             *out = (log_level)i;
             return LS_OK;
         }

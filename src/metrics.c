@@ -122,7 +122,7 @@ static void put_label_value(FILE *f, const char *s)
 
 static void render_events(FILE *f, const stats *st)
 {
-    help(f, "leadscore_events_total", "counter", "Events by outcome: accepted, duplicate (event_id seen), rejected.");
+    help(f, "leadscore_events_total", "counter", "Events stored (accepted) or counted once before (duplicate: event_id seen); rejected ones are in leadscore_events_rejected_total.");
     fprintf(f, "leadscore_events_total{result=\"accepted\"} %llu\n", (unsigned long long)atomic_load(&st->events_accepted));
     fprintf(f, "leadscore_events_total{result=\"duplicate\"} %llu\n", (unsigned long long)atomic_load(&st->events_duplicate));
     help(f, "leadscore_events_rejected_total", "counter", "Events rejected at validation, by reason.");

@@ -84,6 +84,10 @@ START_TEST(usage_errors_exit_two)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, none), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, unknown), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, badopt), 2);
+    ck_assert_ptr_nonnull(strstr(out, "leadscore serve: unknown or ambiguous option \"--no-such-option\""));
+    const char *novalue[] = {"serve", "--data", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, novalue), 2);
+    ck_assert_ptr_nonnull(strstr(out, "leadscore serve: --data takes a value"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, badval), 2);
     ck_assert_ptr_nonnull(strstr(out, "--max-frame"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, missing), 2);

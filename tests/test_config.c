@@ -291,6 +291,14 @@ START_TEST(file_with_comments_blank_lines_and_spaces)
     ck_assert_str_eq(cfg.bind, "tcp://127.0.0.1:5555");
     ck_assert_uint_eq(cfg.max_events, 10000);
 
+    /* a file saved with a UTF-8 byte order mark reads the same (its first
+     * name was "\xEF\xBB\xBFworkers", unknown); log levels in any case */
+    write_file("\xEF\xBB\xBFworkers = 3\nlog-level = DEBUG\n");
+    config_defaults(&cfg);
+    rc = config_load_file(&cfg, path, err, sizeof err);
+    ck_assert_msg(rc == LS_OK, "refused: %s", err);
+    ck_assert_int_eq(cfg.workers, 3);
+
     /* an empty file is fine */
     write_file("");
     config_defaults(&cfg);
