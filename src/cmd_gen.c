@@ -99,7 +99,8 @@ static const int format_values[] = {SHOPGEN_CSV, SHOPGEN_JSONL};
 
 #define F(field) CLIOPT_FIELD(gen_cli, field)
 static const cliopt gen_rows[] = {
-    {.name = "customers", .kind = CLIOPT_INT, F(c.customers), .lo = 0, .hi = LLONG_MAX, .want = "a number", .arg = "N",
+    {.name = "customers", .kind = CLIOPT_INT, F(c.customers), .lo = 1, .hi = SHOPGEN_MAX_CUSTOMERS,
+     .want = "a count from 1 to 100000000", .arg = "N",
      .help = "people simulated (default 10000)"},
     {.name = "days", .kind = CLIOPT_INT, F(c.days), CLIOPT_GIVEN(gen_cli, has_days), .lo = 0, .hi = 100000,
      .want = "a day count", .arg = "D", .help = "length of the stream in days (default 90)"},
@@ -118,7 +119,8 @@ static const cliopt gen_rows[] = {
              "with --end too, the days between them (--days, if given, must agree)"},
     {.name = "cutoff", .kind = CLIOPT_TIME, F(c.cutoff_ms), .arg = "TIME",
      .help = "truth cutoff (default: the horizon before the end)"},
-    {.name = "horizon", .kind = CLIOPT_INT, F(c.horizon_days), .lo = 0, .hi = 100000, .want = "a day count",
+    {.name = "horizon", .kind = CLIOPT_INT, F(c.horizon_days), .lo = 1, .hi = SHOPGEN_MAX_DAYS,
+     .want = "a day count from 1 to 36500",
      .arg = "DAYS", .help = "truth horizon (default 30)"},
     CLIOPT_END};
 #undef F
@@ -150,6 +152,14 @@ static int parse_args(int argc, char **argv, gen_cli *g)
     int rc = resolve_window(c, g->has_start, g->has_end, g->has_days, g->end_ms);
     if (rc != CLI_OK)
         return rc;
+    int64_t end = c->start_ms + (int64_t)c->days * 86400000;
+    if (c->cutoff_ms != SHOPGEN_CUTOFF_AUTO && (c->cutoff_ms <= c->start_ms || c->cutoff_ms >= end)) {
+        char a[40], b[40];
+        timefmt_format_iso(c->start_ms, a, sizeof a);
+        timefmt_format_iso(end, b, sizeof b);
+        return cli_error("gen", CLI_USAGE, "--cutoff must fall inside the stream, after %s and before %s (the "
+                         "truth is who buys in the horizon after it)", a, b);
+    }
     if (shopgen_validate(c) != LS_OK)
         return cli_error("gen", CLI_USAGE, "these settings are out of range (see --help)");
     return CLI_OK;

@@ -557,6 +557,14 @@ START_TEST(gen_window_ends_today_by_default)
     ck_assert_ptr_nonnull(strstr(out, "--days"));
     const char *backwards[] = {"gen", "--start", "2026-03-11", "--end", "2026-03-01", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, backwards), 2);
+    /* a truth cutoff outside the stream, or no one to simulate, is said
+     * plainly (the cutoff was accepted, the count "out of range") */
+    const char *late_cut[] = {"gen", "--start", "2026-03-01", "--days", "10", "--cutoff", "2030-01-01", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, late_cut), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--cutoff must fall inside the stream"));
+    const char *nobody[] = {"gen", "--customers", "0", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, nobody), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--customers: \"0\" is not a count from 1 to 100000000"));
     tu_rmtree(dir);
 }
 END_TEST
