@@ -332,8 +332,19 @@ static int cart_abandoned(const automation *a, const journey_rules *r, const ls_
            !cart_stale(a, r, f);
 }
 
+/* The year of day number `day` (days since 1970-01-01). */
+static int64_t year_of_day(int64_t day)
+{
+    int64_t y;
+    int mo, d;
+    timefmt_civil(day * DAY_MS, &y, &mo, &d);
+    return y;
+}
+
 /* Which occurrence of moment m holds now (see automation.h), and whether
- * the occurrence ends when the condition stops holding. */
+ * the occurrence ends when the condition stops holding.  A birthday or an
+ * anniversary is one occurrence per calendar year of the date it falls
+ * on: a birthday changed back and forth within its window fires once. */
 static int64_t occurrence_key(const automation *a, const journey_rules *r, const ls_features *f, int m,
                               int *ends_when_off)
 {
@@ -348,12 +359,14 @@ static int64_t occurrence_key(const automation *a, const journey_rules *r, const
     case JA_REVIEW_REQUEST:
         return f->last_purchase_ms;
     case JA_BIRTHDAY:
-        return f->birthday_mmdd ? timefmt_next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100) : 0;
+        return f->birthday_mmdd
+                   ? year_of_day(timefmt_next_date(today, f->birthday_mmdd / 100, f->birthday_mmdd % 100))
+                   : 0;
     case JA_ANNIVERSARY: {
         int64_t y;
         int mo, d;
         timefmt_civil(f->first_purchase_ms, &y, &mo, &d);
-        return timefmt_next_date(today, mo, d);
+        return year_of_day(timefmt_next_date(today, mo, d));
     }
     default:
         *ends_when_off = 1;

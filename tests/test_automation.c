@@ -633,6 +633,31 @@ START_TEST(each_moment_once)
 }
 END_TEST
 
+/* A birthday is one occurrence per year: changed to the next day and back
+ * inside its window, with a cool-down shorter than the change, it fires
+ * once (it fired for each date, the first one twice). */
+START_TEST(a_birthday_changed_back_and_forth_fires_once_a_year)
+{
+    start(NULL, "birthday=1s", NULL, 0);
+    int64_t now = wall_ms(), day = 86400000;
+    char d0[16], d1[16];
+    for (int k = 0; k < 2; k++) {
+        time_t t = (time_t)((now + k * day) / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(k ? d1 : d0, sizeof d0, "%02d-%02d", tm.tm_mon + 1, tm.tm_mday);
+    }
+    const char *dates[] = {d0, d1, d0};
+    for (int i = 0; i < 3; i++) {
+        ev e = {"bday", "profile", NULL, wall_ms(), 0, 0, dates[i]};
+        track(&conn, &e, 1);
+        usleep(1500000); /* past the cool-down */
+    }
+    ck_assert_int_eq(count_of(read_all(&conn), "bday", "moment", "birthday"), 1);
+    stop();
+}
+END_TEST
+
 /* Pages by `next` give every trigger once, in order; `from` is exclusive;
  * ids are the same on every read. */
 START_TEST(resume_from_seq)
@@ -1031,6 +1056,7 @@ int main(void)
     tcase_add_test(tc, time_based_membership);
     tcase_add_test(tc, abandoned_cart_once);
     tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
+    tcase_add_test(tc, a_birthday_changed_back_and_forth_fires_once_a_year);
     tcase_add_test(tc, cooldown);
     tcase_add_test(tc, moments_once);
     tcase_add_test(tc, each_moment_once);
