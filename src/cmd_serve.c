@@ -39,7 +39,7 @@ static void on_hangup(int sig)
     server_request_reload(running);
 }
 
-static volatile sig_atomic_t first_signal_s;
+static volatile sig_atomic_t first_signal_s, first_signal_ms; /* monotonic: seconds, and ms within them */
 
 /* STOPPING=1 is sent by a small thread, not by the signal handler itself
  * (sd_notify is not async-signal-safe): the handler writes 's' to this
@@ -104,10 +104,13 @@ static void on_signal(int sig)
     struct timespec now;
     (void)sig;
     clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe */
-    if (signals_seen > 0 && now.tv_sec - first_signal_s < 1)
-        return;
-    if (signals_seen == 0)
+    int ms = (int)(now.tv_nsec / 1000000);
+    if (signals_seen > 0 && ((long long)now.tv_sec - first_signal_s) * 1000 + (ms - first_signal_ms) < 1000)
+        return; /* within a second of the first, whole ms: not rounded to a second boundary */
+    if (signals_seen == 0) {
         first_signal_s = (sig_atomic_t)now.tv_sec;
+        first_signal_ms = ms;
+    }
     if (signals_seen++ > 0) {
         static const char msg[] = "leadscore serve: second signal, exiting now (the store stays consistent)\n";
         ssize_t r = write(2, msg, sizeof msg - 1);
