@@ -69,8 +69,8 @@ static const config_option options[] = {
      "serve Prometheus metrics on HOST:PORT at /metrics (e.g. 127.0.0.1:9464)"},
     {"retrain-every", CONFIG_DURATION, OPT(retrain_every_ms), 0, "0", 0, 3650LL * 86400000,
      "retrain from the store this often (e.g. 1d) in a background thread with its own read snapshot: for the "
-     "serving model's horizon h, trained on features as of now-2h and tested on features as of now-h (labels: "
-     "orders in the h after); the new model replaces the serving one only when it scores a higher hold-out AUC "
+     "serving model's horizon h, fitted on features as of now-3h to now-4.5h, calibrated at now-2h and tested on "
+     "features as of now-h (labels: orders in the h after each); the new model replaces the serving one only when it scores a higher hold-out AUC "
      "(tie: lower log-loss) on the same customers; in memory only (restart or reload reads --model); 0 turns it off"},
     {"client-hwm", CONFIG_SIZE, OPT(client_hwm), 0, "1000", 1, 1000000,
      "replies the server queues for one client that does not read them (ZeroMQ high-water mark, in messages); "
@@ -173,8 +173,11 @@ static int set_number(config *cfg, const config_option *o, const char *value, ch
     case CONFIG_INT: {
         errno = 0;
         long v = strtol(value, &end, 10);
-        if (errno || end == value || *end || v < o->min || v > o->max)
-            return bad_value(o, value, "a whole number in range", err, n);
+        if (errno || end == value || *end || v < o->min || v > o->max) {
+            char what[96]; /* say the range, as sizes do */
+            snprintf(what, sizeof what, "a whole number from %lld to %lld", (long long)o->min, (long long)o->max);
+            return bad_value(o, value, what, err, n);
+        }
         *(int *)p = (int)v;
         return LS_OK;
     }
