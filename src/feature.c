@@ -317,19 +317,21 @@ void feature_apply(ls_features *f, const ls_event *ev, const feature_decay *d)
     feature_apply_line(f, ev, d, 0);
 }
 
-/* A refund, a support ticket or a review of 1 or 2 stars: a complaint,
- * which is contact but not engagement: it moves neither last_engaged nor
- * the session counts, so no complaint can raise an engagement term. */
-static int is_complaint(const ls_event *ev)
+/* Engagement is what the customer does with the shop.  Not a complaint
+ * (a refund, a support ticket, a review of 1 or 2 stars: contact, not
+ * interest), nor a profile update (a birthday a CRM loads is data, not a
+ * visit).  Neither moves last_engaged nor opens a session, so neither can
+ * raise an engagement term. */
+static int is_engagement(const ls_event *ev)
 {
-    return ev->type == EV_REFUND || ev->type == EV_SUPPORT_TICKET ||
-           (ev->type == EV_REVIEW && (ev->has & EVF_RATING) && ev->rating <= 2);
+    return ev->type != EV_REFUND && ev->type != EV_SUPPORT_TICKET && ev->type != EV_PROFILE &&
+           !(ev->type == EV_REVIEW && (ev->has & EVF_RATING) && ev->rating <= 2);
 }
 
 void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay *d, int continues_order)
 {
     cover_time(f, ev->ts_ms, d);
-    int engaged = !is_complaint(ev);
+    int engaged = is_engagement(ev);
     if (engaged && ev->ts_ms > f->last_engaged_ms)
         f->last_engaged_ms = ev->ts_ms;
     int64_t age = f->last_seen_ms - ev->ts_ms;
@@ -340,7 +342,7 @@ void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay 
         f->recent[ev->type] += ws;
         f->decayed[ev->type] += wl;
     }
-    if (engaged) /* a complaint opens no session: a ticket is no visit to score */
+    if (engaged) /* a complaint or a profile update opens no session: no visit to score */
         note_session(f, ev, d);
     apply_money(f, ev);
     apply_opinion(f, ev);

@@ -89,7 +89,7 @@ typedef struct {
     double first_purchase_value; /* value bought on the first purchase day */
     int64_t last_review_ms;     /* latest review */
     int64_t last_negative_ms;   /* latest refund, bad review (<= 2) or support ticket */
-    int64_t last_engaged_ms;    /* latest event that is none of those (a complaint is no engagement); 0 = none */
+    int64_t last_engaged_ms;    /* latest event that is neither one of those (a complaint) nor a profile update; 0 = none */
     uint32_t rating_sum;
     uint32_t rating_n;
     uint32_t bad_reviews;       /* rating <= 2 */

@@ -75,6 +75,23 @@ static json_t *load_base_json(const service *svc, char *err, size_t errlen)
     return j;
 }
 
+/* The configured model file, loaded: its repeat-purchase parameters start
+ * the fits, as `leadscore train --base` of that file starts them, so a
+ * retraining depends on the data and the configured file only, not on
+ * which retrained model happens to be serving. */
+static int load_base_model(const service *svc, model **out, char *err, size_t errlen)
+{
+    json_t *j = load_base_json(svc, err, errlen);
+    if (!j)
+        return LS_EPARSE;
+    char *text = json_dumps(j, JSON_PRESERVE_ORDER);
+    json_decref(j);
+    int rc = text ? model_load_text(text, strlen(text), out, err, errlen)
+                  : ls_fail(err, errlen, LS_ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
 static int should_stop(void *arg, uint64_t done)
 {
     (void)done;
@@ -122,9 +139,15 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
     int64_t t0 = timefmt_mono_ns();
     char when[40];
     train_report rep;
-    model *serving = service_model_acquire(svc), *fresh = NULL;
-    const model_clv *clv = model_clv_params(serving);
+    model *serving = service_model_acquire(svc), *fresh = NULL, *base = NULL;
     memset(out, 0, sizeof *out);
+    int rc = load_base_model(svc, &base, err, errlen);
+    if (rc != LS_OK) {
+        atomic_fetch_add(&svc->stats.retrain_failures, 1);
+        model_unref(&serving);
+        return rc;
+    }
+    const model_clv *clv = model_clv_params(base);
     out->horizon_days = (int)lround(model_horizon_days(serving));
     out->eval_cutoff_ms = now_ms - (int64_t)out->horizon_days * MS_PER_DAY;
     train_options opt = {.cutoff_ms = out->eval_cutoff_ms, .horizon_days = out->horizon_days,
@@ -132,7 +155,6 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
                          .time_unit_days = clv->time_unit_days, .repeat_start = clv->repeat,
                          .gg_start = clv->gamma_gamma, .compare = serving, .progress = should_stop,
                          .progress_arg = (void *)stop};
-    int rc;
     if (out->horizon_days < 1) {
         rc = ls_fail(err, errlen, LS_EINVAL, "the serving model has no horizon");
     } else if ((rc = store_reader_begin(r)) != LS_OK) {
@@ -157,6 +179,7 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
     else if (rc != LS_EUNAVAIL)
         atomic_fetch_add(&svc->stats.retrain_failures, 1);
     model_unref(&serving);
+    model_unref(&base);
     out->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
     return rc;
 }

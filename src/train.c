@@ -49,15 +49,22 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
  *       as a visit and raise the score);
  *   -1  disappointment (refund rate and count, tickets, bad reviews): as
  *       lifetime figures, which silence does not change;
- *   +1  repeat buying (orders, purchase days): a customer who came back
- *       more often is never less ready than one who bought once, all else
- *       equal (a marketer's first rule; a persona test holds the default
- *       to it);
+ *   +1  repeat buying, through the repeat-purchase model's P(an order) and
+ *       expected orders (repeat_p_buy, repeat_expected): a customer who came
+ *       back more often is never less ready than one who bought once, all
+ *       else equal, and unlike lifetime counts these lapse with silence;
+ *   +1  lifetime sessions too: a returning visitor is never less ready
+ *       than a new one doing the same today;
  *    0  the rest of the purchase history, which silence does not change
- *       (spend, gaps, basket size, discount share).  Lines per order is no
- *       candidate: the training data (gen, CDNOW) has one line per order,
- *       so it could only learn "has bought" and would extrapolate for a
- *       shop that sends line items (an order of five lines read as hot).
+ *       (order value, gaps, discount share).  Not candidates: lifetime
+ *       orders, purchase days and spend, which never lapse: with them a
+ *       buyer of ten orders silent for a year outscored a visitor in
+ *       checkout today, and a free spend term could undo the sign of the
+ *       orders (a second order lowered the score); lines and units per
+ *       order, which measure how a shop sends an order (one event with the
+ *       total, or a line per item) more than the customer: the training
+ *       data has one line per order, so they learnt "has bought", and an
+ *       order sent as five lines read as hot.
  * Tenure (days since first seen or first purchase) is no candidate: it
  * grows with silence, so it could only enter with a negative sign, and a
  * customer of many years would then rank below a newcomer for having been
@@ -87,11 +94,8 @@ static const struct {
     {"days_since_last_engaged", 1, -1, 0}, {"days_since_last_purchase", 1, -1, 0},
     {"days_since_last_cart", 1, -1, 0},  {"days_since_last_checkout", 1, -1, 0},
     {"purchase_recency_ratio", 1, -1, 0},
-    {"purchase_count", 1, +1, 0},        {"purchase_days", 1, +1, 0},
-    {"spend", 1, 0, 0},                  {"avg_order_value", 1, 0, 0},
-    {"mean_purchase_gap_days", 1, 0, 0},
-    {"units_per_order", 1, 0, 0},        {"discounted_share", 0, 0, 0},
-    {"sessions", 1, 0, 0},
+    {"avg_order_value", 1, 0, 0},        {"mean_purchase_gap_days", 1, 0, 0},
+    {"discounted_share", 0, 0, 0},       {"sessions", 1, +1, 0},
     {"refund_rate", 0, -1, 0},           {"refund_count", 1, -1, 0},
     {"support_ticket_count", 1, -1, 0},  {"bad_reviews", 1, -1, 0},
     {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY},
@@ -1078,8 +1082,9 @@ static void note(json_t *notes, const char *fmt, ...)
 static json_t *notes_json(const train_report *rep)
 {
     json_t *notes = json_array();
-    note(notes, "Trained by `leadscore train` on %llu events of %llu customers in %.1f s.",
-         (unsigned long long)rep->events, (unsigned long long)rep->customers, rep->seconds);
+    /* no fitting time here: the same data must give the same file (but trained_at) */
+    note(notes, "Trained by `leadscore train` on %llu events of %llu customers.", (unsigned long long)rep->events,
+         (unsigned long long)rep->customers);
     if (rep->nterms > 0) {
         note(notes, "Readiness = calibrated P(an order within horizon_days): L2-regularised logistic regression on "
              "standardised features (z = (transform(x) - mean) / scale), rows pooled from %d cutoffs (a customer "
@@ -1088,12 +1093,14 @@ static json_t *notes_json(const train_report *rep)
         if (rep->short_history)
             note(notes, "SHORT HISTORY: fewer than three horizons of data, so the model was fitted on the "
                  "calibration cutoff's rows with a fixed lambda and is NOT calibrated.");
-        note(notes, "Sign constraints: intent and engagement terms (views, carts, checkouts, sessions, e-mail, "
-             "repeat_p_buy) and repeat buying (orders, purchase days) >= 0; silence terms (days since the last "
-             "engagement -- any event but a complaint --, purchase, cart or checkout; purchase_recency_ratio) <= 0; "
-             "refund, ticket and bad-review terms <= 0: silence alone never raises a score, and a complaint moves "
-             "only those. Tenure, days since the last event (a refund would read as a visit) and lines per order "
-             "are no candidates. Terms held at 0 are left out.");
+        note(notes, "Sign constraints: intent and engagement terms (views, carts, checkouts, sessions, lifetime "
+             "sessions, e-mail) and repeat buying (repeat_p_buy, repeat_expected) >= 0; silence terms (days "
+             "since the last engagement -- any event but a complaint or a profile update --, purchase, cart or "
+             "checkout; purchase_recency_ratio) <= 0; refund, ticket and bad-review terms <= 0: silence alone never "
+             "raises a score, and a complaint moves only those. Tenure, days since the last event (a refund would "
+             "read as a visit), lifetime orders, purchase days and spend (they never lapse: a buyer silent for a "
+             "year outranked a visitor in checkout), lines and units per order (how a shop sends an order) are no "
+             "candidates. Terms held at 0 are left out.");
         note(notes, "repeat_p_buy / repeat_expected: P(an order) and expected orders within horizon_days under the "
              "clv section's repeat-purchase model (0 for non-buyers); in training each cutoff's rows use a model "
              "fitted on the data up to that cutoff.");

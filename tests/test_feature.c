@@ -1372,6 +1372,7 @@ START_TEST(records_of_version_two_still_decode)
     h.share_days = h.count[EV_SHARE] + h.count[EV_REFERRAL];
     h.review_days = h.count[EV_REVIEW];
     h.last_checkout_ms = h.last_share_ms = 0;
+    h.last_engaged_ms = h.last_seen_ms; /* not kept before version 5 */
     for (int i = 0; i < FEATURE_CART_RING; i++)
         h.cart[i].items = (int16_t)(h.cart[i].value > 0 ? 1 : h.cart[i].value < 0 ? -1 : 0);
     ck_assert_uint_eq(g.purchase_lines, 1);

@@ -83,6 +83,7 @@ typedef struct {
     double value;          /* purchase, refund: the order total */
     int discounted;
     int rating;            /* review: 1-5, 0 = none sent */
+    int birthday_mmdd;     /* profile: MMDD, 0 = none sent */
     char session[16];
     char order_id[16];
     char product[16];
@@ -207,6 +208,10 @@ static ls_event as_event(const persona_event *e, const char *id)
     if (e->rating) {
         ev.rating = e->rating;
         ev.has |= EVF_RATING;
+    }
+    if (e->birthday_mmdd) {
+        ev.birthday_mmdd = e->birthday_mmdd;
+        ev.has |= EVF_BIRTHDAY;
     }
     int rc = event_validate(&ev, NOW, EVENT_MAX_STR, &why);
     ck_assert_msg(rc == LS_OK, "invalid persona event: %s", why);
@@ -506,6 +511,114 @@ START_TEST(no_complaint_ever_raises_the_score)
 }
 END_TEST
 
+/* The same order scores the same whether the shop sends one event with
+ * the total (the form v1 describes) or a line per item: how a shop sends
+ * an order says nothing about the customer.  (Lines and units per order
+ * once made a five-line order of 100 "warm" and the one-event form "cold".) */
+START_TEST(an_order_sent_as_lines_scores_as_one_event)
+{
+    persona one, lines;
+    p_init(&one, "one order of 100 as one event");
+    p_init(&lines, "the same order as five lines of 20");
+    int64_t at = NOW - 3 * DAY;
+    p_order(&one, at, 100.0, 0);
+    p_visit(&lines, at - 20 * MINUTE, 2);
+    p_cart(&lines, at - 10 * MINUTE, 100.0);
+    p_checkout(&lines, at - 5 * MINUTE);
+    for (int i = 0; i < 5; i++) {
+        persona_event *e = p_add(&lines, EV_PURCHASE, at + i * 1000);
+        e->value = 20.0;
+        snprintf(e->order_id, sizeof e->order_id, "o1");
+        snprintf(e->product, sizeof e->product, "p%d", i);
+        snprintf(e->category, sizeof e->category, "shoes");
+    }
+    static const int64_t later_days[] = {0, 7, 60};
+    for (size_t l = 0; l < sizeof later_days / sizeof later_days[0]; l++) {
+        double a = assess_at(&one, NOW + later_days[l] * DAY).logistic.score;
+        double b = assess_at(&lines, NOW + later_days[l] * DAY).logistic.score;
+        ck_assert_msg(fabs(a - b) <= 1e-4 * a, /* the records round floats apart */ "+%lld days: %s %.6f, %s %.6f", (long long)later_days[l], one.name, a,
+                      lines.name, b);
+    }
+}
+END_TEST
+
+/* Coming back is never worse than not: a second order of the same value,
+ * an hour or a day after the first, never lowers the score, scored then
+ * and a week and a month later.  (A free spend term once made the second
+ * order of the day cost more than the order count gave.) */
+START_TEST(a_second_order_never_lowers_the_score)
+{
+    static void (*const buyers[])(persona *) = {one_time_buyer, regular_buyer, sale_hunter};
+    static const int64_t gap_hours[] = {1, 24};
+    static const int64_t later_days[] = {0, 7, 30};
+    for (size_t b = 0; b < sizeof buyers / sizeof buyers[0]; b++) {
+        for (size_t g = 0; g < sizeof gap_hours / sizeof gap_hours[0]; g++) {
+            persona once, twice;
+            buyers[b](&once);
+            buyers[b](&twice);
+            const persona_event *last = &once.ev[once.n - 1];
+            int64_t second = last->ts_ms + gap_hours[g] * HOUR;
+            p_order(&twice, second, last->value, last->discounted);
+            for (size_t l = 0; l < sizeof later_days / sizeof later_days[0]; l++) {
+                int64_t at = second + HOUR + later_days[l] * DAY;
+                double s0 = assess_at(&once, at).logistic.score, s1 = assess_at(&twice, at).logistic.score;
+                ck_assert_msg(s1 >= s0, "%s: a second order %lld h after the last lowered the score at +%lld days "
+                              "from %.6f to %.6f", once.name, (long long)gap_hours[g], (long long)later_days[l], s0, s1);
+            }
+        }
+    }
+}
+END_TEST
+
+/* A profile update (a birthday a CRM loads, say) is data, not a visit:
+ * it never raises a buyer's score, lapsed or not.  (It once woke a buyer
+ * lapsed a year from cold to warm.) */
+START_TEST(a_profile_update_never_raises_the_score)
+{
+    static void (*const buyers[])(persona *) = {one_time_buyer, regular_buyer, lapsed_ten_orders};
+    for (size_t b = 0; b < sizeof buyers / sizeof buyers[0]; b++) {
+        for (int own_session = 0; own_session < 2; own_session++) {
+            persona before, after;
+            buyers[b](&before);
+            buyers[b](&after);
+            if (own_session)
+                after.sessions++;
+            persona_event *e = p_add(&after, EV_PROFILE, NOW - HOUR);
+            e->birthday_mmdd = 504;
+            for (int l = 0; l < 3; l++) {
+                int64_t at = NOW + (int64_t)l * 30 * DAY;
+                double s0 = assess_at(&before, at).logistic.score, s1 = assess_at(&after, at).logistic.score;
+                ck_assert_msg(s1 <= s0, "%s: a profile update raised the score from %.6f to %.6f", before.name, s0,
+                              s1);
+            }
+        }
+    }
+}
+END_TEST
+
+/* A returning visitor doing what a new one does today is at least as
+ * ready: earlier visits never count against them.  (Lifetime sessions once
+ * had a negative weight: ten visits over the year made today's cart
+ * colder than a stranger's.) */
+START_TEST(a_returning_visitor_in_the_cart_today_scores_at_least_a_new_one)
+{
+    static const int visits[] = {1, 3, 10, 30};
+    persona fresh;
+    cart_today(&fresh);
+    double s_new = score_now(&fresh);
+    for (size_t v = 0; v < sizeof visits / sizeof visits[0]; v++) {
+        persona back;
+        p_init(&back, "returning visitor");
+        for (int i = 0; i < visits[v]; i++)
+            p_visit(&back, NOW - (int64_t)(365 - i * 360 / visits[v]) * DAY, 2);
+        p_visit(&back, NOW - 2 * HOUR, 2);
+        p_cart(&back, NOW - 2 * HOUR + 5 * MINUTE, 59.0);
+        double s = score_now(&back);
+        ck_assert_msg(s >= s_new, "%d earlier visits: %.6f below a new visitor's %.6f", visits[v], s, s_new);
+    }
+}
+END_TEST
+
 START_TEST(more_engagement_today_never_lowers_a_prospects_score)
 {
     /* a visitor from last week comes back today and goes a step further each time */
@@ -538,6 +651,18 @@ START_TEST(ten_orders_lapsed_a_year_ago_score_below_a_checkout_today)
     persona lapsed, checkout;
     lapsed_ten_orders(&lapsed);
     checkout_today(&checkout);
+    ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
+    /* and any buyer silent for a year: one order, or a regular's six */
+    static const double values[] = {20.0, 50.0, 600.0};
+    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+        p_init(&lapsed, "one order, a year ago");
+        p_order(&lapsed, NOW - 365 * DAY, values[v], 0);
+        ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
+    }
+    static const int ago[] = {700, 640, 570, 510, 440, 380};
+    p_init(&lapsed, "six orders over a year, the last a year ago");
+    for (int i = 0; i < 6; i++)
+        p_order(&lapsed, NOW - ago[i] * DAY, 48.0, 0);
     ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
 }
 END_TEST
@@ -766,6 +891,10 @@ static Suite *personas_suite(void)
     tcase_add_test(rank, silence_alone_never_raises_a_visitors_score);
     tcase_add_test(rank, a_refund_right_after_an_order_lowers_the_score);
     tcase_add_test(rank, no_complaint_ever_raises_the_score);
+    tcase_add_test(rank, an_order_sent_as_lines_scores_as_one_event);
+    tcase_add_test(rank, a_second_order_never_lowers_the_score);
+    tcase_add_test(rank, a_profile_update_never_raises_the_score);
+    tcase_add_test(rank, a_returning_visitor_in_the_cart_today_scores_at_least_a_new_one);
     tcase_add_test(rank, more_engagement_today_never_lowers_a_prospects_score);
     tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
     tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);

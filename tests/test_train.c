@@ -424,7 +424,8 @@ START_TEST(retrain_swaps_a_better_model_and_keeps_otherwise)
     ck_assert_int_eq(o.candidate.rows, o.serving.rows);
     ck_assert_int_eq(o.candidate.positives, o.serving.positives);
     /* the very model retraining fits: a tie, kept */
-    ck_assert_int_eq(retrain_with(&svc, r, same, now_ms, &o), 0);
+    int swapped_same = retrain_with(&svc, r, same, now_ms, &o);
+    ck_assert_msg(swapped_same == 0, "same: new %.12f serving %.12f ll %.12f %.12f", o.candidate.auc, o.serving.auc, o.candidate.logloss, o.serving.logloss);
     ck_assert_double_eq_tol(o.candidate.auc, o.serving.auc, 1e-9);
     /* a model fitted on the hold-out window does better there: kept */
     ck_assert_int_eq(retrain_with(&svc, r, cheat, now_ms, &o), 0);
