@@ -426,6 +426,19 @@ static void bad_row(importer *im, const eventfile *f)
     }
 }
 
+/* At a stop for --max-errors: the order the reader was folding from rows
+ * read before the stop goes into the batch (or is reported, when refused),
+ * so that what was read before is imported, as the stop message says. */
+static void finish_read_order(importer *im, eventfile *f)
+{
+    ls_event ev;
+    int rc = eventfile_finish(f, &ev);
+    if (rc == 1 && batch_add(&im->b, &ev, im->client != NULL, im->o->batch) != LS_OK)
+        cli_error("import", CLI_FAIL, "out of memory");
+    else if (rc == EVENTFILE_BAD_ROW)
+        bad_row(im, f);
+}
+
 static void summary(const importer *im)
 {
     double secs = (double)(timefmt_mono_ns() - im->start_ns) / 1e9;
@@ -543,8 +556,10 @@ static int import_file(importer *im, const char *path, int *file_failed)
             }
         } else if (rc == EVENTFILE_BAD_ROW) {
             bad_row(im, f);
-            if (im->o->max_errors >= 0 && im->rejected > (uint64_t)im->o->max_errors)
+            if (im->o->max_errors >= 0 && im->rejected > (uint64_t)im->o->max_errors) {
                 stop = STOP_ERRORS;
+                finish_read_order(im, f); /* "what was read before is imported": an order being folded too */
+            }
         } else if (interrupted) {
             stop = STOP_SIGNAL; /* the read failed with EINTR */
         } else {

@@ -371,7 +371,9 @@ static int build_event(eventfile *f, ls_event *ev)
     if (!v[EVENTFILE_F_TS])
         return ef_bad_row(f, line, "ts is missing", "ts is missing or empty");
     ev->customer = (ls_str){v[EVENTFILE_F_CUSTOMER], n[EVENTFILE_F_CUSTOMER]};
-    if (parse_type(f, v[EVENTFILE_F_TYPE], n[EVENTFILE_F_TYPE], &ev->type))
+    if (parse_type(f, v[EVENTFILE_F_TYPE], n[EVENTFILE_F_TYPE], &ev->type) == 0)
+        f->row_type = (int)ev->type;
+    else
         return ef_bad_row(f, line, "unknown event type", "type %s is not an event type%s",
                        ef_shown(q, sizeof q, v[EVENTFILE_F_TYPE], n[EVENTFILE_F_TYPE]),
                        f->o.types.n ? " after --types" : " (translate it with --types)");
@@ -481,6 +483,7 @@ int ef_check_event(eventfile *f, ls_event *ev, uint64_t line)
 static int read_row(eventfile *f, ls_event *ev)
 {
     f->row_read = 0;
+    f->row_type = -1;
     int rc = f->jsonl ? efs_jsonl_row(f) : efs_csv_row(f);
     if (rc != 1)
         return rc;
@@ -497,6 +500,14 @@ static int counted(eventfile *f, int rc)
     if (rc == EVENTFILE_BAD_ROW)
         f->st.bad_rows++;
     return rc;
+}
+
+int eventfile_finish(eventfile *f, ls_event *ev)
+{
+    if (!f || !ev)
+        return LS_EINVAL;
+    f->err[0] = '\0';
+    return counted(f, eff_finish_order(f, ev));
 }
 
 int eventfile_next(eventfile *f, ls_event *ev)
@@ -524,6 +535,8 @@ int eventfile_next(eventfile *f, ls_event *ev)
         if (rc <= 0) {
             if (rc == 0)
                 f->ended = 1;
+            else if (f->grp.open && !f->grp.refused_line)
+                f->grp.refused_line = f->grp.last_line + 1; /* the order is cut where the read broke */
             if (f->grp.open)
                 return counted(f, eff_emit_order(f, ev));
             if (rc < 0)

@@ -261,6 +261,12 @@ int eventfile_open(eventfile **out, const char *path, const eventfile_options *o
  * The strings of *ev belong to f and are valid until the next call. */
 int eventfile_next(eventfile *f, ls_event *ev);
 
+/* For a reader stopped early (import's --max-errors): hands out the order
+ * being folded from the rows read so far, as eventfile_next would at the
+ * end of the file (1, EVENTFILE_BAD_ROW when it is refused), or 0 when
+ * none is open.  What was read before a stop is then all accounted for. */
+int eventfile_finish(eventfile *f, ls_event *ev);
+
 /* Message for the last EVENTFILE_BAD_ROW or fatal result, "FILE:LINE:
  * reason" ("FILE: reason" when no line applies); "" if none.  Owned by f,
  * valid until the next eventfile_next() or eventfile_close(). */

@@ -147,7 +147,9 @@ void eff_start_order(eventfile *f, const ls_event *ev, uint64_t line)
     copy_str(g->event_id, &g->ev.event_id);
     g->key = order_key(ev->type, &ev->customer, &ev->order_id);
     g->bad_key = named_order(ev->customer.ptr, ev->customer.len, ev->order_id.ptr, ev->order_id.len);
-    g->refused_line = f->last_bad_key == g->bad_key ? f->last_bad_line : 0;
+    g->refused_line = f->last_bad_key == g->bad_key && (f->last_bad_type < 0 || f->last_bad_type == (int)ev->type)
+                          ? f->last_bad_line
+                          : 0;
     f->last_bad_key = 0;
     g->again = f->recent[g->key % RECENT_ORDERS] == g->key;
 }
@@ -257,17 +259,34 @@ static uint32_t occurrence(eventfile *f, int64_t ts, uint64_t h)
 void eff_note_refused_row(eventfile *f, uint64_t line)
 {
     const char *cust = f->val[EVENTFILE_F_CUSTOMER], *ord = f->val[EVENTFILE_F_ORDER_ID];
-    if (!f->row_read || f->o.no_fold || !cust || !ord || !f->vlen[EVENTFILE_F_CUSTOMER] ||
-        !f->vlen[EVENTFILE_F_ORDER_ID])
+    if (f->o.no_fold)
+        return;
+    if (!f->row_read) {
+        /* a row that could not be read at all (fields miscounted, a value
+         * that is no scalar, a line too long): it names nothing readable,
+         * so the order it comes right after is the one it may belong to */
+        if (f->grp.open && !f->grp.refused_line)
+            f->grp.refused_line = line;
+        return;
+    }
+    if (!cust || !ord || !f->vlen[EVENTFILE_F_CUSTOMER] || !f->vlen[EVENTFILE_F_ORDER_ID])
         return;
     uint64_t key = named_order(cust, f->vlen[EVENTFILE_F_CUSTOMER], ord, f->vlen[EVENTFILE_F_ORDER_ID]);
-    if (f->grp.open && f->grp.bad_key == key) {
+    /* a row whose type parsed names the purchase or the refund order of
+     * that id; one whose type did not parse, either */
+    if (f->grp.open && f->grp.bad_key == key && (f->row_type < 0 || f->row_type == (int)f->grp.ev.type)) {
         if (!f->grp.refused_line)
             f->grp.refused_line = line;
         return;
     }
     f->last_bad_key = key;
+    f->last_bad_type = f->row_type;
     f->last_bad_line = line;
+}
+
+int eff_finish_order(eventfile *f, ls_event *out)
+{
+    return f->grp.open ? eff_emit_order(f, out) : 0;
 }
 
 /* Hands out a row that is not part of an order, with its id. */

@@ -27,6 +27,9 @@ int eff_emit_order(eventfile *f, ls_event *out);
  * after the row is fixed imports the whole order (a part imported now
  * would make the fixed order a duplicate of it). */
 void eff_note_refused_row(eventfile *f, uint64_t line);
+/* Closes the order being folded, if any: 1 with it in *out, the bad row
+ * when it is refused, 0 when none is open. */
+int eff_finish_order(eventfile *f, ls_event *out);
 /* Hands out a row that is not part of an order, with its id (1). */
 int eff_emit_row(eventfile *f, ls_event *ev, ls_event *out);
 

@@ -73,7 +73,9 @@ struct eventfile {
     size_t vlen[EVENTFILE_NFIELDS];
     uint64_t row_line;
     int row_read;           /* the current row was read whole (f->val holds its fields) */
+    int row_type;           /* its type when it parsed (a purchase or refund can be told apart), else -1 */
     uint64_t last_bad_key;  /* the last refused row's order (bad_key), 0 none ... */
+    int last_bad_type;      /* ... its type, or -1 when it did not parse ... */
     uint64_t last_bad_line; /* ... and its line */
 
     /* folding */

@@ -335,8 +335,9 @@ START_TEST(csv_fatal_quote)
 {
     char p[600];
     /* an unterminated quote: csv.h cannot resynchronise, so it is fatal
-     * (LS_EPARSE) after the rows before it; an order being folded is
-     * handed out first */
+     * (LS_EPARSE) after the rows before it; an order being folded when the
+     * read stops is skipped whole (the rest of it may lie past the cut: a
+     * part imported now would make the whole order a duplicate later) */
     const char *path = write_file(p, sizeof p, "q.csv",
         "customer,type,ts,order_id,value\n"
         "a,page_view,1700000000,,\n"
@@ -349,9 +350,12 @@ START_TEST(csv_fatal_quote)
     opts(&o, NULL, NULL);
     read_all(path, &o, &g);
     ck_assert_int_eq(g.status, LS_EPARSE);
-    ck_assert_int_eq(g.nev, 2);
-    ck_assert_double_eq(g.ev[1].value, 5);
-    ck_assert_msg(strstr(g.bad[0], path) && strstr(g.bad[0], "line 5: unterminated quoted field"), "%s", g.bad[0]);
+    ck_assert_int_eq(g.nev, 1);
+    ck_assert_int_eq(g.ev[0].type, EV_PAGE_VIEW);
+    ck_assert_int_eq(g.nbad, 1); /* the order; the fatal message follows it */
+    ck_assert_str_eq(g.kind[0], "order has a refused line");
+    ck_assert_msg(strstr(g.bad[0], "its line 5 was refused"), "%s", g.bad[0]);
+    ck_assert_msg(strstr(g.bad[1], path) && strstr(g.bad[1], "line 5: unterminated quoted field"), "%s", g.bad[1]);
 }
 END_TEST
 
@@ -652,6 +656,34 @@ START_TEST(an_order_with_a_refused_line_is_skipped_whole)
     read_all(path, &o, &g);
     ck_assert_int_eq(g.nev, 6);
     ck_assert_int_eq(g.nbad, 3);
+    o.no_fold = 0;
+
+    /* a refused refund line after the purchase lines of the same order id
+     * names the refund order, not the purchase one; a row that cannot be
+     * read at all (a decimal comma: one field too many) inside an order
+     * taints the order it interrupts */
+    char p3[600];
+    const char *mixed = write_file(p3, sizeof p3, "mixed.csv",
+        "customer,type,ts,order_id,value\n"
+        "c1,purchase,2024-05-01T10:00:00Z,o1,10\n"
+        "c1,purchase,2024-05-01T10:00:00Z,o1,20\n"
+        "c1,refund,2024-05-03T10:00:00Z,o1,1O\n"     /* line 4: refused, a refund */
+        "c1,refund,2024-05-03T10:00:00Z,o1,20\n"
+        "c2,purchase,2024-05-01T10:00:00Z,o2,5\n"
+        "c2,purchase,2024-05-01T10:00:00Z,o2,2,50\n" /* line 7: cannot be read */
+        "c2,purchase,2024-05-01T10:00:00Z,o2,5\n");
+    read_all(mixed, &o, &g);
+    ck_assert_int_eq(g.nev, 1); /* the purchase order of c1, whole */
+    ck_assert_int_eq(g.ev[0].type, EV_PURCHASE);
+    ck_assert_double_eq_tol(g.ev[0].value, 30, 1e-9);
+    ck_assert_int_eq(g.nbad, 4);
+    int refund_skipped = 0, c2_skipped = 0;
+    for (int i = 0; i < g.nbad; i++) {
+        refund_skipped += strstr(g.bad[i], "1 line(s) of order \"o1\" of customer \"c1\" skipped: its line 4") != NULL;
+        c2_skipped += strstr(g.bad[i], "2 line(s) of order \"o2\" of customer \"c2\" skipped: its line 7") != NULL;
+    }
+    ck_assert_int_eq(refund_skipped, 1);
+    ck_assert_int_eq(c2_skipped, 1);
 }
 END_TEST
 
@@ -1019,6 +1051,19 @@ START_TEST(cli_max_errors)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, enough), 0);
     ck_assert_int_eq(summary_num(out, "events imported:"), 288);
     ck_assert_int_eq(summary_num(out, "duplicates:"), 12);
+
+    /* a stop keeps an order read whole before the bad row that stopped it */
+    char p2[600], data2[600];
+    snprintf(data2, sizeof data2, "%s/store2", tmp);
+    const char *stop = write_file(p2, sizeof p2, "stop.csv",
+        "customer,type,ts,order_id,value\n"
+        "c0,page_view,2024-05-01T09:00:00Z,,\n"
+        "c1,purchase,2024-05-01T10:00:00Z,o1,10\n"
+        "c1,purchase,2024-05-01T10:00:00Z,o1,20\n"
+        "c2,purchase,2024-05-01T10:00:00Z,o2,1O\n");
+    const char *zero[] = {"import", "--data", data2, "--max-errors", "0", stop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, zero), 1);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 2); /* the view and c1's order */
 }
 END_TEST
 
