@@ -286,6 +286,7 @@ typedef struct {
     batch b;
     /* totals */
     uint64_t files, rows, folded, imported, duplicates, rejected, service_rejected, other_reasons;
+    uint64_t orders_refused;  /* of rejected: orders skipped for a refused row, not counted again for --max-errors */
     uint64_t rows_before;   /* rows of the files already closed */
     size_t lost;            /* events of the batch an interrupt threw away */
     reason_count reasons[MAX_REASONS];
@@ -417,6 +418,8 @@ static void count_reason(importer *im, const char *kind)
 static void bad_row(importer *im, const eventfile *f)
 {
     im->rejected++;
+    if (strcmp(eventfile_error_kind(f), EVENTFILE_KIND_ORDER_REFUSED) == 0)
+        im->orders_refused++;
     count_reason(im, eventfile_error_kind(f));
     if (im->rejected <= SHOWN_ERRORS) {
         clear_progress(im);
@@ -556,7 +559,7 @@ static int import_file(importer *im, const char *path, int *file_failed)
             }
         } else if (rc == EVENTFILE_BAD_ROW) {
             bad_row(im, f);
-            if (im->o->max_errors >= 0 && im->rejected > (uint64_t)im->o->max_errors) {
+            if (im->o->max_errors >= 0 && im->rejected - im->orders_refused > (uint64_t)im->o->max_errors) {
                 stop = STOP_ERRORS;
                 finish_read_order(im, f); /* "what was read before is imported": an order being folded too */
             }

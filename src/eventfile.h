@@ -261,6 +261,10 @@ int eventfile_open(eventfile **out, const char *path, const eventfile_options *o
  * The strings of *ev belong to f and are valid until the next call. */
 int eventfile_next(eventfile *f, ls_event *ev);
 
+/* The eventfile_error_kind() of an order skipped whole because one of its
+ * rows was refused (that row is a bad row of its own). */
+#define EVENTFILE_KIND_ORDER_REFUSED "order has a refused line"
+
 /* For a reader stopped early (import's --max-errors): hands out the order
  * being folded from the rows read so far, as eventfile_next would at the
  * end of the file (1, EVENTFILE_BAD_ROW when it is refused), or 0 when

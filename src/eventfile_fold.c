@@ -178,7 +178,7 @@ int eff_emit_order(eventfile *f, ls_event *out)
     g->open = 0;
     f->recent[g->key % RECENT_ORDERS] = g->key;
     if (g->refused_line)
-        return ef_bad_row(f, g->first_line, "order has a refused line",
+        return ef_bad_row(f, g->first_line, EVENTFILE_KIND_ORDER_REFUSED,
                        "%llu line(s) of order %s of customer %s skipped: its line %llu was refused; fix that line "
                        "and import again to bring the whole order in (a part of it now would make the fixed order "
                        "a duplicate)",

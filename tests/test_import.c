@@ -1064,6 +1064,19 @@ START_TEST(cli_max_errors)
     const char *zero[] = {"import", "--data", data2, "--max-errors", "0", stop, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, zero), 1);
     ck_assert_int_eq(summary_num(out, "events imported:"), 2); /* the view and c1's order */
+    /* --max-errors counts refused rows: the order a typo skips is not a
+     * second error (one typo stopped a run allowed one) */
+    char p4[600], data3[600];
+    snprintf(data3, sizeof data3, "%s/store3", tmp);
+    const char *one = write_file(p4, sizeof p4, "one.csv",
+        "customer,type,ts,order_id,value\n"
+        "c1,purchase,2024-05-01T10:00:00Z,o1,10\n"
+        "c1,purchse,2024-05-01T10:00:00Z,o1,20\n"
+        "c2,page_view,2024-05-01T11:00:00Z,,\n");
+    const char *allow_one[] = {"import", "--data", data3, "--max-errors", "1", one, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, allow_one), 0);
+    ck_assert_int_eq(summary_num(out, "rejected:"), 2);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 1);
 }
 END_TEST
 
