@@ -605,7 +605,30 @@ static int split_value(const MDB_val *v, value_parts *out)
     return LS_OK;
 }
 
-static int decode_value_record(const MDB_val *v, ls_features *out)
+/* A record written before version 5 holds no last engagement, and
+ * feature_decode takes its last event for it: exact, unless that event was
+ * a complaint or a profile update.  Then the history, when the value holds
+ * one, gives the record as this version defines it (its replay). */
+static int old_record_inexact(const value_parts *p, const ls_features *f)
+{
+    return p->rec_len && p->rec[0] < 5 && p->hist_len &&
+           (f->last_negative_ms == f->last_seen_ms || (f->birthday_ts_ms && f->birthday_ts_ms == f->last_seen_ms));
+}
+
+static int replay_value(const value_parts *p, const feature_decay *d, ls_features *out)
+{
+    history h;
+    history_init(&h);
+    int rc = history_decode(&h, p->hist, p->hist_len);
+    if (rc == LS_OK)
+        rc = history_replay(&h, INT64_MAX, d, out);
+    history_free(&h);
+    return rc;
+}
+
+/* The running record of value v (d: the store's half-lives, for an old
+ * record that must be replayed; see old_record_inexact). */
+static int decode_value_record(const MDB_val *v, const feature_decay *d, ls_features *out)
 {
     value_parts parts;
     int rc = split_value(v, &parts);
@@ -613,7 +636,10 @@ static int decode_value_record(const MDB_val *v, ls_features *out)
         feature_init(out);
         return rc;
     }
-    return feature_decode(out, parts.rec, parts.rec_len);
+    rc = feature_decode(out, parts.rec, parts.rec_len);
+    if (rc == LS_OK && old_record_inexact(&parts, out))
+        rc = replay_value(&parts, d, out);
+    return rc;
 }
 
 /* The history in a value; a plain record (no history) is its own
@@ -634,7 +660,8 @@ static int decode_value_history(const MDB_val *v, const ls_features *rec, histor
     return LS_OK;
 }
 
-static int get_record(MDB_txn *txn, MDB_dbi dbi, const char *id, size_t len, ls_features *out)
+static int get_record(MDB_txn *txn, MDB_dbi dbi, const feature_decay *d, const char *id, size_t len,
+                      ls_features *out)
 {
     MDB_val k = {len, (void *)id}, v;
     int rc = mdb_get(txn, dbi, &k, &v);
@@ -642,7 +669,7 @@ static int get_record(MDB_txn *txn, MDB_dbi dbi, const char *id, size_t len, ls_
         feature_init(out);
         return from_mdb(rc);
     }
-    return decode_value_record(&v, out);
+    return decode_value_record(&v, d, out);
 }
 
 /* Follows an alias: *id / *len become the target when there is one. */
@@ -662,16 +689,22 @@ int store_reader_get(store_reader *r, const char *id, size_t len, ls_features *o
         return LS_ENOTFOUND;
     }
     follow_alias(r->txn, r->s, &id, &len);
-    return get_record(r->txn, r->s->customers, id, len, out);
+    return get_record(r->txn, r->s->customers, &r->s->decay, id, len, out);
 }
 
 /* The record, history and automation state (may be NULL) in value v. */
-static int decode_customer_state(const MDB_val *v, ls_features *rec, history *h, store_bytes *state)
+static int decode_customer_state(const MDB_val *v, const feature_decay *d, ls_features *rec, history *h,
+                                 store_bytes *state)
 {
     value_parts parts;
     int rc;
-    if ((rc = decode_value_record(v, rec)) == LS_OK)
+    if ((rc = decode_value_record(v, d, rec)) == LS_OK)
         rc = decode_value_history(v, rec, h);
+    /* a record older than version 5, about to be written back: the replay
+     * of its history is the record this version keeps (its last
+     * engagement, and no session of a complaint or a profile update) */
+    if (rc == LS_OK && split_value(v, &parts) == LS_OK && parts.rec_len && parts.rec[0] < 5 && parts.hist_len)
+        rc = history_replay(h, INT64_MAX, d, rec);
     if (rc == LS_OK && state && split_value(v, &parts) == LS_OK) {
         state->ptr = parts.state;
         state->len = parts.state_len;
@@ -689,7 +722,7 @@ static int read_customer_state(MDB_txn *txn, const store *s, const char *id, siz
     feature_init(rec);
     history_clear(h);
     int rc = mdb_get(txn, s->customers, &k, &v);
-    return rc ? from_mdb(rc) : decode_customer_state(&v, rec, h, state);
+    return rc ? from_mdb(rc) : decode_customer_state(&v, &s->decay, rec, h, state);
 }
 
 static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t len, ls_features *rec, history *h)
@@ -721,7 +754,7 @@ int store_reader_get_asof(store_reader *r, const char *id, size_t len, int64_t a
     follow_alias(r->txn, r->s, &id, &len);
     MDB_val k = {len, (void *)id}, v;
     int rc = from_mdb(mdb_get(r->txn, r->s->customers, &k, &v));
-    if (rc == LS_OK && (rc = decode_value_record(&v, out)) == LS_OK)
+    if (rc == LS_OK && (rc = decode_value_record(&v, &r->s->decay, out)) == LS_OK)
         rc = record_asof(r, &v, asof_ms, out);
     if (rc != LS_OK)
         feature_init(out);
@@ -771,7 +804,7 @@ static int scan(store_reader *r, const scan_plan *p)
         return from_mdb(rc);
     int st = LS_OK;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (decode_value_record(&v, &f) != LS_OK)
+        if (decode_value_record(&v, &r->s->decay, &f) != LS_OK)
             continue; /* a record this binary cannot read is skipped, not fatal */
         if ((st = scan_one(r, &k, &v, &f, p)) != 0)
             break;
@@ -1007,7 +1040,7 @@ static int hold_read(store_wtxn *w, const char *id, size_t len, ls_features *rec
     int rc = wcursor(w, WC_CUSTOMERS, &cur);
     if (rc == MDB_SUCCESS)
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-    return rc ? from_mdb(rc) : decode_customer_state(&v, rec, h, state);
+    return rc ? from_mdb(rc) : decode_customer_state(&v, &w->s->decay, rec, h, state);
 }
 
 uint64_t store_wtxn_writes(const store_wtxn *w)
@@ -1125,7 +1158,7 @@ int store_wtxn_set_log_position(store_wtxn *w, uint32_t part, uint64_t seq)
 
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out)
 {
-    return get_record(w->txn, w->s->customers, id, len, out);
+    return get_record(w->txn, w->s->customers, &w->s->decay, id, len, out);
 }
 
 int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **out, size_t *out_len)
@@ -2103,7 +2136,7 @@ int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len
             break;
         }
         (*visited)++;
-        if (decode_value_record(&v, &f) != LS_OK)
+        if (decode_value_record(&v, &w->s->decay, &f) != LS_OK)
             continue;
         if ((st = fn(arg, k.mv_data, k.mv_size, &f)) != 0)
             break;
@@ -2419,7 +2452,7 @@ static int range_one(store_reader *r, const MDB_val *k, const MDB_val *v, int64_
                      void *arg, store_scan_stats *stats)
 {
     ls_features f;
-    if (decode_value_record(v, &f) != LS_OK)
+    if (decode_value_record(v, &r->s->decay, &f) != LS_OK)
         return LS_OK; /* as scan(): unreadable records are skipped */
     if (f.last_seen_ms > asof_ms) {
         if (decode_value_history(v, &f, &r->h) != LS_OK)

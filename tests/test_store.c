@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytecur.h"
 #include "feature.h"
 #include "leadscore/error.h"
 #include "store.h"
@@ -1164,6 +1165,111 @@ static void check_state(store_wtxn *w, const char *id, int views, const char *st
  * twice reads as the second, and a new txn reads the committed values. */
 static const size_t MEMO_BYTES[] = {0, 1u << 20, 150}; /* off, on, too small for most values */
 
+/* Adds events (type, day offset from T0) to customer "c" in one txn. */
+static void add_c_events(store *s, const event_type *types, const int *days, int n)
+{
+    store_wtxn *w = NULL;
+    store_held held;
+    store_held_init(&held);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    for (int i = 0; i < n; i++) {
+        ls_event e;
+        int dup = -1;
+        event_init(&e);
+        e.type = types[i];
+        e.ts_ms = T0 + days[i] * DAY;
+        e.customer = (ls_str){"c", 1};
+        e.value = 50;
+        e.has = EVF_TS | EVF_VALUE;
+        ck_assert_int_eq(store_wtxn_add_event(w, &held, &e, &dup), LS_OK);
+    }
+    ck_assert_int_eq(store_wtxn_put_back(w, &held), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_held_free(&held);
+}
+
+/* Rewrites customer "c"'s record as a version-4 one, as the last binary
+ * before version 5 wrote it: no last engagement (last_seen stands in). */
+static void make_c_record_version_4(const char *path)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi cust;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, 1 << 26);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &cust), 0);
+    MDB_val k = {1, "c"}, v;
+    ck_assert_int_eq(mdb_get(txn, cust, &k, &v), 0);
+    const uint8_t *p = v.mv_data;
+    ck_assert_uint_eq(p[0], 0xC3); /* a value with a history, no state */
+    bytecur_r r = {p + 1, v.mv_size - 1, 0};
+    size_t rec_len = (size_t)bytecur_get_varint(&r);
+    ls_features f;
+    ck_assert_int_eq(feature_decode(&f, r.p, rec_len), LS_OK);
+    f.last_engaged_ms = f.last_seen_ms;
+    uint8_t rec[FEATURE_MAX_ENCODED], out[8192];
+    size_t n;
+    ck_assert_int_eq(feature_encode(&f, rec, sizeof rec, &n), LS_OK);
+    rec[0] = 4;
+    bytecur_w w = {out, sizeof out, 0};
+    uint8_t mark = 0xC3;
+    bytecur_put(&w, &mark, 1);
+    bytecur_put_varint(&w, n);
+    bytecur_put(&w, rec, n);
+    bytecur_put(&w, r.p + rec_len, r.left - rec_len); /* the history as it was */
+    MDB_val nv = {(size_t)(w.p - out), out};
+    ck_assert_int_eq(mdb_put(txn, cust, &k, &nv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int64_t c_last_engaged(store *s)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "c", 1, &f), LS_OK);
+    store_reader_end(r);
+    store_reader_close(&r);
+    return f.last_engaged_ms;
+}
+
+/* A record written before version 5 has no last engagement.  Where its
+ * last event was a complaint, reads replay its history for it (the
+ * stand-in, its last event, would make the refund a visit), and the next
+ * write keeps the replay, not the stand-in, even when that write only
+ * appends a complaint at the tail. */
+START_TEST(a_version_4_record_gets_its_last_engagement_from_its_history)
+{
+    char why[256];
+    store *s = NULL;
+    store_options rw = {.map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    const event_type first[] = {EV_PURCHASE, EV_REFUND};
+    const int first_days[] = {0, 15};
+    add_c_events(s, first, first_days, 2);
+    ck_assert_int_eq(c_last_engaged(s), T0);
+    store_close(&s);
+
+    make_c_record_version_4(dir); /* as the old binary left it */
+    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    ck_assert_int_eq(c_last_engaged(s), T0); /* the history's answer, not the refund's time */
+    const event_type ticket[] = {EV_SUPPORT_TICKET};
+    const int ticket_day[] = {20};
+    add_c_events(s, ticket, ticket_day, 1); /* in order, at the tail: no replay of its own */
+    ck_assert_int_eq(c_last_engaged(s), T0);
+    const event_type view[] = {EV_PAGE_VIEW};
+    const int view_day[] = {21};
+    add_c_events(s, view, view_day, 1);
+    ck_assert_int_eq(c_last_engaged(s), T0 + 21 * DAY);
+    store_close(&s);
+}
+END_TEST
+
 START_TEST(a_write_txn_reads_back_what_it_wrote)
 {
     store *s = open_store(&DECAY);
@@ -1236,6 +1342,7 @@ static Suite *suite(void)
     tcase_add_test(tc, newer_schema_is_refused);
     tcase_add_test(tc, a_version_one_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_two_store_opens_and_is_upgraded);
+    tcase_add_test(tc, a_version_4_record_gets_its_last_engagement_from_its_history);
     tcase_add_test(tc, stat_counts_customers);
     tcase_add_loop_test(tc, a_write_txn_reads_back_what_it_wrote, 0, 3);
     suite_add_tcase(s, tc);
