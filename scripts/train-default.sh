@@ -107,6 +107,11 @@ TARGETS=(leadscore)
 say "building ${TARGETS[*]} in $BUILD/"
 scripts/deps.sh
 [ -f "$BUILD/CMakeCache.txt" ] || cmake -S . -B "$BUILD" >/dev/null
+# scripts/serve.sh configures build/ without the tests: the persona tests need them
+if [ "$PERSONAS" -eq 1 ] && grep -q '^LEADSCORE_TESTS:BOOL=OFF' "$BUILD/CMakeCache.txt"; then
+  say "turning the test suite on in $BUILD/ (for the persona tests)"
+  cmake -S . -B "$BUILD" -DLEADSCORE_TESTS=ON >/dev/null
+fi
 for t in "${TARGETS[@]}"; do
   cmake --build "$BUILD" -j"$(nproc)" --target "$t" >"$WORK/build.log" 2>&1 ||
     { tail -n 30 "$WORK/build.log" >&2; die "build of $t failed (log: $WORK/build.log)"; }

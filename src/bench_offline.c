@@ -322,6 +322,28 @@ static const cliopt offline_rows[] = {
     CLIOPT_END};
 #undef F
 
+/* An option of the online workloads (--duration, --clients ...) given to
+ * an offline one is said as such, not as an unknown option that
+ * `bench --help` then lists. */
+static int refuse_online_option(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strcmp(a, "--help") == 0)
+            continue;
+        size_t n = strcspn(a + 2, "=");
+        int known = 0;
+        for (const cliopt *r = offline_rows; r->name && !known; r++)
+            known = strlen(r->name) >= n && strncmp(r->name, a + 2, n) == 0;
+        if (!known)
+            return cli_error("bench", CLI_USAGE, "%.*s is an option of the online workloads: import and rescore take "
+                             "--customers, --json, --quiet, --data and --rounds", (int)(n + 2), a);
+        if (!strchr(a, '=') && i + 1 < argc && strcmp(a, "--quiet") != 0)
+            i++; /* its value */
+    }
+    return CLI_OK;
+}
+
 /* The offline workloads' options, checked as every other command's
  * (cliopts.h), so --customers 1M means a million here too: CLI_OK,
  * CLI_USAGE, or CLIOPTS_HELP once --help is printed. */
@@ -338,6 +360,8 @@ static int parse(int argc, char **argv, offline_opts *o)
     };
     o->customers = 100000;
     o->rounds = 3;
+    if (refuse_online_option(argc, argv) != CLI_OK)
+        return CLI_USAGE;
     int first = cliopts_parse(&spec, argc, argv, o);
     if (first == CLIOPTS_HELP)
         return CLIOPTS_HELP;

@@ -1149,6 +1149,7 @@ START_TEST(offline_workloads_import_and_rescore_report_rates)
     ck_assert_ptr_nonnull(strstr(out, "rounds 3 (medians)")); /* the default */
     const char *bad[] = {"bench", "--workload", "import", "--clients", "3", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--clients is an option of the online workloads"));
     const char *bad_rounds[] = {"bench", "--workload", "rescore", "--rounds", "0", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, bad_rounds), 2);
     ck_assert_ptr_nonnull(strstr(out, "--rounds: \"0\" is not a whole number from 1 to 100"));
