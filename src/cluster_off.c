@@ -21,6 +21,11 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     return LS_EUNAVAIL;
 }
 
+const char *clusternode_nats_version(void)
+{
+    return NULL;
+}
+
 void clusternode_join(clusternode **cn)
 {
     (void)cn;

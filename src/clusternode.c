@@ -284,6 +284,11 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
     return LS_OK;
 }
 
+const char *clusternode_nats_version(void)
+{
+    return nats_GetVersion();
+}
+
 void clusternode_join(clusternode **cnp)
 {
     if (!cnp || !*cnp)

@@ -38,6 +38,10 @@ int clusternode_start(clusternode **out, service *svc, int nworkers, const char 
  * set, the gateway finished) and disconnects. */
 void clusternode_join(clusternode **cn);
 
+/* The libnats version this build runs cluster mode on, or NULL when it was
+ * built without (for `leadscore --version`). */
+const char *clusternode_nats_version(void);
+
 /* The partition of a customer id, and whether this node applies it. */
 uint32_t clusternode_partition(const clusternode *cn, const char *id, size_t len);
 int clusternode_holds(const clusternode *cn, uint32_t p);

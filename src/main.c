@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "clusternode.h"
 #include "gitdescribe.h" /* LS_GIT_DESCRIBE, generated at build time (CMakeLists.txt) */
 #include "leadscore/error.h"
 #include "timefmt.h"
@@ -34,8 +35,10 @@ static void print_version(void)
     /* `git describe --tags --always --dirty` of the tree it was built from,
      * e.g. "v0.1.0-42-gd28e18f-dirty"; the short commit without tags */
     printf("leadscore %s (git %s)\n", LS_VERSION, LS_GIT_DESCRIBE);
-    printf("built with libzmq %d.%d.%d, msgpack-c %s, %s, jansson %s, zlib %s, libmicrohttpd %s\n", zmaj, zmin,
-           zpat, msgpack_version(), mdb_version(NULL, NULL, NULL), JANSSON_VERSION, zlibVersion(), MHD_get_version());
+    const char *nats = clusternode_nats_version();
+    printf("built with libzmq %d.%d.%d, msgpack-c %s, %s, jansson %s, zlib %s, libmicrohttpd %s, %s%s\n", zmaj,
+           zmin, zpat, msgpack_version(), mdb_version(NULL, NULL, NULL), JANSSON_VERSION, zlibVersion(),
+           MHD_get_version(), nats ? "libnats " : "no libnats (cluster mode off)", nats ? nats : "");
 }
 
 static const struct {

@@ -64,6 +64,7 @@ START_TEST(help_and_version_exit_zero)
     ck_assert_ptr_nonnull(strstr(out, "serve"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, ver), 0);
     ck_assert_ptr_nonnull(strstr(out, "leadscore 0.1.0"));
+    ck_assert_ptr_nonnull(strstr(out, "libnats")); /* its version, or that the build has none */
     const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload", "gen", "alias", "forget", "compact", "import", "train", "rescore", "kpis", "bench", "keygen", "audience", "triggers"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         const char *args[] = {cmds[i], "--help", NULL};
