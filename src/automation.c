@@ -374,6 +374,17 @@ static int64_t occurrence_key(const automation *a, const journey_rules *r, const
     }
 }
 
+/* A stored occurrence key against this one.  States written before the
+ * birthday and anniversary keys were years hold the date's day number
+ * (days since 1970, far above any year): that date's year is the same
+ * occurrence, so an upgrade fires none of them again. */
+static int same_occurrence(int m, int64_t stored, int64_t key)
+{
+    if ((m == JA_BIRTHDAY || m == JA_ANNIVERSARY) && stored > 10000)
+        stored = year_of_day(stored);
+    return stored == key;
+}
+
 /* The earliest time after now at which a time-based condition of f can
  * change (the timer), or 0. */
 static int64_t next_due(const automation *a, const journey_rules *r, const ls_features *f)
@@ -474,7 +485,7 @@ static int step_moments(automation *a, store_wtxn *w, eval_ctx *e, cust_state *s
                 ms->occ = 0;
             continue;
         }
-        if (ms->occ && ms->key == key)
+        if (ms->occ && same_occurrence(m, ms->key, key))
             continue; /* this occurrence is handled */
         ms->occ = 1;
         ms->key = key;

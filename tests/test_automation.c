@@ -7,6 +7,7 @@
  * over kill -9. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,8 +18,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bytecur.h"
+#include "journey.h"
 #include "leadscore/error.h"
 #include "testutil.h"
+#include "timefmt.h"
 #include "trigger.h"
 
 static int64_t wall_ms(void)
@@ -658,6 +662,78 @@ START_TEST(a_birthday_changed_back_and_forth_fires_once_a_year)
 }
 END_TEST
 
+/* Rewrites customer id's stored birthday occurrence key as a build before
+ * calendar-year keys wrote it: the date's day number (days since 1970). */
+static void make_birthday_key_legacy(const char *path, const char *id, int64_t day)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi cust;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &cust), 0);
+    MDB_val k = {strlen(id), (void *)id}, v;
+    ck_assert_int_eq(mdb_get(txn, cust, &k, &v), 0);
+    uint8_t copy[8192];
+    ck_assert_uint_le(v.mv_size, sizeof copy);
+    memcpy(copy, v.mv_data, v.mv_size);
+    ck_assert_uint_eq(copy[0], 0xC4); /* a value with an automation state */
+    bytecur_r r = {copy + 1, v.mv_size - 1, 0};
+    uint64_t rec_len = bytecur_get_varint(&r);
+    r.p += rec_len, r.left -= rec_len;
+    (void)bytecur_get_varint(&r);       /* the state's length */
+    uint8_t *st = (uint8_t *)r.p, n = st[9]; /* version, be64 timer, u8 moments */
+    int patched = 0;
+    for (uint8_t i = 0; i < n; i++) {
+        uint8_t *m = st + 10 + i * 18;  /* u8 moment, u8 occ, be64 key, be64 fired */
+        if (m[0] != JA_BIRTHDAY)
+            continue;
+        for (int b = 0; b < 8; b++)
+            m[2 + b] = (uint8_t)((uint64_t)day >> (56 - 8 * b));
+        patched = 1;
+    }
+    ck_assert_msg(patched, "no birthday moment in the state");
+    MDB_val nv = {v.mv_size, copy};
+    ck_assert_int_eq(mdb_put(txn, cust, &k, &nv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A store written before birthday keys were calendar years holds the
+ * date's day number: the same occurrence, so restarting on it fires no
+ * birthday again (the sweep re-evaluates everyone; each birthday in its
+ * window would have fired once more, cool-down allowing). */
+START_TEST(an_older_states_birthday_is_the_same_occurrence)
+{
+    start(NULL, "birthday=1s", "1s", 0);
+    int64_t now = wall_ms(), today = now / 86400000;
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    char mmdd[16];
+    gmtime_r(&t, &tm);
+    snprintf(mmdd, sizeof mmdd, "%02d-%02d", tm.tm_mon + 1, tm.tm_mday);
+    ev e = {"bd-old", "profile", NULL, now, 0, 0, mmdd};
+    track(&conn, &e, 1);
+    ck_assert(wait_for(&conn, "bd-old", "moment", "birthday", 8000));
+    tu_disconnect(&conn);
+    tu_server_stop(&srv); /* the store stays */
+    make_birthday_key_legacy(dir, "bd-old", today);
+    config cfg;
+    char err[256];
+    tu_config(&cfg, dir);
+    ck_assert_int_eq(config_set(&cfg, "trigger-cooldowns", "birthday=1s", err, sizeof err), 0);
+    ck_assert_int_eq(config_set(&cfg, "audience-refresh", "1s", err, sizeof err), 0);
+    usleep(1200000); /* past the cool-down */
+    tu_server_start(&srv, &cfg);
+    tu_connect(&conn, srv.endpoint, ZMQ_DEALER);
+    usleep(3000000); /* a sweep or two */
+    ck_assert_int_eq(count_of(read_all(&conn), "bd-old", "moment", "birthday"), 1);
+    stop();
+}
+END_TEST
+
 /* Pages by `next` give every trigger once, in order; `from` is exclusive;
  * ids are the same on every read. */
 START_TEST(resume_from_seq)
@@ -1057,6 +1133,7 @@ int main(void)
     tcase_add_test(tc, abandoned_cart_once);
     tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
     tcase_add_test(tc, a_birthday_changed_back_and_forth_fires_once_a_year);
+    tcase_add_test(tc, an_older_states_birthday_is_the_same_occurrence);
     tcase_add_test(tc, cooldown);
     tcase_add_test(tc, moments_once);
     tcase_add_test(tc, each_moment_once);
