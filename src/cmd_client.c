@@ -63,8 +63,9 @@ static const cliopt recommend_rows[] = {
  * negative cliopts_parse status. */
 static int parse_opts(int argc, char **argv, client_opts *o, const char *args, const char *what)
 {
-    char usage[256];
-    snprintf(usage, sizeof usage, "leadscore %s [--connect EP] [--json] [--timeout MS]%s", o->cmd, args);
+    char usage[384];
+    snprintf(usage, sizeof usage, "leadscore %s [--connect EP] [--json] [--timeout MS]%s\n"
+             "(options may also follow the operands; -- ends them, for an id that starts with a dash)", o->cmd, args);
     const cliopts_spec spec = {
         .cmd = o->cmd,
         .usage = usage,
