@@ -332,13 +332,13 @@ static int refuse_online_option(int argc, char **argv)
         if (strncmp(a, "--", 2) != 0 || strcmp(a, "--help") == 0)
             continue;
         size_t n = strcspn(a + 2, "=");
-        int known = 0;
-        for (const cliopt *r = offline_rows; r->name && !known; r++)
-            known = strlen(r->name) >= n && strncmp(r->name, a + 2, n) == 0;
-        if (!known)
+        const cliopt *row = offline_rows;
+        while (row->name && !(strlen(row->name) >= n && strncmp(row->name, a + 2, n) == 0))
+            row++;
+        if (!row->name)
             return cli_error("bench", CLI_USAGE, "%.*s is an option of the online workloads: import and rescore take "
                              "--customers, --json, --quiet, --data and --rounds", (int)(n + 2), a);
-        if (!strchr(a, '=') && i + 1 < argc && strcmp(a, "--quiet") != 0)
+        if (!strchr(a, '=') && row->kind != CLIOPT_FLAG)
             i++; /* its value */
     }
     return CLI_OK;

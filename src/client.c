@@ -71,13 +71,6 @@ static int local_error(ls_client *c, int status, const char *msg)
 
 static int connect_with(ls_client **out, const char *endpoint, int timeout_ms, const char *const keys[3]);
 
-/* A NULL the header does not allow is LS_EINVAL, never a crash: a call's
- * arguments, checked before anything is sent (c itself non-NULL). */
-static int bad_args(ls_client *c, const char *what)
-{
-    return local_error(c, LS_EINVAL, what);
-}
-
 int ls_client_connect(ls_client **out, const char *endpoint, int timeout_ms)
 {
     if (!out)
@@ -1132,7 +1125,7 @@ int ls_client_call(ls_client *c, const char *op, const void *fields, size_t fiel
     if (reply_len)
         *reply_len = 0;
     if (!op || !reply || !reply_len || (fields_len && !fields))
-        return bad_args(c, "ls_client_call: op, reply and reply_len are required, and fields when fields_len > 0");
+        return local_error(c, LS_EINVAL, "ls_client_call: op, reply and reply_len are required, and fields when fields_len > 0");
     uint64_t id = begin_request(c, &pk, op, nfields);
     if (fields_len)
         msgpack_sbuffer_write(&c->req, fields, fields_len);
@@ -1218,7 +1211,7 @@ int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_tr
     if (!c)
         return LS_EINVAL;
     if (n && !events)
-        return bad_args(c, "ls_client_track: events is NULL");
+        return local_error(c, LS_EINVAL, "ls_client_track: events is NULL");
     if (n > UINT32_MAX)
         return local_error(c, LS_ETOOLARGE, "too many events");
     uint64_t id = begin_request(c, &pk, "track", 1);
@@ -1391,7 +1384,7 @@ static int read_args(ls_client *c, const char *customer, void **reply, size_t *r
     if (customer && reply && reply_len)
         return LS_OK;
     snprintf(why, sizeof why, "%s: customer, reply and reply_len are required", fn);
-    return bad_args(c, why);
+    return local_error(c, LS_EINVAL, why);
 }
 
 int ls_client_score(ls_client *c, const char *customer, ls_score *out)
@@ -1407,7 +1400,7 @@ int ls_client_score_at(ls_client *c, const char *customer, int64_t now_ms, ls_sc
     if (!c)
         return LS_EINVAL;
     if (!customer || !out)
-        return bad_args(c, "ls_client_score: customer and out are required");
+        return local_error(c, LS_EINVAL, "ls_client_score: customer and out are required");
     uint64_t id = begin_read(c, &pk, "score", customer, now_ms, 0);
     return call_parsed(c, "score", id, read_score, out);
 }

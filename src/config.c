@@ -61,7 +61,7 @@ static const config_option options[] = {
      "admin public keys: may also reload, forget, read stats, run kpis and add or remove audiences"},
     {"log-level", CONFIG_STRING, OPT(log_level), 16, "info", 0, 0,
      "error, warn, info or debug (logfmt lines on stderr; nothing per request below debug)"},
-    {"slow-ms", CONFIG_DURATION, OPT(slow_ms), 0, "0", 0, 3600000,
+    {"slow-ms", CONFIG_DURATION_MS, OPT(slow_ms), 0, "0", 0, 3600000,
      "log every request slower than this (a bare number is milliseconds: 5 = 5ms; or 2s ...); 0 turns it off"},
     {"drain-timeout", CONFIG_DURATION, OPT(drain_timeout_ms), 0, "30s", 100, 3600000,
      "on SIGTERM, the longest wait for pending batches to commit before exiting anyway"},
@@ -190,14 +190,13 @@ static int set_number(config *cfg, const config_option *o, const char *value, ch
         }
         *(uint64_t *)p = u;
         return LS_OK;
-    case CONFIG_DURATION: {
-        /* an option named in ms (--slow-ms) reads a bare number as ms,
-         * as its name says: "5" is 5 ms there, 5 s elsewhere */
+    case CONFIG_DURATION:
+    case CONFIG_DURATION_MS: {
+        /* "5" is 5 ms for an option named in ms, 5 s for the others */
         char ms[64];
         const char *given = value;
-        size_t len = strlen(value), tail = strlen(o->name) > 3 ? strlen(o->name) - 3 : 0;
-        if (strcmp(o->name + tail, "-ms") == 0 && len > 0 && len + 3 <= sizeof ms &&
-            strspn(value, "0123456789.") == len) {
+        size_t len = strlen(value);
+        if (o->kind == CONFIG_DURATION_MS && len > 0 && len + 3 <= sizeof ms && strspn(value, "0123456789.") == len) {
             snprintf(ms, sizeof ms, "%sms", value);
             value = ms;
         }

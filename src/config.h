@@ -59,7 +59,9 @@ typedef struct {
     char advertise[256];         /* the ROUTER endpoint other nodes and clients use; empty: the bound one */
 } config;
 
-typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_BOOL } config_kind;
+/* CONFIG_DURATION reads a bare number as seconds, CONFIG_DURATION_MS (an
+ * option named in ms, --slow-ms) as milliseconds. */
+typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION, CONFIG_DURATION_MS, CONFIG_BOOL } config_kind;
 
 typedef struct {
     const char *name;        /* option name, as in --name */

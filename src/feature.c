@@ -118,8 +118,8 @@ static double weight_at(const ls_features *f, int64_t ts, int64_t half_life)
 
 static void note_session(ls_features *f, const ls_event *ev, const feature_decay *d)
 {
-    if ((ev->session.len == 0 && ev->session_hash == 0) || ev->type == EV_REFUND || ev->type == EV_SUPPORT_TICKET)
-        return;
+    if (ev->session.len == 0 && ev->session_hash == 0)
+        return; /* complaints and profile updates never get here: feature_apply_line */
     uint32_t h = ev->session_hash ? ev->session_hash : feature_session_hash(ev->session.ptr, ev->session.len);
     int i = ring_find(f, h);
     if (i >= 0) {

@@ -38,6 +38,8 @@
  * complaints); a record of an older version takes last_seen_ms for it.
  * Older records still decode. */
 #define FEATURE_RECORD_VERSION 5
+/* The first version that keeps last_engaged_ms. */
+#define FEATURE_VERSION_LAST_ENGAGED 5
 
 /* The two half-lives of every decayed counter, in ms.  "recent" uses the
  * short one (days: this week's intent), "decayed" the long one (weeks:

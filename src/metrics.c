@@ -401,20 +401,26 @@ static unsigned polling_mode(void)
     return MHD_USE_POLL_INTERNAL_THREAD;
 }
 
-int metrics_check_endpoint(const char *hostport, char *err, size_t errlen)
+/* hostport as an address, or LS_EINVAL with the reason in err. */
+static int endpoint_address(const char *hostport, struct sockaddr_in *addr, char *err, size_t errlen)
 {
-    struct sockaddr_in addr;
-    if (parse_hostport(hostport, &addr) == 0)
+    if (parse_hostport(hostport, addr) == 0)
         return LS_OK;
     snprintf(err, errlen, "--metrics: \"%s\" is not IPV4-ADDRESS:PORT (e.g. 127.0.0.1:9464)", hostport);
     return LS_EINVAL;
+}
+
+int metrics_check_endpoint(const char *hostport, char *err, size_t errlen)
+{
+    struct sockaddr_in addr;
+    return endpoint_address(hostport, &addr, err, errlen);
 }
 
 int metrics_start(metrics **out, const char *hostport, char *err, size_t errlen)
 {
     struct sockaddr_in addr;
     *out = NULL;
-    if (metrics_check_endpoint(hostport, err, errlen) != LS_OK || parse_hostport(hostport, &addr) != 0)
+    if (endpoint_address(hostport, &addr, err, errlen) != LS_OK)
         return LS_EINVAL;
     metrics *m = calloc(1, sizeof *m);
     if (!m)

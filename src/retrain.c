@@ -75,17 +75,10 @@ static json_t *load_base_json(const service *svc, char *err, size_t errlen)
     return j;
 }
 
-/* The configured model file, loaded: its repeat-purchase parameters start
- * the fits, as `leadscore train --base` of that file starts them, so a
- * retraining depends on the data and the configured file only, not on
- * which retrained model happens to be serving. */
-static int load_base_model(const service *svc, model **out, char *err, size_t errlen)
+/* The model JSON document j describes, loaded as `reload` loads a file. */
+static int model_from_json(const json_t *j, model **out, char *err, size_t errlen)
 {
-    json_t *j = load_base_json(svc, err, errlen);
-    if (!j)
-        return LS_EPARSE;
     char *text = json_dumps(j, JSON_PRESERVE_ORDER);
-    json_decref(j);
     int rc = text ? model_load_text(text, strlen(text), out, err, errlen)
                   : ls_fail(err, errlen, LS_ENOMEM, "out of memory");
     free(text);
@@ -103,24 +96,18 @@ static int same_decay(const feature_decay *a, const feature_decay *b)
     return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
 }
 
-/* Builds the model file of rep and loads it. */
-static int build_model(const service *svc, const train_report *rep, const train_options *opt, const model *serving,
-                       const char *version, model **out, char *err, size_t errlen)
+/* Builds the model file of rep over the base model's document and loads it. */
+static int build_model(const service *svc, const train_report *rep, const train_options *opt, json_t *base,
+                       const model *serving, const char *version, model **out, char *err, size_t errlen)
 {
-    json_t *base = load_base_json(svc, err, errlen);
-    if (!base)
-        return LS_EPARSE;
     json_t *j = train_model_json(rep, opt, base, model_name(serving), version);
-    char *text = j ? json_dumps(j, JSON_PRESERVE_ORDER) : NULL;
-    int rc = text ? model_load_text(text, strlen(text), out, err, errlen) : ls_fail(err, errlen, LS_ENOMEM, "out of memory");
+    int rc = j ? model_from_json(j, out, err, errlen) : ls_fail(err, errlen, LS_ENOMEM, "out of memory");
     if (rc == LS_OK && !same_decay(model_decay(*out), store_decay(svc->store))) {
         model_unref(out);
         rc = ls_fail(err, errlen, LS_EINVAL, "the base model %s keeps half-lives other than the store's",
                      svc->cfg.model_path);
     }
-    free(text);
     json_decref(j);
-    json_decref(base);
     return rc;
 }
 
@@ -141,9 +128,15 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
     train_report rep;
     model *serving = service_model_acquire(svc), *fresh = NULL, *base = NULL;
     memset(out, 0, sizeof *out);
-    int rc = load_base_model(svc, &base, err, errlen);
+    /* the configured model file: its repeat-purchase parameters start the
+     * fits, as `train --base` of that file starts them, so a run depends on
+     * the data and that file only, not on which retrained model serves;
+     * the new model is built over it */
+    json_t *base_json = load_base_json(svc, err, errlen);
+    int rc = base_json ? model_from_json(base_json, &base, err, errlen) : LS_EPARSE;
     if (rc != LS_OK) {
         atomic_fetch_add(&svc->stats.retrain_failures, 1);
+        json_decref(base_json);
         model_unref(&serving);
         return rc;
     }
@@ -169,7 +162,7 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
         timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
         snprintf(out->version, sizeof out->version, "retrained-%s", when);
         if (retrain_better(&out->candidate, &out->serving) &&
-            (rc = build_model(svc, &rep, &opt, serving, out->version, &fresh, err, errlen)) == LS_OK) {
+            (rc = build_model(svc, &rep, &opt, base_json, serving, out->version, &fresh, err, errlen)) == LS_OK) {
             service_model_swap(svc, fresh); /* takes the reference */
             out->swapped = 1;
         }
@@ -180,6 +173,7 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
         atomic_fetch_add(&svc->stats.retrain_failures, 1);
     model_unref(&serving);
     model_unref(&base);
+    json_decref(base_json);
     out->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
     return rc;
 }

@@ -745,8 +745,7 @@ static void forward_pull(server *s, msgio_parts *p)
 {
     service_meta meta = {META_PULL, 0, 1, {0}, timefmt_mono_ns()};
     if (p->n != 1 || p->dropped || zmq_msg_size(&p->frame[0]) > s->svc.cfg.max_frame) {
-        atomic_fetch_add(&s->svc.stats.events_rejected, 1); /* stats and metrics count it alike */
-        atomic_fetch_add(p->n == 1 && !p->dropped ? &s->svc.stats.rejected_too_large : &s->svc.stats.rejected_bad_request, 1);
+        stats_message_rejected(&s->svc.stats, p->n == 1 && !p->dropped);
         return;
     }
     /* blocking: drain_pull only reads while the queue has room */

@@ -72,6 +72,12 @@ void stats_commit(stats *s, uint64_t events, uint64_t ns)
         atomic_fetch_add(&s->commit_time_buckets[b], 1);
 }
 
+void stats_message_rejected(stats *s, int too_large)
+{
+    atomic_fetch_add(&s->events_rejected, 1);
+    atomic_fetch_add(too_large ? &s->rejected_too_large : &s->rejected_bad_request, 1);
+}
+
 void stats_store_double(atomic_uint_fast64_t *slot, double v)
 {
     uint64_t bits;

@@ -87,6 +87,10 @@ void stats_request(stats *s, int op, int ok, uint64_t latency_ns);
 /* Writer thread: counts one commit of events events that took ns. */
 void stats_commit(stats *s, uint64_t events, uint64_t ns);
 
+/* A PULL message refused whole: one rejected event, counted as `stats`
+ * shows it and under its reason for /metrics (too_large or bad_request). */
+void stats_message_rejected(stats *s, int too_large);
+
 /* A double kept in an atomic 64-bit counter (its bits), for gauges one
  * thread sets and another reads. */
 void stats_store_double(atomic_uint_fast64_t *slot, double v);

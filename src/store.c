@@ -605,13 +605,19 @@ static int split_value(const MDB_val *v, value_parts *out)
     return LS_OK;
 }
 
-/* A record written before version 5 holds no last engagement, and
- * feature_decode takes its last event for it: exact, unless that event was
- * a complaint or a profile update.  Then the history, when the value holds
- * one, gives the record as this version defines it (its replay). */
+/* A record with a history, written before records kept the last
+ * engagement: feature_decode takes its last event for it. */
+static int old_record_with_history(const value_parts *p)
+{
+    return p->rec_len && p->rec[0] < FEATURE_VERSION_LAST_ENGAGED && p->hist_len;
+}
+
+/* That stand-in is exact unless the last event was a complaint or a
+ * profile update; then the history gives the record as this version
+ * defines it (its replay). */
 static int old_record_inexact(const value_parts *p, const ls_features *f)
 {
-    return p->rec_len && p->rec[0] < 5 && p->hist_len &&
+    return old_record_with_history(p) &&
            (f->last_negative_ms == f->last_seen_ms || (f->birthday_ts_ms && f->birthday_ts_ms == f->last_seen_ms));
 }
 
@@ -697,15 +703,17 @@ static int decode_customer_state(const MDB_val *v, const feature_decay *d, ls_fe
                                  store_bytes *state)
 {
     value_parts parts;
-    int rc;
-    if ((rc = decode_value_record(v, d, rec)) == LS_OK)
+    int rc = split_value(v, &parts);
+    if (rc == LS_OK)
+        rc = feature_decode(rec, parts.rec, parts.rec_len);
+    if (rc == LS_OK)
         rc = decode_value_history(v, rec, h);
-    /* a record older than version 5, about to be written back: the replay
-     * of its history is the record this version keeps (its last
-     * engagement, and no session of a complaint or a profile update) */
-    if (rc == LS_OK && split_value(v, &parts) == LS_OK && parts.rec_len && parts.rec[0] < 5 && parts.hist_len)
+    /* an old record about to be written back: the replay of its history
+     * is the record this version keeps (its last engagement, and no
+     * session of a complaint or a profile update) */
+    if (rc == LS_OK && old_record_with_history(&parts))
         rc = history_replay(h, INT64_MAX, d, rec);
-    if (rc == LS_OK && state && split_value(v, &parts) == LS_OK) {
+    if (rc == LS_OK && state) {
         state->ptr = parts.state;
         state->len = parts.state_len;
     }

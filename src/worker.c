@@ -131,10 +131,10 @@ static void handle_pull(worker *w, msgio_parts *p)
                   .handed = w->to_bulk ? &job : NULL};
     zmq_msg_t *body = &p->frame[p->n - 1];
     int rc = ops_pull_batch(&c, zmq_msg_data(body), zmq_msg_size(body), &w->zone);
-    if (rc != LS_OK)
+    if (rc == LS_EBADREQ || rc == LS_ETOOLARGE) /* the message itself */
+        stats_message_rejected(&w->svc->stats, rc == LS_ETOOLARGE);
+    else if (rc != LS_OK)
         atomic_fetch_add(&w->svc->stats.events_rejected, 1);
-    if (rc == LS_EBADREQ || rc == LS_ETOOLARGE) /* the message itself: one rejection, under its reason too */
-        atomic_fetch_add(rc == LS_ETOOLARGE ? &w->svc->stats.rejected_too_large : &w->svc->stats.rejected_bad_request, 1);
     msgpack_zone_clear(&w->zone);
     w->pending = job;
     hand_pending(w);

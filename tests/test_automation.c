@@ -84,6 +84,20 @@ static void audience_put(tu_conn *c, const char *name, const char *rule)
     msgpack_unpacked_destroy(&up);
 }
 
+/* `alias` from -> to; returns the reply's "merged". */
+static int alias(tu_conn *c, const char *from, const char *to)
+{
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "alias", 2);
+    kv_s(&r, "from", from);
+    kv_s(&r, "to", to);
+    int merged = tu_get_bool(send_req(c, &r, &up), "merged");
+    msgpack_unpacked_destroy(&up);
+    return merged;
+}
+
 /* One event {customer, type, ts, extra...}; price/value 0 means absent. */
 typedef struct {
     const char *customer, *type, *order_id;
@@ -897,14 +911,7 @@ START_TEST(an_alias_does_not_fire_the_visitors_cart_again)
     track1(&conn, "shopper", "page_view", now - 60000, 0);
     track1(&conn, "visitor-7", "add_to_cart", now, 42);
     ck_assert(wait_for(&conn, "visitor-7", "moment", "abandoned_cart", 8000));
-    req r;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    req_begin(&r, "alias", 2);
-    kv_s(&r, "from", "visitor-7");
-    kv_s(&r, "to", "shopper");
-    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "merged"));
-    msgpack_unpacked_destroy(&up);
+    ck_assert(alias(&conn, "visitor-7", "shopper"));
     usleep(2500000); /* the merged cart is silent for longer than the delay */
     size_t n = read_all(&conn);
     ck_assert_int_eq(count_of(n, "shopper", "moment", "abandoned_cart"), 0);
@@ -912,12 +919,7 @@ START_TEST(an_alias_does_not_fire_the_visitors_cart_again)
     /* an alias of a visitor whose cart never fired changes nothing: the
      * customer's merged cart fires once, as its own would */
     track1(&conn, "visitor-8", "add_to_cart", wall_ms(), 9);
-    msgpack_unpacked_init(&up);
-    req_begin(&r, "alias", 2);
-    kv_s(&r, "from", "visitor-8");
-    kv_s(&r, "to", "buyer-8");
-    ck_assert(tu_get_bool(send_req(&conn, &r, &up), "merged"));
-    msgpack_unpacked_destroy(&up);
+    ck_assert(alias(&conn, "visitor-8", "buyer-8"));
     ck_assert(wait_for(&conn, "buyer-8", "moment", "abandoned_cart", 8000));
     ck_assert_int_eq(count_of(read_all(&conn), "visitor-8", "moment", "abandoned_cart"), 0);
     stop();
