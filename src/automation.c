@@ -563,6 +563,18 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
         return rc;
     if (f_in)
         f = *f_in;
+    /* A customer with events still ahead of the clock (their time is at
+     * most a day away) is evaluated as the reads see it, as of now, and
+     * comes up again when the first of them is due: a purchase stamped
+     * for tonight fires nothing and joins no audience before tonight. */
+    int64_t upcoming = 0;
+    int not_yet = 0;
+    if (f.last_seen_ms > a->now_ms) {
+        rc = store_wtxn_get_asof(w, id, len, a->now_ms, &f, &upcoming);
+        if (rc != LS_OK && rc != LS_ENOTFOUND)
+            return rc;
+        not_yet = rc == LS_ENOTFOUND;
+    }
     int had = old.len > 0;
     uint8_t old_bytes[sizeof a->state_buf];
     size_t old_len = had && old.len <= sizeof old_bytes ? old.len : 0;
@@ -581,14 +593,16 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
     assess_customer(a->m, &f, &ctx, 0, 0, &res); /* segments: need_segments */
     eval_ctx e = {id, len, &f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0};
-    if ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline)))
+    if (!not_yet && ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline))))
         return rc;
     /* The timer moves only when it must ring earlier: one that rings too
      * early finds nothing due and re-arms, which costs less than moving it
      * on every event (an open cart's silence restarts with each).  A
      * customer has at most one timer, the one its state names, so a forget
      * can delete it (the key holds the id). */
-    int64_t due = next_due(a, e.rules, &f);
+    int64_t due = not_yet ? 0 : next_due(a, e.rules, &f);
+    if (upcoming > a->now_ms && (due == 0 || upcoming < due))
+        due = upcoming;
     if (due && (s.next_due_ms == 0 || due < s.next_due_ms || s.next_due_ms <= a->now_ms)) {
         if ((rc = trigger_timer_move(w, id, len, s.next_due_ms, due)))
             return rc;

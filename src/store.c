@@ -1318,6 +1318,32 @@ int store_wtxn_get_state(store_wtxn *w, const char *id, size_t len, ls_features 
     return f ? feature_decode(f, parts.rec, parts.rec_len) : LS_OK;
 }
 
+int store_wtxn_get_asof(store_wtxn *w, const char *id, size_t len, int64_t asof_ms, ls_features *out,
+                        int64_t *next_ms)
+{
+    MDB_val k = {len, (void *)id}, v;
+    if (next_ms)
+        *next_ms = 0;
+    int rc = from_mdb(cget(w, &k, &v));
+    if (rc == LS_OK)
+        rc = decode_value_record(&v, &w->s->decay, out);
+    if (rc != LS_OK || out->last_seen_ms <= asof_ms)
+        return rc;
+    history h;
+    history_init(&h);
+    rc = decode_value_history(&v, out, &h);
+    if (rc == LS_OK) {
+        size_t upto = history_upto(&h, asof_ms);
+        if (next_ms && upto < h.n)
+            *next_ms = h.ev[upto].ts_ms;
+        rc = history_replay(&h, asof_ms, &w->s->decay, out);
+    }
+    history_free(&h);
+    if (rc == LS_OK && feature_empty(out))
+        rc = LS_ENOTFOUND;
+    return rc;
+}
+
 int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *state, size_t state_len)
 {
     MDB_val k = {len, (void *)id}, v;

@@ -322,6 +322,15 @@ int store_wtxn_put_customer(store_wtxn *w, const char *id, size_t len, const ls_
  * LS_ENOTFOUND when there is no such customer. */
 int store_wtxn_get_state(store_wtxn *w, const char *id, size_t len, ls_features *f, store_bytes *state);
 
+/* The record of customer id as of asof_ms, inside the write txn: the
+ * running record when its newest event is not later (O(1)), else the
+ * replay of its history up to asof_ms.  *next_ms (when not NULL) gets the
+ * time of its first event after asof_ms, 0 when it has none.  LS_ENOTFOUND
+ * when there is no such customer, or all its events are later (out is
+ * then an empty record). */
+int store_wtxn_get_asof(store_wtxn *w, const char *id, size_t len, int64_t asof_ms, ls_features *out,
+                        int64_t *next_ms);
+
 /* Replaces that state (state_len 0: none), keeping record and history as
  * they are; the customer's leaf is usually dirty already, so this costs
  * no page of its own.  LS_ENOTFOUND when there is no such customer. */

@@ -523,6 +523,30 @@ START_TEST(time_based_membership)
 }
 END_TEST
 
+/* An event stamped ahead of the clock (allowed up to a day ahead) counts
+ * when its time comes, as it does for reads: no enter, no moment before,
+ * and the enter right after, without another event. */
+START_TEST(an_event_ahead_of_the_clock_counts_when_its_time_comes)
+{
+    start(NULL, NULL, NULL, 0);
+    audience_put(&conn, "buyers", "purchase_count >= 1");
+    int64_t now = wall_ms();
+    ev later = {"carol", "purchase", "c-1", now + 3000, 0, 80, NULL};
+    ev today = {"dave", "purchase", "d-1", now - 1000, 0, 80, NULL};
+    track(&conn, &later, 1);
+    track(&conn, &today, 1);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "dave", "enter", "buyers"), 1);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(strcmp(all[i].customer, "carol") != 0, "carol: %s %s before her purchase was due", all[i].kind,
+                      all[i].name);
+    ck_assert_msg(wall_ms() < now + 3000, "the check above ran after carol's purchase was due: too slow a machine");
+    ck_assert_msg(wait_for(&conn, "carol", "enter", "buyers", 10000), "no enter once carol's purchase was due");
+    ck_assert_int_ge(wall_ms(), now + 3000);
+    stop();
+}
+END_TEST
+
 /* The issue's scenario: exactly one abandoned-cart trigger per abandoned
  * cart, none for a cart bought within the delay, none per read. */
 START_TEST(abandoned_cart_once)
@@ -1132,6 +1156,7 @@ int main(void)
     tcase_add_test(tc, members_pages);
     tcase_add_test(tc, first_pass_members_without_triggers);
     tcase_add_test(tc, time_based_membership);
+    tcase_add_test(tc, an_event_ahead_of_the_clock_counts_when_its_time_comes);
     tcase_add_test(tc, abandoned_cart_once);
     tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
     tcase_add_test(tc, a_birthday_changed_back_and_forth_fires_once_a_year);

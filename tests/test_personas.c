@@ -37,6 +37,10 @@
 #define MINUTE 60000LL
 /* 2026-06-15T12:00:00Z: every persona's history ends at or before it */
 #define NOW 1781524800000LL
+/* Relative noise allowed where a score must not rise: the record keeps its
+ * decayed sums as floats (feature_round), and an extra event re-anchors and
+ * re-rounds them, moving the score by a few parts in a billion. */
+#define NOISE 1e-6
 #define PERSONA_MAX_EVENTS 400
 
 /* ------------------------------------------------------------------ */
@@ -313,6 +317,19 @@ static void checkout_today(persona *p)
     p_checkout(p, NOW - 2 * HOUR + 10 * MINUTE);
 }
 
+/* The same funnel from a storefront that sends no session ids. */
+static void checkout_without_sessions(persona *p)
+{
+    p_init(p, "checkout today, no session ids");
+    for (int i = 0; i < 2; i++) {
+        persona_event *e = p_add(p, EV_PRODUCT_VIEW, NOW - 2 * HOUR + i * MINUTE);
+        snprintf(e->product, sizeof e->product, "p%d", i);
+        snprintf(e->category, sizeof e->category, "shoes");
+    }
+    p_cart(p, NOW - 2 * HOUR + 5 * MINUTE, 59.0);
+    p_checkout(p, NOW - 2 * HOUR + 10 * MINUTE);
+}
+
 /* Six orders of about 50 over the past year, every two months, the last
  * three weeks ago. */
 static void regular_buyer(persona *p)
@@ -501,8 +518,8 @@ START_TEST(no_complaint_ever_raises_the_score)
                 for (size_t l = 0; l < sizeof later_days / sizeof later_days[0]; l++) {
                     double s0 = assess_at(&kept, NOW + later_days[l] * DAY).logistic.score;
                     double s1 = assess_at(&upset, NOW + later_days[l] * DAY).logistic.score;
-                    ck_assert_msg(s1 <= s0, "%s: complaints %#x %lld h ago raised the score at +%lld days from "
-                                  "%.6f to %.6f", kept.name, kinds[k], (long long)ago_hours[h],
+                    ck_assert_msg(s1 <= s0 + NOISE * s0, "%s: complaints %#x %lld h ago raised the score at +%lld days from "
+                                  "%.12g to %.12g", kept.name, kinds[k], (long long)ago_hours[h],
                                   (long long)later_days[l], s0, s1);
                 }
             }
@@ -588,7 +605,7 @@ START_TEST(a_profile_update_never_raises_the_score)
             for (int l = 0; l < 3; l++) {
                 int64_t at = NOW + (int64_t)l * 30 * DAY;
                 double s0 = assess_at(&before, at).logistic.score, s1 = assess_at(&after, at).logistic.score;
-                ck_assert_msg(s1 <= s0, "%s: a profile update raised the score from %.6f to %.6f", before.name, s0,
+                ck_assert_msg(s1 <= s0 + NOISE * s0, "%s: a profile update raised the score from %.6f to %.6f", before.name, s0,
                               s1);
             }
         }
@@ -652,18 +669,69 @@ START_TEST(ten_orders_lapsed_a_year_ago_score_below_a_checkout_today)
     lapsed_ten_orders(&lapsed);
     checkout_today(&checkout);
     ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
-    /* and any buyer silent for a year: one order, or a regular's six */
-    static const double values[] = {20.0, 50.0, 600.0};
-    for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
-        p_init(&lapsed, "one order, a year ago");
-        p_order(&lapsed, NOW - 365 * DAY, values[v], 0);
-        ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
-    }
+    /* and any buyer silent for a year, whatever the orders were worth: one
+     * order, a regular's six, ten big ones, one huge one two years ago --
+     * against a checkout today with or without session ids */
+    persona quiet;
+    checkout_without_sessions(&quiet);
+    const persona *visitors[] = {&checkout, &quiet};
+    static const double values[] = {20.0, 50.0, 600.0, 1000.0, 20000.0, 100000.0};
     static const int ago[] = {700, 640, 570, 510, 440, 380};
-    p_init(&lapsed, "six orders over a year, the last a year ago");
-    for (int i = 0; i < 6; i++)
-        p_order(&lapsed, NOW - ago[i] * DAY, 48.0, 0);
-    ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
+    for (size_t c = 0; c < 2; c++) {
+        const persona *v = visitors[c];
+        for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+            p_init(&lapsed, "one order, a year ago");
+            p_order(&lapsed, NOW - 365 * DAY, values[k], 0);
+            ck_assert_scores_above(v->name, score_now(v), lapsed.name, score_now(&lapsed));
+            p_init(&lapsed, "one order, two years ago");
+            p_order(&lapsed, NOW - 730 * DAY, values[k], 0);
+            ck_assert_scores_above(v->name, score_now(v), lapsed.name, score_now(&lapsed));
+            p_init(&lapsed, "six orders over a year, the last a year ago");
+            for (int i = 0; i < 6; i++)
+                p_order(&lapsed, NOW - ago[i] * DAY, values[k], 0);
+            ck_assert_scores_above(v->name, score_now(v), lapsed.name, score_now(&lapsed));
+            p_init(&lapsed, "ten orders, the last a year ago");
+            for (int i = 0; i < 10; i++)
+                p_order(&lapsed, NOW - (365 + 36 * i) * DAY, values[k], 0);
+            ck_assert_scores_above(v->name, score_now(v), lapsed.name, score_now(&lapsed));
+        }
+    }
+}
+END_TEST
+
+/* Moving an order later (nearer now, nothing else changing) never lowers
+ * the score: the later order is the more recent sign of life.  (A term of
+ * the mean gap between orders once made it lower: the gap shrank.)  Moves
+ * onto the other order's day are left out: two orders on one day are one
+ * purchase day to the repeat-purchase model, less sign of a habit than two
+ * days with an order. */
+START_TEST(an_order_moved_later_never_lowers_the_score)
+{
+    static const int first_ago[] = {300, 90, 40, 20, 11, 5, 3};
+    static const int second_ago[] = {200, 60, 21, 10, 3, 1};
+    for (size_t a = 0; a < sizeof first_ago / sizeof first_ago[0]; a++) {
+        for (size_t b = 0; b < sizeof second_ago / sizeof second_ago[0]; b++) {
+            persona earlier, later;
+            p_init(&earlier, "two orders");
+            p_order(&earlier, NOW - first_ago[a] * DAY, 50.0, 0);
+            p_order(&earlier, NOW - second_ago[b] * DAY - 2 * HOUR, 50.0, 0);
+            double before = score_now(&earlier);
+            for (int64_t moved = first_ago[a] * DAY - 6 * HOUR; moved > 0; moved -= moved / 3 + HOUR) {
+                int64_t second = NOW - second_ago[b] * DAY - 2 * HOUR;
+                if ((NOW - moved) / DAY == second / DAY)
+                    continue;
+                p_init(&later, "two orders, the first moved later");
+                p_order(&later, NOW - moved, 50.0, 0);
+                p_order(&later, second, 50.0, 0);
+                double after = score_now(&later);
+                ck_assert_msg(after >= before - NOISE * before,
+                              "orders %d and %d days ago: moving the first to %.2f days ago lowered the score "
+                              "from %.6f to %.6f",
+                              first_ago[a], second_ago[b], (double)moved / DAY, before, after);
+                before = after;
+            }
+        }
+    }
 }
 END_TEST
 
@@ -897,6 +965,7 @@ static Suite *personas_suite(void)
     tcase_add_test(rank, a_returning_visitor_in_the_cart_today_scores_at_least_a_new_one);
     tcase_add_test(rank, more_engagement_today_never_lowers_a_prospects_score);
     tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
+    tcase_add_test(rank, an_order_moved_later_never_lowers_the_score);
     tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);
     suite_add_tcase(s, rank);
     TCase *journey = tcase_create("journey");
