@@ -293,15 +293,6 @@ static int state_decode(cust_state *s, const uint8_t *p, size_t len)
     return r.bad ? LS_EPARSE : LS_OK;
 }
 
-/* Nothing under way, never fired, in no audience, no timer. */
-static int state_empty(const cust_state *s)
-{
-    for (int i = 0; i < JA_COUNT; i++)
-        if (s->moment[i].occ || s->moment[i].fired_ms)
-            return 0;
-    return s->naud == 0 && s->next_due_ms == 0;
-}
-
 static int state_has(const cust_state *s, uint32_t id)
 {
     for (uint16_t i = 0; i < s->naud; i++)
@@ -584,11 +575,13 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
         memset(&s, 0, sizeof s);
     if (mode == MODE_TIMER)
         s.next_due_ms = 0; /* its timer key is already gone */
-    /* Met first by the sweep, and silent since automation began on this
-     * store: imported or stored before it; what holds is recorded, not
-     * fired.  (A customer with an event since then was evaluated on it:
-     * its missing state just means nothing was under way.) */
-    int baseline = mode == MODE_SWEEP && !had && f.last_seen_ms < a->since_ms;
+    /* Met first by the sweep: stored without the automation (a bulk
+     * import, a store from before automation, events while --triggers was
+     * off); what holds is recorded, not fired.  Every customer the
+     * automation evaluated keeps a state (below), so this is never a
+     * customer it met: whatever changes for one of those fires, even when
+     * its events carry old times (a history sent over the wire). */
+    int baseline = mode == MODE_SWEEP && !had;
     assess_result res;
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
     assess_customer(a->m, &f, &ctx, 0, 0, &res); /* segments: need_segments */
@@ -617,10 +610,9 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     a->evaluations++;
     if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
         return LS_OK;
-    if (state_empty(&s) && !had) /* nothing to remember */
-        return LS_OK;
+    /* kept even when nothing is under way: it marks the customer as met */
     BUMP(a, automation_state_writes, 1);
-    return store_wtxn_put_state(w, id, len, a->state_buf, state_empty(&s) ? 0 : n);
+    return store_wtxn_put_state(w, id, len, a->state_buf, n);
 }
 
 /* ------------------------------------------------------------------ */

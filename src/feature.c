@@ -145,17 +145,24 @@ static int find_category(const ls_features *f, const char *name, size_t len)
     return -1;
 }
 
-/* Slot for a category not yet in the table: a free one, or the one with the
- * least long-term interest if the newcomer's weight beats it; -1 if not. */
-static int category_slot(ls_features *f, double wl)
+/* Slot for a category not yet in the table: a free one; else the one the
+ * customer shows the least recent interest in (ties: the least long-term
+ * interest), if the newcomer's recent weight beats that.  What the
+ * customer looks at now displaces what they looked at weeks ago, however
+ * much that was, but not what they look at now too: a table filled by
+ * heavy browsing a month ago once kept every new category out until that
+ * interest had decayed, so today's views counted nowhere.  -1 if none. */
+static int category_slot(ls_features *f, double ws)
 {
     if (f->ncategories < FEATURE_MAX_CATEGORIES)
         return f->ncategories++;
     int weakest = 0;
-    for (int i = 1; i < f->ncategories; i++)
-        if (f->categories[i].decayed < f->categories[weakest].decayed)
+    for (int i = 1; i < f->ncategories; i++) {
+        const feature_category *c = &f->categories[i], *w = &f->categories[weakest];
+        if (c->recent < w->recent || (c->recent == w->recent && c->decayed < w->decayed))
             weakest = i;
-    return f->categories[weakest].decayed < wl ? weakest : -1;
+    }
+    return f->categories[weakest].recent < ws ? weakest : -1;
 }
 
 static void add_category(ls_features *f, const char *name, size_t len, uint32_t count,
@@ -163,7 +170,7 @@ static void add_category(ls_features *f, const char *name, size_t len, uint32_t 
 {
     int i = find_category(f, name, len);
     if (i < 0) {
-        i = category_slot(f, wl);
+        i = category_slot(f, ws);
         if (i < 0)
             return;
         feature_category *c = &f->categories[i];
@@ -176,38 +183,77 @@ static void add_category(ls_features *f, const char *name, size_t len, uint32_t 
     f->categories[i].decayed += wl;
 }
 
-/* Keeps the FEATURE_CART_RING latest cart events by time (an older one
- * than all kept, with the ring full, is dropped), so the open cart below
- * does not depend on arrival order. */
+/* Keeps the cart events after the last purchase in FEATURE_CART_RING
+ * slots.  With the ring full, the oldest slot is dropped when it comes
+ * before the last purchase (it no longer counts), else merged into the
+ * next oldest (sums, that one's time), so a long cart keeps every item:
+ * four adds and three removes leave one item, not none.  The record is
+ * the replay of the events in time order (history.h), so the merge does
+ * not depend on arrival order.  An event older than every slot, with the
+ * ring full, is dropped. */
 static void note_cart(ls_features *f, int64_t ts, double value, int items)
 {
-    int slot = 0;
+    int slot = 0, next = -1;
     for (int i = 1; i < FEATURE_CART_RING; i++)
         if (f->cart[i].ts_ms < f->cart[slot].ts_ms)
             slot = i;
     if (f->cart[slot].ts_ms != 0 && f->cart[slot].ts_ms >= ts)
         return;
+    if (f->cart[slot].ts_ms != 0 && f->cart[slot].ts_ms > f->last_purchase_ms) {
+        for (int i = 0; i < FEATURE_CART_RING; i++)
+            if (i != slot && (next < 0 || f->cart[i].ts_ms < f->cart[next].ts_ms))
+                next = i;
+        int merged = f->cart[next].items + f->cart[slot].items;
+        f->cart[next].value += f->cart[slot].value;
+        f->cart[next].items = (int16_t)(merged > 999 ? 999 : merged < -999 ? -999 : merged);
+    }
     f->cart[slot].ts_ms = ts;
     f->cart[slot].value = (float)value;
     f->cart[slot].items = (int16_t)(items > 999 ? 999 : items < -999 ? -999 : items);
 }
 
+/* Items and value in the cart since the last purchase. */
+static void cart_totals(const ls_features *f, int *items, double *value)
+{
+    *items = 0;
+    *value = 0;
+    for (int i = 0; i < FEATURE_CART_RING; i++) {
+        if (f->cart[i].ts_ms > f->last_purchase_ms) {
+            *items += f->cart[i].items;
+            *value += f->cart[i].value;
+        }
+    }
+}
+
+/* A removal sent without a price takes out items at the cart's average
+ * price per item so far: an emptied cart is worth nothing, whatever the
+ * storefront sends with its removals. */
+static double removed_value(const ls_features *f, const ls_event *ev, int items)
+{
+    if (ev->value > 0)
+        return ev->value;
+    int held;
+    double value;
+    cart_totals(f, &held, &value);
+    if (held <= 0 || value <= 0)
+        return 0.0;
+    return value * (double)(items < held ? items : held) / (double)held;
+}
+
 double feature_open_cart(const ls_features *f)
 {
-    double v = 0;
-    for (int i = 0; i < FEATURE_CART_RING; i++)
-        if (f->cart[i].ts_ms > f->last_purchase_ms)
-            v += f->cart[i].value;
+    int items;
+    double v;
+    cart_totals(f, &items, &v);
     return v > 0.005 ? v : 0.0;
 }
 
 int feature_cart_is_open(const ls_features *f)
 {
-    int items = 0;
-    for (int i = 0; i < FEATURE_CART_RING; i++)
-        if (f->cart[i].ts_ms > f->last_purchase_ms)
-            items += f->cart[i].items;
-    return f->last_cart_ms > f->last_purchase_ms && (items > 0 || feature_open_cart(f) > 0);
+    int items;
+    double v;
+    cart_totals(f, &items, &v);
+    return f->last_cart_ms > f->last_purchase_ms && (items > 0 || v > 0.005);
 }
 
 static void note_negative(ls_features *f, int64_t ts)
@@ -269,9 +315,11 @@ static void apply_money(ls_features *f, const ls_event *ev)
         if (ev->ts_ms > f->last_cart_ms)
             f->last_cart_ms = ev->ts_ms;
         break;
-    case EV_REMOVE_FROM_CART:
-        note_cart(f, ev->ts_ms, -ev->value, -(int)(ev->quantity > 0 ? ev->quantity : 1));
+    case EV_REMOVE_FROM_CART: {
+        int items = (int)(ev->quantity > 0 && ev->quantity < 1000 ? ev->quantity : ev->quantity > 0 ? 999 : 1);
+        note_cart(f, ev->ts_ms, -removed_value(f, ev, items), -items);
         break;
+    }
     case EV_CHECKOUT:
         if (ev->ts_ms > f->last_checkout_ms)
             f->last_checkout_ms = ev->ts_ms;

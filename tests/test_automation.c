@@ -523,6 +523,27 @@ START_TEST(time_based_membership)
 }
 END_TEST
 
+/* A customer the automation met live, with events of old times (a history
+ * sent over the wire), gets `enter` when time alone brings it into an
+ * audience: only customers it never met are recorded silently.  (The
+ * sweep once took such a customer, with nothing under way, for one stored
+ * before automation began.) */
+START_TEST(a_live_customer_with_old_events_enters_with_a_trigger)
+{
+    start(NULL, NULL, "1s", 0);
+    int64_t now = wall_ms();
+    char rule[96];
+    /* 30 days and 3 seconds: true about 3 s after the event below */
+    snprintf(rule, sizeof rule, "days_since_last_seen > %.9f", 30.0 + 3.0 / 86400.0);
+    audience_put(&conn, "quiet", rule);
+    track1(&conn, "q", "page_view", now - 30 * 86400000LL, 0);
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "q", "enter", "quiet"), 0);
+    ck_assert_msg(wait_for(&conn, "q", "enter", "quiet", 12000), "no enter when q went quiet");
+    stop();
+}
+END_TEST
+
 /* An event stamped ahead of the clock (allowed up to a day ahead) counts
  * when its time comes, as it does for reads: no enter, no moment before,
  * and the enter right after, without another event. */
@@ -1157,6 +1178,7 @@ int main(void)
     tcase_add_test(tc, first_pass_members_without_triggers);
     tcase_add_test(tc, time_based_membership);
     tcase_add_test(tc, an_event_ahead_of_the_clock_counts_when_its_time_comes);
+    tcase_add_test(tc, a_live_customer_with_old_events_enters_with_a_trigger);
     tcase_add_test(tc, abandoned_cart_once);
     tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
     tcase_add_test(tc, a_birthday_changed_back_and_forth_fires_once_a_year);

@@ -560,36 +560,115 @@ START_TEST(money_features)
 }
 END_TEST
 
-/* Seven cart adds of 1, 2, 4 .. 64: the ring keeps the six latest by time
- * (2 + 4 + .. + 64 = 126) whatever the arrival order, and so does a merge
- * of two records that split them. */
-START_TEST(cart_ring_keeps_the_latest_by_time)
+/* Seven cart adds of 1, 2, 4 .. 64 in time order (the order a record is
+ * built in: the replay of its history, history.h): the ring merges its
+ * oldest slots instead of dropping them, so the cart holds all seven items
+ * (127), and the encoding keeps that. */
+START_TEST(a_long_cart_keeps_every_item)
 {
     ls_event ev[7];
-    for (int k = 0; k < 7; k++)
-        ev[k] = mk_value(EV_ADD_TO_CART, T0 + k * 3600000LL, (double)(1 << k));
-    ls_features fwd, rev, odd, even;
-    feature_init(&fwd);
-    feature_init(&rev);
-    feature_init(&odd);
-    feature_init(&even);
+    ls_features f, back;
+    feature_init(&f);
     for (int k = 0; k < 7; k++) {
-        apply(&fwd, &ev[k]);
-        apply(&rev, &ev[6 - k]);
-        apply(k % 2 ? &odd : &even, &ev[k]);
+        ev[k] = mk_value(EV_ADD_TO_CART, T0 + k * 3600000LL, (double)(1 << k));
+        apply(&f, &ev[k]);
     }
     ck_assert_uint_eq(FEATURE_CART_RING, 6);
-    ASSERT_FV(&fwd, "open_cart_value", T0 + DAY, 126.0);
-    ASSERT_FV(&rev, "open_cart_value", T0 + DAY, 126.0);
-    feature_merge(&even, &odd, &DECAY);
-    ASSERT_FV(&even, "open_cart_value", T0 + DAY, 126.0);
-    ls_features a, b, c;
-    roundtrip(&fwd, &a);
-    roundtrip(&rev, &b);
-    roundtrip(&even, &c);
-    assert_same(&a, &b, "cart ring, reversed");
-    assert_same(&a, &c, "cart ring, merged");
-    ASSERT_FV(&a, "open_cart_value", T0 + DAY, 126.0);
+    ASSERT_FV(&f, "open_cart_value", T0 + DAY, 127.0);
+    ASSERT_FV(&f, "cart_open", T0 + DAY, 1.0);
+    roundtrip(&f, &back);
+    assert_same(&f, &back, "a merged cart ring");
+}
+END_TEST
+
+/* Adds and removes of one item each, n adds then n - 1 removes, priced or
+ * not: one item is left, worth one item's price, however many events that
+ * took; n adds then n removes leave nothing, and no open cart. */
+START_TEST(adds_and_removes_leave_what_was_not_removed)
+{
+    for (int priced_removal = 0; priced_removal < 2; priced_removal++) {
+        for (int n = 1; n <= 12; n++) {
+            for (int all = 0; all < 2; all++) {
+                ls_features f;
+                feature_init(&f);
+                int64_t t = T0;
+                for (int k = 0; k < n; k++) {
+                    ls_event add = mk_value(EV_ADD_TO_CART, t += 60000, 20.0);
+                    apply(&f, &add);
+                }
+                for (int k = 0; k < n - 1 + all; k++) {
+                    ls_event rm = mk_value(EV_REMOVE_FROM_CART, t += 60000, priced_removal ? 20.0 : 0.0);
+                    apply(&f, &rm);
+                }
+                double want = all ? 0.0 : 20.0;
+                ck_assert_msg(fabs(feature_open_cart(&f) - want) < 1e-3,
+                              "%d adds, %d removes (%s): open cart %.4f, want %.1f", n, n - 1 + all,
+                              priced_removal ? "priced" : "unpriced", feature_open_cart(&f), want);
+                ck_assert_int_eq(feature_cart_is_open(&f), !all);
+            }
+        }
+    }
+}
+END_TEST
+
+/* A removal without a price takes out the cart's average price per item:
+ * two items for 40, one removed unpriced, leaves 20; a purchase closes
+ * what came before it. */
+START_TEST(an_unpriced_removal_takes_the_average_item)
+{
+    ls_features f;
+    feature_init(&f);
+    ls_event add = mk_value(EV_ADD_TO_CART, T0, 40.0);
+    add.quantity = 2;
+    apply(&f, &add);
+    ls_event rm = mk_value(EV_REMOVE_FROM_CART, T0 + 60000, 0.0);
+    apply(&f, &rm);
+    ck_assert_double_eq_tol(feature_open_cart(&f), 20.0, 1e-9);
+    ck_assert_int_eq(feature_cart_is_open(&f), 1);
+    ls_event buy = mk_value(EV_PURCHASE, T0 + 120000, 20.0);
+    apply(&f, &buy);
+    ck_assert_double_eq(feature_open_cart(&f), 0.0);
+    ck_assert_int_eq(feature_cart_is_open(&f), 0);
+    for (int k = 0; k < 8; k++) { /* old slots before the purchase are dropped, not merged in */
+        ls_event again = mk_value(EV_ADD_TO_CART, T0 + (3 + k) * 60000, 5.0);
+        apply(&f, &again);
+    }
+    ck_assert_double_eq_tol(feature_open_cart(&f), 40.0, 1e-9);
+}
+END_TEST
+
+/* Eight categories browsed heavily a month or two ago fill the table; ten
+ * views of a ninth today must still enter it, and lead on recent interest:
+ * what the customer looks at now is what to recommend. */
+START_TEST(todays_category_enters_a_table_full_of_old_interest)
+{
+    ls_features f;
+    feature_init(&f);
+    char name[16];
+    for (int c = 0; c < FEATURE_MAX_CATEGORIES; c++) {
+        snprintf(name, sizeof name, "old%d", c);
+        for (int k = 0; k < 30; k++) {
+            ls_event v = mk_cat(EV_PRODUCT_VIEW, T0 + (int64_t)(c * 5 + k % 5) * DAY + k * 60000, name);
+            apply(&f, &v);
+        }
+    }
+    int64_t today = T0 + 80 * DAY;
+    for (int k = 0; k < 10; k++) {
+        ls_event v = mk_cat(EV_PRODUCT_VIEW, today + k * 60000, "books");
+        apply(&f, &v);
+    }
+    int found = -1;
+    for (int i = 0; i < f.ncategories; i++)
+        if (f.categories[i].len == 5 && memcmp(f.categories[i].name, "books", 5) == 0)
+            found = i;
+    ck_assert_msg(found >= 0, "books, viewed 10 times today, is not in the category table");
+    ck_assert_uint_eq(f.categories[found].count, 10);
+    for (int i = 0; i < f.ncategories; i++)
+        ck_assert(i == found || f.categories[i].recent < f.categories[found].recent);
+    /* one page view of yet another category does not push books out */
+    ls_event pv = mk_cat(EV_PAGE_VIEW, today + 3600000LL, "toys");
+    apply(&f, &pv);
+    ck_assert_uint_eq(f.categories[found].count, 10);
 }
 END_TEST
 
@@ -1599,7 +1678,10 @@ static Suite *suite(void)
     tc = tcase_create("content");
     tcase_add_test(tc, money_features);
     tcase_add_test(tc, order_lines_count_one_order);
-    tcase_add_test(tc, cart_ring_keeps_the_latest_by_time);
+    tcase_add_test(tc, a_long_cart_keeps_every_item);
+    tcase_add_test(tc, adds_and_removes_leave_what_was_not_removed);
+    tcase_add_test(tc, an_unpriced_removal_takes_the_average_item);
+    tcase_add_test(tc, todays_category_enters_a_table_full_of_old_interest);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
     tcase_add_test(tc, category_top_k_keeps_the_strongest);
