@@ -44,6 +44,7 @@
 #define MAX_PARKED 256         /* `triggers` requests held waiting for new triggers */
 #define READ_BATCH 8           /* single-customer reads per batch handed to a worker */
 #define READS_PER_WORKER 128   /* ... and at most this many handed to each, unanswered */
+#define STOP_PULL_SHARE 2      /* a stop reads PULL for at most 1/this of --drain-timeout */
 
 /* A `triggers` request with nothing to return yet, held (its frames
  * moved here) until the writer commits triggers or its wait ends. */
@@ -748,7 +749,7 @@ static void forward_pull(server *s, msgio_parts *p)
         stats_message_rejected(&s->svc.stats, p->n == 1 && !p->dropped);
         return;
     }
-    /* blocking: drain_pull only reads while the queue has room */
+    /* blocking: its callers read only while the queue has room */
     if (zmq_send(s->pull_work, &meta, sizeof meta, ZMQ_SNDMORE) >= 0)
         msgio_send_frames(s->pull_work, p, 0, 1, 0);
 }
@@ -831,15 +832,46 @@ static void on_wake(server *s)
         begin_stop(s);
 }
 
-/* PULL batches ZeroMQ already holds count as received: they go to the
- * workers before the stop (the workers keep consuming, so this ends). */
+/* Waits (until deadline_ns at the latest) for room in the workers' PULL
+ * queue; 1 when there is room, 0 when the time is up. */
+static int wait_pull_room(server *s, int64_t deadline_ns)
+{
+    while (!pull_queue_has_room(s)) {
+        int64_t left_ms = (deadline_ns - timefmt_mono_ns()) / 1000000;
+        if (left_ms <= 0)
+            return 0;
+        zmq_pollitem_t item = {s->pull_work, 0, ZMQ_POLLOUT, 0};
+        if (zmq_poll(&item, 1, (long)left_ms) < 0 && zmq_errno() != EINTR)
+            return 0;
+    }
+    return 1;
+}
+
+/* At a stop, the PULL batches ZeroMQ already holds count as received: up
+ * to its receive queue's worth (the socket's RCVHWM, SERVICE_WORK_HWM
+ * batches) go to the workers, for at most 1/STOP_PULL_SHARE of
+ * --drain-timeout (the rest is the workers' and the writer's to commit
+ * them).  Without both bounds a sender that keeps sending would keep the
+ * stop reading: libzmq refills the queue from TCP as it is read.  Then
+ * the socket is closed (linger 0: a PULL socket has nothing to send), so
+ * nothing more is read; what a sender has not written to the connection
+ * yet stays in its own queue. */
 static void drain_pull_for_stop(server *s)
 {
+    if (!s->pull)
+        return;
+    int64_t until = timefmt_mono_ns() + s->svc.cfg.drain_timeout_ms * 1000000 / STOP_PULL_SHARE;
+    int taken = 0, zero = 0;
     msgio_parts p;
-    for (int i = 0; s->pull && i < 100000 && msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0; i++) {
-        forward_pull(s, &p);
+    while (taken < SERVICE_WORK_HWM && wait_pull_room(s, until) && msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0) {
+        forward_pull(s, &p); /* there is room: it does not block */
         msgio_close(&p);
+        taken++;
     }
+    zmq_setsockopt(s->pull, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(s->pull);
+    s->pull = NULL;
+    LOG_INFO("pull_closed", "batches_taken=%d note=\"the PULL socket reads no more\"", taken);
 }
 
 static void begin_stop(server *s)

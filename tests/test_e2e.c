@@ -1617,6 +1617,89 @@ static int64_t events_accepted(tu_conn *c)
     return stats_int(c, "events_accepted");
 }
 
+/* A sender that keeps sending 100-event batches to a PULL endpoint until
+ * told to stop (or for FLOOD_MAX_MS at most). */
+typedef struct {
+    const char *endpoint;
+    atomic_int stop;
+    long sent;
+} flooder;
+
+#define FLOOD_MAX_MS 15000
+#define FLOOD_CUSTOMERS 100
+
+static void *flood_pull(void *arg)
+{
+    flooder *f = arg;
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 0, hwm = 10000, timeout = 100;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(push, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    zmq_connect(push, f->endpoint);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char id[32];
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, FLOOD_CUSTOMERS);
+    for (int i = 0; i < FLOOD_CUSTOMERS; i++) { /* one event for each customer: a batch is whole or absent */
+        snprintf(id, sizeof id, "fl-%d", i);
+        msgpack_pack_map(&pk, 2);
+        tu_pack_str(&pk, "customer");
+        tu_pack_str(&pk, id);
+        tu_pack_str(&pk, "type");
+        tu_pack_str(&pk, "page_view");
+    }
+    int64_t end = tu_now_ms() + FLOOD_MAX_MS;
+    while (!atomic_load(&f->stop) && tu_now_ms() < end)
+        if (zmq_send(push, sb.data, sb.size, 0) >= 0)
+            f->sent++;
+    msgpack_sbuffer_destroy(&sb);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    return NULL;
+}
+
+/* A stop takes what the PULL socket holds, not a stream that keeps
+ * coming: with a sender flooding on, the stop ends within --drain-timeout
+ * (plus a margin), and what it committed is whole batches. */
+START_TEST(stop_during_an_endless_pull_flood_keeps_to_the_drain_timeout)
+{
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.drain_timeout_ms = 2000;
+    tu_server_start(&s2, &cfg);
+    flooder f = {.endpoint = s2.pull_endpoint};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, flood_pull, &f), 0);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    for (int i = 0; i < 1000 && events_accepted(&c) == 0; i++) /* <= 10 s: the flood is landing */
+        usleep(10000);
+    tu_disconnect(&c);
+    usleep(500000); /* ... and backs up into the PULL socket's queue */
+    int64_t t0 = tu_now_ms();
+    tu_server_stop(&s2);
+    int64_t took = tu_now_ms() - t0;
+    atomic_store(&f.stop, 1);
+    pthread_join(t, NULL);
+    ck_assert_msg(took < cfg.drain_timeout_ms + 3000, "the stop took %lld ms with --drain-timeout %lld ms",
+                  (long long)took, (long long)cfg.drain_timeout_ms);
+    tu_server_start(&s2, &cfg);
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    int64_t first = profile_feature(&c, "fl-0", "page_view_count");
+    ck_assert_int_gt(first, 0);
+    ck_assert_int_eq(profile_feature(&c, "fl-99", "page_view_count"), first); /* whole batches */
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* A storefront's acknowledged track must not wait behind a fire-and-forget
  * flood: PULL batches queue for the workers and the writer apart from
  * requests, and while acks come a group takes only --pull-max-events of
@@ -1720,6 +1803,7 @@ static Suite *suite(void)
     tcase_add_test(restart, a_full_store_grows_then_refuses_writes_and_keeps_reading);
     tcase_add_test(restart, the_automation_pass_grows_a_full_map);
     tcase_add_test(restart, stop_during_a_pull_flood_drains_promptly);
+    tcase_add_test(restart, stop_during_an_endless_pull_flood_keeps_to_the_drain_timeout);
     tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
     suite_add_tcase(s, restart);
     return s;
