@@ -39,6 +39,7 @@ typedef struct {
     int parent;                   /* index of the request in reqs[] */
     uint32_t part;                /* a partition of its customers (for the endpoints) */
     int tried_standby;
+    int local;                    /* sent to this node's own ROUTER: no standby */
     int64_t sent_ns;
     uint8_t *body;                /* what was sent, for a resend to the standby */
     size_t body_len;
@@ -206,7 +207,10 @@ static void part_answered(forwarder *f, fwd_part *p, const uint8_t *body, size_t
 static int send_part(forwarder *f, fwd_part *p, int standby)
 {
     char endpoint[CLUSTER_EP_MAX];
-    clusternode_read_endpoint(f->svc->cluster, p->part, standby, endpoint, sizeof endpoint);
+    if (p->local)
+        snprintf(endpoint, sizeof endpoint, "%s", FORWARD_EP_SELF);
+    else
+        clusternode_read_endpoint(f->svc->cluster, p->part, standby, endpoint, sizeof endpoint);
     void *sock = endpoint[0] ? peer_socket(f, endpoint) : NULL;
     if (!sock)
         return -1;
@@ -285,7 +289,19 @@ static int sub_batch(forwarder *f, const msgpack_object *root, const msgpack_obj
     return LS_OK;
 }
 
-/* Splits a batched score by owner: one part per owner endpoint. */
+/* Where a batch's customers of partition p go: this node's own ROUTER
+ * when it holds p (answered from its store, as a single read is: it sees
+ * this node's writes and waits for no other node), else the owner or its
+ * standby (clusternode_read_endpoint). */
+static void batch_endpoint(forwarder *f, uint32_t p, char *out, size_t cap)
+{
+    if (clusternode_holds(f->svc->cluster, p))
+        snprintf(out, cap, "%s", FORWARD_EP_SELF);
+    else
+        clusternode_read_endpoint(f->svc->cluster, p, 0, out, cap);
+}
+
+/* Splits a batched score: one part per endpoint (batch_endpoint). */
 static int start_batch(forwarder *f, int slot, const msgpack_object *root, const msgpack_object *ids)
 {
     fwd_request *r = &f->reqs[slot];
@@ -308,11 +324,11 @@ static int start_batch(forwarder *f, int slot, const msgpack_object *root, const
         if (done[i])
             continue;
         uint32_t count = 0;
-        clusternode_read_endpoint(f->svc->cluster, part_of[i], 0, ep, sizeof ep);
+        batch_endpoint(f, part_of[i], ep, sizeof ep);
         for (uint32_t k = i; k < n; k++) {
             if (done[k])
                 continue;
-            clusternode_read_endpoint(f->svc->cluster, part_of[k], 0, other, sizeof other);
+            batch_endpoint(f, part_of[k], other, sizeof other);
             if (strcmp(ep, other) == 0) {
                 index[count++] = k;
                 done[k] = 1;
@@ -325,6 +341,7 @@ static int start_batch(forwarder *f, int slot, const msgpack_object *root, const
                 free_part(p), r->parts_left--;
             break;
         }
+        p->local = strcmp(ep, FORWARD_EP_SELF) == 0;
         if (send_part(f, p, 0) != 0)
             part_failed(f, p, "the node holding these customers cannot be reached: retry");
     }
@@ -433,8 +450,8 @@ static void take_answer(forwarder *f, void *sock)
     msgio_close(&m);
 }
 
-/* Parts without an answer: the standby after FORWARD_FAILOVER_MS, an
- * `unavailable` after FORWARD_GIVE_UP_MS. */
+/* Parts without an answer: the standby after FORWARD_FAILOVER_MS (not
+ * for a local part), an `unavailable` after FORWARD_GIVE_UP_MS. */
 static void check_timeouts(forwarder *f)
 {
     int64_t now = timefmt_mono_ns();
@@ -443,7 +460,7 @@ static void check_timeouts(forwarder *f)
         if (!p->tag)
             continue;
         int64_t waited_ms = (now - p->sent_ns) / 1000000;
-        if (!p->tried_standby && waited_ms >= FORWARD_FAILOVER_MS) {
+        if (!p->tried_standby && !p->local && waited_ms >= FORWARD_FAILOVER_MS) {
             p->tried_standby = 1;
             if (send_part(f, p, 1) == 0)
                 continue;

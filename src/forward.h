@@ -6,8 +6,10 @@
  * owner's endpoint comes from the cluster map, clusternode.h), and
  * when the owner does not answer within FORWARD_FAILOVER_MS, to its
  * standby; the answer goes back through the loop to the client, as a
- * worker's would.  A batched score is split by owner, sent to each, and
- * the results merged in request order.
+ * worker's would.  A batched score is split: the customers of partitions
+ * this node holds go to its own ROUTER (FORWARD_EP_SELF), so they are
+ * answered from its store as a single read is; the others are split by
+ * owner.  Each part is sent, and the results merged in request order.
  *
  * Forwarded requests come from a DEALER whose routing id starts with
  * FORWARD_ID_PREFIX: the node receiving one answers from its own store or
@@ -19,6 +21,8 @@
 
 #define FORWARD_ID_PREFIX "lsfwd:"
 #define SERVICE_EP_FORWARD "inproc://leadscore-forward"
+/* The server binds its ROUTER here too in cluster mode (server.c). */
+#define FORWARD_EP_SELF "inproc://leadscore-self"
 
 typedef struct forwarder forwarder;
 

@@ -193,6 +193,10 @@ static int open_sockets(server *s, char *err, size_t errlen)
     s->router = client_socket(s, ZMQ_ROUTER, s->svc.cfg.bind, s->endpoint, err, errlen);
     if (!s->router)
         return LS_EIO;
+    if (s->svc.cfg.nats[0] && zmq_bind(s->router, FORWARD_EP_SELF) != 0) { /* the forwarder's local parts */
+        snprintf(err, errlen, "cannot bind %s: %s", FORWARD_EP_SELF, zmq_strerror(zmq_errno()));
+        return LS_EINTERNAL;
+    }
     if (strcmp(s->svc.cfg.pull, "none") != 0) {
         s->pull = client_socket(s, ZMQ_PULL, s->svc.cfg.pull, s->pull_endpoint, err, errlen);
         if (!s->pull)

@@ -9,7 +9,10 @@
  * exactly as a single node fed the same events, without one read refused
  * by a node that "does not hold" the partition; the CLI's --connect takes
  * the list too; and a read whose owner is stopped is answered by the
- * standby.
+ * standby.  A node given a batched score of customers of partitions it
+ * holds and of others (a client of one endpoint) answers its own from its
+ * store: they see a track it just took, and its standby being stopped does
+ * not fail the batch.
  *
  * The cluster part needs nats-server and a leadscore built with NATS;
  * without them the other tests still run and the program exits 77 (ctest:
@@ -707,6 +710,153 @@ START_TEST(a_read_whose_owner_is_stopped_goes_to_the_standby)
 }
 END_TEST
 
+/* ---- batches a node splits itself ---- */
+
+/* The node index (0..NODES-1) of "nodeK", or -1. */
+static int node_index(const char *name)
+{
+    int k = name && strncmp(name, "node", 4) == 0 ? atoi(name + 4) : 0;
+    return k >= 1 && k <= NODES ? k - 1 : -1;
+}
+
+/* Each partition's owner and standby as node indexes, from `cluster
+ * status --json`: by name, so a stopped node is still named. */
+static void read_roles(int owner[PARTS], int standby[PARTS])
+{
+    static char out[65536], err[4096];
+    const char *argv[] = {"bash", CLUSTER_SH, "status", "--dir", cl_dir, "--json", NULL};
+    ck_assert_msg(tu_run_program_split(out, sizeof out, err, sizeof err, argv) == 0, "cluster.sh status: %s", err);
+    json_error_t jerr;
+    json_t *root = json_loads(out, 0, &jerr), *parts = json_object_get(root, "parts");
+    ck_assert_msg(json_array_size(parts) == PARTS, "cluster.sh status --json: %s", out);
+    for (int i = 0; i < PARTS; i++) {
+        json_t *part = json_array_get(parts, (size_t)i);
+        int p = (int)json_integer_value(json_object_get(part, "p"));
+        ck_assert(p >= 0 && p < PARTS);
+        owner[p] = node_index(json_string_value(json_object_get(part, "owner")));
+        standby[p] = node_index(json_string_value(json_object_get(part, "standby")));
+        ck_assert(owner[p] >= 0 && standby[p] >= 0);
+    }
+    json_decref(root);
+}
+
+/* A customer id "<prefix>-<n>" (n from *n on) whose partition has the
+ * given owner and standby (-1: any). */
+static void pick_customer(char *out, size_t cap, const char *prefix, int *n, const int owner[PARTS],
+                          const int standby[PARTS], int want_owner, int want_standby)
+{
+    for (int tries = 0; tries < 10000; tries++, (*n)++) {
+        snprintf(out, cap, "%s-%d", prefix, *n);
+        uint32_t p = partition_of(out, strlen(out), PARTS);
+        if ((want_owner < 0 || owner[p] == want_owner) && (want_standby < 0 || standby[p] == want_standby)) {
+            (*n)++;
+            return;
+        }
+    }
+    ck_abort_msg("no customer id of the partitions wanted");
+}
+
+/* A customer id whose partition node k neither owns nor stands by for. */
+static void pick_elsewhere(char *out, size_t cap, const char *prefix, int k, const int owner[PARTS],
+                           const int standby[PARTS])
+{
+    for (int n = 0; n < 10000; n++) {
+        snprintf(out, cap, "%s-%d", prefix, n);
+        uint32_t p = partition_of(out, strlen(out), PARTS);
+        if (owner[p] != k && standby[p] != k)
+            return;
+    }
+    ck_abort_msg("no customer id of a partition node%d does not hold", k + 1);
+}
+
+/* score of who[0..n) in one batch through c: ok, and known[i] of each. */
+static void batch_known(ls_client *c, const char *const *who, int n, int known[])
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    void *reply;
+    size_t len;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    tu_pack_str(&pk, "customers");
+    msgpack_pack_array(&pk, (uint32_t)n);
+    for (int i = 0; i < n; i++)
+        tu_pack_str(&pk, who[i]);
+    int rc = ls_client_call(c, "score", sb.data, sb.size, 1, &reply, &len);
+    msgpack_sbuffer_destroy(&sb);
+    ck_assert_msg(rc == LS_OK, "batched score of %s, ...: %s", who[0], ls_client_last_error(c));
+    msgpack_unpacked_init(&up);
+    ck_assert(msgpack_unpack_next(&up, reply, len, NULL) == MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *res = tu_get(&up.data, "results");
+    ck_assert(res && res->type == MSGPACK_OBJECT_ARRAY && res->via.array.size == (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        const msgpack_object *cust = tu_get(&res->via.array.ptr[i], "customer");
+        ck_assert(cust && cust->type == MSGPACK_OBJECT_STR && cust->via.str.size == strlen(who[i]) &&
+                  !memcmp(cust->via.str.ptr, who[i], cust->via.str.size));
+        known[i] = tu_get_bool(&res->via.array.ptr[i], "known");
+    }
+    msgpack_unpacked_destroy(&up);
+    free(reply);
+}
+
+/* Read-your-writes through the node that took the track holds for a
+ * batch too: its customers of partitions that node holds (owned or stood
+ * by for) are read from its own store, not forwarded with the rest to a
+ * node that may not have applied the write yet. */
+START_TEST(a_mixed_batch_reads_what_its_node_just_wrote)
+{
+    require_cluster();
+    int owner[PARTS], standby[PARTS], n_own = 0, n_stood = 0, misses = 0;
+    char own[32], stood[32], other[32];
+    ls_client *c;
+    read_roles(owner, standby);
+    pick_elsewhere(other, sizeof other, "ryw-other", 0, owner, standby);
+    ck_assert_int_eq(ls_client_connect(&c, cl_ep[0], 10000), LS_OK); /* node1 alone: it splits the batch */
+    for (int i = 0; i < 40; i++) {
+        pick_customer(own, sizeof own, "ryw-own", &n_own, owner, standby, 0, -1);
+        pick_customer(stood, sizeof stood, "ryw-stood", &n_stood, owner, standby, -1, 0);
+        ls_client_event ev[2] = {{.customer = own, .type = "purchase", .price = 10, .has = LS_HAS_PRICE},
+                                 {.customer = stood, .type = "purchase", .price = 10, .has = LS_HAS_PRICE}};
+        ck_assert_msg(ls_client_track(c, ev, 2, NULL) == LS_OK, "track: %s", ls_client_last_error(c));
+        const char *who[3] = {own, other, stood};
+        int known[3];
+        batch_known(c, who, 3, known);
+        misses += !known[0] + !known[2];
+    }
+    ck_assert_msg(misses == 0, "%d of 80 customers just tracked through node1 were unknown to a batched score "
+                  "through node1", misses);
+    ls_client_close(&c);
+}
+END_TEST
+
+/* A batch through node3 of a customer of a partition it owns (its standby,
+ * node1, is stopped) and one of node1's (answered by its standby, node2):
+ * node3 answers its own customer itself, so the batch is answered. */
+START_TEST(a_mixed_batch_is_answered_while_its_nodes_standby_is_stopped)
+{
+    require_cluster();
+    static char out[8192], err[8192];
+    int owner[PARTS], standby[PARTS], n = 0, m = 0, known[2];
+    char mine[32], theirs[32];
+    ls_client *c;
+    read_roles(owner, standby);
+    pick_customer(mine, sizeof mine, "sb-mine", &n, owner, standby, 2, 0);
+    pick_customer(theirs, sizeof theirs, "sb-theirs", &m, owner, standby, 0, 1);
+    const char *stop[] = {"bash", CLUSTER_SH, "stop", "node1", "--dir", cl_dir, NULL};
+    ck_assert_msg(tu_run_program_split(out, sizeof out, err, sizeof err, stop) == 0, "cluster.sh stop: %s%s", out, err);
+    ck_assert_int_eq(ls_client_connect(&c, cl_ep[2], 8000), LS_OK); /* node3 alone: it splits the batch */
+    ls_client_event ev = {.customer = mine, .type = "add_to_cart", .price = 5, .has = LS_HAS_PRICE};
+    ck_assert_msg(ls_client_track(c, &ev, 1, NULL) == LS_OK, "track: %s", ls_client_last_error(c));
+    const char *who[2] = {mine, theirs};
+    int64_t t0 = tu_now_ms();
+    batch_known(c, who, 2, known);
+    ck_assert_int_lt(tu_now_ms() - t0, 2500); /* at most the wait for node1, then node2 answers */
+    ck_assert_int_eq(known[0], 1);
+    ls_client_close(&c);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 /* Why the cluster tests cannot run here, or NULL. */
@@ -744,7 +894,10 @@ static Suite *suite(const char *no_cluster)
         tcase_add_unchecked_fixture(cl, cluster_setup, cluster_teardown);
         tcase_set_timeout(cl, 180);
         tcase_add_test(cl, a_cluster_scores_as_one_node_does);
-        tcase_add_test(cl, a_read_whose_owner_is_stopped_goes_to_the_standby); /* last: it stops node1 */
+        tcase_add_test(cl, a_mixed_batch_reads_what_its_node_just_wrote);
+        /* last: these stop node1 */
+        tcase_add_test(cl, a_read_whose_owner_is_stopped_goes_to_the_standby);
+        tcase_add_test(cl, a_mixed_batch_is_answered_while_its_nodes_standby_is_stopped);
         suite_add_tcase(s, cl);
     }
     return s;
