@@ -41,8 +41,15 @@ int cmd_cluster(int argc, char **argv);
 /* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
 int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* What a command-line time that parses but lies before the Unix epoch is
+ * called in a usage error ("--now: \"-5\" is " CLI_TIME_EARLY). */
+#define CLI_TIME_EARLY "before 1970-01-01T00:00:00Z (times run from 1970 to 9999)"
+
 /* Parses a command-line time (Unix seconds, ms, or ISO 8601) into ms.
- * Returns 0 or a negative status. */
+ * Returns 0; LS_EPARSE when s is not a time; LS_EINVAL when it is one
+ * before 1970-01-01T00:00:00Z (a negative epoch: no request, store or
+ * report takes one, so it is refused here as a usage error rather than
+ * sent to the service).  *out_ms is set only on 0. */
 int cli_parse_time(const char *s, int64_t *out_ms);
 
 /* Where a command that talks to a running service sends its requests

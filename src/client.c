@@ -1191,18 +1191,52 @@ static void pack_event(msgpack_packer *pk, const ls_client_event *e)
     if (e->has & LS_HAS_RATING) { pack_str(pk, "rating"); msgpack_pack_int(pk, e->rating); }
 }
 
+/* Where read_track puts a track reply: the counts, and each rejected
+ * event to the caller's function. */
+typedef struct {
+    ls_track_result *out;
+    size_t n;                     /* events sent: a valid index is below it */
+    ls_track_rejected_fn on_rejected;
+    void *arg;
+} track_reply;
+
+static void copy_str(char *dst, size_t cap, const msgpack_object *v)
+{
+    dst[0] = '\0';
+    if (v && v->type == MSGPACK_OBJECT_STR) {
+        size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
+        memcpy(dst, v->via.str.ptr, n);
+        dst[n] = '\0';
+    }
+}
+
 static int read_track(ls_client *c, const msgpack_object *root, void *arg)
 {
-    ls_track_result *out = arg;
+    track_reply *t = arg;
     const msgpack_object *rej = map_get(root, "rejected");
     (void)c;
-    out->accepted = get_u32(root, "accepted");
-    out->duplicates = get_u32(root, "duplicates");
-    out->rejected = rej && rej->type == MSGPACK_OBJECT_ARRAY ? rej->via.array.size : 0;
+    t->out->accepted = get_u32(root, "accepted");
+    t->out->duplicates = get_u32(root, "duplicates");
+    t->out->rejected = rej && rej->type == MSGPACK_OBJECT_ARRAY ? rej->via.array.size : 0;
+    for (uint32_t i = 0; t->on_rejected && i < t->out->rejected; i++) {
+        const msgpack_object *e = &rej->via.array.ptr[i], *index = map_get(e, "index");
+        char code[32], message[256];
+        if (!index || index->type != MSGPACK_OBJECT_POSITIVE_INTEGER || index->via.u64 >= t->n)
+            continue;
+        copy_str(code, sizeof code, map_get(e, "code"));
+        copy_str(message, sizeof message, map_get(e, "message"));
+        t->on_rejected(t->arg, (size_t)index->via.u64, code, message);
+    }
     return LS_OK;
 }
 
 int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out)
+{
+    return ls_client_track_each(c, events, n, out, NULL, NULL);
+}
+
+int ls_client_track_each(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out,
+                         ls_track_rejected_fn on_rejected, void *arg)
 {
     msgpack_packer pk;
     ls_track_result ignored;
@@ -1219,17 +1253,8 @@ int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_tr
     msgpack_pack_array(&pk, n);
     for (size_t i = 0; i < n; i++)
         pack_event(&pk, &events[i]);
-    return call_parsed(c, "track", id, read_track, out ? out : &ignored);
-}
-
-static void copy_str(char *dst, size_t cap, const msgpack_object *v)
-{
-    dst[0] = '\0';
-    if (v && v->type == MSGPACK_OBJECT_STR) {
-        size_t n = v->via.str.size < cap - 1 ? v->via.str.size : cap - 1;
-        memcpy(dst, v->via.str.ptr, n);
-        dst[n] = '\0';
-    }
+    track_reply t = {.out = out ? out : &ignored, .n = n, .on_rejected = on_rejected, .arg = arg};
+    return call_parsed(c, "track", id, read_track, &t);
 }
 
 static double get_double(const msgpack_object *root, const char *key)

@@ -123,7 +123,10 @@ static int apply(const cliopts_spec *spec, const cliopt *r, const char *arg, voi
     }
     case CLIOPT_TIME: {
         int64_t ms;
-        bad = cli_parse_time(arg, &ms) != 0;
+        int trc = cli_parse_time(arg, &ms);
+        if (trc == LS_EINVAL)
+            return cli_error(spec->cmd, CLI_USAGE, "--%s: \"%s\" is " CLI_TIME_EARLY, r->name, arg), CLIOPTS_USAGE;
+        bad = trc != 0;
         if (!bad)
             memcpy(dest, &ms, sizeof ms);
         break;

@@ -222,7 +222,10 @@ static int pack_field(client_opts *o, msgpack_packer *pk, const char *arg)
     pack_str(pk, name);
     if (strcmp(name, "ts") == 0) {
         int64_t ms;
-        if (cli_parse_time(v, &ms) != 0)
+        int trc = cli_parse_time(v, &ms);
+        if (trc == LS_EINVAL)
+            return cli_error(o->cmd, CLI_USAGE, "ts: \"%s\" is " CLI_TIME_EARLY, v);
+        if (trc != 0)
             return cli_error(o->cmd, CLI_USAGE, "ts: \"%s\" is not a time (Unix seconds, ms or ISO 8601)", v);
         msgpack_pack_int64(pk, ms);
     } else if (!strcmp(name, "price") || !strcmp(name, "value")) {

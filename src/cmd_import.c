@@ -16,7 +16,9 @@
  *
  * Through a service, the same batches go out as `track` requests, each
  * waiting for its acknowledgement (the service commits durably before it
- * answers); a timed-out batch is resent with the same ids. */
+ * answers); a timed-out batch is resent with the same ids.  The events it
+ * rejects are reported by file and line, as the reader's bad rows are, and
+ * count toward --max-errors. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
@@ -167,7 +169,8 @@ static const cliopt import_rows[] = {
     {.name = "batch", .kind = CLIOPT_INT, F(batch), .lo = 1, .hi = MAX_BATCH, .arg = "N",
      .help = "events per transaction / per track request (default " STR(STORE_BATCH) " / " STR(SERVICE_BATCH) ")"},
     {.name = "max-errors", .kind = CLIOPT_INT, F(max_errors), .lo = 0, .hi = 1000000000L, .want = "a whole number >= 0",
-     .arg = "N", .help = "stop after more than N rejected rows (default: no limit)"},
+     .arg = "N", .help = "stop after more than N rejected rows, the reader's or the service's\n"
+             "(default: no limit)"},
     {.name = "quiet", .short_name = 'q', .kind = CLIOPT_FLAG, F(quiet), .help = "no progress bar"},
     CLIOPT_END};
 #undef F
@@ -225,22 +228,38 @@ static int parse_opts(int argc, char **argv, import_opts *o)
 /* The batch: events copied out of the reader until they are applied   */
 /* ------------------------------------------------------------------ */
 
+/* Where an event of the batch was read, to name it when the service
+ * rejects it: the file as given on the command line (argv outlives the
+ * batch, which may span files) and its lines (a folded order's first and
+ * last). */
+typedef struct {
+    const char *path;
+    uint64_t first, last;
+} batch_source;
+
 typedef struct {
     eventbatch ev;            /* the events, their strings in its arena */
-    ls_client_event *cev;     /* --connect: their client form */
+    ls_client_event *cev;     /* --connect: their client form ... */
+    batch_source *src;        /* ... and where each was read */
 } batch;
 
-/* Adds a copy of ev, and for a service its client form too. */
-static int batch_add(batch *b, const ls_event *ev, int for_service, size_t cap)
+/* Adds a copy of ev, read from f (whose file was given as path), and for a
+ * service its client form and source too. */
+static int batch_add(batch *b, const ls_event *ev, const eventfile *f, const char *path, int for_service, size_t cap)
 {
     const ls_event *copy;
     if (!b->ev.cap && eventbatch_init(&b->ev, cap) != LS_OK)
         return LS_ENOMEM;
     if (for_service && !b->cev && !(b->cev = malloc(cap * sizeof *b->cev)))
         return LS_ENOMEM;
+    if (for_service && !b->src && !(b->src = malloc(cap * sizeof *b->src)))
+        return LS_ENOMEM;
     int rc = eventbatch_add(&b->ev, ev, &copy);
     if (rc || !for_service)
         return rc;
+    batch_source *where = &b->src[b->ev.n - 1];
+    where->path = path;
+    eventfile_event_lines(f, &where->first, &where->last);
     const ls_event e = *copy;
     ls_client_event *c = &b->cev[b->ev.n - 1];
     memset(c, 0, sizeof *c);
@@ -319,52 +338,6 @@ static int store_apply(importer *im)
     return rc == EVENTBATCH_STOPPED ? INTERRUPTED : rc;
 }
 
-/* ---- through a running service ---- */
-
-static int service_track(importer *im, size_t lo, size_t n)
-{
-    ls_track_result tr;
-    int rc = LS_OK;
-    for (int attempt = 0; attempt < TRACK_TRIES; attempt++) {
-        rc = ls_client_track(im->client, im->b.cev + lo, n, &tr);
-        if (rc != LS_ETIMEOUT || interrupted)
-            break;
-    }
-    if (rc == LS_ETOOLARGE && n > 1) {
-        /* over the service's frame or batch limit: send it in halves */
-        if ((rc = service_track(im, lo, n / 2)) != LS_OK)
-            return rc;
-        return service_track(im, lo + n / 2, n - n / 2);
-    }
-    if (rc != LS_OK) {
-        if (interrupted)
-            return INTERRUPTED;
-        return cli_error("import", rc, "track to %s failed: %s%s", im->o->connect, ls_client_last_error(im->client),
-                         rc == LS_ETIMEOUT ? " (that batch may or may not be stored: running the import again is safe)"
-                                           : "");
-    }
-    im->imported += tr.accepted;
-    im->duplicates += tr.duplicates;
-    im->service_rejected += tr.rejected;
-    im->rejected += tr.rejected;
-    return LS_OK;
-}
-
-static int flush_batch(importer *im)
-{
-    int rc = LS_OK;
-    if (im->b.ev.n == 0)
-        return LS_OK;
-    if (interrupted)
-        rc = INTERRUPTED;
-    else
-        rc = im->client ? service_track(im, 0, im->b.ev.n) : store_apply(im);
-    if (rc == INTERRUPTED)
-        im->lost = im->b.ev.n;
-    eventbatch_reset(&im->b.ev);
-    return rc;
-}
-
 /* ---- progress and reporting ---- */
 
 static void clear_progress(importer *im)
@@ -415,28 +388,122 @@ static void count_reason(importer *im, const char *kind)
         im->other_reasons++;
 }
 
-static void bad_row(importer *im, const eventfile *f)
+/* Counts one rejected row (the reader's or the service's) and shows
+ * text, "FILE:LINE: reason", while fewer than SHOWN_ERRORS were shown. */
+static void report_rejected(importer *im, const char *text)
 {
     im->rejected++;
-    if (strcmp(eventfile_error_kind(f), EVENTFILE_KIND_ORDER_REFUSED) == 0)
-        im->orders_refused++;
-    count_reason(im, eventfile_error_kind(f));
     if (im->rejected <= SHOWN_ERRORS) {
         clear_progress(im);
-        fprintf(stderr, "%s\n", eventfile_error(f));
+        fprintf(stderr, "%s\n", text);
         if (im->rejected == SHOWN_ERRORS)
             fprintf(stderr, "leadscore import: further bad rows are counted, not shown\n");
     }
 }
 
+static void bad_row(importer *im, const eventfile *f)
+{
+    if (strcmp(eventfile_error_kind(f), EVENTFILE_KIND_ORDER_REFUSED) == 0)
+        im->orders_refused++;
+    count_reason(im, eventfile_error_kind(f));
+    report_rejected(im, eventfile_error(f));
+}
+
+/* 1 when more rows were rejected than --max-errors allows (an order
+ * skipped for a refused line is not counted again). */
+static int too_many_errors(const importer *im)
+{
+    return im->o->max_errors >= 0 && im->rejected - im->orders_refused > (uint64_t)im->o->max_errors;
+}
+
+/* ---- through a running service ---- */
+
+/* What service_rejected is told: the importer and where the events sent
+ * start in the batch. */
+typedef struct {
+    importer *im;
+    size_t lo;
+    uint64_t told;
+} track_part;
+
+/* One event of the part the service refused: reported as the reader's bad
+ * rows are, "FILE:LINE: reason" (the event id too when the reason is about
+ * it: derived ids are 20 bytes, "row:" and 16 hex digits). */
+static void service_rejected(void *arg, size_t index, const char *code, const char *message)
+{
+    track_part *t = arg;
+    importer *im = t->im;
+    const batch_source *where = &im->b.src[t->lo + index];
+    const ls_client_event *ev = &im->b.cev[t->lo + index];
+    char text[1200], lines[64] = "", id[300] = "";
+    if (where->last != where->first)
+        snprintf(lines, sizeof lines, " (order of lines %llu-%llu)", (unsigned long long)where->first,
+                 (unsigned long long)where->last);
+    if (ev->event_id && strncmp(message, "event_id", 8) == 0)
+        snprintf(id, sizeof id, " (event_id \"%.200s\", %zu bytes)", ev->event_id, strlen(ev->event_id));
+    snprintf(text, sizeof text, "%s:%llu: rejected by the service: %s: %s%s%s", where->path,
+             (unsigned long long)where->first, code, message, id, lines);
+    t->told++;
+    im->service_rejected++;
+    report_rejected(im, text);
+}
+
+static int service_track(importer *im, size_t lo, size_t n)
+{
+    ls_track_result tr;
+    track_part part = {.im = im, .lo = lo};
+    int rc = LS_OK;
+    for (int attempt = 0; attempt < TRACK_TRIES; attempt++) {
+        rc = ls_client_track_each(im->client, im->b.cev + lo, n, &tr, service_rejected, &part);
+        if (rc != LS_ETIMEOUT || interrupted)
+            break;
+    }
+    if (rc == LS_ETOOLARGE && n > 1) {
+        /* over the service's frame or batch limit: send it in halves */
+        if ((rc = service_track(im, lo, n / 2)) != LS_OK)
+            return rc;
+        return service_track(im, lo + n / 2, n - n / 2);
+    }
+    if (rc != LS_OK) {
+        if (interrupted)
+            return INTERRUPTED;
+        return cli_error("import", rc, "track to %s failed: %s%s", im->o->connect, ls_client_last_error(im->client),
+                         rc == LS_ETIMEOUT ? " (that batch may or may not be stored: running the import again is safe)"
+                                           : "");
+    }
+    im->imported += tr.accepted;
+    im->duplicates += tr.duplicates;
+    if (tr.rejected > part.told) { /* entries without a usable index: counted, not shown */
+        im->service_rejected += tr.rejected - part.told;
+        im->rejected += tr.rejected - part.told;
+    }
+    return LS_OK;
+}
+
+static int flush_batch(importer *im)
+{
+    int rc = LS_OK;
+    if (im->b.ev.n == 0)
+        return LS_OK;
+    if (interrupted)
+        rc = INTERRUPTED;
+    else
+        rc = im->client ? service_track(im, 0, im->b.ev.n) : store_apply(im);
+    if (rc == INTERRUPTED)
+        im->lost = im->b.ev.n;
+    eventbatch_reset(&im->b.ev);
+    return rc;
+}
+
+
 /* At a stop for --max-errors: the order the reader was folding from rows
  * read before the stop goes into the batch (or is reported, when refused),
  * so that what was read before is imported, as the stop message says. */
-static void finish_read_order(importer *im, eventfile *f)
+static void finish_read_order(importer *im, eventfile *f, const char *path)
 {
     ls_event ev;
     int rc = eventfile_finish(f, &ev);
-    if (rc == 1 && batch_add(&im->b, &ev, im->client != NULL, im->o->batch) != LS_OK)
+    if (rc == 1 && batch_add(&im->b, &ev, f, path, im->client != NULL, im->o->batch) != LS_OK)
         cli_error("import", CLI_FAIL, "out of memory");
     else if (rc == EVENTFILE_BAD_ROW)
         bad_row(im, f);
@@ -550,18 +617,22 @@ static int import_file(importer *im, const char *path, int *file_failed)
         if (interrupted) {
             stop = STOP_SIGNAL;
         } else if (rc == 1) {
-            if ((rc = batch_add(&im->b, &ev, im->client != NULL, im->o->batch)) != LS_OK) {
+            if ((rc = batch_add(&im->b, &ev, f, path, im->client != NULL, im->o->batch)) != LS_OK) {
                 cli_error("import", CLI_FAIL, "out of memory");
                 stop = STOP_FAILED;
             } else if (im->b.ev.n == im->o->batch) {
                 rc = flush_batch(im);
                 stop = rc == INTERRUPTED ? STOP_SIGNAL : rc != LS_OK ? STOP_FAILED : GO_ON;
+                if (stop == GO_ON && too_many_errors(im)) { /* the service rejected them */
+                    stop = STOP_ERRORS;
+                    finish_read_order(im, f, path);
+                }
             }
         } else if (rc == EVENTFILE_BAD_ROW) {
             bad_row(im, f);
-            if (im->o->max_errors >= 0 && im->rejected - im->orders_refused > (uint64_t)im->o->max_errors) {
+            if (too_many_errors(im)) {
                 stop = STOP_ERRORS;
-                finish_read_order(im, f); /* "what was read before is imported": an order being folded too */
+                finish_read_order(im, f, path); /* "what was read before is imported": an order being folded too */
             }
         } else if (interrupted) {
             stop = STOP_SIGNAL; /* the read failed with EINTR */
@@ -627,6 +698,8 @@ int cmd_import(int argc, char **argv)
             stop = STOP_SIGNAL;
         else if (rc != LS_OK)
             stop = STOP_FAILED;
+        else if (too_many_errors(&im)) /* the service's rejections of the last batch */
+            stop = STOP_ERRORS;
     }
     if (stop == STOP_SIGNAL && im.b.ev.n)
         im.lost = im.b.ev.n;
@@ -652,6 +725,7 @@ int cmd_import(int argc, char **argv)
     sigaction(SIGTERM, &old_term, NULL);
     eventbatch_free(&im.b.ev);
     free(im.b.cev);
+    free(im.b.src);
     ls_client_close(&im.client);
     store_close(&im.st);
     store_held_free(&im.held);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomicfile.h"
 #include "cli.h"
 #include "cliopts.h"
 #include "error_internal.h"
@@ -69,7 +70,9 @@ static const cliopt rescore_rows[] = {
     {.name = "format", .kind = CLIOPT_ENUM, F(ro.format), .choices = format_words, .values = format_values, .arg = "F",
      .help = "csv (default: header row; actions and segments joined with '|')\n"
              "or jsonl (one score result object per line, the wire reply's keys)"},
-    {.name = "out", .kind = CLIOPT_STRING, F(out_path), .arg = "FILE", .help = "write there (default: standard output)"},
+    {.name = "out", .kind = CLIOPT_STRING, F(out_path), .arg = "FILE",
+     .help = "write there, whole or not at all (default: standard output): a failed\n"
+             "run leaves FILE as it was"},
     {.name = "top", .kind = CLIOPT_INT, F(ro.top), .lo = 1, .hi = LLONG_MAX, .arg = "N",
      .help = "only the N best rows, best first (memory O(N), not O(customers))"},
     {.name = "by", .kind = CLIOPT_CUSTOM, F(ro.by), CLIOPT_GIVEN(rescore_cli, has_by), .parse = parse_by, .arg = "KEY",
@@ -214,14 +217,14 @@ int cmd_rescore(int argc, char **argv)
         return CLI_FAIL;
     }
     FILE *out = stdout;
-    int regular = 0;
+    char err[ATOMICFILE_PATH_MAX + 200];
+    atomicfile af = {0}; /* --out FILE: a temporary file renamed over FILE only on success */
     if (c.out_path) {
-        struct stat st;
-        if (!(out = fopen(c.out_path, "w"))) {
-            rc = cli_error("rescore", CLI_FAIL, "cannot write %s: %s", c.out_path, strerror(errno));
+        if (atomicfile_open(&af, c.out_path, err, sizeof err) != LS_OK) {
+            rc = cli_error("rescore", CLI_FAIL, "%s", err);
             goto done;
         }
-        regular = fstat(fileno(out), &st) == 0 && S_ISREG(st.st_mode);
+        out = af.f;
     }
     c.ro.out = out;
     progress p = {.start_ns = timefmt_mono_ns()};
@@ -232,24 +235,22 @@ int cmd_rescore(int argc, char **argv)
         c.ro.progress = draw;
         c.ro.progress_arg = &p;
     }
-    char err[600];
     rescore_summary sum;
     int st = rescore_run(s, m, &c.ro, &sum, err, sizeof err);
     if (p.drawn)
         fputs("\r\033[K", stderr);
-    if (out != stdout && fclose(out) != 0 && st == LS_OK)
-        st = ls_fail(err, sizeof err, LS_EIO, "writing %s failed: %s", c.out_path, strerror(errno));
     if (st != LS_OK) {
         rc = cli_error("rescore", CLI_FAIL, "%s%s%s", err, st == LS_EIO && c.out_path ? ": " : "",
                        st == LS_EIO && c.out_path ? c.out_path : "");
-        if (regular)
-            unlink(c.out_path); /* never leave a partial file that looks complete */
+    } else if (c.out_path && atomicfile_commit(&af, err, sizeof err) != LS_OK) {
+        rc = cli_error("rescore", CLI_FAIL, "%s", err);
     } else {
         rc = CLI_OK;
         if (!c.quiet)
             summary(&c, m, &sum);
     }
 done:
+    atomicfile_abort(&af); /* a failed run leaves an existing FILE as it was, and no temporary file */
     store_close(&s);
     model_unref(&m);
     return rc;

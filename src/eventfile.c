@@ -561,8 +561,15 @@ int eventfile_next(eventfile *f, ls_event *ev)
             eff_start_order(f, &r, line);
             continue;
         }
+        f->event_first = f->event_last = line;
         return eff_emit_row(f, &r, ev);
     }
+}
+
+void eventfile_event_lines(const eventfile *f, uint64_t *first, uint64_t *last)
+{
+    *first = f ? f->event_first : 0;
+    *last = f ? f->event_last : 0;
 }
 
 

@@ -282,6 +282,12 @@ const char *eventfile_error(const eventfile *f);
  * "" if none.  Static storage. */
 const char *eventfile_error_kind(const eventfile *f);
 
+/* The lines the last event handed out by eventfile_next() or
+ * eventfile_finish() came from: a row's line twice, or a folded order's
+ * first and last line (JSON Lines: line numbers; CSV: the line a record
+ * starts on); 0 and 0 before the first event. */
+void eventfile_event_lines(const eventfile *f, uint64_t *first, uint64_t *last);
+
 /* The counters so far (see eventfile_stats). */
 void eventfile_get_stats(const eventfile *f, eventfile_stats *out);
 

@@ -209,6 +209,8 @@ int eff_emit_order(eventfile *f, ls_event *out)
         g->ev.event_id = (ls_str){g->id, strlen(g->id)};
     }
     *out = g->ev;
+    f->event_first = g->first_line;
+    f->event_last = g->last_line;
     f->st.events++;
     return 1;
 }

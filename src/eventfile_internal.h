@@ -72,6 +72,7 @@ struct eventfile {
     const char *val[EVENTFILE_NFIELDS];
     size_t vlen[EVENTFILE_NFIELDS];
     uint64_t row_line;
+    uint64_t event_first, event_last; /* the lines of the last event handed out (eventfile_event_lines) */
     int row_read;           /* the current row was read whole (f->val holds its fields) */
     int row_type;           /* its type when it parsed (a purchase or refund can be told apart), else -1 */
     uint64_t last_bad_key;  /* the last refused row's order (bad_key), 0 none ... */

@@ -83,7 +83,13 @@ int cli_error(const char *cmd, int status, const char *fmt, ...)
 
 int cli_parse_time(const char *s, int64_t *out_ms)
 {
-    return timefmt_parse(s, strlen(s), TIMEFMT_AUTO, out_ms);
+    int64_t ms;
+    if (timefmt_parse(s, strlen(s), TIMEFMT_AUTO, &ms) != LS_OK)
+        return LS_EPARSE;
+    if (ms < 0)
+        return LS_EINVAL;
+    *out_ms = ms;
+    return 0;
 }
 
 static void usage(FILE *out)

@@ -3,7 +3,8 @@
  * subcommand: 0 ok, 1 failure explained on stderr, 2 usage), the one-off
  * request commands against a running server, every JSON output parsed
  * strictly (invalid UTF-8 ids, doubles that need 17 digits), gen's
- * window, keygen's refusal to overwrite and rescore's model line. */
+ * window, keygen's refusal to overwrite, rescore's model line and times
+ * before 1970 refused as usage errors. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <dirent.h>
@@ -109,6 +110,38 @@ START_TEST(usage_errors_exit_two)
     const char *metrics[] = {"serve", "--metrics", "9464", "--data", "/nonexistent/never-made", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, metrics), 2);
     ck_assert_ptr_nonnull(strstr(out, "--metrics: \"9464\" is not IPV4-ADDRESS:PORT"));
+}
+END_TEST
+
+/* A time before 1970 (a negative epoch, as seconds, a fraction or a year
+ * 0000 date) is a usage error wherever a time option is parsed, said
+ * before anything connects or opens: no request ever carries one. */
+START_TEST(times_before_1970_are_usage_errors)
+{
+    static const char *const rows[][9] = {
+        {"score", "--connect", "tcp://127.0.0.1:1", "--now", "-5", "x"},
+        {"recommend", "--connect", "tcp://127.0.0.1:1", "--now", "-0.5", "x"},
+        {"profile", "--connect", "tcp://127.0.0.1:1", "--now", "0000-01-01", "x"},
+        {"score", "--connect", "tcp://127.0.0.1:1", "--now", "1969-12-31T23:59:59.999Z", "x"},
+        {"track", "--connect", "tcp://127.0.0.1:1", "x", "view", "ts=-1"},
+        {"rescore", "--data", "/nonexistent/never-made", "--now", "-5"},
+        {"kpis", "--data", "/nonexistent/never-made", "--from", "-5"},
+        {"kpis", "--data", "/nonexistent/never-made", "--to", "-86400"},
+        {"gen", "--customers", "10", "--start", "1960-01-01", "--out", "/dev/null"},
+        {"train", "--cutoff", "-1", "--out", "/nonexistent/never-made.json", "/nonexistent/events.csv"},
+    };
+    static char e[1 << 12];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *args[10] = {0};
+        for (size_t j = 0; j < 9 && rows[i][j]; j++)
+            args[j] = rows[i][j];
+        int rc = tu_run_cli_split(out, sizeof out, e, sizeof e, args);
+        ck_assert_msg(rc == 2, "%s row %zu: exit %d, want 2 (%s)", rows[i][0], i, rc, e);
+        ck_assert_msg(strstr(e, "before 1970-01-01") != NULL, "%s row %zu: %s", rows[i][0], i, e);
+    }
+    /* the epoch itself is a time */
+    const char *epoch[] = {"rescore", "--data", "/nonexistent/never-made", "--now", "0", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, epoch), 1); /* no store there, not a usage error */
 }
 END_TEST
 
@@ -812,6 +845,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, help_and_version_exit_zero);
     tcase_add_test(tc, usage_errors_exit_two);
+    tcase_add_test(tc, times_before_1970_are_usage_errors);
     tcase_add_test(tc, no_server_is_a_clear_failure);
     tcase_add_test(tc, track_score_profile_against_a_server);
     tcase_add_test(tc, serve_refuses_a_bad_model_file_clearly);

@@ -43,6 +43,7 @@ typedef struct {
     int64_t qty;
     int discounted, rating, birthday;
     unsigned has;
+    uint64_t first_line, last_line; /* eventfile_event_lines */
 } got_event;
 
 typedef struct {
@@ -127,6 +128,7 @@ static void read_all(const char *path, const eventfile_options *o, got *g)
             e->rating = ev.rating;
             e->birthday = ev.birthday_mmdd;
             e->has = ev.has;
+            eventfile_event_lines(f, &e->first_line, &e->last_line);
         } else if (rc == EVENTFILE_BAD_ROW) {
             ck_assert_int_lt(g->nbad, MAX_GOT);
             snprintf(g->bad[g->nbad], sizeof g->bad[0], "%s", eventfile_error(f));
@@ -589,6 +591,12 @@ START_TEST(order_lines_fold)
     assert_bad_line(&g, 1, path, 9);
     ck_assert_ptr_nonnull(strstr(g.bad[1], "(order of lines 9-10)"));
     ck_assert_uint_eq(g.st.folded_rows, 3);
+    /* where each event was read: an order its first and last line */
+    static const uint64_t lines[4][2] = {{2, 4}, {5, 5}, {6, 6}, {8, 8}};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_uint_eq(g.ev[i].first_line, lines[i][0]);
+        ck_assert_uint_eq(g.ev[i].last_line, lines[i][1]);
+    }
     char first_id[300];
     snprintf(first_id, sizeof first_id, "%s", e->eid);
 
@@ -1103,6 +1111,75 @@ START_TEST(cli_connect)
 }
 END_TEST
 
+/* Events the service rejects (a customer id over its --max-string) are
+ * reported as the reader's bad rows are, FILE:LINE: and the service's
+ * reason, also in a batch that spans files, and count toward --max-errors;
+ * with a limit under 20 bytes, import's derived ids ("row:" and 16 hex
+ * digits) are what the service refuses, and the message says so. */
+static void start_limited(tu_server *ts, char *dir, size_t cap, uint64_t max_string)
+{
+    config cfg;
+    tu_tempdir(dir, cap);
+    tu_config(&cfg, dir);
+    cfg.max_string = max_string;
+    tu_server_start(ts, &cfg);
+}
+
+START_TEST(cli_connect_service_rejections)
+{
+    char out[16384], a[600], b[600], dir[512], line[200], when[TIMEFMT_ISO_BUFSZ];
+    char text[600];
+    memset(line, 'x', 100);
+    line[100] = '\0';
+    timefmt_format_iso(timefmt_now_ms() / 1000 * 1000 - 86400000, when, sizeof when);
+    snprintf(text, sizeof text, "customer,type,ts\nalice,product_view,%s\n%s,product_view,%s\nbob,product_view,%s\n",
+             when, line, when, when);
+    const char *first = write_file(a, sizeof a, "ms64.csv", text);
+    snprintf(text, sizeof text, "customer,type,ts\n%s,add_to_cart,%s\ncarol,product_view,%s\n", line, when, when);
+    const char *second = write_file(b, sizeof b, "more.csv", text);
+    tu_server ts;
+    start_limited(&ts, dir, sizeof dir, 64);
+    /* --max-errors 0, one event per batch: stops at the first rejection,
+     * the second file never read */
+    const char *stop[] = {"import", "--connect", ts.endpoint, "--batch", "1", "--max-errors", "0", first, second, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, stop), 1);
+    ck_assert_msg(strstr(out, "ms64.csv:3: rejected by the service: too_large: customer is longer than") != NULL, "%s",
+                  out);
+    ck_assert_ptr_nonnull(strstr(out, "--max-errors"));
+    ck_assert_int_eq(summary_num(out, "files read:"), 1);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 1);
+    ck_assert_int_eq(summary_num(out, "rejected:"), 1);
+    /* no limit: both files in one batch, each rejection at its own file and line */
+    const char *all[] = {"import", "--connect", ts.endpoint, first, second, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, all), 0);
+    ck_assert_msg(strstr(out, "ms64.csv:3: rejected by the service: too_large:") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "more.csv:2: rejected by the service: too_large:") != NULL, "%s", out);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 2);
+    ck_assert_int_eq(summary_num(out, "duplicates:"), 1);
+    ck_assert_int_eq(summary_num(out, "rejected:"), 2);
+    /* --max-errors 1 with two rejected in the batch: exit 1; 2 is enough */
+    const char *one[] = {"import", "--connect", ts.endpoint, "--max-errors", "1", first, second, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, one), 1);
+    ck_assert_ptr_nonnull(strstr(out, "--max-errors"));
+    const char *two[] = {"import", "--connect", ts.endpoint, "--max-errors", "2", first, second, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, two), 0);
+    tu_server_stop(&ts);
+    tu_rmtree(dir);
+
+    /* a limit of 19 bytes: every derived event id is too long */
+    start_limited(&ts, dir, sizeof dir, 19);
+    const char *derived[] = {"import", "--connect", ts.endpoint, second, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, derived), 0);
+    ck_assert_msg(strstr(out, "more.csv:3: rejected by the service: too_large: event_id is longer than") != NULL, "%s",
+                  out);
+    ck_assert_ptr_nonnull(strstr(out, "(event_id \"row:"));
+    ck_assert_ptr_nonnull(strstr(out, "20 bytes)"));
+    ck_assert_int_eq(summary_num(out, "rejected:"), 2);
+    tu_server_stop(&ts);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static uint64_t event_ids_in(const char *dir)
 {
     store *s = NULL;
@@ -1317,6 +1394,7 @@ static Suite *import_suite(void)
     tcase_add_test(cli, cli_store_grows);
     tcase_add_test(cli, cli_max_errors);
     tcase_add_test(cli, cli_connect);
+    tcase_add_test(cli, cli_connect_service_rejections);
     tcase_add_test(cli, cli_sigint);
     tcase_add_test(cli, cdnow);
     tcase_add_test(cli, cdnow_totals);

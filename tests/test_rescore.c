@@ -6,6 +6,7 @@
  * top-N heap bounded by design, and the command's errors. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -931,6 +932,19 @@ END_TEST
 /* The command                                                         */
 /* ------------------------------------------------------------------ */
 
+/* Files in d named like atomicfile's temporary files (".NAME.tmp-XXXXXX"). */
+static int count_temp_files(const char *d)
+{
+    int n = 0;
+    DIR *dp = opendir(d);
+    struct dirent *e;
+    while (dp && (e = readdir(dp)) != NULL)
+        n += e->d_name[0] == '.' && strstr(e->d_name, ".tmp-") != NULL;
+    if (dp)
+        closedir(dp);
+    return n;
+}
+
 START_TEST(test_cli)
 {
     static char out[1 << 16];
@@ -987,6 +1001,21 @@ START_TEST(test_cli)
     const char *mismatch[] = {"rescore", "--data", other, "--model", model_path, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, mismatch), 1);
     ck_assert_ptr_nonnull(strstr(out, "half-lives"));
+    /* ... fails before a row: the --out file of the earlier run keeps its
+     * rows, and no temporary file is left beside it */
+    const char *keep[] = {"rescore", "--data", other, "--model", model_path, "--out", path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, keep), 1);
+    ck_assert_ptr_nonnull(strstr(out, "half-lives"));
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "a failed rescore removed the existing --out file");
+    static char again[1 << 16];
+    again[fread(again, 1, sizeof again - 1, f)] = '\0';
+    fclose(f);
+    ck_assert_str_eq(again, text);
+    ck_assert_int_eq(count_temp_files(dir), 0);
+    /* a device is written directly, not replaced */
+    const char *devnull[] = {"rescore", "--data", dir, "--model", model_path, "--out", "/dev/null", "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, devnull), 0);
     tu_rmtree(other);
 }
 END_TEST

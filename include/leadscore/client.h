@@ -173,6 +173,19 @@ LS_API void ls_client_close(ls_client **c);
  * succeeds. */
 LS_API int ls_client_track(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out);
 
+/* Told about one event a track batch refused (the reply's "rejected"
+ * entry): index is its 0-based position in the events passed, code
+ * "bad_request" or "too_large", message the server's reason.  Both strings
+ * are NUL-terminated (cut at 255 bytes) and valid only during the call. */
+typedef void (*ls_track_rejected_fn)(void *arg, size_t index, const char *code, const char *message);
+
+/* ls_client_track, and when the server answers, on_rejected (may be NULL)
+ * is called with arg for each rejected event, in index order, before the
+ * call returns LS_OK (an entry without a valid index is counted in
+ * out->rejected but not passed on).  Nothing is called on a failure. */
+LS_API int ls_client_track_each(ls_client *c, const ls_client_event *events, size_t n, ls_track_result *out,
+                                ls_track_rejected_fn on_rejected, void *arg);
+
 /* Scores one customer (unknown ones get the cold-start score) into *out,
  * which is overwritten (zeroed first, also on failure): release it with
  * ls_score_free. */
