@@ -10,7 +10,8 @@
  * written back once per batch (store_wtxn_put_back).  Every event carries
  * an id (eventfile.h derives one from the row's content and its position
  * among identical rows when the file has none), so importing a file again,
- * however much later, changes nothing while its events are in retention.  A transaction that fills the map grows it and is
+ * however much later, changes nothing (histories keep the ids of events
+ * folded out of retention too).  A transaction that fills the map grows it and is
  * replayed; on SIGINT/SIGTERM the batch in progress is aborted, never
  * committed in part, and the command exits 1.
  *

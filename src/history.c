@@ -22,6 +22,7 @@ void history_free(history *h)
     free(h->off);
     free(h->len);
     free(h->str_hash);
+    free(h->folded);
     history_init(h);
 }
 
@@ -43,6 +44,7 @@ static void str_index_clear(history *h)
 void history_clear(history *h)
 {
     h->has_before = 0;
+    h->nfolded = 0;
     h->n = 0;
     h->str_used = 0;
     h->nstr = 0;
@@ -238,12 +240,56 @@ static size_t insert_point(const history *h, const history *eh, const history_ev
     return lo;
 }
 
+/* Index of the first folded identity >= ident. */
+static size_t folded_point(const history *h, uint64_t ident)
+{
+    size_t lo = 0, hi = h->nfolded;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->folded[mid] < ident)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static int holds_ident(const history *h, uint64_t ident)
 {
     for (size_t i = h->n; i-- > 0;)
         if (h->ev[i].ident == ident)
             return 1;
-    return 0;
+    size_t at = folded_point(h, ident);
+    return at < h->nfolded && h->folded[at] == ident;
+}
+
+/* Keeps ident among the folded identities; past HISTORY_MAX_FOLDED_IDS the
+ * smallest goes (a bound on the value every event rewrites; which one goes
+ * does not depend on arrival order). */
+static int keep_folded(history *h, uint64_t ident)
+{
+    size_t at = folded_point(h, ident);
+    if (ident == 0 || (at < h->nfolded && h->folded[at] == ident))
+        return LS_OK;
+    if (h->nfolded == HISTORY_MAX_FOLDED_IDS) {
+        if (at == 0)
+            return LS_OK; /* smaller than all kept: it would go first */
+        memmove(h->folded, h->folded + 1, (at - 1) * sizeof *h->folded);
+        h->folded[at - 1] = ident;
+        return LS_OK;
+    }
+    if (h->nfolded == h->folded_cap) {
+        size_t cap = h->folded_cap ? h->folded_cap * 2 : 16;
+        uint64_t *p = realloc(h->folded, cap * sizeof *p);
+        if (!p)
+            return LS_ENOMEM;
+        h->folded = p;
+        h->folded_cap = cap;
+    }
+    memmove(h->folded + at + 1, h->folded + at, (h->nfolded - at) * sizeof *h->folded);
+    h->folded[at] = ident;
+    h->nfolded++;
+    return LS_OK;
 }
 
 static int insert_event(history *h, const history *eh, const history_event *e, size_t *at)
@@ -494,6 +540,8 @@ int history_fold(history *h, int64_t retention_ms, size_t max_events, const feat
     if (!h->has_before)
         feature_init(&h->before);
     int rc = history_apply_range(h, 0, k, d, &h->before);
+    for (size_t i = 0; rc == LS_OK && i < k; i++)
+        rc = keep_folded(h, h->ev[i].ident);
     if (rc)
         return rc;
     h->has_before = 1;
@@ -513,6 +561,9 @@ int history_merge(history *dst, const history *src, const feature_decay *d)
             dst->before = src->before;
         dst->has_before = 1;
     }
+    for (size_t i = 0; i < src->nfolded; i++)
+        if (keep_folded(dst, src->folded[i]))
+            return LS_ENOMEM;
     if (reserve(dst, dst->n + src->n))
         return LS_ENOMEM;
     for (size_t i = 0; i < src->n; i++) {
@@ -573,6 +624,8 @@ static size_t event_size(const history_event *e, int64_t prev)
 size_t history_encoded_size(const history *h)
 {
     size_t n = 2 + (h->has_before ? 10 + FEATURE_MAX_ENCODED : 0) + bytecur_varint_size(h->nstr) + bytecur_varint_size(h->n);
+    if (h->nfolded)
+        n += bytecur_varint_size(h->nfolded) + 8 * h->nfolded;
     for (size_t i = 0; i < h->nstr; i++)
         n += bytecur_varint_size(h->len[i]) + h->len[i];
     int64_t prev = 0;
@@ -612,7 +665,8 @@ static void encode_event(wbuf *w, const history_event *e, int64_t prev)
 int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
 {
     wbuf w = {buf, cap, 0};
-    uint8_t head[2] = {HISTORY_VERSION, (uint8_t)(h->has_before ? 1 : 0)};
+    /* version 1 when there is nothing a version-1 reader would miss */
+    uint8_t head[2] = {h->nfolded ? 2 : 1, (uint8_t)((h->has_before ? 1 : 0) | (h->nfolded ? 2 : 0))};
     bytecur_put(&w, head, 2);
     if (h->has_before) {
         uint8_t rec[FEATURE_MAX_ENCODED];
@@ -621,6 +675,11 @@ int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
             return LS_EINVAL;
         bytecur_put_varint(&w, n);
         bytecur_put(&w, rec, n);
+    }
+    if (h->nfolded) {
+        bytecur_put_varint(&w, h->nfolded);
+        for (size_t i = 0; i < h->nfolded; i++)
+            bytecur_put(&w, &h->folded[i], 8);
     }
     bytecur_put_varint(&w, h->nstr);
     for (size_t i = 0; i < h->nstr; i++) {
@@ -636,6 +695,28 @@ int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
     if (w.bad)
         return LS_EINVAL;
     *len = cap - w.left;
+    return LS_OK;
+}
+
+/* The folded identities: ascending, none 0, at most the bound. */
+static int decode_folded(history *h, rbuf *r)
+{
+    uint64_t n = bytecur_get_varint(r);
+    if (r->bad || n == 0 || n > HISTORY_MAX_FOLDED_IDS || n > r->left / 8)
+        return LS_EPARSE;
+    if (h->folded_cap < n) {
+        uint64_t *p = realloc(h->folded, (size_t)n * sizeof *p);
+        if (!p)
+            return LS_ENOMEM;
+        h->folded = p;
+        h->folded_cap = (size_t)n;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        bytecur_get(r, &h->folded[i], 8);
+        if (h->folded[i] == 0 || (i > 0 && h->folded[i] <= h->folded[i - 1]))
+            return LS_EPARSE;
+    }
+    h->nfolded = (size_t)n;
     return LS_OK;
 }
 
@@ -714,6 +795,11 @@ int history_decode(history *h, const uint8_t *buf, size_t len)
             return rc;
         r.p += n;
         r.left -= n;
+    }
+    if (head[1] & 2) {
+        int rc = decode_folded(h, &r);
+        if (rc)
+            return rc;
     }
     int rc = decode_strings(h, &r);
     if (rc)

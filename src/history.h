@@ -25,6 +25,10 @@
  * the limits say.  An event older than the retention boundary that
  * arrives late is folded into `before` after the events already there
  * (counts stay right; its decayed weight then depends on arrival order).
+ * The identities of folded events are kept (at most HISTORY_MAX_FOLDED_IDS,
+ * the numerically smallest let go first), so an event folded out of
+ * retention is still a duplicate when it is sent again: a second import of
+ * a file longer than retention changes nothing.
  *
  * Orders: purchase lines of one customer with the same order id are one
  * order (history_replay tells feature_apply_line which line continues an
@@ -32,8 +36,10 @@
  * id, see history_ident) is already held is not added again.
  *
  * Encoding (little-endian, version byte first):
- *   u8 version (1), u8 flags (bit 0: has before)
+ *   u8 version (1, or 2 when bit 1 of flags is set), u8 flags (bit 0: has
+ *   before, bit 1: has folded identities)
  *   [varint len, feature_encode bytes]         the before aggregate
+ *   [varint n, n x u64 ascending]              the folded identities
  *   varint nstrings, { varint len, bytes }     the string table
  *   varint nevents, then per event:
  *     varint ts delta (the first: ts itself), u8 type (high bit: a
@@ -52,7 +58,9 @@
 #include "event.h"
 #include "feature.h"
 
-#define HISTORY_VERSION 1
+#define HISTORY_VERSION 2
+/* Identities of folded events kept per customer (8 bytes each). */
+#define HISTORY_MAX_FOLDED_IDS 20000
 /* Default retention, in days back from the customer's newest event. */
 #define HISTORY_DEFAULT_DAYS 730
 /* Most events kept per customer; older ones are folded into `before`. */
@@ -88,6 +96,8 @@ typedef struct {
 typedef struct {
     int has_before;
     ls_features before;       /* events folded out of retention */
+    uint64_t *folded;         /* their identities, ascending (no 0) */
+    size_t nfolded, folded_cap;
     history_event *ev;
     size_t n, cap;
     /* string table: string i (1-based) is str + off[i-1], len[i-1] bytes */

@@ -54,8 +54,10 @@
  * values hold the customer, and event_ids may lack the newest ids, which
  * a leadscore of schema 5 would neither see nor erase.  7: feature
  * records of version 5 (last_engaged), which a leadscore of schema 6
- * would take for unknown customers. */
-#define STORE_SCHEMA_VERSION 7
+ * would take for unknown customers.  8: histories of version 2 (the
+ * identities of events folded out of retention), which a leadscore of
+ * schema 7 could not read. */
+#define STORE_SCHEMA_VERSION 8
 
 typedef struct store store;
 typedef struct store_reader store_reader;

@@ -1005,6 +1005,40 @@ START_TEST(cli_idempotent)
 }
 END_TEST
 
+/* A customer's history longer than retention (730 days): its oldest
+ * events are folded out of the history when newer ones come, and a second
+ * import must still find every one a duplicate (an event folded out once
+ * counted again). */
+START_TEST(cli_idempotent_beyond_retention)
+{
+    char out[16384], p[600], data[600];
+    snprintf(data, sizeof data, "%s/store", tmp);
+    const char *path = write_file(p, sizeof p, "long.csv",
+                                  "customer,type,ts,value,event_id\n"
+                                  "ann,purchase,2020-06-01,40,o-1\n"
+                                  "ann,purchase,2021-03-01,25,\n"
+                                  "ann,page_view,2022-01-05,,\n"
+                                  "ann,purchase,2026-06-01,60,o-2\n");
+    const char *args[] = {"import", "--data", data, path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 4);
+    store *s = open_ro(data);
+    ls_features f1, f2;
+    ck_assert_int_eq(get_features(s, "ann", &f1), LS_OK);
+    ck_assert_uint_eq(f1.count[EV_PURCHASE], 3);
+    ck_assert_uint_eq(history_events(s), 1); /* the other three are folded */
+    store_close(&s);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 0);
+    ck_assert_int_eq(summary_num(out, "duplicates:"), 4);
+    s = open_ro(data);
+    ck_assert_int_eq(get_features(s, "ann", &f2), LS_OK);
+    ck_assert_uint_eq(f2.count[EV_PURCHASE], 3);
+    ck_assert_double_eq_tol(f2.spend, 125.0, 1e-9);
+    store_close(&s);
+}
+END_TEST
+
 START_TEST(cli_store_grows)
 {
     /* a 1 MiB map fills up: the transaction is grown and replayed, not lost */
@@ -1391,6 +1425,7 @@ static Suite *import_suite(void)
     tcase_set_timeout(cli, 120);
     tcase_add_test(cli, cli_usage);
     tcase_add_test(cli, cli_idempotent);
+    tcase_add_test(cli, cli_idempotent_beyond_retention);
     tcase_add_test(cli, cli_store_grows);
     tcase_add_test(cli, cli_max_errors);
     tcase_add_test(cli, cli_connect);
