@@ -306,9 +306,15 @@ static void phase_reason(char *buf, size_t cap, const ls_features *f, const segm
             textfmt_lit(&t, "at risk: refund, bad review or support ticket ");
             textfmt_fixed(&t, (double)(in->ctx.now_ms - f->last_negative_ms) / MS_PER_DAY, 0);
             textfmt_lit(&t, " days ago");
-        } else {
-            textfmt_lit(&t, "at risk: activity fading, P(alive) ");
+        } else if (f->count[EV_PURCHASE] >= 2) {
+            textfmt_lit(&t, "at risk: activity fading, no purchase for ");
+            textfmt_fixed(&t, (double)(in->ctx.now_ms - f->last_purchase_ms) / MS_PER_DAY, 0);
+            textfmt_lit(&t, " days, P(alive) ");
             textfmt_fixed(&t, in->p_alive, 2);
+        } else { /* one order: BG/NBD's P(alive) stays 1, silence alone says it */
+            textfmt_lit(&t, "at risk: no purchase for ");
+            textfmt_fixed(&t, (double)(in->ctx.now_ms - f->last_purchase_ms) / MS_PER_DAY, 0);
+            textfmt_lit(&t, " days");
         }
         break;
     case JP_IDENTIFICATION:

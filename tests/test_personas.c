@@ -748,6 +748,15 @@ START_TEST(a_one_time_buyer_silent_for_two_years_is_disappointed_and_gets_win_ba
     ck_assert_msg(a.journey.phase != JP_ILLUSION, "%s is still in illusion", p.name);
     ck_assert_str_eq(journey_phase_name(a.journey.phase), "disappointment");
     ck_assert_msg(has_action(&a, JA_WIN_BACK), "%s gets no win_back", p.name);
+    /* the phase's segment says why: the silence, not P(alive) (1 for one order) */
+    int said = 0;
+    for (int i = 0; i < a.nsegments; i++) {
+        if (strncmp(a.segments[i].reason, "at risk", 7) != 0)
+            continue;
+        said = 1;
+        ck_assert_str_eq(a.segments[i].reason, "at risk: no purchase for 760 days");
+    }
+    ck_assert_msg(said, "%s: no segment gives the phase as its reason", p.name);
 }
 END_TEST
 
