@@ -2,8 +2,8 @@
  * over one customer's score result and features, parsed once into a
  * compact tree and evaluated without allocating (issue 14, audiences).
  *
- * Grammar (keywords are lower case; `not` binds tightest, then the
- * comparisons, then `and`, then `or`):
+ * Grammar (keywords are lower case; the comparisons bind tightest, then
+ * `not`, then `and`, then `or`):
  *     rule  := or
  *     or    := and ("or" and)*
  *     and   := unary ("and" unary)*

@@ -696,6 +696,7 @@ typedef struct {
     uint64_t rows;
     json_t *obj, *id;        /* jsonl: {"customer": id}, id set per row */
     int failed;              /* a write failed */
+    int error;               /* errno of the first failed write (0: none seen) */
     int started;             /* the CSV header is written */
     atomicfile out;          /* --out FILE: written whole or not at all */
 } export_out;
@@ -726,8 +727,10 @@ static int export_open(export_out *x, const audience_cli *o)
  * leaves standard output empty). */
 static void export_start(export_out *x)
 {
-    if (!x->started && x->format == FORMAT_CSV && fputs("customer\n", x->f) == EOF)
+    if (!x->started && x->format == FORMAT_CSV && fputs("customer\n", x->f) == EOF && !x->failed) {
         x->failed = 1;
+        x->error = errno ? errno : EIO;
+    }
     x->started = 1;
 }
 
@@ -756,11 +759,15 @@ static int export_row(void *arg, const char *id, size_t len, int64_t entered_ms)
         if (fputs("\"\n", x->f) == EOF)
             x->failed = 1;
     }
+    if (x->failed && !x->error)
+        x->error = errno ? errno : EIO;
     return x->failed ? LS_EIO : 0;
 }
 
 /* Finishes the output: flushed, synced and renamed into place when it
- * went to a temporary file, which a failure (status != CLI_OK) removes. */
+ * went to a temporary file, which a failure (status != CLI_OK) removes.
+ * A failed write is explained here whatever status says: a reader stops
+ * at the first one and returns CLI_FAIL without a word (x->failed). */
 static int export_close(export_out *x, const audience_cli *o, int status)
 {
     json_decref(x->obj);
@@ -771,14 +778,16 @@ static int export_close(export_out *x, const audience_cli *o, int status)
         export_start(x); /* an empty audience: the header alone */
     if (x->f == stdout) {
         x->f = NULL;
-        if ((x->failed || fflush(stdout) != 0 || ferror(stdout)) && status == CLI_OK)
-            status = cli_error(CMD, CLI_FAIL, "writing standard output failed: %s", strerror(errno));
+        int bad = fflush(stdout) != 0 || ferror(stdout);
+        if (x->failed || (bad && status == CLI_OK))
+            status = cli_error(CMD, CLI_FAIL, "writing standard output failed: %s",
+                               strerror(x->error ? x->error : errno ? errno : EIO));
         return status;
     }
     x->f = NULL;
     char err[ATOMICFILE_PATH_MAX + 200];
-    if (status == CLI_OK && x->failed) {
-        status = cli_error(CMD, CLI_FAIL, "writing %s failed: %s", o->out_path, strerror(errno));
+    if (x->failed) {
+        status = cli_error(CMD, CLI_FAIL, "writing %s failed: %s", o->out_path, strerror(x->error ? x->error : EIO));
     } else if (status == CLI_OK && atomicfile_commit(&x->out, err, sizeof err) != LS_OK) {
         status = cli_error(CMD, CLI_FAIL, "%s", err);
     }
@@ -789,8 +798,9 @@ static int export_close(export_out *x, const audience_cli *o, int status)
 static int export_connect(const audience_cli *o, const char *name, export_out *x, int *ready)
 {
     ls_client *c;
-    char cursor[STORE_MAX_KEY + 1];
-    int have_cursor = 0, rc;
+    char cursor[STORE_MAX_KEY];
+    size_t cursor_len = 0; /* 0: the first page (a cursor is an id: bytes, NULs included) */
+    int rc;
     if (connect_service(o, 0, &c) != CLI_OK)
         return CLI_FAIL;
     for (int page = 0;; page++) {
@@ -805,9 +815,9 @@ static int export_connect(const audience_cli *o, const char *name, export_out *x
         pack_str(&pk, "limit");
         msgpack_pack_int(&pk, PAGE);
         pack_str(&pk, "cursor");
-        if (have_cursor) {
-            msgpack_pack_str(&pk, strlen(cursor));
-            msgpack_pack_str_body(&pk, cursor, strlen(cursor));
+        if (cursor_len) {
+            msgpack_pack_str(&pk, cursor_len);
+            msgpack_pack_str_body(&pk, cursor, cursor_len);
         } else {
             msgpack_pack_nil(&pk);
         }
@@ -824,19 +834,18 @@ static int export_connect(const audience_cli *o, const char *name, export_out *x
             if (id->type == MSGPACK_OBJECT_STR && export_row(x, id->via.str.ptr, id->via.str.size, 0) != 0)
                 rc = CLI_FAIL; /* export_close explains */
         }
-        have_cursor = 0;
+        cursor_len = 0;
         if (rc == CLI_OK && next && next->type == MSGPACK_OBJECT_STR) {
-            if (next->via.str.size >= sizeof cursor || next->via.str.size == 0)
+            if (next->via.str.size > sizeof cursor || next->via.str.size == 0)
                 rc = cli_error(CMD, CLI_FAIL, "the reply's cursor is not a customer id");
             else {
                 memcpy(cursor, next->via.str.ptr, next->via.str.size);
-                cursor[next->via.str.size] = '\0';
-                have_cursor = 1;
+                cursor_len = next->via.str.size;
             }
         }
         msgpack_unpacked_destroy(&up);
         free(buf);
-        if (rc != CLI_OK || !have_cursor)
+        if (rc != CLI_OK || !cursor_len)
             break;
     }
     ls_client_close(&c);

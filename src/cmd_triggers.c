@@ -148,6 +148,7 @@ typedef struct {
     uint64_t printed;
     uint64_t last_seq;        /* of the last trigger printed */
     int failed;               /* standard output failed */
+    int error;                /* its errno */
 } printer;
 
 /* One trigger map as one line of JSON, flushed. */
@@ -156,6 +157,7 @@ static int print_trigger(printer *p, const msgpack_object *t)
     int64_t seq = 0;
     if (jsonout_json(stdout, t) != 0 || putchar('\n') == EOF || fflush(stdout) != 0) {
         p->failed = 1;
+        p->error = errno ? errno : EIO;
         return LS_EIO;
     }
     if (codec_get_int(t, "seq", &seq) == LS_OK && seq > 0)
@@ -237,7 +239,7 @@ static int read_offline(const triggers_cli *o, printer *p)
     if (rc == LS_OK || p->failed)
         check_gap(&from, first, last);
     if (p->failed)
-        return cli_error(CMD, CLI_FAIL, "cannot write to standard output: %s", strerror(errno));
+        return cli_error(CMD, CLI_FAIL, "cannot write to standard output: %s", strerror(p->error));
     return rc == LS_OK ? CLI_OK : cli_error(CMD, CLI_FAIL, "reading the store failed: %s", ls_strerror(rc));
 }
 
@@ -342,7 +344,7 @@ static int read_service(const triggers_cli *o, printer *p)
             pause_ms(EARLY_EMPTY_MS);
     }
     if (p->failed)
-        rc = cli_error(CMD, CLI_FAIL, "cannot write to standard output: %s", strerror(errno));
+        rc = cli_error(CMD, CLI_FAIL, "cannot write to standard output: %s", strerror(p->error));
     else if (rc == LS_ETIMEOUT)
         rc = cli_error(CMD, CLI_FAIL, "no reply from %s within %d ms: is `leadscore serve` running there?",
                        o->svc.endpoint, o->svc.timeout_ms);

@@ -1,6 +1,7 @@
 /* main.c -- the `leadscore` binary: finds the subcommand and runs it.
  * Every subcommand lives in a cmd_*.c file and answers --help. */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,6 +131,10 @@ int main(int argc, char **argv)
         print_version();
         return CLI_OK;
     }
+    /* A closed pipe on standard output (`leadscore triggers | head -1`) is
+     * a failed write like a full disk -- exit 1 with the reason on stderr --
+     * not death by SIGPIPE (status 141), which no exit status here means. */
+    signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return finish_output(commands[i].name, commands[i].run(argc - 1, argv + 1));

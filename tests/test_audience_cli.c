@@ -3,9 +3,11 @@
  * stores in temporary directories: add / list / rm / export through a
  * service (--connect) and offline (--data), a bad rule refused with its
  * column, export's CSV and JSON Lines byte for byte for a known set of
- * customers (one id needing CSV quotes), written atomically; triggers
- * printed as JSON lines (--from exclusive, --limit, --data equal to
- * --connect), and `triggers --follow` as a child process: it prints a
+ * customers (one id needing CSV quotes), written atomically; ids holding a
+ * NUL across a page boundary; a write failing midway (a full disk, a pipe
+ * nobody reads) explained, exit 1; triggers printed as JSON lines (--from
+ * exclusive, --limit, --data equal to --connect; a pipe nobody reads exit
+ * 1), and `triggers --follow` as a child process: it prints a
  * trigger fired after it started, rides out a restart of the service, and
  * exits 0 on SIGTERM and SIGINT.  Every wait is bounded. */
 #define _GNU_SOURCE
@@ -23,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "testutil.h"
 
@@ -55,6 +58,81 @@ static int entries(const char *dir)
         n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
+}
+
+/* Runs the binary with args as a child, its stdout on fd (or, when fd is
+ * -1, on a pipe read here into out: at most sizeof out - 1 bytes, their
+ * count in *len) and its stderr into err (through a file in dir).  Waits at
+ * most ms, then kills it (SIGKILL), as it kills a child that writes more
+ * than out holds.  Returns the wait status. */
+static int run_bounded(const char *dir, const char *const *args, int fd, int ms, size_t *len)
+{
+    char err_path[600];
+    const char *argv[32] = {LEADSCORE_BIN};
+    int n = 1, p[2] = {-1, -1};
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    snprintf(err_path, sizeof err_path, "%s/bounded.err", dir);
+    if (fd < 0) {
+        ck_assert_int_eq(pipe(p), 0);
+        fd = p[1];
+    }
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fd, 1);
+        if (p[0] >= 0)
+            close(p[0]);
+        if (!freopen(err_path, "w", stderr))
+            _exit(126);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    int64_t deadline = tu_now_ms() + ms;
+    size_t got = 0;
+    if (p[0] >= 0) {
+        close(p[1]);
+        for (int64_t left; got < sizeof out - 1 && (left = deadline - tu_now_ms()) > 0;) {
+            struct pollfd pf = {p[0], POLLIN, 0};
+            if (poll(&pf, 1, (int)left) <= 0)
+                continue;
+            ssize_t r = read(p[0], out + got, sizeof out - 1 - got);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        close(p[0]);
+    }
+    out[got] = '\0';
+    if (len)
+        *len = got;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (tu_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+        usleep(10000);
+    }
+    read_file(err_path, err, sizeof err);
+    return status;
+}
+
+/* A pipe nobody reads: its write end (the read end is closed). */
+static int closed_pipe(void)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    close(p[0]);
+    return p[1];
+}
+
+/* 1 when status is exit 1 and err explains it with text. */
+static int failed_with(int status, const char *text)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 1 && strstr(err, text) != NULL;
 }
 
 /* The customers of every test: three buyers (one id needs CSV quotes) and
@@ -333,6 +411,115 @@ START_TEST(audience_offline)
 }
 END_TEST
 
+/* ids are bytes: "k", a NUL, four digits */
+#define NUL_IDS 1501
+#define NUL_ID_LEN 6
+
+static void track_nul_ids(const char *ep)
+{
+    tu_conn c;
+    tu_connect(&c, ep, ZMQ_DEALER);
+    for (int from = 0; from < NUL_IDS; from += 500) {
+        int n = NUL_IDS - from < 500 ? NUL_IDS - from : 500;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 2);
+        tu_pack_str(&pk, "op");
+        tu_pack_str(&pk, "track");
+        tu_pack_str(&pk, "events");
+        msgpack_pack_array(&pk, (size_t)n);
+        for (int i = from; i < from + n; i++) {
+            char id[NUL_ID_LEN + 1];
+            snprintf(id, sizeof id, "k_%04d", i);
+            id[1] = '\0';
+            msgpack_pack_map(&pk, 2);
+            tu_pack_str(&pk, "customer");
+            msgpack_pack_str(&pk, NUL_ID_LEN);
+            msgpack_pack_str_body(&pk, id, NUL_ID_LEN);
+            tu_pack_str(&pk, "type");
+            tu_pack_str(&pk, "page_view");
+        }
+        ck_assert_int_eq(tu_call_raw(&c, sb.data, sb.size, &up), 0);
+        msgpack_sbuffer_destroy(&sb);
+        ck_assert(tu_get_bool(&up.data, "ok"));
+        ck_assert_int_eq(tu_get_int(&up.data, "accepted"), n);
+        msgpack_unpacked_destroy(&up);
+    }
+    tu_disconnect(&c);
+}
+
+/* A page of `audience export` (1,000 members) ends on an id holding a NUL:
+ * the next page starts after that whole id (it once started after "k" and
+ * printed the first page for ever); --connect and --data print the same
+ * bytes.  A write that fails midway -- a full disk, a pipe nobody reads --
+ * is exit 1 explained on stderr (it was exit 1 with nothing said, or death
+ * by SIGPIPE). */
+START_TEST(audience_export_nul_ids_and_failed_writes)
+{
+    static char want[1 << 16], via_data[1 << 16];
+    char dir[512], data[600], ep[256];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    ck_assert_int_eq(mkdir(data, 0700), 0);
+    const char *extra[] = {"--audience-refresh", "1s", NULL};
+    pid_t pid = tu_spawn_serve(data, ep, sizeof ep, extra);
+    track_nul_ids(ep);
+    const char *add[] = {"audience", "add", "--connect", ep, "nul", "page_view_count >= 1", NULL};
+    ck_assert_msg(run(add) == 0, "%s", err);
+    ck_assert_int_eq(wait_ready(ep, "nul"), NUL_IDS);
+
+    size_t want_len = (size_t)snprintf(want, sizeof want, "customer\n");
+    for (int i = 0; i < NUL_IDS; i++) {
+        want_len += (size_t)snprintf(want + want_len, sizeof want - want_len, "k_%04d\n", i);
+        want[want_len - NUL_ID_LEN] = '\0';
+    }
+    size_t len = 0;
+    const char *connect[] = {"audience", "export", "--connect", ep, "nul", NULL};
+    int status = run_bounded(dir, connect, -1, 20000, &len);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d, %zu bytes: %s", status, len, err);
+    ck_assert_uint_eq(len, want_len);
+    ck_assert(memcmp(out, want, len) == 0);
+    ck_assert_msg(strstr(err, "exported 1501 members of audience nul"), "%s", err);
+    const char *offline[] = {"audience", "export", "--data", data, "nul", NULL};
+    status = run_bounded(dir, offline, -1, 20000, &len);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_uint_eq(len, want_len);
+    memcpy(via_data, out, len);
+    ck_assert(memcmp(via_data, want, len) == 0);
+
+    /* a reader that went away: exit 1 and why, through a service and offline */
+    int fd = closed_pipe();
+    status = run_bounded(dir, connect, fd, 20000, NULL);
+    ck_assert_msg(failed_with(status, "leadscore audience: writing standard output failed: Broken pipe"),
+                  "status %d: %s", status, err);
+    status = run_bounded(dir, offline, fd, 20000, NULL);
+    ck_assert_msg(failed_with(status, "writing standard output failed: Broken pipe"), "status %d: %s", status, err);
+    close(fd);
+    /* a full disk after the first few KiB: standard output, --out, --data */
+    fd = open("/dev/full", O_WRONLY);
+    if (fd >= 0) {
+        status = run_bounded(dir, connect, fd, 20000, NULL);
+        ck_assert_msg(failed_with(status, "writing standard output failed: No space left on device"),
+                      "status %d: %s", status, err);
+        const char *to_full[] = {"audience", "export", "--connect", ep, "nul", "--out", "/dev/full", NULL};
+        status = run_bounded(dir, to_full, -1, 20000, NULL);
+        ck_assert_msg(failed_with(status, "writing /dev/full failed: No space left on device"), "status %d: %s",
+                      status, err);
+        status = run_bounded(dir, offline, fd, 20000, NULL);
+        ck_assert_msg(failed_with(status, "writing standard output failed: No space left on device"),
+                      "status %d: %s", status, err);
+        close(fd);
+    }
+    status = tu_kill_wait(pid, SIGTERM);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
 START_TEST(audience_usage_errors)
 {
     const char *const cases[][10] = {
@@ -489,6 +676,19 @@ START_TEST(triggers_print_the_outbox)
     ck_assert_int_eq(run(data_from), 0);
     ck_assert_str_eq(out, l2);
     ck_assert_str_eq(err, "");
+    /* a reader that went away is a failed write: exit 1 and why, not death
+     * by SIGPIPE; --follow ends too */
+    int fd = closed_pipe();
+    const char *follow[] = {"triggers", "--connect", ep, "--follow", NULL};
+    const char *const *to_nobody[] = {none, data, follow};
+    setenv("LEADSCORE_CONNECT", ep, 1);
+    for (size_t i = 0; i < sizeof to_nobody / sizeof to_nobody[0]; i++) {
+        int st = run_bounded(dir, to_nobody[i], fd, 20000, NULL);
+        ck_assert_msg(failed_with(st, "leadscore triggers: cannot write to standard output: Broken pipe"),
+                      "case %zu: status %d: %s", i, st, err);
+    }
+    unsetenv("LEADSCORE_CONNECT");
+    close(fd);
 
     int status = tu_kill_wait(pid, SIGTERM);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -662,6 +862,7 @@ static Suite *suite(void)
     tcase_add_test(tc, audience_usage_errors);
     tcase_add_test(tc, audience_through_a_service);
     tcase_add_test(tc, audience_offline);
+    tcase_add_test(tc, audience_export_nul_ids_and_failed_writes);
     tcase_add_test(tc, triggers_print_the_outbox);
     tcase_add_test(tc, triggers_follow);
     suite_add_tcase(s, tc);
