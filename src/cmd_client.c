@@ -178,8 +178,12 @@ static int call_and_print(client_opts *o, const char *op, msgpack_sbuffer *field
     int rc = ls_client_call(c, op, fields ? fields->data : NULL, fields ? fields->size : 0, nfields, &reply, &len);
     if (rc == LS_ETIMEOUT) {
         ls_client_close(&c);
-        return cli_error(o->cmd, CLI_FAIL, "no reply from %s within %d ms: is `leadscore serve` running there?",
-                         o->connect, o->timeout_ms);
+        int write = strcmp(op, "track") == 0 || strcmp(op, "alias") == 0 || strcmp(op, "forget") == 0;
+        return cli_error(o->cmd, CLI_FAIL, "no reply from %s within %d ms (--timeout): is `leadscore serve` running "
+                         "there?%s", o->connect, o->timeout_ms,
+                         write ? " The write may still be stored: send it again with the same event_id (a "
+                                 "duplicate counts once). A cluster node may take up to 15 s to answer a write "
+                                 "while NATS recovers: give --timeout 20000 there" : "");
     }
     int status = rc == LS_OK ? CLI_OK : CLI_FAIL;
     msgpack_unpacked up;
