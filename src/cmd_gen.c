@@ -160,6 +160,10 @@ static int parse_args(int argc, char **argv, gen_cli *g)
         return cli_error("gen", CLI_USAGE, "--cutoff must fall inside the stream, after %s and before %s (the "
                          "truth is who buys in the horizon after it)", a, b);
     }
+    if (g->truth && c->cutoff_ms == SHOPGEN_CUTOFF_AUTO && c->days <= c->horizon_days)
+        return cli_error("gen", CLI_USAGE, "--truth: the default cutoff is the horizon (%d days) before the end, "
+                         "which a stream of %d days does not reach: give more --days, a shorter --horizon or a "
+                         "--cutoff inside the stream", c->horizon_days, c->days);
     if (shopgen_validate(c) != LS_OK)
         return cli_error("gen", CLI_USAGE, "these settings are out of range (see --help)");
     return CLI_OK;

@@ -145,6 +145,30 @@ START_TEST(times_before_1970_are_usage_errors)
 }
 END_TEST
 
+/* gen --truth with the default cutoff needs a stream longer than the
+ * horizon: a shorter one is a usage error naming the way out, not a truth
+ * file cut at the stream's first day. */
+START_TEST(gen_truth_needs_a_stream_longer_than_the_horizon)
+{
+    char e[4096], truth[600];
+    static char tmp[512];
+    tu_tempdir(tmp, sizeof tmp);
+    snprintf(truth, sizeof truth, "%s/t.csv", tmp);
+    const char *shorter[] = {"gen", "--customers", "30", "--days", "10", "--end", "2026-01-01", "--truth", truth,
+                             "--out", "/dev/null", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, shorter), 2);
+    ck_assert_ptr_nonnull(strstr(e, "--cutoff"));
+    const char *with_cutoff[] = {"gen", "--customers", "30", "--days", "10", "--end", "2026-01-01", "--truth", truth,
+                                 "--cutoff", "2025-12-27", "--out", "/dev/null", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, with_cutoff), 0);
+    const char *longer[] = {"gen", "--customers", "30", "--days", "40", "--end", "2026-01-01", "--truth", truth,
+                            "--out", "/dev/null", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, longer), 0);
+    ck_assert_ptr_nonnull(strstr(e, "truth cutoff 2025-12-02"));
+    tu_rmtree(tmp);
+}
+END_TEST
+
 START_TEST(no_server_is_a_clear_failure)
 {
     const char *args[] = {"ping", "--connect", "tcp://127.0.0.1:1", "--timeout", "300", NULL};
@@ -254,9 +278,9 @@ START_TEST(gen_is_deterministic_and_writes_truth)
     snprintf(a, sizeof a, "%s/a.csv", dir);
     snprintf(b, sizeof b, "%s/b.csv", dir);
     snprintf(t, sizeof t, "%s/truth.csv", dir);
-    const char *one[] = {"gen", "--customers", "300", "--days", "30", "--seed", "7", "--format", "csv",
+    const char *one[] = {"gen", "--customers", "300", "--days", "60", "--seed", "7", "--format", "csv",
                          "--out", a, "--truth", t, NULL};
-    const char *two[] = {"gen", "--customers", "300", "--days", "30", "--seed", "7", "--format", "csv",
+    const char *two[] = {"gen", "--customers", "300", "--days", "60", "--seed", "7", "--format", "csv",
                          "--out", b, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, one), 0);
     ck_assert_ptr_nonnull(strstr(out, "events for"));
@@ -846,6 +870,7 @@ static Suite *suite(void)
     tcase_add_test(tc, help_and_version_exit_zero);
     tcase_add_test(tc, usage_errors_exit_two);
     tcase_add_test(tc, times_before_1970_are_usage_errors);
+    tcase_add_test(tc, gen_truth_needs_a_stream_longer_than_the_horizon);
     tcase_add_test(tc, no_server_is_a_clear_failure);
     tcase_add_test(tc, track_score_profile_against_a_server);
     tcase_add_test(tc, serve_refuses_a_bad_model_file_clearly);
