@@ -126,7 +126,8 @@ static const cliopts_spec train_spec = {
              "from four cutoffs (spaced by half the horizon, ending two horizons before the cutoff), its L2\n"
              "penalty chosen and its Platt calibration fitted one horizon before the cutoff, and evaluated at\n"
              "the cutoff (a hold-out by time) next to recency and RFM baselines.  A model that loses to the\n"
-             "RFM baseline (AUC) is not written without --force.  The repeat-purchase model (BG/NBD, or the\n"
+             "RFM baseline there (a higher log-loss, or an AUC lower by more than two standard errors of the\n"
+             "difference) is not written without --force.  The repeat-purchase model (BG/NBD, or the\n"
              "NBD when BG/NBD degenerates) and Gamma-Gamma are fitted on the summary as of the cutoff\n"
              "(transactions = purchase days).",
     .opts = train_rows,
@@ -345,6 +346,8 @@ static void print_metrics(const char *label, const train_metrics *m)
 
 static void print_readiness(const train_report *r, const train_options *opt)
 {
+    char why[300];
+    train_gate_verdict gate = train_gate(&r->model, &r->rfm, &r->vs_rfm);
     char c[40];
     timefmt_format_iso(r->eval_cutoff_ms, c, sizeof c);
     printf("readiness = calibrated P(order within %d days); hold-out: features at %s:\n", opt->horizon_days, c);
@@ -355,6 +358,9 @@ static void print_readiness(const train_report *r, const train_options *opt)
         print_metrics("compared model", &r->compare);
     print_metrics("model, calibration rows", &r->calib);
     print_metrics("model, fit rows", &r->train);
+    printf("  against the RFM baseline: %s (%s; loses = clearly worse, by %g standard errors, on one and not "
+           "clearly better on the other)\n", gate == TRAIN_GATE_HOLDS ? "holds" : "LOSES",
+           train_gate_describe(&r->model, &r->rfm, &r->vs_rfm, why, sizeof why), TRAIN_GATE_SES);
     printf("  reliability on the hold-out (10 bins by predicted probability):\n"
            "    bin   rows    predicted  observed\n");
     for (int i = 0; i < TRAIN_DECILES; i++)
@@ -431,10 +437,10 @@ static int load_base(const train_cli *o, json_t **root, model **m)
 /* Writes the model file and the report; checks that serve will load it. */
 static int write_model(const train_cli *o, const train_report *rep, const train_options *opt, json_t *base_json)
 {
-    char err[600], when[40];
+    char err[600], when[40], why[300];
     timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
-    int loses = rep->nterms > 0 && !(rep->model.auc >= rep->rfm.auc);
-    if (loses && !o->force) {
+    train_gate_verdict gate = rep->nterms > 0 ? train_gate(&rep->model, &rep->rfm, &rep->vs_rfm) : TRAIN_GATE_HOLDS;
+    if (gate != TRAIN_GATE_HOLDS && !o->force) {
         if (o->json) {
             json_t *mj = train_model_json(rep, opt, base_json, "rejected", when);
             json_dumpf(json_object_get(mj, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -444,8 +450,10 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
             print_report(rep, opt);
         }
         fflush(stdout);
-        return cli_error("train", CLI_FAIL, "the model loses to the RFM baseline on the hold-out (AUC %.4f vs %.4f): "
-                         "%s not written (--force writes it anyway)", rep->model.auc, rep->rfm.auc, o->out);
+        return cli_error("train", CLI_FAIL, "the model loses to the RFM baseline on the hold-out by %s (%s): %s not "
+                         "written (--force writes it anyway)", gate == TRAIN_GATE_LOGLOSS ? "log-loss" :
+                         gate == TRAIN_GATE_AUC ? "AUC" : gate == TRAIN_GATE_BOTH ? "log-loss and AUC" : "its figures",
+                         train_gate_describe(&rep->model, &rep->rfm, &rep->vs_rfm, why, sizeof why), o->out);
     }
     json_t *m = train_model_json(rep, opt, base_json, o->name ? o->name : "trained", o->version ? o->version : when);
     /* written whole or not at all, and only once serve would load it: a

@@ -70,8 +70,9 @@ static const config_option options[] = {
     {"retrain-every", CONFIG_DURATION, OPT(retrain_every_ms), 0, "0", 0, 3650LL * 86400000,
      "retrain from the store this often (e.g. 1d) in a background thread with its own read snapshot: for the "
      "serving model's horizon h, fitted on features as of now-3h to now-4.5h, calibrated at now-2h and tested on "
-     "features as of now-h (labels: orders in the h after each); the new model replaces the serving one only when it scores a higher hold-out AUC "
-     "(tie: lower log-loss) on the same customers; in memory only (restart or reload reads --model); 0 turns it off"},
+     "features as of now-h (labels: orders in the h after each); the new model replaces the serving one only when "
+     "it does clearly better on the same customers (by more than 2 standard errors on hold-out log-loss or AUC, "
+     "and not clearly worse on the other); in memory only (restart or reload reads --model); 0 turns it off"},
     {"client-hwm", CONFIG_SIZE, OPT(client_hwm), 0, "1000", 1, 1000000,
      "replies the server queues for one client that does not read them (ZeroMQ high-water mark, in messages); "
      "past it that client's replies are dropped and counted (leadscore_replies_dropped_total) while other "

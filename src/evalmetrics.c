@@ -6,7 +6,8 @@
  * its tie group's positive rate ("smoothing"), after which the expected
  * number of positives in any run of sorted positions is a plain sum --
  * which is all the lift and calibration cuts need.  Log loss and Brier
- * score are single passes with no allocation. */
+ * score are single passes with no allocation.  The paired AUC comparison
+ * sorts row indices instead, to give each row its placement value. */
 #include "evalmetrics.h"
 
 #include <math.h>
@@ -151,6 +152,14 @@ int evalm_auc(const double *score, const uint8_t *label, size_t n,
     return LS_OK;
 }
 
+/* The clipped loss of one row. */
+static double row_loss(double prob, uint8_t label)
+{
+    double q = label ? prob : 1.0 - prob;   /* exact */
+
+    return -log(fmin(fmax(q, LOGLOSS_CLIP), 1.0 - LOGLOSS_CLIP));
+}
+
 int evalm_logloss(const double *prob, const uint8_t *label, size_t n,
                   double *logloss)
 {
@@ -159,10 +168,8 @@ int evalm_logloss(const double *prob, const uint8_t *label, size_t n,
 
     if (!logloss || !inputs_valid(prob, label, n, 1, &npos))
         return LS_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        double q = label[i] ? prob[i] : 1.0 - prob[i];   /* exact */
-        sum -= log(fmin(fmax(q, LOGLOSS_CLIP), 1.0 - LOGLOSS_CLIP));
-    }
+    for (size_t i = 0; i < n; i++)
+        sum += row_loss(prob[i], label[i]);
     *logloss = sum / (double)n;
     return LS_OK;
 }
@@ -222,5 +229,126 @@ int evalm_calibration(const double *score, const uint8_t *label, size_t n,
         lo += count;
     }
     free(v);
+    return LS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Paired comparisons: AUC (DeLong) and log loss                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    double score;
+    size_t row;
+} ranked;
+
+static int by_rank_score(const void *a, const void *b)
+{
+    double x = ((const ranked *)a)->score, y = ((const ranked *)b)->score;
+
+    return (x > y) - (x < y);
+}
+
+/* Each row's placement value under score into place[row]: for a positive
+ * the share of negatives scored below it, for a negative the share of the
+ * npos positives scored above it, ties one half.  v is scratch space for
+ * n entries. */
+static void placements(const double *score, const uint8_t *label, size_t n,
+                       size_t npos, ranked *v, double *place)
+{
+    double nneg = (double)(n - npos), pos_below = 0.0, neg_below = 0.0;
+    size_t start = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        v[i].score = score[i];
+        v[i].row = i;
+    }
+    qsort(v, n, sizeof *v, by_rank_score);
+    while (start < n) {
+        size_t end = start;
+        double gpos = 0.0;
+        while (end < n && v[end].score == v[start].score)
+            gpos += label[v[end++].row];
+        double gneg = (double)(end - start) - gpos;
+        double pos_above = (double)npos - pos_below - gpos;
+        for (size_t i = start; i < end; i++)
+            place[v[i].row] = label[v[i].row]
+                ? (neg_below + 0.5 * gneg) / nneg
+                : (pos_above + 0.5 * gpos) / (double)npos;
+        pos_below += gpos;
+        neg_below += gneg;
+        start = end;
+    }
+}
+
+/* Adds the sample variance of the placement differences of the rows of
+ * class cls (count rows), divided by count, to *var; returns their mean. */
+static double class_term(const double *pa, const double *pb,
+                         const uint8_t *label, size_t n, uint8_t cls,
+                         size_t count, double *var)
+{
+    double mean = 0.0, ss = 0.0;
+
+    for (size_t i = 0; i < n; i++)
+        if (label[i] == cls)
+            mean += pa[i] - pb[i];
+    mean /= (double)count;
+    for (size_t i = 0; i < n; i++)
+        if (label[i] == cls) {
+            double d = pa[i] - pb[i] - mean;
+            ss += d * d;
+        }
+    if (count > 1)
+        *var += ss / (double)(count - 1) / (double)count;
+    return mean;
+}
+
+int evalm_auc_diff(const double *a, const double *b, const uint8_t *label,
+                   size_t n, double *diff, double *se)
+{
+    size_t npos, nb;
+    double var = 0.0;
+
+    if (!diff || !se || !inputs_valid(a, label, n, 0, &npos)
+        || !inputs_valid(b, label, n, 0, &nb) || npos == 0 || npos == n)
+        return LS_EINVAL;
+    if (n > SIZE_MAX / (2 * sizeof(double) + sizeof(ranked)))
+        return LS_ENOMEM;
+    ranked *v = malloc(n * sizeof *v);
+    double *pa = malloc(n * sizeof *pa), *pb = malloc(n * sizeof *pb);
+    if (!v || !pa || !pb) {
+        free(v);
+        free(pa);
+        free(pb);
+        return LS_ENOMEM;
+    }
+    placements(a, label, n, npos, v, pa);
+    placements(b, label, n, npos, v, pb);
+    *diff = class_term(pa, pb, label, n, 1, npos, &var);
+    class_term(pa, pb, label, n, 0, n - npos, &var);
+    *se = sqrt(var);
+    free(v);
+    free(pa);
+    free(pb);
+    return LS_OK;
+}
+
+int evalm_logloss_diff(const double *a, const double *b, const uint8_t *label,
+                       size_t n, double *diff, double *se)
+{
+    size_t npos;
+    double mean = 0.0, ss = 0.0;
+
+    if (!diff || !se || !inputs_valid(a, label, n, 1, &npos)
+        || !inputs_valid(b, label, n, 1, &npos))
+        return LS_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        mean += row_loss(a[i], label[i]) - row_loss(b[i], label[i]);
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double d = row_loss(a[i], label[i]) - row_loss(b[i], label[i]) - mean;
+        ss += d * d;
+    }
+    *diff = mean;
+    *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : 0.0;
     return LS_OK;
 }

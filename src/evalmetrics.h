@@ -72,4 +72,25 @@ int evalm_lift_top(const double *score, const uint8_t *label, size_t n,
 int evalm_calibration(const double *score, const uint8_t *label, size_t n,
                       size_t bins, evalm_calib_row *out_rows);
 
+/* Paired AUC comparison of two scorings a and b of the same n rows:
+ * *diff = AUC(a) - AUC(b) and *se its standard error by DeLong, DeLong &
+ * Clarke-Pearson (1988) -- from each row's placement value under both
+ * scorings (for a positive, the share of negatives scored below it; for a
+ * negative, the share of positives scored above it; ties count one half),
+ * so the correlation of the two scorings on the shared rows is counted:
+ * Var = var(positives' placement differences) / n1 + var(negatives'
+ * placement differences) / n0 (sample variances).  A class with a single
+ * row adds 0 (its variance cannot be estimated).  Sorts copies: O(n log n),
+ * 40 * n bytes.  LS_EINVAL also when all labels are one class. */
+int evalm_auc_diff(const double *a, const double *b, const uint8_t *label,
+                   size_t n, double *diff, double *se);
+
+/* Paired log-loss comparison of two probability vectors a and b of the
+ * same n rows: *diff = log loss(a) - log loss(b) (each clipped as
+ * evalm_logloss clips) and *se the standard error of that mean of per-row
+ * differences (their sample standard deviation / sqrt(n); 0 when n is 1).
+ * No allocation. */
+int evalm_logloss_diff(const double *a, const double *b, const uint8_t *label,
+                       size_t n, double *diff, double *se);
+
 #endif

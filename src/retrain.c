@@ -21,10 +21,6 @@
 #define MS_PER_DAY 86400000LL
 /* used only where the history is too short to choose lambda by validation */
 #define RETRAIN_LAMBDA 1.0
-/* differences below these are rounding, not a better model */
-#define AUC_TIE 1e-9
-#define LOGLOSS_TIE 1e-9
-
 struct retrain {
     service *svc;
     int64_t every_ms;
@@ -39,18 +35,10 @@ struct retrain {
 /* The decision                                                        */
 /* ------------------------------------------------------------------ */
 
-static int usable(const train_metrics *m)
+int retrain_better(const train_metrics *candidate, const train_metrics *serving, const train_paired *se)
 {
-    return m->rows > 0 && isfinite(m->auc) && isfinite(m->logloss);
-}
-
-int retrain_better(const train_metrics *candidate, const train_metrics *serving)
-{
-    if (!usable(candidate) || !usable(serving))
-        return 0;
-    if (fabs(candidate->auc - serving->auc) > AUC_TIE)
-        return candidate->auc > serving->auc;
-    return candidate->logloss < serving->logloss - LOGLOSS_TIE;
+    train_gate_verdict v = train_gate(serving, candidate, se);
+    return v == TRAIN_GATE_LOGLOSS || v == TRAIN_GATE_AUC || v == TRAIN_GATE_BOTH;
 }
 
 /* ------------------------------------------------------------------ */
@@ -161,7 +149,8 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
         out->serving = rep.compare;
         timefmt_format_iso(timefmt_now_ms() / 1000 * 1000, when, sizeof when);
         snprintf(out->version, sizeof out->version, "retrained-%s", when);
-        if (retrain_better(&out->candidate, &out->serving) &&
+        out->se = rep.vs_compare;
+        if (retrain_better(&out->candidate, &out->serving, &out->se) &&
             (rc = build_model(svc, &rep, &opt, base_json, serving, out->version, &fresh, err, errlen)) == LS_OK) {
             service_model_swap(svc, fresh); /* takes the reference */
             out->swapped = 1;
@@ -194,10 +183,10 @@ static void run_logged(retrain *rt, store_reader *r)
         return;
     }
     timefmt_format_iso(o.eval_cutoff_ms, cut, sizeof cut);
-    LOG_INFO("retrain", "swapped=%d auc_new=%.4f auc_serving=%.4f logloss_new=%.4f logloss_serving=%.4f rows=%zu "
-             "buyers=%zu holdout_cutoff=%s horizon_days=%d seconds=%.2f version=%s", o.swapped, o.candidate.auc,
-             o.serving.auc, o.candidate.logloss, o.serving.logloss, o.candidate.rows, o.candidate.positives, cut,
-             o.horizon_days, o.seconds, o.swapped ? o.version : "kept");
+    LOG_INFO("retrain", "swapped=%d auc_new=%.4f auc_serving=%.4f auc_diff_se=%.4f logloss_new=%.4f "
+             "logloss_serving=%.4f rows=%zu buyers=%zu holdout_cutoff=%s horizon_days=%d seconds=%.2f version=%s",
+             o.swapped, o.candidate.auc, o.serving.auc, o.se.auc_se, o.candidate.logloss, o.serving.logloss,
+             o.candidate.rows, o.candidate.positives, cut, o.horizon_days, o.seconds, o.swapped ? o.version : "kept");
 }
 
 /* Waits until the next run is due; 0 when asked to stop. */

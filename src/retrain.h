@@ -10,8 +10,10 @@
  * The serving model is scored on the same hold-out rows exactly as the
  * service scores them (model_score).  The new model replaces it -- by the
  * atomic swap `reload` uses (service_model_swap) -- only when
- * retrain_better says it did better there: a higher AUC, on a tie a lower
- * log-loss.  Each run is logged (logfmt) and counted in the stats
+ * retrain_better says it did better there: the serving model loses to it
+ * by train_gate, the rule `train` refuses a model against the RFM
+ * baseline by (clearly worse on log-loss or AUC and not clearly better on
+ * the other).  Each run is logged (logfmt) and counted in the stats
  * (retrain_runs, retrain_swaps, retrain_failures, the last AUCs of the new
  * and the serving model) that /metrics shows.
  *
@@ -40,17 +42,22 @@ typedef struct {
     int swapped;                 /* the new model is serving now */
     train_metrics candidate;     /* the new model on the hold-out */
     train_metrics serving;       /* the model that was serving, on the same hold-out */
+    train_paired se;             /* standard errors of candidate - serving */
     int64_t eval_cutoff_ms;      /* now - horizon */
     int horizon_days;
     double seconds;
     char version[64];            /* the new model's version */
 } retrain_outcome;
 
-/* 1 when candidate did better than serving on the same hold-out: a higher
- * AUC, or the same AUC (within 1e-9) and a log-loss lower by more than
- * 1e-9; 0 otherwise (also when either has no rows or a non-finite
- * figure), so a model equal to the serving one is not swapped in. */
-int retrain_better(const train_metrics *candidate, const train_metrics *serving);
+/* 1 when candidate did better than serving on the same hold-out: the
+ * serving model loses to it by train_gate (train.h) -- clearly worse on
+ * log-loss or AUC, by more than TRAIN_GATE_SES standard errors of the
+ * paired difference (se: the standard errors of candidate - serving),
+ * and not clearly better on the other -- the rule `train` refuses a model
+ * against the RFM baseline by.  0 otherwise: a model as good as the
+ * serving one within the noise (the same one too) is not swapped in, nor
+ * one whose figures are missing or not finite. */
+int retrain_better(const train_metrics *candidate, const train_metrics *serving, const train_paired *se);
 
 /* One retraining as of now_ms with reader r (a reader of svc->store owned
  * by the calling thread; the snapshot is begun and ended here).  Swaps

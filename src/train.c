@@ -817,20 +817,46 @@ static int choose_lambda(collector *c, const matrix *m, train_report *rep, doubl
     return best_ll < HUGE_VAL ? LS_OK : LS_ECONVERGE;
 }
 
-/* One baseline: fitted on the fit rows, calibrated, evaluated. */
-static int fit_baseline(collector *c, int from, int to, int which, const dataset *cal, train_metrics *out)
+/* One baseline: fitted on the fit rows, calibrated, evaluated.  With
+ * hold_p, *hold_p is a new array of its hold-out probabilities (the
+ * caller frees it). */
+static int fit_baseline(collector *c, int from, int to, int which, const dataset *cal, train_metrics *out,
+                        double **hold_p)
 {
+    const dataset *ev = &c->rows[c->ieval];
     matrix m;
     scorer s;
+    double *p = NULL;
     memset(&s, 0, sizeof s);
     int rc = stack(c, from, to, which, &m);
     if (rc == LS_OK)
         rc = fit_scorer(&m, which, BASELINE_LAMBDA, cal, &s);
+    if (rc == LS_OK && !(p = predict(&s, ev)))
+        rc = LS_ENOMEM;
     if (rc == LS_OK)
-        rc = evaluate_on(&s, &c->rows[c->ieval], out);
+        evaluate(p, ev->label, ev->n, out);
+    if (hold_p)
+        *hold_p = p;
+    else
+        free(p);
     logreg_destroy(&s.lr);
     matrix_free(&m);
     return rc;
+}
+
+/* The standard errors of model - other on the hold-out rows (zeros for
+ * those that cannot be computed). */
+static train_paired paired(const double *model_p, const double *other_p, const dataset *ev)
+{
+    train_paired t = {0, 0};
+    double diff, se;
+    if (!model_p || !other_p)
+        return t;
+    if (evalm_auc_diff(model_p, other_p, ev->label, ev->n, &diff, &se) == LS_OK && isfinite(se))
+        t.auc_se = se;
+    if (evalm_logloss_diff(model_p, other_p, ev->label, ev->n, &diff, &se) == LS_OK && isfinite(se))
+        t.logloss_se = se;
+    return t;
 }
 
 static int fit_readiness(collector *c, train_report *rep, char *err, size_t errlen)
@@ -839,6 +865,7 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     const dataset *cal = &c->rows[c->ical];
     matrix m;
     scorer s;
+    double *model_p = NULL, *rfm_p = NULL;
     int rc, from = 0, to = c->nfit;
     memset(&s, 0, sizeof s);
     if (ev->n == 0 || cal->n == 0)
@@ -861,9 +888,9 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     stage(c, "fitting the readiness model and its baselines, hold-out", c->cut[c->ieval]);
     rc = fit_scorer(&m, COLS_MODEL, rep->lambda, cal, &s);
     if (rc == LS_OK)
-        rc = fit_baseline(c, from, to, COLS_RECENCY, cal, &rep->baseline);
+        rc = fit_baseline(c, from, to, COLS_RECENCY, cal, &rep->baseline, NULL);
     if (rc == LS_OK)
-        rc = fit_baseline(c, from, to, COLS_RFM, cal, &rep->rfm);
+        rc = fit_baseline(c, from, to, COLS_RFM, cal, &rep->rfm, &rfm_p);
     if (rc == LS_ENOMEM)
         goto done;
     if (rc) {
@@ -886,16 +913,93 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
         evaluate(p, lab, m.n, &rep->train);
     free(p);
     free(lab);
-    if ((rc = evaluate_on(&s, &c->rows[c->ical], &rep->calib)) || (rc = evaluate_on(&s, ev, &rep->model)))
+    if ((rc = evaluate_on(&s, &c->rows[c->ical], &rep->calib)))
         goto done;
+    if (!(model_p = predict(&s, ev))) {
+        rc = LS_ENOMEM;
+        goto done;
+    }
+    evaluate(model_p, ev->label, ev->n, &rep->model);
+    rep->vs_rfm = paired(model_p, rfm_p, ev);
     if (ev->compare) {
         evaluate(ev->compare, ev->label, ev->n, &rep->compare);
+        rep->vs_compare = paired(model_p, ev->compare, ev);
         rep->compared = 1;
     }
 done:
+    free(model_p);
+    free(rfm_p);
     logreg_destroy(&s.lr);
     matrix_free(&m);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The gate                                                            */
+/* ------------------------------------------------------------------ */
+
+double train_gate_tolerance(double se)
+{
+    double t = isfinite(se) ? TRAIN_GATE_SES * se : 0;
+    return t > TRAIN_GATE_TIE ? t : TRAIN_GATE_TIE;
+}
+
+static int gate_usable(const train_metrics *m)
+{
+    return m->rows > 0 && isfinite(m->auc) && isfinite(m->logloss);
+}
+
+/* 1: clearly worse (behind by more than the tolerance of se), -1: clearly
+ * better, 0: within the noise. */
+static int clearly(double behind_by, double se)
+{
+    double tol = train_gate_tolerance(se);
+    return behind_by > tol ? 1 : behind_by < -tol ? -1 : 0;
+}
+
+train_gate_verdict train_gate(const train_metrics *m, const train_metrics *ref, const train_paired *se)
+{
+    if (!gate_usable(m) || !gate_usable(ref))
+        return TRAIN_GATE_UNUSABLE;
+    int ll = clearly(m->logloss - ref->logloss, se->logloss_se), auc = clearly(ref->auc - m->auc, se->auc_se);
+    if (ll > 0 && auc > 0)
+        return TRAIN_GATE_BOTH;
+    if (ll > 0 && auc == 0)
+        return TRAIN_GATE_LOGLOSS;
+    if (auc > 0 && ll == 0)
+        return TRAIN_GATE_AUC;
+    return TRAIN_GATE_HOLDS;
+}
+
+const char *train_gate_name(train_gate_verdict v)
+{
+    switch (v) {
+    case TRAIN_GATE_HOLDS: return "holds";
+    case TRAIN_GATE_LOGLOSS: return "log_loss";
+    case TRAIN_GATE_AUC: return "auc";
+    case TRAIN_GATE_BOTH: return "log_loss_and_auc";
+    default: return "unusable";
+    }
+}
+
+static const char *clearly_word(int c)
+{
+    return c > 0 ? "worse" : c < 0 ? "better" : "within noise";
+}
+
+const char *train_gate_describe(const train_metrics *m, const train_metrics *ref, const train_paired *se, char *buf,
+                                size_t len)
+{
+    if (!gate_usable(m) || !gate_usable(ref)) {
+        snprintf(buf, len, "no finite AUC and log-loss to compare");
+        return buf;
+    }
+    double dll = m->logloss - ref->logloss, dauc = m->auc - ref->auc;
+    snprintf(buf, len, "log-loss %.4f vs %.4f, %+.4f with a standard error of %.4f: %s; AUC %.4f vs %.4f, %+.4f with "
+             "a standard error of %.4f: %s", m->logloss, ref->logloss, dll, se->logloss_se,
+             clearly_word(clearly(dll, se->logloss_se)), m->auc, ref->auc, dauc, se->auc_se,
+             clearly_word(clearly(-dauc, se->auc_se)));
+    return buf;
 }
 
 /* The recommendation figures: hits, and the most-bought baseline. */
@@ -1148,6 +1252,15 @@ static json_t *grid_json(const train_report *rep)
     return g;
 }
 
+/* The gate against a reference: the verdict and the figures it read. */
+static json_t *gate_json(const train_metrics *m, const train_metrics *ref, const train_paired *se)
+{
+    return json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:f}", "verdict", train_gate_name(train_gate(m, ref, se)),
+                     "log_loss_difference", m->logloss - ref->logloss, "log_loss_difference_se", se->logloss_se,
+                     "log_loss_tolerance", train_gate_tolerance(se->logloss_se), "auc_difference", m->auc - ref->auc,
+                     "auc_difference_se", se->auc_se, "auc_tolerance", train_gate_tolerance(se->auc_se));
+}
+
 static json_t *metrics_all_json(const train_report *rep)
 {
     json_t *m = json_object();
@@ -1157,6 +1270,7 @@ static json_t *metrics_all_json(const train_report *rep)
         json_object_set_new(m, "holdout", metrics_json(&rep->model));
         json_object_set_new(m, "holdout_recency_baseline", metrics_json(&rep->baseline));
         json_object_set_new(m, "holdout_rfm_baseline", metrics_json(&rep->rfm));
+        json_object_set_new(m, "rfm_gate", gate_json(&rep->model, &rep->rfm, &rep->vs_rfm));
         if (rep->compared)
             json_object_set_new(m, "holdout_compared_model", metrics_json(&rep->compare));
         if (rep->recs_measured)

@@ -113,6 +113,13 @@ typedef struct {
     char reason[200];            /* why this model; "" when BG/NBD fitted well */
 } train_repeat_fit;
 
+/* Standard errors of the paired differences model - other on the same
+ * hold-out rows (0 when they cannot be computed). */
+typedef struct {
+    double auc_se;       /* of the AUC difference (DeLong, evalm_auc_diff) */
+    double logloss_se;   /* of the log-loss difference (evalm_logloss_diff) */
+} train_paired;
+
 typedef struct {
     /* data: the events read (ts <= c + horizon) and their customers */
     uint64_t events, customers;
@@ -136,8 +143,10 @@ typedef struct {
     int calibrated;                        /* Platt a, b fitted on the calibration rows */
     double cal_a, cal_b;
     train_metrics train, calib, model, baseline, rfm;
+    train_paired vs_rfm;         /* model against rfm */
     int compared;                /* 1: `compare` holds options.compare on the hold-out */
     train_metrics compare;
+    train_paired vs_compare;     /* model against compare */
     /* recommendations (options.base) on the hold-out */
     int recs_measured;
     size_t recs_customers, recs_hits, recs_popular_hits;
@@ -151,6 +160,50 @@ typedef struct {
     size_t gg_customers;
     double seconds;              /* scan and fits */
 } train_report;
+
+/* The gate: whether a model m loses to a reference ref scored on the same
+ * hold-out rows.  `train` refuses a model that loses to the RFM baseline;
+ * scheduled retraining swaps in a new model only when the serving one
+ * loses to it.  Each of the two figures is compared with the standard
+ * error of its paired difference (train_paired): log-loss (the objective
+ * the model is fitted and its lambda chosen by: how good the
+ * probabilities are) and AUC (how well it ranks).  A figure is clearly
+ * worse (better) when it is behind (ahead) by more than TRAIN_GATE_SES
+ * standard errors -- at least TRAIN_GATE_TIE, rounding -- and within the
+ * noise otherwise.  m loses when it is clearly worse on one figure and
+ * not clearly better on the other: a shortfall inside the noise of the
+ * hold-out is no loss, and neither is a trade (clearly better probabilities
+ * for a clearly worse ranking, or the reverse). */
+typedef enum {
+    TRAIN_GATE_HOLDS = 0,   /* does not lose */
+    TRAIN_GATE_LOGLOSS,     /* loses on log-loss (AUC within the noise) */
+    TRAIN_GATE_AUC,         /* loses on AUC (log-loss within the noise) */
+    TRAIN_GATE_BOTH,        /* clearly worse on both */
+    TRAIN_GATE_UNUSABLE     /* either has no rows or a non-finite AUC or log-loss */
+} train_gate_verdict;
+
+#define TRAIN_GATE_SES 2.0
+#define TRAIN_GATE_TIE 1e-9
+
+/* The verdict for model m against ref, se the standard errors of the
+ * paired differences m - ref (a 0 or non-finite one: only TRAIN_GATE_TIE
+ * counts as noise). */
+train_gate_verdict train_gate(const train_metrics *m, const train_metrics *ref, const train_paired *se);
+
+/* How far a figure may be behind or ahead and still be noise:
+ * TRAIN_GATE_SES * se, at least TRAIN_GATE_TIE. */
+double train_gate_tolerance(double se);
+
+/* A short name of a verdict: "holds", "log_loss", "auc",
+ * "log_loss_and_auc", "unusable". */
+const char *train_gate_name(train_gate_verdict v);
+
+/* Both comparisons in words into buf (len bytes, truncated to fit), e.g.
+ * "log-loss 0.1888 vs 0.1832, +0.0057 with a standard error of 0.0007:
+ * worse; AUC 0.8476 vs 0.8490, -0.0014 with a standard error of 0.0024:
+ * within noise".  Returns buf. */
+const char *train_gate_describe(const train_metrics *m, const train_metrics *ref, const train_paired *se, char *buf,
+                                size_t len);
 
 /* The newest event time in the reader's snapshot (0 for an empty store).
  * 0 or a store status. */

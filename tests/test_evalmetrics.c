@@ -4,8 +4,9 @@
  * without ties, log loss including the clip, Brier score, lift at a cut
  * that falls inside a tie group, calibration bins of unequal size and
  * across a tie -- plus AUC against a brute-force pair count on many tied
- * pseudo-random scores, independence from row order, and every error
- * return.  Exits 1 on any failure. */
+ * pseudo-random scores, independence from row order, the paired AUC
+ * difference and its DeLong error against placement values counted pair
+ * by pair, and every error return.  Exits 1 on any failure. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -368,6 +369,124 @@ START_TEST(test_calibration_rejects_bad_input)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Paired AUC difference (DeLong)                                      */
+/* ------------------------------------------------------------------ */
+
+/* Placement values by pair count: for a positive the share of negatives
+ * it beats, for a negative the share of positives that beat it. */
+static void brute_placements(const double *s, const uint8_t *y, int n, double *place)
+{
+    for (int i = 0; i < n; i++) {
+        double w = 0.0, other = 0.0;
+        for (int j = 0; j < n; j++) {
+            if (y[j] == y[i])
+                continue;
+            other++;
+            double hi = y[i] ? s[i] : s[j], lo = y[i] ? s[j] : s[i];
+            w += hi > lo ? 1.0 : hi == lo ? 0.5 : 0.0;
+        }
+        place[i] = w / other;
+    }
+}
+
+START_TEST(test_auc_diff_matches_delong_by_pair_count)
+{
+    enum { N = 1500 };
+    static double a[N], b[N], pa[N], pb[N];
+    static uint8_t y[N];
+    uint64_t st = 77;
+    double diff, se, auc_a, auc_b;
+
+    for (int i = 0; i < N; i++) {
+        int level = (int)(rng_next(&st) % 20);
+        y[i] = (uint8_t)(rng_next(&st) % 100 < (uint64_t)(20 + 3 * level));
+        a[i] = level / 20.0;                                          /* ties */
+        b[i] = level / 20.0 + (double)(rng_next(&st) % 1000) / 4000.0; /* a noisier copy */
+    }
+    brute_placements(a, y, N, pa);
+    brute_placements(b, y, N, pb);
+    double m[2] = {0, 0}, ss[2] = {0, 0}, cnt[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        m[y[i]] += pa[i] - pb[i];
+        cnt[y[i]]++;
+    }
+    for (int c = 0; c < 2; c++)
+        m[c] /= cnt[c];
+    for (int i = 0; i < N; i++) {
+        double d = pa[i] - pb[i] - m[y[i]];
+        ss[y[i]] += d * d;
+    }
+    double want_se = sqrt(ss[1] / (cnt[1] - 1) / cnt[1] + ss[0] / (cnt[0] - 1) / cnt[0]);
+    ck_assert_int_eq(evalm_auc_diff(a, b, y, N, &diff, &se), LS_OK);
+    ck_assert_int_eq(evalm_auc(a, y, N, &auc_a), LS_OK);
+    ck_assert_int_eq(evalm_auc(b, y, N, &auc_b), LS_OK);
+    ck_assert_double_eq_tol(diff, auc_a - auc_b, 1e-9);
+    ck_assert_double_eq_tol(diff, m[1], 1e-9);
+    ck_assert_double_eq_tol(diff, m[0], 1e-9);
+    ck_assert_double_eq_tol(se, want_se, 1e-9);
+    ck_assert(se > 0.001 && se < 0.05);
+    /* the difference the other way round, the same error */
+    double back, back_se;
+    ck_assert_int_eq(evalm_auc_diff(b, a, y, N, &back, &back_se), LS_OK);
+    ck_assert_double_eq_tol(back, -diff, 1e-12);
+    ck_assert_double_eq_tol(back_se, se, 1e-12);
+    /* a scoring against itself, or a monotone transform of it: no difference, no error */
+    for (int i = 0; i < N; i++)
+        b[i] = 3.0 * a[i] + 1.0;
+    ck_assert_int_eq(evalm_auc_diff(a, b, y, N, &diff, &se), LS_OK);
+    ck_assert_double_eq_tol(diff, 0.0, TOL);
+    ck_assert_double_eq_tol(se, 0.0, TOL);
+}
+END_TEST
+
+START_TEST(test_auc_diff_rejects_bad_input)
+{
+    double s[] = {0.1, 0.5, 0.9}, nan_s[] = {0.1, NAN, 0.9}, d, se;
+    uint8_t y[] = {0, 1, 1}, ones[] = {1, 1, 1}, two[] = {0, 2, 1};
+
+    ck_assert_int_eq(evalm_auc_diff(s, s, ones, 3, &d, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_auc_diff(s, s, two, 3, &d, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_auc_diff(s, nan_s, y, 3, &d, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_auc_diff(NULL, s, y, 3, &d, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_auc_diff(s, s, y, 3, NULL, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_auc_diff(s, s, y, 3, &d, NULL), LS_EINVAL);
+    ck_assert_int_eq(evalm_auc_diff(s, s, y, 0, &d, &se), LS_EINVAL);
+    /* one negative: its class adds no variance, the positives' does --
+     * AUC 1 vs 0.5; the positives' placement differences are 1 and 0
+     * (variance 0.5, over 2 rows: 0.25) */
+    double a[] = {0.1, 0.5, 0.9}, b[] = {0.6, 0.5, 0.9};
+    ck_assert_int_eq(evalm_auc_diff(a, b, y, 3, &d, &se), LS_OK);
+    ck_assert_double_eq_tol(d, 0.5, TOL);
+    ck_assert_double_eq_tol(se, 0.5, TOL);
+}
+END_TEST
+
+
+/* Per-row log-loss differences ln 2 - ln(4/3) and ln 2 - ln 4 (mean, and
+ * the standard error of the mean of two rows: |d1 - d2| / 2). */
+START_TEST(test_logloss_diff_hand_example)
+{
+    double a[] = {0.5, 0.5}, b[] = {0.25, 0.25}, d, se;
+    uint8_t y[] = {0, 1};
+    double d0 = log(2.0) - log(4.0 / 3.0), d1 = log(2.0) - log(4.0);
+
+    ck_assert_int_eq(evalm_logloss_diff(a, b, y, 2, &d, &se), LS_OK);
+    ck_assert_double_eq_tol(d, (d0 + d1) / 2, TOL);
+    ck_assert_double_eq_tol(se, fabs(d0 - d1) / 2, TOL);
+    ck_assert_int_eq(evalm_logloss_diff(a, a, y, 2, &d, &se), LS_OK);
+    ck_assert_double_eq_tol(d, 0.0, TOL);
+    ck_assert_double_eq_tol(se, 0.0, TOL);
+    ck_assert_int_eq(evalm_logloss_diff(a, b, y, 1, &d, &se), LS_OK);
+    ck_assert_double_eq_tol(se, 0.0, TOL);
+    double big[] = {0.5, 1.5};
+    ck_assert_int_eq(evalm_logloss_diff(a, big, y, 2, &d, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_logloss_diff(a, b, y, 0, &d, &se), LS_EINVAL);
+    ck_assert_int_eq(evalm_logloss_diff(a, b, y, 2, NULL, &se), LS_EINVAL);
+}
+END_TEST
+
+
 static Suite *evalmetrics_suite(void)
 {
     Suite *s = suite_create("evalmetrics");
@@ -382,12 +501,15 @@ static Suite *evalmetrics_suite(void)
     tcase_add_test(auc, test_auc_perfect_and_reversed);
     tcase_add_test(auc, test_auc_matches_pair_count);
     tcase_add_test(auc, test_auc_rejects_bad_input);
+    tcase_add_test(auc, test_auc_diff_matches_delong_by_pair_count);
+    tcase_add_test(auc, test_auc_diff_rejects_bad_input);
     suite_add_tcase(s, auc);
 
     tcase_add_test(prob, test_logloss_hand_example);
     tcase_add_test(prob, test_logloss_clips);
     tcase_add_test(prob, test_brier_hand_example);
     tcase_add_test(prob, test_probability_metrics_reject_bad_input);
+    tcase_add_test(prob, test_logloss_diff_hand_example);
     suite_add_tcase(s, prob);
 
     tcase_add_test(lift, test_lift_hand_example);
