@@ -149,6 +149,10 @@ static void render_retrain(FILE *f, const stats *st)
     fprintf(f, "leadscore_retrain_swaps_total %llu\n", (unsigned long long)atomic_load(&st->retrain_swaps));
     help(f, "leadscore_retrain_failures_total", "counter", "Retrainings that could not train (the serving model stayed).");
     fprintf(f, "leadscore_retrain_failures_total %llu\n", (unsigned long long)atomic_load(&st->retrain_failures));
+    /* no AUC before a retraining has measured one (as `stats` leaves the
+     * keys out): a 0 would read as a model that ranks backwards */
+    if (atomic_load(&st->retrain_runs) == 0)
+        return;
     help(f, "leadscore_retrain_holdout_auc", "gauge", "Hold-out AUC of the last retraining: the new and the serving model.");
     fprintf(f, "leadscore_retrain_holdout_auc{model=\"new\"} %.6f\n", stats_load_double(&st->retrain_auc_new));
     fprintf(f, "leadscore_retrain_holdout_auc{model=\"serving\"} %.6f\n", stats_load_double(&st->retrain_auc_serving));
@@ -334,10 +338,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     (void)state;
     struct MHD_Response *r;
     unsigned status = MHD_HTTP_OK;
-    if (strcmp(method, "GET") != 0 || strcmp(url, "/metrics") != 0) {
+    /* HEAD is answered as GET: libmicrohttpd sends the headers (with the
+     * body's Content-Length) and leaves the body out */
+    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (!get || strcmp(url, "/metrics") != 0) {
         static const char nf[] = "leadscore: metrics are at GET /metrics\n";
-        status = strcmp(method, "GET") ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND;
+        status = get ? MHD_HTTP_NOT_FOUND : MHD_HTTP_METHOD_NOT_ALLOWED;
         r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+        if (r && !get)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     } else {
         /* the service's text (renewed by the server loop), then process_*
          * read now from /proc/self */

@@ -1,6 +1,8 @@
 /* test_metrics.c -- the Prometheus endpoint scraped over HTTP on loopback
  * and parsed: exact counter values after known traffic, histogram
- * consistency, HELP/TYPE for every family, 404 elsewhere, bad --metrics,
+ * consistency, HELP/TYPE for every family, 404 elsewhere, HEAD answered
+ * as GET without a body and 405 with Allow for other methods, no retraining
+ * AUC series before a retraining, bad --metrics,
  * and scrapes still answered once the process has more than 1,024 files
  * open (no select(): its FD_SETSIZE stops at 1,024); latency buckets from
  * 10 us; the process_* families (memory, CPU, start time, descriptors). */
@@ -22,8 +24,9 @@
 #include "metrics.h"
 #include "testutil.h"
 
-/* GETs path from 127.0.0.1:port; returns the body (static) and status. */
-static const char *http_get(int port, const char *path, int *status)
+/* Sends `method path` to 127.0.0.1:port; returns the whole reply, headers
+ * and body (static), and its status. */
+static const char *http_request(int port, const char *method, const char *path, int *status)
 {
     static char buf[1 << 20];
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -33,7 +36,7 @@ static const char *http_get(int port, const char *path, int *status)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
     ck_assert_int_eq(write(fd, req, (size_t)n), n);
     size_t len = 0;
     ssize_t r;
@@ -42,8 +45,20 @@ static const char *http_get(int port, const char *path, int *status)
     close(fd);
     buf[len] = '\0';
     *status = atoi(buf + 9); /* "HTTP/1.x NNN" */
-    char *body = strstr(buf, "\r\n\r\n");
-    return body ? body + 4 : "";
+    return buf;
+}
+
+/* The body of reply (after the blank line), "" when there is none. */
+static const char *body_of(const char *reply)
+{
+    const char *end = strstr(reply, "\r\n\r\n");
+    return end ? end + 4 : "";
+}
+
+/* GETs path from 127.0.0.1:port; returns the body (static) and status. */
+static const char *http_get(int port, const char *path, int *status)
+{
+    return body_of(http_request(port, "GET", path, status));
 }
 
 /* The value of the sample whose name and labels are exactly `series`, or -1. */
@@ -162,6 +177,15 @@ START_TEST(scrape_reports_the_traffic_exactly)
     ck_assert_double_eq(sample(text, "leadscore_request_duration_seconds_bucket{op=\"ping\",le=\"10\"}"), 3);
     http_get(port, "/nope", &status);
     ck_assert_int_eq(status, 404);
+    /* HEAD answers as GET without the body (curl -I, probes); other
+     * methods are 405 with Allow */
+    const char *head = http_request(port, "HEAD", "/metrics", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(strcasestr(head, "Content-Type: text/plain; version=0.0.4") != NULL, "%s", head);
+    ck_assert_msg(strstr(head, "\r\n\r\n") != NULL && *body_of(head) == '\0', "%s", head);
+    head = http_request(port, "POST", "/metrics", &status);
+    ck_assert_int_eq(status, 405);
+    ck_assert_msg(strcasestr(head, "Allow: GET, HEAD") != NULL, "%s", head);
     /* the filter of merged event ids was built at the start (an empty
      * table: one step) at its least size, 1 Mi keys -> 2 MiB; a claim of
      * a new id is then answered by it without a lookup */
@@ -191,6 +215,30 @@ START_TEST(label_values_are_escaped)
     size_t len = 0;
     ck_assert_int_eq(metrics_render(&in, &text, &len), 0);
     ck_assert_ptr_nonnull(strstr(text, "leadscore_model_info{name=\"we\\\"ird\\\\na\\nme\",version=\"v\\\"1\"} 1\n"));
+    free(text);
+}
+END_TEST
+
+/* The retraining AUCs are no series until a retraining has measured them
+ * (`stats` leaves the keys out too): a 0 would read as a backwards model. */
+START_TEST(retrain_auc_is_absent_before_a_retraining)
+{
+    stats st;
+    memset(&st, 0, sizeof st);
+    metrics_inputs in = {.st = &st, .nops = 0, .op_name = NULL, .model_name = "m", .model_version = "1"};
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(metrics_render(&in, &text, &len), 0);
+    ck_assert_ptr_null(strstr(text, "leadscore_retrain_holdout_auc"));
+    ck_assert_double_eq(sample(text, "leadscore_retrain_runs_total"), 0);
+    free(text);
+    atomic_store(&st.retrain_runs, 1);
+    stats_store_double(&st.retrain_auc_new, 0.8125);
+    stats_store_double(&st.retrain_auc_serving, 0.75);
+    ck_assert_int_eq(metrics_render(&in, &text, &len), 0);
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE leadscore_retrain_holdout_auc gauge\n"));
+    ck_assert_double_eq(sample(text, "leadscore_retrain_holdout_auc{model=\"new\"}"), 0.8125);
+    ck_assert_double_eq(sample(text, "leadscore_retrain_holdout_auc{model=\"serving\"}"), 0.75);
     free(text);
 }
 END_TEST
@@ -318,6 +366,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_metrics_address_is_refused);
     tcase_add_test(tc, scrape_has_process_metrics);
     tcase_add_test(tc, label_values_are_escaped);
+    tcase_add_test(tc, retrain_auc_is_absent_before_a_retraining);
     tcase_add_test(tc, scrape_works_with_more_than_1024_files_open);
     suite_add_tcase(s, tc);
     return s;
