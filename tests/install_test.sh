@@ -26,6 +26,15 @@ for f in bin/leadscore include/leadscore/client.h include/leadscore/error.h shar
          share/bash-completion/completions/leadscore share/zsh/site-functions/_leadscore; do
   [ -e "$prefix/$f" ] || { echo "missing $f"; exit 1; }
 done
+# the documentation the man page and --help point to, README's relative links resolving where it is installed
+doc=$prefix/share/doc/leadscore
+for f in README.md CHANGELOG.md LICENSE docs/PROTOCOL.md prometheus.yml grafana-dashboard.json; do
+  [ -s "$doc/$f" ] || fail "missing share/doc/leadscore/$f"
+done
+cmp -s "$doc/docs/PROTOCOL.md" "$src/docs/PROTOCOL.md" || fail "the installed PROTOCOL.md is not docs/PROTOCOL.md"
+links=$(grep -o '](\([^)#:]*\)[)#]' "$doc/README.md" | sed 's/^](//; s/[)#]$//' | sort -u)
+[ -n "$links" ] || fail "the installed README has no relative links (the check is stale)"
+for l in $links; do [ -e "$doc/$l" ] || fail "the installed README links to $l, which is not installed"; done
 lib=$(find "$prefix" -name 'libleadscore.so*' | head -1); [ -n "$lib" ] || { echo "missing libleadscore.so"; exit 1; }
 pc=$(find "$prefix" -name leadscore.pc | head -1); [ -n "$pc" ] || { echo "missing leadscore.pc"; exit 1; }
 # the unit names the configure-time prefix (CMAKE_INSTALL_PREFIX), wherever it was copied
