@@ -3,8 +3,8 @@
 # temporary prefix and checks what a shop's ops team and a C storefront rely
 # on: the files are where they belong, the sample config is the generated
 # one, a program built against the installed library with pkg-config
-# talks to the installed server, the man pages render without warnings and
-# name every option each command's --help names, the bash and zsh
+# talks to the installed server, the man pages render without warnings (and
+# with the double quotes their examples show) and name every option each command's --help names, the bash and zsh
 # completions know the commands and options, the systemd unit is
 # Type=notify, follows the install prefix and passes systemd-analyze verify,
 # and `serve` sends READY=1 once it answers and STOPPING=1 on SIGTERM.
@@ -83,7 +83,15 @@ for page in "$man1"/leadscore.1 "$man1"/leadscore-serve.1; do
     w=$(mandoc -T lint -W warning "$page" 2>&1) || fail "mandoc -T lint: $w"
   fi
   grep -q "^\.TH .* \"leadscore $version\"" "$page" || fail "$(basename "$page"): .TH does not say leadscore $version"
+  # a double quote inside a macro's argument is a delimiter to groff, not a
+  # character (.B 'tier == "hot"' rendered 'tier == hot '): write \(dq
+  q=$(grep -n '^\.[A-Z][A-Z]\? .*[^ "]"[^ "]' "$page" || true)
+  [ -z "$q" ] || fail "$(basename "$page"): a double quote inside a macro argument (use \\(dq): $q"
 done
+if command -v groff >/dev/null && command -v col >/dev/null; then
+  groff -man -Tascii "$man1/leadscore.1" 2>/dev/null | col -b | grep -F "leadscore audience add hot 'tier == \"hot\"'" \
+    >/dev/null || fail "leadscore.1 does not render the audience example with its quotes"
+fi
 if command -v man >/dev/null; then
   # `man leadscore` finds the installed pages and renders them
   [ "$(MANPATH="$prefix/share/man" man -w leadscore-serve)" = "$man1/leadscore-serve.1" ] || fail "man -w leadscore-serve"
