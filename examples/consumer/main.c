@@ -1,5 +1,5 @@
 /* storefront -- the smallest program using libleadscore: sends a visitor's
- * add_to_cart and prints the score reply, every field of it.
+ * add_to_cart and prints the score reply, every field ls_score holds.
  *
  *     storefront [ENDPOINT] [CUSTOMER]     (tcp://127.0.0.1:5555, visitor-1) */
 #include <leadscore/client.h>

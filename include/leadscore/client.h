@@ -75,8 +75,10 @@ typedef struct {
     char *reason;           /* why, for a person: "browsed shoes/running 5 times ..." */
 } ls_segment;
 
-/* A score reply (PROTOCOL.md section 3.2), every field of it.  The fixed
- * strings are NUL-terminated (cut at their size); actions and segments are
+/* A score reply (PROTOCOL.md section 3.2): the fields below.  It does not
+ * hold next_actions, nor the explain, logit and intercept an explain
+ * request adds: ls_client_call of "score" returns the whole reply (msgpack)
+ * for those.  The fixed strings are NUL-terminated (cut at their size); actions and segments are
  * malloc'd by ls_client_score / ls_client_score_at: free them with
  * ls_score_free() once done (it is safe on a zeroed or failed result, and
  * zeroes the struct).  Call ls_score_free before reusing an ls_score. */
