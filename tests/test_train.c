@@ -3,9 +3,10 @@
  * was imported into), a model trained on the synthetic shop beats the
  * recency baseline on the hold-out and loads into `serve`, training from
  * a store gives the report training from the same events in a file gives,
- * labels read nothing after cutoff + horizon, usage errors exit 2; and
- * scheduled retraining (retrain.h) swaps in a better model and keeps the
- * serving one otherwise. */
+ * labels read nothing after cutoff + horizon, usage errors exit 2; the
+ * gate against the RFM baseline refuses only a model clearly worse and not
+ * clearly better (on its own and on CDNOW); and scheduled retraining
+ * (retrain.h) swaps in a better model and keeps the serving one otherwise. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <jansson.h>
