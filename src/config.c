@@ -164,6 +164,21 @@ static int bad_value(const config_option *o, const char *value, const char *what
     return LS_EINVAL;
 }
 
+/* ms in the largest unit that holds it whole ("1s", "3650d", "100ms"),
+ * as a duration option would take it back. */
+static void format_duration(int64_t ms, char *buf, size_t cap)
+{
+    static const struct { const char *unit; int64_t ms; } units[] = {
+        {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (ms > 0 && ms % units[i].ms == 0) {
+            snprintf(buf, cap, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    snprintf(buf, cap, ms ? "%lldms" : "%lld", (long long)ms);
+}
+
 static int set_number(config *cfg, const config_option *o, const char *value, char *err, size_t n)
 {
     char *p = (char *)cfg + o->offset;
@@ -201,8 +216,14 @@ static int set_number(config *cfg, const config_option *o, const char *value, ch
             snprintf(ms, sizeof ms, "%sms", value);
             value = ms;
         }
-        if (timefmt_parse_duration(value, &d) || d < o->min || d > o->max)
-            return bad_value(o, given, "a duration in range (e.g. 500ms, 30s, 7d)", err, n);
+        if (timefmt_parse_duration(value, &d) || d < o->min || d > o->max) {
+            char lo[32], hi[32], what[160]; /* say the range, as the other kinds do */
+            format_duration(o->min, lo, sizeof lo);
+            format_duration(o->max, hi, sizeof hi);
+            snprintf(what, sizeof what, "a duration from %s to %s (units ms, s, m, h, d%s)", lo, hi,
+                     o->kind == CONFIG_DURATION_MS ? "; a bare number is ms" : "; a bare number is seconds");
+            return bad_value(o, given, what, err, n);
+        }
         if (d == 0 && value[strspn(value, "0.")] >= '1' && value[strspn(value, "0.")] <= '9')
             return bad_value(o, given, "0 or at least 1ms (durations count whole milliseconds)", err, n);
         *(int64_t *)p = d;
@@ -283,19 +304,42 @@ static int config_line(config *cfg, char *line, char *err, size_t errlen)
     return config_set(cfg, name, value, err, errlen);
 }
 
+/* Reads one line (with its newline, if any) into line (cap bytes, NUL-
+ * terminated).  1 when a line was read, 0 at the end of the file;
+ * *too_long when it does not fit, *nul when it holds a NUL byte (fgets
+ * would end the text there, and the rest would be lost unseen). */
+static int read_line(FILE *fp, char *line, size_t cap, int *too_long, int *nul)
+{
+    size_t len = 0;
+    int c = EOF;
+    *too_long = *nul = 0;
+    while ((c = getc(fp)) != EOF) {
+        if (len + 1 >= cap) {
+            *too_long = 1;
+            break;
+        }
+        *nul |= c == '\0';
+        line[len++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    line[len] = '\0';
+    return len > 0 || *too_long;
+}
+
 int config_load_file(config *cfg, const char *path, char *err, size_t errlen)
 {
     char line[4096], why[512];
-    int lineno = 0, rc = LS_OK;
+    int lineno = 0, rc = LS_OK, too_long, nul;
     FILE *fp = fopen(path, "r");
     if (!fp) {
         snprintf(err, errlen, "cannot read config file %s: %s", path, strerror(errno));
         return LS_EIO;
     }
-    while (rc == LS_OK && fgets(line, sizeof line, fp)) {
+    while (rc == LS_OK && read_line(fp, line, sizeof line, &too_long, &nul)) {
         lineno++;
-        if (!strchr(line, '\n') && !feof(fp)) {
-            snprintf(why, sizeof why, "line too long");
+        if (too_long || nul) {
+            snprintf(why, sizeof why, too_long ? "line too long" : "contains a NUL byte (is this a text file?)");
             rc = LS_EINVAL;
             break;
         }

@@ -234,6 +234,22 @@ static void write_explain(codec_writer *w, const model *m, const assess_result *
     cw_end(w);
 }
 
+/* A customer's record as of c->now_ms, read in the open snapshot: 1 when
+ * the store has it.  A stored record that cannot be decoded is logged for
+ * the operator (the store does not log) and answers as an unknown
+ * customer, with an empty record. */
+static int read_record(ops_call *c, const ls_str *id, ls_features *f)
+{
+    int rc = store_reader_get_asof(c->reader, id->ptr, id->len, c->now_ms, f);
+    if (rc == LS_EPARSE || rc == LS_EVERSION) {
+        LOG_ERROR("stored_record_damaged", "customer=\"%.*s\" reason=\"%s\" note=\"the stored record cannot be "
+                  "read: answered as an unknown customer; restore the store from a backup\"", (int)id->len, id->ptr,
+                  ls_strerror(rc));
+        feature_init(f);
+    }
+    return rc == LS_OK;
+}
+
 /* Room for one result (a typical one is about 1 KB), reserved at once. */
 #define SCORE_RESULT_RESERVE 2048
 
@@ -244,7 +260,7 @@ static void write_result(ops_call *c, const model *m, const ls_str *id, int expl
     assess_result a;
     char tag[160];
     codec_writer *w = c->w;
-    int known = store_reader_get_asof(c->reader, id->ptr, id->len, c->now_ms, &f) == LS_OK;
+    int known = read_record(c, id, &f);
     feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, explain, -1, &a);
     codec_writer_reserve(w, SCORE_RESULT_RESERVE + id->len);
@@ -394,7 +410,7 @@ static int op_profile(ops_call *c)
         return rc;
     if (store_reader_begin(c->reader) != LS_OK)
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
-    int known = store_reader_get_asof(c->reader, id.ptr, id.len, c->now_ms, &f) == LS_OK;
+    int known = read_record(c, &id, &f);
     store_reader_end(c->reader);
     begin_ok(c);
     cw_key(c->w, "customer");
@@ -427,7 +443,7 @@ static int op_recommend(ops_call *c)
         model_unref(&m);
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
     }
-    store_reader_get_asof(c->reader, id.ptr, id.len, c->now_ms, &f);
+    read_record(c, &id, &f);
     store_reader_end(c->reader);
     feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, 0, (int)k, &a);

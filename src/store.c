@@ -109,6 +109,8 @@ struct store_wtxn {
     int64_t wk_mark_before; /* s->wk_mark when the txn began: restored if it aborts */
     uint8_t *buf, *copy;  /* store_wtxn_put_state's encoding and copy buffers */
     size_t buf_cap, copy_cap;
+    char damaged[STORE_MAX_KEY]; /* the first customer whose value could not be decoded (store_wtxn_damaged) */
+    size_t damaged_len;
 };
 
 /* Maps an LMDB or errno code to a status. */
@@ -193,8 +195,8 @@ static int check_meta(store *s, MDB_txn *txn, const feature_decay *decay, char *
 {
     MDB_val k = {6, "schema"}, v;
     int rc = mdb_get(txn, s->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        if (s->read_only || !decay) { /* no decay: the caller opens a store that must exist */
+    if (rc == MDB_NOTFOUND) { /* an empty environment (check_env): a new store */
+        if (s->read_only || !decay) {
             ls_fail(err, errlen, 0, "the data directory holds no leadscore store yet");
             return LS_ENOTFOUND;
         }
@@ -306,30 +308,88 @@ static int recover_window_keys(store *s, MDB_txn *txn)
     return LS_OK;
 }
 
-static int open_dbs(store *s, const feature_decay *decay, char *err, size_t errlen)
+/* Whether the environment is (or may become) a leadscore store, looked
+ * at before anything is created in it: *fresh is 1 when it is empty
+ * (nothing in LMDB's main database, where named databases live too): a
+ * new store.  LS_EPARSE, with a message naming dir, when it holds data
+ * but no leadscore meta record ("schema" in the meta database): another
+ * application's LMDB environment, to which no leadscore tables may be
+ * added. */
+static int check_env(MDB_txn *txn, const char *dir, int *fresh, char *err, size_t errlen)
+{
+    MDB_dbi main_db, meta;
+    MDB_stat st;
+    MDB_val k = {6, "schema"}, v;
+    int rc = mdb_dbi_open(txn, NULL, 0, &main_db);
+    if (rc == 0)
+        rc = mdb_stat(txn, main_db, &st);
+    if (rc) {
+        ls_fail(err, errlen, 0, "cannot read the LMDB environment in %s: %s", dir, mdb_strerror(rc));
+        return from_mdb(rc);
+    }
+    *fresh = st.ms_entries == 0;
+    if (*fresh)
+        return LS_OK;
+    rc = mdb_dbi_open(txn, "meta", 0, &meta);
+    if (rc == 0)
+        rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
+        return ls_fail(err, errlen, LS_EPARSE, "%s holds an LMDB environment that is not a leadscore store (it has "
+                       "data but no leadscore meta record): it is left as it is; give --data an empty or new "
+                       "directory, or the directory of a leadscore store", dir);
+    if (rc) {
+        ls_fail(err, errlen, 0, "cannot read the store's meta record in %s: %s", dir, mdb_strerror(rc));
+        return from_mdb(rc);
+    }
+    return LS_OK;
+}
+
+/* The meta table, checked (check_meta) before any other table is opened or
+ * created, so a store with a damaged meta record is refused alike by
+ * writers and readers. */
+static int open_meta(store *s, MDB_txn *txn, const char *dir, const feature_decay *decay, char *err,
+                     size_t errlen)
+{
+    int fresh = 0;
+    int rc = check_env(txn, dir, &fresh, err, errlen);
+    if (rc)
+        return rc;
+    if (fresh && (s->read_only || !decay)) /* no decay: the caller opens a store that must exist */
+        return ls_fail(err, errlen, LS_ENOTFOUND, "the data directory holds no leadscore store yet");
+    if ((rc = mdb_dbi_open(txn, "meta", s->read_only ? 0 : MDB_CREATE, &s->meta)) != 0) {
+        ls_fail(err, errlen, 0, "cannot open the store's meta table: %s", mdb_strerror(rc));
+        return from_mdb(rc);
+    }
+    rc = check_meta(s, txn, decay, err, errlen);
+    if (rc == LS_EPARSE)
+        ls_fail(err, errlen, 0, "the store's meta record is corrupt (its schema version or half-lives cannot be "
+                "read)");
+    return rc;
+}
+
+static int open_dbs(store *s, const char *dir, const feature_decay *decay, char *err, size_t errlen)
 {
     MDB_txn *txn;
     unsigned create = s->read_only ? 0 : MDB_CREATE;
     int rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
     if (rc)
         return from_mdb(rc);
-    if ((rc = mdb_dbi_open(txn, "meta", create, &s->meta)) ||
-        (rc = mdb_dbi_open(txn, "customers", create, &s->customers)) ||
+    int st = open_meta(s, txn, dir, decay, err, errlen);
+    if (st) {
+        mdb_txn_abort(txn);
+        return st;
+    }
+    if ((rc = mdb_dbi_open(txn, "customers", create, &s->customers)) ||
         (rc = mdb_dbi_open(txn, "event_ids", create, &s->event_ids)) ||
         (rc = mdb_dbi_open(txn, "event_ids_by_time", create, &s->event_ids_by_time)) ||
         (rc = open_alias_dbs(s, txn, create)) || (rc = open_tables(s, txn, create))) {
         mdb_txn_abort(txn);
-        ls_fail(err, errlen, 0, "%s: %s", rc == MDB_NOTFOUND ? "the data directory holds no leadscore store yet"
-                                                      : "cannot open the store's tables", mdb_strerror(rc));
-        return rc == MDB_NOTFOUND ? LS_ENOTFOUND : from_mdb(rc);
+        ls_fail(err, errlen, 0, "cannot open the store's tables: %s", mdb_strerror(rc));
+        return from_mdb(rc);
     }
-    int st = check_meta(s, txn, decay, err, errlen);
-    if (st == LS_OK && !s->read_only && (st = recover_window_keys(s, txn)) != LS_OK)
-        ls_fail(err, errlen, 0, "cannot read the store's window keys: %s", ls_strerror(st));
-    if (st) {
+    if (!s->read_only && (st = recover_window_keys(s, txn)) != LS_OK) {
         mdb_txn_abort(txn);
-        if (st == LS_EPARSE)
-            ls_fail(err, errlen, 0, "the store's meta record is corrupt");
+        ls_fail(err, errlen, 0, "cannot read the store's window keys: %s", ls_strerror(st));
         return st;
     }
     /* committing (even a read-only txn) keeps the table handles open */
@@ -362,7 +422,7 @@ int store_open(store **out, const char *dir, const store_options *opt,
     s->retention_ms = (int64_t)(opt->history_days > 0 ? opt->history_days : HISTORY_DEFAULT_DAYS) * 86400000LL;
     int rc = open_env(s, dir, opt, err, errlen);
     if (rc == LS_OK)
-        rc = open_dbs(s, decay, err, errlen);
+        rc = open_dbs(s, dir, decay, err, errlen);
     if (rc != LS_OK) {
         store_close(&s);
         return rc;
@@ -1038,6 +1098,26 @@ void store_wtxn_prefetch(store_wtxn *w, const char *id, size_t len, int stage)
         valuememo_prefetch_entry(&w->s->memo, id, len);
 }
 
+/* A customer value the txn read and could not decode (LS_EPARSE, or
+ * LS_EVERSION for a record of an unknown version: the stored record is
+ * damaged): the first such id is kept for store_wtxn_damaged.  Returns
+ * rc. */
+static int note_damage(store_wtxn *w, const char *id, size_t len, int rc)
+{
+    if ((rc == LS_EPARSE || rc == LS_EVERSION) && w->damaged_len == 0 && len > 0 && len <= sizeof w->damaged) {
+        memcpy(w->damaged, id, len);
+        w->damaged_len = len;
+    }
+    return rc;
+}
+
+int store_wtxn_damaged(const store_wtxn *w, const char **id, size_t *len)
+{
+    *id = w->damaged;
+    *len = w->damaged_len;
+    return w->damaged_len > 0;
+}
+
 /* read_customer_state through the cursor: for the holds, in key order. */
 static int hold_read(store_wtxn *w, const char *id, size_t len, ls_features *rec, history *h, store_bytes *state)
 {
@@ -1048,7 +1128,7 @@ static int hold_read(store_wtxn *w, const char *id, size_t len, ls_features *rec
     int rc = wcursor(w, WC_CUSTOMERS, &cur);
     if (rc == MDB_SUCCESS)
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-    return rc ? from_mdb(rc) : decode_customer_state(&v, &w->s->decay, rec, h, state);
+    return note_damage(w, id, len, rc ? from_mdb(rc) : decode_customer_state(&v, &w->s->decay, rec, h, state));
 }
 
 uint64_t store_wtxn_writes(const store_wtxn *w)
@@ -1166,7 +1246,7 @@ int store_wtxn_set_log_position(store_wtxn *w, uint32_t part, uint64_t seq)
 
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out)
 {
-    return get_record(w->txn, w->s->customers, &w->s->decay, id, len, out);
+    return note_damage(w, id, len, get_record(w->txn, w->s->customers, &w->s->decay, id, len, out));
 }
 
 int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **out, size_t *out_len)
@@ -1312,10 +1392,10 @@ int store_wtxn_get_state(store_wtxn *w, const char *id, size_t len, ls_features 
     if (rc)
         return from_mdb(rc);
     if ((rc = split_value(&v, &parts)) != LS_OK)
-        return rc;
+        return note_damage(w, id, len, rc);
     state->ptr = parts.state;
     state->len = parts.state_len;
-    return f ? feature_decode(f, parts.rec, parts.rec_len) : LS_OK;
+    return note_damage(w, id, len, f ? feature_decode(f, parts.rec, parts.rec_len) : LS_OK);
 }
 
 int store_wtxn_get_asof(store_wtxn *w, const char *id, size_t len, int64_t asof_ms, ls_features *out,
@@ -1328,7 +1408,7 @@ int store_wtxn_get_asof(store_wtxn *w, const char *id, size_t len, int64_t asof_
     if (rc == LS_OK)
         rc = decode_value_record(&v, &w->s->decay, out);
     if (rc != LS_OK || out->last_seen_ms <= asof_ms)
-        return rc;
+        return note_damage(w, id, len, rc);
     history h;
     history_init(&h);
     rc = decode_value_history(&v, out, &h);
@@ -1341,7 +1421,7 @@ int store_wtxn_get_asof(store_wtxn *w, const char *id, size_t len, int64_t asof_
     history_free(&h);
     if (rc == LS_OK && feature_empty(out))
         rc = LS_ENOTFOUND;
-    return rc;
+    return note_damage(w, id, len, rc);
 }
 
 int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *state, size_t state_len)
@@ -1352,7 +1432,7 @@ int store_wtxn_put_state(store_wtxn *w, const char *id, size_t len, const void *
     if (rc)
         return from_mdb(rc);
     if ((rc = split_value(&v, &parts)) != LS_OK)
-        return rc;
+        return note_damage(w, id, len, rc);
     if (parts.state_len == state_len && (state_len == 0 || memcmp(parts.state, state, state_len) == 0))
         return LS_OK;
     /* the value's bytes live in the map: copy what is kept before writing */
@@ -1806,11 +1886,11 @@ static int merge_histories(store_wtxn *w, const char *from, size_t from_len, con
     store_bytes state = {NULL, 0};
     store_held_init(&held);
     history_init(&src);
-    int rc = read_customer_state(w->txn, w->s, to, tlen, &b, &held.h, &state);
+    int rc = note_damage(w, to, tlen, read_customer_state(w->txn, w->s, to, tlen, &b, &held.h, &state));
     if (rc == LS_OK || rc == LS_ENOTFOUND)
         rc = held_keep_state(&held, &state); /* to's automation state stays */
     if (rc == LS_OK)
-        rc = read_customer(w->txn, w->s, from, from_len, &a, &src);
+        rc = note_damage(w, from, from_len, read_customer(w->txn, w->s, from, from_len, &a, &src));
     if (rc == LS_OK)
         rc = history_merge(&held.h, &src, &w->s->decay);
     if (rc == LS_OK)

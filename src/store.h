@@ -28,9 +28,12 @@
  * events go to its history.
  *
  * Files in the directory: data.mdb and lock.mdb (LMDB's), and
- * leadscore.lock, the writer lock (storefile.h).  data.mdb is checked
- * before it is mapped, so a damaged file is refused with a message, not
- * met later as a SIGBUS.
+ * leadscore.lock, the writer lock (storefile.h).  data.mdb's meta pages
+ * are checked before it is mapped, so a truncated file or one with bad
+ * meta pages is refused with a message, not met later as a SIGBUS; the
+ * other pages are not checked (LMDB keeps no checksums): a damaged B-tree
+ * page can still crash a reader inside LMDB, and a damaged customer value
+ * is answered LS_EPARSE / LS_EVERSION when it is read.
  *
  * Threads: exactly one thread writes (the writer, see writer.h) through a
  * store_wtxn; any number of threads read, each through its own
@@ -104,7 +107,11 @@ typedef struct {
  *
  * Before LMDB maps data.mdb its meta pages are checked (storefile.h): a
  * truncated, empty or foreign file is refused with LS_EPARSE and a message
- * naming the problem and the recovery, instead of a SIGBUS later.  An open
+ * naming the problem and the recovery, instead of a SIGBUS later.  An
+ * LMDB environment that holds data but no leadscore meta record (another
+ * application's) is refused with LS_EPARSE, untouched; an empty one
+ * becomes a new store.  A meta record without its schema version or
+ * half-lives is refused with LS_EPARSE by writers and readers alike.  An open
  * for writing takes the directory's writer lock (DIR/leadscore.lock) for
  * the life of the handle: a second writer, in this process or another, is
  * refused with LS_EUNAVAIL naming the holder's pid; read-only opens take
@@ -288,6 +295,12 @@ int store_wtxn_resolve(store_wtxn *w, const char *id, size_t len, const char **o
  * that fails with the count unchanged left the txn as it was (a clean
  * refusal); one that fails after writing must be rolled back. */
 uint64_t store_wtxn_writes(const store_wtxn *w);
+
+/* 1 when a read of the txn met a customer value it could not decode (the
+ * read answered LS_EPARSE, or LS_EVERSION for a record of an unknown
+ * version): the stored record is damaged, no fault of the request.
+ * *id / *len name the first such customer (valid while the txn lives). */
+int store_wtxn_damaged(const store_wtxn *w, const char **id, size_t *len);
 
 /* Merges anonymous id `from` into customer `to` (resolved through its own
  * alias): from's record is folded into to's (feature_merge) and deleted,

@@ -69,6 +69,8 @@ typedef struct {
     const ls_event **order; /* the same events in arrival order ... */
     uint8_t *accepted;      /* ... and which of them were stored */
     size_t order_cap;
+    char damaged[STORE_MAX_KEY]; /* the customer whose stored value the last attempt could not decode */
+    size_t damaged_len;
 } group_scratch;
 
 static void scratch_init(group_scratch *g)
@@ -228,6 +230,13 @@ static int group_level(int rc)
 static int refusal(int rc)
 {
     return rc == LS_EINVAL || rc == LS_ETOOLARGE;
+}
+
+/* A failure to decode a value the store holds (store_wtxn_damaged): no
+ * request's fault, and no retry mends it. */
+static int stored_damage(int rc)
+{
+    return rc == LS_EPARSE || rc == LS_EVERSION;
 }
 
 /* Every key a job would write, checked before the transaction (the store
@@ -559,9 +568,10 @@ static void reset_jobs(writer_job **jobs, size_t n)
         jobs[j]->accepted = jobs[j]->duplicates = 0;
         jobs[j]->log_skip = jobs[j]->log_gap = 0;
         jobs[j]->result = jobs[j]->changed = 0;
-        jobs[j]->why[0] = '\0';
-        if (!jobs[j]->failed_alone)
+        if (!jobs[j]->failed_alone) { /* a job left out keeps its answer */
+            jobs[j]->why[0] = '\0';
             jobs[j]->status = LS_OK;
+        }
     }
 }
 
@@ -608,6 +618,7 @@ static int try_group(service *svc, automation *a, group_scratch *g, writer_job *
     model *m = NULL;
     *culprit = n;
     rec->open = 0; /* nothing held yet */
+    g->damaged_len = 0;
     int rc = store_write_begin(svc->store, &txn);
     if (rc == LS_OK && a) {
         m = service_model_acquire(svc);
@@ -644,6 +655,9 @@ static int try_group(service *svc, automation *a, group_scratch *g, writer_job *
         if (rc == LS_OK)
             stats_commit(&svc->stats, events, ns);
     }
+    const char *damaged;
+    if (txn && stored_damage(rc) && store_wtxn_damaged(txn, &damaged, &g->damaged_len))
+        memcpy(g->damaged, damaged, g->damaged_len);
     store_write_abort(&txn);
     if (a && rc == LS_OK)
         automation_committed(a);
@@ -735,6 +749,36 @@ static void log_failure(const service *svc, int rc, size_t njobs)
         LOG_ERROR("commit_failed", "jobs=%zu reason=\"%s\"", njobs, ls_strerror(rc));
 }
 
+/* A job (or a group: jobs[0..n)) that failed because a stored value
+ * could not be decoded (stored_damage): the record is damaged, so the
+ * answer is `internal`, not bad_request or unavailable (a client would
+ * retry for ever), with a reason naming the customer, and the operator is
+ * told.  Returns the status to answer with. */
+#define DAMAGED_ID_SHOWN 64 /* bytes of the id a reply quotes (the log has all of it) */
+static int damaged_record(const group_scratch *g, writer_job **jobs, size_t n, int rc)
+{
+    int shown = g->damaged_len > DAMAGED_ID_SHOWN ? DAMAGED_ID_SHOWN : (int)g->damaged_len;
+    if (g->damaged_len)
+        LOG_ERROR("stored_record_damaged", "customer=\"%.*s\" reason=\"%s\" note=\"the stored record cannot be "
+                  "read; writes to this customer fail until the store is restored from a backup\"",
+                  (int)g->damaged_len, g->damaged, ls_strerror(rc));
+    else
+        LOG_ERROR("stored_record_damaged", "reason=\"%s\" note=\"a stored record cannot be read; restore the "
+                  "store from a backup\"", ls_strerror(rc));
+    for (size_t j = 0; j < n; j++) {
+        if (jobs[j]->failed_alone)
+            continue; /* answered already */
+        if (g->damaged_len)
+            snprintf(jobs[j]->why, sizeof jobs[j]->why, "the stored record of customer \"%.*s\"%s is damaged "
+                     "(%s): nothing of this request was stored", shown, g->damaged,
+                     shown < (int)g->damaged_len ? "..." : "", ls_strerror(rc));
+        else
+            snprintf(jobs[j]->why, sizeof jobs[j]->why, "a stored customer record this request needs is damaged "
+                     "(%s): nothing of this request was stored", ls_strerror(rc));
+    }
+    return LS_EINTERNAL;
+}
+
 /* The group commit (see writer.h): when the map is full it grows it (up
  * to map-max) and tries again, so the batch is not lost; a job that fails
  * on its own is found (a strict attempt), left out and the rest tried
@@ -761,7 +805,7 @@ static int apply_group(service *svc, automation *a, group_scratch *g, writer_job
             continue;
         }
         if (culprit < n) {
-            jobs[culprit]->status = rc;
+            jobs[culprit]->status = stored_damage(rc) ? damaged_record(g, jobs + culprit, 1, rc) : rc;
             jobs[culprit]->failed_alone = 1;
             LOG_WARN("job_failed", "kind=%d reason=\"%s\" note=\"rolled back alone; the rest of its group goes on\"",
                      jobs[culprit]->kind, ls_strerror(rc));
@@ -775,6 +819,8 @@ static int apply_group(service *svc, automation *a, group_scratch *g, writer_job
     }
     if (rc != LS_OK) {
         log_failure(svc, rc, n);
+        if (stored_damage(rc)) /* a read of the group's own (the automation's) */
+            rc = damaged_record(g, jobs, n, rc);
         for (size_t j = 0; j < n; j++)
             if (!jobs[j]->failed_alone)
                 jobs[j]->status = rc;

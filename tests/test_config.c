@@ -249,6 +249,31 @@ START_TEST(messages_quote_the_value)
 }
 END_TEST
 
+/* A duration out of range names the option's range, not an example that
+ * may itself be refused ("500ms" was offered to --abandoned-cart-after,
+ * which takes 1 s to 3650 d). */
+START_TEST(duration_messages_name_the_range)
+{
+    static const struct { const char *name, *value, *range; } cases[] = {
+        {"abandoned-cart-after", "500ms", "from 1s to 3650d"},
+        {"audience-refresh", "0", "from 1s to 3650d"},
+        {"trigger-retention", "59s", "from 1m to 3650d"},
+        {"drain-timeout", "2h", "from 100ms to 1h"},
+        {"commit-window", "2s", "from 0 to 1s"},
+        {"dedupe-window", "week", "from 0 to 3650d"},
+    };
+    config cfg;
+    config_defaults(&cfg);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        ck_assert_int_eq(config_set(&cfg, cases[i].name, cases[i].value, err, sizeof err), LS_EINVAL);
+        ck_assert_msg(strstr(err, cases[i].range) != NULL, "--%s %s: \"%s\" does not say %s", cases[i].name,
+                      cases[i].value, err, cases[i].range);
+        ck_assert_msg(strstr(err, "e.g. 500ms") == NULL, "\"%s\" offers an example", err);
+    }
+}
+END_TEST
+
 START_TEST(unknown_option_is_not_found)
 {
     config cfg;
@@ -403,6 +428,30 @@ START_TEST(file_line_too_long)
 }
 END_TEST
 
+/* A NUL byte is an error naming its line: it once cut the line short
+ * (the rest silently ignored) or read as "line too long". */
+START_TEST(file_nul_byte_reports_its_line)
+{
+    static const struct { const char *text; size_t len; } files[] = {
+        {"sync = on\nmax-frame = 1MiB\0garbage\n", 35},
+        {"sync = on\nmax-frame = 1MiB\0garbage", 34},
+        {"sync = on\n\0", 11},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        config cfg;
+        char err[512] = "";
+        FILE *fp = fopen(path, "w");
+        ck_assert_ptr_nonnull(fp);
+        ck_assert_uint_eq(fwrite(files[i].text, 1, files[i].len, fp), files[i].len);
+        ck_assert_int_eq(fclose(fp), 0);
+        config_defaults(&cfg);
+        ck_assert_int_eq(config_load_file(&cfg, path, err, sizeof err), LS_EINVAL);
+        ck_assert_msg(strstr(err, ":2: ") != NULL && strstr(err, "NUL byte") != NULL, "file %zu: \"%s\"", i, err);
+        ck_assert_ptr_nonnull(strstr(err, path));
+    }
+}
+END_TEST
+
 START_TEST(missing_file_is_an_io_error)
 {
     config cfg;
@@ -480,6 +529,7 @@ static Suite *suite(void)
     tcase_add_test(tc, booleans_ints_and_strings);
     tcase_add_test(tc, messages_quote_the_value);
     tcase_add_test(tc, unknown_option_is_not_found);
+    tcase_add_test(tc, duration_messages_name_the_range);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("file");
@@ -488,6 +538,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_bad_value_reports_its_line);
     tcase_add_test(tc, file_unknown_key_reports_its_line);
     tcase_add_test(tc, file_line_too_long);
+    tcase_add_test(tc, file_nul_byte_reports_its_line);
     tcase_add_test(tc, missing_file_is_an_io_error);
     tcase_add_test(tc, file_automation_settings_with_underscores);
     suite_add_tcase(s, tc);

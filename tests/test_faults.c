@@ -2,7 +2,8 @@
  * directories: a job that fails inside the group commit fails alone (the
  * rest commit, nothing vanishes uncounted); over-long keys are refused
  * before the transaction; a full disk answers `unavailable` and writes
- * resume; a forget goes through on a full map; dead readers' slots are
+ * resume; a forget goes through on a full map; a damaged stored record
+ * fails its customer's writes as `internal`; dead readers' slots are
  * cleared; damaged data.mdb files are refused before LMDB maps them; a
  * second writer is refused naming the first one's pid.
  *
@@ -374,6 +375,83 @@ START_TEST(the_server_answers_unavailable_with_a_reason_when_the_disk_is_full)
     ck_assert_int_eq(tu_get_int(&up.data, "events_unstored_unavailable"), 1);
     ck_assert_int_eq(tu_get_int(&up.data, "events_accepted"), 2);
     ck_assert_int_ge(tu_get_int(&up.data, "readers_max"), 1);
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+    tu_server_stop(&ts);
+}
+END_TEST
+
+/* The error message of reply up, NUL-terminated in text. */
+static void error_message(const msgpack_unpacked *up, char *text, size_t cap)
+{
+    const msgpack_object *msg = tu_get(tu_get(&up->data, "error"), "message");
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_int_eq(msg->type, MSGPACK_OBJECT_STR);
+    snprintf(text, cap, "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
+}
+
+/* Overwrites customer id's stored value with bytes, with LMDB directly
+ * (no leadscore process has the store open). */
+static void damage_value(const char *id, const void *bytes, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {strlen(id), (void *)id}, v = {len, (void *)bytes};
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, 1ULL << 30), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A stored record the writer cannot decode is the store's damage, not the
+ * request's: a track of that customer is answered `internal` naming it (it
+ * was bad_request "parse error", or unavailable "incompatible version",
+ * which a client retries for ever), and the others go on. */
+START_TEST(a_damaged_stored_record_fails_its_track_as_internal)
+{
+    static const uint8_t bad_length[] = {0xC3, 0xFF, 0xFF, 0xFF, 0x7F}; /* a record longer than the value */
+    static const uint8_t bad_version[] = {0x7E, 0x01};                  /* a record version from the future */
+    static const char *const names[] = {"kim", "lee", "max"};
+    config cfg;
+    tu_server ts;
+    tu_conn c;
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    char text[300];
+    tu_config(&cfg, dir);
+    tu_server_start(&ts, &cfg);
+    tu_connect(&c, ts.endpoint, ZMQ_DEALER);
+    msgpack_unpacked_init(&up);
+    for (int i = 0; i < 3; i++) {
+        pack_track(&sb, names[i]);
+        call(&c, &sb, &up);
+        ck_assert(tu_get_bool(&up.data, "ok"));
+    }
+    tu_disconnect(&c);
+    tu_server_stop(&ts);
+
+    damage_value("lee", bad_length, sizeof bad_length);
+    damage_value("max", bad_version, sizeof bad_version);
+    tu_server_start(&ts, &cfg);
+    tu_connect(&c, ts.endpoint, ZMQ_DEALER);
+    for (int i = 1; i < 3; i++) {
+        pack_track(&sb, names[i]);
+        call(&c, &sb, &up);
+        ck_assert_msg(tu_is_error(&up.data, "internal"), "track of %s: not answered internal", names[i]);
+        error_message(&up, text, sizeof text);
+        char want[64];
+        snprintf(want, sizeof want, "stored record of customer \"%s\" is damaged", names[i]);
+        ck_assert_msg(strstr(text, want) != NULL, "message: %s", text);
+    }
+    pack_track(&sb, "kim");
+    call(&c, &sb, &up);
+    ck_assert(tu_get_bool(&up.data, "ok"));
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
     tu_server_stop(&ts);
@@ -817,6 +895,7 @@ static Suite *suite(void)
     tcase_add_test(wtc, a_full_disk_answers_unavailable_and_writes_resume);
     tcase_add_test(wtc, the_server_answers_unavailable_with_a_reason_when_the_disk_is_full);
     tcase_add_test(wtc, a_forget_goes_through_when_the_map_is_full);
+    tcase_add_test(wtc, a_damaged_stored_record_fails_its_track_as_internal);
     suite_add_tcase(s, wtc);
     TCase *files = tcase_create("files");
     tcase_add_checked_fixture(files, setup, teardown);

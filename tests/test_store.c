@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bytecur.h"
 #include "feature.h"
@@ -792,6 +793,145 @@ START_TEST(newer_schema_is_refused)
 }
 END_TEST
 
+static uint32_t schema_of(const char *path);
+
+/* Another application's LMDB environment, or a store's meta table, made
+ * with LMDB directly in path.  kind 0: a key in the main database and a
+ * named database "accounts" (no leadscore meta); 1: "customers" as a plain
+ * key of the main database; 2: a meta table holding the schema version
+ * but no half-lives, and no other table; 3: nothing (an empty
+ * environment). */
+static void write_env(const char *path, int kind)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint32_t version = STORE_SCHEMA_VERSION;
+    MDB_val k = {5, "hello"}, v = {5, "world"}, ak = {3, "bob"}, av = {4, "1000"};
+    MDB_val ck = {9, "customers"}, sk = {6, "schema"}, sv = {sizeof version, &version};
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, MAP_SIZE), 0);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    if (kind == 0) {
+        ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+        ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+        ck_assert_int_eq(mdb_dbi_open(txn, "accounts", MDB_CREATE, &dbi), 0);
+        ck_assert_int_eq(mdb_put(txn, dbi, &ak, &av, 0), 0);
+    } else if (kind == 1) {
+        ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+        ck_assert_int_eq(mdb_put(txn, dbi, &ck, &v, 0), 0);
+    } else if (kind == 2) {
+        ck_assert_int_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+        ck_assert_int_eq(mdb_put(txn, dbi, &sk, &sv, 0), 0);
+    }
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* The bytes of path/data.mdb (the caller frees them); *len its size. */
+static uint8_t *data_file(const char *path, size_t *len)
+{
+    char file[600];
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    FILE *fp = fopen(file, "rb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_int_eq(fseek(fp, 0, SEEK_END), 0);
+    long n = ftell(fp);
+    ck_assert_int_gt(n, 0);
+    rewind(fp);
+    uint8_t *b = malloc((size_t)n);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return b;
+}
+
+/* Opens path for writing (with half-lives) and read-only, asserting that
+ * both are refused with status want and a message holding what, and that
+ * data.mdb kept every byte. */
+static void assert_refused_untouched(const char *path, int want, const char *what)
+{
+    size_t before_len, after_len;
+    uint8_t *before = data_file(path, &before_len);
+    store_options rw = {.map_size = MAP_SIZE}, ro = {.map_size = MAP_SIZE, .read_only = 1};
+    const store_options *opts[] = {&rw, &ro};
+    for (int i = 0; i < 2; i++) {
+        store *s = (store *)&s; /* must be NULLed */
+        err[0] = '\0';
+        int rc = store_open(&s, path, opts[i], &DECAY, err, sizeof err);
+        ck_assert_msg(rc == want, "%s open of %s: %d (%s), want %d", i ? "read-only" : "writing", path, rc, err,
+                      want);
+        ck_assert_ptr_null(s);
+        ck_assert_msg(strstr(err, what) != NULL, "%s open: \"%s\" lacks \"%s\"", i ? "read-only" : "writing", err,
+                      what);
+    }
+    uint8_t *after = data_file(path, &after_len);
+    ck_assert_msg(before_len == after_len && memcmp(before, after, before_len) == 0,
+                  "data.mdb of %s changed (%zu -> %zu bytes)", path, before_len, after_len);
+    free(before);
+    free(after);
+}
+
+/* An LMDB environment with data but no leadscore meta record is another
+ * application's: a writer once added the leadscore tables to it. */
+START_TEST(a_foreign_lmdb_environment_is_refused_untouched)
+{
+    char path[600];
+    for (int kind = 0; kind < 2; kind++) {
+        snprintf(path, sizeof path, "%s/foreign%d", dir, kind);
+        ck_assert_int_eq(mkdir(path, 0750), 0);
+        write_env(path, kind);
+        assert_refused_untouched(path, LS_EPARSE, "not a leadscore store");
+        ck_assert_ptr_nonnull(strstr(err, path));
+    }
+    /* an empty environment is a new store */
+    snprintf(path, sizeof path, "%s/empty", dir);
+    ck_assert_int_eq(mkdir(path, 0750), 0);
+    write_env(path, 3);
+    store_options rw = {.map_size = MAP_SIZE};
+    store *s = NULL;
+    ck_assert_msg(store_open(&s, path, &rw, &DECAY, err, sizeof err) == LS_OK, "empty environment: %s", err);
+    ck_assert_int_eq(store_decay(s)->long_ms, DECAY.long_ms);
+    store_close(&s);
+    ck_assert_uint_eq(schema_of(path), STORE_SCHEMA_VERSION);
+}
+END_TEST
+
+/* A meta record without its half-lives is the same damage to every
+ * opener: read-only ones once said "no leadscore store yet: MDB_NOTFOUND"
+ * when the other tables were missing too. */
+START_TEST(a_meta_record_without_half_lives_is_corrupt_to_every_opener)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/meta-only", dir);
+    ck_assert_int_eq(mkdir(path, 0750), 0);
+    write_env(path, 2);
+    assert_refused_untouched(path, LS_EPARSE, "meta record is corrupt");
+
+    /* a whole store that lost its "decay" key */
+    store *s = open_store(&DECAY);
+    put(s, "hana", 2);
+    store_close(&s);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    MDB_val dk = {5, "decay"};
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ck_assert_int_eq(mdb_env_set_mapsize(env, MAP_SIZE), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    ck_assert_int_eq(mdb_del(txn, meta, &dk, NULL), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_refused_untouched(dir, LS_EPARSE, "meta record is corrupt");
+}
+END_TEST
+
 START_TEST(stat_counts_customers)
 {
     store *s = open_store(&DECAY);
@@ -1340,6 +1480,8 @@ static Suite *suite(void)
     tcase_add_test(tc, scan_visits_customers_in_id_order);
     tcase_add_test(tc, scan_of_an_empty_store_visits_nothing);
     tcase_add_test(tc, newer_schema_is_refused);
+    tcase_add_test(tc, a_foreign_lmdb_environment_is_refused_untouched);
+    tcase_add_test(tc, a_meta_record_without_half_lives_is_corrupt_to_every_opener);
     tcase_add_test(tc, a_version_one_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_two_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_4_record_gets_its_last_engagement_from_its_history);
