@@ -538,6 +538,19 @@ static int step_audiences(automation *a, store_wtxn *w, eval_ctx *e, const ls_fe
     return LS_OK;
 }
 
+/* A stored value that cannot be decoded (damage: LMDB keeps no checksums).
+ * A timer or the sweep passes such a customer by, logged, instead of
+ * failing its whole transaction at every turn (which held up every other
+ * timer); a write to it is refused by the writer, which names it. */
+static int passed_by_as_damaged(int rc, int mode, const char *id, size_t len)
+{
+    if (mode == MODE_LIVE || (rc != LS_EPARSE && rc != LS_EVERSION))
+        return 0;
+    LOG_ERROR("stored_record_damaged", "customer=\"%.*s\" reason=\"%s\" note=\"the automation passes it by; "
+              "restore the store from a backup\"", (int)len, id, ls_strerror(rc));
+    return 1;
+}
+
 /* Evaluates customer id (a record key: already resolved) at a->now_ms. */
 static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, const ls_features *f_in, int mode)
 {
@@ -551,7 +564,7 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     if (rc == LS_ENOTFOUND)
         return LS_OK; /* gone (forget, alias) before its turn: automation_forget saw to it */
     if (rc)
-        return rc;
+        return passed_by_as_damaged(rc, mode, id, len) ? LS_OK : rc;
     if (f_in)
         f = *f_in;
     /* A customer with events still ahead of the clock (their time is at
@@ -563,7 +576,7 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     if (f.last_seen_ms > a->now_ms) {
         rc = store_wtxn_get_asof(w, id, len, a->now_ms, &f, &upcoming);
         if (rc != LS_OK && rc != LS_ENOTFOUND)
-            return rc;
+            return passed_by_as_damaged(rc, mode, id, len) ? LS_OK : rc;
         not_yet = rc == LS_ENOTFOUND;
     }
     int had = old.len > 0;
@@ -852,8 +865,8 @@ static int visit_due(void *arg, const char *id, size_t len, int64_t due_ms)
     int rc = store_wtxn_get_state(v->w, id, len, NULL, &cur);
     if (rc == LS_ENOTFOUND)
         return LS_OK;
-    if (rc)
-        return rc;
+    if (rc) /* a damaged customer's timer is let go: it would ring again at every turn */
+        return passed_by_as_damaged(rc, MODE_TIMER, id, len) ? trigger_timer_move(v->w, id, len, due_ms, 0) : rc;
     if (cur.len == 0 || state_decode(&s, cur.ptr, cur.len) != LS_OK || s.next_due_ms != due_ms)
         return LS_OK;
     BUMP(v->a, automation_timers, 1);
