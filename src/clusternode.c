@@ -28,6 +28,7 @@
 #define CONTROL_EVERY_MS 1000
 #define STOP_POLL_MS 100
 #define CONNECT_WAIT_MS 30000
+#define PURGE_ASK_AGAIN_MS 10000    /* a purge asked for and not marked by then is asked for again */
 
 /* A partition on this node: not held; applied but still catching up with
  * its log (reads go to another holder); applied and answered here. */
@@ -45,6 +46,7 @@ struct clusternode {
     uint32_t nparts;                /* fixed at cluster init */
     atomic_uchar held[PARTITION_MAX];   /* HELD_* */
     uint64_t catch_up[PARTITION_MAX];   /* HELD_APPLYING: the log's length when it was taken on */
+    int64_t purge_asked_ms[PARTITION_MAX]; /* when its purge was last asked for (monotonic ms) */
     gateway *gw;
     shardlog *sl;
     forwarder *fwd;
@@ -95,16 +97,54 @@ static void check_catch_up(clusternode *cn)
                 continue;
             cn->catch_up[p] = last;
         }
+        int purging = 1;
         if (store_reader_begin(r) == LS_OK) {
             store_reader_log_position(r, p, &at);
+            purging = store_reader_purge_pending(r, p);
             store_reader_end(r);
         }
-        if (at >= cn->catch_up[p]) {
+        if (!purging && at >= cn->catch_up[p]) {
             atomic_store(&cn->held[p], HELD_SERVING);
             LOG_INFO("partition_serving", "partition=%u applied=%llu", p, (unsigned long long)at);
         }
     }
     store_reader_close(&r);
+}
+
+/* A node keeps no customers of partitions it does not hold: for each one
+ * its store has applied (a position above 0: it gave the partition up,
+ * or was down while it moved away) it asks the writer to purge it
+ * (shardlog_purge: its customers are erased, its position goes to 0), and
+ * again after PURGE_ASK_AGAIN_MS while that has not happened.  A held
+ * partition still being purged (given up and taken on again at once) is
+ * not answered here until it has been replayed. */
+static void purge_given_up(clusternode *cn)
+{
+    store_reader *r = NULL;
+    uint32_t ask[PARTITION_MAX], nask = 0;
+    int64_t now = timefmt_mono_ns() / 1000000;
+    if (store_reader_open(cn->svc->store, &r) != LS_OK)
+        return;
+    if (store_reader_begin(r) == LS_OK) {
+        for (uint32_t p = 0; p < cn->nparts; p++) {
+            uint64_t at = 0;
+            unsigned held = atomic_load(&cn->held[p]);
+            int purging = store_reader_purge_pending(r, p);
+            store_reader_log_position(r, p, &at);
+            if (held == HELD_NONE && at > 0 && !purging &&
+                (cn->purge_asked_ms[p] == 0 || now - cn->purge_asked_ms[p] >= PURGE_ASK_AGAIN_MS))
+                ask[nask++] = p;
+            else if (held == HELD_SERVING && purging) {
+                cn->catch_up[p] = UINT64_MAX;
+                atomic_store(&cn->held[p], HELD_APPLYING);
+            }
+        }
+        store_reader_end(r);
+    }
+    store_reader_close(&r);
+    for (uint32_t i = 0; i < nask; i++)
+        if (shardlog_purge(cn->sl, ask[i]) == LS_OK)
+            cn->purge_asked_ms[ask[i]] = now;
 }
 
 /* Writes this node's liveness record with its position per held partition. */
@@ -188,6 +228,7 @@ static void *control_main(void *arg)
         if (now >= next || endpoints_unknown(cn)) {
             put_live(cn);
             refresh(cn);
+            purge_given_up(cn);
             next = now + CONTROL_EVERY_MS * 1000000LL;
         }
         timefmt_sleep_ms(STOP_POLL_MS);

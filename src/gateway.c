@@ -26,7 +26,8 @@
 #define MAX_JOBS 256              /* jobs taken per round */
 #define MAX_EVENTS_PER_MSG 256    /* events in one log message */
 #define ACK_WAIT_MS 3000          /* one publish waits this long for its ack */
-#define RETRY_BUDGET_MS 15000     /* longer than a 4-9 s leader election */
+#define RETRY_BUDGET_MS 15000     /* from the request's arrival; longer than a 4-9 s leader election */
+#define RETRY_MIN_MS 1000         /* a request that waited that long in the queue still gets this */
 #define RETRY_PAUSE_MS 50
 #define IDLE_POLL_MS 200
 #define GATEWAY_VISIBLE_WAIT_MS 200 /* then `ok` goes anyway: the events are in the log, visible a little later */
@@ -77,6 +78,7 @@ struct gateway {
     size_t job_base[MAX_JOBS];/* where each job's events start in event_msg */
     int32_t *part_msg;        /* per partition: the newest message of the job being answered, or -1 */
     int32_t job_msg[MAX_JOBS];/* a forget job's message, or -1 */
+    int64_t job_deadline[MAX_JOBS]; /* monotonic ns: answered `unavailable` then if not acked */
     uint8_t *job_failed;      /* per job: a message holding its events was not acked */
     codec_writer buf, reply;
     store_reader *reader;     /* for the duplicates count and the applied positions */
@@ -269,41 +271,104 @@ static void send_failed(gateway *g)
 }
 
 
+/* Each job's deadline: RETRY_BUDGET_MS after its request arrived (a
+ * request that waited behind a stuck round has spent part of its budget
+ * there), but at least RETRY_MIN_MS from now.  Returns the latest. */
+static int64_t set_deadlines(gateway *g, int64_t now)
+{
+    int64_t latest = now;
+    for (size_t j = 0; j < g->njobs; j++) {
+        int64_t start = g->jobs[j]->start_ns > 0 && g->jobs[j]->start_ns <= now ? g->jobs[j]->start_ns : now;
+        int64_t by = start + RETRY_BUDGET_MS * 1000000LL, min = now + RETRY_MIN_MS * 1000000LL;
+        g->job_deadline[j] = by > min ? by : min;
+        if (g->job_deadline[j] > latest)
+            latest = g->job_deadline[j];
+    }
+    return latest;
+}
+
+/* Waits (g->lock held) until no publish is in flight or until (monotonic ns). */
+static void wait_acks(gateway *g, int64_t until_ns)
+{
+    while (g->inflight > 0 && timefmt_mono_ns() < until_ns) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->acked, &g->lock, &until);
+    }
+}
+
+static void answer_job(gateway *g, size_t j);
+static int job_unacked(const gateway *g, size_t j, int built);
+
+/* Answers `unavailable` every job still waiting whose deadline has passed
+ * with a message holding its events (or its forget) not acked; a job whose
+ * messages are all acked waits for the round's end (its reply carries the
+ * log positions).  Sets *waiting to the number of jobs left with a message
+ * not acked and returns the earliest deadline among them (INT64_MAX: none). */
+static int64_t answer_expired(gateway *g, size_t *waiting)
+{
+    int64_t now = timefmt_mono_ns(), next = INT64_MAX;
+    *waiting = 0;
+    for (size_t j = 0; j < g->njobs; j++) {
+        if (!g->jobs[j])
+            continue;
+        pthread_mutex_lock(&g->lock);
+        int unacked = job_unacked(g, j, 1);
+        pthread_mutex_unlock(&g->lock);
+        if (!unacked)
+            continue;
+        if (g->job_deadline[j] > now) {
+            (*waiting)++;
+            if (g->job_deadline[j] < next)
+                next = g->job_deadline[j];
+            continue;
+        }
+        g->job_failed[j] = 1;
+        answer_job(g, j);
+    }
+    return next;
+}
+
 /* Publishes the round's messages and waits until each is acked, sending
- * the failed ones again until RETRY_BUDGET_MS has passed.  Returns how
- * many retries it took. */
+ * the failed ones again; a job whose deadline (set_deadlines) passes first
+ * is answered `unavailable` then, and the round ends once no job is left
+ * waiting for an ack.  Returns how many retries it took. */
 static unsigned publish_round(gateway *g)
 {
     unsigned retries = 0;
-    int64_t deadline = timefmt_mono_ns() + RETRY_BUDGET_MS * 1000000LL;
+    int64_t end = set_deadlines(g, timefmt_mono_ns());
     pthread_mutex_lock(&g->lock);
     for (size_t i = 0; i < g->nmsgs; i++)
         g->msgs[i].state = MSG_FAILED; /* "to send" */
     g->inflight = 0;
     pthread_mutex_unlock(&g->lock);
     for (;;) {
+        size_t waiting;
         send_failed(g);
-        size_t failed = 0;
+        int64_t next = answer_expired(g, &waiting);
         pthread_mutex_lock(&g->lock);
-        while (g->inflight > 0 && timefmt_mono_ns() < deadline) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 100 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&g->acked, &g->lock, &until);
-        }
-        for (size_t i = 0; i < g->nmsgs; i++)
-            failed += g->msgs[i].state != MSG_ACKED;
-        natsStatus first = NATS_OK;
-        for (size_t i = 0; i < g->nmsgs && first == NATS_OK; i++)
-            if (g->msgs[i].state == MSG_FAILED)
-                first = g->msgs[i].err;
+        wait_acks(g, next < end ? next : end);
         pthread_mutex_unlock(&g->lock);
-        if (failed == 0 || timefmt_mono_ns() + RETRY_PAUSE_MS * 1000000LL >= deadline)
+        answer_expired(g, &waiting);
+        if (waiting == 0 || timefmt_mono_ns() + RETRY_PAUSE_MS * 1000000LL >= end)
             break;
+        size_t failed = 0;
+        natsStatus first = NATS_OK;
+        pthread_mutex_lock(&g->lock);
+        for (size_t i = 0; i < g->nmsgs; i++) {
+            failed += g->msgs[i].state != MSG_ACKED;
+            if (first == NATS_OK && g->msgs[i].state == MSG_FAILED)
+                first = g->msgs[i].err;
+        }
+        int pending = g->inflight > 0;
+        pthread_mutex_unlock(&g->lock);
+        if (pending)
+            continue; /* woken for a deadline: keep waiting for the acks in flight */
         if (retries++ == 0)
             LOG_WARN("log_publish_retry", "messages=%zu reason=\"%s\" note=\"sending again with the same ids\"",
                      failed, natsStatus_GetText(first));
@@ -364,16 +429,28 @@ static void send_reply(gateway *g, writer_job *job, size_t j)
     writer_reply_send(g->replies, &g->reply, job);
 }
 
-/* Marks the jobs with an event in a message that was not acked. */
+/* Whether job j has an event (or its forget) in a message not acked (g->lock
+ * held); every job has when built is 0 (its messages were not all made). */
+static int job_unacked(const gateway *g, size_t j, int built)
+{
+    const writer_job *job = g->jobs[j];
+    if (!built)
+        return 1;
+    if (job->kind == JOB_FORGET && (g->job_msg[j] < 0 || g->msgs[g->job_msg[j]].state != MSG_ACKED))
+        return 1;
+    for (size_t k = 0; k < job->nevents; k++)
+        if (g->msgs[g->event_msg[g->job_base[j] + k]].state != MSG_ACKED)
+            return 1;
+    return 0;
+}
+
+/* Marks the jobs not answered yet with an event in a message that was not acked. */
 static void mark_failed(gateway *g, int built)
 {
     memset(g->job_failed, 0, MAX_JOBS);
-    for (size_t j = 0; j < g->njobs; j++) {
-        if (g->jobs[j]->kind == JOB_FORGET)
-            g->job_failed[j] = !built || g->job_msg[j] < 0 || g->msgs[g->job_msg[j]].state != MSG_ACKED;
-        for (size_t k = 0; k < g->jobs[j]->nevents && !g->job_failed[j]; k++)
-            g->job_failed[j] = !built || g->msgs[g->event_msg[g->job_base[j] + k]].state != MSG_ACKED;
-    }
+    for (size_t j = 0; j < g->njobs; j++)
+        if (g->jobs[j])
+            g->job_failed[j] = (uint8_t)job_unacked(g, j, built);
 }
 
 /* Read-your-writes: waits until this node's store has applied, for
@@ -400,21 +477,28 @@ static void wait_visible(gateway *g)
     }
 }
 
-/* Answers the round's jobs; built says its messages were all made (else
+/* Answers job j (after job_failed[j] is set) and frees it: a reply, or
+ * for a PULL batch that failed, its events counted as unstored. */
+static void answer_job(gateway *g, size_t j)
+{
+    writer_job *job = g->jobs[j];
+    if (job->reply)
+        send_reply(g, job, j);
+    else if (g->job_failed[j])
+        atomic_fetch_add(&g->svc->stats.events_unstored_unavailable, job->nevents);
+    writer_job_free(&g->jobs[j]);
+}
+
+/* Answers the round's jobs not answered yet; built says its messages were all made (else
  * every job with events failed: out of memory). */
 static void finish_round(gateway *g, int built)
 {
     pthread_mutex_lock(&g->lock);
     mark_failed(g, built);
     pthread_mutex_unlock(&g->lock);
-    for (size_t j = 0; j < g->njobs; j++) {
-        writer_job *job = g->jobs[j];
-        if (job->reply)
-            send_reply(g, job, j);
-        else if (g->job_failed[j])
-            atomic_fetch_add(&g->svc->stats.events_unstored_unavailable, job->nevents);
-        writer_job_free(&g->jobs[j]);
-    }
+    for (size_t j = 0; j < g->njobs; j++)
+        if (g->jobs[j])
+            answer_job(g, j);
     pthread_mutex_lock(&g->lock);
     free_msgs(g);
     g->base = g->counter;

@@ -8,8 +8,10 @@
  * request only when JetStream has acknowledged every message holding its
  * events (stored on a quorum of the stream's replicas).  A message whose
  * ack fails or times out is sent again with the same id (JetStream drops
- * the copy) until the retry budget runs out: then the request is answered
- * `unavailable`, and a resend with the same event ids is harmless (the
+ * the copy) until the request's retry budget (15 s from its arrival, not
+ * from the round's start: a request may have waited behind a round) runs
+ * out: then it is answered `unavailable` at once, while the round goes on
+ * for the others, and a resend with the same event ids is harmless (the
  * shards deduplicate by event id when they apply).  The shards
  * (shardlog.h) apply the log to LMDB; the gateway never writes the store,
  * but before it answers it waits (at most GATEWAY_VISIBLE_WAIT_MS) until

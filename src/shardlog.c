@@ -24,6 +24,7 @@
 #define RESUBSCRIBE_PAUSE_MS 250
 #define QUEUE_MAX 1024              /* jobs between the fetchers and the hub */
 #define ERROR_LOG_EVERY_MS 10000
+#define PURGE_POLL_MS 100           /* a fetcher of a partition still being purged looks again after */
 
 typedef struct {
     shardlog *sl;
@@ -54,12 +55,11 @@ struct shardlog {
 
 
 /* Queues a job for the hub, waiting while the queue is full; frees it and
- * returns -1 when the fetcher is told to stop meanwhile. */
-static int enqueue(fetcher *f, writer_job *job)
+ * returns -1 when *stop is set meanwhile (stop NULL: waits for room). */
+static int enqueue(shardlog *sl, const atomic_int *stop, writer_job *job)
 {
-    shardlog *sl = f->sl;
     pthread_mutex_lock(&sl->lock);
-    while (sl->count == QUEUE_MAX && !atomic_load(&f->stop)) {
+    while (sl->count == QUEUE_MAX && !(stop && atomic_load(stop))) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += 1;
@@ -91,15 +91,30 @@ static void log_error(fetcher *f, const char *what, natsStatus s)
              (unsigned long long)f->next, what, natsStatus_GetText(s));
 }
 
-/* The store's position for the partition, plus one. */
+/* The store's position for the partition, plus one.  While the store
+ * still purges the partition (this node gave it up and took it on again
+ * before the writer erased it all) it waits: the position is 0 then, and
+ * the partition is replayed from its log's start once the purge is done. */
 static uint64_t first_unapplied(fetcher *f)
 {
     store_reader *r = NULL;
     uint64_t seq = 0;
-    if (store_reader_open(f->sl->svc->store, &r) == LS_OK && store_reader_begin(r) == LS_OK) {
+    int purging = 0, logged = 0;
+    if (store_reader_open(f->sl->svc->store, &r) != LS_OK)
+        return 1;
+    do {
+        if (purging) {
+            if (!logged++)
+                LOG_INFO("partition_purge_wait", "partition=%u note=\"taken on again while its purge runs: "
+                         "replayed from the log once it is done\"", f->part);
+            timefmt_sleep_ms(PURGE_POLL_MS);
+        }
+        if (store_reader_begin(r) != LS_OK)
+            break;
         store_reader_log_position(r, f->part, &seq);
+        purging = store_reader_purge_pending(r, f->part);
         store_reader_end(r);
-    }
+    } while (purging && !atomic_load(&f->stop));
     store_reader_close(&r);
     return seq + 1;
 }
@@ -184,7 +199,7 @@ static int take_list(fetcher *f, natsMsgList *list, msgpack_zone *zone)
         }
         writer_job *job = job_of(f, list->Msgs[i], seq, zone);
         msgpack_zone_clear(zone);
-        if (!job || enqueue(f, job) != 0)
+        if (!job || enqueue(f->sl, &f->stop, job) != 0)
             return -1;
         f->next = seq + 1;
     }
@@ -358,6 +373,24 @@ void shardlog_release(shardlog *sl, uint32_t p)
     free(f);
     sl->fetchers[p] = NULL;
     LOG_INFO("partition_released", "partition=%u", p);
+}
+
+int shardlog_purge(shardlog *sl, uint32_t p)
+{
+    if (p >= sl->map.nparts || sl->fetchers[p])
+        return LS_EINVAL;
+    writer_job *job = writer_job_new(NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0);
+    if (!job)
+        return LS_ENOMEM;
+    job->kind = JOB_PURGE;
+    job->reply = 0;
+    job->received_ms = timefmt_now_ms();
+    job->start_ns = timefmt_mono_ns();
+    job->log_part = p;
+    job->log_nparts = sl->map.nparts;
+    enqueue(sl, NULL, job);
+    LOG_INFO("partition_purge", "partition=%u note=\"given up: its customers are erased from this store\"", p);
+    return LS_OK;
 }
 
 int shardlog_holds(const shardlog *sl, uint32_t p)

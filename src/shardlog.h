@@ -31,6 +31,14 @@ int shardlog_start(shardlog **out, service *svc, const clustermap *map, char *er
 int shardlog_hold(shardlog *sl, uint32_t p);
 /* Stops applying partition p (no-op when it is not). */
 void shardlog_release(shardlog *sl, uint32_t p);
+/* After shardlog_release of a partition this node no longer holds (or
+ * at start, for one its store still has data of): hands the writer a
+ * JOB_PURGE behind every job fetched before, so the store marks p for
+ * purging, sets its position to 0 and erases its customers between
+ * groups (writer.h).  A fetcher of p started again waits for the purge
+ * to end, then replays the log from its start.  LS_EINVAL while p is
+ * applied here. */
+int shardlog_purge(shardlog *sl, uint32_t p);
 /* 1 while partition p is applied here. */
 int shardlog_holds(const shardlog *sl, uint32_t p);
 

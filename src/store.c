@@ -1244,6 +1244,77 @@ int store_wtxn_set_log_position(store_wtxn *w, uint32_t part, uint64_t seq)
     return from_mdb(wput(w, w->s->meta, &k, &v, 0));
 }
 
+/* ---- partitions to purge (cluster mode) ---- */
+
+/* meta key of a purge of partition part: "prg." + 4 bytes big-endian; its
+ * value is the partition count (be32), so the writer can tell the
+ * partition's customers without the map. */
+static void purge_key(uint32_t part, uint8_t key[8], MDB_val *k)
+{
+    memcpy(key, "prg.", 4);
+    bytecur_store_be32(key + 4, part);
+    k->mv_size = 8;
+    k->mv_data = key;
+}
+
+static int purge_pending(MDB_txn *txn, MDB_dbi meta, uint32_t part)
+{
+    uint8_t key[8];
+    MDB_val k, v;
+    purge_key(part, key, &k);
+    return mdb_get(txn, meta, &k, &v) == 0;
+}
+
+int store_reader_purge_pending(store_reader *r, uint32_t part)
+{
+    return purge_pending(r->txn, r->s->meta, part);
+}
+
+int store_wtxn_purge_pending(store_wtxn *w, uint32_t part)
+{
+    return purge_pending(w->txn, w->s->meta, part);
+}
+
+int store_wtxn_purge_mark(store_wtxn *w, uint32_t part, uint32_t nparts)
+{
+    uint8_t key[8], val[4];
+    MDB_val k, v = {sizeof val, val};
+    if (nparts == 0 || part >= nparts)
+        return LS_EINVAL;
+    purge_key(part, key, &k);
+    bytecur_store_be32(val, nparts);
+    int rc = from_mdb(wput(w, w->s->meta, &k, &v, 0));
+    return rc ? rc : store_wtxn_set_log_position(w, part, 0);
+}
+
+int store_wtxn_purge_next(store_wtxn *w, uint32_t *part, uint32_t *nparts)
+{
+    MDB_cursor *cur;
+    MDB_val k = {4, (void *)"prg."}, v;
+    int rc = mdb_cursor_open(w->txn, w->s->meta, &cur);
+    if (rc)
+        return from_mdb(rc);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int found = rc == 0 && k.mv_size == 8 && memcmp(k.mv_data, "prg.", 4) == 0 && v.mv_size == 4;
+    if (found) {
+        *part = bytecur_load_be32((const uint8_t *)k.mv_data + 4);
+        *nparts = bytecur_load_be32(v.mv_data);
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    return found ? LS_OK : LS_ENOTFOUND;
+}
+
+int store_wtxn_purge_done(store_wtxn *w, uint32_t part)
+{
+    uint8_t key[8];
+    MDB_val k;
+    purge_key(part, key, &k);
+    int rc = wdel(w, w->s->meta, &k);
+    return rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
 int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out)
 {
     return note_damage(w, id, len, get_record(w->txn, w->s->customers, &w->s->decay, id, len, out));

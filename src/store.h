@@ -247,6 +247,20 @@ int store_wtxn_get(store_wtxn *w, const char *id, size_t len, ls_features *out);
 int store_wtxn_log_position(store_wtxn *w, uint32_t part, uint64_t *seq);
 int store_wtxn_set_log_position(store_wtxn *w, uint32_t part, uint64_t seq);
 
+/* Cluster mode: a partition this node gave up is purged from its store.
+ * store_wtxn_purge_mark records, in meta, that partition part (of nparts)
+ * is to be purged and sets its log position to 0, in the same txn: the
+ * mark survives a restart, and a node that takes the partition on again
+ * replays its log from the start once the purge is done.  The writer
+ * erases the partition's customers a chunk at a time (purge_next: the
+ * lowest partition marked, LS_ENOTFOUND when none; purge_done: the mark
+ * goes).  purge_pending: 1 while part's mark is there. */
+int store_wtxn_purge_mark(store_wtxn *w, uint32_t part, uint32_t nparts);
+int store_wtxn_purge_next(store_wtxn *w, uint32_t *part, uint32_t *nparts);
+int store_wtxn_purge_done(store_wtxn *w, uint32_t part);
+int store_wtxn_purge_pending(store_wtxn *w, uint32_t part);
+int store_reader_purge_pending(store_reader *r, uint32_t part);
+
 
 /* A customer's record and history held in memory while consecutive
  * events of one customer are added, written back when another customer

@@ -18,6 +18,7 @@
 #include "leadscore/error.h"
 #include "log.h"
 #include "msgio.h"
+#include "partition.h"
 #include "timefmt.h"
 #include "valuememo.h"
 
@@ -44,6 +45,10 @@
  * ID_FILTER_RETRY_MS. */
 #define ID_FILTER_STEP 50000
 #define ID_FILTER_RETRY_MS 60000
+/* A purge txn looks at this many customers and erases at most PURGE_ERASE
+ * of them, so a group waits for one short txn at most. */
+#define PURGE_VISIT 4096
+#define PURGE_ERASE 256
 /* How many events ahead a run's claims fetch their id's slot in the
  * window keys held in memory (store_wtxn_prefetch_event_id). */
 #define CLAIM_PREFETCH 4
@@ -114,6 +119,12 @@ struct writer {
     int64_t last_merge_error_ms;  /* ... and so are window-key merge failures */
     int64_t id_filter_retry_ms;   /* no build step of the id filter before then */
     int64_t log_rcv_ms;           /* cluster mode: newest receive time of a log job applied */
+    int purge_due;                /* a partition may be marked for purging: look */
+    uint32_t purge_part;          /* the partition being purged (UINT32_MAX: none yet) ... */
+    char purge_after[STORE_MAX_KEY];  /* ... and the last customer id looked at */
+    size_t purge_after_len;
+    uint64_t purged;              /* customers it erased so far */
+    int64_t last_purge_error_ms;
 };
 
 /* ------------------------------------------------------------------ */
@@ -277,6 +288,34 @@ static int inherit_fired(store_wtxn *txn, automation *a, const ls_str *to, const
     return automation_inherit(a, txn, id, tlen, state, state_len);
 }
 
+/* Erases customer id as `forget` does: the record the id lands on, every
+ * alias to it and its idempotency keys (store_wtxn_forget), and what
+ * automation keeps of it: its audiences, its triggers and those of the
+ * ids merged into it.  *deleted says whether there was a record. */
+static int forget_customer(store_wtxn *txn, const char *id, size_t len, automation *a, int *deleted)
+{
+    static _Thread_local uint8_t state[AUTOMATION_STATE_MAX];
+    const char *target;
+    size_t tlen, state_len = 0;
+    char subject[STORE_MAX_KEY + 1];
+    int rc = store_wtxn_resolve(txn, id, len, &target, &tlen);
+    if (rc != LS_OK)
+        return rc;
+    if (tlen >= sizeof subject)
+        return store_wtxn_forget(txn, id, len, deleted);
+    memcpy(subject, target, tlen);
+    if (a)
+        rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
+    /* triggers fired for ids merged into it name those ids: they go too */
+    if (rc == LS_OK && a)
+        rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
+    if (rc == LS_OK)
+        rc = store_wtxn_forget(txn, id, len, deleted);
+    if (rc == LS_OK && a)
+        rc = automation_forget(a, txn, subject, tlen, 1, state, state_len);
+    return rc;
+}
+
 /* Alias and forget change records directly.  A request refused before it
  * wrote anything (an alias whose from is merged elsewhere) is the job's
  * answer; a failure after it wrote is a failure, rolled back.  What
@@ -286,9 +325,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
 {
     static _Thread_local uint8_t state[AUTOMATION_STATE_MAX];
     uint64_t writes = store_wtxn_writes(txn);
-    const char *target;
-    size_t tlen, state_len = 0;
-    char subject[STORE_MAX_KEY + 1];
+    size_t state_len = 0;
     int rc = LS_OK;
     if (job->kind == JOB_ALIAS) {
         if (a && job->subject.len <= STORE_MAX_KEY)
@@ -303,22 +340,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
         if (rc == LS_OK && job->result && a)
             rc = automation_touch(a, job->object.ptr, job->object.len);
     } else {
-        /* the record the id lands on goes, so does what automation keeps of it */
-        rc = store_wtxn_resolve(txn, job->subject.ptr, job->subject.len, &target, &tlen);
-        if (rc == LS_OK && tlen < sizeof subject) {
-            memcpy(subject, target, tlen);
-            if (a)
-                rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
-            /* triggers fired for ids merged into it name those ids: they go too */
-            if (rc == LS_OK && a)
-                rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
-            if (rc == LS_OK)
-                rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
-            if (rc == LS_OK && a)
-                rc = automation_forget(a, txn, subject, tlen, 1, state, state_len);
-        } else if (rc == LS_OK) {
-            rc = store_wtxn_forget(txn, job->subject.ptr, job->subject.len, &job->result);
-        }
+        rc = forget_customer(txn, job->subject.ptr, job->subject.len, a, &job->result);
     }
     if (refusal(rc) && store_wtxn_writes(txn) == writes) {
         job->status = rc;
@@ -368,6 +390,8 @@ static int apply_job(store_wtxn *txn, writer_job *job, store_held *rec, int stri
         return LS_OK;
     if (job->kind == JOB_AUDIENCE_PUT || job->kind == JOB_AUDIENCE_DELETE)
         return apply_audience(txn, job, a);
+    if (job->kind == JOB_PURGE)
+        return (rc = store_wtxn_put_back(txn, rec)) ? rc : store_wtxn_purge_mark(txn, job->log_part, job->log_nparts);
     if (job->kind != JOB_EVENTS) /* changes records directly: the held one goes back first */
         return (rc = store_wtxn_put_back(txn, rec)) ? rc : apply_identity(txn, job, a);
     rc = LS_OK;
@@ -578,9 +602,11 @@ static void reset_jobs(writer_job **jobs, size_t n)
 /* Cluster mode: marks the log jobs already applied (log_seq not past the
  * store's position for their partition: a redelivery) and moves each
  * partition's position to its newest job, in the group's transaction.
- * A job past a hole (log_seq beyond position + 1) is never applied: it is
- * skipped without moving the position and counted after the commit, and
- * the shard log fetches again from the position (shardlog.h).  A job
+ * A job past a hole (log_seq beyond position + 1), or of a partition
+ * still being purged (fetched before the node gave it up and took it on
+ * again), is never applied: it is skipped without moving the position and
+ * counted after the commit, and the shard log fetches again from the
+ * position once the purge is done (shardlog.h).  A job
  * left out on its own still moves the position: its message is passed,
  * not retried for ever. */
 static int claim_log_positions(store_wtxn *txn, writer_job **jobs, size_t n)
@@ -591,7 +617,10 @@ static int claim_log_positions(store_wtxn *txn, writer_job **jobs, size_t n)
         if (job->log_seq == 0)
             continue;
         int rc = store_wtxn_log_position(txn, job->log_part, &at);
-        if (rc == LS_OK && job->log_seq <= at) {
+        if (rc == LS_OK && store_wtxn_purge_pending(txn, job->log_part)) {
+            job->log_skip = 1;
+            job->log_gap = 1;
+        } else if (rc == LS_OK && job->log_seq <= at) {
             job->log_skip = 1;
         } else if (rc == LS_OK && job->log_seq > at + 1) {
             job->log_skip = 1;
@@ -1070,6 +1099,133 @@ static int build_id_filter(writer *w)
 }
 
 /* ------------------------------------------------------------------ */
+/* Purging the partitions this node gave up (cluster mode)             */
+/* ------------------------------------------------------------------ */
+
+/* One purge txn's customers: those of partition part among the ones
+ * looked at, as u16 length + bytes (copied: the txn then writes). */
+typedef struct {
+    uint32_t part, nparts;
+    uint8_t *ids;
+    size_t used, n;
+    char last[STORE_MAX_KEY];   /* the last id looked at */
+    size_t last_len;
+} purge_chunk;
+
+static int purge_visit(void *arg, const char *id, size_t len, const ls_features *f)
+{
+    purge_chunk *pc = arg;
+    (void)f;
+    if (len > sizeof pc->last)
+        return 0;
+    memcpy(pc->last, id, len);
+    pc->last_len = len;
+    if (partition_of(id, len, pc->nparts) != pc->part)
+        return 0;
+    uint16_t n16 = (uint16_t)len;
+    memcpy(pc->ids + pc->used, &n16, 2);
+    memcpy(pc->ids + pc->used + 2, id, len);
+    pc->used += 2 + len;
+    return ++pc->n == PURGE_ERASE; /* 1: full, the scan stops here */
+}
+
+/* Erases the customers collected, as forgets (automation state and
+ * triggers with them); *erased counts the records that were there. */
+static int purge_erase(store_wtxn *txn, automation *a, const purge_chunk *pc, uint64_t *erased)
+{
+    int rc = LS_OK;
+    for (size_t at = 0; at < pc->used && rc == LS_OK;) {
+        uint16_t len;
+        memcpy(&len, pc->ids + at, 2);
+        int deleted = 0;
+        rc = forget_customer(txn, (const char *)pc->ids + at + 2, len, a, &deleted);
+        *erased += (uint64_t)deleted;
+        at += 2 + len;
+    }
+    return rc;
+}
+
+/* One purge txn of the lowest partition marked (store_wtxn_purge_mark):
+ * the next PURGE_VISIT customers from where the last one stopped, those
+ * of the partition erased, and at the end of the table the mark taken
+ * away.  The mark is in the store, so a purge a restart interrupted goes
+ * on (from the first customer).  Returns 1 while there is more to do. */
+static int purge_step(writer *w)
+{
+    store_wtxn *txn = NULL;
+    model *m = NULL;
+    automation *a = w->autom;
+    purge_chunk pc;
+    size_t visited = 0;
+    uint64_t erased = 0;
+    int more = 0;
+    if (!w->purge_due)
+        return 0;
+    memset(&pc, 0, sizeof pc);
+    int rc = store_write_begin(w->svc->store, &txn);
+    if (rc == LS_OK && (rc = store_wtxn_purge_next(txn, &pc.part, &pc.nparts)) == LS_ENOTFOUND) {
+        store_write_abort(&txn);
+        w->purge_due = 0;
+        return 0;
+    }
+    if (rc == LS_OK && pc.part != w->purge_part) {
+        w->purge_part = pc.part;
+        w->purge_after_len = 0;
+        w->purged = 0;
+    }
+    if (rc == LS_OK && a) {
+        m = service_model_acquire(w->svc);
+        rc = automation_begin(a, txn, m, timefmt_now_ms());
+    }
+    if (rc == LS_OK && !(pc.ids = malloc(PURGE_ERASE * (2 + STORE_MAX_KEY))))
+        rc = LS_ENOMEM;
+    if (rc == LS_OK)
+        rc = store_wtxn_scan_customers(txn, w->purge_after, w->purge_after_len, PURGE_VISIT, purge_visit, &pc,
+                                       &visited, &more);
+    if (rc == 1) { /* stopped with PURGE_ERASE collected */
+        rc = LS_OK;
+        more = 1;
+    }
+    if (rc == LS_OK)
+        rc = purge_erase(txn, a, &pc, &erased);
+    if (rc == LS_OK && !more)
+        rc = store_wtxn_purge_done(txn, pc.part);
+    if (rc == LS_OK && a)
+        rc = automation_finish(a, txn);
+    if (rc == LS_OK)
+        rc = store_write_commit(&txn);
+    store_write_abort(&txn);
+    if (a && rc == LS_OK)
+        automation_committed(a);
+    else if (a)
+        automation_aborted(a);
+    model_unref(&m);
+    free(pc.ids);
+    if (rc != LS_OK) {
+        int64_t now = timefmt_now_ms();
+        if (rc == LS_EFULL && store_grow(w->svc->store, w->svc->cfg.map_max) == LS_OK)
+            return 1;
+        if (now - w->last_purge_error_ms > 10000) {
+            w->last_purge_error_ms = now;
+            LOG_WARN("partition_purge_failed", "partition=%u reason=\"%s\" note=\"retried; the partition stays "
+                     "marked in the store\"", pc.part, ls_strerror(rc));
+        }
+        return 0; /* tried again after the next wait */
+    }
+    memcpy(w->purge_after, pc.last, pc.last_len);
+    w->purge_after_len = pc.last_len;
+    w->purged += erased;
+    if (!more) {
+        LOG_INFO("partition_purged", "partition=%u customers=%llu note=\"given up: its customers are erased from "
+                 "this store\"", pc.part, (unsigned long long)w->purged);
+        w->purge_part = UINT32_MAX;
+        w->purge_after_len = 0;
+        w->purged = 0;
+    }
+    return 1; /* more of it, or another partition marked */
+}
+
+/* ------------------------------------------------------------------ */
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
 
@@ -1214,15 +1370,18 @@ static void *writer_main(void *arg)
                     w->log_rcv_ms = w->group[j]->received_ms;
             if (rc == LS_OK && w->autom)
                 notify_triggers(w);
+            for (size_t j = 0; j < n; j++)
+                w->purge_due |= w->group[j]->kind == JOB_PURGE && w->group[j]->status == LS_OK;
             finish_group(w, n);
         }
         if (w->svc->cfg.dedupe_window_ms > 0)
             prune_event_ids(w);
         merge_window_keys(w, n == 0);
         int building = build_id_filter(w);
+        int purging = purge_step(w);
         check_readers(w);
         wait_ms = w->autom ? automation_between_groups(w) : IDLE_POLL_MS;
-        if (building)
+        if (building || purging)
             wait_ms = 0;
         if (w->nwaiting) {
             release_waiting(w, 0);
@@ -1275,6 +1434,8 @@ int writer_start(writer **out, service *svc, int nproducers, int nbulk)
     w->svc = svc;
     w->nproducers = nproducers;
     w->nbulk = nbulk;
+    w->purge_due = 1; /* a purge a restart interrupted goes on */
+    w->purge_part = UINT32_MAX;
     scratch_init(&w->scratch);
     if (svc->cfg.triggers && open_automation(w) != LS_OK) {
         free(w);

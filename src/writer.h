@@ -36,7 +36,7 @@
 #define WRITER_THREAD_NAME "ls-writer"
 
 /* What a job asks of the writer. */
-enum { JOB_EVENTS, JOB_ALIAS, JOB_FORGET, JOB_AUDIENCE_PUT, JOB_AUDIENCE_DELETE };
+enum { JOB_EVENTS, JOB_ALIAS, JOB_FORGET, JOB_AUDIENCE_PUT, JOB_AUDIENCE_DELETE, JOB_PURGE };
 
 typedef struct {
     int kind;                /* JOB_EVENTS, JOB_ALIAS (subject -> object), JOB_FORGET (subject) */
@@ -74,6 +74,10 @@ typedef struct {
     uint64_t log_seq;
     int log_skip;
     int log_gap;             /* ... because log_seq is past a hole: not applied */
+    /* JOB_PURGE (log_seq 0): this node gave up partition log_part of
+     * log_nparts; the writer marks it for purging (store_wtxn_purge_mark)
+     * and erases its customers between groups, a chunk at a time. */
+    uint32_t log_nparts;
 } writer_job;
 
 /* Builds a job owning copies of everything it points at (one allocation).
@@ -105,6 +109,9 @@ int writer_apply(service *svc, writer_job **jobs, size_t n);
  * takes the jobs waiting on the first, then the second's, and while
  * acknowledged jobs keep coming only pull-max-events events of those, so
  * an ack does not wait behind a PULL backlog.
+ * Between groups it also erases, a chunk at a time, the customers of
+ * partitions marked for purging (cluster mode: JOB_PURGE, or a purge a
+ * restart interrupted), each as a forget erases it.
  * With svc->cfg.triggers on it also runs marketing automation
  * (automation.h): every group is evaluated before its commit, and timers,
  * sweeps and outbox pruning run between groups; after a commit that

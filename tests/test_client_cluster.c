@@ -12,7 +12,10 @@
  * standby.  A node given a batched score of customers of partitions it
  * holds and of others (a client of one endpoint) answers its own from its
  * store: they see a track it just took, and its standby being stopped does
- * not fail the batch.
+ * not fail the batch.  A node that gives a partition up (`cluster move`)
+ * erases its customers from its store, and rebuilds it from the log when
+ * it takes it back.  With every nats-server stopped, tracks sent a second
+ * apart are each answered `unavailable` about 15 s after their own send.
  *
  * The cluster part needs nats-server and a leadscore built with NATS;
  * without them the other tests still run and the program exits 77 (ctest:
@@ -21,6 +24,7 @@
 #include <check.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -857,6 +861,170 @@ START_TEST(a_mixed_batch_is_answered_while_its_nodes_standby_is_stopped)
 }
 END_TEST
 
+/* ---- a partition given up ---- */
+
+/* `leadscore cluster move P NODE` against the test cluster. */
+static void cluster_move(int p, const char *node)
+{
+    static char out[8192], err[8192];
+    char urls[1024], name[256], path[700], part[16];
+    snprintf(path, sizeof path, "%s/nats.urls", cl_dir);
+    read_line(path, urls, sizeof urls);
+    snprintf(path, sizeof path, "%s/cluster.name", cl_dir);
+    read_line(path, name, sizeof name);
+    snprintf(part, sizeof part, "%d", p);
+    const char *argv[] = {LEADSCORE_BIN, "cluster", "move", "--nats", urls, "--cluster", name, part, node, NULL};
+    ck_assert_msg(tu_run_program_split(out, sizeof out, err, sizeof err, argv) == 0, "cluster move %d %s: %s%s", p,
+                  node, out, err);
+}
+
+/* The `rescore` rows (CSV, as of one time) of node k's store whose
+ * customer is of partition p, in id order, into rows; returns how many. */
+static int rows_of_partition(int k, int p, char *rows, size_t cap)
+{
+    static char out[4096], err[8192], line[8192];
+    char data[700], file[700];
+    snprintf(data, sizeof data, "%s/node%d", cl_dir, k + 1);
+    snprintf(file, sizeof file, "%s/rescore-node%d.csv", cl_base, k + 1);
+    const char *argv[] = {LEADSCORE_BIN, "rescore", "--data", data, "--model", LS_SOURCE_DIR "/models/handset.json",
+                          "--now", "2100-01-01T00:00:00Z", "--quiet", "--out", file, NULL};
+    ck_assert_msg(tu_run_program_split(out, sizeof out, err, sizeof err, argv) == 0, "rescore --data %s: %s", data,
+                  err);
+    FILE *f = fopen(file, "r");
+    ck_assert_ptr_nonnull(f);
+    int n = 0;
+    rows[0] = '\0';
+    for (int first = 1; fgets(line, sizeof line, f); first = 0) {
+        size_t id_len = strcspn(line, ",");
+        if (first || partition_of(line, id_len, PARTS) != (uint32_t)p)
+            continue;
+        ck_assert_int_lt(strlen(rows) + strlen(line), cap);
+        strcat(rows, line);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Waits (at most 30 s) until node k's store has `want` customers of
+ * partition p, -1: as many, with the same rows, as node `like`'s.  Returns
+ * how many it has at the end. */
+static int wait_rows(int k, int p, int want, int like)
+{
+    static char rows[1 << 18], other[1 << 18];
+    int64_t deadline = tu_now_ms() + 30000;
+    for (;;) {
+        int n = rows_of_partition(k, p, rows, sizeof rows);
+        if (want >= 0 ? n == want : rows_of_partition(like, p, other, sizeof other) == n && !strcmp(rows, other))
+            return n;
+        if (tu_now_ms() > deadline)
+            return n;
+        usleep(300000);
+    }
+}
+
+/* node2 owns a partition, node3 stands by; it moves to node1, so node3
+ * gives it up and must erase its customers (a forgotten customer would
+ * otherwise stay in a store that no longer applies the forget).  Moved on
+ * to node3 it is rebuilt there from the log, row for row as node1 has
+ * it, and node2, which gave it up in turn, erases it too. */
+START_TEST(a_partition_given_up_is_erased_and_rebuilt_when_taken_back)
+{
+    require_cluster();
+    static char rows[1 << 18];
+    int owner[PARTS], standby[PARTS], n = 0;
+    char who[6][32];
+    ls_client *c;
+    read_roles(owner, standby);
+    pick_customer(who[0], sizeof who[0], "gone", &n, owner, standby, 1, 2);
+    int p = (int)partition_of(who[0], strlen(who[0]), PARTS);
+    for (int i = 1; i < 6; i++)
+        do /* more of the same partition */
+            pick_customer(who[i], sizeof who[i], "gone", &n, owner, standby, 1, 2);
+        while (partition_of(who[i], strlen(who[i]), PARTS) != (uint32_t)p);
+    ck_assert_int_eq(ls_client_connect(&c, cl_list, 10000), LS_OK);
+    for (int i = 0; i < 6; i++) {
+        ls_client_event ev[2] = {{.customer = who[i], .type = "add_to_cart", .price = 20 + i, .has = LS_HAS_PRICE},
+                                 {.customer = who[i], .type = "page_view"}};
+        ck_assert_msg(ls_client_track(c, ev, 2, NULL) == LS_OK, "track: %s", ls_client_last_error(c));
+    }
+    ls_client_close(&c);
+    wait_caught_up();
+    int before = rows_of_partition(2, p, rows, sizeof rows);
+    ck_assert_int_ge(before, 6);
+
+    cluster_move(p, "node1"); /* node1 owns it, node2 stands by: node3 gives it up */
+    int left = wait_rows(2, p, 0, -1);
+    ck_assert_msg(left == 0, "node3 gave partition %d up but its store still has %d of its customers (of %d)", p,
+                  left, before);
+    wait_caught_up();
+
+    cluster_move(p, "node3"); /* node3 owns it again, node1 stands by: node2 gives it up */
+    wait_caught_up();
+    int back = wait_rows(2, p, -1, 0);
+    ck_assert_msg(back == before, "node3 took partition %d back and has %d of its %d customers", p, back, before);
+    ck_assert_int_eq(wait_rows(1, p, 0, -1), 0);
+    ck_assert_int_eq(rows_of_partition(0, p, rows, sizeof rows), before);
+}
+END_TEST
+
+/* ---- NATS down ---- */
+
+typedef struct {
+    int delay_ms;
+    int rc;
+    int64_t took_ms;
+    char customer[32];
+} late_track;
+
+static void *send_late_track(void *arg)
+{
+    late_track *t = arg;
+    ls_client *c = NULL;
+    usleep((useconds_t)t->delay_ms * 1000);
+    if (ls_client_connect(&c, cl_ep[2], 60000) != LS_OK) {
+        t->rc = LS_EINTERNAL;
+        return NULL;
+    }
+    ls_client_event ev = {.customer = t->customer, .type = "search"};
+    int64_t t0 = tu_now_ms();
+    t->rc = ls_client_track(c, &ev, 1, NULL);
+    t->took_ms = tu_now_ms() - t0;
+    ls_client_close(&c);
+    return NULL;
+}
+
+/* The gateway resends a write for 15 s, counted from when the request
+ * came: one that waited behind another's resends is not given 15 s more
+ * (it was answered after up to 30 s). */
+START_TEST(tracks_are_answered_unavailable_15_s_after_their_own_send_while_nats_is_down)
+{
+    require_cluster();
+    static char out[8192], err[8192];
+    late_track t[4];
+    pthread_t th[4];
+    for (int i = 1; i <= 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "nats-%d", i);
+        const char *stop[] = {"bash", CLUSTER_SH, "stop", name, "--dir", cl_dir, NULL};
+        ck_assert_msg(tu_run_program_split(out, sizeof out, err, sizeof err, stop) == 0, "cluster.sh stop %s: %s%s",
+                      name, out, err);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = (late_track){.delay_ms = 1000 * i, .rc = 1};
+        snprintf(t[i].customer, sizeof t[i].customer, "natsdown-%d", i);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, send_late_track, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(t[i].rc == LS_EUNAVAIL, "track %d with NATS down: %d", i, t[i].rc);
+        ck_assert_msg(t[i].took_ms < 17500, "track %d sent %d s after the first was answered after %.1f s (15 s "
+                      "budget)", i, i, (double)t[i].took_ms / 1000);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 /* Why the cluster tests cannot run here, or NULL. */
@@ -895,9 +1063,11 @@ static Suite *suite(const char *no_cluster)
         tcase_set_timeout(cl, 180);
         tcase_add_test(cl, a_cluster_scores_as_one_node_does);
         tcase_add_test(cl, a_mixed_batch_reads_what_its_node_just_wrote);
-        /* last: these stop node1 */
+        tcase_add_test(cl, a_partition_given_up_is_erased_and_rebuilt_when_taken_back);
+        /* last: these stop node1, then NATS */
         tcase_add_test(cl, a_read_whose_owner_is_stopped_goes_to_the_standby);
         tcase_add_test(cl, a_mixed_batch_is_answered_while_its_nodes_standby_is_stopped);
+        tcase_add_test(cl, tracks_are_answered_unavailable_15_s_after_their_own_send_while_nats_is_down);
         suite_add_tcase(s, cl);
     }
     return s;
