@@ -103,7 +103,13 @@ static void check_catch_up(clusternode *cn)
             purging = store_reader_purge_pending(r, p);
             store_reader_end(r);
         }
-        if (!purging && at >= cn->catch_up[p]) {
+        /* a purge asked for (the partition was given up) that the writer
+         * has not begun yet -- no mark, the old position -- would erase
+         * what is served: wait until the store shows the mark or the
+         * position it resets to 0 */
+        if (cn->purge_asked_ms[p] && (purging || at == 0))
+            cn->purge_asked_ms[p] = 0;
+        if (!purging && !cn->purge_asked_ms[p] && at >= cn->catch_up[p]) {
             atomic_store(&cn->held[p], HELD_SERVING);
             LOG_INFO("partition_serving", "partition=%u applied=%llu", p, (unsigned long long)at);
         }
@@ -131,6 +137,8 @@ static void purge_given_up(clusternode *cn)
             unsigned held = atomic_load(&cn->held[p]);
             int purging = store_reader_purge_pending(r, p);
             store_reader_log_position(r, p, &at);
+            if (purging || at == 0)
+                cn->purge_asked_ms[p] = 0; /* the writer has it (or it is done): nothing to wait for */
             if (held == HELD_NONE && at > 0 && !purging &&
                 (cn->purge_asked_ms[p] == 0 || now - cn->purge_asked_ms[p] >= PURGE_ASK_AGAIN_MS))
                 ask[nask++] = p;

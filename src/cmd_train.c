@@ -126,8 +126,9 @@ static const cliopts_spec train_spec = {
              "from four cutoffs (spaced by half the horizon, ending two horizons before the cutoff), its L2\n"
              "penalty chosen and its Platt calibration fitted one horizon before the cutoff, and evaluated at\n"
              "the cutoff (a hold-out by time) next to recency and RFM baselines.  A model that loses to the\n"
-             "RFM baseline there (a higher log-loss, or an AUC lower by more than two standard errors of the\n"
-             "difference) is not written without --force.  The repeat-purchase model (BG/NBD, or the\n"
+             "RFM baseline there (worse by more than two standard errors of the paired difference on\n"
+             "log-loss or on AUC, and not better by as much on the other) is not written without --force.\n"
+             "The repeat-purchase model (BG/NBD, or the\n"
              "NBD when BG/NBD degenerates) and Gamma-Gamma are fitted on the summary as of the cutoff\n"
              "(transactions = purchase days).",
     .opts = train_rows,

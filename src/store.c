@@ -2014,18 +2014,61 @@ int store_wtxn_alias(store_wtxn *w, const char *from, size_t from_len, const cha
 /* The ids whose events count for a customer being forgotten: the
  * customer and every alias, however many. */
 typedef struct {
+    const char *p;
+    size_t len;
+} id_ref;
+
+typedef struct {
     size_t n, cap;
     size_t *len;
     char (*id)[ID_MAX];
     int failed;      /* out of memory */
+    id_ref *sorted;  /* with nsorted == n: the ids in order (id_set_sort) */
+    size_t nsorted;
 } id_set;
+
+static int id_ref_cmp(const void *a, const void *b)
+{
+    const id_ref *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
 
 static int id_set_has(const id_set *set, const void *id, size_t len)
 {
+    if (set->sorted && set->nsorted == set->n) {
+        id_ref key = {id, len};
+        return bsearch(&key, set->sorted, set->n, sizeof key, id_ref_cmp) != NULL;
+    }
     for (size_t i = 0; i < set->n; i++)
         if (set->len[i] == len && memcmp(set->id[i], id, len) == 0)
             return 1;
     return 0;
+}
+
+/* Sorts a big set (a purge's customers) for id_set_has; added to after,
+ * it is searched in full again.  Without memory the linear search stays:
+ * slower, never wrong. */
+static void id_set_sort(id_set *set)
+{
+    if (set->n < 16)
+        return;
+    id_ref *refs = realloc(set->sorted, set->n * sizeof *refs);
+    if (!refs)
+        return;
+    set->sorted = refs;
+    for (size_t i = 0; i < set->n; i++)
+        refs[i] = (id_ref){set->id[i], set->len[i]};
+    qsort(refs, set->n, sizeof *refs, id_ref_cmp);
+    set->nsorted = set->n;
+}
+
+static void id_set_free(id_set *set)
+{
+    free(set->len);
+    free(set->id);
+    free(set->sorted);
+    memset(set, 0, sizeof *set);
 }
 
 static void id_set_add(id_set *set, const char *id, size_t len)
@@ -2121,7 +2164,9 @@ static int drop_event_ids(store_wtxn *w, const id_set *set, int *deleted)
     return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
 }
 
-static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *set, int *deleted)
+/* The record, the aliases: all store_wtxn_forget erases but the keys;
+ * set gets the customer and every alias. */
+static int forget_record_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *set, int *deleted)
 {
     const char *id;
     size_t len;
@@ -2140,18 +2185,59 @@ static int forget_in(store_wtxn *w, const char *id_in, size_t len_in, id_set *se
     if ((rc = each_alias_of(w, set->id[0], set->len[0], drop_alias, set)))
         return rc;
     *deleted |= set->n > before;
-    if (set->failed)
-        return LS_ENOMEM; /* the whole group's transaction is aborted: nothing half-erased */
-    return drop_event_ids(w, set, deleted);
+    return set->failed ? LS_ENOMEM : LS_OK; /* the whole group's transaction is aborted: nothing half-erased */
 }
 
 int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted)
 {
     id_set set = {0};
     *deleted = 0;
-    int rc = forget_in(w, id, len, &set, deleted);
-    free(set.len);
-    free(set.id);
+    int rc = forget_record_in(w, id, len, &set, deleted);
+    if (rc == LS_OK)
+        rc = drop_event_ids(w, &set, deleted);
+    id_set_free(&set);
+    return rc;
+}
+
+struct store_forgotten {
+    id_set all;
+};
+
+store_forgotten *store_forgotten_new(void)
+{
+    return calloc(1, sizeof(store_forgotten));
+}
+
+void store_forgotten_free(store_forgotten **f)
+{
+    if (!*f)
+        return;
+    id_set_free(&(*f)->all);
+    free(*f);
+    *f = NULL;
+}
+
+int store_wtxn_forget_record(store_wtxn *w, const char *id, size_t len, store_forgotten *f, int *deleted)
+{
+    id_set one = {0}; /* drop_alias reads the customer as its first id */
+    *deleted = 0;
+    int rc = forget_record_in(w, id, len, &one, deleted);
+    for (size_t i = 0; rc == LS_OK && i < one.n; i++)
+        id_set_add(&f->all, one.id[i], one.len[i]);
+    if (rc == LS_OK && f->all.failed)
+        rc = LS_ENOMEM;
+    id_set_free(&one);
+    return rc;
+}
+
+int store_wtxn_forget_keys(store_wtxn *w, store_forgotten *f)
+{
+    int deleted = 0;
+    if (f->all.n == 0)
+        return LS_OK;
+    id_set_sort(&f->all);
+    int rc = drop_event_ids(w, &f->all, &deleted);
+    id_set_free(&f->all);
     return rc;
 }
 

@@ -336,6 +336,17 @@ int store_wtxn_each_alias(store_wtxn *w, const char *target, size_t tlen, store_
  * there.  Freed LMDB pages keep their old bytes until reused: see
  * store_compact for a copy that holds only live data. */
 int store_wtxn_forget(store_wtxn *w, const char *id, size_t len, int *deleted);
+
+/* Many forgets in one txn (a cluster node erasing a partition it gave
+ * up): store_wtxn_forget_record erases what store_wtxn_forget does but
+ * the idempotency keys, and notes the ids in f; store_wtxn_forget_keys
+ * then drops the keys of every id noted in one pass over them (one pass a
+ * customer would cost the whole table each).  Both in the same txn. */
+typedef struct store_forgotten store_forgotten;
+store_forgotten *store_forgotten_new(void);
+void store_forgotten_free(store_forgotten **f);
+int store_wtxn_forget_record(store_wtxn *w, const char *id, size_t len, store_forgotten *f, int *deleted);
+int store_wtxn_forget_keys(store_wtxn *w, store_forgotten *f);
 int store_wtxn_put(store_wtxn *w, const char *id, size_t len, const ls_features *f);
 
 /* Writes a customer's record and history as one value (the record must be

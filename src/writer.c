@@ -291,8 +291,11 @@ static int inherit_fired(store_wtxn *txn, automation *a, const ls_str *to, const
 /* Erases customer id as `forget` does: the record the id lands on, every
  * alias to it and its idempotency keys (store_wtxn_forget), and what
  * automation keeps of it: its audiences, its triggers and those of the
- * ids merged into it.  *deleted says whether there was a record. */
-static int forget_customer(store_wtxn *txn, const char *id, size_t len, automation *a, int *deleted)
+ * ids merged into it.  *deleted says whether there was a record.  With
+ * later not NULL the keys are left for store_wtxn_forget_keys (a purge
+ * drops those of all its customers in one pass). */
+static int forget_customer(store_wtxn *txn, const char *id, size_t len, automation *a, store_forgotten *later,
+                           int *deleted)
 {
     static _Thread_local uint8_t state[AUTOMATION_STATE_MAX];
     const char *target;
@@ -302,7 +305,7 @@ static int forget_customer(store_wtxn *txn, const char *id, size_t len, automati
     if (rc != LS_OK)
         return rc;
     if (tlen >= sizeof subject)
-        return store_wtxn_forget(txn, id, len, deleted);
+        return later ? store_wtxn_forget_record(txn, id, len, later, deleted) : store_wtxn_forget(txn, id, len, deleted);
     memcpy(subject, target, tlen);
     if (a)
         rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
@@ -310,7 +313,7 @@ static int forget_customer(store_wtxn *txn, const char *id, size_t len, automati
     if (rc == LS_OK && a)
         rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
     if (rc == LS_OK)
-        rc = store_wtxn_forget(txn, id, len, deleted);
+        rc = later ? store_wtxn_forget_record(txn, id, len, later, deleted) : store_wtxn_forget(txn, id, len, deleted);
     if (rc == LS_OK && a)
         rc = automation_forget(a, txn, subject, tlen, 1, state, state_len);
     return rc;
@@ -340,7 +343,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
         if (rc == LS_OK && job->result && a)
             rc = automation_touch(a, job->object.ptr, job->object.len);
     } else {
-        rc = forget_customer(txn, job->subject.ptr, job->subject.len, a, &job->result);
+        rc = forget_customer(txn, job->subject.ptr, job->subject.len, a, NULL, &job->result);
     }
     if (refusal(rc) && store_wtxn_writes(txn) == writes) {
         job->status = rc;
@@ -1133,15 +1136,19 @@ static int purge_visit(void *arg, const char *id, size_t len, const ls_features 
  * triggers with them); *erased counts the records that were there. */
 static int purge_erase(store_wtxn *txn, automation *a, const purge_chunk *pc, uint64_t *erased)
 {
-    int rc = LS_OK;
+    store_forgotten *keys = store_forgotten_new();
+    int rc = keys ? LS_OK : LS_ENOMEM;
     for (size_t at = 0; at < pc->used && rc == LS_OK;) {
         uint16_t len;
         memcpy(&len, pc->ids + at, 2);
         int deleted = 0;
-        rc = forget_customer(txn, (const char *)pc->ids + at + 2, len, a, &deleted);
+        rc = forget_customer(txn, (const char *)pc->ids + at + 2, len, a, keys, &deleted);
         *erased += (uint64_t)deleted;
         at += 2 + len;
     }
+    if (rc == LS_OK)
+        rc = store_wtxn_forget_keys(txn, keys); /* one pass over the keys for the whole chunk */
+    store_forgotten_free(&keys);
     return rc;
 }
 

@@ -611,6 +611,24 @@ START_TEST(window_keys_are_held_merged_or_not_across_reopens)
         if (holds(s, ids[k]) != want)
             ck_abort_msg("after forget: %s (c%d) held %d, want %d", ids[k], k % 50, !want, want);
     }
+    /* a purge's batch: thirty customers forgotten, the keys of all of them
+     * dropped in one pass (a sorted set) */
+    store_forgotten *batch = store_forgotten_new();
+    ck_assert_ptr_nonnull(batch);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    for (int c = 10; c < 40; c++) {
+        char id[8];
+        snprintf(id, sizeof id, "c%d", c);
+        ck_assert_int_eq(store_wtxn_forget_record(w, id, strlen(id), batch, &deleted), LS_OK);
+    }
+    ck_assert_int_eq(store_wtxn_forget_keys(w, batch), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_forgotten_free(&batch);
+    for (int k = 0; k < N; k++) {
+        int c = k % 50, want = (k < 50 || k >= 7500) && c != 7 && !(c >= 10 && c < 40);
+        if (holds(s, ids[k]) != want)
+            ck_abort_msg("after a batch forget: %s (c%d) held %d, want %d", ids[k], c, !want, want);
+    }
     store_close(&s);
     s = open_store(&DECAY); /* and so after a reopen */
     ck_assert_int_eq(holds(s, ids[7]), 0);
