@@ -225,19 +225,28 @@ static void cart_totals(const ls_features *f, int *items, double *value)
     }
 }
 
-/* A removal sent without a price takes out items at the cart's average
- * price per item so far: an emptied cart is worth nothing, whatever the
- * storefront sends with its removals. */
-static double removed_value(const ls_features *f, const ls_event *ev, int items)
+/* A removal takes out at most what the cart holds since the last
+ * purchase: an item left from before an order, or added before tracking
+ * began, removed now, must not cancel the next cart.  Sent without a
+ * price it takes out the cart's average price per item so far, so an
+ * emptied cart is worth nothing whatever the removals carry. */
+static void remove_from_cart(ls_features *f, const ls_event *ev)
 {
-    if (ev->value > 0)
-        return ev->value;
+    int items = (int)(ev->quantity > 0 && ev->quantity < 1000 ? ev->quantity : ev->quantity > 0 ? 999 : 1);
     int held;
-    double value;
+    double value, taken;
     cart_totals(f, &held, &value);
-    if (held <= 0 || value <= 0)
-        return 0.0;
-    return value * (double)(items < held ? items : held) / (double)held;
+    if (items > held)
+        items = held > 0 ? held : 0;
+    if (value <= 0)
+        taken = 0.0;
+    else if (ev->value > 0)
+        taken = ev->value < value ? ev->value : value;
+    else
+        taken = held > 0 ? value * (double)items / (double)held : value;
+    if (items == 0 && taken == 0.0)
+        return; /* nothing in the cart to take out */
+    note_cart(f, ev->ts_ms, -taken, -items);
 }
 
 double feature_open_cart(const ls_features *f)
@@ -315,11 +324,9 @@ static void apply_money(ls_features *f, const ls_event *ev)
         if (ev->ts_ms > f->last_cart_ms)
             f->last_cart_ms = ev->ts_ms;
         break;
-    case EV_REMOVE_FROM_CART: {
-        int items = (int)(ev->quantity > 0 && ev->quantity < 1000 ? ev->quantity : ev->quantity > 0 ? 999 : 1);
-        note_cart(f, ev->ts_ms, -removed_value(f, ev, items), -items);
+    case EV_REMOVE_FROM_CART:
+        remove_from_cart(f, ev);
         break;
-    }
     case EV_CHECKOUT:
         if (ev->ts_ms > f->last_checkout_ms)
             f->last_checkout_ms = ev->ts_ms;
@@ -990,7 +997,7 @@ enum {
     V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY,
     V_PURCHASE_LINES, V_PURCHASE_DAYS, V_PURCHASE_UNITS, V_LAST_CHECKOUT_DAYS, V_CHECKOUT_OPEN,
     V_MEAN_GAP_DAYS, V_RECENCY_GAP_RATIO, V_LINES_PER_ORDER, V_UNITS_PER_ORDER, V_SHARE_DAYS, V_REVIEW_DAYS,
-    V_LAST_ENGAGED_DAYS
+    V_LAST_ENGAGED_DAYS, V_CART_OPEN_RECENT, V_OPEN_CART_RECENT, V_CHECKOUT_OPEN_RECENT
 };
 
 /* Mean days between purchase days (0 below two of them). */
@@ -1011,6 +1018,13 @@ static double recency_gap_ratio(const ls_features *f, const feature_ctx *c)
         return 0.0;
     double r = days_between(c->now_ms, f->last_purchase_ms) / (gap > 1 ? gap : 1.0);
     return r > 100 ? 100.0 : r;
+}
+
+/* The short half-life's factor from ts to now (1 for a time not before
+ * now: a future-stamped event is as fresh as can be). */
+static double since_decay(int64_t ts, const feature_ctx *c)
+{
+    return c->now_ms > ts ? feature_decay_factor(c->now_ms - ts, c->decay.short_ms) : 1.0;
 }
 
 static double v_derived(const ls_features *f, const feature_ctx *c, int which)
@@ -1048,6 +1062,14 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_SHARE_DAYS: return f->share_days;
     case V_REVIEW_DAYS: return f->review_days;
     case V_LAST_ENGAGED_DAYS: return days_between(c->now_ms, f->last_engaged_ms);
+    /* the open cart and checkout, fading with the short half-life from the
+     * last add and the last checkout: one left a year ago is not "open" to
+     * a score (cart_open stays 1 until an order, for rules that ask) */
+    case V_CART_OPEN_RECENT:
+        return feature_cart_is_open(f) ? since_decay(f->last_cart_ms, c) : 0.0;
+    case V_OPEN_CART_RECENT: return feature_open_cart(f) * since_decay(f->last_cart_ms, c);
+    case V_CHECKOUT_OPEN_RECENT:
+        return f->last_checkout_ms > f->last_purchase_ms ? since_decay(f->last_checkout_ms, c) : 0.0;
     }
     return 0.0;
 }
@@ -1098,6 +1120,9 @@ static const struct {
     {"share_days", v_derived, V_SHARE_DAYS},
     {"review_days", v_derived, V_REVIEW_DAYS},
     {"days_since_last_engaged", v_derived, V_LAST_ENGAGED_DAYS},
+    {"cart_open_recent", v_derived, V_CART_OPEN_RECENT},
+    {"open_cart_value_recent", v_derived, V_OPEN_CART_RECENT},
+    {"checkout_open_recent", v_derived, V_CHECKOUT_OPEN_RECENT},
 };
 
 int feature_count(void)

@@ -40,7 +40,8 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
 
 /* Candidate features: name, log1p transform, sign constraint (+1: the
  * coefficient may not be negative, -1: not positive, 0: free).
- *   +1  intent and engagement (decayed counts, open cart or checkout,
+ *   +1  intent and engagement (decayed counts, the open cart and checkout
+ *       fading from their last add or checkout,
  *       repeat_p_buy): they only fall with silence;
  *   -1  silence (days since the last engagement -- any event but a
  *       complaint --, purchase, cart or checkout, recency / mean gap):
@@ -68,7 +69,11 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
  *       the mean gap between orders, which never lapse either and are
  *       unbounded: an order of 1,000 a year ago (+1.8 on the log-odds) or
  *       a buyer with long gaps outscored a visitor in checkout today, and
- *       moving an order later could lower the score (the gap shrank).
+ *       moving an order later could lower the score (the gap shrank); the
+ *       open cart and checkout as such (cart_open, checkout_open,
+ *       open_cart_value), which stay on until the next order however old:
+ *       a checkout abandoned a year ago counted as one of today, and an
+ *       order closing it lowered the score.
  * Tenure (days since first seen or first purchase) is no candidate: it
  * grows with silence, so it could only enter with a negative sign, and a
  * customer of many years would then rank below a newcomer for having been
@@ -93,8 +98,8 @@ static const struct {
     {"email_click_decayed", 1, +1, 0},   {"sms_click_decayed", 1, +1, 0},
     {"review_decayed", 1, +1, 0},        {"share_decayed", 1, +1, 0},
     {"sessions_recent", 1, +1, 0},       {"sessions_decayed", 1, +1, 0},
-    {"cart_open", 0, +1, 0},             {"checkout_open", 0, +1, 0},
-    {"open_cart_value", 1, +1, 0},
+    {"cart_open_recent", 0, +1, 0},      {"checkout_open_recent", 0, +1, 0},
+    {"open_cart_value_recent", 1, +1, 0},
     {"days_since_last_engaged", 1, -1, 0}, {"days_since_last_purchase", 1, -1, 0},
     {"days_since_last_cart", 1, -1, 0},  {"days_since_last_checkout", 1, -1, 0},
     {"purchase_recency_ratio", 1, -1, 0},

@@ -637,6 +637,45 @@ START_TEST(an_unpriced_removal_takes_the_average_item)
 }
 END_TEST
 
+/* A removal takes out at most what the cart holds since the last order:
+ * an item left from before an order, or added before tracking began,
+ * removed now, does not cancel the next cart. */
+START_TEST(a_removal_takes_out_no_more_than_the_cart_holds)
+{
+    static const struct {
+        const char *what;
+        double add_before, purchase, remove, add_after; /* 0: no such event; remove < 0: unpriced */
+        double want;
+    } rows[] = {
+        {"order, unpriced remove, add 25", 0, 20, -1, 25, 25},
+        {"add 20, order, remove 20, add 30", 20, 20, 20, 30, 30},
+        {"remove 20 (empty cart), add 20", 0, 0, 20, 20, 20},
+        {"add 20, remove 50, add 30", 20, 0, 50, 30, 30},
+        {"unpriced remove (empty cart), add 15", 0, 0, -1, 15, 15},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        ls_features f;
+        feature_init(&f);
+        int64_t t = T0;
+        if (rows[i].add_before > 0) {
+            ls_event e = mk_value(EV_ADD_TO_CART, t += 60000, rows[i].add_before);
+            apply(&f, &e);
+        }
+        if (rows[i].purchase > 0) {
+            ls_event e = mk_value(EV_PURCHASE, t += 60000, rows[i].purchase);
+            apply(&f, &e);
+        }
+        ls_event rm = mk_value(EV_REMOVE_FROM_CART, t += 60000, rows[i].remove > 0 ? rows[i].remove : 0.0);
+        apply(&f, &rm);
+        ls_event add = mk_value(EV_ADD_TO_CART, t += 60000, rows[i].add_after);
+        apply(&f, &add);
+        ck_assert_msg(fabs(feature_open_cart(&f) - rows[i].want) < 1e-3, "%s: open cart %.4f, want %.1f",
+                      rows[i].what, feature_open_cart(&f), rows[i].want);
+        ck_assert_msg(feature_cart_is_open(&f), "%s: the cart is not open", rows[i].what);
+    }
+}
+END_TEST
+
 /* Eight categories browsed heavily a month or two ago fill the table; ten
  * views of a ninth today must still enter it, and lead on recent interest:
  * what the customer looks at now is what to recommend. */
@@ -1682,6 +1721,7 @@ static Suite *suite(void)
     tcase_add_test(tc, adds_and_removes_leave_what_was_not_removed);
     tcase_add_test(tc, an_unpriced_removal_takes_the_average_item);
     tcase_add_test(tc, todays_category_enters_a_table_full_of_old_interest);
+    tcase_add_test(tc, a_removal_takes_out_no_more_than_the_cart_holds);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
     tcase_add_test(tc, category_top_k_keeps_the_strongest);

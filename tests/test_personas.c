@@ -694,6 +694,13 @@ START_TEST(ten_orders_lapsed_a_year_ago_score_below_a_checkout_today)
             for (int i = 0; i < 10; i++)
                 p_order(&lapsed, NOW - (365 + 36 * i) * DAY, values[k], 0);
             ck_assert_scores_above(v->name, score_now(v), lapsed.name, score_now(&lapsed));
+            /* the last visit a checkout left open a year ago, a cart of that value */
+            p_init(&lapsed, "one order, then a checkout abandoned a year ago");
+            p_order(&lapsed, NOW - 370 * DAY, 50.0, 0);
+            p_visit(&lapsed, NOW - 365 * DAY, 2);
+            p_cart(&lapsed, NOW - 365 * DAY + 5 * MINUTE, values[k]);
+            p_checkout(&lapsed, NOW - 365 * DAY + 10 * MINUTE);
+            ck_assert_scores_above(v->name, score_now(v), lapsed.name, score_now(&lapsed));
         }
     }
 }
@@ -707,6 +714,24 @@ END_TEST
  * days with an order. */
 START_TEST(an_order_moved_later_never_lowers_the_score)
 {
+    /* an order after a checkout left open 101 days ago: moving it from 120
+     * to 60 days ago (it then closes the checkout) must not lower the score */
+    persona open_then, closed;
+    p_init(&open_then, "an order, a checkout left open, another order before it");
+    p_order(&open_then, NOW - 300 * DAY, 50.0, 0);
+    p_order(&open_then, NOW - 120 * DAY, 50.0, 0);
+    p_visit(&open_then, NOW - 101 * DAY, 2);
+    p_cart(&open_then, NOW - 101 * DAY + 5 * MINUTE, 600.0);
+    p_checkout(&open_then, NOW - 101 * DAY + 10 * MINUTE);
+    p_init(&closed, "an order, a checkout left open, another order after it");
+    p_order(&closed, NOW - 300 * DAY, 50.0, 0);
+    p_visit(&closed, NOW - 101 * DAY, 2);
+    p_cart(&closed, NOW - 101 * DAY + 5 * MINUTE, 600.0);
+    p_checkout(&closed, NOW - 101 * DAY + 10 * MINUTE);
+    p_order(&closed, NOW - 60 * DAY, 50.0, 0);
+    ck_assert_msg(score_now(&closed) >= score_now(&open_then) * (1 - NOISE),
+                  "moving the second order from 120 to 60 days ago (after an open checkout) lowered the score "
+                  "from %.6f to %.6f", score_now(&open_then), score_now(&closed));
     static const int first_ago[] = {300, 90, 40, 20, 11, 5, 3};
     static const int second_ago[] = {200, 60, 21, 10, 3, 1};
     for (size_t a = 0; a < sizeof first_ago / sizeof first_ago[0]; a++) {
