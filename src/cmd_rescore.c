@@ -71,8 +71,8 @@ static const cliopt rescore_rows[] = {
      .help = "csv (default: header row; actions and segments joined with '|')\n"
              "or jsonl (one score result object per line, the wire reply's keys)"},
     {.name = "out", .kind = CLIOPT_STRING, F(out_path), .arg = "FILE",
-     .help = "write there, whole or not at all (default: standard output): a failed\n"
-             "run leaves FILE as it was"},
+     .help = "write there, whole or not at all (default, or -: standard output): a\n"
+             "failed run leaves FILE as it was"},
     {.name = "top", .kind = CLIOPT_INT, F(ro.top), .lo = 1, .hi = LLONG_MAX, .arg = "N",
      .help = "only the N best rows, best first (memory O(N), not O(customers))"},
     {.name = "by", .kind = CLIOPT_CUSTOM, F(ro.by), CLIOPT_GIVEN(rescore_cli, has_by), .parse = parse_by, .arg = "KEY",
@@ -219,6 +219,8 @@ int cmd_rescore(int argc, char **argv)
     FILE *out = stdout;
     char err[ATOMICFILE_PATH_MAX + 200];
     atomicfile af = {0}; /* --out FILE: a temporary file renamed over FILE only on success */
+    if (c.out_path && strcmp(c.out_path, "-") == 0)
+        c.out_path = NULL; /* "-": standard output, as audience export reads it */
     if (c.out_path) {
         if (atomicfile_open(&af, c.out_path, err, sizeof err) != LS_OK) {
             rc = cli_error("rescore", CLI_FAIL, "%s", err);

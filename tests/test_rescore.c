@@ -1016,6 +1016,14 @@ START_TEST(test_cli)
     /* a device is written directly, not replaced */
     const char *devnull[] = {"rescore", "--data", dir, "--model", model_path, "--out", "/dev/null", "--quiet", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, devnull), 0);
+    /* "-" is standard output (as audience export reads it), not a file named "-" */
+    char dash[600];
+    snprintf(dash, sizeof dash, "%s/-", dir);
+    const char *to_stdout[] = {"rescore", "--data", dir, "--model", model_path, "--out", "-", "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, to_stdout), 0);
+    ck_assert_ptr_nonnull(strstr(out, "customer,known,score"));
+    ck_assert_int_ne(access("-", F_OK), 0);
+    ck_assert_int_ne(access(dash, F_OK), 0);
     tu_rmtree(other);
 }
 END_TEST
