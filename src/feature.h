@@ -36,8 +36,12 @@
  * quarter of its version 3).  5: version 4 plus last_engaged_ms, stored
  * only when it differs from last_seen_ms (the newest events were
  * complaints); a record of an older version takes last_seen_ms for it.
+ * 6: version 5's encoding, built by the ninth pass's rules (the cart ring
+ * merges its oldest slots, a removal takes out at most what the cart
+ * holds, a new category displaces the least recent one): an older record
+ * with a history is replayed once when its customer is next written.
  * Older records still decode. */
-#define FEATURE_RECORD_VERSION 5
+#define FEATURE_RECORD_VERSION 6
 /* The first version that keeps last_engaged_ms. */
 #define FEATURE_VERSION_LAST_ENGAGED 5
 

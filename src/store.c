@@ -672,6 +672,14 @@ static int old_record_with_history(const value_parts *p)
     return p->rec_len && p->rec[0] < FEATURE_VERSION_LAST_ENGAGED && p->hist_len;
 }
 
+/* A record with a history, built by an older version's rules (feature.h):
+ * the writer replays it once, when its customer is next written, so from
+ * then on it is the replay this version defines. */
+static int record_of_older_rules(const value_parts *p)
+{
+    return p->rec_len && p->rec[0] < FEATURE_RECORD_VERSION && p->hist_len;
+}
+
 /* That stand-in is exact unless the last event was a complaint or a
  * profile update; then the history gives the record as this version
  * defines it (its replay). */
@@ -769,9 +777,10 @@ static int decode_customer_state(const MDB_val *v, const feature_decay *d, ls_fe
     if (rc == LS_OK)
         rc = decode_value_history(v, rec, h);
     /* an old record about to be written back: the replay of its history
-     * is the record this version keeps (its last engagement, and no
-     * session of a complaint or a profile update) */
-    if (rc == LS_OK && old_record_with_history(&parts))
+     * is the record this version keeps (its last engagement, no session of
+     * a complaint or a profile update, this version's cart and category
+     * rules) */
+    if (rc == LS_OK && record_of_older_rules(&parts))
         rc = history_replay(h, INT64_MAX, d, rec);
     if (rc == LS_OK && state) {
         state->ptr = parts.state;

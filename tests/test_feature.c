@@ -1041,7 +1041,7 @@ START_TEST(records_of_version_three_still_decode)
         f.last_engaged_ms = f.last_seen_ms;
         ck_assert_int_eq(feature_encode(&f, a, sizeof a, &na), LS_OK);
         ck_assert_int_eq(feature_encode(&g, b, sizeof b, &nb), LS_OK);
-        ck_assert_uint_eq(a[0], 5);
+        ck_assert_uint_eq(a[0], FEATURE_RECORD_VERSION);
         ck_assert_uint_eq(na, nb);
         ck_assert_mem_eq(a, b, na);
         ck_assert_uint_lt(na, n3);
@@ -1087,7 +1087,7 @@ START_TEST(complaints_are_not_engagement)
     uint8_t buf[FEATURE_MAX_ENCODED];
     size_t n;
     ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
-    ck_assert_uint_eq(buf[0], 5);
+    ck_assert_uint_eq(buf[0], FEATURE_RECORD_VERSION);
     ck_assert_int_eq(feature_decode(&g, buf, n), LS_OK);
     ck_assert_int_eq(g.last_engaged_ms, T0 + 10 * DAY);
     buf[0] = 4; /* the V5_ENGAGED bit means nothing in version 4: corrupt */

@@ -1384,6 +1384,63 @@ static void make_c_record_version_4(const char *path)
     mdb_env_close(env);
 }
 
+/* Rewrites customer "c"'s record as a version-5 one built by the old cart
+ * rule: the ring's oldest slot dropped when a seventh cart event came
+ * (here: its oldest add gone), the history as it was. */
+static void make_c_record_version_5_old_cart(const char *path)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi cust;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    mdb_env_set_mapsize(env, 1 << 26);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &cust), 0);
+    MDB_val k = {1, "c"}, v;
+    ck_assert_int_eq(mdb_get(txn, cust, &k, &v), 0);
+    const uint8_t *p = v.mv_data;
+    ck_assert_uint_eq(p[0], 0xC3); /* a value with a history, no state */
+    bytecur_r r = {p + 1, v.mv_size - 1, 0};
+    size_t rec_len = (size_t)bytecur_get_varint(&r);
+    ls_features f;
+    ck_assert_int_eq(feature_decode(&f, r.p, rec_len), LS_OK);
+    int oldest = -1;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        if (f.cart[i].ts_ms && f.cart[i].items > 0 && (oldest < 0 || f.cart[i].ts_ms < f.cart[oldest].ts_ms))
+            oldest = i;
+    ck_assert_int_ge(oldest, 0);
+    f.cart[oldest].items -= 1; /* the merged-in add, lost as the old rule lost it */
+    f.cart[oldest].value -= 50;
+    uint8_t rec[FEATURE_MAX_ENCODED], out[8192];
+    size_t n;
+    ck_assert_int_eq(feature_encode(&f, rec, sizeof rec, &n), LS_OK);
+    rec[0] = 5;
+    bytecur_w w = {out, sizeof out, 0};
+    uint8_t mark = 0xC3;
+    bytecur_put(&w, &mark, 1);
+    bytecur_put_varint(&w, n);
+    bytecur_put(&w, rec, n);
+    bytecur_put(&w, r.p + rec_len, r.left - rec_len);
+    MDB_val nv = {(size_t)(w.p - out), out};
+    ck_assert_int_eq(mdb_put(txn, cust, &k, &nv, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static double c_open_cart(store *s)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get_asof(r, "c", 1, INT64_MAX, &f), LS_OK);
+    store_reader_end(r);
+    store_reader_close(&r);
+    return feature_open_cart(&f);
+}
+
 static int64_t c_last_engaged(store *s)
 {
     store_reader *r = NULL;
@@ -1424,6 +1481,34 @@ START_TEST(a_version_4_record_gets_its_last_engagement_from_its_history)
     const int view_day[] = {21};
     add_c_events(s, view, view_day, 1);
     ck_assert_int_eq(c_last_engaged(s), T0 + 21 * DAY);
+    store_close(&s);
+}
+END_TEST
+
+/* A record of version 5 was built by the old cart rule: the writer
+ * replays it when its customer is next written, so from then on it is
+ * what this version's rules make of the history (four adds and three
+ * removes leave an item). */
+START_TEST(a_version_5_record_is_rebuilt_by_this_versions_rules_when_written)
+{
+    char why[256];
+    store *s = NULL;
+    store_options rw = {.map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    const event_type cart[] = {EV_ADD_TO_CART, EV_ADD_TO_CART,      EV_ADD_TO_CART,     EV_ADD_TO_CART,
+                               EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART};
+    const int cart_days[] = {0, 1, 2, 3, 4, 5, 6};
+    add_c_events(s, cart, cart_days, 7);
+    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
+    store_close(&s);
+
+    make_c_record_version_5_old_cart(dir); /* as the eighth pass's binary left it */
+    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    ck_assert_double_eq_tol(c_open_cart(s), 0.0, 1e-9); /* read as stored until written */
+    const event_type view[] = {EV_PAGE_VIEW};
+    const int view_day[] = {7};
+    add_c_events(s, view, view_day, 1); /* in order, at the tail */
+    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
     store_close(&s);
 }
 END_TEST
@@ -1503,6 +1588,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_version_one_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_two_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_4_record_gets_its_last_engagement_from_its_history);
+    tcase_add_test(tc, a_version_5_record_is_rebuilt_by_this_versions_rules_when_written);
     tcase_add_test(tc, stat_counts_customers);
     tcase_add_loop_test(tc, a_write_txn_reads_back_what_it_wrote, 0, 3);
     suite_add_tcase(s, tc);
