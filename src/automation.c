@@ -724,6 +724,17 @@ int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, 
     return LS_OK;
 }
 
+int automation_forget_damaged(automation *a, store_wtxn *w, const char *id, size_t len)
+{
+    size_t erased = 0;
+    if (len > TOUCH_MAX_ID - 8)
+        return LS_OK;
+    int rc = trigger_forget(w, id, len, &erased);
+    for (size_t i = 0; rc == LS_OK && i < a->audiences.n; i++)
+        rc = audience_set_member(&a->audiences.defs[i], w, id, len, 0, a->now_ms);
+    return rc;
+}
+
 int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len, const uint8_t *from_state,
                        size_t from_len)
 {

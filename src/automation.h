@@ -99,6 +99,12 @@ int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len,
 int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers,
                       const uint8_t *state, size_t state_len);
 
+/* After customer id's value is gone when it was damaged (its state could
+ * not be read: a cluster purge erases it all the same): takes it out of
+ * every audience, since the state named which, and erases its triggers.
+ * A timer of its finds no customer when it rings, and goes.  No trigger. */
+int automation_forget_damaged(automation *a, store_wtxn *w, const char *id, size_t len);
+
 /* Defines or deletes an audience in this txn (audience.h); a change
  * starts a sweep pass after the commit. */
 int automation_audience_put(automation *a, store_wtxn *w, const char *name, size_t name_len, const char *rule,

@@ -2392,15 +2392,17 @@ int store_reader_tlast(store_reader *r, store_table t, store_bytes *key)
     return table_last(r->txn, r->s, t, key);
 }
 
-/* Visits customers (their running records) with ids > after (after NULL
- * or empty: from the first) in id order, at most max, inside the write
- * txn.  *visited says how many; *more is 0 when the table ended. */
-int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len, size_t max,
-                              store_visit_fn fn, void *arg, size_t *visited, int *more)
+/* Walks the customers table from the first key > after (after NULL or
+ * empty: from the first) in id order, at most max keys, calling each with
+ * every key and value until it returns non-zero (its value is returned).
+ * *visited counts the keys; *more is 0 when the table ended. */
+typedef int (*customer_kv_fn)(store_wtxn *w, const MDB_val *k, const MDB_val *v, void *arg);
+
+static int walk_customers(store_wtxn *w, const char *after, size_t after_len, size_t max, customer_kv_fn each,
+                          void *arg, size_t *visited, int *more)
 {
     MDB_cursor *cur;
     MDB_val k = {after_len, (void *)after}, v;
-    ls_features f;
     *visited = 0;
     *more = 0;
     int rc = mdb_cursor_open(w->txn, w->s->customers, &cur);
@@ -2416,15 +2418,55 @@ int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len
             break;
         }
         (*visited)++;
-        if (decode_value_record(&v, &w->s->decay, &f) != LS_OK)
-            continue;
-        if ((st = fn(arg, k.mv_data, k.mv_size, &f)) != 0)
+        if ((st = each(w, &k, &v, arg)) != 0)
             break;
     }
     mdb_cursor_close(cur);
     if (st == LS_OK && rc != MDB_NOTFOUND && rc != 0)
         st = from_mdb(rc);
     return st;
+}
+
+typedef struct {
+    store_visit_fn fn;
+    void *arg;
+} visit_records;
+
+/* A value that cannot be decoded is passed by. */
+static int each_record(store_wtxn *w, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    visit_records *vr = arg;
+    ls_features f;
+    if (decode_value_record(v, &w->s->decay, &f) != LS_OK)
+        return 0;
+    return vr->fn(vr->arg, k->mv_data, k->mv_size, &f);
+}
+
+int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len, size_t max,
+                              store_visit_fn fn, void *arg, size_t *visited, int *more)
+{
+    visit_records vr = {fn, arg};
+    return walk_customers(w, after, after_len, max, each_record, &vr, visited, more);
+}
+
+typedef struct {
+    store_id_fn fn;
+    void *arg;
+} visit_ids;
+
+static int each_id(store_wtxn *w, const MDB_val *k, const MDB_val *v, void *arg)
+{
+    visit_ids *vi = arg;
+    (void)w;
+    (void)v;
+    return vi->fn(vi->arg, k->mv_data, k->mv_size);
+}
+
+int store_wtxn_scan_customer_ids(store_wtxn *w, const char *after, size_t after_len, size_t max, store_id_fn fn,
+                                 void *arg, size_t *visited, int *more)
+{
+    visit_ids vi = {fn, arg};
+    return walk_customers(w, after, after_len, max, each_id, &vi, visited, more);
 }
 
 int store_wtxn_each_alias(store_wtxn *w, const char *target, size_t tlen, store_alias_fn fn, void *arg)

@@ -458,6 +458,15 @@ int store_reader_tlast(store_reader *r, store_table t, store_bytes *key);
 int store_wtxn_scan_customers(store_wtxn *w, const char *after, size_t after_len, size_t max,
                               store_visit_fn fn, void *arg, size_t *visited, int *more);
 
+/* The same over the ids only: no value is read, so a customer whose
+ * value cannot be decoded (damage) is visited too, and fn sees every key
+ * counted in *visited (the cluster purge, which erases such a customer as
+ * well and goes on after the last id it saw).  fn returning non-zero
+ * stops the scan, and is returned. */
+typedef int (*store_id_fn)(void *arg, const char *id, size_t len);
+int store_wtxn_scan_customer_ids(store_wtxn *w, const char *after, size_t after_len, size_t max, store_id_fn fn,
+                                 void *arg, size_t *visited, int *more);
+
 /* ---- parallel scans over key ranges (rescore) ----
  * Several threads read ONE snapshot, each through its own reader: the
  * readers are begun together on the calling thread with

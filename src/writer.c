@@ -309,13 +309,19 @@ static int forget_customer(store_wtxn *txn, const char *id, size_t len, automati
     memcpy(subject, target, tlen);
     if (a)
         rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
+    /* a purge erases a value whose framing is damaged too (what automation
+     * kept in it is unreadable); a forget answers it `internal` */
+    int damaged = later && stored_damage(rc);
+    if (damaged)
+        rc = LS_OK;
     /* triggers fired for ids merged into it name those ids: they go too */
     if (rc == LS_OK && a)
         rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
     if (rc == LS_OK)
         rc = later ? store_wtxn_forget_record(txn, id, len, later, deleted) : store_wtxn_forget(txn, id, len, deleted);
     if (rc == LS_OK && a)
-        rc = automation_forget(a, txn, subject, tlen, 1, state, state_len);
+        rc = damaged ? automation_forget_damaged(a, txn, subject, tlen)
+                     : automation_forget(a, txn, subject, tlen, 1, state, state_len);
     return rc;
 }
 
@@ -1115,10 +1121,11 @@ typedef struct {
     size_t last_len;
 } purge_chunk;
 
-static int purge_visit(void *arg, const char *id, size_t len, const ls_features *f)
+/* Sees every id of the chunk (store_wtxn_scan_customer_ids: a damaged
+ * value too), so the next chunk starts after the last one looked at. */
+static int purge_visit(void *arg, const char *id, size_t len)
 {
     purge_chunk *pc = arg;
-    (void)f;
     if (len > sizeof pc->last)
         return 0;
     memcpy(pc->last, id, len);
@@ -1187,8 +1194,8 @@ static int purge_step(writer *w)
     if (rc == LS_OK && !(pc.ids = malloc(PURGE_ERASE * (2 + STORE_MAX_KEY))))
         rc = LS_ENOMEM;
     if (rc == LS_OK)
-        rc = store_wtxn_scan_customers(txn, w->purge_after, w->purge_after_len, PURGE_VISIT, purge_visit, &pc,
-                                       &visited, &more);
+        rc = store_wtxn_scan_customer_ids(txn, w->purge_after, w->purge_after_len, PURGE_VISIT, purge_visit, &pc,
+                                          &visited, &more);
     if (rc == 1) { /* stopped with PURGE_ERASE collected */
         rc = LS_OK;
         more = 1;

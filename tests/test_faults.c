@@ -3,7 +3,8 @@
  * rest commit, nothing vanishes uncounted); over-long keys are refused
  * before the transaction; a full disk answers `unavailable` and writes
  * resume; a forget goes through on a full map; a damaged stored record
- * fails its customer's writes as `internal`; dead readers' slots are
+ * fails its customer's writes as `internal`, and a cluster partition's
+ * purge erases it all the same; dead readers' slots are
  * cleared; damaged data.mdb files are refused before LMDB maps them; a
  * second writer is refused naming the first one's pid.
  *
@@ -28,6 +29,7 @@
 #include <zmq.h>
 
 #include "leadscore/error.h"
+#include "partition.h"
 #include "service.h"
 #include "stats.h"
 #include "store.h"
@@ -455,6 +457,106 @@ START_TEST(a_damaged_stored_record_fails_its_track_as_internal)
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
     tu_server_stop(&ts);
+}
+END_TEST
+
+/* The outcome of a track of customer (ok, or the error's code). */
+static const char *track_outcome(tu_conn *c, const char *customer)
+{
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    pack_track(&sb, customer);
+    call(c, &sb, &up);
+    const char *out = tu_get_bool(&up.data, "ok") ? "ok" : tu_is_error(&up.data, "internal") ? "internal" : "other";
+    msgpack_unpacked_destroy(&up);
+    return out;
+}
+
+#define PURGE_NPARTS 8
+#define PURGE_CUSTOMERS 48
+
+/* A cluster node's purge of a partition it gave up (the writer erases it
+ * between groups; a purge marked in the store is done at start) erases
+ * the customers whose value is damaged too -- the framing, or a record
+ * version from the future -- and only those of the partition.  (Passed
+ * by, they stayed, and every event of theirs replayed when the partition
+ * came back failed as `internal`.) */
+START_TEST(a_partition_purge_erases_its_damaged_customers)
+{
+    static const uint8_t bad_length[] = {0xC3, 0xFF, 0xFF, 0xFF, 0x7F};
+    static const uint8_t bad_version[] = {0x7E, 0x01};
+    config cfg;
+    tu_server ts;
+    tu_conn c;
+    char name[PURGE_CUSTOMERS][16], mine[2][16] = {"", ""}, other[16] = "";
+    uint32_t p = partition_of("c-0", 3, PURGE_NPARTS);
+    tu_config(&cfg, dir);
+    tu_server_start(&ts, &cfg);
+    tu_connect(&c, ts.endpoint, ZMQ_DEALER);
+    for (int i = 0; i < PURGE_CUSTOMERS; i++) {
+        snprintf(name[i], sizeof name[i], "c-%d", i);
+        ck_assert_str_eq(track_outcome(&c, name[i]), "ok");
+        int in_p = partition_of(name[i], strlen(name[i]), PURGE_NPARTS) == p;
+        if (in_p && i > 0 && !mine[0][0])
+            memcpy(mine[0], name[i], sizeof name[i]);
+        else if (in_p && i > 0 && !mine[1][0])
+            memcpy(mine[1], name[i], sizeof name[i]);
+        else if (!in_p && !other[0])
+            memcpy(other, name[i], sizeof name[i]);
+    }
+    tu_disconnect(&c);
+    tu_server_stop(&ts);
+    ck_assert_msg(mine[1][0] && other[0], "the names do not spread over the partitions");
+
+    store_options opt = {.map_size = 1ULL << 30, .no_sync = 1};
+    store *s = NULL;
+    store_wtxn *w = NULL;
+    ck_assert_int_eq(store_open(&s, dir, &opt, NULL, err, sizeof err), LS_OK);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_purge_mark(w, p, PURGE_NPARTS), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_close(&s);
+    damage_value(mine[0], bad_length, sizeof bad_length);
+    damage_value(mine[1], bad_version, sizeof bad_version);
+    damage_value(other, bad_length, sizeof bad_length);
+
+    /* a track of a damaged customer fails until the purge erased it (then
+     * it is a new customer), within 10 s */
+    tu_server_start(&ts, &cfg);
+    tu_connect(&c, ts.endpoint, ZMQ_DEALER);
+    int erased = 0, ok[2] = {0, 0};
+    for (int i = 0; i < 500 && erased < 2; i++) {
+        for (int j = 0; j < 2; j++)
+            if (!ok[j] && strcmp(track_outcome(&c, mine[j]), "ok") == 0)
+                erased += ok[j] = 1;
+        if (erased < 2)
+            usleep(20000);
+    }
+    ck_assert_msg(erased == 2, "damaged customers of the purged partition still there: tracks of %s, %s not ok",
+                  mine[0], mine[1]);
+    ck_assert_str_eq(track_outcome(&c, other), "internal"); /* another partition's: left as it is */
+    tu_disconnect(&c);
+    tu_server_stop(&ts);
+
+    ck_assert_int_eq(store_open(&s, dir, &opt, NULL, err, sizeof err), LS_OK);
+    store_reader *r = NULL;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_purge_pending(r, p), 0);
+    store_reader_end(r);
+    store_reader_close(&r);
+    for (int i = 0; i < PURGE_CUSTOMERS; i++) {
+        int in_p = partition_of(name[i], strlen(name[i]), PURGE_NPARTS) == p;
+        if (strcmp(name[i], other) == 0)
+            continue;
+        if (strcmp(name[i], mine[0]) == 0 || strcmp(name[i], mine[1]) == 0)
+            ck_assert_int_eq(views(s, name[i]), 1); /* the new one's view only */
+        else
+            ck_assert_msg(views(s, name[i]) == (in_p ? -1 : 1), "%s (partition %u): %d views", name[i],
+                          partition_of(name[i], strlen(name[i]), PURGE_NPARTS), views(s, name[i]));
+    }
+    store_close(&s);
 }
 END_TEST
 
@@ -896,6 +998,7 @@ static Suite *suite(void)
     tcase_add_test(wtc, the_server_answers_unavailable_with_a_reason_when_the_disk_is_full);
     tcase_add_test(wtc, a_forget_goes_through_when_the_map_is_full);
     tcase_add_test(wtc, a_damaged_stored_record_fails_its_track_as_internal);
+    tcase_add_test(wtc, a_partition_purge_erases_its_damaged_customers);
     suite_add_tcase(s, wtc);
     TCase *files = tcase_create("files");
     tcase_add_checked_fixture(files, setup, teardown);
