@@ -44,6 +44,8 @@ typedef struct {
     int state;
     uint64_t seq;             /* its stream sequence, once acked */
     natsStatus err;
+    uint32_t owed;            /* jobs not answered yet with an event (or their forget) in it: 0, not sent again */
+    uint32_t last_job;        /* the last job counted in (or out of) owed, plus 1 */
 } gw_msg;
 
 /* Event e of job j goes to partition part: the round's events sorted by
@@ -135,7 +137,9 @@ static int by_part(const void *pa, const void *pb)
     return a->ev < b->ev ? -1 : a->ev > b->ev;
 }
 
-static int add_msg(gateway *g, uint32_t part)
+/* Adds the message in g->buf, for partition part, holding events (or
+ * the forget) of owed jobs. */
+static int add_msg(gateway *g, uint32_t part, uint32_t owed)
 {
     if (g->nmsgs == g->msgs_cap) {
         size_t cap = g->msgs_cap ? g->msgs_cap * 2 : 64;
@@ -152,6 +156,7 @@ static int add_msg(gateway *g, uint32_t part)
     gw_msg *m = &g->msgs[g->nmsgs];
     memset(m, 0, sizeof *m);
     m->part = part;
+    m->owed = owed;
     m->data = data;
     m->len = g->buf.sb.size;
     snprintf(m->msgid, sizeof m->msgid, "%s:%s:%" PRIu64, g->node, g->boot, g->base + g->nmsgs);
@@ -207,13 +212,15 @@ static int build_msgs(gateway *g)
         uint32_t part = g->events[i].part;
         size_t k = 0;
         logmsg_begin(&g->buf, rcv, g->node);
+        uint32_t owed = 0;
         for (; i < n && g->events[i].part == part && k < MAX_EVENTS_PER_MSG; i++, k++) {
             const gw_event *e = &g->events[i];
             logmsg_add(&g->buf, &g->jobs[e->job]->events[e->ev]);
             g->event_msg[g->job_base[e->job] + e->ev] = (uint32_t)g->nmsgs;
+            owed += k == 0 || g->events[i - 1].job != e->job; /* a job's events are adjacent */
         }
         logmsg_finish(&g->buf);
-        rc = g->buf.oom ? LS_ENOMEM : add_msg(g, part);
+        rc = g->buf.oom ? LS_ENOMEM : add_msg(g, part, owed);
     }
     for (size_t j = 0; j < g->njobs; j++) { /* a forget ends its round: it follows the events */
         g->job_msg[j] = -1;
@@ -222,7 +229,7 @@ static int build_msgs(gateway *g)
         const ls_str *c = &g->jobs[j]->subject;
         logmsg_forget(&g->buf, rcv, g->node, c);
         g->job_msg[j] = (int32_t)g->nmsgs;
-        rc = g->buf.oom ? LS_ENOMEM : add_msg(g, partition_of(c->ptr, c->len, g->nparts));
+        rc = g->buf.oom ? LS_ENOMEM : add_msg(g, partition_of(c->ptr, c->len, g->nparts), 1);
     }
     g->counter += g->nmsgs;
     return rc;
@@ -243,13 +250,15 @@ static natsStatus publish(gateway *g, gw_msg *m)
 }
 
 /* Sends every message in state MSG_FAILED again (all of them the first
- * time, when they are all MSG_FAILED); one that cannot even be handed to
- * the library stays failed for the next pass. */
+ * time, when they are all MSG_FAILED) but those no job waits for any more
+ * (owed 0: every job with events in it was answered `unavailable`); one
+ * that cannot even be handed to the library stays failed for the next
+ * pass. */
 static void send_failed(gateway *g)
 {
     for (size_t i = 0; i < g->nmsgs; i++) {
         pthread_mutex_lock(&g->lock);
-        int again = g->msgs[i].state == MSG_FAILED;
+        int again = g->msgs[i].state == MSG_FAILED && g->msgs[i].owed > 0;
         if (again) {
             g->msgs[i].state = MSG_PENDING;
             g->inflight++;
@@ -305,6 +314,26 @@ static void wait_acks(gateway *g, int64_t until_ns)
 static void answer_job(gateway *g, size_t j);
 static int job_unacked(const gateway *g, size_t j, int built);
 
+/* Job j is answered before the round's end: its messages owe it nothing
+ * more, and one that owes no job is not sent again (send_failed), so an
+ * `unavailable` is the last this gateway sends of the request.  (A copy
+ * already handed to the NATS library -- in flight, or held in its buffer
+ * while it reconnects -- may still reach the log.) */
+static void release_msgs(gateway *g, size_t j)
+{
+    const writer_job *job = g->jobs[j];
+    uint32_t mark = (uint32_t)j + 1;
+    if (job->kind == JOB_FORGET && g->job_msg[j] >= 0)
+        g->msgs[g->job_msg[j]].owed--;
+    for (size_t k = 0; k < job->nevents; k++) {
+        gw_msg *m = &g->msgs[g->event_msg[g->job_base[j] + k]];
+        if (m->last_job != mark) { /* once per message */
+            m->last_job = mark;
+            m->owed--;
+        }
+    }
+}
+
 /* Answers `unavailable` every job still waiting whose deadline has passed
  * with a message holding its events (or its forget) not acked; a job whose
  * messages are all acked waits for the round's end (its reply carries the
@@ -329,6 +358,7 @@ static int64_t answer_expired(gateway *g, size_t *waiting)
             continue;
         }
         g->job_failed[j] = 1;
+        release_msgs(g, j);
         answer_job(g, j);
     }
     return next;

@@ -58,7 +58,7 @@ typedef struct {
     /* the writer thread (writer.h), appended: events it could not store,
      * by reason, whether or not a reply told a client (PULL has none) */
     atomic_uint_fast64_t events_unstored_full;        /* the map was at map-max */
-    atomic_uint_fast64_t events_unstored_unavailable; /* the disk was full, or the commit failed */
+    atomic_uint_fast64_t events_unstored_unavailable; /* the disk was full, the commit failed (cluster: the log did not confirm them) */
     atomic_uint_fast64_t events_unstored_failed;      /* their own job failed alone (bad key, write error) */
     atomic_uint_fast64_t jobs_failed_alone;
     /* automation (automation.h) */
