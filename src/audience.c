@@ -20,8 +20,6 @@
 #define DEF_HEADER (1 + 4 + 8 + 1 + 8)
 static const char NEXT_ID_KEY[] = "\0next_id";
 #define NEXT_ID_KEY_LEN (sizeof NEXT_ID_KEY - 1)
-static const char SINCE_KEY[] = "\0since";
-#define SINCE_KEY_LEN (sizeof SINCE_KEY - 1)
 
 int audience_name_check(const char *name, size_t len, char *err, size_t errlen)
 {
@@ -93,21 +91,6 @@ static int next_id(store_wtxn *w, uint32_t *out)
     return store_wtxn_tput(w, STORE_T_AUDIENCES, NEXT_ID_KEY, NEXT_ID_KEY_LEN, b, 4);
 }
 
-int audience_since(store_wtxn *w, int64_t now_ms, int64_t *since_ms)
-{
-    store_bytes v;
-    uint8_t b[8];
-    int rc = store_wtxn_tget(w, STORE_T_AUDIENCES, SINCE_KEY, SINCE_KEY_LEN, &v);
-    if (rc == LS_OK && v.len == 8) {
-        *since_ms = (int64_t)bytecur_load_be64(v.ptr);
-        return LS_OK;
-    }
-    if (rc && rc != LS_ENOTFOUND)
-        return rc;
-    *since_ms = now_ms;
-    bytecur_store_be64(b, (uint64_t)now_ms);
-    return store_wtxn_tput(w, STORE_T_AUDIENCES, SINCE_KEY, SINCE_KEY_LEN, b, 8);
-}
 
 /* ------------------------------------------------------------------ */
 /* The writer's set                                                    */

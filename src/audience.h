@@ -56,9 +56,6 @@ int audience_name_check(const char *name, size_t len, char *err, size_t errlen);
 
 /* ---- the writer's side (inside a write txn) ---- */
 
-/* When automation first ran on this store (recorded as now_ms the first
- * time it is asked, key "\0since" of the audiences table). */
-int audience_since(store_wtxn *w, int64_t now_ms, int64_t *since_ms);
 
 /* Reads every definition and parses its rule into set (emptied first). */
 int audience_set_load(audience_set *set, store_wtxn *w);

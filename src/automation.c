@@ -69,7 +69,6 @@ struct automation {
     const model *m;
     int64_t now_ms;
     uint64_t last_seq;
-    int64_t since_ms;          /* when automation first ran on this store */
     /* the sweep */
     int sweeping;
     char cursor[STORE_MAX_KEY + 1];
@@ -670,8 +669,7 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
     a->at_begin.next_pass_ms = a->next_pass_ms;
     a->at_begin.pass_visited = a->pass_visited;
     if (!a->audiences_loaded) {
-        if ((rc = audience_set_load(&a->audiences, w)) != LS_OK ||
-            (rc = audience_since(w, now_ms, &a->since_ms)) != LS_OK)
+        if ((rc = audience_set_load(&a->audiences, w)) != LS_OK)
             return rc;
         a->audiences_loaded = 1;
         for (size_t i = 0; i < a->audiences.n; i++)

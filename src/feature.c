@@ -191,6 +191,18 @@ static void add_category(ls_features *f, const char *name, size_t len, uint32_t 
  * the replay of the events in time order (history.h), so the merge does
  * not depend on arrival order.  An event older than every slot, with the
  * ring full, is dropped. */
+/* A slot's item count: the ring keeps at most 999 either way. */
+static int16_t slot_items(int64_t items)
+{
+    return (int16_t)(items > 999 ? 999 : items < -999 ? -999 : items);
+}
+
+/* The items an add or a removal moves (1 when it names no quantity). */
+static int cart_items(const ls_event *ev)
+{
+    return ev->quantity > 0 ? slot_items(ev->quantity) : 1;
+}
+
 static void note_cart(ls_features *f, int64_t ts, double value, int items)
 {
     int slot = 0, next = -1;
@@ -203,13 +215,12 @@ static void note_cart(ls_features *f, int64_t ts, double value, int items)
         for (int i = 0; i < FEATURE_CART_RING; i++)
             if (i != slot && (next < 0 || f->cart[i].ts_ms < f->cart[next].ts_ms))
                 next = i;
-        int merged = f->cart[next].items + f->cart[slot].items;
         f->cart[next].value += f->cart[slot].value;
-        f->cart[next].items = (int16_t)(merged > 999 ? 999 : merged < -999 ? -999 : merged);
+        f->cart[next].items = slot_items(f->cart[next].items + f->cart[slot].items);
     }
     f->cart[slot].ts_ms = ts;
     f->cart[slot].value = (float)value;
-    f->cart[slot].items = (int16_t)(items > 999 ? 999 : items < -999 ? -999 : items);
+    f->cart[slot].items = slot_items(items);
 }
 
 /* Items and value in the cart since the last purchase. */
@@ -232,7 +243,7 @@ static void cart_totals(const ls_features *f, int *items, double *value)
  * emptied cart is worth nothing whatever the removals carry. */
 static void remove_from_cart(ls_features *f, const ls_event *ev)
 {
-    int items = (int)(ev->quantity > 0 && ev->quantity < 1000 ? ev->quantity : ev->quantity > 0 ? 999 : 1);
+    int items = cart_items(ev);
     int held;
     double value, taken;
     cart_totals(f, &held, &value);
@@ -320,7 +331,7 @@ static void apply_money(ls_features *f, const ls_event *ev)
         note_negative(f, ev->ts_ms);
         break;
     case EV_ADD_TO_CART:
-        note_cart(f, ev->ts_ms, ev->value, (int)(ev->quantity > 0 ? ev->quantity : 1));
+        note_cart(f, ev->ts_ms, ev->value, cart_items(ev));
         if (ev->ts_ms > f->last_cart_ms)
             f->last_cart_ms = ev->ts_ms;
         break;
@@ -1021,10 +1032,10 @@ static double recency_gap_ratio(const ls_features *f, const feature_ctx *c)
 }
 
 /* The short half-life's factor from ts to now (1 for a time not before
- * now: a future-stamped event is as fresh as can be). */
+ * now: feature_decay_factor's rule). */
 static double since_decay(int64_t ts, const feature_ctx *c)
 {
-    return c->now_ms > ts ? feature_decay_factor(c->now_ms - ts, c->decay.short_ms) : 1.0;
+    return feature_decay_factor(c->now_ms - ts, c->decay.short_ms);
 }
 
 static double v_derived(const ls_features *f, const feature_ctx *c, int which)

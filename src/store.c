@@ -810,16 +810,32 @@ static int read_customer(MDB_txn *txn, const store *s, const char *id, size_t le
 /* rec, the running record stored in value v, made the record as of
  * asof_ms: unchanged when nothing in it is later, else its history
  * replayed up to asof_ms. */
-static int record_asof(store_reader *r, const MDB_val *v, int64_t asof_ms, ls_features *rec)
+/* Record rec of value v as of asof_ms: itself when its newest event is
+ * not later (O(1)), else the replay of the history (decoded into h) up to
+ * asof_ms; LS_ENOTFOUND when nothing is that old.  *next_ms (when not
+ * NULL) gets the time of the first event after asof_ms, 0 when none. */
+static int value_asof(const MDB_val *v, const feature_decay *d, history *h, int64_t asof_ms, ls_features *rec,
+                      int64_t *next_ms)
 {
+    if (next_ms)
+        *next_ms = 0;
     if (rec->last_seen_ms <= asof_ms)
         return LS_OK;
-    int rc = decode_value_history(v, rec, &r->h);
+    int rc = decode_value_history(v, rec, h);
+    if (rc == LS_OK && next_ms) {
+        size_t upto = history_upto(h, asof_ms);
+        *next_ms = upto < h->n ? h->ev[upto].ts_ms : 0;
+    }
     if (rc == LS_OK)
-        rc = history_replay(&r->h, asof_ms, &r->s->decay, rec);
+        rc = history_replay(h, asof_ms, d, rec);
     if (rc == LS_OK && feature_empty(rec))
         rc = LS_ENOTFOUND;
     return rc;
+}
+
+static int record_asof(store_reader *r, const MDB_val *v, int64_t asof_ms, ls_features *rec)
+{
+    return value_asof(v, &r->s->decay, &r->h, asof_ms, rec, NULL);
 }
 
 int store_reader_get_asof(store_reader *r, const char *id, size_t len, int64_t asof_ms, ls_features *out)
@@ -1489,18 +1505,10 @@ int store_wtxn_get_asof(store_wtxn *w, const char *id, size_t len, int64_t asof_
         rc = decode_value_record(&v, &w->s->decay, out);
     if (rc != LS_OK || out->last_seen_ms <= asof_ms)
         return note_damage(w, id, len, rc);
-    history h;
+    history h; /* rare (events ahead of the clock): a history of its own */
     history_init(&h);
-    rc = decode_value_history(&v, out, &h);
-    if (rc == LS_OK) {
-        size_t upto = history_upto(&h, asof_ms);
-        if (next_ms && upto < h.n)
-            *next_ms = h.ev[upto].ts_ms;
-        rc = history_replay(&h, asof_ms, &w->s->decay, out);
-    }
+    rc = value_asof(&v, &w->s->decay, &h, asof_ms, out, next_ms);
     history_free(&h);
-    if (rc == LS_OK && feature_empty(out))
-        rc = LS_ENOTFOUND;
     return note_damage(w, id, len, rc);
 }
 

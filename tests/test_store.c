@@ -1346,9 +1346,10 @@ static void add_c_events(store *s, const event_type *types, const int *days, int
     store_held_free(&held);
 }
 
-/* Rewrites customer "c"'s record as a version-4 one, as the last binary
- * before version 5 wrote it: no last engagement (last_seen stands in). */
-static void make_c_record_version_4(const char *path)
+/* Rewrites customer "c"'s record as one of an older version, as an older
+ * binary left it: `change` makes the record what that binary kept, the
+ * version byte says `version`, the history stays as it was. */
+static void rewrite_c_record(const char *path, uint8_t version, void (*change)(ls_features *f))
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -1367,11 +1368,11 @@ static void make_c_record_version_4(const char *path)
     size_t rec_len = (size_t)bytecur_get_varint(&r);
     ls_features f;
     ck_assert_int_eq(feature_decode(&f, r.p, rec_len), LS_OK);
-    f.last_engaged_ms = f.last_seen_ms;
+    change(&f);
     uint8_t rec[FEATURE_MAX_ENCODED], out[8192];
     size_t n;
     ck_assert_int_eq(feature_encode(&f, rec, sizeof rec, &n), LS_OK);
-    rec[0] = 4;
+    rec[0] = version;
     bytecur_w w = {out, sizeof out, 0};
     uint8_t mark = 0xC3;
     bytecur_put(&w, &mark, 1);
@@ -1384,49 +1385,23 @@ static void make_c_record_version_4(const char *path)
     mdb_env_close(env);
 }
 
-/* Rewrites customer "c"'s record as a version-5 one built by the old cart
- * rule: the ring's oldest slot dropped when a seventh cart event came
- * (here: its oldest add gone), the history as it was. */
-static void make_c_record_version_5_old_cart(const char *path)
+/* Version 4: no last engagement (last_seen stands in). */
+static void without_last_engaged(ls_features *f)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi cust;
-    ck_assert_int_eq(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    mdb_env_set_mapsize(env, 1 << 26);
-    ck_assert_int_eq(mdb_env_open(env, path, 0, 0640), 0);
-    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    ck_assert_int_eq(mdb_dbi_open(txn, "customers", 0, &cust), 0);
-    MDB_val k = {1, "c"}, v;
-    ck_assert_int_eq(mdb_get(txn, cust, &k, &v), 0);
-    const uint8_t *p = v.mv_data;
-    ck_assert_uint_eq(p[0], 0xC3); /* a value with a history, no state */
-    bytecur_r r = {p + 1, v.mv_size - 1, 0};
-    size_t rec_len = (size_t)bytecur_get_varint(&r);
-    ls_features f;
-    ck_assert_int_eq(feature_decode(&f, r.p, rec_len), LS_OK);
+    f->last_engaged_ms = f->last_seen_ms;
+}
+
+/* Version 5, built by the old cart rule: the ring's oldest slot dropped
+ * when a seventh cart event came (here: its oldest add gone). */
+static void old_cart_rule(ls_features *f)
+{
     int oldest = -1;
     for (int i = 0; i < FEATURE_CART_RING; i++)
-        if (f.cart[i].ts_ms && f.cart[i].items > 0 && (oldest < 0 || f.cart[i].ts_ms < f.cart[oldest].ts_ms))
+        if (f->cart[i].ts_ms && f->cart[i].items > 0 && (oldest < 0 || f->cart[i].ts_ms < f->cart[oldest].ts_ms))
             oldest = i;
     ck_assert_int_ge(oldest, 0);
-    f.cart[oldest].items -= 1; /* the merged-in add, lost as the old rule lost it */
-    f.cart[oldest].value -= 50;
-    uint8_t rec[FEATURE_MAX_ENCODED], out[8192];
-    size_t n;
-    ck_assert_int_eq(feature_encode(&f, rec, sizeof rec, &n), LS_OK);
-    rec[0] = 5;
-    bytecur_w w = {out, sizeof out, 0};
-    uint8_t mark = 0xC3;
-    bytecur_put(&w, &mark, 1);
-    bytecur_put_varint(&w, n);
-    bytecur_put(&w, rec, n);
-    bytecur_put(&w, r.p + rec_len, r.left - rec_len);
-    MDB_val nv = {(size_t)(w.p - out), out};
-    ck_assert_int_eq(mdb_put(txn, cust, &k, &nv, 0), 0);
-    ck_assert_int_eq(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    f->cart[oldest].items -= 1; /* the merged-in add, lost as the old rule lost it */
+    f->cart[oldest].value -= 50;
 }
 
 static double c_open_cart(store *s)
@@ -1470,7 +1445,7 @@ START_TEST(a_version_4_record_gets_its_last_engagement_from_its_history)
     ck_assert_int_eq(c_last_engaged(s), T0);
     store_close(&s);
 
-    make_c_record_version_4(dir); /* as the old binary left it */
+    rewrite_c_record(dir, 4, without_last_engaged); /* as the old binary left it */
     ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
     ck_assert_int_eq(c_last_engaged(s), T0); /* the history's answer, not the refund's time */
     const event_type ticket[] = {EV_SUPPORT_TICKET};
@@ -1502,7 +1477,7 @@ START_TEST(a_version_5_record_is_rebuilt_by_this_versions_rules_when_written)
     ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
     store_close(&s);
 
-    make_c_record_version_5_old_cart(dir); /* as the eighth pass's binary left it */
+    rewrite_c_record(dir, 5, old_cart_rule); /* as the eighth pass's binary left it */
     ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
     ck_assert_double_eq_tol(c_open_cart(s), 0.0, 1e-9); /* read as stored until written */
     const event_type view[] = {EV_PAGE_VIEW};
