@@ -377,7 +377,7 @@ static void print_readiness(const train_report *r, const train_options *opt)
         printf("    lambda %-8g log-loss %.5f  AUC %.4f\n", r->grid_lambda[i], r->grid_logloss[i], r->grid_auc[i]);
     printf("  terms (%d; %d held at 0 by the sign constraints):\n", r->nterms, r->held_at_zero);
     for (int i = 0; i < r->nterms; i++)
-        printf("    %-26s %-6s coef %+.4f\n", model_feature_name(r->term_feature[i]), r->term_log1p[i] ? "log1p" : "none",
+        printf("    %-26s %-12s coef %+.4f\n", model_feature_name(r->term_feature[i]), train_term_transform(r, i),
                r->term_coef[i]);
     if (r->recs_measured) {
         double n = r->recs_customers ? (double)r->recs_customers : 1;

@@ -19,7 +19,7 @@
 #define HALF_LIFE_MIN_DAYS (1.0 / 1440) /* one minute */
 #define HALF_LIFE_MAX_DAYS 36525.0       /* a century */
 
-enum { TRANSFORM_NONE, TRANSFORM_LOG1P };
+enum { TRANSFORM_NONE, TRANSFORM_LOG1P, TRANSFORM_LOG1P_SCALED };
 
 /* Most log1p terms are counts (sessions, purchases, reviews) and most of
  * them are small: their log1p comes from a table, the same doubles. */
@@ -28,6 +28,7 @@ enum { TRANSFORM_NONE, TRANSFORM_LOG1P };
 typedef struct {
     int feature;
     int transform;
+    double per;               /* log1p_scaled: log1p(x / per), per > 0 */
     double mean, scale, coef;
     double cal_weight;        /* cal_a * coef / scale, computed at load */
 } model_term;
@@ -124,11 +125,26 @@ static int parse_term(model_term *t, json_t *j, char *err, size_t errlen)
         return ls_fail(err, errlen, LS_EPARSE, "model file: unknown feature \"%s\" (see README, Features)",
                     json_string_value(fname));
     t->transform = TRANSFORM_NONE;
-    if (tr && (!json_is_string(tr) ||
-               (strcmp(json_string_value(tr), "none") && strcmp(json_string_value(tr), "log1p"))))
-        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be \"none\" or \"log1p\"", "\"transform\"");
+    t->per = 1.0;
+    if (tr && !json_is_string(tr))
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be \"none\", \"log1p\" or \"log1p_scaled\"",
+                       "\"transform\"");
     if (tr && strcmp(json_string_value(tr), "log1p") == 0)
         t->transform = TRANSFORM_LOG1P;
+    else if (tr && strcmp(json_string_value(tr), "log1p_scaled") == 0)
+        t->transform = TRANSFORM_LOG1P_SCALED;
+    else if (tr && strcmp(json_string_value(tr), "none") != 0)
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be \"none\", \"log1p\" or \"log1p_scaled\"",
+                       "\"transform\"");
+    if (t->transform == TRANSFORM_LOG1P_SCALED) {
+        if ((rc = get_number(j, "per", &t->per, 1, err, errlen)))
+            return rc;
+        if (!(t->per > 0) || !isfinite(t->per))
+            return ls_fail(err, errlen, LS_EPARSE, "model file: a \"log1p_scaled\" term's \"per\" must be a "
+                           "positive number, not %g", t->per);
+    } else if (json_object_get(j, "per")) {
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"per\" belongs to \"log1p_scaled\" terms only");
+    }
     t->mean = 0.0;
     t->scale = 1.0;
     if (json_object_get(j, "mean") && (rc = get_number(j, "mean", &t->mean, 0, err, errlen)))
@@ -443,6 +459,8 @@ static double term_contribution(const model *m, const model_term *t, double x)
     if (t->transform == TRANSFORM_LOG1P) {
         double y = x > 0 ? x : 0; /* also NaN -> 0 */
         v = y < MODEL_LOG1P_INTS && y == (double)(int)y ? m->log1p_int[(int)y] : log1p(y);
+    } else if (t->transform == TRANSFORM_LOG1P_SCALED) {
+        v = log1p((x > 0 ? x : 0) / t->per);
     }
     double c = (v - t->mean) * t->cal_weight;
     return c + 0.0; /* no -0 for people to puzzle over */
@@ -465,6 +483,18 @@ static double sigmoid(double x)
 
 int model_uses_repeat(const model *m) { return m->model_level; }
 
+/* A feature that enters through two terms (two transforms of one value)
+ * is one line of `explain`: the sum of its terms. */
+static void add_contribution(model_result *out, int feature, double x, double c)
+{
+    for (int k = 0; k < out->ncontrib; k++)
+        if (out->contrib[k].feature == feature) {
+            out->contrib[k].contribution += c;
+            return;
+        }
+    out->contrib[out->ncontrib++] = (model_contrib){feature, x, c};
+}
+
 void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
                     const double *repeat_level, model_result *out)
 {
@@ -482,7 +512,7 @@ void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx
         double c = term_contribution(m, &m->terms[i], x);
         logit += c;
         if (explain)
-            out->contrib[out->ncontrib++] = (model_contrib){m->terms[i].feature, x, c};
+            add_contribution(out, m->terms[i].feature, x, c);
     }
     if (explain)
         qsort(out->contrib, (size_t)out->ncontrib, sizeof out->contrib[0], by_magnitude);

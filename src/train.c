@@ -56,8 +56,13 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
  *       else equal, and unlike lifetime counts these lapse with silence;
  *   +1  lifetime sessions too: a returning visitor is never less ready
  *       than a new one doing the same today;
- *    0  the discount share, a [0, 1] ratio silence does not change.
- *       Not candidates: lifetime
+ *   -1  days since the last engagement and the last purchase once more as
+ *       log1p(days / horizon_days): flat within a horizon, then falling
+ *       like log(days), the shape of the buy rate after an order in both
+ *       the synthetic shop and CDNOW; the fit weighs the two shapes.
+ *       Not candidates: the discount share, a ratio, so either sign of
+ *       it lets an order lower the score (with a negative coefficient a
+ *       discounted second order did); lifetime
  *       orders, purchase days and spend, which never lapse: with them a
  *       buyer of ten orders silent for a year outscored a visitor in
  *       checkout today, and a free spend term could undo the sign of the
@@ -87,34 +92,39 @@ static const struct {
     int log1p;
     int sign;
     int level;
+    int per_horizon; /* log1p(x / horizon_days): flat within a horizon */
 } candidates[] = {
-    {"page_view_recent", 1, +1, 0},      {"page_view_decayed", 1, +1, 0},
-    {"product_view_recent", 1, +1, 0},   {"product_view_decayed", 1, +1, 0},
-    {"search_recent", 1, +1, 0},         {"search_decayed", 1, +1, 0},
-    {"add_to_cart_recent", 1, +1, 0},    {"add_to_cart_decayed", 1, +1, 0},
-    {"checkout_recent", 1, +1, 0},       {"checkout_decayed", 1, +1, 0},
-    {"purchase_recent", 1, +1, 0},       {"purchase_decayed", 1, +1, 0},
-    {"email_open_decayed", 1, +1, 0},    {"email_click_recent", 1, +1, 0},
-    {"email_click_decayed", 1, +1, 0},   {"sms_click_decayed", 1, +1, 0},
-    {"review_decayed", 1, +1, 0},        {"share_decayed", 1, +1, 0},
-    {"sessions_recent", 1, +1, 0},       {"sessions_decayed", 1, +1, 0},
-    {"cart_open_recent", 0, +1, 0},      {"checkout_open_recent", 0, +1, 0},
-    {"open_cart_value_recent", 1, +1, 0},
-    {"days_since_last_engaged", 1, -1, 0}, {"days_since_last_purchase", 1, -1, 0},
-    {"days_since_last_cart", 1, -1, 0},  {"days_since_last_checkout", 1, -1, 0},
-    {"purchase_recency_ratio", 1, -1, 0},
-    {"discounted_share", 0, 0, 0},       {"sessions", 1, +1, 0},
-    {"refund_rate", 0, -1, 0},           {"refund_count", 1, -1, 0},
-    {"support_ticket_count", 1, -1, 0},  {"bad_reviews", 1, -1, 0},
-    {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY},
-    {"repeat_expected", 1, +1, MODEL_FEATURE_REPEAT_EXPECTED},
+    {"page_view_recent", 1, +1, 0, 0},      {"page_view_decayed", 1, +1, 0, 0},
+    {"product_view_recent", 1, +1, 0, 0},   {"product_view_decayed", 1, +1, 0, 0},
+    {"search_recent", 1, +1, 0, 0},         {"search_decayed", 1, +1, 0, 0},
+    {"add_to_cart_recent", 1, +1, 0, 0},    {"add_to_cart_decayed", 1, +1, 0, 0},
+    {"checkout_recent", 1, +1, 0, 0},       {"checkout_decayed", 1, +1, 0, 0},
+    {"purchase_recent", 1, +1, 0, 0},       {"purchase_decayed", 1, +1, 0, 0},
+    {"email_open_decayed", 1, +1, 0, 0},    {"email_click_recent", 1, +1, 0, 0},
+    {"email_click_decayed", 1, +1, 0, 0},   {"sms_click_decayed", 1, +1, 0, 0},
+    {"review_decayed", 1, +1, 0, 0},        {"share_decayed", 1, +1, 0, 0},
+    {"sessions_recent", 1, +1, 0, 0},       {"sessions_decayed", 1, +1, 0, 0},
+    {"cart_open_recent", 0, +1, 0, 0},      {"checkout_open_recent", 0, +1, 0, 0},
+    {"open_cart_value_recent", 1, +1, 0, 0},
+    {"days_since_last_engaged", 1, -1, 0, 0}, {"days_since_last_purchase", 1, -1, 0, 0},
+    {"days_since_last_cart", 1, -1, 0, 0},  {"days_since_last_checkout", 1, -1, 0, 0},
+    {"purchase_recency_ratio", 1, -1, 0, 0},
+    {"days_since_last_engaged", 1, -1, 0, 1}, {"days_since_last_purchase", 1, -1, 0, 1},
+    {"sessions", 1, +1, 0, 0},
+    {"refund_rate", 0, -1, 0, 0},           {"refund_count", 1, -1, 0, 0},
+    {"support_ticket_count", 1, -1, 0, 0},  {"bad_reviews", 1, -1, 0, 0},
+    {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY, 0},
+    {"repeat_expected", 1, +1, MODEL_FEATURE_REPEAT_EXPECTED, 0},
 };
 #define N_CANDIDATES ((int)(sizeof candidates / sizeof candidates[0]))
 #define N_RFM 3
 
-static double transform(int cand, double v)
+static double transform(int cand, double v, double horizon_days)
 {
-    return candidates[cand].log1p ? log1p(v > 0 ? v : 0) : v;
+    double y = v > 0 ? v : 0;
+    if (candidates[cand].per_horizon)
+        return log1p(y / horizon_days);
+    return candidates[cand].log1p ? log1p(y) : v;
 }
 
 static double named(const ls_features *f, const char *name, const feature_ctx *ctx)
@@ -346,11 +356,11 @@ static double repeat_mean(const ls_features *f, double x)
     return rest > 0 ? rest : f->spend / (x + 1);
 }
 
-static void fill_features(dataset *d, const ls_features *f, const feature_ctx *ctx)
+static void fill_features(dataset *d, const ls_features *f, const feature_ctx *ctx, double horizon_days)
 {
     double *x = &d->x[d->n * N_CANDIDATES];
     for (int j = 0; j < N_CANDIDATES; j++)
-        x[j] = candidates[j].level ? 0.0 : transform(j, named(f, candidates[j].name, ctx));
+        x[j] = candidates[j].level ? 0.0 : transform(j, named(f, candidates[j].name, ctx), horizon_days);
     double *r = &d->rfm[d->n * N_RFM];
     r[0] = log1p(named(f, "days_since_last_purchase", ctx));
     r[1] = log1p(named(f, "purchase_count", ctx));
@@ -375,7 +385,7 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
     d->y[i] = d->label[i];
     d->recency[i] = log1p(named(f, "days_since_last_seen", &ctx));
     if (features)
-        fill_features(d, f, &ctx);
+        fill_features(d, f, &ctx, c->opt->horizon_days);
     if (cmp) {
         model_result res;
         model_score(cmp, f, &ctx, 0, &res);
@@ -574,8 +584,8 @@ static void fill_repeat_columns(const collector *c, dataset *d, const clv_repeat
         double p = 0, e = 0;
         if (d->buyer[i])
             assess_repeat_summary(&clv, d->sx[i], d->stx[i], d->sT[i], c->opt->horizon_days, &p, &e);
-        d->x[i * N_CANDIDATES + jp] = transform(jp, p);
-        d->x[i * N_CANDIDATES + je] = transform(je, e);
+        d->x[i * N_CANDIDATES + jp] = transform(jp, p, c->opt->horizon_days);
+        d->x[i * N_CANDIDATES + je] = transform(je, e, c->opt->horizon_days);
     }
 }
 
@@ -767,7 +777,7 @@ static int evaluate_on(const scorer *s, const dataset *d, train_metrics *out)
     return LS_OK;
 }
 
-static void keep_terms(train_report *rep, const scorer *s)
+static void keep_terms(train_report *rep, const scorer *s, double horizon_days)
 {
     const logreg_model *m = &s->lr;
     rep->nterms = 0;
@@ -781,6 +791,7 @@ static void keep_terms(train_report *rep, const scorer *s)
         int i = rep->nterms++;
         rep->term_feature[i] = model_feature_lookup(candidates[j].name);
         rep->term_log1p[i] = candidates[j].log1p;
+        rep->term_per[i] = candidates[j].per_horizon ? horizon_days : 0.0;
         rep->term_mean[i] = m->mean[j];
         rep->term_scale[i] = m->scale[j];
         rep->term_coef[i] = m->coef[j];
@@ -903,7 +914,7 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
                      "both buyers and non-buyers", ls_strerror(rc));
         goto done;
     }
-    keep_terms(rep, &s);
+    keep_terms(rep, &s, c->opt->horizon_days);
     double *p = malloc((m.n ? m.n : 1) * sizeof *p);
     if (!p) {
         rc = LS_ENOMEM;
@@ -974,6 +985,11 @@ train_gate_verdict train_gate(const train_metrics *m, const train_metrics *ref, 
     if (auc > 0 && ll == 0)
         return TRAIN_GATE_AUC;
     return TRAIN_GATE_HOLDS;
+}
+
+const char *train_term_transform(const train_report *rep, int i)
+{
+    return rep->term_per[i] > 0 ? "log1p_scaled" : rep->term_log1p[i] ? "log1p" : "none";
 }
 
 const char *train_gate_name(train_gate_verdict v)
@@ -1120,11 +1136,18 @@ static json_t *metrics_json(const train_metrics *m)
 static json_t *logistic_json(const train_report *rep)
 {
     json_t *terms = json_array();
-    for (int i = 0; i < rep->nterms && terms; i++)
-        json_array_append_new(terms, json_pack("{s:s, s:s, s:f, s:f, s:f}", "feature",
-                                               model_feature_name(rep->term_feature[i]), "transform",
-                                               rep->term_log1p[i] ? "log1p" : "none", "mean", rep->term_mean[i],
-                                               "scale", rep->term_scale[i], "coef", rep->term_coef[i]));
+    for (int i = 0; i < rep->nterms && terms; i++) {
+        json_t *t = json_pack("{s:s, s:s}", "feature", model_feature_name(rep->term_feature[i]), "transform",
+                              train_term_transform(rep, i));
+        if (t && rep->term_per[i] > 0)
+            json_object_set_new(t, "per", json_real(rep->term_per[i]));
+        if (t) {
+            json_object_set_new(t, "mean", json_real(rep->term_mean[i]));
+            json_object_set_new(t, "scale", json_real(rep->term_scale[i]));
+            json_object_set_new(t, "coef", json_real(rep->term_coef[i]));
+        }
+        json_array_append_new(terms, t);
+    }
     return json_pack("{s:f, s:o}", "intercept", rep->intercept, "terms", terms);
 }
 

@@ -134,6 +134,7 @@ typedef struct {
     int nterms;
     int term_feature[TRAIN_MAX_FEATURES];  /* model_feature_lookup ids */
     int term_log1p[TRAIN_MAX_FEATURES];
+    double term_per[TRAIN_MAX_FEATURES];   /* > 0: log1p_scaled, log1p(x / per) */
     double term_mean[TRAIN_MAX_FEATURES], term_scale[TRAIN_MAX_FEATURES], term_coef[TRAIN_MAX_FEATURES];
     double intercept;
     int held_at_zero;                      /* terms the sign constraints hold at 0 */
@@ -193,6 +194,10 @@ train_gate_verdict train_gate(const train_metrics *m, const train_metrics *ref, 
 /* How far a figure may be behind or ahead and still be noise:
  * TRAIN_GATE_SES * se, at least TRAIN_GATE_TIE. */
 double train_gate_tolerance(double se);
+
+/* A term's "transform" as the model file names it: "none", "log1p" or
+ * "log1p_scaled" (with term_per). */
+const char *train_term_transform(const train_report *rep, int i);
 
 /* A short name of a verdict: "holds", "log_loss", "auc",
  * "log_loss_and_auc", "unusable". */

@@ -382,6 +382,39 @@ START_TEST(mean_scale_and_transform)
 }
 END_TEST
 
+/* log1p_scaled: log1p(x / per).  Days since the last purchase enter twice,
+ * as log1p(days) and log1p(days / 30); `explain` shows the feature once,
+ * with the sum of its two terms. */
+START_TEST(log1p_scaled_divides_before_log1p_and_explain_sums_a_features_terms)
+{
+    char err[256];
+    model *m;
+    const char *text = model_text(HL_OK,
+        "  \"logistic\": {\"intercept\": 0, \"terms\": [\n"
+        "    {\"feature\": \"days_since_last_purchase\", \"transform\": \"log1p\", \"coef\": -0.5},\n"
+        "    {\"feature\": \"page_view_count\", \"coef\": 0.1},\n"
+        "    {\"feature\": \"days_since_last_purchase\", \"transform\": \"log1p_scaled\", \"per\": 30,\n"
+        "     \"mean\": 1, \"scale\": 0.5, \"coef\": -1}]},\n",
+        TI_OK);
+    ck_assert_msg(load_text(text, &m, err, sizeof err) == LS_OK, "%s", err);
+    ls_features f;
+    model_result r;
+    feature_init(&f);
+    add(&f, EV_PURCHASE, T0, 50, NULL);
+    add(&f, EV_PAGE_VIEW, T0, -1, NULL);
+    score_at(m, &f, T0 + 30 * DAY, 1, &r);
+    /* 30 days: -0.5 ln 31 and -1 * (ln 2 - 1) / 0.5; one view: +0.1 */
+    double days = -0.5 * log(31) - 2 * (log(2) - 1);
+    ck_assert_double_eq_tol(r.logit, days + 0.1, 1e-12);
+    ck_assert_int_eq(r.ncontrib, 2);
+    ck_assert_int_eq(r.contrib[0].feature, feature_lookup("days_since_last_purchase"));
+    ck_assert_double_eq_tol(r.contrib[0].value, 30, 1e-9);
+    ck_assert_double_eq_tol(r.contrib[0].contribution, days, 1e-12);
+    ck_assert_double_eq_tol(r.contrib[1].contribution, 0.1, 1e-12);
+    model_unref(&m);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Tiers                                                               */
 /* ------------------------------------------------------------------ */
@@ -531,6 +564,36 @@ START_TEST(bad_model_texts_are_parse_errors)
                                i ? ", " : "");
     snprintf(many + at, sizeof many - at, "]},\n");
     assert_bad(model_text(HL_OK, many, TI_OK), "64");
+}
+END_TEST
+
+START_TEST(a_log1p_scaled_term_needs_a_positive_per_and_only_it_has_one)
+{
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
+                          "\"log1p_scaled\", \"coef\": 1}]},\n",
+                          TI_OK),
+               "\"per\"");
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
+                          "\"log1p_scaled\", \"per\": 0, \"coef\": 1}]},\n",
+                          TI_OK),
+               "positive");
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
+                          "\"log1p_scaled\", \"per\": \"30\", \"coef\": 1}]},\n",
+                          TI_OK),
+               "\"per\"");
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
+                          "\"log1p\", \"per\": 30, \"coef\": 1}]},\n",
+                          TI_OK),
+               "log1p_scaled");
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
+                          "7, \"coef\": 1}]},\n",
+                          TI_OK),
+               "\"transform\"");
 }
 END_TEST
 
@@ -809,6 +872,8 @@ static Suite *suite(void)
     tcase_add_test(tc, score_by_hand_disappointed_buyer);
     tcase_add_test(tc, explain_sums_to_the_logit_largest_first);
     tcase_add_test(tc, mean_scale_and_transform);
+    tcase_add_test(tc, log1p_scaled_divides_before_log1p_and_explain_sums_a_features_terms);
+    tcase_add_test(tc, a_log1p_scaled_term_needs_a_positive_per_and_only_it_has_one);
     tcase_add_test(tc, tier_thresholds);
     tcase_add_test(tc, nbd_calibration_and_repeat_p_buy_by_hand);
     suite_add_tcase(s, tc);

@@ -560,9 +560,11 @@ START_TEST(an_order_sent_as_lines_scores_as_one_event)
 END_TEST
 
 /* Coming back is never worse than not: a second order of the same value,
- * an hour or a day after the first, never lowers the score, scored then
- * and a week and a month later.  (A free spend term once made the second
- * order of the day cost more than the order count gave.) */
+ * an hour or a day after the first, at full price or discounted, never
+ * lowers the score, scored then and a week and a month later.  (A free
+ * spend term once made the second order of the day cost more than the
+ * order count gave; a free discount-share term made a discounted second
+ * order lower the score.) */
 START_TEST(a_second_order_never_lowers_the_score)
 {
     static void (*const buyers[])(persona *) = {one_time_buyer, regular_buyer, sale_hunter};
@@ -570,17 +572,20 @@ START_TEST(a_second_order_never_lowers_the_score)
     static const int64_t later_days[] = {0, 7, 30};
     for (size_t b = 0; b < sizeof buyers / sizeof buyers[0]; b++) {
         for (size_t g = 0; g < sizeof gap_hours / sizeof gap_hours[0]; g++) {
-            persona once, twice;
-            buyers[b](&once);
-            buyers[b](&twice);
-            const persona_event *last = &once.ev[once.n - 1];
-            int64_t second = last->ts_ms + gap_hours[g] * HOUR;
-            p_order(&twice, second, last->value, last->discounted);
-            for (size_t l = 0; l < sizeof later_days / sizeof later_days[0]; l++) {
-                int64_t at = second + HOUR + later_days[l] * DAY;
-                double s0 = assess_at(&once, at).logistic.score, s1 = assess_at(&twice, at).logistic.score;
-                ck_assert_msg(s1 >= s0, "%s: a second order %lld h after the last lowered the score at +%lld days "
-                              "from %.6f to %.6f", once.name, (long long)gap_hours[g], (long long)later_days[l], s0, s1);
+            for (int discounted = 0; discounted <= 1; discounted++) {
+                persona once, twice;
+                buyers[b](&once);
+                buyers[b](&twice);
+                const persona_event *last = &once.ev[once.n - 1];
+                int64_t second = last->ts_ms + gap_hours[g] * HOUR;
+                p_order(&twice, second, last->value, discounted);
+                for (size_t l = 0; l < sizeof later_days / sizeof later_days[0]; l++) {
+                    int64_t at = second + HOUR + later_days[l] * DAY;
+                    double s0 = assess_at(&once, at).logistic.score, s1 = assess_at(&twice, at).logistic.score;
+                    ck_assert_msg(s1 >= s0, "%s: a %s second order %lld h after the last lowered the score at "
+                                  "+%lld days from %.6f to %.6f", once.name, discounted ? "discounted" : "full-price",
+                                  (long long)gap_hours[g], (long long)later_days[l], s0, s1);
+                }
             }
         }
     }
