@@ -6,8 +6,9 @@
  *     logit = intercept + sum_i coef_i * z_i
  *     score = 1 / (1 + exp(-logit))
  * where x_i is a named feature of the customer's record at query time
- * (feature.h) or a model-level feature (below) and transform_i is "none"
- * or "log1p".
+ * (feature.h) or a model-level feature (below) and transform_i is "none",
+ * "log1p" or "log1p_scaled" (log1p(x / per), per > 0 from the term).  A
+ * feature may enter through several terms; `explain` sums them.
  *
  * Calibration.  A model file may carry "calibration": {"method": "platt",
  * "a": a > 0, "b": b}; the score is then sigmoid(a * logit + b), and the
