@@ -34,6 +34,7 @@ typedef struct {
     int where;                 /* WHERE_LOOP, WHERE_WORKER, WHERE_BY_SIZE, WHERE_SCAN */
     const char *const *fields; /* allowed request keys */
     int admin;                 /* admin keys only, when CurveZMQ is on */
+    ops_handler check;         /* NULL, or checks the values without the store (ops_check) */
 } ops_entry;
 
 /* WHERE_SCAN: a whole-store scan, run by a scanner thread (worker.h) so
@@ -82,7 +83,7 @@ static int read_now(ops_call *c)
     if (rc == LS_ENOTFOUND)
         return LS_OK;
     if (rc || now < 0)
-        return fail(c, LS_EBADREQ, "%s", "\"now\" must be an integer (Unix epoch milliseconds)");
+        return fail(c, LS_EBADREQ, "%s", "\"now\" must be a non-negative integer (Unix epoch milliseconds)");
     c->now_ms = now;
     return LS_OK;
 }
@@ -805,20 +806,35 @@ int ops_pull_batch(ops_call *c, const char *body, size_t len, msgpack_zone *zone
 /* kpis: a scan of the whole store, so it runs on a scanner thread      */
 /* ------------------------------------------------------------------ */
 
-static int op_kpis(ops_call *c)
+/* The request's period [from, to): "to" defaults to now, "from" to a
+ * period before it. */
+static int read_period(ops_call *c, int64_t *from, int64_t *to)
 {
-    int64_t from = 0, to = c->now_ms;
-    int rc = codec_get_int(&c->req->root, "to", &to);
+    *to = c->now_ms;
+    int rc = codec_get_int(&c->req->root, "to", to);
     if (rc == LS_EBADREQ)
         return fail(c, LS_EBADREQ, "%s", "\"to\" must be an integer (Unix epoch milliseconds)");
-    rc = codec_get_int(&c->req->root, "from", &from);
+    rc = codec_get_int(&c->req->root, "from", from);
     if (rc == LS_EBADREQ)
         return fail(c, LS_EBADREQ, "%s", "\"from\" must be an integer (Unix epoch milliseconds)");
     if (rc == LS_ENOTFOUND)
-        from = kpis_default_from(to); /* saturates: no overflow */
-    const char *bad_period = kpis_period_error(from, to);
-    if (bad_period)
-        return fail(c, LS_EBADREQ, "%s", bad_period);
+        *from = kpis_default_from(*to); /* saturates: no overflow */
+    const char *bad_period = kpis_period_error(*from, *to);
+    return bad_period ? fail(c, LS_EBADREQ, "%s", bad_period) : LS_OK;
+}
+
+static int check_kpis(ops_call *c)
+{
+    int64_t from = 0, to = 0;
+    return read_period(c, &from, &to);
+}
+
+static int op_kpis(ops_call *c)
+{
+    int64_t from = 0, to = 0;
+    int rc = read_period(c, &from, &to);
+    if (rc)
+        return rc;
     kpis_result *k = malloc(sizeof *k); /* ~470 KB: not on the stack */
     if (!k)
         return fail(c, LS_ENOMEM, "%s", "out of memory");
@@ -1060,24 +1076,24 @@ static const char *const f_audience_members[] = {"op", "id", "name", "limit", "c
 static const char *const f_triggers[] = {"op", "id", "from", "limit", "wait_ms", NULL};
 
 static const ops_entry table[] = {
-    {"ping", op_ping, WHERE_LOOP, f_plain, 0},
-    {"track", op_track, WHERE_WORKER, f_track, 0},
-    {"score", op_score, WHERE_BY_SIZE, f_score, 0},
-    {"profile", op_profile, WHERE_READ, f_profile, 0},
-    {"stats", op_stats, WHERE_LOOP, f_plain, 1},
-    {"model", op_model, WHERE_LOOP, f_plain, 0},
-    {"recommend", op_recommend, WHERE_READ, f_recommend, 0},
-    {"reload", op_reload, WHERE_WORKER, f_reload, 1},
-    {"alias", op_alias, WHERE_WORKER, f_alias, 0},
-    {"forget", op_forget, WHERE_WORKER, f_forget, 1},
-    {"kpis", op_kpis, WHERE_SCAN, f_kpis, 1},
-    {"audience_put", op_audience_put, WHERE_WORKER, f_audience_put, 1},
-    {"audience_delete", op_audience_delete, WHERE_WORKER, f_audience_name, 1},
-    {"audience_list", op_audience_list, WHERE_LOOP, f_plain, 0},
-    {"audience_members", op_audience_members, WHERE_WORKER, f_audience_members, 0},
-    {"triggers", op_triggers, WHERE_LOOP, f_triggers, 0},
-    {"cluster", op_cluster, WHERE_LOOP, f_plain, 0},
-    {"invalid", NULL, WHERE_LOOP, f_plain, 0},
+    {"ping", op_ping, WHERE_LOOP, f_plain, 0, NULL},
+    {"track", op_track, WHERE_WORKER, f_track, 0, NULL},
+    {"score", op_score, WHERE_BY_SIZE, f_score, 0, NULL},
+    {"profile", op_profile, WHERE_READ, f_profile, 0, NULL},
+    {"stats", op_stats, WHERE_LOOP, f_plain, 1, NULL},
+    {"model", op_model, WHERE_LOOP, f_plain, 0, NULL},
+    {"recommend", op_recommend, WHERE_READ, f_recommend, 0, NULL},
+    {"reload", op_reload, WHERE_WORKER, f_reload, 1, NULL},
+    {"alias", op_alias, WHERE_WORKER, f_alias, 0, NULL},
+    {"forget", op_forget, WHERE_WORKER, f_forget, 1, NULL},
+    {"kpis", op_kpis, WHERE_SCAN, f_kpis, 1, check_kpis},
+    {"audience_put", op_audience_put, WHERE_WORKER, f_audience_put, 1, NULL},
+    {"audience_delete", op_audience_delete, WHERE_WORKER, f_audience_name, 1, NULL},
+    {"audience_list", op_audience_list, WHERE_LOOP, f_plain, 0, NULL},
+    {"audience_members", op_audience_members, WHERE_WORKER, f_audience_members, 0, NULL},
+    {"triggers", op_triggers, WHERE_LOOP, f_triggers, 0, NULL},
+    {"cluster", op_cluster, WHERE_LOOP, f_plain, 0, NULL},
+    {"invalid", NULL, WHERE_LOOP, f_plain, 0, NULL},
 };
 #define N_OPS ((int)(sizeof table / sizeof table[0]))
 
@@ -1158,24 +1174,39 @@ int ops_answer(ops_call *c, codec_request *req, const char *body, size_t len, ms
     return rc;
 }
 
-int ops_run(ops_call *c)
+/* The checks every request passes before its op runs: the op is known
+ * and every field is one of its own (PROTOCOL.md 1.3). */
+static int check_fields(ops_call *c)
 {
     char name[64];
-    int rc;
-    c->async = 0;
     if (c->op == ops_invalid()) {
         printable(name, sizeof name, &c->req->op);
-        rc = fail(c, LS_EUNKNOWNOP, "unknown op \"%s\"", name);
-    } else {
-        const msgpack_object *bad = codec_unknown_key(&c->req->root, table[c->op].fields);
-        if (bad) {
-            ls_str k = {bad->via.str.ptr, bad->via.str.size};
-            printable(name, sizeof name, &k);
-            rc = fail(c, LS_EBADREQ, "unknown request field \"%s\"", name);
-        } else {
-            rc = table[c->op].run(c);
-        }
+        return fail(c, LS_EUNKNOWNOP, "unknown op \"%s\"", name);
     }
+    const msgpack_object *bad = codec_unknown_key(&c->req->root, table[c->op].fields);
+    if (!bad)
+        return LS_OK;
+    ls_str k = {bad->via.str.ptr, bad->via.str.size};
+    printable(name, sizeof name, &k);
+    return fail(c, LS_EBADREQ, "unknown request field \"%s\"", name);
+}
+
+int ops_check(ops_call *c)
+{
+    int rc = check_fields(c);
+    if (rc == LS_OK && table[c->op].check)
+        rc = table[c->op].check(c);
+    if (rc != LS_OK)
+        codec_error_reply(c->w, c->req->id, rc, c->why);
+    return rc;
+}
+
+int ops_run(ops_call *c)
+{
+    c->async = 0;
+    int rc = check_fields(c);
+    if (rc == LS_OK)
+        rc = table[c->op].run(c);
     if (rc != LS_OK)
         codec_error_reply(c->w, c->req->id, rc, c->why);
     return rc;

@@ -77,6 +77,14 @@ int ops_by_customer(int op);
  * call->w.  call->req is set to req.  Returns the reply's status. */
 int ops_answer(ops_call *call, codec_request *req, const char *body, size_t len, msgpack_zone *zone);
 
+/* Checks the request in call as far as it can without the store: the op
+ * is known, every field is one of the op's and, for an op that checks its
+ * values up front (kpis), they are valid.  0, or the error's status with
+ * its reply written in call->w.  The loop checks a scan so before it
+ * counts the scan slots: a request that can never succeed is answered
+ * bad_request, never unavailable.  ops_run makes the same checks. */
+int ops_check(ops_call *call);
+
 /* Answers the request in call.  On return either call->w holds the reply
  * (success or error) or call->async is set.  Returns the status the reply
  * carries (0 for ok). */

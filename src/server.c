@@ -450,15 +450,23 @@ static void forward_to_worker(server *s, msgio_parts *p, int op, int env_end, co
 }
 
 /* Scans go to the scanners, at most --max-scans at a time: the others are
- * answered unavailable at once rather than queued without bound. */
-static void forward_to_scanner(server *s, msgio_parts *p, int op, int env_end, const msgpack_object *id,
+ * answered unavailable at once rather than queued without bound.  A scan
+ * whose request is malformed is answered so first (ops_check), whatever
+ * the load: it takes no slot and is never told to retry. */
+static void forward_to_scanner(server *s, msgio_parts *p, const codec_request *req, int op, int env_end,
                                int64_t start_ns)
 {
     char why[160];
+    ops_call c = {.svc = &s->svc, .w = &s->reply, .req = req, .op = op, .now_ms = timefmt_now_ms(),
+                  .start_ns = start_ns};
+    if (ops_check(&c) != LS_OK) {
+        send_reply(s, p, env_end, op, 0, start_ns);
+        return;
+    }
     if (s->scans_inflight >= s->svc.cfg.max_scans || forward(s->scan, p, op, start_ns) != 0) {
         s->svc.stats.scans_refused++;
         snprintf(why, sizeof why, "too many store scans at once (max-scans %d): retry later", s->svc.cfg.max_scans);
-        codec_error_reply(&s->reply, id, LS_EUNAVAIL, why);
+        codec_error_reply(&s->reply, req->id, LS_EUNAVAIL, why);
         send_reply(s, p, env_end, op, 0, start_ns);
         return;
     }
@@ -696,7 +704,7 @@ static void handle_request(server *s, msgio_parts *p)
     if (s->svc.cluster && cluster_route(s, p, env_end, &req, op, start_ns))
         return;
     if (ops_scan(op)) {
-        forward_to_scanner(s, p, op, env_end, req.id, start_ns);
+        forward_to_scanner(s, p, &req, op, env_end, start_ns);
         return;
     }
     if (!ops_inline(op, &req)) {

@@ -706,6 +706,15 @@ static int try_group(service *svc, automation *a, group_scratch *g, writer_job *
     return rc;
 }
 
+/* Leaves job out of its group because it failed inside the transaction
+ * on its own (stats: jobs_failed_alone).  A job check_job refused before
+ * the transaction is left out too, but it never ran: not counted. */
+static void fail_alone(service *svc, writer_job *job)
+{
+    job->failed_alone = 1;
+    atomic_fetch_add(&svc->stats.jobs_failed_alone, 1);
+}
+
 /* The room a forget may use past map-max when the map is full: erasure
  * is a legal duty, so it must not wait for an operator. */
 static uint64_t forget_reserve(uint64_t map_max)
@@ -736,7 +745,7 @@ static void forget_alone(service *svc, automation *a, group_scratch *g, writer_j
         reset_jobs(one, 1);
         job->status = rc;
         if (culprit == 0)
-            job->failed_alone = 1;
+            fail_alone(svc, job);
     } else {
         atomic_fetch_add(&svc->stats.commits, 1);
         LOG_INFO("forget_alone", "note=\"the store was full; the forget ran alone\"");
@@ -750,8 +759,6 @@ static void count_jobs(service *svc, writer_job **jobs, size_t n, int rc)
     uint64_t accepted = 0, dups = 0;
     for (size_t j = 0; j < n; j++) {
         const writer_job *job = jobs[j];
-        if (job->failed_alone)
-            atomic_fetch_add(&st->jobs_failed_alone, 1);
         if (job->status == LS_OK) {
             accepted += job->accepted;
             dups += job->duplicates;
@@ -844,7 +851,7 @@ static int apply_group(service *svc, automation *a, group_scratch *g, writer_job
         }
         if (culprit < n) {
             jobs[culprit]->status = stored_damage(rc) ? damaged_record(g, jobs + culprit, 1, rc) : rc;
-            jobs[culprit]->failed_alone = 1;
+            fail_alone(svc, jobs[culprit]);
             LOG_WARN("job_failed", "kind=%d reason=\"%s\" note=\"rolled back alone; the rest of its group goes on\"",
                      jobs[culprit]->kind, ls_strerror(rc));
             continue;

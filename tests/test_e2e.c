@@ -566,6 +566,20 @@ static void expect_error(tu_conn *c, const void *body, size_t len, const char *c
     msgpack_unpacked_destroy(&up);
 }
 
+/* Sends raw bytes and checks the reply's error code and message. */
+static void expect_message(tu_conn *c, const void *body, size_t len, const char *code, const char *want)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    ck_assert_int_eq(tu_call_raw(c, body, len, &up), 0);
+    ck_assert_msg(tu_is_error(&up.data, code), "expected error %s", code);
+    const msgpack_object *why = tu_get(tu_get(&up.data, "error"), "message");
+    ck_assert(why && why->type == MSGPACK_OBJECT_STR);
+    ck_assert_msg(why->via.str.size == strlen(want) && memcmp(why->via.str.ptr, want, strlen(want)) == 0,
+                  "got \"%.*s\", want \"%s\"", (int)why->via.str.size, why->via.str.ptr, want);
+    msgpack_unpacked_destroy(&up);
+}
+
 START_TEST(malformed_requests_get_their_codes_and_the_server_carries_on)
 {
     tu_conn c;
@@ -614,6 +628,21 @@ START_TEST(malformed_requests_get_their_codes_and_the_server_carries_on)
                   "%.*s", (int)why->via.str.size, why->via.str.ptr);
     msgpack_unpacked_destroy(&named);
     msgpack_sbuffer_destroy(&sb);
+    /* "now" is an integer >= 0: a negative one is told so, as a string is */
+    static const char *const now_ops[] = {"score", "recommend"};
+    static const char now_why[] = "\"now\" must be a non-negative integer (Unix epoch milliseconds)";
+    for (int i = 0; i < 4; i++) {
+        begin(&sb, &pk, now_ops[i % 2], 2);
+        tu_pack_str(&pk, "customer");
+        tu_pack_str(&pk, "a");
+        tu_pack_str(&pk, "now");
+        if (i < 2)
+            msgpack_pack_int(&pk, -1);
+        else
+            tu_pack_str(&pk, "yesterday");
+        expect_message(&c, sb.data, sb.size, "bad_request", now_why);
+        msgpack_sbuffer_destroy(&sb);
+    }
     begin(&sb, &pk, "ping", 1); /* unknown field */
     tu_pack_str(&pk, "colour");
     tu_pack_str(&pk, "red");

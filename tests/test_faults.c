@@ -244,6 +244,7 @@ START_TEST(over_long_keys_are_refused_before_the_transaction)
     ck_assert_int_eq(jobs[4]->status, LS_OK);
     ck_assert_int_eq(jobs[5]->status, LS_OK);
     ck_assert_uint_eq(counter(&svc.stats.events_unstored_failed), 3); /* counted, not lost silently */
+    ck_assert_uint_eq(counter(&svc.stats.jobs_failed_alone), 0); /* refused before: none failed inside */
     free_jobs(jobs, 6);
     /* x -> target: fits alone, but anon (aliased to x) would not under target */
     jobs[0] = identity(JOB_ALIAS, "x", target);
@@ -257,6 +258,7 @@ START_TEST(over_long_keys_are_refused_before_the_transaction)
     ck_assert_int_eq(views(svc.store, anon), 1); /* still lands on x */
     ck_assert_int_eq(views(svc.store, "dora"), 2);
     ck_assert_int_eq(views(svc.store, target), -1);
+    ck_assert_uint_eq(counter(&svc.stats.jobs_failed_alone), 0);
     free_jobs(jobs, 3);
     rig_close(&svc);
 }

@@ -4,7 +4,8 @@
  * routing envelopes too big to echo, `reload` paths outside the model
  * directories or naming something other than a model file (refused without
  * echoing a byte of the file, and without hanging on a FIFO), and store
- * scans (kpis) bounded in number and kept off the track path.
+ * scans (kpis) bounded in number and kept off the track path (a malformed
+ * one is refused as such, not as busy).
  *
  * Every loop here is bounded in count and in time; the time bounds are
  * generous ("answered within 2 s"), not performance figures. */
@@ -462,6 +463,94 @@ START_TEST(kpis_scans_are_bounded_and_keep_off_the_track_path)
 }
 END_TEST
 
+#define BUSY_SCANS 4 /* valid scans sent ahead, with max-scans 1 */
+
+/* Packs {"op": "kpis", "id": id} plus key: a string (str) or an int. */
+static void kpis_body(msgpack_sbuffer *sb, int64_t id, const char *key, const char *str, int64_t n)
+{
+    msgpack_packer pk;
+    begin(sb, &pk, "kpis", key ? 2 : 1);
+    tu_pack_str(&pk, "id");
+    msgpack_pack_int64(&pk, id);
+    if (!key)
+        return;
+    tu_pack_str(&pk, key);
+    if (str)
+        tu_pack_str(&pk, str);
+    else
+        msgpack_pack_int64(&pk, n);
+}
+
+/* A malformed kpis can never succeed: it is bad_request (PROTOCOL.md 1.3:
+ * the field check comes before the op's own), never "retry later", even
+ * when every scan slot is taken -- and it takes none. */
+START_TEST(a_malformed_kpis_is_bad_request_while_the_scans_are_busy)
+{
+    static const struct {
+        const char *key, *str;
+        int64_t n;
+        const char *why;
+    } bad[] = {
+        {"form", NULL, 1, "unknown request field \"form\""},
+        {"from", "yesterday", 0, "\"from\" must be an integer (Unix epoch milliseconds)"},
+        {"from", NULL, 4102444800000, "from must be before to"}, /* 2100: after now */
+    };
+    enum { NBAD = sizeof bad / sizeof bad[0] };
+    tu_server srv;
+    config cfg;
+    char dir[512];
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.max_scans = 1;
+    tu_server_start(&srv, &cfg);
+    preload(srv.endpoint);
+    tu_conn t;
+    msgpack_sbuffer sb;
+    tu_connect(&t, srv.endpoint, ZMQ_DEALER);
+    for (int i = 0; i < BUSY_SCANS + NBAD; i++) { /* all at once: the first scan holds the slot */
+        if (i < BUSY_SCANS)
+            kpis_body(&sb, i, NULL, NULL, 0);
+        else
+            kpis_body(&sb, i, bad[i - BUSY_SCANS].key, bad[i - BUSY_SCANS].str, bad[i - BUSY_SCANS].n);
+        zmq_send(t.sock, "", 0, ZMQ_SNDMORE);
+        zmq_send(t.sock, sb.data, sb.size, 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    int ok = 0, unavailable = 0, seen[BUSY_SCANS + NBAD] = {0};
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    for (int i = 0; i < BUSY_SCANS + NBAD; i++) {
+        char delim[8], body[4096];
+        ck_assert_int_ge(zmq_recv(t.sock, delim, sizeof delim, 0), 0);
+        int n = zmq_recv(t.sock, body, sizeof body, 0);
+        ck_assert(n > 0 && msgpack_unpack_next(&up, body, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS);
+        int64_t id = tu_get_int(&up.data, "id");
+        ck_assert(id >= 0 && id < BUSY_SCANS + NBAD && !seen[id]);
+        seen[id] = 1;
+        if (id < BUSY_SCANS) {
+            ok += tu_get_bool(&up.data, "ok");
+            unavailable += tu_is_error(&up.data, "unavailable");
+            continue;
+        }
+        const char *want = bad[id - BUSY_SCANS].why;
+        const msgpack_object *why = tu_get(tu_get(&up.data, "error"), "message");
+        ck_assert_msg(tu_is_error(&up.data, "bad_request") && why && why->type == MSGPACK_OBJECT_STR &&
+                          why->via.str.size == strlen(want) && memcmp(why->via.str.ptr, want, strlen(want)) == 0,
+                      "request %lld: want bad_request \"%s\", got %.*s", (long long)id, want,
+                      why && why->type == MSGPACK_OBJECT_STR ? (int)why->via.str.size : 0,
+                      why && why->type == MSGPACK_OBJECT_STR ? why->via.str.ptr : "");
+    }
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&t);
+    ck_assert_int_eq(ok + unavailable, BUSY_SCANS);
+    ck_assert_int_ge(ok, 1);
+    ck_assert_int_ge(unavailable, 1); /* the slot was busy while the bad ones came */
+    ck_assert_int_eq(stat_of(srv.endpoint, "scans_refused"), unavailable);
+    tu_server_stop(&srv);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("limits");
@@ -471,6 +560,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_envelope_over_the_limit_is_answered_without_it);
     tcase_add_test(tc, reload_reads_only_model_files_inside_the_model_directories);
     tcase_add_test(tc, kpis_scans_are_bounded_and_keep_off_the_track_path);
+    tcase_add_test(tc, a_malformed_kpis_is_bad_request_while_the_scans_are_busy);
     suite_add_tcase(s, tc);
     return s;
 }
