@@ -1868,7 +1868,10 @@ int store_wtxn_prune_event_ids(store_wtxn *w, int64_t cutoff_ms, size_t max, siz
 
 #define ID_MAX 512
 
-/* Key of the reverse index: target NUL anonymous. */
+/* Key of the reverse index: target NUL anonymous.  Ids may hold NUL
+ * bytes, so one key reads several ways ("t\0x\0y" is both y aliased to
+ * "t\0x" and "x\0y" aliased to "t"): the forward record (aliases) says
+ * which readings hold -- alias_points_at, drop_reverse. */
 static size_t target_key(uint8_t *buf, const char *target, size_t tlen, const char *anon, size_t alen)
 {
     memcpy(buf, target, tlen);
@@ -1888,34 +1891,85 @@ static int put_alias(store_wtxn *w, const char *anon, size_t alen, const char *t
     return from_mdb(wput(w, w->s->alias_targets, &rk, &empty, 0));
 }
 
-/* Calls fn for every anonymous id aliased to target (copied out first, so
- * fn may write). */
-typedef store_alias_fn alias_fn;
-
-static int each_alias_of(store_wtxn *w, const char *target, size_t tlen, alias_fn fn, void *arg)
+/* Whether anon's forward record points at exactly target. */
+static int alias_points_at(store_wtxn *w, const void *anon, size_t alen, const void *target, size_t tlen)
 {
-    uint8_t prefix[ID_MAX + 1], anon[ID_MAX];
+    MDB_val k = {alen, (void *)anon}, v;
+    return mdb_get(w->txn, w->s->aliases, &k, &v) == 0 && v.mv_size == tlen && memcmp(v.mv_data, target, tlen) == 0;
+}
+
+/* Deletes reverse key `key` once the forward record of the alias it was
+ * written for has changed -- unless another reading of the key is still
+ * a live alias (target_key).  A status. */
+static int drop_reverse(store_wtxn *w, uint8_t *key, size_t klen)
+{
+    for (size_t i = 1; i + 1 < klen; i++)
+        if (key[i] == 0 && alias_points_at(w, key + i + 1, klen - i - 1, key, i))
+            return LS_OK;
+    MDB_val rk = {klen, key};
+    int rc = wdel(w, w->s->alias_targets, &rk);
+    return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+}
+
+/* Calls fn for every anonymous id aliased to target (collected first, so
+ * fn may write): the keys the prefix scan for `target NUL` finds whose
+ * anonymous id's forward record points at exactly target.  The others
+ * belong to a longer target that begins with `target NUL`. */
+static int each_alias_of(store_wtxn *w, const char *target, size_t tlen, store_alias_fn fn, void *arg)
+{
+    uint8_t prefix[ID_MAX + 1];
     MDB_cursor *cur;
     MDB_val k, v;
+    char *ids = NULL; /* the ids, each as u16 length + bytes: collected first, fn may write */
+    size_t used = 0, cap = 0;
     memcpy(prefix, target, tlen);
     prefix[tlen] = 0;
-    for (;;) {
-        int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur);
-        if (rc)
-            return from_mdb(rc);
-        k = (MDB_val){tlen + 1, prefix};
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        int match = rc == 0 && k.mv_size > tlen + 1 && memcmp(k.mv_data, prefix, tlen + 1) == 0;
-        size_t alen = match ? k.mv_size - tlen - 1 : 0;
-        if (match)
-            memcpy(anon, (uint8_t *)k.mv_data + tlen + 1, alen);
-        mdb_cursor_close(cur);
-        if (!match)
-            return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
-        /* fn must remove this reverse entry, or the loop would not end */
-        if ((rc = fn(w, (const char *)anon, alen, arg)) != LS_OK)
-            return rc;
+    int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur), st = LS_OK;
+    if (rc)
+        return from_mdb(rc);
+    k = (MDB_val){tlen + 1, prefix};
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= tlen + 1 || memcmp(k.mv_data, prefix, tlen + 1) != 0)
+            break;
+        const uint8_t *anon = (const uint8_t *)k.mv_data + tlen + 1;
+        size_t alen = k.mv_size - tlen - 1;
+        if (!alias_points_at(w, anon, alen, target, tlen))
+            continue;
+        if (used + 2 + alen > cap) {
+            size_t ncap = cap ? cap * 2 : 4096;
+            while (ncap < used + 2 + alen)
+                ncap *= 2;
+            char *more = realloc(ids, ncap);
+            if (!more) {
+                st = LS_ENOMEM;
+                break;
+            }
+            ids = more;
+            cap = ncap;
+        }
+        ids[used] = (char)(alen >> 8);
+        ids[used + 1] = (char)alen;
+        memcpy(ids + used + 2, anon, alen);
+        used += 2 + alen;
     }
+    mdb_cursor_close(cur);
+    if (st == LS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        st = from_mdb(rc);
+    for (size_t at = 0; st == LS_OK && at < used;) {
+        size_t alen = (size_t)(uint8_t)ids[at] << 8 | (uint8_t)ids[at + 1];
+        st = fn(w, ids + at + 2, alen, arg);
+        at += 2 + alen;
+    }
+    free(ids);
+    return st;
+}
+
+/* An alias of `old` that would not fit next to a target of *arg bytes. */
+static int alias_fits(store_wtxn *w, const char *anon, size_t alen, void *arg)
+{
+    (void)w;
+    (void)anon;
+    return store_check_alias(alen, *(const size_t *)arg);
 }
 
 /* LS_ETOOLARGE when an anonymous id aliased to `old` would not fit the
@@ -1923,26 +1977,7 @@ static int each_alias_of(store_wtxn *w, const char *target, size_t tlen, alias_f
  * alias writes anything, so a refusal leaves the txn as it was. */
 static int aliases_fit(store_wtxn *w, const char *old, size_t olen, size_t tlen)
 {
-    uint8_t prefix[ID_MAX + 1];
-    MDB_cursor *cur;
-    MDB_val k, v;
-    memcpy(prefix, old, olen);
-    prefix[olen] = 0;
-    int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur);
-    if (rc)
-        return from_mdb(rc);
-    k = (MDB_val){olen + 1, prefix};
-    int st = LS_OK;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && st == LS_OK;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size <= olen + 1 || memcmp(k.mv_data, prefix, olen + 1) != 0)
-            break;
-        st = store_check_alias(k.mv_size - olen - 1, tlen);
-    }
-    mdb_cursor_close(cur);
-    if (st == LS_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = from_mdb(rc);
-    return st;
+    return each_alias_of(w, old, olen, alias_fits, &tlen);
 }
 
 typedef struct {
@@ -1957,11 +1992,8 @@ static int repoint_alias(store_wtxn *w, const char *anon, size_t alen, void *arg
 {
     repoint *rp = arg;
     uint8_t key[2 * ID_MAX + 1];
-    MDB_val rk = {target_key(key, rp->old, rp->olen, anon, alen), key};
-    int rc = wdel(w, w->s->alias_targets, &rk);
-    if (rc && rc != MDB_NOTFOUND)
-        return from_mdb(rc);
-    return put_alias(w, anon, alen, rp->target, rp->tlen);
+    int rc = put_alias(w, anon, alen, rp->target, rp->tlen);
+    return rc ? rc : drop_reverse(w, key, target_key(key, rp->old, rp->olen, anon, alen));
 }
 
 /* Folds customer from's history into to's, replays the merged history
@@ -2113,12 +2145,11 @@ static int drop_alias(store_wtxn *w, const char *anon, size_t alen, void *arg)
     id_set *set = arg;
     uint8_t key[2 * ID_MAX + 1];
     MDB_val k = {alen, (void *)anon};
-    MDB_val rk = {target_key(key, set->id[0], set->len[0], anon, alen), key};
     int rc = wdel(w, w->s->aliases, &k);
-    if (rc == 0 || rc == MDB_NOTFOUND)
-        rc = wdel(w, w->s->alias_targets, &rk);
     id_set_add(set, anon, alen);
-    return rc == 0 || rc == MDB_NOTFOUND ? LS_OK : from_mdb(rc);
+    if (rc && rc != MDB_NOTFOUND)
+        return from_mdb(rc);
+    return drop_reverse(w, key, target_key(key, set->id[0], set->len[0], anon, alen));
 }
 
 typedef struct {
@@ -2479,50 +2510,9 @@ int store_wtxn_scan_customer_ids(store_wtxn *w, const char *after, size_t after_
 
 int store_wtxn_each_alias(store_wtxn *w, const char *target, size_t tlen, store_alias_fn fn, void *arg)
 {
-    uint8_t prefix[ID_MAX + 1];
-    MDB_cursor *cur;
-    MDB_val k, v;
-    char *ids = NULL; /* the ids, each as u16 length + bytes: collected first, fn may write */
-    size_t used = 0, cap = 0;
     if (!w->s->has_aliases || tlen > ID_MAX)
         return LS_OK;
-    memcpy(prefix, target, tlen);
-    prefix[tlen] = 0;
-    int rc = mdb_cursor_open(w->txn, w->s->alias_targets, &cur), st = LS_OK;
-    if (rc)
-        return from_mdb(rc);
-    k = (MDB_val){tlen + 1, prefix};
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size <= tlen + 1 || memcmp(k.mv_data, prefix, tlen + 1) != 0)
-            break;
-        size_t alen = k.mv_size - tlen - 1;
-        if (used + 2 + alen > cap) {
-            size_t ncap = cap ? cap * 2 : 4096;
-            while (ncap < used + 2 + alen)
-                ncap *= 2;
-            char *more = realloc(ids, ncap);
-            if (!more) {
-                st = LS_ENOMEM;
-                break;
-            }
-            ids = more;
-            cap = ncap;
-        }
-        ids[used] = (char)(alen >> 8);
-        ids[used + 1] = (char)alen;
-        memcpy(ids + used + 2, (uint8_t *)k.mv_data + tlen + 1, alen);
-        used += 2 + alen;
-    }
-    mdb_cursor_close(cur);
-    if (st == LS_OK && rc != 0 && rc != MDB_NOTFOUND)
-        st = from_mdb(rc);
-    for (size_t at = 0; st == LS_OK && at < used;) {
-        size_t alen = (size_t)(uint8_t)ids[at] << 8 | (uint8_t)ids[at + 1];
-        st = fn(w, ids + at + 2, alen, arg);
-        at += 2 + alen;
-    }
-    free(ids);
-    return st;
+    return each_alias_of(w, target, tlen, fn, arg);
 }
 
 /* ------------------------------------------------------------------ */

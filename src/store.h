@@ -11,7 +11,8 @@
  *   event_ids     event id -> i64 receive time (ms) + customer id
  *   event_ids_by_time  be64 receive time + event id -> "" (for pruning)
  *   aliases       anonymous id -> customer id it was merged into
- *   alias_targets customer id + NUL + anonymous id -> "" (reverse index)
+ *   alias_targets customer id + NUL + anonymous id -> "" (reverse index;
+ *                 ids may hold NUL: `aliases` says which reading holds)
  *
  * The running vector in `customers` is, bit for bit, the canonical replay
  * of the customer's history (history.h): the writer keeps it so.  Reads

@@ -1540,6 +1540,112 @@ START_TEST(a_write_txn_reads_back_what_it_wrote)
 }
 END_TEST
 
+/* An id literal with its length: the ids below hold NUL bytes. */
+#define NID(lit) lit, sizeof lit - 1
+
+/* Page views of the record id lands on (through its alias), or -1. */
+static int views_at(store *s, const char *id, size_t len)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    int rc = store_reader_get(r, id, len, &f);
+    store_reader_end(r);
+    store_reader_close(&r);
+    if (rc == LS_ENOTFOUND)
+        return -1;
+    ck_assert_int_eq(rc, LS_OK);
+    return (int)f.count[EV_PAGE_VIEW];
+}
+
+/* Whether id lands on want (itself when want is id). */
+static int lands_on(store_wtxn *w, const char *id, size_t len, const char *want, size_t want_len)
+{
+    const char *t;
+    size_t tlen;
+    ck_assert_int_eq(store_wtxn_resolve(w, id, len, &t, &tlen), LS_OK);
+    return tlen == want_len && memcmp(t, want, tlen) == 0;
+}
+
+static void put_n(store_wtxn *w, const char *id, size_t len, int views)
+{
+    ls_features f;
+    record_with(&f, views);
+    ck_assert_int_eq(store_wtxn_put(w, id, len, &f), LS_OK);
+}
+
+/* Ids are opaque bytes, NUL too, and the reverse alias index is keyed
+ * target NUL anonymous: the aliases of "t\0x" must not pass for those of
+ * "t" (nor the other way round) in an alias's repointing, its size check,
+ * a forget, or the walk a forget's automation makes. */
+START_TEST(aliases_of_ids_holding_nul_stay_apart)
+{
+    store *s = open_store(&DECAY);
+    store_wtxn *w = NULL;
+    int merged = 0, deleted = 0;
+    char longid[300];
+    memset(longid, 'L', sizeof longid);
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    put_n(w, NID("t\0x"), 1);
+    put_n(w, NID("y"), 2);
+    put_n(w, NID("t"), 3);
+    put_n(w, NID("z"), 4);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("y"), NID("t\0x"), &merged), LS_OK);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("t"), NID("z"), &merged), LS_OK); /* t has no alias of its own */
+    ck_assert(lands_on(w, NID("x\0y"), NID("x\0y")));                       /* never aliased */
+    ck_assert(lands_on(w, NID("y"), NID("t\0x")));
+    /* an alias of "u\0" + 300 bytes is no alias of "u" (it would not fit a 300-byte target) */
+    put_n(w, NID("u"), 1);
+    put_n(w, longid, sizeof longid, 1);
+    char ulong[2 + sizeof longid] = "u";
+    memcpy(ulong + 2, longid, sizeof longid);
+    put_n(w, ulong, sizeof ulong, 1);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("a"), ulong, sizeof ulong, &merged), LS_OK);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("u"), longid, sizeof longid, &merged), LS_OK);
+    ck_assert(lands_on(w, NID("a"), ulong, sizeof ulong));
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(views_at(s, NID("x\0y")), -1);
+    ck_assert_int_eq(views_at(s, NID("y")), 3);
+    ck_assert_int_eq(views_at(s, NID("z")), 7);
+
+    /* forgetting "t\0x" erases its alias y: a new y is a customer of its own */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_forget(w, NID("t\0x"), &deleted), LS_OK);
+    ck_assert(lands_on(w, NID("y"), NID("y")));
+    put_n(w, NID("y"), 1);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(views_at(s, NID("t\0x")), -1);
+    ck_assert_int_eq(views_at(s, NID("y")), 1);
+
+    /* forgetting "p" leaves the alias q -> "p\0r", which a forget of "p\0r" then erases */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    put_n(w, NID("p"), 1);
+    put_n(w, NID("p\0r"), 1);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("q"), NID("p\0r"), &merged), LS_OK);
+    ck_assert_int_eq(store_wtxn_forget(w, NID("p"), &deleted), LS_OK);
+    ck_assert(lands_on(w, NID("q"), NID("p\0r")));
+    ck_assert_int_eq(store_wtxn_forget(w, NID("p\0r"), &deleted), LS_OK);
+    ck_assert(lands_on(w, NID("q"), NID("q")));
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+
+    /* "e\0f" -> "d" and "f" -> "d\0e" share one reverse key, "d\0e\0f":
+     * erasing one alias keeps the other's entry */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    put_n(w, NID("d"), 1);
+    put_n(w, NID("d\0e"), 1);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("e\0f"), NID("d"), &merged), LS_OK);
+    ck_assert_int_eq(store_wtxn_alias(w, NID("f"), NID("d\0e"), &merged), LS_OK);
+    ck_assert_int_eq(store_wtxn_forget(w, NID("d"), &deleted), LS_OK);
+    ck_assert(lands_on(w, NID("e\0f"), NID("e\0f")));
+    ck_assert(lands_on(w, NID("f"), NID("d\0e")));
+    ck_assert_int_eq(store_wtxn_forget(w, NID("d\0e"), &deleted), LS_OK);
+    ck_assert(lands_on(w, NID("f"), NID("f")));
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_close(&s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -1565,6 +1671,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_version_4_record_gets_its_last_engagement_from_its_history);
     tcase_add_test(tc, a_version_5_record_is_rebuilt_by_this_versions_rules_when_written);
     tcase_add_test(tc, stat_counts_customers);
+    tcase_add_test(tc, aliases_of_ids_holding_nul_stay_apart);
     tcase_add_loop_test(tc, a_write_txn_reads_back_what_it_wrote, 0, 3);
     suite_add_tcase(s, tc);
     return s;
