@@ -104,7 +104,7 @@ int cmd_compact(int argc, char **argv)
     store *s;
     store_options so = {.read_only = 1};
     int lock = -1; /* in place, the files are swapped: no writer may have them open */
-    if (!out && storefile_lock(dir, &lock, err, sizeof err) != LS_OK)
+    if (!out && storefile_lock(dir, &lock, NULL, err, sizeof err) != LS_OK)
         return cli_error("compact", CLI_FAIL, "%s", err);
     if (store_open(&s, dir, &so, NULL, err, sizeof err) != LS_OK) {
         storefile_unlock(&lock);

@@ -55,6 +55,7 @@ struct store {
     int read_only;
     int has_aliases;   /* 0 only for a version-1 store opened read-only */
     int lock_fd;       /* the writer lock (storefile.h); -1 when read-only */
+    int lock_created;  /* this open made the lock file: a refused open removes it */
     atomic_uint_fast64_t stale_cleared; /* reader slots of dead processes cleared */
     /* Snapshots hold it shared; store_grow holds it alone while LMDB
      * remaps (writer-preferring, so a steady read load cannot starve it). */
@@ -159,7 +160,7 @@ static int check_files(store *s, const char *dir, const store_options *opt, char
     if (!opt->read_only) {
         if (mkdir(dir, 0750) != 0 && errno != EEXIST)
             return ls_fail(err, errlen, LS_EIO, "cannot create data directory %s: %s", dir, strerror(errno));
-        if ((rc = storefile_lock(dir, &s->lock_fd, err, errlen)))
+        if ((rc = storefile_lock(dir, &s->lock_fd, &s->lock_created, err, errlen)))
             return rc;
     }
     return storefile_check(dir, err, errlen);
@@ -424,6 +425,12 @@ int store_open(store **out, const char *dir, const store_options *opt,
     if (rc == LS_OK)
         rc = open_dbs(s, dir, decay, err, errlen);
     if (rc != LS_OK) {
+        if (s->lock_created) { /* leave a refused directory as it was found */
+            if (s->env)
+                mdb_env_close(s->env);
+            s->env = NULL;
+            storefile_unlock_remove(dir, &s->lock_fd);
+        }
         store_close(&s);
         return rc;
     }

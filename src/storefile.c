@@ -36,12 +36,16 @@ static long lock_holder(int fd)
     return pid > 0 ? pid : 0;
 }
 
-int storefile_lock(const char *dir, int *fd, char *err, size_t errlen)
+int storefile_lock(const char *dir, int *fd, int *created, char *err, size_t errlen)
 {
     char path[4200];
     *fd = -1;
     snprintf(path, sizeof path, "%s/%s", dir, STOREFILE_LOCK_NAME);
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    int f = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (created)
+        *created = f >= 0;
+    if (f < 0 && errno == EEXIST)
+        f = open(path, O_RDWR | O_CLOEXEC);
     if (f < 0)
         return ls_fail(err, errlen, LS_EIO, "cannot open the store's lock file %s: %s", path, strerror(errno));
     if (flock(f, LOCK_EX | LOCK_NB) != 0) {
@@ -78,6 +82,16 @@ void storefile_unlock(int *fd)
     }
     close(*fd);
     *fd = -1;
+}
+
+void storefile_unlock_remove(const char *dir, int *fd)
+{
+    char path[4200];
+    if (!fd || *fd < 0)
+        return;
+    snprintf(path, sizeof path, "%s/%s", dir, STOREFILE_LOCK_NAME);
+    (void)unlink(path); /* while still held: no other writer has it yet */
+    storefile_unlock(fd);
 }
 
 /* ------------------------------------------------------------------ */

@@ -23,10 +23,16 @@
 #define STOREFILE_LOCK_NAME "leadscore.lock"
 
 /* Takes the writer lock of directory dir (which must exist).  On success
- * *fd is the lock's descriptor (close it with storefile_unlock); when
- * another open holds it, LS_EUNAVAIL and err names its pid; LS_EIO when
- * the lock file cannot be opened. */
-int storefile_lock(const char *dir, int *fd, char *err, size_t errlen);
+ * *fd is the lock's descriptor (close it with storefile_unlock) and
+ * *created (when not NULL) says whether this call made the lock file;
+ * when another open holds it, LS_EUNAVAIL and err names its pid; LS_EIO
+ * when the lock file cannot be opened. */
+int storefile_lock(const char *dir, int *fd, int *created, char *err, size_t errlen);
+
+/* Removes the lock file of dir, then releases the lock: for an open that
+ * made the file and then refused the directory, so that a refused
+ * directory is left as it was found. */
+void storefile_unlock_remove(const char *dir, int *fd);
 
 /* Releases the lock (empties the pid) and sets *fd to -1; -1 is harmless. */
 void storefile_unlock(int *fd);

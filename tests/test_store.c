@@ -5,11 +5,13 @@
  * upgraded in place for writing). */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bytecur.h"
 #include "feature.h"
@@ -904,6 +906,10 @@ START_TEST(a_foreign_lmdb_environment_is_refused_untouched)
         write_env(path, kind);
         assert_refused_untouched(path, LS_EPARSE, "not a leadscore store");
         ck_assert_ptr_nonnull(strstr(err, path));
+        /* nor is the writer's lock file left behind in it */
+        char lock[700];
+        snprintf(lock, sizeof lock, "%s/leadscore.lock", path);
+        ck_assert_msg(access(lock, F_OK) != 0 && errno == ENOENT, "a refused open left %s", lock);
     }
     /* an empty environment is a new store */
     snprintf(path, sizeof path, "%s/empty", dir);
