@@ -309,9 +309,10 @@ static int forget_customer(store_wtxn *txn, const char *id, size_t len, automati
     memcpy(subject, target, tlen);
     if (a)
         rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
-    /* a purge erases a value whose framing is damaged too (what automation
-     * kept in it is unreadable); a forget answers it `internal` */
-    int damaged = later && stored_damage(rc);
+    /* a value whose framing is damaged is erased too (the right to
+     * erasure holds for it; what automation kept in it is unreadable, so
+     * every audience and trigger of the id goes) */
+    int damaged = stored_damage(rc);
     if (damaged)
         rc = LS_OK;
     /* triggers fired for ids merged into it name those ids: they go too */
