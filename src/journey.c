@@ -166,30 +166,33 @@ static double days_since(int64_t now, int64_t then)
     return then ? (double)(now - then) / MS_PER_DAY : INFINITY;
 }
 
-static journey_type type_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)
-{
-    double purchases = f->count[EV_PURCHASE];
-    double net = f->spend - f->refunded;
-    double share = f->spend > 0 ? f->discounted_spend / f->spend : 0;
-    if (purchases == 0)
-        return JT_PROSPECT;
-    if (in->clv >= r->big_spender_min_clv || net >= r->big_spender_min_spend)
-        return JT_BIG_SPENDER;
-    if (purchases >= r->sale_hunter_min_purchases && share >= r->sale_hunter_min_share)
-        return JT_SALE_HUNTER;
-    if (purchases >= r->regular_min_purchases && in->p_alive >= r->regular_min_p_alive)
-        return JT_REGULAR;
-    if (purchases == 1 && days_since(in->now_ms, f->first_purchase_ms) <= r->new_max_days)
-        return JT_NEW;
-    return JT_OCCASIONAL;
-}
-
 /* A buyer silent for lapsed_days since the last purchase, whatever
  * P(alive) says (BG/NBD gives a one-time buyer P(alive) = 1 forever). */
 static int lapsed(const journey_rules *r, const ls_features *f, const journey_inputs *in)
 {
     return f->count[EV_PURCHASE] > 0 && r->lapsed_days > 0 &&
            days_since(in->now_ms, f->last_purchase_ms) >= r->lapsed_days;
+}
+
+/* Repeat buying is counted in purchase days (purchase_days: distinct UTC
+ * days with an order, BG/NBD's transactions), so three orders on one day
+ * are one occasion: a new customer on the day, never a regular. */
+static journey_type type_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)
+{
+    double days = f->purchase_days;
+    double net = f->spend - f->refunded;
+    double share = f->spend > 0 ? f->discounted_spend / f->spend : 0;
+    if (f->count[EV_PURCHASE] == 0)
+        return JT_PROSPECT;
+    if (in->clv >= r->big_spender_min_clv || net >= r->big_spender_min_spend)
+        return JT_BIG_SPENDER;
+    if (days >= r->sale_hunter_min_purchases && share >= r->sale_hunter_min_share)
+        return JT_SALE_HUNTER;
+    if (days >= r->regular_min_purchases && in->p_alive >= r->regular_min_p_alive && !lapsed(r, f, in))
+        return JT_REGULAR;
+    if (days <= 1 && days_since(in->now_ms, f->first_purchase_ms) <= r->new_max_days)
+        return JT_NEW;
+    return JT_OCCASIONAL;
 }
 
 static journey_phase phase_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)

@@ -42,13 +42,13 @@ typedef enum { JOURNEY_ACTION_MAP(JOURNEY_ACTION_ENUM) JA_COUNT } journey_action
 
 typedef struct {
     /* types */
-    double new_max_days;              /* one purchase, at most this old: new */
-    double regular_min_purchases;     /* at least this many purchases ... */
-    double regular_min_p_alive;       /* ... and P(alive) at least this: regular */
+    double new_max_days;              /* one purchase day, at most this old: new */
+    double regular_min_purchases;     /* purchases on at least this many days ... */
+    double regular_min_p_alive;       /* ... and P(alive) at least this, not lapsed: regular */
     double big_spender_min_clv;       /* expected 365-day value at least this */
     double big_spender_min_spend;     /* ... or net spend at least this */
     double sale_hunter_min_share;     /* discounted share of spend at least this ... */
-    double sale_hunter_min_purchases; /* ... over at least this many purchases */
+    double sale_hunter_min_purchases; /* ... over purchases on at least this many days */
     /* phases */
     double advocate_min_purchases;    /* an advocate has bought at least this often ... */
     double advocate_min_shares;       /* ... and shared or referred on at least this many days ... */

@@ -140,6 +140,72 @@ START_TEST(a_lapsing_regular_is_disappointed_and_won_back)
 }
 END_TEST
 
+/* Orders on one day are one buying occasion: the type counts purchase
+ * days, so a first day's orders make a new customer, never a regular or a
+ * sale hunter, and the same day two years on an occasional buyer. */
+START_TEST(orders_on_one_day_are_one_occasion)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 20 * 60000LL, 40, NULL); /* 3 orders in 20 minutes today */
+    ev(&f, EV_PURCHASE, 10 * 60000LL, 40, NULL);
+    ev(&f, EV_PURCHASE, 0, 40, NULL);
+    assess(&f, &a);
+    ck_assert_str_eq(journey_type_name(a.journey.type), "new");
+    ck_assert_str_eq(a.segments[0].reason, "new customer: first purchase 0 days ago");
+
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 10 * 60000LL, 40, NULL); /* 2 orders today */
+    ev(&f, EV_PURCHASE, 0, 40, NULL);
+    assess(&f, &a);
+    ck_assert_str_eq(journey_type_name(a.journey.type), "new");
+
+    ls_event e;
+    feature_init(&f);
+    for (int i = 0; i < 2; i++) { /* 2 discounted orders in one visit: no sale hunter yet */
+        event_init(&e);
+        e.type = EV_PURCHASE;
+        e.ts_ms = NOW - i * 10 * 60000LL;
+        e.customer = (ls_str){"c", 1};
+        e.value = 40;
+        e.discounted = 1;
+        feature_apply(&f, &e, model_decay(m));
+    }
+    assess(&f, &a);
+    ck_assert_str_eq(journey_type_name(a.journey.type), "new");
+
+    feature_init(&f);
+    for (int i = 0; i < 3; i++) /* 3 orders 10 minutes apart, two years ago */
+        ev(&f, EV_PURCHASE, 730 * DAY + i * 10 * 60000LL, 40, NULL);
+    assess(&f, &a);
+    ck_assert_double_eq(a.p_alive, 1.0); /* one purchase day: x = 0 */
+    ck_assert_str_eq(journey_type_name(a.journey.type), "occasional");
+    ck_assert_int_eq(a.journey.phase, JP_DISAPPOINTMENT);
+    ck_assert(has(&a, JA_WIN_BACK));
+}
+END_TEST
+
+/* No order for lapsed_days (365) is no regular, whatever P(alive) says:
+ * a long history keeps P(alive) high through a year of silence. */
+START_TEST(a_lapsed_buyer_is_no_regular)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 3650 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 2000 * DAY, 50, NULL);
+    ev(&f, EV_PURCHASE, 400 * DAY, 50, NULL);
+    assess(&f, &a);
+    ck_assert(a.p_alive >= 0.5); /* regular_min_p_alive alone would let it through */
+    ck_assert_int_eq(a.journey.phase, JP_DISAPPOINTMENT);
+    ck_assert_str_eq(journey_type_name(a.journey.type), "occasional");
+    ev(&f, EV_PURCHASE, 10 * DAY, 50, NULL); /* back: regular again */
+    assess(&f, &a);
+    ck_assert_str_eq(journey_type_name(a.journey.type), "regular");
+}
+END_TEST
+
 START_TEST(discounted_buyer_is_a_sale_hunter)
 {
     ls_features f;
@@ -773,6 +839,8 @@ static Suite *suite(void)
     tcase_add_test(tc, one_recent_purchase_is_new_in_the_illusion_phase);
     tcase_add_test(tc, steady_repeat_buyer_is_regular_with_trust);
     tcase_add_test(tc, a_lapsing_regular_is_disappointed_and_won_back);
+    tcase_add_test(tc, orders_on_one_day_are_one_occasion);
+    tcase_add_test(tc, a_lapsed_buyer_is_no_regular);
     tcase_add_test(tc, discounted_buyer_is_a_sale_hunter);
     tcase_add_test(tc, high_spend_is_a_big_spender_and_gold);
     tcase_add_test(tc, advocates_identify_until_disappointed);

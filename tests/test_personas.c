@@ -790,6 +790,38 @@ START_TEST(a_one_time_buyer_silent_for_two_years_is_disappointed_and_gets_win_ba
 }
 END_TEST
 
+/* A marketer's "regular" buys again over time: orders on one day are one
+ * occasion, and a buyer silent for a year is no regular. */
+START_TEST(orders_on_one_day_make_a_new_customer_not_a_regular)
+{
+    persona p;
+    p_init(&p, "three orders in 20 minutes today");
+    for (int i = 0; i < 3; i++)
+        p_order(&p, NOW - 2 * HOUR + i * 10 * MINUTE, 40.0, 0);
+    assess_result a = assess_at(&p, NOW);
+    ck_assert_msg(a.journey.type == JT_NEW, "%s is %s, want new", p.name, journey_type_name(a.journey.type));
+    a = assess_at(&p, NOW + 2 * 365 * DAY);
+    ck_assert_msg(a.journey.type == JT_OCCASIONAL, "%s, two years later, is %s, want occasional", p.name,
+                  journey_type_name(a.journey.type));
+    ck_assert_str_eq(journey_phase_name(a.journey.phase), "disappointment");
+
+    p_init(&p, "two orders on the first day");
+    p_order(&p, NOW - 3 * HOUR, 40.0, 0);
+    p_order(&p, NOW - 2 * HOUR, 30.0, 0);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(a.journey.type == JT_NEW, "%s is %s, want new", p.name, journey_type_name(a.journey.type));
+
+    lapsed_ten_orders(&p);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(a.journey.type != JT_REGULAR, "%s is still a regular", p.name);
+    regular_buyer(&p);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(a.journey.type == JT_REGULAR, "%s is %s, want regular", p.name, journey_type_name(a.journey.type));
+    a = assess_at(&p, NOW + 400 * DAY);
+    ck_assert_msg(a.journey.type != JT_REGULAR, "%s, silent 400 days, is still a regular", p.name);
+}
+END_TEST
+
 START_TEST(a_loyal_buyer_who_lapses_gets_win_back)
 {
     persona p;
@@ -1010,6 +1042,7 @@ static Suite *personas_suite(void)
     TCase *journey = tcase_create("journey");
     tcase_add_checked_fixture(journey, setup, teardown);
     tcase_add_test(journey, a_one_time_buyer_silent_for_two_years_is_disappointed_and_gets_win_back);
+    tcase_add_test(journey, orders_on_one_day_make_a_new_customer_not_a_regular);
     tcase_add_test(journey, a_loyal_buyer_who_lapses_gets_win_back);
     tcase_add_test(journey, one_share_is_not_advocacy_but_a_repeat_buyer_sharing_on_two_days_is);
     tcase_add_test(journey, a_cart_added_three_hours_ago_without_a_price_is_abandoned);
