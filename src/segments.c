@@ -360,12 +360,14 @@ static void sort_candidates(candidate *c, int n)
     }
 }
 
-/* "browsed NAME COUNT time(s) (recent interest %.1f)", NAME cut at 120
- * bytes: snprintf's text byte for byte, built by hand (textfmt.h). */
+/* "showed interest in NAME COUNT time(s) (recent interest %.1f)", NAME cut
+ * at 120 bytes: snprintf's text byte for byte, built by hand (textfmt.h).
+ * COUNT is every event in the category (views, searches, carts, checkouts,
+ * purchases, reviews, shares), not only browsing. */
 static void category_reason(char *buf, size_t cap, const feature_category *cat, double recent)
 {
     textfmt t = textfmt_begin(buf, cap);
-    textfmt_lit(&t, "browsed ");
+    textfmt_lit(&t, "showed interest in ");
     textfmt_mem(&t, cat->name, strnlen(cat->name, 120));
     textfmt_char(&t, ' ');
     textfmt_uint(&t, cat->count);

@@ -72,8 +72,29 @@ START_TEST(a_browser_is_a_prospect)
     ck_assert_uint_eq(a.journey.actions, 0);
     ck_assert_int_eq(a.nsegments, 2);
     ck_assert_str_eq(a.segments[0].segment, "running");
-    ck_assert_str_eq(a.segments[0].reason, "browsed shoes/running 1 time (recent interest 1.0)");
+    ck_assert_str_eq(a.segments[0].reason, "showed interest in shoes/running 1 time (recent interest 1.0)");
     ck_assert_str_eq(a.segments[1].segment, "bestsellers");
+}
+END_TEST
+
+/* The category count takes every event in it: a buyer who never browsed
+ * books is not told "browsed books". */
+START_TEST(a_category_reason_says_interest_not_browsing)
+{
+    ls_features f;
+    assess_result a;
+    feature_init(&f);
+    ev(&f, EV_PURCHASE, 40 * DAY, 20, "books");
+    ev(&f, EV_PURCHASE, 10 * DAY, 20, "books");
+    assess(&f, &a);
+    int found = 0;
+    for (int i = 0; i < a.nsegments; i++)
+        if (strcmp(a.segments[i].segment, "books") == 0) {
+            ck_assert_ptr_null(strstr(a.segments[i].reason, "browsed"));
+            ck_assert_ptr_eq(strstr(a.segments[i].reason, "showed interest in books 2 times ("), a.segments[i].reason);
+            found = 1;
+        }
+    ck_assert(found);
 }
 END_TEST
 
@@ -816,7 +837,7 @@ START_TEST(category_reasons_read_as_printf_writes_them)
         c->decayed = isfinite(r) ? 8.0 * (fabs(r) + 1.0) : 1.0;   /* keep it above the 1e-3 floor */
         assess(&f, &a);
         char want[200];
-        snprintf(want, sizeof want, "browsed %.120s %u time%s (recent interest %.1f)", c->name, c->count,
+        snprintf(want, sizeof want, "showed interest in %.120s %u time%s (recent interest %.1f)", c->name, c->count,
                  c->count == 1 ? "" : "s", r);
         int found = 0;
         for (int j = 0; j < a.nsegments; j++)
@@ -836,6 +857,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("rules");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, a_browser_is_a_prospect);
+    tcase_add_test(tc, a_category_reason_says_interest_not_browsing);
     tcase_add_test(tc, one_recent_purchase_is_new_in_the_illusion_phase);
     tcase_add_test(tc, steady_repeat_buyer_is_regular_with_trust);
     tcase_add_test(tc, a_lapsing_regular_is_disappointed_and_won_back);

@@ -72,7 +72,7 @@ typedef struct {
 typedef struct {
     char *segment;          /* the segment's name */
     double weight;
-    char *reason;           /* why, for a person: "browsed shoes/running 5 times ..." */
+    char *reason;           /* why, for a person: "showed interest in shoes/running 5 times ..." */
 } ls_segment;
 
 /* A score reply (PROTOCOL.md section 3.2): the fields below.  It does not
