@@ -94,12 +94,9 @@ static int check_numbers(const ls_event *ev, const char **why)
         *why = "quantity must be an integer between 1 and 1000000";
         return LS_EBADREQ;
     }
+    /* a review may come without stars (v1: rating is optional) */
     if ((ev->has & EVF_RATING) && (ev->rating < 1 || ev->rating > 5)) {
         *why = "rating must be an integer from 1 to 5";
-        return LS_EBADREQ;
-    }
-    if (ev->type == EV_REVIEW && !(ev->has & EVF_RATING)) {
-        *why = "a review needs a rating from 1 to 5";
         return LS_EBADREQ;
     }
     return LS_OK;

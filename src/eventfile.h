@@ -53,7 +53,7 @@
  * YYYYMMDD).  price and value are decimal numbers, quantity and rating
  * whole numbers ("2" or "2.0"), discounted true/false/1/0/yes/no (any case),
  * birthday MM-DD.  Every event then passes event_validate() (string limits
- * of options.max_str, money, ratings, a review needs a rating) and a time
+ * of options.max_str, money, ratings 1-5 when given) and a time
  * window options.min_ts_ms .. now + EVENT_MAX_FUTURE_MS that this module
  * checks itself, because its lower bound is an option (see min_ts_ms).
  *

@@ -355,15 +355,19 @@ static void apply_money(ls_features *f, const ls_event *ev)
     }
 }
 
+/* A review counts (review_days, last_review_ms) with or without a rating;
+ * only a rated one enters the average and the good and bad reviews. */
 static void apply_opinion(ls_features *f, const ls_event *ev)
 {
-    if (ev->type == EV_REVIEW && (f->last_review_ms == 0 || utc_day(ev->ts_ms) != utc_day(f->last_review_ms)))
-        f->review_days++;
+    if (ev->type == EV_REVIEW) {
+        if (f->last_review_ms == 0 || utc_day(ev->ts_ms) != utc_day(f->last_review_ms))
+            f->review_days++;
+        if (ev->ts_ms > f->last_review_ms)
+            f->last_review_ms = ev->ts_ms;
+    }
     if (ev->type == EV_REVIEW && (ev->has & EVF_RATING)) {
         f->rating_sum += (uint32_t)ev->rating;
         f->rating_n++;
-        if (ev->ts_ms > f->last_review_ms)
-            f->last_review_ms = ev->ts_ms;
         if (ev->rating <= 2) {
             f->bad_reviews++;
             note_negative(f, ev->ts_ms);

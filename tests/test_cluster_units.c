@@ -874,7 +874,7 @@ START_TEST(an_invalid_event_in_a_message_is_counted_and_skipped)
     static const char *const unknown_field[] = {"customer", "s:x", "type", "s:page_view", "colour", "s:red"};
     static const char *const future[] = {"customer", "s:x", "type", "s:page_view", "ts", "i:1700086401001"};
     static const char *const bad_type[] = {"customer", "s:x", "type", "s:teleport"};
-    static const char *const review_no_rating[] = {"customer", "s:x", "type", "s:review"};
+    static const char *const review_rating_0[] = {"customer", "s:x", "type", "s:review", "rating", "i:0"};
     static const char *const ok2[] = {"customer", "s:second", "type", "s:search"}; /* no ts: rcv */
     pack_event(&pk, ok1, 3);
     pack_event(&pk, no_customer, 2);
@@ -882,7 +882,7 @@ START_TEST(an_invalid_event_in_a_message_is_counted_and_skipped)
     pack_event(&pk, future, 3); /* rcv + 1 day + 1 ms */
     pack_event(&pk, bad_type, 2);
     msgpack_pack_int(&pk, 7); /* not a map */
-    pack_event(&pk, review_no_rating, 2);
+    pack_event(&pk, review_rating_0, 3);
     pack_event(&pk, ok2, 2);
 
     logmsg m;

@@ -556,6 +556,36 @@ START_TEST(rejected_events_are_listed_and_the_rest_stored)
 }
 END_TEST
 
+/* v1 makes a review's rating optional: a star-less review is stored and
+ * counted, outside the ratings; a rating out of 1-5 is still refused. */
+START_TEST(a_review_without_a_rating_is_stored_outside_the_ratings)
+{
+    ls_client *c;
+    ls_track_result tr;
+    tu_conn t;
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 10000), LS_OK);
+    ls_client_event evs[3] = {
+        {.customer = "rita", .type = "review", .category = "books"},
+        {.customer = "rita", .type = "review", .rating = 5, .has = LS_HAS_RATING},
+        {.customer = "rita", .type = "review", .rating = 9, .has = LS_HAS_RATING},
+    };
+    ck_assert_int_eq(ls_client_track(c, evs, 3, &tr), LS_OK);
+    ck_assert_int_eq(tr.accepted, 2);
+    ck_assert_int_eq(tr.rejected, 1);
+    /* a late event replays the history: the star-less review stays one */
+    ls_client_event late = {.customer = "rita", .type = "page_view", .ts_ms = timefmt_now_ms() - 86400000};
+    ck_assert_int_eq(ls_client_track(c, &late, 1, &tr), LS_OK);
+    ck_assert_int_eq(tr.accepted, 1);
+    ls_client_close(&c);
+    tu_connect(&t, srv.endpoint, ZMQ_DEALER);
+    ck_assert_int_eq(profile_feature(&t, "rita", "review_count"), 2);
+    ck_assert_int_eq(profile_feature(&t, "rita", "avg_rating"), 5);
+    ck_assert_int_eq(profile_feature(&t, "rita", "good_reviews"), 1);
+    ck_assert_int_eq(profile_feature(&t, "rita", "bad_reviews"), 0);
+    tu_disconnect(&t);
+}
+END_TEST
+
 /* Sends raw bytes and checks the error code of the reply. */
 static void expect_error(tu_conn *c, const void *body, size_t len, const char *code)
 {
@@ -1810,6 +1840,7 @@ static Suite *suite(void)
     tcase_add_test(tc, explain_contributions_sum_to_the_log_odds);
     tcase_add_test(tc, model_and_stats_ops_report);
     tcase_add_test(tc, rejected_events_are_listed_and_the_rest_stored);
+    tcase_add_test(tc, a_review_without_a_rating_is_stored_outside_the_ratings);
     tcase_add_test(tc, malformed_requests_get_their_codes_and_the_server_carries_on);
     tcase_add_test(tc, pull_socket_batches_are_stored);
     tcase_add_test(tc, old_history_resent_still_dedupes);

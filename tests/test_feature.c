@@ -741,6 +741,35 @@ START_TEST(reviews_and_birthday)
 }
 END_TEST
 
+/* A review without stars (v1 makes rating optional) is a review: it counts,
+ * ends a review request and earns review points once a day, but adds
+ * nothing to the average, the good or the bad reviews, and is no complaint. */
+START_TEST(a_review_without_a_rating_counts_outside_the_ratings)
+{
+    ls_features f;
+    feature_init(&f);
+    ls_event a = mk(EV_REVIEW, T0), b = mk(EV_REVIEW, T0 + 1000);
+    apply(&f, &a);
+    apply(&f, &b);
+    ASSERT_FV(&f, "review_count", T0, 2.0);
+    ASSERT_FV(&f, "avg_rating", T0, 0.0);
+    ASSERT_FV(&f, "good_reviews", T0, 0.0);
+    ASSERT_FV(&f, "bad_reviews", T0, 0.0);
+    ck_assert_uint_eq(f.rating_n, 0);
+    ck_assert_uint_eq(f.review_days, 1); /* two on one day: one review day */
+    ck_assert_int_eq(f.last_review_ms, T0 + 1000);
+    ck_assert_int_eq(f.last_negative_ms, 0);
+    ck_assert_int_eq(f.last_engaged_ms, T0 + 1000);
+    ls_event c = mk(EV_REVIEW, T0 + DAY);
+    c.rating = 4;
+    c.has |= EVF_RATING;
+    apply(&f, &c);
+    ASSERT_FV(&f, "avg_rating", T0 + DAY, 4.0);
+    ASSERT_FV(&f, "good_reviews", T0 + DAY, 1.0);
+    ck_assert_uint_eq(f.review_days, 2);
+}
+END_TEST
+
 START_TEST(sessions_are_counted_once_per_id)
 {
     ls_features f;
@@ -1723,6 +1752,7 @@ static Suite *suite(void)
     tcase_add_test(tc, todays_category_enters_a_table_full_of_old_interest);
     tcase_add_test(tc, a_removal_takes_out_no_more_than_the_cart_holds);
     tcase_add_test(tc, reviews_and_birthday);
+    tcase_add_test(tc, a_review_without_a_rating_counts_outside_the_ratings);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
     tcase_add_test(tc, category_top_k_keeps_the_strongest);
     suite_add_tcase(s, tc);

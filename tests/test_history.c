@@ -206,7 +206,7 @@ static void gen_customer(gen_set *s, uint64_t *r, const char *cust, int64_t star
             g->value = (1 + below(r, 20000)) / 100.0;
             break;
         case EV_REVIEW:
-            g->rating = 1 + (int)below(r, 5);
+            g->rating = (int)below(r, 6); /* 0: a review without stars */
             break;
         case EV_PROFILE:
             g->birthday = (1 + (int)below(r, 12)) * 100 + 1 + (int)below(r, 28);

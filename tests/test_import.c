@@ -263,7 +263,7 @@ START_TEST(csv_bad_values)
         "a,page_view,1700000000,0x10,,,,,\n"                  /* hex is not a decimal number */
         "a,page_view,1700000000,,1.5,,,,\n"                   /* quantity not whole */
         "a,review,1700000000,,,9,,,\n"                        /* rating out of range (event_validate) */
-        "a,review,1700000000,,,,,,\n"                         /* review without rating (event_validate) */
+        "a,review,1700000000,,,0,,,\n"                        /* rating 0 (event_validate) */
         "a,page_view,1700000000,,,,maybe,,\n"
         "a,page_view,1700000000,,,,,13-01,\n"
         "a,page_view,1700000000,-5,,,,,\n"                    /* negative money (event_validate) */
@@ -288,7 +288,7 @@ START_TEST(csv_bad_values)
     ck_assert_int_eq(g.nbad, 16);
     static const char *const kinds[] = {
         "price is not a number", "quantity is not a whole number", "rating must be an integer from 1 to 5",
-        "a review needs a rating from 1 to 5", "discounted is not true or false", "birthday is not MM-DD",
+        "rating must be an integer from 1 to 5", "discounted is not true or false", "birthday is not MM-DD",
         "price must be a finite number between 0 and 1e12", "quantity must be an integer between 1 and 1000000",
         "customer is missing", "type is missing", "ts is missing", "ts is not a time", "unknown event type",
         "value is not a number", "quantity must be an integer between 1 and 1000000",
@@ -298,6 +298,14 @@ START_TEST(csv_bad_values)
         ck_assert_str_eq(g.kind[i], kinds[i]);
     }
     ck_assert_ptr_nonnull(strstr(g.bad[12], "\"teleport\" is not an event type (translate it with --types)"));
+    /* a review without a rating is a review (v1: rating is optional) */
+    path = write_file(p, sizeof p, "stars.csv", "customer,type,ts,rating\na,review,1700000000,\nb,review,1700000000,4\n");
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nbad, 0);
+    ck_assert_int_eq(g.nev, 2);
+    ck_assert_int_eq(g.ev[0].type, EV_REVIEW);
+    ck_assert_uint_eq(g.ev[0].has & EVF_RATING, 0);
+    ck_assert_int_eq(g.ev[1].rating, 4);
 }
 END_TEST
 
