@@ -195,20 +195,22 @@ static journey_type type_of(const journey_rules *r, const ls_features *f, const 
     return JT_OCCASIONAL;
 }
 
+/* Phases and actions count repeat buying in purchase days too: orders
+ * on one day are a first purchase, not trust, and no loyal customer. */
 static journey_phase phase_of(const journey_rules *r, const ls_features *f, const journey_inputs *in)
 {
-    double purchases = f->count[EV_PURCHASE];
-    if (purchases == 0)
+    double purchase_days = f->purchase_days;
+    if (f->count[EV_PURCHASE] == 0)
         return JP_PROSPECT;
     int hurt = f->last_negative_ms && days_since(in->now_ms, f->last_negative_ms) <= r->disappointment_days;
-    int lapsing = purchases >= 2 && in->p_alive < r->lapsing_max_p_alive;
+    int lapsing = purchase_days >= 2 && in->p_alive < r->lapsing_max_p_alive;
     if (hurt || lapsing || lapsed(r, f, in))
         return JP_DISAPPOINTMENT;
     int advocacy = (r->advocate_min_shares > 0 && f->share_days >= r->advocate_min_shares) ||
                    (r->advocate_min_good_reviews > 0 && f->good_reviews >= r->advocate_min_good_reviews);
-    if (advocacy && purchases >= r->advocate_min_purchases)
+    if (advocacy && purchase_days >= r->advocate_min_purchases)
         return JP_IDENTIFICATION;
-    return purchases >= 2 ? JP_TRUST : JP_ILLUSION;
+    return purchase_days >= 2 ? JP_TRUST : JP_ILLUSION;
 }
 
 /* Purchases earn points by net value; reviews, shares and referrals at
@@ -245,11 +247,12 @@ static unsigned actions_of(const journey_rules *r, const ls_features *f, const j
                            journey_phase phase)
 {
     unsigned a = 0;
-    double purchases = f->count[EV_PURCHASE];
+    double purchase_days = f->purchase_days;
+    int bought = f->count[EV_PURCHASE] > 0;
     double cart_age_h = days_since(in->now_ms, f->last_cart_ms) * 24.0;
     if (feature_cart_is_open(f) && cart_age_h >= r->cart_min_hours && cart_age_h <= r->cart_max_days * 24.0)
         a |= 1u << JA_ABANDONED_CART;
-    if ((purchases >= r->winback_min_purchases &&
+    if ((purchase_days >= r->winback_min_purchases &&
          (in->p_alive < r->winback_max_p_alive || days_since(in->now_ms, f->last_purchase_ms) >= r->winback_min_days)) ||
         lapsed(r, f, in))
         a |= 1u << JA_WIN_BACK;
@@ -262,15 +265,15 @@ static unsigned actions_of(const journey_rules *r, const ls_features *f, const j
         if (date_within(in->now_ms, m, d, r->anniversary_days_ahead))
             a |= 1u << JA_ANNIVERSARY;
     }
-    if (purchases > 0 && in->clv >= r->vip_min_clv)
+    if (bought && in->clv >= r->vip_min_clv)
         a |= 1u << JA_VIP_REWARD;
     double since_buy = days_since(in->now_ms, f->last_purchase_ms);
-    if (purchases > 0 && since_buy >= r->review_min_days && since_buy <= r->review_max_days &&
+    if (bought && since_buy >= r->review_min_days && since_buy <= r->review_max_days &&
         f->last_review_ms < f->last_purchase_ms)
         a |= 1u << JA_REVIEW_REQUEST;
     if (phase == JP_DISAPPOINTMENT)
         a |= 1u << JA_RECOVERY;
-    if (purchases > 0 && f->count[EV_SIGNUP] == 0)
+    if (bought && f->count[EV_SIGNUP] == 0)
         a |= 1u << JA_ACCOUNT_INVITE;
     return a;
 }

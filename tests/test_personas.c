@@ -800,6 +800,11 @@ START_TEST(orders_on_one_day_make_a_new_customer_not_a_regular)
         p_order(&p, NOW - 2 * HOUR + i * 10 * MINUTE, 40.0, 0);
     assess_result a = assess_at(&p, NOW);
     ck_assert_msg(a.journey.type == JT_NEW, "%s is %s, want new", p.name, journey_type_name(a.journey.type));
+    /* one occasion is a first purchase in the phases too, not trust, and
+     * no loyal customer to win back a year on */
+    ck_assert_str_eq(journey_phase_name(a.journey.phase), "illusion");
+    a = assess_at(&p, NOW + 120 * DAY);
+    ck_assert_msg(!((a.journey.actions >> JA_WIN_BACK) & 1u), "%s, 120 days later, gets win_back", p.name);
     a = assess_at(&p, NOW + 2 * 365 * DAY);
     ck_assert_msg(a.journey.type == JT_OCCASIONAL, "%s, two years later, is %s, want occasional", p.name,
                   journey_type_name(a.journey.type));
