@@ -38,8 +38,18 @@ int cmd_audience(int argc, char **argv);
 int cmd_triggers(int argc, char **argv);
 int cmd_cluster(int argc, char **argv);
 
-/* Prints "leadscore <cmd>: <message>" on stderr and returns status. */
+/* Prints "leadscore <cmd>: <message>" on stderr ("leadscore: <message>"
+ * when cmd is NULL) and returns status. */
 int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Flushes standard output and returns status, or CLI_FAIL after "leadscore
+ * <cmd>: cannot write standard output: <reason>" when status is CLI_OK but
+ * what was printed did not all get there (a full disk, a closed pipe): a
+ * report, an answer or a --help lost must not look like success.  main()
+ * passes every command's status through it but serve's (a service that
+ * stopped cleanly exits 0 even if its banner was lost); serve's --help and
+ * --sample-config call it themselves. */
+int cli_output_status(const char *cmd, int status);
 
 /* What a command-line time that parses but lies before the Unix epoch is
  * called in a usage error ("--now: \"-5\" is " CLI_TIME_EARLY). */

@@ -169,6 +169,42 @@ static int apply(const cliopts_spec *spec, const cliopt *r, const char *arg, voi
 /* Parsing                                                             */
 /* ------------------------------------------------------------------ */
 
+/* 1 when word ("--name" or "--name=value") names one of longopts in full. */
+static int full_name(const char *word, const struct option *longopts)
+{
+    if (strncmp(word, "--", 2) != 0)
+        return 0;
+    word += 2;
+    size_t len = strcspn(word, "=");
+    for (const struct option *o = longopts; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, word, len) == 0)
+            return 1;
+    return 0;
+}
+
+int cliopts_getopt(int argc, char **argv, const char *shorts, const struct option *longopts)
+{
+    int index = -1;
+    int c = getopt_long(argc, argv, shorts, longopts, &index);
+    /* the word just read: getopt_long has stepped over it, and over its
+     * value when that came as the next word ("--key FILE") */
+    const char *word;
+    int separate = 0;
+    if (index >= 0) {
+        separate = longopts[index].has_arg == required_argument && optind >= 2 && optarg == argv[optind - 1];
+        word = argv[optind - 1 - separate];
+    } else if (c == ':' && optind >= 1 && strncmp(argv[optind - 1], "--", 2) == 0) {
+        word = argv[optind - 1]; /* a long option at the end, without its value */
+    } else {
+        return c; /* a short option, an unknown one, or the end */
+    }
+    if (full_name(word, longopts))
+        return c;
+    optind -= separate; /* argv[optind - 1] is the refused word */
+    optopt = 0;
+    return '?';
+}
+
 static int takes_value(const cliopt *r)
 {
     return r->kind != CLIOPT_FLAG;
@@ -202,7 +238,7 @@ int cliopts_parse(const cliopts_spec *spec, int argc, char **argv, void *opts)
     opterr = 0;
     optind = 0;
     int rc = 0;
-    while (rc == 0 && (c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+    while (rc == 0 && (c = cliopts_getopt(argc, argv, shorts, lo)) != -1) {
         if (c == 'h' || c == HELP_VAL) {
             cliopts_help(spec, stdout);
             rc = CLIOPTS_HELP;
@@ -216,8 +252,10 @@ int cliopts_parse(const cliopts_spec *spec, int argc, char **argv, void *opts)
         } else if (c == '?') {
             if (optopt && optopt < VAL_BASE)
                 cli_error(spec->cmd, CLI_USAGE, "unknown option -%c (see --help)", optopt);
+            else if (optopt >= VAL_BASE)
+                cli_error(spec->cmd, CLI_USAGE, "--%s takes no value (see --help)", spec->opts[optopt - VAL_BASE].name);
             else
-                cli_error(spec->cmd, CLI_USAGE, "unknown or ambiguous option \"%s\" (see --help)", argv[optind - 1]);
+                cli_error(spec->cmd, CLI_USAGE, "unknown option \"%s\" (see --help)", argv[optind - 1]);
             rc = CLIOPTS_USAGE;
         } else {
             const cliopt *r = NULL;

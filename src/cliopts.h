@@ -4,8 +4,8 @@
  * A row names one option (--name, an optional -x), the kind of value it
  * takes, where in the subcommand's options struct the value goes
  * (offsetof) and its help text.  cliopts_parse() reads argv against the
- * table (getopt_long underneath), checks every value, and reports a bad
- * one uniformly as "leadscore CMD: --opt: why" (exit status 2); the same
+ * table (getopt_long underneath, taking only full option names: --k is
+ * no --key), checks every value, and reports a bad one uniformly as "leadscore CMD: --opt: why" (exit status 2); the same
  * table prints --help, so the help and the parser cannot drift.  Checks
  * between options ("--data and --connect exclude each other") stay in the
  * subcommand, after the parse.
@@ -92,5 +92,15 @@ int cliopts_status(int parsed);
 
 /* Prints spec's --help to out. */
 void cliopts_help(const cliopts_spec *spec, FILE *out);
+
+struct option;
+
+/* getopt_long(argc, argv, shorts, longopts, NULL) without its unique
+ * prefixes: a long option must be given by its full name (--key, or
+ * --key=VALUE), so an abbreviation such as --k returns '?' with optopt 0,
+ * like any unknown long option.  After '?', argv[optind - 1] is the
+ * option word that was refused.  Every command parses through this (the
+ * abbreviations were never documented, and made a typo another option). */
+int cliopts_getopt(int argc, char **argv, const char *shorts, const struct option *longopts);
 
 #endif

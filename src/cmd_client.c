@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cliopts.h"
+#include "eventfile.h"
 #include "jsonout.h"
 #include "leadscore/client.h"
 #include "security.h"
@@ -238,8 +239,11 @@ static int pack_field(client_opts *o, msgpack_packer *pk, const char *arg)
             return cli_error(o->cmd, CLI_USAGE, "%s: \"%s\" is not a number", name, v);
         msgpack_pack_double(pk, d);
     } else if (!strcmp(name, "quantity") || !strcmp(name, "rating")) {
-        long long n = strtoll(v, &end, 10);
-        if (end == v || *end)
+        int64_t n; /* as import reads them: "2" or "2.0" (the wire takes integral floats too) */
+        int bad = eventfile_parse_whole(v, strlen(v), &n);
+        if (bad == -2)
+            return cli_error(o->cmd, CLI_USAGE, "%s: \"%s\" is beyond 9e15", name, v);
+        if (bad)
             return cli_error(o->cmd, CLI_USAGE, "%s: \"%s\" is not a whole number", name, v);
         msgpack_pack_int64(pk, n);
     } else if (!strcmp(name, "discounted")) {

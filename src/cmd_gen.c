@@ -128,7 +128,7 @@ static const cliopt gen_rows[] = {
 static const cliopts_spec gen_spec = {
     .cmd = "gen",
     .usage = "leadscore gen [--customers N] [--days D] [--seed S] [--format csv|jsonl] [--out FILE]\n"
-             "                     [--truth FILE] [--end TIME | --start TIME] [--cutoff TIME] [--horizon DAYS]",
+             "                     [--truth FILE] [--start TIME] [--end TIME] [--cutoff TIME] [--horizon DAYS]",
     .about = "Writes a deterministic synthetic shop event stream: customers with individual purchase\n"
              "rates and drop-out (the BG/NBD story), browsing funnels, category tastes, sale hunters,\n"
              "refunds, reviews, referrals, birthdays, anonymous visitors who sign in later.",
@@ -205,8 +205,14 @@ int cmd_gen(int argc, char **argv)
     FILE *ev = out ? evf.f : stdout;
     gen_progress p = {isatty(2) && ev != stdout, timefmt_mono_ns()};
     int st = shopgen_run(&c, ev, trf.f, show_progress, &p, &sum);
+    if (st == LS_EIO) { /* which stream failed, and why (a full disk, a reader gone: "Broken pipe") */
+        int why = errno ? errno : EIO;
+        const char *what = trf.f && ferror(trf.f) ? truth : out ? out : "standard output";
+        rc = cli_error("gen", CLI_FAIL, "cannot write %s: %s", what, strerror(why));
+        goto done;
+    }
     if (st != LS_OK) {
-        rc = cli_error("gen", CLI_FAIL, "%s", st == LS_EIO ? "write failed (disk full?)" : ls_strerror(st));
+        rc = cli_error("gen", CLI_FAIL, "%s", ls_strerror(st));
         goto done;
     }
     double secs = (double)(timefmt_mono_ns() - p.started_ns) / 1e9;

@@ -242,8 +242,8 @@ int cmd_rescore(int argc, char **argv)
     if (p.drawn)
         fputs("\r\033[K", stderr);
     if (st != LS_OK) {
-        rc = cli_error("rescore", CLI_FAIL, "%s%s%s", err, st == LS_EIO && c.out_path ? ": " : "",
-                       st == LS_EIO && c.out_path ? c.out_path : "");
+        rc = cli_error("rescore", CLI_FAIL, "%s%s%s", st == LS_EIO && c.out_path ? c.out_path : "",
+                       st == LS_EIO && c.out_path ? ": " : "", err); /* FILE: writing the rows failed: why */
     } else if (c.out_path && atomicfile_commit(&af, err, sizeof err) != LS_OK) {
         rc = cli_error("rescore", CLI_FAIL, "%s", err);
     } else {

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "automation.h"
+#include "cliopts.h"
 #include "config.h"
 #include "leadscore/error.h"
 #include "log.h"
@@ -161,7 +162,7 @@ static int read_settings(int argc, char **argv, config *cfg)
     opterr = 0; /* our own message, in the `leadscore serve: ...` form of every command */
     for (int pass = 0; pass < 2 && rc == CLI_OK; pass++) {
         optind = 0;
-        while (rc == CLI_OK && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        while (rc == CLI_OK && (c = cliopts_getopt(argc, argv, ":h", opts)) != -1) {
             if (c == 'h') {
                 serve_help(stdout);
                 rc = -1;
@@ -174,8 +175,7 @@ static int read_settings(int argc, char **argv, config *cfg)
                                : optopt == 'c' ? "config" : "?");
             } else if (c == '?') {
                 rc = optopt ? cli_error("serve", CLI_USAGE, "unknown option -%c (see --help)", optopt)
-                            : cli_error("serve", CLI_USAGE, "unknown or ambiguous option \"%s\" (see --help)",
-                                        argv[optind - 1]);
+                            : cli_error("serve", CLI_USAGE, "unknown option \"%s\" (see --help)", argv[optind - 1]);
             } else if (c == 'c' && pass == 0) {
                 if (config_load_file(cfg, optarg, err, sizeof err) != LS_OK)
                     rc = cli_error("serve", CLI_USAGE, "%s", err);
@@ -238,8 +238,8 @@ int cmd_serve(int argc, char **argv)
     config cfg;
     char err[1024] = "";
     int rc = read_settings(argc, argv, &cfg);
-    if (rc != CLI_OK)
-        return rc < 0 ? CLI_OK : rc;
+    if (rc != CLI_OK) /* -1 after --help or --sample-config: exit 0 only if it all got out */
+        return rc < 0 ? cli_output_status("serve", CLI_OK) : rc;
     if ((rc = check_settings(&cfg)) != CLI_OK)
         return rc;
     server *s;

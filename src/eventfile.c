@@ -305,9 +305,7 @@ static int parse_number(const char *s, size_t len, double *out)
     return 0;
 }
 
-/* A whole number, also written "2.0": 0, -1 when it is not one, -2 when
- * it is beyond +-9e15 (where a double stops holding every whole number). */
-static int parse_whole(const char *s, size_t len, int64_t *out)
+int eventfile_parse_whole(const char *s, size_t len, int64_t *out)
 {
     double d;
     if (parse_number(s, len, &d) || d != floor(d))
@@ -406,7 +404,7 @@ static int build_event(eventfile *f, ls_event *ev)
     }
     i = EVENTFILE_F_QUANTITY;
     if (v[i]) {
-        int bad = parse_whole(v[i], n[i], &ev->quantity);
+        int bad = eventfile_parse_whole(v[i], n[i], &ev->quantity);
         if (bad == -2)
             return ef_bad_row(f, line, "quantity must be an integer between 1 and 1000000",
                               "quantity %s must be an integer between 1 and 1000000",
@@ -419,7 +417,7 @@ static int build_event(eventfile *f, ls_event *ev)
     i = EVENTFILE_F_RATING;
     if (v[i]) {
         int64_t r;
-        int bad = parse_whole(v[i], n[i], &r);
+        int bad = eventfile_parse_whole(v[i], n[i], &r);
         if (bad == -2 || (!bad && (r < -1000 || r > 1000)))
             return ef_bad_row(f, line, "rating must be an integer from 1 to 5",
                               "rating %s must be an integer from 1 to 5", ef_shown(q, sizeof q, v[i], n[i]));

@@ -233,6 +233,12 @@ int eventfile_parse_types(const char *spec, eventfile_types *types, char *err, s
  * "iso" into a timefmt_hint.  Returns LS_OK or LS_EPARSE. */
 int eventfile_parse_ts_format(const char *word, int *hint);
 
+/* Parses the len bytes at s as a whole number, also written "2.0" or
+ * "2e3" (the quantity and rating of a row; `track` reads its fields so
+ * too).  Returns 0 and sets *out, -1 when it is not one, -2 when it is
+ * beyond +-9e15 (where a double stops holding every whole number). */
+int eventfile_parse_whole(const char *s, size_t len, int64_t *out);
+
 /* Name of a field ("customer"), or NULL when out of range. */
 const char *eventfile_field_name(eventfile_field field);
 

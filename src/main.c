@@ -74,7 +74,7 @@ static const struct {
 int cli_error(const char *cmd, int status, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "leadscore %s: ", cmd);
+    fprintf(stderr, "leadscore%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -103,14 +103,9 @@ static void usage(FILE *out)
     fprintf(out, "\nThe wire protocol and files are described in PROTOCOL.md; README.md has a tour.\n");
 }
 
-/* A command's status, made a failure when what it printed on standard
- * output did not all get there (a full disk, a closed pipe): a report or
- * a JSON answer lost must not look like success.  Not for serve, whose
- * banner is a courtesy: a service that stopped cleanly exits 0. */
-static int finish_output(const char *cmd, int status)
+int cli_output_status(const char *cmd, int status)
 {
-    if (strcmp(cmd, "serve") == 0)
-        return status;
+    errno = 0;
     int bad = fflush(stdout) != 0 || ferror(stdout);
     if (bad && status == CLI_OK)
         return cli_error(cmd, CLI_FAIL, "cannot write standard output: %s", strerror(errno ? errno : EIO));
@@ -119,25 +114,28 @@ static int finish_output(const char *cmd, int status)
 
 int main(int argc, char **argv)
 {
+    /* A closed pipe on standard output (`leadscore triggers | head -1`) is
+     * a failed write like a full disk -- exit 1 with the reason on stderr --
+     * not death by SIGPIPE (status 141), which no exit status here means. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
-        return CLI_OK;
+        return cli_output_status(NULL, CLI_OK);
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         print_version();
-        return CLI_OK;
+        return cli_output_status(NULL, CLI_OK);
     }
-    /* A closed pipe on standard output (`leadscore triggers | head -1`) is
-     * a failed write like a full disk -- exit 1 with the reason on stderr --
-     * not death by SIGPIPE (status 141), which no exit status here means. */
-    signal(SIGPIPE, SIG_IGN);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return finish_output(commands[i].name, commands[i].run(argc - 1, argv + 1));
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        int status = commands[i].run(argc - 1, argv + 1);
+        return commands[i].run == cmd_serve ? status : cli_output_status(commands[i].name, status);
+    }
     fprintf(stderr, "leadscore: unknown command \"%s\"\n\n", argv[1]);
     usage(stderr);
     return CLI_USAGE;

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "rescore.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -796,6 +797,8 @@ struct run {
     atomic_uint_fast64_t next_write;
     atomic_int stop;                  /* a failure: every scorer stops */
     int status;                       /* the first failure (under mu) */
+    int write_errno;                  /* errno of the first failed write of the rows: set by the
+                                         thread that wrote (whose turn it was), read after the join */
     _Alignas(64) atomic_uint_fast64_t scanned; /* added to by every scorer: a line of its own */
     uint64_t next_tick;               /* the caller's next progress report */
     int started;                      /* scoring threads running, the caller's included */
@@ -850,11 +853,21 @@ static void score_one(scorer *sc, obuf *out, const char *id, size_t len, const l
         sc->failed = 1;
 }
 
+/* LS_EIO after a failed write to the output, its errno kept for the
+ * report (errno is per thread, and the run's report is made by the
+ * caller's). */
+static int write_failed(run *r)
+{
+    if (!r->write_errno)
+        r->write_errno = errno ? errno : EIO;
+    return LS_EIO;
+}
+
 static int write_out(run *r, const obuf *b)
 {
     if (b->len && fwrite(b->p, 1, b->len, r->o->out) != b->len)
-        return -1;
-    return 0;
+        return write_failed(r);
+    return LS_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1080,7 +1093,7 @@ static int write_top(run *r, rescore_summary *sum)
         size_t len;
         rescore_top_row(all, i, &key, &row, &len);
         if (fwrite(row, 1, len, r->o->out) != len)
-            return LS_EIO;
+            return write_failed(r);
     }
     sum->rows = rescore_top_count(all);
     return LS_OK;
@@ -1115,7 +1128,7 @@ int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summ
     int64_t t0 = timefmt_mono_ns();
     int rc = setup(&r, s, threads);
     if (rc == LS_OK && o->format == RESCORE_CSV && fputs(rescore_csv_header(o), o->out) == EOF)
-        rc = LS_EIO;
+        rc = write_failed(&r);
     if (rc == LS_OK && (rc = begin(&r)) == LS_OK)
         rc = scan_ranges(&r);
     for (int i = 0; i < r.nscorers && r.scorers; i++) {
@@ -1134,13 +1147,13 @@ int rescore_run(store *s, const model *m, const rescore_options *o, rescore_summ
     else if (!o->top)
         sum->rows = sum->matched;
     if (rc == LS_OK && fflush(o->out) != 0)
-        rc = LS_EIO;
+        rc = write_failed(&r);
     sum->threads = r.nscorers;
     sum->ranges = r.nranges;
     sum->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;
     teardown(&r);
     if (rc == LS_EIO)
-        return ls_fail(err, errlen, rc, "writing the rows failed");
+        return ls_fail(err, errlen, rc, "writing the rows failed: %s", strerror(r.write_errno ? r.write_errno : EIO));
     if (rc != LS_OK)
         return ls_fail(err, errlen, rc, "rescore failed: %s", ls_strerror(rc));
     return LS_OK;

@@ -31,6 +31,7 @@
  * customer. */
 #include "shopgen.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -878,9 +879,10 @@ static int simulate(gen *g, shopgen_progress_fn progress, void *arg)
             progress(arg, g->sum.events, g->day + 1, cfg->days);
     }
     sgw_finish(g);
-    if (g->out.err || fflush(g->out.f) != 0 || ferror(g->out.f))
-        return LS_EIO;
-    return LS_OK;
+    errno = 0;
+    if (!g->out.err && (fflush(g->out.f) != 0 || ferror(g->out.f)))
+        g->out.err = errno ? errno : EIO;
+    return g->out.err ? LS_EIO : LS_OK;
 }
 
 int shopgen_run(const shopgen_config *c, FILE *events, FILE *truth,
@@ -908,9 +910,14 @@ int shopgen_run(const shopgen_config *c, FILE *events, FILE *truth,
         if (out)
             *out = g->sum;
     }
-leave:
+leave:;
+    /* a failed write's reason, kept over the cleanup: the events', else
+     * (sgw_truth returns at once) the truth file's */
+    int why = rc != LS_EIO ? 0 : g->out.err ? g->out.err : errno ? errno : EIO;
     if (g)
         gen_close(g);
     free(g);
+    if (why)
+        errno = why;
     return rc;
 }

@@ -166,7 +166,8 @@ int shopgen_validate(const shopgen_config *c);
  * never closed or seeked.  progress may be NULL.  *out (may be NULL) is
  * filled on success.  Returns LS_OK, LS_EINVAL (bad config or NULL
  * events), LS_ENOMEM, LS_ETOOLARGE (a single day beyond 4 billion events)
- * or LS_EIO (a write failed; the output is then incomplete). */
+ * or LS_EIO (a write failed, errno saying why -- ferror() tells which
+ * stream; the output is then incomplete). */
 int shopgen_run(const shopgen_config *c, FILE *events, FILE *truth,
                 shopgen_progress_fn progress, void *arg, shopgen_summary *out);
 

@@ -84,7 +84,7 @@ typedef struct {
     FILE *f;
     char *buf;
     size_t len;
-    int err;
+    int err;                       /* 0, or the errno of the write that failed */
 } outbuf;
 
 typedef struct {

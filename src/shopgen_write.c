@@ -5,6 +5,7 @@
  * look random but never collide); and the ground truth per customer. */
 #include "shopgen_write.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "leadscore/error.h"
@@ -56,7 +57,7 @@ static const char csv_header[] =
 static void out_flush(outbuf *o)
 {
     if (o->len && !o->err && fwrite(o->buf, 1, o->len, o->f) != o->len)
-        o->err = 1;
+        o->err = errno ? errno : EIO;
     o->len = 0;
 }
 

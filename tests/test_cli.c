@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -86,7 +87,7 @@ START_TEST(usage_errors_exit_two)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, none), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, unknown), 2);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, badopt), 2);
-    ck_assert_ptr_nonnull(strstr(out, "leadscore serve: unknown or ambiguous option \"--no-such-option\""));
+    ck_assert_ptr_nonnull(strstr(out, "leadscore serve: unknown option \"--no-such-option\""));
     const char *novalue[] = {"serve", "--data", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, novalue), 2);
     ck_assert_ptr_nonnull(strstr(out, "leadscore serve: --data takes a value"));
@@ -202,6 +203,14 @@ START_TEST(track_score_profile_against_a_server)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, profile), 0);
     ck_assert_ptr_nonnull(strstr(out, "add_to_cart_count: 1"));
     ck_assert_ptr_nonnull(strstr(out, "first_seen: 1793527200000"));
+    /* a whole number written "2.0" is one, as import and the wire take it */
+    const char *two[] = {"track", "--connect", ep, "alice", "add_to_cart", "price=40", "quantity=2.0", "rating=5.0",
+                         NULL};
+    ck_assert_msg(tu_run_cli(out, sizeof out, two) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "accepted: 1"));
+    const char *half[] = {"track", "--connect", ep, "alice", "add_to_cart", "quantity=2.5", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, half), 2);
+    ck_assert_ptr_nonnull(strstr(out, "leadscore track: quantity: \"2.5\" is not a whole number"));
     const char *bad[] = {"track", "--connect", ep, "alice", "teleport", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, bad), 1); /* the reply is printed; the rejection is exit 1 */
     ck_assert_ptr_nonnull(strstr(out, "accepted: 0"));
@@ -564,6 +573,20 @@ START_TEST(every_subcommand_exits_as_documented)
         rc = tu_run_cli_split(out, sizeof out, e, sizeof e, unknown);
         ck_assert_msg(rc == 2, "%s: exit %d on an unknown option, want 2", r->cmd, rc);
         ck_assert_msg(e[0] != '\0', "%s: the unknown option is not reported", r->cmd);
+        /* the success row with its first long option cut short is no
+         * longer that option (getopt's unique prefixes are not taken) */
+        const char *cut[14];
+        char shorter[64] = "";
+        for (int k = 0; k < 14; k++) {
+            cut[k] = r->ok[k];
+            if (!shorter[0] && r->ok[k] && strncmp(r->ok[k], "--", 2) == 0 && strlen(r->ok[k]) > 3) {
+                snprintf(shorter, sizeof shorter, "%.*s", (int)strlen(r->ok[k]) - 1, r->ok[k]);
+                cut[k] = shorter;
+            }
+        }
+        ck_assert_msg(shorter[0], "%s: no long option in the success row", r->cmd);
+        rc = run_row(cut, dir, ep, "tcp://127.0.0.1:1", e, sizeof e);
+        ck_assert_msg(rc == 2 && e[0], "%s: exit %d with %s, want 2 (%s)", r->cmd, rc, shorter, e);
     }
     ck_assert_int_eq(tu_kill_wait(pid, SIGTERM), 0);
     tu_rmtree(dir);
@@ -610,6 +633,9 @@ START_TEST(gen_window_ends_today_by_default)
     char cmp[2600];
     snprintf(cmp, sizeof cmp, "cmp -s %s %s && cmp -s %s %s", a, b, a, c);
     ck_assert_int_eq(system(cmp), 0);
+    const char *help[] = {"gen", "--help", NULL}; /* which --help shows as allowed together */
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, help), 0);
+    ck_assert_ptr_nonnull(strstr(out, "[--start TIME] [--end TIME]"));
     const char *disagree[] = {"gen", "--days", "5", "--start", "2026-03-01", "--end", "2026-03-11", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, disagree), 2);
     ck_assert_ptr_nonnull(strstr(out, "--days"));
@@ -624,6 +650,143 @@ START_TEST(gen_window_ends_today_by_default)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, nobody), 2);
     ck_assert_ptr_nonnull(strstr(out, "--customers: \"0\" is not a count from 1 to 100000000"));
     tu_rmtree(dir);
+}
+END_TEST
+
+/* A pipe whose reader is gone: a write to it fails with EPIPE. */
+static int closed_pipe(void)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    close(p[0]);
+    return p[1];
+}
+
+/* Runs leadscore ARGS with standard output on fd (and SIGPIPE at its
+ * default, as from a shell), standard error into e.  Returns the exit
+ * status, or -1 when a signal ended it. */
+static int run_output_to(int fd, char *e, size_t cap, const char *const *args)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *argv[64] = {LEADSCORE_BIN};
+        int n = 1;
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        signal(SIGPIPE, SIG_DFL);
+        dup2(fd, 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        close(p[1]);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t r;
+    while (len < cap - 1 && (r = read(p[0], e + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    e[len] = '\0';
+    close(p[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Output that does not all reach standard output is exit 1 with the
+ * reason, for --help, --version and --sample-config as for reports (they
+ * once exited 0 on a full disk), and a reader gone is said as "Broken
+ * pipe" by gen and rescore (once "write failed (disk full?)" and no reason). */
+START_TEST(lost_output_is_a_failure_with_its_reason)
+{
+    static char e[1 << 14];
+    char dir[512], shop[600], store_dir[600];
+    if (access("/dev/full", W_OK) == 0) {
+        int full = open("/dev/full", O_WRONLY);
+        ck_assert_int_ge(full, 0);
+        const char *const tops[][3] = {{"--help"}, {"help"}, {"-h"}, {"--version"}, {"version"}};
+        for (size_t i = 0; i < sizeof tops / sizeof tops[0]; i++) {
+            ck_assert_int_eq(run_output_to(full, e, sizeof e, tops[i]), 1);
+            ck_assert_msg(strstr(e, "leadscore: cannot write standard output: No space left on device"), "%s: %s",
+                          tops[i][0], e);
+        }
+        const char *cmds[] = {"serve", "track", "score", "recommend", "profile", "ping", "stats", "model", "reload",
+                              "gen", "alias", "forget", "compact", "import", "train", "rescore", "kpis", "bench",
+                              "keygen", "audience", "triggers", "cluster"};
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+            const char *args[] = {cmds[i], "--help", NULL};
+            char want[128];
+            snprintf(want, sizeof want, "leadscore %s: cannot write standard output: No space left on device", cmds[i]);
+            int rc = run_output_to(full, e, sizeof e, args);
+            ck_assert_msg(rc == 1 && strstr(e, want), "%s --help: exit %d: %s", cmds[i], rc, e);
+        }
+        const char *sample[] = {"serve", "--sample-config", NULL};
+        ck_assert_int_eq(run_output_to(full, e, sizeof e, sample), 1);
+        ck_assert_ptr_nonnull(strstr(e, "leadscore serve: cannot write standard output: No space left on device"));
+        close(full);
+    }
+    int gone = closed_pipe();
+    const char *top[] = {"--help", NULL};
+    ck_assert_int_eq(run_output_to(gone, e, sizeof e, top), 1); /* not death by SIGPIPE */
+    ck_assert_ptr_nonnull(strstr(e, "Broken pipe"));
+    const char *gen_out[] = {"gen", "--customers", "2000", "--days", "10", "--end", "2026-03-01", NULL};
+    ck_assert_int_eq(run_output_to(gone, e, sizeof e, gen_out), 1);
+    ck_assert_msg(strstr(e, "leadscore gen: cannot write standard output: Broken pipe"), "%s", e);
+    ck_assert_int_eq(chdir(LS_SOURCE_DIR), 0); /* rescore's model, as ctest runs it */
+    tu_tempdir(dir, sizeof dir);
+    snprintf(shop, sizeof shop, "%s/shop.jsonl", dir);
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    const char *gen[] = {"gen", "--customers", "100", "--days", "30", "--end", "2026-03-01", "--out", shop, NULL};
+    const char *imp[] = {"import", "--data", store_dir, "--no-sync", "--quiet", shop, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, imp), 0);
+    const char *rescore[] = {"rescore", "--data", store_dir, "--quiet", NULL};
+    ck_assert_int_eq(run_output_to(gone, e, sizeof e, rescore), 1);
+    ck_assert_msg(strstr(e, "leadscore rescore: writing the rows failed: Broken pipe"), "%s", e);
+    close(gone);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* Only full option names: an abbreviation is an unknown option (exit 2),
+ * never another option (`score --k 3` was once read as --key, --n as
+ * --now, --ex as --explain, `serve --sample` as --sample-config). */
+START_TEST(abbreviated_options_are_unknown)
+{
+    static char e[1 << 14];
+    const char *dead = "tcp://127.0.0.1:1";
+    const char *k[] = {"score", "--k", "3", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, k), 2);
+    ck_assert_msg(strstr(e, "leadscore score: unknown option \"--k\""), "%s", e);
+    const char *n[] = {"score", "--connect", dead, "--timeout", "300", "--n", "1700000000", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, n), 2);
+    ck_assert_msg(strstr(e, "unknown option \"--n\""), "%s", e);
+    const char *ex[] = {"score", "--connect", dead, "--timeout", "300", "--ex", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, ex), 2);
+    ck_assert_msg(strstr(e, "unknown option \"--ex\""), "%s", e);
+    const char *eq[] = {"score", "--conn=tcp://127.0.0.1:1", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, eq), 2);
+    ck_assert_msg(strstr(e, "unknown option \"--conn=tcp://127.0.0.1:1\""), "%s", e);
+    const char *sample[] = {"serve", "--sample", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, sample), 2);
+    ck_assert_msg(strstr(e, "leadscore serve: unknown option \"--sample\""), "%s", e);
+    const char *dat[] = {"serve", "--dat", NULL}; /* at the end, without a value */
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, dat), 2);
+    ck_assert_msg(strstr(e, "leadscore serve: unknown option \"--dat\""), "%s", e);
+    const char *flag_value[] = {"score", "--json=yes", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, flag_value), 2);
+    ck_assert_msg(strstr(e, "leadscore score: --json takes no value"), "%s", e);
+    /* full names, either spelling of the value, still are the options */
+    const char *full[] = {"score", "--connect=tcp://127.0.0.1:1", "--timeout", "300", "--now", "1700000000",
+                          "--explain", "alice", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, full), 1); /* nobody listens */
+    ck_assert_msg(strstr(e, "is `leadscore serve` running"), "%s", e);
+    const char *missing[] = {"serve", "--data", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, missing), 2);
+    ck_assert_msg(strstr(e, "leadscore serve: --data takes a value"), "%s", e);
 }
 END_TEST
 
@@ -884,6 +1047,8 @@ static Suite *suite(void)
     tcase_add_test(tc, keygen_keeps_an_existing_key_without_force);
     tcase_add_test(tc, failed_writes_leave_files_as_they_were);
     tcase_add_test(tc, rescore_says_which_model_it_used);
+    tcase_add_test(tc, lost_output_is_a_failure_with_its_reason);
+    tcase_add_test(tc, abbreviated_options_are_unknown);
     suite_add_tcase(s, tc);
     return s;
 }
