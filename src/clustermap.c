@@ -102,6 +102,11 @@ int clustermap_move(clustermap *m, uint32_t p, const char *node, char *err, size
     return LS_OK;
 }
 
+int clustermap_same_holders(const clustermap *m, uint32_t a, uint32_t b)
+{
+    return a < m->nparts && b < m->nparts && m->owner[a] == m->owner[b] && m->standby[a] == m->standby[b];
+}
+
 char *clustermap_to_json(const clustermap *m)
 {
     json_t *o = json_object(), *nodes = json_array(), *owner = json_array(), *standby = json_array();

@@ -68,6 +68,14 @@ void clustermap_subject(const clustermap *m, uint32_t p, char *out, size_t cap);
  * was the standby, the two swap).  Raises the epoch. */
 int clustermap_move(clustermap *m, uint32_t p, const char *node, char *err, size_t errlen);
 
+/* 1 when reads of partitions a and b go to the same nodes: the same
+ * owner and the same standby (or none for both); 0 when not, or when
+ * either is not in the map.  A forwarded batched score (forward.c) puts
+ * customers of a and b in one part only then, so that when the owner
+ * does not answer, the part's one resend reaches a standby of all its
+ * customers. */
+int clustermap_same_holders(const clustermap *m, uint32_t a, uint32_t b);
+
 /* JSON text (malloc'd, free it) and back.  Parsing checks every field. */
 char *clustermap_to_json(const clustermap *m);
 int clustermap_from_json(clustermap *m, const char *text, size_t len, char *err, size_t errlen);

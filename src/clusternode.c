@@ -375,6 +375,14 @@ void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *o
     pthread_mutex_unlock(&cn->lock);
 }
 
+int clusternode_same_holders(clusternode *cn, uint32_t a, uint32_t b)
+{
+    pthread_mutex_lock(&cn->lock);
+    int same = clustermap_same_holders(&cn->map, a, b);
+    pthread_mutex_unlock(&cn->lock);
+    return same;
+}
+
 int clusternode_forwarded(const void *identity, size_t len)
 {
     size_t n = strlen(FORWARD_ID_PREFIX);

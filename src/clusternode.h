@@ -54,6 +54,10 @@ void clusternode_describe(clusternode *cn, codec_writer *w);
  * standby ("" when there is none or it is unknown). */
 void clusternode_read_endpoint(clusternode *cn, uint32_t p, int standby, char *out, size_t cap);
 
+/* 1 when partitions a and b have the same owner and the same standby in
+ * the node's map (clustermap_same_holders). */
+int clusternode_same_holders(clusternode *cn, uint32_t a, uint32_t b);
+
 /* 1 when a request came through another node's forwarder (its routing
  * id, the ROUTER's first frame): it is answered here, never forwarded. */
 int clusternode_forwarded(const void *identity, size_t len);

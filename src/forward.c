@@ -33,11 +33,13 @@ typedef struct {
 } peer;
 
 /* One part of a forwarded request: the whole of a single read, or the
- * customers of a batch one owner holds. */
+ * customers of a batch whose partitions have one owner and one standby
+ * (or that this node holds). */
 typedef struct {
     uint64_t tag;                 /* 0: free */
     int parent;                   /* index of the request in reqs[] */
-    uint32_t part;                /* a partition of its customers (for the endpoints) */
+    uint32_t part;                /* its first customer's partition, whose owner and standby
+                                   * hold all of its customers (for the endpoints) */
     int tried_standby;
     int local;                    /* sent to this node's own ROUTER: no standby */
     int64_t sent_ns;
@@ -289,26 +291,29 @@ static int sub_batch(forwarder *f, const msgpack_object *root, const msgpack_obj
     return LS_OK;
 }
 
-/* Where a batch's customers of partition p go: this node's own ROUTER
- * when it holds p (answered from its store, as a single read is: it sees
- * this node's writes and waits for no other node), else the owner or its
- * standby (clusternode_read_endpoint). */
-static void batch_endpoint(forwarder *f, uint32_t p, char *out, size_t cap)
+/* Whether a batch's customers of partition b go in the part of those of
+ * partition a (local_a: this node holds a).  The partitions this node
+ * holds make one part, sent to its own ROUTER (answered from its store,
+ * as a single read is: it sees this node's writes and waits for no other
+ * node).  The others are grouped by owner and standby together
+ * (clustermap_same_holders): the part goes to the owner, or its standby
+ * when the owner is down (clusternode_read_endpoint), and on a timeout
+ * to a's standby, which must hold every partition of the part: a node
+ * refuses a forwarded read of any partition it does not hold. */
+static int same_part(forwarder *f, int local_a, uint32_t a, uint32_t b)
 {
-    if (clusternode_holds(f->svc->cluster, p))
-        snprintf(out, cap, "%s", FORWARD_EP_SELF);
-    else
-        clusternode_read_endpoint(f->svc->cluster, p, 0, out, cap);
+    if (clusternode_holds(f->svc->cluster, b))
+        return local_a;
+    return !local_a && clusternode_same_holders(f->svc->cluster, a, b);
 }
 
-/* Splits a batched score: one part per endpoint (batch_endpoint). */
+/* Splits a batched score: one part per group of partitions (same_part). */
 static int start_batch(forwarder *f, int slot, const msgpack_object *root, const msgpack_object *ids)
 {
     fwd_request *r = &f->reqs[slot];
     uint32_t n = ids->via.array.size;
     uint32_t *part_of = malloc((n ? n : 1) * sizeof *part_of), *index = malloc((n ? n : 1) * sizeof *index);
     uint8_t *done = calloc(n ? n : 1, 1);
-    char ep[CLUSTER_EP_MAX], other[CLUSTER_EP_MAX];
     int rc = part_of && index && done ? LS_OK : LS_ENOMEM;
     r->batch = 1;
     r->nresults = n;
@@ -324,16 +329,12 @@ static int start_batch(forwarder *f, int slot, const msgpack_object *root, const
         if (done[i])
             continue;
         uint32_t count = 0;
-        batch_endpoint(f, part_of[i], ep, sizeof ep);
-        for (uint32_t k = i; k < n; k++) {
-            if (done[k])
-                continue;
-            batch_endpoint(f, part_of[k], other, sizeof other);
-            if (strcmp(ep, other) == 0) {
+        int local = clusternode_holds(f->svc->cluster, part_of[i]);
+        for (uint32_t k = i; k < n; k++)
+            if (!done[k] && (k == i || same_part(f, local, part_of[i], part_of[k]))) {
                 index[count++] = k;
                 done[k] = 1;
             }
-        }
         fwd_part *p = new_part(f, slot, part_of[i]);
         if (!p || sub_batch(f, root, ids, index, count, p) != LS_OK) {
             rc = LS_ENOMEM;
@@ -341,7 +342,7 @@ static int start_batch(forwarder *f, int slot, const msgpack_object *root, const
                 free_part(p), r->parts_left--;
             break;
         }
-        p->local = strcmp(ep, FORWARD_EP_SELF) == 0;
+        p->local = local;
         if (send_part(f, p, 0) != 0)
             part_failed(f, p, "the node holding these customers cannot be reached: retry");
     }

@@ -9,7 +9,9 @@
  * worker's would.  A batched score is split: the customers of partitions
  * this node holds go to its own ROUTER (FORWARD_EP_SELF), so they are
  * answered from its store as a single read is; the others are split by
- * owner.  Each part is sent, and the results merged in request order.
+ * owner and standby, so a part that fails over reaches a node holding
+ * all of its customers.  Each part is sent, and the results merged in
+ * request order.
  *
  * Forwarded requests come from a DEALER whose routing id starts with
  * FORWARD_ID_PREFIX: the node receiving one answers from its own store or

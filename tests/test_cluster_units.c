@@ -4,7 +4,8 @@
  *     (tests/data/partition_vectors.tsv, shared with the Python client's
  *     tests) and an implementation written here; in range, deterministic,
  *     spread evenly;
- *   - clustermap: init, move, the map's and the liveness record's JSON
+ *   - clustermap: init, move, which partitions share owner and standby
+ *     (a forwarded batch's parts), the map's and the liveness record's JSON
  *     (round trips, exact text, every refusal, every truncation);
  *   - logmsg: a gateway's message decodes to the events it validated,
  *     field by field; invalid events are counted and skipped; damaged
@@ -342,6 +343,40 @@ START_TEST(move_raises_the_epoch_and_swaps_owner_and_standby)
     ck_assert_int_eq(clustermap_move(&m, 6, "n1", err, sizeof err), LS_EINVAL); /* no such partition */
     ck_assert_str_ne(err, "");
     assert_maps_equal(&m, &snap);
+}
+END_TEST
+
+/* A forwarded batched score groups customers by the nodes that read
+ * their partitions (forward.c): a part fails over to one standby, so the
+ * partitions of one part must share it as well as the owner.  After a
+ * move, partitions of one owner can have different standbys. */
+START_TEST(same_holders_means_the_same_owner_and_the_same_standby)
+{
+    clustermap m;
+    char err[256];
+    map3(&m, 6);
+    /* p0 and p3: owner n1, standby n2 */
+    ck_assert_int_eq(clustermap_same_holders(&m, 0, 3), 1);
+    ck_assert_int_eq(clustermap_same_holders(&m, 3, 0), 1);
+    ck_assert_int_eq(clustermap_same_holders(&m, 0, 0), 1);
+    ck_assert_int_eq(clustermap_same_holders(&m, 0, 1), 0); /* owner n2 */
+    /* p2 (owner n3, standby n1) moves to n1: owner n1, standby n3, so
+     * the standby of p0 (n2) does not hold it */
+    ck_assert_int_eq(clustermap_move(&m, 2, "n1", err, sizeof err), LS_OK);
+    ck_assert_int_eq(m.owner[2], m.owner[0]);
+    ck_assert_int_eq(clustermap_same_holders(&m, 0, 2), 0);
+    ck_assert_int_eq(clustermap_same_holders(&m, 2, 0), 0);
+    ck_assert_int_eq(clustermap_same_holders(&m, 3, 2), 0);
+    /* p1: owner n2, standby n3, as p2's standby: the owners differ */
+    ck_assert_int_eq(m.standby[1], m.standby[2]);
+    ck_assert_int_eq(clustermap_same_holders(&m, 1, 2), 0);
+    /* outside the map: never */
+    ck_assert_int_eq(clustermap_same_holders(&m, 0, 6), 0);
+    ck_assert_int_eq(clustermap_same_holders(&m, 6, 6), 0);
+    /* one node: no standby anywhere, one owner: all alike */
+    static const char *const one[] = {"solo"};
+    ck_assert_int_eq(clustermap_init(&m, "c1", 4, 0, one, 1, err, sizeof err), LS_OK);
+    ck_assert_int_eq(clustermap_same_holders(&m, 0, 3), 1);
 }
 END_TEST
 
@@ -1453,6 +1488,7 @@ int main(void)
     tcase_add_test(tc, init_assigns_owner_p_mod_n_and_standby_the_next_node);
     tcase_add_test(tc, init_refuses_bad_names_and_counts);
     tcase_add_test(tc, move_raises_the_epoch_and_swaps_owner_and_standby);
+    tcase_add_test(tc, same_holders_means_the_same_owner_and_the_same_standby);
     tcase_add_test(tc, the_map_json_is_the_documented_text_and_round_trips);
     tcase_add_test(tc, from_json_refuses_what_is_not_a_version_1_map);
     tcase_add_test(tc, from_json_refuses_duplicate_keys);
