@@ -165,6 +165,7 @@ static int parse_args(int argc, char **argv, train_cli *o)
 typedef struct {
     int on;                   /* stderr is a terminal and not --quiet */
     int drawn;
+    int fitting;              /* past the scan: stage lines, no counts */
     int64_t start_ns, drawn_ns;
     uint64_t total;           /* customers in the store, for the scan */
 } progress;
@@ -197,6 +198,7 @@ static void progress_draw(progress *p, const char *what, uint64_t done, uint64_t
 static void scan_stage(void *arg, const char *what)
 {
     progress *p = arg;
+    p->fitting = 1;
     if (!p->on)
         return;
     fprintf(stderr, "\r\033[Ktrain: %s, %.0f s", what, (double)(timefmt_mono_ns() - p->start_ns) / 1e9);
@@ -204,11 +206,13 @@ static void scan_stage(void *arg, const char *what)
     p->drawn = 1;
 }
 
-/* train_from_store's progress hook: draws, and stops on Ctrl-C. */
+/* train_from_store's progress hook, called during the scan and between
+ * the fits: draws, and stops on Ctrl-C. */
 static int scan_progress(void *arg, uint64_t done)
 {
     progress *p = arg;
-    progress_draw(p, "customers replayed:", done, p->total);
+    if (!p->fitting)
+        progress_draw(p, "customers replayed:", done, p->total);
     return interrupted != 0;
 }
 
@@ -479,6 +483,11 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
         return cli_error("train", CLI_FAIL, "the model would not load, so %s was not written: %s", o->out, err);
     }
     model_unref(&check);
+    if (interrupted) { /* Ctrl-C during the last steps: nothing written, as promised */
+        atomicfile_abort(&out);
+        json_decref(m);
+        return CLI_FAIL;
+    }
     if (atomicfile_commit(&out, err, sizeof err) != LS_OK) {
         json_decref(m);
         return cli_error("train", CLI_FAIL, "%s", err);

@@ -478,15 +478,25 @@ int train_last_event(store_reader *r, int64_t *out_ms)
     return store_reader_scan(r, note_last, out_ms);
 }
 
-/* Tells the caller's stage hook "<what> <cutoff>". */
-static void stage(const collector *c, const char *what, int64_t at_ms)
+/* Asks the caller's progress hook whether to go on: LS_EUNAVAIL when it
+ * asks to stop (between the fits, so a stop is honoured within one fit,
+ * not at the end of the run), else LS_OK. */
+static int keep_going(const collector *c)
+{
+    const train_options *o = c->opt;
+    return o->progress && o->progress(o->progress_arg, c->scanned) ? LS_EUNAVAIL : LS_OK;
+}
+
+/* Tells the caller's stage hook "<what> <cutoff>"; then keep_going. */
+static int stage(const collector *c, const char *what, int64_t at_ms)
 {
     char when[40], line[200];
-    if (!c->opt->stage)
-        return;
-    timefmt_format_iso(at_ms, when, sizeof when);
-    snprintf(line, sizeof line, "%s %s", what, when);
-    c->opt->stage(c->opt->progress_arg, line);
+    if (c->opt->stage) {
+        timefmt_format_iso(at_ms, when, sizeof when);
+        snprintf(line, sizeof line, "%s %s", what, when);
+        c->opt->stage(c->opt->progress_arg, line);
+    }
+    return keep_going(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -592,8 +602,9 @@ static void fill_repeat_columns(const collector *c, dataset *d, const clv_repeat
 static int fit_customer_base(collector *c, train_report *rep)
 {
     const dataset *d = &c->rows[c->ieval];
-    stage(c, "fitting the repeat-purchase model at", c->cut[c->ieval]);
-    int rc = fit_repeat(d, c->opt, 0, &rep->repeat);
+    int rc = stage(c, "fitting the repeat-purchase model at", c->cut[c->ieval]);
+    if (rc == LS_OK)
+        rc = fit_repeat(d, c->opt, 0, &rep->repeat);
     if (rc)
         return rc;
     rep->gg = c->opt->gg_start;
@@ -814,6 +825,8 @@ static int choose_lambda(collector *c, const matrix *m, train_report *rep, doubl
                  N_LAMBDAS);
         if (c->opt->stage)
             c->opt->stage(c->opt->progress_arg, what);
+        if (keep_going(c))
+            return LS_EUNAVAIL;
         train_metrics v;
         int rc = fit_scorer(m, COLS_MODEL, lambda_grid[g], cal, &s);
         if (rc == LS_OK)
@@ -899,15 +912,17 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
             return rc;
     }
     rep->lambda = c->opt->lambda_fixed ? c->opt->lambda : DEFAULT_LAMBDA;
-    if (!c->opt->lambda_fixed && cal && (rc = choose_lambda(c, &m, rep, &rep->lambda)) == LS_ENOMEM)
+    if (!c->opt->lambda_fixed && cal && (rc = choose_lambda(c, &m, rep, &rep->lambda)) != LS_OK &&
+        rc != LS_ECONVERGE)
         goto done;
-    stage(c, "fitting the readiness model and its baselines, hold-out", c->cut[c->ieval]);
+    if ((rc = stage(c, "fitting the readiness model and its baselines, hold-out", c->cut[c->ieval])))
+        goto done;
     rc = fit_scorer(&m, COLS_MODEL, rep->lambda, cal, &s);
-    if (rc == LS_OK)
+    if (rc == LS_OK && (rc = keep_going(c)) == LS_OK)
         rc = fit_baseline(c, from, to, COLS_RECENCY, cal, &rep->baseline, NULL);
-    if (rc == LS_OK)
+    if (rc == LS_OK && (rc = keep_going(c)) == LS_OK)
         rc = fit_baseline(c, from, to, COLS_RFM, cal, &rep->rfm, &rfm_p);
-    if (rc == LS_ENOMEM)
+    if (rc == LS_ENOMEM || rc == LS_EUNAVAIL)
         goto done;
     if (rc) {
         rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted (%s): the training window needs "
@@ -1064,8 +1079,9 @@ static int fill_model_level(collector *c, const train_report *rep)
         train_repeat_fit fit;
         if (c->rows[k].n == 0)
             continue;
-        stage(c, "fitting the repeat-purchase model at", c->cut[k]);
-        int rc = fit_repeat(&c->rows[k], c->opt, rep->repeat.fitted && rep->repeat.model.kind == CLV_MODEL_NBD, &fit);
+        int rc = stage(c, "fitting the repeat-purchase model at", c->cut[k]);
+        if (rc == LS_OK)
+            rc = fit_repeat(&c->rows[k], c->opt, rep->repeat.fitted && rep->repeat.model.kind == CLV_MODEL_NBD, &fit);
         if (rc)
             return rc;
         fill_repeat_columns(c, &c->rows[k], &fit.model);
@@ -1083,9 +1099,7 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
         return ls_fail(err, errlen, LS_EINVAL, "the horizon and the BG/NBD time unit must be positive");
     collector_init(&c, opt);
     int rc = store_reader_scan_history(r, visit, &c);
-    if (rc == LS_EUNAVAIL)
-        ls_fail(err, errlen, rc, "training stopped before the end of the store");
-    else if (rc)
+    if (rc && rc != LS_EUNAVAIL)
         ls_fail(err, errlen, rc, "cannot read the store: %s", ls_strerror(rc));
     rep->events = c.events;
     rep->customers = c.customers;
@@ -1107,7 +1121,11 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
         rc = fit_readiness(&c, rep, err, errlen);
     if (rc == LS_OK && !opt->clv_only)
         finish_recommendations(&c, rep);
-    if (rc == LS_ENOMEM)
+    if (rc == LS_OK)
+        rc = keep_going(&c); /* a stop asked for during the last fit */
+    if (rc == LS_EUNAVAIL)
+        ls_fail(err, errlen, rc, "training stopped before the end");
+    else if (rc == LS_ENOMEM)
         ls_fail(err, errlen, rc, "out of memory");
     collector_free(&c);
     rep->seconds = (double)(timefmt_mono_ns() - t0) / 1e9;

@@ -67,9 +67,11 @@
 #define TRAIN_MAX_LAMBDAS 8
 #define TRAIN_TOP_SEGMENTS 3
 
-/* Called every few thousand customers with the number scanned so far;
- * a non-zero return stops the training (train_from_store then returns
- * LS_EUNAVAIL). */
+/* Called every few thousand customers with the number scanned so far,
+ * and again before each fit after the scan (each lambda of the grid, each
+ * baseline, each cutoff's repeat-purchase fit) and at the end; a non-zero
+ * return stops the training (train_from_store then returns LS_EUNAVAIL),
+ * so a stop is honoured within one fit. */
 typedef int (*train_progress_fn)(void *arg, uint64_t customers_done);
 
 /* Called (with progress_arg) as each long step after the scan begins. */

@@ -9,11 +9,14 @@
  * (retrain.h) swaps in a better model and keeps the serving one otherwise. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "leadscore/error.h"
@@ -336,6 +339,80 @@ START_TEST(labels_read_nothing_after_cutoff_plus_horizon)
 END_TEST
 
 
+/* ---- an interrupt: nothing written ---- */
+
+/* Starts `leadscore train --quiet --out model_path --data store_dir` with
+ * its stdout and stderr into log_path; returns the pid. */
+static pid_t spawn_train(const char *store_dir, const char *model_path, const char *log_path)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(LEADSCORE_BIN, LEADSCORE_BIN, "train", "--quiet", "--out", model_path, "--data", store_dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void read_text(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+}
+
+/* SIGTERM at points spread over a whole run (the scan, the fits, the
+ * writing): each run either finished (exit 0, the model written) or was
+ * interrupted (exit 1, "nothing written", and nothing is), and an
+ * interrupt is honoured promptly, not at the end of the fits. */
+START_TEST(an_interrupted_train_writes_nothing)
+{
+    char dir[512], store_dir[600], model_path[600], log_path[600], log[4096];
+    tu_tempdir(dir, sizeof dir);
+    make_shop(dir, "20000", "120", "9");
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    snprintf(model_path, sizeof model_path, "%s/model.json", dir);
+    snprintf(log_path, sizeof log_path, "%s/train.log", dir);
+    int64_t t0 = tu_now_ms();
+    int status;
+    pid_t pid = spawn_train(store_dir, model_path, log_path);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    int64_t whole_ms = tu_now_ms() - t0;
+    ck_assert_int_eq(unlink(model_path), 0);
+    int interrupted = 0;
+    for (int k = 1; k <= 7; k++) {
+        pid = spawn_train(store_dir, model_path, log_path);
+        usleep((useconds_t)(whole_ms * k / 8 * 1000));
+        int64_t sent = tu_now_ms();
+        status = tu_kill_wait(pid, SIGTERM);
+        int64_t took = tu_now_ms() - sent;
+        read_text(log_path, log, sizeof log);
+        ck_assert_msg(WIFEXITED(status), "signal at %d/8 of the run: status %d\n%s", k, status, log);
+        if (WEXITSTATUS(status) == 0) { /* done before the signal */
+            ck_assert_int_eq(unlink(model_path), 0);
+            continue;
+        }
+        interrupted++;
+        ck_assert_msg(WEXITSTATUS(status) == 1 && strstr(log, "interrupted: nothing written"), "at %d/8: exit %d\n%s",
+                      k, WEXITSTATUS(status), log);
+        ck_assert_msg(access(model_path, F_OK) != 0, "at %d/8 of the run: \"nothing written\", yet %s was", k,
+                      model_path);
+        ck_assert_msg(took < 3000 + whole_ms / 4, "at %d/8: %lld ms after the signal", k, (long long)took);
+    }
+    ck_assert_int_gt(interrupted, 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* ---- the gate: train against the RFM baseline, retraining against the serving model ---- */
 
 START_TEST(the_gate_refuses_only_a_model_clearly_worse_and_not_clearly_better)
@@ -569,6 +646,7 @@ static Suite *suite(void)
     tcase_add_test(tc, usage_and_input_errors);
     tcase_add_test(tc, training_from_a_store_equals_training_from_its_file);
     tcase_add_test(tc, labels_read_nothing_after_cutoff_plus_horizon);
+    tcase_add_test(tc, an_interrupted_train_writes_nothing);
     tcase_add_test(tc, the_gate_refuses_only_a_model_clearly_worse_and_not_clearly_better);
     tcase_add_test(tc, cdnow_noise_is_no_loss_and_a_clear_loss_is_refused);
     tcase_add_test(tc, retrain_swaps_only_when_the_serving_model_loses);
