@@ -108,8 +108,8 @@ static void count_run(stats *st, const retrain_outcome *out)
     stats_store_double(&st->retrain_auc_serving, out->serving.auc);
 }
 
-int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int *stop, retrain_outcome *out,
-                char *err, size_t errlen)
+int retrain_run(service *svc, store_reader *r, int64_t now_ms, train_progress_fn progress, void *progress_arg,
+                retrain_outcome *out, char *err, size_t errlen)
 {
     int64_t t0 = timefmt_mono_ns();
     char when[40];
@@ -134,8 +134,8 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
     train_options opt = {.cutoff_ms = out->eval_cutoff_ms, .horizon_days = out->horizon_days,
                          .lambda = RETRAIN_LAMBDA, .decay = *store_decay(svc->store),
                          .time_unit_days = clv->time_unit_days, .repeat_start = clv->repeat,
-                         .gg_start = clv->gamma_gamma, .compare = serving, .progress = should_stop,
-                         .progress_arg = (void *)stop};
+                         .gg_start = clv->gamma_gamma, .compare = serving, .progress = progress,
+                         .progress_arg = progress_arg};
     if (out->horizon_days < 1) {
         rc = ls_fail(err, errlen, LS_EINVAL, "the serving model has no horizon");
     } else if ((rc = store_reader_begin(r)) != LS_OK) {
@@ -152,8 +152,13 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int 
         out->se = rep.vs_compare;
         if (retrain_better(&out->candidate, &out->serving, &out->se) &&
             (rc = build_model(svc, &rep, &opt, base_json, serving, out->version, &fresh, err, errlen)) == LS_OK) {
-            service_model_swap(svc, fresh); /* takes the reference */
-            out->swapped = 1;
+            /* it beat the model serving at the start; one reloaded since was not evaluated */
+            if (service_model_swap_if(svc, serving, fresh)) { /* takes the reference */
+                out->swapped = 1;
+            } else {
+                out->serving_changed = 1;
+                model_unref(&fresh);
+            }
         }
     }
     if (rc == LS_OK)
@@ -175,7 +180,7 @@ static void run_logged(retrain *rt, store_reader *r)
 {
     char err[512], cut[40];
     retrain_outcome o;
-    int rc = retrain_run(rt->svc, r, timefmt_now_ms(), &rt->stop, &o, err, sizeof err);
+    int rc = retrain_run(rt->svc, r, timefmt_now_ms(), should_stop, &rt->stop, &o, err, sizeof err);
     if (rc == LS_EUNAVAIL)
         return; /* stopping */
     if (rc != LS_OK) {
@@ -184,9 +189,14 @@ static void run_logged(retrain *rt, store_reader *r)
     }
     timefmt_format_iso(o.eval_cutoff_ms, cut, sizeof cut);
     LOG_INFO("retrain", "swapped=%d auc_new=%.4f auc_serving=%.4f auc_diff_se=%.4f logloss_new=%.4f "
-             "logloss_serving=%.4f rows=%zu buyers=%zu holdout_cutoff=%s horizon_days=%d seconds=%.2f version=%s",
-             o.swapped, o.candidate.auc, o.serving.auc, o.se.auc_se, o.candidate.logloss, o.serving.logloss,
-             o.candidate.rows, o.candidate.positives, cut, o.horizon_days, o.seconds, o.swapped ? o.version : "kept");
+             "logloss_serving=%.4f rows=%zu buyers=%zu holdout_cutoff=%s horizon_days=%d seconds=%.2f version=%s "
+             "reason=\"%s\"", o.swapped, o.candidate.auc, o.serving.auc, o.se.auc_se, o.candidate.logloss,
+             o.serving.logloss, o.candidate.rows, o.candidate.positives, cut, o.horizon_days, o.seconds,
+             o.swapped ? o.version : "kept",
+             o.swapped ? "the serving model loses to the new one"
+             : o.serving_changed ? "the serving model changed during the run (a reload): the new model was not "
+                                   "compared with it"
+             : "the serving model does not lose to the new one");
 }
 
 /* Waits until the next run is due; 0 when asked to stop. */

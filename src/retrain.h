@@ -40,6 +40,8 @@ typedef struct retrain retrain;
 
 typedef struct {
     int swapped;                 /* the new model is serving now */
+    int serving_changed;         /* not swapped though better: another model (a reload) was
+                                  * swapped in during the run, so the one evaluated no longer serves */
     train_metrics candidate;     /* the new model on the hold-out */
     train_metrics serving;       /* the model that was serving, on the same hold-out */
     train_paired se;             /* standard errors of candidate - serving */
@@ -61,12 +63,16 @@ int retrain_better(const train_metrics *candidate, const train_metrics *serving,
 
 /* One retraining as of now_ms with reader r (a reader of svc->store owned
  * by the calling thread; the snapshot is begun and ended here).  Swaps
- * the model when retrain_better, counts the run in svc->stats, fills out.
- * stop (may be NULL) ends a scan early when set (LS_EUNAVAIL).  0, or a
- * status with the reason in err (the serving model then stays).  Does not
- * log: the thread does. */
-int retrain_run(service *svc, store_reader *r, int64_t now_ms, const atomic_int *stop, retrain_outcome *out,
-                char *err, size_t errlen);
+ * the model when retrain_better -- and only when the model serving then
+ * is still the one evaluated (service_model_swap_if: a reload during the
+ * run wins; the new model is dropped and out->serving_changed set) --,
+ * counts the run in svc->stats, fills out.  progress (may be NULL) is the
+ * trainer's hook (train.h), called with progress_arg during the scan and
+ * between the fits: a non-zero return ends the run early (LS_EUNAVAIL).
+ * 0, or a status with the reason in err (the serving model then stays).
+ * Does not log: the thread does. */
+int retrain_run(service *svc, store_reader *r, int64_t now_ms, train_progress_fn progress, void *progress_arg,
+                retrain_outcome *out, char *err, size_t errlen);
 
 /* Starts the thread (every_ms > 0) with signals blocked in it.  0 or a
  * status; *out is NULL on failure. */

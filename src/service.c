@@ -33,6 +33,19 @@ void service_model_swap(service *svc, model *m)
     model_unref(&old);
 }
 
+int service_model_swap_if(service *svc, const model *expected, model *m)
+{
+    pthread_mutex_lock(&svc->model_lock);
+    model *old = svc->model;
+    int same = old == expected;
+    if (same)
+        svc->model = m;
+    pthread_mutex_unlock(&svc->model_lock);
+    if (same)
+        model_unref(&old);
+    return same;
+}
+
 static int same_decay(const feature_decay *a, const feature_decay *b)
 {
     return a->short_ms == b->short_ms && a->long_ms == b->long_ms;

@@ -90,6 +90,13 @@ model *service_model_acquire(service *svc);
  * already holding the old one finish with it. */
 void service_model_swap(service *svc, model *m);
 
+/* Compare-and-swap: makes m the active model (taking over the caller's
+ * reference) and returns 1 only when the active model is still expected;
+ * otherwise returns 0, changes nothing and m stays the caller's.  For a
+ * swap decided against the model that served some time ago (retraining):
+ * a reload meanwhile wins. */
+int service_model_swap_if(service *svc, const model *expected, model *m);
+
 /* Makes m the active model (taking over the caller's reference) when its
  * half-lives are the store's; otherwise drops m, keeps the old model and
  * explains in err (LS_EINVAL). */

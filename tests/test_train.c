@@ -555,7 +555,7 @@ static int retrain_with(service *svc, store_reader *r, const char *path, int64_t
     model *m;
     ck_assert_msg(model_load_file(path, &m, err, sizeof err) == LS_OK, "%s", err);
     service_model_swap(svc, m);
-    ck_assert_msg(retrain_run(svc, r, now_ms, NULL, o, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_msg(retrain_run(svc, r, now_ms, NULL, NULL, o, err, sizeof err) == LS_OK, "%s", err);
     model *now = service_model_acquire(svc);
     int swapped = now != m;
     if (swapped)
@@ -563,6 +563,24 @@ static int retrain_with(service *svc, store_reader *r, const char *path, int64_t
     model_unref(&now);
     ck_assert_int_eq(swapped, o->swapped);
     return swapped;
+}
+
+/* A `reload` while a retraining runs: the trainer's progress hook swaps
+ * `next` in the first time it is called (during the scan, after the run
+ * took the serving model it evaluates). */
+typedef struct {
+    service *svc;
+    model *next;
+} reload_midway;
+
+static int reload_on_first_call(void *arg, uint64_t done)
+{
+    reload_midway *rm = arg;
+    (void)done;
+    if (rm->next)
+        service_model_swap(rm->svc, rm->next);
+    rm->next = NULL;
+    return 0;
 }
 
 START_TEST(retrain_swaps_a_better_model_and_keeps_otherwise)
@@ -618,9 +636,29 @@ START_TEST(retrain_swaps_a_better_model_and_keeps_otherwise)
     ck_assert_int_eq(atomic_load(&svc.stats.retrain_swaps), 1);
     ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 0);
     ck_assert_double_eq(stats_load_double(&svc.stats.retrain_auc_serving), o.serving.auc);
+    /* the inverted model serves, and is reloaded away during the run: the
+     * new model beat the inverted one, not the one serving now, so it is
+     * dropped and the reloaded model stays */
+    model *inv, *reloaded;
+    ck_assert_msg(model_load_file(inverted, &inv, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_msg(model_load_file(same, &reloaded, err, sizeof err) == LS_OK, "%s", err);
+    service_model_swap(&svc, inv);
+    reload_midway rm = {&svc, reloaded};
+    ck_assert_msg(retrain_run(&svc, r, now_ms, reload_on_first_call, &rm, &o, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_ptr_null(rm.next); /* the hook ran */
+    ck_assert_msg(o.serving.auc < 0.5 && o.candidate.auc > 0.75, "new %.4f serving %.4f", o.candidate.auc,
+                  o.serving.auc); /* evaluated against the inverted model, which it beat */
+    ck_assert_int_eq(o.swapped, 0);
+    ck_assert_int_eq(o.serving_changed, 1);
+    model *now_serving = service_model_acquire(&svc);
+    ck_assert_ptr_eq(now_serving, reloaded);
+    model_unref(&now_serving);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_runs), 4);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_swaps), 1);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 0);
     /* too little history for the horizon: a failure, counted; the model stays */
     model *before = service_model_acquire(&svc);
-    ck_assert_int_ne(retrain_run(&svc, r, last - 200 * DAY_MS, NULL, &o, err, sizeof err), LS_OK);
+    ck_assert_int_ne(retrain_run(&svc, r, last - 200 * DAY_MS, NULL, NULL, &o, err, sizeof err), LS_OK);
     model *after = service_model_acquire(&svc);
     ck_assert_ptr_eq(before, after);
     ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 1);
