@@ -383,7 +383,10 @@ static void print_readiness(const train_report *r, const train_options *opt)
     for (int i = 0; i < r->nterms; i++)
         printf("    %-26s %-12s coef %+.4f\n", model_feature_name(r->term_feature[i]), train_term_transform(r, i),
                r->term_coef[i]);
-    if (r->recs_measured) {
+    if (r->recs_measured && r->recs_customers == 0) {
+        printf("recommendations: nothing to measure (no hold-out customer's next order maps to a catalogue "
+               "segment)\n");
+    } else if (r->recs_measured) {
         double n = r->recs_customers ? (double)r->recs_customers : 1;
         printf("recommendations (hold-out, %zu customers whose next order maps to a segment): hit rate@3 %.4f vs "
                "%.4f for the most bought [", r->recs_customers, (double)r->recs_hits / n,
@@ -502,6 +505,18 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
     return CLI_OK;
 }
 
+/* Why a --cutoff after the last event is refused, into err. */
+static void cutoff_after_last(int64_t cutoff_ms, int64_t last_ms, int horizon_days, char *err, size_t errlen)
+{
+    char c[40], l[40], latest[40];
+    timefmt_format_iso(cutoff_ms, c, sizeof c);
+    timefmt_format_iso(last_ms, l, sizeof l);
+    timefmt_format_iso(last_ms - (int64_t)horizon_days * MS_PER_DAY, latest, sizeof latest);
+    snprintf(err, errlen, "--cutoff %s is after the last event (%s): its labels would be orders on days that have "
+             "not happened; give a cutoff at least one horizon (%d days) before the last event, e.g. %s (the "
+             "default)", c, l, horizon_days, latest);
+}
+
 /* Trains from one snapshot of st and writes the model. */
 static int train_store(train_cli *o, store *st, json_t *base_json, const model *base, progress *p)
 {
@@ -522,19 +537,22 @@ static int train_store(train_cli *o, store *st, json_t *base_json, const model *
         store_reader_close(&r);
         return cli_error("train", CLI_FAIL, "cannot read the store: %s", ls_strerror(rc));
     }
-    if (!o->has_cutoff) {
-        int64_t last = 0;
-        if ((rc = train_last_event(r, &last)) == LS_OK && last == 0)
-            rc = LS_ENOTFOUND;
+    int64_t last = 0;
+    if ((rc = train_last_event(r, &last)) == LS_OK && last == 0)
+        rc = LS_ENOTFOUND;
+    if (!o->has_cutoff)
         o->cutoff_ms = last - (int64_t)opt.horizon_days * MS_PER_DAY;
-    }
     opt.cutoff_ms = o->cutoff_ms;
     p->total = store_stat(st, &ss) == LS_OK ? ss.customers : 0;
     p->start_ns = timefmt_mono_ns();
-    if (rc == LS_OK)
+    if (rc == LS_OK && o->cutoff_ms > last)
+        cutoff_after_last(o->cutoff_ms, last, opt.horizon_days, err, sizeof err);
+    else if (rc == LS_OK)
         rc = train_from_store(r, &opt, &rep, err, sizeof err);
     else
         snprintf(err, sizeof err, "%s", rc == LS_ENOTFOUND ? "no event in the store" : ls_strerror(rc));
+    if (rc == LS_OK && o->cutoff_ms > last)
+        rc = LS_EINVAL;
     store_reader_end(r);
     store_reader_close(&r);
     progress_clear(p);

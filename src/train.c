@@ -722,7 +722,8 @@ static void evaluate(const double *p, const uint8_t *label, size_t n, train_metr
     }
     out->base_rate = n ? (double)out->positives / (double)n : 0;
     out->mean_predicted = n ? sum / (double)n : 0;
-    evalm_auc(p, label, n, &out->auc);
+    if (evalm_auc(p, label, n, &out->auc) != LS_OK)
+        out->auc = NAN; /* one class (or no row): no AUC, and the gate finds the figures unusable */
     evalm_logloss(p, label, n, &out->logloss);
     evalm_brier(p, label, n, &out->brier);
     evalm_lift_top(p, label, n, 0.10, &out->lift_top10);
@@ -888,6 +889,29 @@ static train_paired paired(const double *model_p, const double *other_p, const d
     return t;
 }
 
+/* LS_OK when table d (the rows at cutoff at_ms, named `set`) holds both
+ * buyers and non-buyers; else LS_EINVAL with what to change in err. */
+static int check_classes(const collector *c, const dataset *d, const char *set, int64_t at_ms, char *err,
+                         size_t errlen)
+{
+    char when[40];
+    size_t pos = 0;
+    for (size_t i = 0; i < d->n; i++)
+        pos += d->label[i];
+    if (pos > 0 && pos < d->n)
+        return LS_OK;
+    timefmt_format_iso(at_ms, when, sizeof when);
+    int h = c->opt->horizon_days;
+    if (pos == 0)
+        return ls_fail(err, errlen, LS_EINVAL, "the %s has no buyer: none of its %zu customers ordered in the %d "
+                       "day%s after %s, so there is nothing to %s: give a longer --horizon, an earlier --cutoff or "
+                       "more data", set, d->n, h, h == 1 ? "" : "s", when,
+                       d == &c->rows[c->ieval] ? "judge the model by" : "calibrate on");
+    return ls_fail(err, errlen, LS_EINVAL, "the %s has no non-buyer: all of its %zu customers ordered in the %d "
+                   "day%s after %s: give a shorter --horizon or more data (customers who did not order)", set, d->n,
+                   h, h == 1 ? "" : "s", when);
+}
+
 static int fit_readiness(collector *c, train_report *rep, char *err, size_t errlen)
 {
     dataset *ev = &c->rows[c->ieval];
@@ -898,8 +922,12 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     int rc, from = 0, to = c->nfit;
     memset(&s, 0, sizeof s);
     if (ev->n == 0 || cal->n == 0)
-        return ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the calibration cutoff: move --cutoff "
-                       "later or give more history");
+        return ls_fail(err, errlen, LS_EINVAL, "no customer was seen before the calibration cutoff (one horizon "
+                       "before the hold-out cutoff): give a shorter --horizon, move --cutoff later or give more "
+                       "history");
+    if ((rc = check_classes(c, ev, "hold-out", c->cut[c->ieval], err, errlen)) ||
+        (rc = check_classes(c, cal, "calibration set", c->cut[c->ical], err, errlen)))
+        return rc;
     if ((rc = stack(c, from, to, COLS_MODEL, &m)))
         return rc;
     if (!both_classes(&m)) { /* too little history for separate fit rows */
@@ -925,8 +953,9 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     if (rc == LS_ENOMEM || rc == LS_EUNAVAIL)
         goto done;
     if (rc) {
-        rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted (%s): the training window needs "
-                     "both buyers and non-buyers", ls_strerror(rc));
+        rc = ls_fail(err, errlen, LS_EINVAL, "the readiness model cannot be fitted: %s",
+                     rc == LS_ECONVERGE ? "the fit did not converge" : "the training window needs both buyers and "
+                     "non-buyers");
         goto done;
     }
     keep_terms(rep, &s, c->opt->horizon_days);
@@ -1138,7 +1167,8 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
 
 static json_t *metrics_json(const train_metrics *m)
 {
-    json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I}", "auc", m->auc, "log_loss", m->logloss,
+    json_t *o = json_pack("{s:o, s:f, s:f, s:f, s:f, s:f, s:I, s:I}", "auc",
+                          isfinite(m->auc) ? json_real(m->auc) : json_null(), "log_loss", m->logloss,
                           "brier", m->brier, "lift_top10", m->lift_top10, "base_rate", m->base_rate,
                           "mean_predicted", m->mean_predicted, "rows", (json_int_t)m->rows,
                           "positives", (json_int_t)m->positives);

@@ -339,6 +339,63 @@ START_TEST(labels_read_nothing_after_cutoff_plus_horizon)
 END_TEST
 
 
+/* Copies a JSON Lines file without the orders after after_ms. */
+static void drop_orders_after(const char *from, const char *to, int64_t after_ms)
+{
+    FILE *in = fopen(from, "r"), *o = fopen(to, "w");
+    char *line = NULL;
+    size_t cap = 0;
+    ck_assert(in && o);
+    while (getline(&line, &cap, in) > 0) {
+        const char *ts = strstr(line, "\"ts\":");
+        ck_assert_ptr_nonnull(ts);
+        if (!strstr(line, "\"type\":\"purchase\"") || strtoll(ts + 5, NULL, 10) <= after_ms)
+            fputs(line, o);
+    }
+    free(line);
+    fclose(in);
+    fclose(o);
+}
+
+/* A hold-out without a buyer cannot judge a model: exit 1, nothing
+ * written, and the message says which set and what to change (it was
+ * written with "AUC 0.0000 vs 0.0000" and a gate that "holds"); a cutoff
+ * after the last event is refused for the same reason. */
+START_TEST(a_hold_out_of_one_class_is_refused)
+{
+    char dir[512], events[600], no_orders[600], model_path[600], cutoff[40], err[4096];
+    int64_t start_ms = 0;
+    const char *start = "2026-01-01T00:00:00Z"; /* gen's default first day */
+    tu_tempdir(dir, sizeof dir);
+    make_shop(dir, "4000", "100", "8");
+    snprintf(events, sizeof events, "%s/shop.jsonl", dir);
+    snprintf(no_orders, sizeof no_orders, "%s/no-orders-after-day-70.jsonl", dir);
+    snprintf(model_path, sizeof model_path, "%s/model.json", dir);
+    ck_assert_int_eq(timefmt_parse(start, strlen(start), TIMEFMT_ISO, &start_ms), 0);
+    drop_orders_after(events, no_orders, start_ms + 70 * DAY_MS);
+    timefmt_format_iso(start_ms + 70 * DAY_MS, cutoff, sizeof cutoff);
+    const char *nobuyer[] = {"train", "--out", model_path, "--cutoff", cutoff, "--horizon", "30", no_orders, NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, err, sizeof err, nobuyer), 1);
+    ck_assert_msg(strstr(err, "the hold-out has no buyer: none of its ") &&
+                  strstr(err, "customers ordered in the 30 days after 2026-03-12T00:00:00Z") &&
+                  strstr(err, "give a longer --horizon, an earlier --cutoff or more data"), "%s", err);
+    ck_assert_ptr_null(strstr(out, "AUC"));
+    ck_assert_int_ne(access(model_path, F_OK), 0);
+    /* the same, with --json: no "auc": 0.0 either */
+    const char *nobuyer_json[] = {"train", "--json", "--out", model_path, "--cutoff", cutoff, "--horizon", "30",
+                                  no_orders, NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, err, sizeof err, nobuyer_json), 1);
+    ck_assert_ptr_null(strstr(out, "auc"));
+    ck_assert_int_ne(access(model_path, F_OK), 0);
+    /* a cutoff after the last event: labels of days that have not happened */
+    const char *future[] = {"train", "--out", model_path, "--cutoff", "2026-06-15", events, NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, err, sizeof err, future), 1);
+    ck_assert_msg(strstr(err, "--cutoff 2026-06-15T00:00:00Z is after the last event (2026-04-"), "%s", err);
+    ck_assert_int_ne(access(model_path, F_OK), 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* ---- an interrupt: nothing written ---- */
 
 /* Starts `leadscore train --quiet --out model_path --data store_dir` with
@@ -664,6 +721,20 @@ START_TEST(retrain_swaps_a_better_model_and_keeps_otherwise)
     ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 1);
     model_unref(&before);
     model_unref(&after);
+    /* a hold-out without a buyer (no event in the horizon before "now"): a
+     * failure, not a run with an AUC of 0; the model stays */
+    uint64_t runs = atomic_load(&svc.stats.retrain_runs);
+    double auc_new = stats_load_double(&svc.stats.retrain_auc_new);
+    before = service_model_acquire(&svc);
+    ck_assert_int_eq(retrain_run(&svc, r, last + 60 * DAY_MS, NULL, NULL, &o, err, sizeof err), LS_EINVAL);
+    ck_assert_msg(strstr(err, "the hold-out has no buyer") != NULL, "%s", err);
+    after = service_model_acquire(&svc);
+    ck_assert_ptr_eq(before, after);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_failures), 2);
+    ck_assert_int_eq(atomic_load(&svc.stats.retrain_runs), runs);
+    ck_assert_double_eq(stats_load_double(&svc.stats.retrain_auc_new), auc_new);
+    model_unref(&before);
+    model_unref(&after);
 
     model_unref(&svc.model);
     stats_destroy(&svc.stats);
@@ -685,6 +756,7 @@ static Suite *suite(void)
     tcase_add_test(tc, training_from_a_store_equals_training_from_its_file);
     tcase_add_test(tc, labels_read_nothing_after_cutoff_plus_horizon);
     tcase_add_test(tc, an_interrupted_train_writes_nothing);
+    tcase_add_test(tc, a_hold_out_of_one_class_is_refused);
     tcase_add_test(tc, the_gate_refuses_only_a_model_clearly_worse_and_not_clearly_better);
     tcase_add_test(tc, cdnow_noise_is_no_loss_and_a_clear_loss_is_refused);
     tcase_add_test(tc, retrain_swaps_only_when_the_serving_model_loses);
