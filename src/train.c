@@ -1252,14 +1252,21 @@ static json_t *clv_json(const train_report *rep, const train_options *opt, json_
 
 static void note(json_t *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends one sentence, as long as it needs (an out-of-memory one is left out). */
 static void note(json_t *notes, const char *fmt, ...)
 {
-    char line[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *line = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (!line)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, (size_t)len + 1, fmt, ap);
     va_end(ap);
     json_array_append_new(notes, json_string(line));
+    free(line);
 }
 
 static json_t *notes_json(const train_report *rep)
@@ -1279,7 +1286,9 @@ static json_t *notes_json(const train_report *rep)
         note(notes, "Sign constraints: intent and engagement terms (views, carts, checkouts, sessions, lifetime "
              "sessions, e-mail) and repeat buying (repeat_p_buy, repeat_expected) >= 0; silence terms (days "
              "since the last engagement -- any event but a complaint or a profile update --, purchase, cart or "
-             "checkout; purchase_recency_ratio) <= 0; refund, ticket and bad-review terms <= 0: silence alone never "
+             "checkout; purchase_recency_ratio; days since the last engagement and the last purchase once more as "
+             "log1p_scaled terms, log1p(days / horizon_days), flat within a horizon) <= 0; refund, ticket and "
+             "bad-review terms <= 0: silence alone never "
              "raises a score, and a complaint moves only those. Tenure, days since the last event (a refund would "
              "read as a visit), lifetime orders, purchase days and spend (they never lapse: a buyer silent for a "
              "year outranked a visitor in checkout), lines and units per order (how a shop sends an order) are no "

@@ -227,6 +227,20 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
             ck_assert_msg(c <= 0, "%s has coef %g", f, c);
     }
     ck_assert_str_eq(json_string_value(json_object_get(m, "name")), "shop");
+    /* the notes are whole sentences (they were cut at 600 bytes), and the
+     * sign constraints' note names the log1p_scaled silence terms */
+    json_t *note;
+    int sign_note = 0;
+    json_array_foreach(json_object_get(m, "notes"), i, note) {
+        const char *text = json_string_value(note);
+        ck_assert_msg(text && strlen(text) > 0 && text[strlen(text) - 1] == '.', "note %zu cut: %s", i, text);
+        if (strncmp(text, "Sign constraints", 16) == 0) {
+            sign_note = 1;
+            ck_assert_msg(strstr(text, "log1p_scaled") && strstr(text, "log1p(days / horizon_days)") &&
+                          strstr(text, "Terms held at 0 are left out."), "%s", text);
+        }
+    }
+    ck_assert(sign_note);
     json_decref(m);
     model *loaded;
     ck_assert_msg(model_load_file(model_path, &loaded, err, sizeof err) == LS_OK, "%s", err); /* serve/reload accept it */
