@@ -126,24 +126,32 @@ static int parse_term(model_term *t, json_t *j, char *err, size_t errlen)
                     json_string_value(fname));
     t->transform = TRANSFORM_NONE;
     t->per = 1.0;
+    const char *feature = json_string_value(fname);
     if (tr && !json_is_string(tr))
-        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be \"none\", \"log1p\" or \"log1p_scaled\"",
-                       "\"transform\"");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: the term of \"%s\": \"transform\" must be \"none\", "
+                       "\"log1p\" or \"log1p_scaled\"", feature);
     if (tr && strcmp(json_string_value(tr), "log1p") == 0)
         t->transform = TRANSFORM_LOG1P;
     else if (tr && strcmp(json_string_value(tr), "log1p_scaled") == 0)
         t->transform = TRANSFORM_LOG1P_SCALED;
     else if (tr && strcmp(json_string_value(tr), "none") != 0)
-        return ls_fail(err, errlen, LS_EPARSE, "model file: %s must be \"none\", \"log1p\" or \"log1p_scaled\"",
-                       "\"transform\"");
+        return ls_fail(err, errlen, LS_EPARSE, "model file: the term of \"%s\": \"transform\" must be \"none\", "
+                       "\"log1p\" or \"log1p_scaled\", not \"%.40s\"", feature, json_string_value(tr));
+    json_t *per = json_object_get(j, "per");
     if (t->transform == TRANSFORM_LOG1P_SCALED) {
-        if ((rc = get_number(j, "per", &t->per, 1, err, errlen)))
-            return rc;
-        if (!(t->per > 0) || !isfinite(t->per))
-            return ls_fail(err, errlen, LS_EPARSE, "model file: a \"log1p_scaled\" term's \"per\" must be a "
-                           "positive number, not %g", t->per);
-    } else if (json_object_get(j, "per")) {
-        return ls_fail(err, errlen, LS_EPARSE, "model file: %s", "\"per\" belongs to \"log1p_scaled\" terms only");
+        t->per = json_is_number(per) ? json_number_value(per) : NAN;
+        if (!(t->per > 0) || !isfinite(t->per)) {
+            char was[40];
+            if (json_is_number(per))
+                snprintf(was, sizeof was, "not %g", t->per);
+            else
+                snprintf(was, sizeof was, "%s", per ? "not a number" : "it has none");
+            return ls_fail(err, errlen, LS_EPARSE, "model file: the \"log1p_scaled\" term of \"%s\" needs a "
+                           "positive \"per\" (it is log1p(x / per)): %s", feature, was);
+        }
+    } else if (per) {
+        return ls_fail(err, errlen, LS_EPARSE, "model file: the term of \"%s\" has a \"per\", which belongs to "
+                       "\"log1p_scaled\" terms only", feature);
     }
     t->mean = 0.0;
     t->scale = 1.0;

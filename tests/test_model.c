@@ -573,27 +573,27 @@ START_TEST(a_log1p_scaled_term_needs_a_positive_per_and_only_it_has_one)
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
                           "\"log1p_scaled\", \"coef\": 1}]},\n",
                           TI_OK),
-               "\"per\"");
+               "the \"log1p_scaled\" term of \"spend\" needs a positive \"per\" (it is log1p(x / per)): it has none");
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
                           "\"log1p_scaled\", \"per\": 0, \"coef\": 1}]},\n",
                           TI_OK),
-               "positive");
+               "term of \"spend\" needs a positive \"per\" (it is log1p(x / per)): not 0");
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
                           "\"log1p_scaled\", \"per\": \"30\", \"coef\": 1}]},\n",
                           TI_OK),
-               "\"per\"");
+               "term of \"spend\" needs a positive \"per\" (it is log1p(x / per)): not a number");
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
                           "\"log1p\", \"per\": 30, \"coef\": 1}]},\n",
                           TI_OK),
-               "log1p_scaled");
+               "the term of \"spend\" has a \"per\", which belongs to \"log1p_scaled\" terms only");
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"transform\": "
                           "7, \"coef\": 1}]},\n",
                           TI_OK),
-               "\"transform\"");
+               "the term of \"spend\": \"transform\" must be");
 }
 END_TEST
 
