@@ -208,6 +208,9 @@ static int parse_opts(int argc, char **argv, import_opts *o)
     if (o->connect && o->allow_old)
         return cli_error("import", CLI_USAGE, "--allow-old works with --data only: the service refuses times before 2000"),
                CLIOPTS_USAGE;
+    if (o->connect)
+        o->ef.old_hint = "the service refuses older times: import such history with --data DIR --allow-old "
+                         "while the service is stopped";
     if (!o->connect && (o->server_key || o->key_prefix))
         return cli_error("import", CLI_USAGE, "--server-key and --key go with --connect"), CLIOPTS_USAGE;
     if (!o->server_key != !o->key_prefix)

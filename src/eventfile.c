@@ -344,6 +344,43 @@ static int parse_type(const eventfile *f, const char *s, size_t len, event_type 
     return event_type_parse(s, len, out) == LS_OK ? 0 : -1;
 }
 
+/* 1 when the len bytes at s are a number as timefmt_parse() reads one:
+ * an optional '-', digits, optionally '.' and digits. */
+static int is_time_number(const char *s, size_t len)
+{
+    size_t i = len && s[0] == '-', digits = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        i++, digits++;
+    if (digits && i + 1 < len && s[i] == '.') {
+        i++;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    return digits && i == len;
+}
+
+/* A ts that timefmt_parse() refused, reported as what was expected: any
+ * time, or the one form --ts-format forces (a number in that form is out
+ * of the years 0000-9999).  Returns EVENTFILE_BAD_ROW. */
+static int bad_ts(eventfile *f, uint64_t line, const char *s, size_t len)
+{
+    static const struct {
+        const char *form, *word;
+    } forced[] = {[TIMEFMT_SECONDS] = {"Unix seconds", "seconds"},
+                  [TIMEFMT_MILLIS] = {"Unix milliseconds", "millis"},
+                  [TIMEFMT_ISO] = {"an ISO 8601 date", "iso"}};
+    char q[80];
+    int hint = f->o.ts_format;
+    ef_shown(q, sizeof q, s, len);
+    if (hint != TIMEFMT_SECONDS && hint != TIMEFMT_MILLIS && hint != TIMEFMT_ISO)
+        return ef_bad_row(f, line, "ts is not a time", "ts %s is not a time (Unix seconds, ms or ISO 8601)", q);
+    if (hint != TIMEFMT_ISO && is_time_number(s, len))
+        return ef_bad_row(f, line, "ts is not a time", "ts %s is out of range as %s (--ts-format %s: years 0000-9999)", q,
+                          forced[hint].form, forced[hint].word);
+    return ef_bad_row(f, line, "ts is not a time", "ts %s is not %s (--ts-format %s)", q, forced[hint].form,
+                      forced[hint].word);
+}
+
 /* Builds ev from f->val[] (trimmed here) and checks it.  1 or BAD_ROW. */
 static int build_event(eventfile *f, ls_event *ev)
 {
@@ -376,8 +413,7 @@ static int build_event(eventfile *f, ls_event *ev)
                        ef_shown(q, sizeof q, v[EVENTFILE_F_TYPE], n[EVENTFILE_F_TYPE]),
                        f->o.types.n ? " after --types" : " (translate it with --types)");
     if (timefmt_parse(v[EVENTFILE_F_TS], n[EVENTFILE_F_TS], f->o.ts_format, &ev->ts_ms) != LS_OK)
-        return ef_bad_row(f, line, "ts is not a time", "ts %s is not a time (Unix seconds, ms or ISO 8601)",
-                       ef_shown(q, sizeof q, v[EVENTFILE_F_TS], n[EVENTFILE_F_TS]));
+        return bad_ts(f, line, v[EVENTFILE_F_TS], n[EVENTFILE_F_TS]);
     ev->has |= EVF_TS;
     static const struct {
         int field;
@@ -458,7 +494,8 @@ int ef_check_event(eventfile *f, ls_event *ev, uint64_t line)
         if (timefmt_format_iso(ev->ts_ms, t, sizeof t) != LS_OK)
             snprintf(t, sizeof t, "%lld", (long long)ev->ts_ms);
         if (f->min_ts_ms == EVENT_MIN_TS_MS)
-            return ef_bad_row(f, line, "ts is too old", "ts %s is before 2000-01-01 (--allow-old accepts older times)", t);
+            return ef_bad_row(f, line, "ts is too old", "ts %s is before 2000-01-01 (%s)", t,
+                              f->o.old_hint ? f->o.old_hint : "--allow-old accepts older times");
         return ef_bad_row(f, line, "ts is too old", "ts %s is before the earliest time accepted", t);
     }
     if (ev->ts_ms > f->now_ms + EVENT_MAX_FUTURE_MS) {

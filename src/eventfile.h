@@ -42,7 +42,10 @@
  * (CSV headers: matched exactly, else ignoring case; JSON keys: exactly).
  * A field may instead be a constant for every row ("type=:purchase").
  * customer, type and ts are required: a CSV file lacking any of them fails
- * to open.  With a header, a row with another number of fields than the
+ * to open.  So does one whose header holds a name the map reads (a mapped
+ * column, or a field's own name) twice -- exactly, or ignoring case when
+ * no column has the exact name -- as it cannot be told which is meant (a
+ * position picks one); names the map does not read may repeat.  With a header, a row with another number of fields than the
  * header is a bad row (an unquoted delimiter would shift the columns).
  *
  * Values.  Fields are trimmed of blanks (space, tab, CR, LF) first.  An
@@ -50,7 +53,8 @@
  * row.  type goes through the --types translation (eventfile_parse_types),
  * then must be one of the event types.  ts is read by timefmt_parse() with
  * options.ts_format (Unix seconds, ms, ISO 8601 with or without a zone,
- * YYYYMMDD).  price and value are decimal numbers, quantity and rating
+ * YYYYMMDD); when it forces one form, a ts not in it is a bad row that
+ * names the form expected.  price and value are decimal numbers, quantity and rating
  * whole numbers ("2" or "2.0"), discounted true/false/1/0/yes/no (any case),
  * birthday MM-DD.  Every event then passes event_validate() (string limits
  * of options.max_str, money, ratings 1-5 when given) and a time
@@ -186,6 +190,10 @@ typedef struct {
      * data sets such as CDNOW, 1997).  A ts must be >= 1 ms whatever this
      * says: feature records use 0 for "never". */
     int64_t min_ts_ms;
+    /* The advice in parentheses after "ts T is before 2000-01-01" when
+     * min_ts_ms is EVENT_MIN_TS_MS; NULL: "--allow-old accepts older
+     * times".  Not copied: it must outlive the file (a string literal). */
+    const char *old_hint;
     /* "Now" for the future bound (ts at most now + 1 day) and for
      * event_validate; 0 = the wall clock, read once at eventfile_open(). */
     int64_t now_ms;
@@ -208,7 +216,7 @@ typedef struct {
 typedef struct eventfile eventfile;
 
 /* Sets every option to its default: AUTO format, ',' delimiter, header
- * row, TIMEFMT_AUTO, min_ts_ms EVENT_MIN_TS_MS, the wall clock, max_str
+ * row, TIMEFMT_AUTO, min_ts_ms EVENT_MIN_TS_MS, no old_hint, the wall clock, max_str
  * EVENT_MAX_STR, folding on, an empty map and no type translations. */
 void eventfile_options_init(eventfile_options *o);
 
@@ -247,8 +255,8 @@ const char *eventfile_field_name(eventfile_field field);
  * the caller must eventfile_close(); otherwise *out is NULL, err (if not
  * NULL) says why with the file name, and the status is LS_ENOTFOUND (no
  * such file), LS_EIO (unreadable, or a read error in the header),
- * LS_EPARSE (a mapped column the header does not have, customer/type/ts
- * not mapped, an empty file with a header expected), LS_EINVAL (bad
+ * LS_EPARSE (a mapped column the header does not have or has twice,
+ * customer/type/ts not mapped, an empty file with a header expected), LS_EINVAL (bad
  * options) or LS_ENOMEM.  opt may be NULL for the defaults. */
 int eventfile_open(eventfile **out, const char *path, const eventfile_options *opt, char *err, size_t errlen);
 

@@ -21,17 +21,30 @@
 /* ------------------------------------------------------------------ */
 
 /* Column index for name in the header hdr: exact name, then ignoring case,
- * then a 1-based position.  -1 when none. */
-static int find_column(const csv_row *hdr, const char *name)
+ * then a 1-based position.  -1 when none.  *twice is the index of a
+ * later header column that matches name as well as the one returned
+ * (same spelling, or equal ignoring case when no column has the exact
+ * one), else -1; *nocase is 1 when the match ignored case. */
+static int find_column(const csv_row *hdr, const char *name, int *twice, int *nocase)
 {
     size_t nlen = strlen(name);
+    *twice = -1;
     for (int pass = 0; hdr && pass < 2; pass++) {
-        for (size_t i = 0; i < hdr->nfields; i++) {
+        int found = -1;
+        for (size_t i = 0; i < hdr->nfields && *twice < 0; i++) {
             const char *h = hdr->field[i];
             size_t hlen = hdr->len[i];
             ef_trim(&h, &hlen);
-            if (hlen == nlen && (pass == 0 ? memcmp(h, name, nlen) == 0 : strncasecmp(h, name, nlen) == 0))
-                return (int)i;
+            if (hlen == nlen && (pass == 0 ? memcmp(h, name, nlen) == 0 : strncasecmp(h, name, nlen) == 0)) {
+                if (found >= 0)
+                    *twice = (int)i;
+                else
+                    found = (int)i;
+            }
+        }
+        if (found >= 0) {
+            *nocase = pass;
+            return found;
         }
     }
     if (nlen == 0 || nlen > 9 || strspn(name, "0123456789") != nlen)
@@ -59,6 +72,27 @@ static void list_columns(const csv_row *hdr, char *buf, size_t cap)
     }
 }
 
+/* The failure of a header where name, the column a field reads (col),
+ * is there twice (again at other; nocase: as far as case goes): which
+ * one is meant is not guessed.  Returns LS_EPARSE. */
+static int duplicate_column(const eventfile *f, const csv_row *hdr, eventfile_field field, const char *name, int col,
+                            int other, int nocase, char *err, size_t errlen)
+{
+    char a[80], b[80], q[80];
+    const char *fname = eventfile_field_name(field);
+    ef_shown(q, sizeof q, name, strlen(name));
+    ef_shown(a, sizeof a, hdr->field[col], hdr->len[col] > 40 ? 40 : hdr->len[col]);
+    ef_shown(b, sizeof b, hdr->field[other], hdr->len[other] > 40 ? 40 : hdr->len[other]);
+    if (nocase)
+        return ls_fail(err, errlen, LS_EPARSE, "%s: column %s, read for %s, is in the header twice ignoring case: "
+                       "%s (column %d) and %s (column %d): rename one, or name the one to read by its position "
+                       "(--map %s=%d or %s=%d)", f->path, q, fname, a, col + 1, b, other + 1, fname, col + 1, fname,
+                       other + 1);
+    return ls_fail(err, errlen, LS_EPARSE, "%s: column %s, read for %s, is in the header twice (columns %d and %d): "
+                   "rename one, or name the one to read by its position (--map %s=%d or %s=%d)", f->path, q, fname,
+                   col + 1, other + 1, fname, col + 1, fname, other + 1);
+}
+
 int efs_open_csv(eventfile *f, char *err, size_t errlen)
 {
     csv_options co = {.delimiter = f->o.delimiter, .whitespace = f->o.whitespace};
@@ -80,14 +114,17 @@ int efs_open_csv(eventfile *f, char *err, size_t errlen)
     }
     for (int i = 0; i < EVENTFILE_NFIELDS; i++) {
         const char *name = f->o.map.field[i].text;
+        const char *looked_up = f->o.map.field[i].source == EVENTFILE_SRC_AUTO ? eventfile_field_name((eventfile_field)i)
+                                                                                : name;
+        int twice = -1, nocase = 0;
         f->col[i] = -1;
         switch (f->o.map.field[i].source) {
         case EVENTFILE_SRC_AUTO:
             if (h)
-                f->col[i] = find_column(h, eventfile_field_name((eventfile_field)i));
+                f->col[i] = find_column(h, looked_up, &twice, &nocase);
             break;
         case EVENTFILE_SRC_COLUMN:
-            f->col[i] = find_column(h, name);
+            f->col[i] = find_column(h, name, &twice, &nocase);
             if (f->col[i] < 0) {
                 char cols[300] = "";
                 if (h)
@@ -100,6 +137,8 @@ int efs_open_csv(eventfile *f, char *err, size_t errlen)
         default:
             break;
         }
+        if (twice >= 0)
+            return duplicate_column(f, h, (eventfile_field)i, looked_up, f->col[i], twice, nocase, err, errlen);
     }
     static const int required[] = {EVENTFILE_F_CUSTOMER, EVENTFILE_F_TYPE, EVENTFILE_F_TS};
     for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {

@@ -474,6 +474,111 @@ START_TEST(timestamps)
 }
 END_TEST
 
+/* With --ts-format forcing one form, a ts that is not in it is reported
+ * as not being that form (an ISO date is not "not a time"); a number in
+ * the form but beyond the year 9999 is out of range. */
+START_TEST(forced_ts_format_says_what_was_expected)
+{
+    char p[600];
+    const char *path = write_file(p, sizeof p, "forced_msg.csv",
+                                  "customer,type,ts\n"
+                                  "a,page_view,2025-01-01T00:00:00Z\n"
+                                  "b,page_view,1700000000\n"
+                                  "c,page_view,1700000000000000\n"
+                                  "d,page_view,soon\n");
+    static const struct {
+        const char *word;
+        const char *bad[4]; /* message of each row, NULL: an event */
+    } cases[] = {
+        {"seconds",
+         {"ts \"2025-01-01T00:00:00Z\" is not Unix seconds (--ts-format seconds)", NULL,
+          "ts \"1700000000000000\" is out of range as Unix seconds (--ts-format seconds: years 0000-9999)",
+          "ts \"soon\" is not Unix seconds (--ts-format seconds)"}},
+        {"millis",
+         {"ts \"2025-01-01T00:00:00Z\" is not Unix milliseconds (--ts-format millis)",
+          "is before 2000-01-01", /* 1.7e9 ms is 1970 */
+          "ts \"1700000000000000\" is out of range as Unix milliseconds (--ts-format millis: years 0000-9999)",
+          "ts \"soon\" is not Unix milliseconds (--ts-format millis)"}},
+        {"iso",
+         {NULL, "ts \"1700000000\" is not an ISO 8601 date (--ts-format iso)",
+          "ts \"1700000000000000\" is not an ISO 8601 date (--ts-format iso)",
+          "ts \"soon\" is not an ISO 8601 date (--ts-format iso)"}},
+        {"auto",
+         {NULL, NULL, "ts \"1700000000000000\" is not a time (Unix seconds, ms or ISO 8601)",
+          "ts \"soon\" is not a time (Unix seconds, ms or ISO 8601)"}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        eventfile_options o;
+        got g;
+        opts(&o, NULL, NULL);
+        ck_assert_int_eq(eventfile_parse_ts_format(cases[c].word, &o.ts_format), LS_OK);
+        read_all(path, &o, &g);
+        int bad = 0;
+        for (int row = 0; row < 4; row++) {
+            if (!cases[c].bad[row])
+                continue;
+            assert_bad_line(&g, bad, path, row + 2);
+            ck_assert_msg(strstr(g.bad[bad], cases[c].bad[row]) != NULL, "--ts-format %s, row %d: want %s, got %s",
+                          cases[c].word, row + 2, cases[c].bad[row], g.bad[bad]);
+            bad++;
+        }
+        ck_assert_int_eq(g.nbad, bad);
+    }
+}
+END_TEST
+
+/* A header column the mapping reads that is in the header twice is
+ * refused at open, naming it and both positions; a name it does not read
+ * may repeat; a position picks one of the two. */
+START_TEST(csv_duplicate_columns)
+{
+    char p[600], err[600];
+    eventfile *f = NULL;
+    eventfile_options o;
+    got g;
+    const char *path = write_file(p, sizeof p, "dup_ts.csv", "customer,type,ts,ts\na,page_view,1700000000,1600000000\n");
+    opts(&o, NULL, NULL);
+    ck_assert_int_eq(eventfile_open(&f, path, &o, err, sizeof err), LS_EPARSE);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(err, "column \"ts\", read for ts, is in the header twice (columns 3 and 4)") != NULL, "%s",
+                  err);
+    ck_assert_msg(strstr(err, "--map ts=3 or ts=4") != NULL, "%s", err);
+    /* a position picks one */
+    opts(&o, "ts=4", NULL);
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nev, 1);
+    ck_assert_int_eq(g.ev[0].ts, 1600000000000LL);
+    /* the mapped name of another field, repeated */
+    path = write_file(p, sizeof p, "dup_user.csv", "user,type,ts,user\na,page_view,1700000000,b\n");
+    opts(&o, "customer=user", NULL);
+    ck_assert_int_eq(eventfile_open(&f, path, &o, err, sizeof err), LS_EPARSE);
+    ck_assert_msg(strstr(err, "column \"user\", read for customer, is in the header twice (columns 1 and 4)") != NULL,
+                  "%s", err);
+    /* equal ignoring case, with no exact match */
+    path = write_file(p, sizeof p, "dup_case.csv", "customer,type,TS,Ts\na,page_view,1700000000,1600000000\n");
+    opts(&o, NULL, NULL);
+    ck_assert_int_eq(eventfile_open(&f, path, &o, err, sizeof err), LS_EPARSE);
+    ck_assert_msg(strstr(err, "column \"ts\", read for ts, is in the header twice ignoring case: \"TS\" (column 3) "
+                              "and \"Ts\" (column 4)") != NULL, "%s", err);
+    /* an exact match wins over one ignoring case: not a duplicate */
+    path = write_file(p, sizeof p, "exact.csv", "customer,type,TS,ts\na,page_view,1700000000,1600000000\n");
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nev, 1);
+    ck_assert_int_eq(g.ev[0].ts, 1600000000000LL);
+    /* repeated names the mapping does not read */
+    path = write_file(p, sizeof p, "dup_unread.csv",
+                      "customer,type,ts,note,note,when,when\na,page_view,1700000000,x,y,1,2\n");
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nev, 1);
+    /* ... nor one mapped away from, nor one left out */
+    path = write_file(p, sizeof p, "dup_away.csv", "customer,type,ts,ts,at,product,product\na,page_view,1,2,1700000000,x,y\n");
+    opts(&o, "ts=at,product=", NULL);
+    read_all(path, &o, &g);
+    ck_assert_int_eq(g.nev, 1);
+    ck_assert_int_eq(g.ev[0].ts, 1700000000000LL);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* --map and --types                                                   */
 /* ------------------------------------------------------------------ */
@@ -1222,6 +1327,38 @@ START_TEST(cli_connect_service_rejections)
 }
 END_TEST
 
+/* A row before 2000 is refused with advice that works in each mode: into
+ * a store --allow-old takes it; a service refuses it whatever the
+ * options, so the advice is the store path with the service stopped. */
+START_TEST(cli_old_times_advice)
+{
+    char out[16384], p[600], data[700], text[300], when[TIMEFMT_ISO_BUFSZ];
+    timefmt_format_iso(timefmt_now_ms() / 1000 * 1000 - 86400000, when, sizeof when);
+    snprintf(text, sizeof text, "customer,type,ts\nold,purchase,1999-12-31\nnew,page_view,%s\n", when);
+    const char *path = write_file(p, sizeof p, "old.csv", text);
+    tu_server ts;
+    tu_server_start(&ts, NULL);
+    const char *via[] = {"import", "--connect", ts.endpoint, path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, via), 0);
+    ck_assert_msg(strstr(out, "old.csv:2: ts 1999-12-31T00:00:00Z is before 2000-01-01 (the service refuses older "
+                              "times: import such history with --data DIR --allow-old while the service is "
+                              "stopped)") != NULL, "%s", out);
+    ck_assert_ptr_null(strstr(out, "--allow-old accepts"));
+    ck_assert_int_eq(summary_num(out, "events imported:"), 1);
+    tu_server_stop(&ts);
+    /* the advice given works */
+    snprintf(data, sizeof data, "%s/store", tmp);
+    const char *into[] = {"import", "--data", data, path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, into), 0);
+    ck_assert_msg(strstr(out, "old.csv:2: ts 1999-12-31T00:00:00Z is before 2000-01-01 (--allow-old accepts older "
+                              "times)") != NULL, "%s", out);
+    const char *old[] = {"import", "--data", data, "--allow-old", path, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, old), 0);
+    ck_assert_int_eq(summary_num(out, "events imported:"), 1);
+    ck_assert_int_eq(summary_num(out, "rejected:"), 0);
+}
+END_TEST
+
 static uint64_t event_ids_in(const char *dir)
 {
     store *s = NULL;
@@ -1420,6 +1557,8 @@ static Suite *import_suite(void)
     tcase_add_test(reader, csv_fatal_quote);
     tcase_add_test(reader, csv_open_errors);
     tcase_add_test(reader, timestamps);
+    tcase_add_test(reader, forced_ts_format_says_what_was_expected);
+    tcase_add_test(reader, csv_duplicate_columns);
     tcase_add_test(reader, map_and_constants);
     tcase_add_test(reader, types_translation);
     tcase_add_test(reader, order_lines_fold);
@@ -1438,6 +1577,7 @@ static Suite *import_suite(void)
     tcase_add_test(cli, cli_max_errors);
     tcase_add_test(cli, cli_connect);
     tcase_add_test(cli, cli_connect_service_rejections);
+    tcase_add_test(cli, cli_old_times_advice);
     tcase_add_test(cli, cli_sigint);
     tcase_add_test(cli, cdnow);
     tcase_add_test(cli, cdnow_totals);
