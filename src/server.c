@@ -698,7 +698,7 @@ static void handle_request(server *s, msgio_parts *p)
         }
     }
     if (s->stopping) {
-        reject(s, p, env_end, req.id, LS_EUNAVAIL, "shutting down", start_ns);
+        reject(s, p, env_end, req.id, LS_EUNAVAIL, "the server is shutting down", start_ns);
         return;
     }
     if (s->svc.cluster && cluster_route(s, p, env_end, &req, op, start_ns))
@@ -845,16 +845,20 @@ static void on_wake(server *s)
 }
 
 /* Waits (until deadline_ns at the latest) for room in the workers' PULL
- * queue; 1 when there is room, 0 when the time is up. */
+ * queue, answering the requests that come meanwhile (the stop has begun:
+ * `unavailable`, see handle_request); 1 when there is room, 0 when the
+ * time is up. */
 static int wait_pull_room(server *s, int64_t deadline_ns)
 {
     while (!pull_queue_has_room(s)) {
         int64_t left_ms = (deadline_ns - timefmt_mono_ns()) / 1000000;
         if (left_ms <= 0)
             return 0;
-        zmq_pollitem_t item = {s->pull_work, 0, ZMQ_POLLOUT, 0};
-        if (zmq_poll(&item, 1, (long)left_ms) < 0 && zmq_errno() != EINTR)
+        zmq_pollitem_t items[2] = {{s->pull_work, 0, ZMQ_POLLOUT, 0}, {s->router, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, (long)left_ms) < 0 && zmq_errno() != EINTR)
             return 0;
+        if (items[1].revents & ZMQ_POLLIN)
+            drain_requests(s);
     }
     return 1;
 }
@@ -929,10 +933,13 @@ int server_run(server *s)
                       (long long)s->svc.cfg.drain_timeout_ms);
             return LS_ETIMEOUT;
         }
+        /* the ROUTER is read while draining too: a request that comes
+         * after the stop began is answered `unavailable` (handle_request)
+         * instead of waiting for its client's timeout */
         zmq_pollitem_t items[4] = {
             {s->replies, 0, ZMQ_POLLIN, 0},
             {NULL, s->wake[0], ZMQ_POLLIN, 0},
-            {s->router, 0, s->stopping ? 0 : ZMQ_POLLIN, 0},
+            {s->router, 0, ZMQ_POLLIN, 0},
             {s->pull, 0, s->stopping || !pull_queue_has_room(s) ? 0 : ZMQ_POLLIN, 0},
         };
         int n = s->pull ? 4 : 3;

@@ -56,6 +56,7 @@ struct store {
     int has_aliases;   /* 0 only for a version-1 store opened read-only */
     int lock_fd;       /* the writer lock (storefile.h); -1 when read-only */
     int lock_created;  /* this open made the lock file: a refused open removes it */
+    unsigned new_files; /* LMDB's files this (writer's) open makes (storefile_missing): a refused one removes them */
     atomic_uint_fast64_t stale_cleared; /* reader slots of dead processes cleared */
     /* Snapshots hold it shared; store_grow holds it alone while LMDB
      * remaps (writer-preferring, so a steady read load cannot starve it). */
@@ -151,6 +152,8 @@ static int disk_full_as_such(const store *s, int rc)
 /* Opening                                                             */
 /* ------------------------------------------------------------------ */
 
+static int fault_commit(void);
+
 /* The files before LMDB maps them: a writer takes the directory's lock
  * first (so no other writer changes them under the check), then data.mdb
  * is checked. */
@@ -162,19 +165,23 @@ static int check_files(store *s, const char *dir, const store_options *opt, char
             return ls_fail(err, errlen, LS_EIO, "cannot create data directory %s: %s", dir, strerror(errno));
         if ((rc = storefile_lock(dir, &s->lock_fd, &s->lock_created, err, errlen)))
             return rc;
+        s->new_files = storefile_missing(dir);
     }
     return storefile_check(dir, err, errlen);
 }
 
 static int open_env(store *s, const char *dir, const store_options *opt, char *err, size_t errlen)
 {
+    unsigned max_readers = opt->max_readers ? opt->max_readers : DEFAULT_MAX_READERS;
     int rc = check_files(s, dir, opt, err, errlen);
+    if (rc == LS_OK && !opt->read_only)
+        rc = storefile_reserve_locks(dir, max_readers, err, errlen);
     if (rc)
         return rc;
     if ((rc = mdb_env_create(&s->env)) != 0)
         goto fail;
     mdb_env_set_maxdbs(s->env, 16);
-    mdb_env_set_maxreaders(s->env, opt->max_readers ? opt->max_readers : DEFAULT_MAX_READERS);
+    mdb_env_set_maxreaders(s->env, max_readers);
     mdb_env_set_mapsize(s->env, opt->map_size ? opt->map_size : DEFAULT_MAP_SIZE);
     unsigned flags = MDB_NOTLS;
     if (opt->no_sync)
@@ -187,7 +194,7 @@ static int open_env(store *s, const char *dir, const store_options *opt, char *e
         store_reader_check(s, NULL);
     return LS_OK;
 fail:
-    ls_fail(err, errlen, 0, "cannot open store in %s: %s", dir, mdb_strerror(rc));
+    ls_fail(err, errlen, 0, "cannot open store in %s: %s%s", dir, mdb_strerror(rc), storefile_full_note(rc));
     return from_mdb(rc);
 }
 
@@ -373,8 +380,10 @@ static int open_dbs(store *s, const char *dir, const feature_decay *decay, char 
     MDB_txn *txn;
     unsigned create = s->read_only ? 0 : MDB_CREATE;
     int rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn);
-    if (rc)
+    if (rc) {
+        ls_fail(err, errlen, 0, "cannot begin a transaction in the store in %s: %s", dir, mdb_strerror(rc));
         return from_mdb(rc);
+    }
     int st = open_meta(s, txn, dir, decay, err, errlen);
     if (st) {
         mdb_txn_abort(txn);
@@ -393,8 +402,35 @@ static int open_dbs(store *s, const char *dir, const feature_decay *decay, char 
         ls_fail(err, errlen, 0, "cannot read the store's window keys: %s", ls_strerror(st));
         return st;
     }
-    /* committing (even a read-only txn) keeps the table handles open */
-    return from_mdb(mdb_txn_commit(txn));
+    /* committing (even a read-only txn) keeps the table handles open;
+     * a writer's commit creates a new store's tables */
+    if ((rc = s->read_only ? 0 : fault_commit()) != 0)
+        mdb_txn_abort(txn);
+    else
+        rc = disk_full_as_such(s, mdb_txn_commit(txn));
+    if (rc) {
+        ls_fail(err, errlen, 0, "cannot commit the store's tables in %s: %s%s", dir, mdb_strerror(rc),
+                storefile_full_note(rc));
+        return from_mdb(rc);
+    }
+    return LS_OK;
+}
+
+/* Leaves the directory a writer's open was refused in as the open found
+ * it: closes the environment, then removes what the open made -- LMDB's
+ * files (a new store that a full disk refused is created afresh by the
+ * next try, not taken for one that lost its data) and the lock file,
+ * each while the lock is still held. */
+static void undo_open(store *s, const char *dir)
+{
+    if (!s->lock_created && !s->new_files)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    s->env = NULL;
+    storefile_remove(dir, s->new_files);
+    if (s->lock_created)
+        storefile_unlock_remove(dir, &s->lock_fd);
 }
 
 int store_open(store **out, const char *dir, const store_options *opt,
@@ -425,12 +461,7 @@ int store_open(store **out, const char *dir, const store_options *opt,
     if (rc == LS_OK)
         rc = open_dbs(s, dir, decay, err, errlen);
     if (rc != LS_OK) {
-        if (s->lock_created) { /* leave a refused directory as it was found */
-            if (s->env)
-                mdb_env_close(s->env);
-            s->env = NULL;
-            storefile_unlock_remove(dir, &s->lock_fd);
-        }
+        undo_open(s, dir);
         store_close(&s);
         return rc;
     }

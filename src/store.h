@@ -117,7 +117,11 @@ typedef struct {
  * the life of the handle: a second writer, in this process or another, is
  * refused with LS_EUNAVAIL naming the holder's pid; read-only opens take
  * no lock.  A writer also clears reader slots left by dead processes
- * (store_reader_check). */
+ * (store_reader_check), and allocates lock.mdb's disk blocks before LMDB
+ * maps it (storefile_reserve_locks).  A refused writer's open leaves the
+ * directory as it found it: the lock file and LMDB's files it made are
+ * removed, so a new store that a full disk refused (LS_EUNAVAIL, err
+ * saying the disk is full) is created by the next try. */
 int store_open(store **out, const char *dir, const store_options *opt,
                const feature_decay *decay, char *err, size_t errlen);
 
@@ -529,8 +533,9 @@ int store_reader_scan_range_asof(store_reader *r, const void *from, size_t from_
  *                       LMDB fails an over-long key (MDB_BAD_VALSIZE:
  *                       LS_EINTERNAL), inside the transaction;
  *   STORE_FAULT_COMMIT  the next `count` commits of write txns (count < 0:
- *                       all, until cleared) fail with errno `err` after the
- *                       txn is aborted: ENOSPC is a full disk (LS_EUNAVAIL).
+ *                       all, until cleared), a writer's store_open's too,
+ *                       fail with errno `err` after the txn is aborted:
+ *                       ENOSPC is a full disk (LS_EUNAVAIL).
  * store_fault_clear turns every fault off. */
 enum { STORE_FAULT_KEY = 1, STORE_FAULT_COMMIT = 2 };
 void store_fault_set(int kind, const char *key, int err, int count);

@@ -1,5 +1,6 @@
-/* storefile.c -- the writer's lock file and the check of data.mdb's meta
- * pages before LMDB maps the file (see storefile.h). */
+/* storefile.c -- the writer's lock file, the check of data.mdb's meta
+ * pages before LMDB maps the file, and LMDB's files made and undone by a
+ * writer's open (see storefile.h). */
 #define _GNU_SOURCE
 #include "storefile.h"
 
@@ -16,6 +17,14 @@
 
 #include "error_internal.h"
 
+#define LMDB_DATA_NAME "data.mdb"
+#define LMDB_LOCK_NAME "lock.mdb"
+/* lock.mdb: LMDB 0.9's reader table is a header (two cache-line padded
+ * blocks holding its mutexes: 128 to 256 bytes on the 64-bit platforms it
+ * runs on) and one slot of a cache line (64 bytes) per reader, the first
+ * of them counted in the header's struct. */
+#define LOCK_SLOT_BYTES 64
+#define LOCK_HEADER_MAX 512
 #define STOREFILE_LOOKS 5 /* looks at the meta pages before a file is called damaged */
 #define RECOVERY "restore the directory from a backup (or from a copy made with `mdb_copy` or " \
                  "`leadscore compact --out`), or move it away to start an empty store"
@@ -66,8 +75,11 @@ int storefile_lock(const char *dir, int *fd, int *created, char *err, size_t err
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {
         int e = errno;
+        if (created && *created)
+            (void)unlink(path); /* while still held; a full disk leaves nothing behind */
         close(f);
-        return ls_fail(err, errlen, LS_EIO, "cannot write %s: %s", path, strerror(e));
+        return ls_fail(err, errlen, storefile_full_note(e)[0] ? LS_EUNAVAIL : LS_EIO, "cannot write %s: %s%s", path,
+                       strerror(e), storefile_full_note(e));
     }
     *fd = f;
     return LS_OK;
@@ -249,4 +261,66 @@ int storefile_check(const char *dir, char *err, size_t errlen)
     }
     close(fd);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* LMDB's files, made and undone by a writer's open                    */
+/* ------------------------------------------------------------------ */
+
+const char *storefile_full_note(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EFBIG
+               ? " (the disk holding the store is full: free space, then start again)"
+               : "";
+}
+
+unsigned storefile_missing(const char *dir)
+{
+    static const struct { unsigned bit; const char *name; } files[] = {
+        {STOREFILE_DATA, LMDB_DATA_NAME}, {STOREFILE_LOCKS, LMDB_LOCK_NAME}};
+    char path[4200];
+    struct stat st;
+    unsigned missing = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        if (stat(path, &st) != 0 && errno == ENOENT)
+            missing |= files[i].bit;
+    }
+    return missing;
+}
+
+void storefile_remove(const char *dir, unsigned files)
+{
+    char path[4200];
+    if (files & STOREFILE_DATA) {
+        snprintf(path, sizeof path, "%s/%s", dir, LMDB_DATA_NAME);
+        (void)unlink(path);
+    }
+    if (files & STOREFILE_LOCKS) {
+        snprintf(path, sizeof path, "%s/%s", dir, LMDB_LOCK_NAME);
+        (void)unlink(path);
+    }
+}
+
+int storefile_reserve_locks(const char *dir, unsigned max_readers, char *err, size_t errlen)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, LMDB_LOCK_NAME);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return ls_fail(err, errlen, storefile_full_note(e)[0] ? LS_EUNAVAIL : LS_EIO, "cannot open %s: %s%s", path,
+                       strerror(e), storefile_full_note(e));
+    }
+    off_t len = st.st_size > 0 ? st.st_size : (off_t)max_readers * LOCK_SLOT_BYTES + LOCK_HEADER_MAX;
+    int e = fallocate(fd, 0, 0, len) == 0 ? 0 : errno;
+    close(fd);
+    if (e == 0 || e == EOPNOTSUPP || e == ENOSYS) /* a file system that cannot allocate ahead */
+        return LS_OK;
+    return ls_fail(err, errlen, storefile_full_note(e)[0] ? LS_EUNAVAIL : LS_EIO,
+                   "cannot allocate %lld bytes for %s: %s%s", (long long)len, path, strerror(e),
+                   storefile_full_note(e));
 }

@@ -1759,6 +1759,87 @@ START_TEST(stop_during_an_endless_pull_flood_keeps_to_the_drain_timeout)
 }
 END_TEST
 
+/* One reply to body on c; 1 when it is `unavailable` "the server is
+ * shutting down", 0 when it is ok (the request came before the stop
+ * began).  Fails the test when no reply comes (<= 10 s) or another one. */
+static int refused_as_stopping(tu_conn *c, msgpack_sbuffer *sb)
+{
+    static const char want[] = "the server is shutting down";
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    ck_assert_msg(tu_call_raw(c, sb->data, sb->size, &up) == 0, "no reply to a request sent while the stop drains");
+    int refused = tu_is_error(&up.data, "unavailable");
+    if (refused) {
+        const msgpack_object *why = tu_get(tu_get(&up.data, "error"), "message");
+        ck_assert(why && why->type == MSGPACK_OBJECT_STR);
+        ck_assert_msg(why->via.str.size == strlen(want) && memcmp(why->via.str.ptr, want, strlen(want)) == 0,
+                      "got \"%.*s\", want \"%s\"", (int)why->via.str.size, why->via.str.ptr, want);
+    } else {
+        ck_assert(tu_get_bool(&up.data, "ok"));
+    }
+    msgpack_unpacked_destroy(&up);
+    return refused;
+}
+
+/* PROTOCOL 1.4: a request that comes after the stop began is answered
+ * `unavailable` "the server is shutting down" at once, while the stop
+ * drains a PULL flood -- not left to its client's timeout -- and a track
+ * refused so stores nothing. */
+START_TEST(a_request_during_the_drain_is_answered_shutting_down)
+{
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.drain_timeout_ms = 10000;
+    tu_server_start(&s2, &cfg);
+    flooder f = {.endpoint = s2.pull_endpoint};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, flood_pull, &f), 0);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    for (int i = 0; i < 1000 && events_accepted(&c) == 0; i++) /* <= 10 s: the flood is landing */
+        usleep(10000);
+    usleep(500000); /* ... and backs up into the PULL socket's queue */
+    server_request_stop(s2.srv);
+    int refused = 0;
+    for (int i = 0; i < 200 && !refused; i++) { /* the first pings may come before the stop began */
+        begin(&sb, &pk, "ping", 0);
+        int64_t t0 = tu_now_ms();
+        refused = refused_as_stopping(&c, &sb);
+        ck_assert_msg(tu_now_ms() - t0 < 5000, "the reply took %lld ms", (long long)(tu_now_ms() - t0));
+        msgpack_sbuffer_destroy(&sb);
+        if (!refused)
+            usleep(5000);
+    }
+    ck_assert_msg(refused, "no ping was refused after the stop");
+    begin(&sb, &pk, "track", 1);
+    tu_pack_str(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "customer"); tu_pack_str(&pk, "late-comer");
+    tu_pack_str(&pk, "type"); tu_pack_str(&pk, "page_view");
+    ck_assert_int_eq(refused_as_stopping(&c, &sb), 1);
+    msgpack_sbuffer_destroy(&sb);
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    atomic_store(&f.stop, 1);
+    pthread_join(t, NULL);
+    tu_server_start(&s2, &cfg);
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    ck_assert_int_eq(profile_feature(&c, "late-comer", "page_view_count"), 0);
+    int64_t first = profile_feature(&c, "fl-0", "page_view_count");
+    ck_assert_int_gt(first, 0);
+    ck_assert_int_eq(profile_feature(&c, "fl-99", "page_view_count"), first); /* whole batches */
+    tu_disconnect(&c);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 /* A storefront's acknowledged track must not wait behind a fire-and-forget
  * flood: PULL batches queue for the workers and the writer apart from
  * requests, and while acks come a group takes only --pull-max-events of
@@ -1865,6 +1946,7 @@ static Suite *suite(void)
     tcase_add_test(restart, stop_during_a_pull_flood_drains_promptly);
     tcase_add_test(restart, stop_during_an_endless_pull_flood_keeps_to_the_drain_timeout);
     tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
+    tcase_add_test(restart, a_request_during_the_drain_is_answered_shutting_down);
     suite_add_tcase(s, restart);
     return s;
 }

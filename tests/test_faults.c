@@ -938,6 +938,77 @@ START_TEST(whole_stores_pass_the_check)
 }
 END_TEST
 
+/* 1 when dir/name exists. */
+static int file_exists(const char *d, const char *name)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", d, name);
+    return access(path, F_OK) == 0;
+}
+
+/* A new store that a full disk refuses is not left half made: the commit
+ * that creates its tables fails as a full disk, and says so naming the
+ * directory (it once said nothing: "serve: cannot start"), and the files
+ * the open made are removed, so that the next try, once there is room,
+ * creates the store -- an empty data.mdb left beside lock.mdb was refused
+ * as a store that lost its data.  A refused open of an existing store
+ * removes none of its files. */
+START_TEST(a_new_store_a_full_disk_refuses_is_not_left_half_made)
+{
+    static const char *const made[] = {"data.mdb", "lock.mdb", STOREFILE_LOCK_NAME};
+    char path[600];
+    snprintf(path, sizeof path, "%s/new", dir);
+    store_options opt = {.map_size = 16 * MIB, .no_sync = 1};
+    store *s = (store *)&s;
+    store_fault_set(STORE_FAULT_COMMIT, NULL, ENOSPC, 1);
+    ck_assert_int_eq(store_open(&s, path, &opt, &DECAY, err, sizeof err), LS_EUNAVAIL);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(err, path) && strstr(err, "disk holding the store is full"), "message: %s", err);
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++)
+        ck_assert_msg(!file_exists(path, made[i]), "the refused open left %s/%s", path, made[i]);
+
+    /* the next try creates it */
+    ck_assert_msg(store_open(&s, path, &opt, &DECAY, err, sizeof err) == LS_OK, "retry: %s", err);
+    ls_features f;
+    feature_init(&f);
+    store_wtxn *w = NULL;
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(store_wtxn_put(w, "alice", 5, &f), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    store_close(&s);
+
+    /* an existing store keeps its files when an open is refused */
+    store_fault_set(STORE_FAULT_COMMIT, NULL, ENOSPC, 1);
+    ck_assert_int_eq(store_open(&s, path, &opt, &DECAY, err, sizeof err), LS_EUNAVAIL);
+    for (size_t i = 0; i < 2; i++)
+        ck_assert_msg(file_exists(path, made[i]), "a refused open removed %s/%s of a store", path, made[i]);
+    ck_assert_msg(store_open(&s, path, &opt, &DECAY, err, sizeof err) == LS_OK, "reopen: %s", err);
+    ck_assert_int_eq(views(s, "alice"), 0);
+    store_close(&s);
+}
+END_TEST
+
+/* lock.mdb, LMDB's reader table written through a mapping, has its disk
+ * blocks before LMDB maps it: LMDB made it with ftruncate, all holes, and
+ * on a full disk the first write into the mapping killed serve with
+ * SIGBUS. */
+START_TEST(lock_mdb_is_allocated_before_lmdb_maps_it)
+{
+    char path[700];
+    struct stat st;
+    store *s = open_rw(16 * MIB);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_gt(st.st_size, 126 * 64); /* a slot of 64 bytes for each of the 126 readers, and a header */
+    ck_assert_msg((off_t)st.st_blocks * 512 >= st.st_size, "lock.mdb: %lld bytes, %lld of them allocated",
+                  (long long)st.st_size, (long long)st.st_blocks * 512);
+    store_stats ss;
+    ck_assert_int_eq(store_stat(s, &ss), LS_OK);
+    ck_assert_uint_ge(ss.readers_max, 126);
+    store_close(&s);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* One writer per store                                                */
 /* ------------------------------------------------------------------ */
@@ -1041,6 +1112,8 @@ static Suite *suite(void)
     tcase_add_test(files, a_bad_magic_in_either_meta_page_is_refused);
     tcase_add_test(files, the_second_meta_page_is_checked_too);
     tcase_add_test(files, whole_stores_pass_the_check);
+    tcase_add_test(files, a_new_store_a_full_disk_refuses_is_not_left_half_made);
+    tcase_add_test(files, lock_mdb_is_allocated_before_lmdb_maps_it);
     tcase_add_test(files, a_second_writer_is_refused_naming_the_first);
     suite_add_tcase(s, files);
     return s;
