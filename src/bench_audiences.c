@@ -352,12 +352,14 @@ static int write_json(const bench_audiences_opts *o, conf *cs)
     json_object_set_new(root, "configurations", confs);
     json_object_set_new(root, "ratio", ratio);
     int to_stdout = strcmp(o->json_path, "-") == 0;
+    errno = 0;
     int rc = to_stdout ? json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6))
                        : json_dump_file(root, o->json_path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     if (to_stdout)
         putchar('\n');
     json_decref(root);
-    return rc ? cli_error("bench", CLI_FAIL, "cannot write %s", o->json_path) : CLI_OK;
+    return rc ? cli_error("bench", CLI_FAIL, "cannot write %s: %s", o->json_path, strerror(errno ? errno : EIO))
+              : CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */

@@ -13,12 +13,19 @@
  * The rescore is timed --rounds times (medians are quoted), each run
  * beside its baseline: a raw LMDB cursor walk over the same values in
  * this process (store_reader_walk), the floor under any full scan, so
- * the report says how close to the storage's own speed the job runs. */
+ * the report says how close to the storage's own speed the job runs.
+ *
+ * Ctrl-C or SIGTERM (cmd_bench.c catches them and hands the flag in)
+ * stops the job at its next step: a child command is sent SIGTERM and
+ * waited for, the temporary directory is removed, and no figure is
+ * printed. */
 #define _GNU_SOURCE
 #include "bench_offline.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +50,7 @@ typedef struct {
     int quiet;
     int rounds;               /* rescore: timed runs (medians quoted) */
     int rounds_given;
+    volatile sig_atomic_t *stop; /* set by a signal: stop */
 } offline_opts;
 
 
@@ -99,8 +107,9 @@ int bench_offline_wanted(int argc, char **argv)
     return 0;
 }
 
-/* Runs this binary with args; returns its exit status (or -1). */
-static int run_self(const char *const *args)
+/* Runs this binary with args; returns its exit status (or -1).  When
+ * *stop is set meanwhile, the child is sent SIGTERM and waited for. */
+static int run_self(const char *const *args, volatile sig_atomic_t *stop)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -117,20 +126,25 @@ static int run_self(const char *const *args)
         execv("/proc/self/exe", (char *const *)argv);
         _exit(127);
     }
-    int status;
-    if (waitpid(pid, &status, 0) != pid)
+    int status, killed = 0;
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        if (*stop && !killed++)
+            kill(pid, SIGTERM);
+    if (got != pid)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Writes a shop of `customers` to path: its event count in *rows and its
  * first and last event times in *first_ms, *last_ms. */
-static int generate(const char *path, uint64_t customers, uint64_t *rows, int64_t *first_ms, int64_t *last_ms)
+static int generate(const offline_opts *o, const char *path, uint64_t *rows, int64_t *first_ms, int64_t *last_ms)
 {
     shopgen_config c;
-    shopgen_summary sum;
+    shopgen_summary sum = {0};
     shopgen_defaults(&c);
-    c.customers = customers;
+    c.customers = o->customers;
+    c.stop = o->stop;
     c.format = SHOPGEN_CSV;
     FILE *f = fopen(path, "w");
     if (!f)
@@ -217,12 +231,14 @@ static int raw_walk(const char *dir, uint64_t *records, double *secs)
 static int time_rescore(const offline_opts *o, const char *dir, rescore_rounds *rr)
 {
     const char *args[] = {"rescore", "--data", dir, "--quiet", "--out", "/dev/null", NULL};
-    run_self(args); /* warm the page cache, as a store in service is */
+    run_self(args, o->stop); /* warm the page cache, as a store in service is */
     rr->n = 0;
     for (int i = 0; i < o->rounds; i++) {
         int64_t t0 = timefmt_mono_ns();
-        if (run_self(args) != 0)
-            return cli_error("bench", CLI_FAIL, "leadscore rescore failed");
+        if (*o->stop)
+            return CLI_FAIL;
+        if (run_self(args, o->stop) != 0)
+            return *o->stop ? CLI_FAIL : cli_error("bench", CLI_FAIL, "leadscore rescore failed");
         rr->rescore_s[i] = (double)(timefmt_mono_ns() - t0) / 1e9;
         if (raw_walk(dir, &rr->walked, &rr->walk_s[i]) != LS_OK)
             return cli_error("bench", CLI_FAIL, "cannot walk the store in %s", dir);
@@ -259,8 +275,8 @@ static void report_rounds(const rescore_rounds *rr, uint64_t n)
 /* Prints the rate of n items in secs (with rr, the median of its rounds
  * and the raw walk beside it; when asof is not NULL, the as-of run's
  * customers/s and events replayed/s), and writes them as one JSON object
- * to --json. */
-static void report(const offline_opts *o, const char *item, uint64_t n, double secs, const rescore_rounds *rr,
+ * to --json.  An exit status. */
+static int report(const offline_opts *o, const char *item, uint64_t n, double secs, const rescore_rounds *rr,
                    int64_t asof_ms, const rescore_summary *asof)
 {
     if (rr)
@@ -286,7 +302,9 @@ static void report(const offline_opts *o, const char *item, uint64_t n, double s
     }
     if (o->json_path) {
         FILE *f = strcmp(o->json_path, "-") ? fopen(o->json_path, "w") : stdout;
-        if (f) {
+        if (!f)
+            return cli_error("bench", CLI_FAIL, "cannot write %s: %s", o->json_path, strerror(errno));
+        {
             fprintf(f, "{\"workload\":\"%s\",\"customers_generated\":%" PRIu64 ",\"%s\":%" PRIu64
                        ",\"seconds\":%.3f,\"per_second\":%.0f", o->workload, o->customers, item, n, secs, rate);
             if (rr) {
@@ -303,10 +321,11 @@ static void report(const offline_opts *o, const char *item, uint64_t n, double s
                            ",\"seconds\":%.3f,\"per_second\":%.0f,\"events_per_second\":%.0f}",
                         when, asof->customers, asof->events_replayed, asof->seconds, arate, erate);
             fputs("}\n", f);
-            if (f != stdout)
-                fclose(f);
+            if (f != stdout && fclose(f) != 0)
+                return cli_error("bench", CLI_FAIL, "cannot write %s: %s", o->json_path, strerror(errno));
         }
     }
+    return CLI_OK;
 }
 
 #define F(field) CLIOPT_FIELD(offline_opts, field)
@@ -376,16 +395,27 @@ static int parse(int argc, char **argv, offline_opts *o)
     return CLI_OK;
 }
 
-int bench_offline(int argc, char **argv)
+/* Says that a signal stopped the job during `what`; an exit status. */
+static int interrupted(const char *what, const char *dir)
 {
-    offline_opts o = {0};
-    char dir[] = "/tmp/leadscore-bench-XXXXXX", csv[600], data[600];
+    return cli_error("bench", CLI_FAIL, "interrupted while %s: no figures (%s removed)", what, dir);
+}
+
+int bench_offline(int argc, char **argv, volatile sig_atomic_t *stop)
+{
+    offline_opts o = {.stop = stop};
+    char dir[512], csv[600], data[600];
+    const char *tmp = getenv("TMPDIR");
     uint64_t rows = 0;
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc == CLIOPTS_HELP ? CLI_OK : rc;
+    if ((rc = cli_check_writable("bench", "--json", o.json_path)) != CLI_OK)
+        return rc;
+    snprintf(dir, sizeof dir, "%s/leadscore-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir))
-        return cli_error("bench", CLI_FAIL, "cannot make a temporary directory");
+        return cli_error("bench", CLI_FAIL, "cannot make a temporary directory in %s: %s", tmp && *tmp ? tmp : "/tmp",
+                         strerror(errno));
     snprintf(csv, sizeof csv, "%s/shop.csv", dir);
     snprintf(data, sizeof data, "%s", o.data ? o.data : dir);
     if (!o.data)
@@ -403,19 +433,29 @@ int bench_offline(int argc, char **argv)
     }
     if (!o.quiet)
         fprintf(stderr, "bench: generating a shop of %" PRIu64 " customers\n", o.customers);
-    if (generate(csv, o.customers, &rows, &first_ms, &last_ms) != LS_OK) {
+    rc = generate(&o, csv, &rows, &first_ms, &last_ms);
+    if (*stop) {
+        rc = interrupted("generating the shop", dir);
+        goto done;
+    }
+    if (rc != LS_OK) {
         rc = cli_error("bench", CLI_FAIL, "cannot write %s", csv);
         goto done;
     }
     const char *imp[] = {"import", "--data", data, "--quiet", csv, NULL};
     int64_t t0 = timefmt_mono_ns();
-    if (run_self(imp) != 0) {
+    rc = run_self(imp, stop);
+    if (*stop) {
+        rc = interrupted("importing", dir);
+        goto done;
+    }
+    if (rc != 0) {
         rc = cli_error("bench", CLI_FAIL, "leadscore import failed");
         goto done;
     }
     double import_s = (double)(timefmt_mono_ns() - t0) / 1e9;
     if (strcmp(o.workload, "import") == 0) {
-        report(&o, "rows", rows, import_s, NULL, 0, NULL);
+        rc = report(&o, "rows", rows, import_s, NULL, 0, NULL);
         goto done;
     }
     if (o.data && write_span(data, o.customers, first_ms, last_ms) != LS_OK) {
@@ -424,15 +464,25 @@ int bench_offline(int argc, char **argv)
     }
 rescore:;
     rescore_rounds rr;
-    if ((rc = time_rescore(&o, data, &rr)) != CLI_OK)
+    rc = time_rescore(&o, data, &rr);
+    if (*stop) {
+        rc = interrupted("timing rescore", dir);
+        goto done;
+    }
+    if (rc != CLI_OK)
         goto done;
     int64_t asof_ms = first_ms + (last_ms - first_ms) / 2;
     rescore_summary asof;
-    if (rescore_asof(data, asof_ms, &asof) != LS_OK) {
+    rc = rescore_asof(data, asof_ms, &asof);
+    if (*stop) {
+        rc = interrupted("rescoring as of mid-stream", dir);
+        goto done;
+    }
+    if (rc != LS_OK) {
         rc = cli_error("bench", CLI_FAIL, "rescore as of %" PRId64 " failed", asof_ms);
         goto done;
     }
-    report(&o, "customers", customers_in(data), 0, &rr, asof_ms, &asof);
+    rc = report(&o, "customers", customers_in(data), 0, &rr, asof_ms, &asof);
 done:;
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

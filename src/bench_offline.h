@@ -3,10 +3,14 @@
 #ifndef LS_BENCH_OFFLINE_H
 #define LS_BENCH_OFFLINE_H
 
+#include <signal.h>
+
 /* 1 when argv asks for an offline workload. */
 int bench_offline_wanted(int argc, char **argv);
 
-/* Runs it; an exit status (0, 1, 2). */
-int bench_offline(int argc, char **argv);
+/* Runs it; an exit status (0, 1, 2).  When *stop is set meanwhile (a
+ * signal), the job stops at its next step, removes its temporary files
+ * and returns 1 without figures. */
+int bench_offline(int argc, char **argv, volatile sig_atomic_t *stop);
 
 #endif

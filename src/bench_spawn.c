@@ -2,10 +2,15 @@
  * bench_spawn.h): the store directory, its preload with the synthetic
  * customer base (each customer's events into its history, then its
  * record, committed every PRELOAD_COMMIT_EVERY customers without sync,
- * in key order so LMDB appends), and a `serve` running in a thread. */
+ * in key order so LMDB appends), and a `serve` running in a thread.
+ *
+ * A store the bench made carries a marker file (BENCH_MARKER); --data
+ * takes only such a store, or a new or empty directory: the bench writes
+ * synthetic customers and events, and must never do so into a real one. */
 #define _GNU_SOURCE
 #include "bench_spawn.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -23,6 +28,9 @@
 #include "timefmt.h"
 
 #define PRELOAD_COMMIT_EVERY 100000
+
+/* The file in a store's directory that says the bench made it. */
+#define BENCH_MARKER "bench-store"
 
 /* ------------------------------------------------------------------ */
 /* The preload                                                         */
@@ -190,12 +198,58 @@ static int spawn_config(const bench_spawn_opts *o, const char *const *extra, con
     return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* The store directory                                                 */
+/* ------------------------------------------------------------------ */
+
+/* 1 when dir is missing or holds nothing. */
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int empty = 1;
+    if (!d)
+        return errno == ENOENT;
+    while (empty && (e = readdir(d)))
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+/* Takes dir (--data) as the bench's store: one it made before (its
+ * marker is there), or a new or empty directory, made and marked here.
+ * Anything else is refused.  Returns an exit status. */
+static int claim_dir(const char *dir, const bench_spawn_opts *o)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/" BENCH_MARKER, dir);
+    if (access(path, F_OK) == 0)
+        return CLI_OK;
+    if (!dir_is_empty(dir))
+        return cli_error("bench", CLI_USAGE, "--data %s holds something other than a store `leadscore bench` made "
+                         "(it has no %s file): the bench writes synthetic customers and events into its store, so "
+                         "give a new or empty directory", dir, BENCH_MARKER);
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        return cli_error("bench", CLI_FAIL, "cannot make %s: %s", dir, strerror(errno));
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return cli_error("bench", CLI_FAIL, "cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "a store made by `leadscore bench`: synthetic customers cust-1..cust-%llu (seed %llu) and the "
+               "events of its runs\n", (unsigned long long)o->customers, (unsigned long long)o->seed);
+    if (fclose(f) != 0)
+        return cli_error("bench", CLI_FAIL, "cannot write %s: %s", path, strerror(errno));
+    return CLI_OK;
+}
+
 int bench_spawn_prepare(bench_spawned *sp, const bench_spawn_opts *o, const char *data)
 {
     config cfg;
     memset(sp, 0, sizeof *sp);
     if (data) {
         snprintf(sp->dir, sizeof sp->dir, "%s", data);
+        int rc = claim_dir(sp->dir, o);
+        if (rc != CLI_OK)
+            return rc;
     } else {
         const char *tmp = getenv("TMPDIR");
         snprintf(sp->dir, sizeof sp->dir, "%s/leadscore-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");

@@ -35,9 +35,12 @@ typedef struct {
     int own_dir;                  /* a temporary directory: removed at stop */
 } bench_spawned;
 
-/* Takes data (made when missing) or, when data is NULL, a new temporary
- * directory as sp's store, and preloads o->customers customers unless it
- * holds that many already.  Returns an exit status (CLI_*; the reason is
+/* Takes data or, when data is NULL, a new temporary directory as sp's
+ * store, and preloads o->customers customers unless it holds that many
+ * already.  data must be a store the bench made (it holds the marker file
+ * "bench-store") or a new or empty directory (made when missing, and
+ * marked); anything else is refused with CLI_USAGE, so no real store gets
+ * synthetic customers.  Returns an exit status (CLI_*; the reason is
  * printed). */
 int bench_spawn_prepare(bench_spawned *sp, const bench_spawn_opts *o, const char *data);
 

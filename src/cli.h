@@ -51,6 +51,13 @@ int cli_error(const char *cmd, int status, const char *fmt, ...) __attribute__((
  * --sample-config call it themselves. */
 int cli_output_status(const char *cmd, int status);
 
+/* Finds out before a long job whether the file an option names (opt,
+ * e.g. "--json") can be written, so the job does not run for nothing: an
+ * existing file is left as it is, a new one is not left behind; "-" and
+ * NULL pass.  CLI_OK, or CLI_FAIL after "leadscore <cmd>: <opt> <path>:
+ * cannot write it: <reason>". */
+int cli_check_writable(const char *cmd, const char *opt, const char *path);
+
 /* What a command-line time that parses but lies before the Unix epoch is
  * called in a usage error ("--now: \"-5\" is " CLI_TIME_EARLY). */
 #define CLI_TIME_EARLY "before 1970-01-01T00:00:00Z (times run from 1970 to 9999)"

@@ -49,13 +49,19 @@
 #define DEFAULT_ROUNDS 3
 #define TRIGGERS_HEADROOM (32ULL << 30)
 
-/* The one piece of process-wide state: set by SIGINT, read by the run. */
+/* The one piece of process-wide state: the signal (SIGINT, SIGTERM)
+ * that stops the run, 0 until one comes; read by the run. */
 static volatile sig_atomic_t bench_interrupted;
 
-static void on_sigint(int sig)
+static void on_stop_signal(int sig)
 {
-    (void)sig;
-    bench_interrupted = 1;
+    bench_interrupted = sig;
+}
+
+/* How the report names what stopped the run. */
+static const char *stop_signal_name(void)
+{
+    return bench_interrupted == SIGTERM ? "SIGTERM" : "Ctrl-C (SIGINT)";
 }
 
 typedef struct {
@@ -134,7 +140,10 @@ static const cliopt bench_rows[] = {
     {.name = "customers", .kind = CLIOPT_COUNT, F(lg.customers), .lo = 1, .hi = LLONG_MAX, .want = "a count >= 1",
      .arg = "N", .help = "customer base cust-1..cust-N, preloaded by --spawn (default 100000;\nk/M suffixes: 10M)"},
     {.name = "data", .kind = CLIOPT_STRING, F(data), .arg = "DIR",
-     .help = "--spawn: keep the store in DIR, and reuse it when it already\nholds N customers"},
+     .help = "--spawn: keep the store in DIR (a new or empty directory, or a\n"
+             "store an earlier bench made there: it has a bench-store file),\n"
+             "and reuse it when it already holds N customers; any other store\n"
+             "is refused, as the bench writes synthetic data into it"},
     {.name = "set", .kind = CLIOPT_LIST, F(sets), CLIOPT_GIVEN(bench_opts, nsets), .hi = MAX_SETS, .arg = "NAME=VALUE",
      .help = "--spawn: a `serve` option for the server (repeatable),\ne.g. --set workers=4 --set sync=off"},
     {.name = "server-key", .kind = CLIOPT_STRING, F(server_key_path), .arg = "FILE",
@@ -183,7 +192,11 @@ static const cliopt bench_rows[] = {
      .help = "requests outstanding per client: 1 = REQ, one at a time;\nmore = DEALER, pipelined (default 1)"},
     {.name = "rate", .kind = CLIOPT_CUSTOM, F(lg.rate), .parse = parse_positive, .arg = "R",
      .help = "open loop: R requests/s in total, latency from each request's\n"
-             "intended send time (default: closed loop, as fast as answered)"},
+             "intended send time (default: closed loop, as fast as answered);\n"
+             "beyond what the clients and server take, the backlog grows to\n"
+             "--timeout, and requests due in the window but still unsent\n"
+             "--timeout after their due time are reported as \"not sent\n"
+             "(overload)\" and counted among the errors"},
     {.name = "duration", .kind = CLIOPT_DURATION, F(lg.duration_s), .lo = 1, .hi = LLONG_MAX, .want = "a duration > 0",
      .arg = "SEC", .help = "measured time (default 10; 500ms, 2m also work)"},
     {.name = "requests", .kind = CLIOPT_COUNT, F(lg.requests), .lo = 1, .hi = LLONG_MAX, .want = "a count >= 1",
@@ -191,7 +204,9 @@ static const cliopt bench_rows[] = {
     {.name = "warmup", .kind = CLIOPT_DURATION, F(lg.warmup_s), .lo = LLONG_MIN, .hi = LLONG_MAX, .want = "a duration",
      .arg = "SEC", .help = "unrecorded warm-up first (default 1)"},
     {.name = "timeout", .kind = CLIOPT_COUNT, F(lg.timeout_ms), .lo = 1, .hi = 3600000, .want = "milliseconds",
-     .arg = "MS", .help = "a request unanswered this long is an error (default 5000)"},
+     .arg = "MS", .help = "a request unanswered this long after it was due is an error\n"
+                          "(default 5000); open loop: one a client could not send by\n"
+                          "then is given up and counted as not sent (overload)"},
     {.name = "pull-backlog", .kind = CLIOPT_COUNT, F(lg.pull_backlog), .lo = 0, .hi = LLONG_MAX,
      .want = "an event count", .arg = "N",
      .help = "pull: most events sent but not yet stored by the server; the\n"
@@ -220,17 +235,22 @@ static const cliopts_spec bench_spec = {
              "requests first go to a bare ZeroMQ echo server, and every figure is shown\n"
              "beside it with the ratio leadscore/echo (on a noisy machine, compare ratios).\n"
              "\n"
-             "Marketing automation: --workload triggers defines an audience (`known`) that\n"
-             "every new customer enters, sends each event as a new customer's first, and\n"
-             "times every enter trigger from the event to a consumer long-polling the\n"
-             "\"triggers\" op, beside the acknowledged track latency of the same run;\n"
+             "Marketing automation: --workload triggers defines the audience\n"
+             "bench-new-customers (rule `known`) that every new customer enters, sends each\n"
+             "event as a new customer's first, and times every enter trigger from the event\n"
+             "to a consumer long-polling the \"triggers\" op, beside the acknowledged track\n"
+             "latency of the same run; it deletes the audience when it ends (Ctrl-C and\n"
+             "SIGTERM too; after a SIGKILL: `leadscore audience rm bench-new-customers\n"
+             "--connect EP`, or every new customer keeps firing an enter trigger);\n"
              "--audiences N with track, mixed or pull runs the workload against three\n"
              "spawned servers (triggers off / on / on with N audiences) for --rounds R\n"
              "and prints the medians and the ratios b/a and c/a.  A spawned server with\n"
              "triggers on first sweeps its store; runs begin after that sweep.",
-    .epilog = "Ctrl-C stops the run early and still prints the figures.  Exit status: 0 when\n"
-              "the run completed, 1 when no request succeeded, pull events were lost or\n"
-              "triggers were missing, 2 on a usage error.",
+    .epilog = "Ctrl-C or SIGTERM stops the run early and still prints the figures (the\n"
+              "offline workloads print none); a spawned server's temporary store and the\n"
+              "offline workloads' files are removed.  Exit status: 0 when the run completed,\n"
+              "1 when it was interrupted (Ctrl-C, SIGTERM), no request succeeded, pull events\n"
+              "were lost or triggers were missing, 2 on a usage error.",
     .opts = bench_rows,
     .in_order = 1,
 };
@@ -264,6 +284,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         return cli_error("bench", CLI_USAGE, "--connect and --spawn exclude each other");
     if (o->connect && (o->data || o->nsets))
         return cli_error("bench", CLI_USAGE, "--data and --set are for --spawn, not --connect");
+    if (o->pull && !o->connect)
+        return cli_error("bench", CLI_USAGE, "--pull goes with --connect: a spawned server's PULL endpoint is its "
+                                             "own");
     if (!o->server_key_path != !o->key_prefix)
         return cli_error("bench", CLI_USAGE, "--server-key and --key go together");
     if (!o->batch_given && (o->lg.workload == LOADGEN_MIXED || o->lg.workload == LOADGEN_TRIGGERS))
@@ -358,7 +381,7 @@ static void clear_progress(const bench_opts *o)
 /* The figures                                                         */
 /* ------------------------------------------------------------------ */
 
-enum { SHOW_REQUESTS = 1, SHOW_PULL = 2, SHOW_BATCHED = 4, SHOW_MIXED = 8, SHOW_TRIGGERS = 16 };
+enum { SHOW_REQUESTS = 1, SHOW_PULL = 2, SHOW_BATCHED = 4, SHOW_MIXED = 8, SHOW_TRIGGERS = 16, SHOW_OPEN = 32 };
 enum { FMT_COUNT, FMT_RATE, FMT_US, FMT_SECONDS, FMT_BYTES };
 
 static double us(const hist *h, double pct)
@@ -380,6 +403,7 @@ static double f_read_p99(const loadgen_result *r) { return us(r->kind_latency[LO
 static double f_write_p50(const loadgen_result *r) { return us(r->kind_latency[LOADGEN_KIND_WRITE], 50); }
 static double f_write_p99(const loadgen_result *r) { return us(r->kind_latency[LOADGEN_KIND_WRITE], 99); }
 static double f_errors(const loadgen_result *r) { return (double)r->errors; }
+static double f_not_sent(const loadgen_result *r) { return (double)r->not_sent; }
 static double f_req_bytes(const loadgen_result *r) { return r->request_bytes; }
 static double f_reply_bytes(const loadgen_result *r) { return r->reply_bytes; }
 static double f_sent(const loadgen_result *r) { return (double)r->pull_events_sent; }
@@ -433,6 +457,8 @@ static const figure figures[] = {
     {"request bytes", "request_bytes", FMT_BYTES, SHOW_REQUESTS | SHOW_PULL, 0, f_req_bytes},
     {"reply bytes", "reply_bytes", FMT_BYTES, SHOW_REQUESTS, 0, f_reply_bytes},
     {"errors", "errors", FMT_COUNT, SHOW_REQUESTS | SHOW_PULL, 0, f_errors},
+    /* open loop (--rate) with replies: counted among the errors */
+    {"not sent (overload)", "not_sent", FMT_COUNT, SHOW_OPEN, 0, f_not_sent},
     /* the triggers workload: printed in their own section */
     {"p50 (us)", "trigger_p50_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_p50},
     {"p90 (us)", "trigger_p90_us", FMT_US, SHOW_TRIGGERS, 0, f_trig_p90},
@@ -450,12 +476,13 @@ static const figure figures[] = {
 };
 #define N_FIGURES (sizeof figures / sizeof figures[0])
 
-/* Which rows apply to a workload. */
-static int shown_for(loadgen_workload w)
+/* Which rows apply to a run of cfg. */
+static int shown_for(const loadgen_config *cfg)
 {
+    loadgen_workload w = cfg->workload;
     if (w == LOADGEN_PULL)
         return SHOW_PULL;
-    int show = SHOW_REQUESTS;
+    int show = SHOW_REQUESTS | (cfg->rate > 0 ? SHOW_OPEN : 0);
     if (w == LOADGEN_SCORE_BATCH || w == LOADGEN_TRACK || w == LOADGEN_MIXED || w == LOADGEN_TRIGGERS)
         show |= SHOW_BATCHED;
     if (w == LOADGEN_MIXED)
@@ -611,9 +638,9 @@ static void print_round(const bench_opts *o, const bench_rounds *br, int with_ec
 static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls, const loadgen_result *echo,
                         const bench_rounds *br)
 {
-    int show = shown_for(o->lg.workload);
+    int show = shown_for(&o->lg);
     char label[64], v[32];
-    fprintf(out, "%-18s", "");
+    fprintf(out, "%-19s", "");
     if (ls)
         fprintf(out, " %12s", "leadscore");
     if (echo)
@@ -629,7 +656,7 @@ static void print_table(FILE *out, const bench_opts *o, const loadgen_result *ls
             snprintf(label, sizeof label, "%s/s", item_name(o->lg.workload));
         if (o->lg.workload == LOADGEN_PULL)
             pull_label(f, label, sizeof label);
-        fprintf(out, "%-18s", label);
+        fprintf(out, "%-19s", label);
         for (int col = 0; col < 2; col++) {
             const loadgen_result *r = col == 0 ? ls : echo;
             if (r) {
@@ -712,9 +739,15 @@ static void print_notes(FILE *out, const bench_opts *o, const loadgen_result *ls
         return;
     }
     if (ls->errors)
-        fprintf(out, "errors: %llu error replies, %llu timeouts, %llu send failures; first: %s\n",
-                (unsigned long long)ls->error_replies, (unsigned long long)ls->timeouts,
-                (unsigned long long)ls->send_failures, ls->first_error);
+        fprintf(out, "errors: %llu error replies, %llu timeouts, %llu send failures, %llu not sent (overload); "
+                     "first: %s\n", (unsigned long long)ls->error_replies, (unsigned long long)ls->timeouts,
+                (unsigned long long)ls->send_failures, (unsigned long long)ls->not_sent, ls->first_error);
+    if (ls->not_sent)
+        fprintf(out, "overload: %llu requests due in the measured window were never sent (still unsent "
+                     "%d ms after their due time, or when the window ended): the clients and the server took "
+                     "fewer than --rate %g req/s; the latencies are of the requests sent (try more --clients or "
+                     "--inflight, or a lower --rate)\n",
+                (unsigned long long)ls->not_sent, o->lg.timeout_ms, o->lg.rate);
     if (ls->abandoned)
         fprintf(out, "%llu requests were still unanswered when the run was stopped (not counted)\n",
                 (unsigned long long)ls->abandoned);
@@ -727,7 +760,7 @@ static void print_notes(FILE *out, const bench_opts *o, const loadgen_result *ls
                     (long long)ls->triggers_missing, (unsigned long long)ls->items_acked, o->lg.timeout_ms);
     }
     if (ls->interrupted || (echo && echo->interrupted))
-        fprintf(out, "interrupted: the figures cover the time until Ctrl-C\n");
+        fprintf(out, "interrupted by %s: the figures cover the time until then\n", stop_signal_name());
     if (echo)
         fprintf(out, "ratio = leadscore / echo; on a noisy machine only the ratios are comparable\n");
 }
@@ -765,6 +798,7 @@ static json_t *result_json(const loadgen_result *r, int show)
     json_object_set_new(o, "timeouts", json_integer((json_int_t)r->timeouts));
     json_object_set_new(o, "send_failures", json_integer((json_int_t)r->send_failures));
     json_object_set_new(o, "abandoned", json_integer((json_int_t)r->abandoned));
+    json_object_set_new(o, "not_sent", json_integer((json_int_t)r->not_sent));
     json_object_set_new(o, "first_error", r->first_error[0] ? json_string(r->first_error) : json_null());
     json_object_set_new(o, "elapsed_s", json_real(r->elapsed_s));
     json_object_set_new(o, "interrupted", json_boolean(r->interrupted));
@@ -843,7 +877,7 @@ static void rounds_json(json_t *root, const bench_rounds *br, int show, int with
 static int write_json(const bench_opts *o, const char *target, const loadgen_result *ls, const loadgen_result *echo,
                       const bench_rounds *br)
 {
-    int show = shown_for(o->lg.workload);
+    int show = shown_for(&o->lg);
     json_t *root = json_object();
     json_object_set_new(root, "config", config_json(o, target));
     json_object_set_new(root, "leadscore", ls ? result_json(ls, show) : json_null());
@@ -851,12 +885,14 @@ static int write_json(const bench_opts *o, const char *target, const loadgen_res
     json_object_set_new(root, "ratio", ls && echo ? ratio_json(ls, echo, show) : json_null());
     if (br)
         rounds_json(root, br, show, echo != NULL);
+    errno = 0;
     int rc = strcmp(o->json_path, "-") == 0 ? json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6))
                                             : json_dump_file(root, o->json_path, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
     if (strcmp(o->json_path, "-") == 0)
         putchar('\n');
     json_decref(root);
-    return rc ? cli_error("bench", CLI_FAIL, "cannot write %s", o->json_path) : CLI_OK;
+    return rc ? cli_error("bench", CLI_FAIL, "cannot write %s: %s", o->json_path, strerror(errno ? errno : EIO))
+              : CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1014,17 +1050,37 @@ static int report(const bench_opts *o, const char *target, const loadgen_result 
     return rc;
 }
 
-/* SIGINT stops the run (figures are still printed); a second one, with
- * the default action restored by SA_RESETHAND, ends the process. */
-static void catch_sigint(struct sigaction *old)
+/* SIGINT or SIGTERM stops the run (figures are still printed, temporary
+ * stores removed, the triggers workload's audience deleted); a second
+ * one of the same, with the default action restored by SA_RESETHAND,
+ * ends the process.  No SA_RESTART: a wait for a child returns. */
+static void catch_signals(struct sigaction old[2])
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     bench_interrupted = 0;
-    sigaction(SIGINT, &sa, old);
+    sigaction(SIGINT, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void restore_signals(const struct sigaction old[2])
+{
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* An interrupted run exits 1 (after its figures), as documented. */
+static int interrupted_status(int rc)
+{
+    if (!bench_interrupted || rc == CLI_USAGE)
+        return rc;
+    fflush(stdout); /* after the figures */
+    if (rc == CLI_OK)
+        fprintf(stderr, "leadscore bench: interrupted by %s\n", stop_signal_name());
+    return CLI_FAIL;
 }
 
 /* What bench_spawn needs of o. */
@@ -1125,12 +1181,16 @@ static int run_audience_cost(const bench_opts *o)
 
 int cmd_bench(int argc, char **argv)
 {
-    if (bench_offline_wanted(argc, argv))
-        return bench_offline(argc, argv);
+    struct sigaction old[2];
+    if (bench_offline_wanted(argc, argv)) {
+        catch_signals(old);
+        int rc = interrupted_status(bench_offline(argc, argv, &bench_interrupted));
+        restore_signals(old);
+        return rc;
+    }
     bench_opts o;
     bench_spawned sp;
     loadgen_result ls, echo;
-    struct sigaction old_int;
     const char *ep = NULL, *pull_ep = NULL;
     char target[1400] = "";
     memset(&o, 0, sizeof o);
@@ -1140,12 +1200,13 @@ int cmd_bench(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? CLI_OK : rc;
-    if ((rc = read_keys(&o)) != CLI_OK)
+    if ((rc = read_keys(&o)) != CLI_OK || (rc = cli_check_writable("bench", "--json", o.json_path)) != CLI_OK ||
+        (rc = cli_check_writable("bench", "--plot", o.plot_path)) != CLI_OK)
         return rc;
-    catch_sigint(&old_int);
+    catch_signals(old);
     if (o.audiences && o.lg.workload != LOADGEN_TRIGGERS) {
-        rc = run_audience_cost(&o);
-        sigaction(SIGINT, &old_int, NULL);
+        rc = interrupted_status(run_audience_cost(&o));
+        restore_signals(old);
         return rc;
     }
     rc = open_target(&o, &sp, &ep, &pull_ep, target, sizeof target);
@@ -1187,7 +1248,8 @@ int cmd_bench(int argc, char **argv)
     if (rc == CLI_OK && failed)
         rc = CLI_FAIL; /* an earlier round had no answer or lost events */
     free(br);
-    sigaction(SIGINT, &old_int, NULL); /* from here Ctrl-C quits at once */
+    rc = interrupted_status(rc);
+    restore_signals(old); /* from here Ctrl-C quits at once */
     if (sp.running && ran && ls.pull_events_lost > 0 && !o.quiet)
         fprintf(stderr, "waiting for the spawned server to store the %lld events still queued before it stops "
                         "(Ctrl-C quits now)\n", (long long)ls.pull_events_lost);

@@ -392,6 +392,7 @@ static int sum_up(lg_run *run, loadgen_result *out)
         out->timeouts += c->timeouts;
         out->send_failures += c->send_failures;
         out->abandoned += c->abandoned;
+        out->not_sent += c->not_sent;
         out->pull_events_sent += c->pull_events_sent;
         out->items_acked += c->items_acked;
         req_bytes += c->req_bytes;
@@ -403,7 +404,7 @@ static int sum_up(lg_run *run, loadgen_result *out)
         if (!out->first_error[0] && c->first_error[0])
             snprintf(out->first_error, sizeof out->first_error, "%s", c->first_error);
     }
-    out->errors = out->error_replies + out->timeouts + out->send_failures;
+    out->errors = out->error_replies + out->timeouts + out->send_failures + out->not_sent;
     out->elapsed_s = last > run->measure_ns ? (double)(last - run->measure_ns) / 1e9 : 0;
     out->requests_per_s = out->elapsed_s > 0 ? (double)out->requests / out->elapsed_s : 0;
     out->items_per_s = out->elapsed_s > 0 ? (double)out->items / out->elapsed_s : 0;

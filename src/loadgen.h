@@ -14,7 +14,10 @@
  *                in total, spread over the clients; latency is measured
  *                from the time a request was DUE, not from when it could be
  *                sent, so a stalled server is charged for the requests it
- *                held back (no coordinated omission).
+ *                held back (no coordinated omission); a request still
+ *                unsent timeout_ms after its due time is given up and
+ *                counted (not_sent), so an overloaded run ends at most
+ *                timeout_ms after its window.
  *
  * The customer base.  Customer k (1 <= k <= customers) is "cust-<k>", the
  * same ids `leadscore gen` writes; loadgen_customer_record() makes the
@@ -114,7 +117,9 @@ typedef struct {
     int batch;                   /* customers / events per request */
     int mix_read_pct;            /* mixed: % of requests that are scores */
     uint64_t seed;
-    int timeout_ms;              /* a request unanswered this long is an error */
+    int timeout_ms;              /* a request unanswered this long after its
+                                    due time is an error (open loop: one not
+                                    sent by then is not sent at all) */
     double pull_settle_s;        /* pull: how long events_accepted must stay
                                     unchanged, with the server's events_queued
                                     at 0, before the check ends */
@@ -148,10 +153,15 @@ typedef struct {
     uint64_t items_acked;     /* items of every ok reply, warm-up included
                                  (triggers: the triggers expected) */
     uint64_t warmup_requests; /* answered during the warm-up (not measured) */
-    uint64_t errors;          /* error_replies + timeouts + send_failures */
+    uint64_t errors;          /* error_replies + timeouts + send_failures
+                                 + not_sent */
     uint64_t error_replies;   /* {"ok": false} (warm-up included) */
-    uint64_t timeouts;        /* no reply within timeout_ms */
+    uint64_t timeouts;        /* no reply within timeout_ms of the due time */
     uint64_t send_failures;
+    uint64_t not_sent;        /* open loop: requests due in the measured window
+                                 that were still unsent timeout_ms after their
+                                 due time (more than the clients and the server
+                                 could take): given up, never sent */
     uint64_t abandoned;       /* still unanswered when an interrupted run ended */
     char first_error[256];    /* the first error seen, for people */
 

@@ -6,9 +6,15 @@
  * Timing.  A slot holds one outstanding request: its generation number
  * (carried in the request "id" together with the slot index, so a late
  * reply to a request that timed out is recognised and dropped), the time
- * it was DUE and the time it was sent.  Latency is reply time minus due
- * time.  In a closed loop a request is due when a slot frees up; in an
- * open loop at fixed intervals, whether or not a slot is free.  Clients
+ * it was DUE.  Latency is reply time minus due time, and a request
+ * whose reply has not come --timeout after its due time is a timeout.  In
+ * a closed loop a request is due when a slot frees up; in an open loop at
+ * fixed intervals, whether or not a slot is free: a client that falls
+ * behind (every slot taken, or the server slower than --rate) sends its
+ * backlog in order; a request still unsent when its timeout has run out
+ * since its due time, or when the window has ended (END_GRACE_NS later),
+ * is never sent but counted as not sent, so an overloaded run ends with
+ * its window, and its last replies come within --timeout.  Clients
  * wait on their socket's ZMQ_FD with ppoll (nanosecond timeouts, 1 ns
  * timer slack), so an open-loop client wakes on time for its next request
  * without spinning.  The PULL workload uses a PUSH socket instead, fire
@@ -31,6 +37,9 @@
 
 #define WAIT_SLICE_NS 20000000LL      /* longest single wait: 20 ms */
 #define EXPIRE_EVERY_NS 20000000LL    /* how often slots are checked for timeouts */
+#define END_GRACE_NS 20000000LL       /* open loop: how late after the window's end a
+                                         request due in it may still be sent (a
+                                         client that keeps up is never this late) */
 
 /* Makes sock a CurveZMQ client when cfg has keys (before connect). */
 void lg_client_curve(const loadgen_config *cfg, void *sock)
@@ -94,13 +103,41 @@ static int64_t next_due(lg_client *c, int64_t now)
     return due;
 }
 
-/* Moves the schedule past a request that was due at `due`. */
+/* Moves the schedule past a request that was due at `due` (sent or
+ * given up). */
 static void advance(lg_client *c, int64_t due)
 {
     if (due >= c->run->measure_ns)
         c->sent_measured++;
     if (c->interval_ns)
         c->next_due += c->interval_ns;
+}
+
+static int64_t timeout_ns(const lg_client *c)
+{
+    return (int64_t)c->run->cfg->timeout_ms * 1000000;
+}
+
+/* Open loop: gives up on the requests of the backlog that could not be
+ * sent before their timeout ran out since they were due, or before the
+ * window ended; the measured ones are counted as not sent (the clients or
+ * the server could not keep up with the rate).  What is left of the
+ * warm-up when the measured window begins goes too, uncounted, so the
+ * window's requests are not held back behind it. */
+static void skip_overdue(lg_client *c, int64_t now)
+{
+    int64_t due, end = c->run->end_ns, measure = c->run->measure_ns;
+    while (c->interval_ns && (due = next_due(c, now)) >= 0 &&
+           (now - due > timeout_ns(c) || now - END_GRACE_NS > end || (due < measure && now >= measure))) {
+        if (due >= c->run->measure_ns) {
+            c->not_sent++;
+            if (!c->first_error[0])
+                snprintf(c->first_error, sizeof c->first_error,
+                         "not sent: the client was too far behind --rate (open loop overload)");
+            atomic_fetch_add_explicit(&c->live_errors, 1, memory_order_relaxed);
+        }
+        advance(c, due);
+    }
 }
 
 static void record(lg_client *c, int kind, int64_t latency_ns, uint32_t items, int64_t now)
@@ -154,7 +191,6 @@ static int send_request(lg_client *c, int64_t due)
     lg_slot *s = &c->slots[idx];
     s->gen = gen;
     s->due_ns = due;
-    s->sent_ns = timefmt_mono_ns();
     s->items = items;
     s->kind = (uint8_t)kind;
     s->measured = due >= c->run->measure_ns;
@@ -167,7 +203,9 @@ static int send_request(lg_client *c, int64_t due)
 static void send_due(lg_client *c)
 {
     while (c->nfree > 0) {
-        int64_t now = timefmt_mono_ns(), due = next_due(c, now);
+        int64_t now = timefmt_mono_ns(), due;
+        skip_overdue(c, now);
+        due = next_due(c, now);
         if (due < 0 || due > now)
             return;
         int rc = send_request(c, due);
@@ -206,6 +244,11 @@ static void handle_reply(lg_client *c, const void *body, size_t len, int64_t now
         return; /* the answer to a request that already timed out */
     lg_slot s = c->slots[idx];
     free_slot(c, (uint32_t)idx);
+    if (now - s.due_ns > timeout_ns(c)) { /* answered after its timeout, before expire() saw it */
+        c->timeouts++;
+        note_error(c, "no reply within the timeout");
+        return;
+    }
     atomic_fetch_add_explicit(&c->live_done, 1, memory_order_relaxed);
     if (ok == 0 || (ok < 0 && !c->run->cfg->echo)) {
         char why[256];
@@ -247,15 +290,16 @@ static int receive_one(lg_client *c)
     return 1;
 }
 
-/* Gives up on requests outstanding for longer than the timeout. */
+/* Gives up on requests unanswered longer than the timeout since they
+ * were due (in a closed loop, when they were sent). */
 static void expire(lg_client *c, int64_t now)
 {
-    int64_t limit = (int64_t)c->run->cfg->timeout_ms * 1000000;
+    int64_t limit = timeout_ns(c);
     if (now - c->last_expire_ns < EXPIRE_EVERY_NS || c->outstanding == 0)
         return;
     c->last_expire_ns = now;
     for (uint32_t i = 0; i < (uint32_t)c->run->cfg->inflight; i++) {
-        if (c->slots[i].gen && now - c->slots[i].sent_ns > limit) {
+        if (c->slots[i].gen && now - c->slots[i].due_ns > limit) {
             free_slot(c, i);
             c->timeouts++;
             note_error(c, "no reply within the timeout");
@@ -288,6 +332,7 @@ static void request_loop(lg_client *c)
             break;
         int64_t now = timefmt_mono_ns();
         expire(c, now);
+        skip_overdue(c, now);
         if (c->outstanding == 0 && next_due(c, now) < 0)
             break;
         wait_readable(c, wait_budget(c, now));

@@ -22,8 +22,7 @@
 
 typedef struct {
     uint64_t gen;        /* 0: free */
-    int64_t due_ns;
-    int64_t sent_ns;
+    int64_t due_ns;      /* the timeout runs from here */
     uint32_t items;
     uint8_t kind;
     uint8_t measured;
@@ -59,6 +58,8 @@ typedef struct {
     /* figures, read by the controller after the join */
     uint64_t ok_measured, items, kind_n[LOADGEN_KINDS], warmup_ok;
     uint64_t error_replies, timeouts, send_failures, abandoned;
+    uint64_t not_sent;        /* open loop: measured requests overdue by more
+                                 than the timeout before they could be sent */
     uint64_t req_bytes, req_count, reply_bytes, reply_count;
     uint64_t pull_events_sent;
     uint64_t items_acked;     /* items of every ok reply, warm-up included */

@@ -1,10 +1,12 @@
 /* main.c -- the `leadscore` binary: finds the subcommand and runs it.
  * Every subcommand lives in a cmd_*.c file and answers --help. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <lmdb.h>
@@ -110,6 +112,20 @@ int cli_output_status(const char *cmd, int status)
     if (bad && status == CLI_OK)
         return cli_error(cmd, CLI_FAIL, "cannot write standard output: %s", strerror(errno ? errno : EIO));
     return status;
+}
+
+int cli_check_writable(const char *cmd, const char *opt, const char *path)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return CLI_OK;
+    int existed = access(path, F_OK) == 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return cli_error(cmd, CLI_FAIL, "%s %s: cannot write it: %s", opt, path, strerror(errno));
+    close(fd);
+    if (!existed)
+        unlink(path);
+    return CLI_OK;
 }
 
 int main(int argc, char **argv)

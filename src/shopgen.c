@@ -877,6 +877,8 @@ static int simulate(gen *g, shopgen_progress_fn progress, void *arg)
             return LS_EIO;
         if (progress)
             progress(arg, g->sum.events, g->day + 1, cfg->days);
+        if (cfg->stop && *cfg->stop)
+            return LS_ETIMEOUT;
     }
     sgw_finish(g);
     errno = 0;

@@ -71,6 +71,7 @@
 #ifndef LS_SHOPGEN_H
 #define LS_SHOPGEN_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -123,6 +124,10 @@ typedef struct {
     double refund_rate;     /* refunded orders, before persona scaling */
     double intent_boost;    /* extra sessions/day just before a purchase */
     double intent_days;     /* e-folding time of that boost, days, > 0 */
+
+    volatile sig_atomic_t *stop; /* non-NULL and set (a signal): stop after
+                                    the day in progress; shopgen_run returns
+                                    LS_ETIMEOUT, the output incomplete */
 } shopgen_config;
 
 /* What a run produced.  by_type is indexed by event_type (event.h). */
@@ -165,9 +170,9 @@ int shopgen_validate(const shopgen_config *c);
  * stay owned and open by the caller; they are written to and flushed,
  * never closed or seeked.  progress may be NULL.  *out (may be NULL) is
  * filled on success.  Returns LS_OK, LS_EINVAL (bad config or NULL
- * events), LS_ENOMEM, LS_ETOOLARGE (a single day beyond 4 billion events)
- * or LS_EIO (a write failed, errno saying why -- ferror() tells which
- * stream; the output is then incomplete). */
+ * events), LS_ENOMEM, LS_ETOOLARGE (a single day beyond 4 billion events),
+ * LS_ETIMEOUT (stopped by c->stop) or LS_EIO (a write failed, errno saying
+ * why -- ferror() tells which stream; the output is then incomplete). */
 int shopgen_run(const shopgen_config *c, FILE *events, FILE *truth,
                 shopgen_progress_fn progress, void *arg, shopgen_summary *out);
 

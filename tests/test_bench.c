@@ -13,16 +13,27 @@
  * Marketing automation: the triggers workload must receive one trigger
  * for every event acknowledged, and both it and `--audiences N` must
  * print their figure lines with numbers that parse (never a time or a
- * rate asserted); the built-in audience rules must all parse. */
+ * rate asserted); the built-in audience rules must all parse.
+ *
+ * Overload and signals: an open loop beyond a slow server's capacity
+ * accounts for every request due (answered, timed out or not sent); a
+ * store the bench did not make is refused by --data; SIGTERM and SIGINT
+ * stop online and offline runs with exit 1, no temporary directory left
+ * and, with --connect, the triggers workload's audience deleted. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "audience.h"
@@ -37,6 +48,7 @@
 #include "writer.h"
 
 #define CUSTOMERS 1000
+#define MAX_ARGS_SIGNAL 32
 
 /* ------------------------------------------------------------------ */
 /* A preloaded server                                                  */
@@ -596,6 +608,87 @@ START_TEST(unknown_op_is_reported_for_a_skip)
     ck_assert_ptr_nonnull(strstr(why, "unknown_op"));
     pthread_join(t, NULL);
     zmq_close(sock);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
+/* A server that answers every request {"ok": true} SLOW_MS after it came,
+ * one at a time: about 1000 / SLOW_MS requests a second. */
+#define SLOW_MS 10
+typedef struct {
+    void *sock;
+    volatile int stop;
+} slow_server;
+
+static void *slow_server_main(void *arg)
+{
+    static const char reply[] = "\x81\xa2ok\xc3";
+    slow_server *ss = arg;
+    while (!ss->stop) {
+        zmq_pollitem_t it = {ss->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 50) <= 0)
+            continue;
+        zmq_msg_t parts[3];
+        int n = 0, more = 1;
+        while (more && n < 3) { /* identity, delimiter, body */
+            zmq_msg_init(&parts[n]);
+            if (zmq_msg_recv(&parts[n], ss->sock, 0) < 0)
+                return NULL;
+            more = zmq_msg_more(&parts[n++]);
+        }
+        struct timespec ts = {0, SLOW_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        for (int i = 0; i < n - 1; i++)
+            zmq_msg_send(&parts[i], ss->sock, ZMQ_SNDMORE);
+        zmq_msg_close(&parts[n - 1]);
+        zmq_send(ss->sock, reply, sizeof reply - 1, 0);
+    }
+    return NULL;
+}
+
+/* An open loop far beyond the server's capacity: every request due in
+ * the window is answered, timed out (from its due time) or counted as not
+ * sent -- once it was silently dropped, the run went on past its window
+ * working through the backlog, and latencies beyond --timeout counted as
+ * answers. */
+START_TEST(open_loop_overload_counts_what_was_not_sent)
+{
+    void *ctx = zmq_ctx_new();
+    slow_server ss = {zmq_socket(ctx, ZMQ_ROUTER), 0};
+    char ep[256];
+    int zero = 0;
+    pthread_t t;
+    loadgen_config cfg;
+    loadgen_result r;
+    zmq_setsockopt(ss.sock, ZMQ_LINGER, &zero, sizeof zero);
+    bind_ephemeral(ss.sock, ep, sizeof ep);
+    ck_assert_int_eq(pthread_create(&t, NULL, slow_server_main, &ss), 0);
+    loadgen_config_defaults(&cfg);
+    cfg.endpoint = ep;
+    cfg.customers = 100;
+    cfg.rate = 1000;       /* ten times what the server answers */
+    cfg.duration_s = 1;    /* 1,000 requests due in the window */
+    cfg.warmup_s = 0;
+    cfg.timeout_ms = 300;
+    int64_t t0 = timefmt_mono_ns();
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    double wall_s = (double)(timefmt_mono_ns() - t0) / 1e9;
+    ck_assert_uint_gt(r.requests, 0);
+    ck_assert_uint_gt(r.not_sent, 0);
+    ck_assert_uint_eq(r.errors, r.error_replies + r.timeouts + r.send_failures + r.not_sent);
+    ck_assert_msg(r.requests + r.error_replies + r.timeouts + r.not_sent == 1000,
+                  "%llu answered, %llu timeouts, %llu not sent: not the 1000 due", (unsigned long long)r.requests,
+                  (unsigned long long)r.timeouts, (unsigned long long)r.not_sent);
+    /* an answer later than the timeout from its due time is a timeout (the
+       histogram keeps 3 digits) */
+    ck_assert_uint_le(hist_max(r.latency), (uint64_t)cfg.timeout_ms * 1000000 * 1001 / 1000);
+    /* the window, then at most the timeout for the last replies (a bound,
+       not a speed: it was the hard stop, 1 s later, that ended it before) */
+    ck_assert_msg(wall_s < cfg.duration_s + cfg.timeout_ms / 1000.0 + 0.9, "the run took %.2f s", wall_s);
+    loadgen_result_free(&r);
+    ss.stop = 1;
+    pthread_join(t, NULL);
+    zmq_close(ss.sock);
     zmq_ctx_term(ctx);
 }
 END_TEST
@@ -1210,6 +1303,172 @@ START_TEST(offline_workloads_import_and_rescore_report_rates)
 }
 END_TEST
 
+/* --data takes a store the bench made, or a new or empty directory: a
+ * real store (here one with 50 customers of its own) or a directory with
+ * anything else in it is refused and left as it was; once the preload of
+ * a small base merged synthetic events into real customers. */
+START_TEST(cli_data_refuses_a_store_the_bench_did_not_make)
+{
+    static char out[16384];
+    char dir[512], real[600], other[600], fresh[600], path[700];
+    store *st = NULL;
+    store_stats ss;
+    char err[256];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(real, sizeof real, "%s/real", dir);
+    snprintf(other, sizeof other, "%s/other", dir);
+    snprintf(fresh, sizeof fresh, "%s/fresh", dir);
+    ck_assert_int_eq(mkdir(real, 0700), 0);
+    preload(real, 50);
+    const char *on_real[] = {"bench", "--customers", "20", "--data", real, "--duration", "0.2", "--warmup", "0",
+                             "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, on_real), 2);
+    ck_assert_msg(strstr(out, "holds something other than a store `leadscore bench` made"), "%s", out);
+    store_options so = {.read_only = 1};
+    ck_assert_int_eq(store_open(&st, real, &so, NULL, err, sizeof err), LS_OK);
+    ck_assert_int_eq(store_stat(st, &ss), LS_OK);
+    ck_assert_uint_eq(ss.customers, 50); /* untouched */
+    store_close(&st);
+    snprintf(path, sizeof path, "%s/bench-store", real);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    /* any other non-empty directory too */
+    ck_assert_int_eq(mkdir(other, 0700), 0);
+    snprintf(path, sizeof path, "%s/notes.txt", other);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    const char *on_other[] = {"bench", "--customers", "20", "--data", other, "--duration", "0.2", "--warmup", "0",
+                              "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, on_other), 2);
+    /* a new directory becomes a marked bench store, reused the next time */
+    const char *on_fresh[] = {"bench", "--customers", "20", "--data", fresh, "--duration", "0.2", "--warmup", "0",
+                              NULL};
+    ck_assert_msg(tu_run_cli(out, sizeof out, on_fresh) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "preloaded 20 customers"));
+    snprintf(path, sizeof path, "%s/bench-store", fresh);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    ck_assert_msg(tu_run_cli(out, sizeof out, on_fresh) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "reusing the store in"));
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* Starts `leadscore bench ARGS` (NULL-terminated) with TMPDIR=tmpdir and
+ * its stdout and stderr into the file out_path. */
+static pid_t bench_start(const char *tmpdir, const char *out_path, const char *const *args)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[MAX_ARGS_SIGNAL] = {LEADSCORE_BIN};
+        int n = 1, fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        for (int i = 0; args[i] && n < MAX_ARGS_SIGNAL - 1; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        setenv("TMPDIR", tmpdir, 1);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(LEADSCORE_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Entries of dir other than out_name (the output file). */
+static int leftovers(const char *dir, const char *out_name)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, out_name);
+    closedir(d);
+    return n;
+}
+
+/* Runs bench ARGS, sends it sig after delay_ms, and checks that it
+ * exited 1 saying it was interrupted, with nothing left in its TMPDIR;
+ * its output in out. */
+static void assert_stops_cleanly(const char *const *args, int delay_ms, int sig, char *out, size_t cap)
+{
+    char dir[512], out_path[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(out_path, sizeof out_path, "%s/bench.out", dir);
+    pid_t pid = bench_start(dir, out_path, args);
+    struct timespec ts = {delay_ms / 1000, (long)(delay_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    int status = tu_kill_wait(pid, sig);
+    FILE *f = fopen(out_path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %#x (signal %d): %s", status,
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0, out);
+    ck_assert_msg(strstr(out, "interrupted"), "%s", out);
+    ck_assert_msg(leftovers(dir, "bench.out") == 0, "a temporary directory was left: %s", out);
+    tu_rmtree(dir);
+}
+
+/* SIGTERM (as `timeout` sends) stops a spawned run as Ctrl-C does: the
+ * figures, exit 1, the temporary store removed; the offline workloads
+ * stop their child and remove their shop, on SIGTERM and on SIGINT. */
+START_TEST(cli_signals_stop_runs_cleanly)
+{
+    static char out[16384];
+    const char *online[] = {"bench", "--customers", "200", "--duration", "60", "--warmup", "0", "--quiet", NULL};
+    assert_stops_cleanly(online, 1500, SIGTERM, out, sizeof out);
+    ck_assert_msg(strstr(out, "interrupted by SIGTERM: the figures cover the time until then"), "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "p99 (us)"));
+    /* 2 M customers: generating and importing take far longer than this */
+    const char *offline[] = {"bench", "--workload", "import", "--customers", "2M", "--quiet", NULL};
+    assert_stops_cleanly(offline, 800, SIGTERM, out, sizeof out);
+    ck_assert_msg(strstr(out, "leadscore bench: interrupted while"), "%s", out);
+    assert_stops_cleanly(offline, 300, SIGINT, out, sizeof out);
+    ck_assert_msg(strstr(out, "leadscore bench: interrupted while"), "%s", out);
+}
+END_TEST
+
+/* A triggers run against --connect that gets SIGTERM deletes its
+ * audience as after Ctrl-C: left behind, every new customer of the live
+ * server would fire an enter trigger into its outbox. */
+START_TEST(cli_sigterm_deletes_the_triggers_audience)
+{
+    static char out[16384];
+    bench_server bs;
+    server_up(&bs);
+    const char *args[] = {"bench", "--connect", bs.ts.endpoint, "--workload", "triggers", "--customers",
+                          "1000", "--duration", "60", "--warmup", "0", "--quiet", NULL};
+    assert_stops_cleanly(args, 2500, SIGTERM, out, sizeof out);
+    const char *list[] = {"audience", "list", "--connect", bs.ts.endpoint, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, list), 0);
+    ck_assert_msg(!strstr(out, LOADGEN_TRIGGER_AUDIENCE), "%s", out);
+    server_down(&bs);
+}
+END_TEST
+
+/* --pull goes with --connect; an unwritable --json is said before the run,
+ * with the reason (once after the whole load, without one). */
+START_TEST(cli_refuses_pull_alone_and_checks_json_first)
+{
+    static char out[16384];
+    const char *pull[] = {"bench", "--pull", "tcp://127.0.0.1:1", "--customers", "20", "--duration", "0.2",
+                          "--warmup", "0", "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, pull), 2);
+    ck_assert_msg(strstr(out, "--pull goes with --connect"), "%s", out);
+    const char *json[] = {"bench", "--customers", "20", "--duration", "0.2", "--warmup", "0", "--quiet",
+                          "--json", "/nonexistent/x.json", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, json), 1);
+    ck_assert_msg(strstr(out, "--json /nonexistent/x.json: cannot write it: No such file or directory"), "%s", out);
+    ck_assert_ptr_null(strstr(out, "p99")); /* before the run */
+    const char *offline[] = {"bench", "--workload", "import", "--customers", "20", "--quiet",
+                             "--json", "/nonexistent/x.json", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, offline), 1);
+    ck_assert_msg(strstr(out, "cannot write it: No such file or directory"), "%s", out);
+}
+END_TEST
+
 static Suite *bench_suite(void)
 {
     Suite *s = suite_create("bench");
@@ -1230,6 +1489,7 @@ static Suite *bench_suite(void)
     tcase_add_test(work, echo_baseline_over_curve);
     tcase_add_test(work, no_server_times_out);
     tcase_add_test(work, unknown_op_is_reported_for_a_skip);
+    tcase_add_test(work, open_loop_overload_counts_what_was_not_sent);
     suite_add_tcase(s, work);
     TCase *parts = tcase_create("parts");
     tcase_add_test(parts, zipf_matches_the_law);
@@ -1252,6 +1512,10 @@ static Suite *bench_suite(void)
     tcase_add_test(cli, cli_triggers_workload_prints_its_figures);
     tcase_add_test(cli, cli_audience_cost_prints_ratios);
     tcase_add_test(cli, cli_audience_cost_of_pull_reports_the_writer);
+    tcase_add_test(cli, cli_data_refuses_a_store_the_bench_did_not_make);
+    tcase_add_test(cli, cli_signals_stop_runs_cleanly);
+    tcase_add_test(cli, cli_sigterm_deletes_the_triggers_audience);
+    tcase_add_test(cli, cli_refuses_pull_alone_and_checks_json_first);
     suite_add_tcase(s, cli);
     return s;
 }
