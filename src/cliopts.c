@@ -182,6 +182,25 @@ static int full_name(const char *word, const struct option *longopts)
     return 0;
 }
 
+/* 1 when getopt_long's '?' was for a flag given "=value": optopt is the
+ * val of a long option without a value, and argv[optind - 1] is a "--"
+ * word whose name, before "=", begins that option's name (its full name,
+ * or an abbreviation of it). */
+static int flag_given_value(char **argv, int optind_now, const struct option *longopts)
+{
+    if (optopt == 0 || optind_now < 1)
+        return 0;
+    const char *word = argv[optind_now - 1];
+    if (strncmp(word, "--", 2) != 0 || !strchr(word, '='))
+        return 0;
+    size_t len = strcspn(word + 2, "=");
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->flag == NULL && o->val == optopt && o->has_arg == no_argument && len > 0 && len <= strlen(o->name)
+            && strncmp(o->name, word + 2, len) == 0)
+            return 1;
+    return 0;
+}
+
 int cliopts_getopt(int argc, char **argv, const char *shorts, const struct option *longopts)
 {
     int index = -1;
@@ -195,6 +214,8 @@ int cliopts_getopt(int argc, char **argv, const char *shorts, const struct optio
         word = argv[optind - 1 - separate];
     } else if (c == ':' && optind >= 1 && strncmp(argv[optind - 1], "--", 2) == 0) {
         word = argv[optind - 1]; /* a long option at the end, without its value */
+    } else if (c == '?' && flag_given_value(argv, optind, longopts)) {
+        word = argv[optind - 1]; /* a flag given "=value": getopt_long sets optopt, not the index */
     } else {
         return c; /* a short option, an unknown one, or the end */
     }

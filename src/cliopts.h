@@ -97,8 +97,10 @@ struct option;
 
 /* getopt_long(argc, argv, shorts, longopts, NULL) without its unique
  * prefixes: a long option must be given by its full name (--key, or
- * --key=VALUE), so an abbreviation such as --k returns '?' with optopt 0,
- * like any unknown long option.  After '?', argv[optind - 1] is the
+ * --key=VALUE), so an abbreviation such as --k (or --ex=1, a flag's
+ * abbreviation given a value) returns '?' with optopt 0, like any unknown
+ * long option; a flag given a value by its full name (--explain=1)
+ * returns '?' with optopt its val.  After '?', argv[optind - 1] is the
  * option word that was refused.  Every command parses through this (the
  * abbreviations were never documented, and made a typo another option). */
 int cliopts_getopt(int argc, char **argv, const char *shorts, const struct option *longopts);

@@ -132,7 +132,14 @@ static void serve_help(FILE *out)
     config_print_help(out);
 }
 
-/* Builds the getopt table from the config table, plus --config, --help. */
+/* getopt's values of the options that are not settings: --help shares
+ * -h's; --sample-config has no short form, so its value is no letter. */
+#define OPT_HELP 'h'
+#define OPT_SAMPLE 2
+#define OPT_CONFIG 'c'
+
+/* Builds the getopt table from the config table, plus --config, --help
+ * and --sample-config. */
 static struct option *long_options(void)
 {
     const config_option *t = config_table();
@@ -144,13 +151,29 @@ static struct option *long_options(void)
         return NULL;
     for (int i = 0; i < n; i++)
         o[i] = (struct option){t[i].name, required_argument, NULL, 1000 + i};
-    o[n] = (struct option){"config", required_argument, NULL, 'c'};
-    o[n + 1] = (struct option){"help", no_argument, NULL, 'h'};
-    o[n + 2] = (struct option){"sample-config", no_argument, NULL, 's'};
+    o[n] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    o[n + 1] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    o[n + 2] = (struct option){"sample-config", no_argument, NULL, OPT_SAMPLE};
     return o;
 }
 
-/* Two passes: the config file first, then every other option over it. */
+/* The message for getopt's '?': an unknown option, or --help or
+ * --sample-config given "=value" (optopt their value, the word "--..."). */
+static int refuse_option(char **argv)
+{
+    const char *word = argv[optind - 1];
+    if ((optopt == OPT_HELP || optopt == OPT_SAMPLE) && strncmp(word, "--", 2) == 0)
+        return cli_error("serve", CLI_USAGE, "--%s takes no value (see --help)",
+                         optopt == OPT_HELP ? "help" : "sample-config");
+    if (optopt)
+        return cli_error("serve", CLI_USAGE, "unknown option -%c (see --help)", optopt);
+    return cli_error("serve", CLI_USAGE, "unknown option \"%s\" (see --help)", word);
+}
+
+/* Two passes: the config file first, then every other option over it.
+ * A word left over is reported after pass 1, so that a setting which took
+ * the next option as its value (--sync --data x) is refused for that value,
+ * not for the word the option leaves behind. */
 static int read_settings(int argc, char **argv, config *cfg)
 {
     struct option *opts = long_options();
@@ -163,20 +186,19 @@ static int read_settings(int argc, char **argv, config *cfg)
     for (int pass = 0; pass < 2 && rc == CLI_OK; pass++) {
         optind = 0;
         while (rc == CLI_OK && (c = cliopts_getopt(argc, argv, ":h", opts)) != -1) {
-            if (c == 'h') {
+            if (c == OPT_HELP) {
                 serve_help(stdout);
                 rc = -1;
-            } else if (c == 's') {
+            } else if (c == OPT_SAMPLE) {
                 config_print_sample(stdout);
                 rc = -1;
             } else if (c == ':') {
                 rc = cli_error("serve", CLI_USAGE, "--%s takes a value (see --help)",
                                optopt >= 1000 ? config_table()[optopt - 1000].name
-                               : optopt == 'c' ? "config" : "?");
+                               : optopt == OPT_CONFIG ? "config" : "?");
             } else if (c == '?') {
-                rc = optopt ? cli_error("serve", CLI_USAGE, "unknown option -%c (see --help)", optopt)
-                            : cli_error("serve", CLI_USAGE, "unknown option \"%s\" (see --help)", argv[optind - 1]);
-            } else if (c == 'c' && pass == 0) {
+                rc = refuse_option(argv);
+            } else if (c == OPT_CONFIG && pass == 0) {
                 if (config_load_file(cfg, optarg, err, sizeof err) != LS_OK)
                     rc = cli_error("serve", CLI_USAGE, "%s", err);
             } else if (c >= 1000 && pass == 1) {
@@ -184,7 +206,7 @@ static int read_settings(int argc, char **argv, config *cfg)
                     rc = cli_error("serve", CLI_USAGE, "%s", err);
             }
         }
-        if (rc == CLI_OK && optind < argc)
+        if (rc == CLI_OK && pass == 1 && optind < argc)
             rc = cli_error("serve", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[optind]);
     }
     free(opts);

@@ -790,6 +790,39 @@ START_TEST(abbreviated_options_are_unknown)
 }
 END_TEST
 
+/* A flag's abbreviation given "=value" is an unknown option too, not the
+ * flag refusing a value (`score --ex=1` once said "--explain takes no
+ * value"); serve says the same as every command for its own flags
+ * (`--help=x` once said "unknown option -h", `--sample-config=x`
+ * "unknown option -s"), and a setting that takes the next option as its
+ * value is refused for that value, not for the word left behind. */
+START_TEST(flags_given_values_and_swallowed_options)
+{
+    static char e[1 << 14];
+    static const struct {
+        const char *args[6];
+        const char *said;
+    } rows[] = {
+        {{"score", "alice", "--ex=1"}, "leadscore score: unknown option \"--ex=1\""},
+        {{"score", "alice", "--explain=1"}, "leadscore score: --explain takes no value"},
+        {{"kpis", "--js=1"}, "leadscore kpis: unknown option \"--js=1\""},
+        {{"keygen", "--out", "k", "--forc=1"}, "leadscore keygen: unknown option \"--forc=1\""},
+        {{"triggers", "--fol=yes"}, "leadscore triggers: unknown option \"--fol=yes\""},
+        {{"serve", "--help=x"}, "leadscore serve: --help takes no value"},
+        {{"serve", "--sample-config=x"}, "leadscore serve: --sample-config takes no value"},
+        {{"serve", "--sample=1"}, "leadscore serve: unknown option \"--sample=1\""},
+        {{"serve", "-s"}, "leadscore serve: unknown option -s"},
+        {{"serve", "--sync", "--data", "x"}, "leadscore serve: --sync: \"--data\" is not on or off"},
+        {{"serve", "--triggers", "--workers", "3"}, "leadscore serve: --triggers: \"--workers\" is not on or off"},
+        {{"serve", "--data", "/nonexistent/never-made", "extra"}, "leadscore serve: unexpected argument \"extra\""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, rows[i].args), 2);
+        ck_assert_msg(strstr(e, rows[i].said), "%s %s: %s", rows[i].args[0], rows[i].args[1], e);
+    }
+}
+END_TEST
+
 static void read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -1049,6 +1082,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rescore_says_which_model_it_used);
     tcase_add_test(tc, lost_output_is_a_failure_with_its_reason);
     tcase_add_test(tc, abbreviated_options_are_unknown);
+    tcase_add_test(tc, flags_given_values_and_swallowed_options);
     suite_add_tcase(s, tc);
     return s;
 }
