@@ -37,6 +37,7 @@
 #include "model.h"
 #include "rescore.h"
 #include "leadscore/error.h"
+#include "loadgen.h"
 #include "median.h"
 #include "shopgen.h"
 #include "store.h"
@@ -96,15 +97,29 @@ static int write_span(const char *dir, uint64_t customers, int64_t first_ms, int
     return fclose(f) == 0 ? LS_OK : LS_EIO;
 }
 
+int bench_offline_workload(const char *name)
+{
+    return strcmp(name, "import") == 0 || strcmp(name, "rescore") == 0;
+}
+
+/* The value of argv's last --workload (--workload W or --workload=W), or
+ * NULL; the scan stops at "--", as the option parser does. */
+static const char *last_workload(int argc, char **argv)
+{
+    const char *w = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--workload") == 0 && i + 1 < argc)
+            w = argv[++i];
+        else if (strncmp(argv[i], "--workload=", 11) == 0)
+            w = argv[i] + 11;
+    }
+    return w;
+}
+
 int bench_offline_wanted(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--workload") == 0 && (!strcmp(argv[i + 1], "import") || !strcmp(argv[i + 1], "rescore")))
-            return 1;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--workload=import") || !strcmp(argv[i], "--workload=rescore"))
-            return 1;
-    return 0;
+    const char *w = last_workload(argc, argv);
+    return w && bench_offline_workload(w);
 }
 
 /* Runs this binary with args; returns its exit status (or -1).  When
@@ -328,9 +343,24 @@ static int report(const offline_opts *o, const char *item, uint64_t n, double se
     return CLI_OK;
 }
 
+/* --workload: import or rescore, or an online workload that a later
+ * --workload overrides (the last one counts, and bench_offline_wanted
+ * sent us here because it is offline); anything else is refused. */
+static int parse_workload(const char *arg, void *dest, char *why, size_t cap)
+{
+    loadgen_workload online;
+    if (!bench_offline_workload(arg) && loadgen_workload_parse(arg, &online) != LS_OK) {
+        snprintf(why, cap, "\"%s\" is not a workload (see --help)", arg);
+        return -1;
+    }
+    *(const char **)dest = arg;
+    return 0;
+}
+
 #define F(field) CLIOPT_FIELD(offline_opts, field)
 static const cliopt offline_rows[] = {
-    {.name = "workload", .kind = CLIOPT_STRING, F(workload), .arg = "W", .help = "import or rescore"},
+    {.name = "workload", .kind = CLIOPT_CUSTOM, F(workload), .parse = parse_workload, .arg = "W",
+     .help = "import or rescore"},
     {.name = "customers", .kind = CLIOPT_COUNT, F(customers), .lo = 1, .hi = 100000000,
      .want = "a count from 1 to 100M", .arg = "N", .help = "customers of the generated shop (default 100000; k/M suffixes)"},
     {.name = "json", .kind = CLIOPT_STRING, F(json_path), .arg = "FILE", .help = "also write the report as JSON"},
@@ -388,6 +418,8 @@ static int parse(int argc, char **argv, offline_opts *o)
         return CLI_USAGE;
     if (first < argc)
         return cli_error("bench", CLI_USAGE, "unexpected argument \"%s\" (see --help)", argv[first]);
+    if (!o->workload || !bench_offline_workload(o->workload)) /* the parser's last --workload, not ours */
+        return cli_error("bench", CLI_USAGE, "--workload: give import or rescore last (see --help)");
     if (o->rounds_given && strcmp(o->workload, "rescore") != 0)
         return cli_error("bench", CLI_USAGE, "--rounds goes with --workload rescore: import times one new store");
     if (o->data && strcmp(o->workload, "rescore") != 0)

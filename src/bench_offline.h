@@ -6,6 +6,11 @@
 #include <signal.h>
 
 /* 1 when argv asks for an offline workload. */
+/* 1 when name is an offline workload: "import" or "rescore". */
+int bench_offline_workload(const char *name);
+
+/* 1 when argv's last --workload (the one that counts) is an offline
+ * workload. */
 int bench_offline_wanted(int argc, char **argv);
 
 /* Runs it; an exit status (0, 1, 2).  When *stop is set meanwhile (a

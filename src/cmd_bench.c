@@ -103,9 +103,12 @@ static void workload_list(FILE *out)
             "                                    kept there and reused");
 }
 
+/* --workload: an online workload; import or rescore are taken and left
+ * for a later --workload to override (the last one counts: were one of
+ * them last, bench_offline_wanted would have sent the run there). */
 static int parse_workload(const char *arg, void *dest, char *why, size_t cap)
 {
-    if (loadgen_workload_parse(arg, dest) == 0)
+    if (loadgen_workload_parse(arg, dest) == 0 || bench_offline_workload(arg))
         return 0;
     snprintf(why, cap, "\"%s\" is not a workload (see --help)", arg);
     return -1;

@@ -1254,6 +1254,22 @@ START_TEST(offline_workloads_import_and_rescore_report_rates)
     const char *stray[] = {"bench", "--workload", "import", "300", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, stray), 2);
     ck_assert_ptr_nonnull(strstr(out, "unexpected argument \"300\""));
+    /* the last --workload counts, and an unknown one is refused on either
+     * path (import then bogus once ran the rescore job, exit 0; import then
+     * score ran import's path) */
+    const char *bogus_last[] = {"bench", "--workload=import", "--workload=bogus", "--customers", "50", "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bogus_last), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--workload: \"bogus\" is not a workload"));
+    const char *bogus_first[] = {"bench", "--workload", "bogus", "--workload", "import", "--customers", "50", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, bogus_first), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--workload: \"bogus\" is not a workload"));
+    const char *score_last[] = {"bench", "--workload", "import", "--workload", "score", "--clients", "0", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, score_last), 2);
+    ck_assert_msg(strstr(out, "--clients: \"0\" is not a client count"), "%s", out); /* the online path's check */
+    const char *import_last[] = {"bench", "--workload", "score", "--workload", "import", "--customers", "50",
+                                 "--quiet", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, import_last), 0);
+    ck_assert_ptr_nonnull(strstr(out, "rows/s"));
     const char *imp_rounds[] = {"bench", "--workload", "import", "--rounds", "2", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, imp_rounds), 2);
     ck_assert_ptr_nonnull(strstr(out, "--rounds goes with --workload rescore"));
