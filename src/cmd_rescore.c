@@ -47,8 +47,8 @@ static int parse_where(const char *arg, void *dest, char *why, size_t cap)
         return -1;
     }
     if (rescore_parse_where(arg, &ro->where[ro->nwhere], why, cap) != LS_OK) {
-        if (strncmp(why, "--where: ", 9) == 0) /* cliopts puts the option's name in front */
-            memmove(why, why + 9, strlen(why + 9) + 1);
+        size_t named = strncmp(why, "--where: ", 9) == 0 ? 9 : strncmp(why, "--where ", 8) == 0 ? 8 : 0;
+        memmove(why, why + named, strlen(why + named) + 1); /* cliopts puts the option's name in front */
         return -1;
     }
     ro->nwhere++;

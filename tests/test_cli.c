@@ -823,6 +823,28 @@ START_TEST(flags_given_values_and_swallowed_options)
 }
 END_TEST
 
+/* rescore's --where errors name the option once (`--where tier` once said
+ * `--where: --where "tier" is not FIELD=VALUE`). */
+START_TEST(rescore_where_errors_name_the_option_once)
+{
+    static char e[1 << 14];
+    static const struct {
+        const char *where, *said;
+    } rows[] = {
+        {"tier", "leadscore rescore: --where: \"tier\" is not FIELD=VALUE\n"},
+        {"tier=", "leadscore rescore: --where: tier: give a value\n"},
+        {"tier=x", "leadscore rescore: --where: tier: \"x\" is not one of hot, warm, cold\n"},
+        {"segment=a,,b", "leadscore rescore: --where: segment: empty value in \"a,,b\"\n"},
+        {"colour=red", "leadscore rescore: --where: unknown field \"colour\""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *args[] = {"rescore", "--data", "/nonexistent/never-made", "--where", rows[i].where, NULL};
+        ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, args), 2);
+        ck_assert_msg(strstr(e, rows[i].said), "--where %s: %s", rows[i].where, e);
+    }
+}
+END_TEST
+
 static void read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -1083,6 +1105,7 @@ static Suite *suite(void)
     tcase_add_test(tc, lost_output_is_a_failure_with_its_reason);
     tcase_add_test(tc, abbreviated_options_are_unknown);
     tcase_add_test(tc, flags_given_values_and_swallowed_options);
+    tcase_add_test(tc, rescore_where_errors_name_the_option_once);
     suite_add_tcase(s, tc);
     return s;
 }
