@@ -30,38 +30,69 @@ typedef struct {
     int json;
 } cluster_opts;
 
-static const cliopt cluster_rows[] = {
-    {.name = "nats", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, nats), .arg = "URLS",
-     .help = "NATS servers, comma-separated nats://HOST:PORT (default $LEADSCORE_NATS)"},
-    {.name = "cluster", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, cluster), .arg = "NAME",
-     .help = "the cluster's name (default ls)"},
-    {.name = "partitions", .kind = CLIOPT_INT, CLIOPT_FIELD(cluster_opts, partitions), .lo = 1, .hi = PARTITION_MAX,
-     .arg = "P", .help = "init: log partitions, fixed for the cluster's life (default 128)"},
-    {.name = "nodes", .kind = CLIOPT_STRING, CLIOPT_FIELD(cluster_opts, nodes), .arg = "N1,N2,...",
-     .help = "init: the node names; partition p is owned by the (p mod N)-th and stood by for by the next"},
-    {.name = "replicas", .kind = CLIOPT_INT, CLIOPT_FIELD(cluster_opts, replicas), .lo = 1, .hi = 5, .arg = "R",
-     .help = "init: copies of every stream and of the map (default 3: survives one NATS server lost)"},
-    {.name = "max-age", .kind = CLIOPT_DURATION, CLIOPT_FIELD(cluster_opts, max_age_s), .lo = 0,
-     .hi = 3650LL * 86400000, .arg = "DURATION",
-     .help = "init: how long the logs keep events (default 0: for ever, so a lost node rebuilds by replay)"},
-    {.name = "wait", .kind = CLIOPT_DURATION, CLIOPT_FIELD(cluster_opts, wait_s), .lo = 0, .hi = 600000,
-     .arg = "DURATION", .help = "how long to wait for NATS and JetStream to be ready (default 30s)"},
-    {.name = "json", .kind = CLIOPT_FLAG, CLIOPT_FIELD(cluster_opts, json), .help = "status: one JSON object"},
-    CLIOPT_END};
+/* The rows, each once; every action takes its own (so an init option
+ * given to status is an unknown option, as in `audience`). */
+#define F(field) CLIOPT_FIELD(cluster_opts, field)
+#define ROW_NATS                                                                                                     \
+    {.name = "nats", .kind = CLIOPT_STRING, F(nats), .arg = "URLS",                                                \
+     .help = "NATS servers, comma-separated nats://HOST:PORT (default $LEADSCORE_NATS)"}
+#define ROW_CLUSTER {.name = "cluster", .kind = CLIOPT_STRING, F(cluster), .arg = "NAME", .help = "the cluster's name (default ls)"}
+#define ROW_WAIT                                                                                                     \
+    {.name = "wait", .kind = CLIOPT_DURATION, F(wait_s), .lo = 0, .hi = 600000, .arg = "DURATION",                 \
+     .help = "how long to wait for NATS and JetStream to be ready (default 30s)"}
+#define ROWS_EVERY ROW_NATS, ROW_CLUSTER, ROW_WAIT
+#define ROWS_INIT                                                                                                    \
+    {.name = "partitions", .kind = CLIOPT_INT, F(partitions), .lo = 1, .hi = PARTITION_MAX, .arg = "P",            \
+     .help = "init: log partitions, fixed for the cluster's life (default 128)"},                                  \
+    {.name = "nodes", .kind = CLIOPT_STRING, F(nodes), .arg = "N1,N2,...",                                         \
+     .help = "init: the node names; partition p is owned by the (p mod N)-th and stood by for by the next"},       \
+    {.name = "replicas", .kind = CLIOPT_INT, F(replicas), .lo = 1, .hi = 5, .arg = "R",                            \
+     .help = "init: copies of every stream and of the map (default 3: survives one NATS server lost)"},            \
+    {.name = "max-age", .kind = CLIOPT_DURATION, F(max_age_s), .lo = 0, .hi = 3650LL * 86400000, .arg = "DURATION", \
+     .help = "init: how long the logs keep events (default 0: for ever, so a lost node rebuilds by replay)"}
+#define ROW_JSON {.name = "json", .kind = CLIOPT_FLAG, F(json), .help = "status: one JSON object"}
+
+static const cliopt init_rows[] = {ROWS_EVERY, ROWS_INIT, CLIOPT_END};
+static const cliopt status_rows[] = {ROWS_EVERY, ROW_JSON, CLIOPT_END};
+static const cliopt move_rows[] = {ROWS_EVERY, CLIOPT_END};
+static const cliopt all_rows[] = {ROWS_EVERY, ROWS_INIT, ROW_JSON, CLIOPT_END};
+#undef F
+
+#define INIT_USAGE                                                                                                   \
+    "leadscore cluster init --nats URLS --partitions P --nodes N1,N2,... [--cluster NAME] [--replicas R]\n"        \
+    "                              [--max-age DURATION] [--wait DURATION]"
+#define STATUS_USAGE "leadscore cluster status --nats URLS [--cluster NAME] [--json] [--wait DURATION]"
+#define MOVE_USAGE "leadscore cluster move --nats URLS [--cluster NAME] [--wait DURATION] PARTITION NODE"
 
 static const cliopts_spec cluster_spec = {
     .cmd = "cluster",
-    .usage = "leadscore cluster init --nats URLS --partitions P --nodes N1,N2,... [--cluster NAME] [--replicas R]\n"
-             "       leadscore cluster status --nats URLS [--cluster NAME] [--json]\n"
-             "       leadscore cluster move --nats URLS [--cluster NAME] PARTITION NODE",
+    .usage = INIT_USAGE "\n       " STATUS_USAGE "\n       " MOVE_USAGE,
     .about = "Cluster mode runs leadscore on several machines over NATS JetStream: every event goes to its\n"
              "partition's replicated log, and each node (`leadscore serve --nats URLS --node NAME`) applies\n"
              "the partitions it owns or stands by for to its own store.\n"
              "  init    creates the cluster: its map (a KV bucket) and one stream per partition\n"
              "  status  each partition's owner, standby, log length, and how far each node applied it\n"
              "  move    makes NODE the owner of PARTITION (the old owner becomes its standby)",
-    .opts = cluster_rows,
-    .in_order = 0};
+    .epilog = "`leadscore cluster ACTION --help` shows one action's options.",
+    .opts = all_rows};
+
+static const cliopts_spec init_spec = {
+    .cmd = "cluster",
+    .usage = INIT_USAGE,
+    .about = "Creates the cluster: its map (a KV bucket) and one stream per partition.",
+    .opts = init_rows};
+
+static const cliopts_spec status_spec = {
+    .cmd = "cluster",
+    .usage = STATUS_USAGE,
+    .about = "Shows each partition's owner, standby, log length, and how far each node applied it.",
+    .opts = status_rows};
+
+static const cliopts_spec move_spec = {
+    .cmd = "cluster",
+    .usage = MOVE_USAGE,
+    .about = "Makes NODE the owner of PARTITION (the old owner becomes its standby).",
+    .opts = move_rows};
 
 static int connect_cluster(cnats *c, const cluster_opts *o, int create_kv, char *err, size_t errlen)
 {
@@ -285,6 +316,35 @@ static int cluster_move(const cluster_opts *o, const char *part, const char *nod
     return CLI_OK;
 }
 
+static int run_init(const cluster_opts *o, char **args)
+{
+    (void)args;
+    return cluster_init(o);
+}
+
+static int run_status(const cluster_opts *o, char **args)
+{
+    (void)args;
+    return cluster_status(o);
+}
+
+static int run_move(const cluster_opts *o, char **args)
+{
+    return cluster_move(o, args[0], args[1]);
+}
+
+static const struct {
+    const char *name;
+    const cliopts_spec *spec;
+    int nargs;
+    const char *args; /* "cluster ACTION needs ..." / "takes ..." */
+    int (*run)(const cluster_opts *o, char **args);
+} actions[] = {
+    {"init", &init_spec, 0, "no operand", run_init},
+    {"status", &status_spec, 0, "no operand", run_status},
+    {"move", &move_spec, 2, "PARTITION NODE", run_move},
+};
+
 int cmd_cluster(int argc, char **argv)
 {
     cluster_opts o = {.cluster = "ls", .partitions = 128, .replicas = 3, .wait_s = 30};
@@ -295,11 +355,21 @@ int cmd_cluster(int argc, char **argv)
         }
         return cli_error("cluster", CLI_USAGE, "say init, status or move (see --help)");
     }
-    const char *what = argv[1];
-    int first = cliopts_parse(&cluster_spec, argc - 1, argv + 1, &o);
+    size_t i = 0;
+    while (i < sizeof actions / sizeof actions[0] && strcmp(actions[i].name, argv[1]) != 0)
+        i++;
+    if (i == sizeof actions / sizeof actions[0])
+        return cli_error("cluster", CLI_USAGE, "unknown action \"%s\": say init, status or move (see --help)", argv[1]);
+    int first = cliopts_parse(actions[i].spec, argc - 1, argv + 1, &o);
     if (first < 0)
         return cliopts_status(first);
     int operands = argc - 1 - first;
+    if (operands != actions[i].nargs && actions[i].nargs > 0)
+        return cli_error("cluster", CLI_USAGE, "cluster %s needs %s, not %d operand%s (see `leadscore cluster %s --help`)",
+                         actions[i].name, actions[i].args, operands, operands == 1 ? "" : "s", actions[i].name);
+    if (operands != actions[i].nargs)
+        return cli_error("cluster", CLI_USAGE, "cluster %s takes no operand, not \"%s\" (see `leadscore cluster %s "
+                         "--help`)", actions[i].name, argv[1 + first], actions[i].name);
     if (!o.nats)
         o.nats = getenv("LEADSCORE_NATS");
     if (!o.nats || !*o.nats)
@@ -307,11 +377,5 @@ int cmd_cluster(int argc, char **argv)
                          "--nats URLS is required (the NATS servers, nats://HOST:PORT,...; or $LEADSCORE_NATS)");
     if (!clustermap_valid_name(o.cluster))
         return cli_error("cluster", CLI_USAGE, "--cluster: use 1-47 letters, digits, '-' or '_'");
-    if (strcmp(what, "init") == 0 && operands == 0)
-        return cluster_init(&o);
-    if (strcmp(what, "status") == 0 && operands == 0)
-        return cluster_status(&o);
-    if (strcmp(what, "move") == 0 && operands == 2)
-        return cluster_move(&o, argv[1 + first], argv[2 + first]);
-    return cli_error("cluster", CLI_USAGE, "usage: cluster init|status|move (see --help)");
+    return actions[i].run(&o, argv + 1 + first);
 }

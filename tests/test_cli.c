@@ -845,6 +845,52 @@ START_TEST(rescore_where_errors_name_the_option_once)
 }
 END_TEST
 
+/* Each cluster action takes only its own options (`status --partitions 3`
+ * was silently accepted), and `move` says what it is missing (it said only
+ * "usage: cluster init|status|move").  Nothing reaches NATS: each is a
+ * usage error first. */
+START_TEST(cluster_actions_take_their_own_options)
+{
+    static char e[1 << 14];
+    const char *version[] = {"--version", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, version), 0);
+    if (strstr(out, "no libnats"))
+        return; /* a build without cluster mode: `cluster` only says so */
+    const char *dead = "nats://127.0.0.1:1";
+    static const struct {
+        const char *args[12];
+        const char *said;
+    } rows[] = {
+        {{"cluster", "status", "--partitions", "3", "--nats", "nats://127.0.0.1:1", "--wait", "200ms"},
+         "leadscore cluster: unknown option \"--partitions\""},
+        {{"cluster", "status", "--nats", "nats://127.0.0.1:1", "--wait", "200ms", "--nodes", "a"},
+         "unknown option \"--nodes\""},
+        {{"cluster", "status", "--replicas", "2", "--nats", "nats://127.0.0.1:1"}, "unknown option \"--replicas\""},
+        {{"cluster", "status", "--max-age", "1d", "--nats", "nats://127.0.0.1:1"}, "unknown option \"--max-age\""},
+        {{"cluster", "move", "--partitions", "3", "--nats", "nats://127.0.0.1:1", "0", "n1"},
+         "unknown option \"--partitions\""},
+        {{"cluster", "init", "--json", "--nats", "nats://127.0.0.1:1", "--nodes", "a"}, "unknown option \"--json\""},
+        {{"cluster", "move", "--nats", "nats://127.0.0.1:1", "3"}, "leadscore cluster: cluster move needs PARTITION NODE"},
+        {{"cluster", "move", "--nats", "nats://127.0.0.1:1", "3", "n1", "n2"}, "cluster move needs PARTITION NODE"},
+        {{"cluster", "status", "--nats", "nats://127.0.0.1:1", "extra"}, "cluster status takes no operand"},
+        {{"cluster", "fly", "--nats", "nats://127.0.0.1:1"}, "unknown action \"fly\""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, rows[i].args), 2);
+        ck_assert_msg(strstr(e, rows[i].said), "row %zu: %s", i, e);
+    }
+    /* each action's own options still are its own */
+    const char *status[] = {"cluster", "status", "--nats", dead, "--cluster", "c1", "--json", "--wait", "0", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, status), 1); /* no NATS there */
+    const char *move[] = {"cluster", "move", "--nats", dead, "--wait", "0", "3", "n1", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, move), 1);
+    const char *init_help[] = {"cluster", "init", "--help", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, init_help), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--max-age"));
+    ck_assert_ptr_null(strstr(out, "--json"));
+}
+END_TEST
+
 static void read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -1106,6 +1152,7 @@ static Suite *suite(void)
     tcase_add_test(tc, abbreviated_options_are_unknown);
     tcase_add_test(tc, flags_given_values_and_swallowed_options);
     tcase_add_test(tc, rescore_where_errors_name_the_option_once);
+    tcase_add_test(tc, cluster_actions_take_their_own_options);
     suite_add_tcase(s, tc);
     return s;
 }
