@@ -222,7 +222,6 @@ static int pack_field(client_opts *o, msgpack_packer *pk, const char *arg)
         return cli_error(o->cmd, CLI_USAGE, "\"%s\" is not field=value", arg);
     char name[64];
     const char *v = eq + 1;
-    char *end;
     snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
     pack_str(pk, name);
     if (strcmp(name, "ts") == 0) {
@@ -234,8 +233,8 @@ static int pack_field(client_opts *o, msgpack_packer *pk, const char *arg)
             return cli_error(o->cmd, CLI_USAGE, "ts: \"%s\" is not a time (Unix seconds, ms or ISO 8601)", v);
         msgpack_pack_int64(pk, ms);
     } else if (!strcmp(name, "price") || !strcmp(name, "value")) {
-        double d = strtod(v, &end);
-        if (end == v || *end)
+        double d; /* as import reads them: no hex (0x10), blanks, inf or nan */
+        if (eventfile_parse_decimal(v, strlen(v), &d) != 0)
             return cli_error(o->cmd, CLI_USAGE, "%s: \"%s\" is not a number", name, v);
         msgpack_pack_double(pk, d);
     } else if (!strcmp(name, "quantity") || !strcmp(name, "rating")) {

@@ -288,8 +288,7 @@ const char *eventfile_path(const eventfile *f)
 /* Rows: text -> checked ls_event                                       */
 /* ------------------------------------------------------------------ */
 
-/* A decimal number: [+-]digits[.digits][e[+-]digits]. */
-static int parse_number(const char *s, size_t len, double *out)
+int eventfile_parse_decimal(const char *s, size_t len, double *out)
 {
     char buf[64];
     if (len == 0 || len >= sizeof buf || strspn(s, "+-.0123456789eE") < len)
@@ -308,7 +307,7 @@ static int parse_number(const char *s, size_t len, double *out)
 int eventfile_parse_whole(const char *s, size_t len, int64_t *out)
 {
     double d;
-    if (parse_number(s, len, &d) || d != floor(d))
+    if (eventfile_parse_decimal(s, len, &d) || d != floor(d))
         return -1;
     if (fabs(d) > 9e15)
         return -2;
@@ -428,13 +427,13 @@ static int build_event(eventfile *f, ls_event *ev)
     }
     int i = EVENTFILE_F_PRICE;
     if (v[i]) {
-        if (parse_number(v[i], n[i], &ev->price))
+        if (eventfile_parse_decimal(v[i], n[i], &ev->price))
             return ef_bad_row(f, line, "price is not a number", "price %s is not a number", ef_shown(q, sizeof q, v[i], n[i]));
         ev->has |= EVF_PRICE;
     }
     i = EVENTFILE_F_VALUE;
     if (v[i]) {
-        if (parse_number(v[i], n[i], &ev->value))
+        if (eventfile_parse_decimal(v[i], n[i], &ev->value))
             return ef_bad_row(f, line, "value is not a number", "value %s is not a number", ef_shown(q, sizeof q, v[i], n[i]));
         ev->has |= EVF_VALUE;
     }

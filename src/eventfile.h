@@ -241,6 +241,12 @@ int eventfile_parse_types(const char *spec, eventfile_types *types, char *err, s
  * "iso" into a timefmt_hint.  Returns LS_OK or LS_EPARSE. */
 int eventfile_parse_ts_format(const char *word, int *hint);
 
+/* Parses the len bytes at s as a decimal number, [+-]digits[.digits]
+ * [e[+-]digits], finite, nothing else around it: no blanks, no hex (0x10),
+ * no inf or nan (a row's price and value; `track` reads its price and
+ * value so too).  Returns 0 and sets *out, or -1. */
+int eventfile_parse_decimal(const char *s, size_t len, double *out);
+
 /* Parses the len bytes at s as a whole number, also written "2.0" or
  * "2e3" (the quantity and rating of a row; `track` reads its fields so
  * too).  Returns 0 and sets *out, -1 when it is not one, -2 when it is

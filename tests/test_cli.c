@@ -891,6 +891,34 @@ START_TEST(cluster_actions_take_their_own_options)
 }
 END_TEST
 
+/* track reads price and value as import reads a row's: `value=0x10` was
+ * sent as 16 and `value=' 5'` as 5, which import refuses.  A usage error
+ * before anything is sent (nobody listens at the endpoint). */
+START_TEST(track_reads_money_as_import_does)
+{
+    static char e[1 << 14];
+    static const struct {
+        const char *field, *said;
+    } rows[] = {
+        {"value=0x10", "leadscore track: value: \"0x10\" is not a number"},
+        {"value= 5", "leadscore track: value: \" 5\" is not a number"},
+        {"price=5 ", "leadscore track: price: \"5 \" is not a number"},
+        {"price=inf", "leadscore track: price: \"inf\" is not a number"},
+        {"value=nan", "leadscore track: value: \"nan\" is not a number"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *args[] = {"track", "--connect", "tcp://127.0.0.1:1", "--timeout", "200", "alice", "purchase",
+                              rows[i].field, NULL};
+        ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, args), 2);
+        ck_assert_msg(strstr(e, rows[i].said), "%s: %s", rows[i].field, e);
+    }
+    /* the forms import takes still go (and fail only for want of a server) */
+    const char *fine[] = {"track", "--connect", "tcp://127.0.0.1:1", "--timeout", "200", "alice", "purchase",
+                          "value=1e3", "price=-2.5", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, fine), 1);
+}
+END_TEST
+
 static void read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -1153,6 +1181,7 @@ static Suite *suite(void)
     tcase_add_test(tc, flags_given_values_and_swallowed_options);
     tcase_add_test(tc, rescore_where_errors_name_the_option_once);
     tcase_add_test(tc, cluster_actions_take_their_own_options);
+    tcase_add_test(tc, track_reads_money_as_import_does);
     suite_add_tcase(s, tc);
     return s;
 }
