@@ -892,8 +892,9 @@ static int run_export(const audience_cli *o, char **args)
     if (!ready)
         fprintf(stderr, "leadscore audience: warning: %s is not ready (its first pass over the store is not done): "
                         "the export may miss members\n", name);
+    const char *to = !o->out_path ? "" : strcmp(o->out_path, "-") == 0 ? "standard output" : o->out_path;
     fprintf(stderr, "exported %llu member%s of audience %s%s%s\n", (unsigned long long)x.rows, x.rows == 1 ? "" : "s",
-            name, o->out_path ? " to " : "", o->out_path ? o->out_path : "");
+            name, to[0] ? " to " : "", to);
     return CLI_OK;
 }
 

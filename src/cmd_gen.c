@@ -108,9 +108,10 @@ static const cliopt gen_rows[] = {
      .help = "random seed: the same seed gives the same bytes (default 1)"},
     {.name = "format", .kind = CLIOPT_ENUM, F(c.format), .choices = format_words, .values = format_values,
      .arg = "F", .help = "jsonl (default) or csv"},
-    {.name = "out", .kind = CLIOPT_STRING, F(out), .arg = "FILE", .help = "events file (default: standard output)"},
+    {.name = "out", .kind = CLIOPT_STRING, F(out), .arg = "FILE", .help = "events file (default, or -: standard output)"},
     {.name = "truth", .kind = CLIOPT_STRING, F(truth), .arg = "FILE",
-     .help = "ground truth per customer: who buys in the horizon after the cutoff"},
+     .help = "ground truth per customer: who buys in the horizon after the cutoff\n"
+             "(- is standard output, with --out FILE)"},
     {.name = "end", .kind = CLIOPT_TIME, F(end_ms), CLIOPT_GIVEN(gen_cli, has_end), .arg = "TIME",
      .help = "end of the stream, excluded (default: today 00:00 UTC, so every event\n"
              "lies in the past); the stream is the --days days before it"},
@@ -190,7 +191,12 @@ int cmd_gen(int argc, char **argv)
     if (rc)
         return rc < 0 ? CLI_OK : rc;
     shopgen_config c = g.c;
-    const char *out = g.out && strcmp(g.out, "-") ? g.out : NULL, *truth = g.truth;
+    /* "-" is standard output for either file, and only one can have it */
+    const char *out = g.out && strcmp(g.out, "-") ? g.out : NULL;
+    const char *truth = g.truth && strcmp(g.truth, "-") ? g.truth : NULL;
+    if (g.truth && !truth && !out)
+        return cli_error("gen", CLI_USAGE, "--truth - and the events (%s) cannot both go to standard output: give "
+                         "--out FILE", g.out ? "--out -" : "the default without --out");
     if (out && truth && same_file(out, truth))
         return cli_error("gen", CLI_USAGE, "--out and --truth name the same file (%s)", truth);
     /* each output is written whole or not at all: a failed run leaves
@@ -202,12 +208,12 @@ int cmd_gen(int argc, char **argv)
         rc = cli_error("gen", CLI_FAIL, "%s", err);
         goto done;
     }
-    FILE *ev = out ? evf.f : stdout;
+    FILE *ev = out ? evf.f : stdout, *tr = truth ? trf.f : g.truth ? stdout : NULL;
     gen_progress p = {isatty(2) && ev != stdout, timefmt_mono_ns()};
-    int st = shopgen_run(&c, ev, trf.f, show_progress, &p, &sum);
+    int st = shopgen_run(&c, ev, tr, show_progress, &p, &sum);
     if (st == LS_EIO) { /* which stream failed, and why (a full disk, a reader gone: "Broken pipe") */
         int why = errno ? errno : EIO;
-        const char *what = trf.f && ferror(trf.f) ? truth : out ? out : "standard output";
+        const char *what = tr && ferror(tr) ? (truth ? truth : "standard output") : out ? out : "standard output";
         rc = cli_error("gen", CLI_FAIL, "cannot write %s: %s", what, strerror(why));
         goto done;
     }

@@ -126,6 +126,19 @@ int cli_check_writable(const char *cmd, const char *opt, const char *path)
     if (!existed)
         unlink(path);
     return CLI_OK;
+/* Runs the command argv[0] names with its arguments (argv[1] ...), or
+ * says it is unknown: the exit status. */
+static int run_command(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[0], commands[i].name) != 0)
+            continue;
+        int status = commands[i].run(argc, argv);
+        return commands[i].run == cmd_serve ? status : cli_output_status(commands[i].name, status);
+    }
+    fprintf(stderr, "leadscore: unknown command \"%s\"\n\n", argv[0]);
+    usage(stderr);
+    return CLI_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -138,21 +151,22 @@ int main(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    int asks_help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0;
+    if (asks_help && argc == 2) {
         usage(stdout);
         return cli_output_status(NULL, CLI_OK);
     }
+    if (asks_help && argc > 3)
+        return cli_error(NULL, CLI_USAGE, "%s takes one COMMAND at most, not \"%s\"", argv[1], argv[3]);
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        if (argc > 2)
+            return cli_error(NULL, CLI_USAGE, "%s takes no argument, not \"%s\"", argv[1], argv[2]);
         print_version();
         return cli_output_status(NULL, CLI_OK);
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(argv[1], commands[i].name) != 0)
-            continue;
-        int status = commands[i].run(argc - 1, argv + 1);
-        return commands[i].run == cmd_serve ? status : cli_output_status(commands[i].name, status);
+    if (asks_help) { /* `leadscore help CMD` is `leadscore CMD --help` */
+        char help[] = "--help", *help_argv[] = {argv[2], help, NULL};
+        return run_command(2, help_argv);
     }
-    fprintf(stderr, "leadscore: unknown command \"%s\"\n\n", argv[1]);
-    usage(stderr);
-    return CLI_USAGE;
+    return run_command(argc - 1, argv + 1);
 }

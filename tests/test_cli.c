@@ -919,6 +919,60 @@ START_TEST(track_reads_money_as_import_does)
 }
 END_TEST
 
+/* `help CMD` is CMD's help (it printed the general list), `--version`
+ * takes no argument (it ignored one), `gen --truth -` is standard output
+ * as `--out -` is (it made a file named "-"), and `audience export --out -`
+ * says it wrote to standard output (it said "to -"). */
+START_TEST(help_version_and_dash_outputs)
+{
+    static char e[1 << 14];
+    const char *help_score[] = {"help", "score", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, help_score), 0);
+    ck_assert_msg(strstr(out, "usage: leadscore score ") && !strstr(out, "commands:"), "%s", out);
+    const char *dash_help[] = {"--help", "kpis", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, dash_help), 0);
+    ck_assert_ptr_nonnull(strstr(out, "usage: leadscore kpis"));
+    const char *help_fly[] = {"help", "fly", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, help_fly), 2);
+    ck_assert_ptr_nonnull(strstr(e, "unknown command \"fly\""));
+    const char *help_two[] = {"help", "score", "kpis", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, help_two), 2);
+    const char *version_extra[] = {"--version", "extra", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, version_extra), 2);
+    ck_assert_msg(strstr(e, "leadscore: --version takes no argument, not \"extra\""), "%s", e);
+    ck_assert_str_eq(out, "");
+
+    char dir[512], ev[600], dash[600], store_dir[600];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(ev, sizeof ev, "%s/shop.jsonl", dir);
+    snprintf(dash, sizeof dash, "%s/-", dir);
+    snprintf(store_dir, sizeof store_dir, "%s/store_dir", dir);
+    ck_assert_int_eq(chdir(dir), 0); /* a file named "-" would land here */
+    const char *truth_out[] = {"gen", "--customers", "30", "--days", "60", "--out", ev, "--truth", "-", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, truth_out), 0);
+    ck_assert_msg(strncmp(out, "customer,", 9) == 0, "the truth is not on standard output: %.200s", out);
+    ck_assert_int_eq(access(dash, F_OK), -1);
+    const char *both[] = {"gen", "--customers", "30", "--days", "60", "--out", "-", "--truth", "-", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, both), 2);
+    ck_assert_msg(strstr(e, "cannot both go to standard output"), "%s", e);
+    const char *both_default[] = {"gen", "--customers", "30", "--days", "60", "--truth", "-", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, both_default), 2);
+    ck_assert_int_eq(access(dash, F_OK), -1);
+
+    const char *imp[] = {"import", "--data", store_dir, "--no-sync", "--quiet", ev, NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, imp), 0);
+    const char *add[] = {"audience", "add", "--data", store_dir, "everyone", "purchase_count >= 0", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, add), 0);
+    const char *export[] = {"audience", "export", "--data", store_dir, "everyone", "--out", "-", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, e, sizeof e, export), 0);
+    ck_assert_ptr_nonnull(strstr(out, "customer\n"));
+    ck_assert_msg(strstr(e, "of audience everyone to standard output\n"), "%s", e);
+    ck_assert_int_eq(access(dash, F_OK), -1);
+    ck_assert_int_eq(chdir("/"), 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static void read_small(const char *path, char *buf, size_t cap)
 {
     FILE *f = fopen(path, "r");
@@ -1182,6 +1236,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rescore_where_errors_name_the_option_once);
     tcase_add_test(tc, cluster_actions_take_their_own_options);
     tcase_add_test(tc, track_reads_money_as_import_does);
+    tcase_add_test(tc, help_version_and_dash_outputs);
     suite_add_tcase(s, tc);
     return s;
 }
