@@ -36,7 +36,8 @@ typedef struct {
 #define ROW_NATS                                                                                                     \
     {.name = "nats", .kind = CLIOPT_STRING, F(nats), .arg = "URLS",                                                \
      .help = "NATS servers, comma-separated nats://HOST:PORT (default $LEADSCORE_NATS)"}
-#define ROW_CLUSTER {.name = "cluster", .kind = CLIOPT_STRING, F(cluster), .arg = "NAME", .help = "the cluster's name (default ls)"}
+#define ROW_CLUSTER                                                                                                  \
+    {.name = "cluster", .kind = CLIOPT_STRING, F(cluster), .arg = "NAME", .help = "the cluster's name (default ls)"}
 #define ROW_WAIT                                                                                                     \
     {.name = "wait", .kind = CLIOPT_DURATION, F(wait_s), .lo = 0, .hi = 600000, .arg = "DURATION",                 \
      .help = "how long to wait for NATS and JetStream to be ready (default 30s)"}
@@ -365,8 +366,9 @@ int cmd_cluster(int argc, char **argv)
         return cliopts_status(first);
     int operands = argc - 1 - first;
     if (operands != actions[i].nargs && actions[i].nargs > 0)
-        return cli_error("cluster", CLI_USAGE, "cluster %s needs %s, not %d operand%s (see `leadscore cluster %s --help`)",
-                         actions[i].name, actions[i].args, operands, operands == 1 ? "" : "s", actions[i].name);
+        return cli_error("cluster", CLI_USAGE,
+                         "cluster %s needs %s, not %d operand%s (see `leadscore cluster %s --help`)", actions[i].name,
+                         actions[i].args, operands, operands == 1 ? "" : "s", actions[i].name);
     if (operands != actions[i].nargs)
         return cli_error("cluster", CLI_USAGE, "cluster %s takes no operand, not \"%s\" (see `leadscore cluster %s "
                          "--help`)", actions[i].name, argv[1 + first], actions[i].name);

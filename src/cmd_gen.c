@@ -108,7 +108,8 @@ static const cliopt gen_rows[] = {
      .help = "random seed: the same seed gives the same bytes (default 1)"},
     {.name = "format", .kind = CLIOPT_ENUM, F(c.format), .choices = format_words, .values = format_values,
      .arg = "F", .help = "jsonl (default) or csv"},
-    {.name = "out", .kind = CLIOPT_STRING, F(out), .arg = "FILE", .help = "events file (default, or -: standard output)"},
+    {.name = "out", .kind = CLIOPT_STRING, F(out), .arg = "FILE",
+     .help = "events file (default, or -: standard output)"},
     {.name = "truth", .kind = CLIOPT_STRING, F(truth), .arg = "FILE",
      .help = "ground truth per customer: who buys in the horizon after the cutoff\n"
              "(- is standard output, with --out FILE)"},
