@@ -5,7 +5,6 @@
 
 #include <signal.h>
 
-/* 1 when argv asks for an offline workload. */
 /* 1 when name is an offline workload: "import" or "rescore". */
 int bench_offline_workload(const char *name);
 

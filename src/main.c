@@ -126,6 +126,8 @@ int cli_check_writable(const char *cmd, const char *opt, const char *path)
     if (!existed)
         unlink(path);
     return CLI_OK;
+}
+
 /* Runs the command argv[0] names with its arguments (argv[1] ...), or
  * says it is unknown: the exit status. */
 static int run_command(int argc, char **argv)
