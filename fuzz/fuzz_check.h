@@ -85,13 +85,12 @@ static inline void fuzz_check_valid_event(const ls_event *ev, int64_t now_ms, si
     CHECK(ev->quantity >= 1 && ev->quantity <= 1000000);
     if (!(ev->has & EVF_QUANTITY))
         CHECK(ev->quantity == 1);
-    /* rating: 1..5 when set, 0 when not; a review always has one */
+    /* rating: 1..5 when set, 0 when not (a review may come without one,
+     * as v1 has it) */
     if (ev->has & EVF_RATING)
         CHECK(ev->rating >= 1 && ev->rating <= 5);
     else
         CHECK(ev->rating == 0);
-    if (ev->type == EV_REVIEW)
-        CHECK(ev->has & EVF_RATING);
     /* birthday: a real MM-DD when set, 0 when not */
     if (ev->has & EVF_BIRTHDAY)
         CHECK(fuzz_valid_mmdd(ev->birthday_mmdd));
