@@ -100,7 +100,7 @@ int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, 
                       const uint8_t *state, size_t state_len);
 
 /* After customer id's value is gone when it was damaged (its state could
- * not be read: a cluster purge erases it all the same): takes it out of
+ * not be read: a forget or a cluster purge erases it all the same): takes it out of
  * every audience, since the state named which, and erases its triggers.
  * A timer of its finds no customer when it rings, and goes.  No trigger. */
 int automation_forget_damaged(automation *a, store_wtxn *w, const char *id, size_t len);

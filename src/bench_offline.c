@@ -30,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "bench_spawn.h"
 #include "cli.h"
 #include "cliopts.h"
 #include "model.h"
@@ -141,11 +143,16 @@ static int run_self(const char *const *args, volatile sig_atomic_t *stop)
         execv("/proc/self/exe", (char *const *)argv);
         _exit(127);
     }
+    /* polled, so a signal that came before the wait (right after the
+     * fork, say) still reaches the child */
     int status, killed = 0;
     pid_t got;
-    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+    const struct timespec poll = {0, 20 * 1000000};
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 || (got < 0 && errno == EINTR)) {
         if (*stop && !killed++)
             kill(pid, SIGTERM);
+        nanosleep(&poll, NULL);
+    }
     if (got != pid)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -515,10 +522,8 @@ rescore:;
         goto done;
     }
     rc = report(&o, "customers", customers_in(data), 0, &rr, asof_ms, &asof);
-done:;
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0 && !o.quiet)
+done:
+    if (bench_remove_dir(dir) != 0 && !o.quiet)
         fprintf(stderr, "bench: could not remove %s\n", dir);
     return rc;
 }

@@ -156,6 +156,11 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+int bench_remove_dir(const char *dir)
+{
+    return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
 static void *server_thread(void *arg)
 {
     server_run(arg);
@@ -291,7 +296,7 @@ void bench_spawn_stop(bench_spawned *sp)
 {
     bench_spawn_halt(sp);
     if (sp->own_dir && sp->dir[0])
-        nftw(sp->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_remove_dir(sp->dir);
     sp->dir[0] = '\0';
 }
 

@@ -25,6 +25,10 @@ typedef struct {
     volatile sig_atomic_t *stop;  /* set (Ctrl-C): give up preloading */
 } bench_spawn_opts;
 
+/* Removes directory dir and everything in it, in this process (no shell:
+ * $TMPDIR may hold any byte), without following symbolic links; 0 or -1. */
+int bench_remove_dir(const char *dir);
+
 /* One store and the server running on it (zero it before use). */
 typedef struct {
     server *srv;

@@ -196,10 +196,10 @@ static const cliopt bench_rows[] = {
     {.name = "rate", .kind = CLIOPT_CUSTOM, F(lg.rate), .parse = parse_positive, .arg = "R",
      .help = "open loop: R requests/s in total, latency from each request's\n"
              "intended send time (default: closed loop, as fast as answered);\n"
-             "beyond what the clients and server take, the backlog grows to\n"
-             "--timeout, and requests due in the window but still unsent\n"
-             "--timeout after their due time are reported as \"not sent\n"
-             "(overload)\" and counted among the errors"},
+             "a request due in the window that is still unsent when the\n"
+             "window ends, or --timeout after its due time, is never sent:\n"
+             "reported as \"not sent (overload)\" and counted among the\n"
+             "errors (the warm-up's backlog is dropped when the window begins)"},
     {.name = "duration", .kind = CLIOPT_DURATION, F(lg.duration_s), .lo = 1, .hi = LLONG_MAX, .want = "a duration > 0",
      .arg = "SEC", .help = "measured time (default 10; 500ms, 2m also work)"},
     {.name = "requests", .kind = CLIOPT_COUNT, F(lg.requests), .lo = 1, .hi = LLONG_MAX, .want = "a count >= 1",

@@ -486,14 +486,21 @@ static int write_model(const train_cli *o, const train_report *rep, const train_
         return cli_error("train", CLI_FAIL, "the model would not load, so %s was not written: %s", o->out, err);
     }
     model_unref(&check);
-    if (interrupted) { /* Ctrl-C during the last steps: nothing written, as promised */
+    /* the signals wait while the file is committed or abandoned: an
+     * interrupt is either before (nothing written) or after (written) */
+    sigset_t stops, was;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stops, &was);
+    int cancel = interrupted != 0;
+    if (cancel) /* Ctrl-C during the last steps: nothing written, as promised */
         atomicfile_abort(&out);
+    int committed = !cancel && atomicfile_commit(&out, err, sizeof err) == LS_OK;
+    sigprocmask(SIG_SETMASK, &was, NULL);
+    if (!committed) {
         json_decref(m);
-        return CLI_FAIL;
-    }
-    if (atomicfile_commit(&out, err, sizeof err) != LS_OK) {
-        json_decref(m);
-        return cli_error("train", CLI_FAIL, "%s", err);
+        return cancel ? CLI_FAIL : cli_error("train", CLI_FAIL, "%s", err);
     }
     if (o->json) {
         json_dumpf(json_object_get(m, "metrics"), stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -577,7 +584,7 @@ static int run(train_cli *o, char **files, int nfiles, json_t *base_json, const 
     if (dir[0])
         remove_temp_dir(dir);
     fflush(stdout); /* the report before the closing lines on stderr */
-    if (interrupted)
+    if (interrupted && rc != CLI_OK) /* CLI_OK: the model was written before the interrupt */
         return cli_error("train", CLI_FAIL, "interrupted: nothing written");
     if (bad)
         fprintf(stderr, "leadscore train: %" PRIu64 " bad rows skipped\n", bad);

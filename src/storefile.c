@@ -45,32 +45,58 @@ static long lock_holder(int fd)
     return pid > 0 ? pid : 0;
 }
 
+/* Whether the locked descriptor f is still the file at path: a refused
+ * open removes a lock file it made (storefile_unlock_remove), and a
+ * process that opened that file before the unlink would otherwise hold a
+ * lock on a file no other writer sees. */
+static int lock_is_current(int f, const char *path)
+{
+    struct stat held, named;
+    return fstat(f, &held) == 0 && stat(path, &named) == 0 && held.st_dev == named.st_dev &&
+           held.st_ino == named.st_ino;
+}
+
+/* A lock another open holds (or that cannot be taken): closes f and
+ * says which. */
+static int lock_refused(int f, const char *dir, const char *path, char *err, size_t errlen)
+{
+    int e = errno;
+    long pid = e == EWOULDBLOCK ? lock_holder(f) : 0;
+    close(f);
+    if (e != EWOULDBLOCK)
+        return ls_fail(err, errlen, LS_EIO, "cannot lock %s: %s", path, strerror(e));
+    char who[48] = "another process";
+    if (pid)
+        snprintf(who, sizeof who, "process %ld", pid);
+    return ls_fail(err, errlen, LS_EUNAVAIL,
+                   "the store in %s is already open for writing by %s (lock %s): stop it first -- only one "
+                   "`serve` or `import --data` may write a store; read-only commands (rescore, kpis, "
+                   "train --data) may run beside it", dir, who, path);
+}
+
 int storefile_lock(const char *dir, int *fd, int *created, char *err, size_t errlen)
 {
     char path[4200];
+    int f = -1;
     *fd = -1;
     snprintf(path, sizeof path, "%s/%s", dir, STOREFILE_LOCK_NAME);
-    int f = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (created)
-        *created = f >= 0;
-    if (f < 0 && errno == EEXIST)
-        f = open(path, O_RDWR | O_CLOEXEC);
-    if (f < 0)
-        return ls_fail(err, errlen, LS_EIO, "cannot open the store's lock file %s: %s", path, strerror(errno));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        long pid = e == EWOULDBLOCK ? lock_holder(f) : 0;
-        close(f);
-        if (e != EWOULDBLOCK)
-            return ls_fail(err, errlen, LS_EIO, "cannot lock %s: %s", path, strerror(e));
-        char who[48] = "another process";
-        if (pid)
-            snprintf(who, sizeof who, "process %ld", pid);
-        return ls_fail(err, errlen, LS_EUNAVAIL,
-                       "the store in %s is already open for writing by %s (lock %s): stop it first -- only one "
-                       "`serve` or `import --data` may write a store; read-only commands (rescore, kpis, "
-                       "train --data) may run beside it", dir, who, path);
+    for (int tries = 0; tries < 8 && f < 0; tries++) {
+        f = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (created)
+            *created = f >= 0;
+        if (f < 0 && errno == EEXIST)
+            f = open(path, O_RDWR | O_CLOEXEC);
+        if (f < 0)
+            return ls_fail(err, errlen, LS_EIO, "cannot open the store's lock file %s: %s", path, strerror(errno));
+        if (flock(f, LOCK_EX | LOCK_NB) != 0)
+            return lock_refused(f, dir, path, err, errlen);
+        if (!lock_is_current(f, path)) { /* locked a file just removed: open the path again */
+            close(f);
+            f = -1;
+        }
     }
+    if (f < 0)
+        return ls_fail(err, errlen, LS_EIO, "cannot lock %s: the file keeps being removed", path);
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)n, 0) != n) {

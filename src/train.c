@@ -1194,7 +1194,10 @@ static json_t *logistic_json(const train_report *rep)
             json_object_set_new(t, "scale", json_real(rep->term_scale[i]));
             json_object_set_new(t, "coef", json_real(rep->term_coef[i]));
         }
-        json_array_append_new(terms, t);
+        if (!t || json_array_append_new(terms, t) != 0) { /* a term left out would be another model */
+            json_decref(terms);
+            return NULL;
+        }
     }
     return json_pack("{s:f, s:o}", "intercept", rep->intercept, "terms", terms);
 }
@@ -1399,7 +1402,11 @@ json_t *train_model_json(const train_report *rep, const train_options *opt, json
     json_object_set_new(m, "horizon_days", json_integer(opt->horizon_days));
     json_object_set_new(m, "notes", notes_json(rep));
     if (rep->nterms > 0) {
-        json_object_set_new(m, "logistic", logistic_json(rep));
+        json_t *lg = logistic_json(rep);
+        if (!lg || json_object_set_new(m, "logistic", lg) != 0) { /* never the base's terms under new figures */
+            json_decref(m);
+            return NULL;
+        }
         if (rep->calibrated)
             json_object_set_new(m, "calibration", calibration_json(rep));
         else
