@@ -93,28 +93,30 @@ static const struct {
     int sign;
     int level;
     int per_horizon; /* log1p(x / horizon_days): flat within a horizon */
+    int orders_only; /* a candidate only for data without storefront visits */
 } candidates[] = {
-    {"page_view_recent", 1, +1, 0, 0},      {"page_view_decayed", 1, +1, 0, 0},
-    {"product_view_recent", 1, +1, 0, 0},   {"product_view_decayed", 1, +1, 0, 0},
-    {"search_recent", 1, +1, 0, 0},         {"search_decayed", 1, +1, 0, 0},
-    {"add_to_cart_recent", 1, +1, 0, 0},    {"add_to_cart_decayed", 1, +1, 0, 0},
-    {"checkout_recent", 1, +1, 0, 0},       {"checkout_decayed", 1, +1, 0, 0},
-    {"purchase_recent", 1, +1, 0, 0},       {"purchase_decayed", 1, +1, 0, 0},
-    {"email_open_decayed", 1, +1, 0, 0},    {"email_click_recent", 1, +1, 0, 0},
-    {"email_click_decayed", 1, +1, 0, 0},   {"sms_click_decayed", 1, +1, 0, 0},
-    {"review_decayed", 1, +1, 0, 0},        {"share_decayed", 1, +1, 0, 0},
-    {"sessions_recent", 1, +1, 0, 0},       {"sessions_decayed", 1, +1, 0, 0},
-    {"cart_open_recent", 0, +1, 0, 0},      {"checkout_open_recent", 0, +1, 0, 0},
-    {"open_cart_value_recent", 1, +1, 0, 0},
-    {"days_since_last_engaged", 1, -1, 0, 0}, {"days_since_last_purchase", 1, -1, 0, 0},
-    {"days_since_last_cart", 1, -1, 0, 0},  {"days_since_last_checkout", 1, -1, 0, 0},
-    {"purchase_recency_ratio", 1, -1, 0, 0},
-    {"days_since_last_engaged", 1, -1, 0, 1}, {"days_since_last_purchase", 1, -1, 0, 1},
-    {"sessions", 1, +1, 0, 0},
-    {"refund_rate", 0, -1, 0, 0},           {"refund_count", 1, -1, 0, 0},
-    {"support_ticket_count", 1, -1, 0, 0},  {"bad_reviews", 1, -1, 0, 0},
-    {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY, 0},
-    {"repeat_expected", 1, +1, MODEL_FEATURE_REPEAT_EXPECTED, 0},
+    {"page_view_recent", 1, +1, 0, 0, 0},      {"page_view_decayed", 1, +1, 0, 0, 0},
+    {"product_view_recent", 1, +1, 0, 0, 0},   {"product_view_decayed", 1, +1, 0, 0, 0},
+    {"search_recent", 1, +1, 0, 0, 0},         {"search_decayed", 1, +1, 0, 0, 0},
+    {"add_to_cart_recent", 1, +1, 0, 0, 0},    {"add_to_cart_decayed", 1, +1, 0, 0, 0},
+    {"checkout_recent", 1, +1, 0, 0, 0},       {"checkout_decayed", 1, +1, 0, 0, 0},
+    {"purchase_recent", 1, +1, 0, 0, 0},       {"purchase_decayed", 1, +1, 0, 0, 0},
+    {"email_open_decayed", 1, +1, 0, 0, 0},    {"email_click_recent", 1, +1, 0, 0, 0},
+    {"email_click_decayed", 1, +1, 0, 0, 0},   {"sms_click_decayed", 1, +1, 0, 0, 0},
+    {"review_decayed", 1, +1, 0, 0, 0},        {"share_decayed", 1, +1, 0, 0, 0},
+    {"sessions_recent", 1, +1, 0, 0, 0},       {"sessions_decayed", 1, +1, 0, 0, 0},
+    {"cart_open_recent", 0, +1, 0, 0, 0},      {"checkout_open_recent", 0, +1, 0, 0, 0},
+    {"open_cart_value_recent", 1, +1, 0, 0, 0},
+    {"days_since_last_engaged", 1, -1, 0, 0, 0}, {"days_since_last_purchase", 1, -1, 0, 0, 0},
+    {"days_since_last_cart", 1, -1, 0, 0, 0},  {"days_since_last_checkout", 1, -1, 0, 0, 0},
+    {"purchase_recency_ratio", 1, -1, 0, 0, 0},
+    {"days_since_last_engaged", 1, -1, 0, 1, 0}, {"days_since_last_purchase", 1, -1, 0, 1, 0},
+    {"sessions", 1, +1, 0, 0, 0},
+    {"purchase_days", 1, +1, 0, 0, 1},   {"spend", 1, +1, 0, 0, 1},
+    {"refund_rate", 0, -1, 0, 0, 0},           {"refund_count", 1, -1, 0, 0, 0},
+    {"support_ticket_count", 1, -1, 0, 0, 0},  {"bad_reviews", 1, -1, 0, 0, 0},
+    {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY, 0, 0},
+    {"repeat_expected", 1, +1, MODEL_FEATURE_REPEAT_EXPECTED, 0, 0},
 };
 #define N_CANDIDATES ((int)(sizeof candidates / sizeof candidates[0]))
 #define N_RFM 3
@@ -265,6 +267,7 @@ typedef struct {
     rec_state rec;
     uint64_t events, customers, scanned;
     int64_t first_ts, last_ts;
+    int visits;                    /* some row's customer visited the storefront */
 } collector;
 
 static void collector_init(collector *c, const train_options *opt)
@@ -367,6 +370,17 @@ static void fill_features(dataset *d, const ls_features *f, const feature_ctx *c
     r[2] = log1p(fmax(named(f, "spend", ctx), 0));
 }
 
+/* Whether the record holds a storefront visit: a view, a search, a cart
+ * or a checkout.  Data with none (an order feed) lets lifetime purchase
+ * days and spend be candidates (orders_only). */
+static int visited(const ls_features *f)
+{
+    for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
+        if (f->count[t] > 0)
+            return 1;
+    return 0;
+}
+
 /* One row at cutoff k: features, label, summary, baselines' inputs and,
  * on the hold-out, the compared model's score. */
 static int add_row(collector *c, int k, const ls_features *f, const history *h)
@@ -384,6 +398,7 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
     d->label[i] = (uint8_t)ordered_in(h, c->cut[k], c->cut[k] + c->horizon_ms);
     d->y[i] = d->label[i];
     d->recency[i] = log1p(named(f, "days_since_last_seen", &ctx));
+    c->visits |= visited(f);
     if (features)
         fill_features(d, f, &ctx, c->opt->horizon_days);
     if (cmp) {
@@ -675,7 +690,11 @@ static int stack(const collector *c, int from, int to, int which, matrix *m)
     size_t o = 0;
     for (int k = from; k < to; k++)
         for (size_t i = 0; i < c->rows[k].n; i++, o++) {
-            memcpy(&m->x[o * (size_t)m->d], row_of(&c->rows[k], i, which), (size_t)m->d * sizeof *m->x);
+            double *x = &m->x[o * (size_t)m->d];
+            memcpy(x, row_of(&c->rows[k], i, which), (size_t)m->d * sizeof *m->x);
+            for (int j = 0; which == COLS_MODEL && c->visits && j < N_CANDIDATES; j++)
+                if (candidates[j].orders_only)
+                    x[j] = 0; /* a constant column: its coefficient is 0, not written */
             m->y[o] = c->rows[k].y[i];
         }
     return LS_OK;
@@ -1132,6 +1151,7 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
         ls_fail(err, errlen, rc, "cannot read the store: %s", ls_strerror(rc));
     rep->events = c.events;
     rep->customers = c.customers;
+    rep->orders_only = !c.visits;
     rep->first_ts_ms = c.first_ts;
     rep->last_ts_ms = c.last_ts;
     rep->nfit = c.nfit;
@@ -1296,6 +1316,10 @@ static json_t *notes_json(const train_report *rep)
              "read as a visit), lifetime orders, purchase days and spend (they never lapse: a buyer silent for a "
              "year outranked a visitor in checkout), lines and units per order (how a shop sends an order) are no "
              "candidates. Terms held at 0 are left out.");
+        if (rep->orders_only)
+            note(notes, "ORDERS ONLY: the data holds no storefront visit (no view, search, cart or checkout), so "
+                 "lifetime purchase days and spend (log1p, >= 0) were candidates too: with no visitor to outrank, "
+                 "they carry how often and how much a customer buys. Retrain once the shop sends visits.");
         note(notes, "repeat_p_buy / repeat_expected: P(an order) and expected orders within horizon_days under the "
              "clv section's repeat-purchase model (0 for non-buyers); in training each cutoff's rows use a model "
              "fitted on the data up to that cutoff.");
@@ -1380,12 +1404,15 @@ static json_t *data_json(const train_report *rep, const train_options *opt)
     for (int k = 0; k < rep->nfit; k++)
         json_array_append_new(fit, json_pack("{s:o, s:I}", "cutoff", iso_json(rep->fit_cutoff_ms[k]), "rows",
                                              (json_int_t)rep->fit_rows[k]));
-    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:f, s:b}", "events", (json_int_t)rep->events,
+    json_t *d = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:f, s:b}", "events", (json_int_t)rep->events,
                      "customers", (json_int_t)rep->customers, "first_event", iso_json(rep->first_ts_ms), "last_event",
                      iso_json(rep->last_ts_ms), "train_cutoff", iso_json(rep->train_cutoff_ms), "fit_cutoffs", fit,
                      "calibration_cutoff", iso_json(rep->calib_cutoff_ms), "eval_cutoff",
                      iso_json(rep->eval_cutoff_ms), "short_history", rep->short_history, "lambda",
                      opt->clv_only ? opt->lambda : rep->lambda, "lambda_chosen", !opt->lambda_fixed && rep->nlambdas > 0);
+    if (d && rep->orders_only)
+        json_object_set_new(d, "orders_only", json_true());
+    return d;
 }
 
 json_t *train_model_json(const train_report *rep, const train_options *opt, json_t *base, const char *name,
