@@ -267,7 +267,8 @@ typedef struct {
     rec_state rec;
     uint64_t events, customers, scanned;
     int64_t first_ts, last_ts;
-    int visits;                    /* some row's customer visited the storefront */
+    size_t visited[MAX_CUTOFFS];   /* rows whose customer visited the storefront */
+    int orders_only;               /* the rows fitted on are an order feed (orders_only_rows) */
 } collector;
 
 static void collector_init(collector *c, const train_options *opt)
@@ -371,8 +372,9 @@ static void fill_features(dataset *d, const ls_features *f, const feature_ctx *c
 }
 
 /* Whether the record holds a storefront visit: a view, a search, a cart
- * or a checkout.  Data with none (an order feed) lets lifetime purchase
- * days and spend be candidates (orders_only). */
+ * (or a removal from it) or a checkout.  Rows almost without (an order
+ * feed: orders_only_rows) let lifetime purchase days and spend be
+ * candidates (orders_only). */
 static int visited(const ls_features *f)
 {
     for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
@@ -398,7 +400,7 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
     d->label[i] = (uint8_t)ordered_in(h, c->cut[k], c->cut[k] + c->horizon_ms);
     d->y[i] = d->label[i];
     d->recency[i] = log1p(named(f, "days_since_last_seen", &ctx));
-    c->visits |= visited(f);
+    c->visited[k] += (size_t)visited(f);
     if (features)
         fill_features(d, f, &ctx, c->opt->horizon_days);
     if (cmp) {
@@ -676,6 +678,19 @@ static const double *row_of(const dataset *d, size_t i, int which)
     return which == COLS_MODEL ? &d->x[i * N_CANDIDATES] : which == COLS_RECENCY ? &d->recency[i] : &d->rfm[i * N_RFM];
 }
 
+/* Whether tables [from, to) are an order feed: under 1 % of their rows'
+ * customers visited the storefront (a stray test event does not make a
+ * shop of orders a shop of visitors). */
+static int orders_only_rows(const collector *c, int from, int to)
+{
+    size_t rows = 0, visited = 0;
+    for (int k = from; k < to; k++) {
+        rows += c->rows[k].n;
+        visited += c->visited[k];
+    }
+    return rows > 0 && visited * 100 < rows;
+}
+
 /* Stacks tables [from, to) into one matrix. */
 static int stack(const collector *c, int from, int to, int which, matrix *m)
 {
@@ -692,7 +707,7 @@ static int stack(const collector *c, int from, int to, int which, matrix *m)
         for (size_t i = 0; i < c->rows[k].n; i++, o++) {
             double *x = &m->x[o * (size_t)m->d];
             memcpy(x, row_of(&c->rows[k], i, which), (size_t)m->d * sizeof *m->x);
-            for (int j = 0; which == COLS_MODEL && c->visits && j < N_CANDIDATES; j++)
+            for (int j = 0; which == COLS_MODEL && !c->orders_only && j < N_CANDIDATES; j++)
                 if (candidates[j].orders_only)
                     x[j] = 0; /* a constant column: its coefficient is 0, not written */
             m->y[o] = c->rows[k].y[i];
@@ -947,6 +962,7 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     if ((rc = check_classes(c, ev, "hold-out", c->cut[c->ieval], err, errlen)) ||
         (rc = check_classes(c, cal, "calibration set", c->cut[c->ical], err, errlen)))
         return rc;
+    c->orders_only = orders_only_rows(c, from, to);
     if ((rc = stack(c, from, to, COLS_MODEL, &m)))
         return rc;
     if (!both_classes(&m)) { /* too little history for separate fit rows */
@@ -955,9 +971,11 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
         from = c->ical;
         to = c->ical + 1;
         cal = NULL;
+        c->orders_only = orders_only_rows(c, from, to);
         if ((rc = stack(c, from, to, COLS_MODEL, &m)))
             return rc;
     }
+    rep->orders_only = c->orders_only;
     rep->lambda = c->opt->lambda_fixed ? c->opt->lambda : DEFAULT_LAMBDA;
     if (!c->opt->lambda_fixed && cal && (rc = choose_lambda(c, &m, rep, &rep->lambda)) != LS_OK &&
         rc != LS_ECONVERGE)
@@ -1151,7 +1169,6 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
         ls_fail(err, errlen, rc, "cannot read the store: %s", ls_strerror(rc));
     rep->events = c.events;
     rep->customers = c.customers;
-    rep->orders_only = !c.visits;
     rep->first_ts_ms = c.first_ts;
     rep->last_ts_ms = c.last_ts;
     rep->nfit = c.nfit;
@@ -1317,9 +1334,10 @@ static json_t *notes_json(const train_report *rep)
              "year outranked a visitor in checkout), lines and units per order (how a shop sends an order) are no "
              "candidates. Terms held at 0 are left out.");
         if (rep->orders_only)
-            note(notes, "ORDERS ONLY: the data holds no storefront visit (no view, search, cart or checkout), so "
-                 "lifetime purchase days and spend (log1p, >= 0) were candidates too: with no visitor to outrank, "
-                 "they carry how often and how much a customer buys. Retrain once the shop sends visits.");
+            note(notes, "ORDERS ONLY: under 1%% of the customers fitted on had a storefront visit (a view, a "
+                 "search, a cart or a checkout), so lifetime purchase days and spend (log1p, >= 0) were candidates "
+                 "too: with (almost) no visitor to outrank, they carry how often and how much a customer buys. "
+                 "Retrain once the shop sends visits.");
         note(notes, "repeat_p_buy / repeat_expected: P(an order) and expected orders within horizon_days under the "
              "clv section's repeat-purchase model (0 for non-buyers); in training each cutoff's rows use a model "
              "fitted on the data up to that cutoff.");
@@ -1388,6 +1406,7 @@ static json_t *metrics_all_json(const train_report *rep)
         if (rep->recs_measured)
             json_object_set_new(m, "recommendations", recs_json(rep));
         json_object_set_new(m, "lambda_grid", grid_json(rep));
+        json_object_set_new(m, "orders_only", json_boolean(rep->orders_only));
     }
     json_object_set_new(m, "clv", json_pack("{s:s, s:b, s:s, s:f, s:I, s:b, s:f, s:b, s:f, s:I}", "model",
         rep->repeat.model.kind == CLV_MODEL_NBD ? "nbd" : "bgnbd", "repeat_fitted", rep->repeat.fitted, "reason",
