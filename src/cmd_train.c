@@ -381,7 +381,7 @@ static void print_readiness(const train_report *r, const train_options *opt)
         printf("    lambda %-8g log-loss %.5f  AUC %.4f\n", r->grid_lambda[i], r->grid_logloss[i], r->grid_auc[i]);
     if (r->orders_only)
         printf("  orders only: under 1%% of the customers fitted on had a storefront visit (a view, search, cart or "
-               "checkout), so lifetime purchase days and spend were candidates too\n");
+               "checkout), so lifetime purchase days and net spend were candidates too\n");
     printf("  terms (%d; %d held at 0 by the sign constraints):\n", r->nterms, r->held_at_zero);
     for (int i = 0; i < r->nterms; i++)
         printf("    %-26s %-12s coef %+.4f\n", model_feature_name(r->term_feature[i]), train_term_transform(r, i),

@@ -66,7 +66,9 @@ static const double lambda_grid[] = {0.1, 1, 10, 100, 1000, 10000};
  *       orders, purchase days and spend, which never lapse: with them a
  *       buyer of ten orders silent for a year outscored a visitor in
  *       checkout today, and a free spend term could undo the sign of the
- *       orders (a second order lowered the score); lines and units per
+ *       orders (a second order lowered the score) -- but in an order feed
+ *       (orders_only_rows) purchase days and net spend (spend less refunds,
+ *       so a refund lowers it) are, with sign +1; lines and units per
  *       order, which measure how a shop sends an order (one event with the
  *       total, or a line per item) more than the customer: the training
  *       data has one line per order, so they learnt "has bought", and an
@@ -112,7 +114,7 @@ static const struct {
     {"purchase_recency_ratio", 1, -1, 0, 0, 0},
     {"days_since_last_engaged", 1, -1, 0, 1, 0}, {"days_since_last_purchase", 1, -1, 0, 1, 0},
     {"sessions", 1, +1, 0, 0, 0},
-    {"purchase_days", 1, +1, 0, 0, 1},   {"spend", 1, +1, 0, 0, 1},
+    {"purchase_days", 1, +1, 0, 0, 1},   {"net_spend", 1, +1, 0, 0, 1},
     {"refund_rate", 0, -1, 0, 0, 0},           {"refund_count", 1, -1, 0, 0, 0},
     {"support_ticket_count", 1, -1, 0, 0, 0},  {"bad_reviews", 1, -1, 0, 0, 0},
     {"repeat_p_buy", 0, +1, MODEL_FEATURE_REPEAT_P_BUY, 0, 0},
@@ -373,7 +375,7 @@ static void fill_features(dataset *d, const ls_features *f, const feature_ctx *c
 
 /* Whether the record holds a storefront visit: a view, a search, a cart
  * (or a removal from it) or a checkout.  Rows almost without (an order
- * feed: orders_only_rows) let lifetime purchase days and spend be
+ * feed: orders_only_rows) let lifetime purchase days and net spend be
  * candidates (orders_only). */
 static int visited(const ls_features *f)
 {
@@ -1335,7 +1337,7 @@ static json_t *notes_json(const train_report *rep)
              "candidates. Terms held at 0 are left out.");
         if (rep->orders_only)
             note(notes, "ORDERS ONLY: under 1%% of the customers fitted on had a storefront visit (a view, a "
-                 "search, a cart or a checkout), so lifetime purchase days and spend (log1p, >= 0) were candidates "
+                 "search, a cart or a checkout), so lifetime purchase days and net spend (log1p, >= 0) were candidates "
                  "too: with (almost) no visitor to outrank, they carry how often and how much a customer buys. "
                  "Retrain once the shop sends visits.");
         note(notes, "repeat_p_buy / repeat_expected: P(an order) and expected orders within horizon_days under the "

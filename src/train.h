@@ -133,7 +133,7 @@ typedef struct {
     int64_t calib_cutoff_ms, eval_cutoff_ms;
     int short_history;                     /* fitted on the calibration rows, uncalibrated */
     int orders_only;                       /* under 1 % of the fit rows' customers visited the storefront:
-                                              lifetime purchase days and spend were candidates */
+                                              lifetime purchase days and net spend were candidates */
     /* readiness */
     int nterms;
     int term_feature[TRAIN_MAX_FEATURES];  /* model_feature_lookup ids */

@@ -226,7 +226,8 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
         if (strstr(f, "refund") || strstr(f, "support") || strstr(f, "bad_reviews"))
             ck_assert_msg(c <= 0, "%s has coef %g", f, c);
         /* the shop has visits: lifetime volume, which never lapses, is no candidate */
-        ck_assert_msg(strcmp(f, "purchase_days") != 0 && strcmp(f, "spend") != 0 && strcmp(f, "purchase_count") != 0,
+        ck_assert_msg(strcmp(f, "purchase_days") != 0 && strcmp(f, "spend") != 0 && strcmp(f, "net_spend") != 0 &&
+                      strcmp(f, "purchase_count") != 0,
                       "a shop with visits got a lifetime %s term", f);
     }
     ck_assert_ptr_null(json_object_get(json_object_get(m, "data"), "orders_only"));
@@ -608,9 +609,9 @@ START_TEST(cdnow_noise_is_no_loss_and_a_clear_loss_is_refused)
     size_t i;
     json_array_foreach(terms, i, t) {
         const char *f = json_string_value(json_object_get(t, "feature"));
-        lifetime += strcmp(f, "purchase_days") == 0 || strcmp(f, "spend") == 0;
+        lifetime += strcmp(f, "purchase_days") == 0 || strcmp(f, "net_spend") == 0;
     }
-    ck_assert_msg(lifetime > 0, "no lifetime purchase days or spend term in an orders-only model");
+    ck_assert_msg(lifetime > 0, "no lifetime purchase days or net spend term in an orders-only model");
     json_decref(m);
     ck_assert_int_eq(unlink(model_path), 0);
 
