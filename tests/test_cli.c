@@ -662,40 +662,6 @@ static int closed_pipe(void)
     return p[1];
 }
 
-/* Runs leadscore ARGS with standard output on fd (and SIGPIPE at its
- * default, as from a shell), standard error into e.  Returns the exit
- * status, or -1 when a signal ended it. */
-static int run_output_to(int fd, char *e, size_t cap, const char *const *args)
-{
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        const char *argv[64] = {LEADSCORE_BIN};
-        int n = 1;
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        signal(SIGPIPE, SIG_DFL);
-        dup2(fd, 1);
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        execv(LEADSCORE_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t len = 0;
-    ssize_t r;
-    while (len < cap - 1 && (r = read(p[0], e + len, cap - 1 - len)) > 0)
-        len += (size_t)r;
-    e[len] = '\0';
-    close(p[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Output that does not all reach standard output is exit 1 with the
  * reason, for --help, --version and --sample-config as for reports (they
  * once exited 0 on a full disk), and a reader gone is said as "Broken
@@ -709,7 +675,7 @@ START_TEST(lost_output_is_a_failure_with_its_reason)
         ck_assert_int_ge(full, 0);
         const char *const tops[][3] = {{"--help"}, {"help"}, {"-h"}, {"--version"}, {"version"}};
         for (size_t i = 0; i < sizeof tops / sizeof tops[0]; i++) {
-            ck_assert_int_eq(run_output_to(full, e, sizeof e, tops[i]), 1);
+            ck_assert_int_eq(tu_run_cli_output_to(full, e, sizeof e, tops[i]), 1);
             ck_assert_msg(strstr(e, "leadscore: cannot write standard output: No space left on device"), "%s: %s",
                           tops[i][0], e);
         }
@@ -720,20 +686,20 @@ START_TEST(lost_output_is_a_failure_with_its_reason)
             const char *args[] = {cmds[i], "--help", NULL};
             char want[128];
             snprintf(want, sizeof want, "leadscore %s: cannot write standard output: No space left on device", cmds[i]);
-            int rc = run_output_to(full, e, sizeof e, args);
+            int rc = tu_run_cli_output_to(full, e, sizeof e, args);
             ck_assert_msg(rc == 1 && strstr(e, want), "%s --help: exit %d: %s", cmds[i], rc, e);
         }
         const char *sample[] = {"serve", "--sample-config", NULL};
-        ck_assert_int_eq(run_output_to(full, e, sizeof e, sample), 1);
+        ck_assert_int_eq(tu_run_cli_output_to(full, e, sizeof e, sample), 1);
         ck_assert_ptr_nonnull(strstr(e, "leadscore serve: cannot write standard output: No space left on device"));
         close(full);
     }
     int gone = closed_pipe();
     const char *top[] = {"--help", NULL};
-    ck_assert_int_eq(run_output_to(gone, e, sizeof e, top), 1); /* not death by SIGPIPE */
+    ck_assert_int_eq(tu_run_cli_output_to(gone, e, sizeof e, top), 1); /* not death by SIGPIPE */
     ck_assert_ptr_nonnull(strstr(e, "Broken pipe"));
     const char *gen_out[] = {"gen", "--customers", "2000", "--days", "10", "--end", "2026-03-01", NULL};
-    ck_assert_int_eq(run_output_to(gone, e, sizeof e, gen_out), 1);
+    ck_assert_int_eq(tu_run_cli_output_to(gone, e, sizeof e, gen_out), 1);
     ck_assert_msg(strstr(e, "leadscore gen: cannot write standard output: Broken pipe"), "%s", e);
     ck_assert_int_eq(chdir(LS_SOURCE_DIR), 0); /* rescore's model, as ctest runs it */
     tu_tempdir(dir, sizeof dir);
@@ -744,7 +710,7 @@ START_TEST(lost_output_is_a_failure_with_its_reason)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, gen), 0);
     ck_assert_int_eq(tu_run_cli(out, sizeof out, imp), 0);
     const char *rescore[] = {"rescore", "--data", store_dir, "--quiet", NULL};
-    ck_assert_int_eq(run_output_to(gone, e, sizeof e, rescore), 1);
+    ck_assert_int_eq(tu_run_cli_output_to(gone, e, sizeof e, rescore), 1);
     ck_assert_msg(strstr(e, "leadscore rescore: writing the rows failed: Broken pipe"), "%s", e);
     close(gone);
     tu_rmtree(dir);

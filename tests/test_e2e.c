@@ -597,16 +597,22 @@ static void expect_error(tu_conn *c, const void *body, size_t len, const char *c
 }
 
 /* Sends raw bytes and checks the reply's error code and message. */
+/* Fails the test unless reply's error message is exactly want. */
+static void assert_error_message(const msgpack_object *reply, const char *want)
+{
+    const msgpack_object *why = tu_get(tu_get(reply, "error"), "message");
+    ck_assert(why && why->type == MSGPACK_OBJECT_STR);
+    ck_assert_msg(why->via.str.size == strlen(want) && memcmp(why->via.str.ptr, want, strlen(want)) == 0,
+                  "got \"%.*s\", want \"%s\"", (int)why->via.str.size, why->via.str.ptr, want);
+}
+
 static void expect_message(tu_conn *c, const void *body, size_t len, const char *code, const char *want)
 {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     ck_assert_int_eq(tu_call_raw(c, body, len, &up), 0);
     ck_assert_msg(tu_is_error(&up.data, code), "expected error %s", code);
-    const msgpack_object *why = tu_get(tu_get(&up.data, "error"), "message");
-    ck_assert(why && why->type == MSGPACK_OBJECT_STR);
-    ck_assert_msg(why->via.str.size == strlen(want) && memcmp(why->via.str.ptr, want, strlen(want)) == 0,
-                  "got \"%.*s\", want \"%s\"", (int)why->via.str.size, why->via.str.ptr, want);
+    assert_error_message(&up.data, want);
     msgpack_unpacked_destroy(&up);
 }
 
@@ -1764,19 +1770,14 @@ END_TEST
  * began).  Fails the test when no reply comes (<= 10 s) or another one. */
 static int refused_as_stopping(tu_conn *c, msgpack_sbuffer *sb)
 {
-    static const char want[] = "the server is shutting down";
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     ck_assert_msg(tu_call_raw(c, sb->data, sb->size, &up) == 0, "no reply to a request sent while the stop drains");
     int refused = tu_is_error(&up.data, "unavailable");
-    if (refused) {
-        const msgpack_object *why = tu_get(tu_get(&up.data, "error"), "message");
-        ck_assert(why && why->type == MSGPACK_OBJECT_STR);
-        ck_assert_msg(why->via.str.size == strlen(want) && memcmp(why->via.str.ptr, want, strlen(want)) == 0,
-                      "got \"%.*s\", want \"%s\"", (int)why->via.str.size, why->via.str.ptr, want);
-    } else {
+    if (refused)
+        assert_error_message(&up.data, "the server is shutting down");
+    else
         ck_assert(tu_get_bool(&up.data, "ok"));
-    }
     msgpack_unpacked_destroy(&up);
     return refused;
 }

@@ -160,7 +160,9 @@ int tu_kill_wait(pid_t pid, int sig)
     return -1;
 }
 
-int tu_run_cli(char *out, size_t cap, const char *const *args)
+/* Runs leadscore ARGS with standard output on out_fd (-1: the capture
+ * pipe too) and standard error into buf; the exit status, or -1. */
+static int run_cli_into(int out_fd, int default_sigpipe, char *buf, size_t cap, const char *const *args)
 {
     int p[2];
     if (pipe(p) != 0)
@@ -172,7 +174,9 @@ int tu_run_cli(char *out, size_t cap, const char *const *args)
         for (int i = 0; args[i] && n < 63; i++)
             argv[n++] = args[i];
         argv[n] = NULL;
-        dup2(p[1], 1);
+        if (default_sigpipe)
+            signal(SIGPIPE, SIG_DFL);
+        dup2(out_fd >= 0 ? out_fd : p[1], 1);
         dup2(p[1], 2);
         close(p[0]);
         close(p[1]);
@@ -182,13 +186,23 @@ int tu_run_cli(char *out, size_t cap, const char *const *args)
     close(p[1]);
     size_t len = 0;
     ssize_t n;
-    while ((n = read(p[0], out + len, cap - 1 - len)) > 0 && len < cap - 1)
+    while (len < cap - 1 && (n = read(p[0], buf + len, cap - 1 - len)) > 0)
         len += (size_t)n;
-    out[len] = '\0';
+    buf[len] = '\0';
     close(p[0]);
     int status;
     waitpid(pid, &status, 0);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tu_run_cli(char *out, size_t cap, const char *const *args)
+{
+    return run_cli_into(-1, 0, out, cap, args);
+}
+
+int tu_run_cli_output_to(int fd, char *err, size_t cap, const char *const *args)
+{
+    return run_cli_into(fd, 1, err, cap, args);
 }
 
 void tu_connect(tu_conn *c, const char *endpoint, int type)

@@ -51,16 +51,20 @@ int tu_kill_wait(pid_t pid, int sig);
  * Returns the exit status, or -1. */
 int tu_run_cli(char *out, size_t cap, const char *const *args);
 
+/* The same with standard output on fd (and SIGPIPE at its default, as from
+ * a shell) and standard error into err. */
+int tu_run_cli_output_to(int fd, char *err, size_t cap, const char *const *args);
+
 /* The same with stdout into o and stderr into e (each NUL-terminated,
  * truncated to its cap). */
+int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args);
+
 /* A service with only a store (16 MiB map, no sync) in dir, with the
  * given half-lives and fresh stats: enough for writer_apply().  Close it
  * with tu_writer_rig_close. */
 struct service;
 void tu_writer_rig_open(struct service *svc, const char *dir, const feature_decay *decay);
 void tu_writer_rig_close(struct service *svc);
-
-int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *const *args);
 
 /* Runs argv (argv[0] found on PATH) with stdin from /dev/null, stdout into
  * o and stderr into e (each NUL-terminated, cut at its cap); returns the
