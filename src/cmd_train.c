@@ -379,6 +379,10 @@ static void print_readiness(const train_report *r, const train_options *opt)
                r->nlambdas ? "chosen by calibrated log-loss on the calibration rows" : "given", r->cal_a, r->cal_b);
     for (int i = 0; i < r->nlambdas; i++)
         printf("    lambda %-8g log-loss %.5f  AUC %.4f\n", r->grid_lambda[i], r->grid_logloss[i], r->grid_auc[i]);
+    if (r->orders_by_repeat)
+        printf("  orders-only customers: %zu hold-out buyers without a storefront visit are scored by the "
+               "repeat-purchase model, P(an order within the horizon), as the model file says "
+               "(\"orders_only_customers\")\n", r->orders_only_rows);
     if (r->orders_only)
         printf("  orders only: under 1%% of the customers fitted on had a storefront visit (a view, search, cart or "
                "checkout), so lifetime purchase days and net spend were candidates too\n");

@@ -260,6 +260,14 @@ static void remove_from_cart(ls_features *f, const ls_event *ev)
     note_cart(f, ev->ts_ms, -taken, -items);
 }
 
+int feature_has_visit(const ls_features *f)
+{
+    for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
+        if (f->count[t] > 0)
+            return 1;
+    return 0;
+}
+
 double feature_open_cart(const ls_features *f)
 {
     int items;

@@ -167,6 +167,13 @@ int feature_lookup(const char *name);
 /* Value of feature id for record f at ctx->now_ms. */
 double feature_value(const ls_features *f, int id, const feature_ctx *ctx);
 
+/* 1 when the record holds a storefront visit: a page or product view, a
+ * search, a cart add or removal, or a checkout.  A buyer without one is
+ * known from orders alone (an order feed, an imported order history):
+ * model.c scores such a customer by its orders, train.c tells an order
+ * feed by it. */
+int feature_has_visit(const ls_features *f);
+
 /* The open cart: cart adds minus removes after the last purchase, among
  * the FEATURE_CART_RING latest cart events; 0 when that is not positive. */
 double feature_open_cart(const ls_features *f);

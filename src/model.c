@@ -31,6 +31,7 @@ typedef struct {
     double per;               /* log1p_scaled: log1p(x / per), per > 0 */
     double mean, scale, coef;
     double cal_weight;        /* cal_a * coef / scale, computed at load */
+    int complaint;            /* a refund, support ticket or bad review term (complaint_feature) */
 } model_term;
 
 struct model {
@@ -43,7 +44,8 @@ struct model {
     double intercept;
     double cal_a, cal_b;      /* Platt calibration; 1, 0 = none */
     double cal_intercept;     /* cal_a * intercept + cal_b, computed at load */
-    int model_level;          /* 1: some term needs assess_repeat */
+    int model_level;          /* 1: some term, or orders_by_repeat, needs assess_repeat */
+    int orders_by_repeat;     /* "orders_only_customers": "repeat_purchase" */
     int nterms;
     model_term terms[MODEL_MAX_TERMS];
     double tier_hot, tier_warm;
@@ -280,11 +282,43 @@ static int parse_clv(model *m, json_t *root, char *err, size_t errlen)
     return LS_OK;
 }
 
+/* "orders_only_customers": "logistic" (the default: every customer is
+ * scored by the logistic terms) or "repeat_purchase" (a buyer known from
+ * orders alone is scored by the repeat-purchase part: orders_only_logit). */
+static int parse_orders_only(model *m, json_t *root, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(root, "orders_only_customers");
+    m->orders_by_repeat = 0;
+    if (!v)
+        return LS_OK;
+    if (!json_is_string(v))
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s",
+                       "\"orders_only_customers\" must be \"logistic\" or \"repeat_purchase\"");
+    if (strcmp(json_string_value(v), "logistic") == 0)
+        return LS_OK;
+    if (strcmp(json_string_value(v), "repeat_purchase") != 0)
+        return ls_fail(err, errlen, LS_EPARSE,
+                       "model file: orders_only_customers \"%s\" is not \"logistic\" or \"repeat_purchase\"",
+                       json_string_value(v));
+    m->orders_by_repeat = 1;
+    m->model_level = 1;
+    return LS_OK;
+}
+
+int model_complaint_feature(int id)
+{
+    static const char *const names[] = {"refund_rate", "refund_count", "support_ticket_count", "bad_reviews"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (id == feature_lookup(names[i]))
+            return 1;
+    return 0;
+}
+
 static int check_keys(json_t *root, char *err, size_t errlen)
 {
     static const char *const known[] = {"name", "version", "trained_at", "horizon_days", "half_lives_days",
                                         "notes", "logistic", "tiers", "clv", "journey", "segments",
-                                        "metrics", "data", "calibration", NULL};
+                                        "metrics", "data", "calibration", "orders_only_customers", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -313,13 +347,16 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
         (rc = parse_decay(m, root, err, errlen)) ||
         (rc = parse_logistic(m, root, err, errlen)) ||
         (rc = parse_calibration(m, root, err, errlen)) ||
+        (rc = parse_orders_only(m, root, err, errlen)) ||
         (rc = parse_tiers(m, root, err, errlen)))
         return rc;
     /* per-model constants of scoring, with the very expressions model_score
      * and assess_customer would evaluate per customer */
     m->cal_intercept = m->cal_a * m->intercept + m->cal_b;
-    for (int i = 0; i < m->nterms; i++)
+    for (int i = 0; i < m->nterms; i++) {
         m->terms[i].cal_weight = m->cal_a * m->terms[i].coef / m->terms[i].scale;
+        m->terms[i].complaint = model_complaint_feature(m->terms[i].feature);
+    }
     for (int k = 0; k < MODEL_LOG1P_INTS; k++)
         m->log1p_int[k] = log1p((double)k);
     assess_prepare(&m->clv, m->horizon_days, &m->assess);
@@ -503,17 +540,42 @@ static void add_contribution(model_result *out, int feature, double x, double c)
     out->contrib[out->ncontrib++] = (model_contrib){feature, x, c};
 }
 
-void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
-                    const double *repeat_level, model_result *out)
+int model_orders_by_repeat(const model *m) { return m->orders_by_repeat; }
+
+int model_orders_only_customer(const model *m, const ls_features *f)
 {
-    double logit = model_intercept(m), level[2] = {0, 0};
-    out->ncontrib = 0;
-    if (m->model_level && repeat_level != NULL) {
-        level[0] = repeat_level[0];
-        level[1] = repeat_level[1];
-    } else if (m->model_level) {
-        assess_repeat(&m->clv, f, ctx->now_ms, m->horizon_days, &level[0], &level[1]);
+    return m->orders_by_repeat && f->purchase_days > 0 && f->first_purchase_ms != 0 && !feature_has_visit(f);
+}
+
+/* The logit of a customer known from orders alone (orders_by_repeat): the
+ * repeat-purchase part's P(an order within horizon_days), moved by the
+ * model's complaint terms, each counted from "no complaint" (a customer
+ * without one keeps P exactly).  With explain, repeat_p_buy's entry
+ * carries logit(P) - intercept, so that the entries still add up. */
+static double orders_only_logit(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                                double p_buy, model_result *out)
+{
+    double p = fmin(fmax(p_buy, MODEL_ORDERS_P_MIN), 1.0 - MODEL_ORDERS_P_MIN);
+    double logit = log(p / (1.0 - p));
+    if (explain)
+        add_contribution(out, MODEL_FEATURE_REPEAT_P_BUY, p_buy, logit - model_intercept(m));
+    for (int i = 0; i < m->nterms; i++) {
+        if (!m->terms[i].complaint)
+            continue;
+        double x = feature_value(f, m->terms[i].feature, ctx);
+        double c = term_contribution(m, &m->terms[i], x) - term_contribution(m, &m->terms[i], 0);
+        logit += c;
+        if (explain)
+            add_contribution(out, m->terms[i].feature, x, c + 0.0);
     }
+    return logit;
+}
+
+/* The logit of the logistic terms. */
+static double logistic_logit(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                             const double level[2], model_result *out)
+{
+    double logit = model_intercept(m);
     for (int i = 0; i < m->nterms; i++) {
         int id = m->terms[i].feature;
         double x = id >= MODEL_FEATURE_REPEAT_P_BUY ? level[id - MODEL_FEATURE_REPEAT_P_BUY] : feature_value(f, id, ctx);
@@ -522,6 +584,25 @@ void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx
         if (explain)
             add_contribution(out, m->terms[i].feature, x, c);
     }
+    return logit;
+}
+
+void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
+                    const double *repeat_level, model_result *out)
+{
+    double logit, level[2] = {0, 0};
+    out->ncontrib = 0;
+    if (m->model_level && repeat_level != NULL) {
+        level[0] = repeat_level[0];
+        level[1] = repeat_level[1];
+    } else if (m->model_level) {
+        assess_repeat(&m->clv, f, ctx->now_ms, m->horizon_days, &level[0], &level[1]);
+    }
+    out->orders_only = model_orders_only_customer(m, f);
+    if (out->orders_only)
+        logit = orders_only_logit(m, f, ctx, explain, level[0], out);
+    else
+        logit = logistic_logit(m, f, ctx, explain, level, out);
     if (explain)
         qsort(out->contrib, (size_t)out->ncontrib, sizeof out->contrib[0], by_magnitude);
     out->logit = logit;

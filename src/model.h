@@ -63,6 +63,7 @@ typedef struct {
     double score;         /* calibrated probability, 0..1 */
     int score_100;        /* round(100 * score) */
     const char *tier;     /* "hot", "warm" or "cold"; static storage */
+    int orders_only;      /* 1: scored as a customer known from orders alone (model_orders_only_customer) */
     int ncontrib;         /* terms in contrib[], largest |contribution| first */
     model_contrib contrib[MODEL_MAX_TERMS];
 } model_result;
@@ -135,8 +136,31 @@ void model_score(const model *m, const ls_features *f, const feature_ctx *ctx, i
                  model_result *out);
 
 /* 1 when some term is a model-level feature (repeat_p_buy,
- * repeat_expected), which model_score computes with assess_repeat. */
+ * repeat_expected), or orders-only customers are scored by the
+ * repeat-purchase part: model_score computes them with assess_repeat. */
 int model_uses_repeat(const model *m);
+
+/* Customers known from orders alone.  A model file with
+ * "orders_only_customers": "repeat_purchase" scores a buyer whose record
+ * holds no storefront visit (feature_has_visit: an order feed, an
+ * imported order history) by its orders instead of by the logistic terms,
+ * whose storefront behaviour such a customer cannot show:
+ *     logit = log(P / (1 - P)) + sum over complaint terms of
+ *             a * coef_i * (transform_i(x_i) - transform_i(0)) / scale_i
+ * with P = repeat_p_buy (clamped to [MODEL_ORDERS_P_MIN, 1 - that]) and the
+ * complaint terms those of refund_rate, refund_count, support_ticket_count
+ * and bad_reviews: 0 without a complaint, never positive with one (their
+ * coefficients are <= 0 in a trained model).  Tiers apply as usual.
+ * model_orders_by_repeat: the model does; model_orders_only_customer: it
+ * does and f is such a customer. */
+#define MODEL_ORDERS_P_MIN 1e-6
+int model_orders_by_repeat(const model *m);
+int model_orders_only_customer(const model *m, const ls_features *f);
+
+/* 1 when feature id is a complaint's (refund_rate, refund_count,
+ * support_ticket_count, bad_reviews): the terms that still move an
+ * orders-only customer's score. */
+int model_complaint_feature(int id);
 
 /* model_score with the model-level features given by a caller that has
  * them already: repeat_level[0] = repeat_p_buy, [1] = repeat_expected,

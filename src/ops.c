@@ -220,6 +220,8 @@ static void write_explain(codec_writer *w, const model *m, const assess_result *
     cw_double(w, a->logistic.logit);
     CW_KEY(w, "intercept");
     cw_double(w, model_intercept(m));
+    CW_KEY(w, "basis"); /* what scored the customer: model.h, "Customers known from orders alone" */
+    cw_str(w, a->logistic.orders_only ? "repeat_purchase" : "logistic");
     CW_KEY(w, "explain");
     cw_array(w);
     for (int i = 0; i < a->logistic.ncontrib; i++) {

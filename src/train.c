@@ -146,6 +146,7 @@ typedef struct {
     double *y;
     uint8_t *label;
     uint8_t *buyer;   /* has a repeat-purchase summary */
+    uint8_t *orders_only; /* a buyer without a storefront visit (feature_has_visit) */
     double *sx, *stx, *sT, *zbar; /* the summary, time units */
     double *recency;  /* log1p(days since last seen) */
     double *rfm;      /* n x N_RFM: log1p days since last purchase, orders, spend */
@@ -158,6 +159,7 @@ static void dataset_free(dataset *d)
     free(d->y);
     free(d->label);
     free(d->buyer);
+    free(d->orders_only);
     free(d->sx);
     free(d->stx);
     free(d->sT);
@@ -191,6 +193,8 @@ static int dataset_reserve(dataset *d, int features, int with_compare)
         rc = grow((void **)&d->label, cap);
     if (rc == LS_OK)
         rc = grow((void **)&d->buyer, cap);
+    if (rc == LS_OK)
+        rc = grow((void **)&d->orders_only, cap);
     if (rc == LS_OK && features)
         rc = grow((void **)&d->x, cap * N_CANDIDATES * sizeof(double));
     if (rc == LS_OK && features)
@@ -373,18 +377,6 @@ static void fill_features(dataset *d, const ls_features *f, const feature_ctx *c
     r[2] = log1p(fmax(named(f, "spend", ctx), 0));
 }
 
-/* Whether the record holds a storefront visit: a view, a search, a cart
- * (or a removal from it) or a checkout.  Rows almost without (an order
- * feed: orders_only_rows) let lifetime purchase days and net spend be
- * candidates (orders_only). */
-static int visited(const ls_features *f)
-{
-    for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
-        if (f->count[t] > 0)
-            return 1;
-    return 0;
-}
-
 /* One row at cutoff k: features, label, summary, baselines' inputs and,
  * on the hold-out, the compared model's score. */
 static int add_row(collector *c, int k, const ls_features *f, const history *h)
@@ -402,7 +394,8 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
     d->label[i] = (uint8_t)ordered_in(h, c->cut[k], c->cut[k] + c->horizon_ms);
     d->y[i] = d->label[i];
     d->recency[i] = log1p(named(f, "days_since_last_seen", &ctx));
-    c->visited[k] += (size_t)visited(f);
+    c->visited[k] += (size_t)feature_has_visit(f);
+    d->orders_only[i] = (uint8_t)(d->buyer[i] && !feature_has_visit(f));
     if (features)
         fill_features(d, f, &ctx, c->opt->horizon_days);
     if (cmp) {
@@ -725,11 +718,14 @@ static int both_classes(const matrix *m)
     return pos > 0 && pos < m->n;
 }
 
-/* A fitted scorer: the logistic model and its Platt calibration. */
+/* A fitted scorer: the logistic model and its Platt calibration, and
+ * whether it scores a buyer known from orders alone by the
+ * repeat-purchase model (orders_only_p) as the model file will. */
 typedef struct {
     logreg_model lr;
     int which;
     double a, b;
+    int orders_by_repeat;
 } scorer;
 
 static double sigmoid(double t)
@@ -737,12 +733,32 @@ static double sigmoid(double t)
     return t >= 0 ? 1.0 / (1.0 + exp(-t)) : exp(t) / (1.0 + exp(t));
 }
 
+/* The score of a buyer known from orders alone, as model.c gives it
+ * ("orders_only_customers": "repeat_purchase"): the row's repeat_p_buy on
+ * the log-odds scale, moved by the complaint terms counted from 0 (their
+ * transforms are 0 at 0). */
+static double orders_only_p(const scorer *s, const double *row)
+{
+    double p = 0, logit = 0;
+    for (int j = 0; j < N_CANDIDATES; j++)
+        if (candidates[j].level == MODEL_FEATURE_REPEAT_P_BUY)
+            p = row[j];
+    p = fmin(fmax(p, MODEL_ORDERS_P_MIN), 1.0 - MODEL_ORDERS_P_MIN);
+    logit = log(p / (1.0 - p));
+    for (int j = 0; j < N_CANDIDATES; j++)
+        if (model_complaint_feature(model_feature_lookup(candidates[j].name)))
+            logit += s->a * s->lr.coef[j] / s->lr.scale[j] * row[j];
+    return sigmoid(logit);
+}
+
 /* Calibrated probabilities of table d. */
 static double *predict(const scorer *s, const dataset *d)
 {
     double *p = malloc((d->n ? d->n : 1) * sizeof *p);
     for (size_t i = 0; p && i < d->n; i++)
-        p[i] = sigmoid(s->a * logreg_logit(&s->lr, row_of(d, i, s->which)) + s->b);
+        p[i] = s->orders_by_repeat && d->orders_only[i]
+                   ? orders_only_p(s, row_of(d, i, s->which))
+                   : sigmoid(s->a * logreg_logit(&s->lr, row_of(d, i, s->which)) + s->b);
     return p;
 }
 
@@ -998,6 +1014,11 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
         goto done;
     }
     keep_terms(rep, &s, c->opt->horizon_days);
+    /* a storefront's model scores its customers known from orders alone by
+     * the repeat-purchase model; an order feed's model is fitted on them */
+    s.orders_by_repeat = rep->orders_by_repeat = !c->orders_only;
+    for (size_t i = 0; i < ev->n; i++)
+        rep->orders_only_rows += s.orders_by_repeat && ev->orders_only[i];
     double *p = malloc((m.n ? m.n : 1) * sizeof *p);
     if (!p) {
         rc = LS_ENOMEM;
@@ -1335,6 +1356,13 @@ static json_t *notes_json(const train_report *rep)
              "read as a visit), lifetime orders, purchase days and spend (they never lapse: a buyer silent for a "
              "year outranked a visitor in checkout), lines and units per order (how a shop sends an order) are no "
              "candidates. Terms held at 0 are left out.");
+        if (rep->orders_by_repeat)
+            note(notes, "orders_only_customers: a buyer whose record holds no storefront visit (no view, search, "
+                 "cart or checkout: an order feed, an imported order history) is scored by the repeat-purchase "
+                 "model instead, P(an order within horizon_days) = repeat_p_buy, moved only by the complaint "
+                 "terms (refunds, tickets, bad reviews): the terms above read storefront behaviour such a customer "
+                 "cannot show, so for it a silent storefront says nothing. The metrics score the %zu such hold-out "
+                 "rows so.", rep->orders_only_rows);
         if (rep->orders_only)
             note(notes, "ORDERS ONLY: under 1%% of the customers fitted on had a storefront visit (a view, a "
                  "search, a cart or a checkout), so lifetime purchase days and net spend (log1p, >= 0) were candidates "
@@ -1409,6 +1437,7 @@ static json_t *metrics_all_json(const train_report *rep)
             json_object_set_new(m, "recommendations", recs_json(rep));
         json_object_set_new(m, "lambda_grid", grid_json(rep));
         json_object_set_new(m, "orders_only", json_boolean(rep->orders_only));
+        json_object_set_new(m, "holdout_orders_only_customers", json_integer((json_int_t)rep->orders_only_rows));
     }
     json_object_set_new(m, "clv", json_pack("{s:s, s:b, s:s, s:f, s:I, s:b, s:f, s:b, s:f, s:I}", "model",
         rep->repeat.model.kind == CLV_MODEL_NBD ? "nbd" : "bgnbd", "repeat_fitted", rep->repeat.fitted, "reason",
@@ -1459,6 +1488,10 @@ json_t *train_model_json(const train_report *rep, const train_options *opt, json
             json_object_set_new(m, "calibration", calibration_json(rep));
         else
             json_object_del(m, "calibration");
+        if (rep->orders_by_repeat)
+            json_object_set_new(m, "orders_only_customers", json_string("repeat_purchase"));
+        else
+            json_object_del(m, "orders_only_customers");
     }
     json_object_set_new(m, "clv", clv_json(rep, opt, json_object_get(base, "clv")));
     json_object_set_new(m, "metrics", metrics_all_json(rep));

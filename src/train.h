@@ -132,6 +132,9 @@ typedef struct {
     int64_t train_cutoff_ms;               /* the latest fit cutoff */
     int64_t calib_cutoff_ms, eval_cutoff_ms;
     int short_history;                     /* fitted on the calibration rows, uncalibrated */
+    int orders_by_repeat;                  /* not orders_only: the model scores a buyer known from orders alone by
+                                              the repeat-purchase model ("orders_only_customers") */
+    size_t orders_only_rows;               /* such hold-out rows, scored so in `model` */
     int orders_only;                       /* under 1 % of the fit rows' customers visited the storefront:
                                               lifetime purchase days and net spend were candidates */
     /* readiness */

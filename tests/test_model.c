@@ -856,6 +856,91 @@ START_TEST(nbd_calibration_and_repeat_p_buy_by_hand)
 }
 END_TEST
 
+/* "orders_only_customers": "repeat_purchase": a buyer with orders only is
+ * scored by P(an order within the horizon) under the model's NBD, moved by
+ * the complaint terms alone; a storefront visit hands it back to the
+ * logistic terms.  By hand (NBD r 0.5, alpha 10 weeks; purchases 70, 35 and
+ * 14 days ago, so x = 2, T = 10 weeks, t = 30/7 weeks):
+ * P = 1 - (20 / (20 + 30/7))^2.5 = 0.38454290054424245, logit(P) =
+ * -0.470309885270563; a support ticket adds a * coef / scale * log1p(1) =
+ * 0.5 * -1 / 0.5 * ln 2. */
+START_TEST(orders_only_customers_are_scored_by_the_repeat_purchase_model)
+{
+    char err[256];
+    model *m, *plain;
+#define ORDERS_CLV(value)                                                                     \
+    "  \"clv\": {\"model\": \"nbd\", \"time_unit_days\": 7, \"horizon_days\": 365,\n"                  \
+    "          \"nbd\": {\"r\": 0.5, \"alpha\": 10},\n"                                               \
+    "          \"gamma_gamma\": {\"p\": 6.25, \"q\": 3.74, \"gamma\": 15.44}},\n"                     \
+    "  \"calibration\": {\"method\": \"platt\", \"a\": 0.5, \"b\": -0.25},\n"                       \
+    "  \"orders_only_customers\": " value "\n"
+    const char *lg = "  \"logistic\": {\"intercept\": -2, \"terms\": ["
+                     "{\"feature\": \"page_view_decayed\", \"transform\": \"log1p\", \"coef\": 1},"
+                     "{\"feature\": \"support_ticket_count\", \"transform\": \"log1p\", \"mean\": 0.2, "
+                     "\"scale\": 0.5, \"coef\": -1}]},\n";
+    const char *c1 = ORDERS_CLV("\"repeat_purchase\""), *c2 = ORDERS_CLV("\"logistic\"");
+    ck_assert_msg(load_text(model_text_clv(HL_OK, lg, TI_OK, c1), &m, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_msg(load_text(model_text_clv(HL_OK, lg, TI_OK, c2), &plain, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_int_eq(model_orders_by_repeat(m), 1);
+    ck_assert_int_eq(model_orders_by_repeat(plain), 0);
+    ck_assert_int_eq(model_uses_repeat(m), 1); /* no repeat term, but the path needs P */
+    int64_t now = 1790000000000LL;
+    feature_ctx ctx = {now, DECAY};
+    ls_features f;
+    feature_init(&f);
+    add(&f, EV_PURCHASE, now - 70 * DAY, 10, NULL);
+    add(&f, EV_PURCHASE, now - 35 * DAY, 10, NULL);
+    add(&f, EV_PURCHASE, now - 14 * DAY, 10, NULL);
+    model_result r;
+    model_score(m, &f, &ctx, 1, &r);
+    ck_assert_int_eq(r.orders_only, 1);
+    ck_assert_double_eq_tol(r.score, 0.38454290054424245, 1e-9);
+    ck_assert_double_eq_tol(r.logit, -0.470309885270563, 1e-9);
+    /* explain: P (its entry adds up to the logit) and the complaint term, 0
+     * without a complaint; no storefront term */
+    ck_assert_int_eq(r.ncontrib, 2);
+    ck_assert_str_eq(model_feature_name(r.contrib[0].feature), "repeat_p_buy");
+    ck_assert_double_eq_tol(r.contrib[0].value, 0.38454290054424245, 1e-9);
+    ck_assert_double_eq_tol(model_intercept(m) + r.contrib[0].contribution, r.logit, 1e-12);
+    ck_assert_str_eq(model_feature_name(r.contrib[1].feature), "support_ticket_count");
+    ck_assert_double_eq(r.contrib[1].contribution, 0);
+    /* the same customer under "logistic": the terms, as before */
+    model_score(plain, &f, &ctx, 0, &r);
+    ck_assert_int_eq(r.orders_only, 0);
+    ck_assert_double_eq_tol(r.logit, model_intercept(plain) + 0.5 * -1 / 0.5 * (0 - 0.2) + 0.5 * (0 - 0), 1e-12);
+    /* a support ticket moves it by its term, counted from no ticket */
+    add(&f, EV_SUPPORT_TICKET, now - DAY, -1, NULL);
+    model_score(m, &f, &ctx, 1, &r);
+    ck_assert_int_eq(r.orders_only, 1);
+    ck_assert_double_eq_tol(r.logit, -1.1634570658305083, 1e-9);
+    ck_assert_int_eq(r.ncontrib, 2);
+    ck_assert_double_eq_tol(model_intercept(m) + r.contrib[0].contribution + r.contrib[1].contribution, r.logit,
+                            1e-12);
+    /* a storefront visit: the logistic terms again, exactly as without the key */
+    add(&f, EV_PAGE_VIEW, now - DAY, -1, "s1");
+    model_result q;
+    model_score(m, &f, &ctx, 0, &r);
+    model_score(plain, &f, &ctx, 0, &q);
+    ck_assert_int_eq(r.orders_only, 0);
+    ck_assert_double_eq(r.logit, q.logit);
+    /* a prospect (no order) keeps the logistic terms */
+    ls_features g;
+    feature_init(&g);
+    add(&g, EV_EMAIL_OPEN, now - DAY, -1, NULL);
+    model_score(m, &g, &ctx, 0, &r);
+    ck_assert_int_eq(r.orders_only, 0);
+    model_unref(&m);
+    model_unref(&plain);
+    /* anything but the two names is refused, by name */
+    ck_assert_int_eq(load_text(model_text_clv(HL_OK, lg, TI_OK, ORDERS_CLV("\"bgnbd\"")), &m, err, sizeof err),
+                     LS_EPARSE);
+    ck_assert_ptr_nonnull(strstr(err, "orders_only_customers \"bgnbd\""));
+    ck_assert_int_eq(load_text(model_text_clv(HL_OK, lg, TI_OK, ORDERS_CLV("true")), &m, err, sizeof err), LS_EPARSE);
+    ck_assert_ptr_nonnull(strstr(err, "must be"));
+}
+END_TEST
+#undef ORDERS_CLV
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("model");
@@ -876,6 +961,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_log1p_scaled_term_needs_a_positive_per_and_only_it_has_one);
     tcase_add_test(tc, tier_thresholds);
     tcase_add_test(tc, nbd_calibration_and_repeat_p_buy_by_hand);
+    tcase_add_test(tc, orders_only_customers_are_scored_by_the_repeat_purchase_model);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("properties");

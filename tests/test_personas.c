@@ -159,6 +159,18 @@ static void p_order(persona *p, int64_t ts, double value, int discounted)
     snprintf(e->category, sizeof e->category, "shoes");
 }
 
+/* An order of `value` at ts as an order feed sends it: the purchase
+ * alone, no visit, no session (an imported order history, an ERP). */
+static void p_bare_order(persona *p, int64_t ts, double value)
+{
+    persona_event *e = p_add(p, EV_PURCHASE, ts);
+    e->value = value;
+    e->session[0] = '\0';
+    snprintf(e->order_id, sizeof e->order_id, "o%d", ++p->orders);
+    snprintf(e->product, sizeof e->product, "p0");
+    snprintf(e->category, sizeof e->category, "shoes");
+}
+
 /* The latest order refunded in full at ts. */
 static void p_refund(persona *p, int64_t ts, double value)
 {
@@ -368,6 +380,29 @@ static void lapsed_ten_orders(persona *p)
     p_init(p, "10 orders, the last a year ago");
     for (int i = 0; i < 10; i++)
         p_order(p, NOW - (365 + 36 * i) * DAY - 3 * HOUR, 55.0, 0);
+}
+
+/* The regular buyer's and the one-time buyer's orders as an order feed
+ * sends them: no visit at all. */
+static void feed_regular_buyer(persona *p)
+{
+    static const int ago[] = {340, 280, 210, 150, 80, 21};
+    p_init(p, "order feed: regular buyer (6 orders in a year, last 3 weeks ago)");
+    for (int i = 0; i < 6; i++)
+        p_bare_order(p, NOW - ago[i] * DAY, 45.0 + 3 * i);
+}
+
+static void feed_one_time_buyer(persona *p)
+{
+    p_init(p, "order feed: one-time buyer (one order 3 weeks ago)");
+    p_bare_order(p, NOW - 21 * DAY, 50.0);
+}
+
+static void feed_lapsed_ten_orders(persona *p)
+{
+    p_init(p, "order feed: 10 orders, the last a year ago");
+    for (int i = 0; i < 10; i++)
+        p_bare_order(p, NOW - (365 + 36 * i) * DAY - 3 * HOUR, 55.0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1004,7 +1039,8 @@ static void assert_plausible(const persona *p, const assess_result *a, int64_t a
 START_TEST(every_score_is_a_probability_with_the_models_tier)
 {
     static void (*const all[])(persona *) = {views_today,    cart_today,  checkout_today,   regular_buyer,
-                                             one_time_buyer, big_spender, sale_hunter, lapsed_ten_orders};
+                                             one_time_buyer, big_spender, sale_hunter, lapsed_ten_orders,
+                                             feed_regular_buyer, feed_one_time_buyer, feed_lapsed_ten_orders};
     int64_t times[N_SILENCE];
     assess_result a[N_SILENCE];
     for (int i = 0; i < N_SILENCE; i++)
@@ -1019,6 +1055,42 @@ START_TEST(every_score_is_a_probability_with_the_models_tier)
         for (int i = 0; i < N_SILENCE; i++)
             assert_plausible(&p, &a[i], times[i]);
     }
+}
+END_TEST
+
+/* A customer of whom the store has orders only is read by its orders
+ * (model.h, "Customers known from orders alone"): the same orderings as
+ * for storefront buyers hold, and a silent storefront does not make it
+ * cold -- the regular order-feed buyer scores at least what the
+ * repeat-purchase model alone gives it. */
+START_TEST(an_order_feed_customer_is_read_by_its_orders)
+{
+    persona regular, once, lapsed, checkout, kept, refunded;
+    feed_regular_buyer(&regular);
+    feed_one_time_buyer(&once);
+    feed_lapsed_ten_orders(&lapsed);
+    checkout_today(&checkout);
+    assess_result a = assess_at(&regular, NOW);
+    ck_assert_msg(a.logistic.orders_only, "%s is not scored as a customer known from orders alone", regular.name);
+    ck_assert_msg(!assess_at(&checkout, NOW).logistic.orders_only, "%s is scored by orders alone", checkout.name);
+    ck_assert_scores_above(regular.name, a.logistic.score, "the same buyer a year later with nothing new",
+                           assess_at(&regular, NOW + 365 * DAY).logistic.score);
+    ck_assert_scores_above(regular.name, score_now(&regular), once.name, score_now(&once));
+    ck_assert_scores_above(checkout.name, score_now(&checkout), lapsed.name, score_now(&lapsed));
+    ck_assert_scores_above(regular.name, score_now(&regular), lapsed.name, score_now(&lapsed));
+    assert_silence_never_raises(&regular);
+    assert_silence_never_raises(&once);
+    assert_silence_never_raises(&lapsed);
+    /* a refund the next day lowers it; a support ticket never raises it */
+    feed_one_time_buyer(&kept);
+    feed_one_time_buyer(&refunded);
+    refunded.name = "the same order-feed buyer, refunded the next day";
+    p_refund(&refunded, NOW - 20 * DAY, 50.0);
+    ck_assert_scores_above(kept.name, score_now(&kept), refunded.name, score_now(&refunded));
+    ck_assert_msg(assess_at(&refunded, NOW).logistic.orders_only, "a refund is no storefront visit");
+    p_simple(&kept, EV_SUPPORT_TICKET, NOW - 2 * DAY);
+    ck_assert_msg(score_now(&kept) <= assess_at(&once, NOW).logistic.score,
+                  "a support ticket raised an order-feed buyer's score");
 }
 END_TEST
 
@@ -1043,6 +1115,7 @@ static Suite *personas_suite(void)
     tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
     tcase_add_test(rank, an_order_moved_later_never_lowers_the_score);
     tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);
+    tcase_add_test(rank, an_order_feed_customer_is_read_by_its_orders);
     suite_add_tcase(s, rank);
     TCase *journey = tcase_create("journey");
     tcase_add_checked_fixture(journey, setup, teardown);
