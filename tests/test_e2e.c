@@ -454,6 +454,14 @@ START_TEST(batched_score_keeps_order)
 }
 END_TEST
 
+static void assert_basis(const msgpack_object *reply, const char *want)
+{
+    const msgpack_object *b = tu_get(reply, "basis");
+    ck_assert_msg(b && b->type == MSGPACK_OBJECT_STR && b->via.str.size == strlen(want) &&
+                      memcmp(b->via.str.ptr, want, strlen(want)) == 0,
+                  "explain's basis is not %s", want);
+}
+
 START_TEST(explain_contributions_sum_to_the_log_odds)
 {
     ls_client *lc;
@@ -483,6 +491,30 @@ START_TEST(explain_contributions_sum_to_the_log_odds)
         sum += ci;
     }
     double logit = tu_get_double(&up.data, "logit");
+    ck_assert_double_eq_tol(sum, logit, 1e-9);
+    ck_assert_double_eq_tol(tu_get_double(&up.data, "score"), 1.0 / (1.0 + exp(-logit)), 1e-12);
+    assert_basis(&up.data, "logistic");
+    msgpack_unpacked_destroy(&up);
+    /* a customer known from orders alone, under a model without
+     * orders_only_customers (handset): the logistic terms, as in v1
+     * (test_model checks the repeat-purchase basis and its sum) */
+    ls_client_event order = {.customer = "olga", .type = "purchase", .value = 40, .has = LS_HAS_VALUE};
+    ck_assert_int_eq(ls_client_connect(&lc, srv.endpoint, 10000), LS_OK);
+    ck_assert_int_eq(ls_client_track(lc, &order, 1, NULL), LS_OK);
+    ls_client_close(&lc);
+    begin(&sb, &pk, "score", 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "olga");
+    tu_pack_str(&pk, "explain");
+    msgpack_pack_true(&pk);
+    call(&c, &sb, &up);
+    assert_basis(&up.data, "logistic");
+    ex = tu_get(&up.data, "explain");
+    ck_assert(ex && ex->type == MSGPACK_OBJECT_ARRAY && ex->via.array.size >= 1);
+    sum = tu_get_double(&up.data, "intercept");
+    for (uint32_t i = 0; i < ex->via.array.size; i++)
+        sum += tu_get_double(&ex->via.array.ptr[i], "contribution");
+    logit = tu_get_double(&up.data, "logit");
     ck_assert_double_eq_tol(sum, logit, 1e-9);
     ck_assert_double_eq_tol(tu_get_double(&up.data, "score"), 1.0 / (1.0 + exp(-logit)), 1e-12);
     msgpack_unpacked_destroy(&up);
