@@ -8,11 +8,13 @@
 
 #define MS_PER_DAY 86400000.0
 
+int assess_is_buyer(const ls_features *f) { return f->purchase_days > 0 && f->first_purchase_ms != 0; }
+
 int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, double *x, double *t_x, double *T)
 {
     double unit_ms = c->time_unit_days * MS_PER_DAY;
     *x = *t_x = *T = 0;
-    if (f->purchase_days == 0 || f->first_purchase_ms == 0)
+    if (!assess_is_buyer(f))
         return 0;
     /* transactions are purchase days, as in `train` (history.h) */
     *x = (double)f->purchase_days - 1;

@@ -31,8 +31,12 @@ typedef struct {
     segments_item segments[SEGMENTS_MAX_K];
 } assess_result;
 
+/* 1 when the record holds a purchase: what assess_summary needs for a
+ * BG/NBD summary (and what model.c's orders-only rule needs). */
+int assess_is_buyer(const ls_features *f);
+
 /* The BG/NBD summary of a record at now_ms; returns 0 when the customer
- * never bought (x, t_x, T then 0). */
+ * never bought (assess_is_buyer; x, t_x, T then 0). */
 int assess_summary(const model_clv *c, const ls_features *f, int64_t now_ms, double *x, double *t_x, double *T);
 
 /* The repeat-purchase figures of a buyer with summary (x, t_x, T) (time

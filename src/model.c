@@ -544,7 +544,7 @@ int model_orders_by_repeat(const model *m) { return m->orders_by_repeat; }
 
 int model_orders_only_customer(const model *m, const ls_features *f)
 {
-    return m->orders_by_repeat && f->purchase_days > 0 && f->first_purchase_ms != 0 && !feature_has_visit(f);
+    return m->orders_by_repeat && assess_is_buyer(f) && !feature_has_visit(f);
 }
 
 /* The logit of a customer known from orders alone (orders_by_repeat): the
@@ -563,7 +563,9 @@ static double orders_only_logit(const model *m, const ls_features *f, const feat
         if (!m->terms[i].complaint)
             continue;
         double x = feature_value(f, m->terms[i].feature, ctx);
-        double c = term_contribution(m, &m->terms[i], x) - term_contribution(m, &m->terms[i], 0);
+        /* from "no complaint": every transform is 0 at 0, so the term at 0
+         * is -mean * cal_weight */
+        double c = term_contribution(m, &m->terms[i], x) + m->terms[i].mean * m->terms[i].cal_weight;
         logit += c;
         if (explain)
             add_contribution(out, m->terms[i].feature, x, c + 0.0);

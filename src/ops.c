@@ -187,6 +187,7 @@ static int op_model(ops_call *c)
     for (int i = 0; i < model_nterms(m); i++)
         cw_str(c->w, model_feature_name(model_term_feature(m, i)));
     cw_end(c->w);
+    kv_str(c->w, "orders_only_customers", model_orders_by_repeat(m) ? "repeat_purchase" : "logistic");
     cw_end(c->w);
     model_unref(&m);
     return LS_OK;

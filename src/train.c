@@ -726,6 +726,7 @@ typedef struct {
     int which;
     double a, b;
     int orders_by_repeat;
+    uint8_t complaint[N_CANDIDATES]; /* with orders_by_repeat: the columns of complaint terms */
 } scorer;
 
 static double sigmoid(double t)
@@ -746,9 +747,17 @@ static double orders_only_p(const scorer *s, const double *row)
     p = fmin(fmax(p, MODEL_ORDERS_P_MIN), 1.0 - MODEL_ORDERS_P_MIN);
     logit = log(p / (1.0 - p));
     for (int j = 0; j < N_CANDIDATES; j++)
-        if (model_complaint_feature(model_feature_lookup(candidates[j].name)))
+        if (s->complaint[j])
             logit += s->a * s->lr.coef[j] / s->lr.scale[j] * row[j];
     return sigmoid(logit);
+}
+
+/* Lets scorer s score buyers known from orders alone by orders_only_p. */
+static void score_orders_by_repeat(scorer *s)
+{
+    s->orders_by_repeat = 1;
+    for (int j = 0; j < N_CANDIDATES; j++)
+        s->complaint[j] = (uint8_t)model_complaint_feature(model_feature_lookup(candidates[j].name));
 }
 
 /* Calibrated probabilities of table d. */
@@ -1016,7 +1025,9 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     keep_terms(rep, &s, c->opt->horizon_days);
     /* a storefront's model scores its customers known from orders alone by
      * the repeat-purchase model; an order feed's model is fitted on them */
-    s.orders_by_repeat = rep->orders_by_repeat = !c->orders_only;
+    rep->orders_by_repeat = !c->orders_only;
+    if (rep->orders_by_repeat)
+        score_orders_by_repeat(&s);
     for (size_t i = 0; i < ev->n; i++)
         rep->orders_only_rows += s.orders_by_repeat && ev->orders_only[i];
     double *p = malloc((m.n ? m.n : 1) * sizeof *p);

@@ -263,10 +263,15 @@ START_TEST(sighup_reloads_the_model_file)
     ck_assert_int_eq(system(src), 0);
     const char *extra[] = {"--model", model, NULL};
     pid_t pid = tu_spawn_serve(dir, ep, sizeof ep, extra);
-    snprintf(src, sizeof src, "sed -i 's/\"version\": \"0.1.0\"/\"version\": \"0.2.0\"/' %s", model);
+    const char *args[] = {"model", "--connect", ep, "--json", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, args), 0);
+    ck_assert_msg(strstr(out, "\"orders_only_customers\":\"logistic\""), "%s", out); /* handset has no key */
+    /* the new file also scores customers known from orders alone by their orders */
+    snprintf(src, sizeof src,
+             "sed -i 's/\"version\": \"0.1.0\"/\"version\": \"0.2.0\", \"orders_only_customers\": \"repeat_purchase\"/' %s",
+             model);
     ck_assert_int_eq(system(src), 0);
     kill(pid, SIGHUP);
-    const char *args[] = {"model", "--connect", ep, "--json", NULL};
     int reloaded = 0;
     for (int i = 0; i < 100 && !reloaded; i++) { /* <= 5 s */
         usleep(50000);
@@ -274,6 +279,7 @@ START_TEST(sighup_reloads_the_model_file)
         reloaded = strstr(out, "\"version\":\"0.2.0\"") != NULL;
     }
     ck_assert(reloaded);
+    ck_assert_msg(strstr(out, "\"orders_only_customers\":\"repeat_purchase\""), "%s", out);
     int status = tu_kill_wait(pid, SIGTERM);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     tu_rmtree(dir);

@@ -536,6 +536,8 @@ START_TEST(model_and_stats_ops_report)
     ck_assert(name && name->via.str.size == 7 && memcmp(name->via.str.ptr, "handset", 7) == 0);
     ck_assert_double_eq(tu_get_double(&up.data, "horizon_days"), 30);
     ck_assert(tu_get(&up.data, "features")->via.array.size == 13);
+    const msgpack_object *oo = tu_get(&up.data, "orders_only_customers");
+    ck_assert(oo && oo->type == MSGPACK_OBJECT_STR && oo->via.str.size == 8 && memcmp(oo->via.str.ptr, "logistic", 8) == 0);
     begin(&sb, &pk, "stats", 0);
     call(&c, &sb, &up);
     ck_assert(tu_get_bool(&up.data, "ok"));

@@ -627,7 +627,8 @@ class Client:
 
     def model(self) -> Reply:
         """The active model: ``name``, ``version``, ``trained_at``,
-        ``horizon_days``, ``half_lives_days``, ``features``."""
+        ``horizon_days``, ``half_lives_days``, ``features``,
+        ``orders_only_customers``."""
         return self._exchange([{"op": "model"}], True)[0]
 
     def reload(self, path: Optional[str] = None) -> Reply:
