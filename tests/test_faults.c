@@ -67,20 +67,7 @@ static store *open_rw(uint64_t map_size)
 }
 
 /* Page views of id in a fresh snapshot, or -1 when the store has none. */
-static int views(store *s, const char *id)
-{
-    store_reader *r = NULL;
-    ls_features f;
-    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
-    ck_assert_int_eq(store_reader_begin(r), LS_OK);
-    int rc = store_reader_get(r, id, strlen(id), &f);
-    store_reader_end(r);
-    store_reader_close(&r);
-    if (rc == LS_ENOTFOUND)
-        return -1;
-    ck_assert_int_eq(rc, LS_OK);
-    return (int)f.count[EV_PAGE_VIEW];
-}
+static int views(store *s, const char *id) { return tu_store_page_views(s, id, strlen(id)); }
 
 static void put(store *s, const char *id)
 {

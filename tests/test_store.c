@@ -1549,22 +1549,6 @@ END_TEST
 /* An id literal with its length: the ids below hold NUL bytes. */
 #define NID(lit) lit, sizeof lit - 1
 
-/* Page views of the record id lands on (through its alias), or -1. */
-static int views_at(store *s, const char *id, size_t len)
-{
-    store_reader *r = NULL;
-    ls_features f;
-    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
-    ck_assert_int_eq(store_reader_begin(r), LS_OK);
-    int rc = store_reader_get(r, id, len, &f);
-    store_reader_end(r);
-    store_reader_close(&r);
-    if (rc == LS_ENOTFOUND)
-        return -1;
-    ck_assert_int_eq(rc, LS_OK);
-    return (int)f.count[EV_PAGE_VIEW];
-}
-
 /* Whether id lands on want (itself when want is id). */
 static int lands_on(store_wtxn *w, const char *id, size_t len, const char *want, size_t want_len)
 {
@@ -1611,9 +1595,9 @@ START_TEST(aliases_of_ids_holding_nul_stay_apart)
     ck_assert_int_eq(store_wtxn_alias(w, NID("u"), longid, sizeof longid, &merged), LS_OK);
     ck_assert(lands_on(w, NID("a"), ulong, sizeof ulong));
     ck_assert_int_eq(store_write_commit(&w), LS_OK);
-    ck_assert_int_eq(views_at(s, NID("x\0y")), -1);
-    ck_assert_int_eq(views_at(s, NID("y")), 3);
-    ck_assert_int_eq(views_at(s, NID("z")), 7);
+    ck_assert_int_eq(tu_store_page_views(s, NID("x\0y")), -1);
+    ck_assert_int_eq(tu_store_page_views(s, NID("y")), 3);
+    ck_assert_int_eq(tu_store_page_views(s, NID("z")), 7);
 
     /* forgetting "t\0x" erases its alias y: a new y is a customer of its own */
     ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
@@ -1621,8 +1605,8 @@ START_TEST(aliases_of_ids_holding_nul_stay_apart)
     ck_assert(lands_on(w, NID("y"), NID("y")));
     put_n(w, NID("y"), 1);
     ck_assert_int_eq(store_write_commit(&w), LS_OK);
-    ck_assert_int_eq(views_at(s, NID("t\0x")), -1);
-    ck_assert_int_eq(views_at(s, NID("y")), 1);
+    ck_assert_int_eq(tu_store_page_views(s, NID("t\0x")), -1);
+    ck_assert_int_eq(tu_store_page_views(s, NID("y")), 1);
 
     /* forgetting "p" leaves the alias q -> "p\0r", which a forget of "p\0r" then erases */
     ck_assert_int_eq(store_write_begin(s, &w), LS_OK);

@@ -519,3 +519,18 @@ int tu_run_cli_split(char *o, size_t ocap, char *e, size_t ecap, const char *con
     ck_assert_int_ge(rc, 0);
     return rc;
 }
+
+int tu_store_page_views(store *s, const char *id, size_t len)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    int rc = store_reader_get(r, id, len, &f);
+    store_reader_end(r);
+    store_reader_close(&r);
+    if (rc == LS_ENOTFOUND)
+        return -1;
+    ck_assert_int_eq(rc, LS_OK);
+    return (int)f.count[EV_PAGE_VIEW];
+}

@@ -66,6 +66,10 @@ struct service;
 void tu_writer_rig_open(struct service *svc, const char *dir, const feature_decay *decay);
 void tu_writer_rig_close(struct service *svc);
 
+/* Page views of the record id (len bytes) lands on, through its alias, in
+ * a fresh snapshot of s; -1 when the store has none. */
+int tu_store_page_views(store *s, const char *id, size_t len);
+
 /* Runs argv (argv[0] found on PATH) with stdin from /dev/null, stdout into
  * o and stderr into e (each NUL-terminated, cut at its cap); returns the
  * exit status, or -1.  No assertions: an unchecked fixture may use it. */
