@@ -231,6 +231,11 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
                       "a shop with visits got a lifetime %s term", f);
     }
     ck_assert_ptr_null(json_object_get(json_object_get(m, "data"), "orders_only"));
+    /* a storefront's model scores its customers known from orders alone by
+     * the repeat-purchase model, and says how many the hold-out had */
+    ck_assert_str_eq(json_string_value(json_object_get(m, "orders_only_customers")), "repeat_purchase");
+    ck_assert(json_is_integer(json_object_get(metrics, "holdout_orders_only_customers")));
+    ck_assert_ptr_nonnull(strstr(out, "orders-only customers: "));
     ck_assert_str_eq(json_string_value(json_object_get(m, "name")), "shop");
     /* the notes are whole sentences (they were cut at 600 bytes), and the
      * sign constraints' note names the log1p_scaled silence terms */
@@ -604,6 +609,10 @@ START_TEST(cdnow_noise_is_no_loss_and_a_clear_loss_is_refused)
                   "log-loss %.4f vs RFM %.4f", num(metrics, "holdout", "log_loss"),
                   num(metrics, "holdout_rfm_baseline", "log_loss"));
     ck_assert(json_is_true(json_object_get(json_object_get(m, "data"), "orders_only")));
+    /* fitted on customers known from orders alone: no separate rule for them */
+    ck_assert_ptr_null(json_object_get(m, "orders_only_customers"));
+    ck_assert_int_eq(json_integer_value(json_object_get(metrics, "holdout_orders_only_customers")), 0);
+    ck_assert_ptr_null(strstr(out, "orders-only customers: "));
     int lifetime = 0;
     json_t *terms = json_object_get(json_object_get(m, "logistic"), "terms"), *t;
     size_t i;
