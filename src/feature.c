@@ -260,6 +260,24 @@ static void remove_from_cart(ls_features *f, const ls_event *ev)
     note_cart(f, ev->ts_ms, -taken, -items);
 }
 
+/* A checkout pays for a basket: one begun while the cart holds nothing
+ * since the last order (a storefront that sends no add_to_cart, or a cart
+ * added before tracking began) puts that basket in the cart -- its value
+ * and quantity (1 item when it names none) -- so the checkout reads as a
+ * cart at least: open, worth what it carries, and abandoned when no order
+ * follows.  A checkout of a cart already open leaves the cart as it is. */
+static void checkout_basket(ls_features *f, const ls_event *ev)
+{
+    int held;
+    double value;
+    cart_totals(f, &held, &value);
+    if (held > 0 || value > 0.005)
+        return;
+    note_cart(f, ev->ts_ms, ev->value > 0 ? ev->value : 0.0, cart_items(ev));
+    if (ev->ts_ms > f->last_cart_ms)
+        f->last_cart_ms = ev->ts_ms;
+}
+
 int feature_has_visit(const ls_features *f)
 {
     for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
@@ -347,6 +365,7 @@ static void apply_money(ls_features *f, const ls_event *ev)
         remove_from_cart(f, ev);
         break;
     case EV_CHECKOUT:
+        checkout_basket(f, ev);
         if (ev->ts_ms > f->last_checkout_ms)
             f->last_checkout_ms = ev->ts_ms;
         break;

@@ -40,8 +40,11 @@
  * merges its oldest slots, a removal takes out at most what the cart
  * holds, a new category displaces the least recent one): an older record
  * with a history is replayed once when its customer is next written.
+ * 7: version 6's encoding, built by the twelfth pass's rule (a checkout
+ * while the cart is empty puts its basket in the cart): a version 6
+ * record with a history is replayed once in the same way.
  * Older records still decode. */
-#define FEATURE_RECORD_VERSION 6
+#define FEATURE_RECORD_VERSION 7
 /* The first version that keeps last_engaged_ms. */
 #define FEATURE_VERSION_LAST_ENGAGED 5
 

@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #define DAY 86400000LL
+#define HOUR 3600000LL
 /* 2023-11-14T22:13:20Z */
 #define T0 1700000000000LL
 
@@ -673,6 +674,58 @@ START_TEST(a_removal_takes_out_no_more_than_the_cart_holds)
                       rows[i].what, feature_open_cart(&f), rows[i].want);
         ck_assert_msg(feature_cart_is_open(&f), "%s: the cart is not open", rows[i].what);
     }
+}
+END_TEST
+
+/* A checkout while the cart holds nothing since the last order (a
+ * storefront that sends no add_to_cart) puts its basket in the cart: its
+ * value and quantity, open from the checkout's time; a checkout of an open
+ * cart leaves the cart as it is; the order closes it; an unpriced
+ * checkout opens a basket of one item worth nothing known. */
+START_TEST(a_checkout_fills_an_empty_basket)
+{
+    ls_features f;
+    feature_init(&f);
+    ls_event co = mk_value(EV_CHECKOUT, T0, 80.0);
+    co.quantity = 3;
+    apply(&f, &co);
+    ASSERT_FV(&f, "open_cart_value", T0 + HOUR, 80.0);
+    ASSERT_FV(&f, "cart_open", T0 + HOUR, 1.0);
+    ASSERT_FV(&f, "cart_open_recent", T0, 1.0);
+    ASSERT_FV(&f, "checkout_open", T0 + HOUR, 1.0);
+    ck_assert_int_eq(f.last_cart_ms, T0);
+    int items = 0;
+    for (int i = 0; i < FEATURE_CART_RING; i++)
+        items += f.cart[i].ts_ms > f.last_purchase_ms ? f.cart[i].items : 0;
+    ck_assert_int_eq(items, 3);
+    /* a second checkout of that basket adds nothing; an add does */
+    ls_event again = mk_value(EV_CHECKOUT, T0 + 60000, 80.0);
+    apply(&f, &again);
+    ASSERT_FV(&f, "open_cart_value", T0 + HOUR, 80.0);
+    ls_event add = mk_value(EV_ADD_TO_CART, T0 + 120000, 15.0);
+    apply(&f, &add);
+    ASSERT_FV(&f, "open_cart_value", T0 + HOUR, 95.0);
+    ls_event buy = mk_value(EV_PURCHASE, T0 + 180000, 95.0);
+    apply(&f, &buy);
+    ASSERT_FV(&f, "cart_open", T0 + HOUR, 0.0);
+    ASSERT_FV(&f, "open_cart_value", T0 + HOUR, 0.0);
+    /* a tracked cart then its checkout: the cart's value, not twice it */
+    ls_event cart = mk_value(EV_ADD_TO_CART, T0 + DAY, 40.0);
+    apply(&f, &cart);
+    ls_event co2 = mk_value(EV_CHECKOUT, T0 + DAY + 60000, 40.0);
+    apply(&f, &co2);
+    ASSERT_FV(&f, "open_cart_value", T0 + DAY + HOUR, 40.0);
+    ck_assert_int_eq(f.last_cart_ms, T0 + DAY);
+    /* an unpriced checkout of an empty cart: open, of unknown value */
+    ls_features g;
+    feature_init(&g);
+    ls_event bare = mk_value(EV_CHECKOUT, T0, 0.0);
+    apply(&g, &bare);
+    ASSERT_FV(&g, "cart_open", T0 + HOUR, 1.0);
+    ASSERT_FV(&g, "open_cart_value", T0 + HOUR, 0.0);
+    ls_features back;
+    roundtrip(&f, &back);
+    assert_same(&f, &back, "a basket from a checkout");
 }
 END_TEST
 
@@ -1751,6 +1804,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_unpriced_removal_takes_the_average_item);
     tcase_add_test(tc, todays_category_enters_a_table_full_of_old_interest);
     tcase_add_test(tc, a_removal_takes_out_no_more_than_the_cart_holds);
+    tcase_add_test(tc, a_checkout_fills_an_empty_basket);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, a_review_without_a_rating_counts_outside_the_ratings);
     tcase_add_test(tc, sessions_are_counted_once_per_id);

@@ -142,7 +142,7 @@ static void p_cart(persona *p, int64_t ts, double price)
     snprintf(e->category, sizeof e->category, "shoes");
 }
 
-static void p_checkout(persona *p, int64_t ts) { p_add(p, EV_CHECKOUT, ts); }
+static persona_event *p_checkout(persona *p, int64_t ts) { return p_add(p, EV_CHECKOUT, ts); }
 
 /* A buying visit that ends with an order of `value` at ts: two product
  * views, the cart and the checkout in the 20 minutes before it. */
@@ -931,6 +931,45 @@ START_TEST(a_cart_added_three_hours_ago_without_a_price_is_abandoned)
 }
 END_TEST
 
+/* A storefront that sends no add_to_cart: its checkout is the basket.
+ * A checkout today without a tracked cart reads at least as a cart of the
+ * same value today (it is the next step of that cart), and, left for three
+ * hours, as an abandoned cart.  Before the checkout filled an empty basket
+ * (feature.c, checkout_basket) a checkout of 59 scored below a cart of 59. */
+START_TEST(a_checkout_without_a_tracked_cart_reads_as_a_cart_at_least)
+{
+    static const double values[] = {20.0, 59.0, 500.0, 5000.0};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        persona cart, checkout;
+        views_today(&cart);
+        cart.name = "add-to-cart today";
+        p_cart(&cart, NOW - 2 * HOUR + 5 * MINUTE, values[i]);
+        views_today(&checkout);
+        checkout.name = "checkout today, no add_to_cart sent";
+        p_checkout(&checkout, NOW - 2 * HOUR + 5 * MINUTE)->value = values[i];
+        double s_cart = score_now(&cart), s_checkout = score_now(&checkout);
+        ck_assert_msg(s_checkout > s_cart, "value %.0f: %s (%.6f) should score above %s (%.6f)", values[i],
+                      checkout.name, s_checkout, cart.name, s_cart);
+        /* no less than the checkout of the same cart tracked step by step */
+        persona both;
+        views_today(&both);
+        p_cart(&both, NOW - 2 * HOUR + 5 * MINUTE, values[i]);
+        p_checkout(&both, NOW - 2 * HOUR + 10 * MINUTE);
+        ck_assert_msg(s_checkout >= score_now(&both) * 0.99, "value %.0f: %.6f against %.6f with the cart tracked",
+                      values[i], s_checkout, score_now(&both));
+    }
+    persona p;
+    p_init(&p, "a checkout of 35 without a cart, 3 hours ago");
+    p_visit(&p, NOW - 3 * HOUR - 5 * MINUTE, 1);
+    p_checkout(&p, NOW - 3 * HOUR)->value = 35.0;
+    assess_result a = assess_at(&p, NOW);
+    ck_assert_msg(has_action(&a, JA_ABANDONED_CART), "%s: no abandoned_cart", p.name);
+    p_order(&p, NOW - 2 * HOUR, 35.0, 0);
+    a = assess_at(&p, NOW);
+    ck_assert_msg(!has_action(&a, JA_ABANDONED_CART), "a checkout that became an order is not abandoned");
+}
+END_TEST
+
 /* The next best actions at NOW: fills items, returns how many. */
 static int next_actions_at(const persona *p, nextaction_item items[JA_COUNT], assess_result *a)
 {
@@ -1124,6 +1163,7 @@ static Suite *personas_suite(void)
     tcase_add_test(journey, a_loyal_buyer_who_lapses_gets_win_back);
     tcase_add_test(journey, one_share_is_not_advocacy_but_a_repeat_buyer_sharing_on_two_days_is);
     tcase_add_test(journey, a_cart_added_three_hours_ago_without_a_price_is_abandoned);
+    tcase_add_test(journey, a_checkout_without_a_tracked_cart_reads_as_a_cart_at_least);
     tcase_add_test(journey, a_big_abandoned_cart_is_the_next_best_action);
     tcase_add_test(journey, a_hundred_shares_never_reach_the_top_loyalty_tier);
     suite_add_tcase(s, journey);

@@ -1494,6 +1494,40 @@ START_TEST(a_version_5_record_is_rebuilt_by_this_versions_rules_when_written)
 }
 END_TEST
 
+/* Version 6, built before a checkout filled an empty cart: the cart
+ * stays empty after a checkout that no add_to_cart came before. */
+static void old_checkout_rule(ls_features *f)
+{
+    memset(f->cart, 0, sizeof f->cart);
+    f->last_cart_ms = 0;
+}
+
+/* A record of version 6 was built by the rule before a checkout filled an
+ * empty cart: the writer replays it when its customer is next written, so
+ * the checkout's basket (50) is in the cart from then on. */
+START_TEST(a_version_6_record_gets_its_checkout_basket_when_written)
+{
+    char why[256];
+    store *s = NULL;
+    store_options rw = {.map_size = 1 << 26};
+    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    const event_type checkout[] = {EV_PAGE_VIEW, EV_CHECKOUT};
+    const int checkout_days[] = {0, 1};
+    add_c_events(s, checkout, checkout_days, 2);
+    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
+    store_close(&s);
+
+    rewrite_c_record(dir, 6, old_checkout_rule); /* as the eleventh pass's binary left it */
+    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
+    ck_assert_double_eq_tol(c_open_cart(s), 0.0, 1e-9); /* read as stored until written */
+    const event_type view[] = {EV_PAGE_VIEW};
+    const int view_day[] = {2};
+    add_c_events(s, view, view_day, 1); /* in order, at the tail */
+    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
+    store_close(&s);
+}
+END_TEST
+
 START_TEST(a_write_txn_reads_back_what_it_wrote)
 {
     store *s = open_store(&DECAY);
@@ -1660,6 +1694,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_version_two_store_opens_and_is_upgraded);
     tcase_add_test(tc, a_version_4_record_gets_its_last_engagement_from_its_history);
     tcase_add_test(tc, a_version_5_record_is_rebuilt_by_this_versions_rules_when_written);
+    tcase_add_test(tc, a_version_6_record_gets_its_checkout_basket_when_written);
     tcase_add_test(tc, stat_counts_customers);
     tcase_add_test(tc, aliases_of_ids_holding_nul_stay_apart);
     tcase_add_loop_test(tc, a_write_txn_reads_back_what_it_wrote, 0, 3);
