@@ -1,5 +1,5 @@
 /* fuzz_record.c -- libFuzzer harness for the store's feature record:
- * bytes -> feature_decode (every version it reads: 1 to 4).
+ * bytes -> feature_decode (every version it reads: 1 to FEATURE_RECORD_VERSION).
  *
  * A record comes from the store's own file, but a file can be damaged or
  * come from another build: decoding must never crash, leak or read out of
@@ -22,7 +22,7 @@ static void check_accepted(const ls_features *f)
 {
     const int64_t t[] = {f->first_seen_ms, f->last_seen_ms, f->birthday_ts_ms, f->first_purchase_ms,
                          f->last_purchase_ms, f->last_cart_ms, f->last_review_ms, f->last_negative_ms,
-                         f->last_checkout_ms, f->last_share_ms};
+                         f->last_checkout_ms, f->last_share_ms, f->last_engaged_ms, f->first_visit_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         CHECK(t[i] >= 0);
     CHECK(f->ncategories <= FEATURE_MAX_CATEGORIES);

@@ -382,7 +382,8 @@ static void print_readiness(const train_report *r, const train_options *opt)
     if (r->orders_by_repeat)
         printf("  orders-only customers: %zu hold-out buyers without a storefront visit are scored by the "
                "repeat-purchase model, P(an order within the horizon), as the model file says "
-               "(\"orders_only_customers\")\n", r->orders_only_rows);
+               "(\"orders_only_customers\"); %zu whose first order came before any visit by the larger of that "
+               "and the logistic terms\n", r->orders_only_rows, r->orders_first_rows);
     if (r->orders_only)
         printf("  orders only: under 1%% of the customers fitted on had a storefront visit (a view, search, cart or "
                "checkout), so lifetime purchase days and net spend were candidates too\n");

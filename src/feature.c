@@ -278,12 +278,28 @@ static void checkout_basket(ls_features *f, const ls_event *ev)
         f->last_cart_ms = ev->ts_ms;
 }
 
+/* The storefront's own events: views, searches, the cart, the checkout. */
+static int is_visit(event_type t) { return t >= EV_PAGE_VIEW && t <= EV_CHECKOUT; }
+
 int feature_has_visit(const ls_features *f)
 {
     for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
         if (f->count[t] > 0)
             return 1;
     return 0;
+}
+
+/* What a record that does not store first_visit_ms takes for it: its
+ * first event when it has a visit (so a record of a version before 7 is
+ * never read as a buyer whose orders came first), else none. */
+static int64_t first_visit_stand_in(const ls_features *f)
+{
+    return feature_has_visit(f) ? f->first_seen_ms : 0;
+}
+
+int feature_orders_before_visits(const ls_features *f)
+{
+    return f->first_purchase_ms != 0 && f->first_visit_ms != 0 && f->first_purchase_ms < f->first_visit_ms;
 }
 
 double feature_open_cart(const ls_features *f)
@@ -431,6 +447,8 @@ void feature_apply_line(ls_features *f, const ls_event *ev, const feature_decay 
     int engaged = is_engagement(ev);
     if (engaged && ev->ts_ms > f->last_engaged_ms)
         f->last_engaged_ms = ev->ts_ms;
+    if (is_visit(ev->type) && (f->first_visit_ms == 0 || ev->ts_ms < f->first_visit_ms))
+        f->first_visit_ms = ev->ts_ms;
     int64_t age = f->last_seen_ms - ev->ts_ms;
     double ws = feature_decay_factor(age, d->short_ms);
     double wl = feature_decay_factor(age, d->long_ms);
@@ -545,6 +563,7 @@ void feature_merge(ls_features *dst, const ls_features *src_in, const feature_de
         dst->last_negative_ms = src.last_negative_ms;
     if (src.last_engaged_ms > dst->last_engaged_ms)
         dst->last_engaged_ms = src.last_engaged_ms;
+    dst->first_visit_ms = min_nonzero(dst->first_visit_ms, src.first_visit_ms);
     if (src.last_purchase_ms > dst->last_purchase_ms)
         dst->last_purchase_ms = src.last_purchase_ms;
     if (src.last_cart_ms > dst->last_cart_ms)
@@ -603,6 +622,8 @@ static double get_f64(rcur *r) { double v; bytecur_get(r, &v, 8); return v; }
  *   u8 flags (V4_*): the f32 pair sessions_recent, sessions_decayed, then
  *     f64 spend, refunded, discounted_spend, first_purchase_value, each when set,
  *     then (version 5, V5_ENGAGED) time last_engaged, when it is not last_seen,
+ *     then (version 7, V7_FIRST_VISIT) time first_visit, when it is not
+ *     first_visit_stand_in's (the first event, for a customer with a visit),
  *   u8 slot mask: for each cart slot set, time ts, f32 value, varint zigzag items,
  *   times first_purchase, last_purchase, last_cart, last_review, last_negative,
  *     last_checkout, last_share,
@@ -619,7 +640,9 @@ enum {
     V4_FIRST_VALUE = 1 << 4,
     V4_ALL = (1 << 5) - 1,
     V5_ENGAGED = 1 << 5,
-    V5_ALL = (1 << 6) - 1
+    V5_ALL = (1 << 6) - 1,
+    V7_FIRST_VISIT = 1 << 6,
+    V7_ALL = (1 << 7) - 1
 };
 
 static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -684,7 +707,8 @@ static void encode_rings(wcur *w, const ls_features *f, int64_t anchor)
                               (f64_set(f->spend) ? V4_SPEND : 0) | (f64_set(f->refunded) ? V4_REFUNDED : 0) |
                               (f64_set(f->discounted_spend) ? V4_DISCOUNTED : 0) |
                               (f64_set(f->first_purchase_value) ? V4_FIRST_VALUE : 0) |
-                              (f->last_engaged_ms != anchor ? V5_ENGAGED : 0));
+                              (f->last_engaged_ms != anchor ? V5_ENGAGED : 0) |
+                              (f->first_visit_ms != first_visit_stand_in(f) ? V7_FIRST_VISIT : 0));
     put_u8(w, flags);
     if (flags & V4_SESSION_FLOATS) {
         put_f32(w, f->sessions_recent);
@@ -700,6 +724,8 @@ static void encode_rings(wcur *w, const ls_features *f, int64_t anchor)
         put_f64(w, f->first_purchase_value);
     if (flags & V5_ENGAGED)
         put_time(w, f->last_engaged_ms, anchor);
+    if (flags & V7_FIRST_VISIT)
+        put_time(w, f->first_visit_ms, anchor);
     for (int i = 0; i < FEATURE_CART_RING; i++)
         if (f->cart[i].ts_ms || f32_set(f->cart[i].value) || f->cart[i].items)
             cmask |= (uint8_t)(1u << i);
@@ -798,7 +824,7 @@ static int times_valid(const ls_features *f)
 {
     const int64_t t[] = {f->first_seen_ms, f->last_seen_ms, f->birthday_ts_ms, f->first_purchase_ms,
                          f->last_purchase_ms, f->last_cart_ms, f->last_review_ms, f->last_negative_ms,
-                         f->last_checkout_ms, f->last_share_ms, f->last_engaged_ms};
+                         f->last_checkout_ms, f->last_share_ms, f->last_engaged_ms, f->first_visit_ms};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] < 0)
             return 0;
@@ -839,7 +865,7 @@ static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor, int version
         }
     }
     uint8_t flags = get_u8(r);
-    if (flags & ~(version >= 5 ? V5_ALL : V4_ALL))
+    if (flags & ~(version >= 7 ? V7_ALL : version >= 5 ? V5_ALL : V4_ALL))
         r->bad = 1;
     if (flags & V4_SESSION_FLOATS) {
         f->sessions_recent = get_f32(r);
@@ -854,6 +880,7 @@ static void decode_v4_rings(rcur *r, ls_features *f, int64_t anchor, int version
     if (flags & V4_FIRST_VALUE)
         f->first_purchase_value = get_f64(r);
     f->last_engaged_ms = flags & V5_ENGAGED ? get_time(r, anchor) : anchor;
+    f->first_visit_ms = flags & V7_FIRST_VISIT ? get_time(r, anchor) : first_visit_stand_in(f);
     uint8_t cmask = get_u8(r);
     if (cmask >> FEATURE_CART_RING)
         r->bad = 1;
@@ -975,6 +1002,7 @@ static int decode_fields(ls_features *f, const uint8_t *buf, size_t len)
         f->review_days = f->count[EV_REVIEW];
     }
     f->last_engaged_ms = f->last_seen_ms; /* not kept before version 5 */
+    f->first_visit_ms = first_visit_stand_in(f); /* nor this before version 7 */
     if (f->ncategories > FEATURE_MAX_CATEGORIES)
         return LS_EPARSE;
     for (int i = 0; i < f->ncategories; i++)

@@ -40,9 +40,11 @@
  * merges its oldest slots, a removal takes out at most what the cart
  * holds, a new category displaces the least recent one): an older record
  * with a history is replayed once when its customer is next written.
- * 7: version 6's encoding, built by the twelfth pass's rule (a checkout
- * while the cart is empty puts its basket in the cart): a version 6
- * record with a history is replayed once in the same way.
+ * 7: version 6's encoding plus first_visit_ms, stored only when it is
+ * not what feature_first_visit_stand_in gives, built by the twelfth
+ * pass's rules (a checkout while the cart is empty puts its basket in the
+ * cart): a version 6 record with a history is replayed once in the same
+ * way; one without takes the stand-in.
  * Older records still decode. */
 #define FEATURE_RECORD_VERSION 7
 /* The first version that keeps last_engaged_ms. */
@@ -99,6 +101,7 @@ typedef struct {
     int64_t last_review_ms;     /* latest review */
     int64_t last_negative_ms;   /* latest refund, bad review (<= 2) or support ticket */
     int64_t last_engaged_ms;    /* latest event that is neither one of those (a complaint) nor a profile update; 0 = none */
+    int64_t first_visit_ms;     /* earliest storefront visit (feature_has_visit's types); 0 = none */
     uint32_t rating_sum;
     uint32_t rating_n;
     uint32_t bad_reviews;       /* rating <= 2 */
@@ -176,6 +179,11 @@ double feature_value(const ls_features *f, int id, const feature_ctx *ctx);
  * model.c scores such a customer by its orders, train.c tells an order
  * feed by it. */
 int feature_has_visit(const ls_features *f);
+
+/* 1 for a buyer whose first order came before any storefront visit (an
+ * order history imported, an order feed, then a storefront that began to
+ * send visits): the logistic terms never saw how this customer shops. */
+int feature_orders_before_visits(const ls_features *f);
 
 /* The open cart: cart adds minus removes after the last purchase, among
  * the FEATURE_CART_RING latest cart events; 0 when that is not positive. */

@@ -601,6 +601,8 @@ void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx
         assess_repeat(&m->clv, f, ctx->now_ms, m->horizon_days, &level[0], &level[1]);
     }
     out->orders_only = model_orders_only_customer(m, f);
+    if (!out->orders_only && m->orders_by_repeat && assess_is_buyer(f) && feature_orders_before_visits(f))
+        out->orders_only = orders_only_logit(m, f, ctx, 0, level[0], out) > logistic_logit(m, f, ctx, 0, level, out);
     if (out->orders_only)
         logit = orders_only_logit(m, f, ctx, explain, level[0], out);
     else

@@ -63,7 +63,7 @@ typedef struct {
     double score;         /* calibrated probability, 0..1 */
     int score_100;        /* round(100 * score) */
     const char *tier;     /* "hot", "warm" or "cold"; static storage */
-    int orders_only;      /* 1: scored as a customer known from orders alone (model_orders_only_customer) */
+    int orders_only;      /* 1: scored by its orders (the repeat-purchase part), not by the logistic terms */
     int ncontrib;         /* terms in contrib[], largest |contribution| first */
     model_contrib contrib[MODEL_MAX_TERMS];
 } model_result;
@@ -151,8 +151,13 @@ int model_uses_repeat(const model *m);
  * complaint terms those of refund_rate, refund_count, support_ticket_count
  * and bad_reviews: 0 without a complaint, never positive with one (their
  * coefficients are <= 0 in a trained model).  Tiers apply as usual.
+ * A buyer whose first order came before any visit (an order history
+ * imported, then a storefront that began to send visits:
+ * feature_orders_before_visits) is scored by the larger of that logit and
+ * the logistic terms' -- the logistic terms never saw how such a customer
+ * shops, so a first visit must not read as less than the orders alone.
  * model_orders_by_repeat: the model does; model_orders_only_customer: it
- * does and f is such a customer. */
+ * does and f has no visit (scored by its orders always). */
 #define MODEL_ORDERS_P_MIN 1e-6
 int model_orders_by_repeat(const model *m);
 int model_orders_only_customer(const model *m, const ls_features *f);

@@ -140,13 +140,17 @@ static double named(const ls_features *f, const char *name, const feature_ctx *c
 /* Rows, one table per cutoff                                          */
 /* ------------------------------------------------------------------ */
 
+/* How the model file will score a row's customer (orders_by_repeat). */
+enum { ROW_BY_LOGISTIC = 0, ROW_ORDERS_ONLY = 1, ROW_ORDERS_FIRST = 2 };
+
 typedef struct {
     size_t n, cap;
     double *x;        /* n x N_CANDIDATES transformed values */
     double *y;
     uint8_t *label;
     uint8_t *buyer;   /* has a repeat-purchase summary */
-    uint8_t *orders_only; /* a buyer without a storefront visit (feature_has_visit) */
+    uint8_t *orders_only; /* ROW_ORDERS_ONLY: a buyer without a storefront visit (feature_has_visit);
+                             ROW_ORDERS_FIRST: a buyer whose first order came before any visit */
     double *sx, *stx, *sT, *zbar; /* the summary, time units */
     double *recency;  /* log1p(days since last seen) */
     double *rfm;      /* n x N_RFM: log1p days since last purchase, orders, spend */
@@ -395,7 +399,10 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
     d->y[i] = d->label[i];
     d->recency[i] = log1p(named(f, "days_since_last_seen", &ctx));
     c->visited[k] += (size_t)feature_has_visit(f);
-    d->orders_only[i] = (uint8_t)(d->buyer[i] && !feature_has_visit(f));
+    d->orders_only[i] = !d->buyer[i]                       ? ROW_BY_LOGISTIC
+                        : !feature_has_visit(f)            ? ROW_ORDERS_ONLY
+                        : feature_orders_before_visits(f)  ? ROW_ORDERS_FIRST
+                                                           : ROW_BY_LOGISTIC;
     if (features)
         fill_features(d, f, &ctx, c->opt->horizon_days);
     if (cmp) {
@@ -764,10 +771,13 @@ static void score_orders_by_repeat(scorer *s)
 static double *predict(const scorer *s, const dataset *d)
 {
     double *p = malloc((d->n ? d->n : 1) * sizeof *p);
-    for (size_t i = 0; p && i < d->n; i++)
-        p[i] = s->orders_by_repeat && d->orders_only[i]
-                   ? orders_only_p(s, row_of(d, i, s->which))
-                   : sigmoid(s->a * logreg_logit(&s->lr, row_of(d, i, s->which)) + s->b);
+    for (size_t i = 0; p && i < d->n; i++) {
+        const double *row = row_of(d, i, s->which);
+        int by = s->orders_by_repeat ? d->orders_only[i] : ROW_BY_LOGISTIC;
+        p[i] = by == ROW_ORDERS_ONLY ? orders_only_p(s, row) : sigmoid(s->a * logreg_logit(&s->lr, row) + s->b);
+        if (by == ROW_ORDERS_FIRST)
+            p[i] = fmax(p[i], orders_only_p(s, row));
+    }
     return p;
 }
 
@@ -1028,8 +1038,10 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
     rep->orders_by_repeat = !c->orders_only;
     if (rep->orders_by_repeat)
         score_orders_by_repeat(&s);
-    for (size_t i = 0; i < ev->n; i++)
-        rep->orders_only_rows += s.orders_by_repeat && ev->orders_only[i];
+    for (size_t i = 0; i < ev->n && s.orders_by_repeat; i++) {
+        rep->orders_only_rows += ev->orders_only[i] == ROW_ORDERS_ONLY;
+        rep->orders_first_rows += ev->orders_only[i] == ROW_ORDERS_FIRST;
+    }
     double *p = malloc((m.n ? m.n : 1) * sizeof *p);
     if (!p) {
         rc = LS_ENOMEM;
@@ -1372,8 +1384,11 @@ static json_t *notes_json(const train_report *rep)
                  "cart or checkout: an order feed, an imported order history) is scored by the repeat-purchase "
                  "model instead, P(an order within horizon_days) = repeat_p_buy, moved only by the complaint "
                  "terms (refunds, tickets, bad reviews): the terms above read storefront behaviour such a customer "
-                 "cannot show, so for it a silent storefront says nothing. The metrics score the %zu such hold-out "
-                 "rows so.", rep->orders_only_rows);
+                 "cannot show, so for it a silent storefront says nothing. A buyer whose first order came before "
+                 "any visit (an order history imported, then a storefront that began to send visits) is scored by "
+                 "the larger of that and the terms above, so a first visit never reads as less than the orders. "
+                 "The metrics score the %zu and %zu such hold-out rows so.", rep->orders_only_rows,
+                 rep->orders_first_rows);
         if (rep->orders_only)
             note(notes, "ORDERS ONLY: under 1%% of the customers fitted on had a storefront visit (a view, a "
                  "search, a cart or a checkout), so lifetime purchase days and net spend (log1p, >= 0) were candidates "
@@ -1449,6 +1464,7 @@ static json_t *metrics_all_json(const train_report *rep)
         json_object_set_new(m, "lambda_grid", grid_json(rep));
         json_object_set_new(m, "orders_only", json_boolean(rep->orders_only));
         json_object_set_new(m, "holdout_orders_only_customers", json_integer((json_int_t)rep->orders_only_rows));
+        json_object_set_new(m, "holdout_orders_first_customers", json_integer((json_int_t)rep->orders_first_rows));
     }
     json_object_set_new(m, "clv", json_pack("{s:s, s:b, s:s, s:f, s:I, s:b, s:f, s:b, s:f, s:I}", "model",
         rep->repeat.model.kind == CLV_MODEL_NBD ? "nbd" : "bgnbd", "repeat_fitted", rep->repeat.fitted, "reason",

@@ -135,6 +135,8 @@ typedef struct {
     int orders_by_repeat;                  /* not orders_only: the model scores a buyer known from orders alone by
                                               the repeat-purchase model ("orders_only_customers") */
     size_t orders_only_rows;               /* such hold-out rows, scored so in `model` */
+    size_t orders_first_rows;              /* hold-out buyers whose first order came before any visit: scored
+                                              by the larger of that and the logistic terms */
     int orders_only;                       /* under 1 % of the fit rows' customers visited the storefront:
                                               lifetime purchase days and net spend were candidates */
     /* readiness */

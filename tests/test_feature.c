@@ -185,6 +185,7 @@ static void assert_same(const ls_features *a, const ls_features *b, const char *
     SAME_INT(first_purchase_ms);
     SAME_INT(last_purchase_ms);
     SAME_INT(last_cart_ms);
+    SAME_INT(first_visit_ms);
     SAME_DBL(first_purchase_value);
     SAME_INT(last_review_ms);
     SAME_INT(last_negative_ms);
@@ -726,6 +727,55 @@ START_TEST(a_checkout_fills_an_empty_basket)
     ls_features back;
     roundtrip(&f, &back);
     assert_same(&f, &back, "a basket from a checkout");
+}
+END_TEST
+
+/* The first storefront visit is kept: after orders (an order history
+ * imported, then a storefront) it says the orders came first; a visit
+ * before the first order says they did not; a merge keeps the earlier;
+ * it survives the encoding, and a record of version 6 (which did not keep
+ * it) reads its first event in its place. */
+START_TEST(the_first_visit_says_whether_orders_came_first)
+{
+    ls_features f, back;
+    feature_init(&f);
+    ls_event buy = mk_value(EV_PURCHASE, T0, 30.0);
+    apply(&f, &buy);
+    ck_assert_int_eq(f.first_visit_ms, 0);
+    ck_assert_int_eq(feature_orders_before_visits(&f), 0); /* no visit: an order feed, not this rule */
+    ls_event mail = mk(EV_EMAIL_OPEN, T0 + DAY);
+    apply(&f, &mail); /* not a visit */
+    ck_assert_int_eq(f.first_visit_ms, 0);
+    ls_event view = mk(EV_PAGE_VIEW, T0 + 3 * DAY);
+    apply(&f, &view);
+    ck_assert_int_eq(f.first_visit_ms, T0 + 3 * DAY);
+    ck_assert_int_eq(feature_orders_before_visits(&f), 1);
+    roundtrip(&f, &back);
+    assert_same(&f, &back, "orders first");
+    ck_assert_int_eq(back.first_visit_ms, T0 + 3 * DAY);
+    /* an anonymous history that visited before the order, merged in */
+    ls_features anon;
+    feature_init(&anon);
+    ls_event early = mk(EV_PRODUCT_VIEW, T0 - DAY);
+    apply(&anon, &early);
+    ls_features merged = f;
+    feature_merge(&merged, &anon, &DECAY);
+    ck_assert_int_eq(merged.first_visit_ms, T0 - DAY);
+    ck_assert_int_eq(feature_orders_before_visits(&merged), 0);
+    /* a version 6 record: the first event stands in (never "orders first") */
+    uint8_t buf[FEATURE_MAX_ENCODED];
+    size_t n;
+    ck_assert_int_eq(feature_encode(&f, buf, sizeof buf, &n), LS_OK);
+    buf[0] = 6;
+    ls_features old;
+    ck_assert_int_eq(feature_decode(&old, buf, n), LS_EPARSE); /* the first-visit bit is not version 6's */
+    ls_features plain = f;
+    plain.first_visit_ms = plain.first_seen_ms;
+    ck_assert_int_eq(feature_encode(&plain, buf, sizeof buf, &n), LS_OK);
+    buf[0] = 6;
+    ck_assert_int_eq(feature_decode(&old, buf, n), LS_OK);
+    ck_assert_int_eq(old.first_visit_ms, T0);
+    ck_assert_int_eq(feature_orders_before_visits(&old), 0);
 }
 END_TEST
 
@@ -1805,6 +1855,7 @@ static Suite *suite(void)
     tcase_add_test(tc, todays_category_enters_a_table_full_of_old_interest);
     tcase_add_test(tc, a_removal_takes_out_no_more_than_the_cart_holds);
     tcase_add_test(tc, a_checkout_fills_an_empty_basket);
+    tcase_add_test(tc, the_first_visit_says_whether_orders_came_first);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, a_review_without_a_rating_counts_outside_the_ratings);
     tcase_add_test(tc, sessions_are_counted_once_per_id);

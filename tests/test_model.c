@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #define DAY 86400000LL
+#define HOUR 3600000LL
 #define T0 1700000000000LL
 #define DEFAULT_JSON LS_SOURCE_DIR "/models/default.json"
 
@@ -916,11 +917,34 @@ START_TEST(orders_only_customers_are_scored_by_the_repeat_purchase_model)
     ck_assert_int_eq(r.ncontrib, 2);
     ck_assert_double_eq_tol(model_intercept(m) + r.contrib[0].contribution + r.contrib[1].contribution, r.logit,
                             1e-12);
-    /* a storefront visit: the logistic terms again, exactly as without the key */
-    add(&f, EV_PAGE_VIEW, now - DAY, -1, "s1");
+    /* a customer whose first visit came before the first order: the
+     * logistic terms, exactly as without the key */
+    ls_features v = f;
+    add(&v, EV_PAGE_VIEW, now - 71 * DAY, -1, "s0");
     model_result q;
+    model_score(m, &v, &ctx, 0, &r);
+    model_score(plain, &v, &ctx, 0, &q);
+    ck_assert_int_eq(r.orders_only, 0);
+    ck_assert_double_eq(r.logit, q.logit);
+    /* the orders first, then a visit (an order history imported, then a
+     * storefront): the larger of the orders' logit and the terms'.  One
+     * page view: the terms give 0.5 * (-2 + log1p(0.5^(1/30)) - (log1p(1) -
+     * 0.2) / 0.5) - 0.25 = -1.4029, the orders -1.1635: the orders */
+    add(&f, EV_PAGE_VIEW, now - DAY, -1, "s1");
+    ck_assert_int_eq(feature_orders_before_visits(&f), 1);
+    model_score(m, &f, &ctx, 1, &r);
+    model_score(plain, &f, &ctx, 0, &q);
+    ck_assert_double_eq_tol(q.logit, 0.5 * (-2 + log1p(pow(0.5, 1.0 / 30)) - (log(2) - 0.2) / 0.5) - 0.25, 1e-6);
+    ck_assert_int_eq(r.orders_only, 1);
+    ck_assert_double_eq_tol(r.logit, -1.1634570658305083, 1e-9);
+    ck_assert_double_eq_tol(model_intercept(m) + r.contrib[0].contribution + r.contrib[1].contribution, r.logit,
+                            1e-12);
+    /* twenty more page views today: the terms pass the orders and score */
+    for (int i = 0; i < 20; i++)
+        add(&f, EV_PAGE_VIEW, now - HOUR, -1, "s2");
     model_score(m, &f, &ctx, 0, &r);
     model_score(plain, &f, &ctx, 0, &q);
+    ck_assert_msg(q.logit > -1.1634570658305083, "terms %.6f", q.logit);
     ck_assert_int_eq(r.orders_only, 0);
     ck_assert_double_eq(r.logit, q.logit);
     /* a prospect (no order) keeps the logistic terms */

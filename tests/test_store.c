@@ -1132,6 +1132,8 @@ static void write_v2_store(const char *path, ls_features *old)
     mdb_env_close(env);
     /* what a version-3 binary reads out of it */
     old->purchase_units = 2;
+    /* and what this one reads: no first visit kept, the first event stands in */
+    old->first_visit_ms = old->first_seen_ms;
 }
 
 /* The version byte of customer id's raw record. */
