@@ -361,18 +361,30 @@ static int pull_gate(lg_client *c, uint64_t n)
     return 0;
 }
 
+/* Open loop, the run over: every request of the schedule still unsent
+ * is given up, the measured ones counted as not sent (skip_overdue's
+ * rule), so a server that held the sender back shows as overload. */
+static void give_up_backlog(lg_client *c)
+{
+    skip_overdue(c, c->run->end_ns + END_GRACE_NS + timeout_ns(c) + 1);
+}
+
 static void push_loop(lg_client *c)
 {
     for (;;) {
-        int64_t now = timefmt_mono_ns(), due = next_due(c, now);
+        int64_t now = timefmt_mono_ns();
+        skip_overdue(c, now);
+        int64_t due = next_due(c, now);
         if (due < 0)
             break;
         if (due > now) {
             sleep_until(due);
             continue;
         }
-        if (pull_gate(c, (uint64_t)c->run->cfg->batch) != 0)
-            break; /* the run ended while the server was catching up */
+        if (pull_gate(c, (uint64_t)c->run->cfg->batch) != 0) {
+            give_up_backlog(c); /* the run ended while the server was catching up */
+            break;
+        }
         if (!c->interval_ns)
             due = timefmt_mono_ns(); /* closed loop: due once the gate opened */
         c->due_ns = due;
@@ -388,6 +400,7 @@ static void push_loop(lg_client *c)
         if (rc < 0) {
             if (zmq_errno() == EAGAIN) {
                 c->abandoned++;
+                give_up_backlog(c); /* stopped while the high-water mark held it */
                 break;
             }
             c->send_failures++;

@@ -693,6 +693,38 @@ START_TEST(open_loop_overload_counts_what_was_not_sent)
 }
 END_TEST
 
+/* The same for fire-and-forget PULL: an open loop far beyond what the
+ * server lands (the sender waits for it, --pull-backlog) counts what it
+ * could not send in the window as not sent -- once the backlog still due
+ * when the window ended went uncounted -- and every batch due is either
+ * sent or counted so; nothing sent is lost. */
+START_TEST(pull_open_loop_overload_counts_what_was_not_sent)
+{
+    bench_server bs;
+    loadgen_config cfg;
+    loadgen_result r;
+    server_up(&bs);
+    short_run(&cfg, &bs, LOADGEN_PULL);
+    cfg.clients = 1;
+    cfg.warmup_s = 0;
+    cfg.duration_s = 1.0;
+    cfg.batch = 100;
+    cfg.rate = 20000;          /* 2 M events/s: far beyond any server here */
+    cfg.pull_backlog = 20000;  /* a short leash, so the sender waits on the server */
+    cfg.timeout_ms = 300;
+    ck_assert_int_eq(loadgen_run(&cfg, &r), LS_OK);
+    ck_assert_uint_gt(r.requests, 0);
+    ck_assert_uint_gt(r.not_sent, 0);
+    ck_assert_msg(r.requests + r.send_failures + r.not_sent == 20000,
+                  "%llu sent, %llu failed, %llu not sent: not the 20000 due", (unsigned long long)r.requests,
+                  (unsigned long long)r.send_failures, (unsigned long long)r.not_sent);
+    ck_assert_int_eq(r.pull_checked, 1);
+    ck_assert_int_eq(r.pull_events_lost, 0);
+    loadgen_result_free(&r);
+    server_down(&bs);
+}
+END_TEST
+
 START_TEST(no_server_times_out)
 {
     loadgen_config cfg;
@@ -1506,6 +1538,7 @@ static Suite *bench_suite(void)
     tcase_add_test(work, no_server_times_out);
     tcase_add_test(work, unknown_op_is_reported_for_a_skip);
     tcase_add_test(work, open_loop_overload_counts_what_was_not_sent);
+    tcase_add_test(work, pull_open_loop_overload_counts_what_was_not_sent);
     suite_add_tcase(s, work);
     TCase *parts = tcase_create("parts");
     tcase_add_test(parts, zipf_matches_the_law);
