@@ -10,6 +10,7 @@ calibration error over 10 equal-count bins.  The figures of README's
 
 usage: scripts/eval-holdout.py --events FILE.jsonl --data DIR [--model FILE]
                                [--back DAYS] [--horizon DAYS] [--bin PATH] [--bins]
+                               [--groups]
 The events file is JSON Lines with customer, type and ts (milliseconds);
 DIR is a store holding them (`leadscore import --data DIR FILE.jsonl`).
 The cutoff is the last event's time less --back and --horizon days.
@@ -23,6 +24,9 @@ import sys
 import tempfile
 
 DAY_MS = 86400000
+VISITS = {"page_view", "product_view", "search", "add_to_cart", "remove_from_cart", "checkout"}
+GROUPS = ("buyers without a visit", "buyers whose first order came before their first visit",
+          "buyers whose first visit came first", "customers without an order")
 
 
 def read_events(path):
@@ -54,6 +58,10 @@ def main():
     ap.add_argument("--horizon", type=int, default=30, help="days after the cutoff (default 30)")
     ap.add_argument("--bin", default="leadscore", help="the leadscore binary (default: leadscore on PATH)")
     ap.add_argument("--bins", action="store_true", help="also print the 10 calibration bins")
+    ap.add_argument("--groups", action="store_true",
+                    help="also the mean, observed rate and log-loss of four groups: buyers without a storefront "
+                         "visit, buyers whose first order came before their first visit, other buyers, and "
+                         "customers without an order (as of the cutoff)")
     a = ap.parse_args()
 
     seen, buyers, last = {}, set(), 0
@@ -62,12 +70,16 @@ def main():
         last = max(last, int(e["ts"]))
     end = last - a.back * DAY_MS
     cut = end - a.horizon * DAY_MS
+    first_order, first_visit = {}, {}
     for e in events:
-        ts = int(e["ts"])
+        ts, c = int(e["ts"]), e["customer"]
         if ts <= cut:
-            seen[e["customer"]] = True
+            seen[c] = True
+            first = first_order if e["type"] == "purchase" else first_visit if e["type"] in VISITS else None
+            if first is not None and (c not in first or ts < first[c]):
+                first[c] = ts
         elif ts <= end and e["type"] == "purchase":
-            buyers.add(e["customer"])
+            buyers.add(c)
     with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
         cmd = [a.bin, "rescore", "--data", a.data, "--now", str(cut), "--format", "jsonl", "--out", out.name]
         if a.model:
@@ -101,6 +113,33 @@ def main():
     if a.bins:
         for k, (cnt, pm, om) in enumerate(rows):
             print("  bin %2d  %6d  predicted %.4f  observed %.4f" % (k + 1, cnt, pm, om))
+    if a.groups:
+        print_groups(scores, seen, buyers, first_order, first_visit)
+
+
+def group_of(c, first_order, first_visit):
+    if c not in first_order:
+        return GROUPS[3]
+    if c not in first_visit:
+        return GROUPS[0]
+    return GROUPS[1] if first_order[c] < first_visit[c] else GROUPS[2]
+
+
+def print_groups(scores, seen, buyers, first_order, first_visit):
+    sums = {g: [0, 0.0, 0, 0.0] for g in GROUPS}
+    for c in seen:
+        if c not in scores:
+            continue
+        s, y = scores[c], c in buyers
+        g = sums[group_of(c, first_order, first_visit)]
+        g[0] += 1
+        g[1] += s
+        g[2] += y
+        g[3] -= math.log(max(1e-12, s)) if y else math.log(max(1e-12, 1 - s))
+    for name in GROUPS:
+        n, ssum, pos, ll = sums[name]
+        if n:
+            print("  %-56s %7d  mean %.4f  observed %.4f  log-loss %.4f" % (name, n, ssum / n, pos / n, ll / n))
 
 
 if __name__ == "__main__":

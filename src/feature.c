@@ -260,16 +260,24 @@ static void remove_from_cart(ls_features *f, const ls_event *ev)
     note_cart(f, ev->ts_ms, -taken, -items);
 }
 
+/* A checkout stamped this soon after an order is taken for that order's
+ * (the storefront's and the order system's clocks disagree), not for a
+ * basket of its own. */
+#define CHECKOUT_OF_THE_ORDER_MS (30 * 60000LL)
+
 /* A checkout pays for a basket: one begun while the cart holds nothing
  * since the last order (a storefront that sends no add_to_cart, or a cart
  * added before tracking began) puts that basket in the cart -- its value
  * and quantity (1 item when it names none) -- so the checkout reads as a
  * cart at least: open, worth what it carries, and abandoned when no order
- * follows.  A checkout of a cart already open leaves the cart as it is. */
+ * follows.  A checkout of a cart already open leaves the cart as it is, and
+ * so does one within CHECKOUT_OF_THE_ORDER_MS after an order. */
 static void checkout_basket(ls_features *f, const ls_event *ev)
 {
     int held;
     double value;
+    if (f->last_purchase_ms && ev->ts_ms - f->last_purchase_ms < CHECKOUT_OF_THE_ORDER_MS)
+        return; /* the checkout of the order just placed, stamped after it (clocks apart) */
     cart_totals(f, &held, &value);
     if (held > 0 || value > 0.005)
         return;

@@ -41,7 +41,8 @@
  * holds, a new category displaces the least recent one): an older record
  * with a history is replayed once when its customer is next written.
  * 7: version 6's encoding plus first_visit_ms, stored only when it is
- * not what feature_first_visit_stand_in gives, built by the twelfth
+ * not what its stand-in gives (the first event for a record with a visit,
+ * else none: feature.c, first_visit_stand_in), built by the twelfth
  * pass's rules (a checkout while the cart is empty puts its basket in the
  * cart): a version 6 record with a history is replayed once in the same
  * way; one without takes the stand-in.

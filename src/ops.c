@@ -382,6 +382,7 @@ static void write_features(ops_call *c, const ls_features *f)
     kv_int(c->w, "first_purchase", f->first_purchase_ms);
     kv_int(c->w, "last_purchase", f->last_purchase_ms);
     kv_int(c->w, "last_cart", f->last_cart_ms);
+    kv_int(c->w, "first_visit", f->first_visit_ms);
     for (int i = 0; i < feature_count(); i++)
         kv_double(c->w, feature_name(i), feature_value(f, i, &ctx));
     cw_end(c->w);

@@ -60,8 +60,9 @@
  * records of version 5 (last_engaged), which a leadscore of schema 6
  * would take for unknown customers.  8: histories of version 2 (the
  * identities of events folded out of retention), which a leadscore of
- * schema 7 could not read. */
-#define STORE_SCHEMA_VERSION 8
+ * schema 7 could not read.  9: feature records of version 7 (the first
+ * visit), which a leadscore of schema 8 would take for damaged ones. */
+#define STORE_SCHEMA_VERSION 9
 
 typedef struct store store;
 typedef struct store_reader store_reader;

@@ -240,6 +240,8 @@ START_TEST(repeated_event_ids_count_once)
     const msgpack_object *f = tu_get(&up.data, "features");
     ck_assert_int_eq((int)tu_get_double(f, "purchase_count"), 2);
     ck_assert_double_eq_tol(tu_get_double(f, "spend"), 50.0, 1e-9);
+    ck_assert_int_eq(tu_get_int(f, "first_visit"), 0); /* orders only: no visit yet */
+    ck_assert_int_gt(tu_get_int(f, "first_seen"), 0);
     ck_assert(tu_get_bool(&up.data, "known"));
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&t);

@@ -717,6 +717,19 @@ START_TEST(a_checkout_fills_an_empty_basket)
     apply(&f, &co2);
     ASSERT_FV(&f, "open_cart_value", T0 + DAY + HOUR, 40.0);
     ck_assert_int_eq(f.last_cart_ms, T0 + DAY);
+    /* a checkout stamped 1 minute after an order is that order's (clocks
+     * apart): no basket; one 2 hours after it is a new basket */
+    ls_features h;
+    feature_init(&h);
+    ls_event order = mk_value(EV_PURCHASE, T0, 70.0);
+    apply(&h, &order);
+    ls_event skewed = mk_value(EV_CHECKOUT, T0 + 60000, 70.0);
+    apply(&h, &skewed);
+    ASSERT_FV(&h, "cart_open", T0 + HOUR, 0.0);
+    ls_event later = mk_value(EV_CHECKOUT, T0 + 2 * HOUR, 25.0);
+    apply(&h, &later);
+    ASSERT_FV(&h, "cart_open", T0 + 3 * HOUR, 1.0);
+    ASSERT_FV(&h, "open_cart_value", T0 + 3 * HOUR, 25.0);
     /* an unpriced checkout of an empty cart: open, of unknown value */
     ls_features g;
     feature_init(&g);
