@@ -289,6 +289,14 @@ static void checkout_basket(ls_features *f, const ls_event *ev)
 /* The storefront's own events: views, searches, the cart, the checkout. */
 static int is_visit(event_type t) { return t >= EV_PAGE_VIEW && t <= EV_CHECKOUT; }
 
+/* A checkout not completed: the last one came after the last order, and
+ * not within CHECKOUT_OF_THE_ORDER_MS of it (that order's own). */
+static int checkout_is_open(const ls_features *f)
+{
+    return f->last_checkout_ms > f->last_purchase_ms &&
+           (f->last_purchase_ms == 0 || f->last_checkout_ms - f->last_purchase_ms >= CHECKOUT_OF_THE_ORDER_MS);
+}
+
 int feature_has_visit(const ls_features *f)
 {
     for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
@@ -1132,7 +1140,7 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_PURCHASE_DAYS: return f->purchase_days;
     case V_PURCHASE_UNITS: return f->purchase_units;
     case V_LAST_CHECKOUT_DAYS: return days_between(c->now_ms, f->last_checkout_ms);
-    case V_CHECKOUT_OPEN: return f->last_checkout_ms > f->last_purchase_ms ? 1.0 : 0.0;
+    case V_CHECKOUT_OPEN: return checkout_is_open(f) ? 1.0 : 0.0;
     case V_MEAN_GAP_DAYS: return mean_gap_days(f);
     case V_RECENCY_GAP_RATIO: return recency_gap_ratio(f, c);
     case V_LINES_PER_ORDER: return ratio(f->purchase_lines, f->count[EV_PURCHASE]);
@@ -1147,7 +1155,7 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
         return feature_cart_is_open(f) ? since_decay(f->last_cart_ms, c) : 0.0;
     case V_OPEN_CART_RECENT: return feature_open_cart(f) * since_decay(f->last_cart_ms, c);
     case V_CHECKOUT_OPEN_RECENT:
-        return f->last_checkout_ms > f->last_purchase_ms ? since_decay(f->last_checkout_ms, c) : 0.0;
+        return checkout_is_open(f) ? since_decay(f->last_checkout_ms, c) : 0.0;
     }
     return 0.0;
 }

@@ -726,10 +726,13 @@ START_TEST(a_checkout_fills_an_empty_basket)
     ls_event skewed = mk_value(EV_CHECKOUT, T0 + 60000, 70.0);
     apply(&h, &skewed);
     ASSERT_FV(&h, "cart_open", T0 + HOUR, 0.0);
+    ASSERT_FV(&h, "checkout_open", T0 + HOUR, 0.0); /* completed: the order's own */
+    ASSERT_FV(&h, "checkout_open_recent", T0 + HOUR, 0.0);
     ls_event later = mk_value(EV_CHECKOUT, T0 + 2 * HOUR, 25.0);
     apply(&h, &later);
     ASSERT_FV(&h, "cart_open", T0 + 3 * HOUR, 1.0);
     ASSERT_FV(&h, "open_cart_value", T0 + 3 * HOUR, 25.0);
+    ASSERT_FV(&h, "checkout_open", T0 + 3 * HOUR, 1.0);
     /* an unpriced checkout of an empty cart: open, of unknown value */
     ls_features g;
     feature_init(&g);
