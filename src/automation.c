@@ -22,6 +22,14 @@
 #include "trigger.h"
 
 #define STATE_VERSION 1
+/* A state with heard_ms: version 1's fields, then heard_ms (be64).  A
+ * customer whose events arrive as they happen never needs it, so its
+ * state stays version 1, byte for byte. */
+#define STATE_VERSION_HEARD 2
+/* Events whose newest is stamped this long before they are heard came
+ * late (a backlog, a history streamed to the service): the customer's
+ * silence counts from when they were heard (quiet_since). */
+#define HEARD_LATE_MS 60000LL
 #define DAY_MS 86400000LL
 #define HOUR_MS 3600000LL
 #define TIMER_CHUNK 500        /* timers run per txn */
@@ -44,6 +52,7 @@ typedef struct {
     moment_state moment[JA_COUNT];
     uint16_t naud;
     uint32_t aud[AUDIENCE_MAX];
+    int64_t heard_ms;          /* when events stamped over HEARD_LATE_MS ago were last heard; 0: none such */
 } cust_state;
 
 /* Customers touched in the open txn: ids packed in a buffer, a small
@@ -238,7 +247,7 @@ static int touch_add(touch_set *t, const char *id, size_t len)
 static size_t state_encode(const cust_state *s, uint8_t *buf, size_t cap)
 {
     bytecur_w w = {buf, cap, 0};
-    uint8_t version = STATE_VERSION, n = 0;
+    uint8_t version = s->heard_ms ? STATE_VERSION_HEARD : STATE_VERSION, n = 0;
     for (int i = 0; i < JA_COUNT; i++)
         n += s->moment[i].occ || s->moment[i].fired_ms;
     bytecur_put(&w, &version, 1);
@@ -258,6 +267,8 @@ static size_t state_encode(const cust_state *s, uint8_t *buf, size_t cap)
     bytecur_put(&w, nb, 2);
     for (uint16_t i = 0; i < s->naud; i++)
         bytecur_put_be32(&w, s->aud[i]);
+    if (s->heard_ms)
+        bytecur_put_be64(&w, (uint64_t)s->heard_ms);
     return w.bad ? 0 : (size_t)(w.p - buf);
 }
 
@@ -267,7 +278,7 @@ static int state_decode(cust_state *s, const uint8_t *p, size_t len)
     uint8_t version = 0, n = 0, nb[2];
     memset(s, 0, sizeof *s);
     bytecur_get(&r, &version, 1);
-    if (version != STATE_VERSION)
+    if (version != STATE_VERSION && version != STATE_VERSION_HEARD)
         return LS_EVERSION;
     s->next_due_ms = (int64_t)bytecur_get_be64(&r);
     bytecur_get(&r, &n, 1);
@@ -289,6 +300,8 @@ static int state_decode(cust_state *s, const uint8_t *p, size_t len)
         if (s->naud < AUDIENCE_MAX)
             s->aud[s->naud++] = id;
     }
+    if (version == STATE_VERSION_HEARD)
+        s->heard_ms = (int64_t)bytecur_get_be64(&r);
     return r.bad ? LS_EPARSE : LS_OK;
 }
 
@@ -309,6 +322,16 @@ static int64_t floor_day(int64_t ms)
     return ms >= 0 ? ms / DAY_MS : -((-ms + DAY_MS - 1) / DAY_MS);
 }
 
+/* Since when the customer has been silent: its last event, or when its
+ * latest events were heard if they came late (heard_ms, kept in its
+ * state), whichever is later -- events stamped hours ago that arrive now
+ * (a backlog, a history streamed to the service) are no silence, so a cart
+ * among them waits its whole delay for an order still on the way. */
+static int64_t quiet_since(const ls_features *f, int64_t heard_ms)
+{
+    return heard_ms > f->last_seen_ms ? heard_ms : f->last_seen_ms;
+}
+
 /* The cart condition of the trigger: open, silent for abandoned_cart_after,
  * and not older than the model's cart_max_days. */
 static int cart_stale(const automation *a, const journey_rules *r, const ls_features *f)
@@ -316,9 +339,9 @@ static int cart_stale(const automation *a, const journey_rules *r, const ls_feat
     return (double)(a->now_ms - f->last_cart_ms) > r->cart_max_days * (double)DAY_MS;
 }
 
-static int cart_abandoned(const automation *a, const journey_rules *r, const ls_features *f)
+static int cart_abandoned(const automation *a, const journey_rules *r, const ls_features *f, int64_t heard_ms)
 {
-    return feature_cart_is_open(f) && a->now_ms - f->last_seen_ms >= a->cfg.abandoned_cart_after_ms &&
+    return feature_cart_is_open(f) && a->now_ms - quiet_since(f, heard_ms) >= a->cfg.abandoned_cart_after_ms &&
            !cart_stale(a, r, f);
 }
 
@@ -376,14 +399,14 @@ static int same_occurrence(int m, int64_t stored, int64_t key)
 }
 
 /* The earliest time after now at which a time-based condition of f can
- * change (the timer), or 0. */
-static int64_t next_due(const automation *a, const journey_rules *r, const ls_features *f)
+ * change (the timer), or 0 (heard_ms: see quiet_since). */
+static int64_t next_due(const automation *a, const journey_rules *r, const ls_features *f, int64_t heard_ms)
 {
     int64_t now = a->now_ms, best = 0, today = floor_day(now);
     int64_t cand[16];
     int n = 0;
     if (feature_cart_is_open(f)) {
-        cand[n++] = f->last_seen_ms + a->cfg.abandoned_cart_after_ms;
+        cand[n++] = quiet_since(f, heard_ms) + a->cfg.abandoned_cart_after_ms;
         cand[n++] = f->last_cart_ms + (int64_t)(r->cart_max_days * (double)DAY_MS) + 1;
         cand[n++] = f->last_cart_ms + (int64_t)(r->cart_min_hours * (double)HOUR_MS);
     }
@@ -428,6 +451,7 @@ typedef struct {
     int64_t now_ms;
     const feature_decay *decay;
     int segments_done;          /* res->segments are ranked (they are only when needed) */
+    int64_t heard_ms;           /* the state's heard_ms (quiet_since) */
 } eval_ctx;
 
 /* Ranks the customer's content segments into e->res, once: a trigger
@@ -464,7 +488,7 @@ static int emit(automation *a, store_wtxn *w, eval_ctx *e, trigger_kind kind, co
 static int step_moments(automation *a, store_wtxn *w, eval_ctx *e, cust_state *s, int baseline)
 {
     unsigned on = e->res->journey.actions & ~(1u << JA_ABANDONED_CART);
-    if (cart_abandoned(a, e->rules, e->f))
+    if (cart_abandoned(a, e->rules, e->f, e->heard_ms))
         on |= 1u << JA_ABANDONED_CART;
     for (int m = 0; m < JA_COUNT; m++) {
         moment_state *ms = &s->moment[m];
@@ -597,7 +621,11 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     assess_result res;
     feature_ctx ctx = {a->now_ms, a->cfg.decay};
     assess_customer(a->m, &f, &ctx, 0, 0, &res); /* segments: need_segments */
-    eval_ctx e = {id, len, &f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0};
+    /* events just heard: late ones start the silence now, timely ones
+     * end what late ones started */
+    if (mode == MODE_LIVE)
+        s.heard_ms = a->now_ms - f.last_seen_ms > HEARD_LATE_MS ? a->now_ms : 0;
+    eval_ctx e = {id, len, &f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0, s.heard_ms};
     if (!not_yet && ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline))))
         return rc;
     /* The timer moves only when it must ring earlier: one that rings too
@@ -605,7 +633,7 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
      * on every event (an open cart's silence restarts with each).  A
      * customer has at most one timer, the one its state names, so a forget
      * can delete it (the key holds the id). */
-    int64_t due = not_yet ? 0 : next_due(a, e.rules, &f);
+    int64_t due = not_yet ? 0 : next_due(a, e.rules, &f, e.heard_ms);
     if (upcoming > a->now_ms && (due == 0 || upcoming < due))
         due = upcoming;
     if (due && (s.next_due_ms == 0 || due < s.next_due_ms || s.next_due_ms <= a->now_ms)) {

@@ -606,6 +606,35 @@ START_TEST(abandoned_cart_once)
 }
 END_TEST
 
+/* A history streamed to the service (a backlog, `import --connect`): a
+ * checkout and a cart stamped two days ago arrive now, the checkout's
+ * order in the next request.  Silence counts from when the events were
+ * heard, not from their time: the bought checkout fires nothing, and the
+ * cart no order follows fires after the delay -- not at once.  (Both once
+ * fired as soon as they landed, the order then following too late.) */
+START_TEST(a_cart_heard_late_waits_its_delay_from_when_it_was_heard)
+{
+    start("2s", NULL, NULL, 0);
+    int64_t now = wall_ms(), then = now - 2 * 86400000LL;
+    ev checkout = {"late-buyer", "checkout", NULL, then, 0, 40, NULL};
+    track(&conn, &checkout, 1);
+    track1(&conn, "late-cart", "add_to_cart", then, 25);
+    usleep(500000); /* the order comes in a request of its own, after a commit */
+    ev buy = {"late-buyer", "purchase", "o-late", then + 60000, 0, 40, NULL};
+    track(&conn, &buy, 1);
+    usleep(700000); /* 1.2 s after the events were heard: within the delay */
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "late-cart", "moment", "abandoned_cart"), 0);
+    ck_assert_int_eq(count_of(n, "late-buyer", "moment", "abandoned_cart"), 0);
+    ck_assert_msg(wall_ms() < now + 1900, "the check above ran after the delay: too slow a machine");
+    ck_assert(wait_for(&conn, "late-cart", "moment", "abandoned_cart", 8000));
+    ck_assert_int_ge(wall_ms(), now + 2000);
+    usleep(1500000);
+    ck_assert_int_eq(count_of(read_all(&conn), "late-buyer", "moment", "abandoned_cart"), 0);
+    stop();
+}
+END_TEST
+
 /* A new cart after a purchase is a new occurrence: it fires again once
  * the cool-down allows, and is recorded without a trigger inside it. */
 START_TEST(cooldown)
@@ -1180,6 +1209,7 @@ int main(void)
     tcase_add_test(tc, an_event_ahead_of_the_clock_counts_when_its_time_comes);
     tcase_add_test(tc, a_live_customer_with_old_events_enters_with_a_trigger);
     tcase_add_test(tc, abandoned_cart_once);
+    tcase_add_test(tc, a_cart_heard_late_waits_its_delay_from_when_it_was_heard);
     tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
     tcase_add_test(tc, a_birthday_changed_back_and_forth_fires_once_a_year);
     tcase_add_test(tc, an_older_states_birthday_is_the_same_occurrence);
