@@ -1468,31 +1468,41 @@ START_TEST(a_version_4_record_gets_its_last_engagement_from_its_history)
 }
 END_TEST
 
-/* A record of version 5 was built by the old cart rule: the writer
- * replays it when its customer is next written, so from then on it is
- * what this version's rules make of the history (four adds and three
- * removes leave an item). */
-START_TEST(a_version_5_record_is_rebuilt_by_this_versions_rules_when_written)
+/* Customer "c" gets events types/days (its open cart then `want`), is
+ * rewritten as a record of `version` built by an older `rule` (open cart
+ * 0), reads so until written, and once a page view is added at the tail
+ * is what this version's rules make of its history again (`want`). */
+static void assert_rebuilt_when_written(const event_type *types, const int *days, int n, uint8_t version,
+                                        void (*rule)(ls_features *f), double want)
 {
     char why[256];
     store *s = NULL;
     store_options rw = {.map_size = 1 << 26};
     ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
-    const event_type cart[] = {EV_ADD_TO_CART, EV_ADD_TO_CART,      EV_ADD_TO_CART,     EV_ADD_TO_CART,
-                               EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART};
-    const int cart_days[] = {0, 1, 2, 3, 4, 5, 6};
-    add_c_events(s, cart, cart_days, 7);
-    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
+    add_c_events(s, types, days, n);
+    ck_assert_double_eq_tol(c_open_cart(s), want, 1e-9);
     store_close(&s);
 
-    rewrite_c_record(dir, 5, old_cart_rule); /* as the eighth pass's binary left it */
+    rewrite_c_record(dir, version, rule); /* as the older binary left it */
     ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
     ck_assert_double_eq_tol(c_open_cart(s), 0.0, 1e-9); /* read as stored until written */
     const event_type view[] = {EV_PAGE_VIEW};
-    const int view_day[] = {7};
+    const int view_day[] = {days[n - 1] + 1};
     add_c_events(s, view, view_day, 1); /* in order, at the tail */
-    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
+    ck_assert_double_eq_tol(c_open_cart(s), want, 1e-9);
     store_close(&s);
+}
+
+/* A record of version 5 was built by the old cart rule (the eighth
+ * pass's): the writer replays it when its customer is next written, so
+ * from then on it is what this version's rules make of the history (four
+ * adds and three removes leave an item). */
+START_TEST(a_version_5_record_is_rebuilt_by_this_versions_rules_when_written)
+{
+    const event_type cart[] = {EV_ADD_TO_CART, EV_ADD_TO_CART,      EV_ADD_TO_CART,     EV_ADD_TO_CART,
+                               EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART};
+    const int cart_days[] = {0, 1, 2, 3, 4, 5, 6};
+    assert_rebuilt_when_written(cart, cart_days, 7, 5, old_cart_rule, 50.0);
 }
 END_TEST
 
@@ -1505,28 +1515,13 @@ static void old_checkout_rule(ls_features *f)
 }
 
 /* A record of version 6 was built by the rule before a checkout filled an
- * empty cart: the writer replays it when its customer is next written, so
- * the checkout's basket (50) is in the cart from then on. */
+ * empty cart (the eleventh pass's): replayed when its customer is next
+ * written, the checkout's basket (50) is in the cart from then on. */
 START_TEST(a_version_6_record_gets_its_checkout_basket_when_written)
 {
-    char why[256];
-    store *s = NULL;
-    store_options rw = {.map_size = 1 << 26};
-    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
     const event_type checkout[] = {EV_PAGE_VIEW, EV_CHECKOUT};
     const int checkout_days[] = {0, 1};
-    add_c_events(s, checkout, checkout_days, 2);
-    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
-    store_close(&s);
-
-    rewrite_c_record(dir, 6, old_checkout_rule); /* as the eleventh pass's binary left it */
-    ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
-    ck_assert_double_eq_tol(c_open_cart(s), 0.0, 1e-9); /* read as stored until written */
-    const event_type view[] = {EV_PAGE_VIEW};
-    const int view_day[] = {2};
-    add_c_events(s, view, view_day, 1); /* in order, at the tail */
-    ck_assert_double_eq_tol(c_open_cart(s), 50.0, 1e-9);
-    store_close(&s);
+    assert_rebuilt_when_written(checkout, checkout_days, 2, 6, old_checkout_rule, 50.0);
 }
 END_TEST
 
