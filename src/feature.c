@@ -265,6 +265,13 @@ static void remove_from_cart(ls_features *f, const ls_event *ev)
  * basket of its own. */
 #define CHECKOUT_OF_THE_ORDER_MS (30 * 60000LL)
 
+/* 1 when a checkout at checkout_ms belongs to the last order: before it,
+ * or within CHECKOUT_OF_THE_ORDER_MS after it. */
+static int checkout_of_the_last_order(const ls_features *f, int64_t checkout_ms)
+{
+    return f->last_purchase_ms && checkout_ms - f->last_purchase_ms < CHECKOUT_OF_THE_ORDER_MS;
+}
+
 /* A checkout pays for a basket: one begun while the cart holds nothing
  * since the last order (a storefront that sends no add_to_cart, or a cart
  * added before tracking began) puts that basket in the cart -- its value
@@ -276,7 +283,7 @@ static void checkout_basket(ls_features *f, const ls_event *ev)
 {
     int held;
     double value;
-    if (f->last_purchase_ms && ev->ts_ms - f->last_purchase_ms < CHECKOUT_OF_THE_ORDER_MS)
+    if (checkout_of_the_last_order(f, ev->ts_ms))
         return; /* the checkout of the order just placed, stamped after it (clocks apart) */
     cart_totals(f, &held, &value);
     if (held > 0 || value > 0.005)
@@ -289,18 +296,16 @@ static void checkout_basket(ls_features *f, const ls_event *ev)
 /* The storefront's own events: views, searches, the cart, the checkout. */
 static int is_visit(event_type t) { return t >= EV_PAGE_VIEW && t <= EV_CHECKOUT; }
 
-/* A checkout not completed: the last one came after the last order, and
- * not within CHECKOUT_OF_THE_ORDER_MS of it (that order's own). */
+/* A checkout not completed: there is one, and it is not the last order's. */
 static int checkout_is_open(const ls_features *f)
 {
-    return f->last_checkout_ms > f->last_purchase_ms &&
-           (f->last_purchase_ms == 0 || f->last_checkout_ms - f->last_purchase_ms >= CHECKOUT_OF_THE_ORDER_MS);
+    return f->last_checkout_ms != 0 && !checkout_of_the_last_order(f, f->last_checkout_ms);
 }
 
 int feature_has_visit(const ls_features *f)
 {
-    for (int t = EV_PAGE_VIEW; t <= EV_CHECKOUT; t++)
-        if (f->count[t] > 0)
+    for (int t = 0; t < EV_TYPE_COUNT; t++)
+        if (is_visit((event_type)t) && f->count[t] > 0)
             return 1;
     return 0;
 }
