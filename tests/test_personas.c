@@ -970,6 +970,45 @@ START_TEST(a_checkout_without_a_tracked_cart_reads_as_a_cart_at_least)
 }
 END_TEST
 
+/* An order whose checkout event is stamped a few minutes after it (the
+ * storefront's clock and the order system's disagree) is the same order
+ * as with the checkout before it: no checkout left open (with 2.5.0 the
+ * order scored 0.535, hot, against 0.244), no abandoned cart, with or
+ * without a tracked cart. */
+START_TEST(a_checkout_stamped_just_after_its_order_is_that_orders_own)
+{
+    for (int tracked_cart = 0; tracked_cart <= 1; tracked_cart++) {
+        persona before, after;
+        int64_t t = NOW - 3 * HOUR;
+        p_init(&before, "checkout 5 minutes before the order");
+        p_init(&after, "checkout 4 minutes after the order");
+        persona *both[] = {&before, &after};
+        for (int k = 0; k < 2; k++) {
+            persona *p = both[k];
+            p_visit(p, t - 20 * MINUTE, 2);
+            if (tracked_cart)
+                p_cart(p, t - 10 * MINUTE, 50.0);
+            if (k == 0)
+                p_checkout(p, t - 5 * MINUTE)->value = 50.0;
+            persona_event *e = p_add(p, EV_PURCHASE, t);
+            e->value = 50.0;
+            snprintf(e->order_id, sizeof e->order_id, "o1");
+            if (k == 1)
+                p_checkout(p, t + 4 * MINUTE)->value = 50.0;
+        }
+        static const int64_t later[] = {0, 6 * HOUR, DAY};
+        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+            assess_result a = assess_at(&before, NOW + later[i]), b = assess_at(&after, NOW + later[i]);
+            ck_assert_msg(fabs(b.logistic.score - a.logistic.score) <= 0.02 * a.logistic.score,
+                          "%s cart, +%lld h: %s scores %.6f, %s %.6f", tracked_cart ? "a tracked" : "no",
+                          (long long)(later[i] / HOUR), after.name, b.logistic.score, before.name, a.logistic.score);
+            ck_assert_msg(!has_action(&b, JA_ABANDONED_CART), "%s: abandoned_cart", after.name);
+            ck_assert_str_eq(b.logistic.tier, a.logistic.tier);
+        }
+    }
+}
+END_TEST
+
 /* The next best actions at NOW: fills items, returns how many. */
 static int next_actions_at(const persona *p, nextaction_item items[JA_COUNT], assess_result *a)
 {
@@ -1199,6 +1238,7 @@ static Suite *personas_suite(void)
     tcase_add_test(journey, one_share_is_not_advocacy_but_a_repeat_buyer_sharing_on_two_days_is);
     tcase_add_test(journey, a_cart_added_three_hours_ago_without_a_price_is_abandoned);
     tcase_add_test(journey, a_checkout_without_a_tracked_cart_reads_as_a_cart_at_least);
+    tcase_add_test(journey, a_checkout_stamped_just_after_its_order_is_that_orders_own);
     tcase_add_test(journey, a_big_abandoned_cart_is_the_next_best_action);
     tcase_add_test(journey, a_hundred_shares_never_reach_the_top_loyalty_tier);
     suite_add_tcase(s, journey);
