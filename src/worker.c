@@ -99,13 +99,34 @@ static void handle_reads(worker *w, msgio_parts *p)
         msgio_send_bytes(w->out, w->replies.buf, w->replies.len, 0);
 }
 
-/* Hands the pending PULL job to the writer without waiting: 1 when it
- * went (or there was none); 0 while the writer's queue is full (it stays
- * pending, and the worker goes on answering requests meanwhile). */
-static int hand_pending(worker *w)
+/* Whether the writer holds as many events as it may: twice
+ * --commit-max-events, queued or in the group it is committing, besides
+ * the pending job's own.  So while one group commits, the next group's
+ * worth waits, and a PULL backlog is folded in groups as large as the
+ * option allows (fewer commits, each B-tree page written once for more
+ * events); past that the backlog stays in the PULL socket, where it costs
+ * its wire bytes instead of its decoded copy. */
+static int writer_backlog_full(const worker *w)
 {
+    uint64_t queued = atomic_load(&w->svc->stats.events_queued);
+    uint64_t others = queued > w->pending->nevents ? queued - w->pending->nevents : 0;
+    return others >= 2 * (uint64_t)w->svc->cfg.commit_max_events;
+}
+
+/* Hands the pending PULL job to the writer without waiting: 1 when it
+ * went (or there was none); 0 while the writer's queue or its backlog is
+ * full (it stays pending, and the worker goes on answering requests
+ * meanwhile; *held says it was the backlog, which no socket event
+ * announces the end of). */
+static int hand_pending(worker *w, int *held)
+{
+    *held = 0;
     if (!w->pending)
         return 1;
+    if (writer_backlog_full(w)) {
+        *held = 1;
+        return 0;
+    }
     if (zmq_send(w->to_bulk, &w->pending, sizeof w->pending, ZMQ_DONTWAIT) == (int)sizeof w->pending) {
         w->pending = NULL;
         return 1;
@@ -137,10 +158,12 @@ static void handle_pull(worker *w, msgio_parts *p)
         atomic_fetch_add(&w->svc->stats.events_rejected, 1);
     msgpack_zone_clear(&w->zone);
     w->pending = job;
-    hand_pending(w);
+    int held;
+    hand_pending(w, &held);
 }
 
 #define STOP_CHECK_MS 50
+#define BACKLOG_CHECK_MS 2 /* how often a job held back by the writer's backlog tries again */
 
 /* Waits for the next message, read batches first (a read waiting behind
  * a batch of events would lose the microseconds it was handed over for),
@@ -150,7 +173,7 @@ static void handle_pull(worker *w, msgio_parts *p)
 static int next_message(worker *w, msgio_parts *p)
 {
     for (;;) {
-        int free_hand = hand_pending(w);
+        int held, free_hand = hand_pending(w, &held);
         if (w->reads && msgio_recv(w->reads, p, ZMQ_DONTWAIT) == 0)
             return 0;
         if (msgio_recv(w->in, p, ZMQ_DONTWAIT) == 0)
@@ -164,8 +187,8 @@ static int next_message(worker *w, msgio_parts *p)
         zmq_pollitem_t items[4] = {{w->in, 0, ZMQ_POLLIN, 0},
                                    {w->reads, 0, ZMQ_POLLIN, 0},
                                    {w->pull_in, 0, free_hand ? ZMQ_POLLIN : 0, 0},
-                                   {w->to_bulk, 0, free_hand ? 0 : ZMQ_POLLOUT, 0}};
-        zmq_poll(items, !w->reads ? 1 : w->to_bulk ? 4 : 3, STOP_CHECK_MS);
+                                   {w->to_bulk, 0, free_hand || held ? 0 : ZMQ_POLLOUT, 0}};
+        zmq_poll(items, !w->reads ? 1 : w->to_bulk ? 4 : 3, held ? BACKLOG_CHECK_MS : STOP_CHECK_MS);
     }
 }
 

@@ -33,12 +33,14 @@
 #define MAX_WAITING 256
 /* Jobs each of the writer's sockets queues on its side, on top of each
  * producer's own SERVICE_WRITER_HWM: deep enough that a backlog of
- * fire-and-forget batches is taken in groups of commit-max-events (fewer,
- * larger commits write each B-tree page once for more events).  A worker
- * whose PULL job finds the bulk queue full keeps it and takes no more
- * PULL batches until it went (worker.c), so a flood backs up to the PULL
+ * fire-and-forget batches, however small each, is taken in groups of
+ * commit-max-events (fewer, larger commits write each B-tree page once
+ * for more events).  What bounds that backlog is its count of events:
+ * a worker holds its PULL job while the writer holds twice
+ * commit-max-events (worker.c), or while this queue is full, and takes no
+ * more PULL batches until it went, so a flood backs up to the PULL
  * socket. */
-#define WRITER_QUEUE_JOBS 512
+#define WRITER_QUEUE_JOBS 65536
 /* Keys of event_ids one step of the build of the filter of merged ids
  * scans between groups (store_build_id_filter): some 10 ms.  A step
  * that failed (no memory for the filter) is tried again after

@@ -4,12 +4,14 @@
  * and a drained stop. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <lmdb.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -1941,6 +1943,127 @@ START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
 }
 END_TEST
 
+/* A child process that holds the LMDB write lock of the store in dir:
+ * the writer of a server on it waits until the child lets go. */
+typedef struct {
+    pid_t pid;
+    int go; /* the parent's end: a byte (or its close) lets go */
+} lock_holder;
+
+static void hold_write_lock(lock_holder *h, const char *dir)
+{
+    int ready[2], go[2];
+    char byte = 0;
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    h->pid = fork();
+    ck_assert_int_ge(h->pid, 0);
+    if (h->pid == 0) { /* the child opens its own environment, never the parent's */
+        MDB_env *env = NULL;
+        MDB_txn *txn = NULL;
+        close(ready[0]);
+        close(go[1]);
+        if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) || mdb_env_open(env, dir, 0, 0640) ||
+            mdb_txn_begin(env, NULL, 0, &txn))
+            _exit(1);
+        if (write(ready[1], &byte, 1) != 1)
+            _exit(1);
+        if (read(go[0], &byte, 1) < 0)
+            _exit(1);
+        mdb_txn_abort(txn);
+        mdb_env_close(env);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(go[0]);
+    ck_assert_int_eq(read(ready[0], &byte, 1), 1); /* it holds the lock */
+    close(ready[0]);
+    h->go = go[1];
+}
+
+static void release_write_lock(lock_holder *h)
+{
+    int status = 0;
+    char byte = 1;
+    ck_assert_int_eq(write(h->go, &byte, 1), 1);
+    close(h->go);
+    ck_assert_int_eq(waitpid(h->pid, &status, 0), h->pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* While the writer cannot commit, a PULL backlog waits for it up to twice
+ * --commit-max-events events, however many batches that is (so it can
+ * fold a backlog in groups as large as the option allows), and no more:
+ * the rest stays in the PULL socket.  Before, the writer's queue held 512
+ * batches per worker whatever the option said: here at most some 12,000
+ * events of 10-event batches besides its group.  Once the writer can
+ * commit again, every event lands. */
+START_TEST(a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events)
+{
+    enum { BATCHES = 6000, PER_BATCH = 10, MAX = 20000 };
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    lock_holder lock;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.commit_max_events = MAX;
+    tu_server_start(&s2, &cfg);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    hold_write_lock(&lock, dir);
+    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
+    int linger = 10000, hwm = BATCHES;
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    ck_assert_int_eq(zmq_connect(push, s2.pull_endpoint), 0);
+    for (int b = 0; b < BATCHES; b++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char id[32];
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, PER_BATCH);
+        for (int i = 0; i < PER_BATCH; i++) {
+            snprintf(id, sizeof id, "bk-%d", (b * PER_BATCH + i) % 5000);
+            msgpack_pack_map(&pk, 2);
+            tu_pack_str(&pk, "customer");
+            tu_pack_str(&pk, id);
+            tu_pack_str(&pk, "type");
+            tu_pack_str(&pk, "page_view");
+        }
+        ck_assert_int_ge(zmq_send(push, sb.data, sb.size, 0), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    int64_t queued = 0, last = -1, still_since = tu_now_ms();
+    for (int i = 0; i < 3000 && tu_now_ms() - still_since < 1000; i++) { /* <= 30 s: until it stops growing */
+        queued = stats_int(&c, "events_queued");
+        if (queued != last)
+            still_since = tu_now_ms();
+        last = queued;
+        usleep(10000);
+    }
+    ck_assert_int_eq(events_accepted(&c), 0); /* nothing committed meanwhile */
+    /* the bound, give or take the batch each of the two workers may hand at once */
+    ck_assert_msg(queued >= 2 * MAX && queued <= 2 * MAX + 2 * PER_BATCH,
+                  "%lld events wait for the writer with --commit-max-events %d", (long long)queued, MAX);
+    release_write_lock(&lock);
+    int64_t n = 0;
+    for (int i = 0; i < 6000 && n < BATCHES * PER_BATCH; i++) { /* <= 60 s */
+        n = events_accepted(&c);
+        if (n < BATCHES * PER_BATCH)
+            usleep(10000);
+    }
+    ck_assert_int_eq(n, BATCHES * PER_BATCH); /* nothing lost */
+    ck_assert_int_eq(queued_after_drain(&c), 0);
+    tu_disconnect(&c);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -1983,6 +2106,7 @@ static Suite *suite(void)
     tcase_add_test(restart, stop_during_a_pull_flood_drains_promptly);
     tcase_add_test(restart, stop_during_an_endless_pull_flood_keeps_to_the_drain_timeout);
     tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
+    tcase_add_test(restart, a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events);
     tcase_add_test(restart, a_request_during_the_drain_is_answered_shutting_down);
     suite_add_tcase(s, restart);
     return s;
