@@ -1088,7 +1088,8 @@ enum {
     V_SESSIONS_RECENT, V_SESSIONS_DECAYED, V_CATEGORIES, V_HAS_BIRTHDAY,
     V_PURCHASE_LINES, V_PURCHASE_DAYS, V_PURCHASE_UNITS, V_LAST_CHECKOUT_DAYS, V_CHECKOUT_OPEN,
     V_MEAN_GAP_DAYS, V_RECENCY_GAP_RATIO, V_LINES_PER_ORDER, V_UNITS_PER_ORDER, V_SHARE_DAYS, V_REVIEW_DAYS,
-    V_LAST_ENGAGED_DAYS, V_CART_OPEN_RECENT, V_OPEN_CART_RECENT, V_CHECKOUT_OPEN_RECENT
+    V_LAST_ENGAGED_DAYS, V_CART_OPEN_RECENT, V_OPEN_CART_RECENT, V_CHECKOUT_OPEN_RECENT,
+    V_EMAIL_ENGAGED_RECENT, V_EMAIL_ENGAGED_DECAYED
 };
 
 /* Mean days between purchase days (0 below two of them). */
@@ -1161,6 +1162,11 @@ static double v_derived(const ls_features *f, const feature_ctx *c, int which)
     case V_OPEN_CART_RECENT: return feature_open_cart(f) * since_decay(f->last_cart_ms, c);
     case V_CHECKOUT_OPEN_RECENT:
         return checkout_is_open(f) ? since_decay(f->last_checkout_ms, c) : 0.0;
+    /* e-mails opened or clicked: a click proves its mail was opened,
+     * tracked or not (an image blocker, a privacy proxy), so it counts as
+     * much as an open at least */
+    case V_EMAIL_ENGAGED_RECENT: return v_recent(f, c, EV_EMAIL_OPEN) + v_recent(f, c, EV_EMAIL_CLICK);
+    case V_EMAIL_ENGAGED_DECAYED: return v_decayed(f, c, EV_EMAIL_OPEN) + v_decayed(f, c, EV_EMAIL_CLICK);
     }
     return 0.0;
 }
@@ -1214,6 +1220,8 @@ static const struct {
     {"cart_open_recent", v_derived, V_CART_OPEN_RECENT},
     {"open_cart_value_recent", v_derived, V_OPEN_CART_RECENT},
     {"checkout_open_recent", v_derived, V_CHECKOUT_OPEN_RECENT},
+    {"email_engaged_recent", v_derived, V_EMAIL_ENGAGED_RECENT},
+    {"email_engaged_decayed", v_derived, V_EMAIL_ENGAGED_DECAYED},
 };
 
 int feature_count(void)

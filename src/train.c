@@ -103,7 +103,7 @@ static const struct {
     {"add_to_cart_recent", 1, +1, 0, 0, 0},    {"add_to_cart_decayed", 1, +1, 0, 0, 0},
     {"checkout_recent", 1, +1, 0, 0, 0},       {"checkout_decayed", 1, +1, 0, 0, 0},
     {"purchase_recent", 1, +1, 0, 0, 0},       {"purchase_decayed", 1, +1, 0, 0, 0},
-    {"email_open_decayed", 1, +1, 0, 0, 0},    {"email_click_recent", 1, +1, 0, 0, 0},
+    {"email_engaged_decayed", 1, +1, 0, 0, 0}, {"email_click_recent", 1, +1, 0, 0, 0},
     {"email_click_decayed", 1, +1, 0, 0, 0},   {"sms_click_decayed", 1, +1, 0, 0, 0},
     {"review_decayed", 1, +1, 0, 0, 0},        {"share_decayed", 1, +1, 0, 0, 0},
     {"sessions_recent", 1, +1, 0, 0, 0},       {"sessions_decayed", 1, +1, 0, 0, 0},

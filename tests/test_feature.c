@@ -889,6 +889,34 @@ START_TEST(a_review_without_a_rating_counts_outside_the_ratings)
 }
 END_TEST
 
+/* E-mails opened or clicked: the opens' and the clicks' decayed counts
+ * added (a click proves its mail was opened).  Worked by hand with half-
+ * lives of 3 and 30 days: an open at T0 and a click 3 days later, seen 3
+ * days after the click: recent 0.25 + 0.5, decayed 0.5^(6/30) + 0.5^(3/30). */
+START_TEST(email_engaged_adds_the_opens_and_the_clicks)
+{
+    ls_features f;
+    feature_init(&f);
+    ASSERT_FV(&f, "email_engaged_recent", T0, 0.0);
+    ls_event open = mk(EV_EMAIL_OPEN, T0), click = mk(EV_EMAIL_CLICK, T0 + 3 * DAY);
+    apply(&f, &open);
+    apply(&f, &click);
+    int64_t at = T0 + 6 * DAY;
+    ASSERT_FV(&f, "email_engaged_recent", at, 0.25 + 0.5);
+    ASSERT_FV(&f, "email_engaged_decayed", at, pow(0.5, 6.0 / 30.0) + pow(0.5, 3.0 / 30.0));
+    ck_assert_double_eq_tol(fv(&f, "email_engaged_recent", at),
+                            fv(&f, "email_open_recent", at) + fv(&f, "email_click_recent", at), 1e-12);
+    /* a click alone counts as an open alone */
+    ls_features o, c;
+    feature_init(&o);
+    feature_init(&c);
+    apply(&o, &open);
+    ls_event click0 = mk(EV_EMAIL_CLICK, T0);
+    apply(&c, &click0);
+    ck_assert_double_eq(fv(&o, "email_engaged_decayed", at), fv(&c, "email_engaged_decayed", at));
+}
+END_TEST
+
 START_TEST(sessions_are_counted_once_per_id)
 {
     ls_features f;
@@ -1875,6 +1903,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, a_review_without_a_rating_counts_outside_the_ratings);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
+    tcase_add_test(tc, email_engaged_adds_the_opens_and_the_clicks);
     tcase_add_test(tc, category_top_k_keeps_the_strongest);
     suite_add_tcase(s, tc);
 
