@@ -11,6 +11,11 @@
 #include "leadscore/error.h"
 
 #define MS_PER_DAY 86400000.0
+/* The slice of the clock a visit without a session id counts as a
+ * session of (sliced_session_hash). */
+#ifndef SESSION_SLICE_MS
+#define SESSION_SLICE_MS (30 * 60000LL)
+#endif
 
 /* How much one event of each type says about interest in its category. */
 static const double category_weight[EV_TYPE_COUNT] = {
@@ -78,6 +83,10 @@ uint32_t feature_session_hash(const char *s, size_t len)
     return h ? h : 1; /* 0 marks an empty ring slot */
 }
 
+/* A storefront visit: a page or product view, a search, a cart change or a
+ * checkout. */
+static int is_visit(event_type t) { return t >= EV_PAGE_VIEW && t <= EV_CHECKOUT; }
+
 /* Sessions are counted by id, and a session weighs as its latest event.
  * The FEATURE_SESSION_RING most recent sessions (by their latest event)
  * are remembered with that time, so events of those sessions count the
@@ -116,11 +125,31 @@ static double weight_at(const ls_features *f, int64_t ts, int64_t half_life)
     return feature_decay_factor(f->last_seen_ms - ts, half_life);
 }
 
+/* The session of a visit sent without a session id: the slice of the UTC
+ * clock it falls in, SESSION_SLICE_MS long.  A storefront (or a file)
+ * that sends no session ids would otherwise show no sessions at all, and
+ * its visitors would lack what the model learnt from sessions; a slice
+ * depends on the event's time alone, so the count is the same in any
+ * order of arrival and in a replay.  The key begins with a NUL byte,
+ * which no session id sent over the wire holds. */
+static uint32_t sliced_session_hash(int64_t ts_ms)
+{
+    int64_t slice = ts_ms / SESSION_SLICE_MS - (ts_ms % SESSION_SLICE_MS < 0);
+    uint8_t key[10] = {0, 's'};
+    for (int i = 0; i < 8; i++)
+        key[2 + i] = (uint8_t)((uint64_t)slice >> (8 * i));
+    return feature_session_hash((const char *)key, sizeof key);
+}
+
 static void note_session(ls_features *f, const ls_event *ev, const feature_decay *d)
 {
-    if (ev->session.len == 0 && ev->session_hash == 0)
+    uint32_t h = ev->session_hash;
+    if (h == 0 && ev->session.len > 0)
+        h = feature_session_hash(ev->session.ptr, ev->session.len);
+    if (h == 0 && is_visit(ev->type))
+        h = sliced_session_hash(ev->ts_ms);
+    if (h == 0)
         return; /* complaints and profile updates never get here: feature_apply_line */
-    uint32_t h = ev->session_hash ? ev->session_hash : feature_session_hash(ev->session.ptr, ev->session.len);
     int i = ring_find(f, h);
     if (i >= 0) {
         int64_t old = f->session_ring[i].ts_ms;
@@ -294,7 +323,6 @@ static void checkout_basket(ls_features *f, const ls_event *ev)
 }
 
 /* The storefront's own events: views, searches, the cart, the checkout. */
-static int is_visit(event_type t) { return t >= EV_PAGE_VIEW && t <= EV_CHECKOUT; }
 
 /* A checkout not completed: there is one, and it is not the last order's. */
 static int checkout_is_open(const ls_features *f)

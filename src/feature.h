@@ -46,8 +46,12 @@
  * pass's rules (a checkout while the cart is empty puts its basket in the
  * cart): a version 6 record with a history is replayed once in the same
  * way; one without takes the stand-in.
+ * 8: version 7's encoding, built by the thirteenth pass's rules (a visit
+ * without a session id counts as a session of its half hour of the UTC
+ * clock: feature.c, sliced_session_hash): a version 7 record with a
+ * history is replayed once when its customer is next written.
  * Older records still decode. */
-#define FEATURE_RECORD_VERSION 7
+#define FEATURE_RECORD_VERSION 8
 /* The first version that keeps last_engaged_ms. */
 #define FEATURE_VERSION_LAST_ENGAGED 5
 

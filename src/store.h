@@ -61,8 +61,11 @@
  * would take for unknown customers.  8: histories of version 2 (the
  * identities of events folded out of retention), which a leadscore of
  * schema 7 could not read.  9: feature records of version 7 (the first
- * visit), which a leadscore of schema 8 would take for damaged ones. */
-#define STORE_SCHEMA_VERSION 9
+ * visit), which a leadscore of schema 8 would take for damaged ones.
+ * 10: feature records of version 8 (a visit without a session id counts
+ * as a session), which a leadscore of schema 9 would take for damaged
+ * ones. */
+#define STORE_SCHEMA_VERSION 10
 
 typedef struct store store;
 typedef struct store_reader store_reader;

@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #define DAY 86400000LL
+#define MINUTE 60000LL
 #define HOUR 3600000LL
 /* 2023-11-14T22:13:20Z */
 #define T0 1700000000000LL
@@ -917,20 +918,55 @@ START_TEST(email_engaged_adds_the_opens_and_the_clicks)
 }
 END_TEST
 
+/* A visit sent without a session id counts as a session of its half hour
+ * of the UTC clock: views at :00, :10 and :29 are one session, one at :31
+ * another; a view with an id is its own session whatever its time; an
+ * e-mail open without one is no visit and no session.  The count does not
+ * depend on the order the events arrive in. */
+START_TEST(a_visit_without_a_session_id_is_a_session_of_its_half_hour)
+{
+    const int64_t h = T0 - T0 % (30 * MINUTE); /* the start of T0's half hour */
+    const struct {
+        event_type type;
+        int64_t ts;
+        const char *session;
+    } evs[] = {{EV_PAGE_VIEW, h, ""},       {EV_PRODUCT_VIEW, h + 10 * MINUTE, ""},
+               {EV_ADD_TO_CART, h + 29 * MINUTE, ""}, {EV_PRODUCT_VIEW, h + 31 * MINUTE, ""},
+               {EV_PRODUCT_VIEW, h + 5 * MINUTE, "s1"}, {EV_EMAIL_OPEN, h + 90 * MINUTE, ""}};
+    const size_t n = sizeof evs / sizeof evs[0];
+    ls_features fwd, rev;
+    feature_init(&fwd);
+    feature_init(&rev);
+    for (size_t i = 0; i < n; i++) {
+        ls_event a = mk_session(evs[i].type, evs[i].ts, evs[i].session);
+        ls_event b = mk_session(evs[n - 1 - i].type, evs[n - 1 - i].ts, evs[n - 1 - i].session);
+        apply(&fwd, &a);
+        apply(&rev, &b);
+    }
+    ck_assert_uint_eq(fwd.sessions, 3);
+    ck_assert_uint_eq(rev.sessions, 3);
+    int64_t at = h + DAY;
+    ck_assert(close_rel(fv(&fwd, "sessions_recent", at), fv(&rev, "sessions_recent", at)));
+    ck_assert(close_rel(fv(&fwd, "sessions_decayed", at), fv(&rev, "sessions_decayed", at)));
+}
+END_TEST
+
 START_TEST(sessions_are_counted_once_per_id)
 {
     ls_features f;
     feature_init(&f);
+    /* "": e-mail clicks without a session, which are no visit: no session */
     static const char *const ids[] = {"s1", "s1", "s2", "", "s1", "s3", "s2", ""};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        ls_event ev = mk_session(EV_PAGE_VIEW, T0, ids[i]);
+        ls_event ev = mk_session(ids[i][0] ? EV_PAGE_VIEW : EV_EMAIL_CLICK, T0, ids[i]);
         apply(&f, &ev);
     }
     ASSERT_FV(&f, "sessions", T0, 3.0);
     ASSERT_FV(&f, "sessions_recent", T0, 3.0);
     ASSERT_FV(&f, "sessions_recent", T0 + 3 * DAY, 1.5);
     ASSERT_FV(&f, "sessions_decayed", T0 + 30 * DAY, 1.5);
-    ASSERT_FV(&f, "page_view_count", T0, 8.0); /* events still count, sessions or not */
+    ASSERT_FV(&f, "page_view_count", T0, 6.0); /* events still count, sessions or not */
+    ASSERT_FV(&f, "email_click_count", T0, 2.0);
 
     /* the last FEATURE_SESSION_RING distinct ids are remembered */
     ls_event s4 = mk_session(EV_PAGE_VIEW, T0, "s4"), s5 = mk_session(EV_PAGE_VIEW, T0, "s5");
@@ -1060,7 +1096,9 @@ START_TEST(merge_equals_one_record_with_all_events)
     roundtrip(&ba, &y);
     assert_same(&y, &x, "merge(anonymous, customer)");
     assert_same_values(&y, &x, T0 + 7 * DAY, "merge(anonymous, customer)");
-    ck_assert_uint_eq(x.sessions, 3);
+    /* the anonymous session, the half hour of the add-to-cart sent
+     * without one, and the customer's two */
+    ck_assert_uint_eq(x.sessions, 4);
     ck_assert_int_eq(x.first_purchase_ms, T0 + 2 * DAY);
     ck_assert_int_eq(x.last_purchase_ms, T0 + 5 * DAY);
 
@@ -1903,6 +1941,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, a_review_without_a_rating_counts_outside_the_ratings);
     tcase_add_test(tc, sessions_are_counted_once_per_id);
+    tcase_add_test(tc, a_visit_without_a_session_id_is_a_session_of_its_half_hour);
     tcase_add_test(tc, email_engaged_adds_the_opens_and_the_clicks);
     tcase_add_test(tc, category_top_k_keeps_the_strongest);
     suite_add_tcase(s, tc);

@@ -739,6 +739,26 @@ START_TEST(an_email_click_counts_at_least_as_much_as_an_open)
 }
 END_TEST
 
+/* A storefront that sends no session ids (a pixel, a CSV export) scores
+ * its visitors as one that does: a visit without an id counts as a
+ * session of its half hour (before, such a checkout today scored about
+ * three quarters of the same checkout with an id). */
+START_TEST(a_storefront_without_session_ids_scores_as_one_with_them)
+{
+    static void (*const funnels[])(persona *) = {views_today, cart_today, checkout_today, regular_buyer,
+                                                 one_time_buyer};
+    for (size_t i = 0; i < sizeof funnels / sizeof funnels[0]; i++) {
+        persona with, without;
+        funnels[i](&with);
+        funnels[i](&without);
+        for (int k = 0; k < without.n; k++)
+            without.ev[k].session[0] = '\0';
+        double a = score_now(&with), b = score_now(&without);
+        ck_assert_msg(fabs(b - a) <= 0.01 * a, "%s: %.6f with session ids, %.6f without", with.name, a, b);
+    }
+}
+END_TEST
+
 START_TEST(ten_orders_lapsed_a_year_ago_score_below_a_checkout_today)
 {
     persona lapsed, checkout;
@@ -1266,6 +1286,7 @@ static Suite *personas_suite(void)
     tcase_add_test(rank, a_returning_visitor_in_the_cart_today_scores_at_least_a_new_one);
     tcase_add_test(rank, more_engagement_today_never_lowers_a_prospects_score);
     tcase_add_test(rank, an_email_click_counts_at_least_as_much_as_an_open);
+    tcase_add_test(rank, a_storefront_without_session_ids_scores_as_one_with_them);
     tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
     tcase_add_test(rank, an_order_moved_later_never_lowers_the_score);
     tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);

@@ -1224,11 +1224,11 @@ START_TEST(a_version_two_store_opens_and_is_upgraded)
     store_close(&s);
     ck_assert_int_eq(schema_of(v2dir), 2);
 
-    /* read-write: upgraded to the current schema (8), the old record still reads */
+    /* read-write: upgraded to the current schema (10), the old record still reads */
     store_options rw = {.map_size = 1 << 26};
     ck_assert_int_eq(store_open(&s, v2dir, &rw, &DECAY, why, sizeof why), LS_OK);
     ck_assert_int_eq(schema_of(v2dir), STORE_SCHEMA_VERSION);
-    ck_assert_int_eq(STORE_SCHEMA_VERSION, 9);
+    ck_assert_int_eq(STORE_SCHEMA_VERSION, 10);
     check_v2_reads(s, &old);
 
     /* new events add to it: an order of two lines, through the alias too */
@@ -1468,28 +1468,33 @@ START_TEST(a_version_4_record_gets_its_last_engagement_from_its_history)
 }
 END_TEST
 
-/* Customer "c" gets events types/days (its open cart then `want`), is
- * rewritten as a record of `version` built by an older `rule` (open cart
- * 0), reads so until written, and once a page view is added at the tail
- * is what this version's rules make of its history again (`want`). */
+/* Customer "c" gets events types/days (`measure` of it then `before`),
+ * is rewritten as a record of `version` built by an older `rule`
+ * (`stale`), reads so until written, and once a page view is added at the
+ * tail is what this version's rules make of its history again (`after`). */
+typedef struct {
+    double (*measure)(store *s);
+    double before, stale, after;
+} rebuilt_check;
+
 static void assert_rebuilt_when_written(const event_type *types, const int *days, int n, uint8_t version,
-                                        void (*rule)(ls_features *f), double want)
+                                        void (*rule)(ls_features *f), rebuilt_check want)
 {
     char why[256];
     store *s = NULL;
     store_options rw = {.map_size = 1 << 26};
     ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
     add_c_events(s, types, days, n);
-    ck_assert_double_eq_tol(c_open_cart(s), want, 1e-9);
+    ck_assert_double_eq_tol(want.measure(s), want.before, 1e-9);
     store_close(&s);
 
     rewrite_c_record(dir, version, rule); /* as the older binary left it */
     ck_assert_int_eq(store_open(&s, dir, &rw, &DECAY, why, sizeof why), LS_OK);
-    ck_assert_double_eq_tol(c_open_cart(s), 0.0, 1e-9); /* read as stored until written */
+    ck_assert_double_eq_tol(want.measure(s), want.stale, 1e-9); /* read as stored until written */
     const event_type view[] = {EV_PAGE_VIEW};
     const int view_day[] = {days[n - 1] + 1};
     add_c_events(s, view, view_day, 1); /* in order, at the tail */
-    ck_assert_double_eq_tol(c_open_cart(s), want, 1e-9);
+    ck_assert_double_eq_tol(want.measure(s), want.after, 1e-9);
     store_close(&s);
 }
 
@@ -1502,7 +1507,7 @@ START_TEST(a_version_5_record_is_rebuilt_by_this_versions_rules_when_written)
     const event_type cart[] = {EV_ADD_TO_CART, EV_ADD_TO_CART,      EV_ADD_TO_CART,     EV_ADD_TO_CART,
                                EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART, EV_REMOVE_FROM_CART};
     const int cart_days[] = {0, 1, 2, 3, 4, 5, 6};
-    assert_rebuilt_when_written(cart, cart_days, 7, 5, old_cart_rule, 50.0);
+    assert_rebuilt_when_written(cart, cart_days, 7, 5, old_cart_rule, (rebuilt_check){c_open_cart, 50.0, 0.0, 50.0});
 }
 END_TEST
 
@@ -1521,7 +1526,41 @@ START_TEST(a_version_6_record_gets_its_checkout_basket_when_written)
 {
     const event_type checkout[] = {EV_PAGE_VIEW, EV_CHECKOUT};
     const int checkout_days[] = {0, 1};
-    assert_rebuilt_when_written(checkout, checkout_days, 2, 6, old_checkout_rule, 50.0);
+    assert_rebuilt_when_written(checkout, checkout_days, 2, 6, old_checkout_rule,
+                                (rebuilt_check){c_open_cart, 50.0, 0.0, 50.0});
+}
+END_TEST
+
+/* Version 7, built before a visit without a session id counted as a
+ * session of its half hour: no session at all. */
+static void old_session_rule(ls_features *f)
+{
+    f->sessions = 0;
+    f->sessions_recent = f->sessions_decayed = 0;
+    memset(f->session_ring, 0, sizeof f->session_ring);
+}
+
+static double c_sessions(store *s)
+{
+    store_reader *r = NULL;
+    ls_features f;
+    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
+    ck_assert_int_eq(store_reader_begin(r), LS_OK);
+    ck_assert_int_eq(store_reader_get(r, "c", 1, &f), LS_OK);
+    store_reader_end(r);
+    store_reader_close(&r);
+    return f.sessions;
+}
+
+/* A record of version 7 counted no session for visits sent without a
+ * session id (the twelfth pass's rule): replayed when its customer is
+ * next written, its three days of views are three sessions, and the view
+ * that wrote it a fourth. */
+START_TEST(a_version_7_record_gets_the_sessions_of_its_visits_when_written)
+{
+    const event_type views[] = {EV_PAGE_VIEW, EV_PRODUCT_VIEW, EV_PAGE_VIEW};
+    const int view_days[] = {0, 1, 2};
+    assert_rebuilt_when_written(views, view_days, 3, 7, old_session_rule, (rebuilt_check){c_sessions, 3, 0, 4});
 }
 END_TEST
 
@@ -1692,6 +1731,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_version_4_record_gets_its_last_engagement_from_its_history);
     tcase_add_test(tc, a_version_5_record_is_rebuilt_by_this_versions_rules_when_written);
     tcase_add_test(tc, a_version_6_record_gets_its_checkout_basket_when_written);
+    tcase_add_test(tc, a_version_7_record_gets_the_sessions_of_its_visits_when_written);
     tcase_add_test(tc, stat_counts_customers);
     tcase_add_test(tc, aliases_of_ids_holding_nul_stay_apart);
     tcase_add_loop_test(tc, a_write_txn_reads_back_what_it_wrote, 0, 3);
