@@ -1879,6 +1879,39 @@ START_TEST(a_request_during_the_drain_is_answered_shutting_down)
 }
 END_TEST
 
+/* Sends `batches` PULL batches of `per_batch` page views, customers
+ * PREFIX-0 .. PREFIX-4999 in turn, on a new PUSH socket (returned, with
+ * its context in *ctx, for the caller to close once they have landed). */
+static void *send_page_view_flood(void **ctx, const char *endpoint, int batches, int per_batch, const char *prefix)
+{
+    void *push;
+    int linger = 10000, hwm = batches;
+    *ctx = zmq_ctx_new();
+    push = zmq_socket(*ctx, ZMQ_PUSH);
+    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    ck_assert_int_eq(zmq_connect(push, endpoint), 0);
+    for (int b = 0; b < batches; b++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char id[32];
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, per_batch);
+        for (int i = 0; i < per_batch; i++) {
+            snprintf(id, sizeof id, "%s-%d", prefix, (b * per_batch + i) % 5000);
+            msgpack_pack_map(&pk, 2);
+            tu_pack_str(&pk, "customer");
+            tu_pack_str(&pk, id);
+            tu_pack_str(&pk, "type");
+            tu_pack_str(&pk, "page_view");
+        }
+        ck_assert_int_ge(zmq_send(push, sb.data, sb.size, 0), 0);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    return push;
+}
+
 /* A storefront's acknowledged track must not wait behind a fire-and-forget
  * flood: PULL batches queue for the workers and the writer apart from
  * requests, and while acks come a group takes only --pull-max-events of
@@ -1896,29 +1929,7 @@ START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
     cfg.commit_max_events = 10000; /* groups of 10,000 PULL events; of 1,000 while acks come */
     cfg.pull_max_events = 1000;
     tu_server_start(&s2, &cfg);
-    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
-    int linger = 10000, hwm = BATCHES;
-    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    ck_assert_int_eq(zmq_connect(push, s2.pull_endpoint), 0);
-    for (int b = 0; b < BATCHES; b++) {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        char id[32];
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, PER_BATCH);
-        for (int i = 0; i < PER_BATCH; i++) {
-            snprintf(id, sizeof id, "flood-%d", (b * PER_BATCH + i) % 5000);
-            msgpack_pack_map(&pk, 2);
-            tu_pack_str(&pk, "customer");
-            tu_pack_str(&pk, id);
-            tu_pack_str(&pk, "type");
-            tu_pack_str(&pk, "page_view");
-        }
-        ck_assert_int_ge(zmq_send(push, sb.data, sb.size, 0), 0);
-        msgpack_sbuffer_destroy(&sb);
-    }
+    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "flood");
     tu_conn c;
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
     for (int i = 0; i < 3000 && events_accepted(&c) == 0; i++) /* <= 30 s: the flood is landing */
@@ -2012,29 +2023,7 @@ START_TEST(a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events)
     tu_conn c;
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
     hold_write_lock(&lock, dir);
-    void *ctx = zmq_ctx_new(), *push = zmq_socket(ctx, ZMQ_PUSH);
-    int linger = 10000, hwm = BATCHES;
-    zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    ck_assert_int_eq(zmq_connect(push, s2.pull_endpoint), 0);
-    for (int b = 0; b < BATCHES; b++) {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        char id[32];
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&pk, PER_BATCH);
-        for (int i = 0; i < PER_BATCH; i++) {
-            snprintf(id, sizeof id, "bk-%d", (b * PER_BATCH + i) % 5000);
-            msgpack_pack_map(&pk, 2);
-            tu_pack_str(&pk, "customer");
-            tu_pack_str(&pk, id);
-            tu_pack_str(&pk, "type");
-            tu_pack_str(&pk, "page_view");
-        }
-        ck_assert_int_ge(zmq_send(push, sb.data, sb.size, 0), 0);
-        msgpack_sbuffer_destroy(&sb);
-    }
+    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "bk");
     int64_t queued = 0, last = -1, still_since = tu_now_ms();
     for (int i = 0; i < 3000 && tu_now_ms() - still_since < 1000; i++) { /* <= 30 s: until it stops growing */
         queued = stats_int(&c, "events_queued");

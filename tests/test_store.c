@@ -1424,7 +1424,8 @@ static double c_open_cart(store *s)
     return feature_open_cart(&f);
 }
 
-static int64_t c_last_engaged(store *s)
+/* Customer "c"'s record as stored. */
+static ls_features c_record(store *s)
 {
     store_reader *r = NULL;
     ls_features f;
@@ -1433,8 +1434,10 @@ static int64_t c_last_engaged(store *s)
     ck_assert_int_eq(store_reader_get(r, "c", 1, &f), LS_OK);
     store_reader_end(r);
     store_reader_close(&r);
-    return f.last_engaged_ms;
+    return f;
 }
+
+static int64_t c_last_engaged(store *s) { return c_record(s).last_engaged_ms; }
 
 /* A record written before version 5 has no last engagement.  Where its
  * last event was a complaint, reads replay its history for it (the
@@ -1540,17 +1543,7 @@ static void old_session_rule(ls_features *f)
     memset(f->session_ring, 0, sizeof f->session_ring);
 }
 
-static double c_sessions(store *s)
-{
-    store_reader *r = NULL;
-    ls_features f;
-    ck_assert_int_eq(store_reader_open(s, &r), LS_OK);
-    ck_assert_int_eq(store_reader_begin(r), LS_OK);
-    ck_assert_int_eq(store_reader_get(r, "c", 1, &f), LS_OK);
-    store_reader_end(r);
-    store_reader_close(&r);
-    return f.sessions;
-}
+static double c_sessions(store *s) { return c_record(s).sessions; }
 
 /* A record of version 7 counted no session for visits sent without a
  * session id (the twelfth pass's rule): replayed when its customer is
