@@ -34,6 +34,7 @@
 #include "bench_offline.h"
 #include "bench_spawn.h"
 #include "cli.h"
+#include "config.h"
 #include "cliopts.h"
 #include "leadscore/error.h"
 #include "loadgen.h"
@@ -72,6 +73,7 @@ typedef struct {
     const char *sets[MAX_SETS];
     int nsets;
     int batch_given;
+    int pull_backlog_given;
     int audiences;            /* --audiences N */
     int rounds, rounds_given; /* --rounds R */
     int baseline;
@@ -210,11 +212,13 @@ static const cliopt bench_rows[] = {
      .arg = "MS", .help = "a request unanswered this long after it was due is an error\n"
                           "(default 5000); open loop: one a client could not send by\n"
                           "then is given up and counted as not sent (overload)"},
-    {.name = "pull-backlog", .kind = CLIOPT_COUNT, F(lg.pull_backlog), .lo = 0, .hi = LLONG_MAX,
-     .want = "an event count", .arg = "N",
+    {.name = "pull-backlog", .kind = CLIOPT_COUNT, F(lg.pull_backlog), CLIOPT_GIVEN(bench_opts, pull_backlog_given),
+     .lo = 0, .hi = LLONG_MAX, .want = "an event count", .arg = "N",
      .help = "pull: most events sent but not yet stored by the server; the\n"
              "clients wait for it to catch up, so events/s is what it\n"
-             "sustains (default 200000; 0: no limit, a flood)"},
+             "sustains (default 200000, or three times a spawned server's\n"
+             "--set commit-max-events when that is more, so its groups can\n"
+             "fill; 0: no limit, a flood)"},
     {.name = "pull-wait", .kind = CLIOPT_DURATION, F(lg.pull_max_wait_s), .lo = 1000, .hi = LLONG_MAX,
      .want = "a duration >= 1 s", .arg = "SEC",
      .help = "pull: longest wait for the server's count to settle: unmoved\n"
@@ -270,6 +274,24 @@ static int derive_pull(const char *ep, char *out, size_t cap)
     return 0;
 }
 
+/* The default --pull-backlog of a spawned server given --set
+ * commit-max-events=N: three times N when that is more than the usual
+ * default, since its writer may hold twice N events (a group committing,
+ * the next one's worth waiting) and the clients must keep that much in
+ * flight for its groups to fill.  0 when the default stands. */
+static uint64_t pull_backlog_for_sets(const bench_opts *o)
+{
+    config cfg;
+    char err[256];
+    config_defaults(&cfg);
+    for (int i = 0; i < o->nsets; i++)
+        if (strncmp(o->sets[i], "commit-max-events=", 18) == 0 &&
+            config_set(&cfg, "commit-max-events", o->sets[i] + 18, err, sizeof err) != LS_OK)
+            return 0; /* the spawn refuses it, with its message */
+    uint64_t three = 3 * (uint64_t)cfg.commit_max_events;
+    return three > o->lg.pull_backlog ? three : 0;
+}
+
 /* Parses argv into o.  Returns 0, -1 after --help, or an exit status. */
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
@@ -319,6 +341,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     if (o->audiences && o->lg.workload == LOADGEN_TRIGGERS && o->connect)
         return cli_error("bench", CLI_USAGE, "--audiences defines audiences that stay: with --connect, define them "
                                              "with `leadscore audience` instead");
+    if (!o->connect && !o->pull_backlog_given && pull_backlog_for_sets(o))
+        o->lg.pull_backlog = pull_backlog_for_sets(o);
     if (o->connect && o->lg.workload == LOADGEN_PULL && !o->pull) {
         if (derive_pull(o->connect, o->pull_buf, sizeof o->pull_buf))
             return cli_error("bench", CLI_USAGE, "give the server's PULL endpoint with --pull EP");
@@ -540,6 +564,8 @@ static void print_header(FILE *out, const bench_opts *o, const char *target)
         fprintf(out, "  mix %d%% score", lg->mix_read_pct);
     if (sends_event_ids(lg->workload))
         fprintf(out, "  event ids %s", event_id_words[lg->event_ids]);
+    if (lg->workload == LOADGEN_PULL)
+        fprintf(out, "  backlog %llu", (unsigned long long)lg->pull_backlog);
     fprintf(out, "\n");
     if (lg->rate > 0)
         fprintf(out, "open loop at %g req/s", lg->rate);
@@ -848,6 +874,8 @@ static json_t *config_json(const bench_opts *o, const char *target)
     }
     if (sends_event_ids(lg->workload))
         json_object_set_new(c, "event_ids", json_string(event_id_words[lg->event_ids]));
+    if (lg->workload == LOADGEN_PULL)
+        json_object_set_new(c, "pull_backlog", json_integer((json_int_t)lg->pull_backlog));
     return c;
 }
 

@@ -1068,13 +1068,33 @@ START_TEST(cli_pull_reports_the_writer_cpu)
                           "--rate", "200", "--baseline", "--event-ids", "random", NULL};
     json_t *root = bench_json(out, sizeof out, args);
     ck_assert_ptr_nonnull(strstr(out, "writer CPU/ev (us)"));
-    ck_assert_ptr_nonnull(strstr(out, "batch 100  event ids random\n")); /* the header says which ids */
+    ck_assert_ptr_nonnull(strstr(out, "batch 100  event ids random  backlog 200000\n")); /* which ids, how far ahead */
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(root, "config"), "event_ids")), "random");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(root, "config"), "pull_backlog")), 200000);
     json_t *ls = json_object_get(root, "leadscore"), *echo = json_object_get(root, "echo");
     json_t *cpu = json_object_get(ls, "writer_cpu_us_per_event");
     ck_assert(json_is_number(cpu) && json_number_value(cpu) >= 0);
     ck_assert_ptr_null(json_object_get(echo, "writer_cpu_us_per_event"));
     ck_assert(json_number_value(json_object_get(ls, "events_missing")) == 0);
+    json_decref(root);
+}
+END_TEST
+
+/* A spawned server given a bigger --commit-max-events gets a pull backlog
+ * of three times that by default, so its groups can fill (its writer may
+ * hold twice that many events); --pull-backlog still wins. */
+START_TEST(cli_pull_backlog_follows_a_spawned_servers_commit_max_events)
+{
+    static char out[16384];
+    const char *bigger[] = {"bench",   "--workload", "pull", "--customers", "500", "--duration", "0.3", "--warmup",
+                            "0",       "--rate",     "200",  "--set",       "commit-max-events=100000", NULL};
+    json_t *root = bench_json(out, sizeof out, bigger);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(root, "config"), "pull_backlog")), 300000);
+    json_decref(root);
+    const char *given[] = {"bench",  "--workload", "pull", "--customers", "500",  "--duration", "0.3", "--warmup", "0",
+                           "--rate", "200",        "--set", "commit-max-events=100000", "--pull-backlog", "5000", NULL};
+    root = bench_json(out, sizeof out, given);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(root, "config"), "pull_backlog")), 5000);
     json_decref(root);
 }
 END_TEST
@@ -1558,6 +1578,7 @@ static Suite *bench_suite(void)
     tcase_add_test(cli, cli_spawned_run_with_baseline_and_json);
     tcase_add_test(cli, cli_rounds_report_medians);
     tcase_add_test(cli, cli_pull_reports_the_writer_cpu);
+    tcase_add_test(cli, cli_pull_backlog_follows_a_spawned_servers_commit_max_events);
     tcase_add_test(cli, cli_triggers_workload_prints_its_figures);
     tcase_add_test(cli, cli_audience_cost_prints_ratios);
     tcase_add_test(cli, cli_audience_cost_of_pull_reports_the_writer);
