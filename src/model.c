@@ -46,6 +46,9 @@ struct model {
     double cal_intercept;     /* cal_a * intercept + cal_b, computed at load */
     int model_level;          /* 1: some term, or orders_by_repeat, needs assess_repeat */
     int orders_by_repeat;     /* "orders_only_customers": "repeat_purchase" */
+    double unpriced_cart_value; /* "unpriced_cart_value": 0 = none */
+    int cart_value_feature;   /* the id of open_cart_value_recent, which it applies to (-1: none) ... */
+    int cart_open_feature;    /* ... and of cart_open_recent, the fading it takes */
     int nterms;
     model_term terms[MODEL_MAX_TERMS];
     double tier_hot, tier_warm;
@@ -305,6 +308,27 @@ static int parse_orders_only(model *m, json_t *root, char *err, size_t errlen)
     return LS_OK;
 }
 
+/* "unpriced_cart_value" (optional, >= 0): what an open cart of items
+ * sent without a price counts as in the terms (open_cart_value_recent);
+ * without it, or at 0, such a cart is worth 0 there, as in the record. */
+static int parse_unpriced_cart(model *m, json_t *root, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(root, "unpriced_cart_value");
+    m->unpriced_cart_value = 0;
+    m->cart_value_feature = -1;
+    if (!v)
+        return LS_OK;
+    if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0)
+        return ls_fail(err, errlen, LS_EPARSE, "model file: %s",
+                       "\"unpriced_cart_value\" must be a number >= 0");
+    m->unpriced_cart_value = json_number_value(v);
+    m->cart_value_feature = feature_lookup("open_cart_value_recent");
+    m->cart_open_feature = feature_lookup("cart_open_recent");
+    return LS_OK;
+}
+
+double model_unpriced_cart_value(const model *m) { return m->unpriced_cart_value; }
+
 int model_complaint_feature(int id)
 {
     static const char *const names[] = {"refund_rate", "refund_count", "support_ticket_count", "bad_reviews"};
@@ -318,7 +342,8 @@ static int check_keys(json_t *root, char *err, size_t errlen)
 {
     static const char *const known[] = {"name", "version", "trained_at", "horizon_days", "half_lives_days",
                                         "notes", "logistic", "tiers", "clv", "journey", "segments",
-                                        "metrics", "data", "calibration", "orders_only_customers", NULL};
+                                        "metrics", "data", "calibration", "orders_only_customers",
+                                        "unpriced_cart_value", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -347,7 +372,7 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
         (rc = parse_decay(m, root, err, errlen)) ||
         (rc = parse_logistic(m, root, err, errlen)) ||
         (rc = parse_calibration(m, root, err, errlen)) ||
-        (rc = parse_orders_only(m, root, err, errlen)) ||
+        (rc = parse_orders_only(m, root, err, errlen)) || (rc = parse_unpriced_cart(m, root, err, errlen)) ||
         (rc = parse_tiers(m, root, err, errlen)))
         return rc;
     /* per-model constants of scoring, with the very expressions model_score
@@ -574,6 +599,17 @@ static double orders_only_logit(const model *m, const ls_features *f, const feat
 }
 
 /* The logit of the logistic terms. */
+/* open_cart_value_recent as the model's terms read it: for an open cart
+ * of items sent without a price (worth 0 in the record), the model's
+ * "unpriced_cart_value", fading as the cart does (cart_open_recent is
+ * that factor while the cart is open). */
+static double cart_value_term(const model *m, const ls_features *f, const feature_ctx *ctx, double x)
+{
+    if (x != 0 || m->unpriced_cart_value <= 0)
+        return x;
+    return m->unpriced_cart_value * feature_value(f, m->cart_open_feature, ctx);
+}
+
 static double logistic_logit(const model *m, const ls_features *f, const feature_ctx *ctx, int explain,
                              const double level[2], model_result *out)
 {
@@ -581,6 +617,8 @@ static double logistic_logit(const model *m, const ls_features *f, const feature
     for (int i = 0; i < m->nterms; i++) {
         int id = m->terms[i].feature;
         double x = id >= MODEL_FEATURE_REPEAT_P_BUY ? level[id - MODEL_FEATURE_REPEAT_P_BUY] : feature_value(f, id, ctx);
+        if (id == m->cart_value_feature)
+            x = cart_value_term(m, f, ctx, x);
         double c = term_contribution(m, &m->terms[i], x);
         logit += c;
         if (explain)

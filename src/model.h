@@ -160,6 +160,9 @@ int model_uses_repeat(const model *m);
  * does and f has no visit (scored by its orders always). */
 #define MODEL_ORDERS_P_MIN 1e-6
 int model_orders_by_repeat(const model *m);
+/* The model's "unpriced_cart_value" (0: none): what its terms count an
+ * open cart of items sent without a price as. */
+double model_unpriced_cart_value(const model *m);
 int model_orders_only_customer(const model *m, const ls_features *f);
 
 /* 1 when feature id is a complaint's (refund_rate, refund_count,

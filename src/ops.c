@@ -188,6 +188,7 @@ static int op_model(ops_call *c)
         cw_str(c->w, model_feature_name(model_term_feature(m, i)));
     cw_end(c->w);
     kv_str(c->w, "orders_only_customers", model_orders_by_repeat(m) ? "repeat_purchase" : "logistic");
+    kv_double(c->w, "unpriced_cart_value", model_unpriced_cart_value(m));
     cw_end(c->w);
     model_unref(&m);
     return LS_OK;

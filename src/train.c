@@ -279,6 +279,9 @@ typedef struct {
     int64_t first_ts, last_ts;
     size_t visited[MAX_CUTOFFS];   /* rows whose customer visited the storefront */
     int orders_only;               /* the rows fitted on are an order feed (orders_only_rows) */
+    double *cart_value;            /* the fit rows' open carts with a value: their values ... */
+    size_t ncart_value, cart_value_cap;
+    size_t unpriced_carts;         /* ... and how many open carts had none */
 } collector;
 
 static void collector_init(collector *c, const train_options *opt)
@@ -305,6 +308,7 @@ static void collector_free(collector *c)
     for (int k = 0; k < MAX_CUTOFFS; k++)
         dataset_free(&c->rows[k]);
     free(c->rec.target);
+    free(c->cart_value);
 }
 
 /* 1 when the history holds an order (a purchase event) in (from, to]. */
@@ -381,6 +385,27 @@ static void fill_features(dataset *d, const ls_features *f, const feature_ctx *c
     r[2] = log1p(fmax(named(f, "spend", ctx), 0));
 }
 
+/* Counts a fit row's open cart: its value, or one more cart without a
+ * price (cart_open but worth 0). */
+static int note_cart(collector *c, const ls_features *f, const feature_ctx *ctx)
+{
+    if (named(f, "cart_open", ctx) == 0)
+        return LS_OK;
+    double v = named(f, "open_cart_value", ctx);
+    if (v <= 0) {
+        c->unpriced_carts++;
+        return LS_OK;
+    }
+    if (c->ncart_value == c->cart_value_cap) {
+        size_t cap = c->cart_value_cap ? c->cart_value_cap * 2 : 1024;
+        if (grow((void **)&c->cart_value, cap * sizeof *c->cart_value))
+            return LS_ENOMEM;
+        c->cart_value_cap = cap;
+    }
+    c->cart_value[c->ncart_value++] = v;
+    return LS_OK;
+}
+
 /* One row at cutoff k: features, label, summary, baselines' inputs and,
  * on the hold-out, the compared model's score. */
 static int add_row(collector *c, int k, const ls_features *f, const history *h)
@@ -405,6 +430,8 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
                                                            : ROW_BY_LOGISTIC;
     if (features)
         fill_features(d, f, &ctx, c->opt->horizon_days);
+    if (features && k < c->nfit && (rc = note_cart(c, f, &ctx)))
+        return rc;
     if (cmp) {
         model_result res;
         model_score(cmp, f, &ctx, 0, &res);
@@ -860,6 +887,29 @@ static int evaluate_on(const scorer *s, const dataset *d, train_metrics *out)
     return LS_OK;
 }
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* What the model counts an open cart of items without a price as: the
+ * median open cart of the fit rows, when the model has a cart value term,
+ * at least 30 fit rows had a priced open cart and under 1 % of their open
+ * carts had no price (otherwise the fit saw such carts as worth 0 and
+ * learnt from them); else 0, none. */
+static double unpriced_cart_guess(collector *c, const train_report *rep)
+{
+    int has_term = 0;
+    for (int i = 0; i < rep->nterms; i++)
+        has_term |= rep->term_feature[i] == feature_lookup("open_cart_value_recent");
+    size_t n = c->ncart_value;
+    if (!has_term || n < 30 || c->unpriced_carts * 100 >= n + c->unpriced_carts)
+        return 0;
+    qsort(c->cart_value, n, sizeof *c->cart_value, by_value);
+    return n % 2 ? c->cart_value[n / 2] : (c->cart_value[n / 2 - 1] + c->cart_value[n / 2]) / 2;
+}
+
 static void keep_terms(train_report *rep, const scorer *s, double horizon_days)
 {
     const logreg_model *m = &s->lr;
@@ -1033,6 +1083,9 @@ static int fit_readiness(collector *c, train_report *rep, char *err, size_t errl
         goto done;
     }
     keep_terms(rep, &s, c->opt->horizon_days);
+    rep->priced_carts = c->ncart_value;
+    rep->unpriced_carts = c->unpriced_carts;
+    rep->unpriced_cart_value = unpriced_cart_guess(c, rep);
     /* a storefront's model scores its customers known from orders alone by
      * the repeat-purchase model; an order feed's model is fitted on them */
     rep->orders_by_repeat = !c->orders_only;
@@ -1389,6 +1442,11 @@ static json_t *notes_json(const train_report *rep)
                  "the larger of that and the terms above, so a first visit never reads as less than the orders. "
                  "The metrics score the %zu and %zu such hold-out rows so.", rep->orders_only_rows,
                  rep->orders_first_rows);
+        if (rep->unpriced_cart_value > 0)
+            note(notes, "unpriced_cart_value: an open cart of items sent without a price (a storefront that "
+                 "sends none) counts as %.2f in open_cart_value_recent, the median of the %zu priced open carts "
+                 "of the fit rows (%zu had no price): its value is unknown, not 0, and the term was learnt on "
+                 "priced carts.", rep->unpriced_cart_value, rep->priced_carts, rep->unpriced_carts);
         if (rep->orders_only)
             note(notes, "ORDERS ONLY: under 1%% of the customers fitted on had a storefront visit (a view, a "
                  "search, a cart or a checkout), so lifetime purchase days and net spend (log1p, >= 0) were candidates "
@@ -1519,6 +1577,10 @@ json_t *train_model_json(const train_report *rep, const train_options *opt, json
             json_object_set_new(m, "orders_only_customers", json_string("repeat_purchase"));
         else
             json_object_del(m, "orders_only_customers");
+        if (rep->unpriced_cart_value > 0)
+            json_object_set_new(m, "unpriced_cart_value", json_real(round(rep->unpriced_cart_value * 100) / 100));
+        else
+            json_object_del(m, "unpriced_cart_value");
     }
     json_object_set_new(m, "clv", clv_json(rep, opt, json_object_get(base, "clv")));
     json_object_set_new(m, "metrics", metrics_all_json(rep));

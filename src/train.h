@@ -139,6 +139,11 @@ typedef struct {
                                               by the larger of that and the logistic terms */
     int orders_only;                       /* under 1 % of the fit rows' customers visited the storefront:
                                               lifetime purchase days and net spend were candidates */
+    double unpriced_cart_value;            /* > 0: the median open cart value of the fit rows, which the model
+                                              counts a cart without prices as ("unpriced_cart_value"); 0 when
+                                              1 % or more of their open carts had no price (the fit saw them) or
+                                              the model has no cart value term */
+    size_t priced_carts, unpriced_carts;   /* the fit rows' open carts with a value and without */
     /* readiness */
     int nterms;
     int term_feature[TRAIN_MAX_FEATURES];  /* model_feature_lookup ids */

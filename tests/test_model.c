@@ -865,6 +865,59 @@ END_TEST
  * P = 1 - (20 / (20 + 30/7))^2.5 = 0.38454290054424245, logit(P) =
  * -0.470309885270563; a support ticket adds a * coef / scale * log1p(1) =
  * 0.5 * -1 / 0.5 * ln 2. */
+/* "unpriced_cart_value": an open cart of items sent without a price
+ * counts as that value in open_cart_value_recent, fading as the cart
+ * does, so it scores exactly as a cart of that value; a priced cart, an
+ * empty one and a model without the key are as before.  A negative or
+ * non-number value is refused. */
+START_TEST(an_unpriced_cart_counts_as_the_models_guess)
+{
+    char err[256];
+    model *m, *plain;
+    const char *lg = "  \"logistic\": {\"intercept\": -3, \"terms\": ["
+                     "{\"feature\": \"cart_open_recent\", \"coef\": 1},"
+                     "{\"feature\": \"open_cart_value_recent\", \"transform\": \"log1p\", \"coef\": 0.5}]},\n";
+    ck_assert_msg(load_text(model_text_clv(HL_OK, lg, TI_OK, "  \"unpriced_cart_value\": 40,\n" CLV_OK), &m, err,
+                            sizeof err) == LS_OK, "%s", err);
+    ck_assert_msg(load_text(model_text(HL_OK, lg, TI_OK), &plain, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_double_eq(model_unpriced_cart_value(m), 40);
+    ck_assert_double_eq(model_unpriced_cart_value(plain), 0);
+    int64_t now = 1790000000000LL;
+    feature_ctx ctx = {now, DECAY};
+    ls_features unpriced, priced, empty;
+    feature_init(&unpriced);
+    feature_init(&priced);
+    feature_init(&empty);
+    add(&unpriced, EV_ADD_TO_CART, now - 3 * DAY, -1, "s1"); /* no value, no price: worth 0 in the record */
+    add(&priced, EV_ADD_TO_CART, now - 3 * DAY, 40, "s1");
+    add(&empty, EV_PAGE_VIEW, now - 3 * DAY, -1, "s1");
+    ck_assert_double_eq(feature_open_cart(&unpriced), 0);
+    ck_assert_int_eq(feature_cart_is_open(&unpriced), 1);
+    model_result a, b, c;
+    model_score(m, &unpriced, &ctx, 1, &a);
+    model_score(m, &priced, &ctx, 0, &b);
+    ck_assert_double_eq_tol(a.logit, b.logit, 1e-12);
+    /* by hand: the cart half faded (3 days, half-life 3): -3 + 0.5 + 0.5 * log1p(40 * 0.5) */
+    ck_assert_double_eq_tol(a.logit, -3 + 0.5 + 0.5 * log1p(20.0), 1e-9);
+    ck_assert_int_eq(a.ncontrib, 2); /* explain shows the value the term read */
+    for (int i = 0; i < a.ncontrib; i++)
+        if (a.contrib[i].feature == feature_lookup("open_cart_value_recent"))
+            ck_assert_double_eq_tol(a.contrib[i].value, 20.0, 1e-9);
+    model_score(plain, &unpriced, &ctx, 0, &c);
+    ck_assert_double_eq_tol(c.logit, -3 + 0.5, 1e-9); /* without the key: worth 0 */
+    model_score(m, &empty, &ctx, 0, &a);
+    model_score(plain, &empty, &ctx, 0, &c);
+    ck_assert_double_eq(a.logit, c.logit); /* no cart: nothing to guess */
+    model_score(plain, &priced, &ctx, 0, &c);
+    ck_assert_double_eq(b.logit, c.logit); /* a priced cart reads its own value */
+    model_unref(&m);
+    model_unref(&plain);
+    assert_bad(model_text_clv(HL_OK, lg, TI_OK, "  \"unpriced_cart_value\": -1,\n" CLV_OK), "unpriced_cart_value");
+    assert_bad(model_text_clv(HL_OK, lg, TI_OK, "  \"unpriced_cart_value\": \"40\",\n" CLV_OK),
+               "unpriced_cart_value");
+}
+END_TEST
+
 START_TEST(orders_only_customers_are_scored_by_the_repeat_purchase_model)
 {
     char err[256];
@@ -986,6 +1039,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tier_thresholds);
     tcase_add_test(tc, nbd_calibration_and_repeat_p_buy_by_hand);
     tcase_add_test(tc, orders_only_customers_are_scored_by_the_repeat_purchase_model);
+    tcase_add_test(tc, an_unpriced_cart_counts_as_the_models_guess);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("properties");

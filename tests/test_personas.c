@@ -759,6 +759,28 @@ START_TEST(a_storefront_without_session_ids_scores_as_one_with_them)
 }
 END_TEST
 
+/* A storefront that sends carts without prices (or a checkout without a
+ * value): the cart's value is unknown, not 0, so it scores as a cart of
+ * the model's typical value ("unpriced_cart_value", the median open cart
+ * it was fitted on), above two product views today (with 2.6.0 it scored
+ * less than half a priced cart). */
+START_TEST(a_cart_without_a_price_scores_as_a_cart_of_the_typical_value)
+{
+    double typical = model_unpriced_cart_value(M);
+    ck_assert_msg(typical > 0, "the model has no unpriced_cart_value");
+    persona unpriced, priced, views;
+    views_today(&views);
+    views_today(&unpriced);
+    views_today(&priced);
+    unpriced.name = "add-to-cart today, no price";
+    p_cart(&unpriced, NOW - 2 * HOUR + 5 * MINUTE, 0.0);
+    p_cart(&priced, NOW - 2 * HOUR + 5 * MINUTE, typical);
+    double su = score_now(&unpriced), sp = score_now(&priced), sv = score_now(&views);
+    ck_assert_msg(fabs(su - sp) <= 1e-6 * sp, "no price: %.6f, the typical price %.2f: %.6f", su, typical, sp);
+    ck_assert_scores_above(unpriced.name, su, views.name, sv);
+}
+END_TEST
+
 START_TEST(ten_orders_lapsed_a_year_ago_score_below_a_checkout_today)
 {
     persona lapsed, checkout;
@@ -1287,6 +1309,7 @@ static Suite *personas_suite(void)
     tcase_add_test(rank, more_engagement_today_never_lowers_a_prospects_score);
     tcase_add_test(rank, an_email_click_counts_at_least_as_much_as_an_open);
     tcase_add_test(rank, a_storefront_without_session_ids_scores_as_one_with_them);
+    tcase_add_test(rank, a_cart_without_a_price_scores_as_a_cart_of_the_typical_value);
     tcase_add_test(rank, ten_orders_lapsed_a_year_ago_score_below_a_checkout_today);
     tcase_add_test(rank, an_order_moved_later_never_lowers_the_score);
     tcase_add_test(rank, every_score_is_a_probability_with_the_models_tier);

@@ -209,6 +209,19 @@ START_TEST(a_model_trained_on_the_shop_beats_recency_and_serves)
     ck_assert_msg(num(metrics, "recommendations", "hit_rate_at_3") > num(metrics, "recommendations", "popular_hit_rate_at_3"),
                   "hit rate@3 %.3f vs popular %.3f", num(metrics, "recommendations", "hit_rate_at_3"),
                   num(metrics, "recommendations", "popular_hit_rate_at_3"));
+    /* the shop prices every cart: a model with a cart value term, and only
+     * such a model, counts a cart without a price as a typical cart of the
+     * shop's (between 5 and 5,000) */
+    json_t *lterms = json_object_get(json_object_get(m, "logistic"), "terms"), *lt;
+    size_t ti;
+    int cart_term = 0;
+    json_array_foreach(lterms, ti, lt)
+        cart_term |= strcmp(json_string_value(json_object_get(lt, "feature")), "open_cart_value_recent") == 0;
+    json_t *guess = json_object_get(m, "unpriced_cart_value");
+    ck_assert_int_eq(guess != NULL, cart_term);
+    if (guess)
+        ck_assert_msg(json_number_value(guess) >= 5 && json_number_value(guess) <= 5000, "unpriced_cart_value %g",
+                      json_number_value(guess));
     /* the repeat-purchase model says what fitted it */
     json_t *fit = json_object_get(json_object_get(m, "clv"), "fit");
     ck_assert(json_is_object(fit) && json_integer_value(json_object_get(fit, "customers")) > 100);
