@@ -893,21 +893,24 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* What the model counts an open cart of items without a price as: the
- * median open cart of the fit rows, when the model has a cart value term,
- * at least 30 fit rows had a priced open cart and under 1 % of their open
- * carts had no price (otherwise the fit saw such carts as worth 0 and
- * learnt from them); else 0, none. */
+/* (train.h) Under 1 % of the open carts without a price, or the fit saw
+ * such carts as worth 0 and learnt from them. */
+double train_unpriced_cart_value(double *values, size_t n, size_t unpriced, int has_term)
+{
+    if (!has_term || n < TRAIN_MIN_PRICED_CARTS || unpriced * 100 >= n + unpriced)
+        return 0;
+    qsort(values, n, sizeof *values, by_value);
+    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+/* What the model counts an open cart of items without a price as, from
+ * the fit rows' open carts (train_unpriced_cart_value). */
 static double unpriced_cart_guess(collector *c, const train_report *rep)
 {
     int has_term = 0;
     for (int i = 0; i < rep->nterms; i++)
         has_term |= rep->term_feature[i] == feature_lookup("open_cart_value_recent");
-    size_t n = c->ncart_value;
-    if (!has_term || n < 30 || c->unpriced_carts * 100 >= n + c->unpriced_carts)
-        return 0;
-    qsort(c->cart_value, n, sizeof *c->cart_value, by_value);
-    return n % 2 ? c->cart_value[n / 2] : (c->cart_value[n / 2 - 1] + c->cart_value[n / 2]) / 2;
+    return train_unpriced_cart_value(c->cart_value, c->ncart_value, c->unpriced_carts, has_term);
 }
 
 static void keep_terms(train_report *rep, const scorer *s, double horizon_days)

@@ -209,6 +209,13 @@ train_gate_verdict train_gate(const train_metrics *m, const train_metrics *ref, 
  * TRAIN_GATE_SES * se, at least TRAIN_GATE_TIE. */
 double train_gate_tolerance(double se);
 
+/* The model's "unpriced_cart_value" from the fit rows' open carts: the
+ * median of the n priced ones' values (sorted in place), when the model
+ * has a cart value term (has_term), n >= TRAIN_MIN_PRICED_CARTS and the
+ * `unpriced` carts without a price are under 1 % of all; else 0, none. */
+#define TRAIN_MIN_PRICED_CARTS 30
+double train_unpriced_cart_value(double *values, size_t n, size_t unpriced, int has_term);
+
 /* A term's "transform" as the model file names it: "none", "log1p" or
  * "log1p_scaled" (with term_per). */
 const char *train_term_transform(const train_report *rep, int i);

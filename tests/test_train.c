@@ -509,6 +509,28 @@ END_TEST
 
 /* ---- the gate: train against the RFM baseline, retraining against the serving model ---- */
 
+/* The guess at a cart without a price: the median of the priced open
+ * carts (odd and even counts, in any order), and none without a cart
+ * value term, with under 30 priced carts, or with 1 % or more of the
+ * carts unpriced (99 priced and 1 without: 1 %, none; 199 and 1: 0.5 %). */
+START_TEST(the_unpriced_cart_value_is_the_median_priced_cart)
+{
+    double v[200];
+    for (int i = 0; i < 31; i++)
+        v[i] = (double)((i * 17) % 31) + 1; /* 1 .. 31, shuffled */
+    ck_assert_double_eq(train_unpriced_cart_value(v, 31, 0, 1), 16);
+    for (int i = 0; i < 32; i++)
+        v[i] = (double)(32 - i); /* 32 .. 1 */
+    ck_assert_double_eq(train_unpriced_cart_value(v, 32, 0, 1), 16.5);
+    ck_assert_double_eq(train_unpriced_cart_value(v, 32, 0, 0), 0);  /* no cart value term */
+    ck_assert_double_eq(train_unpriced_cart_value(v, 29, 0, 1), 0);  /* too few priced carts */
+    for (int i = 0; i < 199; i++)
+        v[i] = 50;
+    ck_assert_double_eq(train_unpriced_cart_value(v, 99, 1, 1), 0);   /* 1 % without a price */
+    ck_assert_double_eq(train_unpriced_cart_value(v, 199, 1, 1), 50); /* 0.5 % */
+}
+END_TEST
+
 START_TEST(the_gate_refuses_only_a_model_clearly_worse_and_not_clearly_better)
 {
     /* the CDNOW figures reviewers saw: an AUC 0.0005 below RFM's and a
@@ -842,6 +864,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_interrupted_train_writes_nothing);
     tcase_add_test(tc, a_hold_out_of_one_class_is_refused);
     tcase_add_test(tc, the_gate_refuses_only_a_model_clearly_worse_and_not_clearly_better);
+    tcase_add_test(tc, the_unpriced_cart_value_is_the_median_priced_cart);
     tcase_add_test(tc, cdnow_noise_is_no_loss_and_a_clear_loss_is_refused);
     tcase_add_test(tc, retrain_swaps_only_when_the_serving_model_loses);
     tcase_add_test(tc, retrain_swaps_a_better_model_and_keeps_otherwise);
