@@ -131,7 +131,8 @@ static double weight_at(const ls_features *f, int64_t ts, int64_t half_life)
  * its visitors would lack what the model learnt from sessions; a slice
  * depends on the event's time alone, so the count is the same in any
  * order of arrival and in a replay.  The key begins with a NUL byte,
- * which no session id sent over the wire holds. */
+ * which storefronts' session ids do not hold (one that did would at
+ * worst share a session with the visits of one half hour). */
 static uint32_t sliced_session_hash(int64_t ts_ms)
 {
     int64_t slice = ts_ms / SESSION_SLICE_MS - (ts_ms % SESSION_SLICE_MS < 0);
