@@ -341,8 +341,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     if (o->audiences && o->lg.workload == LOADGEN_TRIGGERS && o->connect)
         return cli_error("bench", CLI_USAGE, "--audiences defines audiences that stay: with --connect, define them "
                                              "with `leadscore audience` instead");
-    if (!o->connect && !o->pull_backlog_given && pull_backlog_for_sets(o))
-        o->lg.pull_backlog = pull_backlog_for_sets(o);
+    uint64_t backlog = o->connect || o->pull_backlog_given ? 0 : pull_backlog_for_sets(o);
+    if (backlog)
+        o->lg.pull_backlog = backlog;
     if (o->connect && o->lg.workload == LOADGEN_PULL && !o->pull) {
         if (derive_pull(o->connect, o->pull_buf, sizeof o->pull_buf))
             return cli_error("bench", CLI_USAGE, "give the server's PULL endpoint with --pull EP");

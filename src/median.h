@@ -1,7 +1,7 @@
-/* median.h -- the median of a few figures, for the benchmarks that repeat
+/* median.h -- the median of some figures: for the benchmarks that repeat
  * a run and quote medians (`bench --rounds`: cmd_bench.c,
- * bench_audiences.c, bench_offline.c).  Header-only: one small function
- * over a handful of values. */
+ * bench_audiences.c, bench_offline.c), and for train.c's typical open
+ * cart (train_unpriced_cart_value).  Header-only: one small function. */
 #ifndef LS_MEDIAN_H
 #define LS_MEDIAN_H
 

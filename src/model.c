@@ -605,7 +605,7 @@ static double orders_only_logit(const model *m, const ls_features *f, const feat
  * that factor while the cart is open). */
 static double cart_value_term(const model *m, const ls_features *f, const feature_ctx *ctx, double x)
 {
-    if (x != 0 || m->unpriced_cart_value <= 0)
+    if (x != 0 || m->unpriced_cart_value <= 0 || !feature_cart_is_open(f))
         return x;
     return m->unpriced_cart_value * feature_value(f, m->cart_open_feature, ctx);
 }

@@ -18,6 +18,7 @@
 #include "history.h"
 #include "error_internal.h"
 #include "logreg.h"
+#include "median.h"
 #include "timefmt.h"
 
 #define MS_PER_DAY 86400000LL
@@ -387,11 +388,11 @@ static void fill_features(dataset *d, const ls_features *f, const feature_ctx *c
 
 /* Counts a fit row's open cart: its value, or one more cart without a
  * price (cart_open but worth 0). */
-static int note_cart(collector *c, const ls_features *f, const feature_ctx *ctx)
+static int note_cart(collector *c, const ls_features *f)
 {
-    if (named(f, "cart_open", ctx) == 0)
+    if (!feature_cart_is_open(f))
         return LS_OK;
-    double v = named(f, "open_cart_value", ctx);
+    double v = feature_open_cart(f);
     if (v <= 0) {
         c->unpriced_carts++;
         return LS_OK;
@@ -430,7 +431,7 @@ static int add_row(collector *c, int k, const ls_features *f, const history *h)
                                                            : ROW_BY_LOGISTIC;
     if (features)
         fill_features(d, f, &ctx, c->opt->horizon_days);
-    if (features && k < c->nfit && (rc = note_cart(c, f, &ctx)))
+    if (features && k < c->nfit && (rc = note_cart(c, f)))
         return rc;
     if (cmp) {
         model_result res;
@@ -887,20 +888,13 @@ static int evaluate_on(const scorer *s, const dataset *d, train_metrics *out)
     return LS_OK;
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* (train.h) Under 1 % of the open carts without a price, or the fit saw
  * such carts as worth 0 and learnt from them. */
 double train_unpriced_cart_value(double *values, size_t n, size_t unpriced, int has_term)
 {
     if (!has_term || n < TRAIN_MIN_PRICED_CARTS || unpriced * 100 >= n + unpriced)
         return 0;
-    qsort(values, n, sizeof *values, by_value);
-    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+    return median_sort(values, n);
 }
 
 /* What the model counts an open cart of items without a price as, from
