@@ -75,6 +75,8 @@ typedef struct service {
     model *model;
     stats stats;
     atomic_int stopping;          /* set by the loop; workers exit once their queue is empty */
+    atomic_uint_fast64_t pull_events_held; /* events of the PULL jobs workers hold (worker.c): counted
+                                            * in stats.events_queued, not yet the writer's */
     struct clusternode *cluster;  /* cluster mode (clusternode.h); NULL: a single node */
 } service;
 

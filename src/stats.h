@@ -60,7 +60,7 @@ typedef struct {
     atomic_uint_fast64_t events_unstored_full;        /* the map was at map-max */
     atomic_uint_fast64_t events_unstored_unavailable; /* the disk was full, the commit failed (cluster: the log did not confirm them) */
     atomic_uint_fast64_t events_unstored_failed;      /* their own job failed alone (bad key, write error) */
-    atomic_uint_fast64_t jobs_failed_alone;
+    atomic_uint_fast64_t jobs_failed_alone;           /* jobs left out of their group (bad key, write error) */
     /* automation (automation.h) */
     atomic_uint_fast64_t triggers_moments;       /* moments fired into the outbox */
     atomic_uint_fast64_t triggers_enters;        /* audience enters ... */
@@ -74,7 +74,7 @@ typedef struct {
     atomic_uint_fast64_t automation_timer_moves;  /* timers set or moved */
     atomic_uint_fast64_t events_queued;          /* gauge: events handed towards the writer, not yet
                                                   * stored or dropped (each job's, until it is freed) */
-    atomic_uint_fast64_t automation_failures;    /* background automation txns that failed */           /* jobs left out of their group (bad key, write error) */
+    atomic_uint_fast64_t automation_failures;    /* background automation txns that failed */
 } stats;
 
 /* Prepares counters and one histogram per op.  0 or LS_ENOMEM. */

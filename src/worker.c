@@ -100,17 +100,36 @@ static void handle_reads(worker *w, msgio_parts *p)
 }
 
 /* Whether the writer holds as many events as it may: twice
- * --commit-max-events, queued or in the group it is committing, besides
- * the pending job's own.  So while one group commits, the next group's
- * worth waits, and a PULL backlog is folded in groups as large as the
- * option allows (fewer commits, each B-tree page written once for more
- * events); past that the backlog stays in the PULL socket, where it costs
- * its wire bytes instead of its decoded copy. */
+ * --commit-max-events, queued or in the group it is committing.  So
+ * while one group commits, the next group's worth waits, and a PULL
+ * backlog is folded in groups as large as the option allows (fewer
+ * commits, each B-tree page written once for more events); past that the
+ * backlog stays in the PULL socket, where it costs its wire bytes instead
+ * of its decoded copy.  The jobs workers hold are not the writer's: a
+ * held job never holds back another (with two workers each holding a
+ * batch larger than the bound, each would wait for the other for ever),
+ * and a writer with room takes a job of any size. */
 static int writer_backlog_full(const worker *w)
 {
     uint64_t queued = atomic_load(&w->svc->stats.events_queued);
-    uint64_t others = queued > w->pending->nevents ? queued - w->pending->nevents : 0;
-    return others >= 2 * (uint64_t)w->svc->cfg.commit_max_events;
+    uint64_t held = atomic_load(&w->svc->pull_events_held);
+    uint64_t writers = queued > held ? queued - held : 0;
+    return writers >= 2 * (uint64_t)w->svc->cfg.commit_max_events;
+}
+
+/* Makes job the worker's pending PULL job (none when NULL). */
+static void hold_job(worker *w, writer_job *job)
+{
+    w->pending = job;
+    if (job)
+        atomic_fetch_add(&w->svc->pull_events_held, job->nevents);
+}
+
+/* n events the worker held are no longer its own: their job went to the
+ * writer (which may have freed it already), or is about to be freed. */
+static void unhold_events(worker *w, size_t n)
+{
+    atomic_fetch_sub(&w->svc->pull_events_held, n);
 }
 
 /* Hands the pending PULL job to the writer without waiting: 1 when it
@@ -127,7 +146,9 @@ static int hand_pending(worker *w, int *held)
         *held = 1;
         return 0;
     }
+    size_t nevents = w->pending->nevents; /* once sent, the job is the writer's: read nothing of it */
     if (zmq_send(w->to_bulk, &w->pending, sizeof w->pending, ZMQ_DONTWAIT) == (int)sizeof w->pending) {
+        unhold_events(w, nevents);
         w->pending = NULL;
         return 1;
     }
@@ -135,6 +156,7 @@ static int hand_pending(worker *w, int *held)
         return 0;
     /* the context is closing: the batch was never acknowledged, count it */
     atomic_fetch_add(&w->svc->stats.events_unstored_unavailable, w->pending->nevents);
+    unhold_events(w, nevents);
     writer_job_free(&w->pending);
     return 1;
 }
@@ -157,7 +179,7 @@ static void handle_pull(worker *w, msgio_parts *p)
     else if (rc != LS_OK)
         atomic_fetch_add(&w->svc->stats.events_rejected, 1);
     msgpack_zone_clear(&w->zone);
-    w->pending = job;
+    hold_job(w, job);
     int held;
     hand_pending(w, &held);
 }
@@ -228,6 +250,7 @@ static void close_worker(worker *w)
     if (w->out) zmq_close(w->out);
     if (w->pending) { /* the context closed under it */
         atomic_fetch_add(&w->svc->stats.events_unstored_unavailable, w->pending->nevents);
+        unhold_events(w, w->pending->nevents);
         writer_job_free(&w->pending);
     }
     if (w->to_writer) zmq_close(w->to_writer);

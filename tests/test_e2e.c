@@ -1954,50 +1954,69 @@ START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
 }
 END_TEST
 
-/* A child process that holds the LMDB write lock of the store in dir:
- * the writer of a server on it waits until the child lets go. */
+/* A child process that takes the LMDB write lock of the store in dir
+ * when told to: the writer of a server on it then waits until the child
+ * lets go.  It is forked before the server starts, while this process
+ * has one thread: a child forked from a process with threads may find a
+ * lock of the allocator held for ever (AddressSanitizer's has no fork
+ * handler), and would never take the store's. */
 typedef struct {
     pid_t pid;
-    int go; /* the parent's end: a byte (or its close) lets go */
+    int cmd; /* the parent's end: a byte takes the lock, the next lets go (a close: exit) */
+    int ready; /* the child's answer: a byte once it holds the lock */
 } lock_holder;
 
-static void hold_write_lock(lock_holder *h, const char *dir)
+static void lock_child(const char *dir, int cmd, int ready)
 {
-    int ready[2], go[2];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
     char byte = 0;
+    if (read(cmd, &byte, 1) != 1)
+        _exit(0); /* never asked */
+    if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) || mdb_env_open(env, dir, 0, 0640) ||
+        mdb_txn_begin(env, NULL, 0, &txn))
+        _exit(1);
+    if (write(ready, &byte, 1) != 1)
+        _exit(1);
+    if (read(cmd, &byte, 1) < 0)
+        _exit(1);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    _exit(0);
+}
+
+static void spawn_lock_holder(lock_holder *h, const char *dir)
+{
+    int cmd[2], ready[2];
+    ck_assert_int_eq(pipe(cmd), 0);
     ck_assert_int_eq(pipe(ready), 0);
-    ck_assert_int_eq(pipe(go), 0);
     h->pid = fork();
     ck_assert_int_ge(h->pid, 0);
     if (h->pid == 0) { /* the child opens its own environment, never the parent's */
-        MDB_env *env = NULL;
-        MDB_txn *txn = NULL;
+        close(cmd[1]);
         close(ready[0]);
-        close(go[1]);
-        if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) || mdb_env_open(env, dir, 0, 0640) ||
-            mdb_txn_begin(env, NULL, 0, &txn))
-            _exit(1);
-        if (write(ready[1], &byte, 1) != 1)
-            _exit(1);
-        if (read(go[0], &byte, 1) < 0)
-            _exit(1);
-        mdb_txn_abort(txn);
-        mdb_env_close(env);
-        _exit(0);
+        lock_child(dir, cmd[0], ready[1]);
     }
+    close(cmd[0]);
     close(ready[1]);
-    close(go[0]);
-    ck_assert_int_eq(read(ready[0], &byte, 1), 1); /* it holds the lock */
-    close(ready[0]);
-    h->go = go[1];
+    h->cmd = cmd[1];
+    h->ready = ready[0];
+}
+
+static void hold_write_lock(lock_holder *h)
+{
+    char byte = 0;
+    ck_assert_int_eq(write(h->cmd, &byte, 1), 1);
+    ck_assert_int_eq(read(h->ready, &byte, 1), 1); /* it holds the lock */
 }
 
 static void release_write_lock(lock_holder *h)
 {
     int status = 0;
     char byte = 1;
-    ck_assert_int_eq(write(h->go, &byte, 1), 1);
-    close(h->go);
+    ck_assert_int_eq(write(h->cmd, &byte, 1), 1);
+    close(h->cmd);
+    close(h->ready);
     ck_assert_int_eq(waitpid(h->pid, &status, 0), h->pid);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
@@ -2019,10 +2038,11 @@ START_TEST(a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events)
     tu_tempdir(dir, sizeof dir);
     tu_config(&cfg, dir);
     cfg.commit_max_events = MAX;
+    spawn_lock_holder(&lock, dir);
     tu_server_start(&s2, &cfg);
     tu_conn c;
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
-    hold_write_lock(&lock, dir);
+    hold_write_lock(&lock);
     void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "bk");
     int64_t queued = 0, last = -1, still_since = tu_now_ms();
     for (int i = 0; i < 3000 && tu_now_ms() - still_since < 1000; i++) { /* <= 30 s: until it stops growing */
@@ -2044,6 +2064,51 @@ START_TEST(a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events)
             usleep(10000);
     }
     ck_assert_int_eq(n, BATCHES * PER_BATCH); /* nothing lost */
+    ck_assert_int_eq(queued_after_drain(&c), 0);
+    tu_disconnect(&c);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* PULL batches larger than twice --commit-max-events still land, while
+ * both workers hold one: a job a worker holds back is not the writer's
+ * backlog, so it never holds back the other worker's.  (Before, each
+ * worker counted the other's held batch as the writer's, and both waited
+ * for each other for ever once the writer's group was committed.) */
+START_TEST(pull_batches_larger_than_the_backlog_bound_still_land)
+{
+    enum { BATCHES = 20, PER_BATCH = 1000, MAX = 100 };
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    lock_holder lock;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.commit_max_events = MAX;
+    spawn_lock_holder(&lock, dir);
+    tu_server_start(&s2, &cfg);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    hold_write_lock(&lock); /* so that both workers are left holding a batch */
+    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "big");
+    int64_t queued = 0;
+    for (int i = 0; i < 3000 && queued < 3 * PER_BATCH; i++) { /* <= 30 s: the writer's batch and two held */
+        queued = stats_int(&c, "events_queued");
+        if (queued < 3 * PER_BATCH)
+            usleep(10000);
+    }
+    ck_assert_int_ge(queued, 3 * PER_BATCH);
+    release_write_lock(&lock);
+    int64_t n = 0;
+    for (int i = 0; i < 6000 && n < BATCHES * PER_BATCH; i++) { /* <= 60 s */
+        n = events_accepted(&c);
+        if (n < BATCHES * PER_BATCH)
+            usleep(10000);
+    }
+    ck_assert_int_eq(n, BATCHES * PER_BATCH);
     ck_assert_int_eq(queued_after_drain(&c), 0);
     tu_disconnect(&c);
     zmq_close(push);
@@ -2096,6 +2161,7 @@ static Suite *suite(void)
     tcase_add_test(restart, stop_during_an_endless_pull_flood_keeps_to_the_drain_timeout);
     tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
     tcase_add_test(restart, a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events);
+    tcase_add_test(restart, pull_batches_larger_than_the_backlog_bound_still_land);
     tcase_add_test(restart, a_request_during_the_drain_is_answered_shutting_down);
     suite_add_tcase(s, restart);
     return s;
