@@ -46,6 +46,9 @@ void tu_config(config *cfg, const char *dir)
     snprintf(cfg->bind, sizeof cfg->bind, "tcp://127.0.0.1:*");
     snprintf(cfg->pull, sizeof cfg->pull, "tcp://127.0.0.1:*");
     cfg->map_size = 1ULL << 30;
+    /* warnings and errors only: a failing test's own lines stay near its
+     * name in ctest's output, not behind thousands of start-up lines */
+    snprintf(cfg->log_level, sizeof cfg->log_level, "warn");
     /* the hand-set model: the tests' worked examples are computed with it */
     snprintf(cfg->model_path, sizeof cfg->model_path, "%s", LS_SOURCE_DIR "/models/handset.json");
 }
