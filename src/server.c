@@ -845,18 +845,24 @@ static void on_wake(server *s)
 }
 
 /* Waits (until deadline_ns at the latest) for room in the workers' PULL
- * queue, answering the requests that come meanwhile (the stop has begun:
- * `unavailable`, see handle_request); 1 when there is room, 0 when the
- * time is up. */
+ * queue, sending the replies the workers and the writer finish meanwhile
+ * (an acknowledged track committed now is not held back until the stop
+ * has read PULL) and answering the requests that come (the stop has
+ * begun: `unavailable`, see handle_request); 1 when there is room, 0 when
+ * the time is up. */
 static int wait_pull_room(server *s, int64_t deadline_ns)
 {
     while (!pull_queue_has_room(s)) {
         int64_t left_ms = (deadline_ns - timefmt_mono_ns()) / 1000000;
         if (left_ms <= 0)
             return 0;
-        zmq_pollitem_t items[2] = {{s->pull_work, 0, ZMQ_POLLOUT, 0}, {s->router, 0, ZMQ_POLLIN, 0}};
-        if (zmq_poll(items, 2, (long)left_ms) < 0 && zmq_errno() != EINTR)
+        zmq_pollitem_t items[3] = {{s->pull_work, 0, ZMQ_POLLOUT, 0},
+                                   {s->router, 0, ZMQ_POLLIN, 0},
+                                   {s->replies, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 3, (long)left_ms) < 0 && zmq_errno() != EINTR)
             return 0;
+        if (items[2].revents & ZMQ_POLLIN)
+            drain(s, s->replies, handle_reply);
         if (items[1].revents & ZMQ_POLLIN)
             drain_requests(s);
     }

@@ -195,6 +195,10 @@ static void handle_pull(worker *w, msgio_parts *p)
 static int next_message(worker *w, msgio_parts *p)
 {
     for (;;) {
+        /* read before the sockets: the loop says stop only after its last
+         * send, so whatever it sent before then is read below first (a
+         * stop read after them could leave a batch sent meanwhile unread) */
+        int stop = atomic_load(&w->svc->stopping);
         int held, free_hand = hand_pending(w, &held);
         if (w->reads && msgio_recv(w->reads, p, ZMQ_DONTWAIT) == 0)
             return 0;
@@ -204,7 +208,7 @@ static int next_message(worker *w, msgio_parts *p)
             return 1; /* the context is closing */
         if (free_hand && w->pull_in && msgio_recv(w->pull_in, p, ZMQ_DONTWAIT) == 0)
             return 0;
-        if (atomic_load(&w->svc->stopping) && free_hand)
+        if (stop && free_hand)
             return 1;
         zmq_pollitem_t items[4] = {{w->in, 0, ZMQ_POLLIN, 0},
                                    {w->reads, 0, ZMQ_POLLIN, 0},

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <lmdb.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1966,6 +1967,23 @@ typedef struct {
     int ready; /* the child's answer: a byte once it holds the lock */
 } lock_holder;
 
+/* Takes the lock for slice_ms, lets it go for 1 ms (time for the waiting
+ * writer to take a turn), and again, until a byte (or a close) comes on
+ * cmd. */
+static void flap_lock(MDB_env *env, MDB_txn **txn, int cmd, int slice_ms)
+{
+    for (int i = 0; i < 10 * 60 * 1000 / slice_ms; i++) { /* <= 10 min */
+        struct pollfd p = {cmd, POLLIN, 0};
+        if (poll(&p, 1, slice_ms) != 0)
+            return;
+        mdb_txn_abort(*txn);
+        *txn = NULL;
+        usleep(1000);
+        if (mdb_txn_begin(env, NULL, 0, txn))
+            _exit(1);
+    }
+}
+
 static void lock_child(const char *dir, int cmd, int ready)
 {
     MDB_env *env = NULL;
@@ -1980,7 +1998,10 @@ static void lock_child(const char *dir, int cmd, int ready)
         _exit(1);
     if (read(cmd, &byte, 1) < 0)
         _exit(1);
-    mdb_txn_abort(txn);
+    if (byte == 'f')
+        flap_lock(env, &txn, cmd, 100);
+    if (txn)
+        mdb_txn_abort(txn);
     mdb_env_close(env);
     _exit(0);
 }
@@ -2008,6 +2029,14 @@ static void hold_write_lock(lock_holder *h)
     char byte = 0;
     ck_assert_int_eq(write(h->cmd, &byte, 1), 1);
     ck_assert_int_eq(read(h->ready, &byte, 1), 1); /* it holds the lock */
+}
+
+/* From now on the writer has the lock for a turn every 100 ms, until
+ * release_write_lock: a slow store. */
+static void flap_write_lock(lock_holder *h)
+{
+    char byte = 'f';
+    ck_assert_int_eq(write(h->cmd, &byte, 1), 1);
 }
 
 static void release_write_lock(lock_holder *h)
@@ -2119,6 +2148,85 @@ START_TEST(pull_batches_larger_than_the_backlog_bound_still_land)
 }
 END_TEST
 
+/* An acknowledged track the writer commits while a stop is still reading
+ * the PULL backlog (for up to half of --drain-timeout, while a slow store
+ * takes a batch at a time) is answered at once, not after that reading:
+ * its client (5 s timeout by default) would take a stored track for a
+ * failed one.  Here the store lets the writer take a turn every 100 ms
+ * (a few groups of one batch each), so reading the 200 waiting batches
+ * takes the stop the 10 s it may (the build before sent the ack then). */
+START_TEST(an_ack_committed_while_a_stop_reads_pull_is_sent_at_once)
+{
+    enum { BATCHES = 200, PER_BATCH = 100, MAX = 100 };
+    config cfg;
+    char dir[512];
+    tu_server s2;
+    lock_holder lock;
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    cfg.commit_max_events = MAX; /* a group takes one batch */
+    cfg.drain_timeout_ms = 20000;
+    spawn_lock_holder(&lock, dir);
+    tu_server_start(&s2, &cfg);
+    tu_conn c;
+    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
+    hold_write_lock(&lock);
+    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "slow");
+    int64_t queued = 0, last = -1, still_since = tu_now_ms();
+    for (int i = 0; i < 3000 && tu_now_ms() - still_since < 500; i++) { /* <= 30 s: until it stops growing */
+        queued = stats_int(&c, "events_queued");
+        if (queued != last)
+            still_since = tu_now_ms();
+        last = queued;
+        usleep(10000);
+    }
+    ck_assert_int_ge(queued, 2 * MAX);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "op");
+    tu_pack_str(&pk, "track");
+    tu_pack_str(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, "acked");
+    tu_pack_str(&pk, "type");
+    tu_pack_str(&pk, "add_to_cart");
+    ck_assert_int_ge(zmq_send(c.sock, "", 0, ZMQ_SNDMORE), 0);
+    ck_assert_int_ge(zmq_send(c.sock, sb.data, sb.size, 0), 0);
+    msgpack_sbuffer_destroy(&sb);
+    usleep(200000); /* the track waits for the writer */
+    server_request_stop(s2.srv);
+    usleep(200000); /* the stop reads PULL, waiting for room */
+    flap_write_lock(&lock);
+    int64_t t0 = tu_now_ms();
+    zmq_pollitem_t item = {c.sock, 0, ZMQ_POLLIN, 0};
+    ck_assert_int_eq(zmq_poll(&item, 1, 15000), 1);
+    int64_t waited = tu_now_ms() - t0;
+    char frame[4096];
+    ck_assert_int_eq(zmq_recv(c.sock, frame, sizeof frame, 0), 0); /* the delimiter */
+    int n = zmq_recv(c.sock, frame, sizeof frame, 0);
+    ck_assert_int_gt(n, 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    ck_assert(msgpack_unpack_next(&up, frame, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS);
+    ck_assert(tu_get_bool(&up.data, "ok"));
+    msgpack_unpacked_destroy(&up);
+    release_write_lock(&lock);
+    ck_assert_msg(waited < 3000, "the ack came %lld ms after the writer could commit", (long long)waited);
+    tu_disconnect(&c);
+    int zero = 0; /* what the stop left unread stays unsent */
+    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(push);
+    zmq_ctx_term(ctx);
+    tu_server_stop(&s2);
+    tu_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("e2e");
@@ -2163,6 +2271,7 @@ static Suite *suite(void)
     tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
     tcase_add_test(restart, a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events);
     tcase_add_test(restart, pull_batches_larger_than_the_backlog_bound_still_land);
+    tcase_add_test(restart, an_ack_committed_while_a_stop_reads_pull_is_sent_at_once);
     tcase_add_test(restart, a_request_during_the_drain_is_answered_shutting_down);
     suite_add_tcase(s, restart);
     return s;
