@@ -30,8 +30,9 @@
 #endif
 
 /* The one piece of process-wide state: where the signal handler asks the
- * running server to stop.  Set once before signals are installed. */
-static server *running;
+ * running server to stop.  Set once before signals are installed, and
+ * back to NULL before the server is freed (the handlers then do nothing). */
+static server *volatile running;
 static volatile sig_atomic_t signals_seen;
 
 static void on_hangup(int sig)
@@ -295,6 +296,7 @@ int cmd_serve(int argc, char **argv)
     rc = server_run(s);
     if (rc == LS_ETIMEOUT)
         _exit(CLI_FAIL); /* threads may be stuck: leave without joining them */
+    running = NULL; /* a SIGHUP from now on must not reach the server being freed */
     if (notifying) {
         notifier_post('q');
         pthread_join(notify_thread, NULL);

@@ -479,12 +479,22 @@ static int pending(const forwarder *f)
     return n;
 }
 
+/* Whether sock holds a message to read. */
+static int has_input(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
 static void *forward_main(void *arg)
 {
     forwarder *f = arg;
     prctl(PR_SET_NAME, "ls-forward");
     while (!atomic_load(&f->stop)) {
-        if (atomic_load(&f->svc->stopping) && pending(f) == 0)
+        /* the stop flag is read before the socket: whatever the loop sent
+         * before it said stop is read below first */
+        if (atomic_load(&f->svc->stopping) && pending(f) == 0 && !has_input(f->in))
             break; /* the loop drains: nothing more comes */
         zmq_pollitem_t items[1 + MAX_PEERS];
         int n = 0;

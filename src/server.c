@@ -766,6 +766,14 @@ static void forward_pull(server *s, msgio_parts *p)
         msgio_send_frames(s->pull_work, p, 0, 1, 0);
 }
 
+/* Whether ZeroMQ holds a PULL batch for the loop to read. */
+static int pull_has_input(server *s)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(s->pull, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+}
+
 static int pull_queue_has_room(server *s)
 {
     int events = 0;
@@ -885,7 +893,9 @@ static void drain_pull_for_stop(server *s)
     int64_t until = timefmt_mono_ns() + s->svc.cfg.drain_timeout_ms * 1000000 / STOP_PULL_SHARE;
     int taken = 0, zero = 0;
     msgio_parts p;
-    while (taken < SERVICE_WORK_HWM && wait_pull_room(s, until) && msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0) {
+    /* with no worker (a start that failed half-way) nothing makes room */
+    while (s->nworkers > 0 && taken < SERVICE_WORK_HWM && pull_has_input(s) && wait_pull_room(s, until) &&
+           msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0) {
         forward_pull(s, &p); /* there is room: it does not block */
         msgio_close(&p);
         taken++;
@@ -904,6 +914,8 @@ static void begin_stop(server *s)
     s->drain_deadline_ns = timefmt_mono_ns() + s->svc.cfg.drain_timeout_ms * 1000000;
     s->stopping = 1;
     retrain_request_stop(s->retrain);
+    if (s->nparked)
+        wake_parked(s, 1); /* held long-polls are answered now, not after the PULL backlog is read */
     drain_pull_for_stop(s);
     atomic_store(&s->svc.stopping, 1); /* each worker exits once its queue is empty */
 }

@@ -2148,14 +2148,44 @@ START_TEST(pull_batches_larger_than_the_backlog_bound_still_land)
 }
 END_TEST
 
-/* An acknowledged track the writer commits while a stop is still reading
- * the PULL backlog (for up to half of --drain-timeout, while a slow store
- * takes a batch at a time) is answered at once, not after that reading:
- * its client (5 s timeout by default) would take a stored track for a
- * failed one.  Here the store lets the writer take a turn every 100 ms
- * (a few groups of one batch each), so reading the 200 waiting batches
- * takes the stop the 10 s it may (the build before sent the ack then). */
-START_TEST(an_ack_committed_while_a_stop_reads_pull_is_sent_at_once)
+/* Sends the request packed in sb on c's DEALER without waiting. */
+static void send_request(tu_conn *c, msgpack_sbuffer *sb)
+{
+    ck_assert_int_ge(zmq_send(c->sock, "", 0, ZMQ_SNDMORE), 0);
+    ck_assert_int_ge(zmq_send(c->sock, sb->data, sb->size, 0), 0);
+    msgpack_sbuffer_destroy(sb);
+}
+
+/* Waits up to wait_ms for a reply on c's DEALER: its ok flag, and in
+ * *waited how long it took. */
+static int reply_ok_within(tu_conn *c, int wait_ms, int64_t *waited)
+{
+    int64_t t0 = tu_now_ms();
+    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+    ck_assert_msg(zmq_poll(&item, 1, wait_ms) == 1, "no reply in %d ms", wait_ms);
+    *waited = tu_now_ms() - t0;
+    char frame[4096];
+    ck_assert_int_eq(zmq_recv(c->sock, frame, sizeof frame, 0), 0); /* the delimiter */
+    int n = zmq_recv(c->sock, frame, sizeof frame, 0);
+    ck_assert_int_gt(n, 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    ck_assert(msgpack_unpack_next(&up, frame, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS);
+    int ok = tu_get_bool(&up.data, "ok");
+    msgpack_unpacked_destroy(&up);
+    return ok;
+}
+
+/* While a stop is still reading the PULL backlog (for up to half of
+ * --drain-timeout, while a slow store takes a batch at a time), a held
+ * `triggers` long poll is answered at once, and so is an acknowledged
+ * track the writer commits meanwhile, not after that reading: their
+ * clients (5 s timeout by default) would take a stored track for a
+ * failed one.  Here the store first lets the writer in not at all, then
+ * for a turn every 100 ms (a few groups of one batch each), so reading
+ * the 200 waiting batches takes the stop the 10 s it may (the build
+ * before answered both then). */
+START_TEST(a_stop_reading_pull_answers_acks_and_long_polls_at_once)
 {
     enum { BATCHES = 200, PER_BATCH = 100, MAX = 100 };
     config cfg;
@@ -2195,28 +2225,28 @@ START_TEST(an_ack_committed_while_a_stop_reads_pull_is_sent_at_once)
     tu_pack_str(&pk, "acked");
     tu_pack_str(&pk, "type");
     tu_pack_str(&pk, "add_to_cart");
-    ck_assert_int_ge(zmq_send(c.sock, "", 0, ZMQ_SNDMORE), 0);
-    ck_assert_int_ge(zmq_send(c.sock, sb.data, sb.size, 0), 0);
-    msgpack_sbuffer_destroy(&sb);
-    usleep(200000); /* the track waits for the writer */
+    send_request(&c, &sb); /* it waits for the writer */
+    tu_conn poll_conn;
+    tu_connect(&poll_conn, s2.endpoint, ZMQ_DEALER);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "op");
+    tu_pack_str(&pk, "triggers");
+    tu_pack_str(&pk, "wait_ms");
+    msgpack_pack_int(&pk, 20000);
+    send_request(&poll_conn, &sb); /* nothing fires: it is held */
+    usleep(200000);
     server_request_stop(s2.srv);
     usleep(200000); /* the stop reads PULL, waiting for room */
+    int64_t waited = 0;
+    ck_assert(reply_ok_within(&poll_conn, 15000, &waited));
+    ck_assert_msg(waited < 3000, "the held long poll was answered %lld ms into the stop", (long long)waited + 200);
     flap_write_lock(&lock);
-    int64_t t0 = tu_now_ms();
-    zmq_pollitem_t item = {c.sock, 0, ZMQ_POLLIN, 0};
-    ck_assert_int_eq(zmq_poll(&item, 1, 15000), 1);
-    int64_t waited = tu_now_ms() - t0;
-    char frame[4096];
-    ck_assert_int_eq(zmq_recv(c.sock, frame, sizeof frame, 0), 0); /* the delimiter */
-    int n = zmq_recv(c.sock, frame, sizeof frame, 0);
-    ck_assert_int_gt(n, 0);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    ck_assert(msgpack_unpack_next(&up, frame, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS);
-    ck_assert(tu_get_bool(&up.data, "ok"));
-    msgpack_unpacked_destroy(&up);
+    ck_assert(reply_ok_within(&c, 15000, &waited));
     release_write_lock(&lock);
     ck_assert_msg(waited < 3000, "the ack came %lld ms after the writer could commit", (long long)waited);
+    tu_disconnect(&poll_conn);
     tu_disconnect(&c);
     int zero = 0; /* what the stop left unread stays unsent */
     zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
@@ -2271,7 +2301,7 @@ static Suite *suite(void)
     tcase_add_test(restart, an_acked_track_goes_ahead_of_a_pull_flood);
     tcase_add_test(restart, a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events);
     tcase_add_test(restart, pull_batches_larger_than_the_backlog_bound_still_land);
-    tcase_add_test(restart, an_ack_committed_while_a_stop_reads_pull_is_sent_at_once);
+    tcase_add_test(restart, a_stop_reading_pull_answers_acks_and_long_polls_at_once);
     tcase_add_test(restart, a_request_during_the_drain_is_answered_shutting_down);
     suite_add_tcase(s, restart);
     return s;
