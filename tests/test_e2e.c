@@ -2050,6 +2050,21 @@ static void release_write_lock(lock_holder *h)
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* The server's events_queued once it has not changed for still_ms (the
+ * workers have handed all they may; <= 30 s). */
+static int64_t queued_once_still(tu_conn *c, int still_ms)
+{
+    int64_t queued = 0, last = -1, still_since = tu_now_ms();
+    for (int i = 0; i < 3000 && tu_now_ms() - still_since < still_ms; i++) {
+        queued = stats_int(c, "events_queued");
+        if (queued != last)
+            still_since = tu_now_ms();
+        last = queued;
+        usleep(10000);
+    }
+    return queued;
+}
+
 /* While the writer cannot commit, a PULL backlog waits for it up to twice
  * --commit-max-events events, however many batches that is (so it can
  * fold a backlog in groups as large as the option allows), and no more:
@@ -2073,14 +2088,7 @@ START_TEST(a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events)
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
     hold_write_lock(&lock);
     void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "bk");
-    int64_t queued = 0, last = -1, still_since = tu_now_ms();
-    for (int i = 0; i < 3000 && tu_now_ms() - still_since < 1000; i++) { /* <= 30 s: until it stops growing */
-        queued = stats_int(&c, "events_queued");
-        if (queued != last)
-            still_since = tu_now_ms();
-        last = queued;
-        usleep(10000);
-    }
+    int64_t queued = queued_once_still(&c, 1000);
     ck_assert_int_eq(events_accepted(&c), 0); /* nothing committed meanwhile */
     /* the bound, give or take a batch each of the two workers may hand in
      * the moment the other does, and the batch each then holds */
@@ -2202,14 +2210,7 @@ START_TEST(a_stop_reading_pull_answers_acks_and_long_polls_at_once)
     tu_connect(&c, s2.endpoint, ZMQ_DEALER);
     hold_write_lock(&lock);
     void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "slow");
-    int64_t queued = 0, last = -1, still_since = tu_now_ms();
-    for (int i = 0; i < 3000 && tu_now_ms() - still_since < 500; i++) { /* <= 30 s: until it stops growing */
-        queued = stats_int(&c, "events_queued");
-        if (queued != last)
-            still_since = tu_now_ms();
-        last = queued;
-        usleep(10000);
-    }
+    int64_t queued = queued_once_still(&c, 500);
     ck_assert_int_ge(queued, 2 * MAX);
     msgpack_sbuffer sb;
     msgpack_packer pk;
