@@ -494,8 +494,13 @@ static void *forward_main(void *arg)
     while (!atomic_load(&f->stop)) {
         /* the stop flag is read before the socket: whatever the loop sent
          * before it said stop is read below first */
-        if (atomic_load(&f->svc->stopping) && pending(f) == 0 && !has_input(f->in))
-            break; /* the loop drains: nothing more comes */
+        if (atomic_load(&f->svc->stopping) && pending(f) == 0 && !has_input(f->in)) {
+            /* the loop drains: nothing more comes.  It waits for this,
+             * sent after every answer, as for a worker's */
+            service_meta done = {META_WORKER_DONE, 0, 1, {0}, 0};
+            msgio_send_bytes(f->out, &done, sizeof done, 0);
+            break;
+        }
         zmq_pollitem_t items[1 + MAX_PEERS];
         int n = 0;
         items[n++] = (zmq_pollitem_t){f->in, 0, ZMQ_POLLIN, 0};

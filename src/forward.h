@@ -13,6 +13,10 @@
  * all of its customers.  Each part is sent, and the results merged in
  * request order.
  *
+ * At a stop, once no answer is awaited, the thread tells the loop it is
+ * done, after its last answer, as a worker does: the loop does not exit
+ * with a forwarded read unanswered.
+ *
  * Forwarded requests come from a DEALER whose routing id starts with
  * FORWARD_ID_PREFIX: the node receiving one answers from its own store or
  * refuses, and never forwards it again (no loops while maps disagree). */

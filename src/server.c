@@ -945,7 +945,10 @@ int server_run(server *s)
     LOG_INFO("serving", "requests=%s events=%s data=\"%s\" model=%s curve=%s workers=%d scanners=%d client_hwm=%llu",
              s->endpoint, s->pull ? s->pull_endpoint : "off", s->svc.cfg.data_dir, s->model_tag, s->sec ? "on" : "off",
              s->nworkers, s->nscanners, (unsigned long long)s->svc.cfg.client_hwm);
-    while (!(s->stopping && s->writer_done && s->workers_done >= s->nworkers + s->nscanners)) {
+    /* the workers, the scanners and, in cluster mode, the forwarder each
+     * say when they are done (forward.h) */
+    int threads = s->nworkers + s->nscanners + (s->svc.cluster ? 1 : 0);
+    while (!(s->stopping && s->writer_done && s->workers_done >= threads)) {
         if (s->stopping && timefmt_mono_ns() > s->drain_deadline_ns) {
             LOG_ERROR("drain_timeout", "timeout_ms=%lld note=\"exiting with batches pending; the store stays consistent\"",
                       (long long)s->svc.cfg.drain_timeout_ms);
