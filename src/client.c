@@ -12,6 +12,8 @@
  * A socket per node is connected on first use and kept. */
 #include "leadscore/client.h"
 
+#include <limits.h>
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,8 +289,10 @@ static int reply_status(ls_client *c, const msgpack_object *root)
         return LS_OK;
     const msgpack_object *err = map_get(root, "error");
     const msgpack_object *msg = err ? map_get(err, "message") : NULL;
-    if (msg && msg->type == MSGPACK_OBJECT_STR)
-        snprintf(c->error, sizeof c->error, "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
+    if (msg && msg->type == MSGPACK_OBJECT_STR) /* its length clamped first: a 2 GiB one is no negative int */
+        snprintf(c->error, sizeof c->error, "%.*s",
+                 (int)(msg->via.str.size < sizeof c->error ? msg->via.str.size : sizeof c->error - 1),
+                 msg->via.str.ptr);
     else
         snprintf(c->error, sizeof c->error, "the server answered with an error");
     return wire_status(err ? map_get(err, "code") : NULL);
@@ -1107,10 +1111,16 @@ static int call_reply(ls_client *c, const char *op, uint64_t id, void **reply, s
     zmq_msg_close(&msg);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    rc = msgpack_unpack_next(&up, *reply, *reply_len, NULL) == MSGPACK_UNPACK_SUCCESS
-             ? reply_status(c, &up.data)
-             : local_error(c, LS_EREMOTE, "the reply is not msgpack");
+    int parsed = msgpack_unpack_next(&up, *reply, *reply_len, NULL) == MSGPACK_UNPACK_SUCCESS;
+    const msgpack_object *ok = parsed ? map_get(&up.data, "ok") : NULL;
+    int is_reply = ok && ok->type == MSGPACK_OBJECT_BOOLEAN; /* an answer, if maybe an error */
+    rc = parsed ? reply_status(c, &up.data) : local_error(c, LS_EREMOTE, "the reply is not msgpack");
     msgpack_unpacked_destroy(&up);
+    if (!is_reply) { /* no reply map: the caller gets none (client.h) */
+        free(*reply);
+        *reply = NULL;
+        *reply_len = 0;
+    }
     return rc;
 }
 
@@ -1282,7 +1292,21 @@ static int64_t get_i64(const msgpack_object *root, const char *key)
         return v->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->via.u64;
     if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return v->via.i64;
-    return (int64_t)get_double(root, key);
+    /* a float from a server that should not send one: NaN is 0, the
+     * rest clamped into range (a cast out of range is undefined) */
+    double d = get_double(root, key);
+    if (isnan(d))
+        return 0;
+    if (d >= 9223372036854775808.0)
+        return INT64_MAX;
+    return d <= -9223372036854775808.0 ? INT64_MIN : (int64_t)d;
+}
+
+/* get_i64 clamped into an int. */
+static int get_int(const msgpack_object *root, const char *key)
+{
+    int64_t v = get_i64(root, key);
+    return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
 }
 
 /* A msgpack string's length, 0 for anything else. */
@@ -1354,7 +1378,7 @@ static int read_score(ls_client *c, const msgpack_object *root, void *arg)
     copy_str(out->customer, sizeof out->customer, map_get(root, "customer"));
     out->known = get_bool(root, "known");
     out->score = get_double(root, "score");
-    out->score_100 = (int)get_i64(root, "score_100");
+    out->score_100 = get_int(root, "score_100");
     copy_str(out->tier, sizeof out->tier, map_get(root, "tier"));
     copy_str(out->model, sizeof out->model, map_get(root, "model"));
     out->p_alive = get_double(root, "p_alive");

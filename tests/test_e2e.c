@@ -4,6 +4,7 @@
  * and a drained stop. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <math.h>
 #include <poll.h>
@@ -1628,6 +1629,97 @@ START_TEST(the_client_never_takes_a_late_reply_for_the_next_call)
 }
 END_TEST
 
+/* A stand-in server whose answers are wrong in ways a real server's never
+ * are: the client turns them into values in range or an error, never
+ * undefined values or a reply it says it did not keep. */
+typedef void (*canned_reply)(uint64_t id, msgpack_packer *pk);
+
+static void score_with_floats(uint64_t id, msgpack_packer *pk, double score_100, double points)
+{
+    msgpack_pack_map(pk, 6);
+    tu_pack_str(pk, "ok");
+    msgpack_pack_true(pk);
+    tu_pack_str(pk, "id");
+    msgpack_pack_uint64(pk, id);
+    tu_pack_str(pk, "customer");
+    tu_pack_str(pk, "x");
+    tu_pack_str(pk, "score");
+    msgpack_pack_double(pk, 0.5);
+    tu_pack_str(pk, "score_100");
+    msgpack_pack_double(pk, score_100);
+    tu_pack_str(pk, "loyalty_points");
+    msgpack_pack_double(pk, points);
+}
+
+static void score_too_high(uint64_t id, msgpack_packer *pk) { score_with_floats(id, pk, 1e300, NAN); }
+static void score_too_low(uint64_t id, msgpack_packer *pk) { score_with_floats(id, pk, -1e300, -1e300); }
+
+static void ok_not_a_boolean(uint64_t id, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 2);
+    tu_pack_str(pk, "ok");
+    tu_pack_str(pk, "yes");
+    tu_pack_str(pk, "id");
+    msgpack_pack_uint64(pk, id);
+}
+
+static const canned_reply wrong_answers[] = {score_too_high, score_too_low, ok_not_a_boolean};
+
+static void *wrong_server_main(void *arg)
+{
+    void *router = arg;
+    for (size_t i = 0; i < sizeof wrong_answers / sizeof *wrong_answers; i++) {
+        zmq_msg_t who;
+        uint64_t id;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        if (fake_take(router, &who, &id) != 0)
+            return NULL;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        wrong_answers[i](id, &pk);
+        fake_reply(router, &who, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        zmq_msg_close(&who);
+    }
+    return NULL;
+}
+
+START_TEST(the_client_keeps_a_wrong_answer_in_range)
+{
+    void *ctx = zmq_ctx_new(), *router = zmq_socket(ctx, ZMQ_ROUTER);
+    int zero = 0;
+    char ep[128];
+    size_t eplen = sizeof ep;
+    zmq_setsockopt(router, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+    ck_assert_int_eq(zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, wrong_server_main, router), 0);
+    ls_client *c;
+    ls_score sc;
+    ck_assert_int_eq(ls_client_connect(&c, ep, 5000), LS_OK);
+    ck_assert_int_eq(ls_client_score(c, "x", &sc), LS_OK);
+    ck_assert_int_eq(sc.score_100, INT_MAX);    /* 1e300 */
+    ck_assert(sc.loyalty_points == 0);          /* NaN */
+    ls_score_free(&sc);
+    ck_assert_int_eq(ls_client_score(c, "x", &sc), LS_OK);
+    ck_assert_int_eq(sc.score_100, INT_MIN);    /* -1e300 */
+    ck_assert(sc.loyalty_points == INT64_MIN);  /* -1e300 */
+    ls_score_free(&sc);
+    void *reply = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(ls_client_profile(c, "x", 0, &reply, &len), LS_EREMOTE);
+    ck_assert_ptr_null(reply); /* no reply map: none to free (client.h) */
+    ck_assert_uint_eq(len, 0);
+    ck_assert_ptr_nonnull(strstr(ls_client_last_error(c), "malformed reply"));
+    pthread_join(t, NULL);
+    ls_client_close(&c);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 /* A NULL the header does not allow is LS_EINVAL with a message, at
  * once (nothing is sent, so no call waits for a timeout), never a crash. */
 START_TEST(the_client_refuses_null_arguments)
@@ -2290,6 +2382,7 @@ static Suite *suite(void)
     tcase_add_test(tc, review_regressions_alias_limits_many_aliases_and_frames);
     tcase_add_test(tc, the_client_never_takes_a_late_reply_for_the_next_call);
     tcase_add_test(tc, the_client_refuses_null_arguments);
+    tcase_add_test(tc, the_client_keeps_a_wrong_answer_in_range);
     suite_add_tcase(s, tc);
     TCase *restart = tcase_create("restart");
     tcase_set_timeout(restart, 120);
