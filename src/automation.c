@@ -93,14 +93,15 @@ struct automation {
     int64_t last_prune_ms;
     int64_t next_wake_ms;      /* the earliest timer as last seen */
     /* the running txn: its evaluations (counted in stats once it commits),
-     * and the sweep as it began (put back if it aborts: the customers of
-     * a chunk that failed are evaluated again, none is skipped) */
+     * and the sweep and the timer wake as they began (put back if it
+     * aborts: the customers of a chunk that failed are evaluated again,
+     * none is skipped, and timers a failed txn took are due again) */
     uint64_t evaluations;
     struct {
         int sweeping;
         char cursor[STORE_MAX_KEY + 1];
         size_t cursor_len, nbuilding;
-        int64_t next_pass_ms;
+        int64_t next_pass_ms, next_wake_ms;
         uint64_t pass_visited;
     } at_begin;
     /* scratch */
@@ -695,6 +696,7 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
     a->at_begin.cursor_len = a->cursor_len;
     a->at_begin.nbuilding = a->nbuilding;
     a->at_begin.next_pass_ms = a->next_pass_ms;
+    a->at_begin.next_wake_ms = a->next_wake_ms; /* a timer txn that fails gives its due timers back */
     a->at_begin.pass_visited = a->pass_visited;
     if (!a->audiences_loaded) {
         if ((rc = audience_set_load(&a->audiences, w)) != LS_OK)
@@ -858,6 +860,7 @@ void automation_aborted(automation *a)
     a->cursor_len = a->at_begin.cursor_len;
     a->nbuilding = a->at_begin.nbuilding;
     a->next_pass_ms = a->at_begin.next_pass_ms;
+    a->next_wake_ms = a->at_begin.next_wake_ms;
     a->pass_visited = a->at_begin.pass_visited;
 }
 
@@ -1003,7 +1006,10 @@ int automation_sweep_along(automation *a, store_wtxn *w)
     a->should_yield = NULL; /* inside a group: the jobs waiting are the next group's */
     int rc = sweep_chunk(a, w, SWEEP_ALONG);
     a->should_yield = yield;
-    return rc;
+    /* after automation_finish's flush: the members this chunk moved are
+     * counted in the same txn as their rows (an abort later would lose a
+     * count left in memory) */
+    return rc == LS_OK ? audience_flush(&a->audiences, w) : rc;
 }
 
 static int run_prune(automation *a, store_wtxn *w, void *arg)
