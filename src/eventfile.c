@@ -398,6 +398,11 @@ static int build_event(eventfile *f, ls_event *ev)
         if (v[i] && n[i] == 0)
             v[i] = NULL;
     }
+    /* as JSON Lines: a NUL byte is no text (and `import --connect` could
+     * not send it: the client library takes C strings) */
+    for (int i = 0; i < EVENTFILE_NFIELDS; i++)
+        if (v[i] && memchr(v[i], '\0', n[i]))
+            return ef_bad_row(f, line, "a field contains a NUL byte", "%s contains a NUL byte", field_names[i]);
     if (!v[EVENTFILE_F_CUSTOMER])
         return ef_bad_row(f, line, "customer is missing", "customer is missing or empty");
     if (!v[EVENTFILE_F_TYPE])

@@ -309,6 +309,32 @@ START_TEST(csv_bad_values)
 }
 END_TEST
 
+/* A NUL byte in a CSV field is a bad row naming the field, as in JSON
+ * Lines: before, `--data` stored "ab\0x" while `--connect` sent "ab". */
+START_TEST(csv_nul_bytes_are_bad_rows)
+{
+    char p[600];
+    static const char text[] = "customer,type,ts,event_id\n"
+                               "ab\0x,page_view,1700000000,\n"
+                               "c,page_view,1700000000,x\0a\n"
+                               "c,page_view,1700000000,x\n";
+    snprintf(p, sizeof p, "%s/nul.csv", tmp);
+    put_file(p, text, sizeof text - 1);
+    got g;
+    eventfile_options o;
+    opts(&o, NULL, NULL);
+    read_all(p, &o, &g);
+    ck_assert_int_eq(g.nev, 1);
+    ck_assert_str_eq(g.ev[0].eid, "x");
+    ck_assert_int_eq(g.nbad, 2);
+    assert_bad_line(&g, 0, p, 2);
+    assert_bad_line(&g, 1, p, 3);
+    ck_assert_str_eq(g.kind[0], "a field contains a NUL byte");
+    ck_assert_ptr_nonnull(strstr(g.bad[0], "customer contains a NUL byte"));
+    ck_assert_ptr_nonnull(strstr(g.bad[1], "event_id contains a NUL byte"));
+}
+END_TEST
+
 START_TEST(csv_no_header_positions)
 {
     char p[600];
@@ -1553,6 +1579,7 @@ static Suite *import_suite(void)
     tcase_add_checked_fixture(reader, setup, teardown);
     tcase_add_test(reader, csv_edge_cases);
     tcase_add_test(reader, csv_bad_values);
+    tcase_add_test(reader, csv_nul_bytes_are_bad_rows);
     tcase_add_test(reader, csv_no_header_positions);
     tcase_add_test(reader, csv_fatal_quote);
     tcase_add_test(reader, csv_open_errors);
