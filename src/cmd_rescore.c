@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,50 @@ static void summary(const rescore_cli *c, const model *m, const rescore_summary 
     fputc('\n', stderr);
 }
 
+/* What a SIGINT or SIGTERM does while --out FILE is written: the
+ * temporary file goes and the process exits 1 at once, FILE as it was
+ * (a scan of millions of customers is not waited for).  The one piece of
+ * process-wide state here: the handler can read nothing else. */
+static char stop_unlink[ATOMICFILE_PATH_MAX];
+static const char stop_msg[] = "leadscore rescore: interrupted: --out FILE left as it was, no temporary file\n";
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    if (stop_unlink[0])
+        unlink(stop_unlink);
+    ssize_t r = write(STDERR_FILENO, stop_msg, sizeof stop_msg - 1);
+    (void)r;
+    _exit(CLI_FAIL);
+}
+
+/* From now on a stop signal removes tmp (a temporary file) and exits. */
+static void remove_on_stop(const char *tmp)
+{
+    struct sigaction sa;
+    snprintf(stop_unlink, sizeof stop_unlink, "%s", tmp);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Commits af with the stop signals held: an interrupt comes either before
+ * (nothing written) or after (written).  0 or LS_EIO with err. */
+static int commit_unstopped(atomicfile *af, char *err, size_t errlen)
+{
+    sigset_t stops, was;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stops, &was);
+    int rc = atomicfile_commit(af, err, errlen);
+    stop_unlink[0] = '\0'; /* committed or removed: nothing left to remove */
+    sigprocmask(SIG_SETMASK, &was, NULL);
+    return rc;
+}
+
 int cmd_rescore(int argc, char **argv)
 {
     rescore_cli c = {0};
@@ -227,6 +272,8 @@ int cmd_rescore(int argc, char **argv)
             goto done;
         }
         out = af.f;
+        if (af.tmp[0])
+            remove_on_stop(af.tmp);
     }
     c.ro.out = out;
     progress p = {.start_ns = timefmt_mono_ns()};
@@ -244,7 +291,7 @@ int cmd_rescore(int argc, char **argv)
     if (st != LS_OK) {
         rc = cli_error("rescore", CLI_FAIL, "%s%s%s", st == LS_EIO && c.out_path ? c.out_path : "",
                        st == LS_EIO && c.out_path ? ": " : "", err); /* FILE: writing the rows failed: why */
-    } else if (c.out_path && atomicfile_commit(&af, err, sizeof err) != LS_OK) {
+    } else if (c.out_path && commit_unstopped(&af, err, sizeof err) != LS_OK) {
         rc = cli_error("rescore", CLI_FAIL, "%s", err);
     } else {
         rc = CLI_OK;

@@ -7,13 +7,16 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "assess.h"
@@ -945,6 +948,54 @@ static int count_temp_files(const char *d)
     return n;
 }
 
+/* A rescore stopped by SIGTERM while it writes --out FILE exits 1 at
+ * once, leaving FILE as it was and no temporary file (before, the hidden
+ * .FILE.tmp-XXXXXX stayed: every cron timeout left one more). */
+START_TEST(test_cli_sigterm_leaves_no_temporary_file)
+{
+    char big[512], outdir[512], path[700];
+    tu_tempdir(big, sizeof big);
+    tu_tempdir(outdir, sizeof outdir);
+    store *s = open_rw(big, model_decay(M), 1ULL << 30);
+    for (unsigned i = 0; i < 200000; i += 20000) /* some seconds of scoring on one thread */
+        put_customers(s, i, 20000);
+    store_close(&s);
+    snprintf(path, sizeof path, "%s/scores.csv", outdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("old\n", f);
+    fclose(f);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(LEADSCORE_BIN, LEADSCORE_BIN, "rescore", "--data", big, "--model", model_path, "--out", path,
+              "--threads", "1", "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 10000 && count_temp_files(outdir) == 0; i++) /* <= 10 s */
+        usleep(1000);
+    ck_assert_int_eq(count_temp_files(outdir), 1); /* the run is writing */
+    ck_assert_int_eq(kill(pid, SIGTERM), 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+                  "wait status %#x: exit 1 expected (0: the run ended before the signal; the signal's number: "
+                  "killed by it, nothing removed)", status);
+    ck_assert_int_eq(count_temp_files(outdir), 0);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[64] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_str_eq(line, "old\n");
+    tu_rmtree(big);
+    tu_rmtree(outdir);
+}
+END_TEST
+
 START_TEST(test_cli)
 {
     static char out[1 << 16];
@@ -1121,6 +1172,7 @@ static Suite *rescore_suite(void)
     tcase_add_test(tc, test_top_heap_bounded);
     tcase_add_test(tc, test_rescore_top_memory_flat);
     tcase_add_test(tc, test_cli);
+    tcase_add_test(tc, test_cli_sigterm_leaves_no_temporary_file);
     suite_add_tcase(s, tc);
     return s;
 }
