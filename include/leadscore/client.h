@@ -146,8 +146,8 @@ typedef struct {
  *     map changed) makes the client fetch the map again and retry once.
  *   - Every other op goes to the node that answered the map request.
  * After a call in which a node did not answer, the next call fetches the
- * map again first, so that call may take up to twice timeout_ms (the map,
- * then the request) when a listed node is down.  A socket per node is connected on first use and kept.
+ * map again first, so that call may take up to three times timeout_ms
+ * (the map, then the owner, then the standby) when listed nodes are down.  A socket per node is connected on first use and kept.
  * Replies are those a single node would give (with the "id" of the call).
  * When the listed nodes say they are no cluster (mode "single", or a
  * server older than cluster mode), everything goes to the one that
