@@ -98,6 +98,9 @@ struct automation {
      * none is skipped, and timers a failed txn took are due again) */
     uint64_t evaluations;
     struct {
+        uint64_t moments, enters, exits, suppressed; /* triggers written (or held back) by the txn */
+    } txn_counts;
+    struct {
         int sweeping;
         char cursor[STORE_MAX_KEY + 1];
         size_t cursor_len, nbuilding;
@@ -507,7 +510,7 @@ static int step_moments(automation *a, store_wtxn *w, eval_ctx *e, cust_state *s
         if (baseline)
             continue;
         if (ms->fired_ms && a->now_ms - ms->fired_ms < a->cfg.cooldown_ms[m]) {
-            BUMP(a, triggers_suppressed, 1);
+            a->txn_counts.suppressed++;
             continue;
         }
         /* the record keeps cart values as 32-bit floats: to the cent, 89.9 reads 89.9 */
@@ -516,7 +519,7 @@ static int step_moments(automation *a, store_wtxn *w, eval_ctx *e, cust_state *s
         if (rc)
             return rc;
         ms->fired_ms = a->now_ms;
-        BUMP(a, triggers_moments, 1);
+        a->txn_counts.moments++;
     }
     return LS_OK;
 }
@@ -553,9 +556,9 @@ static int step_audiences(automation *a, store_wtxn *w, eval_ctx *e, const ls_fe
         if ((rc = emit(a, w, e, member ? TRIGGER_ENTER : TRIGGER_EXIT, d->info.name, 0)))
             return rc;
         if (member)
-            BUMP(a, triggers_enters, 1);
+            a->txn_counts.enters++;
         else
-            BUMP(a, triggers_exits, 1);
+            a->txn_counts.exits++;
     }
     s->naud = next.naud;
     memcpy(s->aud, next.aud, next.naud * sizeof *s->aud);
@@ -846,6 +849,13 @@ uint64_t automation_committed(automation *a)
     a->outbox.appended = 0;
     BUMP(a, automation_evaluations, a->evaluations);
     a->evaluations = 0;
+    /* what the outbox now holds: counted once, after the commit (a txn
+     * that aborts and is tried again writes its triggers again) */
+    BUMP(a, triggers_moments, a->txn_counts.moments);
+    BUMP(a, triggers_enters, a->txn_counts.enters);
+    BUMP(a, triggers_exits, a->txn_counts.exits);
+    BUMP(a, triggers_suppressed, a->txn_counts.suppressed);
+    memset(&a->txn_counts, 0, sizeof a->txn_counts);
     return n;
 }
 
@@ -855,6 +865,7 @@ void automation_aborted(automation *a)
     a->outbox.appended = 0;
     touch_clear(&a->touched);
     a->evaluations = 0;
+    memset(&a->txn_counts, 0, sizeof a->txn_counts);
     a->sweeping = a->at_begin.sweeping;
     memcpy(a->cursor, a->at_begin.cursor, a->at_begin.cursor_len);
     a->cursor_len = a->at_begin.cursor_len;
@@ -1067,7 +1078,8 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
         size_t pruned = 0;
         a->last_prune_ms = now_ms;
         rc = in_txn(a, s, m, now_ms, run_prune, &pruned, appended);
-        BUMP(a, triggers_pruned, pruned);
+        if (rc == LS_OK) /* a prune that did not commit pruned nothing */
+            BUMP(a, triggers_pruned, pruned);
         *busy |= pruned == PRUNE_CHUNK;
     }
     *wake_ms = a->next_wake_ms;

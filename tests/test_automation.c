@@ -7,6 +7,7 @@
  * over kill -9. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "bytecur.h"
 #include "journey.h"
 #include "leadscore/error.h"
+#include "store.h"
 #include "testutil.h"
 #include "timefmt.h"
 #include "trigger.h"
@@ -1028,6 +1030,53 @@ START_TEST(triggers_off_does_nothing)
 }
 END_TEST
 
+/* The trigger counters of `stats` count what the outbox holds: a group
+ * whose commit fails (a full disk, once) counts nothing, and the track
+ * sent again counts its trigger once (before, the failed group's enter
+ * was counted too).  A background txn may take the failed commit instead:
+ * then another customer is tried (at most 5). */
+START_TEST(trigger_counters_count_what_the_outbox_holds)
+{
+    start("1h", NULL, NULL, 0);
+    audience_put(&conn, "carts", "cart_open == 1");
+    int failed = 0;
+    for (int i = 0; i < 5 && !failed; i++) {
+        char customer[32];
+        snprintf(customer, sizeof customer, "c%d", i);
+        store_fault_set(STORE_FAULT_COMMIT, NULL, ENOSPC, 1);
+        req r;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        req_begin(&r, "track", 1);
+        tu_pack_str(&r.pk, "events");
+        msgpack_pack_array(&r.pk, 1);
+        msgpack_pack_map(&r.pk, 4);
+        kv_s(&r, "customer", customer);
+        kv_s(&r, "type", "add_to_cart");
+        kv_i(&r, "ts", wall_ms());
+        tu_pack_str(&r.pk, "price");
+        msgpack_pack_double(&r.pk, 40);
+        failed = tu_is_error(send_req(&conn, &r, &up), "unavailable");
+        msgpack_unpacked_destroy(&up);
+        store_fault_clear();
+        if (failed) /* sent again, as a client does after `unavailable` */
+            track1(&conn, customer, "add_to_cart", wall_ms(), 40);
+    }
+    ck_assert_msg(failed, "no track met the failed commit in 5 tries");
+    size_t n = read_all(&conn), enters = 0;
+    for (size_t i = 0; i < n; i++)
+        enters += strcmp(all[i].kind, "enter") == 0;
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "stats", 0);
+    const msgpack_object *o = send_req(&conn, &r, &up);
+    ck_assert_int_eq(tu_get_int(o, "triggers_enters"), (int64_t)enters);
+    msgpack_unpacked_destroy(&up);
+    stop();
+}
+END_TEST
+
 /* kill -9 right after acknowledged events: every trigger those events
  * caused is in the outbox after the restart.  Bounded: 4 rounds. */
 START_TEST(kill9_loses_no_trigger)
@@ -1203,6 +1252,7 @@ int main(void)
     tcase_add_test(tc, bad_rules_and_names);
     tcase_add_test(tc, put_list_delete);
     tcase_add_test(tc, live_enter_exit);
+    tcase_add_test(tc, trigger_counters_count_what_the_outbox_holds);
     tcase_add_test(tc, members_pages);
     tcase_add_test(tc, first_pass_members_without_triggers);
     tcase_add_test(tc, time_based_membership);
