@@ -2306,18 +2306,7 @@ START_TEST(a_stop_reading_pull_answers_acks_and_long_polls_at_once)
     ck_assert_int_ge(queued, 2 * MAX);
     msgpack_sbuffer sb;
     msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    tu_pack_str(&pk, "op");
-    tu_pack_str(&pk, "track");
-    tu_pack_str(&pk, "events");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 2);
-    tu_pack_str(&pk, "customer");
-    tu_pack_str(&pk, "acked");
-    tu_pack_str(&pk, "type");
-    tu_pack_str(&pk, "add_to_cart");
+    tu_pack_track(&sb, "acked", "add_to_cart");
     send_request(&c, &sb); /* it waits for the writer */
     tu_conn poll_conn;
     tu_connect(&poll_conn, s2.endpoint, ZMQ_DEALER);

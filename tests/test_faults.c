@@ -302,19 +302,7 @@ END_TEST
 
 static void pack_track(msgpack_sbuffer *sb, const char *customer)
 {
-    msgpack_packer pk;
-    msgpack_sbuffer_init(sb);
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    tu_pack_str(&pk, "op");
-    tu_pack_str(&pk, "track");
-    tu_pack_str(&pk, "events");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 2);
-    tu_pack_str(&pk, "customer");
-    tu_pack_str(&pk, customer);
-    tu_pack_str(&pk, "type");
-    tu_pack_str(&pk, "page_view");
+    tu_pack_track(sb, customer, "page_view");
 }
 
 static void pack_forget(msgpack_sbuffer *sb, const char *customer)

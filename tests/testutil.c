@@ -262,6 +262,23 @@ void tu_pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+void tu_pack_track(msgpack_sbuffer *sb, const char *customer, const char *type)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "op");
+    tu_pack_str(&pk, "track");
+    tu_pack_str(&pk, "events");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    tu_pack_str(&pk, "customer");
+    tu_pack_str(&pk, customer);
+    tu_pack_str(&pk, "type");
+    tu_pack_str(&pk, type);
+}
+
 const msgpack_object *tu_get(const msgpack_object *map, const char *key)
 {
     size_t n = strlen(key);

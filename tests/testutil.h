@@ -90,6 +90,9 @@ int tu_call_raw(tu_conn *c, const void *body, size_t len, msgpack_unpacked *up);
 /* Packs a request from a printf-like spec is overkill; tests build maps with
  * these helpers on an sbuffer-backed packer. */
 void tu_pack_str(msgpack_packer *pk, const char *s);
+/* A `track` request of one event {customer, type} into sb (initialised
+ * here: destroy it after use). */
+void tu_pack_track(msgpack_sbuffer *sb, const char *customer, const char *type);
 
 /* Value at key in a reply map, or NULL. */
 const msgpack_object *tu_get(const msgpack_object *map, const char *key);
