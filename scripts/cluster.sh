@@ -495,15 +495,46 @@ write_node() {
     ${SERVE_EXTRA[@]+"${SERVE_EXTRA[@]}"}
 }
 
-# wait_node NAME DEADLINE: until the node answers a ping; fails when it exits or at DEADLINE.
-wait_node() {
+# node_answers NAME DEADLINE: 0 once the node answers a ping, 1 when it exits
+# first; fails at DEADLINE.
+node_answers() {
   local name=$1 bin ep; bin=$(recorded_leadscore); ep=$(node_ep "$name")
   until timeout 5 "$bin" ping --connect "$ep" --timeout 500 >/dev/null 2>&1; do
-    pid_of "$name" >/dev/null || { log_tail "$name"; die "$name exited while starting: see $D/$name.log"; }
+    pid_of "$name" >/dev/null || return 1
     [ "$(date +%s)" -lt "$2" ] || { log_tail "$name"; die "$name (still running) did not answer on $ep in time"; }
     sleep 0.2
   done
 }
+
+# wait_node NAME DEADLINE: until the node answers a ping; fails when it exits or at DEADLINE.
+wait_node() {
+  node_answers "$1" "$2" || { log_tail "$1"; die "$1 exited while starting: see $D/$1.log"; }
+}
+
+# restart_node NAME DEADLINE: launches the node and waits until it answers.
+# A node restarted on its ports may find one of them still held for a moment
+# (the sockets of a killed process close only once the kernel has torn it
+# down): while it exits with "Address already in use" it is started again,
+# once a second, until DEADLINE; what holds the port is logged each time.
+restart_node() {
+  local name=$1 deadline=$2
+  launch "$name"
+  say "started $name (pid $(<"$D/$name.pid")); waiting for it to answer…"
+  until node_answers "$name" "$deadline"; do
+    if ! tail -n 1 "$D/$name.log" | grep -q "Address already in use" || [ "$(date +%s)" -ge "$deadline" ]; then
+      log_tail "$name"
+      die "$name exited while starting: see $D/$name.log"
+    fi
+    { printf '=== %s cluster.sh: a port of %s is still held:\n' "$(date '+%F %T')" "$name"
+      if have ss; then ss -tanp 2>/dev/null | grep -F -e ":$(port_of "$D/$name.ep") " -e ":$(port_of "$D/$name.pull") " || true; fi
+    } >>"$D/$name.log"
+    sleep 1
+    launch "$name"
+  done
+}
+
+# port_of FILE: the port of the endpoint tcp://HOST:PORT in FILE.
+port_of() { sed 's/.*://' "$1"; }
 
 # cluster_status [--json]: `leadscore cluster status` for D's cluster.
 cluster_status() {
@@ -637,17 +668,17 @@ cmd_start() {
   local pid secs=${TIMEOUT:-$PROC_WAIT}
   check_name "$NAME"
   if pid=$(pid_of "$NAME"); then say "$NAME is already running (pid $pid)"; return 0; fi
-  launch "$NAME"
-  say "started $NAME (pid $(<"$D/$NAME.pid")); waiting for it to answer…"
   case $NAME in
     nats-*)
+      launch "$NAME"
+      say "started $NAME (pid $(<"$D/$NAME.pid")); waiting for it to answer…"
       if [ "$(nats_running)" -gt $((NATS_COUNT / 2)) ]; then
         wait_nats "${NAME#nats-}" $(( $(date +%s) + secs )) /healthz
       else
         wait_nats "${NAME#nats-}" $(( $(date +%s) + secs )) /varz
         say "note: $(nats_running) of $NATS_COUNT nats-servers run; JetStream works again once a majority does"
       fi ;;
-    *) wait_node "$NAME" $(( $(date +%s) + secs )) ;;
+    *) restart_node "$NAME" $(( $(date +%s) + secs )) ;;
   esac
   say "$NAME answers"
 }
