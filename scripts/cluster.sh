@@ -42,7 +42,8 @@ with its files in directory D.
             -- SERVE-OPTIONS given to every node's `leadscore serve` (the nodes run
                              in D, so give file paths absolute)
   start   (re)starts one process, NAME = node1.. or nats-1..nats-3, with the command
-          line and ports it had, and waits (--timeout, default 30 s) until it answers
+          line and ports it had, and waits (--timeout, default 30 s) until it answers;
+          a node whose port is still held is started again once a second meanwhile
   stop    stops one process: SIGTERM, then SIGKILL after 10 s
   down    stops every process of D, nodes first, then NATS (safe to run again)
   status  runs `leadscore cluster status` against the cluster (--json: its JSON)
