@@ -55,8 +55,10 @@ typedef struct {
     int64_t heard_ms;          /* when events stamped over HEARD_LATE_MS ago were last heard; 0: none such */
 } cust_state;
 
-/* Customers touched in the open txn: ids packed in a buffer, a small
- * open-addressing set over them to drop repeats. */
+/* Customers touched in the open txn: ids packed in a buffer (a u16
+ * length first, its top bit set when events of the customer's own were
+ * heard: TOUCH_HEARD), a small open-addressing set over them to drop
+ * repeats. */
 typedef struct {
     char *buf;
     size_t used, cap;
@@ -66,7 +68,13 @@ typedef struct {
     size_t nslots;
 } touch_set;
 
-enum { MODE_LIVE, MODE_TIMER, MODE_SWEEP };
+#define TOUCH_HEARD 0x8000u /* ids are at most STORE_MAX_KEY bytes: the bit is free */
+
+/* Why a customer is evaluated: its events were heard (LIVE); an alias
+ * folded another's record into it, no event of its own heard (JOINED: as
+ * LIVE, but the silence after its last events goes on); its timer rang;
+ * the sweep came by. */
+enum { MODE_LIVE, MODE_JOINED, MODE_TIMER, MODE_SWEEP };
 
 struct automation {
     automation_config cfg;
@@ -177,11 +185,22 @@ static void touch_clear(touch_set *t)
         memset(t->slots, 0, t->nslots * sizeof *t->slots);
 }
 
-static const char *touch_get(const touch_set *t, size_t i, size_t *len)
+static unsigned touch_prefix(const touch_set *t, size_t i)
 {
     const char *p = t->buf + t->offs[i];
-    *len = (size_t)(uint8_t)p[0] << 8 | (uint8_t)p[1];
-    return p + 2;
+    return (unsigned)(uint8_t)p[0] << 8 | (uint8_t)p[1];
+}
+
+static const char *touch_get(const touch_set *t, size_t i, size_t *len)
+{
+    *len = touch_prefix(t, i) & ~TOUCH_HEARD;
+    return t->buf + t->offs[i] + 2;
+}
+
+/* Whether events of customer i's own were heard in the txn. */
+static int touch_heard(const touch_set *t, size_t i)
+{
+    return (touch_prefix(t, i) & TOUCH_HEARD) != 0;
 }
 
 static int touch_rehash(touch_set *t, size_t nslots)
@@ -203,7 +222,7 @@ static int touch_rehash(touch_set *t, size_t nslots)
     return LS_OK;
 }
 
-static int touch_add(touch_set *t, const char *id, size_t len)
+static int touch_add(touch_set *t, const char *id, size_t len, int heard)
 {
     if (len == 0 || len > TOUCH_MAX_ID)
         return LS_OK; /* cannot be keyed: automation leaves it alone */
@@ -214,8 +233,11 @@ static int touch_add(touch_set *t, const char *id, size_t len)
     for (; t->slots[s]; s = (s + 1) & (t->nslots - 1)) {
         size_t l;
         const char *have = touch_get(t, t->slots[s] - 1, &l);
-        if (l == len && memcmp(have, id, len) == 0)
+        if (l == len && memcmp(have, id, len) == 0) {
+            if (heard)
+                t->buf[t->offs[t->slots[s] - 1]] |= (char)(TOUCH_HEARD >> 8);
             return LS_OK;
+        }
     }
     if (t->used + 2 + len > t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 65536;
@@ -236,8 +258,9 @@ static int touch_add(touch_set *t, const char *id, size_t len)
         t->offs_cap = cap;
     }
     t->offs[t->n] = t->used;
-    t->buf[t->used] = (char)(len >> 8);
-    t->buf[t->used + 1] = (char)len;
+    unsigned prefix = (unsigned)len | (heard ? TOUCH_HEARD : 0);
+    t->buf[t->used] = (char)(prefix >> 8);
+    t->buf[t->used + 1] = (char)prefix;
     memcpy(t->buf + t->used + 2, id, len);
     t->used += 2 + len;
     t->slots[s] = (uint32_t)++t->n;
@@ -571,7 +594,7 @@ static int step_audiences(automation *a, store_wtxn *w, eval_ctx *e, const ls_fe
  * timer); a write to it is refused by the writer, which names it. */
 static int passed_by_as_damaged(int rc, int mode, const char *id, size_t len)
 {
-    if (mode == MODE_LIVE || (rc != LS_EPARSE && rc != LS_EVERSION))
+    if (mode == MODE_LIVE || mode == MODE_JOINED || (rc != LS_EPARSE && rc != LS_EVERSION))
         return 0;
     LOG_ERROR("stored_record_damaged", "customer=\"%.*s\" reason=\"%s\" note=\"the automation passes it by; "
               "restore the store from a backup\"", (int)len, id, ls_strerror(rc));
@@ -714,7 +737,12 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
 
 int automation_touch(automation *a, const char *id, size_t len)
 {
-    return touch_add(&a->touched, id, len);
+    return touch_add(&a->touched, id, len, 1);
+}
+
+int automation_touch_joined(automation *a, const char *id, size_t len)
+{
+    return touch_add(&a->touched, id, len, 0);
 }
 
 int automation_state_read(store_wtxn *w, const char *id, size_t len, uint8_t *buf, size_t cap, size_t *n)
@@ -834,7 +862,7 @@ int automation_finish(automation *a, store_wtxn *w)
             return rc;
         char copy[STORE_MAX_KEY + 1];
         memcpy(copy, target, rlen); /* txn memory: copy before writing */
-        if ((rc = evaluate(a, w, copy, rlen, NULL, MODE_LIVE)) != LS_OK)
+        if ((rc = evaluate(a, w, copy, rlen, NULL, touch_heard(&a->touched, i) ? MODE_LIVE : MODE_JOINED)) != LS_OK)
             return rc;
     }
     touch_clear(&a->touched);

@@ -77,6 +77,12 @@ int automation_begin(automation *a, store_wtxn *w, const model *m, int64_t now_m
  * finish).  An id aliased elsewhere is resolved at finish. */
 int automation_touch(automation *a, const char *id, size_t len);
 
+/* Notes that an alias folded another customer's record into id in this
+ * txn: evaluated at finish as a touched customer, but no event of its own
+ * was heard, so the silence after its last events (an open cart's) goes
+ * on rather than starting again. */
+int automation_touch_joined(automation *a, const char *id, size_t len);
+
 /* Longest automation state of one customer, in bytes. */
 #define AUTOMATION_STATE_MAX (18 + JA_COUNT * 18 + 2 + AUDIENCE_MAX * 4)
 

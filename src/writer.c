@@ -350,7 +350,7 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
         if (rc == LS_OK && job->result && a && state_len) /* what fired for from: on the record it joined */
             rc = inherit_fired(txn, a, &job->object, state, state_len);
         if (rc == LS_OK && job->result && a)
-            rc = automation_touch(a, job->object.ptr, job->object.len);
+            rc = automation_touch_joined(a, job->object.ptr, job->object.len);
     } else {
         rc = forget_customer(txn, job->subject.ptr, job->subject.len, a, NULL, &job->result);
     }

@@ -637,6 +637,26 @@ START_TEST(a_cart_heard_late_waits_its_delay_from_when_it_was_heard)
 }
 END_TEST
 
+/* An alias folding an old visitor record into a customer with an open
+ * cart is no event of the customer's: the cart's silence goes on from
+ * when its events were heard, not from the alias.  (Before, the alias
+ * restarted it: the cart fired a whole delay after the alias.) */
+START_TEST(an_alias_does_not_restart_a_carts_silence)
+{
+    start("2s", NULL, NULL, 0);
+    int64_t t0 = tu_now_ms(), then = wall_ms() - 2 * 86400000LL;
+    track1(&conn, "old-visitor", "page_view", then - 60000, 0);
+    track1(&conn, "cart-keeper", "add_to_cart", then, 25); /* heard late: its silence runs from now */
+    usleep(1000000);
+    ck_assert_int_eq(alias(&conn, "old-visitor", "cart-keeper"), 1);
+    /* due 2 s after the cart was heard; after the alias it would be 3 s */
+    int found = wait_for(&conn, "cart-keeper", "moment", "abandoned_cart", (int)(t0 + 2600 - tu_now_ms()));
+    ck_assert_msg(found, "no abandoned_cart 2.6 s after the cart was heard (the alias 1 s in restarted its silence?)");
+    ck_assert_int_ge(tu_now_ms() - t0, 2000);
+    stop();
+}
+END_TEST
+
 /* A new cart after a purchase is a new occurrence: it fires again once
  * the cool-down allows, and is recorded without a trigger inside it. */
 START_TEST(cooldown)
@@ -1261,6 +1281,7 @@ int main(void)
     tcase_add_test(tc, abandoned_cart_once);
     tcase_add_test(tc, a_cart_heard_late_waits_its_delay_from_when_it_was_heard);
     tcase_add_test(tc, an_alias_does_not_fire_the_visitors_cart_again);
+    tcase_add_test(tc, an_alias_does_not_restart_a_carts_silence);
     tcase_add_test(tc, a_birthday_changed_back_and_forth_fires_once_a_year);
     tcase_add_test(tc, an_older_states_birthday_is_the_same_occurrence);
     tcase_add_test(tc, cooldown);
