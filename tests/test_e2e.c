@@ -1813,6 +1813,18 @@ static int64_t events_accepted(tu_conn *c)
     return stats_int(c, "events_accepted");
 }
 
+/* events_accepted once it reaches want, or after 60 s. */
+static int64_t accepted_once(tu_conn *c, int64_t want)
+{
+    int64_t n = 0;
+    for (int i = 0; i < 6000 && n < want; i++) {
+        n = events_accepted(c);
+        if (n < want)
+            usleep(10000);
+    }
+    return n;
+}
+
 /* A sender that keeps sending 100-event batches to a PULL endpoint until
  * told to stop (or for FLOOD_MAX_MS at most). */
 typedef struct {
@@ -2032,12 +2044,7 @@ START_TEST(an_acked_track_goes_ahead_of_a_pull_flood)
     int64_t at_ack = events_accepted(&c);
     ck_assert_msg(at_ack < BATCHES * PER_BATCH / 2, "%lld events of %d landed before the ack", (long long)at_ack,
                   BATCHES * PER_BATCH);
-    int64_t n = 0;
-    for (int i = 0; i < 6000 && n < BATCHES * PER_BATCH + 1; i++) { /* <= 60 s */
-        n = events_accepted(&c);
-        if (n < BATCHES * PER_BATCH + 1)
-            usleep(10000);
-    }
+    int64_t n = accepted_once(&c, BATCHES * PER_BATCH + 1);
     ck_assert_int_eq(n, BATCHES * PER_BATCH + 1); /* nothing lost */
     tu_disconnect(&c);
     zmq_close(push);
@@ -2157,6 +2164,44 @@ static int64_t queued_once_still(tu_conn *c, int still_ms)
     return queued;
 }
 
+/* A server on a fresh store whose LMDB write lock a child holds (forked
+ * before the server's threads, see lock_holder), a connection to it, and
+ * a PULL flood sent while the writer waits. */
+typedef struct {
+    char dir[512];
+    tu_server srv;
+    lock_holder lock;
+    tu_conn c;
+    void *flood_ctx, *flood;
+} locked_flood;
+
+/* The store's directory, and cfg for it (the caller then sets options). */
+static void locked_flood_config(locked_flood *t, config *cfg)
+{
+    tu_tempdir(t->dir, sizeof t->dir);
+    tu_config(cfg, t->dir);
+}
+
+static void locked_flood_start(locked_flood *t, const config *cfg, int batches, int per_batch, const char *prefix)
+{
+    spawn_lock_holder(&t->lock, t->dir);
+    tu_server_start(&t->srv, cfg);
+    tu_connect(&t->c, t->srv.endpoint, ZMQ_DEALER);
+    hold_write_lock(&t->lock);
+    t->flood = send_page_view_flood(&t->flood_ctx, t->srv.pull_endpoint, batches, per_batch, prefix);
+}
+
+static void locked_flood_stop(locked_flood *t)
+{
+    int zero = 0; /* what a stop left unread stays unsent */
+    tu_disconnect(&t->c);
+    zmq_setsockopt(t->flood, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_close(t->flood);
+    zmq_ctx_term(t->flood_ctx);
+    tu_server_stop(&t->srv);
+    tu_rmtree(t->dir);
+}
+
 /* While the writer cannot commit, a PULL backlog waits for it up to twice
  * --commit-max-events events, however many batches that is (so it can
  * fold a backlog in groups as large as the option allows), and no more:
@@ -2167,39 +2212,21 @@ static int64_t queued_once_still(tu_conn *c, int still_ms)
 START_TEST(a_pull_backlog_waits_for_the_writer_up_to_twice_commit_max_events)
 {
     enum { BATCHES = 6000, PER_BATCH = 10, MAX = 20000 };
+    locked_flood t;
     config cfg;
-    char dir[512];
-    tu_server s2;
-    lock_holder lock;
-    tu_tempdir(dir, sizeof dir);
-    tu_config(&cfg, dir);
+    locked_flood_config(&t, &cfg);
     cfg.commit_max_events = MAX;
-    spawn_lock_holder(&lock, dir);
-    tu_server_start(&s2, &cfg);
-    tu_conn c;
-    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
-    hold_write_lock(&lock);
-    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "bk");
-    int64_t queued = queued_once_still(&c, 1000);
-    ck_assert_int_eq(events_accepted(&c), 0); /* nothing committed meanwhile */
+    locked_flood_start(&t, &cfg, BATCHES, PER_BATCH, "bk");
+    int64_t queued = queued_once_still(&t.c, 1000);
+    ck_assert_int_eq(events_accepted(&t.c), 0); /* nothing committed meanwhile */
     /* the bound, give or take a batch each of the two workers may hand in
      * the moment the other does, and the batch each then holds */
     ck_assert_msg(queued >= 2 * MAX && queued <= 2 * MAX + 4 * PER_BATCH,
                   "%lld events wait for the writer with --commit-max-events %d", (long long)queued, MAX);
-    release_write_lock(&lock);
-    int64_t n = 0;
-    for (int i = 0; i < 6000 && n < BATCHES * PER_BATCH; i++) { /* <= 60 s */
-        n = events_accepted(&c);
-        if (n < BATCHES * PER_BATCH)
-            usleep(10000);
-    }
-    ck_assert_int_eq(n, BATCHES * PER_BATCH); /* nothing lost */
-    ck_assert_int_eq(queued_after_drain(&c), 0);
-    tu_disconnect(&c);
-    zmq_close(push);
-    zmq_ctx_term(ctx);
-    tu_server_stop(&s2);
-    tu_rmtree(dir);
+    release_write_lock(&t.lock);
+    ck_assert_int_eq(accepted_once(&t.c, BATCHES * PER_BATCH), BATCHES * PER_BATCH); /* nothing lost */
+    ck_assert_int_eq(queued_after_drain(&t.c), 0);
+    locked_flood_stop(&t);
 }
 END_TEST
 
@@ -2211,40 +2238,16 @@ END_TEST
 START_TEST(pull_batches_larger_than_the_backlog_bound_still_land)
 {
     enum { BATCHES = 20, PER_BATCH = 1000, MAX = 100 };
+    locked_flood t;
     config cfg;
-    char dir[512];
-    tu_server s2;
-    lock_holder lock;
-    tu_tempdir(dir, sizeof dir);
-    tu_config(&cfg, dir);
+    locked_flood_config(&t, &cfg);
     cfg.commit_max_events = MAX;
-    spawn_lock_holder(&lock, dir);
-    tu_server_start(&s2, &cfg);
-    tu_conn c;
-    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
-    hold_write_lock(&lock); /* so that both workers are left holding a batch */
-    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "big");
-    int64_t queued = 0;
-    for (int i = 0; i < 3000 && queued < 3 * PER_BATCH; i++) { /* <= 30 s: the writer's batch and two held */
-        queued = stats_int(&c, "events_queued");
-        if (queued < 3 * PER_BATCH)
-            usleep(10000);
-    }
-    ck_assert_int_ge(queued, 3 * PER_BATCH);
-    release_write_lock(&lock);
-    int64_t n = 0;
-    for (int i = 0; i < 6000 && n < BATCHES * PER_BATCH; i++) { /* <= 60 s */
-        n = events_accepted(&c);
-        if (n < BATCHES * PER_BATCH)
-            usleep(10000);
-    }
-    ck_assert_int_eq(n, BATCHES * PER_BATCH);
-    ck_assert_int_eq(queued_after_drain(&c), 0);
-    tu_disconnect(&c);
-    zmq_close(push);
-    zmq_ctx_term(ctx);
-    tu_server_stop(&s2);
-    tu_rmtree(dir);
+    locked_flood_start(&t, &cfg, BATCHES, PER_BATCH, "big"); /* both workers are left holding a batch */
+    ck_assert_int_ge(queued_once_still(&t.c, 500), 3 * PER_BATCH); /* the writer's batch and two held */
+    release_write_lock(&t.lock);
+    ck_assert_int_eq(accepted_once(&t.c, BATCHES * PER_BATCH), BATCHES * PER_BATCH);
+    ck_assert_int_eq(queued_after_drain(&t.c), 0);
+    locked_flood_stop(&t);
 }
 END_TEST
 
@@ -2288,28 +2291,19 @@ static int reply_ok_within(tu_conn *c, int wait_ms, int64_t *waited)
 START_TEST(a_stop_reading_pull_answers_acks_and_long_polls_at_once)
 {
     enum { BATCHES = 200, PER_BATCH = 100, MAX = 100 };
+    locked_flood t;
     config cfg;
-    char dir[512];
-    tu_server s2;
-    lock_holder lock;
-    tu_tempdir(dir, sizeof dir);
-    tu_config(&cfg, dir);
+    locked_flood_config(&t, &cfg);
     cfg.commit_max_events = MAX; /* a group takes one batch */
     cfg.drain_timeout_ms = 20000;
-    spawn_lock_holder(&lock, dir);
-    tu_server_start(&s2, &cfg);
-    tu_conn c;
-    tu_connect(&c, s2.endpoint, ZMQ_DEALER);
-    hold_write_lock(&lock);
-    void *ctx = NULL, *push = send_page_view_flood(&ctx, s2.pull_endpoint, BATCHES, PER_BATCH, "slow");
-    int64_t queued = queued_once_still(&c, 500);
-    ck_assert_int_ge(queued, 2 * MAX);
+    locked_flood_start(&t, &cfg, BATCHES, PER_BATCH, "slow");
+    ck_assert_int_ge(queued_once_still(&t.c, 500), 2 * MAX);
     msgpack_sbuffer sb;
     msgpack_packer pk;
     tu_pack_track(&sb, "acked", "add_to_cart");
-    send_request(&c, &sb); /* it waits for the writer */
+    send_request(&t.c, &sb); /* it waits for the writer */
     tu_conn poll_conn;
-    tu_connect(&poll_conn, s2.endpoint, ZMQ_DEALER);
+    tu_connect(&poll_conn, t.srv.endpoint, ZMQ_DEALER);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 2);
@@ -2319,23 +2313,17 @@ START_TEST(a_stop_reading_pull_answers_acks_and_long_polls_at_once)
     msgpack_pack_int(&pk, 20000);
     send_request(&poll_conn, &sb); /* nothing fires: it is held */
     usleep(200000);
-    server_request_stop(s2.srv);
+    server_request_stop(t.srv.srv);
     usleep(200000); /* the stop reads PULL, waiting for room */
     int64_t waited = 0;
     ck_assert(reply_ok_within(&poll_conn, 15000, &waited));
     ck_assert_msg(waited < 3000, "the held long poll was answered %lld ms into the stop", (long long)waited + 200);
-    flap_write_lock(&lock);
-    ck_assert(reply_ok_within(&c, 15000, &waited));
-    release_write_lock(&lock);
+    flap_write_lock(&t.lock);
+    ck_assert(reply_ok_within(&t.c, 15000, &waited));
+    release_write_lock(&t.lock);
     ck_assert_msg(waited < 3000, "the ack came %lld ms after the writer could commit", (long long)waited);
     tu_disconnect(&poll_conn);
-    tu_disconnect(&c);
-    int zero = 0; /* what the stop left unread stays unsent */
-    zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_close(push);
-    zmq_ctx_term(ctx);
-    tu_server_stop(&s2);
-    tu_rmtree(dir);
+    locked_flood_stop(&t);
 }
 END_TEST
 
