@@ -479,14 +479,6 @@ static int pending(const forwarder *f)
     return n;
 }
 
-/* Whether sock holds a message to read. */
-static int has_input(void *sock)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
-}
-
 static void *forward_main(void *arg)
 {
     forwarder *f = arg;
@@ -494,7 +486,7 @@ static void *forward_main(void *arg)
     while (!atomic_load(&f->stop)) {
         /* the stop flag is read before the socket: whatever the loop sent
          * before it said stop is read below first */
-        if (atomic_load(&f->svc->stopping) && pending(f) == 0 && !has_input(f->in)) {
+        if (atomic_load(&f->svc->stopping) && pending(f) == 0 && !msgio_ready(f->in, ZMQ_POLLIN)) {
             /* the loop drains: nothing more comes.  It waits for this,
              * sent after every answer, as for a worker's */
             service_meta done = {META_WORKER_DONE, 0, 1, {0}, 0};

@@ -134,3 +134,10 @@ int msgio_send_bytes(void *sock, const void *data, size_t len, int more)
 {
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
 }
+
+int msgio_ready(void *sock, int which)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & which) != 0;
+}

@@ -61,4 +61,8 @@ int msgio_send_envelope(void *sock, const uint8_t *env, size_t len);
 /* Sends len bytes as one frame (SNDMORE when more). */
 int msgio_send_bytes(void *sock, const void *data, size_t len, int more);
 
+/* Whether sock can do what `which` asks now, without waiting: ZMQ_POLLIN
+ * (a message is there to read) or ZMQ_POLLOUT (a send would not block). */
+int msgio_ready(void *sock, int which);
+
 #endif

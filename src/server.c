@@ -766,19 +766,9 @@ static void forward_pull(server *s, msgio_parts *p)
         msgio_send_frames(s->pull_work, p, 0, 1, 0);
 }
 
-/* Whether ZeroMQ holds a PULL batch for the loop to read. */
-static int pull_has_input(server *s)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    return zmq_getsockopt(s->pull, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
-}
-
 static int pull_queue_has_room(server *s)
 {
-    int events = 0;
-    size_t len = sizeof events;
-    return zmq_getsockopt(s->pull_work, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLOUT);
+    return msgio_ready(s->pull_work, ZMQ_POLLOUT);
 }
 
 /* Reads fire-and-forget batches only while their queue to the workers
@@ -894,8 +884,8 @@ static void drain_pull_for_stop(server *s)
     int taken = 0, zero = 0;
     msgio_parts p;
     /* with no worker (a start that failed half-way) nothing makes room */
-    while (s->nworkers > 0 && taken < SERVICE_WORK_HWM && pull_has_input(s) && wait_pull_room(s, until) &&
-           msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0) {
+    while (s->nworkers > 0 && taken < SERVICE_WORK_HWM && msgio_ready(s->pull, ZMQ_POLLIN) &&
+           wait_pull_room(s, until) && msgio_recv(s->pull, &p, ZMQ_DONTWAIT) == 0) {
         forward_pull(s, &p); /* there is room: it does not block */
         msgio_close(&p);
         taken++;
