@@ -127,13 +127,22 @@ static void *conn_sock(ls_client *c, size_t k)
     return s;
 }
 
-/* The index of the connection to endpoint[0, len), added when new; -1
- * when out of memory. */
-static int32_t conn_find(ls_client *c, const char *endpoint, size_t len)
+/* The index of the connection to endpoint[0, len), or -1. */
+static int32_t conn_index(const ls_client *c, const char *endpoint, size_t len)
 {
     for (size_t k = 0; k < c->nconns; k++)
         if (strlen(c->conns[k].endpoint) == len && memcmp(c->conns[k].endpoint, endpoint, len) == 0)
             return (int32_t)k;
+    return -1;
+}
+
+/* The index of the connection to endpoint[0, len), added when new; -1
+ * when out of memory or past MAX_CONNS. */
+static int32_t conn_find(ls_client *c, const char *endpoint, size_t len)
+{
+    int32_t found = conn_index(c, endpoint, len);
+    if (found >= 0)
+        return found;
     if (c->nconns >= MAX_CONNS)
         return -1;
     conn *grown = realloc(c->conns, (c->nconns + 1) * sizeof *grown);
@@ -440,14 +449,67 @@ static int32_t map_conn(ls_client *c, const msgpack_object *ep)
     return k < 0 ? -2 : k;
 }
 
-/* Takes a `cluster` reply of mode "cluster" as the client's map. */
+/* Drops the map (the route no longer uses one). */
+static void forget_map(ls_client *c)
+{
+    free(c->owner);
+    c->owner = c->standby = NULL;
+    c->nparts = 0;
+}
+
+/* Closes the connections the client no longer needs: those neither listed
+ * nor marked in keep[]. Called with no map held (nothing else refers to
+ * them). A node replaced at a rolling restart comes back with a new
+ * address; without this the old ones would pile up until a new map could
+ * not be kept. */
+static void conns_prune(ls_client *c, const uint8_t keep[MAX_CONNS])
+{
+    size_t kept = c->nlisted;
+    for (size_t k = c->nlisted; k < c->nconns; k++) {
+        if (keep[k]) {
+            c->conns[kept++] = c->conns[k];
+            continue;
+        }
+        if (c->conns[k].sock)
+            zmq_close(c->conns[k].sock);
+        free(c->conns[k].endpoint);
+    }
+    c->nconns = kept;
+}
+
+/* Routes everything to the node `from` (it forwards what it does not
+ * hold), with no map and no connection beyond those listed. */
+static void route_home(ls_client *c, size_t from)
+{
+    uint8_t keep[MAX_CONNS] = {0};
+    forget_map(c);
+    conns_prune(c, keep);
+    c->route = ROUTE_HOME;
+    c->home = from;
+}
+
+/* Marks in keep[] the known connections an array of endpoints names. */
+static void mark_named(const ls_client *c, const msgpack_object *eps, uint8_t keep[MAX_CONNS])
+{
+    for (uint32_t i = 0; eps && i < eps->via.array.size; i++) {
+        const msgpack_object *ep = &eps->via.array.ptr[i];
+        int32_t k = ep->type == MSGPACK_OBJECT_STR ? conn_index(c, ep->via.str.ptr, ep->via.str.size) : -1;
+        if (k >= 0)
+            keep[k] = 1;
+    }
+}
+
+/* Takes a `cluster` reply of mode "cluster" as the client's map; the
+ * connections of nodes no longer named are closed first, so a map may
+ * name up to 256 endpoints (the listed ones included) whatever the maps
+ * before it named. */
 static int adopt_cluster(ls_client *c, size_t from, const msgpack_object *root)
 {
     const msgpack_object *owners = map_get(root, "owners"), *standbys = map_get(root, "standbys");
     uint32_t n = get_u32(root, "partitions");
+    uint8_t keep[MAX_CONNS] = {0};
     if (!str_is(map_get(root, "hash"), CLUSTER_HASH)) {
-        c->route = ROUTE_HOME; /* a partition function this library does not know: the node forwards */
-        c->home = from;
+        route_home(c, from); /* a partition function this library does not know: the node forwards */
         return LS_OK;
     }
     if (n == 0 || n > CLUSTER_MAX_PARTS || !owners || owners->type != MSGPACK_OBJECT_ARRAY ||
@@ -458,6 +520,10 @@ static int adopt_cluster(ls_client *c, size_t from, const msgpack_object *root)
     int32_t *own = malloc(2 * (size_t)n * sizeof *own);
     if (!own)
         return local_error(c, LS_ENOMEM, "out of memory reading the cluster map");
+    mark_named(c, owners, keep);
+    mark_named(c, standbys, keep);
+    forget_map(c);
+    conns_prune(c, keep);
     int32_t *sb = own + n, bad = 0;
     for (uint32_t p = 0; p < n; p++) {
         own[p] = map_conn(c, &owners->via.array.ptr[p]);
@@ -466,9 +532,9 @@ static int adopt_cluster(ls_client *c, size_t from, const msgpack_object *root)
     }
     if (bad) {
         free(own);
+        route_home(c, from); /* the old map is gone: the node forwards */
         return local_error(c, LS_ENOMEM, "cannot keep the cluster map (out of memory, or more than 256 nodes)");
     }
-    free(c->owner);
     c->owner = own;
     c->standby = sb;
     c->nparts = n;
@@ -490,8 +556,7 @@ static int adopt_answer(ls_client *c, size_t from, zmq_msg_t *msg)
     else if ((rc = reply_status(c, &up.data)) == LS_OK && str_is(map_get(&up.data, "mode"), "cluster"))
         rc = adopt_cluster(c, from, &up.data);
     else if (rc == LS_OK || rc == LS_EUNKNOWNOP) { /* a single node (or one older than cluster mode) */
-        c->route = ROUTE_HOME;
-        c->home = from;
+        route_home(c, from);
         rc = LS_OK;
     }
     msgpack_unpacked_destroy(&up);

@@ -22,6 +22,9 @@
  * SKIP_RETURN_CODE 77), saying why. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
+#include <stdatomic.h>
+#include <zmq.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -152,6 +155,159 @@ END_TEST
 
 static char cl_base[512], cl_dir[600], cl_ep[NODES][256], cl_list[NODES * 260];
 static char up_failure[8192]; /* why cluster.sh up failed, or "" */
+
+/* A stand-in cluster whose one node comes back under a new address at
+ * every map (a rolling restart on a platform that gives each pod a new
+ * IP): one ROUTER, bound to the two listed endpoints and, round by round,
+ * to a fresh port the map names as the owner of the only partition. Each
+ * score reply says the map moved on (map_epoch), so the client asks for
+ * the map again before its next call. */
+typedef struct {
+    void *router;
+    char node[128];         /* the endpoint the current map names */
+    uint32_t epoch;
+    atomic_int stop;
+    int rounds;             /* scores answered */
+} moving_node;
+
+static void moving_rebind(moving_node *m)
+{
+    size_t len = sizeof m->node;
+    if (m->node[0])
+        ck_assert_int_eq(zmq_unbind(m->router, m->node), 0);
+    ck_assert_int_eq(zmq_bind(m->router, "tcp://127.0.0.1:*"), 0);
+    ck_assert_int_eq(zmq_getsockopt(m->router, ZMQ_LAST_ENDPOINT, m->node, &len), 0);
+    m->epoch++;
+}
+
+static void moving_answer(moving_node *m, const char *op, uint64_t id, msgpack_packer *pk)
+{
+    int map = strcmp(op, "cluster") == 0;
+    msgpack_pack_map(pk, map ? 8 : 5);
+    tu_pack_str(pk, "ok");
+    msgpack_pack_true(pk);
+    tu_pack_str(pk, "id");
+    msgpack_pack_uint64(pk, id);
+    if (map) {
+        tu_pack_str(pk, "mode");
+        tu_pack_str(pk, "cluster");
+        tu_pack_str(pk, "hash");
+        tu_pack_str(pk, PARTITION_HASH_NAME);
+        tu_pack_str(pk, "partitions");
+        msgpack_pack_uint32(pk, 1);
+        tu_pack_str(pk, "epoch");
+        msgpack_pack_uint32(pk, m->epoch);
+        tu_pack_str(pk, "owners");
+        msgpack_pack_array(pk, 1);
+        tu_pack_str(pk, m->node);
+        tu_pack_str(pk, "standbys");
+        msgpack_pack_array(pk, 1);
+        tu_pack_str(pk, "");
+        return;
+    }
+    tu_pack_str(pk, "customer");
+    tu_pack_str(pk, "x");
+    tu_pack_str(pk, "score");
+    msgpack_pack_double(pk, 0.5);
+    tu_pack_str(pk, "map_epoch");
+    msgpack_pack_uint32(pk, m->epoch + 1);
+}
+
+/* Answers `cluster` with the current map and `score` as the node it
+ * names; after a score the node moves to a new port. */
+static void *moving_node_main(void *arg)
+{
+    moving_node *m = arg;
+    zmq_pollitem_t item = {.socket = m->router, .events = ZMQ_POLLIN};
+    while (!m->stop) {
+        if (zmq_poll(&item, 1, 50) <= 0)
+            continue;
+        zmq_msg_t who;
+        char empty[8], body[512], op[32] = "";
+        zmq_msg_init(&who);
+        zmq_msg_recv(&who, m->router, 0);
+        zmq_recv(m->router, empty, sizeof empty, 0);
+        int n = zmq_recv(m->router, body, sizeof body, 0);
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        uint64_t id = 0;
+        if (n > 0 && msgpack_unpack_next(&up, body, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS) {
+            const msgpack_object *o = tu_get(&up.data, "op"), *rid = tu_get(&up.data, "id");
+            if (o && o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof op)
+                memcpy(op, o->via.str.ptr, o->via.str.size);
+            id = rid && rid->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? rid->via.u64 : 0;
+        }
+        msgpack_unpacked_destroy(&up);
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        moving_answer(m, op, id, &pk);
+        zmq_msg_send(&who, m->router, ZMQ_SNDMORE);
+        zmq_send(m->router, "", 0, ZMQ_SNDMORE);
+        zmq_send(m->router, sb.data, sb.size, 0);
+        msgpack_sbuffer_destroy(&sb);
+        zmq_msg_close(&who);
+        if (strcmp(op, "score") == 0) {
+            m->rounds++;
+            moving_rebind(m);
+        }
+    }
+    return NULL;
+}
+
+/* How many file descriptors this process has open. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(a_client_keeps_working_while_its_nodes_change_address_for_ever)
+{
+    enum { ROUNDS = 300 }; /* past the 256 connections a client may hold at once */
+    void *ctx = zmq_ctx_new();
+    moving_node m = {.router = zmq_socket(ctx, ZMQ_ROUTER)};
+    char listed[2][128], list[300];
+    int zero = 0, fds_early = 0;
+    zmq_setsockopt(m.router, ZMQ_LINGER, &zero, sizeof zero);
+    for (int i = 0; i < 2; i++) {
+        size_t len = sizeof listed[i];
+        ck_assert_int_eq(zmq_bind(m.router, "tcp://127.0.0.1:*"), 0);
+        ck_assert_int_eq(zmq_getsockopt(m.router, ZMQ_LAST_ENDPOINT, listed[i], &len), 0);
+    }
+    snprintf(list, sizeof list, "%s,%s", listed[0], listed[1]);
+    moving_rebind(&m);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, moving_node_main, &m), 0);
+    ls_client *c;
+    ck_assert_int_eq(ls_client_connect(&c, list, 5000), LS_OK);
+    for (int i = 0; i < ROUNDS; i++) {
+        ls_score sc;
+        int rc = ls_client_score(c, "x", &sc);
+        ck_assert_msg(rc == LS_OK, "round %d: %s", i, ls_client_last_error(c));
+        ck_assert(sc.score == 0.5);
+        ls_score_free(&sc);
+        if (i == 9)
+            fds_early = open_fds();
+    }
+    /* each score went to the node's address of its round: a new one */
+    ck_assert_int_eq(m.rounds, ROUNDS);
+    /* the connections to the addresses given up were closed (a socket
+     * holds at least one descriptor) */
+    ck_assert_int_le(open_fds(), fds_early + 8);
+    ls_client_close(&c);
+    m.stop = 1;
+    pthread_join(t, NULL);
+    zmq_close(m.router);
+    zmq_ctx_term(ctx);
+}
+END_TEST
 
 static void read_line(const char *path, char *buf, size_t cap)
 {
@@ -1057,6 +1213,10 @@ static Suite *suite(const char *no_cluster)
     tcase_add_test(lists, one_endpoint_never_asks_for_the_map);
     tcase_add_test(lists, a_list_asks_once_and_then_talks_to_the_node_that_answered);
     suite_add_tcase(s, lists);
+    TCase *moving = tcase_create("moving");
+    tcase_set_timeout(moving, 60);
+    tcase_add_test(moving, a_client_keeps_working_while_its_nodes_change_address_for_ever);
+    suite_add_tcase(s, moving);
     if (!no_cluster) {
         TCase *cl = tcase_create("cluster");
         tcase_add_unchecked_fixture(cl, cluster_setup, cluster_teardown);

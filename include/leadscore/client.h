@@ -147,7 +147,12 @@ typedef struct {
  *   - Every other op goes to the node that answered the map request.
  * After a call in which a node did not answer, the next call fetches the
  * map again first, so that call may take up to three times timeout_ms
- * (the map, then the owner, then the standby) when listed nodes are down.  A socket per node is connected on first use and kept.
+ * (the map, then the owner, then the standby) when listed nodes are down.
+ * A socket per node is connected on first use and kept while the listed
+ * endpoints or the current map name the node; a new map closes the
+ * sockets of nodes it no longer names (a node back under a new address
+ * after a restart), so a map may name up to 256 endpoints (the listed
+ * ones included), whatever the maps before it named.
  * Replies are those a single node would give (with the "id" of the call).
  * When the listed nodes say they are no cluster (mode "single", or a
  * server older than cluster mode), everything goes to the one that
