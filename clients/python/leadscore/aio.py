@@ -124,6 +124,7 @@ class AsyncClient:
         self.discarded_replies = 0
         # cluster mode: a single-endpoint AsyncClient per node, the map
         self._subs: Dict[str, "AsyncClient"] = {}
+        self._discarded_gone = 0        # discarded by node clients since closed
         self._map: Optional[ClusterMap] = None
         self._map_known = False
         self._map_at = 0.0
@@ -283,7 +284,19 @@ class AsyncClient:
         self._map, self._map_known, self._stale = best, True, False
         self._map_at = time.monotonic()
         self.endpoint = home
+        self._let_go()
         return best
+
+    def _let_go(self) -> None:
+        """Close the node clients the map no longer needs and no request
+        waits on (one still awaited is closed at a later refresh)."""
+        for ep in cl.unneeded(list(self._subs), self.endpoint, self.endpoints, self._map):
+            sub = self._subs[ep]
+            if sub.in_flight:
+                continue
+            del self._subs[ep]
+            self._discarded_gone += sub.discarded_replies
+            sub.close()
 
     def _sub(self, ep: str) -> "AsyncClient":
         """The single-endpoint client of one node (made at first use)."""
@@ -301,7 +314,8 @@ class AsyncClient:
         return sub
 
     def _count(self) -> None:
-        self.discarded_replies = sum(s.discarded_replies for s in self._subs.values())
+        self.discarded_replies = self._discarded_gone + sum(
+            s.discarded_replies for s in self._subs.values())
 
     async def _current_map(self) -> Optional[ClusterMap]:
         age = time.monotonic() - self._map_at

@@ -131,6 +131,7 @@ class Client:
         self.discarded_replies = 0
         # cluster mode: a single-endpoint Client per node, the map
         self._subs: Dict[str, "Client"] = {}
+        self._discarded_gone = 0        # discarded by node clients since closed
         self._map: Optional[ClusterMap] = None
         self._map_known = False         # asked: self._map, None = a single node
         self._map_at = 0.0
@@ -233,7 +234,15 @@ class Client:
         self._map, self._map_known, self._stale = best, True, False
         self._map_at = time.monotonic()
         self.endpoint = home
+        self._let_go()
         return best
+
+    def _let_go(self) -> None:
+        """Close the node clients the map no longer needs."""
+        for ep in cl.unneeded(list(self._subs), self.endpoint, self.endpoints, self._map):
+            sub = self._subs.pop(ep)
+            self._discarded_gone += sub.discarded_replies
+            sub.close()
 
     def _sub(self, ep: str) -> "Client":
         """The single-endpoint client of one node (made at first use)."""
@@ -250,7 +259,8 @@ class Client:
 
     def _count(self, sub: "Client") -> None:
         self.last_attempts = sub.last_attempts
-        self.discarded_replies = sum(s.discarded_replies for s in self._subs.values())
+        self.discarded_replies = self._discarded_gone + sum(
+            s.discarded_replies for s in self._subs.values())
 
     def _current_map(self) -> Optional[ClusterMap]:
         age = time.monotonic() - self._map_at
@@ -399,7 +409,8 @@ class Client:
                         break
                     take(sub, reply)
         self.last_attempts = max(attempts) if attempts else 0
-        self.discarded_replies = sum(s.discarded_replies for s in self._subs.values())
+        self.discarded_replies = self._discarded_gone + sum(
+            s.discarded_replies for s in self._subs.values())
         if timed_out and time.monotonic() - self._map_at >= cl.STALE_AFTER_TIMEOUT:
             self._stale = True          # a node may have moved or died
         return out

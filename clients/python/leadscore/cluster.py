@@ -392,6 +392,15 @@ def refresh_candidates(home: str, given: Sequence[str],
     return out
 
 
+def unneeded(subs: Iterable[str], home: str, given: Sequence[str],
+             cmap: Optional[ClusterMap]) -> List[str]:
+    """The endpoints of ``subs`` neither the home node, the endpoints
+    given nor the map name: nodes a client may close (one restarted under
+    a new address would otherwise keep its socket for good)."""
+    keep = set(refresh_candidates(home, given, cmap))
+    return [e for e in subs if e not in keep]
+
+
 def routed_request(req: Mapping[str, Any]) -> Optional[str]:
     """How a request is routed in cluster mode: ``"one"`` (a read of one
     customer), ``"many"`` (``score`` of ``customers``), ``"track"``, or

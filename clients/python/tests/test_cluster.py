@@ -468,6 +468,46 @@ class TestFakeCluster(unittest.TestCase):
                 self.assertEqual(r["node"], 0 if owner == 2 else owner)
             self.assertFalse(ls.cluster_map.complete())
 
+    def replace_node(self, k):
+        """Node k comes back under a new address (a pod's new IP): the map
+        names the new one, the old endpoint answers nothing."""
+        new = FakeNode(self.fc.handle)
+        old = self.fc.nodes[k]
+        with self.fc._lock:
+            self.fc.nodes[k] = new
+            self.fc.eps[k] = new.endpoint
+            self.fc.epoch += 1
+        old.close()
+        return old.endpoint
+
+    def test_replaced_node_is_let_go(self):
+        with Client(self.fc.eps[:2], timeout=2.0) as ls:
+            for cid in self.ids:
+                self.assertEqual(ls.score(cid)["node"], self.owner_of(cid))
+            gone = self.replace_node(2)
+            self.assertIn(gone, ls._subs)
+            self.assertEqual(ls.refresh_map().epoch, 2)
+            self.assertNotIn(gone, ls._subs)            # its socket is closed
+            self.assertIn(self.fc.eps[2], ls.cluster_map.endpoints())
+            for cid in self.ids:
+                self.assertEqual(ls.score(cid)["node"], self.owner_of(cid))
+            # the listed endpoints stay, even when no map names them
+            self.assertEqual(set(ls._subs), set(self.fc.eps))
+
+    def test_replaced_node_is_let_go_async(self):
+        async def run():
+            async with AsyncClient(self.fc.eps[:2], timeout=2.0) as ls:
+                await asyncio.gather(*(ls.score(c) for c in self.ids))
+                gone = self.replace_node(2)
+                self.assertIn(gone, ls._subs)
+                self.assertEqual((await ls.refresh_map()).epoch, 2)
+                self.assertNotIn(gone, ls._subs)
+                got = await asyncio.gather(*(ls.score(c) for c in self.ids))
+                for r in got:
+                    self.assertEqual(r["node"], self.owner_of(r["customer"]))
+                self.assertEqual(set(ls._subs), set(self.fc.eps))
+        asyncio.run(run())
+
     def test_async(self):
         async def run():
             async with AsyncClient(self.fc.eps, timeout=2.0) as ls:
