@@ -2404,6 +2404,18 @@ static int table_last(MDB_txn *txn, const store *s, store_table t, store_bytes *
     return from_mdb(rc);
 }
 
+int store_wtxn_tcount(store_wtxn *w, store_table t, size_t *n)
+{
+    MDB_stat st;
+    *n = 0;
+    if (!w->s->has_tables)
+        return LS_OK;
+    int rc = mdb_stat(w->txn, w->s->tables[t], &st);
+    if (rc == 0)
+        *n = st.ms_entries;
+    return from_mdb(rc);
+}
+
 int store_wtxn_tget(store_wtxn *w, store_table t, const void *key, size_t klen, store_bytes *out)
 {
     return table_get(w->txn, w->s, t, key, klen, out);

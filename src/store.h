@@ -454,6 +454,8 @@ int store_wtxn_tput(store_wtxn *w, store_table t, const void *key, size_t klen, 
 int store_wtxn_tdel(store_wtxn *w, store_table t, const void *key, size_t klen); /* LS_ENOTFOUND: absent */
 int store_wtxn_tscan(store_wtxn *w, store_table t, const void *from, size_t fromlen, store_kv_fn fn, void *arg);
 int store_wtxn_tlast(store_wtxn *w, store_table t, store_bytes *key);
+/* How many keys t holds (LMDB keeps the count: no scan). */
+int store_wtxn_tcount(store_wtxn *w, store_table t, size_t *n);
 /* Deletes every key of t that starts with prefix; *deleted says how many. */
 int store_wtxn_tdel_prefix(store_wtxn *w, store_table t, const void *prefix, size_t prefix_len, size_t *deleted);
 int store_reader_tget(store_reader *r, store_table t, const void *key, size_t klen, store_bytes *out);

@@ -244,7 +244,7 @@ static int delete_trigger(store_wtxn *w, uint64_t seq, const char *customer, siz
 
 typedef struct {
     int64_t before_ms;
-    uint64_t drop_below;   /* seqs below this go whatever their age */
+    size_t over;           /* the oldest this many go whatever their age */
     size_t max, n;
     uint64_t seqs[1024];
     uint16_t cust_len[1024];
@@ -264,29 +264,42 @@ static int prune_pick(void *arg, const store_bytes *key, const store_bytes *val)
     int64_t at;
     size_t clen;
     stored_fields(val->ptr, val->len, &at, pc->cust[pc->n], STORE_MAX_KEY, &clen);
-    if (seq >= pc->drop_below && at >= pc->before_ms)
+    if (pc->n >= pc->over && at >= pc->before_ms)
         return 1; /* the oldest left is young enough, and within the count */
     pc->cust_len[pc->n] = (uint16_t)clen;
     pc->seqs[pc->n++] = seq;
     return 0;
 }
 
+/* How many triggers the outbox holds: its keys but the reserved ones. */
+static int outbox_count(store_wtxn *w, size_t *n)
+{
+    static const store_bytes reserved[] = {{STORE_ID_KEY, sizeof STORE_ID_KEY},
+                                           {HIGH_SEQ_KEY, sizeof HIGH_SEQ_KEY}};
+    int rc = store_wtxn_tcount(w, STORE_T_OUTBOX, n);
+    for (size_t i = 0; rc == LS_OK && i < sizeof reserved / sizeof *reserved; i++) {
+        store_bytes v;
+        rc = store_wtxn_tget(w, STORE_T_OUTBOX, reserved[i].ptr, reserved[i].len, &v);
+        if (rc == LS_OK && *n > 0)
+            (*n)--;
+        rc = rc == LS_ENOTFOUND ? LS_OK : rc;
+    }
+    return rc;
+}
+
 int trigger_prune(store_wtxn *w, int64_t before_ms, uint64_t keep_max, size_t max, size_t *pruned)
 {
-    store_bytes last;
+    size_t held;
     prune_ctx pc = {before_ms, 0, max, 0, {0}, {0}, NULL};
     *pruned = 0;
-    int rc = store_wtxn_tlast(w, STORE_T_OUTBOX, &last);
-    if (rc == LS_ENOTFOUND)
-        return LS_OK;
-    if (rc)
+    int rc = outbox_count(w, &held);
+    if (rc || held == 0)
         return rc;
     char (*cust)[STORE_MAX_KEY] = malloc(sizeof(*cust) * 1024);
     if (!cust)
         return LS_ENOMEM;
     pc.cust = cust;
-    uint64_t newest = key_seq(&last);
-    pc.drop_below = newest >= keep_max ? newest - keep_max + 1 : 0;
+    pc.over = held > keep_max ? held - keep_max : 0;
     uint8_t from[8];
     bytecur_store_be64(from, 1);
     rc = store_wtxn_tscan(w, STORE_T_OUTBOX, from, 8, prune_pick, &pc);

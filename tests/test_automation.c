@@ -1264,6 +1264,49 @@ START_TEST(seqs_go_on_when_pruning_empties_the_outbox)
 }
 END_TEST
 
+/* The count bound keeps the newest --trigger-max triggers the outbox
+ * holds, whatever gaps `forget` left among them. */
+START_TEST(the_count_bound_counts_what_the_outbox_holds)
+{
+    char sdir[512], err[256], who[8];
+    store *s;
+    store_options so = {0};
+    feature_decay decay = {3 * 86400000LL, 30 * 86400000LL};
+    uint64_t seq, first, last;
+    int seen;
+    size_t pruned, erased;
+    store_wtxn *w;
+    tu_tempdir(sdir, sizeof sdir);
+    ck_assert_int_eq(store_open(&s, sdir, &so, &decay, err, sizeof err), LS_OK);
+    for (int i = 1; i <= 10; i++) {
+        snprintf(who, sizeof who, "c%d", i);
+        append_one(s, who, &seq);
+        ck_assert_int_eq(seq, (uint64_t)i);
+    }
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(trigger_forget(w, "c8", 2, &erased), LS_OK);
+    ck_assert_int_eq(erased, 1);
+    ck_assert_int_eq(trigger_forget(w, "c9", 2, &erased), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    /* 8 held (1-7, 10), none too old, at most 5 kept: 1, 2 and 3 go */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(trigger_prune(w, INT64_MIN, 5, 100, &pruned), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(pruned, 3);
+    read_bounds(s, 0, &first, &last, &seen);
+    ck_assert_int_eq(seen, 5);
+    ck_assert_int_eq(first, 4);
+    ck_assert_int_eq(last, 10);
+    /* within the bound: nothing more goes */
+    ck_assert_int_eq(store_write_begin(s, &w), LS_OK);
+    ck_assert_int_eq(trigger_prune(w, INT64_MIN, 5, 100, &pruned), LS_OK);
+    ck_assert_int_eq(store_write_commit(&w), LS_OK);
+    ck_assert_int_eq(pruned, 0);
+    store_close(&s);
+    tu_rmtree(sdir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("automation");
@@ -1295,6 +1338,7 @@ int main(void)
     tcase_add_test(tc, kill9_loses_no_trigger);
     tcase_add_test(tc, seqs_are_never_given_twice_after_forget);
     tcase_add_test(tc, seqs_go_on_when_pruning_empties_the_outbox);
+    tcase_add_test(tc, the_count_bound_counts_what_the_outbox_holds);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
