@@ -21,6 +21,8 @@
 #include <time.h>
 
 #include "jsonout.h"
+#include "leadscore/error.h"
+#include "store.h"
 #include "testutil.h"
 
 static char out[1 << 16];
@@ -997,6 +999,52 @@ static int temporaries_in(const char *dir)
     return n;
 }
 
+/* An in-place compact swaps the store's files: it is refused while
+ * another process has the store open (a read-only job: here this test
+ * process), leaving the store as it was; once alone it swaps, keeps every
+ * customer and removes the old lock.mdb (whose transaction count belongs
+ * to the old file). A directory without a store is said to be one, and
+ * no leadscore.lock is left in it. */
+static void assert_compact_waits_for_readers(const char *store_dir, const char *dir)
+{
+    char text[4096], err[256], data[800], lockmdb[800], empty[700], lockfile[760];
+    struct stat before, after;
+    store *s;
+    store_options ro = {.read_only = 1};
+    store_stats st0, st1;
+    snprintf(data, sizeof data, "%s/data.mdb", store_dir);
+    snprintf(lockmdb, sizeof lockmdb, "%s/lock.mdb", store_dir);
+    ck_assert_int_eq(store_open(&s, store_dir, &ro, NULL, err, sizeof err), LS_OK);
+    store_stat(s, &st0);
+    ck_assert_int_gt(st0.customers, 0);
+    ck_assert_int_eq(stat(data, &before), 0);
+    const char *compact[] = {"compact", "--data", store_dir, NULL};
+    ck_assert_int_eq(tu_run_cli(text, sizeof text, compact), 1);
+    char pid[40];
+    snprintf(pid, sizeof pid, "open in process %ld", (long)getpid());
+    ck_assert_msg(strstr(text, pid), "%s", text);
+    ck_assert_int_eq(stat(data, &after), 0);
+    ck_assert_int_eq(after.st_ino, before.st_ino); /* not swapped */
+    store_stat(s, &st1);
+    ck_assert_int_eq(st1.customers, st0.customers);
+    store_close(&s);
+    ck_assert_int_eq(tu_run_cli(text, sizeof text, compact), 0);
+    ck_assert_int_eq(stat(data, &after), 0);
+    ck_assert_int_ne(after.st_ino, before.st_ino); /* swapped */
+    ck_assert_int_ne(stat(lockmdb, &after), 0);     /* made anew by the next opener */
+    ck_assert_int_eq(store_open(&s, store_dir, &ro, NULL, err, sizeof err), LS_OK);
+    store_stat(s, &st1);
+    ck_assert_int_eq(st1.customers, st0.customers);
+    store_close(&s);
+    snprintf(empty, sizeof empty, "%s/no-store", dir);
+    snprintf(lockfile, sizeof lockfile, "%s/leadscore.lock", empty);
+    ck_assert_int_eq(mkdir(empty, 0750), 0);
+    const char *compact_empty[] = {"compact", "--data", empty, NULL};
+    ck_assert_int_eq(tu_run_cli(text, sizeof text, compact_empty), 1);
+    ck_assert_msg(strstr(text, "holds no leadscore store"), "%s", text);
+    ck_assert_int_ne(stat(lockfile, &after), 0);
+}
+
 START_TEST(failed_writes_leave_files_as_they_were)
 {
     char dir[512], shop[600], truth[600], model[600], text[256], longname[80];
@@ -1057,6 +1105,7 @@ START_TEST(failed_writes_leave_files_as_they_were)
     const char *compact_onto[] = {"compact", "--data", store_dir, "--out", store_dir, NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, compact_onto), 1);
     ck_assert_ptr_nonnull(strstr(out, "already holds a store"));
+    assert_compact_waits_for_readers(store_dir, dir);
     /* output that does not reach standard output (a full disk) is a
      * failure, said on stderr, not exit 0 */
     if (access("/dev/full", W_OK) == 0) {
