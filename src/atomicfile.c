@@ -19,9 +19,29 @@ static int temp_name(const char *path, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-int atomicfile_open(atomicfile *a, const char *path, char *err, size_t errlen)
+/* The temporary file takes the mode of the file it replaces, and its
+ * owner where this process may give it (a root cron job rewriting a
+ * service user's export); a new file gets `mode`, or the umask's 0666
+ * when mode is 0. An existing file's mode wins unless `force`. */
+static int set_mode(int fd, const struct stat *old, mode_t mode, int force)
 {
-    struct stat st;
+    if (old && !force) {
+        if ((old->st_uid != geteuid() || old->st_gid != getegid()) && fchown(fd, old->st_uid, old->st_gid) != 0) {
+            /* not ours to give: the new file is this user's */
+        }
+        return fchmod(fd, old->st_mode & 07777);
+    }
+    if (!mode) {
+        mode_t mask = umask(0);
+        umask(mask);
+        mode = 0666 & ~mask;
+    }
+    return fchmod(fd, mode);
+}
+
+static int open_with(atomicfile *a, const char *path, mode_t mode, int force, char *err, size_t errlen)
+{
+    struct stat st, old;
     memset(a, 0, sizeof *a);
     if (!path || !*path || strlen(path) >= sizeof a->path)
         return ls_fail(err, errlen, LS_EINVAL, "cannot write \"%s\": not a usable file name", path ? path : "");
@@ -35,15 +55,14 @@ int atomicfile_open(atomicfile *a, const char *path, char *err, size_t errlen)
     }
     if (path[strlen(path) - 1] == '/' || temp_name(path, a->tmp, sizeof a->tmp) != 0)
         return ls_fail(err, errlen, LS_EINVAL, "cannot write \"%s\": not a usable file name", path);
+    int had = lstat(path, &old) == 0 && S_ISREG(old.st_mode);
     int fd = mkstemp(a->tmp);
     if (fd < 0) {
         int e = errno;
         a->tmp[0] = '\0';
         return ls_fail(err, errlen, LS_EIO, "cannot write %s: %s", path, strerror(e));
     }
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0 || !(a->f = fdopen(fd, "w"))) {
+    if (set_mode(fd, had ? &old : NULL, mode, force) != 0 || !(a->f = fdopen(fd, "w"))) {
         int e = errno;
         close(fd);
         unlink(a->tmp);
@@ -51,6 +70,16 @@ int atomicfile_open(atomicfile *a, const char *path, char *err, size_t errlen)
         return ls_fail(err, errlen, LS_EIO, "cannot write %s: %s", path, strerror(e));
     }
     return LS_OK;
+}
+
+int atomicfile_open(atomicfile *a, const char *path, char *err, size_t errlen)
+{
+    return open_with(a, path, 0, 0, err, errlen);
+}
+
+int atomicfile_open_mode(atomicfile *a, const char *path, unsigned mode, char *err, size_t errlen)
+{
+    return open_with(a, path, (mode_t)mode, 1, err, errlen);
 }
 
 int atomicfile_commit(atomicfile *a, char *err, size_t errlen)

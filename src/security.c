@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "atomicfile.h"
 #include "leadscore/error.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -78,39 +79,46 @@ int security_read_key(const char *path, char z85[SECURITY_KEY_Z85], char *err, s
     return LS_EPARSE;
 }
 
-static int write_file(const char *path, const char *text, mode_t mode, char *err, size_t errlen)
+/* Writes one key file of a pair (not yet in place: see security_keygen). */
+static int write_key(atomicfile *af, const char *path, unsigned mode, const char *text, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (fd < 0 || fchmod(fd, mode) != 0) {
+    int rc = atomicfile_open_mode(af, path, mode, err, errlen);
+    if (rc == LS_OK && fputs(text, af->f) == EOF) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return LS_EIO;
+        atomicfile_abort(af);
+        rc = LS_EIO;
     }
-    size_t n = strlen(text);
-    int ok = write(fd, text, n) == (ssize_t)n;
-    if (close(fd) != 0 || !ok) {
-        snprintf(err, errlen, "cannot write %s", path);
-        return LS_EIO;
-    }
-    return LS_OK;
+    return rc;
 }
 
+/* Both files are written beside their names first and put in place only
+ * when both are whole, so a failure (a full disk, a name that is a
+ * directory) leaves an existing pair as it was; a name that is a symbolic
+ * link is replaced, not written through. */
 int security_keygen(const char *prefix, char *err, size_t errlen)
 {
-    char pub[SECURITY_KEY_Z85], sec[SECURITY_KEY_Z85], path[1100], text[256];
+    char pub[SECURITY_KEY_Z85], sec[SECURITY_KEY_Z85], key_path[1100], pub_path[1100], text[256];
+    atomicfile key_file, pub_file;
     if (zmq_curve_keypair(pub, sec) != 0) {
         snprintf(err, errlen, "this libzmq cannot make CURVE keys (built without libsodium?)");
         return LS_EINTERNAL;
     }
-    snprintf(path, sizeof path, "%s.key", prefix);
-    snprintf(text, sizeof text, "# leadscore CurveZMQ secret key: keep it private\n%s\n", sec);
-    int rc = write_file(path, text, 0600, err, errlen);
+    snprintf(key_path, sizeof key_path, "%s.key", prefix);
+    snprintf(pub_path, sizeof pub_path, "%s.pub", prefix);
+    snprintf(text, sizeof text, "%s\n%s\n", SECURITY_SECRET_HEADER, sec);
+    int rc = write_key(&key_file, key_path, 0600, text, err, errlen);
     if (rc)
         return rc;
-    snprintf(path, sizeof path, "%s.pub", prefix);
-    snprintf(text, sizeof text, "# leadscore CurveZMQ public key\n%s\n", pub);
-    return write_file(path, text, 0644, err, errlen);
+    snprintf(text, sizeof text, "%s\n%s\n", SECURITY_PUBLIC_HEADER, pub);
+    if ((rc = write_key(&pub_file, pub_path, 0644, text, err, errlen)) != LS_OK) {
+        atomicfile_abort(&key_file);
+        return rc;
+    }
+    if ((rc = atomicfile_commit(&key_file, err, errlen)) != LS_OK) {
+        atomicfile_abort(&pub_file);
+        return rc;
+    }
+    return atomicfile_commit(&pub_file, err, errlen);
 }
 
 /* Appends every key of a list file with the given role. */
@@ -203,6 +211,21 @@ static void *zap_main(void *arg)
     return NULL;
 }
 
+/* Whether the file at path begins with keygen's public-key comment (a
+ * PREFIX.pub given where the secret belongs: its key would be taken as a
+ * secret, and the server would answer no client). */
+static int is_public_key_file(const char *path)
+{
+    char line[128];
+    FILE *fp = fopen(path, "r");
+    int pub = fp && fgets(line, sizeof line, fp) &&
+              strncmp(line, SECURITY_PUBLIC_HEADER, strlen(SECURITY_PUBLIC_HEADER)) == 0 &&
+              (line[strlen(SECURITY_PUBLIC_HEADER)] == '\n' || line[strlen(SECURITY_PUBLIC_HEADER)] == '\0');
+    if (fp)
+        fclose(fp);
+    return pub;
+}
+
 int security_start(security **out, void *zmq, const char *secret_path, const char *allow_path,
                    const char *admin_path, char *err, size_t errlen)
 {
@@ -213,6 +236,11 @@ int security_start(security **out, void *zmq, const char *secret_path, const cha
         return LS_ENOMEM;
     s->zmq = zmq;
     int rc = security_read_key(secret_path, s->secret, err, errlen);
+    if (rc == LS_OK && is_public_key_file(secret_path)) {
+        snprintf(err, errlen, "%s is a public key file (it begins \"%s\"): --curve-secret takes the secret, "
+                 "PREFIX.key of `leadscore keygen`", secret_path, SECURITY_PUBLIC_HEADER);
+        rc = LS_EINVAL;
+    }
     if (rc == LS_OK && zmq_curve_public(s->public_key, s->secret) != 0) {
         snprintf(err, errlen, "%s does not hold a valid CURVE secret key", secret_path);
         rc = LS_EPARSE;

@@ -15,6 +15,9 @@
 #include <stddef.h>
 
 #define SECURITY_KEY_Z85 41   /* 40 characters and a NUL */
+/* The first line of the files `leadscore keygen` writes. */
+#define SECURITY_SECRET_HEADER "# leadscore CurveZMQ secret key: keep it private"
+#define SECURITY_PUBLIC_HEADER "# leadscore CurveZMQ public key"
 #define SECURITY_ROLE_ADMIN "admin"
 #define SECURITY_ROLE_CLIENT "client"
 

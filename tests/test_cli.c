@@ -1106,6 +1106,18 @@ START_TEST(failed_writes_leave_files_as_they_were)
     ck_assert_int_eq(tu_run_cli(out, sizeof out, compact_onto), 1);
     ck_assert_ptr_nonnull(strstr(out, "already holds a store"));
     assert_compact_waits_for_readers(store_dir, dir);
+    /* a file written again keeps its mode: a private export stays private */
+    char private_out[700];
+    snprintf(private_out, sizeof private_out, "%s/private.jsonl", dir);
+    f = fopen(private_out, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_int_eq(chmod(private_out, 0600), 0);
+    const char *regen[] = {"gen", "--customers", "20", "--days", "5", "--out", private_out, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, regen), 0);
+    ck_assert_int_eq(stat(private_out, &st), 0);
+    ck_assert_int_gt(st.st_size, 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
     /* output that does not reach standard output (a full disk) is a
      * failure, said on stderr, not exit 0 */
     if (access("/dev/full", W_OK) == 0) {

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <zmq.h>
 
@@ -58,6 +59,50 @@ START_TEST(keygen_writes_a_private_secret_and_a_public_key)
     ck_assert_str_eq(derived, k.pub);
     const char *none[] = {"keygen", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, none), 2);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* keygen --force replaces a pair whole or not at all: a failure on the
+ * second file (its name is a directory) leaves the old secret; a key name
+ * that is a symbolic link is replaced, the file it points to untouched. */
+START_TEST(keygen_replaces_a_pair_whole_or_not_at_all)
+{
+    keypair k, again;
+    struct stat st;
+    char prefix[600], pub[700], key[700], victim[700], err[256], text[256];
+    tu_tempdir(dir, sizeof dir);
+    make_keys("server", &k);
+    snprintf(prefix, sizeof prefix, "%s/server", dir);
+    snprintf(pub, sizeof pub, "%s.pub", prefix);
+    snprintf(key, sizeof key, "%s.key", prefix);
+    ck_assert_int_eq(unlink(pub), 0);
+    ck_assert_int_eq(mkdir(pub, 0700), 0);
+    const char *force[] = {"keygen", "--out", prefix, "--force", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, force), 1);
+    ck_assert_int_eq(security_read_key(key, again.sec, err, sizeof err), LS_OK);
+    ck_assert_str_eq(again.sec, k.sec); /* the old secret is still there */
+    ck_assert_int_eq(rmdir(pub), 0);
+    /* a symbolic link in the key's place */
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    FILE *f = fopen(victim, "w");
+    fputs("precious\n", f);
+    fclose(f);
+    ck_assert_int_eq(unlink(key), 0);
+    ck_assert_int_eq(symlink(victim, key), 0);
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, force), 0);
+    f = fopen(victim, "r");
+    ck_assert_ptr_nonnull(fgets(text, sizeof text, f));
+    fclose(f);
+    ck_assert_str_eq(text, "precious\n");
+    ck_assert_int_eq(lstat(key, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(security_read_key(key, again.sec, err, sizeof err), LS_OK);
+    ck_assert_int_eq(security_read_key(pub, again.pub, err, sizeof err), LS_OK);
+    char derived[41];
+    ck_assert_int_eq(zmq_curve_public(derived, again.sec), 0);
+    ck_assert_str_eq(derived, again.pub); /* a matching pair */
     tu_rmtree(dir);
 }
 END_TEST
@@ -154,11 +199,12 @@ END_TEST
 START_TEST(bad_key_setups_are_refused_clearly)
 {
     keypair srvkeys, client;
-    char secret[700], allow[700], bad[700], err[512];
+    char secret[700], pubfile[700], allow[700], bad[700], err[512];
     tu_tempdir(dir, sizeof dir);
     make_keys("server", &srvkeys);
     make_keys("client", &client);
     snprintf(secret, sizeof secret, "%s/server.key", dir);
+    snprintf(pubfile, sizeof pubfile, "%s/server.pub", dir);
     const char *allowed[] = {client.pub, NULL}, *garbage[] = {"not-a-key", NULL};
     write_list("allow.txt", allowed, allow, sizeof allow);
     write_list("bad.txt", garbage, bad, sizeof bad);
@@ -169,6 +215,7 @@ START_TEST(bad_key_setups_are_refused_clearly)
         {secret, bad, "bad.txt:3"},
         {"/nonexistent/key", allow, "cannot read key file"},
         {"", allow, "need --curve-secret"},
+        {pubfile, allow, "is a public key file"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         config cfg;
@@ -193,6 +240,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("curve");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, keygen_writes_a_private_secret_and_a_public_key);
+    tcase_add_test(tc, keygen_replaces_a_pair_whole_or_not_at_all);
     tcase_add_test(tc, only_listed_keys_get_answers_and_only_admins_admin_ops);
     tcase_add_test(tc, bad_key_setups_are_refused_clearly);
     suite_add_tcase(s, tc);
