@@ -99,6 +99,7 @@ struct automation {
     uint32_t building[AUDIENCE_MAX]; /* not-ready audiences a running pass covers from its start */
     size_t nbuilding;
     int64_t last_prune_ms;
+    int prune_more;            /* the last prune took a whole chunk: prune again without waiting */
     int64_t next_wake_ms;      /* the earliest timer as last seen */
     /* the running txn: its evaluations (counted in stats once it commits),
      * and the sweep and the timer wake as they began (put back if it
@@ -1102,13 +1103,16 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
             return rc;
     }
     *busy |= a->sweeping || a->pass_pending;
-    if (now_ms - a->last_prune_ms >= PRUNE_EVERY_MS) {
+    /* once a second, and at once again while a prune finds more to do (a
+     * burst of triggers past --trigger-max must not outgrow 1,000/s) */
+    if (a->prune_more || now_ms - a->last_prune_ms >= PRUNE_EVERY_MS) {
         size_t pruned = 0;
         a->last_prune_ms = now_ms;
         rc = in_txn(a, s, m, now_ms, run_prune, &pruned, appended);
         if (rc == LS_OK) /* a prune that did not commit pruned nothing */
             BUMP(a, triggers_pruned, pruned);
-        *busy |= pruned == PRUNE_CHUNK;
+        a->prune_more = rc == LS_OK && pruned == PRUNE_CHUNK;
+        *busy |= a->prune_more;
     }
     *wake_ms = a->next_wake_ms;
     return rc;

@@ -153,7 +153,9 @@ static const cliopts_spec add_spec = {
              "pass is done, or after 5 s with the pass still running (`leadscore audience list`\n"
              "shows when it is ready); with --data the pass runs here, before the command returns.\n"
              "Prints the audience's members and canonical rule.  A bad rule is refused with the\n"
-             "column of the mistake.  --json: {\"ok\": true, \"created\", \"changed\", \"ready\"}.",
+             "column of the mistake.  --json: {\"ok\": true, \"created\", \"changed\", \"ready\"}.\n"
+             "A rule that begins with '-' goes after \"--\" (options before it):\n"
+             "  leadscore audience add --data DIR neg -- '-1 < score'",
     .opts = add_rows,
 };
 

@@ -149,6 +149,7 @@ typedef struct {
     uint64_t last_seq;        /* of the last trigger printed */
     int failed;               /* standard output failed */
     int error;                /* its errno */
+    int told_ahead;           /* said that --from is past the newest trigger */
 } printer;
 
 /* One trigger map as one line of JSON, flushed. */
@@ -169,16 +170,30 @@ static int print_trigger(printer *p, const msgpack_object *t)
 /* Warns when triggers after *from left the outbox before they were read
  * (the oldest it holds is first; when it holds none, 0, and last is the
  * newest ever written), and moves *from past them, so the warning is said
- * once. */
-static void check_gap(uint64_t *from, uint64_t first, uint64_t last)
+ * once; from 0 ("the oldest held") there is nothing to warn of. Warns
+ * once, too, when *from is past the newest trigger ever written: a
+ * resume point from another store (restored, or made anew), which would
+ * otherwise wait in silence for seqs this outbox has not reached. */
+static void check_gap(printer *p, uint64_t *from, uint64_t first, uint64_t last)
 {
     uint64_t gone_to = first ? first - 1 : last;
+    if (*from > last && !p->told_ahead) {
+        p->told_ahead = 1;
+        fprintf(stderr,
+                "leadscore triggers: warning: --from %llu is past the newest trigger this outbox has written "
+                "(%llu): a resume point from another store (one restored or made anew)? Triggers up to %llu "
+                "are not printed; --from %llu (or 0) reads from there\n",
+                (unsigned long long)*from, (unsigned long long)last, (unsigned long long)*from,
+                (unsigned long long)last);
+    }
     if (gone_to <= *from)
         return;
-    fprintf(stderr,
-            "leadscore triggers: warning: triggers %llu to %llu left the outbox before they were read "
-            "(serve's --trigger-retention, --trigger-max); continuing with %llu\n",
-            (unsigned long long)(*from + 1), (unsigned long long)gone_to, (unsigned long long)(gone_to + 1));
+    if (*from > 0)
+        fprintf(stderr,
+                "leadscore triggers: warning: triggers %llu to %llu left the outbox before they were read "
+                "(pruned by serve's --trigger-retention or --trigger-max, or erased by forget); continuing "
+                "with %llu\n",
+                (unsigned long long)(*from + 1), (unsigned long long)gone_to, (unsigned long long)(gone_to + 1));
     *from = gone_to;
 }
 
@@ -237,7 +252,7 @@ static int read_offline(const triggers_cli *o, printer *p)
     store_close(&s);
     uint64_t from = (uint64_t)o->from;
     if (rc == LS_OK || p->failed)
-        check_gap(&from, first, last);
+        check_gap(p, &from, first, last);
     if (p->failed)
         return cli_error(CMD, CLI_FAIL, "cannot write to standard output: %s", strerror(p->error));
     return rc == LS_OK ? CLI_OK : cli_error(CMD, CLI_FAIL, "reading the store failed: %s", ls_strerror(rc));
@@ -292,7 +307,7 @@ static int fetch_page(ls_client *c, const triggers_cli *o, printer *p, uint64_t 
     }
     codec_get_int(&up.data, "first", &first);
     codec_get_int(&up.data, "last", &newest);
-    check_gap(from, first > 0 ? (uint64_t)first : 0, newest > 0 ? (uint64_t)newest : 0);
+    check_gap(p, from, first > 0 ? (uint64_t)first : 0, newest > 0 ? (uint64_t)newest : 0);
     for (uint32_t i = 0; i < list->via.array.size && rc == LS_OK; i++)
         rc = print_trigger(p, &list->via.array.ptr[i]);
     *got = list->via.array.size;

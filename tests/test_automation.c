@@ -914,6 +914,38 @@ START_TEST(retention)
 }
 END_TEST
 
+/* A burst of triggers far past trigger-max is pruned to the bound in a
+ * few seconds, not at 1,000 a second (20,000 triggers and a bound of
+ * 1,000 took 19 s before). */
+START_TEST(a_burst_past_the_count_bound_is_pruned_at_once)
+{
+    enum { BATCH = 500, BATCHES = 40 };
+    start(NULL, NULL, NULL, 1000);
+    audience_put(&conn, "all", "known");
+    static ev evs[BATCH];
+    static char ids[BATCH][16];
+    for (int b = 0; b < BATCHES; b++) {
+        for (int i = 0; i < BATCH; i++) {
+            snprintf(ids[i], sizeof ids[0], "b%05d", b * BATCH + i);
+            evs[i] = (ev){ids[i], "page_view", NULL, wall_ms(), 0, 0, NULL};
+        }
+        track(&conn, evs, BATCH);
+    }
+    trig page[4];
+    uint64_t next, first = 0;
+    int64_t t0 = tu_now_ms(), deadline = t0 + 10000;
+    while (tu_now_ms() < deadline) {
+        read_page(&conn, 0, 1, 0, page, 4, &next, &first);
+        if (first == BATCH * BATCHES - 1000 + 1)
+            break;
+        usleep(50000);
+    }
+    ck_assert_msg(first == BATCH * BATCHES - 1000 + 1, "after %lld ms the outbox begins at %llu",
+                  (long long)(tu_now_ms() - t0), (unsigned long long)first);
+    stop();
+}
+END_TEST
+
 typedef struct {
     const char *endpoint;
     int delay_ms;
@@ -1251,6 +1283,14 @@ START_TEST(seqs_go_on_when_pruning_empties_the_outbox)
     ck_assert_int_eq(tu_run_cli_split(out, sizeof out, errtext, sizeof errtext, cli), 0);
     ck_assert_msg(strstr(errtext, "triggers 2 to 3 left the outbox"), "%s", errtext);
     ck_assert_ptr_null(strstr(strstr(errtext, "left the outbox") + 1, "left the outbox"));
+    /* from the oldest held (the default), nothing is missed: no warning */
+    const char *oldest[] = {"triggers", "--data", sdir, NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, errtext, sizeof errtext, oldest), 0);
+    ck_assert_msg(!strstr(errtext, "warning"), "%s", errtext);
+    /* a resume point past every trigger ever written is said, once */
+    const char *ahead[] = {"triggers", "--data", sdir, "--from", "99", NULL};
+    ck_assert_int_eq(tu_run_cli_split(out, sizeof out, errtext, sizeof errtext, ahead), 0);
+    ck_assert_msg(strstr(errtext, "--from 99 is past the newest trigger this outbox has written (3)"), "%s", errtext);
     /* and the next trigger is 4, also after a reopen */
     ck_assert_int_eq(store_open(&s, sdir, &so, &decay, err, sizeof err), LS_OK);
     append_one(s, "q", &seq);
@@ -1332,6 +1372,7 @@ int main(void)
     tcase_add_test(tc, each_moment_once);
     tcase_add_test(tc, resume_from_seq);
     tcase_add_test(tc, retention);
+    tcase_add_test(tc, a_burst_past_the_count_bound_is_pruned_at_once);
     tcase_add_test(tc, long_poll);
     tcase_add_test(tc, forget_leaves_audiences);
     tcase_add_test(tc, triggers_off_does_nothing);
