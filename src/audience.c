@@ -249,7 +249,12 @@ int audience_set_member(audience_def *d, store_wtxn *w, const char *id, size_t l
     bytecur_store_be32(key, d->info.id);
     memcpy(key + 4, id, len);
     int rc;
+    store_bytes held;
     if (member) {
+        /* a row already there (left by a store written without automation
+         * before): the member is counted once */
+        if ((rc = store_wtxn_tget(w, STORE_T_MEMBERS, key, 4 + len, &held)) != LS_ENOTFOUND)
+            return rc;
         bytecur_store_be64(val, (uint64_t)now_ms);
         rc = store_wtxn_tput(w, STORE_T_MEMBERS, key, 4 + len, val, 8);
     } else {

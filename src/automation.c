@@ -795,6 +795,27 @@ int automation_forget_damaged(automation *a, store_wtxn *w, const char *id, size
     return rc;
 }
 
+int automation_forget_stopped(store_wtxn *w, const char *id, size_t len, int erase_triggers, const uint8_t *state,
+                              size_t state_len, int64_t now_ms)
+{
+    audience_set set = {0};
+    cust_state s;
+    size_t erased = 0;
+    if (len > TOUCH_MAX_ID - 8)
+        return LS_OK;
+    int rc = erase_triggers ? trigger_forget(w, id, len, &erased) : LS_OK;
+    if (rc == LS_OK && state_len && state_decode(&s, state, state_len) == LS_OK)
+        rc = trigger_timer_move(w, id, len, s.next_due_ms, 0);
+    if (rc == LS_OK)
+        rc = audience_set_load(&set, w);
+    for (size_t i = 0; rc == LS_OK && i < set.n; i++) /* every audience: the state may be older than a rule */
+        rc = audience_set_member(&set.defs[i], w, id, len, 0, now_ms);
+    if (rc == LS_OK)
+        rc = audience_flush(&set, w);
+    audience_set_free(&set);
+    return rc;
+}
+
 int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len, const uint8_t *from_state,
                        size_t from_len)
 {

@@ -105,6 +105,14 @@ int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len,
 int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers,
                       const uint8_t *state, size_t state_len);
 
+/* automation_forget for a server that runs no automation (--triggers
+ * off): the audiences, the member lists and the outbox stay in the store
+ * for when it runs again, so a forget (erase_triggers 1) or an alias (0)
+ * must still take id out of every member list (their counts kept), drop
+ * its timer, and with erase_triggers erase its triggers.  No trigger. */
+int automation_forget_stopped(store_wtxn *w, const char *id, size_t len, int erase_triggers, const uint8_t *state,
+                              size_t state_len, int64_t now_ms);
+
 /* After customer id's value is gone when it was damaged (its state could
  * not be read: a forget or a cluster purge erases it all the same): takes it out of
  * every audience, since the state named which, and erases its triggers.

@@ -309,20 +309,23 @@ static int forget_customer(store_wtxn *txn, const char *id, size_t len, automati
     if (tlen >= sizeof subject)
         return later ? store_wtxn_forget_record(txn, id, len, later, deleted) : store_wtxn_forget(txn, id, len, deleted);
     memcpy(subject, target, tlen);
-    if (a)
-        rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
+    rc = automation_state_read(txn, subject, tlen, state, sizeof state, &state_len);
     /* a value whose framing is damaged is erased too (the right to
      * erasure holds for it; what automation kept in it is unreadable, so
      * every audience and trigger of the id goes) */
     int damaged = stored_damage(rc);
     if (damaged)
         rc = LS_OK;
-    /* triggers fired for ids merged into it name those ids: they go too */
-    if (rc == LS_OK && a)
+    /* triggers fired for ids merged into it name those ids: they go too
+     * (also while the automation does not run: its tables stay) */
+    if (rc == LS_OK)
         rc = store_wtxn_each_alias(txn, subject, tlen, forget_alias_triggers, a);
     if (rc == LS_OK)
         rc = later ? store_wtxn_forget_record(txn, id, len, later, deleted) : store_wtxn_forget(txn, id, len, deleted);
-    if (rc == LS_OK && a)
+    if (rc == LS_OK && !a)
+        rc = automation_forget_stopped(txn, subject, tlen, 1, damaged ? NULL : state, damaged ? 0 : state_len,
+                                       timefmt_now_ms());
+    else if (rc == LS_OK)
         rc = damaged ? automation_forget_damaged(a, txn, subject, tlen)
                      : automation_forget(a, txn, subject, tlen, 1, state, state_len);
     return rc;
@@ -340,12 +343,15 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
     size_t state_len = 0;
     int rc = LS_OK;
     if (job->kind == JOB_ALIAS) {
-        if (a && job->subject.len <= STORE_MAX_KEY)
+        if (job->subject.len <= STORE_MAX_KEY)
             rc = automation_state_read(txn, job->subject.ptr, job->subject.len, state, sizeof state, &state_len);
         if (rc == LS_OK)
             rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len,
                                   &job->result);
-        if (rc == LS_OK && job->result && a) /* from's record is gone into to's */
+        if (rc == LS_OK && job->result && !a) /* from's record is gone into to's */
+            rc = automation_forget_stopped(txn, job->subject.ptr, job->subject.len, 0, state, state_len,
+                                           timefmt_now_ms());
+        else if (rc == LS_OK && job->result)
             rc = automation_forget(a, txn, job->subject.ptr, job->subject.len, 0, state, state_len);
         if (rc == LS_OK && job->result && a && state_len) /* what fired for from: on the record it joined */
             rc = inherit_fired(txn, a, &job->object, state, state_len);

@@ -100,6 +100,18 @@ static int alias(tu_conn *c, const char *from, const char *to)
     return merged;
 }
 
+/* Erases customer over the wire (it must have been known). */
+static void forget_over_wire(tu_conn *c, const char *customer)
+{
+    req r;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    req_begin(&r, "forget", 1);
+    kv_s(&r, "customer", customer);
+    ck_assert(tu_get_bool(send_req(c, &r, &up), "deleted"));
+    msgpack_unpacked_destroy(&up);
+}
+
 /* One event {customer, type, ts, extra...}; price/value 0 means absent. */
 typedef struct {
     const char *customer, *type, *order_id;
@@ -844,6 +856,52 @@ START_TEST(an_older_states_birthday_is_the_same_occurrence)
 }
 END_TEST
 
+/* A forget while the server runs with --triggers off still erases the
+ * customer's member rows and triggers (the automation's tables stay in the
+ * store): when the automation runs again the id is in no list, and the
+ * same id coming back anew is counted once, as a member only when its new
+ * events make it one. */
+static void restart_same_store(int triggers)
+{
+    config cfg;
+    char err[256];
+    tu_disconnect(&conn);
+    tu_server_stop(&srv); /* the store stays */
+    tu_config(&cfg, dir);
+    cfg.triggers = triggers;
+    ck_assert_int_eq(config_set(&cfg, "audience-refresh", "1s", err, sizeof err), 0);
+    tu_server_start(&srv, &cfg);
+    tu_connect(&conn, srv.endpoint, ZMQ_DEALER);
+}
+
+START_TEST(a_forget_with_triggers_off_erases_memberships_and_triggers)
+{
+    char list[256];
+    int pages;
+    start(NULL, NULL, "1s", 0);
+    audience_put(&conn, "buyers", "purchase_count >= 1");
+    ev buy = {"alice", "purchase", "o1", wall_ms(), 0, 10, NULL};
+    track(&conn, &buy, 1);
+    ck_assert(wait_for(&conn, "alice", "enter", "buyers", 8000));
+    ck_assert_int_eq(members(&conn, "buyers", 100, list, sizeof list, &pages), 1);
+    restart_same_store(0);
+    forget_over_wire(&conn, "alice");
+    restart_same_store(1);
+    list[0] = '\0';
+    ck_assert_int_eq(members(&conn, "buyers", 100, list, sizeof list, &pages), 0);
+    ck_assert_int_eq(count_of(read_all(&conn), "alice", "enter", "buyers"), 0);
+    track1(&conn, "alice", "page_view", wall_ms(), 0); /* the id again, no buyer now */
+    ev other = {"bob", "purchase", "o2", wall_ms(), 0, 10, NULL};
+    track(&conn, &other, 1);
+    ck_assert(wait_for(&conn, "bob", "enter", "buyers", 8000));
+    usleep(1500000); /* a sweep */
+    list[0] = '\0';
+    ck_assert_int_eq(members(&conn, "buyers", 100, list, sizeof list, &pages), 1);
+    ck_assert_str_eq(list, "bob");
+    stop();
+}
+END_TEST
+
 /* Pages by `next` give every trigger once, in order; `from` is exclusive;
  * ids are the same on every read. */
 START_TEST(resume_from_seq)
@@ -1166,16 +1224,6 @@ END_TEST
 /* A seq, and so an id, is never given twice: forget erasing the newest
  * triggers once let the next trigger take the erased one's seq and id, so
  * a consumer that had handled it never saw the new one. */
-static void forget_over_wire(tu_conn *c, const char *customer)
-{
-    req r;
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    req_begin(&r, "forget", 1);
-    kv_s(&r, "customer", customer);
-    ck_assert(tu_get_bool(send_req(c, &r, &up), "deleted"));
-    msgpack_unpacked_destroy(&up);
-}
 
 START_TEST(seqs_are_never_given_twice_after_forget)
 {
@@ -1372,6 +1420,7 @@ int main(void)
     tcase_add_test(tc, each_moment_once);
     tcase_add_test(tc, resume_from_seq);
     tcase_add_test(tc, retention);
+    tcase_add_test(tc, a_forget_with_triggers_off_erases_memberships_and_triggers);
     tcase_add_test(tc, a_burst_past_the_count_bound_is_pruned_at_once);
     tcase_add_test(tc, long_poll);
     tcase_add_test(tc, forget_leaves_audiences);
