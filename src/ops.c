@@ -85,6 +85,7 @@ static int read_now(ops_call *c)
     if (rc || now < 0)
         return fail(c, LS_EBADREQ, "%s", "\"now\" must be a non-negative integer (Unix epoch milliseconds)");
     c->now_ms = now;
+    c->now_given = 1;
     return LS_OK;
 }
 
@@ -239,13 +240,21 @@ static void write_explain(codec_writer *w, const model *m, const assess_result *
     cw_end(w);
 }
 
-/* A customer's record as of c->now_ms, read in the open snapshot: 1 when
- * the store has it.  A stored record that cannot be decoded is logged for
- * the operator (the store does not log) and answers as an unknown
- * customer, with an empty record. */
-static int read_record(ops_call *c, const ls_str *id, ls_features *f)
+/* A customer's record, read in the open snapshot, and the time it is
+ * assessed at (*at): as of the request's `now` when it gives one; else
+ * every event stored, at the server's clock or, when the customer's
+ * newest event is stamped later (a storefront whose clock runs ahead:
+ * events are taken up to a day ahead), at that event's time -- a cart
+ * just tracked is never left out of the next score.  1 when the store has
+ * the customer.  A stored record that cannot be decoded is logged for the
+ * operator (the store does not log) and answers as an unknown customer,
+ * with an empty record. */
+static int read_record(ops_call *c, const ls_str *id, ls_features *f, int64_t *at)
 {
-    int rc = store_reader_get_asof(c->reader, id->ptr, id->len, c->now_ms, f);
+    int rc = store_reader_get_asof(c->reader, id->ptr, id->len, c->now_given ? c->now_ms : INT64_MAX, f);
+    *at = c->now_ms;
+    if (rc == LS_OK && !c->now_given && f->last_seen_ms > *at)
+        *at = f->last_seen_ms;
     if (rc == LS_EPARSE || rc == LS_EVERSION) {
         LOG_ERROR("stored_record_damaged", "customer=\"%.*s\" reason=\"%s\" note=\"the stored record cannot be "
                   "read: answered as an unknown customer; restore the store from a backup\"", (int)id->len, id->ptr,
@@ -265,8 +274,9 @@ static void write_result(ops_call *c, const model *m, const ls_str *id, int expl
     assess_result a;
     char tag[160];
     codec_writer *w = c->w;
-    int known = read_record(c, id, &f);
-    feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
+    int64_t at;
+    int known = read_record(c, id, &f, &at);
+    feature_ctx ctx = {at, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, explain, -1, &a);
     codec_writer_reserve(w, SCORE_RESULT_RESERVE + id->len);
     CW_KEY(w, "customer");
@@ -299,7 +309,7 @@ static void write_result(ops_call *c, const model *m, const ls_str *id, int expl
         if (a.journey.actions & (1u << i))
             cw_str(w, journey_action_name((journey_action)i));
     cw_end(w);
-    nextaction_emit(w, m, &f, &a, c->now_ms);
+    nextaction_emit(w, m, &f, &a, at);
     CW_KEY(w, "segments");
     write_segments(w, &a);
     textfmt t = textfmt_begin(tag, sizeof tag);   /* "%s@%s", name and version */
@@ -373,9 +383,9 @@ static int op_score(ops_call *c)
 /* profile                                                             */
 /* ------------------------------------------------------------------ */
 
-static void write_features(ops_call *c, const ls_features *f)
+static void write_features(ops_call *c, const ls_features *f, int64_t at)
 {
-    feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
+    feature_ctx ctx = {at, *store_decay(c->svc->store)};
     cw_key(c->w, "features");
     cw_map(c->w);
     kv_int(c->w, "first_seen", f->first_seen_ms);
@@ -400,8 +410,8 @@ static void write_features(ops_call *c, const ls_features *f)
         cw_key(c->w, "category");
         cw_strn(c->w, cat->name, cat->len);
         kv_int(c->w, "count", cat->count);
-        kv_double(c->w, "recent", cat->recent * feature_decay_factor(c->now_ms - f->last_seen_ms, ctx.decay.short_ms));
-        kv_double(c->w, "decayed", cat->decayed * feature_decay_factor(c->now_ms - f->last_seen_ms, ctx.decay.long_ms));
+        kv_double(c->w, "recent", cat->recent * feature_decay_factor(at - f->last_seen_ms, ctx.decay.short_ms));
+        kv_double(c->w, "decayed", cat->decayed * feature_decay_factor(at - f->last_seen_ms, ctx.decay.long_ms));
         cw_end(c->w);
     }
     cw_end(c->w);
@@ -416,14 +426,15 @@ static int op_profile(ops_call *c)
         return rc;
     if (store_reader_begin(c->reader) != LS_OK)
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
-    int known = read_record(c, &id, &f);
+    int64_t at;
+    int known = read_record(c, &id, &f, &at);
     store_reader_end(c->reader);
     begin_ok(c);
     cw_key(c->w, "customer");
     cw_strn(c->w, id.ptr, id.len);
     cw_key(c->w, "known");
     cw_bool(c->w, known);
-    write_features(c, &f);
+    write_features(c, &f, at);
     cw_end(c->w);
     return LS_OK;
 }
@@ -449,9 +460,10 @@ static int op_recommend(ops_call *c)
         model_unref(&m);
         return fail(c, LS_EINTERNAL, "%s", "cannot open a read snapshot of the store");
     }
-    read_record(c, &id, &f);
+    int64_t at;
+    read_record(c, &id, &f, &at);
     store_reader_end(c->reader);
-    feature_ctx ctx = {c->now_ms, *store_decay(c->svc->store)};
+    feature_ctx ctx = {at, *store_decay(c->svc->store)};
     assess_customer(m, &f, &ctx, 0, (int)k, &a);
     model_unref(&m);
     begin_ok(c);

@@ -26,7 +26,8 @@ typedef struct {
     codec_writer *scratch;     /* workers: rejected-event list under construction */
     const codec_request *req;
     int op;
-    int64_t now_ms;
+    int64_t now_ms;            /* the request's `now`, else the server clock */
+    int now_given;             /* the request gave `now` (reads are as of it) */
     int64_t start_ns;
     void *writer_push;         /* workers: PUSH socket to the writer */
     writer_job **handed;       /* non-NULL: a job is left here for the caller to hand over (PULL) */

@@ -195,6 +195,45 @@ START_TEST(track_then_score_reflects_it)
 }
 END_TEST
 
+/* A storefront whose clock runs ahead of the server's: a cart stamped
+ * two minutes "later" is stored (events are taken up to a day ahead) and
+ * the very next score sees it, as it sees a cart stamped at the server's
+ * time; a read given `now` still sees only what happened by then. */
+START_TEST(a_cart_stamped_ahead_of_the_servers_clock_counts_at_once)
+{
+    ls_client *c;
+    ls_score ahead, level, asof;
+    ls_track_result tr;
+    int64_t now = timefmt_now_ms();
+    ck_assert_int_eq(ls_client_connect(&c, srv.endpoint, 10000), LS_OK);
+    ls_client_event evs[2] = {
+        {.customer = "ahead", .type = "add_to_cart", .price = 40, .has = LS_HAS_PRICE, .ts_ms = now + 120000},
+        {.customer = "level", .type = "add_to_cart", .price = 40, .has = LS_HAS_PRICE, .ts_ms = now},
+    };
+    ck_assert_int_eq(ls_client_track(c, evs, 2, &tr), LS_OK);
+    ck_assert_int_eq(tr.accepted, 2);
+    ck_assert_int_eq(ls_client_score(c, "ahead", &ahead), LS_OK);
+    ck_assert_int_eq(ls_client_score(c, "level", &level), LS_OK);
+    ck_assert_int_eq(ahead.known, 1);
+    ck_assert_double_eq_tol(ahead.score, level.score, 1e-4); /* each read at its cart's time */
+    ck_assert_int_eq(ls_client_score_at(c, "ahead", now + 1000, &asof), LS_OK);
+    ck_assert_int_eq(asof.known, 0); /* as of a time before the cart */
+    void *reply = NULL;
+    size_t len = 0;
+    msgpack_unpacked up;
+    ck_assert_int_eq(ls_client_profile(c, "ahead", 0, &reply, &len), LS_OK);
+    msgpack_unpacked_init(&up);
+    ck_assert(msgpack_unpack_next(&up, reply, len, NULL) == MSGPACK_UNPACK_SUCCESS);
+    ck_assert(tu_get_bool(&up.data, "known"));
+    msgpack_unpacked_destroy(&up);
+    free(reply);
+    ls_score_free(&ahead);
+    ls_score_free(&level);
+    ls_score_free(&asof);
+    ls_client_close(&c);
+}
+END_TEST
+
 START_TEST(a_batch_of_ten_thousand_events_is_accepted)
 {
     enum { N = 10000 };
@@ -2335,6 +2374,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, ping_answers_with_version_and_echoes_id);
     tcase_add_test(tc, track_then_score_reflects_it);
+    tcase_add_test(tc, a_cart_stamped_ahead_of_the_servers_clock_counts_at_once);
     tcase_add_test(tc, a_batch_of_ten_thousand_events_is_accepted);
     tcase_add_test(tc, repeated_event_ids_count_once);
     tcase_add_test(tc, dealer_with_one_hundred_in_flight_gets_every_reply);
