@@ -341,6 +341,22 @@ static int state_has(const cust_state *s, uint32_t id)
     return 0;
 }
 
+/* Adds audience id to the state's list (member) or takes it out. */
+static void state_mark(cust_state *s, uint32_t id, int member)
+{
+    if (member) {
+        if (!state_has(s, id) && s->naud < AUDIENCE_MAX)
+            s->aud[s->naud++] = id;
+        return;
+    }
+    for (uint16_t k = 0; k < s->naud; k++)
+        if (s->aud[k] == id) {
+            memmove(&s->aud[k], &s->aud[k + 1], (size_t)(s->naud - k - 1) * sizeof s->aud[0]);
+            s->naud--;
+            return;
+        }
+}
+
 /* ------------------------------------------------------------------ */
 /* Moments                                                             */
 /* ------------------------------------------------------------------ */
@@ -589,6 +605,34 @@ static int step_audiences(automation *a, store_wtxn *w, eval_ctx *e, const ls_fe
     return LS_OK;
 }
 
+/* The first pass of an offline `audience add` (offline_build): only the
+ * audiences not yet ready, no trigger.  keep_state: the customer has a
+ * state, which then lists its new memberships too; a customer the
+ * automation never met gets none (the service's sweep records it whole,
+ * its member rows already counted). */
+static int step_building(automation *a, store_wtxn *w, eval_ctx *e, const ls_features *f, cust_state *s,
+                         int keep_state)
+{
+    feature_ctx ctx = {a->now_ms, a->cfg.decay};
+    arule_input in = {e->res, f, &ctx, 1};
+    for (size_t i = 0; i < a->audiences.n; i++) {
+        audience_def *d = &a->audiences.defs[i];
+        if (d->info.ready && !building(a, d->info.id))
+            continue;
+        if (arule_uses_segments(d->rule))
+            need_segments(e);
+        int member = arule_eval(d->rule, &in), was = state_has(s, d->info.id);
+        if (member == was)
+            continue;
+        int rc = audience_set_member(d, w, e->id, e->len, member, a->now_ms);
+        if (rc)
+            return rc;
+        if (keep_state)
+            state_mark(s, d->info.id, member);
+    }
+    return LS_OK;
+}
+
 /* A stored value that cannot be decoded (damage: LMDB keeps no checksums).
  * A timer or the sweep passes such a customer by, logged, instead of
  * failing its whole transaction at every turn (which held up every other
@@ -603,6 +647,20 @@ static int passed_by_as_damaged(int rc, int mode, const char *id, size_t len)
 }
 
 /* Evaluates customer id (a record key: already resolved) at a->now_ms. */
+/* Writes customer id's state s, unless it encodes to old (NULL: none). */
+static int keep_state(automation *a, store_wtxn *w, const char *id, size_t len, const cust_state *s,
+                      const uint8_t *old, size_t old_len)
+{
+    size_t n = state_encode(s, a->state_buf, sizeof a->state_buf);
+    if (n == 0)
+        return LS_EINTERNAL;
+    a->evaluations++;
+    if (old && n == old_len && memcmp(a->state_buf, old, n) == 0)
+        return LS_OK;
+    BUMP(a, automation_state_writes, 1);
+    return store_wtxn_put_state(w, id, len, a->state_buf, n);
+}
+
 static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, const ls_features *f_in, int mode)
 {
     ls_features f;
@@ -654,6 +712,11 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     if (mode == MODE_LIVE)
         s.heard_ms = a->now_ms - f.last_seen_ms > HEARD_LATE_MS ? a->now_ms : 0;
     eval_ctx e = {id, len, &f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0, s.heard_ms};
+    if (a->cfg.offline_build) {
+        if (not_yet || (rc = step_building(a, w, &e, &f, &s, had)) || !had)
+            return rc;
+        return keep_state(a, w, id, len, &s, old_bytes, old_len);
+    }
     if (!not_yet && ((rc = step_moments(a, w, &e, &s, baseline)) || (rc = step_audiences(a, w, &e, &f, &s, baseline))))
         return rc;
     /* The timer moves only when it must ring earlier: one that rings too
@@ -672,15 +735,8 @@ static int evaluate(automation *a, store_wtxn *w, const char *id, size_t len, co
     }
     if (s.next_due_ms && (a->next_wake_ms == 0 || s.next_due_ms < a->next_wake_ms))
         a->next_wake_ms = s.next_due_ms;
-    size_t n = state_encode(&s, a->state_buf, sizeof a->state_buf);
-    if (n == 0)
-        return LS_EINTERNAL;
-    a->evaluations++;
-    if (had && n == old_len && memcmp(a->state_buf, old_bytes, n) == 0)
-        return LS_OK;
     /* kept even when nothing is under way: it marks the customer as met */
-    BUMP(a, automation_state_writes, 1);
-    return store_wtxn_put_state(w, id, len, a->state_buf, n);
+    return keep_state(a, w, id, len, &s, had ? old_bytes : NULL, old_len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1106,7 +1162,7 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
         if (rc)
             return rc;
     }
-    if (a->next_wake_ms && a->next_wake_ms <= now_ms) {
+    if (!a->cfg.offline_build && a->next_wake_ms && a->next_wake_ms <= now_ms) {
         size_t taken = 0;
         rc = in_txn(a, s, m, now_ms, run_timers, &taken, appended);
         if (rc)
@@ -1126,7 +1182,7 @@ int automation_tick(automation *a, store *s, const model *m, int64_t now_ms, int
     *busy |= a->sweeping || a->pass_pending;
     /* once a second, and at once again while a prune finds more to do (a
      * burst of triggers past --trigger-max must not outgrow 1,000/s) */
-    if (a->prune_more || now_ms - a->last_prune_ms >= PRUNE_EVERY_MS) {
+    if (!a->cfg.offline_build && (a->prune_more || now_ms - a->last_prune_ms >= PRUNE_EVERY_MS)) {
         size_t pruned = 0;
         a->last_prune_ms = now_ms;
         rc = in_txn(a, s, m, now_ms, run_prune, &pruned, appended);

@@ -50,6 +50,10 @@ typedef struct {
     uint64_t outbox_max;               /* ... and beyond this many, the oldest */
     int64_t refresh_ms;                /* a sweep pass starts this long after the last began */
     feature_decay decay;               /* the store's half-lives */
+    int offline_build;                 /* `audience add --data`: the first pass records the members of
+                                        * the audiences not yet ready and nothing else -- no trigger,
+                                        * no timer run or moved, no prune (the service does those, by
+                                        * its own settings) */
 } automation_config;
 
 /* The defaults: cart after 1 h, retention 7 d / 1,000,000, refresh 15 min,

@@ -151,7 +151,8 @@ static const cliopts_spec add_spec = {
              "different one starts the audience over: it is not ready until its first pass over the\n"
              "store is done, and that pass fires no enter triggers).  A service answers once the\n"
              "pass is done, or after 5 s with the pass still running (`leadscore audience list`\n"
-             "shows when it is ready); with --data the pass runs here, before the command returns.\n"
+             "shows when it is ready); with --data the pass runs here, before the command returns,\n"
+             "and records members only (no trigger, timer or prune: the service does those).\n"
              "Prints the audience's members and canonical rule.  A bad rule is refused with the\n"
              "column of the mistake.  --json: {\"ok\": true, \"created\", \"changed\", \"ready\"}.\n"
              "A rule that begins with '-' goes after \"--\" (options before it):\n"
@@ -283,14 +284,15 @@ static int load_model(const audience_cli *o, store *s, model **m)
     return CLI_OK;
 }
 
-/* An automation as serve's writer opens it, with the default settings
- * (they matter to the moments a first pass may find due, not to
- * audiences). */
+/* An automation for the audience changes and their first pass only: it
+ * fires nothing, runs no timer and prunes nothing (offline_build), so the
+ * service's own settings (cart delay, retention) are not needed here. */
 static int open_automation(store *s, automation **a)
 {
     automation_config ac;
     automation_config_defaults(&ac);
     ac.decay = *store_decay(s);
+    ac.offline_build = 1;
     return automation_open(a, &ac, NULL) == LS_OK ? CLI_OK : cli_error(CMD, CLI_FAIL, "out of memory");
 }
 

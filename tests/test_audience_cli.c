@@ -28,6 +28,7 @@
 #include <zmq.h>
 
 #include "testutil.h"
+#include "timefmt.h"
 
 #define HANDSET LS_SOURCE_DIR "/models/handset.json" /* the model tu_spawn_serve serves with */
 
@@ -407,6 +408,46 @@ START_TEST(audience_offline)
     ck_assert_int_eq(run(rm_empty), 1);
     ck_assert_int_eq(stat(empty_file, &st), 0);
     ck_assert_int_eq(st.st_size, 0);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* The first pass of an offline `audience add` records members and does
+ * nothing else: it does not know the service's settings, so it fires no
+ * moment and prunes nothing.  A cart 2 h old in a store whose service
+ * waits 10 h (--abandoned-cart-after) is no abandoned cart yet; an offline
+ * add once judged it by the default 1 h and fired abandoned_cart. */
+START_TEST(audience_offline_fires_nothing)
+{
+    char dir[512], data[600], events[700], ep[256];
+    tu_tempdir(dir, sizeof dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    FILE *f = fopen(events, "w");
+    fprintf(f, "{\"customer\":\"carter\",\"type\":\"add_to_cart\",\"price\":30,\"ts\":%lld}\n",
+            (long long)(timefmt_now_ms() - 2 * 3600 * 1000LL));
+    fclose(f);
+    const char *imp[] = {"import", "--data", data, "--no-sync", "--quiet", events, NULL};
+    ck_assert_msg(run(imp) == 0, "%s", err);
+    /* the service meets the customer (its first pass keeps a state) */
+    const char *extra[] = {"--abandoned-cart-after", "10h", NULL};
+    pid_t pid = tu_spawn_serve(data, ep, sizeof ep, extra);
+    const char *all[] = {"audience", "add", "--connect", ep, "all", "known", NULL};
+    ck_assert_msg(run(all) == 0, "%s", err);
+    ck_assert_int_eq(wait_ready(ep, "all"), 1);
+    int status = tu_kill_wait(pid, SIGTERM);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    const char *add[] = {"audience", "add", "--data", data, "carts", "cart_open == 1", NULL};
+    ck_assert_msg(run(add) == 0, "%s", err);
+    ck_assert_str_eq(out, "audience carts created: 1 member (rule: cart_open == 1)\n");
+    const char *trig[] = {"triggers", "--data", data, NULL};
+    ck_assert_msg(run(trig) == 0, "%s", err);
+    ck_assert_msg(!strstr(out, "abandoned_cart"), "%s", out);
+    /* the service, back, counts the member once and fires no enter for it */
+    pid = tu_spawn_serve(data, ep, sizeof ep, extra);
+    ck_assert_int_eq(wait_ready(ep, "carts"), 1);
+    status = tu_kill_wait(pid, SIGTERM);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     tu_rmtree(dir);
 }
 END_TEST
@@ -862,6 +903,7 @@ static Suite *suite(void)
     tcase_add_test(tc, audience_usage_errors);
     tcase_add_test(tc, audience_through_a_service);
     tcase_add_test(tc, audience_offline);
+    tcase_add_test(tc, audience_offline_fires_nothing);
     tcase_add_test(tc, audience_export_nul_ids_and_failed_writes);
     tcase_add_test(tc, triggers_print_the_outbox);
     tcase_add_test(tc, triggers_follow);
