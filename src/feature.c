@@ -352,12 +352,24 @@ int feature_orders_before_visits(const ls_features *f)
     return f->first_purchase_ms != 0 && f->first_visit_ms != 0 && f->first_purchase_ms < f->first_visit_ms;
 }
 
+/* v rounded to 7 significant digits, what a 32-bit float holds: the cart
+ * keeps its values as floats, so a cart of 89.9 sums to 89.9000015...;
+ * rounded, it is 89.9 again, and a rule `open_cart_value == 89.9` (or
+ * `<= 89.9`) holds for it. */
+static double float_decimal(double v)
+{
+    if (v == 0.0 || !isfinite(v))
+        return v;
+    double scale = pow(10.0, 6.0 - floor(log10(fabs(v))));
+    return isfinite(scale) && isfinite(v * scale) ? round(v * scale) / scale : v;
+}
+
 double feature_open_cart(const ls_features *f)
 {
     int items;
     double v;
     cart_totals(f, &items, &v);
-    return v > 0.005 ? v : 0.0;
+    return v > 0.005 ? float_decimal(v) : 0.0;
 }
 
 int feature_cart_is_open(const ls_features *f)

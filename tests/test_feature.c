@@ -679,6 +679,27 @@ START_TEST(a_removal_takes_out_no_more_than_the_cart_holds)
 }
 END_TEST
 
+/* The cart keeps its values as 32-bit floats; open_cart_value reads them
+ * back as the decimals they were sent as (89.9, not 89.9000015...), so a
+ * rule `open_cart_value == 89.9` holds, also for a sum of lines. */
+START_TEST(open_cart_value_reads_the_decimals_sent)
+{
+    ls_features f;
+    feature_init(&f);
+    ls_event add = mk_value(EV_ADD_TO_CART, T0, 89.9);
+    apply(&f, &add);
+    ck_assert(fv(&f, "open_cart_value", T0 + HOUR) == 89.9);
+    for (int i = 1; i <= 3; i++) {
+        ls_event line = mk_value(EV_ADD_TO_CART, T0 + i * 1000, 0.1);
+        apply(&f, &line);
+    }
+    ck_assert(fv(&f, "open_cart_value", T0 + HOUR) == 90.2);
+    ls_event big = mk_value(EV_ADD_TO_CART, T0 + 5000, 1234567.0);
+    apply(&f, &big);
+    ck_assert(fv(&f, "open_cart_value", T0 + HOUR) == 1234657.0); /* 7 digits: 1234567 + 90.2, rounded */
+}
+END_TEST
+
 /* A checkout while the cart holds nothing since the last order (a
  * storefront that sends no add_to_cart) puts its basket in the cart: its
  * value and quantity, open from the checkout's time; a checkout of an open
@@ -1937,6 +1958,7 @@ static Suite *suite(void)
     tcase_add_test(tc, todays_category_enters_a_table_full_of_old_interest);
     tcase_add_test(tc, a_removal_takes_out_no_more_than_the_cart_holds);
     tcase_add_test(tc, a_checkout_fills_an_empty_basket);
+    tcase_add_test(tc, open_cart_value_reads_the_decimals_sent);
     tcase_add_test(tc, the_first_visit_says_whether_orders_came_first);
     tcase_add_test(tc, reviews_and_birthday);
     tcase_add_test(tc, a_review_without_a_rating_counts_outside_the_ratings);
