@@ -88,7 +88,8 @@ static const config_option options[] = {
      "directories (separated by :) from which `reload` may load a model file by path, besides the directory "
      "of --model; any other path is refused"},
     {"model-max-bytes", CONFIG_SIZE, OPT(model_max_bytes), 0, "16MiB", 1024, 64LL << 20,
-     "largest model file `reload` reads; a larger one is refused before it is read"},
+     "largest model file the service reads (--model at start, on SIGHUP and on `reload`, and a `reload` "
+     "PATH); a larger one is refused before it is read"},
     {"nats", CONFIG_STRING, OPT(nats), 1024, "", 0, 0,
      "cluster mode: comma-separated NATS server URLs (nats://HOST:PORT,...); this process becomes a shard node "
      "of the cluster made with `leadscore cluster init` (empty: a single node, no NATS needed)"},

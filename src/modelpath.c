@@ -82,14 +82,15 @@ static ssize_t read_all(int fd, char *buf, size_t want)
     return (ssize_t)got;
 }
 
-int modelpath_read(const char *path, uint64_t max_bytes, char **text, size_t *len, char *err, size_t errlen)
+int modelpath_read(const char *path, uint64_t max_bytes, int follow_links, char **text, size_t *len, char *err,
+                   size_t errlen)
 {
     struct stat st;
     char *buf = NULL;
     int rc = LS_OK;
     *text = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | (follow_links ? 0 : O_NOFOLLOW) | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return ls_fail(err, errlen, LS_EIO, "cannot open %s: %s", path, strerror(errno));
     if (fstat(fd, &st) != 0) {

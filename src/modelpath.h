@@ -26,10 +26,14 @@ int modelpath_resolve(const char *model_path, const char *dirs, const char *path
                       size_t errlen);
 
 /* Reads the whole file at path into *text (malloc'd, NUL-terminated, the
- * caller frees) and its length into *len.  Opens with O_NONBLOCK and
- * O_NOFOLLOW; refuses, before reading, anything but a regular file
- * (LS_EINVAL) and a file over max_bytes (LS_ETOOLARGE).  LS_EIO when it
- * cannot be opened or read, LS_ENOMEM.  On failure *text is NULL. */
-int modelpath_read(const char *path, uint64_t max_bytes, char **text, size_t *len, char *err, size_t errlen);
+ * caller frees) and its length into *len.  Opens with O_NONBLOCK (and
+ * O_NOFOLLOW unless follow_links: a path a client named must not lead out
+ * of the model directories; the operator's --model may be a link);
+ * refuses, before reading, anything but a regular file (LS_EINVAL: a
+ * FIFO would block the reader) and a file over max_bytes (LS_ETOOLARGE).
+ * LS_EIO when it cannot be opened or read, LS_ENOMEM.  On failure *text
+ * is NULL. */
+int modelpath_read(const char *path, uint64_t max_bytes, int follow_links, char **text, size_t *len, char *err,
+                   size_t errlen);
 
 #endif

@@ -546,7 +546,7 @@ static int reload_from(ops_call *c, const char *path)
     if (rc)
         return reload_refused(c, path, err,
                               "\"path\" must name a file inside a model directory (that of --model, or in model-dirs)");
-    rc = modelpath_read(real, cfg->model_max_bytes, &text, &len, err, sizeof err);
+    rc = modelpath_read(real, cfg->model_max_bytes, 0, &text, &len, err, sizeof err);
     if (rc == LS_EINVAL)
         return reload_refused(c, path, err, "the path is not a regular file");
     if (rc == LS_ETOOLARGE) {
@@ -579,7 +579,7 @@ static int op_reload(ops_call *c)
         buf[path.len] = '\0';
         if ((rc = reload_from(c, buf)))
             return rc;
-    } else if (service_reload_model(c->svc, NULL, err, sizeof err) != LS_OK) {
+    } else if (service_reload_model(c->svc, err, sizeof err) != LS_OK) {
         return reload_refused(c, NULL, err, "the --model file did not load: see the server log");
     }
     model *m = service_model_acquire(c->svc);

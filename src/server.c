@@ -832,7 +832,7 @@ static void on_wake(server *s)
         for (ssize_t i = 0; i < n; i++)
             buf[i] == 'h' ? (reload = 1) : (stop = 1);
     if (reload) {
-        if (service_reload_model(&s->svc, NULL, err, sizeof err) == LS_OK)
+        if (service_reload_model(&s->svc, err, sizeof err) == LS_OK)
             LOG_INFO("model_reloaded", "path=\"%s\"", s->svc.cfg.model_path);
         else
             LOG_ERROR("model_reload_failed", "path=\"%s\" reason=\"%s\" note=\"the old model stays\"",

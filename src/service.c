@@ -11,10 +11,13 @@
 #include "service.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "error_internal.h"
 #include "leadscore/error.h"
+#include "modelpath.h"
 
 model *service_model_acquire(service *svc)
 {
@@ -51,15 +54,38 @@ static int same_decay(const feature_decay *a, const feature_decay *b)
     return a->short_ms == b->short_ms && a->long_ms == b->long_ms;
 }
 
-int service_load_model(service *svc, char *err, size_t errlen)
+/* The model of --model (the built-in copy when it names the default file
+ * and there is none), read under model-max-bytes: a regular file only (a
+ * FIFO would hang the start or the reload), not larger than the limit. */
+static int load_configured(service *svc, model **out, char *err, size_t errlen)
 {
-    return model_load_default(svc->cfg.model_path, &svc->model, NULL, err, errlen);
+    const char *path = svc->cfg.model_path[0] ? svc->cfg.model_path : MODEL_DEFAULT_PATH;
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (model_path_is_builtin(path))
+        return model_load_builtin(out, err, errlen);
+    int rc = modelpath_read(path, svc->cfg.model_max_bytes, 1, &text, &len, err, errlen);
+    if (rc == LS_ETOOLARGE)
+        rc = ls_fail(err, errlen, LS_EINVAL, "model file %s is larger than model-max-bytes (%llu bytes)", path,
+                     (unsigned long long)svc->cfg.model_max_bytes);
+    else if (rc == LS_EINVAL)
+        rc = ls_fail(err, errlen, LS_EINVAL, "model file %s is not a regular file", path);
+    else if (rc == LS_OK)
+        rc = model_load_text(text, len, out, err, errlen);
+    free(text);
+    return rc;
 }
 
-int service_reload_model(service *svc, const char *path, char *err, size_t errlen)
+int service_load_model(service *svc, char *err, size_t errlen)
+{
+    return load_configured(svc, &svc->model, err, errlen);
+}
+
+int service_reload_model(service *svc, char *err, size_t errlen)
 {
     model *m = NULL;
-    int rc = model_load_default(path ? path : svc->cfg.model_path, &m, NULL, err, errlen);
+    int rc = load_configured(svc, &m, err, errlen);
     return rc ? rc : service_install_model(svc, m, err, errlen);
 }
 

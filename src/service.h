@@ -81,8 +81,9 @@ typedef struct service {
 } service;
 
 /* Loads the configured --model (the built-in copy when the default path
- * does not exist) as the first active model, before the store is open:
- * no half-life check.  Call once, before any thread starts. */
+ * does not exist; a file under model-max-bytes, a regular one) as the
+ * first active model, before the store is open: no half-life check.
+ * Call once, before any thread starts. */
 int service_load_model(service *svc, char *err, size_t errlen);
 
 /* The active model with one reference for the caller (model_unref it). */
@@ -104,9 +105,10 @@ int service_model_swap_if(service *svc, const model *expected, model *m);
  * explains in err (LS_EINVAL). */
 int service_install_model(service *svc, model *m, char *err, size_t errlen);
 
-/* Loads the model file at path (NULL: the configured --model) and makes it
- * active, or leaves the old one in place and explains why in err: an
- * unreadable or invalid file, or half-lives other than the store's. */
-int service_reload_model(service *svc, const char *path, char *err, size_t errlen);
+/* Loads the configured --model again (under model-max-bytes, a regular
+ * file only) and makes it active, or leaves the old one in place and
+ * explains why in err: an unreadable, oversize or invalid file, or
+ * half-lives other than the store's. */
+int service_reload_model(service *svc, char *err, size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -1120,6 +1121,62 @@ START_TEST(reload_swaps_models_and_a_bad_file_keeps_the_old_one)
     ls_client_close(&lc);
     msgpack_unpacked_destroy(&up);
     tu_disconnect(&c);
+}
+END_TEST
+
+/* The --model file is read as a reload PATH is: a regular file only (a
+ * FIFO once hung the start), at most model-max-bytes (it applied to
+ * `reload PATH` alone), through a symbolic link (a deploy's "current"). */
+START_TEST(the_model_file_is_read_within_its_limits)
+{
+    char dir[512], fifo[600], link[600], copy[600], err[512];
+    config cfg;
+    server *s = NULL;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo.json", dir);
+    snprintf(link, sizeof link, "%s/current.json", dir);
+    snprintf(copy, sizeof copy, "%s/model.json", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(symlink(LS_SOURCE_DIR "/models/handset.json", link), 0);
+    char data[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    tu_config(&cfg, data);
+    snprintf(cfg.model_path, sizeof cfg.model_path, "%s", fifo);
+    ck_assert_int_ne(server_start(&s, &cfg, err, sizeof err), LS_OK);
+    ck_assert_msg(strstr(err, "not a regular file"), "%s", err);
+    snprintf(cfg.model_path, sizeof cfg.model_path, "%s", link);
+    cfg.model_max_bytes = 1024;
+    ck_assert_int_ne(server_start(&s, &cfg, err, sizeof err), LS_OK);
+    ck_assert_msg(strstr(err, "larger than model-max-bytes (1024 bytes)"), "%s", err);
+    /* within the limit, through the link: it starts; a plain reload of a
+     * file grown past the limit keeps the old model */
+    tu_server srv2;
+    cfg.model_max_bytes = 1 << 20;
+    FILE *in = fopen(LS_SOURCE_DIR "/models/handset.json", "r"), *out = fopen(copy, "w");
+    int ch;
+    while ((ch = fgetc(in)) != EOF)
+        fputc(ch, out);
+    fclose(in);
+    fclose(out);
+    snprintf(cfg.model_path, sizeof cfg.model_path, "%s", copy);
+    tu_server_start(&srv2, &cfg);
+    out = fopen(copy, "a");
+    for (int i = 0; i < (1 << 20) / 64 + 1; i++)
+        fputs("                                                               \n", out);
+    fclose(out);
+    tu_conn c;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    tu_connect(&c, srv2.endpoint, ZMQ_DEALER);
+    begin(&sb, &pk, "reload", 0);
+    call(&c, &sb, &up);
+    ck_assert(tu_is_error(&up.data, "bad_request"));
+    msgpack_unpacked_destroy(&up);
+    tu_disconnect(&c);
+    tu_server_stop(&srv2);
+    tu_rmtree(dir);
 }
 END_TEST
 
@@ -2392,6 +2449,7 @@ static Suite *suite(void)
     tcase_add_test(tc, score_result_has_every_contract_field);
     tcase_add_test(tc, recommend_ranks_segments_with_reasons);
     tcase_add_test(tc, reload_swaps_models_and_a_bad_file_keeps_the_old_one);
+    tcase_add_test(tc, the_model_file_is_read_within_its_limits);
     tcase_add_test(tc, reload_under_load_loses_no_request);
     tcase_add_test(tc, alias_folds_an_anonymous_history_in_once);
     tcase_add_test(tc, forget_erases_a_customer_its_aliases_and_keys);
