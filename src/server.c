@@ -99,8 +99,12 @@ static int open_store(server *s, char *err, size_t errlen)
 {
     store_options opt = {.map_size = s->svc.cfg.map_size, .no_sync = !s->svc.cfg.sync,
                          .history_days = s->svc.cfg.history_days};
-    if (s->svc.cfg.map_max < s->svc.cfg.map_size)
+    if (s->svc.cfg.map_max < s->svc.cfg.map_size) {
+        LOG_WARN("map_max_raised", "map_size=%llu map_max=%llu note=\"--map-max is below --map-size: the store may "
+                 "grow to --map-size and no further\"", (unsigned long long)s->svc.cfg.map_size,
+                 (unsigned long long)s->svc.cfg.map_max);
         s->svc.cfg.map_max = s->svc.cfg.map_size;
+    }
     const feature_decay *want = model_decay(s->svc.model);
     int rc = store_open(&s->svc.store, s->svc.cfg.data_dir, &opt, want, err, errlen);
     if (rc)
