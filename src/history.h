@@ -8,7 +8,8 @@
  * order ids; an event refers to a string by its 1-based index), and a
  * "before" aggregate: the feature record of the events that fell out of
  * retention (older than the customer's newest event minus history_days,
- * or beyond HISTORY_MAX_EVENTS), so lifetime counts stay right.
+ * or beyond HISTORY_MAX_EVENTS), so lifetime counts stay right when the
+ * folded events came in time order (see below).
  *
  * Canonical replay.  The features of a customer are DEFINED as the replay
  * of its history: start from `before`, apply every event in canonical
@@ -23,8 +24,12 @@
  * Retention folds whole orders: the lines of one order are folded
  * together or not at all, so a history may keep a few more events than
  * the limits say.  An event older than the retention boundary that
- * arrives late is folded into `before` after the events already there
- * (counts stay right; its decayed weight then depends on arrival order).
+ * arrives late is folded into `before` after the events already there:
+ * `before` keeps counts, not the days and order ids behind them, so such
+ * an event's order may count again (a line of an order already folded)
+ * and its purchase, share or review day too (a day between `before`'s
+ * first and last such day); its decayed weight depends on arrival order.
+ * PROTOCOL.md 2.7 tells users to backfill long histories oldest first.
  * The identities of folded events are kept (at most HISTORY_MAX_FOLDED_IDS,
  * the numerically smallest let go first), so an event folded out of
  * retention is still a duplicate when it is sent again: a second import of
