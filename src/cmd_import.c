@@ -132,7 +132,7 @@ static const cliopt import_rows[] = {
     {.name = "key", .kind = CLIOPT_STRING, F(key_prefix), .arg = "PREFIX",
      .help = "--connect over CurveZMQ: this client's key pair (PREFIX.pub, PREFIX.key)"},
     {.name = "timeout", .kind = CLIOPT_INT, F(timeout_ms), .lo = 1, .hi = 3600000, .want = "milliseconds, 1 to 3600000",
-     .arg = "MS", .help = "--connect: wait for each batch's acknowledgement (default 30000)"},
+     .arg = "MS", .help = "--connect only: wait for each batch's acknowledgement (default 30000)"},
     {.name = "model", .kind = CLIOPT_STRING, F(model_path), .arg = "FILE",
      .help = "half-lives for a NEW store (default: the built-in model)"},
     {.name = "no-sync", .kind = CLIOPT_FLAG, F(no_sync),
@@ -195,11 +195,15 @@ static const cliopts_spec import_spec = {
 static int parse_opts(int argc, char **argv, import_opts *o)
 {
     o->max_errors = -1;
-    o->timeout_ms = 30000;
     eventfile_options_init(&o->ef);
     int first = cliopts_parse(&import_spec, argc, argv, o);
     if (first < 0)
         return first;
+    if (!o->connect && o->timeout_ms)
+        return cli_error("import", CLI_USAGE, "--timeout goes with --connect (it bounds the wait for a service's "
+                         "acknowledgement)"), CLIOPTS_USAGE;
+    if (!o->timeout_ms)
+        o->timeout_ms = 30000;
     if (o->allow_old)
         o->ef.min_ts_ms = 0;
     if (o->data_dir && o->connect)

@@ -113,6 +113,10 @@ START_TEST(usage_errors_exit_two)
     const char *metrics[] = {"serve", "--metrics", "9464", "--data", "/nonexistent/never-made", NULL};
     ck_assert_int_eq(tu_run_cli(out, sizeof out, metrics), 2);
     ck_assert_ptr_nonnull(strstr(out, "--metrics: \"9464\" is not IPV4-ADDRESS:PORT"));
+    /* an option that would do nothing is said, not ignored */
+    const char *timeout_data[] = {"import", "--data", "/nonexistent/never-made", "--timeout", "5", "x.jsonl", NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, timeout_data), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--timeout goes with --connect"));
 }
 END_TEST
 
