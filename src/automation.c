@@ -851,6 +851,28 @@ int automation_forget_damaged(automation *a, store_wtxn *w, const char *id, size
     return rc;
 }
 
+int automation_alias_exits(automation *a, store_wtxn *w, const char *id, size_t len, const ls_features *f,
+                           const uint8_t *state, size_t state_len)
+{
+    cust_state s;
+    if (len > TOUCH_MAX_ID - 8 || state_len == 0 || state_decode(&s, state, state_len) != LS_OK || s.naud == 0)
+        return LS_OK;
+    assess_result res;
+    feature_ctx ctx = {a->now_ms, a->cfg.decay};
+    assess_customer(a->m, f, &ctx, 0, 0, &res);
+    eval_ctx e = {id, len, f, &res, model_journey(a->m), a->m, a->now_ms, &a->cfg.decay, 0, s.heard_ms};
+    for (uint16_t i = 0; i < s.naud; i++) {
+        audience_def *d = audience_find_id(&a->audiences, s.aud[i]);
+        if (!d || !d->info.ready || building(a, d->info.id))
+            continue; /* an audience still building fires nothing for anyone */
+        int rc = emit(a, w, &e, TRIGGER_EXIT, d->info.name, 0);
+        if (rc)
+            return rc;
+        a->txn_counts.exits++;
+    }
+    return LS_OK;
+}
+
 int automation_forget_stopped(store_wtxn *w, const char *id, size_t len, int erase_triggers, const uint8_t *state,
                               size_t state_len, int64_t now_ms)
 {

@@ -109,6 +109,14 @@ int automation_inherit(automation *a, store_wtxn *w, const char *id, size_t len,
 int automation_forget(automation *a, store_wtxn *w, const char *id, size_t len, int erase_triggers,
                       const uint8_t *state, size_t state_len);
 
+/* An alias is merging `from` (id) away: fires an `exit` of every ready
+ * audience its state (read before the merge) lists, assessed on its
+ * record f as it was before the merge, so a consumer that keeps member
+ * lists from the trigger stream lets `from` go.  Call once the merge is
+ * done, before automation_forget takes it out of the member lists. */
+int automation_alias_exits(automation *a, store_wtxn *w, const char *id, size_t len, const ls_features *f,
+                           const uint8_t *state, size_t state_len);
+
 /* automation_forget for a server that runs no automation (--triggers
  * off): the audiences, the member lists and the outbox stay in the store
  * for when it runs again, so a forget (erase_triggers 1) or an alias (0)

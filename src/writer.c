@@ -343,11 +343,17 @@ static int apply_identity(store_wtxn *txn, writer_job *job, automation *a)
     size_t state_len = 0;
     int rc = LS_OK;
     if (job->kind == JOB_ALIAS) {
+        static _Thread_local ls_features from_rec;
+        int have_rec = 0;
         if (job->subject.len <= STORE_MAX_KEY)
             rc = automation_state_read(txn, job->subject.ptr, job->subject.len, state, sizeof state, &state_len);
+        if (rc == LS_OK && a && state_len) /* what from was, for the exits it fires */
+            have_rec = store_wtxn_get(txn, job->subject.ptr, job->subject.len, &from_rec) == LS_OK;
         if (rc == LS_OK)
             rc = store_wtxn_alias(txn, job->subject.ptr, job->subject.len, job->object.ptr, job->object.len,
                                   &job->result);
+        if (rc == LS_OK && job->result && a && have_rec)
+            rc = automation_alias_exits(a, txn, job->subject.ptr, job->subject.len, &from_rec, state, state_len);
         if (rc == LS_OK && job->result && !a) /* from's record is gone into to's */
             rc = automation_forget_stopped(txn, job->subject.ptr, job->subject.len, 0, state, state_len,
                                            timefmt_now_ms());

@@ -856,6 +856,31 @@ START_TEST(an_older_states_birthday_is_the_same_occurrence)
 }
 END_TEST
 
+/* An alias merges `from` away: it leaves its audiences with an `exit`
+ * each (assessed as it was), so a consumer that keeps member lists from
+ * the stream lets it go; the customer it joined fires no second enter. */
+START_TEST(an_alias_fires_the_exits_of_from)
+{
+    char list[256];
+    int pages;
+    start(NULL, NULL, NULL, 0);
+    audience_put(&conn, "all", "known");
+    track1(&conn, "anon-7", "page_view", wall_ms(), 0);
+    track1(&conn, "dave", "page_view", wall_ms(), 0);
+    ck_assert(wait_for(&conn, "anon-7", "enter", "all", 8000));
+    ck_assert(wait_for(&conn, "dave", "enter", "all", 8000));
+    ck_assert(alias(&conn, "anon-7", "dave"));
+    ck_assert(wait_for(&conn, "anon-7", "exit", "all", 8000));
+    size_t n = read_all(&conn);
+    ck_assert_int_eq(count_of(n, "anon-7", "exit", "all"), 1);
+    ck_assert_int_eq(count_of(n, "dave", "enter", "all"), 1);
+    ck_assert_int_eq(count_of(n, "dave", "exit", "all"), 0);
+    ck_assert_int_eq(members(&conn, "all", 100, list, sizeof list, &pages), 1);
+    ck_assert_str_eq(list, "dave");
+    stop();
+}
+END_TEST
+
 /* A forget while the server runs with --triggers off still erases the
  * customer's member rows and triggers (the automation's tables stay in the
  * store): when the automation runs again the id is in no list, and the
@@ -1420,6 +1445,7 @@ int main(void)
     tcase_add_test(tc, each_moment_once);
     tcase_add_test(tc, resume_from_seq);
     tcase_add_test(tc, retention);
+    tcase_add_test(tc, an_alias_fires_the_exits_of_from);
     tcase_add_test(tc, a_forget_with_triggers_off_erases_memberships_and_triggers);
     tcase_add_test(tc, a_burst_past_the_count_bound_is_pruned_at_once);
     tcase_add_test(tc, long_poll);
