@@ -24,6 +24,10 @@ enum { TRANSFORM_NONE, TRANSFORM_LOG1P, TRANSFORM_LOG1P_SCALED };
 /* Most log1p terms are counts (sessions, purchases, reviews) and most of
  * them are small: their log1p comes from a table, the same doubles. */
 #define MODEL_LOG1P_INTS 64
+/* The largest calibrated weight (per unit of a term) and intercept a model
+ * may have: a fitted model's are below 100; past this a term's log-odds
+ * could overflow, and a score turn NaN. */
+#define MODEL_MAX_LOGIT 1e6
 
 typedef struct {
     int feature;
@@ -378,9 +382,19 @@ static int parse_model(model *m, json_t *root, char *err, size_t errlen)
     /* per-model constants of scoring, with the very expressions model_score
      * and assess_customer would evaluate per customer */
     m->cal_intercept = m->cal_a * m->intercept + m->cal_b;
+    if (!isfinite(m->cal_intercept) || fabs(m->cal_intercept) > MODEL_MAX_LOGIT)
+        return ls_fail(err, errlen, LS_EPARSE, "model file: the calibrated intercept (calibration a x intercept + "
+                       "b = %g) is out of range: a model's log-odds must stay within +-%g", m->cal_intercept,
+                       MODEL_MAX_LOGIT);
     for (int i = 0; i < m->nterms; i++) {
-        m->terms[i].cal_weight = m->cal_a * m->terms[i].coef / m->terms[i].scale;
-        m->terms[i].complaint = model_complaint_feature(m->terms[i].feature);
+        model_term *t = &m->terms[i];
+        t->cal_weight = m->cal_a * t->coef / t->scale;
+        t->complaint = model_complaint_feature(t->feature);
+        if (!isfinite(t->cal_weight) || fabs(t->cal_weight) > MODEL_MAX_LOGIT ||
+            !(fabs(t->cal_weight * t->mean) <= MODEL_MAX_LOGIT * MODEL_MAX_LOGIT))
+            return ls_fail(err, errlen, LS_EPARSE, "model file: the term of \"%s\" weighs %g per unit (calibration "
+                           "a x coef / scale) with mean %g: out of range, its log-odds would not stay finite",
+                           model_feature_name(t->feature), t->cal_weight, t->mean);
     }
     for (int k = 0; k < MODEL_LOG1P_INTS; k++)
         m->log1p_int[k] = log1p((double)k);
@@ -647,6 +661,8 @@ void model_score_ex(const model *m, const ls_features *f, const feature_ctx *ctx
         logit = logistic_logit(m, f, ctx, explain, level, out);
     if (explain)
         qsort(out->contrib, (size_t)out->ncontrib, sizeof out->contrib[0], by_magnitude);
+    if (isnan(logit)) /* not from a model that loaded (its weights are bounded): a last guard */
+        logit = 0.0;
     out->logit = logit;
     out->score = sigmoid(logit);
     out->score_100 = (int)lround(out->score * 100.0);

@@ -16,6 +16,7 @@
 
 #include "error_internal.h"
 #include "log.h"
+#include "modelpath.h"
 #include "timefmt.h"
 
 #define MS_PER_DAY 86400000LL
@@ -45,22 +46,41 @@ int retrain_better(const train_metrics *candidate, const train_metrics *serving,
 /* One run                                                             */
 /* ------------------------------------------------------------------ */
 
-/* The JSON of the configured model file, as `reload` would read it. */
+/* The JSON of the configured model file, read as the service reads it
+ * at start and on `reload` (service.c): a regular file (or a link to one)
+ * within --model-max-bytes, a valid model, no duplicate keys. */
 static json_t *load_base_json(const service *svc, char *err, size_t errlen)
 {
-    const char *path = svc->cfg.model_path;
+    const char *path = svc->cfg.model_path[0] ? svc->cfg.model_path : MODEL_DEFAULT_PATH;
     json_error_t jerr;
-    json_t *j;
+    model *check = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
     if (model_path_is_builtin(path)) {
-        size_t len;
-        const char *text = model_builtin_text(&len);
-        j = json_loadb(text, len, 0, &jerr);
-    } else {
-        j = json_load_file(path, 0, &jerr);
+        const char *builtin = model_builtin_text(&len);
+        return json_loadb(builtin, len, JSON_REJECT_DUPLICATES, &jerr);
     }
-    if (!j)
+    rc = modelpath_read(path, svc->cfg.model_max_bytes, 1, &text, &len, err, errlen);
+    if (rc == LS_ETOOLARGE)
+        ls_fail(err, errlen, LS_EINVAL, "the base model %s is larger than model-max-bytes", path);
+    else if (rc == LS_EINVAL)
+        ls_fail(err, errlen, LS_EINVAL, "the base model %s is not a regular file", path);
+    else if (rc == LS_OK && (rc = model_load_text(text, len, &check, err, errlen)) == LS_OK)
+        model_unref(&check);
+    json_t *j = rc == LS_OK ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (rc == LS_OK && !j)
         ls_fail(err, errlen, LS_EPARSE, "cannot read the base model %s: %s", path, jerr.text);
+    free(text);
     return j;
+}
+
+/* The name the retrained model keeps: the configured model's (the base
+ * document's), whatever a `reload` made active meanwhile. */
+static const char *base_name(const json_t *base)
+{
+    const char *name = json_string_value(json_object_get(base, "name"));
+    return name ? name : "retrained";
 }
 
 /* The model JSON document j describes, loaded as `reload` loads a file. */
@@ -86,9 +106,9 @@ static int same_decay(const feature_decay *a, const feature_decay *b)
 
 /* Builds the model file of rep over the base model's document and loads it. */
 static int build_model(const service *svc, const train_report *rep, const train_options *opt, json_t *base,
-                       const model *serving, const char *version, model **out, char *err, size_t errlen)
+                       const char *version, model **out, char *err, size_t errlen)
 {
-    json_t *j = train_model_json(rep, opt, base, model_name(serving), version);
+    json_t *j = train_model_json(rep, opt, base, base_name(base), version);
     int rc = j ? model_from_json(j, out, err, errlen) : ls_fail(err, errlen, LS_ENOMEM, "out of memory");
     if (rc == LS_OK && !same_decay(model_decay(*out), store_decay(svc->store))) {
         model_unref(out);
@@ -151,7 +171,7 @@ int retrain_run(service *svc, store_reader *r, int64_t now_ms, train_progress_fn
         snprintf(out->version, sizeof out->version, "retrained-%s", when);
         out->se = rep.vs_compare;
         if (retrain_better(&out->candidate, &out->serving, &out->se) &&
-            (rc = build_model(svc, &rep, &opt, base_json, serving, out->version, &fresh, err, errlen)) == LS_OK) {
+            (rc = build_model(svc, &rep, &opt, base_json, out->version, &fresh, err, errlen)) == LS_OK) {
             /* it beat the model serving at the start; one reloaded since was not evaluated */
             if (service_model_swap_if(svc, serving, fresh)) { /* takes the reference */
                 out->swapped = 1;

@@ -17,10 +17,12 @@
  * (retrain_runs, retrain_swaps, retrain_failures, the last AUCs of the new
  * and the serving model) that /metrics shows.
  *
- * The new model keeps the serving model's name (version
- * "retrained-<time>"); journey, segments, tiers, half-lives and clv
- * settings come from the configured --model file (the built-in default
- * when that is the missing default path), as `reload` would read them.
+ * The new model keeps the configured --model file's name (version
+ * "retrained-<time>"), and its journey, segments, tiers, half-lives and
+ * clv settings come from that file (the built-in default when that is the
+ * missing default path), read as the service reads it at start and on
+ * `reload`: a regular file within --model-max-bytes, a valid model, no
+ * duplicate keys -- else the run fails, logged, and nothing is swapped.
  * It lives in memory only: a restart or a `reload` goes back to the file.
  *
  * Note: the snapshot is held for the whole scan, and while it is open

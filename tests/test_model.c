@@ -548,6 +548,19 @@ START_TEST(bad_model_texts_are_parse_errors)
                           TI_OK),
                "\"transform\"");
     assert_bad(model_text(HL_OK, "  \"logistic\": {\"intercept\": -1, \"terms\": [1]},\n", TI_OK), "\"feature\"");
+    /* finite numbers whose products are not: a score would turn NaN */
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"coef\": 1e200, "
+                          "\"scale\": 1e-200}]},\n",
+                          TI_OK),
+               "out of range");
+    assert_bad(model_text(HL_OK,
+                          "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": \"spend\", \"coef\": 1, "
+                          "\"mean\": 1e300}]},\n",
+                          TI_OK),
+               "out of range");
+    assert_bad(model_text(HL_OK, "  \"logistic\": {\"intercept\": 1e300, \"terms\": []},\n", TI_OK),
+               "calibrated intercept");
     assert_bad(model_text(HL_OK,
                           "  \"logistic\": {\"intercept\": -1, \"terms\": [{\"feature\": 7, \"coef\": 1}]},\n",
                           TI_OK),

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -841,6 +842,32 @@ START_TEST(retrain_swaps_a_better_model_and_keeps_otherwise)
     ck_assert_double_eq(stats_load_double(&svc.stats.retrain_auc_new), auc_new);
     model_unref(&before);
     model_unref(&after);
+    /* the --model file is read as `reload` reads it: a file with a
+     * duplicate key, or a FIFO (which once hung the retraining thread), is
+     * a failure, and the model stays */
+    char dup[600], fifo[600];
+    snprintf(dup, sizeof dup, "%s/dup.json", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo.json", dir);
+    FILE *in = fopen(LS_SOURCE_DIR "/models/default.json", "r"), *copy = fopen(dup, "w");
+    ck_assert(in && copy);
+    int ch = fgetc(in); /* the opening brace */
+    fputs("{\"tiers\": {\"hot\": 0.002, \"warm\": 0.001},", copy);
+    while ((ch = fgetc(in)) != EOF)
+        fputc(ch, copy);
+    fclose(in);
+    fclose(copy);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    const char *bad_bases[] = {dup, fifo};
+    for (int i = 0; i < 2; i++) {
+        snprintf(svc.cfg.model_path, sizeof svc.cfg.model_path, "%s", bad_bases[i]);
+        before = service_model_acquire(&svc);
+        ck_assert_int_ne(retrain_run(&svc, r, now_ms, NULL, NULL, &o, err, sizeof err), LS_OK);
+        ck_assert_msg(strstr(err, i ? "not a regular file" : "duplicate"), "%s", err);
+        after = service_model_acquire(&svc);
+        ck_assert_ptr_eq(before, after);
+        model_unref(&before);
+        model_unref(&after);
+    }
 
     model_unref(&svc.model);
     stats_destroy(&svc.stats);
