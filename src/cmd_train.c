@@ -545,6 +545,12 @@ static int train_store(train_cli *o, store *st, json_t *base_json, const model *
     store_stats ss;
     train_report rep;
     char err[600];
+    if (o->clv_only && o->horizon_days && o->horizon_days != (int)lround(model_horizon_days(base)))
+        fprintf(stderr,
+                "leadscore train: warning: --clv-only keeps the base model's readiness terms, fitted for its "
+                "horizon of %d days: with --horizon %d the file's scores are no calibrated P(order within %d "
+                "days); train without --clv-only to refit them for it\n",
+                (int)lround(model_horizon_days(base)), o->horizon_days, o->horizon_days);
     int rc = store_reader_open(st, &r);
     if (rc == LS_OK)
         rc = store_reader_begin(r);
@@ -560,6 +566,13 @@ static int train_store(train_cli *o, store *st, json_t *base_json, const model *
     opt.cutoff_ms = o->cutoff_ms;
     p->total = store_stat(st, &ss) == LS_OK ? ss.customers : 0;
     p->start_ns = timefmt_mono_ns();
+    if (rc == LS_OK && o->has_cutoff && o->cutoff_ms <= last &&
+        o->cutoff_ms > last - (int64_t)opt.horizon_days * MS_PER_DAY)
+        fprintf(stderr,
+                "leadscore train: warning: the cutoff is %.1f days before the last event, less than the horizon "
+                "(%d days): hold-out customers who buy in the days not yet recorded count as not buying, so the "
+                "hold-out figures understate the buy rate\n",
+                (double)(last - o->cutoff_ms) / MS_PER_DAY, opt.horizon_days);
     if (rc == LS_OK && o->cutoff_ms > last)
         cutoff_after_last(o->cutoff_ms, last, opt.horizon_days, err, sizeof err);
     else if (rc == LS_OK)

@@ -1281,6 +1281,11 @@ int train_from_store(store_reader *r, const train_options *opt, train_report *re
         rc = fill_model_level(&c, rep);
     if (rc == LS_OK && !opt->clv_only)
         rc = fit_readiness(&c, rep, err, errlen);
+    if (rc == LS_OK && !opt->clv_only && rep->nterms == 0) /* never the base's terms under new figures */
+        rc = ls_fail(err, errlen, LS_EINVAL,
+                     "no readiness term could be fitted: no feature tells who buys in the fit rows (the customers "
+                     "look alike before the cutoffs, or none bought after them); train on a more varied history, "
+                     "or give --clv-only to refit the repeat-purchase model alone");
     if (rc == LS_OK && !opt->clv_only)
         finish_recommendations(&c, rep);
     if (rc == LS_OK)

@@ -288,6 +288,40 @@ START_TEST(usage_and_input_errors)
     ck_assert_ptr_nonnull(strstr(out, "/nonexistent/events.csv"));
     ck_assert_int_eq(tu_run_cli(out, sizeof out, nostore), 1);
     ck_assert_ptr_nonnull(strstr(out, "/nonexistent/store"));
+    /* customers that all look alike before the cutoffs: no term can be
+     * fitted, and no model is written (it once kept the base model's terms
+     * under figures of an intercept-only fit) */
+    char dir[512], flat[600], model_out[600];
+    struct stat st;
+    tu_tempdir(dir, sizeof dir);
+    snprintf(flat, sizeof flat, "%s/flat.jsonl", dir);
+    snprintf(model_out, sizeof model_out, "%s/flat.json", dir);
+    FILE *f = fopen(flat, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 400; i++) {
+        fprintf(f, "{\"customer\": \"c%d\", \"type\": \"page_view\", \"ts\": 1699920000000}\n", i);
+        if (i % 5 == 0)
+            fprintf(f, "{\"customer\": \"c%d\", \"type\": \"purchase\", \"ts\": %lld, \"order_id\": \"o%d\", "
+                       "\"value\": 50}\n", i, 1715472000000LL + i * 5000LL, i);
+        if (i % 7 == 0)
+            fprintf(f, "{\"customer\": \"c%d\", \"type\": \"purchase\", \"ts\": %lld, \"order_id\": \"p%d\", "
+                       "\"value\": 40}\n", i, 1718064000000LL + i * 7000LL, i);
+    }
+    fputs("{\"customer\": \"c0\", \"type\": \"page_view\", \"ts\": 1719792000000}\n", f);
+    fclose(f);
+    const char *train_flat[] = {"train", "--quiet", "--out", model_out, flat, NULL};
+    ck_assert_int_eq(tu_run_cli(out, sizeof out, train_flat), 1);
+    ck_assert_msg(strstr(out, "no readiness term could be fitted"), "%s", out);
+    ck_assert_int_ne(stat(model_out, &st), 0);
+    /* --clv-only keeps readiness terms fitted for the base's horizon: said */
+    const char *clv_horizon[] = {"train", "--quiet", "--clv-only", "--horizon", "7", "--out", model_out, flat, NULL};
+    tu_run_cli(out, sizeof out, clv_horizon);
+    ck_assert_msg(strstr(out, "warning: --clv-only keeps the base model's readiness terms"), "%s", out);
+    /* a cutoff less than a horizon before the last event is said */
+    const char *late_cutoff[] = {"train", "--quiet", "--cutoff", "2024-06-29", "--out", model_out, flat, NULL};
+    tu_run_cli(out, sizeof out, late_cutoff);
+    ck_assert_msg(strstr(out, "warning: the cutoff is 2.0 days before the last event"), "%s", out);
+    tu_rmtree(dir);
 }
 END_TEST
 
