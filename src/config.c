@@ -60,7 +60,8 @@ static const config_option options[] = {
     {"admin", CONFIG_STRING, OPT(admin), CONFIG_PATH_MAX, "", 0, 0,
      "admin public keys: may also reload, forget, read stats, run kpis and add or remove audiences"},
     {"log-level", CONFIG_STRING, OPT(log_level), 16, "info", 0, 0,
-     "error, warn, info or debug (logfmt lines on stderr; nothing per request below debug)"},
+     "error, warn, info or debug (logfmt lines on stderr; none per request at any level: --slow-ms logs "
+     "the slow ones at warn)"},
     {"slow-ms", CONFIG_DURATION_MS, OPT(slow_ms), 0, "0", 0, 3600000,
      "log every request slower than this (a bare number is milliseconds: 5 = 5ms; or 2s ...); 0 turns it off"},
     {"drain-timeout", CONFIG_DURATION, OPT(drain_timeout_ms), 0, "30s", 100, 3600000,

@@ -138,7 +138,7 @@ size_t log_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
         /* one conversion: %[flags][width][.precision][length]conv */
         char spec[32];
         size_t sl = 0;
-        int prec = -1;
+        int prec = -1, exact = 0; /* exact: `.*`, a byte count (an id may hold NUL bytes) */
         spec[sl++] = *f++;
         while (*f && strchr("-+ #0'", *f) && sl < 8)
             spec[sl++] = *f++;
@@ -153,6 +153,7 @@ size_t log_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
             spec[sl++] = *f++;
             if (*f == '*') {
                 prec = va_arg(ap, int);
+                exact = prec >= 0;
                 sl += (size_t)snprintf(spec + sl, sizeof spec - sl, "%d", prec);
                 f++;
             } else {
@@ -187,7 +188,7 @@ size_t log_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
             const char *s = va_arg(ap, const char *);
             if (!s)
                 s = "";
-            size_t len = prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s);
+            size_t len = exact ? (size_t)prec : prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s);
             if (quoted) {
                 put_escaped(&b, s, len);
             } else if (needs_quotes(s, len)) {

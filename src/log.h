@@ -31,7 +31,9 @@ int log_parse_level(const char *name, log_level *out);
  * become \n, \r, \t and other control bytes (0x00-0x1f, 0x7f) \u00XX.  A
  * bare %s (key=%s) is written as is when it is a plain token, else quoted
  * and escaped the same way (empty, or holding a space, '=', '"', '\\' or a
- * control byte).  Numbers and the format's own text are written as is.  A
+ * control byte).  `%.*s` takes exactly that many bytes (a customer id may
+ * hold a NUL, shown as \u0000); `%.Ns` stops at a NUL, as printf's.
+ * Numbers and the format's own text are written as is.  A
  * line longer than LOG_LINE_MAX is cut, its open quote closed, and ends
  * with truncated=true. */
 void log_write(log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -78,6 +78,10 @@ static void render_atomic_histogram(FILE *f, const char *name, const atomic_uint
         cum += atomic_load(&buckets[b]);
         fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[b], (unsigned long long)cum);
     }
+    /* total was read first; a commit counted in a bucket since is in it too
+     * (+Inf and _count never below a finite bucket) */
+    if (cum > total)
+        total = cum;
     fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name, (unsigned long long)total, name,
             sum, name, (unsigned long long)total);
 }
@@ -397,8 +401,11 @@ static int parse_hostport(const char *hp, struct sockaddr_in *addr)
     return inet_pton(AF_INET, host, &addr->sin_addr) == 1 ? 0 : -1;
 }
 
-/* Concurrent scrapes served; more are refused by libmicrohttpd. */
+/* Concurrent connections served (more wait in the listen backlog), at most
+ * half of them from one address: one client that opens many and sends
+ * nothing (each waits out the 10 s idle timeout) cannot take them all. */
 #define METRICS_MAX_CONNECTIONS 64
+#define METRICS_MAX_PER_ADDRESS 32
 
 /* libmicrohttpd's own thread waits with epoll (Linux) or poll: never with
  * select, which cannot watch a descriptor numbered past FD_SETSIZE (1024),
@@ -408,6 +415,14 @@ static unsigned polling_mode(void)
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
         return MHD_USE_EPOLL_INTERNAL_THREAD;
     return MHD_USE_POLL_INTERNAL_THREAD;
+}
+
+/* ... woken by its own channel at a stop: with every connection slot
+ * taken the listen socket leaves its wait set, and without it the stop
+ * waited for the 10 s idle timeout. */
+static unsigned daemon_flags(void)
+{
+    return polling_mode() | MHD_USE_ITC;
 }
 
 /* hostport as an address, or LS_EINVAL with the reason in err. */
@@ -435,9 +450,10 @@ int metrics_start(metrics **out, const char *hostport, char *err, size_t errlen)
     if (!m)
         return LS_ENOMEM;
     pthread_mutex_init(&m->lock, NULL);
-    m->daemon = MHD_start_daemon(polling_mode(), 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+    m->daemon = MHD_start_daemon(daemon_flags(), 0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)METRICS_MAX_CONNECTIONS, MHD_OPTION_END);
+                                 (unsigned)METRICS_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 (unsigned)METRICS_MAX_PER_ADDRESS, MHD_OPTION_END);
     if (!m->daemon) {
         snprintf(err, errlen, "--metrics: cannot listen on %s (in use?)", hostport);
         pthread_mutex_destroy(&m->lock);

@@ -671,7 +671,7 @@ static int op_stats(ops_call *c)
     kv_int(c->w, "readers_active", (int64_t)ss.readers_active);
     kv_int(c->w, "readers_max", (int64_t)ss.readers_max);
     kv_int(c->w, "readers_stale_cleared", (int64_t)ss.readers_stale_cleared);
-    kv_double(c->w, "uptime_s", (double)(timefmt_now_ms() - st->started_ms) / 1e3);
+    kv_double(c->w, "uptime_s", (double)(timefmt_mono_ns() / 1000000 - st->started_mono_ms) / 1e3);
     kv_int(c->w, "replies_dropped", (int64_t)(st->replies_dropped_full + st->replies_dropped_gone));
     kv_int(c->w, "envelopes_refused", (int64_t)st->envelopes_refused);
     kv_int(c->w, "scans_refused", (int64_t)st->scans_refused);

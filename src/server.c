@@ -328,7 +328,7 @@ static int set_up(server *s, char *err, size_t errlen)
     if ((rc = service_load_model(&s->svc, err, errlen)) || (rc = open_store(s, err, errlen)))
         return rc;
     snprintf(s->model_tag, sizeof s->model_tag, "%s@%s", model_name(s->svc.model), model_version(s->svc.model));
-    if ((rc = stats_init(&s->svc.stats, ops_count(), timefmt_now_ms())) ||
+    if ((rc = stats_init(&s->svc.stats, ops_count(), timefmt_mono_ns() / 1000000)) ||
         (rc = store_reader_open(s->svc.store, &s->reader)))
         return rc;
     if (pipe(s->wake) != 0) {
@@ -925,7 +925,7 @@ static void publish_metrics(server *s)
     s->metrics_ns = now;
     model *m = service_model_acquire(&s->svc);
     metrics_inputs in = {&s->svc.stats, ops_count(), ops_name, {0}, model_name(m), model_version(m),
-                         (double)(timefmt_now_ms() - s->svc.stats.started_ms) / 1e3};
+                         (double)(timefmt_mono_ns() / 1000000 - s->svc.stats.started_mono_ms) / 1e3};
     store_stat(s->svc.store, &in.store);
     char *text;
     size_t len;

@@ -26,10 +26,10 @@ static int bucket_of(const double *bounds, int n, double v)
     return i;
 }
 
-int stats_init(stats *s, int nops, int64_t now_ms)
+int stats_init(stats *s, int nops, int64_t mono_ms)
 {
     memset(s, 0, sizeof *s);
-    s->started_ms = now_ms;
+    s->started_mono_ms = mono_ms;
     for (int i = 0; i < nops && i < STATS_MAX_OPS; i++) {
         int rc = hist_init(&s->latency[i], LATENCY_LOWEST_NS, LATENCY_HIGHEST_NS, 3);
         if (rc) {

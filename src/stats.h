@@ -54,7 +54,7 @@ typedef struct {
     uint64_t envelopes_refused;            /* requests with an envelope over --max-envelope */
     uint64_t scans_refused;                /* kpis over --max-scans */
     uint64_t reads_by_workers;             /* single-customer reads a worker answered (server.c) */
-    int64_t started_ms;
+    int64_t started_mono_ms;               /* the monotonic clock at start: uptime ignores clock steps */
     /* the writer thread (writer.h), appended: events it could not store,
      * by reason, whether or not a reply told a client (PULL has none) */
     atomic_uint_fast64_t events_unstored_full;        /* the map was at map-max */
@@ -77,8 +77,9 @@ typedef struct {
     atomic_uint_fast64_t automation_failures;    /* background automation txns that failed */
 } stats;
 
-/* Prepares counters and one histogram per op.  0 or LS_ENOMEM. */
-int stats_init(stats *s, int nops, int64_t now_ms);
+/* Prepares counters and one histogram per op; mono_ms is the monotonic
+ * clock now (uptime counts from it).  0 or LS_ENOMEM. */
+int stats_init(stats *s, int nops, int64_t mono_ms);
 void stats_destroy(stats *s);
 
 /* Server loop thread: counts a finished request of op with its latency. */

@@ -47,6 +47,10 @@ START_TEST(numbers_and_text_pass_through)
                           "c=Z w=   42|ab|");
     log_format(buf, sizeof buf, "s=\"%.3s\" t=%.*s", "abcdef", 2, "xyz");
     ck_assert_str_eq(buf, "s=\"abc\" t=xy");
+    /* `.*` is a byte count: an id holding a NUL is named whole, not cut
+     * there (the log once named customer "acme" for "acme\0-42") */
+    log_format(buf, sizeof buf, "customer=\"%.*s\" s=\"%.5s\"", 8, "acme\0-42", "ab\0cd");
+    ck_assert_str_eq(buf, "customer=\"acme\\u0000-42\" s=\"ab\"");
     log_format(buf, sizeof buf, "utf8=\"%s\"", "caf\xc3\xa9");
     ck_assert_str_eq(buf, "utf8=\"caf\xc3\xa9\"");
 }

@@ -243,6 +243,27 @@ START_TEST(retrain_auc_is_absent_before_a_retraining)
 }
 END_TEST
 
+/* A scrape between the writer's two counts (the commit's bucket, then the
+ * commit total) still renders a histogram: +Inf and _count are never
+ * below a finite bucket. */
+START_TEST(a_histogram_caught_mid_commit_stays_monotonic)
+{
+    stats st;
+    memset(&st, 0, sizeof st);
+    atomic_store(&st.commit_size_buckets[0], 3);
+    atomic_store(&st.commit_time_buckets[0], 3);
+    atomic_store(&st.commits, 2); /* the third commit's total not yet counted */
+    metrics_inputs in = {.st = &st, .nops = 0, .op_name = NULL, .model_name = "m", .model_version = "1"};
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(metrics_render(&in, &text, &len), 0);
+    ck_assert_double_eq(sample(text, "leadscore_commit_events_bucket{le=\"+Inf\"}"), 3);
+    ck_assert_double_eq(sample(text, "leadscore_commit_events_count"), 3);
+    ck_assert_double_eq(sample(text, "leadscore_commit_duration_seconds_bucket{le=\"+Inf\"}"), 3);
+    free(text);
+}
+END_TEST
+
 START_TEST(scrape_has_process_metrics)
 {
     config cfg;
@@ -293,6 +314,39 @@ START_TEST(scrape_has_process_metrics)
     for (int i = 0; i < 50; i++)
         close(extra[i]);
     tu_server_stop(&srv);
+    tu_rmtree(dir);
+}
+END_TEST
+
+/* 64 connections that send half a request take every slot of the HTTP
+ * server; a stop must not wait for their 10 s idle timeout (it once did:
+ * the HTTP thread slept with no listen socket to wake it). */
+START_TEST(a_stop_is_not_held_by_idle_scrape_connections)
+{
+    config cfg;
+    char dir[512];
+    tu_server srv;
+    int socks[64];
+    tu_tempdir(dir, sizeof dir);
+    tu_config(&cfg, dir);
+    snprintf(cfg.metrics, sizeof cfg.metrics, "127.0.0.1:0");
+    tu_server_start(&srv, &cfg);
+    int port = server_metrics_port(srv.srv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 64; i++) {
+        socks[i] = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(socks[i], 0);
+        ck_assert_int_eq(connect(socks[i], (struct sockaddr *)&a, sizeof a), 0);
+        ck_assert_int_eq(send(socks[i], "GET /met", 8, 0), 8);
+    }
+    usleep(300000); /* accepted, each waiting for the rest of its request */
+    int64_t t0 = tu_now_ms();
+    tu_server_stop(&srv);
+    int64_t took = tu_now_ms() - t0;
+    ck_assert_msg(took < 6000, "the stop took %lld ms", (long long)took);
+    for (int i = 0; i < 64; i++)
+        close(socks[i]);
     tu_rmtree(dir);
 }
 END_TEST
@@ -367,6 +421,8 @@ static Suite *suite(void)
     tcase_add_test(tc, scrape_has_process_metrics);
     tcase_add_test(tc, label_values_are_escaped);
     tcase_add_test(tc, retrain_auc_is_absent_before_a_retraining);
+    tcase_add_test(tc, a_histogram_caught_mid_commit_stays_monotonic);
+    tcase_add_test(tc, a_stop_is_not_held_by_idle_scrape_connections);
     tcase_add_test(tc, scrape_works_with_more_than_1024_files_open);
     suite_add_tcase(s, tc);
     return s;
