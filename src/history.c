@@ -23,6 +23,8 @@ void history_free(history *h)
     free(h->len);
     free(h->str_hash);
     free(h->folded);
+    free(h->fold_days.v);
+    free(h->fold_orders.v);
     history_init(h);
 }
 
@@ -45,6 +47,9 @@ void history_clear(history *h)
 {
     h->has_before = 0;
     h->nfolded = 0;
+    h->fold_days.n = 0;
+    h->fold_orders.n = 0;
+    h->fold_sets_lost = 0;
     h->n = 0;
     h->str_used = 0;
     h->nstr = 0;
@@ -292,6 +297,125 @@ static int keep_folded(history *h, uint64_t ident)
     return LS_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* Before's day and order sets                                         */
+/* ------------------------------------------------------------------ */
+
+/* Index of the first key >= x. */
+static size_t set_point(const history_set *s, uint64_t x)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->v[mid] < x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int set_has(const history_set *s, uint64_t x)
+{
+    size_t at = set_point(s, x);
+    return at < s->n && s->v[at] == x;
+}
+
+/* Adds x; 1 when the set would outgrow HISTORY_MAX_FOLD_SET (nothing
+ * added), LS_ENOMEM, else 0. */
+static int set_add(history_set *s, uint64_t x)
+{
+    size_t at = set_point(s, x);
+    if (at < s->n && s->v[at] == x)
+        return LS_OK;
+    if (s->n == HISTORY_MAX_FOLD_SET)
+        return 1;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        uint64_t *p = realloc(s->v, cap * sizeof *p);
+        if (!p)
+            return LS_ENOMEM;
+        s->v = p;
+        s->cap = cap;
+    }
+    memmove(s->v + at + 1, s->v + at, (s->n - at) * sizeof *s->v);
+    s->v[at] = x;
+    s->n++;
+    return LS_OK;
+}
+
+/* Lets the sets go: `before` counts by itself from now on. */
+static void lose_fold_sets(history *h)
+{
+    h->fold_days.n = 0;
+    h->fold_orders.n = 0;
+    h->fold_sets_lost = 1;
+}
+
+/* Whether replays count days and orders by the sets: there is a `before`
+ * and its sets are whole. */
+static int counts_by_sets(const history *h)
+{
+    return h->has_before && !h->fold_sets_lost;
+}
+
+/* The day-counted kinds: a purchase, a share or referral, a review. */
+enum { DAY_PURCHASE, DAY_SHARE, DAY_REVIEW, DAY_KINDS };
+
+static int day_kind(uint8_t type)
+{
+    switch (type) {
+    case EV_PURCHASE: return DAY_PURCHASE;
+    case EV_SHARE:
+    case EV_REFERRAL: return DAY_SHARE;
+    case EV_REVIEW: return DAY_REVIEW;
+    default: return -1;
+    }
+}
+
+static uint32_t *day_counter(ls_features *f, int kind)
+{
+    return kind == DAY_PURCHASE ? &f->purchase_days : kind == DAY_SHARE ? &f->share_days : &f->review_days;
+}
+
+static int64_t utc_day(int64_t ms)
+{
+    return ms >= 0 ? ms / MS_PER_DAY : -((-ms + MS_PER_DAY - 1) / MS_PER_DAY);
+}
+
+static uint64_t day_key(int kind, int64_t day)
+{
+    return (uint64_t)kind << 32 | (uint32_t)day;
+}
+
+/* The key of an event's order id (0: none). */
+static uint64_t order_key(const history *h, const history_event *e)
+{
+    if (e->type != EV_PURCHASE || e->order == 0)
+        return 0;
+    ls_str o = history_string(h, e->order);
+    return history_ident(o.ptr, o.len);
+}
+
+/* Notes in the sets what events [0, k) bring to `before`. */
+static int keep_fold_sets(history *h, size_t k)
+{
+    for (size_t i = 0; i < k && !h->fold_sets_lost; i++) {
+        const history_event *e = &h->ev[i];
+        int kind = day_kind(e->type), rc = LS_OK;
+        uint64_t order = order_key(h, e);
+        if (kind >= 0)
+            rc = set_add(&h->fold_days, day_key(kind, utc_day(e->ts_ms)));
+        if (rc == LS_OK && order)
+            rc = set_add(&h->fold_orders, order);
+        if (rc == 1)
+            lose_fold_sets(h);
+        else if (rc)
+            return rc;
+    }
+    return LS_OK;
+}
+
 static int insert_event(history *h, const history *eh, const history_event *e, size_t *at)
 {
     if (reserve(h, h->n + 1))
@@ -413,14 +537,42 @@ static int orders_note(order_set *o, const history_event *e)
     return seen;
 }
 
-static void apply_events(const history *h, size_t from, size_t to, order_set *o, const feature_decay *d,
-                         ls_features *f)
+/* The day of the last event of each day-counted kind a replay applied
+ * (INT64_MIN: none yet). */
+typedef struct {
+    int64_t day[DAY_KINDS];
+} last_days;
+
+static void last_days_note(last_days *l, const history_event *e)
+{
+    int kind = day_kind(e->type);
+    if (kind >= 0)
+        l->day[kind] = utc_day(e->ts_ms);
+}
+
+/* Applies events [from, to) onto f.  On top of a `before` with its sets,
+ * an order counts unless a line of it was folded or applied before, and a
+ * day unless it was folded or is the day of the kind's last event applied
+ * (the history is in time order): what the time order counts, wherever
+ * the folded events lie in time. */
+static void apply_events(const history *h, size_t from, size_t to, order_set *o, last_days *l,
+                         const feature_decay *d, ls_features *f)
 {
     ls_event ev;
+    int by_sets = counts_by_sets(h);
     for (size_t i = from; i < to; i++) {
-        int cont = orders_note(o, &h->ev[i]);
+        const history_event *e = &h->ev[i];
+        int cont = orders_note(o, e), kind = day_kind(e->type);
+        uint64_t order = by_sets ? order_key(h, e) : 0;
+        cont |= order && set_has(&h->fold_orders, order);
+        uint32_t days = kind >= 0 ? *day_counter(f, kind) : 0;
         history_event_get(h, i, &ev);
         feature_apply_line(f, &ev, d, cont);
+        if (by_sets && kind >= 0) {
+            int64_t day = utc_day(e->ts_ms);
+            *day_counter(f, kind) = days + (day != l->day[kind] && !set_has(&h->fold_days, day_key(kind, day)));
+        }
+        last_days_note(l, e);
         feature_round(f);
     }
 }
@@ -428,15 +580,18 @@ static void apply_events(const history *h, size_t from, size_t to, order_set *o,
 int history_apply_range(const history *h, size_t from, size_t to, const feature_decay *d, ls_features *f)
 {
     order_set o;
+    last_days l = {{INT64_MIN, INT64_MIN, INT64_MIN}};
     if (to > h->n)
         to = h->n;
     if (from >= to)
         return LS_OK;
     if (orders_open(&o, h->nstr))
         return LS_ENOMEM;
-    for (size_t i = 0; i < from; i++)
+    for (size_t i = 0; i < from; i++) {
         orders_note(&o, &h->ev[i]);
-    apply_events(h, from, to, &o, d, f);
+        last_days_note(&l, &h->ev[i]);
+    }
+    apply_events(h, from, to, &o, &l, d, f);
     orders_close(&o);
     return LS_OK;
 }
@@ -540,6 +695,8 @@ int history_fold(history *h, int64_t retention_ms, size_t max_events, const feat
     if (!h->has_before)
         feature_init(&h->before);
     int rc = history_apply_range(h, 0, k, d, &h->before);
+    if (rc == LS_OK)
+        rc = keep_fold_sets(h, k);
     for (size_t i = 0; rc == LS_OK && i < k; i++)
         rc = keep_folded(h, h->ev[i].ident);
     if (rc)
@@ -552,14 +709,67 @@ int history_fold(history *h, int64_t retention_ms, size_t max_events, const feat
     return compact_strings(h);
 }
 
+/* Adds src's keys to dst; *common counts those dst held already (per
+ * day kind for the day set: common[kind]).  1 when dst would outgrow the
+ * bound, LS_ENOMEM, else 0. */
+static int union_sets(history_set *dst, const history_set *src, uint32_t *common, int by_kind)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        uint64_t x = src->v[i];
+        if (set_has(dst, x)) {
+            common[by_kind ? (int)(x >> 32) : 0]++;
+            continue;
+        }
+        int rc = set_add(dst, x);
+        if (rc)
+            return rc;
+    }
+    return LS_OK;
+}
+
+/* Merges src's `before` (with its sets) into dst's.  With both sets whole,
+ * a day or an order both counted is counted once. */
+static int merge_befores(history *dst, const history *src, const feature_decay *d)
+{
+    if (!dst->has_before) { /* src's before and sets, as they are */
+        uint32_t none[DAY_KINDS] = {0};
+        dst->before = src->before;
+        dst->has_before = 1;
+        dst->fold_sets_lost = src->fold_sets_lost;
+        dst->fold_days.n = dst->fold_orders.n = 0;
+        int rc = src->fold_sets_lost ? LS_OK : union_sets(&dst->fold_days, &src->fold_days, none, 1);
+        return rc == LS_OK && !src->fold_sets_lost ? union_sets(&dst->fold_orders, &src->fold_orders, none, 0) : rc;
+    }
+    feature_merge(&dst->before, &src->before, d);
+    feature_round(&dst->before); /* as the stored `before` is: the replays agree bit for bit */
+    if (dst->fold_sets_lost || src->fold_sets_lost) {
+        lose_fold_sets(dst);
+        return LS_OK;
+    }
+    uint32_t common_days[DAY_KINDS] = {0}, common_orders[1] = {0};
+    int rc = union_sets(&dst->fold_days, &src->fold_days, common_days, 1);
+    if (rc == LS_OK)
+        rc = union_sets(&dst->fold_orders, &src->fold_orders, common_orders, 0);
+    if (rc == 1) {
+        lose_fold_sets(dst);
+        return LS_OK;
+    }
+    if (rc)
+        return rc;
+    for (int k = 0; k < DAY_KINDS; k++)
+        *day_counter(&dst->before, k) -= common_days[k];
+    dst->before.count[EV_PURCHASE] -= common_orders[0];
+    return LS_OK;
+}
+
 int history_merge(history *dst, const history *src, const feature_decay *d)
 {
     if (src->has_before) {
-        if (dst->has_before)
-            feature_merge(&dst->before, &src->before, d);
-        else
-            dst->before = src->before;
-        dst->has_before = 1;
+        int rc = merge_befores(dst, src, d);
+        if (rc == 1)
+            lose_fold_sets(dst);
+        else if (rc)
+            return rc;
     }
     for (size_t i = 0; i < src->nfolded; i++)
         if (keep_folded(dst, src->folded[i]))
@@ -626,6 +836,8 @@ size_t history_encoded_size(const history *h)
     size_t n = 2 + (h->has_before ? 10 + FEATURE_MAX_ENCODED : 0) + bytecur_varint_size(h->nstr) + bytecur_varint_size(h->n);
     if (h->nfolded)
         n += bytecur_varint_size(h->nfolded) + 8 * h->nfolded;
+    if (counts_by_sets(h))
+        n += 2 * 10 + 10 * h->fold_days.n + 8 * h->fold_orders.n; /* varints of at most 10 bytes */
     for (size_t i = 0; i < h->nstr; i++)
         n += bytecur_varint_size(h->len[i]) + h->len[i];
     int64_t prev = 0;
@@ -665,8 +877,10 @@ static void encode_event(wbuf *w, const history_event *e, int64_t prev)
 int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
 {
     wbuf w = {buf, cap, 0};
-    /* version 1 when there is nothing a version-1 reader would miss */
-    uint8_t head[2] = {h->nfolded ? 2 : 1, (uint8_t)((h->has_before ? 1 : 0) | (h->nfolded ? 2 : 0))};
+    /* the lowest version whose reader misses nothing of h */
+    int sets = counts_by_sets(h);
+    uint8_t head[2] = {sets ? 3 : h->nfolded ? 2 : 1,
+                       (uint8_t)((h->has_before ? 1 : 0) | (h->nfolded ? 2 : 0) | (sets ? 4 : 0))};
     bytecur_put(&w, head, 2);
     if (h->has_before) {
         uint8_t rec[FEATURE_MAX_ENCODED];
@@ -680,6 +894,14 @@ int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
         bytecur_put_varint(&w, h->nfolded);
         for (size_t i = 0; i < h->nfolded; i++)
             bytecur_put(&w, &h->folded[i], 8);
+    }
+    if (sets) {
+        bytecur_put_varint(&w, h->fold_days.n);
+        for (size_t i = 0; i < h->fold_days.n; i++)
+            bytecur_put_varint(&w, h->fold_days.v[i] - (i ? h->fold_days.v[i - 1] : 0));
+        bytecur_put_varint(&w, h->fold_orders.n);
+        for (size_t i = 0; i < h->fold_orders.n; i++)
+            bytecur_put(&w, &h->fold_orders.v[i], 8);
     }
     bytecur_put_varint(&w, h->nstr);
     for (size_t i = 0; i < h->nstr; i++) {
@@ -696,6 +918,38 @@ int history_encode(const history *h, uint8_t *buf, size_t cap, size_t *len)
         return LS_EINVAL;
     *len = cap - w.left;
     return LS_OK;
+}
+
+/* One of before's sets: n keys ascending (days as deltas from the one
+ * before, orders as u64s), at most the bound. */
+static int decode_set(history_set *s, rbuf *r, int deltas)
+{
+    uint64_t n = bytecur_get_varint(r);
+    if (r->bad || n > HISTORY_MAX_FOLD_SET || n > r->left / (deltas ? 1 : 8))
+        return LS_EPARSE;
+    if (s->cap < n) {
+        uint64_t *p = realloc(s->v, (size_t)n * sizeof *p);
+        if (!p)
+            return LS_ENOMEM;
+        s->v = p;
+        s->cap = (size_t)n;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t x;
+        if (deltas) {
+            uint64_t step = bytecur_get_varint(r);
+            x = (i ? s->v[i - 1] : 0) + step;
+            if ((i > 0 && step == 0) || x < step || (x >> 32) >= DAY_KINDS)
+                return LS_EPARSE;
+        } else {
+            bytecur_get(r, &x, 8);
+            if (x == 0 || (i > 0 && x <= s->v[i - 1]))
+                return LS_EPARSE;
+        }
+        s->v[i] = x;
+    }
+    s->n = (size_t)n;
+    return r->bad ? LS_EPARSE : LS_OK;
 }
 
 /* The folded identities: ascending, none 0, at most the bound. */
@@ -801,6 +1055,16 @@ int history_decode(history *h, const uint8_t *buf, size_t len)
         if (rc)
             return rc;
     }
+    if ((head[1] & 4) && !h->has_before)
+        return LS_EPARSE; /* sets of no before */
+    if (head[1] & 4) {
+        int rc = decode_set(&h->fold_days, &r, 1);
+        if (rc == LS_OK)
+            rc = decode_set(&h->fold_orders, &r, 0);
+        if (rc)
+            return rc;
+    }
+    h->fold_sets_lost = h->has_before && !(head[1] & 4); /* a history from before the sets */
     int rc = decode_strings(h, &r);
     if (rc)
         return rc;

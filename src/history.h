@@ -24,12 +24,13 @@
  * Retention folds whole orders: the lines of one order are folded
  * together or not at all, so a history may keep a few more events than
  * the limits say.  An event older than the retention boundary that
- * arrives late is folded into `before` after the events already there:
- * `before` keeps counts, not the days and order ids behind them, so such
- * an event's order may count again (a line of an order already folded)
- * and its purchase, share or review day too (a day between `before`'s
- * first and last such day); its decayed weight depends on arrival order.
- * PROTOCOL.md 2.7 tells users to backfill long histories oldest first.
+ * arrives late is folded into `before` after the events already there.
+ * `before` keeps the sets of the days and orders it counted (fold_days,
+ * fold_orders), so such an event -- or one replayed on top of `before`
+ * out of time order, or another customer's `before` merged in by an
+ * alias -- counts a day or an order only when the time order would: the
+ * counts stay exact whatever the arrival order.  Its decayed weight still
+ * depends on arrival order (events that old weigh next to nothing).
  * The identities of folded events are kept (at most HISTORY_MAX_FOLDED_IDS,
  * the numerically smallest let go first), so an event folded out of
  * retention is still a duplicate when it is sent again: a second import of
@@ -41,10 +42,13 @@
  * id, see history_ident) is already held is not added again.
  *
  * Encoding (little-endian, version byte first):
- *   u8 version (1, or 2 when bit 1 of flags is set), u8 flags (bit 0: has
- *   before, bit 1: has folded identities)
+ *   u8 version (1; 2 when bit 1 of flags is set; 3 when bit 2 is), u8
+ *   flags (bit 0: has before, bit 1: has folded identities, bit 2: has
+ *   before's day and order sets)
  *   [varint len, feature_encode bytes]         the before aggregate
  *   [varint n, n x u64 ascending]              the folded identities
+ *   [varint n, n x varint ascending deltas     before's days
+ *    varint m, m x u64 ascending]              before's order hashes
  *   varint nstrings, { varint len, bytes }     the string table
  *   varint nevents, then per event:
  *     varint ts delta (the first: ts itself), u8 type (high bit: a
@@ -63,7 +67,10 @@
 #include "event.h"
 #include "feature.h"
 
-#define HISTORY_VERSION 2
+#define HISTORY_VERSION 3
+/* Days and orders kept per customer in `before`'s sets (see below); past
+ * this the sets are let go and `before` counts as it did before them. */
+#define HISTORY_MAX_FOLD_SET 20000
 /* Identities of folded events kept per customer (8 bytes each). */
 #define HISTORY_MAX_FOLDED_IDS 20000
 /* Default retention, in days back from the customer's newest event. */
@@ -98,11 +105,25 @@ typedef struct {
     uint8_t bits;             /* HB_* */
 } history_event;
 
+/* A sorted set of 64-bit keys. */
+typedef struct {
+    uint64_t *v;
+    size_t n, cap;
+} history_set;
+
 typedef struct {
     int has_before;
     ls_features before;       /* events folded out of retention */
     uint64_t *folded;         /* their identities, ascending (no 0) */
     size_t nfolded, folded_cap;
+    /* What `before` counted, so an event folded or replayed out of time
+     * order is counted as the time order would: the purchase, share and
+     * review days (kind << 32 | UTC day) and the order ids (hashes) of the
+     * events folded into it.  fold_sets_lost: `before` came without them
+     * (a store written before them) or they outgrew HISTORY_MAX_FOLD_SET;
+     * then counts go by `before` alone, as before. */
+    history_set fold_days, fold_orders;
+    int fold_sets_lost;
     history_event *ev;
     size_t n, cap;
     /* string table: string i (1-based) is str + off[i-1], len[i-1] bytes */

@@ -64,8 +64,9 @@
  * visit), which a leadscore of schema 8 would take for damaged ones.
  * 10: feature records of version 8 (a visit without a session id counts
  * as a session), which a leadscore of schema 9 would take for damaged
- * ones. */
-#define STORE_SCHEMA_VERSION 10
+ * ones.  11: histories of version 3 (the days and orders `before`
+ * counted), which a leadscore of schema 10 would take for damaged ones. */
+#define STORE_SCHEMA_VERSION 11
 
 typedef struct store store;
 typedef struct store_reader store_reader;

@@ -520,6 +520,11 @@ static void rich_history(history *h)
     ck_assert_ptr_nonnull(h->folded);
     memcpy(h->folded, folded, sizeof folded);
     h->nfolded = h->folded_cap = 3;
+    /* and what before counted: the old purchase's day, no order id */
+    h->fold_days.v = malloc(sizeof *h->fold_days.v);
+    ck_assert_ptr_nonnull(h->fold_days.v);
+    h->fold_days.v[0] = (uint64_t)((T0 - 90 * DAY) / DAY); /* kind 0: a purchase day */
+    h->fold_days.n = h->fold_days.cap = 1;
 }
 
 static uint8_t *encode_history(const history *h, size_t *n)
@@ -547,6 +552,13 @@ static void assert_same_history(const history *a, const history *b)
         ck_assert_uint_eq(a->folded[i], b->folded[i]);
     if (a->has_before)
         assert_same_record(&a->before, &b->before, "before", "history");
+    ck_assert_int_eq(a->fold_sets_lost, b->fold_sets_lost);
+    ck_assert_uint_eq(a->fold_days.n, b->fold_days.n);
+    for (size_t i = 0; i < a->fold_days.n; i++)
+        ck_assert_uint_eq(a->fold_days.v[i], b->fold_days.v[i]);
+    ck_assert_uint_eq(a->fold_orders.n, b->fold_orders.n);
+    for (size_t i = 0; i < a->fold_orders.n; i++)
+        ck_assert_uint_eq(a->fold_orders.v[i], b->fold_orders.v[i]);
     for (size_t i = 0; i < a->n; i++) {
         const history_event *x = &a->ev[i], *y = &b->ev[i];
         ck_assert_int_eq(x->ts_ms, y->ts_ms);
@@ -576,7 +588,7 @@ START_TEST(encoding_round_trips_every_field)
     ck_assert_uint_eq(h.nstr, 4); /* shoes, sku-1, ord-9 and the long one, each once */
     uint8_t *buf = encode_history(&h, &n);
     ck_assert_uint_eq(buf[0], HISTORY_VERSION);
-    ck_assert_uint_eq(buf[1], 3); /* before, folded identities */
+    ck_assert_uint_eq(buf[1], 7); /* before, folded identities, before's sets */
     ck_assert_int_eq(history_decode(&g, buf, n), LS_OK);
     assert_same_history(&h, &g);
     ck_assert_uint_eq(g.nstr, h.nstr);
@@ -597,6 +609,17 @@ START_TEST(encoding_round_trips_every_field)
     ck_assert_int_eq(history_decode(&g, buf, n), LS_OK);
     assert_same_history(&h, &g);
     ck_assert_uint_eq(g.nstr, h.nstr);
+    /* a before without its sets (a store from before them) is written as
+     * version 2 was, and read back as such */
+    h.fold_sets_lost = 1;
+    h.fold_days.n = 0;
+    free(again);
+    again = encode_history(&h, &m);
+    ck_assert_uint_eq(again[0], 2);
+    ck_assert_uint_eq(again[1], 3);
+    ck_assert_int_eq(history_decode(&g, again, m), LS_OK);
+    ck_assert_int_eq(g.fold_sets_lost, 1);
+    assert_same_history(&h, &g);
 
     /* an empty history, with and without before */
     history e;
@@ -1384,6 +1407,90 @@ START_TEST(retention_folds_old_events_into_before)
 }
 END_TEST
 
+/* Distinct UTC days of s->ev[from, to) of types t1 or t2. */
+static uint32_t distinct_days(const gen_set *s, size_t from, size_t to, event_type t1, event_type t2)
+{
+    uint32_t n = 0;
+    for (size_t i = from; i < to; i++) {
+        const gen_ev *g = &s->ev[i];
+        if (g->type != t1 && g->type != t2)
+            continue;
+        int seen = 0;
+        for (size_t j = from; j < i && !seen; j++)
+            seen = (s->ev[j].type == t1 || s->ev[j].type == t2) && s->ev[j].ts_ms / DAY == g->ts_ms / DAY;
+        n += !seen;
+    }
+    return n;
+}
+
+static void assert_days(const ls_features *f, const gen_set *s, size_t from, size_t to, const char *what)
+{
+    uint32_t buy = distinct_days(s, from, to, EV_PURCHASE, EV_PURCHASE),
+             share = distinct_days(s, from, to, EV_SHARE, EV_REFERRAL),
+             review = distinct_days(s, from, to, EV_REVIEW, EV_REVIEW);
+    ck_assert_msg(f->purchase_days == buy, "%s: purchase_days %u, want %u", what, f->purchase_days, buy);
+    ck_assert_msg(f->share_days == share, "%s: share_days %u, want %u", what, f->share_days, share);
+    ck_assert_msg(f->review_days == review, "%s: review_days %u, want %u", what, f->review_days, review);
+}
+
+/* Histories longer than retention (200 days of events, 30 days kept),
+ * sent in four arrival orders: the counts -- orders, purchase, share and
+ * review days -- are those of the events, in every order, although most
+ * events are folded into `before` and, out of time order, after newer
+ * ones (a backfill sent newest first once counted a folded day or order
+ * again).  An alias of two such customers counts what they share once. */
+START_TEST(counts_beyond_retention_hold_in_every_arrival_order)
+{
+    gen_set set = {0};
+    size_t start[PROP_CUSTOMERS + 1];
+    uint64_t r = 0x5eed;
+    gen_customers(&set, &r, "c", PROP_CUSTOMERS, PROP_EVENTS, 400 * DAY, start);
+    for (int kind = 0; kind < ARRIVE_KINDS; kind++) {
+        char dir[512];
+        size_t n = 0, dups = 0;
+        tu_tempdir(dir, sizeof dir);
+        store *s = open_store(dir, 30);
+        const gen_ev **order = arrival(&set, kind, INT64_MAX, &r, &n);
+        feed(s, order, n, &r, kind == ARRIVE_BY_CUSTOMER ? 7 : 60, &dups);
+        size_t folded = 0;
+        for (int c = 0; c < PROP_CUSTOMERS; c++) {
+            char id[24], what[64];
+            history h;
+            tally t;
+            snprintf(id, sizeof id, "c%03d", c);
+            snprintf(what, sizeof what, "%s, arrival order %d", id, kind);
+            ls_features f = record_of(s, id);
+            tally_of(&set, start[c], start[c + 1], INT64_MAX, &t);
+            assert_tally(&f, &t, what);
+            assert_days(&f, &set, start[c], start[c + 1], what);
+            history_init(&h);
+            get_history(s, id, &h);
+            folded += (size_t)h.has_before;
+            ck_assert(!h.fold_sets_lost);
+            history_free(&h);
+        }
+        ck_assert_uint_gt(folded, PROP_CUSTOMERS / 2); /* most customers have a before */
+        /* pairs merged by an alias: what both counted counts once */
+        for (int c = 0; c + 1 < PROP_CUSTOMERS; c += 2) {
+            char to[24], from[24], what[96];
+            tally t;
+            snprintf(to, sizeof to, "c%03d", c);
+            snprintf(from, sizeof from, "c%03d", c + 1);
+            alias(s, from, to);
+            snprintf(what, sizeof what, "%s+%s, arrival order %d", to, from, kind);
+            ls_features f = record_of(s, to);
+            tally_of(&set, start[c], start[c + 2], INT64_MAX, &t);
+            assert_tally(&f, &t, what);
+            assert_days(&f, &set, start[c], start[c + 2], what);
+        }
+        store_close(&s);
+        free(order);
+        tu_rmtree(dir);
+    }
+    gen_free(&set);
+}
+END_TEST
+
 /* ================================================================== */
 /* End to end: reads as of a time                                       */
 /* ================================================================== */
@@ -1553,6 +1660,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_event_id_counts_once_per_customer);
     tcase_add_test(tc, an_alias_merge_equals_one_customer_with_all_events);
     tcase_add_test(tc, retention_folds_old_events_into_before);
+    tcase_add_test(tc, counts_beyond_retention_hold_in_every_arrival_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("end to end");
