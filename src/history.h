@@ -30,7 +30,8 @@
  * out of time order, or another customer's `before` merged in by an
  * alias -- counts a day or an order only when the time order would: the
  * counts stay exact whatever the arrival order.  Its decayed weight still
- * depends on arrival order (events that old weigh next to nothing).
+ * depends on arrival order, in the last bits of a float (the record is
+ * rounded after each event applied).
  * The identities of folded events are kept (at most HISTORY_MAX_FOLDED_IDS,
  * the numerically smallest let go first), so an event folded out of
  * retention is still a duplicate when it is sent again: a second import of
