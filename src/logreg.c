@@ -25,6 +25,10 @@
 #include "leadscore/error.h"
 
 #define CONSTANT_RTOL 1e-12  /* sd below this times |mean|: constant column */
+/* ... or below this at all: a column of values like 1e-21 (a probability
+ * that is 0 but for rounding) standardised by its sd would weigh 1e18 per
+ * unit, and one customer's ordinary value would swamp every score */
+#define CONSTANT_ATOL 1e-9
 #define SINGULAR_RTOL 1e-12  /* Cholesky pivot below this times max diagonal */
 #define MAX_HALVINGS 40      /* step-halving line search gives up after this */
 #define OBJECTIVE_SLACK 1e-12 /* relative fall in F tolerated as roundoff */
@@ -156,7 +160,7 @@ static void column_scales(struct fit *f)
     }
     for (int j = 0; j < d; j++) {
         double sd = sqrt(f->scale[j] / f->wsum);
-        int constant = sd == 0.0 || sd <= CONSTANT_RTOL * fabs(f->mean[j]);
+        int constant = sd <= CONSTANT_ATOL || sd <= CONSTANT_RTOL * fabs(f->mean[j]);
         f->scale[j] = constant ? 1.0 : sd;
         f->inv[j] = constant ? 0.0 : 1.0 / sd;
     }

@@ -237,7 +237,10 @@ END_TEST
 
 /* A constant column gets scale 1 and coefficient 0 and leaves the rest of
  * the fit as it is without the column -- also with lambda 0, where it
- * would otherwise make the Hessian singular. */
+ * would otherwise make the Hessian singular.  So does a column of values
+ * that are 0 but for rounding (about 1e-21): standardised by its sd it
+ * once weighed 1e18 per unit, and `train` wrote a model that would not
+ * load. */
 START_TEST(test_constant_column)
 {
     const double b[2] = {0.8, -0.4};
@@ -247,23 +250,27 @@ START_TEST(test_constant_column)
 
     ck_assert_ptr_nonnull(X3);
     synth(11, n, 2, 0.1, b, &X, &y);
-    for (size_t i = 0; i < n; i++) {
-        X3[i * 3] = X[i * 2];
-        X3[i * 3 + 1] = 0.1;          /* not exactly representable */
-        X3[i * 3 + 2] = X[i * 2 + 1];
-    }
-    for (int k = 0; k < 2; k++) {
-        logreg_model m2 = {0}, m3 = {0};
-        ck_assert_int_eq(logreg_fit(X, y, NULL, n, 2, lambdas[k], &m2), LS_OK);
-        ck_assert_int_eq(logreg_fit(X3, y, NULL, n, 3, lambdas[k], &m3), LS_OK);
-        ck_assert_double_eq(m3.scale[1], 1.0);
-        ck_assert_double_eq(m3.coef[1], 0.0);
-        ck_assert_double_eq_tol(m3.mean[1], 0.1, 1e-15);
-        ck_assert_double_eq_tol(m3.coef[0], m2.coef[0], 1e-9);
-        ck_assert_double_eq_tol(m3.coef[2], m2.coef[1], 1e-9);
-        ck_assert_double_eq_tol(m3.intercept, m2.intercept, 1e-9);
-        logreg_destroy(&m2);
-        logreg_destroy(&m3);
+    for (int k_tiny = 0; k_tiny < 2; k_tiny++) {
+        for (size_t i = 0; i < n; i++) {
+            X3[i * 3] = X[i * 2];
+            X3[i * 3 + 1] = 0.1;          /* not exactly representable */
+            if (k_tiny)                   /* 0 but for rounding: values around 1e-21 */
+                X3[i * 3 + 1] = (double)(i % 7) * 1e-21;
+            X3[i * 3 + 2] = X[i * 2 + 1];
+        }
+        for (int k = 0; k < 2; k++) {
+            logreg_model m2 = {0}, m3 = {0};
+            ck_assert_int_eq(logreg_fit(X, y, NULL, n, 2, lambdas[k], &m2), LS_OK);
+            ck_assert_int_eq(logreg_fit(X3, y, NULL, n, 3, lambdas[k], &m3), LS_OK);
+            ck_assert_double_eq(m3.scale[1], 1.0);
+            ck_assert_double_eq(m3.coef[1], 0.0);
+            ck_assert_double_eq_tol(m3.mean[1], k_tiny ? 3e-21 : 0.1, 1e-15);
+            ck_assert_double_eq_tol(m3.coef[0], m2.coef[0], 1e-9);
+            ck_assert_double_eq_tol(m3.coef[2], m2.coef[1], 1e-9);
+            ck_assert_double_eq_tol(m3.intercept, m2.intercept, 1e-9);
+            logreg_destroy(&m2);
+            logreg_destroy(&m3);
+        }
     }
     free(X);
     free(X3);
