@@ -167,7 +167,7 @@ typedef struct {
     char node[128];         /* the endpoint the current map names */
     uint32_t epoch;
     atomic_int stop;
-    int rounds;             /* scores answered */
+    atomic_int rounds;      /* scores answered */
 } moving_node;
 
 static void moving_rebind(moving_node *m)
@@ -286,14 +286,21 @@ START_TEST(a_client_keeps_working_while_its_nodes_change_address_for_ever)
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, moving_node_main, &m), 0);
     ls_client *c;
-    ck_assert_int_eq(ls_client_connect(&c, list, 5000), LS_OK);
-    for (int i = 0; i < ROUNDS; i++) {
+    ck_assert_int_eq(ls_client_connect(&c, list, 3000), LS_OK);
+    /* a call may time out on a loaded machine (the client then asks for
+     * the map again and goes on); without the fix every call failed from
+     * about the 254th map on */
+    int failed = 0;
+    for (int i = 0; i < ROUNDS + 5 && m.rounds < ROUNDS; i++) {
         ls_score sc;
         int rc = ls_client_score(c, "x", &sc);
-        ck_assert_msg(rc == LS_OK, "round %d: %s", i, ls_client_last_error(c));
+        if (rc != LS_OK) {
+            ck_assert_msg(++failed <= 3, "call %d: %s (%d calls failed)", i, ls_client_last_error(c), failed);
+            continue;
+        }
         ck_assert(sc.score == 0.5);
         ls_score_free(&sc);
-        if (i == 9)
+        if (m.rounds == 10 && !fds_early)
             fds_early = open_fds();
     }
     /* each score went to the node's address of its round: a new one */
