@@ -267,13 +267,22 @@ int cmd_rescore(int argc, char **argv)
     if (c.out_path && strcmp(c.out_path, "-") == 0)
         c.out_path = NULL; /* "-": standard output, as audience export reads it */
     if (c.out_path) {
-        if (atomicfile_open(&af, c.out_path, err, sizeof err) != LS_OK) {
+        /* the stop signals wait while the temporary file is made and its
+         * removal armed: one that came in between left the file behind */
+        sigset_t stops, was;
+        sigemptyset(&stops);
+        sigaddset(&stops, SIGINT);
+        sigaddset(&stops, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stops, &was);
+        int opened = atomicfile_open(&af, c.out_path, err, sizeof err);
+        if (opened == LS_OK && af.tmp[0])
+            remove_on_stop(af.tmp);
+        sigprocmask(SIG_SETMASK, &was, NULL);
+        if (opened != LS_OK) {
             rc = cli_error("rescore", CLI_FAIL, "%s", err);
             goto done;
         }
         out = af.f;
-        if (af.tmp[0])
-            remove_on_stop(af.tmp);
     }
     c.ro.out = out;
     progress p = {.start_ns = timefmt_mono_ns()};
