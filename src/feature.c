@@ -358,10 +358,29 @@ int feature_orders_before_visits(const ls_features *f)
  * `<= 89.9`) holds for it. */
 static double float_decimal(double v)
 {
-    if (v == 0.0 || !isfinite(v))
+    /* 10^k for k = -15 .. 15: found by bisection, no log10 or pow on the
+     * scoring path (a cart outside this range is left as it is) */
+    static const double p10[] = {1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5,
+                                 1e-4,  1e-3,  1e-2,  1e-1,  1e0,   1e1,   1e2,  1e3,  1e4,  1e5,  1e6,
+                                 1e7,   1e8,   1e9,   1e10,  1e11,  1e12,  1e13, 1e14, 1e15};
+    enum { N = sizeof p10 / sizeof p10[0], ZERO = 15 };
+    double a = fabs(v);
+    if (!(a >= p10[0] && a < p10[N - 1]))
         return v;
-    double scale = pow(10.0, 6.0 - floor(log10(fabs(v))));
-    return isfinite(scale) && isfinite(v * scale) ? round(v * scale) / scale : v;
+    int lo = 0, hi = N - 1; /* p10[lo] <= a < p10[hi] */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        if (p10[mid] <= a)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    int shift = 6 - (lo - ZERO); /* 7 significant digits: a x 10^shift has 7 before the point */
+    if (shift >= 0 && shift <= ZERO)
+        return round(v * p10[ZERO + shift]) / p10[ZERO + shift];
+    if (shift < 0 && -shift <= ZERO)
+        return round(v / p10[ZERO - shift]) * p10[ZERO - shift];
+    return v;
 }
 
 double feature_open_cart(const ls_features *f)

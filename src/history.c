@@ -572,8 +572,24 @@ static void apply_events(const history *h, size_t from, size_t to, order_set *o,
             int64_t day = utc_day(e->ts_ms);
             *day_counter(f, kind) = days + (day != l->day[kind] && !set_has(&h->fold_days, day_key(kind, day)));
         }
-        last_days_note(l, e);
+        if (by_sets)
+            last_days_note(l, e);
         feature_round(f);
+    }
+}
+
+/* The days of the last events of each kind in [0, from) (only replays
+ * that count by the sets need them): walked back, stopping once every
+ * kind is found. */
+static void last_days_before(const history *h, size_t from, last_days *l)
+{
+    int missing = DAY_KINDS;
+    for (size_t i = from; i-- > 0 && missing > 0;) {
+        int kind = day_kind(h->ev[i].type);
+        if (kind >= 0 && l->day[kind] == INT64_MIN) {
+            l->day[kind] = utc_day(h->ev[i].ts_ms);
+            missing--;
+        }
     }
 }
 
@@ -587,10 +603,10 @@ int history_apply_range(const history *h, size_t from, size_t to, const feature_
         return LS_OK;
     if (orders_open(&o, h->nstr))
         return LS_ENOMEM;
-    for (size_t i = 0; i < from; i++) {
+    for (size_t i = 0; i < from; i++)
         orders_note(&o, &h->ev[i]);
-        last_days_note(&l, &h->ev[i]);
-    }
+    if (counts_by_sets(h))
+        last_days_before(h, from, &l);
     apply_events(h, from, to, &o, &l, d, f);
     orders_close(&o);
     return LS_OK;
