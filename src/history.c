@@ -245,18 +245,24 @@ static size_t insert_point(const history *h, const history *eh, const history_ev
     return lo;
 }
 
-/* Index of the first folded identity >= ident. */
-static size_t folded_point(const history *h, uint64_t ident)
+/* Index of the first of the n ascending keys v[] that is >= x. */
+static size_t lower_bound(const uint64_t *v, size_t n, uint64_t x)
 {
-    size_t lo = 0, hi = h->nfolded;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (h->folded[mid] < ident)
+        if (v[mid] < x)
             lo = mid + 1;
         else
             hi = mid;
     }
     return lo;
+}
+
+/* Index of the first folded identity >= ident. */
+static size_t folded_point(const history *h, uint64_t ident)
+{
+    return lower_bound(h->folded, h->nfolded, ident);
 }
 
 static int holds_ident(const history *h, uint64_t ident)
@@ -304,15 +310,7 @@ static int keep_folded(history *h, uint64_t ident)
 /* Index of the first key >= x. */
 static size_t set_point(const history_set *s, uint64_t x)
 {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->v[mid] < x)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    return lower_bound(s->v, s->n, x);
 }
 
 static int set_has(const history_set *s, uint64_t x)
