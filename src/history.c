@@ -259,6 +259,23 @@ static size_t lower_bound(const uint64_t *v, size_t n, uint64_t x)
     return lo;
 }
 
+/* Inserts x at index at of the sorted keys (*v)[0, *n), growing them. */
+static int insert_key(uint64_t **v, size_t *n, size_t *cap, size_t at, uint64_t x)
+{
+    if (*n == *cap) {
+        size_t grown = *cap ? *cap * 2 : 16;
+        uint64_t *p = realloc(*v, grown * sizeof *p);
+        if (!p)
+            return LS_ENOMEM;
+        *v = p;
+        *cap = grown;
+    }
+    memmove(*v + at + 1, *v + at, (*n - at) * sizeof **v);
+    (*v)[at] = x;
+    (*n)++;
+    return LS_OK;
+}
+
 /* Index of the first folded identity >= ident. */
 static size_t folded_point(const history *h, uint64_t ident)
 {
@@ -289,18 +306,7 @@ static int keep_folded(history *h, uint64_t ident)
         h->folded[at - 1] = ident;
         return LS_OK;
     }
-    if (h->nfolded == h->folded_cap) {
-        size_t cap = h->folded_cap ? h->folded_cap * 2 : 16;
-        uint64_t *p = realloc(h->folded, cap * sizeof *p);
-        if (!p)
-            return LS_ENOMEM;
-        h->folded = p;
-        h->folded_cap = cap;
-    }
-    memmove(h->folded + at + 1, h->folded + at, (h->nfolded - at) * sizeof *h->folded);
-    h->folded[at] = ident;
-    h->nfolded++;
-    return LS_OK;
+    return insert_key(&h->folded, &h->nfolded, &h->folded_cap, at, ident);
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,18 +334,7 @@ static int set_add(history_set *s, uint64_t x)
         return LS_OK;
     if (s->n == HISTORY_MAX_FOLD_SET)
         return 1;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        uint64_t *p = realloc(s->v, cap * sizeof *p);
-        if (!p)
-            return LS_ENOMEM;
-        s->v = p;
-        s->cap = cap;
-    }
-    memmove(s->v + at + 1, s->v + at, (s->n - at) * sizeof *s->v);
-    s->v[at] = x;
-    s->n++;
-    return LS_OK;
+    return insert_key(&s->v, &s->n, &s->cap, at, x);
 }
 
 /* Lets the sets go: `before` counts by itself from now on. */
